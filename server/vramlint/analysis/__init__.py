@@ -1,0 +1,1 @@
+"""The analysis core shared by the CLI and the language server."""

@@ -1,0 +1,126 @@
+"""Entry points of the analysis: `analyze_file` and `analyze_source`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from vramlint.analysis.models import find_models
+from vramlint.analysis.results import FileAnalysis, UnknownInfo
+from vramlint.engine.builtins import stdlib_module
+from vramlint.engine.loader import Loader
+from vramlint.engine.source import decode_source
+from vramlint.engine.values import Location
+from vramlint.frontends.torch.numpy_stub import numpy_module
+from vramlint.frontends.torch.stubs import torch_module
+from vramlint.settings import Settings
+
+_loaders: dict[tuple[str, ...], Loader] = {}
+_lock = threading.RLock()
+T = TypeVar("T")
+
+
+def module_name_for(path: str) -> tuple[str, str]:
+    """(dotted module name, the folder to import it from) for a file, like Python would."""
+    path = os.path.abspath(path)
+    d, base = os.path.split(path)
+    stem = base[:-3] if base.endswith(".py") else base
+    parts = [] if stem == "__init__" else [stem]
+    while os.path.isfile(os.path.join(d, "__init__.py")):
+        d, pkg = os.path.split(d)
+        parts.insert(0, pkg)
+        if not pkg:
+            break
+    return ".".join(parts) or stem, d
+
+
+def search_paths(settings: Settings, root: str) -> tuple[str, ...]:
+    paths = [*settings.extra_paths, root]
+    paths += [p for p in sys.path if p and os.path.isdir(p)]
+    seen: set[str] = set()
+    out = []
+    for p in paths:
+        ap = os.path.abspath(p)
+        if ap not in seen:
+            seen.add(ap)
+            out.append(ap)
+    return tuple(out)
+
+
+def get_loader(paths: tuple[str, ...]) -> Loader:
+    """One loader per search path, kept for the process: library modules are evaluated once."""
+    with _lock:
+        loader = _loaders.get(paths)
+        if loader is None:
+            loader = Loader(paths, [torch_module, numpy_module, stdlib_module])
+            _loaders[paths] = loader
+        return loader
+
+
+def analyze_file(path: str, settings: Settings | None = None) -> FileAnalysis:
+    settings = settings or Settings()
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as err:
+        loc = Location(path, 1, 0, 1, 0)
+        return FileAnalysis(path, errors=[UnknownInfo(f"cannot read file: {err.strerror or err}", loc)])
+    text, warning = decode_source(data)
+    result = analyze_source(path, text, settings)
+    if warning:
+        result.warnings.append(UnknownInfo(warning, Location(path, 1, 0, 1, 0)))
+    return result
+
+
+def analyze_source(path: str, text: str, settings: Settings | None = None) -> FileAnalysis:
+    """Analyse `text` as the content of `path` (which need not exist: unsaved editor buffers)."""
+    settings = settings or Settings()
+    dotted, root = module_name_for(path)
+    loader = get_loader(search_paths(settings, root))
+    with _lock:
+        return _with_big_stack(lambda: _analyze(loader, path, text, dotted, settings))
+
+
+def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settings) -> FileAnalysis:
+    mod, source, problems = loader.load_main(os.path.abspath(path), text, dotted)
+    result = FileAnalysis(path)
+    if source.syntax_error is not None:
+        result.errors.append(UnknownInfo(source.syntax_error.message, source.syntax_error.location))
+        return result
+    models = find_models(loader, mod, source)
+    if settings.models:
+        models = [m for m in models if m.name in settings.models]
+    result.models = models
+    return result
+
+
+def _with_big_stack(fn: Callable[[], T]) -> T:
+    """Run `fn` in a thread with a large stack: deeply nested code recurses deeply."""
+    if threading.current_thread().name == "vramlint-analysis":
+        return fn()
+    out: list[T] = []
+    err: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            out.append(fn())
+        except BaseException as e:  # re-raised in the caller
+            err.append(e)
+
+    old = threading.stack_size()
+    threading.stack_size(512 * 1024 * 1024)
+    try:
+        t = threading.Thread(target=target, name="vramlint-analysis")
+        t.start()
+    finally:
+        threading.stack_size(old)
+    t.join()
+    if err:
+        raise err[0]
+    return out[0]
+
+
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))

@@ -1,0 +1,309 @@
+"""Which models a file holds, and building each one.
+
+A model is an nn.Module subclass defined in the file, a module-level variable holding a module
+(`model = Net(...)`, `net = nn.Sequential(...)`, `m = torchvision.models.resnet50()`), or a public
+factory function returning a module. Classes are constructed with the arguments of the first
+call site in the file whose arguments are all known, else with their defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import libcst as cst
+
+from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, TensorInfo, UnknownInfo
+from vramlint.engine.evaluator import Budget, Scope
+from vramlint.engine.loader import Loader
+from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
+from vramlint.engine.source import SourceModule
+from vramlint.engine.values import ClassValue, FunctionValue, Instance, ModuleValue, SourceRef, Unknown
+from vramlint.frontends.torch.module import is_module, named_tensors, state_of
+from vramlint.frontends.torch.tensors import TensorValue
+
+MODEL_STEPS = 3_000_000  # enough for the largest torchvision models many times over
+FACTORY_SKIP = {"main", "train", "test", "evaluate", "run", "fit", "cli", "parse_args", "get_args", "predict"}
+
+
+def _module_class(loader: Loader) -> ClassValue | None:
+    loader.import_module("torch", None)  # makes sure the torch frontend is initialised
+    return loader.torch_module_class  # type: ignore[no-any-return]
+
+
+def find_models(loader: Loader, mod: ModuleValue, source: SourceModule) -> list[ModelResult]:
+    base = _module_class(loader)
+    tree = source.tree
+    if tree is None or base is None:
+        return []
+    results: list[ModelResult] = []
+    stmt_problems = loader.statement_problems.get(mod.name, {})
+    for stmt in tree.body:
+        if isinstance(stmt, cst.ClassDef):
+            cls = mod.ns.get(stmt.name.value)
+            if isinstance(cls, ClassValue) and cls.ref is not None and cls.ref.node is stmt and base in cls.mro:
+                results.append(_build_class(loader, mod, source, cls, stmt))
+        elif isinstance(stmt, cst.FunctionDef):
+            fn = mod.ns.get(stmt.name.value)
+            if isinstance(fn, FunctionValue) and fn.node is stmt and _factory_candidate(loader, mod, source, stmt):
+                r = _build_factory(loader, source, fn, stmt)
+                if r is not None:
+                    results.append(r)
+        elif isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                for name in _assigned_names(small):
+                    v = mod.ns.get(name)
+                    if is_module(v):
+                        unknowns = [_info(u) for u in stmt_problems.get(stmt, [])]
+                        results.append(_result(name, "instance", SourceRef(source, small).location, v,
+                                               "module level", unknowns, None))
+    return results
+
+
+def _assigned_names(small: cst.BaseSmallStatement) -> Iterator[str]:
+    if isinstance(small, cst.Assign):
+        for t in small.targets:
+            if isinstance(t.target, cst.Name):
+                yield t.target.value
+    elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.value is not None:
+        yield small.target.value
+
+
+def _info(u: Unknown) -> UnknownInfo:
+    return UnknownInfo(u.reason, u.location)
+
+
+def _run(loader: Loader, fn: Any) -> tuple[Any, list[Unknown], UnknownInfo | None]:
+    """Run `fn()` with a fresh budget, collecting what it could not decide."""
+    ev = loader.evaluator
+    saved = (ev.budget, ev.issue_sinks, ev.depth, ev.current_ref)
+    ev.budget = Budget(MODEL_STEPS)
+    sink: list[Unknown] = []
+    ev.issue_sinks = [sink]
+    ev.depth = 0
+    error: UnknownInfo | None = None
+    value: Any = None
+    try:
+        value = fn()
+    except BudgetExceeded as err:
+        error = UnknownInfo(err.message, err.ref.location if err.ref else None)
+    except RaiseSignal as sig:
+        error = _info(ev.exception_unknown(sig, None, None))
+    except Undecided as und:
+        error = _info(und.unknown)
+    except RecursionError:
+        error = UnknownInfo("construction nests too deeply to evaluate", None)
+    finally:
+        ev.budget, ev.issue_sinks, ev.depth, ev.current_ref = saved
+    return value, sink, error
+
+
+def _call_sites(source: SourceModule, name: str) -> Iterator[cst.Call]:
+    class Finder(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.calls: list[cst.Call] = []
+
+        def visit_Call(self, node: cst.Call) -> None:
+            if isinstance(node.func, cst.Name) and node.func.value == name:
+                self.calls.append(node)
+
+    assert source.tree is not None
+    finder = Finder()
+    source.tree.visit(finder)
+    yield from finder.calls
+
+
+def _known_call_args(loader: Loader, mod: ModuleValue, source: SourceModule, call: cst.Call) -> Any:
+    """The call's arguments evaluated at module level, or None if any is unknown."""
+    ev = loader.evaluator
+    scope = Scope(mod.ns, None, mod.ns, source)
+    saved = ev.budget
+    ev.budget = Budget(100_000)
+    try:
+        args, kwargs = ev.eval_args(call.args, scope)
+    except (RaiseSignal, BudgetExceeded, Undecided, RecursionError):
+        return None
+    finally:
+        ev.budget = saved
+    from vramlint.engine.evaluator import any_unknown
+
+    if any_unknown(args, tuple(kwargs.values())) is not None or "**" in kwargs:
+        return None
+    return args, kwargs
+
+
+def _build_class(loader: Loader, mod: ModuleValue, source: SourceModule, cls: ClassValue,
+                 stmt: cst.ClassDef) -> ModelResult:
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    how = "default arguments"
+    for call in _call_sites(source, cls.name):
+        known = _known_call_args(loader, mod, source, call)
+        if known is not None:
+            args, kwargs = known
+            how = f"arguments of the call at line {SourceRef(source, call).location.line}"
+            break
+    ev = loader.evaluator
+
+    def build() -> Any:
+        ev.current_ref = SourceRef(source, stmt.name)
+        return ev.protocol.instantiate(cls, args, kwargs)
+
+    value, sink, error = _run(loader, build)
+    loc = SourceRef(source, stmt.name).location
+    return _result(cls.name, "class", loc, value, how, [_info(u) for u in sink], error)
+
+
+def _factory_candidate(loader: Loader, mod: ModuleValue, source: SourceModule, stmt: cst.FunctionDef) -> bool:
+    name = stmt.name.value
+    if name.startswith("_") or name in FACTORY_SKIP:
+        return False
+    p = stmt.params
+    if any(x.default is None for x in (*p.posonly_params, *p.params, *p.kwonly_params)):
+        return False
+    if stmt.returns is not None:
+        ev = loader.evaluator
+        scope = Scope(mod.ns, None, mod.ns, source)
+        ann = stmt.returns.annotation
+        try:
+            t = ev.eval(ann, scope) if isinstance(ann, (cst.Name, cst.Attribute)) else None
+        except (RaiseSignal, Undecided, BudgetExceeded):
+            t = None
+        if isinstance(t, ClassValue):
+            base = _module_class(loader)
+            return base in t.mro
+    return _has_value_return(stmt)
+
+
+def _has_value_return(stmt: cst.FunctionDef) -> bool:
+    class Finder(cst.CSTVisitor):
+        found = False
+
+        def visit_Return(self, node: cst.Return) -> None:
+            if node.value is not None:
+                self.found = True
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is stmt
+
+        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+            return False
+
+    f = Finder()
+    stmt.visit(f)
+    return f.found
+
+
+def _build_factory(loader: Loader, source: SourceModule, fn: FunctionValue, stmt: cst.FunctionDef) -> ModelResult | None:
+    ev = loader.evaluator
+
+    def build() -> Any:
+        ev.current_ref = SourceRef(source, stmt.name)
+        return ev.call(fn, (), {})
+
+    value, sink, error = _run(loader, build)
+    if not is_module(value) and error is None:
+        return None
+    return _result(fn.name, "factory", SourceRef(source, stmt.name).location, value, "default arguments",
+                   [_info(u) for u in sink], error)
+
+
+# ---------------------------------------------------------------------- counting and the tree
+def _dims(shape: Any) -> tuple[int | None, ...] | None:
+    if isinstance(shape, Unknown):
+        return None
+    return tuple(d if isinstance(d, int) else None for d in shape)
+
+
+def _tensor_unknowns(t: Any, name: str) -> list[Unknown]:
+    if isinstance(t, Unknown):
+        return [t]
+    if not isinstance(t, TensorValue):
+        return [Unknown(f"`{name}` is not a tensor", None)]
+    if isinstance(t.shape, Unknown):
+        return [t.shape]
+    return [d for d in t.shape if isinstance(d, Unknown)] + [
+        Unknown(f"`{name}` has a non-integer dimension {d!r}", None)
+        for d in t.shape if not isinstance(d, (int, Unknown))
+    ]
+
+
+def _tensor_info(name: str, t: Any) -> TensorInfo:
+    if not isinstance(t, TensorValue):
+        return TensorInfo(name, None, "unknown", None, False)
+    n = t.numel()
+    return TensorInfo(name, _dims(t.shape), t.dtype, n if isinstance(n, int) else None,
+                      bool(t.requires_grad and t.is_param))
+
+
+def count_params(root: Instance) -> tuple[ParamCounts, list[Unknown]]:
+    unknowns: list[Unknown] = []
+    total: int | None = 0
+    trainable: int | None = 0
+    known = 0
+    for name, t in named_tensors(root, "params"):
+        bad = _tensor_unknowns(t, name)
+        if bad:
+            unknowns.extend(bad)
+            total = trainable = None
+            continue
+        n = t.numel()
+        known += n
+        if total is not None:
+            total += n
+        if trainable is not None and t.requires_grad:
+            trainable += n
+    buffers: int | None = 0
+    for name, t in named_tensors(root, "buffers"):
+        n = t.numel() if isinstance(t, TensorValue) else None
+        if isinstance(n, int) and buffers is not None:
+            buffers += n
+        else:
+            buffers = None
+    return ParamCounts(total, trainable, buffers, known), unknowns
+
+
+def build_tree(inst: Instance, path: str = "", seen: set[int] | None = None) -> ModuleNode:
+    seen = set() if seen is None else seen
+    st = state_of(inst)
+    node = ModuleNode(
+        path=path,
+        class_name=inst.cls.name,
+        qualname=f"{inst.cls.module_name}.{inst.cls.qualname}",
+        location=st.ref.location if st.ref is not None else None,
+        params=[_tensor_info(n, t) for n, t in st.params.items() if t is not None],
+        buffers=[_tensor_info(n, t) for n, t in st.buffers.items() if t is not None],
+    )
+    seen.add(id(inst))
+    for name, child in st.modules.items():
+        if is_module(child) and id(child) not in seen:
+            node.children.append(build_tree(child, f"{path}.{name}" if path else name, seen))
+    counts, _ = count_params(inst)
+    node.param_count = counts.total
+    return node
+
+
+def _dedupe(unknowns: list[UnknownInfo]) -> list[UnknownInfo]:
+    seen: set[tuple[str, Any]] = set()
+    out = []
+    for u in unknowns:
+        key = (u.reason, u.location)
+        if key not in seen:
+            seen.add(key)
+            out.append(u)
+    return out
+
+
+def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list[UnknownInfo],
+            error: UnknownInfo | None) -> ModelResult:
+    if error is not None or not is_module(value):
+        if error is None:
+            reason = value.reason if isinstance(value, Unknown) else "did not produce a module"
+            error = UnknownInfo(reason, value.location if isinstance(value, Unknown) else None)
+        return ModelResult(name, kind, loc, ParamCounts(None, None, None, 0), None, how, _dedupe(unknowns), error)
+    counts, param_unknowns = count_params(value)
+    all_unknowns = _dedupe(unknowns + [_info(u) for u in param_unknowns])
+    if all_unknowns and counts.total is not None and unknowns:
+        # Something that could change the structure was not decided: the count is not exact.
+        counts = ParamCounts(None, None, counts.buffers, counts.known)
+    return ModelResult(name, kind, loc, counts, build_tree(value), how, all_unknowns, None)

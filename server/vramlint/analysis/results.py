@@ -1,0 +1,66 @@
+"""Results of analysing a file: plain typed data, free of LSP and terminal concerns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vramlint.engine.values import Location
+
+
+@dataclass(frozen=True)
+class UnknownInfo:
+    """Something the analysis could not determine, and where."""
+
+    reason: str
+    location: Location | None = None
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    shape: tuple[int | None, ...] | None  # None: rank unknown; None inside: that dim unknown
+    dtype: str
+    numel: int | None
+    trainable: bool
+
+
+@dataclass
+class ModuleNode:
+    """One module of a model's tree (torchinfo's rows)."""
+
+    path: str  # attribute path from the root, "" for the root ("features.0.conv")
+    class_name: str
+    qualname: str  # module.Class
+    location: Location | None  # the call that constructed it
+    params: list[TensorInfo] = field(default_factory=list)  # its own (not its children's)
+    buffers: list[TensorInfo] = field(default_factory=list)
+    children: list[ModuleNode] = field(default_factory=list)
+    param_count: int | None = None  # own + children, tied weights once; None if unknown
+
+
+@dataclass
+class ParamCounts:
+    total: int | None
+    trainable: int | None
+    buffers: int | None  # elements of registered buffers
+    known: int  # parameters that are known (a lower bound when total is None)
+
+
+@dataclass
+class ModelResult:
+    name: str
+    kind: str  # "class" | "instance" | "factory"
+    location: Location | None  # where the model is defined
+    params: ParamCounts
+    tree: ModuleNode | None
+    construction: str  # how it was built: "call at line 12", "defaults", "module level"
+    unknowns: list[UnknownInfo] = field(default_factory=list)
+    error: UnknownInfo | None = None  # construction failed (exception, budget)
+
+
+@dataclass
+class FileAnalysis:
+    path: str
+    models: list[ModelResult] = field(default_factory=list)
+    errors: list[UnknownInfo] = field(default_factory=list)  # syntax errors, unreadable file
+    warnings: list[UnknownInfo] = field(default_factory=list)  # e.g. undecodable bytes

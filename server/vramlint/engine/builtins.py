@@ -1,0 +1,1044 @@
+"""Python's builtins and the small part of the standard library that model code uses.
+
+Each is a native stand-in computing on known values and returning Unknown otherwise. Standard
+library modules not listed here import as Unknown (they are never read from CPython's source).
+"""
+
+from __future__ import annotations
+
+import builtins as _py
+import collections
+import itertools
+import math
+import operator
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from vramlint.engine.evaluator import MAX_INT_BITS, MAX_SEQUENCE, any_unknown, contains_unknown
+from vramlint.engine.signals import Undecided
+from vramlint.engine.values import (
+    MISSING,
+    BoundMethod,
+    ClassMethod,
+    ClassValue,
+    ExceptionValue,
+    FieldSpec,
+    FunctionValue,
+    Instance,
+    ModuleValue,
+    NativeFunction,
+    NTuple,
+    Partial,
+    Property,
+    StaticMethod,
+    Unknown,
+    Value,
+)
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+    from vramlint.engine.loader import Loader
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+def native(name: str, decorator: Callable[..., Any] | None = None) -> Callable[[Callable[..., Any]], NativeFunction]:
+    def wrap(fn: Callable[..., Any]) -> NativeFunction:
+        return NativeFunction(name, fn, decorator)
+
+    return wrap
+
+
+def pure(name: str, fn: Callable[..., Any], max_arg: int | None = None) -> NativeFunction:
+    """A native for a Python function of plain values: Unknown in, Unknown out; errors raise."""
+
+    def impl(ev: Evaluator, args: Args, kwargs: Kwargs) -> Any:
+        u = any_unknown(args, tuple(kwargs.values()))
+        if u is not None:
+            return u
+        if any(isinstance(a, Value) for a in args):
+            return Unknown(f"{name}() of an abstract value", ev.current_ref)
+        if max_arg is not None and any(isinstance(a, int) and a > max_arg for a in args):
+            return Unknown(f"{name}() argument too large", ev.current_ref)
+        try:
+            r = fn(*args, **kwargs)
+        except (ValueError, TypeError, OverflowError, ZeroDivisionError) as err:
+            raise ev.raise_error(type(err).__name__, str(err)) from None
+        if isinstance(r, int) and not isinstance(r, bool) and r.bit_length() > MAX_INT_BITS:
+            return Unknown("number too large", ev.current_ref)
+        return r
+
+    return NativeFunction(name, impl)
+
+
+class BuiltinType:
+    """Native payload of builtin classes (int, list, ValueError...)."""
+
+    def __init__(self, pytype: type, construct: Callable[..., Any] | None = None) -> None:
+        self.pytype = pytype
+        self.construct = construct
+
+
+class _InstanceCheck:
+    """Native payload of abstract classes checked by behaviour (Sequence, Callable...)."""
+
+    def __init__(self, check: Callable[[Evaluator, Any], Any]) -> None:
+        self.instancecheck = check
+
+
+def _to_number(ev: Evaluator, v: Any, kind: type) -> Any:
+    if isinstance(v, Unknown):
+        return v
+    if isinstance(v, (int, float, str, bool)):
+        try:
+            return kind(v)
+        except (ValueError, OverflowError) as err:
+            raise ev.raise_error("ValueError", str(err)) from None
+    if isinstance(v, Instance):
+        dn = {int: "__int__", float: "__float__"}[kind]
+        fn, _ = v.cls.lookup(dn)
+        if fn is not MISSING:
+            return ev.call(ev.protocol.bind_descriptor(fn, v.cls, v), (), {})
+        if kind is int:
+            fn, _ = v.cls.lookup("__index__")
+            if fn is not MISSING:
+                return ev.call(ev.protocol.bind_descriptor(fn, v.cls, v), (), {})
+    if isinstance(v, Value) and hasattr(v, "to_python"):
+        py = v.to_python(ev)
+        return py if isinstance(py, Unknown) else _to_number(ev, py, kind)
+    return Unknown(f"{kind.__name__}() of a {getattr(v, 'type_name', type(v).__name__)}", ev.current_ref)
+
+
+def _to_str(ev: Evaluator, v: Any) -> Any:
+    if isinstance(v, Unknown):
+        return v
+    if isinstance(v, (int, float, str, bool, type(None))):
+        return str(v)
+    u = contains_unknown(v)
+    if u is not None:
+        return u
+    if isinstance(v, (list, tuple, dict)) and all(isinstance(x, (int, float, str, bool, type(None))) for x in v):
+        return str(v)
+    if isinstance(v, ClassValue):
+        return f"<class '{v.module_name}.{v.qualname}'>"
+    if isinstance(v, Instance):
+        for dn in ("__str__", "__repr__"):
+            fn, _ = v.cls.lookup(dn)
+            if isinstance(fn, FunctionValue):
+                return ev.call(ev.protocol.bind_descriptor(fn, v.cls, v), (), {})
+    return Unknown("str() of an object", ev.current_ref)
+
+
+def make_builtins(loader: Loader) -> dict[str, Any]:
+    b: dict[str, Any] = {}
+    types: dict[type, ClassValue] = {}
+
+    def klass(name: str, pytype: type | None, bases: tuple[ClassValue, ...], construct: Any = None,
+              ns: dict[str, Any] | None = None) -> ClassValue:
+        payload = BuiltinType(pytype, construct) if pytype is not None else None
+        c = ClassValue(name, bases, ns or {}, "builtins", native=payload)
+        if pytype is not None:
+            types[pytype] = c
+        b[name] = c
+        return c
+
+    obj = klass("object", object, (), None, {
+        "__init__": NativeFunction("object.__init__", lambda ev, a, k: None),
+        "__init_subclass__": NativeFunction("object.__init_subclass__", lambda ev, a, k: None),
+    })
+    # `object` itself must not construct natively, or every user class would.
+    obj.native = None
+    types[object] = obj
+
+    def c_int(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        if not a:
+            return 0
+        if len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], int):
+            try:
+                return int(a[0], a[1])
+            except ValueError as err:
+                raise ev.raise_error("ValueError", str(err)) from None
+        return _to_number(ev, a[0], int)
+
+    def c_float(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        return _to_number(ev, a[0], float) if a else 0.0
+
+    def c_bool(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        if not a:
+            return False
+        try:
+            return ev.truth(a[0])
+        except Undecided as und:
+            return und.unknown
+
+    def c_str(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        return _to_str(ev, a[0]) if a else ""
+
+    def c_seq(kind: type) -> Callable[..., Any]:
+        def construct(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+            if not a:
+                return kind()
+            items = ev.list_of(a[0])
+            if isinstance(items, Unknown):
+                return items
+            try:
+                return kind(items)
+            except TypeError:
+                return Unknown(f"unhashable element in {kind.__name__}()", ev.current_ref)
+
+        return construct
+
+    def c_dict(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        out: dict[Any, Any] = {}
+        if a:
+            src = a[0]
+            if isinstance(src, dict):
+                out.update(src)
+            else:
+                items = ev.list_of(src)
+                if isinstance(items, Unknown):
+                    return items
+                for pair in items:
+                    p = ev.list_of(pair)
+                    if isinstance(p, Unknown) or len(p) != 2:
+                        return Unknown("dict() of non-pairs", ev.current_ref)
+                    out[p[0]] = p[1]
+        out.update(k)
+        return out
+
+    def c_odict(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        d = c_dict(ev, cls, a, k)
+        return collections.OrderedDict(d) if isinstance(d, dict) else d
+
+    def c_range(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        u = contains_unknown(a)
+        if u is not None:
+            return u
+        a = tuple(_to_number(ev, x, int) if not isinstance(x, int) else x for x in a)
+        u = contains_unknown(a)
+        if u is not None:
+            return u
+        try:
+            return range(*a)
+        except (TypeError, ValueError) as err:
+            raise ev.raise_error("TypeError", str(err)) from None
+
+    def c_slice(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        return slice(*a)
+
+    def c_type(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        if len(a) == 1:
+            return ev.protocol.type_of(a[0])
+        if len(a) == 3 and isinstance(a[0], str) and isinstance(a[2], dict):
+            bases = tuple(x for x in ev.list_of(a[1]) if isinstance(x, ClassValue)) or (obj,)
+            return ClassValue(a[0], bases, dict(a[2]), "<dynamic>")
+        return Unknown("type() call", ev.current_ref)
+
+    def c_exception(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        return ExceptionValue(cls, a)
+
+    klass("int", int, (obj,), c_int)
+    klass("bool", bool, (b["int"],), c_bool)
+    klass("float", float, (obj,), c_float)
+    klass("complex", complex, (obj,), lambda ev, c, a, k: pure("complex", complex).impl(ev, a, k))
+    klass("str", str, (obj,), c_str)
+    klass("bytes", bytes, (obj,), lambda ev, c, a, k: Unknown("bytes()", ev.current_ref))
+    klass("list", list, (obj,), c_seq(list))
+    klass("tuple", tuple, (obj,), c_seq(tuple))
+    klass("set", set, (obj,), c_seq(set))
+    klass("frozenset", frozenset, (obj,), c_seq(frozenset))
+    klass("dict", dict, (obj,), c_dict)
+    odict = ClassValue("OrderedDict", (b["dict"],), {}, "collections", native=BuiltinType(collections.OrderedDict, c_odict))
+    types[collections.OrderedDict] = odict
+    klass("range", range, (obj,), c_range)
+    klass("slice", slice, (obj,), c_slice)
+    klass("type", type, (obj,), c_type)
+    types[type(None)] = ClassValue("NoneType", (obj,), {}, "builtins", native=BuiltinType(type(None), lambda ev, c, a, k: None))
+    types[type(Ellipsis)] = ClassValue("ellipsis", (obj,), {}, "builtins")
+
+    base_exc = klass("BaseException", BaseException, (obj,), c_exception)
+    exc = klass("Exception", Exception, (base_exc,), c_exception)
+    tree = {
+        "ArithmeticError": "Exception", "ZeroDivisionError": "ArithmeticError", "OverflowError": "ArithmeticError",
+        "LookupError": "Exception", "KeyError": "LookupError", "IndexError": "LookupError",
+        "ValueError": "Exception", "TypeError": "Exception", "AttributeError": "Exception",
+        "NameError": "Exception", "RuntimeError": "Exception", "NotImplementedError": "RuntimeError",
+        "RecursionError": "RuntimeError", "AssertionError": "Exception", "ImportError": "Exception",
+        "ModuleNotFoundError": "ImportError", "StopIteration": "Exception", "OSError": "Exception",
+        "FileNotFoundError": "OSError", "UnicodeError": "ValueError", "Warning": "Exception",
+        "UserWarning": "Warning", "DeprecationWarning": "Warning", "FutureWarning": "Warning",
+        "RuntimeWarning": "Warning", "KeyboardInterrupt": "BaseException", "SystemExit": "BaseException",
+    }
+    for name, parent in tree.items():
+        klass(name, getattr(_py, name), (b[parent],), c_exception)
+    del exc
+
+    types[Partial] = PARTIAL
+    b["__types__"] = types
+    b["None"] = None
+    b["True"] = True
+    b["False"] = False
+    b["NotImplemented"] = NotImplemented
+    b["Ellipsis"] = Ellipsis
+    b["__debug__"] = True
+    b["__name__"] = "builtins"
+
+    # ------------------------------------------------------------------ functions
+    @native("len")
+    def _len(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        return ev.protocol.length(a[0])
+
+    b["len"] = _len
+
+    @native("isinstance")
+    def _isinstance(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        return isinstance_of(ev, a[0], a[1])
+
+    b["isinstance"] = _isinstance
+
+    @native("issubclass")
+    def _issubclass(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        c, want = a[0], a[1]
+        if isinstance(c, Unknown):
+            return c
+        if not isinstance(c, ClassValue):
+            return Unknown("issubclass() of a non-class", ev.current_ref)
+        wants = want if isinstance(want, tuple) else (want,)
+        for w in wants:
+            if isinstance(w, Unknown):
+                return w
+            if isinstance(w, ClassValue) and c.is_subclass_of(w):
+                return True
+        return False
+
+    b["issubclass"] = _issubclass
+
+    @native("hasattr")
+    def _hasattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        from vramlint.engine.signals import RaiseSignal
+
+        try:
+            v = ev.protocol.getattr(a[0], a[1])
+        except RaiseSignal:
+            return False
+        if isinstance(v, Unknown) and not isinstance(a[0], Unknown):
+            return v
+        return not isinstance(v, Unknown) or v
+
+    b["hasattr"] = _hasattr
+
+    @native("getattr")
+    def _getattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        if isinstance(a[1], Unknown):
+            return a[1]
+        if len(a) > 2:
+            return ev.protocol.getattr(a[0], a[1], a[2])
+        return ev.protocol.getattr(a[0], a[1])
+
+    b["getattr"] = _getattr
+
+    @native("setattr")
+    def _setattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        if isinstance(a[1], Unknown):
+            ev.record(a[1])
+            return None
+        ev.protocol.setattr(a[0], a[1], a[2])
+        return None
+
+    b["setattr"] = _setattr
+
+    @native("delattr")
+    def _delattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        if isinstance(a[1], str):
+            ev.protocol.delattr(a[0], a[1])
+        return None
+
+    b["delattr"] = _delattr
+
+    @native("callable")
+    def _callable(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        v = a[0]
+        if isinstance(v, Unknown):
+            return v
+        if isinstance(v, (FunctionValue, NativeFunction, ClassValue, BoundMethod, Partial)):
+            return True
+        if isinstance(v, Instance):
+            return v.cls.lookup("__call__")[0] is not MISSING
+        return False
+
+    b["callable"] = _callable
+    b["super"] = NativeFunction("super", lambda ev, a, k: _super2(ev, a))
+
+    def _super2(ev: Evaluator, a: Args) -> Any:
+        from vramlint.engine.values import SuperValue
+
+        if len(a) == 2 and isinstance(a[0], ClassValue):
+            return SuperValue(a[0], a[1])
+        return Unknown("super() form", ev.current_ref)
+
+    b["print"] = NativeFunction("print", lambda ev, a, k: None)
+    b["id"] = NativeFunction("id", lambda ev, a, k: id(a[0]))
+    b["hash"] = pure("hash", hash)
+    b["abs"] = NativeFunction("abs", lambda ev, a, k: _numeric_unary(ev, a[0], abs, "__abs__"))
+    b["round"] = pure("round", round)
+    b["divmod"] = pure("divmod", divmod)
+    b["pow"] = NativeFunction("pow", lambda ev, a, k: _pow(ev, a))
+    b["chr"] = pure("chr", chr)
+    b["ord"] = pure("ord", ord)
+    b["hex"] = pure("hex", hex)
+    b["bin"] = pure("bin", bin)
+    b["format"] = pure("format", format)
+    b["repr"] = NativeFunction("repr", lambda ev, a, k: _repr(ev, a[0]))
+    b["ascii"] = pure("ascii", ascii)
+    b["vars"] = NativeFunction("vars", lambda ev, a, k: a[0].attrs if a and isinstance(a[0], Instance) else Unknown("vars()", ev.current_ref))
+    b["globals"] = NativeFunction("globals", lambda ev, a, k: Unknown("globals()", ev.current_ref))
+    b["locals"] = NativeFunction("locals", lambda ev, a, k: Unknown("locals()", ev.current_ref))
+    b["open"] = NativeFunction("open", lambda ev, a, k: Unknown("file contents are not read", ev.current_ref))
+    b["input"] = NativeFunction("input", lambda ev, a, k: Unknown("input()", ev.current_ref))
+    b["eval"] = NativeFunction("eval", lambda ev, a, k: Unknown("eval() is not evaluated", ev.current_ref))
+    b["exec"] = NativeFunction("exec", lambda ev, a, k: Unknown("exec() is not evaluated", ev.current_ref))
+    b["__import__"] = NativeFunction("__import__", lambda ev, a, k: loader.import_top(a[0]) if a and isinstance(a[0], str) else Unknown("__import__", ev.current_ref))
+
+    @native("iter")
+    def _iter(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        items = ev.list_of(a[0])
+        return items if isinstance(items, Unknown) else _IterValue(items)
+
+    b["iter"] = _iter
+
+    @native("next")
+    def _next(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        it = a[0]
+        if isinstance(it, _IterValue):
+            if it.pos < len(it.items):
+                it.pos += 1
+                return it.items[it.pos - 1]
+            if len(a) > 1:
+                return a[1]
+            raise ev.raise_error("StopIteration", "")
+        items = ev.list_of(it)
+        if isinstance(items, Unknown):
+            return items
+        if items:
+            return items[0]
+        if len(a) > 1:
+            return a[1]
+        raise ev.raise_error("StopIteration", "")
+
+    b["next"] = _next
+
+    def seq_fn(name: str, fn: Callable[..., Any]) -> NativeFunction:
+        def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+            lists = []
+            for x in a:
+                items = ev.list_of(x)
+                if isinstance(items, Unknown):
+                    return items
+                lists.append(items)
+            return fn(ev, lists, k)
+
+        return NativeFunction(name, impl)
+
+    b["zip"] = seq_fn("zip", lambda ev, ls, k: [tuple(t) for t in zip(*ls)])
+    b["enumerate"] = NativeFunction("enumerate", lambda ev, a, k: _enumerate(ev, a, k))
+    b["reversed"] = seq_fn("reversed", lambda ev, ls, k: list(reversed(ls[0])))
+    b["sorted"] = NativeFunction("sorted", lambda ev, a, k: _sorted(ev, a, k))
+    b["sum"] = NativeFunction("sum", lambda ev, a, k: _sum(ev, a))
+    b["min"] = NativeFunction("min", lambda ev, a, k: _minmax(ev, a, k, min))
+    b["max"] = NativeFunction("max", lambda ev, a, k: _minmax(ev, a, k, max))
+    b["any"] = NativeFunction("any", lambda ev, a, k: _anyall(ev, a[0], True))
+    b["all"] = NativeFunction("all", lambda ev, a, k: _anyall(ev, a[0], False))
+    b["map"] = NativeFunction("map", lambda ev, a, k: _map(ev, a))
+    b["filter"] = NativeFunction("filter", lambda ev, a, k: _filter(ev, a))
+
+    b["staticmethod"] = NativeFunction("staticmethod", lambda ev, a, k: StaticMethod(a[0]),
+                                       lambda ev, v, a, k: StaticMethod(v))
+    b["classmethod"] = NativeFunction("classmethod", lambda ev, a, k: ClassMethod(a[0]),
+                                      lambda ev, v, a, k: ClassMethod(v))
+    b["property"] = NativeFunction("property", lambda ev, a, k: Property(a[0] if a else None, a[1] if len(a) > 1 else None),
+                                   lambda ev, v, a, k: Property(v))
+    return b
+
+
+class _IterValue(Value):
+    __slots__ = ("items", "pos")
+    type_name = "iterator"
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+        self.pos = 0
+
+    def iterate(self, ev: Evaluator) -> list[Any]:
+        rest = self.items[self.pos:]
+        self.pos = len(self.items)
+        return rest
+
+
+def isinstance_of(ev: Evaluator, v: Any, want: Any) -> Any:
+    if isinstance(want, Unknown):
+        return want
+    wants = want if isinstance(want, tuple) else (want,)
+    t = ev.protocol.type_of(v)
+    result: Any = False
+    for w in wants:
+        if isinstance(w, tuple):
+            r = isinstance_of(ev, v, w)
+        elif isinstance(w, ClassValue):
+            check = getattr(w.native, "instancecheck", None) if w.native is not None else None
+            if check is not None:
+                r = check(ev, v)
+            elif isinstance(t, Unknown):
+                r = t
+            else:
+                r = t.is_subclass_of(w)
+        elif isinstance(w, Unknown):
+            r = w
+        else:
+            r = False
+        if r is True:
+            return True
+        if isinstance(r, Unknown):
+            result = r
+    return result
+
+
+def _numeric_unary(ev: Evaluator, v: Any, fn: Callable[[Any], Any], dunder: str) -> Any:
+    if isinstance(v, (int, float, complex)):
+        return fn(v)
+    if isinstance(v, Unknown):
+        return v
+    if isinstance(v, Value) and hasattr(v, "unary"):
+        return v.unary(ev, dunder)
+    return Unknown(f"{dunder} of an abstract value", ev.current_ref)
+
+
+def _pow(ev: Evaluator, a: Args) -> Any:
+    import libcst as cst
+
+    if len(a) == 2:
+        return ev.binop(cst.Power, a[0], a[1])
+    return pure("pow", pow).impl(ev, a, {})
+
+
+def _repr(ev: Evaluator, v: Any) -> Any:
+    if isinstance(v, (int, float, str, bool, type(None))):
+        return repr(v)
+    return _to_str(ev, v)
+
+
+def _enumerate(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    items = ev.list_of(a[0])
+    if isinstance(items, Unknown):
+        return items
+    start = a[1] if len(a) > 1 else k.get("start", 0)
+    if isinstance(start, Unknown):
+        return start
+    return [(i + start, x) for i, x in enumerate(items)]
+
+
+def _sorted(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    items = ev.list_of(a[0])
+    if isinstance(items, Unknown):
+        return items
+    u = contains_unknown(items)
+    if u is not None:
+        return u
+    key = k.get("key")
+    try:
+        if key is None:
+            return sorted(items, reverse=bool(k.get("reverse", False)))
+        keys = [ev.call(key, (x,), {}) for x in items]
+        u = contains_unknown(keys)
+        if u is not None:
+            return u
+        order = sorted(range(len(items)), key=lambda i: keys[i], reverse=bool(k.get("reverse", False)))
+        return [items[i] for i in order]
+    except TypeError as err:
+        raise ev.raise_error("TypeError", str(err)) from None
+
+
+def _sum(ev: Evaluator, a: Args) -> Any:
+    import libcst as cst
+
+    items = ev.list_of(a[0])
+    if isinstance(items, Unknown):
+        return items
+    total: Any = a[1] if len(a) > 1 else 0
+    for x in items:
+        total = ev.binop(cst.Add, total, x)
+    return total
+
+
+def _minmax(ev: Evaluator, a: Args, k: Kwargs, fn: Callable[..., Any]) -> Any:
+    items = ev.list_of(a[0]) if len(a) == 1 else list(a)
+    if isinstance(items, Unknown):
+        return items
+    u = contains_unknown(items)
+    if u is not None:
+        return u
+    if not items:
+        if "default" in k:
+            return k["default"]
+        raise ev.raise_error("ValueError", f"{fn.__name__}() arg is an empty sequence")
+    key = k.get("key")
+    if key is not None:
+        keys = [ev.call(key, (x,), {}) for x in items]
+        u = contains_unknown(keys)
+        if u is not None:
+            return u
+        best = fn(range(len(items)), key=lambda i: keys[i])
+        return items[best]
+    if not all(isinstance(x, (int, float, str, tuple)) for x in items):
+        return Unknown(f"{fn.__name__}() of abstract values", ev.current_ref)
+    try:
+        return fn(items)
+    except TypeError as err:
+        raise ev.raise_error("TypeError", str(err)) from None
+
+
+def _anyall(ev: Evaluator, it: Any, is_any: bool) -> Any:
+    items = ev.list_of(it)
+    if isinstance(items, Unknown):
+        return items
+    pending: Any = None
+    for x in items:
+        try:
+            t = ev.truth(x)
+        except Undecided as und:
+            pending = und.unknown
+            continue
+        if t == is_any:
+            return is_any
+    return pending if pending is not None else (not is_any)
+
+
+def _map(ev: Evaluator, a: Args) -> Any:
+    lists = []
+    for x in a[1:]:
+        items = ev.list_of(x)
+        if isinstance(items, Unknown):
+            return items
+        lists.append(items)
+    return [ev.call(a[0], tuple(t), {}) for t in zip(*lists)]
+
+
+def _filter(ev: Evaluator, a: Args) -> Any:
+    items = ev.list_of(a[1])
+    if isinstance(items, Unknown):
+        return items
+    out = []
+    for x in items:
+        keep = x if a[0] is None else ev.call(a[0], (x,), {})
+        try:
+            if ev.truth(keep):
+                out.append(x)
+        except Undecided as und:
+            return und.unknown
+    return out
+
+
+# ---------------------------------------------------------------------- standard library stubs
+def _module(name: str, ns: dict[str, Any], fallback: str | None = None) -> ModuleValue:
+    def hook(attr: str) -> Any:
+        if fallback == "noop":
+            return NoOp(f"{name}.{attr}")
+        return Unknown(f"`{name}.{attr}` is not modelled", None)
+
+    return ModuleValue(name, ns, getattr_hook=hook)
+
+
+class NoOp(Value):
+    """A value whose attributes and calls do nothing (logging, warnings)."""
+
+    __slots__ = ("name",)
+    type_name = "object"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_attribute(self, ev: Evaluator, name: str) -> Any:
+        return NoOp(f"{self.name}.{name}")
+
+    def call(self, ev: Evaluator, args: Args, kwargs: Kwargs) -> Any:
+        return None
+
+    def enter(self, ev: Evaluator) -> Any:
+        return None
+
+
+def _identity_decorator(name: str) -> NativeFunction:
+    """Decorator usable bare (`@cache`) or called (`@lru_cache(maxsize=None)`)."""
+    ident = NativeFunction(name, lambda ev, a, k: a[0] if a else None, lambda ev, v, a, k: v)
+
+    def call(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        if len(a) == 1 and not k and isinstance(a[0], (FunctionValue, ClassValue)):
+            return a[0]
+        return ident
+
+    return NativeFunction(name, call, lambda ev, v, a, k: v)
+
+
+def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
+    b = loader.builtins
+    if name == "math":
+        ns: dict[str, Any] = {k: getattr(math, k) for k in ("pi", "e", "inf", "nan", "tau")}
+        for fn in ("sqrt", "ceil", "floor", "log", "log2", "log10", "log1p", "exp", "expm1", "pow", "isqrt",
+                   "gcd", "lcm", "isfinite", "isinf", "isnan", "trunc", "fabs", "sin", "cos", "tan", "atan",
+                   "atan2", "asin", "acos", "tanh", "hypot", "copysign", "fmod", "radians", "degrees", "erf",
+                   "isclose", "modf", "frexp", "ldexp", "dist", "fsum"):
+            ns[fn] = pure(f"math.{fn}", getattr(math, fn))
+        ns["prod"] = NativeFunction("math.prod", lambda ev, a, k: _prod(ev, a, k))
+        ns["comb"] = pure("math.comb", math.comb, max_arg=100_000)
+        ns["perm"] = pure("math.perm", math.perm, max_arg=100_000)
+        ns["factorial"] = pure("math.factorial", math.factorial, max_arg=5_000)
+        return _module(name, ns)
+    if name == "functools":
+        return _module(name, {
+            "partial": PARTIAL,
+            "reduce": NativeFunction("functools.reduce", _reduce),
+            "wraps": _identity_decorator("functools.wraps"),
+            "lru_cache": _identity_decorator("functools.lru_cache"),
+            "cache": _identity_decorator("functools.cache"),
+            "total_ordering": _identity_decorator("functools.total_ordering"),
+            "singledispatch": _identity_decorator("functools.singledispatch"),
+            "cached_property": NativeFunction("functools.cached_property", lambda ev, a, k: Property(a[0]),
+                                              lambda ev, v, a, k: Property(v)),
+            "update_wrapper": NativeFunction("functools.update_wrapper", lambda ev, a, k: a[0]),
+        })
+    if name == "operator":
+        ns = {}
+        for fn in ("add", "sub", "mul", "truediv", "floordiv", "mod", "neg", "eq", "ne", "lt", "le", "gt", "ge",
+                   "and_", "or_", "xor", "pow"):
+            ns[fn] = _operator_fn(fn)
+        ns["getitem"] = NativeFunction("operator.getitem", lambda ev, a, k: ev.protocol.getitem(a[0], a[1]))
+        ns["itemgetter"] = NativeFunction("operator.itemgetter", lambda ev, a, k: NativeFunction(
+            "itemgetter", lambda ev2, a2, k2: ev2.protocol.getitem(a2[0], a[0])))
+        ns["attrgetter"] = NativeFunction("operator.attrgetter", lambda ev, a, k: NativeFunction(
+            "attrgetter", lambda ev2, a2, k2: ev2.protocol.getattr(a2[0], a[0])))
+        ns["index"] = NativeFunction("operator.index", lambda ev, a, k: _to_number(ev, a[0], int))
+        return _module(name, ns)
+    if name == "copy":
+        return _module(name, {
+            "deepcopy": NativeFunction("copy.deepcopy", lambda ev, a, k: ev.protocol.deepcopy(a[0])),
+            "copy": NativeFunction("copy.copy", lambda ev, a, k: ev.protocol.shallowcopy(a[0])),
+        })
+    if name == "itertools":
+        return _module(name, _itertools_ns())
+    if name in ("collections", "collections.abc", "typing", "typing_extensions"):
+        return _typing_like(loader, name)
+    if name == "dataclasses":
+        from vramlint.engine.dataclass_rules import dataclasses_module
+
+        return dataclasses_module(loader)
+    if name == "enum":
+        from vramlint.engine.enums import enum_module
+
+        return enum_module(loader)
+    if name in ("warnings", "logging"):
+        return _module(name, {}, fallback="noop")
+    if name == "abc":
+        abc = ClassValue("ABC", (b["object"],), {}, "abc")
+        return _module(name, {"ABC": abc, "ABCMeta": b["type"], "abstractmethod": _identity_decorator("abc.abstractmethod")})
+    if name == "sys":
+        import sys
+
+        return _module(name, {"version_info": tuple(sys.version_info), "maxsize": sys.maxsize,
+                              "platform": Unknown("sys.platform depends on the machine", None)})
+    if name == "os":
+        return _module(name, {"environ": Unknown("environment variables are not known statically", None),
+                              "getenv": NativeFunction("os.getenv", lambda ev, a, k: Unknown(f"environment variable {a[0] if a else ''}", ev.current_ref))})
+    if name == "numbers":
+        num = ClassValue("Number", (b["object"],), {}, "numbers", native=_InstanceCheck(
+            lambda ev, v: isinstance(v, (int, float, complex)) or (v if isinstance(v, Unknown) else False)))
+        integral = ClassValue("Integral", (num,), {}, "numbers", native=_InstanceCheck(
+            lambda ev, v: isinstance(v, int) or (v if isinstance(v, Unknown) else False)))
+        return _module(name, {"Number": num, "Real": num, "Integral": integral})
+    if name == "types":
+        return _module(name, {
+            "SimpleNamespace": _simple_namespace(b),
+            "FunctionType": ClassValue("function", (b["object"],), {}, "types", native=_InstanceCheck(
+                lambda ev, v: isinstance(v, FunctionValue))),
+            "MethodType": ClassValue("method", (b["object"],), {}, "types", native=_InstanceCheck(
+                lambda ev, v: isinstance(v, BoundMethod))),
+        })
+    if name == "inspect":
+        return _module(name, {
+            "isclass": NativeFunction("inspect.isclass", lambda ev, a, k: isinstance(a[0], ClassValue)),
+            "isfunction": NativeFunction("inspect.isfunction", lambda ev, a, k: isinstance(a[0], FunctionValue)),
+        })
+    return None
+
+
+def _prod(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    import libcst as cst
+
+    items = ev.list_of(a[0])
+    if isinstance(items, Unknown):
+        return items
+    total: Any = k.get("start", 1)
+    for x in items:
+        total = ev.binop(cst.Multiply, total, x)
+    return total
+
+
+def _reduce(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    items = ev.list_of(a[1])
+    if isinstance(items, Unknown):
+        return items
+    if len(a) > 2:
+        acc, rest = a[2], items
+    elif items:
+        acc, rest = items[0], items[1:]
+    else:
+        raise ev.raise_error("TypeError", "reduce() of empty iterable with no initial value")
+    for x in rest:
+        acc = ev.call(a[0], (acc, x), {})
+    return acc
+
+
+def _operator_fn(name: str) -> NativeFunction:
+    import libcst as cst
+
+    binops = {"add": cst.Add, "sub": cst.Subtract, "mul": cst.Multiply, "truediv": cst.Divide,
+              "floordiv": cst.FloorDivide, "mod": cst.Modulo, "and_": cst.BitAnd, "or_": cst.BitOr,
+              "xor": cst.BitXor, "pow": cst.Power}
+    cmps = {"eq": cst.Equal, "ne": cst.NotEqual, "lt": cst.LessThan, "le": cst.LessThanEqual,
+            "gt": cst.GreaterThan, "ge": cst.GreaterThanEqual}
+    if name in binops:
+        return NativeFunction(f"operator.{name}", lambda ev, a, k: ev.binop(binops[name], a[0], a[1]))
+    if name in cmps:
+        return NativeFunction(f"operator.{name}", lambda ev, a, k: ev.compare(cmps[name], a[0], a[1]))
+    return NativeFunction(f"operator.{name}", lambda ev, a, k: _numeric_unary(ev, a[0], operator.neg, "__neg__"))
+
+
+def _partial_impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    if not a:
+        return Unknown("partial() without a function", ev.current_ref)
+    f = a[0]
+    if isinstance(f, Partial):  # partial of a partial flattens, as in CPython
+        return Partial(f.func, (*f.args, *a[1:]), {**f.kwargs, **k})
+    return Partial(f, tuple(a[1:]), dict(k))
+
+
+PARTIAL = ClassValue("partial", (), {}, "functools", native=BuiltinType(Partial, lambda ev, c, a, k: _partial_impl(ev, a, k)))
+
+
+def _itertools_ns() -> dict[str, Any]:
+    def lists(ev: Evaluator, a: Args) -> Any:
+        out = []
+        for x in a:
+            items = ev.list_of(x)
+            if isinstance(items, Unknown):
+                return items
+            out.append(items)
+        return out
+
+    def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+            ls = lists(ev, a)
+            if isinstance(ls, Unknown):
+                return ls
+            out = []
+            for item in fn(ls, k):
+                ev.charge()
+                out.append(item)
+                if len(out) > MAX_SEQUENCE:
+                    return Unknown("itertools result too large", ev.current_ref)
+            return out
+
+        return impl
+
+    def _repeat(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        n = a[1] if len(a) > 1 else k.get("times")
+        if not isinstance(n, int) or n > MAX_SEQUENCE:
+            return Unknown("itertools.repeat without a small count", ev.current_ref)
+        return [a[0]] * n
+
+    def _islice(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        items = ev.list_of(a[0])
+        if isinstance(items, Unknown):
+            return items
+        return items[slice(*a[1:])]
+
+    def _accumulate(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        import libcst as cst
+
+        items = ev.list_of(a[0])
+        if isinstance(items, Unknown):
+            return items
+        out: list[Any] = []
+        acc: Any = k.get("initial", MISSING)
+        if acc is not MISSING:
+            out.append(acc)
+        for x in items:
+            acc = x if acc is MISSING else (ev.call(a[1], (acc, x), {}) if len(a) > 1 else ev.binop(cst.Add, acc, x))
+            out.append(acc)
+        return out
+
+    return {
+        "chain": NativeFunction("itertools.chain", guarded(lambda ls, k: itertools.chain(*ls))),
+        "product": NativeFunction("itertools.product", guarded(lambda ls, k: itertools.product(*ls, repeat=k.get("repeat", 1)))),
+        "combinations": NativeFunction("itertools.combinations", lambda ev, a, k: guarded(
+            lambda ls, k2: itertools.combinations(ls[0], a[1]))(ev, a[:1], {})),
+        "permutations": NativeFunction("itertools.permutations", lambda ev, a, k: guarded(
+            lambda ls, k2: itertools.permutations(ls[0], *a[1:]))(ev, a[:1], {})),
+        "zip_longest": NativeFunction("itertools.zip_longest", guarded(lambda ls, k: itertools.zip_longest(*ls, fillvalue=k.get("fillvalue")))),
+        "pairwise": NativeFunction("itertools.pairwise", guarded(lambda ls, k: itertools.pairwise(ls[0]))),
+        "repeat": NativeFunction("itertools.repeat", _repeat),
+        "islice": NativeFunction("itertools.islice", _islice),
+        "accumulate": NativeFunction("itertools.accumulate", _accumulate),
+    }
+
+
+def _simple_namespace(b: dict[str, Any]) -> ClassValue:
+    def construct(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        inst = Instance(cls)
+        inst.attrs.update(k)
+        return inst
+
+    return ClassValue("SimpleNamespace", (b["object"],), {}, "types", native=BuiltinType(object, construct))
+
+
+class TypingForm(Value):
+    """typing.Optional, List[int], TypeVar('T')...: inert values usable in annotations."""
+
+    __slots__ = ("name",)
+    type_name = "typing"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def getitem(self, ev: Evaluator, idx: Any) -> Any:
+        return self
+
+    def call(self, ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        return TypingForm(self.name)
+
+    def get_attribute(self, ev: Evaluator, name: str) -> Any:
+        return TypingForm(f"{self.name}.{name}")
+
+    def binop(self, ev: Evaluator, op: str, other: Any, reflected: bool) -> Any:
+        return self
+
+
+def _typing_like(loader: Loader, name: str) -> ModuleValue:
+    b = loader.builtins
+    obj = b["object"]
+
+    def check(pred: Callable[[Evaluator, Any], Any]) -> Callable[[str], ClassValue]:
+        return lambda n: ClassValue(n, (obj,), {"__class_getitem__": True}, name, native=_InstanceCheck(pred))
+
+    def is_seq(ev: Evaluator, v: Any) -> Any:
+        if isinstance(v, Unknown):
+            return v
+        if isinstance(v, (list, tuple, str, range, NTuple)):
+            return True
+        if isinstance(v, Instance):
+            return v.cls.lookup("__getitem__")[0] is not MISSING and v.cls.lookup("__len__")[0] is not MISSING
+        return False
+
+    def is_iterable(ev: Evaluator, v: Any) -> Any:
+        if isinstance(v, Unknown):
+            return v
+        if isinstance(v, (list, tuple, str, range, dict, set, frozenset, NTuple, _IterValue)):
+            return True
+        if isinstance(v, Instance):
+            return v.cls.lookup("__iter__")[0] is not MISSING or ev.protocol.hook(v.cls, "iterate") is not None
+        return False
+
+    def is_mapping(ev: Evaluator, v: Any) -> Any:
+        return v if isinstance(v, Unknown) else isinstance(v, dict)
+
+    def is_callable(ev: Evaluator, v: Any) -> Any:
+        return b["callable"].impl(ev, (v,), {})
+
+    abcs = {
+        "Sequence": check(is_seq), "MutableSequence": check(is_seq), "Iterable": check(is_iterable),
+        "Iterator": check(is_iterable), "Collection": check(is_iterable), "Mapping": check(is_mapping),
+        "MutableMapping": check(is_mapping), "Callable": check(is_callable), "Sized": check(is_iterable),
+        "Hashable": check(lambda ev, v: True), "Generator": check(is_iterable), "Container": check(is_iterable),
+    }
+    ns: dict[str, Any] = {}
+    if name == "collections":
+        ns["OrderedDict"] = loader.builtin_class_of(collections.OrderedDict())
+        ns["namedtuple"] = NativeFunction("collections.namedtuple", _namedtuple_factory(loader))
+        ns["defaultdict"] = NativeFunction("collections.defaultdict", _defaultdict)
+        ns["Counter"] = NativeFunction("collections.Counter", lambda ev, a, k: _counter(ev, a))
+        ns["deque"] = NativeFunction("collections.deque", lambda ev, a, k: ev.list_of(a[0]) if a else [])
+        ns["abc"] = LazyModuleRef(loader, "collections.abc")
+        for k2, mk in abcs.items():
+            ns[k2] = mk(k2)
+        return _module(name, ns)
+    for k2, mk in abcs.items():
+        ns[k2] = mk(k2)
+    if name == "collections.abc":
+        return _module(name, ns)
+    from vramlint.engine.dataclass_rules import namedtuple_base
+
+    ns.update({
+        "TYPE_CHECKING": False,
+        "cast": NativeFunction("typing.cast", lambda ev, a, k: a[1] if len(a) > 1 else Unknown("cast", ev.current_ref)),
+        "NamedTuple": namedtuple_base(loader),
+        "overload": _identity_decorator("typing.overload"),
+        "final": _identity_decorator("typing.final"),
+        "no_type_check": _identity_decorator("typing.no_type_check"),
+        "runtime_checkable": _identity_decorator("typing.runtime_checkable"),
+        "Generic": ClassValue("Generic", (obj,), {"__class_getitem__": True}, name),
+        "Protocol": ClassValue("Protocol", (obj,), {"__class_getitem__": True}, name),
+        "List": b["list"], "Dict": b["dict"], "Tuple": b["tuple"], "Set": b["set"], "FrozenSet": b["frozenset"],
+        "Type": b["type"], "OrderedDict": loader.builtin_class_of(collections.OrderedDict()),
+        "get_type_hints": NativeFunction("typing.get_type_hints", lambda ev, a, k: Unknown("get_type_hints", ev.current_ref)),
+    })
+
+    def hook(attr: str) -> Any:
+        return TypingForm(f"{name}.{attr}")
+
+    return ModuleValue(name, ns, getattr_hook=hook)
+
+
+class LazyModuleRef(Value):
+    """`collections.abc` reached as an attribute."""
+
+    __slots__ = ("loader", "name")
+
+    def __init__(self, loader: Loader, name: str) -> None:
+        self.loader = loader
+        self.name = name
+
+    def get_attribute(self, ev: Evaluator, name: str) -> Any:
+        mod = self.loader.import_module(self.name, None)
+        return ev.protocol.getattr(mod, name)
+
+
+def _namedtuple_factory(loader: Loader) -> Callable[..., Any]:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        from vramlint.engine.dataclass_rules import make_namedtuple_class
+
+        name, fields = a[0], a[1] if len(a) > 1 else k.get("field_names")
+        if isinstance(fields, str):
+            fields = fields.replace(",", " ").split()
+        items = ev.list_of(fields)
+        if isinstance(items, Unknown) or not isinstance(name, str):
+            return Unknown("namedtuple() with unknown fields", ev.current_ref)
+        defaults = k.get("defaults") or ()
+        return make_namedtuple_class(loader, name, list(items), list(ev.list_of(defaults)))
+
+    return impl
+
+
+def _defaultdict(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    factory = a[0] if a else None
+    if isinstance(factory, ClassValue) and isinstance(factory.native, BuiltinType) and factory.native.pytype in (list, int, dict, set, float):
+        return collections.defaultdict(factory.native.pytype)
+    return Unknown("defaultdict with a custom factory", ev.current_ref)
+
+
+def _counter(ev: Evaluator, a: Args) -> Any:
+    items = ev.list_of(a[0]) if a else []
+    if isinstance(items, Unknown):
+        return items
+    try:
+        return dict(collections.Counter(items))
+    except TypeError:
+        return Unknown("Counter of unhashable values", ev.current_ref)

@@ -1,0 +1,77 @@
+"""enum.Enum: members become instances with `name` and `value`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vramlint.engine.builtins import _module
+from vramlint.engine.values import (
+    ClassMethod,
+    ClassValue,
+    FunctionValue,
+    Instance,
+    NativeFunction,
+    Property,
+    StaticMethod,
+    Unknown,
+)
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+    from vramlint.engine.loader import Loader
+
+
+class _EnumNative:
+    def init_subclass(self, ev: Evaluator, cls: ClassValue) -> None:
+        cls.flags.add("enum")
+        members = {}
+        for k, v in list(cls.ns.items()):
+            if k.startswith("_") or isinstance(v, (FunctionValue, NativeFunction, StaticMethod, ClassMethod, Property, ClassValue)):
+                continue
+            m = Instance(cls)
+            m.attrs["name"] = k
+            m.attrs["_name_"] = k
+            m.attrs["value"] = v
+            m.attrs["_value_"] = v
+            cls.ns[k] = m
+            members[k] = m
+        cls.ns["__members__"] = members
+
+    def construct(self, ev: Evaluator, cls: ClassValue, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        if not a:
+            return Unknown("enum lookup without a value", ev.current_ref)
+        v = a[0]
+        if isinstance(v, Instance) and v.cls is cls:
+            return v
+        for m in cls.ns.get("__members__", {}).values():
+            if m.attrs.get("value") == v and not isinstance(v, Unknown):
+                return m
+        return Unknown(f"{cls.name}({v!r}) is not a known member", ev.current_ref)
+
+    def class_getitem(self, ev: Evaluator, cls: ClassValue, idx: Any) -> Any:
+        members = cls.ns.get("__members__", {})
+        if isinstance(idx, str) and idx in members:
+            return members[idx]
+        raise ev.raise_error("KeyError", repr(idx))
+
+    def iterate_class(self, ev: Evaluator, cls: ClassValue) -> Any:
+        return list(cls.ns.get("__members__", {}).values())
+
+
+_ENUM = _EnumNative()
+
+
+def enum_module(loader: Loader) -> Any:
+    obj = loader.builtins["object"]
+    enum = ClassValue("Enum", (obj,), {"__class_getitem__": True}, "enum", native=_ENUM)
+    int_enum = ClassValue("IntEnum", (loader.builtins["int"], enum), {}, "enum", native=_ENUM)
+    str_enum = ClassValue("StrEnum", (loader.builtins["str"], enum), {}, "enum", native=_ENUM)
+    counter = [0]
+
+    def auto(ev: Evaluator, a: Any, k: Any) -> Any:
+        counter[0] += 1
+        return counter[0]
+
+    return _module("enum", {"Enum": enum, "IntEnum": int_enum, "StrEnum": str_enum, "Flag": enum,
+                            "IntFlag": int_enum, "auto": NativeFunction("enum.auto", auto),
+                            "unique": NativeFunction("enum.unique", lambda ev, a, k: a[0], lambda ev, v, a, k: v)})

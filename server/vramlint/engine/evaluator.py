@@ -1,0 +1,1450 @@
+"""The abstract evaluator: runs model-definition Python over libcst trees.
+
+It executes the code the way Python would where values are known (numbers, strings,
+containers, classes, functions), and carries `Unknown` values, each with its reason and
+location, where they are not. Everything that could loop or recurse is charged to a Budget,
+so no input can hang it.
+
+Frontends (torch.nn, ...) plug in through native modules and `Value` subclasses; the
+evaluator itself knows nothing about deep learning.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import libcst as cst
+
+from vramlint.engine.signals import (
+    BreakSignal,
+    BudgetExceeded,
+    ContinueSignal,
+    RaiseSignal,
+    ReturnSignal,
+    Undecided,
+)
+from vramlint.engine.values import (
+    MISSING,
+    BoundMethod,
+    ClassMethod,
+    ClassValue,
+    ExceptionValue,
+    FunctionValue,
+    Instance,
+    LazyBinding,
+    ModuleValue,
+    NativeFunction,
+    NTuple,
+    Partial,
+    Property,
+    SourceRef,
+    StaticMethod,
+    SuperValue,
+    Unknown,
+    UnknownValueError,
+    Value,
+)
+
+if TYPE_CHECKING:
+    from vramlint.engine.loader import Loader
+    from vramlint.engine.source import SourceModule
+
+# Limits that keep pathological input cheap. Generous for real model code.
+MAX_CALL_DEPTH = 120
+MAX_INT_BITS = 4096  # numbers beyond ~10**1233 become Unknown
+MAX_SEQUENCE = 1_000_000  # elements materialised by one operation
+
+
+class Budget:
+    __slots__ = ("steps", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.steps = 0
+        self.limit = limit
+
+
+class Scope:
+    """Variables of one function, class body, comprehension or module."""
+
+    __slots__ = ("vars", "parent", "globals", "is_class", "func", "self_value", "globals_decl",
+                 "nonlocal_decl", "yields", "module")
+
+    def __init__(
+        self,
+        vars: dict[str, Any],
+        parent: Scope | None,
+        globals: dict[str, Any],
+        module: SourceModule,
+        is_class: bool = False,
+    ) -> None:
+        self.vars = vars
+        self.parent = parent
+        self.globals = globals
+        self.module = module
+        self.is_class = is_class
+        self.func: FunctionValue | None = None
+        self.self_value: Any = MISSING
+        self.globals_decl: set[str] | None = None
+        self.nonlocal_decl: set[str] | None = None
+        self.yields: list[Any] | None = None
+
+
+_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
+    cst.Add: operator.add,
+    cst.Subtract: operator.sub,
+    cst.Multiply: operator.mul,
+    cst.Divide: operator.truediv,
+    cst.FloorDivide: operator.floordiv,
+    cst.Modulo: operator.mod,
+    cst.Power: operator.pow,
+    cst.LeftShift: operator.lshift,
+    cst.RightShift: operator.rshift,
+    cst.BitOr: operator.or_,
+    cst.BitAnd: operator.and_,
+    cst.BitXor: operator.xor,
+    cst.MatrixMultiply: operator.matmul,
+}
+_AUGOPS: dict[type, type] = {
+    cst.AddAssign: cst.Add,
+    cst.SubtractAssign: cst.Subtract,
+    cst.MultiplyAssign: cst.Multiply,
+    cst.DivideAssign: cst.Divide,
+    cst.FloorDivideAssign: cst.FloorDivide,
+    cst.ModuloAssign: cst.Modulo,
+    cst.PowerAssign: cst.Power,
+    cst.LeftShiftAssign: cst.LeftShift,
+    cst.RightShiftAssign: cst.RightShift,
+    cst.BitOrAssign: cst.BitOr,
+    cst.BitAndAssign: cst.BitAnd,
+    cst.BitXorAssign: cst.BitXor,
+    cst.MatrixMultiplyAssign: cst.MatrixMultiply,
+}
+BINOP_NAMES: dict[type, str] = {
+    cst.Add: "add",
+    cst.Subtract: "sub",
+    cst.Multiply: "mul",
+    cst.Divide: "truediv",
+    cst.FloorDivide: "floordiv",
+    cst.Modulo: "mod",
+    cst.Power: "pow",
+    cst.LeftShift: "lshift",
+    cst.RightShift: "rshift",
+    cst.BitOr: "or",
+    cst.BitAnd: "and",
+    cst.BitXor: "xor",
+    cst.MatrixMultiply: "matmul",
+}
+_CMPOPS: dict[type, Callable[[Any, Any], Any]] = {
+    cst.Equal: operator.eq,
+    cst.NotEqual: operator.ne,
+    cst.LessThan: operator.lt,
+    cst.LessThanEqual: operator.le,
+    cst.GreaterThan: operator.gt,
+    cst.GreaterThanEqual: operator.ge,
+}
+_CMP_DUNDER = {
+    cst.Equal: "__eq__",
+    cst.NotEqual: "__ne__",
+    cst.LessThan: "__lt__",
+    cst.LessThanEqual: "__le__",
+    cst.GreaterThan: "__gt__",
+    cst.GreaterThanEqual: "__ge__",
+}
+_NATIVE_SCALARS = (int, float, complex, str, bytes, bool, type(None))
+
+
+def is_native_data(v: Any) -> bool:
+    return isinstance(v, (*_NATIVE_SCALARS, tuple, list, dict, set, frozenset, range, slice))
+
+
+def contains_unknown(v: Any, depth: int = 0) -> Unknown | None:
+    """The first Unknown inside plain data (shallow for speed past a few levels)."""
+    if isinstance(v, Unknown):
+        return v
+    if depth > 3:
+        return None
+    if isinstance(v, (list, tuple, set, frozenset)):
+        for x in v:
+            u = contains_unknown(x, depth + 1)
+            if u is not None:
+                return u
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            u = contains_unknown(k, depth + 1)
+            if u is None:
+                u = contains_unknown(x, depth + 1)
+            if u is not None:
+                return u
+    return None
+
+
+def any_unknown(*values: Any) -> Unknown | None:
+    """The first Unknown inside any of `values` (never use `or` on values: Unknowns have no truth)."""
+    for v in values:
+        u = contains_unknown(v)
+        if u is not None:
+            return u
+    return None
+
+
+class Evaluator:
+    """Executes statements and expressions of analysed modules."""
+
+    def __init__(self, loader: Loader) -> None:
+        self.loader = loader
+        self.builtins: dict[str, Any] = loader.builtins
+        self.budget = Budget(2_000_000)
+        self.depth = 0
+        # Stack of lists collecting the Unknowns that decided nothing (skipped branches...).
+        self.issue_sinks: list[list[Unknown]] = []
+        # Observers of class instantiation (used to find construction call sites).
+        self.current_ref: SourceRef | None = None
+        self._stmt = self._statement_table()
+        self._expr = self._expression_table()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def charge(self, n: int = 1) -> None:
+        b = self.budget
+        b.steps += n
+        if b.steps > b.limit:
+            raise BudgetExceeded(
+                f"evaluation budget of {b.limit:,} steps exceeded (endless loop or very large model?)",
+                self.current_ref,
+            )
+
+    def ref(self, scope: Scope, node: cst.CSTNode) -> SourceRef:
+        return SourceRef(scope.module, node)
+
+    def unknown(self, reason: str, scope: Scope | None = None, node: cst.CSTNode | None = None) -> Unknown:
+        ref = self.ref(scope, node) if scope is not None and node is not None else self.current_ref
+        return Unknown(reason, ref)
+
+    def record(self, unknown: Unknown) -> None:
+        """Remember an Unknown that changed what code ran (a skipped branch, a failed call)."""
+        if self.issue_sinks:
+            sink = self.issue_sinks[-1]
+            if len(sink) < 200:
+                sink.append(unknown)
+
+    def raise_error(self, exc_name: str, message: str) -> RaiseSignal:
+        cls = self.builtins.get(exc_name)
+        if isinstance(cls, ClassValue):
+            return RaiseSignal(ExceptionValue(cls, (message,)), self.current_ref)
+        return RaiseSignal(Unknown(message, self.current_ref), self.current_ref)
+
+    # ------------------------------------------------------------------ modules
+    def exec_module(
+        self, source: SourceModule, module: ModuleValue, per_statement_steps: int
+    ) -> list[tuple[cst.CSTNode, list[Unknown]]]:
+        """Run a module's top level and return, per statement, what it could not decide.
+
+        Each statement gets its own step allowance so one bad statement (an endless loop) does
+        not stop the definitions that follow it."""
+        out: list[tuple[cst.CSTNode, list[Unknown]]] = []
+        assert source.tree is not None
+        scope = Scope(module.ns, None, module.ns, source)
+        depth = self.depth
+        for stmt in source.tree.body:
+            saved = self.budget
+            self.budget = Budget(per_statement_steps)
+            sink: list[Unknown] = []
+            self.issue_sinks.append(sink)
+            try:
+                self.exec_stmt(stmt, scope)
+            except BudgetExceeded as err:
+                sink.append(Unknown(err.message, err.ref or self.ref(scope, stmt)))
+            except RaiseSignal as sig:
+                sink.append(self.exception_unknown(sig, scope, stmt))
+            except (ReturnSignal, BreakSignal, ContinueSignal):
+                pass
+            except Undecided as und:
+                sink.append(und.unknown)
+            except RecursionError:
+                sink.append(Unknown("statement too deeply nested to evaluate", self.ref(scope, stmt)))
+            finally:
+                self.budget = saved
+                self.issue_sinks.pop()
+                self.depth = depth
+            out.append((stmt, sink))
+        return out
+
+    def exception_unknown(self, sig: RaiseSignal, scope: Scope | None, node: cst.CSTNode | None) -> Unknown:
+        exc = sig.exc
+        if isinstance(exc, ExceptionValue):
+            msg = ", ".join(str(a) for a in exc.args if not isinstance(a, Value)) or ""
+            text = f"raises {exc.cls.name}" + (f": {msg}" if msg else "")
+        elif isinstance(exc, Unknown):
+            text = f"raises an exception ({exc.reason})"
+        else:
+            text = "raises an exception"
+        ref = sig.ref or (self.ref(scope, node) if scope is not None and node is not None else None)
+        return Unknown(text, ref)
+
+    # ------------------------------------------------------------------ statements
+    def exec_block(self, body: Any, scope: Scope) -> None:
+        if isinstance(body, cst.SimpleStatementSuite):
+            for small in body.body:
+                self.exec_small(small, scope)
+            return
+        stmts = body.body if isinstance(body, cst.IndentedBlock) else body
+        for stmt in stmts:
+            self.exec_stmt(stmt, scope)
+
+    def exec_stmt(self, stmt: cst.CSTNode, scope: Scope) -> None:
+        self.charge()
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                self.exec_small(small, scope)
+            return
+        handler = self._stmt.get(type(stmt))
+        if handler is None:
+            self.record(self.unknown(f"unsupported statement `{type(stmt).__name__}`", scope, stmt))
+            return
+        handler(stmt, scope)
+
+    def exec_small(self, small: cst.CSTNode, scope: Scope) -> None:
+        handler = self._stmt.get(type(small))
+        if handler is None:
+            self.record(self.unknown(f"unsupported statement `{type(small).__name__}`", scope, small))
+            return
+        prev = self.current_ref
+        self.current_ref = SourceRef(scope.module, small)
+        try:
+            handler(small, scope)
+        finally:
+            self.current_ref = prev
+
+    def _statement_table(self) -> dict[type, Callable[[Any, Scope], None]]:
+        return {
+            cst.Expr: lambda n, s: self._expr_stmt(n, s),
+            cst.Assign: self.s_assign,
+            cst.AnnAssign: self.s_annassign,
+            cst.AugAssign: self.s_augassign,
+            cst.Return: self.s_return,
+            cst.Pass: lambda n, s: None,
+            cst.Break: self.s_break,
+            cst.Continue: self.s_continue,
+            cst.Raise: self.s_raise,
+            cst.Assert: lambda n, s: None,  # asserts never change what a model builds
+            cst.Import: self.s_import,
+            cst.ImportFrom: self.s_importfrom,
+            cst.Global: self.s_global,
+            cst.Nonlocal: self.s_nonlocal,
+            cst.Del: self.s_del,
+            cst.FunctionDef: self.s_functiondef,
+            cst.ClassDef: self.s_classdef,
+            cst.If: self.s_if,
+            cst.For: self.s_for,
+            cst.While: self.s_while,
+            cst.Try: self.s_try,
+            cst.TryStar: self.s_try,
+            cst.With: self.s_with,
+        }
+
+    def _expr_stmt(self, node: cst.Expr, scope: Scope) -> None:
+        value = node.value
+        if isinstance(value, (cst.SimpleString, cst.ConcatenatedString, cst.Ellipsis)):
+            return  # docstrings
+        self.eval(value, scope)
+
+    def s_break(self, node: cst.Break, scope: Scope) -> None:
+        raise BreakSignal()
+
+    def s_continue(self, node: cst.Continue, scope: Scope) -> None:
+        raise ContinueSignal()
+
+    def s_return(self, node: cst.Return, scope: Scope) -> None:
+        raise ReturnSignal(None if node.value is None else self.eval(node.value, scope))
+
+    def s_raise(self, node: cst.Raise, scope: Scope) -> None:
+        exc: Any = None
+        if node.exc is not None:
+            exc = self.eval(node.exc, scope)
+            if isinstance(exc, ClassValue):
+                exc = ExceptionValue(exc, ())
+        raise RaiseSignal(exc, self.ref(scope, node))
+
+    def s_global(self, node: cst.Global, scope: Scope) -> None:
+        if scope.globals_decl is None:
+            scope.globals_decl = set()
+        scope.globals_decl.update(n.name.value for n in node.names)
+
+    def s_nonlocal(self, node: cst.Nonlocal, scope: Scope) -> None:
+        if scope.nonlocal_decl is None:
+            scope.nonlocal_decl = set()
+        scope.nonlocal_decl.update(n.name.value for n in node.names)
+
+    def s_del(self, node: cst.Del, scope: Scope) -> None:
+        self.delete_target(node.target, scope)
+
+    def delete_target(self, target: cst.BaseExpression, scope: Scope) -> None:
+        if isinstance(target, cst.Name):
+            scope.vars.pop(target.value, None)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for el in target.elements:
+                self.delete_target(el.value, scope)
+        elif isinstance(target, cst.Subscript):
+            obj = self.eval(target.value, scope)
+            idx = self.eval_slice(target.slice, scope)
+            self.protocol.delitem(obj, idx)
+        elif isinstance(target, cst.Attribute):
+            obj = self.eval(target.value, scope)
+            self.protocol.delattr(obj, target.attr.value)
+
+    def s_assign(self, node: cst.Assign, scope: Scope) -> None:
+        value = self.eval(node.value, scope)
+        for t in node.targets:
+            self.assign(t.target, value, scope)
+
+    def s_annassign(self, node: cst.AnnAssign, scope: Scope) -> None:
+        if node.value is None:
+            if scope.is_class and isinstance(node.target, cst.Name):
+                scope.vars.setdefault("__annotations_order__", []).append(node.target.value)
+            return
+        value = self.eval(node.value, scope)
+        if scope.is_class and isinstance(node.target, cst.Name):
+            scope.vars.setdefault("__annotations_order__", []).append(node.target.value)
+        self.assign(node.target, value, scope)
+
+    def s_augassign(self, node: cst.AugAssign, scope: Scope) -> None:
+        op = _AUGOPS[type(node.operator)]
+        target = node.target
+        if isinstance(target, cst.Name):
+            cur = self.lookup(target.value, scope, target)
+            new = self.binop(op, cur, self.eval(node.value, scope), inplace=True)
+            self.assign(target, new, scope)
+        elif isinstance(target, cst.Attribute):
+            obj = self.eval(target.value, scope)
+            cur = self.protocol.getattr(obj, target.attr.value)
+            new = self.binop(op, cur, self.eval(node.value, scope), inplace=True)
+            self.protocol.setattr(obj, target.attr.value, new)
+        elif isinstance(target, cst.Subscript):
+            obj = self.eval(target.value, scope)
+            idx = self.eval_slice(target.slice, scope)
+            cur = self.protocol.getitem(obj, idx)
+            new = self.binop(op, cur, self.eval(node.value, scope), inplace=True)
+            self.protocol.setitem(obj, idx, new)
+
+    def assign(self, target: cst.BaseExpression, value: Any, scope: Scope) -> None:
+        if isinstance(target, cst.Name):
+            self.bind(target.value, value, scope)
+        elif isinstance(target, cst.Attribute):
+            obj = self.eval(target.value, scope)
+            self.protocol.setattr(obj, target.attr.value, value)
+        elif isinstance(target, cst.Subscript):
+            obj = self.eval(target.value, scope)
+            idx = self.eval_slice(target.slice, scope)
+            self.protocol.setitem(obj, idx, value)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            self.unpack(target.elements, value, scope)
+        elif isinstance(target, cst.StarredElement):
+            self.assign(target.value, value, scope)
+
+    def unpack(self, elements: Any, value: Any, scope: Scope) -> None:
+        star = next((i for i, e in enumerate(elements) if isinstance(e, cst.StarredElement)), None)
+        if isinstance(value, Unknown):
+            for e in elements:
+                self.assign(e.value, value, scope)
+            return
+        items = self.list_of(value, limit=len(elements) + MAX_SEQUENCE)
+        if isinstance(items, Unknown):
+            for e in elements:
+                self.assign(e.value, items, scope)
+            return
+        if star is None:
+            if len(items) != len(elements):
+                raise self.raise_error("ValueError", f"cannot unpack {len(items)} values into {len(elements)}")
+            for e, v in zip(elements, items):
+                self.assign(e.value, v, scope)
+            return
+        after = len(elements) - star - 1
+        if len(items) < star + after:
+            raise self.raise_error("ValueError", "not enough values to unpack")
+        for e, v in zip(elements[:star], items[:star]):
+            self.assign(e.value, v, scope)
+        self.assign(elements[star].value, items[star: len(items) - after], scope)
+        for e, v in zip(elements[star + 1:], items[len(items) - after:]):
+            self.assign(e.value, v, scope)
+
+    def bind(self, name: str, value: Any, scope: Scope) -> None:
+        if scope.globals_decl and name in scope.globals_decl:
+            scope.globals[name] = value
+            return
+        if scope.nonlocal_decl and name in scope.nonlocal_decl:
+            s = scope.parent
+            while s is not None:
+                if not s.is_class and name in s.vars:
+                    s.vars[name] = value
+                    return
+                s = s.parent
+        scope.vars[name] = value
+
+    def s_if(self, node: cst.If, scope: Scope) -> None:
+        try:
+            cond = self.truth(self.eval(node.test, scope))
+        except Undecided as und:
+            self.record(Unknown(f"could not decide this condition: {und.unknown.reason}", self.ref(scope, node.test)))
+            return
+        if cond:
+            self.exec_block(node.body, scope)
+        elif node.orelse is not None:
+            if isinstance(node.orelse, cst.If):
+                self.s_if(node.orelse, scope)
+            else:
+                self.exec_block(node.orelse.body, scope)
+
+    def s_for(self, node: cst.For, scope: Scope) -> None:
+        iterable = self.eval(node.iter, scope)
+        try:
+            it = self.iterate(iterable)
+            broke = False
+            for item in it:
+                self.charge()
+                self.assign(node.target, item, scope)
+                try:
+                    self.exec_block(node.body, scope)
+                except BreakSignal:
+                    broke = True
+                    break
+                except ContinueSignal:
+                    continue
+        except Undecided as und:
+            self.record(Unknown(f"could not iterate: {und.unknown.reason}", self.ref(scope, node.iter)))
+            return
+        if not broke and node.orelse is not None:
+            self.exec_block(node.orelse.body, scope)
+
+    def s_while(self, node: cst.While, scope: Scope) -> None:
+        while True:
+            self.charge()
+            try:
+                cond = self.truth(self.eval(node.test, scope))
+            except Undecided as und:
+                self.record(Unknown(f"could not decide this loop condition: {und.unknown.reason}", self.ref(scope, node.test)))
+                return
+            if not cond:
+                break
+            try:
+                self.exec_block(node.body, scope)
+            except BreakSignal:
+                return
+            except ContinueSignal:
+                continue
+        if node.orelse is not None:
+            self.exec_block(node.orelse.body, scope)
+
+    def s_try(self, node: cst.Try | cst.TryStar, scope: Scope) -> None:
+        try:
+            try:
+                self.exec_block(node.body, scope)
+            except RaiseSignal as sig:
+                handler = self._match_handler(node.handlers, sig, scope)
+                if handler is None:
+                    raise
+                if handler.name is not None:
+                    self.assign(handler.name.name, sig.exc, scope)
+                self.exec_block(handler.body, scope)
+            else:
+                if node.orelse is not None:
+                    self.exec_block(node.orelse.body, scope)
+        finally:
+            if node.finalbody is not None:
+                self.exec_block(node.finalbody.body, scope)
+
+    def _match_handler(self, handlers: Any, sig: RaiseSignal, scope: Scope) -> Any:
+        for h in handlers:
+            if h.type is None:
+                return h
+            want = self.eval(h.type, scope)
+            wants = want if isinstance(want, tuple) else (want,)
+            exc = sig.exc
+            for w in wants:
+                if isinstance(w, Unknown):
+                    return h  # an unknown exception type: assume it matches
+                if isinstance(w, ClassValue):
+                    if isinstance(exc, ExceptionValue) and exc.cls.is_subclass_of(w):
+                        return h
+                    if isinstance(exc, Unknown) and w.name in ("Exception", "BaseException"):
+                        return h
+        return None
+
+    def s_with(self, node: cst.With, scope: Scope) -> None:
+        for item in node.items:
+            ctx = self.eval(item.item, scope)
+            if item.asname is not None:
+                entered = self.protocol.enter(ctx)
+                self.assign(item.asname.name, entered, scope)
+        self.exec_block(node.body, scope)
+
+    # imports -------------------------------------------------------------
+    def s_import(self, node: cst.Import, scope: Scope) -> None:
+        lazy = scope.parent is None and not scope.is_class
+        for alias in node.names:
+            dotted = _dotted(alias.name)
+            if alias.asname is not None:
+                name = alias.asname.name.value  # type: ignore[attr-defined]
+                value: Any = self._lazy(lambda d=dotted: self.loader.import_module(d, None), lazy)
+            else:
+                name = dotted.split(".")[0]
+                value = self._lazy(lambda d=dotted: self.loader.import_top(d), lazy)
+            self.bind(name, value, scope)
+
+    def s_importfrom(self, node: cst.ImportFrom, scope: Scope) -> None:
+        level = len(node.relative)
+        modname = _dotted(node.module) if node.module is not None else ""
+        base = scope.module.name
+        package = base if scope.module.path.endswith("__init__.py") else base.rpartition(".")[0]
+        if level:
+            parts = package.split(".") if package else []
+            if level - 1 > len(parts):
+                self.record(self.unknown("relative import beyond the top package", scope, node))
+                return
+            anchor = ".".join(parts[: len(parts) - (level - 1)])
+            full = f"{anchor}.{modname}" if modname and anchor else (modname or anchor)
+        else:
+            full = modname
+        lazy = scope.parent is None and not scope.is_class
+        if isinstance(node.names, cst.ImportStar):
+            mod = self.loader.import_module(full, self.ref(scope, node))
+            if isinstance(mod, ModuleValue):
+                for k in self.loader.star_names(mod):
+                    scope.vars[k] = mod.ns[k] if k in mod.ns else self.protocol.getattr(mod, k)
+            return
+        for alias in node.names:
+            attr = alias.name.value  # type: ignore[union-attr]
+            name = alias.asname.name.value if alias.asname is not None else attr  # type: ignore[union-attr]
+            ref = self.ref(scope, alias)
+            value = self._lazy(lambda f=full, a=attr, r=ref: self.loader.import_from(f, a, r), lazy)
+            self.bind(name, value, scope)
+
+    def _lazy(self, fn: Callable[[], Any], lazy: bool) -> Any:
+        return LazyBinding(fn) if lazy else fn()
+
+    def force(self, binding: LazyBinding) -> Any:
+        if not binding.done:
+            if binding.in_progress:
+                return Unknown("circular import", self.current_ref)
+            binding.in_progress = True
+            try:
+                binding.value = binding.resolve()
+                binding.done = True
+            finally:
+                binding.in_progress = False
+        return binding.value
+
+    # definitions -----------------------------------------------------------
+    def s_functiondef(self, node: cst.FunctionDef, scope: Scope) -> None:
+        func = self.make_function(node, node.name.value, scope)
+        value: Any = func
+        for dec in reversed(node.decorators):
+            value = self.apply_decorator(dec.decorator, value, scope)
+        self.bind(node.name.value, value, scope)
+
+    def make_function(self, node: cst.FunctionDef | cst.Lambda, name: str, scope: Scope) -> FunctionValue:
+        defaults: dict[str, Any] = {}
+        params = node.params
+        for p in (*params.posonly_params, *params.params, *params.kwonly_params):
+            if p.default is not None:
+                defaults[p.name.value] = self.eval(p.default, scope)
+        closure = scope if scope.parent is not None or scope.is_class else None
+        # Class bodies are not closures in Python: skip them.
+        while closure is not None and closure.is_class:
+            closure = closure.parent
+        qual = name
+        if scope.func is not None:
+            qual = f"{scope.func.qualname}.<locals>.{name}"
+        elif scope.is_class:
+            qual = f"{scope.vars.get('__qualname__', '?')}.{name}"
+        return FunctionValue(node, name, qual, scope.module, closure, defaults, scope.globals)
+
+    def apply_decorator(self, expr: cst.BaseExpression, value: Any, scope: Scope) -> Any:
+        """Known decorators transform; any other is taken as the identity (and not evaluated:
+        registries and legacy-argument wrappers would only blur what the function builds)."""
+        head = expr.func if isinstance(expr, cst.Call) else expr
+        try:
+            dec = self.eval(head, scope)
+        except (RaiseSignal, Undecided):
+            return value
+        if isinstance(dec, NativeFunction) and dec.decorator is not None:
+            if isinstance(expr, cst.Call):
+                args, kwargs = self.eval_args(expr.args, scope)
+                return dec.decorator(self, value, args, kwargs)
+            return dec.decorator(self, value, (), {})
+        if isinstance(dec, ClassValue) and dec.native is not None and hasattr(dec.native, "decorate"):
+            return dec.native.decorate(self, value)
+        return value
+
+    def s_classdef(self, node: cst.ClassDef, scope: Scope) -> None:
+        bases: list[ClassValue] = []
+        for arg in node.bases:
+            b = self.eval(arg.value, scope)
+            if isinstance(b, ClassValue):
+                bases.append(b)
+            elif isinstance(b, Unknown):
+                self.record(Unknown(f"base class of {node.name.value} is unknown: {b.reason}", self.ref(scope, arg)))
+                bases.append(self.loader.unknown_base)
+        if not bases:
+            bases = [self.builtins["object"]]
+        qual = node.name.value
+        if scope.is_class:
+            qual = f"{scope.vars.get('__qualname__', '?')}.{qual}"
+        elif scope.func is not None:
+            qual = f"{scope.func.qualname}.<locals>.{qual}"
+        ns: dict[str, Any] = {"__qualname__": qual, "__module__": scope.module.name}
+        body_scope = Scope(ns, scope, scope.globals, scope.module, is_class=True)
+        body_scope.func = scope.func
+        self.exec_block(node.body, body_scope)
+        ref = self.ref(scope, node)
+        cls = ClassValue(node.name.value, tuple(bases), ns, scope.module.name, qual, ref)
+        for v in ns.values():
+            f = v.func if isinstance(v, (StaticMethod, ClassMethod)) else v
+            if isinstance(v, Property):
+                f = v.fget
+            if isinstance(f, FunctionValue) and f.owner is None:
+                f.owner = cls
+        for b in cls.mro[1:]:
+            hook = getattr(b.native, "init_subclass", None) if b.native is not None else None
+            if hook is not None:
+                hook(self, cls)
+                break
+        value: Any = cls
+        for dec in reversed(node.decorators):
+            value = self.apply_decorator(dec.decorator, value, scope)
+        self.bind(node.name.value, value, scope)
+
+    # ------------------------------------------------------------------ expressions
+    def eval(self, node: cst.BaseExpression, scope: Scope) -> Any:
+        handler = self._expr.get(type(node))
+        if handler is None:
+            return self.unknown(f"unsupported expression `{type(node).__name__}`", scope, node)
+        return handler(node, scope)
+
+    def _expression_table(self) -> dict[type, Callable[[Any, Scope], Any]]:
+        return {
+            cst.Name: self.e_name,
+            cst.Integer: lambda n, s: n.evaluated_value,
+            cst.Float: lambda n, s: n.evaluated_value,
+            cst.Imaginary: lambda n, s: n.evaluated_value,
+            cst.SimpleString: self.e_string,
+            cst.ConcatenatedString: self.e_concat,
+            cst.FormattedString: self.e_fstring,
+            cst.Attribute: self.e_attribute,
+            cst.Call: self.e_call,
+            cst.BinaryOperation: self.e_binop,
+            cst.UnaryOperation: self.e_unary,
+            cst.BooleanOperation: self.e_boolop,
+            cst.Comparison: self.e_compare,
+            cst.Tuple: lambda n, s: tuple(self.eval_elements(n.elements, s)),
+            cst.List: lambda n, s: self.eval_elements(n.elements, s),
+            cst.Set: self.e_set,
+            cst.Dict: self.e_dict,
+            cst.Subscript: self.e_subscript,
+            cst.IfExp: self.e_ifexp,
+            cst.Lambda: lambda n, s: self.make_function(n, "<lambda>", s),
+            cst.ListComp: self.e_listcomp,
+            cst.SetComp: self.e_setcomp,
+            cst.GeneratorExp: self.e_listcomp,
+            cst.DictComp: self.e_dictcomp,
+            cst.NamedExpr: self.e_namedexpr,
+            cst.Ellipsis: lambda n, s: Ellipsis,
+            cst.Yield: self.e_yield,
+            cst.Await: lambda n, s: self.eval(n.expression, s),
+        }
+
+    def e_string(self, node: cst.SimpleString, scope: Scope) -> Any:
+        try:
+            return node.evaluated_value
+        except Exception:
+            return self.unknown("string literal could not be decoded", scope, node)
+
+    def e_concat(self, node: cst.ConcatenatedString, scope: Scope) -> Any:
+        left = self.eval(node.left, scope)
+        right = self.eval(node.right, scope)
+        if isinstance(left, str) and isinstance(right, str):
+            return left + right
+        if isinstance(left, bytes) and isinstance(right, bytes):
+            return left + right
+        u = first_unknown_of(left, right)
+        return u if u is not None else self.unknown("string concatenation", scope, node)
+
+    def e_fstring(self, node: cst.FormattedString, scope: Scope) -> Any:
+        out: list[str] = []
+        for part in node.parts:
+            if isinstance(part, cst.FormattedStringText):
+                out.append(part.value)
+                continue
+            v = self.eval(part.expression, scope)
+            u = contains_unknown(v)
+            if u is not None:
+                return u
+            if not isinstance(v, _NATIVE_SCALARS + (tuple, list, dict)):
+                return self.unknown("f-string of a non-literal value", scope, part)
+            spec = ""
+            if part.format_spec:
+                for sp in part.format_spec:
+                    if isinstance(sp, cst.FormattedStringText):
+                        spec += sp.value
+                    else:
+                        sv = self.eval(sp.expression, scope)
+                        if not isinstance(sv, (str, int)):
+                            return self.unknown("f-string format spec", scope, part)
+                        spec += str(sv)
+            if part.conversion == "r":
+                v = repr(v)
+            elif part.conversion == "s":
+                v = str(v)
+            elif part.conversion == "a":
+                v = ascii(v)
+            try:
+                out.append(format(v, spec))
+            except (ValueError, TypeError):
+                return self.unknown("invalid f-string format", scope, part)
+        return "".join(out)
+
+    def e_name(self, node: cst.Name, scope: Scope) -> Any:
+        return self.lookup(node.value, scope, node)
+
+    def lookup(self, name: str, scope: Scope, node: cst.CSTNode | None = None) -> Any:
+        s: Scope | None = scope
+        first = True
+        while s is not None:
+            if first or not s.is_class:
+                if name in s.vars:
+                    v = s.vars[name]
+                    if type(v) is LazyBinding:
+                        v = self.force(v)
+                    return v
+            first = False
+            s = s.parent
+        g = scope.globals
+        if name in g:
+            v = g[name]
+            if type(v) is LazyBinding:
+                v = self.force(v)
+                if not isinstance(v, Unknown) or True:
+                    g[name] = v
+            return v
+        if name in self.builtins:
+            return self.builtins[name]
+        if name == "__class__" and scope.func is not None and scope.func.owner is not None:
+            return scope.func.owner
+        return Unknown(f"name `{name}` is not defined", self.ref(scope, node) if node is not None else self.current_ref)
+
+    def e_attribute(self, node: cst.Attribute, scope: Scope) -> Any:
+        obj = self.eval(node.value, scope)
+        prev = self.current_ref
+        self.current_ref = self.ref(scope, node)
+        try:
+            return self.protocol.getattr(obj, node.attr.value)
+        finally:
+            self.current_ref = prev
+
+    def eval_elements(self, elements: Any, scope: Scope) -> list[Any]:
+        out: list[Any] = []
+        for el in elements:
+            if isinstance(el, cst.StarredElement):
+                v = self.eval(el.value, scope)
+                items = self.list_of(v)
+                if isinstance(items, Unknown):
+                    return _unknown_list(items)
+                out.extend(items)
+            else:
+                out.append(self.eval(el.value, scope))
+        if len(out) > MAX_SEQUENCE:
+            raise BudgetExceeded("sequence too large", self.current_ref)
+        return out
+
+    def e_set(self, node: cst.Set, scope: Scope) -> Any:
+        items = self.eval_elements(node.elements, scope)
+        try:
+            return set(items)
+        except TypeError:
+            return self.unknown("unhashable set element", scope, node)
+
+    def e_dict(self, node: cst.Dict, scope: Scope) -> Any:
+        out: dict[Any, Any] = {}
+        for el in node.elements:
+            if isinstance(el, cst.StarredDictElement):
+                v = self.eval(el.value, scope)
+                if isinstance(v, dict):
+                    out.update(v)
+                else:
+                    return v if isinstance(v, Unknown) else self.unknown("** of a non-dict", scope, el)
+            else:
+                k = self.eval(el.key, scope)
+                try:
+                    out[k] = self.eval(el.value, scope)
+                except TypeError:
+                    return self.unknown("unhashable dict key", scope, el)
+        return out
+
+    def e_ifexp(self, node: cst.IfExp, scope: Scope) -> Any:
+        try:
+            cond = self.truth(self.eval(node.test, scope))
+        except Undecided as und:
+            return Unknown(f"could not decide `... if ... else ...`: {und.unknown.reason}", self.ref(scope, node))
+        return self.eval(node.body if cond else node.orelse, scope)
+
+    def e_namedexpr(self, node: cst.NamedExpr, scope: Scope) -> Any:
+        v = self.eval(node.value, scope)
+        self.assign(node.target, v, scope)
+        return v
+
+    def e_yield(self, node: cst.Yield, scope: Scope) -> Any:
+        s: Scope | None = scope
+        while s is not None and s.yields is None:
+            s = s.parent
+        if s is None or s.yields is None:
+            return None
+        if isinstance(node.value, cst.From):
+            v = self.eval(node.value.item, scope)
+            items = self.list_of(v)
+            if isinstance(items, Unknown):
+                s.yields.append(items)
+            else:
+                s.yields.extend(items)
+        elif node.value is not None:
+            s.yields.append(self.eval(node.value, scope))
+        else:
+            s.yields.append(None)
+        return None
+
+    # comprehensions -------------------------------------------------------
+    def _comprehension(self, node: Any, scope: Scope, emit: Callable[[Scope], None]) -> Unknown | None:
+        inner = Scope({}, scope, scope.globals, scope.module)
+        inner.func = scope.func
+        inner.self_value = scope.self_value
+
+        def run(f: cst.CompFor, s: Scope) -> None:
+            src = self.eval(f.iter, s)
+            for item in self.iterate(src):
+                self.charge()
+                self.assign(f.target, item, inner)
+                ok = True
+                for cond in f.ifs:
+                    if not self.truth(self.eval(cond.test, inner)):
+                        ok = False
+                        break
+                if not ok:
+                    continue
+                if f.inner_for_in is not None:
+                    run(f.inner_for_in, inner)
+                else:
+                    emit(inner)
+
+        try:
+            run(node.for_in, scope)
+        except Undecided as und:
+            return Unknown(f"comprehension over unknown values: {und.unknown.reason}", self.ref(scope, node))
+        return None
+
+    def e_listcomp(self, node: cst.ListComp | cst.GeneratorExp, scope: Scope) -> Any:
+        out: list[Any] = []
+        bad = self._comprehension(node, scope, lambda s: out.append(self.eval(node.elt, s)))
+        if bad is not None:
+            return _unknown_list(bad)
+        if len(out) > MAX_SEQUENCE:
+            raise BudgetExceeded("comprehension too large", self.current_ref)
+        return out
+
+    def e_setcomp(self, node: cst.SetComp, scope: Scope) -> Any:
+        out: list[Any] = []
+        bad = self._comprehension(node, scope, lambda s: out.append(self.eval(node.elt, s)))
+        if bad is not None:
+            return bad
+        try:
+            return set(out)
+        except TypeError:
+            return self.unknown("unhashable set element", scope, node)
+
+    def e_dictcomp(self, node: cst.DictComp, scope: Scope) -> Any:
+        out: dict[Any, Any] = {}
+
+        def emit(s: Scope) -> None:
+            out[self.eval(node.key, s)] = self.eval(node.value, s)
+
+        try:
+            bad = self._comprehension(node, scope, emit)
+        except TypeError:
+            return self.unknown("unhashable dict key", scope, node)
+        return bad if bad is not None else out
+
+    # operators --------------------------------------------------------------
+    def e_binop(self, node: cst.BinaryOperation, scope: Scope) -> Any:
+        left = self.eval(node.left, scope)
+        right = self.eval(node.right, scope)
+        prev = self.current_ref
+        self.current_ref = self.ref(scope, node)
+        try:
+            return self.binop(type(node.operator), left, right)
+        finally:
+            self.current_ref = prev
+
+    def binop(self, op: type, left: Any, right: Any, inplace: bool = False) -> Any:
+        if isinstance(left, Unknown):
+            return left
+        if isinstance(right, Unknown):
+            return right
+        if is_native_data(left) and is_native_data(right):
+            return self._native_binop(op, left, right, inplace)
+        return self.protocol.binop(op, left, right, inplace)
+
+    def _native_binop(self, op: type, left: Any, right: Any, inplace: bool) -> Any:
+        # Guard operations whose result could be astronomically large.
+        if op is cst.Power and isinstance(left, int) and isinstance(right, int) and right > 0:
+            if abs(left) > 1 and right * max(1, abs(left).bit_length()) > MAX_INT_BITS:
+                return Unknown(f"number too large ({left}**{right})", self.current_ref)
+        elif op is cst.Multiply:
+            if isinstance(left, int) and isinstance(right, int):
+                if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                    return Unknown("number too large", self.current_ref)
+            elif isinstance(left, (str, bytes, list, tuple)) or isinstance(right, (str, bytes, list, tuple)):
+                seq, n = (left, right) if isinstance(right, int) else (right, left)
+                if isinstance(n, int) and len(seq) * max(n, 0) > MAX_SEQUENCE:
+                    return Unknown("sequence too large", self.current_ref)
+        elif op is cst.LeftShift and isinstance(right, int) and right > MAX_INT_BITS:
+            return Unknown("number too large", self.current_ref)
+        if inplace and op is cst.Add and isinstance(left, list):
+            items = self.list_of(right)
+            if isinstance(items, Unknown):
+                return items
+            left.extend(items)
+            return left
+        if op is cst.BitOr and isinstance(left, dict) and isinstance(right, dict):
+            return {**left, **right}
+        try:
+            if op is cst.Add and isinstance(left, list) and isinstance(right, tuple):
+                raise TypeError
+            return _BINOPS[op](left, right)
+        except ZeroDivisionError:
+            raise self.raise_error("ZeroDivisionError", "division by zero") from None
+        except (TypeError, ValueError, OverflowError) as err:
+            u = any_unknown(left, right)
+            if u is not None:
+                return u
+            raise self.raise_error("TypeError", str(err)) from None
+
+    def e_unary(self, node: cst.UnaryOperation, scope: Scope) -> Any:
+        v = self.eval(node.expression, scope)
+        op = node.operator
+        if isinstance(op, cst.Not):
+            try:
+                return not self.truth(v)
+            except Undecided as und:
+                return und.unknown
+        if isinstance(v, Unknown):
+            return v
+        if isinstance(v, (int, float, complex)):
+            if isinstance(op, cst.Minus):
+                return -v
+            if isinstance(op, cst.Plus):
+                return +v
+            if isinstance(op, cst.BitInvert) and isinstance(v, int):
+                return ~v
+        return self.protocol.unary(op, v)
+
+    def e_boolop(self, node: cst.BooleanOperation, scope: Scope) -> Any:
+        left = self.eval(node.left, scope)
+        try:
+            t = self.truth(left)
+        except Undecided as und:
+            return und.unknown
+        if isinstance(node.operator, cst.And):
+            return self.eval(node.right, scope) if t else left
+        return left if t else self.eval(node.right, scope)
+
+    def e_compare(self, node: cst.Comparison, scope: Scope) -> Any:
+        left = self.eval(node.left, scope)
+        result: Any = True
+        for target in node.comparisons:
+            right = self.eval(target.comparator, scope)
+            r = self.compare(type(target.operator), left, right)
+            if isinstance(r, Unknown):
+                return r
+            if not r:
+                return False
+            result = r
+            left = right
+        return result
+
+    def compare(self, op: type, left: Any, right: Any) -> Any:
+        if op is cst.Is or op is cst.IsNot:
+            u = first_unknown_of(left, right)
+            if u is not None:
+                return u
+            same = left is right or (
+                isinstance(left, (bool, type(None))) and left == right and type(left) is type(right)
+            )
+            return same if op is cst.Is else not same
+        if op is cst.In or op is cst.NotIn:
+            r = self.contains(right, left)
+            if isinstance(r, Unknown):
+                return r
+            return r if op is cst.In else not r
+        u = first_unknown_of(left, right)
+        if u is not None:
+            return u
+        if is_native_data(left) and is_native_data(right):
+            u = any_unknown(left, right)
+            if u is not None:
+                return u
+            try:
+                return _CMPOPS[op](left, right)
+            except TypeError as err:
+                raise self.raise_error("TypeError", str(err)) from None
+        return self.protocol.compare(op, _CMP_DUNDER[op], left, right)
+
+    def contains(self, container: Any, item: Any) -> Any:
+        if isinstance(container, Unknown):
+            return container
+        if isinstance(container, (str, bytes)):
+            if isinstance(item, Unknown):
+                return item
+            try:
+                return item in container
+            except TypeError:
+                return Unknown("`in` on a string", self.current_ref)
+        if isinstance(container, (dict, set, frozenset)):
+            if isinstance(item, Unknown):
+                return item
+            try:
+                found = item in container
+            except TypeError:
+                return Unknown("unhashable value in `in`", self.current_ref)
+            if not found and any(isinstance(k, Unknown) for k in container):
+                return Unknown("membership among unknown keys", self.current_ref)
+            return found
+        if isinstance(container, (list, tuple, range)):
+            if isinstance(item, Unknown):
+                return item
+            unknown_seen = None
+            for x in container:
+                self.charge()
+                if x is item:
+                    return True
+                if isinstance(x, Unknown):
+                    unknown_seen = x
+                    continue
+                r = self.compare(cst.Equal, x, item)
+                if isinstance(r, Unknown):
+                    unknown_seen = r
+                elif r:
+                    return True
+            return unknown_seen if unknown_seen is not None else False
+        return self.protocol.contains(container, item)
+
+    def truth(self, v: Any) -> bool:
+        if v is None or v is False:
+            return False
+        if v is True:
+            return True
+        if isinstance(v, Unknown):
+            raise Undecided(v)
+        if isinstance(v, (int, float, complex, str, bytes)):
+            return bool(v)
+        if isinstance(v, (tuple, list, dict, set, frozenset, range)):
+            return len(v) > 0
+        return self.protocol.truth(v)
+
+    # subscripts ----------------------------------------------------------------
+    def e_subscript(self, node: cst.Subscript, scope: Scope) -> Any:
+        obj = self.eval(node.value, scope)
+        idx = self.eval_slice(node.slice, scope)
+        prev = self.current_ref
+        self.current_ref = self.ref(scope, node)
+        try:
+            return self.protocol.getitem(obj, idx)
+        finally:
+            self.current_ref = prev
+
+    def eval_slice(self, elements: Any, scope: Scope) -> Any:
+        vals = []
+        for el in elements:
+            s = el.slice
+            if isinstance(s, cst.Index):
+                if s.star is not None:
+                    v = self.eval(s.value, scope)
+                    items = self.list_of(v)
+                    vals.extend(items if isinstance(items, list) else [items])
+                    continue
+                vals.append(self.eval(s.value, scope))
+            else:
+                lower = self.eval(s.lower, scope) if s.lower is not None else None
+                upper = self.eval(s.upper, scope) if s.upper is not None else None
+                step = self.eval(s.step, scope) if s.step is not None else None
+                vals.append(slice(lower, upper, step))
+        if len(elements) == 1 and not (isinstance(elements[0].slice, cst.Index) and elements[0].slice.star):
+            return vals[0]
+        return tuple(vals)
+
+    # calls ---------------------------------------------------------------------
+    def e_call(self, node: cst.Call, scope: Scope) -> Any:
+        func = self.eval(node.func, scope)
+        # Zero-argument super(): the class owning the running function and its first argument.
+        if isinstance(func, NativeFunction) and func.name == "super" and not node.args:
+            owner = scope.func.owner if scope.func is not None else None
+            s: Scope | None = scope
+            while s is not None and s.self_value is MISSING:
+                s = s.parent
+            obj = s.self_value if s is not None else MISSING
+            if owner is None or obj is MISSING:
+                return self.unknown("super() outside a method", scope, node)
+            return SuperValue(owner, obj)
+        args, kwargs = self.eval_args(node.args, scope)
+        prev = self.current_ref
+        self.current_ref = self.ref(scope, node)
+        try:
+            return self.call(func, args, kwargs)
+        finally:
+            self.current_ref = prev
+
+    def eval_args(self, cargs: Any, scope: Scope) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for a in cargs:
+            if a.keyword is not None:
+                kwargs[a.keyword.value] = self.eval(a.value, scope)
+            elif a.star == "*":
+                v = self.eval(a.value, scope)
+                items = self.list_of(v)
+                if isinstance(items, Unknown):
+                    args.append(_StarUnknown(items))
+                else:
+                    args.extend(items)
+            elif a.star == "**":
+                v = self.eval(a.value, scope)
+                if isinstance(v, dict):
+                    for k, x in v.items():
+                        if isinstance(k, str):
+                            kwargs[k] = x
+                else:
+                    kwargs["**"] = v if isinstance(v, Unknown) else Unknown("** of a non-dict", self.ref(scope, a))
+            else:
+                args.append(self.eval(a.value, scope))
+        return tuple(args), kwargs
+
+    def call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self.charge()
+        if isinstance(func, FunctionValue):
+            return self.call_function(func, args, kwargs)
+        if isinstance(func, BoundMethod):
+            return self.call(func.func, (func.self_value, *args), kwargs)
+        if isinstance(func, NativeFunction):
+            try:
+                return func.impl(self, args, kwargs)
+            except UnknownValueError as err:
+                return err.unknown
+        if isinstance(func, ClassValue):
+            return self.protocol.instantiate(func, args, kwargs)
+        if isinstance(func, Partial):
+            return self.call(func.func, (*func.args, *args), {**func.kwargs, **kwargs})
+        if isinstance(func, Unknown):
+            return func
+        return self.protocol.call_object(func, args, kwargs)
+
+    def call_function(self, func: FunctionValue, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.depth >= MAX_CALL_DEPTH:
+            raise BudgetExceeded(f"call depth over {MAX_CALL_DEPTH} (unbounded recursion?) in {func.qualname}", self.current_ref)
+        scope = Scope({}, func.closure, func.globals, func.module)
+        scope.func = func
+        self.bind_params(func, args, kwargs, scope)
+        node = func.node
+        if isinstance(node, cst.Lambda):
+            self.depth += 1
+            try:
+                return self.eval(node.body, scope)
+            finally:
+                self.depth -= 1
+        if func.is_generator is None:
+            func.is_generator = _contains_yield(node.body)
+        if func.is_generator:
+            scope.yields = []
+        self.depth += 1
+        try:
+            self.exec_block(node.body, scope)
+        except ReturnSignal as ret:
+            if scope.yields is not None:
+                return scope.yields
+            return ret.value
+        finally:
+            self.depth -= 1
+        return scope.yields if scope.yields is not None else None
+
+    def bind_params(self, func: FunctionValue, args: tuple[Any, ...], kwargs: dict[str, Any], scope: Scope) -> None:
+        params = func.node.params
+        v = scope.vars
+        positional = [*params.posonly_params, *params.params]
+        star_unknown = next((a.unknown for a in args if isinstance(a, _StarUnknown)), None)
+        args = tuple(a for a in args if not isinstance(a, _StarUnknown))
+        kwargs = dict(kwargs)
+        spread_unknown = kwargs.pop("**", None)
+        i = 0
+        for p in positional:
+            name = p.name.value
+            if i < len(args):
+                v[name] = args[i]
+                i += 1
+            elif name in kwargs and p not in params.posonly_params:
+                v[name] = kwargs.pop(name)
+            elif name in func.defaults:
+                v[name] = func.defaults[name]
+            else:
+                v[name] = _first_given(star_unknown, spread_unknown, Unknown(
+                    f"required argument `{name}` of {func.qualname}() has no known value", self.current_ref
+                ))
+        extra = args[i:]
+        if isinstance(params.star_arg, cst.Param):
+            v[params.star_arg.name.value] = tuple(extra) if star_unknown is None else star_unknown
+        for p in params.kwonly_params:
+            name = p.name.value
+            if name in kwargs:
+                v[name] = kwargs.pop(name)
+            elif name in func.defaults:
+                v[name] = func.defaults[name]
+            else:
+                v[name] = _first_given(spread_unknown, Unknown(
+                    f"required argument `{name}` of {func.qualname}() has no known value", self.current_ref
+                ))
+        if params.star_kwarg is not None:
+            v[params.star_kwarg.name.value] = spread_unknown if spread_unknown is not None and not kwargs else kwargs
+        if positional and not (isinstance(func.owner, ClassValue) and _is_static(func)):
+            scope.self_value = v.get(positional[0].name.value, MISSING)
+
+    # ------------------------------------------------------------------ iteration helpers
+    def iterate(self, v: Any) -> Iterator[Any]:
+        """Elements of an iterable, each charged to the budget. Raises Undecided if unknown."""
+        if isinstance(v, Unknown):
+            raise Undecided(v)
+        if isinstance(v, (list, tuple, range, str, bytes)):
+            return iter(v)
+        if isinstance(v, dict):
+            return iter(list(v.keys()))
+        if isinstance(v, (set, frozenset)):
+            return iter(list(v))
+        if isinstance(v, _Iter):
+            return iter(v.items)
+        items = self.protocol.iterate(v)
+        if isinstance(items, Unknown):
+            raise Undecided(items)
+        return iter(items)
+
+    def list_of(self, v: Any, limit: int = MAX_SEQUENCE) -> Any:
+        """A Python list of the elements of `v`, or an Unknown."""
+        if isinstance(v, list):
+            return v
+        if isinstance(v, tuple):
+            return list(v)
+        if isinstance(v, range):
+            if len(v) > limit:
+                return Unknown("range too large to enumerate", self.current_ref)
+            self.charge(len(v) // 64)
+            return list(v)
+        try:
+            out = []
+            for x in self.iterate(v):
+                self.charge()
+                out.append(x)
+                if len(out) > limit:
+                    return Unknown("sequence too large", self.current_ref)
+            return out
+        except Undecided as und:
+            return und.unknown
+
+    # ------------------------------------------------------------------ misc
+    @property
+    def protocol(self) -> Any:
+        return self.loader.protocol
+
+
+class _StarUnknown:
+    """Marks `*args` whose contents are unknown inside a positional argument list."""
+
+    __slots__ = ("unknown",)
+
+    def __init__(self, unknown: Unknown) -> None:
+        self.unknown = unknown
+
+
+class _Iter:
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+
+def _first_given(*vals: Any) -> Any:
+    """The first value that is not None, else None (without asking any value's truth)."""
+    for v in vals:
+        if v is not None:
+            return v
+    return None
+
+
+def _unknown_list(u: Unknown) -> Unknown:
+    return u
+
+
+def first_unknown_of(*vals: Any) -> Unknown | None:
+    for v in vals:
+        if isinstance(v, Unknown):
+            return v
+    return None
+
+
+def _dotted(node: cst.BaseExpression) -> str:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return f"{_dotted(node.value)}.{node.attr.value}"
+    return ""
+
+
+def _is_static(func: FunctionValue) -> bool:
+    owner = func.owner
+    if owner is None:
+        return False
+    raw = owner.ns.get(func.name)
+    return isinstance(raw, StaticMethod)
+
+
+class _YieldFinder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found = False
+
+    def visit_Yield(self, node: cst.Yield) -> bool:
+        self.found = True
+        return False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False  # nested functions have their own generator-ness
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+
+_yield_cache: dict[cst.BaseSuite, bool] = {}
+
+
+def _contains_yield(body: cst.BaseSuite) -> bool:
+    hit = _yield_cache.get(body)
+    if hit is None:
+        finder = _YieldFinder()
+        body.visit(finder)
+        hit = _yield_cache[body] = finder.found
+    return hit
+
+
+def fmt_number(n: Any) -> str:
+    if isinstance(n, float) and math.isfinite(n):
+        return repr(n)
+    return str(n)
+
+
+def is_instance_value(v: Any) -> bool:
+    return isinstance(v, (Instance, NTuple))

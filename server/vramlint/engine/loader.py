@@ -1,0 +1,268 @@
+"""Finding, parsing and evaluating modules: the workspace, extra paths, installed packages.
+
+Like Python's import system, but:
+- native stubs (torch, the standard library modules model code uses) are never read from source;
+- a package's `__init__.py` runs only when an attribute that is not a submodule is asked of it,
+  and module-level imports bind lazily, so importing one torchvision model file does not
+  evaluate all of torchvision;
+- every module is evaluated once per process and content (library code is shared by all analyses).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from vramlint.engine.evaluator import Evaluator
+from vramlint.engine.protocol import Protocol
+from vramlint.engine.source import SourceModule, decode_source, parse_source
+from vramlint.engine.values import (
+    MISSING,
+    ClassValue,
+    LazyBinding,
+    ModuleValue,
+    SourceRef,
+    Unknown,
+)
+
+NativeModuleFactory = Callable[["Loader", str], "ModuleValue | None"]
+
+# Steps one top-level statement of a module may take (an endless loop there stops at this).
+MODULE_STATEMENT_STEPS = 300_000
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+class Loader:
+    def __init__(self, search_paths: Iterable[str], native_resolvers: list[NativeModuleFactory]) -> None:
+        self.search_paths = [os.path.abspath(p) for p in search_paths]
+        self.native_resolvers = native_resolvers
+        self.modules: dict[str, ModuleValue | Unknown] = {}
+        self.module_problems: dict[str, list[Unknown]] = {}
+        self.statement_problems: dict[str, dict[Any, list[Unknown]]] = {}
+        self.overlays: dict[str, str] = {}
+        self._dir_cache: dict[str, set[str] | None] = {}
+        self.instantiation_observers: list[Callable[..., None]] = []
+        # Slots the torch frontend fills on first use of `torch` (its classes are per loader).
+        self.torch_classes: Any = None
+        self.torch_tensor_classes: Any = None
+        self.torch_module_class: Any = None
+        self.protocol = Protocol(self)
+        from vramlint.engine.builtins import make_builtins
+
+        self.builtins: dict[str, Any] = {}
+        self.builtins.update(make_builtins(self))
+        self.evaluator = Evaluator(self)
+        obj = self.builtins["object"]
+        self.unknown_base = ClassValue("<unknown base>", (obj,), {}, "builtins")
+
+    # ------------------------------------------------------------------ classes of data
+    def builtin_class_of(self, v: Any) -> ClassValue | None:
+        by_type = self.builtins["__types__"]
+        for t in type(v).__mro__:
+            k = by_type.get(t)
+            if k is not None:
+                return k  # type: ignore[no-any-return]
+        return None
+
+    # ------------------------------------------------------------------ files
+    def _listdir(self, d: str) -> set[str] | None:
+        if d not in self._dir_cache:
+            try:
+                self._dir_cache[d] = set(os.listdir(d))
+            except OSError:
+                self._dir_cache[d] = None
+        return self._dir_cache[d]
+
+    def find_module_file(self, dotted: str) -> tuple[str | None, bool]:
+        """(path, is_package) of the source of `dotted` on the search path."""
+        parts = dotted.split(".")
+        for root in self.search_paths:
+            d = root
+            ok = True
+            for p in parts[:-1]:
+                entries = self._listdir(d)
+                if entries is None or p not in entries:
+                    ok = False
+                    break
+                d = os.path.join(d, p)
+            if not ok:
+                continue
+            entries = self._listdir(d)
+            if entries is None:
+                continue
+            last = parts[-1]
+            if last in entries:
+                pkg = os.path.join(d, last)
+                init = os.path.join(pkg, "__init__.py")
+                if os.path.isfile(init):
+                    return init, True
+                if os.path.isdir(pkg):  # namespace package
+                    return pkg, True
+            if last + ".py" in entries:
+                return os.path.join(d, last + ".py"), False
+        return None, False
+
+    def read_text(self, path: str) -> tuple[str | None, str | None]:
+        if path in self.overlays:
+            return self.overlays[path], None
+        try:
+            size = os.path.getsize(path)
+            if size > MAX_FILE_BYTES:
+                return None, f"file too large ({size:,} bytes)"
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as err:
+            return None, f"cannot read file: {err.strerror or err}"
+        return decode_source(data)
+
+    # ------------------------------------------------------------------ imports
+    def import_module(self, dotted: str, ref: SourceRef | None) -> ModuleValue | Unknown:
+        if not dotted:
+            return Unknown("empty module name", ref)
+        hit = self.modules.get(dotted)
+        if hit is not None:
+            return hit
+        for resolve in self.native_resolvers:
+            native = resolve(self, dotted)
+            if native is not None:
+                self.modules[dotted] = native
+                return native
+        top = dotted.split(".")[0]
+        if top in sys.stdlib_module_names:
+            u = Unknown(f"standard library module `{dotted}` is not modelled", ref)
+            self.modules[dotted] = u
+            return u
+        path, is_pkg = self.find_module_file(dotted)
+        if path is None:
+            u = Unknown(f"module `{dotted}` not found (add its folder to extra-paths?)", ref)
+            self.modules[dotted] = u
+            return u
+        # Parents exist as (lazy) packages.
+        if "." in dotted:
+            parent = self.import_module(dotted.rpartition(".")[0], ref)
+        else:
+            parent = None
+        mod = ModuleValue(dotted)
+        mod.ns["__name__"] = dotted
+        mod.ns["__file__"] = path
+        self.modules[dotted] = mod
+        if is_pkg:
+            mod.package_path = os.path.dirname(path) if path.endswith("__init__.py") else path
+            mod.ns["__path__"] = [mod.package_path]
+            if path.endswith("__init__.py"):
+                mod.ns["__vramlint_pending_init__"] = path  # runs on first attribute miss
+        else:
+            self.run_file(mod, path)
+        if isinstance(parent, ModuleValue):
+            parent.ns.setdefault(dotted.rpartition(".")[2], mod)
+        return mod
+
+    def run_file(self, mod: ModuleValue, path: str) -> None:
+        text, problem = self.read_text(path)
+        if text is None:
+            self.module_problems[mod.name] = [Unknown(problem or "unreadable", None)]
+            return
+        source = parse_source(path, text, mod.name)
+        self.run_source(mod, source)
+
+    def run_source(self, mod: ModuleValue, source: SourceModule) -> list[Unknown]:
+        mod.source = source
+        mod.ns.setdefault("__name__", mod.name)
+        per_stmt: dict[Any, list[Unknown]] = {}
+        if source.tree is None:
+            problems = [Unknown(source.syntax_error.message if source.syntax_error else "unparsable", None)]
+        else:
+            ev = self.evaluator
+            saved = (ev.issue_sinks, ev.depth, ev.current_ref)
+            ev.issue_sinks = []
+            try:
+                results = ev.exec_module(source, mod, MODULE_STATEMENT_STEPS)
+            finally:
+                ev.issue_sinks, ev.depth, ev.current_ref = saved
+            problems = [u for _, sink in results for u in sink]
+            per_stmt = {stmt: sink for stmt, sink in results if sink}
+        self.module_problems[mod.name] = problems
+        self.statement_problems[mod.name] = per_stmt
+        return problems
+
+    def import_top(self, dotted: str) -> Any:
+        mod = self.import_module(dotted, None)
+        if isinstance(mod, Unknown):
+            return mod
+        return self.import_module(dotted.split(".")[0], None)
+
+    def import_from(self, full: str, attr: str, ref: SourceRef | None) -> Any:
+        mod = self.import_module(full, ref)
+        if isinstance(mod, Unknown):
+            return Unknown(f"`{attr}` from {mod.reason}", ref)
+        if attr in mod.ns:
+            v = mod.ns[attr]
+            return self.evaluator.force(v) if type(v) is LazyBinding else v
+        if mod.package_path is not None:
+            sub = self.import_module(f"{full}.{attr}", ref)
+            if isinstance(sub, ModuleValue):
+                return sub
+        return self.module_attr(mod, attr, MISSING, ref)
+
+    def module_attr(self, mod: ModuleValue, name: str, default: Any, ref: SourceRef | None = None) -> Any:
+        ns = mod.ns
+        if name in ns:
+            v = ns[name]
+            if type(v) is LazyBinding:
+                v = self.evaluator.force(v)
+                ns[name] = v
+            return v
+        if mod.getattr_hook is not None:
+            v = mod.getattr_hook(name)
+            if v is not MISSING:
+                ns[name] = v
+                return v
+        pending = ns.pop("__vramlint_pending_init__", None)
+        if pending is not None:
+            self.run_file(mod, pending)
+            return self.module_attr(mod, name, default, ref)
+        if mod.package_path is not None:
+            sub = self.import_module(f"{mod.name}.{name}", ref)
+            if isinstance(sub, ModuleValue):
+                return sub
+        if default is not MISSING:
+            return default
+        return Unknown(f"module `{mod.name}` has no attribute `{name}`", ref or self.evaluator.current_ref)
+
+    def star_names(self, mod: ModuleValue) -> list[str]:
+        pending = mod.ns.pop("__vramlint_pending_init__", None)
+        if pending is not None:
+            self.run_file(mod, pending)
+        all_ = mod.ns.get("__all__")
+        if type(all_) is LazyBinding:
+            all_ = self.evaluator.force(all_)
+        if isinstance(all_, (list, tuple)) and all(isinstance(x, str) for x in all_):
+            return list(all_)
+        return [k for k in mod.ns if not k.startswith("_")]
+
+    # ------------------------------------------------------------------ the analysed file
+    def load_main(self, path: str, text: str, dotted: str) -> tuple[ModuleValue, SourceModule, list[Unknown]]:
+        """Evaluate the file being analysed (replacing an earlier version of it)."""
+        mod = ModuleValue(dotted)
+        mod.ns["__name__"] = dotted
+        mod.ns["__file__"] = path
+        if os.path.basename(path) == "__init__.py":
+            mod.package_path = os.path.dirname(path)
+            mod.ns["__path__"] = [mod.package_path]
+        self.modules[dotted] = mod
+        if "." in dotted:
+            self.import_module(dotted.rpartition(".")[0], None)
+        source = parse_source(path, text, dotted)
+        problems = self.run_source(mod, source)
+        return mod, source, problems
+
+    def forget_workspace(self, roots: Iterable[str]) -> None:
+        """Drop evaluated modules under `roots` (their source may have changed)."""
+        roots = [os.path.abspath(r) + os.sep for r in roots]
+        for name, mod in list(self.modules.items()):
+            f = mod.ns.get("__file__") if isinstance(mod, ModuleValue) else None
+            if isinstance(f, str) and any(f.startswith(r) for r in roots):
+                del self.modules[name]
+        self._dir_cache.clear()

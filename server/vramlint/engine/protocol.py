@@ -1,0 +1,660 @@
+"""Python's object model over abstract values: attributes, items, calls of objects, iteration.
+
+Kept apart from the statement/expression interpreter so frontends can extend it: a `Value`
+subclass may define `get_attribute`, `binop`, `getitem`, `setitem`, `iterate`, `truth`,
+`call`, `length`; a native class (ClassValue.native) may define `construct`, `getattr`,
+`setattr`, `iterate` hooks for its instances.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+import libcst as cst
+
+from vramlint.engine.signals import RaiseSignal, Undecided
+from vramlint.engine.values import (
+    MISSING,
+    BoundMethod,
+    ClassMethod,
+    ClassValue,
+    ExceptionValue,
+    FunctionValue,
+    Instance,
+    ModuleValue,
+    NativeFunction,
+    NTuple,
+    Partial,
+    Property,
+    StaticMethod,
+    SuperValue,
+    Unknown,
+    Value,
+)
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+
+# Methods of plain Python data that analysed code may call, by type. They run on the real
+# objects; a method that stores its argument (append...) accepts Unknowns, the others return
+# the first Unknown among their arguments instead of computing with it.
+_STORE_METHODS = {"append", "insert", "extend", "setdefault", "update", "add", "__setitem__"}
+_NATIVE_METHODS: dict[type, set[str]] = {
+    str: {
+        "join", "format", "split", "rsplit", "strip", "lstrip", "rstrip", "startswith", "endswith",
+        "replace", "lower", "upper", "title", "capitalize", "find", "rfind", "index", "count",
+        "isdigit", "isalpha", "isnumeric", "isupper", "islower", "partition", "rpartition",
+        "zfill", "ljust", "rjust", "center", "splitlines", "encode", "casefold", "removeprefix",
+        "removesuffix",
+    },
+    list: {"append", "extend", "insert", "pop", "index", "count", "copy", "reverse", "remove", "clear", "sort"},
+    tuple: {"index", "count"},
+    dict: {"items", "keys", "values", "get", "pop", "update", "setdefault", "copy", "popitem", "clear"},
+    set: {"add", "update", "discard", "remove", "union", "intersection", "difference", "copy", "pop",
+          "issubset", "issuperset"},
+    frozenset: {"union", "intersection", "difference", "issubset", "issuperset"},
+    int: {"bit_length", "to_bytes"},
+    float: {"is_integer", "hex"},
+    bytes: {"decode"},
+    range: {"index", "count"},
+}
+
+
+class Protocol:
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self._hook_cache: dict[tuple[int, str], Any] = {}
+
+    @property
+    def ev(self) -> Evaluator:
+        return self.loader.evaluator  # type: ignore[no-any-return]
+
+    def unknown(self, reason: str) -> Unknown:
+        return Unknown(reason, self.ev.current_ref)
+
+    def hook(self, cls: ClassValue, name: str) -> Any:
+        """The first native hook `name` along the MRO of `cls` (cached)."""
+        key = (id(cls), name)
+        if key in self._hook_cache:
+            return self._hook_cache[key]
+        found = None
+        for k in cls.mro:
+            if k.native is not None and getattr(k.native, name, None) is not None:
+                found = getattr(k.native, name)
+                break
+        self._hook_cache[key] = found
+        return found
+
+    def type_of(self, v: Any) -> ClassValue | Unknown:
+        if isinstance(v, Instance):
+            return v.cls
+        if isinstance(v, NTuple):
+            return v.cls
+        if isinstance(v, ExceptionValue):
+            return v.cls
+        if isinstance(v, Unknown):
+            return v
+        if isinstance(v, Value) and hasattr(v, "value_class"):
+            return v.value_class(self.ev)  # type: ignore[no-any-return]
+        b = self.loader.builtin_class_of(v)
+        return b if b is not None else self.unknown(f"type of {type(v).__name__}")
+
+    # ------------------------------------------------------------------ attributes
+    def getattr(self, obj: Any, name: str, default: Any = MISSING) -> Any:
+        ev = self.ev
+        ev.charge()
+        if isinstance(obj, Unknown):
+            return obj
+        if isinstance(obj, Instance):
+            return self._instance_attr(obj, name, default)
+        if isinstance(obj, ModuleValue):
+            return self.loader.module_attr(obj, name, default)
+        if isinstance(obj, ClassValue):
+            return self._class_attr(obj, name, default)
+        if isinstance(obj, SuperValue):
+            return self._super_attr(obj, name, default)
+        if isinstance(obj, NTuple):
+            fields = obj.cls.ns.get("_fields", ())
+            if name in fields:
+                return obj[fields.index(name)]
+            if name == "_asdict":
+                return NativeFunction("_asdict", lambda ev, a, k: dict(zip(fields, obj)))
+            if name == "_replace":
+                def _replace(ev: Evaluator, a: Any, k: dict[str, Any]) -> Any:
+                    items = list(obj)
+                    for key, val in k.items():
+                        if key in fields:
+                            items[fields.index(key)] = val
+                    return NTuple(tuple(items), obj.cls)
+                return NativeFunction("_replace", _replace)
+            return self._class_attr(obj.cls, name, default, instance=obj)
+        if isinstance(obj, FunctionValue):
+            if name == "__name__":
+                return obj.name
+            if name == "__qualname__":
+                return obj.qualname
+            if name == "__module__":
+                return obj.module.name
+            if name in obj.attrs:
+                return obj.attrs[name]
+            return self._missing(obj, name, default)
+        if isinstance(obj, Partial):
+            if name == "func":
+                return obj.func
+            if name == "args":
+                return obj.args
+            if name == "keywords":
+                return dict(obj.kwargs)
+            return self._missing(obj, name, default)
+        if isinstance(obj, ExceptionValue):
+            if name == "args":
+                return obj.args
+            return self._missing(obj, name, default)
+        if isinstance(obj, BoundMethod):
+            if name == "__self__":
+                return obj.self_value
+            if name == "__func__":
+                return obj.func
+            return self.getattr(obj.func, name, default)
+        if isinstance(obj, NativeFunction):
+            if name == "__name__":
+                return obj.name.rpartition(".")[2]
+            return self._missing(obj, name, default)
+        if isinstance(obj, Value):
+            get = getattr(obj, "get_attribute", None)
+            if get is not None:
+                v = get(ev, name)
+                if v is not MISSING:
+                    return v
+            return self._missing(obj, name, default)
+        return self._native_attr(obj, name, default)
+
+    def _missing(self, obj: Any, name: str, default: Any) -> Any:
+        if default is not MISSING:
+            return default
+        tname = obj.cls.name if isinstance(obj, Instance) else getattr(obj, "type_name", type(obj).__name__)
+        raise self.ev.raise_error("AttributeError", f"'{tname}' object has no attribute '{name}'")
+
+    def _native_attr(self, obj: Any, name: str, default: Any) -> Any:
+        methods = _NATIVE_METHODS.get(type(obj))
+        if methods is not None and name in methods:
+            return NativeFunction(f"{type(obj).__name__}.{name}", _native_method(obj, name))
+        if isinstance(obj, complex) and name in ("real", "imag"):
+            return getattr(obj, name)
+        if isinstance(obj, int) and name in ("real", "numerator"):
+            return obj
+        if isinstance(obj, slice) and name in ("start", "stop", "step"):
+            return getattr(obj, name)
+        if isinstance(obj, range) and name in ("start", "stop", "step"):
+            return getattr(obj, name)
+        if name == "__class__":
+            return self.type_of(obj)
+        if default is not MISSING:
+            return default
+        if obj is None:
+            raise self.ev.raise_error("AttributeError", f"'NoneType' object has no attribute '{name}'")
+        return self.unknown(f"attribute `{name}` of {type(obj).__name__} is not modelled")
+
+    def _instance_attr(self, obj: Instance, name: str, default: Any) -> Any:
+        if name in obj.attrs:
+            return obj.attrs[name]
+        get = self.hook(obj.cls, "getattr")
+        if get is not None:
+            v = get(self.ev, obj, name)
+            if v is not MISSING:
+                return v
+        if name == "__class__":
+            return obj.cls
+        if name == "__dict__":
+            return obj.attrs
+        return self._class_attr(obj.cls, name, default, instance=obj)
+
+    def _class_attr(self, cls: ClassValue, name: str, default: Any, instance: Any = MISSING) -> Any:
+        v, _owner = cls.lookup(name)
+        if v is MISSING:
+            if instance is MISSING:
+                if name == "__name__":
+                    return cls.name
+                if name == "__qualname__":
+                    return cls.qualname
+                if name == "__module__":
+                    return cls.module_name
+                if name == "__mro__":
+                    return tuple(cls.mro)
+                if name == "__bases__":
+                    return cls.bases
+            if instance is not MISSING:
+                ga, _ = cls.lookup("__getattr__")
+                if isinstance(ga, (FunctionValue, NativeFunction)):
+                    return self.ev.call(ga, (instance, name), {})
+            if cls is self.loader.unknown_base or any(k is self.loader.unknown_base for k in cls.mro):
+                return self.unknown(f"attribute `{name}` may come from an unknown base class of {cls.name}")
+            if instance is not MISSING:
+                return self._missing(instance, name, default)
+            return self._missing(cls, name, default)
+        return self.bind_descriptor(v, cls, instance)
+
+    def bind_descriptor(self, v: Any, cls: ClassValue, instance: Any) -> Any:
+        if isinstance(v, StaticMethod):
+            return v.func
+        if isinstance(v, ClassMethod):
+            target = cls if instance is MISSING else self.type_of(instance)
+            return BoundMethod(target, v.func)
+        if instance is MISSING:
+            return v
+        if isinstance(v, (FunctionValue, NativeFunction, Partial)) and not isinstance(v, Partial):
+            return BoundMethod(instance, v)
+        if isinstance(v, Property):
+            return self.ev.call(v.fget, (instance,), {})
+        return v
+
+    def _super_attr(self, sup: SuperValue, name: str, default: Any) -> Any:
+        obj = sup.obj
+        cls = obj if isinstance(obj, ClassValue) else self.type_of(obj)
+        if isinstance(cls, Unknown):
+            return cls
+        mro = cls.mro
+        try:
+            start = mro.index(sup.start) + 1
+        except ValueError:
+            start = 1
+        for k in mro[start:]:
+            if name in k.ns:
+                v = k.ns[name]
+                if isinstance(obj, ClassValue):
+                    return self.bind_descriptor(v, k, MISSING) if not isinstance(v, ClassMethod) else BoundMethod(obj, v.func)
+                return self.bind_descriptor(v, k, obj)
+        if name == "__init__":
+            return NativeFunction("object.__init__", lambda ev, a, k: None)
+        return self._missing(obj, name, default)
+
+    def setattr(self, obj: Any, name: str, value: Any) -> None:
+        if isinstance(obj, Instance):
+            prop, _ = obj.cls.lookup(name)
+            if isinstance(prop, Property) and prop.fset is not None:
+                self.ev.call(prop.fset, (obj, value), {})
+                return
+            user, _ = obj.cls.lookup("__setattr__")
+            if isinstance(user, FunctionValue):
+                self.ev.call(user, (obj, name, value), {})
+                return
+            hook = self.hook(obj.cls, "setattr")
+            if hook is not None and hook(self.ev, obj, name, value):
+                return
+            obj.attrs[name] = value
+        elif isinstance(obj, ClassValue):
+            obj.ns[name] = value
+        elif isinstance(obj, ModuleValue):
+            obj.ns[name] = value
+        elif isinstance(obj, FunctionValue):
+            obj.attrs[name] = value
+        elif isinstance(obj, Value) and hasattr(obj, "set_attribute"):
+            obj.set_attribute(self.ev, name, value)
+        # Setting attributes on plain data or unknowns has no effect we track.
+
+    def delattr(self, obj: Any, name: str) -> None:
+        if isinstance(obj, Instance):
+            hook = self.hook(obj.cls, "delattr")
+            if hook is not None and hook(self.ev, obj, name):
+                return
+            obj.attrs.pop(name, None)
+
+    # ------------------------------------------------------------------ items
+    def getitem(self, obj: Any, idx: Any) -> Any:
+        if isinstance(obj, Unknown):
+            return obj
+        if isinstance(obj, (list, tuple, str, bytes, range)):
+            if isinstance(idx, Unknown):
+                return idx
+            if isinstance(idx, slice):
+                if any(isinstance(x, Unknown) for x in (idx.start, idx.stop, idx.step)):
+                    return next(x for x in (idx.start, idx.stop, idx.step) if isinstance(x, Unknown))
+                try:
+                    r = obj[idx]
+                except (TypeError, ValueError) as err:
+                    raise self.ev.raise_error("TypeError", str(err)) from None
+                return NTuple(r, obj.cls) if isinstance(obj, NTuple) else r
+            if isinstance(idx, bool) or not isinstance(idx, int):
+                if isinstance(idx, Instance):
+                    ix = self.ev.call(self.getattr(idx, "__index__"), (), {})
+                    return self.getitem(obj, ix)
+                raise self.ev.raise_error("TypeError", "indices must be integers")
+            try:
+                return obj[idx]
+            except IndexError:
+                raise self.ev.raise_error("IndexError", "index out of range") from None
+        if isinstance(obj, dict):
+            if isinstance(idx, Unknown):
+                return idx
+            try:
+                return obj[idx]
+            except KeyError:
+                if any(isinstance(k, Unknown) for k in obj):
+                    return self.unknown("key lookup among unknown keys")
+                raise self.ev.raise_error("KeyError", repr(idx)) from None
+            except TypeError:
+                return self.unknown("unhashable key")
+        if isinstance(obj, ClassValue):
+            cg, _ = obj.lookup("__class_getitem__")
+            if cg is MISSING or cg is None:
+                return obj  # generic alias such as List[int]: the class itself is good enough
+            if obj.native is not None and hasattr(obj.native, "class_getitem"):
+                return obj.native.class_getitem(self.ev, obj, idx)
+            return obj
+        if isinstance(obj, Instance):
+            return self._call_dunder(obj, "__getitem__", (idx,))
+        if isinstance(obj, Value) and hasattr(obj, "getitem"):
+            return obj.getitem(self.ev, idx)
+        return self.unknown(f"subscript of {getattr(obj, 'type_name', type(obj).__name__)}")
+
+    def setitem(self, obj: Any, idx: Any, value: Any) -> None:
+        if isinstance(obj, list):
+            if isinstance(idx, Unknown):
+                self.ev.record(idx)
+                return
+            try:
+                if isinstance(idx, slice):
+                    items = self.ev.list_of(value)
+                    if isinstance(items, Unknown):
+                        return
+                    obj[idx] = items
+                else:
+                    obj[idx] = value
+            except (IndexError, TypeError, ValueError) as err:
+                raise self.ev.raise_error("IndexError", str(err)) from None
+        elif isinstance(obj, dict):
+            try:
+                obj[idx] = value
+            except TypeError:
+                self.ev.record(self.unknown("unhashable dict key"))
+        elif isinstance(obj, Instance):
+            self._call_dunder(obj, "__setitem__", (idx, value))
+        elif isinstance(obj, Value) and hasattr(obj, "setitem"):
+            obj.setitem(self.ev, idx, value)
+
+    def delitem(self, obj: Any, idx: Any) -> None:
+        if isinstance(obj, (list, dict)) and not isinstance(idx, Unknown):
+            try:
+                del obj[idx]
+            except (IndexError, KeyError, TypeError):
+                raise self.ev.raise_error("KeyError", repr(idx)) from None
+        elif isinstance(obj, Instance):
+            self._call_dunder(obj, "__delitem__", (idx,))
+
+    def _call_dunder(self, obj: Instance, name: str, args: tuple[Any, ...]) -> Any:
+        fn, _ = obj.cls.lookup(name)
+        if fn is MISSING:
+            return self.unknown(f"{obj.cls.name} does not support `{name}`")
+        return self.ev.call(self.bind_descriptor(fn, obj.cls, obj), args, {})
+
+    # ------------------------------------------------------------------ iteration, truth, length
+    def iterate(self, obj: Any) -> Any:
+        if isinstance(obj, NTuple):
+            return list(obj)
+        if isinstance(obj, Instance):
+            hook = self.hook(obj.cls, "iterate")
+            fn, _ = obj.cls.lookup("__iter__")
+            if isinstance(fn, FunctionValue) or (fn is not MISSING and hook is None):
+                it = self.ev.call(self.bind_descriptor(fn, obj.cls, obj), (), {})
+                return self.ev.list_of(it)
+            if hook is not None:
+                return hook(self.ev, obj)
+            gi, _ = obj.cls.lookup("__getitem__")
+            if gi is not MISSING:
+                return self.unknown(f"iteration over {obj.cls.name} by __getitem__")
+            return self.unknown(f"{obj.cls.name} is not iterable")
+        if isinstance(obj, ModuleValue) or isinstance(obj, ClassValue):
+            if isinstance(obj, ClassValue) and obj.native is not None and hasattr(obj.native, "iterate_class"):
+                return obj.native.iterate_class(self.ev, obj)
+            if isinstance(obj, ClassValue) and "enum" in obj.flags:
+                return [v for k, v in obj.ns.items() if not k.startswith("_") and not isinstance(v, (FunctionValue, StaticMethod, ClassMethod, Property))]
+            return self.unknown("not iterable")
+        if isinstance(obj, Value) and hasattr(obj, "iterate"):
+            return obj.iterate(self.ev)
+        return self.unknown(f"iteration over {getattr(obj, 'type_name', type(obj).__name__)}")
+
+    def truth(self, obj: Any) -> bool:
+        if isinstance(obj, Instance):
+            fn, _ = obj.cls.lookup("__bool__")
+            if fn is MISSING:
+                fn, _ = obj.cls.lookup("__len__")
+            if fn is MISSING:
+                return True
+            r = self.ev.call(self.bind_descriptor(fn, obj.cls, obj), (), {})
+            return self.ev.truth(r)
+        if isinstance(obj, NTuple):
+            return len(obj) > 0
+        if isinstance(obj, Value) and hasattr(obj, "truth"):
+            r = obj.truth(self.ev)
+            if isinstance(r, Unknown):
+                raise Undecided(r)
+            return bool(r)
+        return True
+
+    def length(self, obj: Any) -> Any:
+        if isinstance(obj, (str, bytes, list, tuple, dict, set, frozenset, range)):
+            return len(obj)
+        if isinstance(obj, Unknown):
+            return obj
+        if isinstance(obj, Instance):
+            return self._call_dunder(obj, "__len__", ())
+        if isinstance(obj, Value) and hasattr(obj, "length"):
+            return obj.length(self.ev)
+        items = self.iterate(obj)
+        return items if isinstance(items, Unknown) else len(items)
+
+    def contains(self, container: Any, item: Any) -> Any:
+        if isinstance(container, Instance):
+            fn, _ = container.cls.lookup("__contains__")
+            if fn is not MISSING:
+                return self.ev.call(self.bind_descriptor(fn, container.cls, container), (item,), {})
+        items = self.iterate(container)
+        if isinstance(items, Unknown):
+            return items
+        return self.ev.contains(list(items), item)
+
+    # ------------------------------------------------------------------ operators
+    def binop(self, op: type, left: Any, right: Any, inplace: bool = False) -> Any:
+        from vramlint.engine.evaluator import BINOP_NAMES
+
+        name = BINOP_NAMES[op]
+        for obj, other, reflected in ((left, right, False), (right, left, True)):
+            if isinstance(obj, Instance):
+                names = ([f"__i{name}__"] if inplace and not reflected else []) + [
+                    f"__r{name}__" if reflected else f"__{name}__"
+                ]
+                for dn in names:
+                    fn, _ = obj.cls.lookup(dn)
+                    if fn is not MISSING:
+                        r = self.ev.call(self.bind_descriptor(fn, obj.cls, obj), (other,), {})
+                        if r is not NotImplemented:
+                            return r
+            elif isinstance(obj, Value) and hasattr(obj, "binop"):
+                r = obj.binop(self.ev, name, other, reflected)
+                if r is not NotImplemented:
+                    return r
+        if isinstance(left, ClassValue) and op is cst.BitOr:
+            return left  # `int | None` in annotations
+        return self.unknown(f"operator `{name}` on {type(left).__name__} and {type(right).__name__}")
+
+    def unary(self, op: cst.BaseUnaryOp, v: Any) -> Any:
+        names = {cst.Minus: "__neg__", cst.Plus: "__pos__", cst.BitInvert: "__invert__"}
+        dn = names.get(type(op))
+        if isinstance(v, Instance) and dn is not None:
+            return self._call_dunder(v, dn, ())
+        if isinstance(v, Value) and hasattr(v, "unary") and dn is not None:
+            return v.unary(self.ev, dn)
+        return self.unknown("unary operator on an abstract value")
+
+    def compare(self, op: type, dunder: str, left: Any, right: Any) -> Any:
+        for obj, other in ((left, right), (right, left)):
+            if isinstance(obj, Instance):
+                fn, _ = obj.cls.lookup(dunder if obj is left else _REFLECT[dunder])
+                if isinstance(fn, FunctionValue):
+                    return self.ev.call(self.bind_descriptor(fn, obj.cls, obj), (other,), {})
+            elif isinstance(obj, Value) and hasattr(obj, "compare"):
+                r = obj.compare(self.ev, dunder if obj is left else _REFLECT[dunder], other)
+                if r is not NotImplemented:
+                    return r
+        if dunder == "__eq__":
+            return left is right
+        if dunder == "__ne__":
+            return left is not right
+        if isinstance(left, (ClassValue, FunctionValue)) or isinstance(right, (ClassValue, FunctionValue)):
+            raise self.ev.raise_error("TypeError", "unorderable values")
+        return self.unknown("comparison of abstract values")
+
+    # ------------------------------------------------------------------ calls
+    def instantiate(self, cls: ClassValue, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        ev = self.ev
+        construct = self.hook(cls, "construct")
+        if construct is not None:
+            return construct(ev, cls, args, kwargs)
+        for obs in self.loader.instantiation_observers:
+            obs(cls, args, kwargs)
+        new, _ = cls.lookup("__new__")
+        if isinstance(new, (FunctionValue, StaticMethod)):
+            fn = new.func if isinstance(new, StaticMethod) else new
+            obj = ev.call(fn, (cls, *args), kwargs)
+            if not (isinstance(obj, Instance) and obj.cls.is_subclass_of(cls)):
+                return obj
+        else:
+            obj = Instance(cls)
+            init_state = self.hook(cls, "init_state")
+            if init_state is not None:
+                init_state(ev, obj)
+        init, owner = cls.lookup("__init__")
+        if init is not MISSING:
+            ev.call(self.bind_descriptor(init, cls, obj), args, kwargs)
+        return obj
+
+    def call_object(self, obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if isinstance(obj, Instance):
+            fn, _ = obj.cls.lookup("__call__")
+            if fn is MISSING:
+                raise self.ev.raise_error("TypeError", f"'{obj.cls.name}' object is not callable")
+            return self.ev.call(self.bind_descriptor(fn, obj.cls, obj), args, kwargs)
+        if isinstance(obj, StaticMethod):
+            return self.ev.call(obj.func, args, kwargs)
+        if isinstance(obj, Value) and hasattr(obj, "call"):
+            return obj.call(self.ev, args, kwargs)
+        if isinstance(obj, ModuleValue):
+            raise self.ev.raise_error("TypeError", "'module' object is not callable")
+        return self.unknown(f"call of a {getattr(obj, 'type_name', type(obj).__name__)} value")
+
+    def enter(self, ctx: Any) -> Any:
+        if isinstance(ctx, Instance):
+            fn, _ = ctx.cls.lookup("__enter__")
+            if fn is not MISSING:
+                return self.ev.call(self.bind_descriptor(fn, ctx.cls, ctx), (), {})
+        if isinstance(ctx, Value) and hasattr(ctx, "enter"):
+            return ctx.enter(self.ev)
+        return ctx
+
+    def deepcopy(self, obj: Any, memo: dict[int, Any] | None = None) -> Any:
+        """copy.deepcopy of abstract objects: instances and their state are copied, classes,
+        functions and modules are shared (as Python does)."""
+        memo = {} if memo is None else memo
+        if id(obj) in memo:
+            return memo[id(obj)]
+        if isinstance(obj, Instance):
+            new = Instance(obj.cls)
+            memo[id(obj)] = new
+            new.attrs = {k: self.deepcopy(v, memo) for k, v in obj.attrs.items()}
+            if obj.state is not None:
+                new.state = obj.state.deepcopy(self, memo)
+            return new
+        if isinstance(obj, list):
+            out: list[Any] = []
+            memo[id(obj)] = out
+            out.extend(self.deepcopy(x, memo) for x in obj)
+            return out
+        if isinstance(obj, NTuple):
+            return NTuple(tuple(self.deepcopy(x, memo) for x in obj), obj.cls)
+        if isinstance(obj, tuple):
+            return tuple(self.deepcopy(x, memo) for x in obj)
+        if isinstance(obj, dict):
+            d: dict[Any, Any] = {}
+            memo[id(obj)] = d
+            for k, v in obj.items():
+                d[k] = self.deepcopy(v, memo)
+            return d
+        if isinstance(obj, set):
+            return set(obj)
+        if isinstance(obj, Value) and hasattr(obj, "deepcopy"):
+            new_v = obj.deepcopy(self, memo)
+            memo[id(obj)] = new_v
+            return new_v
+        return obj
+
+    def shallowcopy(self, obj: Any) -> Any:
+        if isinstance(obj, Instance):
+            new = Instance(obj.cls)
+            new.attrs = dict(obj.attrs)
+            new.state = obj.state.shallowcopy() if obj.state is not None else None
+            return new
+        if isinstance(obj, (list, dict, set)):
+            return copy.copy(obj)
+        return obj
+
+
+_REFLECT = {
+    "__eq__": "__eq__",
+    "__ne__": "__ne__",
+    "__lt__": "__gt__",
+    "__le__": "__ge__",
+    "__gt__": "__lt__",
+    "__ge__": "__le__",
+}
+
+
+def _native_method(obj: Any, name: str) -> Any:
+    method = getattr(obj, name)
+    stores = name in _STORE_METHODS
+
+    def impl(ev: Evaluator, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        from vramlint.engine.evaluator import any_unknown, contains_unknown
+
+        if name == "extend" and isinstance(obj, list) and args:
+            items = ev.list_of(args[0])
+            if isinstance(items, Unknown):
+                ev.record(items)
+                return None
+            obj.extend(items)
+            return None
+        if name == "update" and isinstance(obj, dict) and args and not isinstance(args[0], dict):
+            items = ev.list_of(args[0])
+            if isinstance(items, Unknown):
+                ev.record(items)
+                return None
+            args = (dict(items),)  # type: ignore[arg-type]
+        if name == "join" and isinstance(obj, str) and args:
+            items = ev.list_of(args[0])
+            if isinstance(items, Unknown):
+                return items
+            if not all(isinstance(x, str) for x in items):
+                u = contains_unknown(items)
+                return u if u is not None else ev.protocol.unknown("str.join of non-strings")
+            return obj.join(items)
+        if name == "sort" and kwargs.get("key") is not None:
+            return ev.protocol.unknown("list.sort with a key function")
+        if not stores:
+            u = any_unknown(args, tuple(kwargs.values()))
+            if u is not None:
+                return u
+            if name in ("count", "index", "get", "pop") and contains_unknown(obj):
+                # The answer could depend on an element we do not know.
+                if not (name == "get" and isinstance(obj, dict) and args and args[0] in obj):
+                    if not (name == "pop" and isinstance(obj, list)):
+                        return contains_unknown(obj)
+        try:
+            return method(*args, **kwargs)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
+            raise ev.raise_error(type(err).__name__, str(err)) from None
+
+    return impl
+
+
+def as_raise(ev: Evaluator, exc_name: str, message: str) -> RaiseSignal:
+    return ev.raise_error(exc_name, message)

@@ -1,0 +1,222 @@
+"""The torch.nn layer catalog: one LayerSpec per layer class.
+
+A spec is data (the constructor's signature, its base class) plus, for layers with weights, a
+small rule function from the bound arguments to the parameters, buffers and child modules the
+layer creates. Families live in their own files: `linear.py`, `conv.py`, `norm.py`,
+`embedding.py`, `recurrent.py`, `attention.py` (MultiheadAttention, Transformer),
+`parameter_free.py` (activations, pooling, dropout...), `containers.py` (Sequential...).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vramlint.engine.values import MISSING, ClassValue, Instance, NativeFunction, Unknown, UnknownValueError
+from vramlint.frontends.torch.module import ModuleNative, state_of
+from vramlint.frontends.torch.tensors import TensorValue, dtype_name
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+
+
+@dataclass
+class LayerParts:
+    """What a layer's constructor creates. Shapes are tuples of ints (or Unknowns)."""
+
+    params: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
+    buffers: dict[str, tuple[tuple[Any, ...], str] | None] = field(default_factory=dict)
+    children: dict[str, Any] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    frozen: set[str] = field(default_factory=set)  # parameters created with requires_grad=False
+
+
+Rule = Callable[["LayerArgs"], LayerParts]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    name: str
+    signature: str
+    rule: Rule | None = None
+    base: str = "Module"
+    module: str = "torch.nn"
+
+
+class LayerArgs:
+    """Bound constructor arguments, readable as attributes, plus helpers for rules."""
+
+    def __init__(self, ev: Evaluator, spec: LayerSpec, values: dict[str, Any]) -> None:
+        self.ev = ev
+        self.spec = spec
+        self.values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def make(self, layer: str, *args: Any, **kwargs: Any) -> Any:
+        """A child layer of the catalog, built as if the code had called it."""
+        cls = self.ev.loader.torch_classes[layer]
+        return self.ev.protocol.instantiate(cls, args, kwargs)
+
+    def dim(self, v: Any, what: str) -> Any:
+        """A size argument: a non-negative int, or Unknown; anything else is an error in the code."""
+        if isinstance(v, Unknown):
+            return v
+        if isinstance(v, bool) or not isinstance(v, int):
+            if isinstance(v, TensorValue):
+                return v.to_python(self.ev)
+            raise self.ev.raise_error("TypeError", f"{self.spec.name}: {what} must be an int, got {type(v).__name__}")
+        if v < 0:
+            raise self.ev.raise_error("ValueError", f"{self.spec.name}: {what} must be non-negative, got {v}")
+        return v
+
+    def flag(self, v: Any) -> bool:
+        """A boolean argument (raises UnknownValueError on Unknown, handled by the caller)."""
+        return bool(v)
+
+    def ntuple(self, v: Any, n: int) -> tuple[Any, ...]:
+        if isinstance(v, (tuple, list)):
+            return tuple(v)
+        return (v,) * n
+
+
+CATALOG: dict[str, LayerSpec] = {}
+
+
+def register(*specs: LayerSpec) -> None:
+    for s in specs:
+        CATALOG[s.name] = s
+
+
+_SIG_CACHE: dict[str, inspect.Signature] = {}
+
+
+def parse_signature(text: str) -> inspect.Signature:
+    """An inspect.Signature from a parameter list written as in Python source."""
+    sig = _SIG_CACHE.get(text)
+    if sig is not None:
+        return sig
+    fn = ast.parse(f"def f(self, {text}): pass").body[0]
+    assert isinstance(fn, ast.FunctionDef)
+    a = fn.args
+    params: list[inspect.Parameter] = []
+    pos = a.posonlyargs + a.args
+    defaults = [MISSING] * (len(pos) - len(a.defaults)) + [ast.literal_eval(d) for d in a.defaults]
+    for i, (arg, d) in enumerate(zip(pos, defaults)):
+        kind = inspect.Parameter.POSITIONAL_ONLY if i < len(a.posonlyargs) else inspect.Parameter.POSITIONAL_OR_KEYWORD
+        params.append(inspect.Parameter(arg.arg, kind, default=inspect.Parameter.empty if d is MISSING else d))
+    if a.vararg:
+        params.append(inspect.Parameter(a.vararg.arg, inspect.Parameter.VAR_POSITIONAL))
+    for arg, d in zip(a.kwonlyargs, a.kw_defaults):
+        params.append(inspect.Parameter(arg.arg, inspect.Parameter.KEYWORD_ONLY,
+                                        default=inspect.Parameter.empty if d is None else ast.literal_eval(d)))
+    if a.kwarg:
+        params.append(inspect.Parameter(a.kwarg.arg, inspect.Parameter.VAR_KEYWORD))
+    sig = inspect.Signature(params)
+    _SIG_CACHE[text] = sig
+    return sig
+
+
+class LayerNative(ModuleNative):
+    def __init__(self, spec: LayerSpec) -> None:
+        self.spec = spec
+
+
+def _layer_init(spec: LayerSpec) -> NativeFunction:
+    sig = parse_signature(spec.signature)
+
+    def init(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        inst: Instance = a[0]
+        try:
+            bound = sig.bind(inst, *a[1:], **k)
+        except TypeError as err:
+            raise ev.raise_error("TypeError", f"nn.{spec.name}(): {err}") from None
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        values.pop("self", None)
+        st = state_of(inst)
+        if spec.rule is None:
+            parts = LayerParts()
+        else:
+            try:
+                parts = spec.rule(LayerArgs(ev, spec, values))
+            except UnknownValueError as err:
+                # The rule needed a value we do not know: the parameters are unknown as a whole.
+                bad = TensorValue(Unknown(f"nn.{spec.name}: {err.unknown.reason}", err.unknown.ref or ev.current_ref))
+                bad.is_param = True
+                st.params["<unknown>"] = bad
+                parts = LayerParts()
+        for name, v in values.items():
+            if name not in ("device", "dtype") and name not in parts.attrs:
+                inst.attrs[name] = v
+        inst.attrs.update(parts.attrs)
+        dtype = dtype_name(values.get("dtype"))
+        for name, shape in parts.params.items():
+            if shape is None:
+                st.params[name] = None
+                continue
+            t = TensorValue(tuple(shape), dtype)
+            t.is_param = True
+            t.requires_grad = name not in parts.frozen
+            inst.attrs.pop(name, None)
+            st.params[name] = t
+        for name, spec_b in parts.buffers.items():
+            if spec_b is None:
+                st.buffers[name] = None
+                continue
+            shape, bdtype = spec_b
+            st.buffers[name] = TensorValue(tuple(shape), bdtype if bdtype != "float" else dtype)
+        for name, child in parts.children.items():
+            inst.attrs.pop(name, None)
+            st.modules[name] = child
+        return None
+
+    return NativeFunction(f"{spec.name}.__init__", init)
+
+
+def build_catalog_classes(module_class: ClassValue) -> dict[str, ClassValue]:
+    """ClassValues for every spec (bases first), made once per loader."""
+    from vramlint.frontends.torch.catalog import (  # noqa: F401  (registers the specs)
+        attention,
+        containers,
+        conv,
+        embedding,
+        linear,
+        norm,
+        parameter_free,
+        recurrent,
+    )
+
+    classes: dict[str, ClassValue] = {}
+
+    def get(name: str) -> ClassValue:
+        if name == "Module":
+            return module_class
+        if name in classes:
+            return classes[name]
+        spec = CATALOG[name]
+        base = get(spec.base)
+        ns: dict[str, Any] = {"__init__": _layer_init(spec)}
+        extra = EXTRA_NAMESPACES.get(name)
+        if extra is not None:
+            ns.update(extra())
+        native = CUSTOM_NATIVES.get(name, LayerNative)(spec)
+        cls = ClassValue(name, (base,), ns, spec.module, native=native)
+        classes[name] = cls
+        return cls
+
+    for name in list(CATALOG):
+        get(name)
+    return classes
+
+
+# Containers and a few layers add methods or hooks of their own.
+EXTRA_NAMESPACES: dict[str, Callable[[], dict[str, Any]]] = {}
+CUSTOM_NATIVES: dict[str, Callable[[LayerSpec], LayerNative]] = {}

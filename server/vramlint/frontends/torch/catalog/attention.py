@@ -1,0 +1,128 @@
+"""Attention: MultiheadAttention, Transformer and its Encoder/Decoder (layers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vramlint.frontends.torch.catalog import LayerArgs, LayerParts, LayerSpec, register
+
+
+def multihead_attention(a: LayerArgs) -> LayerParts:
+    e = a.dim(a.embed_dim, "embed_dim")
+    heads = a.dim(a.num_heads, "num_heads")
+    kdim = e if a.kdim is None else a.dim(a.kdim, "kdim")
+    vdim = e if a.vdim is None else a.dim(a.vdim, "vdim")
+    same = a.flag(kdim == e) and a.flag(vdim == e)
+    bias = a.flag(a.bias)
+    params: dict[str, Any] = {}
+    if same:
+        params.update(in_proj_weight=(3 * e, e), q_proj_weight=None, k_proj_weight=None, v_proj_weight=None)
+    else:
+        params.update(q_proj_weight=(e, e), k_proj_weight=(e, kdim), v_proj_weight=(e, vdim), in_proj_weight=None)
+    params["in_proj_bias"] = (3 * e,) if bias else None
+    if a.flag(a.add_bias_kv):
+        params.update(bias_k=(1, 1, e), bias_v=(1, 1, e))
+    else:
+        params.update(bias_k=None, bias_v=None)
+    out_proj = a.make("NonDynamicallyQuantizableLinear", e, e, bias=a.bias)
+    return LayerParts(params=params, children={"out_proj": out_proj}, attrs={
+        "kdim": kdim, "vdim": vdim, "_qkv_same_embed_dim": same, "head_dim": e // heads if isinstance(heads, int) and heads else e,
+    })
+
+
+def encoder_layer(a: LayerArgs) -> LayerParts:
+    d, ff = a.d_model, a.dim_feedforward
+    children = {
+        "self_attn": a.make("MultiheadAttention", d, a.nhead, dropout=a.dropout, bias=a.bias, batch_first=a.batch_first),
+        "linear1": a.make("Linear", d, ff, bias=a.bias),
+        "dropout": a.make("Dropout", a.dropout),
+        "linear2": a.make("Linear", ff, d, bias=a.bias),
+        "norm1": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias),
+        "norm2": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias),
+        "dropout1": a.make("Dropout", a.dropout),
+        "dropout2": a.make("Dropout", a.dropout),
+    }
+    return LayerParts(children=_with_activation(a, children))
+
+
+def decoder_layer(a: LayerArgs) -> LayerParts:
+    d, ff = a.d_model, a.dim_feedforward
+    children = {
+        "self_attn": a.make("MultiheadAttention", d, a.nhead, dropout=a.dropout, bias=a.bias, batch_first=a.batch_first),
+        "multihead_attn": a.make("MultiheadAttention", d, a.nhead, dropout=a.dropout, bias=a.bias,
+                                 batch_first=a.batch_first),
+        "linear1": a.make("Linear", d, ff, bias=a.bias),
+        "dropout": a.make("Dropout", a.dropout),
+        "linear2": a.make("Linear", ff, d, bias=a.bias),
+        "norm1": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias),
+        "norm2": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias),
+        "norm3": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias),
+        "dropout1": a.make("Dropout", a.dropout),
+        "dropout2": a.make("Dropout", a.dropout),
+        "dropout3": a.make("Dropout", a.dropout),
+    }
+    return LayerParts(children=_with_activation(a, children))
+
+
+def _with_activation(a: LayerArgs, children: dict[str, Any]) -> dict[str, Any]:
+    from vramlint.frontends.torch.module import is_module
+
+    # An activation passed as a module instance is registered as a child (parameter-free or not).
+    if is_module(a.activation):
+        children["activation"] = a.activation
+    return children
+
+
+def _stack(a: LayerArgs, layer: Any, n: Any) -> Any:
+    n = a.dim(n, "num_layers")
+    if not isinstance(n, int):
+        a.flag(n)
+    copies = [a.ev.protocol.deepcopy(layer) for _ in range(n)]
+    return a.make("ModuleList", copies)
+
+
+def encoder(a: LayerArgs) -> LayerParts:
+    children = {"layers": _stack(a, a.encoder_layer, a.num_layers)}
+    children["norm"] = a.norm
+    return LayerParts(children=children, attrs={"num_layers": a.num_layers})
+
+
+def decoder(a: LayerArgs) -> LayerParts:
+    children = {"layers": _stack(a, a.decoder_layer, a.num_layers), "norm": a.norm}
+    return LayerParts(children=children, attrs={"num_layers": a.num_layers})
+
+
+def transformer(a: LayerArgs) -> LayerParts:
+    d = a.d_model
+    common = dict(dim_feedforward=a.dim_feedforward, dropout=a.dropout, activation=a.activation,
+                  layer_norm_eps=a.layer_norm_eps, batch_first=a.batch_first, norm_first=a.norm_first, bias=a.bias)
+    if a.custom_encoder is not None:
+        enc = a.custom_encoder
+    else:
+        layer = a.make("TransformerEncoderLayer", d, a.nhead, **common)
+        enc = a.make("TransformerEncoder", layer, a.num_encoder_layers,
+                     a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias))
+    if a.custom_decoder is not None:
+        dec = a.custom_decoder
+    else:
+        layer = a.make("TransformerDecoderLayer", d, a.nhead, **common)
+        dec = a.make("TransformerDecoder", layer, a.num_decoder_layers,
+                     a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias))
+    return LayerParts(children={"encoder": enc, "decoder": dec})
+
+
+MHA = ("embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False, kdim=None, vdim=None, "
+       "batch_first=False, device=None, dtype=None")
+ENC_LAYER = ("d_model, nhead, dim_feedforward=2048, dropout=0.1, activation='relu', layer_norm_eps=1e-05, "
+             "batch_first=False, norm_first=False, bias=True, device=None, dtype=None")
+register(
+    LayerSpec("MultiheadAttention", MHA, multihead_attention),
+    LayerSpec("TransformerEncoderLayer", ENC_LAYER, encoder_layer),
+    LayerSpec("TransformerDecoderLayer", ENC_LAYER, decoder_layer),
+    LayerSpec("TransformerEncoder", "encoder_layer, num_layers, norm=None, enable_nested_tensor=True, mask_check=True",
+              encoder),
+    LayerSpec("TransformerDecoder", "decoder_layer, num_layers, norm=None", decoder),
+    LayerSpec("Transformer", "d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6, dim_feedforward=2048, "
+              "dropout=0.1, activation='relu', custom_encoder=None, custom_decoder=None, layer_norm_eps=1e-05, "
+              "batch_first=False, norm_first=False, bias=True, device=None, dtype=None", transformer),
+)

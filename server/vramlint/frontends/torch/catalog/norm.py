@@ -1,0 +1,67 @@
+"""Normalisation: BatchNorm*, SyncBatchNorm, InstanceNorm*, LayerNorm, GroupNorm, RMSNorm, LocalResponseNorm."""
+
+from __future__ import annotations
+
+from vramlint.frontends.torch.catalog import LayerArgs, LayerParts, LayerSpec, register
+
+
+def batch_norm(a: LayerArgs) -> LayerParts:
+    c = a.dim(a.num_features, "num_features")
+    affine, track = a.flag(a.affine), a.flag(a.track_running_stats)
+    parts = LayerParts(params={"weight": (c,) if affine else None, "bias": (c,) if affine else None})
+    if track:
+        parts.buffers = {"running_mean": ((c,), "float"), "running_var": ((c,), "float"),
+                         "num_batches_tracked": ((), "int64")}
+    else:
+        parts.buffers = {"running_mean": None, "running_var": None, "num_batches_tracked": None}
+    return parts
+
+
+def _shape(a: LayerArgs, v: object) -> tuple[object, ...]:
+    return tuple(a.dim(x, "normalized_shape") for x in a.ntuple(v, 1))
+
+
+def layer_norm(a: LayerArgs) -> LayerParts:
+    shape = _shape(a, a.normalized_shape)
+    affine = a.flag(a.elementwise_affine)
+    return LayerParts(
+        params={"weight": shape if affine else None, "bias": shape if affine and a.flag(a.bias) else None},
+        attrs={"normalized_shape": shape},
+    )
+
+
+def rms_norm(a: LayerArgs) -> LayerParts:
+    shape = _shape(a, a.normalized_shape)
+    return LayerParts(params={"weight": shape if a.flag(a.elementwise_affine) else None},
+                      attrs={"normalized_shape": shape})
+
+
+def group_norm(a: LayerArgs) -> LayerParts:
+    c, g = a.dim(a.num_channels, "num_channels"), a.dim(a.num_groups, "num_groups")
+    if isinstance(c, int) and isinstance(g, int) and (g == 0 or c % g):
+        raise a.ev.raise_error("ValueError", "num_channels must be divisible by num_groups")
+    affine = a.flag(a.affine)
+    return LayerParts(params={"weight": (c,) if affine else None, "bias": (c,) if affine else None})
+
+
+BN = "num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True, device=None, dtype=None"
+IN = "num_features, eps=1e-05, momentum=0.1, affine=False, track_running_stats=False, device=None, dtype=None"
+
+register(
+    LayerSpec("_NormBase", "*args, **kwargs", module="torch.nn.modules.batchnorm"),
+    LayerSpec("_BatchNorm", "*args, **kwargs", base="_NormBase", module="torch.nn.modules.batchnorm"),
+    LayerSpec("BatchNorm1d", BN, batch_norm, base="_BatchNorm"),
+    LayerSpec("BatchNorm2d", BN, batch_norm, base="_BatchNorm"),
+    LayerSpec("BatchNorm3d", BN, batch_norm, base="_BatchNorm"),
+    LayerSpec("SyncBatchNorm", BN + ", process_group=None", batch_norm, base="_BatchNorm"),
+    LayerSpec("_InstanceNorm", "*args, **kwargs", base="_NormBase", module="torch.nn.modules.instancenorm"),
+    LayerSpec("InstanceNorm1d", IN, batch_norm, base="_InstanceNorm"),
+    LayerSpec("InstanceNorm2d", IN, batch_norm, base="_InstanceNorm"),
+    LayerSpec("InstanceNorm3d", IN, batch_norm, base="_InstanceNorm"),
+    LayerSpec("LayerNorm", "normalized_shape, eps=1e-05, elementwise_affine=True, bias=True, device=None, dtype=None",
+              layer_norm),
+    LayerSpec("RMSNorm", "normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None", rms_norm),
+    LayerSpec("GroupNorm", "num_groups, num_channels, eps=1e-05, affine=True, device=None, dtype=None", group_norm),
+    LayerSpec("LocalResponseNorm", "size, alpha=0.0001, beta=0.75, k=1.0"),
+    LayerSpec("CrossMapLRN2d", "size, alpha=0.0001, beta=0.75, k=1"),
+)

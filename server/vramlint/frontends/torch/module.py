@@ -1,0 +1,365 @@
+"""torch.nn.Module semantics: registration of submodules, parameters and buffers.
+
+Instances of nn.Module subclasses carry a ModuleState (their `_modules`, `_parameters`,
+`_buffers`); attribute assignment and lookup follow Module.__setattr__/__getattr__.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from vramlint.engine.values import (
+    MISSING,
+    ClassValue,
+    Instance,
+    NativeFunction,
+    SourceRef,
+    Unknown,
+)
+from vramlint.frontends.torch.tensors import DType, TensorValue, dtype_name
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+    from vramlint.engine.protocol import Protocol
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+class ModuleState:
+    __slots__ = ("modules", "params", "buffers", "training", "ref")
+
+    def __init__(self, ref: SourceRef | None) -> None:
+        self.modules: dict[str, Any] = {}
+        self.params: dict[str, Any] = {}
+        self.buffers: dict[str, Any] = {}
+        self.training = True
+        # Where the module was constructed (the call that created it).
+        self.ref = ref
+
+    def deepcopy(self, proto: Protocol, memo: dict[int, Any]) -> ModuleState:
+        s = ModuleState(self.ref)
+        s.training = self.training
+        s.modules = {k: proto.deepcopy(v, memo) for k, v in self.modules.items()}
+        s.params = {k: proto.deepcopy(v, memo) for k, v in self.params.items()}
+        s.buffers = {k: proto.deepcopy(v, memo) for k, v in self.buffers.items()}
+        return s
+
+    def shallowcopy(self) -> ModuleState:
+        s = ModuleState(self.ref)
+        s.modules, s.params, s.buffers = dict(self.modules), dict(self.params), dict(self.buffers)
+        s.training = self.training
+        return s
+
+
+def is_module(v: Any) -> bool:
+    return isinstance(v, Instance) and isinstance(v.state, ModuleState)
+
+
+def state_of(v: Instance) -> ModuleState:
+    assert isinstance(v.state, ModuleState)
+    return v.state
+
+
+class ModuleNative:
+    """Native hooks shared by nn.Module and every subclass."""
+
+    def init_state(self, ev: Evaluator, inst: Instance) -> None:
+        inst.state = ModuleState(ev.current_ref)
+
+    def getattr(self, ev: Evaluator, inst: Instance, name: str) -> Any:
+        st = inst.state
+        if not isinstance(st, ModuleState):
+            return MISSING
+        if name in st.params:
+            return st.params[name]
+        if name in st.buffers:
+            return st.buffers[name]
+        if name in st.modules:
+            return st.modules[name]
+        if name == "training":
+            return st.training
+        return MISSING
+
+    def setattr(self, ev: Evaluator, inst: Instance, name: str, value: Any) -> bool:
+        st = inst.state
+        if not isinstance(st, ModuleState):
+            return False
+        if isinstance(value, TensorValue) and value.is_param:
+            _discard(st, inst, name)
+            st.params[name] = value
+            return True
+        if is_module(value):
+            _discard(st, inst, name)
+            st.modules[name] = value
+            return True
+        if name in st.params and (value is None or isinstance(value, (TensorValue, Unknown))):
+            st.params[name] = value
+            return True
+        if name in st.buffers and (value is None or isinstance(value, (TensorValue, Unknown))):
+            st.buffers[name] = value
+            return True
+        if name in st.modules and value is None:
+            st.modules[name] = None
+            return True
+        if name == "training" and isinstance(value, bool):
+            st.training = value
+            return True
+        return False
+
+    def delattr(self, ev: Evaluator, inst: Instance, name: str) -> bool:
+        st = inst.state
+        if isinstance(st, ModuleState):
+            for d in (st.params, st.buffers, st.modules):
+                if name in d:
+                    del d[name]
+                    return True
+        return False
+
+
+def _discard(st: ModuleState, inst: Instance, name: str) -> None:
+    inst.attrs.pop(name, None)
+    st.params.pop(name, None)
+    st.buffers.pop(name, None)
+    st.modules.pop(name, None)
+
+
+# ---------------------------------------------------------------------- traversal
+def named_modules(inst: Instance, prefix: str = "", memo: set[int] | None = None) -> Iterator[tuple[str, Instance]]:
+    memo = set() if memo is None else memo
+    if id(inst) in memo:
+        return
+    memo.add(id(inst))
+    yield prefix, inst
+    for name, child in state_of(inst).modules.items():
+        if is_module(child):
+            yield from named_modules(child, f"{prefix}.{name}" if prefix else name, memo)
+
+
+def named_tensors(inst: Instance, kind: str, recurse: bool = True) -> list[tuple[str, Any]]:
+    """Parameters ('params') or buffers, each object once (tied weights count once)."""
+    seen: set[int] = set()
+    out: list[tuple[str, Any]] = []
+    mods = named_modules(inst) if recurse else iter([("", inst)])
+    for prefix, m in mods:
+        table = state_of(m).params if kind == "params" else state_of(m).buffers
+        for name, t in table.items():
+            if t is None or id(t) in seen:
+                continue
+            seen.add(id(t))
+            out.append((f"{prefix}.{name}" if prefix else name, t))
+    return out
+
+
+# ---------------------------------------------------------------------- nn.Module methods
+def _self(a: Args) -> Instance:
+    return a[0]  # type: ignore[no-any-return]
+
+
+def _add_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    inst, name = _self(a), a[1] if len(a) > 1 else k.get("name")
+    mod = a[2] if len(a) > 2 else k.get("module")
+    if not isinstance(name, str):
+        ev.record(name if isinstance(name, Unknown) else Unknown("add_module with a non-string name", ev.current_ref))
+        return None
+    if mod is None or is_module(mod):
+        _discard(state_of(inst), inst, name)
+        state_of(inst).modules[name] = mod
+    elif isinstance(mod, Unknown):
+        ev.record(mod)
+        state_of(inst).modules[name] = mod
+    return None
+
+
+def _register_buffer(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    inst, name = _self(a), a[1] if len(a) > 1 else k.get("name")
+    t = a[2] if len(a) > 2 else k.get("tensor")
+    if not isinstance(name, str):
+        return None
+    _discard(state_of(inst), inst, name)
+    state_of(inst).buffers[name] = t
+    return None
+
+
+def _register_parameter(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    inst, name = _self(a), a[1] if len(a) > 1 else k.get("name")
+    p = a[2] if len(a) > 2 else k.get("param")
+    if not isinstance(name, str):
+        return None
+    _discard(state_of(inst), inst, name)
+    state_of(inst).params[name] = p
+    return None
+
+
+def _modules(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return [m for _, m in named_modules(_self(a))]
+
+
+def _named_modules(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return list(named_modules(_self(a)))
+
+
+def _children(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return [m for m in state_of(_self(a)).modules.values() if m is not None]
+
+
+def _named_children(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return [(n, m) for n, m in state_of(_self(a)).modules.items() if m is not None]
+
+
+def _tensors(kind: str, named: bool) -> Callable[..., Any]:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        recurse = k.get("recurse", True) is not False
+        items = named_tensors(_self(a), kind, recurse)
+        return items if named else [t for _, t in items]
+
+    return impl
+
+
+def _apply(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    inst, fn = _self(a), a[1]
+    for m in [m for _, m in named_modules(inst)][::-1]:  # children first, like Module.apply
+        ev.call(fn, (m,), {})
+    return inst
+
+
+def _requires_grad_(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    inst = _self(a)
+    flag = a[1] if len(a) > 1 else k.get("requires_grad", True)
+    if isinstance(flag, Unknown):
+        ev.record(flag)
+        return inst
+    for _, p in named_tensors(inst, "params"):
+        if isinstance(p, TensorValue):
+            p.requires_grad = bool(flag)
+    return inst
+
+
+def _train(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    mode = a[1] if len(a) > 1 else k.get("mode", True)
+    for _, m in named_modules(_self(a)):
+        state_of(m).training = mode is not False
+    return a[0]
+
+
+def _eval(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    for _, m in named_modules(_self(a)):
+        state_of(m).training = False
+    return a[0]
+
+
+def _cast_module(dtype: str | None) -> Callable[..., Any]:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        inst = _self(a)
+        target = dtype
+        if target is None:  # .to(...)
+            for x in (*a[1:], k.get("dtype")):
+                if isinstance(x, DType):
+                    target = x.name
+        if target is not None:
+            for kind in ("params", "buffers"):
+                for _, t in named_tensors(inst, kind):
+                    if isinstance(t, TensorValue) and t.dtype in ("float32", "float16", "bfloat16", "float64"):
+                        t.dtype = target
+        return inst
+
+    return impl
+
+
+def _get_submodule(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    inst, target = _self(a), a[1]
+    if not isinstance(target, str):
+        return Unknown("get_submodule of an unknown name", ev.current_ref)
+    cur: Any = inst
+    for part in target.split(".") if target else []:
+        cur = state_of(cur).modules.get(part) if is_module(cur) else None
+        if cur is None:
+            raise ev.raise_error("AttributeError", f"no submodule {target}")
+    return cur
+
+
+def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    # Forward execution is the memory model's job; construction analysis never needs it.
+    return Unknown(f"calling {a[0].cls.name} (forward) is not evaluated here", ev.current_ref)
+
+
+def _noop_self(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return a[0]
+
+
+def _noop(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return None
+
+
+def module_namespace() -> dict[str, Any]:
+    fns: dict[str, Callable[..., Any]] = {
+        "__init__": _noop,
+        "__call__": _call_module,
+        "add_module": _add_module,
+        "register_module": _add_module,
+        "register_buffer": _register_buffer,
+        "register_parameter": _register_parameter,
+        "modules": _modules,
+        "named_modules": _named_modules,
+        "children": _children,
+        "named_children": _named_children,
+        "parameters": _tensors("params", False),
+        "named_parameters": _tensors("params", True),
+        "buffers": _tensors("buffers", False),
+        "named_buffers": _tensors("buffers", True),
+        "apply": _apply,
+        "requires_grad_": _requires_grad_,
+        "train": _train,
+        "eval": _eval,
+        "to": _cast_module(None),
+        "half": _cast_module("float16"),
+        "bfloat16": _cast_module("bfloat16"),
+        "float": _cast_module("float32"),
+        "double": _cast_module("float64"),
+        "cuda": _noop_self,
+        "cpu": _noop_self,
+        "to_empty": _noop_self,
+        "share_memory": _noop_self,
+        "get_submodule": _get_submodule,
+        "zero_grad": _noop,
+        "load_state_dict": _noop,
+        "register_forward_hook": _noop,
+        "register_forward_pre_hook": _noop,
+        "register_full_backward_hook": _noop,
+        "register_load_state_dict_post_hook": _noop,
+        "register_state_dict_pre_hook": _noop,
+        "_register_load_state_dict_pre_hook": _noop,
+        "_get_name": lambda ev, a, k: a[0].cls.name,
+        "extra_repr": lambda ev, a, k: "",
+        "state_dict": lambda ev, a, k: Unknown("state_dict() is not modelled", ev.current_ref),
+    }
+    return {name: NativeFunction(f"Module.{name}", fn) for name, fn in fns.items()}
+
+
+MODULE_NATIVE = ModuleNative()
+
+
+def make_module_class(object_class: ClassValue) -> ClassValue:
+    return ClassValue("Module", (object_class,), module_namespace(), "torch.nn", native=MODULE_NATIVE)
+
+
+def make_parameter(ev: Evaluator, data: Any, requires_grad: Any = True) -> Any:
+    if data is None:
+        data = TensorValue((0,))
+    if isinstance(data, Unknown):
+        t = TensorValue(Unknown(f"parameter data: {data.reason}", data.ref or ev.current_ref))
+    elif isinstance(data, TensorValue):
+        t = TensorValue(data.shape, data.dtype, data=data.data)
+    else:
+        return Unknown("nn.Parameter of a non-tensor", ev.current_ref)
+    t.is_param = True
+    t.requires_grad = requires_grad is not False
+    return t
+
+
+def param(shape: Any, dtype: Any = None) -> TensorValue:
+    t = TensorValue(tuple(shape) if isinstance(shape, (list, tuple)) else shape, dtype_name(dtype))
+    t.is_param = True
+    t.requires_grad = True
+    return t

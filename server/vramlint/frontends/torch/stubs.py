@@ -1,0 +1,416 @@
+"""The `torch` package as the evaluator sees it: native stubs, never torch's own source.
+
+`torch.nn.<Layer>` resolves to the catalog; tensor factories and the tensor functions model
+construction code uses compute shapes (and small values); anything else is an Unknown naming
+the missing API, so gaps show up in results instead of as wrong numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from vramlint.engine.builtins import NoOp, _identity_decorator
+from vramlint.engine.values import MISSING, ClassValue, ModuleValue, NativeFunction, Unknown
+from vramlint.frontends.torch import tensors as T
+from vramlint.frontends.torch.catalog import CATALOG, build_catalog_classes
+from vramlint.frontends.torch.module import make_module_class, make_parameter
+from vramlint.frontends.torch.tensors import DTYPE_ALIASES, DTYPES, TensorValue
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+    from vramlint.engine.loader import Loader
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+class _TensorClassNative:
+    def __init__(self, parameter: bool) -> None:
+        self.parameter = parameter
+
+    def instancecheck(self, ev: Evaluator, v: Any) -> Any:
+        if isinstance(v, Unknown):
+            return v
+        return isinstance(v, TensorValue) and (v.is_param or not self.parameter)
+
+    def construct(self, ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        if self.parameter:
+            return make_parameter(ev, a[0] if a else k.get("data"), a[1] if len(a) > 1 else k.get("requires_grad", True))
+        return _factory_tensor(ev, a, k, "float32")
+
+
+def tensor_class(loader: Loader, parameter: bool = False) -> ClassValue:
+    _ensure(loader)
+    return loader.torch_tensor_classes[1 if parameter else 0]  # type: ignore[no-any-return]
+
+
+def _ensure(loader: Loader) -> None:
+    if getattr(loader, "torch_classes", None) is None:
+        module_class = make_module_class(loader.builtins["object"])
+        loader.torch_module_class = module_class  # type: ignore[attr-defined]
+        loader.torch_classes = build_catalog_classes(module_class)  # type: ignore[attr-defined]
+        loader.torch_classes["Module"] = module_class  # type: ignore[attr-defined]
+        tensor = ClassValue("Tensor", (loader.builtins["object"],), {}, "torch", native=_TensorClassNative(False))
+        param = ClassValue("Parameter", (tensor,), {}, "torch.nn", native=_TensorClassNative(True))
+        loader.torch_tensor_classes = (tensor, param)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------- factories
+def _factory_tensor(ev: Evaluator, a: Args, k: Kwargs, default_dtype: str) -> Any:
+    size = k.get("size", a)
+    shape = T.parse_size(ev, size if isinstance(size, (tuple, list)) else (size,))
+    dt = T.dtype_name(k.get("dtype"), default_dtype)
+    t = TensorValue(shape, dt, requires_grad=k.get("requires_grad") is True)
+    return t
+
+
+def _filled(value: Any) -> Callable[..., Any]:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        t = _factory_tensor(ev, a, k, "float32")
+        if value is not None and isinstance(t.shape, tuple):
+            n = T.numel(t.shape)
+            if isinstance(n, int) and n <= T.MAX_CONCRETE:
+                t.data = T._cast([value] * n, t.dtype)
+        return t
+
+    return impl
+
+
+def _full(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    size = a[0] if a else k.get("size")
+    fill = a[1] if len(a) > 1 else k.get("fill_value")
+    default = "int64" if isinstance(fill, int) and not isinstance(fill, bool) else ("bool" if isinstance(fill, bool) else "float32")
+    t = _factory_tensor(ev, (size,), {kk: v for kk, v in k.items() if kk not in ("size", "fill_value")}, default)
+    if isinstance(fill, (int, float)) and isinstance(t.shape, tuple):
+        n = T.numel(t.shape)
+        if isinstance(n, int) and n <= T.MAX_CONCRETE:
+            t.data = T._cast([fill] * n, t.dtype)
+    return t
+
+
+def _like(fill: Any) -> Callable[..., Any]:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        src = a[0]
+        if not isinstance(src, TensorValue):
+            return Unknown("*_like of a non-tensor", ev.current_ref)
+        t = TensorValue(src.shape, T.dtype_name(k.get("dtype"), src.dtype))
+        if fill is not None and isinstance(t.shape, tuple):
+            n = T.numel(t.shape)
+            if isinstance(n, int) and n <= T.MAX_CONCRETE:
+                t.data = T._cast([fill] * n, t.dtype)
+        return t
+
+    return impl
+
+
+def _arange(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    from vramlint.engine.evaluator import contains_unknown
+
+    nums = list(a)
+    for key in ("start", "end", "step"):
+        if key in k:
+            nums.append(k[key])
+    u = contains_unknown(tuple(nums))
+    if u is not None:
+        return TensorValue((u,), T.dtype_name(k.get("dtype"), "int64"))
+    vals = [x.to_python(ev) if isinstance(x, TensorValue) else x for x in nums]
+    if len(vals) == 1:
+        start, end, step = 0, vals[0], 1
+    elif len(vals) == 2:
+        start, end, step = vals[0], vals[1], 1
+    else:
+        start, end, step = vals[0], vals[1], vals[2]
+    if not all(isinstance(x, (int, float)) for x in (start, end, step)) or step == 0:
+        return Unknown("arange with non-numeric bounds", ev.current_ref)
+    n = max(0, math.ceil((end - start) / step))
+    is_int = all(isinstance(x, int) for x in (start, end, step))
+    dt = T.dtype_name(k.get("dtype"), "int64" if is_int else "float32")
+    data = [start + i * step for i in range(n)] if n <= T.MAX_CONCRETE else None
+    return TensorValue((n,), dt, data=T._cast(data, dt) if data is not None else None)
+
+
+def _linspace(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    start, end = a[0], a[1]
+    steps = a[2] if len(a) > 2 else k.get("steps")
+    if not all(isinstance(x, (int, float)) for x in (start, end, steps)):
+        return TensorValue((steps if isinstance(steps, int) else Unknown("linspace steps", ev.current_ref),), "float32")
+    n = int(steps)
+    if n <= 0:
+        data: list[Any] = []
+    elif n == 1:
+        data = [float(start)]
+    else:
+        step = (end - start) / (n - 1)
+        # torch fills the two halves from each end for symmetry
+        data = [start + step * i if i < n // 2 else end - step * (n - 1 - i) for i in range(n)]
+    dt = T.dtype_name(k.get("dtype"), "float32")
+    return TensorValue((n,), dt, data=T._cast(data, dt) if n <= T.MAX_CONCRETE else None)
+
+
+def _tensor(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return T.tensor_from_data(ev, a[0] if a else k.get("data"), k.get("dtype"))
+
+
+def _tensors_arg(ev: Evaluator, v: Any) -> list[TensorValue] | Unknown:
+    items = ev.list_of(v)
+    if isinstance(items, Unknown):
+        return items
+    for x in items:
+        if not isinstance(x, TensorValue):
+            return x if isinstance(x, Unknown) else Unknown("cat/stack of a non-tensor", ev.current_ref)
+    return items
+
+
+def _cat(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    ts = _tensors_arg(ev, a[0] if a else k.get("tensors"))
+    if isinstance(ts, Unknown):
+        return ts
+    dim = a[1] if len(a) > 1 else k.get("dim", 0)
+    ts = [t for t in ts if not (isinstance(t.shape, tuple) and t.shape == (0,))] or ts
+    if not ts:
+        return Unknown("cat of nothing", ev.current_ref)
+    first = ts[0]
+    if any(isinstance(t.shape, Unknown) for t in ts) or not isinstance(dim, int):
+        return TensorValue(Unknown("cat of tensors of unknown shape", ev.current_ref), first.dtype)
+    r = len(first.shape)  # type: ignore[arg-type]
+    d = dim + r if dim < 0 else dim
+    shape = list(first.shape)  # type: ignore[arg-type]
+    total: Any = 0
+    for t in ts:
+        total = total + t.shape[d]  # type: ignore[index]
+    shape[d] = total
+    data = None
+    if r == 1 and all(t.data is not None for t in ts):
+        data = [x for t in ts for x in t.data]  # type: ignore[union-attr]
+    dt = first.dtype
+    for t in ts[1:]:
+        dt = T.promote(dt, t.dtype)
+    return TensorValue(tuple(shape), dt, data=data)
+
+
+def _stack(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    ts = _tensors_arg(ev, a[0] if a else k.get("tensors"))
+    if isinstance(ts, Unknown):
+        return ts
+    if not ts:
+        return Unknown("stack of nothing", ev.current_ref)
+    dim = a[1] if len(a) > 1 else k.get("dim", 0)
+    first = ts[0]
+    if isinstance(first.shape, Unknown) or not isinstance(dim, int):
+        return TensorValue(Unknown("stack of unknown shapes", ev.current_ref), first.dtype)
+    shape = list(first.shape)
+    d = dim + len(shape) + 1 if dim < 0 else dim
+    shape.insert(d, len(ts))
+    return TensorValue(tuple(shape), first.dtype)
+
+
+def _meshgrid(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    ts = _tensors_arg(ev, a[0] if len(a) == 1 and isinstance(a[0], (list, tuple)) else a)
+    if isinstance(ts, Unknown):
+        return ts
+    sizes = [t.shape[0] if isinstance(t.shape, tuple) and t.shape else Unknown("meshgrid", ev.current_ref) for t in ts]
+    if k.get("indexing") == "xy" and len(sizes) >= 2:
+        sizes[0], sizes[1] = sizes[1], sizes[0]
+    return tuple(TensorValue(tuple(sizes), t.dtype) for t in ts)
+
+
+def _diff(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    t = a[0]
+    if not isinstance(t, TensorValue) or isinstance(t.shape, Unknown) or len(t.shape) != 1:
+        return Unknown("diff of a non-1-D tensor", ev.current_ref)
+    n = t.shape[0]
+    data = [y - x for x, y in zip(t.data, t.data[1:])] if t.data is not None else None
+    return TensorValue((n - 1 if isinstance(n, int) else n,), t.dtype, data=data)
+
+
+def _method_as_function(name: str) -> Callable[..., Any]:
+    """torch.f(t, ...) for a Tensor method t.f(...)."""
+
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        if not a:
+            return Unknown(f"torch.{name}() without a tensor", ev.current_ref)
+        t = a[0]
+        if isinstance(t, (int, float)) and name in T.UNARY_FUNCS:
+            t = TensorValue((), "float32", data=[T.f32(float(t))])
+        if not isinstance(t, TensorValue):
+            return t if isinstance(t, Unknown) else Unknown(f"torch.{name} of a non-tensor", ev.current_ref)
+        return T.TENSOR_METHODS[name](ev, t, a[1:], k)
+
+    return impl
+
+
+def _binary(op: str) -> Callable[..., Any]:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        other = a[1] if len(a) > 1 else k.get("other", k.get("exponent"))
+        return T.elementwise(ev, op, a[0] if a else k.get("input"), other)
+
+    return impl
+
+
+def _no_grad_ctx(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return NoOp("torch.no_grad")
+
+
+def _fan_in_out(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    t = a[0]
+    if not isinstance(t, TensorValue) or isinstance(t.shape, Unknown) or len(t.shape) < 2:
+        return Unknown("fan of a tensor of unknown shape", ev.current_ref)
+    rf = T.numel(t.shape[2:])
+    return (t.shape[1] * rf, t.shape[0] * rf)
+
+
+def _returns_first(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return a[0] if a else k.get("tensor")
+
+
+def _calculate_gain(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    gains = {"linear": 1.0, "conv1d": 1.0, "conv2d": 1.0, "conv3d": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3,
+             "relu": math.sqrt(2.0), "selu": 3.0 / 4}
+    return gains.get(a[0], Unknown("calculate_gain", ev.current_ref)) if a else 1.0
+
+
+def _functional(name: str) -> NativeFunction:
+    return NativeFunction(f"torch.nn.functional.{name}",
+                          lambda ev, a, k: Unknown(f"F.{name} is not evaluated during construction", ev.current_ref))
+
+
+# ---------------------------------------------------------------------- module tree
+def _torch_ns(loader: Loader) -> dict[str, Any]:
+    tensor_cls, param_cls = loader.torch_tensor_classes  # type: ignore[attr-defined]
+    ns: dict[str, Any] = {name: dt for name, dt in DTYPES.items()}
+    ns.update({alias: DTYPES[target] for alias, target in DTYPE_ALIASES.items() if target in DTYPES})
+    fns: dict[str, Callable[..., Any]] = {
+        "zeros": _filled(0), "ones": _filled(1), "empty": _filled(None), "rand": _filled(None),
+        "randn": _filled(None), "full": _full,
+        "zeros_like": _like(0), "ones_like": _like(1), "empty_like": _like(None), "rand_like": _like(None),
+        "randn_like": _like(None), "full_like": lambda ev, a, k: _like(a[1] if len(a) > 1 else None)(ev, a[:1], k),
+        "arange": _arange, "linspace": _linspace, "tensor": _tensor, "as_tensor": _tensor, "from_numpy": _tensor,
+        "cat": _cat, "concat": _cat, "concatenate": _cat, "stack": _stack, "meshgrid": _meshgrid, "diff": _diff,
+        "randint": lambda ev, a, k: _factory_tensor(ev, (a[-1] if a else k.get("size"),), k, "int64"),
+        "eye": lambda ev, a, k: TensorValue((a[0], a[1] if len(a) > 1 else a[0]), T.dtype_name(k.get("dtype"))),
+        "pow": lambda ev, a, k: T.elementwise(ev, "pow", a[0], a[1]),
+        "divide": _binary("truediv"), "div": _binary("truediv"), "true_divide": _binary("truediv"),
+        "mul": _binary("mul"), "multiply": _binary("mul"), "add": _binary("add"), "sub": _binary("sub"),
+        "subtract": _binary("sub"), "floor_divide": _binary("floordiv"), "remainder": _binary("mod"),
+        "maximum": _binary("add"), "minimum": _binary("add"), "eq": _binary("eq"), "ne": _binary("ne"),
+        "lt": _binary("lt"), "le": _binary("le"), "gt": _binary("gt"), "ge": _binary("ge"),
+        "matmul": lambda ev, a, k: T.matmul(ev, a[0], a[1]), "mm": lambda ev, a, k: T.matmul(ev, a[0], a[1]),
+        "bmm": lambda ev, a, k: T.matmul(ev, a[0], a[1]),
+        "is_tensor": lambda ev, a, k: isinstance(a[0], TensorValue),
+        "numel": lambda ev, a, k: a[0].numel() if isinstance(a[0], TensorValue) else Unknown("numel", ev.current_ref),
+        "manual_seed": lambda ev, a, k: None, "set_default_dtype": lambda ev, a, k: None,
+        "get_default_dtype": lambda ev, a, k: DTYPES["float32"], "_assert": lambda ev, a, k: None,
+        "no_grad": _no_grad_ctx, "enable_grad": _no_grad_ctx, "inference_mode": _no_grad_ctx,
+        "set_grad_enabled": _no_grad_ctx, "autocast": _no_grad_ctx,
+        "device": lambda ev, a, k: a[0] if a and isinstance(a[0], str) else Unknown("torch.device", ev.current_ref),
+        "Size": lambda ev, a, k: T.TorchSize(tuple(ev.list_of(a[0]))) if a else T.TorchSize(()),
+        "compile": lambda ev, a, k: a[0] if a else NativeFunction("compile", lambda ev2, a2, k2: a2[0]),
+        "_log_api_usage_once": lambda ev, a, k: None,
+        "where": lambda ev, a, k: a[1] if len(a) > 1 and isinstance(a[1], TensorValue) else Unknown("where", ev.current_ref),
+    }
+    for name in ("flatten", "permute", "transpose", "swapaxes", "unsqueeze", "squeeze", "reshape", "sum", "mean",
+                 "prod", "max", "min", "chunk", "split", "clamp", "clip", "roll", "flip", "tril", "triu", "argmax",
+                 "softmax", "log_softmax", "cumsum", "t", "amax", "amin", "std", "var", "norm", "any", "all",
+                 *T.UNARY_FUNCS):
+        fns[name] = _method_as_function(name)
+    for name, fn in fns.items():
+        ns[name] = NativeFunction(f"torch.{name}", fn)
+    for name in ("no_grad", "enable_grad", "inference_mode", "compile"):
+        ns[name].decorator = lambda ev, v, a, k: v
+    ns["Tensor"] = tensor_cls
+    ns["Size"] = ns["Size"]
+    ns["pi"] = math.pi
+    ns["inf"] = math.inf
+    ns["nan"] = math.nan
+    ns["_C"] = NoOp("torch._C")
+    return ns
+
+
+def _nn_ns(loader: Loader) -> dict[str, Any]:
+    classes = loader.torch_classes  # type: ignore[attr-defined]
+    ns: dict[str, Any] = dict(classes)
+    ns["Parameter"] = loader.torch_tensor_classes[1]  # type: ignore[attr-defined]
+    ns["Buffer"] = NativeFunction("torch.nn.Buffer", lambda ev, a, k: a[0] if a else Unknown("Buffer", ev.current_ref))
+    return ns
+
+
+def _init_ns() -> dict[str, Any]:
+    ns: dict[str, Any] = {}
+    for name in ("uniform_", "normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_", "xavier_uniform_",
+                 "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "orthogonal_", "sparse_",
+                 "uniform", "normal", "constant", "xavier_uniform", "xavier_normal", "kaiming_uniform",
+                 "kaiming_normal", "orthogonal"):
+        ns[name] = NativeFunction(f"torch.nn.init.{name}", _returns_first)
+    ns["_calculate_fan_in_and_fan_out"] = NativeFunction("torch.nn.init._calculate_fan_in_and_fan_out", _fan_in_out)
+    ns["calculate_gain"] = NativeFunction("torch.nn.init.calculate_gain", _calculate_gain)
+    return ns
+
+
+def _jit_ns() -> dict[str, Any]:
+    ns = {name: _identity_decorator(f"torch.jit.{name}") for name in
+          ("script", "trace", "ignore", "unused", "export", "script_method", "interface", "_overload_method",
+           "_overload")}
+    ns["is_scripting"] = NativeFunction("torch.jit.is_scripting", lambda ev, a, k: False)
+    ns["is_tracing"] = NativeFunction("torch.jit.is_tracing", lambda ev, a, k: False)
+    ns["annotate"] = NativeFunction("torch.jit.annotate", lambda ev, a, k: a[1] if len(a) > 1 else None)
+    return ns
+
+
+def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
+    """Native resolver for `torch` and its submodules."""
+    if dotted != "torch" and not dotted.startswith("torch."):
+        return None
+    _ensure(loader)
+
+    def unknown_attr(mod: str) -> Callable[[str], Any]:
+        def hook(attr: str) -> Any:
+            sub = f"{mod}.{attr}"
+            if sub in _KNOWN_SUBMODULES:
+                return loader.import_module(sub, None)
+            return Unknown(f"`{sub}` is not modelled by vramlint", loader.evaluator.current_ref)
+
+        return hook
+
+    if dotted == "torch":
+        return ModuleValue("torch", _torch_ns(loader), getattr_hook=unknown_attr("torch"))
+    if dotted in ("torch.nn", "torch.nn.modules") or dotted.startswith("torch.nn.modules."):
+        base = "torch.nn"
+
+        def nn_hook(attr: str) -> Any:
+            sub = f"{base}.{attr}"
+            if sub in _KNOWN_SUBMODULES:
+                return loader.import_module(sub, None)
+            if dotted.startswith("torch.nn.modules") and attr in CATALOG:
+                return loader.torch_classes[attr]  # type: ignore[attr-defined]
+            if dotted.startswith("torch.nn.modules"):
+                return loader.import_module(f"torch.nn.modules.{attr}", None)
+            return Unknown(f"`torch.nn.{attr}` is not modelled by vramlint", loader.evaluator.current_ref)
+
+        return ModuleValue(dotted, _nn_ns(loader), getattr_hook=nn_hook)
+    if dotted == "torch.nn.parameter":
+        return ModuleValue(dotted, {"Parameter": loader.torch_tensor_classes[1]},  # type: ignore[attr-defined]
+                           getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.nn.init":
+        return ModuleValue(dotted, _init_ns(), getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.nn.functional":
+        return ModuleValue(dotted, {}, getattr_hook=lambda attr: _functional(attr))
+    if dotted == "torch.jit":
+        return ModuleValue(dotted, _jit_ns(), getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.fx":
+        return ModuleValue(dotted, {"wrap": _identity_decorator("torch.fx.wrap")}, getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.cuda":
+        return ModuleValue(dotted, {"is_available": NativeFunction(
+            "torch.cuda.is_available", lambda ev, a, k: Unknown("whether CUDA is available depends on the machine", ev.current_ref))},
+            getattr_hook=unknown_attr(dotted))
+    return ModuleValue(dotted, {}, getattr_hook=unknown_attr(dotted))
+
+
+_KNOWN_SUBMODULES = {
+    "torch.nn", "torch.nn.init", "torch.nn.functional", "torch.nn.parameter", "torch.nn.modules", "torch.jit",
+    "torch.fx", "torch.cuda", "torch.utils", "torch.utils.checkpoint", "torch.optim", "torch.distributed",
+    "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data",
+}
+
+__all__ = ["torch_module", "tensor_class", "MISSING"]

@@ -1,0 +1,799 @@
+"""Abstract tensors: a shape (known or Unknown dims), a dtype, and for small tensors the values.
+
+Values are kept for tensors of up to MAX_CONCRETE elements because some model code computes
+its architecture with tensor arithmetic (RegNet's block widths: arange, log, round, tolist).
+Float arithmetic is rounded to float32 after each operation, as torch computes it.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from vramlint.engine.evaluator import contains_unknown
+from vramlint.engine.values import MISSING, NativeFunction, Unknown, Value
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+
+MAX_CONCRETE = 4096
+
+Dim = Any  # int | Unknown
+Shape = tuple[Dim, ...]
+
+DTYPE_BYTES = {
+    "float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int16": 2,
+    "int8": 1, "uint8": 1, "bool": 1, "complex64": 8, "complex128": 16, "float8_e4m3fn": 1, "float8_e5m2": 1,
+}
+FLOAT_DTYPES = {"float32", "float64", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2"}
+INT_DTYPES = {"int64", "int32", "int16", "int8", "uint8"}
+
+
+class DType(Value):
+    """torch.float32 and friends."""
+
+    __slots__ = ("name",)
+    type_name = "torch.dtype"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_attribute(self, ev: Evaluator, name: str) -> Any:
+        if name == "is_floating_point":
+            return self.name in FLOAT_DTYPES
+        if name == "itemsize":
+            return DTYPE_BYTES.get(self.name, 4)
+        return MISSING
+
+    def __repr__(self) -> str:
+        return f"torch.{self.name}"
+
+
+DTYPES = {n: DType(n) for n in DTYPE_BYTES}
+DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32",
+                 "short": "int16", "cfloat": "complex64"}
+
+
+def f32(x: float) -> float:
+    try:
+        return struct.unpack("f", struct.pack("f", x))[0]  # type: ignore[no-any-return]
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+def numel(shape: Shape) -> Any:
+    n: Any = 1
+    for d in shape:
+        n = n * d
+    return n
+
+
+def promote(a: str, b: str) -> str:
+    if a == b:
+        return a
+    order = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
+    if a in FLOAT_DTYPES and b not in FLOAT_DTYPES:
+        return a
+    if b in FLOAT_DTYPES and a not in FLOAT_DTYPES:
+        return b
+    try:
+        return order[max(order.index(a), order.index(b))]
+    except ValueError:
+        return "float32"
+
+
+class TensorValue(Value):
+    __slots__ = ("shape", "dtype", "requires_grad", "is_param", "data")
+    type_name = "Tensor"
+
+    def __init__(self, shape: Shape | Unknown, dtype: str = "float32", requires_grad: bool = False,
+                 data: list[Any] | None = None) -> None:
+        self.shape = shape
+        self.dtype = dtype
+        self.requires_grad = requires_grad
+        self.is_param = False
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Tensor{self.shape!r}:{self.dtype}"
+
+    # ----------------------------------------------------------------- protocol
+    def value_class(self, ev: Evaluator) -> Any:
+        from vramlint.frontends.torch.stubs import tensor_class
+
+        return tensor_class(ev.loader, parameter=self.is_param)
+
+    def numel(self) -> Any:
+        if isinstance(self.shape, Unknown):
+            return self.shape
+        return numel(self.shape)
+
+    def get_attribute(self, ev: Evaluator, name: str) -> Any:
+        if name == "shape":
+            return self.shape if isinstance(self.shape, Unknown) else TorchSize(self.shape)
+        if name in ("ndim",):
+            return self.shape if isinstance(self.shape, Unknown) else len(self.shape)
+        if name == "dtype":
+            return DTYPES.get(self.dtype, DType(self.dtype))
+        if name == "requires_grad":
+            return self.requires_grad
+        if name in ("data", "mT"):
+            return self if name == "data" else _transpose(self, -2, -1)
+        if name == "T":
+            return self if isinstance(self.shape, Unknown) else TensorValue(tuple(reversed(self.shape)), self.dtype)
+        if name == "device":
+            return Unknown("tensor device", ev.current_ref)
+        if name in ("is_cuda",):
+            return False
+        if name == "grad":
+            return None
+        method = TENSOR_METHODS.get(name)
+        if method is not None:
+            return NativeFunction(f"Tensor.{name}", lambda ev2, a, k: method(ev2, self, a, k))
+        return Unknown(f"Tensor.{name} is not modelled", ev.current_ref)
+
+    def set_attribute(self, ev: Evaluator, name: str, value: Any) -> None:
+        if name == "requires_grad" and isinstance(value, bool):
+            self.requires_grad = value
+
+    def binop(self, ev: Evaluator, op: str, other: Any, reflected: bool) -> Any:
+        a, b = (other, self) if reflected else (self, other)
+        return elementwise(ev, op, a, b)
+
+    def compare(self, ev: Evaluator, dunder: str, other: Any) -> Any:
+        return elementwise(ev, dunder.strip("_"), self, other, out_dtype="bool")
+
+    def unary(self, ev: Evaluator, dunder: str) -> Any:
+        fn = {"__neg__": lambda x: -x, "__pos__": lambda x: x, "__abs__": abs}.get(dunder)
+        if fn is None:
+            return TensorValue(self.shape, self.dtype)
+        return map_unary(self, fn)
+
+    def getitem(self, ev: Evaluator, idx: Any) -> Any:
+        return index_tensor(ev, self, idx)
+
+    def setitem(self, ev: Evaluator, idx: Any, value: Any) -> None:
+        self.data = None  # in-place writes: values no longer tracked
+
+    def iterate(self, ev: Evaluator) -> Any:
+        if isinstance(self.shape, Unknown) or not self.shape:
+            return Unknown("iteration over a tensor of unknown shape", ev.current_ref)
+        n = self.shape[0]
+        if isinstance(n, Unknown):
+            return n
+        return [index_tensor(ev, self, i) for i in range(min(n, MAX_CONCRETE))]
+
+    def length(self, ev: Evaluator) -> Any:
+        if isinstance(self.shape, Unknown) or not self.shape:
+            return Unknown("len() of a tensor", ev.current_ref)
+        return self.shape[0]
+
+    def truth(self, ev: Evaluator) -> Any:
+        if self.data is not None and len(self.data) == 1:
+            return bool(self.data[0])
+        return Unknown("truth value of a tensor", ev.current_ref)
+
+    def to_python(self, ev: Evaluator) -> Any:
+        if self.data is not None and len(self.data) == 1:
+            return self.data[0]
+        return Unknown("tensor value is not known", ev.current_ref)
+
+    def deepcopy(self, proto: Any, memo: dict[int, Any]) -> TensorValue:
+        t = TensorValue(self.shape, self.dtype, self.requires_grad, list(self.data) if self.data else None)
+        t.is_param = self.is_param
+        return t
+
+
+class TorchSize(tuple):  # type: ignore[type-arg]
+    """torch.Size: a tuple (of ints or Unknowns)."""
+
+
+# ---------------------------------------------------------------------- construction helpers
+def parse_size(ev: Evaluator, args: Sequence[Any]) -> Shape | Unknown:
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = args[0]
+    dims: list[Any] = []
+    for a in args:
+        if isinstance(a, Unknown):
+            dims.append(a)
+        elif isinstance(a, bool):
+            return Unknown("bool in a tensor size", ev.current_ref)
+        elif isinstance(a, int):
+            dims.append(a)
+        elif isinstance(a, TensorValue):
+            v = a.to_python(ev)
+            dims.append(v)
+        else:
+            return Unknown(f"tensor size element {type(a).__name__}", ev.current_ref)
+    return tuple(dims)
+
+
+def dtype_name(v: Any, default: str = "float32") -> str:
+    if isinstance(v, DType):
+        return v.name
+    if isinstance(v, str):
+        return DTYPE_ALIASES.get(v, v)
+    return default
+
+
+def _infer_nested(ev: Evaluator, data: Any) -> tuple[Shape, list[Any]] | Unknown:
+    if isinstance(data, TensorValue):
+        if data.data is None:
+            return Unknown("tensor of a tensor without values", ev.current_ref)
+        return data.shape, list(data.data)  # type: ignore[return-value]
+    if isinstance(data, (list, tuple)):
+        if not data:
+            return (0,), []
+        parts = [_infer_nested(ev, x) for x in data]
+        for p in parts:
+            if isinstance(p, Unknown):
+                return p
+        shapes = {p[0] for p in parts}  # type: ignore[index]
+        if len(shapes) != 1:
+            return Unknown("ragged nested sequence", ev.current_ref)
+        flat: list[Any] = []
+        for p in parts:
+            flat.extend(p[1])  # type: ignore[index]
+        return (len(data), *parts[0][0]), flat  # type: ignore[index]
+    if isinstance(data, (int, float, bool)):
+        return (), [data]
+    if isinstance(data, Unknown):
+        return data
+    return Unknown(f"tensor() of {type(data).__name__}", ev.current_ref)
+
+
+def tensor_from_data(ev: Evaluator, data: Any, dtype: Any = None) -> TensorValue | Unknown:
+    r = _infer_nested(ev, data)
+    if isinstance(r, Unknown):
+        return r
+    shape, flat = r
+    if dtype is not None:
+        dt = dtype_name(dtype)
+    elif all(isinstance(x, bool) for x in flat) and flat:
+        dt = "bool"
+    elif all(isinstance(x, int) for x in flat):
+        dt = "int64"
+    else:
+        dt = "float32"
+    return TensorValue(shape, dt, data=_cast(flat, dt) if len(flat) <= MAX_CONCRETE else None)
+
+
+def _cast(flat: list[Any], dt: str) -> list[Any]:
+    if dt in ("float32", "float16", "bfloat16"):
+        return [f32(float(x)) for x in flat]
+    if dt == "float64":
+        return [float(x) for x in flat]
+    if dt == "bool":
+        return [bool(x) for x in flat]
+    return [int(x) for x in flat]
+
+
+# ---------------------------------------------------------------------- broadcasting
+def broadcast(a: Shape, b: Shape) -> Shape | Unknown:
+    out: list[Any] = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x = a[-i] if i <= len(a) else 1
+        y = b[-i] if i <= len(b) else 1
+        if isinstance(x, Unknown):
+            out.append(y if (isinstance(y, int) and y != 1) else x)
+        elif isinstance(y, Unknown):
+            out.append(x if x != 1 else y)
+        elif x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            return Unknown(f"shapes {a} and {b} cannot be broadcast")
+    return tuple(reversed(out))
+
+
+_PY_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
+    "truediv": lambda x, y: x / y if y != 0 else (math.copysign(math.inf, x) if x else math.nan),
+    "floordiv": lambda x, y: x // y, "mod": lambda x, y: x % y, "pow": lambda x, y: x ** y,
+    "eq": lambda x, y: x == y, "ne": lambda x, y: x != y, "lt": lambda x, y: x < y, "le": lambda x, y: x <= y,
+    "gt": lambda x, y: x > y, "ge": lambda x, y: x >= y, "and": lambda x, y: x & y, "or": lambda x, y: x | y,
+    "xor": lambda x, y: x ^ y,
+}
+
+
+def _as_tensor(ev: Evaluator, v: Any) -> TensorValue | Unknown:
+    if isinstance(v, TensorValue):
+        return v
+    if isinstance(v, bool):
+        return TensorValue((), "bool", data=[v])
+    if isinstance(v, int):
+        return TensorValue((), "int64", data=[v])
+    if isinstance(v, float):
+        return TensorValue((), "float64", data=[v])  # a Python scalar: promotes like a "wrapped number"
+    if isinstance(v, Unknown):
+        return v
+    return Unknown(f"tensor operation with a {getattr(v, 'type_name', type(v).__name__)}", ev.current_ref)
+
+
+def elementwise(ev: Evaluator, op: str, a: Any, b: Any, out_dtype: str | None = None) -> Any:
+    if op == "matmul":
+        return matmul(ev, a, b)
+    ta, tb = _as_tensor(ev, a), _as_tensor(ev, b)
+    if isinstance(ta, Unknown):
+        return ta
+    if isinstance(tb, Unknown):
+        return tb
+    if isinstance(ta.shape, Unknown):
+        return ta.shape
+    if isinstance(tb.shape, Unknown):
+        return tb.shape
+    shape = broadcast(ta.shape, tb.shape)
+    if isinstance(shape, Unknown):
+        return Unknown(shape.reason, ev.current_ref)
+    # Python scalars do not promote a tensor's float dtype (wrapped numbers).
+    da = ta.dtype if isinstance(a, TensorValue) else ("float32" if ta.dtype == "float64" else ta.dtype)
+    db = tb.dtype if isinstance(b, TensorValue) else ("float32" if tb.dtype == "float64" else tb.dtype)
+    if not isinstance(a, TensorValue) and da in FLOAT_DTYPES and db in FLOAT_DTYPES:
+        da = db
+    if not isinstance(b, TensorValue) and db in FLOAT_DTYPES and da in FLOAT_DTYPES:
+        db = da
+    dt = out_dtype or promote(da, db)
+    if op == "truediv" and dt not in FLOAT_DTYPES:
+        dt = "float32"
+    data = None
+    if ta.data is not None and tb.data is not None and op in _PY_OPS:
+        n = numel(shape)
+        if isinstance(n, int) and n <= MAX_CONCRETE:
+            xa = _broadcast_data(ta, shape)
+            xb = _broadcast_data(tb, shape)
+            if xa is not None and xb is not None:
+                fn = _PY_OPS[op]
+                try:
+                    if dt in ("float32", "float16", "bfloat16"):
+                        data = [f32(fn(f32(float(x)), f32(float(y)))) for x, y in zip(xa, xb)]
+                    elif dt == "float64":
+                        data = [float(fn(float(x), float(y))) for x, y in zip(xa, xb)]
+                    else:
+                        data = [fn(x, y) for x, y in zip(xa, xb)]
+                except (ZeroDivisionError, OverflowError, ValueError, TypeError):
+                    data = None
+    return TensorValue(shape, dt, data=data)
+
+
+def _broadcast_data(t: TensorValue, shape: Shape) -> list[Any] | None:
+    assert t.data is not None and not isinstance(t.shape, Unknown)
+    if t.shape == shape:
+        return t.data
+    if len(t.data) == 1:
+        n = numel(shape)
+        return t.data * n if isinstance(n, int) else None
+    if len(shape) == 1 and t.shape == (shape[0],):
+        return t.data
+    return None
+
+
+def map_unary(t: TensorValue, fn: Callable[[Any], Any], dtype: str | None = None) -> TensorValue:
+    dt = dtype or t.dtype
+    data = None
+    if t.data is not None:
+        try:
+            vals = [fn(x) for x in t.data]
+            data = _cast(vals, dt) if dt != t.dtype or dt in ("float32", "float16", "bfloat16") else vals
+        except (ValueError, OverflowError, TypeError, ZeroDivisionError):
+            data = None
+    return TensorValue(t.shape, dt, data=data)
+
+
+def matmul(ev: Evaluator, a: Any, b: Any) -> Any:
+    if not isinstance(a, TensorValue) or not isinstance(b, TensorValue):
+        return Unknown("matmul of a non-tensor", ev.current_ref)
+    sa, sb = a.shape, b.shape
+    if isinstance(sa, Unknown) or isinstance(sb, Unknown):
+        return sa if isinstance(sa, Unknown) else sb
+    if len(sa) == 1 and len(sb) == 1:
+        return TensorValue((), promote(a.dtype, b.dtype))
+    if len(sb) == 1:
+        return TensorValue(sa[:-1], promote(a.dtype, b.dtype))
+    if len(sa) == 1:
+        return TensorValue((*sb[:-2], sb[-1]), promote(a.dtype, b.dtype))
+    batch = broadcast(sa[:-2], sb[:-2])
+    if isinstance(batch, Unknown):
+        return batch
+    return TensorValue((*batch, sa[-2], sb[-1]), promote(a.dtype, b.dtype))
+
+
+# ---------------------------------------------------------------------- shape operations
+def _norm_dim(d: Any, rank: int) -> Any:
+    if isinstance(d, Unknown) or not isinstance(d, int):
+        return d
+    return d + rank if d < 0 else d
+
+
+def reshape(ev: Evaluator, t: TensorValue, dims: Sequence[Any]) -> Any:
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = dims[0]
+    dims = list(dims)
+    total = t.numel()
+    if -1 in dims:
+        i = dims.index(-1)
+        rest = numel(tuple(d for j, d in enumerate(dims) if j != i))
+        if isinstance(total, Unknown) or isinstance(rest, Unknown):
+            dims[i] = total if isinstance(total, Unknown) else rest
+        elif rest == 0:
+            dims[i] = 0
+        else:
+            dims[i] = total // rest
+    shape = tuple(dims)
+    return TensorValue(shape, t.dtype, data=t.data if t.data is not None else None)
+
+
+def _transpose(t: TensorValue, d0: Any, d1: Any) -> TensorValue:
+    if isinstance(t.shape, Unknown):
+        return TensorValue(t.shape, t.dtype)
+    r = len(t.shape)
+    a, b = _norm_dim(d0, r), _norm_dim(d1, r)
+    if not isinstance(a, int) or not isinstance(b, int) or not (0 <= a < r and 0 <= b < r):
+        return TensorValue(Unknown("transpose of unknown dims"), t.dtype)
+    s = list(t.shape)
+    s[a], s[b] = s[b], s[a]
+    return TensorValue(tuple(s), t.dtype)
+
+
+def index_tensor(ev: Evaluator, t: TensorValue, idx: Any) -> Any:
+    if isinstance(t.shape, Unknown):
+        return TensorValue(t.shape, t.dtype)
+    items = list(idx) if isinstance(idx, tuple) else [idx]
+    shape = list(t.shape)
+    out: list[Any] = []
+    pos = 0
+    n_real = sum(1 for x in items if x is not None and x is not Ellipsis)
+    concrete_index = None
+    for it in items:
+        if it is None:
+            out.append(1)
+        elif it is Ellipsis:
+            skip = len(shape) - n_real
+            out.extend(shape[pos: pos + skip])
+            pos += skip
+        elif isinstance(it, bool):
+            out.append(1)
+        elif isinstance(it, int):
+            if len(items) == 1 and t.data is not None and shape:
+                concrete_index = it
+            pos += 1
+        elif isinstance(it, slice):
+            size = shape[pos] if pos < len(shape) else 1
+            if isinstance(size, int) and all(isinstance(x, (int, type(None))) for x in (it.start, it.stop, it.step)):
+                out.append(len(range(*it.indices(size))))
+            else:
+                out.append(Unknown("slice of unknown length", ev.current_ref))
+            pos += 1
+        elif isinstance(it, TensorValue):
+            if isinstance(it.shape, Unknown):
+                return TensorValue(Unknown("advanced indexing", ev.current_ref), t.dtype)
+            if it.dtype == "bool":
+                out.append(Unknown("boolean mask indexing", ev.current_ref))
+                pos += len(it.shape)
+            else:
+                out.extend(it.shape)
+                pos += 1
+        elif isinstance(it, Unknown):
+            pos += 1
+            return TensorValue(Unknown(f"index: {it.reason}", ev.current_ref), t.dtype)
+        else:
+            return TensorValue(Unknown("unsupported index", ev.current_ref), t.dtype)
+    out.extend(shape[pos:])
+    data = None
+    if concrete_index is not None and t.data is not None and len(shape) == 1:
+        try:
+            data = [t.data[concrete_index]]
+        except IndexError:
+            raise ev.raise_error("IndexError", "index out of range") from None
+    return TensorValue(tuple(out), t.dtype, data=data)
+
+
+def tolist(ev: Evaluator, t: TensorValue) -> Any:
+    if t.data is None or isinstance(t.shape, Unknown):
+        return Unknown("tensor values are not known statically", ev.current_ref)
+    if not t.shape:
+        return t.data[0]
+
+    def build(shape: Shape, flat: list[Any]) -> list[Any]:
+        if len(shape) == 1:
+            return list(flat)
+        step = len(flat) // shape[0] if shape[0] else 0
+        return [build(shape[1:], flat[i * step:(i + 1) * step]) for i in range(shape[0])]
+
+    return build(t.shape, t.data)
+
+
+def reduce_dims(t: TensorValue, dim: Any, keepdim: bool) -> Shape | Unknown:
+    if isinstance(t.shape, Unknown):
+        return t.shape
+    if dim is None:
+        return tuple(1 for _ in t.shape) if keepdim else ()
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    r = len(t.shape)
+    norm = {_norm_dim(d, r) for d in dims}
+    if any(not isinstance(d, int) for d in norm):
+        return Unknown("reduction over unknown dims")
+    return tuple((1 if i in norm else s) for i, s in enumerate(t.shape) if keepdim or i not in norm)
+
+
+TensorMethod = Callable[["Evaluator", TensorValue, tuple[Any, ...], dict[str, Any]], Any]
+TENSOR_METHODS: dict[str, TensorMethod] = {}
+
+
+def _same(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    return t
+
+
+def _copy(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    return TensorValue(t.shape, t.dtype, data=t.data)
+
+
+def _to(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    dt = k.get("dtype")
+    for x in a:
+        if isinstance(x, DType):
+            dt = x
+        elif isinstance(x, TensorValue):
+            dt = DTYPES.get(x.dtype)
+    if dt is None:
+        return t
+    return _cast_tensor(t, dtype_name(dt))
+
+
+def _cast_tensor(t: TensorValue, dt: str) -> TensorValue:
+    if t.data is None:
+        return TensorValue(t.shape, dt)
+    if dt in INT_DTYPES:
+        return TensorValue(t.shape, dt, data=[int(x) for x in t.data])  # truncates like torch
+    return TensorValue(t.shape, dt, data=_cast(t.data, dt))
+
+
+def _size(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    if isinstance(t.shape, Unknown):
+        return t.shape
+    if a:
+        d = _norm_dim(a[0], len(t.shape))
+        if isinstance(d, int) and 0 <= d < len(t.shape):
+            return t.shape[d]
+        return Unknown("size() of an unknown dim", ev.current_ref)
+    return TorchSize(t.shape)
+
+
+def _view(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    if a and isinstance(a[0], DType):
+        return TensorValue(t.shape, a[0].name)
+    return reshape(ev, t, a or k.get("shape", ()))
+
+
+def _flatten(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    start = a[0] if a else k.get("start_dim", 0)
+    end = a[1] if len(a) > 1 else k.get("end_dim", -1)
+    if isinstance(t.shape, Unknown):
+        return TensorValue(t.shape, t.dtype)
+    r = len(t.shape)
+    if r == 0:
+        return TensorValue((1,), t.dtype, data=t.data)
+    s, e = _norm_dim(start, r), _norm_dim(end, r)
+    if not isinstance(s, int) or not isinstance(e, int):
+        return TensorValue(Unknown("flatten of unknown dims", ev.current_ref), t.dtype)
+    return TensorValue((*t.shape[:s], numel(t.shape[s:e + 1]), *t.shape[e + 1:]), t.dtype, data=t.data)
+
+
+def _permute(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    dims = a[0] if len(a) == 1 and isinstance(a[0], (tuple, list)) else a
+    if isinstance(t.shape, Unknown):
+        return TensorValue(t.shape, t.dtype)
+    r = len(t.shape)
+    try:
+        return TensorValue(tuple(t.shape[_norm_dim(d, r)] for d in dims), t.dtype)
+    except (TypeError, IndexError):
+        return TensorValue(Unknown("permute of unknown dims", ev.current_ref), t.dtype)
+
+
+def _unsqueeze(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    d = a[0] if a else k.get("dim")
+    if isinstance(t.shape, Unknown) or not isinstance(d, int):
+        return TensorValue(Unknown("unsqueeze", ev.current_ref), t.dtype)
+    r = len(t.shape) + 1
+    d = d + r if d < 0 else d
+    s = list(t.shape)
+    s.insert(d, 1)
+    return TensorValue(tuple(s), t.dtype, data=t.data)
+
+
+def _squeeze(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    if isinstance(t.shape, Unknown):
+        return TensorValue(t.shape, t.dtype)
+    d = a[0] if a else k.get("dim")
+    if d is None:
+        if any(isinstance(x, Unknown) for x in t.shape):
+            return TensorValue(Unknown("squeeze of unknown dims", ev.current_ref), t.dtype)
+        return TensorValue(tuple(x for x in t.shape if x != 1), t.dtype, data=t.data)
+    d = _norm_dim(d, len(t.shape))
+    s = list(t.shape)
+    if isinstance(d, int) and 0 <= d < len(s) and s[d] == 1:
+        del s[d]
+    return TensorValue(tuple(s), t.dtype, data=t.data)
+
+
+def _expand(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    dims = parse_size(ev, a)
+    if isinstance(dims, Unknown) or isinstance(t.shape, Unknown):
+        return TensorValue(Unknown("expand", ev.current_ref), t.dtype)
+    off = len(dims) - len(t.shape)
+    out = [(t.shape[i - off] if (d == -1 and i >= off) else d) for i, d in enumerate(dims)]
+    return TensorValue(tuple(out), t.dtype)
+
+
+def _repeat(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    reps = parse_size(ev, a)
+    if isinstance(reps, Unknown) or isinstance(t.shape, Unknown):
+        return TensorValue(Unknown("repeat", ev.current_ref), t.dtype)
+    shape = (1,) * (len(reps) - len(t.shape)) + tuple(t.shape)
+    return TensorValue(tuple(s * r for s, r in zip(shape, reps)), t.dtype)
+
+
+def _reduction(op: str) -> TensorMethod:
+    def impl(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+        dim = a[0] if a else k.get("dim")
+        keep = bool(a[1]) if len(a) > 1 else bool(k.get("keepdim", False))
+        shape = reduce_dims(t, dim, keep)
+        if isinstance(shape, Unknown):
+            return TensorValue(Unknown(shape.reason, ev.current_ref), t.dtype)
+        dt = "int64" if op == "sum" and t.dtype in INT_DTYPES | {"bool"} else t.dtype
+        if op in ("argmax", "argmin"):
+            dt = "int64"
+        data = None
+        if dim is None and t.data is not None:
+            fns: dict[str, Callable[[list[Any]], Any]] = {"sum": sum, "max": max, "min": min, "prod": math.prod,
+                                                          "mean": lambda xs: sum(xs) / len(xs)}
+            if op in fns and t.data:
+                data = [fns[op](t.data)]
+        result = TensorValue(shape, dt, data=data)
+        if op in ("max", "min") and dim is not None:
+            return (result, TensorValue(shape, "int64"))
+        return result
+
+    return impl
+
+
+def _tolist(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    return tolist(ev, t)
+
+
+def _item(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    return t.to_python(ev)
+
+
+def _numel(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    return t.numel()
+
+
+def _dim(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    return t.shape if isinstance(t.shape, Unknown) else len(t.shape)
+
+
+def _requires_grad_(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    flag = a[0] if a else k.get("requires_grad", True)
+    if isinstance(flag, bool):
+        t.requires_grad = flag
+    return t
+
+
+def _new(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    shape = parse_size(ev, a)
+    return TensorValue(shape, dtype_name(k.get("dtype"), t.dtype))
+
+
+def _split(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    size = a[0] if a else k.get("split_size_or_sections", k.get("split_size"))
+    dim = a[1] if len(a) > 1 else k.get("dim", 0)
+    return split_tensor(ev, t, size, dim)
+
+
+def split_tensor(ev: Evaluator, t: TensorValue, size: Any, dim: Any) -> Any:
+    if isinstance(t.shape, Unknown):
+        return Unknown("split of a tensor of unknown shape", ev.current_ref)
+    d = _norm_dim(dim, len(t.shape))
+    if not isinstance(d, int):
+        return Unknown("split along an unknown dim", ev.current_ref)
+    n = t.shape[d]
+    if isinstance(size, (list, tuple)):
+        sizes = list(size)
+    elif isinstance(size, int) and isinstance(n, int) and size > 0:
+        sizes = [min(size, n - i) for i in range(0, n, size)]
+    else:
+        return Unknown("split of unknown sizes", ev.current_ref)
+    out = []
+    for s in sizes:
+        shape = list(t.shape)
+        shape[d] = s
+        out.append(TensorValue(tuple(shape), t.dtype))
+    return tuple(out)
+
+
+def _chunk(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    chunks = a[0] if a else k.get("chunks")
+    dim = a[1] if len(a) > 1 else k.get("dim", 0)
+    if isinstance(t.shape, Unknown) or not isinstance(chunks, int):
+        return Unknown("chunk", ev.current_ref)
+    d = _norm_dim(dim, len(t.shape))
+    n = t.shape[d] if isinstance(d, int) else None
+    if not isinstance(n, int):
+        return Unknown("chunk of an unknown dim", ev.current_ref)
+    step = -(-n // chunks)
+    return split_tensor(ev, t, step, dim)
+
+
+def _unary_method(fn: Callable[[Any], Any], float_out: bool = True) -> TensorMethod:
+    def impl(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+        dt = t.dtype if (t.dtype in FLOAT_DTYPES or not float_out) else "float32"
+        return map_unary(t, fn, dt)
+
+    return impl
+
+
+def _safe_log(x: float) -> float:
+    return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
+
+
+UNARY_FUNCS: dict[str, tuple[Callable[[Any], Any], bool]] = {
+    "log": (_safe_log, True), "exp": (math.exp, True), "sqrt": (lambda x: math.sqrt(x) if x >= 0 else math.nan, True),
+    "rsqrt": (lambda x: 1 / math.sqrt(x) if x > 0 else math.inf, True), "round": (round, False),
+    "floor": (math.floor, False), "ceil": (math.ceil, False), "abs": (abs, False), "neg": (lambda x: -x, False),
+    "sign": (lambda x: (x > 0) - (x < 0), False), "sin": (math.sin, True), "cos": (math.cos, True),
+    "tanh": (math.tanh, True), "sigmoid": (lambda x: 1 / (1 + math.exp(-x)), True),
+    "log2": (lambda x: math.log2(x) if x > 0 else math.nan, True),
+    "reciprocal": (lambda x: 1 / x if x else math.inf, True), "relu": (lambda x: max(x, 0), False),
+    "trunc": (math.trunc, False), "square": (lambda x: x * x, False),
+}
+
+for _name, (_fn, _fl) in UNARY_FUNCS.items():
+    TENSOR_METHODS[_name] = _unary_method(_fn, _fl)
+    TENSOR_METHODS[_name + "_"] = _unary_method(_fn, _fl)
+
+for _name in ("contiguous", "normal_", "uniform_", "zero_", "fill_", "copy_", "clamp_", "clamp", "clip",
+              "bernoulli_", "exponential_", "trunc_normal_", "fill_diagonal_", "masked_fill_", "masked_fill",
+              "cuda", "cpu", "pin_memory", "share_memory_", "detach_", "retain_grad", "to_dense",
+              "add_", "mul_", "div_", "sub_", "clamp_min_", "clamp_max_", "scatter_", "index_fill_",
+              "softmax", "log_softmax", "roll", "flip", "tril", "triu", "tril_", "triu_", "clamp_min", "clamp_max",
+              "cumsum", "masked_scatter", "nan_to_num", "abs_", "float_power"):
+    TENSOR_METHODS[_name] = _same if _name.endswith("_") else _copy
+for _name in ("detach", "clone", "type_as"):
+    TENSOR_METHODS[_name] = _copy
+TENSOR_METHODS.update({
+    "to": _to, "type": _to,
+    "int": lambda ev, t, a, k: _cast_tensor(t, "int32"), "long": lambda ev, t, a, k: _cast_tensor(t, "int64"),
+    "float": lambda ev, t, a, k: _cast_tensor(t, "float32"), "double": lambda ev, t, a, k: _cast_tensor(t, "float64"),
+    "half": lambda ev, t, a, k: _cast_tensor(t, "float16"), "bfloat16": lambda ev, t, a, k: _cast_tensor(t, "bfloat16"),
+    "bool": lambda ev, t, a, k: _cast_tensor(t, "bool"),
+    "size": _size, "view": _view, "reshape": _view, "view_as": lambda ev, t, a, k: TensorValue(a[0].shape, t.dtype),
+    "reshape_as": lambda ev, t, a, k: TensorValue(a[0].shape, t.dtype),
+    "expand_as": lambda ev, t, a, k: TensorValue(a[0].shape, t.dtype),
+    "flatten": _flatten, "permute": _permute,
+    "transpose": lambda ev, t, a, k: _transpose(t, a[0], a[1]), "swapaxes": lambda ev, t, a, k: _transpose(t, a[0], a[1]),
+    "t": lambda ev, t, a, k: _transpose(t, 0, -1) if not isinstance(t.shape, Unknown) and len(t.shape) == 2 else t,
+    "unsqueeze": _unsqueeze, "squeeze": _squeeze, "expand": _expand, "repeat": _repeat,
+    "sum": _reduction("sum"), "mean": _reduction("mean"), "max": _reduction("max"), "min": _reduction("min"),
+    "prod": _reduction("prod"), "amax": _reduction("sum"), "amin": _reduction("sum"), "norm": _reduction("mean"),
+    "argmax": _reduction("argmax"), "argmin": _reduction("argmin"), "std": _reduction("mean"), "var": _reduction("mean"),
+    "any": _reduction("max"), "all": _reduction("min"),
+    "tolist": _tolist, "item": _item, "numel": _numel, "dim": _dim, "ndimension": _dim,
+    "requires_grad_": _requires_grad_,
+    "new_zeros": _new, "new_ones": _new, "new_empty": _new, "new_full": lambda ev, t, a, k: _new(ev, t, a[:1], k),
+    "split": _split, "chunk": _chunk,
+    "pow": lambda ev, t, a, k: elementwise(ev, "pow", t, a[0]),
+    "add": lambda ev, t, a, k: elementwise(ev, "add", t, a[0]), "sub": lambda ev, t, a, k: elementwise(ev, "sub", t, a[0]),
+    "mul": lambda ev, t, a, k: elementwise(ev, "mul", t, a[0]), "div": lambda ev, t, a, k: elementwise(ev, "truediv", t, a[0]),
+    "matmul": lambda ev, t, a, k: matmul(ev, t, a[0]), "bmm": lambda ev, t, a, k: matmul(ev, t, a[0]),
+    "mm": lambda ev, t, a, k: matmul(ev, t, a[0]),
+    "is_floating_point": lambda ev, t, a, k: t.dtype in FLOAT_DTYPES,
+    "element_size": lambda ev, t, a, k: DTYPE_BYTES.get(t.dtype, 4),
+    "get_device": lambda ev, t, a, k: -1,
+})
+
+
+def _contains(seq: Sequence[Any]) -> Unknown | None:
+    return contains_unknown(tuple(seq))
