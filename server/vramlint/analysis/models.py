@@ -8,6 +8,8 @@ call site in the file whose arguments are all known, else with their defaults.
 
 from __future__ import annotations
 
+import re
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +20,7 @@ from vramlint.engine.evaluator import Budget, Scope
 from vramlint.engine.loader import Loader
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
 from vramlint.engine.source import SourceModule
+from vramlint.engine.walk import iter_nodes
 from vramlint.engine.values import ClassValue, FunctionValue, Instance, ModuleValue, SourceRef, Unknown
 from vramlint.frontends.torch.module import is_module, named_tensors, state_of
 from vramlint.frontends.torch.tensors import TensorValue
@@ -55,7 +58,7 @@ def find_models(loader: Loader, mod: ModuleValue, source: SourceModule) -> list[
                     v = mod.ns.get(name)
                     if is_module(v):
                         unknowns = [_info(u) for u in stmt_problems.get(stmt, [])]
-                        results.append(_result(name, "instance", SourceRef(source, small).location, v,
+                        results.append(_result(name, "instance", SourceRef(source, small), v,
                                                "module level", unknowns, None))
     return results
 
@@ -70,7 +73,7 @@ def _assigned_names(small: cst.BaseSmallStatement) -> Iterator[str]:
 
 
 def _info(u: Unknown) -> UnknownInfo:
-    return UnknownInfo(u.reason, u.location)
+    return UnknownInfo(u.reason, u.ref)
 
 
 def _run(loader: Loader, fn: Any) -> tuple[Any, list[Unknown], UnknownInfo | None]:
@@ -86,7 +89,7 @@ def _run(loader: Loader, fn: Any) -> tuple[Any, list[Unknown], UnknownInfo | Non
     try:
         value = fn()
     except BudgetExceeded as err:
-        error = UnknownInfo(err.message, err.ref.location if err.ref else None)
+        error = UnknownInfo(err.message, err.ref)
     except RaiseSignal as sig:
         error = _info(ev.exception_unknown(sig, None, None))
     except Undecided as und:
@@ -98,19 +101,22 @@ def _run(loader: Loader, fn: Any) -> tuple[Any, list[Unknown], UnknownInfo | Non
     return value, sink, error
 
 
-def _call_sites(source: SourceModule, name: str) -> Iterator[cst.Call]:
-    class Finder(cst.CSTVisitor):
-        def __init__(self) -> None:
-            self.calls: list[cst.Call] = []
+def _call_sites(source: SourceModule, name: str) -> list[cst.Call]:
+    """Calls `name(...)` anywhere in the file, in source order (one scan per file, cached)."""
+    if re.search(rf"\b{re.escape(name)}\s*\(", source.text) is None:
+        return []  # cheap pre-check: most classes are never called by name
+    calls = _CALLS.get(source)
+    if calls is None:
+        assert source.tree is not None
+        calls = {}
+        for n in iter_nodes(source.tree):
+            if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
+                calls.setdefault(n.func.value, []).append(n)
+        _CALLS[source] = calls
+    return calls.get(name, [])
 
-        def visit_Call(self, node: cst.Call) -> None:
-            if isinstance(node.func, cst.Name) and node.func.value == name:
-                self.calls.append(node)
 
-    assert source.tree is not None
-    finder = Finder()
-    source.tree.visit(finder)
-    yield from finder.calls
+_CALLS: weakref.WeakKeyDictionary[SourceModule, dict[str, list[cst.Call]]] = weakref.WeakKeyDictionary()
 
 
 def _known_call_args(loader: Loader, mod: ModuleValue, source: SourceModule, call: cst.Call) -> Any:
@@ -150,7 +156,7 @@ def _build_class(loader: Loader, mod: ModuleValue, source: SourceModule, cls: Cl
         return ev.protocol.instantiate(cls, args, kwargs)
 
     value, sink, error = _run(loader, build)
-    loc = SourceRef(source, stmt.name).location
+    loc = SourceRef(source, stmt.name)
     return _result(cls.name, "class", loc, value, how, [_info(u) for u in sink], error)
 
 
@@ -176,22 +182,11 @@ def _factory_candidate(loader: Loader, mod: ModuleValue, source: SourceModule, s
 
 
 def _has_value_return(stmt: cst.FunctionDef) -> bool:
-    class Finder(cst.CSTVisitor):
-        found = False
-
-        def visit_Return(self, node: cst.Return) -> None:
-            if node.value is not None:
-                self.found = True
-
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return node is stmt
-
-        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-            return False
-
-    f = Finder()
-    stmt.visit(f)
-    return f.found
+    nested = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
+    return any(
+        isinstance(n, cst.Return) and n.value is not None
+        for n in iter_nodes(stmt.body, lambda n: not isinstance(n, nested))
+    )
 
 
 def _build_factory(loader: Loader, source: SourceModule, fn: FunctionValue, stmt: cst.FunctionDef) -> ModelResult | None:
@@ -204,7 +199,7 @@ def _build_factory(loader: Loader, source: SourceModule, fn: FunctionValue, stmt
     value, sink, error = _run(loader, build)
     if not is_module(value) and error is None:
         return None
-    return _result(fn.name, "factory", SourceRef(source, stmt.name).location, value, "default arguments",
+    return _result(fn.name, "factory", SourceRef(source, stmt.name), value, "default arguments",
                    [_info(u) for u in sink], error)
 
 
@@ -264,30 +259,47 @@ def count_params(root: Instance) -> tuple[ParamCounts, list[Unknown]]:
 
 
 def build_tree(inst: Instance, path: str = "", seen: set[int] | None = None) -> ModuleNode:
-    seen = set() if seen is None else seen
+    node, _ = _build_tree(inst, path, set() if seen is None else seen)
+    return node
+
+
+def _build_tree(inst: Instance, path: str, seen: set[int]) -> tuple[ModuleNode, dict[int, int | None]]:
+    """The node and the parameters of its subtree by identity (so tied weights count once)."""
     st = state_of(inst)
     node = ModuleNode(
         path=path,
         class_name=inst.cls.name,
         qualname=f"{inst.cls.module_name}.{inst.cls.qualname}",
-        location=st.ref.location if st.ref is not None else None,
+        ref=st.ref,
         params=[_tensor_info(n, t) for n, t in st.params.items() if t is not None],
         buffers=[_tensor_info(n, t) for n, t in st.buffers.items() if t is not None],
     )
     seen.add(id(inst))
+    sizes: dict[int, int | None] = {}
+    for name, t in st.params.items():
+        if t is not None:
+            n = t.numel() if isinstance(t, TensorValue) and not _tensor_unknowns(t, name) else None
+            sizes[id(t)] = n if isinstance(n, int) else None
     for name, child in st.modules.items():
         if is_module(child) and id(child) not in seen:
-            node.children.append(build_tree(child, f"{path}.{name}" if path else name, seen))
-    counts, _ = count_params(inst)
-    node.param_count = counts.total
-    return node
+            sub, sub_sizes = _build_tree(child, f"{path}.{name}" if path else name, seen)
+            node.children.append(sub)
+            sizes.update(sub_sizes)
+    total = 0
+    for n in sizes.values():
+        if n is None:
+            total = -1
+            break
+        total += n
+    node.param_count = None if total < 0 else total
+    return node, sizes
 
 
 def _dedupe(unknowns: list[UnknownInfo]) -> list[UnknownInfo]:
     seen: set[tuple[str, Any]] = set()
     out = []
     for u in unknowns:
-        key = (u.reason, u.location)
+        key = u.key()
         if key not in seen:
             seen.add(key)
             out.append(u)
@@ -299,7 +311,7 @@ def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list
     if error is not None or not is_module(value):
         if error is None:
             reason = value.reason if isinstance(value, Unknown) else "did not produce a module"
-            error = UnknownInfo(reason, value.location if isinstance(value, Unknown) else None)
+            error = UnknownInfo(reason, value.ref if isinstance(value, Unknown) else None)
         return ModelResult(name, kind, loc, ParamCounts(None, None, None, 0), None, how, _dedupe(unknowns), error)
     counts, param_unknowns = count_params(value)
     all_unknowns = _dedupe(unknowns + [_info(u) for u in param_unknowns])

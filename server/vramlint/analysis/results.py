@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vramlint.engine.values import Location
+from vramlint.engine.values import Location, SourceRef
+
+
+def _resolve(where: Location | SourceRef | None) -> Location | None:
+    return where.location if isinstance(where, SourceRef) else where
 
 
 @dataclass(frozen=True)
@@ -12,7 +16,16 @@ class UnknownInfo:
     """Something the analysis could not determine, and where."""
 
     reason: str
-    location: Location | None = None
+    # A Location, or a SourceRef resolved on demand (positions cost a pass over the file).
+    where: Location | SourceRef | None = field(default=None, compare=False)
+
+    @property
+    def location(self) -> Location | None:
+        return _resolve(self.where)
+
+    def key(self) -> tuple[str, object]:
+        w = self.where
+        return (self.reason, (w.module.path, id(w.node)) if isinstance(w, SourceRef) else w)
 
 
 @dataclass
@@ -31,11 +44,16 @@ class ModuleNode:
     path: str  # attribute path from the root, "" for the root ("features.0.conv")
     class_name: str
     qualname: str  # module.Class
-    location: Location | None  # the call that constructed it
+    ref: SourceRef | None = field(default=None, repr=False, compare=False)  # the call that built it
     params: list[TensorInfo] = field(default_factory=list)  # its own (not its children's)
     buffers: list[TensorInfo] = field(default_factory=list)
     children: list[ModuleNode] = field(default_factory=list)
     param_count: int | None = None  # own + children, tied weights once; None if unknown
+
+    @property
+    def location(self) -> Location | None:
+        # Computed on demand: positions cost a pass over the file, and library files rarely need them.
+        return self.ref.location if self.ref is not None else None
 
 
 @dataclass
@@ -50,12 +68,16 @@ class ParamCounts:
 class ModelResult:
     name: str
     kind: str  # "class" | "instance" | "factory"
-    location: Location | None  # where the model is defined
+    where: Location | SourceRef | None  # where the model is defined
     params: ParamCounts
     tree: ModuleNode | None
     construction: str  # how it was built: "call at line 12", "defaults", "module level"
     unknowns: list[UnknownInfo] = field(default_factory=list)
     error: UnknownInfo | None = None  # construction failed (exception, budget)
+
+    @property
+    def location(self) -> Location | None:
+        return _resolve(self.where)
 
 
 @dataclass

@@ -146,6 +146,9 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
     obj = klass("object", object, (), None, {
         "__init__": NativeFunction("object.__init__", lambda ev, a, k: None),
         "__init_subclass__": NativeFunction("object.__init_subclass__", lambda ev, a, k: None),
+        # The defaults that `super().__getattribute__(...)` / `super().__setattr__(...)` reach.
+        "__getattribute__": NativeFunction("object.__getattribute__", lambda ev, a, k: ev.protocol.generic_getattr(a[0], a[1])),
+        "__setattr__": NativeFunction("object.__setattr__", lambda ev, a, k: ev.protocol.generic_setattr(a[0], a[1], a[2])),
     })
     # `object` itself must not construct natively, or every user class would.
     obj.native = None
@@ -333,7 +336,14 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
         if isinstance(a[1], Unknown):
             return a[1]
         if len(a) > 2:
-            return ev.protocol.getattr(a[0], a[1], a[2])
+            from vramlint.engine.signals import RaiseSignal
+
+            try:
+                return ev.protocol.getattr(a[0], a[1], a[2])
+            except RaiseSignal as sig:  # e.g. a property whose getter raises AttributeError
+                if ev.protocol.is_exception(sig, "AttributeError"):
+                    return a[2]
+                raise
         return ev.protocol.getattr(a[0], a[1])
 
     b["getattr"] = _getattr
@@ -487,7 +497,8 @@ def isinstance_of(ev: Evaluator, v: Any, want: Any) -> Any:
         elif isinstance(w, ClassValue):
             check = getattr(w.native, "instancecheck", None) if w.native is not None else None
             if check is not None:
-                r = check(ev, v)
+                # A subclass of the ABC (class Registry(MutableMapping)) is an instance by inheritance.
+                r = True if isinstance(t, ClassValue) and t.is_subclass_of(w) else check(ev, v)
             elif isinstance(t, Unknown):
                 r = t
             else:
@@ -762,12 +773,52 @@ def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
             "MethodType": ClassValue("method", (b["object"],), {}, "types", native=_InstanceCheck(
                 lambda ev, v: isinstance(v, BoundMethod))),
         })
+    if name == "contextlib":
+        return _contextlib_module()
     if name == "inspect":
         return _module(name, {
             "isclass": NativeFunction("inspect.isclass", lambda ev, a, k: isinstance(a[0], ClassValue)),
             "isfunction": NativeFunction("inspect.isfunction", lambda ev, a, k: isinstance(a[0], FunctionValue)),
         })
     return None
+
+
+class _EnteredContext(Value):
+    """What a `@contextmanager` function or `nullcontext(x)` returns: `with ... as v` binds `value`.
+
+    Generators are evaluated eagerly, so the code after a `yield` has already run when the
+    `with` body runs (harmless for the set-up/tear-down that model code does around layers)."""
+
+    __slots__ = ("value",)
+    type_name = "_GeneratorContextManager"
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def enter(self, ev: Evaluator) -> Any:
+        return self.value
+
+
+def _contextlib_module() -> ModuleValue:
+    # Without this, `@contextmanager` was the identity and `with f() as x` bound the list of
+    # everything `f` yields.
+    def contextmanager(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        fn = a[0]
+
+        def call(ev2: Evaluator, a2: Args, k2: Kwargs) -> Any:
+            yielded = ev2.call(fn, a2, k2)
+            if isinstance(yielded, list):
+                return _EnteredContext(yielded[0] if yielded else None)
+            return _EnteredContext(yielded)
+
+        return NativeFunction(getattr(fn, "name", "contextmanager"), call)
+
+    return _module("contextlib", {
+        "contextmanager": NativeFunction("contextlib.contextmanager", contextmanager,
+                                         lambda ev, v, a, k: contextmanager(ev, (v,), {})),
+        "nullcontext": NativeFunction("contextlib.nullcontext",
+                                      lambda ev, a, k: _EnteredContext(a[0] if a else k.get("enter_result"))),
+    })
 
 
 def _prod(ev: Evaluator, a: Args, k: Kwargs) -> Any:
@@ -953,10 +1004,14 @@ def _typing_like(loader: Loader, name: str) -> ModuleValue:
     def is_callable(ev: Evaluator, v: Any) -> Any:
         return b["callable"].impl(ev, (v,), {})
 
+    mapping = check(is_mapping)("Mapping")
+    mapping.ns.update(_mapping_mixins(mutable=False))
+    mutable_mapping = ClassValue("MutableMapping", (mapping,), {"__class_getitem__": True, **_mapping_mixins(mutable=True)},
+                                 name, native=_InstanceCheck(is_mapping))
     abcs = {
         "Sequence": check(is_seq), "MutableSequence": check(is_seq), "Iterable": check(is_iterable),
-        "Iterator": check(is_iterable), "Collection": check(is_iterable), "Mapping": check(is_mapping),
-        "MutableMapping": check(is_mapping), "Callable": check(is_callable), "Sized": check(is_iterable),
+        "Iterator": check(is_iterable), "Collection": check(is_iterable), "Mapping": lambda n: mapping,
+        "MutableMapping": lambda n: mutable_mapping, "Callable": check(is_callable), "Sized": check(is_iterable),
         "Hashable": check(lambda ev, v: True), "Generator": check(is_iterable), "Container": check(is_iterable),
     }
     ns: dict[str, Any] = {}
@@ -995,6 +1050,81 @@ def _typing_like(loader: Loader, name: str) -> ModuleValue:
         return TypingForm(f"{name}.{attr}")
 
     return ModuleValue(name, ns, getattr_hook=hook)
+
+
+def _mapping_mixins(mutable: bool) -> dict[str, Any]:
+    """The mixin methods of collections.abc.Mapping / MutableMapping, in terms of the subclass's
+    `__getitem__`, `__iter__`, `__setitem__` and `__delitem__`."""
+    from vramlint.engine.signals import RaiseSignal
+
+    def keys(ev: Evaluator, self: Any) -> Any:
+        return ev.list_of(self)
+
+    def lookup(ev: Evaluator, self: Any, key: Any, default: Any) -> Any:
+        try:
+            return ev.protocol.getitem(self, key)
+        except RaiseSignal as sig:
+            if default is not MISSING and ev.protocol.is_exception(sig, "KeyError"):
+                return default
+            raise
+
+    def m_keys(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        ks = keys(ev, a[0])
+        if isinstance(ks, Unknown):
+            return ks
+        try:
+            return dict.fromkeys(ks).keys()
+        except TypeError:
+            return Unknown("unhashable mapping key", ev.current_ref)
+
+    def m_values(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        ks = keys(ev, a[0])
+        return ks if isinstance(ks, Unknown) else [ev.protocol.getitem(a[0], key) for key in ks]
+
+    def m_items(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        ks = keys(ev, a[0])
+        return ks if isinstance(ks, Unknown) else [(key, ev.protocol.getitem(a[0], key)) for key in ks]
+
+    def m_get(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        return lookup(ev, a[0], a[1], a[2] if len(a) > 2 else k.get("default"))
+
+    def m_contains(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        sentinel = object()
+        return lookup(ev, a[0], a[1], sentinel) is not sentinel
+
+    ns = {"keys": m_keys, "values": m_values, "items": m_items, "get": m_get, "__contains__": m_contains}
+    if mutable:
+        def m_pop(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+            v = lookup(ev, a[0], a[1], a[2] if len(a) > 2 else MISSING)
+            if len(a) <= 2 or v is not a[2]:
+                ev.protocol.delitem(a[0], a[1])
+            return v
+
+        def m_setdefault(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+            sentinel = object()
+            v = lookup(ev, a[0], a[1], sentinel)
+            if v is sentinel:
+                v = a[2] if len(a) > 2 else None
+                ev.protocol.setitem(a[0], a[1], v)
+            return v
+
+        def m_update(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+            pairs: Any = []
+            if len(a) > 1:
+                src = a[1]
+                pairs = list(src.items()) if isinstance(src, dict) else ev.list_of(src)
+                if isinstance(src, Instance):
+                    pairs = m_items(ev, (src,), {})
+                if isinstance(pairs, Unknown):
+                    ev.record(pairs)
+                    return None
+            for pair in [*pairs, *k.items()]:
+                key, value = pair
+                ev.protocol.setitem(a[0], key, value)
+            return None
+
+        ns.update({"pop": m_pop, "setdefault": m_setdefault, "update": m_update})
+    return {name: NativeFunction(f"Mapping.{name}", fn) for name, fn in ns.items()}
 
 
 class LazyModuleRef(Value):

@@ -112,9 +112,18 @@ def _fields(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     if not isinstance(cls, ClassValue):
         return Unknown("fields() of a non-dataclass", ev.current_ref)
     out = []
-    for n, _spec in cls.ns.get("__dataclass_fields__", []):
+    for n, spec in cls.ns.get("__dataclass_fields__", []):
         f = Instance(ev.loader.builtins["object"])
         f.attrs["name"] = n
+        # dataclasses.Field's defaults: MISSING where none was given.
+        if isinstance(spec, FieldSpec):
+            f.attrs["default"] = spec.default if spec.has_default else MISSING
+            f.attrs["default_factory"] = spec.default_factory if spec.default_factory is not None else MISSING
+            f.attrs["init"] = spec.init
+        else:
+            f.attrs["default"] = spec
+            f.attrs["default_factory"] = MISSING
+            f.attrs["init"] = True
         out.append(f)
     return tuple(out)
 

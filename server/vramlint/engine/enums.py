@@ -24,10 +24,22 @@ if TYPE_CHECKING:
 class _EnumNative:
     def init_subclass(self, ev: Evaluator, cls: ClassValue) -> None:
         cls.flags.add("enum")
+        # The enum's own hooks come first even when a data type precedes Enum among the bases
+        # (`class Act(str, Enum)`: else `Act("relu")` would be str's constructor).
+        cls.native = self
         members = {}
+        last = 0
         for k, v in list(cls.ns.items()):
             if k.startswith("_") or isinstance(v, (FunctionValue, NativeFunction, StaticMethod, ClassMethod, Property, ClassValue)):
                 continue
+            if isinstance(v, _Auto):  # numbered per class, after the previous integer value
+                v = last + 1
+                if any(b.name == "StrEnum" and b.module_name == "enum" for b in cls.mro):
+                    v = k.lower()
+                elif cls.is_subclass_of(ev.builtins["str"]):
+                    v = str(v)  # `class C(str, Enum)`: the mix-in converts the number
+            if isinstance(v, int) and not isinstance(v, bool):
+                last = v
             m = Instance(cls)
             m.attrs["name"] = k
             m.attrs["_name_"] = k
@@ -58,6 +70,10 @@ class _EnumNative:
         return list(cls.ns.get("__members__", {}).values())
 
 
+class _Auto:
+    """`enum.auto()`: its value is given when the class is made (1, 2, ... within each enum)."""
+
+
 _ENUM = _EnumNative()
 
 
@@ -66,11 +82,9 @@ def enum_module(loader: Loader) -> Any:
     enum = ClassValue("Enum", (obj,), {"__class_getitem__": True}, "enum", native=_ENUM)
     int_enum = ClassValue("IntEnum", (loader.builtins["int"], enum), {}, "enum", native=_ENUM)
     str_enum = ClassValue("StrEnum", (loader.builtins["str"], enum), {}, "enum", native=_ENUM)
-    counter = [0]
 
     def auto(ev: Evaluator, a: Any, k: Any) -> Any:
-        counter[0] += 1
-        return counter[0]
+        return _Auto()
 
     return _module("enum", {"Enum": enum, "IntEnum": int_enum, "StrEnum": str_enum, "Flag": enum,
                             "IntFlag": int_enum, "auto": NativeFunction("enum.auto", auto),

@@ -26,6 +26,7 @@ from vramlint.engine.signals import (
     ReturnSignal,
     Undecided,
 )
+from vramlint.engine.walk import iter_nodes
 from vramlint.engine.values import (
     MISSING,
     BoundMethod,
@@ -400,12 +401,14 @@ class Evaluator:
             self.assign(t.target, value, scope)
 
     def s_annassign(self, node: cst.AnnAssign, scope: Scope) -> None:
+        # Class-level annotations in order (dataclass / NamedTuple fields); ClassVar ones are not fields.
+        is_field = scope.is_class and isinstance(node.target, cst.Name) and not _is_classvar(node.annotation.annotation)
         if node.value is None:
-            if scope.is_class and isinstance(node.target, cst.Name):
+            if is_field:
                 scope.vars.setdefault("__annotations_order__", []).append(node.target.value)
             return
         value = self.eval(node.value, scope)
-        if scope.is_class and isinstance(node.target, cst.Name):
+        if is_field:
             scope.vars.setdefault("__annotations_order__", []).append(node.target.value)
         self.assign(node.target, value, scope)
 
@@ -649,7 +652,9 @@ class Evaluator:
         for p in (*params.posonly_params, *params.params, *params.kwonly_params):
             if p.default is not None:
                 defaults[p.name.value] = self.eval(p.default, scope)
-        closure = scope if scope.parent is not None or scope.is_class else None
+        # A function's own scope is a closure even when its parent is None (a top-level
+        # function's scope has none): only the module scope is not.
+        closure = scope if scope.parent is not None or scope.is_class or scope.func is not None else None
         # Class bodies are not closures in Python: skip them.
         while closure is not None and closure.is_class:
             closure = closure.parent
@@ -698,6 +703,8 @@ class Evaluator:
         body_scope.func = scope.func
         self.exec_block(node.body, body_scope)
         ref = self.ref(scope, node)
+        if isinstance(ns.get("__init_subclass__"), FunctionValue):
+            ns["__init_subclass__"] = ClassMethod(ns["__init_subclass__"])  # implicit, as in type.__new__
         cls = ClassValue(node.name.value, tuple(bases), ns, scope.module.name, qual, ref)
         for v in ns.values():
             f = v.func if isinstance(v, (StaticMethod, ClassMethod)) else v
@@ -710,10 +717,28 @@ class Evaluator:
             if hook is not None:
                 hook(self, cls)
                 break
+        self._init_subclass(cls, node, scope)
         value: Any = cls
         for dec in reversed(node.decorators):
             value = self.apply_decorator(dec.decorator, value, scope)
         self.bind(node.name.value, value, scope)
+
+    def _init_subclass(self, cls: ClassValue, node: cst.ClassDef, scope: Scope) -> None:
+        """Call the nearest `__init_subclass__` of analysed source among the bases, with the
+        class statement's keywords (`class A(Base, flag=True)`), as `type.__new__` does."""
+        hook: Any = None
+        for k in cls.mro[1:]:
+            if "__init_subclass__" in k.ns:
+                hook = k.ns["__init_subclass__"]
+                break
+        if not (isinstance(hook, ClassMethod) and isinstance(hook.func, FunctionValue)):
+            return
+        kwargs = {kw.keyword.value: self.eval(kw.value, scope) for kw in node.keywords
+                  if kw.keyword is not None and kw.keyword.value != "metaclass"}
+        try:
+            self.call(hook.func, (cls,), kwargs)
+        except RaiseSignal as sig:
+            self.record(self.exception_unknown(sig, scope, node))
 
     # ------------------------------------------------------------------ expressions
     def eval(self, node: cst.BaseExpression, scope: Scope) -> Any:
@@ -725,9 +750,9 @@ class Evaluator:
     def _expression_table(self) -> dict[type, Callable[[Any, Scope], Any]]:
         return {
             cst.Name: self.e_name,
-            cst.Integer: lambda n, s: n.evaluated_value,
-            cst.Float: lambda n, s: n.evaluated_value,
-            cst.Imaginary: lambda n, s: n.evaluated_value,
+            cst.Integer: self.e_literal,
+            cst.Float: self.e_literal,
+            cst.Imaginary: self.e_literal,
             cst.SimpleString: self.e_string,
             cst.ConcatenatedString: self.e_concat,
             cst.FormattedString: self.e_fstring,
@@ -754,11 +779,24 @@ class Evaluator:
             cst.Await: lambda n, s: self.eval(n.expression, s),
         }
 
+    def e_literal(self, node: cst.Integer | cst.Float | cst.Imaginary, scope: Scope) -> Any:
+        # libcst decodes literals with ast.literal_eval on every access: cache per node.
+        cache = scope.module.node_cache
+        v = cache.get(node, MISSING)
+        if v is MISSING:
+            v = cache[node] = node.evaluated_value
+        return v
+
     def e_string(self, node: cst.SimpleString, scope: Scope) -> Any:
-        try:
-            return node.evaluated_value
-        except Exception:
-            return self.unknown("string literal could not be decoded", scope, node)
+        cache = scope.module.node_cache
+        v = cache.get(node, MISSING)
+        if v is MISSING:
+            try:
+                v = node.evaluated_value
+            except Exception:
+                return self.unknown("string literal could not be decoded", scope, node)
+            cache[node] = v
+        return v
 
     def e_concat(self, node: cst.ConcatenatedString, scope: Scope) -> Any:
         left = self.eval(node.left, scope)
@@ -1259,7 +1297,7 @@ class Evaluator:
             finally:
                 self.depth -= 1
         if func.is_generator is None:
-            func.is_generator = _contains_yield(node.body)
+            func.is_generator = _contains_yield(node.body, func.module.node_cache)
         if func.is_generator:
             scope.yields = []
         self.depth += 1
@@ -1322,7 +1360,7 @@ class Evaluator:
             return iter(v)
         if isinstance(v, dict):
             return iter(list(v.keys()))
-        if isinstance(v, (set, frozenset)):
+        if isinstance(v, (set, frozenset, *_DICT_VIEWS)):
             return iter(list(v))
         if isinstance(v, _Iter):
             return iter(v.items)
@@ -1357,6 +1395,10 @@ class Evaluator:
     @property
     def protocol(self) -> Any:
         return self.loader.protocol
+
+
+# `d.keys()`, `d.values()`, `d.items()` return real dict views: iterate them like the dict.
+_DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
 
 
 class _StarUnknown:
@@ -1402,6 +1444,17 @@ def _dotted(node: cst.BaseExpression) -> str:
     return ""
 
 
+def _is_classvar(ann: cst.BaseExpression) -> bool:
+    """`ClassVar`, `ClassVar[...]`, `typing.ClassVar[...]` or the same as a string (syntactically,
+    as dataclasses does for string annotations)."""
+    if isinstance(ann, cst.Subscript):
+        ann = ann.value
+    if isinstance(ann, cst.SimpleString):
+        text = ann.raw_value.strip()
+        return text.startswith(("ClassVar", "typing.ClassVar"))
+    return _dotted(ann).split(".")[-1] == "ClassVar"
+
+
 def _is_static(func: FunctionValue) -> bool:
     owner = func.owner
     if owner is None:
@@ -1410,34 +1463,16 @@ def _is_static(func: FunctionValue) -> bool:
     return isinstance(raw, StaticMethod)
 
 
-class _YieldFinder(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.found = False
-
-    def visit_Yield(self, node: cst.Yield) -> bool:
-        self.found = True
-        return False
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False  # nested functions have their own generator-ness
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False
 
 
-_yield_cache: dict[cst.BaseSuite, bool] = {}
-
-
-def _contains_yield(body: cst.BaseSuite) -> bool:
-    hit = _yield_cache.get(body)
+def _contains_yield(body: cst.BaseSuite, cache: dict[cst.CSTNode, Any]) -> bool:
+    hit = cache.get(body)
     if hit is None:
-        finder = _YieldFinder()
-        body.visit(finder)
-        hit = _yield_cache[body] = finder.found
-    return hit
+        # Nested functions, lambdas and classes have their own generator-ness.
+        nested = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
+        hit = any(isinstance(n, cst.Yield) for n in iter_nodes(body, lambda n: not isinstance(n, nested)))
+        cache[body] = hit
+    return bool(hit)
 
 
 def fmt_number(n: Any) -> str:

@@ -197,8 +197,11 @@ class Loader:
         mod = self.import_module(full, ref)
         if isinstance(mod, Unknown):
             return Unknown(f"`{attr}` from {mod.reason}", ref)
-        if attr in mod.ns:
-            v = mod.ns[attr]
+        v = mod.ns.get(attr, MISSING)
+        # `from . import heads` in a package's __init__ binds `heads` lazily in that same
+        # namespace: resolving it finds itself in progress, and means the submodule.
+        selfref = type(v) is LazyBinding and v.in_progress and mod.package_path is not None
+        if v is not MISSING and not selfref:
             return self.evaluator.force(v) if type(v) is LazyBinding else v
         if mod.package_path is not None:
             sub = self.import_module(f"{full}.{attr}", ref)
@@ -244,7 +247,18 @@ class Loader:
 
     # ------------------------------------------------------------------ the analysed file
     def load_main(self, path: str, text: str, dotted: str) -> tuple[ModuleValue, SourceModule, list[Unknown]]:
-        """Evaluate the file being analysed (replacing an earlier version of it)."""
+        """Evaluate the file being analysed (replacing an earlier version of it).
+
+        A module already evaluated from the same path and content (imported by an earlier
+        analysis) is reused as it is."""
+        existing = self.modules.get(dotted)
+        if isinstance(existing, ModuleValue) and existing.ns.get("__file__") == path:
+            if existing.source is not None and existing.source.text == text:
+                return existing, existing.source, self.module_problems.get(dotted, [])
+            pending = existing.ns.pop("__vramlint_pending_init__", None)
+            if pending is not None:
+                source = parse_source(path, text, dotted)
+                return existing, source, self.run_source(existing, source)
         mod = ModuleValue(dotted)
         mod.ns["__name__"] = dotted
         mod.ns["__file__"] = path

@@ -107,6 +107,9 @@ class Protocol:
         if isinstance(obj, Unknown):
             return obj
         if isinstance(obj, Instance):
+            user_ga, _ = obj.cls.lookup("__getattribute__")
+            if isinstance(user_ga, FunctionValue):
+                return self._user_getattribute(obj, user_ga, name, default)
             return self._instance_attr(obj, name, default)
         if isinstance(obj, ModuleValue):
             return self.loader.module_attr(obj, name, default)
@@ -170,6 +173,37 @@ class Protocol:
             return self._missing(obj, name, default)
         return self._native_attr(obj, name, default)
 
+    def _user_getattribute(self, obj: Instance, fn: FunctionValue, name: str, default: Any) -> Any:
+        """`obj.name` through a `__getattribute__` of analysed source; on AttributeError, Python
+        falls back to `__getattr__`, then to getattr's default."""
+        try:
+            return self.ev.call(BoundMethod(obj, fn), (name,), {})
+        except RaiseSignal as sig:
+            if not self.is_exception(sig, "AttributeError"):
+                raise
+            ga, _ = obj.cls.lookup("__getattr__")
+            if isinstance(ga, (FunctionValue, NativeFunction)):
+                try:
+                    return self.ev.call(BoundMethod(obj, ga), (name,), {})
+                except RaiseSignal as sig2:
+                    if default is MISSING or not self.is_exception(sig2, "AttributeError"):
+                        raise
+            if default is not MISSING:
+                return default
+            raise
+
+    def generic_getattr(self, obj: Any, name: str) -> Any:
+        """object.__getattribute__: the attribute without `__getattribute__`/`__getattr__` overrides."""
+        if isinstance(obj, Instance):
+            return self._instance_attr(obj, name, MISSING, fallback=False)
+        return self.getattr(obj, name)
+
+    def is_exception(self, sig: RaiseSignal, class_name: str) -> bool:
+        """Whether a raised exception is an instance of the builtin exception `class_name`."""
+        want = self.loader.builtins.get(class_name)
+        exc = sig.exc
+        return isinstance(exc, ExceptionValue) and isinstance(want, ClassValue) and exc.cls.is_subclass_of(want)
+
     def _missing(self, obj: Any, name: str, default: Any) -> Any:
         if default is not MISSING:
             return default
@@ -196,7 +230,7 @@ class Protocol:
             raise self.ev.raise_error("AttributeError", f"'NoneType' object has no attribute '{name}'")
         return self.unknown(f"attribute `{name}` of {type(obj).__name__} is not modelled")
 
-    def _instance_attr(self, obj: Instance, name: str, default: Any) -> Any:
+    def _instance_attr(self, obj: Instance, name: str, default: Any, fallback: bool = True) -> Any:
         if name in obj.attrs:
             return obj.attrs[name]
         get = self.hook(obj.cls, "getattr")
@@ -208,9 +242,10 @@ class Protocol:
             return obj.cls
         if name == "__dict__":
             return obj.attrs
-        return self._class_attr(obj.cls, name, default, instance=obj)
+        return self._class_attr(obj.cls, name, default, instance=obj, fallback=fallback)
 
-    def _class_attr(self, cls: ClassValue, name: str, default: Any, instance: Any = MISSING) -> Any:
+    def _class_attr(self, cls: ClassValue, name: str, default: Any, instance: Any = MISSING,
+                    fallback: bool = True) -> Any:
         v, _owner = cls.lookup(name)
         if v is MISSING:
             if instance is MISSING:
@@ -224,7 +259,9 @@ class Protocol:
                     return tuple(cls.mro)
                 if name == "__bases__":
                     return cls.bases
-            if instance is not MISSING:
+                if name == "__dict__":
+                    return cls.ns
+            if instance is not MISSING and fallback:
                 ga, _ = cls.lookup("__getattr__")
                 if isinstance(ga, (FunctionValue, NativeFunction)):
                     return self.ev.call(ga, (instance, name), {})
@@ -271,13 +308,18 @@ class Protocol:
 
     def setattr(self, obj: Any, name: str, value: Any) -> None:
         if isinstance(obj, Instance):
-            prop, _ = obj.cls.lookup(name)
-            if isinstance(prop, Property) and prop.fset is not None:
-                self.ev.call(prop.fset, (obj, value), {})
-                return
             user, _ = obj.cls.lookup("__setattr__")
             if isinstance(user, FunctionValue):
                 self.ev.call(user, (obj, name, value), {})
+                return
+        self.generic_setattr(obj, name, value)
+
+    def generic_setattr(self, obj: Any, name: str, value: Any) -> None:
+        """object.__setattr__: properties, frontend hooks (nn.Module registries), then the instance dict."""
+        if isinstance(obj, Instance):
+            prop, _ = obj.cls.lookup(name)
+            if isinstance(prop, Property) and prop.fset is not None:
+                self.ev.call(prop.fset, (obj, value), {})
                 return
             hook = self.hook(obj.cls, "setattr")
             if hook is not None and hook(self.ev, obj, name, value):

@@ -53,6 +53,9 @@ class SourceModule:
         self.tree: cst.Module | None = None
         self.syntax_error: SyntaxProblem | None = None
         self._positions: dict[cst.CSTNode, CodeRange] | None = None
+        # Per-node facts computed once: decoded literals (libcst re-decodes them on every
+        # access), whether a function body yields.
+        self.node_cache: dict[cst.CSTNode, object] = {}
         self._lock = threading.Lock()
         try:
             self.tree = cst.parse_module(text)

@@ -18,7 +18,7 @@ from vramlint.engine.values import MISSING, NativeFunction, Unknown, Value
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
 
-MAX_CONCRETE = 4096
+MAX_CONCRETE = 256
 
 Dim = Any  # int | Unknown
 Shape = tuple[Dim, ...]

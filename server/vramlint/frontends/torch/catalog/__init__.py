@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vramlint.engine.values import MISSING, ClassValue, Instance, NativeFunction, Unknown, UnknownValueError
+from vramlint.engine.values import (
+    MISSING,
+    ClassValue,
+    Instance,
+    NativeFunction,
+    Unknown,
+    UnknownValueError,
+)
 from vramlint.frontends.torch.module import ModuleNative, state_of
 from vramlint.frontends.torch.tensors import TensorValue, dtype_name
 
@@ -109,12 +116,12 @@ def parse_signature(text: str) -> inspect.Signature:
     params: list[inspect.Parameter] = []
     pos = a.posonlyargs + a.args
     defaults = [MISSING] * (len(pos) - len(a.defaults)) + [ast.literal_eval(d) for d in a.defaults]
-    for i, (arg, d) in enumerate(zip(pos, defaults)):
+    for i, (arg, d) in enumerate(zip(pos, defaults, strict=True)):
         kind = inspect.Parameter.POSITIONAL_ONLY if i < len(a.posonlyargs) else inspect.Parameter.POSITIONAL_OR_KEYWORD
         params.append(inspect.Parameter(arg.arg, kind, default=inspect.Parameter.empty if d is MISSING else d))
     if a.vararg:
         params.append(inspect.Parameter(a.vararg.arg, inspect.Parameter.VAR_POSITIONAL))
-    for arg, d in zip(a.kwonlyargs, a.kw_defaults):
+    for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True):
         params.append(inspect.Parameter(arg.arg, inspect.Parameter.KEYWORD_ONLY,
                                         default=inspect.Parameter.empty if d is None else ast.literal_eval(d)))
     if a.kwarg:
@@ -168,6 +175,7 @@ def _layer_init(spec: LayerSpec) -> NativeFunction:
             inst.attrs.pop(name, None)
             st.params[name] = t
         for name, spec_b in parts.buffers.items():
+            inst.attrs.pop(name, None)
             if spec_b is None:
                 st.buffers[name] = None
                 continue

@@ -6,7 +6,13 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import Instance, NativeFunction, Unknown
-from vramlint.frontends.torch.catalog import CUSTOM_NATIVES, EXTRA_NAMESPACES, LayerNative, LayerSpec, register
+from vramlint.frontends.torch.catalog import (
+    CUSTOM_NATIVES,
+    EXTRA_NAMESPACES,
+    LayerNative,
+    LayerSpec,
+    register,
+)
 from vramlint.frontends.torch.module import is_module, state_of
 from vramlint.frontends.torch.tensors import TensorValue
 
@@ -135,23 +141,31 @@ def _setitem(params: bool) -> Any:
     return impl
 
 
-def _delitem(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    inst, idx = a[0], a[1]
-    table = _table(inst, False)
-    keys = list(table.keys())
-    if isinstance(idx, str):
-        table.pop(idx, None)
-    elif isinstance(idx, int):
-        del table[keys[idx]]
-        if inst.cls.name == "ModuleList":  # ModuleList renumbers
+def _delitem(params: bool, renumber: bool) -> Any:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        inst, idx = a[0], a[1]
+        table = _table(inst, params)
+        keys = list(table.keys())
+        if isinstance(idx, str):
+            table.pop(idx, None)
+        elif isinstance(idx, int) and not isinstance(idx, bool):
+            if not -len(keys) <= idx < len(keys):
+                raise ev.raise_error("IndexError", f"index {idx} is out of range")
+            del table[keys[idx]]
+        elif isinstance(idx, slice) and not any(isinstance(x, Unknown) for x in (idx.start, idx.stop, idx.step)):
+            for key in keys[idx]:
+                del table[key]
+        else:
+            ev.record(Unknown("container deletion with an unknown index", ev.current_ref))
+            return None
+        if renumber:  # Sequential and ModuleList renumber their entries after a deletion
             vals = list(table.values())
             table.clear()
             for i, m in enumerate(vals):
                 table[str(i)] = m
-    elif isinstance(idx, slice):
-        for key in keys[idx]:
-            del table[key]
-    return None
+        return None
+
+    return impl
 
 
 def _sequential_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
@@ -231,14 +245,15 @@ def _contains(params: bool) -> Any:
     return lambda ev, a, k: a[1] in _table(a[0], params) if isinstance(a[1], str) else Unknown("in", ev.current_ref)
 
 
-def _pop(params: bool) -> Any:
+def _pop(params: bool, renumber: bool) -> Any:
     def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        table = _table(a[0], params)
-        key = a[1] if len(a) > 1 else -1
-        if isinstance(key, int):
-            keys = list(table.keys())
-            key = keys[key]
-        return table.pop(key, None)
+        inst = a[0]
+        key = a[1] if len(a) > 1 else k.get("key", -1)
+        if isinstance(key, str) or not renumber:
+            return _table(inst, params).pop(key, None) if isinstance(key, str) else None
+        v = _index(ev, inst, key, params)  # like torch: v = self[key]; del self[key]
+        _delitem(params, renumber)(ev, (inst, key), {})
+        return v
 
     return impl
 
@@ -255,18 +270,19 @@ def _add(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 def _ns(params: bool, kind: str) -> Any:
     def make() -> dict[str, Any]:
         fns: dict[str, Any] = {
-            "__getitem__": _getitem(params), "__setitem__": _setitem(params), "__delitem__": _delitem,
+            "__getitem__": _getitem(params), "__setitem__": _setitem(params),
+            "__delitem__": _delitem(params, renumber=kind != "dict"),
             "__len__": _len(params), "__contains__": _contains(params),
         }
         if kind == "sequential":
             fns.update({"__init__": _sequential_init, "append": _append(False), "extend": _extend(False),
-                        "insert": _insert, "pop": _pop(False), "__add__": _add})
+                        "insert": _insert, "pop": _pop(False, True), "__add__": _add})
         elif kind == "list":
             fns.update({"__init__": _list_init(params), "append": _append(params), "extend": _extend(params),
-                        "insert": _insert, "pop": _pop(params), "__iadd__": lambda ev, a, k: _extend(params)(ev, a, k)})
+                        "insert": _insert, "pop": _pop(params, True), "__iadd__": lambda ev, a, k: _extend(params)(ev, a, k)})
         else:
             fns.update({
-                "__init__": _dict_init(params), "update": _update(params), "pop": _pop(params),
+                "__init__": _dict_init(params), "update": _update(params), "pop": _pop(params, False),
                 "keys": lambda ev, a, k: list(_table(a[0], params).keys()),
                 "values": lambda ev, a, k: list(_table(a[0], params).values()),
                 "items": lambda ev, a, k: list(_table(a[0], params).items()),

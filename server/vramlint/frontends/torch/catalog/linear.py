@@ -1,8 +1,13 @@
-"""Linear layers: Linear, Bilinear, Identity."""
+"""Linear layers: Linear, Bilinear, Identity, and the linear output heads AdaptiveLogSoftmaxWithLoss and
+LinearCrossEntropyLoss."""
 
 from __future__ import annotations
 
+import math
+
+from vramlint.engine.values import Unknown, UnknownValueError
 from vramlint.frontends.torch.catalog import LayerArgs, LayerParts, LayerSpec, register
+from vramlint.frontends.torch.tensors import TensorValue
 
 
 def linear(a: LayerArgs) -> LayerParts:
@@ -16,6 +21,33 @@ def bilinear(a: LayerArgs) -> LayerParts:
     return LayerParts(params={"weight": (o, i1, i2), "bias": (o,) if a.flag(a.bias) else None})
 
 
+def adaptive_log_softmax(a: LayerArgs) -> LayerParts:
+    i, n = a.dim(a.in_features, "in_features"), a.dim(a.n_classes, "n_classes")
+    cutoffs = a.ev.list_of(a.cutoffs)
+    if isinstance(cutoffs, Unknown):
+        raise UnknownValueError(cutoffs)
+    cutoffs = [*cutoffs, n]
+    # head: the shortlist plus one logit per cluster; tail: a two-layer projection per cluster
+    head = a.make("Linear", i, cutoffs[0] + len(cutoffs) - 1, bias=a.head_bias)
+    tail = []
+    for k in range(len(cutoffs) - 1):
+        hsz = int(i // (a.div_value ** (k + 1)))
+        tail.append(a.make("Sequential", a.make("Linear", i, hsz, bias=False),
+                           a.make("Linear", hsz, cutoffs[k + 1] - cutoffs[k], bias=False)))
+    return LayerParts(children={"head": head, "tail": a.make("ModuleList", tail)},
+                      attrs={"cutoffs": cutoffs, "shortlist_size": cutoffs[0], "n_clusters": len(cutoffs) - 1})
+
+
+def linear_cross_entropy(a: LayerArgs) -> LayerParts:
+    extra = a.ev.list_of(a.out_features)
+    if isinstance(extra, Unknown):
+        raise UnknownValueError(extra)
+    out = math.prod(extra, start=a.num_classes)
+    w = a.weight
+    return LayerParts(children={"linear": a.make("Linear", a.in_features, out, bias=a.bias, dtype=a.dtype)},
+                      buffers={"weight": (w.shape, w.dtype) if isinstance(w, TensorValue) else None})
+
+
 LINEAR_SIG = "in_features, out_features, bias=True, device=None, dtype=None"
 register(
     LayerSpec("Linear", LINEAR_SIG, linear),
@@ -24,4 +56,9 @@ register(
               module="torch.nn.modules.linear"),
     LayerSpec("Bilinear", "in1_features, in2_features, out_features, bias=True, device=None, dtype=None", bilinear),
     LayerSpec("Identity", "*args, **kwargs"),
+    LayerSpec("AdaptiveLogSoftmaxWithLoss", "in_features, n_classes, cutoffs, div_value=4.0, head_bias=False, "
+              "device=None, dtype=None", adaptive_log_softmax),
+    LayerSpec("LinearCrossEntropyLoss", "in_features, num_classes, *, out_features=(), bias=False, device=None, "
+              "dtype=None, reduction='mean', weight=None, ignore_index=None, label_smoothing=0.0, options=None",
+              linear_cross_entropy),
 )

@@ -42,6 +42,7 @@ SIGNATURES: dict[str, str] = {
     "AdaptiveMaxPool3d": "output_size, return_indices=False",
     "LPPool1d": "norm_type, kernel_size, stride=None, ceil_mode=False",
     "LPPool2d": "norm_type, kernel_size, stride=None, ceil_mode=False",
+    "LPPool3d": "norm_type, kernel_size, stride=None, ceil_mode=False",
     "FractionalMaxPool2d": "kernel_size, output_size=None, output_ratio=None, return_indices=False, _random_samples=None",
     "FractionalMaxPool3d": "kernel_size, output_size=None, output_ratio=None, return_indices=False, _random_samples=None",
     "MaxUnpool1d": "kernel_size, stride=None, padding=0", "MaxUnpool2d": "kernel_size, stride=None, padding=0",
@@ -66,6 +67,10 @@ SIGNATURES: dict[str, str] = {
     "TripletMarginLoss": "margin=1.0, p=2.0, eps=1e-06, swap=False, size_average=None, reduce=None, reduction='mean'",
     "PoissonNLLLoss": "log_input=True, full=False, size_average=None, eps=1e-08, reduce=None, reduction='mean'",
     "GaussianNLLLoss": "*, full=False, eps=1e-06, reduction='mean'",
+    "HingeEmbeddingLoss": "margin=1.0, size_average=None, reduce=None, reduction='mean'",
+    "SoftMarginLoss": "size_average=None, reduce=None, reduction='mean'",
+    "MultiLabelMarginLoss": "size_average=None, reduce=None, reduction='mean'",
+    "TripletMarginWithDistanceLoss": "*, distance_function=None, margin=1.0, swap=False, reduction='mean'",
 }
 for _nd in ("1d", "2d", "3d"):
     SIGNATURES[f"ZeroPad{_nd}"] = "padding"
@@ -93,7 +98,13 @@ register(
               "label_smoothing=0.0", weighted_loss),
     LayerSpec("NLLLoss", "weight=None, size_average=None, ignore_index=-100, reduce=None, reduction='mean'",
               weighted_loss),
+    LayerSpec("NLLLoss2d", "weight=None, size_average=None, ignore_index=-100, reduce=None, reduction='mean'",
+              weighted_loss, base="NLLLoss"),
     LayerSpec("BCELoss", "weight=None, size_average=None, reduce=None, reduction='mean'", weighted_loss),
+    LayerSpec("MultiLabelSoftMarginLoss", "weight=None, size_average=None, reduce=None, reduction='mean'",
+              weighted_loss),
+    LayerSpec("MultiMarginLoss", "p=1, margin=1.0, weight=None, size_average=None, reduce=None, reduction='mean'",
+              weighted_loss),
     LayerSpec("BCEWithLogitsLoss", "weight=None, size_average=None, reduce=None, reduction='mean', pos_weight=None",
               weighted_loss),
 )

@@ -1,0 +1,73 @@
+"""Whole analysis of torchvision/models/*.py against libcst.parse_module alone on the same files.
+
+    python benchmarks/engine_speed.py [--repeat N]
+
+Each measurement runs in a fresh process so no cache is warm: "parse" parses every file once;
+"analysis" runs `vramlint.analyze_file` on every file (which parses them, evaluates what they
+import and builds every model they define). Prints both times and their ratio (target <= 2x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.libsources import TORCHVISION_VERSION, library_source  # noqa: E402
+
+PARSE = """
+import glob, json, sys, time
+import libcst
+files = sorted(glob.glob(sys.argv[1] + "/torchvision/models/*.py"))
+texts = [open(f, encoding="utf-8").read() for f in files]
+t = time.perf_counter()
+for text in texts:
+    libcst.parse_module(text)
+print(json.dumps({"seconds": time.perf_counter() - t, "files": len(files)}))
+"""
+
+ANALYZE = """
+import glob, json, sys, time
+import vramlint
+root = sys.argv[1]
+files = sorted(glob.glob(root + "/torchvision/models/*.py"))
+settings = vramlint.Settings(extra_paths=(root,))
+t = time.perf_counter()
+models = exact = 0
+for f in files:
+    for m in vramlint.analyze_file(f, settings).models:
+        models += 1
+        exact += m.params.total is not None
+print(json.dumps({"seconds": time.perf_counter() - t, "files": len(files), "models": models, "exact": exact}))
+"""
+
+
+def run(code: str, root: Path) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", code, str(root)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    root = library_source("torchvision", TORCHVISION_VERSION)
+    parse = [run(PARSE, root) for _ in range(args.repeat)]
+    full = [run(ANALYZE, root) for _ in range(args.repeat)]
+    p = statistics.median(r["seconds"] for r in parse)
+    a = statistics.median(r["seconds"] for r in full)
+    print(f"torchvision {TORCHVISION_VERSION}: {int(parse[0]['files'])} files in models/")
+    print(f"libcst.parse_module alone : {p:6.2f} s (median of {args.repeat})")
+    print(f"vramlint analysis (all)   : {a:6.2f} s  ({int(full[0]['models'])} models, "
+          f"{int(full[0]['exact'])} with exact counts)")
+    print(f"ratio analysis / parse    : {a / p:6.2f}x  (target <= 2x)")
+
+
+if __name__ == "__main__":
+    main()

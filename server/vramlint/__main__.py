@@ -1,0 +1,3 @@
+from vramlint.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The `vramlint` command line."""

@@ -1,0 +1,1 @@
+"""Renderers of analysis results (JSON, text); no computation happens here."""

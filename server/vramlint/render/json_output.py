@@ -1,0 +1,66 @@
+"""The versioned JSON document of `vramlint check --format json` (schema "vramlint/1")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vramlint.analysis.results import FileAnalysis, ModelResult, ModuleNode, UnknownInfo
+
+SCHEMA = "vramlint/1"
+
+
+def unknown_json(u: UnknownInfo) -> dict[str, Any]:
+    loc = u.location
+    return {
+        "reason": u.reason,
+        "path": loc.path if loc else None,
+        "line": loc.line if loc else None,
+        "column": loc.column + 1 if loc else None,
+    }
+
+
+def layer_rows(node: ModuleNode) -> list[dict[str, Any]]:
+    """The module tree flattened in definition order (torchinfo's rows)."""
+    rows = [{
+        "path": node.path,
+        "type": node.class_name,
+        "line": node.location.line if node.location else None,
+        "params": node.param_count,
+        "own_params": [{"name": p.name, "shape": list(p.shape) if p.shape is not None else None,
+                        "numel": p.numel, "trainable": p.trainable} for p in node.params],
+    }]
+    for child in node.children:
+        rows.extend(layer_rows(child))
+    return rows
+
+
+def model_json(m: ModelResult, layers: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": m.name,
+        "kind": m.kind,
+        "line": m.location.line if m.location else None,
+        "column": m.location.column + 1 if m.location else None,
+        "params": {"total": m.params.total, "trainable": m.params.trainable, "known": m.params.known},
+        "buffers": {"elements": m.params.buffers},
+        "construction": m.construction,
+        "unknowns": [unknown_json(u) for u in m.unknowns],
+        "error": unknown_json(m.error) if m.error else None,
+    }
+    if layers and m.tree is not None:
+        out["layers"] = layer_rows(m.tree)
+    return out
+
+
+def file_json(f: FileAnalysis, layers: bool = False) -> dict[str, Any]:
+    return {
+        "path": f.path,
+        "models": [model_json(m, layers) for m in f.models],
+        "errors": [unknown_json(e) for e in f.errors],
+        "warnings": [unknown_json(w) for w in f.warnings],
+    }
+
+
+def document(files: list[FileAnalysis], layers: bool = False) -> dict[str, Any]:
+    from vramlint import __version__
+
+    return {"schema": SCHEMA, "version": __version__, "files": [file_json(f, layers) for f in files]}

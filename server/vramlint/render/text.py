@@ -1,0 +1,47 @@
+"""Plain-text summary of `vramlint check` (one block per model, locations as path:line:col)."""
+
+from __future__ import annotations
+
+from vramlint.analysis.results import FileAnalysis, ModelResult, UnknownInfo
+
+
+def _loc(u: UnknownInfo, fallback: str) -> str:
+    return str(u.location) if u.location else fallback
+
+
+def _count(n: int | None) -> str:
+    return f"{n:,}" if n is not None else "unknown"
+
+
+def model_text(path: str, m: ModelResult) -> list[str]:
+    where = f"{path}:{m.location.line}:{m.location.column + 1}" if m.location else path
+    lines = []
+    if m.error is not None:
+        lines.append(f"{where}: {m.name} ({m.kind}): could not be built: {m.error.reason}")
+        if m.error.location:
+            lines.append(f"    at {m.error.location}")
+    else:
+        p = m.params
+        frozen = "" if p.total is None or p.trainable == p.total else f", {_count(p.trainable)} trainable"
+        lines.append(f"{where}: {m.name} ({m.kind}): {_count(p.total)} parameters{frozen}")
+        if p.total is None:
+            lines.append(f"    {p.known:,} parameters are known; the rest depend on:")
+    for u in m.unknowns[:10]:
+        lines.append(f"    {_loc(u, path)}: {u.reason}")
+    if len(m.unknowns) > 10:
+        lines.append(f"    ... and {len(m.unknowns) - 10} more")
+    return lines
+
+
+def render(files: list[FileAnalysis]) -> str:
+    out: list[str] = []
+    for f in files:
+        for e in f.errors:
+            out.append(f"{_loc(e, f.path)}: error: {e.reason}")
+        for w in f.warnings:
+            out.append(f"{_loc(w, f.path)}: warning: {w.reason}")
+        for m in f.models:
+            out.extend(model_text(f.path, m))
+    if not any(f.models for f in files) and not any(f.errors for f in files):
+        out.append("no models found")
+    return "\n".join(out)

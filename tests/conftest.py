@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `tests.support` for the library sources
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    from tests import test_torchvision
+
+    summary = test_torchvision.SUMMARY
+    if summary:
+        matched = len(summary.get("matched", []))
+        total = matched + len(summary.get("missed", []))
+        terminalreporter.write_line(
+            f"torchvision {test_torchvision.TORCHVISION_VERSION}: {matched}/{total} classification models "
+            "match torch's parameter count"
+        )

@@ -1,0 +1,52 @@
+"""Every torchvision 0.26.0 classification model, analysed from torchvision's own source, has the
+parameter count real torch reports (tests/fixtures/truth/, made by make_truth.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import vramlint
+from tests.support.libsources import TORCHVISION_VERSION, library_source
+
+TRUTH = json.loads((Path(__file__).parent / "fixtures/truth/torchvision-0.26.0.json").read_text())["models"]
+SUMMARY: dict[str, list[str]] = {}  # read by conftest's terminal summary
+
+
+@pytest.fixture(scope="module")
+def analysed() -> dict[str, vramlint.ModelResult]:
+    root = library_source("torchvision", TORCHVISION_VERSION)
+    settings = vramlint.Settings(extra_paths=(str(root),))
+    found: dict[str, vramlint.ModelResult] = {}
+    for f in sorted((root / "torchvision" / "models").glob("*.py")):
+        result = vramlint.analyze_file(str(f), settings)
+        assert not result.errors, result.errors
+        for m in result.models:
+            found[m.name] = m
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(TRUTH))
+def test_parameter_count_matches_torch(name: str, analysed: dict[str, vramlint.ModelResult]) -> None:
+    truth = TRUTH[name]
+    model = analysed.get(name)
+    assert model is not None, f"factory {name} was not found"
+    assert model.kind == "factory"
+    matched = model.params.total == truth["params"]
+    SUMMARY.setdefault("matched" if matched else "missed", []).append(name)
+    if model.params.total is None:
+        # Never a wrong number: an unresolved model must say why.
+        assert model.unknowns or model.error
+    assert model.params.total == truth["params"], [u.reason for u in model.unknowns[:5]]
+    assert model.params.trainable == truth["trainable"]
+    assert model.params.buffers == truth["buffers"]
+
+
+def test_unresolvable_classes_are_explained(analysed: dict[str, vramlint.ModelResult]) -> None:
+    # ResNet's blocks have required arguments with no call site in the file: unknown, with reasons.
+    block = analysed["BasicBlock"]
+    assert block.params.total is None
+    assert any("inplanes" in u.reason for u in block.unknowns)
+    assert all(u.location is not None and u.location.line > 0 for u in block.unknowns)
