@@ -1,0 +1,117 @@
+"""`vramlint check`, run as the real executable."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "mlp.py"
+
+
+def vramlint(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("vramlint", path=os.path.dirname(sys.executable)) or shutil.which("vramlint")
+    cmd = [exe] if exe else [sys.executable, "-m", "vramlint"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_text_output_on_the_bundled_example() -> None:
+    r = vramlint("check", str(EXAMPLE))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 3
+    assert all("131,410 parameters" in line for line in lines)
+    assert lines[0].startswith(f"{EXAMPLE}:8:1: model (instance)")
+
+
+def test_json_output_schema() -> None:
+    r = vramlint("check", str(EXAMPLE), "--format", "json", "--layers")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "vramlint/1"
+    (f,) = doc["files"]
+    assert f["path"] == str(EXAMPLE)
+    by_name = {m["name"]: m for m in f["models"]}
+    assert set(by_name) == {"model", "MLP", "make_mlp"}
+    mlp = by_name["MLP"]
+    assert mlp["params"] == {"total": 131410, "trainable": 131410, "known": 131410}
+    assert mlp["line"] == 18 and mlp["kind"] == "class"
+    paths = [row["path"] for row in mlp["layers"]]
+    assert paths[:3] == ["", "body", "body.0"]
+    assert mlp["layers"][-1] == {"path": "head", "type": "Linear", "line": 27, "params": 1010,
+                                 "own_params": [{"name": "weight", "shape": [10, 100], "numel": 1000, "trainable": True},
+                                                {"name": "bias", "shape": [10], "numel": 10, "trainable": True}]}
+
+
+def test_model_filter_and_unknown_model_name() -> None:
+    r = vramlint("check", str(EXAMPLE), "--model", "MLP", "--format", "json")
+    assert [m["name"] for m in json.loads(r.stdout)["files"][0]["models"]] == ["MLP"]
+    r = vramlint("check", str(EXAMPLE), "--model", "Nope")
+    assert r.returncode == 2
+    assert "no model named Nope" in r.stderr and "MLP, make_mlp, model" in r.stderr
+
+
+def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    r = vramlint("check", str(tmp_path / "absent.py"))
+    assert r.returncode == 2
+    assert "absent.py: no such file or directory" in r.stderr
+
+
+def test_syntax_error_is_reported_with_its_location_and_exit_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import torch.nn as nn\nm = nn.Linear(3, 4\n")
+    good = tmp_path / "good.py"
+    good.write_text("import torch.nn as nn\nm = nn.Linear(3, 4)\n")
+    r = vramlint("check", str(tmp_path))
+    assert r.returncode == 1
+    assert f"{bad}:" in r.stdout and "syntax error" in r.stdout
+    assert f"{good}:2:1: m (instance): 16 parameters" in r.stdout
+
+
+def test_folders_are_walked_skipping_virtualenvs(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "net.py").write_text("import torch.nn as nn\nnet = nn.Conv2d(3, 8, 3)\n")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "ignored.py").write_text("import torch.nn as nn\nx = nn.Linear(1, 1)\n")
+    r = vramlint("check", str(tmp_path), "--format", "json")
+    files = [f["path"] for f in json.loads(r.stdout)["files"]]
+    assert files == [str(tmp_path / "pkg" / "net.py")]
+
+
+def test_extra_paths_from_flag_and_from_pyproject(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "blocks.py").write_text("import torch.nn as nn\nWIDTH = 64\ndef block(): return nn.Linear(WIDTH, WIDTH)\n")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "model.py").write_text("import torch.nn as nn\nfrom blocks import block\nnet = nn.Sequential(block(), block())\n")
+    r = vramlint("check", str(app / "model.py"))
+    assert "net (instance): unknown parameters" in r.stdout and "blocks" in r.stdout
+    r = vramlint("check", str(app / "model.py"), "--extra-path", str(lib))
+    assert "net (instance): 8,320 parameters" in r.stdout
+    (tmp_path / "pyproject.toml").write_text('[tool.vramlint]\nextra-paths = ["lib"]\n')
+    r = vramlint("check", str(app / "model.py"))
+    assert "net (instance): 8,320 parameters" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[tool.vramlint\n", "invalid TOML"),
+        ('[tool.vramlint]\nextra-pathz = ["x"]\n', "unknown key `extra-pathz`"),
+        ("[tool.vramlint]\nextra-paths = 3\n", "`extra-paths` in [tool.vramlint] must be a list of strings"),
+    ],
+)
+def test_invalid_configuration_is_exit_2_naming_file_and_key(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(content)
+    (tmp_path / "m.py").write_text("x = 1\n")
+    r = vramlint("check", str(tmp_path / "m.py"))
+    assert r.returncode == 2
+    assert str(tmp_path / "pyproject.toml") in r.stderr and message in r.stderr
+    assert "Traceback" not in r.stderr
