@@ -37,8 +37,9 @@ def module_name_for(path: str) -> tuple[str, str]:
     return ".".join(parts) or stem, d
 
 
-def search_paths(settings: Settings, root: str) -> tuple[str, ...]:
-    paths = [*settings.extra_paths, root]
+def search_paths(settings: Settings) -> tuple[str, ...]:
+    """Extra paths, then the interpreter's sys.path (installed packages)."""
+    paths = [*settings.extra_paths]
     paths += [p for p in sys.path if p and os.path.isdir(p)]
     seen: set[str] = set()
     out = []
@@ -51,7 +52,8 @@ def search_paths(settings: Settings, root: str) -> tuple[str, ...]:
 
 
 def get_loader(paths: tuple[str, ...]) -> Loader:
-    """One loader per search path, kept for the process: library modules are evaluated once."""
+    """One loader per search path, kept for the process: library modules are evaluated once,
+    whichever folder the analysed files are in."""
     with _lock:
         loader = _loaders.get(paths)
         if loader is None:
@@ -79,8 +81,10 @@ def analyze_source(path: str, text: str, settings: Settings | None = None) -> Fi
     """Analyse `text` as the content of `path` (which need not exist: unsaved editor buffers)."""
     settings = settings or Settings()
     dotted, root = module_name_for(path)
-    loader = get_loader(search_paths(settings, root))
+    loader = get_loader(search_paths(settings))
     with _lock:
+        # The file's own top folder is importable, as the script's folder is for Python.
+        loader.add_root(root, after=len(settings.extra_paths))
         return _with_big_stack(lambda: _analyze(loader, path, text, dotted, settings))
 
 

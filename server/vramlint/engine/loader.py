@@ -27,6 +27,8 @@ from vramlint.engine.values import (
     Unknown,
 )
 
+_REPLACED = "__vramlint_replaced__"  # see stdlib_runtime.SysModules
+
 NativeModuleFactory = Callable[["Loader", str], "ModuleValue | None"]
 
 # Steps one top-level statement of a module may take (an endless loop there stops at this).
@@ -56,6 +58,17 @@ class Loader:
         self.evaluator = Evaluator(self)
         obj = self.builtins["object"]
         self.unknown_base = ClassValue("<unknown base>", (obj,), {}, "builtins")
+
+    def add_root(self, root: str, after: int) -> None:
+        """Make `root` importable (inserted after the first `after` entries) if it is not yet."""
+        root = os.path.abspath(root)
+        if root in self.search_paths:
+            return
+        self.search_paths.insert(min(after, len(self.search_paths)), root)
+        # Imports that failed before may resolve now.
+        for name, mod in list(self.modules.items()):
+            if isinstance(mod, Unknown):
+                del self.modules[name]
 
     # ------------------------------------------------------------------ classes of data
     def builtin_class_of(self, v: Any) -> ClassValue | None:
@@ -197,6 +210,8 @@ class Loader:
         mod = self.import_module(full, ref)
         if isinstance(mod, Unknown):
             return Unknown(f"`{attr}` from {mod.reason}", ref)
+        if _REPLACED in mod.ns:  # `sys.modules[name] = obj` ran: Python asks obj
+            return self.module_attr(mod, attr, MISSING, ref)
         v = mod.ns.get(attr, MISSING)
         # `from . import heads` in a package's __init__ binds `heads` lazily in that same
         # namespace: resolving it finds itself in progress, and means the submodule.
@@ -211,6 +226,10 @@ class Loader:
 
     def module_attr(self, mod: ModuleValue, name: str, default: Any, ref: SourceRef | None = None) -> Any:
         ns = mod.ns
+        if _REPLACED in ns:
+            v = self._replaced_attr(ns[_REPLACED], name, ref)
+            if v is not MISSING:
+                return v
         if name in ns:
             v = ns[name]
             if type(v) is LazyBinding:
@@ -233,6 +252,25 @@ class Loader:
         if default is not MISSING:
             return default
         return Unknown(f"module `{mod.name}` has no attribute `{name}`", ref or self.evaluator.current_ref)
+
+    def _replaced_attr(self, obj: Any, name: str, ref: SourceRef | None) -> Any:
+        """`name` of the object that replaced a module in sys.modules (a lazy module's
+        `__getattr__` imports on demand); MISSING on AttributeError, so the module's own
+        namespace and submodules are tried next, as `from package import name` does."""
+        from vramlint.engine.signals import RaiseSignal
+
+        ev = self.evaluator
+        prev = ev.current_ref
+        if ref is not None:
+            ev.current_ref = ref
+        try:
+            return self.protocol.getattr(obj, name)
+        except RaiseSignal as sig:
+            if self.protocol.is_exception(sig, "AttributeError"):
+                return MISSING
+            return ev.exception_unknown(sig, None, None)
+        finally:
+            ev.current_ref = prev
 
     def star_names(self, mod: ModuleValue) -> list[str]:
         pending = mod.ns.pop("__vramlint_pending_init__", None)
