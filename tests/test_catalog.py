@@ -2,12 +2,16 @@
 
 Each case is a snippet of model code that leaves a module in the module-level variable `m`.
 vramlint analyzes the snippet statically; the same snippet is then executed with real torch,
-and the parameter count, the trainable count and the buffer element count must agree.
+and the parameter count, the trainable count and the buffer element count must agree, as must
+every module's own parameters and buffers (name, shape, dtype, trainable).
 """
 
 from __future__ import annotations
 
+import sys
 import textwrap
+import types
+import warnings
 from typing import Any
 
 import pytest
@@ -505,6 +509,119 @@ if hasattr(torch.nn, "LinearCrossEntropyLoss"):
     ]
 
 
+# Construction code in the styles real models use.
+CASES += [
+    ("config-dataclass-kwargs", """
+from dataclasses import dataclass
+
+@dataclass
+class Cfg:
+    d: int = 16
+    heads: int = 4
+    layers: int = 2
+    dropout: float = 0.0
+
+class Net(nn.Module):
+    def __init__(self, cfg: Cfg):
+        super().__init__()
+        kw = dict(dim_feedforward=cfg.d * 4, dropout=cfg.dropout, batch_first=True)
+        self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(cfg.d, cfg.heads, **kw), cfg.layers)
+        self.norm = nn.LayerNorm(cfg.d, **{'eps': 1e-6})
+
+m = Net(Cfg(d=8, heads=2))
+"""),
+    ("property-and-classattr", """
+class Net(nn.Module):
+    width = 12
+
+    def __init__(self, depth=2):
+        super().__init__()
+        self.depth = depth
+        self.layers = nn.Sequential(*(self.block(i) for i in range(self.n_blocks)))
+
+    @property
+    def n_blocks(self):
+        return self.depth + 1
+
+    def block(self, i):
+        return nn.Linear(self.width, self.width, bias=i % 2 == 0)
+
+m = Net(depth=3)
+"""),
+    ("freeze-helper-and-zip", """
+def freeze(module):
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+class Net(nn.Module):
+    def __init__(self, chans=(3, 8, 16)):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3) for a, b in zip(chans, chans[1:]))
+        self.bns = nn.ModuleList([freeze(nn.BatchNorm2d(c)) for c in chans[1:]])
+
+m = Net()
+"""),
+    ("residual-blocks-inheritance", """
+class Block(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout * self.expansion, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout * self.expansion)
+        self.down = None
+        if stride != 1 or cin != cout * self.expansion:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout * self.expansion, 1, stride, bias=False),
+                                      nn.BatchNorm2d(cout * self.expansion))
+
+class Wide(Block):
+    expansion = 2
+
+class Net(nn.Module):
+    def __init__(self, block=Wide, widths=(4, 8)):
+        super().__init__()
+        layers, cin = [], 3
+        for w in widths:
+            layers.append(block(cin, w, stride=2))
+            cin = w * block.expansion
+        self.body = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, 10)
+
+m = Net()
+"""),
+]
+
+
+# Tensor methods on parameters, repeated modules.
+CASES += [
+    ("param-methods", net("""
+        self.fc = nn.Linear(4, 4)
+        self.fc.weight.data.normal_(0, 0.02)
+        self.fc.bias.requires_grad_(False)
+        self.p = nn.Parameter(torch.zeros(3)).requires_grad_(False)
+        q = nn.Parameter(torch.ones(2, 2))
+        q.requires_grad = False
+        self.q = q
+        self.register_buffer('h', torch.zeros(3, 4).to(torch.float16))
+        self.register_buffer('i', torch.zeros(5).long())
+    """)),
+    ("repeated-list-multiplication", net("""
+        block = nn.Linear(4, 4)
+        self.seq = nn.Sequential(*[block] * 3)
+        self.lst = nn.ModuleList([nn.Conv2d(2, 2, [3, 3])] * 2)
+    """)),
+    ("deepcopy-buffers-and-half", net("""
+        base = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+        base[0].weight.requires_grad = False
+        self.copies = nn.ModuleList([copy.deepcopy(base) for _ in range(2)]).half()
+        self.base = base
+    """)),
+]
+
+
 def _free_layer_args(name: str) -> str:
     """Constructor arguments for the parameter-free layers that need some."""
     if name.startswith(("ZeroPad", "ReflectionPad", "ReplicationPad", "CircularPad")):
@@ -533,17 +650,23 @@ Tensors = set[tuple[str, str, tuple[int, ...], str, bool]]
 
 def _run_torch(src: str) -> tuple[tuple[int, int, int], Tensors]:
     """(total, trainable, buffer elements) and every (kind, name, shape, dtype, trainable) of real torch."""
-    ns: dict[str, Any] = {"__name__": "catalog_case"}
-    exec(compile(HEADER + src, "<case>", "exec"), ns)
-    m = ns["m"]
+    mod = types.ModuleType("catalog_case")  # a real module: dataclasses look their module up
+    sys.modules[mod.__name__] = mod
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. TransformerEncoder's nested-tensor notice
+            exec(compile(HEADER + src, "<case>", "exec"), mod.__dict__)
+    finally:
+        del sys.modules[mod.__name__]
+    m = mod.m
     assert isinstance(m, torch.nn.Module)
     params = list(m.parameters())
     counts = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad),
               sum(b.numel() for b in m.buffers()))
     tensors: Tensors = set()
-    for prefix, mod in m.named_modules():  # each module once, like vramlint's tree
-        for kind, items in (("param", mod.named_parameters(recurse=False, remove_duplicate=False)),
-                            ("buffer", mod.named_buffers(recurse=False, remove_duplicate=False))):
+    for prefix, sub in m.named_modules():  # each module once, like vramlint's tree
+        for kind, items in (("param", sub.named_parameters(recurse=False, remove_duplicate=False)),
+                            ("buffer", sub.named_buffers(recurse=False, remove_duplicate=False))):
             for name, t in items:
                 full = f"{prefix}.{name}" if prefix else name
                 trainable = kind == "param" and t.requires_grad
