@@ -714,6 +714,8 @@ def resnet50(num_classes=1000):
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, zero_init_residual=True)
 """, "resnet18", "resnet50", expect={"resnet18": 11_689_512, "resnet50": 25_557_032})
 
+# User decorators are taken as the identity (not run): `register` returns its class unchanged, so
+# the model is the same, but what it stores (REGISTRY) is not relied on.
 case("decorators", """
 import functools
 import torch
@@ -799,7 +801,7 @@ class Net(nn.Module):
     def __init__(self):
         super().__init__()
         self.body = nn.Sequential(*all_layers())
-        gen = blocks([4, 4, 4, 4], act=False)
+        gen = blocks([4, 5, 6, 7], act=False)   # next() advances: `rest` is the other two
         self.first = next(gen)
         self.rest = nn.ModuleList(list(gen))
         self.names = nn.ModuleDict({f"l{i}": layer for i, layer in enumerate(blocks([2, 3]))})
@@ -1263,9 +1265,21 @@ CONFIG = {
 }
 
 
-class AttrDict(dict):
+class AttrDict:
+    def __init__(self, **values):
+        self._values = dict(values)
+
     def __getattr__(self, name):
-        return self[name]
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, key):
+        return self._values[key]
+
+    def __contains__(self, key):
+        return key in self._values
 
 
 class Cfg:
@@ -1301,7 +1315,8 @@ keys, values = zip(*[("a", 1), ("b", 2)])
 lookup = dict(zip(keys, values))
 ranked = sorted(lookup.items(), key=lambda kv: -kv[1])
 other = nn.Sequential(
-    *[nn.Linear(ad.width, ad.width) for _ in range(ad.depth)],
+    *[nn.Linear(ad.width, ad["width"]) for _ in range(ad.depth if "depth" in ad else 9)],
+    nn.Linear(getattr(ad, "heads", 3), 1),
     nn.Linear(ns.width * ns.heads, cfg.width),
     *[nn.Linear(cfg.width, cfg.width) for _ in range(cfg.get("depth", 1))],
     nn.Linear(cfg.get("missing", 7), lookup["b"] + len(ranked[0][0])),
@@ -1373,6 +1388,474 @@ class Net(nn.Module):
 
 model = Net()
 """, "model", "Net")
+
+
+case("template_methods_constructors_and_kwargs", """
+import torch
+import torch.nn as nn
+
+
+class Backbone(nn.Module):
+    default_width = 8
+
+    def __init__(self, width=None, **kwargs):
+        super().__init__()
+        self.width = width or self.default_width
+        self.num_classes = kwargs.pop("num_classes", 1000)
+        kwargs.setdefault("depth", 2)
+        self.stem = self.build_stem()
+        self.blocks = nn.Sequential(*[self.build_block(i) for i in range(kwargs["depth"])])
+        self.head = self.build_head() if self.num_classes else nn.Identity()
+
+    def build_stem(self):
+        return nn.Conv2d(3, self.width, 3)
+
+    def build_block(self, i):
+        return nn.Conv2d(self.width, self.width, 3)
+
+    def build_head(self):
+        return nn.Linear(self.width, self.num_classes)
+
+    @classmethod
+    def from_config(cls, cfg):
+        cfg = dict(cfg)
+        return cls(cfg.pop("width"), **cfg)
+
+    def clone(self):
+        return type(self)(self.width, num_classes=self.num_classes)
+
+
+class Wide(Backbone):
+    default_width = 16
+
+    def build_block(self, i):
+        block = super().build_block(i)
+        return nn.Sequential(block, nn.BatchNorm2d(self.width)) if i % 2 == 0 else block
+
+    @property
+    def feature_dim(self):
+        return self.width * 2
+
+    def build_head(self):
+        return nn.Sequential(nn.Linear(self.width, self.feature_dim), nn.Linear(self.feature_dim, self.num_classes))
+
+    @torch.jit.ignore
+    def no_weight_decay(self):
+        return {"head"}
+
+    @torch.jit.unused
+    def unused(self):
+        return None
+
+
+class Setter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self._dim = 1
+        self.dim = 6
+        self.fc = nn.Linear(self.dim, self.dim)
+
+    @property
+    def dim(self):
+        return self._dim
+
+    @dim.setter
+    def dim(self, value):
+        self._dim = value * 2
+
+
+def timm_like(pretrained=False, **kwargs):
+    model_args = dict(width=4, depth=3)
+    return Wide(**dict(model_args, **kwargs))
+
+
+a = Wide.from_config({"width": 12, "num_classes": 5, "depth": 3})
+b = a.clone()
+c = Backbone(num_classes=0)
+d = Setter()
+""", "a", "b", "c", "d", "timm_like", "Wide")
+
+case("more_builtins_and_sequences", """
+import torch.nn as nn
+
+names = ["conv", "bn", "relu", "pool"]
+longest = max(names, key=len)
+flat = sum([[1, 2], [3]], [])
+back = [names[i] for i in range(len(names) - 1, -1, -1)]
+pairs = [(i, n) for i, n in enumerate(reversed(names))]
+bools = True + True + int(False)
+sl = "resnet50_v2"[:-3][6:]
+rng = list(range(10))[2:8:3]
+cnt = {n: names.count(n) for n in set(names)}
+chunk = [names[i:i + 2] for i in range(0, len(names), 2)]
+minmax = (min(3, 1, 2), max([4, 8, 6]), min((5, 1), (2, 9))[1])
+nested = {"a": {"b": [10, {"c": 20}]}}
+deep = nested["a"]["b"][1]["c"] + nested.get("a", {}).get("b")[0]
+layers = [nn.Linear(len(longest), len(flat)), nn.Linear(len(back) + bools, int(sl)),
+          nn.Linear(sum(rng), len(pairs) + len(cnt) + len(chunk)), nn.Linear(sum(minmax), deep),
+          nn.Linear(abs(hash("x") % 1) + 1, 2 if callable(len) else 3),
+          nn.Linear(len(repr([1, 2])), len(str(3.5)))]
+model = nn.Sequential(*layers)
+""", "model")
+
+
+case("exceptions_defaults_generators_and_assignments", """
+import math
+import torch.nn as nn
+
+def add(x, acc=[]):
+    acc.append(x)
+    return len(acc)
+for v in range(3):
+    n_acc = add(v)
+a = nn.Linear(n_acc, 1)
+
+class WidthError(ValueError):
+    def __init__(self, w):
+        super().__init__(f"bad width {w}")
+        self.w = w
+
+def check(w):
+    if w % 8:
+        raise WidthError(w)
+    return w
+
+def safe(w):
+    try:
+        return check(w)
+    except WidthError as e:
+        return e.w + (8 - e.w % 8)
+    finally:
+        pass
+b = nn.Linear(safe(13), safe(16))
+
+def first_big(xs):
+    for x in xs:
+        if x > 10:
+            return x
+    else:
+        return -1
+c = nn.Linear(first_big([3, 12, 40]), -first_big([1]))
+
+def gen():
+    yield 5
+    return
+    yield 7
+g = gen()
+d = nn.Linear(next(g), next(g, 9))
+
+def f(*a, **k):
+    return sum(a) + sum(k.values())
+e = nn.Linear(f(1, *[2, 3], 4, *(5,), k=1, **{"j": 2}), 1)
+
+w = 3
+name = "{0}-{w:>4}|{1:.2f}".format("x", 2.5, w=w) + f"{w:{w}d}" + f"{'ab'!r}" + "%5.1f" % 2.25
+h = nn.Linear(len(name), int(0.1 * 30) + math.floor(7 / 2) + True)
+
+lst = [3, 1, 2]
+lst.sort()
+lst2 = sorted({5, 4})
+i = nn.Linear(lst[0] + lst2[0], lst[-1])
+
+x = y = nn.Linear(4, 4)
+j = nn.Sequential(x, y)
+p, q = 1, 2
+p, q = q, p
+cfg = {"w": 3}
+cfg["w"] *= 2
+k = nn.Linear(cfg["w"], p * 10 + q)
+
+class Counter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+        for _ in range(3):
+            self.n += 1
+        self.l = nn.Linear(self.n, 1)
+        global GLOBAL_W
+        GLOBAL_W = 7
+l = Counter()
+m = nn.Linear(GLOBAL_W, 1)
+
+def lazy_import():
+    from collections import OrderedDict
+    import torch.nn as tnn
+    return tnn.Sequential(OrderedDict(fc=tnn.Linear(2, 2)))
+n = lazy_import()
+
+if __name__ == "__main__":
+    import argparse
+    args = argparse.ArgumentParser().parse_args()
+    n = nn.Linear(args.x, 1)
+""", *"a b c d e h i j k l m n".split(), "Counter", "lazy_import")
+
+
+case("dataclass_details_and_namedtuple_methods", """
+import dataclasses
+from dataclasses import dataclass, field, fields, InitVar
+from typing import ClassVar, List, NamedTuple, Optional
+import torch.nn as nn
+
+@dataclass(frozen=True)
+class F:
+    dim: int = 8
+    hidden: int = 0
+    registry: ClassVar[dict] = {}
+    def __post_init__(self):
+        if not self.hidden:
+            object.__setattr__(self, "hidden", self.dim * 4)
+    @property
+    def ratio(self):
+        return self.hidden // self.dim
+
+@dataclass
+class G:
+    base: InitVar[int] = 2
+    dims: List[int] = field(default_factory=list)
+    n: Optional[int] = None
+    def __post_init__(self, base):
+        if not self.dims:
+            self.dims = [base * i for i in range(1, 4)]
+        self.n = len(self.dims)
+
+@dataclass(kw_only=True)
+class K:
+    a: int
+    b: int = 3
+
+class Spec(NamedTuple):
+    cin: int
+    cout: int
+    @property
+    def mid(self):
+        return (self.cin + self.cout) // 2
+    def build(self):
+        return nn.Sequential(nn.Linear(self.cin, self.mid), nn.Linear(self.mid, self.cout))
+
+f = F(4)
+g = G(base=3)
+k = K(a=5)
+s = Spec(4, 8)
+nf = len(fields(G)) + len(dataclasses.fields(F))
+d = dataclasses.asdict(k)
+a = nn.Sequential(nn.Linear(f.dim, f.hidden), nn.Linear(f.ratio, g.n), *[nn.Linear(x, 1) for x in g.dims],
+                  nn.Linear(k.a, k.b), s.build(), nn.Linear(*s), nn.Linear(nf, sum(d.values())), nn.Linear(**s._asdict() and {"in_features": 2, "out_features": 3}))
+b = nn.Linear(len(F.registry) + 1, dataclasses.replace(f, dim=2).hidden)
+""", "a", "b")
+
+
+case("match_statements_and_annotations", """
+import torch.nn as nn
+from typing import Optional, Union, Sequence, Tuple, Dict, Any, TypeVar, Generic, Literal
+
+T = TypeVar("T")
+Shape = Tuple[int, ...]
+Act = Union[str, type, None]
+Pair = tuple[int, int]
+
+class Box(Generic[T]):
+    def __init__(self, v: T):
+        self.v = v
+
+def norm(kind: str | None, dim: int) -> nn.Module | None:
+    match kind:
+        case "bn":
+            return nn.BatchNorm1d(dim)
+        case "ln" | "layer":
+            return nn.LayerNorm(dim)
+        case None:
+            return nn.Identity()
+        case _:
+            raise ValueError(kind)
+
+def shape_of(s):
+    match s:
+        case (h, w):
+            return h * w
+        case [h, w, d]:
+            return h * w * d
+        case {"size": n}:
+            return n
+        case int(n) if n > 0:
+            return n
+    return 1
+
+class Net(nn.Module):
+    def __init__(self, dims: list[int] = [4, 8], kinds: dict[str, int] | None = None,
+                 mode: Literal["a", "b"] = "a", extra: Optional[Sequence[int]] = None) -> None:
+        super().__init__()
+        kinds = kinds or {"bn": 1, "layer": 2, None: 3}
+        self.norms = nn.ModuleList([norm(k, dims[0] * v) for k, v in kinds.items()])
+        self.fc = nn.Linear(shape_of((2, 3)) + shape_of([1, 2, 3]) + shape_of({"size": 5}) + shape_of(7) + shape_of("x"), Box(dims[-1]).v)
+        self.x: nn.Module = nn.Linear(1, 1) if mode == "a" else nn.Linear(2, 2)
+
+model = Net()
+
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+@dataclass
+class Conv:
+    cin: int
+    cout: int
+    k: int = 3
+
+
+class Lin(NamedTuple):
+    i: int
+    o: int
+
+
+class Pool:
+    __match_args__ = ("size",)
+
+    def __init__(self, size):
+        self.size = size
+
+
+def build(spec):
+    match spec:
+        case Conv(cin, cout, k=1):
+            return nn.Conv2d(cin, cout, 1, bias=False)
+        case Conv(cin=c, cout=o, k=k):
+            return nn.Conv2d(c, o, k)
+        case Lin(i, o) if i == o:
+            return nn.Identity()
+        case Lin(i, o):
+            return nn.Linear(i, o)
+        case Pool(size=2) | Pool(3):
+            return nn.MaxPool2d(2)
+        case [first, *rest]:
+            return nn.Sequential(build(first), *[build(r) for r in rest])
+        case {"type": "linear", **kw}:
+            return nn.Linear(**kw)
+        case str() as name if name.startswith("relu"):
+            return nn.ReLU()
+        case float(p) | int(p):
+            return nn.Dropout(p)
+        case _:
+            return nn.Identity()
+
+
+specs = [Conv(3, 8, k=1), Conv(8, 16), Lin(4, 4), Lin(4, 5), Pool(3), {"type": "linear", "in_features": 2, "out_features": 3},
+         "relu6", 0.5, object()]
+built = nn.Sequential(*[build(s) for s in specs], build([Lin(2, 3), Conv(1, 2, 5)]))
+""", "model", "built", "Net")
+
+case("vit_dino_style", """
+from functools import partial
+import math
+import torch
+import torch.nn as nn
+
+
+def drop_path(x, drop_prob: float = 0., training: bool = False):
+    if drop_prob == 0. or not training:
+        return x
+    keep_prob = 1 - drop_prob
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    random_tensor = keep_prob + torch.rand(shape, dtype=x.dtype, device=x.device)
+    random_tensor.floor_()
+    return x.div(keep_prob) * random_tensor
+
+
+class DropPath(nn.Module):
+    def __init__(self, drop_prob=None):
+        super(DropPath, self).__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x):
+        return drop_path(x, self.drop_prob, self.training)
+
+
+class Mlp(nn.Module):
+    def __init__(self, in_features, hidden_features=None, out_features=None, act_layer=nn.GELU, drop=0.):
+        super().__init__()
+        out_features = out_features or in_features
+        hidden_features = hidden_features or in_features
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = act_layer()
+        self.fc2 = nn.Linear(hidden_features, out_features)
+        self.drop = nn.Dropout(drop)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, num_heads=8, qkv_bias=False, qk_scale=None, attn_drop=0., proj_drop=0.):
+        super().__init__()
+        self.num_heads = num_heads
+        head_dim = dim // num_heads
+        self.scale = qk_scale or head_dim ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+
+class Block(nn.Module):
+    def __init__(self, dim, num_heads, mlp_ratio=4., qkv_bias=False, qk_scale=None, drop=0., attn_drop=0.,
+                 drop_path=0., act_layer=nn.GELU, norm_layer=nn.LayerNorm):
+        super().__init__()
+        self.norm1 = norm_layer(dim)
+        self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias, qk_scale=qk_scale, attn_drop=attn_drop, proj_drop=drop)
+        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.norm2 = norm_layer(dim)
+        mlp_hidden_dim = int(dim * mlp_ratio)
+        self.mlp = Mlp(in_features=dim, hidden_features=mlp_hidden_dim, act_layer=act_layer, drop=drop)
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=768):
+        super().__init__()
+        num_patches = (img_size // patch_size) * (img_size // patch_size)
+        self.img_size = img_size
+        self.patch_size = patch_size
+        self.num_patches = num_patches
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, img_size=[224], patch_size=16, in_chans=3, num_classes=0, embed_dim=768, depth=12,
+                 num_heads=12, mlp_ratio=4., qkv_bias=False, qk_scale=None, drop_rate=0., attn_drop_rate=0.,
+                 drop_path_rate=0., norm_layer=nn.LayerNorm, **kwargs):
+        super().__init__()
+        self.num_features = self.embed_dim = embed_dim
+        self.patch_embed = PatchEmbed(img_size=img_size[0], patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim)
+        num_patches = self.patch_embed.num_patches
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, embed_dim))
+        self.pos_drop = nn.Dropout(p=drop_rate)
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+        self.blocks = nn.ModuleList([
+            Block(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale,
+                  drop=drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i], norm_layer=norm_layer)
+            for i in range(depth)])
+        self.norm = norm_layer(embed_dim)
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        nn.init.trunc_normal_(self.pos_embed, std=.02)
+        nn.init.trunc_normal_(self.cls_token, std=.02)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, m):
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=.02)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.constant_(m.bias, 0)
+            nn.init.constant_(m.weight, 1.0)
+
+
+def vit_small(patch_size=16, **kwargs):
+    model = VisionTransformer(
+        patch_size=patch_size, embed_dim=96, depth=4, num_heads=6, mlp_ratio=4,
+        qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), **kwargs)
+    return model
+
+small = vit_small(drop_path_rate=0.1)
+tiny = VisionTransformer(embed_dim=48, depth=3, num_heads=3, qkv_bias=True, num_classes=1000)
+""", "small", "tiny", "vit_small")
 
 
 # ------------------------------------------------------------------ imports across files
@@ -1568,6 +2051,100 @@ case("installed_package_like_folder", {
     """,
 }, "model", target="app/model.py", extra_paths=("vendor/site",))
 
+case("package_with_registry_and_reexports", {
+    "mm/__init__.py": """
+        from . import models
+        from .models import *
+        from .version import __version__
+    """,
+    "mm/models/__init__.py": """
+        from .net import *
+        from .net import __all__ as _net_all
+        __all__ = list(_net_all) + ["tiny"]
+        from .net import tiny
+    """,
+    "mm/models/net.py": """
+        import torch.nn as nn
+        from ..ops import *
+        from .. import ops
+        from ..ops.conv import ConvBNAct as CBA
+
+        __all__ = ["Net", "net_small"]
+
+        class Net(nn.Module):
+            def __init__(self, widths=(16, 32), dim=32):
+                super().__init__()
+                layers = []
+                cin = 3
+                for w in widths:
+                    layers.append(CBA(cin, w, s=2))
+                    cin = w
+                self.stem = nn.Sequential(*layers)
+                self.attn = Attention(dim, qkv_bias=True)
+                self.extra = ops.conv_bn(dim, dim)
+
+        def net_small():
+            return Net((8, 32))
+
+        def tiny():
+            return Net((4, 32), dim=32)
+    """,
+    "mm/ops/__init__.py": """
+        from .conv import ConvBNAct, conv_bn
+        from .attention import Attention
+        __all__ = ["ConvBNAct", "conv_bn", "Attention"]
+    """,
+    "mm/ops/attention.py": """
+        import torch.nn as nn
+        from mm.ops.conv import ConvBNAct
+
+        class Attention(nn.Module):
+            def __init__(self, dim, heads=4, qkv_bias=False):
+                super().__init__()
+                assert dim % heads == 0
+                self.heads = heads
+                self.scale = (dim // heads) ** -0.5
+                self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+                self.proj = nn.Linear(dim, dim)
+                self.pos = ConvBNAct(dim, dim, 3)
+    """,
+    "mm/ops/conv.py": """
+        import torch.nn as nn
+        from ..registry import register_op, OPS
+
+        class ConvBNAct(nn.Sequential):
+            def __init__(self, cin, cout, k=3, s=1, act=True):
+                super().__init__(nn.Conv2d(cin, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout))
+                if act:
+                    self.add_module("act", nn.SiLU())
+
+        @register_op("conv_bn")
+        def conv_bn(cin, cout):
+            return ConvBNAct(cin, cout, act=False)
+    """,
+    "mm/registry.py": """
+        OPS = {}
+        def register_op(name):
+            def wrap(fn):
+                OPS[name] = fn
+                return fn
+            return wrap
+    """,
+    "mm/version.py": """
+        __version__ = "0.1"
+    """,
+    "model.py": """
+        import mm
+        from mm import Net, net_small, tiny
+        import mm.ops.attention as att
+        a = Net()
+        b = net_small()
+        c = mm.models.tiny()
+        d = att.Attention(8)
+        e = mm.models.net.Net(widths=[32])
+    """,
+}, "a", "b", "c", "d", "e")
+
 
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 def test_matches_torch(tmp_path: Path, c: Case) -> None:
@@ -1634,3 +2211,33 @@ def test_question_network_131410(tmp_path: Path) -> None:
     assert models["LoopNet"].kind == "class"
     assert models["loop"].kind == "instance"
     assert models["make_net"].kind == "factory"
+
+
+def test_same_module_names_in_two_projects(tmp_path: Path) -> None:
+    """Two projects analysed in turn, each with its own `blocks.py` and `nets` package: each
+    file sees its own modules (the analysis keeps library modules between files)."""
+    for width in (3, 5, 3):
+        root = tmp_path / f"project{width}"
+        case = Case(f"project{width}", {
+            "blocks.py": f"""
+                import torch.nn as nn
+                WIDTH = {width}
+                def block():
+                    return nn.Linear(WIDTH, WIDTH)
+            """,
+            "nets/__init__.py": "from .head import Head\n",
+            "nets/head.py": f"""
+                import torch.nn as nn
+                class Head(nn.Linear):
+                    def __init__(self):
+                        super().__init__({width}, 1)
+            """,
+            "model.py": """
+                import torch.nn as nn
+                from blocks import block, WIDTH
+                from nets import Head
+                model = nn.Sequential(block(), nn.Linear(WIDTH, WIDTH), Head())
+            """,
+        }, ["model"])
+        models = run_case(root, case)
+        assert models["model"].params.total == 2 * (width * width + width) + width + 1

@@ -118,16 +118,86 @@ def _to_str(ev: Evaluator, v: Any) -> Any:
     u = contains_unknown(v)
     if u is not None:
         return u
-    if isinstance(v, (list, tuple, dict)) and all(isinstance(x, (int, float, str, bool, type(None))) for x in v):
-        return str(v)
-    if isinstance(v, ClassValue):
-        return f"<class '{v.module_name}.{v.qualname}'>"
+    if isinstance(v, (list, tuple, dict, set, frozenset, ClassValue)):
+        return _repr_value(ev, v)
     if isinstance(v, Instance):
         for dn in ("__str__", "__repr__"):
             fn, _ = v.cls.lookup(dn)
             if isinstance(fn, FunctionValue):
                 return ev.call(ev.protocol.bind_descriptor(fn, v.cls, v), (), {})
     return Unknown("str() of an object", ev.current_ref)
+
+
+def _add_class_level_methods(types: dict[type, ClassValue]) -> None:
+    """`str.lower`, `dict.get`... reached through the class (`map(str.strip, xs)`), and
+    `dict.fromkeys`."""
+    from vramlint.engine.protocol import _NATIVE_METHODS, _native_method
+
+    def unbound(pytype: type, name: str) -> NativeFunction:
+        def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+            if not a:
+                raise ev.raise_error("TypeError", f"{pytype.__name__}.{name}() needs an argument")
+            if isinstance(a[0], Unknown):
+                return a[0]
+            if not isinstance(a[0], pytype):
+                return Unknown(f"{pytype.__name__}.{name}() of a {type(a[0]).__name__}", ev.current_ref)
+            return _native_method(a[0], name)(ev, a[1:], k)
+
+        return NativeFunction(f"{pytype.__name__}.{name}", impl)
+
+    for pytype, names in _NATIVE_METHODS.items():
+        cls = types.get(pytype)
+        if cls is not None:
+            for name in names:
+                cls.ns.setdefault(name, unbound(pytype, name))
+
+    def fromkeys(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        keys = ev.list_of(a[1]) if len(a) > 1 else []
+        if isinstance(keys, Unknown):
+            return keys
+        try:
+            return dict.fromkeys(keys, a[2] if len(a) > 2 else None)
+        except TypeError:
+            return Unknown("unhashable key in dict.fromkeys", ev.current_ref)
+
+    types[dict].ns["fromkeys"] = ClassMethod(NativeFunction("dict.fromkeys", fromkeys))
+
+
+def _repr_value(ev: Evaluator, v: Any, depth: int = 0) -> Any:
+    """repr() of plain data, classes and objects with a `__repr__` of analysed source; Unknown
+    for anything whose repr Python would make up (an address)."""
+    if isinstance(v, (int, float, str, bool, bytes, type(None))):
+        return repr(v)
+    if isinstance(v, Unknown):
+        return v
+    if isinstance(v, ClassValue):
+        return f"<class '{v.qualname}'>" if v.module_name == "builtins" else f"<class '{v.module_name}.{v.qualname}'>"
+    if isinstance(v, Instance):
+        fn, _ = v.cls.lookup("__repr__")
+        if isinstance(fn, FunctionValue):
+            return ev.call(ev.protocol.bind_descriptor(fn, v.cls, v), (), {})
+        return Unknown("repr() of an object", ev.current_ref)
+    if depth > 20 or not isinstance(v, (list, tuple, dict, set, frozenset)) or isinstance(v, NTuple):
+        return Unknown("repr() of an object", ev.current_ref)
+    ev.charge(len(v))
+    parts: list[str] = []
+    for x in (v.items() if isinstance(v, dict) else v):
+        items = x if isinstance(v, dict) else (x,)
+        strs = [_repr_value(ev, y, depth + 1) for y in items]
+        bad = next((y for y in strs if not isinstance(y, str)), None)
+        if bad is not None:
+            return bad
+        parts.append(": ".join(strs))
+    body = ", ".join(parts)
+    if isinstance(v, list):
+        return f"[{body}]"
+    if isinstance(v, tuple):
+        return f"({body},)" if len(parts) == 1 else f"({body})"
+    if isinstance(v, dict):
+        return f"{{{body}}}"
+    if not parts:
+        return "set()" if isinstance(v, set) else "frozenset()"
+    return f"{{{body}}}" if isinstance(v, set) else f"frozenset({{{body}}})"
 
 
 def make_builtins(loader: Loader) -> dict[str, Any]:
@@ -239,7 +309,17 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
         return Unknown("type() call", ev.current_ref)
 
     def c_exception(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-        return ExceptionValue(cls, a)
+        exc = ExceptionValue(cls, a)
+        # A user exception's own __init__ runs (it may keep attributes: `self.width = w`).
+        init, _ = cls.lookup("__init__")
+        if isinstance(init, FunctionValue):
+            ev.call(BoundMethod(exc, init), a, k)
+        return exc
+
+    def exc_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        if a and isinstance(a[0], ExceptionValue):
+            a[0].args = tuple(a[1:])
+        return None
 
     klass("int", int, (obj,), c_int)
     klass("bool", bool, (b["int"],), c_bool)
@@ -256,11 +336,13 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
     types[collections.OrderedDict] = odict
     klass("range", range, (obj,), c_range)
     klass("slice", slice, (obj,), c_slice)
+    _add_class_level_methods(types)
     klass("type", type, (obj,), c_type)
     types[type(None)] = ClassValue("NoneType", (obj,), {}, "builtins", native=BuiltinType(type(None), lambda ev, c, a, k: None))
     types[type(Ellipsis)] = ClassValue("ellipsis", (obj,), {}, "builtins")
 
-    base_exc = klass("BaseException", BaseException, (obj,), c_exception)
+    base_exc = klass("BaseException", BaseException, (obj,), c_exception,
+                     {"__init__": NativeFunction("BaseException.__init__", exc_init)})
     exc = klass("Exception", Exception, (base_exc,), c_exception)
     tree = {
         "ArithmeticError": "Exception", "ZeroDivisionError": "ArithmeticError", "OverflowError": "ArithmeticError",
@@ -450,7 +532,7 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
 
         return NativeFunction(name, impl)
 
-    b["zip"] = seq_fn("zip", lambda ev, ls, k: [tuple(t) for t in zip(*ls)])
+    b["zip"] = NativeFunction("zip", _zip)
     b["enumerate"] = NativeFunction("enumerate", lambda ev, a, k: _enumerate(ev, a, k))
     b["reversed"] = seq_fn("reversed", lambda ev, ls, k: list(reversed(ls[0])))
     b["sorted"] = NativeFunction("sorted", lambda ev, a, k: _sorted(ev, a, k))
@@ -533,8 +615,8 @@ def _pow(ev: Evaluator, a: Args) -> Any:
 
 
 def _repr(ev: Evaluator, v: Any) -> Any:
-    if isinstance(v, (int, float, str, bool, type(None))):
-        return repr(v)
+    if isinstance(v, (int, float, str, bool, type(None), list, tuple, dict, set, frozenset, ClassValue)):
+        return _repr_value(ev, v)
     return _to_str(ev, v)
 
 
@@ -652,27 +734,31 @@ def _filter(ev: Evaluator, a: Args) -> Any:
 # ---------------------------------------------------------------------- standard library stubs
 def _module(name: str, ns: dict[str, Any], fallback: str | None = None) -> ModuleValue:
     def hook(attr: str) -> Any:
-        if fallback == "noop":
-            return NoOp(f"{name}.{attr}")
+        if fallback in ("noop", "chain"):
+            return NoOp(f"{name}.{attr}", chain=fallback == "chain")
         return Unknown(f"`{name}.{attr}` is not modelled", None)
 
     return ModuleValue(name, ns, getattr_hook=hook)
 
 
 class NoOp(Value):
-    """A value whose attributes and calls do nothing (logging, warnings)."""
+    """A value whose attributes and calls do nothing (logging, warnings).
 
-    __slots__ = ("name",)
+    With `chain`, calls return another such value (`logging.getLogger(...)` gives a logger whose
+    methods do nothing); otherwise they return None."""
+
+    __slots__ = ("name", "chain")
     type_name = "object"
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, chain: bool = False) -> None:
         self.name = name
+        self.chain = chain
 
     def get_attribute(self, ev: Evaluator, name: str) -> Any:
-        return NoOp(f"{self.name}.{name}")
+        return NoOp(f"{self.name}.{name}", self.chain)
 
     def call(self, ev: Evaluator, args: Args, kwargs: Kwargs) -> Any:
-        return None
+        return NoOp(f"{self.name}()", True) if self.chain else None
 
     def enter(self, ev: Evaluator) -> Any:
         return None
@@ -747,18 +833,38 @@ def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
 
         return enum_module(loader)
     if name in ("warnings", "logging"):
-        return _module(name, {}, fallback="noop")
+        return _module(name, {}, fallback="chain" if name == "logging" else "noop")
     if name == "abc":
         abc = ClassValue("ABC", (b["object"],), {}, "abc")
         return _module(name, {"ABC": abc, "ABCMeta": b["type"], "abstractmethod": _identity_decorator("abc.abstractmethod")})
     if name == "sys":
         import sys
 
+        from vramlint.engine.stdlib_runtime import SysModules
+
+        impl = Instance(b["object"])
+        impl.attrs.update({"name": sys.implementation.name, "version": tuple(sys.implementation.version)})
         return _module(name, {"version_info": tuple(sys.version_info), "maxsize": sys.maxsize,
-                              "platform": Unknown("sys.platform depends on the machine", None)})
-    if name == "os":
+                              "platform": Unknown("sys.platform depends on the machine", None),
+                              "modules": SysModules(loader), "implementation": impl,
+                              "stdout": NoOp("sys.stdout"), "stderr": NoOp("sys.stderr")})
+    if name in ("os", "os.path"):
+        from vramlint.engine.stdlib_runtime import os_path_namespace
+
+        path = _module("os.path", os_path_namespace())
+        if name == "os.path":
+            return path
         return _module(name, {"environ": Unknown("environment variables are not known statically", None),
-                              "getenv": NativeFunction("os.getenv", lambda ev, a, k: Unknown(f"environment variable {a[0] if a else ''}", ev.current_ref))})
+                              "getenv": NativeFunction("os.getenv", lambda ev, a, k: Unknown(f"environment variable {a[0] if a else ''}", ev.current_ref)),
+                              "path": path, "sep": "/", "devnull": "/dev/null"})
+    if name == "re":
+        from vramlint.engine.stdlib_re import re_module
+
+        return re_module(loader)
+    if name.split(".")[0] == "importlib":
+        from vramlint.engine.stdlib_runtime import import_system_module
+
+        return import_system_module(loader, name)
     if name == "numbers":
         num = ClassValue("Number", (b["object"],), {}, "numbers", native=_InstanceCheck(
             lambda ev, v: isinstance(v, (int, float, complex)) or (v if isinstance(v, Unknown) else False)))
@@ -766,19 +872,25 @@ def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
             lambda ev, v: isinstance(v, int) or (v if isinstance(v, Unknown) else False)))
         return _module(name, {"Number": num, "Real": num, "Integral": integral})
     if name == "types":
+        from vramlint.engine.stdlib_runtime import module_type_class
+
         return _module(name, {
             "SimpleNamespace": _simple_namespace(b),
             "FunctionType": ClassValue("function", (b["object"],), {}, "types", native=_InstanceCheck(
                 lambda ev, v: isinstance(v, FunctionValue))),
             "MethodType": ClassValue("method", (b["object"],), {}, "types", native=_InstanceCheck(
                 lambda ev, v: isinstance(v, BoundMethod))),
+            "ModuleType": module_type_class(loader),
         })
     if name == "contextlib":
         return _contextlib_module()
     if name == "inspect":
+        from vramlint.engine.stdlib_runtime import inspect_additions
+
         return _module(name, {
             "isclass": NativeFunction("inspect.isclass", lambda ev, a, k: isinstance(a[0], ClassValue)),
             "isfunction": NativeFunction("inspect.isfunction", lambda ev, a, k: isinstance(a[0], FunctionValue)),
+            **inspect_additions(),
         })
     return None
 
@@ -806,10 +918,10 @@ def _contextlib_module() -> ModuleValue:
         fn = a[0]
 
         def call(ev2: Evaluator, a2: Args, k2: Kwargs) -> Any:
-            yielded = ev2.call(fn, a2, k2)
-            if isinstance(yielded, list):
-                return _EnteredContext(yielded[0] if yielded else None)
-            return _EnteredContext(yielded)
+            yielded = ev2.list_of(ev2.call(fn, a2, k2))
+            if isinstance(yielded, Unknown):
+                return yielded
+            return _EnteredContext(yielded[0] if yielded else None)
 
         return NativeFunction(getattr(fn, "name", "contextmanager"), call)
 
@@ -875,6 +987,47 @@ def _partial_impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 PARTIAL = ClassValue("partial", (), {}, "functools", native=BuiltinType(Partial, lambda ev, c, a, k: _partial_impl(ev, a, k)))
 
 
+class EndlessIterator(Value):
+    """itertools.cycle / itertools.count: zip() and islice() take the part they need."""
+
+    __slots__ = ("name", "items", "start", "step")
+    type_name = "iterator"
+
+    def __init__(self, name: str, items: list[Any] | None = None, start: Any = 0, step: Any = 1) -> None:
+        self.name = name
+        self.items = items
+        self.start = start
+        self.step = step
+
+    def take(self, ev: Evaluator, n: int) -> Any:
+        ev.charge(n)
+        if self.items is not None:
+            return [self.items[i % len(self.items)] for i in range(n)] if self.items else []
+        import libcst as cst
+
+        return [ev.binop(cst.Add, self.start, ev.binop(cst.Multiply, self.step, i)) for i in range(n)]
+
+    def iterate(self, ev: Evaluator) -> Any:
+        if self.items is not None and not self.items:
+            return []
+        return Unknown(f"iteration over an endless itertools.{self.name}", ev.current_ref)
+
+
+def _zip(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    lists: list[Any] = []
+    for x in a:
+        items = x if isinstance(x, EndlessIterator) else ev.list_of(x)
+        if isinstance(items, Unknown):
+            return items
+        lists.append(items)
+    finite = [len(x) for x in lists if isinstance(x, list)]
+    if not finite and lists:
+        return Unknown("zip() of endless iterators", ev.current_ref)
+    n = min(finite, default=0)
+    lists = [x.take(ev, n) if isinstance(x, EndlessIterator) else x for x in lists]
+    return [tuple(t) for t in zip(*lists)]
+
+
 def _itertools_ns() -> dict[str, Any]:
     def lists(ev: Evaluator, a: Args) -> Any:
         out = []
@@ -907,6 +1060,11 @@ def _itertools_ns() -> dict[str, Any]:
         return [a[0]] * n
 
     def _islice(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        if isinstance(a[0], EndlessIterator):
+            stop = a[2] if len(a) > 2 else (a[1] if len(a) > 1 else None)
+            if not isinstance(stop, int) or stop > MAX_SEQUENCE:
+                return Unknown("itertools.islice of an endless iterator without a small bound", ev.current_ref)
+            return a[0].take(ev, stop)[slice(*a[1:])]
         items = ev.list_of(a[0])
         if isinstance(items, Unknown):
             return items
@@ -938,8 +1096,16 @@ def _itertools_ns() -> dict[str, Any]:
         "pairwise": NativeFunction("itertools.pairwise", guarded(lambda ls, k: itertools.pairwise(ls[0]))),
         "repeat": NativeFunction("itertools.repeat", _repeat),
         "islice": NativeFunction("itertools.islice", _islice),
+        "cycle": NativeFunction("itertools.cycle", lambda ev, a, k: _cycle(ev, a[0])),
+        "count": NativeFunction("itertools.count", lambda ev, a, k: EndlessIterator(
+            "count", None, a[0] if a else k.get("start", 0), a[1] if len(a) > 1 else k.get("step", 1))),
         "accumulate": NativeFunction("itertools.accumulate", _accumulate),
     }
+
+
+def _cycle(ev: Evaluator, it: Any) -> Any:
+    items = ev.list_of(it)
+    return items if isinstance(items, Unknown) else EndlessIterator("cycle", items)
 
 
 def _simple_namespace(b: dict[str, Any]) -> ClassValue:

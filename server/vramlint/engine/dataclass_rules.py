@@ -53,13 +53,16 @@ def make_dataclass(ev: Evaluator, cls: Any, args: Any = (), kwargs: Any = None) 
             else:
                 cls.ns.pop(name, None)
     ordered = list(fields.items())
-    cls.ns["__dataclass_fields__"] = ordered
+    # InitVars: parameters of __init__ passed on to __post_init__, neither attributes nor fields.
+    initvars = {n for k in cls.mro for n in k.ns.get("__initvars__", [])}
+    cls.ns["__dataclass_fields__"] = [(n, s) for n, s in ordered if n not in initvars]
     cls.flags.add("dataclass")
     if "__init__" not in cls.ns:
         init_fields = [(n, s) for n, s in ordered if not (isinstance(s, FieldSpec) and not s.init)]
 
         def init(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
             self_, rest = a[0], a[1:]
+            post_args = []
             for i, (n, spec) in enumerate(init_fields):
                 if i < len(rest):
                     v = rest[i]
@@ -69,15 +72,18 @@ def make_dataclass(ev: Evaluator, cls: Any, args: Any = (), kwargs: Any = None) 
                     v = _field_default(ev, spec)
                     if v is MISSING:
                         v = Unknown(f"required field `{n}` of {cls.name} has no value", ev.current_ref)
+                if n in initvars:
+                    post_args.append(v)
+                    continue
                 ev.protocol.setattr(self_, n, v)
             for n, spec in ordered:
-                if isinstance(spec, FieldSpec) and not spec.init:
+                if isinstance(spec, FieldSpec) and not spec.init and n not in initvars:
                     d = _field_default(ev, spec)
                     if d is not MISSING:
                         ev.protocol.setattr(self_, n, d)
             post, _ = self_.cls.lookup("__post_init__")
             if isinstance(post, FunctionValue):
-                ev.call(post, (self_,), {})
+                ev.call(post, (self_, *post_args), {})
             return None
 
         cls.ns["__init__"] = NativeFunction(f"{cls.name}.__init__", init)

@@ -158,7 +158,7 @@ _NATIVE_SCALARS = (int, float, complex, str, bytes, bool, type(None))
 
 
 def is_native_data(v: Any) -> bool:
-    return isinstance(v, (*_NATIVE_SCALARS, tuple, list, dict, set, frozenset, range, slice))
+    return isinstance(v, (*_NATIVE_SCALARS, tuple, list, dict, set, frozenset, range, slice, *_DICT_VIEWS))
 
 
 def contains_unknown(v: Any, depth: int = 0) -> Unknown | None:
@@ -343,6 +343,7 @@ class Evaluator:
             cst.Try: self.s_try,
             cst.TryStar: self.s_try,
             cst.With: self.s_with,
+            cst.Match: self.s_match,
         }
 
     def _expr_stmt(self, node: cst.Expr, scope: Scope) -> None:
@@ -403,6 +404,9 @@ class Evaluator:
     def s_annassign(self, node: cst.AnnAssign, scope: Scope) -> None:
         # Class-level annotations in order (dataclass / NamedTuple fields); ClassVar ones are not fields.
         is_field = scope.is_class and isinstance(node.target, cst.Name) and not _is_classvar(node.annotation.annotation)
+        if is_field and isinstance(node.target, cst.Name) and _is_classvar(node.annotation.annotation, "InitVar"):
+            # dataclasses: an __init__ parameter handed to __post_init__, not a field.
+            scope.vars.setdefault("__initvars__", []).append(node.target.value)
         if node.value is None:
             if is_field:
                 scope.vars.setdefault("__annotations_order__", []).append(node.target.value)
@@ -581,6 +585,109 @@ class Evaluator:
                 entered = self.protocol.enter(ctx)
                 self.assign(item.asname.name, entered, scope)
         self.exec_block(node.body, scope)
+
+    def s_match(self, node: cst.Match, scope: Scope) -> None:
+        """`match` (3.10): the first case whose pattern matches and whose guard holds runs; a
+        pattern or guard that cannot be decided stops here, like an undecidable `if`."""
+        subject = self.eval(node.subject, scope)
+        for case in node.cases:
+            try:
+                hit = self._match(case.pattern, subject, scope)
+                if hit and case.guard is not None:
+                    hit = self.truth(self.eval(case.guard, scope))
+            except Undecided as und:
+                self.record(Unknown(f"could not decide this case: {und.unknown.reason}", self.ref(scope, case.pattern)))
+                return
+            if hit:
+                self.exec_block(case.body, scope)
+                return
+
+    def _match(self, pat: cst.MatchPattern, v: Any, scope: Scope) -> bool:
+        """Whether `v` matches `pat`, binding its captures; raises Undecided when unknown."""
+        if isinstance(v, Unknown):
+            raise Undecided(v)
+        if isinstance(pat, cst.MatchAs):
+            if pat.pattern is not None and not self._match(pat.pattern, v, scope):
+                return False
+            if pat.name is not None:
+                self.bind(pat.name.value, v, scope)
+            return True
+        if isinstance(pat, cst.MatchOr):
+            return any(self._match(e.pattern, v, scope) for e in pat.patterns)
+        if isinstance(pat, cst.MatchSingleton):
+            return self.compare(cst.Is, v, self.eval(pat.value, scope)) is True
+        if isinstance(pat, cst.MatchValue):
+            return self.truth(self.compare(cst.Equal, v, self.eval(pat.value, scope)))
+        if isinstance(pat, (cst.MatchList, cst.MatchTuple)):
+            if not isinstance(v, (list, tuple, range)):  # str, bytes and dicts are not sequences here
+                return False
+            items = list(v)
+            elems = list(pat.patterns)
+            stars = [e for e in elems if isinstance(e, cst.MatchStar)]
+            subs = [e.value for e in elems if isinstance(e, cst.MatchSequenceElement)]
+            if not stars:
+                return len(items) == len(subs) and all(self._match(p, x, scope) for p, x in zip(subs, items))
+            star = elems.index(stars[0])
+            after = len(subs) - star
+            if len(items) < len(subs):
+                return False
+            head, rest, tail = items[:star], items[star:len(items) - after], items[len(items) - after:]
+            if not all(self._match(p, x, scope) for p, x in zip(subs, head + tail)):
+                return False
+            if stars[0].name is not None:
+                self.bind(stars[0].name.value, rest, scope)
+            return True
+        if isinstance(pat, cst.MatchMapping):
+            if not isinstance(v, dict):
+                return False
+            used = []
+            for el in pat.elements:
+                key = self.eval(el.key, scope)
+                if isinstance(key, Unknown):
+                    raise Undecided(key)
+                if key not in v or not self._match(el.pattern, v[key], scope):
+                    return False
+                used.append(key)
+            if pat.rest is not None:
+                self.bind(pat.rest.value, {k: x for k, x in v.items() if k not in used}, scope)
+            return True
+        if isinstance(pat, cst.MatchClass):
+            from vramlint.engine.builtins import isinstance_of
+
+            cls = self.eval(pat.cls, scope)
+            ok = isinstance_of(self, v, cls)
+            if isinstance(ok, Unknown):
+                raise Undecided(ok)
+            if not ok:
+                return False
+            pos = [e.value for e in pat.patterns]
+            if pos:
+                if isinstance(cls, ClassValue) and cls.module_name == "builtins" and len(pos) == 1:
+                    return self._match(pos[0], v, scope)  # int(n), str(s): the subject itself
+                names = self._match_args(cls)
+                if names is None or len(pos) > len(names):
+                    raise Undecided(self.unknown("class pattern without __match_args__", scope, pat))
+                attrs = list(zip(names, pos))
+            else:
+                attrs = []
+            attrs += [(k.key.value, k.pattern) for k in pat.kwds]
+            for name, sub in attrs:
+                got = self.protocol.getattr(v, name, MISSING_ATTR)
+                if got is MISSING_ATTR or not self._match(sub, got, scope):
+                    return False
+            return True
+        raise Undecided(self.unknown(f"unsupported pattern `{type(pat).__name__}`", scope, pat))
+
+    def _match_args(self, cls: Any) -> list[str] | None:
+        if not isinstance(cls, ClassValue):
+            return None
+        explicit, _ = cls.lookup("__match_args__")
+        if isinstance(explicit, (tuple, list)):
+            return [x for x in explicit if isinstance(x, str)]
+        if "dataclass" in cls.flags:
+            return [n for n, _ in cls.ns.get("__dataclass_fields__", [])]
+        fields, _ = cls.lookup("_fields")
+        return list(fields) if isinstance(fields, tuple) else None
 
     # imports -------------------------------------------------------------
     def s_import(self, node: cst.Import, scope: Scope) -> None:
@@ -1145,7 +1252,7 @@ class Evaluator:
                 return item in container
             except TypeError:
                 return Unknown("`in` on a string", self.current_ref)
-        if isinstance(container, (dict, set, frozenset)):
+        if isinstance(container, (dict, set, frozenset, *_DICT_VIEWS[::2])):  # keys and items views
             if isinstance(item, Unknown):
                 return item
             try:
@@ -1155,7 +1262,7 @@ class Evaluator:
             if not found and any(isinstance(k, Unknown) for k in container):
                 return Unknown("membership among unknown keys", self.current_ref)
             return found
-        if isinstance(container, (list, tuple, range)):
+        if isinstance(container, (list, tuple, range, _DICT_VIEWS[1])):  # ... and values views
             if isinstance(item, Unknown):
                 return item
             unknown_seen = None
@@ -1183,7 +1290,7 @@ class Evaluator:
             raise Undecided(v)
         if isinstance(v, (int, float, complex, str, bytes)):
             return bool(v)
-        if isinstance(v, (tuple, list, dict, set, frozenset, range)):
+        if isinstance(v, (tuple, list, dict, set, frozenset, range, *_DICT_VIEWS)):
             return len(v) > 0
         return self.protocol.truth(v)
 
@@ -1305,11 +1412,11 @@ class Evaluator:
             self.exec_block(node.body, scope)
         except ReturnSignal as ret:
             if scope.yields is not None:
-                return scope.yields
+                return _generator(scope.yields)
             return ret.value
         finally:
             self.depth -= 1
-        return scope.yields if scope.yields is not None else None
+        return _generator(scope.yields) if scope.yields is not None else None
 
     def bind_params(self, func: FunctionValue, args: tuple[Any, ...], kwargs: dict[str, Any], scope: Scope) -> None:
         params = func.node.params
@@ -1397,8 +1504,18 @@ class Evaluator:
         return self.loader.protocol
 
 
+def _generator(yields: list[Any]) -> Any:
+    """A generator function's result (its body ran eagerly): an iterator over what it yielded,
+    so `next(gen)` advances and a later `list(gen)` gets the rest, as with a real generator."""
+    from vramlint.engine.builtins import _IterValue
+
+    return _IterValue(yields)
+
+
+MISSING_ATTR: Any = object()  # getattr's default in class patterns: "no such attribute"
+
 # `d.keys()`, `d.values()`, `d.items()` return real dict views: iterate them like the dict.
-_DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+_DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
 
 
 class _StarUnknown:
@@ -1444,15 +1561,15 @@ def _dotted(node: cst.BaseExpression) -> str:
     return ""
 
 
-def _is_classvar(ann: cst.BaseExpression) -> bool:
+def _is_classvar(ann: cst.BaseExpression, name: str = "ClassVar") -> bool:
     """`ClassVar`, `ClassVar[...]`, `typing.ClassVar[...]` or the same as a string (syntactically,
-    as dataclasses does for string annotations)."""
+    as dataclasses does for string annotations); `name="InitVar"` for dataclasses.InitVar."""
     if isinstance(ann, cst.Subscript):
         ann = ann.value
     if isinstance(ann, cst.SimpleString):
         text = ann.raw_value.strip()
-        return text.startswith(("ClassVar", "typing.ClassVar"))
-    return _dotted(ann).split(".")[-1] == "ClassVar"
+        return text.startswith((name, f"typing.{name}", f"dataclasses.{name}"))
+    return _dotted(ann).split(".")[-1] == name
 
 
 def _is_static(func: FunctionValue) -> bool:

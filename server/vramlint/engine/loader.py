@@ -45,6 +45,8 @@ class Loader:
         self.statement_problems: dict[str, dict[Any, list[Unknown]]] = {}
         self.overlays: dict[str, str] = {}
         self._dir_cache: dict[str, set[str] | None] = {}
+        self._current_root: str | None = None  # the analysed file's top folder (add_root)
+        self._added_root: str | None = None  # ... when add_root put it on the search path
         self.instantiation_observers: list[Callable[..., None]] = []
         # Slots the torch frontend fills on first use of `torch` (its classes are per loader).
         self.torch_classes: Any = None
@@ -60,14 +62,25 @@ class Loader:
         self.unknown_base = ClassValue("<unknown base>", (obj,), {}, "builtins")
 
     def add_root(self, root: str, after: int) -> None:
-        """Make `root` importable (inserted after the first `after` entries) if it is not yet."""
+        """Make `root` importable (inserted after the first `after` entries) if it is not yet.
+
+        It replaces the previous analysed file's root: as for Python, only the script's own
+        folder is searched, and the modules found in the previous one (another project's
+        `blocks.py`, `config.py`...) are dropped instead of being reused under the same name."""
         root = os.path.abspath(root)
-        if root in self.search_paths:
+        if root == self._current_root:
             return
-        self.search_paths.insert(min(after, len(self.search_paths)), root)
+        old = self._added_root
+        self._current_root, self._added_root = root, None
+        if old is not None and old in self.search_paths:
+            self.search_paths.remove(old)
+        if root not in self.search_paths:
+            self.search_paths.insert(min(after, len(self.search_paths)), root)
+            self._added_root = root
         # Imports that failed before may resolve now.
         for name, mod in list(self.modules.items()):
-            if isinstance(mod, Unknown):
+            if isinstance(mod, Unknown) or (old is not None and isinstance(mod, ModuleValue)
+                                            and _is_under(mod.ns.get("__file__"), old)):
                 del self.modules[name]
 
     # ------------------------------------------------------------------ classes of data
@@ -318,3 +331,7 @@ class Loader:
             if isinstance(f, str) and any(f.startswith(r) for r in roots):
                 del self.modules[name]
         self._dir_cache.clear()
+
+
+def _is_under(path: Any, folder: str) -> bool:
+    return isinstance(path, str) and (path == folder or path.startswith(folder.rstrip(os.sep) + os.sep))

@@ -46,14 +46,16 @@ _NATIVE_METHODS: dict[type, set[str]] = {
         "replace", "lower", "upper", "title", "capitalize", "find", "rfind", "index", "count",
         "isdigit", "isalpha", "isnumeric", "isupper", "islower", "partition", "rpartition",
         "zfill", "ljust", "rjust", "center", "splitlines", "encode", "casefold", "removeprefix",
-        "removesuffix",
+        "removesuffix", "isalnum", "isspace", "isidentifier", "isdecimal", "swapcase", "isascii", "istitle",
     },
     list: {"append", "extend", "insert", "pop", "index", "count", "copy", "reverse", "remove", "clear", "sort"},
     tuple: {"index", "count"},
     dict: {"items", "keys", "values", "get", "pop", "update", "setdefault", "copy", "popitem", "clear"},
     set: {"add", "update", "discard", "remove", "union", "intersection", "difference", "copy", "pop",
-          "issubset", "issuperset"},
-    frozenset: {"union", "intersection", "difference", "issubset", "issuperset"},
+          "issubset", "issuperset", "isdisjoint", "symmetric_difference", "clear", "intersection_update",
+          "difference_update", "symmetric_difference_update"},
+    frozenset: {"union", "intersection", "difference", "issubset", "issuperset", "isdisjoint",
+                "symmetric_difference", "copy"},
     int: {"bit_length", "to_bytes"},
     float: {"is_integer", "hex"},
     bytes: {"decode"},
@@ -64,7 +66,7 @@ _NATIVE_METHODS: dict[type, set[str]] = {
 class Protocol:
     def __init__(self, loader: Any) -> None:
         self.loader = loader
-        self._hook_cache: dict[tuple[int, str], Any] = {}
+        self._hook_cache: dict[tuple[int, str], tuple[ClassValue, Any]] = {}
 
     @property
     def ev(self) -> Evaluator:
@@ -76,14 +78,19 @@ class Protocol:
     def hook(self, cls: ClassValue, name: str) -> Any:
         """The first native hook `name` along the MRO of `cls` (cached)."""
         key = (id(cls), name)
-        if key in self._hook_cache:
-            return self._hook_cache[key]
+        hit = self._hook_cache.get(key)
+        # The entry keeps its class alive: else, once the loader outlives an analysis, a new
+        # class could reuse a dropped one's id and get its hooks (an enum's `construct`...).
+        if hit is not None and hit[0] is cls:
+            return hit[1]
         found = None
         for k in cls.mro:
             if k.native is not None and getattr(k.native, name, None) is not None:
                 found = getattr(k.native, name)
                 break
-        self._hook_cache[key] = found
+        if len(self._hook_cache) > 200_000:
+            self._hook_cache.clear()
+        self._hook_cache[key] = (cls, found)
         return found
 
     def type_of(self, v: Any) -> ClassValue | Unknown:
@@ -151,9 +158,11 @@ class Protocol:
                 return dict(obj.kwargs)
             return self._missing(obj, name, default)
         if isinstance(obj, ExceptionValue):
+            if name in obj.attrs:
+                return obj.attrs[name]
             if name == "args":
                 return obj.args
-            return self._missing(obj, name, default)
+            return self._class_attr(obj.cls, name, default, instance=obj)
         if isinstance(obj, BoundMethod):
             if name == "__self__":
                 return obj.self_value
@@ -329,7 +338,7 @@ class Protocol:
             obj.ns[name] = value
         elif isinstance(obj, ModuleValue):
             obj.ns[name] = value
-        elif isinstance(obj, FunctionValue):
+        elif isinstance(obj, (FunctionValue, ExceptionValue)):
             obj.attrs[name] = value
         elif isinstance(obj, Value) and hasattr(obj, "set_attribute"):
             obj.set_attribute(self.ev, name, value)
@@ -475,8 +484,8 @@ class Protocol:
         return True
 
     def length(self, obj: Any) -> Any:
-        if isinstance(obj, (str, bytes, list, tuple, dict, set, frozenset, range)):
-            return len(obj)
+        if isinstance(obj, (str, bytes, list, tuple, dict, set, frozenset, range, *_DICT_VIEWS)):
+            return len(obj)  # type: ignore[arg-type]
         if isinstance(obj, Unknown):
             return obj
         if isinstance(obj, Instance):
@@ -640,6 +649,8 @@ class Protocol:
             return copy.copy(obj)
         return obj
 
+
+_DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
 
 _REFLECT = {
     "__eq__": "__eq__",

@@ -194,7 +194,7 @@ def _compile(ev: Evaluator, pattern: Any, flags: Any) -> Any:
     if not isinstance(pattern, (str, bytes)) or not isinstance(flags, int):
         return Unknown("re pattern that is not a known string", ev.current_ref)
     try:
-        return PatternValue(re.compile(pattern, flags))
+        return PatternValue(re.compile(pattern, flags))  # type: ignore[arg-type]
     except (re.error, TypeError, ValueError, OverflowError, RecursionError) as err:
         raise ev.raise_error("ValueError", f"invalid regular expression: {err}") from None
 
@@ -223,7 +223,9 @@ def re_module(loader: Loader) -> Any:
         s = a[0] if a else k.get("pattern")
         if isinstance(s, Unknown):
             return s
-        return re.escape(s) if isinstance(s, (str, bytes)) else Unknown("re.escape of a non-string", ev.current_ref)
+        if not isinstance(s, (str, bytes)):
+            return Unknown("re.escape of a non-string", ev.current_ref)
+        return re.escape(s)  # type: ignore[type-var]
 
     obj = loader.builtins["object"]
     ns: dict[str, Any] = dict(_FLAGS)

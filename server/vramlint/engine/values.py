@@ -288,6 +288,20 @@ class Property(Value):
         self.fget = fget
         self.fset = fset
 
+    def get_attribute(self, ev: Any, name: str) -> Any:
+        # `@dim.setter` must make a new property: without it the decorator was taken as the
+        # identity, the setter function replaced the property and assignments bypassed it.
+        if name in ("setter", "getter", "deleter"):
+            def make(f: Any) -> Property:
+                if name == "setter":
+                    return Property(self.fget, f)
+                return Property(f, self.fset) if name == "getter" else self
+
+            return NativeFunction(f"property.{name}", lambda ev, a, k: make(a[0]), lambda ev, v, a, k: make(v))
+        if name in ("fget", "fset"):
+            return getattr(self, name)
+        return MISSING
+
 
 class Partial(Value):
     """functools.partial(func, *args, **kwargs)."""
@@ -336,11 +350,12 @@ class ModuleValue(Value):
 class ExceptionValue(Value):
     """An exception object raised by analysed code."""
 
-    __slots__ = ("cls", "args")
+    __slots__ = ("cls", "args", "attrs")
 
     def __init__(self, cls: ClassValue, args: tuple[Any, ...]) -> None:
         self.cls = cls
         self.args = args
+        self.attrs: dict[str, Any] = {}  # set by a user exception's __init__ (`self.width = w`)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from vramlint.engine.values import (
     SourceRef,
     Unknown,
 )
-from vramlint.frontends.torch.tensors import DType, TensorValue, dtype_name
+from vramlint.frontends.torch.tensors import BufferTensor, DType, TensorValue, dtype_name
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -89,6 +89,10 @@ class ModuleNative:
         if isinstance(value, TensorValue) and value.is_param:
             _discard(st, inst, name)
             st.params[name] = value
+            return True
+        if isinstance(value, BufferTensor):  # self.x = nn.Buffer(...)
+            _discard(st, inst, name)
+            st.buffers[name] = value
             return True
         if is_module(value):
             _discard(st, inst, name)
@@ -279,6 +283,23 @@ def _get_submodule(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return cur
 
 
+def _get_tensor(kind: str) -> Callable[..., Any]:
+    """Module.get_parameter / get_buffer: `target` is "path.to.submodule.name"."""
+
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        target = a[1] if len(a) > 1 else k.get("target")
+        if not isinstance(target, str):
+            return target if isinstance(target, Unknown) else Unknown(f"get_{kind} of an unknown name", ev.current_ref)
+        path, _, name = target.rpartition(".")
+        mod = _get_submodule(ev, (a[0], path), {})
+        table = state_of(mod).params if kind == "parameter" else state_of(mod).buffers
+        if name not in table:
+            raise ev.raise_error("AttributeError", f"`{name}` is not a {kind}")
+        return table[name]
+
+    return impl
+
+
 def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     # Forward execution is the memory model's job; construction analysis never needs it.
     return Unknown(f"calling {a[0].cls.name} (forward) is not evaluated here", ev.current_ref)
@@ -322,6 +343,8 @@ def module_namespace() -> dict[str, Any]:
         "to_empty": _noop_self,
         "share_memory": _noop_self,
         "get_submodule": _get_submodule,
+        "get_parameter": _get_tensor("parameter"),
+        "get_buffer": _get_tensor("buffer"),
         "zero_grad": _noop,
         "load_state_dict": _noop,
         "register_forward_hook": _noop,

@@ -302,6 +302,7 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
         "numel": lambda ev, a, k: a[0].numel() if isinstance(a[0], TensorValue) else Unknown("numel", ev.current_ref),
         "manual_seed": lambda ev, a, k: None, "set_default_dtype": lambda ev, a, k: None,
         "get_default_dtype": lambda ev, a, k: DTYPES["float32"], "_assert": lambda ev, a, k: None,
+        "get_default_device": lambda ev, a, k: "cpu",  # as tensor.device
         "no_grad": _no_grad_ctx, "enable_grad": _no_grad_ctx, "inference_mode": _no_grad_ctx,
         "set_grad_enabled": _no_grad_ctx, "autocast": _no_grad_ctx,
         "device": lambda ev, a, k: a[0] if a and isinstance(a[0], str) else Unknown("torch.device", ev.current_ref),
@@ -322,17 +323,25 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
     ns["Tensor"] = tensor_cls
     ns["Size"] = ns["Size"]
     ns["pi"] = math.pi
+    ns["__version__"] = "2.13.0"  # the torch whose API these stubs (and tensor_api.py) follow
     ns["inf"] = math.inf
     ns["nan"] = math.nan
     ns["_C"] = NoOp("torch._C")
     return ns
 
 
+def _buffer(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    data = a[0] if a else k.get("data")
+    if not isinstance(data, TensorValue):
+        return data if isinstance(data, Unknown) else Unknown("nn.Buffer of a non-tensor", ev.current_ref)
+    return T.BufferTensor(data, (a[1] if len(a) > 1 else k.get("persistent", True)) is not False)
+
+
 def _nn_ns(loader: Loader) -> dict[str, Any]:
     classes = loader.torch_classes  # type: ignore[attr-defined]
     ns: dict[str, Any] = dict(classes)
     ns["Parameter"] = loader.torch_tensor_classes[1]  # type: ignore[attr-defined]
-    ns["Buffer"] = NativeFunction("torch.nn.Buffer", lambda ev, a, k: a[0] if a else Unknown("Buffer", ev.current_ref))
+    ns["Buffer"] = NativeFunction("torch.nn.Buffer", _buffer)
     return ns
 
 

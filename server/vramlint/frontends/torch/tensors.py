@@ -85,7 +85,7 @@ def promote(a: str, b: str) -> str:
 
 
 class TensorValue(Value):
-    __slots__ = ("shape", "dtype", "requires_grad", "is_param", "data")
+    __slots__ = ("shape", "dtype", "requires_grad", "is_param", "data", "attrs")
     type_name = "Tensor"
 
     def __init__(self, shape: Shape | Unknown, dtype: str = "float32", requires_grad: bool = False,
@@ -95,6 +95,7 @@ class TensorValue(Value):
         self.requires_grad = requires_grad
         self.is_param = False
         self.data = data
+        self.attrs: dict[str, Any] | None = None  # attributes (not torch's) set by analysed code
 
     def __repr__(self) -> str:
         return f"Tensor{self.shape!r}:{self.dtype}"
@@ -111,6 +112,8 @@ class TensorValue(Value):
         return numel(self.shape)
 
     def get_attribute(self, ev: Evaluator, name: str) -> Any:
+        if self.attrs is not None and name in self.attrs:
+            return self.attrs[name]
         if name == "shape":
             return self.shape if isinstance(self.shape, Unknown) else TorchSize(self.shape)
         if name in ("ndim",):
@@ -124,7 +127,7 @@ class TensorValue(Value):
         if name == "T":
             return self if isinstance(self.shape, Unknown) else TensorValue(tuple(reversed(self.shape)), self.dtype)
         if name == "device":
-            return Unknown("tensor device", ev.current_ref)
+            return "cpu"  # the default device, as `is_cuda`/`get_device()` say (torch.device() is a str)
         if name in ("is_cuda",):
             return False
         if name == "grad":
@@ -132,11 +135,17 @@ class TensorValue(Value):
         method = TENSOR_METHODS.get(name)
         if method is not None:
             return NativeFunction(f"Tensor.{name}", lambda ev2, a, k: method(ev2, self, a, k))
+        if _is_user_attribute(name):
+            return MISSING  # not torch API and never set: AttributeError, as on a real tensor
         return Unknown(f"Tensor.{name} is not modelled", ev.current_ref)
 
     def set_attribute(self, ev: Evaluator, name: str, value: Any) -> None:
         if name == "requires_grad" and isinstance(value, bool):
             self.requires_grad = value
+        elif _is_user_attribute(name):
+            if self.attrs is None:
+                self.attrs = {}
+            self.attrs[name] = value
 
     def binop(self, ev: Evaluator, op: str, other: Any, reflected: bool) -> Any:
         a, b = (other, self) if reflected else (self, other)
@@ -183,7 +192,26 @@ class TensorValue(Value):
     def deepcopy(self, proto: Any, memo: dict[int, Any]) -> TensorValue:
         t = TensorValue(self.shape, self.dtype, self.requires_grad, list(self.data) if self.data else None)
         t.is_param = self.is_param
+        if self.attrs is not None:
+            t.attrs = {k: proto.deepcopy(v, memo) for k, v in self.attrs.items()}
         return t
+
+
+def _is_user_attribute(name: str) -> bool:
+    """A name that is not torch.Tensor's (code may set it on tensors as a flag)."""
+    from vramlint.frontends.torch.tensor_api import TENSOR_API
+
+    return not (name.startswith("__") and name.endswith("__")) and name not in TENSOR_API
+
+
+class BufferTensor(TensorValue):
+    """nn.Buffer(t): a tensor that Module.__setattr__ registers as a buffer."""
+
+    __slots__ = ("persistent",)
+
+    def __init__(self, t: TensorValue, persistent: bool = True) -> None:
+        super().__init__(t.shape, t.dtype, t.requires_grad, t.data)
+        self.persistent = persistent
 
 
 class TorchSize(tuple):  # type: ignore[type-arg]
