@@ -1,7 +1,13 @@
 """vramlint: static GPU memory estimates for PyTorch models, from the source code."""
 
 from vramlint.analysis.api import analyze_file, analyze_source
-from vramlint.analysis.results import FileAnalysis, ModelResult, ModuleNode, ParamCounts, UnknownInfo
+from vramlint.analysis.results import (
+    FileAnalysis,
+    ModelResult,
+    ModuleNode,
+    ParamCounts,
+    UnknownInfo,
+)
 from vramlint.settings import ConfigError, Settings
 
 __version__ = "0.1.0"

@@ -12,8 +12,8 @@ from vramlint.analysis.models import find_models
 from vramlint.analysis.results import FileAnalysis, UnknownInfo
 from vramlint.engine.builtins import stdlib_module
 from vramlint.engine.loader import Loader
-from vramlint.engine.source import decode_source
-from vramlint.engine.values import Location
+from vramlint.engine.source import decode_source, undecodable_line
+from vramlint.engine.values import Location, SourceRef
 from vramlint.frontends.torch.numpy_stub import numpy_module
 from vramlint.frontends.torch.stubs import torch_module
 from vramlint.settings import Settings
@@ -73,7 +73,8 @@ def analyze_file(path: str, settings: Settings | None = None) -> FileAnalysis:
     text, warning = decode_source(data)
     result = analyze_source(path, text, settings)
     if warning:
-        result.warnings.append(UnknownInfo(warning, Location(path, 1, 0, 1, 0)))
+        line = undecodable_line(data)
+        result.warnings.append(UnknownInfo(warning, Location(path, line, 0, line, 0)))
     return result
 
 
@@ -94,6 +95,16 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
     if source.syntax_error is not None:
         result.errors.append(UnknownInfo(source.syntax_error.message, source.syntax_error.location))
         return result
+    # Expressions too long or deep to parse, and top-level statements that stopped part-way
+    # (an endless loop, runaway recursion...): what they define is missing, so say where.
+    for problem in source.elided:
+        result.warnings.append(UnknownInfo(problem.message, problem.location))
+    for stmt, stop in loader.statement_aborts.get(dotted, {}).items():
+        at = SourceRef(source, stmt).location
+        inner = stop.location
+        where = "" if inner is None or (inner.path, inner.line) == (at.path, at.line) else (
+            f" (at line {inner.line})" if inner.path == at.path else f" (at {inner})")
+        result.warnings.append(UnknownInfo(f"statement not fully evaluated: {stop.reason}{where}", at))
     models = find_models(loader, mod, source)
     if settings.models:
         models = [m for m in models if m.name in settings.models]

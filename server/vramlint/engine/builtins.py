@@ -22,7 +22,6 @@ from vramlint.engine.values import (
     ClassMethod,
     ClassValue,
     ExceptionValue,
-    FieldSpec,
     FunctionValue,
     Instance,
     ModuleValue,

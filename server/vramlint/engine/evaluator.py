@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import libcst as cst
@@ -26,7 +27,6 @@ from vramlint.engine.signals import (
     ReturnSignal,
     Undecided,
 )
-from vramlint.engine.walk import iter_nodes
 from vramlint.engine.values import (
     MISSING,
     BoundMethod,
@@ -48,6 +48,7 @@ from vramlint.engine.values import (
     UnknownValueError,
     Value,
 )
+from vramlint.engine.walk import iter_nodes
 
 if TYPE_CHECKING:
     from vramlint.engine.loader import Loader
@@ -238,12 +239,16 @@ class Evaluator:
 
     # ------------------------------------------------------------------ modules
     def exec_module(
-        self, source: SourceModule, module: ModuleValue, per_statement_steps: int
+        self, source: SourceModule, module: ModuleValue, per_statement_steps: int,
+        aborted: dict[cst.CSTNode, Unknown] | None = None,
     ) -> list[tuple[cst.CSTNode, list[Unknown]]]:
         """Run a module's top level and return, per statement, what it could not decide.
 
         Each statement gets its own step allowance so one bad statement (an endless loop) does
-        not stop the definitions that follow it."""
+        not stop the definitions that follow it. Statements the evaluation gave up on part-way
+        (steps or call depth ran out: an endless loop, runaway recursion), so that some of their
+        definitions are missing, are also put in `aborted`, with the reason. (Exceptions are
+        not: they are as often an unmodelled library feature as a bug of the analysed code.)"""
         out: list[tuple[cst.CSTNode, list[Unknown]]] = []
         assert source.tree is not None
         scope = Scope(module.ns, None, module.ns, source)
@@ -253,10 +258,12 @@ class Evaluator:
             self.budget = Budget(per_statement_steps)
             sink: list[Unknown] = []
             self.issue_sinks.append(sink)
+            gave_up: Unknown | None = None
             try:
                 self.exec_stmt(stmt, scope)
             except BudgetExceeded as err:
-                sink.append(Unknown(err.message, err.ref or self.ref(scope, stmt)))
+                gave_up = Unknown(err.message, err.ref or self.ref(scope, stmt))
+                sink.append(gave_up)
             except RaiseSignal as sig:
                 sink.append(self.exception_unknown(sig, scope, stmt))
             except (ReturnSignal, BreakSignal, ContinueSignal):
@@ -264,11 +271,14 @@ class Evaluator:
             except Undecided as und:
                 sink.append(und.unknown)
             except RecursionError:
-                sink.append(Unknown("statement too deeply nested to evaluate", self.ref(scope, stmt)))
+                gave_up = Unknown("statement too deeply nested to evaluate", self.ref(scope, stmt))
+                sink.append(gave_up)
             finally:
                 self.budget = saved
                 self.issue_sinks.pop()
                 self.depth = depth
+            if gave_up is not None and aborted is not None:
+                aborted[stmt] = gave_up
             out.append((stmt, sink))
         return out
 
@@ -504,6 +514,26 @@ class Evaluator:
                 self.exec_block(node.orelse.body, scope)
 
     def s_for(self, node: cst.For, scope: Scope) -> None:
+        try:
+            self._run_for(node, scope)
+        except BudgetExceeded as err:
+            raise self._in_loop(err, scope, node) from None
+
+    def s_while(self, node: cst.While, scope: Scope) -> None:
+        try:
+            self._run_while(node, scope)
+        except BudgetExceeded as err:
+            raise self._in_loop(err, scope, node) from None
+
+    def _in_loop(self, err: BudgetExceeded, scope: Scope, node: cst.CSTNode) -> BudgetExceeded:
+        """Steps ran out inside this loop: say so at the innermost such loop rather than at the
+        call that was running (`while True:` in `__init__` was reported at the class name)."""
+        if err.message.startswith("evaluation budget") and not getattr(err, "in_loop", False):
+            err.ref = self.ref(scope, node)
+            err.in_loop = True  # type: ignore[attr-defined]
+        return err
+
+    def _run_for(self, node: cst.For, scope: Scope) -> None:
         iterable = self.eval(node.iter, scope)
         try:
             it = self.iterate(iterable)
@@ -524,7 +554,7 @@ class Evaluator:
         if not broke and node.orelse is not None:
             self.exec_block(node.orelse.body, scope)
 
-    def s_while(self, node: cst.While, scope: Scope) -> None:
+    def _run_while(self, node: cst.While, scope: Scope) -> None:
         while True:
             self.charge()
             try:
@@ -694,12 +724,13 @@ class Evaluator:
         lazy = scope.parent is None and not scope.is_class
         for alias in node.names:
             dotted = _dotted(alias.name)
+            ref = self.ref(scope, alias)  # a failed import is reported here
             if alias.asname is not None:
                 name = alias.asname.name.value  # type: ignore[attr-defined]
-                value: Any = self._lazy(lambda d=dotted: self.loader.import_module(d, None), lazy)
+                value: Any = self._lazy(partial(self.loader.import_module, dotted, ref), lazy)
             else:
                 name = dotted.split(".")[0]
-                value = self._lazy(lambda d=dotted: self.loader.import_top(d), lazy)
+                value = self._lazy(partial(self.loader.import_top, dotted, ref), lazy)
             self.bind(name, value, scope)
 
     def s_importfrom(self, node: cst.ImportFrom, scope: Scope) -> None:

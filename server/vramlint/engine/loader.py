@@ -17,12 +17,13 @@ from typing import Any
 
 from vramlint.engine.evaluator import Evaluator
 from vramlint.engine.protocol import Protocol
-from vramlint.engine.source import SourceModule, decode_source, parse_source
+from vramlint.engine.source import ELIDED_NAME, SourceModule, decode_source, parse_source
 from vramlint.engine.values import (
     MISSING,
     ClassValue,
     LazyBinding,
     ModuleValue,
+    NativeFunction,
     SourceRef,
     Unknown,
 )
@@ -43,6 +44,8 @@ class Loader:
         self.modules: dict[str, ModuleValue | Unknown] = {}
         self.module_problems: dict[str, list[Unknown]] = {}
         self.statement_problems: dict[str, dict[Any, list[Unknown]]] = {}
+        # Top-level statements the evaluation gave up on (steps or call depth ran out).
+        self.statement_aborts: dict[str, dict[Any, Unknown]] = {}
         self.overlays: dict[str, str] = {}
         self._dir_cache: dict[str, set[str] | None] = {}
         self._current_root: str | None = None  # the analysed file's top folder (add_root)
@@ -57,6 +60,11 @@ class Loader:
 
         self.builtins: dict[str, Any] = {}
         self.builtins.update(make_builtins(self))
+        # What source.py puts in place of an expression too long or deep to parse: its
+        # argument is the reason, the call's position the place.
+        self.builtins[ELIDED_NAME] = NativeFunction(
+            ELIDED_NAME, lambda ev, a, k: Unknown(str(a[0]) if a else "expression not analysed", ev.current_ref)
+        )
         self.evaluator = Evaluator(self)
         obj = self.builtins["object"]
         self.unknown_base = ClassValue("<unknown base>", (obj,), {}, "builtins")
@@ -149,6 +157,9 @@ class Loader:
             return Unknown("empty module name", ref)
         hit = self.modules.get(dotted)
         if hit is not None:
+            if isinstance(hit, Unknown) and ref is not None and hit.ref is not ref:
+                # A cached failure: point at this import, not at the first file that tried.
+                return Unknown(hit.reason, ref)
             return hit
         for resolve in self.native_resolvers:
             native = resolve(self, dotted)
@@ -197,27 +208,30 @@ class Loader:
         mod.source = source
         mod.ns.setdefault("__name__", mod.name)
         per_stmt: dict[Any, list[Unknown]] = {}
+        aborted: dict[Any, Unknown] = {}
         if source.tree is None:
             problems = [Unknown(source.syntax_error.message if source.syntax_error else "unparsable", None)]
         else:
             ev = self.evaluator
             saved = (ev.issue_sinks, ev.depth, ev.current_ref)
             ev.issue_sinks = []
+            ev.current_ref = None  # not a ref left over from an earlier analysis
             try:
-                results = ev.exec_module(source, mod, MODULE_STATEMENT_STEPS)
+                results = ev.exec_module(source, mod, MODULE_STATEMENT_STEPS, aborted)
             finally:
                 ev.issue_sinks, ev.depth, ev.current_ref = saved
             problems = [u for _, sink in results for u in sink]
             per_stmt = {stmt: sink for stmt, sink in results if sink}
         self.module_problems[mod.name] = problems
         self.statement_problems[mod.name] = per_stmt
+        self.statement_aborts[mod.name] = aborted
         return problems
 
-    def import_top(self, dotted: str) -> Any:
-        mod = self.import_module(dotted, None)
+    def import_top(self, dotted: str, ref: SourceRef | None = None) -> Any:
+        mod = self.import_module(dotted, ref)
         if isinstance(mod, Unknown):
             return mod
-        return self.import_module(dotted.split(".")[0], None)
+        return self.import_module(dotted.split(".")[0], ref)
 
     def import_from(self, full: str, attr: str, ref: SourceRef | None) -> Any:
         mod = self.import_module(full, ref)
@@ -264,6 +278,11 @@ class Loader:
                 return sub
         if default is not MISSING:
             return default
+        bad = mod.source.syntax_error if mod.source is not None else None
+        if bad is not None:  # it defines nothing: "has no attribute" would mislead
+            where = f"{os.path.basename(bad.location.path)}:{bad.location.line}"
+            return Unknown(f"`{name}` is unknown: module `{mod.name}` has a {bad.message} ({where})",
+                           ref or self.evaluator.current_ref)
         return Unknown(f"module `{mod.name}` has no attribute `{name}`", ref or self.evaluator.current_ref)
 
     def _replaced_attr(self, obj: Any, name: str, ref: SourceRef | None) -> Any:

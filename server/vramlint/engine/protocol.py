@@ -365,7 +365,7 @@ class Protocol:
                     r = obj[idx]
                 except (TypeError, ValueError) as err:
                     raise self.ev.raise_error("TypeError", str(err)) from None
-                return NTuple(r, obj.cls) if isinstance(obj, NTuple) else r
+                return r  # a slice of a named tuple is a plain tuple, as in Python
             if isinstance(idx, bool) or not isinstance(idx, int):
                 if isinstance(idx, Instance):
                     ix = self.ev.call(self.getattr(idx, "__index__"), (), {})

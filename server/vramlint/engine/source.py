@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
@@ -42,6 +43,28 @@ def decode_source(data: bytes) -> tuple[str, str | None]:
         return text, f"file is not valid {encoding}; undecodable bytes were replaced"
 
 
+def undecodable_line(data: bytes) -> int:
+    """The 1-based line of the first byte `decode_source` had to replace (1 if none), so its
+    warning points at the bad byte rather than at the top of the file."""
+    import io
+    import tokenize
+
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        data.decode(encoding)
+    except SyntaxError:
+        return 1
+    except LookupError:
+        encoding = "utf-8"
+    except UnicodeDecodeError as err:
+        return data.count(b"\n", 0, err.start) + 1
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return data.count(b"\n", 0, err.start) + 1
+    return 1
+
+
 class SourceModule:
     """One parsed file (or an unparsable one, with its syntax error)."""
 
@@ -57,11 +80,18 @@ class SourceModule:
         # access), whether a function body yields.
         self.node_cache: dict[cst.CSTNode, object] = {}
         self._lock = threading.Lock()
+        # Expressions libcst's parser would take minutes on are replaced first (see _elide_pathological).
+        parsed_text, self.elided = _elide_pathological(path, text)
         try:
-            self.tree = cst.parse_module(text)
+            self.tree = cst.parse_module(parsed_text)
         except cst.ParserSyntaxError as err:
-            loc = Location(path, err.raw_line, err.raw_column, err.raw_line, err.raw_column + 1)
-            self.syntax_error = SyntaxProblem(f"syntax error: {err.message}", loc)
+            # libcst puts tokenizer errors at 1:1 and parser errors often a line late; Python's
+            # own parser says where (and what) the problem is, as the user will see it.
+            self.syntax_error = _python_syntax_error(path, parsed_text)
+            if self.syntax_error is None:  # valid Python that libcst cannot parse (its limits)
+                loc = Location(path, err.raw_line, err.raw_column, err.raw_line, err.raw_column + 1)
+                self.syntax_error = SyntaxProblem(
+                    f"could not parse this file (Python accepts it; libcst's parser reports: {err.message})", loc)
         except RecursionError:
             loc = Location(path, 1, 0, 1, 0)
             self.syntax_error = SyntaxProblem("file is too deeply nested to parse", loc)
@@ -108,3 +138,229 @@ def parse_source(path: str, text: str, name: str) -> SourceModule:
     with _cache_lock:
         _cache[key] = mod
     return mod
+
+
+def _python_syntax_error(path: str, text: str) -> SyntaxProblem | None:
+    """The syntax error CPython reports for `text` (message and position), or None if it has none."""
+    import ast
+
+    at = text.find("\0")
+    if at >= 0:  # CPython reports it without a position
+        line = text.count("\n", 0, at) + 1
+        col = at - (text.rfind("\n", 0, at) + 1)
+        return SyntaxProblem("syntax error: source contains a null byte", Location(path, line, col, line, col + 1))
+    try:
+        compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as err:  # IndentationError and TabError included
+        line = err.lineno or 1
+        col = max((err.offset or 1) - 1, 0)
+        end_line, end_col = err.end_lineno or line, (err.end_offset or 0) - 1
+        if (end_line, end_col) <= (line, col):
+            end_line, end_col = line, col + 1
+        return SyntaxProblem(f"syntax error: {err.msg}", Location(path, line, col, end_line, end_col))
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pathological expressions. libcst's native parser is super-linear on long left-recursive chains
+# (`1+1+...`, `a.b.b...`, `f()()...`: ~2s for 4,000 terms, minutes for 50,000) and on deep
+# bracket nesting (~3s for 1,000 nested lists, ~40s for 2,000 nested calls), holding the GIL all
+# the while, so no deadline can interrupt it. Such expressions never occur in real model code
+# (CPython itself refuses more than 200 nested brackets), so before parsing they are replaced by a
+# call that evaluates to a located Unknown, keeping every line where it was.
+
+ELIDED_NAME = "__vramlint_elided__"  # a loader builtin: returns Unknown(its argument)
+MAX_NESTING = 200  # brackets; CPython's own limit
+MAX_CHAIN = 1_000  # operators in one run of an expression
+_LONG_LINE = 1_000  # characters: shorter lines, in runs under _LONG_RUN, cannot be slow to parse
+_LONG_RUN = 100  # consecutive lines that continue an expression (end or start with an operator)
+_CONT_END = frozenset("+-*/%@&|^~.([{\\,")
+_CONT_START = frozenset("+-*/%@&|^~.)]}([{")
+_CHAIN_OPS = frozenset("+ - * / // % @ & | ^ << >> ** ~ .".split())
+_SEPARATORS = frozenset(", : ; = -> := += -= *= /= //= %= @= &= |= ^= <<= >>= **=".split())
+
+
+def _elide_pathological(path: str, text: str) -> tuple[str, list[SyntaxProblem]]:
+    """`text` with over-long chains and over-deep nesting replaced, and what was replaced."""
+    if len(text) < _LONG_LINE or not _maybe_pathological(text):
+        return text, []  # the common case, decided without tokenizing
+    regions = _pathological_regions(text)
+    while regions:
+        new_text, problems = _replace_regions(path, text, regions)
+        # A region the token scan got wrong must not turn valid code into a syntax error: drop
+        # it (the parser will just be slow on it).
+        bad = _syntax_error_line(new_text)
+        broken = [r for r in regions if bad is not None and r[0][0] <= bad <= r[1][0]]
+        if not broken:
+            return new_text, problems
+        regions = [r for r in regions if r not in broken]
+    return text, []
+
+
+Region = tuple[tuple[int, int], tuple[int, int], str]  # start, end (line, column), reason
+
+
+def _replace_regions(path: str, text: str, regions: list[Region]) -> tuple[str, list[SyntaxProblem]]:
+    offsets = [0]
+    for line in text.split("\n"):  # the tokenizer's lines
+        offsets.append(offsets[-1] + len(line) + 1)
+    out: list[str] = []
+    problems: list[SyntaxProblem] = []
+    done = 0
+    for start, end, reason in regions:
+        a, b = offsets[start[0] - 1] + start[1], offsets[end[0] - 1] + end[1]
+        if a < done:
+            continue  # inside a region already replaced
+        call = f"{ELIDED_NAME}({reason!r})"
+        newlines = end[0] - start[0]
+        if newlines:  # same lines as before, and the rest of the last line at its old column
+            repl = f"({call}" + "\n" * newlines + " " * max(end[1] - 1, 0) + ")"
+        else:
+            repl = f"({call}" + " " * max(b - a - len(call) - 2, 0) + ")"
+        out += [text[done:a], repl]
+        done = b
+        problems.append(SyntaxProblem(reason, Location(path, start[0], start[1], end[0], end[1])))
+    out.append(text[done:])
+    return "".join(out), problems
+
+
+def _syntax_error_line(text: str) -> int | None:
+    import ast
+
+    try:
+        compile(text, "<elided>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as err:
+        return err.lineno
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return None
+
+
+def _maybe_pathological(text: str) -> bool:
+    """A cheap over-approximation: a very long line, or a long run of continuation lines."""
+    run = 0
+    for line in text.splitlines():
+        if len(line) >= _LONG_LINE:
+            return True
+        s = line.strip()
+        if s and (s[-1] in _CONT_END or s[0] in _CONT_START):
+            run += 1
+            if run >= _LONG_RUN:
+                return True
+        else:
+            run = 0
+    return False
+
+
+_EXPR_KEYWORDS = frozenset(("lambda", "if", "else", "not", "await"))  # nest to the right
+_OPERANDS = frozenset(("True", "False", "None"))
+
+
+class _Frame:
+    """One bracket level of a logical line (the line itself at the bottom)."""
+
+    __slots__ = ("open", "region_start", "ops", "start", "kws", "kstart", "kend")
+
+    def __init__(self, open_tok: Any = None, region_start: tuple[int, int] | None = None) -> None:
+        self.open = open_tok
+        self.region_start = region_start  # where an expression containing this group begins
+        self.ops = 0  # operators in the current run (between separators)
+        self.start: tuple[int, int] | None = None  # where that run began
+        self.kws = 0  # expression keywords since the last `,` / `=` (`lambda: lambda: ...`)
+        self.kstart: tuple[int, int] | None = None
+        self.kend: tuple[int, int] | None = None  # the end of the last token but a `:`
+
+
+def _pathological_regions(text: str) -> list[Region]:
+    """Each run of over MAX_CHAIN operators (or right-nesting keywords) between separators, and
+    the outermost expression around each bracket group nested over MAX_NESTING deep. Found with
+    the tokenizer, so strings and comments do not count."""
+    import io
+    import keyword
+    import tokenize
+
+    regions: list[Region] = []
+    frames = [_Frame()]
+    deep = False  # the current logical line nests too deeply
+    deepest = 0
+    anchor = 1  # the depth of the group replaced when it does: 2 in `def f(a=[[...]]):`
+    line_start = True
+    prev: Any = None
+
+    def end_ops(f: _Frame) -> None:
+        if f.ops > MAX_CHAIN and f.start is not None and prev is not None:
+            regions.append((f.start, prev.end, f"expression too long to analyse ({f.ops:,} operators)"))
+        f.ops, f.start = 0, None
+
+    def end_kws(f: _Frame) -> None:
+        if f.kws > MAX_CHAIN and f.kstart is not None and f.kend is not None:
+            regions.append((f.kstart, f.kend, f"expression nested too deeply to analyse ({f.kws:,} levels)"))
+        f.kws, f.kstart, f.kend = 0, None, None
+
+    skip = (tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            kind, s = tok.type, tok.string
+            if kind in skip:
+                continue
+            if kind in (tokenize.NEWLINE, tokenize.ENDMARKER):
+                for f in frames:
+                    end_ops(f)
+                    end_kws(f)
+                frames, deep, deepest, anchor, line_start = [_Frame()], False, 0, 1, True
+                prev = tok
+                continue
+            f = frames[-1]
+            is_kw = kind == tokenize.NAME and keyword.iskeyword(s) and s not in _OPERANDS
+            if line_start and s in ("def", "class"):
+                anchor = 2  # replace a default / base, not the parameter list
+            if kind == tokenize.OP and s in "([{":
+                trailer = prev is not None and not line_start and (
+                    prev.string in ")]}" or prev.type in (tokenize.NUMBER, tokenize.STRING)
+                    or (prev.type == tokenize.NAME and not keyword.iskeyword(prev.string)))
+                if trailer:
+                    f.ops += 1  # a call or subscript continues the chain
+                if f.start is None:
+                    f.start = tok.start
+                if f.kstart is None:
+                    f.kstart = tok.start
+                frames.append(_Frame(tok, f.start if trailer else tok.start))
+                deepest = max(deepest, len(frames) - 1)
+                deep = deep or len(frames) - 1 > MAX_NESTING
+            elif kind == tokenize.OP and s in ")]}":
+                if len(frames) > 1:
+                    end_ops(f)
+                    end_kws(f)
+                    group = frames.pop()
+                    if deep and len(frames) == anchor and group.region_start is not None:
+                        regions.append((group.region_start, tok.end,
+                                        f"expression nested too deeply to analyse ({deepest:,} levels)"))
+                        deep = False
+                    frames[-1].kend = tok.end
+            elif kind == tokenize.OP and s in _SEPARATORS:
+                end_ops(f)
+                if s != ":":
+                    end_kws(f)
+            elif is_kw:
+                end_ops(f)
+                if s in _EXPR_KEYWORDS and not line_start:
+                    f.kws += 1
+                    if f.kstart is None:
+                        f.kstart = tok.start
+            else:
+                if f.start is None:
+                    f.start = tok.start
+                if f.kstart is None:
+                    f.kstart = tok.start
+                if kind == tokenize.OP and s in _CHAIN_OPS:
+                    f.ops += 1
+            if s != ":" and not is_kw and frames[-1] is f:
+                f.kend = tok.end
+            line_start = False
+            prev = tok
+    except (tokenize.TokenError, SyntaxError):
+        pass  # unfinished regions are left alone: the parser will report the error
+    regions.sort(key=lambda r: (r[0], (-r[1][0], -r[1][1])))  # an outer region before those inside it
+    return regions

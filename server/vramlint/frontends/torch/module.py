@@ -110,6 +110,10 @@ class ModuleNative:
         if name == "training" and isinstance(value, bool):
             st.training = value
             return True
+        if isinstance(value, Unknown):
+            # `self.block = Block(8)` with Block unknown (a failed import): it may be a submodule
+            # whose parameters are missing, so the count must not claim to be exact.
+            ev.record(value)
         return False
 
     def delattr(self, ev: Evaluator, inst: Instance, name: str) -> bool:

@@ -134,9 +134,9 @@ def _arange(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 def _linspace(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     start, end = a[0], a[1]
     steps = a[2] if len(a) > 2 else k.get("steps")
-    if not all(isinstance(x, (int, float)) for x in (start, end, steps)):
+    if not isinstance(steps, int) or not all(isinstance(x, (int, float)) for x in (start, end)):
         return TensorValue((steps if isinstance(steps, int) else Unknown("linspace steps", ev.current_ref),), "float32")
-    n = int(steps)
+    n = steps
     if n <= 0:
         data: list[Any] = []
     elif n == 1:

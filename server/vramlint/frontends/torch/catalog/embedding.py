@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from vramlint.engine.values import NativeFunction, Unknown
-from vramlint.frontends.torch.catalog import EXTRA_NAMESPACES, LayerArgs, LayerParts, LayerSpec, register
+from vramlint.frontends.torch.catalog import (
+    EXTRA_NAMESPACES,
+    LayerArgs,
+    LayerParts,
+    LayerSpec,
+    register,
+)
 from vramlint.frontends.torch.tensors import TensorValue
 
 

@@ -45,7 +45,8 @@ def linear_cross_entropy(a: LayerArgs) -> LayerParts:
     out = math.prod(extra, start=a.num_classes)
     w = a.weight
     return LayerParts(children={"linear": a.make("Linear", a.in_features, out, bias=a.bias, dtype=a.dtype)},
-                      buffers={"weight": (w.shape, w.dtype) if isinstance(w, TensorValue) else None})
+                      buffers={"weight": (w.shape, w.dtype) if isinstance(w, TensorValue)
+                               and not isinstance(w.shape, Unknown) else None})
 
 
 LINEAR_SIG = "in_features, out_features, bias=True, device=None, dtype=None"
