@@ -147,7 +147,7 @@ _CMPOPS: dict[type, Callable[[Any, Any], Any]] = {
     cst.GreaterThan: operator.gt,
     cst.GreaterThanEqual: operator.ge,
 }
-_CMP_DUNDER = {
+_CMP_DUNDER: dict[type, str] = {
     cst.Equal: "__eq__",
     cst.NotEqual: "__ne__",
     cst.LessThan: "__lt__",
@@ -413,17 +413,20 @@ class Evaluator:
 
     def s_annassign(self, node: cst.AnnAssign, scope: Scope) -> None:
         # Class-level annotations in order (dataclass / NamedTuple fields); ClassVar ones are not fields.
-        is_field = scope.is_class and isinstance(node.target, cst.Name) and not _is_classvar(node.annotation.annotation)
-        if is_field and isinstance(node.target, cst.Name) and _is_classvar(node.annotation.annotation, "InitVar"):
+        target = node.target
+        field_name = target.value if scope.is_class and isinstance(target, cst.Name) else None
+        if field_name is not None and _is_classvar(node.annotation.annotation):
+            field_name = None
+        if field_name is not None and _is_classvar(node.annotation.annotation, "InitVar"):
             # dataclasses: an __init__ parameter handed to __post_init__, not a field.
-            scope.vars.setdefault("__initvars__", []).append(node.target.value)
+            scope.vars.setdefault("__initvars__", []).append(field_name)
         if node.value is None:
-            if is_field:
-                scope.vars.setdefault("__annotations_order__", []).append(node.target.value)
+            if field_name is not None:
+                scope.vars.setdefault("__annotations_order__", []).append(field_name)
             return
         value = self.eval(node.value, scope)
-        if is_field:
-            scope.vars.setdefault("__annotations_order__", []).append(node.target.value)
+        if field_name is not None:
+            scope.vars.setdefault("__annotations_order__", []).append(field_name)
         self.assign(node.target, value, scope)
 
     def s_augassign(self, node: cst.AugAssign, scope: Scope) -> None:
@@ -726,7 +729,7 @@ class Evaluator:
             dotted = _dotted(alias.name)
             ref = self.ref(scope, alias)  # a failed import is reported here
             if alias.asname is not None:
-                name = alias.asname.name.value  # type: ignore[attr-defined]
+                name = alias.asname.name.value  # type: ignore[union-attr]
                 value: Any = self._lazy(partial(self.loader.import_module, dotted, ref), lazy)
             else:
                 name = dotted.split(".")[0]
@@ -755,10 +758,10 @@ class Evaluator:
                     scope.vars[k] = mod.ns[k] if k in mod.ns else self.protocol.getattr(mod, k)
             return
         for alias in node.names:
-            attr = alias.name.value  # type: ignore[union-attr]
-            name = alias.asname.name.value if alias.asname is not None else attr  # type: ignore[union-attr]
+            attr = str(alias.name.value)  # type: ignore[union-attr]
+            name = str(alias.asname.name.value) if alias.asname is not None else attr  # type: ignore[union-attr]
             ref = self.ref(scope, alias)
-            value = self._lazy(lambda f=full, a=attr, r=ref: self.loader.import_from(f, a, r), lazy)
+            value = self._lazy(partial(self.loader.import_from, full, attr, ref), lazy)
             self.bind(name, value, scope)
 
     def _lazy(self, fn: Callable[[], Any], lazy: bool) -> Any:
@@ -952,6 +955,7 @@ class Evaluator:
             if isinstance(part, cst.FormattedStringText):
                 out.append(part.value)
                 continue
+            assert isinstance(part, cst.FormattedStringExpression)
             v = self.eval(part.expression, scope)
             u = contains_unknown(v)
             if u is not None:
@@ -964,6 +968,7 @@ class Evaluator:
                     if isinstance(sp, cst.FormattedStringText):
                         spec += sp.value
                     else:
+                        assert isinstance(sp, cst.FormattedStringExpression)
                         sv = self.eval(sp.expression, scope)
                         if not isinstance(sv, (str, int)):
                             return self.unknown("f-string format spec", scope, part)
@@ -1018,7 +1023,7 @@ class Evaluator:
         finally:
             self.current_ref = prev
 
-    def eval_elements(self, elements: Any, scope: Scope) -> list[Any]:
+    def eval_elements(self, elements: Any, scope: Scope) -> Any:
         out: list[Any] = []
         for el in elements:
             if isinstance(el, cst.StarredElement):
@@ -1050,6 +1055,7 @@ class Evaluator:
                 else:
                     return v if isinstance(v, Unknown) else self.unknown("** of a non-dict", scope, el)
             else:
+                assert isinstance(el, cst.DictElement)
                 k = self.eval(el.key, scope)
                 try:
                     out[k] = self.eval(el.value, scope)
@@ -1287,17 +1293,17 @@ class Evaluator:
             if isinstance(item, Unknown):
                 return item
             try:
-                found = item in container
+                found = item in container  # type: ignore[operator]  # isinstance with a tuple of view types
             except TypeError:
                 return Unknown("unhashable value in `in`", self.current_ref)
-            if not found and any(isinstance(k, Unknown) for k in container):
+            if not found and any(isinstance(k, Unknown) for k in container):  # type: ignore[attr-defined]  # isinstance with a tuple of view types
                 return Unknown("membership among unknown keys", self.current_ref)
             return found
         if isinstance(container, (list, tuple, range, _DICT_VIEWS[1])):  # ... and values views
             if isinstance(item, Unknown):
                 return item
             unknown_seen = None
-            for x in container:
+            for x in container:  # type: ignore[attr-defined]  # isinstance with a tuple of view types
                 self.charge()
                 if x is item:
                     return True
@@ -1322,7 +1328,7 @@ class Evaluator:
         if isinstance(v, (int, float, complex, str, bytes)):
             return bool(v)
         if isinstance(v, (tuple, list, dict, set, frozenset, range, *_DICT_VIEWS)):
-            return len(v) > 0
+            return len(v) > 0  # type: ignore[arg-type]  # isinstance with a tuple of view types
         return self.protocol.truth(v)
 
     # subscripts ----------------------------------------------------------------
@@ -1499,7 +1505,7 @@ class Evaluator:
         if isinstance(v, dict):
             return iter(list(v.keys()))
         if isinstance(v, (set, frozenset, *_DICT_VIEWS)):
-            return iter(list(v))
+            return iter(list(v))  # type: ignore[call-overload]  # isinstance with a tuple of view types
         if isinstance(v, _Iter):
             return iter(v.items)
         items = self.protocol.iterate(v)
