@@ -296,17 +296,17 @@ class Evaluator:
 
     # ------------------------------------------------------------------ statements
     def exec_block(self, body: Any, scope: Scope) -> None:
-        if isinstance(body, cst.SimpleStatementSuite):
+        if type(body) is cst.SimpleStatementSuite:
             for small in body.body:
                 self.exec_small(small, scope)
             return
-        stmts = body.body if isinstance(body, cst.IndentedBlock) else body
+        stmts = body.body if type(body) is cst.IndentedBlock else body
         for stmt in stmts:
             self.exec_stmt(stmt, scope)
 
     def exec_stmt(self, stmt: cst.CSTNode, scope: Scope) -> None:
         self.charge()
-        if isinstance(stmt, cst.SimpleStatementLine):
+        if type(stmt) is cst.SimpleStatementLine:
             for small in stmt.body:
                 self.exec_small(small, scope)
             return
@@ -358,7 +358,7 @@ class Evaluator:
 
     def _expr_stmt(self, node: cst.Expr, scope: Scope) -> None:
         value = node.value
-        if isinstance(value, (cst.SimpleString, cst.ConcatenatedString, cst.Ellipsis)):
+        if type(value) in (cst.SimpleString, cst.ConcatenatedString, cst.Ellipsis):
             return  # docstrings
         self.eval(value, scope)
 
@@ -393,16 +393,16 @@ class Evaluator:
         self.delete_target(node.target, scope)
 
     def delete_target(self, target: cst.BaseExpression, scope: Scope) -> None:
-        if isinstance(target, cst.Name):
+        if type(target) is cst.Name:
             scope.vars.pop(target.value, None)
         elif isinstance(target, (cst.Tuple, cst.List)):
             for el in target.elements:
                 self.delete_target(el.value, scope)
-        elif isinstance(target, cst.Subscript):
+        elif type(target) is cst.Subscript:
             obj = self.eval(target.value, scope)
             idx = self.eval_slice(target.slice, scope)
             self.protocol.delitem(obj, idx)
-        elif isinstance(target, cst.Attribute):
+        elif type(target) is cst.Attribute:
             obj = self.eval(target.value, scope)
             self.protocol.delattr(obj, target.attr.value)
 
@@ -414,7 +414,7 @@ class Evaluator:
     def s_annassign(self, node: cst.AnnAssign, scope: Scope) -> None:
         # Class-level annotations in order (dataclass / NamedTuple fields); ClassVar ones are not fields.
         target = node.target
-        field_name = target.value if scope.is_class and isinstance(target, cst.Name) else None
+        field_name = target.value if scope.is_class and type(target) is cst.Name else None
         if field_name is not None and _is_classvar(node.annotation.annotation):
             field_name = None
         if field_name is not None and _is_classvar(node.annotation.annotation, "InitVar"):
@@ -432,16 +432,16 @@ class Evaluator:
     def s_augassign(self, node: cst.AugAssign, scope: Scope) -> None:
         op = _AUGOPS[type(node.operator)]
         target = node.target
-        if isinstance(target, cst.Name):
+        if type(target) is cst.Name:
             cur = self.lookup(target.value, scope, target)
             new = self.binop(op, cur, self.eval(node.value, scope), inplace=True)
             self.assign(target, new, scope)
-        elif isinstance(target, cst.Attribute):
+        elif type(target) is cst.Attribute:
             obj = self.eval(target.value, scope)
             cur = self.protocol.getattr(obj, target.attr.value)
             new = self.binop(op, cur, self.eval(node.value, scope), inplace=True)
             self.protocol.setattr(obj, target.attr.value, new)
-        elif isinstance(target, cst.Subscript):
+        elif type(target) is cst.Subscript:
             obj = self.eval(target.value, scope)
             idx = self.eval_slice(target.slice, scope)
             cur = self.protocol.getitem(obj, idx)
@@ -449,22 +449,22 @@ class Evaluator:
             self.protocol.setitem(obj, idx, new)
 
     def assign(self, target: cst.BaseExpression, value: Any, scope: Scope) -> None:
-        if isinstance(target, cst.Name):
+        if type(target) is cst.Name:
             self.bind(target.value, value, scope)
-        elif isinstance(target, cst.Attribute):
+        elif type(target) is cst.Attribute:
             obj = self.eval(target.value, scope)
             self.protocol.setattr(obj, target.attr.value, value)
-        elif isinstance(target, cst.Subscript):
+        elif type(target) is cst.Subscript:
             obj = self.eval(target.value, scope)
             idx = self.eval_slice(target.slice, scope)
             self.protocol.setitem(obj, idx, value)
         elif isinstance(target, (cst.Tuple, cst.List)):
             self.unpack(target.elements, value, scope)
-        elif isinstance(target, cst.StarredElement):
+        elif type(target) is cst.StarredElement:
             self.assign(target.value, value, scope)
 
     def unpack(self, elements: Any, value: Any, scope: Scope) -> None:
-        star = next((i for i, e in enumerate(elements) if isinstance(e, cst.StarredElement)), None)
+        star = next((i for i, e in enumerate(elements) if type(e) is cst.StarredElement), None)
         if isinstance(value, Unknown):
             for e in elements:
                 self.assign(e.value, value, scope)
@@ -511,7 +511,7 @@ class Evaluator:
         if cond:
             self.exec_block(node.body, scope)
         elif node.orelse is not None:
-            if isinstance(node.orelse, cst.If):
+            if type(node.orelse) is cst.If:
                 self.s_if(node.orelse, scope)
             else:
                 self.exec_block(node.orelse.body, scope)
@@ -639,25 +639,25 @@ class Evaluator:
         """Whether `v` matches `pat`, binding its captures; raises Undecided when unknown."""
         if isinstance(v, Unknown):
             raise Undecided(v)
-        if isinstance(pat, cst.MatchAs):
+        if type(pat) is cst.MatchAs:
             if pat.pattern is not None and not self._match(pat.pattern, v, scope):
                 return False
             if pat.name is not None:
                 self.bind(pat.name.value, v, scope)
             return True
-        if isinstance(pat, cst.MatchOr):
+        if type(pat) is cst.MatchOr:
             return any(self._match(e.pattern, v, scope) for e in pat.patterns)
-        if isinstance(pat, cst.MatchSingleton):
+        if type(pat) is cst.MatchSingleton:
             return self.compare(cst.Is, v, self.eval(pat.value, scope)) is True
-        if isinstance(pat, cst.MatchValue):
+        if type(pat) is cst.MatchValue:
             return self.truth(self.compare(cst.Equal, v, self.eval(pat.value, scope)))
         if isinstance(pat, (cst.MatchList, cst.MatchTuple)):
             if not isinstance(v, (list, tuple, range)):  # str, bytes and dicts are not sequences here
                 return False
             items = list(v)
             elems = list(pat.patterns)
-            stars = [e for e in elems if isinstance(e, cst.MatchStar)]
-            subs = [e.value for e in elems if isinstance(e, cst.MatchSequenceElement)]
+            stars = [e for e in elems if type(e) is cst.MatchStar]
+            subs = [e.value for e in elems if type(e) is cst.MatchSequenceElement]
             if not stars:
                 return len(items) == len(subs) and all(self._match(p, x, scope) for p, x in zip(subs, items))
             star = elems.index(stars[0])
@@ -670,7 +670,7 @@ class Evaluator:
             if stars[0].name is not None:
                 self.bind(stars[0].name.value, rest, scope)
             return True
-        if isinstance(pat, cst.MatchMapping):
+        if type(pat) is cst.MatchMapping:
             if not isinstance(v, dict):
                 return False
             used = []
@@ -684,7 +684,7 @@ class Evaluator:
             if pat.rest is not None:
                 self.bind(pat.rest.value, {k: x for k, x in v.items() if k not in used}, scope)
             return True
-        if isinstance(pat, cst.MatchClass):
+        if type(pat) is cst.MatchClass:
             from vramlint.engine.builtins import isinstance_of
 
             cls = self.eval(pat.cls, scope)
@@ -809,13 +809,13 @@ class Evaluator:
     def apply_decorator(self, expr: cst.BaseExpression, value: Any, scope: Scope) -> Any:
         """Known decorators transform; any other is taken as the identity (and not evaluated:
         registries and legacy-argument wrappers would only blur what the function builds)."""
-        head = expr.func if isinstance(expr, cst.Call) else expr
+        head = expr.func if type(expr) is cst.Call else expr
         try:
             dec = self.eval(head, scope)
         except (RaiseSignal, Undecided):
             return value
         if isinstance(dec, NativeFunction) and dec.decorator is not None:
-            if isinstance(expr, cst.Call):
+            if type(expr) is cst.Call:
                 args, kwargs = self.eval_args(expr.args, scope)
                 return dec.decorator(self, value, args, kwargs)
             return dec.decorator(self, value, (), {})
@@ -952,10 +952,10 @@ class Evaluator:
     def e_fstring(self, node: cst.FormattedString, scope: Scope) -> Any:
         out: list[str] = []
         for part in node.parts:
-            if isinstance(part, cst.FormattedStringText):
+            if type(part) is cst.FormattedStringText:
                 out.append(part.value)
                 continue
-            assert isinstance(part, cst.FormattedStringExpression)
+            assert type(part) is cst.FormattedStringExpression
             v = self.eval(part.expression, scope)
             u = contains_unknown(v)
             if u is not None:
@@ -965,10 +965,10 @@ class Evaluator:
             spec = ""
             if part.format_spec:
                 for sp in part.format_spec:
-                    if isinstance(sp, cst.FormattedStringText):
+                    if type(sp) is cst.FormattedStringText:
                         spec += sp.value
                     else:
-                        assert isinstance(sp, cst.FormattedStringExpression)
+                        assert type(sp) is cst.FormattedStringExpression
                         sv = self.eval(sp.expression, scope)
                         if not isinstance(sv, (str, int)):
                             return self.unknown("f-string format spec", scope, part)
@@ -1026,7 +1026,7 @@ class Evaluator:
     def eval_elements(self, elements: Any, scope: Scope) -> Any:
         out: list[Any] = []
         for el in elements:
-            if isinstance(el, cst.StarredElement):
+            if type(el) is cst.StarredElement:
                 v = self.eval(el.value, scope)
                 items = self.list_of(v)
                 if isinstance(items, Unknown):
@@ -1048,14 +1048,14 @@ class Evaluator:
     def e_dict(self, node: cst.Dict, scope: Scope) -> Any:
         out: dict[Any, Any] = {}
         for el in node.elements:
-            if isinstance(el, cst.StarredDictElement):
+            if type(el) is cst.StarredDictElement:
                 v = self.eval(el.value, scope)
                 if isinstance(v, dict):
                     out.update(v)
                 else:
                     return v if isinstance(v, Unknown) else self.unknown("** of a non-dict", scope, el)
             else:
-                assert isinstance(el, cst.DictElement)
+                assert type(el) is cst.DictElement
                 k = self.eval(el.key, scope)
                 try:
                     out[k] = self.eval(el.value, scope)
@@ -1212,7 +1212,7 @@ class Evaluator:
     def e_unary(self, node: cst.UnaryOperation, scope: Scope) -> Any:
         v = self.eval(node.expression, scope)
         op = node.operator
-        if isinstance(op, cst.Not):
+        if type(op) is cst.Not:
             try:
                 return not self.truth(v)
             except Undecided as und:
@@ -1220,11 +1220,11 @@ class Evaluator:
         if isinstance(v, Unknown):
             return v
         if isinstance(v, (int, float, complex)):
-            if isinstance(op, cst.Minus):
+            if type(op) is cst.Minus:
                 return -v
-            if isinstance(op, cst.Plus):
+            if type(op) is cst.Plus:
                 return +v
-            if isinstance(op, cst.BitInvert) and isinstance(v, int):
+            if type(op) is cst.BitInvert and isinstance(v, int):
                 return ~v
         return self.protocol.unary(op, v)
 
@@ -1234,7 +1234,7 @@ class Evaluator:
             t = self.truth(left)
         except Undecided as und:
             return und.unknown
-        if isinstance(node.operator, cst.And):
+        if type(node.operator) is cst.And:
             return self.eval(node.right, scope) if t else left
         return left if t else self.eval(node.right, scope)
 
@@ -1346,7 +1346,7 @@ class Evaluator:
         vals = []
         for el in elements:
             s = el.slice
-            if isinstance(s, cst.Index):
+            if type(s) is cst.Index:
                 if s.star is not None:
                     v = self.eval(s.value, scope)
                     items = self.list_of(v)
@@ -1358,7 +1358,7 @@ class Evaluator:
                 upper = self.eval(s.upper, scope) if s.upper is not None else None
                 step = self.eval(s.step, scope) if s.step is not None else None
                 vals.append(slice(lower, upper, step))
-        if len(elements) == 1 and not (isinstance(elements[0].slice, cst.Index) and elements[0].slice.star):
+        if len(elements) == 1 and not (type(elements[0].slice) is cst.Index and elements[0].slice.star):
             return vals[0]
         return tuple(vals)
 
@@ -1478,7 +1478,7 @@ class Evaluator:
                     f"required argument `{name}` of {func.qualname}() has no known value", self.current_ref
                 ))
         extra = args[i:]
-        if isinstance(params.star_arg, cst.Param):
+        if type(params.star_arg) is cst.Param:
             v[params.star_arg.name.value] = tuple(extra) if star_unknown is None else star_unknown
         for p in params.kwonly_params:
             name = p.name.value
@@ -1591,9 +1591,9 @@ def first_unknown_of(*vals: Any) -> Unknown | None:
 
 
 def _dotted(node: cst.BaseExpression) -> str:
-    if isinstance(node, cst.Name):
+    if type(node) is cst.Name:
         return node.value
-    if isinstance(node, cst.Attribute):
+    if type(node) is cst.Attribute:
         return f"{_dotted(node.value)}.{node.attr.value}"
     return ""
 
@@ -1601,9 +1601,9 @@ def _dotted(node: cst.BaseExpression) -> str:
 def _is_classvar(ann: cst.BaseExpression, name: str = "ClassVar") -> bool:
     """`ClassVar`, `ClassVar[...]`, `typing.ClassVar[...]` or the same as a string (syntactically,
     as dataclasses does for string annotations); `name="InitVar"` for dataclasses.InitVar."""
-    if isinstance(ann, cst.Subscript):
+    if type(ann) is cst.Subscript:
         ann = ann.value
-    if isinstance(ann, cst.SimpleString):
+    if type(ann) is cst.SimpleString:
         text = ann.raw_value.strip()
         return text.startswith((name, f"typing.{name}", f"dataclasses.{name}"))
     return _dotted(ann).split(".")[-1] == name
@@ -1624,7 +1624,7 @@ def _contains_yield(body: cst.BaseSuite, cache: dict[cst.CSTNode, Any]) -> bool:
     if hit is None:
         # Nested functions, lambdas and classes have their own generator-ness.
         nested = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
-        hit = any(isinstance(n, cst.Yield) for n in iter_nodes(body, lambda n: not isinstance(n, nested)))
+        hit = any(type(n) is cst.Yield for n in iter_nodes(body, lambda n: not isinstance(n, nested)))
         cache[body] = hit
     return bool(hit)
 
