@@ -115,3 +115,24 @@ def test_invalid_configuration_is_exit_2_naming_file_and_key(tmp_path: Path, con
     assert r.returncode == 2
     assert str(tmp_path / "pyproject.toml") in r.stderr and message in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_blocks_built_inside_a_model_are_reported_as_such() -> None:
+    torch = pytest.importorskip("torch")
+    gpt = ROOT / "examples" / "gpt.py"
+    r = vramlint("check", str(gpt))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[-1] == f"{gpt}:65:7: GPT (class): 124,475,904 parameters"
+    assert f"{gpt}:47:7: Block (class): used in GPT (on its own: needs `config`)" in lines
+    # The truth, from torch itself (the lm_head/wte tie counted once).
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("example_gpt", gpt)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["example_gpt"] = module
+    spec.loader.exec_module(module)
+    with torch.device("meta"):
+        model = module.GPT(module.GPTConfig())
+    assert sum(p.numel() for p in model.parameters()) == 124_475_904

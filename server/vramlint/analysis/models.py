@@ -69,7 +69,28 @@ def find_models(loader: Loader, mod: ModuleValue, source: SourceModule) -> list[
                         unknowns = [_info(u) for u in stmt_problems.get(stmt, [])]
                         results.append(_result(name, "instance", SourceRef(source, small), v,
                                                "module level", unknowns, None))
+    _mark_components(results)
     return results
+
+
+def _mark_components(results: list[ModelResult]) -> None:
+    """A block class built with unknown arguments on its own (`Block(config)`) is usually built
+    properly inside another model of the file: say so, so its unknown count is not mistaken
+    for a problem of the model."""
+    built: dict[str, set[str]] = {}
+    for r in results:
+        if r.tree is not None and r.params.total is not None:
+            for q in _qualnames(r.tree):
+                built.setdefault(q, set()).add(r.name)
+    for r in results:
+        if r.kind == "class" and r.params.total is None and r.tree is not None:
+            r.used_in = sorted(built.get(r.tree.qualname, set()) - {r.name})
+
+
+def _qualnames(node: ModuleNode) -> Iterator[str]:
+    yield node.qualname
+    for c in node.children:
+        yield from _qualnames(c)
 
 
 def _assigned_names(small: cst.BaseSmallStatement) -> Iterator[str]:

@@ -74,6 +74,8 @@ class ModelResult:
     construction: str  # how it was built: "call at line 12", "defaults", "module level"
     unknowns: list[UnknownInfo] = field(default_factory=list)
     error: UnknownInfo | None = None  # construction failed (exception, budget)
+    # For a class whose standalone count is unknown: the models of the file that contain it.
+    used_in: list[str] = field(default_factory=list)
 
     @property
     def location(self) -> Location | None:

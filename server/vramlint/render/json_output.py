@@ -45,6 +45,7 @@ def model_json(m: ModelResult, layers: bool) -> dict[str, Any]:
         "construction": m.construction,
         "unknowns": [unknown_json(u) for u in m.unknowns],
         "error": unknown_json(m.error) if m.error else None,
+        "used_in": m.used_in,
     }
     if layers and m.tree is not None:
         out["layers"] = layer_rows(m.tree)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from vramlint.analysis.results import FileAnalysis, ModelResult, UnknownInfo
 
 
@@ -16,6 +18,10 @@ def _count(n: int | None) -> str:
 def model_text(path: str, m: ModelResult) -> list[str]:
     where = f"{path}:{m.location.line}:{m.location.column + 1}" if m.location else path
     lines = []
+    if m.used_in:
+        needs = sorted({a for u in m.unknowns for a in re.findall(r"required argument `(\w+)`", u.reason)})
+        alone = f"needs {', '.join(f'`{a}`' for a in needs)}" if needs else "unknown"
+        return [f"{where}: {m.name} (class): used in {', '.join(m.used_in)} (on its own: {alone})"]
     if m.error is not None:
         lines.append(f"{where}: {m.name} ({m.kind}): could not be built: {m.error.reason}")
         if m.error.location:
