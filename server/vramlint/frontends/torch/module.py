@@ -180,24 +180,21 @@ def _add_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return None
 
 
-def _register_buffer(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    inst, name = _self(a), a[1] if len(a) > 1 else k.get("name")
-    t = a[2] if len(a) > 2 else k.get("tensor")
-    if not isinstance(name, str):
-        return None
-    _discard(state_of(inst), inst, name)
-    state_of(inst).buffers[name] = t
-    return None
+def _register(kind: str, value_arg: str) -> Callable[..., Any]:
+    """register_buffer(name, tensor) / register_parameter(name, param)."""
 
-
-def _register_parameter(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    inst, name = _self(a), a[1] if len(a) > 1 else k.get("name")
-    p = a[2] if len(a) > 2 else k.get("param")
-    if not isinstance(name, str):
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        inst, name = _self(a), a[1] if len(a) > 1 else k.get("name")
+        value = a[2] if len(a) > 2 else k.get(value_arg)
+        if not isinstance(name, str):
+            ev.record(name if isinstance(name, Unknown) else Unknown(f"{kind} name is not a string", ev.current_ref))
+            return None
+        _discard(state_of(inst), inst, name)
+        table = state_of(inst).buffers if kind == "buffer" else state_of(inst).params
+        table[name] = value
         return None
-    _discard(state_of(inst), inst, name)
-    state_of(inst).params[name] = p
-    return None
+
+    return impl
 
 
 def _modules(ev: Evaluator, a: Args, k: Kwargs) -> Any:
@@ -323,8 +320,8 @@ def module_namespace() -> dict[str, Any]:
         "__call__": _call_module,
         "add_module": _add_module,
         "register_module": _add_module,
-        "register_buffer": _register_buffer,
-        "register_parameter": _register_parameter,
+        "register_buffer": _register("buffer", "tensor"),
+        "register_parameter": _register("parameter", "param"),
         "modules": _modules,
         "named_modules": _named_modules,
         "children": _children,

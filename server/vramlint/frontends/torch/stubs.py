@@ -66,14 +66,18 @@ def _factory_tensor(ev: Evaluator, a: Args, k: Kwargs, default_dtype: str) -> An
     return t
 
 
+def _fill(t: TensorValue, value: Any) -> TensorValue:
+    """Give a small tensor filled with a known number its values (see tensors.MAX_CONCRETE)."""
+    if isinstance(value, (int, float)) and isinstance(t.shape, tuple):
+        n = T.numel(t.shape)
+        if isinstance(n, int) and n <= T.MAX_CONCRETE:
+            t.data = T._cast([value] * n, t.dtype)
+    return t
+
+
 def _filled(value: Any) -> Callable[..., Any]:
     def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        t = _factory_tensor(ev, a, k, "float32")
-        if value is not None and isinstance(t.shape, tuple):
-            n = T.numel(t.shape)
-            if isinstance(n, int) and n <= T.MAX_CONCRETE:
-                t.data = T._cast([value] * n, t.dtype)
-        return t
+        return _fill(_factory_tensor(ev, a, k, "float32"), value)
 
     return impl
 
@@ -83,11 +87,7 @@ def _full(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     fill = a[1] if len(a) > 1 else k.get("fill_value")
     default = "int64" if isinstance(fill, int) and not isinstance(fill, bool) else ("bool" if isinstance(fill, bool) else "float32")
     t = _factory_tensor(ev, (size,), {kk: v for kk, v in k.items() if kk not in ("size", "fill_value")}, default)
-    if isinstance(fill, (int, float)) and isinstance(t.shape, tuple):
-        n = T.numel(t.shape)
-        if isinstance(n, int) and n <= T.MAX_CONCRETE:
-            t.data = T._cast([fill] * n, t.dtype)
-    return t
+    return _fill(t, fill)
 
 
 def _like(fill: Any) -> Callable[..., Any]:
@@ -95,12 +95,7 @@ def _like(fill: Any) -> Callable[..., Any]:
         src = a[0]
         if not isinstance(src, TensorValue):
             return Unknown("*_like of a non-tensor", ev.current_ref)
-        t = TensorValue(src.shape, T.dtype_name(k.get("dtype"), src.dtype))
-        if fill is not None and isinstance(t.shape, tuple):
-            n = T.numel(t.shape)
-            if isinstance(n, int) and n <= T.MAX_CONCRETE:
-                t.data = T._cast([fill] * n, t.dtype)
-        return t
+        return _fill(TensorValue(src.shape, T.dtype_name(k.get("dtype"), src.dtype)), fill)
 
     return impl
 
