@@ -1197,7 +1197,9 @@ def _typing_like(loader: Loader, name: str) -> ModuleValue:
     from vramlint.engine.dataclass_rules import namedtuple_base
 
     ns.update({
-        "TYPE_CHECKING": False,
+        # The static view, as type checkers take it: `if TYPE_CHECKING:` imports name what a
+        # package's lazy-import machinery would hand out at run time.
+        "TYPE_CHECKING": True,
         "cast": NativeFunction("typing.cast", lambda ev, a, k: a[1] if len(a) > 1 else Unknown("cast", ev.current_ref)),
         "NamedTuple": namedtuple_base(loader),
         "overload": _identity_decorator("typing.overload"),

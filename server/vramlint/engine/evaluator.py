@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
+from vramlint.engine.exports import scan_exports
 from vramlint.engine.signals import (
     BreakSignal,
     BudgetExceeded,
@@ -752,6 +753,14 @@ class Evaluator:
             full = modname
         lazy = scope.parent is None and not scope.is_class
         if isinstance(node.names, cst.ImportStar):
+            exports = scan_exports(self.loader, full) if lazy else None
+            if exports is not None:
+                for e in exports:
+                    if e.module == scope.module.name:
+                        continue  # a cycle of star imports handing this module's own names back
+                    ref = self.ref(scope, node)
+                    self.bind(e.name, LazyBinding(partial(self.loader.import_from, e.module, e.attr, ref)), scope)
+                return
             mod = self.loader.import_module(full, self.ref(scope, node))
             if isinstance(mod, ModuleValue):
                 for k in self.loader.star_names(mod):

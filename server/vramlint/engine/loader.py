@@ -48,6 +48,7 @@ class Loader:
         self.statement_aborts: dict[str, dict[Any, Unknown]] = {}
         self.overlays: dict[str, str] = {}
         self._dir_cache: dict[str, set[str] | None] = {}
+        self.export_cache: dict[str, Any] = {}  # `import *` names by module (exports.py)
         self._current_root: str | None = None  # the analysed file's top folder (add_root)
         self._added_root: str | None = None  # ... when add_root put it on the search path
         self.instantiation_observers: list[Callable[..., None]] = []
@@ -90,6 +91,8 @@ class Loader:
             if isinstance(mod, Unknown) or (old is not None and isinstance(mod, ModuleValue)
                                             and _is_under(mod.ns.get("__file__"), old)):
                 del self.modules[name]
+        self.export_cache.clear()
+        self._dir_cache.clear()
 
     # ------------------------------------------------------------------ classes of data
     def builtin_class_of(self, v: Any) -> ClassValue | None:

@@ -1,0 +1,160 @@
+"""What `from module import *` binds, read from the module's source without running it.
+
+Star imports bind lazily, like every module-level import here: each exported name is bound to
+a LazyBinding that imports it on first use. Where the module only re-exports a name it imported
+itself (`from .functional import InterpolationMode`), the binding points straight at the origin,
+so a package `__init__` made of star imports (torchvision.transforms, transformers' models
+table) costs a scan, not the evaluation of every submodule.
+
+The scan takes the static view of a type checker: `if TYPE_CHECKING:` blocks are taken (the
+evaluator's `typing.TYPE_CHECKING` is True for the same reason); other conditional blocks
+contribute the names of all their branches.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vramlint.engine.loader import Loader
+
+
+@dataclass(frozen=True)
+class Export:
+    name: str  # the name `import *` binds
+    module: str  # where to import it from
+    attr: str  # its name there
+
+
+# `__all__ = [...]` of plain strings, read without parsing the whole (possibly large) file.
+_ALL_LITERAL = re.compile(r"^__all__\s*=\s*(\[[^\]]*\]|\([^)]*\))", re.M)
+
+
+def scan_exports(loader: Loader, dotted: str, active: set[str] | None = None) -> list[Export] | None:
+    """The names `from dotted import *` binds, or None if they cannot be read from source."""
+    cache: dict[str, list[Export] | None] = loader.export_cache
+    if dotted in cache:
+        return cache[dotted]
+    active = set() if active is None else active
+    if dotted in active:
+        return []  # a cycle of star imports: the names come from the other side
+    active.add(dotted)
+    try:
+        result = _scan(loader, dotted, active)
+    finally:
+        active.discard(dotted)
+    cache[dotted] = result
+    return result
+
+
+def _scan(loader: Loader, dotted: str, active: set[str]) -> list[Export] | None:
+    path, is_pkg = loader.find_module_file(dotted)
+    if path is None or not path.endswith(".py"):
+        return None
+    text, _ = loader.read_text(path)
+    if text is None:
+        return None
+    fast = _ALL_LITERAL.search(text)
+    if fast is not None and "__all__ +=" not in text and "__all__.extend" not in text:
+        try:
+            names = ast.literal_eval(fast.group(1))
+        except (ValueError, SyntaxError):
+            names = None
+        if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
+            return [Export(n, dotted, n) for n in names]
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    package = dotted if is_pkg else dotted.rpartition(".")[0]
+    scanner = _Scanner(loader, dotted, package, active)
+    scanner.block(tree.body)
+    if scanner.all_names is not None:
+        chosen = scanner.all_names
+    else:
+        chosen = [n for n in scanner.names if not n.startswith("_")]
+    return [Export(n, *scanner.origins[n]) if n in scanner.origins else Export(n, dotted, n) for n in chosen]
+
+
+class _Scanner:
+    def __init__(self, loader: Loader, dotted: str, package: str, active: set[str]) -> None:
+        self.loader = loader
+        self.dotted = dotted
+        self.package = package
+        self.active = active
+        self.names: dict[str, None] = {}
+        self.origins: dict[str, tuple[str, str]] = {}
+        self.all_names: list[str] | None = None
+
+    def bind(self, name: str, origin: tuple[str, str] | None = None) -> None:
+        self.names[name] = None
+        if origin is None:
+            self.origins.pop(name, None)
+        else:
+            self.origins[name] = origin
+
+    def resolve(self, node: ast.ImportFrom) -> str:
+        if not node.level:
+            return node.module or ""
+        parts = self.package.split(".") if self.package else []
+        base = ".".join(parts[: len(parts) - (node.level - 1)]) if node.level - 1 <= len(parts) else ""
+        return f"{base}.{node.module}" if node.module and base else (node.module or base)
+
+    def block(self, stmts: list[ast.stmt]) -> None:
+        for st in stmts:
+            self.statement(st)
+
+    def statement(self, st: ast.stmt) -> None:
+        if isinstance(st, ast.ImportFrom):
+            mod = self.resolve(st)
+            for alias in st.names:
+                if alias.name == "*":
+                    for e in scan_exports(self.loader, mod, self.active) or []:
+                        self.bind(e.name, (e.module, e.attr))
+                else:
+                    self.bind(alias.asname or alias.name, (mod, alias.name))
+        elif isinstance(st, ast.Import):
+            for alias in st.names:
+                self.bind(alias.asname or alias.name.split(".")[0])
+        elif isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            self.bind(st.name)
+        elif isinstance(st, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = st.targets if isinstance(st, ast.Assign) else [st.target]
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        if n.id == "__all__" and isinstance(st, ast.Assign):
+                            self._read_all(st.value)
+                        else:
+                            self.bind(n.id)
+        elif isinstance(st, ast.If):
+            if _is_type_checking(st.test):
+                self.block(st.body)
+            else:
+                self.block(st.body)
+                self.block(st.orelse)
+        elif isinstance(st, ast.Try):
+            self.block(st.body)
+            for h in st.handlers:
+                self.block(h.body)
+            self.block(st.orelse)
+            self.block(st.finalbody)
+        elif isinstance(st, (ast.With, ast.For, ast.While)):
+            self.block(st.body)
+
+    def _read_all(self, value: ast.expr) -> None:
+        try:
+            names = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return
+        if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
+            self.all_names = list(names)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
