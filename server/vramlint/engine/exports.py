@@ -29,8 +29,10 @@ class Export:
     attr: str  # its name there
 
 
-# `__all__ = [...]` of plain strings, read without parsing the whole (possibly large) file.
+# `__all__ = [...]` of plain strings, read without parsing the whole (possibly large) file,
+# and the one-line top-level `from x import a, b as c` that may re-export some of its names.
 _ALL_LITERAL = re.compile(r"^__all__\s*=\s*(\[[^\]]*\]|\([^)]*\))", re.M)
+_FROM_LINE = re.compile(r"^from\s+(\.*[\w.]*)\s+import\s+([\w, ]+?)\s*(?:#.*)?$", re.M)
 
 
 def scan_exports(loader: Loader, dotted: str, active: set[str] | None = None) -> list[Export] | None:
@@ -64,7 +66,8 @@ def _scan(loader: Loader, dotted: str, active: set[str]) -> list[Export] | None:
         except (ValueError, SyntaxError):
             names = None
         if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
-            return [Export(n, dotted, n) for n in names]
+            origins = _reexports(text, dotted if is_pkg else dotted.rpartition(".")[0])
+            return [Export(n, *origins[n]) if n in origins else Export(n, dotted, n) for n in names]
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -77,6 +80,27 @@ def _scan(loader: Loader, dotted: str, active: set[str]) -> list[Export] | None:
     else:
         chosen = [n for n in scanner.names if not n.startswith("_")]
     return [Export(n, *scanner.origins[n]) if n in scanner.origins else Export(n, dotted, n) for n in chosen]
+
+
+def _reexports(text: str, package: str) -> dict[str, tuple[str, str]]:
+    out: dict[str, tuple[str, str]] = {}
+    for m in _FROM_LINE.finditer(text):
+        src = m.group(1)
+        level = len(src) - len(src.lstrip("."))
+        mod = src[level:]
+        if level:
+            parts = package.split(".") if package else []
+            if level - 1 > len(parts):
+                continue
+            base = ".".join(parts[: len(parts) - (level - 1)])
+            mod = f"{base}.{mod}" if mod and base else (mod or base)
+        for item in m.group(2).split(","):
+            words = item.split()
+            if len(words) == 1:
+                out[words[0]] = (mod, words[0])
+            elif len(words) == 3 and words[1] == "as":
+                out[words[2]] = (mod, words[0])
+    return out
 
 
 class _Scanner:
