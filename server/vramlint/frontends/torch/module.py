@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import (
     MISSING,
+    BoundMethod,
     ClassValue,
+    FunctionValue,
     Instance,
     NativeFunction,
     SourceRef,
@@ -302,8 +304,20 @@ def _get_tensor(kind: str) -> Callable[..., Any]:
 
 
 def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    # Forward execution is the memory model's job; construction analysis never needs it.
-    return Unknown(f"calling {a[0].cls.name} (forward) is not evaluated here", ev.current_ref)
+    """module(x): its forward, on abstract tensors. A forward written in the analysed code is
+    evaluated; a catalog layer's comes from its forward rule (output shapes)."""
+    from vramlint.frontends.torch.catalog import FORWARD, LayerNative
+
+    inst: Instance = a[0]
+    fwd, _ = inst.cls.lookup("forward")
+    if isinstance(fwd, FunctionValue):
+        return ev.call(BoundMethod(inst, fwd), a[1:], k)
+    for klass in inst.cls.mro:
+        if isinstance(klass.native, LayerNative):
+            rule = FORWARD.get(klass.name)
+            if rule is not None:
+                return rule(ev, inst, a[1:], k)
+    return Unknown(f"the forward of {inst.cls.name} is not modelled", ev.current_ref)
 
 
 def _noop_self(ev: Evaluator, a: Args, k: Kwargs) -> Any:

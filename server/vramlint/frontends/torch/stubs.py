@@ -15,6 +15,7 @@ from vramlint.engine.builtins import NoOp, _identity_decorator
 from vramlint.engine.values import MISSING, ClassValue, ModuleValue, NativeFunction, Unknown
 from vramlint.frontends.torch import tensors as T
 from vramlint.frontends.torch.catalog import CATALOG, build_catalog_classes
+from vramlint.frontends.torch.functional import functional_attr
 from vramlint.frontends.torch.module import make_module_class, make_parameter
 from vramlint.frontends.torch.tensors import DTYPE_ALIASES, DTYPES, TensorValue
 
@@ -266,11 +267,6 @@ def _calculate_gain(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return gains.get(a[0], Unknown("calculate_gain", ev.current_ref)) if a else 1.0
 
 
-def _functional(name: str) -> NativeFunction:
-    return NativeFunction(f"torch.nn.functional.{name}",
-                          lambda ev, a, k: Unknown(f"F.{name} is not evaluated during construction", ev.current_ref))
-
-
 # ---------------------------------------------------------------------- module tree
 def _torch_ns(loader: Loader) -> dict[str, Any]:
     tensor_cls, param_cls = loader.torch_tensor_classes  # type: ignore[attr-defined]
@@ -399,7 +395,7 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
     if dotted == "torch.nn.init":
         return ModuleValue(dotted, _init_ns(), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.nn.functional":
-        return ModuleValue(dotted, {}, getattr_hook=lambda attr: _functional(attr))
+        return ModuleValue(dotted, {}, getattr_hook=functional_attr)
     if dotted == "torch.jit":
         return ModuleValue(dotted, _jit_ns(), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.fx":

@@ -42,6 +42,8 @@ class LayerParts:
 
 
 Rule = Callable[["LayerArgs"], LayerParts]
+# What calling the layer returns (its forward, as shapes): (evaluator, layer, args, kwargs) -> output.
+ForwardRule = Callable[["Evaluator", Instance, tuple[Any, ...], dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,29 @@ def build_catalog_classes(module_class: ClassValue) -> dict[str, ClassValue]:
     for name in list(CATALOG):
         get(name)
     return classes
+
+
+# Forward rules by layer class name, registered by each family file next to its parameter rule.
+FORWARD: dict[str, ForwardRule] = {}
+
+
+def forward_rule(*names: str) -> Callable[[ForwardRule], ForwardRule]:
+    def register_rule(fn: ForwardRule) -> ForwardRule:
+        for n in names:
+            FORWARD[n] = fn
+        return fn
+
+    return register_rule
+
+
+def first_input(a: tuple[Any, ...], k: dict[str, Any], *names: str) -> Any:
+    """The first positional argument of a forward call, or the named keyword."""
+    if a:
+        return a[0]
+    for n in names:
+        if n in k:
+            return k[n]
+    return Unknown("forward called without an input")
 
 
 # Containers and a few layers add methods or hooks of their own.

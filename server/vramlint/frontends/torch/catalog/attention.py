@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from vramlint.frontends.torch.catalog import LayerArgs, LayerParts, LayerSpec, register
+from vramlint.frontends.torch import shapes
+from vramlint.frontends.torch.catalog import (
+    LayerArgs,
+    LayerParts,
+    LayerSpec,
+    first_input,
+    forward_rule,
+    register,
+)
+from vramlint.frontends.torch.tensors import TensorValue
 
 
 def multihead_attention(a: LayerArgs) -> LayerParts:
@@ -126,3 +135,41 @@ register(
               "dropout=0.1, activation='relu', custom_encoder=None, custom_decoder=None, layer_norm_eps=1e-05, "
               "batch_first=False, norm_first=False, bias=True, device=None, dtype=None", transformer),
 )
+
+
+# ---------------------------------------------------------------------- forward (output shapes)
+@forward_rule("MultiheadAttention")
+def mha_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    q = shapes.as_tensor(ev, first_input(a, k, "query"), "MultiheadAttention")
+    key = a[1] if len(a) > 1 else k.get("key", q)
+    if not isinstance(q, TensorValue):
+        return q
+    assert isinstance(q.shape, tuple)
+    out = TensorValue(q.shape, q.dtype)
+    if k.get("need_weights", True) is False:
+        return (out, None)
+    batch_first = m.attrs.get("batch_first")
+    src = key.shape[1 if batch_first else 0] if isinstance(key, TensorValue) and isinstance(key.shape, tuple) \
+        and len(key.shape) == 3 else (key.shape[0] if isinstance(key, TensorValue) and isinstance(key.shape, tuple) else None)
+    weights: tuple[Any, ...]
+    if len(q.shape) == 3:
+        n, tgt = (q.shape[0], q.shape[1]) if batch_first else (q.shape[1], q.shape[0])
+        weights = (n, tgt, src)
+    else:
+        weights = (q.shape[0], src)
+    if k.get("average_attn_weights", True) is False:
+        weights = (*weights[:-2], m.attrs.get("num_heads"), *weights[-2:])
+    return (out, TensorValue(weights, q.dtype))
+
+
+@forward_rule("TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder", "TransformerDecoder")
+def same_as_first(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    x = shapes.as_tensor(ev, first_input(a, k, "src", "tgt"), m.cls.name)
+    return x if not isinstance(x, TensorValue) else shapes.same(x)
+
+
+@forward_rule("Transformer")
+def transformer_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    tgt = a[1] if len(a) > 1 else k.get("tgt")
+    x = shapes.as_tensor(ev, tgt, "Transformer")
+    return x if not isinstance(x, TensorValue) else shapes.same(x)

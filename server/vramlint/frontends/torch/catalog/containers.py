@@ -9,8 +9,10 @@ from vramlint.engine.values import Instance, NativeFunction, Unknown
 from vramlint.frontends.torch.catalog import (
     CUSTOM_NATIVES,
     EXTRA_NAMESPACES,
+    FORWARD,
     LayerNative,
     LayerSpec,
+    first_input,
     register,
 )
 from vramlint.frontends.torch.module import is_module, state_of
@@ -308,3 +310,21 @@ CUSTOM_NATIVES.update({
     "ParameterList": ParamContainerNative, "ParameterDict": ParamContainerNative,
 })
 _ = OrderedDict
+
+
+# ---------------------------------------------------------------------- forward
+def _sequential_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    x = first_input(a, k, "input")
+    for layer in state_of(m).modules.values():
+        if layer is None:
+            continue
+        x = ev.call(layer, (x,), {}) if not isinstance(layer, Unknown) else layer
+    return x
+
+
+def _not_callable(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    raise ev.raise_error("NotImplementedError", f"{m.cls.name} has no forward; call its elements")
+
+
+FORWARD.update({"Sequential": _sequential_forward, "ModuleList": _not_callable, "ModuleDict": _not_callable,
+                "ParameterList": _not_callable, "ParameterDict": _not_callable})

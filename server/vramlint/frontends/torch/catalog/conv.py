@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from vramlint.frontends.torch.catalog import LayerArgs, LayerParts, LayerSpec, register
+from vramlint.frontends.torch import shapes
+from vramlint.frontends.torch.catalog import (
+    FORWARD,
+    LayerArgs,
+    LayerParts,
+    LayerSpec,
+    first_input,
+    register,
+)
 
 
 def conv_rule(nd: int, transposed: bool) -> Callable[[LayerArgs], LayerParts]:
@@ -48,3 +57,22 @@ register(
     LayerSpec("ConvTranspose2d", CONV_T, conv_rule(2, True), base="_ConvTransposeNd"),
     LayerSpec("ConvTranspose3d", CONV_T, conv_rule(3, True), base="_ConvTransposeNd"),
 )
+
+
+# ---------------------------------------------------------------------- forward (output shapes)
+def _conv_forward(nd: int, transposed: bool) -> Any:
+    def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        x = first_input(a, k, "input")
+        at = m.attrs
+        if transposed:
+            return shapes.conv_transpose(ev, x, nd, at.get("out_channels"), at.get("kernel_size"), at.get("stride"),
+                                         at.get("padding"), at.get("output_padding"), at.get("dilation"), m.cls.name)
+        return shapes.conv(ev, x, nd, at.get("out_channels"), at.get("kernel_size"), at.get("stride"),
+                           at.get("padding"), at.get("dilation"), m.cls.name)
+
+    return rule
+
+
+for _nd in (1, 2, 3):
+    FORWARD[f"Conv{_nd}d"] = _conv_forward(_nd, False)
+    FORWARD[f"ConvTranspose{_nd}d"] = _conv_forward(_nd, True)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from vramlint.engine.values import NativeFunction, Unknown
+from vramlint.frontends.torch import shapes
 from vramlint.frontends.torch.catalog import (
     EXTRA_NAMESPACES,
     LayerArgs,
     LayerParts,
     LayerSpec,
+    first_input,
+    forward_rule,
     register,
 )
 from vramlint.frontends.torch.tensors import TensorValue
@@ -52,3 +55,30 @@ BAG = ("num_embeddings, embedding_dim, max_norm=None, norm_type=2.0, scale_grad_
 register(LayerSpec("Embedding", EMB, embedding), LayerSpec("EmbeddingBag", BAG, embedding))
 EXTRA_NAMESPACES["Embedding"] = _namespace("Embedding")
 EXTRA_NAMESPACES["EmbeddingBag"] = _namespace("EmbeddingBag")
+
+
+# ---------------------------------------------------------------------- forward (output shapes)
+@forward_rule("Embedding")
+def embedding_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    idx = shapes.as_tensor(ev, first_input(a, k, "input"), "Embedding")
+    if not isinstance(idx, TensorValue):
+        return idx
+    w = m.state.params.get("weight")
+    dim = w.shape[1] if isinstance(w, TensorValue) and isinstance(w.shape, tuple) else m.attrs.get("embedding_dim")
+    return TensorValue((*idx.shape, dim), w.dtype if isinstance(w, TensorValue) else "float32")
+
+
+@forward_rule("EmbeddingBag")
+def embedding_bag_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    idx = shapes.as_tensor(ev, first_input(a, k, "input"), "EmbeddingBag")
+    if not isinstance(idx, TensorValue):
+        return idx
+    assert isinstance(idx.shape, tuple)
+    offsets = a[1] if len(a) > 1 else k.get("offsets")
+    if len(idx.shape) == 2:
+        bags = idx.shape[0]
+    elif isinstance(offsets, TensorValue) and isinstance(offsets.shape, tuple) and offsets.shape:
+        bags = offsets.shape[0] - (1 if m.attrs.get("include_last_offset") else 0)
+    else:
+        return Unknown("EmbeddingBag: number of bags unknown", ev.current_ref)
+    return TensorValue((bags, m.attrs.get("embedding_dim")), "float32")

@@ -4,9 +4,18 @@ LinearCrossEntropyLoss."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from vramlint.engine.values import Unknown, UnknownValueError
-from vramlint.frontends.torch.catalog import LayerArgs, LayerParts, LayerSpec, register
+from vramlint.frontends.torch import shapes
+from vramlint.frontends.torch.catalog import (
+    LayerArgs,
+    LayerParts,
+    LayerSpec,
+    first_input,
+    forward_rule,
+    register,
+)
 from vramlint.frontends.torch.tensors import TensorValue
 
 
@@ -63,3 +72,20 @@ register(
               "dtype=None, reduction='mean', weight=None, ignore_index=None, label_smoothing=0.0, options=None",
               linear_cross_entropy),
 )
+
+
+# ---------------------------------------------------------------------- forward (output shapes)
+@forward_rule("Linear", "NonDynamicallyQuantizableLinear")
+def linear_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    return shapes.linear(ev, first_input(a, k, "input"), m.attrs.get("in_features"), m.attrs.get("out_features"))
+
+
+@forward_rule("Bilinear")
+def bilinear_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    return shapes.linear(ev, first_input(a, k, "input1"), m.attrs.get("in1_features"), m.attrs.get("out_features"),
+                         "Bilinear")
+
+
+@forward_rule("Identity")
+def identity_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    return first_input(a, k, "input")

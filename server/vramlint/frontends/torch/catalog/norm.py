@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from vramlint.frontends.torch.catalog import LayerArgs, LayerParts, LayerSpec, register
+from typing import Any
+
+from vramlint.frontends.torch import shapes
+from vramlint.frontends.torch.catalog import (
+    LayerArgs,
+    LayerParts,
+    LayerSpec,
+    first_input,
+    forward_rule,
+    register,
+)
+from vramlint.frontends.torch.tensors import TensorValue
 
 
 def batch_norm(a: LayerArgs) -> LayerParts:
@@ -65,3 +76,11 @@ register(
     LayerSpec("LocalResponseNorm", "size, alpha=0.0001, beta=0.75, k=1.0"),
     LayerSpec("CrossMapLRN2d", "size, alpha=0.0001, beta=0.75, k=1"),
 )
+
+
+# ---------------------------------------------------------------------- forward (output shapes)
+@forward_rule("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm1d", "InstanceNorm2d",
+              "InstanceNorm3d", "LayerNorm", "RMSNorm", "GroupNorm", "LocalResponseNorm", "CrossMapLRN2d")
+def norm_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    x = shapes.as_tensor(ev, first_input(a, k, "input"), m.cls.name)
+    return x if not isinstance(x, TensorValue) else shapes.same(x)

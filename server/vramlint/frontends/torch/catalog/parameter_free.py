@@ -7,7 +7,19 @@ weight, is here too.
 
 from __future__ import annotations
 
-from vramlint.frontends.torch.catalog import LayerArgs, LayerParts, LayerSpec, register
+from typing import Any
+
+from vramlint.engine.values import Unknown
+from vramlint.frontends.torch import shapes
+from vramlint.frontends.torch.catalog import (
+    FORWARD,
+    LayerArgs,
+    LayerParts,
+    LayerSpec,
+    first_input,
+    register,
+)
+from vramlint.frontends.torch.tensors import TensorValue
 
 
 def prelu(a: LayerArgs) -> LayerParts:
@@ -108,3 +120,137 @@ register(
     LayerSpec("BCEWithLogitsLoss", "weight=None, size_average=None, reduce=None, reduction='mean', pos_weight=None",
               weighted_loss),
 )
+
+
+# ---------------------------------------------------------------------- forward (output shapes)
+Forward = Any
+
+
+def _input(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    return shapes.as_tensor(ev, first_input(a, k, "input"), m.cls.name)
+
+
+def _elementwise(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    x = _input(ev, m, a, k)
+    return shapes.same(x) if isinstance(x, TensorValue) else x
+
+
+def _glu(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    x = _input(ev, m, a, k)
+    if not isinstance(x, TensorValue):
+        return x
+    assert isinstance(x.shape, tuple)
+    shape = list(x.shape)
+    d = m.attrs.get("dim", -1)
+    shape[d] = shape[d] // 2
+    return TensorValue(tuple(shape), x.dtype)
+
+
+def _pool(nd: int, kind: str) -> Forward:
+    def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        at = m.attrs
+        x = first_input(a, k, "input")
+        if kind == "adaptive":
+            out = shapes.adaptive_pool(ev, x, nd, at.get("output_size"), m.cls.name)
+        else:
+            out = shapes.pool(ev, x, nd, at.get("kernel_size"), at.get("stride"), at.get("padding", 0),
+                              at.get("dilation", 1), at.get("ceil_mode", False), m.cls.name)
+        if at.get("return_indices") and isinstance(out, TensorValue):
+            return (out, TensorValue(out.shape, "int64"))
+        return out
+
+    return rule
+
+
+def _flatten(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    return shapes.flatten(ev, first_input(a, k, "input"), m.attrs.get("start_dim", 1), m.attrs.get("end_dim", -1))
+
+
+def _unflatten(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    x = _input(ev, m, a, k)
+    if not isinstance(x, TensorValue):
+        return x
+    assert isinstance(x.shape, tuple)
+    d = m.attrs.get("dim")
+    sizes = tuple(m.attrs.get("unflattened_size") or ())
+    if not isinstance(d, int):
+        return Unknown("Unflatten along an unknown dim", ev.current_ref)
+    d = d + len(x.shape) if d < 0 else d
+    if -1 in sizes and isinstance(x.shape[d], int):
+        rest = 1
+        for s in sizes:
+            rest = rest * s if s != -1 else rest
+        sizes = tuple(x.shape[d] // rest if s == -1 else s for s in sizes)
+    return TensorValue((*x.shape[:d], *sizes, *x.shape[d + 1:]), x.dtype)
+
+
+def _upsample(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    return shapes.interpolate(ev, first_input(a, k, "input"), m.attrs.get("size"), m.attrs.get("scale_factor"))
+
+
+def _pixel_shuffle(up: bool) -> Forward:
+    def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        x = _input(ev, m, a, k)
+        if not isinstance(x, TensorValue):
+            return x
+        assert isinstance(x.shape, tuple)
+        r = m.attrs.get("upscale_factor" if up else "downscale_factor")
+        *lead, c, h, w = x.shape
+        if up:
+            return TensorValue((*lead, c // (r * r), h * r, w * r), x.dtype)
+        return TensorValue((*lead, c * r * r, h // r, w // r), x.dtype)
+
+    return rule
+
+
+def _pad(nd: int) -> Forward:
+    def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        x = _input(ev, m, a, k)
+        if not isinstance(x, TensorValue):
+            return x
+        assert isinstance(x.shape, tuple)
+        pad = m.attrs.get("padding")
+        pads = tuple(pad) if isinstance(pad, (tuple, list)) else (pad,) * (2 * nd)
+        shape = list(x.shape)
+        for i in range(len(pads) // 2):
+            shape[-1 - i] = shape[-1 - i] + pads[2 * i] + pads[2 * i + 1]
+        return TensorValue(tuple(shape), x.dtype)
+
+    return rule
+
+
+def _loss(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    x = _input(ev, m, a, k)
+    if not isinstance(x, TensorValue):
+        return x
+    if m.attrs.get("reduction", "mean") == "none":
+        return shapes.same(x)
+    return TensorValue((), x.dtype)
+
+
+ELEMENTWISE = (
+    "ReLU", "ReLU6", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid", "Sigmoid", "Tanh", "Tanhshrink",
+    "LogSigmoid", "Softsign", "LeakyReLU", "ELU", "CELU", "GELU", "Hardtanh", "Hardshrink", "Softshrink",
+    "Softplus", "Threshold", "RReLU", "Softmax", "Softmin", "LogSoftmax", "Softmax2d", "Dropout", "Dropout1d",
+    "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "ChannelShuffle", "PReLU",
+)
+for _name in ELEMENTWISE:
+    FORWARD[_name] = _elementwise
+FORWARD["GLU"] = _glu
+for _dims in (1, 2, 3):
+    FORWARD[f"MaxPool{_dims}d"] = _pool(_dims, "window")
+    FORWARD[f"AvgPool{_dims}d"] = _pool(_dims, "window")
+    FORWARD[f"LPPool{_dims}d"] = _pool(_dims, "window")
+    FORWARD[f"AdaptiveAvgPool{_dims}d"] = _pool(_dims, "adaptive")
+    FORWARD[f"AdaptiveMaxPool{_dims}d"] = _pool(_dims, "adaptive")
+    for _kind in ("Zero", "Constant", "Reflection", "Replication", "Circular"):
+        FORWARD[f"{_kind}Pad{_dims}d"] = _pad(_dims)
+FORWARD.update({
+    "Flatten": _flatten, "Unflatten": _unflatten, "Upsample": _upsample, "UpsamplingNearest2d": _upsample,
+    "UpsamplingBilinear2d": _upsample, "PixelShuffle": _pixel_shuffle(True), "PixelUnshuffle": _pixel_shuffle(False),
+})
+for _name in ("L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "KLDivLoss", "CrossEntropyLoss", "NLLLoss", "BCELoss",
+              "BCEWithLogitsLoss", "CosineEmbeddingLoss", "MarginRankingLoss", "TripletMarginLoss", "PoissonNLLLoss",
+              "GaussianNLLLoss", "HingeEmbeddingLoss", "SoftMarginLoss", "MultiLabelMarginLoss",
+              "MultiLabelSoftMarginLoss", "MultiMarginLoss"):
+    FORWARD[_name] = _loss

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from vramlint.frontends.torch.catalog import LayerArgs, LayerParts, LayerSpec, register
+from vramlint.engine.values import Unknown
+from vramlint.frontends.torch import shapes
+from vramlint.frontends.torch.catalog import (
+    LayerArgs,
+    LayerParts,
+    LayerSpec,
+    first_input,
+    forward_rule,
+    register,
+)
+from vramlint.frontends.torch.tensors import TensorValue
 
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
@@ -69,3 +80,52 @@ register(
     LayerSpec("GRUCell", "input_size, hidden_size, bias=True, device=None, dtype=None", cell_rule("GRU"),
               base="RNNCellBase"),
 )
+
+
+# ---------------------------------------------------------------------- forward (output shapes)
+@forward_rule("RNN", "LSTM", "GRU")
+def rnn_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    x = shapes.as_tensor(ev, first_input(a, k, "input"), m.cls.name)
+    if not isinstance(x, TensorValue):
+        return x
+    at = m.attrs
+    shape = x.shape
+    assert isinstance(shape, tuple)
+    if len(shape) not in (2, 3):
+        return shapes.mismatch(ev, f"{m.cls.name} expects a 2-D or 3-D input, got shape {list(shape)}")
+    hidden, proj = at.get("hidden_size"), at.get("proj_size", 0) or 0
+    dirs = 2 if at.get("bidirectional") else 1
+    out_size = (proj if proj else hidden) * dirs
+    layers = at.get("num_layers", 1) * dirs
+    if len(shape) == 2:
+        seq, batch = shape[0], None
+    elif at.get("batch_first"):
+        batch, seq = shape[0], shape[1]
+    else:
+        seq, batch = shape[0], shape[1]
+    if len(shape) == 2:
+        output = TensorValue((seq, out_size), x.dtype)
+    elif at.get("batch_first"):
+        output = TensorValue((batch, seq, out_size), x.dtype)
+    else:
+        output = TensorValue((seq, batch, out_size), x.dtype)
+    lead = (layers,) if batch is None else (layers, batch)
+    h = TensorValue((*lead, proj if proj else hidden), x.dtype)
+    if m.cls.name == "LSTM" or at.get("mode") == "LSTM":
+        return (output, (h, TensorValue((*lead, hidden), x.dtype)))
+    return (output, h)
+
+
+@forward_rule("RNNCell", "LSTMCell", "GRUCell")
+def cell_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    x = shapes.as_tensor(ev, first_input(a, k, "input"), m.cls.name)
+    if not isinstance(x, TensorValue):
+        return x
+    assert isinstance(x.shape, tuple)
+    h = TensorValue((*x.shape[:-1], m.attrs.get("hidden_size")), x.dtype)
+    if m.cls.name == "LSTMCell":
+        return (h, TensorValue(h.shape, x.dtype))
+    return h
+
+
+_ = Unknown

@@ -1,0 +1,156 @@
+"""`torch.nn.functional` on abstract tensors: output shapes of the functions model code calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from vramlint.engine.values import NativeFunction, Unknown
+from vramlint.frontends.torch import shapes
+from vramlint.frontends.torch.tensors import TensorValue
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+Impl = Callable[["Evaluator", Args, Kwargs], Any]
+
+
+def _arg(a: Args, k: Kwargs, i: int, name: str, default: Any = None) -> Any:
+    return a[i] if len(a) > i else k.get(name, default)
+
+
+def _elementwise(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    x = shapes.as_tensor(ev, _arg(a, k, 0, "input"), "functional")
+    return shapes.same(x) if isinstance(x, TensorValue) else x
+
+
+def _linear(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    w = _arg(a, k, 1, "weight")
+    if not isinstance(w, TensorValue) or isinstance(w.shape, Unknown):
+        return Unknown("F.linear with an unknown weight", ev.current_ref)
+    out = w.shape[0] if len(w.shape) == 2 else None
+    return shapes.linear(ev, _arg(a, k, 0, "input"), w.shape[-1], out, "F.linear")
+
+
+def _conv(nd: int) -> Impl:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        w = _arg(a, k, 1, "weight")
+        if not isinstance(w, TensorValue) or isinstance(w.shape, Unknown):
+            return Unknown(f"F.conv{nd}d with an unknown weight", ev.current_ref)
+        return shapes.conv(ev, _arg(a, k, 0, "input"), nd, w.shape[0], tuple(w.shape[2:]), _arg(a, k, 3, "stride", 1),
+                           _arg(a, k, 4, "padding", 0), _arg(a, k, 5, "dilation", 1), f"F.conv{nd}d")
+
+    return impl
+
+
+def _pool(nd: int, adaptive: bool, max_pool: bool) -> Impl:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        x = _arg(a, k, 0, "input")
+        if adaptive:
+            out = shapes.adaptive_pool(ev, x, nd, _arg(a, k, 1, "output_size"), "adaptive pooling")
+            indices = _arg(a, k, 2, "return_indices", False)
+        elif max_pool:
+            out = shapes.pool(ev, x, nd, _arg(a, k, 1, "kernel_size"), _arg(a, k, 2, "stride"),
+                              _arg(a, k, 3, "padding", 0), _arg(a, k, 4, "dilation", 1), _arg(a, k, 5, "ceil_mode", False),
+                              "max pooling")
+            indices = _arg(a, k, 6, "return_indices", False)
+        else:
+            out = shapes.pool(ev, x, nd, _arg(a, k, 1, "kernel_size"), _arg(a, k, 2, "stride"),
+                              _arg(a, k, 3, "padding", 0), 1, _arg(a, k, 4, "ceil_mode", False), "average pooling")
+            indices = False
+        if indices is True and isinstance(out, TensorValue):
+            return (out, TensorValue(out.shape, "int64"))
+        return out
+
+    return impl
+
+
+def _softmax_like(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return _elementwise(ev, a, k)
+
+
+def _sdpa(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    q, v = _arg(a, k, 0, "query"), _arg(a, k, 2, "value")
+    q, v = shapes.as_tensor(ev, q, "scaled_dot_product_attention"), shapes.as_tensor(ev, v, "scaled_dot_product_attention")
+    if not isinstance(q, TensorValue):
+        return q
+    if not isinstance(v, TensorValue):
+        return v
+    assert isinstance(q.shape, tuple) and isinstance(v.shape, tuple)
+    return TensorValue((*q.shape[:-1], v.shape[-1]), q.dtype)
+
+
+def _embedding(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    idx, w = _arg(a, k, 0, "input"), _arg(a, k, 1, "weight")
+    idx = shapes.as_tensor(ev, idx, "F.embedding")
+    if not isinstance(idx, TensorValue):
+        return idx
+    if not isinstance(w, TensorValue) or isinstance(w.shape, Unknown):
+        return Unknown("F.embedding with an unknown weight", ev.current_ref)
+    assert isinstance(idx.shape, tuple)
+    return TensorValue((*idx.shape, w.shape[-1]), w.dtype)
+
+
+def _loss(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    x = shapes.as_tensor(ev, _arg(a, k, 0, "input"), "loss")
+    if not isinstance(x, TensorValue):
+        return x
+    if k.get("reduction", "mean") == "none":
+        return shapes.same(x)
+    return TensorValue((), x.dtype)
+
+
+def _interpolate(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return shapes.interpolate(ev, _arg(a, k, 0, "input"), _arg(a, k, 1, "size"), _arg(a, k, 2, "scale_factor"))
+
+
+def _pad(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    x = shapes.as_tensor(ev, _arg(a, k, 0, "input"), "F.pad")
+    pads = _arg(a, k, 1, "pad")
+    if not isinstance(x, TensorValue):
+        return x
+    if not isinstance(pads, (tuple, list)):
+        return Unknown("F.pad with unknown padding", ev.current_ref)
+    assert isinstance(x.shape, tuple)
+    shape = list(x.shape)
+    for i in range(len(pads) // 2):
+        shape[-1 - i] = shape[-1 - i] + pads[2 * i] + pads[2 * i + 1]
+    return TensorValue(tuple(shape), x.dtype)
+
+
+def _flatten(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return shapes.flatten(ev, _arg(a, k, 0, "input"), _arg(a, k, 1, "start_dim", 0), _arg(a, k, 2, "end_dim", -1))
+
+
+ELEMENTWISE = (
+    "relu", "relu_", "relu6", "elu", "elu_", "selu", "celu", "gelu", "silu", "mish", "hardswish", "hardsigmoid",
+    "sigmoid", "tanh", "leaky_relu", "leaky_relu_", "hardtanh", "hardtanh_", "softplus", "softsign", "logsigmoid",
+    "tanhshrink", "hardshrink", "softshrink", "threshold", "rrelu", "prelu", "dropout", "dropout1d", "dropout2d",
+    "dropout3d", "alpha_dropout", "feature_alpha_dropout", "layer_norm", "group_norm", "batch_norm",
+    "instance_norm", "rms_norm", "local_response_norm", "normalize", "softmax", "log_softmax", "softmin",
+    "gumbel_softmax",
+)
+
+FUNCTIONS: dict[str, Impl] = {name: _elementwise for name in ELEMENTWISE}
+FUNCTIONS.update({
+    "linear": _linear, "conv1d": _conv(1), "conv2d": _conv(2), "conv3d": _conv(3),
+    "max_pool1d": _pool(1, False, True), "max_pool2d": _pool(2, False, True), "max_pool3d": _pool(3, False, True),
+    "avg_pool1d": _pool(1, False, False), "avg_pool2d": _pool(2, False, False), "avg_pool3d": _pool(3, False, False),
+    "adaptive_avg_pool1d": _pool(1, True, False), "adaptive_avg_pool2d": _pool(2, True, False),
+    "adaptive_avg_pool3d": _pool(3, True, False), "adaptive_max_pool1d": _pool(1, True, True),
+    "adaptive_max_pool2d": _pool(2, True, True), "adaptive_max_pool3d": _pool(3, True, True),
+    "scaled_dot_product_attention": _sdpa, "embedding": _embedding, "interpolate": _interpolate,
+    "upsample": _interpolate, "pad": _pad, "flatten": _flatten,
+    "cross_entropy": _loss, "nll_loss": _loss, "mse_loss": _loss, "l1_loss": _loss, "smooth_l1_loss": _loss,
+    "binary_cross_entropy": _loss, "binary_cross_entropy_with_logits": _loss, "kl_div": _loss, "huber_loss": _loss,
+})
+
+
+def functional_attr(name: str) -> NativeFunction:
+    impl = FUNCTIONS.get(name)
+    if impl is None:
+        return NativeFunction(f"torch.nn.functional.{name}",
+                              lambda ev, a, k: Unknown(f"F.{name} is not modelled", ev.current_ref))
+    return NativeFunction(f"torch.nn.functional.{name}", impl)

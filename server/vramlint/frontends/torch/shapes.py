@@ -1,0 +1,162 @@
+"""Output shapes of tensor operations shared by layers and `torch.nn.functional`.
+
+Each function takes TensorValues and plain arguments and returns the result TensorValue (or an
+Unknown naming what was missing). Sizes follow the formulas in PyTorch's documentation; the tests
+compare them with real torch (`tests/test_forward_shapes.py`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vramlint.engine.values import Unknown
+from vramlint.frontends.torch.tensors import TensorValue
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+
+
+def as_tensor(ev: Evaluator, x: Any, what: str) -> TensorValue | Unknown:
+    if isinstance(x, TensorValue) and not isinstance(x.shape, Unknown):
+        return x
+    if isinstance(x, TensorValue):
+        return x.shape  # type: ignore[return-value]
+    if isinstance(x, Unknown):
+        return x
+    return Unknown(f"{what}: input is not a tensor", ev.current_ref)
+
+
+def tup(v: Any, n: int) -> tuple[Any, ...]:
+    if isinstance(v, (tuple, list)):
+        return tuple(v) if len(v) == n else tuple(v) + (v[-1],) * (n - len(v))
+    return (v,) * n
+
+
+def mismatch(ev: Evaluator, message: str) -> Unknown:
+    return Unknown(f"shape mismatch: {message}", ev.current_ref)
+
+
+def same(x: TensorValue, dtype: str | None = None) -> TensorValue:
+    return TensorValue(x.shape, dtype or x.dtype)
+
+
+def linear(ev: Evaluator, x: Any, in_features: Any, out_features: Any, what: str = "Linear") -> Any:
+    t = as_tensor(ev, x, what)
+    if isinstance(t, Unknown):
+        return t
+    shape = t.shape
+    assert isinstance(shape, tuple)
+    if not shape:
+        return mismatch(ev, f"{what} needs at least one dimension")
+    last = shape[-1]
+    if isinstance(last, int) and isinstance(in_features, int) and last != in_features:
+        return mismatch(ev, f"{what} expects {in_features} input features, got a tensor of shape {list(shape)}")
+    return TensorValue((*shape[:-1], out_features), t.dtype)
+
+
+def _window(size: Any, k: Any, s: Any, p: Any, d: Any, ceil_mode: bool = False) -> Any:
+    if not all(isinstance(v, int) for v in (size, k, s, p, d)):
+        return Unknown("spatial size depends on unknown values")
+    span = size + 2 * p - d * (k - 1) - 1
+    if ceil_mode:
+        out = -(-span // s) + 1
+        if (out - 1) * s >= size + p:  # the last window must start inside the input or left padding
+            out -= 1
+        return out
+    return span // s + 1
+
+
+def conv(ev: Evaluator, x: Any, nd: int, out_channels: Any, kernel: Any, stride: Any, padding: Any,
+         dilation: Any, what: str) -> Any:
+    t = as_tensor(ev, x, what)
+    if isinstance(t, Unknown):
+        return t
+    shape = t.shape
+    assert isinstance(shape, tuple)
+    if len(shape) not in (nd + 1, nd + 2):
+        return mismatch(ev, f"{what} expects a {nd + 1}-D or {nd + 2}-D input, got shape {list(shape)}")
+    lead, spatial = shape[: len(shape) - nd - 1], shape[len(shape) - nd:]
+    k, s, d = tup(kernel, nd), tup(stride, nd), tup(dilation, nd)
+    out = []
+    for i, size in enumerate(spatial):
+        if padding == "same":
+            out.append(size)
+        else:
+            p = 0 if padding == "valid" else tup(padding, nd)[i]
+            out.append(_window(size, k[i], s[i], p, d[i]))
+    return TensorValue((*lead, out_channels, *out), t.dtype)
+
+
+def conv_transpose(ev: Evaluator, x: Any, nd: int, out_channels: Any, kernel: Any, stride: Any, padding: Any,
+                   output_padding: Any, dilation: Any, what: str) -> Any:
+    t = as_tensor(ev, x, what)
+    if isinstance(t, Unknown):
+        return t
+    shape = t.shape
+    assert isinstance(shape, tuple)
+    if len(shape) not in (nd + 1, nd + 2):
+        return mismatch(ev, f"{what} expects a {nd + 1}-D or {nd + 2}-D input, got shape {list(shape)}")
+    lead, spatial = shape[: len(shape) - nd - 1], shape[len(shape) - nd:]
+    k, s, p, op, d = (tup(v, nd) for v in (kernel, stride, padding, output_padding, dilation))
+    out = [(size - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i, size in enumerate(spatial)]
+    return TensorValue((*lead, out_channels, *out), t.dtype)
+
+
+def pool(ev: Evaluator, x: Any, nd: int, kernel: Any, stride: Any, padding: Any, dilation: Any,
+         ceil_mode: Any, what: str) -> Any:
+    t = as_tensor(ev, x, what)
+    if isinstance(t, Unknown):
+        return t
+    shape = t.shape
+    assert isinstance(shape, tuple)
+    if len(shape) < nd + 1:
+        return mismatch(ev, f"{what} expects at least {nd + 1} dimensions, got shape {list(shape)}")
+    k = tup(kernel, nd)
+    s = tup(kernel if stride is None or stride == [] else stride, nd)
+    p, d = tup(padding, nd), tup(dilation, nd)
+    spatial = shape[len(shape) - nd:]
+    out = [_window(size, k[i], s[i], p[i], d[i], bool(ceil_mode)) for i, size in enumerate(spatial)]
+    return TensorValue((*shape[: len(shape) - nd], *out), t.dtype)
+
+
+def adaptive_pool(ev: Evaluator, x: Any, nd: int, output_size: Any, what: str) -> Any:
+    t = as_tensor(ev, x, what)
+    if isinstance(t, Unknown):
+        return t
+    shape = t.shape
+    assert isinstance(shape, tuple)
+    spatial = shape[len(shape) - nd:]
+    target = tup(output_size, nd)
+    out = [spatial[i] if target[i] is None else target[i] for i in range(nd)]
+    return TensorValue((*shape[: len(shape) - nd], *out), t.dtype)
+
+
+def flatten(ev: Evaluator, x: Any, start: Any, end: Any) -> Any:
+    t = as_tensor(ev, x, "flatten")
+    if isinstance(t, Unknown):
+        return t
+    from vramlint.frontends.torch.tensors import TENSOR_METHODS
+
+    return TENSOR_METHODS["flatten"](ev, t, (start, end), {})
+
+
+def interpolate(ev: Evaluator, x: Any, size: Any, scale_factor: Any) -> Any:
+    t = as_tensor(ev, x, "interpolate")
+    if isinstance(t, Unknown):
+        return t
+    shape = t.shape
+    assert isinstance(shape, tuple)
+    nd = len(shape) - 2
+    if nd < 1:
+        return mismatch(ev, "interpolate expects a batched input with spatial dimensions")
+    if size is not None:
+        out = list(tup(size, nd))
+    elif scale_factor is not None:
+        sf = tup(scale_factor, nd)
+        out = []
+        for i, v in enumerate(shape[2:]):
+            f = sf[i]
+            out.append(int(v * f) if isinstance(v, int) and isinstance(f, (int, float)) else Unknown("scale factor"))
+    else:
+        return Unknown("interpolate without size or scale_factor", ev.current_ref)
+    return TensorValue((*shape[:2], *out), t.dtype)
