@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,8 +123,10 @@ class SourceModule:
             return self._positions
 
 
-_cache: dict[tuple[str, str], SourceModule] = {}
+# Most recently used parses. Bounded: an editor produces a new version of a file per keystroke.
+_cache: OrderedDict[tuple[str, str], SourceModule] = OrderedDict()
 _cache_lock = threading.Lock()
+MAX_CACHED_PARSES = 2048
 
 
 def parse_source(path: str, text: str, name: str) -> SourceModule:
@@ -132,11 +135,15 @@ def parse_source(path: str, text: str, name: str) -> SourceModule:
     key = (path, digest)
     with _cache_lock:
         hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
     if hit is not None and hit.name == name:
         return hit
     mod = SourceModule(path, text, name)
     with _cache_lock:
         _cache[key] = mod
+        while len(_cache) > MAX_CACHED_PARSES:
+            _cache.popitem(last=False)
     return mod
 
 
