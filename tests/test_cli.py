@@ -44,7 +44,7 @@ def test_json_output_schema() -> None:
     assert mlp["line"] == 18 and mlp["kind"] == "class"
     paths = [row["path"] for row in mlp["layers"]]
     assert paths[:3] == ["", "body", "body.0"]
-    assert mlp["layers"][-1] == {"path": "head", "type": "Linear", "line": 27, "params": 1010,
+    assert mlp["layers"][-1] == {"path": "head", "type": "Linear", "line": 27, "params": 1010, "output_shape": None,
                                  "own_params": [{"name": "weight", "shape": [10, 100], "numel": 1000, "trainable": True},
                                                 {"name": "bias", "shape": [10], "numel": 10, "trainable": True}]}
 
@@ -123,8 +123,8 @@ def test_blocks_built_inside_a_model_are_reported_as_such() -> None:
     r = vramlint("check", str(gpt))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert lines[-1] == f"{gpt}:65:7: GPT (class): 124,475,904 parameters"
-    assert f"{gpt}:47:7: Block (class): used in GPT (on its own: needs `config`)" in lines
+    assert lines[-1] == f"{gpt}:92:7: GPT (class): 124,475,904 parameters"
+    assert f"{gpt}:69:7: Block (class): used in GPT (on its own: needs `config`)" in lines
     # The truth, from torch itself (the lm_head/wte tie counted once).
     import importlib.util
 
@@ -136,3 +136,27 @@ def test_blocks_built_inside_a_model_are_reported_as_such() -> None:
     with torch.device("meta"):
         model = module.GPT(module.GPTConfig())
     assert sum(p.numel() for p in model.parameters()) == 124_475_904
+
+
+def test_input_shape_traces_the_forward() -> None:
+    gpt = ROOT / "examples" / "gpt.py"
+    r = vramlint("check", str(gpt), "--model", "GPT", "--input-shape", "256", "--input-dtype", "int64",
+                 "--batch-size", "8")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{gpt}:92:7: GPT (class): 124,475,904 parameters; output [8, 1, 50304]"
+    r = vramlint("check", str(EXAMPLE), "--model", "MLP", "--input-shape", "1000", "--batch-size", "256",
+                 "--format", "json", "--layers")
+    (mlp,) = json.loads(r.stdout)["files"][0]["models"]
+    assert mlp["output_shape"] == [256, 10]
+    assert [row["output_shape"] for row in mlp["layers"][:3]] == [[256, 10], [256, 100], [256, 100]]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--input-shape", "3,a"], "expected comma-separated integers"),
+    (["--input-shape", "3", "--input-dtype", "float99"], "--input-dtype 'float99'"),
+    (["--input-dtype", "int64"], "more --input-dtype than --input-shape"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+])
+def test_invalid_inputs_are_usage_errors(args: list[str], message: str) -> None:
+    r = vramlint("check", str(EXAMPLE), *args)
+    assert r.returncode == 2 and message in r.stderr

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,20 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class InputSpec:
+    """One argument of `forward`: its shape per sample (the batch dimension excluded) and dtype."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
 class Settings:
     extra_paths: tuple[str, ...] = ()  # like pyright's extraPaths: searched before installed packages
     models: tuple[str, ...] = ()  # only these models (class, variable or factory names)
     config_file: str | None = None
+    inputs: tuple[InputSpec, ...] = ()  # when given, each model's forward is traced on them
+    batch_size: int = 1
 
 
 KNOWN_KEYS = {"extra-paths"}
@@ -47,7 +57,7 @@ def load_settings(start: Path, base: Settings | None = None) -> Settings:
         return base
     extra = _string_list(table, "extra-paths", path)
     resolved = tuple(str((path.parent / p).resolve()) for p in extra)
-    return Settings(extra_paths=base.extra_paths + resolved, models=base.models, config_file=str(path))
+    return replace(base, extra_paths=base.extra_paths + resolved, config_file=str(path))
 
 
 def read_tool_table(path: Path) -> dict[str, Any]:

@@ -105,7 +105,7 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
         where = "" if inner is None or (inner.path, inner.line) == (at.path, at.line) else (
             f" (at line {inner.line})" if inner.path == at.path else f" (at {inner})")
         result.warnings.append(UnknownInfo(f"statement not fully evaluated: {stop.reason}{where}", at))
-    models = find_models(loader, mod, source)
+    models = find_models(loader, mod, source, settings.inputs, settings.batch_size)
     if settings.models:
         models = [m for m in models if m.name in settings.models]
     result.models = models

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import libcst as cst
@@ -21,6 +22,7 @@ from vramlint.engine.loader import Loader
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
 from vramlint.engine.source import SourceModule
 from vramlint.engine.values import (
+    MISSING,
     ClassValue,
     FunctionValue,
     Instance,
@@ -29,8 +31,9 @@ from vramlint.engine.values import (
     Unknown,
 )
 from vramlint.engine.walk import iter_nodes
-from vramlint.frontends.torch.module import is_module, named_tensors, state_of
+from vramlint.frontends.torch.module import is_module, named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.settings import InputSpec
 
 MODEL_STEPS = 3_000_000  # enough for the largest torchvision models many times over
 FACTORY_SKIP = {"main", "train", "test", "evaluate", "run", "fit", "cli", "parse_args", "get_args", "predict"}
@@ -41,7 +44,21 @@ def _module_class(loader: Loader) -> ClassValue | None:
     return loader.torch_module_class  # type: ignore[no-any-return]
 
 
-def find_models(loader: Loader, mod: ModuleValue, source: SourceModule) -> list[ModelResult]:
+def find_models(loader: Loader, mod: ModuleValue, source: SourceModule,
+                inputs: tuple[InputSpec, ...] = (), batch_size: int = 1) -> list[ModelResult]:
+    """The models of a file, built; with `inputs`, each model's forward is traced on them too."""
+    return _find_models(loader, mod, source, Trace(inputs, batch_size))
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The inputs of the forward trace (none: no trace)."""
+
+    inputs: tuple[InputSpec, ...]
+    batch_size: int
+
+
+def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: Trace) -> list[ModelResult]:
     base = _module_class(loader)
     tree = source.tree
     if tree is None or base is None:
@@ -54,11 +71,11 @@ def find_models(loader: Loader, mod: ModuleValue, source: SourceModule) -> list[
             if isinstance(cls, ClassValue) and cls.ref is not None and cls.ref.node is stmt and base in cls.mro:
                 # What the class statement itself left undecided (an unknown base class may
                 # add parameters) makes the count inexact, as for module-level instances.
-                results.append(_build_class(loader, mod, source, cls, stmt, stmt_problems.get(stmt, [])))
+                results.append(_build_class(loader, mod, source, cls, stmt, stmt_problems.get(stmt, []), trace))
         elif isinstance(stmt, cst.FunctionDef):
             fn = mod.ns.get(stmt.name.value)
             if isinstance(fn, FunctionValue) and fn.node is stmt and _factory_candidate(loader, mod, source, stmt):
-                r = _build_factory(loader, source, fn, stmt)
+                r = _build_factory(loader, source, fn, stmt, trace)
                 if r is not None:
                     results.append(r)
         elif isinstance(stmt, cst.SimpleStatementLine):
@@ -68,7 +85,7 @@ def find_models(loader: Loader, mod: ModuleValue, source: SourceModule) -> list[
                     if is_module(v):
                         unknowns = [_info(u) for u in stmt_problems.get(stmt, [])]
                         results.append(_result(name, "instance", SourceRef(source, small), v,
-                                               "module level", unknowns, None))
+                                               "module level", unknowns, None, loader, trace))
     _mark_components(results)
     return results
 
@@ -175,7 +192,7 @@ def _known_call_args(loader: Loader, mod: ModuleValue, source: SourceModule, cal
 
 
 def _build_class(loader: Loader, mod: ModuleValue, source: SourceModule, cls: ClassValue,
-                 stmt: cst.ClassDef, class_problems: list[Unknown] | None = None) -> ModelResult:
+                 stmt: cst.ClassDef, class_problems: list[Unknown] | None, trace: Trace) -> ModelResult:
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = {}
     how = "default arguments"
@@ -193,7 +210,7 @@ def _build_class(loader: Loader, mod: ModuleValue, source: SourceModule, cls: Cl
 
     value, sink, error = _run(loader, build)
     loc = SourceRef(source, stmt.name)
-    return _result(cls.name, "class", loc, value, how, [_info(u) for u in [*(class_problems or []), *sink]], error)
+    return _result(cls.name, "class", loc, value, how, [_info(u) for u in [*(class_problems or []), *sink]], error, loader, trace)
 
 
 def _factory_candidate(loader: Loader, mod: ModuleValue, source: SourceModule, stmt: cst.FunctionDef) -> bool:
@@ -225,7 +242,8 @@ def _has_value_return(stmt: cst.FunctionDef) -> bool:
     )
 
 
-def _build_factory(loader: Loader, source: SourceModule, fn: FunctionValue, stmt: cst.FunctionDef) -> ModelResult | None:
+def _build_factory(loader: Loader, source: SourceModule, fn: FunctionValue, stmt: cst.FunctionDef,
+                   trace: Trace) -> ModelResult | None:
     ev = loader.evaluator
 
     def build() -> Any:
@@ -236,7 +254,7 @@ def _build_factory(loader: Loader, source: SourceModule, fn: FunctionValue, stmt
     if not is_module(value) and error is None:
         return None
     return _result(fn.name, "factory", SourceRef(source, stmt.name), value, "default arguments",
-                   [_info(u) for u in sink], error)
+                   [_info(u) for u in sink], error, loader, trace)
 
 
 # ---------------------------------------------------------------------- counting and the tree
@@ -294,12 +312,12 @@ def count_params(root: Instance) -> tuple[ParamCounts, list[Unknown]]:
     return ParamCounts(total, trainable, buffers, known), unknowns
 
 
-def build_tree(inst: Instance, path: str = "", seen: set[int] | None = None) -> ModuleNode:
-    node, _ = _build_tree(inst, path, set() if seen is None else seen)
+def build_tree(inst: Instance, path: str = "", seen: set[int] | None = None, outputs: bool = False) -> ModuleNode:
+    node, _ = _build_tree(inst, path, set() if seen is None else seen, outputs)
     return node
 
 
-def _build_tree(inst: Instance, path: str, seen: set[int]) -> tuple[ModuleNode, dict[int, int | None]]:
+def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool) -> tuple[ModuleNode, dict[int, int | None]]:
     """The node and the parameters of its subtree by identity (so tied weights count once)."""
     st = state_of(inst)
     node = ModuleNode(
@@ -310,6 +328,8 @@ def _build_tree(inst: Instance, path: str, seen: set[int]) -> tuple[ModuleNode, 
         params=[_tensor_info(n, t) for n, t in st.params.items() if t is not None],
         buffers=[_tensor_info(n, t) for n, t in st.buffers.items() if t is not None],
     )
+    if outputs and st.output is not MISSING:
+        node.output_shape = shape_of(st.output)
     seen.add(id(inst))
     sizes: dict[int, int | None] = {}
     for name, t in st.params.items():
@@ -318,7 +338,7 @@ def _build_tree(inst: Instance, path: str, seen: set[int]) -> tuple[ModuleNode, 
             sizes[id(t)] = n if isinstance(n, int) else None
     for name, child in st.modules.items():
         if is_module(child) and id(child) not in seen:
-            sub, sub_sizes = _build_tree(child, f"{path}.{name}" if path else name, seen)
+            sub, sub_sizes = _build_tree(child, f"{path}.{name}" if path else name, seen, outputs)
             node.children.append(sub)
             sizes.update(sub_sizes)
     total = 0
@@ -343,7 +363,7 @@ def _dedupe(unknowns: list[UnknownInfo]) -> list[UnknownInfo]:
 
 
 def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list[UnknownInfo],
-            error: UnknownInfo | None) -> ModelResult:
+            error: UnknownInfo | None, loader: Loader, trace: Trace) -> ModelResult:
     if error is not None or not is_module(value):
         if error is None:
             reason = value.reason if isinstance(value, Unknown) else "did not produce a module"
@@ -354,4 +374,49 @@ def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list
     if all_unknowns and counts.total is not None and unknowns:
         # Something that could change the structure was not decided: the count is not exact.
         counts = ParamCounts(None, None, counts.buffers, counts.known)
-    return ModelResult(name, kind, loc, counts, build_tree(value), how, all_unknowns, None)
+    if not trace.inputs or counts.total is None:
+        # No trace asked for, or a model whose structure is not known (a block built without
+        # its arguments): its forward would only trace the unknowns again.
+        return ModelResult(name, kind, loc, counts, build_tree(value), how, all_unknowns, None)
+    output, trace_unknowns = trace_forward(loader, value, trace.inputs, trace.batch_size)
+    result = ModelResult(name, kind, loc, counts, build_tree(value, outputs=True), how, all_unknowns, None)
+    result.output_shape = shape_of(output)
+    result.forward_unknowns = _dedupe(trace_unknowns)
+    return result
+
+
+# ---------------------------------------------------------------------- the forward trace
+def trace_forward(loader: Loader, model: Instance, inputs: tuple[InputSpec, ...],
+                  batch: int) -> tuple[Any, list[UnknownInfo]]:
+    """Call the model on tensors of the given per-sample shapes (batch first), as torchinfo does;
+    every module keeps the output of its first call."""
+    for _, m in named_modules(model):
+        state_of(m).output = MISSING  # forget dummy forwards made while building
+    args = tuple(TensorValue((batch, *spec.shape), spec.dtype) for spec in inputs)
+    value, sink, error = _run(loader, lambda: loader.evaluator.call(model, args, {}))
+    unknowns = [_info(u) for u in sink] + ([error] if error is not None else [])
+    unknowns.extend(_info(u) for u in _output_unknowns(value))
+    return value, unknowns
+
+
+def _output_unknowns(v: Any, depth: int = 0) -> list[Unknown]:
+    if isinstance(v, Unknown):
+        return [v]
+    if isinstance(v, TensorValue):
+        return _tensor_unknowns(v, "output")
+    if depth < 3 and isinstance(v, (tuple, list, dict)):
+        items = v.values() if isinstance(v, dict) else v
+        return [u for x in items for u in _output_unknowns(x, depth + 1)]
+    return []
+
+
+def shape_of(v: Any) -> tuple[int | None, ...] | None:
+    """The shape of a tensor, or of the first tensor in a tuple/list/dict output."""
+    if isinstance(v, TensorValue):
+        return _dims(v.shape)
+    items = list(v.values()) if isinstance(v, dict) else list(v) if isinstance(v, (tuple, list)) else []
+    for x in items:
+        s = shape_of(x)
+        if s is not None:
+            return s
+    return None

@@ -49,6 +49,9 @@ class ModuleNode:
     buffers: list[TensorInfo] = field(default_factory=list)
     children: list[ModuleNode] = field(default_factory=list)
     param_count: int | None = None  # own + children, tied weights once; None if unknown
+    # With inputs (Settings.inputs): the shape of what its first call returned in the forward
+    # trace (None: not called, or not a tensor); unknown dims are None.
+    output_shape: tuple[int | None, ...] | None = None
 
     @property
     def location(self) -> Location | None:
@@ -76,6 +79,9 @@ class ModelResult:
     error: UnknownInfo | None = None  # construction failed (exception, budget)
     # For a class whose standalone count is unknown: the models of the file that contain it.
     used_in: list[str] = field(default_factory=list)
+    # With inputs: the model's output shape and what its forward trace could not determine.
+    output_shape: tuple[int | None, ...] | None = None
+    forward_unknowns: list[UnknownInfo] = field(default_factory=list)
 
     @property
     def location(self) -> Location | None:

@@ -26,6 +26,7 @@ def layer_rows(node: ModuleNode) -> list[dict[str, Any]]:
         "type": node.class_name,
         "line": node.location.line if node.location else None,
         "params": node.param_count,
+        "output_shape": list(node.output_shape) if node.output_shape is not None else None,
         "own_params": [{"name": p.name, "shape": list(p.shape) if p.shape is not None else None,
                         "numel": p.numel, "trainable": p.trainable} for p in node.params],
     }]
@@ -46,6 +47,8 @@ def model_json(m: ModelResult, layers: bool) -> dict[str, Any]:
         "unknowns": [unknown_json(u) for u in m.unknowns],
         "error": unknown_json(m.error) if m.error else None,
         "used_in": m.used_in,
+        "output_shape": list(m.output_shape) if m.output_shape is not None else None,
+        "forward_unknowns": [unknown_json(u) for u in m.forward_unknowns],
     }
     if layers and m.tree is not None:
         out["layers"] = layer_rows(m.tree)

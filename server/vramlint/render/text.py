@@ -29,14 +29,25 @@ def model_text(path: str, m: ModelResult) -> list[str]:
     else:
         p = m.params
         frozen = "" if p.total is None or p.trainable == p.total else f", {_count(p.trainable)} trainable"
-        lines.append(f"{where}: {m.name} ({m.kind}): {_count(p.total)} parameters{frozen}")
+        output = f"; output {_shape(m.output_shape)}" if m.output_shape is not None else ""
+        lines.append(f"{where}: {m.name} ({m.kind}): {_count(p.total)} parameters{frozen}{output}")
         if p.total is None:
             lines.append(f"    {p.known:,} parameters are known; the rest depend on:")
     for u in m.unknowns[:10]:
         lines.append(f"    {_loc(u, path)}: {u.reason}")
     if len(m.unknowns) > 10:
         lines.append(f"    ... and {len(m.unknowns) - 10} more")
+    if m.forward_unknowns:
+        lines.append("    forward:")
+        for u in m.forward_unknowns[:5]:
+            lines.append(f"      {_loc(u, path)}: {u.reason}")
+        if len(m.forward_unknowns) > 5:
+            lines.append(f"      ... and {len(m.forward_unknowns) - 5} more")
     return lines
+
+
+def _shape(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def render(files: list[FileAnalysis]) -> str:

@@ -30,7 +30,7 @@ Kwargs = dict[str, Any]
 
 
 class ModuleState:
-    __slots__ = ("modules", "params", "buffers", "training", "ref")
+    __slots__ = ("modules", "params", "buffers", "training", "ref", "output")
 
     def __init__(self, ref: SourceRef | None) -> None:
         self.modules: dict[str, Any] = {}
@@ -39,6 +39,8 @@ class ModuleState:
         self.training = True
         # Where the module was constructed (the call that created it).
         self.ref = ref
+        # What its first call returned (the forward trace of a model reads it).
+        self.output: Any = MISSING
 
     def deepcopy(self, proto: Protocol, memo: dict[int, Any]) -> ModuleState:
         s = ModuleState(self.ref)
@@ -311,13 +313,19 @@ def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     inst: Instance = a[0]
     fwd, _ = inst.cls.lookup("forward")
     if isinstance(fwd, FunctionValue):
-        return ev.call(BoundMethod(inst, fwd), a[1:], k)
-    for klass in inst.cls.mro:
-        if isinstance(klass.native, LayerNative):
-            rule = FORWARD.get(klass.name)
-            if rule is not None:
-                return rule(ev, inst, a[1:], k)
-    return Unknown(f"the forward of {inst.cls.name} is not modelled", ev.current_ref)
+        out = ev.call(BoundMethod(inst, fwd), a[1:], k)
+    else:
+        out = Unknown(f"the forward of {inst.cls.name} is not modelled", ev.current_ref)
+        for klass in inst.cls.mro:
+            if isinstance(klass.native, LayerNative):
+                rule = FORWARD.get(klass.name)
+                if rule is not None:
+                    out = rule(ev, inst, a[1:], k)
+                    break
+    st = inst.state
+    if isinstance(st, ModuleState) and st.output is MISSING:
+        st.output = out
+    return out
 
 
 def _noop_self(ev: Evaluator, a: Args, k: Kwargs) -> Any:

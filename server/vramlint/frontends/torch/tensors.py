@@ -494,6 +494,9 @@ def index_tensor(ev: Evaluator, t: TensorValue, idx: Any) -> Any:
             else:
                 out.append(Unknown("slice of unknown length", ev.current_ref))
             pos += 1
+        elif isinstance(it, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in it):
+            out.append(len(it))  # an index list selects len(list) entries: `x[:, [-1], :]`
+            pos += 1
         elif isinstance(it, TensorValue):
             if isinstance(it.shape, Unknown):
                 return TensorValue(Unknown("advanced indexing", ev.current_ref), t.dtype)

@@ -162,14 +162,73 @@ def mha_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     return (out, TensorValue(weights, q.dtype))
 
 
-@forward_rule("TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder", "TransformerDecoder")
-def same_as_first(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-    x = shapes.as_tensor(ev, first_input(a, k, "src", "tgt"), m.cls.name)
-    return x if not isinstance(x, TensorValue) else shapes.same(x)
+def _child(m: Any, name: str) -> Any:
+    return m.state.modules.get(name)
+
+
+def _attend(ev: Any, m: Any, attn: str, q: Any, kv: Any, dropout: str) -> Any:
+    out = ev.call(_child(m, attn), (q, kv, kv), {"need_weights": False})
+    return ev.call(_child(m, dropout), (out[0] if isinstance(out, tuple) else out,), {})
+
+
+def _feed_forward(ev: Any, m: Any, x: Any) -> Any:
+    h = ev.call(_child(m, "linear1"), (x,), {})
+    act = _child(m, "activation")
+    h = ev.call(act, (h,), {}) if act is not None else shapes.same(h) if isinstance(h, TensorValue) else h
+    h = ev.call(_child(m, "linear2"), (ev.call(_child(m, "dropout"), (h,), {}),), {})
+    return ev.call(_child(m, "dropout2" if "norm3" not in m.state.modules else "dropout3"), (h,), {})
+
+
+def _add(ev: Any, a: Any, b: Any) -> Any:
+    import libcst as cst
+
+    return ev.binop(cst.Add, a, b)
+
+
+# The composite layers run their children, as torch's own forward does, so each child's output
+# is traced (MultiheadAttention's out_proj is not called as a module by torch: no child call).
+@forward_rule("TransformerEncoderLayer")
+def encoder_layer_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    x = first_input(a, k, "src")
+    norm1, norm2 = _child(m, "norm1"), _child(m, "norm2")
+    if m.attrs.get("norm_first"):
+        h = ev.call(norm1, (x,), {})
+        x = _add(ev, x, _attend(ev, m, "self_attn", h, h, "dropout1"))
+        return _add(ev, x, _feed_forward(ev, m, ev.call(norm2, (x,), {})))
+    x = ev.call(norm1, (_add(ev, x, _attend(ev, m, "self_attn", x, x, "dropout1")),), {})
+    return ev.call(norm2, (_add(ev, x, _feed_forward(ev, m, x)),), {})
+
+
+@forward_rule("TransformerDecoderLayer")
+def decoder_layer_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    x = first_input(a, k, "tgt")
+    memory = a[1] if len(a) > 1 else k.get("memory")
+    n1, n2, n3 = _child(m, "norm1"), _child(m, "norm2"), _child(m, "norm3")
+    if m.attrs.get("norm_first"):
+        h = ev.call(n1, (x,), {})
+        x = _add(ev, x, _attend(ev, m, "self_attn", h, h, "dropout1"))
+        x = _add(ev, x, _attend(ev, m, "multihead_attn", ev.call(n2, (x,), {}), memory, "dropout2"))
+        return _add(ev, x, _feed_forward(ev, m, ev.call(n3, (x,), {})))
+    x = ev.call(n1, (_add(ev, x, _attend(ev, m, "self_attn", x, x, "dropout1")),), {})
+    x = ev.call(n2, (_add(ev, x, _attend(ev, m, "multihead_attn", x, memory, "dropout2")),), {})
+    return ev.call(n3, (_add(ev, x, _feed_forward(ev, m, x)),), {})
+
+
+@forward_rule("TransformerEncoder", "TransformerDecoder")
+def stack_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    x = first_input(a, k, "src", "tgt")
+    rest = a[1:2] if m.cls.name == "TransformerDecoder" else ()
+    if m.cls.name == "TransformerDecoder" and not rest and "memory" in k:
+        rest = (k["memory"],)
+    for layer in m.state.modules["layers"].state.modules.values():
+        x = ev.call(layer, (x, *rest), {})
+    norm = _child(m, "norm")
+    return ev.call(norm, (x,), {}) if norm is not None else x
 
 
 @forward_rule("Transformer")
 def transformer_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    src = first_input(a, k, "src")
     tgt = a[1] if len(a) > 1 else k.get("tgt")
-    x = shapes.as_tensor(ev, tgt, "Transformer")
-    return x if not isinstance(x, TensorValue) else shapes.same(x)
+    memory = ev.call(_child(m, "encoder"), (src,), {})
+    return ev.call(_child(m, "decoder"), (tgt, memory), {})
