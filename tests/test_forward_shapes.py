@@ -93,6 +93,8 @@ CASES = {
     "F.pad": "F.pad(torch.zeros(1, 2, 3), (1, 1))",
     "F.embedding": "F.embedding(torch.zeros(3, 4, dtype=torch.long), torch.zeros(10, 6))",
     "F.relu-view": "F.relu(torch.zeros(2, 3, 4)).view(2, -1)",
+    "einsum": "torch.einsum('b h i d, b h j d -> b h i j', torch.zeros(2, 3, 5, 4), torch.zeros(2, 3, 6, 4))",
+    "einsum-implicit": "torch.einsum('ij,jk', torch.zeros(3, 4), torch.zeros(4, 5))",
     "tensor-ops": "torch.cat([torch.zeros(2, 3), torch.ones(2, 5)], dim=1).unsqueeze(0).transpose(1, 2)",
 }
 

@@ -50,3 +50,22 @@ def test_unresolvable_classes_are_explained(analysed: dict[str, vramlint.ModelRe
     assert block.params.total is None
     assert any("inplanes" in u.reason for u in block.unknowns)
     assert all(u.location is not None and u.location.line > 0 for u in block.unknowns)
+
+
+@pytest.fixture(scope="module")
+def traced() -> dict[str, vramlint.ModelResult]:
+    from vramlint.settings import InputSpec
+
+    root = library_source("torchvision", TORCHVISION_VERSION)
+    settings = vramlint.Settings(extra_paths=(str(root),), inputs=(InputSpec((3, 224, 224)),), batch_size=2)
+    return {m.name: m for f in sorted((root / "torchvision" / "models").glob("*.py"))
+            for m in vramlint.analyze_file(str(f), settings).models if m.kind == "factory"}
+
+
+@pytest.mark.parametrize("name", sorted(TRUTH))
+def test_forward_trace_gives_the_logits(name: str, traced: dict[str, vramlint.ModelResult]) -> None:
+    # Every classification model maps a batch of 224x224 images to [batch, 1000] logits (googlenet
+    # and inception_v3 return a tuple in training mode; its first tensor is the logits).
+    model = traced[name]
+    assert model.forward_unknowns == [], [u.reason for u in model.forward_unknowns[:3]]
+    assert model.output_shape == (2, 1000)

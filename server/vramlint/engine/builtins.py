@@ -339,6 +339,10 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
     klass("type", type, (obj,), c_type)
     types[type(None)] = ClassValue("NoneType", (obj,), {}, "builtins", native=BuiltinType(type(None), lambda ev, c, a, k: None))
     types[type(Ellipsis)] = ClassValue("ellipsis", (obj,), {}, "builtins")
+    # The classes of the evaluator's own callables, for `f.__class__` / `type(f)`.
+    types[FunctionValue] = ClassValue("function", (obj,), {}, "builtins")
+    types[NativeFunction] = ClassValue("builtin_function_or_method", (obj,), {}, "builtins")
+    types[BoundMethod] = ClassValue("method", (obj,), {}, "builtins")
 
     base_exc = klass("BaseException", BaseException, (obj,), c_exception,
                      {"__init__": NativeFunction("BaseException.__init__", exc_init)})

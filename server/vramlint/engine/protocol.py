@@ -140,6 +140,8 @@ class Protocol:
                 return NativeFunction("_replace", _replace)
             return self._class_attr(obj.cls, name, default, instance=obj)
         if isinstance(obj, FunctionValue):
+            if name == "__class__":
+                return self.type_of(obj)
             if name == "__name__":
                 return obj.name
             if name == "__qualname__":

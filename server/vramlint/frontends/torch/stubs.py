@@ -221,6 +221,34 @@ def _diff(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return TensorValue((n - 1 if isinstance(n, int) else n,), t.dtype, data=data)
 
 
+def _einsum(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """torch.einsum(equation, *operands): output dims looked up by subscript letter."""
+    eq = a[0] if a else k.get("equation")
+    ops = list(a[1:])
+    if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
+        ops = list(ops[0])
+    if not isinstance(eq, str) or "..." in eq:
+        return Unknown("einsum with an unknown or ellipsis equation", ev.current_ref)
+    eq = eq.replace(" ", "")
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ops) or not all(isinstance(t, TensorValue) and isinstance(t.shape, tuple) for t in ops):
+        return Unknown("einsum operands of unknown shape", ev.current_ref)
+    sizes: dict[str, Any] = {}
+    for term, t in zip(terms, ops):
+        if len(term) != len(t.shape):
+            return Unknown(f"einsum term {term!r} does not match a tensor of rank {len(t.shape)}", ev.current_ref)
+        for ch, d in zip(term, t.shape):
+            if sizes.get(ch, 1) == 1:
+                sizes[ch] = d
+    if not _:
+        rhs = "".join(sorted(ch for ch in sizes if lhs.count(ch) == 1))  # implicit output: letters seen once
+    dtype = ops[0].dtype
+    for t in ops[1:]:
+        dtype = T.promote(dtype, t.dtype)
+    return TensorValue(tuple(sizes.get(ch, Unknown(f"einsum output letter {ch}", ev.current_ref)) for ch in rhs), dtype)
+
+
 def _method_as_function(name: str) -> Callable[..., Any]:
     """torch.f(t, ...) for a Tensor method t.f(...)."""
 
@@ -301,6 +329,7 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
         "compile": lambda ev, a, k: a[0] if a else NativeFunction("compile", lambda ev2, a2, k2: a2[0]),
         "_log_api_usage_once": lambda ev, a, k: None,
         "where": lambda ev, a, k: a[1] if len(a) > 1 and isinstance(a[1], TensorValue) else Unknown("where", ev.current_ref),
+        "einsum": _einsum,
     }
     for name in ("flatten", "permute", "transpose", "swapaxes", "unsqueeze", "squeeze", "reshape", "sum", "mean",
                  "prod", "max", "min", "chunk", "split", "clamp", "clip", "roll", "flip", "tril", "triu", "argmax",
