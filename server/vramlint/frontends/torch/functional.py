@@ -107,17 +107,7 @@ def _interpolate(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 
 
 def _pad(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    x = shapes.as_tensor(ev, _arg(a, k, 0, "input"), "F.pad")
-    pads = _arg(a, k, 1, "pad")
-    if not isinstance(x, TensorValue):
-        return x
-    if not isinstance(pads, (tuple, list)):
-        return Unknown("F.pad with unknown padding", ev.current_ref)
-    assert isinstance(x.shape, tuple)
-    shape = list(x.shape)
-    for i in range(len(pads) // 2):
-        shape[-1 - i] = shape[-1 - i] + pads[2 * i] + pads[2 * i + 1]
-    return TensorValue(tuple(shape), x.dtype)
+    return shapes.pad(ev, _arg(a, k, 0, "input"), _arg(a, k, 1, "pad"), "F.pad")
 
 
 def _flatten(ev: Evaluator, a: Args, k: Kwargs) -> Any:

@@ -66,8 +66,8 @@ def _window(size: Any, k: Any, s: Any, p: Any, d: Any, ceil_mode: bool = False) 
     return span // s + 1
 
 
-def conv(ev: Evaluator, x: Any, nd: int, out_channels: Any, kernel: Any, stride: Any, padding: Any,
-         dilation: Any, what: str) -> Any:
+def _spatial(ev: Evaluator, x: Any, nd: int, what: str) -> tuple[TensorValue, tuple[Any, ...], tuple[Any, ...]] | Unknown:
+    """A (batched or unbatched) N-d input split into its leading dims and its nd spatial dims."""
     t = as_tensor(ev, x, what)
     if isinstance(t, Unknown):
         return t
@@ -75,7 +75,15 @@ def conv(ev: Evaluator, x: Any, nd: int, out_channels: Any, kernel: Any, stride:
     assert isinstance(shape, tuple)
     if len(shape) not in (nd + 1, nd + 2):
         return mismatch(ev, f"{what} expects a {nd + 1}-D or {nd + 2}-D input, got shape {list(shape)}")
-    lead, spatial = shape[: len(shape) - nd - 1], shape[len(shape) - nd:]
+    return t, shape[: len(shape) - nd - 1], shape[len(shape) - nd:]
+
+
+def conv(ev: Evaluator, x: Any, nd: int, out_channels: Any, kernel: Any, stride: Any, padding: Any,
+         dilation: Any, what: str) -> Any:
+    split = _spatial(ev, x, nd, what)
+    if isinstance(split, Unknown):
+        return split
+    t, lead, spatial = split
     k, s, d = tup(kernel, nd), tup(stride, nd), tup(dilation, nd)
     out = []
     for i, size in enumerate(spatial):
@@ -89,17 +97,27 @@ def conv(ev: Evaluator, x: Any, nd: int, out_channels: Any, kernel: Any, stride:
 
 def conv_transpose(ev: Evaluator, x: Any, nd: int, out_channels: Any, kernel: Any, stride: Any, padding: Any,
                    output_padding: Any, dilation: Any, what: str) -> Any:
-    t = as_tensor(ev, x, what)
-    if isinstance(t, Unknown):
-        return t
-    shape = t.shape
-    assert isinstance(shape, tuple)
-    if len(shape) not in (nd + 1, nd + 2):
-        return mismatch(ev, f"{what} expects a {nd + 1}-D or {nd + 2}-D input, got shape {list(shape)}")
-    lead, spatial = shape[: len(shape) - nd - 1], shape[len(shape) - nd:]
+    split = _spatial(ev, x, nd, what)
+    if isinstance(split, Unknown):
+        return split
+    t, lead, spatial = split
     k, s, p, op, d = (tup(v, nd) for v in (kernel, stride, padding, output_padding, dilation))
     out = [(size - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i, size in enumerate(spatial)]
     return TensorValue((*lead, out_channels, *out), t.dtype)
+
+
+def pad(ev: Evaluator, x: Any, pads: Any, what: str) -> Any:
+    """F.pad semantics: (left, right) pairs from the last dimension backwards."""
+    t = as_tensor(ev, x, what)
+    if isinstance(t, Unknown):
+        return t
+    if not isinstance(pads, (tuple, list)):
+        return Unknown(f"{what} with unknown padding", ev.current_ref)
+    assert isinstance(t.shape, tuple)
+    shape = list(t.shape)
+    for i in range(len(pads) // 2):
+        shape[-1 - i] = shape[-1 - i] + pads[2 * i] + pads[2 * i + 1]
+    return TensorValue(tuple(shape), t.dtype)
 
 
 def pool(ev: Evaluator, x: Any, nd: int, kernel: Any, stride: Any, padding: Any, dilation: Any,

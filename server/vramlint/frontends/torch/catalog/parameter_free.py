@@ -205,16 +205,9 @@ def _pixel_shuffle(up: bool) -> Forward:
 
 def _pad(nd: int) -> Forward:
     def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-        x = _input(ev, m, a, k)
-        if not isinstance(x, TensorValue):
-            return x
-        assert isinstance(x.shape, tuple)
-        pad = m.attrs.get("padding")
-        pads = tuple(pad) if isinstance(pad, (tuple, list)) else (pad,) * (2 * nd)
-        shape = list(x.shape)
-        for i in range(len(pads) // 2):
-            shape[-1 - i] = shape[-1 - i] + pads[2 * i] + pads[2 * i + 1]
-        return TensorValue(tuple(shape), x.dtype)
+        p = m.attrs.get("padding")
+        pads = tuple(p) if isinstance(p, (tuple, list)) else (p,) * (2 * nd)
+        return shapes.pad(ev, first_input(a, k, "input"), pads, m.cls.name)
 
     return rule
 
