@@ -392,6 +392,12 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
     if dotted != "torch" and not dotted.startswith("torch."):
         return None
     _ensure(loader)
+    if dotted.startswith("torch.nn.utils"):
+        from vramlint.frontends.torch.nn_utils import nn_utils_module
+
+        utils = nn_utils_module(loader, dotted)
+        if utils is not None:
+            return utils
 
     def unknown_attr(mod: str) -> Callable[[str], Any]:
         def hook(attr: str) -> Any:
@@ -438,7 +444,7 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
 
 _KNOWN_SUBMODULES = {
     "torch.nn", "torch.nn.init", "torch.nn.functional", "torch.nn.parameter", "torch.nn.modules", "torch.jit",
-    "torch.fx", "torch.cuda", "torch.utils", "torch.utils.checkpoint", "torch.optim", "torch.distributed",
+    "torch.fx", "torch.cuda", "torch.utils", "torch.utils.checkpoint", "torch.nn.utils", "torch.optim", "torch.distributed",
     "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data",
 }
 

@@ -300,6 +300,8 @@ register(
     LayerSpec("ModuleDict", "modules=None"),
     LayerSpec("ParameterList", "values=None"),
     LayerSpec("ParameterDict", "parameters=None"),
+    # What torch.nn.utils.parametrize puts under `layer.parametrizations.<name>` (see nn_utils.py).
+    LayerSpec("ParametrizationList", "*args, **kwargs", base="ModuleList", module="torch.nn.utils.parametrize"),
 )
 EXTRA_NAMESPACES.update({
     "Sequential": _ns(False, "sequential"), "ModuleList": _ns(False, "list"), "ModuleDict": _ns(False, "dict"),
@@ -307,6 +309,7 @@ EXTRA_NAMESPACES.update({
 })
 CUSTOM_NATIVES.update({
     "Sequential": ContainerNative, "ModuleList": ContainerNative, "ModuleDict": ContainerNative,
+    "ParametrizationList": ContainerNative,
     "ParameterList": ParamContainerNative, "ParameterDict": ParamContainerNative,
 })
 _ = OrderedDict

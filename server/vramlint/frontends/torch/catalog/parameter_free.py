@@ -104,6 +104,9 @@ def weighted_loss(a: LayerArgs) -> LayerParts:
 
 
 register(*(LayerSpec(name, sig) for name, sig in SIGNATURES.items()))
+# The parametrization modules of torch.nn.utils.parametrizations (their buffers are set there).
+register(*(LayerSpec(name, "*args, **kwargs", module="torch.nn.utils.parametrizations")
+           for name in ("_WeightNorm", "_SpectralNorm", "_Orthogonal")))
 register(
     LayerSpec("PReLU", "num_parameters=1, init=0.25, device=None, dtype=None", prelu),
     LayerSpec("CrossEntropyLoss", "weight=None, size_average=None, ignore_index=-100, reduce=None, reduction='mean', "
