@@ -97,7 +97,7 @@ def _parametrize(ev: Evaluator, module: Instance, name: str, w: TensorValue,
     st = state_of(module)
     del st.params[name]
     holder = st.modules.get("parametrizations")
-    if not is_module(holder):
+    if not isinstance(holder, Instance) or not is_module(holder):
         holder = ev.protocol.instantiate(classes["ModuleDict"], (), {})
         st.modules["parametrizations"] = holder
     plist = ev.protocol.instantiate(classes["ParametrizationList"], (), {})
