@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 PROBE = """
 import torch
 import torch.nn as nn
+import torch.utils.checkpoint
 import torch.nn.functional as F
 
 class Probe(nn.Module):
@@ -95,6 +96,8 @@ CASES = {
     "F.relu-view": "F.relu(torch.zeros(2, 3, 4)).view(2, -1)",
     "einsum": "torch.einsum('b h i d, b h j d -> b h i j', torch.zeros(2, 3, 5, 4), torch.zeros(2, 3, 6, 4))",
     "einsum-implicit": "torch.einsum('ij,jk', torch.zeros(3, 4), torch.zeros(4, 5))",
+    "checkpoint": "torch.utils.checkpoint.checkpoint(nn.Linear(4, 6), torch.zeros(2, 4), use_reentrant=False)",
+    "checkpoint-sequential": "torch.utils.checkpoint.checkpoint_sequential(nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)), 2, torch.zeros(2, 4), use_reentrant=False)",
     "tensor-ops": "torch.cat([torch.zeros(2, 3), torch.ones(2, 5)], dim=1).unsqueeze(0).transpose(1, 2)",
 }
 

@@ -249,6 +249,25 @@ def _einsum(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return TensorValue(tuple(sizes.get(ch, Unknown(f"einsum output letter {ch}", ev.current_ref)) for ch in rhs), dtype)
 
 
+def _checkpoint(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """checkpoint(fn, *args): the same result as fn(*args) (it only changes what backward keeps)."""
+    if not a:
+        return Unknown("checkpoint() without a function", ev.current_ref)
+    kwargs = {key: v for key, v in k.items() if key not in ("use_reentrant", "preserve_rng_state",
+                                                             "context_fn", "determinism_check", "debug")}
+    return ev.call(a[0], a[1:], kwargs)
+
+
+def _checkpoint_sequential(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    functions, x = (a[0] if a else k.get("functions")), (a[2] if len(a) > 2 else k.get("input"))
+    layers = ev.protocol.iterate(functions)
+    if isinstance(layers, Unknown):
+        return layers
+    for f in layers:
+        x = ev.call(f, (x,), {})
+    return x
+
+
 def _method_as_function(name: str) -> Callable[..., Any]:
     """torch.f(t, ...) for a Tensor method t.f(...)."""
 
@@ -435,6 +454,12 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
         return ModuleValue(dotted, _jit_ns(), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.fx":
         return ModuleValue(dotted, {"wrap": _identity_decorator("torch.fx.wrap")}, getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.utils.checkpoint":
+        return ModuleValue(dotted, {
+            "checkpoint": NativeFunction("torch.utils.checkpoint.checkpoint", _checkpoint),
+            "checkpoint_sequential": NativeFunction("torch.utils.checkpoint.checkpoint_sequential",
+                                                    _checkpoint_sequential),
+        }, getattr_hook=unknown_attr(dotted))
     if dotted == "torch.cuda":
         return ModuleValue(dotted, {"is_available": NativeFunction(
             "torch.cuda.is_available", lambda ev, a, k: Unknown("whether CUDA is available depends on the machine", ev.current_ref))},
