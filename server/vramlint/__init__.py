@@ -8,10 +8,10 @@ from vramlint.analysis.results import (
     ParamCounts,
     UnknownInfo,
 )
-from vramlint.settings import ConfigError, Settings
+from vramlint.settings import ConfigError, InputSpec, Settings
 
 __version__ = "0.1.0"
 __all__ = [
     "analyze_file", "analyze_source", "FileAnalysis", "ModelResult", "ModuleNode", "ParamCounts",
-    "UnknownInfo", "Settings", "ConfigError", "__version__",
+    "UnknownInfo", "Settings", "InputSpec", "ConfigError", "__version__",
 ]
