@@ -30,6 +30,7 @@ from vramlint.engine.values import (
     Partial,
     Property,
     StaticMethod,
+    SubclassedDict,
     Unknown,
     Value,
 )
@@ -283,6 +284,22 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
         d = c_dict(ev, cls, a, k)
         return collections.OrderedDict(d) if isinstance(d, dict) else d
 
+    def subclassable(base: Callable[..., Any], builtin: Callable[[], ClassValue]) -> Callable[..., Any]:
+        def construct(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+            if cls is builtin():
+                return base(ev, cls, a, k)
+            d = base(ev, cls, (), {})
+            out = SubclassedDict(d)
+            out.cls = cls
+            init, owner = cls.lookup("__init__")
+            if init is not MISSING and owner is not None and not isinstance(owner.native, BuiltinType):
+                ev.call(ev.protocol.bind_descriptor(init, cls, out), a, k)
+            elif a or k:
+                out.update(base(ev, cls, a, k))
+            return out
+
+        return construct
+
     def c_range(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
         u = contains_unknown(a)
         if u is not None:
@@ -330,8 +347,33 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
     klass("tuple", tuple, (obj,), c_seq(tuple))
     klass("set", set, (obj,), c_seq(set))
     klass("frozenset", frozenset, (obj,), c_seq(frozenset))
-    klass("dict", dict, (obj,), c_dict)
-    odict = ClassValue("OrderedDict", (b["dict"],), {}, "collections", native=BuiltinType(collections.OrderedDict, c_odict))
+    def dict_getitem(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        try:
+            return dict.__getitem__(a[0], a[1])
+        except KeyError:
+            raise ev.raise_error("KeyError", repr(a[1])) from None
+        except TypeError:
+            return Unknown("unhashable key", ev.current_ref)
+
+    def dict_setitem(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        try:
+            dict.__setitem__(a[0], a[1], a[2])
+        except TypeError:
+            ev.record(Unknown("unhashable key", ev.current_ref))
+        return None
+
+    def dict_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        d = c_dict(ev, b["dict"], a[1:], k)
+        if isinstance(d, dict):
+            dict.update(a[0], d)
+        return None
+
+    dict_ns = {"__init__": NativeFunction("dict.__init__", dict_init),
+               "__getitem__": NativeFunction("dict.__getitem__", dict_getitem),
+               "__setitem__": NativeFunction("dict.__setitem__", dict_setitem)}
+    klass("dict", dict, (obj,), subclassable(c_dict, lambda: b["dict"]), dict_ns)
+    odict = ClassValue("OrderedDict", (b["dict"],), {}, "collections",
+                       native=BuiltinType(collections.OrderedDict, subclassable(c_odict, lambda: odict)))
     types[collections.OrderedDict] = odict
     klass("range", range, (obj,), c_range)
     klass("slice", slice, (obj,), c_slice)

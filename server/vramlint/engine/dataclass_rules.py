@@ -13,6 +13,7 @@ from vramlint.engine.values import (
     Instance,
     NativeFunction,
     NTuple,
+    SubclassedDict,
     Unknown,
 )
 
@@ -114,7 +115,7 @@ def _field(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
 
 def _fields(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     target = a[0]
-    cls = target.cls if isinstance(target, Instance) else target
+    cls = target.cls if isinstance(target, (Instance, SubclassedDict)) else target
     if not isinstance(cls, ClassValue):
         return Unknown("fields() of a non-dataclass", ev.current_ref)
     out = []

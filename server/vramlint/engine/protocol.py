@@ -28,6 +28,7 @@ from vramlint.engine.values import (
     Partial,
     Property,
     StaticMethod,
+    SubclassedDict,
     SuperValue,
     Unknown,
     Value,
@@ -96,6 +97,8 @@ class Protocol:
     def type_of(self, v: Any) -> ClassValue | Unknown:
         if isinstance(v, Instance):
             return v.cls
+        if isinstance(v, SubclassedDict) and v.cls is not None:
+            return v.cls  # type: ignore[no-any-return]
         if isinstance(v, NTuple):
             return v.cls
         if isinstance(v, ExceptionValue):
@@ -120,6 +123,18 @@ class Protocol:
             return self._instance_attr(obj, name, default)
         if isinstance(obj, ModuleValue):
             return self.loader.module_attr(obj, name, default)
+        if isinstance(obj, SubclassedDict) and obj.cls is not None:
+            from vramlint.engine.builtins import BuiltinType
+
+            if obj.attrs is not None and name in obj.attrs:
+                return obj.attrs[name]
+            if name == "__dict__":
+                if obj.attrs is None:
+                    obj.attrs = {}
+                return obj.attrs
+            v, owner = obj.cls.lookup(name)
+            if v is not MISSING and owner is not None and not isinstance(owner.native, BuiltinType):
+                return self.bind_descriptor(v, obj.cls, obj)
         if isinstance(obj, ClassValue):
             return self._class_attr(obj, name, default)
         if isinstance(obj, SuperValue):
@@ -222,7 +237,7 @@ class Protocol:
         raise self.ev.raise_error("AttributeError", f"'{tname}' object has no attribute '{name}'")
 
     def _native_attr(self, obj: Any, name: str, default: Any) -> Any:
-        methods = _NATIVE_METHODS.get(type(obj))
+        methods = _NATIVE_METHODS.get(dict if isinstance(obj, SubclassedDict) else type(obj))
         if methods is not None and name in methods:
             return NativeFunction(f"{type(obj).__name__}.{name}", _native_method(obj, name))
         if isinstance(obj, complex) and name in ("real", "imag"):
@@ -318,6 +333,11 @@ class Protocol:
         return self._missing(obj, name, default)
 
     def setattr(self, obj: Any, name: str, value: Any) -> None:
+        if isinstance(obj, SubclassedDict) and obj.cls is not None:
+            user, _ = obj.cls.lookup("__setattr__")
+            if isinstance(user, FunctionValue):
+                self.ev.call(user, (obj, name, value), {})
+                return
         if isinstance(obj, Instance):
             user, _ = obj.cls.lookup("__setattr__")
             if isinstance(user, FunctionValue):
@@ -335,6 +355,14 @@ class Protocol:
             hook = self.hook(obj.cls, "setattr")
             if hook is not None and hook(self.ev, obj, name, value):
                 return
+            obj.attrs[name] = value
+        elif isinstance(obj, SubclassedDict):
+            prop, _ = obj.cls.lookup(name) if obj.cls is not None else (MISSING, None)
+            if isinstance(prop, Property) and prop.fset is not None:
+                self.ev.call(prop.fset, (obj, value), {})
+                return
+            if obj.attrs is None:
+                obj.attrs = {}
             obj.attrs[name] = value
         elif isinstance(obj, ClassValue):
             obj.ns[name] = value
@@ -377,6 +405,10 @@ class Protocol:
                 return obj[idx]
             except IndexError:
                 raise self.ev.raise_error("IndexError", "index out of range") from None
+        if isinstance(obj, SubclassedDict) and obj.cls is not None:
+            user, _ = obj.cls.lookup("__getitem__")
+            if isinstance(user, FunctionValue):
+                return self.ev.call(user, (obj, idx), {})
         if isinstance(obj, dict):
             if isinstance(idx, Unknown):
                 return idx
@@ -416,6 +448,8 @@ class Protocol:
                     obj[idx] = value
             except (IndexError, TypeError, ValueError) as err:
                 raise self.ev.raise_error("IndexError", str(err)) from None
+        elif isinstance(obj, SubclassedDict) and isinstance(obj.cls.lookup("__setitem__")[0], FunctionValue):
+            self.ev.call(obj.cls.lookup("__setitem__")[0], (obj, idx, value), {})
         elif isinstance(obj, dict):
             try:
                 obj[idx] = value

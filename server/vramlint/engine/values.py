@@ -8,6 +8,7 @@ cannot determine) is one of the classes below.
 
 from __future__ import annotations
 
+import collections as _collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -399,3 +400,11 @@ class _Missing:
 
 _MISSING: Any = _Missing()
 MISSING = _MISSING
+
+
+class SubclassedDict(_collections.OrderedDict):  # type: ignore[type-arg]
+    """An instance of a class of the analysed code that subclasses dict/OrderedDict: a dict that
+    remembers its class, so that the class's own `__getitem__` and methods apply to it."""
+
+    cls: Any = None
+    attrs: dict[str, Any] | None = None  # its instance attributes

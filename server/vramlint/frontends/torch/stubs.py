@@ -212,15 +212,6 @@ def _meshgrid(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return tuple(TensorValue(tuple(sizes), t.dtype) for t in ts)
 
 
-def _diff(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    t = a[0]
-    if not isinstance(t, TensorValue) or isinstance(t.shape, Unknown) or len(t.shape) != 1:
-        return Unknown("diff of a non-1-D tensor", ev.current_ref)
-    n = t.shape[0]
-    data = [y - x for x, y in zip(t.data, t.data[1:])] if t.data is not None else None
-    return TensorValue((n - 1 if isinstance(n, int) else n,), t.dtype, data=data)
-
-
 def _einsum(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     """torch.einsum(equation, *operands): output dims looked up by subscript letter."""
     eq = a[0] if a else k.get("equation")
@@ -247,6 +238,13 @@ def _einsum(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     for t in ops[1:]:
         dtype = T.promote(dtype, t.dtype)
     return TensorValue(tuple(sizes.get(ch, Unknown(f"einsum output letter {ch}", ev.current_ref)) for ch in rhs), dtype)
+
+
+def _addmm(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """addmm(input, mat1, mat2): input broadcast to the (n, p) product."""
+    bias = a[0] if a else k.get("input")
+    prod = T.matmul(ev, a[1] if len(a) > 1 else k.get("mat1"), a[2] if len(a) > 2 else k.get("mat2"))
+    return T.elementwise(ev, "add", prod, bias) if isinstance(prod, TensorValue) else prod
 
 
 def _checkpoint(ev: Evaluator, a: Args, k: Kwargs) -> Any:
@@ -325,7 +323,7 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
         "zeros_like": _like(0), "ones_like": _like(1), "empty_like": _like(None), "rand_like": _like(None),
         "randn_like": _like(None), "full_like": lambda ev, a, k: _like(a[1] if len(a) > 1 else None)(ev, a[:1], k),
         "arange": _arange, "linspace": _linspace, "tensor": _tensor, "as_tensor": _tensor, "from_numpy": _tensor,
-        "cat": _cat, "concat": _cat, "concatenate": _cat, "stack": _stack, "meshgrid": _meshgrid, "diff": _diff,
+        "cat": _cat, "concat": _cat, "concatenate": _cat, "stack": _stack, "meshgrid": _meshgrid,
         "randint": lambda ev, a, k: _factory_tensor(ev, (a[-1] if a else k.get("size"),), k, "int64"),
         "eye": lambda ev, a, k: TensorValue((a[0], a[1] if len(a) > 1 else a[0]), T.dtype_name(k.get("dtype"))),
         "pow": lambda ev, a, k: T.elementwise(ev, "pow", a[0], a[1]),
@@ -348,11 +346,11 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
         "compile": lambda ev, a, k: a[0] if a else NativeFunction("compile", lambda ev2, a2, k2: a2[0]),
         "_log_api_usage_once": lambda ev, a, k: None,
         "where": lambda ev, a, k: a[1] if len(a) > 1 and isinstance(a[1], TensorValue) else Unknown("where", ev.current_ref),
-        "einsum": _einsum,
+        "einsum": _einsum, "addmm": _addmm,
     }
     for name in ("flatten", "permute", "transpose", "swapaxes", "unsqueeze", "squeeze", "reshape", "sum", "mean",
                  "prod", "max", "min", "chunk", "split", "clamp", "clip", "roll", "flip", "tril", "triu", "argmax",
-                 "softmax", "log_softmax", "cumsum", "t", "amax", "amin", "std", "var", "norm", "any", "all",
+                 "softmax", "log_softmax", "cumsum", "t", "diff", "gather", "amax", "amin", "std", "var", "norm", "any", "all",
                  *T.UNARY_FUNCS):
         fns[name] = _method_as_function(name)
     for name, fn in fns.items():
@@ -453,24 +451,73 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
     if dotted == "torch.jit":
         return ModuleValue(dotted, _jit_ns(), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.fx":
-        return ModuleValue(dotted, {"wrap": _identity_decorator("torch.fx.wrap")}, getattr_hook=unknown_attr(dotted))
+        # Classes of tracing values: code checks `isinstance(x, torch.fx.Proxy)`; no analysed value is one.
+        obj = loader.builtins["object"]
+        return ModuleValue(dotted, {"wrap": _identity_decorator("torch.fx.wrap"),
+                                    "Proxy": ClassValue("Proxy", (obj,), {}, dotted),
+                                    "GraphModule": ClassValue("GraphModule", (loader.torch_module_class,), {}, dotted)},  # type: ignore[attr-defined]
+                           getattr_hook=unknown_attr(dotted))
+    if dotted in ("torch._subclasses", "torch._subclasses.fake_tensor"):
+        obj = loader.builtins["object"]
+        return ModuleValue(dotted, {"FakeTensor": ClassValue("FakeTensor", (obj,), {}, "torch._subclasses.fake_tensor")},
+                           getattr_hook=unknown_attr(dotted))
     if dotted == "torch.utils.checkpoint":
         return ModuleValue(dotted, {
             "checkpoint": NativeFunction("torch.utils.checkpoint.checkpoint", _checkpoint),
             "checkpoint_sequential": NativeFunction("torch.utils.checkpoint.checkpoint_sequential",
                                                     _checkpoint_sequential),
         }, getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.compiler":
+        return ModuleValue(dotted, _compiler_ns(), getattr_hook=unknown_attr(dotted))
+    if dotted in _ACCELERATOR_BACKENDS:
+        # Code is analysed as it runs eagerly on the CPU (the device tensors report): backends other
+        # than CUDA are not present. CUDA stays Unknown, since model code may size itself by it.
+        return ModuleValue(dotted, {
+            "is_available": NativeFunction(f"{dotted}.is_available", lambda ev, a, k: False),
+            "device_count": NativeFunction(f"{dotted}.device_count", lambda ev, a, k: 0),
+        }, getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.nn.attention":
+        return ModuleValue(dotted, {}, getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.nn.attention.flex_attention":
+        return ModuleValue(dotted, _flex_attention_ns(loader), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.cuda":
         return ModuleValue(dotted, {"is_available": NativeFunction(
-            "torch.cuda.is_available", lambda ev, a, k: Unknown("whether CUDA is available depends on the machine", ev.current_ref))},
+            "torch.cuda.is_available", lambda ev, a, k: Unknown("whether CUDA is available depends on the machine", ev.current_ref)),
+            # eager execution: no CUDA graph is being captured
+            "is_current_stream_capturing": NativeFunction("torch.cuda.is_current_stream_capturing",
+                                                          lambda ev, a, k: False)},
             getattr_hook=unknown_attr(dotted))
     return ModuleValue(dotted, {}, getattr_hook=unknown_attr(dotted))
 
 
+def _compiler_ns() -> dict[str, Any]:
+    """torch.compiler: the analysis follows eager execution, so nothing is being compiled or exported."""
+    ns: dict[str, Any] = {name: NativeFunction(f"torch.compiler.{name}", lambda ev, a, k: False)
+                          for name in ("is_compiling", "is_dynamo_compiling", "is_exporting")}
+    for name in ("disable", "allow_in_graph", "assume_constant_result", "substitute_in_graph"):
+        ns[name] = _identity_decorator(f"torch.compiler.{name}")
+    ns["reset"] = NativeFunction("torch.compiler.reset", lambda ev, a, k: None)
+    return ns
+
+
+def _flex_attention_ns(loader: Loader) -> dict[str, Any]:
+    """torch.nn.attention.flex_attention: its classes (code checks `isinstance(mask, BlockMask)`);
+    the analysis never builds block masks."""
+    obj = loader.builtins["object"]
+    mod = "torch.nn.attention.flex_attention"
+    return {"BlockMask": ClassValue("BlockMask", (obj,), {}, mod),
+            "_mask_mod_signature": NoOp(f"{mod}._mask_mod_signature"),
+            "_score_mod_signature": NoOp(f"{mod}._score_mod_signature")}
+
+
+_ACCELERATOR_BACKENDS = {"torch.xpu", "torch.mps", "torch.npu", "torch.mlu", "torch.hpu", "torch.musa"}
+
 _KNOWN_SUBMODULES = {
     "torch.nn", "torch.nn.init", "torch.nn.functional", "torch.nn.parameter", "torch.nn.modules", "torch.jit",
     "torch.fx", "torch.cuda", "torch.utils", "torch.utils.checkpoint", "torch.nn.utils", "torch.optim", "torch.distributed",
-    "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data",
+    "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data", "torch.compiler",
+    "torch.nn.attention", "torch.nn.attention.flex_attention", "torch._subclasses", "torch._subclasses.fake_tensor",
+    *_ACCELERATOR_BACKENDS,
 }
 
 __all__ = ["torch_module", "tensor_class", "MISSING"]

@@ -395,7 +395,28 @@ def _broadcast_data(t: TensorValue, shape: Shape) -> list[Any] | None:
         return t.data * n if isinstance(n, int) else None
     if len(shape) == 1 and t.shape == (shape[0],):
         return t.data
-    return None
+    return broadcast_data(t, shape)
+
+
+def broadcast_data(t: TensorValue, shape: Shape) -> list[Any] | None:
+    """The values of `t` broadcast to `shape` (None when unknown or too many)."""
+    if t.data is None or isinstance(t.shape, Unknown) or len(t.shape) > len(shape):
+        return None
+    n = numel(shape)
+    if not isinstance(n, int) or n > MAX_CONCRETE or not all(isinstance(d, int) for d in shape):
+        return None
+    src = (1,) * (len(shape) - len(t.shape)) + tuple(t.shape)
+    if any(s != d and s != 1 for s, d in zip(src, shape)):
+        return None
+    strides = [0] * len(src)
+    acc = 1
+    for i in range(len(src) - 1, -1, -1):
+        strides[i] = acc if src[i] != 1 else 0
+        acc *= src[i]
+    offsets = [0]
+    for d, stride in zip(shape, strides):
+        offsets = [o + j * stride for o in offsets for j in range(d)]
+    return [t.data[o] for o in offsets]
 
 
 def map_unary(t: TensorValue, fn: Callable[[Any], Any], dtype: str | None = None) -> TensorValue:
@@ -518,7 +539,47 @@ def index_tensor(ev: Evaluator, t: TensorValue, idx: Any) -> Any:
             data = [t.data[concrete_index]]
         except IndexError:
             raise ev.raise_error("IndexError", "index out of range") from None
+    elif t.data is not None:
+        data = _basic_index_data(t, items)
     return TensorValue(tuple(out), t.dtype, data=data)
+
+
+def _basic_index_data(t: TensorValue, items: list[Any]) -> list[Any] | None:
+    """The values of `t[items]` for basic indexing (ints, slices, None, ...) of a tensor with values."""
+    assert t.data is not None and isinstance(t.shape, tuple)
+    shape = t.shape
+    if not all(isinstance(d, int) for d in shape):
+        return None
+    n_real = sum(1 for x in items if x is not None and x is not Ellipsis)
+    picks: list[list[int]] = []  # per source dim, the positions kept
+    pos = 0
+    for it in items:
+        if it is None:
+            continue
+        if it is Ellipsis:
+            for _ in range(len(shape) - n_real):
+                picks.append(list(range(shape[pos])))
+                pos += 1
+        elif isinstance(it, int) and not isinstance(it, bool):
+            if pos >= len(shape) or not -shape[pos] <= it < shape[pos]:
+                return None
+            picks.append([it % shape[pos]])
+            pos += 1
+        elif isinstance(it, slice) and pos < len(shape):
+            picks.append(list(range(*it.indices(shape[pos]))))
+            pos += 1
+        else:
+            return None
+    while pos < len(shape):
+        picks.append(list(range(shape[pos])))
+        pos += 1
+    strides = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        strides[i] = strides[i + 1] * shape[i + 1]
+    offsets = [0]
+    for dim_picks, stride in zip(picks, strides):
+        offsets = [o + p * stride for o in offsets for p in dim_picks]
+    return [t.data[o] for o in offsets]
 
 
 def tolist(ev: Evaluator, t: TensorValue) -> Any:
@@ -654,8 +715,8 @@ def _expand(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
     if isinstance(dims, Unknown) or isinstance(t.shape, Unknown):
         return TensorValue(Unknown("expand", ev.current_ref), t.dtype)
     off = len(dims) - len(t.shape)
-    out = [(t.shape[i - off] if (d == -1 and i >= off) else d) for i, d in enumerate(dims)]
-    return TensorValue(tuple(out), t.dtype)
+    out = tuple((t.shape[i - off] if (d == -1 and i >= off) else d) for i, d in enumerate(dims))
+    return TensorValue(out, t.dtype, data=broadcast_data(t, out))
 
 
 def _repeat(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
@@ -785,16 +846,96 @@ for _name, (_fn, _fl) in UNARY_FUNCS.items():
     TENSOR_METHODS[_name] = _unary_method(_fn, _fl)
     TENSOR_METHODS[_name + "_"] = _unary_method(_fn, _fl)
 
-for _name in ("contiguous", "normal_", "uniform_", "zero_", "fill_", "copy_", "clamp_", "clamp", "clip",
+def _changed(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    """A same-shaped result whose values are not computed."""
+    return TensorValue(t.shape, t.dtype)
+
+
+def _changed_in_place(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    t.data = None  # written in place: its values are no longer known
+    return t
+
+
+for _name in ("contiguous", "cuda", "cpu", "pin_memory", "share_memory_", "detach_", "retain_grad", "to_dense"):
+    TENSOR_METHODS[_name] = _same if _name.endswith("_") else _copy
+for _name in ("normal_", "uniform_", "zero_", "fill_", "copy_", "clamp_", "clamp", "clip",
               "bernoulli_", "exponential_", "trunc_normal_", "fill_diagonal_", "masked_fill_", "masked_fill",
-              "cuda", "cpu", "pin_memory", "share_memory_", "detach_", "retain_grad", "to_dense",
               "add_", "mul_", "div_", "sub_", "clamp_min_", "clamp_max_", "scatter_", "index_fill_",
               "softmax", "log_softmax", "roll", "flip", "tril", "triu", "tril_", "triu_", "clamp_min", "clamp_max",
-              "cumsum", "masked_scatter", "nan_to_num", "abs_", "float_power"):
-    TENSOR_METHODS[_name] = _same if _name.endswith("_") else _copy
+              "masked_scatter", "nan_to_num", "abs_", "float_power"):
+    TENSOR_METHODS[_name] = _changed_in_place if _name.endswith("_") else _changed
 for _name in ("detach", "clone", "type_as"):
     TENSOR_METHODS[_name] = _copy
+def _cumsum(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    dim = a[0] if a else k.get("dim")
+    dt = "int64" if t.dtype in INT_DTYPES | {"bool"} else t.dtype
+    dt = dtype_name(k.get("dtype"), dt)
+    if isinstance(t.shape, Unknown):
+        return TensorValue(t.shape, dt)
+    d = _norm_dim(dim, len(t.shape))
+    data = None
+    if t.data is not None and isinstance(d, int) and all(isinstance(x, int) for x in t.shape) and t.shape:
+        inner = numel(t.shape[d + 1:])
+        n = t.shape[d]
+        vals = [int(x) if dt in INT_DTYPES else x for x in t.data]
+        for base in range(0, len(vals), n * inner):
+            for j in range(inner):
+                for i in range(1, n):
+                    vals[base + i * inner + j] += vals[base + (i - 1) * inner + j]
+        data = _cast(vals, dt)
+    return TensorValue(t.shape, dt, data=data)
+
+
+def _gather(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    """gather(dim, index): the result has the index's shape."""
+    index = a[1] if len(a) > 1 else k.get("index")
+    if not isinstance(index, TensorValue):
+        return index if isinstance(index, Unknown) else Unknown("gather with a non-tensor index", ev.current_ref)
+    return TensorValue(index.shape, t.dtype)
+
+
+def _diff(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    """diff(n=1, dim=-1, prepend=None, append=None): differences along `dim`."""
+    n = a[0] if a else k.get("n", 1)
+    dim = a[1] if len(a) > 1 else k.get("dim", -1)
+    prepend = a[2] if len(a) > 2 else k.get("prepend")
+    append = a[3] if len(a) > 3 else k.get("append")
+    if isinstance(t.shape, Unknown):
+        return TensorValue(t.shape, t.dtype)
+    parts = [x for x in (prepend, t, append) if x is not None]
+    if not all(isinstance(x, TensorValue) and isinstance(x.shape, tuple) and len(x.shape) == len(t.shape)
+               for x in parts) or not isinstance(n, int) or not isinstance(dim, int) or not t.shape:
+        return Unknown("diff with unknown or mismatched arguments", ev.current_ref)
+    d = _norm_dim(dim, len(t.shape))
+    shape = list(t.shape)
+    total: Any = 0
+    for x in parts:
+        total = total + x.shape[d]  # type: ignore[index]
+    shape[d] = total
+    out_dt = "bool" if t.dtype == "bool" else t.dtype
+    data = None
+    if all(x.data is not None for x in parts) and all(isinstance(v, int) for v in shape):
+        rows = numel(tuple(shape[:d]))
+        inner = numel(tuple(shape[d + 1:]))
+        blocks: list[list[Any]] = [[] for _ in range(rows)]
+        for x in parts:
+            step = x.shape[d] * inner  # type: ignore[index]
+            for r in range(rows):
+                blocks[r].extend(x.data[r * step:(r + 1) * step])  # type: ignore[index]
+        for _ in range(n):
+            m = shape[d]
+            sub = (lambda p, q: p != q) if out_dt == "bool" else (lambda p, q: q - p)
+            blocks = [[sub(b[i * inner + j], b[(i + 1) * inner + j]) for i in range(m - 1) for j in range(inner)]
+                      for b in blocks]
+            shape[d] = m - 1
+        data = [v for b in blocks for v in b]
+    else:
+        shape[d] = shape[d] - n
+    return TensorValue(tuple(shape), out_dt, data=data)
+
+
 TENSOR_METHODS.update({
+    "cumsum": _cumsum, "gather": _gather, "diff": _diff,
     "to": _to, "type": _to,
     "int": lambda ev, t, a, k: _cast_tensor(t, "int32"), "long": lambda ev, t, a, k: _cast_tensor(t, "int64"),
     "float": lambda ev, t, a, k: _cast_tensor(t, "float32"), "double": lambda ev, t, a, k: _cast_tensor(t, "float64"),
