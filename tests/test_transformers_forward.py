@@ -1,4 +1,6 @@
-"""Forward trace of transformers 5.17 GPT-2 and BERT language models on input ids [2, 64]."""
+"""Forward trace of transformers 5.17 GPT-2 and BERT language models on input ids [2, 64]: the logits'
+shape, and every module's output shape against torch's forward hooks (fixture made by
+tests/fixtures/truth/make_forward_shapes.py)."""
 
 from __future__ import annotations
 
@@ -26,18 +28,17 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {m.name: m for m in r.models}
 
 
-@pytest.mark.xfail(strict=True, reason="GPT-2's ModelOutput comes back without its logits recorded (output_shape None); "
-                   "BERT stops on inspect.signature (apply_chunking_to_forward) and ModelOutput.to_tuple indexing")
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+NAMES = sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_logits_shape(models: dict[str, object], name: str) -> None:
     m = models[name]
     assert [(u.reason, str(u.location)) for u in m.forward_unknowns] == []  # type: ignore[attr-defined]
     assert m.output_shape == EXPECTED[name]  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(strict=True, reason="the forward trace does not finish yet (see test_logits_shape), so per-module "
-                   "outputs are missing")
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", NAMES)
 def test_every_module_output_shape_matches_torch(models: dict[str, object], name: str) -> None:
     truth = json.loads(TRUTH.read_text())[name]
     ours: dict[str, tuple[int | None, ...]] = {}

@@ -313,4 +313,47 @@ def os_path_namespace() -> dict[str, Any]:
 
 
 def inspect_additions() -> dict[str, Any]:
-    return {"getsource": NativeFunction("inspect.getsource", _getsource)}
+    return {"getsource": NativeFunction("inspect.getsource", _getsource),
+            "signature": NativeFunction("inspect.signature", _signature)}
+
+
+# inspect.Parameter.kind values, as names (compared by identity in analysed code only via these).
+_KINDS = ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD", "VAR_POSITIONAL", "KEYWORD_ONLY", "VAR_KEYWORD")
+
+
+def _signature(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """inspect.signature of a function of the analysed code: its parameters in order (`self` dropped
+    for bound methods, and for classes, whose signature is their __init__'s)."""
+    import libcst as cst
+
+    from vramlint.engine.values import BoundMethod
+
+    target, skip = a[0] if a else k.get("obj"), 0
+    if isinstance(target, ClassValue):
+        init, _ = target.lookup("__init__")
+        target, skip = init, 1
+    if isinstance(target, BoundMethod):
+        target, skip = target.func, 1
+    if not isinstance(target, FunctionValue):
+        return Unknown("inspect.signature of a callable that is not analysed code", ev.current_ref)
+    p = target.node.params
+    order: list[tuple[cst.Param, str]] = [(x, "POSITIONAL_ONLY") for x in p.posonly_params]
+    order += [(x, "POSITIONAL_OR_KEYWORD") for x in p.params]
+    if isinstance(p.star_arg, cst.Param):
+        order.append((p.star_arg, "VAR_POSITIONAL"))
+    order += [(x, "KEYWORD_ONLY") for x in p.kwonly_params]
+    if p.star_kwarg is not None:
+        order.append((p.star_kwarg, "VAR_KEYWORD"))
+    params: dict[str, Any] = {}
+    obj = ev.loader.builtins["object"]
+    for param, kind in order[skip:]:
+        name = param.name.value
+        inst = Instance(obj)
+        inst.attrs.update(name=name, kind=kind, default=target.defaults.get(name, _EMPTY))
+        params[name] = inst
+    sig = Instance(obj)
+    sig.attrs["parameters"] = params
+    return sig
+
+
+_EMPTY = object()  # inspect.Parameter.empty

@@ -8,7 +8,6 @@ cannot determine) is one of the classes below.
 
 from __future__ import annotations
 
-import collections as _collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -402,7 +401,7 @@ _MISSING: Any = _Missing()
 MISSING = _MISSING
 
 
-class SubclassedDict(_collections.OrderedDict):  # type: ignore[type-arg]
+class SubclassedDict(dict):  # type: ignore[type-arg]
     """An instance of a class of the analysed code that subclasses dict/OrderedDict: a dict that
     remembers its class, so that the class's own `__getitem__` and methods apply to it."""
 
