@@ -160,3 +160,26 @@ def test_input_shape_traces_the_forward() -> None:
 def test_invalid_inputs_are_usage_errors(args: list[str], message: str) -> None:
     r = vramlint("check", str(EXAMPLE), *args)
     assert r.returncode == 2 and message in r.stderr
+
+
+def test_a_top_level_statement_that_raises_is_reported(tmp_path: Path) -> None:
+    f = tmp_path / "bad.py"
+    f.write_text("import torch.nn as nn\nnet = nn.Sequential(3, nn.Linear(2, 2))\nok = nn.Linear(2, 2)\n")
+    r = vramlint("check", str(f))
+    assert r.returncode == 0
+    assert r.stdout.splitlines() == [
+        f"{f}:2:7: warning: statement not evaluated: it raises TypeError: Sequential: argument 0 is not a Module",
+        f"{f}:3:1: ok (instance): 6 parameters",
+    ]
+
+
+def test_attribute_style_dict_configs(tmp_path: Path) -> None:
+    f = tmp_path / "cfg.py"
+    f.write_text(
+        "import torch.nn as nn\n\n"
+        "class AttrDict(dict):\n    def __getattr__(self, k):\n        return self[k]\n\n"
+        "cfg = AttrDict(width=64, depth=3)\n"
+        "net = nn.Sequential(*[nn.Linear(cfg.width, cfg.width) for _ in range(cfg.depth)])\n"
+    )
+    r = vramlint("check", str(f))
+    assert r.stdout.strip() == f"{f}:8:1: net (instance): 12,480 parameters"

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+import libcst as cst
+
 from vramlint.analysis.models import find_models
 from vramlint.analysis.results import FileAnalysis, UnknownInfo
 from vramlint.engine.builtins import stdlib_module
@@ -105,11 +107,25 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
         where = "" if inner is None or (inner.path, inner.line) == (at.path, at.line) else (
             f" (at line {inner.line})" if inner.path == at.path else f" (at {inner})")
         result.warnings.append(UnknownInfo(f"statement not fully evaluated: {stop.reason}{where}", at))
+    # A top-level assignment that raised leaves its names undefined: a model defined there would
+    # silently be missing, so say why.
+    for stmt, problems in loader.statement_problems.get(dotted, {}).items():
+        if stmt in loader.statement_aborts.get(dotted, {}) or not _assigns(stmt):
+            continue
+        for u in problems:
+            if u.reason.startswith("raises "):
+                result.warnings.append(UnknownInfo(f"statement not evaluated: it {u.reason}", u.ref or SourceRef(source, stmt)))
+                break
     models = find_models(loader, mod, source, settings.inputs, settings.batch_size)
     if settings.models:
         models = [m for m in models if m.name in settings.models]
     result.models = models
     return result
+
+
+def _assigns(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and any(
+        isinstance(small, (cst.Assign, cst.AnnAssign)) for small in stmt.body)
 
 
 def _with_big_stack(fn: Callable[[], T]) -> T:

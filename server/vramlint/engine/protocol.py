@@ -135,6 +135,12 @@ class Protocol:
             v, owner = obj.cls.lookup(name)
             if v is not MISSING and owner is not None and not isinstance(owner.native, BuiltinType):
                 return self.bind_descriptor(v, obj.cls, obj)
+            if name not in _NATIVE_METHODS[dict]:
+                # Python's last resort after the instance, the class and dict's own methods
+                # (EasyDict-style configs: `cfg.width` reads `cfg["width"]`).
+                ga, _ = obj.cls.lookup("__getattr__")
+                if isinstance(ga, FunctionValue):
+                    return self.ev.call(ga, (obj, name), {})
         if isinstance(obj, ClassValue):
             return self._class_attr(obj, name, default)
         if isinstance(obj, SuperValue):
