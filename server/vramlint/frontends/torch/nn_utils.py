@@ -7,6 +7,7 @@ The `parametrizations` versions keep the originals under `layer.parametrizations
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import Instance, ModuleValue, NativeFunction, Unknown
@@ -59,34 +60,56 @@ def _default_dim(module: Instance) -> int:
     return 1 if any(k.name.startswith("ConvTranspose") for k in module.cls.mro) else 0
 
 
-def weight_norm(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    t = _target(ev, a, k, "weight_norm")
-    if isinstance(t, Unknown):
-        return t
-    module, name, w = t
-    dim = _arg(a, k, 2, "dim", 0)
+Reparametrize = Callable[["Evaluator", Args, Kwargs, Instance, str, TensorValue, tuple[Any, ...]], Any]
+
+
+def reparametrization(what: str) -> Callable[[Reparametrize], Callable[..., Any]]:
+    """A torch.nn.utils function of (module, name="weight", ...): resolves the parameter first."""
+
+    def wrap(fn: Reparametrize) -> Callable[..., Any]:
+        def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+            t = _target(ev, a, k, what)
+            if isinstance(t, Unknown):
+                return t
+            module, name, w = t
+            assert isinstance(w.shape, tuple)
+            return fn(ev, a, k, module, name, w, w.shape)
+
+        return impl
+
+    return wrap
+
+
+def _spectral_dim(a: Args, k: Kwargs, module: Instance, shape: tuple[Any, ...]) -> Any:
+    dim = _norm_dim(_arg(a, k, 4, "dim", None), len(shape))
+    return _default_dim(module) if dim is None else dim
+
+
+def _power_iteration(shape: tuple[Any, ...], dim: Any, dtype: str) -> tuple[TensorValue, TensorValue]:
+    """The u and v vectors of spectral norm: the weight seen as a (shape[dim], rest) matrix."""
+    h = shape[dim]
+    rest = numel(shape) // h if isinstance(h, int) and h else Unknown("spectral norm of an empty dimension")
+    return TensorValue((h,), dtype), TensorValue((rest,), dtype)
+
+
+@reparametrization("weight_norm")
+def weight_norm(ev: Evaluator, a: Args, k: Kwargs, module: Instance, name: str, w: TensorValue,
+                shape: tuple[Any, ...]) -> Any:
     st = state_of(module)
     del st.params[name]
-    assert isinstance(w.shape, tuple)
-    st.params[f"{name}_g"] = _param(_magnitude_shape(w.shape, dim), w)
-    st.params[f"{name}_v"] = _param(w.shape, w)
+    st.params[f"{name}_g"] = _param(_magnitude_shape(shape, _arg(a, k, 2, "dim", 0)), w)
+    st.params[f"{name}_v"] = _param(shape, w)
     return module
 
 
-def spectral_norm(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    t = _target(ev, a, k, "spectral_norm")
-    if isinstance(t, Unknown):
-        return t
-    module, name, w = t
-    assert isinstance(w.shape, tuple)
-    dim = _norm_dim(_arg(a, k, 4, "dim", None), len(w.shape))
-    dim = _default_dim(module) if dim is None else dim
+@reparametrization("spectral_norm")
+def spectral_norm(ev: Evaluator, a: Args, k: Kwargs, module: Instance, name: str, w: TensorValue,
+                  shape: tuple[Any, ...]) -> Any:
     st = state_of(module)
     del st.params[name]
-    st.params[f"{name}_orig"] = _param(w.shape, w)
-    h = w.shape[dim]
-    st.buffers[f"{name}_u"] = TensorValue((h,), w.dtype)
-    st.buffers[f"{name}_v"] = TensorValue((numel(w.shape) // h if isinstance(h, int) and h else Unknown("dim"),), w.dtype)
+    st.params[f"{name}_orig"] = _param(shape, w)
+    st.buffers[f"{name}_u"], st.buffers[f"{name}_v"] = _power_iteration(shape, _spectral_dim(a, k, module, shape),
+                                                                       w.dtype)
     return module
 
 
@@ -108,42 +131,32 @@ def _parametrize(ev: Evaluator, module: Instance, name: str, w: TensorValue,
     return module
 
 
-def p_weight_norm(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    t = _target(ev, a, k, "parametrizations.weight_norm")
-    if isinstance(t, Unknown):
-        return t
-    module, name, w = t
-    assert isinstance(w.shape, tuple)
-    dim = _arg(a, k, 2, "dim", 0)
-    g = _param(_magnitude_shape(w.shape, dim), w)
-    inner = ev.protocol.instantiate(ev.loader.torch_classes["_WeightNorm"], (), {})
-    return _parametrize(ev, module, name, w, {"original0": g, "original1": _param(w.shape, w)}, inner)
+def _inner(ev: Evaluator, cls_name: str) -> Instance:
+    return ev.protocol.instantiate(ev.loader.torch_classes[cls_name], (), {})  # type: ignore[no-any-return]
 
 
-def p_spectral_norm(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    t = _target(ev, a, k, "parametrizations.spectral_norm")
-    if isinstance(t, Unknown):
-        return t
-    module, name, w = t
-    assert isinstance(w.shape, tuple)
-    dim = _norm_dim(_arg(a, k, 4, "dim", None), len(w.shape))
-    dim = _default_dim(module) if dim is None else dim
-    inner = ev.protocol.instantiate(ev.loader.torch_classes["_SpectralNorm"], (), {})
-    if len(w.shape) > 1:
-        h = w.shape[dim]
-        state_of(inner).buffers["_u"] = TensorValue((h,), w.dtype)
-        state_of(inner).buffers["_v"] = TensorValue((numel(w.shape) // h,), w.dtype)
-    return _parametrize(ev, module, name, w, {"original": _param(w.shape, w)}, inner)
+@reparametrization("parametrizations.weight_norm")
+def p_weight_norm(ev: Evaluator, a: Args, k: Kwargs, module: Instance, name: str, w: TensorValue,
+                  shape: tuple[Any, ...]) -> Any:
+    g = _param(_magnitude_shape(shape, _arg(a, k, 2, "dim", 0)), w)
+    return _parametrize(ev, module, name, w, {"original0": g, "original1": _param(shape, w)},
+                        _inner(ev, "_WeightNorm"))
 
 
-def p_orthogonal(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    t = _target(ev, a, k, "parametrizations.orthogonal")
-    if isinstance(t, Unknown):
-        return t
-    module, name, w = t
-    assert isinstance(w.shape, tuple)
-    inner = ev.protocol.instantiate(ev.loader.torch_classes["_Orthogonal"], (), {})
-    return _parametrize(ev, module, name, w, {"original": _param(w.shape, w)}, inner)
+@reparametrization("parametrizations.spectral_norm")
+def p_spectral_norm(ev: Evaluator, a: Args, k: Kwargs, module: Instance, name: str, w: TensorValue,
+                    shape: tuple[Any, ...]) -> Any:
+    inner = _inner(ev, "_SpectralNorm")
+    if len(shape) > 1:
+        u, v = _power_iteration(shape, _spectral_dim(a, k, module, shape), w.dtype)
+        state_of(inner).buffers.update(_u=u, _v=v)
+    return _parametrize(ev, module, name, w, {"original": _param(shape, w)}, inner)
+
+
+@reparametrization("parametrizations.orthogonal")
+def p_orthogonal(ev: Evaluator, a: Args, k: Kwargs, module: Instance, name: str, w: TensorValue,
+                 shape: tuple[Any, ...]) -> Any:
+    return _parametrize(ev, module, name, w, {"original": _param(shape, w)}, _inner(ev, "_Orthogonal"))
 
 
 def register_parametrization(ev: Evaluator, a: Args, k: Kwargs) -> Any:
