@@ -18,12 +18,14 @@ from vramlint.engine.evaluator import MAX_INT_BITS, MAX_SEQUENCE, any_unknown, c
 from vramlint.engine.signals import Undecided
 from vramlint.engine.values import (
     MISSING,
+    Args,
     BoundMethod,
     ClassMethod,
     ClassValue,
     ExceptionValue,
     FunctionValue,
     Instance,
+    Kwargs,
     ModuleValue,
     NativeFunction,
     NTuple,
@@ -39,8 +41,6 @@ if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.loader import Loader
 
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
 
 
 def native(name: str, decorator: Callable[..., Any] | None = None) -> Callable[[Callable[..., Any]], NativeFunction]:

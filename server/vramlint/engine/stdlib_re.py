@@ -13,7 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.evaluator import contains_unknown
-from vramlint.engine.values import MISSING, ClassValue, NativeFunction, Unknown, Value
+from vramlint.engine.values import MISSING, Args, ClassValue, Kwargs, NativeFunction, Unknown, Value
 
 try:  # Python 3.11+
     from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.loader import Loader
 
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
 
 WORK_LIMIT = 10**8  # backtracking steps we are willing to risk for one call
 NESTED_LIMIT = 24  # subject length for patterns that can backtrack exponentially

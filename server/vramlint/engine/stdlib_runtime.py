@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import (
     MISSING,
+    Args,
     ClassValue,
     ExceptionValue,
     FunctionValue,
     Instance,
+    Kwargs,
     ModuleValue,
     NativeFunction,
     Unknown,
@@ -34,8 +36,6 @@ if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.loader import Loader
 
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
 
 REPLACED = "__vramlint_replaced__"  # ns key of a module whose sys.modules entry was replaced
 

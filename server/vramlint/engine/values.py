@@ -160,6 +160,9 @@ class FunctionValue(Value):
 
 
 NativeImpl = Callable[..., Any]
+# The positional and keyword arguments a native implementation receives.
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
 
 
 class NativeFunction(Value):

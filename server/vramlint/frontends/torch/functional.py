@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vramlint.engine.values import NativeFunction, Unknown
+from vramlint.engine.values import Args, Kwargs, NativeFunction, Unknown
 from vramlint.frontends.torch import shapes
 from vramlint.frontends.torch.tensors import TensorValue
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
 
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
 Impl = Callable[["Evaluator", Args, Kwargs], Any]
 
 

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import (
     MISSING,
+    Args,
     BoundMethod,
     ClassValue,
     FunctionValue,
     Instance,
+    Kwargs,
     NativeFunction,
     SourceRef,
     Unknown,
@@ -25,8 +27,6 @@ if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.protocol import Protocol
 
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
 
 
 class ModuleState:

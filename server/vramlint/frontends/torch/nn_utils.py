@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vramlint.engine.values import Instance, ModuleValue, NativeFunction, Unknown
+from vramlint.engine.values import Args, Instance, Kwargs, ModuleValue, NativeFunction, Unknown
 from vramlint.frontends.torch.module import is_module, state_of
 from vramlint.frontends.torch.tensors import TensorValue, numel
 
@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.loader import Loader
 
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
 
 
 def _arg(a: Args, k: Kwargs, i: int, name: str, default: Any = None) -> Any:

@@ -12,7 +12,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.builtins import NoOp, _identity_decorator
-from vramlint.engine.values import MISSING, ClassValue, ModuleValue, NativeFunction, Unknown
+from vramlint.engine.values import (
+    MISSING,
+    Args,
+    ClassValue,
+    Kwargs,
+    ModuleValue,
+    NativeFunction,
+    Unknown,
+)
 from vramlint.frontends.torch import tensors as T
 from vramlint.frontends.torch.catalog import CATALOG, build_catalog_classes
 from vramlint.frontends.torch.functional import functional_attr
@@ -23,8 +31,6 @@ if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.loader import Loader
 
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
 
 
 class _TensorClassNative:

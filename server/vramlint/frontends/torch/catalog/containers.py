@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from vramlint.engine.values import Instance, NativeFunction, Unknown
+from vramlint.engine.values import Args, Instance, Kwargs, NativeFunction, Unknown
 from vramlint.frontends.torch.catalog import (
     CUSTOM_NATIVES,
     EXTRA_NAMESPACES,
@@ -21,8 +21,6 @@ from vramlint.frontends.torch.tensors import TensorValue
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
 
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
 
 
 def _table(inst: Instance, params: bool) -> dict[str, Any]:
