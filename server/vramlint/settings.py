@@ -32,6 +32,13 @@ class Settings:
     config_file: str | None = None
     inputs: tuple[InputSpec, ...] = ()  # when given, each model's forward is traced on them
     batch_size: int = 1
+    # The memory estimate (vramlint.memory): off unless asked for; inputs come from `inputs` or
+    # from a call of the model in the file (`model(torch.randn(256, 1000))`).
+    memory: bool = False
+    precision: str = "fp32"  # fp32 | amp-bf16 | amp-fp16 | bf16 | fp16
+    optimizer: str = "adam"  # see vramlint.memory.optimizers.OPTIMIZERS
+    device: str = "H100"  # see vramlint.memory.devices.DEVICES
+    checkpointing: bool = False  # call the model's gradient_checkpointing_enable() first
 
 
 KNOWN_KEYS = {"extra-paths"}

@@ -116,7 +116,7 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
             if u.reason.startswith("raises "):
                 result.warnings.append(UnknownInfo(f"statement not evaluated: it {u.reason}", u.ref or SourceRef(source, stmt)))
                 break
-    models = find_models(loader, mod, source, settings.inputs, settings.batch_size)
+    models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings)
     if settings.models:
         models = [m for m in models if m.name in settings.models]
     result.models = models

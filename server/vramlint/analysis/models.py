@@ -33,7 +33,7 @@ from vramlint.engine.values import (
 from vramlint.engine.walk import iter_nodes
 from vramlint.frontends.torch.module import is_module, named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import TensorValue
-from vramlint.settings import InputSpec
+from vramlint.settings import InputSpec, Settings
 
 MODEL_STEPS = 3_000_000  # enough for the largest torchvision models many times over
 FACTORY_SKIP = {"main", "train", "test", "evaluate", "run", "fit", "cli", "parse_args", "get_args", "predict"}
@@ -45,17 +45,24 @@ def _module_class(loader: Loader) -> ClassValue | None:
 
 
 def find_models(loader: Loader, mod: ModuleValue, source: SourceModule,
-                inputs: tuple[InputSpec, ...] = (), batch_size: int = 1) -> list[ModelResult]:
-    """The models of a file, built; with `inputs`, each model's forward is traced on them too."""
-    return _find_models(loader, mod, source, Trace(inputs, batch_size))
+                inputs: tuple[InputSpec, ...] = (), batch_size: int = 1,
+                settings: Settings | None = None) -> list[ModelResult]:
+    """The models of a file, built; with `inputs`, each model's forward is traced on them too;
+    with `settings.memory`, each model's memory is estimated (on `inputs` or on a call of the
+    model in the file)."""
+    memory = settings if settings is not None and settings.memory else None
+    return _find_models(loader, mod, source, Trace(inputs, batch_size, memory, mod, source))
 
 
 @dataclass(frozen=True)
 class Trace:
-    """The inputs of the forward trace (none: no trace)."""
+    """The inputs of the forward trace (none: no trace), and the memory estimate's settings."""
 
     inputs: tuple[InputSpec, ...]
     batch_size: int
+    memory: Settings | None = None
+    mod: ModuleValue | None = None
+    source: SourceModule | None = None
 
 
 def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: Trace) -> list[ModelResult]:
@@ -374,6 +381,8 @@ def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list
     if all_unknowns and counts.total is not None and unknowns:
         # Something that could change the structure was not decided: the count is not exact.
         counts = ParamCounts(None, None, counts.buffers, counts.known)
+    if trace.memory is not None and counts.total is not None:
+        return _with_memory(name, kind, loc, value, how, counts, all_unknowns, loader, trace)
     if not trace.inputs or counts.total is None:
         # No trace asked for, or a model whose structure is not known (a block built without
         # its arguments): its forward would only trace the unknowns again.
@@ -420,3 +429,63 @@ def shape_of(v: Any) -> tuple[int | None, ...] | None:
         if s is not None:
             return s
     return None
+
+
+def _with_memory(name: str, kind: str, loc: Any, value: Instance, how: str, counts: ParamCounts,
+                 unknowns: list[UnknownInfo], loader: Loader, trace: Trace) -> ModelResult:
+    """The memory estimate; its traced forward also gives the module tree's output shapes."""
+    from vramlint.analysis.memory import estimate_model
+    from vramlint.memory.devices import device_named
+    from vramlint.memory.estimate import TrainingSetup
+
+    settings = trace.memory
+    assert settings is not None
+    result = ModelResult(name, kind, loc, counts, None, how, unknowns, None)
+    call = _example_call(loader, name, kind, trace)
+    if call is None:
+        result.tree = build_tree(value)
+        result.memory_unknowns = [UnknownInfo(
+            "no inputs to estimate memory: give their shapes (--input-shape) or call the model in the file", None)]
+        return result
+    args, kwargs, result.inputs_from = call
+    batch = _batch_of(args, kwargs) or trace.batch_size
+    setup = TrainingSetup(batch, settings.precision, settings.optimizer, device_named(settings.device),
+                          settings.checkpointing)
+    est, forward_unknowns, output = estimate_model(loader, value, args, kwargs, setup)
+    result.memory = est
+    result.tree = build_tree(value, outputs=True)
+    if est is not None and result.tree is not None:
+        _attach_layer_memory(result.tree, {lm.path: lm.saved_bytes for lm in est.layers})
+    result.output_shape = shape_of(output)
+    result.forward_unknowns = _dedupe(forward_unknowns)
+    return result
+
+
+def _example_call(loader: Loader, name: str, kind: str,
+                  trace: Trace) -> tuple[tuple[Any, ...], dict[str, Any], str] | None:
+    """The forward's arguments: the configured input shapes, else the first call of the model
+    in the file whose arguments are all known (`logits = model(torch.randn(256, 1000))`)."""
+    if trace.inputs:
+        args = tuple(TensorValue((trace.batch_size, *spec.shape), spec.dtype) for spec in trace.inputs)
+        return args, {}, "settings"
+    if kind != "instance" or trace.mod is None or trace.source is None:
+        return None
+    for call in _call_sites(trace.source, name):
+        known = _known_call_args(loader, trace.mod, trace.source, call)
+        if known is not None and any(isinstance(v, TensorValue) for v in (*known[0], *known[1].values())):
+            return known[0], known[1], f"the call at line {SourceRef(trace.source, call).location.line}"
+    return None
+
+
+def _batch_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, TensorValue) and isinstance(v.shape, tuple) and v.shape and isinstance(v.shape[0], int):
+            return v.shape[0]
+    return None
+
+
+def _attach_layer_memory(node: ModuleNode, saved: dict[str, int]) -> int:
+    own = saved.get(node.path, 0)
+    total = own + sum(_attach_layer_memory(c, saved) for c in node.children)
+    node.saved_bytes = total
+    return total

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vramlint.engine.values import Location, SourceRef
+from vramlint.memory.estimate import MemoryEstimate
 
 
 def _resolve(where: Location | SourceRef | None) -> Location | None:
@@ -52,6 +53,8 @@ class ModuleNode:
     # With inputs (Settings.inputs): the shape of what its first call returned in the forward
     # trace (None: not called, or not a tensor); unknown dims are None.
     output_shape: tuple[int | None, ...] | None = None
+    # With a memory estimate: bytes kept for backward by its ops and its children's.
+    saved_bytes: int | None = None
 
     @property
     def location(self) -> Location | None:
@@ -82,6 +85,11 @@ class ModelResult:
     # With inputs: the model's output shape and what its forward trace could not determine.
     output_shape: tuple[int | None, ...] | None = None
     forward_unknowns: list[UnknownInfo] = field(default_factory=list)
+    # With Settings.memory: the estimate (None when it could not be made: see memory_unknowns),
+    # and where the forward's inputs came from ("settings", "the call at line 12").
+    memory: MemoryEstimate | None = None
+    memory_unknowns: list[UnknownInfo] = field(default_factory=list)
+    inputs_from: str | None = None
 
     @property
     def location(self) -> Location | None:

@@ -193,6 +193,10 @@ def any_unknown(*values: Any) -> Unknown | None:
     return None
 
 
+# Native functions whose calls the memory model records (torch's API; not builtins, not Module.__call__).
+_TAPED = ("torch.", "Tensor.")
+
+
 class Evaluator:
     """Executes statements and expressions of analysed modules."""
 
@@ -201,6 +205,8 @@ class Evaluator:
         self.builtins: dict[str, Any] = loader.builtins
         self.budget = Budget(2_000_000)
         self.depth = 0
+        # The memory model's recorder (memory/tape.py) while a forward is traced for it.
+        self.tape: Any = None
         # Stack of lists collecting the Unknowns that decided nothing (skipped branches...).
         self.issue_sinks: list[list[Unknown]] = []
         # Observers of class instantiation (used to find construction call sites).
@@ -1425,6 +1431,9 @@ class Evaluator:
             return self.call(func.func, (func.self_value, *args), kwargs)
         if isinstance(func, NativeFunction):
             try:
+                if self.tape is not None and func.name.startswith(_TAPED):
+                    seen = args if func.receiver is None else (func.receiver, *args)
+                    return self.tape.call(self, func.name, seen, kwargs, lambda: func.impl(self, args, kwargs))
                 return func.impl(self, args, kwargs)
             except UnknownValueError as err:
                 return err.unknown

@@ -564,7 +564,7 @@ class Protocol:
                         if r is not NotImplemented:
                             return r
             elif isinstance(obj, Value) and hasattr(obj, "binop"):
-                r = obj.binop(self.ev, name, other, reflected)
+                r = obj.binop(self.ev, f"i{name}" if inplace and not reflected else name, other, reflected)
                 if r is not NotImplemented:
                     return r
         if isinstance(left, ClassValue) and op is cst.BitOr:

@@ -171,14 +171,17 @@ class NativeFunction(Value):
     `impl(ev, args, kwargs)` receives the evaluator, positional and keyword arguments.
     """
 
-    __slots__ = ("name", "impl", "decorator")
+    __slots__ = ("name", "impl", "decorator", "receiver")
     type_name = "builtin_function_or_method"
 
-    def __init__(self, name: str, impl: NativeImpl, decorator: NativeImpl | None = None) -> None:
+    def __init__(self, name: str, impl: NativeImpl, decorator: NativeImpl | None = None,
+                 receiver: Any = None) -> None:
         self.name = name
         self.impl = impl
         # When used as `@name` (no call), how it transforms the decorated object.
         self.decorator = decorator
+        # The object a method is bound to (`t` of `t.view`), for the memory model's recorder.
+        self.receiver = receiver
 
     def __repr__(self) -> str:
         return f"<native {self.name}>"

@@ -311,17 +311,28 @@ def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     from vramlint.frontends.torch.catalog import FORWARD, LayerNative
 
     inst: Instance = a[0]
-    fwd, _ = inst.cls.lookup("forward")
-    if isinstance(fwd, FunctionValue):
-        out = ev.call(BoundMethod(inst, fwd), a[1:], k)
-    else:
-        out = Unknown(f"the forward of {inst.cls.name} is not modelled", ev.current_ref)
-        for klass in inst.cls.mro:
-            if isinstance(klass.native, LayerNative):
-                rule = FORWARD.get(klass.name)
-                if rule is not None:
-                    out = rule(ev, inst, a[1:], k)
-                    break
+    tape = ev.tape
+    if tape is not None:
+        tape.enter_module(inst)
+    try:
+        fwd, _ = inst.cls.lookup("forward")
+        if isinstance(fwd, FunctionValue):
+            out = ev.call(BoundMethod(inst, fwd), a[1:], k)
+        else:
+            out = Unknown(f"the forward of {inst.cls.name} is not modelled", ev.current_ref)
+            for klass in inst.cls.mro:
+                if isinstance(klass.native, LayerNative):
+                    rule = FORWARD.get(klass.name)
+                    if rule is not None:
+                        if tape is not None:  # the layer is one op for the memory model
+                            out = tape.call(ev, f"nn.{klass.name}", a[1:], k,
+                                            lambda: rule(ev, inst, a[1:], k), module=inst)  # noqa: B023
+                        else:
+                            out = rule(ev, inst, a[1:], k)
+                        break
+    finally:
+        if tape is not None:
+            tape.exit_module()
     st = inst.state
     if isinstance(st, ModuleState) and st.output is MISSING:
         st.output = out

@@ -259,6 +259,8 @@ def _checkpoint(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         return Unknown("checkpoint() without a function", ev.current_ref)
     kwargs = {key: v for key, v in k.items() if key not in ("use_reentrant", "preserve_rng_state",
                                                              "context_fn", "determinism_check", "debug")}
+    if ev.tape is not None:
+        return ev.tape.checkpointed((*a[1:], *kwargs.values()), lambda: ev.call(a[0], a[1:], kwargs))
     return ev.call(a[0], a[1:], kwargs)
 
 

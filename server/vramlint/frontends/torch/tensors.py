@@ -134,7 +134,7 @@ class TensorValue(Value):
             return None
         method = TENSOR_METHODS.get(name)
         if method is not None:
-            return NativeFunction(f"Tensor.{name}", lambda ev2, a, k: method(ev2, self, a, k))
+            return NativeFunction(f"Tensor.{name}", lambda ev2, a, k: method(ev2, self, a, k), receiver=self)
         if _is_user_attribute(name):
             return MISSING  # not torch API and never set: AttributeError, as on a real tensor
         return Unknown(f"Tensor.{name} is not modelled", ev.current_ref)
@@ -149,22 +149,37 @@ class TensorValue(Value):
 
     def binop(self, ev: Evaluator, op: str, other: Any, reflected: bool) -> Any:
         a, b = (other, self) if reflected else (self, other)
-        return elementwise(ev, op, a, b)
+        # `op` is "iadd" for `x += y` (in place on x)
+        base = op[1:] if op.startswith("i") and op[1:] in _PY_OPS or op == "imatmul" else op
+        if ev.tape is not None:
+            return ev.tape.call(ev, f"Tensor.__{op}__", (a, b), {}, lambda: elementwise(ev, base, a, b))
+        return elementwise(ev, base, a, b)
 
     def compare(self, ev: Evaluator, dunder: str, other: Any) -> Any:
+        if ev.tape is not None:
+            return ev.tape.call(ev, f"Tensor.{dunder}", (self, other), {},
+                                lambda: elementwise(ev, dunder.strip("_"), self, other, out_dtype="bool"))
         return elementwise(ev, dunder.strip("_"), self, other, out_dtype="bool")
 
     def unary(self, ev: Evaluator, dunder: str) -> Any:
         fn = {"__neg__": lambda x: -x, "__pos__": lambda x: x, "__abs__": abs}.get(dunder)
         if fn is None:
-            return TensorValue(self.shape, self.dtype)
-        return map_unary(self, fn)
+            result = TensorValue(self.shape, self.dtype)
+        else:
+            result = map_unary(self, fn)
+        if ev.tape is not None:
+            ev.tape.record(f"Tensor.{dunder}", (self,), {}, result, None)
+        return result
 
     def getitem(self, ev: Evaluator, idx: Any) -> Any:
+        if ev.tape is not None:
+            return ev.tape.call(ev, "Tensor.getitem", (self, idx), {}, lambda: index_tensor(ev, self, idx))
         return index_tensor(ev, self, idx)
 
     def setitem(self, ev: Evaluator, idx: Any, value: Any) -> None:
         self.data = None  # in-place writes: values no longer tracked
+        if ev.tape is not None:
+            ev.tape.record("Tensor.setitem_", (self, value), {}, self, None)
 
     def iterate(self, ev: Evaluator) -> Any:
         if isinstance(self.shape, Unknown) or not self.shape:

@@ -1,0 +1,507 @@
+"""What each operation allocates and what autograd keeps for its backward.
+
+The rules follow PyTorch's `tools/autograd/derivatives.yaml` (which inputs/outputs a backward
+formula reads) and the CUDA kernels' extra outputs (dropout's bool mask, max-pool's int64
+indices, norm statistics, attention's log-sum-exp). A multiplication keeps one operand only when
+the other one needs a gradient, as the generated autograd code does (`should_compute_output`).
+
+Ops are named canonically: `torch.nn.functional.relu`, `torch.relu`, `Tensor.relu` and the
+`nn.ReLU` layer are all "relu"; a trailing underscore or `inplace=True` marks an in-place call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vramlint.frontends.torch.tensors import DTYPE_BYTES, TensorValue, numel
+
+if TYPE_CHECKING:
+    from vramlint.engine.values import Instance
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A tensor kept for backward that is not an output of the op (a mask, indices, statistics)."""
+
+    nbytes: int
+    dtype: str
+    label: str
+
+
+@dataclass
+class Call:
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    inputs: list[TensorValue]
+    outputs: list[TensorValue]
+    module: Instance | None
+    inplace: bool
+    training: bool = True
+    # Whether a tensor receives a gradient (the tape knows: parameters, and what was computed from them).
+    grad_of: Callable[[TensorValue], bool] = lambda t: False
+
+    def arg(self, i: int, name: str, default: Any = None) -> Any:
+        """Argument `i` (counting the layer's own inputs for module calls) or keyword `name`;
+        for a layer, its attribute `name`."""
+        if self.module is not None:
+            return self.module.attrs.get(name, self.kwargs.get(name, default))
+        if len(self.args) > i:
+            return self.args[i]
+        return self.kwargs.get(name, default)
+
+    @property
+    def x(self) -> TensorValue | None:
+        return self.inputs[0] if self.inputs else None
+
+    @property
+    def out(self) -> TensorValue | None:
+        return self.outputs[0] if self.outputs else None
+
+    def needs_grad(self, t: TensorValue | None) -> bool:
+        return t is not None and self.grad_of(t)
+
+
+@dataclass
+class Effect:
+    kind: str = "new"  # "new": fresh outputs | "view": outputs share input 0's storage | "inplace"
+    saves: list[TensorValue | Extra] = field(default_factory=list)
+    grad: str = "new"  # backward: "new" input gradients | "pass" the output's gradient through | "none"
+    backward_temp: int = 0
+    contiguous_out: bool = True
+    assumed: bool = False
+
+    def alias_of(self, t: TensorValue, ins: list[TensorValue]) -> TensorValue | None:
+        if self.kind in ("view", "inplace") and ins:
+            return ins[0]
+        return None
+
+
+Rule = Callable[[Call], Effect]
+RULES: dict[str, Rule] = {}
+
+
+def rule(*names: str) -> Callable[[Rule], Rule]:
+    def deco(fn: Rule) -> Rule:
+        for n in names:
+            RULES[n] = fn
+        return fn
+
+    return deco
+
+
+def nbytes(shape: Any, dtype: str) -> int:
+    n = numel(shape) if isinstance(shape, tuple) else 0
+    return n * DTYPE_BYTES.get(dtype, 4) if isinstance(n, int) else 0
+
+
+# ---------------------------------------------------------------------- names
+# Layers whose forward is one functional op (the rest of the layer catalog is composite or
+# lowercases to its functional name: ReLU -> relu, GELU -> gelu).
+MODULE_OPS = {
+    "Linear": "linear", "NonDynamicallyQuantizableLinear": "linear", "Bilinear": "bilinear",
+    "Conv1d": "conv", "Conv2d": "conv", "Conv3d": "conv",
+    "ConvTranspose1d": "conv", "ConvTranspose2d": "conv", "ConvTranspose3d": "conv",
+    "BatchNorm1d": "batch_norm", "BatchNorm2d": "batch_norm", "BatchNorm3d": "batch_norm",
+    "SyncBatchNorm": "batch_norm", "InstanceNorm1d": "instance_norm", "InstanceNorm2d": "instance_norm",
+    "InstanceNorm3d": "instance_norm", "LayerNorm": "layer_norm", "GroupNorm": "group_norm", "RMSNorm": "rms_norm",
+    "LocalResponseNorm": "local_response_norm",
+    "Embedding": "embedding", "EmbeddingBag": "embedding_bag",
+    "Dropout": "dropout", "Dropout1d": "dropout", "Dropout2d": "dropout", "Dropout3d": "dropout",
+    "AlphaDropout": "dropout", "FeatureAlphaDropout": "dropout",
+    "MaxPool1d": "max_pool", "MaxPool2d": "max_pool", "MaxPool3d": "max_pool",
+    "AdaptiveMaxPool1d": "max_pool", "AdaptiveMaxPool2d": "max_pool", "AdaptiveMaxPool3d": "max_pool",
+    "AvgPool1d": "avg_pool", "AvgPool2d": "avg_pool", "AvgPool3d": "avg_pool",
+    "AdaptiveAvgPool1d": "avg_pool", "AdaptiveAvgPool2d": "avg_pool", "AdaptiveAvgPool3d": "avg_pool",
+    "LPPool1d": "avg_pool", "LPPool2d": "avg_pool", "LPPool3d": "avg_pool",
+    "Softmax": "softmax", "LogSoftmax": "log_softmax", "Softmin": "softmax", "Softmax2d": "softmax",
+    "Flatten": "flatten", "Unflatten": "view", "Identity": "identity",
+    "CrossEntropyLoss": "cross_entropy", "NLLLoss": "nll_loss", "MSELoss": "mse_loss", "L1Loss": "l1_loss",
+    "BCEWithLogitsLoss": "binary_cross_entropy_with_logits", "BCELoss": "binary_cross_entropy",
+    "SmoothL1Loss": "l1_loss", "HuberLoss": "l1_loss", "KLDivLoss": "kl_div",
+    "MultiheadAttention": "multihead_attention", "LSTM": "rnn", "GRU": "rnn", "RNN": "rnn",
+    "Upsample": "interpolate", "UpsamplingNearest2d": "interpolate", "UpsamplingBilinear2d": "interpolate",
+    "ZeroPad2d": "pad", "ConstantPad1d": "pad", "ConstantPad2d": "pad", "ConstantPad3d": "pad",
+    "ReflectionPad1d": "pad", "ReflectionPad2d": "pad", "ReplicationPad2d": "pad", "PixelShuffle": "pixel_shuffle",
+    "ChannelShuffle": "channel_shuffle",
+}
+ALIASES = {
+    "conv1d": "conv", "conv2d": "conv", "conv3d": "conv", "conv_transpose1d": "conv", "conv_transpose2d": "conv",
+    "conv_transpose3d": "conv", "max_pool1d": "max_pool", "max_pool2d": "max_pool", "max_pool3d": "max_pool",
+    "adaptive_max_pool1d": "max_pool", "adaptive_max_pool2d": "max_pool", "adaptive_max_pool3d": "max_pool",
+    "avg_pool1d": "avg_pool", "avg_pool2d": "avg_pool", "avg_pool3d": "avg_pool", "adaptive_avg_pool1d": "avg_pool",
+    "adaptive_avg_pool2d": "avg_pool", "adaptive_avg_pool3d": "avg_pool", "dropout1d": "dropout",
+    "dropout2d": "dropout", "dropout3d": "dropout", "alpha_dropout": "dropout", "feature_alpha_dropout": "dropout",
+    "truediv": "div", "floordiv": "floor_divide", "true_divide": "div", "multiply": "mul", "subtract": "sub",
+    "bmm": "matmul", "mm": "matmul", "einsum": "matmul", "upsample": "interpolate",
+    "relu6": "hardtanh", "swapaxes": "transpose", "mT": "transpose", "reshape_as": "reshape", "view_as": "view",
+    "expand_as": "expand", "type_as": "to", "float": "to", "half": "to", "double": "to", "bfloat16": "to",
+    "long": "to", "int": "to", "bool": "to", "type": "to", "softmin": "softmax", "neg": "negative",
+    "amax": "max_reduce", "amin": "max_reduce", "clip": "clamp", "radd": "add", "rsub": "sub", "rmul": "mul",
+    "rtruediv": "div", "rmatmul": "matmul", "fill_": "fill",
+}
+
+
+def canonical(raw: str, module: Instance | None, kwargs: dict[str, Any]) -> tuple[str, bool]:
+    """("relu", inplace?) for "torch.nn.functional.relu_", "Tensor.__iadd__", a ReLU layer..."""
+    if module is not None:
+        cls = module.cls.name
+        name = MODULE_OPS.get(cls, cls.lower())
+        return ALIASES.get(name, name), module.attrs.get("inplace") is True
+    name = raw.rsplit(".", 1)[-1]
+    inplace = kwargs.get("inplace") is True
+    if name.startswith("__i") and name.endswith("__") and name[3:-2] in _BINARY:
+        name, inplace = name[3:-2], True
+    elif name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+    elif name.endswith("_") and not name.startswith("_") and name not in ("fill_",):
+        name, inplace = name[:-1], True
+    return ALIASES.get(name, name), inplace
+
+
+_BINARY = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor"}
+
+# Ops that never carry a gradient (integer results, comparisons, factories, metadata).
+NOT_DIFFERENTIABLE = {
+    "eq", "ne", "lt", "le", "gt", "ge", "argmax", "argmin", "arange", "zeros", "ones", "full", "empty", "randn",
+    "rand", "randint", "randperm", "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like",
+    "tensor", "as_tensor", "linspace", "logspace", "eye", "tril_indices", "triu_indices", "detach", "sign",
+    "floor", "ceil", "round", "trunc", "isnan", "isinf", "isfinite", "and", "or", "xor", "invert", "not",
+    "bernoulli", "multinomial", "nonzero", "argsort", "bucketize", "searchsorted", "floor_divide", "mod",
+    "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "all", "any", "logical_not", "logical_and",
+    "logical_or", "fill", "zero",
+}
+
+
+def differentiable(name: str) -> bool:
+    return name not in NOT_DIFFERENTIABLE
+
+
+# ---------------------------------------------------------------------- autocast (CUDA op lists)
+# torch/amp autocast_mode.cpp: ops cast to the lower precision, and ops run in float32.
+AUTOCAST_LOWER = {
+    "conv", "linear", "matmul", "addmm", "baddbmm", "addbmm", "addmv", "bilinear", "prelu", "chain_matmul",
+    "multi_dot", "scaled_dot_product_attention", "multihead_attention", "rnn", "conv_tbc",
+}
+AUTOCAST_FP32 = {
+    "acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p", "reciprocal", "rsqrt",
+    "sinh", "tan", "pow", "softplus", "layer_norm", "group_norm", "norm", "cosine_similarity", "nll_loss",
+    "kl_div", "l1_loss", "mse_loss", "binary_cross_entropy_with_logits", "dist", "cdist", "renorm", "logsumexp",
+    "softmax", "log_softmax", "cumprod", "cumsum", "prod", "sum", "cross_entropy", "rms_norm", "smooth_l1_loss",
+}
+
+
+# ---------------------------------------------------------------------- the rules
+VIEWS = {
+    "view", "reshape", "flatten", "unflatten", "permute", "transpose", "t", "T", "unsqueeze", "squeeze", "expand",
+    "narrow", "select", "split", "chunk", "unbind", "getitem", "detach", "alias", "as_strided", "diagonal",
+    "movedim", "identity", "real", "imag", "view_as_real", "split_with_sizes", "unfold", "tensor_split",
+}
+NONCONTIGUOUS_VIEWS = {"permute", "transpose", "t", "T", "expand", "movedim", "diagonal", "unfold", "as_strided"}
+
+
+def effect_of(call: Call, contiguous: list[bool]) -> Effect:
+    """What `call` allocates and keeps. `contiguous[i]` says whether input i is laid out
+    contiguously (a reshape of a transposed tensor copies)."""
+    name = call.name
+    if name in ("reshape", "flatten", "contiguous") and contiguous and not contiguous[0]:
+        return Effect(grad="new" if name == "contiguous" else "new")
+    if name == "contiguous":
+        return Effect("view", grad="pass")
+    if name == "getitem":
+        return _getitem(call)
+    if name in VIEWS:
+        return Effect("view", grad="pass", contiguous_out=name not in NONCONTIGUOUS_VIEWS and (
+            not contiguous or contiguous[0]))
+    fn = RULES.get(name)
+    if fn is not None:
+        eff = fn(call)
+    else:
+        # Not modelled: assume the backward reads every input, the common case for arithmetic.
+        eff = Effect(saves=[t for t in call.inputs if not t.is_param], assumed=True)
+    if call.inplace and eff.kind == "new":
+        eff.kind = "inplace"
+        if eff.grad == "new" and name in _PASS_WHEN_INPLACE:
+            eff.grad = "pass"
+        x = call.x
+        if name in INPLACE_KEEPS_RESULT:
+            eff.saves = [t for t in eff.saves if t is not x] + _keep(x)
+        elif x is not None and any(t is x for t in eff.saves):
+            # The backward formula reads the input, which the op overwrites: autograd keeps
+            # a copy of the original (`original_self.clone()`).
+            eff.saves = [t for t in eff.saves if t is not x] + [
+                Extra(nbytes(x.shape, x.dtype), x.dtype, f"copy of the input of in-place {name}")]
+    return eff
+
+
+_PASS_WHEN_INPLACE = {"add", "sub"}
+# In-place ops whose backward formula reads the result (derivatives.yaml): the overwritten
+# tensor itself is kept, no copy. Measured with saved_tensors_hooks on torch 2.13: relu_,
+# leaky_relu_, elu_, selu_, celu_, sigmoid_, tanh_, exp_, sqrt_ keep the result; hardtanh_
+# (ReLU6), silu_, hardswish_, hardsigmoid_, mish_, threshold_, clamp_ keep a copy.
+INPLACE_KEEPS_RESULT = {"relu", "leaky_relu", "elu", "selu", "celu", "sigmoid", "tanh", "exp", "sqrt", "rsqrt"}
+
+
+def _getitem(call: Call) -> Effect:
+    idx = call.args[1] if len(call.args) > 1 else None
+    items = idx if isinstance(idx, tuple) else (idx,)
+    advanced: list[TensorValue | Extra] = [t for t in items if isinstance(t, TensorValue)]
+    if advanced:
+        # Advanced indexing gathers into a new tensor; backward scatters into zeros of the input's size.
+        return Effect(saves=advanced, grad="new")
+    return Effect("view", grad="pass", contiguous_out=False)
+
+
+def _keep(*ts: TensorValue | None) -> list[TensorValue | Extra]:
+    return [t for t in ts if t is not None]
+
+
+@rule("relu", "sigmoid", "tanh", "exp", "sqrt", "rsqrt", "softmax", "log_softmax", "elu_result", "threshold")
+def keeps_output(c: Call) -> Effect:
+    return Effect(saves=_keep(c.out))
+
+
+@rule("gelu", "silu", "mish", "hardswish", "hardsigmoid", "leaky_relu", "hardtanh", "softplus", "elu", "selu",
+      "celu", "log", "sin", "cos", "abs", "square", "erf", "log1p", "log2", "reciprocal_input", "logsigmoid",
+      "softsign", "tanhshrink", "hardshrink", "softshrink", "rrelu", "clamp", "clamp_min", "clamp_max",
+      "log10", "atan", "asin", "acos", "tan", "sinh", "cosh", "erfinv", "expm1", "sgn")
+def keeps_input(c: Call) -> Effect:
+    return Effect(saves=_keep(c.x))
+
+
+@rule("reciprocal")
+def reciprocal(c: Call) -> Effect:
+    return Effect(saves=_keep(c.out))
+
+
+@rule("add", "sub", "negative", "pos", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "pad",
+      "roll", "flip", "tril", "triu", "repeat", "tile", "clone", "pixel_shuffle", "channel_shuffle", "interpolate",
+      "sum", "mean", "cumsum", "nan_to_num", "zero_pad", "copy", "rot90")
+def keeps_nothing(c: Call) -> Effect:
+    # Their backward needs only sizes (or reshapes the gradient): nothing is kept.
+    return Effect(grad="pass" if c.name in ("add", "sub", "cat", "concat", "stack") else "new")
+
+
+@rule("mul", "matmul", "linear", "conv", "dot", "outer", "baddbmm", "bilinear", "prelu")
+def keeps_other_operand(c: Call) -> Effect:
+    """a·b: the gradient of a reads b and that of b reads a; a parameter operand (a layer's
+    weight) is already counted as a weight."""
+    if c.module is not None:
+        weight = c.module.state.params.get("weight") if c.module.state is not None else None
+        saves: list[TensorValue | Extra] = []
+        if weight is not None and weight.requires_grad:
+            saves += _keep(c.x)
+        if c.needs_grad(c.x) and weight is not None:
+            saves.append(weight)
+        return Effect(saves=saves)
+    if len(c.inputs) < 2:
+        return Effect(saves=[])  # times a Python number: nothing to keep
+    return Effect(saves=_operands(c, c.inputs[0], c.inputs[1]))
+
+
+def _operands(c: Call, a: TensorValue, b: TensorValue) -> list[TensorValue | Extra]:
+    saves: list[TensorValue | Extra] = []
+    if c.needs_grad(b):
+        saves.append(a)
+    if c.needs_grad(a):
+        saves.append(b)
+    return saves
+
+
+@rule("addmm", "addbmm")
+def addmm(c: Call) -> Effect:
+    """addmm(bias, mat1, mat2) (transformers' Conv1D): the two matrices as for matmul."""
+    if len(c.inputs) < 3:
+        return Effect(saves=[t for t in c.inputs], assumed=True)
+    return Effect(saves=_operands(c, c.inputs[1], c.inputs[2]))
+
+
+@rule("setitem")
+def setitem(c: Call) -> Effect:
+    return Effect(grad="pass")
+
+
+@rule("div")
+def div(c: Call) -> Effect:
+    if len(c.inputs) < 2:
+        return Effect()
+    a, b = c.inputs[:2]
+    saves: list[TensorValue | Extra] = [b, a] if c.needs_grad(b) else [b]
+    return Effect(saves=saves)
+
+
+@rule("pow")
+def power(c: Call) -> Effect:
+    return Effect(saves=_keep(c.x) + ([c.out] if len(c.inputs) > 1 else []))  # type: ignore[list-item]
+
+
+@rule("to")
+def cast(c: Call) -> Effect:
+    x, out = c.x, c.out
+    if x is not None and out is not None and x.dtype == out.dtype:
+        return Effect("view", grad="pass")
+    return Effect(grad="new")
+
+
+@rule("masked_fill", "where", "index_select", "gather", "take_along_dim", "embedding")
+def keeps_index(c: Call) -> Effect:
+    # The index/mask (an integer or bool input) is kept; for embedding, the token ids.
+    return Effect(saves=[t for t in c.inputs if t.dtype in ("int64", "int32", "bool", "uint8")])
+
+
+@rule("dropout")
+def dropout(c: Call) -> Effect:
+    p = c.arg(1, "p", 0.5)
+    if not c.training or p == 0 or c.x is None:
+        return Effect("view", grad="pass")
+    # CUDA's fused native_dropout keeps a bool mask, 1 byte per element.
+    return Effect(saves=[Extra(nbytes(c.x.shape, "bool"), "bool", "dropout mask")])
+
+
+@rule("max_pool")
+def max_pool(c: Call) -> Effect:
+    saves = _keep(c.x)
+    if c.out is not None:
+        saves.append(Extra(nbytes(c.out.shape, "int64"), "int64", "max-pool indices"))
+    return Effect(saves=saves)
+
+
+@rule("avg_pool")
+def avg_pool(c: Call) -> Effect:
+    return Effect(saves=_keep(c.x))
+
+
+def _stats(c: Call, rows: Any, label: str) -> list[TensorValue | Extra]:
+    """mean and inverse std per row, float32."""
+    b = rows * 4 if isinstance(rows, int) else 0
+    return [Extra(b, "float32", f"{label} mean"), Extra(b, "float32", f"{label} rstd")]
+
+
+@rule("batch_norm", "instance_norm")
+def batch_norm(c: Call) -> Effect:
+    x = c.x
+    if x is None or not isinstance(x.shape, tuple) or len(x.shape) < 2:
+        return Effect(saves=_keep(x))
+    channels = x.shape[1] * (x.shape[0] if c.name == "instance_norm" else 1)
+    return Effect(saves=_keep(x) + _stats(c, channels, "batch-norm"))
+
+
+@rule("layer_norm", "rms_norm", "group_norm")
+def layer_norm(c: Call) -> Effect:
+    x = c.x
+    if x is None or not isinstance(x.shape, tuple):
+        return Effect(saves=_keep(x))
+    if c.name == "group_norm":
+        groups = c.arg(1, "num_groups", 1)
+        rows = x.shape[0] * groups if isinstance(groups, int) and isinstance(x.shape[0], int) else 0
+    else:
+        normalized = c.arg(1, "normalized_shape", (x.shape[-1],))
+        k = len(normalized) if isinstance(normalized, (tuple, list)) else 1
+        rows = numel(x.shape[:-k]) if k <= len(x.shape) else 0
+    stats = _stats(c, rows, c.name)
+    return Effect(saves=_keep(x) + (stats[1:] if c.name == "rms_norm" else stats))
+
+
+@rule("cross_entropy")
+def cross_entropy(c: Call) -> Effect:
+    """log_softmax (its output, the input's size, is kept) then nll_loss (keeps the target).
+    Backward makes the gradient of the log-probabilities before that of the input."""
+    x = c.x
+    if x is None:
+        return Effect()
+    size = nbytes(x.shape, x.dtype)
+    return Effect(saves=[Extra(size, x.dtype, "log-probabilities")] + c.inputs[1:2], backward_temp=size)
+
+
+@rule("nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "kl_div",
+      "huber_loss", "smooth_l1_loss")
+def pointwise_loss(c: Call) -> Effect:
+    return Effect(saves=list(c.inputs[:2]))
+
+
+@rule("scaled_dot_product_attention")
+def sdpa(c: Call) -> Effect:
+    """Flash / memory-efficient attention keep q, k, v, the output and the log-sum-exp
+    (float32, one per query row); no L x L matrix."""
+    q, out = c.x, c.out
+    saves = list(c.inputs[:3]) + _keep(out)
+    if q is not None and isinstance(q.shape, tuple) and len(q.shape) >= 2:
+        rows = numel(q.shape[:-1])
+        saves.append(Extra(rows * 4 if isinstance(rows, int) else 0, "float32", "attention log-sum-exp"))
+    mask = c.inputs[3] if len(c.inputs) > 3 else None
+    if mask is not None:
+        saves.append(mask)
+    return Effect(saves=saves)
+
+
+@rule("multihead_attention")
+def multihead_attention(c: Call) -> Effect:
+    """nn.MultiheadAttention in training (torch.nn.functional.multi_head_attention_forward):
+    the packed input projection, a contiguous copy of q/k/v, attention (sdpa when the weights
+    are not returned, else the explicit softmax matrix), the output copy fed to out_proj."""
+    x, out = c.x, c.out
+    m = c.module
+    if x is None or out is None or m is None or not isinstance(x.shape, tuple) or len(x.shape) != 3:
+        return Effect(saves=_keep(x), assumed=True)
+    e = nbytes(x.shape, x.dtype)
+    heads = m.attrs.get("num_heads", 1)
+    batch_first = m.attrs.get("batch_first") is True
+    b, length = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
+    saves: list[TensorValue | Extra] = [x, Extra(3 * e, x.dtype, "q/k/v"), Extra(e, x.dtype, "attention output"),
+                                        Extra(e, x.dtype, "attention output (contiguous)")]
+    if batch_first:
+        saves.append(Extra(e, x.dtype, "input (transposed copy)"))
+    need_weights = c.kwargs.get("need_weights", True) is not False
+    if need_weights and all(isinstance(v, int) for v in (b, length, heads)):
+        scores = b * heads * length * length * DTYPE_BYTES.get(x.dtype, 4)
+        saves.append(Extra(scores, x.dtype, "attention weights"))
+        p = m.attrs.get("dropout", 0.0)
+        if p:
+            saves.append(Extra(b * heads * length * length, "bool", "attention dropout mask"))
+    elif all(isinstance(v, int) for v in (b, length, heads)):
+        saves.append(Extra(b * heads * length * 4, "float32", "attention log-sum-exp"))
+    return Effect(saves=saves, backward_temp=3 * e)
+
+
+@rule("rnn")
+def rnn(c: Call) -> Effect:
+    """cuDNN RNNs keep the input, the output and a reserve of the gates of every step and layer."""
+    x, out = c.x, c.out
+    m = c.module
+    if x is None or out is None or m is None or not isinstance(x.shape, tuple):
+        return Effect(saves=_keep(x), assumed=True)
+    gates = {"LSTM": 4, "GRU": 3}.get(m.cls.name, 1)
+    hidden = m.attrs.get("hidden_size", 0)
+    layers = m.attrs.get("num_layers", 1)
+    dirs = 2 if m.attrs.get("bidirectional") else 1
+    steps = numel(x.shape[:-1])
+    reserve = steps * layers * dirs * gates * hidden * 2 * DTYPE_BYTES.get(x.dtype, 4) \
+        if all(isinstance(v, int) for v in (steps, layers, hidden)) else 0
+    return Effect(saves=_keep(x, out) + [Extra(reserve, x.dtype, "cuDNN RNN reserve")])
+
+
+@rule("max_reduce", "norm", "logsumexp", "std", "var", "max", "min", "prod", "cumprod")
+def keeps_input_and_output(c: Call) -> Effect:
+    return Effect(saves=_keep(c.x, c.out))
+
+
+@rule("maximum", "minimum", "atan2", "addcmul", "addcdiv", "lerp", "einsum_general", "cross", "cdist", "dist")
+def keeps_inputs(c: Call) -> Effect:
+    return Effect(saves=[t for t in c.inputs if not t.is_param])
+
+
+@rule("index_put", "scatter", "scatter_add", "masked_scatter", "index_add", "index_copy")
+def scatter(c: Call) -> Effect:
+    return Effect(saves=[t for t in c.inputs if t.dtype in ("int64", "int32", "bool")])
+
+
+@rule("embedding_bag")
+def embedding_bag(c: Call) -> Effect:
+    return Effect(saves=list(c.inputs))
+
+
+@rule(*sorted(NOT_DIFFERENTIABLE))
+def no_grad_op(c: Call) -> Effect:
+    return Effect(grad="none")

@@ -1,0 +1,103 @@
+"""From a recorded forward (the tape) to the numbers: weights, gradients, optimizer state,
+activations, workspaces, the training and inference peaks, what the device and the host need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vramlint.memory.devices import HOST_RUNTIME_CPU, HOST_RUNTIME_CUDA, Device
+from vramlint.memory.optimizers import OPTIMIZERS
+from vramlint.memory.tape import Tape
+from vramlint.memory.timeline import rounded, simulate_inference, simulate_training
+
+PRECISIONS = ("fp32", "amp-bf16", "amp-fp16", "bf16", "fp16")
+MATMUL_OPS = {"linear", "matmul", "addmm", "baddbmm", "bilinear", "multihead_attention", "rnn",
+              "scaled_dot_product_attention"}
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    batch_size: int
+    precision: str = "fp32"
+    optimizer: str = "adam"
+    device: Device | None = None
+    checkpointing: bool = False
+
+
+@dataclass
+class LayerMemory:
+    path: str  # module path ("" for the model itself)
+    saved_bytes: int  # kept for backward by the ops of this module (not its children)
+
+
+@dataclass
+class MemoryEstimate:
+    batch_size: int
+    precision: str
+    optimizer: str
+    device: str
+    weights: int
+    buffers: int
+    gradients: int
+    optimizer_state: int
+    activations: int  # kept for backward at the end of the forward (the loss included)
+    inputs: int  # the batch on the device
+    workspace: int  # cuBLAS workspaces
+    optimizer_temp: int  # temporaries of optimizer.step()
+    train_peak: int
+    train_peak_phase: str  # where the peak happens: "forward", "backward at <module>", "optimizer step"
+    inference_peak: int
+    device_total: int  # train_peak plus what the caching allocator holds cached, plus the CUDA context
+    host_peak: int  # host memory of the GPU training process
+    host_peak_cpu_training: int  # training on the CPU alone
+    layers: list[LayerMemory] = field(default_factory=list)
+    unmodelled_ops: dict[str, int] = field(default_factory=dict)  # op -> calls assumed to keep their inputs
+    notes: list[str] = field(default_factory=list)
+
+
+def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int, int, bool]],
+                       buffers: int, output_sids: set[int], notes: list[str]) -> MemoryEstimate:
+    """`params`: (numel, bytes, trainable) of every parameter, each tensor once."""
+    device = setup.device
+    assert device is not None
+    opt = OPTIMIZERS[setup.optimizer]
+    trainable = [(n, b) for n, b, t in params if t]
+    weights = sum(rounded(b) for _, b, _ in params)
+    state = sum(rounded(b) for b in opt.state(trainable))
+    step_temp = sum(rounded(b) for b in opt.step_temp(trainable))
+    inputs = sum(rounded(s.nbytes) for s in tape.storages if s.kind == "input")
+    uses_blas = any(op.name in MATMUL_OPS for op in tape.ops)
+    workspace_train = 2 * device.blas_workspace if uses_blas else 0  # forward + autograd's thread
+    workspace_infer = device.blas_workspace if uses_blas else 0
+    base = weights + rounded(buffers) + state + inputs + workspace_train
+    # autocast's weight cache lives until the end of the forward (of the autocast region)
+    outputs = output_sids | set(tape.weight_casts.values())
+    run = simulate_training(tape, base, step_temp, outputs)
+    infer = simulate_inference(tape, weights + rounded(buffers) + inputs + workspace_infer, outputs)
+    phase = run.peak_at.name
+    if run.peak_at.module or run.peak_at.op:
+        phase += f" at {run.peak_at.module or '(model)'} ({run.peak_at.op})"
+    layers: dict[str, int] = {}
+    counted: set[int] = set()
+    for op in tape.ops:
+        for sid in op.saved:
+            st = tape.storages[sid]
+            if sid in counted or st.kind not in ("activation", "extra", "cast"):
+                continue
+            counted.add(sid)
+            layers[op.module] = layers.get(op.module, 0) + rounded(st.nbytes)
+    # What the caching allocator keeps cached beyond the peak is not simulated: device_total
+    # counts the peak rounded to 2 MiB segments plus the context.
+    reserved = -(-run.peak // (2 << 20)) * (2 << 20)
+    cpu_peak = run.peak - workspace_train
+    return MemoryEstimate(
+        batch_size=setup.batch_size, precision=setup.precision, optimizer=setup.optimizer, device=device.name,
+        weights=weights, buffers=rounded(buffers), gradients=run.param_grad_bytes, optimizer_state=state,
+        activations=run.saved_bytes, inputs=inputs, workspace=workspace_train, optimizer_temp=step_temp,
+        train_peak=run.peak, train_peak_phase=phase, inference_peak=infer.peak,
+        device_total=reserved + device.context,
+        host_peak=HOST_RUNTIME_CUDA + weights + rounded(buffers) + inputs,
+        host_peak_cpu_training=HOST_RUNTIME_CPU + cpu_peak,
+        layers=[LayerMemory(p, b) for p, b in layers.items()],
+        unmodelled_ops=dict(tape.unmodelled), notes=notes,
+    )

@@ -1,0 +1,240 @@
+"""The tape: what one forward pass allocates and what autograd keeps, recorded op by op.
+
+While a model's forward is traced (frontends/torch), the evaluator hands every native call
+(a torch function, a Tensor method, an operator on tensors, a catalog layer's forward) to
+`Tape.call`. A call that ran other recorded calls inside it is a composite (a Sequential, a
+user-level helper) and is not recorded itself; a leaf call becomes an `Op`: the storages it
+allocated, the tensors it read, and — from `autograd_rules` — the tensors autograd keeps for
+its backward. Tensors are identified by the Python object the evaluator made; views share
+their base's `Storage`, so a tensor kept by two ops, or through a view, counts once.
+
+Under autocast the tape also plays autocast's part: the ops of the lower-precision list run in
+bf16/fp16 (their float32 inputs are cast, parameters once per forward through autocast's weight
+cache) and the ops of the float32 list run in float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vramlint.frontends.torch.tensors import DTYPE_BYTES, FLOAT_DTYPES, BufferTensor, TensorValue
+from vramlint.memory import autograd_rules as rules
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+    from vramlint.engine.values import Instance
+
+
+@dataclass
+class Storage:
+    """One allocation. `kind`: param | buffer | input | activation | extra (a saved tensor that is
+    no op's output: masks, indices, statistics) | cast (an autocast copy) | constant (made before
+    the forward, not counted)."""
+
+    sid: int
+    nbytes: int
+    kind: str
+    dtype: str
+    op: int  # index of the op that allocated it (-1: before the forward)
+    label: str = ""
+
+
+@dataclass
+class Op:
+    index: int
+    name: str  # canonical op name ("conv2d", "relu", "cross_entropy")
+    module: str  # path of the innermost module being called ("" for the root)
+    reads: list[int]  # storages of the tensors it read
+    grad_inputs: list[int]  # storages of inputs that receive a gradient (parameters included)
+    outputs: list[int]
+    allocated: list[int]  # storages it created (fresh outputs, extras, casts)
+    saved: list[int]  # storages autograd keeps for its backward (empty when no grad flows)
+    requires_grad: bool
+    grad: str  # how its backward makes input gradients: "new" | "pass" | "none"
+    backward_temp: int = 0  # transient bytes of its backward beyond the input gradients
+    region: int = -1  # checkpointed region (-1: none)
+    assumed: bool = False  # no rule for the op: assumed to keep its inputs
+
+
+@dataclass
+class _Tensor:
+    value: TensorValue  # kept so that id() stays unique while the tape lives
+    sid: int
+    requires_grad: bool
+    contiguous: bool = True
+
+
+@dataclass
+class Tape:
+    autocast: str | None = None  # "bfloat16" | "float16" under torch.autocast
+    storages: list[Storage] = field(default_factory=list)
+    ops: list[Op] = field(default_factory=list)
+    tensors: dict[int, _Tensor] = field(default_factory=dict)
+    module_paths: dict[int, str] = field(default_factory=dict)
+    module_stack: list[str] = field(default_factory=list)
+    weight_casts: dict[int, int] = field(default_factory=dict)  # param storage -> autocast copy
+    regions: list[list[int]] = field(default_factory=list)  # per checkpoint region: its input storages
+    region: int = -1
+    unmodelled: dict[str, int] = field(default_factory=dict)  # op name -> calls without a rule
+    _depth: int = 0
+
+    # ------------------------------------------------------------------ registration
+    def new_storage(self, nbytes: int, kind: str, dtype: str, label: str = "") -> int:
+        sid = len(self.storages)
+        self.storages.append(Storage(sid, nbytes, kind, dtype, len(self.ops), label))
+        return sid
+
+    def add_input(self, t: TensorValue) -> None:
+        self.tensors[id(t)] = _Tensor(t, self.new_storage(tensor_bytes(t), "input", t.dtype, "input"), False)
+
+    def info(self, t: TensorValue) -> _Tensor:
+        """The tape's record of a tensor; one made before the forward (a parameter, a buffer, a
+        constant attribute) is registered on first sight."""
+        rec = self.tensors.get(id(t))
+        if rec is None:
+            if t.is_param:
+                kind, grad = "param", t.requires_grad
+            elif isinstance(t, BufferTensor):
+                kind, grad = "buffer", False
+            else:
+                kind, grad = "constant", False
+            sid = len(self.storages)
+            self.storages.append(Storage(sid, tensor_bytes(t), kind, t.dtype, -1, kind))
+            rec = self.tensors[id(t)] = _Tensor(t, sid, grad)
+        return rec
+
+    # ------------------------------------------------------------------ modules, checkpoints
+    def enter_module(self, inst: Instance) -> None:
+        self.module_stack.append(self.module_paths.get(id(inst), self.module_stack[-1] if self.module_stack else ""))
+
+    def exit_module(self) -> None:
+        if self.module_stack:
+            self.module_stack.pop()
+
+    def checkpointed(self, args: tuple[Any, ...], run: Callable[[], Any]) -> Any:
+        """torch.utils.checkpoint: the region keeps only its inputs; backward recomputes it."""
+        if self.region >= 0:
+            return run()
+        self.regions.append([self.info(t).sid for t in _tensors(args)])
+        self.region = len(self.regions) - 1
+        try:
+            return run()
+        finally:
+            self.region = -1
+
+    # ------------------------------------------------------------------ recording
+    def call(self, ev: Evaluator, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+             run: Callable[[], Any], module: Instance | None = None) -> Any:
+        before = len(self.ops)
+        self._depth += 1
+        try:
+            out = run()
+        finally:
+            self._depth -= 1
+        if len(self.ops) == before:
+            self.record(name, args, kwargs, out, module)
+        return out
+
+    def record(self, raw_name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
+               module: Instance | None) -> None:
+        ins = list(_tensors(args)) + list(_tensors(tuple(kwargs.values())))
+        if module is not None and module.state is not None:  # a layer reads its own parameters
+            ins += [t for t in module.state.params.values() if isinstance(t, TensorValue)]
+        outs = list(_tensors((out,)))
+        if not outs:
+            return  # sizes, shapes, Python values: nothing allocated
+        name, inplace = rules.canonical(raw_name, module, kwargs)
+        in_recs = [self.info(t) for t in ins]
+        fresh = [t for t in outs if id(t) not in self.tensors]
+        grad_in = [r for r in in_recs if r.requires_grad]
+        differentiable = rules.differentiable(name) and bool(grad_in)
+        grads = {id(r.value) for r in grad_in}
+        call = rules.Call(name, args, kwargs, ins, outs, module, inplace, True, lambda t: id(t) in grads)
+        effect = rules.effect_of(call, [r.contiguous for r in in_recs])
+        if effect.assumed:
+            self.unmodelled[name] = self.unmodelled.get(name, 0) + 1
+        op_index = len(self.ops)
+        allocated: list[int] = []
+        casts: dict[int, int] = {}  # input storage -> its autocast copy, for this op
+        if self.autocast is not None:
+            self._autocast(name, in_recs, fresh, casts, allocated)
+        out_sids: list[int] = []
+        for t in outs:
+            rec = self.tensors.get(id(t))
+            if rec is None:
+                alias = effect.alias_of(t, ins)
+                if alias is not None:
+                    base = self.info(alias)
+                    rec = _Tensor(t, base.sid, differentiable and t.dtype in FLOAT_DTYPES, effect.contiguous_out)
+                else:
+                    sid = self.new_storage(tensor_bytes(t), "activation", t.dtype, name)
+                    allocated.append(sid)
+                    rec = _Tensor(t, sid, differentiable and t.dtype in FLOAT_DTYPES, effect.contiguous_out)
+                self.tensors[id(t)] = rec
+            elif differentiable and t.dtype in FLOAT_DTYPES:
+                rec.requires_grad = True  # in place on a tensor that now has a history
+            out_sids.append(rec.sid)
+        saved: list[int] = []
+        if differentiable:
+            for item in effect.saves:
+                if isinstance(item, TensorValue):
+                    sid = self.info(item).sid
+                    saved.append(casts.get(sid, sid))
+                else:
+                    sid = self.new_storage(item.nbytes, "extra", item.dtype, f"{name}: {item.label}")
+                    allocated.append(sid)
+                    saved.append(sid)
+        self.ops.append(Op(
+            op_index, name, self.module_stack[-1] if self.module_stack else "",
+            [self.info(t).sid for t in ins], [r.sid for r in grad_in] if differentiable else [],
+            out_sids, allocated, saved, differentiable, effect.grad if differentiable else "none",
+            effect.backward_temp, self.region, effect.assumed,
+        ))
+
+    def _autocast(self, name: str, in_recs: list[_Tensor], fresh: list[TensorValue],
+                  casts: dict[int, int], allocated: list[int]) -> None:
+        assert self.autocast is not None
+        if name in rules.AUTOCAST_LOWER:
+            target = self.autocast
+        elif name in rules.AUTOCAST_FP32:
+            target = "float32"
+        else:
+            return
+        for r in in_recs:
+            t = r.value
+            if t.dtype not in FLOAT_DTYPES or t.dtype == target or r.sid in casts:
+                continue
+            st = self.storages[r.sid]
+            if st.kind == "param" and r.sid in self.weight_casts:
+                casts[r.sid] = self.weight_casts[r.sid]
+                continue
+            cast = self.new_storage(t.numel() * DTYPE_BYTES[target] if isinstance(t.numel(), int) else 0,
+                                    "cast", target, f"autocast copy for {name}")
+            allocated.append(cast)
+            casts[r.sid] = cast
+            if st.kind == "param":
+                self.weight_casts[r.sid] = cast
+        for t in fresh:
+            if t.dtype in FLOAT_DTYPES:
+                t.dtype = target
+
+
+def tensor_bytes(t: TensorValue) -> int:
+    n = t.numel()
+    return n * DTYPE_BYTES.get(t.dtype, 4) if isinstance(n, int) else 0
+
+
+def _tensors(values: tuple[Any, ...], depth: int = 0) -> Iterator[TensorValue]:
+    for v in values:
+        if isinstance(v, TensorValue):
+            yield v
+        elif depth < 2 and isinstance(v, (tuple, list)):
+            yield from _tensors(tuple(v), depth + 1)
+        elif depth < 2 and isinstance(v, dict):
+            yield from _tensors(tuple(v.values()), depth + 1)
+        elif depth < 2 and hasattr(v, "attrs") and isinstance(getattr(v, "attrs", None), dict) \
+                and type(v).__name__ == "Instance" and getattr(v, "state", None) is None:
+            # Model outputs (transformers' ModelOutput dataclasses) hold tensors as attributes.
+            yield from _tensors(tuple(v.attrs.values()), depth + 1)
