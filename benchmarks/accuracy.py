@@ -30,10 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.libsources import TORCHVISION_VERSION, TRANSFORMERS_VERSION, library_source  # noqa: E402
 
+from benchmarks.holdout import SOURCES  # noqa: E402
 from vramlint.analysis.api import analyze_file  # noqa: E402
 from vramlint.settings import Settings  # noqa: E402
 
 CALIBRATION = ROOT.parent / "shared" / "calibration" / "h200-torch2.11.jsonl"
+HOLDOUT = ROOT / "benchmarks" / "results" / "holdout-h200.jsonl"
 EXCLUDED = {
     # GradScaler skipped every optimizer step (fp16 overflow): no Adam state was ever allocated.
     "tv_resnet50_adamw_fp16amp": "GradScaler skipped every step, so the measurement has no optimizer state",
@@ -67,19 +69,31 @@ class Row:
 
 
 def case_source(case: dict) -> str:
+    """The file a user would write: the model, one batch, one call (measure.py's protocol)."""
     kind, _, name = case["source"].partition(":")
     spec, batch = case["input"], case["batch"]
     ckpt = "model.gradient_checkpointing_enable()\n" if case["extra"].get("checkpointing") else ""
     if kind == "tv":
+        model = f"import torchvision\nmodel = torchvision.models.{name}()\n"
+    elif kind == "hf":
+        model = HF_MODELS[name]
+    else:
+        model = SOURCES[case["source"]]
+    train = case["mode"] == "train"
+    if spec[0] == "img":
         _, c, h, w, _classes = spec
-        return (f"import torch\nimport torchvision\nmodel = torchvision.models.{name}()\n{ckpt}"
-                f"images = torch.randn({batch}, {c}, {h}, {w})\nlogits = model(images)\n")
-    if kind == "hf":
-        _, vocab, seq = spec
-        return (f"import torch\n{HF_MODELS[name]}{ckpt}"
-                f"ids = torch.randint(0, {vocab}, ({batch}, {seq}))\n"
-                f"out = model(input_ids=ids, labels=ids)\n")
-    raise ValueError(case["source"])
+        call = f"images = torch.randn({batch}, {c}, {h}, {w})\nlogits = model(images)\n"
+    elif spec[0] == "vec":
+        call = f"x = torch.randn({batch}, {spec[1]})\nlogits = model(x)\n"
+    elif spec[0] == "gpt":
+        targets = ", idx" if train else ""
+        call = f"idx = torch.randint(0, {spec[1]}, ({batch}, {spec[2]}))\nlogits, loss = model(idx{targets})\n"
+    elif spec[0] == "hflm":
+        labels = ", labels=ids" if train else ""  # measure.py: model(ids) for inference
+        call = f"ids = torch.randint(0, {spec[1]}, ({batch}, {spec[2]}))\nout = model(input_ids=ids{labels})\n"
+    else:
+        raise ValueError(spec[0])
+    return f"import torch\n{model}{ckpt}{call}"
 
 
 def rules_of_thumb(case: dict, row: Row, est: object) -> dict[str, float]:
@@ -89,8 +103,8 @@ def rules_of_thumb(case: dict, row: Row, est: object) -> dict[str, float]:
     return {"weights x3": 3 * weights, "adam 4x": 4 * params * 4}
 
 
-def run(only: str, settings_base: Settings) -> list[Row]:
-    cases = [json.loads(line) for line in CALIBRATION.read_text().splitlines() if line.strip()]
+def run(only: str, settings_base: Settings, path: Path = CALIBRATION) -> list[Row]:
+    cases = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
@@ -126,10 +140,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="")
     ap.add_argument("--plot", default="")
+    ap.add_argument("--holdout", action="store_true", help="the hold-out measurements instead (benchmarks/holdout.py)")
+    ap.add_argument("--cases", default="", help="a JSON-lines file of measurements in measure.py's format")
     args = ap.parse_args()
     extra = (str(library_source("torchvision", TORCHVISION_VERSION)),
-             str(library_source("transformers", TRANSFORMERS_VERSION)))
-    rows = run(args.only, Settings(extra_paths=extra))
+             str(library_source("transformers", TRANSFORMERS_VERSION)),
+             str(ROOT / "benchmarks" / "gpu" / "models"), str(ROOT / "examples"))
+    path = Path(args.cases) if args.cases else HOLDOUT if args.holdout else CALIBRATION
+    rows = run(args.only, Settings(extra_paths=extra), path)
     gib = 2**30
     print(f"{'case':34} {'estimate':>9} {'measured':>9} {'error':>7} {'w x3':>7} {'adam 4x':>7}  time  peak at")
     errors = []

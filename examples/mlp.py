@@ -2,6 +2,7 @@
 input 1000, four hidden Linear layers of 100, output 10 (131,410 parameters), written three ways.
 """
 
+import torch
 import torch.nn as nn
 
 # 1. A Sequential literal.
@@ -33,3 +34,9 @@ class MLP(nn.Module):
 # 3. A factory function with a list comprehension.
 def make_mlp(sizes=(1000, 100, 100, 100, 100, 10)) -> nn.Sequential:
     return nn.Sequential(*[nn.Linear(a, b) for a, b in zip(sizes, sizes[1:])])
+
+
+# One batch through the model: the memory estimate takes the batch (256) and the input shape from
+# this call (`vramlint explain examples/mlp.py --model model`).
+x = torch.randn(256, 1000)
+logits = model(x)

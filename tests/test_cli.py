@@ -25,9 +25,13 @@ def test_text_output_on_the_bundled_example() -> None:
     r = vramlint("check", str(EXAMPLE))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert len(lines) == 3
-    assert all("131,410 parameters" in line for line in lines)
-    assert lines[0].startswith(f"{EXAMPLE}:8:1: model (instance)")
+    models = [line for line in lines if not line.startswith(" ")]
+    assert len(models) == 3
+    assert all("131,410 parameters" in line for line in models)
+    assert lines[0] == f"{EXAMPLE}:9:1: model (instance): 131,410 parameters; output [256, 10]"
+    # The instance is called on a batch in the file: its memory is estimated from that call.
+    assert lines[1].startswith("    memory (batch 256, fp32, adam, H100; inputs from the call at line 42)")
+    assert lines[2].startswith("      training peak 67.5 MiB (optimizer step)")
 
 
 def test_json_output_schema() -> None:
@@ -41,11 +45,11 @@ def test_json_output_schema() -> None:
     assert set(by_name) == {"model", "MLP", "make_mlp"}
     mlp = by_name["MLP"]
     assert mlp["params"] == {"total": 131410, "trainable": 131410, "known": 131410}
-    assert mlp["line"] == 18 and mlp["kind"] == "class"
+    assert mlp["line"] == 19 and mlp["kind"] == "class"
     paths = [row["path"] for row in mlp["layers"]]
     assert paths[:3] == ["", "body", "body.0"]
-    assert mlp["layers"][-1] == {"path": "head", "type": "Linear", "line": 27, "params": 1010, "output_shape": None,
-                                 "own_params": [{"name": "weight", "shape": [10, 100], "numel": 1000, "trainable": True},
+    assert mlp["layers"][-1] == {"path": "head", "type": "Linear", "line": 28, "params": 1010, "output_shape": None,
+                                 "saved_bytes": None, "own_params": [{"name": "weight", "shape": [10, 100], "numel": 1000, "trainable": True},
                                                 {"name": "bias", "shape": [10], "numel": 10, "trainable": True}]}
 
 
@@ -143,7 +147,10 @@ def test_input_shape_traces_the_forward() -> None:
     r = vramlint("check", str(gpt), "--model", "GPT", "--input-shape", "256", "--input-dtype", "int64",
                  "--batch-size", "8")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == f"{gpt}:92:7: GPT (class): 124,475,904 parameters; output [8, 1, 50304]"
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == f"{gpt}:92:7: GPT (class): 124,475,904 parameters; output [8, 1, 50304]"
+    assert lines[1] == "    memory (batch 8, fp32, adam, H100; inputs from settings):"
+    assert lines[2].startswith("      training peak ")
     r = vramlint("check", str(EXAMPLE), "--model", "MLP", "--input-shape", "1000", "--batch-size", "256",
                  "--format", "json", "--layers")
     (mlp,) = json.loads(r.stdout)["files"][0]["models"]

@@ -12,7 +12,7 @@ from vramlint.engine.values import MISSING, Instance, Unknown
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
 from vramlint.memory.estimate import MemoryEstimate, TrainingSetup, estimate_from_tape
-from vramlint.memory.tape import Tape, _tensors
+from vramlint.memory.tape import Tape, _tensors, reachable_tensors
 
 LOW = {"bf16": "bfloat16", "fp16": "float16", "amp-bf16": "bfloat16", "amp-fp16": "float16"}
 
@@ -52,20 +52,22 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
         value, sink, error = _run(loader, lambda: ev.call(model, args, kwargs))
         unknowns = [_info(u) for u in sink] + ([error] if error is not None else [])
         if error is None and not isinstance(value, Unknown):
+            tape.forward_end = len(tape.ops)
             loss_note = _add_loss(tape, value)
             if loss_note:
                 notes.append(loss_note)
+        param_sizes = [(t.numel(), _bytes(t), bool(t.requires_grad)) for _, t in params if isinstance(t, TensorValue)]
+        buffer_bytes = sum(_bytes(t) for _, t in buffers if isinstance(t, TensorValue))
     finally:
         ev.tape = None
         for t, dt in restore:
             t.dtype = dt
     if error is not None or isinstance(value, Unknown):
         return None, unknowns, value
-    output_sids = {tape.info(t).sid for t in _tensors((value,)) if id(t) in tape.tensors}
-    param_sizes = [(t.numel(), _bytes(t), bool(t.requires_grad)) for _, t in params if isinstance(t, TensorValue)]
+    # What the output holds stays alive until the loss is taken (a KV cache, hidden states...).
+    output_sids = {tape.tensors[id(t)].sid for t in reachable_tensors(value) if id(t) in tape.tensors}
     if any(not isinstance(n, int) for n, _, _ in param_sizes):
         return None, unknowns + [UnknownInfo("a parameter of unknown size", None)], value
-    buffer_bytes = sum(_bytes(t) for _, t in buffers if isinstance(t, TensorValue))
     est = estimate_from_tape(tape, setup, param_sizes, buffer_bytes, output_sids, notes)
     if tape.unmodelled:
         names = ", ".join(f"{k} x{v}" for k, v in sorted(tape.unmodelled.items()))
@@ -91,6 +93,10 @@ def _add_loss(tape: Tape, value: Any) -> str | None:
     loss = _find(value, "loss")
     if isinstance(loss, TensorValue) and id(loss) in tape.tensors:
         return None
+    for t in _tensors((value,)):  # `logits, loss = model(idx, targets)`: a scalar computed in the forward
+        if t.shape == () and t.dtype in FLOAT_DTYPES and id(t) in tape.tensors \
+                and tape.storages[tape.tensors[id(t)].sid].kind == "activation":
+            return None
     out = next(iter(_tensors((value,))), None)
     if out is None or not isinstance(out.shape, tuple) or out.dtype not in FLOAT_DTYPES:
         return "the model's output is not a float tensor: no loss added"

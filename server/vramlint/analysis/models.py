@@ -12,7 +12,7 @@ import re
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
@@ -34,6 +34,9 @@ from vramlint.engine.walk import iter_nodes
 from vramlint.frontends.torch.module import is_module, named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import TensorValue
 from vramlint.settings import InputSpec, Settings
+
+if TYPE_CHECKING:
+    from vramlint.memory.estimate import Textbook
 
 MODEL_STEPS = 3_000_000  # enough for the largest torchvision models many times over
 FACTORY_SKIP = {"main", "train", "test", "evaluate", "run", "fit", "cli", "parse_args", "get_args", "predict"}
@@ -456,6 +459,7 @@ def _with_memory(name: str, kind: str, loc: Any, value: Instance, how: str, coun
     result.tree = build_tree(value, outputs=True)
     if est is not None and result.tree is not None:
         _attach_layer_memory(result.tree, {lm.path: lm.saved_bytes for lm in est.layers})
+        est.textbook = _textbook(result.tree, args, kwargs)
     result.output_shape = shape_of(output)
     result.forward_unknowns = _dedupe(forward_unknowns)
     return result
@@ -489,3 +493,33 @@ def _attach_layer_memory(node: ModuleNode, saved: dict[str, int]) -> int:
     total = own + sum(_attach_layer_memory(c, saved) for c in node.children)
     node.saved_bytes = total
     return total
+
+
+def _textbook(tree: ModuleNode, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Textbook | None:
+    """The hand count: inputs plus the outputs of the layers that have weights (forward), and one
+    gradient per such output (backward)."""
+    from vramlint.memory.estimate import Textbook
+
+    inputs = 0
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, TensorValue):
+            n = v.numel()
+            if not isinstance(n, int):
+                return None
+            inputs += n
+    outputs = 0
+    layers = 0
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.children or not node.params or node.output_shape is None:
+            continue
+        n = 1
+        for d in node.output_shape:
+            if d is None:
+                return None
+            n *= d
+        outputs += n
+        layers += 1
+    return Textbook(inputs + outputs, outputs, layers)

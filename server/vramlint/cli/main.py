@@ -1,5 +1,6 @@
 """`vramlint check PATH... [--model NAME] [--extra-path DIR] [--input-shape DIMS [--input-dtype T]]
-[--batch-size N] [--format text|json] [--layers]`.
+[--batch-size N] [--optimizer O] [--precision P] [--gpu G] [--checkpointing] [--format text|json] [--layers]`
+and `vramlint explain FILE --model NAME [same options]`.
 
 Exit codes: 0 success; 1 a file could not be analysed (syntax error, unreadable); 2 usage or
 configuration error. Errors go to stderr with the file they concern.
@@ -40,9 +41,33 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--input-dtype", action="append", default=[], metavar="DTYPE",
                        help="dtype of the corresponding --input-shape (default float32; int64 for token ids)")
     check.add_argument("--batch-size", type=int, default=1, metavar="N", help="batch size of the traced inputs")
+    add_memory_options(check)
     check.add_argument("--format", choices=["text", "json"], default="text")
     check.add_argument("--layers", action="store_true", help="include the module tree in JSON output")
+    explain = sub.add_parser("explain", help="walk through one model's memory estimate")
+    explain.add_argument("path", metavar="FILE")
+    explain.add_argument("--model", required=True, metavar="NAME", help="the model (class, variable or factory)")
+    explain.add_argument("--extra-path", action="append", default=[], metavar="DIR")
+    explain.add_argument("--input-shape", action="append", default=[], metavar="DIMS")
+    explain.add_argument("--input-dtype", action="append", default=[], metavar="DTYPE")
+    explain.add_argument("--batch-size", type=int, default=1, metavar="N")
+    add_memory_options(explain)
     return p
+
+
+def add_memory_options(p: argparse.ArgumentParser) -> None:
+    from vramlint.memory.devices import DEVICES
+    from vramlint.memory.estimate import PRECISIONS
+    from vramlint.memory.optimizers import OPTIMIZERS
+
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimizer (default: adam)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32, autocast (amp-bf16, amp-fp16) or the whole model in bf16/fp16 (default: fp32)")
+    p.add_argument("--gpu", default="H100", type=str.lower, choices=sorted(DEVICES), metavar="GPU",
+                   help=f"the card to fit ({', '.join(d.name for d in DEVICES.values())}; default H100)")
+    p.add_argument("--checkpointing", action="store_true",
+                   help="gradient checkpointing: call the model's gradient_checkpointing_enable() first")
+    p.add_argument("--no-memory", dest="memory", action="store_false", help="parameters only, no memory estimate")
 
 
 def iter_python_files(paths: Sequence[str]) -> Iterator[str]:
@@ -72,8 +97,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         print("vramlint: error: --batch-size must be at least 1", file=sys.stderr)
         return 2
-    base = Settings(extra_paths=tuple(os.path.abspath(p) for p in args.extra_path), models=tuple(args.model),
-                    inputs=inputs, batch_size=args.batch_size)
+    base = settings_from_args(args, inputs)
     try:
         settings = load_settings(Path(args.paths[0]).resolve(), base)
     except ConfigError as err:
@@ -93,6 +117,37 @@ def run_check(args: argparse.Namespace) -> int:
     else:
         print(text.render(results))
     return 1 if any(r.errors for r in results) else 0
+
+
+def settings_from_args(args: argparse.Namespace, inputs: tuple[InputSpec, ...]) -> Settings:
+    models = tuple(args.model) if isinstance(args.model, list) else (args.model,)
+    return Settings(extra_paths=tuple(os.path.abspath(p) for p in args.extra_path), models=models,
+                    inputs=inputs, batch_size=args.batch_size, memory=args.memory, precision=args.precision,
+                    optimizer=args.optimizer, device=args.gpu, checkpointing=args.checkpointing)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from vramlint.render.explain import explain
+
+    if not os.path.isfile(args.path):
+        print(f"vramlint: error: {args.path}: no such file", file=sys.stderr)
+        return 2
+    try:
+        inputs = parse_inputs(args.input_shape, args.input_dtype)
+        settings = load_settings(Path(args.path).resolve(), settings_from_args(args, inputs))
+    except (ValueError, ConfigError) as err:
+        print(f"vramlint: error: {err}", file=sys.stderr)
+        return 2
+    result = analyze_file(args.path, settings)
+    for e in result.errors:
+        print(f"{e.location or args.path}: error: {e.reason}", file=sys.stderr)
+    model = next((m for m in result.models if m.name == args.model), None)
+    if model is None:
+        found = ", ".join(m.name for m in analyze_file(args.path, Settings(extra_paths=settings.extra_paths)).models)
+        print(f"vramlint: error: no model named {args.model}; models found: {found or 'none'}", file=sys.stderr)
+        return 2
+    print(explain(args.path, model))
+    return 0 if model.memory is not None else 1
 
 
 DTYPES = {"float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool"}
@@ -127,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return run_check(args)
+        if args.command == "explain":
+            return run_explain(args)
     except BrokenPipeError:  # `vramlint check | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -619,12 +619,20 @@ class Evaluator:
         return None
 
     def s_with(self, node: cst.With, scope: Scope) -> None:
-        for item in node.items:
-            ctx = self.eval(item.item, scope)
-            if item.asname is not None:
-                entered = self.protocol.enter(ctx)
-                self.assign(item.asname.name, entered, scope)
-        self.exec_block(node.body, scope)
+        exits = []
+        try:
+            for item in node.items:
+                ctx = self.eval(item.item, scope)
+                if item.asname is not None or hasattr(ctx, "exit"):
+                    entered = self.protocol.enter(ctx)
+                    if hasattr(ctx, "exit"):  # native contexts with effects (torch.autocast)
+                        exits.append(ctx)
+                    if item.asname is not None:
+                        self.assign(item.asname.name, entered, scope)
+            self.exec_block(node.body, scope)
+        finally:
+            for ctx in reversed(exits):
+                ctx.exit(self)
 
     def s_match(self, node: cst.Match, scope: Scope) -> None:
         """`match` (3.10): the first case whose pattern matches and whose guard holds runs; a

@@ -28,6 +28,9 @@ class Extra:
     nbytes: int
     dtype: str
     label: str
+    # An intermediate of a composite op (made in any forward, grad or not) rather than a tensor
+    # made only for backward (a mask, indices, statistics).
+    intermediate: bool = False
 
 
 @dataclass
@@ -42,6 +45,10 @@ class Call:
     training: bool = True
     # Whether a tensor receives a gradient (the tape knows: parameters, and what was computed from them).
     grad_of: Callable[[TensorValue], bool] = lambda t: False
+    compute_dtype: str | None = None  # the dtype autocast runs the op in (None: its inputs')
+
+    def dtype_of(self, t: TensorValue) -> str:
+        return self.compute_dtype or t.dtype
 
     def arg(self, i: int, name: str, default: Any = None) -> Any:
         """Argument `i` (counting the layer's own inputs for module calls) or keyword `name`;
@@ -411,8 +418,9 @@ def cross_entropy(c: Call) -> Effect:
     x = c.x
     if x is None:
         return Effect()
-    size = nbytes(x.shape, x.dtype)
-    return Effect(saves=[Extra(size, x.dtype, "log-probabilities")] + c.inputs[1:2], backward_temp=size)
+    dt = c.dtype_of(x)
+    size = nbytes(x.shape, dt)
+    return Effect(saves=[Extra(size, dt, "log-probabilities")] + c.inputs[1:2], backward_temp=size)
 
 
 @rule("nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "kl_div",
@@ -445,18 +453,20 @@ def multihead_attention(c: Call) -> Effect:
     m = c.module
     if x is None or out is None or m is None or not isinstance(x.shape, tuple) or len(x.shape) != 3:
         return Effect(saves=_keep(x), assumed=True)
-    e = nbytes(x.shape, x.dtype)
+    dt = c.dtype_of(x)
+    e = nbytes(x.shape, dt)
     heads = m.attrs.get("num_heads", 1)
     batch_first = m.attrs.get("batch_first") is True
     b, length = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
-    saves: list[TensorValue | Extra] = [x, Extra(3 * e, x.dtype, "q/k/v"), Extra(e, x.dtype, "attention output"),
-                                        Extra(e, x.dtype, "attention output (contiguous)")]
+    saves: list[TensorValue | Extra] = [
+        x, Extra(3 * e, dt, "q/k/v", True), Extra(e, dt, "attention output", True),
+        Extra(e, dt, "attention output (contiguous)", True)]
     if batch_first:
-        saves.append(Extra(e, x.dtype, "input (transposed copy)"))
+        saves.append(Extra(e, dt, "input (transposed copy)", True))
     need_weights = c.kwargs.get("need_weights", True) is not False
     if need_weights and all(isinstance(v, int) for v in (b, length, heads)):
-        scores = b * heads * length * length * DTYPE_BYTES.get(x.dtype, 4)
-        saves.append(Extra(scores, x.dtype, "attention weights"))
+        scores = b * heads * length * length * DTYPE_BYTES.get(dt, 4)
+        saves.append(Extra(scores, dt, "attention weights"))
         p = m.attrs.get("dropout", 0.0)
         if p:
             saves.append(Extra(b * heads * length * length, "bool", "attention dropout mask"))
@@ -477,9 +487,9 @@ def rnn(c: Call) -> Effect:
     layers = m.attrs.get("num_layers", 1)
     dirs = 2 if m.attrs.get("bidirectional") else 1
     steps = numel(x.shape[:-1])
-    reserve = steps * layers * dirs * gates * hidden * 2 * DTYPE_BYTES.get(x.dtype, 4) \
+    reserve = steps * layers * dirs * gates * hidden * 2 * DTYPE_BYTES.get(c.dtype_of(x), 4) \
         if all(isinstance(v, int) for v in (steps, layers, hidden)) else 0
-    return Effect(saves=_keep(x, out) + [Extra(reserve, x.dtype, "cuDNN RNN reserve")])
+    return Effect(saves=_keep(x, out) + [Extra(reserve, c.dtype_of(x), "cuDNN RNN reserve")])
 
 
 @rule("max_reduce", "norm", "logsumexp", "std", "var", "max", "min", "prod", "cumprod")

@@ -31,11 +31,26 @@ class LayerMemory:
 
 
 @dataclass
+class Textbook:
+    """The count people make by hand: the input and every layer's output (forward) plus a
+    gradient per layer output (backward), for the whole batch, in elements."""
+
+    forward_elements: int
+    gradient_elements: int
+    layers: int  # the layers with weights whose outputs were counted
+
+    @property
+    def elements(self) -> int:
+        return self.forward_elements + self.gradient_elements
+
+
+@dataclass
 class MemoryEstimate:
     batch_size: int
     precision: str
     optimizer: str
     device: str
+    device_memory: int  # what the card has (bytes the driver reports)
     weights: int
     buffers: int
     gradients: int
@@ -51,8 +66,14 @@ class MemoryEstimate:
     host_peak: int  # host memory of the GPU training process
     host_peak_cpu_training: int  # training on the CPU alone
     layers: list[LayerMemory] = field(default_factory=list)
+    textbook: Textbook | None = None
     unmodelled_ops: dict[str, int] = field(default_factory=dict)  # op -> calls assumed to keep their inputs
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        """Whether a training step fits on the device (context and cached blocks included)."""
+        return self.device_total <= self.device_memory
 
 
 def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int, int, bool]],
@@ -82,7 +103,7 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     for op in tape.ops:
         for sid in op.saved:
             st = tape.storages[sid]
-            if sid in counted or st.kind not in ("activation", "extra", "cast"):
+            if sid in counted or st.kind not in ("activation", "extra", "intermediate", "cast"):
                 continue
             counted.add(sid)
             layers[op.module] = layers.get(op.module, 0) + rounded(st.nbytes)
@@ -92,6 +113,7 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     cpu_peak = run.peak - workspace_train
     return MemoryEstimate(
         batch_size=setup.batch_size, precision=setup.precision, optimizer=setup.optimizer, device=device.name,
+        device_memory=device.memory,
         weights=weights, buffers=rounded(buffers), gradients=run.param_grad_bytes, optimizer_state=state,
         activations=run.saved_bytes, inputs=inputs, workspace=workspace_train, optimizer_temp=step_temp,
         train_peak=run.peak, train_peak_phase=phase, inference_peak=infer.peak,

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 @dataclass
 class Storage:
     """One allocation. `kind`: param | buffer | input | activation | extra (a saved tensor that is
-    no op's output: masks, indices, statistics) | cast (an autocast copy) | constant (made before
-    the forward, not counted)."""
+    no op's output: masks, indices, statistics) | intermediate (inside a composite op, such as
+    nn.MultiheadAttention's projections) | cast (an autocast copy) | constant (made before the
+    forward, not counted)."""
 
     sid: int
     nbytes: int
@@ -78,6 +79,9 @@ class Tape:
     regions: list[list[int]] = field(default_factory=list)  # per checkpoint region: its input storages
     region: int = -1
     unmodelled: dict[str, int] = field(default_factory=dict)  # op name -> calls without a rule
+    held_until: dict[int, int] = field(default_factory=dict)  # storage -> last op while a caller holds it
+    forward_end: int | None = None  # ops from here on are the loss added after the model's forward
+    _held: list[list[int]] = field(default_factory=list)
     _depth: int = 0
 
     # ------------------------------------------------------------------ registration
@@ -106,12 +110,20 @@ class Tape:
         return rec
 
     # ------------------------------------------------------------------ modules, checkpoints
-    def enter_module(self, inst: Instance) -> None:
+    def enter_module(self, inst: Instance, args: tuple[Any, ...] = ()) -> None:
         self.module_stack.append(self.module_paths.get(id(inst), self.module_stack[-1] if self.module_stack else ""))
+        self._held.append([self.tensors[id(t)].sid for t in _tensors(args) if id(t) in self.tensors])
 
     def exit_module(self) -> None:
         if self.module_stack:
             self.module_stack.pop()
+        # The caller's variables hold a layer's inputs until the layer returns
+        # (`y = self.mlp(y)`, Sequential's `input = module(input)`).
+        if self._held:
+            end = len(self.ops) - 1
+            for sid in self._held.pop():
+                if self.held_until.get(sid, -1) < end:
+                    self.held_until[sid] = end
 
     def checkpointed(self, args: tuple[Any, ...], run: Callable[[], Any]) -> Any:
         """torch.utils.checkpoint: the region keeps only its inputs; backward recomputes it."""
@@ -150,16 +162,15 @@ class Tape:
         fresh = [t for t in outs if id(t) not in self.tensors]
         grad_in = [r for r in in_recs if r.requires_grad]
         differentiable = rules.differentiable(name) and bool(grad_in)
-        grads = {id(r.value) for r in grad_in}
-        call = rules.Call(name, args, kwargs, ins, outs, module, inplace, True, lambda t: id(t) in grads)
-        effect = rules.effect_of(call, [r.contiguous for r in in_recs])
-        if effect.assumed:
-            self.unmodelled[name] = self.unmodelled.get(name, 0) + 1
         op_index = len(self.ops)
         allocated: list[int] = []
         casts: dict[int, int] = {}  # input storage -> its autocast copy, for this op
-        if self.autocast is not None:
-            self._autocast(name, in_recs, fresh, casts, allocated)
+        compute = self._autocast(name, in_recs, fresh, casts, allocated) if self.autocast is not None else None
+        grads = {id(r.value) for r in grad_in}
+        call = rules.Call(name, args, kwargs, ins, outs, module, inplace, True, lambda t: id(t) in grads, compute)
+        effect = rules.effect_of(call, [r.contiguous for r in in_recs])
+        if effect.assumed:
+            self.unmodelled[name] = self.unmodelled.get(name, 0) + 1
         out_sids: list[int] = []
         for t in outs:
             rec = self.tensors.get(id(t))
@@ -183,7 +194,8 @@ class Tape:
                     sid = self.info(item).sid
                     saved.append(casts.get(sid, sid))
                 else:
-                    sid = self.new_storage(item.nbytes, "extra", item.dtype, f"{name}: {item.label}")
+                    kind = "intermediate" if item.intermediate else "extra"
+                    sid = self.new_storage(item.nbytes, kind, item.dtype, f"{name}: {item.label}")
                     allocated.append(sid)
                     saved.append(sid)
         self.ops.append(Op(
@@ -194,14 +206,15 @@ class Tape:
         ))
 
     def _autocast(self, name: str, in_recs: list[_Tensor], fresh: list[TensorValue],
-                  casts: dict[int, int], allocated: list[int]) -> None:
+                  casts: dict[int, int], allocated: list[int]) -> str | None:
+        """Autocast's part: cast the op's float inputs and outputs; the dtype it runs in."""
         assert self.autocast is not None
         if name in rules.AUTOCAST_LOWER:
             target = self.autocast
         elif name in rules.AUTOCAST_FP32:
             target = "float32"
         else:
-            return
+            return None
         for r in in_recs:
             t = r.value
             if t.dtype not in FLOAT_DTYPES or t.dtype == target or r.sid in casts:
@@ -219,6 +232,7 @@ class Tape:
         for t in fresh:
             if t.dtype in FLOAT_DTYPES:
                 t.dtype = target
+        return target
 
 
 def tensor_bytes(t: TensorValue) -> int:
@@ -238,3 +252,27 @@ def _tensors(values: tuple[Any, ...], depth: int = 0) -> Iterator[TensorValue]:
                 and type(v).__name__ == "Instance" and getattr(v, "state", None) is None:
             # Model outputs (transformers' ModelOutput dataclasses) hold tensors as attributes.
             yield from _tensors(tuple(v.attrs.values()), depth + 1)
+
+
+def reachable_tensors(value: Any, limit: int = 10_000) -> list[TensorValue]:
+    """Every tensor an object holds, through containers and object attributes (a model output
+    holding a KV cache holding per-layer keys and values)."""
+    from vramlint.engine.values import Instance
+
+    out: list[TensorValue] = []
+    seen: set[int] = set()
+    stack = [value]
+    while stack and len(seen) < limit:
+        v = stack.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if isinstance(v, TensorValue):
+            out.append(v)
+        elif isinstance(v, (tuple, list)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, Instance) and v.state is None:  # not a module: its parameters are weights
+            stack.extend(v.attrs.values())
+    return out

@@ -58,6 +58,9 @@ def _last_uses(tape: Tape, outputs: set[int], alias: dict[int, int] | None = Non
     for op in tape.ops:
         for sid in (*op.reads, *op.outputs, *op.allocated):
             last[res(sid)] = op.index
+    for sid, until in tape.held_until.items():
+        if last.get(res(sid), -1) < until:
+            last[res(sid)] = until
     end = len(tape.ops)
     for sid in outputs:
         last[res(sid)] = end
@@ -69,7 +72,7 @@ def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: s
     batch, workspaces). `output_sids`: storages of the forward's result (alive until the loss)."""
     storages = tape.storages
     size = {s.sid: rounded(s.nbytes) for s in storages}
-    transient = {s.sid for s in storages if s.kind in ("activation", "extra", "cast")}
+    transient = {s.sid for s in storages if s.kind in ("activation", "extra", "intermediate", "cast")}
     last = _last_uses(tape, output_sids)
     # Who keeps each storage for backward; ops inside a checkpointed region keep nothing in the forward.
     keepers: dict[int, int] = {}  # storage -> earliest op (last to run backward) that keeps it
@@ -219,14 +222,16 @@ def simulate_inference(tape: Tape, base: int, output_sids: set[int]) -> Inferenc
     live = peak = base
     peak_at = Phase("forward", "", "", base)
     alive: set[int] = set()
-    for op in tape.ops:
+    for op in tape.ops[:tape.forward_end]:  # inference has no loss
         for sid in op.allocated:
             st = storages[sid]
             if st.kind in ("activation", "cast") and sid not in alias and sid not in alive:
                 alive.add(sid)
                 live += rounded(st.nbytes)
-        if live > peak:
-            peak = live
+        # a composite op's intermediates live while it runs
+        inner = sum(rounded(storages[s].nbytes) for s in op.allocated if storages[s].kind == "intermediate")
+        if live + inner > peak:
+            peak = live + inner
             peak_at = Phase("forward", op.name, op.module, peak)
         for sid in release_at.get(op.index, ()):
             if sid in alive:

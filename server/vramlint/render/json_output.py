@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vramlint.analysis.results import FileAnalysis, ModelResult, ModuleNode, UnknownInfo
+from vramlint.memory.estimate import MemoryEstimate
 
 SCHEMA = "vramlint/1"
 
@@ -27,12 +28,27 @@ def layer_rows(node: ModuleNode) -> list[dict[str, Any]]:
         "line": node.location.line if node.location else None,
         "params": node.param_count,
         "output_shape": list(node.output_shape) if node.output_shape is not None else None,
+        "saved_bytes": node.saved_bytes,
         "own_params": [{"name": p.name, "shape": list(p.shape) if p.shape is not None else None,
                         "numel": p.numel, "trainable": p.trainable} for p in node.params],
     }]
     for child in node.children:
         rows.extend(layer_rows(child))
     return rows
+
+
+MEMORY_FIELDS = ("weights", "buffers", "gradients", "optimizer_state", "activations", "inputs", "workspace",
+                 "optimizer_temp", "train_peak", "inference_peak", "device_total", "host_peak", "host_peak_cpu_training")
+
+
+def memory_json(e: MemoryEstimate) -> dict[str, Any]:
+    out: dict[str, Any] = {"batch_size": e.batch_size, "precision": e.precision, "optimizer": e.optimizer,
+                           "device": e.device}
+    out["bytes"] = {f: getattr(e, f) for f in MEMORY_FIELDS}
+    out["train_peak_phase"] = e.train_peak_phase
+    out["unmodelled_ops"] = e.unmodelled_ops
+    out["notes"] = e.notes
+    return out
 
 
 def model_json(m: ModelResult, layers: bool) -> dict[str, Any]:
@@ -49,6 +65,9 @@ def model_json(m: ModelResult, layers: bool) -> dict[str, Any]:
         "used_in": m.used_in,
         "output_shape": list(m.output_shape) if m.output_shape is not None else None,
         "forward_unknowns": [unknown_json(u) for u in m.forward_unknowns],
+        "memory": memory_json(m.memory) if m.memory is not None else None,
+        "memory_unknowns": [unknown_json(u) for u in m.memory_unknowns],
+        "inputs_from": m.inputs_from,
     }
     if layers and m.tree is not None:
         out["layers"] = layer_rows(m.tree)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from vramlint.analysis.results import FileAnalysis, ModelResult, UnknownInfo
+from vramlint.render.units import fmt_bytes
 
 
 def _loc(u: UnknownInfo, fallback: str) -> str:
@@ -37,6 +38,7 @@ def model_text(path: str, m: ModelResult) -> list[str]:
         lines.append(f"    {_loc(u, path)}: {u.reason}")
     if len(m.unknowns) > 10:
         lines.append(f"    ... and {len(m.unknowns) - 10} more")
+    lines.extend(memory_lines(m))
     if m.forward_unknowns:
         lines.append("    forward:")
         for u in m.forward_unknowns[:5]:
@@ -44,6 +46,26 @@ def model_text(path: str, m: ModelResult) -> list[str]:
         if len(m.forward_unknowns) > 5:
             lines.append(f"      ... and {len(m.forward_unknowns) - 5} more")
     return lines
+
+
+def memory_lines(m: ModelResult) -> list[str]:
+    """The memory estimate: the training peak first (the number that decides whether it fits)."""
+    e = m.memory
+    if e is None:
+        # No inputs (a class never called in the file): JSON says so; text stays one line per model.
+        if m.inputs_from is None:
+            return []
+        return ["    memory: no estimate: " + "; ".join(u.reason for u in (m.memory_unknowns + m.forward_unknowns)[:2])]
+    fits = f": fits in {e.device}'s {fmt_bytes(e.device_memory)}" if e.fits else \
+        f": does NOT fit in {e.device}'s {fmt_bytes(e.device_memory)}"
+    return [
+        f"    memory (batch {e.batch_size}, {e.precision}, {e.optimizer}, {e.device}; inputs from {m.inputs_from}):",
+        f"      training peak {fmt_bytes(e.train_peak)} ({e.train_peak_phase}); inference peak "
+        f"{fmt_bytes(e.inference_peak)}; device total {fmt_bytes(e.device_total)}{fits}",
+        f"      weights {fmt_bytes(e.weights)}, gradients {fmt_bytes(e.gradients)}, optimizer state "
+        f"{fmt_bytes(e.optimizer_state)}, kept for backward {fmt_bytes(e.activations)}, batch {fmt_bytes(e.inputs)}, "
+        f"cuBLAS workspace {fmt_bytes(e.workspace)}",
+    ]
 
 
 def _shape(shape: tuple[int | None, ...]) -> str:

@@ -313,7 +313,7 @@ def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     inst: Instance = a[0]
     tape = ev.tape
     if tape is not None:
-        tape.enter_module(inst)
+        tape.enter_module(inst, (*a[1:], *k.values()))
     try:
         fwd, _ = inst.cls.lookup("forward")
         if isinstance(fwd, FunctionValue):

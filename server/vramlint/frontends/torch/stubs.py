@@ -20,6 +20,7 @@ from vramlint.engine.values import (
     ModuleValue,
     NativeFunction,
     Unknown,
+    Value,
 )
 from vramlint.frontends.torch import tensors as T
 from vramlint.frontends.torch.catalog import CATALOG, build_catalog_classes
@@ -302,6 +303,41 @@ def _no_grad_ctx(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return NoOp("torch.no_grad")
 
 
+class AutocastContext(Value):
+    """`with torch.autocast(device, dtype=..., enabled=...)`: while the memory model records a
+    forward, ops inside run under (or without) autocast."""
+
+    __slots__ = ("dtype", "enabled", "saved")
+    type_name = "torch.autocast"
+
+    def __init__(self, dtype: str | None, enabled: Any) -> None:
+        self.dtype = dtype
+        self.enabled = enabled
+        self.saved: list[Any] = []
+
+    def enter(self, ev: Evaluator) -> Any:
+        tape = ev.tape
+        if tape is not None:
+            self.saved.append(tape.autocast)
+            if self.enabled is False:
+                tape.autocast = None
+            elif self.enabled is True:
+                tape.autocast = self.dtype or tape.autocast or "float16"
+        return self
+
+    def exit(self, ev: Evaluator) -> None:
+        if ev.tape is not None and self.saved:
+            ev.tape.autocast = self.saved.pop()
+
+    def call(self, ev: Evaluator, args: Args, kwargs: Kwargs) -> Any:
+        return args[0] if args else None  # used as a decorator: the function itself
+
+
+def _autocast(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    dtype = k.get("dtype", a[1] if len(a) > 1 else None)
+    return AutocastContext(T.dtype_name(dtype) if dtype is not None else None, k.get("enabled", True))
+
+
 def _fan_in_out(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     t = a[0]
     if not isinstance(t, TensorValue) or isinstance(t.shape, Unknown) or len(t.shape) < 2:
@@ -348,7 +384,8 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
         "get_default_dtype": lambda ev, a, k: DTYPES["float32"], "_assert": lambda ev, a, k: None,
         "get_default_device": lambda ev, a, k: "cpu",  # as tensor.device
         "no_grad": _no_grad_ctx, "enable_grad": _no_grad_ctx, "inference_mode": _no_grad_ctx,
-        "set_grad_enabled": _no_grad_ctx, "autocast": _no_grad_ctx,
+        "set_grad_enabled": _no_grad_ctx, "autocast": _autocast,
+        "is_autocast_enabled": lambda ev, a, k: ev.tape is not None and ev.tape.autocast is not None,
         "device": lambda ev, a, k: a[0] if a and isinstance(a[0], str) else Unknown("torch.device", ev.current_ref),
         "Size": lambda ev, a, k: T.TorchSize(tuple(ev.list_of(a[0]))) if a else T.TorchSize(()),
         "compile": lambda ev, a, k: a[0] if a else NativeFunction("compile", lambda ev2, a2, k2: a2[0]),
