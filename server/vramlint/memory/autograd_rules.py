@@ -71,13 +71,20 @@ class Call:
         return t is not None and self.grad_of(t)
 
 
+# A tensor's layout: None (contiguous), a permutation of its dims (the memory order), or NONCONTIGUOUS.
+Layout = tuple[int, ...] | None
+NONCONTIGUOUS: tuple[int, ...] = (-1,)
+
+
 @dataclass
 class Effect:
     kind: str = "new"  # "new": fresh outputs | "view": outputs share input 0's storage | "inplace"
     saves: list[TensorValue | Extra] = field(default_factory=list)
     grad: str = "new"  # backward: "new" input gradients | "pass" the output's gradient through | "none"
     backward_temp: int = 0
-    contiguous_out: bool = True
+    # The memory order of the (first) output's dims: None = contiguous; a permutation (sdpa's
+    # output is [B, H, L, D] over memory laid out [B, L, H, D]); NONCONTIGUOUS = strided otherwise.
+    layout: Layout = None
     assumed: bool = False
 
     def alias_of(self, t: TensorValue, ins: list[TensorValue]) -> TensorValue | None:
@@ -114,7 +121,7 @@ MODULE_OPS = {
     "BatchNorm1d": "batch_norm", "BatchNorm2d": "batch_norm", "BatchNorm3d": "batch_norm",
     "SyncBatchNorm": "batch_norm", "InstanceNorm1d": "instance_norm", "InstanceNorm2d": "instance_norm",
     "InstanceNorm3d": "instance_norm", "LayerNorm": "layer_norm", "GroupNorm": "group_norm", "RMSNorm": "rms_norm",
-    "LocalResponseNorm": "local_response_norm",
+    "LocalResponseNorm": "local_response_norm", "LeakyReLU": "leaky_relu", "LogSigmoid": "logsigmoid",
     "Embedding": "embedding", "EmbeddingBag": "embedding_bag",
     "Dropout": "dropout", "Dropout1d": "dropout", "Dropout2d": "dropout", "Dropout3d": "dropout",
     "AlphaDropout": "dropout", "FeatureAlphaDropout": "dropout",
@@ -206,22 +213,23 @@ VIEWS = {
     "narrow", "select", "split", "chunk", "unbind", "getitem", "detach", "alias", "as_strided", "diagonal",
     "movedim", "identity", "real", "imag", "view_as_real", "split_with_sizes", "unfold", "tensor_split",
 }
-NONCONTIGUOUS_VIEWS = {"permute", "transpose", "t", "T", "expand", "movedim", "diagonal", "unfold", "as_strided"}
+# Views whose result is laid out like their input (same element order).
+ORDER_KEEPING = {"view", "reshape", "flatten", "unflatten", "unsqueeze", "squeeze", "detach", "alias", "identity"}
 
 
-def effect_of(call: Call, contiguous: list[bool]) -> Effect:
-    """What `call` allocates and keeps. `contiguous[i]` says whether input i is laid out
-    contiguously (a reshape of a transposed tensor copies)."""
+def effect_of(call: Call, layouts: list[Layout]) -> Effect:
+    """What `call` allocates and keeps. `layouts[i]` is input i's layout: a reshape of a
+    transposed tensor copies, of a contiguous one it is a view."""
     name = call.name
-    if name in ("reshape", "flatten", "contiguous") and contiguous and not contiguous[0]:
-        return Effect(grad="new" if name == "contiguous" else "new")
+    layout = layouts[0] if layouts else None
+    if name in ("reshape", "flatten", "contiguous") and layout is not None:
+        return Effect(grad="new")  # a copy, contiguous
     if name == "contiguous":
         return Effect("view", grad="pass")
     if name == "getitem":
-        return _getitem(call)
+        return _getitem(call, layout)
     if name in VIEWS:
-        return Effect("view", grad="pass", contiguous_out=name not in NONCONTIGUOUS_VIEWS and (
-            not contiguous or contiguous[0]))
+        return Effect("view", grad="pass", layout=_view_layout(call, layout))
     fn = RULES.get(name)
     if fn is not None:
         eff = fn(call)
@@ -230,6 +238,7 @@ def effect_of(call: Call, contiguous: list[bool]) -> Effect:
         eff = Effect(saves=[t for t in call.inputs if not t.is_param], assumed=True)
     if call.inplace and eff.kind == "new":
         eff.kind = "inplace"
+        eff.layout = layout
         if eff.grad == "new" and name in _PASS_WHEN_INPLACE:
             eff.grad = "pass"
         x = call.x
@@ -243,6 +252,41 @@ def effect_of(call: Call, contiguous: list[bool]) -> Effect:
     return eff
 
 
+def _view_layout(call: Call, layout: Layout) -> Layout:
+    x = call.x
+    if name_keeps_order(call.name) or x is None or not isinstance(x.shape, tuple):
+        return layout if call.name not in ("view", "unflatten", "unsqueeze", "squeeze") or layout is None \
+            else NONCONTIGUOUS
+    rank = len(x.shape)
+    perm = list(range(rank)) if layout is None else list(layout)
+    if perm == list(NONCONTIGUOUS) or len(perm) != rank:
+        return NONCONTIGUOUS
+    if call.name in ("transpose", "t", "T", "swapaxes", "movedim"):
+        a, b = (_dim_arg(call, 1, rank), _dim_arg(call, 2, rank)) if call.name != "t" else (0, rank - 1)
+        if a is None or b is None:
+            return NONCONTIGUOUS
+        perm[a], perm[b] = perm[b], perm[a]
+    elif call.name == "permute":
+        dims = call.args[1:] if call.module is None else ()
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        if len(dims) != rank or not all(isinstance(d, int) for d in dims):
+            return NONCONTIGUOUS
+        perm = [perm[d % rank] for d in dims]
+    else:
+        return NONCONTIGUOUS  # slices, expand, diagonal...: strided
+    return None if perm == list(range(rank)) else tuple(perm)
+
+
+def name_keeps_order(name: str) -> bool:
+    return name in ORDER_KEEPING
+
+
+def _dim_arg(call: Call, i: int, rank: int) -> int | None:
+    d = call.args[i] if len(call.args) > i else None
+    return d % rank if isinstance(d, int) and rank else None
+
+
 _PASS_WHEN_INPLACE = {"add", "sub"}
 # In-place ops whose backward formula reads the result (derivatives.yaml): the overwritten
 # tensor itself is kept, no copy. Measured with saved_tensors_hooks on torch 2.13: relu_,
@@ -251,14 +295,16 @@ _PASS_WHEN_INPLACE = {"add", "sub"}
 INPLACE_KEEPS_RESULT = {"relu", "leaky_relu", "elu", "selu", "celu", "sigmoid", "tanh", "exp", "sqrt", "rsqrt"}
 
 
-def _getitem(call: Call) -> Effect:
+def _getitem(call: Call, layout: Layout) -> Effect:
     idx = call.args[1] if len(call.args) > 1 else None
     items = idx if isinstance(idx, tuple) else (idx,)
     advanced: list[TensorValue | Extra] = [t for t in items if isinstance(t, TensorValue)]
     if advanced:
         # Advanced indexing gathers into a new tensor; backward scatters into zeros of the input's size.
         return Effect(saves=advanced, grad="new")
-    return Effect("view", grad="pass", contiguous_out=False)
+    # x[i] and x[a:b] along the first dim keep a contiguous tensor contiguous.
+    leading = len(items) == 1 and (isinstance(items[0], int) or isinstance(items[0], slice) and items[0].step in (None, 1))
+    return Effect("view", grad="pass", layout=layout if leading else NONCONTIGUOUS)
 
 
 def _keep(*ts: TensorValue | None) -> list[TensorValue | Extra]:
@@ -273,7 +319,7 @@ def keeps_output(c: Call) -> Effect:
 @rule("gelu", "silu", "mish", "hardswish", "hardsigmoid", "leaky_relu", "hardtanh", "softplus", "elu", "selu",
       "celu", "log", "sin", "cos", "abs", "square", "erf", "log1p", "log2", "reciprocal_input", "logsigmoid",
       "softsign", "tanhshrink", "hardshrink", "softshrink", "rrelu", "clamp", "clamp_min", "clamp_max",
-      "log10", "atan", "asin", "acos", "tan", "sinh", "cosh", "erfinv", "expm1", "sgn")
+      "log10", "atan", "asin", "acos", "tan", "sinh", "cosh", "erfinv", "expm1", "sgn", "glu")
 def keeps_input(c: Call) -> Effect:
     return Effect(saves=_keep(c.x))
 
@@ -377,7 +423,17 @@ def max_pool(c: Call) -> Effect:
 
 @rule("avg_pool")
 def avg_pool(c: Call) -> Effect:
+    out = c.out
+    if c.name == "avg_pool" and out is not None and isinstance(out.shape, tuple) and len(out.shape) >= 3 \
+            and all(d == 1 for d in out.shape[2:]) and _adaptive(c):
+        return Effect()  # adaptive pooling to 1x1 is a mean: its backward needs only sizes
     return Effect(saves=_keep(c.x))
+
+
+def _adaptive(c: Call) -> bool:
+    if c.module is not None:
+        return c.module.cls.name.startswith("Adaptive")
+    return c.args is not None and "output_size" in c.kwargs or len(c.args) == 2
 
 
 def _stats(c: Call, rows: Any, label: str) -> list[TensorValue | Extra]:
@@ -420,10 +476,19 @@ def cross_entropy(c: Call) -> Effect:
         return Effect()
     dt = c.dtype_of(x)
     size = nbytes(x.shape, dt)
-    return Effect(saves=[Extra(size, dt, "log-probabilities")] + c.inputs[1:2], backward_temp=size)
+    return Effect(saves=[Extra(size, dt, "log-probabilities"), TOTAL_WEIGHT, *c.inputs[1:2]], backward_temp=size)
 
 
-@rule("nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "kl_div",
+# nll_loss keeps `total_weight`, a 0-d float32 tensor (one 512-byte block on the GPU).
+TOTAL_WEIGHT = Extra(4, "float32", "nll_loss total_weight")
+
+
+@rule("nll_loss")
+def nll_loss(c: Call) -> Effect:
+    return Effect(saves=[*c.inputs[:2], TOTAL_WEIGHT])
+
+
+@rule("mse_loss", "l1_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "kl_div",
       "huber_loss", "smooth_l1_loss")
 def pointwise_loss(c: Call) -> Effect:
     return Effect(saves=list(c.inputs[:2]))
@@ -435,13 +500,19 @@ def sdpa(c: Call) -> Effect:
     (float32, one per query row); no L x L matrix."""
     q, out = c.x, c.out
     saves = list(c.inputs[:3]) + _keep(out)
+    layout: Layout = None
     if q is not None and isinstance(q.shape, tuple) and len(q.shape) >= 2:
-        rows = numel(q.shape[:-1])
+        length = q.shape[-2]
+        if c.dtype_of(q) == "float32" and isinstance(length, int):
+            length = -(-length // 32) * 32  # the memory-efficient kernel (float32) pads to 32 rows
+        rows = numel((*q.shape[:-2], length))
         saves.append(Extra(rows * 4 if isinstance(rows, int) else 0, "float32", "attention log-sum-exp"))
+        if len(q.shape) == 4:
+            layout = (0, 2, 1, 3)  # written as [B, L, H, D]: `out.transpose(1, 2)` is contiguous
     mask = c.inputs[3] if len(c.inputs) > 3 else None
     if mask is not None:
         saves.append(mask)
-    return Effect(saves=saves)
+    return Effect(saves=saves, layout=layout)
 
 
 @rule("multihead_attention")

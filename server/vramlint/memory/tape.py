@@ -64,7 +64,7 @@ class _Tensor:
     value: TensorValue  # kept so that id() stays unique while the tape lives
     sid: int
     requires_grad: bool
-    contiguous: bool = True
+    layout: rules.Layout = None  # None: contiguous
 
 
 @dataclass
@@ -168,7 +168,7 @@ class Tape:
         compute = self._autocast(name, in_recs, fresh, casts, allocated) if self.autocast is not None else None
         grads = {id(r.value) for r in grad_in}
         call = rules.Call(name, args, kwargs, ins, outs, module, inplace, True, lambda t: id(t) in grads, compute)
-        effect = rules.effect_of(call, [r.contiguous for r in in_recs])
+        effect = rules.effect_of(call, [r.layout for r in in_recs])
         if effect.assumed:
             self.unmodelled[name] = self.unmodelled.get(name, 0) + 1
         out_sids: list[int] = []
@@ -178,11 +178,11 @@ class Tape:
                 alias = effect.alias_of(t, ins)
                 if alias is not None:
                     base = self.info(alias)
-                    rec = _Tensor(t, base.sid, differentiable and t.dtype in FLOAT_DTYPES, effect.contiguous_out)
+                    rec = _Tensor(t, base.sid, differentiable and t.dtype in FLOAT_DTYPES, effect.layout)
                 else:
                     sid = self.new_storage(tensor_bytes(t), "activation", t.dtype, name)
                     allocated.append(sid)
-                    rec = _Tensor(t, sid, differentiable and t.dtype in FLOAT_DTYPES, effect.contiguous_out)
+                    rec = _Tensor(t, sid, differentiable and t.dtype in FLOAT_DTYPES, effect.layout)
                 self.tensors[id(t)] = rec
             elif differentiable and t.dtype in FLOAT_DTYPES:
                 rec.requires_grad = True  # in place on a tensor that now has a history
