@@ -58,6 +58,7 @@ class Row:
     seconds: float
     phase: str = ""
     error_text: str = ""
+    textbook: int | None = None  # the hand count, in elements
 
     @property
     def measured(self) -> int:
@@ -96,11 +97,14 @@ def case_source(case: dict) -> str:
     return f"import torch\n{model}{ckpt}{call}"
 
 
-def rules_of_thumb(case: dict, row: Row, est: object) -> dict[str, float]:
-    """Today's rules, as people apply them."""
-    params = case["params"]
-    weights = params * (2 if case["precision"] == "bf16" else 4)
-    return {"weights x3": 3 * weights, "adam 4x": 4 * params * 4}
+def rules_of_thumb(row: Row) -> dict[str, float]:
+    """Today's rules, as people apply them: the question's element count (inputs and layer
+    outputs, plus one gradient per output, times the batch, at 4 bytes), "weights x3", and
+    accelerate's "4x the fp32 model size for Adam"."""
+    params = row.case["params"]
+    width = 2 if row.case["precision"] == "bf16" else 4
+    return {"hand count": float(row.textbook or 0) * width, "weights x3": 3.0 * params * width,
+            "4x weights (Adam)": 4.0 * params * 4}
 
 
 def run(only: str, settings_base: Settings, path: Path = CALIBRATION) -> list[Row]:
@@ -127,47 +131,103 @@ def run(only: str, settings_base: Settings, path: Path = CALIBRATION) -> list[Ro
                 rows.append(Row(case, None, dt, error_text=why or (model.error.reason if model and model.error else "")))
                 continue
             value = est.inference_peak if case["mode"] == "infer" else est.train_peak
-            rows.append(Row(case, value, dt, est.train_peak_phase if case["mode"] == "train" else "inference"))
+            rows.append(Row(case, value, dt, est.train_peak_phase if case["mode"] == "train" else "inference",
+                            textbook=est.textbook.elements if est.textbook else None))
     return rows
-
-
-def textbook(case: dict, est: object) -> float:
-    """The question's element count: activations (every layer's output) plus gradients, x4 bytes."""
-    return float(getattr(est, "activations", 0))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="")
-    ap.add_argument("--plot", default="")
-    ap.add_argument("--holdout", action="store_true", help="the hold-out measurements instead (benchmarks/holdout.py)")
-    ap.add_argument("--cases", default="", help="a JSON-lines file of measurements in measure.py's format")
+    ap.add_argument("--only", default="", help="only the cases whose id contains this")
+    ap.add_argument("--holdout", action="store_true",
+                    help="also the hold-out cases, measured after the model was built (benchmarks/holdout.py)")
+    ap.add_argument("--cases", default="", help="instead, a JSON-lines file of measurements in measure.py's format")
+    ap.add_argument("--plot", default="", help="write the estimate-vs-measured plot (PNG) here")
     args = ap.parse_args()
     extra = (str(library_source("torchvision", TORCHVISION_VERSION)),
              str(library_source("transformers", TRANSFORMERS_VERSION)),
              str(ROOT / "benchmarks" / "gpu" / "models"), str(ROOT / "examples"))
-    path = Path(args.cases) if args.cases else HOLDOUT if args.holdout else CALIBRATION
-    rows = run(args.only, Settings(extra_paths=extra), path)
-    gib = 2**30
-    print(f"{'case':34} {'estimate':>9} {'measured':>9} {'error':>7} {'w x3':>7} {'adam 4x':>7}  time  peak at")
-    errors = []
-    for r in rows:
-        c = r.case
-        thumbs = rules_of_thumb(c, r, None)
-        excluded = EXCLUDED.get(c["id"])
-        err = r.error
-        est_s = f"{r.estimate / gib:9.3f}" if r.estimate is not None else "      n/a"
-        err_s = f"{err * 100:+6.1f}%" if err is not None else "    n/a"
-        w3 = (thumbs["weights x3"] - r.measured) / r.measured
-        a4 = (thumbs["adam 4x"] - r.measured) / r.measured
-        print(f"{c['id']:34} {est_s} {r.measured / gib:9.3f} {err_s} {w3 * 100:+6.0f}% {a4 * 100:+6.0f}%"
-              f" {r.seconds:5.1f}s {r.phase or r.error_text}{'  [excluded: ' + excluded + ']' if excluded else ''}")
-        if not excluded:
-            errors.append(abs(err) if err is not None else float("inf"))
-    if errors:
-        print(f"\n{len(errors)} cases (GiB): median |error| {statistics.median(errors) * 100:.1f}%, "
-              f"max |error| {max(errors) * 100:.1f}%")
+    sets = [("cases", Path(args.cases))] if args.cases else \
+        [("calibration", CALIBRATION)] + ([("hold-out", HOLDOUT)] if args.holdout else [])
+    everything: list[Row] = []
+    for title, path in sets:
+        rows = run(args.only, Settings(extra_paths=extra), path)
+        print_table(title, rows)
+        everything += rows
+    if args.plot:
+        plot(everything, Path(args.plot))
+        print(f"plot written to {args.plot}")
     return 0
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    gib = 2**30
+    print(f"\n{title}: estimated vs measured peak (GiB); the rules of thumb as their error")
+    print(f"{'case':32} {'estimate':>8} {'measured':>8} {'error':>7} {'hand':>6} {'w x3':>6} {'adam4x':>6}"
+          "  time  peak at")
+    kept = [r for r in rows if r.case["id"] not in EXCLUDED]
+    for r in rows:
+        excluded = EXCLUDED.get(r.case["id"])
+        est_s = f"{r.estimate / gib:8.3f}" if r.estimate is not None else "     n/a"
+        err_s = f"{r.error * 100:+6.1f}%" if r.error is not None else "    n/a"
+        thumbs = " ".join(_pct(v, r.measured) for v in rules_of_thumb(r).values())
+        print(f"{r.case['id']:32} {est_s} {r.measured / gib:8.3f} {err_s} {thumbs} {r.seconds:5.1f}s "
+              f"{r.phase or r.error_text}{'  [excluded: ' + excluded + ']' if excluded else ''}")
+    if not kept:
+        return
+    errors = [abs(r.error) if r.error is not None else float("inf") for r in kept]
+    print(f"{len(errors)} cases: vramlint median |error| {statistics.median(errors) * 100:.1f}%, "
+          f"max {max(errors) * 100:.1f}%")
+    for name in ("hand count", "weights x3", "4x weights (Adam)"):
+        errs = [abs(rules_of_thumb(r)[name] - r.measured) / r.measured for r in kept if rules_of_thumb(r)[name]]
+        if errs:
+            print(f"  {name:18} median |error| {statistics.median(errs) * 100:.0f}%, max {max(errs) * 100:.0f}%")
+    times = sorted(r.seconds for r in rows)
+    print(f"estimate time per case: median {statistics.median(times):.2f}s, max {times[-1]:.2f}s "
+          "(the first case of a library pays for loading its source)")
+
+
+def _pct(value: float, measured: int) -> str:
+    return f"{(value - measured) / measured * 100:+5.0f}%" if value else "   n/a"
+
+
+def plot(rows: list[Row], out: Path) -> None:
+    """Estimate vs measured, log-log, one dot per case; the rules of thumb in grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gib = 2**30
+    fig, ax = plt.subplots(figsize=(6, 6), dpi=110)
+    done = [r for r in rows if r.estimate is not None and r.case["id"] not in EXCLUDED]
+    measured = [r.measured / gib for r in done]
+    for name, marker, color in (("hand count", "1", "0.75"), ("weights x3", "x", "0.6"),
+                                ("4x weights (Adam)", "+", "0.4")):
+        pts = [(m, rules_of_thumb(r)[name] / gib) for m, r in zip(measured, done) if rules_of_thumb(r)[name]]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=14, marker=marker, color=color, label=f'"{name}"')
+    for mode, color in (("train", "tab:blue"), ("infer", "tab:orange")):
+        for held, face in ((False, color), (True, "none")):
+            pts = [(r.measured / gib, (r.estimate or 0) / gib) for r in done
+                   if r.case["mode"] == mode and r.case["id"].startswith("ho_") == held]
+            if pts:
+                what = "training step" if mode == "train" else "inference"
+                ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=24, facecolors=face, edgecolors=color,
+                           label=f"vramlint, {what} ({'hold-out' if held else 'calibration'})")
+    lo, hi = 0.0005, 40
+    ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="k", alpha=0.07, label="±10%")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured peak (GiB, torch.cuda.max_memory_allocated, H200)")
+    ax.set_ylabel("estimated peak (GiB)")
+    ax.set_title("Static estimate vs GPU measurement")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
 
 
 if __name__ == "__main__":

@@ -19,3 +19,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
             f"torchvision {test_torchvision.TORCHVISION_VERSION}: {matched}/{total} classification models "
             "match torch's parameter count"
         )
+    from tests import test_memory
+
+    for name, line in test_memory.SUMMARY.items():
+        terminalreporter.write_line(f"memory estimate vs GPU measurements ({name}): {line}")

@@ -39,6 +39,7 @@ class Settings:
     optimizer: str = "adam"  # see vramlint.memory.optimizers.OPTIMIZERS
     device: str = "H100"  # see vramlint.memory.devices.DEVICES
     checkpointing: bool = False  # call the model's gradient_checkpointing_enable() first
+    max_batch: bool = False  # also find the largest batch that fits the device (a second trace)
 
 
 KNOWN_KEYS = {"extra-paths"}

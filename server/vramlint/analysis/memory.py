@@ -56,7 +56,8 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
             loss_note = _add_loss(tape, value)
             if loss_note:
                 notes.append(loss_note)
-        param_sizes = [(t.numel(), _bytes(t), bool(t.requires_grad)) for _, t in params if isinstance(t, TensorValue)]
+        param_sizes: list[Any] = [(t.numel(), _bytes(t), bool(t.requires_grad), t.shape) for _, t in params
+                                  if isinstance(t, TensorValue)]
         buffer_bytes = sum(_bytes(t) for _, t in buffers if isinstance(t, TensorValue))
     finally:
         ev.tape = None
@@ -66,7 +67,7 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
         return None, unknowns, value
     # What the output holds stays alive until the loss is taken (a KV cache, hidden states...).
     output_sids = {tape.tensors[id(t)].sid for t in reachable_tensors(value) if id(t) in tape.tensors}
-    if any(not isinstance(n, int) for n, _, _ in param_sizes):
+    if any(not isinstance(p[0], int) for p in param_sizes):
         return None, unknowns + [UnknownInfo("a parameter of unknown size", None)], value
     est = estimate_from_tape(tape, setup, param_sizes, buffer_bytes, output_sids, notes)
     if tape.unmodelled:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import libcst as cst
@@ -439,22 +439,32 @@ def _with_memory(name: str, kind: str, loc: Any, value: Instance, how: str, coun
     """The memory estimate; its traced forward also gives the module tree's output shapes."""
     from vramlint.analysis.memory import estimate_model
     from vramlint.memory.devices import device_named
-    from vramlint.memory.estimate import TrainingSetup
+    from vramlint.memory.estimate import TrainingSetup, max_batch
 
     settings = trace.memory
     assert settings is not None
     result = ModelResult(name, kind, loc, counts, None, how, unknowns, None)
-    call = _example_call(loader, name, kind, trace)
-    if call is None:
+    call = _example_call(loader, name, kind, trace) or _first_layer_inputs(loader, value, trace)
+    if isinstance(call, str) or call is None:
         result.tree = build_tree(value)
+        why = f"; {call}" if isinstance(call, str) else ""
         result.memory_unknowns = [UnknownInfo(
-            "no inputs to estimate memory: give their shapes (--input-shape) or call the model in the file", None)]
+            f"no inputs to estimate memory: give their shapes (--input-shape) or call the model in the file{why}",
+            None)]
         return result
     args, kwargs, result.inputs_from = call
     batch = _batch_of(args, kwargs) or trace.batch_size
     setup = TrainingSetup(batch, settings.precision, settings.optimizer, device_named(settings.device),
                           settings.checkpointing)
+    doubled = None
+    if settings.max_batch:
+        # A trace at twice the batch first (the last trace leaves the module outputs in the tree).
+        args2, kwargs2 = _with_batch(args, batch, 2 * batch), _with_batch(kwargs, batch, 2 * batch)
+        doubled, _, _ = estimate_model(loader, value, args2, kwargs2, replace(setup, batch_size=2 * batch))
     est, forward_unknowns, output = estimate_model(loader, value, args, kwargs, setup)
+    if est is not None and doubled is not None and setup.device is not None:
+        est.max_batch = max_batch(batch, est.train_peak, 2 * batch, doubled.train_peak,
+                                  setup.device.memory - setup.device.context)
     result.memory = est
     result.tree = build_tree(value, outputs=True)
     if est is not None and result.tree is not None:
@@ -479,6 +489,56 @@ def _example_call(loader: Loader, name: str, kind: str,
         if known is not None and any(isinstance(v, TensorValue) for v in (*known[0], *known[1].values())):
             return known[0], known[1], f"the call at line {SourceRef(trace.source, call).location.line}"
     return None
+
+
+def _with_batch(v: Any, batch: int, new: int) -> Any:
+    """The arguments with their batch dimension (the first, of size `batch`) made `new`."""
+    if isinstance(v, TensorValue) and isinstance(v.shape, tuple) and v.shape and v.shape[0] == batch:
+        return TensorValue((new, *v.shape[1:]), v.dtype)
+    if isinstance(v, tuple):
+        return tuple(_with_batch(x, batch, new) for x in v)
+    if isinstance(v, dict):
+        return {k: _with_batch(x, batch, new) for k, x in v.items()}
+    return v
+
+
+def _first_layer_inputs(loader: Loader, model: Instance,
+                        trace: Trace) -> tuple[tuple[Any, ...], dict[str, Any], str] | str | None:
+    """Inputs read off the first layer when nothing else tells: a Linear takes `in_features`
+    floats per sample; the batch comes from a `DataLoader(batch_size=N)` in the file, else the
+    setting. Other first layers leave a dimension unknown: the reason says which."""
+    first = next((m for _, m in named_modules(model) if not state_of(m).modules and state_of(m).params), None)
+    if first is None:
+        return None
+    cls = first.cls.name
+    if cls == "Linear" and isinstance(first.attrs.get("in_features"), int):
+        batch, where = _dataloader_batch(loader, trace)
+        batch = batch or trace.batch_size
+        origin = f"the first layer (Linear({first.attrs['in_features']}, ...)); batch {batch} from {where}"
+        return (TensorValue((batch, first.attrs["in_features"]), "float32"),), {}, origin
+    if cls == "Embedding":
+        return "the first layer is an Embedding: give the sequence length (--input-shape T --input-dtype int64)"
+    if cls.startswith("Conv"):
+        return f"the first layer is a {cls}: give the sample shape (--input-shape C,H,W)"
+    return None
+
+
+def _dataloader_batch(loader: Loader, trace: Trace) -> tuple[int | None, str]:
+    """`DataLoader(..., batch_size=N)` in the file, with N known."""
+    if trace.mod is None or trace.source is None:
+        return None, "the setting"
+    for call in _call_sites(trace.source, "DataLoader"):
+        node = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "batch_size"),
+                    call.args[1].value if len(call.args) > 1 and call.args[1].keyword is None else None)
+        if node is None:
+            continue
+        try:
+            n = loader.evaluator.eval(node, Scope(trace.mod.ns, None, trace.mod.ns, trace.source))
+        except (RaiseSignal, BudgetExceeded, Undecided, RecursionError):
+            continue
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            return n, f"DataLoader(batch_size={n}) at line {SourceRef(trace.source, call).location.line}"
+    return None, "the setting (no DataLoader(batch_size=...) in the file)"
 
 
 def _batch_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:

@@ -67,6 +67,8 @@ def add_memory_options(p: argparse.ArgumentParser) -> None:
                    help=f"the card to fit ({', '.join(d.name for d in DEVICES.values())}; default H100)")
     p.add_argument("--checkpointing", action="store_true",
                    help="gradient checkpointing: call the model's gradient_checkpointing_enable() first")
+    p.add_argument("--max-batch", action="store_true",
+                   help="also find the largest batch whose training step fits the GPU (traces twice)")
     p.add_argument("--no-memory", dest="memory", action="store_false", help="parameters only, no memory estimate")
 
 
@@ -123,7 +125,8 @@ def settings_from_args(args: argparse.Namespace, inputs: tuple[InputSpec, ...]) 
     models = tuple(args.model) if isinstance(args.model, list) else (args.model,)
     return Settings(extra_paths=tuple(os.path.abspath(p) for p in args.extra_path), models=models,
                     inputs=inputs, batch_size=args.batch_size, memory=args.memory, precision=args.precision,
-                    optimizer=args.optimizer, device=args.gpu, checkpointing=args.checkpointing)
+                    optimizer=args.optimizer, device=args.gpu, checkpointing=args.checkpointing,
+                    max_batch=args.max_batch)
 
 
 def run_explain(args: argparse.Namespace) -> int:

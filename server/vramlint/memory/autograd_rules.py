@@ -532,8 +532,6 @@ def multihead_attention(c: Call) -> Effect:
     saves: list[TensorValue | Extra] = [
         x, Extra(3 * e, dt, "q/k/v", True), Extra(e, dt, "attention output", True),
         Extra(e, dt, "attention output (contiguous)", True)]
-    if batch_first:
-        saves.append(Extra(e, dt, "input (transposed copy)", True))
     need_weights = c.kwargs.get("need_weights", True) is not False
     if need_weights and all(isinstance(v, int) for v in (b, length, heads)):
         scores = b * heads * length * length * DTYPE_BYTES.get(dt, 4)

@@ -15,6 +15,30 @@ MATMUL_OPS = {"linear", "matmul", "addmm", "baddbmm", "bilinear", "multihead_att
               "scaled_dot_product_attention"}
 
 
+# At the edge of the card the caching allocator frees its cached blocks and retries before it
+# fails, so what it reserves beyond the allocated peak is the fragmentation it cannot release:
+# 2.0% and 1.6% at the largest batch that trained (../shared/calibration/h200-max-batch.jsonl).
+# (With room to spare it keeps much more cached: max_reserved in the calibration data.)
+FRAGMENTATION = 0.02
+SEGMENT = 2 << 20  # large allocations are rounded up to 2 MiB segments
+
+
+def reserved_at(peak: int) -> int:
+    """What the caching allocator reserves, at the edge of the card, for an allocated peak."""
+    return -(-int(peak * (1 + FRAGMENTATION)) // SEGMENT) * SEGMENT
+
+
+def max_batch(batch: int, peak: int, batch2: int, peak2: int, available: int) -> int | None:
+    """The largest batch whose training step fits in `available` bytes (the card less the CUDA
+    context), from the peaks at two batch sizes: activations grow linearly with the batch."""
+    if batch2 == batch or peak2 <= peak:
+        return None
+    per_sample = (peak2 - peak) / (batch2 - batch)
+    fixed = peak - per_sample * batch
+    n = int((available / (1 + FRAGMENTATION) - fixed) // per_sample)
+    return max(n, 0)
+
+
 @dataclass(frozen=True)
 class TrainingSetup:
     batch_size: int
@@ -62,11 +86,12 @@ class MemoryEstimate:
     train_peak: int
     train_peak_phase: str  # where the peak happens: "forward", "backward at <module>", "optimizer step"
     inference_peak: int
-    device_total: int  # train_peak plus what the caching allocator holds cached, plus the CUDA context
+    device_total: int  # train_peak plus the allocator's fragmentation, plus the CUDA context
     host_peak: int  # host memory of the GPU training process
     host_peak_cpu_training: int  # training on the CPU alone
     layers: list[LayerMemory] = field(default_factory=list)
     textbook: Textbook | None = None
+    max_batch: int | None = None  # the largest batch that fits the device (when asked for)
     unmodelled_ops: dict[str, int] = field(default_factory=dict)  # op -> calls assumed to keep their inputs
     notes: list[str] = field(default_factory=list)
 
@@ -76,14 +101,14 @@ class MemoryEstimate:
         return self.device_total <= self.device_memory
 
 
-def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int, int, bool]],
+def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int, int, bool, tuple[int, ...]]],
                        buffers: int, output_sids: set[int], notes: list[str]) -> MemoryEstimate:
-    """`params`: (numel, bytes, trainable) of every parameter, each tensor once."""
+    """`params`: (numel, bytes, trainable, shape) of every parameter, each tensor once."""
     device = setup.device
     assert device is not None
     opt = OPTIMIZERS[setup.optimizer]
-    trainable = [(n, b) for n, b, t in params if t]
-    weights = sum(rounded(b) for _, b, _ in params)
+    trainable = [(n, b, shape) for n, b, t, shape in params if t]
+    weights = sum(rounded(p[1]) for p in params)
     state = sum(rounded(b) for b in opt.state(trainable))
     step_temp = sum(rounded(b) for b in opt.step_temp(trainable))
     inputs = sum(rounded(s.nbytes) for s in tape.storages if s.kind == "input")
@@ -107,9 +132,7 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
                 continue
             counted.add(sid)
             layers[op.module] = layers.get(op.module, 0) + rounded(st.nbytes)
-    # What the caching allocator keeps cached beyond the peak is not simulated: device_total
-    # counts the peak rounded to 2 MiB segments plus the context.
-    reserved = -(-run.peak // (2 << 20)) * (2 << 20)
+    reserved = reserved_at(run.peak)
     cpu_peak = run.peak - workspace_train
     return MemoryEstimate(
         batch_size=setup.batch_size, precision=setup.precision, optimizer=setup.optimizer, device=device.name,

@@ -46,6 +46,9 @@ def memory_json(e: MemoryEstimate) -> dict[str, Any]:
                            "device": e.device}
     out["bytes"] = {f: getattr(e, f) for f in MEMORY_FIELDS}
     out["train_peak_phase"] = e.train_peak_phase
+    out["fits"] = e.fits
+    out["device_memory"] = e.device_memory
+    out["max_batch"] = e.max_batch
     out["unmodelled_ops"] = e.unmodelled_ops
     out["notes"] = e.notes
     return out

@@ -58,6 +58,7 @@ def memory_lines(m: ModelResult) -> list[str]:
         return ["    memory: no estimate: " + "; ".join(u.reason for u in (m.memory_unknowns + m.forward_unknowns)[:2])]
     fits = f": fits in {e.device}'s {fmt_bytes(e.device_memory)}" if e.fits else \
         f": does NOT fit in {e.device}'s {fmt_bytes(e.device_memory)}"
+    largest = [f"      largest batch that fits: {e.max_batch}"] if e.max_batch is not None else []
     return [
         f"    memory (batch {e.batch_size}, {e.precision}, {e.optimizer}, {e.device}; inputs from {m.inputs_from}):",
         f"      training peak {fmt_bytes(e.train_peak)} ({e.train_peak_phase}); inference peak "
@@ -65,6 +66,7 @@ def memory_lines(m: ModelResult) -> list[str]:
         f"      weights {fmt_bytes(e.weights)}, gradients {fmt_bytes(e.gradients)}, optimizer state "
         f"{fmt_bytes(e.optimizer_state)}, kept for backward {fmt_bytes(e.activations)}, batch {fmt_bytes(e.inputs)}, "
         f"cuBLAS workspace {fmt_bytes(e.workspace)}",
+        *largest,
     ]
 
 
