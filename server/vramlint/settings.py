@@ -31,7 +31,7 @@ class Settings:
     models: tuple[str, ...] = ()  # only these models (class, variable or factory names)
     config_file: str | None = None
     inputs: tuple[InputSpec, ...] = ()  # when given, each model's forward is traced on them
-    batch_size: int = 1
+    batch_size: int | None = None  # None: not given (a trace on `inputs` then uses 1)
     # The memory estimate (vramlint.memory): off unless asked for; inputs come from `inputs` or
     # from a call of the model in the file (`model(torch.randn(256, 1000))`).
     memory: bool = False

@@ -48,7 +48,7 @@ def _module_class(loader: Loader) -> ClassValue | None:
 
 
 def find_models(loader: Loader, mod: ModuleValue, source: SourceModule,
-                inputs: tuple[InputSpec, ...] = (), batch_size: int = 1,
+                inputs: tuple[InputSpec, ...] = (), batch_size: int | None = None,
                 settings: Settings | None = None) -> list[ModelResult]:
     """The models of a file, built; with `inputs`, each model's forward is traced on them too;
     with `settings.memory`, each model's memory is estimated (on `inputs` or on a call of the
@@ -62,7 +62,7 @@ class Trace:
     """The inputs of the forward trace (none: no trace), and the memory estimate's settings."""
 
     inputs: tuple[InputSpec, ...]
-    batch_size: int
+    batch_size: int | None  # None: not given
     memory: Settings | None = None
     mod: ModuleValue | None = None
     source: SourceModule | None = None
@@ -390,7 +390,7 @@ def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list
         # No trace asked for, or a model whose structure is not known (a block built without
         # its arguments): its forward would only trace the unknowns again.
         return ModelResult(name, kind, loc, counts, build_tree(value), how, all_unknowns, None)
-    output, trace_unknowns = trace_forward(loader, value, trace.inputs, trace.batch_size)
+    output, trace_unknowns = trace_forward(loader, value, trace.inputs, trace.batch_size or 1)
     result = ModelResult(name, kind, loc, counts, build_tree(value, outputs=True), how, all_unknowns, None)
     result.output_shape = shape_of(output)
     result.forward_unknowns = _dedupe(trace_unknowns)
@@ -453,7 +453,7 @@ def _with_memory(name: str, kind: str, loc: Any, value: Instance, how: str, coun
             None)]
         return result
     args, kwargs, result.inputs_from = call
-    batch = _batch_of(args, kwargs) or trace.batch_size
+    batch = _batch_of(args, kwargs) or trace.batch_size or 1
     setup = TrainingSetup(batch, settings.precision, settings.optimizer, device_named(settings.device),
                           settings.checkpointing)
     doubled = None
@@ -480,7 +480,7 @@ def _example_call(loader: Loader, name: str, kind: str,
     """The forward's arguments: the configured input shapes, else the first call of the model
     in the file whose arguments are all known (`logits = model(torch.randn(256, 1000))`)."""
     if trace.inputs:
-        args = tuple(TensorValue((trace.batch_size, *spec.shape), spec.dtype) for spec in trace.inputs)
+        args = tuple(TensorValue((trace.batch_size or 1, *spec.shape), spec.dtype) for spec in trace.inputs)
         return args, {}, "settings"
     if kind != "instance" or trace.mod is None or trace.source is None:
         return None
@@ -513,8 +513,11 @@ def _first_layer_inputs(loader: Loader, model: Instance,
     cls = first.cls.name
     if cls == "Linear" and isinstance(first.attrs.get("in_features"), int):
         batch, where = _dataloader_batch(loader, trace)
+        if batch is None and trace.batch_size is None:
+            return (f"the first layer, Linear({first.attrs['in_features']}, ...), gives the sample shape but nothing "
+                    "gives the batch size (--batch-size, or a DataLoader(batch_size=...) in the file)")
         batch = batch or trace.batch_size
-        origin = f"the first layer (Linear({first.attrs['in_features']}, ...)); batch {batch} from {where}"
+        origin = f"the first layer, Linear({first.attrs['in_features']}, ...), batch {batch} from {where}"
         return (TensorValue((batch, first.attrs["in_features"]), "float32"),), {}, origin
     if cls == "Embedding":
         return "the first layer is an Embedding: give the sequence length (--input-shape T --input-dtype int64)"
@@ -526,7 +529,7 @@ def _first_layer_inputs(loader: Loader, model: Instance,
 def _dataloader_batch(loader: Loader, trace: Trace) -> tuple[int | None, str]:
     """`DataLoader(..., batch_size=N)` in the file, with N known."""
     if trace.mod is None or trace.source is None:
-        return None, "the setting"
+        return None, "--batch-size"
     for call in _call_sites(trace.source, "DataLoader"):
         node = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "batch_size"),
                     call.args[1].value if len(call.args) > 1 and call.args[1].keyword is None else None)
@@ -538,7 +541,7 @@ def _dataloader_batch(loader: Loader, trace: Trace) -> tuple[int | None, str]:
             continue
         if isinstance(n, int) and not isinstance(n, bool) and n > 0:
             return n, f"DataLoader(batch_size={n}) at line {SourceRef(trace.source, call).location.line}"
-    return None, "the setting (no DataLoader(batch_size=...) in the file)"
+    return None, "--batch-size"
 
 
 def _batch_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:

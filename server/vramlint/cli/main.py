@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "argument); traces each model's forward on it")
     check.add_argument("--input-dtype", action="append", default=[], metavar="DTYPE",
                        help="dtype of the corresponding --input-shape (default float32; int64 for token ids)")
-    check.add_argument("--batch-size", type=int, default=1, metavar="N", help="batch size of the traced inputs")
+    check.add_argument("--batch-size", type=int, metavar="N",
+                       help="batch size of the traced inputs (default: from the code, else 1 with --input-shape)")
     add_memory_options(check)
     check.add_argument("--format", choices=["text", "json"], default="text")
     check.add_argument("--layers", action="store_true", help="include the module tree in JSON output")
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--extra-path", action="append", default=[], metavar="DIR")
     explain.add_argument("--input-shape", action="append", default=[], metavar="DIMS")
     explain.add_argument("--input-dtype", action="append", default=[], metavar="DTYPE")
-    explain.add_argument("--batch-size", type=int, default=1, metavar="N")
+    explain.add_argument("--batch-size", type=int, metavar="N")
     add_memory_options(explain)
     return p
 
@@ -96,7 +97,7 @@ def run_check(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"vramlint: error: {err}", file=sys.stderr)
         return 2
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         print("vramlint: error: --batch-size must be at least 1", file=sys.stderr)
         return 2
     base = settings_from_args(args, inputs)

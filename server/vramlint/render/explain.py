@@ -25,8 +25,8 @@ def explain(path: str, m: ModelResult) -> str:
     where = f"{path}:{m.location.line}" if m.location else path
     params = m.params.total or 0
     width = DTYPE_BYTES.get(e.precision, 4)
-    lines = [f"{m.name} ({where}): {params:,} parameters; batch {e.batch_size}, {e.precision}, "
-             f"{OPTIMIZERS[e.optimizer].description}, on an {e.device}; inputs from {m.inputs_from}", ""]
+    lines = [f"{m.name} ({where}): {params:,} parameters; batch {e.batch_size}, {e.precision}, {e.optimizer}, "
+             f"{e.device}; inputs from {m.inputs_from}", ""]
     tb = e.textbook
     textbook_bytes = None
     if tb is not None:
@@ -40,13 +40,12 @@ def explain(path: str, m: ModelResult) -> str:
             f" = {fmt_bytes(textbook_bytes)} at {width} bytes",
             "",
         ]
-    missed = e.activations - (tb.forward_elements - _input_elements(tb)) * width if tb is not None else None
     rows = [
         ("weights", e.weights, f"{params:,} parameters"),
         ("gradients", e.gradients, "one per trainable weight, kept until the next zero_grad"),
         ("optimizer state", e.optimizer_state, OPTIMIZERS[e.optimizer].description),
         ("optimizer.step() temporaries", e.optimizer_temp, "foreach implementation, all parameters at once"),
-        ("kept for backward", e.activations, _kept_note(missed)),
+        ("kept for backward", e.activations, "layer inputs, activation outputs, masks, statistics, log-probabilities"),
         ("the batch on the GPU", e.inputs, "inputs and targets"),
         ("cuBLAS workspaces", e.workspace, "forward handle + autograd's backward thread"),
     ]
@@ -67,16 +66,3 @@ def explain(path: str, m: ModelResult) -> str:
     for note in e.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
-
-
-def _input_elements(tb: object) -> int:
-    fwd = getattr(tb, "forward_elements", 0)
-    grad = getattr(tb, "gradient_elements", 0)
-    return int(fwd - grad)
-
-
-def _kept_note(missed: int | None) -> str:
-    base = "layer inputs, activation outputs, masks, statistics, log-probabilities"
-    if missed is None:
-        return base
-    return base + f" ({fmt_bytes(abs(missed))} {'more' if missed >= 0 else 'less'} than the layer outputs counted)"

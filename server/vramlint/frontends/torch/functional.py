@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import Args, Kwargs, NativeFunction, Unknown
 from vramlint.frontends.torch import shapes
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, dtype_name
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -66,7 +66,11 @@ def _pool(nd: int, adaptive: bool, max_pool: bool) -> Impl:
 
 
 def _softmax_like(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    return _elementwise(ev, a, k)
+    """F.softmax(input, dim=None, _stacklevel=3, dtype=None): the input is cast to `dtype` first."""
+    x = shapes.as_tensor(ev, _arg(a, k, 0, "input"), "functional")
+    if not isinstance(x, TensorValue):
+        return x
+    return shapes.same(x, dtype_name(_arg(a, k, 3, "dtype"), x.dtype))
 
 
 def _sdpa(ev: Evaluator, a: Args, k: Kwargs) -> Any:
@@ -117,12 +121,12 @@ ELEMENTWISE = (
     "sigmoid", "tanh", "leaky_relu", "leaky_relu_", "hardtanh", "hardtanh_", "softplus", "softsign", "logsigmoid",
     "tanhshrink", "hardshrink", "softshrink", "threshold", "rrelu", "prelu", "dropout", "dropout1d", "dropout2d",
     "dropout3d", "alpha_dropout", "feature_alpha_dropout", "layer_norm", "group_norm", "batch_norm",
-    "instance_norm", "rms_norm", "local_response_norm", "normalize", "softmax", "log_softmax", "softmin",
-    "gumbel_softmax",
+    "instance_norm", "rms_norm", "local_response_norm", "normalize", "gumbel_softmax",
 )
 
 FUNCTIONS: dict[str, Impl] = {name: _elementwise for name in ELEMENTWISE}
 FUNCTIONS.update({
+    "softmax": _softmax_like, "log_softmax": _softmax_like, "softmin": _softmax_like,
     "linear": _linear, "conv1d": _conv(1), "conv2d": _conv(2), "conv3d": _conv(3),
     "max_pool1d": _pool(1, False, True), "max_pool2d": _pool(2, False, True), "max_pool3d": _pool(3, False, True),
     "avg_pool1d": _pool(1, False, False), "avg_pool2d": _pool(2, False, False), "avg_pool3d": _pool(3, False, False),

@@ -206,7 +206,10 @@ def _stack(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     shape = list(first.shape)
     d = dim + len(shape) + 1 if dim < 0 else dim
     shape.insert(d, len(ts))
-    return TensorValue(tuple(shape), first.dtype)
+    dt = first.dtype
+    for t in ts[1:]:
+        dt = T.promote(dt, t.dtype)
+    return TensorValue(tuple(shape), dt)
 
 
 def _meshgrid(ev: Evaluator, a: Args, k: Kwargs) -> Any:

@@ -71,17 +71,61 @@ def numel(shape: Shape) -> Any:
 
 
 def promote(a: str, b: str) -> str:
+    """torch.promote_types(a, b)."""
     if a == b:
         return a
-    order = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
+    if a.startswith("complex") or b.startswith("complex"):
+        return "complex128" if {a, b} & {"float64", "complex128"} else "complex64"
     if a in FLOAT_DTYPES and b not in FLOAT_DTYPES:
         return a
     if b in FLOAT_DTYPES and a not in FLOAT_DTYPES:
         return b
+    if {a, b} == {"float16", "bfloat16"}:
+        return "float32"
+    if {a, b} == {"uint8", "int8"}:
+        return "int16"
+    order = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
     try:
         return order[max(order.index(a), order.index(b))]
     except ValueError:
         return "float32"
+
+
+def _combine_categories(higher: str | None, lower: str | None) -> str | None:
+    """ATen's combine_categories: `lower` (a lower-priority group) changes the result only when its
+    category (bool < integer < floating < complex) is higher."""
+    if higher is None or lower is None:
+        return lower if higher is None else higher
+    if higher.startswith("complex"):
+        return higher
+    if lower.startswith("complex"):
+        return ("complex128" if higher == "float64" else "complex64") if higher in FLOAT_DTYPES else lower
+    if higher in FLOAT_DTYPES:
+        return higher
+    if higher == "bool" or lower in FLOAT_DTYPES:
+        return promote(higher, lower)
+    return higher
+
+
+def result_type(operands: Sequence[Any]) -> str:
+    """torch.result_type over tensors and Python scalars: tensors with dimensions take priority over
+    zero-dim tensors, which take priority over Python numbers (a Python float counts as the default
+    float32); a lower-priority operand only matters when its category is higher."""
+    groups: list[str | None] = [None, None, None]  # dimensioned tensors, zero-dim tensors, Python numbers
+    for v in operands:
+        if isinstance(v, TensorValue):
+            i, dt = (1 if v.shape == () else 0), v.dtype
+        elif isinstance(v, bool):
+            i, dt = 2, "bool"
+        elif isinstance(v, int):
+            i, dt = 2, "int64"
+        elif isinstance(v, float):
+            i, dt = 2, "float32"
+        else:
+            continue
+        cur = groups[i]
+        groups[i] = dt if cur is None else promote(cur, dt)
+    return _combine_categories(groups[0], _combine_categories(groups[1], groups[2])) or "float32"
 
 
 class TensorValue(Value):
@@ -151,9 +195,15 @@ class TensorValue(Value):
         a, b = (other, self) if reflected else (self, other)
         # `op` is "iadd" for `x += y` (in place on x)
         base = op[1:] if op.startswith("i") and op[1:] in _PY_OPS or op == "imatmul" else op
+
+        def compute() -> Any:
+            if base != op and base != "matmul":  # `x op= y` writes into x
+                return _in_place(ev, base, a, b)
+            return elementwise(ev, base, a, b)
+
         if ev.tape is not None:
-            return ev.tape.call(ev, f"Tensor.__{op}__", (a, b), {}, lambda: elementwise(ev, base, a, b))
-        return elementwise(ev, base, a, b)
+            return ev.tape.call(ev, f"Tensor.__{op}__", (a, b), {}, compute)
+        return compute()
 
     def compare(self, ev: Evaluator, dunder: str, other: Any) -> Any:
         if ev.tape is not None:
@@ -371,14 +421,7 @@ def elementwise(ev: Evaluator, op: str, a: Any, b: Any, out_dtype: str | None = 
     shape = broadcast(ta.shape, tb.shape)
     if isinstance(shape, Unknown):
         return Unknown(shape.reason, ev.current_ref)
-    # Python scalars do not promote a tensor's float dtype (wrapped numbers).
-    da = ta.dtype if isinstance(a, TensorValue) else ("float32" if ta.dtype == "float64" else ta.dtype)
-    db = tb.dtype if isinstance(b, TensorValue) else ("float32" if tb.dtype == "float64" else tb.dtype)
-    if not isinstance(a, TensorValue) and da in FLOAT_DTYPES and db in FLOAT_DTYPES:
-        da = db
-    if not isinstance(b, TensorValue) and db in FLOAT_DTYPES and da in FLOAT_DTYPES:
-        db = da
-    dt = out_dtype or promote(da, db)
+    dt = out_dtype or result_type((a, b))
     if op == "truediv" and dt not in FLOAT_DTYPES:
         dt = "float32"
     data = None
@@ -399,6 +442,18 @@ def elementwise(ev: Evaluator, op: str, a: Any, b: Any, out_dtype: str | None = 
                 except (ZeroDivisionError, OverflowError, ValueError, TypeError):
                     data = None
     return TensorValue(shape, dt, data=data)
+
+
+def _in_place(ev: Evaluator, op: str, a: TensorValue, b: Any) -> Any:
+    """`a op= b`: the result is written into `a`, so it keeps a's shape and dtype."""
+    r = elementwise(ev, op, a, b)
+    if not isinstance(r, TensorValue) or (r.shape == a.shape and r.dtype == a.dtype):
+        return r
+    if (isinstance(r.shape, tuple) and isinstance(a.shape, tuple) and r.shape != a.shape
+            and all(isinstance(d, int) for d in (*r.shape, *a.shape))):
+        return Unknown(f"shape mismatch: in-place {op} broadcasts {a.shape} to {r.shape}", ev.current_ref)
+    data = _cast(r.data, a.dtype) if r.data is not None and r.shape == a.shape else None
+    return TensorValue(a.shape, a.dtype, data=data)
 
 
 def _broadcast_data(t: TensorValue, shape: Shape) -> list[Any] | None:
@@ -508,8 +563,11 @@ def index_tensor(ev: Evaluator, t: TensorValue, idx: Any) -> Any:
     shape = list(t.shape)
     out: list[Any] = []
     pos = 0
-    n_real = sum(1 for x in items if x is not None and x is not Ellipsis)
+    n_real = sum(len(x.shape) if isinstance(x, TensorValue) and x.dtype == "bool" and isinstance(x.shape, tuple)
+                 else 1 for x in items if x is not None and x is not Ellipsis and not isinstance(x, bool))
     concrete_index = None
+    # Advanced indices (index lists, index tensors, masks): where each goes in `out`, and its shape.
+    advanced: list[tuple[int, Shape]] = []
     for it in items:
         if it is None:
             out.append(1)
@@ -518,7 +576,7 @@ def index_tensor(ev: Evaluator, t: TensorValue, idx: Any) -> Any:
             out.extend(shape[pos: pos + skip])
             pos += skip
         elif isinstance(it, bool):
-            out.append(1)
+            out.append(1 if it else 0)  # like None, with no entries for False
         elif isinstance(it, int):
             if len(items) == 1 and t.data is not None and shape:
                 concrete_index = it
@@ -531,22 +589,34 @@ def index_tensor(ev: Evaluator, t: TensorValue, idx: Any) -> Any:
                 out.append(Unknown("slice of unknown length", ev.current_ref))
             pos += 1
         elif isinstance(it, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in it):
-            out.append(len(it))  # an index list selects len(list) entries: `x[:, [-1], :]`
+            advanced.append((len(out), (len(it),)))  # an index list selects len(list) entries: `x[:, [-1], :]`
             pos += 1
         elif isinstance(it, TensorValue):
             if isinstance(it.shape, Unknown):
                 return TensorValue(Unknown("advanced indexing", ev.current_ref), t.dtype)
             if it.dtype == "bool":
-                out.append(Unknown("boolean mask indexing", ev.current_ref))
+                advanced.append((len(out), (Unknown("boolean mask indexing", ev.current_ref),)))
                 pos += len(it.shape)
             else:
-                out.extend(it.shape)
+                advanced.append((len(out), it.shape))
                 pos += 1
         elif isinstance(it, Unknown):
             pos += 1
             return TensorValue(Unknown(f"index: {it.reason}", ev.current_ref), t.dtype)
         else:
             return TensorValue(Unknown("unsupported index", ev.current_ref), t.dtype)
+    if advanced:
+        # The advanced indices broadcast together; their dims replace the indexed ones where those
+        # are adjacent (ints, applied first, do not separate them), else they go first.
+        joint: Shape = ()
+        for _, s in advanced:
+            b = broadcast(joint, s)
+            if isinstance(b, Unknown):
+                return TensorValue(Unknown(f"index {b.reason}", ev.current_ref), t.dtype)
+            joint = b
+        first = advanced[0][0]
+        at = first if all(p == first for p, _ in advanced) else 0
+        out[at:at] = joint
     out.extend(shape[pos:])
     data = None
     if concrete_index is not None and t.data is not None and len(shape) == 1:
@@ -718,10 +788,8 @@ def _squeeze(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
         if any(isinstance(x, Unknown) for x in t.shape):
             return TensorValue(Unknown("squeeze of unknown dims", ev.current_ref), t.dtype)
         return TensorValue(tuple(x for x in t.shape if x != 1), t.dtype, data=t.data)
-    d = _norm_dim(d, len(t.shape))
-    s = list(t.shape)
-    if isinstance(d, int) and 0 <= d < len(s) and s[d] == 1:
-        del s[d]
+    dims = {_norm_dim(x, len(t.shape)) for x in (d if isinstance(d, (tuple, list)) else (d,))}
+    s = [x for i, x in enumerate(t.shape) if not (i in dims and x == 1)]
     return TensorValue(tuple(s), t.dtype, data=t.data)
 
 
@@ -876,9 +944,18 @@ for _name in ("contiguous", "cuda", "cpu", "pin_memory", "share_memory_", "detac
 for _name in ("normal_", "uniform_", "zero_", "fill_", "copy_", "clamp_", "clamp", "clip",
               "bernoulli_", "exponential_", "trunc_normal_", "fill_diagonal_", "masked_fill_", "masked_fill",
               "add_", "mul_", "div_", "sub_", "clamp_min_", "clamp_max_", "scatter_", "index_fill_",
-              "softmax", "log_softmax", "roll", "flip", "tril", "triu", "tril_", "triu_", "clamp_min", "clamp_max",
+              "roll", "flip", "tril", "triu", "tril_", "triu_", "clamp_min", "clamp_max",
               "masked_scatter", "nan_to_num", "abs_", "float_power"):
     TENSOR_METHODS[_name] = _changed_in_place if _name.endswith("_") else _changed
+
+
+def _softmax(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    """softmax(dim, dtype=None): the input is cast to `dtype` first."""
+    dt = k.get("dtype", a[1] if len(a) > 1 else None)
+    return TensorValue(t.shape, dtype_name(dt, t.dtype))
+
+
+TENSOR_METHODS["softmax"] = TENSOR_METHODS["log_softmax"] = _softmax
 for _name in ("detach", "clone", "type_as"):
     TENSOR_METHODS[_name] = _copy
 def _cumsum(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
