@@ -25,13 +25,16 @@ def test_text_output_on_the_bundled_example() -> None:
     r = vramlint("check", str(EXAMPLE))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    models = [line for line in lines if not line.startswith(" ")]
-    assert len(models) == 3
+    models = [line for line in lines if ": info " not in line and not line.startswith(" ")][:3]
     assert all("131,410 parameters" in line for line in models)
     assert lines[0] == f"{EXAMPLE}:9:1: model (instance): 131,410 parameters; output [256, 10]"
     # The instance is called on a batch in the file: its memory is estimated from that call.
-    assert lines[1].startswith("    memory (batch 256, fp32, adam, H100; inputs from the call at line 42)")
+    assert lines[1].startswith("    memory (batch 256, fp32, adam, H100-80GB; inputs from code: the call at line 42)")
     assert lines[2].startswith("      training peak 67.5 MiB (optimizer step)")
+    # The class and the factory: the first layer gives the sample shape, nothing gives the batch.
+    infos = [line for line in lines if ": info VL301 [unresolved-input]" in line]
+    assert [i.split(":")[1] for i in infos] == ["19", "35"] and "--batch-size" in infos[0]
+    assert lines[-1] == "2 infos"
 
 
 def test_json_output_schema() -> None:
@@ -124,7 +127,7 @@ def test_invalid_configuration_is_exit_2_naming_file_and_key(tmp_path: Path, con
 def test_blocks_built_inside_a_model_are_reported_as_such() -> None:
     torch = pytest.importorskip("torch")
     gpt = ROOT / "examples" / "gpt.py"
-    r = vramlint("check", str(gpt))
+    r = vramlint("check", str(gpt), "--no-memory")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[-1] == f"{gpt}:92:7: GPT (class): 124,475,904 parameters"
@@ -149,7 +152,7 @@ def test_input_shape_traces_the_forward() -> None:
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[0] == f"{gpt}:92:7: GPT (class): 124,475,904 parameters; output [8, 1, 50304]"
-    assert lines[1] == "    memory (batch 8, fp32, adam, H100; inputs from settings):"
+    assert lines[1] == "    memory (batch 8, fp32, adam, H100-80GB; inputs from flag):"
     assert lines[2].startswith("      training peak ")
     r = vramlint("check", str(EXAMPLE), "--model", "MLP", "--input-shape", "1000", "--batch-size", "256",
                  "--format", "json", "--layers")
@@ -162,7 +165,7 @@ def test_input_shape_traces_the_forward() -> None:
     (["--input-shape", "3,a"], "expected comma-separated integers"),
     (["--input-shape", "3", "--input-dtype", "float99"], "--input-dtype 'float99'"),
     (["--input-dtype", "int64"], "more --input-dtype than --input-shape"),
-    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--batch-size", "0"], "--batch-size: expected a positive integer"),
 ])
 def test_invalid_inputs_are_usage_errors(args: list[str], message: str) -> None:
     r = vramlint("check", str(EXAMPLE), *args)
@@ -172,7 +175,7 @@ def test_invalid_inputs_are_usage_errors(args: list[str], message: str) -> None:
 def test_a_top_level_statement_that_raises_is_reported(tmp_path: Path) -> None:
     f = tmp_path / "bad.py"
     f.write_text("import torch.nn as nn\nnet = nn.Sequential(3, nn.Linear(2, 2))\nok = nn.Linear(2, 2)\n")
-    r = vramlint("check", str(f))
+    r = vramlint("check", str(f), "--no-memory")
     assert r.returncode == 0
     assert r.stdout.splitlines() == [
         f"{f}:2:7: warning: statement not evaluated: it raises TypeError: Sequential: argument 0 is not a Module",
@@ -188,5 +191,5 @@ def test_attribute_style_dict_configs(tmp_path: Path) -> None:
         "cfg = AttrDict(width=64, depth=3)\n"
         "net = nn.Sequential(*[nn.Linear(cfg.width, cfg.width) for _ in range(cfg.depth)])\n"
     )
-    r = vramlint("check", str(f))
+    r = vramlint("check", str(f), "--no-memory")
     assert r.stdout.strip() == f"{f}:8:1: net (instance): 12,480 parameters"

@@ -223,7 +223,7 @@ loader = DataLoader(range(10), batch_size=32)
     net, lm = fa.models
     assert net.memory is not None and net.memory.batch_size == 32
     assert net.output_shape == (32, 10)
-    assert net.inputs_from == "the first layer, Linear(784, ...), batch 32 from DataLoader(batch_size=32) at line 21"
+    assert net.inputs_from == "the first layer, Linear(784, ...), batch 32 from code: DataLoader(batch_size=32) at line 21"
     # Nothing tells the sequence length: the estimate says so.
     assert lm.memory is None and "Embedding" in lm.memory_unknowns[0].reason
     # Given by the settings, it is estimated.
@@ -240,9 +240,11 @@ def test_json_carries_the_estimate_and_per_layer_bytes() -> None:
     assert r.returncode == 0, r.stderr
     (m,) = json.loads(r.stdout)["files"][0]["models"]
     mem = m["memory"]
-    assert mem["batch_size"] == 256 and mem["optimizer"] == "adam" and mem["device"] == "H100"
+    assert mem["batch_size"] == 256 and mem["optimizer"] == "adam" and mem["device"] == "H100-80GB"
     assert mem["bytes"]["train_peak"] == 70_776_832 and mem["fits"] is True and mem["max_batch"] > 100_000
     rows = {row["path"]: row for row in m["layers"]}
     assert rows["1"]["saved_bytes"] == 256 * 100 * 4  # the first ReLU keeps its output
     assert rows["0"]["saved_bytes"] == 0  # the first Linear's input is the batch
-    assert m["inputs_from"] == "the call at line 42"
+    assert m["inputs_from"] == "code: the call at line 42"
+    assert m["setup"]["batch_size"] == {"value": 256, "source": "code: the call at line 42"}
+    assert m["setup"]["optimizer"] == {"value": "adam", "source": "default"}

@@ -1,8 +1,19 @@
-"""Settings of an analysis and where they come from (`[tool.vramlint]` in pyproject.toml)."""
+"""Settings of an analysis and where each comes from.
+
+One configuration drives the CLI and the editor: `[tool.vramlint]` in the nearest
+`pyproject.toml` (or a `vramlint.toml`, whose top level is that table), with per-model tables
+`[tool.vramlint.models.NAME]` (NAME a model's name or `path/file.py::Name`), an in-file directive
+for one model (`# vramlint: batch-size=64 input-shape=3,224,224` on the line of the model or the
+line above), and what the code itself shows (a call of the model, a DataLoader, the optimizer...).
+Precedence, highest first: flags (the `Settings` fields, from the CLI or an API caller), the
+in-file directive, the per-model table, `[tool.vramlint]`, the code, the defaults.
+"""
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,61 +41,284 @@ class Settings:
     extra_paths: tuple[str, ...] = ()  # like pyright's extraPaths: searched before installed packages
     models: tuple[str, ...] = ()  # only these models (class, variable or factory names)
     config_file: str | None = None
+    # Flags: given explicitly (CLI, API); None / () = not given, the configuration or the code decide.
     inputs: tuple[InputSpec, ...] = ()  # when given, each model's forward is traced on them
-    batch_size: int | None = None  # None: not given (a trace on `inputs` then uses 1)
-    # The memory estimate (vramlint.memory): off unless asked for; inputs come from `inputs` or
-    # from a call of the model in the file (`model(torch.randn(256, 1000))`).
+    batch_size: int | None = None
+    precision: str | None = None  # fp32 | amp-bf16 | amp-fp16 | bf16 | fp16
+    optimizer: str | None = None  # see vramlint.memory.optimizers.OPTIMIZERS
+    device: str | None = None  # the GPU: a name (vramlint.memory.devices) or a size ("24GiB")
+    checkpointing: bool | None = None  # call the model's gradient_checkpointing_enable() first
+    mode: str | None = None  # which peak must fit the GPU: train | infer
+    # The memory estimate (vramlint.memory): off unless asked for.
     memory: bool = False
-    precision: str = "fp32"  # fp32 | amp-bf16 | amp-fp16 | bf16 | fp16
-    optimizer: str = "adam"  # see vramlint.memory.optimizers.OPTIMIZERS
-    device: str = "H100"  # see vramlint.memory.devices.DEVICES
-    checkpointing: bool = False  # call the model's gradient_checkpointing_enable() first
     max_batch: bool = False  # also find the largest batch that fits the device (a second trace)
+    # From the configuration file: [tool.vramlint] (setup keys as Settings field names) and the
+    # per-model tables, validated (load_settings).
+    config: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    model_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
 
 
-KNOWN_KEYS = {"extra-paths"}
+# ---------------------------------------------------------------------- the setup of one model
+SETUP_KEYS = ("batch_size", "inputs", "precision", "optimizer", "device", "mode", "checkpointing",
+              "max_layer_params")
+DEFAULTS: dict[str, Any] = {"batch_size": None, "inputs": (), "precision": "fp32", "optimizer": "adam",
+                            "device": "H100", "mode": "train", "checkpointing": False, "max_layer_params": None}
 
 
-def find_pyproject(start: Path) -> Path | None:
+@dataclass(frozen=True)
+class Sourced:
+    value: Any
+    source: str  # "flag", "pyproject.toml [tool.vramlint]", "code: DataLoader(...) at line 3", "default"...
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The settings one model's estimate uses, each with where it came from."""
+
+    values: Mapping[str, Sourced]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key].value
+
+    def source(self, key: str) -> str:
+        return self.values[key].source
+
+
+def resolve_setup(settings: Settings, model: str, path: str, directive: Mapping[str, Sourced] | None = None,
+                  code: Mapping[str, Sourced] | None = None) -> Setup:
+    """Each setup key from the highest layer that has it: flag, directive, model table, tool
+    table, code, default."""
+    table, table_name = _model_table(settings, model, path)
+    where = Path(settings.config_file).name if settings.config_file else "configuration"
+    out: dict[str, Sourced] = {}
+    for key in SETUP_KEYS:
+        flag = getattr(settings, key, None)
+        if flag is not None and flag != ():
+            out[key] = Sourced(flag, "flag")
+        elif directive and key in directive:
+            out[key] = directive[key]
+        elif key in table:
+            out[key] = Sourced(table[key], f"{where} [{table_name}]")
+        elif key in settings.config:
+            out[key] = Sourced(settings.config[key], f"{where} [tool.vramlint]")
+        elif code and key in code:
+            out[key] = code[key]
+        else:
+            out[key] = Sourced(DEFAULTS[key], "default")
+    return Setup(out)
+
+
+def _model_table(settings: Settings, model: str, path: str) -> tuple[Mapping[str, Any], str]:
+    for name, table in settings.model_config.items():
+        file, sep, cls = name.rpartition("::")
+        if (not sep and name == model) or (sep and cls == model and _same_file(file, path, settings)):
+            return table, f"tool.vramlint.models.{_quote(name)}"
+    return {}, ""
+
+
+def _quote(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
+
+
+def _same_file(file: str, path: str, settings: Settings) -> bool:
+    base = Path(settings.config_file).parent if settings.config_file else Path.cwd()
+    try:
+        return (base / file).resolve() == Path(path).resolve()
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------- validation
+def parse_device(v: Any) -> str:
+    from vramlint.memory.devices import device_named
+
+    if isinstance(v, str) and device_named(v) is not None:
+        return v
+    from vramlint.memory.devices import DEVICES
+
+    names = ", ".join(d.name for d in DEVICES.values())
+    raise ValueError(f"unknown GPU {v!r} (known: {names}; or a size such as 24GiB)")
+
+
+def _choice(options: Any) -> Any:
+    def check(v: Any) -> Any:
+        if not isinstance(v, str) or v not in options:
+            raise ValueError(f"expected one of {', '.join(sorted(options))}, got {v!r}")
+        return v
+
+    return check
+
+
+def _positive_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"expected a positive integer, got {v!r}")
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false, got {v!r}")
+    return v
+
+
+DTYPES = {"float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool"}
+
+
+def _inputs(v: Any) -> tuple[InputSpec, ...]:
+    """inputs = [{ shape = [3, 224, 224], dtype = "float32" }, ...] (per sample, batch excluded)."""
+    if not isinstance(v, list):
+        raise ValueError("expected a list of tables like { shape = [3, 224, 224], dtype = \"float32\" }")
+    out = []
+    for item in v:
+        if not isinstance(item, dict) or set(item) - {"shape", "dtype"} or "shape" not in item:
+            raise ValueError("each input is a table with `shape` (and optionally `dtype`)")
+        shape = item["shape"]
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                   for d in shape):
+            raise ValueError(f"`shape` must be a list of non-negative integers, got {shape!r}")
+        dtype = item.get("dtype", "float32")
+        if dtype not in DTYPES:
+            raise ValueError(f"`dtype` must be one of {', '.join(sorted(DTYPES))}, got {dtype!r}")
+        out.append(InputSpec(tuple(shape), dtype))
+    return tuple(out)
+
+
+def _validators() -> dict[str, Any]:
+    from vramlint.memory.estimate import PRECISIONS
+    from vramlint.memory.optimizers import OPTIMIZERS
+
+    return {
+        "batch-size": ("batch_size", _positive_int),
+        "inputs": ("inputs", _inputs),
+        "precision": ("precision", _choice(PRECISIONS)),
+        "optimizer": ("optimizer", _choice(OPTIMIZERS)),
+        "gpu": ("device", parse_device),
+        "mode": ("mode", _choice({"train", "infer"})),
+        "checkpointing": ("checkpointing", _bool),
+        "max-layer-params": ("max_layer_params", _positive_int),
+    }
+
+
+GLOBAL_KEYS = {"extra-paths", "fail-on", "models"}
+FAIL_ON = ("error", "warning", "info", "never")
+
+
+def setup_key(key: str) -> str | None:
+    """The Settings field of a configuration key (`batch-size` -> `batch_size`)."""
+    entry = _validators().get(key)
+    return entry[0] if entry else None
+
+
+def validate_setup_value(key: str, value: Any) -> Any:
+    """A configuration or directive value, checked; ValueError says what is expected."""
+    return _validators()[key][1](value)
+
+
+# ---------------------------------------------------------------------- the files
+def find_config(start: Path) -> Path | None:
+    """The nearest pyproject.toml with a [tool.vramlint] table, or vramlint.toml, upwards."""
     d = start if start.is_dir() else start.parent
     for p in (d, *d.parents):
+        own = p / "vramlint.toml"
+        if own.is_file():
+            return own
         candidate = p / "pyproject.toml"
-        if candidate.is_file():
+        if candidate.is_file() and "tool" in _read_toml(candidate) and "vramlint" in _read_toml(candidate)["tool"]:
             return candidate
     return None
 
 
-def load_settings(start: Path, base: Settings | None = None) -> Settings:
-    """Settings from the nearest pyproject.toml's [tool.vramlint], over `base`."""
+def find_pyproject(start: Path) -> Path | None:  # kept for callers that want the project root
+    d = start if start.is_dir() else start.parent
+    for p in (d, *d.parents):
+        if (p / "pyproject.toml").is_file():
+            return p / "pyproject.toml"
+    return None
+
+
+def load_settings(start: Path, base: Settings | None = None, config: Path | None = None) -> Settings:
+    """Settings from the configuration file (`config`, else the nearest one above `start`),
+    under `base`'s flags."""
     base = base or Settings()
-    path = find_pyproject(start.resolve())
+    path = config if config is not None else find_config(start.resolve())
     if path is None:
         return base
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such configuration file")
     table = read_tool_table(path)
-    if not table:
-        return base
     extra = _string_list(table, "extra-paths", path)
     resolved = tuple(str((path.parent / p).resolve()) for p in extra)
-    return replace(base, extra_paths=base.extra_paths + resolved, config_file=str(path))
+    setup, models = _setup_table(table, path, "tool.vramlint" if path.name != "vramlint.toml" else "vramlint")
+    return replace(base, extra_paths=base.extra_paths + resolved, config_file=str(path), config=setup,
+                   model_config=models)
 
 
-def read_tool_table(path: Path) -> dict[str, Any]:
+def fail_on_of(settings: Settings) -> str | None:
+    """`fail-on` from the configuration file, if any."""
+    if settings.config_file is None:
+        return None
+    value = read_tool_table(Path(settings.config_file)).get("fail-on")
+    return value if isinstance(value, str) else None
+
+
+def _setup_table(table: Mapping[str, Any], path: Path,
+                 where: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    setup: dict[str, Any] = {}
+    validators = _validators()
+    for key, value in table.items():
+        if key in GLOBAL_KEYS:
+            continue
+        attr = validators[key][0]
+        setup[attr] = _checked(path, where, key, value)
+    models: dict[str, dict[str, Any]] = {}
+    raw = table.get("models", {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [{where}.models] must be a table of tables, one per model")
+    for name, sub in raw.items():
+        if not isinstance(sub, dict):
+            raise ConfigError(f"{path}: [{where}.models.{name}] must be a table")
+        models[name] = {}
+        for key, value in sub.items():
+            if key not in validators:
+                raise ConfigError(f"{path}: unknown key `{key}` in [{where}.models.{name}] "
+                                  f"(known: {', '.join(sorted(validators))})")
+            models[name][validators[key][0]] = _checked(path, f"{where}.models.{name}", key, value)
+    fail_on = table.get("fail-on")
+    if fail_on is not None and fail_on not in FAIL_ON:
+        raise ConfigError(f"{path}: `fail-on` in [{where}]: expected one of {', '.join(FAIL_ON)}, got {fail_on!r}")
+    return setup, models
+
+
+def _checked(path: Path, where: str, key: str, value: Any) -> Any:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return validate_setup_value(key, value)
+    except ValueError as err:
+        raise ConfigError(f"{path}: `{key}` in [{where}]: {err}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read: {err}") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
-    table = data.get("tool", {}).get("vramlint", {})
+
+
+def read_tool_table(path: Path) -> dict[str, Any]:
+    data = _read_toml(path)
+    table = data if path.name == "vramlint.toml" else data.get("tool", {}).get("vramlint", {})
+    where = "vramlint.toml" if path.name == "vramlint.toml" else "[tool.vramlint]"
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [tool.vramlint] must be a table")
+        raise ConfigError(f"{path}: {where} must be a table")
+    known = GLOBAL_KEYS | set(_validators())
     for key in table:
-        if key not in KNOWN_KEYS:
-            raise ConfigError(f"{path}: unknown key `{key}` in [tool.vramlint] (known: {', '.join(sorted(KNOWN_KEYS))})")
+        if key not in known:
+            raise ConfigError(f"{path}: unknown key `{key}` in {where} (known: {', '.join(sorted(known))})")
     return table
 
 
-def _string_list(table: dict[str, Any], key: str, path: Path) -> list[str]:
+def _string_list(table: Mapping[str, Any], key: str, path: Path) -> list[str]:
     v = table.get(key, [])
     if isinstance(v, str):
         v = [v]
@@ -93,4 +327,66 @@ def _string_list(table: dict[str, Any], key: str, path: Path) -> list[str]:
     return v
 
 
-__all__ = ["Settings", "ConfigError", "load_settings", "field"]
+# ---------------------------------------------------------------------- in-file directives
+DIRECTIVE = re.compile(r"#\s*vramlint:\s*(.*)$")
+
+
+@dataclass(frozen=True)
+class Directive:
+    line: int  # 1-based line of the comment
+    values: Mapping[str, Any]  # Settings field names
+
+
+def parse_directives(text: str, path: str) -> tuple[list[Directive], list[tuple[int, str]]]:
+    """`# vramlint: batch-size=64 input-shape=3,224,224 input-dtype=float32 precision=amp-bf16`:
+    the directives of a file, and the problems (line, message) of malformed ones."""
+    found: list[Directive] = []
+    problems: list[tuple[int, str]] = []
+    if "vramlint:" not in text:
+        return found, problems
+    for i, line in enumerate(text.splitlines(), 1):
+        m = DIRECTIVE.search(line)
+        if m is None:
+            continue
+        values: dict[str, Any] = {}
+        shapes: list[tuple[int, ...]] = []
+        dtypes: list[str] = []
+        for item in m.group(1).split():
+            key, sep, raw = item.partition("=")
+            try:
+                if not sep:
+                    raise ValueError("expected key=value")
+                if key == "input-shape":
+                    shapes.append(tuple(int(x) for x in raw.replace("x", ",").split(",") if x))
+                elif key == "input-dtype":
+                    if raw not in DTYPES:
+                        raise ValueError(f"expected one of {', '.join(sorted(DTYPES))}")
+                    dtypes.append(raw)
+                elif key in ("inputs",) or setup_key(key) is None:
+                    raise ValueError(f"unknown key (known: {', '.join(sorted(_directive_keys()))})")
+                else:
+                    values[setup_key(key) or key] = validate_setup_value(key, _literal(raw))
+            except ValueError as err:
+                problems.append((i, f"vramlint directive `{item}`: {err}"))
+        if shapes:
+            values["inputs"] = tuple(InputSpec(s, dtypes[j] if j < len(dtypes) else "float32")
+                                     for j, s in enumerate(shapes))
+        if values:
+            found.append(Directive(i, values))
+    return found, problems
+
+
+def _directive_keys() -> set[str]:
+    return (set(_validators()) - {"inputs"}) | {"input-shape", "input-dtype"}
+
+
+def _literal(raw: str) -> Any:
+    if raw in ("true", "false"):
+        return raw == "true"
+    if re.fullmatch(r"\d+", raw):
+        return int(raw)
+    return raw
+
+
+__all__ = ["Settings", "ConfigError", "load_settings", "InputSpec", "Setup", "Sourced", "resolve_setup",
+           "parse_directives", "field"]

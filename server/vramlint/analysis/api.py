@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import libcst as cst
 
+from vramlint.analysis.findings import find_problems
 from vramlint.analysis.models import find_models
 from vramlint.analysis.results import FileAnalysis, UnknownInfo
 from vramlint.engine.builtins import stdlib_module
@@ -18,7 +19,7 @@ from vramlint.engine.source import decode_source, undecodable_line
 from vramlint.engine.values import Location, SourceRef
 from vramlint.frontends.torch.numpy_stub import numpy_module
 from vramlint.frontends.torch.stubs import torch_module
-from vramlint.settings import Settings
+from vramlint.settings import Settings, parse_directives
 
 _loaders: dict[tuple[str, ...], Loader] = {}
 _lock = threading.RLock()
@@ -116,10 +117,14 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
             if u.reason.startswith("raises "):
                 result.warnings.append(UnknownInfo(f"statement not evaluated: it {u.reason}", u.ref or SourceRef(source, stmt)))
                 break
+    # Malformed `# vramlint:` directives: located warnings (the rest of the directive still applies).
+    for line, message in parse_directives(source.text, path)[1]:
+        result.warnings.append(UnknownInfo(message, Location(path, line, 0, line, 0)))
     models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings)
     if settings.models:
         models = [m for m in models if m.name in settings.models]
     result.models = models
+    result.findings = find_problems(result)
     return result
 
 

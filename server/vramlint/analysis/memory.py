@@ -1,18 +1,38 @@
-"""The memory estimate of a built model: trace one training forward on the tape, add the loss,
-and hand the recording to the memory model (vramlint.memory)."""
+"""The memory estimate of a built model: resolve its setup and inputs, trace one training
+forward on the tape, add the loss, and hand the recording to the memory model (vramlint.memory)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from vramlint.analysis.models import _info, _run
-from vramlint.analysis.results import UnknownInfo
+from vramlint.analysis.models import (
+    Trace,
+    _call_sites,
+    _dedupe,
+    _info,
+    _known_call_args,
+    _run,
+    build_tree,
+    shape_of,
+)
+from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, UnknownInfo
+from vramlint.engine.evaluator import Scope
 from vramlint.engine.loader import Loader
-from vramlint.engine.values import MISSING, Instance, Unknown
+from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
+from vramlint.engine.values import MISSING, Instance, SourceRef, Unknown
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
-from vramlint.memory.estimate import MemoryEstimate, TrainingSetup, estimate_from_tape
+from vramlint.memory.devices import device_named
+from vramlint.memory.estimate import (
+    MemoryEstimate,
+    Textbook,
+    TrainingSetup,
+    estimate_from_tape,
+    max_batch,
+)
 from vramlint.memory.tape import Tape, _tensors, reachable_tensors
+from vramlint.settings import InputSpec, Setup, Sourced, parse_directives, resolve_setup
 
 LOW = {"bf16": "bfloat16", "fp16": "float16", "amp-bf16": "bfloat16", "amp-fp16": "float16"}
 
@@ -123,3 +143,211 @@ def _find(value: Any, key: str) -> Any:
             return value.attrs["__dict_items__"].get(key)
         return None if v is MISSING else v
     return None
+
+
+# ---------------------------------------------------------------------- one model, end to end
+def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str, counts: ParamCounts,
+                      unknowns: list[UnknownInfo], loader: Loader, trace: Trace) -> ModelResult:
+    """The model's setup (settings.resolve_setup: flags, directive, configuration, code), its
+    inputs, and the memory estimate; the traced forward also gives the module tree's output shapes."""
+    settings = trace.memory
+    assert settings is not None
+    result = ModelResult(name, kind, loc, counts, None, how, unknowns, None)
+    path = trace.source.path if trace.source is not None else ""
+    code = _code_setup(loader, trace)
+    setup = resolve_setup(settings, name, path, _directive_for(loc, trace), code)
+    result.setup = setup
+    call = _inputs(loader, name, kind, value, trace, setup)
+    if isinstance(call, str):
+        result.tree = build_tree(value)
+        result.memory_unknowns = [UnknownInfo(f"no inputs to estimate memory: {call}", None)]
+        return result
+    args, kwargs, result.inputs_from = call
+    batch = _batch_of(args, kwargs) or 1
+    device = device_named(setup["device"])
+    result.setup = setup = _as_traced(setup, batch, args, kwargs, result.inputs_from, device)
+    training = TrainingSetup(batch, setup["precision"], setup["optimizer"], device, setup["checkpointing"])
+    est, forward_unknowns, output = estimate_model(loader, value, args, kwargs, training)
+    result.tree = build_tree(value, outputs=True)  # the module outputs of this trace
+    if est is not None and device is not None and (settings.max_batch or not est.fits):
+        # The largest batch that fits: a second trace at twice the batch gives the line.
+        args2, kwargs2 = _with_batch(args, batch, 2 * batch), _with_batch(kwargs, batch, 2 * batch)
+        doubled, _, _ = estimate_model(loader, value, args2, kwargs2, replace(training, batch_size=2 * batch))
+        if doubled is not None:
+            est.max_batch = max_batch(batch, est.train_peak, 2 * batch, doubled.train_peak,
+                                      device.memory - device.context)
+    result.memory = est
+    if est is not None and result.tree is not None:
+        _attach_layer_memory(result.tree, {lm.path: lm.saved_bytes for lm in est.layers})
+        est.textbook = _textbook(result.tree, args, kwargs)
+    result.output_shape = shape_of(output)
+    result.forward_unknowns = _dedupe(forward_unknowns)
+    return result
+
+
+def _as_traced(setup: Setup, batch: int, args: tuple[Any, ...], kwargs: dict[str, Any], origin: str,
+               device: Any) -> Setup:
+    """The setup as traced: the batch and input shapes the code gave (where the configuration
+    did not), the GPU by its full name."""
+    values = dict(setup.values)
+    if values["batch_size"].value is None:
+        values["batch_size"] = Sourced(batch, origin)
+    if not values["inputs"].value:
+        specs = tuple(InputSpec(tuple(t.shape[1:]), t.dtype) for t in _tensors((args, kwargs))
+                      if isinstance(t.shape, tuple) and t.shape and all(isinstance(d, int) for d in t.shape))
+        values["inputs"] = Sourced(specs, origin)
+    if device is not None:
+        values["device"] = Sourced(device.name, values["device"].source)
+    return Setup(values)
+
+
+def _directive_for(loc: Any, trace: Trace) -> dict[str, Sourced] | None:
+    """The `# vramlint: ...` comment on the model's line or the line above."""
+    source = trace.source
+    if source is None or not isinstance(loc, SourceRef):
+        return None
+    directives, _ = parse_directives(source.text, source.path)
+    if not directives:
+        return None
+    line = loc.location.line
+    for d in directives:
+        if d.line in (line, line - 1):
+            return {k: Sourced(v, f"directive at line {d.line}") for k, v in d.values.items()}
+    return None
+
+
+def _code_setup(loader: Loader, trace: Trace) -> dict[str, Sourced]:
+    """What the file's training code shows (frontends/torch/training_setup.py)."""
+    out: dict[str, Sourced] = {}
+    batch, where = _dataloader_batch(loader, trace)
+    if batch is not None:
+        out["batch_size"] = Sourced(batch, f"code: {where}")
+    return out
+
+
+def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
+            setup: Setup) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
+    """The forward's arguments: configured input shapes, else the first call of the model in the
+    file whose arguments are all known (`logits = model(torch.randn(256, 1000))`), else the first
+    layer's; the batch size from the setup when it ranks above the code. A string says what is missing."""
+    batch = setup["batch_size"]
+    told = setup.source("batch_size") not in ("default",)
+    if setup["inputs"]:
+        b = batch or 1
+        args = tuple(TensorValue((b, *spec.shape), spec.dtype) for spec in setup["inputs"])
+        origin = setup.source("inputs")
+        return args, {}, origin if setup.source("batch_size") in (origin, "default") else \
+            f"{origin}, batch {b} from {setup.source('batch_size')}"
+    call = _example_call(loader, name, kind, trace)
+    if call is not None:
+        args, kwargs, where = call
+        own = _batch_of(args, kwargs)
+        if batch is not None and own is not None and batch != own and told:
+            args, kwargs = _with_batch(args, own, batch), _with_batch(kwargs, own, batch)
+            return args, kwargs, f"{where}, batch {batch} from {setup.source('batch_size')}"
+        return args, kwargs, where
+    return _first_layer_inputs(model, batch, setup.source("batch_size"))
+
+
+def _example_call(loader: Loader, name: str, kind: str,
+                  trace: Trace) -> tuple[tuple[Any, ...], dict[str, Any], str] | None:
+    if kind != "instance" or trace.mod is None or trace.source is None:
+        return None
+    for call in _call_sites(trace.source, name):
+        known = _known_call_args(loader, trace.mod, trace.source, call)
+        if known is not None and any(isinstance(v, TensorValue) for v in (*known[0], *known[1].values())):
+            return known[0], known[1], f"code: the call at line {SourceRef(trace.source, call).location.line}"
+    return None
+
+
+def _first_layer_inputs(model: Instance, batch: int | None,
+                        batch_source: str) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
+    """Inputs read off the first layer when nothing else tells: a Linear takes `in_features`
+    floats per sample. Other first layers leave a dimension unknown: the reason says which."""
+    first = next((m for _, m in named_modules(model) if not state_of(m).modules and state_of(m).params), None)
+    hint = "give their shapes (--input-shape, `inputs` in the configuration) or call the model in the file"
+    if first is None:
+        return hint
+    cls = first.cls.name
+    if cls == "Linear" and isinstance(first.attrs.get("in_features"), int):
+        n = first.attrs["in_features"]
+        if batch is None:
+            return (f"the first layer, Linear({n}, ...), gives the sample shape but nothing gives the batch size "
+                    "(--batch-size, `batch-size` in the configuration, or a DataLoader(batch_size=...) in the file)")
+        return (TensorValue((batch, n), "float32"),), {}, f"the first layer, Linear({n}, ...), batch {batch} from {batch_source}"
+    if cls == "Embedding":
+        return f"the first layer is an Embedding: give the sequence length (--input-shape T --input-dtype int64); {hint}"
+    if cls.startswith("Conv"):
+        return f"the first layer is a {cls}: give the sample shape (--input-shape C,H,W); {hint}"
+    return hint
+
+
+def _dataloader_batch(loader: Loader, trace: Trace) -> tuple[int | None, str]:
+    """`DataLoader(..., batch_size=N)` in the file, with N known."""
+    if trace.mod is None or trace.source is None:
+        return None, ""
+    for call in _call_sites(trace.source, "DataLoader"):
+        node = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "batch_size"),
+                    call.args[1].value if len(call.args) > 1 and call.args[1].keyword is None else None)
+        if node is None:
+            continue
+        try:
+            n = loader.evaluator.eval(node, Scope(trace.mod.ns, None, trace.mod.ns, trace.source))
+        except (RaiseSignal, BudgetExceeded, Undecided, RecursionError):
+            continue
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            return n, f"DataLoader(batch_size={n}) at line {SourceRef(trace.source, call).location.line}"
+    return None, ""
+
+
+def _with_batch(v: Any, batch: int, new: int) -> Any:
+    """The arguments with their batch dimension (the first, of size `batch`) made `new`."""
+    if isinstance(v, TensorValue) and isinstance(v.shape, tuple) and v.shape and v.shape[0] == batch:
+        return TensorValue((new, *v.shape[1:]), v.dtype)
+    if isinstance(v, tuple):
+        return tuple(_with_batch(x, batch, new) for x in v)
+    if isinstance(v, dict):
+        return {k: _with_batch(x, batch, new) for k, x in v.items()}
+    return v
+
+
+def _batch_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, TensorValue) and isinstance(v.shape, tuple) and v.shape and isinstance(v.shape[0], int):
+            return v.shape[0]
+    return None
+
+
+def _attach_layer_memory(node: ModuleNode, saved: dict[str, int]) -> int:
+    own = saved.get(node.path, 0)
+    total = own + sum(_attach_layer_memory(c, saved) for c in node.children)
+    node.saved_bytes = total
+    return total
+
+
+def _textbook(tree: ModuleNode, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Textbook | None:
+    """The hand count: inputs plus the outputs of the layers that have weights (forward), and one
+    gradient per such output (backward)."""
+    inputs = 0
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, TensorValue):
+            n = v.numel()
+            if not isinstance(n, int):
+                return None
+            inputs += n
+    outputs = 0
+    layers = 0
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.children or not node.params or node.output_shape is None:
+            continue
+        n = 1
+        for d in node.output_shape:
+            if d is None:
+                return None
+            n *= d
+        outputs += n
+        layers += 1
+    return Textbook(inputs + outputs, outputs, layers)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import libcst as cst
 
@@ -35,9 +35,6 @@ from vramlint.frontends.torch.module import is_module, named_modules, named_tens
 from vramlint.frontends.torch.tensors import TensorValue
 from vramlint.settings import InputSpec, Settings
 
-if TYPE_CHECKING:
-    from vramlint.memory.estimate import Textbook
-
 MODEL_STEPS = 3_000_000  # enough for the largest torchvision models many times over
 FACTORY_SKIP = {"main", "train", "test", "evaluate", "run", "fit", "cli", "parse_args", "get_args", "predict"}
 
@@ -51,8 +48,7 @@ def find_models(loader: Loader, mod: ModuleValue, source: SourceModule,
                 inputs: tuple[InputSpec, ...] = (), batch_size: int | None = None,
                 settings: Settings | None = None) -> list[ModelResult]:
     """The models of a file, built; with `inputs`, each model's forward is traced on them too;
-    with `settings.memory`, each model's memory is estimated (on `inputs` or on a call of the
-    model in the file)."""
+    with `settings.memory`, each model's memory is estimated (analysis/memory.py)."""
     memory = settings if settings is not None and settings.memory else None
     return _find_models(loader, mod, source, Trace(inputs, batch_size, memory, mod, source))
 
@@ -385,7 +381,9 @@ def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list
         # Something that could change the structure was not decided: the count is not exact.
         counts = ParamCounts(None, None, counts.buffers, counts.known)
     if trace.memory is not None and counts.total is not None:
-        return _with_memory(name, kind, loc, value, how, counts, all_unknowns, loader, trace)
+        from vramlint.analysis.memory import model_with_memory
+
+        return model_with_memory(name, kind, loc, value, how, counts, all_unknowns, loader, trace)
     if not trace.inputs or counts.total is None:
         # No trace asked for, or a model whose structure is not known (a block built without
         # its arguments): its forward would only trace the unknowns again.
@@ -432,157 +430,3 @@ def shape_of(v: Any) -> tuple[int | None, ...] | None:
         if s is not None:
             return s
     return None
-
-
-def _with_memory(name: str, kind: str, loc: Any, value: Instance, how: str, counts: ParamCounts,
-                 unknowns: list[UnknownInfo], loader: Loader, trace: Trace) -> ModelResult:
-    """The memory estimate; its traced forward also gives the module tree's output shapes."""
-    from vramlint.analysis.memory import estimate_model
-    from vramlint.memory.devices import device_named
-    from vramlint.memory.estimate import TrainingSetup, max_batch
-
-    settings = trace.memory
-    assert settings is not None
-    result = ModelResult(name, kind, loc, counts, None, how, unknowns, None)
-    call = _example_call(loader, name, kind, trace) or _first_layer_inputs(loader, value, trace)
-    if isinstance(call, str) or call is None:
-        result.tree = build_tree(value)
-        why = f"; {call}" if isinstance(call, str) else ""
-        result.memory_unknowns = [UnknownInfo(
-            f"no inputs to estimate memory: give their shapes (--input-shape) or call the model in the file{why}",
-            None)]
-        return result
-    args, kwargs, result.inputs_from = call
-    batch = _batch_of(args, kwargs) or trace.batch_size or 1
-    setup = TrainingSetup(batch, settings.precision, settings.optimizer, device_named(settings.device),
-                          settings.checkpointing)
-    doubled = None
-    if settings.max_batch:
-        # A trace at twice the batch first (the last trace leaves the module outputs in the tree).
-        args2, kwargs2 = _with_batch(args, batch, 2 * batch), _with_batch(kwargs, batch, 2 * batch)
-        doubled, _, _ = estimate_model(loader, value, args2, kwargs2, replace(setup, batch_size=2 * batch))
-    est, forward_unknowns, output = estimate_model(loader, value, args, kwargs, setup)
-    if est is not None and doubled is not None and setup.device is not None:
-        est.max_batch = max_batch(batch, est.train_peak, 2 * batch, doubled.train_peak,
-                                  setup.device.memory - setup.device.context)
-    result.memory = est
-    result.tree = build_tree(value, outputs=True)
-    if est is not None and result.tree is not None:
-        _attach_layer_memory(result.tree, {lm.path: lm.saved_bytes for lm in est.layers})
-        est.textbook = _textbook(result.tree, args, kwargs)
-    result.output_shape = shape_of(output)
-    result.forward_unknowns = _dedupe(forward_unknowns)
-    return result
-
-
-def _example_call(loader: Loader, name: str, kind: str,
-                  trace: Trace) -> tuple[tuple[Any, ...], dict[str, Any], str] | None:
-    """The forward's arguments: the configured input shapes, else the first call of the model
-    in the file whose arguments are all known (`logits = model(torch.randn(256, 1000))`)."""
-    if trace.inputs:
-        args = tuple(TensorValue((trace.batch_size or 1, *spec.shape), spec.dtype) for spec in trace.inputs)
-        return args, {}, "settings"
-    if kind != "instance" or trace.mod is None or trace.source is None:
-        return None
-    for call in _call_sites(trace.source, name):
-        known = _known_call_args(loader, trace.mod, trace.source, call)
-        if known is not None and any(isinstance(v, TensorValue) for v in (*known[0], *known[1].values())):
-            return known[0], known[1], f"the call at line {SourceRef(trace.source, call).location.line}"
-    return None
-
-
-def _with_batch(v: Any, batch: int, new: int) -> Any:
-    """The arguments with their batch dimension (the first, of size `batch`) made `new`."""
-    if isinstance(v, TensorValue) and isinstance(v.shape, tuple) and v.shape and v.shape[0] == batch:
-        return TensorValue((new, *v.shape[1:]), v.dtype)
-    if isinstance(v, tuple):
-        return tuple(_with_batch(x, batch, new) for x in v)
-    if isinstance(v, dict):
-        return {k: _with_batch(x, batch, new) for k, x in v.items()}
-    return v
-
-
-def _first_layer_inputs(loader: Loader, model: Instance,
-                        trace: Trace) -> tuple[tuple[Any, ...], dict[str, Any], str] | str | None:
-    """Inputs read off the first layer when nothing else tells: a Linear takes `in_features`
-    floats per sample; the batch comes from a `DataLoader(batch_size=N)` in the file, else the
-    setting. Other first layers leave a dimension unknown: the reason says which."""
-    first = next((m for _, m in named_modules(model) if not state_of(m).modules and state_of(m).params), None)
-    if first is None:
-        return None
-    cls = first.cls.name
-    if cls == "Linear" and isinstance(first.attrs.get("in_features"), int):
-        batch, where = _dataloader_batch(loader, trace)
-        if batch is None and trace.batch_size is None:
-            return (f"the first layer, Linear({first.attrs['in_features']}, ...), gives the sample shape but nothing "
-                    "gives the batch size (--batch-size, or a DataLoader(batch_size=...) in the file)")
-        batch = batch or trace.batch_size
-        origin = f"the first layer, Linear({first.attrs['in_features']}, ...), batch {batch} from {where}"
-        return (TensorValue((batch, first.attrs["in_features"]), "float32"),), {}, origin
-    if cls == "Embedding":
-        return "the first layer is an Embedding: give the sequence length (--input-shape T --input-dtype int64)"
-    if cls.startswith("Conv"):
-        return f"the first layer is a {cls}: give the sample shape (--input-shape C,H,W)"
-    return None
-
-
-def _dataloader_batch(loader: Loader, trace: Trace) -> tuple[int | None, str]:
-    """`DataLoader(..., batch_size=N)` in the file, with N known."""
-    if trace.mod is None or trace.source is None:
-        return None, "--batch-size"
-    for call in _call_sites(trace.source, "DataLoader"):
-        node = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "batch_size"),
-                    call.args[1].value if len(call.args) > 1 and call.args[1].keyword is None else None)
-        if node is None:
-            continue
-        try:
-            n = loader.evaluator.eval(node, Scope(trace.mod.ns, None, trace.mod.ns, trace.source))
-        except (RaiseSignal, BudgetExceeded, Undecided, RecursionError):
-            continue
-        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
-            return n, f"DataLoader(batch_size={n}) at line {SourceRef(trace.source, call).location.line}"
-    return None, "--batch-size"
-
-
-def _batch_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
-    for v in (*args, *kwargs.values()):
-        if isinstance(v, TensorValue) and isinstance(v.shape, tuple) and v.shape and isinstance(v.shape[0], int):
-            return v.shape[0]
-    return None
-
-
-def _attach_layer_memory(node: ModuleNode, saved: dict[str, int]) -> int:
-    own = saved.get(node.path, 0)
-    total = own + sum(_attach_layer_memory(c, saved) for c in node.children)
-    node.saved_bytes = total
-    return total
-
-
-def _textbook(tree: ModuleNode, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Textbook | None:
-    """The hand count: inputs plus the outputs of the layers that have weights (forward), and one
-    gradient per such output (backward)."""
-    from vramlint.memory.estimate import Textbook
-
-    inputs = 0
-    for v in (*args, *kwargs.values()):
-        if isinstance(v, TensorValue):
-            n = v.numel()
-            if not isinstance(n, int):
-                return None
-            inputs += n
-    outputs = 0
-    layers = 0
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        stack.extend(node.children)
-        if node.children or not node.params or node.output_shape is None:
-            continue
-        n = 1
-        for d in node.output_shape:
-            if d is None:
-                return None
-            n *= d
-        outputs += n
-        layers += 1
-    return Textbook(inputs + outputs, outputs, layers)

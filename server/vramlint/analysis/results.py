@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from vramlint.engine.values import Location, SourceRef
 from vramlint.memory.estimate import MemoryEstimate
+from vramlint.settings import Setup
 
 
 def _resolve(where: Location | SourceRef | None) -> Location | None:
@@ -45,7 +46,7 @@ class ModuleNode:
     path: str  # attribute path from the root, "" for the root ("features.0.conv")
     class_name: str
     qualname: str  # module.Class
-    ref: SourceRef | None = field(default=None, repr=False, compare=False)  # the call that built it
+    ref: SourceRef | Location | None = field(default=None, repr=False, compare=False)  # the call that built it
     params: list[TensorInfo] = field(default_factory=list)  # its own (not its children's)
     buffers: list[TensorInfo] = field(default_factory=list)
     children: list[ModuleNode] = field(default_factory=list)
@@ -59,7 +60,7 @@ class ModuleNode:
     @property
     def location(self) -> Location | None:
         # Computed on demand: positions cost a pass over the file, and library files rarely need them.
-        return self.ref.location if self.ref is not None else None
+        return _resolve(self.ref)
 
 
 @dataclass
@@ -90,6 +91,24 @@ class ModelResult:
     memory: MemoryEstimate | None = None
     memory_unknowns: list[UnknownInfo] = field(default_factory=list)
     inputs_from: str | None = None
+    # The training setup the estimate used, each value with where it came from (settings.Setup).
+    setup: Setup | None = None
+
+    @property
+    def location(self) -> Location | None:
+        return _resolve(self.where)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem to act on (docs/rules.md): a stable code, a severity, a located message."""
+
+    code: str  # "VL001"
+    name: str  # "over-budget-train"
+    severity: str  # "error" | "warning" | "info"
+    message: str
+    model: str | None = None
+    where: Location | SourceRef | None = field(default=None, compare=False)
 
     @property
     def location(self) -> Location | None:
@@ -102,3 +121,30 @@ class FileAnalysis:
     models: list[ModelResult] = field(default_factory=list)
     errors: list[UnknownInfo] = field(default_factory=list)  # syntax errors, unreadable file
     warnings: list[UnknownInfo] = field(default_factory=list)  # e.g. undecodable bytes
+    findings: list[Finding] = field(default_factory=list)  # analysis/findings.py
+
+
+def detached(fa: FileAnalysis) -> FileAnalysis:
+    """The same results with every source reference resolved to a Location, free of parse trees:
+    what can cross a process boundary (`vramlint check --jobs`) or be cached."""
+    seen: set[int] = set()
+
+    def fix(obj: object) -> None:
+        if id(obj) in seen or obj is None or isinstance(obj, (str, int, float, bool)):
+            return
+        seen.add(id(obj))
+        if isinstance(obj, (list, tuple)):
+            for x in obj:
+                fix(x)
+            return
+        if not hasattr(obj, "__dataclass_fields__"):
+            return
+        for name in obj.__dataclass_fields__:
+            v = getattr(obj, name)
+            if isinstance(v, SourceRef):
+                object.__setattr__(obj, name, v.location)
+            else:
+                fix(v)
+
+    fix(fa)
+    return fa

@@ -1,9 +1,9 @@
-"""`vramlint check PATH... [--model NAME] [--extra-path DIR] [--input-shape DIMS [--input-dtype T]]
-[--batch-size N] [--optimizer O] [--precision P] [--gpu G] [--checkpointing] [--format text|json] [--layers]`
-and `vramlint explain FILE --model NAME [same options]`.
+"""The `vramlint` command: `check` (files and folders, for CI and pre-commit), `report` (one
+model's per-layer table) and `explain` (one model's estimate walked through).
 
-Exit codes: 0 success; 1 a file could not be analysed (syntax error, unreadable); 2 usage or
-configuration error. Errors go to stderr with the file they concern.
+Exit codes: 0 nothing at or above `--fail-on`; 1 findings at or above it (a file that cannot be
+analysed is an error finding); 2 usage, configuration or internal error. Errors go to stderr
+with the file and line they concern.
 """
 
 from __future__ import annotations
@@ -13,64 +13,136 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from vramlint import __version__
 from vramlint.analysis.api import analyze_file
-from vramlint.analysis.results import FileAnalysis
-from vramlint.render import json_output, text
-from vramlint.settings import ConfigError, InputSpec, Settings, load_settings
+from vramlint.analysis.findings import SEVERITY_RANK
+from vramlint.analysis.results import FileAnalysis, ModelResult, detached
+from vramlint.render import github, json_output, sarif, text
+from vramlint.settings import (
+    DTYPES,
+    FAIL_ON,
+    ConfigError,
+    InputSpec,
+    Settings,
+    fail_on_of,
+    load_settings,
+    parse_device,
+)
 
 SKIP_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache",
              ".pytest_cache", ".tox", "build", "dist"}
 
 
+class UsageError(Exception):
+    """A wrong option value or path: exit 2 with the message."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vramlint", description="Static GPU memory estimates for PyTorch models.")
-    p.add_argument("--version", action="version", version=f"vramlint {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="analyse files and folders and report the models they define")
-    check.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or folders (default: .)")
-    check.add_argument("--model", action="append", default=[], metavar="NAME",
-                       help="only this model (class, module-level variable or factory); repeatable")
-    check.add_argument("--extra-path", action="append", default=[], metavar="DIR",
-                       help="a folder to import from before installed packages (like pyright's extraPaths)")
-    check.add_argument("--input-shape", action="append", default=[], metavar="DIMS",
-                       help="per-sample shape of a forward argument, e.g. 3,224,224 (repeatable, one per "
-                            "argument); traces each model's forward on it")
-    check.add_argument("--input-dtype", action="append", default=[], metavar="DTYPE",
-                       help="dtype of the corresponding --input-shape (default float32; int64 for token ids)")
-    check.add_argument("--batch-size", type=int, metavar="N",
-                       help="batch size of the traced inputs (default: from the code, else 1 with --input-shape)")
-    add_memory_options(check)
-    check.add_argument("--format", choices=["text", "json"], default="text")
-    check.add_argument("--layers", action="store_true", help="include the module tree in JSON output")
-    explain = sub.add_parser("explain", help="walk through one model's memory estimate")
-    explain.add_argument("path", metavar="FILE")
-    explain.add_argument("--model", required=True, metavar="NAME", help="the model (class, variable or factory)")
-    explain.add_argument("--extra-path", action="append", default=[], metavar="DIR")
-    explain.add_argument("--input-shape", action="append", default=[], metavar="DIMS")
-    explain.add_argument("--input-dtype", action="append", default=[], metavar="DTYPE")
-    explain.add_argument("--batch-size", type=int, metavar="N")
-    add_memory_options(explain)
-    return p
-
-
-def add_memory_options(p: argparse.ArgumentParser) -> None:
-    from vramlint.memory.devices import DEVICES
     from vramlint.memory.estimate import PRECISIONS
     from vramlint.memory.optimizers import OPTIMIZERS
 
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimizer (default: adam)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="fp32, autocast (amp-bf16, amp-fp16) or the whole model in bf16/fp16 (default: fp32)")
-    p.add_argument("--gpu", default="H100", type=str.lower, choices=sorted(DEVICES), metavar="GPU",
-                   help=f"the card to fit ({', '.join(d.name for d in DEVICES.values())}; default H100)")
-    p.add_argument("--checkpointing", action="store_true",
+    setup = argparse.ArgumentParser(add_help=False)
+    g = setup.add_argument_group("setup (overrides the configuration and what the code shows)")
+    g.add_argument("--batch-size", type=_positive, metavar="N", help="the batch size")
+    g.add_argument("--input-shape", action="append", default=[], metavar="DIMS",
+                   help="per-sample shape of a forward argument, e.g. 3,224,224 (repeatable, one per argument)")
+    g.add_argument("--input-dtype", action="append", default=[], metavar="DTYPE",
+                   help="dtype of the corresponding --input-shape (default float32; int64 for token ids)")
+    g.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), autocast (amp-bf16, amp-fp16), or the "
+                   "whole model in bf16/fp16")
+    g.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="the optimizer (default: adam)")
+    g.add_argument("--gpu", type=_gpu, metavar="NAME|SIZE",
+                   help="the card to fit: H200, H100-80GB (default), A100-80GB, A100-40GB, L40S, L4, A10, RTX-4090, "
+                        "RTX-3090, V100-32GB, V100-16GB, T4, or a size such as 24GiB")
+    g.add_argument("--mode", choices=["train", "infer"], help="which peak must fit the GPU (default: train)")
+    g.add_argument("--checkpointing", action="store_const", const=True, default=None,
                    help="gradient checkpointing: call the model's gradient_checkpointing_enable() first")
-    p.add_argument("--max-batch", action="store_true",
-                   help="also find the largest batch whose training step fits the GPU (traces twice)")
-    p.add_argument("--no-memory", dest="memory", action="store_false", help="parameters only, no memory estimate")
+    g.add_argument("--max-batch", action="store_true", help="also find the largest batch that fits the GPU")
+    g.add_argument("--no-memory", dest="memory", action="store_false", help="parameters only, no memory estimate")
+    g.add_argument("--extra-path", action="append", default=[], metavar="DIR",
+                   help="a folder to import from before installed packages (like pyright's extraPaths)")
+    g.add_argument("--config", metavar="FILE", help="the configuration file (default: the nearest pyproject.toml "
+                   "with [tool.vramlint], or vramlint.toml)")
+
+    p = argparse.ArgumentParser(prog="vramlint", description="Static GPU memory estimates for PyTorch models.")
+    p.add_argument("--version", action="version", version=f"vramlint {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", parents=[setup], help="analyse files and folders: models, memory, findings")
+    check.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or folders (default: .)")
+    check.add_argument("--model", action="append", default=[], metavar="NAME",
+                       help="only this model (a class, module-level variable or factory; or FILE::NAME); repeatable")
+    check.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text")
+    check.add_argument("--fail-on", choices=FAIL_ON, help="exit 1 on findings of this severity or above "
+                       "(default: error)")
+    check.add_argument("--jobs", type=_positive, metavar="N", help="files analysed in parallel (default: all cores)")
+    check.add_argument("--layers", action="store_true", help="include each model's module tree in JSON output")
+    for name, helptext in (("report", "one model's per-layer table: shapes, parameters, bytes kept for backward"),
+                           ("explain", "one model's memory estimate, walked through")):
+        cmd = sub.add_parser(name, parents=[setup], help=helptext)
+        cmd.add_argument("path", metavar="FILE")
+        cmd.add_argument("--model", required=True, metavar="NAME", help="the model (class, variable or factory)")
+        if name == "report":
+            cmd.add_argument("--format", choices=["text", "json"], default="text")
+    return p
+
+
+def _positive(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}")
+    return n
+
+
+def _gpu(v: str) -> str:
+    try:
+        return parse_device(v)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def parse_inputs(shapes: list[str], dtypes: list[str]) -> tuple[InputSpec, ...]:
+    if len(dtypes) > len(shapes):
+        raise UsageError("more --input-dtype than --input-shape")
+    out = []
+    for i, spec in enumerate(shapes):
+        try:
+            dims = tuple(int(x) for x in spec.replace("x", ",").split(",") if x.strip())
+        except ValueError:
+            raise UsageError(f"--input-shape {spec!r}: expected comma-separated integers like 3,224,224") from None
+        if any(d < 0 for d in dims):
+            raise UsageError(f"--input-shape {spec!r}: dimensions must be non-negative")
+        dtype = dtypes[i] if i < len(dtypes) else "float32"
+        if dtype not in DTYPES:
+            raise UsageError(f"--input-dtype {dtype!r}: expected one of {', '.join(sorted(DTYPES))}")
+        out.append(InputSpec(dims, dtype))
+    return tuple(out)
+
+
+def model_specs(specs: Sequence[str]) -> list[tuple[str | None, str]]:
+    """`NAME` or `path/to/file.py::NAME`."""
+    out = []
+    for spec in specs:
+        file, sep, name = spec.rpartition("::")
+        out.append((file if sep else None, name))
+    return out
+
+
+def settings_for(args: argparse.Namespace, start: Path) -> Settings:
+    """Flags over the configuration file."""
+    names = tuple(name for _, name in model_specs(args.model if isinstance(args.model, list) else [args.model]))
+    flags = Settings(extra_paths=tuple(os.path.abspath(p) for p in args.extra_path), models=names,
+                     inputs=parse_inputs(args.input_shape, args.input_dtype), batch_size=args.batch_size,
+                     precision=args.precision, optimizer=args.optimizer, device=args.gpu, mode=args.mode,
+                     checkpointing=args.checkpointing, memory=args.memory, max_batch=args.max_batch)
+    config = Path(args.config) if args.config else None
+    return load_settings(start, flags, config)
 
 
 def iter_python_files(paths: Sequence[str]) -> Iterator[str]:
@@ -86,98 +158,104 @@ def iter_python_files(paths: Sequence[str]) -> Iterator[str]:
             yield str(path)
 
 
+def _analyze_detached(path: str, settings: Settings) -> FileAnalysis:
+    return detached(analyze_file(path, settings))
+
+
+def analyze_all(files: list[str], settings: Settings, jobs: int | None) -> list[FileAnalysis]:
+    """Every file, in order; with several jobs, in worker processes (each with its own loader)."""
+    n = min(jobs or os.cpu_count() or 1, len(files))
+    if n <= 1:
+        return [analyze_file(f, settings) for f in files]
+    with ProcessPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(_analyze_detached, files, [settings] * len(files), chunksize=max(1, len(files) // (4 * n))))
+
+
 def run_check(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not os.path.exists(p)]
     if missing:
-        for p in missing:
-            print(f"vramlint: error: {p}: no such file or directory", file=sys.stderr)
-        return 2
-    try:
-        inputs = parse_inputs(args.input_shape, args.input_dtype)
-    except ValueError as err:
-        print(f"vramlint: error: {err}", file=sys.stderr)
-        return 2
-    if args.batch_size is not None and args.batch_size < 1:
-        print("vramlint: error: --batch-size must be at least 1", file=sys.stderr)
-        return 2
-    base = settings_from_args(args, inputs)
-    try:
-        settings = load_settings(Path(args.paths[0]).resolve(), base)
-    except ConfigError as err:
-        print(f"vramlint: error: {err}", file=sys.stderr)
-        return 2
-    results: list[FileAnalysis] = [analyze_file(f, settings) for f in iter_python_files(args.paths)]
-    if args.model:
+        raise UsageError("; ".join(f"{p}: no such file or directory" for p in missing))
+    settings = settings_for(args, Path(args.paths[0]).resolve())
+    files = list(iter_python_files(args.paths))
+    results = analyze_all(files, settings, args.jobs)
+    specs = model_specs(args.model)
+    if specs:
+        results = [_only(r, specs) for r in results]
         found = {m.name for r in results for m in r.models}
-        absent = [n for n in args.model if n not in found]
+        absent = [name for _, name in specs if name not in found]
         if absent:
-            everything = vramlint_models_without_filter(args, settings)
-            print(f"vramlint: error: no model named {', '.join(absent)}; models found: "
-                  f"{', '.join(sorted(everything)) or 'none'}", file=sys.stderr)
-            return 2
+            unfiltered = replace(settings, models=(), memory=False)
+            everything = {m.name for f in files for m in analyze_file(f, unfiltered).models}
+            raise UsageError(f"no model named {', '.join(absent)}; models found: {', '.join(sorted(everything)) or 'none'}")
     if args.format == "json":
         print(json.dumps(json_output.document(results, layers=args.layers), indent=2))
+    elif args.format == "sarif":
+        print(sarif.render(results))
+    elif args.format == "github":
+        out = github.render(results)
+        if out:
+            print(out)
     else:
         print(text.render(results))
-    return 1 if any(r.errors for r in results) else 0
+    fail_on = args.fail_on or fail_on_of(settings) or "error"
+    return 1 if _fails(results, fail_on) else 0
 
 
-def settings_from_args(args: argparse.Namespace, inputs: tuple[InputSpec, ...]) -> Settings:
-    models = tuple(args.model) if isinstance(args.model, list) else (args.model,)
-    return Settings(extra_paths=tuple(os.path.abspath(p) for p in args.extra_path), models=models,
-                    inputs=inputs, batch_size=args.batch_size, memory=args.memory, precision=args.precision,
-                    optimizer=args.optimizer, device=args.gpu, checkpointing=args.checkpointing,
-                    max_batch=args.max_batch)
+def _only(fa: FileAnalysis, specs: list[tuple[str | None, str]]) -> FileAnalysis:
+    """The models of `fa` that a FILE::NAME spec names (plain names were filtered already)."""
+    def wanted(m: ModelResult) -> bool:
+        return any(name == m.name and (file is None or _same(file, fa.path)) for file, name in specs)
+
+    models = [m for m in fa.models if wanted(m)]
+    kept = {m.name for m in models}
+    return replace(fa, models=models, findings=[f for f in fa.findings if f.model is None or f.model in kept])
+
+
+def _same(a: str, b: str) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _fails(results: list[FileAnalysis], fail_on: str) -> bool:
+    if fail_on == "never":
+        return False
+    bar = SEVERITY_RANK[fail_on]
+    if any(r.errors for r in results):
+        return True  # a file that cannot be analysed is an error
+    return any(SEVERITY_RANK[f.severity] >= bar for r in results for f in r.findings)
+
+
+def _one_model(args: argparse.Namespace) -> tuple[FileAnalysis, ModelResult, Settings]:
+    if not os.path.isfile(args.path):
+        raise UsageError(f"{args.path}: no such file")
+    settings = settings_for(args, Path(args.path).resolve())
+    settings = replace(settings, memory=True) if args.memory else settings
+    result = analyze_file(args.path, settings)
+    for e in result.errors:
+        print(f"{e.location or args.path}: error: {e.reason}", file=sys.stderr)
+    model = next((m for m in result.models if m.name == args.model.rpartition("::")[2]), None)
+    if model is None:
+        found = ", ".join(m.name for m in analyze_file(args.path, replace(settings, models=(), memory=False)).models)
+        raise UsageError(f"no model named {args.model}; models found: {found or 'none'}")
+    return result, model, settings
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from vramlint.render.report import report
+
+    result, model, _ = _one_model(args)
+    if args.format == "json":
+        print(json.dumps(json_output.document([replace(result, models=[model])], layers=True), indent=2))
+    else:
+        print(report(args.path, model))
+    return 0 if model.memory is None or model.memory.fits else 1
 
 
 def run_explain(args: argparse.Namespace) -> int:
     from vramlint.render.explain import explain
 
-    if not os.path.isfile(args.path):
-        print(f"vramlint: error: {args.path}: no such file", file=sys.stderr)
-        return 2
-    try:
-        inputs = parse_inputs(args.input_shape, args.input_dtype)
-        settings = load_settings(Path(args.path).resolve(), settings_from_args(args, inputs))
-    except (ValueError, ConfigError) as err:
-        print(f"vramlint: error: {err}", file=sys.stderr)
-        return 2
-    result = analyze_file(args.path, settings)
-    for e in result.errors:
-        print(f"{e.location or args.path}: error: {e.reason}", file=sys.stderr)
-    model = next((m for m in result.models if m.name == args.model), None)
-    if model is None:
-        found = ", ".join(m.name for m in analyze_file(args.path, Settings(extra_paths=settings.extra_paths)).models)
-        print(f"vramlint: error: no model named {args.model}; models found: {found or 'none'}", file=sys.stderr)
-        return 2
+    _, model, _ = _one_model(args)
     print(explain(args.path, model))
     return 0 if model.memory is not None else 1
-
-
-DTYPES = {"float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool"}
-
-
-def parse_inputs(shapes: list[str], dtypes: list[str]) -> tuple[InputSpec, ...]:
-    if len(dtypes) > len(shapes):
-        raise ValueError("more --input-dtype than --input-shape")
-    out = []
-    for i, spec in enumerate(shapes):
-        try:
-            dims = tuple(int(x) for x in spec.replace("x", ",").split(",") if x.strip())
-        except ValueError:
-            raise ValueError(f"--input-shape {spec!r}: expected comma-separated integers like 3,224,224") from None
-        if any(d < 0 for d in dims):
-            raise ValueError(f"--input-shape {spec!r}: dimensions must be non-negative")
-        dtype = dtypes[i] if i < len(dtypes) else "float32"
-        if dtype not in DTYPES:
-            raise ValueError(f"--input-dtype {dtype!r}: expected one of {', '.join(sorted(DTYPES))}")
-        out.append(InputSpec(dims, dtype))
-    return tuple(out)
-
-
-def vramlint_models_without_filter(args: argparse.Namespace, settings: Settings) -> set[str]:
-    unfiltered = Settings(extra_paths=settings.extra_paths)  # no trace: only the names are needed
-    return {m.name for f in iter_python_files(args.paths) for m in analyze_file(f, unfiltered).models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,10 +264,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return run_check(args)
-        if args.command == "explain":
-            return run_explain(args)
+        if args.command == "report":
+            return run_report(args)
+        return run_explain(args)
+    except (UsageError, ConfigError) as err:
+        print(f"vramlint: error: {err}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `vramlint check | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    parser.error(f"unknown command {args.command}")
-    return 2
+    except Exception as err:  # never a traceback for a user: say what broke, exit 2
+        if os.environ.get("VRAMLINT_DEBUG"):
+            raise
+        print(f"vramlint: internal error: {type(err).__name__}: {err} (VRAMLINT_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 2

@@ -10,6 +10,7 @@ default cuBLAS workspace is `:4096:2:16:8` = 8,519,680 bytes per handle, plus cu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MiB = 1 << 20
@@ -39,24 +40,43 @@ class Device:
 
 DEVICES: dict[str, Device] = {d.name.lower(): d for d in (
     Device("H200", 150_109_880_320, 90),
-    Device("H100", 85_029_158_912, 90),
+    Device("H100-80GB", 85_029_158_912, 90),
     Device("A100-80GB", 85_097_742_336, 80),
     Device("A100-40GB", 42_505_273_344, 80),
     Device("L40S", 47_697_362_944, 89),
     Device("L4", 23_580_639_232, 89),
     Device("A10", 23_836_098_560, 86),
-    Device("RTX4090", 25_393_692_672, 89),
-    Device("RTX3090", 25_438_126_080, 86),
+    Device("RTX-4090", 25_393_692_672, 89),
+    Device("RTX-3090", 25_438_126_080, 86),
     Device("V100-32GB", 34_089_730_048, 70),
     Device("V100-16GB", 16_945_512_448, 70),
     Device("T4", 15_655_829_504, 75),
 )}
+ALIASES = {"h100": "h100-80gb", "a100": "a100-80gb", "4090": "rtx-4090", "3090": "rtx-3090", "v100": "v100-32gb"}
 
 # Host memory of a training process besides the model: Python, torch and the CUDA runtime
 # (VmHWM of the calibration runs minus the model's CPU copy: 1.0-1.2 GB), and torch on the CPU alone.
 HOST_RUNTIME_CUDA = 1100 * MiB
 HOST_RUNTIME_CPU = 350 * MiB
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(gib|gb)")
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+_BY_KEY = {_key(k): d for k, d in DEVICES.items()} | {_key(a): DEVICES[t] for a, t in ALIASES.items()}
+
 
 def device_named(name: str) -> Device | None:
-    return DEVICES.get(name.lower().replace(" ", "").replace("_", "-"))
+    """A card by name (`H100`, `h100-80gb`, `RTX 4090`, `a100_40gb`...) or a size (`24GiB`, `80GB`:
+    a card of that much memory, with pre-Hopper workspaces)."""
+    found = _BY_KEY.get(_key(name))
+    if found is not None:
+        return found
+    m = _SIZE.fullmatch(name.strip().lower())
+    if m is None:
+        return None
+    size = float(m.group(1)) * (2**30 if m.group(2) == "gib" else 10**9)
+    return Device(name.strip(), int(size), 80)

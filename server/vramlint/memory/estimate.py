@@ -4,6 +4,7 @@ activations, workspaces, the training and inference peaks, what the device and t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from vramlint.memory.devices import HOST_RUNTIME_CPU, HOST_RUNTIME_CUDA, Device
 from vramlint.memory.optimizers import OPTIMIZERS
@@ -46,6 +47,16 @@ class TrainingSetup:
     optimizer: str = "adam"
     device: Device | None = None
     checkpointing: bool = False
+
+
+@dataclass
+class Hotspot:
+    """One op and what autograd keeps for it (an attention matrix, a large activation)."""
+
+    op: str
+    module: str
+    bytes: int
+    where: Any = field(default=None, repr=False)  # SourceRef of the code that ran it
 
 
 @dataclass
@@ -92,6 +103,7 @@ class MemoryEstimate:
     layers: list[LayerMemory] = field(default_factory=list)
     textbook: Textbook | None = None
     max_batch: int | None = None  # the largest batch that fits the device (when asked for)
+    hotspots: list[Hotspot] = field(default_factory=list)  # the ops keeping the most, largest first
     unmodelled_ops: dict[str, int] = field(default_factory=dict)  # op -> calls assumed to keep their inputs
     notes: list[str] = field(default_factory=list)
 
@@ -99,6 +111,11 @@ class MemoryEstimate:
     def fits(self) -> bool:
         """Whether a training step fits on the device (context and cached blocks included)."""
         return self.device_total <= self.device_memory
+
+    @property
+    def inference_need(self) -> int:
+        """What inference needs of the device: its peak, fragmentation, the CUDA context."""
+        return reserved_at(self.inference_peak) + self.device_total - reserved_at(self.train_peak)
 
 
 def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int, int, bool, tuple[int, ...]]],
@@ -125,13 +142,19 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         phase += f" at {run.peak_at.module or '(model)'} ({run.peak_at.op})"
     layers: dict[str, int] = {}
     counted: set[int] = set()
+    per_op: list[Hotspot] = []
     for op in tape.ops:
+        own = 0
         for sid in op.saved:
             st = tape.storages[sid]
             if sid in counted or st.kind not in ("activation", "extra", "intermediate", "cast"):
                 continue
             counted.add(sid)
-            layers[op.module] = layers.get(op.module, 0) + rounded(st.nbytes)
+            own += rounded(st.nbytes)
+        if own:
+            layers[op.module] = layers.get(op.module, 0) + own
+            per_op.append(Hotspot(op.name, op.module, own, op.where))
+    per_op.sort(key=lambda h: -h.bytes)
     reserved = reserved_at(run.peak)
     cpu_peak = run.peak - workspace_train
     return MemoryEstimate(
@@ -143,6 +166,6 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         device_total=reserved + device.context,
         host_peak=HOST_RUNTIME_CUDA + weights + rounded(buffers) + inputs,
         host_peak_cpu_training=HOST_RUNTIME_CPU + cpu_peak,
-        layers=[LayerMemory(p, b) for p, b in layers.items()],
+        layers=[LayerMemory(p, b) for p, b in layers.items()], hotspots=per_op[:5],
         unmodelled_ops=dict(tape.unmodelled), notes=notes,
     )

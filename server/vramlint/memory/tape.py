@@ -57,6 +57,7 @@ class Op:
     backward_temp: int = 0  # transient bytes of its backward beyond the input gradients
     region: int = -1  # checkpointed region (-1: none)
     assumed: bool = False  # no rule for the op: assumed to keep its inputs
+    where: Any = None  # the SourceRef of the code that ran it
 
 
 @dataclass
@@ -146,11 +147,11 @@ class Tape:
         finally:
             self._depth -= 1
         if len(self.ops) == before:
-            self.record(name, args, kwargs, out, module)
+            self.record(name, args, kwargs, out, module, ev.current_ref)
         return out
 
     def record(self, raw_name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
-               module: Instance | None) -> None:
+               module: Instance | None, where: Any = None) -> None:
         ins = list(_tensors(args)) + list(_tensors(tuple(kwargs.values())))
         if module is not None and module.state is not None:  # a layer reads its own parameters
             ins += [t for t in module.state.params.values() if isinstance(t, TensorValue)]
@@ -202,7 +203,7 @@ class Tape:
             op_index, name, self.module_stack[-1] if self.module_stack else "",
             [self.info(t).sid for t in ins], [r.sid for r in grad_in] if differentiable else [],
             out_sids, allocated, saved, differentiable, effect.grad if differentiable else "none",
-            effect.backward_temp, self.region, effect.assumed,
+            effect.backward_temp, self.region, effect.assumed, where,
         ))
 
     def _autocast(self, name: str, in_recs: list[_Tensor], fresh: list[TensorValue],

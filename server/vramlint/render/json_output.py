@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from vramlint.analysis.results import FileAnalysis, ModelResult, ModuleNode, UnknownInfo
+from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, ModuleNode, UnknownInfo
 from vramlint.memory.estimate import MemoryEstimate
+from vramlint.settings import Setup
 
 SCHEMA = "vramlint/1"
 
@@ -54,6 +55,23 @@ def memory_json(e: MemoryEstimate) -> dict[str, Any]:
     return out
 
 
+def setup_json(setup: Setup) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, sourced in setup.values.items():
+        v = sourced.value
+        if key == "inputs":
+            v = [{"shape": list(i.shape), "dtype": i.dtype} for i in v]
+        out[key] = {"value": v, "source": sourced.source}
+    return out
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    loc = f.location
+    return {"code": f.code, "name": f.name, "severity": f.severity, "message": f.message, "model": f.model,
+            "path": loc.path if loc else None, "line": loc.line if loc else None,
+            "column": loc.column + 1 if loc else None}
+
+
 def model_json(m: ModelResult, layers: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": m.name,
@@ -71,6 +89,7 @@ def model_json(m: ModelResult, layers: bool) -> dict[str, Any]:
         "memory": memory_json(m.memory) if m.memory is not None else None,
         "memory_unknowns": [unknown_json(u) for u in m.memory_unknowns],
         "inputs_from": m.inputs_from,
+        "setup": setup_json(m.setup) if m.setup is not None else None,
     }
     if layers and m.tree is not None:
         out["layers"] = layer_rows(m.tree)
@@ -81,6 +100,7 @@ def file_json(f: FileAnalysis, layers: bool = False) -> dict[str, Any]:
     return {
         "path": f.path,
         "models": [model_json(m, layers) for m in f.models],
+        "findings": [finding_json(x) for x in f.findings],
         "errors": [unknown_json(e) for e in f.errors],
         "warnings": [unknown_json(w) for w in f.warnings],
     }

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 
-from vramlint.analysis.results import FileAnalysis, ModelResult, UnknownInfo
+from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, UnknownInfo
 from vramlint.render.units import fmt_bytes
 
 
@@ -74,6 +75,17 @@ def _shape(shape: tuple[int | None, ...]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
+def finding_text(path: str, f: Finding) -> str:
+    """Like a compiler or ruff: `path:line:col: severity CODE [name] message`, the path as given."""
+    loc = f.location
+    if loc is None:
+        where = path
+    else:
+        shown = path if os.path.abspath(loc.path) == os.path.abspath(path) else loc.path
+        where = f"{shown}:{loc.line}:{loc.column + 1}"
+    return f"{where}: {f.severity} {f.code} [{f.name}] {f.message}"
+
+
 def render(files: list[FileAnalysis]) -> str:
     out: list[str] = []
     for f in files:
@@ -83,6 +95,11 @@ def render(files: list[FileAnalysis]) -> str:
             out.append(f"{_loc(w, f.path)}: warning: {w.reason}")
         for m in f.models:
             out.extend(model_text(f.path, m))
+        out.extend(finding_text(f.path, x) for x in f.findings)
     if not any(f.models for f in files) and not any(f.errors for f in files):
         out.append("no models found")
+    counts = {s: sum(1 for f in files for x in f.findings if x.severity == s) for s in ("error", "warning", "info")}
+    counts["error"] += sum(len(f.errors) for f in files)
+    if any(counts.values()):
+        out.append(", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n))
     return "\n".join(out)

@@ -1,0 +1,141 @@
+"""Findings: what a file's analysis says to act on, with stable codes (docs/rules.md).
+
+Each rule is a small function from a model's results to findings; `RULES` lists them with their
+code, name and severity so that renderers (SARIF's rule table) and the docs agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, ModuleNode
+from vramlint.render.units import fmt_bytes
+
+# An oversized layer: one layer with at least this share of all parameters (and at least
+# OVERSIZED_MIN of them), unless the setup's `max-layer-params` says otherwise.
+OVERSIZED_SHARE = 0.5
+OVERSIZED_MIN = 1_000_000
+# An activation hotspot: one op whose kept tensors are at least this share of the training peak.
+HOTSPOT_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    severity: str
+    summary: str
+    check: Callable[[ModelResult], Iterator[Finding]]
+
+
+def _finding(rule: str, m: ModelResult, message: str, where: object = None) -> Finding:
+    r = RULE_BY_CODE[rule]
+    return Finding(r.code, r.name, r.severity, message, m.name, where if where is not None else m.where)  # type: ignore[arg-type]
+
+
+def over_budget_train(m: ModelResult) -> Iterator[Finding]:
+    e = m.memory
+    if e is None or m.setup is None or m.setup["mode"] != "train" or e.fits:
+        return
+    fit = f"; the largest batch that fits: {e.max_batch}" if e.max_batch else \
+        ("; not even a batch of 1 fits" if e.max_batch == 0 else "")
+    yield _finding("VL001", m, f"training {m.name} needs {fmt_bytes(e.device_total)} (peak {fmt_bytes(e.train_peak)}, "
+                   f"{e.train_peak_phase}, plus the CUDA context): more than the {e.device}'s "
+                   f"{fmt_bytes(e.device_memory)} at batch {e.batch_size}{fit}")
+
+
+def over_budget_infer(m: ModelResult) -> Iterator[Finding]:
+    e = m.memory
+    if e is None or m.setup is None or m.setup["mode"] != "infer":
+        return
+    need = e.inference_need
+    if need > e.device_memory:
+        yield _finding("VL002", m, f"inference of {m.name} needs {fmt_bytes(need)} (peak {fmt_bytes(e.inference_peak)} "
+                       f"plus the CUDA context): more than the {e.device}'s {fmt_bytes(e.device_memory)} "
+                       f"at batch {e.batch_size}")
+
+
+def oversized_layer(m: ModelResult) -> Iterator[Finding]:
+    total = m.params.total
+    if m.tree is None or not total:
+        return
+    limit = m.setup["max_layer_params"] if m.setup is not None else None
+    for node in _leaves(m.tree):
+        n = sum(p.numel or 0 for p in node.params)
+        if limit is not None:
+            big = n > limit
+            why = f"more than max-layer-params ({limit:,})"
+        else:
+            big = n >= OVERSIZED_MIN and n >= OVERSIZED_SHARE * total
+            why = f"{n / total:.0%} of all parameters"
+        if big:
+            yield _finding("VL101", m, f"`{node.path}` ({node.class_name}) holds {n:,} parameters, {why}",
+                           node.ref if node.ref is not None and _same_file(node.ref, m) else None)
+
+
+def activation_hotspot(m: ModelResult) -> Iterator[Finding]:
+    e = m.memory
+    if e is None or not e.train_peak:
+        return
+    for h in e.hotspots:
+        if h.bytes >= HOTSPOT_SHARE * e.train_peak:
+            where = h.where if h.where is not None and _same_file(h.where, m) else None
+            yield _finding("VL102", m, f"`{h.op}` in `{h.module or m.name}` keeps {fmt_bytes(h.bytes)} for backward, "
+                           f"{h.bytes / e.train_peak:.0%} of the training peak", where)
+
+
+def shape_mismatch(m: ModelResult) -> Iterator[Finding]:
+    seen = set()
+    for u in (*m.unknowns, *m.forward_unknowns):
+        if u.reason.startswith("shape mismatch") and u.reason not in seen:
+            seen.add(u.reason)
+            yield _finding("VL201", m, f"{m.name}: {u.reason}", u.where)
+
+
+def unresolved(m: ModelResult) -> Iterator[Finding]:
+    for u in m.memory_unknowns[:1]:
+        yield _finding("VL301", m, f"{m.name}: {u.reason}", u.where)
+    if m.params.total is None and m.error is None and not m.used_in:
+        reasons = [u for u in m.unknowns if not u.reason.startswith("shape mismatch")]
+        if reasons:
+            yield _finding("VL302", m, f"{m.name}: the parameter count depends on something unknown: "
+                           f"{reasons[0].reason}", reasons[0].where)
+
+
+RULES = [
+    Rule("VL001", "over-budget-train", "error", "A training step does not fit the GPU", over_budget_train),
+    Rule("VL002", "over-budget-infer", "error", "Inference does not fit the GPU", over_budget_infer),
+    Rule("VL101", "oversized-layer", "warning", "One layer holds most of the parameters", oversized_layer),
+    Rule("VL102", "activation-hotspot", "warning", "One operation keeps a large share of the peak",
+         activation_hotspot),
+    Rule("VL201", "shape-mismatch", "error", "Shapes that cannot work, found before running", shape_mismatch),
+    Rule("VL301", "unresolved-input", "info", "The estimate lacks an input shape, a batch size or a value",
+         unresolved),
+]
+RULE_BY_CODE = {r.code: r for r in RULES} | {
+    "VL302": Rule("VL302", "unknown-structure", "info", "The parameter count depends on something unknown", unresolved),
+}
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+
+
+def find_problems(fa: FileAnalysis) -> list[Finding]:
+    out: list[Finding] = []
+    for m in fa.models:
+        if m.error is not None:
+            continue
+        for rule in RULES:
+            out.extend(rule.check(m))
+    return out
+
+
+def _leaves(node: ModuleNode) -> Iterator[ModuleNode]:
+    if node.params:
+        yield node
+    for c in node.children:
+        yield from _leaves(c)
+
+
+def _same_file(ref: object, m: ModelResult) -> bool:
+    loc = getattr(ref, "location", None)
+    return loc is not None and m.location is not None and loc.path == m.location.path
