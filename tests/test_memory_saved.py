@@ -308,6 +308,26 @@ model = nn.Sequential(SelfAttention(32, 4), nn.Linear(32, 50))
 x = torch.randn(2, 10, 32)
 out = model(x)
 """),
+    # The same with `q, k, v = qkv` (iterating a tensor gives views) and Tensor.softmax.
+    Case("attention-unpacked", """\
+class SelfAttention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, t, c = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        att = ((q @ k.transpose(-2, -1)) * (c // self.heads) ** -0.5).softmax(dim=-1)
+        return self.proj((att @ v).transpose(1, 2).reshape(b, t, c))
+
+
+model = nn.Sequential(SelfAttention(32, 4), nn.Linear(32, 50))
+x = torch.randn(2, 10, 32)
+out = model(x)
+"""),
     # CPU torch runs _scaled_dot_product_flash_attention_for_cpu: it keeps q, k, v, the output
     # and a float32 log-sum-exp [2, 4, 10] (320 B, one block). In float32 CUDA runs the
     # memory-efficient kernel instead: the same tensors, but its log-sum-exp is padded to a

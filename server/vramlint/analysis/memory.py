@@ -83,6 +83,8 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
         ev.tape = None
         for t, dt in restore:
             t.dtype = dt
+    if isinstance(value, Unknown):
+        unknowns.append(_info(value))  # what stopped the forward (a shape mismatch...)
     if error is not None or isinstance(value, Unknown):
         return None, unknowns, value
     # What the output holds stays alive until the loss is taken (a KV cache, hidden states...).

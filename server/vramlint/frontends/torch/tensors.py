@@ -237,6 +237,8 @@ class TensorValue(Value):
         n = self.shape[0]
         if isinstance(n, Unknown):
             return n
+        if ev.tape is not None:  # `q, k, v = qkv`: views the memory model must know
+            return [self.getitem(ev, i) for i in range(min(n, MAX_CONCRETE))]
         return [index_tensor(ev, self, i) for i in range(min(n, MAX_CONCRETE))]
 
     def length(self, ev: Evaluator) -> Any:
