@@ -223,7 +223,7 @@ loader = DataLoader(range(10), batch_size=32)
     net, lm = fa.models
     assert net.memory is not None and net.memory.batch_size == 32
     assert net.output_shape == (32, 10)
-    assert net.inputs_from == "the first layer, Linear(784, ...), batch 32 from code: DataLoader(batch_size=32) at line 21"
+    assert net.inputs_from == "the first layer, Linear(784, ...), batch 32 from code: DataLoader(..., batch_size=32) at line 21"
     # Nothing tells the sequence length: the estimate says so.
     assert lm.memory is None and "Embedding" in lm.memory_unknowns[0].reason
     # Given by the settings, it is estimated.

@@ -23,6 +23,7 @@ from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
 from vramlint.engine.values import MISSING, Instance, SourceRef, Unknown
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
+from vramlint.frontends.torch.training_setup import scan_training_setup
 from vramlint.memory.devices import device_named
 from vramlint.memory.estimate import (
     MemoryEstimate,
@@ -156,7 +157,7 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     assert settings is not None
     result = ModelResult(name, kind, loc, counts, None, how, unknowns, None)
     path = trace.source.path if trace.source is not None else ""
-    code = _code_setup(loader, trace)
+    code = _code_setup(loader, trace, name)
     setup = resolve_setup(settings, name, path, _directive_for(loc, trace), code)
     result.setup = setup
     call = _inputs(loader, name, kind, value, trace, setup)
@@ -179,6 +180,10 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
             est.max_batch = max_batch(batch, est.train_peak, 2 * batch, doubled.train_peak,
                                       device.memory - device.context)
     result.memory = est
+    scan = scan_training_setup(trace.source) if trace.source is not None else None
+    if est is not None and scan is not None and scan.distributed is not None:
+        est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): the estimate is for one GPU "
+                         "holding the whole model; data-parallel buckets and sharding are not modelled yet")
     if est is not None and result.tree is not None:
         _attach_layer_memory(result.tree, {lm.path: lm.saved_bytes for lm in est.layers})
         est.textbook = _textbook(result.tree, args, kwargs)
@@ -218,12 +223,22 @@ def _directive_for(loc: Any, trace: Trace) -> dict[str, Sourced] | None:
     return None
 
 
-def _code_setup(loader: Loader, trace: Trace) -> dict[str, Sourced]:
-    """What the file's training code shows (frontends/torch/training_setup.py)."""
+def _code_setup(loader: Loader, trace: Trace, model: str) -> dict[str, Sourced]:
+    """What the file's training code shows (frontends/torch/training_setup.py): the optimizer
+    built on the model's parameters, autocast or a cast to bf16/fp16, the DataLoader's batch,
+    gradient checkpointing."""
     out: dict[str, Sourced] = {}
-    batch, where = _dataloader_batch(loader, trace)
-    if batch is not None:
-        out["batch_size"] = Sourced(batch, f"code: {where}")
+    if trace.source is None:
+        return out
+    scan = scan_training_setup(trace.source)
+    for key, found in (("optimizer", scan.optimizer_for(model)), ("precision", scan.precision_for(model)),
+                       ("batch_size", scan.batch_size), ("checkpointing", scan.checkpointing_for(model))):
+        if found is not None:
+            out[key] = Sourced(found.value, f"code: {found.text}")
+    if "batch_size" not in out:
+        batch, where = _dataloader_batch(loader, trace)  # a batch size the evaluator can compute
+        if batch is not None:
+            out["batch_size"] = Sourced(batch, f"code: {where}")
     return out
 
 
