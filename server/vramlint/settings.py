@@ -90,6 +90,7 @@ def resolve_setup(settings: Settings, model: str, path: str, directive: Mapping[
     table, code, default."""
     table, table_name = _model_table(settings, model, path)
     where = Path(settings.config_file).name if settings.config_file else "configuration"
+    top = "" if where == "vramlint.toml" else " [tool.vramlint]"  # vramlint.toml's top level is the table
     out: dict[str, Sourced] = {}
     for key in SETUP_KEYS:
         flag = getattr(settings, key, None)
@@ -100,19 +101,30 @@ def resolve_setup(settings: Settings, model: str, path: str, directive: Mapping[
         elif key in table:
             out[key] = Sourced(table[key], f"{where} [{table_name}]")
         elif key in settings.config:
-            out[key] = Sourced(settings.config[key], f"{where} [tool.vramlint]")
+            out[key] = Sourced(settings.config[key], f"{where}{top}")
         elif code and key in code:
             out[key] = code[key]
         else:
             out[key] = Sourced(DEFAULTS[key], "default")
+    out["device"] = _full_device_name(out["device"])
     return Setup(out)
+
+
+def _full_device_name(device: Sourced) -> Sourced:
+    """The GPU by its full name (`h100` -> `H100-80GB`), whether or not the model gets traced."""
+    from vramlint.memory.devices import device_named
+
+    found = device_named(device.value) if isinstance(device.value, str) else None
+    return Sourced(found.name, device.source) if found is not None else device
 
 
 def _model_table(settings: Settings, model: str, path: str) -> tuple[Mapping[str, Any], str]:
     for name, table in settings.model_config.items():
         file, sep, cls = name.rpartition("::")
         if (not sep and name == model) or (sep and cls == model and _same_file(file, path, settings)):
-            return table, f"tool.vramlint.models.{_quote(name)}"
+            prefix = "" if settings.config_file and Path(settings.config_file).name == "vramlint.toml" \
+                else "tool.vramlint."
+            return table, f"{prefix}models.{_quote(name)}"
     return {}, ""
 
 
@@ -132,10 +144,13 @@ def _same_file(file: str, path: str, settings: Settings) -> bool:
 def parse_device(v: Any) -> str:
     from vramlint.memory.devices import device_named
 
-    if isinstance(v, str) and device_named(v) is not None:
+    device = device_named(v) if isinstance(v, str) else None
+    if device is not None and device.memory > 0:
         return v
     from vramlint.memory.devices import DEVICES
 
+    if device is not None:
+        raise ValueError(f"GPU {v!r} has no memory: give a positive size such as 24GiB")
     names = ", ".join(d.name for d in DEVICES.values())
     raise ValueError(f"unknown GPU {v!r} (known: {names}; or a size such as 24GiB)")
 
@@ -223,8 +238,10 @@ def find_config(start: Path) -> Path | None:
         if own.is_file():
             return own
         candidate = p / "pyproject.toml"
-        if candidate.is_file() and "tool" in _read_toml(candidate) and "vramlint" in _read_toml(candidate)["tool"]:
-            return candidate
+        if candidate.is_file():
+            tool = _read_toml(candidate).get("tool")
+            if isinstance(tool, dict) and "vramlint" in tool:
+                return candidate
     return None
 
 
@@ -248,7 +265,7 @@ def load_settings(start: Path, base: Settings | None = None, config: Path | None
     table = read_tool_table(path)
     extra = _string_list(table, "extra-paths", path)
     resolved = tuple(str((path.parent / p).resolve()) for p in extra)
-    setup, models = _setup_table(table, path, "tool.vramlint" if path.name != "vramlint.toml" else "vramlint")
+    setup, models = _setup_table(table, path)
     return replace(base, extra_paths=base.extra_paths + resolved, config_file=str(path), config=setup,
                    model_config=models)
 
@@ -261,10 +278,20 @@ def fail_on_of(settings: Settings) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _setup_table(table: Mapping[str, Any], path: Path,
-                 where: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def _where(path: Path) -> str:
+    """The configuration's top table as the file spells it: vramlint.toml's top level is it."""
+    return "vramlint.toml" if path.name == "vramlint.toml" else "[tool.vramlint]"
+
+
+def _models_table(path: Path, name: str | None = None) -> str:
+    prefix = "models" if path.name == "vramlint.toml" else "tool.vramlint.models"
+    return f"[{prefix}]" if name is None else f"[{prefix}.{_quote(name)}]"
+
+
+def _setup_table(table: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     setup: dict[str, Any] = {}
     validators = _validators()
+    where = _where(path)
     for key, value in table.items():
         if key in GLOBAL_KEYS:
             continue
@@ -273,19 +300,20 @@ def _setup_table(table: Mapping[str, Any], path: Path,
     models: dict[str, dict[str, Any]] = {}
     raw = table.get("models", {})
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: [{where}.models] must be a table of tables, one per model")
+        raise ConfigError(f"{path}: {_models_table(path)} must be a table of tables, one per model")
     for name, sub in raw.items():
+        sub_where = _models_table(path, name)
         if not isinstance(sub, dict):
-            raise ConfigError(f"{path}: [{where}.models.{name}] must be a table")
+            raise ConfigError(f"{path}: {sub_where} must be a table")
         models[name] = {}
         for key, value in sub.items():
             if key not in validators:
-                raise ConfigError(f"{path}: unknown key `{key}` in [{where}.models.{name}] "
+                raise ConfigError(f"{path}: unknown key `{key}` in {sub_where} "
                                   f"(known: {', '.join(sorted(validators))})")
-            models[name][validators[key][0]] = _checked(path, f"{where}.models.{name}", key, value)
+            models[name][validators[key][0]] = _checked(path, sub_where, key, value)
     fail_on = table.get("fail-on")
     if fail_on is not None and fail_on not in FAIL_ON:
-        raise ConfigError(f"{path}: `fail-on` in [{where}]: expected one of {', '.join(FAIL_ON)}, got {fail_on!r}")
+        raise ConfigError(f"{path}: `fail-on` in {where}: expected one of {', '.join(FAIL_ON)}, got {fail_on!r}")
     return setup, models
 
 
@@ -293,7 +321,7 @@ def _checked(path: Path, where: str, key: str, value: Any) -> Any:
     try:
         return validate_setup_value(key, value)
     except ValueError as err:
-        raise ConfigError(f"{path}: `{key}` in [{where}]: {err}") from None
+        raise ConfigError(f"{path}: `{key}` in {where}: {err}") from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -307,8 +335,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def read_tool_table(path: Path) -> dict[str, Any]:
     data = _read_toml(path)
-    table = data if path.name == "vramlint.toml" else data.get("tool", {}).get("vramlint", {})
-    where = "vramlint.toml" if path.name == "vramlint.toml" else "[tool.vramlint]"
+    where = _where(path)
+    if path.name == "vramlint.toml":
+        table: Any = data
+    else:
+        tool = data.get("tool", {})
+        if not isinstance(tool, dict):
+            raise ConfigError(f"{path}: `tool` must be a table ([tool.vramlint])")
+        table = tool.get("vramlint", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: {where} must be a table")
     known = GLOBAL_KEYS | set(_validators())
@@ -323,7 +357,7 @@ def _string_list(table: Mapping[str, Any], key: str, path: Path) -> list[str]:
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise ConfigError(f"{path}: `{key}` in [tool.vramlint] must be a list of strings")
+        raise ConfigError(f"{path}: `{key}` in {_where(path)} must be a list of strings")
     return v
 
 

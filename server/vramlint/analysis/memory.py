@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import libcst as cst
+
 from vramlint.analysis.models import (
     Trace,
     _call_sites,
@@ -20,6 +22,7 @@ from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, Unkn
 from vramlint.engine.evaluator import Scope
 from vramlint.engine.loader import Loader
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
+from vramlint.engine.source import SourceModule
 from vramlint.engine.values import MISSING, Instance, SourceRef, Unknown
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
@@ -171,6 +174,10 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     result.setup = setup = _as_traced(setup, batch, args, kwargs, result.inputs_from, device)
     training = TrainingSetup(batch, setup["precision"], setup["optimizer"], device, setup["checkpointing"])
     est, forward_unknowns, output = estimate_model(loader, value, args, kwargs, training)
+    if est is None:  # the forward could not be traced: say why (a shape mismatch has its own finding)
+        first = next((u for u in forward_unknowns if not u.reason.startswith("shape mismatch")), None)
+        if first is not None:
+            result.memory_unknowns = [UnknownInfo(f"no estimate: {first.reason}", first.where)]
     result.tree = build_tree(value, outputs=True)  # the module outputs of this trace
     if est is not None and device is not None and (settings.max_batch or not est.fits):
         # The largest batch that fits: a second trace at twice the batch gives the line.
@@ -217,9 +224,12 @@ def _directive_for(loc: Any, trace: Trace) -> dict[str, Sourced] | None:
     if not directives:
         return None
     line = loc.location.line
-    for d in directives:
-        if d.line in (line, line - 1):
-            return {k: Sourced(v, f"directive at line {d.line}") for k, v in d.values.items()}
+    lines = source.text.splitlines()
+    own = [d for d in directives if d.line == line]
+    # The line above counts when it is a comment line of its own (not another statement's tail).
+    above = [d for d in directives if d.line == line - 1 and lines[d.line - 1].lstrip().startswith("#")]
+    for d in own or above:
+        return {k: Sourced(v, f"directive at line {d.line}") for k, v in d.values.items()}
     return None
 
 
@@ -231,8 +241,9 @@ def _code_setup(loader: Loader, trace: Trace, model: str) -> dict[str, Sourced]:
     if trace.source is None:
         return out
     scan = scan_training_setup(trace.source)
-    for key, found in (("optimizer", scan.optimizer_for(model)), ("precision", scan.precision_for(model)),
-                       ("batch_size", scan.batch_size), ("checkpointing", scan.checkpointing_for(model))):
+    names = _defined_names(trace.source)  # an optimizer built on another model's parameters is not this one's
+    for key, found in (("optimizer", scan.optimizer_for(model, names)), ("precision", scan.precision_for(model, names)),
+                       ("batch_size", scan.batch_size), ("checkpointing", scan.checkpointing_for(model, names))):
         if found is not None:
             out[key] = Sourced(found.value, f"code: {found.text}")
     if "batch_size" not in out:
@@ -240,6 +251,20 @@ def _code_setup(loader: Loader, trace: Trace, model: str) -> dict[str, Sourced]:
         if batch is not None:
             out["batch_size"] = Sourced(batch, f"code: {where}")
     return out
+
+
+def _defined_names(source: SourceModule) -> tuple[str, ...]:
+    """The classes, functions and variables a file defines at the top level."""
+    out: list[str] = []
+    for stmt in source.tree.body if source.tree is not None else ():
+        if isinstance(stmt, (cst.ClassDef, cst.FunctionDef)):
+            out.append(stmt.name.value)
+        elif isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                targets = small.targets if isinstance(small, cst.Assign) else \
+                    [small] if isinstance(small, cst.AnnAssign) else []
+                out.extend(t.target.value for t in targets if isinstance(t.target, cst.Name))
+    return tuple(out)
 
 
 def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,

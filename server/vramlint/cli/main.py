@@ -41,6 +41,10 @@ class UsageError(Exception):
     """A wrong option value or path: exit 2 with the message."""
 
 
+class AnalysisFailed(Exception):
+    """`report`/`explain` on a file that cannot be analysed (its errors already printed): exit 1."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vramlint.memory.estimate import PRECISIONS
     from vramlint.memory.optimizers import OPTIMIZERS
@@ -232,6 +236,8 @@ def _one_model(args: argparse.Namespace) -> tuple[FileAnalysis, ModelResult, Set
     result = analyze_file(args.path, settings)
     for e in result.errors:
         print(f"{e.location or args.path}: error: {e.reason}", file=sys.stderr)
+    if result.errors:  # a syntax error, an unreadable file: an error finding, as for `check`
+        raise AnalysisFailed
     model = next((m for m in result.models if m.name == args.model.rpartition("::")[2]), None)
     if model is None:
         found = ", ".join(m.name for m in analyze_file(args.path, replace(settings, models=(), memory=False)).models)
@@ -247,7 +253,16 @@ def run_report(args: argparse.Namespace) -> int:
         print(json.dumps(json_output.document([replace(result, models=[model])], layers=True), indent=2))
     else:
         print(report(args.path, model))
-    return 0 if model.memory is None or model.memory.fits else 1
+    return 0 if model.memory is None or fits(model) else 1
+
+
+def fits(m: ModelResult) -> bool:
+    """Whether the peak that `mode` names (training, or inference with `mode = "infer"`) fits the GPU."""
+    e = m.memory
+    assert e is not None
+    if m.setup is not None and m.setup["mode"] == "infer":
+        return e.inference_need <= e.device_memory
+    return e.fits
 
 
 def run_explain(args: argparse.Namespace) -> int:
@@ -270,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError) as err:
         print(f"vramlint: error: {err}", file=sys.stderr)
         return 2
+    except AnalysisFailed:
+        return 1
     except BrokenPipeError:  # `vramlint check | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -56,10 +56,13 @@ def report(path: str, m: ModelResult, width: int | None = None) -> str:
     totals.add_row("device total", fmt_bytes(e.device_total))
     console.print(totals)
     console.print(f"training peak: {e.train_peak_phase}")
-    verdict = "fits" if e.fits else "does NOT fit"
-    style = "green" if e.fits else "bold red"
+    infer = m.setup is not None and m.setup["mode"] == "infer"
+    need = e.inference_need if infer else e.device_total
+    ok = need <= e.device_memory
+    verdict = ("inference " if infer else "") + ("fits" if ok else "does NOT fit")
+    style = "green" if ok else "bold red"
     console.print(f"[{style}]{verdict}[/{style}] on the {e.device} ({fmt_bytes(e.device_memory)}): "
-                  f"needs {fmt_bytes(e.device_total)} with the CUDA context")
+                  f"needs {fmt_bytes(need)} with the CUDA context")
     if e.max_batch is not None:
         console.print(f"largest batch that fits: {e.max_batch}")
     for note in e.notes:

@@ -9,8 +9,14 @@ from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, Unknow
 from vramlint.render.units import fmt_bytes
 
 
-def _loc(u: UnknownInfo, fallback: str) -> str:
-    return str(u.location) if u.location else fallback
+def _loc(u: UnknownInfo, path: str) -> str:
+    """`path:line:col` of `u`, the analysed file's path as given (like findings); `path` when unlocated."""
+    loc = u.location
+    if loc is None:
+        return path
+    if os.path.abspath(loc.path) == os.path.abspath(path):
+        return f"{path}:{loc.line}:{loc.column + 1}"
+    return str(loc)
 
 
 def _count(n: int | None) -> str:
@@ -56,14 +62,18 @@ def memory_lines(m: ModelResult) -> list[str]:
         # No inputs (a class never called in the file): JSON says so; text stays one line per model.
         if m.inputs_from is None:
             return []
-        return ["    memory: no estimate: " + "; ".join(u.reason for u in (m.memory_unknowns + m.forward_unknowns)[:2])]
-    fits = f": fits in {e.device}'s {fmt_bytes(e.device_memory)}" if e.fits else \
-        f": does NOT fit in {e.device}'s {fmt_bytes(e.device_memory)}"
+        why = (m.memory_unknowns or m.forward_unknowns)[:1]
+        reason = why[0].reason.removeprefix("no estimate: ") if why else "the forward could not be traced"
+        return [f"    memory: no estimate: {reason}"]
+    infer = m.setup is not None and m.setup["mode"] == "infer"
+    need, label = (e.inference_need, "inference") if infer else (e.device_total, "training")
+    fits = f"{label} fits in the {e.device} ({fmt_bytes(e.device_memory)})" if need <= e.device_memory else \
+        f"{label} does NOT fit in the {e.device} ({fmt_bytes(e.device_memory)})"
     largest = [f"      largest batch that fits: {e.max_batch}"] if e.max_batch is not None else []
     return [
         f"    memory (batch {e.batch_size}, {e.precision}, {e.optimizer}, {e.device}; inputs from {m.inputs_from}):",
         f"      training peak {fmt_bytes(e.train_peak)} ({e.train_peak_phase}); inference peak "
-        f"{fmt_bytes(e.inference_peak)}; device total {fmt_bytes(e.device_total)}{fits}",
+        f"{fmt_bytes(e.inference_peak)}; device total {fmt_bytes(e.device_total)}: {fits}",
         f"      weights {fmt_bytes(e.weights)}, gradients {fmt_bytes(e.gradients)}, optimizer state "
         f"{fmt_bytes(e.optimizer_state)}, kept for backward {fmt_bytes(e.activations)}, batch {fmt_bytes(e.inputs)}, "
         f"cuBLAS workspace {fmt_bytes(e.workspace)}",
