@@ -1007,3 +1007,19 @@ def test_a_directive_on_the_models_own_line_wins(tmp_path: Path) -> None:
     models = models_of(r.stdout)
     assert sources(models["a"])["batch_size"] == (2, "directive at line 2")
     assert sources(models["b"])["batch_size"] == (4, "directive at line 3")
+
+
+def test_a_folder_of_10000_files(tmp_path: Path) -> None:
+    """Scale: 10,000 files in one run (in parallel, all cores), every one reported, in path order."""
+    for i in range(10_000):
+        d = tmp_path / f"pkg{i // 1000}"
+        d.mkdir(exist_ok=True)
+        (d / f"m{i:05d}.py").write_text(f"import torch.nn as nn\nmodel{i} = nn.Linear({i % 50 + 1}, 2)\n"
+                                        if i % 10 else "x = 1\n")
+    r = vramlint("check", ".", "--no-memory", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    files = json.loads(r.stdout)["files"]
+    assert len(files) == 10_000
+    assert [f["path"] for f in files] == sorted(f["path"] for f in files)
+    assert sum(len(f["models"]) for f in files) == 9_000
+    assert files[1]["models"][0]["params"]["total"] == 2 * 2 + 2
