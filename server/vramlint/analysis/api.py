@@ -160,3 +160,19 @@ def _with_big_stack(fn: Callable[[], T]) -> T:
 
 
 sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
+
+
+def set_open_files(settings: Settings, texts: dict[str, str], roots: list[str]) -> None:
+    """An editor's open files: their unsaved text is what imports of them read, and the
+    workspace's own modules (not installed packages) are evaluated again, since an open file
+    they import may have changed."""
+    loader = get_loader(search_paths(settings))
+    with _lock:
+        loader.overlays = {os.path.abspath(p): t for p, t in texts.items()}
+        stale = [r for r in roots]
+        keep = ("site-packages", "dist-packages", f"{os.sep}.venv{os.sep}", f"{os.sep}venv{os.sep}")
+        for name, mod in list(loader.modules.items()):
+            f = getattr(mod, "ns", {}).get("__file__") if hasattr(mod, "ns") else None
+            if isinstance(f, str) and any(f.startswith(os.path.abspath(r) + os.sep) for r in stale) \
+                    and not any(k in f for k in keep):
+                del loader.modules[name]

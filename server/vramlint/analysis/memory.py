@@ -3,6 +3,7 @@ forward on the tape, add the loss, and hand the recording to the memory model (v
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -29,20 +30,21 @@ from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
 from vramlint.frontends.torch.training_setup import scan_training_setup
 from vramlint.memory.devices import device_named
 from vramlint.memory.estimate import (
+    LineTensor,
     MemoryEstimate,
     Textbook,
     TrainingSetup,
     estimate_from_tape,
     max_batch,
 )
-from vramlint.memory.tape import Tape, _tensors, reachable_tensors
+from vramlint.memory.tape import Tape, _tensors, reachable_tensors, tensor_bytes
 from vramlint.settings import InputSpec, Setup, Sourced, parse_directives, resolve_setup
 
 LOW = {"bf16": "bfloat16", "fp16": "float16", "amp-bf16": "bfloat16", "amp-fp16": "float16"}
 
 
 def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwargs: dict[str, Any],
-                   setup: TrainingSetup) -> tuple[MemoryEstimate | None, list[UnknownInfo], Any]:
+                   setup: TrainingSetup, path: str = "") -> tuple[MemoryEstimate | None, list[UnknownInfo], Any]:
     """Trace `model(*args, **kwargs)` (the batch included in the shapes) for one training step."""
     ev = loader.evaluator
     notes: list[str] = []
@@ -96,15 +98,45 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
     if any(not isinstance(p[0], int) for p in param_sizes):
         return None, unknowns + [UnknownInfo("a parameter of unknown size", None)], value
     est = estimate_from_tape(tape, setup, param_sizes, buffer_bytes, output_sids, notes)
+    if path:
+        est.lines = _line_tensors(tape, path)
     if tape.unmodelled:
         names = ", ".join(f"{k} x{v}" for k, v in sorted(tape.unmodelled.items()))
         est.notes.append(f"ops without a saved-tensor rule, assumed to keep their inputs: {names}")
     return est, unknowns, value
 
 
-def _bytes(t: TensorValue) -> int:
-    from vramlint.memory.tape import tensor_bytes
+def _line_tensors(tape: Tape, path: str) -> dict[int, LineTensor]:
+    """Per line of `path` (the analysed file), the tensor its ops produced the first time it ran."""
+    target = os.path.abspath(path)
+    out: dict[int, LineTensor] = {}
+    done: set[int] = set()
+    last_line = None
+    for op in tape.ops[:tape.forward_end]:
+        ref = op.where
+        if not isinstance(ref, SourceRef) or ref.module.path != target or not op.outputs:
+            continue
+        line = ref.location.line
+        if line in done and line != last_line:
+            continue  # the line ran before (a loop, a second call): keep its first result
+        if last_line is not None and line != last_line:
+            done.add(last_line)
+        last_line = line
+        t = tape.op_outputs.get(op.index)
+        shape = _shape_of_output(tape, op)
+        if t is not None and shape is not None:
+            out[line] = LineTensor(line, shape, t.dtype, tensor_bytes(t))
+    return out
 
+
+def _shape_of_output(tape: Tape, op: Any) -> tuple[int | None, ...] | None:
+    t = tape.op_outputs.get(op.index)
+    if t is None or not isinstance(t.shape, tuple):
+        return None
+    return tuple(d if isinstance(d, int) else None for d in t.shape)
+
+
+def _bytes(t: TensorValue) -> int:
     return tensor_bytes(t)
 
 
@@ -173,7 +205,7 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     device = device_named(setup["device"])
     result.setup = setup = _as_traced(setup, batch, args, kwargs, result.inputs_from, device)
     training = TrainingSetup(batch, setup["precision"], setup["optimizer"], device, setup["checkpointing"])
-    est, forward_unknowns, output = estimate_model(loader, value, args, kwargs, training)
+    est, forward_unknowns, output = estimate_model(loader, value, args, kwargs, training, path)
     if est is None:  # the forward could not be traced: say why (a shape mismatch has its own finding)
         first = next((u for u in forward_unknowns if not u.reason.startswith("shape mismatch")), None)
         if first is not None:

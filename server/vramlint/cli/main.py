@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: error)")
     check.add_argument("--jobs", type=_positive, metavar="N", help="files analysed in parallel (default: all cores)")
     check.add_argument("--layers", action="store_true", help="include each model's module tree in JSON output")
+    lsp = sub.add_parser("lsp", help="start the language server (stdio)")
+    lsp.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP port instead (for debugging)")
     for name, helptext in (("report", "one model's per-layer table: shapes, parameters, bytes kept for backward"),
                            ("explain", "one model's memory estimate, walked through")):
         cmd = sub.add_parser(name, parents=[setup], help=helptext)
@@ -281,6 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_check(args)
         if args.command == "report":
             return run_report(args)
+        if args.command == "lsp":
+            from vramlint.lsp.server import main as lsp_main
+
+            return lsp_main(args.tcp)
         return run_explain(args)
     except (UsageError, ConfigError) as err:
         print(f"vramlint: error: {err}", file=sys.stderr)

@@ -60,6 +60,17 @@ class Hotspot:
 
 
 @dataclass
+class LineTensor:
+    """What a line of the analysed file computed in the forward (its last op's first output, the
+    first time the line ran): for the editor's hints."""
+
+    line: int  # 1-based
+    shape: tuple[int | None, ...]
+    dtype: str
+    bytes: int
+
+
+@dataclass
 class LayerMemory:
     path: str  # module path ("" for the model itself)
     saved_bytes: int  # kept for backward by the ops of this module (not its children)
@@ -104,6 +115,7 @@ class MemoryEstimate:
     textbook: Textbook | None = None
     max_batch: int | None = None  # the largest batch that fits the device (when asked for)
     hotspots: list[Hotspot] = field(default_factory=list)  # the ops keeping the most, largest first
+    lines: dict[int, LineTensor] = field(default_factory=dict)  # forward lines of the analysed file
     unmodelled_ops: dict[str, int] = field(default_factory=dict)  # op -> calls assumed to keep their inputs
     notes: list[str] = field(default_factory=list)
 

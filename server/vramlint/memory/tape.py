@@ -82,6 +82,7 @@ class Tape:
     unmodelled: dict[str, int] = field(default_factory=dict)  # op name -> calls without a rule
     held_until: dict[int, int] = field(default_factory=dict)  # storage -> last op while a caller holds it
     forward_end: int | None = None  # ops from here on are the loss added after the model's forward
+    op_outputs: dict[int, TensorValue] = field(default_factory=dict)  # op -> its first output (for the editor)
     _held: list[list[int]] = field(default_factory=list)
     _depth: int = 0
 
@@ -199,6 +200,7 @@ class Tape:
                     sid = self.new_storage(item.nbytes, kind, item.dtype, f"{name}: {item.label}")
                     allocated.append(sid)
                     saved.append(sid)
+        self.op_outputs[op_index] = outs[0]
         self.ops.append(Op(
             op_index, name, self.module_stack[-1] if self.module_stack else "",
             [self.info(t).sid for t in ins], [r.sid for r in grad_in] if differentiable else [],

@@ -1,0 +1,24 @@
+"""Code lens above each model: `23.2M params · train 1.53 GiB / 79.19 GiB · bs 16 · fp32 · adam`;
+it runs `vramlint.showReport` (the per-layer report)."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from vramlint.analysis.results import FileAnalysis
+from vramlint.lsp import summaries
+from vramlint.lsp.positions import to_range
+
+SHOW_REPORT = "vramlint.showReport"
+
+
+def code_lenses(fa: FileAnalysis, text: str, uri: str) -> list[types.CodeLens]:
+    lines = text.splitlines()
+    out = []
+    for m in fa.models:
+        loc = m.location
+        if loc is None or m.used_in:
+            continue
+        out.append(types.CodeLens(to_range(loc, lines),
+                                  types.Command(summaries.model_line(m), SHOW_REPORT, arguments=[uri, m.name])))
+    return out

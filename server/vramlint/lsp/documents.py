@@ -1,0 +1,186 @@
+"""Open documents and their analyses: the only state of the language server.
+
+Analyses run off the event loop in one worker thread (the engine serialises analyses anyway),
+debounced per document. A result is stored with the version it was computed for; features ask
+for the current version's result and wait for it, so an older version's result is never shown
+for a newer document. A document with a syntax error keeps its last good analysis, whose line
+hints are shown only on lines whose text has not changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pygls.uris import to_fs_path
+
+from vramlint.analysis import api
+from vramlint.analysis.results import FileAnalysis
+from vramlint.settings import ConfigError, Settings, load_settings
+
+DEBOUNCE_S = 0.15
+
+
+@dataclass
+class Document:
+    uri: str
+    path: str
+    version: int
+    text: str
+    result: FileAnalysis | None = None
+    result_version: int = -1
+    good: FileAnalysis | None = None  # the last analysis without a syntax error
+    good_text: str = ""
+    pending: asyncio.Task[Any] | None = None
+    reported_error: str | None = None  # the syntax error already pushed (reported once)
+
+
+@dataclass
+class EditorSettings:
+    """From `initializationOptions` and `workspace/didChangeConfiguration` (the `vramlint` section)."""
+
+    setup: dict[str, Any] = field(default_factory=dict)  # Settings field names: gpu -> device...
+    extra_paths: tuple[str, ...] = ()
+    inlay_layers: bool = True
+    inlay_forward: bool = True
+    code_lens: bool = True
+    problems: list[str] = field(default_factory=list)
+
+
+EDITOR_KEYS = {"gpu": "device", "batchSize": "batch_size", "precision": "precision", "optimizer": "optimizer",
+               "mode": "mode", "checkpointing": "checkpointing", "maxLayerParams": "max_layer_params",
+               "inputs": "inputs"}
+CONFIG_NAMES = {"gpu": "gpu", "batchSize": "batch-size", "precision": "precision", "optimizer": "optimizer",
+                "mode": "mode", "checkpointing": "checkpointing", "maxLayerParams": "max-layer-params",
+                "inputs": "inputs"}
+
+
+def editor_settings(raw: Any) -> EditorSettings:
+    """Validate the editor's settings as the configuration file's (a bad value is reported and skipped)."""
+    from vramlint.settings import validate_setup_value
+
+    out = EditorSettings()
+    if not isinstance(raw, dict):
+        return out
+    raw = raw.get("vramlint", raw)
+    if not isinstance(raw, dict):
+        return out
+    for key, attr in EDITOR_KEYS.items():
+        if raw.get(key) is None:
+            continue
+        try:
+            out.setup[attr] = validate_setup_value(CONFIG_NAMES[key], raw[key])
+        except ValueError as err:
+            out.problems.append(f"vramlint.{key}: {err}")
+    paths = raw.get("extraPaths")
+    if isinstance(paths, list) and all(isinstance(p, str) for p in paths):
+        out.extra_paths = tuple(os.path.abspath(os.path.expanduser(p)) for p in paths)
+    hints = raw.get("inlayHints", {})
+    if isinstance(hints, dict):
+        out.inlay_layers = hints.get("layers", True) is not False
+        out.inlay_forward = hints.get("forward", True) is not False
+    out.code_lens = raw.get("codeLens", True) is not False
+    return out
+
+
+class Documents:
+    def __init__(self, on_result: Callable[[Document], None], log: Callable[[str], None]) -> None:
+        self.docs: dict[str, Document] = {}
+        self.editor = EditorSettings()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vramlint-analysis")
+        self.on_result = on_result
+        self.log = log
+        self.roots: list[str] = []
+
+    # ------------------------------------------------------------------ settings
+    def settings_for(self, path: str) -> Settings:
+        """As the CLI: the project's configuration file over the editor's settings (the file is
+        what CI reads, so it wins), the editor's settings over what the code shows."""
+        base = Settings(memory=True, extra_paths=self.editor.extra_paths)
+        try:
+            s = load_settings(Path(path).resolve(), base)
+        except ConfigError as err:
+            self.log(f"configuration error (using the editor's settings): {err}")
+            s = base
+        return replace(s, config={**self.editor.setup, **s.config})
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self, uri: str, version: int, text: str) -> Document:
+        doc = Document(uri, to_fs_path(uri) or uri, version, text)
+        self.docs[uri] = doc
+        self.schedule(doc, delay=0.0)
+        return doc
+
+    def change(self, uri: str, version: int, text: str) -> None:
+        doc = self.docs.get(uri)
+        if doc is None:
+            return
+        doc.version, doc.text = version, text
+        self.schedule(doc, delay=DEBOUNCE_S)
+        # Other open files may import this one: analyse them again too.
+        for other in self.docs.values():
+            if other is not doc:
+                self.schedule(other, delay=DEBOUNCE_S * 2)
+
+    def close(self, uri: str) -> None:
+        doc = self.docs.pop(uri, None)
+        if doc is not None and doc.pending is not None:
+            doc.pending.cancel()
+
+    def refresh_all(self) -> None:
+        for doc in self.docs.values():
+            self.schedule(doc, delay=0.0)
+
+    # ------------------------------------------------------------------ analysis
+    def schedule(self, doc: Document, delay: float) -> None:
+        if doc.pending is not None and not doc.pending.done():
+            doc.pending.cancel()
+        doc.pending = asyncio.ensure_future(self._run(doc, doc.version, delay))
+
+    async def _run(self, doc: Document, version: int, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        if doc.version != version:
+            return
+        loop = asyncio.get_running_loop()
+        overlays = {d.path: d.text for d in self.docs.values()}
+        result = await loop.run_in_executor(self.executor, self._analyze, doc.path, doc.text, overlays)
+        if doc.version != version or self.docs.get(doc.uri) is not doc:
+            return  # the document moved on: this result is for an older version
+        doc.result, doc.result_version = result, version
+        if not result.errors:
+            doc.good, doc.good_text = result, doc.text
+        self.on_result(doc)
+
+    def _analyze(self, path: str, text: str, overlays: dict[str, str]) -> FileAnalysis:
+        settings = self.settings_for(path)
+        try:
+            api.set_open_files(settings, overlays, self.roots or [os.path.dirname(path)])
+            return api.analyze_source(path, text, settings)
+        except Exception as err:  # a bug must not take the server down: log it, answer empty
+            self.log(f"analysis of {path} failed: {type(err).__name__}: {err}")
+            return FileAnalysis(path)
+
+    async def current(self, uri: str) -> tuple[Document | None, FileAnalysis | None]:
+        """The document and the analysis of its current version (waiting for it if pending)."""
+        doc = self.docs.get(uri)
+        if doc is None:
+            return None, None
+        for _ in range(3):
+            if doc.result_version == doc.version:
+                return doc, doc.result
+            task = doc.pending
+            if task is None:
+                self.schedule(doc, delay=0.0)
+                task = doc.pending
+            try:
+                await asyncio.shield(task) if task is not None else None
+            except asyncio.CancelledError:
+                if doc.pending is task:
+                    raise
+        return doc, doc.result if doc.result_version == doc.version else None

@@ -1,0 +1,42 @@
+"""Hover: on a model's name its summary; on a layer's construction line its parameters, output
+shape and bytes kept for backward; on a forward line the tensor it computes."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from vramlint.analysis.results import FileAnalysis
+from vramlint.lsp import index, summaries
+from vramlint.lsp.positions import contains, from_utf16
+from vramlint.render.units import fmt_bytes
+
+
+def hover(fa: FileAnalysis, text: str, position: types.Position) -> types.Hover | None:
+    lines = text.splitlines()
+    line = position.line + 1
+    col = from_utf16(lines[position.line] if position.line < len(lines) else "", position.character)
+    for m in index.models(fa):
+        loc = m.location
+        if loc is not None and contains(loc, line, col):
+            return _md(summaries.model_markdown(m))
+    layer = index.layers_by_line(fa).get(line)
+    if layer is None:  # a construction spanning lines: hover on any of them
+        for end, (node, m) in index.layers_by_line(fa).items():
+            loc = node.location
+            if loc is not None and loc.line <= line <= end:
+                layer = (node, m)
+                break
+    if layer is not None:
+        node, m = layer
+        return _md(summaries.layer_markdown(node, m.memory.batch_size if m.memory else None))
+    computed = index.lines_computed(fa).get(line)
+    if computed is not None:
+        t, m = computed
+        batch = m.memory.batch_size if m.memory else None
+        return _md(f"`{summaries.shape_text(t.shape, batch)}` {t.dtype}, {fmt_bytes(t.bytes)}"
+                   f" (batch {batch}, in `{m.name}`'s forward)")
+    return None
+
+
+def _md(value: str) -> types.Hover:
+    return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, value))

@@ -1,0 +1,216 @@
+"""`vramlint lsp`: the language server. Handlers only route: the documents' state lives in
+`documents.py`, each feature in its own module over the shared analysis.
+
+Settings: `initializationOptions` and `workspace/didChangeConfiguration` (section `vramlint`)
+are the editor's; the project's `pyproject.toml` `[tool.vramlint]` / `vramlint.toml` win over
+them, as they do for `vramlint check`, so the editor and CI agree on the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from vramlint import __version__
+from vramlint.analysis import api
+from vramlint.analysis.results import FileAnalysis
+from vramlint.lsp import code_actions, code_lens, diagnostics, hover, inlay_hints, status
+from vramlint.lsp.documents import Document, Documents, editor_settings
+
+T = TypeVar("T")
+WATCHED = ["**/*.py", "**/pyproject.toml", "**/vramlint.toml"]
+
+
+class VramlintServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("vramlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full)
+        self.docs = Documents(self._published, self.log)
+        self.refresh_hints = False
+        self.refresh_lenses = False
+
+    def log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
+        try:
+            self.window_log_message(types.LogMessageParams(kind, message))
+        except Exception:  # no client (tests of the handlers alone)
+            pass
+
+    def _published(self, doc: Document) -> None:
+        fa = doc.result
+        if fa is None:
+            return
+        self.guard("diagnostics", lambda: self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+            doc.uri, diagnostics.diagnostics(fa, doc.text), version=doc.version)), None)
+        self.guard("status", lambda: self.protocol.notify(status.METHOD, status.status(doc.uri, doc.version, fa)), None)
+        if self.refresh_hints:
+            self.guard("inlay refresh", lambda: self.workspace_inlay_hint_refresh(None), None)
+        if self.refresh_lenses:
+            self.guard("code lens refresh", lambda: self.workspace_code_lens_refresh(None), None)
+
+    def guard(self, what: str, fn: Callable[[], T], empty: T) -> T:
+        """A feature's failure is logged and answered empty: the server never dies of a file's content."""
+        try:
+            return fn()
+        except Exception as err:
+            self.log(f"{what} failed: {type(err).__name__}: {err}\n{traceback.format_exc()}", types.MessageType.Error)
+            return empty
+
+
+server = VramlintServer()
+
+
+@server.feature(types.INITIALIZE)
+def initialize(ls: VramlintServer, params: types.InitializeParams) -> None:
+    ls.docs.editor = editor_settings(params.initialization_options)
+    for problem in ls.docs.editor.problems:
+        ls.log(f"settings: {problem}", types.MessageType.Warning)
+    folders = params.workspace_folders or []
+    roots = [to_fs_path(f.uri) for f in folders] or ([to_fs_path(params.root_uri)] if params.root_uri else [])
+    ls.docs.roots = [r for r in roots if r]
+    ws = params.capabilities.workspace
+    ls.refresh_hints = bool(ws and ws.inlay_hint and ws.inlay_hint.refresh_support)
+    ls.refresh_lenses = bool(ws and ws.code_lens and ws.code_lens.refresh_support)
+
+
+@server.feature(types.INITIALIZED)
+async def initialized(ls: VramlintServer, params: types.InitializedParams) -> None:
+    caps = ls.client_capabilities.workspace
+    watch = caps.did_change_watched_files if caps else None
+    if watch is not None and watch.dynamic_registration:
+        opts = types.DidChangeWatchedFilesRegistrationOptions([types.FileSystemWatcher(g) for g in WATCHED])
+        reg = types.Registration("vramlint-watch", types.WORKSPACE_DID_CHANGE_WATCHED_FILES, opts)
+        try:
+            await ls.client_register_capability_async(types.RegistrationParams([reg]))
+        except Exception as err:
+            ls.log(f"file watching not registered: {err}")
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: VramlintServer, params: types.DidOpenTextDocumentParams) -> None:
+    d = params.text_document
+    ls.docs.open(d.uri, d.version, d.text)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: VramlintServer, params: types.DidChangeTextDocumentParams) -> None:
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    ls.docs.change(params.text_document.uri, params.text_document.version, doc.source)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: VramlintServer, params: types.DidSaveTextDocumentParams) -> None:
+    doc = ls.docs.docs.get(params.text_document.uri)
+    if doc is not None:
+        ls.docs.schedule(doc, delay=0.0)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: VramlintServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.docs.close(params.text_document.uri)
+    ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(params.text_document.uri, []))
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def did_change_configuration(ls: VramlintServer, params: types.DidChangeConfigurationParams) -> None:
+    ls.docs.editor = editor_settings(params.settings)
+    for problem in ls.docs.editor.problems:
+        ls.log(f"settings: {problem}", types.MessageType.Warning)
+    ls.docs.refresh_all()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_watched_files(ls: VramlintServer, params: types.DidChangeWatchedFilesParams) -> None:
+    # A configuration file or a module an open file may import changed on disk: analyse again.
+    if params.changes:
+        ls.docs.refresh_all()
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+async def on_hover(ls: VramlintServer, params: types.HoverParams) -> types.Hover | None:
+    doc, fa = await ls.docs.current(params.text_document.uri)
+    if doc is None or fa is None:
+        return None
+    return ls.guard("hover", lambda: hover.hover(_usable(doc, fa), doc.text, params.position), None)
+
+
+@server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=True))
+async def on_inlay_hints(ls: VramlintServer, params: types.InlayHintParams) -> list[types.InlayHint]:
+    doc, fa = await ls.docs.current(params.text_document.uri)
+    if doc is None or fa is None:
+        return []
+    ed = ls.docs.editor
+    broken = bool(fa.errors) and doc.good is not None
+    source = doc.good if broken and doc.good is not None else fa
+    return ls.guard("inlay hints", lambda: inlay_hints.inlay_hints(
+        source, doc.text, params.range, ed.inlay_layers, ed.inlay_forward, doc.good_text if broken else None), [])
+
+
+@server.feature(types.INLAY_HINT_RESOLVE)
+def on_inlay_hint_resolve(ls: VramlintServer, hint: types.InlayHint) -> types.InlayHint:
+    fa = next((d.good for d in ls.docs.docs.values() if d.good is not None and _hint_in(d, hint)), None)
+    return ls.guard("inlay hint resolve", lambda: inlay_hints.resolve(fa, hint), hint)
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_LENS)
+async def on_code_lens(ls: VramlintServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+    doc, fa = await ls.docs.current(params.text_document.uri)
+    if doc is None or fa is None or not ls.docs.editor.code_lens:
+        return []
+    return ls.guard("code lens", lambda: code_lens.code_lenses(_usable(doc, fa), doc.text, doc.uri), [])
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
+async def on_code_action(ls: VramlintServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    doc, fa = await ls.docs.current(params.text_document.uri)
+    if doc is None or fa is None or not params.context.diagnostics:
+        return []
+    loop = asyncio.get_running_loop()
+    settings = ls.docs.settings_for(doc.path)
+
+    def work() -> list[types.CodeAction]:
+        return code_actions.code_actions(fa, doc.text, doc.uri, params.context.diagnostics,
+                                         lambda text: api.analyze_source(doc.path, text, settings))
+
+    empty: list[types.CodeAction] = []
+    result: list[types.CodeAction] = await loop.run_in_executor(
+        ls.docs.executor, lambda: ls.guard("code actions", work, empty))
+    return result
+
+
+@server.command(code_lens.SHOW_REPORT)
+async def show_report(ls: VramlintServer, args: list[Any]) -> str:
+    """The per-layer report of a model, as text (`vramlint report`): the client shows it."""
+    from vramlint.render.report import report
+
+    uri, name = (args + [None, None])[:2]
+    doc, fa = await ls.docs.current(str(uri))
+    if doc is None or fa is None:
+        return "the document is not open"
+    model = next((m for m in fa.models if m.name == name), None)
+    if model is None:
+        return f"no model named {name}"
+    return ls.guard("report", lambda: report(doc.path, model, width=120), "")
+
+
+def _usable(doc: Document, fa: FileAnalysis) -> FileAnalysis:
+    """While the file has a syntax error, the last good analysis (features check lines still match)."""
+    return doc.good if fa.errors and doc.good is not None else fa
+
+
+def _hint_in(doc: Document, hint: types.InlayHint) -> bool:
+    return isinstance(hint.data, dict) and doc.good is not None
+
+
+def main(tcp: str | None = None) -> int:
+    if tcp:
+        host, _, port = tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
+    return 0

@@ -1,0 +1,25 @@
+"""`vramlint/status`: a notification after each analysis, for the client's status item: each
+model of the document with its training peak, what it needs of the GPU and whether it fits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vramlint.analysis.results import FileAnalysis
+
+METHOD = "vramlint/status"
+
+
+def status(uri: str, version: int, fa: FileAnalysis) -> dict[str, Any]:
+    models = []
+    for m in fa.models:
+        e = m.memory
+        models.append({
+            "name": m.name, "params": m.params.total,
+            "trainPeak": e.train_peak if e else None, "inferencePeak": e.inference_peak if e else None,
+            "deviceTotal": e.device_total if e else None, "deviceMemory": e.device_memory if e else None,
+            "device": e.device if e else None, "batchSize": e.batch_size if e else None,
+            "fits": e.fits if e else None,
+        })
+    return {"uri": uri, "version": version, "models": models,
+            "errors": len(fa.errors) + sum(1 for f in fa.findings if f.severity == "error")}

@@ -1,0 +1,78 @@
+"""Short texts the features share: a model's one-line summary, a layer's, a forward line's."""
+
+from __future__ import annotations
+
+from vramlint.analysis.results import ModelResult, ModuleNode
+from vramlint.memory.estimate import LineTensor
+from vramlint.render.units import fmt_bytes
+
+
+def count(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, size in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def model_line(m: ModelResult) -> str:
+    """`23.2M params · train 1.53 GiB / 79.19 GiB · bs 16 · fp32 · adamw` (the code lens)."""
+    parts = [f"{count(m.params.total)} params"]
+    e = m.memory
+    if e is not None:
+        parts.append(f"train {fmt_bytes(e.device_total)} / {fmt_bytes(e.device_memory)}"
+                     + ("" if e.fits else " (does NOT fit)"))
+        parts += [f"bs {e.batch_size}", e.precision, e.optimizer]
+    elif m.memory_unknowns:
+        parts.append("memory: needs inputs")
+    return " · ".join(parts)
+
+
+def shape_text(shape: tuple[int | None, ...], batch: int | None) -> str:
+    dims = ["?" if d is None else ("B" if i == 0 and d == batch else str(d)) for i, d in enumerate(shape)]
+    return "[" + ", ".join(dims) + "]"
+
+
+def line_tensor_hint(t: LineTensor, batch: int | None) -> str:
+    return f"{shape_text(t.shape, batch)} · {fmt_bytes(t.bytes)}"
+
+
+def layer_hint(node: ModuleNode) -> str:
+    return f"{count(node.param_count)} params"
+
+
+def model_markdown(m: ModelResult) -> str:
+    e = m.memory
+    lines = [f"**{m.name}** ({m.kind}): {m.params.total:,} parameters" if m.params.total is not None
+             else f"**{m.name}** ({m.kind}): parameters unknown"]
+    if e is not None:
+        share = e.device_total / e.device_memory if e.device_memory else 0
+        lines += [
+            "",
+            "| | |", "|---|---:|",
+            f"| weights | {fmt_bytes(e.weights)} |", f"| gradients | {fmt_bytes(e.gradients)} |",
+            f"| optimizer state | {fmt_bytes(e.optimizer_state)} |", f"| kept for backward | {fmt_bytes(e.activations)} |",
+            f"| workspace | {fmt_bytes(e.workspace)} |", f"| **training peak** | **{fmt_bytes(e.train_peak)}** |",
+            f"| inference peak | {fmt_bytes(e.inference_peak)} |",
+            "",
+            f"{e.device}: {fmt_bytes(e.device_total)} of {fmt_bytes(e.device_memory)} ({share:.0%})"
+            + ("" if e.fits else " — **does not fit**"),
+        ]
+    if m.setup is not None:
+        lines += ["", "Setup:"]
+        for key, label in (("batch_size", "batch size"), ("precision", "precision"), ("optimizer", "optimizer"),
+                           ("device", "GPU"), ("mode", "mode")):
+            lines.append(f"- {label}: `{m.setup[key]}` ({m.setup.source(key)})")
+    for u in m.memory_unknowns[:1]:
+        lines += ["", f"No memory estimate: {u.reason}"]
+    return "\n".join(lines)
+
+
+def layer_markdown(node: ModuleNode, batch: int | None) -> str:
+    lines = [f"**{node.path or '(model)'}**: `{node.class_name}`, {node.param_count or 0:,} parameters"]
+    if node.output_shape is not None:
+        lines.append(f"- output: `{shape_text(node.output_shape, batch)}`")
+    if node.saved_bytes:
+        lines.append(f"- kept for backward: {fmt_bytes(node.saved_bytes)}")
+    return "\n".join(lines)
