@@ -116,7 +116,7 @@ def _line_tensors(tape: Tape, path: str) -> dict[int, LineTensor]:
         ref = op.where
         if not isinstance(ref, SourceRef) or ref.module.path != target or not op.outputs:
             continue
-        line = ref.location.line
+        line = ref.statement_location.end_line  # the statement: hints go at its end
         if line in done and line != last_line:
             continue  # the line ran before (a loop, a second call): keep its first result
         if last_line is not None and line != last_line:
@@ -330,7 +330,7 @@ def _example_call(loader: Loader, name: str, kind: str,
     for call in _call_sites(trace.source, name):
         known = _known_call_args(loader, trace.mod, trace.source, call)
         if known is not None and any(isinstance(v, TensorValue) for v in (*known[0], *known[1].values())):
-            return known[0], known[1], f"code: the call at line {SourceRef(trace.source, call).location.line}"
+            return known[0], known[1], f"code: the call at line {SourceRef(trace.source, call).statement_location.line}"
     return None
 
 
@@ -370,7 +370,7 @@ def _dataloader_batch(loader: Loader, trace: Trace) -> tuple[int | None, str]:
         except (RaiseSignal, BudgetExceeded, Undecided, RecursionError):
             continue
         if isinstance(n, int) and not isinstance(n, bool) and n > 0:
-            return n, f"DataLoader(batch_size={n}) at line {SourceRef(trace.source, call).location.line}"
+            return n, f"DataLoader(batch_size={n}) at line {SourceRef(trace.source, call).statement_location.line}"
     return None, ""
 
 

@@ -206,7 +206,7 @@ def _build_class(loader: Loader, mod: ModuleValue, source: SourceModule, cls: Cl
         known = _known_call_args(loader, mod, source, call)
         if known is not None:
             args, kwargs = known
-            how = f"arguments of the call at line {SourceRef(source, call).location.line}"
+            how = f"arguments of the call at line {SourceRef(source, call).statement_location.line}"
             break
     ev = loader.evaluator
 

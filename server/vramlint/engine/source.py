@@ -10,6 +10,7 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,7 @@ class SourceModule:
         self.syntax_error: SyntaxProblem | None = None
         self._positions: dict[cst.CSTNode, CodeRange] | None = None
         self._top: dict[int, Location] | None = None
+        self._statements: tuple[dict[int, Location], dict[int, int]] | None = None
         # Per-node facts computed once: decoded literals (libcst re-decodes them on every
         # access), whether a function body yields.
         self.node_cache: dict[cst.CSTNode, object] = {}
@@ -116,6 +118,17 @@ class SourceModule:
         return Location(
             self.path, rng.start.line, rng.start.column, rng.end.line, rng.end.column
         )
+
+    def statement_location(self, node: cst.CSTNode) -> Location | None:
+        """The location of the simple statement holding `node` (its own for a class or function
+        name), from `ast`: cheap, what editor hints need (a statement's lines), None when the
+        trees cannot be matched."""
+        with self._lock:
+            if self._statements is None:
+                self._statements = _statement_locations(self.path, self.text, self.tree)
+        locs, owner = self._statements
+        key = owner.get(id(node), id(node))
+        return locs.get(key)
 
     def _top_level(self) -> dict[int, Location]:
         """Locations of the top-level statements' small statements and of top-level class and
@@ -157,6 +170,11 @@ def parse_source(path: str, text: str, name: str) -> SourceModule:
         return hit
     mod = SourceModule(path, text, name)
     with _cache_lock:
+        # Older versions of the same file are not asked for again (an editor sends a new text per
+        # keystroke): keep the latest two per path, so memory does not grow with edits.
+        versions = [k for k in _cache if k[0] == path]
+        for k in versions[:-1]:
+            del _cache[k]
         _cache[key] = mod
         while len(_cache) > MAX_CACHED_PARSES:
             _cache.popitem(last=False)
@@ -433,3 +451,96 @@ def _top_level_locations(path: str, text: str, tree: cst.Module | None) -> dict[
             c = m.start(1)
             out[id(stmt.name)] = Location(path, a.lineno, c, a.lineno, c + len(name))
     return out if i == len(body) else {}
+
+
+def _statement_locations(path: str, text: str,
+                         tree: cst.Module | None) -> tuple[dict[int, Location], dict[int, int]]:
+    """Every simple statement's location (and class/function names'), matching libcst's
+    statements with `ast`'s block by block; and for every node inside a simple statement, that
+    statement (`owner`)."""
+    import ast
+
+    from vramlint.engine.walk import iter_nodes
+
+    if tree is None:
+        return {}, {}
+    try:
+        module = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return {}, {}
+    lines = text.splitlines()
+
+    def col(line: int, byte_col: int) -> int:
+        s = lines[line - 1] if 0 < line <= len(lines) else ""
+        return byte_col if s.isascii() else len(s.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
+
+    locs: dict[int, Location] = {}
+    owner: dict[int, int] = {}
+
+    def loc_of(a: ast.AST) -> Location:
+        end = getattr(a, "end_lineno", None) or a.lineno  # type: ignore[attr-defined]
+        return Location(path, a.lineno, col(a.lineno, a.col_offset), end,  # type: ignore[attr-defined]
+                        col(end, getattr(a, "end_col_offset", 0) or 0))
+
+    def block(body: Any) -> list[cst.CSTNode]:
+        if isinstance(body, cst.IndentedBlock):
+            return list(body.body)
+        if isinstance(body, cst.SimpleStatementSuite):
+            return list(body.body)
+        return []
+
+    def match(stmts: Sequence[cst.CSTNode], nodes: list[ast.stmt]) -> bool:
+        i = 0
+        for stmt in stmts:
+            smalls = stmt.body if isinstance(stmt, cst.SimpleStatementLine) else \
+                [stmt] if isinstance(stmt, cst.BaseSmallStatement) else None
+            if smalls is not None:
+                for small in smalls:
+                    if i >= len(nodes):
+                        return False
+                    locs[id(small)] = loc_of(nodes[i])
+                    for n in iter_nodes(small):
+                        owner[id(n)] = id(small)
+                    i += 1
+                continue
+            if i >= len(nodes):
+                return False
+            a = nodes[i]
+            i += 1
+            if not pair(stmt, a):
+                return False
+        return i == len(nodes)
+
+    def pair(stmt: cst.CSTNode, a: ast.stmt) -> bool:
+        if isinstance(stmt, (cst.ClassDef, cst.FunctionDef)):
+            if not isinstance(a, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or a.name != stmt.name.value:
+                return False
+            line = lines[a.lineno - 1] if a.lineno <= len(lines) else ""
+            m = re.search(r"\b(?:class|def)\s+(" + re.escape(a.name) + r")\b", line)
+            if m is not None:
+                locs[id(stmt.name)] = Location(path, a.lineno, m.start(1), a.lineno, m.start(1) + len(a.name))
+            return match(block(stmt.body), a.body)
+        if isinstance(stmt, cst.If) and isinstance(a, ast.If):
+            if not match(block(stmt.body), a.body):
+                return False
+            orelse = stmt.orelse
+            if isinstance(orelse, cst.If):
+                return len(a.orelse) == 1 and pair(orelse, a.orelse[0])
+            if isinstance(orelse, cst.Else):
+                return match(block(orelse.body), a.orelse)
+            return not a.orelse
+        if isinstance(stmt, (cst.For, cst.While)) and isinstance(a, (ast.For, ast.AsyncFor, ast.While)):
+            rest = block(stmt.orelse.body) if stmt.orelse is not None else []
+            return match(block(stmt.body), a.body) and match(rest, a.orelse)
+        if isinstance(stmt, cst.With) and isinstance(a, (ast.With, ast.AsyncWith)):
+            return match(block(stmt.body), a.body)
+        if isinstance(stmt, cst.Try) and isinstance(a, ast.Try):
+            ok = match(block(stmt.body), a.body) and len(stmt.handlers) == len(a.handlers)
+            ok = ok and all(match(block(h.body), ah.body) for h, ah in zip(stmt.handlers, a.handlers))
+            ok = ok and match(block(stmt.orelse.body) if stmt.orelse else [], a.orelse)
+            return ok and match(block(stmt.finalbody.body) if stmt.finalbody else [], a.finalbody)
+        return True  # other compound statements: their inner statements are simply not indexed
+
+    if not match(list(tree.body), module.body):
+        return {}, {}
+    return locs, owner

@@ -12,12 +12,17 @@ from vramlint.lsp.positions import to_range
 SHOW_REPORT = "vramlint.showReport"
 
 
-def code_lenses(fa: FileAnalysis, text: str, uri: str) -> list[types.CodeLens]:
+def code_lenses(fa: FileAnalysis, text: str, uri: str, good_text: str | None = None) -> list[types.CodeLens]:
+    """`good_text`: when `fa` is the last good analysis of a file now broken, the text it was made
+    of: a model whose line changed since gets no lens."""
     lines = text.splitlines()
+    old = good_text.splitlines() if good_text is not None else None
     out = []
     for m in fa.models:
         loc = m.location
         if loc is None or m.used_in:
+            continue
+        if old is not None and (loc.line > min(len(lines), len(old)) or lines[loc.line - 1] != old[loc.line - 1]):
             continue
         out.append(types.CodeLens(to_range(loc, lines),
                                   types.Command(summaries.model_line(m), SHOW_REPORT, arguments=[uri, m.name])))

@@ -10,6 +10,7 @@ hints are shown only on lines whose text has not changed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from vramlint.analysis import api
 from vramlint.analysis.results import FileAnalysis
 from vramlint.settings import ConfigError, Settings, load_settings
 
-DEBOUNCE_S = 0.15
+DEBOUNCE_S = 0.03  # an edit's analysis starts after 30 ms of quiet (keystrokes in a burst coalesce)
 
 
 @dataclass
@@ -89,25 +90,54 @@ def editor_settings(raw: Any) -> EditorSettings:
 
 
 class Documents:
-    def __init__(self, on_result: Callable[[Document], None], log: Callable[[str], None]) -> None:
+    def __init__(self, on_result: Callable[[Document], None], log: Callable[[str], None],
+                 warn: Callable[[str], None] | None = None) -> None:
         self.docs: dict[str, Document] = {}
         self.editor = EditorSettings()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vramlint-analysis")
         self.on_result = on_result
-        self.log = log
+        self._log = log
+        self._warn = warn or log
         self.roots: list[str] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.config_errors: set[str] = set()  # configuration errors already shown to the user
+        self.frozen = False
+
+    # ------------------------------------------------------------------ messages
+    def log(self, message: str) -> None:
+        """Log from any thread: messages go out from the event loop (analyses run in a worker)."""
+        self.on_loop(self._log, message)
+
+    def on_loop(self, fn: Callable[[str], None], message: str) -> None:
+        loop = self.loop
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop or loop.is_closed():
+            fn(message)
+        else:
+            loop.call_soon_threadsafe(fn, message)
 
     # ------------------------------------------------------------------ settings
     def settings_for(self, path: str) -> Settings:
         """As the CLI: the project's configuration file over the editor's settings (the file is
         what CI reads, so it wins), the editor's settings over what the code shows."""
+        return self._settings(path)[0]
+
+    def _settings(self, path: str) -> tuple[Settings, set[str]]:
+        """The settings, and the setup keys only the editor's settings give."""
         base = Settings(memory=True, extra_paths=self.editor.extra_paths)
         try:
             s = load_settings(Path(path).resolve(), base)
         except ConfigError as err:
-            self.log(f"configuration error (using the editor's settings): {err}")
+            message = f"configuration error (using the editor's settings): {err}"
+            self.log(message)
+            if message not in self.config_errors:  # shown once: the editor's settings apply meanwhile
+                self.config_errors.add(message)
+                self.on_loop(self._warn, f"vramlint: {message}")
             s = base
-        return replace(s, config={**self.editor.setup, **s.config})
+        return replace(s, config={**self.editor.setup, **s.config}), set(self.editor.setup) - set(s.config)
 
     # ------------------------------------------------------------------ lifecycle
     def open(self, uri: str, version: int, text: str) -> Document:
@@ -122,10 +152,13 @@ class Documents:
             return
         doc.version, doc.text = version, text
         self.schedule(doc, delay=DEBOUNCE_S)
-        # Other open files may import this one: analyse them again too.
+        # Other open files that may import this one: analyse them again too. Their results are
+        # stale until then (a hover waits for the new one).
+        stem = Path(doc.path).stem
         for other in self.docs.values():
-            if other is not doc:
-                self.schedule(other, delay=DEBOUNCE_S * 2)
+            if other is not doc and _may_import(other.text, stem):
+                other.result_version = -1
+                self.schedule(other, delay=DEBOUNCE_S * 3)
 
     def close(self, uri: str) -> None:
         doc = self.docs.pop(uri, None)
@@ -138,6 +171,7 @@ class Documents:
 
     # ------------------------------------------------------------------ analysis
     def schedule(self, doc: Document, delay: float) -> None:
+        self.loop = asyncio.get_running_loop()
         if doc.pending is not None and not doc.pending.done():
             doc.pending.cancel()
         doc.pending = asyncio.ensure_future(self._run(doc, doc.version, delay))
@@ -152,16 +186,24 @@ class Documents:
         result = await loop.run_in_executor(self.executor, self._analyze, doc.path, doc.text, overlays)
         if doc.version != version or self.docs.get(doc.uri) is not doc:
             return  # the document moved on: this result is for an older version
+        if not self.frozen:
+            # What the first analysis loaded (library modules) lives as long as the server: keep it
+            # out of the collector's full scans.
+            gc.collect()
+            gc.freeze()
+            self.frozen = True
         doc.result, doc.result_version = result, version
         if not result.errors:
             doc.good, doc.good_text = result, doc.text
         self.on_result(doc)
 
     def _analyze(self, path: str, text: str, overlays: dict[str, str]) -> FileAnalysis:
-        settings = self.settings_for(path)
+        settings, editor_only = self._settings(path)
         try:
             api.set_open_files(settings, overlays, self.roots or [os.path.dirname(path)])
-            return api.analyze_source(path, text, settings)
+            result = api.analyze_source(path, text, settings)
+            editor_sources(result, settings, editor_only)
+            return result
         except Exception as err:  # a bug must not take the server down: log it, answer empty
             self.log(f"analysis of {path} failed: {type(err).__name__}: {err}")
             return FileAnalysis(path)
@@ -184,3 +226,34 @@ class Documents:
                 if doc.pending is task:
                     raise
         return doc, doc.result if doc.result_version == doc.version else None
+
+
+EDITOR_SOURCE = "editor settings"
+
+
+def editor_sources(fa: FileAnalysis, settings: Settings, keys: set[str]) -> None:
+    """The editor's settings travel in `settings.config`, whose values `resolve_setup` credits to
+    the configuration file: the setup values only the editor gave say so instead."""
+    if not keys:
+        return
+    from vramlint.settings import Setup, Sourced, resolve_setup
+
+    probe = resolve_setup(Settings(config_file=settings.config_file,
+                                   config={k: settings.config[k] for k in keys}), "", fa.path)
+    for m in fa.models:
+        if m.setup is None:
+            continue
+        values = dict(m.setup.values)
+        relabel = [k for k in keys if k in values and values[k].source == probe.source(k)]
+        for k in relabel:
+            values[k] = Sourced(values[k].value, EDITOR_SOURCE)
+        if relabel:
+            m.setup = Setup(values)
+
+
+def _may_import(text: str, stem: str) -> bool:
+    """Whether `text` has an import statement naming module `stem` (cheap, textual: a false
+    positive costs one analysis)."""
+    import re
+
+    return re.search(rf"^\s*(from|import)\s[^\n]*\b{re.escape(stem)}\b", text, re.M) is not None

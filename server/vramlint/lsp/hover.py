@@ -1,4 +1,4 @@
-"""Hover: on a model's name its summary; on a layer's construction line its parameters, output
+"""Hover: on a model's name its summary; on a layer's construction its parameters, output
 shape and bytes kept for backward; on a forward line the tensor it computes."""
 
 from __future__ import annotations
@@ -7,22 +7,29 @@ from lsprotocol import types
 
 from vramlint.analysis.results import FileAnalysis
 from vramlint.lsp import index, summaries
-from vramlint.lsp.positions import contains, from_utf16
+from vramlint.lsp.positions import from_utf16
 from vramlint.render.units import fmt_bytes
 
 
-def hover(fa: FileAnalysis, text: str, position: types.Position) -> types.Hover | None:
+def hover(fa: FileAnalysis, text: str, position: types.Position, good_text: str | None = None) -> types.Hover | None:
+    """`good_text`: when `fa` is the last good analysis of a file now broken, the text it was made
+    of: a line whose text changed since gets nothing (its analysis would be about other code)."""
     lines = text.splitlines()
     line = position.line + 1
-    col = from_utf16(lines[position.line] if position.line < len(lines) else "", position.character)
+    if position.line >= len(lines):
+        return None
+    if good_text is not None:
+        old = good_text.splitlines()
+        if position.line >= len(old) or old[position.line] != lines[position.line]:
+            return None
+    col = from_utf16(lines[position.line], position.character)
     for m in index.models(fa):
-        loc = m.location
-        if loc is not None and contains(loc, line, col):
+        if index.on_name(m, fa, lines, line, col):
             return _md(summaries.model_markdown(m))
-    layer = index.layers_by_line(fa).get(line)
+    layer = index.layer_at(fa, line, col) or index.layers_by_line(fa).get(line)
     if layer is None:  # a construction spanning lines: hover on any of them
         for end, (node, m) in index.layers_by_line(fa).items():
-            loc = node.location
+            loc = index.statement_of(node)
             if loc is not None and loc.line <= line <= end:
                 layer = (node, m)
                 break

@@ -13,7 +13,7 @@ from vramlint.lsp.positions import line_end
 
 
 def inlay_hints(fa: FileAnalysis, text: str, rng: types.Range, layers: bool, forward: bool,
-                good_text: str | None = None) -> list[types.InlayHint]:
+                good_text: str | None = None, uri: str = "") -> list[types.InlayHint]:
     """`good_text`: when `fa` is the last good analysis of a file now broken, only lines whose
     text is unchanged get their hints."""
     lines = text.splitlines()
@@ -30,17 +30,17 @@ def inlay_hints(fa: FileAnalysis, text: str, rng: types.Range, layers: bool, for
     if layers:
         for line, (node, _m) in sorted(index.layers_by_line(fa).items()):
             if wanted(line):
-                out.append(_hint(lines, line, summaries.layer_hint(node), {"kind": "layer", "line": line}))
+                out.append(_hint(lines, line, summaries.layer_hint(node), {"kind": "layer", "line": line, "uri": uri}))
     if forward:
         for line, (t, m) in sorted(index.lines_computed(fa).items()):
             if wanted(line):
                 batch = m.memory.batch_size if m.memory else None
-                out.append(_hint(lines, line, summaries.line_tensor_hint(t, batch), {"kind": "forward", "line": line}))
+                out.append(_hint(lines, line, summaries.line_tensor_hint(t, batch), {"kind": "forward", "line": line, "uri": uri}))
     return out
 
 
 def _hint(lines: list[str], line: int, label: str, data: dict[str, Any]) -> types.InlayHint:
-    return types.InlayHint(line_end(lines, line), f" {label}", padding_left=True, data=data)
+    return types.InlayHint(line_end(lines, line), label, padding_left=True, data=data)
 
 
 def resolve(fa: FileAnalysis | None, hint: types.InlayHint) -> types.InlayHint:

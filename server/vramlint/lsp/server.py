@@ -9,6 +9,7 @@ them, as they do for `vramlint check`, so the editor and CI agree on the same fi
 from __future__ import annotations
 
 import asyncio
+import gc
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,14 +31,24 @@ WATCHED = ["**/*.py", "**/pyproject.toml", "**/vramlint.toml"]
 class VramlintServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("vramlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full)
-        self.docs = Documents(self._published, self.log)
+        self.docs = Documents(self._published, self._send_log, self._show_warning)
         self.refresh_hints = False
         self.refresh_lenses = False
 
     def log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
+        """From any thread (a guarded feature may run in the analysis worker)."""
+        self.docs.on_loop(lambda m: self._send_log(m, kind), message)
+
+    def _send_log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
         try:
             self.window_log_message(types.LogMessageParams(kind, message))
         except Exception:  # no client (tests of the handlers alone)
+            pass
+
+    def _show_warning(self, message: str) -> None:
+        try:
+            self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, message))
+        except Exception:
             pass
 
     def _published(self, doc: Document) -> None:
@@ -116,8 +127,22 @@ def did_close(ls: VramlintServer, params: types.DidCloseTextDocumentParams) -> N
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-def did_change_configuration(ls: VramlintServer, params: types.DidChangeConfigurationParams) -> None:
-    ls.docs.editor = editor_settings(params.settings)
+async def did_change_configuration(ls: VramlintServer, params: types.DidChangeConfigurationParams) -> None:
+    raw = params.settings
+    if not (isinstance(raw, dict) and "vramlint" in raw):
+        # Clients that pull configuration send no settings (VS Code without `synchronize`): ask.
+        caps = ls.client_capabilities.workspace
+        if caps is not None and caps.configuration:
+            try:
+                got = await ls.workspace_configuration_async(
+                    types.ConfigurationParams([types.ConfigurationItem(section="vramlint")]))
+                raw = {"vramlint": got[0] if got and isinstance(got[0], dict) else {}}
+            except Exception as err:
+                ls.log(f"settings: workspace/configuration failed: {err}", types.MessageType.Warning)
+                return
+        elif not isinstance(raw, dict):
+            return  # nothing said what changed: keep the settings
+    ls.docs.editor = editor_settings(raw)
     for problem in ls.docs.editor.problems:
         ls.log(f"settings: {problem}", types.MessageType.Warning)
     ls.docs.refresh_all()
@@ -135,7 +160,8 @@ async def on_hover(ls: VramlintServer, params: types.HoverParams) -> types.Hover
     doc, fa = await ls.docs.current(params.text_document.uri)
     if doc is None or fa is None:
         return None
-    return ls.guard("hover", lambda: hover.hover(_usable(doc, fa), doc.text, params.position), None)
+    usable, good_text = _view(doc, fa)
+    return ls.guard("hover", lambda: hover.hover(usable, doc.text, params.position, good_text), None)
 
 
 @server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=True))
@@ -144,15 +170,17 @@ async def on_inlay_hints(ls: VramlintServer, params: types.InlayHintParams) -> l
     if doc is None or fa is None:
         return []
     ed = ls.docs.editor
-    broken = bool(fa.errors) and doc.good is not None
-    source = doc.good if broken and doc.good is not None else fa
+    usable, good_text = _view(doc, fa)
     return ls.guard("inlay hints", lambda: inlay_hints.inlay_hints(
-        source, doc.text, params.range, ed.inlay_layers, ed.inlay_forward, doc.good_text if broken else None), [])
+        usable, doc.text, params.range, ed.inlay_layers, ed.inlay_forward, good_text, doc.uri), [])
 
 
 @server.feature(types.INLAY_HINT_RESOLVE)
 def on_inlay_hint_resolve(ls: VramlintServer, hint: types.InlayHint) -> types.InlayHint:
-    fa = next((d.good for d in ls.docs.docs.values() if d.good is not None and _hint_in(d, hint)), None)
+    # The hint's own document (its data names it); its last good analysis made the hint.
+    data = hint.data if isinstance(hint.data, dict) else {}
+    doc = ls.docs.docs.get(str(data.get("uri")))
+    fa = doc.good if doc is not None else None
     return ls.guard("inlay hint resolve", lambda: inlay_hints.resolve(fa, hint), hint)
 
 
@@ -161,7 +189,8 @@ async def on_code_lens(ls: VramlintServer, params: types.CodeLensParams) -> list
     doc, fa = await ls.docs.current(params.text_document.uri)
     if doc is None or fa is None or not ls.docs.editor.code_lens:
         return []
-    return ls.guard("code lens", lambda: code_lens.code_lenses(_usable(doc, fa), doc.text, doc.uri), [])
+    usable, good_text = _view(doc, fa)
+    return ls.guard("code lens", lambda: code_lens.code_lenses(usable, doc.text, doc.uri, good_text), [])
 
 
 @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
@@ -184,11 +213,12 @@ async def on_code_action(ls: VramlintServer, params: types.CodeActionParams) -> 
 
 
 @server.command(code_lens.SHOW_REPORT)
-async def show_report(ls: VramlintServer, args: list[Any]) -> str:
-    """The per-layer report of a model, as text (`vramlint report`): the client shows it."""
+async def show_report(ls: VramlintServer, *args: Any) -> str:
+    """The per-layer report of a model, as text (`vramlint report`): the client shows it.
+    Arguments: the document's URI and the model's name (the code lens's command)."""
     from vramlint.render.report import report
 
-    uri, name = (args + [None, None])[:2]
+    uri, name = ([*args] + [None, None])[:2]
     doc, fa = await ls.docs.current(str(uri))
     if doc is None or fa is None:
         return "the document is not open"
@@ -198,16 +228,19 @@ async def show_report(ls: VramlintServer, args: list[Any]) -> str:
     return ls.guard("report", lambda: report(doc.path, model, width=120), "")
 
 
-def _usable(doc: Document, fa: FileAnalysis) -> FileAnalysis:
-    """While the file has a syntax error, the last good analysis (features check lines still match)."""
-    return doc.good if fa.errors and doc.good is not None else fa
-
-
-def _hint_in(doc: Document, hint: types.InlayHint) -> bool:
-    return isinstance(hint.data, dict) and doc.good is not None
+def _view(doc: Document, fa: FileAnalysis) -> tuple[FileAnalysis, str | None]:
+    """The analysis the features show, and the text it was made of when that is not the
+    document's: while the file has a syntax error, its last good analysis, shown on the lines
+    whose text has not changed since."""
+    if fa.errors and doc.good is not None:
+        return doc.good, doc.good_text
+    return fa, None
 
 
 def main(tcp: str | None = None) -> int:
+    # Analyses allocate many short-lived nodes over a large, long-lived heap (evaluated library
+    # modules): collect the young generations less often, so full collections do not stall edits.
+    gc.set_threshold(50_000, 50, 100)
     if tcp:
         host, _, port = tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))

@@ -637,7 +637,7 @@ class _Scanner:
         return text if len(text) <= limit else text[: limit - 3] + "..."
 
     def line(self, node: cst.CSTNode) -> int:
-        return SourceRef(self.source, node).location.line
+        return SourceRef(self.source, node).statement_location.line
 
     def found(self, value: T, c: _Cand, what: str, target: str | None = None,
               argument: str | None = None, why: str = "") -> Found[T]:

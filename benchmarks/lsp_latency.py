@@ -1,0 +1,183 @@
+"""The language server driven like an editor, timed.
+
+    python benchmarks/lsp_latency.py [--edits 50]
+
+Opens a generated 1,500-line model file (40 model classes, a GPT-like stack called on a batch)
+and torchvision's `resnet.py`, then types `--edits` small edits into the first (a layer width,
+changed one keystroke-sized edit at a time) and prints p50/p95 of: edit -> diagnostics for that
+version, hover and inlay hints on the unchanged document; then the server's RSS, and its RSS after
+opening all of torchvision's model files. Targets (issue 5): p95 <= 150 ms edit -> diagnostics,
+p95 <= 30 ms hover and inlay hints, RSS <= 200 MB after all of torchvision's models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.libsources import TORCHVISION_VERSION, library_source  # noqa: E402
+
+
+def big_file(blocks: int = 40) -> str:
+    out = ["import torch", "from torch import nn", "import torch.nn.functional as F", "", ""]
+    for i in range(blocks):
+        out += [
+            f"class Block{i}(nn.Module):",
+            f"    def __init__(self, dim=256, hidden={512 + i}):",
+            "        super().__init__()",
+            "        self.norm = nn.LayerNorm(dim)",
+            "        self.up = nn.Linear(dim, hidden)",
+            "        self.down = nn.Linear(hidden, dim)",
+            "        self.drop = nn.Dropout(0.1)",
+            "",
+            "    def forward(self, x):",
+            "        h = self.norm(x)",
+            "        h = F.gelu(self.up(h))",
+            "        h = self.drop(self.down(h))",
+            "        return x + h",
+            "", "",
+        ]
+    out += [
+        "class Stack(nn.Module):",
+        "    def __init__(self, dim=256, depth=12):",
+        "        super().__init__()",
+        "        self.embed = nn.Embedding(1000, dim)",
+        f"        self.blocks = nn.ModuleList([Block{0}(dim) for _ in range(depth)])",
+        "        self.head = nn.Linear(dim, 1000)",
+        "",
+        "    def forward(self, ids):",
+        "        x = self.embed(ids)",
+        "        for b in self.blocks:",
+        "            x = b(x)",
+        "        return self.head(x)",
+        "", "",
+        "model = Stack()",
+        "ids = torch.randint(0, 1000, (8, 256))",
+        "logits = model(ids)",
+    ]
+    text = "\n".join(out) + "\n"
+    lines = text.count("\n")
+    return text + "".join(f"# padding line {i}\n" for i in range(max(0, 1500 - lines)))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+async def main_async(edits: int) -> None:
+    client = LanguageClient("bench", "1")
+    versions: dict[str, asyncio.Future[None]] = {}
+
+    @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def on_diagnostics(*args: types.PublishDiagnosticsParams) -> None:
+        p = args[-1]
+        fut = versions.get(f"{p.uri}@{p.version}")
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    for method in (types.WORKSPACE_INLAY_HINT_REFRESH, types.WORKSPACE_CODE_LENS_REFRESH,
+                   types.CLIENT_REGISTER_CAPABILITY):
+        client.feature(method)(lambda *a: None)
+    client.feature("vramlint/status")(lambda *a: None)
+
+    await client.start_io(sys.executable, "-m", "vramlint", "lsp")
+    pid = client._server.pid  # type: ignore[attr-defined]
+    tv = library_source("torchvision", TORCHVISION_VERSION)
+    with tempfile.TemporaryDirectory() as ws:
+        root = Path(ws)
+        (root / "pyproject.toml").write_text(f'[tool.vramlint]\nextra-paths = ["{tv}"]\n')
+        await client.initialize_async(types.InitializeParams(
+            capabilities=types.ClientCapabilities(), workspace_folders=[types.WorkspaceFolder(root.as_uri(), "ws")]))
+        client.initialized(types.InitializedParams())
+
+        async def open_and_wait(path: Path, text: str) -> str:
+            uri = path.as_uri()
+            fut = versions[f"{uri}@1"] = asyncio.get_running_loop().create_future()
+            client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "python", 1, text)))
+            await asyncio.wait_for(fut, 120)
+            return uri
+
+        text = big_file()
+        big = root / "big_model.py"
+        big.write_text(text)
+        t0 = time.perf_counter()
+        uri = await open_and_wait(big, text)
+        first = time.perf_counter() - t0
+        resnet = tv / "torchvision" / "models" / "resnet.py"
+        t0 = time.perf_counter()
+        await open_and_wait(resnet, resnet.read_text())
+        resnet_first = time.perf_counter() - t0
+
+        edit_ms: list[float] = []
+        hover_ms: list[float] = []
+        hint_ms: list[float] = []
+        lines = text.splitlines()
+        target = next(i for i, line in enumerate(lines) if "hidden=512" in line)
+        for k in range(edits):
+            version = k + 2
+            new = text.replace("hidden=512)", f"hidden={600 + k})", 1)
+            fut = versions[f"{uri}@{version}"] = asyncio.get_running_loop().create_future()
+            t0 = time.perf_counter()
+            client.text_document_did_change(types.DidChangeTextDocumentParams(
+                types.VersionedTextDocumentIdentifier(version, uri),
+                [types.TextDocumentContentChangeWholeDocument(new)]))
+            await asyncio.wait_for(fut, 60)
+            edit_ms.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            await client.text_document_hover_async(types.HoverParams(
+                types.TextDocumentIdentifier(uri), types.Position(target + 3, 12)))
+            hover_ms.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            await client.text_document_inlay_hint_async(types.InlayHintParams(
+                types.TextDocumentIdentifier(uri), types.Range(types.Position(0, 0), types.Position(len(lines), 0))))
+            hint_ms.append((time.perf_counter() - t0) * 1000)
+        rss_open = rss_mb(pid)
+        for f in sorted((tv / "torchvision" / "models").glob("*.py")):
+            if f.name != "resnet.py":
+                await open_and_wait(f, f.read_text())
+        rss_all = rss_mb(pid)
+        await client.shutdown_async(None)
+        client.exit(None)
+        await client.stop()
+
+    print("edit -> diagnostics, ms, in order:", " ".join(f"{x:.0f}" for x in edit_ms))
+    print(f"first analysis: {len(text.splitlines())}-line model file {first * 1000:.0f} ms, "
+          f"torchvision resnet.py {resnet_first * 1000:.0f} ms")
+    print(f"{'':24} {'p50 ms':>8} {'p95 ms':>8}  target p95")
+    for name, xs, target_ms in (("edit -> diagnostics", edit_ms, 150), ("hover", hover_ms, 30),
+                                ("inlay hints", hint_ms, 30)):
+        p95 = pct(xs, 0.95)
+        print(f"{name:24} {statistics.median(xs):8.1f} {p95:8.1f}  {target_ms} ({'met' if p95 <= target_ms else 'NOT met'})")
+    print(f"server RSS: {rss_open:.0f} MB with the two files, {rss_all:.0f} MB after all of torchvision's "
+          f"models (target 200 MB: {'met' if rss_all <= 200 else 'NOT met'})")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--edits", type=int, default=50)
+    args = ap.parse_args()
+    asyncio.run(main_async(args.edits))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
