@@ -28,7 +28,8 @@ def diagnostics(fa: FileAnalysis, text: str) -> list[types.Diagnostic]:
 
     for e in fa.errors:
         out.append(types.Diagnostic(rng(e.location), e.reason, severity=types.DiagnosticSeverity.Error,
-                                    code="VL000", source="vramlint"))
+                                    code="VL000", source="vramlint",
+                                    code_description=types.CodeDescription(href=f"{RULES_URL}#vl000")))
     for w in fa.warnings:
         out.append(types.Diagnostic(rng(w.location), w.reason, severity=types.DiagnosticSeverity.Warning,
                                     source="vramlint"))

@@ -152,18 +152,25 @@ class Documents:
             return
         doc.version, doc.text = version, text
         self.schedule(doc, delay=DEBOUNCE_S)
-        # Other open files that may import this one: analyse them again too. Their results are
-        # stale until then (a hover waits for the new one).
+        self._importers_again(doc, delay=DEBOUNCE_S * 3)
+
+    def close(self, uri: str) -> None:
+        doc = self.docs.pop(uri, None)
+        if doc is None:
+            return
+        if doc.pending is not None:
+            doc.pending.cancel()
+        # Closed without saving, its unsaved text no longer applies: importers read the disk again.
+        self._importers_again(doc, delay=0.0)
+
+    def _importers_again(self, doc: Document, delay: float) -> None:
+        """Other open files that may import `doc`: analyse them again too. Their results are
+        stale until then (a hover waits for the new one)."""
         stem = Path(doc.path).stem
         for other in self.docs.values():
             if other is not doc and _may_import(other.text, stem):
                 other.result_version = -1
-                self.schedule(other, delay=DEBOUNCE_S * 3)
-
-    def close(self, uri: str) -> None:
-        doc = self.docs.pop(uri, None)
-        if doc is not None and doc.pending is not None:
-            doc.pending.cancel()
+                self.schedule(other, delay=delay)
 
     def refresh_all(self) -> None:
         for doc in self.docs.values():

@@ -26,13 +26,7 @@ def hover(fa: FileAnalysis, text: str, position: types.Position, good_text: str 
     for m in index.models(fa):
         if index.on_name(m, fa, lines, line, col):
             return _md(summaries.model_markdown(m))
-    layer = index.layer_at(fa, line, col) or index.layers_by_line(fa).get(line)
-    if layer is None:  # a construction spanning lines: hover on any of them
-        for end, (node, m) in index.layers_by_line(fa).items():
-            loc = index.statement_of(node)
-            if loc is not None and loc.line <= line <= end:
-                layer = (node, m)
-                break
+    layer = index.layer_at(fa, line, col)
     if layer is not None:
         node, m = layer
         return _md(summaries.layer_markdown(node, m.memory.batch_size if m.memory else None))

@@ -151,7 +151,9 @@ async def did_change_configuration(ls: VramlintServer, params: types.DidChangeCo
 @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
 def did_change_watched_files(ls: VramlintServer, params: types.DidChangeWatchedFilesParams) -> None:
     # A configuration file or a module an open file may import changed on disk: analyse again.
-    if params.changes:
+    # An open file's own events (a save) are not news: its text is the editor's, and did_save
+    # analyses it.
+    if any(change.uri not in ls.docs.docs for change in params.changes):
         ls.docs.refresh_all()
 
 
