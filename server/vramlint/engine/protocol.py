@@ -9,6 +9,7 @@ subclass may define `get_attribute`, `binop`, `getitem`, `setitem`, `iterate`, `
 from __future__ import annotations
 
 import copy
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import libcst as cst
@@ -67,7 +68,8 @@ _NATIVE_METHODS: dict[type, set[str]] = {
 class Protocol:
     def __init__(self, loader: Any) -> None:
         self.loader = loader
-        self._hook_cache: dict[tuple[int, str], tuple[ClassValue, Any]] = {}
+        # Per class (weakly: a language server re-evaluates edited files, whose old classes must go).
+        self._hook_cache: weakref.WeakKeyDictionary[ClassValue, dict[str, Any]] = weakref.WeakKeyDictionary()
 
     @property
     def ev(self) -> Evaluator:
@@ -78,20 +80,17 @@ class Protocol:
 
     def hook(self, cls: ClassValue, name: str) -> Any:
         """The first native hook `name` along the MRO of `cls` (cached)."""
-        key = (id(cls), name)
-        hit = self._hook_cache.get(key)
-        # The entry keeps its class alive: else, once the loader outlives an analysis, a new
-        # class could reuse a dropped one's id and get its hooks (an enum's `construct`...).
-        if hit is not None and hit[0] is cls:
-            return hit[1]
+        per = self._hook_cache.get(cls)
+        if per is None:
+            per = self._hook_cache[cls] = {}
+        elif name in per:
+            return per[name]
         found = None
         for k in cls.mro:
             if k.native is not None and getattr(k.native, name, None) is not None:
                 found = getattr(k.native, name)
                 break
-        if len(self._hook_cache) > 200_000:
-            self._hook_cache.clear()
-        self._hook_cache[key] = (cls, found)
+        per[name] = found
         return found
 
     def type_of(self, v: Any) -> ClassValue | Unknown:

@@ -195,7 +195,7 @@ class NativeFunction(Value):
 class ClassValue(Value):
     """A class of analysed source, or a native one (torch.nn layers, builtin exceptions)."""
 
-    __slots__ = ("name", "qualname", "module_name", "bases", "ns", "mro", "ref", "flags", "native")
+    __slots__ = ("name", "qualname", "module_name", "bases", "ns", "mro", "ref", "flags", "native", "__weakref__")
     type_name = "type"
 
     def __init__(

@@ -24,7 +24,7 @@ from vramlint.analysis import api
 from vramlint.analysis.results import FileAnalysis
 from vramlint.settings import ConfigError, Settings, load_settings
 
-DEBOUNCE_S = 0.03  # an edit's analysis starts after 30 ms of quiet (keystrokes in a burst coalesce)
+DEBOUNCE_S = 0.015  # an edit's analysis starts after 15 ms of quiet (a burst of changes coalesces)
 
 
 @dataclass
