@@ -177,8 +177,6 @@ def _find(value: Any, key: str) -> Any:
         return value.get(key)
     if isinstance(value, Instance):
         v = value.attrs.get(key, MISSING)
-        if v is MISSING and isinstance(value.attrs.get("__dict_items__"), dict):
-            return value.attrs["__dict_items__"].get(key)
         return None if v is MISSING else v
     return None
 

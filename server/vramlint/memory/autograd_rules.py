@@ -87,7 +87,8 @@ class Effect:
     layout: Layout = None
     assumed: bool = False
 
-    def alias_of(self, t: TensorValue, ins: list[TensorValue]) -> TensorValue | None:
+    def alias_of(self, ins: list[TensorValue]) -> TensorValue | None:
+        """The input whose storage the outputs share (views, in-place ops), if any."""
         if self.kind in ("view", "inplace") and ins:
             return ins[0]
         return None
@@ -311,13 +312,13 @@ def _keep(*ts: TensorValue | None) -> list[TensorValue | Extra]:
     return [t for t in ts if t is not None]
 
 
-@rule("relu", "sigmoid", "tanh", "exp", "sqrt", "rsqrt", "softmax", "log_softmax", "elu_result", "threshold")
+@rule("relu", "sigmoid", "tanh", "exp", "sqrt", "rsqrt", "softmax", "log_softmax")
 def keeps_output(c: Call) -> Effect:
     return Effect(saves=_keep(c.out))
 
 
 @rule("gelu", "silu", "mish", "hardswish", "hardsigmoid", "leaky_relu", "hardtanh", "softplus", "elu", "selu",
-      "celu", "log", "sin", "cos", "abs", "square", "erf", "log1p", "log2", "reciprocal_input", "logsigmoid",
+      "celu", "log", "sin", "cos", "abs", "square", "erf", "log1p", "log2", "threshold", "logsigmoid",
       "softsign", "tanhshrink", "hardshrink", "softshrink", "rrelu", "clamp", "clamp_min", "clamp_max",
       "log10", "atan", "asin", "acos", "tan", "sinh", "cosh", "erfinv", "expm1", "sgn", "glu")
 def keeps_input(c: Call) -> Effect:
@@ -566,7 +567,7 @@ def keeps_input_and_output(c: Call) -> Effect:
     return Effect(saves=_keep(c.x, c.out))
 
 
-@rule("maximum", "minimum", "atan2", "addcmul", "addcdiv", "lerp", "einsum_general", "cross", "cdist", "dist")
+@rule("maximum", "minimum", "atan2", "addcmul", "addcdiv", "lerp", "cross", "cdist", "dist")
 def keeps_inputs(c: Call) -> Effect:
     return Effect(saves=[t for t in c.inputs if not t.is_param])
 

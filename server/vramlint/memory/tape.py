@@ -177,7 +177,7 @@ class Tape:
         for t in outs:
             rec = self.tensors.get(id(t))
             if rec is None:
-                alias = effect.alias_of(t, ins)
+                alias = effect.alias_of(ins)
                 if alias is not None:
                     base = self.info(alias)
                     rec = _Tensor(t, base.sid, differentiable and t.dtype in FLOAT_DTYPES, effect.layout)
@@ -244,6 +244,10 @@ def tensor_bytes(t: TensorValue) -> int:
 
 
 def _tensors(values: tuple[Any, ...], depth: int = 0) -> Iterator[TensorValue]:
+    """The tensors among an op's arguments or results (in containers two levels deep, and in
+    objects that are not modules: transformers' ModelOutput holds tensors as attributes)."""
+    from vramlint.engine.values import Instance
+
     for v in values:
         if isinstance(v, TensorValue):
             yield v
@@ -251,9 +255,7 @@ def _tensors(values: tuple[Any, ...], depth: int = 0) -> Iterator[TensorValue]:
             yield from _tensors(tuple(v), depth + 1)
         elif depth < 2 and isinstance(v, dict):
             yield from _tensors(tuple(v.values()), depth + 1)
-        elif depth < 2 and hasattr(v, "attrs") and isinstance(getattr(v, "attrs", None), dict) \
-                and type(v).__name__ == "Instance" and getattr(v, "state", None) is None:
-            # Model outputs (transformers' ModelOutput dataclasses) hold tensors as attributes.
+        elif depth < 2 and isinstance(v, Instance) and v.state is None:
             yield from _tensors(tuple(v.attrs.values()), depth + 1)
 
 
