@@ -19,6 +19,7 @@ from vramlint.engine.source import decode_source, undecodable_line
 from vramlint.engine.values import Location, SourceRef
 from vramlint.frontends.torch.numpy_stub import numpy_module
 from vramlint.frontends.torch.stubs import torch_module
+from vramlint.frontends.transformers.decorators import DECORATOR_RULES
 from vramlint.settings import Settings, parse_directives
 
 _loaders: dict[tuple[str, ...], Loader] = {}
@@ -61,6 +62,7 @@ def get_loader(paths: tuple[str, ...]) -> Loader:
         loader = _loaders.get(paths)
         if loader is None:
             loader = Loader(paths, [torch_module, numpy_module, stdlib_module])
+            loader.decorator_rules.update(DECORATOR_RULES)
             _loaders[paths] = loader
         return loader
 

@@ -837,6 +837,11 @@ class Evaluator:
             dec = self.eval(head, scope)
         except (RaiseSignal, Undecided):
             return value
+        if isinstance(dec, FunctionValue) and type(expr) is not cst.Call:
+            # A library's decorator with a rule (frontends): what it does to the function.
+            rule = self.loader.decorator_rules.get(f"{dec.module.name}.{dec.qualname}")
+            if rule is not None:
+                return rule(self, value)
         if isinstance(dec, NativeFunction) and dec.decorator is not None:
             if type(expr) is cst.Call:
                 args, kwargs = self.eval_args(expr.args, scope)

@@ -47,6 +47,8 @@ class Loader:
         # Top-level statements the evaluation gave up on (steps or call depth ran out).
         self.statement_aborts: dict[str, dict[Any, Unknown]] = {}
         self.overlays: dict[str, str] = {}
+        # Frontends' rules for library decorators, by qualified name (module.qualname).
+        self.decorator_rules: dict[str, Any] = {}
         self._dir_cache: dict[str, set[str] | None] = {}
         self.export_cache: dict[str, Any] = {}  # `import *` names by module (exports.py)
         self._current_root: str | None = None  # the analysed file's top folder (add_root)

@@ -316,7 +316,8 @@ def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         tape.enter_module(inst, (*a[1:], *k.values()))
     try:
         fwd, _ = inst.cls.lookup("forward")
-        if isinstance(fwd, FunctionValue):
+        if isinstance(fwd, FunctionValue) or (isinstance(fwd, NativeFunction) and fwd.name != "Module.forward"):
+            # (a NativeFunction: a forward wrapped by a library decorator's rule)
             out = ev.call(BoundMethod(inst, fwd), a[1:], k)
         else:
             out = Unknown(f"the forward of {inst.cls.name} is not modelled", ev.current_ref)

@@ -1,0 +1,1 @@
+"""Rules for transformers' own machinery that the engine does not evaluate (decorators)."""
