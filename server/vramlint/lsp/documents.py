@@ -38,7 +38,6 @@ class Document:
     good: FileAnalysis | None = None  # the last analysis without a syntax error
     good_text: str = ""
     pending: asyncio.Task[Any] | None = None
-    reported_error: str | None = None  # the syntax error already pushed (reported once)
 
 
 @dataclass
