@@ -11,6 +11,7 @@ in-file directive, the per-model table, `[tool.vramlint]`, the code, the default
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Mapping
@@ -245,14 +246,6 @@ def find_config(start: Path) -> Path | None:
     return None
 
 
-def find_pyproject(start: Path) -> Path | None:  # kept for callers that want the project root
-    d = start if start.is_dir() else start.parent
-    for p in (d, *d.parents):
-        if (p / "pyproject.toml").is_file():
-            return p / "pyproject.toml"
-    return None
-
-
 def load_settings(start: Path, base: Settings | None = None, config: Path | None = None) -> Settings:
     """Settings from the configuration file (`config`, else the nearest one above `start`),
     under `base`'s flags."""
@@ -371,6 +364,7 @@ class Directive:
     values: Mapping[str, Any]  # Settings field names
 
 
+@functools.lru_cache(maxsize=16)  # asked once per file and once per model of it
 def parse_directives(text: str, path: str) -> tuple[list[Directive], list[tuple[int, str]]]:
     """`# vramlint: batch-size=64 input-shape=3,224,224 input-dtype=float32 precision=amp-bf16`:
     the directives of a file, and the problems (line, message) of malformed ones."""

@@ -171,10 +171,9 @@ def set_open_files(settings: Settings, texts: dict[str, str], roots: list[str]) 
     loader = get_loader(search_paths(settings))
     with _lock:
         loader.overlays = {os.path.abspath(p): t for p, t in texts.items()}
-        stale = [r for r in roots]
         keep = ("site-packages", "dist-packages", f"{os.sep}.venv{os.sep}", f"{os.sep}venv{os.sep}")
         for name, mod in list(loader.modules.items()):
             f = getattr(mod, "ns", {}).get("__file__") if hasattr(mod, "ns") else None
-            if isinstance(f, str) and any(f.startswith(os.path.abspath(r) + os.sep) for r in stale) \
+            if isinstance(f, str) and any(f.startswith(os.path.abspath(r) + os.sep) for r in roots) \
                     and not any(k in f for k in keep):
                 del loader.modules[name]

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, ModuleNode
+from vramlint.engine.values import SourceRef
 from vramlint.render.units import fmt_bytes
 
 # An oversized layer: one layer with at least this share of all parameters (and at least
@@ -137,5 +138,7 @@ def _leaves(node: ModuleNode) -> Iterator[ModuleNode]:
 
 
 def _same_file(ref: object, m: ModelResult) -> bool:
-    loc = getattr(ref, "location", None)
-    return loc is not None and m.location is not None and loc.path == m.location.path
+    """Whether `ref` is in the model's own file (a module's path: no position needed)."""
+    path = ref.module.path if isinstance(ref, SourceRef) else getattr(ref, "path", None)
+    where = m.where.module.path if isinstance(m.where, SourceRef) else getattr(m.where, "path", None)
+    return path is not None and path == where

@@ -1341,7 +1341,7 @@ def _mapping_mixins(mutable: bool) -> dict[str, Any]:
 
 
 class LazyModuleRef(Value):
-    """`collections.abc` reached as an attribute."""
+    """A submodule reached as an attribute of its package (`collections.abc`, `importlib.util`)."""
 
     __slots__ = ("loader", "name")
 

@@ -79,7 +79,6 @@ class SourceModule:
         self.tree: cst.Module | None = None
         self.syntax_error: SyntaxProblem | None = None
         self._positions: dict[cst.CSTNode, CodeRange] | None = None
-        self._top: dict[int, Location] | None = None
         self._statements: tuple[dict[int, Location], dict[int, int]] | None = None
         # Per-node facts computed once: decoded literals (libcst re-decodes them on every
         # access), whether a function body yields.
@@ -106,9 +105,10 @@ class SourceModule:
 
     def location_of(self, node: cst.CSTNode) -> Location:
         if self._positions is None:
-            # Top-level definitions (what models and findings point at) come from Python's own
-            # parser: libcst's PositionProvider regenerates the whole file (~0.2 s for a large one).
-            fast = self._top_level().get(id(node))
+            # Statements and definitions' names (what models and findings point at) come from
+            # Python's own parser: libcst's PositionProvider regenerates the whole file (~0.2 s
+            # for a large one).
+            fast = self._statement_index()[0].get(id(node))
             if fast is not None:
                 return fast
         positions = self._position_map()
@@ -123,20 +123,14 @@ class SourceModule:
         """The location of the simple statement holding `node` (its own for a class or function
         name), from `ast`: cheap, what editor hints need (a statement's lines), None when the
         trees cannot be matched."""
+        locs, owner = self._statement_index()
+        return locs.get(owner.get(id(node), id(node)))
+
+    def _statement_index(self) -> tuple[dict[int, Location], dict[int, int]]:
         with self._lock:
             if self._statements is None:
                 self._statements = _statement_locations(self.path, self.text, self.tree)
-        locs, owner = self._statements
-        key = owner.get(id(node), id(node))
-        return locs.get(key)
-
-    def _top_level(self) -> dict[int, Location]:
-        """Locations of the top-level statements' small statements and of top-level class and
-        function names, from `ast` (the same file: statements correspond one to one)."""
-        with self._lock:
-            if self._top is None:
-                self._top = _top_level_locations(self.path, self.text, self.tree)
-            return self._top
+            return self._statements
 
     def _position_map(self) -> dict[cst.CSTNode, CodeRange]:
         with self._lock:
@@ -405,52 +399,6 @@ def _pathological_regions(text: str) -> list[Region]:
         pass  # unfinished regions are left alone: the parser will report the error
     regions.sort(key=lambda r: (r[0], (-r[1][0], -r[1][1])))  # an outer region before those inside it
     return regions
-
-
-def _top_level_locations(path: str, text: str, tree: cst.Module | None) -> dict[int, Location]:
-    import ast
-
-    if tree is None:
-        return {}
-    try:
-        body = ast.parse(text).body
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return {}
-    lines = text.splitlines()
-
-    def col(line: int, byte_col: int) -> int:
-        s = lines[line - 1] if 0 < line <= len(lines) else ""
-        return byte_col if s.isascii() else len(s.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
-
-    out: dict[int, Location] = {}
-    i = 0
-    for stmt in tree.body:
-        if isinstance(stmt, cst.SimpleStatementLine):
-            for small in stmt.body:
-                if i >= len(body):
-                    return {}
-                a = body[i]
-                i += 1
-                end_line = a.end_lineno or a.lineno
-                out[id(small)] = Location(path, a.lineno, col(a.lineno, a.col_offset), end_line,
-                                          col(end_line, a.end_col_offset or 0))
-            continue
-        if i >= len(body):
-            return {}
-        a = body[i]
-        i += 1
-        if isinstance(stmt, (cst.ClassDef, cst.FunctionDef)) and isinstance(a, (ast.ClassDef, ast.FunctionDef,
-                                                                                  ast.AsyncFunctionDef)):
-            name = stmt.name.value
-            if a.name != name:
-                return {}  # not the statement we think: trust only libcst's positions
-            line = lines[a.lineno - 1] if a.lineno <= len(lines) else ""
-            m = re.search(r"\b(?:class|def)\s+(" + re.escape(name) + r")\b", line)
-            if m is None:
-                continue
-            c = m.start(1)
-            out[id(stmt.name)] = Location(path, a.lineno, c, a.lineno, c + len(name))
-    return out if i == len(body) else {}
 
 
 def _statement_locations(path: str, text: str,

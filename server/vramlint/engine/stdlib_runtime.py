@@ -268,15 +268,15 @@ def _getsource(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 
 def import_system_module(loader: Loader, name: str) -> ModuleValue | None:
     """importlib, importlib.util, importlib.metadata, importlib.machinery."""
-    from vramlint.engine.builtins import _module
+    from vramlint.engine.builtins import LazyModuleRef, _module
 
     if name == "importlib":
         return _module(name, {
             "import_module": _import_module(loader),
             "invalidate_caches": NativeFunction("importlib.invalidate_caches", lambda ev, a, k: None),
-            "util": _SubmoduleRef(loader, "importlib.util"),
-            "metadata": _SubmoduleRef(loader, "importlib.metadata"),
-            "machinery": _SubmoduleRef(loader, "importlib.machinery"),
+            "util": LazyModuleRef(loader, "importlib.util"),
+            "metadata": LazyModuleRef(loader, "importlib.metadata"),
+            "machinery": LazyModuleRef(loader, "importlib.machinery"),
         })
     if name == "importlib.util":
         return _module(name, {"find_spec": _find_spec(loader)})
@@ -286,19 +286,6 @@ def import_system_module(loader: Loader, name: str) -> ModuleValue | None:
         obj = loader.builtins["object"]
         return _module(name, {"ModuleSpec": ClassValue("ModuleSpec", (obj,), {}, name)})
     return None
-
-
-class _SubmoduleRef(Value):
-    """`importlib.util` reached as an attribute of `importlib`."""
-
-    __slots__ = ("loader", "name")
-
-    def __init__(self, loader: Loader, name: str) -> None:
-        self.loader = loader
-        self.name = name
-
-    def get_attribute(self, ev: Evaluator, name: str) -> Any:
-        return ev.protocol.getattr(self.loader.import_module(self.name, None), name)
 
 
 def os_path_namespace() -> dict[str, Any]:

@@ -254,9 +254,12 @@ def effect_of(call: Call, layouts: list[Layout]) -> Effect:
 
 
 def _view_layout(call: Call, layout: Layout) -> Layout:
+    """The layout of a view of a tensor laid out `layout`."""
     x = call.x
-    if name_keeps_order(call.name) or x is None or not isinstance(x.shape, tuple):
-        return layout if call.name not in ("view", "unflatten", "unsqueeze", "squeeze") or layout is None \
+    if call.name in ORDER_KEEPING or x is None or not isinstance(x.shape, tuple):
+        # Same element order: a contiguous tensor stays contiguous; a permuted one reshaped by
+        # view() is strided in a way dim permutations do not describe.
+        return layout if layout is None or call.name not in ("view", "unflatten", "unsqueeze", "squeeze") \
             else NONCONTIGUOUS
     rank = len(x.shape)
     perm = list(range(rank)) if layout is None else list(layout)
@@ -277,10 +280,6 @@ def _view_layout(call: Call, layout: Layout) -> Layout:
     else:
         return NONCONTIGUOUS  # slices, expand, diagonal...: strided
     return None if perm == list(range(rank)) else tuple(perm)
-
-
-def name_keeps_order(name: str) -> bool:
-    return name in ORDER_KEEPING
 
 
 def _dim_arg(call: Call, i: int, rank: int) -> int | None:
