@@ -312,6 +312,11 @@ async def test_smoke(client: LanguageClient, lsp: Session) -> None:
     assert "131.4K params" in lenses[8]
     diags = client.diagnostics[uri]
     assert {d.code for d in diags} == {"VL301"}
+    # The status notification names each model's line (0-based), for the client's status item.
+    status = await lsp.status(uri, 1)
+    assert {m["name"]: m["line"] for m in status["models"]} == {
+        "model": line_of(MLP, "model = nn.Sequential("), "MLP": line_of(MLP, "class MLP"),
+        "make_mlp": line_of(MLP, "def make_mlp")}
 
 
 # ------------------------------------------------------------------------------------ diagnostics
@@ -508,6 +513,15 @@ async def test_layer_hints_off_in_initialization_options(lsp: Session) -> None:
     assert all("params" not in h for h in hints.values())
 
 
+@options(inlayHints={"forward": False})
+@pytest.mark.asyncio
+async def test_forward_is_the_first_name_of_shapes(lsp: Session) -> None:
+    """`inlayHints.forward`, the setting's first name, still switches the forward-line hints."""
+    uri = await lsp.open("net.py", NET)
+    hints = await lsp.hints(uri)
+    assert len(hints) == 3 and all(h.endswith("params") for h in hints.values())
+
+
 @pytest.mark.asyncio
 async def test_hints_switched_by_configuration_change(lsp: Session) -> None:
     uri = await lsp.open("net.py", NET)
@@ -518,10 +532,10 @@ async def test_hints_switched_by_configuration_change(lsp: Session) -> None:
         lsp.client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"vramlint": settings}))
         await lsp.publish(uri, after=start)
 
-    await configure({"gpu": "H100", "inlayHints": {"forward": False}})
+    await configure({"gpu": "H100", "inlayHints": {"shapes": False}})
     hints = await lsp.hints(uri)
     assert len(hints) == 3 and all(h.endswith("params") for h in hints.values())
-    await configure({"gpu": "H100", "inlayHints": {"layers": False, "forward": True}})
+    await configure({"gpu": "H100", "inlayHints": {"layers": False, "shapes": True}})
     hints = await lsp.hints(uri)
     assert len(hints) == 2 and all("·" in h for h in hints.values())
     await configure({"gpu": "H100", "codeLens": False})

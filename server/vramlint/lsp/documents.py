@@ -47,7 +47,7 @@ class EditorSettings:
     setup: dict[str, Any] = field(default_factory=dict)  # Settings field names: gpu -> device...
     extra_paths: tuple[str, ...] = ()
     inlay_layers: bool = True
-    inlay_forward: bool = True
+    inlay_forward: bool = True  # `inlayHints.shapes` (`inlayHints.forward`, its first name, is accepted too)
     code_lens: bool = True
     problems: list[str] = field(default_factory=list)
 
@@ -83,7 +83,8 @@ def editor_settings(raw: Any) -> EditorSettings:
     hints = raw.get("inlayHints", {})
     if isinstance(hints, dict):
         out.inlay_layers = hints.get("layers", True) is not False
-        out.inlay_forward = hints.get("forward", True) is not False
+        shapes = hints.get("shapes", hints.get("forward", True))
+        out.inlay_forward = shapes is not False
     out.code_lens = raw.get("codeLens", True) is not False
     return out
 

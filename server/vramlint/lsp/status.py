@@ -1,5 +1,6 @@
 """`vramlint/status`: a notification after each analysis, for the client's status item: each
-model of the document with its training peak, what it needs of the GPU and whether it fits."""
+model of the document with its line (0-based, as LSP positions), its training peak, what it needs
+of the GPU and whether it fits."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def status(uri: str, version: int, fa: FileAnalysis) -> dict[str, Any]:
     for m in fa.models:
         e = m.memory
         models.append({
-            "name": m.name, "params": m.params.total,
+            "name": m.name, "line": m.location.line - 1 if m.location else None, "params": m.params.total,
             "trainPeak": e.train_peak if e else None, "inferencePeak": e.inference_peak if e else None,
             "deviceTotal": e.device_total if e else None, "deviceMemory": e.device_memory if e else None,
             "device": e.device if e else None, "batchSize": e.batch_size if e else None,
