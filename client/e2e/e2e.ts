@@ -1,0 +1,338 @@
+/**
+ * End to end, in a real VS Code: code-server (VS Code 1.100 for the browser, installed by
+ * setup-code-server.sh) with the packaged .vsix installed, a workspace holding examples/mlp.py,
+ * headless Chromium driven by playwright-core. Asserts what a user sees: inlay hints on layer
+ * lines, the hover on a model class (parameters, training peak), the code lens and the report it
+ * opens, and, once `vramlint.gpu` is set to a budget the model exceeds, the VL001 diagnostic in
+ * the Problems panel.
+ *
+ *   npm run e2e [-- --vsix FILE] [--screenshot docs/images/vscode.png] [--python PATH] [--bundled]
+ *
+ * The server runs from the repository's .venv (`vramlint.interpreter` in the workspace settings);
+ * with --bundled (and the .vsix of `npm run package:bundled`), from the libraries bundled in the
+ * .vsix (`vramlint.importStrategy: useBundled`), run by a python3 that has no vramlint of its own.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const CODE_SERVER = path.join(ROOT, '.e2e/code-server/node_modules/code-server/out/node/entry.js');
+const ARTIFACTS = path.join(ROOT, '.e2e/artifacts');
+const WAIT_MS = 20_000; // for anything the server computes (its start included)
+
+function option(name: string, fallback: string): string {
+    const i = process.argv.indexOf(name);
+    return i >= 0 && process.argv[i + 1] ? path.resolve(process.argv[i + 1]) : fallback;
+}
+
+const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const VSIX = option('--vsix', path.join(ROOT, `vramlint-${version}.vsix`));
+const SCREENSHOT = option('--screenshot', path.join(ARTIFACTS, 'editor.png'));
+const BUNDLED = process.argv.includes('--bundled');
+const PYTHON = option('--python', BUNDLED ? '/usr/bin/python3' : path.join(ROOT, '.venv/bin/python'));
+
+const started = Date.now();
+function step(message: string): void {
+    console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${message}`);
+}
+
+class Failure extends Error {}
+
+/** Polls `probe` until it returns a value (not undefined/false), or fails saying what was awaited. */
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeout = WAIT_MS): Promise<T> {
+    const deadline = Date.now() + timeout;
+    let last: unknown;
+    for (;;) {
+        try {
+            const value = await probe();
+            if (value !== undefined && value !== false) {
+                return value;
+            }
+        } catch (err) {
+            last = err;
+        }
+        if (Date.now() > deadline) {
+            throw new Failure(`timed out after ${timeout / 1000} s waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+        }
+        await new Promise((r) => setTimeout(r, 250));
+    }
+}
+
+function check(condition: boolean, message: string): void {
+    if (!condition) {
+        throw new Failure(message);
+    }
+    console.log(`  ok: ${message}`);
+}
+
+async function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => {
+            const { port } = server.address() as net.AddressInfo;
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+function writeJson(file: string, value: unknown): void {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, JSON.stringify(value, null, 2));
+}
+
+/** The editor's rendered lines (inlay hints and all), spaces normal. */
+async function editorLines(page: Page): Promise<string[]> {
+    return page.$$eval('.monaco-editor .view-lines .view-line', (lines) =>
+        lines.map((l) => ({ top: parseFloat((l as HTMLElement).style.top) || 0, text: (l.textContent ?? '').replace(/\u00a0/g, ' ') }))
+            .sort((a, b) => a.top - b.top).map((l) => l.text));
+}
+
+async function lineWith(page: Page, start: string): Promise<string | undefined> {
+    return (await editorLines(page)).find((l) => l.trimStart().startsWith(start));
+}
+
+async function lenses(page: Page): Promise<string[]> {
+    return page.$$eval('.monaco-editor .codelens-decoration', (els) => els.map((e) => (e.textContent ?? '').replace(/\u00a0/g, ' ')));
+}
+
+/** The centre of `token`'s first occurrence on the line starting with `lineStart`. */
+async function tokenCentre(page: Page, lineStart: string, token: string): Promise<{ x: number; y: number } | undefined> {
+    return page.evaluate(([lineStart, token]) => {
+        for (const line of Array.from(document.querySelectorAll('.monaco-editor .view-lines .view-line'))) {
+            const text = (line.textContent ?? '').replace(/\u00a0/g, ' ');
+            if (!text.trimStart().startsWith(lineStart)) {
+                continue;
+            }
+            const walker = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                const at = (node.textContent ?? '').replace(/\u00a0/g, ' ').indexOf(token);
+                if (at >= 0) {
+                    const range = document.createRange();
+                    range.setStart(node, at);
+                    range.setEnd(node, at + token.length);
+                    const r = range.getBoundingClientRect();
+                    return { x: r.left + r.width / 2, y: r.top + r.height / 2 };
+                }
+            }
+        }
+        return undefined;
+    }, [lineStart, token] as const);
+}
+
+/** The extension's log files (its log output channel). */
+function logFiles(userData: string): string[] {
+    const found = spawnSync('find', [path.join(userData, 'logs'), '-type', 'f', '-name', 'vramlint.log'], { encoding: 'utf8' });
+    return found.stdout.split('\n').filter((f) => f);
+}
+
+async function runCommand(page: Page, title: string): Promise<void> {
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: 10_000 });
+    await input.fill(`>${title}`);
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10_000 });
+    await page.keyboard.press('Enter');
+}
+
+async function main(): Promise<void> {
+    for (const [what, file] of [['code-server (bash client/e2e/setup-code-server.sh)', CODE_SERVER],
+        ['the .vsix (npm run package)', VSIX], ['the Python with vramlint (.venv)', PYTHON]]) {
+        if (!fs.existsSync(file)) {
+            throw new Failure(`${what} is missing: ${file}`);
+        }
+    }
+    if (BUNDLED && spawnSync(PYTHON, ['-c', 'import vramlint']).status === 0) {
+        throw new Failure(`--bundled needs a Python without vramlint, to show that the bundled one runs: ${PYTHON} has it`);
+    }
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vramlint-e2e-'));
+    const home = path.join(tmp, 'home');
+    const userData = path.join(tmp, 'user-data');
+    const extensions = path.join(tmp, 'extensions');
+    const workspace = path.join(tmp, 'workspace');
+    fs.mkdirSync(home, { recursive: true });
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    fs.mkdirSync(workspace, { recursive: true });
+    fs.copyFileSync(path.join(ROOT, 'examples/mlp.py'), path.join(workspace, 'mlp.py'));
+    const workspaceSettings = path.join(workspace, '.vscode/settings.json');
+    // The class and the factory get their batch from the editor's settings (the instance has it in the file).
+    const settings = { 'vramlint.interpreter': [PYTHON], 'vramlint.importStrategy': BUNDLED ? 'useBundled' : 'fromEnvironment', 'vramlint.batchSize': 256 };
+    writeJson(workspaceSettings, settings);
+    writeJson(path.join(userData, 'User/settings.json'), {
+        'workbench.startupEditor': 'none',
+        'workbench.tips.enabled': false,
+        'workbench.colorTheme': 'Default Dark Modern',
+        'security.workspace.trust.enabled': false,
+        'telemetry.telemetryLevel': 'off',
+        'extensions.ignoreRecommendations': true,
+        'editor.inlayHints.enabled': 'on',
+        'editor.minimap.enabled': false,
+        'editor.fontSize': 14,
+        'editor.hover.delay': 200,
+        'editor.hover.above': false,
+        'workbench.reduceMotion': 'on',
+        'chat.commandCenter.enabled': false,
+        'workbench.secondarySideBar.defaultVisibility': 'hidden',
+    });
+    const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), XDG_DATA_HOME: path.join(home, '.local/share') };
+    const common = ['--user-data-dir', userData, '--extensions-dir', extensions];
+
+    step(`installing ${path.relative(ROOT, VSIX)} into code-server`);
+    const install = spawnSync(process.execPath, [CODE_SERVER, ...common, '--install-extension', VSIX], { env, encoding: 'utf8', timeout: 60_000 });
+    if (install.status !== 0 || !/was successfully installed/.test(install.stdout)) {
+        throw new Failure(`code-server --install-extension failed (${install.status}):\n${install.stdout}\n${install.stderr}`);
+    }
+    check(fs.readdirSync(extensions).some((d) => d.startsWith(`vramlint.vramlint-${version}`)), `the extension is installed (${fs.readdirSync(extensions).filter((d) => !d.endsWith('.json')).join(', ')})`);
+
+    const port = await freePort();
+    const log = fs.openSync(path.join(ARTIFACTS, 'code-server.log'), 'w');
+    const server: ChildProcess = spawn(process.execPath, [CODE_SERVER, ...common, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`,
+        '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', workspace],
+    { env, detached: true, stdio: ['ignore', log, log] }); // detached: its own process group, stopped whole
+    let context: BrowserContext | undefined;
+    let page: Page | undefined;
+    try {
+        step(`code-server (pid ${server.pid}) on 127.0.0.1:${port}`);
+        await until('code-server to answer /healthz', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 30_000);
+
+        context = await chromium.launchPersistentContext(path.join(tmp, 'browser'), {
+            executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+            headless: true,
+            viewport: { width: 1400, height: 860 },
+            args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+                '--disable-component-update', '--disable-sync'],
+        });
+        page = context.pages()[0] ?? await context.newPage();
+        await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+        await page.locator('.monaco-workbench').waitFor({ timeout: 30_000 });
+        step('the workbench is up; opening mlp.py');
+        await until('the editor of mlp.py', async () => {
+            if (await lineWith(page!, 'class MLP')) {
+                return true;
+            }
+            await page!.keyboard.press('Control+P');
+            await page!.locator('.quick-input-widget input').fill('mlp.py');
+            await page!.locator('.quick-input-list .monaco-list-row', { hasText: 'mlp.py' }).first().waitFor({ timeout: 5000 });
+            await page!.keyboard.press('Enter');
+            await page!.locator('.monaco-editor .view-lines').first().waitFor({ timeout: 5000 });
+            return false;
+        }, 30_000);
+
+        // Inlay hints on the layer lines (parameters) and a forward line (shape and size).
+        const first = await until('the inlay hint of the first Linear layer', async () => {
+            const line = await lineWith(page!, 'nn.Linear(1000, 100), nn.ReLU(),');
+            return line?.includes('params') ? line : undefined;
+        });
+        step('inlay hints are shown');
+        check(/nn\.Linear\(1000, 100\), nn\.ReLU\(\),\s*100\.1K params/.test(first), `layer hint: "${first.trim()}"`);
+        const head = (await lineWith(page, 'self.head = nn.Linear(width, n_out)')) ?? '';
+        check(/1\.0K params/.test(head), `layer hint in the class: "${head.trim()}"`);
+        const forward = await until('the forward-line hint', async () => {
+            const line = await lineWith(page!, 'return self.head(self.body(x))');
+            return line?.includes('[B, 10]') ? line : undefined;
+        });
+        check(/\[B, 10\] · \d/.test(forward), `forward-line hint: "${forward.trim()}"`);
+        check(!!(await page.$('.monaco-editor .view-lines [class*="dyn-rule"]')), 'the hints are inlay hint decorations');
+
+        // The code lens above each model.
+        const lens = await until('the code lens of MLP', async () =>
+            (await lenses(page!)).find((l) => l.includes('131.4K params · train') && l.includes('bs 256')));
+        check(/131\.4K params · train [\d.]+ MiB \/ 79\.19 GiB · bs 256 · fp32 · adam/.test(lens), `code lens: "${lens}"`);
+
+        // The hover on the class name: parameters and the training peak.
+        const at = await until('the class name MLP on screen', () => tokenCentre(page!, 'class MLP', 'MLP'));
+        const hover = await until('the hover on MLP', async () => {
+            await page!.mouse.move(at.x - 40, at.y + 60);
+            await page!.mouse.move(at.x, at.y, { steps: 4 });
+            const text = await page!.locator('.monaco-hover:visible').first().textContent({ timeout: 3000 });
+            return text?.includes('parameters') ? text : undefined;
+        }, 30_000);
+        check(hover.includes('131,410 parameters'), 'the hover gives the parameter count (131,410 parameters)');
+        check(/training peak\s*67\.5 MiB/.test(hover), 'the hover gives the training peak (67.5 MiB)');
+        check(hover.includes('batch size: 256 (editor settings)'), 'the hover says the batch size comes from the editor settings');
+        await page.waitForTimeout(500); // the hover fully drawn
+        await page.screenshot({ path: SCREENSHOT });
+        step(`screenshot: ${path.relative(ROOT, SCREENSHOT)}`);
+        await page.mouse.move(5, 400);
+        await page.keyboard.press('Escape');
+
+        // The code lens opens the per-layer report.
+        await page.locator('.monaco-editor .codelens-decoration a', { hasText: '131.4K params' }).nth(1).click();
+        const report = await until('the report webview of MLP', async () => {
+            for (const frame of page!.frames()) {
+                const text = await frame.locator('#report').textContent({ timeout: 500 }).catch(() => null);
+                if (text?.includes('MLP (class')) {
+                    return text;
+                }
+            }
+            return undefined;
+        }, 30_000);
+        check(/head \| Linear\s+\| \[256, 10\]/.test(report) && report.includes('training peak'), 'the code lens opens the per-layer report');
+        check(await page.locator('.tabs-container .tab', { hasText: 'vramlint: MLP' }).count() === 1, 'in a tab "vramlint: MLP"');
+
+        // A budget the model exceeds: VL001 in the Problems panel, the code lens says so.
+        writeJson(workspaceSettings, { ...settings, 'vramlint.gpu': '0.5GiB' });
+        step('vramlint.gpu set to 0.5GiB in the workspace settings');
+        await until('the code lens to say "does NOT fit"', async () => (await lenses(page!)).some((l) => l.includes('/ 512.0 MiB (does NOT fit)')));
+        await runCommand(page, 'Problems: Focus on Problems View');
+        const problems = await until('VL001 in the Problems panel', async () => {
+            const text = await page!.locator('.markers-panel').first().textContent({ timeout: 1000 });
+            return text?.includes('VL001') ? text : undefined;
+        }, 30_000);
+        const row = await page.locator('.markers-panel .monaco-list-row', { hasText: 'VL001' }).first().textContent();
+        check(/training \w+ needs [\d.]+ MiB .*: more than the 0\.5GiB's 512\.0 MiB/.test(row ?? ''), `Problems: "${(row ?? '').slice(0, 160)}"`);
+        check(problems.includes('vramlint'), 'the diagnostic comes from vramlint');
+        await page.screenshot({ path: path.join(ARTIFACTS, 'problems.png') });
+
+        const extensionLog = logFiles(userData).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+        check(extensionLog.includes(`interpreter: ${PYTHON} (from vramlint.interpreter); import strategy: ${settings['vramlint.importStrategy']}`),
+            `the server runs on ${PYTHON}, ${settings['vramlint.importStrategy']} (the extension's log)`);
+        const errors = await page.locator('.notifications-toasts .notification-list-item', { hasText: 'vramlint' }).allTextContents();
+        check(errors.length === 0, `no vramlint notification (${errors.join(' | ') || 'none'})`);
+
+        // Last, an interpreter without vramlint: the server restarts on it, and a message says how to install it.
+        const bare = '/usr/bin/python3';
+        if (spawnSync(bare, ['-c', 'import vramlint']).status === 0) {
+            step(`skipped the missing-vramlint check: ${bare} has vramlint`);
+        } else {
+            writeJson(workspaceSettings, { ...settings, 'vramlint.interpreter': [bare], 'vramlint.importStrategy': 'fromEnvironment' });
+            step(`vramlint.interpreter set to ${bare}, which has no vramlint`);
+            const toast = page.locator('.notifications-toasts .notification-list-item', { hasText: 'vramlint is not installed' }).first();
+            const message = await until('the message that vramlint is not installed', () => toast.textContent({ timeout: 1000 }).then((t) => t ?? undefined));
+            check(message.includes(`Install it with: ${bare} -m pip install vramlint`), `the message gives the install command ("${message.slice(message.indexOf('vramlint is not')).slice(0, 100)}...")`);
+            check(await toast.locator('.monaco-button', { hasText: 'Install in Terminal' }).count() === 1, 'with a button that runs it in a terminal');
+            await page.screenshot({ path: path.join(ARTIFACTS, 'not-installed.png') });
+        }
+        step('passed');
+    } catch (err) {
+        if (page) {
+            await page.screenshot({ path: path.join(ARTIFACTS, 'failure.png') }).catch(() => undefined);
+            console.error(`screenshot of the failure: ${path.join(ARTIFACTS, 'failure.png')}`);
+        }
+        for (const file of logFiles(userData)) {
+            console.error(`--- ${file} (last lines)\n${fs.readFileSync(file, 'utf8').split('\n').slice(-30).join('\n')}`);
+        }
+        console.error(`code-server's log: ${path.join(ARTIFACTS, 'code-server.log')}`);
+        throw err;
+    } finally {
+        await context?.close().catch(() => undefined);
+        try {
+            process.kill(-server.pid!, 'SIGKILL'); // the whole process group: code-server, its extension host, the language server
+        } catch {
+            // already gone
+        }
+        fs.closeSync(log);
+        fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
+    }
+}
+
+main().then(() => {
+    console.log(`e2e: passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}, (err: unknown) => {
+    console.error(`e2e: FAILED: ${err instanceof Failure ? err.message : err instanceof Error ? err.stack : String(err)}`);
+    process.exit(1);
+});
