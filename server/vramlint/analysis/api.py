@@ -17,6 +17,7 @@ from vramlint.engine.builtins import stdlib_module
 from vramlint.engine.loader import Loader
 from vramlint.engine.source import decode_source, undecodable_line
 from vramlint.engine.values import Location, SourceRef
+from vramlint.frontends.keras.stubs import keras_module
 from vramlint.frontends.torch.numpy_stub import numpy_module
 from vramlint.frontends.torch.stubs import torch_module
 from vramlint.frontends.transformers.decorators import DECORATOR_RULES
@@ -61,7 +62,7 @@ def get_loader(paths: tuple[str, ...]) -> Loader:
     with _lock:
         loader = _loaders.get(paths)
         if loader is None:
-            loader = Loader(paths, [torch_module, numpy_module, stdlib_module])
+            loader = Loader(paths, [torch_module, keras_module, numpy_module, stdlib_module])
             loader.decorator_rules.update(DECORATOR_RULES)
             _loaders[paths] = loader
         return loader

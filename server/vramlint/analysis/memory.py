@@ -25,6 +25,9 @@ from vramlint.engine.loader import Loader
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
 from vramlint.engine.source import SourceModule
 from vramlint.engine.values import MISSING, Instance, SourceRef, Unknown
+from vramlint.frontends.keras.layer import is_keras
+from vramlint.frontends.keras.model import declared_inputs
+from vramlint.frontends.keras.training_setup import BACKEND_NOTE
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
 from vramlint.frontends.torch.training_setup import scan_training_setup
@@ -221,6 +224,8 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     if est is not None and scan is not None and scan.distributed is not None:
         est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): the estimate is for one GPU "
                          "holding the whole model; data-parallel buckets and sharding are not modelled yet")
+    if est is not None and is_keras(value):
+        est.notes.append(BACKEND_NOTE)
     if est is not None and result.tree is not None:
         _attach_layer_memory(result.tree, {lm.path: lm.saved_bytes for lm in est.layers})
         est.textbook = _textbook(result.tree, args, kwargs)
@@ -310,6 +315,9 @@ def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
         origin = setup.source("inputs")
         return args, {}, origin if setup.source("batch_size") in (origin, "default") else \
             f"{origin}, batch {b} from {setup.source('batch_size')}"
+    declared = declared_inputs(model)
+    if declared:
+        return _keras_inputs(declared, batch, setup)
     call = _example_call(loader, name, kind, trace)
     if call is not None:
         args, kwargs, where = call
@@ -319,6 +327,27 @@ def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
             return args, kwargs, f"{where}, batch {batch} from {setup.source('batch_size')}"
         return args, kwargs, where
     return _first_layer_inputs(model, batch, setup.source("batch_size"))
+
+
+KERAS_DEFAULT_BATCH = 32  # keras.Model.fit(batch_size=None) on arrays
+
+
+def _keras_inputs(declared: list[tuple[tuple[Any, ...], str]], batch: int | None,
+                  setup: Setup) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
+    """A Keras model's own input shapes (keras.Input, input_shape=, model.build); the batch from
+    the setup, else model.fit's default."""
+    for shape, _ in declared:
+        if any(d is None for d in shape):
+            dims = ", ".join("None" if d is None else str(d) for d in shape)
+            return (f"the model's input [{dims}] has a dimension of unknown "
+                    "size (None): give the input shape (--input-shape, `inputs` in the configuration)")
+    origin = "the model's input shape"
+    if batch is None:
+        batch, origin = KERAS_DEFAULT_BATCH, f"{origin}, batch {KERAS_DEFAULT_BATCH} (Keras's default in fit())"
+    elif setup.source("batch_size") != "default":
+        origin = f"{origin}, batch {batch} from {setup.source('batch_size')}"
+    args = tuple(TensorValue((batch, *shape), dtype) for shape, dtype in declared)
+    return args, {}, origin  # several inputs as several arguments: a functional model takes either form
 
 
 def _example_call(loader: Loader, name: str, kind: str,

@@ -31,6 +31,8 @@ from vramlint.engine.values import (
     Unknown,
 )
 from vramlint.engine.walk import iter_nodes
+from vramlint.frontends.keras.layer import is_keras, kstate
+from vramlint.frontends.keras.model import finish
 from vramlint.frontends.torch.module import is_module, named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import TensorValue
 from vramlint.settings import InputSpec, Settings
@@ -263,6 +265,23 @@ def _build_factory(loader: Loader, source: SourceModule, fn: FunctionValue, stmt
                    [_info(u) for u in sink], error, loader, trace)
 
 
+def _finish_keras(loader: Loader, model: Instance, trace: Trace) -> None:
+    """A Keras model before counting: layers held in containers tracked; one that no code built
+    (a subclassed model's class) built on the input shapes another instance of its class was
+    built with in the file, else on the configured inputs."""
+    specs = None
+    if not kstate(model).built:
+        mod = trace.mod
+        for v in (mod.ns.values() if mod is not None else ()):
+            if is_keras(v) and v is not model and v.cls is model.cls and kstate(v).input_specs:
+                specs = kstate(v).input_specs
+                break
+        if specs is None:
+            inputs = trace.inputs or (trace.memory.inputs if trace.memory is not None else None) or ()
+            specs = [(tuple(s.shape), s.dtype) for s in inputs] or None
+    finish(loader.evaluator, model, specs)
+
+
 # ---------------------------------------------------------------------- counting and the tree
 def _dims(shape: Any) -> tuple[int | None, ...] | None:
     if isinstance(shape, Unknown):
@@ -370,6 +389,9 @@ def _dedupe(unknowns: list[UnknownInfo]) -> list[UnknownInfo]:
 
 def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list[UnknownInfo],
             error: UnknownInfo | None, loader: Loader, trace: Trace) -> ModelResult:
+    if error is None and is_keras(value):
+        _, sink, error = _run(loader, lambda: _finish_keras(loader, value, trace))
+        unknowns = unknowns + [_info(u) for u in sink]
     if error is not None or not is_module(value):
         if error is None:
             reason = value.reason if isinstance(value, Unknown) else "did not produce a module"

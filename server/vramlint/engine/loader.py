@@ -58,6 +58,7 @@ class Loader:
         self.torch_classes: Any = None
         self.torch_tensor_classes: Any = None
         self.torch_module_class: Any = None
+        self.keras_classes: Any = None  # the Keras frontend's, likewise (frontends/keras/stubs.py)
         self.protocol = Protocol(self)
         from vramlint.engine.builtins import make_builtins
 

@@ -137,6 +137,7 @@ MODULE_OPS = {
     "BCEWithLogitsLoss": "binary_cross_entropy_with_logits", "BCELoss": "binary_cross_entropy",
     "SmoothL1Loss": "l1_loss", "HuberLoss": "l1_loss", "KLDivLoss": "kl_div",
     "MultiheadAttention": "multihead_attention", "LSTM": "rnn", "GRU": "rnn", "RNN": "rnn",
+    "SimpleRNN": "rnn", "ConvLSTM1D": "rnn", "ConvLSTM2D": "rnn", "ConvLSTM3D": "rnn",  # Keras's
     "Upsample": "interpolate", "UpsamplingNearest2d": "interpolate", "UpsamplingBilinear2d": "interpolate",
     "ZeroPad2d": "pad", "ConstantPad1d": "pad", "ConstantPad2d": "pad", "ConstantPad3d": "pad",
     "ReflectionPad1d": "pad", "ReflectionPad2d": "pad", "ReplicationPad2d": "pad", "PixelShuffle": "pixel_shuffle",
@@ -551,8 +552,10 @@ def rnn(c: Call) -> Effect:
     m = c.module
     if x is None or out is None or m is None or not isinstance(x.shape, tuple):
         return Effect(saves=_keep(x), assumed=True)
-    gates = {"LSTM": 4, "GRU": 3}.get(m.cls.name, 1)
-    hidden = m.attrs.get("hidden_size", 0)
+    gates = 4 if m.cls.name in ("LSTM", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D") else 3 if m.cls.name == "GRU" else 1
+    hidden = m.attrs.get("hidden_size", m.attrs.get("units", 0))  # torch's name, Keras's
+    if m.cls.name.startswith("ConvLSTM") and isinstance(out.shape, tuple):  # a hidden map per step
+        hidden = numel(out.shape[2 if m.attrs.get("return_sequences") else 1:])
     layers = m.attrs.get("num_layers", 1)
     dirs = 2 if m.attrs.get("bidirectional") else 1
     steps = numel(x.shape[:-1])

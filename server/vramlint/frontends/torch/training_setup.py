@@ -31,6 +31,7 @@ import libcst as cst
 from vramlint.engine.source import SourceModule
 from vramlint.engine.values import SourceRef
 from vramlint.engine.walk import iter_nodes
+from vramlint.frontends.keras import training_setup as keras_setup
 
 __all__ = ["Found", "TrainingScan", "scan_training_setup"]
 
@@ -204,6 +205,7 @@ _TRIGGERS = re.compile("|".join((
     "SGD", "Adam", "Adagrad", "RMSprop", "Adafactor", "Lion", "autocast", "GradScaler", "DataLoader",
     "TrainingArguments", *sorted(TRL_CONFIGS), "DataParallel", "DDP", "FSDP", "FullySharded", "fully_shard",
     "checkpoint", "half", "float16", "set_default_dtype", "Accelerator", "Trainer", "Fabric",
+    *(re.escape(t) for t in keras_setup.TRIGGERS),
 )))
 MAX_DEPTH = 8  # bindings followed through names
 MAX_CLASS_NESTING = 50
@@ -285,6 +287,8 @@ class _Scanner:
         self.cands: list[_Cand] = []
         self.called: set[cst.CSTNode] = set()  # `checkpoint` names that are a call's function
         self.notes: list[str] = []
+        # Keras's compile()/fit()/policies count only in Keras code (`torch.compile`, sklearn's fit...)
+        self.keras = "keras" in source.text
         self.handlers: dict[type, Callable[[Any, str | None], None]] = {
             cst.Call: self._call, cst.Assign: self._assign, cst.AnnAssign: self._ann_assign,
             cst.AugAssign: self._on_aug_assign, cst.Expr: self._on_expr, cst.Import: self._import,
@@ -476,6 +480,9 @@ class _Scanner:
             if method == "add_argument":
                 self._argparse(node)
                 return
+            if method in ("compile", "fit", "batch") and self.keras and _dotted(func.value) not in ("torch", "re"):
+                self.cands.append(_Cand(f"keras_{method}", node, method, method, cls))
+                return
             if method == "set_defaults":
                 for k, v in _split_args(node)[1].items():
                     self._bind(self.attrs, k, v)
@@ -486,7 +493,7 @@ class _Scanner:
         qual = self.qualify(name)
         last = qual.rsplit(".", 1)[-1]
         kind: str | None = None
-        if last in OPTIMIZER_NAMES:
+        if last in OPTIMIZER_NAMES or (last in keras_setup.KERAS_OPTIMIZER_CLASSES and self.keras):
             kind = "optimizer"
         elif last == "autocast":
             kind = "autocast"
@@ -504,6 +511,8 @@ class _Scanner:
             kind = "from_pretrained"
         elif last == "set_default_dtype":
             kind = "default_dtype"
+        elif last in ("set_global_policy", "set_dtype_policy") and self.keras:
+            kind = "keras_policy"
         elif last == "Accelerator":
             kind = "accelerator"
         elif last.endswith("Trainer") or last == "Fabric":
@@ -747,6 +756,15 @@ class _Scanner:
                     defer("autocast", c, f"mixed_precision={self.code(mp)} is not decidable")
             elif k == "trainer":
                 self._lightning(c, kw, autocasts, casts, distributed, defer)
+            elif k == "keras_compile":
+                recv = cast(cst.Attribute, c.call.func).value
+                keras_setup.compile_optimizer(self, c, pos, kw, self._recv_target(recv, c.cls), optimizers, defer)
+            elif k == "keras_fit":
+                keras_setup.fit_batch(self, c, pos, kw, batches, defer)
+            elif k == "keras_batch":
+                keras_setup.dataset_batch(self, c, pos, batches)
+            elif k == "keras_policy":
+                keras_setup.dtype_policy(self, c, pos, autocasts, casts, defer)
 
         optimizers += hf_optimizers
         batch = min(batches, key=lambda b: b[0])[1] if batches else None
@@ -775,7 +793,7 @@ class _Scanner:
 
     def _optimizer(self, c: _Cand, pos: list[cst.BaseExpression], kw: dict[str, cst.BaseExpression]) -> Found[str]:
         last = c.qual.rsplit(".", 1)[-1]
-        value = OPTIMIZER_NAMES[last]
+        value = OPTIMIZER_NAMES.get(last) or keras_setup.KERAS_OPTIMIZER_CLASSES[last]
         shown = "..."
         if value == "sgd":
             mom = kw.get("momentum", pos[2] if len(pos) > 2 else None)
