@@ -2,8 +2,9 @@
 
     python benchmarks/check_speed.py [--repeat 3]
 
-Folders: torchvision 0.26's `models/` (23 files, every model built) and transformers 5.17's
-`models/gpt2` + `models/bert` (the modeling, configuration and tokenizer files of both).
+Folders: torchvision 0.26's `models/` (23 files, every model built), transformers 5.17's
+`models/gpt2` + `models/bert` (the modeling, configuration and tokenizer files of both), and the
+Keras corpus of the tests (`tests/fixtures/keras/models/`, 30 files).
 Each run is a fresh process (nothing cached between runs); the figure is the median.
 """
 
@@ -56,13 +57,15 @@ def main() -> int:
     sets = {
         "torchvision/models/*.py": [p for p in sorted((tv / "torchvision" / "models").glob("*.py"))],
         "transformers/models/gpt2 + bert": [tf / "transformers" / "models" / "gpt2", tf / "transformers" / "models" / "bert"],
+        "keras corpus (tests/fixtures/keras)": [ROOT / "tests" / "fixtures" / "keras" / "models"],
     }
     print(f"{'folder':34} {'files':>5} {'jobs':>5} {'seconds':>8} {'files/s':>8}  models")
     for name, paths in sets.items():
         n = count(paths)
         for jobs in ("1", str(os.cpu_count() or 1)):
-            seconds, models = time_check(paths, ["--extra-path", str(tv if "torchvision" in name else tf),
-                                                 "--jobs", jobs], args.repeat)
+            lib = tv if "torchvision" in name else tf if "transformers" in name else None
+            extra = ["--extra-path", str(lib)] if lib is not None else []
+            seconds, models = time_check(paths, [*extra, "--jobs", jobs], args.repeat)
             print(f"{name:34} {n:5} {jobs:>5} {seconds:8.2f} {n / seconds:8.1f}  {models}")
     return 0
 

@@ -20,7 +20,9 @@ from vramlint.frontends.keras.layer import (
 )
 from vramlint.frontends.keras.symbolic import (
     KerasTensor,
+    flat_symbolic,
     graph_layers,
+    graph_nodes,
     has_symbolic,
     input_specs,
     make_input,
@@ -65,6 +67,7 @@ def _model_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         raise ev.raise_error("ValueError", f"keras.Model: {bad.reason}")
     if not has_symbolic(inputs) or not has_symbolic(outputs):
         raise ev.raise_error("ValueError", "keras.Model(inputs, outputs): inputs and outputs must be Keras tensors")
+    _check_connected(ev, inputs, outputs)
     st.kind = "functional"
     st.inputs, st.outputs = inputs, outputs
     st.built = True
@@ -73,6 +76,20 @@ def _model_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     st.input_specs = input_specs(inputs)
     return None
 
+
+
+def _check_connected(ev: Evaluator, inputs: Any, outputs: Any) -> None:
+    """Keras's "Graph disconnected" error: every symbolic tensor the outputs need must come from the inputs."""
+    given = {id(t) for t in flat_symbolic(inputs)}
+    for node in graph_nodes(outputs, given):
+        for t in flat_symbolic((node.args, node.kwargs)):
+            if t.node is None and id(t) not in given:
+                raise ev.raise_error("ValueError", "Graph disconnected: an output needs a keras.Input that is not "
+                                                   "among the model's inputs")
+    for t in flat_symbolic(outputs):
+        if t.node is None and id(t) not in given:
+            raise ev.raise_error("ValueError", "Graph disconnected: an output is a keras.Input that is not among "
+                                               "the model's inputs")
 
 
 def register_layers(model: Instance, layers: list[Instance]) -> None:
@@ -205,6 +222,8 @@ def sequential_add(ev: Evaluator, model: Instance, layer: Any) -> None:
     if isinstance(layer, Unknown):
         ev.record(layer)
         return
+    if layer is model:
+        raise ev.raise_error("ValueError", "Sequential.add(): a model cannot be added to itself")
     if not is_module(layer):
         raise ev.raise_error("TypeError", f"Sequential.add(): {type(layer).__name__} is not a layer")
     st.seq_layers.append(layer)

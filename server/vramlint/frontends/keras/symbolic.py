@@ -220,7 +220,12 @@ def run_graph(ev: Evaluator, inputs: Any, outputs: Any, given: Args) -> Any:
     return _substitute(ev, outputs, memo, results)
 
 
-def _order(outputs: Any, known: dict[int, Any]) -> list[KerasNode]:
+def graph_nodes(outputs: Any, known: Any) -> list[KerasNode]:
+    """The nodes the outputs depend on (stopping at tensors in `known`, ids), dependencies first."""
+    return _order(outputs, known)
+
+
+def _order(outputs: Any, known: Any) -> list[KerasNode]:
     """The nodes the outputs depend on, each after the nodes it reads (iterative post-order)."""
     order: list[KerasNode] = []
     seen: set[int] = set()
