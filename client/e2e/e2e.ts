@@ -3,8 +3,9 @@
  * setup-code-server.sh) with the packaged .vsix installed, a workspace holding examples/mlp.py,
  * headless Chromium driven by playwright-core. Asserts what a user sees: inlay hints on layer
  * lines, the hover on a model class (parameters, training peak), the code lens and the report it
- * opens, and, once `vramlint.gpu` is set to a budget the model exceeds, the VL001 diagnostic in
- * the Problems panel.
+ * opens; once `vramlint.gpu` is set to a budget the model exceeds, the VL001 diagnostic in the
+ * Problems panel and the language status item; with an interpreter that lacks vramlint, the
+ * message that says how to install it. Steps and timings: docs/vscode.md.
  *
  *   npm run e2e [-- --vsix FILE] [--screenshot docs/images/vscode.png] [--python PATH] [--bundled]
  *
@@ -287,6 +288,18 @@ async function main(): Promise<void> {
         check(/training \w+ needs [\d.]+ MiB .*: more than the 0\.5GiB's 512\.0 MiB/.test(row ?? ''), `Problems: "${(row ?? '').slice(0, 160)}"`);
         check(problems.includes('vramlint'), 'the diagnostic comes from vramlint');
         await page.screenshot({ path: path.join(ARTIFACTS, 'problems.png') });
+
+        // The language status item (in the hover of the status bar's language status): the model at the cursor.
+        await page.locator('.monaco-editor .view-lines').first().click(); // the cursor in the editor
+        const languageStatus = await until('the language status item', async () => {
+            await page!.mouse.move(5, 400);
+            await page!.locator('[id="status.languageStatus"]').hover({ timeout: 2000 });
+            const text = await page!.locator('.hover-language-status').first().textContent({ timeout: 2000 });
+            return text?.includes('train') ? text : undefined;
+        }, 20_000);
+        check(/train [\d.]+ MiB \/ 512\.0 MiB \(does not fit\)/.test(languageStatus), `language status item: "${languageStatus.slice(0, 160)}"`);
+        await page.screenshot({ path: path.join(ARTIFACTS, 'language-status.png') });
+        await page.keyboard.press('Escape');
 
         const extensionLog = logFiles(userData).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
         check(extensionLog.includes(`interpreter: ${PYTHON} (from vramlint.interpreter); import strategy: ${settings['vramlint.importStrategy']}`),

@@ -21,23 +21,29 @@ done
 rm -rf "$DIR"
 mkdir -p "$DIR"
 cd "$DIR"
+LOG="$PWD/setup.log"
+# The steps' output goes to setup.log; a failing step prints its end.
+run() {
+    "$@" >>"$LOG" 2>&1 || { echo "setup-code-server: failed: $*" >&2; tail -40 "$LOG" >&2; exit 1; }
+}
 echo '{"name": "vramlint-e2e-code-server", "private": true}' > package.json
-export npm_config_unsafe_perm=true npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false
-npm install --no-save --ignore-scripts --loglevel=error "code-server@$VERSION"
-npm rebuild argon2 --loglevel=error
+export npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false
+run npm install --no-save --ignore-scripts "code-server@$VERSION"
+run npm rebuild argon2
 
 cd node_modules/code-server/lib/vscode
-npm install --omit=dev --ignore-scripts --loglevel=error
-npm rebuild kerberos @parcel/watcher @vscode/deviceid @vscode/spdlog native-watchdog --loglevel=error
+run npm install --omit=dev --ignore-scripts
+run npm rebuild kerberos @parcel/watcher @vscode/deviceid @vscode/spdlog native-watchdog
 # node-pty's postinstall fails only at an optional last step, after pty.node is built.
-(cd node_modules/node-pty && npx --yes node-gyp rebuild >/dev/null)
+(cd node_modules/node-pty && run npx --yes node-gyp rebuild)
 # @vscode/ripgrep downloads its binary from GitHub: use Debian's.
 mkdir -p node_modules/@vscode/ripgrep/bin
 cp "$(command -v rg)" node_modules/@vscode/ripgrep/bin/rg
 ln -sfn node_modules node_modules.asar
 (cd bin/remote-cli && ln -sfn code-linux.sh code-server)
 (cd bin/helpers && ln -sfn browser-linux.sh browser.sh)
-(cd extensions && npm install --omit=dev --loglevel=error)
+# Their postinstall runs here (as root it needs no flag with this npm).
+(cd extensions && run npm install --omit=dev)
 cd - >/dev/null
 
 touch "installed-$VERSION"

@@ -17,7 +17,7 @@ export async function activate(context: ExtensionContext): Promise<void> {
         commands.registerCommand('vramlint.showLogs', () => log.show()),
         workspace.onDidChangeConfiguration((e) => s.onConfigurationChange(e)),
         await onSelectedInterpreterChange(() => {
-            if (workspace.getConfiguration('vramlint').get<string[]>('interpreter', []).length === 0) {
+            if (workspace.getConfiguration('vramlint', workspace.workspaceFolders?.[0]?.uri).get<string[]>('interpreter', []).length === 0) {
                 log.info('the interpreter selected in the Python extension changed: restarting the server');
                 void s.restart();
             }
