@@ -306,3 +306,24 @@ def test_bad_keras_code_gives_a_located_reason(case: str, tmp_path: Path) -> Non
     hit = [u for u in said if reason in u.reason]
     assert hit, [u.reason for u in said]
     assert all(u.location is not None and u.location.line >= 4 for u in hit)
+
+
+# ---------------------------------------------------------------------- memory: what Keras keeps for backward
+SAVED = json.loads((FIXTURES / "saved_bytes.json").read_text())
+# Where Keras's torch backend runs the same kernels on the CPU (where the truth was measured) as on
+# CUDA. Its LSTM and GRU run step by step on the CPU (cuDNN on a GPU, which the rule models), and
+# the CPU's attention kernel lays its output out differently (a copy that CUDA's kernels avoid).
+SAME_KERNELS = ["mlp", "cnn", "conv-bn", "separable", "mlp-block", "embedding", "groupnorm"]
+
+
+@pytest.mark.parametrize("name", SAME_KERNELS)
+def test_kept_for_backward_equals_keras(name: str, tmp_path: Path) -> None:
+    """What autograd keeps in a Keras forward (torch backend, saved_tensors_hooks, batch 32, weights
+    and the batch excluded: benchmarks/keras_saved.py) against the estimate's per-layer figure."""
+    path = tmp_path / "model.py"
+    path.write_text(f"import keras\nfrom keras import layers\n\n{SAVED['models'][name]}\n")
+    (m,) = [m for m in analyze_file(str(path), Settings(memory=True, batch_size=SAVED["batch"])).models
+            if m.name == "model"]
+    assert m.memory is not None, m.memory_unknowns
+    ours = sum(layer.saved_bytes for layer in m.memory.layers if layer.path)
+    assert ours == pytest.approx(SAVED["saved_bytes"][name], rel=0.03)

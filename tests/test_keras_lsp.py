@@ -92,4 +92,4 @@ def test_the_cli_checks_keras_files(tmp_path: Path) -> None:
     assert "VL001" in [f["code"] for f in files["big.py"]["findings"]]
     assert big["setup"]["optimizer"]["source"].startswith("code: model.compile(optimizer=Adam(...))")
     (cnn,) = files["cnn.py"]["models"]
-    assert cnn["params"]["total"] == CNN_PARAMS and files["cnn.py"]["findings"] == []
+    assert cnn["params"]["total"] == CNN_PARAMS and "VL001" not in [f["code"] for f in files["cnn.py"]["findings"]]

@@ -306,6 +306,36 @@ def deconv_length(n: Any, k: int, padding: str, stride: int, output_padding: Any
     return (n - 1) * stride + k - 2 * pad + output_padding
 
 
+def channels_first(ev: Evaluator, x: TensorValue, name: str = "Tensor.contiguous") -> TensorValue:
+    """A channels-last input as the kernels want it: Keras's torch backend permutes it to channels-first
+    and copies it (`permute(...).contiguous()`), and the convolution or pooling keeps that copy."""
+    assert isinstance(x.shape, tuple)
+    n = len(x.shape)
+    perm = (0, n - 1, *range(1, n - 1))
+    shape = tuple(x.shape[d] for d in perm)
+    view = op(ev, "torch.permute", (x, perm), TensorValue(shape, x.dtype))
+    return op(ev, name, (view,), TensorValue(shape, x.dtype))  # type: ignore[no-any-return]
+
+
+def channels_last(ev: Evaluator, y: TensorValue) -> TensorValue:
+    """A channels-first result permuted back (a view)."""
+    assert isinstance(y.shape, tuple)
+    n = len(y.shape)
+    perm = (0, *range(2, n), 1)
+    return op(ev, "torch.permute", (y, perm), TensorValue(tuple(y.shape[d] for d in perm), y.dtype))  # type: ignore[no-any-return]
+
+
+def kernel_for_torch(ev: Evaluator, kernel: TensorValue, transpose: bool = False) -> TensorValue:
+    """A Keras kernel (*k, in, out) as torch's (out, in, *k) (transposed: (in, out, *k)): a permuted
+    copy, which the convolution keeps (Keras's torch backend)."""
+    assert isinstance(kernel.shape, tuple)
+    n = len(kernel.shape)
+    perm = (n - 1, n - 2, *range(n - 2)) if not transpose else (n - 2, n - 1, *range(n - 2))
+    shape = tuple(kernel.shape[d] for d in perm)
+    view = op(ev, "torch.permute", (kernel, perm), TensorValue(shape, kernel.dtype))
+    return op(ev, "Tensor.contiguous", (view,), TensorValue(shape, kernel.dtype))  # type: ignore[no-any-return]
+
+
 def ints(v: Any, n: int) -> tuple[Any, ...]:
     """A layer's int-or-tuple argument (kernel_size=3, strides=(2, 2)) as n values."""
     t = tuple(v) if isinstance(v, (tuple, list)) else (v,) * n

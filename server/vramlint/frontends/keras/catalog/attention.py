@@ -83,22 +83,45 @@ def mha_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
         return op(ev, "torch.add", (y, bt), TensorValue(y.shape, dt)) if bt is not None else y
 
     qp = project(q, wq, "query_bias", kd)
-    qp = op(ev, "torch.mul", (qp,), TensorValue(qp.shape, dt))  # the 1/sqrt(key_dim) scale
     kp, vp = project(key, wk, "key_bias", kd), project(v, wv, "value_bias", vd)
+    if not layer.attrs.get("dropout") and not k.get("return_attention_scores") and hkv == h:
+        # Keras calls ops.dot_product_attention: on the torch backend, transposed contiguous copies of
+        # q, k, v into scaled_dot_product_attention, whose output is transposed back.
+        def heads_first(t: TensorValue) -> TensorValue:
+            assert isinstance(t.shape, tuple)
+            shape = (t.shape[0], t.shape[2], t.shape[1], t.shape[3])
+            view = op(ev, "torch.transpose", (t, 1, 2), TensorValue(shape, dt))
+            return op(ev, "Tensor.contiguous", (view,), TensorValue(shape, dt))  # type: ignore[no-any-return]
+
+        att = op(ev, "torch.nn.functional.scaled_dot_product_attention",
+                 (heads_first(qp), heads_first(kp), heads_first(vp)), TensorValue((b, h, tq, vd), dt))
+        ctx = op(ev, "torch.transpose", (att, 1, 2), TensorValue((b, tq, h, vd), dt))
+        return _output(ev, layer, ctx, wo, dt)
+    qp = op(ev, "torch.mul", (qp,), TensorValue(qp.shape, dt))  # the 1/sqrt(key_dim) scale
     scores = op(ev, "torch.einsum", (kp, qp), TensorValue((b, h, tq, tk), dt))
     probs = op(ev, "torch.softmax", (scores,), TensorValue(scores.shape, dt))
     if layer.attrs.get("dropout") and k.get("training") is not False:
         probs = op(ev, "torch.nn.functional.dropout", (probs, layer.attrs.get("dropout")),
                    TensorValue(probs.shape, dt))
     ctx = op(ev, "torch.einsum", (probs, vp), TensorValue((b, tq, h, vd), dt))
-    assert isinstance(wo.shape, tuple)
-    out = op(ev, "torch.einsum", (ctx, wo), TensorValue((b, tq, wo.shape[-1]), dt))
-    bo = weight(layer, "attention_output_bias")
-    if bo is not None:
-        out = op(ev, "torch.add", (out, bo), TensorValue(out.shape, dt))
+    out = _output(ev, layer, ctx, wo, dt)
     if k.get("return_attention_scores"):
         return (out, probs)
     return out
+
+
+def _output(ev: Any, layer: Instance, ctx: TensorValue, wo: TensorValue, dt: str) -> TensorValue:
+    """The output projection: (batch, length, heads, value_dim) -> (batch, length, output dim)."""
+    assert isinstance(wo.shape, tuple) and isinstance(ctx.shape, tuple)
+    b, t, h, v = ctx.shape
+    # einsum contracts (heads, value_dim) as one dimension: a copy when ctx is a transposed view
+    flat = op(ev, "torch.reshape", (ctx, (b, t, h * v if isinstance(h, int) and isinstance(v, int) else -1)),
+              TensorValue((b, t, h * v if isinstance(h, int) and isinstance(v, int) else Unknown("heads")), dt))
+    out = op(ev, "torch.einsum", (flat, wo), TensorValue((b, t, wo.shape[-1]), dt))
+    bo = weight(layer, "attention_output_bias")
+    if bo is not None:
+        out = op(ev, "torch.add", (out, bo), TensorValue(out.shape, dt))
+    return out  # type: ignore[no-any-return]
 
 
 def attention_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:

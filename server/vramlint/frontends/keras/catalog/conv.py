@@ -12,10 +12,13 @@ from vramlint.frontends.keras.catalog import (
     Weight,
     activate,
     channel_axis,
+    channels_first,
+    channels_last,
     compute_dtype,
     conv_length,
     deconv_length,
     ints,
+    kernel_for_torch,
     op,
     register,
     shape_mismatch,
@@ -102,13 +105,6 @@ def _spatial(ev: Any, layer: Instance, x: TensorValue, n: int) -> tuple[list[int
     return spatial, 1 if first else n + 1, x.shape[1] if first else x.shape[-1]
 
 
-def _out(x: TensorValue, layer: Instance, spatial: list[Any], channels: Any, dtype: str) -> TensorValue:
-    assert isinstance(x.shape, tuple)
-    first = layer.attrs.get("data_format") == "channels_first"
-    shape = (x.shape[0], channels, *spatial) if first else (x.shape[0], *spatial, channels)
-    return TensorValue(shape, dtype)
-
-
 def conv_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     name = spec_name(layer)
     n = _rank_of(name)
@@ -137,17 +133,30 @@ def conv_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
             raise shape_mismatch(ev, name, f"the input's spatial size {s} is too small for the kernel "
                                            f"{list(ks)} with padding='{padding}'")
     fn = f"torch.nn.functional.conv{'_transpose' if kind == 'transpose' else ''}{n}d"
-    bias = weight(layer, "bias")
+    first = layer.attrs.get("data_format") == "channels_first"
+    assert isinstance(x.shape, tuple)
+    batch = x.shape[0]
+
+    def conv(inp: TensorValue, kern: TensorValue, out_channels: Any) -> TensorValue:
+        return op(ev, fn, (inp, kernel_for_torch(ev, kern, kind == "transpose")),  # type: ignore[no-any-return]
+                  TensorValue((batch, out_channels, *lengths), dt))
+
+    # Keras's torch backend: channels-last inputs and kernels become channels-first copies,
+    # the convolution runs without bias, the result is permuted back and the bias added.
+    xin = x if first else channels_first(ev, x)
     if kind == "separable":
         pointwise = weight(layer, "pointwise_kernel")
-        mid = _out(x, layer, lengths, kernel.shape[-1] * kernel.shape[-2], dt)
-        y = op(ev, fn, (x, kernel), mid)
         if pointwise is None or not isinstance(pointwise.shape, tuple):
             return Unknown(f"{name}: its pointwise kernel is not known", ev.current_ref)
-        out = op(ev, fn, (y, pointwise, *([bias] if bias is not None else [])),
-                 _out(x, layer, lengths, pointwise.shape[-1], dt))
+        mid = conv(xin, kernel, kernel.shape[-1] * kernel.shape[-2])
+        out = conv(mid, pointwise, pointwise.shape[-1])
     else:
-        out = op(ev, fn, (x, kernel, *([bias] if bias is not None else [])), _out(x, layer, lengths, channels, dt))
+        out = conv(xin, kernel, channels)
+    if not first:
+        out = channels_last(ev, out)
+    bias = weight(layer, "bias")
+    if bias is not None:
+        out = op(ev, "torch.add", (out, bias), TensorValue(out.shape, dt))
     return activate(ev, out, layer.attrs.get("activation"))
 
 

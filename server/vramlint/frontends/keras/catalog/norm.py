@@ -13,6 +13,7 @@ from vramlint.frontends.keras.catalog import (
     op,
     register,
     tensor_in,
+    weight,
     weights_of,
 )
 from vramlint.frontends.torch.tensors import TensorValue
@@ -110,12 +111,37 @@ def normalization_weights(a: KArgs, shape: Any) -> list[Weight]:
     return [("mean", dims, False), ("variance", dims, False), ("count", (), False)]
 
 
+def batch_norm_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
+    """Keras's batch normalization as its torch backend runs it in training (ops.moments, then
+    `x.subtract(mean).mul_(rsqrt(var + eps) * gamma).add_(beta)`): the variance keeps the input,
+    the in-place multiply a copy of the centred input. TensorFlow's fused kernel keeps the input only."""
+    x = tensor_in(ev, args[0], "BatchNormalization")
+    if not isinstance(x.shape, tuple) or k.get("training") is False:
+        return norm_call("torch.nn.functional.batch_norm")(ev, layer, args, k)
+    axis = layer.attrs.get("axis", -1)
+    rank = len(x.shape)
+    ax = axis % rank if isinstance(axis, int) and rank else rank - 1
+    stat_shape = tuple(d if i == ax else 1 for i, d in enumerate(x.shape))
+    dims = tuple(i for i in range(rank) if i != ax)
+    mean = op(ev, "torch.mean", (x, dims), TensorValue(stat_shape, x.dtype))
+    var = op(ev, "torch.var", (x, dims), TensorValue(stat_shape, x.dtype))
+    inv = op(ev, "torch.rsqrt", (var,), TensorValue(stat_shape, x.dtype))
+    gamma, beta = weight(layer, "gamma"), weight(layer, "beta")
+    if gamma is not None:
+        inv = op(ev, "torch.mul", (inv, gamma), TensorValue(stat_shape, x.dtype))
+    centred = op(ev, "torch.sub", (x, mean), TensorValue(x.shape, x.dtype))
+    out = op(ev, "Tensor.mul_", (centred, inv), centred)
+    if beta is not None:
+        out = op(ev, "Tensor.add_", (out, beta), out)
+    return out
+
+
 register(
     KerasLayerSpec("Normalization", "axis=-1, mean=None, variance=None, invert=False, **kwargs",
                    normalization_weights, norm_call("torch.sub")),
     KerasLayerSpec("BatchNormalization", f"axis=-1, momentum=0.99, epsilon=0.001, center=True, scale=True, {INIT}, "
                    "moving_mean_initializer='zeros', moving_variance_initializer='ones', synchronized=False, "
-                   "**kwargs", batch_norm_weights, norm_call("torch.nn.functional.batch_norm")),
+                   "**kwargs", batch_norm_weights, batch_norm_call),
     KerasLayerSpec("LayerNormalization", f"axis=-1, epsilon=0.001, center=True, scale=True, rms_scaling=False, "
                    f"{INIT}, **kwargs", layer_norm_weights, norm_call("torch.nn.functional.layer_norm")),
     KerasLayerSpec("GroupNormalization", f"groups=32, axis=-1, epsilon=0.001, center=True, scale=True, {INIT}, "

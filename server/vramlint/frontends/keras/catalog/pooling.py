@@ -8,6 +8,8 @@ from typing import Any
 from vramlint.engine.values import Args, Instance, Kwargs, Unknown, UnknownValueError
 from vramlint.frontends.keras.catalog import (
     KerasLayerSpec,
+    channels_first,
+    channels_last,
     conv_length,
     ints,
     op,
@@ -45,7 +47,13 @@ def pool_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     if any(isinstance(d, int) and d <= 0 for d in out):
         raise shape_mismatch(ev, layer.cls.name, f"the input's spatial size {spatial} is smaller than the pool {list(pool)}")
     kind = "max" if _is(layer, "Max") else "avg"
-    return op(ev, f"torch.nn.functional.{kind}_pool{n}d", (x,), TensorValue(_join(x, first, out), x.dtype))
+    if first:
+        return op(ev, f"torch.nn.functional.{kind}_pool{n}d", (x,), TensorValue(_join(x, first, out), x.dtype))
+    # Keras's torch backend pools a channels-first copy of a channels-last input (kept for backward).
+    xin = channels_first(ev, x)
+    assert isinstance(xin.shape, tuple)
+    y = op(ev, f"torch.nn.functional.{kind}_pool{n}d", (xin,), TensorValue((*xin.shape[:2], *out), x.dtype))
+    return channels_last(ev, y)
 
 
 def _is(layer: Instance, word: str) -> bool:
