@@ -33,7 +33,7 @@ from vramlint.frontends.keras.layer import (
     base_kwargs,
     kstate,
 )
-from vramlint.frontends.torch.catalog import parse_signature
+from vramlint.frontends.torch.catalog import bind_arguments, parse_signature
 from vramlint.frontends.torch.tensors import TensorValue
 
 if TYPE_CHECKING:
@@ -123,13 +123,7 @@ def _init(spec: KerasLayerSpec) -> NativeFunction:
 
     def init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         inst: Instance = a[0]
-        try:
-            bound = sig.bind(inst, *a[1:], **k)
-        except TypeError as err:
-            raise ev.raise_error("TypeError", f"keras.layers.{spec.name}(): {err}") from None
-        bound.apply_defaults()
-        values = dict(bound.arguments)
-        values.pop("self", None)
+        values = bind_arguments(ev, sig, a, k, f"keras.layers.{spec.name}()")
         extra = values.pop("kwargs", {})
         base_kwargs(ev, inst, extra)
         inst.attrs.update(values)
@@ -343,6 +337,16 @@ def ints(v: Any, n: int) -> tuple[Any, ...]:
         if isinstance(d, Unknown):
             raise UnknownValueError(d)
     return t
+
+
+def spatial_of(ev: Evaluator, layer: Instance, x: TensorValue, n: int, lead: int = 1) -> tuple[bool, list[Any]]:
+    """(channels first?, the n spatial sizes) of an input with `lead` leading axes (the batch; also
+    time for ConvLSTM), or a shape mismatch when its rank is not n + lead + 1."""
+    assert isinstance(x.shape, tuple)
+    if len(x.shape) != n + lead + 1:
+        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank {n + lead + 1}, got {list(x.shape)}")
+    first = layer.attrs.get("data_format") == "channels_first"
+    return first, list(x.shape[lead + 1:] if first else x.shape[lead:-1])
 
 
 def channel_axis(data_format: Any, rank: int) -> int:

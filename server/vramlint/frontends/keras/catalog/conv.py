@@ -22,6 +22,7 @@ from vramlint.frontends.keras.catalog import (
     op,
     register,
     shape_mismatch,
+    spatial_of,
     spec_name,
     tensor_in,
     weight,
@@ -96,20 +97,11 @@ def separable_weights(a: KArgs, shape: Any) -> list[Weight]:
     return w
 
 
-def _spatial(ev: Any, layer: Instance, x: TensorValue, n: int) -> tuple[list[int], int, Any]:
-    assert isinstance(x.shape, tuple)
-    if len(x.shape) != n + 2:
-        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank {n + 2}, got {list(x.shape)}")
-    first = layer.attrs.get("data_format") == "channels_first"
-    spatial = list(x.shape[2:] if first else x.shape[1:-1])
-    return spatial, 1 if first else n + 1, x.shape[1] if first else x.shape[-1]
-
-
 def conv_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     name = spec_name(layer)
     n = _rank_of(name)
     x = tensor_in(ev, args[0], name)
-    spatial, _, _ = _spatial(ev, layer, x, n)
+    first, spatial = spatial_of(ev, layer, x, n)
     kind = _kind(layer)
     kernel = weight(layer, "depthwise_kernel" if kind == "separable" else "kernel")
     if kernel is None or not isinstance(kernel.shape, tuple):
@@ -133,7 +125,6 @@ def conv_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
             raise shape_mismatch(ev, name, f"the input's spatial size {s} is too small for the kernel "
                                            f"{list(ks)} with padding='{padding}'")
     fn = f"torch.nn.functional.conv{'_transpose' if kind == 'transpose' else ''}{n}d"
-    first = layer.attrs.get("data_format") == "channels_first"
     assert isinstance(x.shape, tuple)
     batch = x.shape[0]
 

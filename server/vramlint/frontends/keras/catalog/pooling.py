@@ -15,6 +15,7 @@ from vramlint.frontends.keras.catalog import (
     op,
     register,
     shape_mismatch,
+    spatial_of,
     spec_name,
     tensor_in,
 )
@@ -34,11 +35,7 @@ def _join(x: TensorValue, first: bool, spatial: list[Any]) -> tuple[Any, ...]:
 def pool_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     x = tensor_in(ev, args[0], layer.cls.name)
     n = _rank(layer)
-    assert isinstance(x.shape, tuple)
-    if len(x.shape) != n + 2:
-        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank {n + 2}, got {list(x.shape)}")
-    first = layer.attrs.get("data_format") == "channels_first"
-    spatial = list(x.shape[2:] if first else x.shape[1:-1])
+    first, spatial = spatial_of(ev, layer, x, n)
     pool = ints(layer.attrs.get("pool_size"), n)
     strides = layer.attrs.get("strides")
     strides = pool if strides is None else ints(strides, n)
@@ -63,10 +60,8 @@ def _is(layer: Instance, word: str) -> bool:
 def global_pool_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     x = tensor_in(ev, args[0], layer.cls.name)
     n = _rank(layer)
+    first, _ = spatial_of(ev, layer, x, n)
     assert isinstance(x.shape, tuple)
-    if len(x.shape) != n + 2:
-        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank {n + 2}, got {list(x.shape)}")
-    first = layer.attrs.get("data_format") == "channels_first"
     c = x.shape[1] if first else x.shape[-1]
     if layer.attrs.get("keepdims"):
         shape = _join(x, first, [1] * n)
@@ -84,18 +79,10 @@ def upsampling_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
         size = ints(layer.attrs.get("size"), 1)[0]
         steps = x.shape[1] * size if isinstance(x.shape[1], int) else x.shape[1]
         return op(ev, "torch.repeat_interleave", (x,), TensorValue((x.shape[0], steps, *x.shape[2:]), x.dtype))
-    first, spatial = _split_ev(ev, layer, x, n)
+    first, spatial = spatial_of(ev, layer, x, n)
     size = ints(layer.attrs.get("size"), n)
     out = [s * f if isinstance(s, int) else s for s, f in zip(spatial, size, strict=True)]
     return op(ev, "torch.nn.functional.interpolate", (x,), TensorValue(_join(x, first, out), x.dtype))
-
-
-def _split_ev(ev: Any, layer: Instance, x: TensorValue, n: int) -> tuple[bool, list[Any]]:
-    assert isinstance(x.shape, tuple)
-    if len(x.shape) != n + 2:
-        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank {n + 2}, got {list(x.shape)}")
-    first = layer.attrs.get("data_format") == "channels_first"
-    return first, list(x.shape[2:] if first else x.shape[1:-1])
 
 
 def _pairs(v: Any, n: int) -> list[tuple[int, int]]:
@@ -134,7 +121,7 @@ def _pad_or_crop(ev: Any, layer: Instance, args: Args, what: str, sign: int) -> 
         if len(x.shape) != 3:
             raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank 3, got {list(x.shape)}")
     else:
-        first, spatial = _split_ev(ev, layer, x, n)
+        first, spatial = spatial_of(ev, layer, x, n)
     pairs = _pairs(layer.attrs.get(what), n)
     out = [s + sign * (a + b) if isinstance(s, int) else s for s, (a, b) in zip(spatial, pairs, strict=True)]
     if any(isinstance(d, int) and d <= 0 for d in out):

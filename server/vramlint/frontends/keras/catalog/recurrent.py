@@ -86,15 +86,12 @@ def conv_lstm_weights(a: KArgs, shape: Any) -> list[Weight]:
 
 
 def conv_lstm_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
-    from vramlint.frontends.keras.catalog import conv_length, ints
+    from vramlint.frontends.keras.catalog import conv_length, ints, spatial_of
 
     x = tensor_in(ev, args[0], layer.cls.name)
     n = int(spec_name(layer)[-2])
+    first, spatial = spatial_of(ev, layer, x, n, lead=2)
     assert isinstance(x.shape, tuple)
-    if len(x.shape) != n + 3:
-        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank {n + 3}, got {list(x.shape)}")
-    first = layer.attrs.get("data_format") == "channels_first"
-    spatial = list(x.shape[3:] if first else x.shape[2:-1])
     ks = ints(layer.attrs.get("kernel_size"), n)
     st = ints(layer.attrs.get("strides", 1), n)
     padding = str(layer.attrs.get("padding", "valid")).lower()

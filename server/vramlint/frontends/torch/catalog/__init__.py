@@ -133,6 +133,20 @@ def parse_signature(text: str) -> inspect.Signature:
     return sig
 
 
+def bind_arguments(ev: Evaluator, sig: inspect.Signature, a: tuple[Any, ...], k: dict[str, Any],
+                   shown: str) -> dict[str, Any]:
+    """A constructor call's arguments by name, defaults applied (`self` excluded); a TypeError as
+    Python would raise it, naming `shown` ("nn.Linear()")."""
+    try:
+        bound = sig.bind(*a, **k)
+    except TypeError as err:
+        raise ev.raise_error("TypeError", f"{shown}: {err}") from None
+    bound.apply_defaults()
+    values = dict(bound.arguments)
+    values.pop("self", None)
+    return values
+
+
 class LayerNative(ModuleNative):
     def __init__(self, spec: LayerSpec) -> None:
         self.spec = spec
@@ -143,13 +157,7 @@ def _layer_init(spec: LayerSpec) -> NativeFunction:
 
     def init(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
         inst: Instance = a[0]
-        try:
-            bound = sig.bind(inst, *a[1:], **k)
-        except TypeError as err:
-            raise ev.raise_error("TypeError", f"nn.{spec.name}(): {err}") from None
-        bound.apply_defaults()
-        values = dict(bound.arguments)
-        values.pop("self", None)
+        values = bind_arguments(ev, sig, a, k, f"nn.{spec.name}()")
         st = state_of(inst)
         if spec.rule is None:
             parts = LayerParts()
