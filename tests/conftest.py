@@ -23,3 +23,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
 
     for name, line in test_memory.SUMMARY.items():
         terminalreporter.write_line(f"memory estimate vs GPU measurements ({name}): {line}")
+    from tests import test_keras
+
+    for line in test_keras.summary():
+        terminalreporter.write_line(line)

@@ -57,6 +57,19 @@ def analysed(path: str, settings: Settings = COUNTS) -> dict[str, ModelResult]:
 MODELLED = [c for c in corpus() if Path(c[0]).name not in NOT_MODELLED]
 
 
+SUMMARY: dict[str, list[bool]] = {"models": [], "layers": []}
+
+
+def summary() -> list[str]:
+    """The lines conftest prints after the run (only for what ran)."""
+    out = []
+    for what, results in SUMMARY.items():
+        if results:
+            out.append(f"keras {TRUTH['versions']['keras']}: {sum(results)}/{len(results)} corpus {what} match Keras's "
+                       + ("trainable and non-trainable counts" if what == "models" else "weight and output shapes"))
+    return out
+
+
 def test_the_corpus_is_large_and_varied() -> None:
     """At least 15 models, in every style the issue names."""
     kinds = {m["kind"] for _, _, m in MODELLED}
@@ -72,8 +85,9 @@ def test_counts_equal_keras(path: str, name: str, truth: dict[str, Any]) -> None
     models = analysed(path)
     assert name in models, f"{name} not found; found {sorted(models)}"
     r = models[name]
-    assert r.error is None, r.error
     trainable, frozen = expected_counts(truth)
+    SUMMARY["models"].append((r.params.trainable, r.params.total) == (trainable, trainable + frozen))
+    assert r.error is None, r.error
     assert (r.params.trainable, r.params.total) == (trainable, trainable + frozen), [u.reason for u in r.unknowns]
 
 
@@ -119,6 +133,7 @@ def _layer_source(entry: dict[str, Any]) -> str:
 def test_layer_weights_and_output_shape_equal_keras(entry: dict[str, Any], tmp_path: Path) -> None:
     fa = analyze_source(str(tmp_path / "layer.py"), _layer_source(entry), Settings(memory=True, batch_size=4))
     (model,) = [m for m in fa.models if m.name == "model"]
+    SUMMARY["layers"].append(False)
     assert model.params.total == entry["trainable_params"] + entry["non_trainable_params"], model.unknowns
     assert model.params.trainable == entry["trainable_params"]
     assert model.tree is not None
@@ -129,6 +144,7 @@ def test_layer_weights_and_output_shape_equal_keras(entry: dict[str, Any], tmp_p
     expected = entry["output_shape"]
     assert [d for d, e in zip(model.output_shape[1:], expected[1:], strict=True) if e is not None] == \
         [e for e in expected[1:] if e is not None]
+    SUMMARY["layers"][-1] = True
 
 
 def _nodes(node: Any) -> list[Any]:
