@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from tests import test_lsp
-from tests.test_lsp import Session, by_code, cli_findings, line_of, lsp_findings, options
+from tests.test_lsp import (
+    Session,
+    apply_edit,
+    by_code,
+    cli_findings,
+    line_of,
+    lsp_findings,
+    only_edit,
+    options,
+)
 
 # The language-server fixtures of test_lsp.py (a server per test, VS Code's capabilities).
 client = test_lsp.client
@@ -78,6 +87,32 @@ async def test_an_over_budget_keras_model_is_diagnosed_as_in_ci(lsp: Session) ->
     assert over.range.start.line == line_of(BIG, "model = tf.keras.Sequential")
     assert "1.00 GiB" in over.message or "1 GiB" in over.message, over.message
     assert lsp_findings(diags) == cli_findings(lsp.root / "big.py", "--gpu", "1GiB")
+
+
+TEXT = """\
+import keras
+from keras import layers
+
+tokens = keras.Input(shape=(None,), dtype="int32")
+x = layers.Embedding(20000, 64)(tokens)
+x = layers.Bidirectional(layers.LSTM(32))(x)
+model = keras.Model(tokens, layers.Dense(1, activation="sigmoid")(x))
+model.fit(x_train, y_train, batch_size=32)
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_sequence_of_any_length_gets_a_quick_fix_with_its_shape(lsp: Session) -> None:
+    uri = await lsp.open("text.py", TEXT)
+    (vl301,) = by_code(lsp.client.diagnostics[uri], "VL301")
+    assert "the model's input [None] has a dimension of unknown size (None)" in vl301.message
+    (action,) = await lsp.actions(uri, [vl301])
+    edit = only_edit(action, uri)
+    assert edit.new_text == "# vramlint: input-shape=128\n"
+    diags = await lsp.edit(uri, apply_edit(TEXT, edit))
+    assert by_code(diags, "VL301") == []
+    md = await lsp.hover(uri, line_of(TEXT, "model = keras.Model") + 1, 2)
+    assert md is not None and "| **training peak** |" in md and "- batch size: `32` (code: model.fit" in md, md
 
 
 def test_the_cli_checks_keras_files(tmp_path: Path) -> None:

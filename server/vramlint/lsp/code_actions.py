@@ -41,6 +41,10 @@ def code_actions(fa: FileAnalysis, text: str, uri: str, diagnostics: Sequence[ty
 
 
 def _placeholder(message: str) -> dict[str, str]:
+    keras = re.search(r"the model's input \[([^\]]*)\] has a dimension of unknown size", message)
+    if keras:  # a Keras input with None sizes: the same shape, 128 in place of each None
+        dims = [d.strip() for d in keras.group(1).split(",")]
+        return {"input-shape": ",".join("128" if d == "None" else d for d in dims)}
     if "Embedding" in message:
         return {"input-shape": "128", "input-dtype": "int64", "batch-size": "8"}
     if "Conv" in message:
