@@ -343,3 +343,38 @@ def test_kept_for_backward_equals_keras(name: str, tmp_path: Path) -> None:
     assert m.memory is not None, m.memory_unknowns
     ours = sum(layer.saved_bytes for layer in m.memory.layers if layer.path)
     assert ours == pytest.approx(SAVED["saved_bytes"][name], rel=0.03)
+
+
+def test_augmentation_and_sampling_layers(tmp_path: Path) -> None:
+    """Keras's image-classification and VAE examples: augmentation layers have no weights and keep
+    the shape; a custom layer drawing keras.random.normal works in the graph."""
+    src = """\
+import keras
+from keras import layers
+
+augment = keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)])
+inputs = keras.Input(shape=(180, 180, 3))
+x = layers.Resizing(128, 128)(augment(inputs))
+x = layers.Conv2D(8, 3, strides=2, padding="same")(layers.Rescaling(1.0 / 255)(x))
+model = keras.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling2D()(x)))
+
+
+class Sampling(layers.Layer):
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        eps = keras.random.normal(shape=(keras.ops.shape(z_mean)[0], keras.ops.shape(z_mean)[1]))
+        return z_mean + keras.ops.exp(0.5 * z_log_var) * eps
+
+
+enc_in = keras.Input(shape=(16,))
+h = layers.Dense(8)(enc_in)
+z = Sampling()([layers.Dense(2)(h), layers.Dense(2)(h)])
+encoder = keras.Model(enc_in, z)
+"""
+    models = {m.name: m for m in analyze_source(str(tmp_path / "a.py"), src, MEMORY).models}
+    assert models["model"].params.total == 3 * 3 * 3 * 8 + 8 + 8 * 2 + 2
+    assert models["model"].tree is not None
+    sizes = {c.path: c.output_shape for c in models["model"].tree.children}
+    assert sizes["resizing"] == (32, 128, 128, 3) and sizes["conv2d"] == (32, 64, 64, 8)
+    assert models["encoder"].params.total == 16 * 8 + 8 + 2 * (8 * 2 + 2)
+    assert models["encoder"].output_shape == (32, 2)

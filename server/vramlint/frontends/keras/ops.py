@@ -171,6 +171,26 @@ def ops_namespace(prefix: str = "keras.ops") -> dict[str, Any]:
     return ns
 
 
+def _random(name: str) -> NativeFunction:
+    """keras.random.normal(shape, ...) / uniform / truncated_normal: a float tensor of that shape."""
+
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        shape = a[0] if a else k.get("shape")
+        dtype = a[3] if name != "uniform" and len(a) > 3 else k.get("dtype")
+        if isinstance(shape, (tuple, list)) and has_symbolic(list(shape)):
+            return Unknown(f"keras.random.{name} of a symbolic shape", ev.current_ref)
+        return ev.call(_torch_fn(ev, "torch.zeros"), (tuple(shape) if isinstance(shape, list) else shape,),
+                       {"dtype": keras_dtype(dtype)} if dtype is not None else {})
+
+    return NativeFunction(f"keras.random.{name}", impl)
+
+
+def random_namespace() -> dict[str, Any]:
+    ns: dict[str, Any] = {name: _random(name) for name in ("normal", "uniform", "truncated_normal")}
+    ns["SeedGenerator"] = None  # replaced by stubs.py with an opaque class
+    return ns
+
+
 ACTIVATION_NAMES = ("relu", "gelu", "sigmoid", "tanh", "softmax", "silu", "swish", "elu", "selu", "softplus",
                     "leaky_relu", "relu6", "log_softmax")
 

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 from vramlint.engine.values import Args, ClassValue, Kwargs, ModuleValue, NativeFunction, Unknown
 from vramlint.frontends.keras.layer import KERAS_LAYER_NATIVE, make_layer_class
 from vramlint.frontends.keras.model import model_namespace, sequential_namespace
-from vramlint.frontends.keras.ops import activations_namespace, ops_namespace, tf_functions
+from vramlint.frontends.keras.ops import (
+    activations_namespace,
+    ops_namespace,
+    random_namespace,
+    tf_functions,
+)
 from vramlint.frontends.keras.symbolic import make_input
 
 if TYPE_CHECKING:
@@ -165,8 +170,12 @@ def keras_module(loader: Loader, dotted: str) -> ModuleValue | None:
                                     "LossScaleOptimizer": _opaque(loader, "LossScaleOptimizer",
                                                                   "keras.mixed_precision")},
                            getattr_hook=_lenient(loader, "keras.mixed_precision"))
+    if sub == "random":
+        ns = random_namespace()
+        ns["SeedGenerator"] = _opaque(loader, "SeedGenerator", "keras.random")
+        return ModuleValue(dotted, ns, getattr_hook=_lenient(loader, "keras.random"))
     if sub in ("losses", "metrics", "callbacks", "regularizers", "initializers", "constraints", "config", "utils",
-               "backend", "saving", "random", "preprocessing", "datasets", "mixed_precision.experimental"):
+               "backend", "saving", "preprocessing", "datasets", "mixed_precision.experimental"):
         return ModuleValue(dotted, {}, getattr_hook=_lenient(loader, f"keras.{sub}"))
     return ModuleValue(dotted, {}, getattr_hook=_unknown_attr(loader, dotted))
 

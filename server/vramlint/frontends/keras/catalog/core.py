@@ -221,6 +221,28 @@ def category_encoding_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> A
     return op(ev, "torch.nn.functional.one_hot", (x,), TensorValue((*keep, n), "float32"))
 
 
+def augmentation_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
+    """Random augmentation (RandomFlip, RandomRotation...): a new image of the same shape, in training;
+    the input needs no gradient, so nothing is kept for backward."""
+    x = tensor_in(ev, args[0], layer.cls.name)
+    if k.get("training") is False:
+        return x
+    return op(ev, "torch.clone", (x,), TensorValue(x.shape, x.dtype if x.dtype.startswith("float") else "float32"))
+
+
+def resize_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
+    """Resizing / RandomCrop / CenterCrop(height, width): the image's spatial size becomes (height, width)."""
+    x = tensor_in(ev, args[0], layer.cls.name)
+    assert isinstance(x.shape, tuple)
+    if len(x.shape) not in (3, 4):
+        raise shape_mismatch(ev, layer.cls.name, f"expected an image batch of rank 4, got {list(x.shape)}")
+    h, w = layer.attrs.get("height"), layer.attrs.get("width")
+    first = layer.attrs.get("data_format") == "channels_first"
+    lead = x.shape[:-3] if len(x.shape) == 4 else ()
+    shape = (*lead, x.shape[-3], h, w) if first else (*lead, h, w, x.shape[-1])
+    return op(ev, "torch.nn.functional.interpolate", (x,), TensorValue(shape, "float32"))
+
+
 def lambda_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     fn = layer.attrs.get("function")
     extra = layer.attrs.get("arguments") or {}
@@ -277,6 +299,20 @@ register(
     KerasLayerSpec("Rescaling", "scale, offset=0.0, **kwargs", call=rescaling_call),
     KerasLayerSpec("CategoryEncoding", "num_tokens=None, output_mode='multi_hot', sparse=False, **kwargs",
                    call=category_encoding_call),
+    *(KerasLayerSpec(name, f"{sig}, **kwargs", call=augmentation_call) for name, sig in (
+        ("RandomFlip", "mode='horizontal_and_vertical', seed=None"),
+        ("RandomRotation", "factor, fill_mode='reflect', interpolation='bilinear', seed=None, fill_value=0.0"),
+        ("RandomZoom", "height_factor, width_factor=None, fill_mode='reflect', interpolation='bilinear', seed=None, "
+                       "fill_value=0.0"),
+        ("RandomTranslation", "height_factor, width_factor, fill_mode='reflect', interpolation='bilinear', "
+                              "seed=None, fill_value=0.0"),
+        ("RandomContrast", "factor, seed=None"), ("RandomBrightness", "factor, value_range=(0, 255), seed=None"),
+        ("RandomGrayscale", "factor=0.5, data_format=None, seed=None"), ("RandomHue", "factor, value_range=(0, 255), seed=None"),
+        ("RandomSaturation", "factor, value_range=(0, 255), seed=None"))),
+    *(KerasLayerSpec(name, f"height, width, {extra}data_format=None, **kwargs", call=resize_call) for name, extra in (
+        ("Resizing", "interpolation='bilinear', crop_to_aspect_ratio=False, pad_to_aspect_ratio=False, "
+                     "fill_mode='constant', fill_value=0.0, antialias=False, "),
+        ("RandomCrop", "seed=None, "), ("CenterCrop", ""))),
     KerasLayerSpec("Lambda", "function, output_shape=None, mask=None, arguments=None, **kwargs", call=lambda_call),
     KerasLayerSpec("InputLayer", "shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, "
                    "input_tensor=None, optional=False, **kwargs", call=identity_call,
