@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import libcst as cst
+
 from vramlint.engine.values import (
     MISSING,
     Args,
@@ -43,6 +45,7 @@ from vramlint.frontends.torch.module import (
     ModuleNative,
     ModuleState,
     is_module,
+    named_modules,
     named_tensors,
 )
 from vramlint.frontends.torch.tensors import TensorValue, dtype_name
@@ -52,9 +55,6 @@ if TYPE_CHECKING:
     from vramlint.engine.protocol import Protocol
 
 UNBUILT = "<unbuilt>"
-# Keyword arguments every Keras layer accepts (keras.layers.Layer.__init__ and the legacy ones).
-BASE_KWARGS = ("name", "trainable", "dtype", "autocast", "input_shape", "input_dim", "batch_input_shape",
-               "batch_size", "input_length", "activity_regularizer", "weights", "dynamic")
 
 
 def snake_case(name: str) -> str:
@@ -104,8 +104,6 @@ def kstate(v: Instance) -> KerasState:
 
 
 # ---------------------------------------------------------------------- calling a layer
-
-
 def _layer_call(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     """layer(inputs, ...): build on first call, then call; on symbolic inputs, record a node."""
     layer: Instance = a[0]
@@ -152,8 +150,6 @@ def call_method(ev: Evaluator, layer: Instance, args: Args, k: Kwargs) -> Any:
 
 
 def _param_names(fn: FunctionValue) -> set[str]:
-    import libcst as cst
-
     node = fn.node
     p = node.params
     names = {x.name.value for x in (*p.posonly_params, *p.params, *p.kwonly_params)}
@@ -210,19 +206,13 @@ def _contained(prefix: str, v: Any, depth: int) -> Iterator[tuple[str, Instance]
 
 def set_trainable(layer: Instance, flag: bool) -> None:
     """layer.trainable = flag: every weight below it follows (a weight made non-trainable stays so)."""
-    for _, m in _walk(layer):
+    for _, m in named_modules(layer):
         if is_keras(m):
             mst = kstate(m)
             mst.trainable = flag
             for t in mst.params.values():
                 if isinstance(t, TensorValue):
                     t.requires_grad = flag and id(t) not in mst.frozen
-
-
-def _walk(layer: Instance) -> Iterator[tuple[str, Instance]]:
-    from vramlint.frontends.torch.module import named_modules
-
-    yield from named_modules(layer)
 
 
 # ---------------------------------------------------------------------- weights
@@ -408,7 +398,7 @@ _PROPERTIES: dict[str, Callable[[Evaluator, Instance, KerasState], Any]] = {
     "dtype": lambda ev, inst, st: st.dtype or "float32",
     "compute_dtype": lambda ev, inst, st: st.dtype or "float32",
     "variable_dtype": lambda ev, inst, st: st.dtype or "float32",
-    "submodules": lambda ev, inst, st: [m for _, m in _walk(inst)][1:],
+    "submodules": lambda ev, inst, st: [m for _, m in named_modules(inst)][1:],
     "losses": lambda ev, inst, st: [],
     "metrics": lambda ev, inst, st: [],
     "supports_masking": lambda ev, inst, st: False,
