@@ -128,3 +128,17 @@ def test_the_cli_checks_keras_files(tmp_path: Path) -> None:
     assert big["setup"]["optimizer"]["source"].startswith("code: model.compile(optimizer=Adam(...))")
     (cnn,) = files["cnn.py"]["models"]
     assert cnn["params"]["total"] == CNN_PARAMS and "VL001" not in [f["code"] for f in files["cnn.py"]["findings"]]
+
+
+@pytest.mark.asyncio
+async def test_layer_hints_inside_a_sequential_list(lsp: Session) -> None:
+    """The bundled Keras example: each layer of the Sequential's list gets its count on its own line."""
+    text = (Path(__file__).resolve().parents[1] / "examples" / "keras_cnn.py").read_text()
+    uri = await lsp.open("keras_cnn.py", text)
+    hints = await lsp.hints(uri)
+    assert hints[line_of(text, "layers.Conv2D(32")] == "320 params"
+    assert hints[line_of(text, "layers.Conv2D(64")] == "18.5K params"
+    assert hints[line_of(text, "layers.Dense(num_classes")] == "16.0K params"
+    md = await lsp.hover(uri, line_of(text, "layers.MaxPooling2D"), 18)
+    assert md is not None and md.startswith("**max_pooling2d**: `MaxPooling2D`, 0 parameters"), md
+    assert "- output: `[B, 13, 13, 32]`" in md
