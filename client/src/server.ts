@@ -11,7 +11,7 @@ import {
     type LogOutputChannel, type WorkspaceFolder,
 } from 'vscode';
 import {
-    DidChangeConfigurationNotification, LanguageClient, RevealOutputChannelOn, type LanguageClientOptions,
+    DidChangeConfigurationNotification, LanguageClient, RevealOutputChannelOn, State, type LanguageClientOptions,
     type ServerOptions,
 } from 'vscode-languageclient/node';
 import {
@@ -125,6 +125,12 @@ export class Server implements Disposable {
         };
         const client = new LanguageClient('vramlint', 'vramlint', serverOptions, clientOptions);
         client.onNotification(STATUS_METHOD, (params: FileStatus) => this.status.update(params));
+        client.onDidChangeState((e) => {
+            // Stopped by itself (the language client gave up restarting a crashing server), not by us.
+            if (e.newState === State.Stopped && this.client === client) {
+                this.status.failed('the server stopped: see the log (vramlint: Show Logs), then vramlint: Restart Server');
+            }
+        });
         this.log.info(`starting: ${launch.command} ${launch.args.join(' ')}`);
         try {
             await client.start();
