@@ -554,11 +554,12 @@ def rnn(c: Call) -> Effect:
         return Effect(saves=_keep(x), assumed=True)
     gates = 4 if m.cls.name in ("LSTM", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D") else 3 if m.cls.name == "GRU" else 1
     hidden = m.attrs.get("hidden_size", m.attrs.get("units", 0))  # torch's name, Keras's
-    if m.cls.name.startswith("ConvLSTM") and isinstance(out.shape, tuple):  # a hidden map per step
+    steps = numel(x.shape[:-1])
+    if m.cls.name.startswith("ConvLSTM") and isinstance(out.shape, tuple):  # a hidden map per (batch, time) step
         hidden = numel(out.shape[2 if m.attrs.get("return_sequences") else 1:])
+        steps = numel(x.shape[:2])
     layers = m.attrs.get("num_layers", 1)
     dirs = 2 if m.attrs.get("bidirectional") else 1
-    steps = numel(x.shape[:-1])
     reserve = steps * layers * dirs * gates * hidden * 2 * DTYPE_BYTES.get(c.dtype_of(x), 4) \
         if all(isinstance(v, int) for v in (steps, layers, hidden)) else 0
     return Effect(saves=_keep(x, out) + [Extra(reserve, c.dtype_of(x), "cuDNN RNN reserve")])
