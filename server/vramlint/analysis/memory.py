@@ -27,7 +27,7 @@ from vramlint.engine.source import SourceModule
 from vramlint.engine.values import MISSING, Instance, SourceRef, Unknown
 from vramlint.frontends.keras.layer import is_keras
 from vramlint.frontends.keras.model import declared_inputs
-from vramlint.frontends.keras.training_setup import BACKEND_NOTE
+from vramlint.frontends.keras.training_setup import BACKEND_NOTE, KERAS_DEFAULT_BATCH
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
 from vramlint.frontends.torch.training_setup import scan_training_setup
@@ -327,9 +327,6 @@ def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
             return args, kwargs, f"{where}, batch {batch} from {setup.source('batch_size')}"
         return args, kwargs, where
     return _first_layer_inputs(model, batch, setup.source("batch_size"))
-
-
-KERAS_DEFAULT_BATCH = 32  # keras.Model.fit(batch_size=None) on arrays
 
 
 def _keras_inputs(declared: list[tuple[tuple[Any, ...], str]], batch: int | None,

@@ -137,7 +137,6 @@ MODULE_OPS = {
     "BCEWithLogitsLoss": "binary_cross_entropy_with_logits", "BCELoss": "binary_cross_entropy",
     "SmoothL1Loss": "l1_loss", "HuberLoss": "l1_loss", "KLDivLoss": "kl_div",
     "MultiheadAttention": "multihead_attention", "LSTM": "rnn", "GRU": "rnn", "RNN": "rnn",
-    "SimpleRNN": "rnn", "ConvLSTM1D": "rnn", "ConvLSTM2D": "rnn", "ConvLSTM3D": "rnn",  # Keras's
     "Upsample": "interpolate", "UpsamplingNearest2d": "interpolate", "UpsamplingBilinear2d": "interpolate",
     "ZeroPad2d": "pad", "ConstantPad1d": "pad", "ConstantPad2d": "pad", "ConstantPad3d": "pad",
     "ReflectionPad1d": "pad", "ReflectionPad2d": "pad", "ReplicationPad2d": "pad", "PixelShuffle": "pixel_shuffle",
@@ -547,19 +546,24 @@ def multihead_attention(c: Call) -> Effect:
 
 @rule("rnn")
 def rnn(c: Call) -> Effect:
-    """cuDNN RNNs keep the input, the output and a reserve of the gates of every step and layer."""
+    """cuDNN RNNs keep the input, the output and a reserve of the gates of every step and layer.
+    A torch layer is described by its attributes; a frontend recording the op itself says
+    `rnn=(gates, hidden size, steps)` (Keras's layers: frontends/keras/catalog/recurrent.py)."""
     x, out = c.x, c.out
     m = c.module
-    if x is None or out is None or m is None or not isinstance(x.shape, tuple):
+    given = c.kwargs.get("rnn")
+    if x is None or out is None or not isinstance(x.shape, tuple) or (m is None and given is None):
         return Effect(saves=_keep(x), assumed=True)
-    gates = 4 if m.cls.name in ("LSTM", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D") else 3 if m.cls.name == "GRU" else 1
-    hidden = m.attrs.get("hidden_size", m.attrs.get("units", 0))  # torch's name, Keras's
-    steps = numel(x.shape[:-1])
-    if m.cls.name.startswith("ConvLSTM") and isinstance(out.shape, tuple):  # a hidden map per (batch, time) step
-        hidden = numel(out.shape[2 if m.attrs.get("return_sequences") else 1:])
-        steps = numel(x.shape[:2])
-    layers = m.attrs.get("num_layers", 1)
-    dirs = 2 if m.attrs.get("bidirectional") else 1
+    if given is not None:
+        gates, hidden, steps = given
+        layers, dirs = 1, 1
+    else:
+        assert m is not None
+        gates = {"LSTM": 4, "GRU": 3}.get(m.cls.name, 1)
+        hidden = m.attrs.get("hidden_size", 0)
+        steps = numel(x.shape[:-1])
+        layers = m.attrs.get("num_layers", 1)
+        dirs = 2 if m.attrs.get("bidirectional") else 1
     reserve = steps * layers * dirs * gates * hidden * 2 * DTYPE_BYTES.get(c.dtype_of(x), 4) \
         if all(isinstance(v, int) for v in (steps, layers, hidden)) else 0
     return Effect(saves=_keep(x, out) + [Extra(reserve, c.dtype_of(x), "cuDNN RNN reserve")])

@@ -48,7 +48,7 @@ from vramlint.frontends.torch.module import (
     named_modules,
     named_tensors,
 )
-from vramlint.frontends.torch.tensors import TensorValue, dtype_name
+from vramlint.frontends.torch.tensors import TensorValue
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -414,8 +414,8 @@ def base_kwargs(ev: Evaluator, inst: Instance, k: Kwargs) -> None:
         st.trainable = False
     dt = k.get("dtype")
     if isinstance(dt, str) or (dt is not None and not isinstance(dt, Unknown)):
-        name = dtype_name(dt, "float32") if not isinstance(dt, Instance) else "float32"
-        st.dtype = {"mixed_float16": "float32", "mixed_bfloat16": "float32"}.get(name, name)
+        # (a mixed policy keeps float32 variables)
+        st.dtype = keras_dtype(dt) if not isinstance(dt, Instance) else "float32"
     shape = k.get("batch_input_shape")
     if isinstance(shape, (tuple, list)):
         st.declared_input = tuple(shape)
@@ -460,7 +460,8 @@ def as_shape(v: Any) -> Any:
 
 
 
-def _none(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+def none_fn(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """A method that does nothing (compile, summary, save...)."""
     return None
 
 
@@ -474,12 +475,12 @@ def layer_namespace() -> dict[str, Any]:
         "count_params": _count_params,
         "get_config": lambda ev, a, k: {"name": kstate(a[0]).name, "trainable": kstate(a[0]).trainable},
         "compute_output_shape": lambda ev, a, k: Unknown("compute_output_shape is not modelled", ev.current_ref),
-        "add_loss": _none,
-        "adapt": _none,
-        "add_metric": _none,
+        "add_loss": none_fn,
+        "adapt": none_fn,
+        "add_metric": none_fn,
         "get_weights": lambda ev, a, k: Unknown("weight values are not known statically", ev.current_ref),
-        "set_weights": _none,
-        "summary": _none,
+        "set_weights": none_fn,
+        "summary": none_fn,
     }
     ns = {name: NativeFunction(f"Layer.{name}", fn) for name, fn in fns.items()}
     ns["build"] = NativeFunction("Layer.build", _user_build_or_noop)

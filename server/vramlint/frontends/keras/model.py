@@ -14,6 +14,7 @@ from vramlint.frontends.keras.layer import (
     is_keras,
     kstate,
     layers_of,
+    none_fn,
     record_specs,
     snake_case,
     sync_tracked,
@@ -32,10 +33,6 @@ from vramlint.frontends.torch.module import is_module
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
-
-
-def _none(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    return None
 
 
 def _get_layer(ev: Evaluator, a: Args, k: Kwargs) -> Any:
@@ -164,18 +161,18 @@ def model_namespace() -> dict[str, Any]:
         "call": _model_call,
         "build": _model_build,
         "get_layer": _get_layer,
-        "compile": _none,
+        "compile": none_fn,
         "fit": lambda ev, a, k: Unknown("the result of fit() is not known statically", ev.current_ref),
         "evaluate": lambda ev, a, k: Unknown("the result of evaluate() is not known statically", ev.current_ref),
         "predict": lambda ev, a, k: Unknown("the result of predict() is not known statically", ev.current_ref),
-        "save": _none,
-        "save_weights": _none,
-        "load_weights": _none,
-        "summary": _none,
-        "train_on_batch": _none,
-        "test_on_batch": _none,
-        "predict_on_batch": _none,
-        "reset_states": _none,
+        "save": none_fn,
+        "save_weights": none_fn,
+        "load_weights": none_fn,
+        "summary": none_fn,
+        "train_on_batch": none_fn,
+        "test_on_batch": none_fn,
+        "predict_on_batch": none_fn,
+        "reset_states": none_fn,
     }
     return {name: NativeFunction(f"Model.{name}", fn) for name, fn in fns.items()}
 

@@ -186,9 +186,7 @@ def _random(name: str) -> NativeFunction:
 
 
 def random_namespace() -> dict[str, Any]:
-    ns: dict[str, Any] = {name: _random(name) for name in ("normal", "uniform", "truncated_normal")}
-    ns["SeedGenerator"] = None  # replaced by stubs.py with an opaque class
-    return ns
+    return {name: _random(name) for name in ("normal", "uniform", "truncated_normal")}
 
 
 ACTIVATION_NAMES = ("relu", "gelu", "sigmoid", "tanh", "softmax", "silu", "swish", "elu", "selu", "softplus",

@@ -99,10 +99,6 @@ def _unknown_attr(loader: Loader, module: str) -> Callable[[str], Any]:
     return hook
 
 
-def _dtype_policy(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-    return None  # the training setup scan reads the policy (training_setup.py); nothing to do here
-
-
 MERGE_FUNCTIONS = {"add": "Add", "subtract": "Subtract", "multiply": "Multiply", "average": "Average",
                    "maximum": "Maximum", "minimum": "Minimum", "concatenate": "Concatenate", "dot": "Dot"}
 
@@ -163,8 +159,8 @@ def keras_module(loader: Loader, dotted: str) -> ModuleValue | None:
                                       getattr_hook=_lenient(loader, "keras.optimizers.schedules"))
         return ModuleValue(dotted, ns, getattr_hook=_lenient(loader, "keras.optimizers"))
     if sub == "mixed_precision":
-        return ModuleValue(dotted, {"set_global_policy": NativeFunction("keras.mixed_precision.set_global_policy",
-                                                                        _dtype_policy),
+        # (the policy itself is read by the training-setup scan: frontends/keras/training_setup.py)
+        return ModuleValue(dotted, {"set_global_policy": _noop("keras.mixed_precision.set_global_policy"),
                                     "Policy": _opaque(loader, "Policy", "keras.mixed_precision"),
                                     "DTypePolicy": _opaque(loader, "DTypePolicy", "keras.mixed_precision"),
                                     "LossScaleOptimizer": _opaque(loader, "LossScaleOptimizer",

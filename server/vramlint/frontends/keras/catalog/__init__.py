@@ -330,6 +330,11 @@ def kernel_for_torch(ev: Evaluator, kernel: TensorValue, transpose: bool = False
     return op(ev, "Tensor.contiguous", (view,), TensorValue(shape, kernel.dtype))  # type: ignore[no-any-return]
 
 
+def ones(n: int) -> str:
+    """The default of strides= and dilation_rate= in a signature: 1, or (1, 1)..."""
+    return "1" if n == 1 else f"({', '.join(['1'] * n)})"
+
+
 def ints(v: Any, n: int) -> tuple[Any, ...]:
     """A layer's int-or-tuple argument (kernel_size=3, strides=(2, 2)) as n values."""
     t = tuple(v) if isinstance(v, (tuple, list)) else (v,) * n

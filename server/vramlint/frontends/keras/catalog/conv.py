@@ -19,6 +19,7 @@ from vramlint.frontends.keras.catalog import (
     deconv_length,
     ints,
     kernel_for_torch,
+    ones,
     op,
     register,
     shape_mismatch,
@@ -161,7 +162,7 @@ def _kind(layer: Instance) -> str:
 
 
 def _conv_spec(n: int) -> KerasLayerSpec:
-    default = "1" if n == 1 else f"({', '.join(['1'] * n)})"
+    default = ones(n)
     return KerasLayerSpec(
         f"Conv{n}D", f"filters, kernel_size, strides={default}, padding='valid', data_format=None, "
         f"dilation_rate={default}, groups=1, activation=None, use_bias=True, kernel_initializer='glorot_uniform', "
@@ -170,7 +171,7 @@ def _conv_spec(n: int) -> KerasLayerSpec:
 
 
 def _transpose_spec(n: int) -> KerasLayerSpec:
-    default = "1" if n == 1 else f"({', '.join(['1'] * n)})"
+    default = ones(n)
     return KerasLayerSpec(
         f"Conv{n}DTranspose", f"filters, kernel_size, strides={default}, padding='valid', output_padding=None, "
         f"data_format=None, dilation_rate={default}, activation=None, use_bias=True, "
@@ -179,7 +180,7 @@ def _transpose_spec(n: int) -> KerasLayerSpec:
 
 
 def _depthwise_spec(n: int) -> KerasLayerSpec:
-    default = "1" if n == 1 else f"({', '.join(['1'] * n)})"
+    default = ones(n)
     return KerasLayerSpec(
         f"DepthwiseConv{n}D", f"kernel_size, strides={default}, padding='valid', depth_multiplier=1, "
         f"data_format=None, dilation_rate={default}, activation=None, use_bias=True, "
@@ -189,7 +190,7 @@ def _depthwise_spec(n: int) -> KerasLayerSpec:
 
 
 def _separable_spec(n: int) -> KerasLayerSpec:
-    default = "1" if n == 1 else f"({', '.join(['1'] * n)})"
+    default = ones(n)
     return KerasLayerSpec(
         f"SeparableConv{n}D", f"filters, kernel_size, strides={default}, padding='valid', data_format=None, "
         f"dilation_rate={default}, depth_multiplier=1, activation=None, use_bias=True, "

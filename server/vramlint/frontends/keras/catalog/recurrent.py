@@ -3,6 +3,7 @@ TimeDistributed."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from vramlint.engine.values import Args, Instance, Kwargs, Unknown
@@ -10,6 +11,7 @@ from vramlint.frontends.keras.catalog import (
     KArgs,
     KerasLayerSpec,
     Weight,
+    ones,
     op,
     register,
     shape_mismatch,
@@ -54,9 +56,16 @@ def rnn_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     seq = TensorValue((b, t, units) if layer.attrs.get("return_sequences") else (b, units), x.dtype)
     states = [TensorValue((b, units), x.dtype) for _ in range(2 if spec_name(layer) == "LSTM" else 1)]
     result: Any = [seq, *states] if layer.attrs.get("return_state") else seq
-    if ev.tape is not None:  # one op: the memory model's rule for a cuDNN recurrent layer
-        return ev.tape.call(ev, f"keras.{spec_name(layer)}", (x,), {}, lambda: result, module=layer)
-    return result
+    steps = b * t if isinstance(b, int) and isinstance(t, int) else None
+    return _recurrent_op(ev, layer, x, result, GATES[spec_name(layer)], units, steps)
+
+
+def _recurrent_op(ev: Any, layer: Instance, x: TensorValue, result: Any, gates: int, hidden: Any,
+                  steps: Any) -> Any:
+    """The layer as one op for the memory model, whose rule for a cuDNN recurrent layer keeps the
+    input, the output and the gates of every step: its weights are read, its shape told."""
+    weights = tuple(t for t in kstate(layer).params.values() if isinstance(t, TensorValue))
+    return op(ev, "keras.rnn", (x, *weights), result, {"rnn": (gates, hidden, steps)})
 
 
 def _rnn_spec(name: str) -> KerasLayerSpec:
@@ -103,14 +112,14 @@ def conv_lstm_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     result: Any = [seq, TensorValue((b, *frame), x.dtype), TensorValue((b, *frame), x.dtype)] \
         if layer.attrs.get("return_state") else seq
     # Keras runs the cell step by step: each step's convolutions keep their inputs (recorded as one
-    # recurrent op with the LSTM's four gates).
-    if ev.tape is not None:
-        return ev.tape.call(ev, f"keras.{spec_name(layer)}", (x,), {}, lambda: result, module=layer)
-    return result
+    # recurrent op with the LSTM's four gates, a hidden map per batch and time step).
+    per_step = math.prod(frame) if all(isinstance(d, int) for d in frame) else None
+    steps = b * t if isinstance(b, int) and isinstance(t, int) else None
+    return _recurrent_op(ev, layer, x, result, 4, per_step, steps)
 
 
 def _conv_lstm_spec(n: int) -> KerasLayerSpec:
-    one = "1" if n == 1 else f"({', '.join(['1'] * n)})"
+    one = ones(n)
     return KerasLayerSpec(
         f"ConvLSTM{n}D", f"filters, kernel_size, strides={one}, padding='valid', data_format=None, "
         f"dilation_rate={one}, activation='tanh', recurrent_activation='sigmoid', use_bias=True, "
