@@ -308,29 +308,18 @@ def _get_tensor(kind: str) -> Callable[..., Any]:
 def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     """module(x): its forward, on abstract tensors. A forward written in the analysed code is
     evaluated; a catalog layer's comes from its forward rule (output shapes)."""
-    from vramlint.frontends.torch.catalog import FORWARD, LayerNative
-
     inst: Instance = a[0]
     tape = ev.tape
     if tape is not None:
         tape.enter_module(inst, (*a[1:], *k.values()))
     try:
+        # A forward written in the code, a catalog layer's (its rule), or one wrapped by a library
+        # decorator's rule: all are found as Python finds them, through the class's MRO.
         fwd, _ = inst.cls.lookup("forward")
-        if isinstance(fwd, FunctionValue) or (isinstance(fwd, NativeFunction) and fwd.name != "Module.forward"):
-            # (a NativeFunction: a forward wrapped by a library decorator's rule)
+        if isinstance(fwd, (FunctionValue, NativeFunction)):
             out = ev.call(BoundMethod(inst, fwd), a[1:], k)
         else:
             out = Unknown(f"the forward of {inst.cls.name} is not modelled", ev.current_ref)
-            for klass in inst.cls.mro:
-                if isinstance(klass.native, LayerNative):
-                    rule = FORWARD.get(klass.name)
-                    if rule is not None:
-                        if tape is not None:  # the layer is one op for the memory model
-                            out = tape.call(ev, f"nn.{klass.name}", a[1:], k,
-                                            lambda: rule(ev, inst, a[1:], k), module=inst)  # noqa: B023
-                        else:
-                            out = rule(ev, inst, a[1:], k)
-                        break
     finally:
         if tape is not None:
             tape.exit_module()
