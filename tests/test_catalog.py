@@ -318,6 +318,20 @@ m = Stack(3, 5)
         lin = nn.Linear(4, 4)
         self.layers = nn.ModuleList([lin for _ in range(3)])
     """)),
+    # A replaced child keeps its place in children(), as a dict entry does (torchvision fine-tuning).
+    ("reassigned-child-keeps-its-slot", net("""
+        self.conv1 = nn.Conv2d(3, 8, 3)
+        self.conv2 = nn.Conv2d(8, 16, 3)
+        self.fc = nn.Linear(16, 10)
+    """, "net = Net()\nnet.conv1 = nn.Conv2d(1, 8, 3)\nm = nn.Sequential(*list(net.children())[:-1])")),
+    ("reregistered-buffer-and-module-keep-their-slots", net("""
+        self.register_buffer("a", torch.zeros(3))
+        self.register_buffer("b", torch.zeros(4))
+        self.register_buffer("a", torch.zeros(5))
+        self.add_module("x", nn.Linear(2, 2))
+        self.add_module("y", nn.Linear(3, 3))
+        self.add_module("x", nn.Linear(4, 4))
+    """, "n = Net()\nm = nn.Sequential(*list(n.children())[1:])\nm.register_buffer('first', list(n.buffers())[0])")),
 ]
 
 

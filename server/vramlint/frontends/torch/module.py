@@ -91,15 +91,15 @@ class ModuleNative:
         if not isinstance(st, ModuleState):
             return False
         if isinstance(value, TensorValue) and value.is_param:
-            _discard(st, inst, name)
+            _discard(st, inst, name, st.params)
             st.params[name] = value
             return True
         if isinstance(value, BufferTensor):  # self.x = nn.Buffer(...)
-            _discard(st, inst, name)
+            _discard(st, inst, name, st.buffers)
             st.buffers[name] = value
             return True
         if is_module(value):
-            _discard(st, inst, name)
+            _discard(st, inst, name, st.modules)
             st.modules[name] = value
             return True
         if name in st.params and (value is None or isinstance(value, (TensorValue, Unknown))):
@@ -130,11 +130,14 @@ class ModuleNative:
         return False
 
 
-def _discard(st: ModuleState, inst: Instance, name: str) -> None:
+def _discard(st: ModuleState, inst: Instance, name: str, keep: dict[str, Any]) -> None:
+    """Before `name` is set in `keep`: remove it from the other tables. Not from `keep` itself:
+    torch reassigns the dict entry, so a replaced child keeps its place in `children()` (and
+    `nn.Sequential(*list(net.children())[:-1])` still drops the last one)."""
     inst.attrs.pop(name, None)
-    st.params.pop(name, None)
-    st.buffers.pop(name, None)
-    st.modules.pop(name, None)
+    for table in (st.params, st.buffers, st.modules):
+        if table is not keep:
+            table.pop(name, None)
 
 
 # ---------------------------------------------------------------------- traversal
@@ -176,7 +179,7 @@ def _add_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         ev.record(name if isinstance(name, Unknown) else Unknown("add_module with a non-string name", ev.current_ref))
         return None
     if mod is None or is_module(mod):
-        _discard(state_of(inst), inst, name)
+        _discard(state_of(inst), inst, name, state_of(inst).modules)
         state_of(inst).modules[name] = mod
     elif isinstance(mod, Unknown):
         ev.record(mod)
@@ -193,8 +196,8 @@ def _register(kind: str, value_arg: str) -> Callable[..., Any]:
         if not isinstance(name, str):
             ev.record(name if isinstance(name, Unknown) else Unknown(f"{kind} name is not a string", ev.current_ref))
             return None
-        _discard(state_of(inst), inst, name)
         table = state_of(inst).buffers if kind == "buffer" else state_of(inst).params
+        _discard(state_of(inst), inst, name, table)
         table[name] = value
         return None
 
