@@ -1443,6 +1443,12 @@ class Evaluator:
         if isinstance(func, BoundMethod):
             return self.call(func.func, (func.self_value, *args), kwargs)
         if isinstance(func, NativeFunction):
+            star = next((x for x in args if isinstance(x, _StarUnknown)), None)
+            if star is not None:
+                # `f(*unknown)`: a native cannot bind positions it does not know (nn.Sequential(*blocks)
+                # with `blocks` unknown): its result, and what it would have built, are unknown.
+                self.record(star.unknown)
+                return star.unknown
             try:
                 if self.tape is not None and func.name.startswith(_TAPED):
                     seen = args if func.receiver is None else (func.receiver, *args)

@@ -884,11 +884,37 @@ def split_tensor(ev: Evaluator, t: TensorValue, size: Any, dim: Any) -> Any:
     else:
         return Unknown("split of unknown sizes", ev.current_ref)
     out = []
+    start: Any = 0
     for s in sizes:
         shape = list(t.shape)
         shape[d] = s
-        out.append(TensorValue(tuple(shape), t.dtype))
+        out.append(TensorValue(tuple(shape), t.dtype, data=_slice_data(t, d, start, s)))
+        start = start + s
     return tuple(out)
+
+
+def _slice_data(t: TensorValue, d: int, start: Any, size: Any) -> list[Any] | None:
+    """The values of `t.narrow(d, start, size)` when `t`'s are known (drop-path rates made by
+    `torch.linspace(...).split(depths)`, then `.tolist()`)."""
+    if t.data is None or not isinstance(t.shape, tuple) or not all(isinstance(n, int) for n in (start, size, *t.shape)):
+        return None
+    n = t.shape[d]
+    inner = numel(t.shape[d + 1:])
+    rows = numel(t.shape[:d])
+    return [t.data[(r * n + start) * inner + j] for r in range(rows) for j in range(size * inner)]
+
+
+def _unbind(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    dim = a[0] if a else k.get("dim", 0)
+    if isinstance(t.shape, Unknown):
+        return Unknown("unbind of a tensor of unknown shape", ev.current_ref)
+    d = _norm_dim(dim, len(t.shape))
+    if isinstance(d, int) and not 0 <= d < len(t.shape):
+        raise ev.raise_error("IndexError", f"Dimension out of range (got {dim} for a tensor of {len(t.shape)} dimensions)")
+    if not isinstance(d, int) or not isinstance(t.shape[d], int):
+        return Unknown("unbind along an unknown dim", ev.current_ref)
+    shape = t.shape[:d] + t.shape[d + 1:]
+    return tuple(TensorValue(shape, t.dtype, data=_slice_data(t, d, i, 1)) for i in range(t.shape[d]))
 
 
 def _chunk(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
@@ -1049,7 +1075,7 @@ TENSOR_METHODS.update({
     "tolist": _tolist, "item": _item, "numel": _numel, "dim": _dim, "ndimension": _dim,
     "requires_grad_": _requires_grad_,
     "new_zeros": _new, "new_ones": _new, "new_empty": _new, "new_full": lambda ev, t, a, k: _new(ev, t, a[:1], k),
-    "split": _split, "chunk": _chunk,
+    "split": _split, "chunk": _chunk, "unbind": _unbind,
     "pow": lambda ev, t, a, k: elementwise(ev, "pow", t, a[0]),
     "add": lambda ev, t, a, k: elementwise(ev, "add", t, a[0]), "sub": lambda ev, t, a, k: elementwise(ev, "sub", t, a[0]),
     "mul": lambda ev, t, a, k: elementwise(ev, "mul", t, a[0]), "div": lambda ev, t, a, k: elementwise(ev, "truediv", t, a[0]),
