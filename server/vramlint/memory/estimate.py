@@ -18,7 +18,7 @@ MATMUL_OPS = {"linear", "matmul", "addmm", "baddbmm", "bilinear", "multihead_att
 
 # At the edge of the card the caching allocator frees its cached blocks and retries before it
 # fails, so what it reserves beyond the allocated peak is the fragmentation it cannot release:
-# 2.0% and 1.6% at the largest batch that trained (../shared/calibration/h200-max-batch.jsonl).
+# 2.0% and 1.6% at the largest batch that trained (benchmarks/data/calibration/h200-max-batch.jsonl).
 # (With room to spare it keeps much more cached: max_reserved in the calibration data.)
 FRAGMENTATION = 0.02
 SEGMENT = 2 << 20  # large allocations are rounded up to 2 MiB segments
