@@ -596,7 +596,7 @@ def test_explain(tmp_path: Path) -> None:
                         "inputs from directive at line 3")
     assert lines[2].startswith("The count made by hand")
     for start in ("  weights ", "  gradients ", "  optimizer state ", "  kept for backward ",
-                  "  the batch on the GPU ", "  cuBLAS workspaces ", "  = training peak ", "  inference peak ",
+                  "  batch ", "  cuBLAS workspaces ", "  = training peak ", "  inference peak ",
                   "  device total "):
         assert any(line.startswith(start) for line in lines), start
     assert any(line.startswith("The training peak is ") for line in lines)
