@@ -576,7 +576,7 @@ def test_report_text_json_and_exit_codes(tmp_path: Path) -> None:
     # No estimate (no batch size): the table, and why; exit 0.
     assert no_estimate.returncode == 0
     assert "no memory estimate: no inputs to estimate memory" in no_estimate.stdout
-    assert "  batch size     None  (default)" in no_estimate.stdout.splitlines()
+    assert "  batch size     not given" in no_estimate.stdout.splitlines()
     # Usage errors.
     usage_error(unknown, "no model named nope; models found: net")
     usage_error(absent, "absent.py: no such file")
