@@ -64,12 +64,13 @@ export function statusView(status: FileStatus | undefined, line: number | undefi
         };
     }
     const fits = m.fits !== false;
+    // The figures by the names the CLI, the hover and the code lens give them.
     return {
-        text: `${m.name}: train ${fmtBytes(m.deviceTotal)} / ${fmtBytes(m.deviceMemory)}${fits ? '' : ' (does not fit)'}`,
+        text: `${m.name}: device total ${fmtBytes(m.deviceTotal)} / ${fmtBytes(m.deviceMemory)}${fits ? '' : ' (does NOT fit)'}`,
         model: m.name,
         severity: fits ? 'information' : 'warning',
-        detail: `training peak ${fmtBytes(m.trainPeak)}, ${fmtBytes(m.deviceTotal)} with the CUDA context on the ` +
-            `${m.device ?? 'GPU'}; batch ${m.batchSize ?? '?'}${others}`,
+        detail: `training peak ${fmtBytes(m.trainPeak)}; device total ${fmtBytes(m.deviceTotal)} (with the CUDA ` +
+            `context) on the ${m.device ?? 'GPU'}; batch ${m.batchSize ?? '?'}${others}`,
     };
 }
 
