@@ -385,3 +385,28 @@ def test_each_figure_has_the_same_name_everywhere(models: dict[str, ModelResult]
         found = re.search(name + r" (\d[\d.]* [KMG]?i?B)", lens)
         assert found is not None and found.group(1) == fmt_bytes(getattr(e, FIGURES[name])), lens
     assert "None" not in summaries.model_markdown(m) + lens
+
+
+def test_in_infer_mode_the_lens_and_status_say_what_inference_needs(tmp_path: Path) -> None:
+    """134M parameters on a 2 GiB card: training does not fit, inference does; with mode = "infer"
+    the code lens and the status notification judge inference, as the CLI's verdict does."""
+    from vramlint.lsp import status
+
+    path = tmp_path / "wide.py"
+    path.write_text("import torch\nimport torch.nn as nn\n\n"
+                    "model = nn.Sequential(nn.Linear(8192, 8192), nn.ReLU(), nn.Linear(8192, 8192))\n"
+                    "y = model(torch.randn(4, 8192))\n")
+    fa = analyze_file(str(path), Settings(memory=True, mode="infer", device="2GiB"))
+    (m,) = fa.models
+    e = m.memory
+    assert e is not None and not e.fits and e.inference_need <= e.device_memory
+    lens = summaries.model_line(m)
+    assert f"inference peak {fmt_bytes(e.inference_peak)} · inference needs {fmt_bytes(e.inference_need)} / " \
+           f"{fmt_bytes(e.device_memory)} · batch 4" in lens and "NOT" not in lens, lens
+    (s,) = status.status("file:///wide.py", 1, fa)["models"]
+    assert s["mode"] == "infer" and s["fits"] is True and s["inferenceNeed"] == e.inference_need
+    assert "inference fits in the 2GiB" in summaries.model_markdown(m)
+    train = analyze_file(str(path), Settings(memory=True, device="2GiB"))
+    (s,) = status.status("file:///wide.py", 1, train)["models"]
+    assert s["mode"] == "train" and s["fits"] is False
+    assert "(does NOT fit)" in summaries.model_line(train.models[0])

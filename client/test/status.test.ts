@@ -38,6 +38,14 @@ test('a model over budget is a warning', () => {
     assert.equal(view.severity, 'warning');
 });
 
+test('with mode = "infer": what inference needs, and whether that fits', () => {
+    const infer: FileStatus = { ...file, models: [model('model', 3, { mode: 'infer', inferenceNeed: 900 * 2 ** 20, deviceMemory: 2 ** 30, fits: true })] };
+    assert.deepEqual(statusView(infer, 5), {
+        text: 'model: inference needs 900.0 MiB / 1.00 GiB', model: 'model', severity: 'information',
+        detail: 'inference peak 33.7 MiB; 900.0 MiB with the CUDA context on the H100-80GB; batch 256',
+    });
+});
+
 test('no estimate, no model, no analysis', () => {
     assert.equal(statusView(file, 20).text, 'MLP: 131.4K params');
     assert.match(statusView(file, 20).detail, /needs inputs/);
