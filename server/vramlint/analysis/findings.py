@@ -67,7 +67,7 @@ def oversized_layer(m: ModelResult) -> Iterator[Finding]:
         return
     limit = m.setup["max_layer_params"] if m.setup is not None else None
     leaves = list(_leaves(m.tree))
-    vocabularies = {_rows(node) for node in leaves if node.class_name in EMBEDDINGS} - {None}
+    vocabularies = {_vocabulary_size(node) for node in leaves if node.class_name in EMBEDDINGS} - {None}
     for node in leaves:
         n = sum(p.numel or 0 for p in node.params)
         if limit is not None:
@@ -81,7 +81,7 @@ def oversized_layer(m: ModelResult) -> Iterator[Finding]:
                            node.ref if node.ref is not None and _same_file(node.ref, m) else None)
 
 
-def _rows(node: ModuleNode) -> int | None:
+def _vocabulary_size(node: ModuleNode) -> int | None:
     """An embedding's number of rows (its vocabulary), from its weight."""
     shape = max(node.params, key=lambda p: p.numel or 0).shape if node.params else None
     return shape[0] if shape else None
@@ -97,8 +97,8 @@ def _vocabulary_layer(node: ModuleNode, vocabularies: set[int | None]) -> bool:
     if head is None:
         return False
     name, axis = head
-    weight = next((p for p in node.params if p.name == name), None)
-    return weight is not None and bool(weight.shape) and weight.shape[axis] in vocabularies  # type: ignore[index]
+    shape = next((p.shape for p in node.params if p.name == name), None)
+    return shape is not None and len(shape) > 0 and shape[axis] in vocabularies
 
 
 def activation_hotspot(m: ModelResult) -> Iterator[Finding]:
