@@ -576,7 +576,7 @@ def test_report_text_json_and_exit_codes(tmp_path: Path) -> None:
     # No estimate (no batch size): the table, and why; exit 0.
     assert no_estimate.returncode == 0
     assert "no memory estimate: no inputs to estimate memory" in no_estimate.stdout
-    assert "  batch size     None  (default)" in no_estimate.stdout.splitlines()
+    assert "  batch size     not given" in no_estimate.stdout.splitlines()
     # Usage errors.
     usage_error(unknown, "no model named nope; models found: net")
     usage_error(absent, "absent.py: no such file")
@@ -596,7 +596,7 @@ def test_explain(tmp_path: Path) -> None:
                         "inputs from directive at line 3")
     assert lines[2].startswith("The count made by hand")
     for start in ("  weights ", "  gradients ", "  optimizer state ", "  kept for backward ",
-                  "  the batch on the GPU ", "  cuBLAS workspaces ", "  = training peak ", "  inference peak ",
+                  "  batch ", "  cuBLAS workspaces ", "  = training peak ", "  inference peak ",
                   "  device total "):
         assert any(line.startswith(start) for line in lines), start
     assert any(line.startswith("The training peak is ") for line in lines)

@@ -241,8 +241,9 @@ async function main(): Promise<void> {
 
         // The code lens above each model.
         const lens = await until('the code lens of MLP', async () =>
-            (await lenses(page!)).find((l) => l.includes('131.4K params · train') && l.includes('bs 256')));
-        check(/131\.4K params · train [\d.]+ MiB \/ 79\.19 GiB · bs 256 · fp32 · adam/.test(lens), `code lens: "${lens}"`);
+            (await lenses(page!)).find((l) => l.includes('131.4K params · training peak') && l.includes('batch 256')));
+        check(/131\.4K params · training peak [\d.]+ MiB · device total [\d.]+ MiB \/ 79\.19 GiB · batch 256 · fp32 · adam/.test(lens),
+            `code lens: "${lens}"`);
 
         // The hover on the class name: parameters and the training peak.
         const at = await until('the class name MLP on screen', () => tokenCentre(page!, 'class MLP', 'MLP'));
@@ -295,9 +296,9 @@ async function main(): Promise<void> {
             await page!.mouse.move(5, 400);
             await page!.locator('[id="status.languageStatus"]').hover({ timeout: 2000 });
             const text = await page!.locator('.hover-language-status').first().textContent({ timeout: 2000 });
-            return text?.includes('train') ? text : undefined;
+            return text?.includes('device total') ? text : undefined;
         }, 20_000);
-        check(/train [\d.]+ MiB \/ 512\.0 MiB \(does not fit\)/.test(languageStatus), `language status item: "${languageStatus.slice(0, 160)}"`);
+        check(/device total [\d.]+ MiB \/ 512\.0 MiB \(does NOT fit\)/.test(languageStatus), `language status item: "${languageStatus.slice(0, 160)}"`);
         await page.screenshot({ path: path.join(ARTIFACTS, 'language-status.png') });
         await page.keyboard.press('Escape');
 

@@ -33,6 +33,7 @@ from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
 from vramlint.frontends.torch.training_setup import scan_training_setup
 from vramlint.memory.devices import device_named
 from vramlint.memory.estimate import (
+    LayerMemory,
     LineTensor,
     MemoryEstimate,
     Textbook,
@@ -68,7 +69,7 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
         if id(t) not in tape.tensors:
             tape.add_input(t)
     for _, m in named_modules(model):
-        state_of(m).output = MISSING
+        state_of(m).forget_calls()
     if setup.checkpointing:
         enable, _ = model.cls.lookup("gradient_checkpointing_enable")
         if enable is not MISSING:
@@ -227,7 +228,7 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     if est is not None and is_keras(value):
         est.notes.append(BACKEND_NOTE)
     if est is not None and result.tree is not None:
-        _attach_layer_memory(result.tree, {lm.path: lm.saved_bytes for lm in est.layers})
+        _attach_layer_memory(result.tree, {lm.path: lm for lm in est.layers})
         est.textbook = _textbook(result.tree, args, kwargs)
     result.output_shape = shape_of(output)
     result.forward_unknowns = _dedupe(forward_unknowns)
@@ -416,10 +417,15 @@ def _batch_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
     return None
 
 
-def _attach_layer_memory(node: ModuleNode, saved: dict[str, int]) -> int:
-    own = saved.get(node.path, 0)
+def _attach_layer_memory(node: ModuleNode, saved: dict[str, LayerMemory]) -> int:
+    """Each node's kept-for-backward bytes: its own ops' (`own_saved_bytes`: a container's F.relu
+    or torch.cat) plus its children's."""
+    mine = saved.get(node.path)
+    own = mine.saved_bytes if mine is not None else 0
     total = own + sum(_attach_layer_memory(c, saved) for c in node.children)
     node.saved_bytes = total
+    node.own_saved_bytes = own
+    node.own_ops = mine.ops if mine is not None else ()
     return total
 
 

@@ -355,6 +355,8 @@ def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool) -> tup
     )
     if outputs and st.output is not MISSING:
         node.output_shape = shape_of(st.output)
+        node.calls = st.calls
+        node.output_shapes = [shape_of(o) for o in st.call_outputs]
     seen.add(id(inst))
     sizes: dict[int, int | None] = {}
     for name, t in st.params.items():

@@ -76,7 +76,7 @@ def memory_lines(m: ModelResult) -> list[str]:
         f"{fmt_bytes(e.inference_peak)}; device total {fmt_bytes(e.device_total)}: {fits}",
         f"      weights {fmt_bytes(e.weights)}, gradients {fmt_bytes(e.gradients)}, optimizer state "
         f"{fmt_bytes(e.optimizer_state)}, kept for backward {fmt_bytes(e.activations)}, batch {fmt_bytes(e.inputs)}, "
-        f"cuBLAS workspace {fmt_bytes(e.workspace)}",
+        f"cuBLAS workspaces {fmt_bytes(e.workspace)}",
         *largest,
     ]
 

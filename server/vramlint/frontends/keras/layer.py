@@ -132,8 +132,7 @@ def _run(ev: Evaluator, layer: Instance, args: Args, k: Kwargs, shape: Any) -> A
         if tape is not None:
             tape.exit_module()
     sync_tracked(layer)
-    if st.output is MISSING:
-        st.output = out
+    st.record_call(out)
     return out
 
 

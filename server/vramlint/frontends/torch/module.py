@@ -28,9 +28,13 @@ if TYPE_CHECKING:
     from vramlint.engine.protocol import Protocol
 
 
+# A module called in a loop (a cell per time step) is called many times: the outputs of the first
+# calls are enough to show what it returns.
+MAX_CALL_OUTPUTS = 16
+
 
 class ModuleState:
-    __slots__ = ("modules", "params", "buffers", "training", "ref", "output")
+    __slots__ = ("modules", "params", "buffers", "training", "ref", "output", "calls", "call_outputs")
 
     def __init__(self, ref: SourceRef | None) -> None:
         self.modules: dict[str, Any] = {}
@@ -39,8 +43,23 @@ class ModuleState:
         self.training = True
         # Where the module was constructed (the call that created it).
         self.ref = ref
-        # What its first call returned (the forward trace of a model reads it).
+        # What its first call returned (the forward trace of a model reads it), how many times it
+        # was called, and what the first MAX_CALL_OUTPUTS calls returned (the report lists them).
         self.output: Any = MISSING
+        self.calls = 0
+        self.call_outputs: list[Any] = []
+
+    def record_call(self, out: Any) -> None:
+        if self.output is MISSING:
+            self.output = out
+        self.calls += 1
+        if len(self.call_outputs) < MAX_CALL_OUTPUTS:
+            self.call_outputs.append(out)
+
+    def forget_calls(self) -> None:
+        self.output = MISSING
+        self.calls = 0
+        self.call_outputs = []
 
     def deepcopy(self, proto: Protocol, memo: dict[int, Any]) -> ModuleState:
         s = ModuleState(self.ref)
@@ -327,8 +346,8 @@ def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         if tape is not None:
             tape.exit_module()
     st = inst.state
-    if isinstance(st, ModuleState) and st.output is MISSING:
-        st.output = out
+    if isinstance(st, ModuleState):
+        st.record_call(out)
     return out
 
 
