@@ -153,13 +153,13 @@ def _missing_module(loader: Loader, dotted: str) -> str | None:
 
 def _message(loader: Loader, missing: str, bound: str, extra_paths: Sequence[str], root: str) -> str:
     unknown = f"{bound} and what is built from it are unknown" if bound else "what it defines is unknown"
-    return (f"module `{missing}` could not be resolved, so {unknown}; searched {searched(loader, extra_paths, root)}; "
+    return (f"module `{missing}` could not be resolved, so {unknown}; searched {_searched(loader, extra_paths, root)}; "
             f"add the folder that contains `{missing.partition('.')[0]}` with `--extra-path DIR`, "
             '`extra-paths = ["DIR"]` in [tool.vramlint], or the editor setting `vramlint.extraPaths` '
             "(or install the package where vramlint runs)")
 
 
-def searched(loader: Loader, extra_paths: Sequence[str], root: str) -> str:
+def _searched(loader: Loader, extra_paths: Sequence[str], root: str) -> str:
     """The search path in a sentence: the file's root folder, extra-paths, the interpreter's
     sys.path (its site-packages by name: the whole list is long, and differs between a shell and
     an editor only by folders that hold no packages)."""
