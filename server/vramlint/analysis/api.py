@@ -12,6 +12,7 @@ import libcst as cst
 
 from vramlint.analysis.findings import find_problems
 from vramlint.analysis.models import find_models
+from vramlint.analysis.module_level import unevaluated, unresolved_imports
 from vramlint.analysis.results import FileAnalysis, UnknownInfo
 from vramlint.engine.builtins import stdlib_module
 from vramlint.engine.loader import Loader
@@ -124,10 +125,14 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
     for line, message in parse_directives(source.text, path)[1]:
         result.warnings.append(UnknownInfo(message, Location(path, line, 0, line, 0)))
     models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings)
+    if not models:  # "no models found" says what could not be evaluated
+        result.unevaluated = unevaluated(mod, source, loader.statement_problems.get(dotted, {}))
     if settings.models:
         models = [m for m in models if m.name in settings.models]
     result.models = models
-    result.findings = find_problems(result)
+    # After find_models: an import counts once the analysis has read what it binds.
+    imports = unresolved_imports(loader, mod, source, settings.extra_paths, module_name_for(path)[1])
+    result.findings = imports + find_problems(result)
     return result
 
 
@@ -172,6 +177,7 @@ def set_open_files(settings: Settings, texts: dict[str, str], roots: list[str]) 
     loader = get_loader(search_paths(settings))
     with _lock:
         loader.overlays = {os.path.abspath(p): t for p, t in texts.items()}
+        loader.forget_failed_imports()  # an unresolved import (VL303) the user has just fixed
         keep = ("site-packages", "dist-packages", f"{os.sep}.venv{os.sep}", f"{os.sep}venv{os.sep}")
         for name, mod in list(loader.modules.items()):
             f = getattr(mod, "ns", {}).get("__file__") if hasattr(mod, "ns") else None

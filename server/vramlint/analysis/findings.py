@@ -142,6 +142,9 @@ RULES = [
 ]
 RULE_BY_CODE = {r.code: r for r in RULES} | {
     "VL302": Rule("VL302", "unknown-structure", "info", "The parameter count depends on something unknown", unresolved),
+    # Per file, not per model: made by analysis/module_level.py.
+    "VL303": Rule("VL303", "unresolved-import", "warning", "An import vramlint cannot resolve: what it builds is "
+                  "unknown", lambda m: iter(())),
 }
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 

@@ -128,6 +128,8 @@ class FileAnalysis:
     errors: list[UnknownInfo] = field(default_factory=list)  # syntax errors, unreadable file
     warnings: list[UnknownInfo] = field(default_factory=list)  # e.g. undecodable bytes
     findings: list[Finding] = field(default_factory=list)  # analysis/findings.py
+    # A file without models: what its module level could not evaluate (analysis/module_level.py).
+    unevaluated: list[UnknownInfo] = field(default_factory=list)
 
 
 def detached(fa: FileAnalysis) -> FileAnalysis:

@@ -348,6 +348,14 @@ class Loader:
         problems = self.run_source(mod, source)
         return mod, source, problems
 
+    def forget_failed_imports(self) -> None:
+        """Look again for what was not found (a package added or installed since), with fresh
+        directory listings."""
+        for name, mod in list(self.modules.items()):
+            if isinstance(mod, Unknown):
+                del self.modules[name]
+        self._dir_cache.clear()
+
     def forget_workspace(self, roots: Iterable[str]) -> None:
         """Drop evaluated modules under `roots` (their source may have changed)."""
         roots = [os.path.abspath(r) + os.sep for r in roots]

@@ -103,6 +103,8 @@ def file_json(f: FileAnalysis, layers: bool = False) -> dict[str, Any]:
         "findings": [finding_json(x) for x in f.findings],
         "errors": [unknown_json(e) for e in f.errors],
         "warnings": [unknown_json(w) for w in f.warnings],
+        # Without models: module-level names left unknown, blocks not fully evaluated.
+        "unevaluated": [unknown_json(u) for u in f.unevaluated],
     }
 
 

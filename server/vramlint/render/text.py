@@ -25,7 +25,7 @@ def _count(n: int | None) -> str:
 
 def model_text(path: str, m: ModelResult) -> list[str]:
     where = f"{path}:{m.location.line}:{m.location.column + 1}" if m.location else path
-    lines = []
+    lines: list[str] = []
     if m.used_in:
         needs = sorted({a for u in m.unknowns for a in re.findall(r"required argument `(\w+)`", u.reason)})
         alone = f"needs {', '.join(f'`{a}`' for a in needs)}" if needs else "unknown"
@@ -96,6 +96,17 @@ def finding_text(path: str, f: Finding) -> str:
     return f"{where}: {f.severity} {f.code} [{f.name}] {f.message}"
 
 
+def no_models_text(files: list[FileAnalysis], limit: int = 10) -> list[str]:
+    """"no models found", and what the files' module level could not evaluate (a model built
+    from an import that failed or an unknown call would otherwise vanish without a word)."""
+    lines: list[str] = []
+    for f in files:
+        lines.extend(f"    {_loc(u, f.path)}: {u.reason}" for u in f.unevaluated[:limit])
+        if len(f.unevaluated) > limit:
+            lines.append(f"    ... and {len(f.unevaluated) - limit} more in {f.path}")
+    return ["no models found; not evaluated:", *lines] if lines else ["no models found"]
+
+
 def render(files: list[FileAnalysis]) -> str:
     out: list[str] = []
     for f in files:
@@ -107,7 +118,7 @@ def render(files: list[FileAnalysis]) -> str:
             out.extend(model_text(f.path, m))
         out.extend(finding_text(f.path, x) for x in f.findings)
     if not any(f.models for f in files) and not any(f.errors for f in files):
-        out.append("no models found")
+        out.extend(no_models_text(files))
     counts = {s: sum(1 for f in files for x in f.findings if x.severity == s) for s in ("error", "warning", "info")}
     counts["error"] += sum(len(f.errors) for f in files)
     if any(counts.values()):
