@@ -7,7 +7,9 @@ itself, and most library modules never need a location (only what ends up in a r
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -44,6 +46,58 @@ def decode_source(data: bytes) -> tuple[str, str | None]:
     except (UnicodeDecodeError, LookupError):
         text = data.decode("utf-8", errors="replace")
         return text, f"file is not valid {encoding}; undecodable bytes were replaced"
+
+
+def read_source_file(path: str, limit: int) -> tuple[bytes | None, str | None]:
+    """The bytes of a regular file of at most `limit` bytes, else (None, why it was not read).
+
+    Devices, FIFOs, sockets and folders are never opened for reading (`/dev/stdin` would read
+    the language server's own input, `/dev/zero` fill memory, a FIFO block forever), and the
+    cap applies to what is read, not to the size `stat` reported (a file can grow)."""
+    try:
+        kind = _not_regular(os.stat(path).st_mode)
+        if kind:
+            return None, f"not a regular file ({kind}): not read"
+        # Non-blocking: if the path was swapped for a FIFO since the stat, opening must not wait.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as err:
+        return None, f"cannot read file: {err.strerror or err}"
+    try:
+        kind = _not_regular(os.fstat(fd).st_mode)
+        if kind:
+            return None, f"not a regular file ({kind}): not read"
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as err:
+        return None, f"cannot read file: {err.strerror or err}"
+    finally:
+        os.close(fd)
+    if size > limit:
+        return None, f"file larger than max-file-size ({limit:,} bytes): not analysed"
+    return b"".join(chunks), None
+
+
+def _not_regular(mode: int) -> str:
+    """What a non-regular file is, in words ("" for a regular file)."""
+    if stat.S_ISREG(mode):
+        return ""
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def too_large(text: str, limit: int) -> str | None:
+    """The message for a text over `limit` bytes (UTF-8), else None: an editor's unsaved buffer
+    gets the same cap as a file read from disk."""
+    if len(text) <= limit // 4 or len(text.encode("utf-8", "surrogatepass")) <= limit:
+        return None
+    return f"file larger than max-file-size ({limit:,} bytes): not analysed"
 
 
 def undecodable_line(data: bytes) -> int:
@@ -150,6 +204,10 @@ class SourceModule:
 _cache: OrderedDict[tuple[str, str], SourceModule] = OrderedDict()
 _cache_lock = threading.Lock()
 MAX_CACHED_PARSES = 2048
+# ... and at most this many characters of source in all: a parse tree costs ~500 bytes of memory
+# per character, so a few large files would otherwise hold gigabytes after their analysis.
+MAX_CACHED_CHARS = 8 * 1024 * 1024
+_cached_chars = 0
 
 
 def parse_source(path: str, text: str, name: str) -> SourceModule:
@@ -168,11 +226,20 @@ def parse_source(path: str, text: str, name: str) -> SourceModule:
         # keystroke): keep the latest two per path, so memory does not grow with edits.
         versions = [k for k in _cache if k[0] == path]
         for k in versions[:-1]:
-            del _cache[k]
+            _uncache(k)
+        if key in _cache:
+            _uncache(key)
         _cache[key] = mod
-        while len(_cache) > MAX_CACHED_PARSES:
-            _cache.popitem(last=False)
+        global _cached_chars
+        _cached_chars += len(text)
+        while len(_cache) > 1 and (len(_cache) > MAX_CACHED_PARSES or _cached_chars > MAX_CACHED_CHARS):
+            _uncache(next(iter(_cache)))
     return mod
+
+
+def _uncache(key: tuple[str, str]) -> None:
+    global _cached_chars
+    _cached_chars -= len(_cache.pop(key).text)
 
 
 def _python_syntax_error(path: str, text: str) -> SyntaxProblem | None:
