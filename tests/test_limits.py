@@ -7,6 +7,10 @@ takes minutes, not how fast a loaded CI machine is.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -152,3 +156,90 @@ def test_a_set_cancel_event_stops_before_starting(tmp_path: Path) -> None:
     cancel.set()
     with pytest.raises(AnalysisCancelled):
         vramlint.analyze_source(str(tmp_path / "x.py"), "x = 1\n", cancel=cancel)
+
+
+# ---------------------------------------------------------------------- files that are not read
+def _check(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`vramlint check` in a subprocess: a hang fails the test at the timeout instead of blocking."""
+    return subprocess.run([sys.executable, "-m", "vramlint", "check", "--no-memory", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.PIPE)
+
+
+def _special(tmp_path: Path, kind: str, name: str) -> None:
+    path = tmp_path / name
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(kind)
+
+
+SPECIAL = [("/dev/stdin", "character device|FIFO"), ("/dev/zero", "character device"), ("fifo", "FIFO"),
+           ("folder", "folder")]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX only")
+@pytest.mark.parametrize(("kind", "what"), SPECIAL)
+def test_an_import_of_a_non_regular_file_is_reported_at_the_import(tmp_path: Path, kind: str, what: str) -> None:
+    _special(tmp_path, kind, "helper.py")
+    (tmp_path / "main.py").write_text("import torch.nn as nn\nfrom helper import Block\n\n"
+                                      "ok = nn.Linear(10, 5)\nblock = Block()\n")
+    done = _check("main.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(rf"main\.py:2:\d+: warning: cannot import `helper` from .*helper\.py: not a regular file "
+                     rf"\(a ({what})\): not read", done.stdout), done.stdout
+    assert "main.py:4:1: ok (instance): 55 parameters" in done.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX only")
+@pytest.mark.parametrize(("kind", "what"), [k for k in SPECIAL if k[0] != "folder"])  # a folder is walked
+def test_a_non_regular_main_file_is_not_read(tmp_path: Path, kind: str, what: str) -> None:
+    _special(tmp_path, kind, "x.py")
+    done = _check("x.py", cwd=tmp_path)
+    assert re.search(rf"x\.py:1:1: error: not a regular file \(a ({what})\): not read", done.stdout), \
+        done.stdout + done.stderr
+
+
+def test_a_file_over_max_file_size_is_not_parsed(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.vramlint]\nmax-file-size = 1000\n")
+    (tmp_path / "big.py").write_text("import torch.nn as nn\n\nok = nn.Linear(10, 5)\n" + "# filler\n" * 200)
+    (tmp_path / "main.py").write_text("import torch.nn as nn\nfrom big import ok\n\nmodel = nn.Sequential(ok)\n")
+    big = _check("big.py", cwd=tmp_path)
+    assert "big.py:1:1: error: file larger than max-file-size (1,000 bytes): not analysed" in big.stdout, big.stdout
+    main = _check("main.py", cwd=tmp_path)
+    assert re.search(r"main\.py:2:\d+: warning: cannot import `big` .*: file larger than max-file-size",
+                     main.stdout), main.stdout
+
+
+def test_an_unsaved_text_over_max_file_size_is_not_parsed(tmp_path: Path) -> None:
+    text = "x = [" + "1, " * 400_000 + "]\n"  # 1.2 MB: over the default cap
+    result, seconds = _in_thread(vramlint.analyze_source, str(tmp_path / "big.py"), text)
+    assert [e.reason for e in result.errors] == ["file larger than max-file-size (1,048,576 bytes): not analysed"]
+    assert seconds < 30
+
+
+# ---------------------------------------------------------------------- linear scans of the text
+HEAD = "import torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n" \
+       "        self.fc = nn.Linear(10, 5)\n\n\n"
+
+
+@pytest.mark.parametrize("filler", ["# " + "a" * 40_000, "TEXT = '" + "a" * 50_000 + "'"],
+                         ids=["40k-comment", "50k-string"])
+def test_long_runs_of_word_characters_are_scanned_in_linear_time(tmp_path: Path, filler: str) -> None:
+    """The scan for called names was quadratic in such a run: 12.8 s and 28 s (55 s and 82 s on a
+    loaded machine); now about a second."""
+    result, seconds = _in_thread(vramlint.analyze_source, str(tmp_path / "m.py"), HEAD + filler + "\nmodel = Net()\n")
+    assert [(m.name, m.params.total) for m in result.models] == [("Net", 55), ("model", 55)]
+    assert seconds < 30
+
+
+def test_export_scans_are_linear(tmp_path: Path) -> None:
+    """`from x import *` reads `__all__` and re-exports with regular expressions: none may rescan."""
+    lib = "from a import b" + " " * 50_000 + "(\n" + "__all__ = [\n" * 20_000 + "from" + "\n" * 20_000
+    (tmp_path / "lib.py").write_text(lib)
+    src = "import torch.nn as nn\nfrom lib import *\n\nok = nn.Linear(10, 5)\n"
+    result, seconds = _in_thread(vramlint.analyze_source, str(tmp_path / "main.py"), src,
+                                 vramlint.Settings(extra_paths=(str(tmp_path),)))
+    assert [(m.name, m.params.total) for m in result.models] == [("ok", 55)]
+    assert seconds < 30

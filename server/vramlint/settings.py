@@ -56,7 +56,7 @@ class Settings:
     # Limits of one file's analysis (docs/limits.md); `time-budget`, `step-budget`, `max-file-size`.
     time_budget: float = 60.0  # seconds of wall clock
     step_budget: int = 50_000_000  # evaluation steps, library modules included
-    max_file_size: int = 2 * 1024 * 1024  # bytes: a larger file is not parsed
+    max_file_size: int = 1024 * 1024  # bytes: a larger file is not read (parsing would take minutes)
     # From the configuration file: [tool.vramlint] (setup keys as Settings field names) and the
     # per-model tables, validated (load_settings).
     config: Mapping[str, Any] = field(default_factory=dict, compare=False)
