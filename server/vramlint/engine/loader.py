@@ -22,7 +22,6 @@ from vramlint.engine.source import (
     ELIDED_NAME,
     SourceModule,
     decode_source,
-    parse_source,
     read_source_file,
     too_large,
 )
@@ -228,7 +227,7 @@ class Loader:
         if text is None:
             self.module_problems[mod.name] = [Unknown(problem or "unreadable", None)]
             return problem or "unreadable"
-        source = parse_source(path, text, mod.name)
+        source = self.evaluator.analysis.parse(path, text, mod.name)
         try:
             self.run_source(mod, source)
         except AnalysisStopped:
@@ -381,7 +380,7 @@ class Loader:
                 return existing, existing.source, self.module_problems.get(dotted, [])
             pending = existing.ns.pop("__vramlint_pending_init__", None)
             if pending is not None:
-                source = parse_source(path, text, dotted)
+                source = self.evaluator.analysis.parse(path, text, dotted)
                 try:
                     return existing, source, self.run_source(existing, source)
                 except AnalysisStopped:
@@ -396,7 +395,7 @@ class Loader:
         self.modules[dotted] = mod
         if "." in dotted:
             self.import_module(dotted.rpartition(".")[0], None)
-        source = parse_source(path, text, dotted)
+        source = self.evaluator.analysis.parse(path, text, dotted)
         try:
             problems = self.run_source(mod, source)
         except AnalysisStopped:
