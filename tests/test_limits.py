@@ -82,6 +82,26 @@ def test_time_budget_stops_an_endless_forward_at_the_loop(tmp_path: Path) -> Non
     assert {m.name: m.params.total for m in result.models} == {"Net": 110, "model": 110}
 
 
+def test_four_endless_classes_cost_one_budget(tmp_path: Path) -> None:
+    """Four classes with an endless forward took 8 minutes (each trace ran its own step budget):
+    the file's budget covers them all, and every model keeps its count."""
+    one = ENDLESS_FORWARD.split("\n\n\n")[1]  # the class
+    text = "import torch\nfrom torch import nn\n\n\n" + "\n\n".join(one.replace("Net", f"Net{i}") for i in range(4))
+    path = tmp_path / "endless4.py"
+    path.write_text(text)
+    settings = vramlint.Settings(memory=True, time_budget=3.0, batch_size=4, inputs=(InputSpec((10,)),))
+    result, seconds = _in_thread(vramlint.analyze_file, str(path), settings)
+    assert seconds < 60
+    assert [w.reason[:40] for w in result.warnings] == ["analysis stopped: time budget of 3 s exc"]
+    # Net0 was built before its trace ran out of time; the classes after the stop could not be
+    # built, and say so.
+    first, *rest = result.models
+    assert (first.name, first.params.total, first.memory) == ("Net0", 110, None)
+    assert first.memory_unknowns[0].reason.startswith("no estimate: analysis stopped: time budget")
+    assert [m.name for m in rest] == ["Net1", "Net2", "Net3"]
+    assert all(m.error is not None and m.error.reason.startswith("analysis stopped") for m in rest)
+
+
 def test_time_budget_in_the_files_own_top_level(tmp_path: Path) -> None:
     """The module-level `model(...)` call runs the endless forward while the file itself is
     evaluated: the analysis ends with the stop, located at the loop."""
