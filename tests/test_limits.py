@@ -263,3 +263,28 @@ def test_export_scans_are_linear(tmp_path: Path) -> None:
                                  vramlint.Settings(extra_paths=(str(tmp_path),)))
     assert [(m.name, m.params.total) for m in result.models] == [("ok", 55)]
     assert seconds < 30
+
+
+# ---------------------------------------------------------------------- large displays
+def test_a_1mb_list_literal_is_analysed_in_bounded_time(tmp_path: Path) -> None:
+    """libcst took ~20 s (95 s on a loaded machine) and 1.4 GB to parse a 1 MB list of numbers: a
+    display of over 10,000 constants is read by `ast.literal_eval` instead, its value exact."""
+    text = HEAD + "DATA = [" + ", ".join(["1"] * 330_000) + "]\nmodel = nn.Linear(len(DATA), 1)\n"
+    assert len(text) < 1024 * 1024  # under max-file-size: analysed
+    result, seconds = _in_thread(vramlint.analyze_source, str(tmp_path / "m.py"), text)
+    assert [(m.name, m.params.total) for m in result.models] == [("Net", 55), ("model", 330_001)]
+    assert seconds < 60
+
+
+def test_large_displays_keep_their_values(tmp_path: Path) -> None:
+    words = ", ".join(f'"w{i}"' for i in range(20_000))
+    ones = ", ".join(["1"] * 15_000)
+    names = ", ".join(["x"] * 12_000)
+    text = (f"import torch.nn as nn\n\nVOCAB = [{words}]\nVOCAB.append('extra')\n"  # lines 3-4
+            f"emb = nn.Embedding(len(VOCAB), 8)\nT = ({ones},)\nt = nn.Linear(len(T), 1)\n"
+            f"x = 1\nN = [{names}]\nn = nn.Linear(len(N), 1)\n")  # line 9: not constants
+    result, _ = _in_thread(vramlint.analyze_source, str(tmp_path / "v.py"), text)
+    counts = {m.name: m.params.total for m in result.models}
+    assert counts == {"emb": 20_001 * 8, "t": 15_001, "n": None}
+    assert [(w.reason, w.location.line if w.location else None) for w in result.warnings] \
+        == [("literal too large to analyse (12,000 elements)", 9)]

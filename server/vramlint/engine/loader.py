@@ -20,6 +20,7 @@ from vramlint.engine.protocol import Protocol
 from vramlint.engine.signals import AnalysisStopped
 from vramlint.engine.source import (
     ELIDED_NAME,
+    LITERAL_NAME,
     SourceModule,
     decode_source,
     read_source_file,
@@ -81,6 +82,7 @@ class Loader:
         self.builtins[ELIDED_NAME] = NativeFunction(
             ELIDED_NAME, lambda ev, a, k: Unknown(str(a[0]) if a else "expression not analysed", ev.current_ref)
         )
+        self.builtins[LITERAL_NAME] = NativeFunction(LITERAL_NAME, _literal_value)
         self.evaluator = Evaluator(self)
         obj = self.builtins["object"]
         self.unknown_base = ClassValue("<unknown base>", (obj,), {}, "builtins")
@@ -415,3 +417,19 @@ class Loader:
 
 def _is_under(path: Any, folder: str) -> bool:
     return isinstance(path, str) and (path == folder or path.startswith(folder.rstrip(os.sep) + os.sep))
+
+
+def _literal_value(ev: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`__vramlint_literal__(i)` (engine/source.py): a fresh copy of the large display it
+    replaced, as evaluating the display would give."""
+    import copy
+
+    ref = ev.current_ref
+    literals = ref.module.literals if ref is not None else []
+    i = args[0] if args else None
+    if not isinstance(i, int) or not 0 <= i < len(literals):
+        return Unknown("literal not analysed", ref)
+    value = literals[i]
+    if isinstance(value, list) and all(isinstance(x, (int, float, complex, str, bytes, bool)) for x in value):
+        return list(value)  # the common case (a table of numbers): no deep copy needed
+    return copy.deepcopy(value)
