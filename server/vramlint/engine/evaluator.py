@@ -548,7 +548,8 @@ class Evaluator:
     def _in_loop(self, err: BudgetExceeded, scope: Scope, node: cst.CSTNode) -> BudgetExceeded:
         """Steps ran out inside this loop: say so at the innermost such loop rather than at the
         call that was running (`while True:` in `__init__` was reported at the class name)."""
-        if err.message.startswith(("evaluation budget", "analysis stopped")) and not getattr(err, "in_loop", False):
+        if err.message.startswith(("evaluation budget", "analysis stopped", "memory trace over")) \
+                and not getattr(err, "in_loop", False):
             err.ref = self.ref(scope, node)
             err.in_loop = True  # type: ignore[attr-defined]
         return err
