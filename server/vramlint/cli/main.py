@@ -13,14 +13,14 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 from vramlint import __version__
 from vramlint.analysis.api import analyze_file
 from vramlint.analysis.findings import SEVERITY_RANK
-from vramlint.analysis.results import FileAnalysis, ModelResult, detached
+from vramlint.analysis.results import FileAnalysis, ModelResult
+from vramlint.cli.pool import analyze_all, analyze_safely
 from vramlint.render import github, json_output, sarif, text
 from vramlint.settings import (
     DTYPES,
@@ -164,47 +164,44 @@ def iter_python_files(paths: Sequence[str]) -> Iterator[str]:
             yield str(path)
 
 
-def _analyze_detached(path: str, settings: Settings) -> FileAnalysis:
-    return detached(analyze_file(path, settings))
-
-
-def analyze_all(files: list[str], settings: Settings, jobs: int | None) -> list[FileAnalysis]:
-    """Every file, in order; with several jobs, in worker processes (each with its own loader)."""
-    n = min(jobs or os.cpu_count() or 1, len(files))
-    if n <= 1:
-        return [analyze_file(f, settings) for f in files]
-    with ProcessPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(_analyze_detached, files, [settings] * len(files), chunksize=max(1, len(files) // (4 * n))))
-
-
 def run_check(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not os.path.exists(p)]
     if missing:
         raise UsageError("; ".join(f"{p}: no such file or directory" for p in missing))
     settings = settings_for(args, Path(args.paths[0]).resolve())
     files = list(iter_python_files(args.paths))
-    results = analyze_all(files, settings, args.jobs)
     specs = model_specs(args.model)
+    # Text and GitHub output stream: each file's lines as soon as it (and the files before it) is
+    # done. With --model, a name found in no file is a usage error with nothing on stdout, which
+    # only the last file can decide.
+    stream = args.format in ("text", "github") and not specs
+    results = []
+    for result in analyze_all(files, settings, args.jobs or os.cpu_count() or 1):
+        results.append(_only(result, specs) if specs else result)
+        if stream:
+            _print_lines(text.file_lines(result) if args.format == "text" else github.lines(result))
     if specs:
-        results = [_only(r, specs) for r in results]
         found = {m.name for r in results for m in r.models}
         absent = [name for _, name in specs if name not in found]
         if absent:
             unfiltered = replace(settings, models=(), memory=False)
-            everything = {m.name for f in files for m in analyze_file(f, unfiltered).models}
+            everything = {m.name for f in files for m in analyze_safely(f, unfiltered).models}
             raise UsageError(f"no model named {', '.join(absent)}; models found: {', '.join(sorted(everything)) or 'none'}")
     if args.format == "json":
         print(json.dumps(json_output.document(results, layers=args.layers), indent=2))
     elif args.format == "sarif":
         print(sarif.render(results))
     elif args.format == "github":
-        out = github.render(results)
-        if out:
-            print(out)
+        _print_lines([] if stream else [line for r in results for line in github.lines(r)])
     else:
-        print(text.render(results))
+        _print_lines(text.summary_lines(results) if stream else text.render(results).splitlines())
     fail_on = args.fail_on or fail_on_of(settings) or "error"
     return 1 if _fails(results, fail_on) else 0
+
+
+def _print_lines(lines: list[str]) -> None:
+    if lines:
+        print("\n".join(lines), flush=True)
 
 
 def _only(fa: FileAnalysis, specs: list[tuple[str | None, str]]) -> FileAnalysis:

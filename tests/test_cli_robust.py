@@ -1,0 +1,183 @@
+"""Issue 17: `vramlint check` over several files whatever one of them does (a crash of the
+analysis, a worker process that dies or hangs).
+
+A crash of the analysis is injected: the engine bug that caused it in the issue is fixed on its
+own, and these tests must keep failing a CLI that loses the other files' results. The injection
+runs `vramlint` in a child Python (`-c`) that replaces `analyze_file` for one file; worker
+processes are forked, so they inherit the replacement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+GOOD = """\
+import torch.nn as nn
+
+model = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 2))
+"""
+
+# The issue's repro: the parameter count of a model with an unknown part, printed with `%`.
+CRASH = """\
+import torch.nn as nn
+from somewhere_unknown import Mystery
+
+model = nn.Sequential(nn.Linear(10, 20), Mystery())
+n = sum(p.numel() for p in model.parameters())
+print("%.2fM" % (n / 1e6,))
+"""
+
+# Runs `vramlint` with `analyze_file` replaced for b_crash.py: `raise` raises as the engine did,
+# `die` ends the (worker) process, `kill` kills it with SIGKILL, `hang` never returns, `wait`
+# returns once the file named by argv[2] exists. FILE_TIME_LIMIT is 5 s for `hang`.
+INJECT = """\
+import multiprocessing, os, sys, time
+multiprocessing.set_start_method("fork", force=True)
+from vramlint.analysis import api
+from vramlint.cli import main as cli
+
+real, mode = api.analyze_file, sys.argv[1]
+
+def analyze_file(path, settings=None):
+    if os.path.basename(path) == "b_crash.py":
+        if mode == "raise":
+            raise TypeError("cannot pickle '_thread.lock' object")
+        if mode == "die":
+            os._exit(3)
+        if mode == "kill":
+            os.kill(os.getpid(), 9)
+        if mode == "hang":
+            time.sleep(3600)
+    if mode == "wait" and os.path.basename(path) == "c_good.py":
+        while not os.path.exists(sys.argv[2]):
+            time.sleep(0.05)
+    return real(path, settings)
+
+api.analyze_file = cli.analyze_file = analyze_file
+try:
+    from vramlint.cli import pool
+    pool.FILE_TIME_LIMIT = 5
+except ImportError:  # a CLI without the guard: the run then hangs, and the test's timeout fails it
+    pass
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+needs_fork = pytest.mark.skipif(sys.platform == "win32", reason="the injection forks worker processes")
+
+
+def three_files(root: Path) -> None:
+    for name, text in (("a_good.py", GOOD), ("b_crash.py", CRASH), ("c_good.py", GOOD)):
+        (root / name).write_text(text)
+
+
+def injected(root: Path, mode: str, *args: str, flag: str = "") -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "server"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, "-c", INJECT, mode, flag, "check", ".", "--no-memory", *args],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def kill(p: subprocess.Popen[str]) -> None:
+    """The child and its worker processes (its own process group)."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait()
+
+
+def run_injected(root: Path, mode: str, *args: str) -> tuple[int, str, str]:
+    p = injected(root, mode, *args)
+    try:
+        out, err = p.communicate(timeout=120)  # a lost worker must not hang the run
+    except subprocess.TimeoutExpired:
+        kill(p)
+        raise
+    return p.returncode, out, err
+
+
+def model_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "model (instance)" in line]
+
+
+@needs_fork
+@pytest.mark.parametrize(("mode", "jobs", "reason"), [
+    ("raise", "1", "internal error: TypeError: cannot pickle '_thread.lock' object"),
+    ("raise", "2", "internal error: TypeError: cannot pickle '_thread.lock' object"),
+    ("die", "2", "internal error: the worker process analysing this file died (exit code 3)"),
+    ("kill", "2", "internal error: the worker process analysing this file died (killed by SIGKILL)"),
+    ("hang", "2", "internal error: the analysis ran past the limit of 5 s per file and was stopped"),
+])
+def test_one_broken_file_does_not_lose_the_others(tmp_path: Path, mode: str, jobs: str, reason: str) -> None:
+    three_files(tmp_path)
+    code, out, err = run_injected(tmp_path, mode, "--jobs", jobs)
+    assert code == 1, err  # as for an error finding
+    assert "Traceback" not in err
+    lines = out.splitlines()
+    # Every file, in input order; the broken one as a located error at its line 1.
+    assert model_lines(out) == ["./a_good.py:3:1: model (instance): 262 parameters",
+                                "./c_good.py:3:1: model (instance): 262 parameters"]
+    assert f"./b_crash.py:1:1: error: {reason}" in lines[1]
+    assert lines[-1] == "1 error"
+
+
+@needs_fork
+@pytest.mark.parametrize("mode", ["raise", "kill", "hang"])
+def test_json_and_sarif_stay_valid_with_one_vl000_per_broken_file(tmp_path: Path, mode: str) -> None:
+    three_files(tmp_path)
+    for fmt in ("json", "sarif", "github"):
+        code, out, err = run_injected(tmp_path, mode, "--jobs", "2", "--format", fmt)
+        assert code == 1 and "Traceback" not in err, err
+        if fmt == "json":
+            files = {f["path"]: f for f in json.loads(out)["files"]}
+            assert list(files) == ["./a_good.py", "./b_crash.py", "./c_good.py"]
+            (error,) = files["./b_crash.py"]["errors"]
+            assert error["code"] == "VL000" and error["line"] == 1 and error["reason"].startswith("internal error: ")
+            assert [m["params"]["total"] for m in files["./a_good.py"]["models"] + files["./c_good.py"]["models"]] \
+                == [262, 262]
+        elif fmt == "sarif":
+            (run,) = json.loads(out)["runs"]
+            (result,) = run["results"]
+            assert result["ruleId"] == "VL000" and result["level"] == "error"
+            assert result["message"]["text"].startswith("internal error: ")
+            location = result["locations"][0]["physicalLocation"]
+            assert location["artifactLocation"]["uri"] == "b_crash.py" and location["region"]["startLine"] == 1
+        else:
+            (line,) = out.splitlines()
+            assert line.startswith("::error file=b_crash.py,line=1,col=1,title=VL000 analysis-error::internal error")
+
+
+@needs_fork
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_text_output_streams_file_by_file(tmp_path: Path, jobs: str) -> None:
+    """c_good.py's analysis waits until the test has read a_good.py's line: a CLI that prints only
+    at the end never shows it, and the test fails on its timeout instead of hanging."""
+    three_files(tmp_path)
+    flag = tmp_path / "go"
+    p = injected(tmp_path, "wait", "--jobs", jobs, flag=str(flag))
+    seen: list[str] = []
+
+    def read() -> None:
+        assert p.stdout is not None
+        for line in p.stdout:
+            seen.append(line)
+            if line.startswith("./a_good.py:"):
+                flag.touch()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=120)
+    if reader.is_alive():
+        kill(p)
+        pytest.fail(f"a_good.py's result was not printed before c_good.py finished: {seen}")
+    assert p.wait(timeout=30) == 0  # nothing broken in this run
+    assert model_lines("".join(seen))[-1] == "./c_good.py:3:1: model (instance): 262 parameters"
