@@ -1,5 +1,6 @@
 """Issue 17: `vramlint check` over several files whatever one of them does (a crash of the
-analysis, a worker process that dies or hangs).
+analysis, a worker process that dies or hangs), and the CLI bugs a newcomer met (input flags,
+bare `vramlint`, help texts, `explain --no-memory`).
 
 A crash of the analysis is injected: the engine bug that caused it in the issue is fixed on its
 own, and these tests must keep failing a CLI that loses the other files' results. The injection
@@ -16,8 +17,12 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.test_cli import vramlint
+from vramlint.settings import InputSpec, parse_directives
 
 GOOD = """\
 import torch.nn as nn
@@ -181,3 +186,96 @@ def test_text_output_streams_file_by_file(tmp_path: Path, jobs: str) -> None:
         pytest.fail(f"a_good.py's result was not printed before c_good.py finished: {seen}")
     assert p.wait(timeout=30) == 0  # nothing broken in this run
     assert model_lines("".join(seen))[-1] == "./c_good.py:3:1: model (instance): 262 parameters"
+
+
+# ---------------------------------------------------------------------- input flags
+TWO = """\
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(1000, 16)
+        self.fc = nn.Linear(8, 16)
+
+    def forward(self, x, idx):
+        return self.fc(x) + self.emb(idx).mean(1)
+
+
+model = Net()
+out = model(torch.randn(256, 8), torch.randint(0, 1000, (256, 64)))
+"""
+
+def models_of(stdout: str) -> dict[str, Any]:
+    return {m["name"]: m for f in json.loads(stdout)["files"] for m in f["models"]}
+
+
+def test_input_dtype_applies_to_the_input_shape_before_it(tmp_path: Path) -> None:
+    (tmp_path / "two.py").write_text(TWO)
+    r = vramlint("check", "two.py", "--model", "Net", "--input-shape", "8", "--input-shape", "64",
+                 "--input-dtype", "int64", "--batch-size", "4", "--format", "json", cwd=tmp_path)
+    net = models_of(r.stdout)["Net"]
+    assert net["setup"]["inputs"] == {"value": [{"shape": [8], "dtype": "float32"}, {"shape": [64], "dtype": "int64"}],
+                                      "source": "flag"}
+    assert net["output_shape"] == [4, 16] and net["memory"] is not None
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--input-shape", "3,x"], "--input-shape '3,x': expected comma-separated integers like 3,224,224"),
+    (["--input-shape", "3,"], "--input-shape '3,': expected comma-separated integers"),
+    (["--input-shape", "3,,224"], "--input-shape '3,,224': expected comma-separated integers"),
+    (["--input-shape", "3", "--input-dtype", "int64", "--input-dtype", "int32"],
+     "--input-dtype int32: the --input-shape before it has a dtype already (int64)"),
+    (["--input-dtype", "int64", "--input-shape", "3"], "--input-dtype int64: give it after the --input-shape"),
+])
+def test_input_flags_are_validated_strictly(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from vramlint.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "nothing.py", *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_input_flag_messages(tmp_path: Path) -> None:
+    r = vramlint("check", "--input-shape", "3,x", cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert "vramlint check: error: --input-shape '3,x': expected comma-separated integers like 3,224,224" in r.stderr
+
+
+def test_directive_inputs_pair_and_validate_like_the_flags() -> None:
+    text = "# vramlint: input-shape=8 input-shape=64 input-dtype=int64\nm = 1\n# vramlint: input-shape=3,x\n"
+    directives, problems = parse_directives(text, "x.py")
+    assert directives[0].values["inputs"] == (InputSpec((8,)), InputSpec((64,), "int64"))
+    assert problems == [(3, "vramlint directive `input-shape=3,x`: expected comma-separated integers like 3,224,224")]
+
+
+# ---------------------------------------------------------------------- help and usage
+def test_bare_vramlint_prints_the_help() -> None:
+    r = vramlint()
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("usage: vramlint [-h] [--version] COMMAND ...")
+    assert "Static GPU memory estimates for PyTorch and Keras models" in r.stderr
+    assert "check     analyse files and folders" in r.stderr
+
+
+def test_format_has_help_per_format() -> None:
+    check, report = vramlint("check", "--help"), vramlint("report", "--help")
+    text = " ".join(check.stdout.split())
+    for needle in ("text: each model and finding", "json: the versioned document", "sarif: SARIF 2.1.0",
+                   "github: GitHub Actions annotations", "--input-dtype DTYPE the dtype of the --input-shape given "
+                   "just before it", "The shapes apply to every model checked (--model picks which)"):
+        assert needle in text
+    assert "text: the per-layer table (default); json:" in " ".join(report.stdout.split())
+
+
+def test_explain_refuses_no_memory(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text(GOOD)
+    r = vramlint("explain", "m.py", "--model", "model", "--no-memory", cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines()[-1] == ("vramlint explain: error: --no-memory does not apply: explain walks through "
+                                         "the memory estimate (parameters only: vramlint check --no-memory)")
+    assert "--no-memory" not in vramlint("explain", "--help").stdout
+    # report and check keep it.
+    assert vramlint("report", "m.py", "--model", "model", "--no-memory", cwd=tmp_path).returncode == 0
