@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from tests.test_cli import vramlint
+from vramlint.engine.values import Unknown
+from vramlint.frontends.torch.tensors import broadcast
 from vramlint.settings import InputSpec, parse_directives
 
 GOOD = """\
@@ -208,6 +210,22 @@ model = Net()
 out = model(torch.randn(256, 8), torch.randint(0, 1000, (256, 64)))
 """
 
+# The forward reads a value vramlint cannot know: the shape in the message has an unknown dim.
+UNKNOWN_DIM = """\
+import torch.nn as nn
+from mylib import GROUPS
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        return self.fc(x.view(x.size(0), GROUPS, 64))
+"""
+
+
 def models_of(stdout: str) -> dict[str, Any]:
     return {m["name"]: m for f in json.loads(stdout)["files"] for m in f["models"]}
 
@@ -220,6 +238,19 @@ def test_input_dtype_applies_to_the_input_shape_before_it(tmp_path: Path) -> Non
     assert net["setup"]["inputs"] == {"value": [{"shape": [8], "dtype": "float32"}, {"shape": [64], "dtype": "int64"}],
                                       "source": "flag"}
     assert net["output_shape"] == [4, 16] and net["memory"] is not None
+
+
+def test_no_python_repr_of_an_unknown_in_messages(tmp_path: Path) -> None:
+    (tmp_path / "net.py").write_text(UNKNOWN_DIM)
+    r = vramlint("check", "net.py", "--input-shape", "640", cwd=tmp_path)
+    assert "Unknown(" not in r.stdout + r.stderr
+    assert "Linear expects 128 input features, got a tensor of shape [1, ?, 64] (?: `GROUPS` from module " \
+           "`mylib`" in r.stdout
+    # A broadcast of shapes with unknown dims: the helper-module message of the issue.
+    out = broadcast((512, 128), (1, 128, Unknown("required argument `d_model` of Block.__init__() has no known value")))
+    assert isinstance(out, Unknown)
+    assert out.reason == ("shapes [512, 128] and [1, 128, ?] (?: required argument `d_model` of Block.__init__() has "
+                          "no known value) cannot be broadcast")
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -19,7 +19,7 @@ from vramlint.frontends.keras.catalog import (
     tensor_in,
 )
 from vramlint.frontends.keras.layer import is_keras, kstate
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 RNN_SIG = ("units, activation='tanh', {extra}use_bias=True, kernel_initializer='glorot_uniform', "
@@ -50,7 +50,7 @@ def rnn_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     x = tensor_in(ev, args[0], layer.cls.name)
     assert isinstance(x.shape, tuple)
     if len(x.shape) != 3:
-        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank 3, got {list(x.shape)}")
+        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank 3, got {shape_text(x.shape)}")
     units = layer.attrs.get("units")
     b, t = x.shape[0], x.shape[1]
     seq = TensorValue((b, t, units) if layer.attrs.get("return_sequences") else (b, units), x.dtype)
@@ -181,7 +181,7 @@ def time_distributed_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> An
     inner = kstate(layer).modules.get("layer")
     assert isinstance(x.shape, tuple)
     if inner is None or len(x.shape) < 3:
-        raise shape_mismatch(ev, "TimeDistributed", f"expected an input of rank >= 3, got {list(x.shape)}")
+        raise shape_mismatch(ev, "TimeDistributed", f"expected an input of rank >= 3, got {shape_text(x.shape)}")
     b, t = x.shape[0], x.shape[1]
     flat_b = b * t if isinstance(b, int) and isinstance(t, int) else Unknown("TimeDistributed of unknown steps")
     flat = op(ev, "torch.reshape", (x,), TensorValue((flat_b, *x.shape[2:]), x.dtype))
