@@ -240,6 +240,31 @@ def test_input_dtype_applies_to_the_input_shape_before_it(tmp_path: Path) -> Non
     assert net["output_shape"] == [4, 16] and net["memory"] is not None
 
 
+def test_input_shape_keeps_the_batch_the_code_gives(tmp_path: Path) -> None:
+    """Without --batch-size, the call in the file gives the batch (256), not 1 labelled "flag"."""
+    (tmp_path / "two.py").write_text(TWO)
+    r = vramlint("check", "two.py", "--input-shape", "8", "--input-shape", "64", "--input-dtype", "int64",
+                 "--format", "json", cwd=tmp_path)
+    models = models_of(r.stdout)
+    instance, cls = models["model"], models["Net"]
+    assert instance["setup"]["batch_size"] == {"value": 256, "source": "code: the call at line 16"}
+    assert instance["memory"]["batch_size"] == 256 and instance["output_shape"] == [256, 16]
+    assert instance["inputs_from"] == "flag, batch 256 from code: the call at line 16"
+    # The class is never called by name: nothing gives its batch, and the default says so.
+    assert cls["setup"]["batch_size"] == {"value": 1, "source": "default"} and cls["inputs_from"] == "flag"
+
+
+def test_a_forward_that_cannot_take_the_input_shapes_gets_one_line(tmp_path: Path) -> None:
+    (tmp_path / "two.py").write_text(TWO)
+    memory, no_memory = (vramlint("check", "two.py", "--model", "Net", "--input-shape", "8", *more, cwd=tmp_path)
+                         for more in ((), ("--no-memory",)))
+    message = "Net.forward() takes 2 inputs (x, idx), but 1 input shape was given (--input-shape)"
+    assert memory.returncode == 0
+    assert memory.stdout.splitlines()[1] == \
+        f"two.py:5:7: info VL301 [unresolved-input] Net: no inputs to estimate memory: {message}"
+    assert no_memory.stdout.splitlines()[1:3] == ["    forward:", f"      two.py:5:7: {message}"]
+
+
 def test_no_python_repr_of_an_unknown_in_messages(tmp_path: Path) -> None:
     (tmp_path / "net.py").write_text(UNKNOWN_DIM)
     r = vramlint("check", "net.py", "--input-shape", "640", cwd=tmp_path)
