@@ -23,7 +23,7 @@ import pytest
 
 from tests.test_cli import vramlint
 from vramlint.engine.values import Unknown
-from vramlint.frontends.torch.tensors import broadcast
+from vramlint.frontends.torch.tensors import broadcast, shape_text
 from vramlint.settings import InputSpec, parse_directives
 
 GOOD = """\
@@ -276,6 +276,10 @@ def test_no_python_repr_of_an_unknown_in_messages(tmp_path: Path) -> None:
     assert isinstance(out, Unknown)
     assert out.reason == ("shapes [512, 128] and [1, 128, ?] (?: required argument `d_model` of Block.__init__() has "
                           "no known value) cannot be broadcast")
+    # A whole shape unknown, and a Keras shape with None: no repr either.
+    assert shape_text(Unknown("`SHAPE` from module `mylib` not found")) == \
+        "of unknown rank (`SHAPE` from module `mylib` not found)"
+    assert shape_text((None, Unknown("r"), 3)) == "[None, ?, 3] (?: r)"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -371,6 +371,8 @@ def shape_text(shape: Any) -> str:
     Unknown's repr (a message is read by a person)."""
     if isinstance(shape, Unknown):
         return f"of unknown rank ({shape.reason})"
+    if not isinstance(shape, (tuple, list)):
+        return repr(shape)
     dims = list(shape)
     unknown = next((d for d in dims if isinstance(d, Unknown)), None)
     text = "[" + ", ".join("?" if isinstance(d, Unknown) else str(d) for d in dims) + "]"

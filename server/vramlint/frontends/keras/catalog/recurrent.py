@@ -33,7 +33,7 @@ RNN_SIG = ("units, activation='tanh', {extra}use_bias=True, kernel_initializer='
 def rnn_weights(a: KArgs, shape: Any) -> list[Weight]:
     if not isinstance(shape, tuple) or len(shape) != 3:
         raise a.ev.raise_error("ValueError", f"{a.spec.name}: expected an input of rank 3 (batch, timesteps, "
-                                             f"features), got {shape!r}")
+                                             f"features), got {shape_text(shape)}")
     features = shape[-1]
     if features is None:
         raise a.ev.raise_error("ValueError", f"{a.spec.name}: the last dimension of the input should be defined")
@@ -82,7 +82,7 @@ def conv_lstm_weights(a: KArgs, shape: Any) -> list[Weight]:
     n = int(a.spec.name[-2])
     if not isinstance(shape, tuple) or len(shape) != n + 3:
         raise a.ev.raise_error("ValueError", f"{a.spec.name}: expected an input of rank {n + 3} (batch, time, "
-                                             f"...), got {shape!r}")
+                                             f"...), got {shape_text(shape)}")
     c = shape[1:][channel_axis(a.data_format, n + 2)]
     if c is None:
         raise a.ev.raise_error("ValueError", f"{a.spec.name}: the channel dimension of the input should be defined")
