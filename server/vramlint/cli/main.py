@@ -54,7 +54,9 @@ def _setup_options(memory_flag: bool = True) -> argparse.ArgumentParser:
 
     setup = argparse.ArgumentParser(add_help=False)
     g = setup.add_argument_group("setup (overrides the configuration and what the code shows)")
-    g.add_argument("--batch-size", type=_positive, metavar="N", help="the batch size")
+    g.add_argument("--batch-size", type=_positive, metavar="N",
+                   help="the batch size (default: the configuration's, else the code's: a DataLoader, a call of "
+                        "the model; else 1 with --input-shape)")
     g.add_argument("--input-shape", action=_InputShape, dest="inputs", default=[], metavar="DIMS",
                    help="the shape of one forward argument per sample (the batch dimension excluded): integers "
                         "separated by commas or x, e.g. 3,224,224; repeat it for each argument, in order. The "
@@ -171,7 +173,7 @@ class _InputDtype(argparse.Action):
 
 
 class _Refuse(argparse.Action):
-    """An option of the shared setup group that this command has no use for: a usage error."""
+    """`explain --no-memory`: a usage error (there is nothing to explain without the estimate)."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
                  option_string: str | None = None) -> None:
