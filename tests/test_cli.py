@@ -164,7 +164,7 @@ def test_input_shape_traces_the_forward() -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--input-shape", "3,a"], "expected comma-separated integers"),
     (["--input-shape", "3", "--input-dtype", "float99"], "--input-dtype 'float99'"),
-    (["--input-dtype", "int64"], "more --input-dtype than --input-shape"),
+    (["--input-dtype", "int64"], "--input-dtype int64: give it after the --input-shape it applies to"),
     (["--batch-size", "0"], "--batch-size: expected a positive integer"),
 ])
 def test_invalid_inputs_are_usage_errors(args: list[str], message: str) -> None:

@@ -181,6 +181,17 @@ def _bool(v: Any) -> bool:
     return v
 
 
+def parse_dims(spec: str) -> tuple[int, ...]:
+    """A per-sample shape as the flag and the directive spell it, `3,224,224` or `3x224x224`
+    (empty: one number per sample); ValueError says what is wrong. Strict: `3,x` is no `3`."""
+    parts = [p.strip() for p in re.split(r"[,x]", spec)] if spec.strip() else []
+    if any(re.fullmatch(r"-\d+", p) for p in parts):
+        raise ValueError("dimensions must be non-negative")
+    if not all(p.isdigit() and p.isascii() for p in parts):
+        raise ValueError("expected comma-separated integers like 3,224,224")
+    return tuple(int(p) for p in parts)
+
+
 DTYPES = {"float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool"}
 
 
@@ -408,11 +419,14 @@ def parse_directives(text: str, path: str) -> tuple[list[Directive], list[tuple[
                 if not sep:
                     raise ValueError("expected key=value")
                 if key == "input-shape":
-                    shapes.append(tuple(int(x) for x in raw.replace("x", ",").split(",") if x))
-                elif key == "input-dtype":
+                    shapes.append(parse_dims(raw))
+                    dtypes.append("float32")
+                elif key == "input-dtype":  # the dtype of the input-shape before it, as for the flags
                     if raw not in DTYPES:
                         raise ValueError(f"expected one of {', '.join(sorted(DTYPES))}")
-                    dtypes.append(raw)
+                    if not shapes:
+                        raise ValueError("give it after the input-shape it applies to")
+                    dtypes[-1] = raw
                 elif key in ("inputs",) or setup_key(key) is None:
                     raise ValueError(f"unknown key (known: {', '.join(sorted(_directive_keys()))})")
                 else:
@@ -420,8 +434,7 @@ def parse_directives(text: str, path: str) -> tuple[list[Directive], list[tuple[
             except ValueError as err:
                 problems.append((i, f"vramlint directive `{item}`: {err}"))
         if shapes:
-            values["inputs"] = tuple(InputSpec(s, dtypes[j] if j < len(dtypes) else "float32")
-                                     for j, s in enumerate(shapes))
+            values["inputs"] = tuple(InputSpec(s, d) for s, d in zip(shapes, dtypes))
         if values:
             found.append(Directive(i, values))
     return found, problems

@@ -9,6 +9,7 @@ from typing import Any
 
 import libcst as cst
 
+from vramlint.analysis.inputs import forward_arity_problem
 from vramlint.analysis.models import (
     Trace,
     _call_sites,
@@ -196,6 +197,7 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     path = trace.source.path if trace.source is not None else ""
     code = _code_setup(loader, trace, name)
     setup = resolve_setup(settings, name, path, _directive_for(loc, trace), code)
+    setup = _batch_from_call(setup, loader, name, kind, trace)
     result.setup = setup
     stopped = loader.evaluator.analysis.stopped
     if stopped is not None:  # nothing more can be evaluated: not "no inputs"
@@ -308,6 +310,17 @@ def _defined_names(source: SourceModule) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _batch_from_call(setup: Setup, loader: Loader, name: str, kind: str, trace: Trace) -> Setup:
+    """Input shapes given without a batch size: the batch of the model's call in the file, as
+    when that call gives the inputs too (`--input-shape` must not turn its 256 into 1), else 1."""
+    if not setup["inputs"] or setup["batch_size"] is not None:
+        return setup
+    call = _example_call(loader, name, kind, trace)
+    own = _batch_of(call[0], call[1]) if call is not None else None
+    batch = Sourced(own, call[2]) if call is not None and own is not None else Sourced(1, "default")
+    return Setup({**setup.values, "batch_size": batch})
+
+
 def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
             setup: Setup) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
     """The forward's arguments: configured input shapes, else the first call of the model in the
@@ -316,6 +329,9 @@ def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
     batch = setup["batch_size"]
     told = setup.source("batch_size") not in ("default",)
     if setup["inputs"]:
+        problem = forward_arity_problem(model, len(setup["inputs"]), setup.source("inputs"))
+        if problem is not None:
+            return problem
         b = batch or 1
         args = tuple(TensorValue((b, *spec.shape), spec.dtype) for spec in setup["inputs"])
         origin = setup.source("inputs")

@@ -16,6 +16,7 @@ from typing import Any
 
 import libcst as cst
 
+from vramlint.analysis.inputs import forward_arity_problem
 from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, TensorInfo, UnknownInfo
 from vramlint.engine.evaluator import Budget, Scope
 from vramlint.engine.loader import Loader
@@ -416,6 +417,11 @@ def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list
         # No trace asked for, or a model whose structure is not known (a block built without
         # its arguments): its forward would only trace the unknowns again.
         return ModelResult(name, kind, loc, counts, build_tree(value), how, all_unknowns, None)
+    problem = forward_arity_problem(value, len(trace.inputs), "flag")
+    if problem is not None:  # say so in one line rather than trace a call Python would refuse
+        result = ModelResult(name, kind, loc, counts, build_tree(value), how, all_unknowns, None)
+        result.forward_unknowns = [UnknownInfo(problem, loc)]
+        return result
     output, trace_unknowns = trace_forward(loader, value, trace.inputs, trace.batch_size or 1)
     result = ModelResult(name, kind, loc, counts, build_tree(value, outputs=True), how, all_unknowns, None)
     result.output_shape = shape_of(output)

@@ -107,20 +107,30 @@ def no_models_text(files: list[FileAnalysis], limit: int = 10) -> list[str]:
     return ["no models found; not evaluated:", *lines] if lines else ["no models found"]
 
 
-def render(files: list[FileAnalysis]) -> str:
+def file_lines(f: FileAnalysis) -> list[str]:
+    """One file's part of the output: its errors, warnings, models and findings."""
     out: list[str] = []
-    for f in files:
-        for e in f.errors:
-            out.append(f"{_loc(e, f.path)}: error: {e.reason}")
-        for w in f.warnings:
-            out.append(f"{_loc(w, f.path)}: warning: {w.reason}")
-        for m in f.models:
-            out.extend(model_text(f.path, m))
-        out.extend(finding_text(f.path, x) for x in f.findings)
+    for e in f.errors:
+        out.append(f"{_loc(e, f.path)}: error: {e.reason}")
+    for w in f.warnings:
+        out.append(f"{_loc(w, f.path)}: warning: {w.reason}")
+    for m in f.models:
+        out.extend(model_text(f.path, m))
+    out.extend(finding_text(f.path, x) for x in f.findings)
+    return out
+
+
+def summary_lines(files: list[FileAnalysis]) -> list[str]:
+    """After every file: "no models found", or the count of problems by severity."""
+    out: list[str] = []
     if not any(f.models for f in files) and not any(f.errors for f in files):
         out.extend(no_models_text(files))
     counts = {s: sum(1 for f in files for x in f.findings if x.severity == s) for s in ("error", "warning", "info")}
     counts["error"] += sum(len(f.errors) for f in files)
     if any(counts.values()):
         out.append(", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n))
-    return "\n".join(out)
+    return out
+
+
+def render(files: list[FileAnalysis]) -> str:
+    return "\n".join([line for f in files for line in file_lines(f)] + summary_lines(files))

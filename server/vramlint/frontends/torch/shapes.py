@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import Unknown
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -50,7 +50,7 @@ def linear(ev: Evaluator, x: Any, in_features: Any, out_features: Any, what: str
         return mismatch(ev, f"{what} needs at least one dimension")
     last = shape[-1]
     if isinstance(last, int) and isinstance(in_features, int) and last != in_features:
-        return mismatch(ev, f"{what} expects {in_features} input features, got a tensor of shape {list(shape)}")
+        return mismatch(ev, f"{what} expects {in_features} input features, got a tensor of shape {shape_text(shape)}")
     return TensorValue((*shape[:-1], out_features), t.dtype)
 
 
@@ -74,7 +74,7 @@ def _spatial(ev: Evaluator, x: Any, nd: int, what: str) -> tuple[TensorValue, tu
     shape = t.shape
     assert isinstance(shape, tuple)
     if len(shape) not in (nd + 1, nd + 2):
-        return mismatch(ev, f"{what} expects a {nd + 1}-D or {nd + 2}-D input, got shape {list(shape)}")
+        return mismatch(ev, f"{what} expects a {nd + 1}-D or {nd + 2}-D input, got shape {shape_text(shape)}")
     return t, shape[: len(shape) - nd - 1], shape[len(shape) - nd:]
 
 
@@ -128,7 +128,7 @@ def pool(ev: Evaluator, x: Any, nd: int, kernel: Any, stride: Any, padding: Any,
     shape = t.shape
     assert isinstance(shape, tuple)
     if len(shape) < nd + 1:
-        return mismatch(ev, f"{what} expects at least {nd + 1} dimensions, got shape {list(shape)}")
+        return mismatch(ev, f"{what} expects at least {nd + 1} dimensions, got shape {shape_text(shape)}")
     k = tup(kernel, nd)
     s = tup(kernel if stride is None or stride == [] else stride, nd)
     p, d = tup(padding, nd), tup(dilation, nd)

@@ -366,6 +366,19 @@ def _cast(flat: list[Any], dt: str) -> list[Any]:
 
 
 # ---------------------------------------------------------------------- broadcasting
+def shape_text(shape: Any) -> str:
+    """A shape for a message, `[1, ?, 64]`, followed by what its first `?` stands for: never an
+    Unknown's repr (a message is read by a person)."""
+    if isinstance(shape, Unknown):
+        return f"of unknown rank ({shape.reason})"
+    if not isinstance(shape, (tuple, list)):
+        return repr(shape)
+    dims = list(shape)
+    unknown = next((d for d in dims if isinstance(d, Unknown)), None)
+    text = "[" + ", ".join("?" if isinstance(d, Unknown) else str(d) for d in dims) + "]"
+    return text if unknown is None else f"{text} (?: {unknown.reason})"
+
+
 def broadcast(a: Shape, b: Shape) -> Shape | Unknown:
     out: list[Any] = []
     for i in range(1, max(len(a), len(b)) + 1):
@@ -380,7 +393,7 @@ def broadcast(a: Shape, b: Shape) -> Shape | Unknown:
         elif x == 1:
             out.append(y)
         else:
-            return Unknown(f"shapes {a} and {b} cannot be broadcast")
+            return Unknown(f"shapes {shape_text(a)} and {shape_text(b)} cannot be broadcast")
     return tuple(reversed(out))
 
 

@@ -34,7 +34,7 @@ from vramlint.frontends.keras.layer import (
     kstate,
 )
 from vramlint.frontends.torch.catalog import bind_arguments, parse_signature
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -349,7 +349,7 @@ def spatial_of(ev: Evaluator, layer: Instance, x: TensorValue, n: int, lead: int
     time for ConvLSTM), or a shape mismatch when its rank is not n + lead + 1."""
     assert isinstance(x.shape, tuple)
     if len(x.shape) != n + lead + 1:
-        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank {n + lead + 1}, got {list(x.shape)}")
+        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank {n + lead + 1}, got {shape_text(x.shape)}")
     first = layer.attrs.get("data_format") == "channels_first"
     return first, list(x.shape[lead + 1:] if first else x.shape[lead:-1])
 

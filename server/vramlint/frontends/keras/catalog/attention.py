@@ -17,7 +17,7 @@ from vramlint.frontends.keras.catalog import (
     weight,
 )
 from vramlint.frontends.keras.layer import add_weight, kstate
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 
 def mha_weights(a: KArgs, shape: Any) -> list[Weight]:
@@ -61,7 +61,7 @@ def mha_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
         _mha_build(ev, layer, q, v, key)
     assert isinstance(q.shape, tuple) and isinstance(v.shape, tuple) and isinstance(key.shape, tuple)
     if len(q.shape) != 3 or len(v.shape) != 3:
-        raise shape_mismatch(ev, "MultiHeadAttention", f"query {list(q.shape)} and value {list(v.shape)} "
+        raise shape_mismatch(ev, "MultiHeadAttention", f"query {shape_text(q.shape)} and value {shape_text(v.shape)} "
                                                        "should be (batch, length, dim)")
     wq, wk, wv = weight(layer, "query_kernel"), weight(layer, "key_kernel"), weight(layer, "value_kernel")
     wo = weight(layer, "attention_output_kernel")

@@ -19,7 +19,7 @@ from vramlint.frontends.keras.catalog import (
     spec_name,
     tensor_in,
 )
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 
 def _rank(layer: Instance) -> int:
@@ -119,7 +119,7 @@ def _pad_or_crop(ev: Any, layer: Instance, args: Args, what: str, sign: int) -> 
     if n == 1:
         first, spatial = False, [x.shape[1]]
         if len(x.shape) != 3:
-            raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank 3, got {list(x.shape)}")
+            raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank 3, got {shape_text(x.shape)}")
     else:
         first, spatial = spatial_of(ev, layer, x, n)
     pairs = _pairs(layer.attrs.get(what), n)
