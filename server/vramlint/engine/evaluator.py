@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -523,7 +523,8 @@ class Evaluator:
         try:
             cond = self.truth(self.eval(node.test, scope))
         except Undecided as und:
-            self.record(Unknown(f"could not decide this condition: {und.unknown.reason}", self.ref(scope, node.test)))
+            self._undecided_if(node, scope, Unknown(f"could not decide this condition: {und.unknown.reason}",
+                                                    self.ref(scope, node.test)))
             return
         if cond:
             self.exec_block(node.body, scope)
@@ -532,6 +533,59 @@ class Evaluator:
                 self.s_if(node.orelse, scope)
             else:
                 self.exec_block(node.orelse.body, scope)
+
+    def _undecided_if(self, node: cst.If, scope: Scope, why: Unknown) -> None:
+        """An `if` whose condition is unknown. Branches that only raise are paths the code does
+        not take when it runs. A `return` in another branch makes the function's result unknown
+        (falling through would give the other path's value as if it were certain). Branches of
+        plain assignments and definitions are each evaluated apart and merged: a name bound to
+        the same value on every path keeps it (timm's `if "X" in os.environ: A = int(...) else:
+        A = 1` defines `A` either way), a name that differs becomes an unknown naming the
+        condition. Other branches are skipped, and the names they bind become that unknown."""
+        branches = [b for b in if_branches(node) if not always_raises(b)]
+        if scope.func is not None and any(returns(b) for b in branches):
+            self.record(why)
+            raise ReturnSignal(Unknown(f"the return value depends on a condition: {why.reason}", why.ref))
+        if self.tape is not None:
+            # A forward traced for memory: running both paths would record both on the tape.
+            self.record(why)
+            return
+        if branches and all(plain_block(b) for b in branches):
+            if self._merge_branches(branches, scope, why):
+                return
+        else:
+            for name in {n for b in branches for n in bound_names(b)}:
+                self.bind(name, why, scope)
+        self.record(why)
+
+    def _merge_branches(self, branches: list[Sequence[cst.CSTNode]], scope: Scope, why: Unknown) -> bool:
+        """Run each branch on its own copy of the scope's variables and bind the merge; True when
+        every path gave every name the same value (then the condition changed nothing)."""
+        before = scope.vars
+        outcomes: list[dict[str, Any]] = []
+        try:
+            for body in branches:
+                scope.vars = dict(before)
+                try:
+                    for stmt in body:
+                        self.exec_stmt(stmt, scope)
+                except RaiseSignal:
+                    continue  # a path that fails: not the one the running code takes
+                outcomes.append(scope.vars)
+        finally:
+            scope.vars = before
+        if not outcomes:
+            return False
+        names = {k for out in outcomes for k, v in out.items() if before.get(k, MISSING) is not v}
+        same = True
+        for name in names:
+            values = [out.get(name, MISSING) for out in outcomes]
+            if all(_same_value(values[0], v) for v in values[1:]) and values[0] is not MISSING:
+                self.bind(name, values[0], scope)
+            else:
+                same = False
+                self.bind(name, Unknown(f"`{name}` depends on a condition: {why.reason}", why.ref), scope)
+        return same
 
     def s_for(self, node: cst.For, scope: Scope) -> None:
         try:
@@ -1601,6 +1655,127 @@ MISSING_ATTR: Any = object()  # getattr's default in class patterns: "no such at
 
 # `d.keys()`, `d.values()`, `d.items()` return real dict views: iterate them like the dict.
 _DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
+
+
+def if_branches(node: cst.If) -> list[Sequence[cst.CSTNode]]:
+    """The statement lists an `if`/`elif`/`else` chain may run (an empty one when there is no `else`)."""
+    out: list[Sequence[cst.CSTNode]] = []
+    cur: cst.If | None = node
+    while cur is not None:
+        out.append(_stmts(cur.body))
+        orelse = cur.orelse
+        if orelse is None:
+            out.append(())
+            cur = None
+        elif type(orelse) is cst.If:
+            cur = orelse
+        else:
+            out.append(_stmts(orelse.body))
+            cur = None
+    return out
+
+
+def _stmts(body: Any) -> Sequence[cst.CSTNode]:
+    if type(body) is cst.SimpleStatementSuite:
+        return [cst.SimpleStatementLine(body=body.body)]
+    return body.body  # type: ignore[no-any-return]
+
+
+def _smalls(stmt: cst.CSTNode) -> Sequence[cst.CSTNode]:
+    return stmt.body if type(stmt) is cst.SimpleStatementLine else ()  # type: ignore[attr-defined,no-any-return]
+
+
+def always_raises(body: Sequence[cst.CSTNode]) -> bool:
+    return bool(body) and any(type(x) is cst.Raise for x in _smalls(body[-1]))
+
+
+def returns(body: Sequence[cst.CSTNode]) -> bool:
+    """A `return` anywhere in the branch outside nested functions, classes and lambdas."""
+    def descend(n: cst.CSTNode) -> bool:
+        return type(n) not in (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+    return any(type(n) is cst.Return for stmt in body for n in iter_nodes(stmt, descend))
+
+
+_PLAIN_SMALL = (cst.Assign, cst.AnnAssign, cst.Pass, cst.Import, cst.ImportFrom)
+
+
+def plain_block(body: Sequence[cst.CSTNode]) -> bool:
+    """Assignments to names, imports, definitions, docstrings and nested such `if`s: what can be
+    run on a copy of the variables without touching objects the other path would see."""
+    for stmt in body:
+        if type(stmt) in (cst.FunctionDef, cst.ClassDef):
+            continue
+        if type(stmt) is cst.If:
+            if not all(plain_block(b) for b in if_branches(stmt)):
+                return False
+            continue
+        if type(stmt) is not cst.SimpleStatementLine:
+            return False
+        for small in _smalls(stmt):
+            if type(small) is cst.Expr and type(small.value) in (cst.SimpleString, cst.ConcatenatedString):
+                continue
+            if type(small) not in _PLAIN_SMALL:
+                return False
+            targets = ([t.target for t in small.targets] if type(small) is cst.Assign
+                       else [small.target] if type(small) is cst.AnnAssign else [])
+            if not all(type(t) is cst.Name for t in targets):
+                return False
+    return True
+
+
+def bound_names(body: Sequence[cst.CSTNode]) -> set[str]:
+    """Names a branch binds (assignments, loop and `with` targets, imports, definitions)."""
+    out: set[str] = set()
+
+    def descend(n: cst.CSTNode) -> bool:
+        return type(n) not in (cst.FunctionDef, cst.ClassDef, cst.Lambda, cst.ListComp, cst.SetComp,
+                               cst.DictComp, cst.GeneratorExp)
+
+    def targets(t: cst.CSTNode) -> None:
+        if type(t) is cst.Name:
+            out.add(t.value)
+        elif isinstance(t, (cst.Tuple, cst.List)):
+            for el in t.elements:
+                targets(el.value)
+        elif type(t) is cst.StarredElement:
+            targets(t.value)
+
+    for stmt in body:
+        for n in iter_nodes(stmt, descend):
+            kind = type(n)
+            if kind is cst.Assign:
+                for t in n.targets:  # type: ignore[attr-defined]
+                    targets(t.target)
+            elif kind in (cst.AnnAssign, cst.AugAssign, cst.For):
+                targets(n.target)  # type: ignore[attr-defined]
+            elif kind is cst.AsName:
+                targets(n.name)  # type: ignore[attr-defined]
+            elif kind in (cst.FunctionDef, cst.ClassDef):
+                out.add(n.name.value)  # type: ignore[attr-defined]
+            elif kind in (cst.Import, cst.ImportFrom) and not isinstance(n.names, cst.ImportStar):  # type: ignore[attr-defined]
+                for alias in n.names:  # type: ignore[attr-defined]
+                    if alias.asname is None:
+                        name = alias.name
+                        while type(name) is cst.Attribute:
+                            name = name.value
+                        out.add(name.value)
+    return out
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    plain = (int, float, str, bool, bytes, type(None))
+    if type(a) is type(b) and isinstance(a, plain):
+        return bool(a == b)
+    if type(a) is type(b) and isinstance(a, tuple) and len(a) == len(b):
+        return all(_same_value(x, y) for x, y in zip(a, b))
+    # Tensors of the same shape and dtype on both paths (`x = self.drop(x)` or not): the shapes
+    # that follow are the same either way.
+    shape = getattr(a, "shape", None)
+    return (type(a) is type(b) and isinstance(a, Value) and isinstance(shape, tuple)
+            and all(isinstance(d, int) for d in shape) and shape == getattr(b, "shape", None)
+            and getattr(a, "dtype", None) == getattr(b, "dtype", None))
 
 
 class _StarUnknown:
