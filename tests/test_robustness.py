@@ -759,3 +759,82 @@ def test_files_without_models(tmp_path: Path, text: str) -> None:
 def test_empty_file_on_disk(tmp_path: Path) -> None:
     r = analyze_bytes(tmp_path, b"")
     assert r.errors == [] and r.warnings == [] and r.models == []
+
+
+# ---------------------------------------------------------------- Python asking an Unknown's value
+# Python's own operators ask a value's number or items (`"%.2f" % (u,)` calls float(), a starred
+# element in a tuple iterates): on an Unknown that is an UnknownValueError, which escaped and
+# aborted the whole analysis (issue 12, item 1). The expression is unknown instead.
+PERCENT_FORMAT = """import torch.nn as nn
+from not_installed import count_of
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        n = count_of(self)
+        print("number of parameters: %.2fM" % (n / 1e6,))
+
+net = Net()
+n = count_of(net)
+print("number of parameters: %.2fM" % (n / 1e6,))
+"""
+
+
+def test_percent_format_of_an_unknown_number(tmp_path: Path) -> None:
+    r = analyze(tmp_path, PERCENT_FORMAT + OK)
+    assert r.errors == []
+    assert model(r, "net").params.total == 20  # the print in __init__ does not stop the construction
+    assert_ok(r)
+
+
+STARRED_TUPLE = """import torch.nn as nn
+from not_installed import depth
+
+class Net(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        dims = (3, *((4,) * (n - 1)))
+        print(dims)
+        self.fc = nn.Linear(3, 4)
+
+net = Net(depth)
+dims = (3, *((4,) * (depth - 1)))
+"""
+
+
+def test_starred_unknown_in_a_tuple(tmp_path: Path) -> None:
+    r = analyze(tmp_path, STARRED_TUPLE + OK)
+    assert r.errors == []
+    assert model(r, "net").params.total == 16
+    assert_ok(r)
+
+
+def test_in_place_percent_format_of_an_unknown(tmp_path: Path) -> None:
+    """The same, by a statement rather than an expression (`s %= (u,)`)."""
+    r = analyze(tmp_path, "from not_installed import n\ns = '%d'\ns %= (n,)\n" + OK)
+    assert r.errors == []
+    assert_ok(r)
+
+
+# ---------------------------------------------------------------- a rule of vramlint that breaks
+def test_a_rule_raising_a_python_error_costs_one_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python exception out of vramlint's own code (a layer rule meeting input it did not
+    expect) is an unknown naming the error, not an aborted analysis of the whole file."""
+    from vramlint.frontends.torch.catalog import FORWARD, parameter_free  # noqa: F401  (registers ReLU's rule)
+
+    def broken(ev, m, a, k):  # type: ignore[no-untyped-def]
+        return ()[0]  # an IndexError, as the padding rules raised on a 0-d input (issue 20)
+
+    monkeypatch.setitem(FORWARD, "ReLU", broken)
+    text = "import torch\nimport torch.nn as nn\n\nnet = nn.Sequential(nn.Linear(4, 4), nn.ReLU())\n" \
+           "y = net(torch.zeros(2, 4))\n" + OK
+    path = tmp_path / "subject.py"
+    settings = vramlint.Settings(extra_paths=(str(tmp_path),), memory=True, batch_size=2)
+    r = _guarded(vramlint.analyze_source, str(path), text, settings)
+    assert r.errors == []
+    net = model(r, "net")
+    assert net.params.total == 20  # the construction did not need the rule
+    assert any(u.reason.startswith("vramlint internal error: IndexError") for u in net.forward_unknowns)
+    assert_ok(r)
+
