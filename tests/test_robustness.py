@@ -838,3 +838,53 @@ def test_a_rule_raising_a_python_error_costs_one_value(tmp_path: Path, monkeypat
     assert any(u.reason.startswith("vramlint internal error: IndexError") for u in net.forward_unknowns)
     assert_ok(r)
 
+
+# ---------------------------------------------------------------- wrong ranks in forward rules
+# Forward rules given an input of a rank they do not take raised IndexError or ValueError out of
+# vramlint (issue 20): it is a located shape mismatch, as torch raises a RuntimeError.
+RANK_MODEL = """import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.layer = {layer}
+
+    def forward(self, x):
+        s = self.fc(x).sum()
+        return {call}
+
+
+net = Net()
+"""
+
+
+@pytest.mark.parametrize(("layer", "call"), [
+    ("nn.ZeroPad2d(1)", "self.layer(s)"),
+    ("nn.ReflectionPad3d(1)", "self.layer(s)"),
+    ("nn.ConstantPad1d((1, 2), 0.0)", "self.layer(s)"),
+    ("nn.Identity()", "F.pad(self.fc(x), (1, 1, 1))"),
+    ("nn.PixelShuffle(2)", "self.layer(self.fc(x))"),
+    ("nn.PixelUnshuffle(2)", "self.layer(s)"),
+    ("nn.PixelShuffle(3)", "self.layer(self.fc(x).reshape(-1, 4, 2, 2))"),  # 4 channels: not a multiple of 9
+    ("nn.GLU()", "self.layer(s)"),
+    ("nn.MultiheadAttention(4, 2)", "self.layer(s, s, s)"),
+    ("nn.Identity()", "torch.cat([self.fc(x), self.fc(x)], dim=2)"),
+    ("nn.Identity()", "torch.cat([s, s])"),
+    ("nn.Identity()", "torch.stack([self.fc(x), self.fc(x)], dim=4)"),
+], ids=["zero-pad", "reflection-pad", "constant-pad", "F.pad-odd", "pixel-shuffle", "pixel-unshuffle",
+        "pixel-shuffle-channels", "glu", "multihead-attention", "cat-dim", "cat-0d", "stack-dim"])
+def test_forward_rule_on_an_input_of_the_wrong_rank(tmp_path: Path, layer: str, call: str) -> None:
+    text = RANK_MODEL.format(layer=layer, call=call)
+    path = tmp_path / "subject.py"
+    settings = vramlint.Settings(extra_paths=(str(tmp_path),), memory=True, batch_size=2)
+    r = _guarded(vramlint.analyze_source, str(path), text, settings)
+    net = model(r, "net")
+    assert net.error is None and net.params.total is not None
+    mismatch = [u for u in net.forward_unknowns if u.reason.startswith("shape mismatch")]
+    assert mismatch and mismatch[0].location is not None and mismatch[0].location.line == line_of(text, "return ")
+    assert any(f.code == "VL201" and f.model == "net" for f in r.findings)
+

@@ -115,6 +115,13 @@ def pad(ev: Evaluator, x: Any, pads: Any, what: str) -> Any:
         return Unknown(f"{what} with unknown padding", ev.current_ref)
     assert isinstance(t.shape, tuple)
     shape = list(t.shape)
+    # torch's checks: (left, right) pairs, at most one pair per dimension of the input.
+    if len(pads) % 2:
+        return mismatch(ev, f"{what}: the padding {list(pads)} is not (left, right) pairs")
+    if len(pads) // 2 > len(shape):
+        return mismatch(ev, f"{what} pads {len(pads) // 2} dimensions of an input of shape {list(shape)}")
+    if any(isinstance(p, bool) or not isinstance(p, (int, Unknown)) for p in pads):
+        return Unknown(f"{what}: the padding {list(pads)!r} is not integers", ev.current_ref)
     for i in range(len(pads) // 2):
         shape[-1 - i] = shape[-1 - i] + pads[2 * i] + pads[2 * i + 1]
     return TensorValue(tuple(shape), t.dtype)
