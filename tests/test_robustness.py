@@ -888,3 +888,30 @@ def test_forward_rule_on_an_input_of_the_wrong_rank(tmp_path: Path, layer: str, 
     assert mismatch and mismatch[0].location is not None and mismatch[0].location.line == line_of(text, "return ")
     assert any(f.code == "VL201" and f.model == "net" for f in r.findings)
 
+
+# Keras layer arguments that Keras refuses (standardize_tuple) reached the shape rules, which
+# divided by zero or zipped tuples of different lengths.
+@pytest.mark.parametrize(("call", "message"), [
+    ("layers.Conv2D(4, (3, 3), strides=(2,))(inputs)", "Conv2D: the `strides` argument must be a tuple of 2 integers"),
+    ("layers.Conv2D(4, 3, dilation_rate=0)(inputs)", "Conv2D: the `dilation_rate` argument must be a tuple of 2"),
+    ("layers.MaxPooling2D(0)(inputs)", "MaxPooling2D: the `pool_size` argument must be a tuple of 2 integers"),
+    ("layers.AveragePooling2D(2, strides=0)(inputs)", "AveragePooling2D: the `strides` argument must be a tuple"),
+    ("layers.UpSampling2D((2, 2, 2))(inputs)", "UpSampling2D: the `size` argument must be a tuple of 2 integers"),
+], ids=["conv-strides", "conv-dilation", "pool-size", "pool-strides", "upsampling-size"])
+def test_keras_layer_argument_that_keras_refuses(tmp_path: Path, call: str, message: str) -> None:
+    text = f"import keras\nfrom keras import layers\n\ninputs = keras.Input(shape=(16, 16, 3))\nx = {call}\n" + OK
+    r = analyze(tmp_path, text)
+    refused = [w for w in r.warnings if message in w.reason]
+    assert refused and refused[0].location is not None and refused[0].location.line == 5
+    assert refused[0].reason.startswith("statement not evaluated: it raises ValueError")
+    assert_ok(r)
+
+
+def test_keras_attention_with_a_fractional_number_of_heads(tmp_path: Path) -> None:
+    text = ("import keras\nfrom keras import layers\n\ninputs = keras.Input(shape=(16, 48))\n"
+            "x = layers.MultiHeadAttention(num_heads=2.5, key_dim=8)(inputs, inputs)\n"
+            "model = keras.Model(inputs, x)\n" + OK)
+    r = analyze(tmp_path, text)
+    assert any("[48, 2.5, 8] has a dimension that is not an int" in w.reason and w.location is not None
+               and w.location.line == 6 for w in r.warnings)
+    assert_ok(r)

@@ -335,12 +335,17 @@ def ones(n: int) -> str:
     return "1" if n == 1 else f"({', '.join(['1'] * n)})"
 
 
-def ints(v: Any, n: int) -> tuple[Any, ...]:
-    """A layer's int-or-tuple argument (kernel_size=3, strides=(2, 2)) as n values."""
+def ints(ev: Evaluator, layer: Instance, key: str, n: int, default: Any = None, minimum: int = 1) -> tuple[Any, ...]:
+    """A layer's int-or-tuple argument (kernel_size=3, strides=(2, 2)) as n values; the ValueError
+    Keras raises (standardize_tuple) for the wrong count or a value below `minimum`."""
+    v = layer.attrs.get(key, default)
     t = tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
     for d in t:
         if isinstance(d, Unknown):
             raise UnknownValueError(d)
+    if len(t) != n or any(isinstance(d, bool) or not isinstance(d, int) or d < minimum for d in t):
+        raise ev.raise_error("ValueError", f"{layer.cls.name}: the `{key}` argument must be a tuple of {n} integers "
+                                           f"of at least {minimum}, got {key}={v!r}")
     return t
 
 

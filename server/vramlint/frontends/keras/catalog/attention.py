@@ -67,6 +67,9 @@ def mha_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     wo = weight(layer, "attention_output_kernel")
     if wq is None or wk is None or wv is None or wo is None:
         return Unknown("MultiHeadAttention: its weights are not known", ev.current_ref)
+    for w in (wq, wk, wv, wo):
+        if isinstance(w.shape, Unknown):  # built from sizes that are not ints (`num_heads=2.5`)
+            return w.shape
     h, hkv, kd, vd = _dims(layer)
     b, tq, tk = q.shape[0], q.shape[1], key.shape[1]
     for name, x, w in (("query", q, wq), ("key", key, wk), ("value", v, wv)):

@@ -36,9 +36,9 @@ def pool_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     x = tensor_in(ev, args[0], layer.cls.name)
     n = _rank(layer)
     first, spatial = spatial_of(ev, layer, x, n)
-    pool = ints(layer.attrs.get("pool_size"), n)
+    pool = ints(ev, layer, "pool_size", n)
     strides = layer.attrs.get("strides")
-    strides = pool if strides is None else ints(strides, n)
+    strides = pool if strides is None else ints(ev, layer, "strides", n)
     padding = str(layer.attrs.get("padding", "valid")).lower()
     out = [conv_length(s, p, padding, st) for s, p, st in zip(spatial, pool, strides, strict=True)]
     if any(isinstance(d, int) and d <= 0 for d in out):
@@ -76,11 +76,11 @@ def upsampling_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     n = _rank(layer)
     assert isinstance(x.shape, tuple)
     if n == 1:  # UpSampling1D: (batch, steps, features), no data_format
-        size = ints(layer.attrs.get("size"), 1)[0]
+        size = ints(ev, layer, "size", 1)[0]
         steps = x.shape[1] * size if isinstance(x.shape[1], int) else x.shape[1]
         return op(ev, "torch.repeat_interleave", (x,), TensorValue((x.shape[0], steps, *x.shape[2:]), x.dtype))
     first, spatial = spatial_of(ev, layer, x, n)
-    size = ints(layer.attrs.get("size"), n)
+    size = ints(ev, layer, "size", n)
     out = [s * f if isinstance(s, int) else s for s, f in zip(spatial, size, strict=True)]
     return op(ev, "torch.nn.functional.interpolate", (x,), TensorValue(_join(x, first, out), x.dtype))
 

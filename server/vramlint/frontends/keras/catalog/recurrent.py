@@ -101,8 +101,8 @@ def conv_lstm_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     n = int(spec_name(layer)[-2])
     first, spatial = spatial_of(ev, layer, x, n, lead=2)
     assert isinstance(x.shape, tuple)
-    ks = ints(layer.attrs.get("kernel_size"), n)
-    st = ints(layer.attrs.get("strides", 1), n)
+    ks = ints(ev, layer, "kernel_size", n)
+    st = ints(ev, layer, "strides", n, default=1)
     padding = str(layer.attrs.get("padding", "valid")).lower()
     out = [conv_length(s, kk, padding, ss) for s, kk, ss in zip(spatial, ks, st, strict=True)]
     f = layer.attrs.get("filters")
