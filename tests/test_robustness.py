@@ -915,3 +915,13 @@ def test_keras_attention_with_a_fractional_number_of_heads(tmp_path: Path) -> No
     assert any("[48, 2.5, 8] has a dimension that is not an int" in w.reason and w.location is not None
                and w.location.line == 6 for w in r.warnings)
     assert_ok(r)
+
+
+def test_range_of_a_float_is_a_type_error(tmp_path: Path) -> None:
+    """`n_layer = 1e308` then `range(n_layer)`: Python's TypeError, not a loop over 10**308 blocks
+    that ran until the step budget (over a minute in the fuzz)."""
+    text = "import torch.nn as nn\n\nn = 1e308\nblocks = nn.ModuleList([nn.Linear(4, 4) for _ in range(n)])\n" + OK
+    r = analyze(tmp_path, text)
+    assert [(w.reason, w.location.line if w.location else None) for w in r.warnings] == [
+        ("statement not evaluated: it raises TypeError: 'float' object cannot be interpreted as an integer", 4)]
+    assert_ok(r)
