@@ -897,7 +897,10 @@ def test_forward_rule_on_an_input_of_the_wrong_rank(tmp_path: Path, layer: str, 
     ("layers.MaxPooling2D(0)(inputs)", "MaxPooling2D: the `pool_size` argument must be a tuple of 2 integers"),
     ("layers.AveragePooling2D(2, strides=0)(inputs)", "AveragePooling2D: the `strides` argument must be a tuple"),
     ("layers.UpSampling2D((2, 2, 2))(inputs)", "UpSampling2D: the `size` argument must be a tuple of 2 integers"),
-], ids=["conv-strides", "conv-dilation", "pool-size", "pool-strides", "upsampling-size"])
+    ("layers.ZeroPadding2D(padding=1e308)(inputs)", "ZeroPadding2D: `padding` should be an int, 2 ints or 2"),
+    ("layers.Cropping2D(((1, 1), (1, 1), (1, 1)))(inputs)", "Cropping2D: `cropping` should be an int, 2 ints"),
+], ids=["conv-strides", "conv-dilation", "pool-size", "pool-strides", "upsampling-size", "padding-float",
+        "cropping-pairs"])
 def test_keras_layer_argument_that_keras_refuses(tmp_path: Path, call: str, message: str) -> None:
     text = f"import keras\nfrom keras import layers\n\ninputs = keras.Input(shape=(16, 16, 3))\nx = {call}\n" + OK
     r = analyze(tmp_path, text)
@@ -924,4 +927,26 @@ def test_range_of_a_float_is_a_type_error(tmp_path: Path) -> None:
     r = analyze(tmp_path, text)
     assert [(w.reason, w.location.line if w.location else None) for w in r.warnings] == [
         ("statement not evaluated: it raises TypeError: 'float' object cannot be interpreted as an integer", 4)]
+    assert_ok(r)
+
+
+# Keras layers on an input of fewer dimensions than their input_spec indexed it (IndexError,
+# ZeroDivisionError): Keras's ValueError, located.
+@pytest.mark.parametrize(("call", "rank"), [
+    ("layers.ZeroPadding1D(1)(x)", 3),
+    ("layers.Cropping1D(1)(x)", 3),
+    ("layers.UpSampling1D(2)(x)", 3),
+    ("layers.RepeatVector(2)(s)", 2),
+    ("layers.Reshape((-1,))(s)", 1),
+    ("layers.Attention()([x, x])", 3),
+    ("layers.MultiHeadAttention(2, 4)(x, x)", 3),
+    ("layers.Dot(1)([s, s])", 2),
+], ids=["zero-padding", "cropping", "upsampling", "repeat-vector", "reshape", "attention", "multi-head", "dot"])
+def test_keras_layer_on_an_input_of_too_low_a_rank(tmp_path: Path, call: str, rank: int) -> None:
+    text = ("import keras\nfrom keras import layers\n\nx = keras.ops.zeros((2, 4))\ns = keras.ops.zeros(())\n"
+            f"y = {call}\n" + OK)
+    r = analyze(tmp_path, text)
+    refused = [w for w in r.warnings if f"expected an input of rank {rank} or more" in w.reason]
+    assert refused and refused[0].location is not None and refused[0].location.line == 6
+    assert refused[0].reason.startswith("statement not evaluated: it raises ValueError: shape mismatch in")
     assert_ok(r)

@@ -154,16 +154,16 @@ register(
                    "output_shape=None, attention_axes=None, flash_attention=None, kernel_initializer='glorot_uniform', "
                    "bias_initializer='zeros', kernel_regularizer=None, bias_regularizer=None, "
                    "activity_regularizer=None, kernel_constraint=None, bias_constraint=None, seed=None, **kwargs",
-                   mha_weights, mha_call),
+                   mha_weights, mha_call, min_rank=3),
     KerasLayerSpec("GroupQueryAttention", "head_dim, num_query_heads, num_key_value_heads, dropout=0.0, "
                    "use_bias=True, flash_attention=None, kernel_initializer='glorot_uniform', "
                    "bias_initializer='zeros', kernel_regularizer=None, bias_regularizer=None, "
                    "activity_regularizer=None, kernel_constraint=None, bias_constraint=None, seed=None, **kwargs",
-                   mha_weights, mha_call, aliases=("GroupedQueryAttention",)),
+                   mha_weights, mha_call, aliases=("GroupedQueryAttention",), min_rank=3),
     KerasLayerSpec("Attention", "use_scale=False, score_mode='dot', dropout=0.0, seed=None, **kwargs",
-                   attention_weights, attention_call),
+                   attention_weights, attention_call, min_rank=3),
     KerasLayerSpec("AdditiveAttention", "use_scale=True, dropout=0.0, **kwargs", additive_attention_weights,
-                   attention_call),
+                   attention_call, min_rank=3),
 )
 
 __all__ = ["kstate"]
