@@ -193,17 +193,10 @@ def _torch_outcomes(torch: Any, ctor: str, arity: int) -> list[tuple[int, ...] |
     return out
 
 
-def _vramlint_outcomes(tmp_path: Path, name: str, ctor: str, arity: int) -> tuple[list[Any], list[str]]:
-    """Per case, what vramlint's evaluator gives for the same code (the value of `y<i>`, MISSING
-    if the statement raised), and the internal errors it met (`line: reason`)."""
-    lines = ["import torch", "import torch.nn as nn", f"layer = {ctor}"]
-    i = 0
-    for shape in SHAPES:
-        for dtype in DTYPES:
-            lines += [f"x{i} = torch.zeros({shape}, dtype=torch.{dtype})",
-                      f"y{i} = layer({', '.join([f'x{i}'] * arity)})"]
-            i += 1
-    path = tmp_path / f"rank_{name}.py"
+def _evaluate(tmp_path: Path, name: str, lines: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Run `lines` as a module with vramlint's evaluator: its namespace, and the internal errors
+    it met (`line N: reason`). An exception escaping here is a crash of vramlint."""
+    path = tmp_path / f"{name}.py"
     met: list[str] = []
     original = Evaluator.internal_error
 
@@ -218,7 +211,21 @@ def _vramlint_outcomes(tmp_path: Path, name: str, ctor: str, arity: int) -> tupl
         mod, _, _ = loader.load_main(str(path), "\n".join(lines) + "\n", f"rank_fuzz_{name}")
     finally:
         Evaluator.internal_error = original  # type: ignore[method-assign]
-    return [mod.ns.get(f"y{j}", MISSING) for j in range(i)], met
+    return mod.ns, met
+
+
+def _vramlint_outcomes(tmp_path: Path, name: str, ctor: str, arity: int) -> tuple[list[Any], list[str]]:
+    """Per case, what vramlint gives for the same code (the value of `y<i>`, MISSING if the
+    statement raised), and the internal errors it met."""
+    lines = ["import torch", "import torch.nn as nn", f"layer = {ctor}"]
+    i = 0
+    for shape in SHAPES:
+        for dtype in DTYPES:
+            lines += [f"x{i} = torch.zeros({shape}, dtype=torch.{dtype})",
+                      f"y{i} = layer({', '.join([f'x{i}'] * arity)})"]
+            i += 1
+    ns, met = _evaluate(tmp_path, f"torch_{name}", lines)
+    return [ns.get(f"y{j}", MISSING) for j in range(i)], met
 
 
 def test_every_forward_rule_on_inputs_of_every_rank(tmp_path: Path) -> None:
@@ -249,3 +256,51 @@ def test_every_forward_rule_on_inputs_of_every_rank(tmp_path: Path) -> None:
                 problems.append(f"{name} on {dtype}{list(shape)}: torch gives {list(want)}, vramlint {shown!r}")
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
     assert compared > 1000  # torch accepts about 40% of the cases: those are compared shape for shape
+
+
+# The same for Keras layers (no ground truth here: Keras is not a test dependency): every layer
+# with a call rule, on float32 and int32 inputs of rank 0 to 5, never fails inside vramlint.
+KERAS_CONSTRUCTORS = {
+    "MultiHeadAttention": "layers.MultiHeadAttention(2, 4)", "GroupQueryAttention": "layers.GroupQueryAttention(4, 2, 1)",
+    **{f"{k}{n}D": f"layers.{k}{n}D(2, 3)" for n in (1, 2, 3) for k in ("Conv", "ConvLSTM")},
+    **{f"Conv{n}DTranspose": f"layers.Conv{n}DTranspose(2, 3)" for n in (1, 2, 3)},
+    "DepthwiseConv1D": "layers.DepthwiseConv1D(3)", "DepthwiseConv2D": "layers.DepthwiseConv2D(3)",
+    "SeparableConv1D": "layers.SeparableConv1D(2, 3)", "SeparableConv2D": "layers.SeparableConv2D(2, 3)",
+    "Dense": "layers.Dense(3)", "EinsumDense": "layers.EinsumDense('ab,bc->ac', 3)",
+    "Embedding": "layers.Embedding(10, 3)", "Activation": "layers.Activation('relu')",
+    **{k: f"layers.{k}(0.5)" for k in ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                                        "AlphaDropout", "GaussianDropout", "GaussianNoise", "Rescaling",
+                                        "RandomRotation", "RandomZoom", "RandomContrast", "RandomBrightness",
+                                        "RandomHue", "RandomSaturation")},
+    "RandomTranslation": "layers.RandomTranslation(0.1, 0.1)", "Reshape": "layers.Reshape((-1,))",
+    "Permute": "layers.Permute((2, 1))", "RepeatVector": "layers.RepeatVector(2)", "Resizing": "layers.Resizing(2, 2)",
+    "RandomCrop": "layers.RandomCrop(2, 2)", "CenterCrop": "layers.CenterCrop(2, 2)",
+    "Lambda": "layers.Lambda(lambda t: t)", "Dot": "layers.Dot(1)", "SimpleRNN": "layers.SimpleRNN(3)",
+    "LSTM": "layers.LSTM(3)", "GRU": "layers.GRU(3)", "Bidirectional": "layers.Bidirectional(layers.LSTM(3))",
+    "TimeDistributed": "layers.TimeDistributed(layers.Dense(3))",
+}
+# How a layer takes its inputs: a list of two (merging layers), two arguments, or one.
+KERAS_LISTS = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "Attention",
+               "AdditiveAttention"}
+KERAS_PAIRS = {"MultiHeadAttention", "GroupQueryAttention"}
+
+
+def test_every_keras_call_rule_on_inputs_of_every_rank(tmp_path: Path) -> None:
+    from vramlint.frontends.keras import catalog
+
+    for family in pkgutil.iter_modules(catalog.__path__):
+        importlib.import_module(f"{catalog.__name__}.{family.name}")
+    specs = sorted(name for name, spec in catalog.CATALOG.items() if spec.call is not None)
+    assert len(specs) > 80
+    problems = []
+    for name in specs:
+        ctor = KERAS_CONSTRUCTORS.get(name, f"layers.{name}()")
+        lines = ["import keras", "from keras import layers"]
+        for i, (shape, dtype) in enumerate((s, d) for s in SHAPES for d in ("float32", "int32")):
+            x = f"x{i}"
+            args = f"[{x}, {x}]" if name in KERAS_LISTS else f"{x}, {x}" if name in KERAS_PAIRS else x
+            # a new layer per case: a Keras layer is built for the first input it sees
+            lines += [f"{x} = keras.ops.zeros({shape}, dtype='{dtype}')", f"y{i} = {ctor}({args})"]
+        _, internal = _evaluate(tmp_path, f"keras_{name}", lines)
+        problems += [f"{name}: internal error at {m}" for m in internal]
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
