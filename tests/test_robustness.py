@@ -950,3 +950,45 @@ def test_keras_layer_on_an_input_of_too_low_a_rank(tmp_path: Path, call: str, ra
     assert refused and refused[0].location is not None and refused[0].location.line == 6
     assert refused[0].reason.startswith("statement not evaluated: it raises ValueError: shape mismatch in")
     assert_ok(r)
+
+
+# Tensor methods and functional calls the ways a deleted token or a changed number leaves them
+# raised IndexError or ZeroDivisionError out of vramlint: Python's TypeError for a missing
+# argument, a shape mismatch (VL201) or an unknown dim for what torch refuses.
+ODD_CALL = """import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        x = torch.zeros(2, 2)
+        y = {call}
+        self.fc = nn.Linear(y.shape[-1], 4)
+
+
+net = Net()
+"""
+
+
+@pytest.mark.parametrize(("call", "expected"), [
+    ("x.transpose(1, )", "raises TypeError: transpose() missing a required argument"),
+    ("x.add()", "raises TypeError: add() missing a required argument"),
+    ("F.max_pool2d(x.reshape(1, 2, 2), 0)", "shape mismatch: max pooling: kernel size [0, 0], stride [0, 0]"),
+    ("x.chunk(0)[0]", "shape mismatch: chunk expects a number of chunks above 0, got 0"),
+    ("x.split(1, 5)[0]", "dim 5 out of range for a tensor of 2 dimensions"),
+    ("x.sum().matmul(x)", "shape mismatch: matmul needs tensors of 1 dimension or more"),
+    ("F.linear(x, x.sum())", "shape mismatch: F.linear with a weight of shape []"),
+    ("F.adaptive_avg_pool2d(x.sum(), 1)", "shape mismatch: adaptive pooling expects at least 3 dimensions"),
+    ("x.view_as(2)", "view_as of a non-tensor"),
+], ids=["missing-dim", "missing-other", "pool-kernel-0", "chunk-0", "dim-out-of-range", "matmul-0d",
+        "linear-0d-weight", "adaptive-pool-0d", "view-as-int"])
+def test_tensor_call_left_odd_by_an_edit(tmp_path: Path, call: str, expected: str) -> None:
+    r = analyze(tmp_path, ODD_CALL.format(call=call) + OK)
+    net = model(r, "Net")
+    if expected.startswith("raises"):
+        assert net.error is not None and net.error.reason == expected
+    else:  # the layer it sizes is unknown, and says why
+        assert net.params.total is None and any(expected in u.reason for u in net.unknowns), problems(net)
+    assert_ok(r)

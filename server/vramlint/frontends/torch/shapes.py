@@ -66,6 +66,11 @@ def _window(size: Any, k: Any, s: Any, p: Any, d: Any, ceil_mode: bool = False) 
     return span // s + 1
 
 
+def _positive(*sizes: tuple[Any, ...]) -> bool:
+    """No known size below 1 (torch refuses a kernel, stride or dilation of 0: they divide)."""
+    return not any(isinstance(v, int) and v <= 0 for t in sizes for v in t)
+
+
 def _spatial(ev: Evaluator, x: Any, nd: int, what: str) -> tuple[TensorValue, tuple[Any, ...], tuple[Any, ...]] | Unknown:
     """A (batched or unbatched) N-d input split into its leading dims and its nd spatial dims."""
     t = as_tensor(ev, x, what)
@@ -85,6 +90,8 @@ def conv(ev: Evaluator, x: Any, nd: int, out_channels: Any, kernel: Any, stride:
         return split
     t, lead, spatial = split
     k, s, d = tup(kernel, nd), tup(stride, nd), tup(dilation, nd)
+    if not _positive(k, s, d):
+        return mismatch(ev, f"{what}: kernel size {list(k)}, stride {list(s)} and dilation {list(d)} must be positive")
     out = []
     for i, size in enumerate(spatial):
         if padding == "same":
@@ -139,6 +146,8 @@ def pool(ev: Evaluator, x: Any, nd: int, kernel: Any, stride: Any, padding: Any,
     k = tup(kernel, nd)
     s = tup(kernel if stride is None or stride == [] else stride, nd)
     p, d = tup(padding, nd), tup(dilation, nd)
+    if not _positive(k, s, d):
+        return mismatch(ev, f"{what}: kernel size {list(k)}, stride {list(s)} and dilation {list(d)} must be positive")
     spatial = shape[len(shape) - nd:]
     out = [_window(size, k[i], s[i], p[i], d[i], bool(ceil_mode)) for i, size in enumerate(spatial)]
     return TensorValue((*shape[: len(shape) - nd], *out), t.dtype)
@@ -150,6 +159,8 @@ def adaptive_pool(ev: Evaluator, x: Any, nd: int, output_size: Any, what: str) -
         return t
     shape = t.shape
     assert isinstance(shape, tuple)
+    if len(shape) < nd + 1:
+        return mismatch(ev, f"{what} expects at least {nd + 1} dimensions, got shape {list(shape)}")
     spatial = shape[len(shape) - nd:]
     target = tup(output_size, nd)
     out = [spatial[i] if target[i] is None else target[i] for i in range(nd)]
