@@ -304,3 +304,27 @@ def test_every_keras_call_rule_on_inputs_of_every_rank(tmp_path: Path) -> None:
         _, internal = _evaluate(tmp_path, f"keras_{name}", lines)
         problems += [f"{name}: internal error at {m}" for m in internal]
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+
+
+# And every Tensor method and torch.nn.functional function vramlint models, called the ways a
+# token deleted or a number changed leaves a call: no argument, a dim, 0, a tensor, a tuple.
+CALL_ARGS = ("", "1", "-1", "0", "5", "x", "(1, 2)", "2, 3")
+
+
+def test_every_tensor_method_and_functional_on_odd_arguments(tmp_path: Path) -> None:
+    from vramlint.frontends.torch.functional import FUNCTIONS
+    from vramlint.frontends.torch.tensors import TENSOR_METHODS
+
+    calls = [f"x.{name}({{}})" for name in sorted(TENSOR_METHODS)] + [f"F.{name}(x{{}})" for name in sorted(FUNCTIONS)]
+    assert len(calls) > 150
+    problems = []
+    for call in calls:
+        lines = ["import torch", "import torch.nn.functional as F"]
+        for shape in SHAPES[:4]:
+            for dtype in DTYPES:
+                for args in CALL_ARGS:
+                    lines += [f"x = torch.zeros({shape}, dtype=torch.{dtype})",
+                              f"y = {call.format((', ' if call.startswith('F.') and args else '') + args)}"]
+        _, internal = _evaluate(tmp_path, call.split("(")[0].replace(".", "_"), lines)
+        problems += [f"{call.format('...')}: internal error at {m}" for m in internal]
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
