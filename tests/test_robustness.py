@@ -899,8 +899,10 @@ def test_forward_rule_on_an_input_of_the_wrong_rank(tmp_path: Path, layer: str, 
     ("layers.UpSampling2D((2, 2, 2))(inputs)", "UpSampling2D: the `size` argument must be a tuple of 2 integers"),
     ("layers.ZeroPadding2D(padding=1e308)(inputs)", "ZeroPadding2D: `padding` should be an int, 2 ints or 2"),
     ("layers.Cropping2D(((1, 1), (1, 1), (1, 1)))(inputs)", "Cropping2D: `cropping` should be an int, 2 ints"),
+    ("layers.Bidirectional(layers.GRU(4), backward_layer=layers.Nonexistent(4))", "Bidirectional: backward_layer: "),
+    ("layers.Bidirectional(layers.GRU(4), backward_layer=4)", "Bidirectional: backward_layer must be a Keras layer"),
 ], ids=["conv-strides", "conv-dilation", "pool-size", "pool-strides", "upsampling-size", "padding-float",
-        "cropping-pairs"])
+        "cropping-pairs", "bidirectional-unknown-backward", "bidirectional-int-backward"])
 def test_keras_layer_argument_that_keras_refuses(tmp_path: Path, call: str, message: str) -> None:
     text = f"import keras\nfrom keras import layers\n\ninputs = keras.Input(shape=(16, 16, 3))\nx = {call}\n" + OK
     r = analyze(tmp_path, text)

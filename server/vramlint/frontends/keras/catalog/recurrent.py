@@ -138,6 +138,10 @@ def bidirectional_children(a: KArgs) -> dict[str, Any]:
     if not is_keras(layer):
         raise a.ev.raise_error("ValueError", "Bidirectional: the wrapped layer must be a Keras layer")
     backward = a.backward_layer
+    if isinstance(backward, Unknown):
+        raise a.ev.raise_error("ValueError", f"Bidirectional: backward_layer: {backward.reason}")
+    if backward is not None and not is_keras(backward):
+        raise a.ev.raise_error("ValueError", "Bidirectional: backward_layer must be a Keras layer")
     if backward is None:
         backward = a.ev.protocol.deepcopy(layer)
         backward.attrs["go_backwards"] = not layer.attrs.get("go_backwards", False)
