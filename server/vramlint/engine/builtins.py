@@ -305,6 +305,9 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
         u = contains_unknown(a)
         if u is not None:
             return u
+        bad = next((x for x in a if isinstance(x, (float, str))), None)
+        if bad is not None:  # range() takes indices, not numbers: `range(1e9)` is Python's TypeError
+            raise ev.raise_error("TypeError", f"'{type(bad).__name__}' object cannot be interpreted as an integer")
         a = tuple(_to_number(ev, x, int) if not isinstance(x, int) else x for x in a)
         u = contains_unknown(a)
         if u is not None:

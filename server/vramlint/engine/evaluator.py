@@ -62,6 +62,12 @@ MAX_CALL_DEPTH = 120
 MAX_INT_BITS = 4096  # numbers beyond ~10**1233 become Unknown
 MAX_SEQUENCE = 1_000_000  # elements materialised by one operation
 
+# Python's own exceptions out of the engine's or a frontend's code: bugs of vramlint, which
+# `Evaluator.internal_error` turns into a located Unknown. Never the evaluator's signals, nor
+# RecursionError and MemoryError (the top level stops the statement for those).
+INTERNAL_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, AttributeError, AssertionError)
+INTERNAL_ERROR = "vramlint internal error"  # the start of such an Unknown's reason
+
 
 class Budget:
     __slots__ = ("steps", "limit")
@@ -246,6 +252,13 @@ class Evaluator:
             if len(sink) < 200:
                 sink.append(unknown)
 
+    def internal_error(self, err: Exception, ref: SourceRef | None) -> Unknown:
+        """A Python exception out of vramlint's own code (a rule meeting input it did not expect):
+        a bug of ours, but it costs one value, located, instead of the file's whole analysis."""
+        u = Unknown(f"{INTERNAL_ERROR}: {type(err).__name__}: {err} (please report it)", ref)
+        self.record(u)  # said where the statement's or the model's problems are said, even if the value is dropped
+        return u
+
     def raise_error(self, exc_name: str, message: str) -> RaiseSignal:
         cls = self.builtins.get(exc_name)
         if isinstance(cls, ClassValue):
@@ -342,6 +355,10 @@ class Evaluator:
         self.current_ref = SourceRef(scope.module, small)
         try:
             handler(small, scope)
+        except UnknownValueError as err:  # e.g. `s %= (u,)`: the statement is skipped, as if undecided
+            self.record(err.unknown)
+        except INTERNAL_ERRORS as err:
+            self.internal_error(err, self.current_ref)
         finally:
             self.current_ref = prev
 
@@ -979,7 +996,12 @@ class Evaluator:
         handler = self._expr.get(type(node))
         if handler is None:
             return self.unknown(f"unsupported expression `{type(node).__name__}`", scope, node)
-        return handler(node, scope)
+        try:
+            return handler(node, scope)
+        except UnknownValueError as err:  # Python asked an Unknown's value (`"%d" % (u,)`): unknown too
+            return err.unknown
+        except INTERNAL_ERRORS as err:
+            return self.internal_error(err, self.ref(scope, node))
 
     def _expression_table(self) -> dict[type, Callable[[Any, Scope], Any]]:
         return {
@@ -1503,31 +1525,33 @@ class Evaluator:
 
     def call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self.charge()
-        if isinstance(func, FunctionValue):
-            return self.call_function(func, args, kwargs)
-        if isinstance(func, BoundMethod):
-            return self.call(func.func, (func.self_value, *args), kwargs)
-        if isinstance(func, NativeFunction):
-            star = next((x for x in args if isinstance(x, _StarUnknown)), None)
-            if star is not None:
-                # `f(*unknown)`: a native cannot bind positions it does not know (nn.Sequential(*blocks)
-                # with `blocks` unknown): its result, and what it would have built, are unknown.
-                self.record(star.unknown)
-                return star.unknown
-            try:
+        try:
+            if isinstance(func, FunctionValue):
+                return self.call_function(func, args, kwargs)
+            if isinstance(func, BoundMethod):
+                return self.call(func.func, (func.self_value, *args), kwargs)
+            if isinstance(func, NativeFunction):
+                star = next((x for x in args if isinstance(x, _StarUnknown)), None)
+                if star is not None:
+                    # `f(*unknown)`: a native cannot bind positions it does not know (nn.Sequential(*blocks)
+                    # with `blocks` unknown): its result, and what it would have built, are unknown.
+                    self.record(star.unknown)
+                    return star.unknown
                 if self.tape is not None and func.name.startswith(_TAPED):
                     seen = args if func.receiver is None else (func.receiver, *args)
                     return self.tape.call(self, func.name, seen, kwargs, lambda: func.impl(self, args, kwargs))
                 return func.impl(self, args, kwargs)
-            except UnknownValueError as err:
-                return err.unknown
-        if isinstance(func, ClassValue):
-            return self.protocol.instantiate(func, args, kwargs)
-        if isinstance(func, Partial):
-            return self.call(func.func, (*func.args, *args), {**func.kwargs, **kwargs})
-        if isinstance(func, Unknown):
-            return func
-        return self.protocol.call_object(func, args, kwargs)
+            if isinstance(func, ClassValue):
+                return self.protocol.instantiate(func, args, kwargs)
+            if isinstance(func, Partial):
+                return self.call(func.func, (*func.args, *args), {**func.kwargs, **kwargs})
+            if isinstance(func, Unknown):
+                return func
+            return self.protocol.call_object(func, args, kwargs)
+        except UnknownValueError as err:  # a rule needed the value of an Unknown: the result is unknown
+            return err.unknown
+        except INTERNAL_ERRORS as err:
+            return self.internal_error(err, self.current_ref)
 
     def call_function(self, func: FunctionValue, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.depth >= MAX_CALL_DEPTH:

@@ -26,6 +26,7 @@ from vramlint.frontends.torch import tensors as T
 from vramlint.frontends.torch.catalog import CATALOG, build_catalog_classes
 from vramlint.frontends.torch.functional import functional_attr
 from vramlint.frontends.torch.module import make_module_class, make_parameter
+from vramlint.frontends.torch.shapes import mismatch
 from vramlint.frontends.torch.tensors import DTYPE_ALIASES, DTYPES, TensorValue
 
 if TYPE_CHECKING:
@@ -192,6 +193,8 @@ def _cat(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         return TensorValue(Unknown("cat of tensors of unknown shape", ev.current_ref), first.dtype)
     r = len(first.shape)  # type: ignore[arg-type]
     d = dim + r if dim < 0 else dim
+    if not 0 <= d < r or any(len(t.shape) != r for t in ts):  # type: ignore[arg-type]
+        return mismatch(ev, f"torch.cat along dim {dim} of tensors of shapes {[list(t.shape) for t in ts]}")  # type: ignore[arg-type]
     shape = list(first.shape)  # type: ignore[arg-type]
     total: Any = 0
     for t in ts:
@@ -218,6 +221,8 @@ def _stack(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         return TensorValue(Unknown("stack of unknown shapes", ev.current_ref), first.dtype)
     shape = list(first.shape)
     d = dim + len(shape) + 1 if dim < 0 else dim
+    if not 0 <= d <= len(shape):
+        return mismatch(ev, f"torch.stack along dim {dim} of tensors of shape {shape}")
     shape.insert(d, len(ts))
     dt = first.dtype
     for t in ts[1:]:

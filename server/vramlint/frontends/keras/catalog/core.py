@@ -293,9 +293,9 @@ register(
     KerasLayerSpec("Masking", "mask_value=0.0, **kwargs", call=identity_call),
     KerasLayerSpec("Identity", "**kwargs", call=identity_call),
     KerasLayerSpec("Flatten", "data_format=None, **kwargs", call=flatten_call),
-    KerasLayerSpec("Reshape", "target_shape, **kwargs", call=reshape_call),
+    KerasLayerSpec("Reshape", "target_shape, **kwargs", call=reshape_call, min_rank=1),  # the batch
     KerasLayerSpec("Permute", "dims, **kwargs", call=permute_call),
-    KerasLayerSpec("RepeatVector", "n, **kwargs", call=repeat_vector_call),
+    KerasLayerSpec("RepeatVector", "n, **kwargs", call=repeat_vector_call, min_rank=2),
     KerasLayerSpec("Rescaling", "scale, offset=0.0, **kwargs", call=rescaling_call),
     KerasLayerSpec("CategoryEncoding", "num_tokens=None, output_mode='multi_hot', sparse=False, **kwargs",
                    call=category_encoding_call),

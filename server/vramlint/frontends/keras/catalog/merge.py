@@ -82,5 +82,5 @@ def dot_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
 register(
     *(KerasLayerSpec(n, "**kwargs", call=elementwise_call) for n in _OPS),
     KerasLayerSpec("Concatenate", "axis=-1, **kwargs", call=concatenate_call),
-    KerasLayerSpec("Dot", "axes, normalize=False, **kwargs", call=dot_call),
+    KerasLayerSpec("Dot", "axes, normalize=False, **kwargs", call=dot_call, min_rank=2),  # batch_dot's
 )

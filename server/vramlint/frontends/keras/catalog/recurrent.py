@@ -101,8 +101,8 @@ def conv_lstm_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     n = int(spec_name(layer)[-2])
     first, spatial = spatial_of(ev, layer, x, n, lead=2)
     assert isinstance(x.shape, tuple)
-    ks = ints(layer.attrs.get("kernel_size"), n)
-    st = ints(layer.attrs.get("strides", 1), n)
+    ks = ints(ev, layer, "kernel_size", n)
+    st = ints(ev, layer, "strides", n, default=1)
     padding = str(layer.attrs.get("padding", "valid")).lower()
     out = [conv_length(s, kk, padding, ss) for s, kk, ss in zip(spatial, ks, st, strict=True)]
     f = layer.attrs.get("filters")
@@ -138,6 +138,10 @@ def bidirectional_children(a: KArgs) -> dict[str, Any]:
     if not is_keras(layer):
         raise a.ev.raise_error("ValueError", "Bidirectional: the wrapped layer must be a Keras layer")
     backward = a.backward_layer
+    if isinstance(backward, Unknown):
+        raise a.ev.raise_error("ValueError", f"Bidirectional: backward_layer: {backward.reason}")
+    if backward is not None and not is_keras(backward):
+        raise a.ev.raise_error("ValueError", "Bidirectional: backward_layer must be a Keras layer")
     if backward is None:
         backward = a.ev.protocol.deepcopy(layer)
         backward.attrs["go_backwards"] = not layer.attrs.get("go_backwards", False)
