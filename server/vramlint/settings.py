@@ -53,6 +53,10 @@ class Settings:
     # The memory estimate (vramlint.memory): off unless asked for.
     memory: bool = False
     max_batch: bool = False  # also find the largest batch that fits the device (a second trace)
+    # Limits of one file's analysis (docs/limits.md); `time-budget`, `step-budget`, `max-file-size`.
+    time_budget: float = 60.0  # seconds of wall clock
+    step_budget: int = 50_000_000  # evaluation steps, library modules included
+    max_file_size: int = 2 * 1024 * 1024  # bytes: a larger file is not parsed
     # From the configuration file: [tool.vramlint] (setup keys as Settings field names) and the
     # per-model tables, validated (load_settings).
     config: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -215,7 +219,7 @@ def _validators() -> dict[str, Any]:
     }
 
 
-GLOBAL_KEYS = {"extra-paths", "fail-on", "models"}
+GLOBAL_KEYS = {"extra-paths", "fail-on", "models", "time-budget", "step-budget", "max-file-size"}
 FAIL_ON = ("error", "warning", "info", "never")
 
 
@@ -260,7 +264,26 @@ def load_settings(start: Path, base: Settings | None = None, config: Path | None
     resolved = tuple(str((path.parent / p).resolve()) for p in extra)
     setup, models = _setup_table(table, path)
     return replace(base, extra_paths=base.extra_paths + resolved, config_file=str(path), config=setup,
-                   model_config=models)
+                   model_config=models, **_limits(table, path))
+
+
+def _limits(table: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """`time-budget` (seconds), `step-budget`, `max-file-size` (bytes): the Settings fields given."""
+    out: dict[str, Any] = {}
+    for key, check in (("time-budget", _positive_number), ("step-budget", _positive_int),
+                       ("max-file-size", _positive_int)):
+        if key in table:
+            try:
+                out[key.replace("-", "_")] = check(table[key])
+            except ValueError as err:
+                raise ConfigError(f"{path}: `{key}` in {_where(path)}: {err}") from None
+    return out
+
+
+def _positive_number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v == float("inf"):
+        raise ValueError(f"expected a positive number, got {v!r}")
+    return float(v)
 
 
 def fail_on_of(settings: Settings) -> str | None:

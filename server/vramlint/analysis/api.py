@@ -14,7 +14,9 @@ from vramlint.analysis.findings import find_problems
 from vramlint.analysis.models import find_models
 from vramlint.analysis.results import FileAnalysis, UnknownInfo
 from vramlint.engine.builtins import stdlib_module
+from vramlint.engine.limits import AnalysisBudget
 from vramlint.engine.loader import Loader
+from vramlint.engine.signals import AnalysisStopped
 from vramlint.engine.source import decode_source, undecodable_line
 from vramlint.engine.values import Location, SourceRef
 from vramlint.frontends.keras.stubs import keras_module
@@ -68,7 +70,8 @@ def get_loader(paths: tuple[str, ...]) -> Loader:
         return loader
 
 
-def analyze_file(path: str, settings: Settings | None = None) -> FileAnalysis:
+def analyze_file(path: str, settings: Settings | None = None, *,
+                 cancel: threading.Event | None = None) -> FileAnalysis:
     settings = settings or Settings()
     try:
         with open(path, "rb") as fh:
@@ -77,26 +80,49 @@ def analyze_file(path: str, settings: Settings | None = None) -> FileAnalysis:
         loc = Location(path, 1, 0, 1, 0)
         return FileAnalysis(path, errors=[UnknownInfo(f"cannot read file: {err.strerror or err}", loc)])
     text, warning = decode_source(data)
-    result = analyze_source(path, text, settings)
+    result = analyze_source(path, text, settings, cancel=cancel)
     if warning:
         line = undecodable_line(data)
         result.warnings.append(UnknownInfo(warning, Location(path, line, 0, line, 0)))
     return result
 
 
-def analyze_source(path: str, text: str, settings: Settings | None = None) -> FileAnalysis:
-    """Analyse `text` as the content of `path` (which need not exist: unsaved editor buffers)."""
+class AnalysisCancelled(Exception):
+    """`analyze_source` / `analyze_file` stopped because their `cancel` event was set."""
+
+
+def analyze_source(path: str, text: str, settings: Settings | None = None, *,
+                   cancel: threading.Event | None = None) -> FileAnalysis:
+    """Analyse `text` as the content of `path` (which need not exist: unsaved editor buffers).
+
+    Setting `cancel` (from another thread) stops the analysis within milliseconds and raises
+    AnalysisCancelled; the library modules it was evaluating are dropped, not cached half-done."""
     settings = settings or Settings()
     dotted, root = module_name_for(path)
     loader = get_loader(search_paths(settings))
     with _lock:
+        if cancel is not None and cancel.is_set():
+            raise AnalysisCancelled(path)
         # The file's own top folder is importable, as the script's folder is for Python.
         loader.add_root(root, after=len(settings.extra_paths))
-        return _with_big_stack(lambda: _analyze(loader, path, text, dotted, settings))
+        ev = loader.evaluator
+        budget = AnalysisBudget(settings.time_budget, settings.step_budget, cancel)
+        saved, ev.analysis = ev.analysis, budget
+        try:
+            result = _with_big_stack(lambda: _analyze(loader, path, text, dotted, settings))
+        finally:
+            ev.analysis = saved
+        if budget.cancelled:
+            raise AnalysisCancelled(path)
+        return result
 
 
 def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settings) -> FileAnalysis:
-    mod, source, problems = loader.load_main(os.path.abspath(path), text, dotted)
+    try:
+        mod, source, problems = loader.load_main(os.path.abspath(path), text, dotted)
+    except AnalysisStopped as err:
+        # Stopped in the file's own top level (or a library it imports): nothing to build.
+        return FileAnalysis(path, warnings=[_stop_info(err, path)])
     result = FileAnalysis(path)
     if source.syntax_error is not None:
         result.errors.append(UnknownInfo(source.syntax_error.message, source.syntax_error.location))
@@ -124,11 +150,20 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
     for line, message in parse_directives(source.text, path)[1]:
         result.warnings.append(UnknownInfo(message, Location(path, line, 0, line, 0)))
     models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings)
+    stopped = loader.evaluator.analysis.stopped
+    if stopped is not None and not stopped.cancelled:
+        # Models built before the stop stand; the one it interrupted carries the same error.
+        result.warnings.append(_stop_info(stopped, path))
     if settings.models:
         models = [m for m in models if m.name in settings.models]
     result.models = models
     result.findings = find_problems(result)
     return result
+
+
+def _stop_info(stop: AnalysisStopped, path: str) -> UnknownInfo:
+    """Where the analysis stopped (the innermost loop running then), else the file's top."""
+    return UnknownInfo(stop.message, stop.ref or Location(path, 1, 0, 1, 0))
 
 
 def _assigns(stmt: cst.CSTNode) -> bool:

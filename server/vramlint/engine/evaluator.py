@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import libcst as cst
 
 from vramlint.engine.exports import scan_exports
+from vramlint.engine.limits import AnalysisBudget
 from vramlint.engine.signals import (
+    AnalysisStopped,
     BreakSignal,
     BudgetExceeded,
     ContinueSignal,
@@ -204,6 +206,8 @@ class Evaluator:
         self.loader = loader
         self.builtins: dict[str, Any] = loader.builtins
         self.budget = Budget(2_000_000)
+        # The whole analysis's budget (time, steps, cancellation), set by analysis/api.py.
+        self.analysis = AnalysisBudget()
         self.depth = 0
         # The memory model's recorder (memory/tape.py) while a forward is traced for it.
         self.tape: Any = None
@@ -223,6 +227,10 @@ class Evaluator:
                 f"evaluation budget of {b.limit:,} steps exceeded (endless loop or very large model?)",
                 self.current_ref,
             )
+        a = self.analysis
+        a.steps += n
+        if a.steps >= a.next_check:
+            a.check(self.current_ref)
 
     def ref(self, scope: Scope, node: cst.CSTNode) -> SourceRef:
         return SourceRef(scope.module, node)
@@ -268,6 +276,8 @@ class Evaluator:
             gave_up: Unknown | None = None
             try:
                 self.exec_stmt(stmt, scope)
+            except AnalysisStopped:
+                raise  # the analysis ends: the module must not look complete (loader.run_file)
             except BudgetExceeded as err:
                 gave_up = Unknown(err.message, err.ref or self.ref(scope, stmt))
                 sink.append(gave_up)
@@ -538,7 +548,7 @@ class Evaluator:
     def _in_loop(self, err: BudgetExceeded, scope: Scope, node: cst.CSTNode) -> BudgetExceeded:
         """Steps ran out inside this loop: say so at the innermost such loop rather than at the
         call that was running (`while True:` in `__init__` was reported at the class name)."""
-        if err.message.startswith("evaluation budget") and not getattr(err, "in_loop", False):
+        if err.message.startswith(("evaluation budget", "analysis stopped")) and not getattr(err, "in_loop", False):
             err.ref = self.ref(scope, node)
             err.in_loop = True  # type: ignore[attr-defined]
         return err

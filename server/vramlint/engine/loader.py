@@ -17,6 +17,7 @@ from typing import Any
 
 from vramlint.engine.evaluator import Evaluator
 from vramlint.engine.protocol import Protocol
+from vramlint.engine.signals import AnalysisStopped
 from vramlint.engine.source import ELIDED_NAME, SourceModule, decode_source, parse_source
 from vramlint.engine.values import (
     MISSING,
@@ -208,7 +209,21 @@ class Loader:
             self.module_problems[mod.name] = [Unknown(problem or "unreadable", None)]
             return
         source = parse_source(path, text, mod.name)
-        self.run_source(mod, source)
+        try:
+            self.run_source(mod, source)
+        except AnalysisStopped:
+            self.forget_partial(mod)
+            raise
+
+    def forget_partial(self, mod: ModuleValue) -> None:
+        """Drop a module whose evaluation the analysis's budget or a cancellation interrupted:
+        the next analysis evaluates it afresh instead of finding it cached half-defined. (The
+        modules it imported and finished stay: they are complete.)"""
+        if self.modules.get(mod.name) is mod:
+            del self.modules[mod.name]
+        for table in (self.module_problems, self.statement_problems, self.statement_aborts):
+            table.pop(mod.name, None)
+        self.export_cache.clear()
 
     def run_source(self, mod: ModuleValue, source: SourceModule) -> list[Unknown]:
         mod.source = source
@@ -276,7 +291,7 @@ class Loader:
                 return v
         pending = ns.pop("__vramlint_pending_init__", None)
         if pending is not None:
-            self.run_file(mod, pending)
+            self._run_init(mod, pending)
             return self.module_attr(mod, name, default, ref)
         if mod.package_path is not None:
             sub = self.import_module(f"{mod.name}.{name}", ref)
@@ -310,10 +325,19 @@ class Loader:
         finally:
             ev.current_ref = prev
 
+    def _run_init(self, mod: ModuleValue, path: str) -> None:
+        """A package's deferred `__init__.py`; one that an analysis's stop interrupts stays
+        pending, so it runs again (whole) on the next attribute miss."""
+        try:
+            self.run_file(mod, path)
+        except AnalysisStopped:
+            mod.ns["__vramlint_pending_init__"] = path
+            raise
+
     def star_names(self, mod: ModuleValue) -> list[str]:
         pending = mod.ns.pop("__vramlint_pending_init__", None)
         if pending is not None:
-            self.run_file(mod, pending)
+            self._run_init(mod, pending)
         all_ = mod.ns.get("__all__")
         if type(all_) is LazyBinding:
             all_ = self.evaluator.force(all_)
@@ -334,7 +358,11 @@ class Loader:
             pending = existing.ns.pop("__vramlint_pending_init__", None)
             if pending is not None:
                 source = parse_source(path, text, dotted)
-                return existing, source, self.run_source(existing, source)
+                try:
+                    return existing, source, self.run_source(existing, source)
+                except AnalysisStopped:
+                    self.forget_partial(existing)
+                    raise
         mod = ModuleValue(dotted)
         mod.ns["__name__"] = dotted
         mod.ns["__file__"] = path
@@ -345,7 +373,11 @@ class Loader:
         if "." in dotted:
             self.import_module(dotted.rpartition(".")[0], None)
         source = parse_source(path, text, dotted)
-        problems = self.run_source(mod, source)
+        try:
+            problems = self.run_source(mod, source)
+        except AnalysisStopped:
+            self.forget_partial(mod)
+            raise
         return mod, source, problems
 
     def forget_workspace(self, roots: Iterable[str]) -> None:
