@@ -43,7 +43,7 @@ from pygls.exceptions import (
 from pygls.io_ import StdoutWriter
 from pygls.protocol import JsonRPCProtocol
 
-HEADER = re.compile(rb"Content-Length[ \t]*:[ \t]*([^\r\n]*)\r?\n", re.IGNORECASE)
+HEADER = re.compile(rb"Content-Length[ \t]*:[ \t]*(\S*)[ \t]*\r?\n", re.IGNORECASE)
 HEADER_LINE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*[ \t]*:[^\r\n]*\r?\n")
 MAX_BODY = 1 << 30  # a larger Content-Length is a framing error, not a message to wait for
 MAX_HEADERS = 8192  # bytes of further headers before the blank line that ends them
