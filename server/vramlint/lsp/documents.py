@@ -33,7 +33,7 @@ from vramlint.analysis.results import FileAnalysis
 from vramlint.settings import ConfigError, Settings, load_settings
 
 DEBOUNCE_S = 0.015  # an edit's analysis starts after 15 ms of quiet (a burst of changes coalesces)
-SLOW_S = 1.0  # an analysis running longer is slow: features stop waiting for results behind it
+SLOW_S = 2.0  # an analysis running longer is slow: features stop waiting for results behind it
 MAX_WAIT_S = 10.0  # a feature never waits longer than this for its document's current result
 
 

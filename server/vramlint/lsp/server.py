@@ -116,9 +116,8 @@ class VramlintServer(LanguageServer):
         """In the analysis worker: the diagnostics and status of `fa`, and every position the
         features look up on the loop (layer sites, models' locations), resolved now."""
         prepared = Prepared(diagnostics.diagnostics(fa, text), status.status(doc.uri, version, fa))
-        index.sites(fa)
-        code_lens.code_lenses(fa, text, doc.uri)
-        inlay_hints.inlay_hints(fa, text, EVERYWHERE, True, True, None, doc.uri)
+        self.guard("positions", lambda: (index.sites(fa), code_lens.code_lenses(fa, text, doc.uri),
+                                         inlay_hints.inlay_hints(fa, text, EVERYWHERE, True, True, None, doc.uri)), None)
         return prepared
 
     def _published(self, doc: Document) -> None:
