@@ -7,6 +7,10 @@ takes minutes, not how fast a loaded CI machine is.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -76,6 +80,26 @@ def test_time_budget_stops_an_endless_forward_at_the_loop(tmp_path: Path) -> Non
     assert stops and stops[0].location is not None and stops[0].location.line == 12  # `while True:`
     # What was done before the stop stands: both models were built and counted.
     assert {m.name: m.params.total for m in result.models} == {"Net": 110, "model": 110}
+
+
+def test_four_endless_classes_cost_one_budget(tmp_path: Path) -> None:
+    """Four classes with an endless forward took 8 minutes (each trace ran its own step budget):
+    the file's budget covers them all, and every model keeps its count."""
+    one = ENDLESS_FORWARD.split("\n\n\n")[1]  # the class
+    text = "import torch\nfrom torch import nn\n\n\n" + "\n\n".join(one.replace("Net", f"Net{i}") for i in range(4))
+    path = tmp_path / "endless4.py"
+    path.write_text(text)
+    settings = vramlint.Settings(memory=True, time_budget=3.0, batch_size=4, inputs=(InputSpec((10,)),))
+    result, seconds = _in_thread(vramlint.analyze_file, str(path), settings)
+    assert seconds < 60
+    assert [w.reason[:40] for w in result.warnings] == ["analysis stopped: time budget of 3 s exc"]
+    # Net0 was built before its trace ran out of time; the classes after the stop could not be
+    # built, and say so.
+    first, *rest = result.models
+    assert (first.name, first.params.total, first.memory) == ("Net0", 110, None)
+    assert first.memory_unknowns[0].reason.startswith("no estimate: analysis stopped: time budget")
+    assert [m.name for m in rest] == ["Net1", "Net2", "Net3"]
+    assert all(m.error is not None and m.error.reason.startswith("analysis stopped") for m in rest)
 
 
 def test_time_budget_in_the_files_own_top_level(tmp_path: Path) -> None:
@@ -152,3 +176,115 @@ def test_a_set_cancel_event_stops_before_starting(tmp_path: Path) -> None:
     cancel.set()
     with pytest.raises(AnalysisCancelled):
         vramlint.analyze_source(str(tmp_path / "x.py"), "x = 1\n", cancel=cancel)
+
+
+# ---------------------------------------------------------------------- files that are not read
+def _check(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`vramlint check` in a subprocess: a hang fails the test at the timeout instead of blocking."""
+    return subprocess.run([sys.executable, "-m", "vramlint", "check", "--no-memory", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.PIPE)
+
+
+def _special(tmp_path: Path, kind: str, name: str) -> None:
+    path = tmp_path / name
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(kind)
+
+
+SPECIAL = [("/dev/stdin", "character device|FIFO"), ("/dev/zero", "character device"), ("fifo", "FIFO"),
+           ("folder", "folder")]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX only")
+@pytest.mark.parametrize(("kind", "what"), SPECIAL)
+def test_an_import_of_a_non_regular_file_is_reported_at_the_import(tmp_path: Path, kind: str, what: str) -> None:
+    _special(tmp_path, kind, "helper.py")
+    (tmp_path / "main.py").write_text("import torch.nn as nn\nfrom helper import Block\n\n"
+                                      "ok = nn.Linear(10, 5)\nblock = Block()\n")
+    done = _check("main.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(rf"main\.py:2:\d+: warning: cannot import `helper` from .*helper\.py: not a regular file "
+                     rf"\(a ({what})\): not read", done.stdout), done.stdout
+    assert "main.py:4:1: ok (instance): 55 parameters" in done.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX only")
+@pytest.mark.parametrize(("kind", "what"), [k for k in SPECIAL if k[0] != "folder"])  # a folder is walked
+def test_a_non_regular_main_file_is_not_read(tmp_path: Path, kind: str, what: str) -> None:
+    _special(tmp_path, kind, "x.py")
+    done = _check("x.py", cwd=tmp_path)
+    assert re.search(rf"x\.py:1:1: error: not a regular file \(a ({what})\): not read", done.stdout), \
+        done.stdout + done.stderr
+
+
+def test_a_file_over_max_file_size_is_not_parsed(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.vramlint]\nmax-file-size = 1000\n")
+    (tmp_path / "big.py").write_text("import torch.nn as nn\n\nok = nn.Linear(10, 5)\n" + "# filler\n" * 200)
+    (tmp_path / "main.py").write_text("import torch.nn as nn\nfrom big import ok\n\nmodel = nn.Sequential(ok)\n")
+    big = _check("big.py", cwd=tmp_path)
+    assert "big.py:1:1: error: file larger than max-file-size (1,000 bytes): not analysed" in big.stdout, big.stdout
+    main = _check("main.py", cwd=tmp_path)
+    assert re.search(r"main\.py:2:\d+: warning: cannot import `big` .*: file larger than max-file-size",
+                     main.stdout), main.stdout
+
+
+def test_an_unsaved_text_over_max_file_size_is_not_parsed(tmp_path: Path) -> None:
+    text = "x = [" + "1, " * 400_000 + "]\n"  # 1.2 MB: over the default cap
+    result, seconds = _in_thread(vramlint.analyze_source, str(tmp_path / "big.py"), text)
+    assert [e.reason for e in result.errors] == ["file larger than max-file-size (1,048,576 bytes): not analysed"]
+    assert seconds < 30
+
+
+# ---------------------------------------------------------------------- linear scans of the text
+HEAD = "import torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n" \
+       "        self.fc = nn.Linear(10, 5)\n\n\n"
+
+
+@pytest.mark.parametrize("filler", ["# " + "a" * 40_000, "TEXT = '" + "a" * 50_000 + "'"],
+                         ids=["40k-comment", "50k-string"])
+def test_long_runs_of_word_characters_are_scanned_in_linear_time(tmp_path: Path, filler: str) -> None:
+    """The scan for called names was quadratic in such a run: 12.8 s and 28 s (55 s and 82 s on a
+    loaded machine); now about a second."""
+    result, seconds = _in_thread(vramlint.analyze_source, str(tmp_path / "m.py"), HEAD + filler + "\nmodel = Net()\n")
+    assert [(m.name, m.params.total) for m in result.models] == [("Net", 55), ("model", 55)]
+    assert seconds < 30
+
+
+def test_export_scans_are_linear(tmp_path: Path) -> None:
+    """`from x import *` reads `__all__` and re-exports with regular expressions: none may rescan."""
+    lib = "from a import b" + " " * 50_000 + "(\n" + "__all__ = [\n" * 20_000 + "from" + "\n" * 20_000
+    (tmp_path / "lib.py").write_text(lib)
+    src = "import torch.nn as nn\nfrom lib import *\n\nok = nn.Linear(10, 5)\n"
+    result, seconds = _in_thread(vramlint.analyze_source, str(tmp_path / "main.py"), src,
+                                 vramlint.Settings(extra_paths=(str(tmp_path),)))
+    assert [(m.name, m.params.total) for m in result.models] == [("ok", 55)]
+    assert seconds < 30
+
+
+# ---------------------------------------------------------------------- large displays
+def test_a_1mb_list_literal_is_analysed_in_bounded_time(tmp_path: Path) -> None:
+    """libcst took ~20 s (95 s on a loaded machine) and 1.4 GB to parse a 1 MB list of numbers: a
+    display of over 10,000 constants is read by `ast.literal_eval` instead, its value exact."""
+    text = HEAD + "DATA = [" + ", ".join(["1"] * 330_000) + "]\nmodel = nn.Linear(len(DATA), 1)\n"
+    assert len(text) < 1024 * 1024  # under max-file-size: analysed
+    result, seconds = _in_thread(vramlint.analyze_source, str(tmp_path / "m.py"), text)
+    assert [(m.name, m.params.total) for m in result.models] == [("Net", 55), ("model", 330_001)]
+    assert seconds < 60
+
+
+def test_large_displays_keep_their_values(tmp_path: Path) -> None:
+    words = ", ".join(f'"w{i}"' for i in range(20_000))
+    ones = ", ".join(["1"] * 15_000)
+    names = ", ".join(["x"] * 12_000)
+    text = (f"import torch.nn as nn\n\nVOCAB = [{words}]\nVOCAB.append('extra')\n"  # lines 3-4
+            f"emb = nn.Embedding(len(VOCAB), 8)\nT = ({ones},)\nt = nn.Linear(len(T), 1)\n"
+            f"x = 1\nN = [{names}]\nn = nn.Linear(len(N), 1)\n")  # line 9: not constants
+    result, _ = _in_thread(vramlint.analyze_source, str(tmp_path / "v.py"), text)
+    counts = {m.name: m.params.total for m in result.models}
+    assert counts == {"emb": 20_001 * 8, "t": 15_001, "n": None}
+    assert [(w.reason, w.location.line if w.location else None) for w in result.warnings] \
+        == [("literal too large to analyse (12,000 elements)", 9)]

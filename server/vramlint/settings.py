@@ -54,9 +54,9 @@ class Settings:
     memory: bool = False
     max_batch: bool = False  # also find the largest batch that fits the device (a second trace)
     # Limits of one file's analysis (docs/limits.md); `time-budget`, `step-budget`, `max-file-size`.
-    time_budget: float = 60.0  # seconds of wall clock
+    time_budget: float = 60.0  # seconds of evaluation (wall clock; parsing excluded)
     step_budget: int = 50_000_000  # evaluation steps, library modules included
-    max_file_size: int = 2 * 1024 * 1024  # bytes: a larger file is not parsed
+    max_file_size: int = 1024 * 1024  # bytes: a larger file is not read (parsing would take minutes)
     # From the configuration file: [tool.vramlint] (setup keys as Settings field names) and the
     # per-model tables, validated (load_settings).
     config: Mapping[str, Any] = field(default_factory=dict, compare=False)

@@ -17,7 +17,7 @@ from vramlint.engine.builtins import stdlib_module
 from vramlint.engine.limits import AnalysisBudget
 from vramlint.engine.loader import Loader
 from vramlint.engine.signals import AnalysisStopped
-from vramlint.engine.source import decode_source, undecodable_line
+from vramlint.engine.source import decode_source, read_source_file, too_large, undecodable_line
 from vramlint.engine.values import Location, SourceRef
 from vramlint.frontends.keras.stubs import keras_module
 from vramlint.frontends.torch.numpy_stub import numpy_module
@@ -73,12 +73,10 @@ def get_loader(paths: tuple[str, ...]) -> Loader:
 def analyze_file(path: str, settings: Settings | None = None, *,
                  cancel: threading.Event | None = None) -> FileAnalysis:
     settings = settings or Settings()
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as err:
+    data, problem = read_source_file(path, settings.max_file_size)
+    if data is None:
         loc = Location(path, 1, 0, 1, 0)
-        return FileAnalysis(path, errors=[UnknownInfo(f"cannot read file: {err.strerror or err}", loc)])
+        return FileAnalysis(path, errors=[UnknownInfo(problem or "cannot read file", loc)])
     text, warning = decode_source(data)
     result = analyze_source(path, text, settings, cancel=cancel)
     if warning:
@@ -103,6 +101,11 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
     with _lock:
         if cancel is not None and cancel.is_set():
             raise AnalysisCancelled(path)
+        big = too_large(text, settings.max_file_size)
+        if big is not None:  # not parsed: parsing alone would take minutes and gigabytes
+            return FileAnalysis(path, errors=[UnknownInfo(big, Location(path, 1, 0, 1, 0))])
+        loader.max_file_bytes = settings.max_file_size
+        loader.read_failures = []
         # The file's own top folder is importable, as the script's folder is for Python.
         loader.add_root(root, after=len(settings.extra_paths))
         ev = loader.evaluator
@@ -124,6 +127,7 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
         # Stopped in the file's own top level (or a library it imports): nothing to build.
         return FileAnalysis(path, warnings=[_stop_info(err, path)])
     result = FileAnalysis(path)
+    _report_unread(loader, result)
     if source.syntax_error is not None:
         result.errors.append(UnknownInfo(source.syntax_error.message, source.syntax_error.location))
         return result
@@ -150,6 +154,7 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
     for line, message in parse_directives(source.text, path)[1]:
         result.warnings.append(UnknownInfo(message, Location(path, line, 0, line, 0)))
     models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings)
+    _report_unread(loader, result)
     stopped = loader.evaluator.analysis.stopped
     if stopped is not None and not stopped.cancelled:
         # Models built before the stop stand; the one it interrupted carries the same error.
@@ -159,6 +164,16 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
     result.models = models
     result.findings = find_problems(result)
     return result
+
+
+def _report_unread(loader: Loader, result: FileAnalysis) -> None:
+    """Imported files that were not read (a device, a FIFO, a folder, over max-file-size), at
+    the import that asked for them: otherwise what they define would be silently missing."""
+    for u in loader.read_failures:
+        info = UnknownInfo(u.reason, u.ref)
+        if all(w.key() != info.key() for w in result.warnings):
+            result.warnings.append(info)
+    loader.read_failures = []
 
 
 def _stop_info(stop: AnalysisStopped, path: str) -> UnknownInfo:

@@ -196,6 +196,11 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     code = _code_setup(loader, trace, name)
     setup = resolve_setup(settings, name, path, _directive_for(loc, trace), code)
     result.setup = setup
+    stopped = loader.evaluator.analysis.stopped
+    if stopped is not None:  # nothing more can be evaluated: not "no inputs"
+        result.tree = build_tree(value)
+        result.memory_unknowns = [UnknownInfo(f"no estimate: {stopped.message}", stopped.ref)]
+        return result
     call = _inputs(loader, name, kind, value, trace, setup)
     if isinstance(call, str):
         result.tree = build_tree(value)

@@ -12,6 +12,7 @@ import threading
 import time
 
 from vramlint.engine.signals import AnalysisStopped
+from vramlint.engine.source import SourceModule, parse_source
 from vramlint.engine.values import SourceRef
 
 # Steps between two looks at the clock and the cancel event: a step costs 5-50 µs, so a
@@ -56,6 +57,17 @@ class AnalysisBudget:
             self.stopped = stop
             self.next_check = self.steps
             raise stop
+
+    def parse(self, path: str, text: str, name: str) -> SourceModule:
+        """`parse_source`, off the clock: parsing is bounded by max-file-size and cannot loop,
+        while under load a cold analysis parses for tens of seconds (transformers' modules)
+        and must not be cut for it. The budget is for evaluation."""
+        start = time.monotonic()
+        try:
+            return parse_source(path, text, name)
+        finally:
+            if self.deadline is not None:
+                self.deadline += time.monotonic() - start
 
     @property
     def cancelled(self) -> bool:
