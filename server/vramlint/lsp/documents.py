@@ -265,9 +265,6 @@ class Documents:
         self.running = Running(doc.uri, time.monotonic())
         try:
             settings, editor_only = self._settings(path)
-            too_large = _too_large(path, text, settings)
-            if too_large is not None:
-                return too_large, self._prepared(doc, version, text, too_large)
             api.set_open_files(settings, overlays, self.roots or [os.path.dirname(path)])
             result = analyze_source(path, text, settings, cancel)
             editor_sources(result, settings, editor_only)
@@ -338,25 +335,6 @@ def editor_sources(fa: FileAnalysis, settings: Settings, keys: set[str]) -> None
             values[k] = Sourced(values[k].value, EDITOR_SOURCE)
         if relabel:
             m.setup = Setup(values)
-
-
-def _too_large(path: str, text: str, settings: Settings) -> FileAnalysis | None:
-    """A document over the analysis's size limit (`max-file-size`), as its result: not parsed at
-    all (libcst holds the GIL for seconds per megabyte, and the whole server with it). Checked here
-    too because an editor's text never goes through the engine's file read."""
-    limit = getattr(settings, "max_file_size", None)
-    if not isinstance(limit, int) or len(text) <= limit // 4:  # 4 bytes per code point at most
-        return None
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size <= limit:
-        return None
-    from vramlint.analysis.results import UnknownInfo
-    from vramlint.engine.values import Location
-    from vramlint.render.units import fmt_bytes
-
-    return FileAnalysis(path, warnings=[UnknownInfo(
-        f"not analysed: the file is {fmt_bytes(size)}, over the {fmt_bytes(limit)} limit "
-        "(`max-file-size` in the configuration)", Location(path, 1, 0, 1, 0))])
 
 
 def _may_import(text: str, stem: str) -> bool:
