@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import inspect
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -262,20 +262,27 @@ class Documents:
         if cancel.is_set():
             return None
         path = doc.path
-        self.running = Running(doc.uri, time.monotonic())
         try:
-            settings, editor_only = self._settings(path)
-            api.set_open_files(settings, overlays, self.roots or [os.path.dirname(path)])
-            result = analyze_source(path, text, settings, cancel)
-            editor_sources(result, settings, editor_only)
-        except AnalysisCancelled:
+            with self.busy(doc.uri):
+                settings, editor_only = self._settings(path)
+                api.set_open_files(settings, overlays, self.roots or [os.path.dirname(path)])
+                result = api.analyze_source(path, text, settings, cancel=cancel)
+                editor_sources(result, settings, editor_only)
+        except api.AnalysisCancelled:
             return None
         except Exception as err:  # a bug must not take the server down: log it, answer empty
             self.log(f"analysis of {path} failed: {type(err).__name__}: {err}")
             result = FileAnalysis(path)
+        return result, self._prepared(doc, version, text, result)
+
+    @contextmanager
+    def busy(self, uri: str) -> Iterator[None]:
+        """Marks work of the analysis worker (an analysis, quick fixes' checks): see `slow`."""
+        self.running = Running(uri, time.monotonic())
+        try:
+            yield
         finally:
             self.running = None
-        return result, self._prepared(doc, version, text, result)
 
     def _prepared(self, doc: Document, version: int, text: str, result: FileAnalysis) -> Any:
         if self.prepare is None:
@@ -339,40 +346,11 @@ def editor_sources(fa: FileAnalysis, settings: Settings, keys: set[str]) -> None
 
 def _may_import(text: str, stem: str) -> bool:
     """Whether `text` has an import statement naming module `stem` (cheap, textual: a false
-    positive costs one analysis). Linear: `[ \t]*`, not `\\s*`, which would rescan a run of
+    positive costs one analysis). Linear: `[ \\t]*`, not `\\s*`, which would rescan a run of
     blank lines from each of its lines."""
     import re
 
     return re.search(rf"^[ \t]*(from|import)[ \t][^\n]*\b{re.escape(stem)}\b", text, re.M) is not None
-
-
-class _NoCancellation(Exception):
-    """Stands for `api.AnalysisCancelled` while the engine has none (never raised)."""
-
-
-AnalysisCancelled: type[Exception] = getattr(api, "AnalysisCancelled", _NoCancellation)
-
-
-def analyze_source(path: str, text: str, settings: Settings, cancel: threading.Event) -> FileAnalysis:
-    """`api.analyze_source`, stopped by `cancel` where the engine supports it (a parameter
-    added with the engine's analysis budget: checked, so that this module works with or without)."""
-    analyze: Callable[..., FileAnalysis] = api.analyze_source
-    if _takes_cancel():
-        return analyze(path, text, settings, cancel=cancel)
-    return analyze(path, text, settings)
-
-
-def _takes_cancel() -> bool:
-    global _cancel_supported
-    if _cancel_supported is None:
-        try:
-            _cancel_supported = "cancel" in inspect.signature(api.analyze_source).parameters
-        except (TypeError, ValueError):
-            _cancel_supported = False
-    return _cancel_supported
-
-
-_cancel_supported: bool | None = None
 
 
 def _release_free_memory() -> None:

@@ -26,6 +26,7 @@ from pygls.protocol.json_rpc import RPCMessage, RPCRequest
 from pygls.uris import to_fs_path
 
 from vramlint import __version__
+from vramlint.analysis import api
 from vramlint.analysis.results import FileAnalysis
 from vramlint.lsp import (
     code_actions,
@@ -38,10 +39,8 @@ from vramlint.lsp import (
     transport,
 )
 from vramlint.lsp.documents import (
-    AnalysisCancelled,
     Document,
     Documents,
-    analyze_source,
     editor_settings,
 )
 
@@ -279,9 +278,10 @@ async def on_code_action(ls: VramlintServer, params: types.CodeActionParams) -> 
 
     def work() -> list[types.CodeAction]:
         try:
-            return code_actions.code_actions(fa, text, doc.uri, params.context.diagnostics,
-                                             lambda fixed: analyze_source(doc.path, fixed, settings, cancel))
-        except AnalysisCancelled:
+            with ls.docs.busy(doc.uri):
+                return code_actions.code_actions(fa, text, doc.uri, params.context.diagnostics, lambda fixed:
+                                                 api.analyze_source(doc.path, fixed, settings, cancel=cancel))
+        except api.AnalysisCancelled:
             return []
 
     empty: list[types.CodeAction] = []
