@@ -93,6 +93,12 @@ def test_framer_recovers_from_each_framing_error(step: int) -> None:
     # ... with nothing behind: read once the stream stalls.
     got = frames(longer, step)
     assert [e.value["id"] for e in got if isinstance(e, Parsed)] == [1]
+    # Too short a Content-Length: the cut body is not JSON, the rest is skipped up to the next header.
+    shorter = m1.replace(b"Content-Length: %d" % (len(m1.split(b"\r\n\r\n")[1])),
+                         b"Content-Length: %d" % (len(m1.split(b"\r\n\r\n")[1]) - 10))
+    got = frames(shorter + message(2), step)
+    assert isinstance(got[0], Unparsable) and got[-1] == Parsed(body2)
+    assert any(isinstance(e, Problem) and "skipped 10 bytes" in e.message for e in got), got
     # Not JSON: said so (the server answers ParseError).
     got = frames(b"Content-Length: 4\r\n\r\n{no}" + message(2), step)
     assert isinstance(got[0], Unparsable) and got[1] == Parsed(body2)
