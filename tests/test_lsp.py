@@ -282,7 +282,8 @@ async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest,
         initialization_options={"vramlint": options},
     ))
     yield
-    await lsp_client.shutdown_session()
+    # Bounded: a server that stopped answering fails its test instead of hanging the run.
+    await asyncio.wait_for(lsp_client.shutdown_session(), 60)
 
 
 @pytest.fixture
