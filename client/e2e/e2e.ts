@@ -273,7 +273,7 @@ async function main(): Promise<void> {
             }
             return undefined;
         }, 30_000);
-        check(/head \| Linear\s+\| \[256, 10\]/.test(report) && report.includes('training peak'), 'the code lens opens the per-layer report');
+        check(/head\s+\| Linear\s+\| \[256, 10\]/.test(report) && report.includes('training peak'), 'the code lens opens the per-layer report');
         check(await page.locator('.tabs-container .tab', { hasText: 'vramlint: MLP' }).count() === 1, 'in a tab "vramlint: MLP"');
 
         // A budget the model exceeds: VL001 in the Problems panel, the code lens says so.
