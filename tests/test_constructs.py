@@ -153,3 +153,61 @@ def test_undecidable_conditions_never_give_a_wrong_exact_count(tmp_path: Path) -
         assert counts == {found[0].params.total}, f"vramlint {found[0].params.total}, CPython {counts}:\n{program}"
     # The merge keeps what every path agrees on: a good share of programs stays exact.
     assert exact >= 20 and unknown >= 5, (exact, unknown)
+
+
+# ------------------------------------------------------------------ where models are found
+SCRIPT = """\
+import torch
+import torch.nn as nn
+
+
+def create():
+    return nn.Linear(4, 4), nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+
+
+model_a, other = create()
+
+with torch.device("meta"):
+    meta_model = nn.Linear(8, 8)
+
+try:
+    guarded = nn.Conv2d(3, 4, 3)
+except ImportError:
+    guarded = None
+
+if torch.cuda.is_available():
+    cond_model = nn.Linear(3, 3)
+else:
+    cond_model = nn.Linear(3, 7)
+
+
+def main():
+    net = nn.Sequential(nn.Linear(5, 5), nn.Linear(5, 1))
+    head = net[1]  # part of `net`: not a model of its own
+    return None
+
+
+if __name__ == "__main__":
+    main_model = nn.Linear(6, 6)
+    main()
+"""
+
+
+def test_models_in_blocks_tuples_and_the_main_block(tmp_path: Path) -> None:
+    """Models bound by tuple targets, inside top-level `with`/`try`/`if` blocks, in the script's
+    `if __name__ == "__main__":` block and as locals of the `main()` it calls, each counted as
+    torch counts it; the `main()` locals taken from the same CPython run."""
+    captured: dict[str, Any] = {}
+    glb: dict[str, Any] = {"__name__": "__main__", "captured": captured}
+    exec(compile(SCRIPT.replace("    return None\n", "    captured.update(locals())\n"), "<script>", "exec"), glb)
+
+    def count(m: Any) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    expected = {name: count(glb[name]) for name in ("model_a", "other", "meta_model", "guarded", "main_model")}
+    expected["main.net"] = count(captured["net"])
+    result = vramlint.analyze_source(str(tmp_path / "script.py"), SCRIPT)
+    got = {m.name: m.params.total for m in result.models}
+    assert {k: got.get(k) for k in expected} == expected
+    assert got.get("cond_model") is None  # the two branches build different layers: unknown, not a guess
+    assert "main.head" not in got and "create" not in got
