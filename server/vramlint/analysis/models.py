@@ -18,6 +18,7 @@ from typing import Any
 import libcst as cst
 
 from vramlint.analysis.inputs import forward_arity_problem
+from vramlint.analysis.module_level import target_names
 from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, TensorInfo, UnknownInfo
 from vramlint.engine.evaluator import Budget, Scope
 from vramlint.engine.loader import Loader
@@ -238,18 +239,9 @@ def _qualnames(node: ModuleNode) -> Iterator[str]:
 def _assigned_names(small: cst.CSTNode) -> Iterator[str]:
     if isinstance(small, cst.Assign):
         for t in small.targets:
-            yield from _target_names(t.target)
+            yield from target_names(t.target)
     elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.value is not None:
         yield small.target.value
-
-
-def _target_names(t: cst.BaseExpression) -> Iterator[str]:
-    """`model` and, in tuple targets (`model, diffusion = create(...)`), each name."""
-    if isinstance(t, cst.Name):
-        yield t.value
-    elif isinstance(t, (cst.Tuple, cst.List)):
-        for el in t.elements:
-            yield from _target_names(el.value)
 
 
 def _info(u: Unknown) -> UnknownInfo:

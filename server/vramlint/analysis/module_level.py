@@ -200,19 +200,20 @@ def _assigned_names(stmt: cst.SimpleStatementLine) -> Iterator[str]:
     for small in stmt.body:
         if isinstance(small, cst.Assign):
             for t in small.targets:
-                yield from _names(t.target)
+                yield from target_names(t.target)
         elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
-            yield from _names(small.target)
+            yield from target_names(small.target)
 
 
-def _names(target: cst.BaseExpression) -> Iterator[str]:
+def target_names(target: cst.BaseExpression) -> Iterator[str]:
+    """The names an assignment target binds (`a`, `a, (b, *c)`)."""
     if isinstance(target, cst.Name):
         yield target.value
     elif isinstance(target, (cst.Tuple, cst.List)):
         for e in target.elements:
-            yield from _names(e.value)
+            yield from target_names(e.value)
     elif isinstance(target, cst.StarredElement):
-        yield from _names(target.value)
+        yield from target_names(target.value)
 
 
 def _elsewhere(u: Unknown, source: SourceModule, stmt: cst.CSTNode) -> str:
