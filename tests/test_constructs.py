@@ -211,3 +211,56 @@ def test_models_in_blocks_tuples_and_the_main_block(tmp_path: Path) -> None:
     assert {k: got.get(k) for k in expected} == expected
     assert got.get("cond_model") is None  # the two branches build different layers: unknown, not a guess
     assert "main.head" not in got and "create" not in got
+
+
+DESCRIPTORS = """\
+import torch.nn as nn
+
+
+class classproperty(property):  # transformers 5.x `sub_configs`
+    def __get__(self, obj, objtype=None):
+        return self.fget(objtype)
+
+
+class Config:
+    width = 8
+
+    @classproperty
+    def sub_configs(cls):
+        return {"a": cls.width, "b": 2 * cls.width}
+
+    @property
+    def double(self):
+        return 2 * self.width
+
+    half = property(lambda self: self.width // 2)
+
+
+class Named:
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        return len(self.name) if obj is not None else 100
+
+
+class UsesNamed:
+    abcd = Named()
+
+
+n = (sum(Config.sub_configs.values()) + sum(Config().sub_configs.values()) + Config().double + Config().half
+     + UsesNamed().abcd + UsesNamed.abcd + isinstance(Config.__dict__["half"], property)
+     + isinstance(Config.__dict__["sub_configs"], property))
+m = nn.Linear(n, 2)
+"""
+
+
+def test_descriptors_behave_as_in_cpython(tmp_path: Path) -> None:
+    """A `property` subclass with its own `__get__`, `@property`, `property(f)`, a descriptor with
+    `__set_name__` and `__get__`, on the class and on instances: CPython's values."""
+    ns: dict[str, Any] = {}
+    exec(compile(DESCRIPTORS, "<descriptors>", "exec"), ns)
+    result = vramlint.analyze_source(str(tmp_path / "model.py"), DESCRIPTORS)
+    (m,) = [r for r in result.models if r.name == "m"]
+    assert not m.unknowns, [u.reason for u in m.unknowns]
+    assert m.params.total == sum(p.numel() for p in ns["m"].parameters())

@@ -598,9 +598,45 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
                                        lambda ev, v, a, k: StaticMethod(v))
     b["classmethod"] = NativeFunction("classmethod", lambda ev, a, k: ClassMethod(a[0]),
                                       lambda ev, v, a, k: ClassMethod(v))
-    b["property"] = NativeFunction("property", lambda ev, a, k: Property(a[0] if a else None, a[1] if len(a) > 1 else None),
-                                   lambda ev, v, a, k: Property(v))
+    b["property"] = ClassValue("property", (b["object"],), {"__get__": NativeFunction("property.__get__", _property_get)},
+                               "builtins", native=_PropertyType(lambda: b["property"]))
     return b
+
+
+class _PropertyType:
+    """`property` as a class: `@property` and `property(f)` make a Property; a subclass
+    (transformers' `class classproperty(property)` with its own `__get__`) makes an instance
+    holding `fget`/`fset`, a descriptor like any other."""
+
+    def __init__(self, builtin: Callable[[], ClassValue]) -> None:
+        self.builtin = builtin
+
+    def construct(self, ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        fget = a[0] if a else k.get("fget")
+        fset = a[1] if len(a) > 1 else k.get("fset")
+        if cls is self.builtin():
+            return Property(fget, fset)
+        inst = Instance(cls)
+        inst.attrs.update(fget=fget, fset=fset, fdel=a[2] if len(a) > 2 else k.get("fdel"), __doc__=None)
+        init, owner = cls.lookup("__init__")
+        if owner is not None and owner.native is None and init is not MISSING:
+            ev.call(ev.protocol.bind_descriptor(init, cls, inst), a, k)
+        return inst
+
+    def decorate(self, ev: Evaluator, value: Any) -> Any:
+        return Property(value)
+
+    def instancecheck(self, ev: Evaluator, v: Any) -> Any:
+        return isinstance(v, Property) or (isinstance(v, Instance) and v.cls.is_subclass_of(self.builtin()))
+
+
+def _property_get(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """property.__get__(self, obj, objtype): the getter's value on an instance, else itself."""
+    desc, obj = a[0], a[1] if len(a) > 1 else None
+    if obj is None:
+        return desc
+    fget = desc.attrs.get("fget") if isinstance(desc, Instance) else getattr(desc, "fget", None)
+    return ev.call(fget, (obj,), {})
 
 
 class _IterValue(Value):

@@ -931,6 +931,10 @@ class Evaluator:
             return dec.decorator(self, value, (), {})
         if isinstance(dec, ClassValue) and dec.native is not None and hasattr(dec.native, "decorate"):
             return dec.native.decorate(self, value)
+        if isinstance(dec, ClassValue) and type(expr) is not cst.Call and dec.lookup("__get__")[0] is not MISSING:
+            # A descriptor class used as a decorator (`@classproperty`): the class attribute holds
+            # what it makes of the function.
+            return self.protocol.instantiate(dec, (value,), {})
         return value
 
     def s_classdef(self, node: cst.ClassDef, scope: Scope) -> None:
@@ -968,11 +972,23 @@ class Evaluator:
             if hook is not None:
                 hook(self, cls)
                 break
+        self._set_names(cls)
         self._init_subclass(cls, node, scope)
         value: Any = cls
         for dec in reversed(node.decorators):
             value = self.apply_decorator(dec.decorator, value, scope)
         self.bind(node.name.value, value, scope)
+
+    def _set_names(self, cls: ClassValue) -> None:
+        """`__set_name__(owner, name)` of each class attribute that defines it, as type.__new__ calls it."""
+        for name, v in list(cls.ns.items()):
+            if isinstance(v, Instance):
+                hook, _ = v.cls.lookup("__set_name__")
+                if isinstance(hook, FunctionValue):
+                    try:
+                        self.call(hook, (v, cls, name), {})
+                    except RaiseSignal as sig:
+                        self.record(self.exception_unknown(sig, None, None))
 
     def _init_subclass(self, cls: ClassValue, node: cst.ClassDef, scope: Scope) -> None:
         """Call the nearest `__init_subclass__` of analysed source among the bases, with the

@@ -311,6 +311,11 @@ class Protocol:
         if isinstance(v, ClassMethod):
             target = cls if instance is MISSING else self.type_of(instance)
             return BoundMethod(target, v.func)
+        if isinstance(v, Instance):
+            get, _ = v.cls.lookup("__get__")
+            if isinstance(get, (FunctionValue, NativeFunction)):
+                # A descriptor of analysed code (`__get__(self, obj, objtype)`), as type.__getattribute__ calls it.
+                return self.ev.call(get, (v, None if instance is MISSING else instance, cls), {})
         if instance is MISSING:
             return v
         if isinstance(v, (FunctionValue, NativeFunction, Partial)) and not isinstance(v, Partial):
