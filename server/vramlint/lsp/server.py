@@ -22,7 +22,7 @@ from vramlint import __version__
 from vramlint.analysis import api
 from vramlint.analysis.results import FileAnalysis
 from vramlint.lsp import code_actions, code_lens, diagnostics, hover, inlay_hints, status
-from vramlint.lsp.documents import Document, Documents, editor_settings
+from vramlint.lsp.documents import GC_THRESHOLDS, Document, Documents, editor_settings
 
 T = TypeVar("T")
 WATCHED = ["**/*.py", "**/pyproject.toml", "**/vramlint.toml"]
@@ -242,7 +242,7 @@ def _view(doc: Document, fa: FileAnalysis) -> tuple[FileAnalysis, str | None]:
 def main(tcp: str | None = None) -> int:
     # Analyses allocate many short-lived nodes over a large, long-lived heap (evaluated library
     # modules): collect the young generations less often, so full collections do not stall edits.
-    gc.set_threshold(50_000, 50, 100)
+    gc.set_threshold(*GC_THRESHOLDS)
     if tcp:
         host, _, port = tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
