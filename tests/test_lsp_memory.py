@@ -119,3 +119,16 @@ def test_edited_versions_do_not_accumulate(tmp_path: Path, rare_collections: Non
     # Without a pause: at most the versions since the last periodic collection, plus those kept.
     assert during <= COLLECT_EVERY + KEPT, f"{during} versions of the file in memory after {EDITS} edits"
     assert after <= KEPT, f"{after} versions of the file in memory after the edits paused"
+
+
+def test_notifications_leave_nothing_behind() -> None:
+    """pygls kept each notification's handler future (one per edit) for the server's lifetime:
+    after notifications are handled, none is in flight."""
+    from lsprotocol import types
+
+    from vramlint.lsp.server import VramlintServer
+
+    ls = VramlintServer()
+    for _ in range(50):
+        ls.protocol._handle_notification(types.SET_TRACE, types.SetTraceParams(types.TraceValue.Off))
+    assert len(ls.protocol._request_futures) == 0

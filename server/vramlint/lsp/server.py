@@ -23,6 +23,7 @@ from vramlint.analysis import api
 from vramlint.analysis.results import FileAnalysis
 from vramlint.lsp import code_actions, code_lens, diagnostics, hover, inlay_hints, status
 from vramlint.lsp.documents import GC_THRESHOLDS, Document, Documents, editor_settings
+from vramlint.lsp.protocol_fixes import VramlintProtocol
 
 T = TypeVar("T")
 WATCHED = ["**/*.py", "**/pyproject.toml", "**/vramlint.toml"]
@@ -30,7 +31,8 @@ WATCHED = ["**/*.py", "**/pyproject.toml", "**/vramlint.toml"]
 
 class VramlintServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("vramlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full)
+        super().__init__("vramlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full,
+                         protocol_cls=VramlintProtocol)
         self.docs = Documents(self._published, self._send_log, self._show_warning)
         self.refresh_hints = False
         self.refresh_lenses = False
