@@ -5,7 +5,8 @@ their namespaces: reference cycles) is garbage once the next version replaces it
 server's collector thresholds the collector left that garbage for ~150 edits (generation 1) and
 ~15,000 edits (generation 2): RSS grew along a session. Counted here, not measured as RSS: the
 parsed versions of the edited file that are still in memory (the server keeps the latest two).
-The RSS figure is `benchmarks/lsp_memory.py`'s.
+Also pygls kept each notification's handler future (one per edit): counted too. The RSS figure
+is `benchmarks/lsp_memory.py`'s.
 """
 
 from __future__ import annotations
