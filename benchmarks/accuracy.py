@@ -1,6 +1,6 @@
 """How close the static memory estimate is to real GPU measurements.
 
-Runs vramlint's estimate on every case of ../shared/calibration/h200-torch2.11.jsonl (torchvision
+Runs vramlint's estimate on every case of benchmarks/data/calibration/h200-torch2.11.jsonl (torchvision
 and transformers models trained and run on an H200) and prints, per case, the estimate, the
 measurement and the error; then the median and the largest absolute error. The rules of thumb
 people use today are printed next to it: "weights x3", the textbook element count (activations +
@@ -34,7 +34,7 @@ from benchmarks.holdout import SOURCES  # noqa: E402
 from vramlint.analysis.api import analyze_file  # noqa: E402
 from vramlint.settings import Settings  # noqa: E402
 
-CALIBRATION = ROOT.parent / "shared" / "calibration" / "h200-torch2.11.jsonl"
+CALIBRATION = ROOT / "benchmarks" / "data" / "calibration" / "h200-torch2.11.jsonl"  # README.md there: provenance
 HOLDOUT = ROOT / "benchmarks" / "results" / "holdout-h200.jsonl"
 EXCLUDED = {
     # GradScaler skipped every optimizer step (fp16 overflow): no Adam state was ever allocated.

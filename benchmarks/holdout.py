@@ -1,6 +1,6 @@
 """Hold-out cases: models and settings the memory model was never tuned on.
 
-The calibration set (../shared/calibration) was used while building the memory model; these
+The calibration set (benchmarks/data/calibration) was used while building the memory model; these
 cases were measured afterwards, on an H200 with the same protocol (benchmarks/gpu/measure.py,
 a copy of the calibration script, run by benchmarks/gpu/run_holdout.py), and their results are
 stored in benchmarks/results/holdout-h200.jsonl. `python benchmarks/accuracy.py --holdout` prints

@@ -318,6 +318,20 @@ m = Stack(3, 5)
         lin = nn.Linear(4, 4)
         self.layers = nn.ModuleList([lin for _ in range(3)])
     """)),
+    # A replaced child keeps its place in children(), as a dict entry does (torchvision fine-tuning).
+    ("reassigned-child-keeps-its-slot", net("""
+        self.conv1 = nn.Conv2d(3, 8, 3)
+        self.conv2 = nn.Conv2d(8, 16, 3)
+        self.fc = nn.Linear(16, 10)
+    """, "net = Net()\nnet.conv1 = nn.Conv2d(1, 8, 3)\nm = nn.Sequential(*list(net.children())[:-1])")),
+    ("reregistered-buffer-and-module-keep-their-slots", net("""
+        self.register_buffer("a", torch.zeros(3))
+        self.register_buffer("b", torch.zeros(4))
+        self.register_buffer("a", torch.zeros(5))
+        self.add_module("x", nn.Linear(2, 2))
+        self.add_module("y", nn.Linear(3, 3))
+        self.add_module("x", nn.Linear(4, 4))
+    """, "n = Net()\nm = nn.Sequential(*list(n.children())[1:])\nm.register_buffer('first', list(n.buffers())[0])")),
 ]
 
 
@@ -726,3 +740,77 @@ def test_catalog_covers_torch_nn() -> None:
 def test_case_ids_unique() -> None:
     ids = [cid for cid, _ in CASES]
     assert len(ids) == len(set(ids))
+
+
+RESET_METHODS = ("reset_parameters", "_reset_parameters", "reset_running_stats", "flatten_parameters")
+
+
+def test_layer_methods_match_torch(tmp_path: Any) -> None:
+    """Every catalog layer has the reset methods its torch class has (and no others), and a
+    forward wherever the catalog has a forward rule: code calls `self.fc.reset_parameters()` in an
+    __init__, and subclasses call `super().forward(x)`."""
+    from vramlint.analysis.api import get_loader, search_paths
+    from vramlint.frontends.torch.catalog import CATALOG, FORWARD
+    from vramlint.settings import Settings
+
+    names = sorted(n for n in CATALOG if isinstance(getattr(torch.nn, n, None), type))
+    lines = [f"{n}__{m} = hasattr(nn.{n}, {m!r})" for n in names for m in (*RESET_METHODS, "forward")]
+    text = "import torch.nn as nn\n" + "\n".join(lines) + "\n"
+    path = tmp_path / "methods.py"
+    mod, _, _ = get_loader(search_paths(Settings())).load_main(str(path), text, "methods")
+    for n in names:
+        for m in RESET_METHODS:
+            assert mod.ns[f"{n}__{m}"] == hasattr(getattr(torch.nn, n), m), (n, m)
+        if n in FORWARD:
+            assert mod.ns[f"{n}__forward"] is True, n
+
+
+SUBCLASS_FORWARD = """
+import torch
+import torch.nn as nn
+
+
+class LayerNorm(nn.LayerNorm):  # CLIP's: normalise in float32, return the input's dtype
+    def forward(self, x):
+        orig = x.dtype
+        return super().forward(x.float()).to(orig)
+
+
+class Conv(nn.Conv2d):
+    def forward(self, x):
+        return super().forward(x) + 1
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = Conv(3, 8, 3, padding=1)
+        self.ln = LayerNorm(8)
+        self.fc = nn.Linear(8, 4)
+        self.fc.reset_parameters()
+        self.bn = nn.BatchNorm1d(4)
+        self.bn.reset_running_stats()
+
+    def forward(self, x):
+        y = self.conv(x).mean((2, 3))
+        return self.bn(self.fc(self.ln(y)))
+
+
+m = Net()
+out = m(torch.randn(2, 3, 16, 16))
+"""
+
+
+def test_subclass_forward_calls_the_layers_forward(tmp_path: Any) -> None:
+    """`super().forward(x)` in a subclass of a catalog layer runs the layer's rule, and the
+    model's output shape and parameters are torch's."""
+    path = tmp_path / "model.py"
+    path.write_text(SUBCLASS_FORWARD)
+    result = vramlint.analyze_source(str(path), SUBCLASS_FORWARD, vramlint.Settings(memory=True))
+    (r,) = [r for r in result.models if r.name == "m"]
+    assert r.error is None and not r.unknowns and not r.forward_unknowns, (r.error, r.unknowns, r.forward_unknowns)
+    ns: dict[str, Any] = {}
+    exec(compile(SUBCLASS_FORWARD, str(path), "exec"), ns)
+    assert r.params.total == sum(p.numel() for p in ns["m"].parameters())
+    assert r.output_shape == tuple(ns["out"].shape)
+    assert r.memory is not None

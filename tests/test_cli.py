@@ -130,8 +130,9 @@ def test_blocks_built_inside_a_model_are_reported_as_such() -> None:
     r = vramlint("check", str(gpt), "--no-memory")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert lines[-1] == f"{gpt}:92:7: GPT (class): 124,475,904 parameters"
-    assert f"{gpt}:69:7: Block (class): used in GPT (on its own: needs `config`)" in lines
+    assert f"{gpt}:92:7: GPT (class): 124,475,904 parameters" in lines
+    assert lines[-1] == f"{gpt}:149:5: model (instance): 124,475,904 parameters"  # the script's main block
+    assert f"{gpt}:69:7: Block (class): used in GPT, model (on its own: needs `config`)" in lines
     # The truth, from torch itself (the lm_head/wte tie counted once).
     import importlib.util
 
@@ -164,7 +165,7 @@ def test_input_shape_traces_the_forward() -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--input-shape", "3,a"], "expected comma-separated integers"),
     (["--input-shape", "3", "--input-dtype", "float99"], "--input-dtype 'float99'"),
-    (["--input-dtype", "int64"], "more --input-dtype than --input-shape"),
+    (["--input-dtype", "int64"], "--input-dtype int64: give it after the --input-shape it applies to"),
     (["--batch-size", "0"], "--batch-size: expected a positive integer"),
 ])
 def test_invalid_inputs_are_usage_errors(args: list[str], message: str) -> None:

@@ -257,7 +257,7 @@ def test_batch_size_input_shapes_and_dtypes(tmp_path: Path) -> None:
                                     "flag")
     assert sources(m)["batch_size"] == (4, "flag")
     assert m["memory"]["batch_size"] == 4 and m["memory"]["bytes"]["inputs"] > 0
-    # Token ids: --input-dtype goes with the --input-shape at the same position (3x8 also reads as 3,8).
+    # Token ids: --input-dtype goes with the --input-shape given before it (3x8 also reads as 3,8).
     m = models_of(tokens.stdout)["lm"]
     assert tokens.returncode == 0 and m["output_shape"] == [2, 4]
     assert sources(m)["inputs"] == ([{"shape": [8], "dtype": "int64"}], "flag")
@@ -576,7 +576,7 @@ def test_report_text_json_and_exit_codes(tmp_path: Path) -> None:
     # No estimate (no batch size): the table, and why; exit 0.
     assert no_estimate.returncode == 0
     assert "no memory estimate: no inputs to estimate memory" in no_estimate.stdout
-    assert "  batch size     None  (default)" in no_estimate.stdout.splitlines()
+    assert "  batch size     not given" in no_estimate.stdout.splitlines()
     # Usage errors.
     usage_error(unknown, "no model named nope; models found: net")
     usage_error(absent, "absent.py: no such file")
@@ -596,7 +596,7 @@ def test_explain(tmp_path: Path) -> None:
                         "inputs from directive at line 3")
     assert lines[2].startswith("The count made by hand")
     for start in ("  weights ", "  gradients ", "  optimizer state ", "  kept for backward ",
-                  "  the batch on the GPU ", "  cuBLAS workspaces ", "  = training peak ", "  inference peak ",
+                  "  batch ", "  cuBLAS workspaces ", "  = training peak ", "  inference peak ",
                   "  device total "):
         assert any(line.startswith(start) for line in lines), start
     assert any(line.startswith("The training peak is ") for line in lines)
@@ -634,7 +634,7 @@ USAGE_ERRORS: list[tuple[list[str], list[str]]] = [
     (["check", "--input-shape", "3,a"], ["--input-shape '3,a': expected comma-separated integers"]),
     (["check", "--input-shape", "3,-1"], ["dimensions must be non-negative"]),
     (["check", "--input-shape", "3", "--input-dtype", "float99"], ["--input-dtype 'float99'"]),
-    (["check", "--input-dtype", "int64"], ["more --input-dtype than --input-shape"]),
+    (["check", "--input-dtype", "int64"], ["--input-dtype int64: give it after the --input-shape it applies to"]),
     (["check", "--config", "absent.toml"], ["absent.toml: no such configuration file"]),
     (["check", "--bogus"], ["unrecognized arguments: --bogus"]),
     (["check", "--fail-on", "fatal"], ["--fail-on", "invalid choice: 'fatal'"]),

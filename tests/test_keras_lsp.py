@@ -75,7 +75,7 @@ async def test_hover_hints_and_lens_on_a_functional_keras_model(lsp: Session) ->
     assert "[B, 5408]" in hints[line_of(CNN, "layers.Flatten")]
     assert "54.1K params" in hints[line_of(CNN, "layers.Dense")]
     lenses = await lsp.lenses(uri)
-    assert lenses[line_of(CNN, "model = keras.Model")].startswith("54.4K params · train ")
+    assert lenses[line_of(CNN, "model = keras.Model")].startswith("54.4K params · training peak ")
 
 
 @options(gpu="1GiB")

@@ -282,7 +282,8 @@ async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest,
         initialization_options={"vramlint": options},
     ))
     yield
-    await lsp_client.shutdown_session()
+    # Bounded: a server that stopped answering fails its test instead of hanging the run.
+    await asyncio.wait_for(lsp_client.shutdown_session(), 60)
 
 
 @pytest.fixture
@@ -380,7 +381,11 @@ async def test_hover(lsp: Session) -> None:
     for row in ("| weights | 11.5 KiB |", "| gradients | 11.5 KiB |", "| optimizer state | 23.0 KiB |",
                 "| **training peak** |", "| inference peak |", "| kept for backward |"):
         assert row in md, md
-    assert re.search(r"H100-80GB: [\d.]+ MiB of 79\.19 GiB \(\d+%\)", md), md
+    assert re.search(r"training fits in the H100-80GB \(79\.19 GiB\): needs [\d.]+ MiB with the CUDA context "
+                     r"\(\d+%\)", md), md
+    # The figures by the CLI's names (`vramlint check`'s memory lines).
+    for label in ("| **training peak** |", "| inference peak |", "| device total |", "| cuBLAS workspaces |"):
+        assert label in md, md
     assert "- batch size: `8` (code: the call at line 18)" in md
     assert "- optimizer: `adam` (default)" in md
     assert "- GPU: `H100-80GB` (editor settings)" in md
@@ -388,6 +393,8 @@ async def test_hover(lsp: Session) -> None:
     md = await lsp.hover(uri, line_of(NET, "class Net"), 7)
     assert md is not None and md.startswith(f"**Net** (class): {NET_PARAMS:,} parameters")
     assert "No memory estimate:" in md
+    # No batch size was used: the hover says so rather than showing Python's `None`.
+    assert "- batch size: not given" in md and "None" not in md, md
     # A layer's construction line: its parameters, output shape, bytes kept for backward.
     md = await lsp.hover(uri, line_of(NET, "self.fc1 ="), 12)
     assert md == "**fc1**: `Linear`, 2,112 parameters\n- output: `[B, 64]`"
@@ -550,7 +557,8 @@ async def test_code_lens_and_report(lsp: Session) -> None:
     lenses = await lsp.lenses(uri)
     assert lenses[line_of(NET, "class Net")] == "2.8K params · memory: needs inputs"
     title = lenses[line_of(NET, "model = Net()")]
-    assert re.fullmatch(r"2\.8K params · train [\d.]+ MiB / 79\.19 GiB · bs 8 · fp32 · adam", title), title
+    assert re.fullmatch(r"2\.8K params · training peak [\d.]+ MiB · device total [\d.]+ MiB / 79\.19 GiB · batch 8 · "
+                        r"fp32 · adam", title), title
     got = await lsp.client.text_document_code_lens_async(types.CodeLensParams(types.TextDocumentIdentifier(uri)))
     cmd = next(lens.command for lens in got or [] if lens.command and lens.command.title == title)
     assert cmd.command == "vramlint.showReport" and list(cmd.arguments or []) == [uri, "model"]
@@ -573,7 +581,8 @@ async def test_quick_fixes_for_an_over_budget_model(lsp: Session) -> None:
     (vl001,) = by_code(lsp.client.diagnostics[uri], "VL001")
     assert vl001.data == {"model": "model", "name": "over-budget-train"}
     lens = (await lsp.lenses(uri))[line_of(BIG, "model = ")]
-    assert re.fullmatch(r"50\.3M params · train 13\.64 GiB / 8\.00 GiB \(does NOT fit\) · bs 131072 · fp32 · adam", lens), lens
+    assert re.fullmatch(r"50\.3M params · training peak [\d.]+ GiB · device total 13\.64 GiB / 8\.00 GiB \(does NOT fit\) "
+                        r"· batch 131072 · fp32 · adam", lens), lens
     actions = await lsp.actions(uri, [vl001])
     assert [a.kind for a in actions] == [types.CodeActionKind.QuickFix] * 2
     batch, bf16 = actions
@@ -628,7 +637,7 @@ async def test_quick_fix_for_an_unresolved_input(lsp: Session) -> None:
     diags = await lsp.edit(uri, apply_edit(MLP, edit))
     assert [d.data["model"] for d in by_code(diags, "VL301")] == ["make_mlp"]
     lenses = await lsp.lenses(uri)
-    assert " · bs 32 · " in lenses[line + 1]
+    assert " · batch 32 · " in lenses[line + 1]
     # A diagnostic without a fix (or none sent): no actions.
     assert await lsp.actions(uri, [types.Diagnostic(types.Range(types.Position(0, 0), types.Position(0, 1)),
                                                     "other", code="X1")]) == []
@@ -660,7 +669,7 @@ async def test_initialization_options_set_the_estimate(lsp: Session) -> None:
     # The editor's batch size (4) sits above what the code shows (the call with a batch of 8).
     assert model["deviceMemory"] == 8 * 2**30 and model["device"] == "8GiB"
     lenses = await lsp.lenses(uri)
-    assert lenses[line_of(NET, "model = Net()")].endswith(" / 8.00 GiB · bs 4 · fp32 · sgd")
+    assert lenses[line_of(NET, "model = Net()")].endswith(" / 8.00 GiB · batch 4 · fp32 · sgd")
     md = await lsp.hover(uri, line_of(NET, "model = Net()"), 1)
     assert md is not None
     assert "- optimizer: `sgd` (editor settings)" in md and "- GPU: `8GiB` (editor settings)" in md
@@ -686,7 +695,7 @@ async def test_configuration_changes_and_the_project_file_wins(lsp: Session) -> 
         {"vramlint": {"gpu": "A100-40GB", "optimizer": "sgd"}})))
     model = model_status(lsp, uri)
     assert model["device"] == "A100-40GB" and model["deviceTotal"] < adam_total
-    assert (await lsp.lenses(uri))[lens_line].endswith("/ 39.59 GiB · bs 8 · fp32 · sgd")
+    assert (await lsp.lenses(uri))[lens_line].endswith("/ 39.59 GiB · batch 8 · fp32 · sgd")
     await lsp.until("refresh requests", lambda: {"inlayHint", "codeLens"} <= set(lsp.refreshes))
     # A bad value is logged and skipped; the rest applies.
     lsp.client.log_messages.clear()

@@ -1,6 +1,6 @@
 """The memory estimate against real GPU measurements and against hand-derived accounting.
 
-The calibration cases (../shared/calibration, an H200 with torch 2.11) and the hold-out cases
+The calibration cases (benchmarks/data/calibration, an H200 with torch 2.11) and the hold-out cases
 (benchmarks/results/holdout-h200.jsonl, measured after the model was built) are the ground
 truth: `torch.cuda.max_memory_allocated()` in a steady-state training step, or an inference pass.
 """
@@ -46,7 +46,6 @@ def _estimate(text: str, tmp_path: Path, **settings: Any) -> MemoryEstimate:
 
 
 # ---------------------------------------------------------------------- real GPU measurements
-@pytest.mark.skipif(not CALIBRATION.exists(), reason="../shared/calibration is not present")
 def test_calibration_cases_median_10_max_25_percent() -> None:
     rows = run("", Settings(extra_paths=_extra()), CALIBRATION)
     errors = _errors(rows)
@@ -68,8 +67,7 @@ def test_hold_out_training_cases() -> None:
     assert max(errors) <= 0.10, [(r.case["id"], r.error) for r in train]
 
 
-@pytest.mark.skipif(not MAX_BATCH.exists(), reason="../shared/calibration is not present")
-@pytest.mark.parametrize("line", MAX_BATCH.read_text().splitlines() if MAX_BATCH.exists() else [])
+@pytest.mark.parametrize("line", MAX_BATCH.read_text().splitlines())
 def test_largest_batch_that_fits_an_emulated_card(line: str, tmp_path: Path) -> None:
     """The largest batch that trained on a card emulated by capping the allocator at
     card - 800 MiB: vramlint's answer is within 10% and never past the first batch that failed."""
@@ -250,7 +248,6 @@ def test_json_carries_the_estimate_and_per_layer_bytes() -> None:
     assert m["setup"]["optimizer"] == {"value": "adam", "source": "default"}
 
 
-@pytest.mark.skipif(not CALIBRATION.exists(), reason="../shared/calibration is not present")
 def test_transformers_inference_builds_its_kv_cache() -> None:
     """transformers' `merge_with_config_defaults` fills `use_cache` from the config (a rule:
     frontends/transformers/decorators.py), so GPT-2's inference keeps a cat copy of every layer's

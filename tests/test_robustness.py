@@ -759,3 +759,239 @@ def test_files_without_models(tmp_path: Path, text: str) -> None:
 def test_empty_file_on_disk(tmp_path: Path) -> None:
     r = analyze_bytes(tmp_path, b"")
     assert r.errors == [] and r.warnings == [] and r.models == []
+
+
+# ---------------------------------------------------------------- Python asking an Unknown's value
+# Python's own operators ask a value's number or items (`"%.2f" % (u,)` calls float(), a starred
+# element in a tuple iterates): on an Unknown that is an UnknownValueError, which escaped and
+# aborted the whole analysis (issue 12, item 1). The expression is unknown instead.
+PERCENT_FORMAT = """import torch.nn as nn
+from not_installed import count_of
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        n = count_of(self)
+        print("number of parameters: %.2fM" % (n / 1e6,))
+
+net = Net()
+n = count_of(net)
+print("number of parameters: %.2fM" % (n / 1e6,))
+"""
+
+
+def test_percent_format_of_an_unknown_number(tmp_path: Path) -> None:
+    r = analyze(tmp_path, PERCENT_FORMAT + OK)
+    assert r.errors == []
+    assert model(r, "net").params.total == 20  # the print in __init__ does not stop the construction
+    assert_ok(r)
+
+
+STARRED_TUPLE = """import torch.nn as nn
+from not_installed import depth
+
+class Net(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        dims = (3, *((4,) * (n - 1)))
+        print(dims)
+        self.fc = nn.Linear(3, 4)
+
+net = Net(depth)
+dims = (3, *((4,) * (depth - 1)))
+"""
+
+
+def test_starred_unknown_in_a_tuple(tmp_path: Path) -> None:
+    r = analyze(tmp_path, STARRED_TUPLE + OK)
+    assert r.errors == []
+    assert model(r, "net").params.total == 16
+    assert_ok(r)
+
+
+def test_in_place_percent_format_of_an_unknown(tmp_path: Path) -> None:
+    """The same, by a statement rather than an expression (`s %= (u,)`)."""
+    r = analyze(tmp_path, "from not_installed import n\ns = '%d'\ns %= (n,)\n" + OK)
+    assert r.errors == []
+    assert_ok(r)
+
+
+# ---------------------------------------------------------------- a rule of vramlint that breaks
+def test_a_rule_raising_a_python_error_costs_one_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python exception out of vramlint's own code (a layer rule meeting input it did not
+    expect) is an unknown naming the error, not an aborted analysis of the whole file."""
+    from vramlint.frontends.torch.catalog import FORWARD, parameter_free  # noqa: F401  (registers ReLU's rule)
+
+    def broken(ev, m, a, k):  # type: ignore[no-untyped-def]
+        return ()[0]  # an IndexError, as the padding rules raised on a 0-d input (issue 20)
+
+    monkeypatch.setitem(FORWARD, "ReLU", broken)
+    text = "import torch\nimport torch.nn as nn\n\nnet = nn.Sequential(nn.Linear(4, 4), nn.ReLU())\n" \
+           "y = net(torch.zeros(2, 4))\n" + OK
+    path = tmp_path / "subject.py"
+    settings = vramlint.Settings(extra_paths=(str(tmp_path),), memory=True, batch_size=2)
+    r = _guarded(vramlint.analyze_source, str(path), text, settings)
+    assert r.errors == []
+    net = model(r, "net")
+    assert net.params.total == 20  # the construction did not need the rule
+    assert any(u.reason.startswith("vramlint internal error: IndexError") for u in net.forward_unknowns)
+    assert_ok(r)
+
+
+# ---------------------------------------------------------------- wrong ranks in forward rules
+# Forward rules given an input of a rank they do not take raised IndexError or ValueError out of
+# vramlint (issue 20): it is a located shape mismatch, as torch raises a RuntimeError.
+RANK_MODEL = """import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.layer = {layer}
+
+    def forward(self, x):
+        s = self.fc(x).sum()
+        return {call}
+
+
+net = Net()
+"""
+
+
+@pytest.mark.parametrize(("layer", "call"), [
+    ("nn.ZeroPad2d(1)", "self.layer(s)"),
+    ("nn.ReflectionPad3d(1)", "self.layer(s)"),
+    ("nn.ConstantPad1d((1, 2), 0.0)", "self.layer(s)"),
+    ("nn.Identity()", "F.pad(self.fc(x), (1, 1, 1))"),
+    ("nn.PixelShuffle(2)", "self.layer(self.fc(x))"),
+    ("nn.PixelUnshuffle(2)", "self.layer(s)"),
+    ("nn.PixelShuffle(3)", "self.layer(self.fc(x).reshape(-1, 4, 2, 2))"),  # 4 channels: not a multiple of 9
+    ("nn.GLU()", "self.layer(s)"),
+    ("nn.MultiheadAttention(4, 2)", "self.layer(s, s, s)"),
+    ("nn.Identity()", "torch.cat([self.fc(x), self.fc(x)], dim=2)"),
+    ("nn.Identity()", "torch.cat([s, s])"),
+    ("nn.Identity()", "torch.stack([self.fc(x), self.fc(x)], dim=4)"),
+], ids=["zero-pad", "reflection-pad", "constant-pad", "F.pad-odd", "pixel-shuffle", "pixel-unshuffle",
+        "pixel-shuffle-channels", "glu", "multihead-attention", "cat-dim", "cat-0d", "stack-dim"])
+def test_forward_rule_on_an_input_of_the_wrong_rank(tmp_path: Path, layer: str, call: str) -> None:
+    text = RANK_MODEL.format(layer=layer, call=call)
+    path = tmp_path / "subject.py"
+    settings = vramlint.Settings(extra_paths=(str(tmp_path),), memory=True, batch_size=2)
+    r = _guarded(vramlint.analyze_source, str(path), text, settings)
+    net = model(r, "net")
+    assert net.error is None and net.params.total is not None
+    mismatch = [u for u in net.forward_unknowns if u.reason.startswith("shape mismatch")]
+    assert mismatch and mismatch[0].location is not None and mismatch[0].location.line == line_of(text, "return ")
+    # One finding per code and position: the class `Net` and its instance `net` share this one.
+    assert any(f.code == "VL201" and f.model in ("Net", "net") for f in r.findings)
+
+
+# Keras layer arguments that Keras refuses (standardize_tuple) reached the shape rules, which
+# divided by zero or zipped tuples of different lengths.
+@pytest.mark.parametrize(("call", "message"), [
+    ("layers.Conv2D(4, (3, 3), strides=(2,))(inputs)", "Conv2D: the `strides` argument must be a tuple of 2 integers"),
+    ("layers.Conv2D(4, 3, dilation_rate=0)(inputs)", "Conv2D: the `dilation_rate` argument must be a tuple of 2"),
+    ("layers.MaxPooling2D(0)(inputs)", "MaxPooling2D: the `pool_size` argument must be a tuple of 2 integers"),
+    ("layers.AveragePooling2D(2, strides=0)(inputs)", "AveragePooling2D: the `strides` argument must be a tuple"),
+    ("layers.UpSampling2D((2, 2, 2))(inputs)", "UpSampling2D: the `size` argument must be a tuple of 2 integers"),
+    ("layers.ZeroPadding2D(padding=1e308)(inputs)", "ZeroPadding2D: `padding` should be an int, 2 ints or 2"),
+    ("layers.Cropping2D(((1, 1), (1, 1), (1, 1)))(inputs)", "Cropping2D: `cropping` should be an int, 2 ints"),
+    ("layers.Bidirectional(layers.GRU(4), backward_layer=layers.Nonexistent(4))", "Bidirectional: backward_layer: "),
+    ("layers.Bidirectional(layers.GRU(4), backward_layer=4)", "Bidirectional: backward_layer must be a Keras layer"),
+], ids=["conv-strides", "conv-dilation", "pool-size", "pool-strides", "upsampling-size", "padding-float",
+        "cropping-pairs", "bidirectional-unknown-backward", "bidirectional-int-backward"])
+def test_keras_layer_argument_that_keras_refuses(tmp_path: Path, call: str, message: str) -> None:
+    text = f"import keras\nfrom keras import layers\n\ninputs = keras.Input(shape=(16, 16, 3))\nx = {call}\n" + OK
+    r = analyze(tmp_path, text)
+    refused = [w for w in r.warnings if message in w.reason]
+    assert refused and refused[0].location is not None and refused[0].location.line == 5
+    assert refused[0].reason.startswith("statement not evaluated: it raises ValueError")
+    assert_ok(r)
+
+
+def test_keras_attention_with_a_fractional_number_of_heads(tmp_path: Path) -> None:
+    text = ("import keras\nfrom keras import layers\n\ninputs = keras.Input(shape=(16, 48))\n"
+            "x = layers.MultiHeadAttention(num_heads=2.5, key_dim=8)(inputs, inputs)\n"
+            "model = keras.Model(inputs, x)\n" + OK)
+    r = analyze(tmp_path, text)
+    assert any("[48, 2.5, 8] has a dimension that is not an int" in w.reason and w.location is not None
+               and w.location.line == 6 for w in r.warnings)
+    assert_ok(r)
+
+
+def test_range_of_a_float_is_a_type_error(tmp_path: Path) -> None:
+    """`n_layer = 1e308` then `range(n_layer)`: Python's TypeError, not a loop over 10**308 blocks
+    that ran until the step budget (over a minute in the fuzz)."""
+    text = "import torch.nn as nn\n\nn = 1e308\nblocks = nn.ModuleList([nn.Linear(4, 4) for _ in range(n)])\n" + OK
+    r = analyze(tmp_path, text)
+    assert [(w.reason, w.location.line if w.location else None) for w in r.warnings] == [
+        ("statement not evaluated: it raises TypeError: 'float' object cannot be interpreted as an integer", 4)]
+    assert_ok(r)
+
+
+# Keras layers on an input of fewer dimensions than their input_spec indexed it (IndexError,
+# ZeroDivisionError): Keras's ValueError, located.
+@pytest.mark.parametrize(("call", "rank"), [
+    ("layers.ZeroPadding1D(1)(x)", 3),
+    ("layers.Cropping1D(1)(x)", 3),
+    ("layers.UpSampling1D(2)(x)", 3),
+    ("layers.RepeatVector(2)(s)", 2),
+    ("layers.Reshape((-1,))(s)", 1),
+    ("layers.Attention()([x, x])", 3),
+    ("layers.MultiHeadAttention(2, 4)(x, x)", 3),
+    ("layers.Dot(1)([s, s])", 2),
+], ids=["zero-padding", "cropping", "upsampling", "repeat-vector", "reshape", "attention", "multi-head", "dot"])
+def test_keras_layer_on_an_input_of_too_low_a_rank(tmp_path: Path, call: str, rank: int) -> None:
+    text = ("import keras\nfrom keras import layers\n\nx = keras.ops.zeros((2, 4))\ns = keras.ops.zeros(())\n"
+            f"y = {call}\n" + OK)
+    r = analyze(tmp_path, text)
+    refused = [w for w in r.warnings if f"expected an input of rank {rank} or more" in w.reason]
+    assert refused and refused[0].location is not None and refused[0].location.line == 6
+    assert refused[0].reason.startswith("statement not evaluated: it raises ValueError: shape mismatch in")
+    assert_ok(r)
+
+
+# Tensor methods and functional calls the ways a deleted token or a changed number leaves them
+# raised IndexError or ZeroDivisionError out of vramlint: Python's TypeError for a missing
+# argument, a shape mismatch (VL201) or an unknown dim for what torch refuses.
+ODD_CALL = """import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        x = torch.zeros(2, 2)
+        y = {call}
+        self.fc = nn.Linear(y.shape[-1], 4)
+
+
+net = Net()
+"""
+
+
+@pytest.mark.parametrize(("call", "expected"), [
+    ("x.transpose(1, )", "raises TypeError: transpose() missing a required argument"),
+    ("x.add()", "raises TypeError: add() missing a required argument"),
+    ("F.max_pool2d(x.reshape(1, 2, 2), 0)", "shape mismatch: max pooling: kernel size [0, 0], stride [0, 0]"),
+    ("x.chunk(0)[0]", "shape mismatch: chunk expects a number of chunks above 0, got 0"),
+    ("x.split(1, 5)[0]", "dim 5 out of range for a tensor of 2 dimensions"),
+    ("x.sum().matmul(x)", "shape mismatch: matmul needs tensors of 1 dimension or more"),
+    ("F.linear(x, x.sum())", "shape mismatch: F.linear with a weight of shape []"),
+    ("F.adaptive_avg_pool2d(x.sum(), 1)", "shape mismatch: adaptive pooling expects at least 3 dimensions"),
+    ("x.view_as(2)", "view_as of a non-tensor"),
+], ids=["missing-dim", "missing-other", "pool-kernel-0", "chunk-0", "dim-out-of-range", "matmul-0d",
+        "linear-0d-weight", "adaptive-pool-0d", "view-as-int"])
+def test_tensor_call_left_odd_by_an_edit(tmp_path: Path, call: str, expected: str) -> None:
+    r = analyze(tmp_path, ODD_CALL.format(call=call) + OK)
+    net = model(r, "Net")
+    if expected.startswith("raises"):
+        assert net.error is not None and net.error.reason == expected
+    else:  # the layer it sizes is unknown, and says why
+        assert net.params.total is None and any(expected in u.reason for u in net.unknowns), problems(net)
+    assert_ok(r)

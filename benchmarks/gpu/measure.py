@@ -1,6 +1,6 @@
 """Measure real training/inference memory of a fixed set of models.
 
-(vramlint: a copy of ../shared/calibration/measure.py, the calibration protocol, so that the
+(vramlint: a copy of the calibration set's measure.py, benchmarks/data/calibration/README.md, so that the
 hold-out cases are measured the same way; only the per-case subprocess re-enters sys.argv[0].)
 
 Run on a CUDA machine:  python3 gpu_measure.py --all --out results.jsonl

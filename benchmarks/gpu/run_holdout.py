@@ -1,5 +1,6 @@
 """On a CUDA machine: measure the hold-out cases (benchmarks/holdout.py) with the calibration
-protocol (measure.py, copied from ../shared/calibration) and write one JSON line per case.
+protocol (measure.py, the calibration set's script: benchmarks/data/calibration/README.md) and write
+one JSON line per case.
 
     python3 benchmarks/gpu/run_holdout.py --out benchmarks/results/holdout-h200.jsonl [--jobs 4]
 """

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs code-server (VS Code for the browser) from the npm registry into .e2e/code-server, for
 # the end-to-end test. A plain `npm install code-server` fails on these machines (postinstall as
-# root, the kerberos module, ripgrep downloaded from GitHub): this does its steps by hand, as
-# recorded in ../shared/notes/vscode-e2e.md. Needs libkrb5-dev and ripgrep (Debian packages).
+# root, the kerberos module, ripgrep downloaded from GitHub): this does its steps by hand
+# (docs/vscode.md, "Tests"). Needs libkrb5-dev and ripgrep (Debian packages).
 # Idempotent: a finished install (its stamp file) is kept.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

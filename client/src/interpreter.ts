@@ -115,7 +115,7 @@ export function diagnose(interp: Interpreter, strategy: ImportStrategy, probe: P
                 message: 'vramlint.importStrategy is "useBundled", but this build of the extension carries no bundled ' +
                     'vramlint (libcst, one of its dependencies, is compiled for each platform and Python version: only ' +
                     'a platform-specific build carries it). Set vramlint.importStrategy to "fromEnvironment" and ' +
-                    `install vramlint in ${who}: ${install}`,
+                    `install vramlint in ${who} from a checkout of its repository: ${install}`,
             };
         }
         if (bundle.python !== probe.python || bundle.platform !== probe.platform) {
@@ -123,7 +123,7 @@ export function diagnose(interp: Interpreter, strategy: ImportStrategy, probe: P
                 kind: 'bundle-mismatch', install,
                 message: `The bundled vramlint is built for Python ${bundle.python} on ${bundle.platform}; ${who} is ` +
                     `Python ${probe.python} on ${probe.platform}. Choose a matching interpreter, or set ` +
-                    `vramlint.importStrategy to "fromEnvironment" and install vramlint: ${install}`,
+                    `vramlint.importStrategy to "fromEnvironment" and install vramlint from a checkout of its repository: ${install}`,
             };
         }
     }
@@ -132,14 +132,18 @@ export function diagnose(interp: Interpreter, strategy: ImportStrategy, probe: P
         return {
             kind: 'not-installed', install,
             message: `${bundled} in the Python environment of ${who} (${probe.error ?? 'import failed'}). ` +
-                `Install it with: ${install}`,
+                `Install it from a checkout of the vramlint repository (or a wheel built from one) with: ${install}`,
         };
     }
     return undefined;
 }
 
+/** vramlint is not published on PyPI: it installs from a checkout of its repository (or a wheel built
+ * from one), whose path only the user knows. The command names it with this placeholder. */
+export const CHECKOUT_PLACEHOLDER = '/path/to/vramlint';
+
 export function installCommand(interp: Interpreter): string {
-    return [...interp.argv, '-m', 'pip', 'install', 'vramlint'].map(shellQuote).join(' ');
+    return [...[...interp.argv, '-m', 'pip', 'install'].map(shellQuote), CHECKOUT_PLACEHOLDER].join(' ');
 }
 
 export function shellQuote(arg: string): string {

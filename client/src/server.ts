@@ -15,7 +15,7 @@ import {
     type ServerOptions,
 } from 'vscode-languageclient/node';
 import {
-    chooseInterpreter, diagnose, importStrategy, parseProbe, pythonEnv, PROBE, serverLaunch, type Bundle,
+    CHECKOUT_PLACEHOLDER, chooseInterpreter, diagnose, importStrategy, parseProbe, pythonEnv, PROBE, serverLaunch, type Bundle,
     type ImportStrategy, type Interpreter, type Probe, type Problem,
 } from './interpreter';
 import { selectedInterpreter } from './python';
@@ -164,8 +164,10 @@ export class Server implements Disposable {
             if (choice === 'Install in Terminal' && problem.install) {
                 const terminal = window.createTerminal({ name: 'vramlint: install', cwd: this.folder()?.uri });
                 terminal.show();
-                terminal.sendText(problem.install);
-                void window.showInformationMessage(`vramlint: once it is installed in ${interp.argv[0]}, restart the server.`, 'Restart Server')
+                // Not run: the command ends with a placeholder for the user's vramlint checkout.
+                terminal.sendText(problem.install, false);
+                void window.showInformationMessage(`vramlint: in the terminal, replace ${CHECKOUT_PLACEHOLDER} with the path of your ` +
+                    `vramlint checkout (or wheel) and press Enter; once it is installed in ${interp.argv[0]}, restart the server.`, 'Restart Server')
                     .then((again) => again && this.restart());
             } else if (choice === 'Copy Command' && problem.install) {
                 await env.clipboard.writeText(problem.install);

@@ -17,6 +17,10 @@ export interface ModelStatus {
     deviceMemory: number | null;
     device: string | null;
     batchSize: number | null;
+    /** `train` or `infer` (what must fit); absent from older servers. */
+    mode?: string | null;
+    /** The inference peak with the CUDA context. */
+    inferenceNeed?: number | null;
     fits: boolean | null;
 }
 
@@ -64,12 +68,22 @@ export function statusView(status: FileStatus | undefined, line: number | undefi
         };
     }
     const fits = m.fits !== false;
+    // The figures by the names the CLI, the hover and the code lens give them.
+    if (m.mode === 'infer' && m.inferenceNeed !== undefined && m.inferenceNeed !== null) {
+        return {
+            text: `${m.name}: inference needs ${fmtBytes(m.inferenceNeed)} / ${fmtBytes(m.deviceMemory)}${fits ? '' : ' (does NOT fit)'}`,
+            model: m.name,
+            severity: fits ? 'information' : 'warning',
+            detail: `inference peak ${fmtBytes(m.inferencePeak)}; ${fmtBytes(m.inferenceNeed)} with the CUDA context on the ` +
+                `${m.device ?? 'GPU'}; batch ${m.batchSize ?? '?'}${others}`,
+        };
+    }
     return {
-        text: `${m.name}: train ${fmtBytes(m.deviceTotal)} / ${fmtBytes(m.deviceMemory)}${fits ? '' : ' (does not fit)'}`,
+        text: `${m.name}: device total ${fmtBytes(m.deviceTotal)} / ${fmtBytes(m.deviceMemory)}${fits ? '' : ' (does NOT fit)'}`,
         model: m.name,
         severity: fits ? 'information' : 'warning',
-        detail: `training peak ${fmtBytes(m.trainPeak)}, ${fmtBytes(m.deviceTotal)} with the CUDA context on the ` +
-            `${m.device ?? 'GPU'}; batch ${m.batchSize ?? '?'}${others}`,
+        detail: `training peak ${fmtBytes(m.trainPeak)}; device total ${fmtBytes(m.deviceTotal)} (with the CUDA ` +
+            `context) on the ${m.device ?? 'GPU'}; batch ${m.batchSize ?? '?'}${others}`,
     };
 }
 

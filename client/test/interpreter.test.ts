@@ -48,9 +48,9 @@ test('a working interpreter with vramlint: no problem', () => {
 test('vramlint missing: the message gives the command that installs it', () => {
     const problem = diagnose(venv, 'fromEnvironment', { ...probe, vramlint: null, error: "ModuleNotFoundError: No module named 'vramlint'" }, undefined, undefined);
     assert.equal(problem?.kind, 'not-installed');
-    assert.equal(problem?.install, '/ws/.venv/bin/python -m pip install vramlint');
+    assert.equal(problem?.install, '/ws/.venv/bin/python -m pip install /path/to/vramlint');
     assert.match(problem?.message ?? '', /vramlint is not installed in the Python environment of "\/ws\/.venv\/bin\/python" \(from vramlint.interpreter\)/);
-    assert.match(problem?.message ?? '', /Install it with: \/ws\/.venv\/bin\/python -m pip install vramlint$/);
+    assert.match(problem?.message ?? '', /Install it from a checkout of the vramlint repository \(or a wheel built from one\) with: \/ws\/.venv\/bin\/python -m pip install \/path\/to\/vramlint$/);
 });
 
 test('an interpreter that does not run, or is too old', () => {
@@ -72,7 +72,7 @@ test('shell quoting of the install command', () => {
     assert.equal(shellQuote('/a/b-c_d.e'), '/a/b-c_d.e');
     assert.equal(shellQuote('/my env/python'), `'/my env/python'`);
     assert.equal(shellQuote(`it's`), `'it'\\''s'`);
-    assert.equal(installCommand({ argv: ['/my env/python'], source: 'PATH' }), `'/my env/python' -m pip install vramlint`);
+    assert.equal(installCommand({ argv: ['/my env/python'], source: 'PATH' }), `'/my env/python' -m pip install /path/to/vramlint`);
 });
 
 test('the probe answer is the last line of JSON', () => {

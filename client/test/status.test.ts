@@ -26,16 +26,24 @@ test('the model at the cursor: the last defined at or above it, else the first',
 
 test('a model that fits: its training memory against the GPU', () => {
     assert.deepEqual(statusView(file, 10), {
-        text: 'model: train 900.0 MiB / 79.19 GiB', model: 'model', severity: 'information',
-        detail: 'training peak 67.5 MiB, 900.0 MiB with the CUDA context on the H100-80GB; batch 256; 3 models in this file',
+        text: 'model: device total 900.0 MiB / 79.19 GiB', model: 'model', severity: 'information',
+        detail: 'training peak 67.5 MiB; device total 900.0 MiB (with the CUDA context) on the H100-80GB; batch 256; 3 models in this file',
     });
 });
 
 test('a model over budget is a warning', () => {
     const over: FileStatus = { ...file, models: [model('GPT', 3, { deviceTotal: 30 * 2 ** 30, deviceMemory: 24 * 2 ** 30, fits: false, device: '24GiB' })] };
     const view = statusView(over, 5);
-    assert.equal(view.text, 'GPT: train 30.00 GiB / 24.00 GiB (does not fit)');
+    assert.equal(view.text, 'GPT: device total 30.00 GiB / 24.00 GiB (does NOT fit)');
     assert.equal(view.severity, 'warning');
+});
+
+test('with mode = "infer": what inference needs, and whether that fits', () => {
+    const infer: FileStatus = { ...file, models: [model('model', 3, { mode: 'infer', inferenceNeed: 900 * 2 ** 20, deviceMemory: 2 ** 30, fits: true })] };
+    assert.deepEqual(statusView(infer, 5), {
+        text: 'model: inference needs 900.0 MiB / 1.00 GiB', model: 'model', severity: 'information',
+        detail: 'inference peak 33.7 MiB; 900.0 MiB with the CUDA context on the H100-80GB; batch 256',
+    });
 });
 
 test('no estimate, no model, no analysis', () => {

@@ -53,6 +53,10 @@ class Settings:
     # The memory estimate (vramlint.memory): off unless asked for.
     memory: bool = False
     max_batch: bool = False  # also find the largest batch that fits the device (a second trace)
+    # Limits of one file's analysis (docs/limits.md); `time-budget`, `step-budget`, `max-file-size`.
+    time_budget: float = 60.0  # seconds of evaluation (wall clock; parsing excluded)
+    step_budget: int = 50_000_000  # evaluation steps, library modules included
+    max_file_size: int = 1024 * 1024  # bytes: a larger file is not read (parsing would take minutes)
     # From the configuration file: [tool.vramlint] (setup keys as Settings field names) and the
     # per-model tables, validated (load_settings).
     config: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -177,6 +181,17 @@ def _bool(v: Any) -> bool:
     return v
 
 
+def parse_dims(spec: str) -> tuple[int, ...]:
+    """A per-sample shape as the flag and the directive spell it, `3,224,224` or `3x224x224`
+    (empty: one number per sample); ValueError says what is wrong. Strict: `3,x` is no `3`."""
+    parts = [p.strip() for p in re.split(r"[,x]", spec)] if spec.strip() else []
+    if any(re.fullmatch(r"-\d+", p) for p in parts):
+        raise ValueError("dimensions must be non-negative")
+    if not all(p.isdigit() and p.isascii() for p in parts):
+        raise ValueError("expected comma-separated integers like 3,224,224")
+    return tuple(int(p) for p in parts)
+
+
 DTYPES = {"float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool"}
 
 
@@ -215,7 +230,7 @@ def _validators() -> dict[str, Any]:
     }
 
 
-GLOBAL_KEYS = {"extra-paths", "fail-on", "models"}
+GLOBAL_KEYS = {"extra-paths", "fail-on", "models", "time-budget", "step-budget", "max-file-size"}
 FAIL_ON = ("error", "warning", "info", "never")
 
 
@@ -260,7 +275,26 @@ def load_settings(start: Path, base: Settings | None = None, config: Path | None
     resolved = tuple(str((path.parent / p).resolve()) for p in extra)
     setup, models = _setup_table(table, path)
     return replace(base, extra_paths=base.extra_paths + resolved, config_file=str(path), config=setup,
-                   model_config=models)
+                   model_config=models, **_limits(table, path))
+
+
+def _limits(table: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """`time-budget` (seconds), `step-budget`, `max-file-size` (bytes): the Settings fields given."""
+    out: dict[str, Any] = {}
+    for key, check in (("time-budget", _positive_number), ("step-budget", _positive_int),
+                       ("max-file-size", _positive_int)):
+        if key in table:
+            try:
+                out[key.replace("-", "_")] = check(table[key])
+            except ValueError as err:
+                raise ConfigError(f"{path}: `{key}` in {_where(path)}: {err}") from None
+    return out
+
+
+def _positive_number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v == float("inf"):
+        raise ValueError(f"expected a positive number, got {v!r}")
+    return float(v)
 
 
 def fail_on_of(settings: Settings) -> str | None:
@@ -385,11 +419,14 @@ def parse_directives(text: str, path: str) -> tuple[list[Directive], list[tuple[
                 if not sep:
                     raise ValueError("expected key=value")
                 if key == "input-shape":
-                    shapes.append(tuple(int(x) for x in raw.replace("x", ",").split(",") if x))
-                elif key == "input-dtype":
+                    shapes.append(parse_dims(raw))
+                    dtypes.append("float32")
+                elif key == "input-dtype":  # the dtype of the input-shape before it, as for the flags
                     if raw not in DTYPES:
                         raise ValueError(f"expected one of {', '.join(sorted(DTYPES))}")
-                    dtypes.append(raw)
+                    if not shapes:
+                        raise ValueError("give it after the input-shape it applies to")
+                    dtypes[-1] = raw
                 elif key in ("inputs",) or setup_key(key) is None:
                     raise ValueError(f"unknown key (known: {', '.join(sorted(_directive_keys()))})")
                 else:
@@ -397,8 +434,7 @@ def parse_directives(text: str, path: str) -> tuple[list[Directive], list[tuple[
             except ValueError as err:
                 problems.append((i, f"vramlint directive `{item}`: {err}"))
         if shapes:
-            values["inputs"] = tuple(InputSpec(s, dtypes[j] if j < len(dtypes) else "float32")
-                                     for j, s in enumerate(shapes))
+            values["inputs"] = tuple(InputSpec(s, d) for s, d in zip(shapes, dtypes))
         if values:
             found.append(Directive(i, values))
     return found, problems

@@ -12,10 +12,13 @@ import libcst as cst
 
 from vramlint.analysis.findings import find_problems
 from vramlint.analysis.models import find_models
+from vramlint.analysis.module_level import unevaluated, unresolved_imports
 from vramlint.analysis.results import FileAnalysis, UnknownInfo
 from vramlint.engine.builtins import stdlib_module
+from vramlint.engine.limits import AnalysisBudget
 from vramlint.engine.loader import Loader
-from vramlint.engine.source import decode_source, undecodable_line
+from vramlint.engine.signals import AnalysisStopped
+from vramlint.engine.source import decode_source, read_source_file, too_large, undecodable_line
 from vramlint.engine.values import Location, SourceRef
 from vramlint.frontends.keras.stubs import keras_module
 from vramlint.frontends.torch.numpy_stub import numpy_module
@@ -68,36 +71,64 @@ def get_loader(paths: tuple[str, ...]) -> Loader:
         return loader
 
 
-def analyze_file(path: str, settings: Settings | None = None) -> FileAnalysis:
+def analyze_file(path: str, settings: Settings | None = None, *,
+                 cancel: threading.Event | None = None) -> FileAnalysis:
     settings = settings or Settings()
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as err:
+    data, problem = read_source_file(path, settings.max_file_size)
+    if data is None:
         loc = Location(path, 1, 0, 1, 0)
-        return FileAnalysis(path, errors=[UnknownInfo(f"cannot read file: {err.strerror or err}", loc)])
+        return FileAnalysis(path, errors=[UnknownInfo(problem or "cannot read file", loc)])
     text, warning = decode_source(data)
-    result = analyze_source(path, text, settings)
+    result = analyze_source(path, text, settings, cancel=cancel)
     if warning:
         line = undecodable_line(data)
         result.warnings.append(UnknownInfo(warning, Location(path, line, 0, line, 0)))
     return result
 
 
-def analyze_source(path: str, text: str, settings: Settings | None = None) -> FileAnalysis:
-    """Analyse `text` as the content of `path` (which need not exist: unsaved editor buffers)."""
+class AnalysisCancelled(Exception):
+    """`analyze_source` / `analyze_file` stopped because their `cancel` event was set."""
+
+
+def analyze_source(path: str, text: str, settings: Settings | None = None, *,
+                   cancel: threading.Event | None = None) -> FileAnalysis:
+    """Analyse `text` as the content of `path` (which need not exist: unsaved editor buffers).
+
+    Setting `cancel` (from another thread) stops the analysis within milliseconds and raises
+    AnalysisCancelled; the library modules it was evaluating are dropped, not cached half-done."""
     settings = settings or Settings()
     dotted, root = module_name_for(path)
     loader = get_loader(search_paths(settings))
     with _lock:
+        if cancel is not None and cancel.is_set():
+            raise AnalysisCancelled(path)
+        big = too_large(text, settings.max_file_size)
+        if big is not None:  # not parsed: parsing alone would take minutes and gigabytes
+            return FileAnalysis(path, errors=[UnknownInfo(big, Location(path, 1, 0, 1, 0))])
+        loader.max_file_bytes = settings.max_file_size
+        loader.read_failures = []
         # The file's own top folder is importable, as the script's folder is for Python.
         loader.add_root(root, after=len(settings.extra_paths))
-        return _with_big_stack(lambda: _analyze(loader, path, text, dotted, settings))
+        ev = loader.evaluator
+        budget = AnalysisBudget(settings.time_budget, settings.step_budget, cancel)
+        saved, ev.analysis = ev.analysis, budget
+        try:
+            result = _with_big_stack(lambda: _analyze(loader, path, text, dotted, settings))
+        finally:
+            ev.analysis = saved
+        if budget.cancelled:
+            raise AnalysisCancelled(path)
+        return result
 
 
 def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settings) -> FileAnalysis:
-    mod, source, problems = loader.load_main(os.path.abspath(path), text, dotted)
+    try:
+        mod, source, problems = loader.load_main(os.path.abspath(path), text, dotted)
+    except AnalysisStopped as err:
+        # Stopped in the file's own top level (or a library it imports): nothing to build.
+        return FileAnalysis(path, warnings=[_stop_info(err, path)])
     result = FileAnalysis(path)
+    _report_unread(loader, result)
     if source.syntax_error is not None:
         result.errors.append(UnknownInfo(source.syntax_error.message, source.syntax_error.location))
         return result
@@ -124,11 +155,35 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
     for line, message in parse_directives(source.text, path)[1]:
         result.warnings.append(UnknownInfo(message, Location(path, line, 0, line, 0)))
     models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings)
+    if not models:  # "no models found" says what could not be evaluated
+        result.unevaluated = unevaluated(mod, source, loader.statement_problems.get(dotted, {}))
+    _report_unread(loader, result)
+    stopped = loader.evaluator.analysis.stopped
+    if stopped is not None and not stopped.cancelled:
+        # Models built before the stop stand; the one it interrupted carries the same error.
+        result.warnings.append(_stop_info(stopped, path))
     if settings.models:
         models = [m for m in models if m.name in settings.models]
     result.models = models
-    result.findings = find_problems(result)
+    # After find_models: an import counts once the analysis has read what it binds.
+    imports = unresolved_imports(loader, mod, source, settings.extra_paths, module_name_for(path)[1])
+    result.findings = imports + find_problems(result)
     return result
+
+
+def _report_unread(loader: Loader, result: FileAnalysis) -> None:
+    """Imported files that were not read (a device, a FIFO, a folder, over max-file-size), at
+    the import that asked for them: otherwise what they define would be silently missing."""
+    for u in loader.read_failures:
+        info = UnknownInfo(u.reason, u.ref)
+        if all(w.key() != info.key() for w in result.warnings):
+            result.warnings.append(info)
+    loader.read_failures = []
+
+
+def _stop_info(stop: AnalysisStopped, path: str) -> UnknownInfo:
+    """Where the analysis stopped (the innermost loop running then), else the file's top."""
+    return UnknownInfo(stop.message, stop.ref or Location(path, 1, 0, 1, 0))
 
 
 def _assigns(stmt: cst.CSTNode) -> bool:
@@ -172,6 +227,7 @@ def set_open_files(settings: Settings, texts: dict[str, str], roots: list[str]) 
     loader = get_loader(search_paths(settings))
     with _lock:
         loader.overlays = {os.path.abspath(p): t for p, t in texts.items()}
+        loader.forget_failed_imports()  # an unresolved import (VL303) the user has just fixed
         keep = ("site-packages", "dist-packages", f"{os.sep}.venv{os.sep}", f"{os.sep}venv{os.sep}")
         for name, mod in list(loader.modules.items()):
             f = getattr(mod, "ns", {}).get("__file__") if hasattr(mod, "ns") else None

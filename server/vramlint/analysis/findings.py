@@ -17,6 +17,10 @@ from vramlint.render.units import fmt_bytes
 # OVERSIZED_MIN of them), unless the setup's `max-layer-params` says otherwise.
 OVERSIZED_SHARE = 0.5
 OVERSIZED_MIN = 1_000_000
+# Tables indexed by a vocabulary: large by design, so the share rule leaves them alone (a 30,000 x 256
+# token table is most of a small language model). `max-layer-params`, when set, still covers them.
+EMBEDDINGS = {"Embedding", "EmbeddingBag"}  # torch.nn's and Keras's
+HEADS = {"Linear": ("weight", 0), "Dense": ("kernel", -1)}  # class -> (weight, its output-features axis)
 # An activation hotspot: one op whose kept tensors are at least this share of the training peak.
 HOTSPOT_SHARE = 0.2
 
@@ -62,17 +66,39 @@ def oversized_layer(m: ModelResult) -> Iterator[Finding]:
     if m.tree is None or not total:
         return
     limit = m.setup["max_layer_params"] if m.setup is not None else None
-    for node in _leaves(m.tree):
+    leaves = list(_leaves(m.tree))
+    vocabularies = {_vocabulary_size(node) for node in leaves if node.class_name in EMBEDDINGS} - {None}
+    for node in leaves:
         n = sum(p.numel or 0 for p in node.params)
         if limit is not None:
             big = n > limit
             why = f"more than max-layer-params ({limit:,})"
         else:
-            big = n >= OVERSIZED_MIN and n >= OVERSIZED_SHARE * total
+            big = n >= OVERSIZED_MIN and n >= OVERSIZED_SHARE * total and not _vocabulary_layer(node, vocabularies)
             why = f"{n / total:.0%} of all parameters"
         if big:
             yield _finding("VL101", m, f"`{node.path}` ({node.class_name}) holds {n:,} parameters, {why}",
                            node.ref if node.ref is not None and _same_file(node.ref, m) else None)
+
+
+def _vocabulary_size(node: ModuleNode) -> int | None:
+    """An embedding's number of rows (its vocabulary), from its weight."""
+    shape = max(node.params, key=lambda p: p.numel or 0).shape if node.params else None
+    return shape[0] if shape else None
+
+
+def _vocabulary_layer(node: ModuleNode, vocabularies: set[int | None]) -> bool:
+    """An embedding, or an output head over one of the model's vocabularies (a Linear / Dense with as
+    many outputs as an embedding has rows: the untied head of a language model, or the tied one,
+    whose weight is the embedding's)."""
+    if node.class_name in EMBEDDINGS:
+        return True
+    head = HEADS.get(node.class_name)
+    if head is None:
+        return False
+    name, axis = head
+    shape = next((p.shape for p in node.params if p.name == name), None)
+    return shape is not None and len(shape) > 0 and shape[axis] in vocabularies
 
 
 def activation_hotspot(m: ModelResult) -> Iterator[Finding]:
@@ -116,18 +142,37 @@ RULES = [
 ]
 RULE_BY_CODE = {r.code: r for r in RULES} | {
     "VL302": Rule("VL302", "unknown-structure", "info", "The parameter count depends on something unknown", unresolved),
+    # Per file, not per model: made by analysis/module_level.py.
+    "VL303": Rule("VL303", "unresolved-import", "warning", "An import vramlint cannot resolve: what it builds is "
+                  "unknown", lambda m: iter(())),
 }
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
 def find_problems(fa: FileAnalysis) -> list[Finding]:
+    """The findings of every model, one per code and place: a class and the module-level instance
+    of it share their layers, and a layer is one annotation on a pull request, not two."""
     out: list[Finding] = []
+    seen: set[tuple[object, ...]] = set()
     for m in fa.models:
         if m.error is not None:
             continue
         for rule in RULES:
-            out.extend(rule.check(m))
+            for f in rule.check(m):
+                key = _place(f)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(f)
     return out
+
+
+def _place(f: Finding) -> tuple[object, ...]:
+    """What makes two findings the same: the code and the position (an unlocated finding is its
+    model's own)."""
+    loc = f.location
+    if loc is None:
+        return (f.code, f.model, f.message)
+    return (f.code, loc.path, loc.line, loc.column)
 
 
 def _leaves(node: ModuleNode) -> Iterator[ModuleNode]:

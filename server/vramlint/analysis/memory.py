@@ -9,6 +9,7 @@ from typing import Any
 
 import libcst as cst
 
+from vramlint.analysis.inputs import forward_arity_problem
 from vramlint.analysis.models import (
     Trace,
     _call_sites,
@@ -33,6 +34,7 @@ from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
 from vramlint.frontends.torch.training_setup import scan_training_setup
 from vramlint.memory.devices import device_named
 from vramlint.memory.estimate import (
+    LayerMemory,
     LineTensor,
     MemoryEstimate,
     Textbook,
@@ -68,7 +70,7 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
         if id(t) not in tape.tensors:
             tape.add_input(t)
     for _, m in named_modules(model):
-        state_of(m).output = MISSING
+        state_of(m).forget_calls()
     if setup.checkpointing:
         enable, _ = model.cls.lookup("gradient_checkpointing_enable")
         if enable is not MISSING:
@@ -195,7 +197,13 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     path = trace.source.path if trace.source is not None else ""
     code = _code_setup(loader, trace, name)
     setup = resolve_setup(settings, name, path, _directive_for(loc, trace), code)
+    setup = _batch_from_call(setup, loader, name, kind, trace)
     result.setup = setup
+    stopped = loader.evaluator.analysis.stopped
+    if stopped is not None:  # nothing more can be evaluated: not "no inputs"
+        result.tree = build_tree(value)
+        result.memory_unknowns = [UnknownInfo(f"no estimate: {stopped.message}", stopped.ref)]
+        return result
     call = _inputs(loader, name, kind, value, trace, setup)
     if isinstance(call, str):
         result.tree = build_tree(value)
@@ -227,7 +235,7 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     if est is not None and is_keras(value):
         est.notes.append(BACKEND_NOTE)
     if est is not None and result.tree is not None:
-        _attach_layer_memory(result.tree, {lm.path: lm.saved_bytes for lm in est.layers})
+        _attach_layer_memory(result.tree, {lm.path: lm for lm in est.layers})
         est.textbook = _textbook(result.tree, args, kwargs)
     result.output_shape = shape_of(output)
     result.forward_unknowns = _dedupe(forward_unknowns)
@@ -302,6 +310,17 @@ def _defined_names(source: SourceModule) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _batch_from_call(setup: Setup, loader: Loader, name: str, kind: str, trace: Trace) -> Setup:
+    """Input shapes given without a batch size: the batch of the model's call in the file, as
+    when that call gives the inputs too (`--input-shape` must not turn its 256 into 1), else 1."""
+    if not setup["inputs"] or setup["batch_size"] is not None:
+        return setup
+    call = _example_call(loader, name, kind, trace)
+    own = _batch_of(call[0], call[1]) if call is not None else None
+    batch = Sourced(own, call[2]) if call is not None and own is not None else Sourced(1, "default")
+    return Setup({**setup.values, "batch_size": batch})
+
+
 def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
             setup: Setup) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
     """The forward's arguments: configured input shapes, else the first call of the model in the
@@ -310,6 +329,9 @@ def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
     batch = setup["batch_size"]
     told = setup.source("batch_size") not in ("default",)
     if setup["inputs"]:
+        problem = forward_arity_problem(model, len(setup["inputs"]), setup.source("inputs"))
+        if problem is not None:
+            return problem
         b = batch or 1
         args = tuple(TensorValue((b, *spec.shape), spec.dtype) for spec in setup["inputs"])
         origin = setup.source("inputs")
@@ -416,10 +438,15 @@ def _batch_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
     return None
 
 
-def _attach_layer_memory(node: ModuleNode, saved: dict[str, int]) -> int:
-    own = saved.get(node.path, 0)
+def _attach_layer_memory(node: ModuleNode, saved: dict[str, LayerMemory]) -> int:
+    """Each node's kept-for-backward bytes: its own ops' (`own_saved_bytes`: a container's F.relu
+    or torch.cat) plus its children's."""
+    mine = saved.get(node.path)
+    own = mine.saved_bytes if mine is not None else 0
     total = own + sum(_attach_layer_memory(c, saved) for c in node.children)
     node.saved_bytes = total
+    node.own_saved_bytes = own
+    node.own_ops = mine.ops if mine is not None else ()
     return total
 
 

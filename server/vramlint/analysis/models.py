@@ -1,8 +1,9 @@
 """Which models a file holds, and building each one.
 
 A model is an nn.Module subclass defined in the file, a module-level variable holding a module
-(`model = Net(...)`, `net = nn.Sequential(...)`, `m = torchvision.models.resnet50()`), or a public
-factory function returning a module. Classes are constructed with the arguments of the first
+(`model = Net(...)`, `net = nn.Sequential(...)`, `m = torchvision.models.resnet50()`, also in
+tuple targets and inside top-level blocks), a variable of the script's `if __name__ == "__main__":`
+block or of the `main()` it calls, or a public factory function returning a module. Classes are constructed with the arguments of the first
 call site in the file whose arguments are all known, else with their defaults.
 """
 
@@ -16,6 +17,8 @@ from typing import Any
 
 import libcst as cst
 
+from vramlint.analysis.inputs import forward_arity_problem
+from vramlint.analysis.module_level import target_names
 from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, TensorInfo, UnknownInfo
 from vramlint.engine.evaluator import Budget, Scope
 from vramlint.engine.loader import Loader
@@ -73,8 +76,10 @@ def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: 
         return []
     results: list[ModelResult] = []
     stmt_problems = loader.statement_problems.get(mod.name, {})
-    for stmt in tree.body:
-        if isinstance(stmt, cst.ClassDef):
+    for stmt in _top_level(tree.body):
+        if isinstance(stmt, cst.If) and _is_main_guard(stmt):
+            results += _main_block_models(loader, mod, source, stmt, trace, results)
+        elif isinstance(stmt, cst.ClassDef):
             cls = mod.ns.get(stmt.name.value)
             if isinstance(cls, ClassValue) and cls.ref is not None and cls.ref.node is stmt and base in cls.mro:
                 # What the class statement itself left undecided (an unknown base class may
@@ -98,6 +103,119 @@ def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: 
     return results
 
 
+def _top_level(body: Any) -> Iterator[cst.CSTNode]:
+    """The module's statements, and those inside its top-level `if`/`with`/`try`/`for` blocks
+    (`with torch.device("meta"): model = ...`, a model built under a condition): they run when
+    the module runs and bind module-level names. An `if __name__ == "__main__":` block itself."""
+    for stmt in body:
+        yield stmt
+        if _is_main_guard(stmt) or not isinstance(stmt, (cst.If, cst.With, cst.Try, cst.For, cst.While)):
+            continue
+        blocks: list[Any] = [stmt.body]
+        if isinstance(stmt, cst.If) and stmt.orelse is not None:
+            blocks.append(stmt.orelse if isinstance(stmt.orelse, cst.If) else stmt.orelse.body)
+        elif isinstance(stmt, cst.Try):
+            blocks += [h.body for h in stmt.handlers]
+            blocks += [b.body for b in (stmt.orelse, stmt.finalbody) if b is not None]
+        for block in blocks:
+            if isinstance(block, cst.If):
+                yield from _top_level([block])
+            elif isinstance(block, cst.IndentedBlock):
+                yield from _top_level(block.body)
+            elif isinstance(block, cst.SimpleStatementSuite):
+                yield cst.SimpleStatementLine(body=block.body)  # type: ignore[call-arg]
+
+
+def _is_main_guard(stmt: cst.CSTNode) -> bool:
+    """`if __name__ == "__main__":`"""
+    if not isinstance(stmt, cst.If) or not isinstance(stmt.test, cst.Comparison):
+        return False
+    t = stmt.test
+    sides = [t.left, *(c.comparator for c in t.comparisons)]
+    return (len(t.comparisons) == 1 and isinstance(t.comparisons[0].operator, cst.Equal)
+            and any(isinstance(x, cst.Name) and x.value == "__name__" for x in sides)
+            and any(isinstance(x, cst.SimpleString) and x.evaluated_value == "__main__" for x in sides))
+
+
+def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, guard: cst.If, trace: Trace,
+                       found: list[ModelResult]) -> list[ModelResult]:
+    """A script's models: what `if __name__ == "__main__":` assigns, and what the functions it
+    calls without arguments (`main()`) assign to their local variables. The analysed file runs
+    as a script would, but on a copy of its namespace, so that the module other files import
+    stays as Python would leave it."""
+    ev = loader.evaluator
+    ns = dict(mod.ns)
+    scope = Scope(ns, None, ns, source)
+    body = list(guard.body.body) if isinstance(guard.body, cst.IndentedBlock) else []
+    def run() -> None:
+        for stmt in body:
+            ev.exec_stmt(stmt, scope)
+
+    _, sink, _ = _run(loader, run)
+    unknowns = [_info(u) for u in sink]
+    seen = {id(v) for r in found for v in [mod.ns.get(r.name)] if v is not None}
+    # A name the module level already gives a model keeps it (what importers of the file see).
+    names = {r.name for r in found}
+    out: list[ModelResult] = []
+
+    def add(name: str, value: Any, at: cst.CSTNode, how: str, problems: list[UnknownInfo],
+            scope_vars: dict[str, Any] = ns) -> None:
+        if is_module(value) and id(value) not in seen and name not in names and not _inside_model(value, scope_vars):
+            names.add(name)
+            seen.add(id(value))
+            out.append(_result(name, "instance", SourceRef(source, at), value, how, problems, None, loader, trace))
+
+    for stmt in _top_level(body):
+        for small in (stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ()):
+            for name in _assigned_names(small):
+                add(name, ns.get(name), small, "the script's main block", unknowns)
+            call = small.value if isinstance(small, cst.Expr) else None
+            if isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and not call.args:
+                fn = ns.get(call.func.value)
+                if isinstance(fn, FunctionValue) and fn.module is source and isinstance(fn.node, cst.FunctionDef):
+                    local, fsink = _locals_of(loader, fn)
+                    for assign, name in _local_assignments(fn.node):
+                        add(f"{fn.name}.{name}", local.get(name), assign, f"a local of {fn.name}()",
+                            [_info(u) for u in fsink], {**ns, **local})
+    return out
+
+
+def _inside_model(value: Any, ns: dict[str, Any]) -> bool:
+    """Whether `value` is a submodule of another model of the namespace (the script's `net.fc`)."""
+    return any(is_module(v) and v is not value and any(m is value for _, m in named_modules(v)) for v in ns.values())
+
+
+def _locals_of(loader: Loader, fn: FunctionValue) -> tuple[dict[str, Any], list[Unknown]]:
+    """Run a function of no arguments and keep its local variables (its models)."""
+    from vramlint.engine.signals import ReturnSignal
+
+    ev = loader.evaluator
+    scope = Scope({}, fn.closure, fn.globals, fn.module)
+    scope.func = fn
+
+    def run() -> None:
+        ev.bind_params(fn, (), {}, scope)
+        ev.depth += 1
+        try:
+            ev.exec_block(fn.node.body, scope)  # type: ignore[union-attr]
+        except ReturnSignal:
+            pass
+        finally:
+            ev.depth -= 1
+
+    _, sink, _ = _run(loader, run)
+    return scope.vars, sink
+
+
+def _local_assignments(fn: cst.FunctionDef) -> Iterator[tuple[cst.CSTNode, str]]:
+    """(statement, name) of the plain assignments in a function's body, outside nested functions."""
+    nested = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+    for n in iter_nodes(fn.body, lambda n: not isinstance(n, nested)):
+        if isinstance(n, (cst.Assign, cst.AnnAssign)):
+            for name in _assigned_names(n):
+                yield n, name
+
+
 def _mark_components(results: list[ModelResult]) -> None:
     """A block class built with unknown arguments on its own (`Block(config)`) is usually built
     properly inside another model of the file: say so, so its unknown count is not mistaken
@@ -118,11 +236,10 @@ def _qualnames(node: ModuleNode) -> Iterator[str]:
         yield from _qualnames(c)
 
 
-def _assigned_names(small: cst.BaseSmallStatement) -> Iterator[str]:
+def _assigned_names(small: cst.CSTNode) -> Iterator[str]:
     if isinstance(small, cst.Assign):
         for t in small.targets:
-            if isinstance(t.target, cst.Name):
-                yield t.target.value
+            yield from target_names(t.target)
     elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.value is not None:
         yield small.target.value
 
@@ -164,7 +281,7 @@ def _call_sites(source: SourceModule, name: str) -> list[cst.Call]:
         # names (a search per class was quadratic: 6s for a file of 2,000 classes).
         called = _CALLED.get(source)
         if called is None:
-            called = _CALLED[source] = set(re.findall(r"([^\W\d]\w*)\s*\(", source.text))
+            called = _CALLED[source] = set(_CALLED_NAME.findall(source.text))
         if name not in called:
             return []
         assert source.tree is not None
@@ -176,6 +293,10 @@ def _call_sites(source: SourceModule, name: str) -> list[cst.Call]:
     return calls.get(name, [])
 
 
+# A name followed by `(`. Only at the start of a word: without the look-behind, each position
+# inside a long run of word characters (a 40,000-character comment, a string literal) started a
+# match that scanned to the run's end, quadratic in the run's length (12 s for 40,000 characters).
+_CALLED_NAME = re.compile(r"(?<!\w)([^\W\d]\w*)\s*\(")
 _CALLS: weakref.WeakKeyDictionary[SourceModule, dict[str, list[cst.Call]]] = weakref.WeakKeyDictionary()
 _CALLED: weakref.WeakKeyDictionary[SourceModule, set[str]] = weakref.WeakKeyDictionary()
 
@@ -355,6 +476,8 @@ def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool) -> tup
     )
     if outputs and st.output is not MISSING:
         node.output_shape = shape_of(st.output)
+        node.calls = st.calls
+        node.output_shapes = [shape_of(o) for o in st.call_outputs]
     seen.add(id(inst))
     sizes: dict[int, int | None] = {}
     for name, t in st.params.items():
@@ -410,6 +533,11 @@ def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list
         # No trace asked for, or a model whose structure is not known (a block built without
         # its arguments): its forward would only trace the unknowns again.
         return ModelResult(name, kind, loc, counts, build_tree(value), how, all_unknowns, None)
+    problem = forward_arity_problem(value, len(trace.inputs), "flag")
+    if problem is not None:  # say so in one line rather than trace a call Python would refuse
+        result = ModelResult(name, kind, loc, counts, build_tree(value), how, all_unknowns, None)
+        result.forward_unknowns = [UnknownInfo(problem, loc)]
+        return result
     output, trace_unknowns = trace_forward(loader, value, trace.inputs, trace.batch_size or 1)
     result = ModelResult(name, kind, loc, counts, build_tree(value, outputs=True), how, all_unknowns, None)
     result.output_shape = shape_of(output)

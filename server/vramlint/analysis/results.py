@@ -54,8 +54,14 @@ class ModuleNode:
     # With inputs (Settings.inputs): the shape of what its first call returned in the forward
     # trace (None: not called, or not a tensor); unknown dims are None.
     output_shape: tuple[int | None, ...] | None = None
-    # With a memory estimate: bytes kept for backward by its ops and its children's.
+    # With inputs: how many times the trace called it, and the shapes of its first calls' outputs.
+    calls: int = 0
+    output_shapes: list[tuple[int | None, ...] | None] = field(default_factory=list)
+    # With a memory estimate: bytes kept for backward by its ops and its children's; of those, its
+    # own ops' (functional calls in its forward) and their names.
     saved_bytes: int | None = None
+    own_saved_bytes: int = 0
+    own_ops: tuple[str, ...] = ()
 
     @property
     def location(self) -> Location | None:
@@ -122,6 +128,8 @@ class FileAnalysis:
     errors: list[UnknownInfo] = field(default_factory=list)  # syntax errors, unreadable file
     warnings: list[UnknownInfo] = field(default_factory=list)  # e.g. undecodable bytes
     findings: list[Finding] = field(default_factory=list)  # analysis/findings.py
+    # A file without models: what its module level could not evaluate (analysis/module_level.py).
+    unevaluated: list[UnknownInfo] = field(default_factory=list)
 
 
 def detached(fa: FileAnalysis) -> FileAnalysis:

@@ -13,14 +13,14 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vramlint import __version__
 from vramlint.analysis.api import analyze_file
 from vramlint.analysis.findings import SEVERITY_RANK
-from vramlint.analysis.results import FileAnalysis, ModelResult, detached
+from vramlint.analysis.results import FileAnalysis, ModelResult
+from vramlint.cli.pool import analyze_all, analyze_safely
 from vramlint.render import github, json_output, sarif, text
 from vramlint.settings import (
     DTYPES,
@@ -31,6 +31,7 @@ from vramlint.settings import (
     fail_on_of,
     load_settings,
     parse_device,
+    parse_dims,
 )
 
 SKIP_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache",
@@ -45,17 +46,24 @@ class AnalysisFailed(Exception):
     """`report`/`explain` on a file that cannot be analysed (its errors already printed): exit 1."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _setup_options(memory_flag: bool = True) -> argparse.ArgumentParser:
+    """The setup options `check`, `report` and `explain` share; `--no-memory` only where it means
+    something (explain walks through the memory estimate: it refuses the flag)."""
     from vramlint.memory.estimate import PRECISIONS
     from vramlint.memory.optimizers import OPTIMIZERS
 
     setup = argparse.ArgumentParser(add_help=False)
     g = setup.add_argument_group("setup (overrides the configuration and what the code shows)")
-    g.add_argument("--batch-size", type=_positive, metavar="N", help="the batch size")
-    g.add_argument("--input-shape", action="append", default=[], metavar="DIMS",
-                   help="per-sample shape of a forward argument, e.g. 3,224,224 (repeatable, one per argument)")
-    g.add_argument("--input-dtype", action="append", default=[], metavar="DTYPE",
-                   help="dtype of the corresponding --input-shape (default float32; int64 for token ids)")
+    g.add_argument("--batch-size", type=_positive, metavar="N",
+                   help="the batch size (default: the configuration's, else the code's: a DataLoader, a call of "
+                        "the model; else 1 with --input-shape)")
+    g.add_argument("--input-shape", action=_InputShape, dest="inputs", default=[], metavar="DIMS",
+                   help="the shape of one forward argument per sample (the batch dimension excluded): integers "
+                        "separated by commas or x, e.g. 3,224,224; repeat it for each argument, in order. The "
+                        "shapes apply to every model checked (--model picks which)")
+    g.add_argument("--input-dtype", action=_InputDtype, dest="inputs", metavar="DTYPE",
+                   help=f"the dtype of the --input-shape given just before it (default float32; int64 for token "
+                        f"ids): {', '.join(sorted(DTYPES))}")
     g.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), autocast (amp-bf16, amp-fp16), or the "
                    "whole model in bf16/fp16")
     g.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="the optimizer (default: adam)")
@@ -66,20 +74,31 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpointing", action="store_const", const=True, default=None,
                    help="gradient checkpointing: call the model's gradient_checkpointing_enable() first")
     g.add_argument("--max-batch", action="store_true", help="also find the largest batch that fits the GPU")
-    g.add_argument("--no-memory", dest="memory", action="store_false", help="parameters only, no memory estimate")
+    if memory_flag:
+        g.add_argument("--no-memory", dest="memory", action="store_false", help="parameters only, no memory estimate")
+    else:
+        g.add_argument("--no-memory", nargs=0, action=_Refuse, default=True, dest="memory", help=argparse.SUPPRESS)
     g.add_argument("--extra-path", action="append", default=[], metavar="DIR",
                    help="a folder to import from before installed packages (like pyright's extraPaths)")
     g.add_argument("--config", metavar="FILE", help="the configuration file (default: the nearest pyproject.toml "
                    "with [tool.vramlint], or vramlint.toml)")
+    return setup
 
-    p = argparse.ArgumentParser(prog="vramlint", description="Static GPU memory estimates for PyTorch models.")
+
+def build_parser() -> argparse.ArgumentParser:
+    setup = _setup_options()
+    p = argparse.ArgumentParser(prog="vramlint", description="Static GPU memory estimates for PyTorch and Keras "
+                                "models: parameters, the training and inference peaks, whether they fit the GPU.")
     p.add_argument("--version", action="version", version=f"vramlint {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")  # none: the help (main)
     check = sub.add_parser("check", parents=[setup], help="analyse files and folders: models, memory, findings")
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or folders (default: .)")
     check.add_argument("--model", action="append", default=[], metavar="NAME",
                        help="only this model (a class, module-level variable or factory; or FILE::NAME); repeatable")
-    check.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text")
+    check.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text",
+                       help="text: each model and finding, file by file as they are done (default); json: the "
+                            "versioned document of docs/json.md; sarif: SARIF 2.1.0 for code scanning; github: "
+                            "GitHub Actions annotations")
     check.add_argument("--fail-on", choices=FAIL_ON, help="exit 1 on findings of this severity or above "
                        "(default: error)")
     check.add_argument("--jobs", type=_positive, metavar="N", help="files analysed in parallel (default: all cores)")
@@ -88,11 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     lsp.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP port instead (for debugging)")
     for name, helptext in (("report", "one model's per-layer table: shapes, parameters, bytes kept for backward"),
                            ("explain", "one model's memory estimate, walked through")):
-        cmd = sub.add_parser(name, parents=[setup], help=helptext)
+        cmd = sub.add_parser(name, parents=[setup if name == "report" else _setup_options(memory_flag=False)],
+                             help=helptext)
         cmd.add_argument("path", metavar="FILE")
         cmd.add_argument("--model", required=True, metavar="NAME", help="the model (class, variable or factory)")
         if name == "report":
-            cmd.add_argument("--format", choices=["text", "json"], default="text")
+            cmd.add_argument("--format", choices=["text", "json"], default="text",
+                             help="text: the per-layer table (default); json: the document of docs/json.md with "
+                                  "the model's layers")
     return p
 
 
@@ -113,22 +135,50 @@ def _gpu(v: str) -> str:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def parse_inputs(shapes: list[str], dtypes: list[str]) -> tuple[InputSpec, ...]:
-    if len(dtypes) > len(shapes):
-        raise UsageError("more --input-dtype than --input-shape")
-    out = []
-    for i, spec in enumerate(shapes):
+@dataclass(frozen=True)
+class _Input:
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    typed: bool = False  # an --input-dtype was given for it
+
+
+class _InputShape(argparse.Action):
+    """`--input-shape DIMS`: one more input, float32 until an --input-dtype after it says otherwise."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
         try:
-            dims = tuple(int(x) for x in spec.replace("x", ",").split(",") if x.strip())
-        except ValueError:
-            raise UsageError(f"--input-shape {spec!r}: expected comma-separated integers like 3,224,224") from None
-        if any(d < 0 for d in dims):
-            raise UsageError(f"--input-shape {spec!r}: dimensions must be non-negative")
-        dtype = dtypes[i] if i < len(dtypes) else "float32"
-        if dtype not in DTYPES:
-            raise UsageError(f"--input-dtype {dtype!r}: expected one of {', '.join(sorted(DTYPES))}")
-        out.append(InputSpec(dims, dtype))
-    return tuple(out)
+            dims = parse_dims(str(values))
+        except ValueError as err:
+            parser.error(f"--input-shape {values!r}: {err}")
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), _Input(dims)])
+
+
+class _InputDtype(argparse.Action):
+    """`--input-dtype DTYPE`: the dtype of the --input-shape given just before it (as `-o` follows
+    what it names), so `--input-shape 8 --input-shape 8 --input-dtype int64` types the second."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        inputs: list[_Input] = list(getattr(namespace, self.dest, None) or [])
+        if values not in DTYPES:
+            parser.error(f"--input-dtype {values!r}: expected one of {', '.join(sorted(DTYPES))}")
+        if not inputs:
+            parser.error(f"--input-dtype {values}: give it after the --input-shape it applies to")
+        if inputs[-1].typed:
+            parser.error(f"--input-dtype {values}: the --input-shape before it has a dtype already "
+                         f"({inputs[-1].dtype}); one --input-dtype per --input-shape")
+        inputs[-1] = _Input(inputs[-1].shape, str(values), typed=True)
+        setattr(namespace, self.dest, inputs)
+
+
+class _Refuse(argparse.Action):
+    """`explain --no-memory`: a usage error (there is nothing to explain without the estimate)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        parser.error(f"{option_string} does not apply: explain walks through the memory estimate "
+                     "(parameters only: vramlint check --no-memory)")
 
 
 def model_specs(specs: Sequence[str]) -> list[tuple[str | None, str]]:
@@ -144,7 +194,7 @@ def settings_for(args: argparse.Namespace, start: Path) -> Settings:
     """Flags over the configuration file."""
     names = tuple(name for _, name in model_specs(args.model if isinstance(args.model, list) else [args.model]))
     flags = Settings(extra_paths=tuple(os.path.abspath(p) for p in args.extra_path), models=names,
-                     inputs=parse_inputs(args.input_shape, args.input_dtype), batch_size=args.batch_size,
+                     inputs=tuple(InputSpec(i.shape, i.dtype) for i in args.inputs), batch_size=args.batch_size,
                      precision=args.precision, optimizer=args.optimizer, device=args.gpu, mode=args.mode,
                      checkpointing=args.checkpointing, memory=args.memory, max_batch=args.max_batch)
     config = Path(args.config) if args.config else None
@@ -164,47 +214,44 @@ def iter_python_files(paths: Sequence[str]) -> Iterator[str]:
             yield str(path)
 
 
-def _analyze_detached(path: str, settings: Settings) -> FileAnalysis:
-    return detached(analyze_file(path, settings))
-
-
-def analyze_all(files: list[str], settings: Settings, jobs: int | None) -> list[FileAnalysis]:
-    """Every file, in order; with several jobs, in worker processes (each with its own loader)."""
-    n = min(jobs or os.cpu_count() or 1, len(files))
-    if n <= 1:
-        return [analyze_file(f, settings) for f in files]
-    with ProcessPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(_analyze_detached, files, [settings] * len(files), chunksize=max(1, len(files) // (4 * n))))
-
-
 def run_check(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not os.path.exists(p)]
     if missing:
         raise UsageError("; ".join(f"{p}: no such file or directory" for p in missing))
     settings = settings_for(args, Path(args.paths[0]).resolve())
     files = list(iter_python_files(args.paths))
-    results = analyze_all(files, settings, args.jobs)
     specs = model_specs(args.model)
+    # Text and GitHub output stream: each file's lines as soon as it (and the files before it) is
+    # done. With --model, a name found in no file is a usage error with nothing on stdout, which
+    # only the last file can decide.
+    stream = args.format in ("text", "github") and not specs
+    results = []
+    for result in analyze_all(files, settings, args.jobs or os.cpu_count() or 1):
+        results.append(_only(result, specs) if specs else result)
+        if stream:
+            _print_lines(text.file_lines(result) if args.format == "text" else github.lines(result))
     if specs:
-        results = [_only(r, specs) for r in results]
         found = {m.name for r in results for m in r.models}
         absent = [name for _, name in specs if name not in found]
         if absent:
             unfiltered = replace(settings, models=(), memory=False)
-            everything = {m.name for f in files for m in analyze_file(f, unfiltered).models}
+            everything = {m.name for f in files for m in analyze_safely(f, unfiltered).models}
             raise UsageError(f"no model named {', '.join(absent)}; models found: {', '.join(sorted(everything)) or 'none'}")
     if args.format == "json":
         print(json.dumps(json_output.document(results, layers=args.layers), indent=2))
     elif args.format == "sarif":
         print(sarif.render(results))
     elif args.format == "github":
-        out = github.render(results)
-        if out:
-            print(out)
+        _print_lines([] if stream else [line for r in results for line in github.lines(r)])
     else:
-        print(text.render(results))
+        _print_lines(text.summary_lines(results) if stream else text.render(results).splitlines())
     fail_on = args.fail_on or fail_on_of(settings) or "error"
     return 1 if _fails(results, fail_on) else 0
+
+
+def _print_lines(lines: list[str]) -> None:
+    if lines:
+        print("\n".join(lines), flush=True)
 
 
 def _only(fa: FileAnalysis, specs: list[tuple[str | None, str]]) -> FileAnalysis:
@@ -278,6 +325,9 @@ def run_explain(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # bare `vramlint`: the help, as git and ruff do, and a usage exit code
+        parser.print_help(sys.stderr)
+        return 2
     try:
         if args.command == "check":
             return run_check(args)

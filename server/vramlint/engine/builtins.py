@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins as _py
 import collections
 import itertools
+import keyword
 import math
 import operator
 from collections.abc import Callable
@@ -304,6 +305,9 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
         u = contains_unknown(a)
         if u is not None:
             return u
+        bad = next((x for x in a if isinstance(x, (float, str))), None)
+        if bad is not None:  # range() takes indices, not numbers: `range(1e9)` is Python's TypeError
+            raise ev.raise_error("TypeError", f"'{type(bad).__name__}' object cannot be interpreted as an integer")
         a = tuple(_to_number(ev, x, int) if not isinstance(x, int) else x for x in a)
         u = contains_unknown(a)
         if u is not None:
@@ -529,6 +533,7 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
     b["repr"] = NativeFunction("repr", lambda ev, a, k: _repr(ev, a[0]))
     b["ascii"] = pure("ascii", ascii)
     b["vars"] = NativeFunction("vars", lambda ev, a, k: a[0].attrs if a and isinstance(a[0], Instance) else Unknown("vars()", ev.current_ref))
+    b["dir"] = NativeFunction("dir", _dir)
     b["globals"] = NativeFunction("globals", lambda ev, a, k: Unknown("globals()", ev.current_ref))
     b["locals"] = NativeFunction("locals", lambda ev, a, k: Unknown("locals()", ev.current_ref))
     b["open"] = NativeFunction("open", lambda ev, a, k: Unknown("file contents are not read", ev.current_ref))
@@ -777,6 +782,33 @@ def _filter(ev: Evaluator, a: Args) -> Any:
 
 
 # ---------------------------------------------------------------------- standard library stubs
+# What every object and every class written in Python list besides their own names.
+_OBJECT_NAMES = frozenset(dir(object))
+_CLASS_NAMES = _OBJECT_NAMES | {"__dict__", "__module__", "__weakref__"}
+_MODULE_NAMES = frozenset({"__builtins__", "__cached__", "__doc__", "__file__", "__loader__", "__name__",
+                           "__package__", "__spec__"})
+
+
+def _dir(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """dir(x) of analysed modules, classes and their instances. Objects with a native class
+    (torch layers, builtins) list names vramlint does not model, so their dir() is unknown."""
+    if len(a) != 1:
+        return Unknown("dir() without an argument", ev.current_ref)
+    x = a[0]
+    if isinstance(x, ModuleValue) and x.source is not None:
+        return sorted(set(x.ns) | _MODULE_NAMES)
+    cls = x if isinstance(x, ClassValue) else x.cls if isinstance(x, Instance) else None
+    if cls is None or any(c.native is not None and c.name != "object" for c in cls.mro):
+        what = cls.name if cls is not None else getattr(x, "type_name", type(x).__name__)
+        return Unknown(f"dir() of {what} is not modelled", ev.current_ref)
+    names = set(_CLASS_NAMES)
+    for c in cls.mro:
+        names.update(c.ns)
+    if isinstance(x, Instance):
+        names.update(x.attrs)
+    return sorted(names)
+
+
 def _module(name: str, ns: dict[str, Any], fallback: str | None = None) -> ModuleValue:
     def hook(attr: str) -> Any:
         if fallback in ("noop", "chain"):
@@ -865,6 +897,10 @@ def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
             "deepcopy": NativeFunction("copy.deepcopy", lambda ev, a, k: ev.protocol.deepcopy(a[0])),
             "copy": NativeFunction("copy.copy", lambda ev, a, k: ev.protocol.shallowcopy(a[0])),
         })
+    if name == "keyword":
+        return _module(name, {"iskeyword": pure("keyword.iskeyword", keyword.iskeyword),
+                              "issoftkeyword": pure("keyword.issoftkeyword", keyword.issoftkeyword),
+                              "kwlist": list(keyword.kwlist), "softkwlist": list(keyword.softkwlist)})
     if name == "itertools":
         return _module(name, _itertools_ns())
     if name in ("collections", "collections.abc", "typing", "typing_extensions"):

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
 from vramlint.engine.exports import scan_exports
+from vramlint.engine.limits import AnalysisBudget
 from vramlint.engine.signals import (
+    AnalysisStopped,
     BreakSignal,
     BudgetExceeded,
     ContinueSignal,
@@ -59,6 +61,12 @@ if TYPE_CHECKING:
 MAX_CALL_DEPTH = 120
 MAX_INT_BITS = 4096  # numbers beyond ~10**1233 become Unknown
 MAX_SEQUENCE = 1_000_000  # elements materialised by one operation
+
+# Python's own exceptions out of the engine's or a frontend's code: bugs of vramlint, which
+# `Evaluator.internal_error` turns into a located Unknown. Never the evaluator's signals, nor
+# RecursionError and MemoryError (the top level stops the statement for those).
+INTERNAL_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, AttributeError, AssertionError)
+INTERNAL_ERROR = "vramlint internal error"  # the start of such an Unknown's reason
 
 
 class Budget:
@@ -204,6 +212,8 @@ class Evaluator:
         self.loader = loader
         self.builtins: dict[str, Any] = loader.builtins
         self.budget = Budget(2_000_000)
+        # The whole analysis's budget (time, steps, cancellation), set by analysis/api.py.
+        self.analysis = AnalysisBudget()
         self.depth = 0
         # The memory model's recorder (memory/tape.py) while a forward is traced for it.
         self.tape: Any = None
@@ -223,6 +233,10 @@ class Evaluator:
                 f"evaluation budget of {b.limit:,} steps exceeded (endless loop or very large model?)",
                 self.current_ref,
             )
+        a = self.analysis
+        a.steps += n
+        if a.steps >= a.next_check:
+            a.check(self.current_ref)
 
     def ref(self, scope: Scope, node: cst.CSTNode) -> SourceRef:
         return SourceRef(scope.module, node)
@@ -237,6 +251,13 @@ class Evaluator:
             sink = self.issue_sinks[-1]
             if len(sink) < 200:
                 sink.append(unknown)
+
+    def internal_error(self, err: Exception, ref: SourceRef | None) -> Unknown:
+        """A Python exception out of vramlint's own code (a rule meeting input it did not expect):
+        a bug of ours, but it costs one value, located, instead of the file's whole analysis."""
+        u = Unknown(f"{INTERNAL_ERROR}: {type(err).__name__}: {err} (please report it)", ref)
+        self.record(u)  # said where the statement's or the model's problems are said, even if the value is dropped
+        return u
 
     def raise_error(self, exc_name: str, message: str) -> RaiseSignal:
         cls = self.builtins.get(exc_name)
@@ -268,6 +289,8 @@ class Evaluator:
             gave_up: Unknown | None = None
             try:
                 self.exec_stmt(stmt, scope)
+            except AnalysisStopped:
+                raise  # the analysis ends: the module must not look complete (loader.run_file)
             except BudgetExceeded as err:
                 gave_up = Unknown(err.message, err.ref or self.ref(scope, stmt))
                 sink.append(gave_up)
@@ -332,6 +355,10 @@ class Evaluator:
         self.current_ref = SourceRef(scope.module, small)
         try:
             handler(small, scope)
+        except UnknownValueError as err:  # e.g. `s %= (u,)`: the statement is skipped, as if undecided
+            self.record(err.unknown)
+        except INTERNAL_ERRORS as err:
+            self.internal_error(err, self.current_ref)
         finally:
             self.current_ref = prev
 
@@ -513,7 +540,8 @@ class Evaluator:
         try:
             cond = self.truth(self.eval(node.test, scope))
         except Undecided as und:
-            self.record(Unknown(f"could not decide this condition: {und.unknown.reason}", self.ref(scope, node.test)))
+            self._undecided_if(node, scope, Unknown(f"could not decide this condition: {und.unknown.reason}",
+                                                    self.ref(scope, node.test)))
             return
         if cond:
             self.exec_block(node.body, scope)
@@ -522,6 +550,59 @@ class Evaluator:
                 self.s_if(node.orelse, scope)
             else:
                 self.exec_block(node.orelse.body, scope)
+
+    def _undecided_if(self, node: cst.If, scope: Scope, why: Unknown) -> None:
+        """An `if` whose condition is unknown. Branches that only raise are paths the code does
+        not take when it runs. A `return` in another branch makes the function's result unknown
+        (falling through would give the other path's value as if it were certain). Branches of
+        plain assignments and definitions are each evaluated apart and merged: a name bound to
+        the same value on every path keeps it (timm's `if "X" in os.environ: A = int(...) else:
+        A = 1` defines `A` either way), a name that differs becomes an unknown naming the
+        condition. Other branches are skipped, and the names they bind become that unknown."""
+        branches = [b for b in if_branches(node) if not always_raises(b)]
+        if scope.func is not None and any(returns(b) for b in branches):
+            self.record(why)
+            raise ReturnSignal(Unknown(f"the return value depends on a condition: {why.reason}", why.ref))
+        if self.tape is not None:
+            # A forward traced for memory: running both paths would record both on the tape.
+            self.record(why)
+            return
+        if branches and all(plain_block(b) for b in branches):
+            if self._merge_branches(branches, scope, why):
+                return
+        else:
+            for name in {n for b in branches for n in bound_names(b)}:
+                self.bind(name, why, scope)
+        self.record(why)
+
+    def _merge_branches(self, branches: list[Sequence[cst.CSTNode]], scope: Scope, why: Unknown) -> bool:
+        """Run each branch on its own copy of the scope's variables and bind the merge; True when
+        every path gave every name the same value (then the condition changed nothing)."""
+        before = scope.vars
+        outcomes: list[dict[str, Any]] = []
+        try:
+            for body in branches:
+                scope.vars = dict(before)
+                try:
+                    for stmt in body:
+                        self.exec_stmt(stmt, scope)
+                except RaiseSignal:
+                    continue  # a path that fails: not the one the running code takes
+                outcomes.append(scope.vars)
+        finally:
+            scope.vars = before
+        if not outcomes:
+            return False
+        names = {k for out in outcomes for k, v in out.items() if before.get(k, MISSING) is not v}
+        same = True
+        for name in names:
+            values = [out.get(name, MISSING) for out in outcomes]
+            if all(_same_value(values[0], v) for v in values[1:]) and values[0] is not MISSING:
+                self.bind(name, values[0], scope)
+            else:
+                same = False
+                self.bind(name, Unknown(f"`{name}` depends on a condition: {why.reason}", why.ref), scope)
+        return same
 
     def s_for(self, node: cst.For, scope: Scope) -> None:
         try:
@@ -538,7 +619,8 @@ class Evaluator:
     def _in_loop(self, err: BudgetExceeded, scope: Scope, node: cst.CSTNode) -> BudgetExceeded:
         """Steps ran out inside this loop: say so at the innermost such loop rather than at the
         call that was running (`while True:` in `__init__` was reported at the class name)."""
-        if err.message.startswith("evaluation budget") and not getattr(err, "in_loop", False):
+        if err.message.startswith(("evaluation budget", "analysis stopped", "memory trace over")) \
+                and not getattr(err, "in_loop", False):
             err.ref = self.ref(scope, node)
             err.in_loop = True  # type: ignore[attr-defined]
         return err
@@ -914,7 +996,12 @@ class Evaluator:
         handler = self._expr.get(type(node))
         if handler is None:
             return self.unknown(f"unsupported expression `{type(node).__name__}`", scope, node)
-        return handler(node, scope)
+        try:
+            return handler(node, scope)
+        except UnknownValueError as err:  # Python asked an Unknown's value (`"%d" % (u,)`): unknown too
+            return err.unknown
+        except INTERNAL_ERRORS as err:
+            return self.internal_error(err, self.ref(scope, node))
 
     def _expression_table(self) -> dict[type, Callable[[Any, Scope], Any]]:
         return {
@@ -1438,25 +1525,33 @@ class Evaluator:
 
     def call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self.charge()
-        if isinstance(func, FunctionValue):
-            return self.call_function(func, args, kwargs)
-        if isinstance(func, BoundMethod):
-            return self.call(func.func, (func.self_value, *args), kwargs)
-        if isinstance(func, NativeFunction):
-            try:
+        try:
+            if isinstance(func, FunctionValue):
+                return self.call_function(func, args, kwargs)
+            if isinstance(func, BoundMethod):
+                return self.call(func.func, (func.self_value, *args), kwargs)
+            if isinstance(func, NativeFunction):
+                star = next((x for x in args if isinstance(x, _StarUnknown)), None)
+                if star is not None:
+                    # `f(*unknown)`: a native cannot bind positions it does not know (nn.Sequential(*blocks)
+                    # with `blocks` unknown): its result, and what it would have built, are unknown.
+                    self.record(star.unknown)
+                    return star.unknown
                 if self.tape is not None and func.name.startswith(_TAPED):
                     seen = args if func.receiver is None else (func.receiver, *args)
                     return self.tape.call(self, func.name, seen, kwargs, lambda: func.impl(self, args, kwargs))
                 return func.impl(self, args, kwargs)
-            except UnknownValueError as err:
-                return err.unknown
-        if isinstance(func, ClassValue):
-            return self.protocol.instantiate(func, args, kwargs)
-        if isinstance(func, Partial):
-            return self.call(func.func, (*func.args, *args), {**func.kwargs, **kwargs})
-        if isinstance(func, Unknown):
-            return func
-        return self.protocol.call_object(func, args, kwargs)
+            if isinstance(func, ClassValue):
+                return self.protocol.instantiate(func, args, kwargs)
+            if isinstance(func, Partial):
+                return self.call(func.func, (*func.args, *args), {**func.kwargs, **kwargs})
+            if isinstance(func, Unknown):
+                return func
+            return self.protocol.call_object(func, args, kwargs)
+        except UnknownValueError as err:  # a rule needed the value of an Unknown: the result is unknown
+            return err.unknown
+        except INTERNAL_ERRORS as err:
+            return self.internal_error(err, self.current_ref)
 
     def call_function(self, func: FunctionValue, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.depth >= MAX_CALL_DEPTH:
@@ -1584,6 +1679,127 @@ MISSING_ATTR: Any = object()  # getattr's default in class patterns: "no such at
 
 # `d.keys()`, `d.values()`, `d.items()` return real dict views: iterate them like the dict.
 _DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
+
+
+def if_branches(node: cst.If) -> list[Sequence[cst.CSTNode]]:
+    """The statement lists an `if`/`elif`/`else` chain may run (an empty one when there is no `else`)."""
+    out: list[Sequence[cst.CSTNode]] = []
+    cur: cst.If | None = node
+    while cur is not None:
+        out.append(_stmts(cur.body))
+        orelse = cur.orelse
+        if orelse is None:
+            out.append(())
+            cur = None
+        elif type(orelse) is cst.If:
+            cur = orelse
+        else:
+            out.append(_stmts(orelse.body))
+            cur = None
+    return out
+
+
+def _stmts(body: Any) -> Sequence[cst.CSTNode]:
+    if type(body) is cst.SimpleStatementSuite:
+        return [cst.SimpleStatementLine(body=body.body)]
+    return body.body  # type: ignore[no-any-return]
+
+
+def _smalls(stmt: cst.CSTNode) -> Sequence[cst.CSTNode]:
+    return stmt.body if type(stmt) is cst.SimpleStatementLine else ()  # type: ignore[attr-defined,no-any-return]
+
+
+def always_raises(body: Sequence[cst.CSTNode]) -> bool:
+    return bool(body) and any(type(x) is cst.Raise for x in _smalls(body[-1]))
+
+
+def returns(body: Sequence[cst.CSTNode]) -> bool:
+    """A `return` anywhere in the branch outside nested functions, classes and lambdas."""
+    def descend(n: cst.CSTNode) -> bool:
+        return type(n) not in (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+    return any(type(n) is cst.Return for stmt in body for n in iter_nodes(stmt, descend))
+
+
+_PLAIN_SMALL = (cst.Assign, cst.AnnAssign, cst.Pass, cst.Import, cst.ImportFrom)
+
+
+def plain_block(body: Sequence[cst.CSTNode]) -> bool:
+    """Assignments to names, imports, definitions, docstrings and nested such `if`s: what can be
+    run on a copy of the variables without touching objects the other path would see."""
+    for stmt in body:
+        if type(stmt) in (cst.FunctionDef, cst.ClassDef):
+            continue
+        if type(stmt) is cst.If:
+            if not all(plain_block(b) for b in if_branches(stmt)):
+                return False
+            continue
+        if type(stmt) is not cst.SimpleStatementLine:
+            return False
+        for small in _smalls(stmt):
+            if type(small) is cst.Expr and type(small.value) in (cst.SimpleString, cst.ConcatenatedString):
+                continue
+            if type(small) not in _PLAIN_SMALL:
+                return False
+            targets = ([t.target for t in small.targets] if type(small) is cst.Assign
+                       else [small.target] if type(small) is cst.AnnAssign else [])
+            if not all(type(t) is cst.Name for t in targets):
+                return False
+    return True
+
+
+def bound_names(body: Sequence[cst.CSTNode]) -> set[str]:
+    """Names a branch binds (assignments, loop and `with` targets, imports, definitions)."""
+    out: set[str] = set()
+
+    def descend(n: cst.CSTNode) -> bool:
+        return type(n) not in (cst.FunctionDef, cst.ClassDef, cst.Lambda, cst.ListComp, cst.SetComp,
+                               cst.DictComp, cst.GeneratorExp)
+
+    def targets(t: cst.CSTNode) -> None:
+        if type(t) is cst.Name:
+            out.add(t.value)
+        elif isinstance(t, (cst.Tuple, cst.List)):
+            for el in t.elements:
+                targets(el.value)
+        elif type(t) is cst.StarredElement:
+            targets(t.value)
+
+    for stmt in body:
+        for n in iter_nodes(stmt, descend):
+            kind = type(n)
+            if kind is cst.Assign:
+                for t in n.targets:  # type: ignore[attr-defined]
+                    targets(t.target)
+            elif kind in (cst.AnnAssign, cst.AugAssign, cst.For):
+                targets(n.target)  # type: ignore[attr-defined]
+            elif kind is cst.AsName:
+                targets(n.name)  # type: ignore[attr-defined]
+            elif kind in (cst.FunctionDef, cst.ClassDef):
+                out.add(n.name.value)  # type: ignore[attr-defined]
+            elif kind in (cst.Import, cst.ImportFrom) and not isinstance(n.names, cst.ImportStar):  # type: ignore[attr-defined]
+                for alias in n.names:  # type: ignore[attr-defined]
+                    if alias.asname is None:
+                        name = alias.name
+                        while type(name) is cst.Attribute:
+                            name = name.value
+                        out.add(name.value)
+    return out
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    plain = (int, float, str, bool, bytes, type(None))
+    if type(a) is type(b) and isinstance(a, plain):
+        return bool(a == b)
+    if type(a) is type(b) and isinstance(a, tuple) and len(a) == len(b):
+        return all(_same_value(x, y) for x, y in zip(a, b))
+    # Tensors of the same shape and dtype on both paths (`x = self.drop(x)` or not): the shapes
+    # that follow are the same either way.
+    shape = getattr(a, "shape", None)
+    return (type(a) is type(b) and isinstance(a, Value) and isinstance(shape, tuple)
+            and all(isinstance(d, int) for d in shape) and shape == getattr(b, "shape", None)
+            and getattr(a, "dtype", None) == getattr(b, "dtype", None))
 
 
 class _StarUnknown:

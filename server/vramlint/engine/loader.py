@@ -17,7 +17,15 @@ from typing import Any
 
 from vramlint.engine.evaluator import Evaluator
 from vramlint.engine.protocol import Protocol
-from vramlint.engine.source import ELIDED_NAME, SourceModule, decode_source, parse_source
+from vramlint.engine.signals import AnalysisStopped
+from vramlint.engine.source import (
+    ELIDED_NAME,
+    LITERAL_NAME,
+    SourceModule,
+    decode_source,
+    read_source_file,
+    too_large,
+)
 from vramlint.engine.values import (
     MISSING,
     ClassValue,
@@ -34,7 +42,7 @@ NativeModuleFactory = Callable[["Loader", str], "ModuleValue | None"]
 
 # Steps one top-level statement of a module may take (an endless loop there stops at this).
 MODULE_STATEMENT_STEPS = 300_000
-MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_FILE_BYTES = 1024 * 1024  # the default of `max-file-size` (Settings sets it per analysis)
 
 
 class Loader:
@@ -47,6 +55,11 @@ class Loader:
         # Top-level statements the evaluation gave up on (steps or call depth ran out).
         self.statement_aborts: dict[str, dict[Any, Unknown]] = {}
         self.overlays: dict[str, str] = {}
+        self.max_file_bytes = MAX_FILE_BYTES
+        # Imported files that were not read (not regular, too large...), located at the import
+        # that asked for them; analysis/api.py reports those of each analysis.
+        self.unread: dict[str, str] = {}  # module -> why
+        self.read_failures: list[Unknown] = []
         # Frontends' rules for library decorators, by qualified name (module.qualname).
         self.decorator_rules: dict[str, Any] = {}
         self._dir_cache: dict[str, set[str] | None] = {}
@@ -69,6 +82,7 @@ class Loader:
         self.builtins[ELIDED_NAME] = NativeFunction(
             ELIDED_NAME, lambda ev, a, k: Unknown(str(a[0]) if a else "expression not analysed", ev.current_ref)
         )
+        self.builtins[LITERAL_NAME] = NativeFunction(LITERAL_NAME, _literal_value)
         self.evaluator = Evaluator(self)
         obj = self.builtins["object"]
         self.unknown_base = ClassValue("<unknown base>", (obj,), {}, "builtins")
@@ -145,17 +159,16 @@ class Loader:
         return None, False
 
     def read_text(self, path: str) -> tuple[str | None, str | None]:
+        """(text, None), or (None, why not): regular files up to `max_file_bytes` only."""
         if path in self.overlays:
-            return self.overlays[path], None
-        try:
-            size = os.path.getsize(path)
-            if size > MAX_FILE_BYTES:
-                return None, f"file too large ({size:,} bytes)"
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError as err:
-            return None, f"cannot read file: {err.strerror or err}"
-        return decode_source(data)
+            text = self.overlays[path]
+            problem = too_large(text, self.max_file_bytes)
+            return (None, problem) if problem else (text, None)
+        data, problem = read_source_file(path, self.max_file_bytes)
+        if data is None:
+            return None, problem
+        text, _ = decode_source(data)
+        return text, None
 
     # ------------------------------------------------------------------ imports
     def import_module(self, dotted: str, ref: SourceRef | None) -> ModuleValue | Unknown:
@@ -165,7 +178,9 @@ class Loader:
         if hit is not None:
             if isinstance(hit, Unknown) and ref is not None and hit.ref is not ref:
                 # A cached failure: point at this import, not at the first file that tried.
-                return Unknown(hit.reason, ref)
+                hit = Unknown(hit.reason, ref)
+            if isinstance(hit, Unknown) and dotted in self.unread:
+                self.read_failures.append(hit)
             return hit
         for resolve in self.native_resolvers:
             native = resolve(self, dotted)
@@ -197,18 +212,40 @@ class Loader:
             if path.endswith("__init__.py"):
                 mod.ns["__vramlint_pending_init__"] = path  # runs on first attribute miss
         else:
-            self.run_file(mod, path)
+            problem = self.run_file(mod, path)
+            if problem is not None:
+                u = Unknown(f"cannot import `{dotted}` from {path}: {problem}", ref)
+                self.modules[dotted] = u
+                self.unread[dotted] = problem
+                self.read_failures.append(u)
+                return u
         if isinstance(parent, ModuleValue):
             parent.ns.setdefault(dotted.rpartition(".")[2], mod)
         return mod
 
-    def run_file(self, mod: ModuleValue, path: str) -> None:
+    def run_file(self, mod: ModuleValue, path: str) -> str | None:
+        """Evaluate the file `path` into `mod`; why it could not be read, if it could not."""
         text, problem = self.read_text(path)
         if text is None:
             self.module_problems[mod.name] = [Unknown(problem or "unreadable", None)]
-            return
-        source = parse_source(path, text, mod.name)
-        self.run_source(mod, source)
+            return problem or "unreadable"
+        source = self.evaluator.analysis.parse(path, text, mod.name)
+        try:
+            self.run_source(mod, source)
+        except AnalysisStopped:
+            self.forget_partial(mod)
+            raise
+        return None
+
+    def forget_partial(self, mod: ModuleValue) -> None:
+        """Drop a module whose evaluation the analysis's budget or a cancellation interrupted:
+        the next analysis evaluates it afresh instead of finding it cached half-defined. (The
+        modules it imported and finished stay: they are complete.)"""
+        if self.modules.get(mod.name) is mod:
+            del self.modules[mod.name]
+        for table in (self.module_problems, self.statement_problems, self.statement_aborts):
+            table.pop(mod.name, None)
+        self.export_cache.clear()
 
     def run_source(self, mod: ModuleValue, source: SourceModule) -> list[Unknown]:
         mod.source = source
@@ -276,7 +313,7 @@ class Loader:
                 return v
         pending = ns.pop("__vramlint_pending_init__", None)
         if pending is not None:
-            self.run_file(mod, pending)
+            self._run_init(mod, pending)
             return self.module_attr(mod, name, default, ref)
         if mod.package_path is not None:
             sub = self.import_module(f"{mod.name}.{name}", ref)
@@ -310,10 +347,22 @@ class Loader:
         finally:
             ev.current_ref = prev
 
+    def _run_init(self, mod: ModuleValue, path: str) -> None:
+        """A package's deferred `__init__.py`; one that an analysis's stop interrupts stays
+        pending, so it runs again (whole) on the next attribute miss."""
+        try:
+            problem = self.run_file(mod, path)
+        except AnalysisStopped:
+            mod.ns["__vramlint_pending_init__"] = path
+            raise
+        if problem is not None:
+            self.read_failures.append(
+                Unknown(f"package `{mod.name}`: cannot run {path}: {problem}", self.evaluator.current_ref))
+
     def star_names(self, mod: ModuleValue) -> list[str]:
         pending = mod.ns.pop("__vramlint_pending_init__", None)
         if pending is not None:
-            self.run_file(mod, pending)
+            self._run_init(mod, pending)
         all_ = mod.ns.get("__all__")
         if type(all_) is LazyBinding:
             all_ = self.evaluator.force(all_)
@@ -333,8 +382,12 @@ class Loader:
                 return existing, existing.source, self.module_problems.get(dotted, [])
             pending = existing.ns.pop("__vramlint_pending_init__", None)
             if pending is not None:
-                source = parse_source(path, text, dotted)
-                return existing, source, self.run_source(existing, source)
+                source = self.evaluator.analysis.parse(path, text, dotted)
+                try:
+                    return existing, source, self.run_source(existing, source)
+                except AnalysisStopped:
+                    self.forget_partial(existing)
+                    raise
         mod = ModuleValue(dotted)
         mod.ns["__name__"] = dotted
         mod.ns["__file__"] = path
@@ -344,9 +397,21 @@ class Loader:
         self.modules[dotted] = mod
         if "." in dotted:
             self.import_module(dotted.rpartition(".")[0], None)
-        source = parse_source(path, text, dotted)
-        problems = self.run_source(mod, source)
+        source = self.evaluator.analysis.parse(path, text, dotted)
+        try:
+            problems = self.run_source(mod, source)
+        except AnalysisStopped:
+            self.forget_partial(mod)
+            raise
         return mod, source, problems
+
+    def forget_failed_imports(self) -> None:
+        """Look again for what was not found (a package added or installed since), with fresh
+        directory listings."""
+        for name, mod in list(self.modules.items()):
+            if isinstance(mod, Unknown):
+                del self.modules[name]
+        self._dir_cache.clear()
 
     def forget_workspace(self, roots: Iterable[str]) -> None:
         """Drop evaluated modules under `roots` (their source may have changed)."""
@@ -360,3 +425,19 @@ class Loader:
 
 def _is_under(path: Any, folder: str) -> bool:
     return isinstance(path, str) and (path == folder or path.startswith(folder.rstrip(os.sep) + os.sep))
+
+
+def _literal_value(ev: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`__vramlint_literal__(i)` (engine/source.py): a fresh copy of the large display it
+    replaced, as evaluating the display would give."""
+    import copy
+
+    ref = ev.current_ref
+    literals = ref.module.literals if ref is not None else []
+    i = args[0] if args else None
+    if not isinstance(i, int) or not 0 <= i < len(literals):
+        return Unknown("literal not analysed", ref)
+    value = literals[i]
+    if isinstance(value, list) and all(isinstance(x, (int, float, complex, str, bytes, bool)) for x in value):
+        return list(value)  # the common case (a table of numbers): no deep copy needed
+    return copy.deepcopy(value)

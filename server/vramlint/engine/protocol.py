@@ -8,6 +8,7 @@ subclass may define `get_attribute`, `binop`, `getitem`, `setitem`, `iterate`, `
 
 from __future__ import annotations
 
+import collections
 import copy
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,7 @@ _NATIVE_METHODS: dict[type, set[str]] = {
     bytes: {"decode"},
     range: {"index", "count"},
 }
+_NATIVE_METHODS[collections.OrderedDict] = _NATIVE_METHODS[dict] | {"move_to_end"}
 
 
 class Protocol:

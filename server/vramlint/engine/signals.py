@@ -44,3 +44,16 @@ class Undecided(Exception):
     def __init__(self, unknown: Unknown) -> None:
         super().__init__(unknown.reason)
         self.unknown = unknown
+
+
+class AnalysisStopped(BudgetExceeded):
+    """The analysis as a whole ran out of time or steps, or was cancelled (engine/limits.py).
+
+    A BudgetExceeded, so every place that gives up on one statement or model gives up here too
+    and keeps what was done before; the budget stays exhausted, so everything after it stops at
+    its first step (even code that swallowed the exception). Library modules do not catch it:
+    a module it interrupts is dropped, not cached half-evaluated (loader.py)."""
+
+    def __init__(self, message: str, ref: SourceRef | None = None, cancelled: bool = False) -> None:
+        super().__init__(message, ref)
+        self.cancelled = cancelled

@@ -7,7 +7,9 @@ itself, and most library modules never need a location (only what ends up in a r
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -44,6 +46,58 @@ def decode_source(data: bytes) -> tuple[str, str | None]:
     except (UnicodeDecodeError, LookupError):
         text = data.decode("utf-8", errors="replace")
         return text, f"file is not valid {encoding}; undecodable bytes were replaced"
+
+
+def read_source_file(path: str, limit: int) -> tuple[bytes | None, str | None]:
+    """The bytes of a regular file of at most `limit` bytes, else (None, why it was not read).
+
+    Devices, FIFOs, sockets and folders are never opened for reading (`/dev/stdin` would read
+    the language server's own input, `/dev/zero` fill memory, a FIFO block forever), and the
+    cap applies to what is read, not to the size `stat` reported (a file can grow)."""
+    try:
+        kind = _not_regular(os.stat(path).st_mode)
+        if kind:
+            return None, f"not a regular file ({kind}): not read"
+        # Non-blocking: if the path was swapped for a FIFO since the stat, opening must not wait.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as err:
+        return None, f"cannot read file: {err.strerror or err}"
+    try:
+        kind = _not_regular(os.fstat(fd).st_mode)
+        if kind:
+            return None, f"not a regular file ({kind}): not read"
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as err:
+        return None, f"cannot read file: {err.strerror or err}"
+    finally:
+        os.close(fd)
+    if size > limit:
+        return None, f"file larger than max-file-size ({limit:,} bytes): not analysed"
+    return b"".join(chunks), None
+
+
+def _not_regular(mode: int) -> str:
+    """What a non-regular file is, in words ("" for a regular file)."""
+    if stat.S_ISREG(mode):
+        return ""
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def too_large(text: str, limit: int) -> str | None:
+    """The message for a text over `limit` bytes (UTF-8), else None: an editor's unsaved buffer
+    gets the same cap as a file read from disk."""
+    if len(text) <= limit // 4 or len(text.encode("utf-8", "surrogatepass")) <= limit:
+        return None
+    return f"file larger than max-file-size ({limit:,} bytes): not analysed"
 
 
 def undecodable_line(data: bytes) -> int:
@@ -85,7 +139,7 @@ class SourceModule:
         self.node_cache: dict[cst.CSTNode, object] = {}
         self._lock = threading.Lock()
         # Expressions libcst's parser would take minutes on are replaced first (see _elide_pathological).
-        parsed_text, self.elided = _elide_pathological(path, text)
+        parsed_text, self.elided, self.literals = _elide_pathological(path, text)
         try:
             self.tree = cst.parse_module(parsed_text)
         except cst.ParserSyntaxError as err:
@@ -150,6 +204,10 @@ class SourceModule:
 _cache: OrderedDict[tuple[str, str], SourceModule] = OrderedDict()
 _cache_lock = threading.Lock()
 MAX_CACHED_PARSES = 2048
+# ... and at most this many characters of source in all: a parse tree costs ~500 bytes of memory
+# per character, so a few large files would otherwise hold gigabytes after their analysis.
+MAX_CACHED_CHARS = 8 * 1024 * 1024
+_cached_chars = 0
 
 
 def parse_source(path: str, text: str, name: str) -> SourceModule:
@@ -168,11 +226,20 @@ def parse_source(path: str, text: str, name: str) -> SourceModule:
         # keystroke): keep the latest two per path, so memory does not grow with edits.
         versions = [k for k in _cache if k[0] == path]
         for k in versions[:-1]:
-            del _cache[k]
+            _uncache(k)
+        if key in _cache:
+            _uncache(key)
         _cache[key] = mod
-        while len(_cache) > MAX_CACHED_PARSES:
-            _cache.popitem(last=False)
+        global _cached_chars
+        _cached_chars += len(text)
+        while len(_cache) > 1 and (len(_cache) > MAX_CACHED_PARSES or _cached_chars > MAX_CACHED_CHARS):
+            _uncache(next(iter(_cache)))
     return mod
+
+
+def _uncache(key: tuple[str, str]) -> None:
+    global _cached_chars
+    _cached_chars -= len(_cache.pop(key).text)
 
 
 def _python_syntax_error(path: str, text: str) -> SyntaxProblem | None:
@@ -207,6 +274,13 @@ def _python_syntax_error(path: str, text: str) -> SyntaxProblem | None:
 # call that evaluates to a located Unknown, keeping every line where it was.
 
 ELIDED_NAME = "__vramlint_elided__"  # a loader builtin: returns Unknown(its argument)
+# Likewise a display (list, tuple, dict, set) of over MAX_DISPLAY elements: libcst takes ~20 s for
+# a 1 MB list of numbers. One of constants is read by `ast.literal_eval` instead (a fraction of a
+# second) and stands in the text as a call of this builtin, which returns a copy of its value
+# (SourceModule.literals[i]); any other becomes an Unknown like the expressions above.
+LITERAL_NAME = "__vramlint_literal__"
+MAX_DISPLAY = 10_000
+_LARGE_DISPLAY = "literal too large to analyse"
 MAX_NESTING = 200  # brackets; CPython's own limit
 MAX_CHAIN = 1_000  # operators in one run of an expression
 _LONG_LINE = 1_000  # characters: shorter lines, in runs under _LONG_RUN, cannot be slow to parse
@@ -217,38 +291,45 @@ _CHAIN_OPS = frozenset("+ - * / // % @ & | ^ << >> ** ~ .".split())
 _SEPARATORS = frozenset(", : ; = -> := += -= *= /= //= %= @= &= |= ^= <<= >>= **=".split())
 
 
-def _elide_pathological(path: str, text: str) -> tuple[str, list[SyntaxProblem]]:
-    """`text` with over-long chains and over-deep nesting replaced, and what was replaced."""
+def _elide_pathological(path: str, text: str) -> tuple[str, list[SyntaxProblem], list[Any]]:
+    """`text` with over-long chains, over-deep nesting and over-large displays replaced, what was
+    replaced (but displays of constants, whose values are kept), and those values."""
     if len(text) < _LONG_LINE or not _maybe_pathological(text):
-        return text, []  # the common case, decided without tokenizing
+        return text, [], []  # the common case, decided without tokenizing
     regions = _pathological_regions(text)
     while regions:
-        new_text, problems = _replace_regions(path, text, regions)
+        new_text, problems, literals = _replace_regions(path, text, regions)
         # A region the token scan got wrong must not turn valid code into a syntax error: drop
         # it (the parser will just be slow on it).
         bad = _syntax_error_line(new_text)
         broken = [r for r in regions if bad is not None and r[0][0] <= bad <= r[1][0]]
         if not broken:
-            return new_text, problems
+            return new_text, problems, literals
         regions = [r for r in regions if r not in broken]
-    return text, []
+    return text, [], []
 
 
 Region = tuple[tuple[int, int], tuple[int, int], str]  # start, end (line, column), reason
 
 
-def _replace_regions(path: str, text: str, regions: list[Region]) -> tuple[str, list[SyntaxProblem]]:
+def _replace_regions(path: str, text: str, regions: list[Region]) -> tuple[str, list[SyntaxProblem], list[Any]]:
     offsets = [0]
     for line in text.split("\n"):  # the tokenizer's lines
         offsets.append(offsets[-1] + len(line) + 1)
     out: list[str] = []
     problems: list[SyntaxProblem] = []
+    literals: list[Any] = []
     done = 0
     for start, end, reason in regions:
         a, b = offsets[start[0] - 1] + start[1], offsets[end[0] - 1] + end[1]
         if a < done:
             continue  # inside a region already replaced
-        call = f"{ELIDED_NAME}({reason!r})"
+        value = _constant(text[a:b]) if reason.startswith(_LARGE_DISPLAY) else MISSING_VALUE
+        if value is not MISSING_VALUE:
+            call = f"{LITERAL_NAME}({len(literals)})"
+            literals.append(value)
+        else:
+            call = f"{ELIDED_NAME}({reason!r})"
         newlines = end[0] - start[0]
         if newlines:  # same lines as before, and the rest of the last line at its old column
             repl = f"({call}" + "\n" * newlines + " " * max(end[1] - 1, 0) + ")"
@@ -256,9 +337,23 @@ def _replace_regions(path: str, text: str, regions: list[Region]) -> tuple[str, 
             repl = f"({call}" + " " * max(b - a - len(call) - 2, 0) + ")"
         out += [text[done:a], repl]
         done = b
-        problems.append(SyntaxProblem(reason, Location(path, start[0], start[1], end[0], end[1])))
+        if not call.startswith(LITERAL_NAME):
+            problems.append(SyntaxProblem(reason, Location(path, start[0], start[1], end[0], end[1])))
     out.append(text[done:])
-    return "".join(out), problems
+    return "".join(out), problems, literals
+
+
+MISSING_VALUE: Any = object()
+
+
+def _constant(text: str) -> Any:
+    """The value of a display of constants, else MISSING_VALUE."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return MISSING_VALUE
 
 
 def _syntax_error_line(text: str) -> int | None:
@@ -296,7 +391,7 @@ _OPERANDS = frozenset(("True", "False", "None"))
 class _Frame:
     """One bracket level of a logical line (the line itself at the bottom)."""
 
-    __slots__ = ("open", "region_start", "ops", "start", "kws", "kstart", "kend")
+    __slots__ = ("open", "region_start", "ops", "start", "kws", "kstart", "kend", "items", "display")
 
     def __init__(self, open_tok: Any = None, region_start: tuple[int, int] | None = None) -> None:
         self.open = open_tok
@@ -306,6 +401,8 @@ class _Frame:
         self.kws = 0  # expression keywords since the last `,` / `=` (`lambda: lambda: ...`)
         self.kstart: tuple[int, int] | None = None
         self.kend: tuple[int, int] | None = None  # the end of the last token but a `:`
+        self.items = 0  # commas directly inside this group
+        self.display = False  # a list, tuple, dict or set display (not a call or subscript)
 
 
 def _pathological_regions(text: str) -> list[Region]:
@@ -362,6 +459,7 @@ def _pathological_regions(text: str) -> list[Region]:
                 if f.kstart is None:
                     f.kstart = tok.start
                 frames.append(_Frame(tok, f.start if trailer else tok.start))
+                frames[-1].display = not trailer
                 deepest = max(deepest, len(frames) - 1)
                 deep = deep or len(frames) - 1 > MAX_NESTING
             elif kind == tokenize.OP and s in ")]}":
@@ -369,6 +467,9 @@ def _pathological_regions(text: str) -> list[Region]:
                     end_ops(f)
                     end_kws(f)
                     group = frames.pop()
+                    if group.display and group.items >= MAX_DISPLAY:
+                        n = group.items + (prev is not None and prev.string != ",")
+                        regions.append((group.open.start, tok.end, f"{_LARGE_DISPLAY} ({n:,} elements)"))
                     if deep and len(frames) == anchor and group.region_start is not None:
                         regions.append((group.region_start, tok.end,
                                         f"expression nested too deeply to analyse ({deepest:,} levels)"))
@@ -376,6 +477,8 @@ def _pathological_regions(text: str) -> list[Region]:
                     frames[-1].kend = tok.end
             elif kind == tokenize.OP and s in _SEPARATORS:
                 end_ops(f)
+                if s == ",":
+                    f.items += 1
                 if s != ":":
                     end_kws(f)
             elif is_kw:

@@ -18,6 +18,7 @@ import posixpath
 import sys
 from typing import TYPE_CHECKING, Any
 
+from vramlint.engine.source import read_source_file
 from vramlint.engine.values import (
     MISSING,
     Args,
@@ -230,11 +231,11 @@ def _metadata_module(loader: Loader) -> ModuleValue:
     def packages_distributions(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         out: dict[str, list[str]] = {}
         for _, folder in _dist_infos(loader).values():
-            try:
-                with open(os.path.join(folder, "top_level.txt"), encoding="utf-8") as fh:
-                    tops = [t.strip() for t in fh.read().splitlines() if t.strip()]
-            except OSError:
+            # Regular files only, and small (a workspace can hold a link to a device here).
+            data, _ = read_source_file(os.path.join(folder, "top_level.txt"), 1 << 16)
+            if data is None:
                 continue
+            tops = [t.strip() for t in data.decode("utf-8", "replace").splitlines() if t.strip()]
             dist = os.path.basename(folder)[: -len(".dist-info")].partition("-")[0]
             for t in tops:
                 out.setdefault(t, []).append(dist)

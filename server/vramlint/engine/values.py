@@ -170,6 +170,26 @@ Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
 
 
+class Positional(tuple):  # type: ignore[type-arg]
+    """A native call's positional arguments for rules that read them by index (`a[0]`, `a[1]`):
+    one that is missing is the TypeError Python raises (`x.transpose(1, )`), not an IndexError
+    out of vramlint."""
+
+    ev: Any
+    name: str
+
+    def __new__(cls, ev: Any, name: str, items: tuple[Any, ...]) -> Positional:
+        obj = super().__new__(cls, items)
+        obj.ev, obj.name = ev, name
+        return obj
+
+    def __getitem__(self, i: Any) -> Any:
+        try:
+            return tuple.__getitem__(self, i)
+        except IndexError:
+            raise self.ev.raise_error("TypeError", f"{self.name}() missing a required argument") from None
+
+
 class NativeFunction(Value):
     """A function implemented by vramlint (builtins, torch functions, rule functions).
 

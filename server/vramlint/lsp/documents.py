@@ -1,10 +1,15 @@
 """Open documents and their analyses: the only state of the language server.
 
 Analyses run off the event loop in one worker thread (the engine serialises analyses anyway),
-debounced per document. A result is stored with the version it was computed for; features ask
-for the current version's result and wait for it, so an older version's result is never shown
-for a newer document. A document with a syntax error keeps its last good analysis, whose line
-hints are shown only on lines whose text has not changed.
+debounced per document; an analysis whose document changed again (or closed) is cancelled. A
+result is stored with the version and text it was computed from, together with what the loop
+sends for it (diagnostics, status), computed in the worker: nothing on the loop parses the text or
+resolves positions, however large the document.
+
+Features wait for the current version's result while analyses are quick; once the running
+analysis (of this document or another) has run for `SLOW_S`, they answer at once from the last
+good result, on the lines whose text has not changed since (as pyright answers from its last good
+state). A document with a syntax error keeps its last good analysis the same way.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +42,8 @@ DEBOUNCE_S = 0.015  # an edit's analysis starts after 15 ms of quiet (a burst of
 # pause (~20 ms: `gc.freeze` keeps the long-lived heap out of it).
 GC_THRESHOLDS = (50_000, 50, 100)
 COLLECT_EVERY = 25
+SLOW_S = 2.0  # an analysis running longer is slow: features stop waiting for results behind it
+MAX_WAIT_S = 10.0  # a feature never waits longer than this for its document's current result
 
 
 @dataclass
@@ -46,7 +56,28 @@ class Document:
     result_version: int = -1
     good: FileAnalysis | None = None  # the last analysis without a syntax error
     good_text: str = ""
+    prepared: Any = None  # what the server made of `result` in the worker (its diagnostics...)
     pending: asyncio.Task[Any] | None = None
+    cancel: threading.Event | None = None  # set: the scheduled or running analysis is obsolete
+
+    def view(self) -> tuple[FileAnalysis | None, str | None]:
+        """The analysis features show, and the text it was made of when that is not the current
+        text (features then answer only on lines whose text has not changed): the current
+        version's result, else the last good one."""
+        fresh = self.result if self.result_version == self.version else None
+        if fresh is not None and (not fresh.errors or self.good is None):
+            return fresh, None
+        if self.good is None:
+            return None, None
+        return self.good, None if self.good_text == self.text else self.good_text
+
+
+@dataclass
+class Running:
+    """The analysis the worker is running."""
+
+    uri: str
+    started: float  # time.monotonic()
 
 
 @dataclass
@@ -100,10 +131,13 @@ def editor_settings(raw: Any) -> EditorSettings:
 
 class Documents:
     def __init__(self, on_result: Callable[[Document], None], log: Callable[[str], None],
-                 warn: Callable[[str], None] | None = None) -> None:
+                 warn: Callable[[str], None] | None = None,
+                 prepare: Callable[[Document, int, str, FileAnalysis], Any] | None = None) -> None:
         self.docs: dict[str, Document] = {}
         self.editor = EditorSettings()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vramlint-analysis")
+        self.running: Running | None = None
+        self.prepare = prepare
         self.on_result = on_result
         self._log = log
         self._warn = warn or log
@@ -171,12 +205,15 @@ class Documents:
             return
         if doc.pending is not None:
             doc.pending.cancel()
+        if doc.cancel is not None:
+            doc.cancel.set()
         # Closed without saving, its unsaved text no longer applies: importers read the disk again.
         self._importers_again(doc, delay=0.0)
+        self._trim_later()
 
     def _importers_again(self, doc: Document, delay: float) -> None:
         """Other open files that may import `doc`: analyse them again too. Their results are
-        stale until then (a hover waits for the new one)."""
+        stale until then (a hover waits for the new one while analyses are quick)."""
         stem = Path(doc.path).stem
         for other in self.docs.values():
             if other is not doc and _may_import(other.text, stem):
@@ -192,67 +229,110 @@ class Documents:
         self.loop = asyncio.get_running_loop()
         if doc.pending is not None and not doc.pending.done():
             doc.pending.cancel()
-        doc.pending = asyncio.ensure_future(self._run(doc, doc.version, delay))
+        if doc.cancel is not None:
+            doc.cancel.set()  # its analysis, queued or running, is of an older text: stop it
+        doc.cancel = threading.Event()
+        doc.pending = asyncio.ensure_future(self._run(doc, doc.version, delay, doc.cancel))
 
-    async def _run(self, doc: Document, version: int, delay: float) -> None:
+    async def _run(self, doc: Document, version: int, delay: float, cancel: threading.Event) -> None:
         if delay:
             await asyncio.sleep(delay)
-        if doc.version != version:
+        if doc.version != version or cancel.is_set():
             return
         loop = asyncio.get_running_loop()
         overlays = {d.path: d.text for d in self.docs.values()}
-        result = await loop.run_in_executor(self.executor, self._analyze, doc.path, doc.text, overlays)
-        if doc.version != version or self.docs.get(doc.uri) is not doc:
-            return  # the document moved on: this result is for an older version
+        text = doc.text
+        done = await loop.run_in_executor(self.executor, self._analyze, doc, version, text, overlays, cancel)
+        if done is None or doc.version != version or self.docs.get(doc.uri) is not doc:
+            return  # cancelled, or the document moved on: this result is for an older version
+        result, prepared = done
         if not self.frozen:
             # What the first analysis loaded (library modules) lives as long as the server: keep it
             # out of the collector's full scans.
             gc.collect()
             gc.freeze()
             self.frozen = True
-        doc.result, doc.result_version = result, version
+        doc.result, doc.result_version, doc.prepared = result, version, prepared
         if not result.errors:
-            doc.good, doc.good_text = result, doc.text
+            doc.good, doc.good_text = result, text
         self.on_result(doc)
         self._results_since_collect += 1
         if self._results_since_collect >= COLLECT_EVERY:  # edits that do not pause (see GC_THRESHOLDS)
             self._results_since_collect = 0
             asyncio.get_running_loop().run_in_executor(self.executor, gc.collect)
-        # Once edits pause, give the memory the analyses freed back to the system.
+        self._trim_later()
+
+    def _trim_later(self) -> None:
+        """Once edits pause, give the memory the analyses freed back to the system."""
         if self._trim_handle is not None:
             self._trim_handle.cancel()
         self._trim_handle = asyncio.get_running_loop().call_later(
             1.0, lambda: asyncio.get_running_loop().run_in_executor(self.executor, _release_free_memory))
 
-    def _analyze(self, path: str, text: str, overlays: dict[str, str]) -> FileAnalysis:
-        settings, editor_only = self._settings(path)
+    def _analyze(self, doc: Document, version: int, text: str, overlays: dict[str, str],
+                 cancel: threading.Event) -> tuple[FileAnalysis, Any] | None:
+        """In the worker: the analysis of `text`, and what the server makes of it for the loop
+        (`prepare`); None when cancelled."""
+        if cancel.is_set():
+            return None
+        path = doc.path
         try:
-            api.set_open_files(settings, overlays, self.roots or [os.path.dirname(path)])
-            result = api.analyze_source(path, text, settings)
-            editor_sources(result, settings, editor_only)
-            return result
+            with self.busy(doc.uri):
+                settings, editor_only = self._settings(path)
+                api.set_open_files(settings, overlays, self.roots or [os.path.dirname(path)])
+                result = api.analyze_source(path, text, settings, cancel=cancel)
+                editor_sources(result, settings, editor_only)
+        except api.AnalysisCancelled:
+            return None
         except Exception as err:  # a bug must not take the server down: log it, answer empty
             self.log(f"analysis of {path} failed: {type(err).__name__}: {err}")
-            return FileAnalysis(path)
+            result = FileAnalysis(path)
+        return result, self._prepared(doc, version, text, result)
 
-    async def current(self, uri: str) -> tuple[Document | None, FileAnalysis | None]:
-        """The document and the analysis of its current version (waiting for it if pending)."""
+    @contextmanager
+    def busy(self, uri: str) -> Iterator[None]:
+        """Marks work of the analysis worker (an analysis, quick fixes' checks): see `slow`."""
+        self.running = Running(uri, time.monotonic())
+        try:
+            yield
+        finally:
+            self.running = None
+
+    def _prepared(self, doc: Document, version: int, text: str, result: FileAnalysis) -> Any:
+        if self.prepare is None:
+            return None
+        try:
+            return self.prepare(doc, version, text, result)
+        except Exception as err:
+            self.log(f"preparing the results of {doc.path} failed: {type(err).__name__}: {err}")
+            return None
+
+    def slow(self) -> bool:
+        """Whether the running analysis has run long enough that features stop waiting."""
+        run = self.running
+        return run is not None and time.monotonic() - run.started > SLOW_S
+
+    async def current(self, uri: str) -> Document | None:
+        """The document, once its current version's result is in, or at once (its last result
+        stands) when analyses are slow; see the module's docstring."""
         doc = self.docs.get(uri)
         if doc is None:
-            return None, None
-        for _ in range(3):
-            if doc.result_version == doc.version:
-                return doc, doc.result
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MAX_WAIT_S
+        rescheduled = False
+        while doc.result_version != doc.version and self.docs.get(uri) is doc:
+            if self.slow() or loop.time() > deadline:
+                break
             task = doc.pending
-            if task is None:
-                self.schedule(doc, delay=0.0)
-                task = doc.pending
-            try:
-                await asyncio.shield(task) if task is not None else None
-            except asyncio.CancelledError:
-                if doc.pending is task:
-                    raise
-        return doc, doc.result if doc.result_version == doc.version else None
+            if task is None or task.done():
+                if rescheduled:
+                    break
+                self.schedule(doc, delay=0.0)  # nothing scheduled produced it (a dropped result)
+                rescheduled, task = True, doc.pending
+            assert task is not None
+            await asyncio.wait({task}, timeout=0.05)
+        return doc
 
 
 EDITOR_SOURCE = "editor settings"
@@ -280,10 +360,11 @@ def editor_sources(fa: FileAnalysis, settings: Settings, keys: set[str]) -> None
 
 def _may_import(text: str, stem: str) -> bool:
     """Whether `text` has an import statement naming module `stem` (cheap, textual: a false
-    positive costs one analysis)."""
+    positive costs one analysis). Linear: `[ \\t]*`, not `\\s*`, which would rescan a run of
+    blank lines from each of its lines."""
     import re
 
-    return re.search(rf"^\s*(from|import)\s[^\n]*\b{re.escape(stem)}\b", text, re.M) is not None
+    return re.search(rf"^[ \t]*(from|import)[ \t][^\n]*\b{re.escape(stem)}\b", text, re.M) is not None
 
 
 def _release_free_memory() -> None:

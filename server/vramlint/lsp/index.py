@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 import os
 import re
-from collections import OrderedDict
+import weakref
 from collections.abc import Iterator
 
 from vramlint.analysis.results import FileAnalysis, ModelResult, ModuleNode
@@ -49,20 +49,22 @@ def layer_at(fa: FileAnalysis, line: int, col: int) -> tuple[ModuleNode, ModelRe
 
 
 Site = tuple[ModuleNode, ModelResult, Location, bool]
-_sites: OrderedDict[int, tuple[FileAnalysis, list[Site]]] = OrderedDict()  # the latest analyses' sites
+# id(analysis) -> its sites, for as long as the analysis lives: the language server computes them
+# in its worker, and a feature on the event loop must find them there, however many files are open
+# (recomputing parses statements' text: seconds for a large literal).
+_sites: dict[int, list[Site]] = {}
 
 
 def sites(fa: FileAnalysis) -> list[Site]:
     """Each layer built in the analysed file (see `_sites_of`), computed once per analysis
     (hover, inlay hints and their tooltips ask for them again and again)."""
     hit = _sites.get(id(fa))
-    if hit is not None and hit[0] is fa:
-        _sites.move_to_end(id(fa))
-        return hit[1]
+    if hit is not None:
+        return hit
     out = _sites_of(fa)
-    _sites[id(fa)] = (fa, out)
-    while len(_sites) > 4:
-        _sites.popitem(last=False)
+    if id(fa) not in _sites:
+        _sites[id(fa)] = out
+        weakref.finalize(fa, _sites.pop, id(fa), None)
     return out
 
 

@@ -10,32 +10,91 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import sys
+import threading
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
+from pygls.protocol.json_rpc import RPCMessage, RPCRequest
 from pygls.uris import to_fs_path
 
 from vramlint import __version__
 from vramlint.analysis import api
 from vramlint.analysis.results import FileAnalysis
-from vramlint.lsp import code_actions, code_lens, diagnostics, hover, inlay_hints, status
-from vramlint.lsp.documents import GC_THRESHOLDS, Document, Documents, editor_settings
-from vramlint.lsp.protocol_fixes import VramlintProtocol
+from vramlint.lsp import (
+    code_actions,
+    code_lens,
+    diagnostics,
+    hover,
+    index,
+    inlay_hints,
+    status,
+    transport,
+)
+from vramlint.lsp.documents import (
+    GC_THRESHOLDS,
+    Document,
+    Documents,
+    editor_settings,
+)
+from vramlint.lsp.protocol_fixes import LeakFreeProtocol
 
 T = TypeVar("T")
 WATCHED = ["**/*.py", "**/pyproject.toml", "**/vramlint.toml"]
+EVERYWHERE = types.Range(types.Position(0, 0), types.Position(2**31 - 1, 0))
+
+
+class VramlintProtocol(LeakFreeProtocol):
+    """pygls's protocol with the lifecycle rules it leaves out: a request after `shutdown` is
+    answered InvalidRequest (pygls drops it: the client would wait for ever); `exit` ends the
+    process at once, with code 0 after `shutdown` and 1 without, as LSP says (pygls's loop loses
+    the code), without waiting for an analysis still running."""
+
+    def handle_message(self, message: RPCMessage) -> None:
+        method = getattr(message, "method", None)
+        if method == types.EXIT:
+            end_process(0 if self._shutdown else 1)
+        if self._shutdown and isinstance(message, RPCRequest):
+            error = JsonRpcInvalidRequest(f"{method}: the server has been shut down (only `exit` is expected)")
+            self._send_response(message.id, error=error.to_response_error())
+            return
+        super().handle_message(message)
+
+
+def end_process(code: int) -> None:
+    """Exit now: the analysis worker may be deep in a file (a thread Python would wait for)."""
+    try:
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+@dataclass
+class Prepared:
+    """What the loop sends for an analysis, made in the worker (positions of a large file cost)."""
+
+    diagnostics: list[types.Diagnostic]
+    status: dict[str, Any]
 
 
 class VramlintServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("vramlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full,
                          protocol_cls=VramlintProtocol)
-        self.docs = Documents(self._published, self._send_log, self._show_warning)
+        self.docs = Documents(self._published, self._send_log, self._show_warning, self._prepare)
         self.refresh_hints = False
         self.refresh_lenses = False
+
+    def report_problem(self, message: str) -> None:
+        """A protocol problem (a malformed message...): stderr and the client's log."""
+        print(f"vramlint lsp: {message}", file=sys.stderr, flush=True)
+        self._send_log(message, types.MessageType.Error)
 
     def log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
         """From any thread (a guarded feature may run in the analysis worker)."""
@@ -53,13 +112,21 @@ class VramlintServer(LanguageServer):
         except Exception:
             pass
 
+    def _prepare(self, doc: Document, version: int, text: str, fa: FileAnalysis) -> Prepared:
+        """In the analysis worker: the diagnostics and status of `fa`, and every position the
+        features look up on the loop (layer sites, models' locations), resolved now."""
+        prepared = Prepared(diagnostics.diagnostics(fa, text), status.status(doc.uri, version, fa))
+        self.guard("positions", lambda: (index.sites(fa), code_lens.code_lenses(fa, text, doc.uri),
+                                         inlay_hints.inlay_hints(fa, text, EVERYWHERE, True, True, None, doc.uri)), None)
+        return prepared
+
     def _published(self, doc: Document) -> None:
-        fa = doc.result
-        if fa is None:
+        prepared = doc.prepared
+        if doc.result is None or not isinstance(prepared, Prepared):
             return
         self.guard("diagnostics", lambda: self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
-            doc.uri, diagnostics.diagnostics(fa, doc.text), version=doc.version)), None)
-        self.guard("status", lambda: self.protocol.notify(status.METHOD, status.status(doc.uri, doc.version, fa)), None)
+            doc.uri, prepared.diagnostics, version=doc.result_version)), None)
+        self.guard("status", lambda: self.protocol.notify(status.METHOD, prepared.status), None)
         if self.refresh_hints:
             self.guard("inlay refresh", lambda: self.workspace_inlay_hint_refresh(None), None)
         if self.refresh_lenses:
@@ -161,20 +228,20 @@ def did_change_watched_files(ls: VramlintServer, params: types.DidChangeWatchedF
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)
 async def on_hover(ls: VramlintServer, params: types.HoverParams) -> types.Hover | None:
-    doc, fa = await ls.docs.current(params.text_document.uri)
-    if doc is None or fa is None:
+    doc = await ls.docs.current(params.text_document.uri)
+    usable, good_text = doc.view() if doc is not None else (None, None)
+    if doc is None or usable is None:
         return None
-    usable, good_text = _view(doc, fa)
     return ls.guard("hover", lambda: hover.hover(usable, doc.text, params.position, good_text), None)
 
 
 @server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=True))
 async def on_inlay_hints(ls: VramlintServer, params: types.InlayHintParams) -> list[types.InlayHint]:
-    doc, fa = await ls.docs.current(params.text_document.uri)
-    if doc is None or fa is None:
+    doc = await ls.docs.current(params.text_document.uri)
+    usable, good_text = doc.view() if doc is not None else (None, None)
+    if doc is None or usable is None:
         return []
     ed = ls.docs.editor
-    usable, good_text = _view(doc, fa)
     return ls.guard("inlay hints", lambda: inlay_hints.inlay_hints(
         usable, doc.text, params.range, ed.inlay_layers, ed.inlay_forward, good_text, doc.uri), [])
 
@@ -190,29 +257,41 @@ def on_inlay_hint_resolve(ls: VramlintServer, hint: types.InlayHint) -> types.In
 
 @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
 async def on_code_lens(ls: VramlintServer, params: types.CodeLensParams) -> list[types.CodeLens]:
-    doc, fa = await ls.docs.current(params.text_document.uri)
-    if doc is None or fa is None or not ls.docs.editor.code_lens:
+    doc = await ls.docs.current(params.text_document.uri)
+    usable, good_text = doc.view() if doc is not None else (None, None)
+    if doc is None or usable is None or not ls.docs.editor.code_lens:
         return []
-    usable, good_text = _view(doc, fa)
     return ls.guard("code lens", lambda: code_lens.code_lenses(usable, doc.text, doc.uri, good_text), [])
 
 
 @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
                 types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
 async def on_code_action(ls: VramlintServer, params: types.CodeActionParams) -> list[types.CodeAction]:
-    doc, fa = await ls.docs.current(params.text_document.uri)
+    """Quick fixes, checked by analysing the fixed text: in the analysis worker, so they wait for
+    a running analysis; `$/cancelRequest` answers at once and stops them."""
+    doc = await ls.docs.current(params.text_document.uri)
+    fa = doc.result if doc is not None and doc.result_version == doc.version else None
     if doc is None or fa is None or not params.context.diagnostics:
         return []
     loop = asyncio.get_running_loop()
     settings = ls.docs.settings_for(doc.path)
+    text, cancel = doc.text, threading.Event()
 
     def work() -> list[types.CodeAction]:
-        return code_actions.code_actions(fa, doc.text, doc.uri, params.context.diagnostics,
-                                         lambda text: api.analyze_source(doc.path, text, settings))
+        try:
+            with ls.docs.busy(doc.uri):
+                return code_actions.code_actions(fa, text, doc.uri, params.context.diagnostics, lambda fixed:
+                                                 api.analyze_source(doc.path, fixed, settings, cancel=cancel))
+        except api.AnalysisCancelled:
+            return []
 
     empty: list[types.CodeAction] = []
-    result: list[types.CodeAction] = await loop.run_in_executor(
-        ls.docs.executor, lambda: ls.guard("code actions", work, empty))
+    try:
+        result: list[types.CodeAction] = await loop.run_in_executor(
+            ls.docs.executor, lambda: ls.guard("code actions", work, empty))
+    except asyncio.CancelledError:
+        cancel.set()  # the client cancelled the request: stop its analyses too
+        raise
     return result
 
 
@@ -223,22 +302,18 @@ async def show_report(ls: VramlintServer, *args: Any) -> str:
     from vramlint.render.report import report
 
     uri, name = ([*args] + [None, None])[:2]
-    doc, fa = await ls.docs.current(str(uri))
+    doc = await ls.docs.current(str(uri))
+    fa = doc.view()[0] if doc is not None else None
     if doc is None or fa is None:
         return "the document is not open"
     model = next((m for m in fa.models if m.name == name), None)
     if model is None:
         return f"no model named {name}"
-    return ls.guard("report", lambda: report(doc.path, model, width=120), "")
-
-
-def _view(doc: Document, fa: FileAnalysis) -> tuple[FileAnalysis, str | None]:
-    """The analysis the features show, and the text it was made of when that is not the
-    document's: while the file has a syntax error, its last good analysis, shown on the lines
-    whose text has not changed since."""
-    if fa.errors and doc.good is not None:
-        return doc.good, doc.good_text
-    return fa, None
+    path = doc.path
+    # Off the loop (the report resolves positions), but not behind a running analysis.
+    text: str = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: ls.guard("report", lambda: report(path, model, width=120), ""))
+    return text
 
 
 def main(tcp: str | None = None) -> int:
@@ -248,6 +323,8 @@ def main(tcp: str | None = None) -> int:
     if tcp:
         host, _, port = tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
-    else:
-        server.start_io()
-    return 0
+        return 0
+    transport.serve_stdio(server.protocol, server.report_problem)
+    # The client closed the stream without `exit`.
+    end_process(0 if server.protocol._shutdown else 1)
+    return 1

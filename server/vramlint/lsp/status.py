@@ -1,6 +1,7 @@
 """`vramlint/status`: a notification after each analysis, for the client's status item: each
 model of the document with its line (0-based, as LSP positions), its training peak, what it needs
-of the GPU and whether it fits."""
+of the GPU and whether it fits. With `mode = "infer"` (`mode`), `fits` is about inference
+(`inferenceNeed`: the inference peak with the CUDA context), as the CLI's verdict and the code lens."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ def status(uri: str, version: int, fa: FileAnalysis) -> dict[str, Any]:
     models = []
     for m in fa.models:
         e = m.memory
+        mode = m.setup["mode"] if m.setup is not None else None
+        need = (e.inference_need if mode == "infer" else e.device_total) if e else None
         models.append({
             "name": m.name, "line": m.location.line - 1 if m.location else None, "params": m.params.total,
             "trainPeak": e.train_peak if e else None, "inferencePeak": e.inference_peak if e else None,
             "deviceTotal": e.device_total if e else None, "deviceMemory": e.device_memory if e else None,
             "device": e.device if e else None, "batchSize": e.batch_size if e else None,
-            "fits": e.fits if e else None,
+            "mode": mode, "inferenceNeed": e.inference_need if e else None,
+            "fits": need <= e.device_memory if e and need is not None else None,
         })
     return {"uri": uri, "version": version, "models": models,
             "errors": len(fa.errors) + sum(1 for f in fa.findings if f.severity == "error")}

@@ -1,4 +1,9 @@
-"""Short texts the features share: a model's one-line summary, a layer's, a forward line's."""
+"""Short texts the features share: a model's one-line summary, a layer's, a forward line's.
+
+Each figure has the name the CLI gives it (`vramlint check`, `report`, `explain`): "training peak"
+(what torch.cuda.max_memory_allocated() reports for a training step), "inference peak", "device total"
+(the training peak with the allocator's fragmentation and the CUDA context: what the card must hold).
+"""
 
 from __future__ import annotations
 
@@ -17,13 +22,21 @@ def count(n: int | None) -> str:
 
 
 def model_line(m: ModelResult) -> str:
-    """`23.2M params · train 1.53 GiB / 79.19 GiB · bs 16 · fp32 · adamw` (the code lens)."""
+    """`131.4K params · training peak 67.5 MiB · device total 900.0 MiB / 79.19 GiB · batch 256 · fp32 · adam`
+    (the code lens); with `mode = "infer"`, the inference peak and what inference needs of the card."""
     parts = [f"{count(m.params.total)} params"]
     e = m.memory
     if e is not None:
-        parts.append(f"train {fmt_bytes(e.device_total)} / {fmt_bytes(e.device_memory)}"
-                     + ("" if e.fits else " (does NOT fit)"))
-        parts += [f"bs {e.batch_size}", e.precision, e.optimizer]
+        if _infer(m):
+            fits = e.inference_need <= e.device_memory
+            parts += [f"inference peak {fmt_bytes(e.inference_peak)}",
+                      f"inference needs {fmt_bytes(e.inference_need)} / {fmt_bytes(e.device_memory)}"]
+        else:
+            fits = e.fits
+            parts += [f"training peak {fmt_bytes(e.train_peak)}",
+                      f"device total {fmt_bytes(e.device_total)} / {fmt_bytes(e.device_memory)}"]
+        parts[-1] += "" if fits else " (does NOT fit)"
+        parts += [f"batch {e.batch_size}", e.precision, e.optimizer]
     elif m.memory_unknowns:
         parts.append("memory: needs inputs")
     return " · ".join(parts)
@@ -42,28 +55,39 @@ def layer_hint(node: ModuleNode) -> str:
     return f"{count(node.param_count)} params"
 
 
+def _infer(m: ModelResult) -> bool:
+    return m.setup is not None and m.setup["mode"] == "infer"
+
+
 def model_markdown(m: ModelResult) -> str:
     e = m.memory
     lines = [f"**{m.name}** ({m.kind}): {m.params.total:,} parameters" if m.params.total is not None
              else f"**{m.name}** ({m.kind}): parameters unknown"]
     if e is not None:
-        share = e.device_total / e.device_memory if e.device_memory else 0
+        need, what = (e.inference_need, "inference") if _infer(m) else (e.device_total, "training")
+        share = need / e.device_memory if e.device_memory else 0
+        verdict = "fits" if need <= e.device_memory else "**does NOT fit**"
         lines += [
             "",
             "| | |", "|---|---:|",
             f"| weights | {fmt_bytes(e.weights)} |", f"| gradients | {fmt_bytes(e.gradients)} |",
             f"| optimizer state | {fmt_bytes(e.optimizer_state)} |", f"| kept for backward | {fmt_bytes(e.activations)} |",
-            f"| workspace | {fmt_bytes(e.workspace)} |", f"| **training peak** | **{fmt_bytes(e.train_peak)}** |",
+            f"| batch | {fmt_bytes(e.inputs)} |", f"| cuBLAS workspaces | {fmt_bytes(e.workspace)} |",
+            f"| **training peak** | **{fmt_bytes(e.train_peak)}** |",
             f"| inference peak | {fmt_bytes(e.inference_peak)} |",
+            f"| device total | {fmt_bytes(e.device_total)} |",
             "",
-            f"{e.device}: {fmt_bytes(e.device_total)} of {fmt_bytes(e.device_memory)} ({share:.0%})"
-            + ("" if e.fits else " — **does not fit**"),
+            f"{what} {verdict} in the {e.device} ({fmt_bytes(e.device_memory)}): needs {fmt_bytes(need)} with the "
+            f"CUDA context ({share:.0%})",
         ]
     if m.setup is not None:
         lines += ["", "Setup:"]
         for key, label in (("batch_size", "batch size"), ("precision", "precision"), ("optimizer", "optimizer"),
                            ("device", "GPU"), ("mode", "mode")):
-            lines.append(f"- {label}: `{m.setup[key]}` ({m.setup.source(key)})")
+            value = m.setup[key]
+            # No value (a batch size neither given nor read from the code): say so, not `None`.
+            lines.append(f"- {label}: `{value}` ({m.setup.source(key)})" if value is not None
+                         else f"- {label}: not given")
     for u in m.memory_unknowns[:1]:
         lines += ["", f"No memory estimate: {u.reason}"]
     return "\n".join(lines)

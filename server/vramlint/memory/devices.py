@@ -1,6 +1,7 @@
 """Fixed costs of a CUDA device: cuBLAS workspaces, the CUDA context, the host process.
 
-Measured on an H200 with torch 2.11 / CUDA 13 (../shared/calibration/h200-context-and-workspaces.json):
+Measured on an H200 with torch 2.11 / CUDA 13
+(benchmarks/data/calibration/h200-context-and-workspaces.json):
 the first matmul allocates a 32 MiB cuBLAS workspace through the caching allocator, backward
 (autograd's own thread, so another handle) another 32 MiB; the context plus the loaded cuBLAS and
 cuDNN libraries take ~830 MiB of device memory outside the allocator. Before Hopper PyTorch's

@@ -18,7 +18,7 @@ MATMUL_OPS = {"linear", "matmul", "addmm", "baddbmm", "bilinear", "multihead_att
 
 # At the edge of the card the caching allocator frees its cached blocks and retries before it
 # fails, so what it reserves beyond the allocated peak is the fragmentation it cannot release:
-# 2.0% and 1.6% at the largest batch that trained (../shared/calibration/h200-max-batch.jsonl).
+# 2.0% and 1.6% at the largest batch that trained (benchmarks/data/calibration/h200-max-batch.jsonl).
 # (With room to spare it keeps much more cached: max_reserved in the calibration data.)
 FRAGMENTATION = 0.02
 SEGMENT = 2 << 20  # large allocations are rounded up to 2 MiB segments
@@ -74,6 +74,7 @@ class LineTensor:
 class LayerMemory:
     path: str  # module path ("" for the model itself)
     saved_bytes: int  # kept for backward by the ops of this module (not its children)
+    ops: tuple[str, ...] = ()  # those ops' names, each once (F.relu, torch.cat in a forward)
 
 
 @dataclass
@@ -114,6 +115,10 @@ class MemoryEstimate:
     layers: list[LayerMemory] = field(default_factory=list)
     textbook: Textbook | None = None
     max_batch: int | None = None  # the largest batch that fits the device (when asked for)
+    # At the training peak: the parameter gradients and the tensors kept for backward still allocated
+    # (the rest of the peak above the fixed part is transient: gradients in flight, step temporaries).
+    peak_gradients: int = 0
+    peak_kept: int = 0
     hotspots: list[Hotspot] = field(default_factory=list)  # the ops keeping the most, largest first
     lines: dict[int, LineTensor] = field(default_factory=dict)  # forward lines of the analysed file
     unmodelled_ops: dict[str, int] = field(default_factory=dict)  # op -> calls assumed to keep their inputs
@@ -153,6 +158,7 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     if run.peak_at.module or run.peak_at.op:
         phase += f" at {run.peak_at.module or '(model)'} ({run.peak_at.op})"
     layers: dict[str, int] = {}
+    layer_ops: dict[str, dict[str, None]] = {}  # ordered sets
     counted: set[int] = set()
     per_op: list[Hotspot] = []
     for op in tape.ops:
@@ -165,6 +171,7 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
             own += rounded(st.nbytes)
         if own:
             layers[op.module] = layers.get(op.module, 0) + own
+            layer_ops.setdefault(op.module, {})[op.name] = None
             per_op.append(Hotspot(op.name, op.module, own, op.where))
     per_op.sort(key=lambda h: -h.bytes)
     reserved = reserved_at(run.peak)
@@ -179,9 +186,10 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         weights=weights, buffers=rounded(buffers), gradients=run.param_grad_bytes, optimizer_state=state,
         activations=run.saved_bytes, inputs=inputs, workspace=workspace_train, optimizer_temp=step_temp,
         train_peak=run.peak, train_peak_phase=phase, inference_peak=infer.peak,
+        peak_gradients=run.peak_at.gradients, peak_kept=run.peak_at.kept,
         device_total=reserved + device.context,
         host_peak=HOST_RUNTIME_CUDA + weights + rounded(buffers) + inputs,
         host_peak_cpu_training=HOST_RUNTIME_CPU + cpu_peak,
-        layers=[LayerMemory(p, b) for p, b in layers.items()], hotspots=per_op[:5],
+        layers=[LayerMemory(p, b, tuple(layer_ops[p])) for p, b in layers.items()], hotspots=per_op[:5],
         unmodelled_ops=dict(tape.unmodelled), notes=notes,
     )

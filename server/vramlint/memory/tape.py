@@ -19,8 +19,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from vramlint.engine.signals import BudgetExceeded
 from vramlint.frontends.torch.tensors import DTYPE_BYTES, FLOAT_DTYPES, BufferTensor, TensorValue
 from vramlint.memory import autograd_rules as rules
+
+# Ops one forward trace may record. Real models record a few thousand (a 48-layer transformer
+# about 5,000); an endless loop in a forward would otherwise grow the tape until memory runs
+# out (2 GB a minute), so the trace stops there with a located error.
+MAX_TAPE_OPS = 200_000
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -159,6 +165,9 @@ class Tape:
         outs = list(_tensors((out,)))
         if not outs:
             return  # sizes, shapes, Python values: nothing allocated
+        if len(self.ops) >= MAX_TAPE_OPS:
+            raise BudgetExceeded(f"memory trace over {MAX_TAPE_OPS:,} operations (endless loop in the forward?)",
+                                 where)
         name, inplace = rules.canonical(raw_name, module, kwargs)
         in_recs = [self.info(t) for t in ins]
         fresh = [t for t in outs if id(t) not in self.tensors]

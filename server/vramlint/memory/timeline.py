@@ -32,6 +32,10 @@ class Phase:
     op: str  # the op running at the peak ("" when none)
     module: str
     bytes: int
+    # What of `bytes` is parameter gradients and tensors kept for backward at that moment (the rest
+    # being the fixed base and transients): explain's rows add up to the peak with them.
+    gradients: int = 0
+    kept: int = 0
 
 
 @dataclass
@@ -101,18 +105,23 @@ def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: s
     peak_at = Phase("forward", "", "", base)
     alive: set[int] = set()
     samples: list[tuple[str, int]] = [("start", base)]
+    # Running totals of the parameter gradients and the tensors kept for backward within `live`.
+    grads_live = 0
+    kept_live = 0
 
     def bump(phase: str, op: Op | None, extra: int = 0) -> None:
         nonlocal peak, peak_at
         if live + extra > peak:
             peak = live + extra
-            peak_at = Phase(phase, op.name if op else "", op.module if op else "", peak)
+            peak_at = Phase(phase, op.name if op else "", op.module if op else "", peak, grads_live, kept_live)
 
     for op in tape.ops:
         for sid in op.allocated:
             if sid in transient and sid not in alive:
                 alive.add(sid)
                 live += size[sid]
+                if sid in keepers:
+                    kept_live += size[sid]
         bump("forward", op)
         for sid in release_at.get(op.index, ()):
             if sid in alive:
@@ -156,6 +165,7 @@ def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: s
                     alive.add(sid)
                     recomputed.add(sid)
                     live += size[sid]
+                    kept_live += size[sid]
             bump("backward (recomputing a checkpointed region)", op)
         temp = op.backward_temp
         new_grads: list[int] = []
@@ -167,6 +177,7 @@ def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: s
                 else:
                     param_grads[sid] = size[sid]
                     live += size[sid]
+                    grads_live += size[sid]
                 continue
             if op.grad == "pass" and any(o in grads for o in op.outputs) and sid not in grads:
                 src = next(o for o in op.outputs if o in grads)
@@ -189,18 +200,20 @@ def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: s
             if sid in alive:
                 alive.discard(sid)
                 live -= size[sid]
+                kept_live -= size[sid]
         if op.region >= 0:
             for sid in op.saved:
                 if sid in recomputed and min(region_release.get(sid, [op.index])) == op.index and sid in alive:
                     alive.discard(sid)
                     live -= size[sid]
+                    kept_live -= size[sid]
     for sid in list(grads):
         live -= grads.pop(sid)  # gradients of the inputs: dropped at the end of backward
     samples.append(("after backward", live))
     param_grad_bytes = sum(param_grads.values())
     if live + optimizer_temp > peak:
         peak = live + optimizer_temp
-        peak_at = Phase("optimizer step", "", "", peak)
+        peak_at = Phase("optimizer step", "", "", peak, grads_live, kept_live)
     samples.append(("optimizer step", live + optimizer_temp))
     return TrainingRun(peak, peak_at, saved_bytes, param_grad_bytes, after_forward, samples)
 

@@ -10,11 +10,53 @@ people observe, with its causes in numbers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from vramlint.analysis.results import ModelResult
+from vramlint.memory.estimate import MemoryEstimate
 from vramlint.memory.optimizers import OPTIMIZERS
 from vramlint.render.units import fmt_bytes
 
 DTYPE_BYTES = {"fp32": 4, "amp-bf16": 4, "amp-fp16": 4, "bf16": 2, "fp16": 2}
+OPTIMIZER_STEP = "optimizer step"  # timeline.py's name of the phase after backward
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    bytes: int
+    note: str
+
+
+def peak_rows(e: MemoryEstimate, params: int) -> list[Row]:
+    """What is allocated at the moment of the training peak, one row per cause: they add up to
+    the peak. Gradients and the tensors kept for backward are counted as they stand at that moment
+    (during backward, part of the gradients exist and part of what was kept is already freed), the
+    step's temporaries only when the peak is the optimizer step; the rest is transient."""
+    at_step = e.train_peak_phase == OPTIMIZER_STEP
+    rows = [
+        Row("weights", e.weights, f"{params:,} parameters"),
+        *([Row("buffers", e.buffers, "running statistics and other registered buffers")] if e.buffers else []),
+        Row("optimizer state", e.optimizer_state, OPTIMIZERS[e.optimizer].description),
+        Row("batch", e.inputs, "inputs and targets, on the GPU"),
+        Row("cuBLAS workspaces", e.workspace, "forward handle + autograd's backward thread"),
+        Row("gradients", e.peak_gradients,
+            _part(e.peak_gradients, e.gradients, "after backward", "one per trainable weight, kept until the next "
+                  "zero_grad")),
+        Row("kept for backward", e.peak_kept,
+            _part(e.peak_kept, e.activations, "after the forward", "layer inputs, activation outputs, masks, "
+                  "statistics, log-probabilities")),
+        Row("optimizer step temporaries", e.optimizer_temp if at_step else 0,
+            "foreach implementation, all parameters at once" if at_step
+            else f"{fmt_bytes(e.optimizer_temp)} during the step, after the peak"),
+    ]
+    transient = e.train_peak - sum(r.bytes for r in rows)
+    rows.append(Row("+ transient at the peak", transient, "gradients in flight, outputs being computed"))
+    return rows
+
+
+def _part(now: int, whole: int, when: str, what: str) -> str:
+    return what if now == whole else f"{fmt_bytes(whole)} {when}; {what}"
 
 
 def explain(path: str, m: ModelResult) -> str:
@@ -40,21 +82,10 @@ def explain(path: str, m: ModelResult) -> str:
             f" = {fmt_bytes(textbook_bytes)} at {width} bytes",
             "",
         ]
-    rows = [
-        ("weights", e.weights, f"{params:,} parameters"),
-        ("gradients", e.gradients, "one per trainable weight, kept until the next zero_grad"),
-        ("optimizer state", e.optimizer_state, OPTIMIZERS[e.optimizer].description),
-        ("optimizer.step() temporaries", e.optimizer_temp, "foreach implementation, all parameters at once"),
-        ("kept for backward", e.activations, "layer inputs, activation outputs, masks, statistics, log-probabilities"),
-        ("the batch on the GPU", e.inputs, "inputs and targets"),
-        ("cuBLAS workspaces", e.workspace, "forward handle + autograd's backward thread"),
-    ]
-    lines.append("What one training step allocates (steady state, as torch.cuda.max_memory_allocated() reports):")
-    for label, value, note in rows:
-        lines.append(f"  {label:<30} {fmt_bytes(value):>11}   {note}")
-    transient = e.train_peak - sum(v for _, v, _ in rows if _ != "optimizer.step() temporaries")
-    lines.append(f"  {'+ transient at the peak':<30} {fmt_bytes(max(transient, 0)):>11}   "
-                 f"gradients in flight, outputs being computed ({e.train_peak_phase})")
+    lines.append(f"What is allocated at the training peak ({e.train_peak_phase}; steady state, as "
+                 "torch.cuda.max_memory_allocated() reports):")
+    for row in peak_rows(e, params):
+        lines.append(f"  {row.label:<30} {fmt_bytes(row.bytes):>11}   {row.note}")
     lines.append(f"  {'= training peak':<30} {fmt_bytes(e.train_peak):>11}")
     lines.append(f"  {'inference peak':<30} {fmt_bytes(e.inference_peak):>11}   no_grad forward, eval mode")
     lines.append(f"  {'device total':<30} {fmt_bytes(e.device_total):>11}   peak + CUDA context and libraries "

@@ -32,13 +32,13 @@ def command(severity: str, path: str, loc: Location | None, title: str, message:
     return f"::{COMMANDS.get(severity, 'warning')} {joined}::{escape_data(message)}"
 
 
+def lines(fa: FileAnalysis) -> list[str]:
+    """One file's workflow commands: its errors (VL000), then its findings."""
+    out = [command("error", fa.path, err.location, f"{ERROR_CODE} {ERROR_NAME}", err.reason) for err in fa.errors]
+    out.extend(command(f.severity, fa.path, f.location, f"{f.code} {f.name}", f.message) for f in fa.findings)
+    return out
+
+
 def render(files: list[FileAnalysis]) -> str:
     """The workflow commands, one per line (no trailing newline; empty when nothing to say)."""
-    lines = []
-    for fa in files:
-        for err in fa.errors:
-            lines.append(command("error", fa.path, err.location, f"{ERROR_CODE} {ERROR_NAME}",
-                                 err.reason))
-        for f in fa.findings:
-            lines.append(command(f.severity, fa.path, f.location, f"{f.code} {f.name}", f.message))
-    return "\n".join(lines)
+    return "\n".join(line for fa in files for line in lines(fa))

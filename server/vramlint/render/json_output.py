@@ -101,8 +101,10 @@ def file_json(f: FileAnalysis, layers: bool = False) -> dict[str, Any]:
         "path": f.path,
         "models": [model_json(m, layers) for m in f.models],
         "findings": [finding_json(x) for x in f.findings],
-        "errors": [unknown_json(e) for e in f.errors],
+        "errors": [{"code": "VL000", **unknown_json(e)} for e in f.errors],  # what SARIF reports as VL000
         "warnings": [unknown_json(w) for w in f.warnings],
+        # Without models: module-level names left unknown, blocks not fully evaluated.
+        "unevaluated": [unknown_json(u) for u in f.unevaluated],
     }
 
 

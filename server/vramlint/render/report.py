@@ -9,7 +9,10 @@ when the output is a file or a pipe.
 from __future__ import annotations
 
 import io
+import re
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -37,13 +40,16 @@ def report(path: str, m: ModelResult, width: int | None = None) -> str:
                 if not value:
                     continue
                 value = ", ".join(f"{list(s.shape)} {s.dtype}" for s in value)
+            if value is None:  # a batch size neither given nor read from the code
+                console.print(f"  {label:14} not given")
+                continue
             console.print(f"  {label:14} {value}  [dim]({m.setup.source(key)})[/dim]")
     if m.tree is not None:
         console.print(_table(m, terminal))
     if e is None:
         for u in m.memory_unknowns:
             console.print(f"no memory estimate: {u.reason}")
-        return buf.getvalue().rstrip()
+        return _without_trailing_spaces(buf.getvalue())
     totals = Table(box=box.SIMPLE if terminal else None, show_header=False, pad_edge=False)
     totals.add_column("what")
     totals.add_column("bytes", justify="right")
@@ -67,7 +73,34 @@ def report(path: str, m: ModelResult, width: int | None = None) -> str:
         console.print(f"largest batch that fits: {e.max_batch}")
     for note in e.notes:
         console.print(f"note: {note}")
-    return buf.getvalue().rstrip()
+    return _without_trailing_spaces(buf.getvalue())
+
+
+# Spaces at the end of a line, before any closing colour codes (rich pads the last column).
+_TRAILING = re.compile(r" +((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
+
+
+def _without_trailing_spaces(text: str) -> str:
+    return _TRAILING.sub(r"\1", text.rstrip())
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the per-layer table. `saved`: bytes kept for backward; a row with rows beneath it
+    (one level deeper) is their sum, so the column adds up to the model's row at every level."""
+
+    depth: int
+    name: str
+    type: str
+    shapes: str
+    params: str
+    saved: int
+
+
+# The row of a module's own ops (its forward's F.relu, torch.cat...), beside its children's rows.
+OWN_OPS = "(own ops)"
+MAX_SHAPE_RUNS = 3  # distinct output shapes listed for a module called several times
+MAX_OP_NAMES = 4  # op names in an own-ops row
 
 
 def _table(m: ModelResult, terminal: bool) -> Table:
@@ -81,18 +114,43 @@ def _table(m: ModelResult, terminal: bool) -> Table:
     t.add_column("kept for backward", justify="right")
     t.add_column("of peak", justify="right")
     assert m.tree is not None
-    for depth, node in _rows(m.tree):
-        shape = "[" + ", ".join("?" if d is None else str(d) for d in node.output_shape) + "]" \
-            if node.output_shape is not None else ""
-        saved = node.saved_bytes
-        t.add_row(("  " * depth) + (node.path.rsplit(".", 1)[-1] if node.path else m.name), node.class_name, shape,
-                  f"{node.param_count:,}" if node.param_count is not None else "?",
-                  fmt_bytes(saved) if saved else "", f"{saved / peak:.1%}" if saved and peak else "")
+    for row in table_rows(m.tree, m.name):
+        t.add_row(("  " * row.depth) + row.name, row.type, row.shapes, row.params,
+                  fmt_bytes(row.saved) if row.saved else "", f"{row.saved / peak:.1%}" if row.saved and peak else "")
     return t
 
 
-def _rows(node: ModuleNode, depth: int = 0) -> list[tuple[int, ModuleNode]]:
-    out = [(depth, node)]
+def table_rows(node: ModuleNode, name: str, depth: int = 0) -> list[Row]:
+    """The module tree as rows: each module, then its children, then (for a module with children
+    whose own ops keep something) a row for its own ops."""
+    out = [Row(depth, node.path.rsplit(".", 1)[-1] if node.path else name, node.class_name, shapes_text(node),
+               f"{node.param_count:,}" if node.param_count is not None else "?", node.saved_bytes or 0)]
     for c in node.children:
-        out.extend(_rows(c, depth + 1))
+        out.extend(table_rows(c, name, depth + 1))
+    if node.children and node.own_saved_bytes:
+        ops = ", ".join(node.own_ops[:MAX_OP_NAMES]) + (", ..." if len(node.own_ops) > MAX_OP_NAMES else "")
+        out.append(Row(depth + 1, OWN_OPS, ops, "", "", node.own_saved_bytes))
     return out
+
+
+def shapes_text(node: ModuleNode) -> str:
+    """The output shape of each call, equal shapes in a row counted: `[8, 64]`, `[8, 64] x2`,
+    `[8, 64]; [8, 4, 64]`; past the first calls or runs, `...` and the number of calls."""
+    shapes = node.output_shapes or ([node.output_shape] if node.output_shape is not None else [])
+    if not shapes or all(s is None for s in shapes):
+        return ""
+    runs: list[list[Any]] = []
+    for s in shapes:
+        if runs and runs[-1][0] == s:
+            runs[-1][1] += 1
+        else:
+            runs.append([s, 1])
+    calls = max(node.calls, len(shapes))
+    parts = [_shape(s) + (f" x{n}" if n > 1 else "") for s, n in runs[:MAX_SHAPE_RUNS]]
+    if len(runs) > MAX_SHAPE_RUNS or calls > len(shapes):  # only the first calls' outputs are recorded
+        parts.append(f"... {calls} calls")
+    return "; ".join(parts)
+
+
+def _shape(shape: tuple[int | None, ...] | None) -> str:
+    return "?" if shape is None else "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"

@@ -3,7 +3,7 @@
 One run; its rules are the codes that occur. Paths inside the current directory are written
 relative to it (uriBaseId "%SRCROOT%"), other paths as absolute file URIs. Lines and columns are
 1-based in SARIF; columns count Unicode code points (libcst's positions), hence `columnKind`.
-Files that could not be analysed (syntax errors, unreadable) become results of rule VL000.
+Files that could not be analysed (syntax errors, unreadable, an internal error) become results of rule VL000.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SRCROOT = "%SRCROOT%"
 
 ERROR_CODE = "VL000"
 ERROR_NAME = "analysis-error"
-ERROR_DESCRIPTION = "The file could not be analysed (syntax error, unreadable file)"
+ERROR_DESCRIPTION = "The file could not be analysed (syntax error, unreadable file, internal error)"
 
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 

@@ -25,7 +25,7 @@ def _count(n: int | None) -> str:
 
 def model_text(path: str, m: ModelResult) -> list[str]:
     where = f"{path}:{m.location.line}:{m.location.column + 1}" if m.location else path
-    lines = []
+    lines: list[str] = []
     if m.used_in:
         needs = sorted({a for u in m.unknowns for a in re.findall(r"required argument `(\w+)`", u.reason)})
         alone = f"needs {', '.join(f'`{a}`' for a in needs)}" if needs else "unknown"
@@ -76,7 +76,7 @@ def memory_lines(m: ModelResult) -> list[str]:
         f"{fmt_bytes(e.inference_peak)}; device total {fmt_bytes(e.device_total)}: {fits}",
         f"      weights {fmt_bytes(e.weights)}, gradients {fmt_bytes(e.gradients)}, optimizer state "
         f"{fmt_bytes(e.optimizer_state)}, kept for backward {fmt_bytes(e.activations)}, batch {fmt_bytes(e.inputs)}, "
-        f"cuBLAS workspace {fmt_bytes(e.workspace)}",
+        f"cuBLAS workspaces {fmt_bytes(e.workspace)}",
         *largest,
     ]
 
@@ -96,20 +96,41 @@ def finding_text(path: str, f: Finding) -> str:
     return f"{where}: {f.severity} {f.code} [{f.name}] {f.message}"
 
 
-def render(files: list[FileAnalysis]) -> str:
-    out: list[str] = []
+def no_models_text(files: list[FileAnalysis], limit: int = 10) -> list[str]:
+    """"no models found", and what the files' module level could not evaluate (a model built
+    from an import that failed or an unknown call would otherwise vanish without a word)."""
+    lines: list[str] = []
     for f in files:
-        for e in f.errors:
-            out.append(f"{_loc(e, f.path)}: error: {e.reason}")
-        for w in f.warnings:
-            out.append(f"{_loc(w, f.path)}: warning: {w.reason}")
-        for m in f.models:
-            out.extend(model_text(f.path, m))
-        out.extend(finding_text(f.path, x) for x in f.findings)
+        lines.extend(f"    {_loc(u, f.path)}: {u.reason}" for u in f.unevaluated[:limit])
+        if len(f.unevaluated) > limit:
+            lines.append(f"    ... and {len(f.unevaluated) - limit} more in {f.path}")
+    return ["no models found; not evaluated:", *lines] if lines else ["no models found"]
+
+
+def file_lines(f: FileAnalysis) -> list[str]:
+    """One file's part of the output: its errors, warnings, models and findings."""
+    out: list[str] = []
+    for e in f.errors:
+        out.append(f"{_loc(e, f.path)}: error: {e.reason}")
+    for w in f.warnings:
+        out.append(f"{_loc(w, f.path)}: warning: {w.reason}")
+    for m in f.models:
+        out.extend(model_text(f.path, m))
+    out.extend(finding_text(f.path, x) for x in f.findings)
+    return out
+
+
+def summary_lines(files: list[FileAnalysis]) -> list[str]:
+    """After every file: "no models found", or the count of problems by severity."""
+    out: list[str] = []
     if not any(f.models for f in files) and not any(f.errors for f in files):
-        out.append("no models found")
+        out.extend(no_models_text(files))
     counts = {s: sum(1 for f in files for x in f.findings if x.severity == s) for s in ("error", "warning", "info")}
     counts["error"] += sum(len(f.errors) for f in files)
     if any(counts.values()):
         out.append(", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n))
-    return "\n".join(out)
+    return out
+
+
+def render(files: list[FileAnalysis]) -> str:
+    return "\n".join([line for f in files for line in file_lines(f)] + summary_lines(files))

@@ -48,7 +48,7 @@ from vramlint.frontends.torch.module import (
     named_modules,
     named_tensors,
 )
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -132,8 +132,7 @@ def _run(ev: Evaluator, layer: Instance, args: Args, k: Kwargs, shape: Any) -> A
         if tape is not None:
             tape.exit_module()
     sync_tracked(layer)
-    if st.output is MISSING:
-        st.output = out
+    st.record_call(out)
     return out
 
 
@@ -234,7 +233,7 @@ def add_weight(ev: Evaluator, layer: Instance, shape: Any, name: str | None, tra
         dims = tuple(shape)
         bad = next((d for d in dims if not isinstance(d, (int, Unknown)) or isinstance(d, bool) or d is None), MISSING)
         if bad is not MISSING:
-            dims = Unknown(f"{st.name}: weight shape {list(shape)!r} has a dimension that is not an int",
+            dims = Unknown(f"{st.name}: weight shape {shape_text(shape)} has a dimension that is not an int",
                            ev.current_ref)
     else:
         dims = Unknown(f"{st.name}: weight shape is not a tuple", ev.current_ref)

@@ -30,6 +30,7 @@ from vramlint.frontends.keras.symbolic import (
     run_graph,
 )
 from vramlint.frontends.torch.module import is_module
+from vramlint.frontends.torch.tensors import shape_text
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -152,7 +153,8 @@ def _symbolic_inputs(ev: Evaluator, shape: Any) -> Any:
     if isinstance(shape, tuple) and shape:
         batch = shape[0]
         return make_input(shape[1:], None, batch if isinstance(batch, int) else None, ev.current_ref)
-    return Unknown(f"model.build(): input shape {shape!r} is not a shape with a batch dimension", ev.current_ref)
+    return Unknown(f"model.build(): input shape {shape_text(shape)} is not a shape with a batch dimension",
+                   ev.current_ref)
 
 
 def model_namespace() -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vramlint.engine.values import Args, Kwargs, NativeFunction, Unknown
+from vramlint.engine.values import Args, Kwargs, NativeFunction, Positional, Unknown
 from vramlint.frontends.torch import shapes
 from vramlint.frontends.torch.tensors import TensorValue, dtype_name
 
@@ -28,6 +28,8 @@ def _linear(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     w = _arg(a, k, 1, "weight")
     if not isinstance(w, TensorValue) or isinstance(w.shape, Unknown):
         return Unknown("F.linear with an unknown weight", ev.current_ref)
+    if len(w.shape) not in (1, 2):
+        return shapes.mismatch(ev, f"F.linear with a weight of shape {list(w.shape)}")
     out = w.shape[0] if len(w.shape) == 2 else None
     return shapes.linear(ev, _arg(a, k, 0, "input"), w.shape[-1], out, "F.linear")
 
@@ -37,6 +39,8 @@ def _conv(nd: int) -> Impl:
         w = _arg(a, k, 1, "weight")
         if not isinstance(w, TensorValue) or isinstance(w.shape, Unknown):
             return Unknown(f"F.conv{nd}d with an unknown weight", ev.current_ref)
+        if len(w.shape) != nd + 2:
+            return shapes.mismatch(ev, f"F.conv{nd}d with a weight of shape {list(w.shape)}")
         return shapes.conv(ev, _arg(a, k, 0, "input"), nd, w.shape[0], tuple(w.shape[2:]), _arg(a, k, 3, "stride", 1),
                            _arg(a, k, 4, "padding", 0), _arg(a, k, 5, "dilation", 1), f"F.conv{nd}d")
 
@@ -91,6 +95,8 @@ def _embedding(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         return idx
     if not isinstance(w, TensorValue) or isinstance(w.shape, Unknown):
         return Unknown("F.embedding with an unknown weight", ev.current_ref)
+    if len(w.shape) != 2:
+        return shapes.mismatch(ev, f"F.embedding with a weight of shape {list(w.shape)}")
     assert isinstance(idx.shape, tuple)
     return TensorValue((*idx.shape, w.shape[-1]), w.dtype)
 
@@ -145,4 +151,4 @@ def functional_attr(name: str) -> NativeFunction:
     if impl is None:
         return NativeFunction(f"torch.nn.functional.{name}",
                               lambda ev, a, k: Unknown(f"F.{name} is not modelled", ev.current_ref))
-    return NativeFunction(f"torch.nn.functional.{name}", impl)
+    return NativeFunction(f"torch.nn.functional.{name}", lambda ev, a, k: impl(ev, Positional(ev, f"F.{name}", a), k))

@@ -28,9 +28,13 @@ if TYPE_CHECKING:
     from vramlint.engine.protocol import Protocol
 
 
+# A module called in a loop (a cell per time step) is called many times: the outputs of the first
+# calls are enough to show what it returns.
+MAX_CALL_OUTPUTS = 16
+
 
 class ModuleState:
-    __slots__ = ("modules", "params", "buffers", "training", "ref", "output")
+    __slots__ = ("modules", "params", "buffers", "training", "ref", "output", "calls", "call_outputs")
 
     def __init__(self, ref: SourceRef | None) -> None:
         self.modules: dict[str, Any] = {}
@@ -39,8 +43,23 @@ class ModuleState:
         self.training = True
         # Where the module was constructed (the call that created it).
         self.ref = ref
-        # What its first call returned (the forward trace of a model reads it).
+        # What its first call returned (the forward trace of a model reads it), how many times it
+        # was called, and what the first MAX_CALL_OUTPUTS calls returned (the report lists them).
         self.output: Any = MISSING
+        self.calls = 0
+        self.call_outputs: list[Any] = []
+
+    def record_call(self, out: Any) -> None:
+        if self.output is MISSING:
+            self.output = out
+        self.calls += 1
+        if len(self.call_outputs) < MAX_CALL_OUTPUTS:
+            self.call_outputs.append(out)
+
+    def forget_calls(self) -> None:
+        self.output = MISSING
+        self.calls = 0
+        self.call_outputs = []
 
     def deepcopy(self, proto: Protocol, memo: dict[int, Any]) -> ModuleState:
         s = ModuleState(self.ref)
@@ -91,15 +110,15 @@ class ModuleNative:
         if not isinstance(st, ModuleState):
             return False
         if isinstance(value, TensorValue) and value.is_param:
-            _discard(st, inst, name)
+            _discard(st, inst, name, st.params)
             st.params[name] = value
             return True
         if isinstance(value, BufferTensor):  # self.x = nn.Buffer(...)
-            _discard(st, inst, name)
+            _discard(st, inst, name, st.buffers)
             st.buffers[name] = value
             return True
         if is_module(value):
-            _discard(st, inst, name)
+            _discard(st, inst, name, st.modules)
             st.modules[name] = value
             return True
         if name in st.params and (value is None or isinstance(value, (TensorValue, Unknown))):
@@ -130,11 +149,14 @@ class ModuleNative:
         return False
 
 
-def _discard(st: ModuleState, inst: Instance, name: str) -> None:
+def _discard(st: ModuleState, inst: Instance, name: str, keep: dict[str, Any]) -> None:
+    """Before `name` is set in `keep`: remove it from the other tables. Not from `keep` itself:
+    torch reassigns the dict entry, so a replaced child keeps its place in `children()` (and
+    `nn.Sequential(*list(net.children())[:-1])` still drops the last one)."""
     inst.attrs.pop(name, None)
-    st.params.pop(name, None)
-    st.buffers.pop(name, None)
-    st.modules.pop(name, None)
+    for table in (st.params, st.buffers, st.modules):
+        if table is not keep:
+            table.pop(name, None)
 
 
 # ---------------------------------------------------------------------- traversal
@@ -176,7 +198,7 @@ def _add_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         ev.record(name if isinstance(name, Unknown) else Unknown("add_module with a non-string name", ev.current_ref))
         return None
     if mod is None or is_module(mod):
-        _discard(state_of(inst), inst, name)
+        _discard(state_of(inst), inst, name, state_of(inst).modules)
         state_of(inst).modules[name] = mod
     elif isinstance(mod, Unknown):
         ev.record(mod)
@@ -193,8 +215,8 @@ def _register(kind: str, value_arg: str) -> Callable[..., Any]:
         if not isinstance(name, str):
             ev.record(name if isinstance(name, Unknown) else Unknown(f"{kind} name is not a string", ev.current_ref))
             return None
-        _discard(state_of(inst), inst, name)
         table = state_of(inst).buffers if kind == "buffer" else state_of(inst).params
+        _discard(state_of(inst), inst, name, table)
         table[name] = value
         return None
 
@@ -308,35 +330,24 @@ def _get_tensor(kind: str) -> Callable[..., Any]:
 def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     """module(x): its forward, on abstract tensors. A forward written in the analysed code is
     evaluated; a catalog layer's comes from its forward rule (output shapes)."""
-    from vramlint.frontends.torch.catalog import FORWARD, LayerNative
-
     inst: Instance = a[0]
     tape = ev.tape
     if tape is not None:
         tape.enter_module(inst, (*a[1:], *k.values()))
     try:
+        # A forward written in the code, a catalog layer's (its rule), or one wrapped by a library
+        # decorator's rule: all are found as Python finds them, through the class's MRO.
         fwd, _ = inst.cls.lookup("forward")
-        if isinstance(fwd, FunctionValue) or (isinstance(fwd, NativeFunction) and fwd.name != "Module.forward"):
-            # (a NativeFunction: a forward wrapped by a library decorator's rule)
+        if isinstance(fwd, (FunctionValue, NativeFunction)):
             out = ev.call(BoundMethod(inst, fwd), a[1:], k)
         else:
             out = Unknown(f"the forward of {inst.cls.name} is not modelled", ev.current_ref)
-            for klass in inst.cls.mro:
-                if isinstance(klass.native, LayerNative):
-                    rule = FORWARD.get(klass.name)
-                    if rule is not None:
-                        if tape is not None:  # the layer is one op for the memory model
-                            out = tape.call(ev, f"nn.{klass.name}", a[1:], k,
-                                            lambda: rule(ev, inst, a[1:], k), module=inst)  # noqa: B023
-                        else:
-                            out = rule(ev, inst, a[1:], k)
-                        break
     finally:
         if tape is not None:
             tape.exit_module()
     st = inst.state
-    if isinstance(st, ModuleState) and st.output is MISSING:
-        st.output = out
+    if isinstance(st, ModuleState):
+        st.record_call(out)
     return out
 
 

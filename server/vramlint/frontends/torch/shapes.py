@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import Unknown
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -50,7 +50,7 @@ def linear(ev: Evaluator, x: Any, in_features: Any, out_features: Any, what: str
         return mismatch(ev, f"{what} needs at least one dimension")
     last = shape[-1]
     if isinstance(last, int) and isinstance(in_features, int) and last != in_features:
-        return mismatch(ev, f"{what} expects {in_features} input features, got a tensor of shape {list(shape)}")
+        return mismatch(ev, f"{what} expects {in_features} input features, got a tensor of shape {shape_text(shape)}")
     return TensorValue((*shape[:-1], out_features), t.dtype)
 
 
@@ -66,6 +66,11 @@ def _window(size: Any, k: Any, s: Any, p: Any, d: Any, ceil_mode: bool = False) 
     return span // s + 1
 
 
+def _positive(*sizes: tuple[Any, ...]) -> bool:
+    """No known size below 1 (torch refuses a kernel, stride or dilation of 0: they divide)."""
+    return not any(isinstance(v, int) and v <= 0 for t in sizes for v in t)
+
+
 def _spatial(ev: Evaluator, x: Any, nd: int, what: str) -> tuple[TensorValue, tuple[Any, ...], tuple[Any, ...]] | Unknown:
     """A (batched or unbatched) N-d input split into its leading dims and its nd spatial dims."""
     t = as_tensor(ev, x, what)
@@ -74,7 +79,7 @@ def _spatial(ev: Evaluator, x: Any, nd: int, what: str) -> tuple[TensorValue, tu
     shape = t.shape
     assert isinstance(shape, tuple)
     if len(shape) not in (nd + 1, nd + 2):
-        return mismatch(ev, f"{what} expects a {nd + 1}-D or {nd + 2}-D input, got shape {list(shape)}")
+        return mismatch(ev, f"{what} expects a {nd + 1}-D or {nd + 2}-D input, got shape {shape_text(shape)}")
     return t, shape[: len(shape) - nd - 1], shape[len(shape) - nd:]
 
 
@@ -85,6 +90,8 @@ def conv(ev: Evaluator, x: Any, nd: int, out_channels: Any, kernel: Any, stride:
         return split
     t, lead, spatial = split
     k, s, d = tup(kernel, nd), tup(stride, nd), tup(dilation, nd)
+    if not _positive(k, s, d):
+        return mismatch(ev, f"{what}: kernel size {list(k)}, stride {list(s)} and dilation {list(d)} must be positive")
     out = []
     for i, size in enumerate(spatial):
         if padding == "same":
@@ -115,6 +122,13 @@ def pad(ev: Evaluator, x: Any, pads: Any, what: str) -> Any:
         return Unknown(f"{what} with unknown padding", ev.current_ref)
     assert isinstance(t.shape, tuple)
     shape = list(t.shape)
+    # torch's checks: (left, right) pairs, at most one pair per dimension of the input.
+    if len(pads) % 2:
+        return mismatch(ev, f"{what}: the padding {list(pads)} is not (left, right) pairs")
+    if len(pads) // 2 > len(shape):
+        return mismatch(ev, f"{what} pads {len(pads) // 2} dimensions of an input of shape {list(shape)}")
+    if any(isinstance(p, bool) or not isinstance(p, (int, Unknown)) for p in pads):
+        return Unknown(f"{what}: the padding {list(pads)!r} is not integers", ev.current_ref)
     for i in range(len(pads) // 2):
         shape[-1 - i] = shape[-1 - i] + pads[2 * i] + pads[2 * i + 1]
     return TensorValue(tuple(shape), t.dtype)
@@ -128,10 +142,12 @@ def pool(ev: Evaluator, x: Any, nd: int, kernel: Any, stride: Any, padding: Any,
     shape = t.shape
     assert isinstance(shape, tuple)
     if len(shape) < nd + 1:
-        return mismatch(ev, f"{what} expects at least {nd + 1} dimensions, got shape {list(shape)}")
+        return mismatch(ev, f"{what} expects at least {nd + 1} dimensions, got shape {shape_text(shape)}")
     k = tup(kernel, nd)
     s = tup(kernel if stride is None or stride == [] else stride, nd)
     p, d = tup(padding, nd), tup(dilation, nd)
+    if not _positive(k, s, d):
+        return mismatch(ev, f"{what}: kernel size {list(k)}, stride {list(s)} and dilation {list(d)} must be positive")
     spatial = shape[len(shape) - nd:]
     out = [_window(size, k[i], s[i], p[i], d[i], bool(ceil_mode)) for i, size in enumerate(spatial)]
     return TensorValue((*shape[: len(shape) - nd], *out), t.dtype)
@@ -143,6 +159,8 @@ def adaptive_pool(ev: Evaluator, x: Any, nd: int, output_size: Any, what: str) -
         return t
     shape = t.shape
     assert isinstance(shape, tuple)
+    if len(shape) < nd + 1:
+        return mismatch(ev, f"{what} expects at least {nd + 1} dimensions, got shape {list(shape)}")
     spatial = shape[len(shape) - nd:]
     target = tup(output_size, nd)
     out = [spatial[i] if target[i] is None else target[i] for i in range(nd)]

@@ -26,6 +26,7 @@ from vramlint.frontends.torch import tensors as T
 from vramlint.frontends.torch.catalog import CATALOG, build_catalog_classes
 from vramlint.frontends.torch.functional import functional_attr
 from vramlint.frontends.torch.module import make_module_class, make_parameter
+from vramlint.frontends.torch.shapes import mismatch
 from vramlint.frontends.torch.tensors import DTYPE_ALIASES, DTYPES, TensorValue
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ class _TensorClassNative:
     def construct(self, ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
         if self.parameter:
             return make_parameter(ev, a[0] if a else k.get("data"), a[1] if len(a) > 1 else k.get("requires_grad", True))
+        if len(a) == 1 and isinstance(a[0], (list, tuple)) and not isinstance(a[0], T.TorchSize):
+            # torch.Tensor([1.0, 2.0]) is data (float32), torch.Tensor(2, 3) and torch.Tensor(size) sizes
+            return T.tensor_from_data(ev, a[0], "float32")
         return _factory_tensor(ev, a, k, "float32")
 
 
@@ -156,6 +160,16 @@ def _tensor(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return T.tensor_from_data(ev, a[0] if a else k.get("data"), k.get("dtype"))
 
 
+def _outer(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """torch.outer(u, v): u[:, None] * v[None, :] (values kept when both are known)."""
+    u, v = (a[0] if a else k.get("input")), (a[1] if len(a) > 1 else k.get("vec2"))
+    if not (isinstance(u, TensorValue) and isinstance(v, TensorValue)):
+        return Unknown("torch.outer of a non-tensor", ev.current_ref)
+    col = T.TENSOR_METHODS["unsqueeze"](ev, u, (1,), {})
+    row = T.TENSOR_METHODS["unsqueeze"](ev, v, (0,), {})
+    return T.elementwise(ev, "mul", col, row)
+
+
 def _tensors_arg(ev: Evaluator, v: Any) -> list[TensorValue] | Unknown:
     items = ev.list_of(v)
     if isinstance(items, Unknown):
@@ -179,6 +193,8 @@ def _cat(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         return TensorValue(Unknown("cat of tensors of unknown shape", ev.current_ref), first.dtype)
     r = len(first.shape)  # type: ignore[arg-type]
     d = dim + r if dim < 0 else dim
+    if not 0 <= d < r or any(len(t.shape) != r for t in ts):  # type: ignore[arg-type]
+        return mismatch(ev, f"torch.cat along dim {dim} of tensors of shapes {[list(t.shape) for t in ts]}")  # type: ignore[arg-type]
     shape = list(first.shape)  # type: ignore[arg-type]
     total: Any = 0
     for t in ts:
@@ -205,6 +221,8 @@ def _stack(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         return TensorValue(Unknown("stack of unknown shapes", ev.current_ref), first.dtype)
     shape = list(first.shape)
     d = dim + len(shape) + 1 if dim < 0 else dim
+    if not 0 <= d <= len(shape):
+        return mismatch(ev, f"torch.stack along dim {dim} of tensors of shape {shape}")
     shape.insert(d, len(ts))
     dt = first.dtype
     for t in ts[1:]:
@@ -394,11 +412,14 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
         "compile": lambda ev, a, k: a[0] if a else NativeFunction("compile", lambda ev2, a2, k2: a2[0]),
         "_log_api_usage_once": lambda ev, a, k: None,
         "where": lambda ev, a, k: a[1] if len(a) > 1 and isinstance(a[1], TensorValue) else Unknown("where", ev.current_ref),
-        "einsum": _einsum, "addmm": _addmm,
+        "einsum": _einsum, "addmm": _addmm, "outer": _outer, "ger": _outer,
+        # random draws change values, never shapes: a generator's methods do nothing
+        "Generator": lambda ev, a, k: NoOp("torch.Generator()", chain=True),
     }
     for name in ("flatten", "permute", "transpose", "swapaxes", "unsqueeze", "squeeze", "reshape", "sum", "mean",
                  "prod", "max", "min", "chunk", "split", "clamp", "clip", "roll", "flip", "tril", "triu", "argmax",
                  "softmax", "log_softmax", "cumsum", "t", "diff", "gather", "amax", "amin", "std", "var", "norm", "any", "all",
+                 "unbind",
                  *T.UNARY_FUNCS):
         fns[name] = _method_as_function(name)
     for name, fn in fns.items():

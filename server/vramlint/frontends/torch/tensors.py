@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.evaluator import contains_unknown
-from vramlint.engine.values import MISSING, NativeFunction, Unknown, Value
+from vramlint.engine.values import MISSING, NativeFunction, Positional, Unknown, Value
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -178,7 +178,8 @@ class TensorValue(Value):
             return None
         method = TENSOR_METHODS.get(name)
         if method is not None:
-            return NativeFunction(f"Tensor.{name}", lambda ev2, a, k: method(ev2, self, a, k), receiver=self)
+            return NativeFunction(f"Tensor.{name}", lambda ev2, a, k: method(ev2, self, Positional(ev2, name, a), k),
+                                  receiver=self)
         if _is_user_attribute(name):
             return MISSING  # not torch API and never set: AttributeError, as on a real tensor
         return Unknown(f"Tensor.{name} is not modelled", ev.current_ref)
@@ -366,6 +367,19 @@ def _cast(flat: list[Any], dt: str) -> list[Any]:
 
 
 # ---------------------------------------------------------------------- broadcasting
+def shape_text(shape: Any) -> str:
+    """A shape for a message, `[1, ?, 64]`, followed by what its first `?` stands for: never an
+    Unknown's repr (a message is read by a person)."""
+    if isinstance(shape, Unknown):
+        return f"of unknown rank ({shape.reason})"
+    if not isinstance(shape, (tuple, list)):
+        return repr(shape)
+    dims = list(shape)
+    unknown = next((d for d in dims if isinstance(d, Unknown)), None)
+    text = "[" + ", ".join("?" if isinstance(d, Unknown) else str(d) for d in dims) + "]"
+    return text if unknown is None else f"{text} (?: {unknown.reason})"
+
+
 def broadcast(a: Shape, b: Shape) -> Shape | Unknown:
     out: list[Any] = []
     for i in range(1, max(len(a), len(b)) + 1):
@@ -380,7 +394,7 @@ def broadcast(a: Shape, b: Shape) -> Shape | Unknown:
         elif x == 1:
             out.append(y)
         else:
-            return Unknown(f"shapes {a} and {b} cannot be broadcast")
+            return Unknown(f"shapes {shape_text(a)} and {shape_text(b)} cannot be broadcast")
     return tuple(reversed(out))
 
 
@@ -509,6 +523,9 @@ def matmul(ev: Evaluator, a: Any, b: Any) -> Any:
     sa, sb = a.shape, b.shape
     if isinstance(sa, Unknown) or isinstance(sb, Unknown):
         return sa if isinstance(sa, Unknown) else sb
+    if not sa or not sb:
+        return Unknown(f"shape mismatch: matmul needs tensors of 1 dimension or more, got {list(sa)} and {list(sb)}",
+                       ev.current_ref)
     if len(sa) == 1 and len(sb) == 1:
         return TensorValue((), promote(a.dtype, b.dtype))
     if len(sb) == 1:
@@ -523,8 +540,12 @@ def matmul(ev: Evaluator, a: Any, b: Any) -> Any:
 
 # ---------------------------------------------------------------------- shape operations
 def _norm_dim(d: Any, rank: int) -> Any:
+    """A dim as an index into the shape; an Unknown if it is out of range (torch's IndexError),
+    which the rules treat as an unknown dim instead of indexing past the shape."""
     if isinstance(d, Unknown) or not isinstance(d, int):
         return d
+    if not -max(rank, 1) <= d < max(rank, 1):  # a 0-d tensor takes dims 0 and -1
+        return Unknown(f"dim {d} out of range for a tensor of {rank} dimensions")
     return d + rank if d < 0 else d
 
 
@@ -873,9 +894,11 @@ def _split(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
 def split_tensor(ev: Evaluator, t: TensorValue, size: Any, dim: Any) -> Any:
     if isinstance(t.shape, Unknown):
         return Unknown("split of a tensor of unknown shape", ev.current_ref)
+    if not t.shape:
+        return Unknown("shape mismatch: split of a 0-d tensor", ev.current_ref)
     d = _norm_dim(dim, len(t.shape))
     if not isinstance(d, int):
-        return Unknown("split along an unknown dim", ev.current_ref)
+        return Unknown(f"split: {d.reason}" if isinstance(d, Unknown) else "split along an unknown dim", ev.current_ref)
     n = t.shape[d]
     if isinstance(size, (list, tuple)):
         sizes = list(size)
@@ -884,11 +907,45 @@ def split_tensor(ev: Evaluator, t: TensorValue, size: Any, dim: Any) -> Any:
     else:
         return Unknown("split of unknown sizes", ev.current_ref)
     out = []
+    start: Any = 0
     for s in sizes:
         shape = list(t.shape)
         shape[d] = s
-        out.append(TensorValue(tuple(shape), t.dtype))
+        out.append(TensorValue(tuple(shape), t.dtype, data=_slice_data(t, d, start, s)))
+        start = start + s
     return tuple(out)
+
+
+def _slice_data(t: TensorValue, d: int, start: Any, size: Any) -> list[Any] | None:
+    """The values of `t.narrow(d, start, size)` when `t`'s are known (drop-path rates made by
+    `torch.linspace(...).split(depths)`, then `.tolist()`)."""
+    if t.data is None or not isinstance(t.shape, tuple) or not all(isinstance(n, int) for n in (start, size, *t.shape)):
+        return None
+    n = t.shape[d]
+    inner = numel(t.shape[d + 1:])
+    rows = numel(t.shape[:d])
+    return [t.data[(r * n + start) * inner + j] for r in range(rows) for j in range(size * inner)]
+
+
+def _unbind(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    dim = a[0] if a else k.get("dim", 0)
+    if isinstance(t.shape, Unknown):
+        return Unknown("unbind of a tensor of unknown shape", ev.current_ref)
+    if not t.shape:
+        return Unknown("shape mismatch: unbind of a 0-d tensor", ev.current_ref)
+    d = _norm_dim(dim, len(t.shape))
+    if not isinstance(d, int) or not isinstance(t.shape[d], int):
+        return Unknown("unbind along an unknown dim", ev.current_ref)
+    shape = t.shape[:d] + t.shape[d + 1:]
+    return tuple(TensorValue(shape, t.dtype, data=_slice_data(t, d, i, 1)) for i in range(t.shape[d]))
+
+
+def _shaped_as(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    """view_as / reshape_as / expand_as(other): `other`'s shape."""
+    other = a[0] if a else k.get("other")
+    if not isinstance(other, TensorValue):
+        return other if isinstance(other, Unknown) else Unknown("view_as of a non-tensor", ev.current_ref)
+    return TensorValue(other.shape, t.dtype)
 
 
 def _chunk(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
@@ -896,10 +953,14 @@ def _chunk(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
     dim = a[1] if len(a) > 1 else k.get("dim", 0)
     if isinstance(t.shape, Unknown) or not isinstance(chunks, int):
         return Unknown("chunk", ev.current_ref)
+    if not t.shape:
+        return Unknown("shape mismatch: chunk of a 0-d tensor", ev.current_ref)
     d = _norm_dim(dim, len(t.shape))
     n = t.shape[d] if isinstance(d, int) else None
     if not isinstance(n, int):
         return Unknown("chunk of an unknown dim", ev.current_ref)
+    if chunks <= 0:
+        return Unknown(f"shape mismatch: chunk expects a number of chunks above 0, got {chunks}", ev.current_ref)
     step = -(-n // chunks)
     return split_tensor(ev, t, step, dim)
 
@@ -1001,6 +1062,8 @@ def _diff(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
                for x in parts) or not isinstance(n, int) or not isinstance(dim, int) or not t.shape:
         return Unknown("diff with unknown or mismatched arguments", ev.current_ref)
     d = _norm_dim(dim, len(t.shape))
+    if not isinstance(d, int):
+        return Unknown(f"diff: {d.reason}", ev.current_ref)
     shape = list(t.shape)
     total: Any = 0
     for x in parts:
@@ -1035,9 +1098,8 @@ TENSOR_METHODS.update({
     "float": lambda ev, t, a, k: _cast_tensor(t, "float32"), "double": lambda ev, t, a, k: _cast_tensor(t, "float64"),
     "half": lambda ev, t, a, k: _cast_tensor(t, "float16"), "bfloat16": lambda ev, t, a, k: _cast_tensor(t, "bfloat16"),
     "bool": lambda ev, t, a, k: _cast_tensor(t, "bool"),
-    "size": _size, "view": _view, "reshape": _view, "view_as": lambda ev, t, a, k: TensorValue(a[0].shape, t.dtype),
-    "reshape_as": lambda ev, t, a, k: TensorValue(a[0].shape, t.dtype),
-    "expand_as": lambda ev, t, a, k: TensorValue(a[0].shape, t.dtype),
+    "size": _size, "view": _view, "reshape": _view, "view_as": _shaped_as, "reshape_as": _shaped_as,
+    "expand_as": _shaped_as,
     "flatten": _flatten, "permute": _permute,
     "transpose": lambda ev, t, a, k: _transpose(t, a[0], a[1]), "swapaxes": lambda ev, t, a, k: _transpose(t, a[0], a[1]),
     "t": lambda ev, t, a, k: _transpose(t, 0, -1) if not isinstance(t.shape, Unknown) and len(t.shape) == 2 else t,
@@ -1049,7 +1111,7 @@ TENSOR_METHODS.update({
     "tolist": _tolist, "item": _item, "numel": _numel, "dim": _dim, "ndimension": _dim,
     "requires_grad_": _requires_grad_,
     "new_zeros": _new, "new_ones": _new, "new_empty": _new, "new_full": lambda ev, t, a, k: _new(ev, t, a[:1], k),
-    "split": _split, "chunk": _chunk,
+    "split": _split, "chunk": _chunk, "unbind": _unbind,
     "pow": lambda ev, t, a, k: elementwise(ev, "pow", t, a[0]),
     "add": lambda ev, t, a, k: elementwise(ev, "add", t, a[0]), "sub": lambda ev, t, a, k: elementwise(ev, "sub", t, a[0]),
     "mul": lambda ev, t, a, k: elementwise(ev, "mul", t, a[0]), "div": lambda ev, t, a, k: elementwise(ev, "truediv", t, a[0]),

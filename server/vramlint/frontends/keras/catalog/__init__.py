@@ -34,7 +34,7 @@ from vramlint.frontends.keras.layer import (
     kstate,
 )
 from vramlint.frontends.torch.catalog import bind_arguments, parse_signature
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -54,6 +54,9 @@ class KerasLayerSpec:
     base: str = "Layer"
     children: ChildrenRule | None = None  # sublayers made by the constructor (wrappers)
     aliases: tuple[str, ...] = ()  # legacy names (Convolution2D, MaxPool2D...)
+    # Keras's input_spec (ndim / min_ndim): an input of a lower rank is its ValueError, checked
+    # before the rules run (they index the input's last axes).
+    min_rank: int = 0
 
 
 class KArgs:
@@ -150,6 +153,7 @@ def _build(spec: KerasLayerSpec) -> NativeFunction:
         if spec.weights is None:
             return None
         shape = a[1] if len(a) > 1 else k.get("input_shape")
+        _check_rank(ev, spec, shape)
         args = _bound(ev, layer)
         try:
             weights = spec.weights(args, shape)
@@ -173,12 +177,27 @@ def _call(spec: KerasLayerSpec) -> NativeFunction:
             return Unknown(f"{spec.name} called without an input", ev.current_ref)
         args = a[1:] if len(a) > 1 else (k["inputs"],)
         kwargs = {x: v for x, v in k.items() if x != "inputs"}
+        _check_rank(ev, spec, args[0])
         try:
             return spec.call(ev, a[0], args, kwargs)
         except UnknownValueError as err:
             return err.unknown
 
     return NativeFunction(f"{spec.name}.call", call)
+
+
+def _check_rank(ev: Evaluator, spec: KerasLayerSpec, inputs: Any) -> None:
+    """Raise Keras's ValueError if an input (a tensor or a shape, or a list of them) has fewer
+    than `spec.min_rank` dimensions."""
+    if not spec.min_rank:
+        return
+    many = isinstance(inputs, (list, tuple)) and bool(inputs) and \
+        all(isinstance(x, (TensorValue, list, tuple)) for x in inputs)
+    for x in inputs if many else (inputs,):
+        shape = x.shape if isinstance(x, TensorValue) else x
+        if isinstance(shape, (tuple, list)) and len(shape) < spec.min_rank:
+            raise shape_mismatch(ev, spec.name, f"expected an input of rank {spec.min_rank} or more, "
+                                                f"got shape {list(shape)}")
 
 
 def build_catalog_classes(layer_class: ClassValue) -> dict[str, ClassValue]:
@@ -335,12 +354,17 @@ def ones(n: int) -> str:
     return "1" if n == 1 else f"({', '.join(['1'] * n)})"
 
 
-def ints(v: Any, n: int) -> tuple[Any, ...]:
-    """A layer's int-or-tuple argument (kernel_size=3, strides=(2, 2)) as n values."""
+def ints(ev: Evaluator, layer: Instance, key: str, n: int, default: Any = None, minimum: int = 1) -> tuple[Any, ...]:
+    """A layer's int-or-tuple argument (kernel_size=3, strides=(2, 2)) as n values; the ValueError
+    Keras raises (standardize_tuple) for the wrong count or a value below `minimum`."""
+    v = layer.attrs.get(key, default)
     t = tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
     for d in t:
         if isinstance(d, Unknown):
             raise UnknownValueError(d)
+    if len(t) != n or any(isinstance(d, bool) or not isinstance(d, int) or d < minimum for d in t):
+        raise ev.raise_error("ValueError", f"{layer.cls.name}: the `{key}` argument must be a tuple of {n} integers "
+                                           f"of at least {minimum}, got {key}={v!r}")
     return t
 
 
@@ -349,7 +373,7 @@ def spatial_of(ev: Evaluator, layer: Instance, x: TensorValue, n: int, lead: int
     time for ConvLSTM), or a shape mismatch when its rank is not n + lead + 1."""
     assert isinstance(x.shape, tuple)
     if len(x.shape) != n + lead + 1:
-        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank {n + lead + 1}, got {list(x.shape)}")
+        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank {n + lead + 1}, got {shape_text(x.shape)}")
     first = layer.attrs.get("data_format") == "channels_first"
     return first, list(x.shape[lead + 1:] if first else x.shape[lead:-1])
 

@@ -17,7 +17,7 @@ from vramlint.frontends.keras.catalog import (
     weight,
 )
 from vramlint.frontends.keras.layer import add_weight, kstate
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 
 def mha_weights(a: KArgs, shape: Any) -> list[Weight]:
@@ -61,12 +61,15 @@ def mha_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
         _mha_build(ev, layer, q, v, key)
     assert isinstance(q.shape, tuple) and isinstance(v.shape, tuple) and isinstance(key.shape, tuple)
     if len(q.shape) != 3 or len(v.shape) != 3:
-        raise shape_mismatch(ev, "MultiHeadAttention", f"query {list(q.shape)} and value {list(v.shape)} "
+        raise shape_mismatch(ev, "MultiHeadAttention", f"query {shape_text(q.shape)} and value {shape_text(v.shape)} "
                                                        "should be (batch, length, dim)")
     wq, wk, wv = weight(layer, "query_kernel"), weight(layer, "key_kernel"), weight(layer, "value_kernel")
     wo = weight(layer, "attention_output_kernel")
     if wq is None or wk is None or wv is None or wo is None:
         return Unknown("MultiHeadAttention: its weights are not known", ev.current_ref)
+    for w in (wq, wk, wv, wo):
+        if isinstance(w.shape, Unknown):  # built from sizes that are not ints (`num_heads=2.5`)
+            return w.shape
     h, hkv, kd, vd = _dims(layer)
     b, tq, tk = q.shape[0], q.shape[1], key.shape[1]
     for name, x, w in (("query", q, wq), ("key", key, wk), ("value", v, wv)):
@@ -151,16 +154,16 @@ register(
                    "output_shape=None, attention_axes=None, flash_attention=None, kernel_initializer='glorot_uniform', "
                    "bias_initializer='zeros', kernel_regularizer=None, bias_regularizer=None, "
                    "activity_regularizer=None, kernel_constraint=None, bias_constraint=None, seed=None, **kwargs",
-                   mha_weights, mha_call),
+                   mha_weights, mha_call, min_rank=3),
     KerasLayerSpec("GroupQueryAttention", "head_dim, num_query_heads, num_key_value_heads, dropout=0.0, "
                    "use_bias=True, flash_attention=None, kernel_initializer='glorot_uniform', "
                    "bias_initializer='zeros', kernel_regularizer=None, bias_regularizer=None, "
                    "activity_regularizer=None, kernel_constraint=None, bias_constraint=None, seed=None, **kwargs",
-                   mha_weights, mha_call, aliases=("GroupedQueryAttention",)),
+                   mha_weights, mha_call, aliases=("GroupedQueryAttention",), min_rank=3),
     KerasLayerSpec("Attention", "use_scale=False, score_mode='dot', dropout=0.0, seed=None, **kwargs",
-                   attention_weights, attention_call),
+                   attention_weights, attention_call, min_rank=3),
     KerasLayerSpec("AdditiveAttention", "use_scale=True, dropout=0.0, **kwargs", additive_attention_weights,
-                   attention_call),
+                   attention_call, min_rank=3),
 )
 
 __all__ = ["kstate"]

@@ -107,13 +107,13 @@ def conv_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     kernel = weight(layer, "depthwise_kernel" if kind == "separable" else "kernel")
     if kernel is None or not isinstance(kernel.shape, tuple):
         return Unknown(f"{name}: its kernel is not known", ev.current_ref)
-    ks, strides = ints(layer.attrs.get("kernel_size"), n), ints(layer.attrs.get("strides", 1), n)
-    dil = ints(layer.attrs.get("dilation_rate", 1), n)
+    ks, strides = ints(ev, layer, "kernel_size", n), ints(ev, layer, "strides", n, default=1)
+    dil = ints(ev, layer, "dilation_rate", n, default=1)
     padding = str(layer.attrs.get("padding", "valid")).lower()
     dt = compute_dtype(layer, x)
     if kind == "transpose":
         outpad = layer.attrs.get("output_padding")
-        outpads = ints(outpad, n) if outpad is not None else (None,) * n
+        outpads = ints(ev, layer, "output_padding", n, minimum=0) if outpad is not None else (None,) * n
         lengths = [deconv_length(s, kk, padding, st, op_, d)
                    for s, kk, st, op_, d in zip(spatial, ks, strides, outpads, dil, strict=True)]
         channels = kernel.shape[-2]

@@ -21,7 +21,7 @@ from vramlint.frontends.keras.catalog import (
 )
 from vramlint.frontends.keras.layer import kstate
 from vramlint.frontends.keras.symbolic import make_input
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 INITIALIZERS = "kernel_initializer='glorot_uniform', bias_initializer='zeros', kernel_regularizer=None, " \
                "bias_regularizer=None, activity_regularizer=None, kernel_constraint=None, bias_constraint=None"
@@ -235,7 +235,7 @@ def resize_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     x = tensor_in(ev, args[0], layer.cls.name)
     assert isinstance(x.shape, tuple)
     if len(x.shape) not in (3, 4):
-        raise shape_mismatch(ev, layer.cls.name, f"expected an image batch of rank 4, got {list(x.shape)}")
+        raise shape_mismatch(ev, layer.cls.name, f"expected an image batch of rank 4, got {shape_text(x.shape)}")
     h, w = layer.attrs.get("height"), layer.attrs.get("width")
     first = layer.attrs.get("data_format") == "channels_first"
     lead = x.shape[:-3] if len(x.shape) == 4 else ()
@@ -293,9 +293,9 @@ register(
     KerasLayerSpec("Masking", "mask_value=0.0, **kwargs", call=identity_call),
     KerasLayerSpec("Identity", "**kwargs", call=identity_call),
     KerasLayerSpec("Flatten", "data_format=None, **kwargs", call=flatten_call),
-    KerasLayerSpec("Reshape", "target_shape, **kwargs", call=reshape_call),
+    KerasLayerSpec("Reshape", "target_shape, **kwargs", call=reshape_call, min_rank=1),  # the batch
     KerasLayerSpec("Permute", "dims, **kwargs", call=permute_call),
-    KerasLayerSpec("RepeatVector", "n, **kwargs", call=repeat_vector_call),
+    KerasLayerSpec("RepeatVector", "n, **kwargs", call=repeat_vector_call, min_rank=2),
     KerasLayerSpec("Rescaling", "scale, offset=0.0, **kwargs", call=rescaling_call),
     KerasLayerSpec("CategoryEncoding", "num_tokens=None, output_mode='multi_hot', sparse=False, **kwargs",
                    call=category_encoding_call),

@@ -13,7 +13,7 @@ from vramlint.frontends.keras.catalog import (
     spec_name,
     tensor_in,
 )
-from vramlint.frontends.torch.tensors import TensorValue, broadcast
+from vramlint.frontends.torch.tensors import TensorValue, broadcast, shape_text
 
 _OPS = {"Add": "torch.add", "Subtract": "torch.sub", "Multiply": "torch.mul", "Average": "torch.add",
         "Maximum": "torch.maximum", "Minimum": "torch.minimum"}
@@ -36,7 +36,7 @@ def elementwise_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
         assert isinstance(out.shape, tuple) and isinstance(x.shape, tuple)
         shape = broadcast(out.shape, x.shape)
         if not isinstance(shape, tuple):
-            raise shape_mismatch(ev, layer.cls.name, f"inputs of shapes {list(out.shape)} and {list(x.shape)}")
+            raise shape_mismatch(ev, layer.cls.name, f"inputs of shapes {shape_text(out.shape)} and {shape_text(x.shape)}")
         out = op(ev, _OPS[name], (out, x), TensorValue(shape, out.dtype))
     if name == "Average":
         out = op(ev, "torch.div", (out,), TensorValue(out.shape, out.dtype))
@@ -82,5 +82,5 @@ def dot_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
 register(
     *(KerasLayerSpec(n, "**kwargs", call=elementwise_call) for n in _OPS),
     KerasLayerSpec("Concatenate", "axis=-1, **kwargs", call=concatenate_call),
-    KerasLayerSpec("Dot", "axes, normalize=False, **kwargs", call=dot_call),
+    KerasLayerSpec("Dot", "axes, normalize=False, **kwargs", call=dot_call, min_rank=2),  # batch_dot's
 )

@@ -19,7 +19,7 @@ from vramlint.frontends.keras.catalog import (
     spec_name,
     tensor_in,
 )
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 
 def _rank(layer: Instance) -> int:
@@ -36,9 +36,9 @@ def pool_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     x = tensor_in(ev, args[0], layer.cls.name)
     n = _rank(layer)
     first, spatial = spatial_of(ev, layer, x, n)
-    pool = ints(layer.attrs.get("pool_size"), n)
+    pool = ints(ev, layer, "pool_size", n)
     strides = layer.attrs.get("strides")
-    strides = pool if strides is None else ints(strides, n)
+    strides = pool if strides is None else ints(ev, layer, "strides", n)
     padding = str(layer.attrs.get("padding", "valid")).lower()
     out = [conv_length(s, p, padding, st) for s, p, st in zip(spatial, pool, strides, strict=True)]
     if any(isinstance(d, int) and d <= 0 for d in out):
@@ -76,31 +76,37 @@ def upsampling_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     n = _rank(layer)
     assert isinstance(x.shape, tuple)
     if n == 1:  # UpSampling1D: (batch, steps, features), no data_format
-        size = ints(layer.attrs.get("size"), 1)[0]
+        size = ints(ev, layer, "size", 1)[0]
         steps = x.shape[1] * size if isinstance(x.shape[1], int) else x.shape[1]
         return op(ev, "torch.repeat_interleave", (x,), TensorValue((x.shape[0], steps, *x.shape[2:]), x.dtype))
     first, spatial = spatial_of(ev, layer, x, n)
-    size = ints(layer.attrs.get("size"), n)
+    size = ints(ev, layer, "size", n)
     out = [s * f if isinstance(s, int) else s for s, f in zip(spatial, size, strict=True)]
     return op(ev, "torch.nn.functional.interpolate", (x,), TensorValue(_join(x, first, out), x.dtype))
 
 
-def _pairs(v: Any, n: int) -> list[tuple[int, int]]:
-    """Keras's padding / cropping argument: an int, a tuple of ints, or a tuple of (before, after) pairs."""
+def _pairs(ev: Any, layer: Instance, what: str, n: int) -> list[tuple[int, int]]:
+    """Keras's padding / cropping argument: an int, a tuple of ints, or a tuple of (before, after)
+    pairs; anything else is the ValueError Keras raises."""
+    v = layer.attrs.get(what)
     if isinstance(v, Unknown):
         raise UnknownValueError(v)
-    if isinstance(v, int):
+    if isinstance(v, int) and not isinstance(v, bool):
         return [(v, v)] * n
-    t = tuple(v)
-    if n == 1 and len(t) == 2 and all(isinstance(x, int) for x in t):
-        return [(t[0], t[1])]
+    t = tuple(v) if isinstance(v, (tuple, list)) else ()
+    if n == 1 and len(t) == 2:
+        t = (t,)
     out = []
     for x in t:
-        if isinstance(x, int):
-            out.append((x, x))
-        else:
-            a, b = tuple(x)
-            out.append((a, b))
+        pair = (x, x) if not isinstance(x, (tuple, list)) else tuple(x)
+        for d in pair:
+            if isinstance(d, Unknown):
+                raise UnknownValueError(d)
+        if len(pair) == 2 and all(isinstance(d, int) and not isinstance(d, bool) for d in pair):
+            out.append(pair)
+    if len(out) != n or len(t) != n:
+        raise ev.raise_error("ValueError", f"{layer.cls.name}: `{what}` should be an int, {n} ints or {n} "
+                                           f"(before, after) pairs of ints, got {what}={v!r}")
     return out
 
 
@@ -119,10 +125,10 @@ def _pad_or_crop(ev: Any, layer: Instance, args: Args, what: str, sign: int) -> 
     if n == 1:
         first, spatial = False, [x.shape[1]]
         if len(x.shape) != 3:
-            raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank 3, got {list(x.shape)}")
+            raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank 3, got {shape_text(x.shape)}")
     else:
         first, spatial = spatial_of(ev, layer, x, n)
-    pairs = _pairs(layer.attrs.get(what), n)
+    pairs = _pairs(ev, layer, what, n)
     out = [s + sign * (a + b) if isinstance(s, int) else s for s, (a, b) in zip(spatial, pairs, strict=True)]
     if any(isinstance(d, int) and d <= 0 for d in out):
         raise shape_mismatch(ev, layer.cls.name, f"cropping {pairs} leaves nothing of {spatial}")
@@ -145,12 +151,14 @@ def _pool_specs() -> list[KerasLayerSpec]:
         size = "2" if n == 1 else f"({', '.join(['2'] * n)})"
         upsig = f"size={size}, **kwargs" if n == 1 else \
             f"size={size}, data_format=None, {'interpolation=' + repr('nearest') + ', ' if n == 2 else ''}**kwargs"
-        specs.append(KerasLayerSpec(f"UpSampling{n}D", upsig, call=upsampling_call))
+        specs.append(KerasLayerSpec(f"UpSampling{n}D", upsig, call=upsampling_call, min_rank=n + 2))
         pad = "1" if n == 1 else f"({', '.join(['1'] * n)})"
         fmt = "" if n == 1 else "data_format=None, "
-        specs.append(KerasLayerSpec(f"ZeroPadding{n}D", f"padding={pad}, {fmt}**kwargs", call=padding_call))
+        specs.append(KerasLayerSpec(f"ZeroPadding{n}D", f"padding={pad}, {fmt}**kwargs", call=padding_call,
+                                    min_rank=n + 2))
         crop = "(1, 1)" if n == 1 else f"({', '.join(['(0, 0)'] * n)})"
-        specs.append(KerasLayerSpec(f"Cropping{n}D", f"cropping={crop}, {fmt}**kwargs", call=cropping_call))
+        specs.append(KerasLayerSpec(f"Cropping{n}D", f"cropping={crop}, {fmt}**kwargs", call=cropping_call,
+                                    min_rank=n + 2))
     return specs
 
 

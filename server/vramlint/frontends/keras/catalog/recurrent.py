@@ -19,7 +19,7 @@ from vramlint.frontends.keras.catalog import (
     tensor_in,
 )
 from vramlint.frontends.keras.layer import is_keras, kstate
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 RNN_SIG = ("units, activation='tanh', {extra}use_bias=True, kernel_initializer='glorot_uniform', "
@@ -33,7 +33,7 @@ RNN_SIG = ("units, activation='tanh', {extra}use_bias=True, kernel_initializer='
 def rnn_weights(a: KArgs, shape: Any) -> list[Weight]:
     if not isinstance(shape, tuple) or len(shape) != 3:
         raise a.ev.raise_error("ValueError", f"{a.spec.name}: expected an input of rank 3 (batch, timesteps, "
-                                             f"features), got {shape!r}")
+                                             f"features), got {shape_text(shape)}")
     features = shape[-1]
     if features is None:
         raise a.ev.raise_error("ValueError", f"{a.spec.name}: the last dimension of the input should be defined")
@@ -50,7 +50,7 @@ def rnn_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     x = tensor_in(ev, args[0], layer.cls.name)
     assert isinstance(x.shape, tuple)
     if len(x.shape) != 3:
-        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank 3, got {list(x.shape)}")
+        raise shape_mismatch(ev, layer.cls.name, f"expected an input of rank 3, got {shape_text(x.shape)}")
     units = layer.attrs.get("units")
     b, t = x.shape[0], x.shape[1]
     seq = TensorValue((b, t, units) if layer.attrs.get("return_sequences") else (b, units), x.dtype)
@@ -82,7 +82,7 @@ def conv_lstm_weights(a: KArgs, shape: Any) -> list[Weight]:
     n = int(a.spec.name[-2])
     if not isinstance(shape, tuple) or len(shape) != n + 3:
         raise a.ev.raise_error("ValueError", f"{a.spec.name}: expected an input of rank {n + 3} (batch, time, "
-                                             f"...), got {shape!r}")
+                                             f"...), got {shape_text(shape)}")
     c = shape[1:][channel_axis(a.data_format, n + 2)]
     if c is None:
         raise a.ev.raise_error("ValueError", f"{a.spec.name}: the channel dimension of the input should be defined")
@@ -101,8 +101,8 @@ def conv_lstm_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> Any:
     n = int(spec_name(layer)[-2])
     first, spatial = spatial_of(ev, layer, x, n, lead=2)
     assert isinstance(x.shape, tuple)
-    ks = ints(layer.attrs.get("kernel_size"), n)
-    st = ints(layer.attrs.get("strides", 1), n)
+    ks = ints(ev, layer, "kernel_size", n)
+    st = ints(ev, layer, "strides", n, default=1)
     padding = str(layer.attrs.get("padding", "valid")).lower()
     out = [conv_length(s, kk, padding, ss) for s, kk, ss in zip(spatial, ks, st, strict=True)]
     f = layer.attrs.get("filters")
@@ -138,6 +138,10 @@ def bidirectional_children(a: KArgs) -> dict[str, Any]:
     if not is_keras(layer):
         raise a.ev.raise_error("ValueError", "Bidirectional: the wrapped layer must be a Keras layer")
     backward = a.backward_layer
+    if isinstance(backward, Unknown):
+        raise a.ev.raise_error("ValueError", f"Bidirectional: backward_layer: {backward.reason}")
+    if backward is not None and not is_keras(backward):
+        raise a.ev.raise_error("ValueError", "Bidirectional: backward_layer must be a Keras layer")
     if backward is None:
         backward = a.ev.protocol.deepcopy(layer)
         backward.attrs["go_backwards"] = not layer.attrs.get("go_backwards", False)
@@ -181,7 +185,7 @@ def time_distributed_call(ev: Any, layer: Instance, args: Args, k: Kwargs) -> An
     inner = kstate(layer).modules.get("layer")
     assert isinstance(x.shape, tuple)
     if inner is None or len(x.shape) < 3:
-        raise shape_mismatch(ev, "TimeDistributed", f"expected an input of rank >= 3, got {list(x.shape)}")
+        raise shape_mismatch(ev, "TimeDistributed", f"expected an input of rank >= 3, got {shape_text(x.shape)}")
     b, t = x.shape[0], x.shape[1]
     flat_b = b * t if isinstance(b, int) and isinstance(t, int) else Unknown("TimeDistributed of unknown steps")
     flat = op(ev, "torch.reshape", (x,), TensorValue((flat_b, *x.shape[2:]), x.dtype))

@@ -222,6 +222,12 @@ def build_catalog_classes(module_class: ClassValue) -> dict[str, ClassValue]:
         spec = CATALOG[name]
         base = get(spec.base)
         ns: dict[str, Any] = {"__init__": _layer_init(spec)}
+        if name in FORWARD:
+            # A subclass's own forward reaches it through `super().forward(x)` (CLIP's LayerNorm
+            # that casts to float first, Gemma's RMSNorm...), as in torch.
+            ns["forward"] = _layer_forward(name)
+        for method in RESETS.get(name, ()):
+            ns[method] = NativeFunction(f"{name}.{method}", _returns_none)
         extra = EXTRA_NAMESPACES.get(name)
         if extra is not None:
             ns.update(extra())
@@ -257,6 +263,36 @@ def first_input(a: tuple[Any, ...], k: dict[str, Any], *names: str) -> Any:
             return k[n]
     return Unknown("forward called without an input")
 
+
+def _layer_forward(name: str) -> NativeFunction:
+    """A catalog layer's forward: its rule, recorded on the memory tape as one op."""
+    rule = FORWARD[name]
+
+    def forward(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        inst, args = a[0], a[1:]
+        if ev.tape is None:
+            return rule(ev, inst, args, k)
+        return ev.tape.call(ev, f"nn.{name}", args, k, lambda: rule(ev, inst, args, k), module=inst)
+
+    return NativeFunction(f"{name}.forward", forward)
+
+
+def _returns_none(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> None:
+    return None
+
+
+# Methods that re-draw or reset a layer's values, by the class that defines them in torch 2.13
+# (tests/test_catalog.py checks this table against torch): they change no shape, so they do
+# nothing here, but code that calls them (`self.fc.reset_parameters()` in an __init__) must not
+# fail where torch would not.
+RESETS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("AdaptiveLogSoftmaxWithLoss", "Bilinear", "Embedding", "EmbeddingBag", "GroupNorm",
+                     "LayerNorm", "Linear", "PReLU", "RMSNorm", "RNNCellBase", "_ConvNd"), ("reset_parameters",)),
+    "_NormBase": ("reset_parameters", "reset_running_stats"),
+    "RNNBase": ("reset_parameters", "flatten_parameters"),
+    "MultiheadAttention": ("_reset_parameters",),
+    "Transformer": ("_reset_parameters",),
+}
 
 # Containers and a few layers add methods or hooks of their own.
 EXTRA_NAMESPACES: dict[str, Callable[[], dict[str, Any]]] = {}

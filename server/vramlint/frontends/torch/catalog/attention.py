@@ -145,6 +145,8 @@ def mha_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     if not isinstance(q, TensorValue):
         return q
     assert isinstance(q.shape, tuple)
+    if len(q.shape) not in (2, 3):
+        return shapes.mismatch(ev, f"MultiheadAttention expects a 2-D or 3-D query, got shape {list(q.shape)}")
     out = TensorValue(q.shape, q.dtype)
     if k.get("need_weights", True) is False:
         return (out, None)

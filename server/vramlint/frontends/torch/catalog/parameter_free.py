@@ -145,6 +145,10 @@ def _glu(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     assert isinstance(x.shape, tuple)
     shape = list(x.shape)
     d = m.attrs.get("dim", -1)
+    if not isinstance(d, int) or isinstance(d, bool):
+        return Unknown("GLU along an unknown dim", ev.current_ref)
+    if not -len(shape) <= d < len(shape):
+        return shapes.mismatch(ev, f"GLU along dim {d} of an input of shape {list(shape)}")
     shape[d] = shape[d] // 2
     return TensorValue(tuple(shape), x.dtype)
 
@@ -198,7 +202,15 @@ def _pixel_shuffle(up: bool) -> Forward:
             return x
         assert isinstance(x.shape, tuple)
         r = m.attrs.get("upscale_factor" if up else "downscale_factor")
+        if len(x.shape) < 3:
+            return shapes.mismatch(ev, f"{m.cls.name} expects at least 3 dimensions, got shape {list(x.shape)}")
+        if isinstance(r, bool) or not isinstance(r, (int, Unknown)):
+            return Unknown(f"{m.cls.name}: the factor {r!r} is not an int", ev.current_ref)
         *lead, c, h, w = x.shape
+        if isinstance(r, int):  # torch's checks: a positive factor that divides the sizes it divides
+            divided = (c,) if up else (h, w)
+            if r <= 0 or any(isinstance(d, int) and d % (r * r if up else r) for d in divided):
+                return shapes.mismatch(ev, f"{m.cls.name} by {r} of an input of shape {list(x.shape)}")
         if up:
             return TensorValue((*lead, c // (r * r), h * r, w * r), x.dtype)
         return TensorValue((*lead, c * r * r, h // r, w // r), x.dtype)

@@ -15,7 +15,7 @@ from vramlint.frontends.torch.catalog import (
     forward_rule,
     register,
 )
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, shape_text
 
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
@@ -92,7 +92,7 @@ def rnn_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     shape = x.shape
     assert isinstance(shape, tuple)
     if len(shape) not in (2, 3):
-        return shapes.mismatch(ev, f"{m.cls.name} expects a 2-D or 3-D input, got shape {list(shape)}")
+        return shapes.mismatch(ev, f"{m.cls.name} expects a 2-D or 3-D input, got shape {shape_text(shape)}")
     hidden, proj = at.get("hidden_size"), at.get("proj_size", 0) or 0
     dirs = 2 if at.get("bidirectional") else 1
     out_size = (proj if proj else hidden) * dirs
