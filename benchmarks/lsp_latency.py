@@ -71,9 +71,10 @@ def big_file(blocks: int = 40) -> str:
     return text + "".join(f"# padding line {i}\n" for i in range(max(0, 1500 - lines)))
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """The process's resident memory (`VmHWM`: its peak so far), from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -83,48 +84,86 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
+class Editor:
+    """The language server over stdio, driven as an editor drives it: open a document and wait
+    for its diagnostics, change it and wait for the diagnostics of that version (the memory
+    benchmark, `lsp_memory.py`, drives it the same way)."""
+
+    def __init__(self) -> None:
+        self.client = LanguageClient("bench", "1")
+        self.versions: dict[str, asyncio.Future[None]] = {}
+        self.pid = 0
+
+        @self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        def on_diagnostics(*args: types.PublishDiagnosticsParams) -> None:
+            p = args[-1]
+            fut = self.versions.pop(f"{p.uri}@{p.version}", None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+        for method in (types.WORKSPACE_INLAY_HINT_REFRESH, types.WORKSPACE_CODE_LENS_REFRESH,
+                       types.CLIENT_REGISTER_CAPABILITY):
+            self.client.feature(method)(lambda *a: None)
+        self.client.feature("vramlint/status")(lambda *a: None)
+
+    async def start(self, root: Path) -> None:
+        """Start the server (`python -m vramlint lsp`) on the workspace folder `root`."""
+        await self.client.start_io(sys.executable, "-m", "vramlint", "lsp")
+        self.pid = self.client._server.pid  # type: ignore[attr-defined]
+        await self.client.initialize_async(types.InitializeParams(
+            capabilities=types.ClientCapabilities(), workspace_folders=[types.WorkspaceFolder(root.as_uri(), "ws")]))
+        self.client.initialized(types.InitializedParams())
+
+    def _expect(self, uri: str, version: int) -> asyncio.Future[None]:
+        fut = self.versions[f"{uri}@{version}"] = asyncio.get_running_loop().create_future()
+        return fut
+
+    async def open(self, path: Path, text: str) -> str:
+        """Open `path` with `text` and wait for its first diagnostics; its uri."""
+        uri = path.as_uri()
+        fut = self._expect(uri, 1)
+        self.client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "python", 1, text)))
+        await asyncio.wait_for(fut, 120)
+        return uri
+
+    async def change(self, uri: str, version: int, text: str) -> None:
+        """Replace the document's text and wait for the diagnostics of `version`."""
+        fut = self._expect(uri, version)
+        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
+            types.VersionedTextDocumentIdentifier(version, uri),
+            [types.TextDocumentContentChangeWholeDocument(text)]))
+        await asyncio.wait_for(fut, 60)
+
+    async def stop(self) -> None:
+        await self.client.shutdown_async(None)
+        self.client.exit(None)
+        await self.client.stop()
+
+
+def edited(text: str, k: int) -> str:
+    """The benchmark's k-th edit of `big_file()`: the first block's hidden width changed."""
+    return text.replace("hidden=512)", f"hidden={600 + k})", 1)
+
+
 async def main_async(edits: int) -> None:
-    client = LanguageClient("bench", "1")
-    versions: dict[str, asyncio.Future[None]] = {}
-
-    @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
-    def on_diagnostics(*args: types.PublishDiagnosticsParams) -> None:
-        p = args[-1]
-        fut = versions.get(f"{p.uri}@{p.version}")
-        if fut is not None and not fut.done():
-            fut.set_result(None)
-
-    for method in (types.WORKSPACE_INLAY_HINT_REFRESH, types.WORKSPACE_CODE_LENS_REFRESH,
-                   types.CLIENT_REGISTER_CAPABILITY):
-        client.feature(method)(lambda *a: None)
-    client.feature("vramlint/status")(lambda *a: None)
-
-    await client.start_io(sys.executable, "-m", "vramlint", "lsp")
-    pid = client._server.pid  # type: ignore[attr-defined]
+    editor = Editor()
+    client = editor.client
     tv = library_source("torchvision", TORCHVISION_VERSION)
     with tempfile.TemporaryDirectory() as ws:
         root = Path(ws)
         (root / "pyproject.toml").write_text(f'[tool.vramlint]\nextra-paths = ["{tv}"]\n')
-        await client.initialize_async(types.InitializeParams(
-            capabilities=types.ClientCapabilities(), workspace_folders=[types.WorkspaceFolder(root.as_uri(), "ws")]))
-        client.initialized(types.InitializedParams())
-
-        async def open_and_wait(path: Path, text: str) -> str:
-            uri = path.as_uri()
-            fut = versions[f"{uri}@1"] = asyncio.get_running_loop().create_future()
-            client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "python", 1, text)))
-            await asyncio.wait_for(fut, 120)
-            return uri
+        await editor.start(root)
+        pid = editor.pid
 
         text = big_file()
         big = root / "big_model.py"
         big.write_text(text)
         t0 = time.perf_counter()
-        uri = await open_and_wait(big, text)
+        uri = await editor.open(big, text)
         first = time.perf_counter() - t0
         resnet = tv / "torchvision" / "models" / "resnet.py"
         t0 = time.perf_counter()
-        await open_and_wait(resnet, resnet.read_text())
+        await editor.open(resnet, resnet.read_text())
         resnet_first = time.perf_counter() - t0
 
         edit_ms: list[float] = []
@@ -133,14 +172,8 @@ async def main_async(edits: int) -> None:
         lines = text.splitlines()
         target = next(i for i, line in enumerate(lines) if "hidden=512" in line)
         for k in range(edits):
-            version = k + 2
-            new = text.replace("hidden=512)", f"hidden={600 + k})", 1)
-            fut = versions[f"{uri}@{version}"] = asyncio.get_running_loop().create_future()
             t0 = time.perf_counter()
-            client.text_document_did_change(types.DidChangeTextDocumentParams(
-                types.VersionedTextDocumentIdentifier(version, uri),
-                [types.TextDocumentContentChangeWholeDocument(new)]))
-            await asyncio.wait_for(fut, 60)
+            await editor.change(uri, k + 2, edited(text, k))
             edit_ms.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
             await client.text_document_hover_async(types.HoverParams(
@@ -154,12 +187,10 @@ async def main_async(edits: int) -> None:
         rss_open = rss_mb(pid)
         for f in sorted((tv / "torchvision" / "models").glob("*.py")):
             if f.name != "resnet.py":
-                await open_and_wait(f, f.read_text())
+                await editor.open(f, f.read_text())
         await asyncio.sleep(1.5)
         rss_all = rss_mb(pid)
-        await client.shutdown_async(None)
-        client.exit(None)
-        await client.stop()
+        await editor.stop()
 
     print("edit -> diagnostics, ms, in order:", " ".join(f"{x:.0f}" for x in edit_ms))
     print(f"first analysis: {len(text.splitlines())}-line model file {first * 1000:.0f} ms, "

@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import RPCMessage, RPCRequest
 from pygls.uris import to_fs_path
 
@@ -39,17 +38,19 @@ from vramlint.lsp import (
     transport,
 )
 from vramlint.lsp.documents import (
+    GC_THRESHOLDS,
     Document,
     Documents,
     editor_settings,
 )
+from vramlint.lsp.protocol_fixes import LeakFreeProtocol
 
 T = TypeVar("T")
 WATCHED = ["**/*.py", "**/pyproject.toml", "**/vramlint.toml"]
 EVERYWHERE = types.Range(types.Position(0, 0), types.Position(2**31 - 1, 0))
 
 
-class VramlintProtocol(LanguageServerProtocol):
+class VramlintProtocol(LeakFreeProtocol):
     """pygls's protocol with the lifecycle rules it leaves out: a request after `shutdown` is
     answered InvalidRequest (pygls drops it: the client would wait for ever); `exit` ends the
     process at once, with code 0 after `shutdown` and 1 without, as LSP says (pygls's loop loses
@@ -318,7 +319,7 @@ async def show_report(ls: VramlintServer, *args: Any) -> str:
 def main(tcp: str | None = None) -> int:
     # Analyses allocate many short-lived nodes over a large, long-lived heap (evaluated library
     # modules): collect the young generations less often, so full collections do not stall edits.
-    gc.set_threshold(50_000, 50, 100)
+    gc.set_threshold(*GC_THRESHOLDS)
     if tcp:
         host, _, port = tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
