@@ -462,6 +462,22 @@ async def test_an_import_of_a_device_leaves_the_server_answering(client: Languag
     assert client.error is None
 
 
+# ------------------------------------------------------------------------------------ limit 2
+@pytest.mark.asyncio
+@bounded()
+@pytest.mark.parametrize("filler", ["# " + "x" * 40_000, "NOTE = '" + "y" * 50_000 + "'"],
+                         ids=["40k-comment", "50k-string"])
+async def test_long_runs_of_word_characters_do_not_stall_the_server(lsp: Session, filler: str) -> None:
+    """A 40,000-character comment line took 12.8 s and a 50 KB string literal froze the server
+    for 28 s (a quadratic scan of the whole text): the model beside them is answered promptly."""
+    text = NET + "\n" + filler + "\n"
+    t = time.monotonic()
+    uri = await lsp.open("long.py", text)
+    md = await lsp.hover(uri, line_of(NET, "model = Net()"), 1)
+    assert md is not None and "2,762 parameters" in md
+    assert time.monotonic() - t < DEADLINE
+
+
 # ------------------------------------------------------------------------------------ limit 4
 @pytest.mark.asyncio
 @bounded()
