@@ -264,3 +264,29 @@ def test_descriptors_behave_as_in_cpython(tmp_path: Path) -> None:
     (m,) = [r for r in result.models if r.name == "m"]
     assert not m.unknowns, [u.reason for u in m.unknowns]
     assert m.params.total == sum(p.numel() for p in ns["m"].parameters())
+
+
+PATHS = """\
+from pathlib import Path
+import torch.nn as nn
+
+cfg = Path("configs") / "model_small.yaml"
+root = "/data" / Path("runs") / "exp1"
+n = (len(cfg.stem) + (20 if cfg.suffix == ".yaml" else 10) + len(str(cfg.parent / "x")) + len(cfg.parts)
+     + len(root.parts) + (cfg == Path("configs/model_small.yaml")) + (cfg == "configs/model_small.yaml")
+     + len(cfg.with_suffix(".json").name) + len(f"{root}") + cfg.is_absolute() + len(cfg.relative_to("configs").name))
+m = nn.Linear(n, 2)
+"""
+
+
+def test_pathlib_is_pure_paths(tmp_path: Path) -> None:
+    """What code computes from a path's text is CPython's; the file system is never asked."""
+    ns: dict[str, Any] = {}
+    exec(compile(PATHS, "<paths>", "exec"), ns)
+    result = vramlint.analyze_source(str(tmp_path / "model.py"), PATHS)
+    (m,) = [r for r in result.models if r.name == "m"]
+    assert not m.unknowns, [u.reason for u in m.unknowns]
+    assert m.params.total == sum(p.numel() for p in ns["m"].parameters())
+    text = "from pathlib import Path\nimport torch.nn as nn\nm = nn.Linear(4 if Path('w.pt').exists() else 5, 2)\n"
+    (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "fs.py"), text).models if r.name == "m"]
+    assert m.params.total is None and any("file system is not read" in u.reason for u in m.unknowns)

@@ -121,6 +121,8 @@ def _to_str(ev: Evaluator, v: Any) -> Any:
         return u
     if isinstance(v, (list, tuple, dict, set, frozenset, ClassValue)):
         return _repr_value(ev, v)
+    if isinstance(v, Value) and hasattr(v, "to_str"):
+        return v.to_str()
     if isinstance(v, Instance):
         for dn in ("__str__", "__repr__"):
             fn, _ = v.cls.lookup(dn)
@@ -974,6 +976,10 @@ def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
         return _module(name, {"environ": Unknown("environment variables are not known statically", None),
                               "getenv": NativeFunction("os.getenv", lambda ev, a, k: Unknown(f"environment variable {a[0] if a else ''}", ev.current_ref)),
                               "path": path, "sep": "/", "devnull": "/dev/null"})
+    if name == "pathlib":
+        from vramlint.engine.stdlib_pathlib import pathlib_module
+
+        return pathlib_module(loader)
     if name == "re":
         from vramlint.engine.stdlib_re import re_module
 

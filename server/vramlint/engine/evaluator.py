@@ -1091,6 +1091,8 @@ class Evaluator:
             u = contains_unknown(v)
             if u is not None:
                 return u
+            if isinstance(v, Value) and hasattr(v, "to_str") and part.conversion != "r":
+                v = v.to_str()  # a value with a plain text form (a pathlib path)
             if not isinstance(v, _NATIVE_SCALARS + (tuple, list, dict)):
                 return self.unknown("f-string of a non-literal value", scope, part)
             spec = ""
