@@ -258,9 +258,14 @@ m = nn.Linear(n, 2)
 def test_descriptors_behave_as_in_cpython(tmp_path: Path) -> None:
     """A `property` subclass with its own `__get__`, `@property`, `property(f)`, a descriptor with
     `__set_name__` and `__get__`, on the class and on instances: CPython's values."""
+    _assert_exact_as_cpython(DESCRIPTORS, tmp_path)
+
+
+def _assert_exact_as_cpython(text: str, tmp_path: Path) -> None:
+    """`m` of `text` counted exactly, as CPython with torch builds it."""
     ns: dict[str, Any] = {}
-    exec(compile(DESCRIPTORS, "<descriptors>", "exec"), ns)
-    result = vramlint.analyze_source(str(tmp_path / "model.py"), DESCRIPTORS)
+    exec(compile(text, "<model>", "exec"), ns)
+    result = vramlint.analyze_source(str(tmp_path / "model.py"), text)
     (m,) = [r for r in result.models if r.name == "m"]
     assert not m.unknowns, [u.reason for u in m.unknowns]
     assert m.params.total == sum(p.numel() for p in ns["m"].parameters())
@@ -281,12 +286,7 @@ m = nn.Linear(n, 2)
 
 def test_pathlib_is_pure_paths(tmp_path: Path) -> None:
     """What code computes from a path's text is CPython's; the file system is never asked."""
-    ns: dict[str, Any] = {}
-    exec(compile(PATHS, "<paths>", "exec"), ns)
-    result = vramlint.analyze_source(str(tmp_path / "model.py"), PATHS)
-    (m,) = [r for r in result.models if r.name == "m"]
-    assert not m.unknowns, [u.reason for u in m.unknowns]
-    assert m.params.total == sum(p.numel() for p in ns["m"].parameters())
+    _assert_exact_as_cpython(PATHS, tmp_path)
     text = "from pathlib import Path\nimport torch.nn as nn\nm = nn.Linear(4 if Path('w.pt').exists() else 5, 2)\n"
     (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "fs.py"), text).models if r.name == "m"]
     assert m.params.total is None and any("file system is not read" in u.reason for u in m.unknowns)
