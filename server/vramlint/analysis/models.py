@@ -147,9 +147,13 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
     ns = dict(mod.ns)
     scope = Scope(ns, None, ns, source)
     body = list(guard.body.body) if isinstance(guard.body, cst.IndentedBlock) else []
+
     def run() -> None:
         for stmt in body:
-            ev.exec_stmt(stmt, scope)
+            # `main()` itself runs once, below, where its locals are kept.
+            if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+                    and _script_function(stmt.body[0], ns, source) is not None):
+                ev.exec_stmt(stmt, scope)
 
     _, sink, _ = _run(loader, run)
     unknowns = [_info(u) for u in sink]
@@ -169,15 +173,23 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
         for small in (stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ()):
             for name in _assigned_names(small):
                 add(name, ns.get(name), small, "the script's main block", unknowns)
-            call = small.value if isinstance(small, cst.Expr) else None
-            if isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and not call.args:
-                fn = ns.get(call.func.value)
-                if isinstance(fn, FunctionValue) and fn.module is source and isinstance(fn.node, cst.FunctionDef):
-                    local, fsink = _locals_of(loader, fn)
-                    for assign, name in _local_assignments(fn.node):
-                        add(f"{fn.name}.{name}", local.get(name), assign, f"a local of {fn.name}()",
-                            [_info(u) for u in fsink], {**ns, **local})
+            fn = _script_function(small, ns, source)
+            if fn is not None:
+                local, fsink = _locals_of(loader, fn)
+                for assign, name in _local_assignments(fn.node):  # type: ignore[arg-type]
+                    add(f"{fn.name}.{name}", local.get(name), assign, f"a local of {fn.name}()",
+                        [_info(u) for u in fsink], {**ns, **local})
     return out
+
+
+def _script_function(small: cst.CSTNode, ns: dict[str, Any], source: SourceModule) -> FunctionValue | None:
+    """The function of this file that a bare `main()` statement calls."""
+    call = small.value if isinstance(small, cst.Expr) else None
+    if isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and not call.args:
+        fn = ns.get(call.func.value)
+        if isinstance(fn, FunctionValue) and fn.module is source and isinstance(fn.node, cst.FunctionDef):
+            return fn
+    return None
 
 
 def _inside_model(value: Any, ns: dict[str, Any]) -> bool:
