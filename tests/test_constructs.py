@@ -39,6 +39,22 @@ EXPRESSIONS = {
     "unbind": "len(torch.arange(6).reshape(2, 3).unbind(1)) + int(torch.arange(6).reshape(2, 3).unbind(1)[2][1])",
     "tensor-from-a-list": "torch.Tensor([1.0, 2.0, 3.0]).shape[0] + torch.Tensor(2, 5).shape[1]",
     "outer": "torch.outer(torch.arange(3), torch.arange(4)).shape[1] + int(torch.outer(torch.arange(3), torch.arange(4))[2, 3])",
+    "fft": "torch.fft.rfft(torch.zeros(2, 10), dim=-1).shape[1] + torch.fft.irfft(torch.zeros(3, 6)).shape[1] "
+           "+ torch.fft.fft2(torch.zeros(2, 4, 5), s=(6, 7)).shape[2] + torch.fft.rfftn(torch.zeros(4, 6, 8)).shape[2] "
+           "+ torch.fft.fftfreq(5).shape[0] + torch.fft.rfft2(torch.zeros(3, 8, 9)).shape[-1] "
+           "+ torch.fft.fft(torch.zeros(3, 4), n=9).shape[1] + torch.fft.irfftn(torch.zeros(2, 3, 5), s=(4, 7)).shape[-1] "
+           "+ torch.fft.ifftshift(torch.zeros(3, 4)).shape[1] + torch.fft.rfftfreq(9).shape[0]",
+    "complex-parts": "(torch.tensor(-1j) * torch.arange(3)).real.shape[0] + torch.fft.fft(torch.zeros(5)).imag.shape[0] "
+                     "+ (torch.fft.fft(torch.zeros(2)).real.dtype == torch.float32)",
+    "finfo-iinfo": "torch.finfo(torch.bfloat16).bits + int(torch.finfo(torch.float16).max) % 7 "
+                   "+ (torch.finfo(torch.float32).eps < 1e-6) + torch.iinfo(torch.int8).max % 5 + torch.finfo().bits",
+    "unique": "sum(torch.unique(torch.tensor([3, 1, 3, 2, 1]), return_counts=True)[1].tolist()) "
+              "+ torch.unique(torch.tensor([5, 5, 7])).shape[0] + torch.tensor([4, 4, 1]).unique().tolist()[0]",
+    "flip": "torch.arange(6).reshape(2, 3).flip(1).tolist()[0][0] + (4 ** torch.arange(3)).flip(0).tolist()[0] "
+            "+ torch.arange(8).reshape(2, 2, 2).flip((0, 2)).tolist()[0][1][0]",
+    "locals": "(lambda a, b: len(locals()) + locals()['b'])(1, 5)",
+    "bias-false-is-none": "(nn.Conv2d(3, 3, 3, bias=False).bias is None) + 2 * (nn.Linear(2, 2, bias=False).bias is None) "
+                          "+ 4 * (nn.Conv2d(3, 3, 3).bias is None)",
     "arange-none-index": "torch.arange(5)[:, None].shape[0] + torch.arange(5)[None].shape[1]",
 }
 
@@ -83,10 +99,17 @@ def test_sequential_of_unknown_blocks_is_unknown_not_an_error(tmp_path: Path) ->
 def _block(rng: random.Random, depth: int, in_function: bool) -> list[str]:
     lines: list[str] = []
     for _ in range(rng.randint(1, 3)):
-        kind = rng.choice(["assign", "assign", "use", "call", "if", "raise", "pass"] + (["return"] if in_function else []))
+        kind = rng.choice(["assign", "assign", "use", "call", "if", "raise", "pass", "store", "load", "loop"]
+                          + (["return"] if in_function else []))
         target = "a" if in_function else "x"
         if kind == "assign":
             lines.append(f"{target} = {rng.randint(1, 40)}")
+        elif kind == "store":  # changes an object other code reads (a registry)
+            lines.append(f"reg['k'] = {rng.randint(1, 40)}")
+        elif kind == "load":
+            lines.append(f"{target} = reg.get('k', {target})")
+        elif kind == "loop":  # a loop over what cannot be known, storing into the registry
+            lines += [f"for i in items({rng.randint(0, 2)}):", f"    reg['k'] = {rng.randint(1, 40)}"]
         elif kind == "use":
             lines.append(f"{target} = {target} + {rng.randint(1, 5)}")
         elif kind == "call" and not in_function:
@@ -114,19 +137,21 @@ def _if(rng: random.Random, depth: int, in_function: bool) -> list[str]:
 
 
 def _program(rng: random.Random) -> str:
-    body = ["def f(a):"] + ["    " + s for s in _block(rng, 0, True)] + ["    return a", ""]
+    body = ["reg = {}", "", "def f(a):"] + ["    " + s for s in _block(rng, 0, True)] + ["    return a", ""]
     body += [f"x = {rng.randint(1, 40)}"] + _block(rng, 0, False)
     body.append("m = nn.Linear(abs(x) % 50 + 1, 2)")
     return "\n".join(body) + "\n"
 
 
-UNDECIDED_HEADER = "from pathlib import Path\nimport torch.nn as nn\n\n\ndef cond(k):\n    return Path(f'c{k}').exists()\n\n\n"
+UNDECIDED_HEADER = ("from pathlib import Path\nimport torch.nn as nn\n\n\ndef cond(k):\n    return Path(f'c{k}').exists()\n\n\n"
+                    "def items(k):\n    return Path(f'd{k}').iterdir()\n\n\n")
 
 
 def _cpython_counts(program: str) -> set[int]:
     counts: set[int] = set()
     for bits in range(8):
-        ns: dict[str, Any] = {"nn": torch.nn, "cond": lambda k, bits=bits: bool(bits >> k & 1)}
+        ns: dict[str, Any] = {"nn": torch.nn, "cond": lambda k, bits=bits: bool(bits >> k & 1),
+                              "items": lambda k, bits=bits: range(bits >> k & 1)}
         try:
             exec(compile(program, "<program>", "exec"), ns)
         except (ValueError, NameError, UnboundLocalError):
@@ -290,3 +315,120 @@ def test_pathlib_is_pure_paths(tmp_path: Path) -> None:
     text = "from pathlib import Path\nimport torch.nn as nn\nm = nn.Linear(4 if Path('w.pt').exists() else 5, 2)\n"
     (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "fs.py"), text).models if r.name == "m"]
     assert m.params.total is None and any("file system is not read" in u.reason for u in m.unknowns)
+
+
+REGISTRY = """\
+import os
+from pathlib import Path
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+import torch.nn as nn
+
+_entrypoints = {}
+_width = {}
+
+
+@dataclass
+class Tags:
+    tags: deque = field(default_factory=deque)
+
+
+tags = defaultdict(Tags)
+tags["small"].tags.append("in1k")
+tags["small"].tags.appendleft("in22k")
+
+
+def register_model(fn):
+    _entrypoints[fn.__name__] = fn
+    _width[fn.__name__] = 21 if tags[fn.__name__].tags[0] == "in22k" else 10
+    return fn
+
+
+if Path("fused.flag").exists():  # undecidable: the file system is not read
+    _FUSED = int(Path("fused.flag").read_text())
+else:
+    _FUSED = 1
+
+
+class Net(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.fused = _FUSED > 0  # unknown, but a flag: the count stays exact
+        self.fc = nn.Linear(width, width)
+
+
+@register_model
+def small():
+    return Net(_width["small"])
+
+
+def create_model(name):
+    return _entrypoints[name]()
+
+
+m = create_model("small")
+"""
+
+
+def test_registries_defaultdict_deque_and_flags(tmp_path: Path) -> None:
+    """timm's construction path: `@register_model` fills a registry read by `create_model`, the
+    pretrained tags sit in a deque inside a `defaultdict(DefaultCfg)`, and attention layers keep
+    a flag that cannot be known (it is not a module: the count stays exact)."""
+    _assert_exact_as_cpython(REGISTRY, tmp_path)
+
+
+def test_a_skipped_registration_is_unknown_not_stale(tmp_path: Path) -> None:
+    """A decorator whose registration cannot be decided leaves the registry unknown: the
+    default it would otherwise fall back on (`_width.get(name, 10)`) is not claimed exact."""
+    text = REGISTRY.replace('_width[fn.__name__] = 21 if', 'if Path("w").exists():\n        _width[fn.__name__] = 21 if')
+    text = text.replace('Net(_width["small"])', 'Net(_width.get("small", 10))')
+    result = vramlint.analyze_source(str(tmp_path / "model.py"), text)
+    (m,) = [r for r in result.models if r.name == "m"]
+    assert m.params.total is None and m.unknowns
+
+
+ENVIRONMENT = """\
+import os
+import torch.nn as nn
+
+width = int(os.environ.get("WIDTH", "8")) + int(os.getenv("EXTRA", "0")) + ("DEBUG" in os.environ)
+m = nn.Linear(width, 2)
+"""
+
+
+def test_environment_is_the_configured_one(tmp_path: Path) -> None:
+    """os.environ holds exactly the `environment` table of the configuration: by default none,
+    as in a shell where the code's variables are not set."""
+    from vramlint.settings import ConfigError, load_settings
+
+    def count(settings: vramlint.Settings) -> int | None:
+        (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "env.py"), ENVIRONMENT, settings).models]
+        return m.params.total
+
+    assert count(vramlint.Settings()) == 8 * 2 + 2
+    (tmp_path / "vramlint.toml").write_text('environment = { WIDTH = "64", DEBUG = "1" }\n')
+    settings = load_settings(tmp_path)
+    assert settings.environment == (("DEBUG", "1"), ("WIDTH", "64"))
+    assert count(settings) == 65 * 2 + 2
+    (tmp_path / "vramlint.toml").write_text("environment = { WIDTH = 64 }\n")
+    with pytest.raises(ConfigError, match="environment"):
+        load_settings(tmp_path)
+
+
+def test_package_data_files_are_read_not_run(tmp_path: Path) -> None:
+    """pkgutil.get_data reads a data file shipped in a package (timm's pruned-model widths); a
+    resource outside the package is not read."""
+    pkg = tmp_path / "lib" / "widthpkg"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "data" / "widths.txt").write_text("12,34\n")
+    text = ("import pkgutil\nimport torch.nn as nn\n"
+            "w = [int(x) for x in pkgutil.get_data('widthpkg', 'data/widths.txt').decode().strip().split(',')]\n"
+            "m = nn.Linear(w[0], w[1])\n")
+    settings = vramlint.Settings(extra_paths=(str(tmp_path / "lib"),))
+    (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "model.py"), text, settings).models if r.name == "m"]
+    assert m.params.total == 12 * 34 + 34
+    outside = text.replace("data/widths.txt", "../../secret.txt")
+    (tmp_path / "secret.txt").write_text("1,1")
+    found = [r for r in vramlint.analyze_source(str(tmp_path / "model.py"), outside, settings).models if r.name == "m"]
+    assert not found or found[0].params.total is None

@@ -57,6 +57,9 @@ class Settings:
     time_budget: float = 60.0  # seconds of evaluation (wall clock; parsing excluded)
     step_budget: int = 50_000_000  # evaluation steps, library modules included
     max_file_size: int = 1024 * 1024  # bytes: a larger file is not read (parsing would take minutes)
+    # The environment variables the analysed code sees in os.environ (`environment` table): the
+    # code runs as `python train.py` would in a shell where only these are set.
+    environment: tuple[tuple[str, str], ...] = ()
     # From the configuration file: [tool.vramlint] (setup keys as Settings field names) and the
     # per-model tables, validated (load_settings).
     config: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -230,7 +233,7 @@ def _validators() -> dict[str, Any]:
     }
 
 
-GLOBAL_KEYS = {"extra-paths", "fail-on", "models", "time-budget", "step-budget", "max-file-size"}
+GLOBAL_KEYS = {"extra-paths", "fail-on", "models", "time-budget", "step-budget", "max-file-size", "environment"}
 FAIL_ON = ("error", "warning", "info", "never")
 
 
@@ -275,7 +278,18 @@ def load_settings(start: Path, base: Settings | None = None, config: Path | None
     resolved = tuple(str((path.parent / p).resolve()) for p in extra)
     setup, models = _setup_table(table, path)
     return replace(base, extra_paths=base.extra_paths + resolved, config_file=str(path), config=setup,
-                   model_config=models, **_limits(table, path))
+                   model_config=models, **_limits(table, path), **_environment(table, path))
+
+
+def _environment(table: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """`environment = { NAME = "value" }`: strings only, as os.environ holds."""
+    if "environment" not in table:
+        return {}
+    env = table["environment"]
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise ConfigError(f"{path}: `environment` in {_where(path)}: expected a table of strings "
+                          f'(environment = {{ NAME = "value" }}), got {env!r}')
+    return {"environment": tuple(sorted(env.items()))}
 
 
 def _limits(table: Mapping[str, Any], path: Path) -> dict[str, Any]:

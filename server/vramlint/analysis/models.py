@@ -461,12 +461,13 @@ def count_params(root: Instance) -> tuple[ParamCounts, list[Unknown]]:
         if trainable is not None and t.requires_grad:
             trainable += n
     buffers: int | None = 0
-    for _name, t in named_tensors(root, "buffers"):
+    for name, t in named_tensors(root, "buffers"):
         n = t.numel() if isinstance(t, TensorValue) else None
         if isinstance(n, int) and buffers is not None:
             buffers += n
         else:
             buffers = None
+            unknowns.extend(_tensor_unknowns(t, name))  # why the buffer count is missing
     return ParamCounts(total, trainable, buffers, known), unknowns
 
 

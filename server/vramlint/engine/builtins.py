@@ -23,6 +23,8 @@ from vramlint.engine.values import (
     BoundMethod,
     ClassMethod,
     ClassValue,
+    Deque,
+    EvalDefaultDict,
     ExceptionValue,
     FunctionValue,
     Instance,
@@ -35,7 +37,9 @@ from vramlint.engine.values import (
     StaticMethod,
     SubclassedDict,
     Unknown,
+    UnknownData,
     Value,
+    as_data,
 )
 
 if TYPE_CHECKING:
@@ -343,11 +347,18 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
             a[0].args = tuple(a[1:])
         return None
 
-    klass("int", int, (obj,), c_int)
-    klass("bool", bool, (b["int"],), c_bool)
-    klass("float", float, (obj,), c_float)
+    def data(construct: Callable[..., Any]) -> Callable[..., Any]:
+        """int(), bool(), float(), str() of an unknown: still unknown, but never a module."""
+        def wrapped(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+            r = construct(ev, cls, a, k)
+            return as_data(r) if isinstance(r, Unknown) else r
+        return wrapped
+
+    klass("int", int, (obj,), data(c_int))
+    klass("bool", bool, (b["int"],), data(c_bool))
+    klass("float", float, (obj,), data(c_float))
     klass("complex", complex, (obj,), lambda ev, c, a, k: pure("complex", complex).impl(ev, a, k))
-    klass("str", str, (obj,), c_str)
+    klass("str", str, (obj,), data(c_str))
     klass("bytes", bytes, (obj,), lambda ev, c, a, k: Unknown("bytes()", ev.current_ref))
     klass("list", list, (obj,), c_seq(list))
     klass("tuple", tuple, (obj,), c_seq(tuple))
@@ -423,7 +434,8 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
     # ------------------------------------------------------------------ functions
     @native("len")
     def _len(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        return ev.protocol.length(a[0])
+        n = ev.protocol.length(a[0])
+        return as_data(n) if isinstance(n, Unknown) else n
 
     b["len"] = _len
 
@@ -439,6 +451,8 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
         if isinstance(c, Unknown):
             return c
         if not isinstance(c, ClassValue):
+            if c is None or isinstance(c, (bool, int, float, str, bytes, tuple, list, dict, Instance, FunctionValue)):
+                raise ev.raise_error("TypeError", "issubclass() arg 1 must be a class")
             return Unknown("issubclass() of a non-class", ev.current_ref)
         wants = want if isinstance(want, tuple) else (want,)
         for w in wants:
@@ -827,6 +841,27 @@ _MODULE_NAMES = frozenset({"__builtins__", "__cached__", "__doc__", "__file__", 
                            "__package__", "__spec__"})
 
 
+class NativeDir(Value):
+    """dir() of a native module (torch.nn.functional): its full list is not known, but a name
+    vramlint models is certainly in it (`'silu' in dir(F)`, timm's feature checks)."""
+
+    __slots__ = ("module",)
+    type_name = "list"
+
+    def __init__(self, module: ModuleValue) -> None:
+        self.module = module
+
+    def contains(self, ev: Evaluator, item: Any) -> Any:
+        if isinstance(item, Unknown):
+            return item
+        if isinstance(item, str):
+            v = ev.protocol.getattr(self.module, item, MISSING)
+            if v is not MISSING and not isinstance(v, Unknown):
+                return True
+        return UnknownData(f"dir() of native module `{self.module.name}` (names vramlint does not model)",
+                           ev.current_ref)
+
+
 def _dir(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     """dir(x) of analysed modules, classes and their instances. Objects with a native class
     (torch layers, builtins) list names vramlint does not model, so their dir() is unknown."""
@@ -835,6 +870,8 @@ def _dir(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     x = a[0]
     if isinstance(x, ModuleValue) and x.source is not None:
         return sorted(set(x.ns) | _MODULE_NAMES)
+    if isinstance(x, ModuleValue):
+        return NativeDir(x)
     cls = x if isinstance(x, ClassValue) else x.cls if isinstance(x, Instance) else None
     if cls is None or any(c.native is not None and c.name != "object" for c in cls.mro):
         what = cls.name if cls is not None else getattr(x, "type_name", type(x).__name__)
@@ -973,9 +1010,20 @@ def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
         path = _module("os.path", os_path_namespace())
         if name == "os.path":
             return path
-        return _module(name, {"environ": Unknown("environment variables are not known statically", None),
-                              "getenv": NativeFunction("os.getenv", lambda ev, a, k: Unknown(f"environment variable {a[0] if a else ''}", ev.current_ref)),
+        # The environment of `python train.py` in a shell where only the configured variables
+        # (`environment` in [tool.vramlint]) are set: `os.environ.get("X", default)` is the default.
+        environ = dict(loader.environment)
+
+        def getenv(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+            key, default = (a[0] if a else k.get("key")), (a[1] if len(a) > 1 else k.get("default"))
+            return environ.get(key, default) if isinstance(key, str) else Unknown("os.getenv of a non-string", ev.current_ref)
+
+        return _module(name, {"environ": environ, "getenv": NativeFunction("os.getenv", getenv),
                               "path": path, "sep": "/", "devnull": "/dev/null"})
+    if name == "pkgutil":
+        from vramlint.engine.stdlib_runtime import pkgutil_get_data
+
+        return _module(name, {"get_data": NativeFunction("pkgutil.get_data", pkgutil_get_data)})
     if name == "pathlib":
         from vramlint.engine.stdlib_pathlib import pathlib_module
 
@@ -1309,7 +1357,7 @@ def _typing_like(loader: Loader, name: str) -> ModuleValue:
         ns["namedtuple"] = NativeFunction("collections.namedtuple", _namedtuple_factory(loader))
         ns["defaultdict"] = NativeFunction("collections.defaultdict", _defaultdict)
         ns["Counter"] = NativeFunction("collections.Counter", lambda ev, a, k: _counter(ev, a))
-        ns["deque"] = NativeFunction("collections.deque", lambda ev, a, k: ev.list_of(a[0]) if a else [])
+        ns["deque"] = NativeFunction("collections.deque", _deque)
         ns["abc"] = LazyModuleRef(loader, "collections.abc")
         for k2, mk in abcs.items():
             ns[k2] = mk(k2)
@@ -1448,11 +1496,31 @@ def _namedtuple_factory(loader: Loader) -> Callable[..., Any]:
     return impl
 
 
+def _deque(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    items = ev.list_of(a[0]) if a else []
+    if isinstance(items, Unknown):
+        return items
+    maxlen = a[1] if len(a) > 1 else k.get("maxlen")
+    if maxlen is not None:
+        return Unknown("deque with a maxlen is not modelled", ev.current_ref)
+    return Deque(items)
+
+
 def _defaultdict(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     factory = a[0] if a else None
     if isinstance(factory, ClassValue) and isinstance(factory.native, BuiltinType) and factory.native.pytype in (list, int, dict, set, float):
-        return collections.defaultdict(factory.native.pytype)
-    return Unknown("defaultdict with a custom factory", ev.current_ref)
+        out: dict[Any, Any] = collections.defaultdict(factory.native.pytype)
+    elif factory is None or isinstance(factory, (ClassValue, FunctionValue, BoundMethod)):
+        out = EvalDefaultDict()
+        out.factory = factory
+    else:
+        return Unknown("defaultdict with this factory is not modelled", ev.current_ref)
+    if len(a) > 1:
+        if not isinstance(a[1], dict):
+            return Unknown("defaultdict() from a non-dict is not modelled", ev.current_ref)
+        out.update(a[1])
+    out.update(k)
+    return out
 
 
 def _counter(ev: Evaluator, a: Args) -> Any:

@@ -50,6 +50,8 @@ from vramlint.engine.values import (
     Unknown,
     UnknownValueError,
     Value,
+    as_data,
+    is_data_value,
 )
 from vramlint.engine.walk import iter_nodes
 
@@ -573,7 +575,25 @@ class Evaluator:
         else:
             for name in {n for b in branches for n in bound_names(b)}:
                 self.bind(name, why, scope)
+            self._forget_mutated([s for b in branches for s in b], scope, why)
         self.record(why)
+
+    def _forget_mutated(self, body: Sequence[cst.CSTNode], scope: Scope, why: Unknown) -> None:
+        """Code that was skipped (an undecided `if`, a loop that could not run) may have changed
+        objects other code reads later: `_registry[name] = cfg` in a decorator run at import. The
+        names of those objects become the unknown, in the scope that holds them (a module global
+        too), so a later lookup says "unknown" instead of answering from the stale object. The
+        instance under construction (`self`) is exempt: the recorded unknown already marks it."""
+        for name in mutated_roots(body):
+            holder = scope.globals
+            s: Scope | None = scope
+            while s is not None:  # where Python finds the name: this scope, enclosing functions
+                if name in s.vars and (s is scope or not s.is_class):
+                    holder = s.vars
+                    break
+                s = s.parent
+            if name in holder and holder[name] is not scope.self_value:
+                holder[name] = why
 
     def _merge_branches(self, branches: list[Sequence[cst.CSTNode]], scope: Scope, why: Unknown) -> bool:
         """Run each branch on its own copy of the scope's variables and bind the merge; True when
@@ -601,7 +621,8 @@ class Evaluator:
                 self.bind(name, values[0], scope)
             else:
                 same = False
-                self.bind(name, Unknown(f"`{name}` depends on a condition: {why.reason}", why.ref), scope)
+                merged = Unknown(f"`{name}` depends on a condition: {why.reason}", why.ref)
+                self.bind(name, as_data(merged) if all(is_data_value(v) for v in values) else merged, scope)
         return same
 
     def s_for(self, node: cst.For, scope: Scope) -> None:
@@ -641,7 +662,9 @@ class Evaluator:
                 except ContinueSignal:
                     continue
         except Undecided as und:
-            self.record(Unknown(f"could not iterate: {und.unknown.reason}", self.ref(scope, node.iter)))
+            why = Unknown(f"could not iterate: {und.unknown.reason}", self.ref(scope, node.iter))
+            self.record(why)
+            self._forget_mutated(node.body.body, scope, why)
             return
         if not broke and node.orelse is not None:
             self.exec_block(node.orelse.body, scope)
@@ -652,7 +675,9 @@ class Evaluator:
             try:
                 cond = self.truth(self.eval(node.test, scope))
             except Undecided as und:
-                self.record(Unknown(f"could not decide this loop condition: {und.unknown.reason}", self.ref(scope, node.test)))
+                why = Unknown(f"could not decide this loop condition: {und.unknown.reason}", self.ref(scope, node.test))
+                self.record(why)
+                self._forget_mutated(node.body.body, scope, why)
                 return
             if not cond:
                 break
@@ -929,6 +954,13 @@ class Evaluator:
                 args, kwargs = self.eval_args(expr.args, scope)
                 return dec.decorator(self, value, args, kwargs)
             return dec.decorator(self, value, (), {})
+        if isinstance(dec, FunctionValue) and is_registering_decorator(dec.node):
+            # `@register_model`: it records the function in a registry (timm's factories, their
+            # pretrained configs) and returns it unchanged. Run it, so that what reads the
+            # registry later (`create_model("resnet50")`) finds what the real run would.
+            if type(expr) is not cst.Call:
+                self._register(dec, value)
+            return value
         if isinstance(dec, ClassValue) and dec.native is not None and hasattr(dec.native, "decorate"):
             return dec.native.decorate(self, value)
         if isinstance(dec, ClassValue) and type(expr) is not cst.Call and dec.lookup("__get__")[0] is not MISSING:
@@ -936,6 +968,18 @@ class Evaluator:
             # what it makes of the function.
             return self.protocol.instantiate(dec, (value,), {})
         return value
+
+    def _register(self, dec: FunctionValue, value: Any) -> None:
+        sink: list[Unknown] = []
+        self.issue_sinks.append(sink)
+        try:
+            self.call(dec, (value,), {})
+        except (RaiseSignal, Undecided):
+            pass  # as if the decorator were the identity (the policy for every other decorator)
+        finally:
+            self.issue_sinks.pop()
+        for u in sink:
+            self.record(u)
 
     def s_classdef(self, node: cst.ClassDef, scope: Scope) -> None:
         bases: list[ClassValue] = []
@@ -1378,7 +1422,8 @@ class Evaluator:
             right = self.eval(target.comparator, scope)
             r = self.compare(type(target.operator), left, right)
             if isinstance(r, Unknown):
-                return r
+                # Whatever a comparison of unknowns is (a bool, or a tensor), it is not a module.
+                return as_data(r)
             if not r:
                 return False
             result = r
@@ -1449,6 +1494,9 @@ class Evaluator:
                 elif r:
                     return True
             return unknown_seen if unknown_seen is not None else False
+        contains = getattr(container, "contains", None) if isinstance(container, Value) else None
+        if contains is not None:
+            return contains(self, item)
         return self.protocol.contains(container, item)
 
     def truth(self, v: Any) -> bool:
@@ -1508,6 +1556,9 @@ class Evaluator:
             if owner is None or obj is MISSING:
                 return self.unknown("super() outside a method", scope, node)
             return SuperValue(owner, obj)
+        if isinstance(func, NativeFunction) and func.name == "locals" and not node.args:
+            # A snapshot of the running scope's variables, as CPython's locals() in a function.
+            return {k: v for k, v in scope.vars.items() if type(v) is not LazyBinding}
         args, kwargs = self.eval_args(node.args, scope)
         prev = self.current_ref
         self.current_ref = self.ref(scope, node)
@@ -1765,6 +1816,31 @@ def plain_block(body: Sequence[cst.CSTNode]) -> bool:
     return True
 
 
+def _leaf_targets(t: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The single targets of an assignment target (`a, (b.c, *d[0])` gives a, b.c, d[0])."""
+    if isinstance(t, (cst.Tuple, cst.List)):
+        for el in t.elements:
+            yield from _leaf_targets(el.value)
+    elif type(t) is cst.StarredElement:
+        yield from _leaf_targets(t.value)
+    else:
+        yield t
+
+
+def _stores(body: Sequence[cst.CSTNode], descend: Callable[[cst.CSTNode], bool]) -> Iterator[tuple[cst.CSTNode, cst.CSTNode]]:
+    """(statement node, single target) of every assignment, loop target and `del` in a block."""
+    for stmt in body:
+        for n in iter_nodes(stmt, descend):
+            kind = type(n)
+            if kind is cst.Assign:
+                for t in n.targets:  # type: ignore[attr-defined]
+                    for leaf in _leaf_targets(t.target):
+                        yield n, leaf
+            elif kind in (cst.AnnAssign, cst.AugAssign, cst.For, cst.Del):
+                for leaf in _leaf_targets(n.target):  # type: ignore[attr-defined]
+                    yield n, leaf
+
+
 def bound_names(body: Sequence[cst.CSTNode]) -> set[str]:
     """Names a branch binds (assignments, loop and `with` targets, imports, definitions)."""
     out: set[str] = set()
@@ -1773,25 +1849,14 @@ def bound_names(body: Sequence[cst.CSTNode]) -> set[str]:
         return type(n) not in (cst.FunctionDef, cst.ClassDef, cst.Lambda, cst.ListComp, cst.SetComp,
                                cst.DictComp, cst.GeneratorExp)
 
-    def targets(t: cst.CSTNode) -> None:
-        if type(t) is cst.Name:
-            out.add(t.value)
-        elif isinstance(t, (cst.Tuple, cst.List)):
-            for el in t.elements:
-                targets(el.value)
-        elif type(t) is cst.StarredElement:
-            targets(t.value)
-
+    out.update(leaf.value for n, leaf in _stores(body, descend)  # type: ignore[attr-defined]
+               if type(leaf) is cst.Name and type(n) is not cst.Del)
     for stmt in body:
         for n in iter_nodes(stmt, descend):
             kind = type(n)
-            if kind is cst.Assign:
-                for t in n.targets:  # type: ignore[attr-defined]
-                    targets(t.target)
-            elif kind in (cst.AnnAssign, cst.AugAssign, cst.For):
-                targets(n.target)  # type: ignore[attr-defined]
-            elif kind is cst.AsName:
-                targets(n.name)  # type: ignore[attr-defined]
+            if kind is cst.AsName:
+                out.update(leaf.value for leaf in _leaf_targets(n.name)  # type: ignore[attr-defined]
+                           if type(leaf) is cst.Name)
             elif kind in (cst.FunctionDef, cst.ClassDef):
                 out.add(n.name.value)  # type: ignore[attr-defined]
             elif kind in (cst.Import, cst.ImportFrom) and not isinstance(n.names, cst.ImportStar):  # type: ignore[attr-defined]
@@ -1802,6 +1867,87 @@ def bound_names(body: Sequence[cst.CSTNode]) -> set[str]:
                             name = name.value
                         out.add(name.value)
     return out
+
+
+_REGISTERING: dict[int, bool] = {}
+
+
+def is_registering_decorator(node: cst.FunctionDef | cst.Lambda) -> bool:
+    """A decorator that changes something outside itself and returns the function it was given,
+    unchanged (`def register_model(fn): ...; _registry[name] = fn; return fn`): running it has
+    the registration as its only effect. Wrappers (a nested def) and decorators that return
+    anything else are not run (see `apply_decorator`)."""
+    key = id(node)
+    hit = _REGISTERING.get(key)
+    if hit is None:
+        hit = _REGISTERING[key] = _registering(node)
+    return hit
+
+
+def _registering(node: cst.FunctionDef | cst.Lambda) -> bool:
+    if type(node) is not cst.FunctionDef or type(node.body) is not cst.IndentedBlock:
+        return False
+    params = node.params.params or node.params.posonly_params
+    if len(params) != 1 or node.asynchronous is not None:
+        return False
+    arg = params[0].name.value
+    body = node.body.body
+    last = body[-1] if body else None
+    if type(last) is not cst.SimpleStatementLine or len(last.body) != 1:
+        return False
+    ret = last.body[0]
+    if type(ret) is not cst.Return or type(ret.value) is not cst.Name or ret.value.value != arg:
+        return False
+    if any(type(n) in (cst.FunctionDef, cst.ClassDef, cst.Lambda, cst.Yield)
+           for stmt in body for n in iter_nodes(stmt, lambda n: True)):
+        return False
+    returns_ = [n for stmt in body for n in iter_nodes(stmt, lambda n: True) if type(n) is cst.Return]
+    if any(type(r.value) is not cst.Name or r.value.value != arg for r in returns_):
+        return False
+    return bool(mutated_roots(body) - {arg})
+
+
+# Methods that change the object they are called on (containers, and torch's registration).
+_MUTATORS = frozenset({
+    "append", "extend", "insert", "update", "setdefault", "add", "pop", "popitem", "remove",
+    "discard", "clear", "sort", "reverse", "appendleft", "extendleft", "__setitem__",
+    "__delitem__", "add_module", "register_module", "register_buffer", "register_parameter",
+})
+
+
+def _root_name(n: cst.BaseExpression) -> str | None:
+    while type(n) in (cst.Attribute, cst.Subscript):
+        n = n.value  # type: ignore[attr-defined]
+    return n.value if type(n) is cst.Name else None  # type: ignore[attr-defined]
+
+
+def mutated_roots(body: Sequence[cst.CSTNode]) -> set[str]:
+    """Names whose objects a block changes in place: `d[k] = v`, `a.b = v`, `del d[k]`,
+    `x.append(v)`, `d.update(...)` (the name at the root of the target)."""
+
+    def descend(n: cst.CSTNode) -> bool:
+        return type(n) not in (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+
+    changed = [leaf for _, leaf in _stores(body, descend) if type(leaf) in (cst.Attribute, cst.Subscript)]
+    changed += [n.func.value for stmt in body for n in iter_nodes(stmt, descend)  # type: ignore[attr-defined]
+                if type(n) is cst.Call and type(n.func) is cst.Attribute  # type: ignore[attr-defined]
+                and n.func.attr.value in _MUTATORS]  # type: ignore[attr-defined]
+    return {root for t in changed if (root := _root_name(t)) is not None}  # type: ignore[arg-type]
+
+
+def module_bound_names(tree: cst.Module) -> frozenset[str] | None:
+    """Every name a module's code can bind at module level (None: `import *` or
+    `globals()`/`setattr` make that unknowable)."""
+    names = set(bound_names(tree.body)) | {"__getattr__"}
+    for n in iter_nodes(tree, lambda n: True):
+        kind = type(n)
+        if kind is cst.Global:
+            names.update(g.name.value for g in n.names)  # type: ignore[attr-defined]
+        elif kind is cst.ImportStar:
+            return None
+        elif kind is cst.Name and n.value in ("globals", "vars", "setattr", "exec"):  # type: ignore[attr-defined]
+            return None
+    return frozenset(names)
 
 
 def _same_value(a: Any, b: Any) -> bool:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from vramlint.engine.evaluator import Evaluator
+from vramlint.engine.evaluator import Evaluator, module_bound_names
 from vramlint.engine.protocol import Protocol
 from vramlint.engine.signals import AnalysisStopped
 from vramlint.engine.source import (
@@ -49,6 +49,8 @@ class Loader:
     def __init__(self, search_paths: Iterable[str], native_resolvers: list[NativeModuleFactory]) -> None:
         self.search_paths = [os.path.abspath(p) for p in search_paths]
         self.native_resolvers = native_resolvers
+        # os.environ as the analysed code sees it (Settings.environment): only what is configured.
+        self.environment: dict[str, str] = {}
         self.modules: dict[str, ModuleValue | Unknown] = {}
         self.module_problems: dict[str, list[Unknown]] = {}
         self.statement_problems: dict[str, dict[Any, list[Unknown]]] = {}
@@ -327,6 +329,20 @@ class Loader:
             return Unknown(f"`{name}` is unknown: module `{mod.name}` has a {bad.message} ({where})",
                            ref or self.evaluator.current_ref)
         return Unknown(f"module `{mod.name}` has no attribute `{name}`", ref or self.evaluator.current_ref)
+
+    def never_binds(self, mod: ModuleValue, name: str) -> bool:
+        """True when `mod`'s source binds `name` nowhere (no assignment, definition, import or
+        `global` of it, no star import, no module `__getattr__`), so that a miss is Python's
+        AttributeError (`hasattr(mod, "__all__")` is False) rather than an unknown that a failed
+        statement could explain."""
+        src = mod.source
+        if (src is None or src.tree is None or src.syntax_error is not None or name in mod.ns
+                or mod.getattr_hook is not None or _REPLACED in mod.ns or mod.package_path is not None):
+            return False
+        names = src.node_cache.get(src.tree)
+        if names is None:
+            names = src.node_cache[src.tree] = module_bound_names(src.tree)
+        return isinstance(names, frozenset) and name not in names
 
     def _replaced_attr(self, obj: Any, name: str, ref: SourceRef | None) -> Any:
         """`name` of the object that replaced a module in sys.modules (a lazy module's

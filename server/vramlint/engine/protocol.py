@@ -21,6 +21,8 @@ from vramlint.engine.values import (
     BoundMethod,
     ClassMethod,
     ClassValue,
+    Deque,
+    EvalDefaultDict,
     ExceptionValue,
     FunctionValue,
     Instance,
@@ -65,6 +67,8 @@ _NATIVE_METHODS: dict[type, set[str]] = {
     range: {"index", "count"},
 }
 _NATIVE_METHODS[collections.OrderedDict] = _NATIVE_METHODS[dict] | {"move_to_end"}
+_NATIVE_METHODS[Deque] = _NATIVE_METHODS[list] | {"appendleft", "extendleft", "popleft", "rotate"}
+_NATIVE_METHODS[EvalDefaultDict] = _NATIVE_METHODS[dict]
 
 
 class Protocol:
@@ -123,7 +127,10 @@ class Protocol:
                 return self._user_getattribute(obj, user_ga, name, default)
             return self._instance_attr(obj, name, default)
         if isinstance(obj, ModuleValue):
-            return self.loader.module_attr(obj, name, default)
+            v = self.loader.module_attr(obj, name, default)
+            if isinstance(v, Unknown) and default is MISSING and self.loader.never_binds(obj, name):
+                raise ev.raise_error("AttributeError", f"module '{obj.name}' has no attribute '{name}'")
+            return v
         if isinstance(obj, SubclassedDict) and obj.cls is not None:
             from vramlint.engine.builtins import BuiltinType
 
@@ -424,6 +431,12 @@ class Protocol:
         if isinstance(obj, dict):
             if isinstance(idx, Unknown):
                 return idx
+            if type(obj) is EvalDefaultDict and obj.factory is not None:
+                try:
+                    if idx not in obj:
+                        obj[idx] = self.ev.call(obj.factory, (), {})  # as defaultdict.__missing__
+                except TypeError:
+                    return self.unknown("unhashable key")
             try:
                 return obj[idx]
             except KeyError:

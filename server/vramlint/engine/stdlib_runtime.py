@@ -289,6 +289,33 @@ def import_system_module(loader: Loader, name: str) -> ModuleValue | None:
     return None
 
 
+def pkgutil_get_data(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """pkgutil.get_data(package, resource): the bytes of a data file shipped beside a package's
+    modules on the analysis path (timm's pruned-model descriptions). Read, never executed: a
+    regular file, at most `max-file-size` bytes (engine/source.read_source_file)."""
+    import os
+
+    from vramlint.engine.source import read_source_file
+    from vramlint.engine.values import ModuleValue
+
+    package, resource = (a[0] if a else k.get("package")), (a[1] if len(a) > 1 else k.get("resource"))
+    if not isinstance(package, str) or not isinstance(resource, str):
+        return Unknown("pkgutil.get_data of a non-string name", ev.current_ref)
+    mod = ev.loader.import_module(package, ev.current_ref)
+    folder = None
+    if isinstance(mod, ModuleValue):  # a package's own folder, or the folder of a module's file
+        folder = mod.package_path or (os.path.dirname(mod.source.path) if mod.source is not None else None)
+    if folder is None:
+        return Unknown(f"pkgutil.get_data: package `{package}` has no source on the analysis path", ev.current_ref)
+    parts = resource.split("/")
+    if os.path.isabs(resource) or ".." in parts:
+        return Unknown("pkgutil.get_data outside the package", ev.current_ref)
+    data, problem = read_source_file(os.path.join(folder, *parts), ev.loader.max_file_bytes)
+    if data is None:
+        raise ev.raise_error("FileNotFoundError", f"{resource}: {problem}")
+    return data
+
+
 def os_path_namespace() -> dict[str, Any]:
     """os.path functions of strings (POSIX rules; the file system is never asked)."""
     from vramlint.engine.builtins import pure

@@ -107,6 +107,29 @@ class Unknown:
         return id(self)
 
 
+class UnknownData(Unknown):
+    """An Unknown that is known not to be a module: the result of a comparison, `int()`, `bool()`,
+    `str()`, `len()`, or a name that is one of such values on every path of an undecided `if`.
+
+    Storing it on a module (`self.fused_attn = use_fused_attn()`, timm's attention flag read from
+    an environment variable) cannot hide a submodule, so the parameter count stays exact."""
+
+    __slots__ = ()
+
+
+def as_data(u: Unknown) -> UnknownData:
+    return u if isinstance(u, UnknownData) else UnknownData(u.reason, u.ref)
+
+
+def is_data_value(v: Any) -> bool:
+    """A value that can never hold a module or a parameter (for merging undecided branches)."""
+    if isinstance(v, (UnknownData, bool, int, float, complex, str, bytes, type(None))):
+        return True
+    if isinstance(v, (tuple, frozenset)):
+        return all(is_data_value(x) for x in v)
+    return False
+
+
 def first_unknown(*values: Any) -> Unknown | None:
     for v in values:
         if isinstance(v, Unknown):
@@ -430,6 +453,33 @@ class _Missing:
 
 _MISSING: Any = _Missing()
 MISSING = _MISSING
+
+
+class Deque(list):  # type: ignore[type-arg]
+    """`collections.deque`, as a list with deque's own methods (what analysed code calls on it:
+    timm keeps each architecture's pretrained tags in one)."""
+
+    def appendleft(self, x: Any) -> None:
+        self.insert(0, x)
+
+    def extendleft(self, xs: Any) -> None:
+        for x in xs:
+            self.insert(0, x)
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+    def rotate(self, n: int = 1) -> None:
+        if self:
+            n %= len(self)
+            self[:] = self[-n:] + self[:-n]
+
+
+class EvalDefaultDict(dict):  # type: ignore[type-arg]
+    """`collections.defaultdict` whose factory is analysed code (a class, a function, a lambda):
+    a missing key is filled by calling the factory through the evaluator (protocol.getitem)."""
+
+    factory: Any = None
 
 
 class SubclassedDict(dict):  # type: ignore[type-arg]

@@ -20,6 +20,7 @@ from vramlint.engine.values import (
     NativeFunction,
     SourceRef,
     Unknown,
+    UnknownData,
 )
 from vramlint.frontends.torch.tensors import BufferTensor, DType, TensorValue, dtype_name
 
@@ -133,7 +134,7 @@ class ModuleNative:
         if name == "training" and isinstance(value, bool):
             st.training = value
             return True
-        if isinstance(value, Unknown):
+        if isinstance(value, Unknown) and not isinstance(value, UnknownData):
             # `self.block = Block(8)` with Block unknown (a failed import): it may be a submodule
             # whose parameters are missing, so the count must not claim to be exact.
             ev.record(value)

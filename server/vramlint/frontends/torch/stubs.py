@@ -415,11 +415,13 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
         "einsum": _einsum, "addmm": _addmm, "outer": _outer, "ger": _outer,
         # random draws change values, never shapes: a generator's methods do nothing
         "Generator": lambda ev, a, k: NoOp("torch.Generator()", chain=True),
+        "finfo": lambda ev, a, k: T.type_info(ev, a[0] if a else k.get("type"), True),
+        "iinfo": lambda ev, a, k: T.type_info(ev, a[0] if a else k.get("type"), False),
     }
     for name in ("flatten", "permute", "transpose", "swapaxes", "unsqueeze", "squeeze", "reshape", "sum", "mean",
                  "prod", "max", "min", "chunk", "split", "clamp", "clip", "roll", "flip", "tril", "triu", "argmax",
                  "softmax", "log_softmax", "cumsum", "t", "diff", "gather", "amax", "amin", "std", "var", "norm", "any", "all",
-                 "unbind",
+                 "unbind", "unique",
                  *T.UNARY_FUNCS):
         fns[name] = _method_as_function(name)
     for name, fn in fns.items():
@@ -545,6 +547,10 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
             "is_available": NativeFunction(f"{dotted}.is_available", lambda ev, a, k: False),
             "device_count": NativeFunction(f"{dotted}.device_count", lambda ev, a, k: 0),
         }, getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.fft":
+        from vramlint.frontends.torch.fft import fft_namespace
+
+        return ModuleValue(dotted, fft_namespace(), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.nn.attention":
         return ModuleValue(dotted, {}, getattr_hook=unknown_attr(dotted))
     if dotted == "torch.nn.attention.flex_attention":
@@ -585,7 +591,7 @@ _KNOWN_SUBMODULES = {
     "torch.nn", "torch.nn.init", "torch.nn.functional", "torch.nn.parameter", "torch.nn.modules", "torch.jit",
     "torch.fx", "torch.cuda", "torch.utils", "torch.utils.checkpoint", "torch.nn.utils", "torch.optim", "torch.distributed",
     "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data", "torch.compiler",
-    "torch.nn.attention", "torch.nn.attention.flex_attention", "torch._subclasses", "torch._subclasses.fake_tensor",
+    "torch.nn.attention", "torch.nn.attention.flex_attention", "torch.fft", "torch._subclasses", "torch._subclasses.fake_tensor",
     *_ACCELERATOR_BACKENDS,
 }
 

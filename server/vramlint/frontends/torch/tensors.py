@@ -52,6 +52,47 @@ class DType(Value):
 
 
 DTYPES = {n: DType(n) for n in DTYPE_BYTES}
+
+# torch.finfo / torch.iinfo fields, as torch 2.13 reports them.
+_FINFO = {
+    "float32": dict(bits=32, eps=1.1920928955078125e-07, max=3.4028234663852886e+38, min=-3.4028234663852886e+38,
+                    tiny=1.1754943508222875e-38, resolution=1e-06),
+    "float64": dict(bits=64, eps=2.220446049250313e-16, max=1.7976931348623157e+308, min=-1.7976931348623157e+308,
+                    tiny=2.2250738585072014e-308, resolution=1e-15),
+    "float16": dict(bits=16, eps=0.0009765625, max=65504.0, min=-65504.0, tiny=6.103515625e-05, resolution=0.001),
+    "bfloat16": dict(bits=16, eps=0.0078125, max=3.3895313892515355e+38, min=-3.3895313892515355e+38,
+                     tiny=1.1754943508222875e-38, resolution=0.01),
+}
+_IINFO = {"int8": 8, "int16": 16, "int32": 32, "int64": 64, "uint8": 8}
+
+
+class TypeInfo(Value):
+    """What torch.finfo(dtype) / torch.iinfo(dtype) return."""
+
+    __slots__ = ("fields",)
+    type_name = "torch.finfo"
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+
+    def get_attribute(self, ev: Evaluator, name: str) -> Any:
+        return self.fields.get(name, MISSING)
+
+
+def type_info(ev: Evaluator, dtype: Any, floating: bool) -> Any:
+    name = dtype.name if isinstance(dtype, DType) else "float32" if dtype is None and floating else None
+    if floating and name in _FINFO:
+        fields = dict(_FINFO[name])
+        fields["smallest_normal"] = fields["tiny"]
+        return TypeInfo({**fields, "dtype": name})
+    if not floating and name in _IINFO:
+        bits = _IINFO[name]
+        lo, hi = (0, 2 ** bits - 1) if name == "uint8" else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        return TypeInfo({"bits": bits, "min": lo, "max": hi, "dtype": name})
+    if isinstance(dtype, Unknown):
+        return dtype
+    what = "finfo" if floating else "iinfo"
+    raise ev.raise_error("TypeError", f"torch.{what} of {name or dtype!r} is not supported")
 DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32",
                  "short": "int16", "cfloat": "complex64"}
 
@@ -66,6 +107,8 @@ def f32(x: float) -> float:
 def numel(shape: Shape) -> Any:
     n: Any = 1
     for d in shape:
+        if d is None:  # a symbolic dimension (Keras' `None`) that reached a tensor
+            return Unknown("a dimension of unknown size")
         n = n * d
     return n
 
@@ -174,6 +217,10 @@ class TensorValue(Value):
             return "cpu"  # the default device, as `is_cuda`/`get_device()` say (torch.device() is a str)
         if name in ("is_cuda",):
             return False
+        if name in ("real", "imag"):  # views of a complex tensor's parts (`real` of a real one is itself)
+            if not self.dtype.startswith("complex"):
+                return self if name == "real" else Unknown("Tensor.imag of a real tensor", ev.current_ref)
+            return TensorValue(self.shape, "float64" if self.dtype == "complex128" else "float32")
         if name == "grad":
             return None
         method = TENSOR_METHODS.get(name)
@@ -333,7 +380,7 @@ def _infer_nested(ev: Evaluator, data: Any) -> tuple[Shape, list[Any]] | Unknown
         for p in parts:
             flat.extend(p[1])  # type: ignore[index]
         return (len(data), *parts[0][0]), flat  # type: ignore[index]
-    if isinstance(data, (int, float, bool)):
+    if isinstance(data, (int, float, bool, complex)):
         return (), [data]
     if isinstance(data, Unknown):
         return data
@@ -351,8 +398,12 @@ def tensor_from_data(ev: Evaluator, data: Any, dtype: Any = None) -> TensorValue
         dt = "bool"
     elif all(isinstance(x, int) for x in flat):
         dt = "int64"
+    elif any(isinstance(x, complex) for x in flat):
+        dt = "complex64"
     else:
         dt = "float32"
+    if dt.startswith("complex") or any(isinstance(x, complex) for x in flat):
+        return TensorValue(shape, dt)  # values are followed for real numbers only
     return TensorValue(shape, dt, data=_cast(flat, dt) if len(flat) <= MAX_CONCRETE else None)
 
 
@@ -1012,6 +1063,31 @@ for _name in ("normal_", "uniform_", "zero_", "fill_", "copy_", "clamp_", "clamp
     TENSOR_METHODS[_name] = _changed_in_place if _name.endswith("_") else _changed
 
 
+def _flip(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    """Tensor.flip(dims): the values follow where they are known (nest's `(4 ** arange(n)).flip(0)`)."""
+    dims = a[0] if a else k.get("dims")
+    dims = (dims,) if isinstance(dims, int) else dims
+    if t.data is None or isinstance(t.shape, Unknown) or not isinstance(dims, (list, tuple)) \
+            or not all(isinstance(d, int) for d in t.shape) or not all(isinstance(d, int) for d in dims):
+        return TensorValue(t.shape, t.dtype)
+    shape = t.shape
+    rank = len(shape)
+    if any(not -rank <= d < rank for d in dims):
+        raise ev.raise_error("IndexError", "Dimension out of range")
+    flipped = {d % rank for d in dims}
+    strides = [1] * rank
+    for i in range(rank - 2, -1, -1):
+        strides[i] = strides[i + 1] * shape[i + 1]
+    out = [None] * len(t.data)
+    for flat, x in enumerate(t.data):
+        dest = 0
+        for i in range(rank):
+            j = flat // strides[i] % shape[i]
+            dest += ((shape[i] - 1 - j) if i in flipped else j) * strides[i]
+        out[dest] = x
+    return TensorValue(shape, t.dtype, data=out)
+
+
 def _softmax(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
     """softmax(dim, dtype=None): the input is cast to `dtype` first."""
     dt = k.get("dtype", a[1] if len(a) > 1 else None)
@@ -1091,7 +1167,23 @@ def _diff(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
     return TensorValue(tuple(shape), out_dt, data=data)
 
 
+def _unique(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    """torch.unique / Tensor.unique (sorted, over all elements): its size is a fact about the
+    values, so it is known only where the values are (a tensor built from literals)."""
+    if k.get("dim") is not None or t.data is None or isinstance(t.shape, Unknown):
+        return Unknown("torch.unique of values vramlint does not follow", ev.current_ref)
+    values = sorted(set(t.data))
+    out: Any = TensorValue((len(values),), t.dtype, data=values)
+    extra = []
+    if k.get("return_inverse"):
+        extra.append(TensorValue(t.shape, "int64", data=[values.index(x) for x in t.data]))
+    if k.get("return_counts"):
+        extra.append(TensorValue((len(values),), "int64", data=[t.data.count(x) for x in values]))
+    return (out, *extra) if extra else out
+
+
 TENSOR_METHODS.update({
+    "unique": _unique, "flip": _flip,
     "cumsum": _cumsum, "gather": _gather, "diff": _diff,
     "to": _to, "type": _to,
     "int": lambda ev, t, a, k: _cast_tensor(t, "int32"), "long": lambda ev, t, a, k: _cast_tensor(t, "int64"),

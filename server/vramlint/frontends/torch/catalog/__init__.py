@@ -176,7 +176,8 @@ def _layer_init(spec: LayerSpec) -> NativeFunction:
         inst.attrs.update(parts.attrs)
         dtype = dtype_name(values.get("dtype"))
         for name, shape in parts.params.items():
-            if shape is None:
+            if shape is None:  # `bias=False`: torch registers None, so `conv.bias is None`
+                inst.attrs.pop(name, None)
                 st.params[name] = None
                 continue
             t = TensorValue(tuple(shape), dtype)
