@@ -20,6 +20,7 @@ import zipfile
 
 TORCHVISION_VERSION = "0.26.0"
 TRANSFORMERS_VERSION = "5.17.0"
+TIMM_VERSION = "1.0.31"
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CACHE_DIR = REPO_ROOT / ".cache"
@@ -117,6 +118,7 @@ def library_source(dist: str, version: str) -> pathlib.Path:
 
 
 __all__ = [
+    "TIMM_VERSION",
     "TORCHVISION_VERSION",
     "TRANSFORMERS_VERSION",
     "library_source",
