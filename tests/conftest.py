@@ -19,6 +19,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
             f"torchvision {test_torchvision.TORCHVISION_VERSION}: {matched}/{total} classification models "
             "match torch's parameter count"
         )
+    from tests import test_timm
+
+    for line in test_timm.SUMMARY:
+        terminalreporter.write_line(line)
     from tests import test_memory
 
     for name, line in test_memory.SUMMARY.items():

@@ -42,6 +42,9 @@ NativeModuleFactory = Callable[["Loader", str], "ModuleValue | None"]
 
 # Steps one top-level statement of a module may take (an endless loop there stops at this).
 MODULE_STATEMENT_STEPS = 300_000
+# ... of the analysed file, where one statement may build a whole model (`model = create_model(...)`),
+# as much as a factory's construction gets (analysis.models.MODEL_STEPS).
+MAIN_STATEMENT_STEPS = 3_000_000
 MAX_FILE_BYTES = 1024 * 1024  # the default of `max-file-size` (Settings sets it per analysis)
 
 
@@ -249,7 +252,7 @@ class Loader:
             table.pop(mod.name, None)
         self.export_cache.clear()
 
-    def run_source(self, mod: ModuleValue, source: SourceModule) -> list[Unknown]:
+    def run_source(self, mod: ModuleValue, source: SourceModule, steps: int = MODULE_STATEMENT_STEPS) -> list[Unknown]:
         mod.source = source
         mod.ns.setdefault("__name__", mod.name)
         per_stmt: dict[Any, list[Unknown]] = {}
@@ -262,7 +265,7 @@ class Loader:
             ev.issue_sinks = []
             ev.current_ref = None  # not a ref left over from an earlier analysis
             try:
-                results = ev.exec_module(source, mod, MODULE_STATEMENT_STEPS, aborted)
+                results = ev.exec_module(source, mod, steps, aborted)
             finally:
                 ev.issue_sinks, ev.depth, ev.current_ref = saved
             problems = [u for _, sink in results for u in sink]
@@ -400,7 +403,7 @@ class Loader:
             if pending is not None:
                 source = self.evaluator.analysis.parse(path, text, dotted)
                 try:
-                    return existing, source, self.run_source(existing, source)
+                    return existing, source, self.run_source(existing, source, MAIN_STATEMENT_STEPS)
                 except AnalysisStopped:
                     self.forget_partial(existing)
                     raise
@@ -415,7 +418,7 @@ class Loader:
             self.import_module(dotted.rpartition(".")[0], None)
         source = self.evaluator.analysis.parse(path, text, dotted)
         try:
-            problems = self.run_source(mod, source)
+            problems = self.run_source(mod, source, MAIN_STATEMENT_STEPS)
         except AnalysisStopped:
             self.forget_partial(mod)
             raise

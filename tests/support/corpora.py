@@ -1,0 +1,145 @@
+"""The acceptance corpora of issue 12: library models analysed from their own source, compared
+with real torch's counts (tests/fixtures/truth/). Shared by the tests and
+`benchmarks/library_coverage.py`, so that both classify a result the same way.
+
+Each model is analysed as a user would write it: a file that imports the factory and calls it
+(`from timm.models.resnet import resnet50; model = resnet50()`), the library's unpacked wheel on
+the analysis path (`extra_paths`), nothing imported or executed.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import vramlint
+from vramlint.settings import InputSpec
+
+TRUTH_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "truth"
+STATUSES = ("exact", "unknown", "wrong", "crash")
+# Where the user's file is said to be (it is never written): a folder with no packages beside it.
+USER_FILE = str(Path(tempfile.gettempdir()) / "vramlint-corpus" / "user_model.py")
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # exact | unknown | wrong | crash
+    params: int | None = None
+    truth: int | None = None
+    why: str = ""  # an unknown's first reason with its file:line, a wrong count, a traceback
+    output: tuple[Any, ...] | None = None
+    forward_problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def timm_truth(version: str) -> dict[str, Any]:
+    return json.loads((TRUTH_DIR / f"timm-{version}.json").read_text())  # type: ignore[no-any-return]
+
+
+def timm_representatives(models: dict[str, Any]) -> dict[str, str]:
+    """One factory per timm model file: the one with the fewest parameters (its forward traces fastest)."""
+    best: dict[str, str] = {}
+    for name, t in sorted(models.items()):
+        cur = best.get(t["module"])
+        if cur is None or t["params"] < models[cur]["params"]:
+            best[t["module"]] = name
+    return best
+
+
+def timm_source(name: str, module: str) -> str:
+    return f"from timm.models.{module} import {name}\n\nmodel = {name}()\n"
+
+
+def _where(u: Any) -> str:
+    loc = getattr(u, "location", None)
+    return f" ({Path(loc.path).name}:{loc.line})" if loc is not None else " (no location)"
+
+
+def classify(name: str, result: vramlint.FileAnalysis, truth: dict[str, Any]) -> Outcome:
+    """The outcome of the model bound to `model` in an analysed file, against torch's numbers."""
+    found = [m for m in result.models if m.name == "model"]
+    if not found:
+        why = "; ".join(u.reason + _where(u) for u in [*result.errors, *result.unevaluated][:2]) or "no model found"
+        return Outcome(name, "unknown", None, truth["params"], why)
+    m = found[0]
+    if m.error is not None and any("internal error" in u.reason for u in [m.error, *m.unknowns]):
+        return Outcome(name, "crash", None, truth["params"], m.error.reason)
+    if m.params.total is None:
+        reasons = [*m.unknowns, *([m.error] if m.error is not None else [])]
+        why = (reasons[0].reason + _where(reasons[0])) if reasons else "unknown, with no reason given"
+        return Outcome(name, "unknown", None, truth["params"], why)
+    out = Outcome(name, "exact", m.params.total, truth["params"])
+    if m.params.total != truth["params"]:
+        out.status, out.why = "wrong", f"{m.params.total:,} parameters, torch has {truth['params']:,}"
+    elif m.params.buffers is not None and m.params.buffers != truth["buffers"]:
+        out.status, out.why = "wrong", f"{m.params.buffers:,} buffer elements, torch has {truth['buffers']:,}"
+    out.output = m.output_shape
+    out.forward_problems = [u.reason + _where(u) for u in m.forward_unknowns]
+    return out
+
+
+def analyse_timm(name: str, truth: dict[str, Any], paths: tuple[str, ...], trace: bool = False) -> Outcome:
+    """One timm factory, as `model = factory()` in a user's file (with a forward on its default
+    input when `trace`)."""
+    inputs = (InputSpec(tuple(truth["input_size"])),) if trace else ()
+    settings = vramlint.Settings(extra_paths=paths, inputs=inputs, batch_size=1 if trace else None)
+    start = time.perf_counter()
+    try:
+        result = vramlint.analyze_source(USER_FILE, timm_source(name, truth["module"]), settings)
+        out = classify(name, result, truth)
+    except Exception:  # noqa: BLE001 - a crash is an outcome to count, not to stop the run
+        out = Outcome(name, "crash", None, truth["params"], traceback.format_exc(limit=-3))
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+def torchvision_tasks_truth(version: str) -> dict[str, Any]:
+    return json.loads((TRUTH_DIR / f"torchvision-{version}-tasks.json").read_text())  # type: ignore[no-any-return]
+
+
+def torchvision_task_source(name: str, truth: dict[str, Any]) -> str:
+    """`model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)`: the arguments the
+    truth was built with (pretrained backbones freeze layers, which changes the counts)."""
+    args = ", ".join(f"{k}={v!r}" for k, v in truth.get("kwargs", {}).items())
+    return f"from {truth['module']} import {name}\n\nmodel = {name}({args})\n"
+
+
+def transformers_truth(version: str) -> dict[str, Any]:
+    return json.loads((TRUTH_DIR / f"transformers-{version}.json").read_text())  # type: ignore[no-any-return]
+
+
+def transformers_source(key: str) -> str:
+    """`LlamaForCausalLM(LlamaConfig())`: the model class built from its default config."""
+    model_cls, config_cls = key.split("(")[0], key.split("(")[1]
+    return f"from transformers import {model_cls}, {config_cls}\n\nmodel = {model_cls}({config_cls}())\n"
+
+
+def analyse_source(name: str, text: str, truth: dict[str, Any], paths: tuple[str, ...]) -> Outcome:
+    """The model bound to `model` in `text` (a user's file), its counts against `truth`."""
+    start = time.perf_counter()
+    try:
+        result = vramlint.analyze_source(USER_FILE, text, vramlint.Settings(extra_paths=paths))
+        out = classify(name, result, truth)
+    except Exception:  # noqa: BLE001 - a crash is an outcome to count, not to stop the run
+        out = Outcome(name, "crash", None, truth["params"], traceback.format_exc(limit=-3))
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+def rates(outcomes: list[Outcome]) -> dict[str, int]:
+    c = Counter(o.status for o in outcomes)
+    return {s: c.get(s, 0) for s in STATUSES}
+
+
+def rate_line(label: str, outcomes: list[Outcome]) -> str:
+    r = rates(outcomes)
+    n = len(outcomes) or 1
+    return (f"{label}: {len(outcomes)} models, exact {r['exact']} ({100 * r['exact'] / n:.1f}%), "
+            f"unknown {r['unknown']}, wrong {r['wrong']}, crash {r['crash']}")

@@ -1,0 +1,50 @@
+"""timm 1.0.31, analysed from its own source: one factory of every timm model file, written as a
+user would (`from timm.models.resnet import resnet10t; model = resnet10t()`), with a forward on
+its default input. Truth: tests/fixtures/truth/timm-1.0.31.json (make_timm_truth.py, real torch).
+
+What must hold (issue 12): never a wrong number, never a crash; an unknown names the construct
+that stops it, at its line; and at least 95% of the files' models are exact. Every registered
+factory (1,371) is measured by `python benchmarks/library_coverage.py --corpus timm`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.corpora import Outcome, analyse_timm, rate_line, timm_representatives, timm_truth
+from tests.support.libsources import TIMM_VERSION, TORCHVISION_VERSION, library_source
+
+TRUTH = timm_truth(TIMM_VERSION)["models"]
+CASES = timm_representatives(TRUTH)  # model file -> its smallest factory
+OUTCOMES: dict[str, Outcome] = {}
+SUMMARY: list[str] = []  # read by conftest's terminal summary
+
+
+@pytest.fixture(scope="module")
+def paths() -> tuple[str, ...]:
+    return (str(library_source("timm", TIMM_VERSION)), str(library_source("torchvision", TORCHVISION_VERSION)))
+
+
+@pytest.mark.parametrize("module", sorted(CASES))
+def test_factory_of_every_model_file(module: str, paths: tuple[str, ...]) -> None:
+    name = CASES[module]
+    truth = TRUTH[name]
+    out = analyse_timm(name, truth, paths, trace=True)
+    OUTCOMES[module] = out
+    assert out.status in ("exact", "unknown"), f"{name}: {out.status}: {out.why}"
+    if out.status == "unknown":
+        # Never silent: the reason says what and where (a file and line, the user's or timm's).
+        assert out.why and "(no location)" not in out.why, out.why
+        return
+    if truth["output"] is not None and not out.forward_problems:
+        assert list(out.output or ()) == truth["output"], f"{name}: output {out.output}, torch {truth['output']}"
+
+
+def test_at_least_95_percent_exact() -> None:
+    if len(OUTCOMES) < len(CASES):
+        pytest.skip("needs every file's test (run the whole module)")
+    outcomes = list(OUTCOMES.values())
+    SUMMARY.append(rate_line(f"timm {TIMM_VERSION} (one factory per model file)", outcomes))
+    exact = sum(o.status == "exact" for o in outcomes)
+    unknown = [f"{o.name}: {o.why}" for o in outcomes if o.status == "unknown"]
+    assert exact >= 0.95 * len(outcomes), "\n".join(unknown)
