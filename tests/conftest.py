@@ -19,9 +19,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
             f"torchvision {test_torchvision.TORCHVISION_VERSION}: {matched}/{total} classification models "
             "match torch's parameter count"
         )
-    from tests import test_timm
+    from tests import test_public_corpus, test_timm
 
-    for line in test_timm.SUMMARY:
+    for line in [*test_timm.SUMMARY, *test_public_corpus.SUMMARY]:
         terminalreporter.write_line(line)
     from tests import test_memory
 

@@ -432,3 +432,26 @@ def test_package_data_files_are_read_not_run(tmp_path: Path) -> None:
     (tmp_path / "secret.txt").write_text("1,1")
     found = [r for r in vramlint.analyze_source(str(tmp_path / "model.py"), outside, settings).models if r.name == "m"]
     assert not found or found[0].params.total is None
+
+
+def test_from_package_import_prefers_what_its_init_binds(tmp_path: Path) -> None:
+    """`from torchvision.models import alexnet`: the package's `__init__` rebinds the submodule's
+    name to the function (`from .alexnet import *`), as CPython runs `__init__` first."""
+    pkg = tmp_path / "lib" / "zoo"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from .small import *\n")
+    (pkg / "small.py").write_text("import torch.nn as nn\n__all__ = ['small']\n\n\ndef small():\n    return nn.Linear(3, 4)\n")
+    text = "from zoo import small\n\nm = small()\n"
+    import sys
+
+    sys.path.insert(0, str(tmp_path / "lib"))
+    try:
+        ns: dict[str, Any] = {}
+        exec(compile(text, "<model>", "exec"), ns)
+    finally:
+        sys.path.remove(str(tmp_path / "lib"))
+        for name in [n for n in sys.modules if n == "zoo" or n.startswith("zoo.")]:
+            del sys.modules[name]
+    settings = vramlint.Settings(extra_paths=(str(tmp_path / "lib"),))
+    (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "model.py"), text, settings).models if r.name == "m"]
+    assert m.params.total == sum(p.numel() for p in ns["m"].parameters()) == 16

@@ -14,6 +14,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,25 @@ def analyse_source(name: str, text: str, truth: dict[str, Any], paths: tuple[str
         out = Outcome(name, "crash", None, truth["params"], traceback.format_exc(limit=-3))
     out.seconds = time.perf_counter() - start
     return out
+
+
+PUBLIC_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "public"
+
+
+def public_cases() -> Iterator[tuple[str, str, dict[str, Any], tuple[str, ...]]]:
+    """The model files of public training repositories (tests/fixtures/public/cases.json): each
+    case's user file, its truth, and its own analysis path (the repository's folders and the
+    unpacked wheels of what it imports besides torch)."""
+    from tests.support.libsources import EINOPS_VERSION, TORCHVISION_VERSION, library_source
+
+    needs = {"einops": EINOPS_VERSION, "torchvision": TORCHVISION_VERSION}
+    truth = json.loads((TRUTH_DIR / "public.json").read_text())["models"]
+    cases = json.loads((PUBLIC_DIR / "cases.json").read_text())["cases"]
+
+    for c in cases:
+        paths = tuple(str(PUBLIC_DIR / p) for p in c["paths"])
+        paths += tuple(str(library_source(d, needs[d])) for d in c.get("needs", []))
+        yield c["name"], c["source"], truth[c["name"]], paths
 
 
 def rates(outcomes: list[Outcome]) -> dict[str, int]:

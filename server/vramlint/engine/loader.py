@@ -293,6 +293,12 @@ class Loader:
         selfref = type(v) is LazyBinding and v.in_progress and mod.package_path is not None
         if v is not MISSING and not selfref:
             return self.evaluator.force(v) if type(v) is LazyBinding else v
+        pending = mod.ns.get("__vramlint_pending_init__")
+        if pending is not None and self._init_may_bind(pending, mod.name, attr):
+            # `from torchvision.models import alexnet`: the package's __init__ rebinds the
+            # submodule's name to the function (`from .alexnet import *`), as Python runs it first.
+            self._run_init(mod, mod.ns.pop("__vramlint_pending_init__"))
+            return self.import_from(full, attr, ref)
         if mod.package_path is not None:
             sub = self.import_module(f"{full}.{attr}", ref)
             if isinstance(sub, ModuleValue):
@@ -365,6 +371,15 @@ class Loader:
             return ev.exception_unknown(sig, None, None)
         finally:
             ev.current_ref = prev
+
+    def _init_may_bind(self, path: str, name: str, attr: str) -> bool:
+        """Whether a package's __init__.py may bind `attr` (a star import may bind anything)."""
+        text, _ = self.read_text(path)
+        if text is None:
+            return False
+        tree = self.evaluator.analysis.parse(path, text, name).tree
+        names = module_bound_names(tree) if tree is not None else frozenset()
+        return names is None or attr in names
 
     def _run_init(self, mod: ModuleValue, path: str) -> None:
         """A package's deferred `__init__.py`; one that an analysis's stop interrupts stays
