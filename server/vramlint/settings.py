@@ -60,6 +60,9 @@ class Settings:
     # The environment variables the analysed code sees in os.environ (`environment` table): the
     # code runs as `python train.py` would in a shell where only these are set.
     environment: tuple[tuple[str, str], ...] = ()
+    # The torch release the analysed code sees (`torch.__version__`, importlib.metadata), whatever
+    # is installed beside vramlint: code written for the training environment runs as it would there.
+    torch_version: str = "2.13.0"
     # From the configuration file: [tool.vramlint] (setup keys as Settings field names) and the
     # per-model tables, validated (load_settings).
     config: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -233,7 +236,8 @@ def _validators() -> dict[str, Any]:
     }
 
 
-GLOBAL_KEYS = {"extra-paths", "fail-on", "models", "time-budget", "step-budget", "max-file-size", "environment"}
+GLOBAL_KEYS = {"extra-paths", "fail-on", "models", "time-budget", "step-budget", "max-file-size", "environment",
+               "torch-version"}
 FAIL_ON = ("error", "warning", "info", "never")
 
 
@@ -282,14 +286,20 @@ def load_settings(start: Path, base: Settings | None = None, config: Path | None
 
 
 def _environment(table: Mapping[str, Any], path: Path) -> dict[str, Any]:
-    """`environment = { NAME = "value" }`: strings only, as os.environ holds."""
+    """`environment = { NAME = "value" }`: strings only, as os.environ holds; `torch-version`."""
+    out: dict[str, Any] = {}
+    if "torch-version" in table:
+        v = table["torch-version"]
+        if not isinstance(v, str) or not re.fullmatch(r"[0-9]+\.[0-9]+(\.[0-9]+)?", v):
+            raise ConfigError(f'{path}: `torch-version` in {_where(path)}: expected a release like "2.5.1", got {v!r}')
+        out["torch_version"] = v
     if "environment" not in table:
-        return {}
+        return out
     env = table["environment"]
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise ConfigError(f"{path}: `environment` in {_where(path)}: expected a table of strings "
                           f'(environment = {{ NAME = "value" }}), got {env!r}')
-    return {"environment": tuple(sorted(env.items()))}
+    return {**out, "environment": tuple(sorted(env.items()))}
 
 
 def _limits(table: Mapping[str, Any], path: Path) -> dict[str, Any]:

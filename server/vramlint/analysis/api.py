@@ -26,7 +26,7 @@ from vramlint.frontends.torch.stubs import torch_module
 from vramlint.frontends.transformers.decorators import DECORATOR_RULES
 from vramlint.settings import Settings, parse_directives
 
-_loaders: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], Loader] = {}
+_loaders: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...], str], Loader] = {}
 _lock = threading.RLock()
 T = TypeVar("T")
 
@@ -59,16 +59,19 @@ def search_paths(settings: Settings) -> tuple[str, ...]:
     return tuple(out)
 
 
-def get_loader(paths: tuple[str, ...], environment: tuple[tuple[str, str], ...] = ()) -> Loader:
+def get_loader(paths: tuple[str, ...], environment: tuple[tuple[str, str], ...] = (),
+               torch_version: str = Settings.torch_version) -> Loader:
     """One loader per search path and environment, kept for the process: library modules are
     evaluated once, whichever folder the analysed files are in."""
+    key = (paths, environment, torch_version)
     with _lock:
-        loader = _loaders.get((paths, environment))
+        loader = _loaders.get(key)
         if loader is None:
             loader = Loader(paths, [torch_module, keras_module, numpy_module, stdlib_module])
             loader.environment = dict(environment)
+            loader.torch_version = torch_version
             loader.decorator_rules.update(DECORATOR_RULES)
-            _loaders[(paths, environment)] = loader
+            _loaders[key] = loader
         return loader
 
 
@@ -99,7 +102,7 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
     AnalysisCancelled; the library modules it was evaluating are dropped, not cached half-done."""
     settings = settings or Settings()
     dotted, root = module_name_for(path)
-    loader = get_loader(search_paths(settings), settings.environment)
+    loader = get_loader(search_paths(settings), settings.environment, settings.torch_version)
     with _lock:
         if cancel is not None and cancel.is_set():
             raise AnalysisCancelled(path)
@@ -225,7 +228,7 @@ def set_open_files(settings: Settings, texts: dict[str, str], roots: list[str]) 
     """An editor's open files: their unsaved text is what imports of them read, and the
     workspace's own modules (not installed packages) are evaluated again, since an open file
     they import may have changed."""
-    loader = get_loader(search_paths(settings), settings.environment)
+    loader = get_loader(search_paths(settings), settings.environment, settings.torch_version)
     with _lock:
         loader.overlays = {os.path.abspath(p): t for p, t in texts.items()}
         loader.forget_failed_imports()  # an unresolved import (VL303) the user has just fixed

@@ -54,6 +54,7 @@ class Loader:
         self.native_resolvers = native_resolvers
         # os.environ as the analysed code sees it (Settings.environment): only what is configured.
         self.environment: dict[str, str] = {}
+        self.torch_version = "2.13.0"  # Settings.torch_version: torch.__version__, its metadata
         self.modules: dict[str, ModuleValue | Unknown] = {}
         self.module_problems: dict[str, list[Unknown]] = {}
         self.statement_problems: dict[str, dict[Any, list[Unknown]]] = {}

@@ -221,6 +221,8 @@ def _metadata_module(loader: Loader) -> ModuleValue:
         name = a[0] if a else k.get("distribution_name")
         if not isinstance(name, str):
             return name if isinstance(name, Unknown) else Unknown("version() of a non-string", ev.current_ref)
+        if _normalize(name) == "torch":  # modelled, at the configured release, installed or not
+            return loader.torch_version
         hit = _dist_infos(loader).get(_normalize(name))
         if hit is None:
             from vramlint.engine.signals import RaiseSignal
@@ -238,7 +240,9 @@ def _metadata_module(loader: Loader) -> ModuleValue:
             tops = [t.strip() for t in data.decode("utf-8", "replace").splitlines() if t.strip()]
             dist = os.path.basename(folder)[: -len(".dist-info")].partition("-")[0]
             for t in tops:
-                out.setdefault(t, []).append(dist)
+                if t != "torch":
+                    out.setdefault(t, []).append(dist)
+        out["torch"] = ["torch"]  # modelled: present whatever is installed
         return out
 
     return _module("importlib.metadata", {

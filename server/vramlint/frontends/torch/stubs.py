@@ -431,7 +431,8 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
     ns["Tensor"] = tensor_cls
     ns["Size"] = ns["Size"]
     ns["pi"] = math.pi
-    ns["__version__"] = "2.13.0"  # the torch whose API these stubs (and tensor_api.py) follow
+    # The configured release (`torch-version`); the stubs (and tensor_api.py) follow 2.13's API.
+    ns["__version__"] = loader.torch_version
     ns["inf"] = math.inf
     ns["nan"] = math.nan
     ns["_C"] = NoOp("torch._C")

@@ -1,0 +1,98 @@
+"""The answer does not depend on what is installed beside vramlint (issue 12, item 9).
+
+The same file is analysed by the real CLI twice: in the test environment (torch 2.13 installed,
+with its `*.dist-info`), and in an interpreter that sees only vramlint and the packages vramlint
+itself imports (`python -S`, no site-packages: what pre-commit, pipx or the bundled VS Code
+extension give). The model code asks its environment about torch the ways libraries do
+(`importlib.metadata.version`, `importlib.util.find_spec`, `torch.__version__`,
+`packages_distributions`), and transformers' own source (an extra path) builds a model: both runs
+must print the same counts, and torch is seen at the configured `torch-version` (default 2.13.0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.libsources import TRANSFORMERS_VERSION, library_source
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MODEL = """\
+import importlib.metadata
+import importlib.util
+
+import torch
+import torch.nn as nn
+from transformers import LlamaConfig, LlamaForCausalLM
+
+major, minor = (int(x) for x in importlib.metadata.version("torch").split(".")[:2])
+found = importlib.util.find_spec("torch") is not None
+same = torch.__version__.startswith(f"{major}.{minor}")
+dists = importlib.metadata.packages_distributions().get("torch", [])
+probe = nn.Linear(major * 100 + minor, 1 + found + 2 * same + 4 * len(dists))
+model = LlamaForCausalLM(LlamaConfig(num_hidden_layers=2, hidden_size=256, intermediate_size=512,
+                                     num_attention_heads=4, num_key_value_heads=2, vocab_size=1000))
+"""
+
+# What vramlint imports at run time from site-packages (the rest is the standard library).
+_DEPS = """\
+import os, site, sys
+import vramlint.cli.main, vramlint.lsp.server
+roots = [p for p in sys.path if p.endswith("site-packages")]
+tops = {os.path.relpath(m.__file__, r).split(os.sep)[0] for m in list(sys.modules.values())
+        for r in roots if (getattr(m, "__file__", None) or "").startswith(r + os.sep)}
+print("\\n".join(sorted(tops)))
+"""
+
+
+def _counts(cmd: list[str], env: dict[str, str], path: Path, hf: Path, cwd: Path) -> dict[str, object]:
+    out = subprocess.run([*cmd, "check", str(path), "--extra-path", str(hf), "--format", "json"],
+                         capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    assert out.stdout, out.stderr
+    data = json.loads(out.stdout)
+    return {m["name"]: m["params"] for f in data["files"] for m in f["models"]}
+
+
+def test_same_answer_with_and_without_torch_installed(tmp_path: Path) -> None:
+    hf = library_source("transformers", TRANSFORMERS_VERSION)
+    path = tmp_path / "train.py"
+    path.write_text(MODEL)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+
+    # The isolated interpreter: vramlint's source and its own dependencies, linked into one folder.
+    deps = subprocess.run([sys.executable, "-c", _DEPS], capture_output=True, text=True, check=True,
+                          env={**base, "PYTHONPATH": str(ROOT / "server")}).stdout.split()
+    assert "torch" not in deps
+    only = tmp_path / "only-vramlint"
+    only.mkdir()
+    for top in deps:
+        src = next(Path(r) / top for r in sys.path if r.endswith("site-packages") and (Path(r) / top).exists())
+        (only / top).symlink_to(src)
+    isolated = {**base, "PYTHONPATH": os.pathsep.join([str(ROOT / "server"), str(only)])}
+    check = subprocess.run([sys.executable, "-S", "-c", "import importlib.util as u; print(u.find_spec('torch'))"],
+                           capture_output=True, text=True, env=isolated)
+    assert check.stdout.strip() == "None", "torch must not be importable in the isolated interpreter"
+
+    full = _counts([sys.executable, "-m", "vramlint"], {**base, "PYTHONPATH": str(ROOT / "server")}, path, hf, tmp_path)
+    alone = _counts([sys.executable, "-S", "-m", "vramlint"], isolated, path, hf, tmp_path)
+    assert full == alone
+    expected_probe = (213 + 1) * (1 + 1 + 2 + 4)  # torch 2.13 seen, found, same release, one distribution
+    assert full["probe"]["total"] == expected_probe, full
+    assert isinstance(full["model"]["total"], int), full
+
+
+@pytest.mark.parametrize("version", ["2.5.1"])
+def test_torch_version_is_configurable(tmp_path: Path, version: str) -> None:
+    (tmp_path / "vramlint.toml").write_text(f'torch-version = "{version}"\n')
+    path = tmp_path / "train.py"
+    path.write_text(MODEL)
+    hf = library_source("transformers", TRANSFORMERS_VERSION)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}, "PYTHONPATH": str(ROOT / "server")}
+    counts = _counts([sys.executable, "-m", "vramlint"], env, path, hf, tmp_path)
+    assert counts["probe"]["total"] == (205 + 1) * 8
