@@ -455,3 +455,83 @@ def test_from_package_import_prefers_what_its_init_binds(tmp_path: Path) -> None
     settings = vramlint.Settings(extra_paths=(str(tmp_path / "lib"),))
     (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "model.py"), text, settings).models if r.name == "m"]
     assert m.params.total == sum(p.numel() for p in ns["m"].parameters()) == 16
+
+
+CALL_IN_FUNCTION = """\
+import torch.nn as nn
+
+w = 8
+
+
+class Net(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.fc = nn.Linear(width, width)
+
+
+def build():
+    w = 64
+    return Net(w)
+
+
+def build_from(cfg):
+    return Net(cfg.w)
+"""
+
+
+def test_call_site_arguments_are_not_read_in_the_wrong_scope(tmp_path: Path) -> None:
+    """`Net(w)` inside build() means build's `w` (64), not the module's (8): the class is not
+    counted with the module-level value; the factory gets CPython's count."""
+    ns: dict[str, Any] = {}
+    exec(compile(CALL_IN_FUNCTION, "<model>", "exec"), ns)
+    result = vramlint.analyze_source(str(tmp_path / "model.py"), CALL_IN_FUNCTION)
+    models = {r.name: r for r in result.models}
+    assert models["build"].params.total == sum(p.numel() for p in ns["build"]().parameters())
+    net = models["Net"]
+    assert net.params.total is None and "arguments of the call" not in net.construction
+    # A call whose arguments are the module's own names still counts the class with them.
+    text = CALL_IN_FUNCTION + "\nmodel = Net(w)\n"
+    (net,) = [r for r in vramlint.analyze_source(str(tmp_path / "m2.py"), text).models if r.name == "Net"]
+    assert net.params.total == 8 * 8 + 8 and "line 20" in net.construction
+
+
+STRICT_CALLS = """\
+import functools
+
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, dim, qkv_bias=False):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+
+
+def legacy(fn):  # a wrapper vramlint does not run: what it accepts is not the signature's
+    @functools.wraps(fn)
+    def inner(*args, old_name=None, **kwargs):
+        return fn(*args, **kwargs)
+    return inner
+
+
+@legacy
+def make(dim):
+    return Block(dim)
+
+
+ok = Block(64, qkv_bias=True)
+wrapped = make(32, old_name=1)
+"""
+
+
+def test_calls_python_refuses_are_refused(tmp_path: Path) -> None:
+    """An unexpected keyword (`qk_scale`) or one positional too many raises TypeError as in
+    CPython: the model is not counted as if the argument were accepted. Behind a decorator vramlint
+    takes as the identity, the signature is not the one called, so nothing is refused there."""
+    for bad in ("Block(64, qkv_bias=True, qk_scale=None)", "Block(64, True, 1)", "Block(64, dim=3)"):
+        text = STRICT_CALLS + f"m = {bad}\n"
+        with pytest.raises(TypeError):
+            exec(compile(text, "<model>", "exec"), {})
+        found = [r for r in vramlint.analyze_source(str(tmp_path / "model.py"), text).models if r.name == "m"]
+        assert not found or found[0].params.total is None, bad
+    _assert_exact_as_cpython(STRICT_CALLS + "m = wrapped\n", tmp_path)

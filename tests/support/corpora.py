@@ -67,7 +67,8 @@ def classify(name: str, result: vramlint.FileAnalysis, truth: dict[str, Any]) ->
     """The outcome of the model bound to `model` in an analysed file, against torch's numbers."""
     found = [m for m in result.models if m.name == "model"]
     if not found:
-        why = "; ".join(u.reason + _where(u) for u in [*result.errors, *result.unevaluated][:2]) or "no model found"
+        said = [*result.errors, *result.warnings, *result.unevaluated]
+        why = "; ".join(u.reason + _where(u) for u in said[:2]) or "no model found, and nothing said why"
         return Outcome(name, "unknown", None, truth["params"], why)
     m = found[0]
     if m.error is not None and any("internal error" in u.reason for u in [m.error, *m.unknowns]):

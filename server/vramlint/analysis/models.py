@@ -299,10 +299,64 @@ def _call_sites(source: SourceModule, name: str) -> list[cst.Call]:
         assert source.tree is not None
         calls = {}
         for n in iter_nodes(source.tree):
-            if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
+            if isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and not _uses_locals(n, source):
                 calls.setdefault(n.func.value, []).append(n)
         _CALLS[source] = calls
     return calls.get(name, [])
+
+
+def _uses_locals(call: cst.Call, source: SourceModule) -> bool:
+    """Whether an argument of `call` names a variable local to a function (or comprehension, or
+    class body) around it: `def build(): w = 64; return Net(w)`. Such a call's arguments mean
+    something else at module level, where `_known_call_args` evaluates them."""
+    nodes = [n for a in call.args for n in iter_nodes(a.value)]
+    # `cfg.width`'s `width` and keyword names are Name nodes too, but not variables.
+    not_vars = {id(n.attr) for n in nodes if isinstance(n, cst.Attribute)}
+    not_vars |= {id(n.keyword) for n in nodes if isinstance(n, cst.Arg) and n.keyword is not None}
+    used = {n.value for n in nodes if isinstance(n, cst.Name) and id(n) not in not_vars}
+    return bool(used) and bool(used & _enclosing_locals(call, source))
+
+
+def _enclosing_locals(call: cst.Call, source: SourceModule) -> set[str]:
+    from vramlint.engine.evaluator import bound_names
+
+    locals_: set[str] = set()
+    parents = _parents(source)
+    node: cst.CSTNode | None = parents.get(call)
+    while node is not None:
+        if isinstance(node, (cst.FunctionDef, cst.Lambda)):
+            p = node.params
+            locals_ |= {x.name.value for x in (*p.posonly_params, *p.params, *p.kwonly_params)}
+            locals_ |= {x.name.value for x in (p.star_arg, p.star_kwarg) if isinstance(x, cst.Param)}
+            if isinstance(node, cst.FunctionDef) and isinstance(node.body, cst.IndentedBlock):
+                locals_ |= bound_names(node.body.body)
+        elif isinstance(node, (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)):
+            comp: Any = node.for_in
+            while comp is not None:
+                locals_ |= {n.value for n in iter_nodes(comp.target) if isinstance(n, cst.Name)}
+                comp = comp.inner_for_in
+        elif isinstance(node, cst.ClassDef) and isinstance(node.body, cst.IndentedBlock):
+            locals_ |= bound_names(node.body.body)
+        node = parents.get(node)
+    return locals_
+
+
+def _parents(source: SourceModule) -> dict[cst.CSTNode, cst.CSTNode]:
+    found = _PARENTS.get(source)
+    if found is None:
+        assert source.tree is not None
+        found = {}
+        stack: list[cst.CSTNode] = [source.tree]
+        while stack:
+            n = stack.pop()
+            for c in n.children:
+                found[c] = n
+                stack.append(c)
+        _PARENTS[source] = found
+    return found
+
+
+_PARENTS: weakref.WeakKeyDictionary[SourceModule, dict[cst.CSTNode, cst.CSTNode]] = weakref.WeakKeyDictionary()
 
 
 # A name followed by `(`. Only at the start of a word: without the look-behind, each position

@@ -943,7 +943,7 @@ class Evaluator:
         try:
             dec = self.eval(head, scope)
         except (RaiseSignal, Undecided):
-            return value
+            return _assumed_identity(value)
         if isinstance(dec, FunctionValue) and type(expr) is not cst.Call:
             # A library's decorator with a rule (frontends): what it does to the function.
             rule = self.loader.decorator_rules.get(f"{dec.module.name}.{dec.qualname}")
@@ -967,7 +967,7 @@ class Evaluator:
             # A descriptor class used as a decorator (`@classproperty`): the class attribute holds
             # what it makes of the function.
             return self.protocol.instantiate(dec, (value,), {})
-        return value
+        return _assumed_identity(value)
 
     def _register(self, dec: FunctionValue, value: Any) -> None:
         sink: list[Unknown] = []
@@ -1687,6 +1687,16 @@ class Evaluator:
                 ))
         if params.star_kwarg is not None:
             v[params.star_kwarg.name.value] = spread_unknown if spread_unknown is not None and not kwargs else kwargs
+        elif kwargs and not func.wrapped:
+            # CPython's TypeError (`Block(64, qk_scale=None)` where Block takes no qk_scale):
+            # accepting it would count a model the real call never builds.
+            name = next(iter(kwargs))
+            bound = any(p.name.value == name for p in positional[:i])
+            raise self.raise_error("TypeError", f"{func.qualname}() got multiple values for argument '{name}'" if bound
+                                   else f"{func.qualname}() got an unexpected keyword argument '{name}'")
+        if extra and type(params.star_arg) is not cst.Param and not func.wrapped:
+            raise self.raise_error("TypeError", f"{func.qualname}() takes {len(positional)} positional arguments "
+                                                f"but {len(args)} were given")
         if positional and not (isinstance(func.owner, ClassValue) and _is_static(func)):
             scope.self_value = v.get(positional[0].name.value, MISSING)
 
@@ -1867,6 +1877,12 @@ def bound_names(body: Sequence[cst.CSTNode]) -> set[str]:
                             name = name.value
                         out.add(name.value)
     return out
+
+
+def _assumed_identity(value: Any) -> Any:
+    if isinstance(value, FunctionValue):
+        value.wrapped = True
+    return value
 
 
 _REGISTERING: dict[int, bool] = {}

@@ -159,6 +159,7 @@ class FunctionValue(Value):
         "is_generator",
         "attrs",
         "globals",
+        "wrapped",
     )
     type_name = "function"
 
@@ -182,6 +183,9 @@ class FunctionValue(Value):
         self.is_generator: bool | None = None  # computed on first call
         self.globals = globals
         self.attrs: dict[str, Any] = {}
+        # Under a decorator taken as the identity: the real callable may be a wrapper that accepts
+        # (and renames) other arguments, so calls are not checked against this signature.
+        self.wrapped = False
 
     def __repr__(self) -> str:
         return f"<function {self.qualname}>"
