@@ -48,3 +48,15 @@ def test_at_least_95_percent_exact() -> None:
     exact = sum(o.status == "exact" for o in outcomes)
     unknown = [f"{o.name}: {o.why}" for o in outcomes if o.status == "unknown"]
     assert exact >= 0.95 * len(outcomes), "\n".join(unknown)
+
+
+def test_create_model_by_name(paths: tuple[str, ...]) -> None:
+    """`timm.create_model(name)`: `import timm` runs every model file's `@register_model`, as
+    Python does, so the registry (and each factory's pretrained config) is what torch sees."""
+    import vramlint
+
+    names = ["convnext_tiny", "resnet50", "vit_small_patch16_224", "efficientnet_b0"]
+    text = "import timm\n\n" + "".join(f"m{i} = timm.create_model({n!r})\n" for i, n in enumerate(names))
+    result = vramlint.analyze_source("/tmp/vramlint-corpus/create.py", text, vramlint.Settings(extra_paths=paths))
+    got = {m.name: m.params.total for m in result.models}
+    assert got == {f"m{i}": TRUTH[n]["params"] for i, n in enumerate(names)}

@@ -69,3 +69,16 @@ def test_forward_trace_gives_the_logits(name: str, traced: dict[str, vramlint.Mo
     model = traced[name]
     assert model.forward_unknowns == [], [u.reason for u in model.forward_unknowns[:3]]
     assert model.output_shape == (2, 1000)
+
+
+def test_models_by_name() -> None:
+    """`get_model("resnet50")` reads the registry `@register_model()` fills as each model file
+    runs; `models.__dict__[name]` and `getattr(models, name)` are the other spellings."""
+    root = library_source("torchvision", TORCHVISION_VERSION)
+    text = ("import torchvision\nfrom torchvision import models\n\n"
+            "a = torchvision.models.get_model('resnet50')\nb = models.__dict__['resnet18']()\n"
+            "c = getattr(models, 'vgg11')()\nd = models.get_model_builder('mobilenet_v3_small')()\n")
+    result = vramlint.analyze_source("/tmp/vramlint-corpus/by_name.py", text, vramlint.Settings(extra_paths=(str(root),)))
+    got = {m.name: m.params.total for m in result.models}
+    assert got == {"a": TRUTH["resnet50"]["params"], "b": TRUTH["resnet18"]["params"],
+                   "c": TRUTH["vgg11"]["params"], "d": TRUTH["mobilenet_v3_small"]["params"]}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
-from vramlint.engine.exports import scan_exports
+from vramlint.engine.exports import registers_at_import, scan_exports
 from vramlint.engine.limits import AnalysisBudget
 from vramlint.engine.signals import (
     AnalysisStopped,
@@ -875,6 +875,8 @@ class Evaluator:
         lazy = scope.parent is None and not scope.is_class
         if isinstance(node.names, cst.ImportStar):
             exports = scan_exports(self.loader, full) if lazy else None
+            if exports is not None and registers_at_import(self.loader, full):
+                exports = None  # it must run now: it fills a registry (and its __all__) as it runs
             if exports is not None:
                 for e in exports:
                     if e.module == scope.module.name:
@@ -960,6 +962,16 @@ class Evaluator:
             # registry later (`create_model("resnet50")`) finds what the real run would.
             if type(expr) is not cst.Call:
                 self._register(dec, value)
+            return value
+        if isinstance(dec, FunctionValue) and type(expr) is cst.Call and is_registering_factory(dec.node):
+            # `@register_model()` (torchvision): the call makes the registering decorator.
+            try:
+                args, kwargs = self.eval_args(expr.args, scope)
+                inner = self.call(dec, args, kwargs)
+            except (RaiseSignal, Undecided):
+                inner = None
+            if isinstance(inner, FunctionValue):
+                self._register(inner, value)
             return value
         if isinstance(dec, ClassValue) and dec.native is not None and hasattr(dec.native, "decorate"):
             return dec.native.decorate(self, value)
@@ -1921,6 +1933,19 @@ def _registering(node: cst.FunctionDef | cst.Lambda) -> bool:
     if any(type(r.value) is not cst.Name or r.value.value != arg for r in returns_):
         return False
     return bool(mutated_roots(body) - {arg})
+
+
+def is_registering_factory(node: cst.FunctionDef | cst.Lambda) -> bool:
+    """`def register_model(name=None): def wrapper(fn): REG[name or fn.__name__] = fn; return fn;
+    return wrapper`: a call of it makes a registering decorator."""
+    if type(node) is not cst.FunctionDef or type(node.body) is not cst.IndentedBlock or not node.body.body:
+        return False
+    inner = {s.name.value: s for s in node.body.body if type(s) is cst.FunctionDef}
+    last = node.body.body[-1]
+    if type(last) is not cst.SimpleStatementLine or len(last.body) != 1 or type(last.body[0]) is not cst.Return:
+        return False
+    ret = last.body[0].value
+    return type(ret) is cst.Name and ret.value in inner and is_registering_decorator(inner[ret.value])
 
 
 # Methods that change the object they are called on (containers, and torch's registration).

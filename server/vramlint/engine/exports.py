@@ -95,6 +95,44 @@ def _scan(loader: Loader, dotted: str, active: set[str]) -> list[Export] | None:
     return [Export(n, *scanner.origins[n]) if n in scanner.origins else Export(n, dotted, n) for n in chosen]
 
 
+# A top-level decorator without arguments right before a definition: `@register_model`.
+# `@register_model()` too (a call on one line): its call makes the decorator.
+_BARE_DECORATOR = re.compile(r"^@([A-Za-z_]\w*)(\([^\n]*\))?[ \t]*(?:#[^\n]*)?\n(?:@[^\n]*\n)*(?:def|class|async)[ \t]",
+                             re.M)
+
+
+def registers_at_import(loader: Loader, dotted: str) -> bool:
+    """Whether importing `dotted` registers something as it runs: a top-level definition under a
+    decorator imported from another module that records its argument (timm's `@register_model`,
+    torchvision's `@register_model()`, whose call makes such a decorator). `from .resnet import *` must
+    then run the module, as Python does, or `create_model("resnet50")` finds an empty registry.
+    (Only the decorator's own module is evaluated to decide.)"""
+    cache: dict[str, bool] = loader.registers_cache
+    if dotted in cache:
+        return cache[dotted]
+    cache[dotted] = False  # a cycle: decided by the outer call
+    path, is_pkg = loader.find_module_file(dotted)
+    text = loader.read_text(path)[0] if path is not None and path.endswith(".py") else None
+    found = False
+    if text is not None and "@" in text:
+        from vramlint.engine.evaluator import is_registering_decorator, is_registering_factory
+        from vramlint.engine.values import FunctionValue
+
+        uses = {(name, bool(call)) for name, call in _BARE_DECORATOR.findall(text)}
+        origins = _reexports(text, dotted if is_pkg else dotted.rpartition(".")[0]) if uses else {}
+        for name, called in sorted(u for u in uses if u[0] in origins):
+            module, attr = origins[name]
+            if module == dotted:
+                continue
+            dec = loader.import_from(module, attr, None)
+            test = is_registering_factory if called else is_registering_decorator
+            if isinstance(dec, FunctionValue) and test(dec.node):
+                found = True
+                break
+    cache[dotted] = found
+    return found
+
+
 def _reexports(text: str, package: str) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     for m in _FROM_LINE.finditer(text):

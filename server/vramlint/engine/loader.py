@@ -55,6 +55,7 @@ class Loader:
         # os.environ as the analysed code sees it (Settings.environment): only what is configured.
         self.environment: dict[str, str] = {}
         self.torch_version = "2.13.0"  # Settings.torch_version: torch.__version__, its metadata
+        self.registers_cache: dict[str, bool] = {}  # exports.registers_at_import
         self.modules: dict[str, ModuleValue | Unknown] = {}
         self.module_problems: dict[str, list[Unknown]] = {}
         self.statement_problems: dict[str, dict[Any, list[Unknown]]] = {}
@@ -115,6 +116,7 @@ class Loader:
                                             and _is_under(mod.ns.get("__file__"), old)):
                 del self.modules[name]
         self.export_cache.clear()
+        self.registers_cache.clear()
         self._dir_cache.clear()
 
     # ------------------------------------------------------------------ classes of data
@@ -252,6 +254,7 @@ class Loader:
         for table in (self.module_problems, self.statement_problems, self.statement_aborts):
             table.pop(mod.name, None)
         self.export_cache.clear()
+        self.registers_cache.clear()
 
     def run_source(self, mod: ModuleValue, source: SourceModule, steps: int = MODULE_STATEMENT_STEPS) -> list[Unknown]:
         mod.source = source
@@ -327,6 +330,12 @@ class Loader:
         if pending is not None:
             self._run_init(mod, pending)
             return self.module_attr(mod, name, default, ref)
+        if name == "__dict__" and mod.source is not None:
+            # `models.__dict__[name]()`: the namespace itself, every lazy import resolved.
+            for k, v in list(ns.items()):
+                if type(v) is LazyBinding:
+                    ns[k] = self.evaluator.force(v)
+            return ns
         if mod.package_path is not None:
             sub = self.import_module(f"{mod.name}.{name}", ref)
             if isinstance(sub, ModuleValue):
