@@ -7,8 +7,8 @@ model needs (input_ids, pixel_values, input_features, decoder_input_ids...).
 Truth: tests/fixtures/truth/transformers-corpus-VERSION.json (make_transformers_truth.py, real torch).
 
 What must hold: never a wrong number, never a crash; an unknown names the construct that stops it,
-at its line; at least 95% exact per release; where the forward traces without an unknown, the
-output has torch's shape.
+at its line; at least 95% exact per release; where the forward gives an output shape (or traces
+without an unknown), it is torch's.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def test_model(version: str, name: str) -> None:
         assert out.why and "(no location)" not in out.why, out.why
         return
     forward = truth["forward"]
-    if forward is not None and not out.forward_problems:
+    if forward is not None and (out.output is not None or not out.forward_problems):
+        # A shape the trace gives is torch's, even where another part of the trace was undecided.
         assert list(out.output or ()) == forward["output"], f"{name}: output {out.output}, torch {forward['output']}"
 
 
