@@ -23,6 +23,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
 
     for line in [*test_timm.SUMMARY, *test_public_corpus.SUMMARY]:
         terminalreporter.write_line(line)
+    from tests import test_transformers_corpus
+
+    for line in test_transformers_corpus.SUMMARY:
+        terminalreporter.write_line(line)
     from tests import test_memory
 
     for name, line in test_memory.SUMMARY.items():

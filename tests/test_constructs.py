@@ -535,3 +535,54 @@ def test_calls_python_refuses_are_refused(tmp_path: Path) -> None:
         found = [r for r in vramlint.analyze_source(str(tmp_path / "model.py"), text).models if r.name == "m"]
         assert not found or found[0].params.total is None, bad
     _assert_exact_as_cpython(STRICT_CALLS + "m = wrapped\n", tmp_path)
+
+CONTAINER_PROTOCOLS = """\
+from collections import OrderedDict
+from collections.abc import Sequence
+import torch.nn as nn
+
+
+class LazyMapping(OrderedDict[str, str]):  # transformers' _LazyConfigMapping: its own `in`, iter, len
+    def __init__(self, mapping):
+        self._mapping = mapping
+
+    def __contains__(self, item):
+        return item in self._mapping
+
+    def __iter__(self):
+        return iter(list(self._mapping))
+
+    def __len__(self):
+        return len(self._mapping)
+
+
+class PerLayer(Sequence):  # transformers' _PerLayerConfigView: iterated by __getitem__ alone
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if i >= self.n:
+            raise IndexError(i)
+        return 2 * i + 1
+
+
+class Old:  # the sequence protocol without any ABC
+    def __getitem__(self, i):
+        if i >= 3:
+            raise IndexError(i)
+        return 10
+
+
+names = LazyMapping({"vit": "ViTConfig", "clip": "CLIPConfig"})
+width = 100 * ("clip" in names) + 10 * len(names) + len(list(names)) + sum(PerLayer(4)) + sum(Old())
+m = nn.Linear(width, 2)
+"""
+
+
+def test_dict_subclass_dunders_and_the_sequence_protocol(tmp_path: Path) -> None:
+    """A dict subclass's own `__contains__`/`__iter__`/`__len__` apply (not the empty dict it
+    inherits), and a class with `__getitem__` but no `__iter__` iterates until IndexError."""
+    _assert_exact_as_cpython(CONTAINER_PROTOCOLS, tmp_path)

@@ -41,3 +41,32 @@ def test_reparametrized_layers_match_torch(name: str, analysed: dict[str, vramli
     assert tensors(ours.tree, "params") == {n: tuple(p.shape) for n, p in theirs.named_parameters()}  # type: ignore[attr-defined]
     assert tensors(ours.tree, "buffers") == {n: tuple(b.shape) for n, b in theirs.named_buffers()}  # type: ignore[attr-defined]
     assert ours.params.total == sum(p.numel() for p in theirs.parameters())  # type: ignore[attr-defined]
+
+
+READS_WEIGHT = """\
+import torch.nn as nn
+
+
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.utils.parametrizations.weight_norm(nn.Conv1d(4, 6, 3), name="weight", dim=2)
+        self.b = nn.utils.weight_norm(nn.Linear(5, 7))
+        self.c = nn.utils.spectral_norm(nn.Linear(3, 2))
+        # Wav2Vec2's _init_weights reads `conv.weight` of its weight-normed positional conv.
+        n = self.a.weight.shape[0] + self.b.weight.shape[1] + self.c.weight.shape[0] + len(list(self.a.parameters()))
+        self.d = nn.Linear(n, 1)
+
+
+m = M()
+"""
+
+
+def test_a_reparametrized_weight_still_reads(tmp_path: Path) -> None:
+    """After weight_norm/spectral_norm (old hooks or parametrizations), `layer.weight` is a tensor
+    of the weight's shape, as in torch, and not a parameter (the count stays torch's)."""
+    ns: dict[str, object] = {}
+    exec(compile(READS_WEIGHT, "<model>", "exec"), ns)
+    (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "m.py"), READS_WEIGHT).models if r.name == "m"]
+    assert not m.unknowns, [u.reason for u in m.unknowns]
+    assert m.params.total == sum(p.numel() for p in ns["m"].parameters())  # type: ignore[attr-defined]

@@ -164,3 +164,37 @@ def rate_line(label: str, outcomes: list[Outcome]) -> str:
     n = len(outcomes) or 1
     return (f"{label}: {len(outcomes)} models, exact {r['exact']} ({100 * r['exact'] / n:.1f}%), "
             f"unknown {r['unknown']}, wrong {r['wrong']}, crash {r['crash']}")
+
+
+# ------------------------------------------------- transformers: ~40 model types, every kind
+def transformers_corpus_truth(version: str) -> dict[str, Any]:
+    """tests/fixtures/truth/transformers-corpus-VERSION.json (make_transformers_truth.py)."""
+    return json.loads((TRUTH_DIR / f"transformers-corpus-{version}.json").read_text())  # type: ignore[no-any-return]
+
+
+def transformers_corpus_source(name: str, truth: dict[str, Any]) -> str:
+    """`model = LlamaForCausalLM(LlamaConfig(num_hidden_layers=2))`: the class built from the small
+    config the truth was measured with, both imported as a user would, from `transformers`."""
+    args = ", ".join(f"{k}={v!r}" for k, v in truth["kwargs"].items())
+    config = truth["config"]
+    return f"from transformers import {name}, {config}\n\nmodel = {name}({config}({args}))\n"
+
+
+def analyse_transformers(name: str, truth: dict[str, Any], paths: tuple[str, ...], trace: bool = False) -> Outcome:
+    """One corpus model as a user's file; with a forward on the truth's inputs (given
+    positionally, batch first) when `trace` and the truth has a forward."""
+    forward = truth.get("forward") if trace else None
+    inputs = tuple(InputSpec(tuple(i["shape"][1:]), i["dtype"]) for i in forward["inputs"]) if forward else ()
+    batch = forward["inputs"][0]["shape"][0] if forward else None
+    settings = vramlint.Settings(extra_paths=paths, inputs=inputs, batch_size=batch)
+    start = time.perf_counter()
+    try:
+        result = vramlint.analyze_source(USER_FILE, transformers_corpus_source(name, truth), settings)
+        out = classify(name, result, truth)
+        if out.status == "unknown" and out.params is None and not result.models and result.warnings:
+            # `model = ...` raised (the file has no model): the warning says what, and where.
+            out.why = result.warnings[0].reason + _where(result.warnings[0])
+    except Exception:  # noqa: BLE001 - a crash is an outcome to count, not to stop the run
+        out = Outcome(name, "crash", None, truth["params"], traceback.format_exc(limit=-3))
+    out.seconds = time.perf_counter() - start
+    return out

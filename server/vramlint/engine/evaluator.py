@@ -46,6 +46,7 @@ from vramlint.engine.values import (
     Property,
     SourceRef,
     StaticMethod,
+    SubclassedDict,
     SuperValue,
     Unknown,
     UnknownValueError,
@@ -1472,6 +1473,9 @@ class Evaluator:
     def contains(self, container: Any, item: Any) -> Any:
         if isinstance(container, Unknown):
             return container
+        user = self.user_dict_dunder(container, "__contains__")
+        if user is not None:  # a dict subclass's own `in` (transformers' _LazyConfigMapping)
+            return self.call(user, (item,), {})
         if isinstance(container, (str, bytes)):
             if isinstance(item, Unknown):
                 return item
@@ -1719,6 +1723,12 @@ class Evaluator:
             raise Undecided(v)
         if isinstance(v, (list, tuple, range, str, bytes)):
             return iter(v)
+        user = self.user_dict_dunder(v, "__iter__")
+        if user is not None:  # a dict subclass that iterates over something else than its keys
+            items = self.list_of(self.call(user, (), {}))
+            if isinstance(items, Unknown):
+                raise Undecided(items)
+            return iter(items)
         if isinstance(v, dict):
             return iter(list(v.keys()))
         if isinstance(v, (set, frozenset, *_DICT_VIEWS)):
@@ -1729,6 +1739,15 @@ class Evaluator:
         if isinstance(items, Unknown):
             raise Undecided(items)
         return iter(items)
+
+    def user_dict_dunder(self, v: Any, name: str) -> Any:
+        """The analysed code's own `name` method of a dict subclass's instance, bound; None when
+        `v` is no such instance or the class keeps dict's (a SubclassedDict is a real dict,
+        which the native dict operations would otherwise serve, ignoring the override)."""
+        if not isinstance(v, SubclassedDict) or v.cls is None:
+            return None
+        fn, _ = v.cls.lookup(name)
+        return BoundMethod(v, fn) if isinstance(fn, FunctionValue) else None
 
     def list_of(self, v: Any, limit: int = MAX_SEQUENCE) -> Any:
         """A Python list of the elements of `v`, or an Unknown."""

@@ -513,6 +513,8 @@ class Protocol:
             if hook is not None:
                 return hook(self.ev, obj)
             gi, _ = obj.cls.lookup("__getitem__")
+            if isinstance(gi, FunctionValue):
+                return self._iterate_by_getitem(obj, gi)
             if gi is not MISSING:
                 return self.unknown(f"iteration over {obj.cls.name} by __getitem__")
             return self.unknown(f"{obj.cls.name} is not iterable")
@@ -525,6 +527,22 @@ class Protocol:
         if isinstance(obj, Value) and hasattr(obj, "iterate"):
             return obj.iterate(self.ev)
         return self.unknown(f"iteration over {getattr(obj, 'type_name', type(obj).__name__)}")
+
+    def _iterate_by_getitem(self, obj: Instance, getitem: FunctionValue) -> Any:
+        """Python's old sequence protocol (also what `collections.abc.Sequence.__iter__` does):
+        `obj[0]`, `obj[1]`, ... until one raises IndexError (transformers' _PerLayerConfigView)."""
+        from vramlint.engine.evaluator import MAX_SEQUENCE
+
+        out: list[Any] = []
+        for i in range(MAX_SEQUENCE):
+            self.ev.charge()
+            try:
+                out.append(self.ev.call(self.bind_descriptor(getitem, obj.cls, obj), (i,), {}))
+            except RaiseSignal as sig:
+                if self.is_exception(sig, "IndexError"):
+                    return out
+                raise
+        return self.unknown(f"iteration over {obj.cls.name} by __getitem__: more than {MAX_SEQUENCE} items")
 
     def truth(self, obj: Any) -> bool:
         if isinstance(obj, Instance):
@@ -545,6 +563,9 @@ class Protocol:
         return True
 
     def length(self, obj: Any) -> Any:
+        user = self.ev.user_dict_dunder(obj, "__len__")
+        if user is not None:
+            return self.ev.call(user, (), {})
         if isinstance(obj, (str, bytes, list, tuple, dict, set, frozenset, range, *_DICT_VIEWS)):
             return len(obj)  # type: ignore[arg-type]
         if isinstance(obj, Unknown):

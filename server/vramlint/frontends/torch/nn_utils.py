@@ -31,6 +31,14 @@ def _param(shape: tuple[Any, ...], like: TensorValue) -> TensorValue:
     return t
 
 
+def _computed(module: Instance, name: str, w: TensorValue) -> None:
+    """`module.<name>` still reads as a tensor of the weight's shape, computed from the new
+    parameters (a plain attribute for the old hooks, a property of the parametrized class for
+    `parametrizations.*`): code that initialises `layer.weight` afterwards (transformers'
+    `_init_weights`) reads it. Not a parameter: it is counted through its originals."""
+    module.attrs[name] = TensorValue(w.shape, w.dtype)
+
+
 def _target(ev: Evaluator, a: Args, k: Kwargs, what: str) -> tuple[Instance, str, TensorValue] | Unknown:
     module, name = _arg(a, k, 0, "module"), _arg(a, k, 1, "name", "weight")
     if not is_module(module):
@@ -97,6 +105,7 @@ def weight_norm(ev: Evaluator, a: Args, k: Kwargs, module: Instance, name: str, 
     del st.params[name]
     st.params[f"{name}_g"] = _param(_magnitude_shape(shape, _arg(a, k, 2, "dim", 0)), w)
     st.params[f"{name}_v"] = _param(shape, w)
+    _computed(module, name, w)
     return module
 
 
@@ -108,11 +117,12 @@ def spectral_norm(ev: Evaluator, a: Args, k: Kwargs, module: Instance, name: str
     st.params[f"{name}_orig"] = _param(shape, w)
     st.buffers[f"{name}_u"], st.buffers[f"{name}_v"] = _power_iteration(shape, _spectral_dim(a, k, module, shape),
                                                                        w.dtype)
+    _computed(module, name, w)
     return module
 
 
 def _parametrize(ev: Evaluator, module: Instance, name: str, w: TensorValue,
-                 originals: dict[str, TensorValue], parametrization: Any) -> Instance:
+                 originals: dict[str, TensorValue], parametrization: Any, keeps_shape: bool = True) -> Instance:
     """Move `name` under module.parametrizations[name] (a ParametrizationList) as torch does."""
     classes = ev.loader.torch_classes
     st = state_of(module)
@@ -126,6 +136,8 @@ def _parametrize(ev: Evaluator, module: Instance, name: str, w: TensorValue,
     if parametrization is not None:
         state_of(plist).modules["0"] = parametrization
     state_of(holder).modules[name] = plist
+    if keeps_shape:
+        _computed(module, name, w)
     return module
 
 
@@ -163,8 +175,9 @@ def register_parametrization(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     if isinstance(t, Unknown):
         return t
     module, name, w = t
+    # A user parametrization may change the shape: `module.<name>` is then not known.
     return _parametrize(ev, module, name, w, {"original": _param(w.shape, w)},  # type: ignore[arg-type]
-                        param if is_module(param) else None)
+                        param if is_module(param) else None, keeps_shape=False)
 
 
 def _noop(ev: Evaluator, a: Args, k: Kwargs) -> Any:
