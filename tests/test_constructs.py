@@ -536,6 +536,7 @@ def test_calls_python_refuses_are_refused(tmp_path: Path) -> None:
         assert not found or found[0].params.total is None, bad
     _assert_exact_as_cpython(STRICT_CALLS + "m = wrapped\n", tmp_path)
 
+
 CONTAINER_PROTOCOLS = """\
 from collections import OrderedDict
 from collections.abc import Sequence
