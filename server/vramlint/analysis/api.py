@@ -20,6 +20,7 @@ from vramlint.engine.loader import Loader
 from vramlint.engine.signals import AnalysisStopped
 from vramlint.engine.source import decode_source, read_source_file, too_large, undecodable_line
 from vramlint.engine.values import Location, SourceRef
+from vramlint.frontends.diffusers.decorators import DECORATOR_RULES as DIFFUSERS_DECORATORS
 from vramlint.frontends.keras.stubs import keras_module
 from vramlint.frontends.torch.numpy_stub import numpy_module
 from vramlint.frontends.torch.stubs import torch_module
@@ -71,6 +72,7 @@ def get_loader(paths: tuple[str, ...], environment: tuple[tuple[str, str], ...] 
             loader.environment = dict(environment)
             loader.torch_version = torch_version
             loader.decorator_rules.update(DECORATOR_RULES)
+            loader.decorator_rules.update(DIFFUSERS_DECORATORS)
             _loaders[key] = loader
         return loader
 

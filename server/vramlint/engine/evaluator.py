@@ -441,7 +441,7 @@ class Evaluator:
             self.protocol.delitem(obj, idx)
         elif type(target) is cst.Attribute:
             obj = self.eval(target.value, scope)
-            self.protocol.delattr(obj, target.attr.value)
+            self.protocol.delattr(obj, self.attr_name(target, scope))
 
     def s_assign(self, node: cst.Assign, scope: Scope) -> None:
         value = self.eval(node.value, scope)
@@ -475,9 +475,9 @@ class Evaluator:
             self.assign(target, new, scope)
         elif type(target) is cst.Attribute:
             obj = self.eval(target.value, scope)
-            cur = self.protocol.getattr(obj, target.attr.value)
+            cur = self.protocol.getattr(obj, self.attr_name(target, scope))
             new = self.binop(op, cur, self.eval(node.value, scope), inplace=True)
-            self.protocol.setattr(obj, target.attr.value, new)
+            self.protocol.setattr(obj, self.attr_name(target, scope), new)
         elif type(target) is cst.Subscript:
             obj = self.eval(target.value, scope)
             idx = self.eval_slice(target.slice, scope)
@@ -490,7 +490,7 @@ class Evaluator:
             self.bind(target.value, value, scope)
         elif type(target) is cst.Attribute:
             obj = self.eval(target.value, scope)
-            self.protocol.setattr(obj, target.attr.value, value)
+            self.protocol.setattr(obj, self.attr_name(target, scope), value)
         elif type(target) is cst.Subscript:
             obj = self.eval(target.value, scope)
             idx = self.eval_slice(target.slice, scope)
@@ -1204,12 +1204,22 @@ class Evaluator:
             return scope.func.owner
         return Unknown(f"name `{name}` is not defined", self.ref(scope, node) if node is not None else self.current_ref)
 
+    def attr_name(self, node: cst.Attribute, scope: Scope) -> str:
+        """`x.__frozen` inside a class body or its methods is `x._FrozenDict__frozen`, as CPython
+        mangles private names (`hasattr(self, "__frozen")`, a string, is not: diffusers relies on it)."""
+        name = node.attr.value
+        if not name.startswith("__") or name.endswith("__"):
+            return name
+        owner = _enclosing_class_name(node, scope)
+        stripped = owner.lstrip("_") if owner else ""
+        return f"_{stripped}{name}" if stripped else name
+
     def e_attribute(self, node: cst.Attribute, scope: Scope) -> Any:
         obj = self.eval(node.value, scope)
         prev = self.current_ref
         self.current_ref = self.ref(scope, node)
         try:
-            return self.protocol.getattr(obj, node.attr.value)
+            return self.protocol.getattr(obj, self.attr_name(node, scope))
         finally:
             self.current_ref = prev
 
@@ -1908,6 +1918,34 @@ def bound_names(body: Sequence[cst.CSTNode]) -> set[str]:
                             name = name.value
                         out.add(name.value)
     return out
+
+
+def _enclosing_class_name(node: cst.CSTNode, scope: Scope) -> str | None:
+    """The innermost class whose body (methods included) holds `node`, by the source's nesting."""
+    if scope.is_class:
+        return str(scope.vars.get("__qualname__", "")).rpartition(".")[2] or None
+    func = scope.func
+    if func is None:
+        return None
+    cache = scope.module.node_cache
+    key = ("class-of", id(func.node))
+    if key not in cache:
+        cache[key] = _class_around(func.node, scope.module)  # type: ignore[index]
+    return cache[key]  # type: ignore[index,return-value]
+
+
+def _class_around(target: cst.CSTNode, module: SourceModule) -> str | None:
+    tree = module.tree
+    if tree is None:
+        return None
+    stack: list[tuple[cst.CSTNode, str | None]] = [(tree, None)]
+    while stack:
+        n, cls = stack.pop()
+        if n is target:
+            return cls
+        inner = n.name.value if isinstance(n, cst.ClassDef) else cls
+        stack.extend((c, inner) for c in n.children)
+    return None
 
 
 def _assumed_identity(value: Any) -> Any:

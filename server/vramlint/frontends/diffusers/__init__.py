@@ -1,0 +1,1 @@
+"""diffusers: what its model code needs beyond torch.nn (see decorators.py)."""
