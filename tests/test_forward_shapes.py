@@ -48,6 +48,30 @@ class Blocks(nn.Module):
             outs[name + "2"] = self.heads[name](x).sum(-1)
         return x, outs
 
+class InstanceForward(nn.Module):
+    # timm's fasternet: the forward is chosen in __init__ and set on the instance
+    def __init__(self, split=True):
+        super().__init__()
+        self.proj = nn.Linear(4, 6)
+        self.forward = self.forward_split if split else self.forward_plain
+
+    def forward_plain(self, x):
+        return self.proj(x)
+
+    def forward_split(self, x):
+        return self.proj(x).split(2, -1)[0]
+
+class OverriddenForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.forward = self.forward_wide
+
+    def forward(self, x):
+        return x
+
+    def forward_wide(self, x):
+        return torch.cat([x, x], -1)
+
 class Probe(nn.Module):
     def __init__(self):
         super().__init__()
@@ -238,6 +262,9 @@ CASES = {
     "module-list-loop": "Blocks()(torch.zeros(2, 3, 4))",
     "module-dict-return": "Blocks()(torch.zeros(2, 4))[1]['b']",
     "module-dict-index": "Blocks()(torch.zeros(2, 4))[1]['a2']",
+    "instance-forward": "InstanceForward(True)(torch.zeros(2, 4))",
+    "instance-forward-plain": "InstanceForward(False)(torch.zeros(2, 4))",
+    "instance-forward-over-class": "OverriddenForward()(torch.zeros(2, 3))",
 }
 
 
