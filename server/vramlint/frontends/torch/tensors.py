@@ -1286,8 +1286,12 @@ def _unfold(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
     """Tensor.unfold(dimension, size, step): the windows of `size` every `step` along `dimension`,
     their count in its place and `size` as a new last dim (a view)."""
     dim, size, step = (a[i] if len(a) > i else k.get(n) for i, n in enumerate(("dimension", "size", "step")))
-    if isinstance(t.shape, Unknown) or not isinstance(dim, int):
-        return TensorValue(Unknown("Tensor.unfold of an unknown dim", ev.current_ref), t.dtype)
+    if dim is None or size is None or step is None:
+        raise ev.raise_error("TypeError", "unfold() missing a required argument: 'dimension', 'size' or 'step'")
+    if isinstance(t.shape, Unknown) or not all(isinstance(v, (int, Unknown)) for v in (dim, size, step)) \
+            or isinstance(dim, Unknown):
+        return TensorValue(Unknown("Tensor.unfold of an unknown dim or with arguments that are not ints",
+                                   ev.current_ref), t.dtype)
     d = _dim_index(ev, dim, len(t.shape))
     length = t.shape[d] if t.shape else 1
     if isinstance(size, int) and isinstance(length, int) and size > length:
@@ -1312,8 +1316,9 @@ def _repeat_interleave(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
     dim = a[1] if len(a) > 1 else k.get("dim")
     if repeats is None:
         return _repeat_indices(ev, t)
-    if isinstance(t.shape, Unknown) or isinstance(dim, Unknown):
-        return TensorValue(Unknown("repeat_interleave of a tensor of unknown shape", ev.current_ref), t.dtype)
+    if isinstance(t.shape, Unknown) or not isinstance(dim, (int, type(None))):
+        return TensorValue(Unknown("repeat_interleave of a tensor of unknown shape or along an unknown dim",
+                                   ev.current_ref), t.dtype)
     shape: tuple[Any, ...] = (t.numel(),) if dim is None else t.shape
     d = 0 if dim is None else _dim_index(ev, dim, len(t.shape))
     if not shape:  # a 0-d tensor: one entry (torch refuses any dim, naming dim 1 of an unsqueezed copy)
