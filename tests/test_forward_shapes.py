@@ -48,6 +48,30 @@ class Blocks(nn.Module):
             outs[name + "2"] = self.heads[name](x).sum(-1)
         return x, outs
 
+class InstanceForward(nn.Module):
+    # timm's fasternet: the forward is chosen in __init__ and set on the instance
+    def __init__(self, split=True):
+        super().__init__()
+        self.proj = nn.Linear(4, 6)
+        self.forward = self.forward_split if split else self.forward_plain
+
+    def forward_plain(self, x):
+        return self.proj(x)
+
+    def forward_split(self, x):
+        return self.proj(x).split(2, -1)[0]
+
+class OverriddenForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.forward = self.forward_wide
+
+    def forward(self, x):
+        return x
+
+    def forward_wide(self, x):
+        return torch.cat([x, x], -1)
+
 class Probe(nn.Module):
     def __init__(self):
         super().__init__()
@@ -238,14 +262,62 @@ CASES = {
     "module-list-loop": "Blocks()(torch.zeros(2, 3, 4))",
     "module-dict-return": "Blocks()(torch.zeros(2, 4))[1]['b']",
     "module-dict-index": "Blocks()(torch.zeros(2, 4))[1]['a2']",
+    "instance-forward": "InstanceForward(True)(torch.zeros(2, 4))",
+    "instance-forward-plain": "InstanceForward(False)(torch.zeros(2, 4))",
+    "instance-forward-over-class": "OverriddenForward()(torch.zeros(2, 3))",
+    # windows, repeats, one-hot (timm's halonet, grn, gcvit, hieradet_sam2, gemma4_vit, tnt, volo)
+    "unfold-method": "torch.zeros(2, 5, 7).unfold(1, 3, 2).unfold(-2, 2, 1)",
+    "unfold-halo": "F.pad(torch.zeros(2, 8, 12, 12), [2, 2, 2, 2]).unfold(2, 8, 4).unfold(3, 8, 4)",
+    "unfold-whole-dim": "torch.zeros(2, 5, 7).unfold(-1, 7, 3)",
+    "unfold-0d": "torch.zeros(()).unfold(0, 1, 1)",
+    "addcmul": "torch.addcmul(torch.zeros(3, 1), torch.zeros(4), torch.zeros(2, 1, 1), value=2)",
+    "addcmul-grn": "torch.addcmul(torch.zeros(1, 1, 1, 8), torch.zeros(1, 1, 1, 8), torch.zeros(2, 5, 5, 8))",
+    "addcmul-promotes": "torch.addcmul(torch.zeros(3, 1, dtype=torch.long), torch.zeros(4, dtype=torch.float16), torch.zeros(3, 1))",
+    "addcdiv-promotes": "torch.addcdiv(torch.zeros(3, 1, dtype=torch.long), torch.zeros(4), torch.ones(3, 1, dtype=torch.float64))",
+    "addc-methods": "torch.zeros(3, 4).addcmul_(torch.zeros(4), torch.zeros(3, 1)).addcdiv(torch.zeros(2, 1, 4), torch.ones(4)).addcdiv_(torch.ones(4), torch.ones(1))",
+    "repeat-interleave-dim": "torch.zeros(2, 3).repeat_interleave(2, dim=1)",
+    "repeat-interleave-flat": "torch.zeros(2, 3).repeat_interleave(2)",
+    "repeat-interleave-tensor": "torch.zeros(2, 3).repeat_interleave(torch.tensor([1, 0, 3]), dim=-1)",
+    "repeat-interleave-one": "torch.repeat_interleave(torch.zeros(4, 3), torch.tensor([2]), dim=0)",
+    "repeat-interleave-gcvit": "torch.zeros(1, 3, 4).repeat_interleave(8 // torch.zeros(1, 3, 4).shape[0], dim=0)",
+    "repeat-interleave-values": "torch.zeros(*torch.tensor([[1, 2], [3, 1]]).repeat_interleave(torch.tensor([2, 1]), dim=0)[:, 1].tolist())",
+    "repeat-interleave-indices": "torch.zeros(*(torch.repeat_interleave(torch.tensor([1, 2, 0, 1])) + 1).tolist())",
+    "tile-pads-dims": "torch.zeros(2, 3).tile((2,))",
+    "tile-pads-shape": "torch.tile(torch.zeros(2, 3), (2, 1, 3))",
+    "tile-sam2": "torch.zeros(1, 8, 4, 4).tile((3, 2))",
+    "tile-values": "torch.zeros(*torch.tensor([1, 2]).tile(2).tolist())",
+    "repeat-values": "torch.zeros(*torch.tensor([[1], [2]]).repeat(1, 2).flatten().tolist())",
+    "one-hot": "F.one_hot(torch.zeros(2, 3, dtype=torch.long), 5)",
+    "one-hot-inferred": "F.one_hot(torch.tensor([0, 3, 1]))",
+    "one-hot-gemma4": "F.one_hot(torch.arange(6).view(1, 3, 2).clamp(min=0), num_classes=8).permute(0, 2, 1, 3)",
+    "one-hot-empty": "F.one_hot(torch.zeros(0, dtype=torch.long), 3)",
+    "F.unfold": "F.unfold(torch.zeros(2, 3, 10, 12), (2, 3), dilation=2, padding=1, stride=(2, 1))",
+    "unfold-layer-unbatched": "nn.Unfold(3, stride=2)(torch.zeros(3, 10, 12))",
+    "unfold-layer-tnt": "nn.Unfold(kernel_size=4, stride=4)(torch.zeros(2, 3, 16, 16))",
+    "F.fold": "F.fold(torch.zeros(2, 27, 24), (6, 8), 3)",
+    "fold-layer-unbatched": "nn.Fold((5, 6), (2, 2), padding=1, stride=2)(torch.zeros(12, 12))",
+    "fold-volo": "F.fold(torch.zeros(1, 36, 16), output_size=(8, 8), kernel_size=3, padding=1, stride=2)",
+    "fold-of-unfold": "nn.Fold(9, 3, padding=1)(nn.Unfold(3, padding=1)(torch.zeros(2, 4, 9, 9)))",
+    # devices: what code reads of them (timm's efficientvit_mit: `v.device.type != 'meta'`)
+    "device": "torch.zeros(3 if torch.zeros(1).device.type == 'cpu' else 5, torch.device('cuda', 1).index + 1, "
+              "torch.device(torch.device('cuda:2')).index, len(torch.device('cuda:1').type), "
+              "len(f\"{torch.device('cuda', 3)}\"), len(str(torch.get_default_device()).upper()), "
+              "7 if torch.zeros(1).device.index is None else 8, len(str(torch.device(type='mps', index=0)).split(':')), "
+              "len(repr(torch.device('cuda', 1))) - len(repr(torch.zeros(1).device)))",
 }
+
+
+def _probe(tmp_path: Path, call: str) -> tuple[str, Path]:
+    """The probe module computing `call`, written to a file (for real torch to run)."""
+    source = PROBE.format(call=call)
+    path = tmp_path / "probe.py"
+    path.write_text(source)
+    return source, path
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_output_shape_matches_torch(name: str, tmp_path: Path) -> None:
-    source = PROBE.format(call=CASES[name])
-    path = tmp_path / "probe.py"
-    path.write_text(source)
+    source, path = _probe(tmp_path, CASES[name])
     torch.manual_seed(0)
     real = runpy.run_path(str(path))["probe"]
     expected = [tuple(p.shape) for _, p in real.named_parameters()]
@@ -277,9 +349,7 @@ MASKED = {
 @pytest.mark.parametrize("name", sorted(MASKED))
 def test_a_boolean_mask_selects_an_unknown_number_of_entries(name: str, tmp_path: Path) -> None:
     # How many entries a mask selects depends on its values: that dim is unknown, the others are torch's.
-    source = PROBE.format(call=MASKED[name])
-    path = tmp_path / "probe.py"
-    path.write_text(source)
+    source, path = _probe(tmp_path, MASKED[name])
     expected = [tuple(p.shape) for _, p in runpy.run_path(str(path))["probe"].named_parameters()]
     result = vramlint.analyze_source(str(path), source)
     (probe,) = [m for m in result.models if m.name == "probe"]
@@ -291,11 +361,62 @@ def test_a_boolean_mask_selects_an_unknown_number_of_entries(name: str, tmp_path
 
 
 def test_an_in_place_update_cannot_grow_its_tensor(tmp_path: Path) -> None:
-    source = PROBE.format(call="InPlace()(torch.zeros(1, 3), torch.ones(2, 3))")
-    path = tmp_path / "probe.py"
-    path.write_text(source)
+    source, path = _probe(tmp_path, "InPlace()(torch.zeros(1, 3), torch.ones(2, 3))")
     with pytest.raises(RuntimeError, match="doesn't match the broadcast shape"):
         runpy.run_path(str(path))
     result = vramlint.analyze_source(str(path), source)
     (probe,) = [m for m in result.models if m.name == "probe"]
     assert any("in-place add broadcasts (1, 3) to (2, 3)" in u.reason for u in probe.unknowns)
+
+
+RAISES = {
+    "unfold-size": "torch.zeros(2, 5).unfold(1, 6, 1)",
+    "unfold-step": "torch.zeros(2, 5).unfold(-1, 2, 0)",
+    "unfold-dim": "torch.zeros(2, 5).unfold(2, 1, 1)",
+    "addcmul-broadcast": "torch.addcmul(torch.zeros(3, 1), torch.zeros(4), torch.zeros(5, 1))",
+    "addcmul-in-place-grows": "torch.zeros(3, 1).addcmul_(torch.zeros(4), torch.zeros(3, 1))",
+    "addcdiv-integers": "torch.addcdiv(torch.zeros(3), torch.ones(3, dtype=torch.long), torch.ones(3, dtype=torch.long))",
+    "repeat-interleave-sizes": "torch.zeros(2, 3).repeat_interleave(torch.tensor([1, 2]), dim=1)",
+    "repeat-interleave-negative": "torch.zeros(2, 3).repeat_interleave(-1, dim=1)",
+    "repeat-too-few-dims": "torch.zeros(2, 3).repeat(2)",
+    "tile-negative": "torch.zeros(2, 3).tile(-1)",
+    "one-hot-float": "F.one_hot(torch.zeros(2, 3), 5)",
+    "one-hot-too-few-classes": "F.one_hot(torch.tensor([0, 3, 1]), num_classes=2)",
+    "one-hot-negative": "F.one_hot(torch.tensor([0, -1]), 3)",
+    "one-hot-empty-inferred": "F.one_hot(torch.zeros(0, dtype=torch.long))",
+    "F.unfold-no-window": "F.unfold(torch.zeros(2, 3, 2, 2), 3)",
+    "F.unfold-rank": "F.unfold(torch.zeros(2, 3, 5, 5, 5), 3)",
+    "F.unfold-rank-2": "F.unfold(torch.zeros(3, 5), 3)",
+    "F.unfold-stride": "F.unfold(torch.zeros(2, 3, 5, 5), 3, stride=0)",
+    "F.unfold-pair": "F.unfold(torch.zeros(2, 3, 5, 5), (3, 3, 3))",
+    "F.fold-blocks": "F.fold(torch.zeros(2, 27, 12), (6, 8), 3)",
+    "fold-layer-channels": "nn.Fold((6, 8), 3)(torch.zeros(2, 28, 24))",
+    "F.fold-non-positive": "F.fold(torch.zeros(1, 25, 9), (1, 1), 5)",
+    "device-type": "torch.zeros(2, device=torch.device('gpu'))",
+    "device-index-twice": "torch.device('cuda:1', 2)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RAISES))
+def test_an_invalid_shape_raises_torch_error(name: str, tmp_path: Path) -> None:
+    # Where torch refuses the arguments, the analysed code gets torch's exception: type and message.
+    source, path = _probe(tmp_path, RAISES[name])
+    with pytest.raises(Exception) as real:
+        runpy.run_path(str(path))
+    result = vramlint.analyze_source(str(path), source)
+    (probe,) = [m for m in result.models if m.name == "Probe"]  # `probe = Probe()` raised: the class
+    assert probe.error is not None
+    assert probe.error.reason == f"raises {type(real.value).__name__}: {real.value}"
+
+
+def test_repeats_of_unknown_values_are_a_located_unknown(tmp_path: Path) -> None:
+    # The size of a repeat_interleave by a tensor depends on its values: unknown when they are not followed.
+    source = PROBE.format(call="torch.zeros(2, 3).repeat_interleave(torch.randint(0, 3, (3,)), dim=1)")
+    result = vramlint.analyze_source(str(tmp_path / "probe.py"), source)
+    (probe,) = [m for m in result.models if m.name == "probe"]
+    assert probe.tree is not None
+    assert [p.shape for p in probe.tree.params] == [(2,), (None,)]
+    (unknown,) = probe.unknowns
+    assert "repeat_interleave by a tensor of repeats" in unknown.reason
+    lines = PROBE.format(call="@").splitlines()
+    assert unknown.where is not None and unknown.where.location.line == lines.index("            y = @") + 1

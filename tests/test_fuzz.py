@@ -153,6 +153,7 @@ CONSTRUCTORS = {
     "Upsample": "nn.Upsample(scale_factor=2)", "UpsamplingNearest2d": "nn.UpsamplingNearest2d(scale_factor=2)",
     "UpsamplingBilinear2d": "nn.UpsamplingBilinear2d(scale_factor=2)",
     "Sequential": "nn.Sequential(nn.Linear(4, 3), nn.ReLU())",
+    "Unfold": "nn.Unfold(2)", "Fold": "nn.Fold(3, 2)",
 }
 # How many inputs the forward takes (the same tensor is passed for each); 1 when not listed.
 ARITY = {

@@ -360,6 +360,26 @@ model = nn.Sequential(Attention(32, 4), nn.Linear(32, 50))
 x = torch.randn(2, 10, 32)
 out = model(x)
 """, cuda_delta=rounded(2 * 4 * 32 * 4) - rounded(2 * 4 * 10 * 4)),  # the padded log-sum-exp (CUDA)
+    # nn.Unfold (im2col) copies the windows out: its backward needs only sizes, and it is not a
+    # view like Tensor.unfold. The Linear keeps the Unfold's output.
+    Case("unfold-layer", seq("nn.Conv2d(3, 8, 3, padding=1)", "nn.Unfold(3, padding=1)", "nn.Flatten()",
+                             "nn.Linear(8 * 9 * 64, 10)", x=CONV_IN)),
+    Case("F.unfold-repeat-interleave", """\
+class Windows(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 9 * 2, 10)
+
+    def forward(self, x):
+        w = F.unfold(self.conv(x), 3, padding=1).repeat_interleave(2, dim=1)
+        return self.fc(w.transpose(1, 2)).mean(1)
+
+
+model = Windows()
+x = torch.randn(4, 3, 8, 8)
+out = model(x)
+"""),
 ]
 
 

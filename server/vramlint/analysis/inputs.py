@@ -14,6 +14,8 @@ def forward_arity_problem(model: Instance, given: int, source: str) -> str | Non
     one line; None when they can, or when it cannot be told (a native forward, `*args`, Keras,
     whose `call` takes several inputs as one list as well)."""
     fn, _ = model.cls.lookup("forward")
+    if "forward" in model.attrs:  # set on the instance (`self.forward = self.forward_fused`): not the class's
+        return None
     if is_keras(model) or not isinstance(fn, FunctionValue) or not isinstance(fn.node, cst.FunctionDef):
         return None
     params = fn.node.params

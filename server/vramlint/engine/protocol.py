@@ -251,7 +251,12 @@ class Protocol:
         raise self.ev.raise_error("AttributeError", f"'{tname}' object has no attribute '{name}'")
 
     def _native_attr(self, obj: Any, name: str, default: Any) -> Any:
-        methods = _NATIVE_METHODS.get(dict if isinstance(obj, SubclassedDict) else type(obj))
+        # A subclass of plain data (a SubclassedDict, torch's Device str) has the data attributes
+        # its class lists in `native_attributes` (before its base's methods: Device.index is
+        # not str.index), and its base's methods.
+        if name in getattr(type(obj), "native_attributes", ()):
+            return getattr(obj, name)
+        methods = next((_NATIVE_METHODS[t] for t in type(obj).__mro__ if t in _NATIVE_METHODS), None)
         if methods is not None and name in methods:
             return NativeFunction(f"{type(obj).__name__}.{name}", _native_method(obj, name))
         if isinstance(obj, complex) and name in ("real", "imag"):

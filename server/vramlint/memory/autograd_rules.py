@@ -140,7 +140,7 @@ MODULE_OPS = {
     "Upsample": "interpolate", "UpsamplingNearest2d": "interpolate", "UpsamplingBilinear2d": "interpolate",
     "ZeroPad2d": "pad", "ConstantPad1d": "pad", "ConstantPad2d": "pad", "ConstantPad3d": "pad",
     "ReflectionPad1d": "pad", "ReflectionPad2d": "pad", "ReplicationPad2d": "pad", "PixelShuffle": "pixel_shuffle",
-    "ChannelShuffle": "channel_shuffle",
+    "ChannelShuffle": "channel_shuffle", "Unfold": "im2col", "Fold": "col2im",
 }
 ALIASES = {
     "conv1d": "conv", "conv2d": "conv", "conv3d": "conv", "conv_transpose1d": "conv", "conv_transpose2d": "conv",
@@ -165,7 +165,7 @@ def canonical(raw: str, module: Instance | None, kwargs: dict[str, Any]) -> tupl
         cls = module.cls.name
         name = MODULE_OPS.get(cls, cls.lower())
         return ALIASES.get(name, name), module.attrs.get("inplace") is True
-    name = raw.rsplit(".", 1)[-1]
+    name = _FUNCTIONAL_RENAMES.get(raw) or raw.rsplit(".", 1)[-1]
     inplace = kwargs.get("inplace") is True
     if name.startswith("__i") and name.endswith("__") and name[3:-2] in _BINARY:
         name, inplace = name[3:-2], True
@@ -176,6 +176,8 @@ def canonical(raw: str, module: Instance | None, kwargs: dict[str, Any]) -> tupl
     return ALIASES.get(name, name), inplace
 
 
+# F.unfold (im2col) copies windows out, F.fold sums them back: not Tensor.unfold, which is a view.
+_FUNCTIONAL_RENAMES = {"torch.nn.functional.unfold": "im2col", "torch.nn.functional.fold": "col2im"}
 _BINARY = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor"}
 
 # Ops that never carry a gradient (integer results, comparisons, factories, metadata).
@@ -186,7 +188,7 @@ NOT_DIFFERENTIABLE = {
     "floor", "ceil", "round", "trunc", "isnan", "isinf", "isfinite", "and", "or", "xor", "invert", "not",
     "bernoulli", "multinomial", "nonzero", "argsort", "bucketize", "searchsorted", "floor_divide", "mod",
     "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "all", "any", "logical_not", "logical_and",
-    "logical_or", "fill", "zero",
+    "logical_or", "fill", "zero", "one_hot",
 }
 
 
@@ -331,7 +333,7 @@ def reciprocal(c: Call) -> Effect:
 
 @rule("add", "sub", "negative", "pos", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "pad",
       "roll", "flip", "tril", "triu", "repeat", "tile", "clone", "pixel_shuffle", "channel_shuffle", "interpolate",
-      "sum", "mean", "cumsum", "nan_to_num", "zero_pad", "copy", "rot90")
+      "sum", "mean", "cumsum", "nan_to_num", "zero_pad", "copy", "rot90", "im2col", "col2im", "repeat_interleave")
 def keeps_nothing(c: Call) -> Effect:
     # Their backward needs only sizes (or reshapes the gradient): nothing is kept.
     return Effect(grad="pass" if c.name in ("add", "sub", "cat", "concat", "stack") else "new")

@@ -122,6 +122,44 @@ def _flatten(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return shapes.flatten(ev, _arg(a, k, 0, "input"), _arg(a, k, 1, "start_dim", 0), _arg(a, k, 2, "end_dim", -1))
 
 
+def _unfold(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return shapes.unfold(ev, _arg(a, k, 0, "input"), _arg(a, k, 1, "kernel_size"), _arg(a, k, 2, "dilation", 1),
+                         _arg(a, k, 3, "padding", 0), _arg(a, k, 4, "stride", 1))
+
+
+def _fold(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return shapes.fold(ev, _arg(a, k, 0, "input"), _arg(a, k, 1, "output_size"), _arg(a, k, 2, "kernel_size"),
+                       _arg(a, k, 3, "dilation", 1), _arg(a, k, 4, "padding", 0), _arg(a, k, 5, "stride", 1))
+
+
+def _one_hot(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """F.one_hot(tensor, num_classes=-1): int64, one more dim of num_classes; -1 is the largest
+    class value + 1, known where the values are. torch's checks, in its order."""
+    x = shapes.as_tensor(ev, _arg(a, k, 0, "tensor"), "F.one_hot")
+    n = _arg(a, k, 1, "num_classes", -1)
+    if not isinstance(x, TensorValue):
+        return x
+    if x.dtype != "int64":
+        raise ev.raise_error("RuntimeError", "one_hot is only applicable to index tensor of type LongTensor.")
+    if isinstance(n, bool) or not isinstance(n, int):
+        return TensorValue((*x.shape, n if isinstance(n, Unknown) else Unknown("F.one_hot num_classes", ev.current_ref)),
+                           "int64")
+    count, values = x.numel(), x.data
+    if count == 0 and n <= 0:
+        raise ev.raise_error("RuntimeError", "Can not infer total number of classes from empty tensor.")
+    if isinstance(count, int) and count > 0:
+        if values is not None and min(values) < 0:
+            raise ev.raise_error("RuntimeError", "Class values must be non-negative.")
+        if n != -1 and (n <= 0 or (values is not None and max(values) >= n)):
+            raise ev.raise_error("RuntimeError", "Class values must be smaller than num_classes.")
+        if n == -1:
+            n = int(max(values)) + 1 if values is not None else Unknown(
+                "F.one_hot(num_classes=-1) of values vramlint does not follow", ev.current_ref)
+    elif n == -1 or n <= 0:  # torch raises either way, one error or the other by the unknown size
+        n = Unknown(f"F.one_hot(num_classes={n}) of a tensor of unknown size", ev.current_ref)
+    return TensorValue((*x.shape, n), "int64")
+
+
 ELEMENTWISE = (
     "relu", "relu_", "relu6", "elu", "elu_", "selu", "celu", "gelu", "silu", "mish", "hardswish", "hardsigmoid",
     "sigmoid", "tanh", "leaky_relu", "leaky_relu_", "hardtanh", "hardtanh_", "softplus", "softsign", "logsigmoid",
@@ -140,7 +178,7 @@ FUNCTIONS.update({
     "adaptive_avg_pool3d": _pool(3, True, False), "adaptive_max_pool1d": _pool(1, True, True),
     "adaptive_max_pool2d": _pool(2, True, True), "adaptive_max_pool3d": _pool(3, True, True),
     "scaled_dot_product_attention": _sdpa, "embedding": _embedding, "interpolate": _interpolate,
-    "upsample": _interpolate, "pad": _pad, "flatten": _flatten,
+    "upsample": _interpolate, "pad": _pad, "flatten": _flatten, "unfold": _unfold, "fold": _fold, "one_hot": _one_hot,
     "cross_entropy": _loss, "nll_loss": _loss, "mse_loss": _loss, "l1_loss": _loss, "smooth_l1_loss": _loss,
     "binary_cross_entropy": _loss, "binary_cross_entropy_with_logits": _loss, "kl_div": _loss, "huber_loss": _loss,
 })

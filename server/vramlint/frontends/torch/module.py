@@ -336,10 +336,15 @@ def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     if tape is not None:
         tape.enter_module(inst, (*a[1:], *k.values()))
     try:
-        # A forward written in the code, a catalog layer's (its rule), or one wrapped by a library
-        # decorator's rule: all are found as Python finds them, through the class's MRO.
+        # `self.forward`, as Module.__call__ reads it: a forward set on the instance
+        # (`self.forward = self.forward_fused` in __init__) comes first; then one written in the
+        # code, a catalog layer's (its rule), or one wrapped by a library decorator's rule, found
+        # as Python finds them, through the class's MRO.
+        own = inst.attrs.get("forward", MISSING)
         fwd, _ = inst.cls.lookup("forward")
-        if isinstance(fwd, (FunctionValue, NativeFunction)):
+        if own is not MISSING:
+            out = ev.call(own, a[1:], k)
+        elif isinstance(fwd, (FunctionValue, NativeFunction)):
             out = ev.call(BoundMethod(inst, fwd), a[1:], k)
         else:
             out = Unknown(f"the forward of {inst.cls.name} is not modelled", ev.current_ref)

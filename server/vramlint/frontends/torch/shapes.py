@@ -196,3 +196,111 @@ def interpolate(ev: Evaluator, x: Any, size: Any, scale_factor: Any) -> Any:
     else:
         return Unknown("interpolate without size or scale_factor", ev.current_ref)
     return TensorValue((*shape[:2], *out), t.dtype)
+
+
+def _pair(ev: Evaluator, v: Any, name: str) -> tuple[Any, Any] | Unknown:
+    """torch's `_pair` then its int[2] argument check: an int is (v, v), a sequence must have two."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ev.raise_error("RuntimeError", f"It is expected {name} equals to 2, but got size {len(v)}")
+        v0, v1 = v
+    else:
+        v0 = v1 = v
+    for x in (v0, v1):
+        if isinstance(x, Unknown):
+            return x
+        if isinstance(x, bool) or not isinstance(x, int):
+            return Unknown(f"{name} {v!r} is not integers", ev.current_ref)
+    return v0, v1
+
+
+def _sliding(ev: Evaluator, args: dict[str, Any], check_names: tuple[str, ...]) -> dict[str, tuple[Any, Any]] | Unknown:
+    """The int pairs of an im2col / col2im call, checked in torch's order and with its messages."""
+    pairs: dict[str, tuple[Any, Any]] = {}
+    for name, v in args.items():
+        p = _pair(ev, v, name)
+        if isinstance(p, Unknown):
+            return p
+        pairs[name] = p
+    rules = {"kernel_size": ("kernel size", "kernel", 0, "greater than zero"),
+             "stride": ("stride", "stride", 0, "greater than zero"),
+             "dilation": ("dilation", "dilation", 0, "greater than zero"),
+             "padding": ("padding", "pad", -1, "non-negative")}
+    for name in check_names:
+        what, short, low, text = rules[name]
+        h, w = pairs[name]
+        if h <= low or w <= low:
+            raise ev.raise_error("RuntimeError", f"{what} should be {text}, but got {short}_height: {h} "
+                                                 f"{short}_width: {w}")
+    return pairs
+
+
+def _blocks(size: Any, k: int, s: int, p: int, d: int) -> Any:
+    """The number of sliding-window positions along one dim (ATen's sliding_window_count)."""
+    return (size + 2 * p - (d * (k - 1) + 1)) // s + 1
+
+
+def unfold(ev: Evaluator, x: Any, kernel: Any, dilation: Any, padding: Any, stride: Any) -> Any:
+    """F.unfold (im2col): (N, C, H, W) -> (N, C*kh*kw, L), L the number of window positions;
+    unbatched (C, H, W) -> (C*kh*kw, L)."""
+    t = as_tensor(ev, x, "unfold")
+    if isinstance(t, Unknown):
+        return t
+    pairs = _sliding(ev, {"kernel_size": kernel, "dilation": dilation, "padding": padding, "stride": stride},
+                     ("kernel_size", "dilation", "padding", "stride"))
+    if isinstance(pairs, Unknown):
+        return pairs
+    shape = t.shape
+    assert isinstance(shape, tuple)
+    if len(shape) < 3 and (len(shape) < 2 or shape[1] != 0):  # torch reads sizes 1 and 2 before its check
+        rank = len(shape)
+        raise ev.raise_error("IndexError", "dimension specified as 1 but tensor has no dimensions" if not rank else
+                             f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {rank})")
+    if len(shape) not in (3, 4) or any(d == 0 for d in shape[len(shape) - 3:]):
+        raise ev.raise_error("RuntimeError", "Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and "
+                                             f"other non-zero dimensions for input, but got: {list(shape)}")
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = pairs.values()
+    *lead, c, h, w = shape
+    oh, ow = _blocks(h, kh, sh, ph, dh), _blocks(w, kw, sw, pw, dw)
+    if isinstance(oh, int) and isinstance(ow, int) and (oh < 1 or ow < 1):
+        raise ev.raise_error("RuntimeError", f"Given input with spatial size ({h}, {w}), kernel_size=({kh}, {kw}), "
+                                             f"dilation=({dh}, {dw}), padding=({ph}, {pw}), calculated shape of the "
+                                             f"array of sliding blocks as ({oh}, {ow}), but its components must be "
+                                             "at least one.")
+    return TensorValue((*lead, c * kh * kw, oh * ow), t.dtype)
+
+
+def fold(ev: Evaluator, x: Any, output_size: Any, kernel: Any, dilation: Any, padding: Any, stride: Any) -> Any:
+    """F.fold (col2im): (N, C*kh*kw, L) -> (N, C, oh, ow), where L must be the number of window
+    positions over output_size; unbatched (C*kh*kw, L) -> (C, oh, ow)."""
+    t = as_tensor(ev, x, "fold")
+    if isinstance(t, Unknown):
+        return t
+    pairs = _sliding(ev, {"output_size": output_size, "kernel_size": kernel, "dilation": dilation,
+                          "padding": padding, "stride": stride}, ("kernel_size", "stride", "dilation", "padding"))
+    if isinstance(pairs, Unknown):
+        return pairs
+    shape = t.shape
+    assert isinstance(shape, tuple)
+    if len(shape) not in (2, 3) or any(d == 0 for d in shape[len(shape) - 2:]):
+        raise ev.raise_error("RuntimeError", "Expected 2D or 3D (batch mode) tensor for input with possibly 0 batch "
+                                             f"size and non-zero dimensions for input, but got: {list(shape)}")
+    (oh, ow), (kh, kw), (dh, dw), (ph, pw), (sh, sw) = pairs.values()
+    *lead, planes, length = shape
+    if isinstance(planes, int) and planes % (kh * kw):
+        raise ev.raise_error("RuntimeError", "Expected size of input's dimension 1 to be divisible by the product of "
+                                             f"kernel_size, but got input.size(1)={planes} and kernel_size=({kh}, {kw}).")
+    bh, bw = _blocks(oh, kh, sh, ph, dh), _blocks(ow, kw, sw, pw, dw)
+    given = (f"Given output_size=({oh}, {ow}), kernel_size=({kh}, {kw}), dilation=({dh}, {dw}), "
+             f"padding=({ph}, {pw}), stride=({sh}, {sw}), ")
+    if isinstance(length, int) and length != bh * bw:
+        raise ev.raise_error("RuntimeError", f"{given}expected size of input's dimension 2 to match the calculated "
+                                             f"number of sliding blocks {bh} * {bw} = {bh * bw}, but got "
+                                             f"input.size(2)={length}.")
+    if bh < 1 or bw < 1:
+        raise ev.raise_error("RuntimeError", f"{given}calculated shape of the array of sliding blocks as ({bh}, {bw}), "
+                                             "which is too small (non-positive)")
+    if oh < 1 or ow < 1:
+        raise ev.raise_error("RuntimeError", "Expected output spatial size to be positive, but got: "
+                                             f"output_size=({oh}, {ow}).")
+    return TensorValue((*lead, planes // (kh * kw), oh, ow), t.dtype)

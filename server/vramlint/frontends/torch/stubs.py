@@ -296,6 +296,40 @@ def _checkpoint_sequential(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return x
 
 
+# torch 2.13's device types, in the order its error message lists them
+_DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga", "maia",
+                 "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone")
+
+
+def _device(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """torch.device("cuda:1"), torch.device("cuda", 1), torch.device(other_device)."""
+    kind = a[0] if a else k.get("type", k.get("device"))
+    index = a[1] if len(a) > 1 else k.get("index")
+    for v in (kind, index):
+        if isinstance(v, Unknown):
+            return v
+    if isinstance(kind, T.Device) and index is None:
+        return kind
+    if not isinstance(kind, str):  # an int is the current accelerator's device: the machine's
+        return Unknown(f"torch.device({kind!r})", ev.current_ref)
+    if index is not None:
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise ev.raise_error("TypeError", f"device(): argument 'index' (position 2) must be int, not "
+                                              f"{type(index).__name__}")
+        if ":" in kind:
+            raise ev.raise_error("RuntimeError", f"type (string) must not include an index because index was "
+                                                 f"passed explicitly: {kind}")
+        if index < 0:
+            raise ev.raise_error("RuntimeError", "Device index must not be negative")
+    name, sep, num = kind.partition(":")
+    if sep and not num.isdigit():
+        raise ev.raise_error("RuntimeError", f"Invalid device string: '{kind}'")
+    if name not in _DEVICE_TYPES:
+        raise ev.raise_error("RuntimeError", f"Expected one of {', '.join(_DEVICE_TYPES)} device type at start of "
+                                             f"device string: {kind}")
+    return T.Device(kind, index)
+
+
 def _method_as_function(name: str) -> Callable[..., Any]:
     """torch.f(t, ...) for a Tensor method t.f(...)."""
 
@@ -403,11 +437,11 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
         "numel": lambda ev, a, k: a[0].numel() if isinstance(a[0], TensorValue) else Unknown("numel", ev.current_ref),
         "manual_seed": lambda ev, a, k: None, "set_default_dtype": lambda ev, a, k: None,
         "get_default_dtype": lambda ev, a, k: DTYPES["float32"], "_assert": lambda ev, a, k: None,
-        "get_default_device": lambda ev, a, k: "cpu",  # as tensor.device
+        "get_default_device": lambda ev, a, k: T.CPU,  # as tensor.device
         "no_grad": _no_grad_ctx, "enable_grad": _no_grad_ctx, "inference_mode": _no_grad_ctx,
         "set_grad_enabled": _no_grad_ctx, "autocast": _autocast,
         "is_autocast_enabled": lambda ev, a, k: ev.tape is not None and ev.tape.autocast is not None,
-        "device": lambda ev, a, k: a[0] if a and isinstance(a[0], str) else Unknown("torch.device", ev.current_ref),
+        "device": _device,
         "Size": lambda ev, a, k: T.TorchSize(tuple(ev.list_of(a[0]))) if a else T.TorchSize(()),
         "compile": lambda ev, a, k: a[0] if a else NativeFunction("compile", lambda ev2, a2, k2: a2[0]),
         "_log_api_usage_once": lambda ev, a, k: None,
@@ -421,7 +455,7 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
     for name in ("flatten", "permute", "transpose", "swapaxes", "unsqueeze", "squeeze", "reshape", "sum", "mean",
                  "prod", "max", "min", "chunk", "split", "clamp", "clip", "roll", "flip", "tril", "triu", "argmax",
                  "softmax", "log_softmax", "cumsum", "t", "diff", "gather", "amax", "amin", "std", "var", "norm", "any", "all",
-                 "unbind", "unique",
+                 "unbind", "unique", "tile", "repeat_interleave", "addcmul", "addcdiv",
                  *T.UNARY_FUNCS):
         fns[name] = _method_as_function(name)
     for name, fn in fns.items():

@@ -214,7 +214,7 @@ class TensorValue(Value):
         if name == "T":
             return self if isinstance(self.shape, Unknown) else TensorValue(tuple(reversed(self.shape)), self.dtype)
         if name == "device":
-            return "cpu"  # the default device, as `is_cuda`/`get_device()` say (torch.device() is a str)
+            return CPU  # the default device, as `is_cuda`/`get_device()` say
         if name in ("is_cuda",):
             return False
         if name in ("real", "imag"):  # views of a complex tensor's parts (`real` of a real one is itself)
@@ -331,6 +331,29 @@ class BufferTensor(TensorValue):
 
 class TorchSize(tuple):  # type: ignore[type-arg]
     """torch.Size: a tuple (of ints or Unknowns)."""
+
+
+class Device(str):
+    """torch.device: a str ("cpu", "cuda:1"), so that `device == "cpu"`, f-strings and str methods
+    work as on the str torch.device() converts to, with torch's `type` and `index` attributes."""
+
+    native_attributes = ("type", "index")  # read by the engine's protocol (data attributes of plain data)
+    type: str
+    index: int | None  # type: ignore[assignment]  # torch's name, over str.index
+
+    def __new__(cls, text: str, index: int | None = None) -> Device:
+        kind, sep, num = text.partition(":")
+        if sep and num.isdigit():
+            index = int(num)
+        obj = super().__new__(cls, kind if index is None else f"{kind}:{index}")
+        obj.type, obj.index = kind, index
+        return obj
+
+    def __repr__(self) -> str:
+        return f"device(type='{self.type}')" if self.index is None else f"device(type='{self.type}', index={self.index})"
+
+
+CPU = Device("cpu")  # the device of every analysed tensor: analysis follows eager execution on the CPU
 
 
 # ---------------------------------------------------------------------- construction helpers
@@ -877,11 +900,45 @@ def _expand(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
 
 
 def _repeat(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
-    reps = parse_size(ev, a)
+    return _repeated(ev, t, parse_size(ev, a or (k.get("repeats", ()),)), "repeat")
+
+
+def _tile(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    """tile(dims): repeat, with dims padded with leading 1s up to the tensor's rank."""
+    reps = parse_size(ev, a or (k.get("dims", ()),))
+    if not isinstance(reps, Unknown) and not isinstance(t.shape, Unknown) and len(reps) < len(t.shape):
+        reps = (1,) * (len(t.shape) - len(reps)) + tuple(reps)
+    return _repeated(ev, t, reps, "tile")
+
+
+def _repeated(ev: Evaluator, t: TensorValue, reps: Shape | Unknown, what: str) -> Any:
+    """t.repeat(reps): the tensor's shape padded with leading 1s to len(reps), times reps."""
     if isinstance(reps, Unknown) or isinstance(t.shape, Unknown):
-        return TensorValue(Unknown("repeat", ev.current_ref), t.dtype)
-    shape = (1,) * (len(reps) - len(t.shape)) + tuple(t.shape)
-    return TensorValue(tuple(s * r for s, r in zip(shape, reps)), t.dtype)
+        return TensorValue(Unknown(f"{what} by unknown repeats", ev.current_ref), t.dtype)
+    if len(reps) < len(t.shape):
+        raise ev.raise_error("RuntimeError", "Number of dimensions of repeat dims can not be smaller than number "
+                                             "of dimensions of tensor")
+    src = (1,) * (len(reps) - len(t.shape)) + tuple(t.shape)
+    out = tuple(s * r for s, r in zip(src, reps))
+    if all(isinstance(d, int) for d in out) and any(d < 0 for d in out):
+        bad = next(d for d in out if d < 0)
+        raise ev.raise_error("RuntimeError", f"Trying to create tensor with negative dimension {bad}: {list(out)}")
+    return TensorValue(out, t.dtype, data=_tiled_data(t, src, out))
+
+
+def _tiled_data(t: TensorValue, src: Shape, out: Shape) -> list[Any] | None:
+    """The values of a repeat: out[i, j, ...] = t[i % src[0], j % src[1], ...]."""
+    n = numel(out)
+    if t.data is None or not all(isinstance(d, int) for d in (*src, *out)) or not isinstance(n, int) \
+            or n > MAX_CONCRETE:
+        return None
+    strides = [1] * len(src)
+    for i in range(len(src) - 2, -1, -1):
+        strides[i] = strides[i + 1] * src[i + 1]
+    offsets = [0]
+    for size, period, stride in zip(out, src, strides):
+        offsets = [o + (j % period) * stride for o in offsets for j in range(size)]
+    return [t.data[o] for o in offsets]
 
 
 def _reduction(op: str) -> TensorMethod:
@@ -1212,6 +1269,176 @@ TENSOR_METHODS.update({
     "is_floating_point": lambda ev, t, a, k: t.dtype in FLOAT_DTYPES,
     "element_size": lambda ev, t, a, k: DTYPE_BYTES.get(t.dtype, 4),
     "get_device": lambda ev, t, a, k: -1,
+})
+
+
+# ---------------------------------------------------------------------- unfold, repeat_interleave, addcmul
+def _dim_index(ev: Evaluator, d: int, rank: int) -> int:
+    """A dim as an index into the shape, or torch's IndexError (a 0-d tensor takes dims 0 and -1)."""
+    r = max(rank, 1)
+    if not -r <= d < r:
+        raise ev.raise_error("IndexError", f"Dimension out of range (expected to be in range of [{-r}, {r - 1}], "
+                                           f"but got {d})")
+    return d % r
+
+
+def _unfold(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    """Tensor.unfold(dimension, size, step): the windows of `size` every `step` along `dimension`,
+    their count in its place and `size` as a new last dim (a view)."""
+    dim, size, step = (a[i] if len(a) > i else k.get(n) for i, n in enumerate(("dimension", "size", "step")))
+    if dim is None or size is None or step is None:
+        raise ev.raise_error("TypeError", "unfold() missing a required argument: 'dimension', 'size' or 'step'")
+    if isinstance(t.shape, Unknown) or not all(isinstance(v, (int, Unknown)) for v in (dim, size, step)) \
+            or isinstance(dim, Unknown):
+        return TensorValue(Unknown("Tensor.unfold of an unknown dim or with arguments that are not ints",
+                                   ev.current_ref), t.dtype)
+    d = _dim_index(ev, dim, len(t.shape))
+    length = t.shape[d] if t.shape else 1
+    if isinstance(size, int) and isinstance(length, int) and size > length:
+        raise ev.raise_error("RuntimeError", f"maximum size for tensor at dimension {d} is {length} but size is {size}")
+    if isinstance(size, int) and size < 0:
+        raise ev.raise_error("RuntimeError", f"size is {size} but must be >= 0")
+    if isinstance(step, int) and step <= 0:
+        raise ev.raise_error("RuntimeError", f"step is {step} but must be > 0")
+    if not t.shape:
+        return TensorValue((size,), t.dtype)
+    shape = list(t.shape)
+    shape[d] = (length - size) // step + 1
+    return TensorValue((*shape, size), t.dtype)
+
+
+def _repeat_interleave(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    """repeat_interleave(repeats, dim=None, *, output_size=None): each entry along `dim` (of the
+    flattened tensor when dim is None) `repeats` times. A tensor of repeats sizes the result by
+    its values, known only where they are followed. torch.repeat_interleave(repeats) alone is
+    arange(len(repeats)) repeated."""
+    repeats = a[0] if a else k.get("repeats")
+    dim = a[1] if len(a) > 1 else k.get("dim")
+    if repeats is None:
+        return _repeat_indices(ev, t)
+    if isinstance(t.shape, Unknown) or not isinstance(dim, (int, type(None))):
+        return TensorValue(Unknown("repeat_interleave of a tensor of unknown shape or along an unknown dim",
+                                   ev.current_ref), t.dtype)
+    shape: tuple[Any, ...] = (t.numel(),) if dim is None else t.shape
+    d = 0 if dim is None else _dim_index(ev, dim, len(t.shape))
+    if not shape:  # a 0-d tensor: one entry (torch refuses any dim, naming dim 1 of an unsqueezed copy)
+        if dim is not None:
+            raise ev.raise_error("IndexError", "Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+        shape = (1,)
+    counts = _repeat_counts(ev, repeats, shape[d], dim)
+    size = k.get("output_size")
+    if not isinstance(size, int):
+        size = sum(counts) if isinstance(counts, list) else counts
+    out = (*shape[:d], size, *shape[d + 1:])
+    data = None
+    if t.data is not None and isinstance(counts, list) and all(isinstance(x, int) for x in out) \
+            and numel(out) <= MAX_CONCRETE:
+        data = _interleaved(t.data, shape, d, counts)
+    return TensorValue(out, t.dtype, data=data)
+
+
+def _repeat_counts(ev: Evaluator, repeats: Any, n: Any, dim: Any) -> list[int] | Any:
+    """The repeat count of each of the `n` entries (a list), or the repeated size (an int or Unknown)."""
+    if isinstance(repeats, TensorValue):
+        if isinstance(repeats.shape, Unknown) or len(repeats.shape) > 1:
+            if isinstance(repeats.shape, tuple):
+                raise ev.raise_error("RuntimeError", "repeats must be 0-dim or 1-dim tensor")
+            return Unknown("repeat_interleave by repeats of unknown shape", ev.current_ref)
+        m = repeats.shape[0] if repeats.shape else 1
+        if isinstance(m, int) and isinstance(n, int) and m not in (1, n):
+            raise ev.raise_error("RuntimeError", "repeats must have the same size as input along dim, but got "
+                                                 f"repeats.size(0) = {m} and input.size({dim or 0}) = {n}")
+        if repeats.data is None:
+            return Unknown("repeat_interleave by a tensor of repeats whose values vramlint does not follow",
+                           ev.current_ref)
+        repeats = repeats.data[0] if m == 1 else [int(x) for x in repeats.data]
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, list)):
+        return repeats if isinstance(repeats, Unknown) else Unknown("repeat_interleave by unknown repeats",
+                                                                   ev.current_ref)
+    if any(x < 0 for x in (repeats if isinstance(repeats, list) else [repeats])):
+        raise ev.raise_error("RuntimeError", "Repeats must be non-negative")
+    if isinstance(repeats, int):
+        return [repeats] * n if isinstance(n, int) and n <= MAX_CONCRETE else n * repeats
+    return repeats
+
+
+def _interleaved(data: list[Any], shape: Shape, d: int, counts: list[int]) -> list[Any]:
+    n, inner = shape[d], numel(shape[d + 1:])
+    out: list[Any] = []
+    for r in range(numel(shape[:d])):
+        for i in range(n):
+            block = data[(r * n + i) * inner:(r * n + i + 1) * inner]
+            out.extend(block * counts[i])
+    return out
+
+
+def _repeat_indices(ev: Evaluator, repeats: TensorValue) -> Any:
+    """torch.repeat_interleave(repeats): index i, repeats[i] times."""
+    if isinstance(repeats.shape, Unknown) or len(repeats.shape) > 1:
+        return TensorValue(Unknown("repeat_interleave of repeats of unknown shape", ev.current_ref), "int64")
+    counts = _repeat_counts(ev, repeats, repeats.shape[0] if repeats.shape else 1, 0)
+    if not isinstance(counts, list):
+        return TensorValue((counts,), "int64")
+    data = [i for i, c in enumerate(counts) for _ in range(c)]
+    return TensorValue((len(data),), "int64", data=data if len(data) <= MAX_CONCRETE else None)
+
+
+def broadcast_all(ev: Evaluator, shapes: Sequence[Shape]) -> Shape:
+    """The broadcast of several shapes, as torch's TensorIterator computes it: a known mismatch is
+    torch's RuntimeError (size `a` is that of the shapes broadcast so far)."""
+    out: Shape = ()
+    for shape in shapes:
+        rank = max(len(out), len(shape))
+        for i in range(rank):
+            x = out[i - rank + len(out)] if i - rank + len(out) >= 0 else 1
+            y = shape[i - rank + len(shape)] if i - rank + len(shape) >= 0 else 1
+            if isinstance(x, int) and isinstance(y, int) and x != y and 1 not in (x, y):
+                raise ev.raise_error("RuntimeError", f"The size of tensor a ({x}) must match the size of tensor b "
+                                                     f"({y}) at non-singleton dimension {i}")
+        b = broadcast(out, shape)
+        assert not isinstance(b, Unknown)  # known mismatches were raised above
+        out = b
+    return out
+
+
+_ADDCDIV_INT = ("Integer division with addcdiv is no longer supported, and in a future  release addcdiv will "
+                "perform a true division of tensor1 and tensor2. The historic addcdiv behavior can be implemented "
+                "as (input + value * torch.trunc(tensor1 / tensor2)).to(input.dtype) for integer inputs and as "
+                "(input + value * tensor1 / tensor2) for float inputs. The future addcdiv behavior is just the "
+                "latter implementation: (input + value * tensor1 / tensor2), for all dtypes.")
+
+
+def _addc(op: str, in_place: bool) -> TensorMethod:
+    """addcmul / addcdiv(tensor1, tensor2, value=1): input + value * tensor1 op tensor2, the
+    broadcast of the three (in place: it must be the input's shape)."""
+
+    def impl(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+        t1, t2 = (a[0] if a else k.get("tensor1")), (a[1] if len(a) > 1 else k.get("tensor2"))
+        for x in (t1, t2):
+            if not isinstance(x, TensorValue):
+                return x if isinstance(x, Unknown) else Unknown(f"{op} of a non-tensor", ev.current_ref)
+        if op == "addcdiv" and t1.dtype not in FLOAT_DTYPES and t2.dtype not in FLOAT_DTYPES \
+                and not t1.dtype.startswith("complex") and not t2.dtype.startswith("complex"):
+            raise ev.raise_error("RuntimeError", _ADDCDIV_INT)
+        for x in (t, t1, t2):
+            if isinstance(x.shape, Unknown):
+                return TensorValue(Unknown(f"{op} of a tensor of unknown shape", ev.current_ref), t.dtype)
+        shape = broadcast_all(ev, (t.shape, t1.shape, t2.shape))  # type: ignore[arg-type]
+        if not in_place:
+            return TensorValue(shape, result_type((t, t1, t2)))
+        if shape != t.shape and all(isinstance(d, int) for d in (*shape, *t.shape)):  # type: ignore[misc]
+            raise ev.raise_error("RuntimeError", f"output with shape {list(t.shape)} doesn't match the broadcast "  # type: ignore[arg-type]
+                                                 f"shape {list(shape)}")
+        t.data = None
+        return t
+
+    return impl
+
+
+TENSOR_METHODS.update({
+    "unfold": _unfold, "tile": _tile, "repeat_interleave": _repeat_interleave,
+    "addcmul": _addc("addcmul", False), "addcmul_": _addc("addcmul", True),
+    "addcdiv": _addc("addcdiv", False), "addcdiv_": _addc("addcdiv", True),
 })
 
 

@@ -227,6 +227,18 @@ def _pad(nd: int) -> Forward:
     return rule
 
 
+def _unfold(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    at = m.attrs
+    return shapes.unfold(ev, first_input(a, k, "input"), at.get("kernel_size"), at.get("dilation", 1),
+                         at.get("padding", 0), at.get("stride", 1))
+
+
+def _fold(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    at = m.attrs
+    return shapes.fold(ev, first_input(a, k, "input"), at.get("output_size"), at.get("kernel_size"),
+                       at.get("dilation", 1), at.get("padding", 0), at.get("stride", 1))
+
+
 def _loss(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     x = _input(ev, m, a, k)
     if not isinstance(x, TensorValue):
@@ -256,6 +268,7 @@ for _dims in (1, 2, 3):
 FORWARD.update({
     "Flatten": _flatten, "Unflatten": _unflatten, "Upsample": _upsample, "UpsamplingNearest2d": _upsample,
     "UpsamplingBilinear2d": _upsample, "PixelShuffle": _pixel_shuffle(True), "PixelUnshuffle": _pixel_shuffle(False),
+    "Unfold": _unfold, "Fold": _fold,
 })
 for _name in ("L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "KLDivLoss", "CrossEntropyLoss", "NLLLoss", "BCELoss",
               "BCEWithLogitsLoss", "CosineEmbeddingLoss", "MarginRankingLoss", "TripletMarginLoss", "PoissonNLLLoss",
