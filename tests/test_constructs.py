@@ -55,6 +55,12 @@ EXPRESSIONS = {
     "locals": "(lambda a, b: len(locals()) + locals()['b'])(1, 5)",
     "bias-false-is-none": "(nn.Conv2d(3, 3, 3, bias=False).bias is None) + 2 * (nn.Linear(2, 2, bias=False).bias is None) "
                           "+ 4 * (nn.Conv2d(3, 3, 3).bias is None)",
+    "compare-logical-bitwise": "int(torch.tensor([1, 2, 3]).ne(2).sum()) + 10 * int(torch.logical_xor(torch.tensor([1, 0]), "
+                               "torch.tensor([1, 1])).sum()) + 100 * int(torch.bitwise_xor(torch.tensor([5]), torch.tensor([3]))[0]) "
+                               "+ 1000 * int(torch.tensor([0, 2]).logical_and(torch.tensor([3, 3])).sum())",
+    "baddbmm": "torch.baddbmm(torch.zeros(2, 3, 5), torch.zeros(2, 3, 4), torch.zeros(2, 4, 5)).shape[2] "
+               "+ 10 * torch.zeros(1, 5).baddbmm(batch1=torch.zeros(2, 3, 4), batch2=torch.zeros(2, 4, 5)).shape[1]",
+    "no-accelerator": "(torch.accelerator.current_accelerator() is None) + 2 * torch.accelerator.is_available()",
     "arange-none-index": "torch.arange(5)[:, None].shape[0] + torch.arange(5)[None].shape[1]",
 }
 
@@ -70,6 +76,13 @@ def test_construct_gives_torchs_count(name: str, tmp_path: Path) -> None:
     (m,) = [r for r in result.models if r.name == "m"]
     assert not m.unknowns, [u.reason for u in m.unknowns]
     assert m.params.total == expected
+
+
+def test_backends_absent_from_the_build_raise_as_torch_does(tmp_path: Path) -> None:
+    """torch.xpu's stream check raises on a build without XPU (transformers catches it)."""
+    text = HEADER + ("def capturing():\n    try:\n        return torch.xpu.is_current_stream_capturing()\n"
+                     "    except RuntimeError:\n        return 5\n\n\nm = nn.Linear(capturing(), 2)\n")
+    _assert_exact_as_cpython(text, tmp_path)
 
 
 def test_dir_of_a_native_object_is_an_unknown_not_a_guess(tmp_path: Path) -> None:

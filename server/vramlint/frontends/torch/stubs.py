@@ -275,6 +275,26 @@ def _addmm(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return T.elementwise(ev, "add", prod, bias) if isinstance(prod, TensorValue) else prod
 
 
+def _raise(ev: Evaluator, kind: str, message: str) -> Any:
+    raise ev.raise_error(kind, message)
+
+
+def _baddbmm(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """baddbmm(input, batch1, batch2, *, beta, alpha): input broadcast to the batched product."""
+    bias = a[0] if a else k.get("input")
+    prod = T.matmul(ev, a[1] if len(a) > 1 else k.get("batch1"), a[2] if len(a) > 2 else k.get("batch2"))
+    return T.elementwise(ev, "add", prod, bias) if isinstance(prod, TensorValue) else prod
+
+
+def _logical(op: str) -> Callable[..., Any]:
+    """logical_and/or/xor: booleans of the broadcast shape (values where both are known)."""
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        x, y = (a[0] if a else k.get("input")), (a[1] if len(a) > 1 else k.get("other"))
+        return T.elementwise(ev, op, T.cast_bool(ev, x), T.cast_bool(ev, y), out_dtype="bool")
+
+    return impl
+
+
 def _checkpoint(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     """checkpoint(fn, *args): the same result as fn(*args) (it only changes what backward keeps)."""
     if not a:
@@ -446,7 +466,9 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
         "compile": lambda ev, a, k: a[0] if a else NativeFunction("compile", lambda ev2, a2, k2: a2[0]),
         "_log_api_usage_once": lambda ev, a, k: None,
         "where": lambda ev, a, k: a[1] if len(a) > 1 and isinstance(a[1], TensorValue) else Unknown("where", ev.current_ref),
-        "einsum": _einsum, "addmm": _addmm, "outer": _outer, "ger": _outer,
+        "einsum": _einsum, "addmm": _addmm, "baddbmm": _baddbmm, "outer": _outer, "ger": _outer,
+        "bitwise_and": _binary("and"), "bitwise_or": _binary("or"), "bitwise_xor": _binary("xor"),
+        "logical_and": _logical("and"), "logical_or": _logical("or"), "logical_xor": _logical("xor"),
         # random draws change values, never shapes: a generator's methods do nothing
         "Generator": lambda ev, a, k: NoOp("torch.Generator()", chain=True),
         "finfo": lambda ev, a, k: T.type_info(ev, a[0] if a else k.get("type"), True),
@@ -581,6 +603,19 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
         return ModuleValue(dotted, {
             "is_available": NativeFunction(f"{dotted}.is_available", lambda ev, a, k: False),
             "device_count": NativeFunction(f"{dotted}.device_count", lambda ev, a, k: 0),
+            # As in a torch build without this backend: its C bindings are dummies that raise.
+            "is_current_stream_capturing": NativeFunction(
+                f"{dotted}.is_current_stream_capturing",
+                lambda ev, a, k: _raise(ev, "RuntimeError", "Tried to instantiate dummy base class "
+                                        f"_{dotted.rpartition('.')[2]}_isCurrentStreamCapturing")),
+        }, getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.accelerator":
+        # The same view: tensors are on the CPU, so there is no current accelerator (torch's
+        # answer on a machine without one: None, not available, no devices).
+        return ModuleValue(dotted, {
+            "current_accelerator": NativeFunction(f"{dotted}.current_accelerator", lambda ev, a, k: None),
+            "is_available": NativeFunction(f"{dotted}.is_available", lambda ev, a, k: False),
+            "device_count": NativeFunction(f"{dotted}.device_count", lambda ev, a, k: 0),
         }, getattr_hook=unknown_attr(dotted))
     if dotted == "torch.fft":
         from vramlint.frontends.torch.fft import fft_namespace
@@ -626,7 +661,7 @@ _KNOWN_SUBMODULES = {
     "torch.nn", "torch.nn.init", "torch.nn.functional", "torch.nn.parameter", "torch.nn.modules", "torch.jit",
     "torch.fx", "torch.cuda", "torch.utils", "torch.utils.checkpoint", "torch.nn.utils", "torch.optim", "torch.distributed",
     "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data", "torch.compiler",
-    "torch.nn.attention", "torch.nn.attention.flex_attention", "torch.fft", "torch._subclasses", "torch._subclasses.fake_tensor",
+    "torch.nn.attention", "torch.nn.attention.flex_attention", "torch.fft", "torch.accelerator", "torch._subclasses", "torch._subclasses.fake_tensor",
     *_ACCELERATOR_BACKENDS,
 }
 

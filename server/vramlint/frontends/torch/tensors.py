@@ -1435,7 +1435,41 @@ def _addc(op: str, in_place: bool) -> TensorMethod:
     return impl
 
 
+def cast_bool(ev: Evaluator, v: Any) -> Any:
+    """A tensor's truth values (logical ops read any dtype as bool); numbers as bools."""
+    if isinstance(v, TensorValue):
+        return _cast_tensor(v, "bool") if v.dtype != "bool" else v
+    return bool(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+def _compare_method(op: str) -> TensorMethod:
+    def method(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+        return elementwise(ev, op, t, a[0] if a else k.get("other"), out_dtype="bool")
+
+    return method
+
+
+def _logical_method(op: str) -> TensorMethod:
+    def method(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+        other = a[0] if a else k.get("other")
+        return elementwise(ev, op, cast_bool(ev, t), cast_bool(ev, other), out_dtype="bool")
+
+    return method
+
+
+def _baddbmm_method(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
+    prod = matmul(ev, a[0] if a else k.get("batch1"), a[1] if len(a) > 1 else k.get("batch2"))
+    return elementwise(ev, "add", prod, t) if isinstance(prod, TensorValue) else prod
+
+
 TENSOR_METHODS.update({
+    **{name: _compare_method(name) for name in ("eq", "ne", "lt", "le", "gt", "ge")},
+    "not_equal": _compare_method("ne"), "greater": _compare_method("gt"), "less": _compare_method("lt"),
+    "bitwise_and": lambda ev, t, a, k: elementwise(ev, "and", t, a[0] if a else k.get("other")),
+    "bitwise_or": lambda ev, t, a, k: elementwise(ev, "or", t, a[0] if a else k.get("other")),
+    "bitwise_xor": lambda ev, t, a, k: elementwise(ev, "xor", t, a[0] if a else k.get("other")),
+    "logical_and": _logical_method("and"), "logical_or": _logical_method("or"), "logical_xor": _logical_method("xor"),
+    "baddbmm": _baddbmm_method,
     "unfold": _unfold, "tile": _tile, "repeat_interleave": _repeat_interleave,
     "addcmul": _addc("addcmul", False), "addcmul_": _addc("addcmul", True),
     "addcdiv": _addc("addcdiv", False), "addcdiv_": _addc("addcdiv", True),
