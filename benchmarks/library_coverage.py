@@ -11,7 +11,9 @@ parameter count real torch gives (tests/fixtures/truth/, made by the scripts the
 - timm: every registered model factory (`timm.list_models()`, 1,371 at 1.0.31), default arguments;
 - torchvision: every classification model, and every detection, segmentation, video and
   optical-flow model (`weights=None, weights_backbone=None`);
-- transformers: `Model(Config())` of the 24 architectures of transformers-<version>.json;
+- transformers: every base, LM, seq2seq, image-text and image-classification class of 42 model
+  types, from a small config (transformers-corpus-<version>.json, 90 models per release);
+- diffusers: every model class it exports that builds from its default config;
 - public: model files of public training repositories (tests/fixtures/public/, with licences).
 
 `--newest` asks pip for the newest timm and transformers releases, makes the truth for them with
@@ -40,7 +42,6 @@ from tests.support import corpora  # noqa: E402
 from tests.support.libsources import (  # noqa: E402
     TIMM_VERSION,
     TORCHVISION_VERSION,
-    TRANSFORMERS_VERSION,
     library_source,
 )
 
@@ -70,8 +71,8 @@ def torchvision_cases() -> Iterator[Case]:
 
 def transformers_cases(version: str, truth_dir: Path) -> Iterator[Case]:
     paths = (str(library_source("transformers", version)),)
-    models = json.loads((truth_dir / f"transformers-{version}.json").read_text())["models"]
-    return ((k, corpora.transformers_source(k), t, paths) for k, t in models.items())
+    models = json.loads((truth_dir / f"transformers-corpus-{version}.json").read_text())["models"]
+    return ((k, corpora.transformers_corpus_source(k, t), t, paths) for k, t in models.items())
 
 
 def run(label: str, cases: Iterator[Case], verbose: bool) -> list[corpora.Outcome]:
@@ -123,7 +124,7 @@ def make_truth(python: Path, script: str, args: list[str], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", choices=("all", "timm", "torchvision", "transformers", "public"), default="all")
+    parser.add_argument("--corpus", choices=("all", "timm", "torchvision", "transformers", "diffusers", "public"), default="all")
     parser.add_argument("--newest", action="store_true", help="also the newest timm and transformers releases")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per model")
     args = parser.parse_args(argv)
@@ -136,11 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         run(f"torchvision {TORCHVISION_VERSION} (classification, detection, segmentation, video, flow)",
             torchvision_cases(), args.verbose)
     if want("transformers"):
-        run(f"transformers {TRANSFORMERS_VERSION}", transformers_cases(TRANSFORMERS_VERSION, TRUTH), args.verbose)
-        for path in sorted(TRUTH.glob("transformers-*.json")):
-            version = path.stem.split("-", 1)[1]
-            if re.fullmatch(r"[0-9.]+", version) and version != TRANSFORMERS_VERSION:
-                run(f"transformers {version}", transformers_cases(version, TRUTH), args.verbose)
+        for path in sorted(TRUTH.glob("transformers-corpus-*.json")):
+            version = path.stem.rpartition("-")[2]
+            run(f"transformers {version} (42 model types, every kind)", transformers_cases(version, TRUTH), args.verbose)
+    if want("diffusers"):
+        run("diffusers 0.42.1 (every model class, default config)", corpora.diffusers_cases(), args.verbose)
     if want("public"):
         run("public repository files", corpora.public_cases(), args.verbose)
     if args.newest:
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             make_truth(python, "make_timm_truth.py", ["--timm-version", timm_v], NEWEST_TRUTH / f"timm-{timm_v}.json")
             run(f"timm {timm_v} (newest)", timm_cases(timm_v, NEWEST_TRUTH), args.verbose)
         if want("transformers"):
-            make_truth(python, "make_truth.py", ["--transformers-only", hf_v], NEWEST_TRUTH / f"transformers-{hf_v}.json")
+            make_truth(python, "make_transformers_truth.py", [hf_v], NEWEST_TRUTH / f"transformers-corpus-{hf_v}.json")
             run(f"transformers {hf_v} (newest)", transformers_cases(hf_v, NEWEST_TRUTH), args.verbose)
     return 0
 

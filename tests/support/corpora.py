@@ -154,6 +154,18 @@ def public_cases() -> Iterator[tuple[str, str, dict[str, Any], tuple[str, ...]]]
         yield c["name"], c["source"], truth[c["name"]], paths
 
 
+def diffusers_cases() -> Iterator[tuple[str, str, dict[str, Any], tuple[str, ...]]]:
+    """Every diffusers model class that builds from its default config (truth: make_diffusers_truth.py),
+    as `from diffusers import UNet2DConditionModel; model = UNet2DConditionModel()`. The newest
+    transformers is on the path too, as in an environment where diffusers' text encoders import."""
+    from tests.support.libsources import DIFFUSERS_VERSION, library_source
+
+    truth = json.loads((TRUTH_DIR / f"diffusers-{DIFFUSERS_VERSION}.json").read_text())["models"]
+    paths = (str(library_source("diffusers", DIFFUSERS_VERSION)), str(library_source("transformers", "5.25.0")))
+    for name, t in truth.items():
+        yield name, f"from diffusers import {name}\n\nmodel = {name}()\n", t, paths
+
+
 def rates(outcomes: list[Outcome]) -> dict[str, int]:
     c = Counter(o.status for o in outcomes)
     return {s: c.get(s, 0) for s in STATUSES}

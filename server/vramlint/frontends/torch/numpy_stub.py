@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.builtins import _prod, pure
-from vramlint.engine.values import ModuleValue, NativeFunction, Unknown
+from vramlint.engine.values import ClassValue, ModuleValue, NativeFunction, Unknown
 from vramlint.frontends.torch import stubs
 from vramlint.frontends.torch.tensors import TensorValue
 
@@ -15,11 +15,32 @@ if TYPE_CHECKING:
     from vramlint.engine.loader import Loader
 
 
+class NumpyArray(TensorValue):
+    """A numpy array made by this stub (np.linspace, np.arange): a tensor of shapes, that
+    `isinstance(x, np.ndarray)` recognises. (What arithmetic makes of it is a plain tensor.)"""
+
+    __slots__ = ()
+
+
+def _as_numpy(t: Any) -> Any:
+    if isinstance(t, TensorValue) and not isinstance(t, NumpyArray):
+        out = NumpyArray(t.shape, t.dtype, data=t.data)
+        return out
+    return t
+
+
 def _linspace(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     t = stubs._linspace(ev, a, {**k, "dtype": "float64"})
     if isinstance(t, TensorValue) and t.data is not None:
         t.data = [float(x) for x in t.data]
-    return t
+    return _as_numpy(t)
+
+
+def _ndarray(loader: Loader) -> ClassValue:
+    from vramlint.engine.builtins import _InstanceCheck
+
+    return ClassValue("ndarray", (loader.builtins["object"],), {}, "numpy",
+                      native=_InstanceCheck(lambda ev, v: isinstance(v, NumpyArray)))
 
 
 def numpy_module(loader: Loader, dotted: str) -> ModuleValue | None:
@@ -27,7 +48,8 @@ def numpy_module(loader: Loader, dotted: str) -> ModuleValue | None:
         return None
     ns: dict[str, Any] = {
         "linspace": NativeFunction("numpy.linspace", _linspace),
-        "arange": NativeFunction("numpy.arange", stubs._arange),
+        "arange": NativeFunction("numpy.arange", lambda ev, a, k: _as_numpy(stubs._arange(ev, a, k))),
+        "ndarray": _ndarray(loader),
         "prod": NativeFunction("numpy.prod", _prod),
         "pi": math.pi, "e": math.e, "inf": math.inf,
     }

@@ -275,6 +275,15 @@ def _addmm(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return T.elementwise(ev, "add", prod, bias) if isinstance(prod, TensorValue) else prod
 
 
+def _polar(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """polar(abs, angle) / complex(real, imag): a complex tensor of the broadcast shape."""
+    x = T.elementwise(ev, "add", a[0] if a else k.get("abs", k.get("real")),
+                      a[1] if len(a) > 1 else k.get("angle", k.get("imag")))
+    if not isinstance(x, TensorValue):
+        return x
+    return TensorValue(x.shape, "complex128" if x.dtype == "float64" else "complex64")
+
+
 def _raise(ev: Evaluator, kind: str, message: str) -> Any:
     raise ev.raise_error(kind, message)
 
@@ -468,6 +477,7 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
         "where": lambda ev, a, k: a[1] if len(a) > 1 and isinstance(a[1], TensorValue) else Unknown("where", ev.current_ref),
         "einsum": _einsum, "addmm": _addmm, "baddbmm": _baddbmm, "outer": _outer, "ger": _outer,
         "bitwise_and": _binary("and"), "bitwise_or": _binary("or"), "bitwise_xor": _binary("xor"),
+        "polar": _polar, "complex": _polar,
         "logical_and": _logical("and"), "logical_or": _logical("or"), "logical_xor": _logical("xor"),
         # random draws change values, never shapes: a generator's methods do nothing
         "Generator": lambda ev, a, k: NoOp("torch.Generator()", chain=True),

@@ -1085,6 +1085,13 @@ def _safe_log(x: float) -> float:
     return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
 
 
+def _safe(fn: Callable[[float], float], x: float) -> float:
+    try:
+        return fn(x)
+    except OverflowError:
+        return math.inf
+
+
 UNARY_FUNCS: dict[str, tuple[Callable[[Any], Any], bool]] = {
     "log": (_safe_log, True), "exp": (math.exp, True), "sqrt": (lambda x: math.sqrt(x) if x >= 0 else math.nan, True),
     "rsqrt": (lambda x: 1 / math.sqrt(x) if x > 0 else math.inf, True), "round": (round, False),
@@ -1094,6 +1101,9 @@ UNARY_FUNCS: dict[str, tuple[Callable[[Any], Any], bool]] = {
     "log2": (lambda x: math.log2(x) if x > 0 else math.nan, True),
     "reciprocal": (lambda x: 1 / x if x else math.inf, True), "relu": (lambda x: max(x, 0), False),
     "trunc": (math.trunc, False), "square": (lambda x: x * x, False),
+    "expm1": (lambda x: _safe(math.expm1, x), True), "log1p": (lambda x: math.log1p(x) if x > -1 else math.nan, True),
+    "exp2": (lambda x: _safe(lambda y: 2.0 ** y, x), True), "log10": (lambda x: math.log10(x) if x > 0 else math.nan, True),
+    "erf": (math.erf, True), "erfc": (math.erfc, True),
 }
 
 for _name, (_fn, _fl) in UNARY_FUNCS.items():
