@@ -19,10 +19,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
             f"torchvision {test_torchvision.TORCHVISION_VERSION}: {matched}/{total} classification models "
             "match torch's parameter count"
         )
-    from tests import test_diffusers, test_public_corpus, test_timm, test_transformers_corpus
+    from tests import test_corpora, test_timm, test_transformers_corpus
 
-    for line in [*test_timm.SUMMARY, *test_transformers_corpus.SUMMARY, *test_diffusers.SUMMARY,
-                 *test_public_corpus.SUMMARY]:
+    for line in [*test_timm.SUMMARY, *test_transformers_corpus.SUMMARY, *test_corpora.SUMMARY]:
         terminalreporter.write_line(line)
     from tests import test_memory
 
