@@ -73,7 +73,7 @@ EXPRESSIONS = {
 def test_construct_gives_torchs_count(name: str, tmp_path: Path) -> None:
     text = HEADER + f"m = nn.Linear(int({EXPRESSIONS[name]}) + 1, 2)\n"
     ns: dict[str, object] = {}
-    exec(compile(text, "<model>", "exec"), ns)
+    exec(compile(text, "<model>", "exec", dont_inherit=True), ns)
     expected = sum(p.numel() for p in ns["m"].parameters())  # type: ignore[attr-defined]
     path = tmp_path / "model.py"
     result = vramlint.analyze_source(str(path), text)
@@ -170,7 +170,7 @@ def _cpython_counts(program: str) -> set[int]:
         ns: dict[str, Any] = {"nn": torch.nn, "cond": lambda k, bits=bits: bool(bits >> k & 1),
                               "items": lambda k, bits=bits: range(bits >> k & 1)}
         try:
-            exec(compile(program, "<program>", "exec"), ns)
+            exec(compile(program, "<program>", "exec", dont_inherit=True), ns)
         except (ValueError, NameError, UnboundLocalError):
             continue  # this path fails when run: no model to compare
         counts.add(sum(p.numel() for p in ns["m"].parameters()))
@@ -241,7 +241,7 @@ def test_models_in_blocks_tuples_and_the_main_block(tmp_path: Path) -> None:
     torch counts it; the `main()` locals taken from the same CPython run."""
     captured: dict[str, Any] = {}
     glb: dict[str, Any] = {"__name__": "__main__", "captured": captured}
-    exec(compile(SCRIPT.replace("    return None\n", "    captured.update(locals())\n"), "<script>", "exec"), glb)
+    exec(compile(SCRIPT.replace("    return None\n", "    captured.update(locals())\n"), "<script>", "exec", dont_inherit=True), glb)
 
     def count(m: Any) -> int:
         return sum(p.numel() for p in m.parameters())
@@ -306,7 +306,7 @@ def test_descriptors_behave_as_in_cpython(tmp_path: Path) -> None:
 def _assert_exact_as_cpython(text: str, tmp_path: Path) -> None:
     """`m` of `text` counted exactly, as CPython with torch builds it."""
     ns: dict[str, Any] = {}
-    exec(compile(text, "<model>", "exec"), ns)
+    exec(compile(text, "<model>", "exec", dont_inherit=True), ns)
     result = vramlint.analyze_source(str(tmp_path / "model.py"), text)
     (m,) = [r for r in result.models if r.name == "m"]
     assert not m.unknowns, [u.reason for u in m.unknowns]
@@ -464,7 +464,7 @@ def test_from_package_import_prefers_what_its_init_binds(tmp_path: Path) -> None
     sys.path.insert(0, str(tmp_path / "lib"))
     try:
         ns: dict[str, Any] = {}
-        exec(compile(text, "<model>", "exec"), ns)
+        exec(compile(text, "<model>", "exec", dont_inherit=True), ns)
     finally:
         sys.path.remove(str(tmp_path / "lib"))
         for name in [n for n in sys.modules if n == "zoo" or n.startswith("zoo.")]:
@@ -500,7 +500,7 @@ def test_call_site_arguments_are_not_read_in_the_wrong_scope(tmp_path: Path) -> 
     """`Net(w)` inside build() means build's `w` (64), not the module's (8): the class is not
     counted with the module-level value; the factory gets CPython's count."""
     ns: dict[str, Any] = {}
-    exec(compile(CALL_IN_FUNCTION, "<model>", "exec"), ns)
+    exec(compile(CALL_IN_FUNCTION, "<model>", "exec", dont_inherit=True), ns)
     result = vramlint.analyze_source(str(tmp_path / "model.py"), CALL_IN_FUNCTION)
     models = {r.name: r for r in result.models}
     assert models["build"].params.total == sum(p.numel() for p in ns["build"]().parameters())
@@ -548,7 +548,7 @@ def test_calls_python_refuses_are_refused(tmp_path: Path) -> None:
     for bad in ("Block(64, qkv_bias=True, qk_scale=None)", "Block(64, True, 1)", "Block(64, dim=3)"):
         text = STRICT_CALLS + f"m = {bad}\n"
         with pytest.raises(TypeError):
-            exec(compile(text, "<model>", "exec"), {})
+            exec(compile(text, "<model>", "exec", dont_inherit=True), {})
         found = [r for r in vramlint.analyze_source(str(tmp_path / "model.py"), text).models if r.name == "m"]
         assert not found or found[0].params.total is None, bad
     _assert_exact_as_cpython(STRICT_CALLS + "m = wrapped\n", tmp_path)
@@ -604,3 +604,69 @@ def test_dict_subclass_dunders_and_the_sequence_protocol(tmp_path: Path) -> None
     """A dict subclass's own `__contains__`/`__iter__`/`__len__` apply (not the empty dict it
     inherits), and a class with `__getitem__` but no `__iter__` iterates until IndexError."""
     _assert_exact_as_cpython(CONTAINER_PROTOCOLS, tmp_path)
+
+
+LIBRARY_IDIOMS = """\
+import dataclasses
+import enum
+
+import torch
+import torch.nn as nn
+
+
+class Backend:  # einops: its backends are found through __subclasses__()
+    pass
+
+
+class TorchBackend(Backend):
+    framework = "torch"
+
+
+class NumpyBackend(Backend):
+    framework = "numpy"
+
+
+@dataclasses.dataclass
+class Cfg:
+    width: int = 4
+    name: str = "x"
+
+
+class Task(str, enum.Enum):  # peft: a table keyed by a str enum, read with plain strings
+    CAUSAL_LM = "CAUSAL_LM"
+    SEQ_CLS = "SEQ_CLS"
+
+
+class Double(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.cat([x, x], dim=-1)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g[..., : g.shape[-1] // 2]
+
+
+class Square(torch.autograd.Function):  # the style with setup_context
+    @staticmethod
+    def forward(x):
+        return x * x
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+
+frameworks = [c.framework for c in Backend.__subclasses__()]
+n = (len(frameworks) + 10 * (frameworks[0] == "torch") + len(dataclasses.fields(Cfg)[0].type.__name__)
+     + {Task.CAUSAL_LM: 7}["CAUSAL_LM"] + ("SEQ_CLS" in {Task.SEQ_CLS}) + Double.apply(torch.zeros(2, 3)).shape[1]
+     + Square.apply(torch.zeros(5)).shape[0] + torch.zeros(4, 6).to_sparse().shape[1])
+m = nn.Linear(n, 2)
+"""
+
+
+def test_library_idioms_behave_as_in_cpython(tmp_path: Path) -> None:
+    """`cls.__subclasses__()`, `dataclasses.fields(C)[i].type`, str-enum members as dict and set
+    keys, `torch.autograd.Function.apply` (both styles), `.to_sparse()`: CPython's values."""
+    _assert_exact_as_cpython(LIBRARY_IDIOMS, tmp_path)

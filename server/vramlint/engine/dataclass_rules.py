@@ -122,6 +122,8 @@ def _fields(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     for n, spec in cls.ns.get("__dataclass_fields__", []):
         f = Instance(ev.loader.builtins["object"])
         f.attrs["name"] = n
+        f.attrs["type"] = next((k.ns["__annotations__"][n] for k in cls.mro if n in k.ns.get("__annotations__", {})),
+                               Unknown(f"the annotation of field `{n}`", ev.current_ref))
         # dataclasses.Field's defaults: MISSING where none was given.
         if isinstance(spec, FieldSpec):
             f.attrs["default"] = spec.default if spec.has_default else MISSING

@@ -40,7 +40,9 @@ class _EnumNative:
                     v = str(v)  # `class C(str, Enum)`: the mix-in converts the number
             if isinstance(v, int) and not isinstance(v, bool):
                 last = v
-            m = Instance(cls)
+            mixin = isinstance(v, (str, int)) and (cls.is_subclass_of(ev.builtins["str"])
+                                                   or cls.is_subclass_of(ev.builtins["int"]))
+            m = MixinMember(cls) if mixin else Instance(cls)
             m.attrs["name"] = k
             m.attrs["_name_"] = k
             m.attrs["value"] = v
@@ -68,6 +70,22 @@ class _EnumNative:
 
     def iterate_class(self, ev: Evaluator, cls: ClassValue) -> Any:
         return list(cls.ns.get("__members__", {}).values())
+
+
+class MixinMember(Instance):
+    """A member of `class T(str, Enum)` (or an int enum): it *is* its value to dicts and sets, as
+    in CPython (`{T.L: 10}["L"]`, peft's `get_peft_model` table keyed by a str-enum)."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return hash(self.attrs["value"])
+
+    def __eq__(self, other: object) -> bool:
+        if other is self:
+            return True
+        value = other.attrs.get("value") if isinstance(other, MixinMember) else other
+        return not isinstance(value, Instance) and bool(self.attrs["value"] == value)
 
 
 class _Auto:

@@ -457,6 +457,8 @@ class Evaluator:
         if field_name is not None and _is_classvar(node.annotation.annotation, "InitVar"):
             # dataclasses: an __init__ parameter handed to __post_init__, not a field.
             scope.vars.setdefault("__initvars__", []).append(field_name)
+        if field_name is not None:
+            scope.vars.setdefault("__annotations__", {})[field_name] = self._annotation(node.annotation.annotation, scope)
         if node.value is None:
             if field_name is not None:
                 scope.vars.setdefault("__annotations_order__", []).append(field_name)
@@ -465,6 +467,19 @@ class Evaluator:
         if field_name is not None:
             scope.vars.setdefault("__annotations_order__", []).append(field_name)
         self.assign(node.target, value, scope)
+
+    def _annotation(self, expr: cst.BaseExpression, scope: Scope) -> Any:
+        """A class annotation's value, as `__annotations__` holds it: its source text under
+        `from __future__ import annotations`, else the evaluated expression (dataclass fields' `.type`)."""
+        if _postponed_annotations(scope.module):
+            return cst.Module([]).code_for_node(expr)
+        self.issue_sinks.append([])  # what an annotation could not evaluate does not concern the model
+        try:
+            return self.eval(expr, scope)
+        except (RaiseSignal, Undecided) as err:
+            return err.unknown if isinstance(err, Undecided) else Unknown("an annotation that raises", self.ref(scope, expr))
+        finally:
+            self.issue_sinks.pop()
 
     def s_augassign(self, node: cst.AugAssign, scope: Scope) -> None:
         op = _AUGOPS[type(node.operator)]
@@ -1946,6 +1961,18 @@ def _class_around(target: cst.CSTNode, module: SourceModule) -> str | None:
         inner = n.name.value if isinstance(n, cst.ClassDef) else cls
         stack.extend((c, inner) for c in n.children)
     return None
+
+
+def _postponed_annotations(module: SourceModule) -> bool:
+    cache = module.node_cache
+    key = "postponed-annotations"
+    if key not in cache:  # type: ignore[operator]
+        tree = module.tree
+        cache[key] = tree is not None and any(  # type: ignore[index]
+            type(small) is cst.ImportFrom and small.module is not None and _dotted(small.module) == "__future__"
+            and not isinstance(small.names, cst.ImportStar) and any(a.name.value == "annotations" for a in small.names)
+            for stmt in tree.body if type(stmt) is cst.SimpleStatementLine for small in stmt.body)
+    return bool(cache[key])  # type: ignore[index]
 
 
 def _assumed_identity(value: Any) -> Any:

@@ -304,6 +304,9 @@ class Protocol:
                     return tuple(cls.mro)
                 if name == "__bases__":
                     return cls.bases
+                if name == "__subclasses__":
+                    return NativeFunction(f"{cls.name}.__subclasses__", lambda ev, a, k: [
+                        sub for ref in cls.subclasses if (sub := ref()) is not None])
                 if name == "__dict__":
                     return cls.ns
             if instance is not MISSING and fallback:

@@ -8,6 +8,7 @@ cannot determine) is one of the classes below.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -242,7 +243,8 @@ class NativeFunction(Value):
 class ClassValue(Value):
     """A class of analysed source, or a native one (torch.nn layers, builtin exceptions)."""
 
-    __slots__ = ("name", "qualname", "module_name", "bases", "ns", "mro", "ref", "flags", "native", "__weakref__")
+    __slots__ = ("name", "qualname", "module_name", "bases", "ns", "mro", "ref", "flags", "native", "subclasses",
+                 "__weakref__")
     type_name = "type"
 
     def __init__(
@@ -265,6 +267,13 @@ class ClassValue(Value):
         # Native payload (e.g. a torch layer spec, or the Python type of a builtin class).
         self.native = native
         self.mro = _c3_mro(self)
+        # Direct subclasses, in the order they were made (`cls.__subclasses__()`), held weakly as
+        # CPython does: a class of an edited file that was re-analysed goes away.
+        self.subclasses: list[weakref.ref[ClassValue]] = []
+        for base in bases:
+            if len(base.subclasses) >= 256 and len(base.subclasses) % 256 == 0:  # `object` in a long session
+                base.subclasses[:] = [r for r in base.subclasses if r() is not None]
+            base.subclasses.append(weakref.ref(self))
 
     def lookup(self, name: str) -> tuple[Any, ClassValue | None]:
         for klass in self.mro:

@@ -15,10 +15,13 @@ from vramlint.engine.builtins import NoOp, _identity_decorator
 from vramlint.engine.values import (
     MISSING,
     Args,
+    ClassMethod,
     ClassValue,
+    Instance,
     Kwargs,
     ModuleValue,
     NativeFunction,
+    StaticMethod,
     Unknown,
     Value,
 )
@@ -619,6 +622,8 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
                 lambda ev, a, k: _raise(ev, "RuntimeError", "Tried to instantiate dummy base class "
                                         f"_{dotted.rpartition('.')[2]}_isCurrentStreamCapturing")),
         }, getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.autograd":
+        return ModuleValue(dotted, _autograd_ns(loader), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.accelerator":
         # The same view: tensors are on the CPU, so there is no current accelerator (torch's
         # answer on a machine without one: None, not available, no devices).
@@ -643,6 +648,35 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
                                                           lambda ev, a, k: False)},
             getattr_hook=unknown_attr(dotted))
     return ModuleValue(dotted, {}, getattr_hook=unknown_attr(dotted))
+
+
+def _autograd_ns(loader: Loader) -> dict[str, Any]:
+    """torch.autograd: `Function` subclasses run their `forward` through `.apply` (with a context
+    object whose save/mark methods do nothing here: backward's memory comes from the ops the
+    forward ran), `Variable(x)` is x."""
+    obj = loader.builtins["object"]
+    ctx_cls = ClassValue("FunctionCtx", (obj,), {
+        name: NativeFunction(f"FunctionCtx.{name}", lambda ev, a, k: None)
+        for name in ("save_for_backward", "save_for_forward", "mark_dirty", "mark_non_differentiable",
+                     "set_materialize_grads")}, "torch.autograd.function")
+
+    def apply(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        cls, args = a[0], a[1:]
+        ctx = Instance(ctx_cls)
+        setup, owner = cls.lookup("setup_context")
+        if owner is not None and owner is not function:  # new style: forward(*args), then setup_context
+            out = ev.call(ev.protocol.getattr(cls, "forward"), args, k)
+            ev.call(ev.protocol.getattr(cls, "setup_context"), (ctx, args, out), {})
+            return out
+        return ev.call(ev.protocol.getattr(cls, "forward"), (ctx, *args), k)
+
+    function = ClassValue("Function", (obj,), {
+        "apply": ClassMethod(NativeFunction("torch.autograd.Function.apply", apply)),
+        "setup_context": StaticMethod(NativeFunction("torch.autograd.Function.setup_context", lambda ev, a, k: None)),
+    }, "torch.autograd")
+    return {"Function": function, "Variable": NativeFunction("torch.autograd.Variable", lambda ev, a, k: a[0] if a else None),
+            "set_grad_enabled": NativeFunction("torch.autograd.set_grad_enabled", _no_grad_ctx),
+            "no_grad": NativeFunction("torch.autograd.no_grad", _no_grad_ctx)}
 
 
 def _compiler_ns() -> dict[str, Any]:

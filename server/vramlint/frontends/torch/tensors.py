@@ -1120,7 +1120,9 @@ def _changed_in_place(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
     return t
 
 
-for _name in ("contiguous", "cuda", "cpu", "pin_memory", "share_memory_", "detach_", "retain_grad", "to_dense"):
+# A sparse tensor reports the dense shape (`numel()` too): to_sparse keeps the shape.
+for _name in ("contiguous", "cuda", "cpu", "pin_memory", "share_memory_", "detach_", "retain_grad", "to_dense",
+              "to_sparse", "to_sparse_csr", "to_sparse_coo", "coalesce"):
     TENSOR_METHODS[_name] = _same if _name.endswith("_") else _copy
 for _name in ("normal_", "uniform_", "zero_", "fill_", "copy_", "clamp_", "clamp", "clip",
               "bernoulli_", "exponential_", "trunc_normal_", "fill_diagonal_", "masked_fill_", "masked_fill",
