@@ -670,3 +670,27 @@ def test_library_idioms_behave_as_in_cpython(tmp_path: Path) -> None:
     """`cls.__subclasses__()`, `dataclasses.fields(C)[i].type`, str-enum members as dict and set
     keys, `torch.autograd.Function.apply` (both styles), `.to_sparse()`: CPython's values."""
     _assert_exact_as_cpython(LIBRARY_IDIOMS, tmp_path)
+
+
+DISTRIBUTED = """\
+import torch.distributed as dist
+import torch.nn as nn
+
+world = dist.get_world_size() if dist.is_initialized() else 1
+m = nn.Linear(8 // world, 2)
+"""
+
+
+def test_distributed_is_one_process_of_a_launch(tmp_path: Path) -> None:
+    """Without `init_process_group` there is no process group (CPython: world of 1 here); after
+    it, the world size is the launcher's WORLD_SIZE from `environment`, else unknown (fairscale's
+    parallel layers divide their width by it)."""
+    _assert_exact_as_cpython(DISTRIBUTED, tmp_path)
+    launched = DISTRIBUTED.replace("world =", "dist.init_process_group('nccl')\nworld =")
+
+    def count(settings: vramlint.Settings) -> int | None:
+        (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "ddp.py"), launched, settings).models if r.name == "m"]
+        return m.params.total
+
+    assert count(vramlint.Settings(environment=(("WORLD_SIZE", "4"),))) == (8 // 4) * 2 + 2
+    assert count(vramlint.Settings()) is None

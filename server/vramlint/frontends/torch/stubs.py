@@ -622,6 +622,8 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
                 lambda ev, a, k: _raise(ev, "RuntimeError", "Tried to instantiate dummy base class "
                                         f"_{dotted.rpartition('.')[2]}_isCurrentStreamCapturing")),
         }, getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.distributed":
+        return ModuleValue(dotted, _distributed_ns(loader), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.autograd":
         return ModuleValue(dotted, _autograd_ns(loader), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.accelerator":
@@ -648,6 +650,43 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
                                                           lambda ev, a, k: False)},
             getattr_hook=unknown_attr(dotted))
     return ModuleValue(dotted, {}, getattr_hook=unknown_attr(dotted))
+
+
+def _distributed_ns(loader: Loader) -> dict[str, Any]:
+    """torch.distributed as one process of a launch sees it: no process group until the code calls
+    `init_process_group` (in this analysis); then the world size and rank are the launcher's
+    (`WORLD_SIZE`, `RANK` in the configured `environment`; unknown when not given)."""
+    state: dict[str, Any] = {"analysis": None}  # the analysis that initialized the group
+
+    def initialized(ev: Evaluator) -> bool:
+        return state["analysis"] is ev.analysis
+
+    def init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        state["analysis"] = ev.analysis
+        return None
+
+    def from_env(var: str, what: str) -> Callable[..., Any]:
+        def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+            if not initialized(ev):
+                raise ev.raise_error("ValueError", "Default process group has not been initialized, please make "
+                                                   "sure to call init_process_group.")
+            value = loader.environment.get(var)
+            if value is None or not value.isdigit():
+                return Unknown(f"the {what} is the launcher's (torchrun): set {var} in `environment`", ev.current_ref)
+            return int(value)
+
+        return impl
+
+    fns: dict[str, Callable[..., Any]] = {
+        "is_available": lambda ev, a, k: True,
+        "is_initialized": lambda ev, a, k: initialized(ev),
+        "init_process_group": init,
+        "get_world_size": from_env("WORLD_SIZE", "world size"),
+        "get_rank": from_env("RANK", "rank"),
+        "barrier": lambda ev, a, k: None,
+        "destroy_process_group": lambda ev, a, k: state.update(analysis=None),
+    }
+    return {name: NativeFunction(f"torch.distributed.{name}", fn) for name, fn in fns.items()}
 
 
 def _autograd_ns(loader: Loader) -> dict[str, Any]:
