@@ -694,3 +694,39 @@ def test_distributed_is_one_process_of_a_launch(tmp_path: Path) -> None:
 
     assert count(vramlint.Settings(environment=(("WORLD_SIZE", "4"),))) == (8 // 4) * 2 + 2
     assert count(vramlint.Settings()) is None
+
+
+METACLASS = """\
+import torch.nn as nn
+
+
+class PostInit(type):  # a metaclass that adds to every instance after __init__
+    def __call__(cls, *args, **kwargs):
+        obj = super().__call__(*args, **kwargs)
+        obj.head = nn.Linear(obj.width, 2)
+        return obj
+
+
+class Net(nn.Module, metaclass=PostInit):
+    def __init__(self, width):
+        super().__init__()
+        self.width = width
+        self.fc = nn.Linear(width, width)
+
+
+class Wider(Net):  # the metaclass is inherited
+    pass
+
+
+m = nn.ModuleList([Net(3), Wider(5)])
+"""
+
+
+def test_metaclass_call_runs_and_its_new_is_said(tmp_path: Path) -> None:
+    """A metaclass's `__call__` is what calling the class runs (inherited too); a metaclass
+    `__new__` that could reshape the class is not evaluated, and the count says so."""
+    _assert_exact_as_cpython(METACLASS, tmp_path)
+    reshaping = METACLASS.replace("class PostInit(type):", "class PostInit(type):\n    def __new__(mcs, name, bases, ns):\n"
+                                  "        return super().__new__(mcs, name, bases, ns)\n")
+    (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "meta.py"), reshaping).models if r.name == "m"]
+    assert m.params.total is None and any("metaclass PostInit.__new__" in u.reason for u in m.unknowns)

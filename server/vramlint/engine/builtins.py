@@ -395,7 +395,10 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
     klass("range", range, (obj,), c_range)
     klass("slice", slice, (obj,), c_slice)
     _add_class_level_methods(types)
-    klass("type", type, (obj,), c_type)
+    klass("type", type, (obj,), c_type, {
+        # What `super().__call__(*args)` in a metaclass's own __call__ reaches: make the instance.
+        "__call__": NativeFunction("type.__call__", lambda ev, a, k: ev.protocol.instantiate(a[0], a[1:], k, meta=False)),
+    })
     types[type(None)] = ClassValue("NoneType", (obj,), {}, "builtins", native=BuiltinType(type(None), lambda ev, c, a, k: None))
     types[type(Ellipsis)] = ClassValue("ellipsis", (obj,), {}, "builtins")
     # The classes of the evaluator's own callables, for `f.__class__` / `type(f)`.

@@ -1045,6 +1045,7 @@ class Evaluator:
                 hook(self, cls)
                 break
         self._set_names(cls)
+        self._metaclass(cls, node, scope)
         self._init_subclass(cls, node, scope)
         value: Any = cls
         for dec in reversed(node.decorators):
@@ -1061,6 +1062,17 @@ class Evaluator:
                         self.call(hook, (v, cls, name), {})
                     except RaiseSignal as sig:
                         self.record(self.exception_unknown(sig, None, None))
+
+    def _metaclass(self, cls: ClassValue, node: cst.ClassDef, scope: Scope) -> None:
+        """`metaclass=Meta` of analysed source: calls of the class go through Meta.__call__
+        (Protocol.instantiate, which also says when Meta's `__new__`/`__init__` were not run)."""
+        expr = next((kw.value for kw in node.keywords if kw.keyword is not None and kw.keyword.value == "metaclass"), None)
+        if expr is None:
+            return
+        meta = self.eval(expr, scope)
+        if not isinstance(meta, ClassValue) or meta.native is not None or meta.module_name in ("abc", "typing"):
+            return  # type, ABCMeta and other natives: nothing of analysed code runs
+        cls.ns["__vramlint_metaclass__"] = meta
 
     def _init_subclass(self, cls: ClassValue, node: cst.ClassDef, scope: Scope) -> None:
         """Call the nearest `__init_subclass__` of analysed source among the bases, with the

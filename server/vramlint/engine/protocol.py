@@ -341,6 +341,13 @@ class Protocol:
 
     def _super_attr(self, sup: SuperValue, name: str, default: Any) -> Any:
         obj = sup.obj
+        meta = self.metaclass_of(obj) if isinstance(obj, ClassValue) and sup.start not in obj.mro else None
+        if meta is not None and sup.start in meta.mro:
+            # super() in a metaclass's method: the rest of the metaclass's MRO, bound to the class.
+            for k in meta.mro[meta.mro.index(sup.start) + 1:]:
+                if name in k.ns:
+                    return self.bind_descriptor(k.ns[name], k, obj)
+            return self._missing(obj, name, default)
         cls = obj if isinstance(obj, ClassValue) else self.type_of(obj)
         if isinstance(cls, Unknown):
             return cls
@@ -647,8 +654,23 @@ class Protocol:
         return self.unknown("comparison of abstract values")
 
     # ------------------------------------------------------------------ calls
-    def instantiate(self, cls: ClassValue, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def metaclass_of(self, cls: ClassValue) -> ClassValue | None:
+        """The metaclass of analysed source a class was made with (or inherited), else None."""
+        return next((k.ns["__vramlint_metaclass__"] for k in cls.mro if "__vramlint_metaclass__" in k.ns), None)
+
+    def instantiate(self, cls: ClassValue, args: tuple[Any, ...], kwargs: dict[str, Any], meta: bool = True) -> Any:
         ev = self.ev
+        metaclass = self.metaclass_of(cls) if meta else None
+        if isinstance(metaclass, ClassValue):
+            for hook in ("__new__", "__init__", "__prepare__"):
+                fn, owner = metaclass.lookup(hook)
+                if isinstance(fn, (FunctionValue, StaticMethod, ClassMethod)) and owner is not None and owner.native is None:
+                    # It could reshape the class as it was made: what is built from it is not exact.
+                    ev.record(Unknown(f"metaclass {metaclass.name}.{hook} of {cls.name} is not evaluated", ev.current_ref))
+            # `class Net(nn.Module, metaclass=Meta)`: calling Net is Meta.__call__(Net, ...), as in CPython.
+            call, owner = metaclass.lookup("__call__")
+            if isinstance(call, FunctionValue):
+                return ev.call(call, (cls, *args), kwargs)
         construct = self.hook(cls, "construct")
         if construct is not None:
             return construct(ev, cls, args, kwargs)
