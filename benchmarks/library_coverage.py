@@ -2,7 +2,7 @@
 
     python benchmarks/library_coverage.py                    # the pinned releases the tests use
     python benchmarks/library_coverage.py --corpus timm      # one corpus
-    python benchmarks/library_coverage.py --newest           # also the newest timm and transformers
+    python benchmarks/library_coverage.py --newest           # also the newest timm, transformers, diffusers
 
 Each model is analysed as a user's file would build it (`from timm.models.resnet import resnet50;
 model = resnet50()`), the library's unpacked wheel on the analysis path, and compared with the
@@ -16,7 +16,7 @@ parameter count real torch gives (tests/fixtures/truth/, made by the scripts the
 - diffusers: every model class it exports that builds from its default config;
 - public: model files of public training repositories (tests/fixtures/public/, with licences).
 
-`--newest` asks pip for the newest timm and transformers releases, makes the truth for them with
+`--newest` asks pip for the newest timm, transformers and diffusers releases, makes the truth for them with
 real torch (CPU build) in its own virtual environment (`.cache/coverage-env`, created once), and
 prints the same rates, so that a breaking release shows up here before a user reports it.
 Figures and their date: docs/benchmarks.md.
@@ -102,13 +102,14 @@ def newest(dist: str) -> str:
     return m.group(1)
 
 
-def truth_env(transformers: str) -> Path:
+def truth_env(transformers: str, diffusers: str) -> Path:
     """A virtual environment with real torch (CPU build) for the truth scripts: the libraries
     themselves are imported from .cache/libs, only their dependencies are installed here."""
     python = ENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(ENV)], check=True)
-    deps = [f"torch=={TORCH}", "pyyaml", "huggingface_hub", "safetensors", "numpy", "pillow", f"transformers=={transformers}"]
+    deps = [f"torch=={TORCH}", "pyyaml", "huggingface_hub", "safetensors", "numpy", "pillow", f"transformers=={transformers}",
+            f"diffusers=={diffusers}"]
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *deps], check=True)
     return python
 
@@ -125,7 +126,7 @@ def make_truth(python: Path, script: str, args: list[str], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", choices=("all", "timm", "torchvision", "transformers", "diffusers", "public"), default="all")
-    parser.add_argument("--newest", action="store_true", help="also the newest timm and transformers releases")
+    parser.add_argument("--newest", action="store_true", help="also the newest timm, transformers, diffusers releases")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per model")
     args = parser.parse_args(argv)
     want: Callable[[str], bool] = lambda c: args.corpus in ("all", c)  # noqa: E731
@@ -145,15 +146,19 @@ def main(argv: list[str] | None = None) -> int:
     if want("public"):
         run("public repository files", corpora.public_cases(), args.verbose)
     if args.newest:
-        timm_v, hf_v = newest("timm"), newest("transformers")
-        print(f"newest releases: timm {timm_v}, transformers {hf_v}")
-        python = truth_env(hf_v)
+        timm_v, hf_v, diffusers_v = newest("timm"), newest("transformers"), newest("diffusers")
+        print(f"newest releases: timm {timm_v}, transformers {hf_v}, diffusers {diffusers_v}")
+        python = truth_env(hf_v, diffusers_v)
         if want("timm"):
             make_truth(python, "make_timm_truth.py", ["--timm-version", timm_v], NEWEST_TRUTH / f"timm-{timm_v}.json")
             run(f"timm {timm_v} (newest)", timm_cases(timm_v, NEWEST_TRUTH), args.verbose)
         if want("transformers"):
             make_truth(python, "make_transformers_truth.py", [hf_v], NEWEST_TRUTH / f"transformers-corpus-{hf_v}.json")
             run(f"transformers {hf_v} (newest)", transformers_cases(hf_v, NEWEST_TRUTH), args.verbose)
+        if want("diffusers"):
+            make_truth(python, "make_diffusers_truth.py", ["--diffusers-version", diffusers_v],
+                       NEWEST_TRUTH / f"diffusers-{diffusers_v}.json")
+            run(f"diffusers {diffusers_v} (newest)", corpora.diffusers_cases(diffusers_v, NEWEST_TRUTH, hf_v), args.verbose)
     return 0
 
 

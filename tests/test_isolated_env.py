@@ -1,7 +1,7 @@
 """The answer does not depend on what is installed beside vramlint (issue 12, item 9).
 
 The same file is analysed by the real CLI twice: in the test environment (torch 2.13 installed,
-with its `*.dist-info`), and in an interpreter that sees only vramlint and the packages vramlint
+with its `*.dist-info`, and transformers importable), and in an interpreter that sees only vramlint and the packages vramlint
 itself imports (`python -S`, no site-packages: what pre-commit, pipx or the bundled VS Code
 extension give). The model code asks its environment about torch the ways libraries do
 (`importlib.metadata.version`, `importlib.util.find_spec`, `torch.__version__`,
@@ -51,8 +51,8 @@ print("\\n".join(sorted(tops)))
 """
 
 
-def _counts(cmd: list[str], env: dict[str, str], path: Path, hf: Path, cwd: Path) -> dict[str, object]:
-    out = subprocess.run([*cmd, "check", str(path), "--extra-path", str(hf), "--format", "json"],
+def _counts(cmd: list[str], env: dict[str, str], path: Path, extra: list[str], cwd: Path) -> dict[str, object]:
+    out = subprocess.run([*cmd, "check", str(path), *extra, "--format", "json"],
                          capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
     assert out.stdout, out.stderr
     data = json.loads(out.stdout)
@@ -79,8 +79,11 @@ def test_same_answer_with_and_without_torch_installed(tmp_path: Path) -> None:
                            capture_output=True, text=True, env=isolated)
     assert check.stdout.strip() == "None", "torch must not be importable in the isolated interpreter"
 
-    full = _counts([sys.executable, "-m", "vramlint"], {**base, "PYTHONPATH": str(ROOT / "server")}, path, hf, tmp_path)
-    alone = _counts([sys.executable, "-S", "-m", "vramlint"], isolated, path, hf, tmp_path)
+    # Installed: transformers importable by the interpreter that runs vramlint (on its sys.path),
+    # beside torch. Alone: only vramlint's own dependencies; the model's source through extra-paths.
+    installed = {**base, "PYTHONPATH": os.pathsep.join([str(ROOT / "server"), str(hf)])}
+    full = _counts([sys.executable, "-m", "vramlint"], installed, path, [], tmp_path)
+    alone = _counts([sys.executable, "-S", "-m", "vramlint"], isolated, path, ["--extra-path", str(hf)], tmp_path)
     assert full == alone
     expected_probe = (213 + 1) * (1 + 1 + 2 + 4)  # torch 2.13 seen, found, same release, one distribution
     assert full["probe"]["total"] == expected_probe, full
@@ -94,5 +97,5 @@ def test_torch_version_is_configurable(tmp_path: Path, version: str) -> None:
     path.write_text(MODEL)
     hf = library_source("transformers", TRANSFORMERS_VERSION)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}, "PYTHONPATH": str(ROOT / "server")}
-    counts = _counts([sys.executable, "-m", "vramlint"], env, path, hf, tmp_path)
+    counts = _counts([sys.executable, "-m", "vramlint"], env, path, ["--extra-path", str(hf)], tmp_path)
     assert counts["probe"]["total"] == (205 + 1) * 8

@@ -154,14 +154,16 @@ def public_cases() -> Iterator[tuple[str, str, dict[str, Any], tuple[str, ...]]]
         yield c["name"], c["source"], truth[c["name"]], paths
 
 
-def diffusers_cases() -> Iterator[tuple[str, str, dict[str, Any], tuple[str, ...]]]:
+def diffusers_cases(version: str | None = None, truth_dir: Path = TRUTH_DIR,
+                    transformers: str = "5.25.0") -> Iterator[tuple[str, str, dict[str, Any], tuple[str, ...]]]:
     """Every diffusers model class that builds from its default config (truth: make_diffusers_truth.py),
-    as `from diffusers import UNet2DConditionModel; model = UNet2DConditionModel()`. The newest
-    transformers is on the path too, as in an environment where diffusers' text encoders import."""
+    as `from diffusers import UNet2DConditionModel; model = UNet2DConditionModel()`. A transformers
+    release is on the path too, as in an environment where diffusers' text encoders import."""
     from tests.support.libsources import DIFFUSERS_VERSION, library_source
 
-    truth = json.loads((TRUTH_DIR / f"diffusers-{DIFFUSERS_VERSION}.json").read_text())["models"]
-    paths = (str(library_source("diffusers", DIFFUSERS_VERSION)), str(library_source("transformers", "5.25.0")))
+    version = version or DIFFUSERS_VERSION
+    truth = json.loads((truth_dir / f"diffusers-{version}.json").read_text())["models"]
+    paths = (str(library_source("diffusers", version)), str(library_source("transformers", transformers)))
     for name, t in truth.items():
         yield name, f"from diffusers import {name}\n\nmodel = {name}()\n", t, paths
 
