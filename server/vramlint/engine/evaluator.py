@@ -11,7 +11,6 @@ evaluator itself knows nothing about deep learning.
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
@@ -41,7 +40,6 @@ from vramlint.engine.values import (
     LazyBinding,
     ModuleValue,
     NativeFunction,
-    NTuple,
     Partial,
     Property,
     SourceRef,
@@ -2175,13 +2173,3 @@ def _contains_yield(body: cst.BaseSuite, cache: dict[cst.CSTNode, Any]) -> bool:
         hit = any(type(n) is cst.Yield for n in iter_nodes(body, lambda n: not isinstance(n, nested)))
         cache[body] = hit
     return bool(hit)
-
-
-def fmt_number(n: Any) -> str:
-    if isinstance(n, float) and math.isfinite(n):
-        return repr(n)
-    return str(n)
-
-
-def is_instance_value(v: Any) -> bool:
-    return isinstance(v, (Instance, NTuple))

@@ -457,15 +457,6 @@ class Loader:
                 del self.modules[name]
         self._dir_cache.clear()
 
-    def forget_workspace(self, roots: Iterable[str]) -> None:
-        """Drop evaluated modules under `roots` (their source may have changed)."""
-        roots = [os.path.abspath(r) + os.sep for r in roots]
-        for name, mod in list(self.modules.items()):
-            f = mod.ns.get("__file__") if isinstance(mod, ModuleValue) else None
-            if isinstance(f, str) and any(f.startswith(r) for r in roots):
-                del self.modules[name]
-        self._dir_cache.clear()
-
 
 def _is_under(path: Any, folder: str) -> bool:
     return isinstance(path, str) and (path == folder or path.startswith(folder.rstrip(os.sep) + os.sep))

@@ -820,6 +820,3 @@ def _native_method(obj: Any, name: str) -> Any:
 
     return impl
 
-
-def as_raise(ev: Evaluator, exc_name: str, message: str) -> RaiseSignal:
-    return ev.raise_error(exc_name, message)

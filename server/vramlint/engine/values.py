@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -129,13 +129,6 @@ def is_data_value(v: Any) -> bool:
     if isinstance(v, (tuple, frozenset)):
         return all(is_data_value(x) for x in v)
     return False
-
-
-def first_unknown(*values: Any) -> Unknown | None:
-    for v in values:
-        if isinstance(v, Unknown):
-            return v
-    return None
 
 
 class Value:
@@ -454,7 +447,6 @@ class LazyBinding:
     value: Any = None
     done: bool = False
     in_progress: bool = False
-    deps: list[Any] = field(default_factory=list)
 
 
 class _Missing:

@@ -90,7 +90,6 @@ class Tape:
     forward_end: int | None = None  # ops from here on are the loss added after the model's forward
     op_outputs: dict[int, TensorValue] = field(default_factory=dict)  # op -> its first output (for the editor)
     _held: list[list[int]] = field(default_factory=list)
-    _depth: int = 0
 
     # ------------------------------------------------------------------ registration
     def new_storage(self, nbytes: int, kind: str, dtype: str, label: str = "") -> int:
@@ -148,11 +147,7 @@ class Tape:
     def call(self, ev: Evaluator, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
              run: Callable[[], Any], module: Instance | None = None) -> Any:
         before = len(self.ops)
-        self._depth += 1
-        try:
-            out = run()
-        finally:
-            self._depth -= 1
+        out = run()
         if len(self.ops) == before:
             self.record(name, args, kwargs, out, module, ev.current_ref)
         return out
