@@ -198,7 +198,10 @@ def _assigns(stmt: cst.CSTNode) -> bool:
 
 
 def _with_big_stack(fn: Callable[[], T]) -> T:
-    """Run `fn` in a thread with a large stack: deeply nested code recurses deeply."""
+    """Run `fn` in a thread with a large stack: deeply nested code recurses deeply. (The
+    interpreter's recursion limit is raised here, when an analysis runs, not when vramlint is imported.)"""
+    if sys.getrecursionlimit() < 20_000:
+        sys.setrecursionlimit(20_000)
     if threading.current_thread().name == "vramlint-analysis":
         return fn()
     out: list[T] = []
@@ -222,8 +225,6 @@ def _with_big_stack(fn: Callable[[], T]) -> T:
         raise err[0]
     return out[0]
 
-
-sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
 
 
 def set_open_files(settings: Settings, texts: dict[str, str], roots: list[str]) -> None:
