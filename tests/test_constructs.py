@@ -730,3 +730,19 @@ def test_metaclass_call_runs_and_its_new_is_said(tmp_path: Path) -> None:
                                   "        return super().__new__(mcs, name, bases, ns)\n")
     (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "meta.py"), reshaping).models if r.name == "m"]
     assert m.params.total is None and any("metaclass PostInit.__new__" in u.reason for u in m.unknowns)
+
+
+def test_a_name_a_module_never_binds_is_absent_unless_its_getattr_answers(tmp_path: Path) -> None:
+    """`hasattr(mod, "__all__")` is False for a module that binds no `__all__` (timm's registry
+    appends to it); a module with its own `__getattr__` (PEP 562) may still answer: not False."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "plain.py").write_text("width = 4\n")
+    (lib / "lazy.py").write_text("def __getattr__(name):\n    if name == 'width':\n        return 7\n    raise AttributeError(name)\n")
+    settings = vramlint.Settings(extra_paths=(str(lib),))
+    text = "import torch.nn as nn\nimport plain\nm = nn.Linear(plain.width + 10 * hasattr(plain, '__all__'), 2)\n"
+    (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "a.py"), text, settings).models if r.name == "m"]
+    assert m.params.total == 4 * 2 + 2
+    text = "import torch.nn as nn\nimport lazy\nm = nn.Linear(lazy.width if hasattr(lazy, 'width') else 3, 2)\n"
+    (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "b.py"), text, settings).models if r.name == "m"]
+    assert m.params.total in (None, 7 * 2 + 2)  # CPython: 16; never the fallback's 8

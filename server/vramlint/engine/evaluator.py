@@ -2073,7 +2073,9 @@ def mutated_roots(body: Sequence[cst.CSTNode]) -> set[str]:
 def module_bound_names(tree: cst.Module) -> frozenset[str] | None:
     """Every name a module's code can bind at module level (None: `import *` or
     `globals()`/`setattr` make that unknowable)."""
-    names = set(bound_names(tree.body)) | {"__getattr__"}
+    names = set(bound_names(tree.body))
+    if "__getattr__" in names:
+        return None  # PEP 562: the module's own __getattr__ answers for names it does not bind
     for n in iter_nodes(tree, lambda n: True):
         kind = type(n)
         if kind is cst.Global:
