@@ -746,3 +746,17 @@ def test_a_name_a_module_never_binds_is_absent_unless_its_getattr_answers(tmp_pa
     text = "import torch.nn as nn\nimport lazy\nm = nn.Linear(lazy.width if hasattr(lazy, 'width') else 3, 2)\n"
     (m,) = [r for r in vramlint.analyze_source(str(tmp_path / "b.py"), text, settings).models if r.name == "m"]
     assert m.params.total in (None, 7 * 2 + 2)  # CPython: 16; never the fallback's 8
+
+
+def test_a_skipped_branch_forgets_the_module_attribute_it_sets_not_the_module(tmp_path: Path) -> None:
+    """`if cond: settings.WIDTH = 64` skipped: `settings.WIDTH` becomes unknown (never the stale 8),
+    while the module's other names stay known."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "settings.py").write_text("WIDTH = 8\nDEPTH = 3\n")
+    text = ("from pathlib import Path\nimport torch.nn as nn\nimport settings\n\n"
+            "if Path('big.flag').exists():\n    settings.WIDTH = 64\n    for _ in Path('.').iterdir():\n        pass\n\n"
+            "m = nn.Linear(settings.WIDTH, 2)\nd = nn.Linear(settings.DEPTH, 2)\n")
+    found = {r.name: r.params.total for r in vramlint.analyze_source(
+        str(tmp_path / "m.py"), text, vramlint.Settings(extra_paths=(str(lib),))).models}
+    assert found.get("m") is None and found["d"] == 3 * 2 + 2

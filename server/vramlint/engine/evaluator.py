@@ -598,7 +598,7 @@ class Evaluator:
         names of those objects become the unknown, in the scope that holds them (a module global
         too), so a later lookup says "unknown" instead of answering from the stale object. The
         instance under construction (`self`) is exempt: the recorded unknown already marks it."""
-        for name in mutated_roots(body):
+        for name, attr in mutated_paths(body):
             holder = scope.globals
             s: Scope | None = scope
             while s is not None:  # where Python finds the name: this scope, enclosing functions
@@ -606,8 +606,17 @@ class Evaluator:
                     holder = s.vars
                     break
                 s = s.parent
-            if name in holder and holder[name] is not scope.self_value:
-                holder[name] = why
+            if name not in holder or holder[name] is scope.self_value:
+                continue
+            if type(holder[name]) is LazyBinding:  # `import settings` at module level binds lazily
+                holder[name] = self.force(holder[name])
+            if isinstance(holder[name], ModuleValue):
+                # `config.WIDTH = 64`: that attribute of an analysed module, not the module itself.
+                # Native modules (os, torch) are shared by every analysis of the process: left as they are.
+                if attr is not None and holder[name].source is not None:
+                    holder[name].ns[attr] = why
+                continue
+            holder[name] = why
 
     def _merge_branches(self, branches: list[Sequence[cst.CSTNode]], scope: Scope, why: Unknown) -> bool:
         """Run each branch on its own copy of the scope's variables and bind the merge; True when
@@ -2051,14 +2060,27 @@ _MUTATORS = frozenset({
 
 
 def _root_name(n: cst.BaseExpression) -> str | None:
+    return _root_path(n)[0]
+
+
+def _root_path(n: cst.BaseExpression) -> tuple[str | None, str | None]:
+    """The name at the root of a target and the attribute right after it (`os.environ[k]`:
+    ("os", "environ"); `d[k]`: ("d", None))."""
+    first: str | None = None
     while type(n) in (cst.Attribute, cst.Subscript):
+        first = n.attr.value if type(n) is cst.Attribute else None  # type: ignore[attr-defined]
         n = n.value  # type: ignore[attr-defined]
-    return n.value if type(n) is cst.Name else None  # type: ignore[attr-defined]
+    return (n.value if type(n) is cst.Name else None), first  # type: ignore[attr-defined]
 
 
 def mutated_roots(body: Sequence[cst.CSTNode]) -> set[str]:
     """Names whose objects a block changes in place: `d[k] = v`, `a.b = v`, `del d[k]`,
     `x.append(v)`, `d.update(...)` (the name at the root of the target)."""
+    return {root for root, _ in mutated_paths(body)}
+
+
+def mutated_paths(body: Sequence[cst.CSTNode]) -> set[tuple[str, str | None]]:
+    """(root name, first attribute) of what a block changes in place (see `_root_path`)."""
 
     def descend(n: cst.CSTNode) -> bool:
         return type(n) not in (cst.FunctionDef, cst.ClassDef, cst.Lambda)
@@ -2067,7 +2089,7 @@ def mutated_roots(body: Sequence[cst.CSTNode]) -> set[str]:
     changed += [n.func.value for stmt in body for n in iter_nodes(stmt, descend)  # type: ignore[attr-defined]
                 if type(n) is cst.Call and type(n.func) is cst.Attribute  # type: ignore[attr-defined]
                 and n.func.attr.value in _MUTATORS]  # type: ignore[attr-defined]
-    return {root for t in changed if (root := _root_name(t)) is not None}  # type: ignore[arg-type]
+    return {(root, first) for t in changed for root, first in [_root_path(t)] if root is not None}  # type: ignore[arg-type]
 
 
 def module_bound_names(tree: cst.Module) -> frozenset[str] | None:
