@@ -427,6 +427,11 @@ def test_environment_is_the_configured_one(tmp_path: Path) -> None:
     settings = load_settings(tmp_path)
     assert settings.environment == (("DEBUG", "1"), ("WIDTH", "64"))
     assert count(settings) == 65 * 2 + 2
+    # A file that sets a variable does not change what the next analysis sees.
+    setter = "import os\nos.environ['WIDTH'] = '32'\n" + ENVIRONMENT
+    (m,) = vramlint.analyze_source(str(tmp_path / "setter.py"), setter).models
+    assert m.params.total == 32 * 2 + 2
+    assert count(vramlint.Settings()) == 8 * 2 + 2
     (tmp_path / "vramlint.toml").write_text("environment = { WIDTH = 64 }\n")
     with pytest.raises(ConfigError, match="environment"):
         load_settings(tmp_path)

@@ -113,6 +113,7 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
             return FileAnalysis(path, errors=[UnknownInfo(big, Location(path, 1, 0, 1, 0))])
         loader.max_file_bytes = settings.max_file_size
         loader.read_failures = []
+        loader.fresh_environment()
         # The file's own top folder is importable, as the script's folder is for Python.
         loader.add_root(root, after=len(settings.extra_paths))
         ev = loader.evaluator

@@ -1015,14 +1015,17 @@ def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
             return path
         # The environment of `python train.py` in a shell where only the configured variables
         # (`environment` in [tool.vramlint]) are set: `os.environ.get("X", default)` is the default.
-        environ = dict(loader.environment)
-
+        # Each analysis starts from a fresh copy (Loader.fresh_environment): code may set variables.
         def getenv(ev: Evaluator, a: Args, k: Kwargs) -> Any:
             key, default = (a[0] if a else k.get("key")), (a[1] if len(a) > 1 else k.get("default"))
-            return environ.get(key, default) if isinstance(key, str) else Unknown("os.getenv of a non-string", ev.current_ref)
+            environ = os_module.ns.get("environ")
+            if not isinstance(key, str) or not isinstance(environ, dict):
+                return Unknown("os.getenv of a non-string", ev.current_ref)
+            return environ.get(key, default)
 
-        return _module(name, {"environ": environ, "getenv": NativeFunction("os.getenv", getenv),
-                              "path": path, "sep": "/", "devnull": "/dev/null"})
+        os_module = _module(name, {"environ": dict(loader.environment), "getenv": NativeFunction("os.getenv", getenv),
+                                   "path": path, "sep": "/", "devnull": "/dev/null"})
+        return os_module
     if name == "pkgutil":
         from vramlint.engine.stdlib_runtime import pkgutil_get_data
 

@@ -349,6 +349,13 @@ class Loader:
                            ref or self.evaluator.current_ref)
         return Unknown(f"module `{mod.name}` has no attribute `{name}`", ref or self.evaluator.current_ref)
 
+    def fresh_environment(self) -> None:
+        """os.environ as configured again: an analysed file may have set variables, which must
+        not leak into the next analysis of the process (the `os` module is shared)."""
+        os_module = self.modules.get("os")
+        if isinstance(os_module, ModuleValue):
+            os_module.ns["environ"] = dict(self.environment)
+
     def never_binds(self, mod: ModuleValue, name: str) -> bool:
         """True when `mod`'s source binds `name` nowhere (no assignment, definition, import or
         `global` of it, no star import, no module `__getattr__`), so that a miss is Python's
