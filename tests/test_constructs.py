@@ -60,7 +60,8 @@ EXPRESSIONS = {
                                "+ 1000 * int(torch.tensor([0, 2]).logical_and(torch.tensor([3, 3])).sum())",
     "baddbmm": "torch.baddbmm(torch.zeros(2, 3, 5), torch.zeros(2, 3, 4), torch.zeros(2, 4, 5)).shape[2] "
                "+ 10 * torch.zeros(1, 5).baddbmm(batch1=torch.zeros(2, 3, 4), batch2=torch.zeros(2, 4, 5)).shape[1]",
-    "no-accelerator": "(torch.accelerator.current_accelerator() is None) + 2 * torch.accelerator.is_available()",
+    "no-accelerator": "(torch.accelerator.current_accelerator() is None) + 2 * torch.accelerator.is_available() "
+                      "+ 4 * torch.backends.mps.is_available() + 8 * torch.backends.mps.is_built()",
     "unary-math": "torch.expm1(torch.zeros(3, 4)).shape[1] + int(torch.tensor([0.5]).log1p().exp().item() * 10) "
                   "+ torch.erf(torch.zeros(2)).shape[0] + int(torch.exp2(torch.tensor([3.0]))[0])",
     "polar-ndarray": "torch.polar(torch.ones(2, 3), torch.zeros(2, 3)).shape[1] + (torch.polar(torch.ones(2), torch.zeros(2)).dtype == torch.complex64) "

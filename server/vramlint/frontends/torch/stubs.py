@@ -622,6 +622,13 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
                 lambda ev, a, k: _raise(ev, "RuntimeError", "Tried to instantiate dummy base class "
                                         f"_{dotted.rpartition('.')[2]}_isCurrentStreamCapturing")),
         }, getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.backends":
+        return ModuleValue(dotted, {}, getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.backends.mps":
+        # As the tensors' CPU device says: not the Apple backend (a Linux build has none).
+        return ModuleValue(dotted, {name: NativeFunction(f"{dotted}.{name}", lambda ev, a, k: False)
+                                    for name in ("is_available", "is_built", "is_macos_or_newer")},
+                           getattr_hook=unknown_attr(dotted))
     if dotted == "torch.distributed":
         return ModuleValue(dotted, _distributed_ns(loader), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.autograd":
@@ -744,7 +751,8 @@ _KNOWN_SUBMODULES = {
     "torch.nn", "torch.nn.init", "torch.nn.functional", "torch.nn.parameter", "torch.nn.modules", "torch.jit",
     "torch.fx", "torch.cuda", "torch.utils", "torch.utils.checkpoint", "torch.nn.utils", "torch.optim", "torch.distributed",
     "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data", "torch.compiler",
-    "torch.nn.attention", "torch.nn.attention.flex_attention", "torch.fft", "torch.accelerator", "torch._subclasses", "torch._subclasses.fake_tensor",
+    "torch.nn.attention", "torch.nn.attention.flex_attention", "torch.fft", "torch.accelerator",
+    "torch.backends", "torch.backends.mps", "torch._subclasses", "torch._subclasses.fake_tensor",
     *_ACCELERATOR_BACKENDS,
 }
 
