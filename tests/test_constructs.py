@@ -66,6 +66,8 @@ EXPRESSIONS = {
                   "+ torch.erf(torch.zeros(2)).shape[0] + int(torch.exp2(torch.tensor([3.0]))[0])",
     "polar-ndarray": "torch.polar(torch.ones(2, 3), torch.zeros(2, 3)).shape[1] + (torch.polar(torch.ones(2), torch.zeros(2)).dtype == torch.complex64) "
                      "+ 2 * isinstance(__import__('numpy').linspace(0, 1, 5), __import__('numpy').ndarray) + 4 * isinstance(torch.zeros(2), __import__('numpy').ndarray)",
+    "uniform-compare": "int((torch.rand([]) < 0.0).item()) + 2 * int((torch.rand(2, 3) >= 0).sum()) "
+                       "+ 100 * int((1.5 > torch.rand(4)).sum()) + 1000 * int((torch.rand_like(torch.zeros(3)) < 1).sum())",
     "arange-none-index": "torch.arange(5)[:, None].shape[0] + torch.arange(5)[None].shape[1]",
 }
 

@@ -97,6 +97,15 @@ def _filled(value: Any) -> Callable[..., Any]:
     return impl
 
 
+def _as_uniform(t: Any) -> Any:
+    return T.UniformTensor(t.shape, t.dtype) if isinstance(t, TensorValue) else t
+
+
+def _uniform(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """torch.rand: values in [0, 1) (see tensors.UniformTensor)."""
+    return _as_uniform(_factory_tensor(ev, a, k, "float32"))
+
+
 def _full(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     size = a[0] if a else k.get("size")
     fill = a[1] if len(a) > 1 else k.get("fill_value")
@@ -449,9 +458,9 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
     ns: dict[str, Any] = {name: dt for name, dt in DTYPES.items()}
     ns.update({alias: DTYPES[target] for alias, target in DTYPE_ALIASES.items() if target in DTYPES})
     fns: dict[str, Callable[..., Any]] = {
-        "zeros": _filled(0), "ones": _filled(1), "empty": _filled(None), "rand": _filled(None),
+        "zeros": _filled(0), "ones": _filled(1), "empty": _filled(None), "rand": _uniform,
         "randn": _filled(None), "full": _full,
-        "zeros_like": _like(0), "ones_like": _like(1), "empty_like": _like(None), "rand_like": _like(None),
+        "zeros_like": _like(0), "ones_like": _like(1), "empty_like": _like(None), "rand_like": lambda ev, a, k: _as_uniform(_like(None)(ev, a, k)),
         "randn_like": _like(None), "full_like": lambda ev, a, k: _like(a[1] if len(a) > 1 else None)(ev, a[:1], k),
         "arange": _arange, "linspace": _linspace, "tensor": _tensor, "as_tensor": _tensor, "from_numpy": _tensor,
         "cat": _cat, "concat": _cat, "concatenate": _cat, "stack": _stack, "meshgrid": _meshgrid,

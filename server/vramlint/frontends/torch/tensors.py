@@ -496,9 +496,41 @@ def _as_tensor(ev: Evaluator, v: Any) -> TensorValue | Unknown:
     return Unknown(f"tensor operation with a {getattr(v, 'type_name', type(v).__name__)}", ev.current_ref)
 
 
+class UniformTensor(TensorValue):
+    """`torch.rand(...)`: values unknown, but in [0, 1). A comparison with a number outside that
+    range is decided (LayerDrop's `if torch.rand([]) < self.layerdrop:` with layerdrop 0.0 never
+    drops a layer: BART, Whisper, OPT, Wav2Vec2 train through every layer)."""
+
+    __slots__ = ()
+
+
+# op -> (the result when the number is at or past the low end, ... at or past the high end)
+_UNIFORM_CMP = {
+    "lt": lambda x: False if x <= 0 else True if x >= 1 else None,
+    "le": lambda x: False if x < 0 else True if x >= 1 else None,
+    "gt": lambda x: True if x < 0 else False if x >= 1 else None,
+    "ge": lambda x: True if x <= 0 else False if x >= 1 else None,
+}
+_SWAPPED = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}
+
+
+def _uniform_compare(op: str, a: Any, b: Any) -> bool | None:
+    """The value of every element of `rand(...) op number` (or `number op rand(...)`), if decided."""
+    if isinstance(b, UniformTensor) and not isinstance(a, UniformTensor):
+        a, b, op = b, a, _SWAPPED.get(op, op)
+    if not isinstance(a, UniformTensor) or op not in _UNIFORM_CMP:
+        return None
+    if isinstance(b, TensorValue):
+        b = b.data[0] if b.data is not None and len(set(b.data)) == 1 else None
+    if isinstance(b, bool) or not isinstance(b, (int, float)):
+        return None
+    return _UNIFORM_CMP[op](b)  # type: ignore[no-any-return]
+
+
 def elementwise(ev: Evaluator, op: str, a: Any, b: Any, out_dtype: str | None = None) -> Any:
     if op == "matmul":
         return matmul(ev, a, b)
+    decided = _uniform_compare(op, a, b)
     ta, tb = _as_tensor(ev, a), _as_tensor(ev, b)
     if isinstance(ta, Unknown):
         return ta
@@ -531,6 +563,10 @@ def elementwise(ev: Evaluator, op: str, a: Any, b: Any, out_dtype: str | None = 
                         data = [fn(x, y) for x, y in zip(xa, xb)]
                 except (ZeroDivisionError, OverflowError, ValueError, TypeError):
                     data = None
+    if decided is not None:
+        n = numel(shape)
+        if isinstance(n, int) and n <= MAX_CONCRETE:
+            data = [decided] * n
     return TensorValue(shape, dt, data=data)
 
 
