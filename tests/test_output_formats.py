@@ -34,9 +34,9 @@ def sample(root: Path) -> list[FileAnalysis]:
         FileAnalysis(str(model), findings=[
             Finding("VL001", "over-budget-train", "error", "training needs 93.1 GiB, budget 80 GiB",
                     model="Big", where=loc(model, 12, 4, 12, 20)),
-            Finding("VL004", "unknown-shape", "warning", "input shape unknown", model="Big",
+            Finding("VL101", "oversized-layer", "warning", "input shape unknown", model="Big",
                     where=loc(model, 30, 0)),
-            Finding("VL007", "tip-bf16", "info", "bf16 would halve activations", model="Big"),
+            Finding("VL301", "unresolved-input", "info", "bf16 would halve activations", model="Big"),
             Finding("VL001", "over-budget-train", "error", "training needs 81 GiB, budget 80 GiB",
                     model="Other", where=loc(model, 50, 8)),
         ]),
@@ -67,9 +67,9 @@ def test_sarif_log_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert driver["version"] == vramlint.__version__
     assert driver["informationUri"].startswith("https://")
     # Every rule that occurs, once, sorted; results point at them by id and index.
-    assert [r["id"] for r in driver["rules"]] == ["VL000", "VL001", "VL004", "VL007"]
+    assert [r["id"] for r in driver["rules"]] == ["VL000", "VL001", "VL101", "VL301"]
     assert [r["name"] for r in driver["rules"]] == [
-        "analysis-error", "over-budget-train", "unknown-shape", "tip-bf16"]
+        "analysis-error", "over-budget-train", "oversized-layer", "unresolved-input"]
     for rule in driver["rules"]:
         assert rule["shortDescription"]["text"]
         assert rule["helpUri"].endswith("docs/rules.md#" + rule["id"].lower())
@@ -87,13 +87,13 @@ def test_sarif_read_back_by_sarif_tools(tmp_path: Path, monkeypatch: pytest.Monk
                for r in log.get_records()]
     assert records == [
         ("VL001", "error", "pkg/model.py", 12, "training needs 93.1 GiB, budget 80 GiB"),
-        ("VL004", "warning", "pkg/model.py", 30, "input shape unknown"),
+        ("VL101", "warning", "pkg/model.py", 30, "input shape unknown"),
         # No location: attached to the file, and sarif-tools defaults the line to 1.
-        ("VL007", "note", "pkg/model.py", "1", "bf16 would halve activations"),
+        ("VL301", "note", "pkg/model.py", "1", "bf16 would halve activations"),
         ("VL001", "error", "pkg/model.py", 50, "training needs 81 GiB, budget 80 GiB"),
         ("VL000", "error", "broken.py", 3, "syntax error: invalid syntax"),
     ]
-    assert log.get_rules_by_id("VL004")[0]["name"] == "unknown-shape"
+    assert log.get_rules_by_id("VL101")[0]["name"] == "oversized-layer"
     report = log.get_report()
     assert report.get_issue_count_for_severity("error") == 3
     assert report.get_issue_count_for_severity("warning") == 1
@@ -134,7 +134,7 @@ def test_sarif_absolute_uri_outside_cwd(tmp_path: Path, monkeypatch: pytest.Monk
     work.mkdir()
     monkeypatch.chdir(work)
     outside = tmp_path / "elsewhere" / "model.py"
-    f = Finding("VL004", "unknown-shape", "warning", "m", where=loc(outside, 7, 2))
+    f = Finding("VL101", "oversized-layer", "warning", "m", where=loc(outside, 7, 2))
     doc, log = write_and_load(tmp_path, [FileAnalysis(str(outside), findings=[f])])
     art = doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
     assert art == {"uri": outside.as_uri()}
@@ -147,10 +147,10 @@ def test_sarif_unknown_location_and_file_error_without_location(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     files = [FileAnalysis("a.py", errors=[UnknownInfo("cannot read file: denied")],
-                          findings=[Finding("VL007", "tip-bf16", "info", "tip")])]
+                          findings=[Finding("VL301", "unresolved-input", "info", "tip")])]
     doc, log = write_and_load(tmp_path, files)
     results = doc["runs"][0]["results"]
-    assert [(r["ruleId"], r["level"]) for r in results] == [("VL000", "error"), ("VL007", "note")]
+    assert [(r["ruleId"], r["level"]) for r in results] == [("VL000", "error"), ("VL301", "note")]
     for r in results:
         assert r["locations"] == [{"physicalLocation": {
             "artifactLocation": {"uri": "a.py", "uriBaseId": "%SRCROOT%"}}}]
@@ -191,8 +191,8 @@ def test_github_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert github.render(sample(tmp_path)).splitlines() == [
         "::error file=pkg/model.py,line=12,col=5,title=VL001 over-budget-train::"
         "training needs 93.1 GiB, budget 80 GiB",
-        "::warning file=pkg/model.py,line=30,col=1,title=VL004 unknown-shape::input shape unknown",
-        "::notice file=pkg/model.py,title=VL007 tip-bf16::bf16 would halve activations",
+        "::warning file=pkg/model.py,line=30,col=1,title=VL101 oversized-layer::input shape unknown",
+        "::notice file=pkg/model.py,title=VL301 unresolved-input::bf16 would halve activations",
         "::error file=pkg/model.py,line=50,col=9,title=VL001 over-budget-train::"
         "training needs 81 GiB, budget 80 GiB",
         "::error file=broken.py,line=3,col=8,title=VL000 analysis-error::"
@@ -219,10 +219,10 @@ def test_github_absolute_path_outside_cwd(tmp_path: Path, monkeypatch: pytest.Mo
     work.mkdir()
     monkeypatch.chdir(work)
     outside = tmp_path / "model.py"
-    f = Finding("VL004", "unknown-shape", "info", "m", where=loc(outside, 2, 0))
+    f = Finding("VL101", "oversized-layer", "info", "m", where=loc(outside, 2, 0))
     out = github.render([FileAnalysis(str(outside), findings=[f])])
     assert out == f"::notice file={github.escape_property(str(outside))},line=2,col=1," \
-                  "title=VL004 unknown-shape::m"
+                  "title=VL101 oversized-layer::m"
 
 
 def test_github_file_error_without_location_and_empty(tmp_path: Path,
