@@ -138,7 +138,7 @@ def test_nothing_reads_the_folders_beside_the_checkout() -> None:
 
 def test_every_finding_code_named_anywhere_is_documented() -> None:
     """A finding code in the code, the tests, the docs or the extension is one docs/rules.md
-    documents (tests once used VL004 and VL007, which do not exist)."""
+    documents (the output-format tests once used two codes that do not exist)."""
     documented = set(re.findall(r"^## (VL\d{3})", (ROOT / "docs" / "rules.md").read_text(), re.M))
     files = [*ROOT.glob("server/**/*.py"), *ROOT.glob("tests/*.py"), *ROOT.glob("docs/*.md"),
              ROOT / "README.md", *ROOT.glob("client/src/*.ts")]
