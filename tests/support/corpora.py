@@ -91,15 +91,7 @@ def analyse_timm(name: str, truth: dict[str, Any], paths: tuple[str, ...], trace
     """One timm factory, as `model = factory()` in a user's file (with a forward on its default
     input when `trace`)."""
     inputs = (InputSpec(tuple(truth["input_size"])),) if trace else ()
-    settings = vramlint.Settings(extra_paths=paths, inputs=inputs, batch_size=1 if trace else None)
-    start = time.perf_counter()
-    try:
-        result = vramlint.analyze_source(USER_FILE, timm_source(name, truth["module"]), settings)
-        out = classify(name, result, truth)
-    except Exception:  # noqa: BLE001 - a crash is an outcome to count, not to stop the run
-        out = Outcome(name, "crash", None, truth["params"], traceback.format_exc(limit=-3))
-    out.seconds = time.perf_counter() - start
-    return out
+    return analyse_source(name, timm_source(name, truth["module"]), truth, paths, inputs, 1 if trace else None)
 
 
 def torchvision_tasks_truth(version: str) -> dict[str, Any]:
@@ -113,21 +105,14 @@ def torchvision_task_source(name: str, truth: dict[str, Any]) -> str:
     return f"from {truth['module']} import {name}\n\nmodel = {name}({args})\n"
 
 
-def transformers_truth(version: str) -> dict[str, Any]:
-    return json.loads((TRUTH_DIR / f"transformers-{version}.json").read_text())  # type: ignore[no-any-return]
-
-
-def transformers_source(key: str) -> str:
-    """`LlamaForCausalLM(LlamaConfig())`: the model class built from its default config."""
-    model_cls, config_cls = key.split("(")[0], key.split("(")[1]
-    return f"from transformers import {model_cls}, {config_cls}\n\nmodel = {model_cls}({config_cls}())\n"
-
-
-def analyse_source(name: str, text: str, truth: dict[str, Any], paths: tuple[str, ...]) -> Outcome:
-    """The model bound to `model` in `text` (a user's file), its counts against `truth`."""
+def analyse_source(name: str, text: str, truth: dict[str, Any], paths: tuple[str, ...],
+                   inputs: tuple[InputSpec, ...] = (), batch: int | None = None) -> Outcome:
+    """The model bound to `model` in `text` (a user's file), its counts against `truth`; its
+    forward traced on `inputs` (batch `batch`) when they are given."""
+    settings = vramlint.Settings(extra_paths=paths, inputs=inputs, batch_size=batch)
     start = time.perf_counter()
     try:
-        result = vramlint.analyze_source(USER_FILE, text, vramlint.Settings(extra_paths=paths))
+        result = vramlint.analyze_source(USER_FILE, text, settings)
         out = classify(name, result, truth)
     except Exception:  # noqa: BLE001 - a crash is an outcome to count, not to stop the run
         out = Outcome(name, "crash", None, truth["params"], traceback.format_exc(limit=-3))
@@ -200,15 +185,4 @@ def analyse_transformers(name: str, truth: dict[str, Any], paths: tuple[str, ...
     forward = truth.get("forward") if trace else None
     inputs = tuple(InputSpec(tuple(i["shape"][1:]), i["dtype"]) for i in forward["inputs"]) if forward else ()
     batch = forward["inputs"][0]["shape"][0] if forward else None
-    settings = vramlint.Settings(extra_paths=paths, inputs=inputs, batch_size=batch)
-    start = time.perf_counter()
-    try:
-        result = vramlint.analyze_source(USER_FILE, transformers_corpus_source(name, truth), settings)
-        out = classify(name, result, truth)
-        if out.status == "unknown" and out.params is None and not result.models and result.warnings:
-            # `model = ...` raised (the file has no model): the warning says what, and where.
-            out.why = result.warnings[0].reason + _where(result.warnings[0])
-    except Exception:  # noqa: BLE001 - a crash is an outcome to count, not to stop the run
-        out = Outcome(name, "crash", None, truth["params"], traceback.format_exc(limit=-3))
-    out.seconds = time.perf_counter() - start
-    return out
+    return analyse_source(name, transformers_corpus_source(name, truth), truth, paths, inputs, batch)
