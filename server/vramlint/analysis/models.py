@@ -299,10 +299,10 @@ def _call_sites(source: SourceModule, name: str) -> list[cst.Call]:
         assert source.tree is not None
         calls = {}
         for n in iter_nodes(source.tree):
-            if isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and not _uses_locals(n, source):
+            if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
                 calls.setdefault(n.func.value, []).append(n)
         _CALLS[source] = calls
-    return calls.get(name, [])
+    return [c for c in calls.get(name, []) if not _uses_locals(c, source)]
 
 
 def _uses_locals(call: cst.Call, source: SourceModule) -> bool:
@@ -318,27 +318,40 @@ def _uses_locals(call: cst.Call, source: SourceModule) -> bool:
 
 
 def _enclosing_locals(call: cst.Call, source: SourceModule) -> set[str]:
-    from vramlint.engine.evaluator import bound_names
-
     locals_: set[str] = set()
     parents = _parents(source)
     node: cst.CSTNode | None = parents.get(call)
     while node is not None:
-        if isinstance(node, (cst.FunctionDef, cst.Lambda)):
-            p = node.params
-            locals_ |= {x.name.value for x in (*p.posonly_params, *p.params, *p.kwonly_params)}
-            locals_ |= {x.name.value for x in (p.star_arg, p.star_kwarg) if isinstance(x, cst.Param)}
-            if isinstance(node, cst.FunctionDef) and isinstance(node.body, cst.IndentedBlock):
-                locals_ |= bound_names(node.body.body)
-        elif isinstance(node, (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)):
-            comp: Any = node.for_in
-            while comp is not None:
-                locals_ |= {n.value for n in iter_nodes(comp.target) if isinstance(n, cst.Name)}
-                comp = comp.inner_for_in
-        elif isinstance(node, cst.ClassDef) and isinstance(node.body, cst.IndentedBlock):
-            locals_ |= bound_names(node.body.body)
+        locals_ |= _scope_locals(node, source)
         node = parents.get(node)
     return locals_
+
+
+def _scope_locals(node: cst.CSTNode, source: SourceModule) -> frozenset[str]:
+    """The names a function, lambda, comprehension or class body binds for itself (once per node:
+    a class's many call sites share their functions' scans)."""
+    from vramlint.engine.evaluator import bound_names
+
+    key = ("scope-locals", id(node))
+    hit = source.node_cache.get(key)  # type: ignore[call-overload]
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    names: set[str] = set()
+    if isinstance(node, (cst.FunctionDef, cst.Lambda)):
+        p = node.params
+        names |= {x.name.value for x in (*p.posonly_params, *p.params, *p.kwonly_params)}
+        names |= {x.name.value for x in (p.star_arg, p.star_kwarg) if isinstance(x, cst.Param)}
+        if isinstance(node, cst.FunctionDef) and isinstance(node.body, cst.IndentedBlock):
+            names |= bound_names(node.body.body)
+    elif isinstance(node, (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)):
+        comp: Any = node.for_in
+        while comp is not None:
+            names |= {n.value for n in iter_nodes(comp.target) if isinstance(n, cst.Name)}
+            comp = comp.inner_for_in
+    elif isinstance(node, cst.ClassDef) and isinstance(node.body, cst.IndentedBlock):
+        names |= bound_names(node.body.body)
+    found = source.node_cache[key] = frozenset(names)  # type: ignore[index]
+    return found
 
 
 def _parents(source: SourceModule) -> dict[cst.CSTNode, cst.CSTNode]:
