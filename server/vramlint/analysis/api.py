@@ -11,6 +11,7 @@ from typing import TypeVar
 import libcst as cst
 
 from vramlint.analysis.findings import find_problems
+from vramlint.analysis.memory import model_with_memory
 from vramlint.analysis.models import find_models
 from vramlint.analysis.module_level import unevaluated, unresolved_imports
 from vramlint.analysis.results import FileAnalysis, UnknownInfo
@@ -20,11 +21,7 @@ from vramlint.engine.loader import Loader
 from vramlint.engine.signals import AnalysisStopped
 from vramlint.engine.source import decode_source, read_source_file, too_large, undecodable_line
 from vramlint.engine.values import Location, SourceRef
-from vramlint.frontends.diffusers.decorators import DECORATOR_RULES as DIFFUSERS_DECORATORS
-from vramlint.frontends.keras.stubs import keras_module
-from vramlint.frontends.torch.numpy_stub import numpy_module
-from vramlint.frontends.torch.stubs import torch_module
-from vramlint.frontends.transformers.decorators import DECORATOR_RULES
+from vramlint.frontends import registry
 from vramlint.settings import Settings, parse_directives
 
 _loaders: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...], str], Loader] = {}
@@ -68,11 +65,11 @@ def get_loader(paths: tuple[str, ...], environment: tuple[tuple[str, str], ...] 
     with _lock:
         loader = _loaders.get(key)
         if loader is None:
-            loader = Loader(paths, [torch_module, keras_module, numpy_module, stdlib_module])
+            loader = Loader(paths, [*registry.native_modules(), stdlib_module])
             loader.environment = dict(environment)
             loader.torch_version = torch_version
-            loader.decorator_rules.update(DECORATOR_RULES)
-            loader.decorator_rules.update(DIFFUSERS_DECORATORS)
+            loader.decorator_rules.update(registry.decorator_rules())
+            loader.evaluator.taped_prefixes = registry.taped_prefixes()
             _loaders[key] = loader
         return loader
 
@@ -161,7 +158,7 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
     # Malformed `# vramlint:` directives: located warnings (the rest of the directive still applies).
     for line, message in parse_directives(source.text, path)[1]:
         result.warnings.append(UnknownInfo(message, Location(path, line, 0, line, 0)))
-    models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings)
+    models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings, model_with_memory)
     if not models:  # "no models found" says what could not be evaluated
         result.unevaluated = unevaluated(mod, source, loader.statement_problems.get(dotted, {}))
     _report_unread(loader, result)

@@ -6,17 +6,20 @@ from __future__ import annotations
 import libcst as cst
 
 from vramlint.engine.values import FunctionValue, Instance
-from vramlint.frontends.keras.layer import is_keras
+from vramlint.frontends.registry import frontend_of
 
 
 def forward_arity_problem(model: Instance, given: int, source: str) -> str | None:
     """Why `given` input shapes cannot be the positional arguments of the model's `forward`, in
-    one line; None when they can, or when it cannot be told (a native forward, `*args`, Keras,
-    whose `call` takes several inputs as one list as well)."""
+    one line; None when they can, or when it cannot be told (a native forward, `*args`, a framework
+    whose call takes several inputs as one list as well: frontends/interface.py)."""
     fn, _ = model.cls.lookup("forward")
     if "forward" in model.attrs:  # set on the instance (`self.forward = self.forward_fused`): not the class's
         return None
-    if is_keras(model) or not isinstance(fn, FunctionValue) or not isinstance(fn.node, cst.FunctionDef):
+    frontend = frontend_of(model)
+    if frontend is not None and not frontend.forward_signature_checked:
+        return None
+    if not isinstance(fn, FunctionValue) or not isinstance(fn.node, cst.FunctionDef):
         return None
     params = fn.node.params
     positional = [*params.posonly_params, *params.params][1:]  # without self

@@ -9,26 +9,18 @@ from typing import Any
 
 import libcst as cst
 
+from vramlint.analysis.call_sites import call_sites
 from vramlint.analysis.inputs import forward_arity_problem
-from vramlint.analysis.models import (
-    Trace,
-    _call_sites,
-    _dedupe,
-    _info,
-    _known_call_args,
-    _run,
-    build_tree,
-    shape_of,
-)
+from vramlint.analysis.models import Trace
 from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, UnknownInfo
+from vramlint.analysis.running import dedupe, info, known_call_args, run_budgeted
+from vramlint.analysis.tree import build_tree, shape_of
 from vramlint.engine.evaluator import Scope
 from vramlint.engine.loader import Loader
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
 from vramlint.engine.source import SourceModule
 from vramlint.engine.values import MISSING, Instance, SourceRef, Unknown
-from vramlint.frontends.keras.layer import is_keras
-from vramlint.frontends.keras.model import declared_inputs
-from vramlint.frontends.keras.training_setup import BACKEND_NOTE, KERAS_DEFAULT_BATCH
+from vramlint.frontends.registry import frontend_of
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
 from vramlint.frontends.torch.training_setup import scan_training_setup
@@ -74,14 +66,14 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
     if setup.checkpointing:
         enable, _ = model.cls.lookup("gradient_checkpointing_enable")
         if enable is not MISSING:
-            _run(loader, lambda: ev.call(ev.protocol.bind_descriptor(enable, model.cls, model), (), {}))
+            run_budgeted(loader, lambda: ev.call(ev.protocol.bind_descriptor(enable, model.cls, model), (), {}))
         else:
             notes.append("checkpointing was asked for but the model has no gradient_checkpointing_enable(): "
                          "only torch.utils.checkpoint calls in its forward are modelled")
     ev.tape = tape
     try:
-        value, sink, error = _run(loader, lambda: ev.call(model, args, kwargs))
-        unknowns = [_info(u) for u in sink] + ([error] if error is not None else [])
+        value, sink, error = run_budgeted(loader, lambda: ev.call(model, args, kwargs))
+        unknowns = [info(u) for u in sink] + ([error] if error is not None else [])
         if error is None and not isinstance(value, Unknown):
             tape.forward_end = len(tape.ops)
             loss_note = _add_loss(tape, value)
@@ -95,7 +87,7 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
         for t, dt in restore:
             t.dtype = dt
     if isinstance(value, Unknown):
-        unknowns.append(_info(value))  # what stopped the forward (a shape mismatch...)
+        unknowns.append(info(value))  # what stopped the forward (a shape mismatch...)
     if error is not None or isinstance(value, Unknown):
         return None, unknowns, value
     # What the output holds stays alive until the loss is taken (a KV cache, hidden states...).
@@ -232,13 +224,14 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     if est is not None and scan is not None and scan.distributed is not None:
         est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): the estimate is for one GPU "
                          "holding the whole model; data-parallel buckets and sharding are not modelled yet")
-    if est is not None and is_keras(value):
-        est.notes.append(BACKEND_NOTE)
+    frontend = frontend_of(value)
+    if est is not None and frontend is not None:
+        est.notes.extend(frontend.estimate_notes)
     if est is not None and result.tree is not None:
         _attach_layer_memory(result.tree, {lm.path: lm for lm in est.layers})
         est.textbook = _textbook(result.tree, args, kwargs)
     result.output_shape = shape_of(output)
-    result.forward_unknowns = _dedupe(forward_unknowns)
+    result.forward_unknowns = dedupe(forward_unknowns)
     return result
 
 
@@ -337,9 +330,11 @@ def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
         origin = setup.source("inputs")
         return args, {}, origin if setup.source("batch_size") in (origin, "default") else \
             f"{origin}, batch {b} from {setup.source('batch_size')}"
-    declared = declared_inputs(model)
-    if declared:
-        return _keras_inputs(declared, batch, setup)
+    frontend = frontend_of(model)
+    own = frontend.model_inputs(model, batch, setup.source("batch_size")) \
+        if frontend is not None and frontend.model_inputs is not None else None
+    if own is not None:  # the model's own declared inputs (keras.Input...)
+        return own  # type: ignore[no-any-return]
     call = _example_call(loader, name, kind, trace)
     if call is not None:
         args, kwargs, where = call
@@ -351,30 +346,12 @@ def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
     return _first_layer_inputs(model, batch, setup.source("batch_size"))
 
 
-def _keras_inputs(declared: list[tuple[tuple[Any, ...], str]], batch: int | None,
-                  setup: Setup) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
-    """A Keras model's own input shapes (keras.Input, input_shape=, model.build); the batch from
-    the setup, else model.fit's default."""
-    for shape, _ in declared:
-        if any(d is None for d in shape):
-            dims = ", ".join("None" if d is None else str(d) for d in shape)
-            return (f"the model's input [{dims}] has a dimension of unknown "
-                    "size (None): give the input shape (--input-shape, `inputs` in the configuration)")
-    origin = "the model's input shape"
-    if batch is None:
-        batch, origin = KERAS_DEFAULT_BATCH, f"{origin}, batch {KERAS_DEFAULT_BATCH} (Keras's default in fit())"
-    elif setup.source("batch_size") != "default":
-        origin = f"{origin}, batch {batch} from {setup.source('batch_size')}"
-    args = tuple(TensorValue((batch, *shape), dtype) for shape, dtype in declared)
-    return args, {}, origin  # several inputs as several arguments: a functional model takes either form
-
-
 def _example_call(loader: Loader, name: str, kind: str,
                   trace: Trace) -> tuple[tuple[Any, ...], dict[str, Any], str] | None:
     if kind != "instance" or trace.mod is None or trace.source is None:
         return None
-    for call in _call_sites(trace.source, name):
-        known = _known_call_args(loader, trace.mod, trace.source, call)
+    for call in call_sites(trace.source, name):
+        known = known_call_args(loader, trace.mod, trace.source, call)
         if known is not None and any(isinstance(v, TensorValue) for v in (*known[0], *known[1].values())):
             return known[0], known[1], f"code: the call at line {SourceRef(trace.source, call).statement_location.line}"
     return None
@@ -406,7 +383,7 @@ def _dataloader_batch(loader: Loader, trace: Trace) -> tuple[int | None, str]:
     """`DataLoader(..., batch_size=N)` in the file, with N known."""
     if trace.mod is None or trace.source is None:
         return None, ""
-    for call in _call_sites(trace.source, "DataLoader"):
+    for call in call_sites(trace.source, "DataLoader"):
         node = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "batch_size"),
                     call.args[1].value if len(call.args) > 1 and call.args[1].keyword is None else None)
         if node is None:

@@ -9,18 +9,19 @@ call site in the file whose arguments are all known, else with their defaults.
 
 from __future__ import annotations
 
-import re
-import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import libcst as cst
 
+from vramlint.analysis.call_sites import call_sites
 from vramlint.analysis.inputs import forward_arity_problem
 from vramlint.analysis.module_level import target_names
-from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, TensorInfo, UnknownInfo
-from vramlint.engine.evaluator import Budget, Scope
+from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, UnknownInfo
+from vramlint.analysis.running import dedupe, info, known_call_args, run_budgeted
+from vramlint.analysis.tree import build_tree, count_params, output_unknowns, shape_of
+from vramlint.engine.evaluator import Scope
 from vramlint.engine.loader import Loader
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
 from vramlint.engine.source import SourceModule
@@ -34,13 +35,11 @@ from vramlint.engine.values import (
     Unknown,
 )
 from vramlint.engine.walk import iter_nodes
-from vramlint.frontends.keras.layer import is_keras, kstate
-from vramlint.frontends.keras.model import finish
-from vramlint.frontends.torch.module import is_module, named_modules, named_tensors, state_of
+from vramlint.frontends.registry import frontend_of
+from vramlint.frontends.torch.module import is_module, named_modules, state_of
 from vramlint.frontends.torch.tensors import TensorValue
 from vramlint.settings import InputSpec, Settings
 
-MODEL_STEPS = 3_000_000  # enough for the largest torchvision models many times over
 FACTORY_SKIP = {"main", "train", "test", "evaluate", "run", "fit", "cli", "parse_args", "get_args", "predict"}
 
 
@@ -51,11 +50,12 @@ def _module_class(loader: Loader) -> ClassValue | None:
 
 def find_models(loader: Loader, mod: ModuleValue, source: SourceModule,
                 inputs: tuple[InputSpec, ...] = (), batch_size: int | None = None,
-                settings: Settings | None = None) -> list[ModelResult]:
+                settings: Settings | None = None, estimate: Estimator | None = None) -> list[ModelResult]:
     """The models of a file, built; with `inputs`, each model's forward is traced on them too;
-    with `settings.memory`, each model's memory is estimated (analysis/memory.py)."""
-    memory = settings if settings is not None and settings.memory else None
-    return _find_models(loader, mod, source, Trace(inputs, batch_size, memory, mod, source))
+    with `settings.memory`, `estimate` (analysis/memory.py's, given by analysis/api.py) makes each
+    counted model's result, its memory estimate included."""
+    memory = settings if settings is not None and settings.memory and estimate is not None else None
+    return _find_models(loader, mod, source, Trace(inputs, batch_size, memory, mod, source, estimate))
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,11 @@ class Trace:
     memory: Settings | None = None
     mod: ModuleValue | None = None
     source: SourceModule | None = None
+    estimate: Estimator | None = None  # with `memory`: makes the result of a counted model
+
+
+# (name, kind, location, model, how it was built, counts, unknowns, loader, trace) -> its result.
+Estimator = Callable[[str, str, Any, Instance, str, ParamCounts, list[UnknownInfo], Loader, "Trace"], ModelResult]
 
 
 def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: Trace) -> list[ModelResult]:
@@ -96,7 +101,7 @@ def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: 
                 for name in _assigned_names(small):
                     v = mod.ns.get(name)
                     if is_module(v):
-                        unknowns = [_info(u) for u in stmt_problems.get(stmt, [])]
+                        unknowns = [info(u) for u in stmt_problems.get(stmt, [])]
                         results.append(_result(name, "instance", SourceRef(source, small), v,
                                                "module level", unknowns, None, loader, trace))
     _mark_components(results)
@@ -155,8 +160,8 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
                     and _script_function(stmt.body[0], ns, source) is not None):
                 ev.exec_stmt(stmt, scope)
 
-    _, sink, _ = _run(loader, run)
-    unknowns = [_info(u) for u in sink]
+    _, sink, _ = run_budgeted(loader, run)
+    unknowns = [info(u) for u in sink]
     seen = {id(v) for r in found for v in [mod.ns.get(r.name)] if v is not None}
     # A name the module level already gives a model keeps it (what importers of the file see).
     names = {r.name for r in found}
@@ -178,7 +183,7 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
                 local, fsink = _locals_of(loader, fn)
                 for assign, name in _local_assignments(fn.node):  # type: ignore[arg-type]
                     add(f"{fn.name}.{name}", local.get(name), assign, f"a local of {fn.name}()",
-                        [_info(u) for u in fsink], {**ns, **local})
+                        [info(u) for u in fsink], {**ns, **local})
     return out
 
 
@@ -215,7 +220,7 @@ def _locals_of(loader: Loader, fn: FunctionValue) -> tuple[dict[str, Any], list[
         finally:
             ev.depth -= 1
 
-    _, sink, _ = _run(loader, run)
+    _, sink, _ = run_budgeted(loader, run)
     return scope.vars, sink
 
 
@@ -256,156 +261,13 @@ def _assigned_names(small: cst.CSTNode) -> Iterator[str]:
         yield small.target.value
 
 
-def _info(u: Unknown) -> UnknownInfo:
-    return UnknownInfo(u.reason, u.ref)
-
-
-def _run(loader: Loader, fn: Any) -> tuple[Any, list[Unknown], UnknownInfo | None]:
-    """Run `fn()` with a fresh budget, collecting what it could not decide."""
-    ev = loader.evaluator
-    saved = (ev.budget, ev.issue_sinks, ev.depth, ev.current_ref)
-    ev.budget = Budget(MODEL_STEPS)
-    sink: list[Unknown] = []
-    ev.issue_sinks = [sink]
-    ev.depth = 0
-    error: UnknownInfo | None = None
-    value: Any = None
-    try:
-        value = fn()
-    except BudgetExceeded as err:
-        error = UnknownInfo(err.message, err.ref)
-    except RaiseSignal as sig:
-        error = _info(ev.exception_unknown(sig, None, None))
-    except Undecided as und:
-        error = _info(und.unknown)
-    except RecursionError:
-        error = UnknownInfo("construction nests too deeply to evaluate", None)
-    finally:
-        ev.budget, ev.issue_sinks, ev.depth, ev.current_ref = saved
-    return value, sink, error
-
-
-def _call_sites(source: SourceModule, name: str) -> list[cst.Call]:
-    """Calls `name(...)` anywhere in the file, in source order (one scan per file, cached)."""
-    calls = _CALLS.get(source)
-    if calls is None:
-        # Cheap pre-check: most classes are never called by name. One scan of the text for all
-        # names (a search per class was quadratic: 6s for a file of 2,000 classes).
-        called = _CALLED.get(source)
-        if called is None:
-            called = _CALLED[source] = set(_CALLED_NAME.findall(source.text))
-        if name not in called:
-            return []
-        assert source.tree is not None
-        calls = {}
-        for n in iter_nodes(source.tree):
-            if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
-                calls.setdefault(n.func.value, []).append(n)
-        _CALLS[source] = calls
-    return [c for c in calls.get(name, []) if not _uses_locals(c, source)]
-
-
-def _uses_locals(call: cst.Call, source: SourceModule) -> bool:
-    """Whether an argument of `call` names a variable local to a function (or comprehension, or
-    class body) around it: `def build(): w = 64; return Net(w)`. Such a call's arguments mean
-    something else at module level, where `_known_call_args` evaluates them."""
-    nodes = [n for a in call.args for n in iter_nodes(a.value)]
-    # `cfg.width`'s `width` and keyword names are Name nodes too, but not variables.
-    not_vars = {id(n.attr) for n in nodes if isinstance(n, cst.Attribute)}
-    not_vars |= {id(n.keyword) for n in nodes if isinstance(n, cst.Arg) and n.keyword is not None}
-    used = {n.value for n in nodes if isinstance(n, cst.Name) and id(n) not in not_vars}
-    return bool(used) and bool(used & _enclosing_locals(call, source))
-
-
-def _enclosing_locals(call: cst.Call, source: SourceModule) -> set[str]:
-    locals_: set[str] = set()
-    parents = _parents(source)
-    node: cst.CSTNode | None = parents.get(call)
-    while node is not None:
-        locals_ |= _scope_locals(node, source)
-        node = parents.get(node)
-    return locals_
-
-
-def _scope_locals(node: cst.CSTNode, source: SourceModule) -> frozenset[str]:
-    """The names a function, lambda, comprehension or class body binds for itself (once per node:
-    a class's many call sites share their functions' scans)."""
-    from vramlint.engine.evaluator import bound_names
-
-    key = ("scope-locals", id(node))
-    hit = source.node_cache.get(key)  # type: ignore[call-overload]
-    if hit is not None:
-        return hit  # type: ignore[no-any-return]
-    names: set[str] = set()
-    if isinstance(node, (cst.FunctionDef, cst.Lambda)):
-        p = node.params
-        names |= {x.name.value for x in (*p.posonly_params, *p.params, *p.kwonly_params)}
-        names |= {x.name.value for x in (p.star_arg, p.star_kwarg) if isinstance(x, cst.Param)}
-        if isinstance(node, cst.FunctionDef) and isinstance(node.body, cst.IndentedBlock):
-            names |= bound_names(node.body.body)
-    elif isinstance(node, (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)):
-        comp: Any = node.for_in
-        while comp is not None:
-            names |= {n.value for n in iter_nodes(comp.target) if isinstance(n, cst.Name)}
-            comp = comp.inner_for_in
-    elif isinstance(node, cst.ClassDef) and isinstance(node.body, cst.IndentedBlock):
-        names |= bound_names(node.body.body)
-    found = source.node_cache[key] = frozenset(names)  # type: ignore[index]
-    return found
-
-
-def _parents(source: SourceModule) -> dict[cst.CSTNode, cst.CSTNode]:
-    found = _PARENTS.get(source)
-    if found is None:
-        assert source.tree is not None
-        found = {}
-        stack: list[cst.CSTNode] = [source.tree]
-        while stack:
-            n = stack.pop()
-            for c in n.children:
-                found[c] = n
-                stack.append(c)
-        _PARENTS[source] = found
-    return found
-
-
-_PARENTS: weakref.WeakKeyDictionary[SourceModule, dict[cst.CSTNode, cst.CSTNode]] = weakref.WeakKeyDictionary()
-
-
-# A name followed by `(`. Only at the start of a word: without the look-behind, each position
-# inside a long run of word characters (a 40,000-character comment, a string literal) started a
-# match that scanned to the run's end, quadratic in the run's length (12 s for 40,000 characters).
-_CALLED_NAME = re.compile(r"(?<!\w)([^\W\d]\w*)\s*\(")
-_CALLS: weakref.WeakKeyDictionary[SourceModule, dict[str, list[cst.Call]]] = weakref.WeakKeyDictionary()
-_CALLED: weakref.WeakKeyDictionary[SourceModule, set[str]] = weakref.WeakKeyDictionary()
-
-
-def _known_call_args(loader: Loader, mod: ModuleValue, source: SourceModule, call: cst.Call) -> Any:
-    """The call's arguments evaluated at module level, or None if any is unknown."""
-    ev = loader.evaluator
-    scope = Scope(mod.ns, None, mod.ns, source)
-    saved = ev.budget
-    ev.budget = Budget(100_000)
-    try:
-        args, kwargs = ev.eval_args(call.args, scope)
-    except (RaiseSignal, BudgetExceeded, Undecided, RecursionError):
-        return None
-    finally:
-        ev.budget = saved
-    from vramlint.engine.evaluator import any_unknown
-
-    if any_unknown(args, tuple(kwargs.values())) is not None or "**" in kwargs:
-        return None
-    return args, kwargs
-
-
 def _build_class(loader: Loader, mod: ModuleValue, source: SourceModule, cls: ClassValue,
                  stmt: cst.ClassDef, class_problems: list[Unknown] | None, trace: Trace) -> ModelResult:
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = {}
     how = "default arguments"
-    for call in _call_sites(source, cls.name):
-        known = _known_call_args(loader, mod, source, call)
+    for call in call_sites(source, cls.name):
+        known = known_call_args(loader, mod, source, call)
         if known is not None:
             args, kwargs = known
             how = f"arguments of the call at line {SourceRef(source, call).statement_location.line}"
@@ -416,9 +278,9 @@ def _build_class(loader: Loader, mod: ModuleValue, source: SourceModule, cls: Cl
         ev.current_ref = SourceRef(source, stmt.name)
         return ev.protocol.instantiate(cls, args, kwargs)
 
-    value, sink, error = _run(loader, build)
+    value, sink, error = run_budgeted(loader, build)
     loc = SourceRef(source, stmt.name)
-    return _result(cls.name, "class", loc, value, how, [_info(u) for u in [*(class_problems or []), *sink]], error, loader, trace)
+    return _result(cls.name, "class", loc, value, how, [info(u) for u in [*(class_problems or []), *sink]], error, loader, trace)
 
 
 def _factory_candidate(loader: Loader, mod: ModuleValue, source: SourceModule, stmt: cst.FunctionDef) -> bool:
@@ -458,157 +320,40 @@ def _build_factory(loader: Loader, source: SourceModule, fn: FunctionValue, stmt
         ev.current_ref = SourceRef(source, stmt.name)
         return ev.call(fn, (), {})
 
-    value, sink, error = _run(loader, build)
+    value, sink, error = run_budgeted(loader, build)
     if not is_module(value) and error is None:
         return None
     return _result(fn.name, "factory", SourceRef(source, stmt.name), value, "default arguments",
-                   [_info(u) for u in sink], error, loader, trace)
+                   [info(u) for u in sink], error, loader, trace)
 
 
-def _finish_keras(loader: Loader, model: Instance, trace: Trace) -> None:
-    """A Keras model before counting: layers held in containers tracked; one that no code built
-    (a subclassed model's class) built on the input shapes another instance of its class was
-    built with in the file, else on the configured inputs."""
-    specs = None
-    if not kstate(model).built:
-        mod = trace.mod
-        for v in (mod.ns.values() if mod is not None else ()):
-            if is_keras(v) and v is not model and v.cls is model.cls and kstate(v).input_specs:
-                specs = kstate(v).input_specs
-                break
-        if specs is None:
-            inputs = trace.inputs or (trace.memory.inputs if trace.memory is not None else None) or ()
-            specs = [(tuple(s.shape), s.dtype) for s in inputs] or None
-    finish(loader.evaluator, model, specs)
-
-
-# ---------------------------------------------------------------------- counting and the tree
-def _dims(shape: Any) -> tuple[int | None, ...] | None:
-    if isinstance(shape, Unknown):
-        return None
-    return tuple(d if isinstance(d, int) else None for d in shape)
-
-
-def _tensor_unknowns(t: Any, name: str) -> list[Unknown]:
-    if isinstance(t, Unknown):
-        return [t]
-    if not isinstance(t, TensorValue):
-        return [Unknown(f"`{name}` is not a tensor", None)]
-    if isinstance(t.shape, Unknown):
-        return [t.shape]
-    return [d for d in t.shape if isinstance(d, Unknown)] + [
-        Unknown(f"`{name}` has a non-integer dimension {d!r}", None)
-        for d in t.shape if not isinstance(d, (int, Unknown))
-    ]
-
-
-def _tensor_info(name: str, t: Any) -> TensorInfo:
-    if not isinstance(t, TensorValue):
-        return TensorInfo(name, None, "unknown", None, False)
-    n = t.numel()
-    return TensorInfo(name, _dims(t.shape), t.dtype, n if isinstance(n, int) else None,
-                      bool(t.requires_grad and t.is_param))
-
-
-def count_params(root: Instance) -> tuple[ParamCounts, list[Unknown]]:
-    unknowns: list[Unknown] = []
-    total: int | None = 0
-    trainable: int | None = 0
-    known = 0
-    for name, t in named_tensors(root, "params"):
-        bad = _tensor_unknowns(t, name)
-        if bad:
-            unknowns.extend(bad)
-            total = trainable = None
-            continue
-        n = t.numel()
-        known += n
-        if total is not None:
-            total += n
-        if trainable is not None and t.requires_grad:
-            trainable += n
-    buffers: int | None = 0
-    for name, t in named_tensors(root, "buffers"):
-        n = t.numel() if isinstance(t, TensorValue) else None
-        if isinstance(n, int) and buffers is not None:
-            buffers += n
-        else:
-            buffers = None
-            unknowns.extend(_tensor_unknowns(t, name))  # why the buffer count is missing
-    return ParamCounts(total, trainable, buffers, known), unknowns
-
-
-def build_tree(inst: Instance, path: str = "", seen: set[int] | None = None, outputs: bool = False) -> ModuleNode:
-    node, _ = _build_tree(inst, path, set() if seen is None else seen, outputs)
-    return node
-
-
-def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool) -> tuple[ModuleNode, dict[int, int | None]]:
-    """The node and the parameters of its subtree by identity (so tied weights count once)."""
-    st = state_of(inst)
-    node = ModuleNode(
-        path=path,
-        class_name=inst.cls.name,
-        qualname=f"{inst.cls.module_name}.{inst.cls.qualname}",
-        ref=st.ref,
-        params=[_tensor_info(n, t) for n, t in st.params.items() if t is not None],
-        buffers=[_tensor_info(n, t) for n, t in st.buffers.items() if t is not None],
-    )
-    if outputs and st.output is not MISSING:
-        node.output_shape = shape_of(st.output)
-        node.calls = st.calls
-        node.output_shapes = [shape_of(o) for o in st.call_outputs]
-    seen.add(id(inst))
-    sizes: dict[int, int | None] = {}
-    for name, t in st.params.items():
-        if t is not None:
-            n = t.numel() if isinstance(t, TensorValue) and not _tensor_unknowns(t, name) else None
-            sizes[id(t)] = n if isinstance(n, int) else None
-    for name, child in st.modules.items():
-        if is_module(child) and id(child) not in seen:
-            sub, sub_sizes = _build_tree(child, f"{path}.{name}" if path else name, seen, outputs)
-            node.children.append(sub)
-            sizes.update(sub_sizes)
-    total = 0
-    for n in sizes.values():
-        if n is None:
-            total = -1
-            break
-        total += n
-    node.param_count = None if total < 0 else total
-    return node, sizes
-
-
-def _dedupe(unknowns: list[UnknownInfo]) -> list[UnknownInfo]:
-    seen: set[tuple[str, Any]] = set()
-    out = []
-    for u in unknowns:
-        key = u.key()
-        if key not in seen:
-            seen.add(key)
-            out.append(u)
-    return out
+def _finish(loader: Loader, model: Instance, trace: Trace) -> None:
+    """What the model's framework does lazily, done before counting (frontends/interface.py)."""
+    frontend = frontend_of(model)
+    if frontend is None or frontend.finish_model is None:
+        return
+    others = trace.mod.ns.values() if trace.mod is not None else ()
+    inputs = trace.inputs or (trace.memory.inputs if trace.memory is not None else None) or ()
+    frontend.finish_model(loader.evaluator, model, others, inputs)
 
 
 def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list[UnknownInfo],
             error: UnknownInfo | None, loader: Loader, trace: Trace) -> ModelResult:
-    if error is None and is_keras(value):
-        _, sink, error = _run(loader, lambda: _finish_keras(loader, value, trace))
-        unknowns = unknowns + [_info(u) for u in sink]
+    if error is None and is_module(value):
+        _, sink, error = run_budgeted(loader, lambda: _finish(loader, value, trace))
+        unknowns = unknowns + [info(u) for u in sink]
     if error is not None or not is_module(value):
         if error is None:
             reason = value.reason if isinstance(value, Unknown) else "did not produce a module"
             error = UnknownInfo(reason, value.ref if isinstance(value, Unknown) else None)
-        return ModelResult(name, kind, loc, ParamCounts(None, None, None, 0), None, how, _dedupe(unknowns), error)
+        return ModelResult(name, kind, loc, ParamCounts(None, None, None, 0), None, how, dedupe(unknowns), error)
     counts, param_unknowns = count_params(value)
-    all_unknowns = _dedupe(unknowns + [_info(u) for u in param_unknowns])
+    all_unknowns = dedupe(unknowns + [info(u) for u in param_unknowns])
     if all_unknowns and counts.total is not None and unknowns:
         # Something that could change the structure was not decided: the count is not exact.
         counts = ParamCounts(None, None, counts.buffers, counts.known)
-    if trace.memory is not None and counts.total is not None:
-        from vramlint.analysis.memory import model_with_memory
-
-        return model_with_memory(name, kind, loc, value, how, counts, all_unknowns, loader, trace)
+    if trace.memory is not None and trace.estimate is not None and counts.total is not None:
+        return trace.estimate(name, kind, loc, value, how, counts, all_unknowns, loader, trace)
     if not trace.inputs or counts.total is None:
         # No trace asked for, or a model whose structure is not known (a block built without
         # its arguments): its forward would only trace the unknowns again.
@@ -621,7 +366,7 @@ def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list
     output, trace_unknowns = trace_forward(loader, value, trace.inputs, trace.batch_size or 1)
     result = ModelResult(name, kind, loc, counts, build_tree(value, outputs=True), how, all_unknowns, None)
     result.output_shape = shape_of(output)
-    result.forward_unknowns = _dedupe(trace_unknowns)
+    result.forward_unknowns = dedupe(trace_unknowns)
     return result
 
 
@@ -633,30 +378,9 @@ def trace_forward(loader: Loader, model: Instance, inputs: tuple[InputSpec, ...]
     for _, m in named_modules(model):
         state_of(m).output = MISSING  # forget dummy forwards made while building
     args = tuple(TensorValue((batch, *spec.shape), spec.dtype) for spec in inputs)
-    value, sink, error = _run(loader, lambda: loader.evaluator.call(model, args, {}))
-    unknowns = [_info(u) for u in sink] + ([error] if error is not None else [])
-    unknowns.extend(_info(u) for u in _output_unknowns(value))
+    value, sink, error = run_budgeted(loader, lambda: loader.evaluator.call(model, args, {}))
+    unknowns = [info(u) for u in sink] + ([error] if error is not None else [])
+    unknowns.extend(info(u) for u in output_unknowns(value))
     return value, unknowns
 
 
-def _output_unknowns(v: Any, depth: int = 0) -> list[Unknown]:
-    if isinstance(v, Unknown):
-        return [v]
-    if isinstance(v, TensorValue):
-        return _tensor_unknowns(v, "output")
-    if depth < 3 and isinstance(v, (tuple, list, dict)):
-        items = v.values() if isinstance(v, dict) else v
-        return [u for x in items for u in _output_unknowns(x, depth + 1)]
-    return []
-
-
-def shape_of(v: Any) -> tuple[int | None, ...] | None:
-    """The shape of a tensor, or of the first tensor in a tuple/list/dict output."""
-    if isinstance(v, TensorValue):
-        return _dims(v.shape)
-    items = list(v.values()) if isinstance(v, dict) else list(v) if isinstance(v, (tuple, list)) else []
-    for x in items:
-        s = shape_of(x)
-        if s is not None:
-            return s
-    return None

@@ -78,7 +78,8 @@ class Loader:
         self.torch_classes: Any = None
         self.torch_tensor_classes: Any = None
         self.torch_module_class: Any = None
-        self.keras_classes: Any = None  # the Keras frontend's, likewise (frontends/keras/stubs.py)
+        # What other frontends keep per loader (their classes), by frontend name.
+        self.frontend_state: dict[str, Any] = {}
         self.protocol = Protocol(self)
         from vramlint.engine.builtins import make_builtins
 

@@ -29,7 +29,8 @@ DTYPES = ("float16", "float32", "float64", "bfloat16", "int8", "int16", "int32",
 
 def ensure_keras(loader: Loader) -> dict[str, ClassValue]:
     """The Keras classes of this loader, made on first use (they subclass torch's Module class)."""
-    if loader.keras_classes is None:
+    classes: dict[str, ClassValue] | None = loader.frontend_state.get("keras")
+    if classes is None:
         from vramlint.frontends.keras.catalog import build_catalog_classes
         from vramlint.frontends.torch.stubs import tensor_class
 
@@ -41,8 +42,8 @@ def ensure_keras(loader: Loader) -> dict[str, ClassValue]:
         classes["Functional"] = model
         classes["Sequential"] = ClassValue("Sequential", (model,), sequential_namespace(), "keras",
                                            native=KERAS_LAYER_NATIVE)
-        loader.keras_classes = classes
-    return loader.keras_classes  # type: ignore[no-any-return]
+        loader.frontend_state["keras"] = classes
+    return classes
 
 
 def _input(ev: Evaluator, a: Args, k: Kwargs) -> Any:

@@ -94,7 +94,7 @@ class KArgs:
 
     def make(self, layer: str, *args: Any, **kwargs: Any) -> Any:
         """A sublayer of the catalog, built as if the code had called it."""
-        return self.ev.protocol.instantiate(self.ev.loader.keras_classes[layer], args, kwargs)
+        return self.ev.protocol.instantiate(self.ev.loader.frontend_state["keras"][layer], args, kwargs)
 
 
 CATALOG: dict[str, KerasLayerSpec] = {}

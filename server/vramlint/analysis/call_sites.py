@@ -1,0 +1,109 @@
+"""Where a file calls a name (`Net(...)`, `model(x)`, `DataLoader(...)`): the call sites whose
+arguments mean the same at module level, found with one scan per file."""
+
+from __future__ import annotations
+
+import re
+import weakref
+from typing import Any
+
+import libcst as cst
+
+from vramlint.engine.source import SourceModule
+from vramlint.engine.walk import iter_nodes
+
+
+def call_sites(source: SourceModule, name: str) -> list[cst.Call]:
+    """Calls `name(...)` anywhere in the file, in source order (one scan per file, cached)."""
+    calls = _CALLS.get(source)
+    if calls is None:
+        # Cheap pre-check: most classes are never called by name. One scan of the text for all
+        # names (a search per class was quadratic: 6s for a file of 2,000 classes).
+        called = _CALLED.get(source)
+        if called is None:
+            called = _CALLED[source] = set(_CALLED_NAME.findall(source.text))
+        if name not in called:
+            return []
+        assert source.tree is not None
+        calls = {}
+        for n in iter_nodes(source.tree):
+            if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
+                calls.setdefault(n.func.value, []).append(n)
+        _CALLS[source] = calls
+    return [c for c in calls.get(name, []) if not _uses_locals(c, source)]
+
+
+def _uses_locals(call: cst.Call, source: SourceModule) -> bool:
+    """Whether an argument of `call` names a variable local to a function (or comprehension, or
+    class body) around it: `def build(): w = 64; return Net(w)`. Such a call's arguments mean
+    something else at module level, where `_known_call_args` evaluates them."""
+    nodes = [n for a in call.args for n in iter_nodes(a.value)]
+    # `cfg.width`'s `width` and keyword names are Name nodes too, but not variables.
+    not_vars = {id(n.attr) for n in nodes if isinstance(n, cst.Attribute)}
+    not_vars |= {id(n.keyword) for n in nodes if isinstance(n, cst.Arg) and n.keyword is not None}
+    used = {n.value for n in nodes if isinstance(n, cst.Name) and id(n) not in not_vars}
+    return bool(used) and bool(used & _enclosing_locals(call, source))
+
+
+def _enclosing_locals(call: cst.Call, source: SourceModule) -> set[str]:
+    locals_: set[str] = set()
+    parents = _parents(source)
+    node: cst.CSTNode | None = parents.get(call)
+    while node is not None:
+        locals_ |= _scope_locals(node, source)
+        node = parents.get(node)
+    return locals_
+
+
+def _scope_locals(node: cst.CSTNode, source: SourceModule) -> frozenset[str]:
+    """The names a function, lambda, comprehension or class body binds for itself (once per node:
+    a class's many call sites share their functions' scans)."""
+    from vramlint.engine.evaluator import bound_names
+
+    key = ("scope-locals", id(node))
+    hit = source.node_cache.get(key)  # type: ignore[call-overload]
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    names: set[str] = set()
+    if isinstance(node, (cst.FunctionDef, cst.Lambda)):
+        p = node.params
+        names |= {x.name.value for x in (*p.posonly_params, *p.params, *p.kwonly_params)}
+        names |= {x.name.value for x in (p.star_arg, p.star_kwarg) if isinstance(x, cst.Param)}
+        if isinstance(node, cst.FunctionDef) and isinstance(node.body, cst.IndentedBlock):
+            names |= bound_names(node.body.body)
+    elif isinstance(node, (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)):
+        comp: Any = node.for_in
+        while comp is not None:
+            names |= {n.value for n in iter_nodes(comp.target) if isinstance(n, cst.Name)}
+            comp = comp.inner_for_in
+    elif isinstance(node, cst.ClassDef) and isinstance(node.body, cst.IndentedBlock):
+        names |= bound_names(node.body.body)
+    found = source.node_cache[key] = frozenset(names)  # type: ignore[index]
+    return found
+
+
+def _parents(source: SourceModule) -> dict[cst.CSTNode, cst.CSTNode]:
+    found = _PARENTS.get(source)
+    if found is None:
+        assert source.tree is not None
+        found = {}
+        stack: list[cst.CSTNode] = [source.tree]
+        while stack:
+            n = stack.pop()
+            for c in n.children:
+                found[c] = n
+                stack.append(c)
+        _PARENTS[source] = found
+    return found
+
+
+_PARENTS: weakref.WeakKeyDictionary[SourceModule, dict[cst.CSTNode, cst.CSTNode]] = weakref.WeakKeyDictionary()
+
+
+# A name followed by `(`. Only at the start of a word: without the look-behind, each position
+# inside a long run of word characters (a 40,000-character comment, a string literal) started a
+# match that scanned to the run's end, quadratic in the run's length (12 s for 40,000 characters).
+_CALLED_NAME = re.compile(r"(?<!\w)([^\W\d]\w*)\s*\(")
+_CALLS: weakref.WeakKeyDictionary[SourceModule, dict[str, list[cst.Call]]] = weakref.WeakKeyDictionary()
+_CALLED: weakref.WeakKeyDictionary[SourceModule, set[str]] = weakref.WeakKeyDictionary()
+

@@ -1,0 +1,53 @@
+"""What a frontend contributes to the analysis.
+
+A frontend teaches the engine one framework or library: torch.nn, Keras, transformers, diffusers.
+The engine evaluates plain Python; everything it knows about a framework comes through the
+fields below, which `frontends/registry.py` composes for `analysis/api.py`. The analysis core,
+the memory model and the engine never name a framework: they ask the registry.
+
+A frontend package (`frontends/<name>/`) can be read alone: its `frontend.py` says what it
+registers, its other modules are the rules (stub modules, layer catalogs, decorators).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+    from vramlint.engine.loader import NativeModuleFactory
+    from vramlint.engine.values import Instance
+    from vramlint.settings import InputSpec
+
+def _never(value: Any) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """One framework's hooks. Every field but `name` is optional."""
+
+    name: str
+    # Stub modules the loader serves instead of reading source (`torch`, `keras`, `numpy`).
+    native_modules: tuple[NativeModuleFactory, ...] = ()
+    # Rules for library decorators the engine must not take as the identity, by qualified name.
+    decorator_rules: Mapping[str, Callable[[Evaluator, Any], Any]] = field(default_factory=dict)
+    # Whether a built model is one of this frontend's (its own semantics below apply to it).
+    owns_model: Callable[[Any], bool] = _never
+    # Before counting: what the framework does lazily (Keras builds weights on first call). Gets
+    # the evaluator, the model, the other values of the file's namespace (an instance of the same
+    # class built elsewhere in the file) and the configured input shapes.
+    finish_model: Callable[[Evaluator, Instance, Iterable[Any], tuple[InputSpec, ...]], None] | None = None
+    # The model's own declared inputs (keras.Input, input_shape=): (positional arguments, keyword
+    # arguments, where they come from), or a sentence saying what is missing, or None when it has
+    # none. Gets the model, the configured batch size (None: not given) and where that comes from.
+    model_inputs: Callable[[Instance, int | None, str], Any] | None = None
+    # False when the model's call takes its inputs in more than one form (Keras's `call` takes
+    # several inputs as one list too): input shapes are then not checked against its signature.
+    forward_signature_checked: bool = True
+    # Notes every memory estimate of one of its models carries (`vramlint explain`, reports).
+    estimate_notes: tuple[str, ...] = ()
+    # Native functions whose calls the memory model records on its tape, by name prefix.
+    taped_prefixes: tuple[str, ...] = ()

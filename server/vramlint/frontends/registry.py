@@ -1,0 +1,39 @@
+"""The frontends of the analysis, composed: the one place that names them all.
+
+`analysis/api.py` builds its loader from these; the analysis core asks `frontend_of(model)` for a
+model's own semantics. A new frontend (peft, Lightning...) is a package under `frontends/` with a
+`frontend.py`, added to FRONTENDS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from vramlint.frontends.diffusers.frontend import FRONTEND as DIFFUSERS
+from vramlint.frontends.interface import Frontend
+from vramlint.frontends.keras.frontend import FRONTEND as KERAS
+from vramlint.frontends.torch.frontend import FRONTEND as TORCH
+from vramlint.frontends.transformers.frontend import FRONTEND as TRANSFORMERS
+
+if TYPE_CHECKING:
+    from vramlint.engine.loader import NativeModuleFactory
+
+FRONTENDS: tuple[Frontend, ...] = (TORCH, KERAS, TRANSFORMERS, DIFFUSERS)
+
+
+def frontend_of(model: Any) -> Frontend | None:
+    """The frontend whose own semantics apply to a built model (None: plain torch.nn)."""
+    return next((f for f in FRONTENDS if f.owns_model(model)), None)
+
+
+def native_modules() -> list[NativeModuleFactory]:
+    return [m for f in FRONTENDS for m in f.native_modules]
+
+
+def decorator_rules() -> dict[str, Callable[..., Any]]:
+    return {name: rule for f in FRONTENDS for name, rule in f.decorator_rules.items()}
+
+
+def taped_prefixes() -> tuple[str, ...]:
+    return tuple(p for f in FRONTENDS for p in f.taped_prefixes)
