@@ -202,10 +202,6 @@ def any_unknown(*values: Any) -> Unknown | None:
     return None
 
 
-# Native functions whose calls the memory model records (torch's API; not builtins, not Module.__call__).
-_TAPED = ("torch.", "Tensor.")
-
-
 class Evaluator:
     """Executes statements and expressions of analysed modules."""
 
@@ -218,6 +214,9 @@ class Evaluator:
         self.depth = 0
         # The memory model's recorder (memory/tape.py) while a forward is traced for it.
         self.tape: Any = None
+        # Native functions whose calls the tape records, by name prefix (frontends' `taped_prefixes`:
+        # a framework's API; not builtins, not Module.__call__).
+        self.taped_prefixes: tuple[str, ...] = ()
         # Stack of lists collecting the Unknowns that decided nothing (skipped branches...).
         self.issue_sinks: list[list[Unknown]] = []
         # Observers of class instantiation (used to find construction call sites).
@@ -1666,7 +1665,7 @@ class Evaluator:
                     # with `blocks` unknown): its result, and what it would have built, are unknown.
                     self.record(star.unknown)
                     return star.unknown
-                if self.tape is not None and func.name.startswith(_TAPED):
+                if self.tape is not None and func.name.startswith(self.taped_prefixes):
                     seen = args if func.receiver is None else (func.receiver, *args)
                     return self.tape.call(self, func.name, seen, kwargs, lambda: func.impl(self, args, kwargs))
                 return func.impl(self, args, kwargs)
