@@ -37,6 +37,7 @@ from vramlint.engine.values import (
 from vramlint.engine.walk import iter_nodes
 from vramlint.frontends.registry import frontend_of
 from vramlint.frontends.torch.module import is_module, named_modules, state_of
+from vramlint.frontends.torch.stubs import torch_classes
 from vramlint.frontends.torch.tensors import TensorValue
 from vramlint.settings import InputSpec, Settings
 
@@ -44,8 +45,7 @@ FACTORY_SKIP = {"main", "train", "test", "evaluate", "run", "fit", "cli", "parse
 
 
 def _module_class(loader: Loader) -> ClassValue | None:
-    loader.import_module("torch", None)  # makes sure the torch frontend is initialised
-    return loader.torch_module_class  # type: ignore[no-any-return]
+    return torch_classes(loader).module
 
 
 def find_models(loader: Loader, mod: ModuleValue, source: SourceModule,

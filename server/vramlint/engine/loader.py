@@ -74,11 +74,7 @@ class Loader:
         self._current_root: str | None = None  # the analysed file's top folder (add_root)
         self._added_root: str | None = None  # ... when add_root put it on the search path
         self.instantiation_observers: list[Callable[..., None]] = []
-        # Slots the torch frontend fills on first use of `torch` (its classes are per loader).
-        self.torch_classes: Any = None
-        self.torch_tensor_classes: Any = None
-        self.torch_module_class: Any = None
-        # What other frontends keep per loader (their classes), by frontend name.
+        # What frontends keep per loader (their classes, made on first use), by frontend name.
         self.frontend_state: dict[str, Any] = {}
         self.protocol = Protocol(self)
         from vramlint.engine.builtins import make_builtins

@@ -32,10 +32,9 @@ def ensure_keras(loader: Loader) -> dict[str, ClassValue]:
     classes: dict[str, ClassValue] | None = loader.frontend_state.get("keras")
     if classes is None:
         from vramlint.frontends.keras.catalog import build_catalog_classes
-        from vramlint.frontends.torch.stubs import tensor_class
+        from vramlint.frontends.torch.stubs import torch_classes
 
-        tensor_class(loader)  # the torch frontend's classes exist
-        layer = make_layer_class(loader.torch_module_class)
+        layer = make_layer_class(torch_classes(loader).module)
         classes = build_catalog_classes(layer)
         model = ClassValue("Model", (layer,), model_namespace(), "keras", native=KERAS_LAYER_NATIVE)
         classes["Model"] = model

@@ -124,7 +124,9 @@ def spectral_norm(ev: Evaluator, a: Args, k: Kwargs, module: Instance, name: str
 def _parametrize(ev: Evaluator, module: Instance, name: str, w: TensorValue,
                  originals: dict[str, TensorValue], parametrization: Any, keeps_shape: bool = True) -> Instance:
     """Move `name` under module.parametrizations[name] (a ParametrizationList) as torch does."""
-    classes = ev.loader.torch_classes
+    from vramlint.frontends.torch.stubs import torch_classes
+
+    classes = torch_classes(ev.loader).layers
     st = state_of(module)
     del st.params[name]
     holder = st.modules.get("parametrizations")
@@ -142,7 +144,9 @@ def _parametrize(ev: Evaluator, module: Instance, name: str, w: TensorValue,
 
 
 def _inner(ev: Evaluator, cls_name: str) -> Instance:
-    return ev.protocol.instantiate(ev.loader.torch_classes[cls_name], (), {})  # type: ignore[no-any-return]
+    from vramlint.frontends.torch.stubs import torch_classes
+
+    return ev.protocol.instantiate(torch_classes(ev.loader).layers[cls_name], (), {})  # type: ignore[no-any-return]
 
 
 @reparametrization("parametrizations.weight_norm")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.builtins import NoOp, _identity_decorator
@@ -57,19 +58,31 @@ class _TensorClassNative:
 
 
 def tensor_class(loader: Loader, parameter: bool = False) -> ClassValue:
-    _ensure(loader)
-    return loader.torch_tensor_classes[1 if parameter else 0]  # type: ignore[no-any-return]
+    classes = torch_classes(loader)
+    return classes.parameter if parameter else classes.tensor
 
 
-def _ensure(loader: Loader) -> None:
-    if getattr(loader, "torch_classes", None) is None:
+@dataclass(frozen=True)
+class TorchClasses:
+    """The torch frontend's classes, one set per loader (analysed classes subclass them)."""
+
+    module: ClassValue  # nn.Module
+    layers: dict[str, ClassValue]  # nn.* by name, "Module" included
+    tensor: ClassValue
+    parameter: ClassValue
+
+
+def torch_classes(loader: Loader) -> TorchClasses:
+    """This loader's torch classes, made on first use."""
+    found: TorchClasses | None = loader.frontend_state.get("torch")
+    if found is None:
         module_class = make_module_class(loader.builtins["object"])
-        loader.torch_module_class = module_class  # type: ignore[attr-defined]
-        loader.torch_classes = build_catalog_classes(module_class)  # type: ignore[attr-defined]
-        loader.torch_classes["Module"] = module_class  # type: ignore[attr-defined]
+        layers = build_catalog_classes(module_class)
+        layers["Module"] = module_class
         tensor = ClassValue("Tensor", (loader.builtins["object"],), {}, "torch", native=_TensorClassNative(False))
         param = ClassValue("Parameter", (tensor,), {}, "torch.nn", native=_TensorClassNative(True))
-        loader.torch_tensor_classes = (tensor, param)  # type: ignore[attr-defined]
+        found = loader.frontend_state["torch"] = TorchClasses(module_class, layers, tensor, param)
+    return found
 
 
 # ---------------------------------------------------------------------- factories
@@ -454,7 +467,7 @@ def _calculate_gain(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 
 # ---------------------------------------------------------------------- module tree
 def _torch_ns(loader: Loader) -> dict[str, Any]:
-    tensor_cls, param_cls = loader.torch_tensor_classes  # type: ignore[attr-defined]
+    tensor_cls = torch_classes(loader).tensor
     ns: dict[str, Any] = {name: dt for name, dt in DTYPES.items()}
     ns.update({alias: DTYPES[target] for alias, target in DTYPE_ALIASES.items() if target in DTYPES})
     fns: dict[str, Callable[..., Any]] = {
@@ -525,9 +538,8 @@ def _buffer(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 
 
 def _nn_ns(loader: Loader) -> dict[str, Any]:
-    classes = loader.torch_classes  # type: ignore[attr-defined]
-    ns: dict[str, Any] = dict(classes)
-    ns["Parameter"] = loader.torch_tensor_classes[1]  # type: ignore[attr-defined]
+    ns: dict[str, Any] = dict(torch_classes(loader).layers)
+    ns["Parameter"] = torch_classes(loader).parameter
     ns["Buffer"] = NativeFunction("torch.nn.Buffer", _buffer)
     return ns
 
@@ -558,7 +570,7 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
     """Native resolver for `torch` and its submodules."""
     if dotted != "torch" and not dotted.startswith("torch."):
         return None
-    _ensure(loader)
+    torch_classes(loader)  # made before the first `torch` module is
     if dotted.startswith("torch.nn.utils"):
         from vramlint.frontends.torch.nn_utils import nn_utils_module
 
@@ -585,14 +597,14 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
             if sub in _KNOWN_SUBMODULES:
                 return loader.import_module(sub, None)
             if dotted.startswith("torch.nn.modules") and attr in CATALOG:
-                return loader.torch_classes[attr]  # type: ignore[attr-defined]
+                return torch_classes(loader).layers[attr]
             if dotted.startswith("torch.nn.modules"):
                 return loader.import_module(f"torch.nn.modules.{attr}", None)
             return Unknown(f"`torch.nn.{attr}` is not modelled by vramlint", loader.evaluator.current_ref)
 
         return ModuleValue(dotted, _nn_ns(loader), getattr_hook=nn_hook)
     if dotted == "torch.nn.parameter":
-        return ModuleValue(dotted, {"Parameter": loader.torch_tensor_classes[1]},  # type: ignore[attr-defined]
+        return ModuleValue(dotted, {"Parameter": torch_classes(loader).parameter},
                            getattr_hook=unknown_attr(dotted))
     if dotted == "torch.nn.init":
         return ModuleValue(dotted, _init_ns(), getattr_hook=unknown_attr(dotted))
@@ -605,7 +617,7 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
         obj = loader.builtins["object"]
         return ModuleValue(dotted, {"wrap": _identity_decorator("torch.fx.wrap"),
                                     "Proxy": ClassValue("Proxy", (obj,), {}, dotted),
-                                    "GraphModule": ClassValue("GraphModule", (loader.torch_module_class,), {}, dotted)},  # type: ignore[attr-defined]
+                                    "GraphModule": ClassValue("GraphModule", (torch_classes(loader).module,), {}, dotted)},
                            getattr_hook=unknown_attr(dotted))
     if dotted in ("torch._subclasses", "torch._subclasses.fake_tensor"):
         obj = loader.builtins["object"]

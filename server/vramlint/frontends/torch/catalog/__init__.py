@@ -71,7 +71,7 @@ class LayerArgs:
 
     def make(self, layer: str, *args: Any, **kwargs: Any) -> Any:
         """A child layer of the catalog, built as if the code had called it."""
-        cls = self.ev.loader.torch_classes[layer]
+        cls = self.ev.loader.frontend_state["torch"].layers[layer]
         return self.ev.protocol.instantiate(cls, args, kwargs)
 
     def dim(self, v: Any, what: str) -> Any:

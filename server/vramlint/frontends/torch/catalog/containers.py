@@ -66,7 +66,7 @@ def slice_container(ev: Evaluator, inst: Instance, idx: slice, keys: list[str], 
         return Unknown("slice with unknown bounds", ev.current_ref)
     table = _table(inst, params)
     chosen = keys[idx]
-    new = ev.protocol.instantiate(inst.cls if inst.cls.native is not None else ev.loader.torch_classes["Sequential"], (), {})
+    new = ev.protocol.instantiate(inst.cls if inst.cls.native is not None else ev.loader.frontend_state["torch"].layers["Sequential"], (), {})
     tgt = _table(new, params)
     if inst.cls.name == "Sequential" or inst.cls.native is None:
         for k in chosen:
@@ -260,7 +260,7 @@ def _pop(params: bool, renumber: bool) -> Any:
 
 def _add(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     left, right = a[0], a[1]
-    new = ev.protocol.instantiate(ev.loader.torch_classes["Sequential"], (), {})
+    new = ev.protocol.instantiate(ev.loader.frontend_state["torch"].layers["Sequential"], (), {})
     t = state_of(new).modules
     for m in [*state_of(left).modules.values(), *state_of(right).modules.values()]:
         t[str(len(t))] = m
