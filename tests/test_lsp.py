@@ -677,6 +677,23 @@ async def test_initialization_options_set_the_estimate(lsp: Session) -> None:
     assert "| optimizer state | 0 B |" in md  # plain SGD keeps none
 
 
+@options(checkpointing=True, maxLayerParams=1000, inputs=[{"shape": [32]}])
+@pytest.mark.asyncio
+async def test_every_setup_key_from_the_editor(lsp: Session) -> None:
+    """The setup keys the VS Code extension once left out reach the estimate: the class gets its
+    input from the editor, the editor's checkpointing and layer limit apply (VL101 on fc1's 2,112)."""
+    uri = await lsp.open("net.py", NET)
+    await lsp.status(uri, 1)
+    lenses = await lsp.lenses(uri)
+    assert "training peak" in lenses[line_of(NET, "class Net")]  # without inputs: "memory: needs inputs"
+    report = await lsp.client.workspace_execute_command_async(types.ExecuteCommandParams(
+        "vramlint.showReport", [uri, "Net"]))
+    assert re.search(r"inputs +\[32\] float32 +\(editor settings\)", report), report
+    assert re.search(r"checkpointing +True +\(editor settings\)", report), report
+    messages = [d.message for d in lsp.client.diagnostics[uri] if d.code == "VL101"]
+    assert any("`fc1` (Linear) holds 2,112 parameters, more than max-layer-params (1,000)" in m for m in messages)
+
+
 @pytest.mark.asyncio
 async def test_configuration_changes_and_the_project_file_wins(lsp: Session) -> None:
     uri = await lsp.open("net.py", NET)

@@ -3,9 +3,17 @@
  * setup-code-server.sh) with the packaged .vsix installed, a workspace holding examples/mlp.py,
  * headless Chromium driven by playwright-core. Asserts what a user sees: inlay hints on layer
  * lines, the hover on a model class (parameters, training peak), the code lens and the report it
- * opens; once `vramlint.gpu` is set to a budget the model exceeds, the VL001 diagnostic in the
- * Problems panel and the language status item; with an interpreter that lacks vramlint, the
- * message that says how to install it. Steps and timings: docs/vscode.md.
+ * opens; once `vramlint.gpu` is set to a budget the model exceeds (and `vramlint.maxLayerParams` to
+ * a limit), the VL001 and VL101 diagnostics in the Problems panel and the language status item;
+ * with an interpreter that lacks vramlint, the message that says how to install it. Steps and
+ * timings: docs/vscode.md.
+ *
+ * It finds what it checks by the roles and names VS Code gives screen readers (the editor is
+ * `code`, a code lens a `button`, a hover a `tooltip`, a problem a `treeitem`, a notification a
+ * `dialog`), and acts through commands run from the palette by their titles (Go to Line/Column,
+ * Show or Focus Hover, Show CodeLens Commands for Current Line), not through VS Code's CSS classes
+ * or positions on screen. One exception: inlay hints have no role or name (a screen reader never
+ * sees them), so they are read from the editor's rendered lines.
  *
  *   npm run e2e [-- --vsix FILE] [--screenshot docs/images/vscode.png] [--python PATH] [--bundled]
  *
@@ -86,9 +94,10 @@ function writeJson(file: string, value: unknown): void {
     fs.writeFileSync(file, JSON.stringify(value, null, 2));
 }
 
-/** The editor's rendered lines (inlay hints and all), spaces normal. */
+/** The editor's rendered lines (inlay hints and all), spaces normal: the only place that has the
+ * hints (no accessibility role exposes them), so the one internal class this test reads. */
 async function editorLines(page: Page): Promise<string[]> {
-    return page.$$eval('.monaco-editor .view-lines .view-line', (lines) =>
+    return page.getByRole('code').locator('.view-line').evaluateAll((lines) =>
         lines.map((l) => ({ top: parseFloat((l as HTMLElement).style.top) || 0, text: (l.textContent ?? '').replace(/\u00a0/g, ' ') }))
             .sort((a, b) => a.top - b.top).map((l) => l.text));
 }
@@ -97,32 +106,24 @@ async function lineWith(page: Page, start: string): Promise<string | undefined> 
     return (await editorLines(page)).find((l) => l.trimStart().startsWith(start));
 }
 
+/** The code lenses in the editor: buttons named by their titles. */
 async function lenses(page: Page): Promise<string[]> {
-    return page.$$eval('.monaco-editor .codelens-decoration', (els) => els.map((e) => (e.textContent ?? '').replace(/\u00a0/g, ' ')));
+    const titles = await page.getByRole('code').getByRole('button', { name: /params/ }).allTextContents();
+    return titles.map((t) => t.replace(/\u00a0/g, ' '));
 }
 
-/** The centre of `token`'s first occurrence on the line starting with `lineStart`. */
-async function tokenCentre(page: Page, lineStart: string, token: string): Promise<{ x: number; y: number } | undefined> {
-    return page.evaluate(([lineStart, token]) => {
-        for (const line of Array.from(document.querySelectorAll('.monaco-editor .view-lines .view-line'))) {
-            const text = (line.textContent ?? '').replace(/\u00a0/g, ' ');
-            if (!text.trimStart().startsWith(lineStart)) {
-                continue;
-            }
-            const walker = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
-            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-                const at = (node.textContent ?? '').replace(/\u00a0/g, ' ').indexOf(token);
-                if (at >= 0) {
-                    const range = document.createRange();
-                    range.setStart(node, at);
-                    range.setEnd(node, at + token.length);
-                    const r = range.getBoundingClientRect();
-                    return { x: r.left + r.width / 2, y: r.top + r.height / 2 };
-                }
-            }
-        }
-        return undefined;
-    }, [lineStart, token] as const);
+function escapeRegExp(text: string): string {
+    return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The 1-based line and column of `token` on the first line of `text` that starts with `lineStart`. */
+function positionOf(text: string, lineStart: string, token: string): { line: number; column: number } {
+    const lines = text.split('\n');
+    const line = lines.findIndex((l) => l.trimStart().startsWith(lineStart));
+    if (line < 0 || !lines[line].includes(token)) {
+        throw new Failure(`no line starting with ${lineStart} and holding ${token}`);
+    }
+    return { line: line + 1, column: lines[line].indexOf(token) + 1 };
 }
 
 /** The extension's log files (its log output channel). */
@@ -131,13 +132,22 @@ function logFiles(userData: string): string[] {
     return found.stdout.split('\n').filter((f) => f);
 }
 
+/** Runs a command from the command palette by its title, as a keyboard user does. */
 async function runCommand(page: Page, title: string): Promise<void> {
     await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input');
+    const input = page.getByRole('textbox', { name: 'Type the name of a command to run.' });
     await input.waitFor({ state: 'visible', timeout: 10_000 });
     await input.fill(`>${title}`);
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10_000 });
+    await page.getByRole('option', { name: new RegExp(`^${escapeRegExp(title)}`) }).first().click({ timeout: 10_000 });
+}
+
+/** The cursor to a line and column of the active editor (Go to Line/Column). */
+async function goTo(page: Page, at: { line: number; column: number }): Promise<void> {
+    await runCommand(page, 'Go to Line/Column...');
+    await page.keyboard.type(`${at.line}:${at.column}`);
     await page.keyboard.press('Enter');
+    await until(`the cursor at line ${at.line}`, async () =>
+        page.getByRole('button', { name: `Ln ${at.line}, Col ${at.column}` }).isVisible());
 }
 
 async function main(): Promise<void> {
@@ -158,7 +168,9 @@ async function main(): Promise<void> {
     fs.mkdirSync(home, { recursive: true });
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     fs.mkdirSync(workspace, { recursive: true });
-    fs.copyFileSync(path.join(ROOT, 'examples/mlp.py'), path.join(workspace, 'mlp.py'));
+    const source = fs.readFileSync(path.join(ROOT, 'examples/mlp.py'), 'utf8');
+    fs.writeFileSync(path.join(workspace, 'mlp.py'), source);
+    const mlpClass = positionOf(source, 'class MLP', 'MLP');
     const workspaceSettings = path.join(workspace, '.vscode/settings.json');
     // The class and the factory get their batch from the editor's settings (the instance has it in the file).
     const settings = { 'vramlint.interpreter': [PYTHON], 'vramlint.importStrategy': BUNDLED ? 'useBundled' : 'fromEnvironment', 'vramlint.batchSize': 256 };
@@ -209,17 +221,14 @@ async function main(): Promise<void> {
         });
         page = context.pages()[0] ?? await context.newPage();
         await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
-        await page.locator('.monaco-workbench').waitFor({ timeout: 30_000 });
+        await page.getByRole('application').waitFor({ timeout: 30_000 });
         step('the workbench is up; opening mlp.py');
         await until('the editor of mlp.py', async () => {
             if (await lineWith(page!, 'class MLP')) {
                 return true;
             }
-            await page!.keyboard.press('Control+P');
-            await page!.locator('.quick-input-widget input').fill('mlp.py');
-            await page!.locator('.quick-input-list .monaco-list-row', { hasText: 'mlp.py' }).first().waitFor({ timeout: 5000 });
-            await page!.keyboard.press('Enter');
-            await page!.locator('.monaco-editor .view-lines').first().waitFor({ timeout: 5000 });
+            await page!.getByRole('tree', { name: 'Files Explorer' }).getByRole('treeitem', { name: 'mlp.py' }).dblclick({ timeout: 5000 });
+            await page!.getByRole('code').waitFor({ timeout: 5000 });
             return false;
         }, 30_000);
 
@@ -237,7 +246,10 @@ async function main(): Promise<void> {
             return line?.includes('[B, 10]') ? line : undefined;
         });
         check(/\[B, 10\] · \d/.test(forward), `forward-line hint: "${forward.trim()}"`);
-        check(!!(await page.$('.monaco-editor .view-lines [class*="dyn-rule"]')), 'the hints are inlay hint decorations');
+        // What the editor holds (its text box, as a screen reader reads it) has the line without the hint.
+        const held = (await page.getByRole('code').getByRole('textbox', { name: 'mlp.py' }).inputValue()).split(/\r?\n/);
+        check(held.some((l) => l.trim() === 'nn.Linear(1000, 100), nn.ReLU(),') && !held.some((l) => l.includes('params')),
+            'the hints are decorations, not text of the document');
 
         // The code lens above each model.
         const lens = await until('the code lens of MLP', async () =>
@@ -245,13 +257,12 @@ async function main(): Promise<void> {
         check(/131\.4K params · training peak [\d.]+ MiB · device total [\d.]+ MiB \/ 79\.19 GiB · batch 256 · fp32 · adam/.test(lens),
             `code lens: "${lens}"`);
 
-        // The hover on the class name: parameters and the training peak.
-        const at = await until('the class name MLP on screen', () => tokenCentre(page!, 'class MLP', 'MLP'));
+        // The hover on the class name (the cursor on it, Show or Focus Hover): parameters and the training peak.
+        await goTo(page, mlpClass);
         const hover = await until('the hover on MLP', async () => {
-            await page!.mouse.move(at.x - 40, at.y + 60);
-            await page!.mouse.move(at.x, at.y, { steps: 4 });
-            const text = await page!.locator('.monaco-hover:visible').first().textContent({ timeout: 3000 });
-            return text?.includes('parameters') ? text : undefined;
+            await runCommand(page!, 'Show or Focus Hover');
+            const text = await page!.getByRole('tooltip').filter({ hasText: 'parameters' }).first().textContent({ timeout: 3000 });
+            return text ?? undefined;
         }, 30_000);
         check(hover.includes('131,410 parameters'), 'the hover gives the parameter count (131,410 parameters)');
         check(/training peak\s*67\.5 MiB/.test(hover), 'the hover gives the training peak (67.5 MiB)');
@@ -259,11 +270,11 @@ async function main(): Promise<void> {
         await page.waitForTimeout(500); // the hover fully drawn
         await page.screenshot({ path: SCREENSHOT });
         step(`screenshot: ${path.relative(ROOT, SCREENSHOT)}`);
-        await page.mouse.move(5, 400);
         await page.keyboard.press('Escape');
 
-        // The code lens opens the per-layer report.
-        await page.locator('.monaco-editor .codelens-decoration a', { hasText: '131.4K params' }).nth(1).click();
+        // The code lens of the class (the cursor's line: Show CodeLens Commands for Current Line) opens the per-layer report.
+        await runCommand(page, 'Show CodeLens Commands for Current Line');
+        await page.getByRole('option', { name: /^131\.4K params · training peak/ }).click({ timeout: 10_000 });
         const report = await until('the report webview of MLP', async () => {
             for (const frame of page!.frames()) {
                 const text = await frame.locator('#report').textContent({ timeout: 500 }).catch(() => null);
@@ -274,38 +285,44 @@ async function main(): Promise<void> {
             return undefined;
         }, 30_000);
         check(/head\s+\| Linear\s+\| \[256, 10\]/.test(report) && report.includes('training peak'), 'the code lens opens the per-layer report');
-        check(await page.locator('.tabs-container .tab', { hasText: 'vramlint: MLP' }).count() === 1, 'in a tab "vramlint: MLP"');
+        check(await page.getByRole('tab', { name: /^vramlint: MLP/ }).count() === 1, 'in a tab "vramlint: MLP"');
 
-        // A budget the model exceeds: VL001 in the Problems panel, the code lens says so.
-        writeJson(workspaceSettings, { ...settings, 'vramlint.gpu': '0.5GiB' });
-        step('vramlint.gpu set to 0.5GiB in the workspace settings');
+        // A budget the model exceeds and a layer limit: VL001 and VL101 in the Problems panel, the code lens says so.
+        writeJson(workspaceSettings, { ...settings, 'vramlint.gpu': '0.5GiB', 'vramlint.maxLayerParams': 50_000 });
+        step('vramlint.gpu set to 0.5GiB, vramlint.maxLayerParams to 50000 in the workspace settings');
         await until('the code lens to say "does NOT fit"', async () => (await lenses(page!)).some((l) => l.includes('/ 512.0 MiB (does NOT fit)')));
         await runCommand(page, 'Problems: Focus on Problems View');
-        const problems = await until('VL001 in the Problems panel', async () => {
-            const text = await page!.locator('.markers-panel').first().textContent({ timeout: 1000 });
-            return text?.includes('VL001') ? text : undefined;
-        }, 30_000);
-        const row = await page.locator('.markers-panel .monaco-list-row', { hasText: 'VL001' }).first().textContent();
-        check(/training \w+ needs [\d.]+ MiB .*: more than the 0\.5GiB's 512\.0 MiB/.test(row ?? ''), `Problems: "${(row ?? '').slice(0, 160)}"`);
-        check(problems.includes('vramlint'), 'the diagnostic comes from vramlint');
+        // A problem is a tree item named "Error: <message> at line L and character C. generated by <source>".
+        const problem = (code: string) => page!.getByRole('treeitem').filter({ hasText: code }).first();
+        const overBudget = await until('VL001 in the Problems panel', () => problem('VL001').getAttribute('aria-label', { timeout: 1000 }).then((t) => t ?? undefined), 30_000);
+        check(/^Error: training \w+ needs [\d.]+ MiB .*: more than the 0\.5GiB's 512\.0 MiB .* generated by vramlint$/.test(overBudget),
+            `Problems: "${overBudget.slice(0, 160)}"`);
+        const oversized = await until('VL101 in the Problems panel', () => problem('VL101').getAttribute('aria-label', { timeout: 1000 }).then((t) => t ?? undefined));
+        check(/^Warning: .* holds 100,100 parameters, more than max-layer-params \(50,000\) .* generated by vramlint$/.test(oversized),
+            `Problems, vramlint.maxLayerParams applied: "${oversized.slice(0, 160)}"`);
         await page.screenshot({ path: path.join(ARTIFACTS, 'problems.png') });
 
-        // The language status item (in the hover of the status bar's language status): the model at the cursor.
-        await page.locator('.monaco-editor .view-lines').first().click(); // the cursor in the editor
+        // The language status item (its hover, on a click on the status bar's language status): the model at the cursor.
+        await goTo(page, mlpClass);
+        // Its accessible name carries the items' texts: wait for the item of the model at the cursor, then open it.
+        const statusButton = page.getByRole('button', { name: /^Editor Language Status: .*MLP: device total/ });
+        await statusButton.waitFor({ timeout: 20_000 });
+        const statusHover = page.getByRole('tooltip').filter({ hasText: 'device total' }).first();
         const languageStatus = await until('the language status item', async () => {
-            await page!.mouse.move(5, 400);
-            await page!.locator('[id="status.languageStatus"]').hover({ timeout: 2000 });
-            const text = await page!.locator('.hover-language-status').first().textContent({ timeout: 2000 });
-            return text?.includes('device total') ? text : undefined;
+            if (!(await statusHover.isVisible())) {
+                await statusButton.click({ timeout: 2000 });
+            }
+            return (await statusHover.textContent({ timeout: 2000 })) ?? undefined;
         }, 20_000);
-        check(/device total [\d.]+ MiB \/ 512\.0 MiB \(does NOT fit\)/.test(languageStatus), `language status item: "${languageStatus.slice(0, 160)}"`);
+        check(/MLP: device total [\d.]+ MiB \/ 512\.0 MiB \(does NOT fit\)/.test(languageStatus), `language status item: "${languageStatus.slice(0, 160)}"`);
         await page.screenshot({ path: path.join(ARTIFACTS, 'language-status.png') });
         await page.keyboard.press('Escape');
 
         const extensionLog = logFiles(userData).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
         check(extensionLog.includes(`interpreter: ${PYTHON} (from vramlint.interpreter); import strategy: ${settings['vramlint.importStrategy']}`),
             `the server runs on ${PYTHON}, ${settings['vramlint.importStrategy']} (the extension's log)`);
-        const errors = await page.locator('.notifications-toasts .notification-list-item', { hasText: 'vramlint' }).allTextContents();
+        // A notification is a dialog named "<message>, source: <source>, notification".
+        const errors = await page.getByRole('dialog', { name: /source: vramlint/ }).allTextContents();
         check(errors.length === 0, `no vramlint notification (${errors.join(' | ') || 'none'})`);
 
         // Last, an interpreter without vramlint: the server restarts on it, and a message says how to install it.
@@ -315,10 +332,10 @@ async function main(): Promise<void> {
         } else {
             writeJson(workspaceSettings, { ...settings, 'vramlint.interpreter': [bare], 'vramlint.importStrategy': 'fromEnvironment' });
             step(`vramlint.interpreter set to ${bare}, which has no vramlint`);
-            const toast = page.locator('.notifications-toasts .notification-list-item', { hasText: 'vramlint is not installed' }).first();
+            const toast = page.getByRole('dialog', { name: /^vramlint is not installed/ }).first();
             const message = await until('the message that vramlint is not installed', () => toast.textContent({ timeout: 1000 }).then((t) => t ?? undefined));
             check(message.includes(`with: ${bare} -m pip install /path/to/vramlint`), `the message gives the install command ("${message.slice(message.indexOf('vramlint is not')).slice(0, 100)}...")`);
-            check(await toast.locator('.monaco-button', { hasText: 'Install in Terminal' }).count() === 1, 'with a button that runs it in a terminal');
+            check(await toast.getByRole('button', { name: 'Install in Terminal' }).count() === 1, 'with a button that runs it in a terminal');
             await page.screenshot({ path: path.join(ARTIFACTS, 'not-installed.png') });
         }
         step('passed');

@@ -20,7 +20,7 @@ import {
 } from './interpreter';
 import { selectedInterpreter } from './python';
 import { ReportView } from './reportView';
-import { RESTART_SETTINGS, serverSettings, type Vars } from './settings';
+import { RESTART_SETTINGS, serverSettings, type Declared, type Vars } from './settings';
 import { STATUS_METHOD, type FileStatus } from './status';
 import type { StatusItem } from './statusItem';
 
@@ -77,7 +77,8 @@ export class Server implements Disposable {
     /** The settings of the first workspace folder (one server serves the window), as the server reads them. */
     private settings(): ReturnType<typeof serverSettings> {
         const config = workspace.getConfiguration('vramlint', this.folder()?.uri);
-        return serverSettings((key) => config.get(key), this.vars());
+        const manifest = this.context.extension.packageJSON as { contributes: { configuration: { properties: Record<string, Declared> } } };
+        return serverSettings((key) => config.get(key), this.vars(), manifest.contributes.configuration.properties);
     }
 
     private async doStart(): Promise<void> {

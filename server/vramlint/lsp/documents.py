@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from pygls.uris import to_fs_path
 
 from vramlint.analysis import api
 from vramlint.analysis.results import FileAnalysis
+from vramlint.lsp.editor_settings import EditorSettings
 from vramlint.settings import ConfigError, Settings, load_settings
 
 DEBOUNCE_S = 0.015  # an edit's analysis starts after 15 ms of quiet (a burst of changes coalesces)
@@ -78,55 +79,6 @@ class Running:
 
     uri: str
     started: float  # time.monotonic()
-
-
-@dataclass
-class EditorSettings:
-    """From `initializationOptions` and `workspace/didChangeConfiguration` (the `vramlint` section)."""
-
-    setup: dict[str, Any] = field(default_factory=dict)  # Settings field names: gpu -> device...
-    extra_paths: tuple[str, ...] = ()
-    inlay_layers: bool = True
-    inlay_forward: bool = True  # `inlayHints.shapes` (`inlayHints.forward`, its first name, is accepted too)
-    code_lens: bool = True
-    problems: list[str] = field(default_factory=list)
-
-
-EDITOR_KEYS = {"gpu": "device", "batchSize": "batch_size", "precision": "precision", "optimizer": "optimizer",
-               "mode": "mode", "checkpointing": "checkpointing", "maxLayerParams": "max_layer_params",
-               "inputs": "inputs"}
-CONFIG_NAMES = {"gpu": "gpu", "batchSize": "batch-size", "precision": "precision", "optimizer": "optimizer",
-                "mode": "mode", "checkpointing": "checkpointing", "maxLayerParams": "max-layer-params",
-                "inputs": "inputs"}
-
-
-def editor_settings(raw: Any) -> EditorSettings:
-    """Validate the editor's settings as the configuration file's (a bad value is reported and skipped)."""
-    from vramlint.settings import validate_setup_value
-
-    out = EditorSettings()
-    if not isinstance(raw, dict):
-        return out
-    raw = raw.get("vramlint", raw)
-    if not isinstance(raw, dict):
-        return out
-    for key, attr in EDITOR_KEYS.items():
-        if raw.get(key) is None:
-            continue
-        try:
-            out.setup[attr] = validate_setup_value(CONFIG_NAMES[key], raw[key])
-        except ValueError as err:
-            out.problems.append(f"vramlint.{key}: {err}")
-    paths = raw.get("extraPaths")
-    if isinstance(paths, list) and all(isinstance(p, str) for p in paths):
-        out.extra_paths = tuple(os.path.abspath(os.path.expanduser(p)) for p in paths)
-    hints = raw.get("inlayHints", {})
-    if isinstance(hints, dict):
-        out.inlay_layers = hints.get("layers", True) is not False
-        shapes = hints.get("shapes", hints.get("forward", True))
-        out.inlay_forward = shapes is not False
-    out.code_lens = raw.get("codeLens", True) is not False
-    return out
 
 
 class Documents:

@@ -41,8 +41,8 @@ from vramlint.lsp.documents import (
     GC_THRESHOLDS,
     Document,
     Documents,
-    editor_settings,
 )
+from vramlint.lsp.editor_settings import editor_settings
 from vramlint.lsp.protocol_fixes import LeakFreeProtocol
 
 T = TypeVar("T")
@@ -144,11 +144,16 @@ class VramlintServer(LanguageServer):
 server = VramlintServer()
 
 
+def apply_editor_settings(ls: VramlintServer, raw: Any) -> None:
+    """The editor's settings from now on; each value skipped is logged (the others apply)."""
+    ls.docs.editor, problems = editor_settings(raw)
+    for problem in problems:
+        ls.log(f"settings: {problem}", types.MessageType.Warning)
+
+
 @server.feature(types.INITIALIZE)
 def initialize(ls: VramlintServer, params: types.InitializeParams) -> None:
-    ls.docs.editor = editor_settings(params.initialization_options)
-    for problem in ls.docs.editor.problems:
-        ls.log(f"settings: {problem}", types.MessageType.Warning)
+    apply_editor_settings(ls, params.initialization_options)
     folders = params.workspace_folders or []
     roots = [to_fs_path(f.uri) for f in folders] or ([to_fs_path(params.root_uri)] if params.root_uri else [])
     ls.docs.roots = [r for r in roots if r]
@@ -211,9 +216,7 @@ async def did_change_configuration(ls: VramlintServer, params: types.DidChangeCo
                 return
         elif not isinstance(raw, dict):
             return  # nothing said what changed: keep the settings
-    ls.docs.editor = editor_settings(raw)
-    for problem in ls.docs.editor.problems:
-        ls.log(f"settings: {problem}", types.MessageType.Warning)
+    apply_editor_settings(ls, raw)
     ls.docs.refresh_all()
 
 
@@ -243,7 +246,7 @@ async def on_inlay_hints(ls: VramlintServer, params: types.InlayHintParams) -> l
         return []
     ed = ls.docs.editor
     return ls.guard("inlay hints", lambda: inlay_hints.inlay_hints(
-        usable, doc.text, params.range, ed.inlay_layers, ed.inlay_forward, good_text, doc.uri), [])
+        usable, doc.text, params.range, ed.inlay_hints.layers, ed.inlay_hints.shapes, good_text, doc.uri), [])
 
 
 @server.feature(types.INLAY_HINT_RESOLVE)
