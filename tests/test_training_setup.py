@@ -1,4 +1,5 @@
-"""The training setup read off a file's own training code (vramlint.frontends.torch.training_setup).
+"""The training setup read off a file's own training code (vramlint.analysis.training_setup with the
+frontends' handlers, vramlint.frontends.registry).
 
 Each case is a small but realistic training script; the scan is syntactic, so none of them runs.
 """
@@ -10,9 +11,15 @@ import time
 
 import pytest
 
+from vramlint.analysis.training_setup import Found, TrainingScan
+from vramlint.analysis.training_setup import scan_training_setup as scan_with
 from vramlint.engine.source import SourceModule
-from vramlint.frontends.torch.training_setup import Found, TrainingScan, scan_training_setup
+from vramlint.frontends.registry import TRAINING_SETUP_HANDLERS
 from vramlint.memory.optimizers import OPTIMIZERS
+
+
+def scan_training_setup(source: SourceModule) -> TrainingScan:
+    return scan_with(source, TRAINING_SETUP_HANDLERS)
 
 
 def scan(code: str) -> TrainingScan:
@@ -575,10 +582,17 @@ def test_large_file_is_fast() -> None:
 
 
 def test_files_without_triggers_are_not_walked() -> None:
-    from vramlint.frontends.torch import training_setup as ts
+    from vramlint.frontends.keras import training_setup as keras_setup
+    from vramlint.frontends.torch import training_setup as torch_setup
+    from vramlint.frontends.transformers import training_setup as hf_setup
 
-    for name in (*ts.OPTIMIZER_NAMES, *ts.DISTRIBUTED_NAMES, *ts.TRL_CONFIGS, *ts.CHECKPOINT_NAMES):
-        assert ts._TRIGGERS.search(name), name
+    triggers = [t for h in TRAINING_SETUP_HANDLERS for t in h.triggers]
+    names = (*(n for h in TRAINING_SETUP_HANDLERS for n in (*h.optimizers, *h.references)),
+             *torch_setup.DISTRIBUTED_NAMES, *hf_setup.TRL_CONFIGS, "TrainingArguments", "Seq2SeqTrainingArguments",
+             "set_global_policy", "set_dtype_policy", "x.compile(", "x.fit(", "ds.batch(")
+    assert set(keras_setup.KERAS_OPTIMIZER_CLASSES) <= set(names)
+    for name in names:
+        assert any(t in name for t in triggers), name
     src = SourceModule("m.py", "import torch.nn as nn\nmodel = nn.Linear(3, 4).to('cuda')\n", "m")
     assert scan_training_setup(src) == TrainingScan()
     assert src._positions is None  # nothing found: no positions computed

@@ -21,6 +21,7 @@ from vramlint.analysis.models import (
     shape_of,
 )
 from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, UnknownInfo
+from vramlint.analysis.training_setup import scan_training_setup
 from vramlint.engine.evaluator import Scope
 from vramlint.engine.loader import Loader
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
@@ -29,9 +30,9 @@ from vramlint.engine.values import MISSING, Instance, SourceRef, Unknown
 from vramlint.frontends.keras.layer import is_keras
 from vramlint.frontends.keras.model import declared_inputs
 from vramlint.frontends.keras.training_setup import BACKEND_NOTE, KERAS_DEFAULT_BATCH
+from vramlint.frontends.registry import TRAINING_SETUP_HANDLERS
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
-from vramlint.frontends.torch.training_setup import scan_training_setup
 from vramlint.memory.devices import device_named
 from vramlint.memory.estimate import (
     LayerMemory,
@@ -228,7 +229,7 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
             est.max_batch = max_batch(batch, est.train_peak, 2 * batch, doubled.train_peak,
                                       device.memory - device.context)
     result.memory = est
-    scan = scan_training_setup(trace.source) if trace.source is not None else None
+    scan = scan_training_setup(trace.source, TRAINING_SETUP_HANDLERS) if trace.source is not None else None
     if est is not None and scan is not None and scan.distributed is not None:
         est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): the estimate is for one GPU "
                          "holding the whole model; data-parallel buckets and sharding are not modelled yet")
@@ -277,13 +278,13 @@ def _directive_for(loc: Any, trace: Trace) -> dict[str, Sourced] | None:
 
 
 def _code_setup(loader: Loader, trace: Trace, model: str) -> dict[str, Sourced]:
-    """What the file's training code shows (frontends/torch/training_setup.py): the optimizer
+    """What the file's training code shows (analysis/training_setup.py): the optimizer
     built on the model's parameters, autocast or a cast to bf16/fp16, the DataLoader's batch,
     gradient checkpointing."""
     out: dict[str, Sourced] = {}
     if trace.source is None:
         return out
-    scan = scan_training_setup(trace.source)
+    scan = scan_training_setup(trace.source, TRAINING_SETUP_HANDLERS)
     names = _defined_names(trace.source)  # an optimizer built on another model's parameters is not this one's
     for key, found in (("optimizer", scan.optimizer_for(model, names)), ("precision", scan.precision_for(model, names)),
                        ("batch_size", scan.batch_size), ("checkpointing", scan.checkpointing_for(model, names))):
