@@ -596,3 +596,33 @@ def test_files_without_triggers_are_not_walked() -> None:
     src = SourceModule("m.py", "import torch.nn as nn\nmodel = nn.Linear(3, 4).to('cuda')\n", "m")
     assert scan_training_setup(src) == TrainingScan()
     assert src._positions is None  # nothing found: no positions computed
+
+
+def test_the_scan_names_no_framework() -> None:
+    """No handler: nothing recognised, even in a full torch script. A toy handler: its own
+    optimizer class and call kind, decided through the dispatch table."""
+    from vramlint.analysis.training_setup import Candidate, Outcome, Scanner, TrainingSetupHandler
+
+    src = SourceModule("train.py", textwrap.dedent(CLASSIC), "train")
+    assert scan_with(src, ()) == TrainingScan()
+
+    def steps(s: Scanner, c: Candidate, out: Outcome) -> None:
+        n = s.value(c.kw["per_step"])
+        out.batches.append((0, s.found(n, c, f"{c.name}(per_step={n})")))
+
+    toy = TrainingSetupHandler(
+        name="toy", triggers=("Toy",), deciders={"toy_loop": steps}, optimizers={"ToyAdam": "adam"},
+        calls=lambda s, node, last: "toy_loop" if last == "ToyLoop" else None)
+    code = "import toy\nB = 12\nopt = toy.ToyAdam(net.parameters())\ntoy.ToyLoop(net, per_step=B)\n"
+    s = scan_with(SourceModule("toy.py", code, "toy"), (toy,))
+    assert value(s.optimizer) == "adam" and s.optimizer is not None and s.optimizer.target == "net"
+    assert value(s.batch_size) == 12
+
+
+def test_keras_handler_alone_knows_its_optimizers() -> None:
+    """No import between frontends: the Keras handler maps keras.optimizers classes itself."""
+    from vramlint.frontends.keras.training_setup import HANDLER
+
+    code = "import keras\nmodel.compile(optimizer=keras.optimizers.AdamW(1e-3))\nmodel.fit(x, y, batch_size=64)\n"
+    s = scan_with(SourceModule("k.py", code, "k"), (HANDLER,))
+    assert (value(s.optimizer), value(s.batch_size)) == ("adamw", 64)
