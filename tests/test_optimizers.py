@@ -52,6 +52,22 @@ def test_every_optimizer_is_covered() -> None:
     assert set(OPTIMIZERS) == set(TORCH_OPTIMIZERS) | NOT_IN_TORCH
 
 
+def test_every_optimizer_a_frontend_names_has_a_spec() -> None:
+    """Frontends map their own names (classes, compile() strings, `optim=` values) to OPTIMIZERS'
+    keys: each key they use is defined there, once."""
+    from vramlint.frontends.keras import training_setup as keras_setup
+    from vramlint.frontends.registry import training_setup_handlers
+    from vramlint.frontends.transformers import training_setup as hf_setup
+
+    used = {key for h in training_setup_handlers() for key in h.optimizers.values()}
+    assert {"adam", "adamw", "sgd", "adam8bit", "lion"} <= used  # the tables are really read
+    used |= {*hf_setup.HF_OPTIMIZERS.values(), hf_setup.HF_DEFAULT_OPTIMIZER,
+             *keras_setup.KERAS_OPTIMIZERS.values(), keras_setup.KERAS_DEFAULT_OPTIMIZER}
+    assert used - set(OPTIMIZERS) == set()
+    for name, spec in OPTIMIZERS.items():
+        assert spec.name == name and spec.description and spec.summary
+
+
 class Net(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -1,4 +1,5 @@
-"""The training setup read off a file's own training code (vramlint.frontends.torch.training_setup).
+"""The training setup read off a file's own training code (vramlint.frontends.training_setup with the
+frontends' handlers, vramlint.frontends.registry).
 
 Each case is a small but realistic training script; the scan is syntactic, so none of them runs.
 """
@@ -11,8 +12,14 @@ import time
 import pytest
 
 from vramlint.engine.source import SourceModule
-from vramlint.frontends.torch.training_setup import Found, TrainingScan, scan_training_setup
+from vramlint.frontends.registry import training_setup_handlers
+from vramlint.frontends.training_setup import Found, TrainingScan
+from vramlint.frontends.training_setup import scan_training_setup as scan_with
 from vramlint.memory.optimizers import OPTIMIZERS
+
+
+def scan_training_setup(source: SourceModule) -> TrainingScan:
+    return scan_with(source, training_setup_handlers())
 
 
 def scan(code: str) -> TrainingScan:
@@ -575,10 +582,47 @@ def test_large_file_is_fast() -> None:
 
 
 def test_files_without_triggers_are_not_walked() -> None:
-    from vramlint.frontends.torch import training_setup as ts
+    from vramlint.frontends.keras import training_setup as keras_setup
+    from vramlint.frontends.torch import training_setup as torch_setup
+    from vramlint.frontends.transformers import training_setup as hf_setup
 
-    for name in (*ts.OPTIMIZER_NAMES, *ts.DISTRIBUTED_NAMES, *ts.TRL_CONFIGS, *ts.CHECKPOINT_NAMES):
-        assert ts._TRIGGERS.search(name), name
+    triggers = [t for h in training_setup_handlers() for t in h.triggers]
+    names = (*(n for h in training_setup_handlers() for n in (*h.optimizers, *h.references)),
+             *torch_setup.DISTRIBUTED_NAMES, *hf_setup.TRL_CONFIGS, "TrainingArguments", "Seq2SeqTrainingArguments",
+             "set_global_policy", "set_dtype_policy", "x.compile(", "x.fit(", "ds.batch(")
+    assert set(keras_setup.KERAS_OPTIMIZER_CLASSES) <= set(names)
+    for name in names:
+        assert any(t in name for t in triggers), name
     src = SourceModule("m.py", "import torch.nn as nn\nmodel = nn.Linear(3, 4).to('cuda')\n", "m")
     assert scan_training_setup(src) == TrainingScan()
     assert src._positions is None  # nothing found: no positions computed
+
+
+def test_the_scan_names_no_framework() -> None:
+    """No handler: nothing recognised, even in a full torch script. A toy handler: its own
+    optimizer class and call kind, decided through the dispatch table."""
+    from vramlint.frontends.training_setup import Candidate, Outcome, Scanner, TrainingSetupHandler
+
+    src = SourceModule("train.py", textwrap.dedent(CLASSIC), "train")
+    assert scan_with(src, ()) == TrainingScan()
+
+    def steps(s: Scanner, c: Candidate, out: Outcome) -> None:
+        n = s.value(c.kw["per_step"])
+        out.batches.append((0, s.found(n, c, f"{c.name}(per_step={n})")))
+
+    toy = TrainingSetupHandler(
+        name="toy", triggers=("Toy",), deciders={"toy_loop": steps}, optimizers={"ToyAdam": "adam"},
+        calls=lambda s, node, last: "toy_loop" if last == "ToyLoop" else None)
+    code = "import toy\nB = 12\nopt = toy.ToyAdam(net.parameters())\ntoy.ToyLoop(net, per_step=B)\n"
+    s = scan_with(SourceModule("toy.py", code, "toy"), (toy,))
+    assert value(s.optimizer) == "adam" and s.optimizer is not None and s.optimizer.target == "net"
+    assert value(s.batch_size) == 12
+
+
+def test_keras_handler_alone_knows_its_optimizers() -> None:
+    """No import between frontends: the Keras handler maps keras.optimizers classes itself."""
+    from vramlint.frontends.keras.training_setup import HANDLER
+
+    code = "import keras\nmodel.compile(optimizer=keras.optimizers.AdamW(1e-3))\nmodel.fit(x, y, batch_size=64)\n"
+    s = scan_with(SourceModule("k.py", code, "k"), (HANDLER,))
+    assert (value(s.optimizer), value(s.batch_size)) == ("adamw", 64)

@@ -20,10 +20,10 @@ from vramlint.engine.loader import Loader
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
 from vramlint.engine.source import SourceModule
 from vramlint.engine.values import MISSING, Instance, SourceRef, Unknown
-from vramlint.frontends.registry import frontend_of
+from vramlint.frontends.registry import frontend_of, training_setup_handlers
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
-from vramlint.frontends.torch.training_setup import scan_training_setup
+from vramlint.frontends.training_setup import scan_training_setup
 from vramlint.memory.devices import device_named
 from vramlint.memory.estimate import (
     LayerMemory,
@@ -220,7 +220,7 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
             est.max_batch = max_batch(batch, est.train_peak, 2 * batch, doubled.train_peak,
                                       device.memory - device.context)
     result.memory = est
-    scan = scan_training_setup(trace.source) if trace.source is not None else None
+    scan = scan_training_setup(trace.source, training_setup_handlers()) if trace.source is not None else None
     if est is not None and scan is not None and scan.distributed is not None:
         est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): the estimate is for one GPU "
                          "holding the whole model; data-parallel buckets and sharding are not modelled yet")
@@ -270,13 +270,13 @@ def _directive_for(loc: Any, trace: Trace) -> dict[str, Sourced] | None:
 
 
 def _code_setup(loader: Loader, trace: Trace, model: str) -> dict[str, Sourced]:
-    """What the file's training code shows (frontends/torch/training_setup.py): the optimizer
+    """What the file's training code shows (frontends/training_setup.py): the optimizer
     built on the model's parameters, autocast or a cast to bf16/fp16, the DataLoader's batch,
     gradient checkpointing."""
     out: dict[str, Sourced] = {}
     if trace.source is None:
         return out
-    scan = scan_training_setup(trace.source)
+    scan = scan_training_setup(trace.source, training_setup_handlers())
     names = _defined_names(trace.source)  # an optimizer built on another model's parameters is not this one's
     for key, found in (("optimizer", scan.optimizer_for(model, names)), ("precision", scan.precision_for(model, names)),
                        ("batch_size", scan.batch_size), ("checkpointing", scan.checkpointing_for(model, names))):

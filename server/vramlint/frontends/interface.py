@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.loader import NativeModuleFactory
     from vramlint.engine.values import Instance
+    from vramlint.frontends.training_setup import TrainingSetupHandler
     from vramlint.settings import InputSpec
 
 def _never(value: Any) -> bool:
@@ -51,3 +52,6 @@ class Frontend:
     estimate_notes: tuple[str, ...] = ()
     # Native functions whose calls the memory model records on its tape, by name prefix.
     taped_prefixes: tuple[str, ...] = ()
+    # What its training code states (optimizer, precision, batch...), for the training-setup scan
+    # (frontends/training_setup.py).
+    training_setup: TrainingSetupHandler | None = None

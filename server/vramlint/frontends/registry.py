@@ -1,8 +1,8 @@
 """The frontends of the analysis, composed: the one place that names them all.
 
 `analysis/api.py` builds its loader from these; the analysis core asks `frontend_of(model)` for a
-model's own semantics. A new frontend (peft, Lightning...) is a package under `frontends/` with a
-`frontend.py`, added to FRONTENDS.
+model's own semantics and `training_setup_handlers()` for the training-setup scan. A new frontend
+(peft, Lightning...) is a package under `frontends/` with a `frontend.py`, added to FRONTENDS.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from vramlint.frontends.transformers.frontend import FRONTEND as TRANSFORMERS
 
 if TYPE_CHECKING:
     from vramlint.engine.loader import NativeModuleFactory
+    from vramlint.frontends.training_setup import TrainingSetupHandler
 
-FRONTENDS: tuple[Frontend, ...] = (TORCH, KERAS, TRANSFORMERS, DIFFUSERS)
+# Order matters only where two frontends' training-setup handlers map the same optimizer class
+# name (the first wins) and for the first frontend that owns a model.
+FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS)
 
 
 def frontend_of(model: Any) -> Frontend | None:
@@ -37,3 +40,7 @@ def decorator_rules() -> dict[str, Callable[..., Any]]:
 
 def taped_prefixes() -> tuple[str, ...]:
     return tuple(p for f in FRONTENDS for p in f.taped_prefixes)
+
+
+def training_setup_handlers() -> tuple[TrainingSetupHandler, ...]:
+    return tuple(f.training_setup for f in FRONTENDS if f.training_setup is not None)

@@ -18,8 +18,14 @@ Params = Sequence[tuple[Any, ...]]
 
 @dataclass(frozen=True)
 class OptimizerSpec:
+    """One optimizer, defined once: its key (the `optimizer` setting's value, `--optimizer`, the
+    editor's `vramlint.optimizer` choice: package.json's enum is tested against OPTIMIZERS), what
+    its state is, and how much memory state and step take. Frontends map their own class names
+    to the key (frontends/*/training_setup.py)."""
+
     name: str
-    description: str
+    description: str  # what the state is: the "optimizer state" row of `vramlint explain`
+    summary: str  # the editor's description of the choice (package.json's enumDescriptions)
     state: Callable[[Params], list[int]]  # bytes of each state tensor
     step_temp: Callable[[Params], list[int]]  # bytes of each temporary alive at once in step()
 
@@ -65,21 +71,28 @@ def _adafactor_state(ps: Params) -> list[int]:
     return out
 
 
-OPTIMIZERS: dict[str, OptimizerSpec] = {
-    "sgd": OptimizerSpec("sgd", "SGD: no state", _none, _none),
-    "sgd-momentum": OptimizerSpec("sgd-momentum", "SGD with momentum: one momentum buffer", _copies(1), _none),
-    "adam": OptimizerSpec("adam", "Adam: exp_avg and exp_avg_sq", _copies(2), _copies(1)),
-    "adamw": OptimizerSpec("adamw", "AdamW: exp_avg and exp_avg_sq", _copies(2), _copies(1)),
-    "amsgrad": OptimizerSpec("amsgrad", "Adam(amsgrad=True): exp_avg, exp_avg_sq, max_exp_avg_sq", _copies(3), _copies(1)),
+SPECS = (
+    OptimizerSpec("sgd", "SGD: no state", "SGD without momentum: no state.", _none, _none),
+    OptimizerSpec("sgd-momentum", "SGD with momentum: one momentum buffer",
+                  "SGD with momentum: one buffer per parameter.", _copies(1), _none),
+    OptimizerSpec("adam", "Adam: exp_avg and exp_avg_sq", "Adam: two moments per parameter.", _copies(2), _copies(1)),
+    OptimizerSpec("adamw", "AdamW: exp_avg and exp_avg_sq", "AdamW: two moments per parameter.",
+                  _copies(2), _copies(1)),
+    OptimizerSpec("amsgrad", "Adam(amsgrad=True): exp_avg, exp_avg_sq, max_exp_avg_sq",
+                  "Adam with amsgrad: three buffers per parameter.", _copies(3), _copies(1)),
     # _multi_tensor_adagrad: std = _foreach_sqrt(state_sums) and numerator = _foreach_mul(grads, -clr),
     # both parameter-sized and alive together at _foreach_addcdiv_.
-    "adagrad": OptimizerSpec("adagrad", "Adagrad: the sum of squares", _copies(1), _copies(2)),
-    "rmsprop": OptimizerSpec("rmsprop", "RMSprop: square_avg", _copies(1), _copies(1)),
+    OptimizerSpec("adagrad", "Adagrad: the sum of squares", "Adagrad: one buffer per parameter.",
+                  _copies(1), _copies(2)),
+    OptimizerSpec("rmsprop", "RMSprop: square_avg", "RMSprop: one buffer per parameter.", _copies(1), _copies(1)),
     # _multi_tensor_adafactor: var_estimates (row_var @ col_var for matrices, variance.clone() for
     # vectors) is parameter-sized for every parameter at once; the previous (dtype, ndim) group's
     # list stays referenced (`updates`) until the next one is built, so all groups add up.
-    "adafactor": OptimizerSpec("adafactor", "Adafactor: factored second moments", _adafactor_state, _copies(1)),
-    "adam8bit": OptimizerSpec("adam8bit", "8-bit Adam (bitsandbytes): two 8-bit states + block scales",
-                              _adam8bit_state, _none),
-    "lion": OptimizerSpec("lion", "Lion: exp_avg", _copies(1), _largest),
-}
+    OptimizerSpec("adafactor", "Adafactor: factored second moments", "Adafactor: factored second moments.",
+                  _adafactor_state, _copies(1)),
+    OptimizerSpec("adam8bit", "8-bit Adam (bitsandbytes): two 8-bit states + block scales",
+                  "8-bit Adam (bitsandbytes): two 8-bit moments per parameter.", _adam8bit_state, _none),
+    OptimizerSpec("lion", "Lion: exp_avg", "Lion: one momentum buffer per parameter.", _copies(1), _largest),
+)
+# In the order the editor lists them.
+OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in SPECS}

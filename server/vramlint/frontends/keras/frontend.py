@@ -11,6 +11,7 @@ from vramlint.frontends.keras.layer import is_keras, kstate
 from vramlint.frontends.keras.model import declared_inputs, finish
 from vramlint.frontends.keras.stubs import keras_module
 from vramlint.frontends.keras.training_setup import BACKEND_NOTE, KERAS_DEFAULT_BATCH
+from vramlint.frontends.keras.training_setup import HANDLER as TRAINING_SETUP
 from vramlint.frontends.torch.tensors import TensorValue
 
 if TYPE_CHECKING:
@@ -62,4 +63,5 @@ FRONTEND = Frontend(
     model_inputs=model_inputs,
     forward_signature_checked=False,
     estimate_notes=(BACKEND_NOTE,),
+    training_setup=TRAINING_SETUP,
 )

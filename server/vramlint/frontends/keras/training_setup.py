@@ -1,5 +1,4 @@
-"""What Keras training code states, read by the training-setup scan
-(frontends/torch/training_setup.py calls these for the candidates it collects):
+"""What Keras training code states, for the training-setup scan (vramlint.frontends.training_setup):
 
 - `model.compile(optimizer="adam" | keras.optimizers.AdamW(...))`: the optimizer of `model`
   (Keras's default is RMSprop when compile() names none);
@@ -11,22 +10,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 import libcst as cst
 
-# Keras optimizer names (compile's strings and keras.optimizers classes) -> vramlint.memory.optimizers.
-# Nadam, Adamax, Adadelta and Ftrl keep two slots per weight, as Adam does.
-KERAS_OPTIMIZERS = {
-    "adam": "adam", "adamw": "adamw", "sgd": "sgd", "rmsprop": "rmsprop", "adagrad": "adagrad",
-    "adafactor": "adafactor", "lion": "lion", "nadam": "adam", "adamax": "adam", "adadelta": "adam", "ftrl": "adam",
+from vramlint.frontends.training_setup import (
+    Candidate,
+    Decider,
+    Outcome,
+    Scanner,
+    TrainingSetupHandler,
+    dotted,
+)
+
+# keras.optimizers classes -> vramlint.memory.optimizers.OPTIMIZERS keys; compile()'s strings are
+# their lower-case names. Nadam, Adamax, Adadelta and Ftrl keep two slots per weight, as Adam does.
+KERAS_OPTIMIZER_CLASSES = {
+    "Adam": "adam", "AdamW": "adamw", "SGD": "sgd", "RMSprop": "rmsprop", "Adagrad": "adagrad",
+    "Adafactor": "adafactor", "Lion": "lion", "Nadam": "adam", "Adamax": "adam", "Adadelta": "adam", "Ftrl": "adam",
 }
-KERAS_OPTIMIZER_CLASSES = {"Nadam": "adam", "Adamax": "adam", "Adadelta": "adam", "Ftrl": "adam"}
+KERAS_OPTIMIZERS = {name.lower(): key for name, key in KERAS_OPTIMIZER_CLASSES.items()}
 KERAS_DEFAULT_OPTIMIZER = "rmsprop"  # keras.Model.compile(optimizer="rmsprop")
 KERAS_DEFAULT_BATCH = 32  # keras.Model.fit(batch_size=None)
 POLICIES = {"mixed_float16": ("autocast", "amp-fp16"), "mixed_bfloat16": ("autocast", "amp-bf16"),
             "float16": ("cast", "fp16"), "bfloat16": ("cast", "bf16")}
-TRIGGERS = ("compile", "fit", "set_global_policy", "set_dtype_policy", ".batch(")
+# A file the scan walks contains one of these (an optimizer object alone, unused by compile(), still names its class).
+TRIGGERS = ("compile", "fit", "set_global_policy", "set_dtype_policy", ".batch(", *KERAS_OPTIMIZER_CLASSES)
 # The memory estimate's note for Keras models (`vramlint explain`, reports).
 BACKEND_NOTE = (
     "Keras: the estimate is what a training step needs, with the memory rules of PyTorch's CUDA kernels (Keras's "
@@ -36,76 +45,99 @@ BACKEND_NOTE = (
     "model needs")
 
 
-def compile_optimizer(s: Any, c: Any, pos: list[cst.BaseExpression], kw: dict[str, cst.BaseExpression],
-                      target: str | None, out: list[Any], defer: Any) -> None:
+def _methods(s: Scanner, node: cst.Call, method: str) -> str | None:
+    if method in ("compile", "fit", "batch") and dotted(cast(cst.Attribute, node.func).value) not in ("torch", "re"):
+        return f"keras_{method}"
+    return None
+
+
+def _calls(s: Scanner, node: cst.Call, last: str) -> str | None:
+    return "keras_policy" if last in ("set_global_policy", "set_dtype_policy") else None
+
+
+def _receiver(c: Candidate) -> cst.BaseExpression:
+    return cast(cst.Attribute, c.call.func).value
+
+
+def compile_optimizer(s: Scanner, c: Candidate, out: Outcome) -> None:
     """`X.compile(optimizer=...)`: a string, or an optimizer object (its class decides)."""
-    node = kw.get("optimizer", pos[0] if pos else None)
-    recv = s.code(c.call.func.value)
+    node = c.kw.get("optimizer", c.pos[0] if c.pos else None)
+    recv = s.code(_receiver(c))
+    target = s.recv_target(_receiver(c), c.cls)
     if node is None:
-        out.append(s.found(KERAS_DEFAULT_OPTIMIZER, c, f"{recv}.compile(...)", target,
-                           why="Keras's default optimizer"))
+        out.optimizers.append(s.found(KERAS_DEFAULT_OPTIMIZER, c, f"{recv}.compile(...)", target,
+                                      why="Keras's default optimizer"))
         return
     if type(node) is cst.Call:
         name = s.code(node.func).rsplit(".", 1)[-1]
-        value = _class_optimizer(name)
+        value = s.optimizer_class(name)  # any handler's class: a torch-backend optimizer too
         if value is not None:
-            out.append(s.found(value, c, f"{recv}.compile(optimizer={name}(...))", target))
+            out.optimizers.append(s.found(value, c, f"{recv}.compile(optimizer={name}(...))", target))
         return
     v = s.value(node)
     if isinstance(v, str) and v.lower() in KERAS_OPTIMIZERS:
-        out.append(s.found(KERAS_OPTIMIZERS[v.lower()], c, f"{recv}.compile(optimizer={v!r})", target))
+        out.optimizers.append(s.found(KERAS_OPTIMIZERS[v.lower()], c, f"{recv}.compile(optimizer={v!r})", target))
     elif isinstance(v, str):
-        defer("optimizer", c, f"optimizer={v!r} is not an optimizer vramlint models")
+        out.defer("optimizer", c, f"optimizer={v!r} is not an optimizer vramlint models")
     elif type(node) is not cst.Name:  # a variable holding an optimizer object: its own call was seen
-        defer("optimizer", c, f"optimizer={s.code(node)} is not decidable")
+        out.defer("optimizer", c, f"optimizer={s.code(node)} is not decidable")
 
 
-def _class_optimizer(name: str) -> str | None:
-    from vramlint.frontends.torch.training_setup import OPTIMIZER_NAMES
-
-    return OPTIMIZER_NAMES.get(name) or KERAS_OPTIMIZER_CLASSES.get(name)
-
-
-def fit_batch(s: Any, c: Any, pos: list[cst.BaseExpression], kw: dict[str, cst.BaseExpression],
-              out: list[tuple[int, Any]], defer: Any) -> None:
+def fit_batch(s: Scanner, c: Candidate, out: Outcome) -> None:
     """`X.fit(x, y, batch_size=N)`; without batch_size, Keras's default (unless a dataset is batched)."""
-    recv = s.code(c.call.func.value)
-    node = kw.get("batch_size", pos[2] if len(pos) > 2 else None)
+    recv = s.code(_receiver(c))
+    node = c.kw.get("batch_size", c.pos[2] if len(c.pos) > 2 else None)
     if node is None:
-        out.append((3, s.found(KERAS_DEFAULT_BATCH, c, f"{recv}.fit(...)", why="Keras's default batch size")))
+        out.batches.append((3, s.found(KERAS_DEFAULT_BATCH, c, f"{recv}.fit(...)", why="Keras's default batch size")))
         return
     n = s.value(node)
     if type(n) is int and n > 0:
-        out.append((0, s.found(n, c, f"{recv}.fit(..., batch_size={s.code(node, 30)})",
-                               why="" if type(node) is cst.Integer else f"= {n}")))
+        out.batches.append((0, s.found(n, c, f"{recv}.fit(..., batch_size={s.code(node, 30)})",
+                                       why="" if type(node) is cst.Integer else f"= {n}")))
     elif n is None:
-        out.append((3, s.found(KERAS_DEFAULT_BATCH, c, f"{recv}.fit(..., batch_size=None)",
-                               why="Keras's default batch size")))
+        out.batches.append((3, s.found(KERAS_DEFAULT_BATCH, c, f"{recv}.fit(..., batch_size=None)",
+                                       why="Keras's default batch size")))
     else:
-        defer("batch_size", c, f"batch_size={s.code(node)} is not decidable")
+        out.defer("batch_size", c, f"batch_size={s.code(node)} is not decidable")
 
 
-def dataset_batch(s: Any, c: Any, pos: list[cst.BaseExpression], out: list[tuple[int, Any]]) -> None:
+def dataset_batch(s: Scanner, c: Candidate, out: Outcome) -> None:
     """`dataset.batch(N)` (tf.data): the batch a fit on that dataset trains with."""
-    n = s.value(pos[0]) if pos else None
+    n = s.value(c.pos[0]) if c.pos else None
     if type(n) is int and n > 0:
-        out.append((1, s.found(n, c, f"{s.code(c.call.func.value, 30)}.batch({s.code(pos[0], 20)})")))
+        out.batches.append((1, s.found(n, c, f"{s.code(_receiver(c), 30)}.batch({s.code(c.pos[0], 20)})")))
 
 
-def dtype_policy(s: Any, c: Any, pos: list[cst.BaseExpression], autocasts: list[Any], casts: list[Any],
-                 defer: Any) -> None:
+def dtype_policy(s: Scanner, c: Candidate, out: Outcome) -> None:
     """`set_global_policy("mixed_float16")`, also with a `Policy("...")` argument."""
-    node = pos[0] if pos else None
+    node = c.pos[0] if c.pos else None
     if type(node) is cst.Call:  # mixed_precision.Policy("mixed_float16")
         args = [a.value for a in node.args]
         node = args[0] if args else None
     v = s.value(node) if node is not None else None
     if not isinstance(v, str):
         if node is not None:
-            defer("autocast", c, f"policy {s.code(node)} is not decidable")
+            out.defer("autocast", c, f"policy {s.code(node)} is not decidable")
         return
     kind = POLICIES.get(v)
     if kind is None:
         return
     found = s.found(kind[1], c, f"{c.name}({v!r})")
-    (autocasts if kind[0] == "autocast" else casts).append(found)
+    (out.autocasts if kind[0] == "autocast" else out.casts).append(found)
+
+
+DECIDERS: dict[str, Decider] = {
+    "keras_compile": compile_optimizer, "keras_fit": fit_batch, "keras_batch": dataset_batch,
+    "keras_policy": dtype_policy,
+}
+
+HANDLER = TrainingSetupHandler(
+    name="keras",
+    triggers=TRIGGERS,
+    deciders=DECIDERS,
+    calls=_calls,
+    methods=_methods,
+    optimizers=KERAS_OPTIMIZER_CLASSES,
+    # compile()/fit()/policies count only in Keras code (`torch.compile`, sklearn's fit...)
+    applies=lambda text: "keras" in text,
+)

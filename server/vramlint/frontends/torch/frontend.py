@@ -7,10 +7,12 @@ from __future__ import annotations
 from vramlint.frontends.interface import Frontend
 from vramlint.frontends.torch.numpy_stub import numpy_module
 from vramlint.frontends.torch.stubs import torch_module
+from vramlint.frontends.torch.training_setup import HANDLER as TRAINING_SETUP
 
 FRONTEND = Frontend(
     name="torch",
     native_modules=(torch_module, numpy_module),
     # torch.* functions and Tensor methods: what autograd sees (memory/autograd_rules.py).
     taped_prefixes=("torch.", "Tensor."),
+    training_setup=TRAINING_SETUP,
 )

@@ -1,9 +1,11 @@
 """The transformers frontend's registration (frontends/interface.py). transformers is read from
-its own source like any library; only the decorators that change what a forward receives have rules."""
+its own source like any library; only the decorators that change what a forward receives have
+rules, and its Trainer's arguments (TrainingArguments, TRL's configs) tell the training setup."""
 
 from __future__ import annotations
 
 from vramlint.frontends.interface import Frontend
 from vramlint.frontends.transformers.decorators import DECORATOR_RULES
+from vramlint.frontends.transformers.training_setup import HANDLER as TRAINING_SETUP
 
-FRONTEND = Frontend(name="transformers", decorator_rules=DECORATOR_RULES)
+FRONTEND = Frontend(name="transformers", decorator_rules=DECORATOR_RULES, training_setup=TRAINING_SETUP)

@@ -1,0 +1,119 @@
+"""What Hugging Face training code states, for the training-setup scan (vramlint.frontends.training_setup):
+`TrainingArguments(...)` and TRL's configs (`SFTConfig(...)`...): `optim=` / `adafactor=`, `bf16=` /
+`fp16=`, `per_device_train_batch_size=`, `gradient_checkpointing=`, `fsdp=`.
+
+The model they apply to is the `model=` of the `Trainer(...)` the file builds: the torch handler
+collects those calls (kind "trainer": Lightning's Trainer shares the name).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from vramlint.frontends.training_setup import (
+    UNKNOWN,
+    Candidate,
+    Outcome,
+    Scanner,
+    TrainingSetupHandler,
+    dotted,
+    split_args,
+)
+
+# TrainingArguments(optim=...) (transformers.training_args.OptimizerNames values) ->
+# vramlint.memory.optimizers.OPTIMIZERS keys.
+HF_OPTIMIZERS: dict[str, str] = {
+    "adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw_hf": "adamw", "adamw_apex_fused": "adamw",
+    "adamw_anyprecision": "adamw", "adamw_torch_xla": "adamw", "adamw_torch_npu_fused": "adamw",
+    "adafactor": "adafactor", "adamw_bnb_8bit": "adam8bit", "adamw_8bit": "adam8bit",
+    "paged_adamw_8bit": "adam8bit", "paged_adamw_32bit": "adamw", "lion_32bit": "lion",
+    "paged_lion_32bit": "lion", "sgd": "sgd", "adagrad": "adagrad", "rmsprop": "rmsprop",
+}
+HF_DEFAULT_OPTIMIZER = "adamw"  # TrainingArguments.optim's default, adamw_torch
+HF_DEFAULT_BATCH = 8  # TrainingArguments.per_device_train_batch_size
+TRL_CONFIGS = frozenset(("SFTConfig", "DPOConfig", "ORPOConfig", "KTOConfig", "CPOConfig",
+                         "RewardConfig", "GRPOConfig", "PPOConfig"))
+TRIGGERS = ("TrainingArguments", *sorted(TRL_CONFIGS))
+TRAINER_KIND = "trainer"  # the torch handler's kind for `...Trainer(...)` calls
+
+
+def _calls(s: Scanner, node: cst.Call, last: str) -> str | None:
+    return "hf_args" if last.endswith("TrainingArguments") or last in TRL_CONFIGS else None
+
+
+def _trainer_model(s: Scanner) -> str | None:
+    """The variable given as `model=` to the file's first Trainer (or first positional, with `args=`)."""
+    for c in s.cands:
+        if c.kind == TRAINER_KIND:
+            pos, kw, _ = split_args(c.call)
+            m = kw.get("model", pos[0] if pos and "args" in kw else None)
+            if m is not None and type(m) is cst.Name:
+                return m.value
+    return None
+
+
+def _optimizer(s: Scanner, c: Candidate, out: Outcome, trainer_model: str | None, defaults: bool) -> None:
+    """Only the file's first arguments object counts for the optimizer; one the file builds wins over it."""
+    kw = c.kw
+    if out.fallback_optimizers:
+        return
+    if "optim" in kw:
+        node = kw["optim"]
+        v = s.value(node)
+        if type(node) is cst.Attribute and "OptimizerNames" in dotted(node):
+            v = node.attr.value.lower()
+        if isinstance(v, str) and v in HF_OPTIMIZERS:
+            out.fallback_optimizers.append(s.found(HF_OPTIMIZERS[v], c, f"{c.name}(optim={v!r})", trainer_model))
+        else:
+            out.defer("optimizer", c, f"optim={s.code(node)} is not a known optimizer")
+    elif "adafactor" in kw and s.value(kw["adafactor"]) is True:
+        out.fallback_optimizers.append(s.found("adafactor", c, f"{c.name}(adafactor=True)", trainer_model))
+    elif defaults:
+        out.fallback_optimizers.append(s.found(HF_DEFAULT_OPTIMIZER, c, f"{c.name}(...)", trainer_model,
+                                               why="the Trainer's default optimizer, AdamW"))
+
+
+def _batch(s: Scanner, c: Candidate, out: Outcome, defaults: bool) -> None:
+    kw = c.kw
+    if "per_device_train_batch_size" in kw:
+        node = kw["per_device_train_batch_size"]
+        n = s.value(node)
+        if type(n) is int and n > 0:
+            what = f"{c.name}(per_device_train_batch_size={s.code(node, 30)})"
+            out.batches.append((0, s.found(n, c, what, why="" if type(node) is cst.Integer else f"= {n}")))
+        else:
+            out.defer("batch_size", c, f"per_device_train_batch_size={s.code(node)} is not decidable")
+    elif defaults:
+        out.batches.append((3, s.found(HF_DEFAULT_BATCH, c, f"{c.name}(...)",
+                                       why=f"per_device_train_batch_size default {HF_DEFAULT_BATCH}")))
+
+
+def _arguments(s: Scanner, c: Candidate, out: Outcome) -> None:
+    """`TrainingArguments(...)` / a TRL config. Its defaults (AdamW, batch 8) count only for
+    TrainingArguments itself spelled out (no `**kwargs` that may set them)."""
+    kw = c.kw
+    trainer_model = _trainer_model(s)
+    defaults = not c.star and c.last.endswith("TrainingArguments")
+    _optimizer(s, c, out, trainer_model, defaults)
+    for flag, prec in (("bf16", "amp-bf16"), ("fp16", "amp-fp16")):
+        if flag in kw:
+            v = s.value(kw[flag])
+            if v is True:
+                out.autocasts.append(s.found(prec, c, f"{c.name}({flag}=True)"))
+            elif v is UNKNOWN:
+                out.defer("autocast", c, f"{flag}={s.code(kw[flag])} is not decidable")
+    _batch(s, c, out, defaults)
+    if "gradient_checkpointing" in kw and s.value(kw["gradient_checkpointing"]) is True:
+        out.checkpoints.append(s.found(True, c, f"{c.name}(gradient_checkpointing=True)", trainer_model))
+    if "fsdp" in kw:
+        v = s.value(kw["fsdp"])
+        if (isinstance(v, str) and v.strip()) or v is True or type(kw["fsdp"]) is cst.List:
+            out.distributed.append(s.found("fsdp", c, f"{c.name}(fsdp=...)", trainer_model))
+
+
+HANDLER = TrainingSetupHandler(
+    name="transformers",
+    triggers=TRIGGERS,
+    deciders={"hf_args": _arguments},
+    calls=_calls,
+)
