@@ -12,14 +12,14 @@ from typing import Any
 from vramlint.engine.values import Unknown
 from vramlint.frontends.torch import shapes
 from vramlint.frontends.torch.catalog import (
-    FORWARD,
     LayerArgs,
     LayerParts,
     LayerSpec,
     first_input,
+    forward_rule,
     register,
 )
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.tensors import TensorValue, broadcast
 
 
 def prelu(a: LayerArgs) -> LayerParts:
@@ -248,30 +248,189 @@ def _loss(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     return TensorValue((), x.dtype)
 
 
-ELEMENTWISE = (
-    "ReLU", "ReLU6", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid", "Sigmoid", "Tanh", "Tanhshrink",
-    "LogSigmoid", "Softsign", "LeakyReLU", "ELU", "CELU", "GELU", "Hardtanh", "Hardshrink", "Softshrink",
-    "Softplus", "Threshold", "RReLU", "Softmax", "Softmin", "LogSoftmax", "Softmax2d", "Dropout", "Dropout1d",
-    "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "ChannelShuffle", "PReLU",
-)
-for _name in ELEMENTWISE:
-    FORWARD[_name] = _elementwise
-FORWARD["GLU"] = _glu
+def _spatial_input(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any], nd: int) -> Any:
+    """The input of an N-d layer that takes [C, *spatial] or [N, C, *spatial], or an Unknown."""
+    x = _input(ev, m, a, k)
+    if isinstance(x, TensorValue) and isinstance(x.shape, tuple) and len(x.shape) not in (nd + 1, nd + 2):
+        return shapes.mismatch(ev, f"{m.cls.name} expects a {nd + 1}-D or {nd + 2}-D input, got shape {list(x.shape)}")
+    return x
+
+
+def _max_unpool(nd: int) -> Forward:
+    """MaxUnpool: each spatial size (size - 1) * stride - 2 * padding + kernel, or `output_size`."""
+
+    def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        x = _spatial_input(ev, m, a, k, nd)
+        if not isinstance(x, TensorValue):
+            return x
+        assert isinstance(x.shape, tuple)
+        indices = a[1] if len(a) > 1 else k.get("indices")
+        if isinstance(indices, TensorValue) and isinstance(indices.shape, tuple) and indices.shape != x.shape:
+            return shapes.mismatch(ev, f"{m.cls.name}: indices of shape {list(indices.shape)} for an input of shape "
+                                       f"{list(x.shape)}")
+        at = m.attrs
+        kernel = shapes.tup(at.get("kernel_size"), nd)
+        stride = shapes.tup(at.get("kernel_size") if at.get("stride") is None else at.get("stride"), nd)
+        padding = shapes.tup(at.get("padding", 0), nd)
+        lead, spatial = x.shape[:-nd], x.shape[-nd:]
+        given = a[2] if len(a) > 2 else k.get("output_size")
+        if given is not None:
+            sizes = tuple(given)[-nd:] if isinstance(given, (tuple, list)) and len(given) >= nd else None
+            if sizes is None:
+                return Unknown(f"{m.cls.name} with an output_size of unknown length", ev.current_ref)
+            return TensorValue((*lead, *sizes), x.dtype)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (*kernel, *stride, *padding)):
+            return Unknown(f"{m.cls.name} with a kernel, stride or padding that is not integers", ev.current_ref)
+        out = [(size - 1) * stride[i] - 2 * padding[i] + kernel[i] for i, size in enumerate(spatial)]
+        if any(isinstance(v, int) and v <= 0 for v in out):
+            return shapes.mismatch(ev, f"{m.cls.name} of an input of shape {list(x.shape)} gives sizes {out}")
+        return TensorValue((*lead, *out), x.dtype)
+
+    return rule
+
+
+def _fractional_pool(nd: int) -> Forward:
+    """FractionalMaxPool: `output_size`, or int(size * output_ratio); indices if asked."""
+
+    def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        x = _spatial_input(ev, m, a, k, nd)
+        if not isinstance(x, TensorValue):
+            return x
+        assert isinstance(x.shape, tuple)
+        at = m.attrs
+        spatial = x.shape[-nd:]
+        kernel = shapes.tup(at.get("kernel_size"), nd)
+        if at.get("output_size") is not None:
+            out = list(shapes.tup(at["output_size"], nd))
+        else:
+            ratio = shapes.tup(at.get("output_ratio"), nd)
+            out = [int(size * r) if isinstance(size, int) and isinstance(r, (int, float)) else
+                   Unknown(f"{m.cls.name}: output ratio {r!r} of size {size!r}") for size, r in zip(spatial, ratio)]
+        for size, o, kk in zip(spatial, out, kernel):
+            if isinstance(size, int) and isinstance(o, int) and isinstance(kk, int) and o + kk - 1 > size:
+                return shapes.mismatch(ev, f"{m.cls.name}: output size {o} with kernel {kk} is too large for an input "
+                                           f"of shape {list(x.shape)}")
+        y = TensorValue((*x.shape[:-nd], *out), x.dtype)
+        return (y, TensorValue(y.shape, "int64")) if at.get("return_indices") else y
+
+    return rule
+
+
+def _pair_of_inputs(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """The broadcast shape and dtype of a layer's two inputs (x1, x2), or an Unknown."""
+    x1 = _input(ev, m, a, k)
+    x2 = shapes.as_tensor(ev, a[1] if len(a) > 1 else k.get("x2"), m.cls.name)
+    if not isinstance(x1, TensorValue):
+        return x1
+    if not isinstance(x2, TensorValue):
+        return x2
+    assert isinstance(x1.shape, tuple) and isinstance(x2.shape, tuple)
+    shape = broadcast(x1.shape, x2.shape)
+    if isinstance(shape, Unknown):
+        return shapes.mismatch(ev, f"{m.cls.name}: {shape.reason}")
+    return shape, x1.dtype
+
+
+def _cosine_similarity(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """The broadcast inputs' shape less `dim`."""
+    both = _pair_of_inputs(ev, m, a, k)
+    if not isinstance(both, tuple):
+        return both
+    shape, dtype = both
+    d = m.attrs.get("dim", 1)
+    if isinstance(d, bool) or not isinstance(d, int):
+        return Unknown(f"CosineSimilarity along an unknown dim {d!r}", ev.current_ref)
+    if not -len(shape) <= d < len(shape):
+        return shapes.mismatch(ev, f"CosineSimilarity along dim {d} of inputs of shape {list(shape)}")
+    d %= len(shape)
+    return TensorValue((*shape[:d], *shape[d + 1:]), dtype)
+
+
+def _pairwise_distance(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """The p-norm of x1 - x2 over the last dim of the broadcast inputs (kept with keepdim)."""
+    both = _pair_of_inputs(ev, m, a, k)
+    if not isinstance(both, tuple):
+        return both
+    shape, dtype = both
+    if not shape:
+        return TensorValue((), dtype)
+    keep = m.attrs.get("keepdim") is True
+    return TensorValue((*shape[:-1], 1) if keep else shape[:-1], dtype)
+
+
+def _ctc_loss(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """log_probs [T, N, C] (or [T, C]): a loss per sequence with reduction='none', else a scalar."""
+    x = _input(ev, m, a, k)
+    if not isinstance(x, TensorValue):
+        return x
+    assert isinstance(x.shape, tuple)
+    if len(x.shape) not in (2, 3):
+        return shapes.mismatch(ev, f"CTCLoss expects log_probs of shape [T, N, C] or [T, C], got {list(x.shape)}")
+    if m.attrs.get("reduction", "mean") == "none":
+        return TensorValue(x.shape[1:2] if len(x.shape) == 3 else (), x.dtype)
+    return TensorValue((), x.dtype)
+
+
+def _weight_norm(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """weight_norm's parametrization: forward(weight_g, weight_v) is a weight of v's shape."""
+    v = shapes.as_tensor(ev, a[1] if len(a) > 1 else k.get("weight_v"), m.cls.name)
+    return shapes.same(v) if isinstance(v, TensorValue) else v
+
+
+# Layers whose output has the input's shape, and the op whose autograd rule applies to each.
+ELEMENTWISE = {
+    "ReLU": "relu", "ReLU6": "hardtanh", "SELU": "selu", "SiLU": "silu", "Mish": "mish", "Hardswish": "hardswish",
+    "Hardsigmoid": "hardsigmoid", "Sigmoid": "sigmoid", "Tanh": "tanh", "Tanhshrink": "tanhshrink",
+    "LogSigmoid": "logsigmoid", "Softsign": "softsign", "LeakyReLU": "leaky_relu", "ELU": "elu", "CELU": "celu",
+    "GELU": "gelu", "Hardtanh": "hardtanh", "Hardshrink": "hardshrink", "Softshrink": "softshrink",
+    "Softplus": "softplus", "Threshold": "threshold", "RReLU": "rrelu", "Softmax": "softmax", "Softmin": "softmax",
+    "LogSoftmax": "log_softmax", "Softmax2d": "softmax", "ChannelShuffle": "channel_shuffle", "PReLU": "prelu",
+    **dict.fromkeys(("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"),
+                    "dropout"),
+}
+for _name, _op in ELEMENTWISE.items():
+    forward_rule(_name, saves=_op)(_elementwise)
+forward_rule("GLU", saves="glu")(_glu)
+# Padding: constant and circular padding keep nothing for backward; reflection and replication
+# padding keep their input (measured with saved_tensors_hooks, torch 2.13). ReflectionPad1d/2d
+# and ReplicationPad2d predate that measurement and are still declared "pad" (keeping nothing):
+# changing them changes published figures, a decision left to a change of its own.
+PADDING_SAVES = {"Zero": "pad", "Constant": "pad", "Circular": "pad", "Reflection": "reflection_pad",
+                 "Replication": "reflection_pad"}
+PADDING_LEGACY = {"ReflectionPad1d", "ReflectionPad2d", "ReplicationPad2d"}
 for _dims in (1, 2, 3):
-    FORWARD[f"MaxPool{_dims}d"] = _pool(_dims, "window")
-    FORWARD[f"AvgPool{_dims}d"] = _pool(_dims, "window")
-    FORWARD[f"LPPool{_dims}d"] = _pool(_dims, "window")
-    FORWARD[f"AdaptiveAvgPool{_dims}d"] = _pool(_dims, "adaptive")
-    FORWARD[f"AdaptiveMaxPool{_dims}d"] = _pool(_dims, "adaptive")
-    for _kind in ("Zero", "Constant", "Reflection", "Replication", "Circular"):
-        FORWARD[f"{_kind}Pad{_dims}d"] = _pad(_dims)
-FORWARD.update({
-    "Flatten": _flatten, "Unflatten": _unflatten, "Upsample": _upsample, "UpsamplingNearest2d": _upsample,
-    "UpsamplingBilinear2d": _upsample, "PixelShuffle": _pixel_shuffle(True), "PixelUnshuffle": _pixel_shuffle(False),
-    "Unfold": _unfold, "Fold": _fold,
-})
-for _name in ("L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "KLDivLoss", "CrossEntropyLoss", "NLLLoss", "BCELoss",
-              "BCEWithLogitsLoss", "CosineEmbeddingLoss", "MarginRankingLoss", "TripletMarginLoss", "PoissonNLLLoss",
-              "GaussianNLLLoss", "HingeEmbeddingLoss", "SoftMarginLoss", "MultiLabelMarginLoss",
-              "MultiLabelSoftMarginLoss", "MultiMarginLoss"):
-    FORWARD[_name] = _loss
+    forward_rule(f"MaxPool{_dims}d", saves="max_pool")(_pool(_dims, "window"))
+    forward_rule(f"AvgPool{_dims}d", f"LPPool{_dims}d", saves="avg_pool")(_pool(_dims, "window"))
+    forward_rule(f"AdaptiveAvgPool{_dims}d", saves="avg_pool")(_pool(_dims, "adaptive"))
+    forward_rule(f"AdaptiveMaxPool{_dims}d", saves="max_pool")(_pool(_dims, "adaptive"))
+    forward_rule(f"MaxUnpool{_dims}d", saves="max_unpool")(_max_unpool(_dims))
+    for _kind, _op in PADDING_SAVES.items():
+        _layer = f"{_kind}Pad{_dims}d"
+        forward_rule(_layer, saves="pad" if _layer in PADDING_LEGACY else _op)(_pad(_dims))
+for _dims in (2, 3):
+    forward_rule(f"FractionalMaxPool{_dims}d", saves="max_pool")(_fractional_pool(_dims))
+forward_rule("Flatten", saves="flatten")(_flatten)
+forward_rule("Unflatten", saves="view")(_unflatten)
+forward_rule("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", saves="interpolate")(_upsample)
+forward_rule("PixelShuffle", saves="pixel_shuffle")(_pixel_shuffle(True))
+forward_rule("PixelUnshuffle", saves="pixel_shuffle")(_pixel_shuffle(False))  # keeps nothing either
+forward_rule("Unfold", saves="im2col")(_unfold)
+forward_rule("Fold", saves="col2im")(_fold)
+forward_rule("CosineSimilarity", saves="cosine_similarity")(_cosine_similarity)
+forward_rule("PairwiseDistance", saves="pairwise_distance")(_pairwise_distance)
+# Losses: the op of each (one the memory model models, or its lower-case name, declared assumed there).
+LOSSES = {
+    "L1Loss": "l1_loss", "MSELoss": "mse_loss", "SmoothL1Loss": "l1_loss", "HuberLoss": "l1_loss",
+    "KLDivLoss": "kl_div", "CrossEntropyLoss": "cross_entropy", "NLLLoss": "nll_loss", "NLLLoss2d": "nll_loss",
+    "BCELoss": "binary_cross_entropy", "BCEWithLogitsLoss": "binary_cross_entropy_with_logits",
+    **{name: name.lower() for name in (
+        "CosineEmbeddingLoss", "MarginRankingLoss", "TripletMarginLoss", "PoissonNLLLoss", "GaussianNLLLoss",
+        "HingeEmbeddingLoss", "SoftMarginLoss", "MultiLabelMarginLoss", "MultiLabelSoftMarginLoss",
+        "MultiMarginLoss", "TripletMarginWithDistanceLoss")},
+}
+for _name, _op in LOSSES.items():
+    forward_rule(_name, saves=_op)(_loss)
+forward_rule("CTCLoss", saves="ctcloss")(_ctc_loss)
+forward_rule("_WeightNorm", saves="_weightnorm")(_weight_norm)
+forward_rule("_SpectralNorm", saves="_spectralnorm")(_elementwise)
+forward_rule("_Orthogonal", saves="_orthogonal")(_elementwise)
