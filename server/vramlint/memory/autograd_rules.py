@@ -405,7 +405,10 @@ def dropout(c: Call) -> Effect:
 @rule("max_pool")
 def max_pool(c: Call) -> Effect:
     saves = _keep(c.x)
-    if c.out is not None:
+    returned = c.outputs[1] if len(c.outputs) > 1 and c.outputs[1].dtype == "int64" else None
+    if returned is not None:  # return_indices=True: the indices kept are the ones returned
+        saves.append(returned)
+    elif c.out is not None:
         saves.append(Extra(nbytes(c.out.shape, "int64"), "int64", "max-pool indices"))
     return Effect(saves=saves)
 
