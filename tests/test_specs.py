@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+import tests.test_memory_saved
 import vramlint
 from tests.support.layer_cases import (
     NOT_CALLED,
@@ -232,26 +233,26 @@ SAVED_INPUTS = {"ZeroPad1d": "torch.randn(4, 3, 8)", "ReplicationPad1d": "torch.
                 "ReflectionPad3d": "torch.randn(2, 3, 4, 4, 4)"}
 
 
+def _assert_saved_as_torch(text: str, tmp_path: Path) -> None:
+    """vramlint's activations for `text` (defines `model` and `x`) are what torch keeps, and no
+    op of it is assumed."""
+    model, inputs = tests.test_memory_saved.build_torch(text)
+    saved, _ = tests.test_memory_saved.torch_saved(model, inputs, tests.test_memory_saved.vramlint_loss)
+    est = tests.test_memory_saved.vramlint_estimate(text, tmp_path / "case.py")
+    assert not est.unmodelled_ops, est.unmodelled_ops
+    assert est.activations == sum(tests.test_memory_saved.rounded(s.nbytes) for s in saved), "\n".join(map(str, saved))
+
+
 @pytest.mark.parametrize("name", sorted(SAVED_CASES))
 def test_newly_declared_layers_keep_what_torch_keeps(name: str, tmp_path: Path) -> None:
-    from tests.test_memory_saved import HEADER, rounded, torch_saved, vramlint_estimate, vramlint_loss
-
-    text = HEADER + (f"model = nn.Sequential({SAVED_CASES[name]})\n"
+    text = tests.test_memory_saved.HEADER + (f"model = nn.Sequential({SAVED_CASES[name]})\n"
                      f"x = {SAVED_INPUTS.get(name, 'torch.randn(4, 3, 8, 8)')}\nout = model(x)\n")
-    ns: dict[str, Any] = {}
-    torch.manual_seed(0)
-    exec(compile(text, "<saved case>", "exec"), ns)
-    saved, _ = torch_saved(ns["model"], (ns["x"],), vramlint_loss)
-    est = vramlint_estimate(text, tmp_path / "case.py")
-    assert not est.unmodelled_ops, est.unmodelled_ops
-    assert est.activations == sum(rounded(s.nbytes) for s in saved), "\n".join(map(str, saved))
+    _assert_saved_as_torch(text, tmp_path)
 
 
 def test_max_unpool_keeps_its_indices(tmp_path: Path) -> None:
     """MaxUnpool's backward gathers the gradient at the indices: it keeps them, not its input."""
-    from tests.test_memory_saved import HEADER, rounded, torch_saved, vramlint_estimate, vramlint_loss
-
-    text = HEADER + """\
+    text = tests.test_memory_saved.HEADER + """\
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
@@ -269,9 +270,4 @@ model = Net()
 x = torch.randn(4, 3, 8, 8)
 out = model(x)
 """
-    ns: dict[str, Any] = {}
-    exec(compile(text, "<saved case>", "exec"), ns)
-    saved, _ = torch_saved(ns["model"], (ns["x"],), vramlint_loss)
-    est = vramlint_estimate(text, tmp_path / "case.py")
-    assert not est.unmodelled_ops, est.unmodelled_ops
-    assert est.activations == sum(rounded(s.nbytes) for s in saved), "\n".join(map(str, saved))
+    _assert_saved_as_torch(text, tmp_path)
