@@ -271,3 +271,40 @@ x = torch.randn(4, 3, 8, 8)
 out = model(x)
 """
     _assert_saved_as_torch(text, tmp_path)
+
+
+# ---------------------------------------------------------------------- the layers' F. forms
+# Each F. form that shares its layer's rule (shapes.py), called as text on input `{x}`.
+FUNCTIONAL_FORMS = {
+    "glu": "F.glu({x})", "pixel_shuffle": "F.pixel_shuffle({x}, 2)", "pixel_unshuffle": "F.pixel_unshuffle({x}, 2)",
+    "channel_shuffle": "F.channel_shuffle({x}, 2)", "cosine_similarity": "F.cosine_similarity({x}, {x})",
+    "pairwise_distance": "F.pairwise_distance({x}, {x}, keepdim=True)",
+    **{f"max_unpool{n}d": f"F.max_unpool{n}d({{x}}, torch.zeros_like({{x}}, dtype=torch.int64), 2)" for n in (1, 2, 3)},
+    **{f"fractional_max_pool{n}d": f"F.fractional_max_pool{n}d({{x}}, 2, output_ratio={(0.5,) * n})" for n in (2, 3)},
+    **{f"lp_pool{n}d": f"F.lp_pool{n}d({{x}}, 2, 2)" for n in (1, 2, 3)},
+    **{f"conv_transpose{n}d": f"F.conv_transpose{n}d({{x}}, torch.zeros({', '.join(['4', '3'] + ['2'] * n)}))"
+       for n in (1, 2, 3)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONAL_FORMS))
+def test_functional_form_gives_torchs_output_shapes(name: str, tmp_path: Path) -> None:
+    calls = [FUNCTIONAL_FORMS[name].format(x=f"x{i}") for i in range(len(SHAPES))]
+    ns: dict[str, Any] = {"torch": torch, "F": torch.nn.functional}
+    expected = []
+    for i, shape in enumerate(SHAPES):
+        ns[f"x{i}"] = torch.zeros(shape)
+        try:
+            expected.append(_shapes(eval(calls[i], ns)))
+        except Exception:
+            expected.append(None)
+    lines = ["import torch", "import torch.nn.functional as F"]
+    lines += [f"x{i} = torch.zeros({shape})" for i, shape in enumerate(SHAPES)]
+    lines += [f"y{i} = {call}" for i, call in enumerate(calls)]
+    mod, _, _ = get_loader(search_paths(vramlint.Settings())).load_main(
+        str(tmp_path / f"{name}.py"), "\n".join(lines) + "\n", f"specs_f_{name}")
+    compared = [(f"{call} on {list(SHAPES[i])}", want, _shapes(mod.ns.get(f"y{i}", MISSING)))
+                for i, (call, want) in enumerate(zip(calls, expected)) if want is not None]
+    assert compared, f"torch accepts no generated call of F.{name}"
+    wrong = [f"{call}: torch {want}, vramlint {got!r}" for call, want, got in compared if got != want]
+    assert not wrong, "\n".join(wrong)

@@ -129,7 +129,10 @@ ALIASES = {
     "expand_as": "expand", "type_as": "to", "float": "to", "half": "to", "double": "to", "bfloat16": "to",
     "long": "to", "int": "to", "bool": "to", "type": "to", "softmin": "softmax", "neg": "negative",
     "amax": "max_reduce", "amin": "max_reduce", "clip": "clamp", "radd": "add", "rsub": "sub", "rmul": "mul",
-    "rtruediv": "div", "rmatmul": "matmul", "fill_": "fill",
+    "rtruediv": "div", "rmatmul": "matmul", "fill_": "fill", "max_unpool1d": "max_unpool",
+    "max_unpool2d": "max_unpool", "max_unpool3d": "max_unpool", "fractional_max_pool2d": "max_pool",
+    "fractional_max_pool3d": "max_pool", "lp_pool1d": "avg_pool", "lp_pool2d": "avg_pool", "lp_pool3d": "avg_pool",
+    "pixel_unshuffle": "pixel_shuffle", "native_channel_shuffle": "channel_shuffle",
 }
 
 

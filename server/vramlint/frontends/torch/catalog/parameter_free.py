@@ -19,7 +19,7 @@ from vramlint.frontends.torch.catalog import (
     forward_rule,
     register,
 )
-from vramlint.frontends.torch.tensors import TensorValue, broadcast
+from vramlint.frontends.torch.tensors import TensorValue
 
 
 def prelu(a: LayerArgs) -> LayerParts:
@@ -139,18 +139,7 @@ def _elementwise(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
 
 
 def _glu(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-    x = _input(ev, m, a, k)
-    if not isinstance(x, TensorValue):
-        return x
-    assert isinstance(x.shape, tuple)
-    shape = list(x.shape)
-    d = m.attrs.get("dim", -1)
-    if not isinstance(d, int) or isinstance(d, bool):
-        return Unknown("GLU along an unknown dim", ev.current_ref)
-    if not -len(shape) <= d < len(shape):
-        return shapes.mismatch(ev, f"GLU along dim {d} of an input of shape {list(shape)}")
-    shape[d] = shape[d] // 2
-    return TensorValue(tuple(shape), x.dtype)
+    return shapes.glu(ev, first_input(a, k, "input"), m.attrs.get("dim", -1), m.cls.name)
 
 
 def _pool(nd: int, kind: str) -> Forward:
@@ -197,23 +186,8 @@ def _upsample(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
 
 def _pixel_shuffle(up: bool) -> Forward:
     def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-        x = _input(ev, m, a, k)
-        if not isinstance(x, TensorValue):
-            return x
-        assert isinstance(x.shape, tuple)
         r = m.attrs.get("upscale_factor" if up else "downscale_factor")
-        if len(x.shape) < 3:
-            return shapes.mismatch(ev, f"{m.cls.name} expects at least 3 dimensions, got shape {list(x.shape)}")
-        if isinstance(r, bool) or not isinstance(r, (int, Unknown)):
-            return Unknown(f"{m.cls.name}: the factor {r!r} is not an int", ev.current_ref)
-        *lead, c, h, w = x.shape
-        if isinstance(r, int):  # torch's checks: a positive factor that divides the sizes it divides
-            divided = (c,) if up else (h, w)
-            if r <= 0 or any(isinstance(d, int) and d % (r * r if up else r) for d in divided):
-                return shapes.mismatch(ev, f"{m.cls.name} by {r} of an input of shape {list(x.shape)}")
-        if up:
-            return TensorValue((*lead, c // (r * r), h * r, w * r), x.dtype)
-        return TensorValue((*lead, c * r * r, h // r, w // r), x.dtype)
+        return shapes.pixel_shuffle(ev, first_input(a, k, "input"), r, up, m.cls.name)
 
     return rule
 
@@ -248,114 +222,37 @@ def _loss(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     return TensorValue((), x.dtype)
 
 
-def _spatial_input(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any], nd: int) -> Any:
-    """The input of an N-d layer that takes [C, *spatial] or [N, C, *spatial], or an Unknown."""
-    x = _input(ev, m, a, k)
-    if isinstance(x, TensorValue) and isinstance(x.shape, tuple) and len(x.shape) not in (nd + 1, nd + 2):
-        return shapes.mismatch(ev, f"{m.cls.name} expects a {nd + 1}-D or {nd + 2}-D input, got shape {list(x.shape)}")
-    return x
-
-
 def _max_unpool(nd: int) -> Forward:
-    """MaxUnpool: each spatial size (size - 1) * stride - 2 * padding + kernel, or `output_size`."""
-
     def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-        x = _spatial_input(ev, m, a, k, nd)
-        if not isinstance(x, TensorValue):
-            return x
-        assert isinstance(x.shape, tuple)
-        indices = a[1] if len(a) > 1 else k.get("indices")
-        if isinstance(indices, TensorValue) and isinstance(indices.shape, tuple) and indices.shape != x.shape:
-            return shapes.mismatch(ev, f"{m.cls.name}: indices of shape {list(indices.shape)} for an input of shape "
-                                       f"{list(x.shape)}")
         at = m.attrs
-        kernel = shapes.tup(at.get("kernel_size"), nd)
-        stride = shapes.tup(at.get("kernel_size") if at.get("stride") is None else at.get("stride"), nd)
-        padding = shapes.tup(at.get("padding", 0), nd)
-        lead, spatial = x.shape[:-nd], x.shape[-nd:]
-        given = a[2] if len(a) > 2 else k.get("output_size")
-        if given is not None:
-            sizes = tuple(given)[-nd:] if isinstance(given, (tuple, list)) and len(given) >= nd else None
-            if sizes is None:
-                return Unknown(f"{m.cls.name} with an output_size of unknown length", ev.current_ref)
-            return TensorValue((*lead, *sizes), x.dtype)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (*kernel, *stride, *padding)):
-            return Unknown(f"{m.cls.name} with a kernel, stride or padding that is not integers", ev.current_ref)
-        out = [(size - 1) * stride[i] - 2 * padding[i] + kernel[i] for i, size in enumerate(spatial)]
-        if any(isinstance(v, int) and v <= 0 for v in out):
-            return shapes.mismatch(ev, f"{m.cls.name} of an input of shape {list(x.shape)} gives sizes {out}")
-        return TensorValue((*lead, *out), x.dtype)
+        indices = a[1] if len(a) > 1 else k.get("indices")
+        output_size = a[2] if len(a) > 2 else k.get("output_size")
+        return shapes.max_unpool(ev, first_input(a, k, "input"), indices, nd, at.get("kernel_size"),
+                                 at.get("stride"), at.get("padding", 0), output_size, m.cls.name)
 
     return rule
 
 
 def _fractional_pool(nd: int) -> Forward:
-    """FractionalMaxPool: `output_size`, or int(size * output_ratio); indices if asked."""
-
     def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-        x = _spatial_input(ev, m, a, k, nd)
-        if not isinstance(x, TensorValue):
-            return x
-        assert isinstance(x.shape, tuple)
         at = m.attrs
-        spatial = x.shape[-nd:]
-        kernel = shapes.tup(at.get("kernel_size"), nd)
-        if at.get("output_size") is not None:
-            out = list(shapes.tup(at["output_size"], nd))
-        else:
-            ratio = shapes.tup(at.get("output_ratio"), nd)
-            out = [int(size * r) if isinstance(size, int) and isinstance(r, (int, float)) else
-                   Unknown(f"{m.cls.name}: output ratio {r!r} of size {size!r}") for size, r in zip(spatial, ratio)]
-        for size, o, kk in zip(spatial, out, kernel):
-            if isinstance(size, int) and isinstance(o, int) and isinstance(kk, int) and o + kk - 1 > size:
-                return shapes.mismatch(ev, f"{m.cls.name}: output size {o} with kernel {kk} is too large for an input "
-                                           f"of shape {list(x.shape)}")
-        y = TensorValue((*x.shape[:-nd], *out), x.dtype)
-        return (y, TensorValue(y.shape, "int64")) if at.get("return_indices") else y
+        y = shapes.fractional_max_pool(ev, first_input(a, k, "input"), nd, at.get("kernel_size"),
+                                       at.get("output_size"), at.get("output_ratio"), m.cls.name)
+        return (y, TensorValue(y.shape, "int64")) if at.get("return_indices") and isinstance(y, TensorValue) else y
 
     return rule
 
 
-def _pair_of_inputs(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-    """The broadcast shape and dtype of a layer's two inputs (x1, x2), or an Unknown."""
-    x1 = _input(ev, m, a, k)
-    x2 = shapes.as_tensor(ev, a[1] if len(a) > 1 else k.get("x2"), m.cls.name)
-    if not isinstance(x1, TensorValue):
-        return x1
-    if not isinstance(x2, TensorValue):
-        return x2
-    assert isinstance(x1.shape, tuple) and isinstance(x2.shape, tuple)
-    shape = broadcast(x1.shape, x2.shape)
-    if isinstance(shape, Unknown):
-        return shapes.mismatch(ev, f"{m.cls.name}: {shape.reason}")
-    return shape, x1.dtype
+def _second(a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    return a[1] if len(a) > 1 else k.get("x2")
 
 
 def _cosine_similarity(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-    """The broadcast inputs' shape less `dim`."""
-    both = _pair_of_inputs(ev, m, a, k)
-    if not isinstance(both, tuple):
-        return both
-    shape, dtype = both
-    d = m.attrs.get("dim", 1)
-    if isinstance(d, bool) or not isinstance(d, int):
-        return Unknown(f"CosineSimilarity along an unknown dim {d!r}", ev.current_ref)
-    if not -len(shape) <= d < len(shape):
-        return shapes.mismatch(ev, f"CosineSimilarity along dim {d} of inputs of shape {list(shape)}")
-    d %= len(shape)
-    return TensorValue((*shape[:d], *shape[d + 1:]), dtype)
+    return shapes.cosine_similarity(ev, first_input(a, k, "x1"), _second(a, k), m.attrs.get("dim", 1), m.cls.name)
 
 
 def _pairwise_distance(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-    """The p-norm of x1 - x2 over the last dim of the broadcast inputs (kept with keepdim)."""
-    both = _pair_of_inputs(ev, m, a, k)
-    if not isinstance(both, tuple):
-        return both
-    shape, dtype = both
-    if not shape:
-        return TensorValue((), dtype)
-    keep = m.attrs.get("keepdim") is True
-    return TensorValue((*shape[:-1], 1) if keep else shape[:-1], dtype)
+    return shapes.pairwise_distance(ev, first_input(a, k, "x1"), _second(a, k), m.attrs.get("keepdim"), m.cls.name)
 
 
 def _ctc_loss(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
