@@ -308,3 +308,29 @@ def test_functional_form_gives_torchs_output_shapes(name: str, tmp_path: Path) -
     assert compared, f"torch accepts no generated call of F.{name}"
     wrong = [f"{call}: torch {want}, vramlint {got!r}" for call, want, got in compared if got != want]
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_subclass_calling_the_layers_forward_keeps_what_the_layer_keeps(tmp_path: Path) -> None:
+    """`class MyConv(nn.Conv2d)` whose forward calls `super().forward(x)` is a convolution for
+    autograd, not an op of its own name assumed to keep its inputs."""
+    _assert_saved_as_torch(tests.test_memory_saved.HEADER + """\
+class MyConv(nn.Conv2d):
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 3, 1)
+        self.conv = MyConv(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.fc(self.conv(self.stem(x)).flatten(1))
+
+
+model = Net()
+x = torch.randn(4, 3, 8, 8)
+out = model(x)
+""", tmp_path)

@@ -139,7 +139,9 @@ ALIASES = {
 def canonical(raw: str, module: Instance | None, kwargs: dict[str, Any]) -> tuple[str, bool]:
     """("relu", inplace?) for "torch.nn.functional.relu_", "Tensor.__iadd__", a ReLU layer..."""
     if module is not None:
-        cls = module.cls.name
+        # A layer's op by the class whose forward rule ran ("nn.Conv2d"), which a subclass
+        # calling `super().forward(x)` is not (`class MyConv(nn.Conv2d)`).
+        cls = raw.removeprefix("nn.") if raw.startswith("nn.") else module.cls.name
         name = MODULE_OPS.get(cls, cls.lower())
         return ALIASES.get(name, name), module.attrs.get("inplace") is True
     name = _FUNCTIONAL_RENAMES.get(raw) or raw.rsplit(".", 1)[-1]
