@@ -160,12 +160,88 @@ def _one_hot(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return TensorValue((*x.shape, n), "int64")
 
 
+def _glu(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return shapes.glu(ev, _arg(a, k, 0, "input"), _arg(a, k, 1, "dim", -1), "F.glu")
+
+
+def _pixel_shuffle(up: bool) -> Impl:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        factor = _arg(a, k, 1, "upscale_factor" if up else "downscale_factor")
+        return shapes.pixel_shuffle(ev, _arg(a, k, 0, "input"), factor, up, "F.pixel_shuffle" if up else
+                                    "F.pixel_unshuffle")
+
+    return impl
+
+
+def _cosine_similarity(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return shapes.cosine_similarity(ev, _arg(a, k, 0, "x1"), _arg(a, k, 1, "x2"), _arg(a, k, 2, "dim", 1),
+                                    "F.cosine_similarity")
+
+
+def _pairwise_distance(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return shapes.pairwise_distance(ev, _arg(a, k, 0, "x1"), _arg(a, k, 1, "x2"), _arg(a, k, 4, "keepdim", False),
+                                    "F.pairwise_distance")
+
+
+def _max_unpool(nd: int) -> Impl:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        return shapes.max_unpool(ev, _arg(a, k, 0, "input"), _arg(a, k, 1, "indices"), nd, _arg(a, k, 2, "kernel_size"),
+                                 _arg(a, k, 3, "stride"), _arg(a, k, 4, "padding", 0), _arg(a, k, 5, "output_size"),
+                                 f"F.max_unpool{nd}d")
+
+    return impl
+
+
+def _fractional_max_pool(nd: int) -> Impl:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        y = shapes.fractional_max_pool(ev, _arg(a, k, 0, "input"), nd, _arg(a, k, 1, "kernel_size"),
+                                       _arg(a, k, 2, "output_size"), _arg(a, k, 3, "output_ratio"),
+                                       f"F.fractional_max_pool{nd}d")
+        if _arg(a, k, 4, "return_indices", False) is True and isinstance(y, TensorValue):
+            return (y, TensorValue(y.shape, "int64"))
+        return y
+
+    return impl
+
+
+def _lp_pool(nd: int) -> Impl:
+    """F.lp_pool(input, norm_type, kernel_size, stride=None, ceil_mode=False): average pooling's shape."""
+
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        return shapes.pool(ev, _arg(a, k, 0, "input"), nd, _arg(a, k, 2, "kernel_size"), _arg(a, k, 3, "stride"), 0, 1,
+                           _arg(a, k, 4, "ceil_mode", False), f"F.lp_pool{nd}d")
+
+    return impl
+
+
+def _conv_transpose(nd: int) -> Impl:
+    """F.conv_transpose(input, weight [C_in, C_out / groups, *k], bias, stride, padding,
+    output_padding, groups, dilation)."""
+
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        w = _arg(a, k, 1, "weight")
+        what = f"F.conv_transpose{nd}d"
+        if not isinstance(w, TensorValue) or isinstance(w.shape, Unknown):
+            return Unknown(f"{what} with an unknown weight", ev.current_ref)
+        if len(w.shape) != nd + 2:
+            return shapes.mismatch(ev, f"{what} with a weight of shape {list(w.shape)}")
+        groups = _arg(a, k, 6, "groups", 1)
+        out = w.shape[1] * groups if isinstance(groups, int) and isinstance(w.shape[1], int) else Unknown(
+            f"{what}: output channels of unknown groups", ev.current_ref)
+        return shapes.conv_transpose(ev, _arg(a, k, 0, "input"), nd, out, tuple(w.shape[2:]), _arg(a, k, 3, "stride", 1),
+                                     _arg(a, k, 4, "padding", 0), _arg(a, k, 5, "output_padding", 0),
+                                     _arg(a, k, 7, "dilation", 1), what)
+
+    return impl
+
+
 ELEMENTWISE = (
     "relu", "relu_", "relu6", "elu", "elu_", "selu", "celu", "gelu", "silu", "mish", "hardswish", "hardsigmoid",
     "sigmoid", "tanh", "leaky_relu", "leaky_relu_", "hardtanh", "hardtanh_", "softplus", "softsign", "logsigmoid",
     "tanhshrink", "hardshrink", "softshrink", "threshold", "rrelu", "prelu", "dropout", "dropout1d", "dropout2d",
     "dropout3d", "alpha_dropout", "feature_alpha_dropout", "layer_norm", "group_norm", "batch_norm",
-    "instance_norm", "rms_norm", "local_response_norm", "normalize", "gumbel_softmax",
+    "instance_norm", "rms_norm", "local_response_norm", "normalize", "gumbel_softmax", "channel_shuffle",
+    "native_channel_shuffle",
 )
 
 FUNCTIONS: dict[str, Impl] = {name: _elementwise for name in ELEMENTWISE}
@@ -181,6 +257,13 @@ FUNCTIONS.update({
     "upsample": _interpolate, "pad": _pad, "flatten": _flatten, "unfold": _unfold, "fold": _fold, "one_hot": _one_hot,
     "cross_entropy": _loss, "nll_loss": _loss, "mse_loss": _loss, "l1_loss": _loss, "smooth_l1_loss": _loss,
     "binary_cross_entropy": _loss, "binary_cross_entropy_with_logits": _loss, "kl_div": _loss, "huber_loss": _loss,
+    # the F. forms of layers (shapes.py holds the rule both use)
+    "glu": _glu, "pixel_shuffle": _pixel_shuffle(True), "pixel_unshuffle": _pixel_shuffle(False),
+    "cosine_similarity": _cosine_similarity, "pairwise_distance": _pairwise_distance,
+    **{f"max_unpool{n}d": _max_unpool(n) for n in (1, 2, 3)},
+    **{f"fractional_max_pool{n}d": _fractional_max_pool(n) for n in (2, 3)},
+    **{f"lp_pool{n}d": _lp_pool(n) for n in (1, 2, 3)},
+    **{f"conv_transpose{n}d": _conv_transpose(n) for n in (1, 2, 3)},
 })
 
 

@@ -304,3 +304,132 @@ def fold(ev: Evaluator, x: Any, output_size: Any, kernel: Any, dilation: Any, pa
         raise ev.raise_error("RuntimeError", "Expected output spatial size to be positive, but got: "
                                              f"output_size=({oh}, {ow}).")
     return TensorValue((*lead, planes // (kh * kw), oh, ow), t.dtype)
+
+
+# ---------------------------------------------------------------------- shared by a layer and its F. form
+def glu(ev: Evaluator, x: Any, d: Any, what: str) -> Any:
+    """GLU / F.glu: the input halved along `d` (an even size)."""
+    t = as_tensor(ev, x, what)
+    if isinstance(t, Unknown):
+        return t
+    shape = list(t.shape)
+    if isinstance(d, bool) or not isinstance(d, int):
+        return Unknown(f"{what} along an unknown dim", ev.current_ref)
+    if not -len(shape) <= d < len(shape):
+        return mismatch(ev, f"{what} along dim {d} of an input of shape {shape_text(t.shape)}")
+    if isinstance(shape[d], int) and shape[d] % 2:
+        return mismatch(ev, f"{what} halves dim {d} of an input of shape {shape_text(t.shape)}: its size is odd")
+    shape[d] = shape[d] // 2
+    return TensorValue(tuple(shape), t.dtype)
+
+
+def pixel_shuffle(ev: Evaluator, x: Any, r: Any, up: bool, what: str) -> Any:
+    """PixelShuffle (up) / PixelUnshuffle: [*, C, H, W] <-> [*, C / r^2, H * r, W * r]."""
+    t = as_tensor(ev, x, what)
+    if isinstance(t, Unknown):
+        return t
+    assert isinstance(t.shape, tuple)
+    if len(t.shape) < 3:
+        return mismatch(ev, f"{what} expects at least 3 dimensions, got shape {shape_text(t.shape)}")
+    if isinstance(r, bool) or not isinstance(r, (int, Unknown)):
+        return Unknown(f"{what}: the factor {r!r} is not an int", ev.current_ref)
+    *lead, c, h, w = t.shape
+    if isinstance(r, int):  # torch's checks: a positive factor that divides the sizes it divides
+        divided = (c,) if up else (h, w)
+        if r <= 0 or any(isinstance(d, int) and d % (r * r if up else r) for d in divided):
+            return mismatch(ev, f"{what} by {r} of an input of shape {shape_text(t.shape)}")
+    if up:
+        return TensorValue((*lead, c // (r * r), h * r, w * r), t.dtype)
+    return TensorValue((*lead, c * r * r, h // r, w // r), t.dtype)
+
+
+def max_unpool(ev: Evaluator, x: Any, indices: Any, nd: int, kernel: Any, stride: Any, padding: Any,
+               output_size: Any, what: str) -> Any:
+    """MaxUnpool / F.max_unpool: each spatial size (size - 1) * stride - 2 * padding + kernel, or
+    the last nd entries of `output_size`."""
+    split = _spatial(ev, x, nd, what)
+    if isinstance(split, Unknown):
+        return split
+    t, _, spatial = split
+    if isinstance(indices, TensorValue) and isinstance(indices.shape, tuple) and indices.shape != t.shape:
+        return mismatch(ev, f"{what}: indices of shape {shape_text(indices.shape)} for an input of shape "
+                            f"{shape_text(t.shape)}")
+    assert isinstance(t.shape, tuple)
+    lead = t.shape[: len(t.shape) - nd]
+    if output_size is not None:
+        if not isinstance(output_size, (tuple, list)) or len(output_size) not in (nd, nd + 1, nd + 2):
+            return Unknown(f"{what} with an output_size of unknown length", ev.current_ref)
+        return TensorValue((*lead, *tuple(output_size)[-nd:]), t.dtype)
+    k, p = tup(kernel, nd), tup(padding, nd)
+    s = tup(kernel if stride is None else stride, nd)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (*k, *s, *p)):
+        return Unknown(f"{what} with a kernel, stride or padding that is not integers", ev.current_ref)
+    out = [(size - 1) * s[i] - 2 * p[i] + k[i] for i, size in enumerate(spatial)]
+    if any(isinstance(v, int) and v <= 0 for v in out):
+        return mismatch(ev, f"{what} of an input of shape {shape_text(t.shape)} gives sizes {out}")
+    return TensorValue((*lead, *out), t.dtype)
+
+
+def fractional_max_pool(ev: Evaluator, x: Any, nd: int, kernel: Any, output_size: Any, output_ratio: Any,
+                        what: str) -> Any:
+    """FractionalMaxPool / F.fractional_max_pool: `output_size`, or int(size * output_ratio)."""
+    split = _spatial(ev, x, nd, what)
+    if isinstance(split, Unknown):
+        return split
+    t, _, spatial = split
+    k = tup(kernel, nd)
+    if output_size is not None:
+        out = list(tup(output_size, nd))
+    elif output_ratio is not None:
+        ratio = tup(output_ratio, nd)
+        out = [int(size * r) if isinstance(size, int) and isinstance(r, (int, float)) else
+               Unknown(f"{what}: output ratio {r!r} of size {size!r}") for size, r in zip(spatial, ratio)]
+    else:
+        return Unknown(f"{what} without output_size or output_ratio", ev.current_ref)
+    for size, o, kk in zip(spatial, out, k):
+        if isinstance(size, int) and isinstance(o, int) and isinstance(kk, int) and o + kk - 1 > size:
+            return mismatch(ev, f"{what}: output size {o} with kernel {kk} is too large for an input of shape "
+                                f"{shape_text(t.shape)}")
+    assert isinstance(t.shape, tuple)
+    return TensorValue((*t.shape[: len(t.shape) - nd], *out), t.dtype)
+
+
+def _two_inputs(ev: Evaluator, x1: Any, x2: Any, what: str) -> tuple[tuple[Any, ...], str] | Unknown:
+    """The broadcast shape and dtype of two inputs (x1, x2)."""
+    from vramlint.frontends.torch.tensors import broadcast
+
+    a, b = as_tensor(ev, x1, what), as_tensor(ev, x2, what)
+    if isinstance(a, Unknown):
+        return a
+    if isinstance(b, Unknown):
+        return b
+    assert isinstance(a.shape, tuple) and isinstance(b.shape, tuple)
+    shape = broadcast(a.shape, b.shape)
+    if isinstance(shape, Unknown):
+        return mismatch(ev, f"{what}: {shape.reason}")
+    return shape, a.dtype
+
+
+def cosine_similarity(ev: Evaluator, x1: Any, x2: Any, d: Any, what: str) -> Any:
+    """CosineSimilarity / F.cosine_similarity: the broadcast inputs' shape less `d`."""
+    both = _two_inputs(ev, x1, x2, what)
+    if isinstance(both, Unknown):
+        return both
+    shape, dtype = both
+    if isinstance(d, bool) or not isinstance(d, int):
+        return Unknown(f"{what} along an unknown dim {d!r}", ev.current_ref)
+    if not -len(shape) <= d < len(shape):
+        return mismatch(ev, f"{what} along dim {d} of inputs of shape {shape_text(shape)}")
+    d %= len(shape)
+    return TensorValue((*shape[:d], *shape[d + 1:]), dtype)
+
+
+def pairwise_distance(ev: Evaluator, x1: Any, x2: Any, keepdim: Any, what: str) -> Any:
+    """PairwiseDistance / F.pairwise_distance: the norm of x1 - x2 over the last dim."""
+    both = _two_inputs(ev, x1, x2, what)
+    if isinstance(both, Unknown):
+        return both
+    shape, dtype = both
+    if not shape:
+        return TensorValue((), dtype)
+    return TensorValue((*shape[:-1], 1) if keepdim is True else shape[:-1], dtype)

@@ -2,7 +2,10 @@
 
 A spec is data (the constructor's signature, its base class) plus, for layers with weights, a
 small rule function from the bound arguments to the parameters, buffers and child modules the
-layer creates. Families live in their own files: `linear.py`, `conv.py`, `norm.py`,
+layer creates. Beside it, in the same family file, `forward_rule` registers the layer's forward
+(its output shapes) and what autograd keeps when it runs (`saves`); a base class torch never
+calls is declared `abstract`. tests/test_specs.py checks that every spec has both, against torch.
+Families live in their own files: `linear.py`, `conv.py`, `norm.py`,
 `embedding.py`, `recurrent.py`, `attention.py` (MultiheadAttention, Transformer),
 `parameter_free.py` (activations, pooling, dropout...), `containers.py` (Sequential...).
 """
@@ -25,6 +28,7 @@ from vramlint.engine.values import (
 )
 from vramlint.frontends.torch.module import ModuleNative, state_of
 from vramlint.frontends.torch.tensors import TensorValue, dtype_name
+from vramlint.memory.autograd_rules import MODULE_OPS
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -53,6 +57,9 @@ class LayerSpec:
     rule: Rule | None = None
     base: str = "Module"
     module: str = "torch.nn"
+    # A base class torch never runs a forward of (`_forward_unimplemented`: _ConvNd, RNNBase...): only
+    # its subclasses are called, so it has no forward rule of its own.
+    abstract: bool = False
 
 
 class LayerArgs:
@@ -242,14 +249,33 @@ def build_catalog_classes(module_class: ClassValue) -> dict[str, ClassValue]:
     return classes
 
 
-# Forward rules by layer class name, registered by each family file next to its parameter rule.
+# Forward rules by layer class name, registered by each family file next to its parameter rule,
+# and what autograd keeps when each layer runs (`forward_rule`'s `saves`).
 FORWARD: dict[str, ForwardRule] = {}
+SAVES: dict[str, str] = {}
+# `saves` of a layer whose forward runs other layers and ops (Sequential, Transformer): the tape
+# records those one by one, and the layer itself is not an op.
+COMPOSITE = "<composite>"
+# `saves` of a layer whose forward raises, as torch's does (ModuleList: call its elements).
+RAISES = "<raises>"
 
 
-def forward_rule(*names: str) -> Callable[[ForwardRule], ForwardRule]:
+def forward_rule(*names: str, saves: str) -> Callable[[ForwardRule], ForwardRule]:
+    """The one way to give layers a forward: `@forward_rule("Conv2d", saves="conv")` over the rule,
+    or `forward_rule(*names, saves=...)(rule)` for a rule made by a factory.
+
+    `saves` says what autograd keeps when the layer runs, as the memory model's op whose rule
+    applies (memory/autograd_rules.py: "conv", "pad", "max_pool"...; one the memory model
+    declares assumed keeps its inputs and is reported as unmodelled), COMPOSITE or RAISES."""
+
     def register_rule(fn: ForwardRule) -> ForwardRule:
         for n in names:
+            if n in FORWARD:
+                raise ValueError(f"two forward rules for nn.{n}")
             FORWARD[n] = fn
+            SAVES[n] = saves
+            if saves not in (COMPOSITE, RAISES):
+                MODULE_OPS[n] = saves
         return fn
 
     return register_rule

@@ -6,6 +6,7 @@ from typing import Any
 
 from vramlint.frontends.torch import shapes
 from vramlint.frontends.torch.catalog import (
+    COMPOSITE,
     LayerArgs,
     LayerParts,
     LayerSpec,
@@ -138,7 +139,7 @@ register(
 
 
 # ---------------------------------------------------------------------- forward (output shapes)
-@forward_rule("MultiheadAttention")
+@forward_rule("MultiheadAttention", saves="multihead_attention")
 def mha_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     q = shapes.as_tensor(ev, first_input(a, k, "query"), "MultiheadAttention")
     key = a[1] if len(a) > 1 else k.get("key", q)
@@ -189,7 +190,7 @@ def _add(ev: Any, a: Any, b: Any) -> Any:
 
 # The composite layers run their children, as torch's own forward does, so each child's output
 # is traced (MultiheadAttention's out_proj is not called as a module by torch: no child call).
-@forward_rule("TransformerEncoderLayer")
+@forward_rule("TransformerEncoderLayer", saves=COMPOSITE)
 def encoder_layer_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     x = first_input(a, k, "src")
     norm1, norm2 = _child(m, "norm1"), _child(m, "norm2")
@@ -201,7 +202,7 @@ def encoder_layer_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]
     return ev.call(norm2, (_add(ev, x, _feed_forward(ev, m, x)),), {})
 
 
-@forward_rule("TransformerDecoderLayer")
+@forward_rule("TransformerDecoderLayer", saves=COMPOSITE)
 def decoder_layer_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     x = first_input(a, k, "tgt")
     memory = a[1] if len(a) > 1 else k.get("memory")
@@ -216,7 +217,7 @@ def decoder_layer_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]
     return ev.call(n3, (_add(ev, x, _feed_forward(ev, m, x)),), {})
 
 
-@forward_rule("TransformerEncoder", "TransformerDecoder")
+@forward_rule("TransformerEncoder", "TransformerDecoder", saves=COMPOSITE)
 def stack_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     x = first_input(a, k, "src", "tgt")
     rest = a[1:2] if m.cls.name == "TransformerDecoder" else ()
@@ -228,7 +229,7 @@ def stack_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any
     return ev.call(norm, (x,), {}) if norm is not None else x
 
 
-@forward_rule("Transformer")
+@forward_rule("Transformer", saves=COMPOSITE)
 def transformer_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     src = first_input(a, k, "src")
     tgt = a[1] if len(a) > 1 else k.get("tgt")

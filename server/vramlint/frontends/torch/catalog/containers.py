@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import Args, Instance, Kwargs, NativeFunction, Unknown
 from vramlint.frontends.torch.catalog import (
+    COMPOSITE,
     CUSTOM_NATIVES,
     EXTRA_NAMESPACES,
-    FORWARD,
+    RAISES,
     LayerNative,
     LayerSpec,
     first_input,
+    forward_rule,
     register,
 )
 from vramlint.frontends.torch.module import is_module, state_of
@@ -324,8 +326,23 @@ def _sequential_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) 
 
 
 def _not_callable(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    # torch: Module's `_forward_unimplemented` for ModuleList/Dict, a RuntimeError of their own for
+    # ParameterList/Dict.
+    if m.cls.name.startswith("Parameter"):
+        raise ev.raise_error("RuntimeError", f"{m.cls.name} should not be called.")
     raise ev.raise_error("NotImplementedError", f"{m.cls.name} has no forward; call its elements")
 
 
-FORWARD.update({"Sequential": _sequential_forward, "ModuleList": _not_callable, "ModuleDict": _not_callable,
-                "ParameterList": _not_callable, "ParameterDict": _not_callable})
+def _parametrized(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """`layer.parametrizations.weight()`: the parametrized tensor, of its original's shape
+    (weight norm's direction `original1`; the others' `original`)."""
+    params = state_of(m).params
+    original = params.get("original1", params.get("original"))
+    if not isinstance(original, TensorValue):
+        return Unknown(f"{m.cls.name} without its original tensor", ev.current_ref)
+    return TensorValue(original.shape, original.dtype)
+
+
+forward_rule("Sequential", saves=COMPOSITE)(_sequential_forward)
+forward_rule("ModuleList", "ModuleDict", "ParameterList", "ParameterDict", saves=RAISES)(_not_callable)
+forward_rule("ParametrizationList", saves="parametrizationlist")(_parametrized)

@@ -7,11 +7,11 @@ from typing import Any
 
 from vramlint.frontends.torch import shapes
 from vramlint.frontends.torch.catalog import (
-    FORWARD,
     LayerArgs,
     LayerParts,
     LayerSpec,
     first_input,
+    forward_rule,
     register,
 )
 
@@ -48,8 +48,8 @@ CONV_T = ("in_channels, out_channels, kernel_size, stride=1, padding=0, output_p
           "dilation=1, padding_mode='zeros', device=None, dtype=None")
 
 register(
-    LayerSpec("_ConvNd", "*args, **kwargs", module="torch.nn.modules.conv"),
-    LayerSpec("_ConvTransposeNd", "*args, **kwargs", base="_ConvNd", module="torch.nn.modules.conv"),
+    LayerSpec("_ConvNd", "*args, **kwargs", module="torch.nn.modules.conv", abstract=True),
+    LayerSpec("_ConvTransposeNd", "*args, **kwargs", base="_ConvNd", module="torch.nn.modules.conv", abstract=True),
     LayerSpec("Conv1d", CONV, conv_rule(1, False), base="_ConvNd"),
     LayerSpec("Conv2d", CONV, conv_rule(2, False), base="_ConvNd"),
     LayerSpec("Conv3d", CONV, conv_rule(3, False), base="_ConvNd"),
@@ -74,5 +74,5 @@ def _conv_forward(nd: int, transposed: bool) -> Any:
 
 
 for _nd in (1, 2, 3):
-    FORWARD[f"Conv{_nd}d"] = _conv_forward(_nd, False)
-    FORWARD[f"ConvTranspose{_nd}d"] = _conv_forward(_nd, True)
+    forward_rule(f"Conv{_nd}d", saves="conv")(_conv_forward(_nd, False))
+    forward_rule(f"ConvTranspose{_nd}d", saves="conv")(_conv_forward(_nd, True))

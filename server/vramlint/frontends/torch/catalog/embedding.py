@@ -58,7 +58,7 @@ EXTRA_NAMESPACES["EmbeddingBag"] = _namespace("EmbeddingBag")
 
 
 # ---------------------------------------------------------------------- forward (output shapes)
-@forward_rule("Embedding")
+@forward_rule("Embedding", saves="embedding")
 def embedding_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     idx = shapes.as_tensor(ev, first_input(a, k, "input"), "Embedding")
     if not isinstance(idx, TensorValue):
@@ -68,7 +68,7 @@ def embedding_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) ->
     return TensorValue((*idx.shape, dim), w.dtype if isinstance(w, TensorValue) else "float32")
 
 
-@forward_rule("EmbeddingBag")
+@forward_rule("EmbeddingBag", saves="embedding_bag")
 def embedding_bag_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     idx = shapes.as_tensor(ev, first_input(a, k, "input"), "EmbeddingBag")
     if not isinstance(idx, TensorValue):

@@ -75,17 +75,58 @@ register(
 
 
 # ---------------------------------------------------------------------- forward (output shapes)
-@forward_rule("Linear", "NonDynamicallyQuantizableLinear")
+@forward_rule("Linear", "NonDynamicallyQuantizableLinear", saves="linear")
 def linear_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     return shapes.linear(ev, first_input(a, k, "input"), m.attrs.get("in_features"), m.attrs.get("out_features"))
 
 
-@forward_rule("Bilinear")
+@forward_rule("Bilinear", saves="bilinear")
 def bilinear_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     return shapes.linear(ev, first_input(a, k, "input1"), m.attrs.get("in1_features"), m.attrs.get("out_features"),
                          "Bilinear")
 
 
-@forward_rule("Identity")
+@forward_rule("Identity", saves="identity")
 def identity_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     return first_input(a, k, "input")
+
+
+def _batch_and_target(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """The (input, target) of a layer that ends in a loss over classes: input [N, features] or
+    [features], target [N] or []; an Unknown or a shape mismatch otherwise."""
+    x = shapes.as_tensor(ev, first_input(a, k, "input"), m.cls.name)
+    target = shapes.as_tensor(ev, a[1] if len(a) > 1 else k.get("target"), m.cls.name)
+    for t in (x, target):
+        if not isinstance(t, TensorValue):
+            return t
+    assert isinstance(x, TensorValue) and isinstance(target, TensorValue)
+    assert isinstance(x.shape, tuple) and isinstance(target.shape, tuple)
+    if len(x.shape) not in (1, 2) or len(target.shape) != len(x.shape) - 1:
+        return shapes.mismatch(ev, f"{m.cls.name} of an input of shape {list(x.shape)} and a target of shape "
+                                   f"{list(target.shape)}: expected [N, features] and [N], or [features] and []")
+    if isinstance(x.shape[-1], int) and isinstance(m.attrs.get("in_features"), int) \
+            and x.shape[-1] != m.attrs["in_features"]:
+        return shapes.mismatch(ev, f"{m.cls.name} expects {m.attrs['in_features']} input features, got shape "
+                                   f"{list(x.shape)}")
+    return x, target
+
+
+@forward_rule("AdaptiveLogSoftmaxWithLoss", saves="adaptivelogsoftmaxwithloss")
+def adaptive_log_softmax_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """(output, loss): the target's log-probability per row, and their negated mean (torch's
+    _ASMoutput, here a plain tuple)."""
+    both = _batch_and_target(ev, m, a, k)
+    if not isinstance(both, tuple):
+        return both
+    x, target = both
+    return (TensorValue(target.shape, x.dtype), TensorValue((), x.dtype))
+
+
+@forward_rule("LinearCrossEntropyLoss", saves="linearcrossentropyloss")
+def linear_cross_entropy_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """The projection's cross-entropy: one loss per row with reduction='none', else a scalar."""
+    both = _batch_and_target(ev, m, a, k)
+    if not isinstance(both, tuple):
+        return both
+    x, target = both
+    return TensorValue(target.shape if m.attrs.get("reduction", "mean") == "none" else (), x.dtype)

@@ -59,13 +59,16 @@ BN = "num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=Tr
 IN = "num_features, eps=1e-05, momentum=0.1, affine=False, track_running_stats=False, device=None, dtype=None"
 
 register(
-    LayerSpec("_NormBase", "*args, **kwargs", module="torch.nn.modules.batchnorm"),
-    LayerSpec("_BatchNorm", "*args, **kwargs", base="_NormBase", module="torch.nn.modules.batchnorm"),
+    LayerSpec("_NormBase", "*args, **kwargs", module="torch.nn.modules.batchnorm", abstract=True),
+    # torch's _BatchNorm and _InstanceNorm have a forward, but it calls `_check_input_dim`, which
+    # only their subclasses define: abstract as well.
+    LayerSpec("_BatchNorm", "*args, **kwargs", base="_NormBase", module="torch.nn.modules.batchnorm", abstract=True),
     LayerSpec("BatchNorm1d", BN, batch_norm, base="_BatchNorm"),
     LayerSpec("BatchNorm2d", BN, batch_norm, base="_BatchNorm"),
     LayerSpec("BatchNorm3d", BN, batch_norm, base="_BatchNorm"),
     LayerSpec("SyncBatchNorm", BN + ", process_group=None", batch_norm, base="_BatchNorm"),
-    LayerSpec("_InstanceNorm", "*args, **kwargs", base="_NormBase", module="torch.nn.modules.instancenorm"),
+    LayerSpec("_InstanceNorm", "*args, **kwargs", base="_NormBase", module="torch.nn.modules.instancenorm",
+              abstract=True),
     LayerSpec("InstanceNorm1d", IN, batch_norm, base="_InstanceNorm"),
     LayerSpec("InstanceNorm2d", IN, batch_norm, base="_InstanceNorm"),
     LayerSpec("InstanceNorm3d", IN, batch_norm, base="_InstanceNorm"),
@@ -79,8 +82,15 @@ register(
 
 
 # ---------------------------------------------------------------------- forward (output shapes)
-@forward_rule("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm1d", "InstanceNorm2d",
-              "InstanceNorm3d", "LayerNorm", "RMSNorm", "GroupNorm", "LocalResponseNorm", "CrossMapLRN2d")
 def norm_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     x = shapes.as_tensor(ev, first_input(a, k, "input"), m.cls.name)
     return x if not isinstance(x, TensorValue) else shapes.same(x)
+
+
+forward_rule("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", saves="batch_norm")(norm_forward)
+forward_rule("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", saves="instance_norm")(norm_forward)
+forward_rule("LayerNorm", saves="layer_norm")(norm_forward)
+forward_rule("RMSNorm", saves="rms_norm")(norm_forward)
+forward_rule("GroupNorm", saves="group_norm")(norm_forward)
+forward_rule("LocalResponseNorm", saves="local_response_norm")(norm_forward)
+forward_rule("CrossMapLRN2d", saves="crossmaplrn2d")(norm_forward)

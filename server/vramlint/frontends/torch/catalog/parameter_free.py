@@ -12,11 +12,11 @@ from typing import Any
 from vramlint.engine.values import Unknown
 from vramlint.frontends.torch import shapes
 from vramlint.frontends.torch.catalog import (
-    FORWARD,
     LayerArgs,
     LayerParts,
     LayerSpec,
     first_input,
+    forward_rule,
     register,
 )
 from vramlint.frontends.torch.tensors import TensorValue
@@ -139,18 +139,7 @@ def _elementwise(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
 
 
 def _glu(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-    x = _input(ev, m, a, k)
-    if not isinstance(x, TensorValue):
-        return x
-    assert isinstance(x.shape, tuple)
-    shape = list(x.shape)
-    d = m.attrs.get("dim", -1)
-    if not isinstance(d, int) or isinstance(d, bool):
-        return Unknown("GLU along an unknown dim", ev.current_ref)
-    if not -len(shape) <= d < len(shape):
-        return shapes.mismatch(ev, f"GLU along dim {d} of an input of shape {list(shape)}")
-    shape[d] = shape[d] // 2
-    return TensorValue(tuple(shape), x.dtype)
+    return shapes.glu(ev, first_input(a, k, "input"), m.attrs.get("dim", -1), m.cls.name)
 
 
 def _pool(nd: int, kind: str) -> Forward:
@@ -197,23 +186,8 @@ def _upsample(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
 
 def _pixel_shuffle(up: bool) -> Forward:
     def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-        x = _input(ev, m, a, k)
-        if not isinstance(x, TensorValue):
-            return x
-        assert isinstance(x.shape, tuple)
         r = m.attrs.get("upscale_factor" if up else "downscale_factor")
-        if len(x.shape) < 3:
-            return shapes.mismatch(ev, f"{m.cls.name} expects at least 3 dimensions, got shape {list(x.shape)}")
-        if isinstance(r, bool) or not isinstance(r, (int, Unknown)):
-            return Unknown(f"{m.cls.name}: the factor {r!r} is not an int", ev.current_ref)
-        *lead, c, h, w = x.shape
-        if isinstance(r, int):  # torch's checks: a positive factor that divides the sizes it divides
-            divided = (c,) if up else (h, w)
-            if r <= 0 or any(isinstance(d, int) and d % (r * r if up else r) for d in divided):
-                return shapes.mismatch(ev, f"{m.cls.name} by {r} of an input of shape {list(x.shape)}")
-        if up:
-            return TensorValue((*lead, c // (r * r), h * r, w * r), x.dtype)
-        return TensorValue((*lead, c * r * r, h // r, w // r), x.dtype)
+        return shapes.pixel_shuffle(ev, first_input(a, k, "input"), r, up, m.cls.name)
 
     return rule
 
@@ -248,30 +222,112 @@ def _loss(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     return TensorValue((), x.dtype)
 
 
-ELEMENTWISE = (
-    "ReLU", "ReLU6", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid", "Sigmoid", "Tanh", "Tanhshrink",
-    "LogSigmoid", "Softsign", "LeakyReLU", "ELU", "CELU", "GELU", "Hardtanh", "Hardshrink", "Softshrink",
-    "Softplus", "Threshold", "RReLU", "Softmax", "Softmin", "LogSoftmax", "Softmax2d", "Dropout", "Dropout1d",
-    "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "ChannelShuffle", "PReLU",
-)
-for _name in ELEMENTWISE:
-    FORWARD[_name] = _elementwise
-FORWARD["GLU"] = _glu
+def _max_unpool(nd: int) -> Forward:
+    def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        at = m.attrs
+        indices = a[1] if len(a) > 1 else k.get("indices")
+        output_size = a[2] if len(a) > 2 else k.get("output_size")
+        return shapes.max_unpool(ev, first_input(a, k, "input"), indices, nd, at.get("kernel_size"),
+                                 at.get("stride"), at.get("padding", 0), output_size, m.cls.name)
+
+    return rule
+
+
+def _fractional_pool(nd: int) -> Forward:
+    def rule(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        at = m.attrs
+        y = shapes.fractional_max_pool(ev, first_input(a, k, "input"), nd, at.get("kernel_size"),
+                                       at.get("output_size"), at.get("output_ratio"), m.cls.name)
+        return (y, TensorValue(y.shape, "int64")) if at.get("return_indices") and isinstance(y, TensorValue) else y
+
+    return rule
+
+
+def _second(a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    return a[1] if len(a) > 1 else k.get("x2")
+
+
+def _cosine_similarity(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    return shapes.cosine_similarity(ev, first_input(a, k, "x1"), _second(a, k), m.attrs.get("dim", 1), m.cls.name)
+
+
+def _pairwise_distance(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    return shapes.pairwise_distance(ev, first_input(a, k, "x1"), _second(a, k), m.attrs.get("keepdim"), m.cls.name)
+
+
+def _ctc_loss(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """log_probs [T, N, C] (or [T, C]): a loss per sequence with reduction='none', else a scalar."""
+    x = _input(ev, m, a, k)
+    if not isinstance(x, TensorValue):
+        return x
+    assert isinstance(x.shape, tuple)
+    if len(x.shape) not in (2, 3):
+        return shapes.mismatch(ev, f"CTCLoss expects log_probs of shape [T, N, C] or [T, C], got {list(x.shape)}")
+    if m.attrs.get("reduction", "mean") == "none":
+        return TensorValue(x.shape[1:2] if len(x.shape) == 3 else (), x.dtype)
+    return TensorValue((), x.dtype)
+
+
+def _weight_norm(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """weight_norm's parametrization: forward(weight_g, weight_v) is a weight of v's shape."""
+    v = shapes.as_tensor(ev, a[1] if len(a) > 1 else k.get("weight_v"), m.cls.name)
+    return shapes.same(v) if isinstance(v, TensorValue) else v
+
+
+# Layers whose output has the input's shape, and the op whose autograd rule applies to each.
+ELEMENTWISE = {
+    "ReLU": "relu", "ReLU6": "hardtanh", "SELU": "selu", "SiLU": "silu", "Mish": "mish", "Hardswish": "hardswish",
+    "Hardsigmoid": "hardsigmoid", "Sigmoid": "sigmoid", "Tanh": "tanh", "Tanhshrink": "tanhshrink",
+    "LogSigmoid": "logsigmoid", "Softsign": "softsign", "LeakyReLU": "leaky_relu", "ELU": "elu", "CELU": "celu",
+    "GELU": "gelu", "Hardtanh": "hardtanh", "Hardshrink": "hardshrink", "Softshrink": "softshrink",
+    "Softplus": "softplus", "Threshold": "threshold", "RReLU": "rrelu", "Softmax": "softmax", "Softmin": "softmax",
+    "LogSoftmax": "log_softmax", "Softmax2d": "softmax", "ChannelShuffle": "channel_shuffle", "PReLU": "prelu",
+    **dict.fromkeys(("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"),
+                    "dropout"),
+}
+for _name, _op in ELEMENTWISE.items():
+    forward_rule(_name, saves=_op)(_elementwise)
+forward_rule("GLU", saves="glu")(_glu)
+# Padding: constant and circular padding keep nothing for backward; reflection and replication
+# padding keep their input (measured with saved_tensors_hooks, torch 2.13). ReflectionPad1d/2d
+# and ReplicationPad2d predate that measurement and are still declared "pad" (keeping nothing):
+# changing them changes published figures, a decision left to a change of its own.
+PADDING_SAVES = {"Zero": "pad", "Constant": "pad", "Circular": "pad", "Reflection": "reflection_pad",
+                 "Replication": "reflection_pad"}
+PADDING_LEGACY = {"ReflectionPad1d", "ReflectionPad2d", "ReplicationPad2d"}
 for _dims in (1, 2, 3):
-    FORWARD[f"MaxPool{_dims}d"] = _pool(_dims, "window")
-    FORWARD[f"AvgPool{_dims}d"] = _pool(_dims, "window")
-    FORWARD[f"LPPool{_dims}d"] = _pool(_dims, "window")
-    FORWARD[f"AdaptiveAvgPool{_dims}d"] = _pool(_dims, "adaptive")
-    FORWARD[f"AdaptiveMaxPool{_dims}d"] = _pool(_dims, "adaptive")
-    for _kind in ("Zero", "Constant", "Reflection", "Replication", "Circular"):
-        FORWARD[f"{_kind}Pad{_dims}d"] = _pad(_dims)
-FORWARD.update({
-    "Flatten": _flatten, "Unflatten": _unflatten, "Upsample": _upsample, "UpsamplingNearest2d": _upsample,
-    "UpsamplingBilinear2d": _upsample, "PixelShuffle": _pixel_shuffle(True), "PixelUnshuffle": _pixel_shuffle(False),
-    "Unfold": _unfold, "Fold": _fold,
-})
-for _name in ("L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "KLDivLoss", "CrossEntropyLoss", "NLLLoss", "BCELoss",
-              "BCEWithLogitsLoss", "CosineEmbeddingLoss", "MarginRankingLoss", "TripletMarginLoss", "PoissonNLLLoss",
-              "GaussianNLLLoss", "HingeEmbeddingLoss", "SoftMarginLoss", "MultiLabelMarginLoss",
-              "MultiLabelSoftMarginLoss", "MultiMarginLoss"):
-    FORWARD[_name] = _loss
+    forward_rule(f"MaxPool{_dims}d", saves="max_pool")(_pool(_dims, "window"))
+    forward_rule(f"AvgPool{_dims}d", f"LPPool{_dims}d", saves="avg_pool")(_pool(_dims, "window"))
+    forward_rule(f"AdaptiveAvgPool{_dims}d", saves="avg_pool")(_pool(_dims, "adaptive"))
+    forward_rule(f"AdaptiveMaxPool{_dims}d", saves="max_pool")(_pool(_dims, "adaptive"))
+    forward_rule(f"MaxUnpool{_dims}d", saves="max_unpool")(_max_unpool(_dims))
+    for _kind, _op in PADDING_SAVES.items():
+        _layer = f"{_kind}Pad{_dims}d"
+        forward_rule(_layer, saves="pad" if _layer in PADDING_LEGACY else _op)(_pad(_dims))
+for _dims in (2, 3):
+    forward_rule(f"FractionalMaxPool{_dims}d", saves="max_pool")(_fractional_pool(_dims))
+forward_rule("Flatten", saves="flatten")(_flatten)
+forward_rule("Unflatten", saves="view")(_unflatten)
+forward_rule("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", saves="interpolate")(_upsample)
+forward_rule("PixelShuffle", saves="pixel_shuffle")(_pixel_shuffle(True))
+forward_rule("PixelUnshuffle", saves="pixel_shuffle")(_pixel_shuffle(False))  # keeps nothing either
+forward_rule("Unfold", saves="im2col")(_unfold)
+forward_rule("Fold", saves="col2im")(_fold)
+forward_rule("CosineSimilarity", saves="cosine_similarity")(_cosine_similarity)
+forward_rule("PairwiseDistance", saves="pairwise_distance")(_pairwise_distance)
+# Losses: the op of each (one the memory model models, or its lower-case name, declared assumed there).
+LOSSES = {
+    "L1Loss": "l1_loss", "MSELoss": "mse_loss", "SmoothL1Loss": "l1_loss", "HuberLoss": "l1_loss",
+    "KLDivLoss": "kl_div", "CrossEntropyLoss": "cross_entropy", "NLLLoss": "nll_loss", "NLLLoss2d": "nll_loss",
+    "BCELoss": "binary_cross_entropy", "BCEWithLogitsLoss": "binary_cross_entropy_with_logits",
+    **{name: name.lower() for name in (
+        "CosineEmbeddingLoss", "MarginRankingLoss", "TripletMarginLoss", "PoissonNLLLoss", "GaussianNLLLoss",
+        "HingeEmbeddingLoss", "SoftMarginLoss", "MultiLabelMarginLoss", "MultiLabelSoftMarginLoss",
+        "MultiMarginLoss", "TripletMarginWithDistanceLoss")},
+}
+for _name, _op in LOSSES.items():
+    forward_rule(_name, saves=_op)(_loss)
+forward_rule("CTCLoss", saves="ctcloss")(_ctc_loss)
+forward_rule("_WeightNorm", saves="_weightnorm")(_weight_norm)
+forward_rule("_SpectralNorm", saves="_spectralnorm")(_elementwise)
+forward_rule("_Orthogonal", saves="_orthogonal")(_elementwise)

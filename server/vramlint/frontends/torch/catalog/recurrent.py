@@ -68,11 +68,11 @@ LSTM = ("input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dr
 GRU = ("input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False, "
        "device=None, dtype=None")
 register(
-    LayerSpec("RNNBase", "*args, **kwargs", module="torch.nn.modules.rnn"),
+    LayerSpec("RNNBase", "*args, **kwargs", module="torch.nn.modules.rnn", abstract=True),
     LayerSpec("RNN", RNN, rnn_rule("RNN"), base="RNNBase"),
     LayerSpec("LSTM", LSTM, rnn_rule("LSTM"), base="RNNBase"),
     LayerSpec("GRU", GRU, rnn_rule("GRU"), base="RNNBase"),
-    LayerSpec("RNNCellBase", "*args, **kwargs", module="torch.nn.modules.rnn"),
+    LayerSpec("RNNCellBase", "*args, **kwargs", module="torch.nn.modules.rnn", abstract=True),
     LayerSpec("RNNCell", "input_size, hidden_size, bias=True, nonlinearity='tanh', device=None, dtype=None",
               cell_rule("RNN"), base="RNNCellBase"),
     LayerSpec("LSTMCell", "input_size, hidden_size, bias=True, device=None, dtype=None", cell_rule("LSTM"),
@@ -83,7 +83,7 @@ register(
 
 
 # ---------------------------------------------------------------------- forward (output shapes)
-@forward_rule("RNN", "LSTM", "GRU")
+@forward_rule("RNN", "LSTM", "GRU", saves="rnn")
 def rnn_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     x = shapes.as_tensor(ev, first_input(a, k, "input"), m.cls.name)
     if not isinstance(x, TensorValue):
@@ -116,7 +116,6 @@ def rnn_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     return (output, h)
 
 
-@forward_rule("RNNCell", "LSTMCell", "GRUCell")
 def cell_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     x = shapes.as_tensor(ev, first_input(a, k, "input"), m.cls.name)
     if not isinstance(x, TensorValue):
@@ -129,3 +128,8 @@ def cell_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
 
 
 _ = Unknown
+
+
+forward_rule("RNNCell", saves="rnncell")(cell_forward)
+forward_rule("LSTMCell", saves="lstmcell")(cell_forward)
+forward_rule("GRUCell", saves="grucell")(cell_forward)
