@@ -240,10 +240,6 @@ def module_bound_names(tree: cst.Module) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def _root_name(n: cst.BaseExpression) -> str | None:
-    return _root_path(n)[0]
-
-
 def dotted_name(node: cst.BaseExpression) -> str:
     if type(node) is cst.Name:
         return node.value

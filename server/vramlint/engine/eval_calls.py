@@ -67,13 +67,6 @@ def _is_static(func: FunctionValue) -> bool:
     return isinstance(raw, StaticMethod)
 
 
-class _Iter:
-    __slots__ = ("items",)
-
-    def __init__(self, items: list[Any]) -> None:
-        self.items = items
-
-
 def _generator(yields: list[Any]) -> Any:
     """A generator function's result (its body ran eagerly): an iterator over what it yielded,
     so `next(gen)` advances and a later `list(gen)` gets the rest, as with a real generator."""
@@ -259,8 +252,6 @@ def iterate(self: Evaluator, v: Any) -> Iterator[Any]:
         return iter(list(v.keys()))
     if isinstance(v, (set, frozenset, *DICT_VIEWS)):
         return iter(list(v))  # type: ignore[call-overload]  # isinstance with a tuple of view types
-    if isinstance(v, _Iter):
-        return iter(v.items)
     items = self.protocol.iterate(v)
     if isinstance(items, Unknown):
         raise Undecided(items)

@@ -148,8 +148,7 @@ def lookup(self: Evaluator, name: str, scope: Scope, node: cst.CSTNode | None = 
         v = g[name]
         if type(v) is LazyBinding:
             v = self.force(v)
-            if not isinstance(v, Unknown) or True:
-                g[name] = v
+            g[name] = v
         return v
     if name in self.builtins:
         return self.builtins[name]
