@@ -67,7 +67,7 @@ def s_if(self: Evaluator, node: cst.If, scope: Scope) -> None:
         cond = self.truth(self.eval(node.test, scope))
     except Undecided as und:
         _undecided_if(self, node, scope, Unknown(f"could not decide this condition: {und.unknown.reason}",
-                                                self.ref(scope, node.test)))
+                                                 self.ref(scope, node.test)))
         return
     if cond:
         self.exec_block(node.body, scope)
