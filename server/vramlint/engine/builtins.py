@@ -13,6 +13,7 @@ import keyword
 import math
 import operator
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.evaluator import MAX_INT_BITS, MAX_SEQUENCE, any_unknown, contains_unknown
@@ -46,13 +47,6 @@ if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.loader import Loader
 
-
-
-def native(name: str, decorator: Callable[..., Any] | None = None) -> Callable[[Callable[..., Any]], NativeFunction]:
-    def wrap(fn: Callable[..., Any]) -> NativeFunction:
-        return NativeFunction(name, fn, decorator)
-
-    return wrap
 
 
 def pure(name: str, fn: Callable[..., Any], max_arg: int | None = None) -> NativeFunction:
@@ -208,18 +202,55 @@ def _repr_value(ev: Evaluator, v: Any, depth: int = 0) -> Any:
 
 
 def make_builtins(loader: Loader) -> dict[str, Any]:
+    """Python's builtins for one loader: the classes, the constants, then the functions, each a
+    module-level function of this file made into a fresh NativeFunction. (The functions reach
+    the loader as `ev.loader`: `loader` is the same object.)"""
     b: dict[str, Any] = {}
+    types = _builtin_classes(b)
+    types[Partial] = PARTIAL
+    b["__types__"] = types
+    b.update(_CONSTANTS)
+    b.update(_builtin_functions())
+    b["property"] = ClassValue("property", (b["object"],), {"__get__": NativeFunction("property.__get__", _property_get)},
+                               "builtins", native=_PropertyType(lambda: b["property"]))
+    return b
+
+
+_CONSTANTS: dict[str, Any] = {
+    "None": None, "True": True, "False": False, "NotImplemented": NotImplemented, "Ellipsis": Ellipsis,
+    "__debug__": True, "__name__": "builtins",
+}
+
+# The builtin exceptions below Exception, each with its parent.
+_EXCEPTION_TREE = {
+    "ArithmeticError": "Exception", "ZeroDivisionError": "ArithmeticError", "OverflowError": "ArithmeticError",
+    "LookupError": "Exception", "KeyError": "LookupError", "IndexError": "LookupError",
+    "ValueError": "Exception", "TypeError": "Exception", "AttributeError": "Exception",
+    "NameError": "Exception", "RuntimeError": "Exception", "NotImplementedError": "RuntimeError",
+    "RecursionError": "RuntimeError", "AssertionError": "Exception", "ImportError": "Exception",
+    "ModuleNotFoundError": "ImportError", "StopIteration": "Exception", "OSError": "Exception",
+    "FileNotFoundError": "OSError", "UnicodeError": "ValueError", "Warning": "Exception",
+    "UserWarning": "Warning", "DeprecationWarning": "Warning", "FutureWarning": "Warning",
+    "RuntimeWarning": "Warning", "KeyboardInterrupt": "BaseException", "SystemExit": "BaseException",
+}
+
+
+def _add_class(b: dict[str, Any], types: dict[type, ClassValue], name: str, pytype: type | None,
+               bases: tuple[ClassValue, ...], construct: Any = None, ns: dict[str, Any] | None = None) -> ClassValue:
+    """A builtin class, put in `b` under its name and in `types` under the Python type it models."""
+    payload = BuiltinType(pytype, construct) if pytype is not None else None
+    c = ClassValue(name, bases, ns or {}, "builtins", native=payload)
+    if pytype is not None:
+        types[pytype] = c
+    b[name] = c
+    return c
+
+
+def _builtin_classes(b: dict[str, Any]) -> dict[type, ClassValue]:
+    """object, the plain-data types, type, the exceptions (added to `b`); returns the ClassValue
+    of each Python type the evaluator meets (`type(x)`, `isinstance`)."""
     types: dict[type, ClassValue] = {}
-
-    def klass(name: str, pytype: type | None, bases: tuple[ClassValue, ...], construct: Any = None,
-              ns: dict[str, Any] | None = None) -> ClassValue:
-        payload = BuiltinType(pytype, construct) if pytype is not None else None
-        c = ClassValue(name, bases, ns or {}, "builtins", native=payload)
-        if pytype is not None:
-            types[pytype] = c
-        b[name] = c
-        return c
-
+    klass = partial(_add_class, b, types)
     obj = klass("object", object, (), None, {
         "__init__": NativeFunction("object.__init__", lambda ev, a, k: None),
         "__init_subclass__": NativeFunction("object.__init_subclass__", lambda ev, a, k: None),
@@ -230,172 +261,27 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
     # `object` itself must not construct natively, or every user class would.
     obj.native = None
     types[object] = obj
-
-    def c_int(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-        if not a:
-            return 0
-        if len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], int):
-            try:
-                return int(a[0], a[1])
-            except ValueError as err:
-                raise ev.raise_error("ValueError", str(err)) from None
-        return _to_number(ev, a[0], int)
-
-    def c_float(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-        return _to_number(ev, a[0], float) if a else 0.0
-
-    def c_bool(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-        if not a:
-            return False
-        try:
-            return ev.truth(a[0])
-        except Undecided as und:
-            return und.unknown
-
-    def c_str(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-        return _to_str(ev, a[0]) if a else ""
-
-    def c_seq(kind: type) -> Callable[..., Any]:
-        def construct(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-            if not a:
-                return kind()
-            items = ev.list_of(a[0])
-            if isinstance(items, Unknown):
-                return items
-            try:
-                return kind(items)
-            except TypeError:
-                return Unknown(f"unhashable element in {kind.__name__}()", ev.current_ref)
-
-        return construct
-
-    def c_dict(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-        out: dict[Any, Any] = {}
-        if a:
-            src = a[0]
-            if isinstance(src, dict):
-                out.update(src)
-            else:
-                items = ev.list_of(src)
-                if isinstance(items, Unknown):
-                    return items
-                for pair in items:
-                    p = ev.list_of(pair)
-                    if isinstance(p, Unknown) or len(p) != 2:
-                        return Unknown("dict() of non-pairs", ev.current_ref)
-                    out[p[0]] = p[1]
-        out.update(k)
-        return out
-
-    def c_odict(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-        d = c_dict(ev, cls, a, k)
-        return collections.OrderedDict(d) if isinstance(d, dict) else d
-
-    def subclassable(base: Callable[..., Any], builtin: Callable[[], ClassValue]) -> Callable[..., Any]:
-        def construct(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-            if cls is builtin():
-                return base(ev, cls, a, k)
-            d = base(ev, cls, (), {})
-            out = SubclassedDict(d)
-            out.cls = cls
-            init, owner = cls.lookup("__init__")
-            if init is not MISSING and owner is not None and not isinstance(owner.native, BuiltinType):
-                ev.call(ev.protocol.bind_descriptor(init, cls, out), a, k)
-            elif a or k:
-                out.update(base(ev, cls, a, k))
-            return out
-
-        return construct
-
-    def c_range(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-        u = contains_unknown(a)
-        if u is not None:
-            return u
-        bad = next((x for x in a if isinstance(x, (float, str))), None)
-        if bad is not None:  # range() takes indices, not numbers: `range(1e9)` is Python's TypeError
-            raise ev.raise_error("TypeError", f"'{type(bad).__name__}' object cannot be interpreted as an integer")
-        a = tuple(_to_number(ev, x, int) if not isinstance(x, int) else x for x in a)
-        u = contains_unknown(a)
-        if u is not None:
-            return u
-        try:
-            return range(*a)
-        except (TypeError, ValueError) as err:
-            raise ev.raise_error("TypeError", str(err)) from None
-
-    def c_slice(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-        return slice(*a)
-
-    def c_type(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-        if len(a) == 1:
-            return ev.protocol.type_of(a[0])
-        if len(a) == 3 and isinstance(a[0], str) and isinstance(a[2], dict):
-            bases = tuple(x for x in ev.list_of(a[1]) if isinstance(x, ClassValue)) or (obj,)
-            return ClassValue(a[0], bases, dict(a[2]), "<dynamic>")
-        return Unknown("type() call", ev.current_ref)
-
-    def c_exception(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-        exc = ExceptionValue(cls, a)
-        # A user exception's own __init__ runs (it may keep attributes: `self.width = w`).
-        init, _ = cls.lookup("__init__")
-        if isinstance(init, FunctionValue):
-            ev.call(BoundMethod(exc, init), a, k)
-        return exc
-
-    def exc_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        if a and isinstance(a[0], ExceptionValue):
-            a[0].args = tuple(a[1:])
-        return None
-
-    def data(construct: Callable[..., Any]) -> Callable[..., Any]:
-        """int(), bool(), float(), str() of an unknown: still unknown, but never a module."""
-        def wrapped(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
-            r = construct(ev, cls, a, k)
-            return as_data(r) if isinstance(r, Unknown) else r
-        return wrapped
-
-    klass("int", int, (obj,), data(c_int))
-    klass("bool", bool, (b["int"],), data(c_bool))
-    klass("float", float, (obj,), data(c_float))
+    klass("int", int, (obj,), _data(_construct_int))
+    klass("bool", bool, (b["int"],), _data(_construct_bool))
+    klass("float", float, (obj,), _data(_construct_float))
     klass("complex", complex, (obj,), lambda ev, c, a, k: pure("complex", complex).impl(ev, a, k))
-    klass("str", str, (obj,), data(c_str))
+    klass("str", str, (obj,), _data(_construct_str))
     klass("bytes", bytes, (obj,), lambda ev, c, a, k: Unknown("bytes()", ev.current_ref))
-    klass("list", list, (obj,), c_seq(list))
-    klass("tuple", tuple, (obj,), c_seq(tuple))
-    klass("set", set, (obj,), c_seq(set))
-    klass("frozenset", frozenset, (obj,), c_seq(frozenset))
-    def dict_getitem(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        try:
-            return dict.__getitem__(a[0], a[1])
-        except KeyError:
-            raise ev.raise_error("KeyError", repr(a[1])) from None
-        except TypeError:
-            return Unknown("unhashable key", ev.current_ref)
-
-    def dict_setitem(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        try:
-            dict.__setitem__(a[0], a[1], a[2])
-        except TypeError:
-            ev.record(Unknown("unhashable key", ev.current_ref))
-        return None
-
-    def dict_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        d = c_dict(ev, b["dict"], a[1:], k)
-        if isinstance(d, dict):
-            dict.update(a[0], d)
-        return None
-
-    dict_ns = {"__init__": NativeFunction("dict.__init__", dict_init),
-               "__getitem__": NativeFunction("dict.__getitem__", dict_getitem),
-               "__setitem__": NativeFunction("dict.__setitem__", dict_setitem)}
-    klass("dict", dict, (obj,), subclassable(c_dict, lambda: b["dict"]), dict_ns)
+    klass("list", list, (obj,), _construct_seq(list))
+    klass("tuple", tuple, (obj,), _construct_seq(tuple))
+    klass("set", set, (obj,), _construct_seq(set))
+    klass("frozenset", frozenset, (obj,), _construct_seq(frozenset))
+    dict_ns = {"__init__": NativeFunction("dict.__init__", _dict_init),
+               "__getitem__": NativeFunction("dict.__getitem__", _dict_getitem),
+               "__setitem__": NativeFunction("dict.__setitem__", _dict_setitem)}
+    klass("dict", dict, (obj,), _subclassable(_construct_dict, lambda: b["dict"]), dict_ns)
     odict = ClassValue("OrderedDict", (b["dict"],), {}, "collections",
-                       native=BuiltinType(collections.OrderedDict, subclassable(c_odict, lambda: odict)))
+                       native=BuiltinType(collections.OrderedDict, _subclassable(_construct_odict, lambda: odict)))
     types[collections.OrderedDict] = odict
-    klass("range", range, (obj,), c_range)
-    klass("slice", slice, (obj,), c_slice)
+    klass("range", range, (obj,), _construct_range)
+    klass("slice", slice, (obj,), _construct_slice)
     _add_class_level_methods(types)
-    klass("type", type, (obj,), c_type, {
+    klass("type", type, (obj,), _construct_type, {
         # What `super().__call__(*args)` in a metaclass's own __call__ reaches: make the instance.
         "__call__": NativeFunction("type.__call__", lambda ev, a, k: ev.protocol.instantiate(a[0], a[1:], k, meta=False)),
     })
@@ -406,220 +292,361 @@ def make_builtins(loader: Loader) -> dict[str, Any]:
     types[NativeFunction] = ClassValue("builtin_function_or_method", (obj,), {}, "builtins")
     types[BoundMethod] = ClassValue("method", (obj,), {}, "builtins")
 
-    base_exc = klass("BaseException", BaseException, (obj,), c_exception,
-                     {"__init__": NativeFunction("BaseException.__init__", exc_init)})
-    exc = klass("Exception", Exception, (base_exc,), c_exception)
-    tree = {
-        "ArithmeticError": "Exception", "ZeroDivisionError": "ArithmeticError", "OverflowError": "ArithmeticError",
-        "LookupError": "Exception", "KeyError": "LookupError", "IndexError": "LookupError",
-        "ValueError": "Exception", "TypeError": "Exception", "AttributeError": "Exception",
-        "NameError": "Exception", "RuntimeError": "Exception", "NotImplementedError": "RuntimeError",
-        "RecursionError": "RuntimeError", "AssertionError": "Exception", "ImportError": "Exception",
-        "ModuleNotFoundError": "ImportError", "StopIteration": "Exception", "OSError": "Exception",
-        "FileNotFoundError": "OSError", "UnicodeError": "ValueError", "Warning": "Exception",
-        "UserWarning": "Warning", "DeprecationWarning": "Warning", "FutureWarning": "Warning",
-        "RuntimeWarning": "Warning", "KeyboardInterrupt": "BaseException", "SystemExit": "BaseException",
+    base_exc = klass("BaseException", BaseException, (obj,), _construct_exception,
+                     {"__init__": NativeFunction("BaseException.__init__", _exception_init)})
+    klass("Exception", Exception, (base_exc,), _construct_exception)
+    for name, parent in _EXCEPTION_TREE.items():
+        klass(name, getattr(_py, name), (b[parent],), _construct_exception)
+    return types
+
+
+def _builtin_functions() -> dict[str, NativeFunction]:
+    """The builtin functions, made afresh for each loader (in the order Python's builtins had
+    them here before: the table is copied into the loader's builtins as it is)."""
+    return {
+        "len": NativeFunction("len", _len),
+        "isinstance": NativeFunction("isinstance", _isinstance),
+        "issubclass": NativeFunction("issubclass", _issubclass),
+        "hasattr": NativeFunction("hasattr", _hasattr),
+        "getattr": NativeFunction("getattr", _getattr),
+        "setattr": NativeFunction("setattr", _setattr),
+        "delattr": NativeFunction("delattr", _delattr),
+        "callable": NativeFunction("callable", _callable),
+        "super": NativeFunction("super", lambda ev, a, k: _super(ev, a)),
+        "print": NativeFunction("print", lambda ev, a, k: None),
+        "id": NativeFunction("id", lambda ev, a, k: id(a[0])),
+        "hash": pure("hash", hash),
+        "abs": NativeFunction("abs", lambda ev, a, k: _numeric_unary(ev, a[0], abs, "__abs__")),
+        "round": pure("round", round),
+        "divmod": pure("divmod", divmod),
+        "pow": NativeFunction("pow", lambda ev, a, k: _pow(ev, a)),
+        "chr": pure("chr", chr),
+        "ord": pure("ord", ord),
+        "hex": pure("hex", hex),
+        "bin": pure("bin", bin),
+        "format": pure("format", format),
+        "repr": NativeFunction("repr", lambda ev, a, k: _repr(ev, a[0])),
+        "ascii": pure("ascii", ascii),
+        "vars": NativeFunction("vars", lambda ev, a, k: a[0].attrs if a and isinstance(a[0], Instance) else Unknown("vars()", ev.current_ref)),
+        "dir": NativeFunction("dir", _dir),
+        "globals": NativeFunction("globals", lambda ev, a, k: Unknown("globals()", ev.current_ref)),
+        "locals": NativeFunction("locals", lambda ev, a, k: Unknown("locals()", ev.current_ref)),
+        "open": NativeFunction("open", lambda ev, a, k: Unknown("file contents are not read", ev.current_ref)),
+        "input": NativeFunction("input", lambda ev, a, k: Unknown("input()", ev.current_ref)),
+        "eval": NativeFunction("eval", lambda ev, a, k: Unknown("eval() is not evaluated", ev.current_ref)),
+        "exec": NativeFunction("exec", lambda ev, a, k: Unknown("exec() is not evaluated", ev.current_ref)),
+        "__import__": NativeFunction("__import__", _import),
+        "iter": NativeFunction("iter", _iter),
+        "next": NativeFunction("next", _next),
+        "zip": NativeFunction("zip", _zip),
+        "enumerate": NativeFunction("enumerate", lambda ev, a, k: _enumerate(ev, a, k)),
+        "reversed": _seq_fn("reversed", lambda ev, ls, k: list(reversed(ls[0]))),
+        "sorted": NativeFunction("sorted", lambda ev, a, k: _sorted(ev, a, k)),
+        "sum": NativeFunction("sum", lambda ev, a, k: _sum(ev, a)),
+        "min": NativeFunction("min", lambda ev, a, k: _minmax(ev, a, k, min)),
+        "max": NativeFunction("max", lambda ev, a, k: _minmax(ev, a, k, max)),
+        "any": NativeFunction("any", lambda ev, a, k: _anyall(ev, a[0], True)),
+        "all": NativeFunction("all", lambda ev, a, k: _anyall(ev, a[0], False)),
+        "map": NativeFunction("map", lambda ev, a, k: _map(ev, a)),
+        "filter": NativeFunction("filter", lambda ev, a, k: _filter(ev, a)),
+        "staticmethod": NativeFunction("staticmethod", lambda ev, a, k: StaticMethod(a[0]),
+                                       lambda ev, v, a, k: StaticMethod(v)),
+        "classmethod": NativeFunction("classmethod", lambda ev, a, k: ClassMethod(a[0]),
+                                      lambda ev, v, a, k: ClassMethod(v)),
     }
-    for name, parent in tree.items():
-        klass(name, getattr(_py, name), (b[parent],), c_exception)
-    del exc
 
-    types[Partial] = PARTIAL
-    b["__types__"] = types
-    b["None"] = None
-    b["True"] = True
-    b["False"] = False
-    b["NotImplemented"] = NotImplemented
-    b["Ellipsis"] = Ellipsis
-    b["__debug__"] = True
-    b["__name__"] = "builtins"
 
-    # ------------------------------------------------------------------ functions
-    @native("len")
-    def _len(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        n = ev.protocol.length(a[0])
-        return as_data(n) if isinstance(n, Unknown) else n
+# ------------------------------------------------------------------ construction of the builtin classes
 
-    b["len"] = _len
+def _construct_int(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+    if not a:
+        return 0
+    if len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], int):
+        try:
+            return int(a[0], a[1])
+        except ValueError as err:
+            raise ev.raise_error("ValueError", str(err)) from None
+    return _to_number(ev, a[0], int)
 
-    @native("isinstance")
-    def _isinstance(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        return isinstance_of(ev, a[0], a[1])
 
-    b["isinstance"] = _isinstance
+def _construct_float(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+    return _to_number(ev, a[0], float) if a else 0.0
 
-    @native("issubclass")
-    def _issubclass(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        c, want = a[0], a[1]
-        if isinstance(c, Unknown):
-            return c
-        if not isinstance(c, ClassValue):
-            if c is None or isinstance(c, (bool, int, float, str, bytes, tuple, list, dict, Instance, FunctionValue)):
-                raise ev.raise_error("TypeError", "issubclass() arg 1 must be a class")
-            return Unknown("issubclass() of a non-class", ev.current_ref)
-        wants = want if isinstance(want, tuple) else (want,)
-        for w in wants:
-            if isinstance(w, Unknown):
-                return w
-            if isinstance(w, ClassValue) and c.is_subclass_of(w):
-                return True
+
+def _construct_bool(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+    if not a:
         return False
+    try:
+        return ev.truth(a[0])
+    except Undecided as und:
+        return und.unknown
 
-    b["issubclass"] = _issubclass
 
-    @native("hasattr")
-    def _hasattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+def _construct_str(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+    return _to_str(ev, a[0]) if a else ""
+
+
+def _construct_seq(kind: type) -> Callable[..., Any]:
+    def construct(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        if not a:
+            return kind()
+        items = ev.list_of(a[0])
+        if isinstance(items, Unknown):
+            return items
+        try:
+            return kind(items)
+        except TypeError:
+            return Unknown(f"unhashable element in {kind.__name__}()", ev.current_ref)
+
+    return construct
+
+
+def _construct_dict(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+    out: dict[Any, Any] = {}
+    if a:
+        src = a[0]
+        if isinstance(src, dict):
+            out.update(src)
+        else:
+            items = ev.list_of(src)
+            if isinstance(items, Unknown):
+                return items
+            for pair in items:
+                p = ev.list_of(pair)
+                if isinstance(p, Unknown) or len(p) != 2:
+                    return Unknown("dict() of non-pairs", ev.current_ref)
+                out[p[0]] = p[1]
+    out.update(k)
+    return out
+
+
+def _construct_odict(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+    d = _construct_dict(ev, cls, a, k)
+    return collections.OrderedDict(d) if isinstance(d, dict) else d
+
+
+def _subclassable(base: Callable[..., Any], builtin: Callable[[], ClassValue]) -> Callable[..., Any]:
+    def construct(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        if cls is builtin():
+            return base(ev, cls, a, k)
+        d = base(ev, cls, (), {})
+        out = SubclassedDict(d)
+        out.cls = cls
+        init, owner = cls.lookup("__init__")
+        if init is not MISSING and owner is not None and not isinstance(owner.native, BuiltinType):
+            ev.call(ev.protocol.bind_descriptor(init, cls, out), a, k)
+        elif a or k:
+            out.update(base(ev, cls, a, k))
+        return out
+
+    return construct
+
+
+def _construct_range(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+    u = contains_unknown(a)
+    if u is not None:
+        return u
+    bad = next((x for x in a if isinstance(x, (float, str))), None)
+    if bad is not None:  # range() takes indices, not numbers: `range(1e9)` is Python's TypeError
+        raise ev.raise_error("TypeError", f"'{type(bad).__name__}' object cannot be interpreted as an integer")
+    a = tuple(_to_number(ev, x, int) if not isinstance(x, int) else x for x in a)
+    u = contains_unknown(a)
+    if u is not None:
+        return u
+    try:
+        return range(*a)
+    except (TypeError, ValueError) as err:
+        raise ev.raise_error("TypeError", str(err)) from None
+
+
+def _construct_slice(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+    return slice(*a)
+
+
+def _construct_type(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+    if len(a) == 1:
+        return ev.protocol.type_of(a[0])
+    if len(a) == 3 and isinstance(a[0], str) and isinstance(a[2], dict):
+        bases = tuple(x for x in ev.list_of(a[1]) if isinstance(x, ClassValue)) or (ev.builtins["object"],)
+        return ClassValue(a[0], bases, dict(a[2]), "<dynamic>")
+    return Unknown("type() call", ev.current_ref)
+
+
+def _construct_exception(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+    exc = ExceptionValue(cls, a)
+    # A user exception's own __init__ runs (it may keep attributes: `self.width = w`).
+    init, _ = cls.lookup("__init__")
+    if isinstance(init, FunctionValue):
+        ev.call(BoundMethod(exc, init), a, k)
+    return exc
+
+
+def _exception_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    if a and isinstance(a[0], ExceptionValue):
+        a[0].args = tuple(a[1:])
+    return None
+
+
+def _data(construct: Callable[..., Any]) -> Callable[..., Any]:
+    """int(), bool(), float(), str() of an unknown: still unknown, but never a module."""
+    def wrapped(ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        r = construct(ev, cls, a, k)
+        return as_data(r) if isinstance(r, Unknown) else r
+    return wrapped
+
+
+def _dict_getitem(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    try:
+        return dict.__getitem__(a[0], a[1])
+    except KeyError:
+        raise ev.raise_error("KeyError", repr(a[1])) from None
+    except TypeError:
+        return Unknown("unhashable key", ev.current_ref)
+
+
+def _dict_setitem(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    try:
+        dict.__setitem__(a[0], a[1], a[2])
+    except TypeError:
+        ev.record(Unknown("unhashable key", ev.current_ref))
+    return None
+
+
+def _dict_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    d = _construct_dict(ev, ev.builtins["dict"], a[1:], k)
+    if isinstance(d, dict):
+        dict.update(a[0], d)
+    return None
+
+
+# ------------------------------------------------------------------ the builtin functions
+def _len(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    n = ev.protocol.length(a[0])
+    return as_data(n) if isinstance(n, Unknown) else n
+
+
+def _isinstance(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return isinstance_of(ev, a[0], a[1])
+
+
+def _issubclass(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    c, want = a[0], a[1]
+    if isinstance(c, Unknown):
+        return c
+    if not isinstance(c, ClassValue):
+        if c is None or isinstance(c, (bool, int, float, str, bytes, tuple, list, dict, Instance, FunctionValue)):
+            raise ev.raise_error("TypeError", "issubclass() arg 1 must be a class")
+        return Unknown("issubclass() of a non-class", ev.current_ref)
+    wants = want if isinstance(want, tuple) else (want,)
+    for w in wants:
+        if isinstance(w, Unknown):
+            return w
+        if isinstance(w, ClassValue) and c.is_subclass_of(w):
+            return True
+    return False
+
+
+def _hasattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    from vramlint.engine.signals import RaiseSignal
+
+    try:
+        v = ev.protocol.getattr(a[0], a[1])
+    except RaiseSignal:
+        return False
+    if isinstance(v, Unknown) and not isinstance(a[0], Unknown):
+        return v
+    return not isinstance(v, Unknown) or v
+
+
+def _getattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    if isinstance(a[1], Unknown):
+        return a[1]
+    if len(a) > 2:
         from vramlint.engine.signals import RaiseSignal
 
         try:
-            v = ev.protocol.getattr(a[0], a[1])
-        except RaiseSignal:
-            return False
-        if isinstance(v, Unknown) and not isinstance(a[0], Unknown):
-            return v
-        return not isinstance(v, Unknown) or v
+            return ev.protocol.getattr(a[0], a[1], a[2])
+        except RaiseSignal as sig:  # e.g. a property whose getter raises AttributeError
+            if ev.protocol.is_exception(sig, "AttributeError"):
+                return a[2]
+            raise
+    return ev.protocol.getattr(a[0], a[1])
 
-    b["hasattr"] = _hasattr
 
-    @native("getattr")
-    def _getattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        if isinstance(a[1], Unknown):
-            return a[1]
-        if len(a) > 2:
-            from vramlint.engine.signals import RaiseSignal
-
-            try:
-                return ev.protocol.getattr(a[0], a[1], a[2])
-            except RaiseSignal as sig:  # e.g. a property whose getter raises AttributeError
-                if ev.protocol.is_exception(sig, "AttributeError"):
-                    return a[2]
-                raise
-        return ev.protocol.getattr(a[0], a[1])
-
-    b["getattr"] = _getattr
-
-    @native("setattr")
-    def _setattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        if isinstance(a[1], Unknown):
-            ev.record(a[1])
-            return None
-        ev.protocol.setattr(a[0], a[1], a[2])
+def _setattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    if isinstance(a[1], Unknown):
+        ev.record(a[1])
         return None
+    ev.protocol.setattr(a[0], a[1], a[2])
+    return None
 
-    b["setattr"] = _setattr
 
-    @native("delattr")
-    def _delattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        if isinstance(a[1], str):
-            ev.protocol.delattr(a[0], a[1])
-        return None
+def _delattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    if isinstance(a[1], str):
+        ev.protocol.delattr(a[0], a[1])
+    return None
 
-    b["delattr"] = _delattr
 
-    @native("callable")
-    def _callable(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        v = a[0]
-        if isinstance(v, Unknown):
-            return v
-        if isinstance(v, (FunctionValue, NativeFunction, ClassValue, BoundMethod, Partial)):
-            return True
-        if isinstance(v, Instance):
-            return v.cls.lookup("__call__")[0] is not MISSING
-        return False
+def _callable(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    v = a[0]
+    if isinstance(v, Unknown):
+        return v
+    if isinstance(v, (FunctionValue, NativeFunction, ClassValue, BoundMethod, Partial)):
+        return True
+    if isinstance(v, Instance):
+        return v.cls.lookup("__call__")[0] is not MISSING
+    return False
 
-    b["callable"] = _callable
-    b["super"] = NativeFunction("super", lambda ev, a, k: _super2(ev, a))
 
-    def _super2(ev: Evaluator, a: Args) -> Any:
-        from vramlint.engine.values import SuperValue
+def _super(ev: Evaluator, a: Args) -> Any:
+    from vramlint.engine.values import SuperValue
 
-        if len(a) == 2 and isinstance(a[0], ClassValue):
-            return SuperValue(a[0], a[1])
-        return Unknown("super() form", ev.current_ref)
+    if len(a) == 2 and isinstance(a[0], ClassValue):
+        return SuperValue(a[0], a[1])
+    return Unknown("super() form", ev.current_ref)
 
-    b["print"] = NativeFunction("print", lambda ev, a, k: None)
-    b["id"] = NativeFunction("id", lambda ev, a, k: id(a[0]))
-    b["hash"] = pure("hash", hash)
-    b["abs"] = NativeFunction("abs", lambda ev, a, k: _numeric_unary(ev, a[0], abs, "__abs__"))
-    b["round"] = pure("round", round)
-    b["divmod"] = pure("divmod", divmod)
-    b["pow"] = NativeFunction("pow", lambda ev, a, k: _pow(ev, a))
-    b["chr"] = pure("chr", chr)
-    b["ord"] = pure("ord", ord)
-    b["hex"] = pure("hex", hex)
-    b["bin"] = pure("bin", bin)
-    b["format"] = pure("format", format)
-    b["repr"] = NativeFunction("repr", lambda ev, a, k: _repr(ev, a[0]))
-    b["ascii"] = pure("ascii", ascii)
-    b["vars"] = NativeFunction("vars", lambda ev, a, k: a[0].attrs if a and isinstance(a[0], Instance) else Unknown("vars()", ev.current_ref))
-    b["dir"] = NativeFunction("dir", _dir)
-    b["globals"] = NativeFunction("globals", lambda ev, a, k: Unknown("globals()", ev.current_ref))
-    b["locals"] = NativeFunction("locals", lambda ev, a, k: Unknown("locals()", ev.current_ref))
-    b["open"] = NativeFunction("open", lambda ev, a, k: Unknown("file contents are not read", ev.current_ref))
-    b["input"] = NativeFunction("input", lambda ev, a, k: Unknown("input()", ev.current_ref))
-    b["eval"] = NativeFunction("eval", lambda ev, a, k: Unknown("eval() is not evaluated", ev.current_ref))
-    b["exec"] = NativeFunction("exec", lambda ev, a, k: Unknown("exec() is not evaluated", ev.current_ref))
-    b["__import__"] = NativeFunction("__import__", lambda ev, a, k: loader.import_top(a[0]) if a and isinstance(a[0], str) else Unknown("__import__", ev.current_ref))
 
-    @native("iter")
-    def _iter(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        items = ev.list_of(a[0])
-        return items if isinstance(items, Unknown) else _IterValue(items)
+def _import(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    return ev.loader.import_top(a[0]) if a and isinstance(a[0], str) else Unknown("__import__", ev.current_ref)
 
-    b["iter"] = _iter
 
-    @native("next")
-    def _next(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        it = a[0]
-        if isinstance(it, _IterValue):
-            if it.pos < len(it.items):
-                it.pos += 1
-                return it.items[it.pos - 1]
-            if len(a) > 1:
-                return a[1]
-            raise ev.raise_error("StopIteration", "")
-        items = ev.list_of(it)
-        if isinstance(items, Unknown):
-            return items
-        if items:
-            return items[0]
+def _iter(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    items = ev.list_of(a[0])
+    return items if isinstance(items, Unknown) else _IterValue(items)
+
+
+def _next(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    it = a[0]
+    if isinstance(it, _IterValue):
+        if it.pos < len(it.items):
+            it.pos += 1
+            return it.items[it.pos - 1]
         if len(a) > 1:
             return a[1]
         raise ev.raise_error("StopIteration", "")
+    items = ev.list_of(it)
+    if isinstance(items, Unknown):
+        return items
+    if items:
+        return items[0]
+    if len(a) > 1:
+        return a[1]
+    raise ev.raise_error("StopIteration", "")
 
-    b["next"] = _next
 
-    def seq_fn(name: str, fn: Callable[..., Any]) -> NativeFunction:
-        def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-            lists = []
-            for x in a:
-                items = ev.list_of(x)
-                if isinstance(items, Unknown):
-                    return items
-                lists.append(items)
-            return fn(ev, lists, k)
+def _seq_fn(name: str, fn: Callable[..., Any]) -> NativeFunction:
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        lists = []
+        for x in a:
+            items = ev.list_of(x)
+            if isinstance(items, Unknown):
+                return items
+            lists.append(items)
+        return fn(ev, lists, k)
 
-        return NativeFunction(name, impl)
+    return NativeFunction(name, impl)
 
-    b["zip"] = NativeFunction("zip", _zip)
-    b["enumerate"] = NativeFunction("enumerate", lambda ev, a, k: _enumerate(ev, a, k))
-    b["reversed"] = seq_fn("reversed", lambda ev, ls, k: list(reversed(ls[0])))
-    b["sorted"] = NativeFunction("sorted", lambda ev, a, k: _sorted(ev, a, k))
-    b["sum"] = NativeFunction("sum", lambda ev, a, k: _sum(ev, a))
-    b["min"] = NativeFunction("min", lambda ev, a, k: _minmax(ev, a, k, min))
-    b["max"] = NativeFunction("max", lambda ev, a, k: _minmax(ev, a, k, max))
-    b["any"] = NativeFunction("any", lambda ev, a, k: _anyall(ev, a[0], True))
-    b["all"] = NativeFunction("all", lambda ev, a, k: _anyall(ev, a[0], False))
-    b["map"] = NativeFunction("map", lambda ev, a, k: _map(ev, a))
-    b["filter"] = NativeFunction("filter", lambda ev, a, k: _filter(ev, a))
 
-    b["staticmethod"] = NativeFunction("staticmethod", lambda ev, a, k: StaticMethod(a[0]),
-                                       lambda ev, v, a, k: StaticMethod(v))
-    b["classmethod"] = NativeFunction("classmethod", lambda ev, a, k: ClassMethod(a[0]),
-                                      lambda ev, v, a, k: ClassMethod(v))
-    b["property"] = ClassValue("property", (b["object"],), {"__get__": NativeFunction("property.__get__", _property_get)},
-                               "builtins", native=_PropertyType(lambda: b["property"]))
-    return b
 
 
 class _PropertyType:

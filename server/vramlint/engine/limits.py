@@ -33,7 +33,7 @@ class AnalysisBudget:
         self.deadline = None if seconds is None else time.monotonic() + seconds
         self.steps = 0
         self.next_check = CHECK_EVERY
-        # The first stop: its ref ends at the innermost loop it interrupted (Evaluator._in_loop).
+        # The first stop: its ref ends at the innermost loop it interrupted (eval_control._in_loop).
         self.stopped: AnalysisStopped | None = None
 
     def check(self, ref: SourceRef | None) -> None:

@@ -73,13 +73,60 @@ def _last_uses(tape: Tape, outputs: set[int], alias: dict[int, int] | None = Non
 
 def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: set[int]) -> TrainingRun:
     """`base`: bytes allocated when the iteration starts (weights, buffers, optimizer state, the
-    batch, workspaces). `output_sids`: storages of the forward's result (alive until the loss)."""
+    batch, workspaces). `output_sids`: storages of the forward's result (alive until the loss).
+    The phases of the module docstring, in order: forward (the loss included), backward, the
+    optimizer's step."""
     storages = tape.storages
-    size = {s.sid: rounded(s.nbytes) for s in storages}
     transient = {s.sid for s in storages if s.kind in ("activation", "extra", "intermediate", "cast")}
-    last = _last_uses(tape, output_sids)
-    # Who keeps each storage for backward; ops inside a checkpointed region keep nothing in the forward.
-    keepers: dict[int, int] = {}  # storage -> earliest op (last to run backward) that keeps it
+    keepers = _keepers(tape, transient)
+    mem = _Memory(live=base, peak=base, peak_at=Phase("forward", "", "", base),
+                  size={s.sid: rounded(s.nbytes) for s in storages}, samples=[("start", base)])
+    _forward(tape, mem, _forward_releases(_last_uses(tape, output_sids), transient, keepers), transient, keepers)
+    after_forward = mem.live
+    saved_bytes = sum(mem.size[s] for s in mem.alive)
+    mem.samples.append(("after forward", mem.live))
+    param_grad_bytes = _backward(tape, mem, transient, keepers)
+    mem.samples.append(("after backward", mem.live))
+    mem.bump("optimizer step", None, optimizer_temp)
+    mem.samples.append(("optimizer step", mem.live + optimizer_temp))
+    return TrainingRun(mem.peak, mem.peak_at, saved_bytes, param_grad_bytes, after_forward, mem.samples)
+
+
+@dataclass
+class _Memory:
+    """What is allocated as the simulated iteration runs, and its peak so far."""
+
+    live: int
+    peak: int
+    peak_at: Phase
+    size: dict[int, int]  # storage -> its rounded bytes
+    samples: list[tuple[str, int]]
+    alive: set[int] = field(default_factory=set)  # transient storages allocated now
+    # Running totals of the parameter gradients and the tensors kept for backward within `live`.
+    grads_live: int = 0
+    kept_live: int = 0
+
+    def bump(self, phase: str, op: Op | None, extra: int = 0) -> None:
+        """A new peak if `live` (plus `extra` bytes of temporaries) is above the last one."""
+        if self.live + extra > self.peak:
+            self.peak = self.live + extra
+            self.peak_at = Phase(phase, op.name if op else "", op.module if op else "", self.peak,
+                                 self.grads_live, self.kept_live)
+
+    def free(self, sid: int, kept: bool = False) -> None:
+        """Release a transient storage if it is alive (`kept`: one autograd kept for backward)."""
+        if sid in self.alive:
+            self.alive.discard(sid)
+            self.live -= self.size[sid]
+            if kept:
+                self.kept_live -= self.size[sid]
+
+
+def _keepers(tape: Tape, transient: set[int]) -> dict[int, int]:
+    """Who keeps each storage for backward: storage -> the earliest op (the last to run backward)
+    that keeps it. Ops inside a checkpointed region keep nothing in the forward; the region keeps
+    its inputs, from its first op."""
+    keepers: dict[int, int] = {}
     for op in tape.ops:
         if not op.requires_grad:
             continue
@@ -95,65 +142,49 @@ def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: s
         for sid in inputs:
             if sid in transient and r in region_first:
                 keepers[sid] = min(keepers.get(sid, region_first[r]), region_first[r])
+    return keepers
+
+
+def _forward_releases(last: dict[int, int], transient: set[int], keepers: dict[int, int]) -> dict[int, list[int]]:
+    """op index -> the transient storages that die after it runs (their last use; not the kept ones)."""
     release_at: dict[int, list[int]] = {}
     for sid, at in last.items():
         if sid in transient and sid not in keepers:
             release_at.setdefault(at, []).append(sid)
+    return release_at
 
-    live = base
-    peak = base
-    peak_at = Phase("forward", "", "", base)
-    alive: set[int] = set()
-    samples: list[tuple[str, int]] = [("start", base)]
-    # Running totals of the parameter gradients and the tensors kept for backward within `live`.
-    grads_live = 0
-    kept_live = 0
 
-    def bump(phase: str, op: Op | None, extra: int = 0) -> None:
-        nonlocal peak, peak_at
-        if live + extra > peak:
-            peak = live + extra
-            peak_at = Phase(phase, op.name if op else "", op.module if op else "", peak, grads_live, kept_live)
-
+def _forward(tape: Tape, mem: _Memory, release_at: dict[int, list[int]], transient: set[int],
+             keepers: dict[int, int]) -> None:
+    """The forward, the loss included: each op allocates its outputs and what its backward needs,
+    then the storages whose last use it was die; the forward's result lives until the loss."""
     for op in tape.ops:
         for sid in op.allocated:
-            if sid in transient and sid not in alive:
-                alive.add(sid)
-                live += size[sid]
+            if sid in transient and sid not in mem.alive:
+                mem.alive.add(sid)
+                mem.live += mem.size[sid]
                 if sid in keepers:
-                    kept_live += size[sid]
-        bump("forward", op)
+                    mem.kept_live += mem.size[sid]
+        mem.bump("forward", op)
         for sid in release_at.get(op.index, ()):
-            if sid in alive:
-                alive.discard(sid)
-                live -= size[sid]
+            mem.free(sid)
     for sid in release_at.get(len(tape.ops), ()):
-        if sid in alive:
-            alive.discard(sid)
-            live -= size[sid]
-    after_forward = live
-    saved_bytes = sum(size[s] for s in alive)
-    samples.append(("after forward", live))
+        mem.free(sid)
 
-    # ------------------------------------------------------------------ backward
+
+def _backward(tape: Tape, mem: _Memory, transient: set[int], keepers: dict[int, int]) -> int:
+    """Backward: the ops in reverse, each making its inputs' gradients (parameter gradients stay),
+    freeing its output's gradient and what it kept; a checkpointed region's forward runs again
+    when backward reaches it. Returns the bytes of the parameter gradients."""
+    storages = tape.storages
     grads: dict[int, int] = {}  # activation storage -> bytes of its gradient buffer
     param_grads: dict[int, int] = {}
     released_keepers: dict[int, list[int]] = {}
     for sid, at in keepers.items():
         released_keepers.setdefault(at, []).append(sid)
+    region_saved, region_release = _checkpointed(tape, transient)
     recomputed: set[int] = set()
-    region_saved: dict[int, list[int]] = {}
-    for op in tape.ops:
-        if op.region >= 0 and op.requires_grad:
-            region_saved.setdefault(op.region, []).extend(s for s in op.saved if s in transient)
     region_done: set[int] = set()
-    region_release: dict[int, list[int]] = {}
-    for op in tape.ops:
-        if op.region >= 0 and op.requires_grad:
-            for sid in op.saved:
-                if sid in transient:
-                    region_release.setdefault(sid, []).append(op.index)
-
     for op in reversed(tape.ops):
         if not op.requires_grad:
             continue
@@ -161,61 +192,74 @@ def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: s
             # Backward reaches a checkpointed region: its forward runs again, keeping what its ops need.
             region_done.add(op.region)
             for sid in set(region_saved.get(op.region, [])):
-                if sid not in alive:
-                    alive.add(sid)
+                if sid not in mem.alive:
+                    mem.alive.add(sid)
                     recomputed.add(sid)
-                    live += size[sid]
-                    kept_live += size[sid]
-            bump("backward (recomputing a checkpointed region)", op)
-        temp = op.backward_temp
-        new_grads: list[int] = []
-        for sid in op.grad_inputs:
-            st = storages[sid]
-            if st.kind == "param":
-                if sid in param_grads:
-                    temp += size[sid]  # computed, then added to the existing gradient
-                else:
-                    param_grads[sid] = size[sid]
-                    live += size[sid]
-                    grads_live += size[sid]
-                continue
-            if op.grad == "pass" and any(o in grads for o in op.outputs) and sid not in grads:
-                src = next(o for o in op.outputs if o in grads)
-                if src != sid:
-                    grads[sid] = grads.pop(src)
-                continue
-            if sid in grads and sid not in op.outputs:
-                temp += size[sid]  # a second consumer's contribution, accumulated
-            elif sid in grads:
-                temp += size[sid]  # in place: the input's gradient replaces the output's
-            else:
-                grads[sid] = size[sid]
-                new_grads.append(sid)
-                live += size[sid]
-        bump("backward", op, rounded(temp))
+                    mem.live += mem.size[sid]
+                    mem.kept_live += mem.size[sid]
+            mem.bump("backward (recomputing a checkpointed region)", op)
+        temp = _gradients_of(op, tape, mem, grads, param_grads)
+        mem.bump("backward", op, rounded(temp))
         for sid in op.outputs:
             if sid in grads and sid not in op.grad_inputs and storages[sid].kind != "param":
-                live -= grads.pop(sid)
+                mem.live -= grads.pop(sid)
         for sid in released_keepers.get(op.index, ()):
-            if sid in alive:
-                alive.discard(sid)
-                live -= size[sid]
-                kept_live -= size[sid]
+            mem.free(sid, kept=True)
         if op.region >= 0:
             for sid in op.saved:
-                if sid in recomputed and min(region_release.get(sid, [op.index])) == op.index and sid in alive:
-                    alive.discard(sid)
-                    live -= size[sid]
-                    kept_live -= size[sid]
+                if sid in recomputed and min(region_release.get(sid, [op.index])) == op.index:
+                    mem.free(sid, kept=True)
     for sid in list(grads):
-        live -= grads.pop(sid)  # gradients of the inputs: dropped at the end of backward
-    samples.append(("after backward", live))
-    param_grad_bytes = sum(param_grads.values())
-    if live + optimizer_temp > peak:
-        peak = live + optimizer_temp
-        peak_at = Phase("optimizer step", "", "", peak, grads_live, kept_live)
-    samples.append(("optimizer step", live + optimizer_temp))
-    return TrainingRun(peak, peak_at, saved_bytes, param_grad_bytes, after_forward, samples)
+        mem.live -= grads.pop(sid)  # gradients of the inputs: dropped at the end of backward
+    return sum(param_grads.values())
+
+
+def _checkpointed(tape: Tape, transient: set[int]) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+    """Of checkpointed regions: region -> the storages its recomputation keeps, and storage -> the
+    ops of a region that keep it (the first of them to run backward releases it)."""
+    region_saved: dict[int, list[int]] = {}
+    for op in tape.ops:
+        if op.region >= 0 and op.requires_grad:
+            region_saved.setdefault(op.region, []).extend(s for s in op.saved if s in transient)
+    region_release: dict[int, list[int]] = {}
+    for op in tape.ops:
+        if op.region >= 0 and op.requires_grad:
+            for sid in op.saved:
+                if sid in transient:
+                    region_release.setdefault(sid, []).append(op.index)
+    return region_saved, region_release
+
+
+def _gradients_of(op: Op, tape: Tape, mem: _Memory, grads: dict[int, int], param_grads: dict[int, int]) -> int:
+    """One op's backward: the gradients of its inputs, allocated (or accumulated, or passed
+    through); returns the bytes of temporaries it needs while it runs."""
+    size = mem.size
+    temp = op.backward_temp
+    for sid in op.grad_inputs:
+        st = tape.storages[sid]
+        if st.kind == "param":
+            if sid in param_grads:
+                temp += size[sid]  # computed, then added to the existing gradient
+            else:
+                param_grads[sid] = size[sid]
+                mem.live += size[sid]
+                mem.grads_live += size[sid]
+            continue
+        if op.grad == "pass" and any(o in grads for o in op.outputs) and sid not in grads:
+            src = next(o for o in op.outputs if o in grads)
+            if src != sid:
+                grads[sid] = grads.pop(src)
+            continue
+        if sid in grads and sid not in op.outputs:
+            temp += size[sid]  # a second consumer's contribution, accumulated
+        elif sid in grads:
+            temp += size[sid]  # in place: the input's gradient replaces the output's
+        else:
+            grads[sid] = size[sid]
+            mem.live += size[sid]
+    return temp
+
+
 
 
 def simulate_inference(tape: Tape, base: int, output_sids: set[int]) -> InferenceRun:
