@@ -78,3 +78,14 @@ def test_settings_accept_every_optimizer(key: str) -> None:
 def test_settings_reject_an_unknown_optimizer() -> None:
     with pytest.raises(ValueError, match="expected one of adafactor, adagrad, adam"):
         _validators()["optimizer"][1]("adamx")
+
+
+def test_cli_gpu_help_names_every_known_card_and_the_default() -> None:
+    from vramlint.memory.devices import device_named
+    from vramlint.settings import DEFAULTS
+
+    action = next(a for a in _setup_options()._actions if a.dest == "gpu")
+    names = [n.strip().removesuffix(" (default)") for n in (action.help or "").split(":", 1)[1].split(",")][:-1]
+    assert names == [d.name for d in DEVICES.values()]
+    default = device_named(DEFAULTS["device"])
+    assert default is not None and f"{default.name} (default)" in (action.help or "")

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from vramlint import __version__
 from vramlint.analysis.api import analyze_file
@@ -23,6 +24,7 @@ from vramlint.analysis.results import FileAnalysis, ModelResult
 from vramlint.cli.pool import analyze_all, analyze_safely
 from vramlint.render import github, json_output, sarif, text
 from vramlint.settings import (
+    DEFAULTS,
     DTYPES,
     FAIL_ON,
     ConfigError,
@@ -49,6 +51,7 @@ class AnalysisFailed(Exception):
 def _setup_options(memory_flag: bool = True) -> argparse.ArgumentParser:
     """The setup options `check`, `report` and `explain` share; `--no-memory` only where it means
     something (explain walks through the memory estimate: it refuses the flag)."""
+    from vramlint.memory.devices import DEVICES, device_named
     from vramlint.memory.estimate import PRECISIONS
     from vramlint.memory.optimizers import OPTIMIZERS
 
@@ -66,10 +69,10 @@ def _setup_options(memory_flag: bool = True) -> argparse.ArgumentParser:
                         f"ids): {', '.join(sorted(DTYPES))}")
     g.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), autocast (amp-bf16, amp-fp16), or the "
                    "whole model in bf16/fp16")
-    g.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="the optimizer (default: adam)")
+    g.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help=f"the optimizer (default: {DEFAULTS['optimizer']})")
     g.add_argument("--gpu", type=_gpu, metavar="NAME|SIZE",
-                   help="the card to fit: H200, H100-80GB (default), A100-80GB, A100-40GB, L40S, L4, A10, RTX-4090, "
-                        "RTX-3090, V100-32GB, V100-16GB, T4, or a size such as 24GiB")
+                   help=f"the card to fit: {', '.join(_card_names(DEVICES.values(), device_named(DEFAULTS['device'])))}, "
+                        "or a size such as 24GiB")
     g.add_argument("--mode", choices=["train", "infer"], help="which peak must fit the GPU (default: train)")
     g.add_argument("--checkpointing", action="store_const", const=True, default=None,
                    help="gradient checkpointing: call the model's gradient_checkpointing_enable() first")
@@ -126,6 +129,10 @@ def _positive(v: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}")
     return n
+
+
+def _card_names(devices: Any, default: Any) -> list[str]:
+    return [f"{d.name} (default)" if d is default else d.name for d in devices]
 
 
 def _gpu(v: str) -> str:
