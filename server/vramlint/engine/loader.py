@@ -43,7 +43,7 @@ NativeModuleFactory = Callable[["Loader", str], "ModuleValue | None"]
 # Steps one top-level statement of a module may take (an endless loop there stops at this).
 MODULE_STATEMENT_STEPS = 300_000
 # ... of the analysed file, where one statement may build a whole model (`model = create_model(...)`),
-# as much as a factory's construction gets (analysis.models.MODEL_STEPS).
+# as much as a factory's construction gets (analysis.running.MODEL_STEPS).
 MAIN_STATEMENT_STEPS = 3_000_000
 MAX_FILE_BYTES = 1024 * 1024  # the default of `max-file-size` (Settings sets it per analysis)
 
