@@ -168,3 +168,115 @@ async def test_vl102_in_the_editor(lsp: Session) -> None:  # noqa: F811 (the fix
     assert d.severity == types.DiagnosticSeverity.Warning
     assert d.range.start.line == line_of(ATTENTION, "att.softmax")
     assert lsp_findings(diags) == cli_findings(lsp.root / "attn.py")
+
+
+# ---------------------------------------------------------------------- the other rules, in process
+HUGE = """\
+import torch
+import torch.nn as nn
+
+model = nn.Sequential(nn.Linear(16384, 16384), nn.ReLU(), nn.Linear(16384, 16384), nn.ReLU(), nn.Linear(16384, 10))
+out = model(torch.randn(64, 16384))
+"""
+HUGE_WEIGHTS = 2 * 16384 * 16384 * 4  # bytes, the two square layers (the rest is < 1 MiB)
+
+
+def findings(tmp_path: Path, text: str, name: str = "m.py", **settings: object) -> list[tuple[str, str, int]]:
+    """(code, message, line) of every finding of the file."""
+    path = tmp_path / name
+    path.write_text(text)
+    fa = analyze_source(str(path), text, Settings(memory=True, **settings))  # type: ignore[arg-type]
+    return [(f.code, f.message, f.location.line if f.location else 0) for f in fa.findings]
+
+
+def codes(found: list[tuple[str, str, int]]) -> list[str]:
+    return sorted(c for c, _, _ in found)
+
+
+def test_vl001_when_training_does_not_fit(tmp_path: Path) -> None:
+    """Adam on 2 GiB of weights: weights, gradients, two moments and a step temporary are 10 GiB, more
+    than an 8 GiB card even at batch 1; SGD (no state, no temporary) is 4 GiB, it fits; a 24 GiB card fits."""
+    (f,) = [x for x in findings(tmp_path, HUGE, device="8GiB") if x[0] == "VL001"]
+    assert f[1].startswith("training model needs ") and "optimizer step" in f[1]
+    assert f[1].endswith("more than the 8GiB's 8.00 GiB at batch 64; not even a batch of 1 fits")
+    assert f[2] == 4  # the model's line
+    assert "VL001" not in codes(findings(tmp_path, HUGE, device="8GiB", optimizer="sgd"))
+    assert "VL001" not in codes(findings(tmp_path, HUGE, device="24GiB"))
+    # Inference mode: the training step need not fit.
+    assert "VL001" not in codes(findings(tmp_path, HUGE, device="8GiB", mode="infer"))
+
+
+def test_vl001_names_the_largest_batch_that_fits(tmp_path: Path) -> None:
+    """At 16 GiB the weights' 10 GiB fit, 64 x [16384] activations per sample more do not."""
+    text = HUGE.replace("torch.randn(64, 16384)", "torch.randn(65536, 16384)")
+    (f,) = [x for x in findings(tmp_path, text, device="16GiB") if x[0] == "VL001"]
+    batch = int(f[1].rsplit("the largest batch that fits: ", 1)[1])
+    assert 0 < batch < 65536
+    # 5 copies of the weights plus batch x (input, two hidden outputs kept, log-probs...) < 16 GiB.
+    assert 5 * HUGE_WEIGHTS + batch * 16384 * 4 < 16 * 2**30
+
+
+def test_vl002_when_inference_does_not_fit(tmp_path: Path) -> None:
+    """Inference needs the 2 GiB of weights: more than 1 GiB, less than 8."""
+    (f,) = [x for x in findings(tmp_path, HUGE, device="1GiB", mode="infer") if x[0] == "VL002"]
+    assert f[1].startswith("inference of model needs ") and f[1].endswith("more than the 1GiB's 1.00 GiB at batch 64")
+    assert "VL002" not in codes(findings(tmp_path, HUGE, device="8GiB", mode="infer"))
+    assert "VL002" not in codes(findings(tmp_path, HUGE, device="1GiB", mode="train"))
+
+
+WIDE = "import torch.nn as nn\nnet = nn.Sequential(nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))\n"
+
+
+def test_vl101_one_layer_with_most_parameters(tmp_path: Path) -> None:
+    (f,) = [x for x in findings(tmp_path, WIDE) if x[0] == "VL101"]
+    n, total = 1024 * 1024 + 1024, 1024 * 1024 + 1024 + 1024 * 10 + 10
+    assert f[1] == f"`0` (Linear) holds {n:,} parameters, {n / total:.0%} of all parameters"
+    assert f[2] == 2
+    # Below a million parameters, or under half of them, is no finding.
+    assert "VL101" not in codes(findings(tmp_path, WIDE.replace("1024, 1024", "1024, 512").replace("1024, 10", "512, 10")))
+    # Exactly half (two equal layers) is reported, both; a third (three equal layers) is not.
+    halves = "import torch.nn as nn\nnet = nn.Sequential(nn.Linear(1024, 1024), nn.Linear(1024, 1024))\n"
+    assert codes(findings(tmp_path, halves)).count("VL101") == 2
+    thirds = halves.replace("nn.Linear(1024, 1024))", "nn.Linear(1024, 1024), nn.Linear(1024, 1024))")
+    assert "VL101" not in codes(findings(tmp_path, thirds))
+
+
+def test_vl101_leaves_vocabularies_alone_unless_a_limit_is_set(tmp_path: Path) -> None:
+    """A token table and an output head over its vocabulary are large by design; `max-layer-params`
+    covers them too."""
+    lm = ("import torch.nn as nn\nlm = nn.Sequential(nn.Embedding(30000, 256), nn.Linear(256, 64), "
+          "nn.Linear(64, 30000))\n")
+    assert "VL101" not in codes(findings(tmp_path, lm))
+    other = lm.replace("nn.Linear(64, 30000)", "nn.Linear(64, 29999)")  # not the vocabulary: a plain layer
+    assert "VL101" in codes(findings(tmp_path, other.replace("Embedding(30000, 256)", "Embedding(3000, 256)")))
+    limited = findings(tmp_path, lm, config={"max_layer_params": 1_000_000})
+    assert sorted(m for c, m, _ in limited if c == "VL101") == [
+        "`0` (Embedding) holds 7,680,000 parameters, more than max-layer-params (1,000,000)",
+        "`2` (Linear) holds 1,950,000 parameters, more than max-layer-params (1,000,000)"]
+    # Exactly the limit is allowed.
+    assert codes(findings(tmp_path, WIDE, config={"max_layer_params": 1024 * 1024 + 1024})).count("VL101") == 0
+
+
+def test_vl201_once_per_mismatch(tmp_path: Path) -> None:
+    text = ("import torch\nimport torch.nn as nn\nnet = nn.Sequential(nn.Linear(64, 128), nn.Linear(100, 10))\n"
+            "out = net(torch.randn(4, 64))\n")
+    found = [x for x in findings(tmp_path, text) if x[0] == "VL201"]
+    assert len(found) == 1 and "expects 100 input features" in found[0][1] and found[0][1].startswith("net: ")
+
+
+def test_vl301_and_vl302(tmp_path: Path) -> None:
+    """No batch size: VL301 (the estimate lacks an input). A parameter count that depends on an
+    unknown value: VL302."""
+    (f,) = [x for x in findings(tmp_path, WIDE) if x[0] == "VL301"]
+    assert f[1].startswith("net: no inputs to estimate memory")
+    unknown = "import sys\nimport torch.nn as nn\nnet = nn.Linear(len(sys.argv) * 1000, 10)\n"
+    (g,) = [x for x in findings(tmp_path, unknown) if x[0] == "VL302"]
+    assert g[1].startswith("net: the parameter count depends on something unknown: ")
+    assert "VL302" not in codes(findings(tmp_path, WIDE))
+
+
+def test_one_finding_per_place(tmp_path: Path) -> None:
+    """A class and its module-level instance share their layers: one VL101, not two."""
+    text = ("import torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.fc = nn.Linear(1024, 1024)\n        self.head = nn.Linear(1024, 10)\n\n\nnet = Net()\n")
+    assert codes(findings(tmp_path, text)).count("VL101") == 1
