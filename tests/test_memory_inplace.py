@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_memory_saved import HEADER, build_torch, rounded, torch_saved, vramlint_estimate, vramlint_loss
+from tests.test_memory_saved import (
+    HEADER,
+    build_torch,
+    rounded,
+    torch_saved,
+    vramlint_estimate,
+    vramlint_loss,
+)
 
 torch = pytest.importorskip("torch")
 
