@@ -1,4 +1,5 @@
-"""In-place Tensor methods and functions (`h.relu_()`, `F.relu_(h)`, `h.mul_(w)`) against what
+"""In-place Tensor methods and functions (`h.relu_()`, `F.relu_(h)`, `h.mul_(w)`), and functional
+forms whose arguments the layers' attributes do not give (`F.group_norm(x, 32)`), against what
 torch's autograd keeps (CPU, tests/test_memory_saved.py's harness): an in-place op writes its
 input's storage, so what the next layer keeps is that storage, not a new tensor; relu_ and
 sigmoid_ read their result in backward (no copy), hardtanh_ (clamp_) keeps a copy of its input.
@@ -23,7 +24,7 @@ from tests.test_memory_saved import (
 torch = pytest.importorskip("torch")
 
 
-def net(forward: str) -> str:
+def net(forward: str, x: str = "torch.randn(8, 16)") -> str:
     body = textwrap.indent(textwrap.dedent(forward).strip("\n"), " " * 8)
     return HEADER + f"""\
 class Net(nn.Module):
@@ -38,7 +39,7 @@ class Net(nn.Module):
 
 
 model = Net()
-x = torch.randn(8, 16)
+x = {x}
 out = model(x)
 """
 
@@ -60,6 +61,11 @@ CASES = {
         g.add_(1.0)
         return self.fc3(g)
     """),
+    # The functional form takes its group count positionally: [N, groups] mean and rstd are kept.
+    "functional-group-norm": net("""
+        h = F.group_norm(self.fc1(x), 32)
+        return self.fc3(self.fc2(h))
+    """, x="torch.randn(256, 16)"),
     "tensor-clamp_": net("""
         h = self.fc1(x).clamp_(0.0, 6.0)
         return self.fc3(self.fc2(h))
