@@ -19,7 +19,12 @@ from lsprotocol import types
 
 from tests.test_lsp import Session, by_code, cli_findings, client, line_of, lsp, lsp_findings  # noqa: F401 (fixtures)
 from vramlint.analysis.api import analyze_source
-from vramlint.analysis.findings import HOTSPOT_SHARE, RULE_BY_CODE, activation_hotspot
+from vramlint.analysis.findings import (
+    HOTSPOT_SHARE,
+    RULE_BY_CODE,
+    activation_hotspot,
+    find_problems,
+)
 from vramlint.analysis.results import FileAnalysis, ModelResult
 from vramlint.render.units import fmt_bytes
 from vramlint.settings import Settings
@@ -224,6 +229,23 @@ def test_vl002_when_inference_does_not_fit(tmp_path: Path) -> None:
     assert "VL002" not in codes(findings(tmp_path, HUGE, device="1GiB", mode="train"))
 
 
+def test_vl001_vl002_at_exactly_the_card_size(tmp_path: Path) -> None:
+    """Needing exactly the card's memory fits; a byte more does not."""
+    path = tmp_path / "m.py"
+    path.write_text(HUGE)
+    fa = analyze_source(str(path), HUGE, Settings(memory=True, device="1GiB", mode="infer"))
+    (m,) = fa.models
+    e = m.memory
+    assert e is not None
+
+    def found(**changes: object) -> list[str]:
+        rm = dataclasses.replace(m, memory=dataclasses.replace(e, **changes))  # type: ignore[arg-type]
+        return [f.code for f in find_problems(dataclasses.replace(fa, models=[rm]))]
+
+    assert "VL002" not in found(device_memory=e.inference_need)
+    assert "VL002" in found(device_memory=e.inference_need - 1)
+
+
 WIDE = "import torch.nn as nn\nnet = nn.Sequential(nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))\n"
 
 
@@ -247,8 +269,12 @@ def test_vl101_leaves_vocabularies_alone_unless_a_limit_is_set(tmp_path: Path) -
     lm = ("import torch.nn as nn\nlm = nn.Sequential(nn.Embedding(30000, 256), nn.Linear(256, 64), "
           "nn.Linear(64, 30000))\n")
     assert "VL101" not in codes(findings(tmp_path, lm))
-    other = lm.replace("nn.Linear(64, 30000)", "nn.Linear(64, 29999)")  # not the vocabulary: a plain layer
-    assert "VL101" in codes(findings(tmp_path, other.replace("Embedding(30000, 256)", "Embedding(3000, 256)")))
+    # A head with 93% of the parameters, over the vocabulary (30,000 rows): not reported; over 29,999
+    # classes it is a plain layer, and reported.
+    head = "import torch.nn as nn\nlm = nn.Sequential(nn.Embedding(30000, 16), nn.Linear(16, 256), nn.Linear(256, 30000))\n"
+    assert "VL101" not in codes(findings(tmp_path, head))
+    (plain,) = [m for c, m, _ in findings(tmp_path, head.replace("256, 30000", "256, 29999")) if c == "VL101"]
+    assert plain.startswith("`2` (Linear) holds 7,709,743 parameters")
     limited = findings(tmp_path, lm, config={"max_layer_params": 1_000_000})
     assert sorted(m for c, m, _ in limited if c == "VL101") == [
         "`0` (Embedding) holds 7,680,000 parameters, more than max-layer-params (1,000,000)",
