@@ -9,12 +9,13 @@ the peak is in backward instead, the step's temporaries are not part of it.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from tests.test_findings import ATTENTION
 from tests.test_memory import QUESTION, blocks
 from vramlint.analysis.api import analyze_source
-from vramlint.analysis.results import ModelResult
+from vramlint.analysis.results import ModelResult, UnknownInfo
 from vramlint.memory.devices import DEVICES
 from vramlint.render.explain import explain, peak_rows
 from vramlint.render.units import fmt_bytes
@@ -102,3 +103,13 @@ def test_explain_without_an_estimate_says_why(tmp_path: Path) -> None:
     assert m.memory is None
     out = explain("m.py", m)
     assert out.startswith("m.py: model: no memory estimate: ") and "unknown" not in out
+
+
+def test_explain_without_an_estimate_gives_at_most_three_reasons(tmp_path: Path) -> None:
+    m = model(tmp_path)
+    reasons = [UnknownInfo(f"reason {i}") for i in range(5)]
+    assert explain("q.py", dataclasses.replace(m, memory=None, memory_unknowns=reasons[:2],
+                                               forward_unknowns=reasons[2:])) == \
+        "q.py: model: no memory estimate: reason 0; reason 1; reason 2"
+    assert explain("q.py", dataclasses.replace(m, memory=None, memory_unknowns=[], forward_unknowns=[])) == \
+        "q.py: model: no memory estimate: unknown"
