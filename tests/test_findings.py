@@ -26,6 +26,7 @@ from vramlint.analysis.findings import (
     find_problems,
 )
 from vramlint.analysis.results import FileAnalysis, ModelResult
+from vramlint.engine.values import Location
 from vramlint.render.units import fmt_bytes
 from vramlint.settings import Settings
 
@@ -137,11 +138,13 @@ def test_vl102_names_the_submodule_and_its_share(tmp_path: Path) -> None:
     (f,) = activation_hotspot(dataclasses.replace(m, memory=dataclasses.replace(e, hotspots=[hot])))
     assert f.message == f"`softmax` in `blocks.3.attn` keeps {fmt_bytes(e.train_peak // 3)} for backward, " \
                         "33% of the training peak"
-    # Code in another file (a library's layer) is not located there: the finding is the model's.
-    other = dataclasses.replace(hot, where=None)
-    (g,) = activation_hotspot(dataclasses.replace(m, memory=dataclasses.replace(e, hotspots=[other])))
-    assert g.location is not None and m.where is not None
-    assert g.location.line == line_of(ATTENTION, "model = Attention()") + 1
+    # Code in another file (a library's layer), or nowhere known, is not located there: the finding
+    # is the model's.
+    model_line = line_of(ATTENTION, "model = Attention()") + 1
+    for where in (None, Location("/site-packages/lib/attention.py", 40, 8, 40, 20)):
+        other = dataclasses.replace(hot, where=where)
+        (g,) = activation_hotspot(dataclasses.replace(m, memory=dataclasses.replace(e, hotspots=[other])))
+        assert g.location is not None and (g.location.path, g.location.line) == (str(tmp_path / "attn.py"), model_line)
 
 
 def test_vl102_in_the_rule_table() -> None:
@@ -256,6 +259,10 @@ def test_vl101_one_layer_with_most_parameters(tmp_path: Path) -> None:
     assert f[2] == 2
     # Below a million parameters, or under half of them, is no finding.
     assert "VL101" not in codes(findings(tmp_path, WIDE.replace("1024, 1024", "1024, 512").replace("1024, 10", "512, 10")))
+    # A layer of exactly a million parameters is reported; one of 999,999 is not.
+    million = "import torch.nn as nn\nnet = nn.Linear(999, 1000)\n"
+    assert codes(findings(tmp_path, million)).count("VL101") == 1
+    assert "VL101" not in codes(findings(tmp_path, million.replace("999, 1000", "1000, 999")))
     # Exactly half (two equal layers) is reported, both; a third (three equal layers) is not.
     halves = "import torch.nn as nn\nnet = nn.Sequential(nn.Linear(1024, 1024), nn.Linear(1024, 1024))\n"
     assert codes(findings(tmp_path, halves)).count("VL101") == 2
