@@ -52,8 +52,8 @@ SAVED = ["tests/test_rnn_attention.py::test_recurrent_saved_bytes_by_hand",
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "memory": (["memory/autograd_rules.py", "memory/tape.py", "memory/timeline.py", "memory/estimate.py",
                 "memory/optimizers.py", "memory/devices.py"],
-               ["tests/test_devices.py", "tests/test_optimizers.py", "tests/test_memory_inplace.py", "tests/test_memory_rules.py",
-                *SAVED,
+               ["tests/test_devices.py", "tests/test_optimizers.py", "tests/test_memory_inplace.py",
+                "tests/test_memory_rules.py", *SAVED,
                 "tests/test_explain.py", "tests/test_memory.py"]),
     "findings": (["analysis/findings.py"],
                  ["tests/test_findings.py", "tests/test_output_formats.py", "tests/test_output_consistency.py"]),
@@ -63,7 +63,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "catalog": ([f"frontends/torch/catalog/{f}" for f in ("__init__.py", "attention.py", "containers.py", "conv.py",
                                                            "embedding.py", "linear.py", "norm.py",
                                                            "parameter_free.py", "recurrent.py")],
-                ["tests/test_catalog.py", "tests/test_rnn_attention.py", "tests/test_forward_shapes.py"]),
+                ["tests/test_catalog.py", "tests/test_containers.py", "tests/test_rnn_attention.py",
+                 "tests/test_forward_shapes.py"]),
 }
 
 COMPARE_SWAPS: dict[type, type] = {

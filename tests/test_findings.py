@@ -313,3 +313,17 @@ def test_one_finding_per_place(tmp_path: Path) -> None:
     text = ("import torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
             "        self.fc = nn.Linear(1024, 1024)\n        self.head = nn.Linear(1024, 10)\n\n\nnet = Net()\n")
     assert codes(findings(tmp_path, text)).count("VL101") == 1
+
+
+def test_vl101_of_a_layer_built_in_another_file_is_located_at_the_model(tmp_path: Path) -> None:
+    """A layer whose building code is in a library is reported at the model, not in that file."""
+    path = tmp_path / "wide.py"
+    path.write_text(WIDE)
+    fa = analyze_source(str(path), WIDE, Settings(memory=True))
+    (m,) = fa.models
+    assert m.tree is not None
+    elsewhere = Location("/site-packages/lib/layers.py", 10, 4, 10, 30)
+    tree = dataclasses.replace(m.tree, children=[dataclasses.replace(c, ref=elsewhere) for c in m.tree.children])
+    (f,) = [f for f in find_problems(dataclasses.replace(fa, models=[dataclasses.replace(m, tree=tree)]))
+            if f.code == "VL101"]
+    assert f.location is not None and (f.location.path, f.location.line) == (str(path), 2)
