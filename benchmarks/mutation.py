@@ -31,6 +31,7 @@ import importlib.util
 import os
 import py_compile
 import random
+import re
 import shutil
 import signal
 import sys
@@ -316,12 +317,14 @@ def _run_group(name: str, ws: Workspace, args: argparse.Namespace) -> GroupResul
     chosen = every if not args.sample or args.sample >= len(every) else \
         sorted(random.Random(f"{args.seed}:{name}").sample(every, args.sample), key=lambda m: (m.file, m.index))
     if args.survivors_of:
-        before = {line.removeprefix("survived: ").strip() for line in args.survivors_of.read_text().splitlines()
-                  if line.startswith("survived: ")}
+        # The summary's "survived: MUTANT" lines, or the progress lines of a run cut short.
+        found = (re.match(r"\s*survived(?::|\s+[\d.]+ s) +(.+)$", line)
+                 for line in args.survivors_of.read_text().splitlines())
+        before = {f.group(1).strip() for f in found if f}
         chosen = [m for m in chosen if str(m) in before]
     print(f"## {name}: {len(every)} mutants in {len(files)} files, running {len(chosen)}", flush=True)
     result = GroupResult(name, len(every))
-    if args.list:
+    if args.list or not chosen:
         return result
     status, clean = run_tests(tests, ws.server, 900)
     if status != "survived":

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from tests.test_findings import ATTENTION
 from tests.test_memory import QUESTION, blocks
 from vramlint.analysis.api import analyze_source
@@ -113,3 +115,27 @@ def test_explain_without_an_estimate_gives_at_most_three_reasons(tmp_path: Path)
         "q.py: model: no memory estimate: reason 0; reason 1; reason 2"
     assert explain("q.py", dataclasses.replace(m, memory=None, memory_unknowns=[], forward_unknowns=[])) == \
         "q.py: model: no memory estimate: unknown"
+
+
+def test_peak_row_notes_say_what_part_is_counted(tmp_path: Path) -> None:
+    """At the optimizer step all gradients exist (the note is what they are) and nothing kept for
+    backward is left (the note gives the whole, after the forward)."""
+    m = model(tmp_path)
+    e = m.memory
+    assert e is not None
+    notes = {r.label: r.note for r in peak_rows(e, PARAMS)}
+    assert notes["gradients"] == "one per trainable weight, kept until the next zero_grad"
+    assert notes["kept for backward"] == (f"{fmt_bytes(e.activations)} after the forward; layer inputs, "
+                                          "activation outputs, masks, statistics, log-probabilities")
+
+
+@pytest.mark.parametrize(("precision", "width"), [("fp32", 4), ("amp-bf16", 4), ("amp-fp16", 4), ("bf16", 2),
+                                                  ("fp16", 2)])
+def test_the_hand_count_is_in_the_weights_dtype(precision: str, width: int, tmp_path: Path) -> None:
+    """People count in the weights' dtype: float32 under autocast (its master weights), 2 bytes for
+    a model cast to bf16 / fp16."""
+    path = tmp_path / "q.py"
+    fa = analyze_source(str(path), QUESTION, Settings(memory=True, precision=precision))
+    (m,) = [m for m in fa.models if m.name == "model"]
+    elements = (FORWARD + GRADIENTS) * 256
+    assert f"{elements:,} elements = {fmt_bytes(elements * width)} at {width} bytes" in explain("q.py", m)
