@@ -21,6 +21,12 @@ CASES = {
         self.x = nn.Linear(3, 5) if "a" in self.d else nn.Linear(3, 7)
         self.y = nn.Linear(3, 9) if "b" in self.d else nn.Linear(3, 11)
     """),
+    "ModuleDict-keys-values-items": net("""
+        self.d = nn.ModuleDict({"ab": nn.Linear(2, 3), "cde": nn.Linear(2, 4)})
+        self.k = nn.ModuleList([nn.Linear(2, len(k)) for k in self.d.keys()])
+        self.v = nn.ModuleList([nn.Linear(m.out_features, 5) for m in self.d.values()])
+        self.i = nn.ModuleList([nn.Linear(len(k), m.out_features) for k, m in self.d.items()])
+    """),
     "ParameterDict-contains": net("""
         self.p = nn.ParameterDict({"w": nn.Parameter(torch.zeros(4))})
         self.x = nn.Linear(2, 5) if "w" in self.p else nn.Linear(2, 7)

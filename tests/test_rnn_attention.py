@@ -113,7 +113,17 @@ MHA_CASES = {
                                          f"torch.zeros({N}, {S}, 8), average_attn_weights=False"),
     "mha-zero-attn-unbatched": ("nn.MultiheadAttention(8, 2, add_zero_attn=True)",
                                 f"torch.zeros({L}, 8), torch.zeros({S}, 8), torch.zeros({S}, 8)"),
+    # query positional, key and value by keyword
+    "mha-key-value-keywords": ("nn.MultiheadAttention(8, 2)", f"torch.zeros({L}, {N}, 8), key=torch.zeros({S}, {N}, 8), "
+                                                              f"value=torch.zeros({S}, {N}, 8)"),
     "mha-unbatched": ("nn.MultiheadAttention(8, 2)", f"torch.zeros({L}, 8), torch.zeros({S}, 8), torch.zeros({S}, 8)"),
+}
+
+# Other layers whose forward takes a second tensor (surviving catalog mutants): EmbeddingBag's offsets.
+OTHER_CASES = {
+    "embedding-bag-offsets": ("nn.EmbeddingBag(10, 4, mode='sum')", "torch.tensor([1, 2, 3, 4, 5]), torch.tensor([0, 2])"),
+    "embedding-bag-include-last-offset": ("nn.EmbeddingBag(10, 4, include_last_offset=True)",
+                                          "torch.tensor([1, 2, 3, 4, 5]), torch.tensor([0, 2, 5])"),
 }
 
 
@@ -124,9 +134,9 @@ def _tree_params(node: ModuleNode, prefix: str = "") -> dict[str, tuple[int | No
     return out
 
 
-@pytest.mark.parametrize("name", [*RNN_CASES, *MHA_CASES])
+@pytest.mark.parametrize("name", [*RNN_CASES, *MHA_CASES, *OTHER_CASES])
 def test_parameters_and_every_output_match_torch(name: str, tmp_path: Path) -> None:
-    layer, call = {**RNN_CASES, **MHA_CASES}[name]
+    layer, call = {**RNN_CASES, **MHA_CASES, **OTHER_CASES}[name]
     source = PROBE.format(layer=layer, call=call)
     path = tmp_path / "probe.py"
     path.write_text(source)
