@@ -119,8 +119,11 @@ MHA_CASES = {
     "mha-unbatched": ("nn.MultiheadAttention(8, 2)", f"torch.zeros({L}, 8), torch.zeros({S}, 8), torch.zeros({S}, 8)"),
 }
 
-# Other layers whose forward takes a second tensor (surviving catalog mutants): EmbeddingBag's offsets.
+# Other layers whose forward takes a second tensor (surviving catalog mutants): EmbeddingBag's offsets,
+# the losses' reductions.
 OTHER_CASES = {
+    "mse-loss-no-reduction": ("nn.MSELoss(reduction='none')", "torch.zeros(3, 4), torch.zeros(3, 4)"),
+    "l1-loss-mean": ("nn.L1Loss()", "torch.zeros(3, 4), torch.zeros(3, 4)"),
     "embedding-bag-offsets": ("nn.EmbeddingBag(10, 4, mode='sum')", "torch.tensor([1, 2, 3, 4, 5]), torch.tensor([0, 2])"),
     "embedding-bag-include-last-offset": ("nn.EmbeddingBag(10, 4, include_last_offset=True)",
                                           "torch.tensor([1, 2, 3, 4, 5]), torch.tensor([0, 2, 5])"),
