@@ -286,3 +286,18 @@ def test_recurrent_reserve_scales_with_the_gates(tmp_path: Path) -> None:
         saved[kind] = rnn.saved_bytes - rounded(32 * 4 * 64 * 4)  # less the output
     assert saved["LSTM"] * 3 == saved["GRU"] * 4 and saved["LSTM"] == saved["RNN"] * 4
     assert saved["RNN"] % BLOCK == 0 and saved["RNN"] > 0
+
+
+def test_pixel_shuffle_of_indivisible_channels_is_a_mismatch(tmp_path: Path) -> None:
+    """torch refuses PixelShuffle(2) of 6 channels (not a multiple of 2 x 2); vramlint says why
+    instead of a shape, and takes 8 channels."""
+    source = PROBE.format(layer="nn.PixelShuffle(2)", call="torch.zeros(1, 6, 4, 4)")
+    path = tmp_path / "probe.py"
+    path.write_text(source)
+    with pytest.raises(RuntimeError):
+        runpy.run_path(str(path))
+    (probe,) = [m for m in vramlint.analyze_source(str(path), source).models if m.name == "probe"]
+    assert probe.params.total is None and any("PixelShuffle" in u.reason for u in probe.unknowns)
+    fine = PROBE.format(layer="nn.PixelShuffle(2)", call="torch.zeros(1, 8, 4, 4)")
+    (ok,) = [m for m in vramlint.analyze_source(str(path), fine).models if m.name == "probe"]
+    assert ok.tree is not None and _tree_params(ok.tree) == {"out0": (1, 2, 8, 8)}
