@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
+from tests.test_cli_ci import HUGE, WIDE  # 537M parameters called on a batch of 64; one wide layer
 from tests.test_lsp import Session, by_code, cli_findings, client, line_of, lsp, lsp_findings  # noqa: F401 (fixtures)
 from vramlint.analysis.api import analyze_source
 from vramlint.analysis.findings import (
@@ -179,13 +180,6 @@ async def test_vl102_in_the_editor(lsp: Session) -> None:  # noqa: F811 (the fix
 
 
 # ---------------------------------------------------------------------- the other rules, in process
-HUGE = """\
-import torch
-import torch.nn as nn
-
-model = nn.Sequential(nn.Linear(16384, 16384), nn.ReLU(), nn.Linear(16384, 16384), nn.ReLU(), nn.Linear(16384, 10))
-out = model(torch.randn(64, 16384))
-"""
 HUGE_WEIGHTS = 2 * 16384 * 16384 * 4  # bytes, the two square layers (the rest is < 1 MiB)
 
 
@@ -249,7 +243,6 @@ def test_vl001_vl002_at_exactly_the_card_size(tmp_path: Path) -> None:
     assert "VL002" in found(device_memory=e.inference_need - 1)
 
 
-WIDE = "import torch.nn as nn\nnet = nn.Sequential(nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))\n"
 
 
 def test_vl101_one_layer_with_most_parameters(tmp_path: Path) -> None:
