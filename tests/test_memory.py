@@ -20,6 +20,7 @@ from benchmarks.accuracy import CALIBRATION, EXCLUDED, HOLDOUT, Row, case_source
 from tests.support.libsources import TORCHVISION_VERSION, TRANSFORMERS_VERSION, library_source
 from vramlint.analysis.api import analyze_source
 from vramlint.memory.estimate import MemoryEstimate
+from vramlint.render.units import fmt_bytes
 from vramlint.settings import InputSpec, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,25 +47,28 @@ def _estimate(text: str, tmp_path: Path, **settings: Any) -> MemoryEstimate:
 
 
 # ---------------------------------------------------------------------- real GPU measurements
-def test_calibration_cases_median_10_max_25_percent() -> None:
+def test_calibration_cases_within_what_the_readme_publishes() -> None:
+    """The README publishes median 0.6%, largest 7.0% (measured 0.63% / 6.97%): a margin of
+    less than a percentage point, so that a rule that drifts by a few percent fails here."""
     rows = run("", Settings(extra_paths=_extra()), CALIBRATION)
     errors = _errors(rows)
     assert len(errors) == 29  # 30 cases, the GradScaler case excluded (it has no optimizer state)
     SUMMARY["calibration"] = f"{len(errors)} cases, median |error| {statistics.median(errors):.1%}, max {max(errors):.1%}"
-    assert statistics.median(errors) <= 0.10, SUMMARY["calibration"]
-    assert max(errors) <= 0.25, [(r.case["id"], r.error) for r in rows]
+    assert statistics.median(errors) <= 0.01, SUMMARY["calibration"]
+    assert max(errors) <= 0.075, [(r.case["id"], r.error) for r in rows]
 
 
 def test_hold_out_training_cases() -> None:
     """Models and settings measured after the memory model was built: every training step
-    within 10%. (Inference of VGG13 at 224x224 is not: cuDNN's convolution workspace, which
+    within 4% (the README's figure; measured median 1.04%, largest 4.03%). (Inference of VGG13 at 224x224 is not: cuDNN's convolution workspace, which
     depends on the algorithm cuDNN picks, is not modelled; benchmarks/accuracy.py --holdout.)"""
     rows = run("", Settings(extra_paths=_extra()), HOLDOUT)
     train = [r for r in rows if r.case["mode"] == "train"]
     assert len(train) == 17
     errors = _errors(train)
     SUMMARY["hold-out"] = f"{len(errors)} training cases, median |error| {statistics.median(errors):.1%}, max {max(errors):.1%}"
-    assert max(errors) <= 0.10, [(r.case["id"], r.error) for r in train]
+    assert statistics.median(errors) <= 0.015, SUMMARY["hold-out"]
+    assert max(errors) <= 0.045, [(r.case["id"], r.error) for r in train]
 
 
 @pytest.mark.parametrize("line", MAX_BATCH.read_text().splitlines())
@@ -132,7 +136,10 @@ def test_textbook_count_and_explain_command(tmp_path: Path) -> None:
     out = r.stdout
     assert "1,410 per sample" in out and "410 per sample" in out
     assert "1,820 x 256 = 465,920 elements = 1.8 MiB at 4 bytes" in out
-    assert "= training peak                   67.5 MiB" in out
+    # The peak test_question_network_step_by_step derives term by term.
+    weights = blocks(400_000) + blocks(400) + 3 * (blocks(40_000) + blocks(400)) + blocks(4_000) + blocks(40)
+    peak = 5 * weights + blocks(256 * 1000 * 4) + blocks(256 * 8) + 2 * 32 * 2**20
+    assert f"{'= training peak':<30} {fmt_bytes(peak):>11}" in out
     assert "optimizer state" in out and "cuBLAS workspaces" in out
 
 

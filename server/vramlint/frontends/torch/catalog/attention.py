@@ -154,6 +154,8 @@ def mha_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     batch_first = m.attrs.get("batch_first")
     src = key.shape[1 if batch_first else 0] if isinstance(key, TensorValue) and isinstance(key.shape, tuple) \
         and len(key.shape) == 3 else (key.shape[0] if isinstance(key, TensorValue) and isinstance(key.shape, tuple) else None)
+    if isinstance(src, int):  # add_bias_kv appends a key (bias_k), add_zero_attn a zero one
+        src += (m.attrs.get("add_bias_kv") is True) + (m.attrs.get("add_zero_attn") is True)
     weights: tuple[Any, ...]
     if len(q.shape) == 3:
         n, tgt = (q.shape[0], q.shape[1]) if batch_first else (q.shape[1], q.shape[0])

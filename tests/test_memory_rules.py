@@ -1,0 +1,102 @@
+"""Parts of the memory model whose mutants survived the other tests (benchmarks/mutation.py),
+each checked against what the part is documented to model, not against its code:
+
+- the caching allocator at the edge of the card reserves the allocated peak plus 2% fragmentation,
+  in 2 MiB segments, and the CUDA context (830 MiB) comes on top; inference needs its own peak
+  reserved that way plus the context;
+- Lion (lion-pytorch) updates one parameter at a time: one temporary, the size of the largest;
+- a checkpoint inside a checkpointed region changes nothing: the outer region keeps its inputs only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.test_memory import QUESTION
+from vramlint.analysis.api import analyze_source
+from vramlint.memory.devices import DEVICES
+from vramlint.memory.estimate import MemoryEstimate
+from vramlint.memory.optimizers import OPTIMIZERS
+from vramlint.settings import Settings
+
+MiB = 2**20
+SEGMENT = 2 * MiB
+CONTEXT = 830 * MiB
+
+
+def estimate(tmp_path: Path, text: str = QUESTION, **settings: Any) -> MemoryEstimate:
+    path = tmp_path / "m.py"
+    fa = analyze_source(str(path), text, Settings(memory=True, **settings))
+    (m,) = [m for m in fa.models if m.name == "model"]
+    assert m.memory is not None, m.memory_unknowns
+    return m.memory
+
+
+def reserved(peak: int) -> int:
+    """The allocated peak plus 2%, rounded up to whole 2 MiB segments."""
+    return -(-int(peak * 1.02) // SEGMENT) * SEGMENT
+
+
+def test_device_total_is_the_reserved_peak_plus_the_context(tmp_path: Path) -> None:
+    e = estimate(tmp_path, device="H100")
+    assert e.device_total == reserved(e.train_peak) + CONTEXT
+    assert e.train_peak * 1.02 + CONTEXT <= e.device_total < e.train_peak * 1.02 + CONTEXT + SEGMENT
+    assert e.device_memory == DEVICES["h100-80gb"].memory and e.fits
+
+
+def test_inference_need_is_its_own_reserved_peak_plus_the_context(tmp_path: Path) -> None:
+    e = estimate(tmp_path, device="H100")
+    assert e.inference_peak < e.train_peak
+    assert e.inference_need == reserved(e.inference_peak) + CONTEXT
+    assert e.inference_need < e.device_total
+
+
+def test_lion_steps_one_parameter_at_a_time() -> None:
+    params = [(10, 40), (3, 6), (4096, 8192)]
+    assert OPTIMIZERS["lion"].step_temp(params) == [8192]
+    assert OPTIMIZERS["lion"].step_temp([]) == [0]
+    assert OPTIMIZERS["sgd"].step_temp(params) == [] == OPTIMIZERS["sgd"].state(params)
+
+
+NESTED = """\
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+class Block(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.a = nn.Sequential(nn.Linear(256, 1024), nn.GELU(), nn.Linear(1024, 256))
+        self.b = nn.Sequential(nn.Linear(256, 1024), nn.GELU(), nn.Linear(1024, 256))
+
+    def forward(self, x):
+        x = checkpoint(self.a, x, use_reentrant=False) if self.inner else self.a(x)
+        return self.b(x)
+
+
+class Net(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.blocks = nn.ModuleList([Block(inner) for _ in range(2)])
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = checkpoint(b, x, use_reentrant=False)
+        return x
+
+
+model = Net(INNER)
+x = torch.randn(512, 256)
+out = model(x)
+"""
+
+
+def test_a_checkpoint_inside_a_checkpoint_changes_nothing(tmp_path: Path) -> None:
+    outer = estimate(tmp_path, NESTED.replace("INNER", "False"))
+    nested = estimate(tmp_path, NESTED.replace("INNER", "True"))
+    assert nested.activations == outer.activations
+    # The outer regions keep their inputs: the second block's input (the first is the batch), the loss's.
+    assert outer.activations < 2 * 512 * 1024 * 4  # far less than one block's hidden activations
