@@ -106,11 +106,17 @@ def blocks(n: int) -> int:
     return -(-n // 512) * 512
 
 
+# The question's MLP (also examples/mlp.py's `model`, batch 256) with Adam on an H100, by hand:
+# the peak is the optimizer step (test_question_network_step_by_step derives each term).
+MLP_WEIGHTS = blocks(400_000) + blocks(400) + 3 * (blocks(40_000) + blocks(400)) + blocks(4_000) + blocks(40)
+MLP_ADAM_PEAK = 5 * MLP_WEIGHTS + blocks(256 * 1000 * 4) + blocks(256 * 8) + 2 * 32 * 2**20
+
+
 def test_question_network_step_by_step(tmp_path: Path) -> None:
     """The question's MLP with Adam on an H100: every term by hand. Each tensor is a separate
     allocation rounded to 512 bytes."""
     est = _estimate(QUESTION, tmp_path, optimizer="adam", device="H100")
-    weights = blocks(400_000) + blocks(400) + 3 * (blocks(40_000) + blocks(400)) + blocks(4_000) + blocks(40)
+    weights = MLP_WEIGHTS
     assert est.weights == weights == 528_384
     assert est.gradients == weights
     assert est.optimizer_state == 2 * weights  # exp_avg, exp_avg_sq
@@ -121,7 +127,7 @@ def test_question_network_step_by_step(tmp_path: Path) -> None:
     assert est.activations == 4 * 256 * 100 * 4 + blocks(256 * 10 * 4) + 512
     assert est.workspace == 2 * 32 * 2**20  # Hopper: forward handle + autograd's thread
     # The peak is the optimizer step: weights, gradients, state, temporaries, batch, workspaces.
-    assert est.train_peak == 5 * weights + est.inputs + est.workspace
+    assert est.train_peak == 5 * weights + est.inputs + est.workspace == MLP_ADAM_PEAK
     assert est.train_peak_phase == "optimizer step"
     # Measured on an H200 (benchmarks/results/holdout-h200.jsonl): 68.5 MiB.
     assert abs(est.train_peak - 68.5 * 2**20) / (68.5 * 2**20) < 0.03
@@ -136,10 +142,7 @@ def test_textbook_count_and_explain_command(tmp_path: Path) -> None:
     out = r.stdout
     assert "1,410 per sample" in out and "410 per sample" in out
     assert "1,820 x 256 = 465,920 elements = 1.8 MiB at 4 bytes" in out
-    # The peak test_question_network_step_by_step derives term by term.
-    weights = blocks(400_000) + blocks(400) + 3 * (blocks(40_000) + blocks(400)) + blocks(4_000) + blocks(40)
-    peak = 5 * weights + blocks(256 * 1000 * 4) + blocks(256 * 8) + 2 * 32 * 2**20
-    assert f"{'= training peak':<30} {fmt_bytes(peak):>11}" in out
+    assert f"{'= training peak':<30} {fmt_bytes(MLP_ADAM_PEAK):>11}" in out
     assert "optimizer state" in out and "cuBLAS workspaces" in out
 
 
@@ -246,7 +249,7 @@ def test_json_carries_the_estimate_and_per_layer_bytes() -> None:
     (m,) = json.loads(r.stdout)["files"][0]["models"]
     mem = m["memory"]
     assert mem["batch_size"] == 256 and mem["optimizer"] == "adam" and mem["device"] == "H100-80GB"
-    assert mem["bytes"]["train_peak"] == 70_776_832 and mem["fits"] is True and mem["max_batch"] > 100_000
+    assert mem["bytes"]["train_peak"] == MLP_ADAM_PEAK and mem["fits"] is True and mem["max_batch"] > 100_000
     rows = {row["path"]: row for row in m["layers"]}
     assert rows["1"]["saved_bytes"] == 256 * 100 * 4  # the first ReLU keeps its output
     assert rows["0"]["saved_bytes"] == 0  # the first Linear's input is the batch
