@@ -690,6 +690,9 @@ async def test_every_setup_key_from_the_editor(lsp: Session) -> None:
         "vramlint.showReport", [uri, "Net"]))
     assert re.search(r"inputs +\[32\] float32 +\(editor settings\)", report), report
     assert re.search(r"checkpointing +True +\(editor settings\)", report), report
+    md = await lsp.hover(uri, line_of(NET, "class Net"), 7)
+    assert md is not None and "- inputs: `[32] float32` (editor settings)" in md, md
+    assert "- checkpointing: `True` (editor settings)" in md, md
     messages = [d.message for d in lsp.client.diagnostics[uri] if d.code == "VL101"]
     assert any("`fc1` (Linear) holds 2,112 parameters, more than max-layer-params (1,000)" in m for m in messages)
 

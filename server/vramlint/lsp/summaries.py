@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from vramlint.analysis.results import ModelResult, ModuleNode
 from vramlint.memory.estimate import LineTensor
+from vramlint.render.setup import setup_rows
 from vramlint.render.units import fmt_bytes
 
 
@@ -82,12 +83,8 @@ def model_markdown(m: ModelResult) -> str:
         ]
     if m.setup is not None:
         lines += ["", "Setup:"]
-        for key, label in (("batch_size", "batch size"), ("precision", "precision"), ("optimizer", "optimizer"),
-                           ("device", "GPU"), ("mode", "mode")):
-            value = m.setup[key]
-            # No value (a batch size neither given nor read from the code): say so, not `None`.
-            lines.append(f"- {label}: `{value}` ({m.setup.source(key)})" if value is not None
-                         else f"- {label}: not given")
+        lines += [f"- {label}: `{value}` ({source})" if value is not None else f"- {label}: not given"
+                  for label, value, source in setup_rows(m.setup)]
     for u in m.memory_unknowns[:1]:
         lines += ["", f"No memory estimate: {u.reason}"]
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vramlint.analysis.results import ModelResult, ModuleNode
+from vramlint.render.setup import setup_rows
 from vramlint.render.units import fmt_bytes
 
 
@@ -32,18 +33,8 @@ def report(path: str, m: ModelResult, width: int | None = None) -> str:
     console.print(f"{m.name} ({m.kind}, {where}): {m.params.total:,} parameters" if m.params.total is not None
                   else f"{m.name} ({m.kind}, {where}): parameters unknown")
     if m.setup is not None:
-        for key, label in (("batch_size", "batch size"), ("inputs", "inputs"), ("precision", "precision"),
-                           ("optimizer", "optimizer"), ("device", "GPU"), ("mode", "mode"),
-                           ("checkpointing", "checkpointing")):
-            value = m.setup[key]
-            if key == "inputs":
-                if not value:
-                    continue
-                value = ", ".join(f"{list(s.shape)} {s.dtype}" for s in value)
-            if value is None:  # a batch size neither given nor read from the code
-                console.print(f"  {label:14} not given")
-                continue
-            console.print(f"  {label:14} {value}  [dim]({m.setup.source(key)})[/dim]")
+        for row, text, source in setup_rows(m.setup):
+            console.print(f"  {row:14} not given" if text is None else f"  {row:14} {text}  [dim]({source})[/dim]")
     if m.tree is not None:
         console.print(_table(m, terminal))
     if e is None:
