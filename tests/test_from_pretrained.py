@@ -20,6 +20,7 @@ import vramlint
 from tests.support.libsources import TRANSFORMERS_VERSION, library_source
 from vramlint.analysis.results import ModuleNode
 from vramlint.frontends.transformers.pretrained import hub_cache, locate_config
+from vramlint.settings import ConfigError, load_settings
 
 HUB = Path(__file__).parent / "fixtures/hub"
 TRUTH = json.loads((HUB / "truth.json").read_text())
@@ -201,3 +202,27 @@ def test_hub_cache_folder() -> None:
     assert hub_cache({"XDG_CACHE_HOME": "/x"}) == "/x/huggingface/hub"
     assert hub_cache({}) == str(Path.home() / ".cache/huggingface/hub")
     assert hub_cache({"HF_HUB_CACHE": "/a"}, cache_dir="/c") == "/c"
+
+
+def test_per_model_config_key_in_the_configuration(tmp_path: Path) -> None:
+    # Relative to the configuration file, whatever folder vramlint runs in.
+    (tmp_path / "configs").mkdir()
+    shutil.copy(HUB / "gpt2" / "config.json", tmp_path / "configs" / "gpt2.json")
+    (tmp_path / "pyproject.toml").write_text('[tool.vramlint.models."org/gpt2-tiny"]\nconfig = "configs/gpt2.json"\n')
+    settings = load_settings(tmp_path)
+    assert settings.model_config["org/gpt2-tiny"]["config"] == str((tmp_path / "configs" / "gpt2.json").resolve())
+    (tmp_path / "pyproject.toml").write_text('[tool.vramlint.models."org/gpt2-tiny"]\nconfig = 3\n')
+    with pytest.raises(ConfigError, match=r"`config` in \[tool.vramlint.models.\"org/gpt2-tiny\"\]"):
+        load_settings(tmp_path)
+
+
+def test_the_unknown_is_located_at_the_users_call(analyse: Analyse, tmp_path: Path) -> None:
+    src = (
+        "from transformers import AutoModelForCausalLM\n"
+        "\n"
+        "model = AutoModelForCausalLM.from_pretrained('org/absent')\n"
+    )
+    result = analyse(src, {"HF_HUB_CACHE": str(tmp_path)})
+    found = [u for u in result.unevaluated if "org/absent" in u.reason]
+    assert found and found[0].location is not None and found[0].location.line == 3
+    assert "modeling_auto.py" not in found[0].reason

@@ -158,7 +158,15 @@ def _config_dict(ev: Evaluator, name: Any, kwargs: Mapping[str, Any]) -> dict[st
     found = locate_config(text, ev.loader.environment, ev.loader.model_tables, options["revision"],
                           options["cache_dir"], options["subfolder"] or "")
     data = found if isinstance(found, str) else read_config(found)
-    return Unknown(data, ev.current_ref) if isinstance(data, str) else data
+    # Located at the user's statement, not at the auto class's `super().from_pretrained(...)` inside
+    # transformers (the only frame at hand when the call came through AutoModelForCausalLM).
+    return Unknown(data, _user_ref(ev)) if isinstance(data, str) else data
+
+
+def _user_ref(ev: Evaluator) -> Any:
+    ref = ev.current_ref
+    path = getattr(getattr(ref, "module", None), "path", None) or ""
+    return None if f"{os.sep}transformers{os.sep}" in path else ref
 
 
 def get_config_dict(ev: Evaluator, func: Any) -> NativeFunction:
