@@ -144,6 +144,17 @@ def test_auto_config_then_concrete_class(analyse: Analyse) -> None:
     assert found["same"].params.total == truth["params"]
 
 
+def test_config_object_given(analyse: Analyse) -> None:
+    # `config=` a config object: used as it is, the name only says where weights would come from.
+    src = (
+        "from transformers import AutoConfig, AutoModelForCausalLM\n"
+        f"config = AutoConfig.from_pretrained({str(HUB / 'qwen2')!r})\n"
+        "model = AutoModelForCausalLM.from_pretrained('org/weights-only', config=config, dtype='float16')\n"
+    )
+    truth = dict(TRUTH["families"]["qwen2"]["AutoModelForCausalLM"], dtype="float16")
+    assert_truth(models_of(analyse(src))["model"], truth)
+
+
 def test_attn_implementation_is_recorded_on_the_config(analyse: Analyse) -> None:
     # Probes whose sizes say what the analysed code reads back from the model.
     src = (
