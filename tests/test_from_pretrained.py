@@ -197,6 +197,15 @@ def test_no_config_anywhere_says_what_to_provide(analyse: Analyse, tmp_path: Pat
         assert hint in text, hint
 
 
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", "[" * 100_000 + "]" * 100_000])
+def test_a_broken_config_json_is_a_located_unknown(content: str, analyse: Analyse, tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(content)
+    src = f"from transformers import AutoModel\nmodel = AutoModel.from_pretrained({str(tmp_path)!r})\n"
+    result = analyse(src)
+    found = [u for u in result.unevaluated if str(tmp_path / "config.json") in u.reason]
+    assert found and found[0].location is not None and found[0].location.line == 2
+
+
 def test_locate_config_order(tmp_path: Path) -> None:
     cache = fake_cache(tmp_path / "hub", "org/m", "gpt2")
     table = {"org/m": {"config": str(HUB / "llama" / "config.json")}}

@@ -128,7 +128,7 @@ def read_config(found: ConfigFile) -> dict[str, Any] | str:
             return f"{found.path} is larger than {MAX_CONFIG_BYTES} bytes: not a config.json"
         with open(found.path, encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:  # RecursionError: JSON nested thousands deep
         return f"cannot read {found.path} ({found.source}): {err}"
     if not isinstance(data, dict):
         return f"{found.path} ({found.source}) does not hold a JSON object"
