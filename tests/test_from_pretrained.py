@@ -105,6 +105,19 @@ def test_hub_name_from_the_cache(family: str, analyse: Analyse, tmp_path: Path) 
     assert_truth(models_of(analyse(src, {"HF_HUB_CACHE": str(cache)}))["model"], truth)
 
 
+def test_issue_repro_tinyllama_by_name(analyse: Analyse, tmp_path: Path) -> None:
+    # Issue 13's example, which printed "no models found": the checkpoint in the local cache.
+    cache = fake_cache(tmp_path / "hub", "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "tinyllama")
+    src = (
+        "import torch\n"
+        "from transformers import AutoModelForCausalLM\n"
+        "model = AutoModelForCausalLM.from_pretrained('TinyLlama/TinyLlama-1.1B-Chat-v1.0', torch_dtype=torch.bfloat16)\n"
+    )
+    model = models_of(analyse(src, {"HF_HUB_CACHE": str(cache)}))["model"]
+    assert_truth(model, TRUTH["families"]["tinyllama"]["AutoModelForCausalLM"])
+    assert model.params.total == 1_100_048_384
+
+
 def test_cache_under_hf_home_and_revision(analyse: Analyse, tmp_path: Path) -> None:
     fake_cache(tmp_path / "home" / "hub", "org/tiny", "qwen2", revision="v1.0")
     src = (
