@@ -31,8 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vramlint.engine.values import MISSING, ClassValue, FunctionValue, NativeFunction, Unknown
-from vramlint.frontends.torch.module import named_tensors
+from vramlint.engine.values import MISSING, ClassValue, NativeFunction, Unknown
+from vramlint.frontends.torch.module import is_module, named_tensors
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, DType, TensorValue
 
 if TYPE_CHECKING:
@@ -187,9 +187,14 @@ def get_config_dict(ev: Evaluator, func: Any) -> NativeFunction:
     return NativeFunction("PreTrainedConfig.get_config_dict", impl)
 
 
+_ABSENT = object()
+
+
 def _attr(ev: Evaluator, obj: Any, name: str) -> Any:
-    v = ev.protocol.getattr(obj, name, None)
-    return Unknown(f"{name} is missing", ev.current_ref) if v is MISSING else v
+    """obj.name, or an unknown saying it is missing (transformers' own code would raise)."""
+    v = ev.protocol.getattr(obj, name, _ABSENT)
+    return Unknown(f"`{name}` is missing on {type(obj).__name__}", ev.current_ref) if v is _ABSENT or v is MISSING \
+        else v
 
 
 def _config_class(ev: Evaluator, cls: Any) -> Any:
@@ -292,7 +297,7 @@ def from_config(ev: Evaluator, func: Any) -> NativeFunction:
 
     def impl(ev2: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
         model = ev2.call(func, a, k)
-        if isinstance(model, Unknown) or not isinstance(func, FunctionValue):
+        if not is_module(model):
             return model
         dtype = _attr(ev2, _attr(ev2, model, "config"), "dtype")
         if isinstance(dtype, DType) and dtype.name in FLOAT_DTYPES:
