@@ -358,14 +358,24 @@ def _setup_table(table: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], 
             raise ConfigError(f"{path}: {sub_where} must be a table")
         models[name] = {}
         for key, value in sub.items():
+            if key == "config":  # a checkpoint's config.json (frontends/transformers/pretrained.py)
+                models[name]["config"] = _config_json(path, sub_where, value)
+                continue
             if key not in validators:
                 raise ConfigError(f"{path}: unknown key `{key}` in {sub_where} "
-                                  f"(known: {', '.join(sorted(validators))})")
+                                  f"(known: {', '.join([*sorted(validators), 'config'])})")
             models[name][validators[key][0]] = _checked(path, sub_where, key, value)
     fail_on = table.get("fail-on")
     if fail_on is not None and fail_on not in FAIL_ON:
         raise ConfigError(f"{path}: `fail-on` in {where}: expected one of {', '.join(FAIL_ON)}, got {fail_on!r}")
     return setup, models
+
+
+def _config_json(path: Path, where: str, value: Any) -> str:
+    """`config = "path/to/config.json"`: a string, relative to the configuration file's folder."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path}: `config` in {where}: expected the path of a config.json, got {value!r}")
+    return str((path.parent / Path(value).expanduser()).resolve())
 
 
 def _checked(path: Path, where: str, key: str, value: Any) -> Any:

@@ -69,6 +69,7 @@ def get_loader(paths: tuple[str, ...], environment: tuple[tuple[str, str], ...] 
             loader.environment = dict(environment)
             loader.torch_version = torch_version
             loader.decorator_rules.update(registry.decorator_rules())
+            loader.function_rules.update(registry.function_rules())
             loader.evaluator.taped_prefixes = registry.taped_prefixes()
             _loaders[key] = loader
         return loader
@@ -109,6 +110,7 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
         if big is not None:  # not parsed: parsing alone would take minutes and gigabytes
             return FileAnalysis(path, errors=[UnknownInfo(big, Location(path, 1, 0, 1, 0))])
         loader.max_file_bytes = settings.max_file_size
+        loader.model_tables = settings.model_config
         loader.read_failures = []
         loader.fresh_environment()
         # The file's own top folder is importable, as the script's folder is for Python.

@@ -111,6 +111,10 @@ def force(self: Evaluator, binding: LazyBinding) -> Any:
 def s_functiondef(self: Evaluator, node: cst.FunctionDef, scope: Scope) -> None:
     func = self.make_function(node, node.name.value, scope)
     value: Any = func
+    if self.loader.function_rules:
+        rule = self.loader.function_rules.get(f"{func.module.name}.{func.qualname}")
+        if rule is not None:
+            value = rule(self, func)
     for dec in reversed(node.decorators):
         value = self.apply_decorator(dec.decorator, value, scope)
     self.bind(node.name.value, value, scope)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from vramlint.engine.evaluator import Evaluator, module_bound_names
@@ -69,6 +69,11 @@ class Loader:
         self.read_failures: list[Unknown] = []
         # Frontends' rules for library decorators, by qualified name (module.qualname).
         self.decorator_rules: dict[str, Any] = {}
+        # Frontends' replacements for library functions that must not run from source (they read
+        # files or the network), by qualified name: rule(evaluator, the function) -> what is bound.
+        self.function_rules: dict[str, Any] = {}
+        # The configuration's per-model tables of the analysis under way (Settings.model_config).
+        self.model_tables: Mapping[str, Mapping[str, Any]] = {}
         self._dir_cache: dict[str, set[str] | None] = {}
         self.export_cache: dict[str, Any] = {}  # `import *` names by module (exports.py)
         self._current_root: str | None = None  # the analysed file's top folder (add_root)

@@ -35,6 +35,10 @@ class Frontend:
     native_modules: tuple[NativeModuleFactory, ...] = ()
     # Rules for library decorators the engine must not take as the identity, by qualified name.
     decorator_rules: Mapping[str, Callable[[Evaluator, Any], Any]] = field(default_factory=dict)
+    # Library functions replaced by a rule, by qualified name (module.qualname): rule(evaluator,
+    # the function as defined) gives what the definition binds (before its decorators apply).
+    # For functions that read files or the network (transformers' `from_pretrained`).
+    function_rules: Mapping[str, Callable[[Evaluator, Any], Any]] = field(default_factory=dict)
     # Whether a built model is one of this frontend's (its own semantics below apply to it).
     owns_model: Callable[[Any], bool] = _never
     # Before counting: what the framework does lazily (Keras builds weights on first call). Gets

@@ -38,6 +38,10 @@ def decorator_rules() -> dict[str, Callable[..., Any]]:
     return {name: rule for f in FRONTENDS for name, rule in f.decorator_rules.items()}
 
 
+def function_rules() -> dict[str, Callable[..., Any]]:
+    return {name: rule for f in FRONTENDS for name, rule in f.function_rules.items()}
+
+
 def taped_prefixes() -> tuple[str, ...]:
     return tuple(p for f in FRONTENDS for p in f.taped_prefixes)
 

@@ -50,6 +50,10 @@ class DType(Value):
     def __repr__(self) -> str:
         return f"torch.{self.name}"
 
+    def to_str(self) -> str:
+        # str(torch.bfloat16): transformers' config serialisation splits it at the dot.
+        return f"torch.{self.name}"
+
 
 DTYPES = {n: DType(n) for n in DTYPE_BYTES}
 

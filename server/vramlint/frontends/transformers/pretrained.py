@@ -1,0 +1,318 @@
+"""`from_pretrained(name_or_path, ...)` offline: the checkpoint's config.json, never its weights.
+
+transformers' own `from_pretrained` downloads files and reads weights; the analysis needs only the
+config, from which the model is then built as transformers builds it (`cls._from_config(config)`,
+evaluated from transformers' source). These rules replace, by qualified name:
+
+- `PreTrainedConfig.get_config_dict`: where every config's `from_pretrained` (and `AutoConfig`'s)
+  reads the JSON. The rest of those functions runs from source (the config class chosen by
+  `model_type`, keyword overrides of config values).
+- `PreTrainedModel.from_pretrained` (`LlamaForCausalLM.from_pretrained`...): the config, then
+  `cls._from_config(config, dtype=..., attn_implementation=...)` and `model.eval()`, as
+  transformers does once the weights are loaded.
+- `PreTrainedModel._from_config`: run from source, then the parameters in the dtype it resolved.
+- `_BaseAutoModelClass.from_pretrained` (`AutoModelForCausalLM`...): `AutoConfig.from_pretrained`,
+  the class its mapping gives for the config, then that class's `from_pretrained`.
+
+Where the config comes from, in order (docs/llm.md): a local folder (or a .json file); the local
+Hugging Face cache; `config = "path/to/config.json"` in `[tool.vramlint.models."ORG/NAME"]`.
+The cache's environment variables (HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME) are those of the
+configured `environment` table, which is what the analysed code sees as os.environ; `~` is the
+real user's home. Nothing is downloaded: when none has it, the model is an unknown whose reason
+says which of the three to provide.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vramlint.engine.values import MISSING, ClassValue, NativeFunction, Unknown
+from vramlint.frontends.torch.module import is_module, named_tensors
+from vramlint.frontends.torch.tensors import FLOAT_DTYPES, DType, TensorValue
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+
+CONFIG_NAME = "config.json"
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a config.json is a few KiB; anything larger is not one
+
+# Keywords of `from_pretrained` that are about fetching files: given to the config's lookup only.
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
+# Keywords of a model's `from_pretrained` that are about loading weights, not the config or the
+# model's constructor (modeling_utils.py, PreTrainedModel.from_pretrained's own pops): dropped.
+LOADING_KWARGS = (
+    "ignore_mismatched_sizes", "use_safetensors", "weights_only", "output_loading_info", "device_map",
+    "low_cpu_mem_usage", "max_memory", "offload_folder", "offload_state_dict", "offload_buffers", "variant",
+    "trust_remote_code", "code_revision", "_commit_hash", "_from_auto", "_from_pipeline", "adapter_kwargs",
+    "adapter_name", "key_mapping", "tp_plan", "tp_size", "device_mesh", "distributed_config", "gguf_file",
+    "use_kernels", "kernel_config", "generation_config", "state_dict", "use_auth_token", "mirror",
+    "resume_download", "from_tf", "from_flax", "quantization_config",
+)
+# Keywords the model's construction takes (PreTrainedModel._from_config).
+MODEL_KWARGS = ("dtype", "torch_dtype", "attn_implementation", "experts_implementation")
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    path: str
+    source: str  # "local folder", "Hugging Face cache (...)", "configuration [tool.vramlint.models...]"
+
+
+def hub_cache(environment: Mapping[str, str], cache_dir: str | None = None) -> str:
+    """The Hugging Face hub cache folder, as huggingface_hub's constants.py finds it."""
+    if cache_dir:
+        return os.path.expanduser(cache_dir)
+    if environment.get("HF_HUB_CACHE"):
+        return os.path.expanduser(environment["HF_HUB_CACHE"])
+    home = environment.get("HF_HOME") or os.path.join(
+        environment.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "huggingface")
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
+def _cached_config(cache: str, repo_id: str, revision: str, subfolder: str) -> str | None:
+    """`models--ORG--NAME/snapshots/<commit>/[subfolder/]config.json`, the commit being `revision`
+    itself or what `refs/<revision>` holds."""
+    repo = os.path.join(cache, "models--" + repo_id.replace("/", "--"))
+    commit = revision
+    ref = os.path.join(repo, "refs", revision)
+    if os.path.isfile(ref):
+        try:
+            with open(ref, encoding="utf-8") as f:
+                commit = f.read(200).strip()
+        except OSError:
+            return None
+    path = os.path.join(repo, "snapshots", commit, subfolder, CONFIG_NAME)
+    return path if os.path.isfile(path) else None
+
+
+def locate_config(name: str, environment: Mapping[str, str], model_tables: Mapping[str, Mapping[str, Any]],
+                  revision: str | None = None, cache_dir: str | None = None,
+                  subfolder: str = "") -> ConfigFile | str:
+    """Where the config of `name` is, in order: a local folder or JSON file, the Hugging Face cache,
+    the configuration's per-model table; else a sentence saying what to provide."""
+    local = os.path.expanduser(name)
+    if os.path.isdir(local):
+        path = os.path.join(local, subfolder, CONFIG_NAME)
+        if os.path.isfile(path):
+            return ConfigFile(path, f"local folder {local}")
+        return f"the folder {local} has no {os.path.join(subfolder, CONFIG_NAME)}"
+    if os.path.isfile(local) and local.endswith(".json"):
+        return ConfigFile(local, f"local file {local}")
+    cache = hub_cache(environment, cache_dir)
+    if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
+        found = _cached_config(cache, name, revision or "main", subfolder)
+        if found is not None:
+            return ConfigFile(found, f"Hugging Face cache {cache}")
+    table = model_tables.get(name, {})
+    if isinstance(table.get("config"), str):
+        path = table["config"]
+        if os.path.isfile(path):
+            return ConfigFile(path, f'configuration [tool.vramlint.models."{name}"]')
+        return f'`config` of [tool.vramlint.models."{name}"]: no such file {path}'
+    return (f"the config of `{name}` is not available offline (vramlint never downloads): give a local folder "
+            f"holding its {CONFIG_NAME}, or have it in the Hugging Face cache ({cache}/models--"
+            f"{name.replace('/', '--')}/snapshots/..., e.g. `hf download {name} {CONFIG_NAME}`; HF_HOME and "
+            f"HF_HUB_CACHE are read from the `environment` table), or set `config = \"path/to/{CONFIG_NAME}\"` "
+            f'in [tool.vramlint.models."{name}"]')
+
+
+def read_config(found: ConfigFile) -> dict[str, Any] | str:
+    """The JSON object of a config.json, or why it cannot be read."""
+    try:
+        if os.path.getsize(found.path) > MAX_CONFIG_BYTES:
+            return f"{found.path} is larger than {MAX_CONFIG_BYTES} bytes: not a config.json"
+        with open(found.path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError, RecursionError) as err:  # RecursionError: JSON nested thousands deep
+        return f"cannot read {found.path} ({found.source}): {err}"
+    if not isinstance(data, dict):
+        return f"{found.path} ({found.source}) does not hold a JSON object"
+    return data
+
+
+# ---------------------------------------------------------------------- the rules
+def _text(v: Any) -> str | None:
+    """A path or name given as str or os.PathLike (pathlib.Path)."""
+    if isinstance(v, str):
+        return v
+    to_str = getattr(v, "to_str", None)
+    if callable(to_str) and not isinstance(v, Unknown):
+        out = to_str()
+        return out if isinstance(out, str) else None
+    return None
+
+
+def _config_dict(ev: Evaluator, name: Any, kwargs: Mapping[str, Any]) -> dict[str, Any] | Unknown:
+    """The config.json of `name` (with `revision=`, `cache_dir=`, `subfolder=`), or a located unknown."""
+    text = _text(name)
+    if text is None:
+        if isinstance(name, Unknown):
+            return name
+        return Unknown(f"from_pretrained of a {type(name).__name__}: expected a name or a path", ev.current_ref)
+    options = {k: _text(kwargs.get(k)) for k in ("revision", "cache_dir", "subfolder")}
+    found = locate_config(text, ev.loader.environment, ev.loader.model_tables, options["revision"],
+                          options["cache_dir"], options["subfolder"] or "")
+    data = found if isinstance(found, str) else read_config(found)
+    # Located at the user's statement, not at the auto class's `super().from_pretrained(...)` inside
+    # transformers (the only frame at hand when the call came through AutoModelForCausalLM).
+    return Unknown(data, _user_ref(ev)) if isinstance(data, str) else data
+
+
+def _user_ref(ev: Evaluator) -> Any:
+    ref = ev.current_ref
+    path = getattr(getattr(ref, "module", None), "path", None) or ""
+    return None if f"{os.sep}transformers{os.sep}" in path else ref
+
+
+def get_config_dict(ev: Evaluator, func: Any) -> NativeFunction:
+    """PreTrainedConfig.get_config_dict(cls, name, **kwargs) -> (config dict, unused kwargs)."""
+
+    def impl(ev2: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        if len(a) < 2:
+            return Unknown("get_config_dict() without a name or path", ev2.current_ref)
+        data = _config_dict(ev2, a[1], k)
+        if isinstance(data, Unknown):
+            return data
+        # What _get_config_dict pops (configuration_utils.py): the rest updates the config.
+        unused = {key: v for key, v in k.items() if key not in (*HUB_KWARGS, "trust_remote_code", "_from_pipeline",
+                                                                "_from_auto", "_commit_hash", "gguf_file",
+                                                                "_configuration_file", "user_agent")}
+        return dict(data), unused
+
+    return NativeFunction("PreTrainedConfig.get_config_dict", impl)
+
+
+_ABSENT = object()
+
+
+def _attr(ev: Evaluator, obj: Any, name: str) -> Any:
+    """obj.name, or an unknown saying it is missing (transformers' own code would raise)."""
+    v = ev.protocol.getattr(obj, name, _ABSENT)
+    return Unknown(f"`{name}` is missing on {type(obj).__name__}", ev.current_ref) if v is _ABSENT or v is MISSING \
+        else v
+
+
+def _config_class(ev: Evaluator, cls: Any) -> Any:
+    """The model class's config class: `config_class`, which PreTrainedModel.__init_subclass__ derives
+    from the `config: LlamaConfig` annotation with get_type_hints (not modelled), so the annotation
+    itself; else AutoConfig, which picks the class by the config's `model_type`."""
+    found = _attr(ev, cls, "config_class")
+    if isinstance(found, ClassValue):
+        return found
+    for klass in getattr(cls, "mro", ()):
+        annotation = klass.ns.get("__annotations__", {}).get("config") if isinstance(klass, ClassValue) else None
+        if isinstance(annotation, ClassValue):
+            return annotation
+    return _library(ev, "models.auto.configuration_auto", "AutoConfig")
+
+
+def _library(ev: Evaluator, module: str, name: str) -> Any:
+    """`name` of transformers' module `transformers.<module>`, evaluated from its source."""
+    return _attr(ev, ev.loader.import_module(f"transformers.{module}", ev.current_ref), name)
+
+
+def _needs_config(config: Any) -> bool:
+    return config is None or _text(config) is not None
+
+
+def model_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
+    """PreTrainedModel.from_pretrained(cls, name, *model_args, **kwargs): built from the config."""
+
+    def impl(ev2: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        if len(a) < 2:
+            return Unknown("from_pretrained() without a name or path", ev2.current_ref)
+        cls, name = a[0], a[1]
+        kwargs = {key: v for key, v in k.items() if key not in LOADING_KWARGS}
+        config = kwargs.pop("config", None)
+        model_kwargs = {key: kwargs.pop(key) for key in MODEL_KWARGS if key in kwargs}
+        hub = {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
+        if _needs_config(config):
+            source = name if config is None else config
+            data = _config_dict(ev2, source, hub)
+            if isinstance(data, Unknown):
+                return data
+            loaded = ev2.call(_attr(ev2, _config_class(ev2, cls), "from_pretrained"), (source,),
+                              {**hub, **kwargs, "return_unused_kwargs": True})
+            if isinstance(loaded, Unknown):
+                return loaded
+            config, kwargs = loaded
+        dtype = model_kwargs.pop("dtype", None)
+        torch_dtype = model_kwargs.pop("torch_dtype", None)
+        dtype = torch_dtype if dtype is None else dtype
+        if dtype is None or dtype == "auto":  # transformers 5's default: the config's dtype
+            dtype = _attr(ev2, config, "dtype")
+        if dtype is not None:
+            model_kwargs["dtype"] = dtype
+        model = ev2.call(_attr(ev2, cls, "_from_config"), (config,), {**model_kwargs, **kwargs})
+        if not isinstance(model, Unknown):
+            ev2.call(_attr(ev2, model, "eval"), (), {})  # from_pretrained returns the model in eval mode
+        return model
+
+    return NativeFunction(f"{getattr(func, 'qualname', 'from_pretrained')}", impl)
+
+
+def auto_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
+    """_BaseAutoModelClass.from_pretrained(cls, name, *model_args, **kwargs): AutoConfig, then the
+    class the auto mapping gives for that config, then its from_pretrained (above)."""
+    def impl(ev2: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        if len(a) < 2:
+            return Unknown("from_pretrained() without a name or path", ev2.current_ref)
+        cls, name = a[0], a[1]
+        kwargs = dict(k)
+        config = kwargs.pop("config", None)
+        hub = {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
+        loading = {key: kwargs.pop(key) for key in (*MODEL_KWARGS, *LOADING_KWARGS) if key in kwargs}
+        if _needs_config(config):
+            source = name if config is None else config
+            data = _config_dict(ev2, source, hub)
+            if isinstance(data, Unknown):
+                return data
+            loaded = ev2.call(_attr(ev2, _library(ev2, "models.auto.configuration_auto", "AutoConfig"),
+                                    "from_pretrained"), (source,),
+                              {**hub, **kwargs, "return_unused_kwargs": True})
+            if isinstance(loaded, Unknown):
+                return loaded
+            config, kwargs = loaded
+        get_class = _library(ev2, "models.auto.auto_factory", "_get_model_class")
+        model_class = ev2.call(get_class, (config, _attr(ev2, cls, "_model_mapping")), {})
+        if isinstance(model_class, Unknown):
+            return model_class
+        return ev2.call(_attr(ev2, model_class, "from_pretrained"), (name, *a[2:]),
+                        {**hub, **kwargs, **loading, "config": config})
+
+    return NativeFunction(f"{getattr(func, 'qualname', 'from_pretrained')}", impl)
+
+
+def from_config(ev: Evaluator, func: Any) -> NativeFunction:
+    """PreTrainedModel._from_config(cls, config, dtype=...) from source, then its parameters in the
+    dtype it resolved. transformers builds the model under `local_torch_dtype(dtype)`
+    (`torch.set_default_dtype`), which the torch stubs do not keep: every floating parameter made
+    there has that dtype. Buffers are left as built: transformers' rotary `inv_freq` is made float32
+    explicitly, whatever the default."""
+
+    def impl(ev2: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        model = ev2.call(func, a, k)
+        if not is_module(model):
+            return model
+        dtype = _attr(ev2, _attr(ev2, model, "config"), "dtype")
+        if isinstance(dtype, DType) and dtype.name in FLOAT_DTYPES:
+            for _, t in named_tensors(model, "params"):
+                if isinstance(t, TensorValue) and t.dtype == "float32":
+                    t.dtype = dtype.name
+        return model
+
+    return NativeFunction(f"{getattr(func, 'qualname', '_from_config')}", impl)
+
+
+# Rules by the replaced function's qualified name (module.qualname), Frontend.function_rules.
+FUNCTION_RULES = {
+    "transformers.configuration_utils.PreTrainedConfig.get_config_dict": get_config_dict,
+    "transformers.modeling_utils.PreTrainedModel.from_pretrained": model_from_pretrained,
+    "transformers.modeling_utils.PreTrainedModel._from_config": from_config,
+    "transformers.models.auto.auto_factory._BaseAutoModelClass.from_pretrained": auto_from_pretrained,
+}
