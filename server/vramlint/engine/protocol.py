@@ -645,10 +645,9 @@ class Protocol:
                 r = obj.compare(self.ev, dunder if obj is left else _REFLECT[dunder], other)
                 if r is not NotImplemented:
                     return r
-        if dunder == "__eq__":
-            return left is right
-        if dunder == "__ne__":
-            return left is not right
+        if dunder in ("__eq__", "__ne__"):
+            same = left is right or _value_equal(left, right)
+            return same if dunder == "__eq__" else not same
         if isinstance(left, (ClassValue, FunctionValue)) or isinstance(right, (ClassValue, FunctionValue)):
             raise self.ev.raise_error("TypeError", "unorderable values")
         return self.unknown("comparison of abstract values")
@@ -820,3 +819,11 @@ def _native_method(obj: Any, name: str) -> Any:
 
     return impl
 
+
+def _value_equal(left: Any, right: Any) -> bool:
+    """Equality an instance's Python class defines (a `class T(str, Enum)` member equals its
+    value, `T.LORA == "LORA"`, as in CPython); other instances are equal only to themselves."""
+    for obj in (left, right):
+        if isinstance(obj, Instance) and type(obj).__eq__ is not object.__eq__:
+            return bool(left == right)
+    return False

@@ -426,6 +426,7 @@ class FieldSpec(Value):
     default_factory: Any = None
     has_default: bool = False
     init: bool = True
+    metadata: Any = None  # field(metadata=...): a mapping, read by library code (peft's LoRA variants)
 
 
 class NTuple(tuple):  # type: ignore[type-arg]

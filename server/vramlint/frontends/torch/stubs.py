@@ -652,6 +652,10 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
                            getattr_hook=unknown_attr(dotted))
     if dotted == "torch.distributed":
         return ModuleValue(dotted, _distributed_ns(loader), getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.distributed.tensor":
+        # Code checks `isinstance(weight, DTensor)` (peft's LoRA layers): no analysed tensor is sharded.
+        dtensor = ClassValue("DTensor", (torch_classes(loader).tensor,), {}, dotted)
+        return ModuleValue(dotted, {"DTensor": dtensor}, getattr_hook=unknown_attr(dotted))
     if dotted == "torch.autograd":
         return ModuleValue(dotted, _autograd_ns(loader), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.accelerator":
@@ -771,7 +775,7 @@ _ACCELERATOR_BACKENDS = {"torch.xpu", "torch.mps", "torch.npu", "torch.mlu", "to
 _KNOWN_SUBMODULES = {
     "torch.nn", "torch.nn.init", "torch.nn.functional", "torch.nn.parameter", "torch.nn.modules", "torch.jit",
     "torch.fx", "torch.cuda", "torch.utils", "torch.utils.checkpoint", "torch.nn.utils", "torch.optim", "torch.distributed",
-    "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data", "torch.compiler",
+    "torch.distributed.tensor", "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data", "torch.compiler",
     "torch.nn.attention", "torch.nn.attention.flex_attention", "torch.fft", "torch.accelerator",
     "torch.backends", "torch.backends.mps", "torch._subclasses", "torch._subclasses.fake_tensor",
     *_ACCELERATOR_BACKENDS,
