@@ -1,0 +1,59 @@
+"""LoRA models (peft 0.21.2 over transformers 5.17.0), analysed from both libraries' own source,
+have the total and trainable parameter counts peft itself reports (`get_nb_trainable_parameters`,
+what `print_trainable_parameters()` prints).
+
+The truth (tests/fixtures/truth/peft-0.21.2.json, made by make_peft_truth.py with real peft on the
+CPU) stores each case's script; the same text is analysed here. The cases cover target_modules as
+a list, a regex and "all-linear", modules_to_save, bias="lora_only"/"all", DoRA and rsLoRA, on
+Llama, Qwen2, Mistral and GPT-2 (whose Conv1D layers LoRA wraps with fan_in_fan_out).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import vramlint
+from tests.support.libsources import PEFT_VERSION, TRANSFORMERS_VERSION, library_source
+
+TRUTH = json.loads((Path(__file__).parent / f"fixtures/truth/peft-{PEFT_VERSION}.json").read_text())
+CASES = TRUTH["cases"]
+
+
+@pytest.fixture(scope="module")
+def analyse(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], vramlint.FileAnalysis]:
+    """Analyse a source text with transformers and peft on the search path."""
+    paths = tuple(str(library_source(dist, version))
+                  for dist, version in (("transformers", TRANSFORMERS_VERSION), ("peft", PEFT_VERSION)))
+    settings = vramlint.Settings(extra_paths=paths)
+    folder = tmp_path_factory.mktemp("peft_models")
+
+    def run(stem: str, src: str) -> vramlint.FileAnalysis:
+        return vramlint.analyze_source(str(folder / f"{stem}.py"), src, settings)
+
+    return run
+
+
+def _model(result: vramlint.FileAnalysis) -> vramlint.ModelResult:
+    assert not result.errors, result.errors
+    found = [m for m in result.models if m.name == "model"]
+    assert found, "`model` was not built: " + "; ".join(f"{w.reason} at {w.location}" for w in result.warnings)
+    return found[0]
+
+
+def test_truth_records_its_versions() -> None:
+    assert TRUTH["versions"]["peft"] == PEFT_VERSION
+    assert TRUTH["versions"]["transformers"] == TRANSFORMERS_VERSION
+    assert TRUTH["versions"]["torch"].split("+")[0] == "2.13.0"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_lora_counts_match_peft(case: str, analyse: Callable[[str, str], vramlint.FileAnalysis]) -> None:
+    truth = CASES[case]
+    model = _model(analyse(case.replace("-", "_"), truth["source"]))
+    assert model.error is None, model.error
+    why = [f"{u.reason} at {u.location}" for u in model.unknowns[:5]]
+    assert (model.params.total, model.params.trainable) == (truth["params"], truth["trainable"]), why
