@@ -205,6 +205,8 @@ class Protocol:
                 return obj.name.rpartition(".")[2]
             return self._missing(obj, name, default)
         if isinstance(obj, Value):
+            if name == "__class__" and hasattr(obj, "value_class"):
+                return obj.value_class(ev)  # what type() says (`weight.__class__.__name__`)
             get = getattr(obj, "get_attribute", None)
             if get is not None:
                 v = get(ev, name)
