@@ -57,3 +57,31 @@ def test_lora_counts_match_peft(case: str, analyse: Callable[[str, str], vramlin
     assert model.error is None, model.error
     why = [f"{u.reason} at {u.location}" for u in model.unknowns[:5]]
     assert (model.params.total, model.params.trainable) == (truth["params"], truth["trainable"]), why
+
+
+BLOCK = 512  # PyTorch's caching allocator rounds every block up to 512 bytes
+
+
+def _blocks(nbytes: int) -> int:
+    return -(-nbytes // BLOCK) * BLOCK
+
+
+@pytest.mark.parametrize("case", ["llama-list", "gpt2-bias-all"])
+def test_lora_training_keeps_gradients_and_adamw_state_of_trainable_tensors_only(
+        case: str, tmp_path: Path) -> None:
+    """The frozen base weights have requires_grad=False: a training step keeps fp32 gradients
+    and AdamW's two moments (exp_avg, exp_avg_sq) for the tensors peft leaves trainable, one
+    block each, and none for the base model's; the weights are those of every parameter."""
+    truth = CASES[case]
+    paths = tuple(str(library_source(dist, version))
+                  for dist, version in (("transformers", TRANSFORMERS_VERSION), ("peft", PEFT_VERSION)))
+    settings = vramlint.Settings(extra_paths=paths, inputs=(vramlint.InputSpec((16,), "int64"),), batch_size=2,
+                                 optimizer="adamw", precision="fp32", memory=True)
+    model = _model(vramlint.analyze_source(str(tmp_path / "lora.py"), truth["source"], settings))
+    memory = model.memory
+    assert memory is not None, [u.reason for u in model.memory_unknowns[:5]]
+    tensors = truth["trainable_tensors"]
+    assert sum(tensors) == truth["trainable"]
+    assert memory.gradients == sum(_blocks(4 * n) for n in tensors)
+    assert memory.optimizer_state == sum(2 * _blocks(4 * n) for n in tensors)
+    assert memory.weights >= 4 * truth["params"] > 10 * memory.optimizer_state
