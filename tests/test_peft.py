@@ -23,12 +23,16 @@ TRUTH = json.loads((Path(__file__).parent / f"fixtures/truth/peft-{PEFT_VERSION}
 CASES = TRUTH["cases"]
 
 
+def _library_paths() -> tuple[str, ...]:
+    """transformers' and peft's unpacked wheels: the sources the analysis reads."""
+    return tuple(str(library_source(dist, version))
+                 for dist, version in (("transformers", TRANSFORMERS_VERSION), ("peft", PEFT_VERSION)))
+
+
 @pytest.fixture(scope="module")
 def analyse(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], vramlint.FileAnalysis]:
     """Analyse a source text with transformers and peft on the search path."""
-    paths = tuple(str(library_source(dist, version))
-                  for dist, version in (("transformers", TRANSFORMERS_VERSION), ("peft", PEFT_VERSION)))
-    settings = vramlint.Settings(extra_paths=paths)
+    settings = vramlint.Settings(extra_paths=_library_paths())
     folder = tmp_path_factory.mktemp("peft_models")
 
     def run(stem: str, src: str) -> vramlint.FileAnalysis:
@@ -73,9 +77,7 @@ def test_lora_training_keeps_gradients_and_adamw_state_of_trainable_tensors_only
     and AdamW's two moments (exp_avg, exp_avg_sq) for the tensors peft leaves trainable, one
     block each, and none for the base model's; the weights are those of every parameter."""
     truth = CASES[case]
-    paths = tuple(str(library_source(dist, version))
-                  for dist, version in (("transformers", TRANSFORMERS_VERSION), ("peft", PEFT_VERSION)))
-    settings = vramlint.Settings(extra_paths=paths, inputs=(vramlint.InputSpec((16,), "int64"),), batch_size=2,
+    settings = vramlint.Settings(extra_paths=_library_paths(), inputs=(vramlint.InputSpec((16,), "int64"),), batch_size=2,
                                  optimizer="adamw", precision="fp32", memory=True)
     model = _model(vramlint.analyze_source(str(tmp_path / "lora.py"), truth["source"], settings))
     memory = model.memory
@@ -85,3 +87,27 @@ def test_lora_training_keeps_gradients_and_adamw_state_of_trainable_tensors_only
     assert memory.gradients == sum(_blocks(4 * n) for n in tensors)
     assert memory.optimizer_state == sum(2 * _blocks(4 * n) for n in tensors)
     assert memory.weights >= 4 * truth["params"] > 10 * memory.optimizer_state
+
+
+SAVED = sorted(case for case in CASES if "saved_bytes" in CASES[case])
+
+
+@pytest.mark.parametrize("case", SAVED)
+def test_lora_keeps_for_backward_what_torch_keeps(case: str, tmp_path: Path) -> None:
+    """Frozen layers keep no input for a weight gradient, the LoRA branches keep theirs (DoRA
+    also its weight norm): the bytes autograd keeps for backward equal real torch's (measured by
+    make_peft_truth.py as tests/test_memory_saved.py does), with and without LoRA.
+
+    The CPU truth and vramlint's CUDA model differ by one documented kernel difference: CUDA's
+    float32 memory-efficient attention pads its log-sum-exp to 32 query rows (autograd_rules.sdpa),
+    the CPU kernel does not: 32 rows instead of seq, x batch x 4 heads x 4 bytes, in each of 2 layers."""
+    truth = CASES[case]
+    shape = TRUTH["saved_input"]
+    settings = vramlint.Settings(extra_paths=_library_paths(), inputs=(vramlint.InputSpec((shape["seq"],), "int64"),),
+                                 batch_size=shape["batch"], optimizer="sgd", precision="fp32", memory=True)
+    rows = shape["batch"] * 4  # batch x heads
+    lse_padding = 2 * (_blocks(32 * rows * 4) - _blocks(shape["seq"] * rows * 4))
+    for label, source in (("lora", truth["source"]), ("full", truth["full_source"])):
+        model = _model(vramlint.analyze_source(str(tmp_path / f"{label}.py"), source, settings))
+        assert model.memory is not None, [u.reason for u in model.memory_unknowns[:5]]
+        assert model.memory.activations == truth["saved_bytes"][label] + lse_padding, label
