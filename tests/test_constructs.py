@@ -718,6 +718,30 @@ def test_peft_idioms_behave_as_in_cpython(tmp_path: Path) -> None:
     _assert_exact_as_cpython(PEFT_IDIOMS, tmp_path)
 
 
+HOUSEKEEPING = """\
+import torch
+import torch.nn as nn
+
+
+def build():
+    m = nn.Linear(3, 2)
+    if torch.cuda.is_available():  # peft's prepare_model_for_kbit_training
+        torch.cuda.empty_cache()
+    elif torch.cuda.is_available():
+        pass
+    return m
+
+
+m = build()
+"""
+
+
+def test_a_branch_that_only_frees_caches_decides_nothing(tmp_path: Path) -> None:
+    """Whether CUDA is available depends on the machine, but a branch that only empties the
+    allocator's cache changes nothing the model is: the count stays exact."""
+    _assert_exact_as_cpython(HOUSEKEEPING, tmp_path)
+
+
 DISTRIBUTED = """\
 import torch.distributed as dist
 import torch.nn as nn

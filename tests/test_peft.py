@@ -61,16 +61,7 @@ def test_truth_records_its_versions() -> None:
     assert TRUTH["versions"]["torch"].split("+")[0] == "2.13.0"
 
 
-# Known gaps: case -> why vramlint's count is not exact (the test fails until it is).
-GAPS = {
-    "llama-prepared-for-kbit": "prepare_model_for_kbit_training ends with `if torch.cuda.is_available(): "
-                               "torch.cuda.empty_cache()`: whether CUDA is available depends on the machine, so "
-                               "the skipped call leaves the statement undecided (peft/utils/other.py:215)",
-}
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(reason=GAPS[c], strict=True))
-                                  if c in GAPS else c for c in sorted(CASES)])
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_lora_counts_match_peft(case: str, analyse: Callable[[str, str], vramlint.FileAnalysis]) -> None:
     truth = CASES[case]
     model = _model(analyse(case.replace("-", "_"), truth["source"]))

@@ -22,6 +22,7 @@ from vramlint.engine.values import (
     Kwargs,
     ModuleValue,
     NativeFunction,
+    StateFreeFunction,
     StaticMethod,
     Unknown,
     Value,
@@ -681,7 +682,10 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
             "torch.cuda.is_available", lambda ev, a, k: Unknown("whether CUDA is available depends on the machine", ev.current_ref)),
             # eager execution: no CUDA graph is being captured
             "is_current_stream_capturing": NativeFunction("torch.cuda.is_current_stream_capturing",
-                                                          lambda ev, a, k: False)},
+                                                          lambda ev, a, k: False),
+            # the caching allocator's and the device's housekeeping: nothing the analysis tracks
+            **{name: StateFreeFunction(f"torch.cuda.{name}", lambda ev, a, k: None)
+               for name in ("empty_cache", "synchronize", "ipc_collect", "reset_peak_memory_stats")}},
             getattr_hook=unknown_attr(dotted))
     return ModuleValue(dotted, {}, getattr_hook=unknown_attr(dotted))
 
