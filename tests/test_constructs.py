@@ -680,6 +680,68 @@ def test_library_idioms_behave_as_in_cpython(tmp_path: Path) -> None:
     _assert_exact_as_cpython(LIBRARY_IDIOMS, tmp_path)
 
 
+PEFT_IDIOMS = """\
+import dataclasses
+import enum
+
+import torch
+import torch.distributed.tensor
+import torch.nn as nn
+
+
+class PeftType(str, enum.Enum):
+    LORA = "LORA"
+    IA3 = "IA3"
+
+
+@dataclasses.dataclass
+class LoraConfig:
+    use_dora: bool = dataclasses.field(default=False, metadata={"is_lora_variant": True})
+    r: int = 8
+
+
+weight = nn.Linear(6, 4).weight
+variants = [f.name for f in dataclasses.fields(LoraConfig) if f.metadata.get("is_lora_variant")]
+n = (("LORA" in list(PeftType)) + 2 * (PeftType.LORA == "LORA") + 4 * (PeftType.LORA != "IA3")
+     + 8 * ("IA3" == PeftType.LORA) + 16 * len(variants) + 32 * (weight.__class__.__name__ == "Parameter")
+     + torch.linalg.norm(weight, dim=1).shape[0] + torch.linalg.vector_norm(torch.zeros(3, 5), dim=-1, keepdim=True).shape[1]
+     + 64 * weight.is_leaf + 128 * isinstance(weight, torch.distributed.tensor.DTensor)
+     + 256 * (getattr(torch, "float8_e8m0fnu", None) is not None))
+m = nn.Linear(n, 2)
+"""
+
+
+def test_peft_idioms_behave_as_in_cpython(tmp_path: Path) -> None:
+    """What peft's `get_peft_model` reads: a str-enum member equals its value (`==`, `!=`, `in` a
+    list), `dataclasses.fields(C)[i].metadata`, a tensor's `__class__`, `torch.linalg` norms,
+    `is_leaf`, `DTensor`, torch's float8 dtypes by name: CPython's values."""
+    _assert_exact_as_cpython(PEFT_IDIOMS, tmp_path)
+
+
+HOUSEKEEPING = """\
+import torch
+import torch.nn as nn
+
+
+def build():
+    m = nn.Linear(3, 2)
+    if torch.cuda.is_available():  # peft's prepare_model_for_kbit_training
+        torch.cuda.empty_cache()
+    elif torch.cuda.is_available():
+        pass
+    return m
+
+
+m = build()
+"""
+
+
+def test_a_branch_that_only_frees_caches_decides_nothing(tmp_path: Path) -> None:
+    """Whether CUDA is available depends on the machine, but a branch that only empties the
+    allocator's cache changes nothing the model is: the count stays exact."""
+    _assert_exact_as_cpython(HOUSEKEEPING, tmp_path)
+
+
 DISTRIBUTED = """\
 import torch.distributed as dist
 import torch.nn as nn

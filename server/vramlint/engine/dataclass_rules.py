@@ -110,6 +110,8 @@ def _field(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
         spec.default_factory = k["default_factory"]
     if "init" in k:
         spec.init = bool(k["init"]) if not isinstance(k["init"], Unknown) else True
+    if "metadata" in k:
+        spec.metadata = k["metadata"]
     return spec
 
 
@@ -129,10 +131,12 @@ def _fields(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
             f.attrs["default"] = spec.default if spec.has_default else MISSING
             f.attrs["default_factory"] = spec.default_factory if spec.default_factory is not None else MISSING
             f.attrs["init"] = spec.init
+            f.attrs["metadata"] = spec.metadata if spec.metadata is not None else {}
         else:
             f.attrs["default"] = spec
             f.attrs["default_factory"] = MISSING
             f.attrs["init"] = True
+            f.attrs["metadata"] = {}
         out.append(f)
     return tuple(out)
 

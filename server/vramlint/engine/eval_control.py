@@ -33,6 +33,7 @@ from vramlint.engine.values import (
     ExceptionValue,
     LazyBinding,
     ModuleValue,
+    StateFreeFunction,
     Unknown,
     Value,
     as_data,
@@ -90,6 +91,8 @@ def _undecided_if(self: Evaluator, node: cst.If, scope: Scope, why: Unknown) -> 
     if scope.func is not None and any(returns(b) for b in branches):
         self.record(why)
         raise ReturnSignal(Unknown(f"the return value depends on a condition: {why.reason}", why.ref))
+    if all(_changes_nothing(self, b, scope) for b in branches):
+        return  # `if torch.cuda.is_available(): torch.cuda.empty_cache()`: no path changes anything
     if self.tape is not None:
         # A forward traced for memory: running both paths would record both on the tape.
         self.record(why)
@@ -102,6 +105,34 @@ def _undecided_if(self: Evaluator, node: cst.If, scope: Scope, why: Unknown) -> 
             self.bind(name, why, scope)
         _forget_mutated(self, [s for b in branches for s in b], scope, why)
     self.record(why)
+
+
+def _changes_nothing(self: Evaluator, body: Sequence[cst.CSTNode], scope: Scope) -> bool:
+    """Whether a branch only calls, without arguments, functions that change nothing the analysis
+    tracks (StateFreeFunction), or passes: skipping it loses nothing."""
+    for stmt in body:
+        if type(stmt) is not cst.SimpleStatementLine:
+            return False
+        for small in stmt.body:
+            if type(small) is cst.Pass:
+                continue
+            call = small.value if type(small) is cst.Expr else None
+            if type(call) is not cst.Call or call.args or not _dotted_name(call.func):
+                return False
+            try:
+                fn = self.eval(call.func, scope)
+            except (RaiseSignal, Undecided):
+                return False
+            if not isinstance(fn, StateFreeFunction):
+                return False
+    return True
+
+
+def _dotted_name(node: cst.BaseExpression) -> bool:
+    """`name` or `a.b.name` (a module's function): reading it changes nothing."""
+    while type(node) is cst.Attribute:
+        node = node.value
+    return type(node) is cst.Name
 
 
 def _forget_mutated(self: Evaluator, body: Sequence[cst.CSTNode], scope: Scope, why: Unknown) -> None:

@@ -205,6 +205,8 @@ class Protocol:
                 return obj.name.rpartition(".")[2]
             return self._missing(obj, name, default)
         if isinstance(obj, Value):
+            if name == "__class__" and hasattr(obj, "value_class"):
+                return obj.value_class(ev)  # what type() says (`weight.__class__.__name__`)
             get = getattr(obj, "get_attribute", None)
             if get is not None:
                 v = get(ev, name)
@@ -645,10 +647,9 @@ class Protocol:
                 r = obj.compare(self.ev, dunder if obj is left else _REFLECT[dunder], other)
                 if r is not NotImplemented:
                     return r
-        if dunder == "__eq__":
-            return left is right
-        if dunder == "__ne__":
-            return left is not right
+        if dunder in ("__eq__", "__ne__"):
+            same = left is right or _value_equal(left, right)
+            return same if dunder == "__eq__" else not same
         if isinstance(left, (ClassValue, FunctionValue)) or isinstance(right, (ClassValue, FunctionValue)):
             raise self.ev.raise_error("TypeError", "unorderable values")
         return self.unknown("comparison of abstract values")
@@ -820,3 +821,11 @@ def _native_method(obj: Any, name: str) -> Any:
 
     return impl
 
+
+def _value_equal(left: Any, right: Any) -> bool:
+    """Equality an instance's Python class defines (a `class T(str, Enum)` member equals its
+    value, `T.LORA == "LORA"`, as in CPython); other instances are equal only to themselves."""
+    for obj in (left, right):
+        if isinstance(obj, Instance) and type(obj).__eq__ is not object.__eq__:
+            return bool(left == right)
+    return False

@@ -233,6 +233,13 @@ class NativeFunction(Value):
         return f"<native {self.name}>"
 
 
+class StateFreeFunction(NativeFunction):
+    """A native function whose call changes nothing the analysis tracks (freeing an allocator's
+    cache, waiting for a device): a call of it that an undecided condition skips decides nothing."""
+
+    __slots__ = ()
+
+
 class ClassValue(Value):
     """A class of analysed source, or a native one (torch.nn layers, builtin exceptions)."""
 
@@ -426,6 +433,7 @@ class FieldSpec(Value):
     default_factory: Any = None
     has_default: bool = False
     init: bool = True
+    metadata: Any = None  # field(metadata=...): a mapping, read by library code (peft's LoRA variants)
 
 
 class NTuple(tuple):  # type: ignore[type-arg]

@@ -22,6 +22,7 @@ from vramlint.engine.values import (
     Kwargs,
     ModuleValue,
     NativeFunction,
+    StateFreeFunction,
     StaticMethod,
     Unknown,
     Value,
@@ -652,6 +653,12 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
                            getattr_hook=unknown_attr(dotted))
     if dotted == "torch.distributed":
         return ModuleValue(dotted, _distributed_ns(loader), getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.linalg":
+        return ModuleValue(dotted, _linalg_ns(), getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.distributed.tensor":
+        # Code checks `isinstance(weight, DTensor)` (peft's LoRA layers): no analysed tensor is sharded.
+        dtensor = ClassValue("DTensor", (torch_classes(loader).tensor,), {}, dotted)
+        return ModuleValue(dotted, {"DTensor": dtensor}, getattr_hook=unknown_attr(dotted))
     if dotted == "torch.autograd":
         return ModuleValue(dotted, _autograd_ns(loader), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.accelerator":
@@ -675,9 +682,37 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
             "torch.cuda.is_available", lambda ev, a, k: Unknown("whether CUDA is available depends on the machine", ev.current_ref)),
             # eager execution: no CUDA graph is being captured
             "is_current_stream_capturing": NativeFunction("torch.cuda.is_current_stream_capturing",
-                                                          lambda ev, a, k: False)},
+                                                          lambda ev, a, k: False),
+            # the caching allocator's and the device's housekeeping: nothing the analysis tracks
+            **{name: StateFreeFunction(f"torch.cuda.{name}", lambda ev, a, k: None)
+               for name in ("empty_cache", "synchronize", "ipc_collect", "reset_peak_memory_stats")}},
             getattr_hook=unknown_attr(dotted))
     return ModuleValue(dotted, {}, getattr_hook=unknown_attr(dotted))
+
+
+def _linalg_ns() -> dict[str, Any]:
+    """torch.linalg's norms: a reduction's shape over `dim` (peft's DoRA takes the weight's
+    column norm as it builds its magnitude vector)."""
+
+    def norm(default_dim: Any) -> Callable[..., Any]:
+        def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+            t = a[0] if a else k.get("A", k.get("x"))
+            if not isinstance(t, TensorValue):
+                return t if isinstance(t, Unknown) else Unknown("torch.linalg norm of a non-tensor", ev.current_ref)
+            dim = a[2] if len(a) > 2 else k.get("dim", default_dim)
+            keep = a[3] if len(a) > 3 else k.get("keepdim", False)
+            if isinstance(keep, Unknown):
+                return TensorValue(keep, t.dtype)
+            shape = T.reduce_dims(t, dim, bool(keep))
+            if isinstance(shape, Unknown):
+                return TensorValue(Unknown(shape.reason, ev.current_ref), t.dtype)
+            return TensorValue(shape, "float64" if t.dtype == "complex128" else
+                               "float32" if t.dtype == "complex64" else t.dtype)
+
+        return impl
+
+    fns = {"norm": norm(None), "vector_norm": norm(None), "matrix_norm": norm((-2, -1))}
+    return {name: NativeFunction(f"torch.linalg.{name}", fn) for name, fn in fns.items()}
 
 
 def _distributed_ns(loader: Loader) -> dict[str, Any]:
@@ -771,7 +806,7 @@ _ACCELERATOR_BACKENDS = {"torch.xpu", "torch.mps", "torch.npu", "torch.mlu", "to
 _KNOWN_SUBMODULES = {
     "torch.nn", "torch.nn.init", "torch.nn.functional", "torch.nn.parameter", "torch.nn.modules", "torch.jit",
     "torch.fx", "torch.cuda", "torch.utils", "torch.utils.checkpoint", "torch.nn.utils", "torch.optim", "torch.distributed",
-    "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data", "torch.compiler",
+    "torch.distributed.tensor", "torch.linalg", "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data", "torch.compiler",
     "torch.nn.attention", "torch.nn.attention.flex_attention", "torch.fft", "torch.accelerator",
     "torch.backends", "torch.backends.mps", "torch._subclasses", "torch._subclasses.fake_tensor",
     *_ACCELERATOR_BACKENDS,

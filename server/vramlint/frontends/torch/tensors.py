@@ -26,8 +26,11 @@ Shape = tuple[Dim, ...]
 DTYPE_BYTES = {
     "float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int16": 2,
     "int8": 1, "uint8": 1, "bool": 1, "complex64": 8, "complex128": 16, "float8_e4m3fn": 1, "float8_e5m2": 1,
+    # torch 2.13's other one-byte floats (peft looks each up by name to upcast adapters in them)
+    "float8_e4m3fnuz": 1, "float8_e5m2fnuz": 1, "float8_e8m0fnu": 1,
 }
-FLOAT_DTYPES = {"float32", "float64", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2"}
+FLOAT_DTYPES = {"float32", "float64", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
+                "float8_e5m2fnuz", "float8_e8m0fnu"}
 INT_DTYPES = {"int64", "int32", "int16", "int8", "uint8"}
 
 
@@ -213,6 +216,8 @@ class TensorValue(Value):
             return DTYPES.get(self.dtype, DType(self.dtype))
         if name == "requires_grad":
             return self.requires_grad
+        if name == "is_leaf" and (self.is_param or not self.requires_grad):
+            return True  # a parameter, or a tensor autograd does not track (else it depends on its history)
         if name in ("data", "mT"):
             return self if name == "data" else _transpose(self, -2, -1)
         if name == "T":
