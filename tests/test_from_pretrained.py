@@ -259,3 +259,20 @@ def test_the_unknown_is_located_at_the_users_call(analyse: Analyse, tmp_path: Pa
     found = [u for u in result.unevaluated if "org/absent" in u.reason]
     assert found and found[0].location is not None and found[0].location.line == 3
     assert "modeling_auto.py" not in found[0].reason
+
+
+def test_the_configs_dtype_is_the_estimates_precision(tmp_path: Path) -> None:
+    """No dtype= (transformers 5 loads the config's dtype): the parameters are bf16, and so is the
+    precision the estimate states, from the parameters; a dtype= in the code still says where."""
+    root = library_source("transformers", TRANSFORMERS_VERSION)
+    settings = vramlint.Settings(extra_paths=(str(root),), memory=True, inputs=(vramlint.InputSpec((16,), "int64"),))
+    src = (f"from transformers import AutoModelForCausalLM\n"
+           f"model = AutoModelForCausalLM.from_pretrained({str(HUB / 'llama')!r})\n")
+    (m,) = vramlint.analyze_source(str(tmp_path / "auto.py"), src, settings).models
+    assert m.memory is not None and m.setup is not None
+    assert (m.setup["precision"], m.setup.source("precision")) == ("bf16", "the model's parameters")
+    assert m.memory.precision == "bf16"
+    # A float32 checkpoint (Gemma 2's fixture) stays at the default.
+    src = src.replace("llama", "gemma2")
+    (m,) = vramlint.analyze_source(str(tmp_path / "fp32.py"), src, settings).models
+    assert m.setup is not None and (m.setup["precision"], m.setup.source("precision")) == ("fp32", "default")

@@ -38,6 +38,7 @@ from vramlint.memory.tape import Tape, _tensors, reachable_tensors, tensor_bytes
 from vramlint.settings import InputSpec, Setup, Sourced, parse_directives, resolve_setup
 
 LOW = {"bf16": "bfloat16", "fp16": "float16", "amp-bf16": "bfloat16", "amp-fp16": "float16"}
+LOW_NAMES = {"bfloat16": "bf16", "float16": "fp16"}  # a whole model in that dtype: its precision
 
 
 def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -204,7 +205,7 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     args, kwargs, result.inputs_from = call
     batch = _batch_of(args, kwargs) or 1
     device = device_named(setup["device"])
-    result.setup = setup = _as_traced(setup, batch, args, kwargs, result.inputs_from, device)
+    result.setup = setup = _weights_precision(_as_traced(setup, batch, args, kwargs, result.inputs_from, device), value)
     training = TrainingSetup(batch, setup["precision"], setup["optimizer"], device, setup["checkpointing"])
     est, forward_unknowns, output = estimate_model(loader, value, args, kwargs, training, path)
     if est is None:  # the forward could not be traced: say why (a shape mismatch has its own finding)
@@ -249,6 +250,19 @@ def _as_traced(setup: Setup, batch: int, args: tuple[Any, ...], kwargs: dict[str
     if device is not None:
         values["device"] = Sourced(device.name, values["device"].source)
     return Setup(values)
+
+
+def _weights_precision(setup: Setup, model: Instance) -> Setup:
+    """No precision given anywhere, and every floating parameter of the model is bf16 (or fp16):
+    the model was built or loaded in that dtype (transformers 5 loads a checkpoint in its config's
+    dtype by default), so its precision is that, from the parameters, not fp32."""
+    if setup.source("precision") != "default":
+        return setup
+    dtypes = {t.dtype for _, t in named_tensors(model, "params") if isinstance(t, TensorValue) and t.dtype in FLOAT_DTYPES}
+    low = next(iter(dtypes)) if len(dtypes) == 1 else None
+    if low not in LOW_NAMES:
+        return setup
+    return Setup({**setup.values, "precision": Sourced(LOW_NAMES[low], "the model's parameters")})
 
 
 def _directive_for(loc: Any, trace: Trace) -> dict[str, Sourced] | None:
