@@ -634,15 +634,21 @@ def _next(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     raise ev.raise_error("StopIteration", "")
 
 
+def _lists_of(ev: Evaluator, a: Args) -> list[list[Any]] | Unknown:
+    """Each argument as a list (iterated as Python would), or the first that cannot be."""
+    out = []
+    for x in a:
+        items = ev.list_of(x)
+        if isinstance(items, Unknown):
+            return items
+        out.append(items)
+    return out
+
+
 def _seq_fn(name: str, fn: Callable[..., Any]) -> NativeFunction:
     def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        lists = []
-        for x in a:
-            items = ev.list_of(x)
-            if isinstance(items, Unknown):
-                return items
-            lists.append(items)
-        return fn(ev, lists, k)
+        lists = _lists_of(ev, a)
+        return lists if isinstance(lists, Unknown) else fn(ev, lists, k)
 
     return NativeFunction(name, impl)
 
@@ -1233,18 +1239,9 @@ def _zip(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 
 
 def _itertools_ns() -> dict[str, Any]:
-    def lists(ev: Evaluator, a: Args) -> Any:
-        out = []
-        for x in a:
-            items = ev.list_of(x)
-            if isinstance(items, Unknown):
-                return items
-            out.append(items)
-        return out
-
     def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-            ls = lists(ev, a)
+            ls = _lists_of(ev, a)
             if isinstance(ls, Unknown):
                 return ls
             out = []
