@@ -118,3 +118,35 @@ def test_lora_keeps_for_backward_what_torch_keeps(case: str, tmp_path: Path) -> 
         model = _model(vramlint.analyze_source(str(tmp_path / f"{label}.py"), source, settings))
         assert model.memory is not None, [u.reason for u in model.memory_unknowns[:5]]
         assert model.memory.activations == truth["saved_bytes"][label] + lse_padding, label
+
+
+TRAINER_SCRIPT = """\
+from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
+from peft import LoraConfig, get_peft_model
+
+config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, vocab_size=1000)
+model = LlamaForCausalLM(config)
+model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+args = TrainingArguments(output_dir="out", gradient_checkpointing={flag}, per_device_train_batch_size=2)
+trainer = Trainer(model=model, args=args)
+"""
+
+
+def test_trainer_checkpointing_reaches_the_model_peft_wraps(tmp_path: Path) -> None:
+    """`TrainingArguments(gradient_checkpointing=True)` on a PeftModel: the Trainer calls
+    `model.gradient_checkpointing_enable()`, which PeftModel's `__getattr__` forwards to the
+    transformers model it wraps; the decoder layers then keep only their inputs. The name bound
+    twice (the base model, then its LoRA wrapper) is one model, reported at its last binding."""
+    settings = vramlint.Settings(extra_paths=_library_paths(), inputs=(vramlint.InputSpec((16,), "int64"),),
+                                 precision="fp32", memory=True)
+    kept = {}
+    for flag in (True, False):
+        result = vramlint.analyze_source(str(tmp_path / f"trainer_{flag}.py"), TRAINER_SCRIPT.format(flag=flag), settings)
+        assert [(m.name, m.location.line) for m in result.models] == [("model", 7)]
+        model = _model(result)
+        assert model.memory is not None, [u.reason for u in model.memory_unknowns[:5]]
+        assert model.setup is not None and model.setup["checkpointing"] is flag
+        assert not [n for n in model.memory.notes if "checkpointing was asked for" in n]
+        kept[flag] = model.memory.activations
+    assert kept[True] < kept[False] / 2

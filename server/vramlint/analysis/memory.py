@@ -65,9 +65,11 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
     for _, m in named_modules(model):
         state_of(m).forget_calls()
     if setup.checkpointing:
-        enable, _ = model.cls.lookup("gradient_checkpointing_enable")
-        if enable is not MISSING:
-            run_budgeted(loader, lambda: ev.call(ev.protocol.bind_descriptor(enable, model.cls, model), (), {}))
+        # Python's attribute lookup, `__getattr__` included: a wrapper (peft's PeftModel) forwards
+        # the call to the model it wraps.
+        enable = run_budgeted(loader, lambda: ev.protocol.getattr(model, "gradient_checkpointing_enable", None))[0]
+        if enable is not None and not isinstance(enable, Unknown):
+            run_budgeted(loader, lambda: ev.call(enable, (), {}))
         else:
             notes.append("checkpointing was asked for but the model has no gradient_checkpointing_enable(): "
                          "only torch.utils.checkpoint calls in its forward are modelled")

@@ -105,7 +105,15 @@ def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: 
                         results.append(_result(name, "instance", SourceRef(source, small), v,
                                                "module level", unknowns, None, loader, trace))
     _mark_components(results)
-    return results
+    return _last_bindings(results)
+
+
+def _last_bindings(results: list[ModelResult]) -> list[ModelResult]:
+    """A module-level name bound more than once (`model = LlamaForCausalLM(config)` then
+    `model = get_peft_model(model, ...)`) holds its last value, which is the one every result
+    counted: it is reported once, at its last binding."""
+    last = {r.name: i for i, r in enumerate(results) if r.kind == "instance"}
+    return [r for i, r in enumerate(results) if r.kind != "instance" or last[r.name] == i]
 
 
 def _top_level(body: Any) -> Iterator[cst.CSTNode]:
