@@ -150,3 +150,35 @@ def test_trainer_checkpointing_reaches_the_model_peft_wraps(tmp_path: Path) -> N
         assert not [n for n in model.memory.notes if "checkpointing was asked for" in n]
         kept[flag] = model.memory.activations
     assert kept[True] < kept[False] / 2
+
+
+SFT_SCRIPT = """\
+from transformers import LlamaConfig, LlamaForCausalLM
+from peft import LoraConfig, get_peft_model
+from trl import SFTConfig, SFTTrainer
+
+config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, vocab_size=1000)
+model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=8, target_modules="all-linear"))
+args = SFTConfig(output_dir="out", per_device_train_batch_size=2, gradient_accumulation_steps=4, max_length=32)
+trainer = SFTTrainer(model=model, args=args, train_dataset=dataset)
+"""
+
+
+def test_sft_config_gives_the_token_inputs_and_trl_defaults(tmp_path: Path) -> None:
+    """No input shapes given: SFTConfig's max_length is the tokens per sample (TRL pads or packs to
+    it), its batch the micro-batch; TRL's defaults (bf16, gradient checkpointing) apply, and
+    the accumulation is said, not multiplied in. The same estimate as the shapes given by hand."""
+    settings = vramlint.Settings(extra_paths=_library_paths(), memory=True)
+    model = _model(vramlint.analyze_source(str(tmp_path / "sft.py"), SFT_SCRIPT, settings))
+    assert model.memory is not None and model.setup is not None, [u.reason for u in model.memory_unknowns[:5]]
+    assert model.inputs_from is not None and model.inputs_from.startswith("code: SFTConfig(max_length=32) at line 8")
+    assert [(s.shape, s.dtype) for s in model.setup["inputs"]] == [((32,), "int64")]
+    assert (model.setup["batch_size"], model.setup["precision"], model.setup["checkpointing"]) == (2, "amp-bf16", True)
+    assert any(n.startswith("gradient accumulation (SFTConfig(gradient_accumulation_steps=4) at line 8)")
+               for n in model.memory.notes)
+    by_hand = vramlint.Settings(extra_paths=_library_paths(), memory=True, inputs=(vramlint.InputSpec((32,), "int64"),),
+                                batch_size=2, precision="amp-bf16", checkpointing=True, optimizer="adamw")
+    (same,) = [m for m in vramlint.analyze_source(str(tmp_path / "lora.py"), SFT_SCRIPT.split("args =")[0],
+                                                   by_hand).models if m.name == "model"]
+    assert same.memory is not None and same.memory.train_peak == model.memory.train_peak

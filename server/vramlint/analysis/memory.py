@@ -23,7 +23,7 @@ from vramlint.engine.values import MISSING, Instance, SourceRef, Unknown
 from vramlint.frontends.registry import frontend_of, training_setup_handlers
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
-from vramlint.frontends.training_setup import scan_training_setup
+from vramlint.frontends.training_setup import Found, scan_training_setup
 from vramlint.memory.devices import device_named
 from vramlint.memory.estimate import (
     LayerMemory,
@@ -199,7 +199,8 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
         result.tree = build_tree(value)
         result.memory_unknowns = [UnknownInfo(f"no estimate: {stopped.message}", stopped.ref)]
         return result
-    call = _inputs(loader, name, kind, value, trace, setup)
+    scan = scan_training_setup(trace.source, training_setup_handlers()) if trace.source is not None else None
+    call = _inputs(loader, name, kind, value, trace, setup, scan.sequence_length if scan is not None else None)
     if isinstance(call, str):
         result.tree = build_tree(value)
         result.memory_unknowns = [UnknownInfo(f"no inputs to estimate memory: {call}", None)]
@@ -223,7 +224,9 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
             est.max_batch = max_batch(batch, est.train_peak, 2 * batch, doubled.train_peak,
                                       device.memory - device.context)
     result.memory = est
-    scan = scan_training_setup(trace.source, training_setup_handlers()) if trace.source is not None else None
+    if est is not None and scan is not None and scan.accumulation is not None:
+        est.notes.append(f"gradient accumulation ({scan.accumulation.text}): the estimate is of one micro-batch "
+                         f"of {batch}; accumulating adds no memory, the gradients are kept between steps anyway")
     if est is not None and scan is not None and scan.distributed is not None:
         est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): the estimate is for one GPU "
                          "holding the whole model; data-parallel buckets and sharding are not modelled yet")
@@ -330,11 +333,12 @@ def _batch_from_call(setup: Setup, loader: Loader, name: str, kind: str, trace: 
     return Setup({**setup.values, "batch_size": batch})
 
 
-def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
-            setup: Setup) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
+def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace, setup: Setup,
+            sequence: Found[int] | None = None) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
     """The forward's arguments: configured input shapes, else the first call of the model in the
     file whose arguments are all known (`logits = model(torch.randn(256, 1000))`), else the first
-    layer's; the batch size from the setup when it ranks above the code. A string says what is missing."""
+    layer's (with `sequence`, the tokens per sample the training code pads or packs to, for an
+    Embedding); the batch size from the setup when it ranks above the code. A string says what is missing."""
     batch = setup["batch_size"]
     told = setup.source("batch_size") not in ("default",)
     if setup["inputs"]:
@@ -359,7 +363,7 @@ def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
             args, kwargs = _with_batch(args, own, batch), _with_batch(kwargs, own, batch)
             return args, kwargs, f"{where}, batch {batch} from {setup.source('batch_size')}"
         return args, kwargs, where
-    return _first_layer_inputs(model, batch, setup.source("batch_size"))
+    return _first_layer_inputs(model, batch, setup.source("batch_size"), sequence)
 
 
 def _example_call(loader: Loader, name: str, kind: str,
@@ -373,8 +377,8 @@ def _example_call(loader: Loader, name: str, kind: str,
     return None
 
 
-def _first_layer_inputs(model: Instance, batch: int | None,
-                        batch_source: str) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
+def _first_layer_inputs(model: Instance, batch: int | None, batch_source: str,
+                        sequence: Found[int] | None = None) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
     """Inputs read off the first layer when nothing else tells: a Linear takes `in_features`
     floats per sample. Other first layers leave a dimension unknown: the reason says which."""
     first = next((m for _, m in named_modules(model) if not state_of(m).modules and state_of(m).params), None)
@@ -389,6 +393,10 @@ def _first_layer_inputs(model: Instance, batch: int | None,
                     "(--batch-size, `batch-size` in the configuration, or a DataLoader(batch_size=...) in the file)")
         return (TensorValue((batch, n), "float32"),), {}, f"the first layer, Linear({n}, ...), batch {batch} from {batch_source}"
     if cls == "Embedding":
+        if sequence is not None:
+            b = batch or 1
+            return ((TensorValue((b, sequence.value), "int64"),), {},
+                    f"code: {sequence.text}, {sequence.value} tokens per sample, batch {b} from {batch_source}")
         return f"the first layer is an Embedding: give the sequence length (--input-shape T --input-dtype int64); {hint}"
     if cls.startswith("Conv"):
         return f"the first layer is a {cls}: give the sample shape (--input-shape C,H,W); {hint}"
