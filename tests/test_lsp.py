@@ -101,12 +101,13 @@ class Session:
                 raise AssertionError(f"timed out waiting for {what}")
             await asyncio.sleep(0.01)
 
-    async def publish(self, uri: str, version: int | None = None, after: int = 0) -> types.PublishDiagnosticsParams:
+    async def publish(self, uri: str, version: int | None = None, after: int = 0,
+                      timeout: float = DEADLINE) -> types.PublishDiagnosticsParams:
         """The first diagnostics published for `uri` (of `version`) from index `after` on."""
         def find() -> types.PublishDiagnosticsParams | None:
             return next((p for p in self.published[after:]
                          if p.uri == uri and (version is None or p.version == version)), None)
-        return await self.until(f"diagnostics of {uri} version {version}", find)
+        return await self.until(f"diagnostics of {uri} version {version}", find, timeout)
 
     async def status(self, uri: str, version: int, after: int = 0) -> dict[str, Any]:
         def find() -> dict[str, Any] | None:
@@ -117,15 +118,16 @@ class Session:
     def uri(self, name: str) -> str:
         return (self.root / name).as_uri()
 
-    async def open(self, name: str, text: str) -> str:
-        """Write the file, open it (version 1), wait for its first diagnostics."""
+    async def open(self, name: str, text: str, timeout: float = DEADLINE) -> str:
+        """Write the file, open it (version 1), wait for its first diagnostics (`timeout`: for a
+        file that reads a large library such as transformers)."""
         path = self.root / name
         path.write_text(text)
         uri = path.as_uri()
         self.versions[uri], self.texts[uri] = 1, text
         self.client.text_document_did_open(types.DidOpenTextDocumentParams(
             types.TextDocumentItem(uri, "python", 1, text)))
-        await self.publish(uri, 1)
+        await self.publish(uri, 1, timeout=timeout)
         return uri
 
     def change(self, uri: str, text: str) -> int:

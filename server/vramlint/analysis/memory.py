@@ -12,7 +12,7 @@ import libcst as cst
 from vramlint.analysis.call_sites import call_sites
 from vramlint.analysis.inputs import forward_arity_problem
 from vramlint.analysis.models import Trace
-from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, UnknownInfo
+from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, TrainerCall, UnknownInfo
 from vramlint.analysis.running import dedupe, info, known_call_args, run_budgeted
 from vramlint.analysis.tree import build_tree, shape_of
 from vramlint.engine.evaluator import Scope
@@ -194,12 +194,15 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     setup = resolve_setup(settings, name, path, _directive_for(loc, trace), code)
     setup = _batch_from_call(setup, loader, name, kind, trace)
     result.setup = setup
+    scan = scan_training_setup(trace.source, training_setup_handlers()) if trace.source is not None else None
+    trainer = scan.trainer_for(name) if scan is not None else None
+    if trainer is not None:
+        result.trained_by = TrainerCall(trainer.value, trainer.text, trainer.ref)
     stopped = loader.evaluator.analysis.stopped
     if stopped is not None:  # nothing more can be evaluated: not "no inputs"
         result.tree = build_tree(value)
         result.memory_unknowns = [UnknownInfo(f"no estimate: {stopped.message}", stopped.ref)]
         return result
-    scan = scan_training_setup(trace.source, training_setup_handlers()) if trace.source is not None else None
     call = _inputs(loader, name, kind, value, trace, setup, scan.sequence_length if scan is not None else None)
     if isinstance(call, str):
         result.tree = build_tree(value)

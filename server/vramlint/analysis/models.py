@@ -35,7 +35,7 @@ from vramlint.engine.values import (
     Unknown,
 )
 from vramlint.engine.walk import iter_nodes
-from vramlint.frontends.registry import frontend_of
+from vramlint.frontends.registry import frontend_of, model_origin
 from vramlint.frontends.torch.module import is_module, named_modules, state_of
 from vramlint.frontends.torch.stubs import torch_classes
 from vramlint.frontends.torch.tensors import TensorValue
@@ -347,6 +347,14 @@ def _finish(loader: Loader, model: Instance, trace: Trace) -> None:
 
 def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list[UnknownInfo],
             error: UnknownInfo | None, loader: Loader, trace: Trace) -> ModelResult:
+    result = _counted(name, kind, loc, value, how, unknowns, error, loader, trace)
+    if is_module(value):
+        result.origin = model_origin(value)
+    return result
+
+
+def _counted(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list[UnknownInfo],
+             error: UnknownInfo | None, loader: Loader, trace: Trace) -> ModelResult:
     if error is None and is_module(value):
         _, sink, error = run_budgeted(loader, lambda: _finish(loader, value, trace))
         unknowns = unknowns + [info(u) for u in sink]

@@ -52,6 +52,9 @@ class Frontend:
     # False when the model's call takes its inputs in more than one form (Keras's `call` takes
     # several inputs as one list too): input shapes are then not checked against its signature.
     forward_signature_checked: bool = True
+    # How a model was loaded, as (label, value) rows: a checkpoint's name, where its config came
+    # from, its dtype (the editor's hover on `from_pretrained(...)`, reports). Empty when not loaded.
+    origin: Callable[[Instance], tuple[tuple[str, str], ...]] | None = None
     # Notes every memory estimate of one of its models carries (`vramlint explain`, reports).
     estimate_notes: tuple[str, ...] = ()
     # Native functions whose calls the memory model records on its tape, by name prefix.

@@ -42,6 +42,11 @@ def function_rules() -> dict[str, Callable[..., Any]]:
     return {name: rule for f in FRONTENDS for name, rule in f.function_rules.items()}
 
 
+def model_origin(model: Any) -> tuple[tuple[str, str], ...]:
+    """How `model` was loaded (a checkpoint, its config's source, its dtype), as the frontends say."""
+    return tuple(row for f in FRONTENDS if f.origin is not None for row in f.origin(model))
+
+
 def taped_prefixes() -> tuple[str, ...]:
     return tuple(p for f in FRONTENDS for p in f.taped_prefixes)
 

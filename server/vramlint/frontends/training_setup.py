@@ -75,6 +75,8 @@ class TrainingScan:
     cast: "bf16" | "fp16" (parameters themselves in low precision: `model.half()`, `.to(dtype)`,
     `from_pretrained(torch_dtype=...)`, `torch.set_default_dtype`, Lightning "bf16-true").
     batch_size: a positive int. checkpointing: True. distributed: "ddp" | "fsdp" | "dp".
+    trainers: the trainer calls that name the model they train (`Trainer(model=model, ...)`): the
+    value is the called name ("Trainer", "SFTTrainer"), the target that model's variable.
     sequence_length: the tokens per sample a trainer pads or packs to (TRL's `max_length`), for a
     model whose inputs are token ids. accumulation: gradient accumulation steps (> 1): the
     estimate is of one micro-batch.
@@ -92,6 +94,7 @@ class TrainingScan:
     sequence_length: Found[int] | None = None
     accumulation: Found[int] | None = None
     optimizers: tuple[Found[str], ...] = ()
+    trainers: tuple[Found[str], ...] = ()
     casts: tuple[Found[str], ...] = ()
     checkpoints: tuple[Found[bool], ...] = ()
     bindings: tuple[tuple[str, str], ...] = ()
@@ -115,6 +118,10 @@ class TrainingScan:
     def precision_for(self, model: str, models: Collection[str] = ()) -> Found[str] | None:
         """A cast that applies to `model` (chosen as in optimizer_for), else the autocast."""
         return self._pick(self.casts, model, models) or self.autocast
+
+    def trainer_for(self, model: str) -> Found[str] | None:
+        """The first trainer call given `model` (a variable name) to train."""
+        return next((t for t in self.trainers if t.target == model), None)
 
     def checkpointing_for(self, model: str, models: Collection[str] = ()) -> Found[bool] | None:
         """Checkpointing that applies to `model` (chosen as in optimizer_for)."""
@@ -193,6 +200,7 @@ class Outcome:
     checkpoints: list[Found[bool]] = field(default_factory=list)
     distributed: list[Found[str]] = field(default_factory=list)
     sequence_lengths: list[Found[int]] = field(default_factory=list)
+    trainers: list[Found[str]] = field(default_factory=list)
     accumulations: list[Found[int]] = field(default_factory=list)
     pending: dict[str, list[tuple[Candidate, str]]] = field(default_factory=dict)
 
@@ -728,6 +736,7 @@ class Scanner:
             sequence_length=out.sequence_lengths[0] if out.sequence_lengths else None,
             accumulation=out.accumulations[0] if out.accumulations else None,
             optimizers=tuple(optimizers),
+            trainers=tuple(out.trainers),
             casts=tuple(out.casts),
             checkpoints=tuple(out.checkpoints),
             bindings=tuple(self.bindings.items()),
