@@ -139,10 +139,10 @@ class Session:
             [types.TextDocumentContentChangeWholeDocument(text)]))
         return self.versions[uri]
 
-    async def edit(self, uri: str, text: str) -> list[types.Diagnostic]:
+    async def edit(self, uri: str, text: str, timeout: float = DEADLINE) -> list[types.Diagnostic]:
         start = len(self.published)
         version = self.change(uri, text)
-        return list((await self.publish(uri, version, after=start)).diagnostics)
+        return list((await self.publish(uri, version, after=start, timeout=timeout)).diagnostics)
 
     async def save(self, uri: str) -> list[types.Diagnostic]:
         start = len(self.published)
@@ -624,6 +624,46 @@ async def test_quick_fixes_for_an_over_budget_model(lsp: Session) -> None:
     assert edit.range == types.Range(types.Position(line, 0), types.Position(line + 1, 0))
     assert re.fullmatch(r"# vramlint: precision=amp-bf16 batch-size=\d+\n", edit.new_text)
     assert by_code(await lsp.edit(uri, apply_edit(with_directive, edit)), "VL001") == []
+
+
+DEEP = """\
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+
+
+class Deep(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wrap = None
+        self.blocks = nn.ModuleList([nn.Sequential(nn.Linear(256, 4096), nn.GELU(), nn.Linear(4096, 256))
+                                     for _ in range(8)])
+
+    def gradient_checkpointing_enable(self):  # not named in the code: only a setting turns it on
+        self.wrap = getattr(cp, "check" + "point")
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x) if self.wrap is None else self.wrap(b, x, use_reentrant=False)
+        return x
+
+
+model = Deep()
+out = model(torch.randn(8192, 256))
+"""
+
+
+@options(gpu="2GiB")
+@pytest.mark.asyncio
+async def test_quick_fix_gradient_checkpointing_where_it_lowers_the_peak(lsp: Session) -> None:
+    """Activations dominate (8 blocks keep 8192 x 4096 GELU inputs and outputs): checkpointing,
+    which the model supports (gradient_checkpointing_enable), is proposed with its estimate; on
+    BIG (test_quick_fixes_for_an_over_budget_model) it is not, as nothing would change."""
+    uri = await lsp.open("deep.py", DEEP)
+    (vl001,) = by_code(lsp.client.diagnostics[uri], "VL001")
+    titles = [a.title for a in await lsp.actions(uri, [vl001])]
+    (ckpt,) = [t for t in titles if t.startswith("Use gradient checkpointing")]
+    assert re.fullmatch(r"Use gradient checkpointing \(checkpointing=true\): .+ of 2\.00 GiB, fits", ckpt), ckpt
 
 
 @pytest.mark.asyncio
