@@ -182,3 +182,26 @@ def test_sft_config_gives_the_token_inputs_and_trl_defaults(tmp_path: Path) -> N
     (same,) = [m for m in vramlint.analyze_source(str(tmp_path / "lora.py"), SFT_SCRIPT.split("args =")[0],
                                                    by_hand).models if m.name == "model"]
     assert same.memory is not None and same.memory.train_peak == model.memory.train_peak
+
+
+def test_adapters_stay_float32_on_a_model_loaded_in_bf16(tmp_path: Path) -> None:
+    """`from_pretrained(dtype=torch.bfloat16)` then LoRA: peft makes the adapters float32
+    (`autocast_adapter_dtype=True`, its default). The precision the code states is bf16, but the
+    model was loaded in it: the estimate does not cast the adapters down, so their gradients
+    (float32) and AdamW's two moments take 4 and 8 bytes per trainable parameter, one block per tensor."""
+    truth = CASES["llama-list"]
+    src = truth["source"].replace("get_peft_model(LlamaForCausalLM(config),",
+                                  "get_peft_model(LlamaForCausalLM._from_config(config, dtype=torch.bfloat16),")
+    src = "import torch\n" + src
+    assert "dtype=torch.bfloat16" in src
+    settings = vramlint.Settings(extra_paths=_library_paths(), inputs=(vramlint.InputSpec((16,), "int64"),),
+                                 batch_size=2, optimizer="adamw", precision="bf16", memory=True)
+    model = _model(vramlint.analyze_source(str(tmp_path / "lora_bf16.py"), src, settings))
+    assert model.memory is not None, [u.reason for u in model.memory_unknowns[:5]]
+    tensors = truth["trainable_tensors"]
+    assert model.memory.gradients == sum(_blocks(4 * n) for n in tensors)
+    assert model.memory.optimizer_state == sum(2 * _blocks(4 * n) for n in tensors)
+    # The frozen base: bf16, two bytes per parameter (the adapters four).
+    frozen = truth["params"] - truth["trainable"]
+    assert model.memory.weights >= 2 * frozen + 4 * truth["trainable"]
+    assert model.memory.weights < 4 * frozen

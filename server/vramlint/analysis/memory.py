@@ -50,11 +50,16 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
     buffers = named_tensors(model, "buffers")
     restore: list[tuple[TensorValue, str]] = []
     pure = setup.precision in ("bf16", "fp16")
-    if pure:  # model.to(dtype): parameters and float buffers
+    # A model that already has parameters in that dtype was built or loaded in it
+    # (`from_pretrained(dtype=torch.bfloat16)`): those still float32 are so on purpose (peft's
+    # adapters, transformers' `_keep_in_fp32_modules`, norms cast up for k-bit training) and stay.
+    loaded_low = pure and any(isinstance(t, TensorValue) and t.dtype == LOW[setup.precision] for _, t in params)
+    if pure and not loaded_low:  # model.to(dtype): parameters and float buffers
         for _, t in params + buffers:
             if isinstance(t, TensorValue) and t.dtype in FLOAT_DTYPES:
                 restore.append((t, t.dtype))
                 t.dtype = LOW[setup.precision]
+    if pure:
         args = tuple(_cast_input(a, LOW[setup.precision]) for a in args)
         kwargs = {k: _cast_input(v, LOW[setup.precision]) for k, v in kwargs.items()}
     tape = Tape(autocast=LOW[setup.precision] if setup.precision.startswith("amp-") else None)
