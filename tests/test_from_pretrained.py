@@ -284,3 +284,21 @@ def test_the_configs_dtype_is_the_estimates_precision(tmp_path: Path) -> None:
     src = src.replace("llama", "gemma2")
     (m,) = vramlint.analyze_source(str(tmp_path / "fp32.py"), src, settings).models
     assert m.setup is not None and (m.setup["precision"], m.setup.source("precision")) == ("fp32", "default")
+
+
+def test_a_loaded_model_trains_in_training_mode(tmp_path: Path) -> None:
+    """from_pretrained returns the model in eval mode; a training step runs in training mode, as
+    trainers set it. Were it traced in eval mode, transformers' decoder layers would skip gradient
+    checkpointing (`self.gradient_checkpointing and self.training`): with checkpointing the
+    layers keep only their inputs, far less than without."""
+    src = ("from transformers import AutoModelForCausalLM\n"
+           f"model = AutoModelForCausalLM.from_pretrained({str(HUB / 'llama')!r})\n")
+    root = library_source("transformers", TRANSFORMERS_VERSION)
+    kept = {}
+    for checkpointing in (False, True):
+        settings = vramlint.Settings(extra_paths=(str(root),), memory=True, checkpointing=checkpointing,
+                                     inputs=(vramlint.InputSpec((64,), "int64"),), batch_size=2)
+        model = models_of(vramlint.analyze_source(str(tmp_path / f"train_{checkpointing}.py"), src, settings))["model"]
+        assert model.memory is not None, [u.reason for u in model.memory_unknowns[:3]]
+        kept[checkpointing] = model.memory.activations
+    assert kept[True] < kept[False] / 2, kept
