@@ -35,7 +35,7 @@ from vramlint.engine.values import (
     Unknown,
 )
 from vramlint.engine.walk import iter_nodes
-from vramlint.frontends.registry import frontend_of
+from vramlint.frontends.registry import frontend_of, model_origin
 from vramlint.frontends.torch.module import is_module, named_modules, state_of
 from vramlint.frontends.torch.stubs import torch_classes
 from vramlint.frontends.torch.tensors import TensorValue
@@ -347,6 +347,8 @@ def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list
             reason = value.reason if isinstance(value, Unknown) else "did not produce a module"
             error = UnknownInfo(reason, value.ref if isinstance(value, Unknown) else None)
         return ModelResult(name, kind, loc, ParamCounts(None, None, None, 0), None, how, dedupe(unknowns), error)
+    origin = model_origin(value)  # "config from vramlint's table of popular checkpoints (...)"
+    how = f"{how}; {origin}" if origin else how
     counts, param_unknowns = count_params(value)
     all_unknowns = dedupe(unknowns + [info(u) for u in param_unknowns])
     if all_unknowns and counts.total is not None and unknowns:

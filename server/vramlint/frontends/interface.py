@@ -52,6 +52,9 @@ class Frontend:
     # False when the model's call takes its inputs in more than one form (Keras's `call` takes
     # several inputs as one list too): input shapes are then not checked against its signature.
     forward_signature_checked: bool = True
+    # Where a model it built got what it was built from ("config from <source>": transformers'
+    # from_pretrained), shown with how the model was built; None when it did not build it.
+    model_origin: Callable[[Any], str | None] | None = None
     # Notes every memory estimate of one of its models carries (`vramlint explain`, reports).
     estimate_notes: tuple[str, ...] = ()
     # Native functions whose calls the memory model records on its tape, by name prefix.

@@ -30,6 +30,11 @@ def frontend_of(model: Any) -> Frontend | None:
     return next((f for f in FRONTENDS if f.owns_model(model)), None)
 
 
+def model_origin(model: Any) -> str | None:
+    """Where a frontend that built the model says it got what it was built from, if one does."""
+    return next((o for f in FRONTENDS if f.model_origin is not None and (o := f.model_origin(model))), None)
+
+
 def native_modules() -> list[NativeModuleFactory]:
     return [m for f in FRONTENDS for m in f.native_modules]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from vramlint.frontends.interface import Frontend
 from vramlint.frontends.transformers.decorators import DECORATOR_RULES
-from vramlint.frontends.transformers.pretrained import FUNCTION_RULES
+from vramlint.frontends.transformers.pretrained import FUNCTION_RULES, model_origin
 from vramlint.frontends.transformers.training_setup import HANDLER as TRAINING_SETUP
 
 # `from_pretrained` reads a checkpoint's files: its rules read only the config, offline.
 FRONTEND = Frontend(name="transformers", decorator_rules=DECORATOR_RULES, function_rules=FUNCTION_RULES,
-                    training_setup=TRAINING_SETUP)
+                    model_origin=model_origin, training_setup=TRAINING_SETUP)
