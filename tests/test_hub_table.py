@@ -9,7 +9,7 @@ on the meta device). Beside it, counts published independently of both (the mode
 papers' figures are rounded; these are the exact ones the TinyLlama fixture of truth.json holds).
 
 The default run counts one checkpoint of each config class of the table (every architecture it
-holds, ~30 s); `VRAMLINT_HUB_TABLE_ALL=1` counts all of them (~75 s on one core).
+holds, under a minute); `VRAMLINT_HUB_TABLE_ALL=1` counts all of them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from vramlint.frontends.transformers.pretrained import (
     TABLE_NAME,
     hub_table,
     locate_config,
+    parse_table,
     read_config,
 )
 
@@ -118,6 +119,12 @@ def test_the_table_comes_last(tmp_path: Path) -> None:
     for other in (dict(revision="v2"), dict(subfolder="text_encoder")):
         missing = locate_config(TINYLLAMA, {"HF_HUB_CACHE": str(tmp_path / "none")}, {}, **other)
         assert isinstance(missing, str) and "table of popular checkpoints does not have it at that revision" in missing
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"entries": 3}', '{"entries": [1, {"name": 3, "config": {}}, '
+                                  '{"name": "a/b", "config": [], "aliases": 5}]}', "[" * 100_000])
+def test_a_broken_table_is_an_empty_one(text: str) -> None:
+    assert parse_table(text) == {}
 
 
 def test_reading_an_entry_gives_a_copy(tmp_path: Path) -> None:

@@ -79,13 +79,22 @@ def hub_table() -> Mapping[str, Mapping[str, Any]]:
     table is a convenience, never a reason for an analysis to fail."""
     try:
         text = importlib.resources.files(__package__).joinpath(TABLE_NAME).read_text(encoding="utf-8")
-        entries = json.loads(text)["entries"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except OSError:
+        return {}
+    return parse_table(text)
+
+
+def parse_table(text: str) -> dict[str, Mapping[str, Any]]:
+    """The entries of a table's text by name and alias; what is not an entry is left out."""
+    try:
+        entries = json.loads(text).get("entries")
+    except (ValueError, AttributeError, RecursionError):
         return {}
     table: dict[str, Mapping[str, Any]] = {}
-    for entry in entries:
+    for entry in entries if isinstance(entries, list) else ():
         if isinstance(entry, dict) and isinstance(entry.get("config"), dict):
-            for name in (entry.get("name"), *entry.get("aliases", ())):
+            aliases = entry.get("aliases")
+            for name in (entry.get("name"), *(aliases if isinstance(aliases, list) else ())):
                 if isinstance(name, str):
                     table[name] = entry
     return table
