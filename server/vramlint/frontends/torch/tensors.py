@@ -205,6 +205,16 @@ class TensorValue(Value):
             return self.shape
         return numel(self.shape)
 
+    def counted_numel(self) -> Any:
+        """The number of values it stands for, as its library counts it: numel(), except for a
+        quantized weight that packs several values per element (QuantizedTensor)."""
+        return self.numel()
+
+    def attached_bytes(self) -> int:
+        """Bytes of the tensors its library keeps beside it on the device (a quantized weight's
+        block scales): none for a plain tensor."""
+        return 0
+
     def get_attribute(self, ev: Evaluator, name: str) -> Any:
         if self.attrs is not None and name in self.attrs:
             return self.attrs[name]
