@@ -253,6 +253,10 @@ class TensorValue(Value):
     def set_attribute(self, ev: Evaluator, name: str, value: Any) -> None:
         if name == "requires_grad" and isinstance(value, bool):
             self.requires_grad = value
+        elif name == "data" and isinstance(value, TensorValue) and type(self) is TensorValue:
+            # `p.data = p.data.to(torch.float32)` (peft's prepare_model_for_kbit_training): the same
+            # tensor, now holding the new one's shape, dtype and values.
+            self.shape, self.dtype, self.data = value.shape, value.dtype, value.data
         elif _is_user_attribute(name):
             if self.attrs is None:
                 self.attrs = {}
