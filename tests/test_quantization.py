@@ -112,7 +112,11 @@ def test_qlora_script_counts_equal_peft(analyse: Callable[[str, str], vramlint.F
     assert m.setup["optimizer"] == "adam8bit"
     assert m.setup["checkpointing"] is True
     assert "prepare_model_for_kbit_training" in m.setup.source("checkpointing")
+    # bf16=True is autocast: the weights stay as the model holds them after prepare_model_for_kbit_training
+    # (4-bit data and state; embeddings, norms, lm_head upcast to float32; LoRA in float32), as real peft.
+    assert m.setup["precision"] == "amp-bf16"
     assert m.memory is not None
+    assert m.memory.weights == sum(rounded(b) for b in case["peft_param_bytes"])
     assert m.memory.gradients > 0 and m.memory.optimizer_state > 0
 
 
@@ -160,3 +164,18 @@ def test_dequantization_buffer_in_the_peak(tmp_path: Path) -> None:
     dense = 4096 * 4096 * 2
     grown = large.memory.inference_peak - small.memory.inference_peak
     assert dense <= grown < dense + 1024 * 1024  # the dequantized weight, plus 6 more rows of input/output
+
+
+@pytest.mark.parametrize(("cls", "key"), [("PagedAdamW8bit", "adam8bit"), ("AdamW8bit", "adam8bit"),
+                                          ("Adam8bit", "adam8bit"), ("PagedAdamW", "adamw"),
+                                          ("PagedLion32bit", "lion")])
+def test_bnb_optimizer_classes(tmp_path: Path, cls: str, key: str) -> None:
+    """bitsandbytes' optimizers built on a model's parameters (no bitsandbytes installed): 8-bit Adam is
+    two uint8 states plus a float32 absmax per 256 values each (optim/optimizer.py:524-529)."""
+    path = tmp_path / "opt.py"
+    path.write_text("import torch\nimport bitsandbytes as bnb\n\nmodel = torch.nn.Linear(4096, 4096)\n"
+                    f"opt = bnb.optim.{cls}(model.parameters(), lr=1e-4)\n")
+    settings = vramlint.Settings(memory=True, inputs=(vramlint.InputSpec((4096,), "float32"),))
+    m = _model(vramlint.analyze_file(str(path), settings))
+    assert m.setup is not None and m.setup["optimizer"] == key
+    assert f"bnb.optim.{cls}" in m.setup.source("optimizer")
