@@ -102,10 +102,10 @@ trainer = Trainer(model=model, args=args, train_dataset=None)
 """
 
 
-@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2"])
 def test_qlora_script_counts_equal_peft(analyse: Callable[[str, str], vramlint.FileAnalysis], family: str) -> None:
     case = CASES[f"{family}-nf4-double"]
-    src = QLORA.format(lora=TRUTH["lora"]).replace("FOLDER", str(HUB / family))
+    src = QLORA.format(lora=case["lora"]).replace("FOLDER", str(HUB / family))
     m = _model(analyse(f"qlora_{family}", src), index=-1)
     assert (m.params.trainable, m.params.total) == (case["peft_trainable"], case["peft_total"])
     assert m.setup is not None
@@ -126,7 +126,7 @@ def test_qlora_cli_breakdown(tmp_path: Path) -> None:
     import sys
 
     script = tmp_path / "qlora.py"
-    script.write_text(QLORA.format(lora=TRUTH["lora"]).replace("FOLDER", str(HUB / "llama")))
+    script.write_text(QLORA.format(lora=CASES["llama-nf4-double"]["lora"]).replace("FOLDER", str(HUB / "llama")))
     extra = [arg for d, v in (("transformers", TRANSFORMERS_VERSION), ("peft", PEFT_VERSION),
                               ("accelerate", ACCELERATE_VERSION)) for arg in ("--extra-path", str(library_source(d, v)))]
     out = subprocess.run([sys.executable, "-m", "vramlint", "check", str(script), *extra, "--input-shape", "16",
@@ -179,3 +179,23 @@ def test_bnb_optimizer_classes(tmp_path: Path, cls: str, key: str) -> None:
     m = _model(vramlint.analyze_file(str(path), settings))
     assert m.setup is not None and m.setup["optimizer"] == key
     assert f"bnb.optim.{cls}" in m.setup.source("optimizer")
+
+
+def test_prequantized_checkpoint(analyse: Callable[[str, str], vramlint.FileAnalysis], tmp_path: Path) -> None:
+    """A checkpoint saved quantized (its config.json holds the `quantization_config`, as the hub's
+    "-bnb-4bit" checkpoints) loads quantized without a `quantization_config=` (get_hf_quantizer's
+    `pre_quantized`): the same weights as the real NF4 double-quant load of the same model."""
+    config = json.loads((HUB / "llama" / "config.json").read_text())
+    config["quantization_config"] = {
+        "quant_method": "bitsandbytes", "load_in_4bit": True, "load_in_8bit": False, "bnb_4bit_quant_type": "nf4",
+        "bnb_4bit_use_double_quant": True, "bnb_4bit_compute_dtype": "bfloat16", "bnb_4bit_quant_storage": "uint8",
+        "llm_int8_skip_modules": None, "llm_int8_threshold": 6.0, "llm_int8_has_fp16_weight": False,
+        "llm_int8_enable_fp32_cpu_offload": False}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    src = ("import torch\nfrom transformers import AutoModelForCausalLM\n\n"
+           f"model = AutoModelForCausalLM.from_pretrained({str(tmp_path)!r}, dtype=torch.bfloat16)\n")
+    m = _model(analyse("prequantized", src))
+    case = CASES["llama-nf4-double"]
+    assert (m.params.total, m.params.trainable) == (case["num_parameters"], case["trainable"])
+    assert m.memory is not None
+    assert m.memory.weights == sum(rounded(b) for b in case["param_bytes"])
