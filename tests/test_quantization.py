@@ -168,7 +168,8 @@ def test_dequantization_buffer_in_the_peak(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("cls", "key"), [("PagedAdamW8bit", "adam8bit"), ("AdamW8bit", "adam8bit"),
                                           ("Adam8bit", "adam8bit"), ("PagedAdamW", "adamw"),
-                                          ("PagedLion32bit", "lion")])
+                                          ("PagedLion32bit", "lion"), ("Lion8bit", "lion8bit"),
+                                          ("PagedLion8bit", "lion8bit")])
 def test_bnb_optimizer_classes(tmp_path: Path, cls: str, key: str) -> None:
     """bitsandbytes' optimizers built on a model's parameters (no bitsandbytes installed): 8-bit Adam is
     two uint8 states plus a float32 absmax per 256 values each (optim/optimizer.py:524-529)."""
@@ -199,3 +200,16 @@ def test_prequantized_checkpoint(analyse: Callable[[str, str], vramlint.FileAnal
     assert (m.params.total, m.params.trainable) == (case["num_parameters"], case["trainable"])
     assert m.memory is not None
     assert m.memory.weights == sum(rounded(b) for b in case["param_bytes"])
+
+
+def test_8bit_optimizer_state_formulas() -> None:
+    """bitsandbytes optim/optimizer.py: 8-bit state from min_8bit_size = 4,096 elements (:414, :502, :674),
+    uint8 states with one float32 absmax per block of 256 (:518-529 Adam's two, :686-694 Lion's one)."""
+    from vramlint.memory.optimizers import OPTIMIZERS
+
+    small, large = (4095, 4095 * 4), (4096 * 5 + 1, (4096 * 5 + 1) * 4)
+    blocks = -(-(4096 * 5 + 1) // 256)
+    assert OPTIMIZERS["adam8bit"].state([small, large]) == [4095 * 4, 4095 * 4, 4096 * 5 + 1, 4096 * 5 + 1,
+                                                           blocks * 4, blocks * 4]
+    assert OPTIMIZERS["lion8bit"].state([small, large]) == [4095 * 4, 4096 * 5 + 1 + blocks * 4]
+    assert OPTIMIZERS["lion8bit"].step_temp([small, large]) == []

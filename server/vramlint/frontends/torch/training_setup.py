@@ -33,7 +33,7 @@ OPTIMIZER_NAMES: dict[str, str] = {
     "Adam8bit": "adam8bit", "AdamW8bit": "adam8bit", "PagedAdam8bit": "adam8bit", "PagedAdamW8bit": "adam8bit",
     "Adam32bit": "adam", "AdamW32bit": "adamw", "PagedAdam": "adam", "PagedAdamW": "adamw",
     "PagedAdam32bit": "adam", "PagedAdamW32bit": "adamw", "Lion32bit": "lion", "PagedLion": "lion",
-    "PagedLion32bit": "lion",
+    "PagedLion32bit": "lion", "Lion8bit": "lion8bit", "PagedLion8bit": "lion8bit",
     "FusedAdam": "adamw",  # apex / DeepSpeed: adam_w_mode=True by default; same state as Adam
 }
 

@@ -28,7 +28,7 @@ HF_OPTIMIZERS: dict[str, str] = {
     "adafactor": "adafactor", "adamw_bnb_8bit": "adam8bit", "adamw_8bit": "adam8bit",
     "paged_adamw_8bit": "adam8bit", "paged_adamw_32bit": "adamw", "lion_32bit": "lion",
     "paged_lion_32bit": "lion", "sgd": "sgd", "adagrad": "adagrad", "rmsprop": "rmsprop",
-    "rmsprop_bnb": "rmsprop", "rmsprop_bnb_32bit": "rmsprop",
+    "rmsprop_bnb": "rmsprop", "rmsprop_bnb_32bit": "rmsprop", "lion_8bit": "lion8bit", "paged_lion_8bit": "lion8bit",
 }
 HF_DEFAULT_OPTIMIZER = "adamw"  # TrainingArguments.optim's default, adamw_torch
 HF_DEFAULT_BATCH = 8  # TrainingArguments.per_device_train_batch_size
