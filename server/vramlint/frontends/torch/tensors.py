@@ -205,6 +205,16 @@ class TensorValue(Value):
             return self.shape
         return numel(self.shape)
 
+    def counted_numel(self) -> Any:
+        """The number of values it stands for, as its library counts it: numel(), except for a
+        quantized weight that packs several values per element (QuantizedTensor)."""
+        return self.numel()
+
+    def attached_bytes(self) -> int:
+        """Bytes of the tensors its library keeps beside it on the device (a quantized weight's
+        block scales): none for a plain tensor."""
+        return 0
+
     def get_attribute(self, ev: Evaluator, name: str) -> Any:
         if self.attrs is not None and name in self.attrs:
             return self.attrs[name]
@@ -243,6 +253,10 @@ class TensorValue(Value):
     def set_attribute(self, ev: Evaluator, name: str, value: Any) -> None:
         if name == "requires_grad" and isinstance(value, bool):
             self.requires_grad = value
+        elif name == "data" and isinstance(value, TensorValue) and type(self) is TensorValue:
+            # `p.data = p.data.to(torch.float32)` (peft's prepare_model_for_kbit_training): the same
+            # tensor, now holding the new one's shape, dtype and values.
+            self.shape, self.dtype, self.data = value.shape, value.dtype, value.data
         elif _is_user_attribute(name):
             if self.attrs is None:
                 self.attrs = {}

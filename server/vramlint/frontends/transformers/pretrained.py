@@ -329,6 +329,7 @@ def model_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
         if len(a) < 2:
             return Unknown("from_pretrained() without a name or path", ev2.current_ref)
         cls, name = a[0], a[1]
+        quantization = k.get("quantization_config")
         kwargs = {key: v for key, v in k.items() if key not in LOADING_KWARGS}
         config = kwargs.pop("config", None)
         model_kwargs = {key: kwargs.pop(key) for key in MODEL_KWARGS if key in kwargs}
@@ -357,12 +358,62 @@ def model_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
         if dtype is not None:
             model_kwargs["dtype"] = dtype
         model = ev2.call(_attr(ev2, cls, "_from_config"), (config,), {**model_kwargs, **kwargs})
+        if is_module(model):
+            model = _quantized(ev2, model, quantization, k.get("device_map"))
         if not isinstance(model, Unknown):
             ev2.call(_attr(ev2, model, "eval"), (), {})  # from_pretrained returns the model in eval mode
             _remember_loaded(model, name, found, dtype, dtype_source)
         return model
 
     return NativeFunction(f"{getattr(func, 'qualname', 'from_pretrained')}", impl)
+
+
+def _quantized(ev: Evaluator, model: Any, given: Any, device_map: Any) -> Any:
+    """The model quantized as from_pretrained does it (modeling_utils.py: `get_hf_quantizer`, then
+    `hf_quantizer.preprocess_model` on the model just built, `postprocess_model` once loaded), run
+    from transformers' source: for bitsandbytes, `replace_with_bnb_linear` swaps every nn.Linear
+    but the skipped ones (`get_keys_to_not_convert`: lm_head / the output embedding, tied and last
+    weights; `llm_int8_skip_modules`) for the layers of vramlint's `bitsandbytes` stub
+    (frontends/bitsandbytes), which hold the weights as bitsandbytes stores them.
+    A checkpoint's own `quantization_config` (a pre-quantized model) counts as given."""
+    config = _attr(ev, model, "config")
+    own = ev.protocol.getattr(config, "quantization_config", None)
+    wanted = own if given is None else given
+    if wanted is None or wanted is MISSING:
+        return model
+    if isinstance(wanted, Unknown):
+        return wanted
+    auto = _library(ev, "quantizers.auto", "AutoHfQuantizer")
+    if own is not None and own is not MISSING and given is not None:  # get_hf_quantizer's merge
+        wanted = ev.call(_attr(ev, auto, "merge_quantization_configs"), (own, given), {})
+    quantizer = ev.call(_attr(ev, auto, "from_config"), (wanted,), {"pre_quantized": own is not None
+                                                                    and own is not MISSING})
+    if isinstance(quantizer, Unknown):
+        return quantizer
+    ev.protocol.setattr(config, "quantization_config", _attr(ev, quantizer, "quantization_config"))
+    dtype = _attr(ev, config, "dtype")
+    done = ev.call(_attr(ev, quantizer, "preprocess_model"), (), {
+        "model": model, "dtype": dtype, "device_map": device_map, "checkpoint_files": None, "use_kernels": False})
+    if isinstance(done, Unknown):
+        return done
+    _as_loaded(model, dtype)
+    ev.protocol.setattr(model, "hf_quantizer", quantizer)
+    done = ev.call(_attr(ev, quantizer, "postprocess_model"), (model,), {})
+    return done if isinstance(done, Unknown) else model
+
+
+def _as_loaded(model: Any, dtype: Any) -> None:
+    """The weights as loading leaves them: the layers the quantizer made are float32 and frozen
+    where they are not quantized (their bias, `requires_grad_(False)` in replace_with_bnb_linear);
+    loading gives every such weight the model's dtype and sets it as a new floating
+    `nn.Parameter`, which requires grad (modeling_utils.py, `_load_parameter_into_model`)."""
+    low = dtype.name if isinstance(dtype, DType) and dtype.name in FLOAT_DTYPES else None
+    for _, t in named_tensors(model, "params"):
+        if type(t) is not TensorValue or t.dtype not in FLOAT_DTYPES:
+            continue  # a quantized weight (the bitsandbytes frontend's QuantizedTensor) stays frozen
+        if low is not None and t.dtype == "float32":
+            t.dtype = low
+        t.requires_grad = True
 
 
 def auto_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
