@@ -930,6 +930,11 @@ def _unsqueeze(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
     if isinstance(t.shape, Unknown) or not isinstance(d, int):
         return TensorValue(Unknown("unsqueeze", ev.current_ref), t.dtype)
     r = len(t.shape) + 1
+    if not -2**63 <= d < 2**63:  # what torch's argument parser says of an int beyond int64
+        raise ev.raise_error("ValueError", "Overflow when unpacking long long")
+    if not -r <= d < r:  # torch's check (list.insert would clamp it, or overflow on a huge one)
+        raise ev.raise_error("IndexError", f"Dimension out of range (expected to be in range of [{-r}, {r - 1}], "
+                             f"but got {d})")
     d = d + r if d < 0 else d
     s = list(t.shape)
     s.insert(d, 1)
