@@ -2,7 +2,7 @@
 
 `analysis/api.py` builds its loader from these; the analysis core asks `frontend_of(model)` for a
 model's own semantics and `training_setup_handlers()` for the training-setup scan. A new frontend
-(peft, Lightning...) is a package under `frontends/` with a `frontend.py`, added to FRONTENDS.
+(Lightning...) is a package under `frontends/` with a `frontend.py`, added to FRONTENDS.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from vramlint.frontends.diffusers.frontend import FRONTEND as DIFFUSERS
 from vramlint.frontends.interface import Frontend
 from vramlint.frontends.keras.frontend import FRONTEND as KERAS
+from vramlint.frontends.peft.frontend import FRONTEND as PEFT
 from vramlint.frontends.torch.frontend import FRONTEND as TORCH
 from vramlint.frontends.transformers.frontend import FRONTEND as TRANSFORMERS
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 # Order matters only where two frontends' training-setup handlers map the same optimizer class
 # name (the first wins) and for the first frontend that owns a model.
-FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS)
+FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS, PEFT)
 
 
 def frontend_of(model: Any) -> Frontend | None:
