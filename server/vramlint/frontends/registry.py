@@ -31,6 +31,11 @@ def frontend_of(model: Any) -> Frontend | None:
     return next((f for f in FRONTENDS if f.owns_model(model)), None)
 
 
+def held_model(value: Any) -> Any:
+    """The model an object holds, as the frontends say (a transformers pipeline's), else None."""
+    return next((m for f in FRONTENDS if (m := f.held_model(value)) is not None), None)
+
+
 def native_modules() -> list[NativeModuleFactory]:
     return [m for f in FRONTENDS for m in f.native_modules]
 
