@@ -32,13 +32,18 @@ Analyse = Callable[..., vramlint.FileAnalysis]
 
 @pytest.fixture(scope="module")
 def analyse(tmp_path_factory: pytest.TempPathFactory) -> Analyse:
-    root = library_source("transformers", TRANSFORMERS_VERSION)
-    folder = tmp_path_factory.mktemp("from_pretrained")
+    return analyser(tmp_path_factory.mktemp("from_pretrained"), (library_source("transformers", TRANSFORMERS_VERSION),))
+
+
+def analyser(folder: Path, roots: tuple[Path, ...]) -> Analyse:
+    """Analyse a source text as a file of `folder`, with `roots` (libraries' sources) on the search
+    path, an `environment` table and per-model tables."""
     count = iter(range(10_000))
 
     def run(src: str, environment: dict[str, str] | None = None,
             model_config: dict[str, dict[str, str]] | None = None) -> vramlint.FileAnalysis:
-        settings = vramlint.Settings(extra_paths=(str(root),), environment=tuple(sorted((environment or {}).items())),
+        settings = vramlint.Settings(extra_paths=tuple(map(str, roots)),
+                                     environment=tuple(sorted((environment or {}).items())),
                                      model_config=model_config or {})
         return vramlint.analyze_source(str(folder / f"fp_{next(count)}.py"), src, settings)
 

@@ -358,12 +358,14 @@ def _setup_table(table: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], 
             raise ConfigError(f"{path}: {sub_where} must be a table")
         models[name] = {}
         for key, value in sub.items():
-            if key == "config":  # a checkpoint's config.json (frontends/transformers/pretrained.py)
-                models[name]["config"] = _config_json(path, sub_where, value)
+            # A checkpoint's config.json (frontends/transformers/pretrained.py), an adapter's
+            # adapter_config.json (frontends/peft/pretrained.py).
+            if key in ("config", "adapter_config"):
+                models[name][key] = _config_json(path, sub_where, value, key)
                 continue
             if key not in validators:
                 raise ConfigError(f"{path}: unknown key `{key}` in {sub_where} "
-                                  f"(known: {', '.join([*sorted(validators), 'config'])})")
+                                  f"(known: {', '.join([*sorted(validators), 'adapter_config', 'config'])})")
             models[name][validators[key][0]] = _checked(path, sub_where, key, value)
     fail_on = table.get("fail-on")
     if fail_on is not None and fail_on not in FAIL_ON:
@@ -371,10 +373,11 @@ def _setup_table(table: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], 
     return setup, models
 
 
-def _config_json(path: Path, where: str, value: Any) -> str:
+def _config_json(path: Path, where: str, value: Any, key: str = "config") -> str:
     """`config = "path/to/config.json"`: a string, relative to the configuration file's folder."""
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{path}: `config` in {where}: expected the path of a config.json, got {value!r}")
+        article = "an" if key.startswith("a") else "a"
+        raise ConfigError(f"{path}: `{key}` in {where}: expected the path of {article} {key}.json, got {value!r}")
     return str((path.parent / Path(value).expanduser()).resolve())
 
 

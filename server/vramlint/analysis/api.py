@@ -163,6 +163,10 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
     models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings, model_with_memory)
     if not models:  # "no models found" says what could not be evaluated
         result.unevaluated = unevaluated(mod, source, loader.statement_problems.get(dotted, {}))
+    else:  # beside other models, a model whose file was not found still says what to provide
+        missing = {u.reason for u in loader.missing_files}
+        result.warnings += [u for u in unevaluated(mod, source, {}) if any(r in u.reason for r in missing)]
+    loader.missing_files = []
     _report_unread(loader, result)
     stopped = loader.evaluator.analysis.stopped
     if stopped is not None and not stopped.cancelled:

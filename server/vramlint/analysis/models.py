@@ -35,7 +35,7 @@ from vramlint.engine.values import (
     Unknown,
 )
 from vramlint.engine.walk import iter_nodes
-from vramlint.frontends.registry import frontend_of, model_origin
+from vramlint.frontends.registry import frontend_of, held_model, model_origin
 from vramlint.frontends.torch.module import is_module, named_modules, state_of
 from vramlint.frontends.torch.stubs import torch_classes
 from vramlint.frontends.torch.tensors import TensorValue
@@ -100,6 +100,9 @@ def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: 
             for small in stmt.body:
                 for name in _assigned_names(small):
                     v = mod.ns.get(name)
+                    if not is_module(v):  # `pipe = pipeline(...)`: its model, unless a name has it already
+                        v = held_model(v)
+                        v = None if any(mod.ns.get(r.name) is v for r in results) else v
                     if is_module(v):
                         unknowns = [info(u) for u in stmt_problems.get(stmt, [])]
                         results.append(_result(name, "instance", SourceRef(source, small), v,
@@ -177,6 +180,7 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
 
     def add(name: str, value: Any, at: cst.CSTNode, how: str, problems: list[UnknownInfo],
             scope_vars: dict[str, Any] = ns) -> None:
+        value = value if is_module(value) else held_model(value)
         if is_module(value) and id(value) not in seen and name not in names and not _inside_model(value, scope_vars):
             names.add(name)
             seen.add(id(value))

@@ -67,6 +67,9 @@ class Loader:
         # that asked for them; analysis/api.py reports those of each analysis.
         self.unread: dict[str, str] = {}  # module -> why
         self.read_failures: list[Unknown] = []
+        # Files a frontend's rule looked for and did not find (a checkpoint's config.json): each
+        # unknown says what to provide; analysis/api.py reports those of each analysis.
+        self.missing_files: list[Unknown] = []
         # Frontends' rules for library decorators, by qualified name (module.qualname).
         self.decorator_rules: dict[str, Any] = {}
         # Frontends' replacements for library functions that must not run from source (they read

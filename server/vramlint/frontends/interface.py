@@ -26,6 +26,10 @@ def _never(value: Any) -> bool:
     return False
 
 
+def _none(value: Any) -> Any:
+    return None
+
+
 @dataclass(frozen=True)
 class Frontend:
     """One framework's hooks. Every field but `name` is optional."""
@@ -39,6 +43,9 @@ class Frontend:
     # the function as defined) gives what the definition binds (before its decorators apply).
     # For functions that read files or the network (transformers' `from_pretrained`).
     function_rules: Mapping[str, Callable[[Evaluator, Any], Any]] = field(default_factory=dict)
+    # The model an object of this framework holds (a transformers pipeline's `.model`), else None:
+    # a module-level variable holding one is a model of the file.
+    held_model: Callable[[Any], Any] = _none
     # Whether a built model is one of this frontend's (its own semantics below apply to it).
     owns_model: Callable[[Any], bool] = _never
     # Before counting: what the framework does lazily (Keras builds weights on first call). Gets

@@ -2,7 +2,7 @@
 
 `analysis/api.py` builds its loader from these; the analysis core asks `frontend_of(model)` for a
 model's own semantics and `training_setup_handlers()` for the training-setup scan. A new frontend
-(peft, Lightning...) is a package under `frontends/` with a `frontend.py`, added to FRONTENDS.
+(Lightning...) is a package under `frontends/` with a `frontend.py`, added to FRONTENDS.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from vramlint.frontends.bitsandbytes.frontend import FRONTEND as BITSANDBYTES
 from vramlint.frontends.diffusers.frontend import FRONTEND as DIFFUSERS
 from vramlint.frontends.interface import FixRequest, Frontend, ProposedFix
 from vramlint.frontends.keras.frontend import FRONTEND as KERAS
+from vramlint.frontends.peft.frontend import FRONTEND as PEFT
 from vramlint.frontends.torch.frontend import FRONTEND as TORCH
 from vramlint.frontends.transformers.frontend import FRONTEND as TRANSFORMERS
 
@@ -23,12 +24,17 @@ if TYPE_CHECKING:
 
 # Order matters only where two frontends' training-setup handlers map the same optimizer class
 # name (the first wins) and for the first frontend that owns a model.
-FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS, BITSANDBYTES)
+FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS, BITSANDBYTES, PEFT)
 
 
 def frontend_of(model: Any) -> Frontend | None:
     """The frontend whose own semantics apply to a built model (None: plain torch.nn)."""
     return next((f for f in FRONTENDS if f.owns_model(model)), None)
+
+
+def held_model(value: Any) -> Any:
+    """The model an object holds, as the frontends say (a transformers pipeline's), else None."""
+    return next((m for f in FRONTENDS if (m := f.held_model(value)) is not None), None)
 
 
 def native_modules() -> list[NativeModuleFactory]:

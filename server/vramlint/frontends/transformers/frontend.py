@@ -9,9 +9,13 @@ from __future__ import annotations
 from vramlint.frontends.interface import Frontend
 from vramlint.frontends.transformers.decorators import DECORATOR_RULES
 from vramlint.frontends.transformers.fixes import memory_fixes
+from vramlint.frontends.transformers.pipelines import FUNCTION_RULES as PIPELINE_RULES
+from vramlint.frontends.transformers.pipelines import held_model
 from vramlint.frontends.transformers.pretrained import FUNCTION_RULES, origin
 from vramlint.frontends.transformers.training_setup import HANDLER as TRAINING_SETUP
 
 # `from_pretrained` reads a checkpoint's files: its rules read only the config, offline.
-FRONTEND = Frontend(name="transformers", decorator_rules=DECORATOR_RULES, function_rules=FUNCTION_RULES,
+# `pipeline(...)` builds its model the same way, and holds it (`pipe.model`): pipelines.py.
+FRONTEND = Frontend(name="transformers", decorator_rules=DECORATOR_RULES,
+                    function_rules={**FUNCTION_RULES, **PIPELINE_RULES}, held_model=held_model,
                     training_setup=TRAINING_SETUP, origin=origin, memory_fixes=memory_fixes)

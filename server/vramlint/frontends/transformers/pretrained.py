@@ -120,7 +120,7 @@ def hub_cache(environment: Mapping[str, str], cache_dir: str | None = None) -> s
     return os.path.join(os.path.expanduser(home), "hub")
 
 
-def _cached_config(cache: str, repo_id: str, revision: str, subfolder: str) -> str | None:
+def _cached_config(cache: str, repo_id: str, revision: str, subfolder: str, filename: str = CONFIG_NAME) -> str | None:
     """`models--ORG--NAME/snapshots/<commit>/[subfolder/]config.json`, the commit being `revision`
     itself or what `refs/<revision>` holds."""
     repo = os.path.join(cache, "models--" + repo_id.replace("/", "--"))
@@ -132,44 +132,47 @@ def _cached_config(cache: str, repo_id: str, revision: str, subfolder: str) -> s
                 commit = f.read(200).strip()
         except OSError:
             return None
-    path = os.path.join(repo, "snapshots", commit, subfolder, CONFIG_NAME)
+    path = os.path.join(repo, "snapshots", commit, subfolder, filename)
     return path if os.path.isfile(path) else None
 
 
 def locate_config(name: str, environment: Mapping[str, str], model_tables: Mapping[str, Mapping[str, Any]],
                   revision: str | None = None, cache_dir: str | None = None,
-                  subfolder: str = "") -> ConfigFile | str:
+                  subfolder: str = "", filename: str = CONFIG_NAME, key: str = "config") -> ConfigFile | str:
     """Where the config of `name` is, in order: a local folder or JSON file, the Hugging Face cache,
-    the configuration's per-model table; else a sentence saying what to provide."""
+    the configuration's per-model table (its `key`); else a sentence saying what to provide.
+    `filename`/`key`: peft's adapter_config.json and `adapter_config` use the same lookup."""
     local = os.path.expanduser(name)
     if os.path.isdir(local):
-        path = os.path.join(local, subfolder, CONFIG_NAME)
+        path = os.path.join(local, subfolder, filename)
         if os.path.isfile(path):
             return ConfigFile(path, f"local folder {local}")
-        return f"the folder {local} has no {os.path.join(subfolder, CONFIG_NAME)}"
+        return f"the folder {local} has no {os.path.join(subfolder, filename)}"
     if os.path.isfile(local) and local.endswith(".json"):
         return ConfigFile(local, f"local file {local}")
     cache = hub_cache(environment, cache_dir)
     if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
-        found = _cached_config(cache, name, revision or "main", subfolder)
+        found = _cached_config(cache, name, revision or "main", subfolder, filename)
         if found is not None:
             return ConfigFile(found, f"Hugging Face cache {cache}")
     table = model_tables.get(name, {})
-    if isinstance(table.get("config"), str):
-        path = table["config"]
+    if isinstance(table.get(key), str):
+        path = table[key]
         if os.path.isfile(path):
             return ConfigFile(path, f'configuration [tool.vramlint.models."{name}"]')
-        return f'`config` of [tool.vramlint.models."{name}"]: no such file {path}'
+        return f'`{key}` of [tool.vramlint.models."{name}"]: no such file {path}'
     # The table holds each checkpoint's config at one commit, of its main branch, at its root.
-    entry = hub_table().get(name)
+    entry = hub_table().get(name) if filename == CONFIG_NAME else None
     if entry is not None and revision in (None, "main") and not subfolder:
         return ConfigFile(TABLE_NAME, table_source(entry), entry["config"])
-    return (f"the config of `{name}` is not available offline (vramlint never downloads, and its table of "
-            f"popular checkpoints does not have it{' at that revision or subfolder' if entry else ''}): "
+    what = "config" if filename == CONFIG_NAME else filename.removesuffix(".json").replace("_", " ")
+    lacks = (", and its table of popular checkpoints does not have it"
+             f"{' at that revision or subfolder' if entry else ''}") if filename == CONFIG_NAME else ""
+    return (f"the {what} of `{name}` is not available offline (vramlint never downloads{lacks}): "
             f"give a local folder "
-            f"holding its {CONFIG_NAME}, or have it in the Hugging Face cache ({cache}/models--"
-            f"{name.replace('/', '--')}/snapshots/..., e.g. `hf download {name} {CONFIG_NAME}`; HF_HOME and "
-            f"HF_HUB_CACHE are read from the `environment` table), or set `config = \"path/to/{CONFIG_NAME}\"` "
+            f"holding its {filename}, or have it in the Hugging Face cache ({cache}/models--"
+            f"{name.replace('/', '--')}/snapshots/..., e.g. `hf download {name} {filename}`; HF_HOME and "
+            f"HF_HUB_CACHE are read from the `environment` table), or set `{key} = \"path/to/{filename}\"` "
             f'in [tool.vramlint.models."{name}"]')
 
 
@@ -179,7 +182,7 @@ def read_config(found: ConfigFile) -> dict[str, Any] | str:
         return copy.deepcopy(dict(found.data))
     try:
         if os.path.getsize(found.path) > MAX_CONFIG_BYTES:
-            return f"{found.path} is larger than {MAX_CONFIG_BYTES} bytes: not a config.json"
+            return f"{found.path} is larger than {MAX_CONFIG_BYTES} bytes: not a {os.path.basename(found.path)}"
         with open(found.path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError, RecursionError) as err:  # RecursionError: JSON nested thousands deep
@@ -255,7 +258,9 @@ def _located_config(ev: Evaluator, name: Any, kwargs: Mapping[str, Any]) -> tupl
     # Located at the user's statement, not at the auto class's `super().from_pretrained(...)` inside
     # transformers (the only frame at hand when the call came through AutoModelForCausalLM).
     if isinstance(data, str):
-        return Unknown(data, _user_ref(ev))
+        missing = Unknown(data, _user_ref(ev))
+        ev.loader.missing_files.append(missing)  # reported even beside other models (analysis/api.py)
+        return missing
     assert not isinstance(found, str)
     return data, found
 

@@ -1,0 +1,1 @@
+"""peft: what reads an adapter's files (see pretrained.py)."""
