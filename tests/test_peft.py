@@ -205,3 +205,11 @@ def test_adapters_stay_float32_on_a_model_loaded_in_bf16(tmp_path: Path) -> None
     frozen = truth["params"] - truth["trainable"]
     assert model.memory.weights >= 2 * frozen + 4 * truth["trainable"]
     assert model.memory.weights < 4 * frozen
+    # No precision given: most parameters are bf16, the rest float32: the precision is the
+    # parameters' own, and the estimate the same.
+    unsaid = vramlint.Settings(extra_paths=_library_paths(), inputs=(vramlint.InputSpec((16,), "int64"),),
+                               batch_size=2, optimizer="adamw", memory=True)
+    same = _model(vramlint.analyze_source(str(tmp_path / "lora_bf16_unsaid.py"), src, unsaid))
+    assert same.setup is not None and same.memory is not None
+    assert (same.setup["precision"], same.setup.source("precision")) == ("bf16", "the model's parameters")
+    assert same.memory.train_peak == model.memory.train_peak

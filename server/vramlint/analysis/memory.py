@@ -276,16 +276,21 @@ def _as_traced(setup: Setup, batch: int, args: tuple[Any, ...], kwargs: dict[str
 
 
 def _weights_precision(setup: Setup, model: Instance) -> Setup:
-    """No precision given anywhere, and every floating parameter of the model is bf16 (or fp16):
-    the model was built or loaded in that dtype (transformers 5 loads a checkpoint in its config's
-    dtype by default), so its precision is that, from the parameters, not fp32."""
+    """No precision given anywhere, and the model's floating parameters are bf16 (or fp16), all of
+    them or most (by elements) with the rest float32: the model was built or loaded in that dtype
+    (transformers 5 loads a checkpoint in its config's dtype by default; peft's adapters over it
+    are float32), so its precision is that, from the parameters, not fp32. Parameters already in
+    it are not cast again, nor the float32 ones (estimate_model)."""
     if setup.source("precision") != "default":
         return setup
-    dtypes = {t.dtype for _, t in named_tensors(model, "params") if isinstance(t, TensorValue) and t.dtype in FLOAT_DTYPES}
-    low = next(iter(dtypes)) if len(dtypes) == 1 else None
-    if low not in LOW_NAMES:
+    elements: dict[str, int] = {}
+    for _, t in named_tensors(model, "params"):
+        if isinstance(t, TensorValue) and t.dtype in FLOAT_DTYPES and isinstance(t.numel(), int):
+            elements[t.dtype] = elements.get(t.dtype, 0) + t.numel()
+    low = [d for d in elements if d in LOW_NAMES]
+    if len(low) != 1 or set(elements) - {low[0], "float32"} or 2 * elements[low[0]] <= sum(elements.values()):
         return setup
-    return Setup({**setup.values, "precision": Sourced(LOW_NAMES[low], "the model's parameters")})
+    return Setup({**setup.values, "precision": Sourced(LOW_NAMES[low[0]], "the model's parameters")})
 
 
 def _directive_for(loc: Any, trace: Trace) -> dict[str, Sourced] | None:
