@@ -10,6 +10,12 @@ from typing import Any
 import libcst as cst
 
 from vramlint.analysis.call_sites import call_sites
+from vramlint.analysis.generation import (
+    attach_generation,
+    find_generation,
+    generation_setup,
+    prefill_inputs,
+)
 from vramlint.analysis.inputs import forward_arity_problem
 from vramlint.analysis.models import Trace
 from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, UnknownInfo
@@ -188,7 +194,8 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     assert settings is not None
     result = ModelResult(name, kind, loc, counts, None, how, unknowns, None)
     path = trace.source.path if trace.source is not None else ""
-    code = _code_setup(loader, trace, name)
+    plan = find_generation(loader, trace, name, value) if kind == "instance" else None
+    code = {**generation_setup(plan), **_code_setup(loader, trace, name)}
     setup = resolve_setup(settings, name, path, _directive_for(loc, trace), code)
     setup = _batch_from_call(setup, loader, name, kind, trace)
     result.setup = setup
@@ -198,6 +205,8 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
         result.memory_unknowns = [UnknownInfo(f"no estimate: {stopped.message}", stopped.ref)]
         return result
     call = _inputs(loader, name, kind, value, trace, setup)
+    if isinstance(call, str) and plan is not None:  # the forward over the prompt that generate runs first
+        call = prefill_inputs(plan, setup)
     if isinstance(call, str):
         result.tree = build_tree(value)
         result.memory_unknowns = [UnknownInfo(f"no inputs to estimate memory: {call}", None)]
@@ -221,6 +230,8 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
             est.max_batch = max_batch(batch, est.train_peak, 2 * batch, doubled.train_peak,
                                       device.memory - device.context)
     result.memory = est
+    if est is not None and plan is not None:
+        attach_generation(est, plan, setup)
     scan = scan_training_setup(trace.source, training_setup_handlers()) if trace.source is not None else None
     if est is not None and scan is not None and scan.distributed is not None:
         est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): the estimate is for one GPU "

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.loader import NativeModuleFactory
+    from vramlint.engine.source import SourceModule
     from vramlint.engine.values import Instance
     from vramlint.frontends.training_setup import TrainingSetupHandler
+    from vramlint.memory.generation import GenerationPlan
     from vramlint.settings import InputSpec
 
 def _never(value: Any) -> bool:
@@ -59,3 +61,9 @@ class Frontend:
     # What its training code states (optimizer, precision, batch...), for the training-setup scan
     # (frontends/training_setup.py).
     training_setup: TrainingSetupHandler | None = None
+    # What a generation call of the file asks of a model (transformers' `model.generate(...)`): the
+    # prompts, tokens, beams and the model's cache layout (memory/generation.py), None when the file
+    # has none. Gets the evaluator, the model, its name, the file, and a function giving an
+    # expression's value at the file's module level (an Unknown when it cannot).
+    generation: Callable[[Evaluator, Instance, str, SourceModule, Callable[[Any], Any]],
+                         GenerationPlan | None] | None = None

@@ -1,0 +1,192 @@
+"""`model.generate(...)` in the analysed file: what the call asks (prompts, tokens, beams, which
+cache) and the layout of the cache transformers 5.17 builds for the model (memory/generation.py
+does the arithmetic).
+
+The layout is read from the model as built, with transformers' own code where it decides:
+`get_layer_types_and_kwargs(config.get_text_config(decoder=True))` (cache_utils.py), which
+`DynamicCache(config=...)` and `StaticCache` call, gives each layer's kind ("full_attention",
+"sliding_attention"...) and the window. Per token, a layer caches its keys and values of
+`num_key_value_heads` heads of `head_dim` (GQA/MQA: fewer key/value heads than query heads), in the
+dtype the key/value projections produce (the model's). DeepSeek-V2/V3's multi-latent attention
+caches the compressed latents instead (modeling_deepseek_v3.py, `DeepseekV3Attention.forward`:
+`past_key_values.update(kv_nope, k_rot, ...)` before `expand_kv`): `kv_lora_rank` + `qk_rope_head_dim`
+elements per token, one "head".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import libcst as cst
+
+from vramlint.engine.values import (
+    MISSING,
+    FunctionValue,
+    Instance,
+    NativeFunction,
+    SourceRef,
+    Unknown,
+)
+from vramlint.engine.walk import iter_nodes
+from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.memory.generation import CacheLayer, GenerationPlan
+
+if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
+    from vramlint.engine.source import SourceModule
+
+# generation/configuration_utils.py: the cache implementations allocated up front
+# (ALL_STATIC_CACHE_IMPLEMENTATIONS); "dynamic" and None grow by concatenation.
+# generation/utils.py, `_prepare_generated_length`: "by default let's always generate 20 new tokens".
+DEFAULT_NEW_TOKENS = 20
+STATIC_CACHES = frozenset(("static", "offloaded_static", "sliding_window", "hybrid", "mamba", "hybrid_chunked"))
+ATTENTION_LAYERS = {"full_attention": False, "sliding_attention": True, "chunked_attention": True}
+_ABSENT = object()
+
+
+def generation_plan(ev: Evaluator, model: Instance, name: str, source: SourceModule,
+                    evaluate: Callable[[cst.BaseExpression], Any]) -> GenerationPlan | None:
+    """The file's first `<name>.generate(...)` (None: the file does not generate with this model).
+    `evaluate` gives an argument's value at module level (an Unknown when it cannot)."""
+    call = _generate_call(source, name.rpartition(".")[2])
+    if call is None:
+        return None
+    pos = [a.value for a in call.args if a.keyword is None and not a.star]
+    kw = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+    inputs = kw.get("input_ids", kw.get("inputs", pos[0] if pos else None))
+    batch = prompt = None
+    notes: list[str] = []
+    if inputs is not None:
+        t = evaluate(inputs)
+        if isinstance(t, TensorValue) and isinstance(t.shape, tuple) and len(t.shape) == 2:
+            batch, prompt = (d if isinstance(d, int) else None for d in t.shape)
+    elif any(a.star == "**" for a in call.args):
+        notes.append("the prompt comes from `**` arguments (a tokenizer's output): its length is the `context` "
+                     "setting less the new tokens")
+
+    def number(key: str, default: Any) -> Any:
+        if key not in kw:
+            return default
+        v = evaluate(kw[key])
+        return v if isinstance(v, (int, str)) and not isinstance(v, Unknown) else None
+
+    beams, returned = number("num_beams", 1), number("num_return_sequences", 1)
+    expand = max(b for b in (beams, returned) if isinstance(b, int) and not isinstance(b, bool)) \
+        if any(isinstance(b, int) for b in (beams, returned)) else 1
+    implementation = number("cache_implementation", None)
+    use_cache = number("use_cache", True)
+    cache = "none" if use_cache is False else "static" if implementation in STATIC_CACHES else "dynamic"
+    layers, vocab, layout_notes = cache_layout(ev, model)
+    line = SourceRef(source, call).statement_location.line
+    new_tokens, max_length = number("max_new_tokens", None), number("max_length", None)
+    if "max_new_tokens" not in kw and "max_length" not in kw and not any(a.star == "**" for a in call.args):
+        new_tokens = DEFAULT_NEW_TOKENS
+        notes.append(f"no max_new_tokens nor max_length: transformers' default, {DEFAULT_NEW_TOKENS} new tokens")
+    return GenerationPlan(
+        where=f"code: {name.rpartition('.')[2]}.generate(...) at line {line}", line=line, batch=batch, prompt=prompt,
+        new_tokens=new_tokens if isinstance(new_tokens, int) else None,
+        max_length=max_length if isinstance(max_length, int) else None, expand=expand, cache=cache,
+        layers=layers, vocab=vocab, notes=(*notes, *layout_notes), prefill_kwargs=_prefill_kwargs(model))
+
+
+def _prefill_kwargs(model: Instance) -> tuple[tuple[str, Any], ...]:
+    """What generate passes the forward over the prompt that changes its memory: `logits_to_keep=1`
+    when the forward takes it (generation/utils.py: "set it to 1 to avoid computing the whole logit
+    matrix"). `use_cache=False` keeps the traced forward from building a cache of its own: the
+    cache is counted by the plan."""
+    fn, _ = model.cls.lookup("forward")
+    if not isinstance(fn, FunctionValue) or isinstance(fn.node, cst.Lambda):
+        return ()
+    p = fn.node.params
+    takes = {x.name.value for x in (*p.params, *p.kwonly_params)}
+    return tuple((k, v) for k, v in (("use_cache", False), ("logits_to_keep", 1)) if k in takes)
+
+
+def _generate_call(source: SourceModule, name: str) -> cst.Call | None:
+    if source.tree is None or ".generate" not in source.text:
+        return None
+    for node in iter_nodes(source.tree):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "generate" \
+                and isinstance(node.func.value, cst.Name) and node.func.value.value == name:
+            return node
+    return None
+
+
+def cache_layout(ev: Evaluator, model: Instance) -> tuple[tuple[CacheLayer, ...], int | None, tuple[str, ...]]:
+    """Each layer's cached elements per token, the vocabulary, and what is left out."""
+    config = _get(ev, model, "config")
+    text = _get(ev, config, "get_text_config")
+    if text is not None:
+        config = ev.call(text, (), {"decoder": True})
+    vocab = _int(_get(ev, config, "vocab_size"))
+    per_token = _per_token(ev, config)
+    if per_token is None:
+        return (), vocab, ("the key/value heads and head size are not in the model's config: no KV cache counted",)
+    kinds, window = _layer_types(ev, config)
+    if kinds is None:
+        return (), vocab, ("the cache's layer types could not be read: no KV cache counted",)
+    layers, skipped = [], []
+    for kind in kinds:
+        if kind in ATTENTION_LAYERS:
+            layers.append(CacheLayer(*per_token, window if ATTENTION_LAYERS[kind] else None))
+        else:
+            skipped.append(kind)
+    notes = (f"cache layers of kinds {', '.join(sorted(set(skipped)))} are not counted",) if skipped else ()
+    if _int(_get(ev, config, "kv_lora_rank")) is not None:
+        notes = (*notes, "multi-latent attention: the cache holds the compressed latents (kv_lora_rank + "
+                         "qk_rope_head_dim per token), expanded to every head's keys and values at each step")
+    return tuple(layers), vocab, notes
+
+
+def _per_token(ev: Evaluator, config: Any) -> tuple[int, int] | None:
+    """(key elements, value elements) one layer caches per token and sequence."""
+    latent = _int(_get(ev, config, "kv_lora_rank"))
+    if latent is not None:  # multi-latent attention: the latents, one head
+        rope = _int(_get(ev, config, "qk_rope_head_dim"))
+        return (latent, rope) if rope is not None else None
+    heads = _int(_get(ev, config, "num_attention_heads"))
+    kv_heads = _int(_get(ev, config, "num_key_value_heads")) or heads
+    head_dim = _int(_get(ev, config, "head_dim"))
+    hidden = _int(_get(ev, config, "hidden_size"))
+    if head_dim is None and hidden is not None and heads:
+        head_dim = hidden // heads
+    if kv_heads is None or head_dim is None:
+        return None
+    return kv_heads * head_dim, kv_heads * head_dim
+
+
+def _layer_types(ev: Evaluator, config: Any) -> tuple[list[str] | None, int | None]:
+    """transformers' own `get_layer_types_and_kwargs(config)`: the layer kinds and the window."""
+    module = ev.loader.import_module("transformers.cache_utils", ev.current_ref)
+    fn = _get(ev, module, "get_layer_types_and_kwargs")
+    found = ev.call(fn, (config,), {}) if fn is not None else None
+    if not isinstance(found, tuple) or len(found) != 2 or not isinstance(found[0], list) \
+            or not all(isinstance(k, str) for k in found[0]):
+        return None, None
+    window = found[1].get("sliding_window") if isinstance(found[1], dict) else None
+    return found[0], _int(window)
+
+
+def _get(ev: Evaluator, obj: Any, name: str) -> Any:
+    if obj is None or isinstance(obj, Unknown):
+        return None
+    v = ev.protocol.getattr(obj, name, _ABSENT)
+    return None if v is _ABSENT or v is MISSING or isinstance(v, Unknown) else v
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
+def generate_rule(ev: Evaluator, func: Any) -> NativeFunction:
+    """`GenerationMixin.generate` is not run: it would decode token by token in the evaluator
+    (and on a file's module level, stop on what it cannot model); its memory is the plan above."""
+
+    def impl(ev2: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        return Unknown("generate() is not evaluated: its memory is the KV cache estimate", ev2.current_ref)
+
+    return NativeFunction("GenerationMixin.generate", impl)
+
+
+FUNCTION_RULES = {"transformers.generation.utils.GenerationMixin.generate": generate_rule}

@@ -1,0 +1,150 @@
+"""Generation's KV cache: `model.generate(...)` in the analysed file gives the cache transformers
+5.17.0 leaves after the last step, equal to the real run's.
+
+The truth (tests/fixtures/truth/generation-5.17.0.json, made by make_generation_truth.py with real
+transformers on the CPU: random weights, 2-layer configs of tests/fixtures/hub/) stores each case's
+script and the bytes its `out.past_key_values` held: Llama (GQA, bf16 and fp32, beams, sampled
+sequences, static cache), Qwen2, Mistral (every layer sliding), Gemma 2 (a sliding and a full
+layer, dynamic and static), GPT-2 (MHA). The same text is analysed here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import vramlint
+from tests.support.libsources import TRANSFORMERS_VERSION, library_source
+from vramlint.memory.generation import CacheLayer, GenerationPlan, generation_memory
+
+REPO = Path(__file__).resolve().parents[1]
+TRUTH = json.loads((REPO / f"tests/fixtures/truth/generation-{TRANSFORMERS_VERSION}.json").read_text())
+CASES = TRUTH["cases"]
+
+Analyse = Callable[..., vramlint.ModelResult]
+
+
+@pytest.fixture(scope="module")
+def analyse(tmp_path_factory: pytest.TempPathFactory) -> Analyse:
+    """Analyse a script with transformers on the search path, from the repository root (the
+    scripts name the hub fixtures by relative path, as the truth's run did)."""
+    root = library_source("transformers", TRANSFORMERS_VERSION)
+    folder = tmp_path_factory.mktemp("generation")
+
+    def run(stem: str, src: str, **flags: object) -> vramlint.ModelResult:
+        settings = vramlint.Settings(extra_paths=(str(root),), memory=True, **flags)  # type: ignore[arg-type]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(REPO)
+            result = vramlint.analyze_source(str(folder / f"{stem}.py"), src, settings)
+        assert not result.errors and not result.warnings, (result.errors, result.warnings)
+        (model,) = [m for m in result.models if m.name == "model"]
+        return model
+
+    return run
+
+
+def test_truth_records_its_versions() -> None:
+    assert TRUTH["versions"]["transformers"] == TRANSFORMERS_VERSION
+    assert TRUTH["versions"]["torch"].split("+")[0] == "2.13.0"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_kv_cache_equals_transformers(case: str, analyse: Analyse) -> None:
+    """The bytes the real cache's storages held after generate (a sliding layer's keys are a view
+    of its last concatenation: the storage is what the allocator holds)."""
+    truth = CASES[case]
+    m = analyse(case.replace("-", "_"), truth["source"])
+    assert m.memory is not None and m.memory.generation is not None, m.memory_unknowns
+    g = m.memory.generation
+    assert m.memory.kv_cache == truth["storage_bytes"]
+    assert g.sequences == truth["layers"][0]["shape"][0]  # prompts x max(num_beams, num_return_sequences)
+    full = [layer["tokens"] for layer in truth["layers"] if "Sliding" not in layer["type"]]
+    assert all(g.cached_tokens == tokens for tokens in full)  # context - 1: the last token is never fed back
+    assert g.cache == ("static" if "static" in case else "dynamic")
+    assert m.setup is not None and (m.setup["mode"], m.setup["context"]) == ("infer", TRUTH["run"]["prompt"] + TRUTH["run"]["new_tokens"])
+
+
+def test_beams_multiply_the_cache_and_the_prefill(analyse: Analyse) -> None:
+    """num_beams=3: the prompt runs as 3 sequences each (generate expands the input ids before the
+    first forward), so the traced forward over the prompt has batch 6."""
+    m = analyse("beams", CASES["llama-beams"]["source"])
+    assert m.memory is not None and m.memory.batch_size == 2 * 3
+    assert m.inputs_from == "code: model.generate(...) at line 6"
+    # generate asks the forward for the last token's logits only (logits_to_keep=1)
+    assert m.output_shape == (6, 1, 1000)
+
+
+def test_unknown_prompt_takes_the_context_setting(analyse: Analyse) -> None:
+    """`**inputs` from a tokenizer: the prompt's length is not in the code; the `context` setting
+    (prompt + generated tokens) gives it, less max_new_tokens."""
+    src = ("import torch\nfrom transformers import AutoModelForCausalLM\n\n"
+           'model = AutoModelForCausalLM.from_pretrained("tests/fixtures/hub/llama")\n'
+           "def main(tokenizer):\n"
+           '    inputs = tokenizer(["a prompt"], return_tensors="pt")\n'
+           "    return model.generate(**inputs, max_new_tokens=12)\n")
+    m = analyse("no_context", src)
+    assert m.memory is None
+    assert any("--context" in u.reason for u in m.memory_unknowns)
+    m = analyse("context", src, context=17)
+    assert m.memory is not None and m.memory.generation is not None
+    assert m.memory.kv_cache == CASES["llama"]["storage_bytes"] // 2  # one prompt instead of two
+    assert m.output_shape == (1, 1, 1000)  # the prefill of 17 - 12 = 5 tokens, last logits only
+    assert m.setup is not None and m.setup.source("context") == "flag"
+
+
+def test_a_flag_context_wins_over_the_code(analyse: Analyse) -> None:
+    m = analyse("longer", CASES["llama"]["source"], context=33)
+    assert m.memory is not None and m.memory.generation is not None
+    assert m.memory.generation.cached_tokens == 32
+    assert m.memory.kv_cache == 2 * CASES["llama"]["storage_bytes"]
+
+
+def test_generation_peak_adds_cache_transient_and_logits(analyse: Analyse) -> None:
+    m = analyse("llama", CASES["llama"]["source"])
+    e = m.memory
+    assert e is not None and e.generation is not None
+    g = e.generation
+    # the last step's logits: [2, 1, 1000] in bf16 (4,000 bytes), then generate's float32 copy
+    # (8,000; generation/utils.py), each in the allocator's 512-byte blocks
+    assert g.logits == 4096 + 8192
+    # one layer's keys before the last torch.cat: 2 sequences x 2 heads x 15 tokens x 16 x bf16, in 512-byte blocks
+    assert g.concat_transient == 2048
+    assert e.generation_peak == e.inference_peak + g.kv_cache + g.concat_transient + g.logits
+
+
+def test_sliding_window_formula() -> None:
+    """The arithmetic alone: a window of 8 holds the storage of its last concatenation (8 tokens);
+    a static sliding layer is allocated min(window, context - 1) tokens; use_cache=False: none."""
+    layers = (CacheLayer(128, 128, 8), CacheLayer(128, 128, None))  # 512 bytes a token: no rounding to blocks
+    plan = GenerationPlan("code", 1, 1, 5, 12, None, 1, "dynamic", layers, 1000)
+    g = generation_memory(plan, 1, 17, 4, 0)
+    assert g.kv_cache == 2 * 512 * 8 + 2 * 512 * 16
+    short = generation_memory(plan, 1, 6, 4, 0)  # 5 cached tokens, under the window
+    assert short.kv_cache == 2 * 2 * 512 * 5
+    from dataclasses import replace
+
+    assert generation_memory(replace(plan, cache="none"), 1, 17, 4, 0).kv_cache == 0
+    assert generation_memory(replace(plan, cache="static"), 1, 17, 4, 0).concat_transient == 0
+
+
+def test_cli_batched_generation_script(tmp_path: Path) -> None:
+    """End to end: `vramlint check` on a batched generation script prints the generation line and
+    gives `kv_cache` in the JSON."""
+    script = tmp_path / "generate.py"
+    script.write_text(CASES["llama-beams"]["source"].replace("tests/fixtures/hub/llama", str(REPO / "tests/fixtures/hub/llama")))
+    root = library_source("transformers", TRANSFORMERS_VERSION)
+    cmd = [sys.executable, "-m", "vramlint", "check", str(script), "--extra-path", str(root)]
+    text = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert "generation fits in the H100-80GB" in text.stdout
+    assert "KV cache 24.0 KiB (dynamic, 6 sequences x 16 tokens)" in text.stdout
+    assert "warning" not in text.stdout  # generate() itself is not run
+    out = subprocess.run([*cmd, "--format", "json"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    memory = json.loads(out.stdout)["files"][0]["models"][0]["memory"]
+    assert memory["bytes"]["kv_cache"] == CASES["llama-beams"]["storage_bytes"]
+    assert memory["generation"]["sequences"] == 6 and memory["generation"]["context"] == 17
