@@ -697,7 +697,7 @@ CONFIG_ERRORS = [
     ("pyproject.toml", '[tool.vramlint]\ninputs = [{ shape = [3], dtype = "f" }]\n', "`dtype` must be one of"),
     ("pyproject.toml", "[tool.vramlint]\nmodels = 3\n", "[tool.vramlint.models] must be a table of tables"),
     ("pyproject.toml", "[tool.vramlint.models.MLP]\nbatch-sise = 3\n",
-     "unknown key `batch-sise` in [tool.vramlint.models.MLP] (known: batch-size, checkpointing, gpu"),
+     "unknown key `batch-sise` in [tool.vramlint.models.MLP] (known: batch-size, checkpointing, context, gpu"),
     ("pyproject.toml", '[tool.vramlint.models."mlp.py::MLP"]\nfail-on = "info"\n',
      'unknown key `fail-on` in [tool.vramlint.models."mlp.py::MLP"]'),
     ("pyproject.toml", '[tool.vramlint.models.MLP]\ngpu = "nope"\n',

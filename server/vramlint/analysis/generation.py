@@ -4,6 +4,7 @@ prompt (the trace), and the KV cache and generation peak of the estimate (memory
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import libcst as cst
@@ -84,6 +85,11 @@ def attach_generation(est: MemoryEstimate, plan: GenerationPlan, setup: Setup) -
     if context is None:
         est.notes.append(f"{plan.where}: no KV cache counted: give the context (--context N)")
         return
-    gen: GenerationMemory = generation_memory(plan, est.batch_size, context, ELEMENT_BYTES.get(est.precision, 4),
-                                              est.inference_peak)
+    element = ELEMENT_BYTES.get(est.precision, 4)
+    # The traced prefill kept the prompt's own dynamic cache in its output: counted once, at full length.
+    prompt = _prompt(plan, setup)
+    prompt_cache = generation_memory(replace(plan, cache="dynamic"), est.batch_size, prompt + 1, element, 0).kv_cache \
+        if prompt is not None and plan.cache != "none" else 0
+    gen: GenerationMemory = generation_memory(plan, est.batch_size, context, element,
+                                              max(est.inference_peak - prompt_cache, 0))
     est.generation = gen

@@ -61,9 +61,9 @@ class GenerationMemory:
     kv_cache: int
     concat_transient: int  # the largest layer's old keys (or values), alive while torch.cat copies them
     logits: int  # the last step's logits: the model's dtype, and generate's float32 copy
-    # The forward over the prompt (its inference peak, weights included) plus the cache at the last
-    # step, the concatenation's transient and the last logits: an upper bound, as if the prefill's
-    # activations were still alive at the last step.
+    # The forward over the prompt (its inference peak, weights included, less the prompt's cache) plus
+    # the cache at the last step, the concatenation's transient and the last logits: an upper bound,
+    # as if the prefill's activations were still alive at the last step.
     peak: int
     notes: tuple[str, ...] = ()
 

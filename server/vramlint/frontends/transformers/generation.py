@@ -93,14 +93,14 @@ def generation_plan(ev: Evaluator, model: Instance, name: str, source: SourceMod
 def _prefill_kwargs(model: Instance) -> tuple[tuple[str, Any], ...]:
     """What generate passes the forward over the prompt that changes its memory: `logits_to_keep=1`
     when the forward takes it (generation/utils.py: "set it to 1 to avoid computing the whole logit
-    matrix"). `use_cache=False` keeps the traced forward from building a cache of its own: the
-    cache is counted by the plan."""
+    matrix"). The traced forward builds its own dynamic cache of the prompt, as generate's first
+    forward fills one (without a cache, transformers' mask code would look for packed sequences)."""
     fn, _ = model.cls.lookup("forward")
     if not isinstance(fn, FunctionValue) or isinstance(fn.node, cst.Lambda):
         return ()
     p = fn.node.params
     takes = {x.name.value for x in (*p.params, *p.kwonly_params)}
-    return tuple((k, v) for k, v in (("use_cache", False), ("logits_to_keep", 1)) if k in takes)
+    return (("logits_to_keep", 1),) if "logits_to_keep" in takes else ()
 
 
 def _generate_call(source: SourceModule, name: str) -> cst.Call | None:
