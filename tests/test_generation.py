@@ -4,7 +4,7 @@
 The truth (tests/fixtures/truth/generation-5.17.0.json, made by make_generation_truth.py with real
 transformers on the CPU: random weights, 2-layer configs of tests/fixtures/hub/) stores each case's
 script and the bytes its `out.past_key_values` held: Llama (GQA, bf16 and fp32, beams, sampled
-sequences, static cache), Qwen2, Mistral (every layer sliding), Gemma 2 (a sliding and a full
+sequences, static cache), Qwen2 (with and without a cache), Phi-3, Mistral (every layer sliding), Gemma 2 (a sliding and a full
 layer, dynamic and static), GPT-2 (MHA), DeepSeek-V3 (multi-latent attention: the cache holds the
 compressed latents). The same text is analysed here.
 """
@@ -63,10 +63,10 @@ def test_kv_cache_equals_transformers(case: str, analyse: Analyse) -> None:
     assert m.memory is not None and m.memory.generation is not None, m.memory_unknowns
     g = m.memory.generation
     assert m.memory.kv_cache == truth["storage_bytes"]
-    assert g.sequences == truth["layers"][0]["shape"][0]  # prompts x max(num_beams, num_return_sequences)
+    assert all(g.sequences == layer["shape"][0] for layer in truth["layers"])  # prompts x max(beams, returned)
     full = [layer["tokens"] for layer in truth["layers"] if "Sliding" not in layer["type"]]
     assert all(g.cached_tokens == tokens for tokens in full)  # context - 1: the last token is never fed back
-    assert g.cache == ("static" if "static" in case else "dynamic")
+    assert g.cache == ("static" if "static" in case else "none" if "no-cache" in case else "dynamic")
     assert m.setup is not None and (m.setup["mode"], m.setup["context"]) == ("infer", TRUTH["run"]["prompt"] + TRUTH["run"]["new_tokens"])
 
 
@@ -78,6 +78,14 @@ def test_beams_multiply_the_cache_and_the_prefill(analyse: Analyse) -> None:
     assert m.inputs_from == "code: model.generate(...) at line 6"
     # generate asks the forward for the last token's logits only (logits_to_keep=1)
     assert m.output_shape == (6, 1, 1000)
+
+
+def test_without_a_cache_the_last_step_runs_over_every_token(analyse: Analyse) -> None:
+    """use_cache=False: no cache, and each step's forward runs over the whole sequence so far: the
+    traced forward is the last one, over context - 1 = 16 tokens."""
+    m = analyse("no_cache", CASES["qwen2-no-cache"]["source"])
+    assert m.memory is not None and m.memory.kv_cache == 0
+    assert m.setup is not None and m.setup["inputs"][0].shape == (16,)
 
 
 def test_unknown_prompt_takes_the_context_setting(analyse: Analyse) -> None:
@@ -152,3 +160,26 @@ def test_cli_batched_generation_script(tmp_path: Path) -> None:
     memory = json.loads(out.stdout)["files"][0]["models"][0]["memory"]
     assert memory["bytes"]["kv_cache"] == CASES["llama-beams"]["storage_bytes"]
     assert memory["generation"]["sequences"] == 6 and memory["generation"]["context"] == 17
+
+
+def test_text_generation_pipeline(analyse: Analyse) -> None:
+    """`pipeline("text-generation", model=model)` then `generator(prompts, max_new_tokens=...,
+    batch_size=2)`: text prompts, so the context gives the prompt; the pipeline's batch_size is the batch."""
+    src = ("from transformers import AutoModelForCausalLM, pipeline\n\n"
+           'model = AutoModelForCausalLM.from_pretrained("tests/fixtures/hub/llama")\n'
+           "def main() -> None:\n"
+           '    generator = pipeline("text-generation", model=model)\n'
+           '    generator(["Hello", "World"], max_new_tokens=12, batch_size=2)\n')
+    m = analyse("pipeline", src, context=17)
+    assert m.memory is not None and m.memory.generation is not None
+    assert m.memory.kv_cache == CASES["llama"]["storage_bytes"]  # 2 prompts, 17 tokens: the generate case's cache
+    assert m.memory.generation.where == "code: generator(...) (a text-generation pipeline of `model`) at line 6"
+
+
+def test_a_model_that_does_not_generate_has_no_generation(analyse: Analyse) -> None:
+    src = ('from transformers import AutoModelForCausalLM\n\nmodel = AutoModelForCausalLM.from_pretrained("tests/fixtures/hub/llama")\n'
+           "# vramlint: input-shape=8 input-dtype=int64\nother = AutoModelForCausalLM.from_pretrained(\"tests/fixtures/hub/llama\")\n"
+           "other.generate(max_new_tokens=4)\n")
+    m = analyse("other", src, inputs=(vramlint.InputSpec((8,), "int64"),))
+    assert m.memory is not None and m.memory.generation is None and m.memory.kv_cache is None
+    assert m.setup is not None and (m.setup["mode"], m.setup["context"]) == ("train", None)

@@ -39,7 +39,10 @@ def find_generation(loader: Loader, trace: Trace, name: str, model: Instance) ->
         except (RaiseSignal, BudgetExceeded, Undecided, RecursionError):
             return Unknown("not evaluated at module level", None)
 
-    plan, _, _ = run_budgeted(loader, lambda: generation_plan(ev, model, name, source, evaluate))
+    try:
+        plan, _, _ = run_budgeted(loader, lambda: generation_plan(ev, model, name, source, evaluate))
+    except Exception:  # noqa: BLE001 - a bug reading the call costs the generation estimate, not the file's analysis
+        return None
     return plan if isinstance(plan, GenerationPlan) else None
 
 
@@ -56,8 +59,11 @@ def generation_setup(plan: GenerationPlan | None) -> dict[str, Sourced]:
 
 def prefill_inputs(plan: GenerationPlan, setup: Setup) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
     """The forward over the prompt that generate runs first: input ids of (prompts x beams, prompt
-    tokens), with generate's own keywords; a sentence when the prompt length is not known."""
+    tokens), with generate's own keywords; a sentence when the prompt length is not known. Without
+    a cache (`use_cache=False`) each step runs over every token so far: the last, over context - 1."""
     prompt = _prompt(plan, setup)
+    if plan.cache == "none" and prompt is not None:
+        prompt = max((setup["context"] or prompt + (plan.new_tokens or 0)) - 1, prompt)
     if prompt is None:
         return ("the prompt's length is not shown by the code: give the context (prompt + generated tokens) "
                 "with --context N or `context` in the configuration")

@@ -47,47 +47,96 @@ _ABSENT = object()
 
 def generation_plan(ev: Evaluator, model: Instance, name: str, source: SourceModule,
                     evaluate: Callable[[cst.BaseExpression], Any]) -> GenerationPlan | None:
-    """The file's first `<name>.generate(...)` (None: the file does not generate with this model).
-    `evaluate` gives an argument's value at module level (an Unknown when it cannot)."""
-    call = _generate_call(source, name.rpartition(".")[2])
-    if call is None:
+    """The file's first `<name>.generate(...)`, else the first call of a text-generation
+    `pipeline(..., model=<name>)` (None: the file does not generate with this model). `evaluate`
+    gives an argument's value at module level (an Unknown when it cannot)."""
+    short = name.rpartition(".")[2]
+    call = _generate_call(source, short)
+    pipe = None if call is not None else _pipeline_call(source, short)
+    if call is None and pipe is None:
         return None
-    pos = [a.value for a in call.args if a.keyword is None and not a.star]
+    if pipe is not None:
+        call, what = pipe
+    else:
+        assert call is not None
+        what = f"{short}.generate(...)"
     kw = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
-    inputs = kw.get("input_ids", kw.get("inputs", pos[0] if pos else None))
-    batch = prompt = None
-    notes: list[str] = []
-    if inputs is not None:
-        t = evaluate(inputs)
-        if isinstance(t, TensorValue) and isinstance(t.shape, tuple) and len(t.shape) == 2:
-            batch, prompt = (d if isinstance(d, int) else None for d in t.shape)
-    elif any(a.star == "**" for a in call.args):
-        notes.append("the prompt comes from `**` arguments (a tokenizer's output): its length is the `context` "
-                     "setting less the new tokens")
 
-    def number(key: str, default: Any) -> Any:
+    def value(key: str, default: Any) -> Any:
         if key not in kw:
             return default
         v = evaluate(kw[key])
         return v if isinstance(v, (int, str)) and not isinstance(v, Unknown) else None
 
-    beams, returned = number("num_beams", 1), number("num_return_sequences", 1)
-    expand = max(b for b in (beams, returned) if isinstance(b, int) and not isinstance(b, bool)) \
-        if any(isinstance(b, int) for b in (beams, returned)) else 1
-    implementation = number("cache_implementation", None)
-    use_cache = number("use_cache", True)
+    batch, prompt, notes = _prompt_of(call, kw, evaluate) if pipe is None else _pipeline_prompts(value)
+    expand = max((v for v in (value("num_beams", 1), value("num_return_sequences", 1))
+                  if isinstance(v, int) and not isinstance(v, bool)), default=1)
+    use_cache, implementation = value("use_cache", True), value("cache_implementation", None)
     cache = "none" if use_cache is False else "static" if implementation in STATIC_CACHES else "dynamic"
-    layers, vocab, layout_notes = cache_layout(ev, model)
-    line = SourceRef(source, call).statement_location.line
-    new_tokens, max_length = number("max_new_tokens", None), number("max_length", None)
+    new_tokens, max_length = value("max_new_tokens", None), value("max_length", None)
     if "max_new_tokens" not in kw and "max_length" not in kw and not any(a.star == "**" for a in call.args):
         new_tokens = DEFAULT_NEW_TOKENS
         notes.append(f"no max_new_tokens nor max_length: transformers' default, {DEFAULT_NEW_TOKENS} new tokens")
+    layers, vocab, layout_notes = cache_layout(ev, model)
+    line = SourceRef(source, call).statement_location.line
     return GenerationPlan(
-        where=f"code: {name.rpartition('.')[2]}.generate(...) at line {line}", line=line, batch=batch, prompt=prompt,
+        where=f"code: {what} at line {line}", line=line, batch=batch, prompt=prompt,
         new_tokens=new_tokens if isinstance(new_tokens, int) else None,
         max_length=max_length if isinstance(max_length, int) else None, expand=expand, cache=cache,
-        layers=layers, vocab=vocab, notes=(*notes, *layout_notes), prefill_kwargs=_prefill_kwargs(model))
+        layers=layers, vocab=vocab, notes=(*notes, *layout_notes),
+        prefill_kwargs=(*_prefill_kwargs(model), *((("use_cache", False),) if cache == "none" else ())))
+
+
+def _prompt_of(call: cst.Call, kw: dict[str, cst.BaseExpression],
+               evaluate: Callable[[cst.BaseExpression], Any]) -> tuple[int | None, int | None, list[str]]:
+    """generate's input ids, `(prompts, prompt tokens)`, when the evaluator knows their shape."""
+    pos = [a.value for a in call.args if a.keyword is None and not a.star]
+    inputs = kw.get("input_ids", kw.get("inputs", pos[0] if pos else None))
+    if inputs is not None:
+        t = evaluate(inputs)
+        if isinstance(t, TensorValue) and isinstance(t.shape, tuple) and len(t.shape) == 2:
+            batch, prompt = t.shape
+            return (batch if isinstance(batch, int) else None), (prompt if isinstance(prompt, int) else None), []
+        return None, None, []
+    if any(a.star == "**" for a in call.args):
+        return None, None, ["the prompt comes from `**` arguments (a tokenizer's output): its length is the "
+                            "`context` setting less the new tokens"]
+    return None, None, []
+
+
+def _pipeline_prompts(value: Callable[[str, Any], Any]) -> tuple[int | None, int | None, list[str]]:
+    """A pipeline's prompts are text: their length is the context's; it runs `batch_size` of them
+    at once (TextGenerationPipeline's default: one)."""
+    batch = value("batch_size", 1)
+    return (batch if isinstance(batch, int) and not isinstance(batch, bool) else None), None, \
+        ["a pipeline's prompts are text: their length is the `context` setting less the new tokens"]
+
+
+def _pipeline_call(source: SourceModule, name: str) -> tuple[cst.Call, str] | None:
+    """`pipe = pipeline("text-generation", model=<name>, ...)` then `pipe(prompts, ...)`: that call."""
+    if source.tree is None or "pipeline" not in source.text:
+        return None
+    pipes: set[str] = set()
+    for node in iter_nodes(source.tree):
+        if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name) \
+                and isinstance(node.value, cst.Call) and _is_generation_pipeline(node.value, name):
+            pipes.add(node.targets[0].target.value)
+    for node in iter_nodes(source.tree):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in pipes:
+            return node, f"{node.func.value}(...) (a text-generation pipeline of `{name}`)"
+    return None
+
+
+def _is_generation_pipeline(call: cst.Call, name: str) -> bool:
+    func = call.func.attr.value if isinstance(call.func, cst.Attribute) else \
+        call.func.value if isinstance(call.func, cst.Name) else None
+    if func != "pipeline":
+        return False
+    task = next((a.value for a in call.args if (a.keyword is None and not a.star) or
+                 (a.keyword is not None and a.keyword.value == "task")), None)
+    model = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "model"), None)
+    return isinstance(task, cst.SimpleString) and task.evaluated_value == "text-generation" \
+        and isinstance(model, cst.Name) and model.value == name
 
 
 def _prefill_kwargs(model: Instance) -> tuple[tuple[str, Any], ...]:
