@@ -183,3 +183,24 @@ def test_a_model_that_does_not_generate_has_no_generation(analyse: Analyse) -> N
     m = analyse("other", src, inputs=(vramlint.InputSpec((8,), "int64"),))
     assert m.memory is not None and m.memory.generation is None and m.memory.kv_cache is None
     assert m.setup is not None and (m.setup["mode"], m.setup["context"]) == ("train", None)
+
+
+def test_generation_that_does_not_fit_is_vl002(analyse: Analyse) -> None:
+    """The generate call sets mode = infer: the generation peak (not one forward's) must fit; on a
+    1 GiB card, 64 prompts of 96 tokens, 4,000 new tokens and 4 beams do not (the KV cache alone is
+    256 MiB: 256 sequences x 4,095 tokens x 2 layers x keys and values of 2 heads x 16 x bf16),
+    though the forward over the prompts does."""
+    src = ("import torch\nfrom transformers import AutoModelForCausalLM\n\n"
+           'model = AutoModelForCausalLM.from_pretrained("tests/fixtures/hub/llama")\n'
+           "out = model.generate(torch.randint(3, 1000, (64, 96)), max_new_tokens=4000, num_beams=4)\n")
+    root = library_source("transformers", TRANSFORMERS_VERSION)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(REPO)
+        result = vramlint.analyze_source(str(REPO / "big_generation.py"), src,
+                                         vramlint.Settings(extra_paths=(str(root),), memory=True, device="1GiB"))
+    (m,) = result.models
+    assert m.memory is not None and m.memory.generation is not None
+    assert m.memory.kv_cache == 256 * 4095 * 2 * 2 * 32 * 2
+    (vl002,) = [f for f in result.findings if f.code == "VL002"]
+    assert vl002.message.startswith("generation with model needs ")
+    assert m.memory.inference_need > m.memory.device_memory > m.memory.inference_peak

@@ -140,15 +140,15 @@ class MemoryEstimate:
         return self.device_total <= self.device_memory
 
     @property
-    def inference_need(self) -> int:
-        """What inference needs of the device: its peak, fragmentation, the CUDA context."""
-        return reserved_at(self.inference_peak) + self.device_total - reserved_at(self.train_peak)
+    def infer_peak(self) -> int:
+        """The peak of the inference workload: generation's when the code generates, else one forward's."""
+        return self.generation.peak if self.generation is not None else self.inference_peak
 
     @property
-    def generation_need(self) -> int | None:
-        """What generation needs of the device, counted as `inference_need` is."""
-        peak = self.generation_peak
-        return None if peak is None else reserved_at(peak) + self.device_total - reserved_at(self.train_peak)
+    def inference_need(self) -> int:
+        """What inference (generation, when the code generates) needs of the device: its peak,
+        fragmentation, the CUDA context."""
+        return reserved_at(self.infer_peak) + self.device_total - reserved_at(self.train_peak)
 
 
 def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int, int, bool, tuple[int, ...]]],

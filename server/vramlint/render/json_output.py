@@ -57,7 +57,7 @@ def memory_json(e: MemoryEstimate) -> dict[str, Any]:
     out["generation"] = None if g is None else {
         "call": g.where, "cache": g.cache, "sequences": g.sequences, "context": g.context,
         "cached_tokens": g.cached_tokens, "concat_transient": g.concat_transient, "logits": g.logits,
-        "fits": e.generation_need is not None and e.generation_need <= e.device_memory, "notes": list(g.notes)}
+        "fits": e.inference_need <= e.device_memory, "notes": list(g.notes)}
     return out
 
 

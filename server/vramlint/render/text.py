@@ -67,9 +67,8 @@ def memory_lines(m: ModelResult) -> list[str]:
         reason = why[0].reason.removeprefix("no estimate: ") if why else "the forward could not be traced"
         return [f"    memory: no estimate: {reason}"]
     infer = m.setup is not None and m.setup["mode"] == "infer"
-    need, label = (e.inference_need, "inference") if infer else (e.device_total, "training")
-    if infer and e.generation_need is not None:
-        need, label = e.generation_need, "generation"
+    need, label = (e.inference_need, "generation" if e.generation else "inference") if infer else \
+        (e.device_total, "training")
     fits = f"{label} fits in the {e.device} ({fmt_bytes(e.device_memory)})" if need <= e.device_memory else \
         f"{label} does NOT fit in the {e.device} ({fmt_bytes(e.device_memory)})"
     largest = [f"      largest batch that fits: {e.max_batch}"] if e.max_batch is not None else []
