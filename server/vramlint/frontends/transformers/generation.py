@@ -36,11 +36,18 @@ if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.source import SourceModule
 
-# generation/configuration_utils.py: the cache implementations allocated up front
-# (ALL_STATIC_CACHE_IMPLEMENTATIONS); "dynamic" and None grow by concatenation.
 # generation/utils.py, `_prepare_generated_length`: "by default let's always generate 20 new tokens".
 DEFAULT_NEW_TOKENS = 20
-STATIC_CACHES = frozenset(("static", "offloaded_static", "sliding_window", "hybrid", "mamba", "hybrid_chunked"))
+# generation/configuration_utils.py: the cache implementations allocated up front
+# (ALL_STATIC_CACHE_IMPLEMENTATIONS); the others ("dynamic", None...) grow by concatenation.
+STATIC_CACHES = frozenset(("static", "offloaded_static", "sliding_window", "hybrid", "hybrid_chunked",
+                           "offloaded_hybrid", "offloaded_hybrid_chunked"))
+# Caches that keep less on the GPU than counted: the estimate is an upper bound for them.
+PARTLY_OFF_GPU = {"offloaded": "offloaded to the CPU but for the layers in use",
+                  "offloaded_static": "offloaded to the CPU but for the layers in use",
+                  "quantized": "quantized (all but the last tokens)"}
+# cache_utils.py's DYNAMIC_LAYER_TYPE_MAPPING: the layer kinds that cache keys and values per token,
+# and whether they keep only a window ("chunked" behaves as "sliding" for the cache).
 ATTENTION_LAYERS = {"full_attention": False, "sliding_attention": True, "chunked_attention": True}
 _ABSENT = object()
 
@@ -73,6 +80,9 @@ def generation_plan(ev: Evaluator, model: Instance, name: str, source: SourceMod
                   if isinstance(v, int) and not isinstance(v, bool)), default=1)
     use_cache, implementation = value("use_cache", True), value("cache_implementation", None)
     cache = "none" if use_cache is False else "static" if implementation in STATIC_CACHES else "dynamic"
+    if isinstance(implementation, str) and implementation in PARTLY_OFF_GPU:
+        notes.append(f"cache_implementation={implementation!r}: the cache is {PARTLY_OFF_GPU[implementation]}; "
+                     "the estimate counts it all on the GPU, an upper bound")
     new_tokens, max_length = value("max_new_tokens", None), value("max_length", None)
     if "max_new_tokens" not in kw and "max_length" not in kw and not any(a.star == "**" for a in call.args):
         new_tokens = DEFAULT_NEW_TOKENS
