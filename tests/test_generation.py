@@ -204,3 +204,13 @@ def test_generation_that_does_not_fit_is_vl002(analyse: Analyse) -> None:
     (vl002,) = [f for f in result.findings if f.code == "VL002"]
     assert vl002.message.startswith("generation with model needs ")
     assert m.memory.inference_need > m.memory.device_memory > m.memory.inference_peak
+
+
+def test_a_training_script_that_samples_stays_in_train_mode(analyse: Analyse) -> None:
+    """An optimizer on the model's parameters and a generate call: the training step must fit
+    (mode stays train); the generation figures are still given."""
+    src = CASES["llama"]["source"] + "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)\n"
+    m = analyse("trains", src)
+    assert m.setup is not None and (m.setup["mode"], m.setup.source("mode")) == ("train", "default")
+    assert m.setup["optimizer"] == "adamw"
+    assert m.memory is not None and m.memory.kv_cache == CASES["llama"]["storage_bytes"]

@@ -46,12 +46,14 @@ def find_generation(loader: Loader, trace: Trace, name: str, model: Instance) ->
     return plan if isinstance(plan, GenerationPlan) else None
 
 
-def generation_setup(plan: GenerationPlan | None) -> dict[str, Sourced]:
+def generation_setup(plan: GenerationPlan | None, trains: bool) -> dict[str, Sourced]:
     """What the call tells the setup (below the configuration and the flags): an inference
-    workload, and the context when the call shows the prompt and the tokens."""
+    workload, unless the file also trains the model (an optimizer on its parameters: a training
+    script that samples at the end must still fit its training step), and the context when the
+    call shows the prompt and the tokens."""
     if plan is None:
         return {}
-    out = {"mode": Sourced("infer", plan.where)}
+    out = {} if trains else {"mode": Sourced("infer", plan.where)}
     if plan.context is not None:
         out["context"] = Sourced(plan.context, plan.where)
     return out

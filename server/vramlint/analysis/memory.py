@@ -195,7 +195,8 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     result = ModelResult(name, kind, loc, counts, None, how, unknowns, None)
     path = trace.source.path if trace.source is not None else ""
     plan = find_generation(loader, trace, name, value) if kind == "instance" else None
-    code = {**generation_setup(plan), **_code_setup(loader, trace, name)}
+    own = _code_setup(loader, trace, name)
+    code = {**generation_setup(plan, trains="optimizer" in own), **own}
     setup = resolve_setup(settings, name, path, _directive_for(loc, trace), code)
     setup = _batch_from_call(setup, loader, name, kind, trace)
     result.setup = setup
