@@ -214,3 +214,17 @@ def test_a_training_script_that_samples_stays_in_train_mode(analyse: Analyse) ->
     assert m.setup is not None and (m.setup["mode"], m.setup.source("mode")) == ("train", "default")
     assert m.setup["optimizer"] == "adamw"
     assert m.memory is not None and m.memory.kv_cache == CASES["llama"]["storage_bytes"]
+
+
+def test_the_editor_shows_the_generation(analyse: Analyse) -> None:
+    """The code lens gives the generation peak and what generation needs; the hover adds the KV cache."""
+    from vramlint.lsp.summaries import model_line, model_markdown
+    from vramlint.render.units import fmt_bytes
+
+    m = analyse("editor", CASES["llama"]["source"])
+    assert m.memory is not None and m.memory.generation_peak is not None
+    assert f"generation peak {fmt_bytes(m.memory.generation_peak)}" in model_line(m)
+    hover = model_markdown(m)
+    assert f"| KV cache | {fmt_bytes(CASES['llama']['storage_bytes'])} |" in hover
+    assert "generation fits in the H100-80GB" in hover
+    assert "- context: `17` (code: model.generate(...) at line 6)" in hover
