@@ -116,6 +116,11 @@ def test_issue_repro_tinyllama_by_name(analyse: Analyse, tmp_path: Path) -> None
     model = models_of(analyse(src, {"HF_HUB_CACHE": str(cache)}))["model"]
     assert_truth(model, TRUTH["families"]["tinyllama"]["AutoModelForCausalLM"])
     assert model.params.total == 1_100_048_384
+    # How it was loaded, for the hover on from_pretrained and the reports.
+    config = cache / "models--TinyLlama--TinyLlama-1.1B-Chat-v1.0" / "snapshots" / COMMIT / "config.json"
+    assert model.origin == (("checkpoint", "TinyLlama/TinyLlama-1.1B-Chat-v1.0"),
+                            ("config", f"{config} (Hugging Face cache {cache})"),
+                            ("dtype", "bfloat16 (`torch_dtype=`)"))
 
 
 def test_cache_under_hf_home_and_revision(analyse: Analyse, tmp_path: Path) -> None:
@@ -128,6 +133,9 @@ def test_cache_under_hf_home_and_revision(analyse: Analyse, tmp_path: Path) -> N
     found = models_of(analyse(src, {"HF_HOME": str(tmp_path / "home")}))
     assert_truth(found["model"], dict(TRUTH["families"]["qwen2"]["AutoModelForCausalLM"], dtype="float16"))
     assert_truth(found["pinned"], TRUTH["families"]["qwen2"]["AutoModelForCausalLM"])
+    assert found["model"].origin[-1] == ("dtype", "float16 (`dtype=`)")
+    config_dtype = json.loads((HUB / "qwen2" / "config.json").read_text())["dtype"]
+    assert found["pinned"].origin[-1] == ("dtype", f"{config_dtype} (the config's `dtype`)")
 
 
 def test_config_from_the_configuration(analyse: Analyse) -> None:
@@ -276,3 +284,21 @@ def test_the_configs_dtype_is_the_estimates_precision(tmp_path: Path) -> None:
     src = src.replace("llama", "gemma2")
     (m,) = vramlint.analyze_source(str(tmp_path / "fp32.py"), src, settings).models
     assert m.setup is not None and (m.setup["precision"], m.setup.source("precision")) == ("fp32", "default")
+
+
+def test_a_loaded_model_trains_in_training_mode(tmp_path: Path) -> None:
+    """from_pretrained returns the model in eval mode; a training step runs in training mode, as
+    trainers set it. Were it traced in eval mode, transformers' decoder layers would skip gradient
+    checkpointing (`self.gradient_checkpointing and self.training`): with checkpointing the
+    layers keep only their inputs, far less than without."""
+    src = ("from transformers import AutoModelForCausalLM\n"
+           f"model = AutoModelForCausalLM.from_pretrained({str(HUB / 'llama')!r})\n")
+    root = library_source("transformers", TRANSFORMERS_VERSION)
+    kept = {}
+    for checkpointing in (False, True):
+        settings = vramlint.Settings(extra_paths=(str(root),), memory=True, checkpointing=checkpointing,
+                                     inputs=(vramlint.InputSpec((64,), "int64"),), batch_size=2)
+        model = models_of(vramlint.analyze_source(str(tmp_path / f"train_{checkpointing}.py"), src, settings))["model"]
+        assert model.memory is not None, [u.reason for u in model.memory_unknowns[:3]]
+        kept[checkpointing] = model.memory.activations
+    assert kept[True] < kept[False] / 2, kept
