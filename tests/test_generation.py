@@ -228,3 +228,20 @@ def test_the_editor_shows_the_generation(analyse: Analyse) -> None:
     assert f"| KV cache | {fmt_bytes(CASES['llama']['storage_bytes'])} |" in hover
     assert "generation fits in the H100-80GB" in hover
     assert "- context: `17` (code: model.generate(...) at line 6)" in hover
+
+
+def test_a_models_own_generate_method_is_not_transformers(tmp_path: Path) -> None:
+    """nanoGPT-style code: the model's class defines its own `generate`; its call is not read as
+    transformers' (no KV cache layout to read, and the file's mode stays as it was)."""
+    src = ("import torch\nimport torch.nn as nn\n\n"
+           "class TinyLM(nn.Module):\n"
+           "    def __init__(self):\n        super().__init__()\n        self.emb = nn.Embedding(100, 16)\n"
+           "        self.head = nn.Linear(16, 100)\n\n"
+           "    def forward(self, idx):\n        return self.head(self.emb(idx))\n\n"
+           "    def generate(self, idx, max_new_tokens):\n        return idx\n\n"
+           "model = TinyLM()\nlogits = model(torch.randint(0, 100, (4, 8)))\n"
+           "out = model.generate(torch.randint(0, 100, (4, 8)), max_new_tokens=20)\n")
+    result = vramlint.analyze_source(str(tmp_path / "tiny.py"), src, vramlint.Settings(memory=True))
+    (m,) = [x for x in result.models if x.name == "model"]
+    assert m.memory is not None and m.memory.generation is None
+    assert m.setup is not None and (m.setup["mode"], m.setup["context"]) == ("train", None)

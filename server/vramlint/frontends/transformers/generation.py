@@ -57,6 +57,8 @@ def generation_plan(ev: Evaluator, model: Instance, name: str, source: SourceMod
     """The file's first `<name>.generate(...)`, else the first call of a text-generation
     `pipeline(..., model=<name>)` (None: the file does not generate with this model). `evaluate`
     gives an argument's value at module level (an Unknown when it cannot)."""
+    if not _generates(model):
+        return None  # a model of the file's own with a `generate` method (nanoGPT's): not transformers' cache
     short = name.rpartition(".")[2]
     call = _generate_call(source, short)
     pipe = None if call is not None else _pipeline_call(source, short)
@@ -95,6 +97,12 @@ def generation_plan(ev: Evaluator, model: Instance, name: str, source: SourceMod
         max_length=max_length if isinstance(max_length, int) else None, expand=expand, cache=cache,
         layers=layers, vocab=vocab, notes=(*notes, *layout_notes),
         prefill_kwargs=(*_prefill_kwargs(model), *((("use_cache", False),) if cache == "none" else ())))
+
+
+def _generates(model: Instance) -> bool:
+    """Whether the model is one of transformers' generating models (its class has GenerationMixin)."""
+    return any(getattr(c, "name", None) == "GenerationMixin" and
+               str(getattr(c, "module_name", "")).startswith("transformers.") for c in getattr(model.cls, "mro", ()))
 
 
 def _prompt_of(call: cst.Call, kw: dict[str, cst.BaseExpression],
