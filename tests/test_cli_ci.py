@@ -700,7 +700,7 @@ CONFIG_ERRORS = [
     ("pyproject.toml", '[tool.vramlint]\ninputs = [{ shape = [3], dtype = "f" }]\n', "`dtype` must be one of"),
     ("pyproject.toml", "[tool.vramlint]\nmodels = 3\n", "[tool.vramlint.models] must be a table of tables"),
     ("pyproject.toml", "[tool.vramlint.models.MLP]\nbatch-sise = 3\n",
-     "unknown key `batch-sise` in [tool.vramlint.models.MLP] (known: batch-size, checkpointing, gpu"),
+     "unknown key `batch-sise` in [tool.vramlint.models.MLP] (known: batch-size, checkpointing, context, gpu"),
     ("pyproject.toml", '[tool.vramlint.models."mlp.py::MLP"]\nfail-on = "info"\n',
      'unknown key `fail-on` in [tool.vramlint.models."mlp.py::MLP"]'),
     ("pyproject.toml", '[tool.vramlint.models.MLP]\ngpu = "nope"\n',
@@ -784,7 +784,7 @@ def test_pyproject_configuration_and_model_tables(tmp_path: Path) -> None:
     assert {k: v for k, v in sources(mlp).items() if k != "inputs"} == {
         "batch_size": (32, mlp_table), "precision": ("amp-bf16", tool), "optimizer": ("adamw", mlp_table),
         "device": ("A100-40GB", tool), "mode": ("train", "default"), "checkpointing": (False, "default"),
-        "max_layer_params": (None, "default")}
+        "max_layer_params": (None, "default"), "context": (None, "default")}
     assert mlp["memory"]["batch_size"] == 32 and mlp["memory"]["device"] == "A100-40GB"
     assert sources(two)["inputs"] == ([{"shape": [16], "dtype": "float32"}, {"shape": [8], "dtype": "float32"}],
                                       two_table)
@@ -908,7 +908,7 @@ def test_directives(tmp_path: Path) -> None:
     assert r.returncode == 0
     assert r.stdout.splitlines()[:4] == [
         "d.py:2:1: warning: vramlint directive `batch-size=abc`: expected a positive integer, got 'abc'",
-        "d.py:2:1: warning: vramlint directive `foo=1`: unknown key (known: batch-size, checkpointing, gpu, "
+        "d.py:2:1: warning: vramlint directive `foo=1`: unknown key (known: batch-size, checkpointing, context, gpu, "
         "input-dtype, input-shape, max-layer-params, mode, optimizer, precision)",
         "d.py:3:1: net (instance): 20 parameters; output [1, 4]",
         "    memory (batch 1, fp32, adam, H100-80GB; inputs from directive at line 2):",

@@ -65,7 +65,7 @@ def test_every_setup_key_can_come_from_the_editor() -> None:
     settable from the editor, so a new one cannot be left out of it."""
     full = editor_settings({"vramlint": {
         "gpu": "L4", "batchSize": 4, "precision": "bf16", "optimizer": "sgd", "mode": "infer", "checkpointing": True,
-        "maxLayerParams": 10, "inputs": [{"shape": [3, 8, 8], "dtype": "float16"}]}})
+        "maxLayerParams": 10, "context": 2048, "inputs": [{"shape": [3, 8, 8], "dtype": "float16"}]}})
     assert full[1] == []
     assert set(full[0].setup) == set(SETUP_KEYS)
     assert full[0].setup["device"] == "L4" and full[0].setup["inputs"] == (InputSpec((3, 8, 8), "float16"),)
@@ -93,6 +93,7 @@ def test_defaults_and_the_manifests_spelling_of_unset_set_nothing() -> None:
     ({"batchSize": 0}, "vramlint.batchSize: expected a positive integer, got 0"),
     ({"checkpointing": "yes"}, "vramlint.checkpointing: expected true or false, got 'yes'"),
     ({"maxLayerParams": 2.5}, "vramlint.maxLayerParams: expected a positive integer, got 2.5"),
+    ({"context": 0}, "vramlint.context: expected a positive integer, got 0"),
     ({"inputs": [{"shape": [3], "dtype": "complex"}]}, "vramlint.inputs: `dtype` must be one of"),
     ({"inputs": {"shape": [3]}}, "vramlint.inputs: expected a list of tables"),
     ({"gpu": "no-such-card"}, "vramlint.gpu: unknown GPU 'no-such-card'"),

@@ -50,6 +50,7 @@ class Settings:
     device: str | None = None  # the GPU: a name (vramlint.memory.devices) or a size ("24GiB")
     checkpointing: bool | None = None  # call the model's gradient_checkpointing_enable() first
     mode: str | None = None  # which peak must fit the GPU: train | infer
+    context: int | None = None  # generation: prompt + generated tokens (the KV cache's length)
     # The memory estimate (vramlint.memory): off unless asked for.
     memory: bool = False
     max_batch: bool = False  # also find the largest batch that fits the device (a second trace)
@@ -71,9 +72,10 @@ class Settings:
 
 # ---------------------------------------------------------------------- the setup of one model
 SETUP_KEYS = ("batch_size", "inputs", "precision", "optimizer", "device", "mode", "checkpointing",
-              "max_layer_params")
+              "max_layer_params", "context")
 DEFAULTS: dict[str, Any] = {"batch_size": None, "inputs": (), "precision": "fp32", "optimizer": "adam",
-                            "device": "H100", "mode": "train", "checkpointing": False, "max_layer_params": None}
+                            "device": "H100", "mode": "train", "checkpointing": False, "max_layer_params": None,
+                            "context": None}
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,7 @@ def _validators() -> dict[str, Any]:
         "mode": ("mode", _choice({"train", "infer"})),
         "checkpointing": ("checkpointing", _bool),
         "max-layer-params": ("max_layer_params", _positive_int),
+        "context": ("context", _positive_int),
     }
 
 

@@ -55,8 +55,9 @@ def over_budget_infer(m: ModelResult) -> Iterator[Finding]:
     if e is None or m.setup is None or m.setup["mode"] != "infer":
         return
     need = e.inference_need
+    what = "generation with" if e.generation is not None else "inference of"
     if need > e.device_memory:
-        yield _finding("VL002", m, f"inference of {m.name} needs {fmt_bytes(need)} (peak {fmt_bytes(e.inference_peak)} "
+        yield _finding("VL002", m, f"{what} {m.name} needs {fmt_bytes(need)} (peak {fmt_bytes(e.infer_peak)} "
                        f"plus the CUDA context): more than the {e.device}'s {fmt_bytes(e.device_memory)} "
                        f"at batch {e.batch_size}")
 

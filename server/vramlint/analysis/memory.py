@@ -10,6 +10,12 @@ from typing import Any
 import libcst as cst
 
 from vramlint.analysis.call_sites import call_sites
+from vramlint.analysis.generation import (
+    attach_generation,
+    find_generation,
+    generation_setup,
+    prefill_inputs,
+)
 from vramlint.analysis.inputs import forward_arity_problem
 from vramlint.analysis.models import Trace
 from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, TrainerCall, UnknownInfo
@@ -205,12 +211,14 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     assert settings is not None
     result = ModelResult(name, kind, loc, counts, None, how, unknowns, None)
     path = trace.source.path if trace.source is not None else ""
-    code = _code_setup(loader, trace, name)
+    scan = scan_training_setup(trace.source, training_setup_handlers()) if trace.source is not None else None
+    trainer = scan.trainer_for(name) if scan is not None else None
+    plan = find_generation(loader, trace, name, value) if kind == "instance" else None
+    own = _code_setup(loader, trace, name)
+    code = {**generation_setup(plan, trains="optimizer" in own or trainer is not None), **own}
     setup = resolve_setup(settings, name, path, _directive_for(loc, trace), code)
     setup = _batch_from_call(setup, loader, name, kind, trace)
     result.setup = setup
-    scan = scan_training_setup(trace.source, training_setup_handlers()) if trace.source is not None else None
-    trainer = scan.trainer_for(name) if scan is not None else None
     if trainer is not None:
         result.trained_by = TrainerCall(trainer.value, trainer.text, trainer.ref)
     stopped = loader.evaluator.analysis.stopped
@@ -219,6 +227,8 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
         result.memory_unknowns = [UnknownInfo(f"no estimate: {stopped.message}", stopped.ref)]
         return result
     call = _inputs(loader, name, kind, value, trace, setup, scan.sequence_length if scan is not None else None)
+    if isinstance(call, str) and plan is not None:  # the forward over the prompt that generate runs first
+        call = prefill_inputs(plan, setup)
     if isinstance(call, str):
         result.tree = build_tree(value)
         result.memory_unknowns = [UnknownInfo(f"no inputs to estimate memory: {call}", None)]
@@ -242,6 +252,8 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
             est.max_batch = max_batch(batch, est.train_peak, 2 * batch, doubled.train_peak,
                                       device.memory - device.context)
     result.memory = est
+    if est is not None and plan is not None:
+        attach_generation(est, plan, setup)
     if est is not None and scan is not None and scan.accumulation is not None:
         est.notes.append(f"gradient accumulation ({scan.accumulation.text}): the estimate is of one micro-batch "
                          f"of {batch}; accumulating adds no memory, the gradients are kept between steps anyway")

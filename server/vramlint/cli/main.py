@@ -76,6 +76,9 @@ def _setup_options(memory_flag: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--mode", choices=["train", "infer"], help="which peak must fit the GPU (default: train)")
     g.add_argument("--checkpointing", action="store_const", const=True, default=None,
                    help="gradient checkpointing: call the model's gradient_checkpointing_enable() first")
+    g.add_argument("--context", type=_positive, metavar="N",
+                   help="generation: prompt + generated tokens, the KV cache's length (default: the generate "
+                        "call's, when it shows both)")
     g.add_argument("--max-batch", action="store_true", help="also find the largest batch that fits the GPU")
     if memory_flag:
         g.add_argument("--no-memory", dest="memory", action="store_false", help="parameters only, no memory estimate")
@@ -203,7 +206,7 @@ def settings_for(args: argparse.Namespace, start: Path) -> Settings:
     flags = Settings(extra_paths=tuple(os.path.abspath(p) for p in args.extra_path), models=names,
                      inputs=tuple(InputSpec(i.shape, i.dtype) for i in args.inputs), batch_size=args.batch_size,
                      precision=args.precision, optimizer=args.optimizer, device=args.gpu, mode=args.mode,
-                     checkpointing=args.checkpointing, memory=args.memory, max_batch=args.max_batch)
+                     checkpointing=args.checkpointing, context=args.context, memory=args.memory, max_batch=args.max_batch)
     config = Path(args.config) if args.config else None
     return load_settings(start, flags, config)
 

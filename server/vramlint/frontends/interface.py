@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.loader import NativeModuleFactory
+    from vramlint.engine.source import SourceModule
     from vramlint.engine.values import Instance
     from vramlint.frontends.training_setup import TrainingSetupHandler
+    from vramlint.memory.generation import GenerationPlan
     from vramlint.settings import InputSpec
 
 def _never(value: Any) -> bool:
@@ -72,6 +74,12 @@ class Frontend:
     # Code changes that make a model that does not fit take less memory the framework's way
     # (LoRA, 4-bit weights), for the editor's quick fixes, which re-analyse each to title it.
     memory_fixes: Callable[[FixRequest], list[ProposedFix]] | None = None
+    # What a generation call of the file asks of a model (transformers' `model.generate(...)`): the
+    # prompts, tokens, beams and the model's cache layout (memory/generation.py), None when the file
+    # has none. Gets the evaluator, the model, its name, the file, and a function giving an
+    # expression's value at the file's module level (an Unknown when it cannot).
+    generation: Callable[[Evaluator, Instance, str, SourceModule, Callable[[Any], Any]],
+                         GenerationPlan | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from vramlint.frontends.transformers.frontend import FRONTEND as TRANSFORMERS
 if TYPE_CHECKING:
     from vramlint.engine.loader import NativeModuleFactory
     from vramlint.frontends.training_setup import TrainingSetupHandler
+    from vramlint.memory.generation import GenerationPlan
 
 # Order matters only where two frontends' training-setup handlers map the same optimizer class
 # name (the first wins) and for the first frontend that owns a model.
@@ -65,3 +66,12 @@ def taped_prefixes() -> tuple[str, ...]:
 
 def training_setup_handlers() -> tuple[TrainingSetupHandler, ...]:
     return tuple(f.training_setup for f in FRONTENDS if f.training_setup is not None)
+
+
+def generation_plan(*args: Any) -> GenerationPlan | None:
+    """The first frontend's reading of a generation call of the model (Frontend.generation's arguments)."""
+    for f in FRONTENDS:
+        plan = f.generation(*args) if f.generation is not None else None
+        if plan is not None:
+            return plan
+    return None

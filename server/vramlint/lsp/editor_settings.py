@@ -54,6 +54,7 @@ class EditorSettings:
     mode: str | None = _setup("mode", unset="auto")
     checkpointing: bool | None = _setup("checkpointing")
     max_layer_params: int | None = _setup("max-layer-params")
+    context: int | None = _setup("context")
     inputs: tuple[InputSpec, ...] | None = _setup("inputs", unset=[])
     extra_paths: tuple[str, ...] = ()  # absolute (the client resolves them against its workspace)
     inlay_hints: InlayHints = field(default_factory=InlayHints)

@@ -30,7 +30,7 @@ def model_line(m: ModelResult) -> str:
     if e is not None:
         if _infer(m):
             fits = e.inference_need <= e.device_memory
-            parts += [f"inference peak {fmt_bytes(e.inference_peak)}",
+            parts += [f"{'generation' if e.generation else 'inference'} peak {fmt_bytes(e.infer_peak)}",
                       f"inference needs {fmt_bytes(e.inference_need)} / {fmt_bytes(e.device_memory)}"]
         else:
             fits = e.fits
@@ -69,7 +69,8 @@ def model_markdown(m: ModelResult) -> str:
     if m.origin:
         lines += ["", "Loaded:"] + [f"- {label}: {value}" for label, value in m.origin]
     if e is not None:
-        need, what = (e.inference_need, "inference") if _infer(m) else (e.device_total, "training")
+        need, what = (e.inference_need, "generation" if e.generation else "inference") if _infer(m) else \
+            (e.device_total, "training")
         share = need / e.device_memory if e.device_memory else 0
         verdict = "fits" if need <= e.device_memory else "**does NOT fit**"
         lines += [
@@ -80,6 +81,8 @@ def model_markdown(m: ModelResult) -> str:
             f"| batch | {fmt_bytes(e.inputs)} |", f"| cuBLAS workspaces | {fmt_bytes(e.workspace)} |",
             f"| **training peak** | **{fmt_bytes(e.train_peak)}** |",
             f"| inference peak | {fmt_bytes(e.inference_peak)} |",
+            *([f"| KV cache | {fmt_bytes(e.generation.kv_cache)} |", f"| generation peak | {fmt_bytes(e.generation.peak)} |"]
+              if e.generation else []),
             f"| device total | {fmt_bytes(e.device_total)} |",
             "",
             f"{what} {verdict} in the {e.device} ({fmt_bytes(e.device_memory)}): needs {fmt_bytes(need)} with the "

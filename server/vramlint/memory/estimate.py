@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vramlint.memory.devices import HOST_RUNTIME_CPU, HOST_RUNTIME_CUDA, Device
+from vramlint.memory.generation import GenerationMemory
 from vramlint.memory.optimizers import OPTIMIZERS
 from vramlint.memory.tape import Tape
 from vramlint.memory.timeline import rounded, simulate_inference, simulate_training
@@ -123,6 +124,15 @@ class MemoryEstimate:
     lines: dict[int, LineTensor] = field(default_factory=dict)  # forward lines of the analysed file
     unmodelled_ops: dict[str, int] = field(default_factory=dict)  # op -> calls assumed to keep their inputs
     notes: list[str] = field(default_factory=list)
+    generation: GenerationMemory | None = None  # a generation call's KV cache and peak (memory/generation.py)
+
+    @property
+    def kv_cache(self) -> int | None:
+        return self.generation.kv_cache if self.generation is not None else None
+
+    @property
+    def generation_peak(self) -> int | None:
+        return self.generation.peak if self.generation is not None else None
 
     @property
     def fits(self) -> bool:
@@ -130,9 +140,15 @@ class MemoryEstimate:
         return self.device_total <= self.device_memory
 
     @property
+    def infer_peak(self) -> int:
+        """The peak of the inference workload: generation's when the code generates, else one forward's."""
+        return self.generation.peak if self.generation is not None else self.inference_peak
+
+    @property
     def inference_need(self) -> int:
-        """What inference needs of the device: its peak, fragmentation, the CUDA context."""
-        return reserved_at(self.inference_peak) + self.device_total - reserved_at(self.train_peak)
+        """What inference (generation, when the code generates) needs of the device: its peak,
+        fragmentation, the CUDA context."""
+        return reserved_at(self.infer_peak) + self.device_total - reserved_at(self.train_peak)
 
 
 def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int, int, bool, tuple[int, ...]]],

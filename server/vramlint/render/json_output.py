@@ -39,7 +39,8 @@ def layer_rows(node: ModuleNode) -> list[dict[str, Any]]:
 
 
 MEMORY_FIELDS = ("weights", "buffers", "gradients", "optimizer_state", "activations", "inputs", "workspace",
-                 "optimizer_temp", "train_peak", "inference_peak", "device_total", "host_peak", "host_peak_cpu_training")
+                 "optimizer_temp", "train_peak", "inference_peak", "device_total", "host_peak", "host_peak_cpu_training",
+                 "kv_cache", "generation_peak")
 
 
 def memory_json(e: MemoryEstimate) -> dict[str, Any]:
@@ -52,6 +53,11 @@ def memory_json(e: MemoryEstimate) -> dict[str, Any]:
     out["max_batch"] = e.max_batch
     out["unmodelled_ops"] = e.unmodelled_ops
     out["notes"] = e.notes
+    g = e.generation
+    out["generation"] = None if g is None else {
+        "call": g.where, "cache": g.cache, "sequences": g.sequences, "context": g.context,
+        "cached_tokens": g.cached_tokens, "concat_transient": g.concat_transient, "logits": g.logits,
+        "fits": e.inference_need <= e.device_memory, "notes": list(g.notes)}
     return out
 
 

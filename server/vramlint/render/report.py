@@ -50,13 +50,16 @@ def report(path: str, m: ModelResult, width: int | None = None) -> str:
         totals.add_row(label, fmt_bytes(value))
     totals.add_row("training peak", fmt_bytes(e.train_peak))
     totals.add_row("inference peak", fmt_bytes(e.inference_peak))
+    if e.generation is not None:
+        totals.add_row("KV cache", fmt_bytes(e.generation.kv_cache))
+        totals.add_row("generation peak", fmt_bytes(e.generation.peak))
     totals.add_row("device total", fmt_bytes(e.device_total))
     console.print(totals)
     console.print(f"training peak: {e.train_peak_phase}")
     infer = m.setup is not None and m.setup["mode"] == "infer"
     need = e.inference_need if infer else e.device_total
     ok = need <= e.device_memory
-    verdict = ("inference " if infer else "") + ("fits" if ok else "does NOT fit")
+    verdict = (("generation " if e.generation else "inference ") if infer else "") + ("fits" if ok else "does NOT fit")
     style = "green" if ok else "bold red"
     console.print(f"[{style}]{verdict}[/{style}] on the {e.device} ({fmt_bytes(e.device_memory)}): "
                   f"needs {fmt_bytes(need)} with the CUDA context")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from vramlint.settings import Setup
 
 ROWS = (("batch_size", "batch size"), ("inputs", "inputs"), ("precision", "precision"), ("optimizer", "optimizer"),
-        ("device", "GPU"), ("mode", "mode"), ("checkpointing", "checkpointing"))
+        ("device", "GPU"), ("mode", "mode"), ("checkpointing", "checkpointing"), ("context", "context"))
 
 
 def setup_rows(setup: Setup) -> Iterator[tuple[str, str | None, str]]:
@@ -16,6 +16,8 @@ def setup_rows(setup: Setup) -> Iterator[tuple[str, str | None, str]]:
     code (a batch size): None, which a renderer says as "not given", never `None`."""
     for key, label in ROWS:
         value = setup[key]
+        if key == "context" and value is None:  # not generating: no row
+            continue
         if key == "inputs":
             if not value:
                 continue

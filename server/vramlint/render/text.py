@@ -6,6 +6,7 @@ import os
 import re
 
 from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, UnknownInfo
+from vramlint.memory.estimate import MemoryEstimate
 from vramlint.render.units import fmt_bytes
 
 
@@ -66,7 +67,8 @@ def memory_lines(m: ModelResult) -> list[str]:
         reason = why[0].reason.removeprefix("no estimate: ") if why else "the forward could not be traced"
         return [f"    memory: no estimate: {reason}"]
     infer = m.setup is not None and m.setup["mode"] == "infer"
-    need, label = (e.inference_need, "inference") if infer else (e.device_total, "training")
+    need, label = (e.inference_need, "generation" if e.generation else "inference") if infer else \
+        (e.device_total, "training")
     fits = f"{label} fits in the {e.device} ({fmt_bytes(e.device_memory)})" if need <= e.device_memory else \
         f"{label} does NOT fit in the {e.device} ({fmt_bytes(e.device_memory)})"
     largest = [f"      largest batch that fits: {e.max_batch}"] if e.max_batch is not None else []
@@ -80,7 +82,19 @@ def memory_lines(m: ModelResult) -> list[str]:
         f"{fmt_bytes(e.optimizer_state)}, kept for backward {fmt_bytes(e.activations)}, batch {fmt_bytes(e.inputs)}, "
         f"cuBLAS workspaces {fmt_bytes(e.workspace)}",
         *largest,
+        *generation_lines(e),
     ]
+
+
+def generation_lines(e: MemoryEstimate) -> list[str]:
+    """A generation call's KV cache and peak (memory/generation.py)."""
+    g = e.generation
+    if g is None:
+        return []
+    transient = f", concatenation {fmt_bytes(g.concat_transient)}" if g.cache == "dynamic" else ""
+    return [f"      generation ({g.where.removeprefix('code: ')}): peak {fmt_bytes(g.peak)}; KV cache "
+            f"{fmt_bytes(g.kv_cache)} ({g.cache}, {g.sequences} sequences x {g.cached_tokens} tokens){transient}, "
+            f"last logits {fmt_bytes(g.logits)}"]
 
 
 def _shape(shape: tuple[int | None, ...]) -> str:

@@ -2,13 +2,16 @@
 its own source like any library; only the decorators that change what a forward receives have
 rules, `from_pretrained` reads only the checkpoint's config (pretrained.py) and says where it came
 from (`origin`), its Trainer's arguments (TrainingArguments, TRL's configs) tell the training
-setup, and a model that does not fit gets LoRA / QLoRA quick fixes (fixes.py)."""
+setup, a model that does not fit gets LoRA / QLoRA quick fixes (fixes.py), and `model.generate(...)`
+tells generation's KV cache (generation.py)."""
 
 from __future__ import annotations
 
 from vramlint.frontends.interface import Frontend
 from vramlint.frontends.transformers.decorators import DECORATOR_RULES
 from vramlint.frontends.transformers.fixes import memory_fixes
+from vramlint.frontends.transformers.generation import FUNCTION_RULES as GENERATE_RULES
+from vramlint.frontends.transformers.generation import generation_plan
 from vramlint.frontends.transformers.pipelines import FUNCTION_RULES as PIPELINE_RULES
 from vramlint.frontends.transformers.pipelines import held_model
 from vramlint.frontends.transformers.pretrained import FUNCTION_RULES, origin
@@ -16,6 +19,8 @@ from vramlint.frontends.transformers.training_setup import HANDLER as TRAINING_S
 
 # `from_pretrained` reads a checkpoint's files: its rules read only the config, offline.
 # `pipeline(...)` builds its model the same way, and holds it (`pipe.model`): pipelines.py.
+# `generate(...)` is read, not run: its KV cache and the generation peak (generation.py).
 FRONTEND = Frontend(name="transformers", decorator_rules=DECORATOR_RULES,
-                    function_rules={**FUNCTION_RULES, **PIPELINE_RULES}, held_model=held_model,
-                    training_setup=TRAINING_SETUP, origin=origin, memory_fixes=memory_fixes)
+                    function_rules={**FUNCTION_RULES, **PIPELINE_RULES, **GENERATE_RULES}, held_model=held_model,
+                    training_setup=TRAINING_SETUP, origin=origin, memory_fixes=memory_fixes,
+                    generation=generation_plan)
