@@ -626,7 +626,7 @@ async def test_quick_fixes_for_an_over_budget_model(lsp: Session) -> None:
     assert by_code(await lsp.edit(uri, apply_edit(with_directive, edit)), "VL001") == []
 
 
-DEEP = """\
+CHECKPOINTABLE = """\
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
@@ -659,7 +659,7 @@ async def test_quick_fix_gradient_checkpointing_where_it_lowers_the_peak(lsp: Se
     """Activations dominate (8 blocks keep 8192 x 4096 GELU inputs and outputs): checkpointing,
     which the model supports (gradient_checkpointing_enable), is proposed with its estimate; on
     BIG (test_quick_fixes_for_an_over_budget_model) it is not, as nothing would change."""
-    uri = await lsp.open("deep.py", DEEP)
+    uri = await lsp.open("checkpointable.py", CHECKPOINTABLE)
     (vl001,) = by_code(lsp.client.diagnostics[uri], "VL001")
     titles = [a.title for a in await lsp.actions(uri, [vl001])]
     (ckpt,) = [t for t in titles if t.startswith("Use gradient checkpointing")]
