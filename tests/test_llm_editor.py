@@ -115,3 +115,38 @@ async def test_quick_fixes_propose_lora(lsp: Session, tmp_path: Path) -> None:
     status = await lsp.status(uri, 2, after=start)
     (model,) = [x for x in status["models"] if x["name"] == "model"]
     assert model["fits"] is True and fmt_bytes(model["deviceTotal"]) == m.group(1)
+
+
+QLORA = """\
+import torch
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+from trl import SFTConfig, SFTTrainer
+
+bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                         bnb_4bit_compute_dtype=torch.bfloat16)
+model = AutoModelForCausalLM.from_pretrained("TinyLlama/TinyLlama-1.1B-Chat-v1.0", quantization_config=bnb)
+model = prepare_model_for_kbit_training(model)
+model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+args = SFTConfig(output_dir="out", per_device_train_batch_size=16, max_length=4096, optim="paged_adamw_8bit")
+trainer = SFTTrainer(model=model, args=args, train_dataset=dataset)
+"""
+
+
+@options(extraPaths=LIBRARIES)
+@pytest.mark.asyncio
+async def test_qlora_over_an_rtx_4090_is_an_error_in_the_editor(lsp: Session) -> None:
+    """A QLoRA script (TinyLlama by name: its config from vramlint's table, nothing cached) with
+    `gpu = "RTX-4090"` in the project's configuration: 16 sequences of 4,096 tokens do not fit, and
+    VL001 says so at the model, with the largest batch that does; the lens above the trainer says
+    it does not fit. Its setup comes from the code: 4-bit weights, the 8-bit paged AdamW,
+    checkpointing from prepare_model_for_kbit_training, TRL's bf16."""
+    (lsp.root / "pyproject.toml").write_text('[tool.vramlint]\ngpu = "RTX-4090"\n')
+    uri = await lsp.open("qlora.py", QLORA, timeout=LIBRARY_DEADLINE)
+    (vl001,) = by_code(lsp.client.diagnostics[uri], "VL001")
+    assert vl001.range.start.line == line_of(QLORA, "model = get_peft_model")
+    assert re.fullmatch(r"training model needs [\d.]+ GiB \(peak [\d.]+ GiB, .+\): more than the RTX-4090's 23\.65 GiB "
+                        r"at batch 16; the largest batch that fits: \d+", vl001.message), vl001.message
+    lens = (await lsp.lenses(uri))[line_of(QLORA, "trainer = SFTTrainer(")]
+    assert re.fullmatch(r"trains model: 1\.1B params · training peak [\d.]+ GiB · device total [\d.]+ GiB / 23\.65 GiB "
+                        r"\(does NOT fit\) · batch 16 · amp-bf16 · adam8bit · checkpointing", lens), lens
