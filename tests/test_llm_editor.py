@@ -100,6 +100,17 @@ async def test_quick_fixes_propose_lora(lsp: Session, tmp_path: Path) -> None:
     lora = actions["Fine-tune with LoRA (peft"]
     m = re.fullmatch(r"Fine-tune with LoRA \(peft: r=16, every linear layer\): (.+) of 2\.00 GiB, fits", lora.title)
     assert m is not None, lora.title
+    # QLoRA: 4-bit weights added to the from_pretrained call, then k-bit preparation and LoRA; its
+    # estimate is below LoRA's (the frozen weights in 4 bits instead of 32).
+    qlora = actions["QLoRA"]
+    q = re.fullmatch(r"QLoRA: 4-bit weights \(bitsandbytes nf4\) and LoRA adapters: (.+) of 2\.00 GiB, fits", qlora.title)
+    assert q is not None, qlora.title
+    assert qlora.edit is not None and qlora.edit.changes is not None
+    texts = [e.new_text for e in qlora.edit.changes[uri]]
+    assert "\nfrom transformers import BitsAndBytesConfig\nimport torch\nfrom peft import LoraConfig, get_peft_model, " \
+           "prepare_model_for_kbit_training" in texts, texts
+    assert any(t.startswith(", quantization_config=BitsAndBytesConfig(load_in_4bit=True") for t in texts), texts
+    assert _bytes(q.group(1)) < _bytes(m.group(1))
     assert lora.edit is not None and lora.edit.changes is not None
     edits = lora.edit.changes[uri]
     assert [e.new_text for e in edits] == [
@@ -150,3 +161,9 @@ async def test_qlora_over_an_rtx_4090_is_an_error_in_the_editor(lsp: Session) ->
     lens = (await lsp.lenses(uri))[line_of(QLORA, "trainer = SFTTrainer(")]
     assert re.fullmatch(r"trains model: 1\.1B params · training peak [\d.]+ GiB · device total [\d.]+ GiB / 23\.65 GiB "
                         r"\(does NOT fit\) · batch 16 · amp-bf16 · adam8bit · checkpointing", lens), lens
+
+
+def _bytes(text: str) -> float:
+    """ "123.4 MiB" -> bytes (render.units' format)."""
+    value, unit = text.split()
+    return float(value) * {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
