@@ -125,7 +125,23 @@ def test_issue_repro_tinyllama_by_name(analyse: Analyse, tmp_path: Path) -> None
     config = cache / "models--TinyLlama--TinyLlama-1.1B-Chat-v1.0" / "snapshots" / COMMIT / "config.json"
     assert model.origin == (("checkpoint", "TinyLlama/TinyLlama-1.1B-Chat-v1.0"),
                             ("config", f"{config} (Hugging Face cache {cache})"),
-                            ("dtype", "bfloat16 (`torch_dtype=`)"))
+                            ("dtype", "bfloat16 (`torch_dtype=`)"),
+                            ("attention", "sdpa (transformers default)"))
+
+
+def test_origin_says_attention_quantization_and_device_map(analyse: Analyse) -> None:
+    src = (
+        "import torch\n"
+        "from transformers import AutoModelForCausalLM, BitsAndBytesConfig\n"
+        "bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True,\n"
+        "                         bnb_4bit_compute_dtype=torch.bfloat16)\n"
+        f"model = AutoModelForCausalLM.from_pretrained({str(HUB / 'llama')!r}, quantization_config=bnb,\n"
+        "                                             attn_implementation='eager', device_map='auto')\n"
+    )
+    rows = dict(models_of(analyse(src))["model"].origin)
+    assert rows["attention"] == "eager (`attn_implementation=`)"
+    assert rows["quantization"] == "4-bit nf4, double quantization, compute bfloat16 (`quantization_config=`)"
+    assert rows["device_map"] == "'auto' (one GPU: the whole model on it)"
 
 
 def test_cache_under_hf_home_and_revision(analyse: Analyse, tmp_path: Path) -> None:

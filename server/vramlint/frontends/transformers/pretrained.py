@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vramlint.engine.values import MISSING, ClassValue, NativeFunction, Unknown
+from vramlint.engine.values import MISSING, ClassValue, Instance, NativeFunction, Unknown
 from vramlint.frontends.torch.module import is_module, named_modules, named_tensors
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, DType, TensorValue
 
@@ -243,6 +243,44 @@ def _remember_loaded(model: Any, name: Any, found: ConfigFile | None, dtype: Any
     _LOADED[model] = tuple(rows)
 
 
+def _loading_rows(ev: Evaluator, model: Any, kwargs: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What else the call says that changes memory: the attention kernel (what attention keeps),
+    the quantization, the device map."""
+    rows: list[tuple[str, str]] = []
+    attention = ev.protocol.getattr(_attr(ev, model, "config"), "_attn_implementation", None)
+    if isinstance(attention, str):
+        given = "attn_implementation" in kwargs
+        rows.append(("attention", f"{attention} ({'`attn_implementation=`' if given else 'transformers default'})"))
+    quantization = kwargs.get("quantization_config")
+    if quantization is not None and not isinstance(quantization, Unknown):
+        rows.append(("quantization", _quantization_text(ev, quantization)))
+    device_map = kwargs.get("device_map")
+    if isinstance(device_map, (str, dict)):
+        rows.append(("device_map", f"{device_map!r} (one GPU: the whole model on it)" if isinstance(device_map, str)
+                     else "a dict (one GPU: the whole model on it)"))
+    return tuple(rows)
+
+
+def _quantization_text(ev: Evaluator, config: Any) -> str:
+    """"4-bit nf4, double quantization, compute bfloat16 (`quantization_config=`)"."""
+    def get(name: str) -> Any:
+        return ev.protocol.getattr(config, name, None)
+
+    if get("load_in_4bit") is True:
+        parts = [f"4-bit {get('bnb_4bit_quant_type') or 'fp4'}"]
+        if get("bnb_4bit_use_double_quant") is True:
+            parts.append("double quantization")
+        compute = get("bnb_4bit_compute_dtype")
+        if isinstance(compute, DType):
+            parts.append(f"compute {compute.name}")
+        text = ", ".join(parts)
+    elif get("load_in_8bit") is True:
+        text = "8-bit (LLM.int8)"
+    else:
+        text = type(config).__name__ if not isinstance(config, Instance) else config.cls.name
+    return f"{text} (`quantization_config=`)"
+
+
 def _located_config(ev: Evaluator, name: Any, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], ConfigFile] | Unknown:
     """The config.json of `name` (with `revision=`, `cache_dir=`, `subfolder=`) and where it was
     found, or a located unknown."""
@@ -368,6 +406,7 @@ def model_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
         if not isinstance(model, Unknown):
             ev2.call(_attr(ev2, model, "eval"), (), {})  # from_pretrained returns the model in eval mode
             _remember_loaded(model, name, found, dtype, dtype_source)
+            _LOADED[model] += _loading_rows(ev2, model, k)
         return model
 
     return NativeFunction(f"{getattr(func, 'qualname', 'from_pretrained')}", impl)
