@@ -32,6 +32,8 @@ HERE = Path(__file__).parent
 TRUTH = json.loads((HERE / "fixtures/truth/quantization-bnb-0.50.2.json").read_text())
 CASES = TRUTH["cases"]
 HUB = HERE / "fixtures" / "hub"
+# Issue 13's families: Llama, Qwen2, Mistral, Gemma 2, Phi-3 (fused qkv_proj, gate_up_proj), GPT-2 (Conv1D)
+FAMILIES = sorted({case["family"] for case in CASES.values()})
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,13 @@ def test_truth_records_its_versions() -> None:
     assert TRUTH["versions"]["transformers"] == TRANSFORMERS_VERSION
     assert TRUTH["versions"]["peft"] == PEFT_VERSION
     assert TRUTH["versions"]["bitsandbytes"] == "0.50.2"
+
+
+def test_truth_covers_issue_13_families() -> None:
+    """Issue 13 asks the QLoRA pattern on these families; each has all five loads of the truth script."""
+    assert FAMILIES == ["gemma2", "gpt2", "llama", "mistral", "phi3", "qwen2"]
+    loads = {"nf4-double", "fp4", "nf4-bf16-storage", "int8", "int8-skip"}
+    assert all({k for k, c in CASES.items() if c["family"] == f} == {f"{f}-{q}" for q in loads} for f in FAMILIES)
 
 
 @pytest.mark.parametrize("shape", [(128, 256), (96, 80), (3, 7), (11008, 4096)])
@@ -102,7 +111,7 @@ trainer = Trainer(model=model, args=args, train_dataset=None)
 """
 
 
-@pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_qlora_script_counts_equal_peft(analyse: Callable[[str, str], vramlint.FileAnalysis], family: str) -> None:
     case = CASES[f"{family}-nf4-double"]
     src = QLORA.format(lora=case["lora"]).replace("FOLDER", str(HUB / family))
