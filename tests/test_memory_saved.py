@@ -364,6 +364,22 @@ out = model(x)
     # view like Tensor.unfold. The Linear keeps the Unfold's output.
     Case("unfold-layer", seq("nn.Conv2d(3, 8, 3, padding=1)", "nn.Unfold(3, padding=1)", "nn.Flatten()",
                              "nn.Linear(8 * 9 * 64, 10)", x=CONV_IN)),
+    # torch.diff is composite (narrow, then sub): its backward keeps nothing; the tanh keeps its output.
+    Case("diff", """\
+class Differences(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 32)
+        self.head = nn.Linear(31, 4)
+
+    def forward(self, x):
+        return self.head(torch.tanh(torch.diff(self.fc(x), dim=-1)))
+
+
+model = Differences()
+x = torch.randn(8, 16)
+out = model(x)
+"""),
     Case("F.unfold-repeat-interleave", """\
 class Windows(nn.Module):
     def __init__(self):

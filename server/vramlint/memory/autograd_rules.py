@@ -325,9 +325,11 @@ def reciprocal(c: Call) -> Effect:
 
 @rule("add", "sub", "negative", "pos", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "pad",
       "roll", "flip", "tril", "triu", "repeat", "tile", "clone", "pixel_shuffle", "channel_shuffle", "interpolate",
-      "sum", "mean", "cumsum", "nan_to_num", "zero_pad", "copy", "rot90", "im2col", "col2im", "repeat_interleave")
+      "sum", "mean", "cumsum", "nan_to_num", "zero_pad", "copy", "rot90", "im2col", "col2im", "repeat_interleave",
+      "diff")
 def keeps_nothing(c: Call) -> Effect:
-    # Their backward needs only sizes (or reshapes the gradient): nothing is kept.
+    # Their backward needs only sizes (or reshapes the gradient): nothing is kept. (torch.diff
+    # is composite: slices and a subtraction.)
     return Effect(grad="pass" if c.name in ("add", "sub", "cat", "concat", "stack") else "new")
 
 
