@@ -372,6 +372,12 @@ def setitem(c: Call) -> Effect:
     return Effect(grad="pass")
 
 
+@rule("requires_grad")
+def requires_grad(c: Call) -> Effect:
+    """`t.requires_grad_()`: a flag on the same tensor (the tape marks it); nothing is kept."""
+    return Effect("view", grad="pass")
+
+
 @rule("div")
 def div(c: Call) -> Effect:
     if len(c.inputs) < 2:
