@@ -407,9 +407,12 @@ def test_checkpointing_flag(tmp_path: Path) -> None:
     write(tmp_path, "deep.py", CKPT)
     write(tmp_path, "mlp.py", MLP)
     common = ("--input-shape", "256", "--batch-size", "512", "--format", "json")
-    plain_r, ckpt_r, mlp_r = run_all(
+    plain_r, ckpt_r, mlp_r, text_r = run_all(
         tmp_path, ("check", "deep.py", *common), ("check", "deep.py", *common, "--checkpointing"),
-        ("check", "mlp.py", "--model", "MLP", "--batch-size", "4", "--checkpointing", "--format", "json"))
+        ("check", "mlp.py", "--model", "MLP", "--batch-size", "4", "--checkpointing", "--format", "json"),
+        ("check", "deep.py", "--input-shape", "256", "--batch-size", "512", "--checkpointing"))
+    # The text output's setup line says it.
+    assert "    memory (batch 512, fp32, adam, checkpointing, H100-80GB; inputs from flag):" in text_r.stdout.splitlines()
     plain, ckpt = models_of(plain_r.stdout)["Deep"], models_of(ckpt_r.stdout)["Deep"]
     assert sources(plain)["checkpointing"] == (False, "default")
     assert sources(ckpt)["checkpointing"] == (True, "flag")

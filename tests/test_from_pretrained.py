@@ -116,6 +116,11 @@ def test_issue_repro_tinyllama_by_name(analyse: Analyse, tmp_path: Path) -> None
     model = models_of(analyse(src, {"HF_HUB_CACHE": str(cache)}))["model"]
     assert_truth(model, TRUTH["families"]["tinyllama"]["AutoModelForCausalLM"])
     assert model.params.total == 1_100_048_384
+    # How it was loaded, for the hover on from_pretrained and the reports.
+    config = cache / "models--TinyLlama--TinyLlama-1.1B-Chat-v1.0" / "snapshots" / COMMIT / "config.json"
+    assert model.origin == (("checkpoint", "TinyLlama/TinyLlama-1.1B-Chat-v1.0"),
+                            ("config", f"{config} (Hugging Face cache {cache})"),
+                            ("dtype", "bfloat16 (`torch_dtype=`)"))
 
 
 def test_cache_under_hf_home_and_revision(analyse: Analyse, tmp_path: Path) -> None:
@@ -128,6 +133,9 @@ def test_cache_under_hf_home_and_revision(analyse: Analyse, tmp_path: Path) -> N
     found = models_of(analyse(src, {"HF_HOME": str(tmp_path / "home")}))
     assert_truth(found["model"], dict(TRUTH["families"]["qwen2"]["AutoModelForCausalLM"], dtype="float16"))
     assert_truth(found["pinned"], TRUTH["families"]["qwen2"]["AutoModelForCausalLM"])
+    assert found["model"].origin[-1] == ("dtype", "float16 (`dtype=`)")
+    config_dtype = json.loads((HUB / "qwen2" / "config.json").read_text())["dtype"]
+    assert found["pinned"].origin[-1] == ("dtype", f"{config_dtype} (the config's `dtype`)")
 
 
 def test_config_from_the_configuration(analyse: Analyse) -> None:

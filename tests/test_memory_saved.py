@@ -422,6 +422,24 @@ model = Windows()
 x = torch.randn(4, 3, 8, 8)
 out = model(x)
 """),
+    # torch.diff is slicing and a subtraction (with prepend, a cat first): nothing is kept, not
+    # the Linear output it reads.
+    Case("diff", """\
+class Differences(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 32)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return self.head(torch.diff(h, prepend=h[:, :1], dim=-1))
+
+
+model = Differences()
+x = torch.randn(8, 16)
+out = model(x)
+"""),
 ]
 
 

@@ -118,3 +118,90 @@ def test_lora_keeps_for_backward_what_torch_keeps(case: str, tmp_path: Path) -> 
         model = _model(vramlint.analyze_source(str(tmp_path / f"{label}.py"), source, settings))
         assert model.memory is not None, [u.reason for u in model.memory_unknowns[:5]]
         assert model.memory.activations == truth["saved_bytes"][label] + lse_padding, label
+
+
+TRAINER_SCRIPT = """\
+from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
+from peft import LoraConfig, get_peft_model
+
+config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, vocab_size=1000)
+model = LlamaForCausalLM(config)
+model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+args = TrainingArguments(output_dir="out", gradient_checkpointing={flag}, per_device_train_batch_size=2)
+trainer = Trainer(model=model, args=args)
+"""
+
+
+def test_trainer_checkpointing_reaches_the_model_peft_wraps(tmp_path: Path) -> None:
+    """`TrainingArguments(gradient_checkpointing=True)` on a PeftModel: the Trainer calls
+    `model.gradient_checkpointing_enable()`, which PeftModel's `__getattr__` forwards to the
+    transformers model it wraps; the decoder layers then keep only their inputs. The name bound
+    twice (the base model, then its LoRA wrapper) is one model, reported at its last binding."""
+    settings = vramlint.Settings(extra_paths=_library_paths(), inputs=(vramlint.InputSpec((16,), "int64"),),
+                                 precision="fp32", memory=True)
+    kept = {}
+    for flag in (True, False):
+        result = vramlint.analyze_source(str(tmp_path / f"trainer_{flag}.py"), TRAINER_SCRIPT.format(flag=flag), settings)
+        assert [(m.name, m.location.line) for m in result.models] == [("model", 7)]
+        model = _model(result)
+        assert model.memory is not None, [u.reason for u in model.memory_unknowns[:5]]
+        assert model.setup is not None and model.setup["checkpointing"] is flag
+        assert not [n for n in model.memory.notes if "checkpointing was asked for" in n]
+        kept[flag] = model.memory.activations
+    assert kept[True] < kept[False] / 2
+
+
+SFT_SCRIPT = """\
+from transformers import LlamaConfig, LlamaForCausalLM
+from peft import LoraConfig, get_peft_model
+from trl import SFTConfig, SFTTrainer
+
+config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, vocab_size=1000)
+model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=8, target_modules="all-linear"))
+args = SFTConfig(output_dir="out", per_device_train_batch_size=2, gradient_accumulation_steps=4, max_length=32)
+trainer = SFTTrainer(model=model, args=args, train_dataset=dataset)
+"""
+
+
+def test_sft_config_gives_the_token_inputs_and_trl_defaults(tmp_path: Path) -> None:
+    """No input shapes given: SFTConfig's max_length is the tokens per sample (TRL pads or packs to
+    it), its batch the micro-batch; TRL's defaults (bf16, gradient checkpointing) apply, and
+    the accumulation is said, not multiplied in. The same estimate as the shapes given by hand."""
+    settings = vramlint.Settings(extra_paths=_library_paths(), memory=True)
+    model = _model(vramlint.analyze_source(str(tmp_path / "sft.py"), SFT_SCRIPT, settings))
+    assert model.memory is not None and model.setup is not None, [u.reason for u in model.memory_unknowns[:5]]
+    assert model.inputs_from is not None and model.inputs_from.startswith("code: SFTConfig(max_length=32) at line 8")
+    assert [(s.shape, s.dtype) for s in model.setup["inputs"]] == [((32,), "int64")]
+    assert (model.setup["batch_size"], model.setup["precision"], model.setup["checkpointing"]) == (2, "amp-bf16", True)
+    assert any(n.startswith("gradient accumulation (SFTConfig(gradient_accumulation_steps=4) at line 8)")
+               for n in model.memory.notes)
+    by_hand = vramlint.Settings(extra_paths=_library_paths(), memory=True, inputs=(vramlint.InputSpec((32,), "int64"),),
+                                batch_size=2, precision="amp-bf16", checkpointing=True, optimizer="adamw")
+    (same,) = [m for m in vramlint.analyze_source(str(tmp_path / "lora.py"), SFT_SCRIPT.split("args =")[0],
+                                                   by_hand).models if m.name == "model"]
+    assert same.memory is not None and same.memory.train_peak == model.memory.train_peak
+
+
+def test_adapters_stay_float32_on_a_model_loaded_in_bf16(tmp_path: Path) -> None:
+    """`from_pretrained(dtype=torch.bfloat16)` then LoRA: peft makes the adapters float32
+    (`autocast_adapter_dtype=True`, its default). The precision the code states is bf16, but the
+    model was loaded in it: the estimate does not cast the adapters down, so their gradients
+    (float32) and AdamW's two moments take 4 and 8 bytes per trainable parameter, one block per tensor."""
+    truth = CASES["llama-list"]
+    src = truth["source"].replace("get_peft_model(LlamaForCausalLM(config),",
+                                  "get_peft_model(LlamaForCausalLM._from_config(config, dtype=torch.bfloat16),")
+    src = "import torch\n" + src
+    assert "dtype=torch.bfloat16" in src
+    settings = vramlint.Settings(extra_paths=_library_paths(), inputs=(vramlint.InputSpec((16,), "int64"),),
+                                 batch_size=2, optimizer="adamw", precision="bf16", memory=True)
+    model = _model(vramlint.analyze_source(str(tmp_path / "lora_bf16.py"), src, settings))
+    assert model.memory is not None, [u.reason for u in model.memory_unknowns[:5]]
+    tensors = truth["trainable_tensors"]
+    assert model.memory.gradients == sum(_blocks(4 * n) for n in tensors)
+    assert model.memory.optimizer_state == sum(2 * _blocks(4 * n) for n in tensors)
+    # The frozen base: bf16, two bytes per parameter (the adapters four).
+    frozen = truth["params"] - truth["trainable"]
+    assert model.memory.weights >= 2 * frozen + 4 * truth["trainable"]
+    assert model.memory.weights < 4 * frozen

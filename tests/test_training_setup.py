@@ -172,6 +172,58 @@ def test_hf_trainer_defaults_and_dtype() -> None:
     assert s.checkpointing.text == "model.gradient_checkpointing_enable() at line 6"
 
 
+SFT_SCRIPT = '''
+from datasets import load_dataset
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM
+from trl import SFTConfig, SFTTrainer
+
+model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B")
+config = SFTConfig(output_dir="out", {args})
+trainer = SFTTrainer(model=model, args=config, train_dataset=load_dataset("trl-lib/Capybara", split="train"),
+                     peft_config=LoraConfig(r=16))
+trainer.train()
+'''
+
+
+def test_trl_configs_bring_trl_defaults() -> None:
+    """TRL's configs subclass `_BaseConfig` (trl 1.16.0), whose defaults differ from
+    TrainingArguments': gradient checkpointing on, bf16 on unless fp16; SFTConfig pads or packs
+    each sample to max_length=1024. Each default says it is one."""
+    s = scan(SFT_SCRIPT.format(args="per_device_train_batch_size=2"))
+    assert value(s.batch_size) == 2 and value(s.optimizer) == "adamw"
+    assert value(s.autocast) == "amp-bf16" and s.autocast is not None and "default bf16=True" in s.autocast.text
+    assert value(s.checkpointing) is True and s.checkpointing is not None and s.checkpointing.target == "model"
+    assert value(s.sequence_length) == 1024 and s.sequence_length is not None
+    assert "default max_length" in s.sequence_length.text
+    assert s.accumulation is None
+
+
+def test_trl_config_values_given() -> None:
+    s = scan(SFT_SCRIPT.format(args="fp16=True, gradient_checkpointing=False, max_length=2048, "
+                                    "gradient_accumulation_steps=8"))
+    assert value(s.autocast) == "amp-fp16"
+    assert s.checkpointing is None
+    assert value(s.sequence_length) == 2048 and s.sequence_length is not None
+    assert s.sequence_length.text == f"SFTConfig(max_length=2048) at line {line_of(SFT_SCRIPT, 'SFTConfig(')}"
+    assert value(s.accumulation) == 8
+    # Older TRL's name for it; a value the file does not decide is not guessed.
+    assert value(scan(SFT_SCRIPT.format(args="max_seq_length=512")).sequence_length) == 512
+    undecided = scan(SFT_SCRIPT.format(args="max_length=n"))
+    assert undecided.sequence_length is None
+    assert any("max_length=n is not decidable" in n for n in undecided.notes)
+    # `**kwargs` may set any of them: no default is assumed.
+    starred = scan(SFT_SCRIPT.format(args="**kwargs"))
+    assert starred.sequence_length is None and starred.checkpointing is None and starred.autocast is None
+
+
+def test_training_arguments_keep_their_own_defaults() -> None:
+    s = scan(SFT_SCRIPT.replace("SFTConfig(", "TrainingArguments(").replace("from trl import SFTConfig, SFTTrainer",
+                                                                           "from transformers import TrainingArguments")
+             .format(args="gradient_accumulation_steps=1"))
+    assert s.checkpointing is None and s.autocast is None and s.sequence_length is None and s.accumulation is None
+
+
 AMP_LOOP = '''
 import torch
 from torch import nn, optim

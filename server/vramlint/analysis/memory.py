@@ -12,7 +12,7 @@ import libcst as cst
 from vramlint.analysis.call_sites import call_sites
 from vramlint.analysis.inputs import forward_arity_problem
 from vramlint.analysis.models import Trace
-from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, UnknownInfo
+from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, TrainerCall, UnknownInfo
 from vramlint.analysis.running import dedupe, info, known_call_args, run_budgeted
 from vramlint.analysis.tree import build_tree, shape_of
 from vramlint.engine.evaluator import Scope
@@ -23,7 +23,7 @@ from vramlint.engine.values import MISSING, Instance, SourceRef, Unknown
 from vramlint.frontends.registry import frontend_of, training_setup_handlers
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
-from vramlint.frontends.training_setup import scan_training_setup
+from vramlint.frontends.training_setup import Found, scan_training_setup
 from vramlint.memory.devices import device_named
 from vramlint.memory.estimate import (
     LayerMemory,
@@ -50,11 +50,16 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
     buffers = named_tensors(model, "buffers")
     restore: list[tuple[TensorValue, str]] = []
     pure = setup.precision in ("bf16", "fp16")
-    if pure:  # model.to(dtype): parameters and float buffers
+    # A model that already has parameters in that dtype was built or loaded in it
+    # (`from_pretrained(dtype=torch.bfloat16)`): those still float32 are so on purpose (peft's
+    # adapters, transformers' `_keep_in_fp32_modules`, norms cast up for k-bit training) and stay.
+    loaded_low = pure and any(isinstance(t, TensorValue) and t.dtype == LOW[setup.precision] for _, t in params)
+    if pure and not loaded_low:  # model.to(dtype): parameters and float buffers
         for _, t in params + buffers:
             if isinstance(t, TensorValue) and t.dtype in FLOAT_DTYPES:
                 restore.append((t, t.dtype))
                 t.dtype = LOW[setup.precision]
+    if pure:
         args = tuple(_cast_input(a, LOW[setup.precision]) for a in args)
         kwargs = {k: _cast_input(v, LOW[setup.precision]) for k, v in kwargs.items()}
     tape = Tape(autocast=LOW[setup.precision] if setup.precision.startswith("amp-") else None)
@@ -65,9 +70,11 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
     for _, m in named_modules(model):
         state_of(m).forget_calls()
     if setup.checkpointing:
-        enable, _ = model.cls.lookup("gradient_checkpointing_enable")
-        if enable is not MISSING:
-            run_budgeted(loader, lambda: ev.call(ev.protocol.bind_descriptor(enable, model.cls, model), (), {}))
+        # Python's attribute lookup, `__getattr__` included: a wrapper (peft's PeftModel) forwards
+        # the call to the model it wraps.
+        enable = run_budgeted(loader, lambda: ev.protocol.getattr(model, "gradient_checkpointing_enable", None))[0]
+        if enable is not None and not isinstance(enable, Unknown):
+            run_budgeted(loader, lambda: ev.call(enable, (), {}))
         else:
             notes.append("checkpointing was asked for but the model has no gradient_checkpointing_enable(): "
                          "only torch.utils.checkpoint calls in its forward are modelled")
@@ -192,12 +199,16 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     setup = resolve_setup(settings, name, path, _directive_for(loc, trace), code)
     setup = _batch_from_call(setup, loader, name, kind, trace)
     result.setup = setup
+    scan = scan_training_setup(trace.source, training_setup_handlers()) if trace.source is not None else None
+    trainer = scan.trainer_for(name) if scan is not None else None
+    if trainer is not None:
+        result.trained_by = TrainerCall(trainer.value, trainer.text, trainer.ref)
     stopped = loader.evaluator.analysis.stopped
     if stopped is not None:  # nothing more can be evaluated: not "no inputs"
         result.tree = build_tree(value)
         result.memory_unknowns = [UnknownInfo(f"no estimate: {stopped.message}", stopped.ref)]
         return result
-    call = _inputs(loader, name, kind, value, trace, setup)
+    call = _inputs(loader, name, kind, value, trace, setup, scan.sequence_length if scan is not None else None)
     if isinstance(call, str):
         result.tree = build_tree(value)
         result.memory_unknowns = [UnknownInfo(f"no inputs to estimate memory: {call}", None)]
@@ -221,7 +232,9 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
             est.max_batch = max_batch(batch, est.train_peak, 2 * batch, doubled.train_peak,
                                       device.memory - device.context)
     result.memory = est
-    scan = scan_training_setup(trace.source, training_setup_handlers()) if trace.source is not None else None
+    if est is not None and scan is not None and scan.accumulation is not None:
+        est.notes.append(f"gradient accumulation ({scan.accumulation.text}): the estimate is of one micro-batch "
+                         f"of {batch}; accumulating adds no memory, the gradients are kept between steps anyway")
     if est is not None and scan is not None and scan.distributed is not None:
         est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): the estimate is for one GPU "
                          "holding the whole model; data-parallel buckets and sharding are not modelled yet")
@@ -328,11 +341,12 @@ def _batch_from_call(setup: Setup, loader: Loader, name: str, kind: str, trace: 
     return Setup({**setup.values, "batch_size": batch})
 
 
-def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
-            setup: Setup) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
+def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace, setup: Setup,
+            sequence: Found[int] | None = None) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
     """The forward's arguments: configured input shapes, else the first call of the model in the
     file whose arguments are all known (`logits = model(torch.randn(256, 1000))`), else the first
-    layer's; the batch size from the setup when it ranks above the code. A string says what is missing."""
+    layer's (with `sequence`, the tokens per sample the training code pads or packs to, for an
+    Embedding); the batch size from the setup when it ranks above the code. A string says what is missing."""
     batch = setup["batch_size"]
     told = setup.source("batch_size") not in ("default",)
     if setup["inputs"]:
@@ -357,7 +371,7 @@ def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
             args, kwargs = _with_batch(args, own, batch), _with_batch(kwargs, own, batch)
             return args, kwargs, f"{where}, batch {batch} from {setup.source('batch_size')}"
         return args, kwargs, where
-    return _first_layer_inputs(model, batch, setup.source("batch_size"))
+    return _first_layer_inputs(model, batch, setup.source("batch_size"), sequence)
 
 
 def _example_call(loader: Loader, name: str, kind: str,
@@ -371,8 +385,8 @@ def _example_call(loader: Loader, name: str, kind: str,
     return None
 
 
-def _first_layer_inputs(model: Instance, batch: int | None,
-                        batch_source: str) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
+def _first_layer_inputs(model: Instance, batch: int | None, batch_source: str,
+                        sequence: Found[int] | None = None) -> tuple[tuple[Any, ...], dict[str, Any], str] | str:
     """Inputs read off the first layer when nothing else tells: a Linear takes `in_features`
     floats per sample. Other first layers leave a dimension unknown: the reason says which."""
     first = next((m for _, m in named_modules(model) if not state_of(m).modules and state_of(m).params), None)
@@ -387,6 +401,10 @@ def _first_layer_inputs(model: Instance, batch: int | None,
                     "(--batch-size, `batch-size` in the configuration, or a DataLoader(batch_size=...) in the file)")
         return (TensorValue((batch, n), "float32"),), {}, f"the first layer, Linear({n}, ...), batch {batch} from {batch_source}"
     if cls == "Embedding":
+        if sequence is not None:
+            b = batch or 1
+            return ((TensorValue((b, sequence.value), "int64"),), {},
+                    f"code: {sequence.text}, {sequence.value} tokens per sample, batch {b} from {batch_source}")
         return f"the first layer is an Embedding: give the sequence length (--input-shape T --input-dtype int64); {hint}"
     if cls.startswith("Conv"):
         return f"the first layer is a {cls}: give the sample shape (--input-shape C,H,W); {hint}"

@@ -35,7 +35,7 @@ from vramlint.engine.values import (
     Unknown,
 )
 from vramlint.engine.walk import iter_nodes
-from vramlint.frontends.registry import frontend_of
+from vramlint.frontends.registry import frontend_of, model_origin
 from vramlint.frontends.torch.module import is_module, named_modules, state_of
 from vramlint.frontends.torch.stubs import torch_classes
 from vramlint.frontends.torch.tensors import TensorValue
@@ -105,7 +105,15 @@ def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: 
                         results.append(_result(name, "instance", SourceRef(source, small), v,
                                                "module level", unknowns, None, loader, trace))
     _mark_components(results)
-    return results
+    return _last_bindings(results)
+
+
+def _last_bindings(results: list[ModelResult]) -> list[ModelResult]:
+    """A module-level name bound more than once (`model = LlamaForCausalLM(config)` then
+    `model = get_peft_model(model, ...)`) holds its last value, which is the one every result
+    counted: it is reported once, at its last binding."""
+    last = {r.name: i for i, r in enumerate(results) if r.kind == "instance"}
+    return [r for i, r in enumerate(results) if r.kind != "instance" or last[r.name] == i]
 
 
 def _top_level(body: Any) -> Iterator[cst.CSTNode]:
@@ -339,6 +347,14 @@ def _finish(loader: Loader, model: Instance, trace: Trace) -> None:
 
 def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list[UnknownInfo],
             error: UnknownInfo | None, loader: Loader, trace: Trace) -> ModelResult:
+    result = _counted(name, kind, loc, value, how, unknowns, error, loader, trace)
+    if is_module(value):
+        result.origin = model_origin(value)
+    return result
+
+
+def _counted(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list[UnknownInfo],
+             error: UnknownInfo | None, loader: Loader, trace: Trace) -> ModelResult:
     if error is None and is_module(value):
         _, sink, error = run_budgeted(loader, lambda: _finish(loader, value, trace))
         unknowns = unknowns + [info(u) for u in sink]

@@ -99,6 +99,24 @@ class ModelResult:
     inputs_from: str | None = None
     # The training setup the estimate used, each value with where it came from (settings.Setup).
     setup: Setup | None = None
+    # The trainer call of the file that trains this model (`Trainer(model=model, ...)`).
+    trained_by: TrainerCall | None = None
+    # How it was loaded, as (label, value) rows: ("checkpoint", "ORG/NAME"), ("config", where from),
+    # ("dtype", ...); empty for a model built in code.
+    origin: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def location(self) -> Location | None:
+        return _resolve(self.where)
+
+
+@dataclass(frozen=True)
+class TrainerCall:
+    """A call that trains a model: `Trainer(model=model, ...)`, `SFTTrainer(...)`."""
+
+    name: str  # "Trainer", "SFTTrainer"
+    text: str  # "Trainer(model=model, ...) at line 12"
+    where: Location | SourceRef | None = field(default=None, compare=False)
 
     @property
     def location(self) -> Location | None:

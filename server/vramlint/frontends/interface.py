@@ -52,6 +52,9 @@ class Frontend:
     # False when the model's call takes its inputs in more than one form (Keras's `call` takes
     # several inputs as one list too): input shapes are then not checked against its signature.
     forward_signature_checked: bool = True
+    # How a model was loaded, as (label, value) rows: a checkpoint's name, where its config came
+    # from, its dtype (the editor's hover on `from_pretrained(...)`, reports). Empty when not loaded.
+    origin: Callable[[Instance], tuple[tuple[str, str], ...]] | None = None
     # Notes every memory estimate of one of its models carries (`vramlint explain`, reports).
     estimate_notes: tuple[str, ...] = ()
     # Native functions whose calls the memory model records on its tape, by name prefix.
@@ -59,3 +62,35 @@ class Frontend:
     # What its training code states (optimizer, precision, batch...), for the training-setup scan
     # (frontends/training_setup.py).
     training_setup: TrainingSetupHandler | None = None
+    # Code changes that make a model that does not fit take less memory the framework's way
+    # (LoRA, 4-bit weights), for the editor's quick fixes, which re-analyse each to title it.
+    memory_fixes: Callable[[FixRequest], list[ProposedFix]] | None = None
+
+
+@dataclass(frozen=True)
+class SourceEdit:
+    """Replace the text from (line, column) to (end_line, end_column) with `text`: 1-based lines,
+    code-point columns (engine.values.Location's convention). An insertion has equal ends."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ProposedFix:
+    title: str  # "Fine-tune with LoRA (peft: r=16, every linear layer)"
+    edits: tuple[SourceEdit, ...]
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    """A model of a file that does not fit, for `memory_fixes`."""
+
+    text: str  # the file
+    model: str  # its name (a module-level variable, a class...)
+    line: int  # the statement that binds it, 1-based, first and last line
+    end_line: int
+    trains_everything: bool  # every parameter trainable: full fine-tuning

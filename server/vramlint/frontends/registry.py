@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vramlint.frontends.diffusers.frontend import FRONTEND as DIFFUSERS
-from vramlint.frontends.interface import Frontend
+from vramlint.frontends.interface import FixRequest, Frontend, ProposedFix
 from vramlint.frontends.keras.frontend import FRONTEND as KERAS
 from vramlint.frontends.torch.frontend import FRONTEND as TORCH
 from vramlint.frontends.transformers.frontend import FRONTEND as TRANSFORMERS
@@ -40,6 +40,16 @@ def decorator_rules() -> dict[str, Callable[..., Any]]:
 
 def function_rules() -> dict[str, Callable[..., Any]]:
     return {name: rule for f in FRONTENDS for name, rule in f.function_rules.items()}
+
+
+def model_origin(model: Any) -> tuple[tuple[str, str], ...]:
+    """How `model` was loaded (a checkpoint, its config's source, its dtype), as the frontends say."""
+    return tuple(row for f in FRONTENDS if f.origin is not None for row in f.origin(model))
+
+
+def memory_fixes(request: FixRequest) -> list[ProposedFix]:
+    """The frontends' code changes that make `request`'s model take less memory (quick fixes)."""
+    return [fix for f in FRONTENDS if f.memory_fixes is not None for fix in f.memory_fixes(request)]
 
 
 def taped_prefixes() -> tuple[str, ...]:

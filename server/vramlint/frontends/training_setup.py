@@ -75,6 +75,11 @@ class TrainingScan:
     cast: "bf16" | "fp16" (parameters themselves in low precision: `model.half()`, `.to(dtype)`,
     `from_pretrained(torch_dtype=...)`, `torch.set_default_dtype`, Lightning "bf16-true").
     batch_size: a positive int. checkpointing: True. distributed: "ddp" | "fsdp" | "dp".
+    trainers: the trainer calls that name the model they train (`Trainer(model=model, ...)`): the
+    value is the called name ("Trainer", "SFTTrainer"), the target that model's variable.
+    sequence_length: the tokens per sample a trainer pads or packs to (TRL's `max_length`), for a
+    model whose inputs are token ids. accumulation: gradient accumulation steps (> 1): the
+    estimate is of one micro-batch.
     The tuples hold every candidate of their kind in source order (the single fields are the
     preferred one); `bindings` is `(variable, called name)` for the first `variable = C(...)`
     (also `C(...).to(...)`) of each variable, e.g. ("model", "Net").
@@ -86,7 +91,10 @@ class TrainingScan:
     batch_size: Found[int] | None = None
     checkpointing: Found[bool] | None = None
     distributed: Found[str] | None = None
+    sequence_length: Found[int] | None = None
+    accumulation: Found[int] | None = None
     optimizers: tuple[Found[str], ...] = ()
+    trainers: tuple[Found[str], ...] = ()
     casts: tuple[Found[str], ...] = ()
     checkpoints: tuple[Found[bool], ...] = ()
     bindings: tuple[tuple[str, str], ...] = ()
@@ -110,6 +118,10 @@ class TrainingScan:
     def precision_for(self, model: str, models: Collection[str] = ()) -> Found[str] | None:
         """A cast that applies to `model` (chosen as in optimizer_for), else the autocast."""
         return self._pick(self.casts, model, models) or self.autocast
+
+    def trainer_for(self, model: str) -> Found[str] | None:
+        """The first trainer call given `model` (a variable name) to train."""
+        return next((t for t in self.trainers if t.target == model), None)
 
     def checkpointing_for(self, model: str, models: Collection[str] = ()) -> Found[bool] | None:
         """Checkpointing that applies to `model` (chosen as in optimizer_for)."""
@@ -187,6 +199,9 @@ class Outcome:
     batches: list[tuple[int, Found[int]]] = field(default_factory=list)
     checkpoints: list[Found[bool]] = field(default_factory=list)
     distributed: list[Found[str]] = field(default_factory=list)
+    sequence_lengths: list[Found[int]] = field(default_factory=list)
+    trainers: list[Found[str]] = field(default_factory=list)
+    accumulations: list[Found[int]] = field(default_factory=list)
     pending: dict[str, list[tuple[Candidate, str]]] = field(default_factory=dict)
 
     def defer(self, setting: str, c: Candidate, what: str) -> None:
@@ -697,8 +712,6 @@ class Scanner:
 
     # -- decisions ----------------------------------------------------------------------------
 
-    # -- decisions ----------------------------------------------------------------------------
-
     def _decide(self) -> TrainingScan:
         """Each candidate to its kind's decider (the handlers' dispatch table), then the
         preferred candidate of each setting."""
@@ -720,7 +733,10 @@ class Scanner:
             batch_size=min(out.batches, key=lambda b: b[0])[1] if out.batches else None,
             checkpointing=out.checkpoints[0] if out.checkpoints else None,
             distributed=out.distributed[0] if out.distributed else None,
+            sequence_length=out.sequence_lengths[0] if out.sequence_lengths else None,
+            accumulation=out.accumulations[0] if out.accumulations else None,
             optimizers=tuple(optimizers),
+            trainers=tuple(out.trainers),
             casts=tuple(out.casts),
             checkpoints=tuple(out.checkpoints),
             bindings=tuple(self.bindings.items()),

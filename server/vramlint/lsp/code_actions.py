@@ -1,8 +1,9 @@
-"""Quick fixes. On an over-budget finding (VL001): set the largest batch size that fits, or
-switch to bf16 mixed precision, each titled with the estimate it would give (the file analysed
+"""Quick fixes. On an over-budget finding (VL001): set the largest batch size that fits, switch
+to bf16 mixed precision, or turn on gradient checkpointing (in the model's in-file directive, the
+one place that applies to this model alone), and the frontends' own code changes (LoRA, 4-bit
+weights: Frontend.memory_fixes), each titled with the estimate it would give (the file analysed
 again with the change); on an unresolved input (VL301): insert a `# vramlint:` directive with a
-placeholder input shape. Changes go into the model's in-file directive, the one place that
-applies to this model alone."""
+placeholder input shape."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from collections.abc import Callable, Sequence
 from lsprotocol import types
 
 from vramlint.analysis.results import FileAnalysis, ModelResult
+from vramlint.engine.values import Location
+from vramlint.frontends.interface import FixRequest, ProposedFix, SourceEdit
+from vramlint.frontends.registry import memory_fixes
+from vramlint.lsp.positions import to_range
+from vramlint.memory.estimate import MemoryEstimate
 from vramlint.render.units import fmt_bytes
 from vramlint.settings import DIRECTIVE
 
@@ -20,7 +26,7 @@ Reanalyze = Callable[[str], FileAnalysis]
 
 def code_actions(fa: FileAnalysis, text: str, uri: str, diagnostics: Sequence[types.Diagnostic],
                  reanalyze: Reanalyze) -> list[types.CodeAction]:
-    out: list[types.CodeAction] = []
+    out: list[types.CodeAction | None] = []
     by_name = {m.name: m for m in fa.models}
     for d in diagnostics:
         data = d.data if isinstance(d.data, dict) else {}
@@ -34,10 +40,63 @@ def code_actions(fa: FileAnalysis, text: str, uri: str, diagnostics: Sequence[ty
             if m.memory.precision == "fp32":
                 out.append(_fix(uri, text, m, {"precision": "amp-bf16"}, d, reanalyze,
                                 "Use bf16 mixed precision (precision=amp-bf16)"))
+            if m.setup is not None and not m.setup["checkpointing"]:
+                # Offered where it helps: a model with gradient_checkpointing_enable() (transformers').
+                out.append(_fix(uri, text, m, {"checkpointing": "true"}, d, reanalyze,
+                                "Use gradient checkpointing (checkpointing=true)", lower_than=m.memory.device_total))
+            out += [_code_fix(uri, text, m, fix, d, reanalyze) for fix in _frontend_fixes(text, m)]
         elif d.code == "VL301":
             out.append(_fix(uri, text, m, _placeholder(d.message), d, None,
                             "Insert a vramlint directive with the input shape (edit the placeholder)"))
+    return [a for a in out if a is not None]
+
+
+def _frontend_fixes(text: str, m: ModelResult) -> list[ProposedFix]:
+    loc = m.location
+    if loc is None:
+        return []
+    full = m.params.total is not None and m.params.trainable == m.params.total
+    return memory_fixes(FixRequest(text, m.name, loc.line, loc.end_line, full))
+
+
+def apply_edits(text: str, edits: Sequence[SourceEdit]) -> str:
+    """`text` with `edits` (non-overlapping, positions in the original text) made."""
+    lines = text.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+
+    def offset(line: int, col: int) -> int:
+        return starts[min(line, len(lines) + 1) - 1] + col if line >= 1 else 0
+
+    out = text
+    for e in sorted(edits, key=lambda e: (e.line, e.column), reverse=True):
+        out = out[: offset(e.line, e.column)] + e.text + out[offset(e.end_line, e.end_column):]
     return out
+
+
+def _code_fix(uri: str, text: str, m: ModelResult, fix: ProposedFix, d: types.Diagnostic,
+              reanalyze: Reanalyze) -> types.CodeAction:
+    lines = text.splitlines()
+    edits = [types.TextEdit(to_range(Location("", e.line, e.column, e.end_line, e.end_column), lines), e.text)
+             for e in fix.edits]
+    return types.CodeAction(_titled(fix.title, _estimate_after(m, apply_edits(text, fix.edits), reanalyze)),
+                            kind=types.CodeActionKind.QuickFix, diagnostics=[d], is_preferred=False,
+                            edit=types.WorkspaceEdit(changes={uri: edits}))
+
+
+def _titled(title: str, after: MemoryEstimate | None) -> str:
+    """`title: 9.1 GiB of 24.0 GiB, fits`: with the estimate of the file changed so."""
+    if after is None:
+        return title
+    return f"{title}: {fmt_bytes(after.device_total)} of {fmt_bytes(after.device_memory)}, " + \
+        ("fits" if after.fits else "still does not fit")
+
+
+def _estimate_after(m: ModelResult, new_text: str, reanalyze: Reanalyze | None) -> MemoryEstimate | None:
+    if reanalyze is None:
+        return None
+    return next((x.memory for x in reanalyze(new_text).models if x.name == m.name and x.memory is not None), None)
 
 
 def _placeholder(message: str) -> dict[str, str]:
@@ -78,14 +137,13 @@ def directive_edit(text: str, model_line: int, updates: dict[str, str]) -> tuple
 
 
 def _fix(uri: str, text: str, m: ModelResult, updates: dict[str, str], d: types.Diagnostic,
-         reanalyze: Reanalyze | None, title: str) -> types.CodeAction:
+         reanalyze: Reanalyze | None, title: str, lower_than: int | None = None) -> types.CodeAction | None:
+    """The directive fix; None when `lower_than` is given and the change does not bring the
+    device total below it."""
     assert m.location is not None
     new_text, edit = directive_edit(text, m.location.line, updates)
-    if reanalyze is not None:
-        after = next((x for x in reanalyze(new_text).models if x.name == m.name and x.memory is not None), None)
-        if after is not None and after.memory is not None:
-            e = after.memory
-            verdict = "fits" if e.fits else "still does not fit"
-            title += f": {fmt_bytes(e.device_total)} of {fmt_bytes(e.device_memory)}, {verdict}"
-    return types.CodeAction(title, kind=types.CodeActionKind.QuickFix, diagnostics=[d], is_preferred=False,
+    after = _estimate_after(m, new_text, reanalyze)
+    if lower_than is not None and (after is None or after.device_total >= lower_than):
+        return None
+    return types.CodeAction(_titled(title, after), kind=types.CodeActionKind.QuickFix, diagnostics=[d], is_preferred=False,
                             edit=types.WorkspaceEdit(changes={uri: [edit]}))

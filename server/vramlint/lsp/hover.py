@@ -1,5 +1,7 @@
-"""Hover: on a model's name its summary; on a layer's construction its parameters, output
-shape and bytes kept for backward; on a forward line the tensor it computes."""
+"""Hover: on a model's name its summary; on the `from_pretrained` of the statement that loads it,
+the same with how it was loaded first (checkpoint, config source, dtype); on a layer's
+construction its parameters, output shape and bytes kept for backward; on a forward line the
+tensor it computes."""
 
 from __future__ import annotations
 
@@ -26,6 +28,10 @@ def hover(fa: FileAnalysis, text: str, position: types.Position, good_text: str 
     for m in index.models(fa):
         if index.on_name(m, fa, lines, line, col):
             return _md(summaries.model_markdown(m))
+    if _word_at(lines[position.line], col) == "from_pretrained":
+        loaded = next((m for m in index.models(fa) if m.origin and index.in_statement(m, fa, line)), None)
+        if loaded is not None:
+            return _md(summaries.model_markdown(loaded))
     layer = index.layer_at(fa, line, col)
     if layer is not None:
         node, m = layer
@@ -37,6 +43,16 @@ def hover(fa: FileAnalysis, text: str, position: types.Position, good_text: str 
         return _md(f"`{summaries.shape_text(t.shape, batch)}` {t.dtype}, {fmt_bytes(t.bytes)}"
                    f" (batch {batch}, in `{m.name}`'s forward)")
     return None
+
+
+def _word_at(text: str, col: int) -> str:
+    """The identifier around code-point `col` of `text`."""
+    start, end = col, col
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    while end < len(text) and (text[end].isalnum() or text[end] == "_"):
+        end += 1
+    return text[start:end]
 
 
 def _md(value: str) -> types.Hover:

@@ -166,6 +166,12 @@ def on_name(m: ModelResult, fa: FileAnalysis, lines: list[str], line: int, col: 
     return loc.column <= col and (loc.end_line > line or col <= loc.end_column)
 
 
+def in_statement(m: ModelResult, fa: FileAnalysis, line: int) -> bool:
+    """Whether 1-based `line` is within the statement that binds the model (in `fa`'s file)."""
+    loc = m.location
+    return loc is not None and os.path.abspath(loc.path) == os.path.abspath(fa.path) and loc.line <= line <= loc.end_line
+
+
 def lines_computed(fa: FileAnalysis) -> dict[int, tuple[LineTensor, ModelResult]]:
     out: dict[int, tuple[LineTensor, ModelResult]] = {}
     for m in models(fa):

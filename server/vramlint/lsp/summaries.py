@@ -38,6 +38,8 @@ def model_line(m: ModelResult) -> str:
                       f"device total {fmt_bytes(e.device_total)} / {fmt_bytes(e.device_memory)}"]
         parts[-1] += "" if fits else " (does NOT fit)"
         parts += [f"batch {e.batch_size}", e.precision, e.optimizer]
+        if m.setup is not None and m.setup["checkpointing"]:
+            parts.append("checkpointing")
     elif m.memory_unknowns:
         parts.append("memory: needs inputs")
     return " · ".join(parts)
@@ -64,6 +66,8 @@ def model_markdown(m: ModelResult) -> str:
     e = m.memory
     lines = [f"**{m.name}** ({m.kind}): {m.params.total:,} parameters" if m.params.total is not None
              else f"**{m.name}** ({m.kind}): parameters unknown"]
+    if m.origin:
+        lines += ["", "Loaded:"] + [f"- {label}: {value}" for label, value in m.origin]
     if e is not None:
         need, what = (e.inference_need, "inference") if _infer(m) else (e.device_total, "training")
         share = need / e.device_memory if e.device_memory else 0

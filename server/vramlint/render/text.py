@@ -70,8 +70,10 @@ def memory_lines(m: ModelResult) -> list[str]:
     fits = f"{label} fits in the {e.device} ({fmt_bytes(e.device_memory)})" if need <= e.device_memory else \
         f"{label} does NOT fit in the {e.device} ({fmt_bytes(e.device_memory)})"
     largest = [f"      largest batch that fits: {e.max_batch}"] if e.max_batch is not None else []
+    checkpointing = ", checkpointing" if m.setup is not None and m.setup["checkpointing"] else ""
     return [
-        f"    memory (batch {e.batch_size}, {e.precision}, {e.optimizer}, {e.device}; inputs from {m.inputs_from}):",
+        f"    memory (batch {e.batch_size}, {e.precision}, {e.optimizer}{checkpointing}, {e.device}; "
+        f"inputs from {m.inputs_from}):",
         f"      training peak {fmt_bytes(e.train_peak)} ({e.train_peak_phase}); inference peak "
         f"{fmt_bytes(e.inference_peak)}; device total {fmt_bytes(e.device_total)}: {fits}",
         f"      weights {fmt_bytes(e.weights)}, gradients {fmt_bytes(e.gradients)}, optimizer state "

@@ -314,8 +314,12 @@ def _accelerator(s: Scanner, c: Candidate, out: Outcome) -> None:
 
 
 def _trainer(s: Scanner, c: Candidate, out: Outcome) -> None:
-    """Lightning's Trainer / Fabric: `precision=` and `strategy=`."""
+    """Lightning's Trainer / Fabric: `precision=` and `strategy=`. A trainer given the model it
+    trains (`model=`, or first with `args=`: transformers' and TRL's) is recorded with it."""
     kw = c.kw
+    model = kw.get("model", c.pos[0] if c.pos and "args" in kw else None)
+    if type(model) is cst.Name:
+        out.trainers.append(s.found(c.last, c, f"{c.name}(model={model.value}, ...)", model.value))
     if "precision" in kw:
         v = s.value(kw["precision"])
         p = str(v) if type(v) in (int, str) else None

@@ -27,12 +27,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import MISSING, ClassValue, NativeFunction, Unknown
-from vramlint.frontends.torch.module import is_module, named_tensors
+from vramlint.frontends.torch.module import is_module, named_modules, named_tensors
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, DType, TensorValue
 
 if TYPE_CHECKING:
@@ -148,7 +149,8 @@ def _text(v: Any) -> str | None:
 
 
 def _config_dict(ev: Evaluator, name: Any, kwargs: Mapping[str, Any]) -> dict[str, Any] | Unknown:
-    """The config.json of `name` (with `revision=`, `cache_dir=`, `subfolder=`), or a located unknown."""
+    """The config.json of `name` (with `revision=`, `cache_dir=`, `subfolder=`), or a located unknown.
+    Where it was found is remembered for the model built from it (`origin`)."""
     text = _text(name)
     if text is None:
         if isinstance(name, Unknown):
@@ -158,6 +160,8 @@ def _config_dict(ev: Evaluator, name: Any, kwargs: Mapping[str, Any]) -> dict[st
     found = locate_config(text, ev.loader.environment, ev.loader.model_tables, options["revision"],
                           options["cache_dir"], options["subfolder"] or "")
     data = found if isinstance(found, str) else read_config(found)
+    if isinstance(found, ConfigFile):
+        _last_found[ev] = (text, found)
     # Located at the user's statement, not at the auto class's `super().from_pretrained(...)` inside
     # transformers (the only frame at hand when the call came through AutoModelForCausalLM).
     return Unknown(data, _user_ref(ev)) if isinstance(data, str) else data
@@ -241,9 +245,11 @@ def model_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
             if isinstance(loaded, Unknown):
                 return loaded
             config, kwargs = loaded
+        given = "dtype" if "dtype" in model_kwargs else "torch_dtype" if "torch_dtype" in model_kwargs else None
         dtype = model_kwargs.pop("dtype", None)
         torch_dtype = model_kwargs.pop("torch_dtype", None)
         dtype = torch_dtype if dtype is None else dtype
+        dtype_source = f"`{given}=`" if given is not None and dtype != "auto" else "the config's `dtype`"
         if dtype is None or dtype == "auto":  # transformers 5's default: the config's dtype
             dtype = _attr(ev2, config, "dtype")
         if dtype is not None:
@@ -251,6 +257,7 @@ def model_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
         model = ev2.call(_attr(ev2, cls, "_from_config"), (config,), {**model_kwargs, **kwargs})
         if not isinstance(model, Unknown):
             ev2.call(_attr(ev2, model, "eval"), (), {})  # from_pretrained returns the model in eval mode
+            _remember(ev2, model, name, dtype, dtype_source)
         return model
 
     return NativeFunction(f"{getattr(func, 'qualname', 'from_pretrained')}", impl)
@@ -307,6 +314,34 @@ def from_config(ev: Evaluator, func: Any) -> NativeFunction:
         return model
 
     return NativeFunction(f"{getattr(func, 'qualname', '_from_config')}", impl)
+
+
+# ---------------------------------------------------------------------- where a model came from
+# The config file each evaluator found last (from_pretrained reads it just before building the
+# model), and the rows saying how each loaded model was loaded. Weak: they go with the analysis.
+_last_found: weakref.WeakKeyDictionary[Any, tuple[str, ConfigFile]] = weakref.WeakKeyDictionary()
+_loaded: weakref.WeakKeyDictionary[Any, tuple[tuple[str, str], ...]] = weakref.WeakKeyDictionary()
+
+
+def _remember(ev: Evaluator, model: Any, name: Any, dtype: Any, dtype_source: str) -> None:
+    text = _text(name)
+    rows = [("checkpoint", text)] if text is not None else []
+    found = _last_found.get(ev)
+    if found is not None and found[0] == text:
+        rows.append(("config", f"{found[1].path} ({found[1].source})"))
+    dtype_name = dtype.name if isinstance(dtype, DType) else dtype if isinstance(dtype, str) else None
+    if dtype_name is not None:
+        rows.append(("dtype", f"{dtype_name} ({dtype_source})"))
+    _loaded[model] = tuple(rows)
+
+
+def origin(model: Any) -> tuple[tuple[str, str], ...]:
+    """How `model` was loaded, or how the model it wraps was (a PeftModel around a checkpoint)."""
+    for _, m in named_modules(model):
+        rows = _loaded.get(m)
+        if rows is not None:
+            return rows
+    return ()
 
 
 # Rules by the replaced function's qualified name (module.qualname), Frontend.function_rules.

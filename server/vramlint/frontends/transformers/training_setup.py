@@ -1,6 +1,7 @@
 """What Hugging Face training code states, for the training-setup scan (vramlint.frontends.training_setup):
 `TrainingArguments(...)` and TRL's configs (`SFTConfig(...)`...): `optim=` / `adafactor=`, `bf16=` /
-`fp16=`, `per_device_train_batch_size=`, `gradient_checkpointing=`, `fsdp=`.
+`fp16=`, `per_device_train_batch_size=`, `gradient_checkpointing=`, `gradient_accumulation_steps=`,
+`fsdp=`, and SFTConfig's `max_length=` (the sequence length of a token model's inputs).
 
 The model they apply to is the `model=` of the `Trainer(...)` the file builds: the torch handler
 collects those calls (kind "trainer": Lightning's Trainer shares the name).
@@ -31,9 +32,18 @@ HF_OPTIMIZERS: dict[str, str] = {
 }
 HF_DEFAULT_OPTIMIZER = "adamw"  # TrainingArguments.optim's default, adamw_torch
 HF_DEFAULT_BATCH = 8  # TrainingArguments.per_device_train_batch_size
+# TRL's configs subclass TrainingArguments through `_BaseConfig` (trl 1.16.0, trl/trainer/base_config.py),
+# which turns gradient checkpointing on by default and bf16 on unless fp16 is set.
+TRL_VERSION = "1.16.0"
+# SFTConfig.max_length (trl/trainer/sft_config.py): the tokens a sample is truncated to, or, with
+# packing=True, the length of every packed sequence. Older TRL named it max_seq_length.
+SFT_DEFAULT_MAX_LENGTH = 1024
+SFT_LENGTH_KEYWORDS = ("max_length", "max_seq_length")
 TRL_CONFIGS = frozenset(("SFTConfig", "DPOConfig", "ORPOConfig", "KTOConfig", "CPOConfig",
                          "RewardConfig", "GRPOConfig", "PPOConfig"))
 TRIGGERS = ("TrainingArguments", *sorted(TRL_CONFIGS))
+# The configs that subclass TRL's `_BaseConfig` (all of TRL_CONFIGS but PPOConfig, in trl 1.16.0).
+TRL_BASE_CONFIGS = TRL_CONFIGS - {"PPOConfig"}
 TRAINER_KIND = "trainer"  # the torch handler's kind for `...Trainer(...)` calls
 
 
@@ -88,13 +98,8 @@ def _batch(s: Scanner, c: Candidate, out: Outcome, defaults: bool) -> None:
                                        why=f"per_device_train_batch_size default {HF_DEFAULT_BATCH}")))
 
 
-def _arguments(s: Scanner, c: Candidate, out: Outcome) -> None:
-    """`TrainingArguments(...)` / a TRL config. Its defaults (AdamW, batch 8) count only for
-    TrainingArguments itself spelled out (no `**kwargs` that may set them)."""
+def _precision(s: Scanner, c: Candidate, out: Outcome, trl: bool) -> None:
     kw = c.kw
-    trainer_model = _trainer_model(s)
-    defaults = not c.star and c.last.endswith("TrainingArguments")
-    _optimizer(s, c, out, trainer_model, defaults)
     for flag, prec in (("bf16", "amp-bf16"), ("fp16", "amp-fp16")):
         if flag in kw:
             v = s.value(kw[flag])
@@ -102,9 +107,59 @@ def _arguments(s: Scanner, c: Candidate, out: Outcome) -> None:
                 out.autocasts.append(s.found(prec, c, f"{c.name}({flag}=True)"))
             elif v is UNKNOWN:
                 out.defer("autocast", c, f"{flag}={s.code(kw[flag])} is not decidable")
-    _batch(s, c, out, defaults)
-    if "gradient_checkpointing" in kw and s.value(kw["gradient_checkpointing"]) is True:
+    if trl and "bf16" not in kw and "fp16" not in kw:
+        out.autocasts.append(s.found("amp-bf16", c, f"{c.name}(...)", why=f"TRL {TRL_VERSION}'s default bf16=True"))
+
+
+def _checkpointing(s: Scanner, c: Candidate, out: Outcome, trainer_model: str | None, trl: bool) -> None:
+    node = c.kw.get("gradient_checkpointing")
+    if node is not None and s.value(node) is True:
         out.checkpoints.append(s.found(True, c, f"{c.name}(gradient_checkpointing=True)", trainer_model))
+    elif node is None and trl:
+        out.checkpoints.append(s.found(True, c, f"{c.name}(...)", trainer_model,
+                                       why=f"TRL {TRL_VERSION}'s default gradient_checkpointing=True"))
+
+
+def _sequence_length(s: Scanner, c: Candidate, out: Outcome, defaults: bool) -> None:
+    """SFTConfig's max_length: each sample's tokens at most (all of them with packing=True)."""
+    key = next((k for k in SFT_LENGTH_KEYWORDS if k in c.kw), None)
+    if key is None:
+        if defaults:
+            out.sequence_lengths.append(s.found(SFT_DEFAULT_MAX_LENGTH, c, f"{c.name}(...)",
+                                                why=f"TRL {TRL_VERSION}'s default max_length"))
+        return
+    node = c.kw[key]
+    n = s.value(node)
+    if type(n) is int and n > 0:
+        out.sequence_lengths.append(s.found(n, c, f"{c.name}({key}={s.code(node, 30)})"))
+    else:
+        out.defer("sequence_length", c, f"{key}={s.code(node)} is not decidable")
+
+
+def _accumulation(s: Scanner, c: Candidate, out: Outcome) -> None:
+    node = c.kw.get("gradient_accumulation_steps")
+    if node is None:
+        return
+    n = s.value(node)
+    if type(n) is int and n > 1:
+        out.accumulations.append(s.found(n, c, f"{c.name}(gradient_accumulation_steps={s.code(node, 30)})"))
+
+
+def _arguments(s: Scanner, c: Candidate, out: Outcome) -> None:
+    """`TrainingArguments(...)` / a TRL config. Their defaults (AdamW, batch 8; TRL's bf16 and
+    checkpointing; SFTConfig's max_length) count only for a call spelled out (no `**kwargs` that
+    may set them)."""
+    trainer_model = _trainer_model(s)
+    trl_defaults = not c.star and c.last in TRL_BASE_CONFIGS
+    defaults = trl_defaults or (not c.star and c.last.endswith("TrainingArguments"))
+    _optimizer(s, c, out, trainer_model, defaults)
+    _precision(s, c, out, trl_defaults)
+    _batch(s, c, out, defaults)
+    _checkpointing(s, c, out, trainer_model, trl_defaults)
+    if c.last == "SFTConfig":
+        _sequence_length(s, c, out, not c.star)
+    _accumulation(s, c, out)
+    kw = c.kw
     if "fsdp" in kw:
         v = s.value(kw["fsdp"])
         if (isinstance(v, str) and v.strip()) or v is True or type(kw["fsdp"]) is cst.List:
