@@ -84,3 +84,28 @@ def test_finetuning_keeps_for_backward_what_torch_keeps(
               + "\nvramlint per module: " + ", ".join(f"{lm.path or '(model)'}={lm.saved_bytes}"
                                                       for lm in memory.layers if lm.saved_bytes))
     assert memory.activations == expected, detail
+
+
+def _with_trainer(source: str) -> str:
+    """The LoRA case's script with checkpointing asked for as the Trainer user does:
+    `TrainingArguments(gradient_checkpointing=True)`, and `Trainer(model=model, args=args)`."""
+    source = source.replace("from transformers import AutoConfig, AutoModelForCausalLM",
+                            "from transformers import AutoConfig, AutoModelForCausalLM, Trainer, TrainingArguments")
+    trainer = ('args = TrainingArguments(output_dir="out", gradient_checkpointing=True, per_device_train_batch_size=2)\n'
+               "trainer = Trainer(model=model, args=args)\n")
+    assert "model.train()\n" in source
+    return source.replace("model.train()\n", trainer)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_checkpointing_from_training_arguments_keeps_what_torch_keeps(
+        family: str, analyse: Callable[[str, str], vramlint.FileAnalysis]) -> None:
+    """The Trainer calls `gradient_checkpointing_enable()` on the PeftModel, which peft forwards to
+    the transformers model: what is kept is the truth measured with it (GPT-2: its embedding
+    dropout keeps a mask, the embeddings' output needing a gradient through a forward hook)."""
+    source = _with_trainer(CASES[f"{family}-lora"]["source"])
+    truth = CASES[f"{family}-lora-checkpointing"]
+    model = _model(analyse(f"{family}_trainer", source.replace("{hub}", str(HUB))))
+    assert model.memory is not None, [u.reason for u in model.memory_unknowns[:5]]
+    assert model.setup is not None and model.setup["checkpointing"] is True
+    assert model.memory.activations == truth["saved_bytes"] + lse_padding(truth["sdpa_calls"])
