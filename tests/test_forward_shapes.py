@@ -394,6 +394,8 @@ RAISES = {
     "F.fold-non-positive": "F.fold(torch.zeros(1, 25, 9), (1, 1), 5)",
     "device-type": "torch.zeros(2, device=torch.device('gpu'))",
     "device-index-twice": "torch.device('cuda:1', 2)",
+    "unsqueeze-dim": "torch.zeros(2, 3).unsqueeze(3)",
+    "unsqueeze-huge-dim": "torch.zeros(2, 3).unsqueeze(99999999999999999999)",
 }
 
 

@@ -44,7 +44,7 @@ TORCH_OPTIMIZERS: dict[str, Callable[..., Any]] = {
     "rmsprop": lambda ps: torch.optim.RMSprop(ps, foreach=True),
     "adafactor": lambda ps: torch.optim.Adafactor(ps, foreach=True),
 }
-NOT_IN_TORCH = {"adam8bit", "lion"}
+NOT_IN_TORCH = {"adam8bit", "lion", "lion8bit"}
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 

@@ -24,6 +24,7 @@ TIMM_VERSION = "1.0.31"
 DIFFUSERS_VERSION = "0.42.1"
 PEFT_VERSION = "0.21.2"  # the newest peft; it requires transformers without a bound, and runs on 5.17.0
 ACCELERATE_VERSION = "1.16.0"  # what peft imports (a dependency of it), the newest
+BITSANDBYTES_VERSION = "0.50.2"  # only to show that an installed bitsandbytes changes nothing (its stub wins)
 EINOPS_VERSION = "0.8.2"  # what tests/fixtures/public/ model code imports besides torch
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -123,6 +124,7 @@ def library_source(dist: str, version: str) -> pathlib.Path:
 
 __all__ = [
     "ACCELERATE_VERSION",
+    "BITSANDBYTES_VERSION",
     "DIFFUSERS_VERSION",
     "EINOPS_VERSION",
     "PEFT_VERSION",

@@ -69,6 +69,14 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
             tape.add_input(t)
     for _, m in named_modules(model):
         state_of(m).forget_calls()
+    modes = [(state_of(m), state_of(m).training) for _, m in named_modules(model)]
+    if not all(mode for _, mode in modes):
+        # A training step runs in training mode, as trainers set it (`model.train()`, its
+        # overrides included): a model loaded by `from_pretrained` comes in eval mode, where
+        # dropout keeps nothing and transformers' layers skip gradient checkpointing.
+        train = run_budgeted(loader, lambda: ev.protocol.getattr(model, "train", None))[0]
+        if train is not None and not isinstance(train, Unknown):
+            run_budgeted(loader, lambda: ev.call(train, (), {}))
     if setup.checkpointing:
         # Python's attribute lookup, `__getattr__` included: a wrapper (peft's PeftModel) forwards
         # the call to the model it wraps.
@@ -94,6 +102,8 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
         ev.tape = None
         for t, dt in restore:
             t.dtype = dt
+        for state, mode in modes:
+            state.training = mode
     if isinstance(value, Unknown):
         unknowns.append(info(value))  # what stopped the forward (a shape mismatch...)
     if error is not None or isinstance(value, Unknown):

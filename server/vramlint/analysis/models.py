@@ -347,9 +347,12 @@ def _finish(loader: Loader, model: Instance, trace: Trace) -> None:
 
 def _result(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: list[UnknownInfo],
             error: UnknownInfo | None, loader: Loader, trace: Trace) -> ModelResult:
+    origin = model_origin(value) if is_module(value) else ()
+    config = next((v for label, v in origin if label == "config"), None)
+    if config is not None:  # "module level; config from vramlint's table of popular checkpoints (...)"
+        how = f"{how}; config from {config}"
     result = _counted(name, kind, loc, value, how, unknowns, error, loader, trace)
-    if is_module(value):
-        result.origin = model_origin(value)
+    result.origin = origin
     return result
 
 

@@ -33,7 +33,7 @@ def _tensor_unknowns(t: Any, name: str) -> list[Unknown]:
 def _tensor_info(name: str, t: Any) -> TensorInfo:
     if not isinstance(t, TensorValue):
         return TensorInfo(name, None, "unknown", None, False)
-    n = t.numel()
+    n = t.counted_numel()
     return TensorInfo(name, _dims(t.shape), t.dtype, n if isinstance(n, int) else None,
                       bool(t.requires_grad and t.is_param))
 
@@ -49,7 +49,7 @@ def count_params(root: Instance) -> tuple[ParamCounts, list[Unknown]]:
             unknowns.extend(bad)
             total = trainable = None
             continue
-        n = t.numel()
+        n = t.counted_numel()  # a 4-bit weight counts its values, as transformers and peft do
         known += n
         if total is not None:
             total += n

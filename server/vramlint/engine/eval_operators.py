@@ -98,7 +98,18 @@ def binop(self: Evaluator, op: type, left: Any, right: Any, inplace: bool = Fals
         return right
     if is_native_data(left) and is_native_data(right):
         return _native_binop(self, op, left, right, inplace)
-    return self.protocol.binop(op, left, right, inplace)
+    from vramlint.engine.enums import (
+        MixinMember,  # enums imports the builtins, which import this module
+    )
+
+    out = self.protocol.binop(op, left, right, inplace)
+    if isinstance(out, Unknown) and (isinstance(left, MixinMember) or isinstance(right, MixinMember)):
+        # A `class M(str, Enum)` member is its str (or int) to operators without a dunder of its own:
+        # `quant_method += "_8bit"` (transformers' AutoHfQuantizer) gives a str, as in CPython.
+        plain = [v.attrs.get("value") if isinstance(v, MixinMember) else v for v in (left, right)]
+        if all(is_native_data(v) for v in plain):
+            return _native_binop(self, op, plain[0], plain[1], inplace)
+    return out
 
 
 def _native_binop(self: Evaluator, op: type, left: Any, right: Any, inplace: bool) -> Any:

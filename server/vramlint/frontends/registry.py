@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from vramlint.frontends.bitsandbytes.frontend import FRONTEND as BITSANDBYTES
 from vramlint.frontends.diffusers.frontend import FRONTEND as DIFFUSERS
 from vramlint.frontends.interface import FixRequest, Frontend, ProposedFix
 from vramlint.frontends.keras.frontend import FRONTEND as KERAS
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 # Order matters only where two frontends' training-setup handlers map the same optimizer class
 # name (the first wins) and for the first frontend that owns a model.
-FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS)
+FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS, BITSANDBYTES)
 
 
 def frontend_of(model: Any) -> Frontend | None:

@@ -70,7 +70,7 @@ class TrainingScan:
     """What `scan_training_setup` found; None where the file does not say (or not decidably).
 
     optimizer: a key of vramlint.memory.optimizers.OPTIMIZERS ("sgd", "sgd-momentum", "adam",
-    "adamw", "amsgrad", "adagrad", "rmsprop", "adafactor", "adam8bit", "lion").
+    "adamw", "amsgrad", "adagrad", "rmsprop", "adafactor", "adam8bit", "lion", "lion8bit").
     autocast: "amp-bf16" | "amp-fp16" (autocast, GradScaler, HF `bf16=True`, Accelerate, Lightning).
     cast: "bf16" | "fp16" (parameters themselves in low precision: `model.half()`, `.to(dtype)`,
     `from_pretrained(torch_dtype=...)`, `torch.set_default_dtype`, Lightning "bf16-true").

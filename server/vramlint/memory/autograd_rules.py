@@ -392,6 +392,13 @@ def power(c: Call) -> Effect:
     return Effect(saves=_keep(c.x) + ([c.out] if len(c.inputs) > 1 else []))  # type: ignore[list-item]
 
 
+@rule("dequantize")
+def dequantize(c: Call) -> Effect:
+    """A quantized weight made a float matrix for one matmul: frozen, so nothing is kept (the
+    backward dequantizes again)."""
+    return Effect(grad="new")
+
+
 @rule("to")
 def cast(c: Call) -> Effect:
     x, out = c.x, c.out

@@ -55,6 +55,12 @@ def _adam8bit_state(ps: Params) -> list[int]:
     return out
 
 
+def _lion8bit_state(ps: Params) -> list[int]:
+    # bitsandbytes optim/optimizer.py Optimizer1State.init_state: one uint8 state plus a float32
+    # absmax per 256-element block; tensors under 4,096 elements (min_8bit_size) keep a 32-bit state.
+    return [p[0] * 4 if p[0] < 4096 else p[0] + -(-p[0] // 256) * 4 for p in ps]
+
+
 def _adafactor_state(ps: Params) -> list[int]:
     """torch.optim.Adafactor: no first moment; for a parameter of 2+ dims a factored second
     moment, row_var (shape[:-1] + (1,)) and col_var (shape[:-2] + (1, shape[-1])); for a vector
@@ -93,6 +99,8 @@ SPECS = (
     OptimizerSpec("adam8bit", "8-bit Adam (bitsandbytes): two 8-bit states + block scales",
                   "8-bit Adam (bitsandbytes): two 8-bit moments per parameter.", _adam8bit_state, _none),
     OptimizerSpec("lion", "Lion: exp_avg", "Lion: one momentum buffer per parameter.", _copies(1), _largest),
+    OptimizerSpec("lion8bit", "8-bit Lion (bitsandbytes): one 8-bit state + block scales",
+                  "8-bit Lion (bitsandbytes): one 8-bit momentum per parameter.", _lion8bit_state, _none),
 )
 # In the order the editor lists them.
 OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in SPECS}

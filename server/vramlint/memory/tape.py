@@ -250,7 +250,7 @@ class Tape:
 
 def tensor_bytes(t: TensorValue) -> int:
     n = t.numel()
-    return n * DTYPE_BYTES.get(t.dtype, 4) if isinstance(n, int) else 0
+    return n * DTYPE_BYTES.get(t.dtype, 4) + t.attached_bytes() if isinstance(n, int) else 0
 
 
 def _tensors(values: tuple[Any, ...], depth: int = 0) -> Iterator[TensorValue]:

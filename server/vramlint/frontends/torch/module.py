@@ -326,6 +326,19 @@ def _get_submodule(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return cur
 
 
+def _set_submodule(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """Module.set_submodule(target, module): the parent's attribute set, as torch does
+    (transformers' quantizers swap nn.Linear layers for bitsandbytes' ones with it)."""
+    target = a[1] if len(a) > 1 else k.get("target")
+    mod = a[2] if len(a) > 2 else k.get("module")
+    if not isinstance(target, str) or not target:
+        ev.record(Unknown("set_submodule of an unknown name", ev.current_ref))
+        return None
+    path, _, name = target.rpartition(".")
+    ev.protocol.setattr(_get_submodule(ev, (a[0], path), {}), name, mod)
+    return None
+
+
 def _get_tensor(kind: str) -> Callable[..., Any]:
     """Module.get_parameter / get_buffer: `target` is "path.to.submodule.name"."""
 
@@ -475,6 +488,7 @@ def module_namespace() -> dict[str, Any]:
         "to_empty": _noop_self,
         "share_memory": _noop_self,
         "get_submodule": _get_submodule,
+        "set_submodule": _set_submodule,
         "get_parameter": _get_tensor("parameter"),
         "get_buffer": _get_tensor("buffer"),
         "zero_grad": _noop,

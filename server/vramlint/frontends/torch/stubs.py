@@ -59,6 +59,16 @@ class _TensorClassNative:
         return _factory_tensor(ev, a, k, "float32")
 
 
+class _DTypeClassNative:
+    """torch.dtype: `isinstance(x, torch.dtype)` (transformers' BitsAndBytesConfig checks it)."""
+
+    def instancecheck(self, ev: Evaluator, v: Any) -> Any:
+        return v if isinstance(v, Unknown) else isinstance(v, T.DType)
+
+    def construct(self, ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        raise ev.raise_error("TypeError", "cannot create 'torch.dtype' instances")
+
+
 def tensor_class(loader: Loader, parameter: bool = False) -> ClassValue:
     classes = torch_classes(loader)
     return classes.parameter if parameter else classes.tensor
@@ -530,6 +540,7 @@ def _torch_ns(loader: Loader) -> dict[str, Any]:
     for name in ("no_grad", "enable_grad", "inference_mode", "compile"):
         ns[name].decorator = lambda ev, v, a, k: v
     ns["Tensor"] = tensor_cls
+    ns["dtype"] = ClassValue("dtype", (loader.builtins["object"],), {}, "torch", native=_DTypeClassNative())
     ns["Size"] = ns["Size"]
     ns["pi"] = math.pi
     # The configured release (`torch-version`); the stubs (and tensor_api.py) follow 2.13's API.

@@ -205,6 +205,16 @@ class TensorValue(Value):
             return self.shape
         return numel(self.shape)
 
+    def counted_numel(self) -> Any:
+        """The number of values it stands for, as its library counts it: numel(), except for a
+        quantized weight that packs several values per element (QuantizedTensor)."""
+        return self.numel()
+
+    def attached_bytes(self) -> int:
+        """Bytes of the tensors its library keeps beside it on the device (a quantized weight's
+        block scales): none for a plain tensor."""
+        return 0
+
     def get_attribute(self, ev: Evaluator, name: str) -> Any:
         if self.attrs is not None and name in self.attrs:
             return self.attrs[name]
@@ -243,6 +253,10 @@ class TensorValue(Value):
     def set_attribute(self, ev: Evaluator, name: str, value: Any) -> None:
         if name == "requires_grad" and isinstance(value, bool):
             self.requires_grad = value
+        elif name == "data" and isinstance(value, TensorValue) and type(self) is TensorValue:
+            # `p.data = p.data.to(torch.float32)` (peft's prepare_model_for_kbit_training): the same
+            # tensor, now holding the new one's shape, dtype and values.
+            self.shape, self.dtype, self.data = value.shape, value.dtype, value.data
         elif _is_user_attribute(name):
             if self.attrs is None:
                 self.attrs = {}
@@ -916,6 +930,11 @@ def _unsqueeze(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
     if isinstance(t.shape, Unknown) or not isinstance(d, int):
         return TensorValue(Unknown("unsqueeze", ev.current_ref), t.dtype)
     r = len(t.shape) + 1
+    if not -2**63 <= d < 2**63:  # what torch's argument parser says of an int beyond int64
+        raise ev.raise_error("ValueError", "Overflow when unpacking long long")
+    if not -r <= d < r:  # torch's check (list.insert would clamp it, or overflow on a huge one)
+        raise ev.raise_error("IndexError", f"Dimension out of range (expected to be in range of [{-r}, {r - 1}], "
+                             f"but got {d})")
     d = d + r if d < 0 else d
     s = list(t.shape)
     s.insert(d, 1)

@@ -32,7 +32,8 @@ OPTIMIZER_NAMES: dict[str, str] = {
     # bitsandbytes
     "Adam8bit": "adam8bit", "AdamW8bit": "adam8bit", "PagedAdam8bit": "adam8bit", "PagedAdamW8bit": "adam8bit",
     "Adam32bit": "adam", "AdamW32bit": "adamw", "PagedAdam": "adam", "PagedAdamW": "adamw",
-    "PagedAdam32bit": "adam", "PagedAdamW32bit": "adamw",
+    "PagedAdam32bit": "adam", "PagedAdamW32bit": "adamw", "Lion32bit": "lion", "PagedLion": "lion",
+    "PagedLion32bit": "lion", "Lion8bit": "lion8bit", "PagedLion8bit": "lion8bit",
     "FusedAdam": "adamw",  # apex / DeepSpeed: adam_w_mode=True by default; same state as Adam
 }
 
@@ -286,7 +287,9 @@ def _from_pretrained(s: Scanner, c: Candidate, out: Outcome) -> None:
     """`X.from_pretrained(..., torch_dtype=torch.bfloat16)` (the hub libraries' loaders take torch dtypes)."""
     kw = c.kw
     arg = kw.get("torch_dtype", kw.get("dtype"))
-    if arg is None:
+    if arg is None or "quantization_config" in kw:
+        # A quantized model (QLoRA) is not cast whole: its weights are int8/4-bit, the rest is in
+        # the dtype loading gave (which prepare_model_for_kbit_training upcasts), as the model holds them.
         return
     d = dtype(s, arg, strings=True)
     what = f"{c.name}(..., {'torch_dtype' if 'torch_dtype' in kw else 'dtype'}={s.code(arg)})"

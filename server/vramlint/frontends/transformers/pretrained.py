@@ -15,15 +15,21 @@ evaluated from transformers' source). These rules replace, by qualified name:
   the class its mapping gives for the config, then that class's `from_pretrained`.
 
 Where the config comes from, in order (docs/llm.md): a local folder (or a .json file); the local
-Hugging Face cache; `config = "path/to/config.json"` in `[tool.vramlint.models."ORG/NAME"]`.
+Hugging Face cache; `config = "path/to/config.json"` in `[tool.vramlint.models."ORG/NAME"]`;
+vramlint's own table of popular checkpoints' configs (`hub_configs.json`, made by
+tools/make_hub_configs.py, each entry saying where it was copied from and when).
 The cache's environment variables (HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME) are those of the
 configured `environment` table, which is what the analysed code sees as os.environ; `~` is the
 real user's home. Nothing is downloaded: when none has it, the model is an unknown whose reason
-says which of the three to provide.
+says which of the first three to provide. How a model was loaded (its checkpoint, where its
+config came from, its dtype) is its `origin`, shown by the editor's hover and in how it was built.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+import importlib.resources
 import json
 import os
 import re
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
 
 CONFIG_NAME = "config.json"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a config.json is a few KiB; anything larger is not one
+TABLE_NAME = "hub_configs.json"  # beside this module, shipped in the wheel (pyproject's package-data)
 
 # Keywords of `from_pretrained` that are about fetching files: given to the config's lookup only.
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
@@ -62,6 +69,44 @@ MODEL_KWARGS = ("dtype", "torch_dtype", "attn_implementation", "experts_implemen
 class ConfigFile:
     path: str
     source: str  # "local folder", "Hugging Face cache (...)", "configuration [tool.vramlint.models...]"
+    data: Mapping[str, Any] | None = None  # the config itself, when it is an entry of vramlint's table
+
+
+@functools.lru_cache(maxsize=1)
+def hub_table() -> Mapping[str, Mapping[str, Any]]:
+    """vramlint's table of popular checkpoints' configs, by name and by the aliases the Hub
+    redirects ("gpt2" -> "openai-community/gpt2"). Empty if the file is missing or broken: the
+    table is a convenience, never a reason for an analysis to fail."""
+    try:
+        text = importlib.resources.files(__package__).joinpath(TABLE_NAME).read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    return parse_table(text)
+
+
+def parse_table(text: str) -> dict[str, Mapping[str, Any]]:
+    """The entries of a table's text by name and alias; what is not an entry is left out."""
+    try:
+        entries = json.loads(text).get("entries")
+    except (ValueError, AttributeError, RecursionError):
+        return {}
+    table: dict[str, Mapping[str, Any]] = {}
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("config"), dict):
+            aliases = entry.get("aliases")
+            for name in (entry.get("name"), *(aliases if isinstance(aliases, list) else ())):
+                if isinstance(name, str):
+                    table[name] = entry
+    return table
+
+
+def table_source(entry: Mapping[str, Any]) -> str:
+    """Where a table entry was copied from, in one line: "vramlint's table of popular checkpoints
+    (mlc-ai/mlc-llm python/.../model_preset.py `llama2_7b` at 79d603f085f5, 2026-07-23)"."""
+    src = entry.get("source", {})
+    key = f" `{src['key']}`" if src.get("key") else ""
+    return (f"vramlint's table of popular checkpoints ({src.get('repository', '?')} {src.get('path', '?')}{key} "
+            f"at {str(src.get('commit', '?'))[:12]}, {entry.get('date', '?')})")
 
 
 def hub_cache(environment: Mapping[str, str], cache_dir: str | None = None) -> str:
@@ -115,7 +160,13 @@ def locate_config(name: str, environment: Mapping[str, str], model_tables: Mappi
         if os.path.isfile(path):
             return ConfigFile(path, f'configuration [tool.vramlint.models."{name}"]')
         return f'`config` of [tool.vramlint.models."{name}"]: no such file {path}'
-    return (f"the config of `{name}` is not available offline (vramlint never downloads): give a local folder "
+    # The table holds each checkpoint's config at one commit, of its main branch, at its root.
+    entry = hub_table().get(name)
+    if entry is not None and revision in (None, "main") and not subfolder:
+        return ConfigFile(TABLE_NAME, table_source(entry), entry["config"])
+    return (f"the config of `{name}` is not available offline (vramlint never downloads, and its table of "
+            f"popular checkpoints does not have it{' at that revision or subfolder' if entry else ''}): "
+            f"give a local folder "
             f"holding its {CONFIG_NAME}, or have it in the Hugging Face cache ({cache}/models--"
             f"{name.replace('/', '--')}/snapshots/..., e.g. `hf download {name} {CONFIG_NAME}`; HF_HOME and "
             f"HF_HUB_CACHE are read from the `environment` table), or set `config = \"path/to/{CONFIG_NAME}\"` "
@@ -124,6 +175,8 @@ def locate_config(name: str, environment: Mapping[str, str], model_tables: Mappi
 
 def read_config(found: ConfigFile) -> dict[str, Any] | str:
     """The JSON object of a config.json, or why it cannot be read."""
+    if found.data is not None:  # a copy: transformers' config code may change nested dicts in place
+        return copy.deepcopy(dict(found.data))
     try:
         if os.path.getsize(found.path) > MAX_CONFIG_BYTES:
             return f"{found.path} is larger than {MAX_CONFIG_BYTES} bytes: not a config.json"
@@ -148,9 +201,48 @@ def _text(v: Any) -> str | None:
     return None
 
 
-def _config_dict(ev: Evaluator, name: Any, kwargs: Mapping[str, Any]) -> dict[str, Any] | Unknown:
-    """The config.json of `name` (with `revision=`, `cache_dir=`, `subfolder=`), or a located unknown.
-    Where it was found is remembered for the model built from it (`origin`)."""
+# Where the config of each model (or config object) these rules built came from, and the rows
+# saying how each loaded model was loaded (`origin`). Weak: an analysis's values go when it ends.
+_CONFIG_SOURCES: weakref.WeakKeyDictionary[Any, ConfigFile] = weakref.WeakKeyDictionary()
+_LOADED: weakref.WeakKeyDictionary[Any, tuple[tuple[str, str], ...]] = weakref.WeakKeyDictionary()
+
+
+def _config_row(found: ConfigFile) -> tuple[str, str]:
+    """("config", "path (local folder ...)"), or the table's source for one of its entries."""
+    return ("config", found.source if found.data is not None else f"{found.path} ({found.source})")
+
+
+def _weak_get(table: weakref.WeakKeyDictionary[Any, Any], key: Any) -> Any:
+    try:
+        return table.get(key)
+    except TypeError:  # not weak-referenceable: not one of ours
+        return None
+
+
+def origin(model: Any) -> tuple[tuple[str, str], ...]:
+    """How `model` was loaded (Frontend.origin), or how the model it wraps was (a PeftModel
+    around a checkpoint): its checkpoint, where its config came from, its dtype."""
+    for _, m in named_modules(model):
+        rows = _weak_get(_LOADED, m)
+        if rows is not None:
+            return rows
+    return ()
+
+
+def _remember_loaded(model: Any, name: Any, found: ConfigFile | None, dtype: Any, dtype_source: str) -> None:
+    text = _text(name)
+    rows = [("checkpoint", text)] if text is not None else []
+    if found is not None:
+        rows.append(_config_row(found))
+    dtype_name = dtype.name if isinstance(dtype, DType) else dtype if isinstance(dtype, str) else None
+    if dtype_name is not None:
+        rows.append(("dtype", f"{dtype_name} ({dtype_source})"))
+    _LOADED[model] = tuple(rows)
+
+
+def _located_config(ev: Evaluator, name: Any, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], ConfigFile] | Unknown:
+    """The config.json of `name` (with `revision=`, `cache_dir=`, `subfolder=`) and where it was
+    found, or a located unknown."""
     text = _text(name)
     if text is None:
         if isinstance(name, Unknown):
@@ -160,11 +252,17 @@ def _config_dict(ev: Evaluator, name: Any, kwargs: Mapping[str, Any]) -> dict[st
     found = locate_config(text, ev.loader.environment, ev.loader.model_tables, options["revision"],
                           options["cache_dir"], options["subfolder"] or "")
     data = found if isinstance(found, str) else read_config(found)
-    if isinstance(found, ConfigFile):
-        _last_found[ev] = (text, found)
     # Located at the user's statement, not at the auto class's `super().from_pretrained(...)` inside
     # transformers (the only frame at hand when the call came through AutoModelForCausalLM).
-    return Unknown(data, _user_ref(ev)) if isinstance(data, str) else data
+    if isinstance(data, str):
+        return Unknown(data, _user_ref(ev))
+    assert not isinstance(found, str)
+    return data, found
+
+
+def _config_dict(ev: Evaluator, name: Any, kwargs: Mapping[str, Any]) -> dict[str, Any] | Unknown:
+    found = _located_config(ev, name, kwargs)
+    return found if isinstance(found, Unknown) else found[0]
 
 
 def _user_ref(ev: Evaluator) -> Any:
@@ -231,20 +329,25 @@ def model_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
         if len(a) < 2:
             return Unknown("from_pretrained() without a name or path", ev2.current_ref)
         cls, name = a[0], a[1]
+        quantization = k.get("quantization_config")
         kwargs = {key: v for key, v in k.items() if key not in LOADING_KWARGS}
         config = kwargs.pop("config", None)
         model_kwargs = {key: kwargs.pop(key) for key in MODEL_KWARGS if key in kwargs}
         hub = {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
+        found: ConfigFile | None = None
         if _needs_config(config):
             source = name if config is None else config
-            data = _config_dict(ev2, source, hub)
-            if isinstance(data, Unknown):
-                return data
+            located = _located_config(ev2, source, hub)
+            if isinstance(located, Unknown):
+                return located
+            found = located[1]
             loaded = ev2.call(_attr(ev2, _config_class(ev2, cls), "from_pretrained"), (source,),
                               {**hub, **kwargs, "return_unused_kwargs": True})
             if isinstance(loaded, Unknown):
                 return loaded
             config, kwargs = loaded
+        else:
+            found = _weak_get(_CONFIG_SOURCES, config)  # a config from AutoConfig's rule (the auto classes)
         given = "dtype" if "dtype" in model_kwargs else "torch_dtype" if "torch_dtype" in model_kwargs else None
         dtype = model_kwargs.pop("dtype", None)
         torch_dtype = model_kwargs.pop("torch_dtype", None)
@@ -255,12 +358,62 @@ def model_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
         if dtype is not None:
             model_kwargs["dtype"] = dtype
         model = ev2.call(_attr(ev2, cls, "_from_config"), (config,), {**model_kwargs, **kwargs})
+        if is_module(model):
+            model = _quantized(ev2, model, quantization, k.get("device_map"))
         if not isinstance(model, Unknown):
             ev2.call(_attr(ev2, model, "eval"), (), {})  # from_pretrained returns the model in eval mode
-            _remember(ev2, model, name, dtype, dtype_source)
+            _remember_loaded(model, name, found, dtype, dtype_source)
         return model
 
     return NativeFunction(f"{getattr(func, 'qualname', 'from_pretrained')}", impl)
+
+
+def _quantized(ev: Evaluator, model: Any, given: Any, device_map: Any) -> Any:
+    """The model quantized as from_pretrained does it (modeling_utils.py: `get_hf_quantizer`, then
+    `hf_quantizer.preprocess_model` on the model just built, `postprocess_model` once loaded), run
+    from transformers' source: for bitsandbytes, `replace_with_bnb_linear` swaps every nn.Linear
+    but the skipped ones (`get_keys_to_not_convert`: lm_head / the output embedding, tied and last
+    weights; `llm_int8_skip_modules`) for the layers of vramlint's `bitsandbytes` stub
+    (frontends/bitsandbytes), which hold the weights as bitsandbytes stores them.
+    A checkpoint's own `quantization_config` (a pre-quantized model) counts as given."""
+    config = _attr(ev, model, "config")
+    own = ev.protocol.getattr(config, "quantization_config", None)
+    wanted = own if given is None else given
+    if wanted is None or wanted is MISSING:
+        return model
+    if isinstance(wanted, Unknown):
+        return wanted
+    auto = _library(ev, "quantizers.auto", "AutoHfQuantizer")
+    if own is not None and own is not MISSING and given is not None:  # get_hf_quantizer's merge
+        wanted = ev.call(_attr(ev, auto, "merge_quantization_configs"), (own, given), {})
+    quantizer = ev.call(_attr(ev, auto, "from_config"), (wanted,), {"pre_quantized": own is not None
+                                                                    and own is not MISSING})
+    if isinstance(quantizer, Unknown):
+        return quantizer
+    ev.protocol.setattr(config, "quantization_config", _attr(ev, quantizer, "quantization_config"))
+    dtype = _attr(ev, config, "dtype")
+    done = ev.call(_attr(ev, quantizer, "preprocess_model"), (), {
+        "model": model, "dtype": dtype, "device_map": device_map, "checkpoint_files": None, "use_kernels": False})
+    if isinstance(done, Unknown):
+        return done
+    _as_loaded(model, dtype)
+    ev.protocol.setattr(model, "hf_quantizer", quantizer)
+    done = ev.call(_attr(ev, quantizer, "postprocess_model"), (model,), {})
+    return done if isinstance(done, Unknown) else model
+
+
+def _as_loaded(model: Any, dtype: Any) -> None:
+    """The weights as loading leaves them: the layers the quantizer made are float32 and frozen
+    where they are not quantized (their bias, `requires_grad_(False)` in replace_with_bnb_linear);
+    loading gives every such weight the model's dtype and sets it as a new floating
+    `nn.Parameter`, which requires grad (modeling_utils.py, `_load_parameter_into_model`)."""
+    low = dtype.name if isinstance(dtype, DType) and dtype.name in FLOAT_DTYPES else None
+    for _, t in named_tensors(model, "params"):
+        if type(t) is not TensorValue or t.dtype not in FLOAT_DTYPES:
+            continue  # a quantized weight (the bitsandbytes frontend's QuantizedTensor) stays frozen
+        if low is not None and t.dtype == "float32":
+            t.dtype = low
+        t.requires_grad = True
 
 
 def auto_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
@@ -276,15 +429,17 @@ def auto_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
         loading = {key: kwargs.pop(key) for key in (*MODEL_KWARGS, *LOADING_KWARGS) if key in kwargs}
         if _needs_config(config):
             source = name if config is None else config
-            data = _config_dict(ev2, source, hub)
-            if isinstance(data, Unknown):
-                return data
+            located = _located_config(ev2, source, hub)
+            if isinstance(located, Unknown):
+                return located
             loaded = ev2.call(_attr(ev2, _library(ev2, "models.auto.configuration_auto", "AutoConfig"),
                                     "from_pretrained"), (source,),
                               {**hub, **kwargs, "return_unused_kwargs": True})
             if isinstance(loaded, Unknown):
                 return loaded
             config, kwargs = loaded
+            if not isinstance(config, Unknown):
+                _CONFIG_SOURCES[config] = located[1]
         get_class = _library(ev2, "models.auto.auto_factory", "_get_model_class")
         model_class = ev2.call(get_class, (config, _attr(ev2, cls, "_model_mapping")), {})
         if isinstance(model_class, Unknown):
@@ -316,32 +471,35 @@ def from_config(ev: Evaluator, func: Any) -> NativeFunction:
     return NativeFunction(f"{getattr(func, 'qualname', '_from_config')}", impl)
 
 
-# ---------------------------------------------------------------------- where a model came from
-# The config file each evaluator found last (from_pretrained reads it just before building the
-# model), and the rows saying how each loaded model was loaded. Weak: they go with the analysis.
-_last_found: weakref.WeakKeyDictionary[Any, tuple[str, ConfigFile]] = weakref.WeakKeyDictionary()
-_loaded: weakref.WeakKeyDictionary[Any, tuple[tuple[str, str], ...]] = weakref.WeakKeyDictionary()
+_TRUST_PARAMS = ("trust_remote_code", "model_name", "has_local_code", "has_remote_code", "error_message",
+                 "upstream_repo")
 
 
-def _remember(ev: Evaluator, model: Any, name: Any, dtype: Any, dtype_source: str) -> None:
-    text = _text(name)
-    rows = [("checkpoint", text)] if text is not None else []
-    found = _last_found.get(ev)
-    if found is not None and found[0] == text:
-        rows.append(("config", f"{found[1].path} ({found[1].source})"))
-    dtype_name = dtype.name if isinstance(dtype, DType) else dtype if isinstance(dtype, str) else None
-    if dtype_name is not None:
-        rows.append(("dtype", f"{dtype_name} ({dtype_source})"))
-    _loaded[model] = tuple(rows)
+def resolve_trust_remote_code(ev: Evaluator, func: Any) -> NativeFunction:
+    """dynamic_module_utils.resolve_trust_remote_code: its decisions, without the error message it
+    builds first (`os.path.isdir(model_name)`, a question about the user's disk that would leave the
+    model's count undecided) or the prompt it would show. A config with an `auto_map` (Phi-3's)
+    whose architecture transformers has is loaded with transformers' own code, as without vramlint."""
 
+    def impl(ev2: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+        bound = {**dict(zip(_TRUST_PARAMS, a)), **k}
+        trust, local, remote = (bound.get(n) for n in ("trust_remote_code", "has_local_code", "has_remote_code"))
+        for v in (trust, local, remote):
+            if isinstance(v, Unknown):
+                return v
+        name = bound.get("model_name")
+        refused = Unknown(f"`{name}` needs the remote code its config's auto_map names, which vramlint does not run "
+                          f"(transformers would ask, then refuse without trust_remote_code=True)", _user_ref(ev2))
+        if trust is None:
+            if local:
+                trust = False
+            elif remote:
+                return refused
+        if remote and not local and not trust:
+            return refused
+        return trust
 
-def origin(model: Any) -> tuple[tuple[str, str], ...]:
-    """How `model` was loaded, or how the model it wraps was (a PeftModel around a checkpoint)."""
-    for _, m in named_modules(model):
-        rows = _loaded.get(m)
-        if rows is not None:
-            return rows
-    return ()
+    return NativeFunction("resolve_trust_remote_code", impl)
 
 
 # Rules by the replaced function's qualified name (module.qualname), Frontend.function_rules.
@@ -350,4 +508,5 @@ FUNCTION_RULES = {
     "transformers.modeling_utils.PreTrainedModel.from_pretrained": model_from_pretrained,
     "transformers.modeling_utils.PreTrainedModel._from_config": from_config,
     "transformers.models.auto.auto_factory._BaseAutoModelClass.from_pretrained": auto_from_pretrained,
+    "transformers.dynamic_module_utils.resolve_trust_remote_code": resolve_trust_remote_code,
 }

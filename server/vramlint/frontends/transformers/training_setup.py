@@ -29,6 +29,7 @@ HF_OPTIMIZERS: dict[str, str] = {
     "adafactor": "adafactor", "adamw_bnb_8bit": "adam8bit", "adamw_8bit": "adam8bit",
     "paged_adamw_8bit": "adam8bit", "paged_adamw_32bit": "adamw", "lion_32bit": "lion",
     "paged_lion_32bit": "lion", "sgd": "sgd", "adagrad": "adagrad", "rmsprop": "rmsprop",
+    "rmsprop_bnb": "rmsprop", "rmsprop_bnb_32bit": "rmsprop", "lion_8bit": "lion8bit", "paged_lion_8bit": "lion8bit",
 }
 HF_DEFAULT_OPTIMIZER = "adamw"  # TrainingArguments.optim's default, adamw_torch
 HF_DEFAULT_BATCH = 8  # TrainingArguments.per_device_train_batch_size
@@ -41,14 +42,29 @@ SFT_DEFAULT_MAX_LENGTH = 1024
 SFT_LENGTH_KEYWORDS = ("max_length", "max_seq_length")
 TRL_CONFIGS = frozenset(("SFTConfig", "DPOConfig", "ORPOConfig", "KTOConfig", "CPOConfig",
                          "RewardConfig", "GRPOConfig", "PPOConfig"))
-TRIGGERS = ("TrainingArguments", *sorted(TRL_CONFIGS))
+KBIT_PREPARE = "prepare_model_for_kbit_training"  # peft's; use_gradient_checkpointing=True by default
+TRIGGERS = ("TrainingArguments", *sorted(TRL_CONFIGS), KBIT_PREPARE)
 # The configs that subclass TRL's `_BaseConfig` (all of TRL_CONFIGS but PPOConfig, in trl 1.16.0).
 TRL_BASE_CONFIGS = TRL_CONFIGS - {"PPOConfig"}
 TRAINER_KIND = "trainer"  # the torch handler's kind for `...Trainer(...)` calls
 
 
 def _calls(s: Scanner, node: cst.Call, last: str) -> str | None:
+    if last == KBIT_PREPARE:
+        return "kbit_prepare"
     return "hf_args" if last.endswith("TrainingArguments") or last in TRL_CONFIGS else None
+
+
+def _kbit_prepare(s: Scanner, c: Candidate, out: Outcome) -> None:
+    """peft's `prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)` calls
+    `model.gradient_checkpointing_enable()` on a quantized model (peft/utils/other.py)."""
+    pos, kw, _ = split_args(c.call)
+    flag = kw.get("use_gradient_checkpointing", pos[1] if len(pos) > 1 else None)
+    v = True if flag is None else s.value(flag)
+    if v is True and pos:
+        out.checkpoints.append(s.found(True, c, f"{c.name}(...)", s.target_of(pos[0], c.cls)))
+    elif v is UNKNOWN and flag is not None:
+        out.defer("checkpointing", c, f"use_gradient_checkpointing={s.code(flag)} is not decidable")
 
 
 def _trainer_model(s: Scanner) -> str | None:
@@ -169,6 +185,6 @@ def _arguments(s: Scanner, c: Candidate, out: Outcome) -> None:
 HANDLER = TrainingSetupHandler(
     name="transformers",
     triggers=TRIGGERS,
-    deciders={"hf_args": _arguments},
+    deciders={"hf_args": _arguments, "kbit_prepare": _kbit_prepare},
     calls=_calls,
 )

@@ -1,0 +1,1 @@
+"""bitsandbytes, modelled: quantized linear layers and 8-bit optimizers (QLoRA)."""
