@@ -162,6 +162,24 @@ def mlp(act: str) -> str:
 
 CONV_IN = "torch.randn(4, 3, 8, 8)"
 
+FROZEN_EMBEDDING = """\
+def make_inputs_require_grad(module, inputs, output):
+    output.requires_grad_(True)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(100, 16)
+        self.emb.weight.requires_grad_(False)
+        self.handle = self.emb.register_forward_hook(make_inputs_require_grad)
+        self.drop = nn.Dropout(0.1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(self.drop(self.emb(x))).mean(1))
+"""
+
 CASES = [
     # The question network: 4 x [256, 100] ReLU outputs (each also the next Linear's input)
     # and the [256, 10] log-probabilities.
@@ -364,6 +382,30 @@ out = model(x)
     # view like Tensor.unfold. The Linear keeps the Unfold's output.
     Case("unfold-layer", seq("nn.Conv2d(3, 8, 3, padding=1)", "nn.Unfold(3, padding=1)", "nn.Flatten()",
                              "nn.Linear(8 * 9 * 64, 10)", x=CONV_IN)),
+    # A forward hook making a frozen embedding's output require a gradient (transformers'
+    # enable_input_require_grads, for LoRA under checkpointing): the dropout after it keeps its
+    # mask (CPU: a float mask, as in "dropout"), the tanh its output. Without the hook (removed
+    # by its handle) nothing before the Linear needs a gradient, and only its input is kept.
+    Case("forward-hook-requires-grad", FROZEN_EMBEDDING + "\n\nmodel = Net()\nx = torch.randint(0, 100, (4, 12))\n"
+         "out = model(x)\n", cuda_delta=rounded(4 * 12 * 16) - rounded(4 * 12 * 16 * 4)),
+    Case("forward-hook-removed", FROZEN_EMBEDDING + "\n\nmodel = Net()\nmodel.handle.remove()\n"
+         "x = torch.randint(0, 100, (4, 12))\nout = model(x)\n"),
+    # torch.diff is composite (narrow, then sub): its backward keeps nothing; the tanh keeps its output.
+    Case("diff", """\
+class Differences(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 32)
+        self.head = nn.Linear(31, 4)
+
+    def forward(self, x):
+        return self.head(torch.tanh(torch.diff(self.fc(x), dim=-1)))
+
+
+model = Differences()
+x = torch.randn(8, 16)
+out = model(x)
+"""),
     Case("F.unfold-repeat-interleave", """\
 class Windows(nn.Module):
     def __init__(self):

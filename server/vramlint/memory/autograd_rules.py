@@ -328,7 +328,8 @@ def reciprocal(c: Call) -> Effect:
       "sum", "mean", "cumsum", "nan_to_num", "zero_pad", "copy", "rot90", "im2col", "col2im", "repeat_interleave",
       "diff")
 def keeps_nothing(c: Call) -> Effect:
-    # Their backward needs only sizes (or reshapes the gradient): nothing is kept.
+    # Their backward needs only sizes (or reshapes the gradient): nothing is kept. (torch.diff
+    # is composite: slices and a subtraction.)
     return Effect(grad="pass" if c.name in ("add", "sub", "cat", "concat", "stack") else "new")
 
 
@@ -369,6 +370,12 @@ def addmm(c: Call) -> Effect:
 @rule("setitem")
 def setitem(c: Call) -> Effect:
     return Effect(grad="pass")
+
+
+@rule("requires_grad")
+def requires_grad(c: Call) -> Effect:
+    """`t.requires_grad_()`: a flag on the same tensor (the tape marks it); nothing is kept."""
+    return Effect("view", grad="pass")
 
 
 @rule("div")

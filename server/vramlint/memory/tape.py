@@ -116,6 +116,12 @@ class Tape:
             rec = self.tensors[id(t)] = _Tensor(t, sid, grad)
         return rec
 
+    def mark_requires_grad(self, t: TensorValue, flag: bool) -> None:
+        """`t.requires_grad_(flag)` during the forward: the ops that read it from now on keep
+        what its gradient needs (a tensor the tape has not seen is registered by `info`)."""
+        if id(t) in self.tensors:
+            self.tensors[id(t)].requires_grad = flag
+
     # ------------------------------------------------------------------ modules, checkpoints
     def enter_module(self, inst: Instance, args: tuple[Any, ...] = ()) -> None:
         self.module_stack.append(self.module_paths.get(id(inst), self.module_stack[-1] if self.module_stack else ""))

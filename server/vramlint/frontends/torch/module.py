@@ -7,6 +7,7 @@ Instances of nn.Module subclasses carry a ModuleState (their `_modules`, `_param
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import (
@@ -34,8 +35,18 @@ if TYPE_CHECKING:
 MAX_CALL_OUTPUTS = 16
 
 
+@dataclass(frozen=True, eq=False)
+class Hook:
+    """A forward hook: `fn(module, args[, kwargs], output)` after the forward (`pre`: `fn(module,
+    args[, kwargs])` before it); a result other than None replaces the output (the arguments)."""
+
+    fn: Any
+    pre: bool
+    with_kwargs: bool
+
+
 class ModuleState:
-    __slots__ = ("modules", "params", "buffers", "training", "ref", "output", "calls", "call_outputs")
+    __slots__ = ("modules", "params", "buffers", "training", "ref", "output", "calls", "call_outputs", "hooks")
 
     def __init__(self, ref: SourceRef | None) -> None:
         self.modules: dict[str, Any] = {}
@@ -49,6 +60,8 @@ class ModuleState:
         self.output: Any = MISSING
         self.calls = 0
         self.call_outputs: list[Any] = []
+        # Forward hooks (register_forward_hook / register_forward_pre_hook), run in order.
+        self.hooks: list[Hook] = []
 
     def record_call(self, out: Any) -> None:
         if self.output is MISSING:
@@ -68,12 +81,14 @@ class ModuleState:
         s.modules = {k: proto.deepcopy(v, memo) for k, v in self.modules.items()}
         s.params = {k: proto.deepcopy(v, memo) for k, v in self.params.items()}
         s.buffers = {k: proto.deepcopy(v, memo) for k, v in self.buffers.items()}
+        s.hooks = list(self.hooks)
         return s
 
     def shallowcopy(self) -> ModuleState:
         s = ModuleState(self.ref)
         s.modules, s.params, s.buffers = dict(self.modules), dict(self.params), dict(self.buffers)
         s.training = self.training
+        s.hooks = list(self.hooks)
         return s
 
 
@@ -345,6 +360,9 @@ def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     """module(x): its forward, on abstract tensors. A forward written in the analysed code is
     evaluated; a catalog layer's comes from its forward rule (output shapes)."""
     inst: Instance = a[0]
+    hooks = list(inst.state.hooks) if isinstance(inst.state, ModuleState) else []
+    args, k = _run_pre_hooks(ev, inst, hooks, a[1:], k) if hooks else (a[1:], k)
+    a = (inst, *args)
     tape = ev.tape
     if tape is not None:
         tape.enter_module(inst, (*a[1:], *k.values()))
@@ -361,6 +379,8 @@ def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
             out = ev.call(BoundMethod(inst, fwd), a[1:], k)
         else:
             out = Unknown(f"the forward of {inst.cls.name} is not modelled", ev.current_ref)
+        if hooks:
+            out = _run_hooks(ev, inst, hooks, a[1:], k, out)
     finally:
         if tape is not None:
             tape.exit_module()
@@ -376,6 +396,66 @@ def _noop_self(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 
 def _noop(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return None
+
+
+def _run_pre_hooks(ev: Evaluator, inst: Instance, hooks: list[Hook], args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Module.__call__'s forward pre-hooks: a result replaces the arguments (a non-tuple is the
+    one positional argument; with kwargs, an (args, kwargs) pair). An unknown result keeps them."""
+    for hook in hooks:
+        if not hook.pre:
+            continue
+        if hook.with_kwargs:
+            r = ev.call(hook.fn, (inst, args, kwargs), {})
+            if isinstance(r, tuple) and len(r) == 2 and isinstance(r[0], tuple) and isinstance(r[1], dict):
+                args, kwargs = r
+        else:
+            r = ev.call(hook.fn, (inst, args), {})
+            if r is not None and not isinstance(r, Unknown):
+                args = r if isinstance(r, tuple) else (r,)
+    return args, kwargs
+
+
+def _run_hooks(ev: Evaluator, inst: Instance, hooks: list[Hook], args: tuple[Any, ...],
+               kwargs: dict[str, Any], out: Any) -> Any:
+    """Module.__call__'s forward hooks, on the output (transformers' enable_input_require_grads
+    makes the embeddings' output require a gradient with one). An unknown result keeps it."""
+    for hook in hooks:
+        if hook.pre:
+            continue
+        r = ev.call(hook.fn, (inst, args, kwargs, out) if hook.with_kwargs else (inst, args, out), {})
+        if r is not None and not isinstance(r, Unknown):
+            out = r
+    return out
+
+
+HANDLE_CLASS = ClassValue("RemovableHandle", (), {}, "torch.utils.hooks")
+
+
+def _register_hook(pre: bool) -> Callable[[Evaluator, Args, Kwargs], Any]:
+    """register_forward_(pre_)hook(hook, *, prepend=False, with_kwargs=False): a handle whose
+    remove() takes the hook off."""
+    def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        inst = a[0]
+        if len(a) < 2 or not isinstance(inst, Instance) or not isinstance(inst.state, ModuleState):
+            return None
+        hook = Hook(a[1], pre, k.get("with_kwargs") is True)
+        hooks = inst.state.hooks
+        if k.get("prepend") is True:
+            hooks.insert(0, hook)
+        else:
+            hooks.append(hook)
+        handle = Instance(HANDLE_CLASS)
+
+        def remove(ev2: Evaluator, a2: Args, k2: Kwargs) -> Any:
+            if hook in hooks:
+                hooks.remove(hook)
+            return None
+
+        handle.attrs["remove"] = NativeFunction("RemovableHandle.remove", remove)
+        return handle
+
+    return impl
 
 
 def module_namespace() -> dict[str, Any]:
@@ -413,8 +493,8 @@ def module_namespace() -> dict[str, Any]:
         "get_buffer": _get_tensor("buffer"),
         "zero_grad": _noop,
         "load_state_dict": _noop,
-        "register_forward_hook": _noop,
-        "register_forward_pre_hook": _noop,
+        "register_forward_hook": _register_hook(False),
+        "register_forward_pre_hook": _register_hook(True),
         "register_full_backward_hook": _noop,
         "register_load_state_dict_post_hook": _noop,
         "register_state_dict_pre_hook": _noop,

@@ -22,6 +22,7 @@ from vramlint.engine.values import (
     Kwargs,
     ModuleValue,
     NativeFunction,
+    Partial,
     StateFreeFunction,
     StaticMethod,
     Unknown,
@@ -347,8 +348,16 @@ def _checkpoint(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     kwargs = {key: v for key, v in k.items() if key not in ("use_reentrant", "preserve_rng_state",
                                                              "context_fn", "determinism_check", "debug")}
     if ev.tape is not None:
-        return ev.tape.checkpointed((*a[1:], *kwargs.values()), lambda: ev.call(a[0], a[1:], kwargs))
+        return ev.tape.checkpointed((*a[1:], *kwargs.values(), *_bound_arguments(a[0])),
+                                    lambda: ev.call(a[0], a[1:], kwargs))
     return ev.call(a[0], a[1:], kwargs)
+
+
+def _bound_arguments(fn: Any) -> tuple[Any, ...]:
+    """The arguments a `functools.partial` given to checkpoint binds: the checkpoint holds the
+    function until backward recomputes it, so they stay alive like its own inputs
+    (transformers checkpoints `partial(layer.__call__, **kwargs)`: rotary cos/sin, masks)."""
+    return (*fn.args, *fn.kwargs.values()) if isinstance(fn, Partial) else ()
 
 
 def _checkpoint_sequential(ev: Evaluator, a: Args, k: Kwargs) -> Any:

@@ -1049,6 +1049,8 @@ def _requires_grad_(ev: Evaluator, t: TensorValue, a: Any, k: Any) -> Any:
     flag = a[0] if a else k.get("requires_grad", True)
     if isinstance(flag, bool):
         t.requires_grad = flag
+        if ev.tape is not None:  # an activation made a leaf that needs a gradient (a forward hook's)
+            ev.tape.mark_requires_grad(t, flag)
     return t
 
 
