@@ -154,9 +154,9 @@ def test_cache_under_hf_home_and_revision(analyse: Analyse, tmp_path: Path) -> N
     found = models_of(analyse(src, {"HF_HOME": str(tmp_path / "home")}))
     assert_truth(found["model"], dict(TRUTH["families"]["qwen2"]["AutoModelForCausalLM"], dtype="float16"))
     assert_truth(found["pinned"], TRUTH["families"]["qwen2"]["AutoModelForCausalLM"])
-    assert found["model"].origin[-1] == ("dtype", "float16 (`dtype=`)")
+    assert dict(found["model"].origin)["dtype"] == "float16 (`dtype=`)"
     config_dtype = json.loads((HUB / "qwen2" / "config.json").read_text())["dtype"]
-    assert found["pinned"].origin[-1] == ("dtype", f"{config_dtype} (the config's `dtype`)")
+    assert dict(found["pinned"].origin)["dtype"] == f"{config_dtype} (the config's `dtype`)"
 
 
 def test_config_from_the_configuration(analyse: Analyse) -> None:
