@@ -39,7 +39,7 @@ from vramlint.engine.values import SourceRef
 from vramlint.engine.walk import iter_nodes
 
 __all__ = ["UNKNOWN", "Candidate", "Decider", "Found", "Outcome", "Scanner", "TrainingScan", "TrainingSetupHandler",
-           "dotted", "scan_training_setup", "split_args"]
+           "dotted", "scan_training_setup", "split_args", "trained_model"]
 
 T = TypeVar("T")
 
@@ -327,6 +327,14 @@ def dotted(node: cst.BaseExpression) -> str:
         return ""
     parts.append(node.value)
     return ".".join(reversed(parts))
+
+
+def trained_model(call: cst.Call) -> str | None:
+    """The variable a trainer call is given to train: `model=model`, or the first positional
+    argument beside `args=` (transformers' and TRL's trainers)."""
+    pos, kw, _ = split_args(call)
+    m = kw.get("model", pos[0] if pos and "args" in kw else None)
+    return m.value if type(m) is cst.Name else None
 
 
 def split_args(call: cst.Call) -> tuple[list[cst.BaseExpression], dict[str, cst.BaseExpression], bool]:

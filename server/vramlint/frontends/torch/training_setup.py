@@ -22,6 +22,7 @@ from vramlint.frontends.training_setup import (
     Scanner,
     TrainingSetupHandler,
     dotted,
+    trained_model,
 )
 
 # Optimizer classes -> vramlint.memory.optimizers.OPTIMIZERS keys (SGD's momentum and Adam's
@@ -320,9 +321,9 @@ def _trainer(s: Scanner, c: Candidate, out: Outcome) -> None:
     """Lightning's Trainer / Fabric: `precision=` and `strategy=`. A trainer given the model it
     trains (`model=`, or first with `args=`: transformers' and TRL's) is recorded with it."""
     kw = c.kw
-    model = kw.get("model", c.pos[0] if c.pos and "args" in kw else None)
-    if type(model) is cst.Name:
-        out.trainers.append(s.found(c.last, c, f"{c.name}(model={model.value}, ...)", model.value))
+    model = trained_model(c.call)
+    if model is not None:
+        out.trainers.append(s.found(c.last, c, f"{c.name}(model={model}, ...)", model))
     if "precision" in kw:
         v = s.value(kw["precision"])
         p = str(v) if type(v) in (int, str) else None

@@ -232,7 +232,8 @@ def origin(model: Any) -> tuple[tuple[str, str], ...]:
     return ()
 
 
-def _remember_loaded(model: Any, name: Any, found: ConfigFile | None, dtype: Any, dtype_source: str) -> None:
+def _loaded_rows(name: Any, found: ConfigFile | None, dtype: Any, dtype_source: str) -> tuple[tuple[str, str], ...]:
+    """The checkpoint, where its config came from, the dtype and what set it."""
     text = _text(name)
     rows = [("checkpoint", text)] if text is not None else []
     if found is not None:
@@ -240,7 +241,7 @@ def _remember_loaded(model: Any, name: Any, found: ConfigFile | None, dtype: Any
     dtype_name = dtype.name if isinstance(dtype, DType) else dtype if isinstance(dtype, str) else None
     if dtype_name is not None:
         rows.append(("dtype", f"{dtype_name} ({dtype_source})"))
-    _LOADED[model] = tuple(rows)
+    return tuple(rows)
 
 
 def _loading_rows(ev: Evaluator, model: Any, kwargs: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -405,8 +406,7 @@ def model_from_pretrained(ev: Evaluator, func: Any) -> NativeFunction:
             model = _quantized(ev2, model, quantization, k.get("device_map"))
         if not isinstance(model, Unknown):
             ev2.call(_attr(ev2, model, "eval"), (), {})  # from_pretrained returns the model in eval mode
-            _remember_loaded(model, name, found, dtype, dtype_source)
-            _LOADED[model] += _loading_rows(ev2, model, k)
+            _LOADED[model] = (*_loaded_rows(name, found, dtype, dtype_source), *_loading_rows(ev2, model, k))
         return model
 
     return NativeFunction(f"{getattr(func, 'qualname', 'from_pretrained')}", impl)

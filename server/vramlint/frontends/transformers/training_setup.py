@@ -19,6 +19,7 @@ from vramlint.frontends.training_setup import (
     TrainingSetupHandler,
     dotted,
     split_args,
+    trained_model,
 )
 
 # TrainingArguments(optim=...) (transformers.training_args.OptimizerNames values) ->
@@ -69,13 +70,7 @@ def _kbit_prepare(s: Scanner, c: Candidate, out: Outcome) -> None:
 
 def _trainer_model(s: Scanner) -> str | None:
     """The variable given as `model=` to the file's first Trainer (or first positional, with `args=`)."""
-    for c in s.cands:
-        if c.kind == TRAINER_KIND:
-            pos, kw, _ = split_args(c.call)
-            m = kw.get("model", pos[0] if pos and "args" in kw else None)
-            if m is not None and type(m) is cst.Name:
-                return m.value
-    return None
+    return next((m for c in s.cands if c.kind == TRAINER_KIND and (m := trained_model(c.call)) is not None), None)
 
 
 def _optimizer(s: Scanner, c: Candidate, out: Outcome, trainer_model: str | None, defaults: bool) -> None:
