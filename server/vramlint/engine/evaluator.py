@@ -56,6 +56,7 @@ from vramlint.engine.eval_base import (
 )
 from vramlint.engine.eval_operators import BINOP_NAMES
 from vramlint.engine.limits import AnalysisBudget
+from vramlint.engine.provenance import Origins
 from vramlint.engine.signals import (
     AnalysisStopped,
     BreakSignal,
@@ -102,6 +103,10 @@ class Evaluator:
         # Native functions whose calls the tape records, by name prefix (frontends' `taped_prefixes`:
         # a framework's API; not builtins, not Module.__call__).
         self.taped_prefixes: tuple[str, ...] = ()
+        # While the analysed script runs (analysis/script_run.py): the recorder of the models' calls
+        # from its code, and where its data batches come from (engine/provenance.py).
+        self.script: Any = None
+        self.origins = Origins()
         # Stack of lists collecting the Unknowns that decided nothing (skipped branches...).
         self.issue_sinks: list[list[Unknown]] = []
         # Observers of class instantiation (used to find construction call sites).
