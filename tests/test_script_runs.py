@@ -177,3 +177,23 @@ def test_two_calls_in_one_step_are_not_a_loop(tmp_path: Path) -> None:
     m = analyse(tmp_path, TWO_CALLS, "model")
     assert m.memory is not None, m.memory_unknowns
     assert setup_of(m, "inputs")[1] == f"code: the call at line {line_of(TWO_CALLS, 'return model(a)')}"
+
+
+def test_check_prints_where_each_setting_came_from(tmp_path: Path) -> None:
+    """`vramlint check train.py` with no flags: the estimate, then each setting with its source."""
+    import subprocess
+    import sys
+
+    (tmp_path / "train.py").write_text(textwrap.dedent(TRAIN_IN_MAIN))
+    r = subprocess.run([sys.executable, "-m", "vramlint", "check", "train.py"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    at = lines.index(next(line for line in lines if "main.model (instance)" in line))
+    block = lines[at + 1:at + 8]
+    call = line_of(TRAIN_IN_MAIN, "loss_fn(model(x), y)")
+    assert block[0].startswith(f"    memory (batch 256, fp32, adam, H100-80GB; inputs from code: the call at line {call})")
+    assert block[3] == f"      setup: batch size 256 from code: the call at line {call}"
+    assert block[4] == f"             optimizer adam from code: torch.optim.Adam(...) at line {line_of(TRAIN_IN_MAIN, 'optim.Adam')}"
+    assert block[5] == "             defaults: precision fp32, GPU H100-80GB, mode train, checkpointing off"
+    assert not any("--batch-size" in line or "--input-shape" in line for line in lines)
