@@ -143,8 +143,11 @@ for step, (bx, by) in enumerate(DataLoader(ds, batch_size=16)):
 for (zx, zy), (wx, wy) in zip(DataLoader(ds, batch_size=2), DataLoader(ds, batch_size=3)):
     pass
 '''
-    ns, problems, _ = evaluate(tmp_path, text)
+    ns, problems, ev = evaluate(tmp_path, text)
     assert not problems, [p.reason for p in problems]
+    collate_line = text.splitlines().index(next(s for s in text.splitlines() if "collate_fn=pad_collate" in s)) + 1
+    assert ev.origins.find((6, 12)) == f"Pairs.__getitem__, DataLoader(batch_size=6, collate_fn=pad_collate) at " \
+                                       f"train.py:{collate_line}"
     assert (ns["xb"].shape, ns["xb"].dtype, ns["yb"].shape, ns["yb"].dtype) == ((32, 20), "float32", (32,), "int64")
     assert (ns["n"], ns["n_drop"], ns["n_val"]) == (32, 31, 200)
     assert [t.shape for t in ns["vb"]] == [(50, 20), (50,)]
@@ -179,3 +182,19 @@ def test_unknown_batch_size_is_located(tmp_path: Path) -> None:
     ns, problems, _ = evaluate(tmp_path, text)
     assert "y" not in ns
     assert problems and all(p.location is not None for p in problems)
+
+
+def test_tqdm_passes_the_loader_through(tmp_path: Path) -> None:
+    text = ("import torch\nfrom torch.utils.data import DataLoader, TensorDataset\nfrom tqdm import tqdm, trange\n"
+            "from tqdm.auto import tqdm as auto_tqdm\n"
+            "loader = DataLoader(TensorDataset(torch.randn(64, 5)), batch_size=8)\n"
+            "pbar = tqdm(loader, desc='train')\n"
+            "for (x,) in pbar:\n    pbar.set_postfix(loss=0.1)\n"
+            "for i, (y,) in enumerate(auto_tqdm(loader, total=len(loader))):\n    pass\n"
+            "for epoch in trange(3):\n    pass\n"
+            "with tqdm(total=10) as bar:\n    bar.update(1)\n"
+            "steps = len(tqdm(loader))\n")
+    ns, problems, _ = evaluate(tmp_path, text)
+    assert not problems, [p.reason for p in problems]
+    assert ns["x"].shape == (8, 5) and ns["y"].shape == (8, 5)
+    assert ns["epoch"] == 2 and ns["steps"] == 8

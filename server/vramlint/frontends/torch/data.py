@@ -281,7 +281,10 @@ def _batch_text(ev: Evaluator, inst: Instance, batch_size: Any) -> str:
                                          else "the dataset's samples")
     source = source_of(batch_size)
     size = f"{batch_size} from {source}" if source else str(batch_size)
-    return f"{sample}, DataLoader(batch_size={size}) at {inst.state}"
+    collate = inst.attrs.get("collate_fn")
+    named = getattr(collate, "name", None) or (collate.cls.name if isinstance(collate, Instance) else None)
+    collated = f", collate_fn={named}" if collate is not None else ""
+    return f"{sample}, DataLoader(batch_size={size}{collated}) at {inst.state}"
 
 
 def one_batch(ev: Evaluator, inst: Instance) -> Any:
