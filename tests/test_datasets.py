@@ -26,11 +26,14 @@ TRUTH = json.loads((Path(__file__).parent / f"fixtures/truth/datasets-torchvisio
                    .read_text())
 
 
-def evaluate(tmp_path: Path, text: str, name: str = "train") -> tuple[dict[str, Any], list[Unknown], Any]:
-    """Run `text` as the script train.py: its namespace, what it could not do, the evaluator."""
+def evaluate(tmp_path: Path, text: str, name: str = "train",
+             torchvision: bool = True) -> tuple[dict[str, Any], list[Unknown], Any]:
+    """Run `text` as the script train.py (with torchvision's source on the search path, unless
+    told): its namespace, what it could not do, the evaluator."""
     path = tmp_path / f"{name}.py"
     path.write_text(text)
-    settings = vramlint.Settings(extra_paths=(str(library_source("torchvision", TORCHVISION_VERSION)),))
+    extra = (str(library_source("torchvision", TORCHVISION_VERSION)),) if torchvision else ()
+    settings = vramlint.Settings(extra_paths=extra)
     loader = get_loader(search_paths(settings))
     loader.evaluator.origins.clear()
     mod, _, _ = loader.load_main(str(path), text, f"datasets_{name}")
@@ -198,3 +201,14 @@ def test_tqdm_passes_the_loader_through(tmp_path: Path) -> None:
     assert not problems, [p.reason for p in problems]
     assert ns["x"].shape == (8, 5) and ns["y"].shape == (8, 5)
     assert ns["epoch"] == 2 and ns["steps"] == 8
+
+
+def test_datasets_and_transforms_without_torchvisions_source(tmp_path: Path) -> None:
+    # An MNIST script with its own CNN needs only torchvision's datasets and transforms: vramlint's.
+    text = ("import torchvision\nfrom torch.utils.data import DataLoader\nfrom torchvision import datasets, transforms\n"
+            "ds = datasets.MNIST('data', train=True, download=True, transform=transforms.ToTensor())\n"
+            "images, labels = next(iter(DataLoader(ds, batch_size=64)))\n"
+            "resnet = torchvision.models.resnet18\n")
+    ns, _, _ = evaluate(tmp_path, text, name="no_source", torchvision=False)
+    assert ns["images"].shape == (64, 1, 28, 28)
+    assert isinstance(ns["resnet"], Unknown) and "--extra-path" in ns["resnet"].reason

@@ -17,7 +17,23 @@ if TYPE_CHECKING:
     from vramlint.engine.values import ModuleValue
 
 
+def _without_source(loader: Loader) -> ModuleValue:
+    """`torchvision` when its source is not on the search path: its datasets and transforms still
+    serve a script's DataLoader (an MNIST script with its own CNN needs nothing else of it)."""
+    from vramlint.engine.values import ModuleValue, Unknown
+
+    def missing(attr: str) -> Unknown:
+        return Unknown(f"`torchvision.{attr}` needs torchvision's source: install torchvision or give its folder "
+                       "with --extra-path", loader.evaluator.current_ref)
+
+    return ModuleValue("torchvision", {"datasets": loader.import_module("torchvision.datasets", None),
+                                       "transforms": loader.import_module("torchvision.transforms", None)},
+                       getattr_hook=missing)
+
+
 def torchvision_data_module(loader: Loader, dotted: str) -> ModuleValue | None:
+    if dotted == "torchvision" and loader.find_module_file("torchvision")[0] is None:
+        return _without_source(loader)
     if dotted in datasets.MODULES:
         return datasets.datasets_module(loader, dotted)
     if dotted in transforms.MODULES:
