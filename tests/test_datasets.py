@@ -212,3 +212,28 @@ def test_datasets_and_transforms_without_torchvisions_source(tmp_path: Path) -> 
     ns, _, _ = evaluate(tmp_path, text, name="no_source", torchvision=False)
     assert ns["images"].shape == (64, 1, 28, 28)
     assert isinstance(ns["resnet"], Unknown) and "--extra-path" in ns["resnet"].reason
+
+
+def test_iterable_dataset_and_split_of_a_torchvision_dataset(tmp_path: Path) -> None:
+    text = '''
+import torch
+from torch.utils.data import DataLoader, IterableDataset, random_split
+from torchvision import datasets, transforms
+
+class Stream(IterableDataset):
+    def __iter__(self):
+        for i in range(3):
+            yield torch.zeros(7), i
+
+sx, sy = next(iter(DataLoader(Stream(), batch_size=5)))
+full = datasets.CIFAR10("data", train=True, transform=transforms.ToTensor())
+train, val = random_split(full, [0.9, 0.1])
+vx, vy = next(iter(DataLoader(val, batch_size=100)))
+sizes = (len(train), len(val), len(full))
+'''
+    ns, problems, ev = evaluate(tmp_path, text)
+    assert not problems, [p.reason for p in problems]
+    assert ns["sx"].shape == (5, 7) and ns["sy"].shape == (5,)
+    assert ns["vx"].shape == (100, 3, 32, 32)
+    assert ns["sizes"] == (45000, 5000, 50000)
+    assert ev.origins.find((100, 3, 32, 32)).startswith("CIFAR10 at train.py:12: 3x32x32 after ToTensor()")

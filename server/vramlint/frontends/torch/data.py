@@ -57,6 +57,9 @@ class SampleOrigin:
     text: str
     # Known number of samples (CIFAR10's train split: 50,000), for `len(dataset)` / `len(loader)`.
     length: Any = None
+    # The dataset whose samples these are (a Subset's, a ConcatDataset's first): its text is
+    # read when a batch is made, after its `__getitem__` has said what the sample became.
+    of: Any = None
 
 
 def where(ev: Evaluator) -> str:
@@ -71,6 +74,16 @@ def where(ev: Evaluator) -> str:
 def origin_of(dataset: Any) -> SampleOrigin | None:
     state = dataset.state if isinstance(dataset, Instance) else None
     return state if isinstance(state, SampleOrigin) else None
+
+
+def origin_text(dataset: Any) -> str | None:
+    """Where `dataset`'s samples come from, through Subsets and ConcatDatasets."""
+    for _ in range(32):  # a Subset of a Subset of ...
+        origin = origin_of(dataset)
+        if origin is None or origin.of is None:
+            return origin.text if origin else None
+        dataset = origin.of
+    return None
 
 
 def shape_text(shape: Any) -> str:
@@ -178,7 +191,7 @@ def _subset_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     inst.attrs.update(dataset=dataset, indices=indices)
     origin = origin_of(dataset)
     n = len(indices) if isinstance(indices, (list, tuple, range)) else None
-    inst.state = SampleOrigin(origin.text if origin else f"Subset at {where(ev)}", n)
+    inst.state = SampleOrigin(f"Subset at {where(ev)}", n, dataset if origin else None)
     return None
 
 
@@ -200,7 +213,7 @@ def _concat_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     lengths = [o.length if o else None for o in origins]
     total = sum(lengths) if all(isinstance(n, int) for n in lengths) else None  # type: ignore[arg-type]
     first = origins[0]
-    inst.state = SampleOrigin(first.text if first else f"ConcatDataset at {where(ev)}", total)
+    inst.state = SampleOrigin(f"ConcatDataset at {where(ev)}", total, datasets[0] if first else None)
     return None
 
 
@@ -223,7 +236,7 @@ def _random_split(classes: dict[str, ClassValue]) -> Callable[..., Any]:
         for size in sizes:
             part = Instance(classes["Subset"])
             part.attrs.update(dataset=dataset, indices=Unknown("random_split's indices", ev.current_ref))
-            part.state = SampleOrigin(origin.text if origin else f"random_split at {where(ev)}", size)
+            part.state = SampleOrigin(f"random_split at {where(ev)}", size, dataset if origin else None)
             parts.append(part)
         return parts
 
@@ -275,10 +288,9 @@ def _loader_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 
 
 def _batch_text(ev: Evaluator, inst: Instance, batch_size: Any) -> str:
-    origin = origin_of(inst.attrs.get("dataset"))
     dataset = inst.attrs.get("dataset")
-    sample = origin.text if origin else (f"{dataset.cls.name}.__getitem__" if isinstance(dataset, Instance)
-                                         else "the dataset's samples")
+    sample = origin_text(dataset) or (f"{dataset.cls.name}.__getitem__" if isinstance(dataset, Instance)
+                                      else "the dataset's samples")
     source = source_of(batch_size)
     size = f"{batch_size} from {source}" if source else str(batch_size)
     collate = inst.attrs.get("collate_fn")

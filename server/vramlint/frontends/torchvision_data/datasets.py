@@ -138,7 +138,7 @@ def _init(name: str, spec: DatasetSpec) -> NativeFunction:
             inst.attrs["classes"] = list(spec.classes)
             inst.attrs["class_to_idx"] = {c: i for i, c in enumerate(spec.classes)}
         made = f"{name} at {where(ev)}"
-        inst.state = VisionOrigin(made, _length(name, spec, values), made, ev.current_ref)
+        inst.state = VisionOrigin(made, _length(name, spec, values), made=made, ref=ev.current_ref)
         return None
 
     return NativeFunction(f"torchvision.datasets.{name}.__init__", init)
@@ -153,7 +153,7 @@ def _fakedata_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
                       target_transform=values.get("target_transform"))
     made = f"FakeData at {where(ev)}"
     size = inst.attrs["size"]
-    inst.state = VisionOrigin(made, size if isinstance(size, int) else None, made, ev.current_ref)
+    inst.state = VisionOrigin(made, size if isinstance(size, int) else None, made=made, ref=ev.current_ref)
     return None
 
 
@@ -184,7 +184,7 @@ def _sample_text(sample: Any) -> str:
 def _getitem(name: str, spec: DatasetSpec | None) -> NativeFunction:
     def getitem(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         inst = a[0]
-        origin = inst.state if isinstance(inst.state, VisionOrigin) else VisionOrigin(name, None, name)
+        origin = inst.state if isinstance(inst.state, VisionOrigin) else VisionOrigin(name, None, made=name)
         img = _image(ev, inst, name, spec, origin)
         transform, target_transform = inst.attrs.get("transform"), inst.attrs.get("target_transform")
         if transform is not None and not isinstance(img, Unknown):
@@ -193,7 +193,8 @@ def _getitem(name: str, spec: DatasetSpec | None) -> NativeFunction:
         if target_transform is not None:
             target = ev.call(target_transform, (target,), {})
         after = f" after {pipeline_text(transform)}" if transform is not None else " (no transform)"
-        inst.state = VisionOrigin(f"{origin.made}: {_sample_text(img)}{after}", origin.length, origin.made, origin.ref)
+        inst.state = VisionOrigin(f"{origin.made}: {_sample_text(img)}{after}", origin.length, made=origin.made,
+                                  ref=origin.ref)
         return (img, target)
 
     return NativeFunction(f"torchvision.datasets.{name}.__getitem__", getitem)
