@@ -16,6 +16,8 @@ from vramlint.frontends.interface import FixRequest, Frontend, ProposedFix
 from vramlint.frontends.keras.frontend import FRONTEND as KERAS
 from vramlint.frontends.peft.frontend import FRONTEND as PEFT
 from vramlint.frontends.torch.frontend import FRONTEND as TORCH
+from vramlint.frontends.torchvision_data.frontend import FRONTEND as TORCHVISION_DATA
+from vramlint.frontends.tqdm.frontend import FRONTEND as TQDM
 from vramlint.frontends.transformers.frontend import FRONTEND as TRANSFORMERS
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
 # Order matters only where two frontends' training-setup handlers map the same optimizer class
 # name (the first wins) and for the first frontend that owns a model.
-FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS, BITSANDBYTES, PEFT)
+FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS, BITSANDBYTES, PEFT, TORCHVISION_DATA, TQDM)
 
 
 def frontend_of(model: Any) -> Frontend | None:
