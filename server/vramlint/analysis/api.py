@@ -18,11 +18,12 @@ from vramlint.analysis.results import FileAnalysis, UnknownInfo
 from vramlint.engine.builtins import stdlib_module
 from vramlint.engine.limits import AnalysisBudget
 from vramlint.engine.loader import Loader
+from vramlint.engine.script_inputs import ScriptInputs, workspace_root
 from vramlint.engine.signals import AnalysisStopped
 from vramlint.engine.source import decode_source, read_source_file, too_large, undecodable_line
 from vramlint.engine.values import Location, SourceRef
 from vramlint.frontends import registry
-from vramlint.settings import Settings, parse_directives
+from vramlint.settings import Settings, parse_directives, script_args
 
 _loaders: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...], str], Loader] = {}
 _lock = threading.RLock()
@@ -41,6 +42,14 @@ def module_name_for(path: str) -> tuple[str, str]:
         if not pkg:
             break
     return ".".join(parts) or stem, d
+
+
+def script_inputs_for(path: str, settings: Settings) -> ScriptInputs:
+    """What the analysed script is given: its command line (`args` of its table), `--set`, its workspace."""
+    argv = script_args(settings, path)
+    return ScriptInputs(argv=argv[0] if argv else (), argv_source=argv[1] if argv else "",
+                        overrides=settings.overrides, root=workspace_root(path, settings.config_file),
+                        script_dir=os.path.dirname(os.path.realpath(path)))
 
 
 def search_paths(settings: Settings) -> tuple[str, ...]:
@@ -111,6 +120,7 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
             return FileAnalysis(path, errors=[UnknownInfo(big, Location(path, 1, 0, 1, 0))])
         loader.max_file_bytes = settings.max_file_size
         loader.model_tables = settings.model_config
+        loader.script_inputs = script_inputs_for(path, settings)
         loader.read_failures = []
         loader.fresh_environment()
         # The file's own top folder is importable, as the script's folder is for Python.
