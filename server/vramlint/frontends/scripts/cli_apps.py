@@ -280,10 +280,28 @@ class ClickType(Value):
         self.convert = convert
 
 
+def _decorator_ref(func: Any, first: Any) -> SourceRef | None:
+    """The `@click.option("--batch-size", ...)` line of a function (decorators run without a
+    current expression): the decorator whose first argument is `first`."""
+    node = getattr(func, "node", None)
+    for dec in getattr(node, "decorators", ()):
+        call = dec.decorator
+        if isinstance(call, cst.Call) and call.args and isinstance(call.args[0].value, cst.SimpleString) \
+                and call.args[0].value.evaluated_value == first:
+            return SourceRef(func.module, dec)
+    return None
+
+
 def _param_decorator(kind: str) -> NativeFunction:
     def decorate(ev: Evaluator, fn: Any, a: Args, k: Kwargs) -> Any:
-        p = _click_param(ev, a, k, kind)
         cmd = _command_of(fn)
+        saved = ev.current_ref
+        ref = _decorator_ref(cmd.func if isinstance(cmd, CliCommand) else fn, a[0] if a else None)
+        ev.current_ref = ref or saved
+        try:
+            p = _click_param(ev, a, k, kind)
+        finally:
+            ev.current_ref = saved
         if isinstance(cmd, CliCommand) and isinstance(p, CliParam):
             cmd.params.insert(0, p)
         return cmd

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from vramlint.engine.loader import Loader
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 class YamlProblem(Exception):
     pass
 
@@ -50,6 +53,8 @@ def parse_yaml(text: str, label: str, prefix: tuple[Any, ...] = ()) -> Any:
         count[0] += 1
         if count[0] > MAX_DATA_ITEMS:
             raise YamlProblem(f"{label}: more than {MAX_DATA_ITEMS:,} values (aliases?): not read")
+        if isinstance(n, (yaml.MappingNode, yaml.SequenceNode)) and n.tag not in _PLAIN_TAGS:
+            raise YamlProblem(f"{label}: the tag {n.tag} is not read (line {n.start_mark.line + 1})")
         if isinstance(n, yaml.MappingNode):
             constructor.flatten_mapping(n)
             out = {}
