@@ -21,7 +21,8 @@ from vramlint.settings import ConfigError, Settings, load_settings
 
 
 def run_script(project: Path, files: dict[str, str], args: list[str] | None = None,
-               overrides: tuple[tuple[str, str], ...] = (), target: str = "train.py", config: str = "") -> dict[str, Any]:
+               overrides: tuple[tuple[str, str], ...] = (), target: str = "train.py", config: str = "",
+               extra_paths: tuple[str, ...] = ()) -> dict[str, Any]:
     """Write the project, evaluate `target` as the analysis does (its args from a per-script table
     of a vramlint.toml at the project's root) and return its module namespace."""
     project.mkdir(parents=True, exist_ok=True)
@@ -31,12 +32,12 @@ def run_script(project: Path, files: dict[str, str], args: list[str] | None = No
         p.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     table = f'[models."{target}"]\nargs = {args!r}\n'.replace("'", '"') if args is not None else ""
     (project / "vramlint.toml").write_text(config + table, encoding="utf-8")
-    settings = load_settings(project, Settings(overrides=overrides))
+    settings = load_settings(project, Settings(overrides=overrides, extra_paths=extra_paths))
     path = str(project / target)
     loader = get_loader(search_paths(settings))
     loader.script_inputs = script_inputs_for(path, settings)
     loader.max_file_bytes = settings.max_file_size
-    loader.add_root(str(project), after=0)
+    loader.add_root(str(project), after=len(extra_paths))
     ev = loader.evaluator
     saved, ev.analysis = ev.analysis, AnalysisBudget(60, 10**8, None)
     try:
@@ -382,6 +383,29 @@ def test_dataclass_clis(tmp_path: Path) -> None:
         "tyro default of Config.batch_size at train.py:11"
     assert cfg.attrs["optim"].attrs["lr"] == 0.01
     assert ns["SP"].attrs["batch_size"] == 32
+
+
+def test_hf_argument_parser_from_transformers_source(tmp_path: Path) -> None:
+    from tests.support.libsources import TRANSFORMERS_VERSION, library_source
+
+    ns = run_script(tmp_path, {"train.py": """
+        from dataclasses import dataclass, field
+        from transformers import HfArgumentParser
+
+        @dataclass
+        class ModelArguments:
+            model_name: str = "gpt2"
+            max_len: int = field(default=512, metadata={"help": "tokens"})
+
+        @dataclass
+        class DataArguments:
+            batch_size: int = 8
+
+        margs, dargs = HfArgumentParser((ModelArguments, DataArguments)).parse_args_into_dataclasses()
+        ML, BS = margs.max_len, dargs.batch_size
+    """}, args=["--batch_size", "4"], extra_paths=(str(library_source("transformers", TRANSFORMERS_VERSION)),))
+    assert ns["ML"] == 512 and source_of(ns["ML"]) == "HfArgumentParser default of ModelArguments.max_len at train.py:7"
+    assert ns["BS"] == 4
 
 
 # ---------------------------------------------------------------------- the configuration and the CLI
