@@ -324,3 +324,65 @@ def override_for(inputs: ScriptInputs, *names: str) -> tuple[str, str] | None:
             inputs.used_overrides.add(key)
             return f"--set {key}={value}", value
     return None
+
+
+# ---------------------------------------------------------------------- a script's entry point
+class ScriptEntry(Value):
+    """A function wrapped by a command-line framework (a click command, a hydra task): what a bare
+    `main()` of the script runs, and with which arguments, so that the analysis runs that function
+    keeping its locals (its models), as for a plain `main()`."""
+
+    __slots__ = ()
+
+    def entry_function(self, ev: Evaluator) -> Any:
+        raise NotImplementedError
+
+    def entry_arguments(self, ev: Evaluator) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        raise NotImplementedError
+
+
+class EntryRunner(NativeFunction):
+    """A library function that runs the function it is given with the command line's values
+    (`fire.Fire(main)`, `typer.run(main)`): `arguments(ev, fn)` says with which."""
+
+    __slots__ = ("arguments",)
+
+    def __init__(self, name: str, impl: Any, arguments: Any) -> None:
+        super().__init__(name, impl)
+        self.arguments = arguments
+
+
+@dataclass
+class EntryPoint:
+    func: Any  # the FunctionValue that runs
+    arguments: Any  # (ev) -> (args, kwargs)
+
+
+def entry_point(ev: Evaluator, call: Any, ns: dict[str, Any]) -> EntryPoint | None:
+    """The function a script's `main()` / `app()` / `fire.Fire(main)` statement runs, when a
+    command-line framework wraps it (see ScriptEntry, EntryRunner)."""
+    import libcst as cst
+
+    from vramlint.engine.values import FunctionValue, LazyBinding, ModuleValue
+
+    def value(name: str, where: dict[str, Any]) -> Any:
+        v = where.get(name)
+        return ev.force(v) if type(v) is LazyBinding else v
+
+    if not isinstance(call, cst.Call):
+        return None
+    head = call.func
+    if isinstance(head, cst.Name) and not call.args:
+        v = value(head.value, ns)
+        fn = v.entry_function(ev) if isinstance(v, ScriptEntry) else None
+        return EntryPoint(fn, v.entry_arguments) if isinstance(fn, FunctionValue) else None
+    if len(call.args) != 1 or call.args[0].keyword is not None or not isinstance(call.args[0].value, cst.Name):
+        return None
+    runner = value(head.value, ns) if isinstance(head, cst.Name) else None
+    if isinstance(head, cst.Attribute) and isinstance(head.value, cst.Name):
+        mod = value(head.value.value, ns)
+        runner = value(head.attr.value, mod.ns) if isinstance(mod, ModuleValue) else None
+    fn = value(call.args[0].value.value, ns)
+    if isinstance(runner, EntryRunner) and isinstance(fn, FunctionValue):
+        return EntryPoint(fn, lambda ev2: runner.arguments(ev2, fn))
+    return None

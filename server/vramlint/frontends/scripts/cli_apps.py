@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import libcst as cst
 
 from vramlint.engine.provenance import sourced
-from vramlint.engine.script_inputs import override_for
+from vramlint.engine.script_inputs import EntryRunner, ScriptEntry, override_for
 from vramlint.engine.signals import RaiseSignal
 from vramlint.engine.values import (
     MISSING,
@@ -145,10 +145,13 @@ def param_value(ev: Evaluator, p: CliParam, positionals: list[str]) -> Any:
     return sourced(p.default, p.source)
 
 
-def run_with(ev: Evaluator, func: Any, params: list[CliParam], leading: tuple[Any, ...] = ()) -> Any:
+def param_values(ev: Evaluator, params: list[CliParam]) -> dict[str, Any]:
     positionals = _positionals(ev, params)
-    kwargs = {p.name: param_value(ev, p, positionals) for p in params}
-    return ev.call(func, leading, kwargs)
+    return {p.name: param_value(ev, p, positionals) for p in params}
+
+
+def run_with(ev: Evaluator, func: Any, params: list[CliParam]) -> Any:
+    return ev.call(func, (), param_values(ev, params))
 
 
 # ---------------------------------------------------------------------- a function's signature
@@ -186,7 +189,7 @@ def signature_params(ev: Evaluator, fn: FunctionValue, kind: str, literal: bool 
 
 
 # ---------------------------------------------------------------------- click
-class CliCommand(Value):
+class CliCommand(ScriptEntry):
     """A function under `@click.command()` / `@click.option(...)`: calling it runs the function with
     its options' values."""
 
@@ -199,13 +202,19 @@ class CliCommand(Value):
         self.pass_context = False
         self.commands: dict[str, Any] | None = None  # a group's
 
-    def call(self, ev: Evaluator, args: Args, kwargs: Kwargs) -> Any:
-        if args or kwargs:
-            return ev.call(self.func, args, kwargs)
+    def entry_function(self, ev: Evaluator) -> Any:
+        return self.func
+
+    def entry_arguments(self, ev: Evaluator) -> tuple[tuple[Any, ...], dict[str, Any]]:
         from vramlint.engine.builtins import NoOp
 
         leading = (NoOp("click.Context", chain=True),) if self.pass_context else ()
-        result = run_with(ev, self.func, self.params, leading)
+        return leading, param_values(ev, self.params)
+
+    def call(self, ev: Evaluator, args: Args, kwargs: Kwargs) -> Any:
+        if args or kwargs:
+            return ev.call(self.func, args, kwargs)
+        result = ev.call(self.func, *self.entry_arguments(ev))
         if self.commands:
             argv = [a for a in ev.loader.script_inputs.argv if not a.startswith("-")]
             chosen = self.commands.get(argv[0]) if argv else None
@@ -382,7 +391,7 @@ class _TyperApp:
     commands: list[Any] = field(default_factory=list)
 
 
-class TyperApp(Value):
+class TyperApp(ScriptEntry):
     __slots__ = ("app",)
     type_name = "Typer"
 
@@ -405,11 +414,18 @@ class TyperApp(Value):
         self.app.commands.append(fn)
         return fn
 
-    def call(self, ev: Evaluator, args: Args, kwargs: Kwargs) -> Any:
+    def entry_function(self, ev: Evaluator) -> Any:
         commands = self.app.commands
         argv = [a for a in ev.loader.script_inputs.argv if not a.startswith("-")]
-        chosen = commands[0] if len(commands) == 1 else next(
+        return commands[0] if len(commands) == 1 else next(
             (c for c in commands if isinstance(c, FunctionValue) and argv and c.name.replace("_", "-") == argv[0]), None)
+
+    def entry_arguments(self, ev: Evaluator) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        fn = self.entry_function(ev)
+        return (), param_values(ev, signature_params(ev, fn, "typer")) if isinstance(fn, FunctionValue) else {}
+
+    def call(self, ev: Evaluator, args: Args, kwargs: Kwargs) -> Any:
+        chosen = self.entry_function(ev)
         if chosen is None:
             return Unknown("typer app: which command runs is not given (`args = [\"COMMAND\"]` in the configuration)",
                            ev.current_ref)
@@ -432,6 +448,18 @@ def _run_function(ev: Evaluator, fn: Any, kind: str, literal: bool = False) -> A
     return Unknown(f"{kind} of a {getattr(fn, 'type_name', type(fn).__name__)} is not modelled", ev.current_ref)
 
 
+def _arguments(kind: str, literal: bool = False) -> Any:
+    def arguments(ev: Evaluator, fn: FunctionValue) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (), param_values(ev, signature_params(ev, fn, kind, literal))
+
+    return arguments
+
+
+def _runner(name: str, kind: str) -> EntryRunner:
+    """`typer.run(main)`, `tyro.cli(main)`: main called with its options' values."""
+    return EntryRunner(name, lambda ev, a, k: _run_function(ev, a[0] if a else None, kind), _arguments(kind))
+
+
 def typer_module(loader: Loader, name: str) -> ModuleValue | None:
     if name != "typer":
         return None
@@ -439,7 +467,7 @@ def typer_module(loader: Loader, name: str) -> ModuleValue | None:
 
     return _module(name, {
         "Typer": NativeFunction("typer.Typer", lambda ev, a, k: TyperApp()),
-        "run": NativeFunction("typer.run", lambda ev, a, k: _run_function(ev, a[0], "typer")),
+        "run": _runner("typer.run", "typer"),
         "Option": _typer_param("option"), "Argument": _typer_param("argument"),
         "echo": NativeFunction("typer.echo", lambda ev, a, k: None), "Context": NoOp("typer.Context", chain=True),
         "Exit": loader.builtins["Exception"],
@@ -460,7 +488,7 @@ def fire_module(loader: Loader, name: str) -> ModuleValue | None:
             return component
         return _run_function(ev, component, "fire", literal=True)
 
-    return _module(name, {"Fire": NativeFunction("fire.Fire", fire)})
+    return _module(name, {"Fire": EntryRunner("fire.Fire", fire, _arguments("fire", literal=True))})
 
 
 def _field_line(cls: ClassValue, name: str) -> str:
@@ -507,7 +535,7 @@ def tyro_module(loader: Loader, name: str) -> ModuleValue | None:
     from vramlint.engine.builtins import _module
 
     if name == "tyro":
-        return _module(name, {"cli": NativeFunction("tyro.cli", lambda ev, a, k: _run_function(ev, a[0], "tyro"))})
+        return _module(name, {"cli": _runner("tyro.cli", "tyro")})
     return _module(name, simple_parsing_ns(loader))
 
 

@@ -17,6 +17,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.provenance import sourced
+from vramlint.engine.script_inputs import ScriptEntry
 from vramlint.engine.signals import RaiseSignal
 from vramlint.engine.values import (
     Args,
@@ -26,7 +27,6 @@ from vramlint.engine.values import (
     NativeFunction,
     Partial,
     Unknown,
-    Value,
 )
 from vramlint.frontends.scripts.omegaconf import (
     ConfigNode,
@@ -50,7 +50,7 @@ class _Problem(Exception):
         self.unknown = unknown
 
 
-class HydraTask(Value):
+class HydraTask(ScriptEntry):
     """A function under `@hydra.main`: calling it composes the config and runs the function."""
 
     __slots__ = ("func", "config_dir", "config_name")
@@ -61,11 +61,16 @@ class HydraTask(Value):
         self.config_dir = config_dir
         self.config_name = config_name
 
+    def entry_function(self, ev: Evaluator) -> Any:
+        return self.func
+
+    def entry_arguments(self, ev: Evaluator) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (compose(ev, self.config_dir, self.config_name),), {}
+
     def call(self, ev: Evaluator, args: Args, kwargs: Kwargs) -> Any:
         if args or kwargs:  # called with a config: the plain function
             return ev.call(self.func, args, kwargs)
-        cfg = compose(ev, self.config_dir, self.config_name)
-        return ev.call(self.func, (cfg,), {})
+        return ev.call(self.func, *self.entry_arguments(ev))
 
     def get_attribute(self, ev: Evaluator, name: str) -> Any:
         return ev.protocol.getattr(self.func, name)
