@@ -423,3 +423,17 @@ def test_the_set_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit) as exc:
         main(["check", "--set", "batch_size", "x.py"])
     assert exc.value.code == 2 and "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_check_shows_the_batch_from_the_argparse_default_and_set(capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from vramlint.cli.main import main
+
+    folder = Path(__file__).parent / "fixtures" / "scripts" / "argparse_mlp_randn"
+    monkeypatch.chdir(folder)
+    assert main(["check", "--jobs", "1", "train.py"]) == 0
+    out = capsys.readouterr().out
+    assert "batch size 192 from" in out and "argparse default of --batch-size at train.py:10" in out
+    assert main(["check", "--jobs", "1", "--set", "batch_size=64", "train.py"]) == 0
+    out = capsys.readouterr().out
+    assert "batch size 64 from" in out and "--set batch_size=64" in out
