@@ -437,3 +437,32 @@ def test_check_shows_the_batch_from_the_argparse_default_and_set(capsys: pytest.
     assert main(["check", "--jobs", "1", "--set", "batch_size=64", "train.py"]) == 0
     out = capsys.readouterr().out
     assert "batch size 64 from" in out and "--set batch_size=64" in out
+
+
+def test_a_library_reads_no_file_even_inside_the_workspace(tmp_path: Path) -> None:
+    """Only the script's own code reads configuration files: a library on an extra path (a vendored
+    copy, a .venv inside the project) keeps the unknown it always had."""
+    ns = run_script(tmp_path, {
+        "vendor/lib/reader.py": "import json\ndef read(p):\n    return json.load(open(p))\n",
+        "cfg.json": '{"batch_size": 4}',
+        "train.py": """
+            import json
+            from reader import read
+            OWN = json.load(open("cfg.json"))["batch_size"]
+            LIB = read("cfg.json")
+        """}, extra_paths=(str(tmp_path / "vendor" / "lib"),))
+    assert ns["OWN"] == 4
+    assert "by a library" in unknown_reason(ns["LIB"])
+
+
+def test_a_set_nothing_reads_is_reported(tmp_path: Path) -> None:
+    from vramlint.analysis.api import analyze_file
+
+    (tmp_path / "train.py").write_text(textwrap.dedent(ARGPARSE).lstrip())
+    result = analyze_file(str(tmp_path / "train.py"), Settings(overrides=(("batch_size", "3"), ("batchsize", "3"))))
+    messages = [w.reason for w in result.warnings]
+    assert any("--set batchsize=3: no option" in m for m in messages), messages
+    assert not any("--set batch_size=3" in m for m in messages)
+    plain = tmp_path / "model.py"
+    plain.write_text("import torch.nn as nn\nnet = nn.Linear(2, 2)\n")
+    assert not analyze_file(str(plain), Settings(overrides=(("batchsize", "3"),))).warnings  # reads no setting

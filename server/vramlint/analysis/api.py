@@ -135,6 +135,12 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
             ev.analysis = saved
         if budget.cancelled:
             raise AnalysisCancelled(path)
+        # A `--set` nothing in the script took (a typo, a setting the script does not have) says so.
+        # (Only in a file whose parsers or configs looked: `check .` gives every file the same --set.)
+        for key, value in settings.overrides if loader.script_inputs.consulted else ():
+            if key not in loader.script_inputs.used_overrides:
+                result.warnings.append(UnknownInfo(f"--set {key}={value}: no option, parameter or config key of the "
+                                                   "script read it", Location(path, 1, 0, 1, 0)))
         return result
 
 

@@ -52,6 +52,7 @@ class ScriptInputs:
     root: str | None = None  # the workspace: files are read only under it
     script_dir: str | None = None
     used_overrides: set[str] = field(default_factory=set)
+    consulted: bool = False  # a parser or config of the script looked at the overrides
 
 
 def workspace_root(script: str, config_file: str | None) -> str:
@@ -110,6 +111,9 @@ def resolve_path(inputs: ScriptInputs, path: str, base: str | None = None) -> tu
 def read_workspace_file(ev: Evaluator, path: Any, base: str | None = None) -> tuple[str, bytes] | Unknown:
     """(the real path, the bytes) of a workspace file the script names, or a located Unknown."""
     inputs: ScriptInputs = ev.loader.script_inputs
+    library = _library_caller(ev, inputs)
+    if library is not None:
+        return Unknown(f"file contents are not read (by a library: {library})", ev.current_ref)
     name = _path_text(path)
     if name is None:
         return path if isinstance(path, Unknown) else Unknown(
@@ -121,6 +125,23 @@ def read_workspace_file(ev: Evaluator, path: Any, base: str | None = None) -> tu
     if data is None:
         return Unknown(f"{display_path(inputs, real)}: {problem}", ev.current_ref)
     return real, data
+
+
+def _library_caller(ev: Evaluator, inputs: ScriptInputs) -> str | None:
+    """The file of the library whose code asks to read a file, if it is one: only the script's
+    own code (its workspace's modules) reads configuration files; a library's reads stay unknown,
+    as before files were read at all, wherever the library is installed."""
+    ref = ev.current_ref
+    caller = os.path.realpath(ref.module.path) if ref is not None and ref.module.path else None
+    if caller is None or inputs.root is None or inputs.script_dir is None:
+        return None
+    if not _is_under(caller, os.path.realpath(inputs.root)):
+        return caller
+    for folder in ev.loader.search_paths:
+        real = os.path.realpath(folder)
+        if _is_under(caller, real) and not _is_under(inputs.script_dir, real):
+            return caller  # on an extra path or site-packages inside the workspace (a .venv)
+    return None
 
 
 def _path_text(path: Any) -> str | None:
@@ -318,6 +339,7 @@ def tomllib_module(loader: Loader, name: str) -> ModuleValue:
 def override_for(inputs: ScriptInputs, *names: str) -> tuple[str, str] | None:
     """The last `--set` whose key is one of `names` (spelled with `-` or `_`, with or without
     leading dashes): (its text, the value). Marks it used."""
+    inputs.consulted = True
     wanted = {n.lstrip("-").replace("-", "_") for n in names if n}
     for key, value in reversed(inputs.overrides):
         if key.lstrip("-").replace("-", "_") in wanted:

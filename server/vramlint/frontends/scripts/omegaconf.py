@@ -239,6 +239,7 @@ def dotlist_data(items: list[tuple[str, str, str]]) -> dict[str, Any]:
 def command_line_items(ev: Evaluator) -> list[tuple[str, str, str]]:
     """The script's `key=value` arguments, then the `--set` overrides (which win)."""
     inputs = ev.loader.script_inputs
+    inputs.consulted = True
     items = []
     for arg in inputs.argv:
         key, sep, value = arg.partition("=")
