@@ -466,3 +466,22 @@ def test_a_set_nothing_reads_is_reported(tmp_path: Path) -> None:
     plain = tmp_path / "model.py"
     plain.write_text("import torch.nn as nn\nnet = nn.Linear(2, 2)\n")
     assert not analyze_file(str(plain), Settings(overrides=(("batchsize", "3"),))).warnings  # reads no setting
+
+
+def test_sys_argv_and_pathlib_reads(tmp_path: Path) -> None:
+    ns = run_script(tmp_path, {
+        "conf/train.yaml": "batch_size: 24\n",
+        "train.py": """
+            import argparse, sys
+            from pathlib import Path
+            import yaml
+            p = argparse.ArgumentParser()
+            p.add_argument("--config", default="conf/train.yaml")
+            args = p.parse_args(sys.argv[1:])
+            BS = yaml.safe_load(Path(args.config).read_text())["batch_size"]
+            with Path(__file__).parent.joinpath(args.config).open() as f:
+                BS2 = yaml.safe_load(f)["batch_size"]
+            ARGV = sys.argv[1:]
+        """}, args=["--config", "conf/train.yaml"])
+    assert ns["BS"] == 24 and ns["BS2"] == 24 and source_of(ns["BS"]) == "conf/train.yaml: batch_size (line 1)"
+    assert ns["ARGV"] == ["--config", "conf/train.yaml"]

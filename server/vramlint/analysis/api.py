@@ -50,7 +50,7 @@ def script_inputs_for(path: str, settings: Settings) -> ScriptInputs:
     argv = script_args(settings, path)
     return ScriptInputs(argv=argv[0] if argv else (), argv_source=argv[1] if argv else "",
                         overrides=settings.overrides, root=workspace_root(path, settings.config_file),
-                        script_dir=os.path.dirname(os.path.realpath(path)))
+                        script_dir=os.path.dirname(os.path.realpath(path)), script=path)
 
 
 def search_paths(settings: Settings) -> tuple[str, ...]:

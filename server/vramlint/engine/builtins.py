@@ -1045,6 +1045,7 @@ def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
         return _module(name, {"version_info": tuple(sys.version_info), "maxsize": sys.maxsize,
                               "platform": Unknown("sys.platform depends on the machine", None),
                               "modules": SysModules(loader), "implementation": impl,
+                              "argv": loader.script_inputs.sys_argv(),
                               "stdout": NoOp("sys.stdout"), "stderr": NoOp("sys.stderr")})
     if name in ("os", "os.path"):
         from vramlint.engine.stdlib_runtime import os_path_namespace

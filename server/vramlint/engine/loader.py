@@ -363,6 +363,9 @@ class Loader:
         os_module = self.modules.get("os")
         if isinstance(os_module, ModuleValue):
             os_module.ns["environ"] = dict(self.environment)
+        sys_module = self.modules.get("sys")
+        if isinstance(sys_module, ModuleValue):  # the analysed script's command line
+            sys_module.ns["argv"] = self.script_inputs.sys_argv()
 
     def never_binds(self, mod: ModuleValue, name: str) -> bool:
         """True when `mod`'s source binds `name` nowhere (no assignment, definition, import or

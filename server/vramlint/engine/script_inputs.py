@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vramlint.engine.provenance import sourced
+from vramlint.engine.provenance import source_of, sourced
 from vramlint.engine.source import read_source_file
 from vramlint.engine.values import Args, Kwargs, NativeFunction, Unknown, Value
 
@@ -53,6 +53,10 @@ class ScriptInputs:
     script_dir: str | None = None
     used_overrides: set[str] = field(default_factory=set)
     consulted: bool = False  # a parser or config of the script looked at the overrides
+    script: str = "train.py"  # sys.argv[0]
+
+    def sys_argv(self) -> list[str]:
+        return [self.script, *self.argv]
 
 
 def workspace_root(script: str, config_file: str | None) -> str:
@@ -209,9 +213,17 @@ class FileValue(Value):
         text = decode(ev, real, data)
         return text if isinstance(text, Unknown) else (real, text)
 
+    def text(self, ev: Evaluator) -> Any:
+        """The contents, a text tagged with the file's name (so `yaml.safe_load(f.read())` can
+        say where its values were read)."""
+        got = self.contents(ev)
+        if isinstance(got, Unknown):
+            return got
+        return sourced(got[1], display_path(ev.loader.script_inputs, got[0]))
+
     def get_attribute(self, ev: Evaluator, name: str) -> Any:
         if name == "read":
-            return NativeFunction("read", lambda ev2, a, k: _second(self.contents(ev2)))
+            return NativeFunction("read", lambda ev2, a, k: self.text(ev2))
         if name == "readlines":
             return NativeFunction("readlines", lambda ev2, a, k: _lines(self.contents(ev2)))
         if name == "name":
@@ -227,10 +239,6 @@ class FileValue(Value):
 
     def iterate(self, ev: Evaluator) -> Any:
         return _lines(self.contents(ev))
-
-
-def _second(got: Any) -> Any:
-    return got if isinstance(got, Unknown) else got[1]
 
 
 def _lines(got: Any) -> Any:
@@ -265,7 +273,9 @@ def file_text(ev: Evaluator, f: Any, binary_ok: bool = False) -> tuple[str, str 
     return Unknown(f"reading from a {getattr(f, 'type_name', type(f).__name__)} is not modelled", ev.current_ref)
 
 
-def _label(ev: Evaluator, real: str | None) -> str:
+def _label(ev: Evaluator, real: str | None, text: Any = None) -> str:
+    if real is None and source_of(text):  # the text of a file read with `f.read()`
+        return str(source_of(text))
     if real is None:
         ref = ev.current_ref
         where = f"{os.path.basename(ref.location.path)}:{ref.location.line}" if ref is not None else "the script"
@@ -279,7 +289,7 @@ def _json_parse(ev: Evaluator, text: Any, real: str | None) -> Any:
         text = text.decode("utf-8", "replace")
     if not isinstance(text, str):
         return text if isinstance(text, Unknown) else Unknown("json of a non-string", ev.current_ref)
-    label = _label(ev, real)
+    label = _label(ev, real, text)
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as err:
@@ -297,7 +307,7 @@ def _toml_parse(ev: Evaluator, text: Any, real: str | None) -> Any:
             return Unknown(f"{_label(ev, real)}: not UTF-8 text", ev.current_ref)
     if not isinstance(text, str):
         return text if isinstance(text, Unknown) else Unknown("tomllib of a non-string", ev.current_ref)
-    label = _label(ev, real)
+    label = _label(ev, real, text)
     try:
         data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, RecursionError) as err:

@@ -320,6 +320,8 @@ def _parse(ev: Evaluator, a: Args, k: Kwargs) -> tuple[Instance, list[str]] | Un
     args = a[1] if len(a) > 1 else k.get("args")
     if args is None:
         argv, argv_source = list(inputs.argv), inputs.argv_source
+    elif isinstance(args, (list, tuple)) and list(args) == list(inputs.argv):  # parse_args(sys.argv[1:])
+        argv, argv_source = list(inputs.argv), inputs.argv_source
     elif isinstance(args, (list, tuple)) and all(isinstance(x, str) for x in args):
         where, _ = _where(ev)
         argv, argv_source = [str(x) for x in args], f"parse_args({list(args)!r}) at {where}"

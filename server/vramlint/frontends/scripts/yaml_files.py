@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from vramlint.engine.provenance import sourced
+from vramlint.engine.provenance import source_of, sourced
 from vramlint.engine.script_inputs import (
     MAX_DATA_ITEMS,
     decode,
@@ -98,7 +98,7 @@ def yaml_text_value(ev: Evaluator, source: Any) -> Any:
     """`yaml.safe_load(f)` / `yaml.safe_load(text)`."""
     if isinstance(source, str):
         ref = ev.current_ref
-        label = f"YAML text at line {ref.location.line}" if ref is not None else "YAML text"
+        label = source_of(source) or (f"YAML text at line {ref.location.line}" if ref is not None else "YAML text")
         try:
             return parse_yaml(source, label)
         except YamlProblem as err:
