@@ -485,3 +485,19 @@ def test_sys_argv_and_pathlib_reads(tmp_path: Path) -> None:
         """}, args=["--config", "conf/train.yaml"])
     assert ns["BS"] == 24 and ns["BS2"] == 24 and source_of(ns["BS"]) == "conf/train.yaml: batch_size (line 1)"
     assert ns["ARGV"] == ["--config", "conf/train.yaml"]
+
+
+def test_set_defaults_from_a_yaml_file_keep_the_file_as_source(tmp_path: Path) -> None:
+    ns = run_script(tmp_path, {
+        "cfg.yaml": "batch_size: 12\n",
+        "train.py": """
+            import argparse, yaml
+            p = argparse.ArgumentParser()
+            p.add_argument("--config", default="cfg.yaml")
+            p.add_argument("--batch_size", type=int, default=1)
+            args, _ = p.parse_known_args()
+            with open(args.config) as f:
+                p.set_defaults(**yaml.safe_load(f))
+            BS = p.parse_args().batch_size
+        """})
+    assert ns["BS"] == 12 and source_of(ns["BS"]) == "cfg.yaml: batch_size (line 1)"

@@ -5,6 +5,8 @@ One configuration drives the CLI and the editor: `[tool.vramlint]` in the neares
 `[tool.vramlint.models.NAME]` (NAME a model's name or `path/file.py::Name`), an in-file directive
 for one model (`# vramlint: batch-size=64 input-shape=3,224,224` on the line of the model or the
 line above), and what the code itself shows (a call of the model, a DataLoader, the optimizer...).
+A table named by a script's path (`[tool.vramlint.models."train.py"]`) may give its command line,
+`args = [...]`; `--set key=value` gives one setting of it (docs/scripts.md).
 Precedence, highest first: flags (the `Settings` fields, from the CLI or an API caller), the
 in-file directive, the per-model table, `[tool.vramlint]`, the code, the defaults.
 """

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vramlint.engine.provenance import sourced
+from vramlint.engine.provenance import source_of, sourced
 from vramlint.engine.script_inputs import ScriptInputs, override_for
 from vramlint.engine.signals import RaiseSignal
 from vramlint.engine.values import (
@@ -423,11 +423,13 @@ def _value(ev: Evaluator, action: _Action, given: dict[str, Any], argv_source: s
     default = action.default
     if default == SUPPRESS:
         return MISSING
+    # A default read from elsewhere (`parser.set_defaults(**yaml.safe_load(f))`) keeps its source.
+    source = source_of(default) or action.default_source
     if isinstance(default, str) and action.type is not None and action.kind in ("store", "append", "extend"):
-        return _convert(ev, action, default, action.default_source)
+        return _convert(ev, action, default, source)
     if isinstance(default, list):
-        return [sourced(x, action.default_source) for x in default]
-    return sourced(default, action.default_source)
+        return [x if source_of(x) else sourced(x, source) for x in default]
+    return sourced(default, source)
 
 
 def _from_text(ev: Evaluator, action: _Action, raw: Any, source: str, from_set: bool) -> Any:
