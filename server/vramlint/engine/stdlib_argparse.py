@@ -176,7 +176,7 @@ def _init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 def _add_argument(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     state = _state(ev, a[0])
     names = tuple(str(n) for n in a[1:] if isinstance(n, str))
-    if len(names) != len(a) - 1 or not names:
+    if len(names) != len(a) - 1 or not names or not all(names):
         return Unknown("add_argument() with names that are not known strings", ev.current_ref)
     optional = names[0][0] in state.prefix_chars
     kind, custom = _kind(ev, k.get("action", "store"))

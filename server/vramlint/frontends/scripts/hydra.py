@@ -152,6 +152,8 @@ def _compose_file(ev: Evaluator, root_dir: str, folder: str, name: str, package:
 def _group_entry(ev: Evaluator, root_dir: str, key: str, option: Any, choices: dict[str, str], groups: set[str],
                  depth: int) -> dict[str, Any]:
     words = key.split()
+    if not words:
+        return {}
     optional = "optional" in words[:-1]
     group, _, pkg = words[-1].lstrip("/").partition("@")
     groups.add(group)

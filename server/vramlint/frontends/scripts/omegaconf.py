@@ -109,7 +109,12 @@ class ConfigNode(Value):
         return bool(self.data)
 
     def contains(self, ev: Evaluator, item: Any) -> Any:
-        return item in self.data if not isinstance(item, Unknown) else item
+        if isinstance(item, Unknown):
+            return item
+        try:
+            return item in self.data
+        except TypeError:  # an unhashable key
+            return False
 
     def compare(self, ev: Evaluator, dunder: str, other: Any) -> Any:
         if dunder in ("__eq__", "__ne__"):
@@ -125,7 +130,8 @@ def _method(ev: Evaluator, node: ConfigNode, name: str, a: Args, k: Kwargs) -> A
     data = node.data
     if name == "get":
         key, default = (a[0] if a else k.get("key")), (a[1] if len(a) > 1 else k.get("default_value", k.get("default")))
-        return node.wrap(ev, data[key], key) if isinstance(data, dict) and key in data else default
+        found = isinstance(data, dict) and isinstance(key, (str, int, float, bool)) and key in data
+        return node.wrap(ev, data[key], key) if found else default
     if name == "items" and isinstance(data, dict):
         return [(key, node.wrap(ev, v, key)) for key, v in data.items()]
     if name == "keys" and isinstance(data, dict):
@@ -138,7 +144,7 @@ def _method(ev: Evaluator, node: ConfigNode, name: str, a: Args, k: Kwargs) -> A
         key = a[0] if a else None
         return node.wrap(ev, data.pop(key), key) if key in data else (a[1] if len(a) > 1 else None)
     if name == "__contains__":
-        return a[0] in data
+        return ConfigNode.contains(node, ev, a[0])
     if name == "append" and isinstance(data, list):
         data.append(_plain(a[0]))
         return None
@@ -223,7 +229,7 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     cur: Any = data
     for p in parts[:-1]:
         if not isinstance(cur.get(p), dict):
-            cur[p] = {}
+            cur[p] = {}  # a key set below a value replaces it, as a dotted override does
         cur = cur[p]
     cur[parts[-1]] = value
 
