@@ -83,9 +83,11 @@ def _is_under(path: str, folder: str) -> bool:
 
 
 def display_path(inputs: ScriptInputs, path: str) -> str:
-    """A read file's name as the setup shows it: relative to the workspace."""
-    if inputs.root and _is_under(path, inputs.root):
-        return os.path.relpath(path, inputs.root)
+    """A read file's name as the setup shows it: relative to the script's folder when it is in
+    it (`conf/config.yaml`), else to the workspace's root."""
+    for folder in (inputs.script_dir, inputs.root):
+        if folder and _is_under(path, os.path.realpath(folder)):
+            return os.path.relpath(path, os.path.realpath(folder))
     return path
 
 
