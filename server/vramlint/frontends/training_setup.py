@@ -695,7 +695,7 @@ class Scanner:
 
     def origin(self, node: cst.CSTNode) -> str:
         """Where a name, attribute or string subscript with one binding got its value: "argparse
-        default of --batch-size at line 12", "line 7"; "" for anything else."""
+        default of --batch-size at line 12", "set at line 7"; "" for anything else."""
         bound = self.names.get(node.value) if isinstance(node, cst.Name) else \
             self.attrs.get(node.attr.value) if isinstance(node, cst.Attribute) else \
             self.attrs.get(self.subscript_key(node) or "") if isinstance(node, cst.Subscript) else None
@@ -703,7 +703,15 @@ class Scanner:
             return ""
         flag = self.argparse_defaults.get(id(bound[0]))
         at = f"line {self.line(bound[0])}"
-        return f"argparse default of {flag} at {at}" if flag else at
+        return f"argparse default of {flag} at {at}" if flag else f"set at {at}"
+
+    def why(self, node: cst.CSTNode, value: Any) -> str:
+        """What a `found` setting's text adds for an argument that is not a literal: its value, and
+        where the name got it ("= 128, argparse default of --batch-size at line 12")."""
+        if type(node) in (cst.Integer, cst.Float, cst.SimpleString):
+            return ""
+        origin = self.origin(node)
+        return f"= {value}, {origin}" if origin else f"= {value}"
 
     def code(self, node: cst.CSTNode, limit: int = 60) -> str:
         try:
