@@ -5,6 +5,8 @@ One configuration drives the CLI and the editor: `[tool.vramlint]` in the neares
 `[tool.vramlint.models.NAME]` (NAME a model's name or `path/file.py::Name`), an in-file directive
 for one model (`# vramlint: batch-size=64 input-shape=3,224,224` on the line of the model or the
 line above), and what the code itself shows (a call of the model, a DataLoader, the optimizer...).
+A table named by a script's path (`[tool.vramlint.models."train.py"]`) may give its command line,
+`args = [...]`; `--set key=value` gives one setting of it (docs/scripts.md).
 Precedence, highest first: flags (the `Settings` fields, from the CLI or an API caller), the
 in-file directive, the per-model table, `[tool.vramlint]`, the code, the defaults.
 """
@@ -67,6 +69,9 @@ class Settings:
     # From the configuration file: [tool.vramlint] (setup keys as Settings field names) and the
     # per-model tables, validated (load_settings).
     config: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # `--set key=value` (repeatable): the script's settings as if given on its command line (an
+    # argparse option, a click/typer option, a hydra or OmegaConf key, dotted).
+    overrides: tuple[tuple[str, str], ...] = ()
     model_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
 
 
@@ -151,6 +156,25 @@ def _same_file(file: str, path: str, settings: Settings) -> bool:
         return (base / file).resolve() == Path(path).resolve()
     except OSError:
         return False
+
+
+def script_args(settings: Settings, path: str) -> tuple[tuple[str, ...], str] | None:
+    """The command line `args = [...]` of the per-model table named by the script's path (relative
+    to the configuration's folder: `[tool.vramlint.models."scripts/train.py"]`), and where it is."""
+    for name, table in settings.model_config.items():
+        if "args" in table and "::" not in name and name.endswith(".py") and _same_file(name, path, settings):
+            where = Path(settings.config_file).name if settings.config_file else "configuration"
+            prefix = "" if where == "vramlint.toml" else "tool.vramlint."
+            return tuple(table["args"]), f"args in {where} [{prefix}models.{_quote(name)}]"
+    return None
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """`--set key=value`: (key, value); ValueError says what is expected."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or any(c.isspace() for c in key.strip()):
+        raise ValueError(f"expected KEY=VALUE (e.g. batch_size=256 or train.batch_size=256), got {text!r}")
+    return key.strip(), value
 
 
 # ---------------------------------------------------------------------- validation
@@ -366,9 +390,15 @@ def _setup_table(table: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], 
             if key in ("config", "adapter_config"):
                 models[name][key] = _config_json(path, sub_where, value, key)
                 continue
+            if key == "args":  # a script's command line (`[tool.vramlint.models."train.py"]`)
+                if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                    raise ConfigError(f'{path}: `args` in {sub_where}: expected a list of strings like '
+                                      f'["--batch-size", "256"], got {value!r}')
+                models[name]["args"] = tuple(value)
+                continue
             if key not in validators:
                 raise ConfigError(f"{path}: unknown key `{key}` in {sub_where} "
-                                  f"(known: {', '.join([*sorted(validators), 'adapter_config', 'config'])})")
+                                  f"(known: {', '.join([*sorted(validators), 'adapter_config', 'args', 'config'])})")
             models[name][validators[key][0]] = _checked(path, sub_where, key, value)
     fail_on = table.get("fail-on")
     if fail_on is not None and fail_on not in FAIL_ON:

@@ -19,11 +19,12 @@ from vramlint.engine.builtins import stdlib_module
 from vramlint.engine.limits import AnalysisBudget
 from vramlint.engine.loader import Loader
 from vramlint.engine.script_calls import ScriptCalls
+from vramlint.engine.script_inputs import ScriptInputs, workspace_root
 from vramlint.engine.signals import AnalysisStopped
 from vramlint.engine.source import decode_source, read_source_file, too_large, undecodable_line
 from vramlint.engine.values import Location, SourceRef
 from vramlint.frontends import registry
-from vramlint.settings import Settings, parse_directives
+from vramlint.settings import Settings, parse_directives, script_args
 
 _loaders: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...], str], Loader] = {}
 _lock = threading.RLock()
@@ -42,6 +43,14 @@ def module_name_for(path: str) -> tuple[str, str]:
         if not pkg:
             break
     return ".".join(parts) or stem, d
+
+
+def script_inputs_for(path: str, settings: Settings) -> ScriptInputs:
+    """What the analysed script is given: its command line (`args` of its table), `--set`, its workspace."""
+    argv = script_args(settings, path)
+    return ScriptInputs(argv=argv[0] if argv else (), argv_source=argv[1] if argv else "",
+                        overrides=settings.overrides, root=workspace_root(path, settings.config_file),
+                        script_dir=os.path.dirname(os.path.realpath(path)), script=path)
 
 
 def search_paths(settings: Settings) -> tuple[str, ...]:
@@ -112,6 +121,7 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
             return FileAnalysis(path, errors=[UnknownInfo(big, Location(path, 1, 0, 1, 0))])
         loader.max_file_bytes = settings.max_file_size
         loader.model_tables = settings.model_config
+        loader.script_inputs = script_inputs_for(path, settings)
         loader.read_failures = []
         loader.fresh_environment()
         # The file's own top folder is importable, as the script's folder is for Python.
@@ -125,6 +135,12 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
             ev.analysis = saved
         if budget.cancelled:
             raise AnalysisCancelled(path)
+        # A `--set` nothing in the script took (a typo, a setting the script does not have) says so.
+        # (Only in a file whose parsers or configs looked: `check .` gives every file the same --set.)
+        for key, value in settings.overrides if loader.script_inputs.consulted else ():
+            if key not in loader.script_inputs.used_overrides:
+                result.warnings.append(UnknownInfo(f"--set {key}={value}: no option, parameter or config key of the "
+                                                   "script read it", Location(path, 1, 0, 1, 0)))
         return result
 
 

@@ -23,6 +23,7 @@ from vramlint.analysis.running import dedupe, info, known_call_args, run_budgete
 from vramlint.analysis.tree import build_tree, shape_of
 from vramlint.engine.evaluator import Scope
 from vramlint.engine.loader import Loader
+from vramlint.engine.provenance import source_of
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
 from vramlint.engine.source import SourceModule
 from vramlint.engine.values import MISSING, Instance, SourceRef, Unknown
@@ -430,6 +431,10 @@ def _script_call(loader: Loader, model: Instance, kind: str,
         own = trace.source is not None and at.path == trace.source.path
         where += f" at line {at.line}" if own else f" at {at.path}:{at.line}"
     data = next((ev.origins.find(t.shape) for t in _tensors((hit.args, hit.kwargs)) if ev.origins.find(t.shape)), None)
+    # The batch dimension read from the script's settings (an argparse default, a YAML key) says where.
+    read = next((source_of(t.shape[0]) for t in _tensors((hit.args, hit.kwargs))
+                 if isinstance(t.shape, tuple) and t.shape and source_of(t.shape[0])), None)
+    where += f" (batch: {read})" if read and not data else ""
     return hit.args, hit.kwargs, f"{where}, on {data}" if data else where
 
 

@@ -25,6 +25,7 @@ from vramlint.analysis.running import dedupe, info, known_call_args, run_budgete
 from vramlint.analysis.tree import build_tree, count_params, output_unknowns, shape_of
 from vramlint.engine.evaluator import Scope
 from vramlint.engine.loader import Loader
+from vramlint.engine.script_inputs import entry_point
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
 from vramlint.engine.source import SourceModule
 from vramlint.engine.values import (
@@ -188,7 +189,7 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
         for stmt in body:
             # `main()` itself runs once, below, where its locals are kept.
             if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
-                    and _script_function(stmt.body[0], ns, source) is not None):
+                    and _script_function(stmt.body[0], ns, source, ev) is not None):
                 ev.exec_stmt(stmt, scope)
 
     with _recording(ev):
@@ -211,7 +212,7 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
         for small in (stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ()):
             for name in _assigned_names(small):
                 add(name, ns.get(name), small, "the script's main block", unknowns)
-            fn = _script_function(small, ns, source)
+            fn = _script_function(small, ns, source, ev)
             if fn is not None:
                 with _recording(ev):
                     local, problems = _locals_of(loader, fn, *_script_arguments(loader, small, scope))
@@ -236,20 +237,31 @@ def _script_call(small: cst.CSTNode) -> cst.Call | None:
     return call if isinstance(call, cst.Call) and isinstance(call.func, cst.Name) else None
 
 
-def _script_function(small: cst.CSTNode, ns: dict[str, Any], source: SourceModule) -> FunctionValue | None:
+def _script_function(small: cst.CSTNode, ns: dict[str, Any], source: SourceModule, ev: Any) -> FunctionValue | None:
     """The function of this file that a `main()` statement calls (with or without arguments)."""
     call = _script_call(small)
     if call is not None:
         fn = ns.get(cast(cst.Name, call.func).value)
         if isinstance(fn, FunctionValue) and fn.module is source and isinstance(fn.node, cst.FunctionDef):
             return fn
-    return None
+    # `main()` under @click.command / @hydra.main, `fire.Fire(main)`: the function they run.
+    entry = _entry(ev, small, ns)
+    fn = entry.func if entry is not None else None
+    return fn if isinstance(fn, FunctionValue) and fn.module is source and isinstance(fn.node, cst.FunctionDef) else None
+
+
+def _entry(ev: Any, small: cst.CSTNode, ns: dict[str, Any]) -> Any:
+    return entry_point(ev, small.value, ns) if isinstance(small, cst.Expr) else None
 
 
 def _script_arguments(loader: Loader, small: cst.CSTNode, scope: Scope) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The arguments of the `main(args)` call, evaluated where the main block left its names
     (`args = parse_args()` before it); an argument that cannot be is an Unknown (its function
     sees what it could not decide)."""
+    entry = _entry(loader.evaluator, small, scope.vars)
+    if entry is not None:  # the values its framework gives it (options' defaults, a composed config)
+        got_entry, _, _ = run_budgeted(loader, lambda: entry.arguments(loader.evaluator))
+        return cast("tuple[tuple[Any, ...], dict[str, Any]]", got_entry) if got_entry is not None else ((), {})
     call = _script_call(small)
     if call is None or not call.args:
         return (), {}

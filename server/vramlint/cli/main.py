@@ -34,6 +34,7 @@ from vramlint.settings import (
     load_settings,
     parse_device,
     parse_dims,
+    parse_override,
 )
 
 SKIP_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache",
@@ -79,6 +80,9 @@ def _setup_options(memory_flag: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--context", type=_positive, metavar="N",
                    help="generation: prompt + generated tokens, the KV cache's length (default: the generate "
                         "call's, when it shows both)")
+    g.add_argument("--set", action="append", default=[], type=_override, dest="overrides", metavar="KEY=VALUE",
+                   help="a setting of the script as if given on its command line: an argparse/click/typer option "
+                        "(batch_size=256), a hydra or OmegaConf key (train.batch_size=256); repeatable")
     g.add_argument("--max-batch", action="store_true", help="also find the largest batch that fits the GPU")
     if memory_flag:
         g.add_argument("--no-memory", dest="memory", action="store_false", help="parameters only, no memory estimate")
@@ -132,6 +136,13 @@ def _positive(v: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}")
     return n
+
+
+def _override(v: str) -> tuple[str, str]:
+    try:
+        return parse_override(v)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _card_names(devices: Any, default: Any) -> list[str]:
@@ -206,7 +217,8 @@ def settings_for(args: argparse.Namespace, start: Path) -> Settings:
     flags = Settings(extra_paths=tuple(os.path.abspath(p) for p in args.extra_path), models=names,
                      inputs=tuple(InputSpec(i.shape, i.dtype) for i in args.inputs), batch_size=args.batch_size,
                      precision=args.precision, optimizer=args.optimizer, device=args.gpu, mode=args.mode,
-                     checkpointing=args.checkpointing, context=args.context, memory=args.memory, max_batch=args.max_batch)
+                     checkpointing=args.checkpointing, context=args.context, memory=args.memory, max_batch=args.max_batch,
+                     overrides=tuple(args.overrides))
     config = Path(args.config) if args.config else None
     return load_settings(start, flags, config)
 

@@ -331,7 +331,7 @@ def _builtin_functions() -> dict[str, NativeFunction]:
         "dir": NativeFunction("dir", _dir),
         "globals": NativeFunction("globals", lambda ev, a, k: Unknown("globals()", ev.current_ref)),
         "locals": NativeFunction("locals", lambda ev, a, k: Unknown("locals()", ev.current_ref)),
-        "open": NativeFunction("open", lambda ev, a, k: Unknown("file contents are not read", ev.current_ref)),
+        "open": NativeFunction("open", _open),
         "input": NativeFunction("input", lambda ev, a, k: Unknown("input()", ev.current_ref)),
         "eval": NativeFunction("eval", lambda ev, a, k: Unknown("eval() is not evaluated", ev.current_ref)),
         "exec": NativeFunction("exec", lambda ev, a, k: Unknown("exec() is not evaluated", ev.current_ref)),
@@ -520,6 +520,12 @@ def _dict_init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 
 
 # ------------------------------------------------------------------ the builtin functions
+def _open(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    from vramlint.engine.script_inputs import builtin_open
+
+    return builtin_open(ev, a, k)
+
+
 def _len(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     n = ev.protocol.length(a[0])
     return as_data(n) if isinstance(n, Unknown) else n
@@ -1039,6 +1045,7 @@ def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
         return _module(name, {"version_info": tuple(sys.version_info), "maxsize": sys.maxsize,
                               "platform": Unknown("sys.platform depends on the machine", None),
                               "modules": SysModules(loader), "implementation": impl,
+                              "argv": loader.script_inputs.sys_argv(),
                               "stdout": NoOp("sys.stdout"), "stderr": NoOp("sys.stderr")})
     if name in ("os", "os.path"):
         from vramlint.engine.stdlib_runtime import os_path_namespace
@@ -1067,6 +1074,14 @@ def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
         from vramlint.engine.stdlib_pathlib import pathlib_module
 
         return pathlib_module(loader)
+    if name == "argparse":
+        from vramlint.engine.stdlib_argparse import argparse_module
+
+        return argparse_module(loader)
+    if name in ("json", "tomllib", "tomli"):
+        from vramlint.engine.script_inputs import json_module, tomllib_module
+
+        return json_module(loader) if name == "json" else tomllib_module(loader, name)
     if name == "re":
         from vramlint.engine.stdlib_re import re_module
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from vramlint.engine.evaluator import Evaluator, module_bound_names
 from vramlint.engine.protocol import Protocol
+from vramlint.engine.script_inputs import ScriptInputs
 from vramlint.engine.signals import AnalysisStopped
 from vramlint.engine.source import (
     ELIDED_NAME,
@@ -77,6 +78,8 @@ class Loader:
         self.function_rules: dict[str, Any] = {}
         # The configuration's per-model tables of the analysis under way (Settings.model_config).
         self.model_tables: Mapping[str, Mapping[str, Any]] = {}
+        # The analysed script's command line, `--set` overrides and workspace (set per analysis).
+        self.script_inputs = ScriptInputs()
         self._dir_cache: dict[str, set[str] | None] = {}
         self.export_cache: dict[str, Any] = {}  # `import *` names by module (exports.py)
         self._current_root: str | None = None  # the analysed file's top folder (add_root)
@@ -360,6 +363,9 @@ class Loader:
         os_module = self.modules.get("os")
         if isinstance(os_module, ModuleValue):
             os_module.ns["environ"] = dict(self.environment)
+        sys_module = self.modules.get("sys")
+        if isinstance(sys_module, ModuleValue):  # the analysed script's command line
+            sys_module.ns["argv"] = self.script_inputs.sys_argv()
 
     def never_binds(self, mod: ModuleValue, name: str) -> bool:
         """True when `mod`'s source binds `name` nowhere (no assignment, definition, import or

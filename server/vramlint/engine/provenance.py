@@ -27,6 +27,9 @@ class SourcedInt(int):
     def __repr__(self) -> str:
         return int.__repr__(self)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy.deepcopy, pickling (results cross processes)
+        return (SourcedInt, (int(self), self.source))
+
 
 class SourcedFloat(float):
     source: str
@@ -39,6 +42,9 @@ class SourcedFloat(float):
     def __repr__(self) -> str:
         return float.__repr__(self)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy.deepcopy, pickling (results cross processes)
+        return (SourcedFloat, (float(self), self.source))
+
 
 class SourcedStr(str):
     source: str
@@ -50,6 +56,9 @@ class SourcedStr(str):
 
     def __repr__(self) -> str:
         return str.__repr__(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy.deepcopy, pickling (results cross processes)
+        return (SourcedStr, (str(self), self.source))
 
 
 def sourced(value: Any, source: str) -> Any:

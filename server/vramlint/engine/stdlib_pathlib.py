@@ -1,7 +1,8 @@
 """`pathlib` as pure paths: what code computes from a path's text (`Path(cfg).suffix == ".yaml"`,
 `Path(__file__).parent / "configs"`, `.stem` as a model name) is exact; anything that would ask
-the file system (`exists()`, `read_text()`, `glob()`...) is an unknown, since vramlint never
-reads, lists or stats what analysed code names.
+the file system (`exists()`, `glob()`...) is an unknown, since vramlint never lists or stats what
+analysed code names; `read_text()` and `open()` read a configuration file of the workspace as
+`open()` does (engine/script_inputs.py).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class PathValue(Value):
             return tuple(PathValue(p) for p in self.path.parents)
         if name in _PURE_METHODS:
             return NativeFunction(f"Path.{name}", lambda ev2, a, k: _pure_call(ev2, self, name, a, k))
+        if name in ("open", "read_text", "read_bytes"):  # a workspace file (engine/script_inputs.py)
+            return NativeFunction(f"Path.{name}", lambda ev2, a, k: _read(ev2, self, name, a, k))
         return NativeFunction(f"Path.{name}", lambda ev2, a, k: Unknown(
             f"Path.{name}(): the file system is not read", ev2.current_ref))
 
@@ -67,6 +70,18 @@ class PathValue(Value):
         if o is None:
             return NotImplemented
         return PathValue(o / self.path if reflected else self.path / o)
+
+
+def _read(ev: Evaluator, p: PathValue, name: str, a: Args, k: Kwargs) -> Any:
+    from vramlint.engine.script_inputs import FileValue, builtin_open
+
+    if name == "open":
+        return builtin_open(ev, (p, *a), k)
+    f = FileValue(p, binary=name == "read_bytes")
+    if name == "read_text":
+        return f.text(ev)
+    got = f.contents(ev)
+    return got if isinstance(got, Unknown) else got[1]
 
 
 def _as_path(v: Any) -> PurePosixPath | None:

@@ -328,7 +328,18 @@ def os_path_namespace() -> dict[str, Any]:
         "join", "dirname", "basename", "split", "splitext", "normpath", "isabs", "commonprefix",
     )}
     ns["sep"] = "/"
+    # `os.path.dirname(os.path.abspath(__file__))`: `__file__` is absolute, so its abspath is
+    # its normal form; a relative path would need the working directory, which is not known.
+    for name in ("abspath", "realpath"):
+        ns[name] = NativeFunction(f"os.path.{name}", _absolute_path)
     return ns
+
+
+def _absolute_path(ev: Evaluator, a: Any, k: Any) -> Any:
+    path = a[0] if a else k.get("path")
+    if isinstance(path, str) and path.startswith("/"):
+        return posixpath.normpath(path)
+    return Unknown("the absolute path of a relative path depends on the working directory", ev.current_ref)
 
 
 def inspect_additions() -> dict[str, Any]:

@@ -15,6 +15,7 @@ from vramlint.frontends.diffusers.frontend import FRONTEND as DIFFUSERS
 from vramlint.frontends.interface import FixRequest, Frontend, ProposedFix
 from vramlint.frontends.keras.frontend import FRONTEND as KERAS
 from vramlint.frontends.peft.frontend import FRONTEND as PEFT
+from vramlint.frontends.scripts.frontend import FRONTEND as SCRIPTS
 from vramlint.frontends.torch.frontend import FRONTEND as TORCH
 from vramlint.frontends.torchvision_data.frontend import FRONTEND as TORCHVISION_DATA
 from vramlint.frontends.tqdm.frontend import FRONTEND as TQDM
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 
 # Order matters only where two frontends' training-setup handlers map the same optimizer class
 # name (the first wins) and for the first frontend that owns a model.
-FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS, BITSANDBYTES, PEFT, TORCHVISION_DATA, TQDM)
+FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS, BITSANDBYTES, PEFT, TORCHVISION_DATA, TQDM,
+                                   SCRIPTS)
 
 
 def frontend_of(model: Any) -> Frontend | None:
