@@ -39,7 +39,7 @@ from vramlint.engine.values import SourceRef
 from vramlint.engine.walk import iter_nodes
 
 __all__ = ["UNKNOWN", "Candidate", "Decider", "Found", "Outcome", "Scanner", "TrainingScan", "TrainingSetupHandler",
-           "dotted", "scan_training_setup", "split_args", "trained_model"]
+           "decide_accumulation", "dotted", "scan_training_setup", "split_args", "trained_model"]
 
 T = TypeVar("T")
 
@@ -137,15 +137,22 @@ class TrainingScan:
                 loose = f
         return loose
 
+    def _called(self, variable: str) -> set[str]:
+        """`variable` and the name it is bound to a call of (`Net`, `torchvision.models.resnet50`)."""
+        names = {variable}
+        bound = self.constructor_of(variable)
+        if bound is not None:
+            names |= {bound, bound.rsplit(".", 1)[-1]}
+        return names
+
     def _matches(self, f: Found[Any], model: str, models: Collection[str]) -> bool | None:
         """True: `f` targets `model`; False: another of `models`; None: nothing ties it to one."""
         if f.target is None:
             return None
-        names = {f.target}
-        bound = self.constructor_of(f.target)
-        if bound is not None:
-            names |= {bound, bound.rsplit(".", 1)[-1]}
-        if model in names:
+        names = self._called(f.target)
+        # A model is also what its variable is bound to (`model = Net(...)`: an optimizer of Net's
+        # `self.parameters()`), and one local to a function (`main.model`) is that variable there.
+        if model in names or names & self._called(model.rsplit(".", 1)[-1]):
             return True
         if any(m in names for m in models):
             return False
@@ -760,6 +767,16 @@ class Scanner:
         if type(recv) is cst.Name:
             return cls if recv.value == "self" else recv.value
         return dotted(recv) or None
+
+
+def decide_accumulation(s: Scanner, c: Candidate, out: Outcome, keyword: str) -> None:
+    """Gradient accumulation a call states by `keyword` (`gradient_accumulation_steps=4`), when over 1."""
+    node = c.kw.get(keyword)
+    if node is None:
+        return
+    n = s.value(node)
+    if type(n) is int and n > 1:
+        out.accumulations.append(s.found(n, c, f"{c.name}({keyword}={s.code(node, 30)})"))
 
 
 def decide_optimizer(s: Scanner, c: Candidate, out: Outcome) -> None:

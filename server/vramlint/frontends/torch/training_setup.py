@@ -21,6 +21,7 @@ from vramlint.frontends.training_setup import (
     Outcome,
     Scanner,
     TrainingSetupHandler,
+    decide_accumulation,
     dotted,
     trained_model,
 )
@@ -307,6 +308,8 @@ def _default_dtype(s: Scanner, c: Candidate, out: Outcome) -> None:
 
 
 def _accelerator(s: Scanner, c: Candidate, out: Outcome) -> None:
+    """Accelerate's `Accelerator(mixed_precision=..., gradient_accumulation_steps=...)`."""
+    decide_accumulation(s, c, out, "gradient_accumulation_steps")
     mp = c.kw.get("mixed_precision")
     if mp is None:
         return
@@ -318,9 +321,10 @@ def _accelerator(s: Scanner, c: Candidate, out: Outcome) -> None:
 
 
 def _trainer(s: Scanner, c: Candidate, out: Outcome) -> None:
-    """Lightning's Trainer / Fabric: `precision=` and `strategy=`. A trainer given the model it
+    """Lightning's Trainer / Fabric: `precision=`, `strategy=`, `accumulate_grad_batches=`. A trainer given the model it
     trains (`model=`, or first with `args=`: transformers' and TRL's) is recorded with it."""
     kw = c.kw
+    decide_accumulation(s, c, out, "accumulate_grad_batches")
     model = trained_model(c.call)
     if model is not None:
         out.trainers.append(s.found(c.last, c, f"{c.name}(model={model}, ...)", model))
