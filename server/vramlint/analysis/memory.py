@@ -259,6 +259,11 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     if est is not None and scan is not None and scan.accumulation is not None:
         est.notes.append(f"gradient accumulation ({scan.accumulation.text}): the estimate is of one micro-batch "
                          f"of {batch}; accumulating adds no memory, the gradients are kept between steps anyway")
+    compiled = scan.compiled_for(variable, _defined_names(trace.source)) if est is not None and scan is not None \
+        and trace.source is not None else None
+    if est is not None and compiled is not None:
+        est.notes.append(f"torch.compile ({compiled.text}): memory estimated as eager; the compiled graph may keep "
+                         "less (activation recomputation) or more (CUDA graphs)")
     if est is not None and scan is not None and scan.distributed is not None:
         est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): the estimate is for one GPU "
                          "holding the whole model; data-parallel buckets and sharding are not modelled yet")

@@ -79,7 +79,8 @@ class TrainingScan:
     value is the called name ("Trainer", "SFTTrainer"), the target that model's variable.
     sequence_length: the tokens per sample a trainer pads or packs to (TRL's `max_length`), for a
     model whose inputs are token ids. accumulation: gradient accumulation steps (> 1): the
-    estimate is of one micro-batch.
+    estimate is of one micro-batch. compiles: `torch.compile(model)` / `model.compile()` calls
+    (the estimate is of eager execution: `compiled_for` says which apply to a model).
     The tuples hold every candidate of their kind in source order (the single fields are the
     preferred one); `bindings` is `(variable, called name)` for the first `variable = C(...)`
     (also `C(...).to(...)`) of each variable, e.g. ("model", "Net").
@@ -93,6 +94,7 @@ class TrainingScan:
     distributed: Found[str] | None = None
     sequence_length: Found[int] | None = None
     accumulation: Found[int] | None = None
+    compiles: tuple[Found[bool], ...] = ()
     optimizers: tuple[Found[str], ...] = ()
     trainers: tuple[Found[str], ...] = ()
     casts: tuple[Found[str], ...] = ()
@@ -123,6 +125,10 @@ class TrainingScan:
         """The first trainer call given `model` (a variable name) to train."""
         return next((t for t in self.trainers if t.target == model), None)
 
+    def compiled_for(self, model: str, models: Collection[str] = ()) -> Found[bool] | None:
+        """A compile call of `model` (chosen as in optimizer_for)."""
+        return self._pick(self.compiles, model, models)
+
     def checkpointing_for(self, model: str, models: Collection[str] = ()) -> Found[bool] | None:
         """Checkpointing that applies to `model` (chosen as in optimizer_for)."""
         return self._pick(self.checkpoints, model, models)
@@ -137,22 +143,18 @@ class TrainingScan:
                 loose = f
         return loose
 
-    def _called(self, variable: str) -> set[str]:
-        """`variable` and the name it is bound to a call of (`Net`, `torchvision.models.resnet50`)."""
-        names = {variable}
-        bound = self.constructor_of(variable)
-        if bound is not None:
-            names |= {bound, bound.rsplit(".", 1)[-1]}
-        return names
-
     def _matches(self, f: Found[Any], model: str, models: Collection[str]) -> bool | None:
         """True: `f` targets `model`; False: another of `models`; None: nothing ties it to one."""
         if f.target is None:
             return None
-        names = self._called(f.target)
-        # A model is also what its variable is bound to (`model = Net(...)`: an optimizer of Net's
-        # `self.parameters()`), and one local to a function (`main.model`) is that variable there.
-        if model in names or names & self._called(model.rsplit(".", 1)[-1]):
+        names = {f.target}
+        bound = self.constructor_of(f.target)
+        if bound is not None:
+            names |= {bound, bound.rsplit(".", 1)[-1]}
+        # A target that is a class (an optimizer of its `self.parameters()`, a LightningModule's
+        # configure_optimizers) is the model's when the model's variable is bound to that class.
+        own = self.constructor_of(model)
+        if model in names or (own is not None and f.target in (own, own.rsplit(".", 1)[-1])):
             return True
         if any(m in names for m in models):
             return False
@@ -209,6 +211,7 @@ class Outcome:
     sequence_lengths: list[Found[int]] = field(default_factory=list)
     trainers: list[Found[str]] = field(default_factory=list)
     accumulations: list[Found[int]] = field(default_factory=list)
+    compiles: list[Found[bool]] = field(default_factory=list)
     pending: dict[str, list[tuple[Candidate, str]]] = field(default_factory=dict)
 
     def defer(self, setting: str, c: Candidate, what: str) -> None:
@@ -750,6 +753,7 @@ class Scanner:
             distributed=out.distributed[0] if out.distributed else None,
             sequence_length=out.sequence_lengths[0] if out.sequence_lengths else None,
             accumulation=out.accumulations[0] if out.accumulations else None,
+            compiles=tuple(out.compiles),
             optimizers=tuple(optimizers),
             trainers=tuple(out.trainers),
             casts=tuple(out.casts),
