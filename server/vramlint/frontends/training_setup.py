@@ -126,8 +126,8 @@ class TrainingScan:
         return next((t for t in self.trainers if t.target == model), None)
 
     def compiled_for(self, model: str, models: Collection[str] = ()) -> Found[bool] | None:
-        """A compile call of `model` (chosen as in optimizer_for)."""
-        return self._pick(self.compiles, model, models)
+        """A compile call that targets `model` (one that names no model applies to none)."""
+        return next((f for f in self.compiles if self._matches(f, model, models) is True), None)
 
     def checkpointing_for(self, model: str, models: Collection[str] = ()) -> Found[bool] | None:
         """Checkpointing that applies to `model` (chosen as in optimizer_for)."""

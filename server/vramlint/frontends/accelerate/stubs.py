@@ -1,14 +1,16 @@
 """Accelerate's `Accelerator`, as vramlint's own class, and the `accelerate` package when it is absent.
 
-How it is served (the choice, and why): the module that defines the class, `accelerate.accelerator`,
-is always vramlint's own, whether or not accelerate is on the search path. Its real source sets up
-process groups, device state and trackers from the environment, none of which shapes a model. The
-rest of the package is then read from its source when it is there: peft and transformers import
-accelerate's own helpers (`accelerate.hooks`, `accelerate.utils`, `dispatch_model`), and the real
-`accelerate/__init__.py` finds this class through its `from .accelerator import Accelerator`. Only
-when accelerate is absent are `accelerate` and its submodules vramlint's own: the class, and for
-any other name an inert class (`ProjectConfiguration`, `DistributedDataParallelKwargs`) or a
-function whose result does nothing (`set_seed`, `get_logger`).
+How it is served (the choice, and why): where accelerate's source is on the search path, it is
+read as any library's, and only its `Accelerator` class is replaced, by qualified name
+(`Frontend.function_rules`: `accelerate.accelerator.Accelerator`): peft and transformers import
+accelerate's own helpers (`accelerate.hooks`, `accelerate.utils`, `dispatch_model`), which must
+stay as they are, while the real class sets up process groups, device state and trackers from the
+environment, none of which shapes a model. Where accelerate is absent, `accelerate` and its
+submodules are vramlint's own: the class, and for any other name an inert class
+(`ProjectConfiguration`, `DistributedDataParallelKwargs`) or a function whose result does nothing
+(`set_seed`, `get_logger`). Serving a module of the package (even `accelerate.accelerator` alone)
+while the rest is read would change what the real `accelerate/__init__.py` goes on to evaluate for
+peft.
 
 What the class does: `prepare(...)` returns its arguments (one: itself), so `model, opt, loader =
 accelerator.prepare(model, opt, loader)` keeps the model, and the script's loop calls it as before;
@@ -91,9 +93,11 @@ def _absent_package_attr(loader: Loader, dotted: str) -> Any:
 
 
 def accelerate_module(loader: Loader, dotted: str) -> ModuleValue | None:
-    if dotted == CLASS_MODULE:
-        return ModuleValue(dotted, {"Accelerator": accelerator_class(loader)})
     if dotted.split(".", 1)[0] != "accelerate" or loader.find_module_file("accelerate")[0] is not None:
         return None  # not accelerate, or its own source is there (see the module's docstring)
     ns: dict[str, Any] = {"Accelerator": accelerator_class(loader), "__version__": VERSION}
     return ModuleValue(dotted, ns, getattr_hook=_absent_package_attr(loader, dotted))
+
+
+# The real class, replaced where accelerate's source is read (Frontend.function_rules).
+CLASS_RULES = {f"{CLASS_MODULE}.Accelerator": lambda ev, cls: accelerator_class(ev.loader)}

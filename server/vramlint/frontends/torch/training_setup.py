@@ -363,7 +363,9 @@ def _compile(s: Scanner, c: Candidate, out: Outcome) -> None:
     if recv is None and c.qual != "torch.compile":
         return
     arg = c.kw.get("model", c.pos[0] if c.pos else None)
-    target = s.target_of(arg, c.cls) if arg is not None else None
+    # The compiled variable: the argument's (`torch.compile(model)`), else the one assigned
+    # (`model = torch.compile(Net())`).
+    target = (s.target_of(arg, c.cls) if arg is not None else None) or s.spine_target.get(c.node)
     shown = f"{s.code(func)}({s.code(arg, 30) if arg is not None else ''})"
     out.compiles.append(s.found(True, c, shown, target))
 
