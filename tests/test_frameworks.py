@@ -322,8 +322,9 @@ if __name__ == "__main__":
 @pytest.mark.parametrize("installed", [False, True], ids=["accelerate absent", "accelerate's source on the path"])
 def test_accelerate_prepare_keeps_the_model(tmp_path: Path, installed: bool) -> None:
     """Without accelerate, `accelerate` is vramlint's; with its source on the path (as installed),
-    that source is read and only its Accelerator class replaced. Either way the script runs through
-    prepare() to its loop. Before: unresolved import (absent), or `prepare` gave no model (present)."""
+    that source is read and only its Accelerator class replaced for the script's code. Either way
+    the script runs through prepare() to its loop. Before: the import was unresolved (absent), or
+    the real Accelerator(...) raised in its process-group setup, ending main() (present)."""
     extra = (str(library_source("accelerate", ACCELERATE_VERSION)),) if installed else ()
     result = analyse(tmp_path, ACCELERATE, extra_paths=extra)
     model = model_named(result, "main.model")

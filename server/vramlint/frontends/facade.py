@@ -41,7 +41,8 @@ def returns_arguments(ev: Evaluator, obj: Instance, a: Args, k: Kwargs) -> Any:
     return a[0] if len(a) == 1 else tuple(a)
 
 
-def facade_class(loader: Loader, name: str, module: str, init: Init, methods: Mapping[str, Method]) -> ClassValue:
+def facade_class(loader: Loader, name: str, module: str, init: Init, methods: Mapping[str, Method],
+                 native: Any = None) -> ClassValue:
     def construct(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         a[0].attrs.update(init(ev, a[1:], k))
         return None
@@ -54,7 +55,7 @@ def facade_class(loader: Loader, name: str, module: str, init: Init, methods: Ma
     # The rest of the framework's API: what it returns does nothing here either.
     ns["__getattr__"] = NativeFunction(f"{name}.__getattr__",
                                        lambda ev, a, k: NoOp(f"{name}.{a[1]}", chain=True))
-    return ClassValue(name, (loader.builtins["object"],), ns, module)
+    return ClassValue(name, (loader.builtins["object"],), ns, module, native=native)
 
 
 def inert_class(loader: Loader, name: str, module: str) -> ClassValue:

@@ -1,16 +1,18 @@
 """Accelerate's `Accelerator`, as vramlint's own class, and the `accelerate` package when it is absent.
 
-How it is served (the choice, and why): where accelerate's source is on the search path, it is
-read as any library's, and only its `Accelerator` class is replaced, by qualified name
-(`Frontend.function_rules`: `accelerate.accelerator.Accelerator`): peft and transformers import
-accelerate's own helpers (`accelerate.hooks`, `accelerate.utils`, `dispatch_model`), which must
-stay as they are, while the real class sets up process groups, device state and trackers from the
-environment, none of which shapes a model. Where accelerate is absent, `accelerate` and its
-submodules are vramlint's own: the class, and for any other name an inert class
-(`ProjectConfiguration`, `DistributedDataParallelKwargs`) or a function whose result does nothing
-(`set_seed`, `get_logger`). Serving a module of the package (even `accelerate.accelerator` alone)
-while the rest is read would change what the real `accelerate/__init__.py` goes on to evaluate for
-peft.
+How it is served (the choice, and why): where accelerate's source is on the search path
+(installed), it is read as any library's, and only its `Accelerator` class is replaced, by
+qualified name (`Frontend.function_rules`: `accelerate.accelerator.Accelerator`): peft and
+transformers import accelerate's own helpers (`accelerate.hooks`, `accelerate.utils`,
+`dispatch_model`), which must stay the real ones, while the real class, evaluated for a script,
+stops in its process-group setup (`PartialState`: "'NoneType' object has no attribute 'type'").
+The replacement still builds the real class for the libraries that drive it themselves
+(`LIBRARY_CALLERS`: transformers' Trainer reads `accelerator.state.deepspeed_plugin` and more to
+decide what it sets up; a stand-in answering with values that do nothing sent it down its
+DeepSpeed path, which set a global that changed later analyses). Where accelerate is absent,
+`accelerate` and its submodules are vramlint's own: the class, and for any other name an inert
+class (`ProjectConfiguration`, `DistributedDataParallelKwargs`) or a function whose result does
+nothing (`set_seed`, `get_logger`).
 
 What the class does: `prepare(...)` returns its arguments (one: itself), so `model, opt, loader =
 accelerator.prepare(model, opt, loader)` keeps the model, and the script's loop calls it as before;
@@ -74,10 +76,35 @@ METHODS: dict[str, Method] = {
 }
 
 
-def accelerator_class(loader: Loader) -> ClassValue:
-    found: ClassValue | None = loader.frontend_state.get("accelerate")
+# Libraries whose own code builds an Accelerator and reads its state: they get the real class.
+LIBRARY_CALLERS = frozenset(("transformers", "trl", "accelerate", "peft", "diffusers", "sentence_transformers"))
+
+
+class _Construct:
+    """Building an Accelerator: the real class (when read) for a library's own code, else this one."""
+
+    def __init__(self, real: ClassValue | None) -> None:
+        self.real = real
+
+    def construct(self, ev: Evaluator, cls: ClassValue, a: Args, k: Kwargs) -> Any:
+        ref = ev.current_ref
+        caller = ref.module.name.split(".", 1)[0] if ref is not None else ""
+        if self.real is not None and caller in LIBRARY_CALLERS:
+            return ev.protocol.instantiate(self.real, a, k)
+        for obs in ev.loader.instantiation_observers:
+            obs(cls, a, k)
+        obj = Instance(cls)
+        ev.call(ev.protocol.bind_descriptor(cls.ns["__init__"], cls, obj), a, k)
+        return obj
+
+
+def accelerator_class(loader: Loader, real: ClassValue | None = None) -> ClassValue:
+    """vramlint's Accelerator (standing in for `real`, the class read from accelerate's source)."""
+    key = "accelerate" if real is None else "accelerate.replaced"
+    found: ClassValue | None = loader.frontend_state.get(key)
     if found is None:
-        found = loader.frontend_state["accelerate"] = facade_class(loader, "Accelerator", CLASS_MODULE, _init, METHODS)
+        found = loader.frontend_state[key] = facade_class(loader, "Accelerator", CLASS_MODULE, _init, METHODS,
+                                                          native=_Construct(real))
     return found
 
 
@@ -100,4 +127,4 @@ def accelerate_module(loader: Loader, dotted: str) -> ModuleValue | None:
 
 
 # The real class, replaced where accelerate's source is read (Frontend.function_rules).
-CLASS_RULES = {f"{CLASS_MODULE}.Accelerator": lambda ev, cls: accelerator_class(ev.loader)}
+CLASS_RULES = {f"{CLASS_MODULE}.Accelerator": lambda ev, real: accelerator_class(ev.loader, real)}
