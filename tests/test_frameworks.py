@@ -399,3 +399,36 @@ def test_module_compile_method(tmp_path: Path) -> None:
     model = model_named(analyse(tmp_path, code), "main.model")
     assert model.memory is not None
     assert f"torch.compile (model.compile() at line {line_of(code, 'model.compile()')}): {NOTE}" in model.memory.notes
+
+
+def test_a_training_step_batch_of_several_tensors_gives_the_batch_size(tmp_path: Path) -> None:
+    """A forward-less module estimated on its step gets the `(x, y)` batch: its size is the
+    tensors' first dimension inside it (before: 1, as no argument was a tensor itself)."""
+    code = '''
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    import lightning as L
+
+
+    class Lit(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.backbone = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 5))
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return F.cross_entropy(self.backbone(x), y)
+
+        def configure_optimizers(self):
+            return [torch.optim.Adam(self.parameters())], []
+
+
+    if __name__ == "__main__":
+        model = Lit()
+        L.Trainer(precision="bf16-true").fit(model, [(torch.randn(20, 32), torch.randint(0, 5, (20,)))])
+    '''
+    model = model_named(analyse(tmp_path, code), "model")
+    assert model.setup is not None and model.memory is not None, model.memory_unknowns
+    assert model.setup["batch_size"] == 20
+    assert model.setup["precision"] == "bf16" and model.setup["optimizer"] == "adam"
