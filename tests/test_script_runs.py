@@ -71,7 +71,7 @@ if __name__ == "__main__":
 
 def test_inputs_made_in_main_and_called_in_train(tmp_path: Path) -> None:
     """The issue's first script: the batch is made in main(), passed through train(model, [(x, y)])."""
-    for name in ("main.model", "MLP"):  # the class, built on its own, is called as the script calls it
+    for name in ("main.model",):
         m = analyse(tmp_path, TRAIN_IN_MAIN, name)
         assert m.memory is not None, m.memory_unknowns
         assert setup_of(m, "batch_size")[0] == 256
@@ -196,4 +196,65 @@ def test_check_prints_where_each_setting_came_from(tmp_path: Path) -> None:
     assert block[3] == f"      setup: batch size 256 from code: the call at line {call}"
     assert block[4] == f"             optimizer adam from code: torch.optim.Adam(...) at line {line_of(TRAIN_IN_MAIN, 'optim.Adam')}"
     assert block[5] == "             defaults: precision fp32, GPU H100-80GB, mode train, checkpointing off"
-    assert not any("--batch-size" in line or "--input-shape" in line for line in lines)
+    # (The class MLP, built on its own and never called, still says what would give its inputs.)
+    assert not any("main.model" in line and ("--batch-size" in line or "--input-shape" in line) for line in lines)
+
+
+MAIN_WITH_ARGUMENTS = MLP + '''
+import sys
+
+
+def get_config():
+    return {"batch_size": 48, "hidden": 2048}
+
+
+def main(cfg, steps=10):
+    model = MLP(hidden=cfg["hidden"])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(steps):
+        loss = model(torch.randn(cfg["batch_size"], 1000)).sum()
+        loss.backward()
+        opt.step()
+    return 0
+
+
+if __name__ == "__main__":
+    config = get_config()
+    sys.exit(main(config))
+'''
+
+
+def test_main_called_with_arguments_keeps_its_models(tmp_path: Path) -> None:
+    """`sys.exit(main(config))`: main() runs on the main block's `config`, and its locals are models."""
+    m = analyse(tmp_path, MAIN_WITH_ARGUMENTS, "main.model")
+    assert m.params.total == 1000 * 2048 + 2048 + 2048 * 10 + 10
+    assert m.memory is not None, m.memory_unknowns
+    assert setup_of(m, "batch_size")[0] == 48
+    assert setup_of(m, "optimizer")[0] == "sgd"
+
+
+TOP_LEVEL_LOOP = '''
+import torch
+from torch import nn
+
+model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 1))
+opt = torch.optim.Adam(model.parameters())
+for epoch in range(1_000_000):
+    for batch in [torch.randn(512, 10)] * 10:
+        loss = model(batch).pow(2).mean()
+        loss.backward()
+        opt.step()
+print("done")
+'''
+
+
+def test_a_top_level_loop_that_comes_round_is_not_reported_as_unfinished(tmp_path: Path) -> None:
+    """A training loop at the top level of a script ends when it comes round (as in main()): the
+    statement is not "not fully evaluated", and the model's inputs are those of its call."""
+    text = textwrap.dedent(TOP_LEVEL_LOOP)
+    path = tmp_path / "train.py"
+    path.write_text(text)
+    result = analyze_source(str(path), text, Settings(memory=True))
+    assert not [w for w in result.warnings if "not fully evaluated" in w.reason or "stopped" in w.reason]
+    (m,) = [m for m in result.models if m.name == "model"]
+    assert m.memory is not None and setup_of(m, "batch_size")[0] == 512

@@ -102,7 +102,9 @@ def test_classic_loop() -> None:
     # The shuffled training loader, not the test loader before it; through the argparse default.
     assert s.batch_size is not None and s.batch_size.value == 64
     line = line_of(CLASSIC, "train_loader = DataLoader(")
-    assert s.batch_size.text == f"DataLoader(..., batch_size=args.batch_size) at line {line} (= 64)"
+    default = line_of(CLASSIC, '"--batch-size"')
+    assert s.batch_size.text == (f"DataLoader(..., batch_size=args.batch_size) at line {line} "
+                                 f"(= 64, argparse default of --batch-size at line {default})")
     assert s.constructor_of("model") == "Net"
     assert s.optimizer_for("Net") is s.optimizer
     assert s.optimizer_for("model") is s.optimizer
@@ -474,6 +476,9 @@ def test_optimizer_targets_and_user_classes() -> None:
     assert [(f.value, f.target) for f in s.optimizers] == [("adam", "G"), ("adamw", "D")]
     assert value(s.optimizer_for("D", ["G", "D"])) == "adamw"
     assert value(s.optimizer_for("G", ["G", "D"])) == "adam"
+    # A tuple assignment binds each name to its class: the class's own result finds its optimizer.
+    assert s.constructor_of("D") == "Discriminator"
+    assert value(s.optimizer_for("Discriminator", ["Generator", "Discriminator"])) == "adamw"
     assert s.optimizers[1].argument == "[p for p in D.net.parameters() if p.requires_grad]"
 
 
