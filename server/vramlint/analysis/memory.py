@@ -260,6 +260,11 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     if est is not None and scan is not None and scan.accumulation is not None:
         est.notes.append(f"gradient accumulation ({scan.accumulation.text}): the estimate is of one micro-batch "
                          f"of {batch}; accumulating adds no memory, the gradients are kept between steps anyway")
+    compiled = scan.compiled_for(variable, _defined_names(trace.source)) if est is not None and scan is not None \
+        and trace.source is not None else None
+    if est is not None and compiled is not None:
+        est.notes.append(f"torch.compile ({compiled.text}): memory estimated as eager; the compiled graph may keep "
+                         "less (activation recomputation) or more (CUDA graphs)")
     if est is not None and scan is not None and scan.distributed is not None:
         est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): the estimate is for one GPU "
                          "holding the whole model; data-parallel buckets and sharding are not modelled yet")
@@ -486,16 +491,17 @@ def _with_batch(v: Any, batch: int, new: int) -> Any:
     """The arguments with their batch dimension (the first, of size `batch`) made `new`."""
     if isinstance(v, TensorValue) and isinstance(v.shape, tuple) and v.shape and v.shape[0] == batch:
         return TensorValue((new, *v.shape[1:]), v.dtype)
-    if isinstance(v, tuple):
-        return tuple(_with_batch(x, batch, new) for x in v)
+    if isinstance(v, (tuple, list)):
+        return type(v)(_with_batch(x, batch, new) for x in v)
     if isinstance(v, dict):
         return {k: _with_batch(x, batch, new) for k, x in v.items()}
     return v
 
 
 def _batch_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
-    for v in (*args, *kwargs.values()):
-        if isinstance(v, TensorValue) and isinstance(v.shape, tuple) and v.shape and isinstance(v.shape[0], int):
+    # Also inside containers: a training step's `(x, y)` batch (Lightning's `training_step(batch)`).
+    for v in _tensors((args, kwargs)):
+        if isinstance(v.shape, tuple) and v.shape and isinstance(v.shape[0], int):
             return v.shape[0]
     return None
 

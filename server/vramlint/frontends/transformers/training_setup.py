@@ -17,6 +17,7 @@ from vramlint.frontends.training_setup import (
     Outcome,
     Scanner,
     TrainingSetupHandler,
+    decide_accumulation,
     dotted,
     split_args,
     trained_model,
@@ -147,15 +148,6 @@ def _sequence_length(s: Scanner, c: Candidate, out: Outcome, defaults: bool) -> 
         out.defer("sequence_length", c, f"{key}={s.code(node)} is not decidable")
 
 
-def _accumulation(s: Scanner, c: Candidate, out: Outcome) -> None:
-    node = c.kw.get("gradient_accumulation_steps")
-    if node is None:
-        return
-    n = s.value(node)
-    if type(n) is int and n > 1:
-        out.accumulations.append(s.found(n, c, f"{c.name}(gradient_accumulation_steps={s.code(node, 30)})"))
-
-
 def _arguments(s: Scanner, c: Candidate, out: Outcome) -> None:
     """`TrainingArguments(...)` / a TRL config. Their defaults (AdamW, batch 8; TRL's bf16 and
     checkpointing; SFTConfig's max_length) count only for a call spelled out (no `**kwargs` that
@@ -169,7 +161,7 @@ def _arguments(s: Scanner, c: Candidate, out: Outcome) -> None:
     _checkpointing(s, c, out, trainer_model, trl_defaults)
     if c.last == "SFTConfig":
         _sequence_length(s, c, out, not c.star)
-    _accumulation(s, c, out)
+    decide_accumulation(s, c, out, "gradient_accumulation_steps")
     kw = c.kw
     if "fsdp" in kw:
         v = s.value(kw["fsdp"])
