@@ -1,0 +1,160 @@
+"""Hugging Face token batches (issue 16): `datasets` + tokenizer calls + collators give a causal-LM
+script its sequence length and batch, each with its source, with no flags.
+
+Truth: tests/fixtures/truth/hf-data-5.17.0.json, made by make_hf_data_truth.py with the REAL
+transformers 5.17.0 (tokenizers 0.23.3, torch 2.13.0, CPU) from a word-level tokenizer built
+offline (tests/fixtures/tokenizer/): each case's script is analysed here and its output's keys,
+shapes and dtypes compared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.libsources import TRANSFORMERS_VERSION, library_source
+from vramlint.analysis import api
+from vramlint.engine.limits import AnalysisBudget
+from vramlint.engine.provenance import source_of
+from vramlint.engine.values import Unknown
+from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TOKENIZER = FIXTURES / "tokenizer"
+TRUTH = json.loads((FIXTURES / "truth" / "hf-data-5.17.0.json").read_text(encoding="utf-8"))
+
+Evaluate = Callable[[str], dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def evaluate(tmp_path_factory: pytest.TempPathFactory) -> Evaluate:
+    """Run a script's module level with vramlint's evaluator; its namespace."""
+    folder = tmp_path_factory.mktemp("hfdata")
+    settings = Settings(extra_paths=(str(library_source("transformers", TRANSFORMERS_VERSION)),))
+    count = iter(range(1000))
+
+    def run(src: str) -> dict[str, Any]:
+        path = str(folder / f"hf_{next(count)}.py")
+        loader = api.get_loader(api.search_paths(settings), settings.environment, settings.torch_version)
+        dotted, root = api.module_name_for(path)
+        loader.add_root(root, after=len(settings.extra_paths))
+        ev = loader.evaluator
+        saved, ev.analysis = ev.analysis, AnalysisBudget(120, None, None)
+        out: dict[str, Any] = {}
+        try:
+            api._with_big_stack(lambda: out.update(mod=loader.load_main(os.path.abspath(path), src, dotted)[0]))
+        finally:
+            ev.analysis = saved
+        return dict(out["mod"].ns)
+
+    return run
+
+
+def describe(value: Any) -> Any:
+    """As make_hf_data_truth.py describes real outputs."""
+    if isinstance(value, TensorValue):
+        return {"shape": list(value.shape), "dtype": value.dtype}
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        return {"shape": [len(value), *{len(v) for v in value}], "dtype": "list"}
+    if isinstance(value, list):
+        return {"shape": [len(value)], "dtype": "list"}
+    return {"type": type(value).__name__, "value": repr(value)[:200]}
+
+
+def header() -> str:
+    return f"TOKENIZER = {str(TOKENIZER)!r}\n" + TRUTH["header"]
+
+
+@pytest.mark.parametrize("case", sorted(TRUTH["cases"]))
+def test_shapes_as_real_transformers(evaluate: Evaluate, case: str) -> None:
+    truth = TRUTH["cases"][case]
+    out = evaluate(header() + truth["code"])["out"]
+    assert isinstance(out, dict), out
+    assert {k: describe(v) for k, v in out.items()} == truth["out"]
+
+
+def test_length_sources(evaluate: Evaluate) -> None:
+    ns = evaluate(header() + (
+        "exact = tok(['a'], truncation=True, max_length=16, padding='max_length', return_tensors='pt')\n"
+        "bound = tok(['a'], truncation=True, max_length=24, padding=True, return_tensors='pt')\n"
+        "model = tok(['a'], truncation=True, return_tensors='pt')\n"))
+    exact, bound, model = (ns[n]["input_ids"].shape[1] for n in ("exact", "bound", "model"))
+    assert (exact, bound, model) == (16, 24, 32)
+    assert source_of(exact).startswith("16 tokens: tokenizer(..., padding='max_length', max_length=16) at hf_")
+    assert source_of(bound).startswith("at most 24 tokens: tokenizer(..., truncation=True, max_length=24) at hf_")
+    assert source_of(bound).endswith("padded per batch")
+    assert "model_max_length" in source_of(model)
+
+
+def test_padding_without_pad_token_raises(evaluate: Evaluate) -> None:
+    # transformers raises "Asking to pad but the tokenizer does not have a padding token" (GPT-2's case).
+    ns = evaluate(header() + "tok.pad_token = None\nout = tok(['a'], padding='max_length', max_length=8)\n")
+    assert isinstance(ns.get("out"), Unknown) or "out" not in ns
+
+
+def test_unknown_tokenizer_config(evaluate: Evaluate) -> None:
+    ns = evaluate("from transformers import AutoTokenizer\n"
+                  "tok = AutoTokenizer.from_pretrained('no-such-org/no-such-model')\n"
+                  "n = tok.model_max_length\n"
+                  "fixed = tok(['a'], truncation=True, max_length=64, padding='max_length', return_tensors='pt')\n")
+    assert isinstance(ns["n"], Unknown)
+    assert "tokenizer_config.json" in ns["n"].reason
+    assert ns["fixed"]["input_ids"].shape == (1, 64)
+
+
+DATASET_SCRIPT = (
+    "from datasets import load_dataset\n"
+    "raw = load_dataset('wikitext', 'wikitext-2-raw-v1')\n"
+    "tok.pad_token = tok.eos_token\n"
+    "def tokenize(batch):\n"
+    "    return tok(batch['text'], truncation=True, max_length=20, padding='max_length')\n"
+    "ds = raw.map(tokenize, batched=True, remove_columns=['text'])\n"
+    "train = ds['train'].shuffle(seed=0).select(range(100)).filter(lambda r: len(r['input_ids']) > 0)\n"
+    "row = train[0]\n"
+    "n = len(ds['train'].select(range(100)))\n"
+    "batch = DataCollatorForLanguageModeling(tok, mlm=False)([train[0]] * 8)\n"
+    "torch_ds = ds['train'].with_format('torch')\n"
+    "trow = torch_ds[0]\n"
+)
+
+
+def test_dataset_map_and_collator(evaluate: Evaluate) -> None:
+    ns = evaluate(header() + DATASET_SCRIPT)
+    assert sorted(ns["row"]) == ["attention_mask", "input_ids"]
+    assert len(ns["row"]["input_ids"]) == 20
+    assert ns["n"] == 100
+    batch = ns["batch"]
+    assert {k: (v.shape, v.dtype) for k, v in batch.items()} == {
+        k: ((8, 20), "int64") for k in ("input_ids", "attention_mask", "labels")}
+    assert source_of(batch["input_ids"].shape[1]).startswith("20 tokens: tokenizer(..., padding='max_length'")
+    assert ns["trow"]["input_ids"].shape == (20,) and ns["trow"]["input_ids"].dtype == "int64"
+
+
+def test_run_clm_group_texts(evaluate: Evaluate) -> None:
+    ns = evaluate(header() + (
+        "from itertools import chain\n"
+        "from datasets import load_dataset\n"
+        "raw = load_dataset('wikitext', 'wikitext-2-raw-v1')\n"
+        "block_size = 16\n"
+        "def tokenize_function(examples):\n"
+        "    return tok(examples['text'])\n"
+        "def group_texts(examples):\n"
+        "    concatenated = {k: list(chain(*examples[k])) for k in examples.keys()}\n"
+        "    total_length = len(concatenated[list(examples.keys())[0]])\n"
+        "    total_length = (total_length // block_size) * block_size\n"
+        "    result = {k: [t[i : i + block_size] for i in range(0, total_length, block_size)]\n"
+        "              for k, t in concatenated.items()}\n"
+        "    result['labels'] = result['input_ids'].copy()\n"
+        "    return result\n"
+        "tokenized = raw.map(tokenize_function, batched=True, remove_columns=raw['train'].column_names)\n"
+        "lm = tokenized.map(group_texts, batched=True)\n"
+        "batch = default_data_collator([lm['train'][0]] * 4)\n"))
+    ids = ns["batch"]["input_ids"]
+    assert ids.shape == (4, 16) and ns["batch"]["labels"].shape == (4, 16)
+    assert "dataset.map(group_texts)" in source_of(ids.shape[1])
