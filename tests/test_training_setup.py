@@ -102,7 +102,9 @@ def test_classic_loop() -> None:
     # The shuffled training loader, not the test loader before it; through the argparse default.
     assert s.batch_size is not None and s.batch_size.value == 64
     line = line_of(CLASSIC, "train_loader = DataLoader(")
-    assert s.batch_size.text == f"DataLoader(..., batch_size=args.batch_size) at line {line} (= 64)"
+    default = line_of(CLASSIC, '"--batch-size"')
+    assert s.batch_size.text == (f"DataLoader(..., batch_size=args.batch_size) at line {line} "
+                                 f"(= 64, argparse default of --batch-size at line {default})")
     assert s.constructor_of("model") == "Net"
     assert s.optimizer_for("Net") is s.optimizer
     assert s.optimizer_for("model") is s.optimizer

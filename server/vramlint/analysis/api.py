@@ -18,6 +18,7 @@ from vramlint.analysis.results import FileAnalysis, UnknownInfo
 from vramlint.engine.builtins import stdlib_module
 from vramlint.engine.limits import AnalysisBudget
 from vramlint.engine.loader import Loader
+from vramlint.engine.script_calls import ScriptCalls
 from vramlint.engine.signals import AnalysisStopped
 from vramlint.engine.source import decode_source, read_source_file, too_large, undecodable_line
 from vramlint.engine.values import Location, SourceRef
@@ -128,8 +129,13 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
 
 
 def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settings) -> FileAnalysis:
+    # The script's calls of its models, wherever its code makes them (engine/script_calls.py):
+    # recorded while its top level runs here, and its main block in find_models.
+    loader.evaluator.script = script = ScriptCalls()
+    loader.evaluator.origins.clear()
     try:
-        mod, source, problems = loader.load_main(os.path.abspath(path), text, dotted)
+        with script.recording():
+            mod, source, problems = loader.load_main(os.path.abspath(path), text, dotted)
     except AnalysisStopped as err:
         # Stopped in the file's own top level (or a library it imports): nothing to build.
         return FileAnalysis(path, warnings=[_stop_info(err, path)])

@@ -20,7 +20,7 @@ from vramlint.analysis.inputs import forward_arity_problem
 from vramlint.analysis.models import Trace
 from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, TrainerCall, UnknownInfo
 from vramlint.analysis.running import dedupe, info, known_call_args, run_budgeted
-from vramlint.analysis.tree import build_tree, shape_of
+from vramlint.analysis.tree import build_tree, count_params, shape_of
 from vramlint.engine.evaluator import Scope
 from vramlint.engine.loader import Loader
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
@@ -212,9 +212,11 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     result = ModelResult(name, kind, loc, counts, None, how, unknowns, None)
     path = trace.source.path if trace.source is not None else ""
     scan = scan_training_setup(trace.source, training_setup_handlers()) if trace.source is not None else None
-    trainer = scan.trainer_for(name) if scan is not None else None
+    # A local of the script's `main()` is reported as "main.model"; its code names it "model".
+    variable = name.rsplit(".", 1)[-1]
+    trainer = scan.trainer_for(variable) if scan is not None else None
     plan = find_generation(loader, trace, name, value) if kind == "instance" else None
-    own = _code_setup(loader, trace, name)
+    own = _code_setup(loader, trace, variable)
     code = {**generation_setup(plan, trains="optimizer" in own or trainer is not None), **own}
     setup = resolve_setup(settings, name, path, _directive_for(loc, trace), code)
     setup = _batch_from_call(setup, loader, name, kind, trace)
@@ -390,7 +392,7 @@ def _inputs(loader: Loader, name: str, kind: str, model: Instance, trace: Trace,
         if frontend is not None and frontend.model_inputs is not None else None
     if own is not None:  # the model's own declared inputs (keras.Input...)
         return own  # type: ignore[no-any-return]
-    call = _example_call(loader, name, kind, trace)
+    call = _example_call(loader, name, kind, trace) or _script_call(loader, model, kind, trace)
     if call is not None:
         args, kwargs, where = call
         own = _batch_of(args, kwargs)
@@ -410,6 +412,30 @@ def _example_call(loader: Loader, name: str, kind: str,
         if known is not None and any(isinstance(v, TensorValue) for v in (*known[0], *known[1].values())):
             return known[0], known[1], f"code: the call at line {SourceRef(trace.source, call).statement_location.line}"
     return None
+
+
+def _script_call(loader: Loader, model: Instance, kind: str,
+                 trace: Trace) -> tuple[tuple[Any, ...], dict[str, Any], str] | None:
+    """The model's first call with known tensors that the script made as it ran (in `train()`,
+    in a loop over a DataLoader...: engine/script_calls.py), with where its data came from. A
+    class is built on its own: the call of an instance of it with the same parameters counts."""
+    ev = loader.evaluator
+    if ev.script is None:
+        return None
+    hit = ev.script.first_call(model)
+    if hit is None and kind == "class":
+        own = count_params(model)[0].total
+        hit = next((c for c in ev.script.calls.values() if isinstance(c.model, Instance) and c.model.cls is model.cls
+                    and own is not None and count_params(c.model)[0].total == own), None)
+    if hit is None or not any(isinstance(v, TensorValue) for v in (*hit.args, *hit.kwargs.values())):
+        return None
+    where = "code: the call"
+    if hit.ref is not None:
+        at = hit.ref.statement_location
+        own = trace.source is not None and at.path == trace.source.path
+        where += f" at line {at.line}" if own else f" at {at.path}:{at.line}"
+    data = next((ev.origins.find(t.shape) for t in _tensors((hit.args, hit.kwargs)) if ev.origins.find(t.shape)), None)
+    return hit.args, hit.kwargs, f"{where}, on {data}" if data else where
 
 
 def _first_layer_inputs(model: Instance, batch: int | None, batch_source: str,

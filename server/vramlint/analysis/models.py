@@ -9,6 +9,7 @@ call site in the file whose arguments are all known, else with their defaults.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -81,9 +82,14 @@ def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: 
         return []
     results: list[ModelResult] = []
     stmt_problems = loader.statement_problems.get(mod.name, {})
+    # The script's main block runs first, whatever its place: its calls of the models give the
+    # inputs of the classes above it too (engine/script_calls.py). Its results keep their place.
+    guard = next((s for s in _top_level(tree.body) if isinstance(s, cst.If) and _is_main_guard(s)), None)
+    script = _main_block_models(loader, mod, source, guard, trace, _module_level_models(mod, tree.body)) \
+        if guard is not None else []
     for stmt in _top_level(tree.body):
-        if isinstance(stmt, cst.If) and _is_main_guard(stmt):
-            results += _main_block_models(loader, mod, source, stmt, trace, results)
+        if stmt is guard:
+            results += script
         elif isinstance(stmt, cst.ClassDef):
             cls = mod.ns.get(stmt.name.value)
             if isinstance(cls, ClassValue) and cls.ref is not None and cls.ref.node is stmt and base in cls.mro:
@@ -153,8 +159,21 @@ def _is_main_guard(stmt: cst.CSTNode) -> bool:
             and any(isinstance(x, cst.SimpleString) and x.evaluated_value == "__main__" for x in sides))
 
 
+def _module_level_models(mod: ModuleValue, body: Any) -> dict[str, Any]:
+    """The models the module level binds, by name (what importers of the file see)."""
+    out: dict[str, Any] = {}
+    for stmt in _top_level(body):
+        for small in (stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ()):
+            for name in _assigned_names(small):
+                v = mod.ns.get(name)
+                v = v if is_module(v) else held_model(v)
+                if is_module(v):
+                    out[name] = v
+    return out
+
+
 def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, guard: cst.If, trace: Trace,
-                       found: list[ModelResult]) -> list[ModelResult]:
+                       found: dict[str, Any]) -> list[ModelResult]:
     """A script's models: what `if __name__ == "__main__":` assigns, and what the functions it
     calls without arguments (`main()`) assign to their local variables. The analysed file runs
     as a script would, but on a copy of its namespace, so that the module other files import
@@ -171,11 +190,12 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
                     and _script_function(stmt.body[0], ns, source) is not None):
                 ev.exec_stmt(stmt, scope)
 
-    _, sink, _ = run_budgeted(loader, run)
+    with _recording(ev):
+        _, sink, _ = run_budgeted(loader, run)
     unknowns = [info(u) for u in sink]
-    seen = {id(v) for r in found for v in [mod.ns.get(r.name)] if v is not None}
+    seen = {id(v) for v in found.values()}
     # A name the module level already gives a model keeps it (what importers of the file see).
-    names = {r.name for r in found}
+    names = set(found)
     out: list[ModelResult] = []
 
     def add(name: str, value: Any, at: cst.CSTNode, how: str, problems: list[UnknownInfo],
@@ -192,11 +212,17 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
                 add(name, ns.get(name), small, "the script's main block", unknowns)
             fn = _script_function(small, ns, source)
             if fn is not None:
-                local, fsink = _locals_of(loader, fn)
+                with _recording(ev):
+                    local, problems = _locals_of(loader, fn)
                 for assign, name in _local_assignments(fn.node):  # type: ignore[arg-type]
                     add(f"{fn.name}.{name}", local.get(name), assign, f"a local of {fn.name}()",
-                        [info(u) for u in fsink], {**ns, **local})
+                        [info(u) for u in problems(assign)], {**ns, **local})
     return out
+
+
+def _recording(ev: Any) -> Any:
+    """While the script's own code runs: its calls of its models are recorded (engine/script_calls.py)."""
+    return ev.script.recording() if ev.script is not None else contextlib.nullcontext()
 
 
 def _script_function(small: cst.CSTNode, ns: dict[str, Any], source: SourceModule) -> FunctionValue | None:
@@ -214,26 +240,44 @@ def _inside_model(value: Any, ns: dict[str, Any]) -> bool:
     return any(is_module(v) and v is not value and any(m is value for _, m in named_modules(v)) for v in ns.values())
 
 
-def _locals_of(loader: Loader, fn: FunctionValue) -> tuple[dict[str, Any], list[Unknown]]:
-    """Run a function of no arguments and keep its local variables (its models)."""
+def _locals_of(loader: Loader, fn: FunctionValue) -> tuple[dict[str, Any], Callable[[cst.CSTNode], list[Unknown]]]:
+    """Run a function of no arguments and keep its local variables (its models), with what each
+    of its top-level statements left undecided: a model's count is inexact only for what the
+    statement that built it could not decide, not for the training loop further down."""
     from vramlint.engine.signals import ReturnSignal
 
     ev = loader.evaluator
     scope = Scope({}, fn.closure, fn.globals, fn.module)
     scope.func = fn
+    body = list(fn.node.body.body) if isinstance(fn.node, cst.FunctionDef) and isinstance(fn.node.body, cst.IndentedBlock) else []
+    sinks: dict[cst.CSTNode, list[Unknown]] = {}
+    rest: list[Unknown] = []
 
     def run() -> None:
         ev.bind_params(fn, (), {}, scope)
         ev.depth += 1
         try:
-            ev.exec_block(fn.node.body, scope)  # type: ignore[union-attr]
+            for stmt in body:
+                sink: list[Unknown] = []
+                sinks[stmt] = sink
+                ev.issue_sinks.append(sink)
+                try:
+                    ev.exec_stmt(stmt, scope)
+                finally:
+                    ev.issue_sinks.pop()
         except ReturnSignal:
             pass
         finally:
             ev.depth -= 1
 
-    _, sink, _ = run_budgeted(loader, run)
-    return scope.vars, sink
+    _, outer, _ = run_budgeted(loader, run)
+    rest.extend(outer)
+
+    def problems(node: cst.CSTNode) -> list[Unknown]:
+        top = next((stmt for stmt in body if any(n is node for n in iter_nodes(stmt))), None)
+        return [*sinks.get(top, []), *rest] if top is not None else [*rest]
+
+    return scope.vars, problems
 
 
 def _local_assignments(fn: cst.FunctionDef) -> Iterator[tuple[cst.CSTNode, str]]:

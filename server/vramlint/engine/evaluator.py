@@ -57,6 +57,7 @@ from vramlint.engine.eval_base import (
 from vramlint.engine.eval_operators import BINOP_NAMES
 from vramlint.engine.limits import AnalysisBudget
 from vramlint.engine.provenance import Origins
+from vramlint.engine.script_calls import ScriptStopped
 from vramlint.engine.signals import (
     AnalysisStopped,
     BreakSignal,
@@ -179,6 +180,8 @@ class Evaluator:
                 self.exec_stmt(stmt, scope)
             except AnalysisStopped:
                 raise  # the analysis ends: the module must not look complete (loader.run_file)
+            except ScriptStopped:
+                pass  # the script's loop came round (engine/script_calls.py): the statement is done
             except BudgetExceeded as err:
                 gave_up = Unknown(err.message, err.ref or self.ref(scope, stmt))
                 sink.append(gave_up)

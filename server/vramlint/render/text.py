@@ -7,6 +7,7 @@ import re
 
 from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, UnknownInfo
 from vramlint.memory.estimate import MemoryEstimate
+from vramlint.render.setup import setup_rows
 from vramlint.render.units import fmt_bytes
 
 
@@ -83,7 +84,27 @@ def memory_lines(m: ModelResult) -> list[str]:
         f"cuBLAS workspaces {fmt_bytes(e.workspace)}",
         *largest,
         *generation_lines(e),
+        *setup_lines(m),
     ]
+
+
+def setup_lines(m: ModelResult) -> list[str]:
+    """Where each setting of the estimate came from (the inputs' source is in the header): what
+    the code, the configuration or a flag gave, one per line; the defaults on one line."""
+    if m.setup is None:
+        return []
+    given, defaults = [], []
+    for label, value, source in setup_rows(m.setup):
+        if label == "inputs":
+            continue
+        if source == "default":
+            defaults.append(f"{label} {_plain(value)}")
+        else:
+            given.append(f"{label} {_plain(value)} from {source}")
+    lines = [f"      {'setup: ' if i == 0 else '       '}{g}" for i, g in enumerate(given)]
+    if defaults:
+        lines.append(f"      {'setup: ' if not given else '       '}defaults: {', '.join(defaults)}")
+    return lines
 
 
 def generation_lines(e: MemoryEstimate) -> list[str]:
@@ -150,3 +171,7 @@ def summary_lines(files: list[FileAnalysis]) -> list[str]:
 
 def render(files: list[FileAnalysis]) -> str:
     return "\n".join([line for f in files for line in file_lines(f)] + summary_lines(files))
+
+
+def _plain(value: str | None) -> str:
+    return {None: "not given", "False": "off", "True": "on"}.get(value, value or "")

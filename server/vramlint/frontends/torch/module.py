@@ -363,6 +363,9 @@ def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     hooks = list(inst.state.hooks) if isinstance(inst.state, ModuleState) else []
     args, k = _run_pre_hooks(ev, inst, hooks, a[1:], k) if hooks else (a[1:], k)
     a = (inst, *args)
+    script = ev.script if ev.script is not None and ev.script.active else None
+    if script is not None:  # the script's own calls of its models (engine/script_calls.py)
+        script.enter(inst, a[1:], k, ev.current_ref)
     tape = ev.tape
     if tape is not None:
         tape.enter_module(inst, (*a[1:], *k.values()))
@@ -384,6 +387,8 @@ def _call_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     finally:
         if tape is not None:
             tape.exit_module()
+        if script is not None:
+            script.exit()
     st = inst.state
     if isinstance(st, ModuleState):
         st.record_call(out)
