@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.libsources import TRANSFORMERS_VERSION, library_source
+from tests.test_training_setup import scan
 from vramlint.analysis import api
 from vramlint.engine.limits import AnalysisBudget
 from vramlint.engine.provenance import source_of
@@ -158,3 +159,112 @@ def test_run_clm_group_texts(evaluate: Evaluate) -> None:
     ids = ns["batch"]["input_ids"]
     assert ids.shape == (4, 16) and ns["batch"]["labels"].shape == (4, 16)
     assert "dataset.map(group_texts)" in source_of(ids.shape[1])
+
+
+# ---------------------------------------------------------------------- the training-setup scan
+TRAINER_SCRIPT = '''
+from datasets import load_dataset
+from transformers import AutoTokenizer, Trainer, TrainingArguments
+from trl import SFTConfig
+
+tokenizer = AutoTokenizer.from_pretrained("gpt2")
+def tokenize(batch):
+    return tokenizer(batch["text"], truncation=True, max_length=384{padding})
+ds = load_dataset("wikitext", "wikitext-2-raw-v1").map(tokenize, batched=True)
+args = {config}
+trainer = Trainer(model=model, args=args, train_dataset=ds["train"])
+'''
+
+
+def test_scan_reads_the_tokenizers_max_length() -> None:
+    exact = scan(TRAINER_SCRIPT.format(padding=', padding="max_length"', config="TrainingArguments(output_dir='o')"))
+    assert exact.sequence_length is not None and exact.sequence_length.value == 384
+    assert exact.sequence_length.text == "tokenizer(..., max_length=384, padding='max_length') at line 8"
+    bound = scan(TRAINER_SCRIPT.format(padding="", config="TrainingArguments(output_dir='o')"))
+    assert bound.sequence_length is not None and bound.sequence_length.value == 384
+    assert "at most 384 tokens, padded per batch" in bound.sequence_length.text
+    # SFTConfig's own max_length wins; its default (1024) does not.
+    sft = scan(TRAINER_SCRIPT.format(padding="", config="SFTConfig(output_dir='o', max_length=128)"))
+    assert sft.sequence_length is not None and sft.sequence_length.value == 128
+    default = scan(TRAINER_SCRIPT.format(padding="", config="SFTConfig(output_dir='o')"))
+    assert default.sequence_length is not None and default.sequence_length.value == 384
+    undecided = scan(TRAINER_SCRIPT.format(padding="", config="TrainingArguments(output_dir='o')")
+                     .replace("max_length=384", "max_length=n"))
+    assert undecided.sequence_length is None
+    assert any("max_length=n is not decidable" in n for n in undecided.notes)
+
+
+def test_scan_reads_run_clm_block_size() -> None:
+    s = scan('''
+import argparse
+parser = argparse.ArgumentParser()
+parser.add_argument("--block_size", type=int, default=128)
+args = parser.parse_args()
+block_size = args.block_size
+def group_texts(examples):
+    total_length = len(examples["input_ids"])
+    return {k: [t[i : i + block_size] for i in range(0, total_length, block_size)] for k, t in examples.items()}
+''')
+    assert s.sequence_length is not None and s.sequence_length.value == 128
+    assert s.sequence_length.text == "chunks of block_size: range(...) at line 9 (= 128)"
+
+
+# ---------------------------------------------------------------------- end to end
+LOOP_SCRIPT = '''
+import torch
+from datasets import load_dataset
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer, DataCollatorForLanguageModeling, LlamaConfig, LlamaForCausalLM
+
+
+def main():
+    tokenizer = AutoTokenizer.from_pretrained("gpt2")
+    tokenizer.pad_token = tokenizer.eos_token
+    raw = load_dataset("wikitext", "wikitext-2-raw-v1", split="train")
+
+    def tokenize(batch):
+        return tokenizer(batch["text"], truncation=True, max_length=256, padding="max_length")
+
+    train_ds = raw.map(tokenize, batched=True, remove_columns=["text"])
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    {batches}
+    config = LlamaConfig(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)
+    model = LlamaForCausalLM(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    for batch in loader:
+        out = model(**batch)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.fixture(scope="module")
+def analyse(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Any]:
+    folder = tmp_path_factory.mktemp("hf_e2e")
+    settings = Settings(memory=True, extra_paths=(str(library_source("transformers", TRANSFORMERS_VERSION)),))
+    count = iter(range(1000))
+    return lambda src: api.analyze_source(str(folder / f"train_{next(count)}.py"), src, settings)
+
+
+@pytest.mark.parametrize("batches", [
+    "loader = DataLoader(train_ds, batch_size=8, shuffle=True, collate_fn=collator)",
+    "loader = [collator([train_ds[i] for i in range(8)]) for _ in range(100)]",
+])
+def test_fine_tuning_script_gets_its_token_batch(analyse: Callable[[str], Any], batches: str) -> None:
+    result = analyse(LOOP_SCRIPT.replace("{batches}", batches))
+    model = next(m for m in result.models if m.name == "main.model")
+    assert model.memory is not None, model.memory_unknowns
+    # The input ids (from the first layer); the recorded call also passes the attention mask and labels.
+    inputs = {(tuple(s.shape), s.dtype) for s in model.setup["inputs"]}
+    assert inputs == {((256,), "int64")}
+    assert model.setup["batch_size"] == 8
+    assert "256" in (model.inputs_from or "")
+    if "DataLoader" not in batches:  # the recorded call: its batch cites the tokenizer and the collator
+        assert "tokenizer(..., padding='max_length', max_length=256)" in model.inputs_from
+        assert "collated by DataCollatorForLanguageModeling" in model.inputs_from
