@@ -197,3 +197,36 @@ def test_check_prints_where_each_setting_came_from(tmp_path: Path) -> None:
     assert block[4] == f"             optimizer adam from code: torch.optim.Adam(...) at line {line_of(TRAIN_IN_MAIN, 'optim.Adam')}"
     assert block[5] == "             defaults: precision fp32, GPU H100-80GB, mode train, checkpointing off"
     assert not any("--batch-size" in line or "--input-shape" in line for line in lines)
+
+
+MAIN_WITH_ARGUMENTS = MLP + '''
+import sys
+
+
+def get_config():
+    return {"batch_size": 48, "hidden": 2048}
+
+
+def main(cfg, steps=10):
+    model = MLP(hidden=cfg["hidden"])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(steps):
+        loss = model(torch.randn(cfg["batch_size"], 1000)).sum()
+        loss.backward()
+        opt.step()
+    return 0
+
+
+if __name__ == "__main__":
+    config = get_config()
+    sys.exit(main(config))
+'''
+
+
+def test_main_called_with_arguments_keeps_its_models(tmp_path: Path) -> None:
+    """`sys.exit(main(config))`: main() runs on the main block's `config`, and its locals are models."""
+    m = analyse(tmp_path, MAIN_WITH_ARGUMENTS, "main.model")
+    assert m.params.total == 1000 * 2048 + 2048 + 2048 * 10 + 10
+    assert m.memory is not None, m.memory_unknowns
+    assert setup_of(m, "batch_size")[0] == 48
+    assert setup_of(m, "optimizer")[0] == "sgd"

@@ -476,6 +476,9 @@ def test_optimizer_targets_and_user_classes() -> None:
     assert [(f.value, f.target) for f in s.optimizers] == [("adam", "G"), ("adamw", "D")]
     assert value(s.optimizer_for("D", ["G", "D"])) == "adamw"
     assert value(s.optimizer_for("G", ["G", "D"])) == "adam"
+    # A tuple assignment binds each name to its class: the class's own result finds its optimizer.
+    assert s.constructor_of("D") == "Discriminator"
+    assert value(s.optimizer_for("Discriminator", ["Generator", "Discriminator"])) == "adamw"
     assert s.optimizers[1].argument == "[p for p in D.net.parameters() if p.requires_grad]"
 
 

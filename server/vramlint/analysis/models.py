@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import libcst as cst
+from libcst.helpers import get_full_name_for_node
 
 from vramlint.analysis.call_sites import call_sites
 from vramlint.analysis.inputs import forward_arity_problem
@@ -175,7 +176,7 @@ def _module_level_models(mod: ModuleValue, body: Any) -> dict[str, Any]:
 def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, guard: cst.If, trace: Trace,
                        found: dict[str, Any]) -> list[ModelResult]:
     """A script's models: what `if __name__ == "__main__":` assigns, and what the functions it
-    calls without arguments (`main()`) assign to their local variables. The analysed file runs
+    calls (`main()`, `main(args)`, `sys.exit(main())`) assign to their local variables. The analysed file runs
     as a script would, but on a copy of its namespace, so that the module other files import
     stays as Python would leave it."""
     ev = loader.evaluator
@@ -213,7 +214,7 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
             fn = _script_function(small, ns, source)
             if fn is not None:
                 with _recording(ev):
-                    local, problems = _locals_of(loader, fn)
+                    local, problems = _locals_of(loader, fn, *_script_arguments(loader, small, scope))
                 for assign, name in _local_assignments(fn.node):  # type: ignore[arg-type]
                     add(f"{fn.name}.{name}", local.get(name), assign, f"a local of {fn.name}()",
                         [info(u) for u in problems(assign)], {**ns, **local})
@@ -225,14 +226,39 @@ def _recording(ev: Any) -> Any:
     return ev.script.recording() if ev.script is not None else contextlib.nullcontext()
 
 
+def _script_call(small: cst.CSTNode) -> cst.Call | None:
+    """The call of a `main()` statement: `main()`, `main(args)`, `sys.exit(main())`,
+    `raise SystemExit(main(parse_args()))`."""
+    call = small.value if isinstance(small, cst.Expr) else small.exc if isinstance(small, cst.Raise) else None
+    if isinstance(call, cst.Call) and len(call.args) == 1 and isinstance(call.args[0].value, cst.Call) and \
+            get_full_name_for_node(call.func) in ("sys.exit", "exit", "SystemExit", "quit"):
+        call = call.args[0].value  # the exit code main() returns
+    return call if isinstance(call, cst.Call) and isinstance(call.func, cst.Name) else None
+
+
 def _script_function(small: cst.CSTNode, ns: dict[str, Any], source: SourceModule) -> FunctionValue | None:
-    """The function of this file that a bare `main()` statement calls."""
-    call = small.value if isinstance(small, cst.Expr) else None
-    if isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and not call.args:
-        fn = ns.get(call.func.value)
+    """The function of this file that a `main()` statement calls (with or without arguments)."""
+    call = _script_call(small)
+    if call is not None:
+        fn = ns.get(cast(cst.Name, call.func).value)
         if isinstance(fn, FunctionValue) and fn.module is source and isinstance(fn.node, cst.FunctionDef):
             return fn
     return None
+
+
+def _script_arguments(loader: Loader, small: cst.CSTNode, scope: Scope) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments of the `main(args)` call, evaluated where the main block left its names
+    (`args = parse_args()` before it); an argument that cannot be is an Unknown (its function
+    sees what it could not decide)."""
+    call = _script_call(small)
+    if call is None or not call.args:
+        return (), {}
+    got, sink, error = run_budgeted(loader, lambda: loader.evaluator.eval_args(call.args, scope))
+    if got is None:
+        u = Unknown(f"the arguments of {cast(cst.Name, call.func).value}() could not be evaluated"
+                    + (f": {error.reason}" if error is not None else ""), SourceRef(scope.module, call))
+        return tuple(u for a in call.args if a.keyword is None), {a.keyword.value: u for a in call.args if a.keyword}
+    return cast("tuple[tuple[Any, ...], dict[str, Any]]", got)
 
 
 def _inside_model(value: Any, ns: dict[str, Any]) -> bool:
@@ -240,8 +266,9 @@ def _inside_model(value: Any, ns: dict[str, Any]) -> bool:
     return any(is_module(v) and v is not value and any(m is value for _, m in named_modules(v)) for v in ns.values())
 
 
-def _locals_of(loader: Loader, fn: FunctionValue) -> tuple[dict[str, Any], Callable[[cst.CSTNode], list[Unknown]]]:
-    """Run a function of no arguments and keep its local variables (its models), with what each
+def _locals_of(loader: Loader, fn: FunctionValue, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+               ) -> tuple[dict[str, Any], Callable[[cst.CSTNode], list[Unknown]]]:
+    """Run a function on the given arguments and keep its local variables (its models), with what each
     of its top-level statements left undecided: a model's count is inexact only for what the
     statement that built it could not decide, not for the training loop further down."""
     from vramlint.engine.signals import ReturnSignal
@@ -254,7 +281,7 @@ def _locals_of(loader: Loader, fn: FunctionValue) -> tuple[dict[str, Any], Calla
     rest: list[Unknown] = []
 
     def run() -> None:
-        ev.bind_params(fn, (), {}, scope)
+        ev.bind_params(fn, args, dict(kwargs or {}), scope)
         ev.depth += 1
         try:
             for stmt in body:

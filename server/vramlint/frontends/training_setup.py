@@ -485,6 +485,13 @@ class Scanner:
                 self._bind_target(t.target, node.value)
             if type(t.target) is cst.Name:
                 self._mark_spine(node.value, t.target.value, statement=False)
+            elif type(t.target) in (cst.Tuple, cst.List) and type(node.value) in (cst.Tuple, cst.List):
+                # `netG, netD = Generator(), Discriminator()`: each name to its call.
+                names, values = t.target.elements, node.value.elements  # type: ignore[attr-defined]
+                if len(names) == len(values):
+                    for n, v in zip(names, values):
+                        if type(n.value) is cst.Name and type(v) is cst.Element:
+                            self._mark_spine(v.value, n.value.value, statement=False)
 
     def _ann_assign(self, node: cst.AnnAssign, cls: str | None = None) -> None:
         if node.value is None:
@@ -688,16 +695,23 @@ class Scanner:
 
     def origin(self, node: cst.CSTNode) -> str:
         """Where a name, attribute or string subscript with one binding got its value: "argparse
-        default of --batch-size at line 12", "line 7"; "" for anything else."""
-        t = type(node)
-        bound = self.names.get(node.value) if t is cst.Name else \
-            self.attrs.get(node.attr.value) if t is cst.Attribute else \
-            self.attrs.get(self.subscript_key(node) or "") if t is cst.Subscript else None  # type: ignore[arg-type]
+        default of --batch-size at line 12", "set at line 7"; "" for anything else."""
+        bound = self.names.get(node.value) if isinstance(node, cst.Name) else \
+            self.attrs.get(node.attr.value) if isinstance(node, cst.Attribute) else \
+            self.attrs.get(self.subscript_key(node) or "") if isinstance(node, cst.Subscript) else None
         if not bound or len(bound) != 1 or not isinstance(bound[0], cst.CSTNode):
             return ""
         flag = self.argparse_defaults.get(id(bound[0]))
         at = f"line {self.line(bound[0])}"
-        return f"argparse default of {flag} at {at}" if flag else at
+        return f"argparse default of {flag} at {at}" if flag else f"set at {at}"
+
+    def why(self, node: cst.CSTNode, value: Any) -> str:
+        """What a `found` setting's text adds for an argument that is not a literal: its value, and
+        where the name got it ("= 128, argparse default of --batch-size at line 12")."""
+        if type(node) in (cst.Integer, cst.Float, cst.SimpleString):
+            return ""
+        origin = self.origin(node)
+        return f"= {value}, {origin}" if origin else f"= {value}"
 
     def code(self, node: cst.CSTNode, limit: int = 60) -> str:
         try:

@@ -170,10 +170,27 @@ def keras_module(loader: Loader, dotted: str) -> ModuleValue | None:
         ns = random_namespace()
         ns["SeedGenerator"] = _opaque(loader, "SeedGenerator", "keras.random")
         return ModuleValue(dotted, ns, getattr_hook=_lenient(loader, "keras.random"))
+    if sub == "datasets" or sub.startswith("datasets."):
+        return _datasets_module(loader, dotted, sub)
     if sub in ("losses", "metrics", "callbacks", "regularizers", "initializers", "constraints", "config", "utils",
-               "backend", "saving", "preprocessing", "datasets", "mixed_precision.experimental"):
+               "backend", "saving", "preprocessing", "mixed_precision.experimental"):
         return ModuleValue(dotted, {}, getattr_hook=_lenient(loader, f"keras.{sub}"))
     return ModuleValue(dotted, {}, getattr_hook=_unknown_attr(loader, dotted))
+
+
+def _datasets_module(loader: Loader, dotted: str, sub: str) -> ModuleValue:
+    """keras.datasets: each dataset's `load_data()` gives `(x_train, y_train), (x_test, y_test)`,
+    as Keras's does, so that a script unpacking it goes on to build and fit its model; the arrays
+    themselves are unknown (a Keras model's inputs are its `keras.Input`'s, not the data's)."""
+    def load_data(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        u = Unknown(f"the arrays of `{dotted}.load_data()` are not modelled (downloaded data)", ev.current_ref)
+        return ((u, u), (u, u))
+
+    if sub == "datasets":
+        return ModuleValue(dotted, {}, getattr_hook=lambda attr: _datasets_module(loader, f"{dotted}.{attr}",
+                                                                               f"datasets.{attr}"))
+    return ModuleValue(dotted, {"load_data": NativeFunction(f"{dotted}.load_data", load_data)},
+                       getattr_hook=_unknown_attr(loader, dotted))
 
 
 KERAS_SUBMODULES = ("layers", "models", "ops", "activations", "optimizers", "mixed_precision", "losses", "metrics",

@@ -21,6 +21,7 @@ from vramlint.frontends.training_setup import (
     Scanner,
     TrainingSetupHandler,
     dotted,
+    split_args,
 )
 
 # keras.optimizers classes -> vramlint.memory.optimizers.OPTIMIZERS keys; compile()'s strings are
@@ -71,6 +72,12 @@ def compile_optimizer(s: Scanner, c: Candidate, out: Outcome) -> None:
     if type(node) is cst.Call:
         name = s.code(node.func).rsplit(".", 1)[-1]
         value = s.optimizer_class(name)  # any handler's class: a torch-backend optimizer too
+        pos, kw, _ = split_args(node)
+        mom = kw.get("momentum", pos[1] if len(pos) > 1 else None)  # keras SGD(learning_rate, momentum)
+        if value == "sgd" and mom is not None and not (type(m := s.value(mom)) in (int, float) and m == 0):
+            value = "sgd-momentum"  # a velocity per parameter, as torch's
+        elif value in ("adam", "adamw") and "amsgrad" in kw and s.value(kw["amsgrad"]) is True:
+            value = "amsgrad"
         if value is not None:
             out.optimizers.append(s.found(value, c, f"{recv}.compile(optimizer={name}(...))", target))
         return
@@ -93,7 +100,7 @@ def fit_batch(s: Scanner, c: Candidate, out: Outcome) -> None:
     n = s.value(node)
     if type(n) is int and n > 0:
         out.batches.append((0, s.found(n, c, f"{recv}.fit(..., batch_size={s.code(node, 30)})",
-                                       why="" if type(node) is cst.Integer else f"= {n}")))
+                                       why=s.why(node, n))))
     elif n is None:
         out.batches.append((3, s.found(KERAS_DEFAULT_BATCH, c, f"{recv}.fit(..., batch_size=None)",
                                        why="Keras's default batch size")))

@@ -202,9 +202,7 @@ def _dataloader(s: Scanner, c: Candidate, out: Outcome) -> None:
     evaluation = any(w in words for w in ("val", "test", "eval"))
     rank = 0 if shuffle is True or ("train" in words and not evaluation) else 2 if evaluation else 1
     what = f"{c.name}(..., batch_size={s.code(node, 30)})"
-    origin = s.origin(node)
-    why = "" if type(node) is cst.Integer else f"= {n}, {origin}" if origin else f"= {n}"
-    out.batches.append((rank, s.found(n, c, what, why=why)))
+    out.batches.append((rank, s.found(n, c, what, why=s.why(node, n))))
 
 
 def _distributed(s: Scanner, c: Candidate, out: Outcome) -> None:

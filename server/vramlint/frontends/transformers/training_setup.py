@@ -155,7 +155,7 @@ def _batch(s: Scanner, c: Candidate, out: Outcome, defaults: bool) -> None:
         n = s.value(node)
         if type(n) is int and n > 0:
             what = f"{c.name}(per_device_train_batch_size={s.code(node, 30)})"
-            out.batches.append((0, s.found(n, c, what, why="" if type(node) is cst.Integer else f"= {n}")))
+            out.batches.append((0, s.found(n, c, what, why=s.why(node, n))))
         else:
             out.defer("batch_size", c, f"per_device_train_batch_size={s.code(node)} is not decidable")
     elif defaults:
