@@ -268,3 +268,26 @@ def test_fine_tuning_script_gets_its_token_batch(analyse: Callable[[str], Any], 
     if "DataLoader" not in batches:  # the recorded call: its batch cites the tokenizer and the collator
         assert "tokenizer(..., padding='max_length', max_length=256)" in model.inputs_from
         assert "collated by DataCollatorForLanguageModeling" in model.inputs_from
+
+
+def test_odd_calls_end_in_located_unknowns(evaluate: Evaluate) -> None:
+    """Bad input never crashes: each odd call is an unknown saying why, or the error Python would raise."""
+    ns = evaluate(header() + (
+        "from datasets import Dataset, load_dataset\n"
+        "a = tok(['a'], max_length=-3, truncation=True, padding='max_length')\n"
+        "b = tok(['a'], max_length='x')\n"
+        "c = load_dataset(5).map(lambda r: 5)['train'][0]\n"
+        "d = default_data_collator([])\n"
+        "e = Dataset.from_dict({'a': [1, 2], 'b': [1]})[0]\n"
+        "f = tok.decode([1])\n"
+        "g = len(load_dataset('imdb', split='train'))\n"
+        "h = Dataset.from_list([{'input_ids': [1, 2, 3]}])\n"
+        "try:\n"
+        "    i = h[5]\n"
+        "except IndexError:\n"
+        "    i = 'IndexError'\n"))
+    for name in "abcdefg":
+        assert isinstance(ns[name], Unknown), (name, ns[name])
+        assert "internal error" not in ns[name].reason
+    assert "not a positive number of tokens" in ns["a"].reason
+    assert ns["i"] == "IndexError"

@@ -147,6 +147,8 @@ def token_length(ev: Evaluator, tok: Instance, padding: Any, truncation: Any, ma
     for v in (padding, truncation, max_length):
         if isinstance(v, Unknown):
             return v
+    if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length <= 0):
+        return Unknown(f"tokenizer(..., max_length={max_length!r}): not a positive number of tokens", ev.current_ref)
     padding = getattr(padding, "value", padding)  # PaddingStrategy / TruncationStrategy members
     truncation = getattr(truncation, "value", truncation)
     at = f"at {where(ev)}" if where(ev) else ""
