@@ -230,3 +230,30 @@ def test_main_called_with_arguments_keeps_its_models(tmp_path: Path) -> None:
     assert m.memory is not None, m.memory_unknowns
     assert setup_of(m, "batch_size")[0] == 48
     assert setup_of(m, "optimizer")[0] == "sgd"
+
+
+TOP_LEVEL_LOOP = '''
+import torch
+from torch import nn
+
+model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 1))
+opt = torch.optim.Adam(model.parameters())
+for epoch in range(1_000_000):
+    for batch in [torch.randn(512, 10)] * 10:
+        loss = model(batch).pow(2).mean()
+        loss.backward()
+        opt.step()
+print("done")
+'''
+
+
+def test_a_top_level_loop_that_comes_round_is_not_reported_as_unfinished(tmp_path: Path) -> None:
+    """A training loop at the top level of a script ends when it comes round (as in main()): the
+    statement is not "not fully evaluated", and the model's inputs are those of its call."""
+    text = textwrap.dedent(TOP_LEVEL_LOOP)
+    path = tmp_path / "train.py"
+    path.write_text(text)
+    result = analyze_source(str(path), text, Settings(memory=True))
+    assert not [w for w in result.warnings if "not fully evaluated" in w.reason or "stopped" in w.reason]
+    (m,) = [m for m in result.models if m.name == "model"]
+    assert m.memory is not None and setup_of(m, "batch_size")[0] == 512
