@@ -20,7 +20,7 @@ from vramlint.analysis.inputs import forward_arity_problem
 from vramlint.analysis.models import Trace
 from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, TrainerCall, UnknownInfo
 from vramlint.analysis.running import dedupe, info, known_call_args, run_budgeted
-from vramlint.analysis.tree import build_tree, count_params, shape_of
+from vramlint.analysis.tree import build_tree, shape_of
 from vramlint.engine.evaluator import Scope
 from vramlint.engine.loader import Loader
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
@@ -417,16 +417,11 @@ def _example_call(loader: Loader, name: str, kind: str,
 def _script_call(loader: Loader, model: Instance, kind: str,
                  trace: Trace) -> tuple[tuple[Any, ...], dict[str, Any], str] | None:
     """The model's first call with known tensors that the script made as it ran (in `train()`,
-    in a loop over a DataLoader...: engine/script_calls.py), with where its data came from. A
-    class is built on its own: the call of an instance of it with the same parameters counts."""
+    in a loop over a DataLoader...: engine/script_calls.py), with where its data came from. (A
+    class is built on its own, not called by the script: its inputs are configured or its first
+    layer's, as before; the instance the script calls has the script's.)"""
     ev = loader.evaluator
-    if ev.script is None:
-        return None
-    hit = ev.script.first_call(model)
-    if hit is None and kind == "class":
-        own = count_params(model)[0].total
-        hit = next((c for c in ev.script.calls.values() if isinstance(c.model, Instance) and c.model.cls is model.cls
-                    and own is not None and count_params(c.model)[0].total == own), None)
+    hit = ev.script.first_call(model) if ev.script is not None and kind == "instance" else None
     if hit is None or not any(isinstance(v, TensorValue) for v in (*hit.args, *hit.kwargs.values())):
         return None
     where = "code: the call"
