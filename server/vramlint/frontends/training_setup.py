@@ -77,10 +77,11 @@ class TrainingScan:
     batch_size: a positive int. checkpointing: True. distributed: "ddp" | "fsdp" | "dp".
     trainers: the trainer calls that name the model they train (`Trainer(model=model, ...)`): the
     value is the called name ("Trainer", "SFTTrainer"), the target that model's variable.
-    sequence_length: the tokens per sample a trainer pads or packs to (TRL's `max_length`), for a
-    model whose inputs are token ids. accumulation: gradient accumulation steps (> 1): the
-    estimate is of one micro-batch. compiles: `torch.compile(model)` / `model.compile()` calls
-    (the estimate is of eager execution: `compiled_for` says which apply to a model).
+    sequence_length: the tokens per sample a trainer pads or packs to (TRL's `max_length`, else a
+    tokenizer call's `max_length` or run_clm's `block_size`), for a model whose inputs are token
+    ids. accumulation: gradient accumulation steps (> 1): the estimate is of one micro-batch.
+    compiles: `torch.compile(model)` / `model.compile()` calls (the estimate is of eager
+    execution: `compiled_for` says which apply to a model).
     The tuples hold every candidate of their kind in source order (the single fields are the
     preferred one); `bindings` is `(variable, called name)` for the first `variable = C(...)`
     (also `C(...).to(...)`) of each variable, e.g. ("model", "Net").
@@ -196,7 +197,7 @@ class Outcome:
     `fallback_optimizers` count after every optimizer of `optimizers` (a trainer's default
     optimizer loses to one the file builds); `fallback_autocasts` likewise (a loss scaler implies
     fp16 autocast unless an autocast says its dtype). `batches` are (rank, found): the lowest rank
-    wins, then source order. `defer` records why a candidate was not decided: the note is given
+    wins, then source order; `sequence_lengths` likewise. `defer` records why a candidate was not decided: the note is given
     only when nothing else decided that setting.
     """
 
@@ -208,7 +209,7 @@ class Outcome:
     batches: list[tuple[int, Found[int]]] = field(default_factory=list)
     checkpoints: list[Found[bool]] = field(default_factory=list)
     distributed: list[Found[str]] = field(default_factory=list)
-    sequence_lengths: list[Found[int]] = field(default_factory=list)
+    sequence_lengths: list[tuple[int, Found[int]]] = field(default_factory=list)
     trainers: list[Found[str]] = field(default_factory=list)
     accumulations: list[Found[int]] = field(default_factory=list)
     compiles: list[Found[bool]] = field(default_factory=list)
@@ -780,7 +781,7 @@ class Scanner:
             batch_size=min(out.batches, key=lambda b: b[0])[1] if out.batches else None,
             checkpointing=out.checkpoints[0] if out.checkpoints else None,
             distributed=out.distributed[0] if out.distributed else None,
-            sequence_length=out.sequence_lengths[0] if out.sequence_lengths else None,
+            sequence_length=min(out.sequence_lengths, key=lambda f: f[0])[1] if out.sequence_lengths else None,
             accumulation=out.accumulations[0] if out.accumulations else None,
             compiles=tuple(out.compiles),
             optimizers=tuple(optimizers),
