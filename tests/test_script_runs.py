@@ -258,3 +258,35 @@ def test_a_top_level_loop_that_comes_round_is_not_reported_as_unfinished(tmp_pat
     assert not [w for w in result.warnings if "not fully evaluated" in w.reason or "stopped" in w.reason]
     (m,) = [m for m in result.models if m.name == "model"]
     assert m.memory is not None and setup_of(m, "batch_size")[0] == 512
+
+
+UNGUARDED_MAIN = '''
+import torch
+import torch.nn as nn
+
+
+def main():
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 2))
+    criterion = nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for step in range(100):
+        loss = criterion(model(torch.randn(32, 20)), torch.randint(0, 2, (32,)))
+        loss.backward()
+        opt.step()
+
+
+main()
+'''
+
+
+def test_an_entry_point_called_without_a_main_guard(tmp_path: Path) -> None:
+    """`main()` at the top level of a script without `if __name__ == "__main__":` is its main
+    block; its loss module holds no parameters and is not reported as a model."""
+    text = textwrap.dedent(UNGUARDED_MAIN)
+    path = tmp_path / "train.py"
+    path.write_text(text)
+    result = analyze_source(str(path), text, Settings(memory=True))
+    assert [m.name for m in result.models] == ["main.model"]
+    (m,) = result.models
+    assert m.memory is not None and setup_of(m, "batch_size")[0] == 32
+    assert setup_of(m, "optimizer")[0] == "sgd-momentum"

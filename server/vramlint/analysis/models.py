@@ -84,9 +84,11 @@ def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: 
         return []
     results: list[ModelResult] = []
     stmt_problems = loader.statement_problems.get(mod.name, {})
-    # The script's main block runs first, whatever its place: its calls of the models give the
-    # inputs of the classes above it too (engine/script_calls.py). Its results keep their place.
-    guard = next((s for s in _top_level(tree.body) if isinstance(s, cst.If) and _is_main_guard(s)), None)
+    # The script's main block (or the entry point a script calls at its top level) runs first,
+    # whatever its place, so that its calls of the models are recorded (engine/script_calls.py)
+    # before any model is estimated. Its results keep their place.
+    guard: cst.CSTNode | None = next((s for s in _top_level(tree.body) if isinstance(s, cst.If) and _is_main_guard(s)),
+                                     None) or _unguarded_entry(tree.body, mod.ns, source, loader.evaluator)
     script = _main_block_models(loader, mod, source, guard, trace, _module_level_models(mod, tree.body)) \
         if guard is not None else []
     for stmt in _top_level(tree.body):
@@ -174,7 +176,18 @@ def _module_level_models(mod: ModuleValue, body: Any) -> dict[str, Any]:
     return out
 
 
-def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, guard: cst.If, trace: Trace,
+def _unguarded_entry(body: Any, ns: dict[str, Any], source: SourceModule, ev: Any) -> cst.CSTNode | None:
+    """A script without a main guard that ends by calling its entry point at the top level
+    (`main()`, `train(args)`): that statement is its main block."""
+    for stmt in body:
+        if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
+            fn = _script_function(stmt.body[0], ns, source, ev)
+            if fn is not None and fn.name in FACTORY_SKIP:
+                return stmt
+    return None
+
+
+def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, guard: cst.CSTNode, trace: Trace,
                        found: dict[str, Any]) -> list[ModelResult]:
     """A script's models: what `if __name__ == "__main__":` assigns, and what the functions it
     calls (`main()`, `main(args)`, `sys.exit(main())`) assign to their local variables. The analysed file runs
@@ -183,7 +196,8 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
     ev = loader.evaluator
     ns = dict(mod.ns)
     scope = Scope(ns, None, ns, source)
-    body = list(guard.body.body) if isinstance(guard.body, cst.IndentedBlock) else []
+    body = list(guard.body.body) if isinstance(guard, cst.If) and isinstance(guard.body, cst.IndentedBlock) else \
+        [guard] if isinstance(guard, cst.SimpleStatementLine) else []
 
     def run() -> None:
         for stmt in body:
@@ -203,7 +217,10 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
     def add(name: str, value: Any, at: cst.CSTNode, how: str, problems: list[UnknownInfo],
             scope_vars: dict[str, Any] = ns) -> None:
         value = value if is_module(value) else held_model(value)
-        if is_module(value) and id(value) not in seen and name not in names and not _inside_model(value, scope_vars):
+        # A script's loss or activation module (`criterion = nn.CrossEntropyLoss()`) holds no
+        # parameters: it is not a model to estimate.
+        if is_module(value) and id(value) not in seen and name not in names and not _inside_model(value, scope_vars) \
+                and count_params(value)[0].total != 0:
             names.add(name)
             seen.add(id(value))
             out.append(_result(name, "instance", SourceRef(source, at), value, how, problems, None, loader, trace))
