@@ -20,7 +20,7 @@ from vramlint.analysis.inputs import forward_arity_problem
 from vramlint.analysis.models import Trace
 from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, TrainerCall, UnknownInfo
 from vramlint.analysis.running import dedupe, info, known_call_args, run_budgeted
-from vramlint.analysis.tree import build_tree, count_params, shape_of
+from vramlint.analysis.tree import build_tree, shape_of
 from vramlint.engine.evaluator import Scope
 from vramlint.engine.loader import Loader
 from vramlint.engine.provenance import source_of
@@ -260,6 +260,11 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     if est is not None and scan is not None and scan.accumulation is not None:
         est.notes.append(f"gradient accumulation ({scan.accumulation.text}): the estimate is of one micro-batch "
                          f"of {batch}; accumulating adds no memory, the gradients are kept between steps anyway")
+    compiled = scan.compiled_for(variable, _defined_names(trace.source)) if est is not None and scan is not None \
+        and trace.source is not None else None
+    if est is not None and compiled is not None:
+        est.notes.append(f"torch.compile ({compiled.text}): memory estimated as eager; the compiled graph may keep "
+                         "less (activation recomputation) or more (CUDA graphs)")
     if est is not None and scan is not None and scan.distributed is not None:
         est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): the estimate is for one GPU "
                          "holding the whole model; data-parallel buckets and sharding are not modelled yet")
@@ -418,16 +423,11 @@ def _example_call(loader: Loader, name: str, kind: str,
 def _script_call(loader: Loader, model: Instance, kind: str,
                  trace: Trace) -> tuple[tuple[Any, ...], dict[str, Any], str] | None:
     """The model's first call with known tensors that the script made as it ran (in `train()`,
-    in a loop over a DataLoader...: engine/script_calls.py), with where its data came from. A
-    class is built on its own: the call of an instance of it with the same parameters counts."""
+    in a loop over a DataLoader...: engine/script_calls.py), with where its data came from. (A
+    class is built on its own, not called by the script: its inputs are configured or its first
+    layer's, as before; the instance the script calls has the script's.)"""
     ev = loader.evaluator
-    if ev.script is None:
-        return None
-    hit = ev.script.first_call(model)
-    if hit is None and kind == "class":
-        own = count_params(model)[0].total
-        hit = next((c for c in ev.script.calls.values() if isinstance(c.model, Instance) and c.model.cls is model.cls
-                    and own is not None and count_params(c.model)[0].total == own), None)
+    hit = ev.script.first_call(model) if ev.script is not None and kind == "instance" else None
     if hit is None or not any(isinstance(v, TensorValue) for v in (*hit.args, *hit.kwargs.values())):
         return None
     where = "code: the call"
@@ -491,16 +491,17 @@ def _with_batch(v: Any, batch: int, new: int) -> Any:
     """The arguments with their batch dimension (the first, of size `batch`) made `new`."""
     if isinstance(v, TensorValue) and isinstance(v.shape, tuple) and v.shape and v.shape[0] == batch:
         return TensorValue((new, *v.shape[1:]), v.dtype)
-    if isinstance(v, tuple):
-        return tuple(_with_batch(x, batch, new) for x in v)
+    if isinstance(v, (tuple, list)):
+        return type(v)(_with_batch(x, batch, new) for x in v)
     if isinstance(v, dict):
         return {k: _with_batch(x, batch, new) for k, x in v.items()}
     return v
 
 
 def _batch_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
-    for v in (*args, *kwargs.values()):
-        if isinstance(v, TensorValue) and isinstance(v.shape, tuple) and v.shape and isinstance(v.shape[0], int):
+    # Also inside containers: a training step's `(x, y)` batch (Lightning's `training_step(batch)`).
+    for v in _tensors((args, kwargs)):
+        if isinstance(v.shape, tuple) and v.shape and isinstance(v.shape[0], int):
             return v.shape[0]
     return None
 

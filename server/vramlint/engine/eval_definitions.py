@@ -236,6 +236,10 @@ def s_classdef(self: Evaluator, node: cst.ClassDef, scope: Scope) -> None:
     _metaclass(self, cls, node, scope)
     _init_subclass(self, cls, node, scope)
     value: Any = cls
+    if self.loader.function_rules:  # a library class a frontend replaces (Accelerate's Accelerator)
+        rule = self.loader.function_rules.get(f"{scope.module.name}.{qual}")
+        if rule is not None:
+            value = rule(self, cls)
     for dec in reversed(node.decorators):
         value = self.apply_decorator(dec.decorator, value, scope)
     self.bind(node.name.value, value, scope)

@@ -41,9 +41,10 @@ class Frontend:
     native_modules: tuple[NativeModuleFactory, ...] = ()
     # Rules for library decorators the engine must not take as the identity, by qualified name.
     decorator_rules: Mapping[str, Callable[[Evaluator, Any], Any]] = field(default_factory=dict)
-    # Library functions replaced by a rule, by qualified name (module.qualname): rule(evaluator,
-    # the function as defined) gives what the definition binds (before its decorators apply).
-    # For functions that read files or the network (transformers' `from_pretrained`).
+    # Library functions and classes replaced by a rule, by qualified name (module.qualname):
+    # rule(evaluator, the function or class as defined) gives what the definition binds (before its
+    # decorators apply). For functions that read files or the network (transformers'
+    # `from_pretrained`), classes that set up a process rather than a model (Accelerate's `Accelerator`).
     function_rules: Mapping[str, Callable[[Evaluator, Any], Any]] = field(default_factory=dict)
     # The model an object of this framework holds (a transformers pipeline's `.model`), else None:
     # a module-level variable holding one is a model of the file.

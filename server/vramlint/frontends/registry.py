@@ -10,13 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from vramlint.frontends.accelerate.frontend import FRONTEND as ACCELERATE
 from vramlint.frontends.bitsandbytes.frontend import FRONTEND as BITSANDBYTES
 from vramlint.frontends.diffusers.frontend import FRONTEND as DIFFUSERS
+from vramlint.frontends.hf_datasets.frontend import FRONTEND as DATASETS
 from vramlint.frontends.interface import FixRequest, Frontend, ProposedFix
 from vramlint.frontends.keras.frontend import FRONTEND as KERAS
+from vramlint.frontends.lightning.frontend import FRONTEND as LIGHTNING
 from vramlint.frontends.peft.frontend import FRONTEND as PEFT
 from vramlint.frontends.scripts.frontend import FRONTEND as SCRIPTS
 from vramlint.frontends.torch.frontend import FRONTEND as TORCH
+from vramlint.frontends.torchvision_data.frontend import FRONTEND as TORCHVISION_DATA
+from vramlint.frontends.tqdm.frontend import FRONTEND as TQDM
 from vramlint.frontends.transformers.frontend import FRONTEND as TRANSFORMERS
 
 if TYPE_CHECKING:
@@ -26,7 +31,8 @@ if TYPE_CHECKING:
 
 # Order matters only where two frontends' training-setup handlers map the same optimizer class
 # name (the first wins) and for the first frontend that owns a model.
-FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS, BITSANDBYTES, PEFT, SCRIPTS)
+FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS, BITSANDBYTES, PEFT, TORCHVISION_DATA, TQDM,
+                                   SCRIPTS, LIGHTNING, ACCELERATE, DATASETS)
 
 
 def frontend_of(model: Any) -> Frontend | None:

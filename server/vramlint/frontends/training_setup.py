@@ -39,7 +39,7 @@ from vramlint.engine.values import SourceRef
 from vramlint.engine.walk import iter_nodes
 
 __all__ = ["UNKNOWN", "Candidate", "Decider", "Found", "Outcome", "Scanner", "TrainingScan", "TrainingSetupHandler",
-           "dotted", "scan_training_setup", "split_args", "trained_model"]
+           "decide_accumulation", "dotted", "scan_training_setup", "split_args", "trained_model"]
 
 T = TypeVar("T")
 
@@ -77,9 +77,11 @@ class TrainingScan:
     batch_size: a positive int. checkpointing: True. distributed: "ddp" | "fsdp" | "dp".
     trainers: the trainer calls that name the model they train (`Trainer(model=model, ...)`): the
     value is the called name ("Trainer", "SFTTrainer"), the target that model's variable.
-    sequence_length: the tokens per sample a trainer pads or packs to (TRL's `max_length`), for a
-    model whose inputs are token ids. accumulation: gradient accumulation steps (> 1): the
-    estimate is of one micro-batch.
+    sequence_length: the tokens per sample a trainer pads or packs to (TRL's `max_length`, else a
+    tokenizer call's `max_length` or run_clm's `block_size`), for a model whose inputs are token
+    ids. accumulation: gradient accumulation steps (> 1): the estimate is of one micro-batch.
+    compiles: `torch.compile(model)` / `model.compile()` calls (the estimate is of eager
+    execution: `compiled_for` says which apply to a model).
     The tuples hold every candidate of their kind in source order (the single fields are the
     preferred one); `bindings` is `(variable, called name)` for the first `variable = C(...)`
     (also `C(...).to(...)`) of each variable, e.g. ("model", "Net").
@@ -93,6 +95,7 @@ class TrainingScan:
     distributed: Found[str] | None = None
     sequence_length: Found[int] | None = None
     accumulation: Found[int] | None = None
+    compiles: tuple[Found[bool], ...] = ()
     optimizers: tuple[Found[str], ...] = ()
     trainers: tuple[Found[str], ...] = ()
     casts: tuple[Found[str], ...] = ()
@@ -123,6 +126,10 @@ class TrainingScan:
         """The first trainer call given `model` (a variable name) to train."""
         return next((t for t in self.trainers if t.target == model), None)
 
+    def compiled_for(self, model: str, models: Collection[str] = ()) -> Found[bool] | None:
+        """A compile call that targets `model` (one that names no model applies to none)."""
+        return next((f for f in self.compiles if self._matches(f, model, models) is True), None)
+
     def checkpointing_for(self, model: str, models: Collection[str] = ()) -> Found[bool] | None:
         """Checkpointing that applies to `model` (chosen as in optimizer_for)."""
         return self._pick(self.checkpoints, model, models)
@@ -145,7 +152,10 @@ class TrainingScan:
         bound = self.constructor_of(f.target)
         if bound is not None:
             names |= {bound, bound.rsplit(".", 1)[-1]}
-        if model in names:
+        # A target that is a class (an optimizer of its `self.parameters()`, a LightningModule's
+        # configure_optimizers) is the model's when the model's variable is bound to that class.
+        own = self.constructor_of(model)
+        if model in names or (own is not None and f.target in (own, own.rsplit(".", 1)[-1])):
             return True
         if any(m in names for m in models):
             return False
@@ -187,7 +197,7 @@ class Outcome:
     `fallback_optimizers` count after every optimizer of `optimizers` (a trainer's default
     optimizer loses to one the file builds); `fallback_autocasts` likewise (a loss scaler implies
     fp16 autocast unless an autocast says its dtype). `batches` are (rank, found): the lowest rank
-    wins, then source order. `defer` records why a candidate was not decided: the note is given
+    wins, then source order; `sequence_lengths` likewise. `defer` records why a candidate was not decided: the note is given
     only when nothing else decided that setting.
     """
 
@@ -199,9 +209,10 @@ class Outcome:
     batches: list[tuple[int, Found[int]]] = field(default_factory=list)
     checkpoints: list[Found[bool]] = field(default_factory=list)
     distributed: list[Found[str]] = field(default_factory=list)
-    sequence_lengths: list[Found[int]] = field(default_factory=list)
+    sequence_lengths: list[tuple[int, Found[int]]] = field(default_factory=list)
     trainers: list[Found[str]] = field(default_factory=list)
     accumulations: list[Found[int]] = field(default_factory=list)
+    compiles: list[Found[bool]] = field(default_factory=list)
     pending: dict[str, list[tuple[Candidate, str]]] = field(default_factory=dict)
 
     def defer(self, setting: str, c: Candidate, what: str) -> None:
@@ -770,8 +781,9 @@ class Scanner:
             batch_size=min(out.batches, key=lambda b: b[0])[1] if out.batches else None,
             checkpointing=out.checkpoints[0] if out.checkpoints else None,
             distributed=out.distributed[0] if out.distributed else None,
-            sequence_length=out.sequence_lengths[0] if out.sequence_lengths else None,
+            sequence_length=min(out.sequence_lengths, key=lambda f: f[0])[1] if out.sequence_lengths else None,
             accumulation=out.accumulations[0] if out.accumulations else None,
+            compiles=tuple(out.compiles),
             optimizers=tuple(optimizers),
             trainers=tuple(out.trainers),
             casts=tuple(out.casts),
@@ -789,6 +801,16 @@ class Scanner:
         if type(recv) is cst.Name:
             return cls if recv.value == "self" else recv.value
         return dotted(recv) or None
+
+
+def decide_accumulation(s: Scanner, c: Candidate, out: Outcome, keyword: str) -> None:
+    """Gradient accumulation a call states by `keyword` (`gradient_accumulation_steps=4`), when over 1."""
+    node = c.kw.get(keyword)
+    if node is None:
+        return
+    n = s.value(node)
+    if type(n) is int and n > 1:
+        out.accumulations.append(s.found(n, c, f"{c.name}({keyword}={s.code(node, 30)})"))
 
 
 def decide_optimizer(s: Scanner, c: Candidate, out: Outcome) -> None:

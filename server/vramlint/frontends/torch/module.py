@@ -497,6 +497,7 @@ def module_namespace() -> dict[str, Any]:
         "get_parameter": _get_tensor("parameter"),
         "get_buffer": _get_tensor("buffer"),
         "zero_grad": _noop,
+        "compile": _noop,  # compiles its forward in place: the analysis follows eager execution
         "load_state_dict": _noop,
         "register_forward_hook": _register_hook(False),
         "register_forward_pre_hook": _register_hook(True),

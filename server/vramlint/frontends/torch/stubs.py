@@ -598,6 +598,10 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
         utils = nn_utils_module(loader, dotted)
         if utils is not None:
             return utils
+    if dotted.startswith("torch.utils.data"):
+        from vramlint.frontends.torch.data import data_module
+
+        return data_module(loader, dotted)
 
     def unknown_attr(mod: str) -> Callable[[str], Any]:
         def hook(attr: str) -> Any:

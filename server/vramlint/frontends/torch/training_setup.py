@@ -4,7 +4,7 @@ torch.optim and bitsandbytes optimizers; autocast and GradScaler; DataLoader bat
 `model.half()` / `.to(torch.bfloat16)` / `torch.set_default_dtype` / `from_pretrained(torch_dtype=...)`
 casts; torch.utils.checkpoint and `gradient_checkpointing_enable()`; DDP / FSDP / DataParallel; and
 the launchers built on torch: Accelerate's `Accelerator(mixed_precision=...)`, Lightning's
-`Trainer(precision=..., strategy=...)` and Fabric.
+`Trainer(precision=..., strategy=...)` and Fabric; `torch.compile(model)` and `model.compile()`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from vramlint.frontends.training_setup import (
     Outcome,
     Scanner,
     TrainingSetupHandler,
+    decide_accumulation,
     dotted,
     trained_model,
 )
@@ -66,7 +67,7 @@ CHECKPOINT_NAMES = frozenset(("checkpoint", "checkpoint_sequential"))
 # names the original; a cast names its dtype, `half` or `float16`).
 TRIGGERS = ("SGD", "Adam", "Adagrad", "RMSprop", "Adafactor", "Lion", "autocast", "GradScaler", "DataLoader",
             "DataParallel", "DDP", "FSDP", "FullySharded", "fully_shard", "checkpoint", "half", "float16",
-            "set_default_dtype", "Accelerator", "Trainer", "Fabric")
+            "set_default_dtype", "Accelerator", "Trainer", "Fabric", "compile")
 
 
 def _calls(s: Scanner, node: cst.Call, last: str) -> str | None:
@@ -86,6 +87,8 @@ def _calls(s: Scanner, node: cst.Call, last: str) -> str | None:
         return "default_dtype"
     if last == "Accelerator":
         return "accelerator"
+    if last == "compile":
+        return "compile"
     if last.endswith("Trainer") or last == "Fabric":
         return "trainer"  # Lightning's, also transformers' (whose handler reads its model= from it)
     return None
@@ -100,6 +103,8 @@ def _methods(s: Scanner, node: cst.Call, method: str) -> str | None:
         return "cast"
     if method in CHECKPOINT_METHODS:
         return "ckpt_method"
+    if method == "compile" and "keras" not in s.text:  # Keras's model.compile(...) is its handler's
+        return "compile"
     return "" if method in MODULE_METHODS else None
 
 
@@ -307,6 +312,8 @@ def _default_dtype(s: Scanner, c: Candidate, out: Outcome) -> None:
 
 
 def _accelerator(s: Scanner, c: Candidate, out: Outcome) -> None:
+    """Accelerate's `Accelerator(mixed_precision=..., gradient_accumulation_steps=...)`."""
+    decide_accumulation(s, c, out, "gradient_accumulation_steps")
     mp = c.kw.get("mixed_precision")
     if mp is None:
         return
@@ -318,9 +325,10 @@ def _accelerator(s: Scanner, c: Candidate, out: Outcome) -> None:
 
 
 def _trainer(s: Scanner, c: Candidate, out: Outcome) -> None:
-    """Lightning's Trainer / Fabric: `precision=` and `strategy=`. A trainer given the model it
+    """Lightning's Trainer / Fabric: `precision=`, `strategy=`, `accumulate_grad_batches=`. A trainer given the model it
     trains (`model=`, or first with `args=`: transformers' and TRL's) is recorded with it."""
     kw = c.kw
+    decide_accumulation(s, c, out, "accumulate_grad_batches")
     model = trained_model(c.call)
     if model is not None:
         out.trainers.append(s.found(c.last, c, f"{c.name}(model={model}, ...)", model))
@@ -343,11 +351,30 @@ def _trainer(s: Scanner, c: Candidate, out: Outcome) -> None:
                 out.distributed.append(s.found(kind, c, f"{c.name}(strategy={v!r})"))
 
 
+def _compile(s: Scanner, c: Candidate, out: Outcome) -> None:
+    """`torch.compile(model, ...)` (not Python's `compile(source, ...)`) or `model.compile(...)`."""
+    func = c.call.func
+    recv = func.value if type(func) is cst.Attribute else None
+    if recv is not None and s.qualify(dotted(recv)) != "torch":  # a module's own: `model.compile()`
+        target = _module_receiver(s, c, recv)
+        if target is not None:
+            out.compiles.append(s.found(True, c, f"{s.code(recv, 30)}.compile()", target or None))
+        return
+    if recv is None and c.qual != "torch.compile":
+        return
+    arg = c.kw.get("model", c.pos[0] if c.pos else None)
+    # The compiled variable: the argument's (`torch.compile(model)`), else the one assigned
+    # (`model = torch.compile(Net())`).
+    target = (s.target_of(arg, c.cls) if arg is not None else None) or s.spine_target.get(c.node)
+    shown = f"{s.code(func)}({s.code(arg, 30) if arg is not None else ''})"
+    out.compiles.append(s.found(True, c, shown, target))
+
+
 DECIDERS: dict[str, Decider] = {
     "autocast": _autocast, "scaler": _scaler, "dataloader": _dataloader, "distributed": _distributed,
     "checkpoint": _checkpoint, "ckpt_method": _checkpoint_method, "cast": _cast,
     "from_pretrained": _from_pretrained, "default_dtype": _default_dtype, "accelerator": _accelerator,
-    "trainer": _trainer,
+    "trainer": _trainer, "compile": _compile,
 }
 
 HANDLER = TrainingSetupHandler(

@@ -1,7 +1,10 @@
 """What Hugging Face training code states, for the training-setup scan (vramlint.frontends.training_setup):
 `TrainingArguments(...)` and TRL's configs (`SFTConfig(...)`...): `optim=` / `adafactor=`, `bf16=` /
 `fp16=`, `per_device_train_batch_size=`, `gradient_checkpointing=`, `gradient_accumulation_steps=`,
-`fsdp=`, and SFTConfig's `max_length=` (the sequence length of a token model's inputs).
+`fsdp=`, and SFTConfig's `max_length=` (the sequence length of a token model's inputs); with no
+SFTConfig that says it, a tokenizer call's `max_length=` (`tokenizer(texts, truncation=True,
+max_length=512, padding="max_length")`) or run_clm's chunking by `block_size` (`range(0, total_length,
+block_size)`) gives it, as the file states it (the dataset given to the Trainer is not followed).
 
 The model they apply to is the `model=` of the `Trainer(...)` the file builds: the torch handler
 collects those calls (kind "trainer": Lightning's Trainer shares the name).
@@ -17,6 +20,7 @@ from vramlint.frontends.training_setup import (
     Outcome,
     Scanner,
     TrainingSetupHandler,
+    decide_accumulation,
     dotted,
     split_args,
     trained_model,
@@ -44,7 +48,13 @@ SFT_LENGTH_KEYWORDS = ("max_length", "max_seq_length")
 TRL_CONFIGS = frozenset(("SFTConfig", "DPOConfig", "ORPOConfig", "KTOConfig", "CPOConfig",
                          "RewardConfig", "GRPOConfig", "PPOConfig"))
 KBIT_PREPARE = "prepare_model_for_kbit_training"  # peft's; use_gradient_checkpointing=True by default
-TRIGGERS = ("TrainingArguments", *sorted(TRL_CONFIGS), KBIT_PREPARE)
+TRIGGERS = ("TrainingArguments", *sorted(TRL_CONFIGS), KBIT_PREPARE, "max_length", "block_size")
+# Ranks of the sequence lengths (Outcome.sequence_lengths): SFTConfig's own max_length, then a
+# tokenizer padding to max_length or run_clm's block_size (exact), a truncating tokenizer (an upper
+# bound), TRL's default.
+RANK_SFT, RANK_EXACT, RANK_BOUND, RANK_DEFAULT = 0, 1, 2, 3
+# Tokenizer methods that take max_length (a tokenizer called directly: `tokenizer(...)`).
+TOKENIZER_METHODS = frozenset(("encode", "encode_plus", "batch_encode_plus", "__call__"))
 # The configs that subclass TRL's `_BaseConfig` (all of TRL_CONFIGS but PPOConfig, in trl 1.16.0).
 TRL_BASE_CONFIGS = TRL_CONFIGS - {"PPOConfig"}
 TRAINER_KIND = "trainer"  # the torch handler's kind for `...Trainer(...)` calls
@@ -53,7 +63,52 @@ TRAINER_KIND = "trainer"  # the torch handler's kind for `...Trainer(...)` calls
 def _calls(s: Scanner, node: cst.Call, last: str) -> str | None:
     if last == KBIT_PREPARE:
         return "kbit_prepare"
-    return "hf_args" if last.endswith("TrainingArguments") or last in TRL_CONFIGS else None
+    if last.endswith("TrainingArguments") or last in TRL_CONFIGS:
+        return "hf_args"
+    if last == "range" and len(node.args) == 3 and "block_size" in dotted(node.args[2].value):
+        return "block_size"
+    return "tokenizer_call" if "tok" in last.lower() and _has_max_length(node) else None
+
+
+def _methods(s: Scanner, node: cst.Call, method: str) -> str | None:
+    """`self.tokenizer(...)`, `tokenizer.encode(..., max_length=...)`."""
+    if not _has_max_length(node):
+        return None
+    func = node.func
+    receiver = dotted(func.value) if type(func) is cst.Attribute else ""
+    if "tok" in method.lower() or (method in TOKENIZER_METHODS and "tok" in receiver.rsplit(".", 1)[-1].lower()):
+        return "tokenizer_call"
+    return None
+
+
+def _has_max_length(node: cst.Call) -> bool:
+    return any(a.keyword is not None and a.keyword.value == "max_length" for a in node.args)
+
+
+def _tokenizer_call(s: Scanner, c: Candidate, out: Outcome) -> None:
+    """A tokenizer's `max_length`: exactly that many tokens per sample with padding="max_length",
+    at most that many with truncation (padded per batch to the longest): counted as the bound,
+    since the estimate must err towards not fitting."""
+    node = c.kw["max_length"]
+    n = s.value(node)
+    if type(n) is not int or n <= 0:
+        out.defer("sequence_length", c, f"max_length={s.code(node)} is not decidable")
+        return
+    padding = s.value(c.kw["padding"]) if "padding" in c.kw else False
+    shown = f"{c.name}(..., max_length={s.code(node, 30)}"
+    if padding == "max_length":
+        out.sequence_lengths.append((RANK_EXACT, s.found(n, c, f"{shown}, padding='max_length')")))
+    else:
+        out.sequence_lengths.append((RANK_BOUND, s.found(n, c, f"{shown})", why=f"at most {n} tokens, padded per batch")))
+
+
+def _block_size(s: Scanner, c: Candidate, out: Outcome) -> None:
+    """run_clm's `group_texts`: the tokens concatenated and cut into chunks of `block_size`."""
+    node = c.pos[2] if len(c.pos) > 2 else None
+    n = s.value(node) if node is not None else UNKNOWN
+    if type(n) is int and n > 0 and node is not None:
+        out.sequence_lengths.append((RANK_EXACT, s.found(n, c, f"chunks of {s.code(node, 30)}: range(...)",
+                                                         why="" if type(node) is cst.Integer else f"= {n}")))
 
 
 def _kbit_prepare(s: Scanner, c: Candidate, out: Outcome) -> None:
@@ -136,24 +191,15 @@ def _sequence_length(s: Scanner, c: Candidate, out: Outcome, defaults: bool) -> 
     key = next((k for k in SFT_LENGTH_KEYWORDS if k in c.kw), None)
     if key is None:
         if defaults:
-            out.sequence_lengths.append(s.found(SFT_DEFAULT_MAX_LENGTH, c, f"{c.name}(...)",
-                                                why=f"TRL {TRL_VERSION}'s default max_length"))
+            out.sequence_lengths.append((RANK_DEFAULT, s.found(SFT_DEFAULT_MAX_LENGTH, c, f"{c.name}(...)",
+                                                               why=f"TRL {TRL_VERSION}'s default max_length")))
         return
     node = c.kw[key]
     n = s.value(node)
     if type(n) is int and n > 0:
-        out.sequence_lengths.append(s.found(n, c, f"{c.name}({key}={s.code(node, 30)})"))
+        out.sequence_lengths.append((RANK_SFT, s.found(n, c, f"{c.name}({key}={s.code(node, 30)})")))
     else:
         out.defer("sequence_length", c, f"{key}={s.code(node)} is not decidable")
-
-
-def _accumulation(s: Scanner, c: Candidate, out: Outcome) -> None:
-    node = c.kw.get("gradient_accumulation_steps")
-    if node is None:
-        return
-    n = s.value(node)
-    if type(n) is int and n > 1:
-        out.accumulations.append(s.found(n, c, f"{c.name}(gradient_accumulation_steps={s.code(node, 30)})"))
 
 
 def _arguments(s: Scanner, c: Candidate, out: Outcome) -> None:
@@ -169,7 +215,7 @@ def _arguments(s: Scanner, c: Candidate, out: Outcome) -> None:
     _checkpointing(s, c, out, trainer_model, trl_defaults)
     if c.last == "SFTConfig":
         _sequence_length(s, c, out, not c.star)
-    _accumulation(s, c, out)
+    decide_accumulation(s, c, out, "gradient_accumulation_steps")
     kw = c.kw
     if "fsdp" in kw:
         v = s.value(kw["fsdp"])
@@ -180,6 +226,8 @@ def _arguments(s: Scanner, c: Candidate, out: Outcome) -> None:
 HANDLER = TrainingSetupHandler(
     name="transformers",
     triggers=TRIGGERS,
-    deciders={"hf_args": _arguments, "kbit_prepare": _kbit_prepare},
+    deciders={"hf_args": _arguments, "kbit_prepare": _kbit_prepare, "tokenizer_call": _tokenizer_call,
+              "block_size": _block_size},
     calls=_calls,
+    methods=_methods,
 )

@@ -1,0 +1,1 @@
+"""HF Accelerate, modelled: the `Accelerator` a training script drives (prepare, backward, accumulate)."""

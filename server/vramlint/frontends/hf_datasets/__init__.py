@@ -1,0 +1,1 @@
+"""Hugging Face `datasets`, as vramlint's own stub module (frontend.py)."""

@@ -1,0 +1,44 @@
+"""The torchvision data frontend's registration (frontends/interface.py): vramlint's own
+`torchvision.datasets` (datasets.py: each dataset's image size, e.g. CIFAR10's 3x32x32) and
+`torchvision.transforms` / `transforms.v2` (transforms.py: what each does to the shape), served
+instead of torchvision's source, which reads the datasets' files. `torchvision.models` stays
+torchvision's own source. torch.utils.data (DataLoader, the batch) is the torch frontend's
+(frontends/torch/data.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vramlint.frontends.interface import Frontend
+from vramlint.frontends.torchvision_data import datasets, transforms
+
+if TYPE_CHECKING:
+    from vramlint.engine.loader import Loader
+    from vramlint.engine.values import ModuleValue
+
+
+def _without_source(loader: Loader) -> ModuleValue:
+    """`torchvision` when its source is not on the search path: its datasets and transforms still
+    serve a script's DataLoader (an MNIST script with its own CNN needs nothing else of it)."""
+    from vramlint.engine.values import ModuleValue, Unknown
+
+    def missing(attr: str) -> Unknown:
+        return Unknown(f"`torchvision.{attr}` needs torchvision's source: install torchvision or give its folder "
+                       "with --extra-path", loader.evaluator.current_ref)
+
+    return ModuleValue("torchvision", {"datasets": loader.import_module("torchvision.datasets", None),
+                                       "transforms": loader.import_module("torchvision.transforms", None)},
+                       getattr_hook=missing)
+
+
+def torchvision_data_module(loader: Loader, dotted: str) -> ModuleValue | None:
+    if dotted == "torchvision" and loader.find_module_file("torchvision")[0] is None:
+        return _without_source(loader)
+    if dotted in datasets.MODULES:
+        return datasets.datasets_module(loader, dotted)
+    if dotted in transforms.MODULES:
+        return transforms.transforms_module(loader, dotted)
+    return None
+
+
+FRONTEND = Frontend(name="torchvision_data", native_modules=(torchvision_data_module,))
