@@ -36,6 +36,7 @@ def run_script(project: Path, files: dict[str, str], args: list[str] | None = No
     path = str(project / target)
     loader = get_loader(search_paths(settings))
     loader.script_inputs = script_inputs_for(path, settings)
+    loader.fresh_environment()  # sys.argv, as analyze_source sets it
     loader.max_file_bytes = settings.max_file_size
     loader.add_root(str(project), after=len(extra_paths))
     ev = loader.evaluator
