@@ -108,5 +108,14 @@ class Origins:
         key = tuple(shape) if isinstance(shape, (tuple, list)) else None
         return next((text for s, text in reversed(self._notes) if s == key), None)
 
+    def mark(self) -> int:
+        """A point to ask `since` about: what was noted after it."""
+        return len(self._notes)
+
+    def since(self, mark: int, shape: Any) -> str | None:
+        """The latest note for `shape` made after `mark` (a collate function's own, say)."""
+        key = tuple(shape) if isinstance(shape, (tuple, list)) else None
+        return next((text for s, text in reversed(self._notes[mark:]) if s == key), None)
+
     def clear(self) -> None:
         self._notes.clear()

@@ -313,9 +313,22 @@ def one_batch(ev: Evaluator, inst: Instance) -> Any:
         return sample
     collate = inst.attrs.get("collate_fn")
     samples = [sample] * batch_size
+    mark = ev.origins.mark()
     batch = default_collate(ev, samples) if collate is None else ev.call(collate, (samples,), {})
-    note_batch(ev, batch, _batch_text(ev, inst, batch_size))
+    text = _batch_text(ev, inst, batch_size)
+    # A collate function that said where its batch came from (a collator citing the tokenizer
+    # call that fixed the rows' length) is cited first, then this loader.
+    tensors = _tensors_of(batch)
+    for t, own in [(t, ev.origins.since(mark, t.shape)) for t in tensors]:
+        note_batch(ev, t, f"{own}; {text}" if own else text)
     return batch
+
+
+def _tensors_of(batch: Any) -> list[TensorValue]:
+    if isinstance(batch, TensorValue):
+        return [batch]
+    values = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
+    return [t for v in values for t in _tensors_of(v)]
 
 
 def _loader_iter(ev: Evaluator, a: Args, k: Kwargs) -> Any:
