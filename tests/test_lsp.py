@@ -358,8 +358,8 @@ async def test_diagnostics_on_change_are_debounced_and_on_save(lsp: Session) -> 
                    .replace("randn(8, 32)", f"randn(8, {width})"))
     last = await lsp.publish(uri, 6, after=start)
     assert [p.version for p in lsp.published[start:] if p.uri == uri] == [6]
-    (vl301,) = by_code(last.diagnostics, "VL301")
-    assert "Linear(48, ...)" in vl301.message
+    # The class Net needs no input shapes: its instance is estimated on `model(torch.randn(8, 48))`.
+    assert by_code(last.diagnostics, "VL301") == []
     status = await lsp.status(uri, 6)
     assert {m["name"]: m["params"] for m in status["models"]}["model"] == 48 * 64 + 64 + 650
     # Saving analyses again (same version) and agrees with the CLI on the saved file.
@@ -880,7 +880,7 @@ async def test_a_syntax_error_mid_edit(lsp: Session) -> None:
     assert await lsp.lenses(uri) == {}
     # Fixed again: everything back, shifted by the new line.
     diags = await lsp.edit(uri, "import os\n" + NET)
-    assert [d.code for d in diags] == ["VL301"]
+    assert [d.code for d in diags] == []  # (the class Net's inputs are its instance's: no VL301)
     assert await lsp.hints(uri) == {k + 1: v for k, v in good.items()}
     assert [p.version for p in lsp.published if p.uri == uri] == [1, 2, 3, 4]
 

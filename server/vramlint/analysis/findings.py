@@ -155,16 +155,25 @@ def find_problems(fa: FileAnalysis) -> list[Finding]:
     of it share their layers, and a layer is one annotation on a pull request, not two."""
     out: list[Finding] = []
     seen: set[tuple[object, ...]] = set()
+    estimated = _estimated_classes(fa.models)
     for m in fa.models:
         if m.error is not None:
             continue
         for rule in RULES:
             for f in rule.check(m):
+                if f.code == "VL301" and m.kind == "class" and m.tree is not None and m.tree.qualname in estimated:
+                    continue  # the file's instance of the class has its inputs: nothing to give
                 key = _place(f)
                 if key not in seen:
                     seen.add(key)
                     out.append(f)
     return out
+
+
+def _estimated_classes(models: list[ModelResult]) -> set[str]:
+    """The classes an instance of the file is estimated from (its inputs found in the script):
+    the class reported on its own needs no input shapes from the user then."""
+    return {m.tree.qualname for m in models if m.kind == "instance" and m.memory is not None and m.tree is not None}
 
 
 def _place(f: Finding) -> tuple[object, ...]:
