@@ -291,3 +291,10 @@ def test_odd_calls_end_in_located_unknowns(evaluate: Evaluate) -> None:
         assert "internal error" not in ns[name].reason
     assert "not a positive number of tokens" in ns["a"].reason
     assert ns["i"] == "IndexError"
+
+
+def test_scan_says_the_value_of_a_named_max_length() -> None:
+    s = scan(TRAINER_SCRIPT.format(padding=', padding="max_length"', config="TrainingArguments(output_dir='o')")
+             .replace("max_length=384", "max_length=MAX_LEN").replace("tokenizer = ", "MAX_LEN = 512\ntokenizer = "))
+    assert s.sequence_length is not None and s.sequence_length.value == 512
+    assert s.sequence_length.text == "tokenizer(..., max_length=MAX_LEN, padding='max_length') at line 9 (= 512)"

@@ -96,10 +96,12 @@ def _tokenizer_call(s: Scanner, c: Candidate, out: Outcome) -> None:
         return
     padding = s.value(c.kw["padding"]) if "padding" in c.kw else False
     shown = f"{c.name}(..., max_length={s.code(node, 30)}"
+    named = "" if type(node) is cst.Integer else f"= {n}"  # read through a name: its value
     if padding == "max_length":
-        out.sequence_lengths.append((RANK_EXACT, s.found(n, c, f"{shown}, padding='max_length')")))
+        out.sequence_lengths.append((RANK_EXACT, s.found(n, c, f"{shown}, padding='max_length')", why=named)))
     else:
-        out.sequence_lengths.append((RANK_BOUND, s.found(n, c, f"{shown})", why=f"at most {n} tokens, padded per batch")))
+        bound = f"at most {n} tokens, padded per batch"
+        out.sequence_lengths.append((RANK_BOUND, s.found(n, c, f"{shown})", why=f"{named}; {bound}" if named else bound)))
 
 
 def _block_size(s: Scanner, c: Candidate, out: Outcome) -> None:
