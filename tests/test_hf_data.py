@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -294,7 +295,11 @@ def test_odd_calls_end_in_located_unknowns(evaluate: Evaluate) -> None:
 
 
 def test_scan_says_the_value_of_a_named_max_length() -> None:
-    s = scan(TRAINER_SCRIPT.format(padding=', padding="max_length"', config="TrainingArguments(output_dir='o')")
-             .replace("max_length=384", "max_length=MAX_LEN").replace("tokenizer = ", "MAX_LEN = 512\ntokenizer = "))
+    code = (TRAINER_SCRIPT.format(padding=', padding="max_length"', config="TrainingArguments(output_dir='o')")
+            .replace("max_length=384", "max_length=MAX_LEN").replace("tokenizer = ", "MAX_LEN = 512\ntokenizer = "))
+    s = scan(code)
+    lines = textwrap.dedent(code).splitlines()
+    at = next(i for i, line in enumerate(lines, 1) if "MAX_LEN = 512" in line)
     assert s.sequence_length is not None and s.sequence_length.value == 512
-    assert s.sequence_length.text == "tokenizer(..., max_length=MAX_LEN, padding='max_length') at line 9 (= 512)"
+    assert s.sequence_length.text == ("tokenizer(..., max_length=MAX_LEN, padding='max_length') at line 9 "
+                                      f"(= 512, set at line {at})")

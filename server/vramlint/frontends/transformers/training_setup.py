@@ -96,7 +96,7 @@ def _tokenizer_call(s: Scanner, c: Candidate, out: Outcome) -> None:
         return
     padding = s.value(c.kw["padding"]) if "padding" in c.kw else False
     shown = f"{c.name}(..., max_length={s.code(node, 30)}"
-    named = "" if type(node) is cst.Integer else f"= {n}"  # read through a name: its value
+    named = s.why(node, n)  # read through a name: its value, and where the name got it
     if padding == "max_length":
         out.sequence_lengths.append((RANK_EXACT, s.found(n, c, f"{shown}, padding='max_length')", why=named)))
     else:
