@@ -11,9 +11,13 @@ is no longer the configured value.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Origins", "SourcedFloat", "SourcedInt", "SourcedStr", "source_of", "sourced", "untagged"]
+if TYPE_CHECKING:
+    from vramlint.engine.values import SourceRef
+
+__all__ = ["Origins", "place", "SourcedFloat", "SourcedInt", "SourcedStr", "source_of", "sourced", "untagged"]
 
 
 class SourcedInt(int):
@@ -119,3 +123,15 @@ class Origins:
 
     def clear(self) -> None:
         self._notes.clear()
+
+
+def place(ref: SourceRef | None, statement: bool = True, missing: str = "?") -> str:
+    """`train.py:22`, the short place a source text cites: the line of `ref`'s statement (or of
+    the node itself), `missing` when there is none."""
+    if ref is None:
+        return missing
+    try:
+        loc = ref.statement_location if statement else ref.location
+    except Exception:  # a reference without a position: say nothing rather than fail
+        return missing
+    return f"{os.path.basename(loc.path)}:{loc.line}"

@@ -16,11 +16,10 @@ the instance's `state`, a `_Parser`.
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vramlint.engine.provenance import source_of, sourced
+from vramlint.engine.provenance import place, source_of, sourced
 from vramlint.engine.script_inputs import ScriptInputs, override_for
 from vramlint.engine.signals import RaiseSignal
 from vramlint.engine.values import (
@@ -148,11 +147,7 @@ def _state(ev: Evaluator, self: Any) -> _Parser:
 
 
 def _where(ev: Evaluator) -> tuple[str, SourceRef | None]:
-    ref = ev.current_ref
-    if ref is None:
-        return "?", None
-    loc = ref.location
-    return f"{os.path.basename(loc.path)}:{loc.line}", ref
+    return place(ev.current_ref, statement=False), ev.current_ref
 
 
 # ---------------------------------------------------------------------- building a parser

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
-from vramlint.engine.provenance import sourced
+from vramlint.engine.provenance import place, sourced
 from vramlint.engine.script_inputs import EntryRunner, ScriptEntry, override_for
 from vramlint.engine.signals import RaiseSignal
 from vramlint.engine.values import (
@@ -54,11 +54,7 @@ class CliParam:
 
 
 def _where(ev: Evaluator, ref: SourceRef | None = None) -> str:
-    ref = ref or ev.current_ref
-    if ref is None:
-        return "?"
-    loc = ref.location
-    return f"{os.path.basename(loc.path)}:{loc.line}"
+    return place(ref or ev.current_ref, statement=False)
 
 
 # ---------------------------------------------------------------------- values of parameters

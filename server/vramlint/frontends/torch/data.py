@@ -18,12 +18,11 @@ they are.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vramlint.engine.provenance import source_of
+from vramlint.engine.provenance import place, source_of
 from vramlint.engine.values import (
     MISSING,
     Args,
@@ -64,11 +63,7 @@ class SampleOrigin:
 
 def where(ev: Evaluator) -> str:
     """`train.py:22`: the statement the evaluator is at."""
-    ref = ev.current_ref
-    if ref is None:
-        return "?"
-    loc = ref.statement_location
-    return f"{os.path.basename(loc.path)}:{loc.line}"
+    return place(ev.current_ref)
 
 
 def origin_of(dataset: Any) -> SampleOrigin | None:

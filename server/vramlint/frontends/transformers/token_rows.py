@@ -11,9 +11,10 @@ collator cites it (`row_source`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from vramlint.engine.provenance import place
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -34,14 +35,7 @@ class TokenLength:
 
 def where(ev: Evaluator) -> str:
     """The analysed code's current line, as `file.py:LINE` ("" when there is none)."""
-    ref = ev.current_ref
-    if ref is None:
-        return ""
-    try:
-        loc = ref.statement_location
-    except Exception:  # a reference without a position: say nothing rather than fail
-        return ""
-    return f"{os.path.basename(loc.path)}:{loc.line}"
+    return place(ev.current_ref, missing="")
 
 
 def note_tokens(ev: Evaluator, length: TokenLength) -> None:
