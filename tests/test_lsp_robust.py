@@ -379,7 +379,8 @@ async def test_other_documents_answer_while_an_analysis_is_slow(lsp: Session) ->
 @pytest.mark.asyncio
 @bounded()
 async def test_a_pending_request_is_cancelled_at_once(lsp: Session) -> None:
-    uri = await lsp.open("net.py", NET)
+    # Never called, the model lacks inputs: a VL301 to ask quick fixes for.
+    uri = await lsp.open("net.py", NET.replace("out = model(torch.randn(8, 32))\n", ""))
     diags = lsp.client.diagnostics[uri]
     assert diags
     (lsp.root / "spin.py").write_text(ENDLESS)
