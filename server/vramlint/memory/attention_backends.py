@@ -83,6 +83,7 @@ class SdpaInputs:
     k_grad: bool = True
     v_grad: bool = True
     nested: bool = False
+    v_contiguous: bool = True  # a strided v (a permuted slice of a packed qkv) is copied by math's matmul
 
     @property
     def requires_grad(self) -> bool:
@@ -424,10 +425,13 @@ def _math_kept(x: SdpaInputs, env: KernelEnv) -> Kept:
         kept.extras.append(KeptTensor(lead * lq * s, "bool", "math: attention dropout mask"))
         if x.v_grad:
             kept.extras.append(KeptTensor(lead * lq * s * size, acc, "math: attention weights after dropout", True))
-    v_copied = acc != x.dtype or x.v[-3:-2] != x.q[-3:-2]
+    # The float32 cast or the GQA repeat make a new v; so does the 4-D matmul's reshape of a
+    # strided one (at::matmul folds the batch dims: a copy unless they are contiguous).
+    v_copied = acc != x.dtype or x.v[-3:-2] != x.q[-3:-2] or not x.v_contiguous
     kept.keeps_v = scores_grad and not v_copied
     if scores_grad and v_copied:
-        kept.extras.append(KeptTensor(lead * s * dv * size, acc, "math: value (cast or repeated)", True))
+        kept.extras.append(KeptTensor(lead * s * dv * size, acc, "math: value (cast, repeated or made contiguous)",
+                                      True))
     # Backward: the gradient of the weights, then of the scores (softmax backward), live together.
     kept.backward_temp = 2 * lead * lq * s * size
     return kept

@@ -49,6 +49,7 @@ class Call:
     compute_dtype: str | None = None  # the dtype autocast runs the op in (None: its inputs')
     # The card, torch release and kernel switches that decide which attention kernel runs.
     kernels: attn.KernelEnv = field(default_factory=attn.KernelEnv)
+    layouts: list[Any] = field(default_factory=list)  # each input's Layout (None: contiguous)
 
     def dtype_of(self, t: TensorValue) -> str:
         return self.compute_dtype or t.dtype
@@ -216,6 +217,7 @@ def effect_of(call: Call, layouts: list[Layout]) -> Effect:
         return _getitem(call, layout)
     if name in VIEWS:
         return Effect("view", grad="pass", layout=_view_layout(call, layout))
+    call.layouts = layouts
     eff = RULES.get(name, assumed)(call)
     if call.inplace and eff.kind == "new":
         eff.kind = "inplace"
@@ -543,7 +545,8 @@ def sdpa_inputs(c: Call) -> attn.SdpaInputs | None:
         mask_requires_grad=c.needs_grad(m), is_causal=c.arg(5, "is_causal", False) is True,
         dropout_p=float(p) if isinstance(p, (int, float)) and c.training else 0.0,
         enable_gqa=c.arg(7, "enable_gqa", False) is True,
-        q_grad=c.needs_grad(q), k_grad=c.needs_grad(k), v_grad=c.needs_grad(v))
+        q_grad=c.needs_grad(q), k_grad=c.needs_grad(k), v_grad=c.needs_grad(v),
+        v_contiguous=len(c.layouts) < 3 or c.layouts[2] is None)
 
 
 def attention_effect(c: Call, x: attn.SdpaInputs,

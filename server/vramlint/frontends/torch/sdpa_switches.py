@@ -125,8 +125,9 @@ def attention_ns(loader: Loader) -> dict[str, Any]:
 
     def sdpa_kernel(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         given = a[0] if a else k.get("backends")
-        items = list(given) if isinstance(given, (list, tuple)) else [given]
-        if not all(isinstance(b, str) and b in BACKENDS for b in items):
+        items = [b for b in (given if isinstance(given, (list, tuple)) else [given]) if isinstance(b, str)]
+        if not items or not all(b in BACKENDS for b in items) or \
+                len(items) != (len(given) if isinstance(given, (list, tuple)) else 1):
             return Unknown("sdpa_kernel with backends not known", ev.current_ref)
         set_priority = (a[1] if len(a) > 1 else k.get("set_priority", False)) is True
         return SdpaKernelContext(loader, tuple(items), set_priority)
