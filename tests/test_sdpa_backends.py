@@ -368,3 +368,33 @@ def test_every_backend_has_a_rule() -> None:
     x = call()
     for backend in BACKENDS:
         assert kept_for_backward(backend, x).backend == backend
+
+
+# ---------------------------------------------------------------------- transformers
+HF_MODEL = """\
+import torch
+from transformers import AutoModelForCausalLM
+
+model = AutoModelForCausalLM.from_pretrained("{hub}", dtype=torch.bfloat16, attn_implementation="{impl}")
+out = model(torch.randint(0, 100, (2, 64)))
+"""
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_transformers_attn_implementation(impl: str, tmp_path: Path) -> None:
+    """transformers' "sdpa" calls F.scaled_dot_product_attention (Llama: no padding mask, so
+    is_causal and no mask: cuDNN on sm90 with torch 2.11+); "eager" is its own matmul + softmax,
+    no SDPA kernel at all. ("flash_attention_2" needs the flash_attn package; without it
+    transformers raises ImportError, as the analysis reports.)"""
+    from tests.test_peft import _library_paths
+
+    hub = Path(__file__).parent / "fixtures/hub/llama"
+    settings = Settings(extra_paths=_library_paths(), optimizer="sgd", memory=True)
+    fa = analyze_source(str(tmp_path / "m.py"), HF_MODEL.format(hub=hub, impl=impl), settings)
+    m = next(m for m in fa.models if m.name == "model")
+    assert m.memory is not None, m.memory_unknowns
+    notes = [n for n in m.memory.notes if n.startswith("attention:")]
+    if impl == "sdpa":
+        assert len(notes) == 1 and notes[0].startswith("attention: cudnn (bfloat16"), notes
+    else:
+        assert notes == []
