@@ -378,6 +378,31 @@ model = nn.Sequential(Attention(32, 4), nn.Linear(32, 50))
 x = torch.randn(2, 10, 32)
 out = model(x)
 """, cuda_delta=rounded(2 * 4 * 32 * 4) - rounded(2 * 4 * 10 * 4)),  # the padded log-sum-exp (CUDA)
+    # A head dim of 6 in float32 with dropout: CUDA runs the math kernel too (memory-efficient
+    # wants head dims in multiples of 4 from sm80: sdp_utils.cpp minimum_gemm_alignment; flash
+    # and cuDNN half precision), as the CPU does (its flash kernel takes no dropout). Math keeps
+    # the scaled q and k, the softmax output, the dropout mask and output, and v; its output is
+    # contiguous [B, H, L, D], so the reshape for the projection copies. CUDA's fused dropout
+    # keeps a bool mask where the CPU keeps a float32 one: cuda_delta (memory/attention_backends.py).
+    Case("sdpa-math-dropout", """\
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, t, c = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=0.1)
+        return self.out(y.transpose(1, 2).reshape(b, t, c))
+
+
+model = nn.Sequential(Attention(24, 4), nn.Linear(24, 50))
+x = torch.randn(2, 10, 24)
+out = model(x)
+""", cuda_delta=rounded(2 * 4 * 10 * 10) - rounded(2 * 4 * 10 * 10 * 4)),
     # nn.Unfold (im2col) copies the windows out: its backward needs only sizes, and it is not a
     # view like Tensor.unfold. The Linear keeps the Unfold's output.
     Case("unfold-layer", seq("nn.Conv2d(3, 8, 3, padding=1)", "nn.Unfold(3, padding=1)", "nn.Flatten()",

@@ -31,6 +31,7 @@ from vramlint.frontends.registry import frontend_of, training_setup_handlers
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
 from vramlint.frontends.training_setup import Found, scan_training_setup
+from vramlint.memory.attention_backends import KernelEnv, parse_version
 from vramlint.memory.devices import device_named
 from vramlint.memory.estimate import (
     LayerMemory,
@@ -69,7 +70,9 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
     if pure:
         args = tuple(_cast_input(a, LOW[setup.precision]) for a in args)
         kwargs = {k: _cast_input(v, LOW[setup.precision]) for k, v in kwargs.items()}
-    tape = Tape(autocast=LOW[setup.precision] if setup.precision.startswith("amp-") else None)
+    tape = Tape(autocast=LOW[setup.precision] if setup.precision.startswith("amp-") else None,
+                kernels=KernelEnv(sm=setup.device.sm if setup.device is not None else KernelEnv.sm,
+                                  torch_version=parse_version(loader.torch_version)))
     tape.module_paths = {id(m): p for p, m in named_modules(model)}
     for t in _tensors((args, kwargs)):
         if id(t) not in tape.tensors:
@@ -122,6 +125,8 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
     est = estimate_from_tape(tape, setup, param_sizes, buffer_bytes, output_sids, notes)
     if path:
         est.lines = _line_tensors(tape, path)
+    for note, calls in tape.kernel_notes.items():
+        est.notes.append(f"{note}, {calls} call{'s' if calls > 1 else ''}")
     if tape.unmodelled:
         names = ", ".join(f"{k} x{v}" for k, v in sorted(tape.unmodelled.items()))
         est.notes.append(f"ops without a saved-tensor rule, assumed to keep their inputs: {names}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vramlint.frontends.torch.tensors import DTYPE_BYTES, TensorValue, numel
+from vramlint.memory import attention_backends as attn
 
 if TYPE_CHECKING:
     from vramlint.engine.values import Instance
@@ -46,6 +47,9 @@ class Call:
     # Whether a tensor receives a gradient (the tape knows: parameters, and what was computed from them).
     grad_of: Callable[[TensorValue], bool] = lambda t: False
     compute_dtype: str | None = None  # the dtype autocast runs the op in (None: its inputs')
+    # The card, torch release and kernel switches that decide which attention kernel runs.
+    kernels: attn.KernelEnv = field(default_factory=attn.KernelEnv)
+    layouts: list[Any] = field(default_factory=list)  # each input's Layout (None: contiguous)
 
     def dtype_of(self, t: TensorValue) -> str:
         return self.compute_dtype or t.dtype
@@ -86,6 +90,7 @@ class Effect:
     # output is [B, H, L, D] over memory laid out [B, L, H, D]); NONCONTIGUOUS = strided otherwise.
     layout: Layout = None
     assumed: bool = False
+    note: str = ""  # which kernel the op was assumed to run ("attention: flash (bfloat16, ...)")
 
     def alias_of(self, ins: list[TensorValue]) -> TensorValue | None:
         """The input whose storage the outputs share (views, in-place ops), if any."""
@@ -212,6 +217,7 @@ def effect_of(call: Call, layouts: list[Layout]) -> Effect:
         return _getitem(call, layout)
     if name in VIEWS:
         return Effect("view", grad="pass", layout=_view_layout(call, layout))
+    call.layouts = layouts
     eff = RULES.get(name, assumed)(call)
     if call.inplace and eff.kind == "new":
         eff.kind = "inplace"
@@ -508,23 +514,75 @@ def pointwise_loss(c: Call) -> Effect:
 
 @rule("scaled_dot_product_attention")
 def sdpa(c: Call) -> Effect:
-    """Flash / memory-efficient attention keep q, k, v, the output and the log-sum-exp
-    (float32, one per query row); no L x L matrix."""
-    q, out = c.x, c.out
-    saves = list(c.inputs[:3]) + _keep(out)
-    layout: Layout = None
-    if q is not None and isinstance(q.shape, tuple) and len(q.shape) >= 2:
-        length = q.shape[-2]
-        if c.dtype_of(q) == "float32" and isinstance(length, int):
-            length = -(-length // 32) * 32  # the memory-efficient kernel (float32) pads to 32 rows
-        rows = numel((*q.shape[:-2], length))
-        saves.append(Extra(rows * 4 if isinstance(rows, int) else 0, "float32", "attention log-sum-exp"))
-        if len(q.shape) == 4:
-            layout = (0, 2, 1, 3)  # written as [B, L, H, D]: `out.transpose(1, 2)` is contiguous
-    mask = c.inputs[3] if len(c.inputs) > 3 else None
-    if mask is not None:
-        saves.append(mask)
-    return Effect(saves=saves, layout=layout)
+    """The kernel torch's dispatch picks (memory/attention_backends.py) and what it keeps:
+    flash, memory-efficient and cuDNN keep q, k, v, the output and a float32 log-sum-exp (no
+    L x S matrix); the math fallback keeps float32 L x S attention weights."""
+    x = sdpa_inputs(c)
+    if x is None:
+        return Effect(saves=[*c.inputs[:3], *_keep(c.out)], assumed=True)
+    q, k, v = c.inputs[:3]
+    mask = c.arg(3, "attn_mask")
+    return attention_effect(c, x, (q, k, v, c.out, mask if isinstance(mask, TensorValue) else None))
+
+
+def sdpa_inputs(c: Call) -> attn.SdpaInputs | None:
+    """F.scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+    is_causal=False, scale=None, enable_gqa=False), as the dispatch sees it (None: a shape
+    is not known)."""
+    if len(c.inputs) < 3:
+        return None
+    q, k, v = c.inputs[:3]
+    mask = c.arg(3, "attn_mask")
+    shapes = [t.shape for t in (q, k, v)] + ([mask.shape] if isinstance(mask, TensorValue) else [])
+    if not all(isinstance(s, tuple) and all(isinstance(d, int) for d in s) and len(s) >= 2 for s in shapes):
+        return None
+    p = c.arg(4, "dropout_p", 0.0)
+    m = mask if isinstance(mask, TensorValue) else None
+    return attn.SdpaInputs(
+        q.shape, k.shape, v.shape, c.dtype_of(q),  # type: ignore[arg-type]
+        mask=m.shape if m is not None else None,  # type: ignore[arg-type]
+        mask_dtype=(c.dtype_of(m) if m.dtype != "bool" else "bool") if m is not None else None,
+        mask_requires_grad=c.needs_grad(m), is_causal=c.arg(5, "is_causal", False) is True,
+        dropout_p=float(p) if isinstance(p, (int, float)) and c.training else 0.0,
+        enable_gqa=c.arg(7, "enable_gqa", False) is True,
+        q_grad=c.needs_grad(q), k_grad=c.needs_grad(k), v_grad=c.needs_grad(v),
+        v_contiguous=len(c.layouts) < 3 or c.layouts[2] is None)
+
+
+def attention_effect(c: Call, x: attn.SdpaInputs,
+                     own: tuple[TensorValue | None, ...]) -> Effect:
+    """What attention keeps, by the kernel torch's dispatch picks for `x` on `c.kernels`.
+    `own` = (q, k, v, output, mask) of the call; a None (a layer whose q/k/v are internal,
+    nn.MultiheadAttention) is counted as a tensor of its size made by the forward."""
+    choice = attn.choose_backend(x, c.kernels)
+    backend = choice.backend if choice is not None else attn.MATH
+    kept = attn.kept_for_backward(backend, x, c.kernels)
+    saves: list[TensorValue | Extra] = []
+    q, k, v, out, mask = (tuple(own) + (None,) * 5)[:5]
+    out_shape = (*x.q[:-1], x.v[-1])
+    for flag, t, shape, label in ((kept.keeps_q, q, x.q, "q"), (kept.keeps_k, k, x.k, "k"),
+                                  (kept.keeps_v, v, x.v, "v"), (kept.keeps_out, out, out_shape, "output")):
+        if flag:
+            saves.append(t if t is not None else Extra(nbytes(shape, x.dtype), x.dtype, f"attention {label}", True))
+    if kept.keeps_mask and x.mask is not None:
+        saves.append(_bias(x, mask))
+    saves += [Extra(e.nbytes, e.dtype, e.label, e.intermediate) for e in kept.extras]
+    layout: Layout = (0, 2, 1, 3) if kept.transposed_output and len(x.q) == 4 else None
+    note = f"attention: {choice.describe(x, c.kernels)}" if choice is not None else \
+        "attention: no kernel of torch's fits (torch raises \"No available kernel\"); math assumed"
+    return Effect(saves=saves, layout=layout, backward_temp=kept.backward_temp, note=note)
+
+
+def _bias(x: attn.SdpaInputs, mask: TensorValue | None) -> TensorValue | Extra:
+    """The mask the efficient / cuDNN backward takes (attention.cpp): a bool mask is converted
+    to the query's dtype (`convert_boolean_attn_mask`), and `preprocess_mask` pads its last dim
+    to a multiple of 16 (`pad_bias<16>`: a padded copy) unless it is aligned already."""
+    assert x.mask is not None
+    s = x.mask[-1]
+    if mask is not None and x.mask_dtype != "bool" and s % 16 == 0:
+        return mask
+    dtype = x.dtype if x.mask_dtype in (None, "bool") else x.mask_dtype
+    return Extra(nbytes((*x.mask[:-1], -(-s // 16) * 16), dtype), dtype, "attention mask as bias")
 
 
 @rule("multihead_attention")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from vramlint.engine.signals import BudgetExceeded
 from vramlint.frontends.torch.tensors import DTYPE_BYTES, FLOAT_DTYPES, BufferTensor, TensorValue
 from vramlint.memory import autograd_rules as rules
+from vramlint.memory.attention_backends import KernelEnv
 
 # Ops one forward trace may record. Real models record a few thousand (a 48-layer transformer
 # about 5,000); an endless loop in a forward would otherwise grow the tape until memory runs
@@ -89,6 +90,9 @@ class Tape:
     held_until: dict[int, int] = field(default_factory=dict)  # storage -> last op while a caller holds it
     forward_end: int | None = None  # ops from here on are the loss added after the model's forward
     op_outputs: dict[int, TensorValue] = field(default_factory=dict)  # op -> its first output (for the editor)
+    # The card, torch release and attention switches the kernels are chosen for (attention_backends.py).
+    kernels: KernelEnv = field(default_factory=KernelEnv)
+    kernel_notes: dict[str, int] = field(default_factory=dict)  # "attention: flash (...)" -> calls
     _held: list[list[int]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ registration
@@ -179,8 +183,11 @@ class Tape:
         casts: dict[int, int] = {}  # input storage -> its autocast copy, for this op
         compute = self._autocast(name, in_recs, fresh, casts, allocated) if self.autocast is not None else None
         grads = {id(r.value) for r in grad_in}
-        call = rules.Call(name, args, kwargs, ins, outs, module, inplace, True, lambda t: id(t) in grads, compute)
+        call = rules.Call(name, args, kwargs, ins, outs, module, inplace, True, lambda t: id(t) in grads, compute,
+                          self.kernels)
         effect = rules.effect_of(call, [r.layout for r in in_recs])
+        if effect.note and differentiable:
+            self.kernel_notes[effect.note] = self.kernel_notes.get(effect.note, 0) + 1
         if effect.assumed:
             self.unmodelled[name] = self.unmodelled.get(name, 0) + 1
         out_sids: list[int] = []

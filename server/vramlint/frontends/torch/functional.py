@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import Args, Kwargs, NativeFunction, Positional, Unknown
 from vramlint.frontends.torch import shapes
+from vramlint.frontends.torch.sdpa_switches import sync_tape
 from vramlint.frontends.torch.tensors import TensorValue, dtype_name
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def _softmax_like(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 
 
 def _sdpa(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    sync_tape(ev)  # the kernel switches in force, for the tape's choice of kernel
     q, v = _arg(a, k, 0, "query"), _arg(a, k, 2, "value")
     q, v = shapes.as_tensor(ev, q, "scaled_dot_product_attention"), shapes.as_tensor(ev, v, "scaled_dot_product_attention")
     if not isinstance(q, TensorValue):

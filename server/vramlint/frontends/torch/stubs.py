@@ -698,7 +698,13 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
 
         return ModuleValue(dotted, fft_namespace(), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.nn.attention":
-        return ModuleValue(dotted, {}, getattr_hook=unknown_attr(dotted))
+        from vramlint.frontends.torch.sdpa_switches import attention_ns
+
+        return ModuleValue(dotted, attention_ns(loader), getattr_hook=unknown_attr(dotted))
+    if dotted == "torch.backends.cuda":
+        from vramlint.frontends.torch.sdpa_switches import backends_cuda_ns
+
+        return ModuleValue(dotted, backends_cuda_ns(loader), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.nn.attention.flex_attention":
         return ModuleValue(dotted, _flex_attention_ns(loader), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.cuda":
@@ -832,7 +838,7 @@ _KNOWN_SUBMODULES = {
     "torch.fx", "torch.cuda", "torch.utils", "torch.utils.checkpoint", "torch.nn.utils", "torch.optim", "torch.distributed",
     "torch.distributed.tensor", "torch.linalg", "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data", "torch.compiler",
     "torch.nn.attention", "torch.nn.attention.flex_attention", "torch.fft", "torch.accelerator",
-    "torch.backends", "torch.backends.mps", "torch._subclasses", "torch._subclasses.fake_tensor",
+    "torch.backends", "torch.backends.mps", "torch.backends.cuda", "torch._subclasses", "torch._subclasses.fake_tensor",
     *_ACCELERATOR_BACKENDS,
 }
 
