@@ -95,6 +95,7 @@ class ConvWorkspace:
     backward: int
     forward_max: int
     backward_max: int
+    native: int = 0  # torch's own kernels' buffer (`torch.backends.cudnn.enabled = False`), each call
 
 
 def pointwise(g: ConvGeometry) -> bool:
@@ -156,28 +157,52 @@ def workspace(g: ConvGeometry, gradients: bool) -> ConvWorkspace:
     weight-gradient calls transform the same three sizes: dx, dy, w and x, dy, dw)."""
     heuristic = layout_transform(g)
     largest = max(heuristic, im2col(g), fft(g), winograd_nonfused(g))
-    return ConvWorkspace(heuristic, heuristic if gradients else 0, largest, largest if gradients else 0)
+    return ConvWorkspace(heuristic, heuristic if gradients else 0, largest, largest if gradients else 0,
+                         native_columns(g))
+
+
+def native_columns(g: ConvGeometry) -> int:
+    """Without cuDNN, torch's CUDA kernels (aten/src/ATen/native/cuda/ConvolutionMM2d.cu,
+    `slow_conv2d_forward`; NaiveConvolutionTranspose2d.cu, NaiveDilatedConvolution.cu) unroll one
+    image at a time into a `columns` buffer, forward and backward (`grad_columns`); a 1x1
+    convolution with stride 1 and no padding needs none, nor does a depthwise one (its own
+    kernel, DepthwiseConv2d.cu)."""
+    plain = pointwise(g) and all(s == 1 for s in g.stride) and not any(g.padding)
+    depthwise = g.groups > 1 and g.groups == g.x[1]
+    return 0 if plain or depthwise else im2col(g)
 
 
 def with_workspaces(tape: Tape, pick: Callable[[ConvWorkspace], tuple[int, int]]) -> Tape:
     """A copy of `tape` whose convolutions take the (forward, backward) workspaces `pick` says
     instead of the heuristics' (the tape records those): for the low and high ends of a range."""
+    # Imported here: the tape records with this module's rules.
+    from vramlint.memory.tape import WORKSPACE_LABEL, Storage
+
     storages = list(tape.storages)
     ops = []
     for op in tape.ops:
-        if op.workspace is None:
+        recorded = op.workspace
+        if recorded is None:
             ops.append(op)
             continue
-        forward, backward = pick(op.workspace)
+        forward, backward = pick(recorded)
         if op.workspace_sid >= 0:
             storages[op.workspace_sid] = replace(storages[op.workspace_sid], nbytes=forward)
-        ops.append(replace(op, backward_temp=op.backward_temp - op.workspace.backward + backward))
+        elif forward:  # none recorded (the heuristics' takes none): this variant's, alive at the op
+            storages.append(Storage(len(storages), forward, "intermediate", "uint8", op.index, WORKSPACE_LABEL))
+            op = replace(op, allocated=[*op.allocated, len(storages) - 1])
+        ops.append(replace(op, backward_temp=op.backward_temp - recorded.backward + backward))
     return replace(tape, storages=storages, ops=ops)
 
 
 def none(w: ConvWorkspace) -> tuple[int, int]:
     """The fallback engines', which torch goes on to when a workspace cannot be allocated."""
     return 0, 0
+
+
+def native(w: ConvWorkspace) -> tuple[int, int]:
+    """torch's own kernels, with cuDNN disabled."""
+    return w.native, w.native
 
 
 def largest(w: ConvWorkspace) -> tuple[int, int]:

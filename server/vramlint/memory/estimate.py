@@ -49,7 +49,9 @@ class TrainingSetup:
     optimizer: str = "adam"
     device: Device | None = None
     checkpointing: bool = False
-    cudnn_benchmark: bool = False  # torch.backends.cudnn.benchmark = True: the fastest plan, timed
+    # How convolutions pick their algorithm (memory/cudnn.py): "heuristics" (the default),
+    # "benchmark" (`torch.backends.cudnn.benchmark = True`), "disabled" (`cudnn.enabled = False`).
+    convolutions: str = "heuristics"
 
 
 @dataclass
@@ -169,6 +171,8 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     """`params`: (numel, bytes, trainable, shape) of every parameter, each tensor once."""
     device = setup.device
     assert device is not None
+    if setup.convolutions == "disabled":
+        tape = cudnn.with_workspaces(tape, cudnn.native)
     opt = OPTIMIZERS[setup.optimizer]
     trainable = [(n, b, shape) for n, b, t, shape in params if t]
     weights = sum(rounded(p[1]) for p in params)
@@ -228,11 +232,11 @@ def _workspace_ranges(tape: Tape, setup: TrainingSetup, train: tuple[int, int, s
     """[low, high] of the training and inference peaks over cuDNN's choices: low with the
     workspace-free fallback engines torch goes on to when a workspace cannot be allocated; high
     with the heuristics' picks, or under `cudnn.benchmark` the largest any timed plan may take."""
-    if not any(op.workspace is not None for op in tape.ops):
+    if setup.convolutions == "disabled" or not any(op.workspace is not None for op in tape.ops):
         return None, None
     base, step_temp, outputs = train
     bounds = []
-    for variant in (cudnn.none, cudnn.largest) if setup.cudnn_benchmark else (cudnn.none,):
+    for variant in (cudnn.none, cudnn.largest) if setup.convolutions == "benchmark" else (cudnn.none,):
         t = cudnn.with_workspaces(tape, variant)
         bounds.append((simulate_training(t, base, step_temp, outputs).peak, simulate_inference(t, infer_base, outputs).peak))
     high = bounds[1] if len(bounds) > 1 else peaks

@@ -217,7 +217,7 @@ class Tape:
                     allocated.append(sid)
                     saved.append(sid)
         workspace_sid = -1
-        if effect.workspace is not None and (effect.workspace.forward or effect.workspace.forward_max):
+        if effect.workspace is not None and effect.workspace.forward:
             workspace_sid = self.new_storage(effect.workspace.forward, "intermediate", "uint8", WORKSPACE_LABEL)
             allocated.append(workspace_sid)
         self.op_outputs[op_index] = outs[0]
