@@ -119,8 +119,8 @@ def layout_transform(g: ConvGeometry) -> int:
 
 def im2col(g: ConvGeometry) -> int:
     """Explicit GEMM: the input unrolled to (C/groups x kernel elements) x output positions, one
-    image at a time."""
-    cin = g.x[1] // max(g.groups, 1)
+    image at a time (transposed: the output's channels over the input's positions)."""
+    cin = (g.y if g.transposed else g.x)[1] // max(g.groups, 1)
     unrolled = 1
     for k in g.w[2:]:
         unrolled *= k
