@@ -48,20 +48,21 @@ def _estimate(text: str, tmp_path: Path, **settings: Any) -> MemoryEstimate:
 
 # ---------------------------------------------------------------------- real GPU measurements
 def test_calibration_cases_within_what_the_readme_publishes() -> None:
-    """The README publishes median 0.6%, largest 7.0% (measured 0.63% / 6.97%): a margin of
-    less than a percentage point, so that a rule that drifts by a few percent fails here."""
+    """The README publishes median 0.4%, largest 3.4% (measured 0.38% / 3.38%): a margin of
+    about a percentage point, so that a rule that drifts by a few percent fails here."""
     rows = run("", Settings(extra_paths=_extra()), CALIBRATION)
     errors = _errors(rows)
     assert len(errors) == 29  # 30 cases, the GradScaler case excluded (it has no optimizer state)
     SUMMARY["calibration"] = f"{len(errors)} cases, median |error| {statistics.median(errors):.1%}, max {max(errors):.1%}"
     assert statistics.median(errors) <= 0.01, SUMMARY["calibration"]
-    assert max(errors) <= 0.075, [(r.case["id"], r.error) for r in rows]
+    assert max(errors) <= 0.045, [(r.case["id"], r.error) for r in rows]
 
 
 def test_hold_out_training_cases() -> None:
     """Models and settings measured after the memory model was built: every training step
-    within 4% (the README's figure; measured median 1.04%, largest 4.03%). (Inference of VGG13 at 224x224 is not: cuDNN's convolution workspace, which
-    depends on the algorithm cuDNN picks, is not modelled; benchmarks/accuracy.py --holdout.)"""
+    within 4% (the README's figure; measured median 0.9%, largest 4.03%). Its two inference cases
+    (VGG-13, EfficientNet-B2) are within 0.5% since cuDNN's workspaces are modelled
+    (benchmarks/accuracy.py --holdout; tests/test_cudnn.py checks the calibration's convolutions).)"""
     rows = run("", Settings(extra_paths=_extra()), HOLDOUT)
     train = [r for r in rows if r.case["mode"] == "train"]
     assert len(train) == 17

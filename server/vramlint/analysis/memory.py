@@ -245,8 +245,12 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     batch = _batch_of(args, kwargs) or 1
     device = device_named(setup["device"])
     result.setup = setup = _weights_precision(_as_traced(setup, batch, args, kwargs, result.inputs_from, device), value)
-    training = TrainingSetup(batch, setup["precision"], setup["optimizer"], device, setup["checkpointing"])
+    conv = _convolutions(scan)
+    training = TrainingSetup(batch, setup["precision"], setup["optimizer"], device, setup["checkpointing"],
+                             conv.value if conv is not None else "heuristics")
     est, forward_unknowns, output = estimate_model(loader, value, args, kwargs, training, path)
+    if est is not None and conv is not None and (est.train_range or conv.value == "disabled"):
+        est.notes.append(CONVOLUTION_NOTES[conv.value].format(conv.text))
     if est is None:  # the forward could not be traced: say why (a shape mismatch has its own finding)
         first = next((u for u in forward_unknowns if not u.reason.startswith("shape mismatch")), None)
         if first is not None:
@@ -257,7 +261,7 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
         args2, kwargs2 = _with_batch(args, batch, 2 * batch), _with_batch(kwargs, batch, 2 * batch)
         doubled, _, _ = estimate_model(loader, value, args2, kwargs2, replace(training, batch_size=2 * batch))
         if doubled is not None:
-            est.max_batch = max_batch(batch, est.train_peak, 2 * batch, doubled.train_peak,
+            est.max_batch = max_batch(batch, est.train_high, 2 * batch, doubled.train_high,
                                       device.memory - device.context)
     result.memory = est
     if est is not None and plan is not None:
@@ -282,6 +286,20 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     result.output_shape = shape_of(output)
     result.forward_unknowns = dedupe(forward_unknowns)
     return result
+
+
+CONVOLUTION_NOTES = {
+    "benchmark": "{}: each convolution runs the fastest algorithm cuDNN times, whose workspace can be up to "
+                 "the largest of its algorithms' (the high end of the peaks' range)",
+    "disabled": "{}: convolutions run torch's own kernels, which unroll one image at a time",
+}
+
+
+def _convolutions(scan: Any) -> Any:
+    """How the file sets up convolutions (the scan's `convolutions`): cuDNN disabled wins over
+    its benchmark mode, which then does not apply."""
+    found = scan.convolutions if scan is not None else ()
+    return next((f for f in found if f.value == "disabled"), found[0] if found else None)
 
 
 def _as_traced(setup: Setup, batch: int, args: tuple[Any, ...], kwargs: dict[str, Any], origin: str,

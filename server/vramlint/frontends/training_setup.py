@@ -82,6 +82,9 @@ class TrainingScan:
     ids. accumulation: gradient accumulation steps (> 1): the estimate is of one micro-batch.
     compiles: `torch.compile(model)` / `model.compile()` calls (the estimate is of eager
     execution: `compiled_for` says which apply to a model).
+    convolutions: how the file sets up the convolution library ("benchmark": the fastest
+    algorithm is timed, `torch.backends.cudnn.benchmark = True`; "disabled": the framework's own
+    kernels, `torch.backends.cudnn.enabled = False`), in source order.
     The tuples hold every candidate of their kind in source order (the single fields are the
     preferred one); `bindings` is `(variable, called name)` for the first `variable = C(...)`
     (also `C(...).to(...)`) of each variable, e.g. ("model", "Net").
@@ -96,6 +99,7 @@ class TrainingScan:
     sequence_length: Found[int] | None = None
     accumulation: Found[int] | None = None
     compiles: tuple[Found[bool], ...] = ()
+    convolutions: tuple[Found[str], ...] = ()
     optimizers: tuple[Found[str], ...] = ()
     trainers: tuple[Found[str], ...] = ()
     casts: tuple[Found[str], ...] = ()
@@ -213,6 +217,7 @@ class Outcome:
     trainers: list[Found[str]] = field(default_factory=list)
     accumulations: list[Found[int]] = field(default_factory=list)
     compiles: list[Found[bool]] = field(default_factory=list)
+    convolutions: list[Found[str]] = field(default_factory=list)
     pending: dict[str, list[tuple[Candidate, str]]] = field(default_factory=dict)
 
     def defer(self, setting: str, c: Candidate, what: str) -> None:
@@ -784,6 +789,7 @@ class Scanner:
             sequence_length=min(out.sequence_lengths, key=lambda f: f[0])[1] if out.sequence_lengths else None,
             accumulation=out.accumulations[0] if out.accumulations else None,
             compiles=tuple(out.compiles),
+            convolutions=tuple(out.convolutions),
             optimizers=tuple(optimizers),
             trainers=tuple(out.trainers),
             casts=tuple(out.casts),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from vramlint.analysis.results import ModelResult, ModuleNode
 from vramlint.memory.estimate import LineTensor
 from vramlint.render.setup import setup_rows
-from vramlint.render.units import fmt_bytes
+from vramlint.render.units import fmt_bytes, fmt_range
 
 
 def count(n: int | None) -> str:
@@ -79,8 +79,8 @@ def model_markdown(m: ModelResult) -> str:
             f"| weights | {fmt_bytes(e.weights)} |", f"| gradients | {fmt_bytes(e.gradients)} |",
             f"| optimizer state | {fmt_bytes(e.optimizer_state)} |", f"| kept for backward | {fmt_bytes(e.activations)} |",
             f"| batch | {fmt_bytes(e.inputs)} |", f"| cuBLAS workspaces | {fmt_bytes(e.workspace)} |",
-            f"| **training peak** | **{fmt_bytes(e.train_peak)}** |",
-            f"| inference peak | {fmt_bytes(e.inference_peak)} |",
+            f"| **training peak** | **{fmt_bytes(e.train_peak)}**{fmt_range(e.train_range)} |",
+            f"| inference peak | {fmt_bytes(e.inference_peak)}{fmt_range(e.inference_range)} |",
             *([f"| KV cache | {fmt_bytes(e.generation.kv_cache)} |", f"| generation peak | {fmt_bytes(e.generation.peak)} |"]
               if e.generation else []),
             f"| device total | {fmt_bytes(e.device_total)} |",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from vramlint.frontends.torch.tensors import DTYPE_BYTES, TensorValue, numel
 from vramlint.memory import attention_backends as attn
+from vramlint.memory import cudnn
 
 if TYPE_CHECKING:
     from vramlint.engine.values import Instance
@@ -91,6 +92,7 @@ class Effect:
     layout: Layout = None
     assumed: bool = False
     note: str = ""  # which kernel the op was assumed to run ("attention: flash (bfloat16, ...)")
+    workspace: cudnn.ConvWorkspace | None = None  # a convolution's cuDNN workspaces (memory/cudnn.py)
 
     def alias_of(self, ins: list[TensorValue]) -> TensorValue | None:
         """The input whose storage the outputs share (views, in-place ops), if any."""
@@ -219,6 +221,14 @@ def effect_of(call: Call, layouts: list[Layout]) -> Effect:
         return Effect("view", grad="pass", layout=_view_layout(call, layout))
     call.layouts = layouts
     eff = RULES.get(name, assumed)(call)
+    if name == "conv":
+        geometry = conv_geometry(call)
+        if geometry is not None:
+            weight = call.module.state.params.get("weight") if call.module is not None and call.module.state else \
+                (call.inputs[1] if len(call.inputs) > 1 else None)
+            gradients = call.needs_grad(call.x) or (isinstance(weight, TensorValue) and call.needs_grad(weight))
+            eff.workspace = cudnn.workspace(geometry, gradients)
+            eff.backward_temp += eff.workspace.backward
     if call.inplace and eff.kind == "new":
         eff.kind = "inplace"
         eff.layout = layout
@@ -354,6 +364,60 @@ def keeps_other_operand(c: Call) -> Effect:
     if len(c.inputs) < 2:
         return Effect(saves=[])  # times a Python number: nothing to keep
     return Effect(saves=_operands(c, c.inputs[0], c.inputs[1]))
+
+
+def conv_geometry(c: Call) -> cudnn.ConvGeometry | None:
+    """A convolution's operands and hyper-parameters (a Conv layer's attributes, or F.conv*d's
+    and F.conv_transpose*d's arguments); None when a size is unknown."""
+    x, y = c.x, c.out
+    if c.module is not None:
+        w = c.module.state.params.get("weight") if c.module.state is not None else None
+        transposed = c.module.attrs.get("transposed") is True
+    else:
+        w = c.inputs[1] if len(c.inputs) > 1 else None
+        # F.conv_transpose*d: the weight is [C_in, C_out/groups, ...], a convolution's [C_out, C_in/groups, ...]
+        transposed = isinstance(w, TensorValue) and x is not None and _transposed_weight(x, w, c.arg(6, "groups", 1))
+    if x is None or y is None or not isinstance(w, TensorValue):
+        return None
+    shapes = [t.shape for t in (x, y, w)]
+    if not all(isinstance(s, tuple) and all(isinstance(d, int) for d in s) for s in shapes):
+        return None
+    xs, ys, ws = (tuple(int(d) for d in s) for s in shapes)  # type: ignore[union-attr]
+    nd = len(ws) - 2
+    if nd < 1 or len(xs) not in (nd + 1, nd + 2):
+        return None
+    if len(xs) == nd + 1:  # an unbatched input runs as a batch of one
+        xs, ys = (1, *xs), (1, *ys)
+    # F.conv*d(input, weight, bias, stride, padding, dilation, groups);
+    # F.conv_transpose*d(input, weight, bias, stride, padding, output_padding, groups, dilation)
+    groups = c.arg(6, "groups", 1)
+    stride = _ints(c.arg(3, "stride", 1), nd)
+    dilation = _ints(c.arg(7 if transposed else 5, "dilation", 1), nd)
+    padding_arg = c.arg(4, "padding", 0)
+    padding: tuple[int, ...] | None
+    if padding_arg in ("same", "valid"):
+        padding = tuple(0 if padding_arg == "valid" else d * (k - 1) // 2
+                        for d, k in zip(dilation or (1,) * nd, ws[2:]))
+    else:
+        padding = _ints(padding_arg, nd)
+    if not isinstance(groups, int) or stride is None or dilation is None or padding is None:
+        return None
+    return cudnn.ConvGeometry(xs, ys, ws, stride, padding, dilation, groups, c.dtype_of(x), transposed)
+
+
+def _transposed_weight(x: TensorValue, w: TensorValue, groups: Any) -> bool:
+    xs, ws = x.shape, w.shape
+    if not isinstance(xs, tuple) or not isinstance(ws, tuple) or len(ws) < 3 or not isinstance(groups, int):
+        return False
+    channels = xs[-len(ws) + 1]
+    return channels != ws[1] * groups and channels == ws[0]
+
+
+def _ints(v: Any, n: int) -> tuple[int, ...] | None:
+    vals = tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
+    if len(vals) == 1:
+        vals = vals * n
+    return vals if len(vals) == n and all(isinstance(d, int) for d in vals) else None
 
 
 def _operands(c: Call, a: TensorValue, b: TensorValue) -> list[TensorValue | Extra]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vramlint.memory import cudnn
 from vramlint.memory.devices import HOST_RUNTIME_CPU, HOST_RUNTIME_CUDA, Device
 from vramlint.memory.generation import GenerationMemory
 from vramlint.memory.optimizers import OPTIMIZERS
@@ -48,6 +49,9 @@ class TrainingSetup:
     optimizer: str = "adam"
     device: Device | None = None
     checkpointing: bool = False
+    # How convolutions pick their algorithm (memory/cudnn.py): "heuristics" (the default),
+    # "benchmark" (`torch.backends.cudnn.benchmark = True`), "disabled" (`cudnn.enabled = False`).
+    convolutions: str = "heuristics"
 
 
 @dataclass
@@ -125,6 +129,15 @@ class MemoryEstimate:
     unmodelled_ops: dict[str, int] = field(default_factory=dict)  # op -> calls assumed to keep their inputs
     notes: list[str] = field(default_factory=list)
     generation: GenerationMemory | None = None  # a generation call's KV cache and peak (memory/generation.py)
+    # [low, high] of the training and inference peaks where they depend on a choice made at run
+    # time (cuDNN's convolution algorithms: memory/cudnn.py); None where the peak is exact.
+    train_range: tuple[int, int] | None = None
+    inference_range: tuple[int, int] | None = None
+
+    @property
+    def train_high(self) -> int:
+        """The training peak "fits" is judged by: the high end of its range."""
+        return self.train_range[1] if self.train_range is not None else self.train_peak
 
     @property
     def kv_cache(self) -> int | None:
@@ -148,7 +161,9 @@ class MemoryEstimate:
     def inference_need(self) -> int:
         """What inference (generation, when the code generates) needs of the device: its peak,
         fragmentation, the CUDA context."""
-        return reserved_at(self.infer_peak) + self.device_total - reserved_at(self.train_peak)
+        high = self.inference_range[1] if self.inference_range is not None and self.generation is None \
+            else self.infer_peak
+        return reserved_at(high) + self.device_total - reserved_at(self.train_high)
 
 
 def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int, int, bool, tuple[int, ...]]],
@@ -156,6 +171,8 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     """`params`: (numel, bytes, trainable, shape) of every parameter, each tensor once."""
     device = setup.device
     assert device is not None
+    if setup.convolutions == "disabled":
+        tape = cudnn.with_workspaces(tape, cudnn.native)
     opt = OPTIMIZERS[setup.optimizer]
     trainable = [(n, b, shape) for n, b, t, shape in params if t]
     weights = sum(rounded(p[1]) for p in params)
@@ -169,7 +186,8 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     # autocast's weight cache lives until the end of the forward (of the autocast region)
     outputs = output_sids | set(tape.weight_casts.values())
     run = simulate_training(tape, base, step_temp, outputs)
-    infer = simulate_inference(tape, weights + rounded(buffers) + inputs + workspace_infer, outputs)
+    infer_base = weights + rounded(buffers) + inputs + workspace_infer
+    infer = simulate_inference(tape, infer_base, outputs)
     phase = run.peak_at.name
     if run.peak_at.module or run.peak_at.op:
         phase += f" at {run.peak_at.module or '(model)'} ({run.peak_at.op})"
@@ -190,11 +208,9 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
             layer_ops.setdefault(op.module, {})[op.name] = None
             per_op.append(Hotspot(op.name, op.module, own, op.where))
     per_op.sort(key=lambda h: -h.bytes)
-    reserved = reserved_at(run.peak)
-    if any(op.name == "conv" for op in tape.ops):
-        # Measured: VGG-13 inference at 224x224, batch 64, needed 1.5 GiB more than the estimate.
-        notes = [*notes, "cuDNN convolution workspaces are not included (they depend on the algorithm cuDNN "
-                 "picks; they matter most for inference of large early convolutions)"]
+    train_range, infer_range = _workspace_ranges(tape, setup, (base, step_temp, outputs), infer_base,
+                                                 (run.peak, infer.peak))
+    reserved = reserved_at(train_range[1] if train_range else run.peak)
     cpu_peak = run.peak - workspace_train
     return MemoryEstimate(
         batch_size=setup.batch_size, precision=setup.precision, optimizer=setup.optimizer, device=device.name,
@@ -207,5 +223,24 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         host_peak=HOST_RUNTIME_CUDA + weights + rounded(buffers) + inputs,
         host_peak_cpu_training=HOST_RUNTIME_CPU + cpu_peak,
         layers=[LayerMemory(p, b, tuple(layer_ops[p])) for p, b in layers.items()], hotspots=per_op[:5],
-        unmodelled_ops=dict(tape.unmodelled), notes=notes,
+        unmodelled_ops=dict(tape.unmodelled), notes=notes, train_range=train_range, inference_range=infer_range,
     )
+
+
+def _workspace_ranges(tape: Tape, setup: TrainingSetup, train: tuple[int, int, set[int]], infer_base: int,
+                      peaks: tuple[int, int]) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """[low, high] of the training and inference peaks over cuDNN's choices: low with the
+    workspace-free fallback engines torch goes on to when a workspace cannot be allocated; high
+    with the heuristics' picks, or under `cudnn.benchmark` the largest any timed plan may take."""
+    if setup.convolutions == "disabled" or not any(op.workspace is not None for op in tape.ops):
+        return None, None
+    base, step_temp, outputs = train
+    bounds = []
+    for variant in (cudnn.none, cudnn.largest) if setup.convolutions == "benchmark" else (cudnn.none,):
+        t = cudnn.with_workspaces(tape, variant)
+        bounds.append((simulate_training(t, base, step_temp, outputs).peak, simulate_inference(t, infer_base, outputs).peak))
+    high = bounds[1] if len(bounds) > 1 else peaks
+    train_range = (min(bounds[0][0], peaks[0]), max(high[0], peaks[0]))
+    infer_range = (min(bounds[0][1], peaks[1]), max(high[1], peaks[1]))
+    return (train_range if train_range[0] != train_range[1] else None,
+            infer_range if infer_range[0] != infer_range[1] else None)

@@ -23,11 +23,13 @@ from vramlint.engine.signals import BudgetExceeded
 from vramlint.frontends.torch.tensors import DTYPE_BYTES, FLOAT_DTYPES, BufferTensor, TensorValue
 from vramlint.memory import autograd_rules as rules
 from vramlint.memory.attention_backends import KernelEnv
+from vramlint.memory.cudnn import ConvWorkspace
 
 # Ops one forward trace may record. Real models record a few thousand (a 48-layer transformer
 # about 5,000); an endless loop in a forward would otherwise grow the tape until memory runs
 # out (2 GB a minute), so the trace stops there with a located error.
 MAX_TAPE_OPS = 200_000
+WORKSPACE_LABEL = "cuDNN workspace"
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -65,6 +67,10 @@ class Op:
     region: int = -1  # checkpointed region (-1: none)
     assumed: bool = False  # no rule for the op: assumed to keep its inputs
     where: Any = None  # the SourceRef of the code that ran it
+    # A convolution's cuDNN workspaces (memory/cudnn.py): the forward's is `workspace_sid`, an
+    # intermediate storage alive while the op runs; the backward's is in `backward_temp`.
+    workspace: ConvWorkspace | None = None
+    workspace_sid: int = -1
 
 
 @dataclass
@@ -217,12 +223,16 @@ class Tape:
                     sid = self.new_storage(item.nbytes, kind, item.dtype, f"{name}: {item.label}")
                     allocated.append(sid)
                     saved.append(sid)
+        workspace_sid = -1
+        if effect.workspace is not None and effect.workspace.forward:
+            workspace_sid = self.new_storage(effect.workspace.forward, "intermediate", "uint8", WORKSPACE_LABEL)
+            allocated.append(workspace_sid)
         self.op_outputs[op_index] = outs[0]
         self.ops.append(Op(
             op_index, name, self.module_stack[-1] if self.module_stack else "",
             [self.info(t).sid for t in ins], [r.sid for r in grad_in] if differentiable else [],
             out_sids, allocated, saved, differentiable, effect.grad if differentiable else "none",
-            effect.backward_temp, self.region, effect.assumed, where,
+            effect.backward_temp, self.region, effect.assumed, where, effect.workspace, workspace_sid,
         ))
 
     def _autocast(self, name: str, in_recs: list[_Tensor], fresh: list[TensorValue],

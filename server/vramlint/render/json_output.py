@@ -48,6 +48,8 @@ def memory_json(e: MemoryEstimate) -> dict[str, Any]:
                            "device": e.device}
     out["bytes"] = {f: getattr(e, f) for f in MEMORY_FIELDS}
     out["train_peak_phase"] = e.train_peak_phase
+    out["range"] = list(e.train_range) if e.train_range is not None else None
+    out["inference_range"] = list(e.inference_range) if e.inference_range is not None else None
     out["fits"] = e.fits
     out["device_memory"] = e.device_memory
     out["max_batch"] = e.max_batch

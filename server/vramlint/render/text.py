@@ -8,7 +8,7 @@ import re
 from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, UnknownInfo
 from vramlint.memory.estimate import MemoryEstimate
 from vramlint.render.setup import setup_rows
-from vramlint.render.units import fmt_bytes
+from vramlint.render.units import fmt_bytes, fmt_range
 
 
 def _loc(u: UnknownInfo, path: str) -> str:
@@ -77,8 +77,8 @@ def memory_lines(m: ModelResult) -> list[str]:
     return [
         f"    memory (batch {e.batch_size}, {e.precision}, {e.optimizer}{checkpointing}, {e.device}; "
         f"inputs from {m.inputs_from}):",
-        f"      training peak {fmt_bytes(e.train_peak)} ({e.train_peak_phase}); inference peak "
-        f"{fmt_bytes(e.inference_peak)}; device total {fmt_bytes(e.device_total)}: {fits}",
+        f"      training peak {fmt_bytes(e.train_peak)}{fmt_range(e.train_range)} ({e.train_peak_phase}); "
+        f"inference peak {fmt_bytes(e.inference_peak)}{fmt_range(e.inference_range)}; device total {fmt_bytes(e.device_total)}: {fits}",
         f"      weights {fmt_bytes(e.weights)}, gradients {fmt_bytes(e.gradients)}, optimizer state "
         f"{fmt_bytes(e.optimizer_state)}, kept for backward {fmt_bytes(e.activations)}, batch {fmt_bytes(e.inputs)}, "
         f"cuBLAS workspaces {fmt_bytes(e.workspace)}",

@@ -67,7 +67,7 @@ CHECKPOINT_NAMES = frozenset(("checkpoint", "checkpoint_sequential"))
 # names the original; a cast names its dtype, `half` or `float16`).
 TRIGGERS = ("SGD", "Adam", "Adagrad", "RMSprop", "Adafactor", "Lion", "autocast", "GradScaler", "DataLoader",
             "DataParallel", "DDP", "FSDP", "FullySharded", "fully_shard", "checkpoint", "half", "float16",
-            "set_default_dtype", "Accelerator", "Trainer", "Fabric", "compile")
+            "set_default_dtype", "Accelerator", "Trainer", "Fabric", "compile", "benchmark", "enabled")
 
 
 def _calls(s: Scanner, node: cst.Call, last: str) -> str | None:
@@ -370,11 +370,28 @@ def _compile(s: Scanner, c: Candidate, out: Outcome) -> None:
     out.compiles.append(s.found(True, c, shown, target))
 
 
+# torch.backends.cudnn's flags that change a convolution's workspace (vramlint.memory.cudnn), and
+# the value that does: -> what the scan reports.
+CUDNN_FLAGS = {"torch.backends.cudnn.benchmark": (True, "benchmark"), "torch.backends.cudnn.enabled": (False, "disabled")}
+
+
+def _cudnn(s: Scanner, c: Candidate, out: Outcome) -> None:
+    """`torch.backends.cudnn.benchmark = True`, `torch.backends.cudnn.enabled = False` (also through
+    `from torch.backends import cudnn`): the value every assignment of that attribute name in the
+    file gives."""
+    flag = CUDNN_FLAGS.get(c.qual)
+    if flag is None:
+        return
+    value = s.value(c.node)
+    if value is flag[0] and not any(f.value == flag[1] for f in out.convolutions):
+        out.convolutions.append(s.found(flag[1], c, f"{s.code(c.node)} = {value}"))
+
+
 DECIDERS: dict[str, Decider] = {
     "autocast": _autocast, "scaler": _scaler, "dataloader": _dataloader, "distributed": _distributed,
     "checkpoint": _checkpoint, "ckpt_method": _checkpoint_method, "cast": _cast,
     "from_pretrained": _from_pretrained, "default_dtype": _default_dtype, "accelerator": _accelerator,
-    "trainer": _trainer, "compile": _compile,
+    "trainer": _trainer, "compile": _compile, "cudnn": _cudnn,
 }
 
 HANDLER = TrainingSetupHandler(
@@ -385,6 +402,6 @@ HANDLER = TrainingSetupHandler(
     methods=_methods,
     optimizers=OPTIMIZER_NAMES,
     chain_methods=CHAIN_METHODS,
-    references=dict.fromkeys(CHECKPOINT_NAMES, "checkpoint"),
+    references=dict.fromkeys(CHECKPOINT_NAMES, "checkpoint") | {"benchmark": "cudnn", "enabled": "cudnn"},
     unshadowed=frozenset(("cast", "ckpt_method")),  # method calls: `x.half()` is not the file's `half`
 )
