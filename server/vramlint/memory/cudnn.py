@@ -28,9 +28,15 @@ Guide, "Tensor Transformations": NCHW <-> NHWC conversion). The data- and weight
 transform their three operands likewise (dx, dy, w; x, dy, dw): the same bytes. Two kinds of
 convolution run without it: 1x1 convolutions (on NCHW a plain matrix product per image: with the
 transform, ResNet-50's 1x1 convolutions would put its inference peak 12% above the measured one,
-which the model without them matches to 0.1%) and grouped / depthwise ones (cuDNN's grouped
-kernels; with it, EfficientNet-B2's depthwise 3x3 would put its inference peak 19% above the
-measured one: a hold-out case, which this rule was then read from).
+which the model without them matches to 0.1%) and depthwise ones, which do not run on cuDNN
+at all: aten/src/ATen/native/Convolution.cpp (`_select_conv_backend`) sends a depthwise
+convolution (`is_depthwise`: groups == input channels) to torch's own kernels
+(DepthwiseConv2d.cu / DepthwiseConv3d.cu, no workspace) unless `use_cudnn_depthwise` holds
+(channels-last tensors, or fp16 4-D convolutions without stride or dilation: not modelled). The
+hold-out EfficientNet-B2 case agrees (its inference peak would be 19% above the measured one with
+the transform; it was looked at when this rule was written, so it is no longer a clean hold-out).
+Other grouped convolutions (ResNeXt, RegNet) run on cuDNN's grouped kernels and are taken to need
+no transform either: not measured.
 
 The upper bound under `benchmark = True` takes the largest workspace among cuDNN's documented
 algorithms that apply (cudnnConvolutionFwdAlgo_t): explicit GEMM's im2col matrix
@@ -105,7 +111,8 @@ def pointwise(g: ConvGeometry) -> bool:
 
 
 def grouped(g: ConvGeometry) -> bool:
-    """A grouped (depthwise) convolution: cuDNN's grouped kernels read NCHW as it is."""
+    """A grouped convolution: a depthwise one runs on torch's own kernel (Convolution.cpp), another
+    on cuDNN's grouped kernels, taken to read NCHW as it is (not measured)."""
     return g.groups > 1
 
 
