@@ -133,6 +133,19 @@ ALIASES = {
     "max_unpool2d": "max_unpool", "max_unpool3d": "max_unpool", "fractional_max_pool2d": "max_pool",
     "fractional_max_pool3d": "max_pool", "lp_pool1d": "avg_pool", "lp_pool2d": "avg_pool", "lp_pool3d": "avg_pool",
     "pixel_unshuffle": "pixel_shuffle", "native_channel_shuffle": "channel_shuffle",
+    # torch.nn.functional's other names for modelled ops (measured with saved_tensors_hooks, torch
+    # 2.13: the *_with_indices forms keep the input and the indices; gumbel_softmax, with hard=False,
+    # its softmax's output)
+    **{f"{kind}{n}d_with_indices": "max_pool" for n in (1, 2, 3) for kind in ("max_pool", "adaptive_max_pool")},
+    "fractional_max_pool2d_with_indices": "max_pool", "fractional_max_pool3d_with_indices": "max_pool",
+    "upsample_nearest": "interpolate", "upsample_bilinear": "interpolate", "gumbel_softmax": "softmax",
+    # the F. forms of the losses whose layers' ops are declared assumed (ASSUMED)
+    "cosine_embedding_loss": "cosineembeddingloss", "margin_ranking_loss": "marginrankingloss",
+    "triplet_margin_loss": "tripletmarginloss", "poisson_nll_loss": "poissonnllloss",
+    "gaussian_nll_loss": "gaussiannllloss", "hinge_embedding_loss": "hingeembeddingloss",
+    "soft_margin_loss": "softmarginloss", "multilabel_margin_loss": "multilabelmarginloss",
+    "multilabel_soft_margin_loss": "multilabelsoftmarginloss", "multi_margin_loss": "multimarginloss",
+    "triplet_margin_with_distance_loss": "tripletmarginwithdistanceloss", "ctc_loss": "ctcloss",
 }
 
 
@@ -296,7 +309,7 @@ ASSUMED = {
     "local_response_norm", "crossmaplrn2d", "rnncell", "lstmcell", "grucell", "parametrizationlist",
     "_weightnorm", "_spectralnorm", "_orthogonal", "cosineembeddingloss", "marginrankingloss", "tripletmarginloss",
     "poissonnllloss", "gaussiannllloss", "hingeembeddingloss", "softmarginloss", "multilabelmarginloss",
-    "multilabelsoftmarginloss", "multimarginloss", "tripletmarginwithdistanceloss",
+    "multilabelsoftmarginloss", "multimarginloss", "tripletmarginwithdistanceloss", "normalize",
 }
 
 
@@ -326,7 +339,7 @@ def reciprocal(c: Call) -> Effect:
 @rule("add", "sub", "negative", "pos", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "pad",
       "roll", "flip", "tril", "triu", "repeat", "tile", "clone", "pixel_shuffle", "channel_shuffle", "interpolate",
       "sum", "mean", "cumsum", "nan_to_num", "zero_pad", "copy", "rot90", "im2col", "col2im", "repeat_interleave",
-      "diff")
+      "diff", "affine_grid")
 def keeps_nothing(c: Call) -> Effect:
     # Their backward needs only sizes (or reshapes the gradient): nothing is kept. (torch.diff
     # is composite: slices and a subtraction.)
@@ -581,12 +594,12 @@ def rnn(c: Call) -> Effect:
     return Effect(saves=_keep(x, out) + [Extra(reserve, c.dtype_of(x), "cuDNN RNN reserve")])
 
 
-@rule("max_reduce", "norm", "logsumexp", "std", "var", "max", "min", "prod", "cumprod")
+@rule("max_reduce", "norm", "logsumexp", "std", "var", "max", "min", "prod", "cumprod", "pdist")
 def keeps_input_and_output(c: Call) -> Effect:
     return Effect(saves=_keep(c.x, c.out))
 
 
-@rule("maximum", "minimum", "atan2", "addcmul", "addcdiv", "lerp", "cross", "cdist", "dist")
+@rule("maximum", "minimum", "atan2", "addcmul", "addcdiv", "lerp", "cross", "cdist", "dist", "grid_sample")
 def keeps_inputs(c: Call) -> Effect:
     return Effect(saves=[t for t in c.inputs if not t.is_param])
 
