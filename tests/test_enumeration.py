@@ -14,9 +14,7 @@ tests/support/torch_api.py with its reason.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 import sys
 import types
 import warnings
@@ -26,7 +24,7 @@ from typing import Any
 import pytest
 
 import vramlint
-from tests.support.layer_cases import NOT_CALLED, SHAPES, constructor, torch_class
+from tests.support.layer_cases import NOT_CALLED, SHAPES, constructor_variants
 from tests.support.torch_api import (
     _ADDED_ON_BRANCH_TFM,
     LEFT_OUT_FUNCTIONS,
@@ -37,7 +35,6 @@ from tests.support.torch_api import (
 from tests.test_catalog import _tree_tensors
 from vramlint.analysis.api import get_loader, search_paths
 from vramlint.engine.values import MISSING, Unknown
-from vramlint.frontends.torch import catalog
 from vramlint.frontends.torch.catalog import CATALOG, FORWARD
 from vramlint.frontends.torch.functional import FUNCTIONS
 from vramlint.frontends.torch.tensors import TensorValue
@@ -45,9 +42,6 @@ from vramlint.memory import autograd_rules
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
-
-for _family in pkgutil.iter_modules(catalog.__path__):  # each family file registers its specs and rules
-    importlib.import_module(f"{catalog.__name__}.{_family.name}")
 
 
 # ---------------------------------------------------------------------- modules
@@ -84,33 +78,10 @@ def test_every_static_and_class_method_is_modelled_or_left_out(tmp_path: Path) -
 
 
 # ---------------------------------------------------------------------- parameters, generated
-# A few string options, by parameter name, that change what a constructor creates or checks.
-STRING_OPTIONS = {"nonlinearity": ("relu",), "mode": ("sum", "max"), "padding_mode": ("reflect", "circular"),
-                  "approximate": ("tanh",)}
-# Flags whose flip torch rejects with the generated arguments, or that only matter at run time.
+# Flags whose flip torch rejects with the generated arguments, or that change no parameter.
 SKIPPED_FLAGS = {"inplace", "return_indices", "ceil_mode", "count_include_pad", "_freeze", "sparse",
                  "scale_grad_by_freq", "include_last_offset", "batch_first", "norm_first", "log_input", "full",
                  "swap", "log_target", "zero_infinity", "keepdim", "enable_nested_tensor", "mask_check"}
-
-
-def constructor_variants(name: str) -> list[str]:
-    """The base constructor (tests/support/layer_cases.py), then each boolean flag of torch's
-    signature flipped, each string option, and dtype=float16 where the constructor takes one."""
-    base = constructor(torch, name)
-    out = [base]
-    try:
-        params = inspect.signature(torch_class(torch, CATALOG[name]).__init__).parameters.values()
-    except (TypeError, ValueError):
-        return out
-    close = base[:-1] + (", " if not base.endswith("()") else "")
-    for p in params:
-        if isinstance(p.default, bool) and p.name not in SKIPPED_FLAGS:
-            out.append(f"{close}{p.name}={not p.default})")
-        for option in STRING_OPTIONS.get(p.name, ()) if isinstance(p.default, str) else ():
-            out.append(f"{close}{p.name}={option!r})")
-        if p.name == "dtype":
-            out.append(f"{close}dtype=torch.float16)")
-    return out
 
 
 def _torch_tensors(m: Any) -> set[tuple[str, str, tuple[int, ...], str, bool]]:
@@ -139,7 +110,7 @@ BUILT = sorted(n for n in CATALOG if not CATALOG[n].abstract and n not in NOT_CA
 
 @pytest.mark.parametrize("name", BUILT)
 def test_generated_constructors_make_torchs_parameters(name: str, tmp_path: Path) -> None:
-    variants = constructor_variants(name)
+    variants = constructor_variants(torch, name, SKIPPED_FLAGS)
     mod = types.ModuleType("enumeration_case")
     sys.modules[mod.__name__] = mod
     expected: dict[int, Any] = {}
