@@ -358,6 +358,25 @@ model = Differences()
 x = torch.randn(8, 16)
 out = model(x)
 """),
+    # F.alpha_dropout runs only with training=True (its default is False, unlike F.dropout's):
+    # then it keeps a noise of the input's size and dtype, on every device (not fused); F.dropout
+    # keeps CUDA's bool mask (CPU: a float mask, as in "dropout").
+    Case("functional-dropouts", """\
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 32)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return self.head(F.alpha_dropout(h, 0.5) + F.dropout(h, 0.5) + F.alpha_dropout(h, 0.2, training=True))
+
+
+model = Net()
+x = torch.randn(8, 16)
+out = model(x)
+""", cuda_delta=dropout_mask_delta(8 * 32, 4)),
 ]
 
 

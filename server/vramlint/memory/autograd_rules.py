@@ -482,6 +482,7 @@ def keeps_index(c: Call) -> Effect:
 DROPOUT_OPS = {"dropout", "dropout1d", "dropout2d", "dropout3d", "feature_alpha_dropout", "alpha_dropout"}
 # Channel dropouts of an unbatched input (one rank less), which torch unsqueezes to a batch of 1.
 _UNBATCHED_RANK = {"dropout1d": 2, "dropout3d": 4}
+_EVAL_BY_DEFAULT = {"alpha_dropout", "feature_alpha_dropout"}
 
 
 @rule(*sorted(DROPOUT_OPS))
@@ -492,7 +493,9 @@ def dropout(c: Call) -> Effect:
     (dropout1d/2d/3d, feature_alpha_dropout) a noise of one value per (sample, channel)."""
     p = c.arg(1, "p", 0.5)
     x = c.x
-    if not c.training or p == 0 or x is None:
+    # F.alpha_dropout and F.feature_alpha_dropout default to training=False, the others to True.
+    called = c.module is not None or c.arg(2, "training", c.name not in _EVAL_BY_DEFAULT) is True
+    if not c.training or not called or p == 0 or x is None:
         return Effect("view", grad="pass")
     if c.name == "dropout":
         return Effect(saves=[Extra(nbytes(x.shape, "bool"), "bool", "dropout mask")])
