@@ -377,6 +377,25 @@ model = Net()
 x = torch.randn(8, 16)
 out = model(x)
 """, cuda_delta=dropout_mask_delta(8 * 32, 4)),
+    # F.pad: reflection and replication padding keep their input, constant padding nothing.
+    Case("F.pad-modes", """\
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(3 * 4 * 8 * 8, 10)
+
+    def forward(self, x):
+        h = F.gelu(self.conv(x))  # kept by the padding only (GELU keeps its input)
+        y = torch.cat([F.pad(h, (1, 1, 1, 1), mode="reflect"), F.pad(h, (1, 1, 1, 1), mode="replicate"),
+                       F.pad(h, (1, 1, 1, 1))], dim=1)
+        return self.fc(y.flatten(1))
+
+
+model = Net()
+x = torch.randn(4, 3, 8, 8)
+out = model(x)
+"""),
 ]
 
 
