@@ -149,9 +149,23 @@ def log_sigmoid_buffer_delta(buffer: Saved) -> int:
 FUSED_DROPOUT = {"Dropout"}
 
 
-def cuda_delta(layer: str, dtype: str, saved: list[Saved]) -> int:
-    """CUDA - CPU bytes of what nn.`layer` keeps, from what the CPU kept (`saved`)."""
+def embedding_bag_delta(indices: int, rows: int, mode: str, saved: list[Saved]) -> int:
+    """EmbeddingBag (`rows` bags of `indices` indices): CUDA's _embedding_bag keeps offset2bag of
+    one int64 per index in every mode and an empty max_indices outside mode 'max'
+    (aten/src/ATen/native/cuda/EmbeddingBag.cu); the CPU's offset2bag has one more element and
+    is empty in mode 'sum', its max_indices outside 'max' one per bag (saved_tensors_hooks,
+    torch 2.13). Not measured on a GPU."""
+    cpu_offset2bag = [s for s in saved if s.dtype == "int64" and s.nbytes == 8 * (indices + 1)]
+    delta = rounded(8 * indices) - sum(rounded(s.nbytes) for s in cpu_offset2bag)
+    return delta - (rounded(8 * rows) if mode != "max" else 0)
+
+
+def cuda_delta(layer: str, dtype: str, saved: list[Saved], module: Any = None, inputs: tuple[Any, ...] = ()) -> int:
+    """CUDA - CPU bytes of what nn.`layer` (`module`, called on `inputs`) keeps, from what the
+    CPU kept (`saved`)."""
     made_for_backward = [s for s in saved if s.node == "None"]  # not an output of an autograd node
+    if layer == "EmbeddingBag" and inputs and inputs[0].dim() == 2:
+        return embedding_bag_delta(inputs[0].numel(), inputs[0].shape[0], module.mode, saved)
     if layer in FUSED_DROPOUT:
         itemsize = torch.tensor([], dtype=getattr(torch, dtype)).element_size()
         return sum(dropout_mask_delta(s.nbytes // itemsize, itemsize) for s in made_for_backward)

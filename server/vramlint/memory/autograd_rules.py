@@ -729,7 +729,27 @@ def scatter(c: Call) -> Effect:
 
 @rule("embedding_bag")
 def embedding_bag(c: Call) -> Effect:
-    return Effect(saves=list(c.inputs))
+    """_embedding_bag's backward reads the indices, the offsets, and three of its outputs
+    (derivatives.yaml). As CUDA makes them (aten/src/ATen/native/cuda/EmbeddingBag.cu,
+    _embedding_bag_cuda; not measured on a GPU): offset2bag, one int64 per index, in every mode;
+    bag_size, one per offset; max_indices [bags, dim] in mode 'max', else empty. A 2-D input's
+    offsets are made by F.embedding_bag (one per row). The CPU differs: tests/support/saved.py."""
+    idx, out = c.x, c.out
+    if idx is None or out is None or not isinstance(idx.shape, tuple) or not isinstance(out.shape, tuple):
+        return Effect(saves=[t for t in c.inputs if not t.is_param], assumed=True)
+    given = [t for t in c.inputs[1:] if not t.is_param]
+    offsets = given[0] if given and len(idx.shape) == 1 else None
+    rows = idx.shape[0] if len(idx.shape) == 2 else (offsets.shape[0] if offsets is not None
+                                                       and isinstance(offsets.shape, tuple) else None)
+    saves: list[TensorValue | Extra] = [idx, *given]
+    if rows is not None and len(idx.shape) == 2:
+        saves.append(Extra(nbytes((rows,), "int64"), "int64", "embedding_bag offsets"))
+    saves.append(Extra(nbytes(idx.shape, "int64"), "int64", "embedding_bag offset2bag"))
+    if rows is not None:
+        saves.append(Extra(nbytes((rows,), "int64"), "int64", "embedding_bag bag_size"))
+    if c.arg(6, "mode", "mean") == "max":
+        saves.append(Extra(nbytes(out.shape, "int64"), "int64", "embedding_bag max_indices"))
+    return Effect(saves=saves)
 
 
 @rule(*sorted(NOT_DIFFERENTIABLE))
