@@ -33,9 +33,10 @@ from tests.support.torch_api import (
     NOT_FUNCTIONS,
 )
 from tests.test_catalog import _tree_tensors
+from tests.test_specs import assert_torchs_output_shapes
 from vramlint.analysis.api import get_loader, search_paths
 from vramlint.engine.values import MISSING, Unknown
-from vramlint.frontends.torch.catalog import CATALOG, FORWARD
+from vramlint.frontends.torch.catalog import CATALOG, FORWARD, RAISES, SAVES
 from vramlint.frontends.torch.functional import FUNCTIONS
 from vramlint.frontends.torch.tensors import TensorValue
 from vramlint.memory import autograd_rules
@@ -146,6 +147,29 @@ def test_generated_constructors_make_torchs_parameters(name: str, tmp_path: Path
     assert not unexpected, "\n".join(f"{v}: {why}" for v, why in unexpected.items())
     if known:
         pytest.xfail("; ".join(sorted({PARAM_GAPS[v] for v in known})))
+
+
+# Flags that change a forward's output (the shapes of every variant are checked, the base
+# constructor's in tests/test_specs.py).
+FORWARD_FLAGS = SKIPPED_FLAGS - {"return_indices", "ceil_mode", "batch_first", "keepdim", "include_last_offset"}
+SHAPED = sorted(n for n in FORWARD if SAVES[n] != RAISES and n not in NOT_CALLED)
+
+
+@pytest.mark.parametrize("name", SHAPED)
+def test_generated_constructor_variants_give_torchs_output_shapes(name: str, tmp_path: Path) -> None:
+    """Each variant (flags flipped, string options) of a layer, on inputs of every rank: where
+    torch returns, vramlint gives the same shapes (bidirectional, batch_first, return_indices...)."""
+    variants = constructor_variants(torch, name, FORWARD_FLAGS, dtype=None)[1:]
+    for i, ctor in enumerate(variants):
+        try:
+            eval(ctor, {"torch": torch, "nn": torch.nn})
+        except (ValueError, TypeError):
+            continue  # torch rejects the combination (ConvTranspose with padding_mode='reflect')
+        try:
+            assert_torchs_output_shapes(name, tmp_path / str(i), ctor)
+        except AssertionError as err:
+            if "no generated case" not in str(err):  # torch rejects this variant on every input
+                raise
 
 
 # ---------------------------------------------------------------------- torch.nn.functional

@@ -117,8 +117,9 @@ def _cases(name: str) -> list[tuple[str, list[str]]]:
             for args in argument_variants(params, f"x{i}", shape)]
 
 
-def _torch_results(name: str) -> list[Any]:
-    """Per case, torch's output shapes, or None where torch raised."""
+def _torch_results(name: str, ctor: str | None = None) -> list[Any]:
+    """Per case, torch's output shapes, or None where torch raised (the layer built by `ctor`,
+    its generated constructor by default)."""
     torch.manual_seed(0)
     ns: dict[str, Any] = {"torch": torch, "nn": torch.nn}
     out: list[Any] = []
@@ -126,7 +127,7 @@ def _torch_results(name: str) -> list[Any]:
         warnings.simplefilter("ignore")
         for mod in ("torch.nn.utils.parametrize", "torch.nn.utils.parametrizations"):
             importlib.import_module(mod)
-        layer = eval(constructor(torch, name), ns)
+        layer = eval(ctor or constructor(torch, name), ns)
         for i, (shape, dtype) in enumerate(INPUTS):
             ns[f"x{i}"] = torch.zeros(shape, dtype=getattr(torch, dtype))
         for _, args in _cases(name):
@@ -137,9 +138,9 @@ def _torch_results(name: str) -> list[Any]:
     return out
 
 
-def _vramlint_results(tmp_path: Path, name: str) -> list[Any]:
+def _vramlint_results(tmp_path: Path, name: str, ctor: str | None = None) -> list[Any]:
     lines = ["import torch", "import torch.nn as nn", "import torch.nn.utils.parametrize",
-             "import torch.nn.utils.parametrizations", f"layer = {constructor(torch, name)}"]
+             "import torch.nn.utils.parametrizations", f"layer = {ctor or constructor(torch, name)}"]
     lines += [f"x{i} = torch.zeros({shape}, dtype=torch.{dtype})" for i, (shape, dtype) in enumerate(INPUTS)]
     cases = _cases(name)
     lines += [f"y{j} = layer({', '.join(args)})" for j, (_, args) in enumerate(cases)]
@@ -151,8 +152,14 @@ def _vramlint_results(tmp_path: Path, name: str) -> list[Any]:
 
 @pytest.mark.parametrize("name", sorted(n for n in FORWARD if SAVES[n] != RAISES and n not in NOT_CALLED))
 def test_forward_rule_gives_torchs_output_shapes(name: str, tmp_path: Path) -> None:
-    expected = _torch_results(name)
-    got = _vramlint_results(tmp_path, name)
+    assert_torchs_output_shapes(name, tmp_path)
+
+
+def assert_torchs_output_shapes(name: str, tmp_path: Path, ctor: str | None = None) -> None:
+    """nn.`name` built by `ctor` (its generated constructor by default) gives torch's output
+    shapes wherever torch returns."""
+    expected = _torch_results(name, ctor)
+    got = _vramlint_results(tmp_path, name, ctor)
     cases = _cases(name)
     compared, problems = 0, []
     for (given, args), want, value in zip(cases, expected, got, strict=True):
@@ -162,8 +169,8 @@ def test_forward_rule_gives_torchs_output_shapes(name: str, tmp_path: Path) -> N
         shown = _shapes(value)
         if shown != want:
             reason = value.reason if isinstance(value, Unknown) else ""
-            problems.append(f"nn.{name}({', '.join(args)}) on {given}: torch {want}, vramlint {shown!r} {reason}")
-    assert compared, f"no generated case of nn.{name} runs on torch: give its constructor or arguments"
+            problems.append(f"{ctor or name}({', '.join(args)}) on {given}: torch {want}, vramlint {shown!r} {reason}")
+    assert compared, f"no generated case of {ctor or name} runs on torch: give its constructor or arguments"
     assert not problems, "\n".join(problems)
 
 

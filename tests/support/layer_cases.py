@@ -125,9 +125,11 @@ def constructor_variants(torch: Any, name: str, skipped_flags: set[str], dtype: 
     base = constructor(torch, name)
     out = [base]
     try:
-        params = inspect.signature(torch_class(torch, CATALOG[name]).__init__).parameters.values()
+        params = list(inspect.signature(torch_class(torch, CATALOG[name]).__init__).parameters.values())
     except (TypeError, ValueError):
         return out
+    if all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name == "self" for p in params):
+        params = list(parse_signature(CATALOG[name].signature).parameters.values())  # torch's RNNs: (*args, **kwargs)
     close = base[:-1] + (", " if not base.endswith("()") else "")
     for p in params:
         if isinstance(p.default, bool) and p.name not in skipped_flags:
