@@ -396,6 +396,11 @@ model = Net()
 x = torch.randn(4, 3, 8, 8)
 out = model(x)
 """),
+    # A convolution's padding_mode pads with F.pad first: the convolution keeps the padded
+    # [4, 4, 10, 10] copy, reflection padding keeps its input too, circular padding nothing.
+    Case("conv-padding-modes", seq("nn.Conv2d(3, 4, 1)", "nn.GELU()", "nn.Conv2d(4, 4, 3, padding=1, padding_mode='reflect')",
+                                   "nn.Conv2d(4, 4, 3, padding=1, padding_mode='circular')", "nn.Flatten()",
+                                   "nn.Linear(4 * 8 * 8, 10)", x=CONV_IN)),
 ]
 
 

@@ -382,10 +382,11 @@ def keeps_other_operand(c: Call) -> Effect:
     if c.module is not None:
         weight = c.module.state.params.get("weight") if c.module.state is not None else None
         saves: list[TensorValue | Extra] = []
-        padded = _padded_input(c)
+        trains = weight is not None and weight.requires_grad
+        padded = _padded_input(c, trains)
         if padded is not None:  # padding_mode='reflect' | 'replicate' | 'circular': F.pad first
             saves += padded
-        elif weight is not None and weight.requires_grad:
+        elif trains:
             saves += _keep(c.x)
         if c.needs_grad(c.x) and weight is not None:
             saves.append(weight)
@@ -395,10 +396,10 @@ def keeps_other_operand(c: Call) -> Effect:
     return Effect(saves=_operands(c, c.inputs[0], c.inputs[1]))
 
 
-def _padded_input(c: Call) -> list[TensorValue | Extra] | None:
+def _padded_input(c: Call, trains: bool) -> list[TensorValue | Extra] | None:
     """A convolution with a padding_mode other than 'zeros' pads its input with F.pad, then
-    convolves with no padding: it keeps the padded copy (and reflection and replication padding
-    keep the input too); None for zero padding."""
+    convolves with no padding: it keeps the padded copy when its weight `trains` (and reflection
+    and replication padding keep the input); None for zero padding."""
     m, x = c.module, c.x
     mode = m.attrs.get("padding_mode", "zeros") if m is not None else "zeros"
     if mode == "zeros" or x is None or not isinstance(x.shape, tuple):
@@ -411,7 +412,7 @@ def _padded_input(c: Call) -> list[TensorValue | Extra] | None:
         head = shape[:len(shape) - spatial]
         shape = (*head, *(d + 2 * p if isinstance(d, int) else d for d, p in zip(shape[len(head):], pads, strict=True)))
     dt = c.dtype_of(x)
-    kept: list[TensorValue | Extra] = [Extra(nbytes(shape, dt), dt, f"{mode}-padded input")]
+    kept: list[TensorValue | Extra] = [Extra(nbytes(shape, dt), dt, f"{mode}-padded input")] if trains else []
     return kept + ([x] if mode in ("reflect", "replicate") else [])
 
 
