@@ -149,7 +149,8 @@ def torch_layer_saved(model: Any, inputs: tuple[Any, ...], others: tuple[Any, ..
 
     hooks = [model.layer.register_forward_pre_hook(enter), model.layer.register_forward_hook(leave)]
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notices on generated arguments (implicit softmax dim...)
             model(*inputs)
     finally:
         for h in hooks:
