@@ -63,6 +63,11 @@ CASES: list[tuple[str, str]] = [
     ("BatchNorm1d-neither", "m = nn.BatchNorm1d(5, affine=False, track_running_stats=False)"),
     ("SyncBatchNorm", "m = nn.SyncBatchNorm(12)"),
     ("SyncBatchNorm-noaffine-notrack", "m = nn.SyncBatchNorm(12, affine=False, track_running_stats=False)"),
+    ("SyncBatchNorm-convert", "m = nn.SyncBatchNorm.convert_sync_batchnorm(nn.Sequential(nn.Conv2d(3, 8, 3), "
+                              "nn.BatchNorm2d(8), nn.BatchNorm1d(4, bias=False)))"),
+    ("BatchNorm2d-nobias", "m = nn.BatchNorm2d(8, bias=False)"),
+    ("GroupNorm-nobias", "m = nn.GroupNorm(2, 8, bias=False)"),
+    ("InstanceNorm2d-affine-nobias", "m = nn.InstanceNorm2d(8, affine=True, bias=False)"),
     ("LayerNorm-int", "m = nn.LayerNorm(16)"),
     ("LayerNorm-tuple", "m = nn.LayerNorm((4, 8))"),
     ("LayerNorm-list", "m = nn.LayerNorm([3, 5])"),

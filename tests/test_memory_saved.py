@@ -7,7 +7,8 @@ storage, less the storages of parameters, buffers, the inputs and the targets, e
 to the caching allocator's 512-byte block: what vramlint's `MemoryEstimate.activations` counts.
 
 vramlint models CUDA; where a CPU kernel keeps something else than its CUDA counterpart, the
-case carries the documented difference (`cuda_delta`) and the CPU truth is adjusted by it.
+case carries the documented difference (`cuda_delta`, from the one list of them in
+tests/support/saved.py) and the CPU truth is adjusted by it.
 Checked once on an H200 (torch 2.11+cu130): for every case, the CPU truth plus `cuda_delta`
 equals the growth of `torch.cuda.memory_allocated()` over the forward and the loss (less the
 targets and the loss scalar), and the same hooks run on CUDA (for sdpa, once its two host-side
@@ -21,117 +22,34 @@ a fix included, fails the run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vramlint.analysis.api import analyze_source
-from vramlint.settings import Settings
+# The harness (tests/support/saved.py); the other saved-tensor tests import it from here too.
+from tests.support.saved import (  # noqa: F401
+    BLOCK,
+    Gap,
+    KnownGap,
+    LossFn,
+    Saved,
+    build_torch,
+    dropout_mask_delta,
+    lse_padding_delta,
+    rounded,
+    torch_saved,
+    torch_saved_bytes,
+    vramlint_estimate,
+    vramlint_loss,
+    vramlint_saved_bytes,
+)
 
 torch = pytest.importorskip("torch")
 
-BLOCK = 512  # the CUDA caching allocator's smallest block
-
-
-def rounded(n: int) -> int:
-    return -(-n // BLOCK) * BLOCK if n > 0 else 0
-
-
-# ---------------------------------------------------------------------- torch: the truth
-@dataclass(frozen=True)
-class Saved:
-    """One storage autograd keeps (the first packed tensor seen on it)."""
-
-    shape: tuple[int, ...]
-    dtype: str
-    nbytes: int  # the storage's, not the view's
-    node: str  # the autograd node of the packed tensor (None for a tensor made for backward)
-
-    def __str__(self) -> str:
-        return f"{list(self.shape)} {self.dtype} ({self.nbytes} B, {self.node})"
-
-
-def build_torch(text: str) -> tuple[Any, tuple[Any, ...]]:
-    """The model and its inputs, by running the case's own source with real torch."""
-    torch.manual_seed(0)
-    ns: dict[str, Any] = {"__name__": "memory_saved_case"}
-    exec(compile(text, "<memory-saved case>", "exec"), ns)
-    x = ns["x"]
-    return ns["model"], (x if isinstance(x, tuple) else (x,))
-
-
-def vramlint_loss(out: Any) -> tuple[Any, tuple[Any, ...], str]:
-    """The loss vramlint appends (vramlint.analysis.memory._add_loss): cross-entropy with int64
-    class targets on a float output of >= 2 dims ([B, T, V] viewed as [B*T, V]), else MSE.
-    Returns (loss, targets, which)."""
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    if out.dim() >= 2:
-        logits = out.view(-1, out.shape[-1]) if out.dim() == 3 else out
-        target = torch.randint(0, out.shape[-1], logits.shape[:-1], device=out.device)
-        return torch.nn.functional.cross_entropy(logits, target), (target,), "cross_entropy"
-    target = torch.randn_like(out)
-    return torch.nn.functional.mse_loss(out, target), (target,), "mse"
-
-
-LossFn = Callable[[Any], tuple[Any, tuple[Any, ...], str]]
-
-
-def torch_saved(model: Any, inputs: tuple[Any, ...], loss_fn: LossFn) -> tuple[list[Saved], str]:
-    """The storages autograd keeps after forward + loss (before backward), and the loss used."""
-    model.train()
-    packed: list[Any] = []
-
-    def pack(t: Any) -> Any:
-        packed.append(t)  # holding it keeps its storage alive: data pointers stay unique
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(*inputs)
-        _loss, targets, which = loss_fn(out)
-    excluded = {t.untyped_storage().data_ptr()
-                for t in (*model.parameters(), *model.buffers(), *inputs, *targets)}
-    seen: dict[int, Saved] = {}
-    for t in packed:
-        st = t.untyped_storage()
-        ptr = st.data_ptr()
-        if st.nbytes() == 0 or ptr in excluded or ptr in seen:
-            continue
-        node = type(t.grad_fn).__name__ if t.grad_fn is not None else "None"
-        seen[ptr] = Saved(tuple(t.shape), str(t.dtype).removeprefix("torch."), st.nbytes(), node)
-    return list(seen.values()), which
-
-
-def torch_saved_bytes(model: Any, inputs: tuple[Any, ...], loss_fn: LossFn) -> int:
-    saved, _ = torch_saved(model, inputs, loss_fn)
-    return sum(rounded(s.nbytes) for s in saved)
-
-
-# ---------------------------------------------------------------------- vramlint
-def vramlint_estimate(text: str, path: Path) -> Any:
-    fa = analyze_source(str(path), text, Settings(memory=True, optimizer="sgd"))
-    m = next(m for m in fa.models if m.name == "model")
-    assert m.memory is not None, f"no estimate: {m.memory_unknowns} {m.forward_unknowns}"
-    return m.memory
-
-
-def vramlint_saved_bytes(text: str, path: Path) -> int:
-    return int(vramlint_estimate(text, path).activations)
-
-
 # ---------------------------------------------------------------------- the cases
 HEADER = "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n\n"
-
-
-@dataclass(frozen=True)
-class Gap:
-    """A known error of vramlint: `delta` = vramlint's bytes - torch's."""
-
-    reason: str
-    delta: int
 
 
 @dataclass(frozen=True)
@@ -203,7 +121,7 @@ CASES = [
     # of the input's dtype, [8, 32] float32 = 1024 B; CUDA's native_dropout keeps a bool mask,
     # 256 B, one 512-byte block (seen on an H200).
     Case("dropout", seq("nn.Linear(16, 32)", "nn.ReLU()", "nn.Dropout(0.1)", "nn.Linear(32, 4)"),
-         cuda_delta=rounded(8 * 32) - rounded(8 * 32 * 4)),
+         cuda_delta=dropout_mask_delta(8 * 32, 4)),
     Case("conv-batchnorm-relu", seq("nn.Conv2d(3, 8, 3, padding=1)", "nn.BatchNorm2d(8)",
                                     "nn.ReLU(inplace=True)", "nn.Flatten()", "nn.Linear(8 * 8 * 8, 10)",
                                     x=CONV_IN)),
@@ -377,7 +295,7 @@ class Attention(nn.Module):
 model = nn.Sequential(Attention(32, 4), nn.Linear(32, 50))
 x = torch.randn(2, 10, 32)
 out = model(x)
-""", cuda_delta=rounded(2 * 4 * 32 * 4) - rounded(2 * 4 * 10 * 4)),  # the padded log-sum-exp (CUDA)
+""", cuda_delta=lse_padding_delta(2 * 4, 10)),  # the padded log-sum-exp (CUDA)
     # A head dim of 6 in float32 with dropout: CUDA runs the math kernel too (memory-efficient
     # wants head dims in multiples of 4 from sm80: sdp_utils.cpp minimum_gemm_alignment; flash
     # and cuDNN half precision), as the CPU does (its flash kernel takes no dropout). Math keeps
@@ -412,7 +330,7 @@ out = model(x)
     # mask (CPU: a float mask, as in "dropout"), the tanh its output. Without the hook (removed
     # by its handle) nothing before the Linear needs a gradient, and only its input is kept.
     Case("forward-hook-requires-grad", FROZEN_EMBEDDING + "\n\nmodel = Net()\nx = torch.randint(0, 100, (4, 12))\n"
-         "out = model(x)\n", cuda_delta=rounded(4 * 12 * 16) - rounded(4 * 12 * 16 * 4)),
+         "out = model(x)\n", cuda_delta=dropout_mask_delta(4 * 12 * 16, 4)),
     Case("forward-hook-removed", FROZEN_EMBEDDING + "\n\nmodel = Net()\nmodel.handle.remove()\n"
          "x = torch.randint(0, 100, (4, 12))\nout = model(x)\n"),
     # torch.diff is composite (narrow, then sub): its backward keeps nothing; the tanh keeps its output.
@@ -465,11 +383,50 @@ model = Differences()
 x = torch.randn(8, 16)
 out = model(x)
 """),
+    # F.alpha_dropout runs only with training=True (its default is False, unlike F.dropout's):
+    # then it keeps a noise of the input's size and dtype, on every device (not fused); F.dropout
+    # keeps CUDA's bool mask (CPU: a float mask, as in "dropout").
+    Case("functional-dropouts", """\
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 32)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return self.head(F.alpha_dropout(h, 0.5) + F.dropout(h, 0.5) + F.alpha_dropout(h, 0.2, training=True))
+
+
+model = Net()
+x = torch.randn(8, 16)
+out = model(x)
+""", cuda_delta=dropout_mask_delta(8 * 32, 4)),
+    # F.pad: reflection and replication padding keep their input, constant padding nothing.
+    Case("F.pad-modes", """\
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(3 * 4 * 8 * 8, 10)
+
+    def forward(self, x):
+        h = F.gelu(self.conv(x))  # kept by the padding only (GELU keeps its input)
+        y = torch.cat([F.pad(h, (1, 1, 1, 1), mode="reflect"), F.pad(h, (1, 1, 1, 1), mode="replicate"),
+                       F.pad(h, (1, 1, 1, 1))], dim=1)
+        return self.fc(y.flatten(1))
+
+
+model = Net()
+x = torch.randn(4, 3, 8, 8)
+out = model(x)
+"""),
+    # A convolution's padding_mode pads with F.pad first: the convolution keeps the padded
+    # [4, 4, 10, 10] copy, reflection padding keeps its input too, circular padding nothing.
+    Case("conv-padding-modes", seq("nn.Conv2d(3, 4, 1)", "nn.GELU()", "nn.Conv2d(4, 4, 3, padding=1, padding_mode='reflect')",
+                                   "nn.Conv2d(4, 4, 3, padding=1, padding_mode='circular')", "nn.Flatten()",
+                                   "nn.Linear(4 * 8 * 8, 10)", x=CONV_IN)),
 ]
-
-
-class KnownGap(AssertionError):
-    """vramlint differs from torch by exactly the bytes its declared gaps account for."""
 
 
 def _param(case: Case) -> Any:

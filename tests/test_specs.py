@@ -4,7 +4,7 @@ A spec is complete when it has a forward rule and declares what autograd keeps w
 (`forward_rule(..., saves=...)` in its family file: an op the memory model has a rule for, or
 declares assumed; or COMPOSITE / RAISES), or when it is an abstract base torch never calls. The
 list of layers comes from real torch (`torch.nn.modules.__all__`), so a layer torch adds fails
-here until the catalog has it or says why not.
+here until the catalog has it or says why not (tests/test_enumeration.py).
 
 The shapes are compared on generated cases (tests/support/layer_cases.py): each layer built from
 torch's own signature with simple arguments, called on inputs of rank 0 to 5, with every way to
@@ -36,6 +36,7 @@ from vramlint.analysis.api import get_loader, search_paths
 from vramlint.engine.values import MISSING, Instance, Unknown
 from vramlint.frontends.torch import catalog
 from vramlint.frontends.torch.catalog import CATALOG, COMPOSITE, FORWARD, RAISES, SAVES
+from vramlint.frontends.torch.functional import FUNCTIONS
 from vramlint.frontends.torch.tensors import TensorValue
 from vramlint.memory import autograd_rules
 
@@ -43,27 +44,6 @@ torch = pytest.importorskip("torch")
 
 for _family in pkgutil.iter_modules(catalog.__path__):  # each family file registers its specs and rules
     importlib.import_module(f"{catalog.__name__}.{_family.name}")
-
-# Names in torch.nn.modules.__all__ that are no layer spec, and why.
-NOT_SPECS = {
-    "Module": "the base class itself (frontends/torch/module.py)",
-    "Container": "deprecated alias of Module's container behaviour, never instantiated by model code",
-    "LinearCrossEntropyOptions": "an options dataclass of LinearCrossEntropyLoss, not a module",
-    # Lazy layers infer their input size at the first call; not modelled yet (an unresolved name).
-    **{f"Lazy{kind}{n}d": "lazy layer, not modelled" for n in (1, 2, 3)
-       for kind in ("BatchNorm", "Conv", "ConvTranspose", "InstanceNorm")},
-    "LazyLinear": "lazy layer, not modelled",
-}
-
-
-def test_every_torch_nn_module_is_a_spec_or_says_why_not() -> None:
-    names = set(torch.nn.modules.__all__)
-    missing = sorted(names - set(CATALOG) - set(NOT_SPECS))
-    assert not missing, f"torch.nn layers without a spec: {missing}"
-    stale = sorted(set(NOT_SPECS) - names)
-    assert not stale, f"no longer in torch.nn.modules.__all__: {stale}"
-    assert not set(NOT_SPECS) & set(CATALOG), "a layer both specified and excused"
-
 
 def _is_abstract_in_torch(cls: type) -> bool:
     """torch never runs this class's own forward: Module's `_forward_unimplemented`, or one that
@@ -108,8 +88,9 @@ def test_every_spec_has_a_forward_rule_and_says_what_autograd_keeps(name: str) -
 
 
 def test_the_assumed_ops_are_named_by_a_layer() -> None:
-    """The memory model's declared-assumed ops are those some layer names: none is stale."""
-    named = set(SAVES.values())
+    """The memory model's declared-assumed ops are those some layer or function names: none is stale."""
+    named = set(SAVES.values()) | {autograd_rules.canonical(f"torch.nn.functional.{n}", None, {})[0]
+                                   for n in FUNCTIONS}
     assert autograd_rules.ASSUMED <= named, sorted(autograd_rules.ASSUMED - named)
 
 
@@ -136,8 +117,9 @@ def _cases(name: str) -> list[tuple[str, list[str]]]:
             for args in argument_variants(params, f"x{i}", shape)]
 
 
-def _torch_results(name: str) -> list[Any]:
-    """Per case, torch's output shapes, or None where torch raised."""
+def _torch_results(name: str, ctor: str | None = None) -> list[Any]:
+    """Per case, torch's output shapes, or None where torch raised (the layer built by `ctor`,
+    its generated constructor by default)."""
     torch.manual_seed(0)
     ns: dict[str, Any] = {"torch": torch, "nn": torch.nn}
     out: list[Any] = []
@@ -145,7 +127,7 @@ def _torch_results(name: str) -> list[Any]:
         warnings.simplefilter("ignore")
         for mod in ("torch.nn.utils.parametrize", "torch.nn.utils.parametrizations"):
             importlib.import_module(mod)
-        layer = eval(constructor(torch, name), ns)
+        layer = eval(ctor or constructor(torch, name), ns)
         for i, (shape, dtype) in enumerate(INPUTS):
             ns[f"x{i}"] = torch.zeros(shape, dtype=getattr(torch, dtype))
         for _, args in _cases(name):
@@ -156,9 +138,9 @@ def _torch_results(name: str) -> list[Any]:
     return out
 
 
-def _vramlint_results(tmp_path: Path, name: str) -> list[Any]:
+def _vramlint_results(tmp_path: Path, name: str, ctor: str | None = None) -> list[Any]:
     lines = ["import torch", "import torch.nn as nn", "import torch.nn.utils.parametrize",
-             "import torch.nn.utils.parametrizations", f"layer = {constructor(torch, name)}"]
+             "import torch.nn.utils.parametrizations", f"layer = {ctor or constructor(torch, name)}"]
     lines += [f"x{i} = torch.zeros({shape}, dtype=torch.{dtype})" for i, (shape, dtype) in enumerate(INPUTS)]
     cases = _cases(name)
     lines += [f"y{j} = layer({', '.join(args)})" for j, (_, args) in enumerate(cases)]
@@ -170,8 +152,14 @@ def _vramlint_results(tmp_path: Path, name: str) -> list[Any]:
 
 @pytest.mark.parametrize("name", sorted(n for n in FORWARD if SAVES[n] != RAISES and n not in NOT_CALLED))
 def test_forward_rule_gives_torchs_output_shapes(name: str, tmp_path: Path) -> None:
-    expected = _torch_results(name)
-    got = _vramlint_results(tmp_path, name)
+    assert_torchs_output_shapes(name, tmp_path)
+
+
+def assert_torchs_output_shapes(name: str, tmp_path: Path, ctor: str | None = None) -> None:
+    """nn.`name` built by `ctor` (its generated constructor by default) gives torch's output
+    shapes wherever torch returns."""
+    expected = _torch_results(name, ctor)
+    got = _vramlint_results(tmp_path, name, ctor)
     cases = _cases(name)
     compared, problems = 0, []
     for (given, args), want, value in zip(cases, expected, got, strict=True):
@@ -181,8 +169,8 @@ def test_forward_rule_gives_torchs_output_shapes(name: str, tmp_path: Path) -> N
         shown = _shapes(value)
         if shown != want:
             reason = value.reason if isinstance(value, Unknown) else ""
-            problems.append(f"nn.{name}({', '.join(args)}) on {given}: torch {want}, vramlint {shown!r} {reason}")
-    assert compared, f"no generated case of nn.{name} runs on torch: give its constructor or arguments"
+            problems.append(f"{ctor or name}({', '.join(args)}) on {given}: torch {want}, vramlint {shown!r} {reason}")
+    assert compared, f"no generated case of {ctor or name} runs on torch: give its constructor or arguments"
     assert not problems, "\n".join(problems)
 
 
@@ -271,43 +259,6 @@ x = torch.randn(4, 3, 8, 8)
 out = model(x)
 """
     _assert_saved_as_torch(text, tmp_path)
-
-
-# ---------------------------------------------------------------------- the layers' F. forms
-# Each F. form that shares its layer's rule (shapes.py), called as text on input `{x}`.
-FUNCTIONAL_FORMS = {
-    "glu": "F.glu({x})", "pixel_shuffle": "F.pixel_shuffle({x}, 2)", "pixel_unshuffle": "F.pixel_unshuffle({x}, 2)",
-    "channel_shuffle": "F.channel_shuffle({x}, 2)", "cosine_similarity": "F.cosine_similarity({x}, {x})",
-    "pairwise_distance": "F.pairwise_distance({x}, {x}, keepdim=True)",
-    **{f"max_unpool{n}d": f"F.max_unpool{n}d({{x}}, torch.zeros_like({{x}}, dtype=torch.int64), 2)" for n in (1, 2, 3)},
-    **{f"fractional_max_pool{n}d": f"F.fractional_max_pool{n}d({{x}}, 2, output_ratio={(0.5,) * n})" for n in (2, 3)},
-    **{f"lp_pool{n}d": f"F.lp_pool{n}d({{x}}, 2, 2)" for n in (1, 2, 3)},
-    **{f"conv_transpose{n}d": f"F.conv_transpose{n}d({{x}}, torch.zeros({', '.join(['4', '3'] + ['2'] * n)}))"
-       for n in (1, 2, 3)},
-}
-
-
-@pytest.mark.parametrize("name", sorted(FUNCTIONAL_FORMS))
-def test_functional_form_gives_torchs_output_shapes(name: str, tmp_path: Path) -> None:
-    calls = [FUNCTIONAL_FORMS[name].format(x=f"x{i}") for i in range(len(SHAPES))]
-    ns: dict[str, Any] = {"torch": torch, "F": torch.nn.functional}
-    expected = []
-    for i, shape in enumerate(SHAPES):
-        ns[f"x{i}"] = torch.zeros(shape)
-        try:
-            expected.append(_shapes(eval(calls[i], ns)))
-        except Exception:
-            expected.append(None)
-    lines = ["import torch", "import torch.nn.functional as F"]
-    lines += [f"x{i} = torch.zeros({shape})" for i, shape in enumerate(SHAPES)]
-    lines += [f"y{i} = {call}" for i, call in enumerate(calls)]
-    mod, _, _ = get_loader(search_paths(vramlint.Settings())).load_main(
-        str(tmp_path / f"{name}.py"), "\n".join(lines) + "\n", f"specs_f_{name}")
-    compared = [(f"{call} on {list(SHAPES[i])}", want, _shapes(mod.ns.get(f"y{i}", MISSING)))
-                for i, (call, want) in enumerate(zip(calls, expected)) if want is not None]
-    assert compared, f"torch accepts no generated call of F.{name}"
-    wrong = [f"{call}: torch {want}, vramlint {got!r}" for call, want, got in compared if got != want]
-    assert not wrong, "\n".join(wrong)
 
 
 def test_a_subclass_calling_the_layers_forward_keeps_what_the_layer_keeps(tmp_path: Path) -> None:

@@ -16,9 +16,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import itertools
+import pkgutil
 from typing import Any
 
+from vramlint.frontends.torch import catalog
 from vramlint.frontends.torch.catalog import CATALOG, LayerSpec, parse_signature
+
+for _family in pkgutil.iter_modules(catalog.__path__):  # each family file registers its specs and rules
+    importlib.import_module(f"{catalog.__name__}.{_family.name}")
 
 # Inputs: every dim 4 (channels and features match the constructors), and distinct sizes.
 SHAPES: list[tuple[int, ...]] = [(4,) * rank for rank in range(6)] + [(2, 4, 6, 8, 10)[:rank] for rank in range(1, 6)]
@@ -106,3 +111,31 @@ def _choices(param: str, x: str, shape: tuple[int, ...]) -> list[str]:
 def argument_variants(params: list[str], x: str, shape: tuple[int, ...]) -> list[list[str]]:
     """Each way to call the forward on input `x` (text) of `shape`: a list of argument texts."""
     return [list(args) for args in itertools.product(*(_choices(p, x, shape) for p in params))]
+
+
+# A few string options, by parameter name, that change what a constructor creates or what its
+# forward keeps.
+STRING_OPTIONS = {"nonlinearity": ("relu",), "mode": ("sum", "max"), "padding_mode": ("reflect", "circular"),
+                  "approximate": ("tanh",)}
+
+
+def constructor_variants(torch: Any, name: str, skipped_flags: set[str], dtype: str | None = "float16") -> list[str]:
+    """The base constructor, then each boolean flag of torch's signature flipped (but
+    `skipped_flags`), each string option, and `dtype=` where the constructor takes one."""
+    base = constructor(torch, name)
+    out = [base]
+    try:
+        params = list(inspect.signature(torch_class(torch, CATALOG[name]).__init__).parameters.values())
+    except (TypeError, ValueError):
+        return out
+    if all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name == "self" for p in params):
+        params = list(parse_signature(CATALOG[name].signature).parameters.values())  # torch's RNNs: (*args, **kwargs)
+    close = base[:-1] + (", " if not base.endswith("()") else "")
+    for p in params:
+        if isinstance(p.default, bool) and p.name not in skipped_flags:
+            out.append(f"{close}{p.name}={not p.default})")
+        for option in STRING_OPTIONS.get(p.name, ()) if isinstance(p.default, str) else ():
+            out.append(f"{close}{p.name}={option!r})")
+        if p.name == "dtype" and dtype is not None:
+            out.append(f"{close}dtype=torch.{dtype})")
+    return out

@@ -128,8 +128,7 @@ ALIASES = {
     "conv_transpose3d": "conv", "max_pool1d": "max_pool", "max_pool2d": "max_pool", "max_pool3d": "max_pool",
     "adaptive_max_pool1d": "max_pool", "adaptive_max_pool2d": "max_pool", "adaptive_max_pool3d": "max_pool",
     "avg_pool1d": "avg_pool", "avg_pool2d": "avg_pool", "avg_pool3d": "avg_pool", "adaptive_avg_pool1d": "avg_pool",
-    "adaptive_avg_pool2d": "avg_pool", "adaptive_avg_pool3d": "avg_pool", "dropout1d": "dropout",
-    "dropout2d": "dropout", "dropout3d": "dropout", "alpha_dropout": "dropout", "feature_alpha_dropout": "dropout",
+    "adaptive_avg_pool2d": "avg_pool", "adaptive_avg_pool3d": "avg_pool",
     "truediv": "div", "floordiv": "floor_divide", "true_divide": "div", "multiply": "mul", "subtract": "sub",
     "bmm": "matmul", "mm": "matmul", "einsum": "matmul", "upsample": "interpolate",
     "relu6": "hardtanh", "swapaxes": "transpose", "mT": "transpose", "reshape_as": "reshape", "view_as": "view",
@@ -140,6 +139,19 @@ ALIASES = {
     "max_unpool2d": "max_unpool", "max_unpool3d": "max_unpool", "fractional_max_pool2d": "max_pool",
     "fractional_max_pool3d": "max_pool", "lp_pool1d": "avg_pool", "lp_pool2d": "avg_pool", "lp_pool3d": "avg_pool",
     "pixel_unshuffle": "pixel_shuffle", "native_channel_shuffle": "channel_shuffle",
+    # torch.nn.functional's other names for modelled ops (measured with saved_tensors_hooks, torch
+    # 2.13: the *_with_indices forms keep the input and the indices; gumbel_softmax, with hard=False,
+    # its softmax's output)
+    **{f"{kind}{n}d_with_indices": "max_pool" for n in (1, 2, 3) for kind in ("max_pool", "adaptive_max_pool")},
+    "fractional_max_pool2d_with_indices": "max_pool", "fractional_max_pool3d_with_indices": "max_pool",
+    "upsample_nearest": "interpolate", "upsample_bilinear": "interpolate", "gumbel_softmax": "softmax",
+    # the F. forms of the losses whose layers' ops are declared assumed (ASSUMED)
+    "cosine_embedding_loss": "cosineembeddingloss", "margin_ranking_loss": "marginrankingloss",
+    "triplet_margin_loss": "tripletmarginloss", "poisson_nll_loss": "poissonnllloss",
+    "gaussian_nll_loss": "gaussiannllloss", "hinge_embedding_loss": "hingeembeddingloss",
+    "soft_margin_loss": "softmarginloss", "multilabel_margin_loss": "multilabelmarginloss",
+    "multilabel_soft_margin_loss": "multilabelsoftmarginloss", "multi_margin_loss": "multimarginloss",
+    "triplet_margin_with_distance_loss": "tripletmarginwithdistanceloss", "ctc_loss": "ctcloss",
 }
 
 
@@ -284,7 +296,7 @@ _PASS_WHEN_INPLACE = {"add", "sub"}
 # tensor itself is kept, no copy. Measured with saved_tensors_hooks on torch 2.13: relu_,
 # leaky_relu_, elu_, selu_, celu_, sigmoid_, tanh_, exp_, sqrt_ keep the result; hardtanh_
 # (ReLU6), silu_, hardswish_, hardsigmoid_, mish_, threshold_, clamp_ keep a copy.
-INPLACE_KEEPS_RESULT = {"relu", "leaky_relu", "elu", "selu", "celu", "sigmoid", "tanh", "exp", "sqrt", "rsqrt"}
+INPLACE_KEEPS_RESULT = {"relu", "leaky_relu", "elu", "selu", "celu", "sigmoid", "tanh", "exp", "sqrt", "rsqrt", "rrelu"}
 
 
 def _getitem(call: Call, layout: Layout) -> Effect:
@@ -308,11 +320,11 @@ def _keep(*ts: TensorValue | None) -> list[TensorValue | Extra]:
 # Any other op is assumed the same way, but these are declared, so that a layer without a rule is
 # a decision, not an omission (tests/test_specs.py).
 ASSUMED = {
-    "adaptivelogsoftmaxwithloss", "linearcrossentropyloss", "cosine_similarity", "pairwise_distance", "ctcloss",
-    "local_response_norm", "crossmaplrn2d", "rnncell", "lstmcell", "grucell", "parametrizationlist",
+    "adaptivelogsoftmaxwithloss", "cosine_similarity", "pairwise_distance", "ctcloss",
+    "local_response_norm", "crossmaplrn2d", "lstmcell", "grucell", "parametrizationlist",
     "_weightnorm", "_spectralnorm", "_orthogonal", "cosineembeddingloss", "marginrankingloss", "tripletmarginloss",
     "poissonnllloss", "gaussiannllloss", "hingeembeddingloss", "softmarginloss", "multilabelmarginloss",
-    "multilabelsoftmarginloss", "multimarginloss", "tripletmarginwithdistanceloss",
+    "multilabelsoftmarginloss", "multimarginloss", "tripletmarginwithdistanceloss", "normalize",
 }
 
 
@@ -328,10 +340,32 @@ def keeps_output(c: Call) -> Effect:
 
 @rule("gelu", "silu", "mish", "hardswish", "hardsigmoid", "leaky_relu", "hardtanh", "softplus", "elu", "selu",
       "celu", "log", "sin", "cos", "abs", "square", "erf", "log1p", "log2", "threshold", "logsigmoid",
-      "softsign", "tanhshrink", "hardshrink", "softshrink", "rrelu", "clamp", "clamp_min", "clamp_max",
+      "tanhshrink", "hardshrink", "softshrink", "clamp", "clamp_min", "clamp_max",
       "log10", "atan", "asin", "acos", "tan", "sinh", "cosh", "erfinv", "expm1", "sgn", "glu", "reflection_pad")
 def keeps_input(c: Call) -> Effect:
     return Effect(saves=_keep(c.x))
+
+
+@rule("rrelu")
+def rrelu(c: Call) -> Effect:
+    """RReLU in training draws a slope per element: rrelu_with_noise keeps the input and the
+    noise (the input's size and dtype); in eval it is a leaky ReLU, which keeps the input."""
+    x = c.x
+    if not c.training or x is None:
+        return Effect(saves=_keep(x))
+    dt = c.dtype_of(x)
+    return Effect(saves=[x, Extra(nbytes(x.shape, dt), dt, "rrelu noise")])
+
+
+@rule("softsign")
+def softsign(c: Call) -> Effect:
+    """x / (1 + |x|), composite: the division keeps x and the denominator (saved_tensors_hooks,
+    torch 2.13)."""
+    x = c.x
+    if x is None:
+        return Effect()
+    dt = c.dtype_of(x)
+    return Effect(saves=[x, Extra(nbytes(x.shape, dt), dt, "softsign denominator", True)])
 
 
 @rule("reciprocal")
@@ -339,10 +373,18 @@ def reciprocal(c: Call) -> Effect:
     return Effect(saves=_keep(c.out))
 
 
-@rule("add", "sub", "negative", "pos", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "pad",
+@rule("pad")
+def pad(c: Call) -> Effect:
+    """F.pad: constant and circular padding keep nothing; reflection and replication padding
+    keep their input (as the layers: catalog/parameter_free.py)."""
+    mode = c.arg(2, "mode", "constant") if c.module is None else "constant"
+    return Effect(saves=_keep(c.x) if mode in ("reflect", "replicate") else [])
+
+
+@rule("add", "sub", "negative", "pos", "cat", "concat", "concatenate", "stack", "hstack", "vstack",
       "roll", "flip", "tril", "triu", "repeat", "tile", "clone", "pixel_shuffle", "channel_shuffle", "interpolate",
       "sum", "mean", "cumsum", "nan_to_num", "zero_pad", "copy", "rot90", "im2col", "col2im", "repeat_interleave",
-      "diff")
+      "diff", "affine_grid")
 def keeps_nothing(c: Call) -> Effect:
     # Their backward needs only sizes (or reshapes the gradient): nothing is kept. (torch.diff
     # is composite: slices and a subtraction.)
@@ -356,7 +398,11 @@ def keeps_other_operand(c: Call) -> Effect:
     if c.module is not None:
         weight = c.module.state.params.get("weight") if c.module.state is not None else None
         saves: list[TensorValue | Extra] = []
-        if weight is not None and weight.requires_grad:
+        trains = weight is not None and weight.requires_grad
+        padded = _padded_input(c, trains)
+        if padded is not None:  # padding_mode='reflect' | 'replicate' | 'circular': F.pad first
+            saves += padded
+        elif trains:
             saves += _keep(c.x)
         if c.needs_grad(c.x) and weight is not None:
             saves.append(weight)
@@ -418,6 +464,26 @@ def _ints(v: Any, n: int) -> tuple[int, ...] | None:
     if len(vals) == 1:
         vals = vals * n
     return vals if len(vals) == n and all(isinstance(d, int) for d in vals) else None
+
+
+def _padded_input(c: Call, trains: bool) -> list[TensorValue | Extra] | None:
+    """A convolution with a padding_mode other than 'zeros' pads its input with F.pad, then
+    convolves with no padding: it keeps the padded copy when its weight `trains` (and reflection
+    and replication padding keep the input); None for zero padding."""
+    m, x = c.module, c.x
+    mode = m.attrs.get("padding_mode", "zeros") if m is not None else "zeros"
+    if mode == "zeros" or x is None or not isinstance(x.shape, tuple):
+        return None
+    pads = m.attrs.get("padding") if m is not None else None
+    pads = pads if isinstance(pads, tuple) and all(isinstance(p, int) for p in pads) else ()
+    spatial = len(pads)
+    shape = x.shape
+    if spatial and len(shape) >= spatial:
+        head = shape[:len(shape) - spatial]
+        shape = (*head, *(d + 2 * p if isinstance(d, int) else d for d, p in zip(shape[len(head):], pads, strict=True)))
+    dt = c.dtype_of(x)
+    kept: list[TensorValue | Extra] = [Extra(nbytes(shape, dt), dt, f"{mode}-padded input")] if trains else []
+    return kept + ([x] if mode in ("reflect", "replicate") else [])
 
 
 def _operands(c: Call, a: TensorValue, b: TensorValue) -> list[TensorValue | Extra]:
@@ -483,13 +549,32 @@ def keeps_index(c: Call) -> Effect:
     return Effect(saves=[t for t in c.inputs if t.dtype in ("int64", "int32", "bool", "uint8")])
 
 
-@rule("dropout")
+# The dropouts: the identity in eval mode (the timeline's inference pass skips them).
+DROPOUT_OPS = {"dropout", "dropout1d", "dropout2d", "dropout3d", "feature_alpha_dropout", "alpha_dropout"}
+# Channel dropouts of an unbatched input (one rank less), which torch unsqueezes to a batch of 1.
+_UNBATCHED_RANK = {"dropout1d": 2, "dropout3d": 4}
+_EVAL_BY_DEFAULT = {"alpha_dropout", "feature_alpha_dropout"}
+
+
+@rule(*sorted(DROPOUT_OPS))
 def dropout(c: Call) -> Effect:
+    """What each dropout keeps (ATen Dropout.cpp; saved_tensors_hooks, torch 2.13): F.dropout,
+    which CUDA runs as the fused native_dropout, a bool mask, 1 byte per element; alpha dropout
+    (not fused, on any device) its noise, the input's size and dtype; the channel dropouts
+    (dropout1d/2d/3d, feature_alpha_dropout) a noise of one value per (sample, channel)."""
     p = c.arg(1, "p", 0.5)
-    if not c.training or p == 0 or c.x is None:
+    x = c.x
+    # F.alpha_dropout and F.feature_alpha_dropout default to training=False, the others to True.
+    called = c.module is not None or c.arg(2, "training", c.name not in _EVAL_BY_DEFAULT) is True
+    if not c.training or not called or p == 0 or x is None:
         return Effect("view", grad="pass")
-    # CUDA's fused native_dropout keeps a bool mask, 1 byte per element.
-    return Effect(saves=[Extra(nbytes(c.x.shape, "bool"), "bool", "dropout mask")])
+    if c.name == "dropout":
+        return Effect(saves=[Extra(nbytes(x.shape, "bool"), "bool", "dropout mask")])
+    dt = c.dtype_of(x)
+    if c.name == "alpha_dropout" or not isinstance(x.shape, tuple) or len(x.shape) < 2:
+        return Effect(saves=[Extra(nbytes(x.shape, dt), dt, "alpha dropout noise")])
+    channels = x.shape[:1] if len(x.shape) == _UNBATCHED_RANK.get(c.name) else x.shape[:2]
+    return Effect(saves=[Extra(nbytes(channels, dt), dt, "channel dropout noise")])
 
 
 @rule("max_pool")
@@ -530,7 +615,16 @@ def batch_norm(c: Call) -> Effect:
     if x is None or not isinstance(x.shape, tuple) or len(x.shape) < 2:
         return Effect(saves=_keep(x))
     channels = x.shape[1] * (x.shape[0] if c.name == "instance_norm" else 1)
-    return Effect(saves=_keep(x) + _stats(c, channels, "batch-norm"))
+    saves = _keep(x) + _stats(c, channels, "batch-norm")
+    if c.name == "instance_norm" and c.module is not None:
+        # instance_norm is batch_norm over [1, N*C, ...]: it repeats the weight and the running
+        # statistics N times, and batch_norm keeps those copies (saved_tensors_hooks, torch 2.13).
+        st = c.module.state
+        copies = [n for n in ("weight",) if st is not None and st.params.get(n) is not None]
+        copies += [n for n in ("running_mean", "running_var") if st is not None and st.buffers.get(n) is not None]
+        dt = c.dtype_of(x)
+        saves += [Extra(nbytes((channels,), dt), dt, f"repeated {n}") for n in copies]
+    return Effect(saves=saves)
 
 
 @rule("layer_norm", "rms_norm", "group_norm")
@@ -558,7 +652,37 @@ def cross_entropy(c: Call) -> Effect:
         return Effect()
     dt = c.dtype_of(x)
     size = nbytes(x.shape, dt)
-    return Effect(saves=[Extra(size, dt, "log-probabilities"), TOTAL_WEIGHT, *c.inputs[1:2]], backward_temp=size)
+    target = c.inputs[1:2]
+    if target and target[0].dtype not in ("int64", "int32", "uint8"):
+        # class probabilities: -(target * log_softmax(x)).sum(), no nll_loss and no total_weight
+        return Effect(saves=[Extra(size, dt, "log-probabilities"), *target], backward_temp=size)
+    return Effect(saves=[Extra(size, dt, "log-probabilities"), TOTAL_WEIGHT, *target], backward_temp=size)
+
+
+@rule("rnncell")
+def rnn_cell(c: Call) -> Effect:
+    """nn.RNNCell: rnn_tanh_cell / rnn_relu_cell are composite on every device (two linears, then
+    tanh or relu): they keep the input, the hidden state (zeros when not given) and the output."""
+    x, out = c.x, c.out
+    if x is None or out is None:
+        return Effect(saves=_keep(x), assumed=True)
+    given = [t for t in c.inputs[1:] if not t.is_param]  # the layer's weights come after its arguments
+    hx: list[TensorValue | Extra] = [*given[:1]] or [Extra(nbytes(out.shape, out.dtype), out.dtype, "zero hidden state")]
+    return Effect(saves=[x, *hx, out])
+
+
+@rule("linearcrossentropyloss")
+def linear_cross_entropy(c: Call) -> Effect:
+    """nn.LinearCrossEntropyLoss: the projection keeps its input (for the weight's gradient), then
+    cross-entropy its log-probabilities and total_weight (saved_tensors_hooks, torch 2.13)."""
+    x, m = c.x, c.module
+    linear = m.state.modules.get("linear") if m is not None and m.state is not None else None
+    classes = linear.attrs.get("out_features") if linear is not None else None
+    if x is None or not isinstance(x.shape, tuple) or not isinstance(classes, int):
+        return Effect(saves=_keep(x), assumed=True)
+    dt = c.dtype_of(x)
+    logp = nbytes((*x.shape[:-1], classes), dt)
+    return Effect(saves=[x, Extra(logp, dt, "log-probabilities"), TOTAL_WEIGHT], backward_temp=logp)
 
 
 # nll_loss keeps `total_weight`, a 0-d float32 tensor (one 512-byte block on the GPU).
@@ -570,7 +694,15 @@ def nll_loss(c: Call) -> Effect:
     return Effect(saves=[*c.inputs[:2], TOTAL_WEIGHT])
 
 
-@rule("mse_loss", "l1_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "kl_div",
+@rule("kl_div")
+def kl_div(c: Call) -> Effect:
+    """kl_div(input, target): the input's gradient reads the target only; the target's (when it
+    has one) the input too (derivatives.yaml)."""
+    x, target = c.x, (c.inputs[1] if len(c.inputs) > 1 else None)
+    return Effect(saves=_keep(target) + (_keep(x) if c.needs_grad(target) else []))
+
+
+@rule("mse_loss", "l1_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy",
       "huber_loss", "smooth_l1_loss")
 def pointwise_loss(c: Call) -> Effect:
     return Effect(saves=list(c.inputs[:2]))
@@ -703,12 +835,12 @@ def rnn(c: Call) -> Effect:
     return Effect(saves=_keep(x, out) + [Extra(reserve, c.dtype_of(x), "cuDNN RNN reserve")])
 
 
-@rule("max_reduce", "norm", "logsumexp", "std", "var", "max", "min", "prod", "cumprod")
+@rule("max_reduce", "norm", "logsumexp", "std", "var", "max", "min", "prod", "cumprod", "pdist")
 def keeps_input_and_output(c: Call) -> Effect:
     return Effect(saves=_keep(c.x, c.out))
 
 
-@rule("maximum", "minimum", "atan2", "addcmul", "addcdiv", "lerp", "cross", "cdist", "dist")
+@rule("maximum", "minimum", "atan2", "addcmul", "addcdiv", "lerp", "cross", "cdist", "dist", "grid_sample")
 def keeps_inputs(c: Call) -> Effect:
     return Effect(saves=[t for t in c.inputs if not t.is_param])
 
@@ -720,7 +852,27 @@ def scatter(c: Call) -> Effect:
 
 @rule("embedding_bag")
 def embedding_bag(c: Call) -> Effect:
-    return Effect(saves=list(c.inputs))
+    """_embedding_bag's backward reads the indices, the offsets, and three of its outputs
+    (derivatives.yaml). As CUDA makes them (aten/src/ATen/native/cuda/EmbeddingBag.cu,
+    _embedding_bag_cuda; not measured on a GPU): offset2bag, one int64 per index, in every mode;
+    bag_size, one per offset; max_indices [bags, dim] in mode 'max', else empty. A 2-D input's
+    offsets are made by F.embedding_bag (one per row). The CPU differs: tests/support/saved.py."""
+    idx, out = c.x, c.out
+    if idx is None or out is None or not isinstance(idx.shape, tuple) or not isinstance(out.shape, tuple):
+        return Effect(saves=[t for t in c.inputs if not t.is_param], assumed=True)
+    given = [t for t in c.inputs[1:] if not t.is_param]
+    offsets = given[0] if given and len(idx.shape) == 1 else None
+    rows = idx.shape[0] if len(idx.shape) == 2 else (offsets.shape[0] if offsets is not None
+                                                       and isinstance(offsets.shape, tuple) else None)
+    saves: list[TensorValue | Extra] = [idx, *given]
+    if rows is not None and len(idx.shape) == 2:
+        saves.append(Extra(nbytes((rows,), "int64"), "int64", "embedding_bag offsets"))
+    saves.append(Extra(nbytes(idx.shape, "int64"), "int64", "embedding_bag offset2bag"))
+    if rows is not None:
+        saves.append(Extra(nbytes((rows,), "int64"), "int64", "embedding_bag bag_size"))
+    if c.arg(6, "mode", "mean") == "max":
+        saves.append(Extra(nbytes(out.shape, "int64"), "int64", "embedding_bag max_indices"))
+    return Effect(saves=saves)
 
 
 @rule(*sorted(NOT_DIFFERENTIABLE))

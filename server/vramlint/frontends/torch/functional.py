@@ -31,8 +31,19 @@ def _linear(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         return Unknown("F.linear with an unknown weight", ev.current_ref)
     if len(w.shape) not in (1, 2):
         return shapes.mismatch(ev, f"F.linear with a weight of shape {list(w.shape)}")
-    out = w.shape[0] if len(w.shape) == 2 else None
-    return shapes.linear(ev, _arg(a, k, 0, "input"), w.shape[-1], out, "F.linear")
+    y = shapes.linear(ev, _arg(a, k, 0, "input"), w.shape[-1], w.shape[0], "F.linear")
+    if len(w.shape) == 1 and isinstance(y, TensorValue):  # a weight vector: a dot product per row
+        assert isinstance(y.shape, tuple)
+        return TensorValue(y.shape[:-1], y.dtype)
+    return y
+
+
+def _bilinear(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """F.bilinear(input1, input2, weight [out, in1, in2], bias): [..., out]."""
+    w = _arg(a, k, 2, "weight")
+    if not isinstance(w, TensorValue) or isinstance(w.shape, Unknown) or len(w.shape) != 3:
+        return Unknown("F.bilinear with an unknown weight", ev.current_ref)
+    return shapes.linear(ev, _arg(a, k, 0, "input1"), w.shape[1], w.shape[0], "F.bilinear")
 
 
 def _conv(nd: int) -> Impl:
@@ -48,7 +59,9 @@ def _conv(nd: int) -> Impl:
     return impl
 
 
-def _pool(nd: int, adaptive: bool, max_pool: bool) -> Impl:
+def _pool(nd: int, adaptive: bool, max_pool: bool, with_indices: bool = False) -> Impl:
+    """Pooling; `with_indices`: the *_with_indices forms, which always return (output, indices)."""
+
     def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         x = _arg(a, k, 0, "input")
         if adaptive:
@@ -63,7 +76,7 @@ def _pool(nd: int, adaptive: bool, max_pool: bool) -> Impl:
             out = shapes.pool(ev, x, nd, _arg(a, k, 1, "kernel_size"), _arg(a, k, 2, "stride"),
                               _arg(a, k, 3, "padding", 0), 1, _arg(a, k, 4, "ceil_mode", False), "average pooling")
             indices = False
-        if indices is True and isinstance(out, TensorValue):
+        if (indices is True or with_indices) and isinstance(out, TensorValue):
             return (out, TensorValue(out.shape, "int64"))
         return out
 
@@ -110,6 +123,94 @@ def _loss(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     if k.get("reduction", "mean") == "none":
         return shapes.same(x)
     return TensorValue((), x.dtype)
+
+
+def _class_loss(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """cross_entropy / nll_loss: with reduction='none', a loss per element of the input less its
+    class dimension (dim 1; the only one of a 1-D input); else a scalar."""
+    x = shapes.as_tensor(ev, _arg(a, k, 0, "input"), "loss")
+    if not isinstance(x, TensorValue):
+        return x
+    assert isinstance(x.shape, tuple)
+    if k.get("reduction", "mean") == "none":
+        return TensorValue(x.shape[:1] + x.shape[2:] if len(x.shape) > 1 else (), x.dtype)
+    return TensorValue((), x.dtype)
+
+
+def _row_loss(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """Losses over the last dimension (triplet, margin, multilabel, cosine embedding): with
+    reduction='none', one per row of the input."""
+    x = shapes.as_tensor(ev, _arg(a, k, 0, "input"), "loss")
+    if not isinstance(x, TensorValue):
+        return x
+    assert isinstance(x.shape, tuple)
+    return TensorValue(x.shape[:-1] if k.get("reduction", "mean") == "none" else (), x.dtype)
+
+
+def _ctc_loss(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """F.ctc_loss(log_probs [T, N, C] or [T, C], ...): with reduction='none', one per sequence."""
+    x = shapes.as_tensor(ev, _arg(a, k, 0, "log_probs"), "F.ctc_loss")
+    if not isinstance(x, TensorValue):
+        return x
+    assert isinstance(x.shape, tuple)
+    return TensorValue(x.shape[1:2] if k.get("reduction", "mean") == "none" else (), x.dtype)
+
+
+def _pdist(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """F.pdist(input [N, M]): the N(N-1)/2 distances between rows."""
+    x = shapes.as_tensor(ev, _arg(a, k, 0, "input"), "F.pdist")
+    if not isinstance(x, TensorValue):
+        return x
+    assert isinstance(x.shape, tuple)
+    if len(x.shape) != 2:
+        return shapes.mismatch(ev, f"F.pdist only supports 2-D tensors, got shape {list(x.shape)}")
+    n = x.shape[0]
+    return TensorValue((n * (n - 1) // 2 if isinstance(n, int) else Unknown("F.pdist rows", ev.current_ref),), x.dtype)
+
+
+def _embedding_bag(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """F.embedding_bag(input, weight, offsets=None, ..., include_last_offset=False): one row per
+    bag: a 2-D input's rows, else one per offset (less the last with include_last_offset)."""
+    idx, w, offsets = _arg(a, k, 0, "input"), _arg(a, k, 1, "weight"), _arg(a, k, 2, "offsets")
+    idx = shapes.as_tensor(ev, idx, "F.embedding_bag")
+    if not isinstance(idx, TensorValue):
+        return idx
+    if not isinstance(w, TensorValue) or isinstance(w.shape, Unknown) or len(w.shape) != 2:
+        return Unknown("F.embedding_bag with an unknown weight", ev.current_ref)
+    assert isinstance(idx.shape, tuple)
+    if len(idx.shape) == 2:
+        bags = idx.shape[0]
+    elif isinstance(offsets, TensorValue) and isinstance(offsets.shape, tuple) and len(offsets.shape) == 1:
+        bags = offsets.shape[0] - (1 if _arg(a, k, 9, "include_last_offset", False) is True else 0)
+    else:
+        return Unknown("F.embedding_bag: number of bags unknown", ev.current_ref)
+    return TensorValue((bags, w.shape[1]), w.dtype)
+
+
+def _affine_grid(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """F.affine_grid(theta, size [N, C, H, W] or [N, C, D, H, W]): [N, H, W, 2] or [N, D, H, W, 3]."""
+    theta, size = _arg(a, k, 0, "theta"), ev.list_of(_arg(a, k, 1, "size"))
+    theta = shapes.as_tensor(ev, theta, "F.affine_grid")
+    if not isinstance(theta, TensorValue):
+        return theta
+    if isinstance(size, Unknown) or len(size) not in (4, 5):
+        return Unknown("F.affine_grid of an unknown size", ev.current_ref)
+    return TensorValue((size[0], *size[2:], len(size) - 2), theta.dtype)
+
+
+def _grid_sample(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    """F.grid_sample(input [N, C, *in], grid [N, *out, nd]): [N, C, *out]."""
+    x = shapes.as_tensor(ev, _arg(a, k, 0, "input"), "F.grid_sample")
+    grid = shapes.as_tensor(ev, _arg(a, k, 1, "grid"), "F.grid_sample")
+    if not isinstance(x, TensorValue):
+        return x
+    if not isinstance(grid, TensorValue):
+        return grid
+    assert isinstance(x.shape, tuple) and isinstance(grid.shape, tuple)
+    if len(x.shape) not in (4, 5) or len(grid.shape) != len(x.shape):
+        return shapes.mismatch(ev, f"F.grid_sample of an input of shape {list(x.shape)} and a grid of shape "
+                                   f"{list(grid.shape)}")
+    return TensorValue((x.shape[0], x.shape[1], *grid.shape[1:-1]), x.dtype)
 
 
 def _interpolate(ev: Evaluator, a: Args, k: Kwargs) -> Any:
@@ -194,12 +295,12 @@ def _max_unpool(nd: int) -> Impl:
     return impl
 
 
-def _fractional_max_pool(nd: int) -> Impl:
+def _fractional_max_pool(nd: int, with_indices: bool = False) -> Impl:
     def impl(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         y = shapes.fractional_max_pool(ev, _arg(a, k, 0, "input"), nd, _arg(a, k, 1, "kernel_size"),
                                        _arg(a, k, 2, "output_size"), _arg(a, k, 3, "output_ratio"),
                                        f"F.fractional_max_pool{nd}d")
-        if _arg(a, k, 4, "return_indices", False) is True and isinstance(y, TensorValue):
+        if (with_indices or _arg(a, k, 4, "return_indices", False) is True) and isinstance(y, TensorValue):
             return (y, TensorValue(y.shape, "int64"))
         return y
 
@@ -240,7 +341,8 @@ def _conv_transpose(nd: int) -> Impl:
 ELEMENTWISE = (
     "relu", "relu_", "relu6", "elu", "elu_", "selu", "celu", "gelu", "silu", "mish", "hardswish", "hardsigmoid",
     "sigmoid", "tanh", "leaky_relu", "leaky_relu_", "hardtanh", "hardtanh_", "softplus", "softsign", "logsigmoid",
-    "tanhshrink", "hardshrink", "softshrink", "threshold", "rrelu", "prelu", "dropout", "dropout1d", "dropout2d",
+    "tanhshrink", "hardshrink", "softshrink", "threshold", "rrelu", "prelu", "celu_", "selu_", "rrelu_",
+    "threshold_", "dropout", "dropout1d", "dropout2d",
     "dropout3d", "alpha_dropout", "feature_alpha_dropout", "layer_norm", "group_norm", "batch_norm",
     "instance_norm", "rms_norm", "local_response_norm", "normalize", "gumbel_softmax", "channel_shuffle",
     "native_channel_shuffle",
@@ -257,7 +359,7 @@ FUNCTIONS.update({
     "adaptive_max_pool2d": _pool(2, True, True), "adaptive_max_pool3d": _pool(3, True, True),
     "scaled_dot_product_attention": _sdpa, "embedding": _embedding, "interpolate": _interpolate,
     "upsample": _interpolate, "pad": _pad, "flatten": _flatten, "unfold": _unfold, "fold": _fold, "one_hot": _one_hot,
-    "cross_entropy": _loss, "nll_loss": _loss, "mse_loss": _loss, "l1_loss": _loss, "smooth_l1_loss": _loss,
+    "cross_entropy": _class_loss, "nll_loss": _class_loss, "mse_loss": _loss, "l1_loss": _loss, "smooth_l1_loss": _loss,
     "binary_cross_entropy": _loss, "binary_cross_entropy_with_logits": _loss, "kl_div": _loss, "huber_loss": _loss,
     # the F. forms of layers (shapes.py holds the rule both use)
     "glu": _glu, "pixel_shuffle": _pixel_shuffle(True), "pixel_unshuffle": _pixel_shuffle(False),
@@ -266,6 +368,15 @@ FUNCTIONS.update({
     **{f"fractional_max_pool{n}d": _fractional_max_pool(n) for n in (2, 3)},
     **{f"lp_pool{n}d": _lp_pool(n) for n in (1, 2, 3)},
     **{f"conv_transpose{n}d": _conv_transpose(n) for n in (1, 2, 3)},
+    **{f"max_pool{n}d_with_indices": _pool(n, False, True, True) for n in (1, 2, 3)},
+    **{f"adaptive_max_pool{n}d_with_indices": _pool(n, True, True, True) for n in (1, 2, 3)},
+    **{f"fractional_max_pool{n}d_with_indices": _fractional_max_pool(n, True) for n in (2, 3)},
+    "upsample_nearest": _interpolate, "upsample_bilinear": _interpolate, "bilinear": _bilinear,
+    "poisson_nll_loss": _loss, "gaussian_nll_loss": _loss, "soft_margin_loss": _loss, "hinge_embedding_loss": _loss,
+    "margin_ranking_loss": _loss, "multilabel_soft_margin_loss": _row_loss, "cosine_embedding_loss": _row_loss,
+    "triplet_margin_loss": _row_loss, "triplet_margin_with_distance_loss": _row_loss, "multi_margin_loss": _row_loss,
+    "multilabel_margin_loss": _row_loss, "ctc_loss": _ctc_loss, "pdist": _pdist, "embedding_bag": _embedding_bag,
+    "affine_grid": _affine_grid, "grid_sample": _grid_sample,
 })
 
 

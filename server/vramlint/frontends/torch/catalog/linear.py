@@ -37,12 +37,12 @@ def adaptive_log_softmax(a: LayerArgs) -> LayerParts:
         raise UnknownValueError(cutoffs)
     cutoffs = [*cutoffs, n]
     # head: the shortlist plus one logit per cluster; tail: a two-layer projection per cluster
-    head = a.make("Linear", i, cutoffs[0] + len(cutoffs) - 1, bias=a.head_bias)
+    head = a.make("Linear", i, cutoffs[0] + len(cutoffs) - 1, bias=a.head_bias, dtype=a.dtype)
     tail = []
     for k in range(len(cutoffs) - 1):
         hsz = int(i // (a.div_value ** (k + 1)))
-        tail.append(a.make("Sequential", a.make("Linear", i, hsz, bias=False),
-                           a.make("Linear", hsz, cutoffs[k + 1] - cutoffs[k], bias=False)))
+        tail.append(a.make("Sequential", a.make("Linear", i, hsz, bias=False, dtype=a.dtype),
+                           a.make("Linear", hsz, cutoffs[k + 1] - cutoffs[k], bias=False, dtype=a.dtype)))
     return LayerParts(children={"head": head, "tail": a.make("ModuleList", tail)},
                       attrs={"cutoffs": cutoffs, "shortlist_size": cutoffs[0], "n_clusters": len(cutoffs) - 1})
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from vramlint.engine.values import ClassMethod, NativeFunction
 from vramlint.frontends.torch import shapes
 from vramlint.frontends.torch.catalog import (
+    EXTRA_NAMESPACES,
     LayerArgs,
     LayerParts,
     LayerSpec,
@@ -19,7 +21,9 @@ from vramlint.frontends.torch.tensors import TensorValue
 def batch_norm(a: LayerArgs) -> LayerParts:
     c = a.dim(a.num_features, "num_features")
     affine, track = a.flag(a.affine), a.flag(a.track_running_stats)
-    parts = LayerParts(params={"weight": (c,) if affine else None, "bias": (c,) if affine else None})
+    # torch 2.13's keyword-only `bias=False` drops the shift, keeping the scale.
+    bias = affine and a.flag(a.bias)
+    parts = LayerParts(params={"weight": (c,) if affine else None, "bias": (c,) if bias else None})
     if track:
         parts.buffers = {"running_mean": ((c,), "float"), "running_var": ((c,), "float"),
                          "num_batches_tracked": ((), "int64")}
@@ -52,21 +56,24 @@ def group_norm(a: LayerArgs) -> LayerParts:
     if isinstance(c, int) and isinstance(g, int) and (g == 0 or c % g):
         raise a.ev.raise_error("ValueError", "num_channels must be divisible by num_groups")
     affine = a.flag(a.affine)
-    return LayerParts(params={"weight": (c,) if affine else None, "bias": (c,) if affine else None})
+    return LayerParts(params={"weight": (c,) if affine else None, "bias": (c,) if affine and a.flag(a.bias) else None})
 
 
-BN = "num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True, device=None, dtype=None"
-IN = "num_features, eps=1e-05, momentum=0.1, affine=False, track_running_stats=False, device=None, dtype=None"
+# torch 2.13 added a keyword-only `bias` to batch, instance and group norm.
+BIAS = ", *, bias=True"
+BN = "num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True"
+IN = "num_features, eps=1e-05, momentum=0.1, affine=False, track_running_stats=False, device=None, dtype=None" + BIAS
 
 register(
     LayerSpec("_NormBase", "*args, **kwargs", module="torch.nn.modules.batchnorm", abstract=True),
     # torch's _BatchNorm and _InstanceNorm have a forward, but it calls `_check_input_dim`, which
     # only their subclasses define: abstract as well.
     LayerSpec("_BatchNorm", "*args, **kwargs", base="_NormBase", module="torch.nn.modules.batchnorm", abstract=True),
-    LayerSpec("BatchNorm1d", BN, batch_norm, base="_BatchNorm"),
-    LayerSpec("BatchNorm2d", BN, batch_norm, base="_BatchNorm"),
-    LayerSpec("BatchNorm3d", BN, batch_norm, base="_BatchNorm"),
-    LayerSpec("SyncBatchNorm", BN + ", process_group=None", batch_norm, base="_BatchNorm"),
+    LayerSpec("BatchNorm1d", BN + ", device=None, dtype=None" + BIAS, batch_norm, base="_BatchNorm"),
+    LayerSpec("BatchNorm2d", BN + ", device=None, dtype=None" + BIAS, batch_norm, base="_BatchNorm"),
+    LayerSpec("BatchNorm3d", BN + ", device=None, dtype=None" + BIAS, batch_norm, base="_BatchNorm"),
+    LayerSpec("SyncBatchNorm", BN + ", process_group=None, device=None, dtype=None" + BIAS, batch_norm,
+              base="_BatchNorm"),
     LayerSpec("_InstanceNorm", "*args, **kwargs", base="_NormBase", module="torch.nn.modules.instancenorm",
               abstract=True),
     LayerSpec("InstanceNorm1d", IN, batch_norm, base="_InstanceNorm"),
@@ -75,10 +82,21 @@ register(
     LayerSpec("LayerNorm", "normalized_shape, eps=1e-05, elementwise_affine=True, bias=True, device=None, dtype=None",
               layer_norm),
     LayerSpec("RMSNorm", "normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None", rms_norm),
-    LayerSpec("GroupNorm", "num_groups, num_channels, eps=1e-05, affine=True, device=None, dtype=None", group_norm),
+    LayerSpec("GroupNorm", "num_groups, num_channels, eps=1e-05, affine=True, device=None, dtype=None" + BIAS, group_norm),
     LayerSpec("LocalResponseNorm", "size, alpha=0.0001, beta=0.75, k=1.0"),
     LayerSpec("CrossMapLRN2d", "size, alpha=0.0001, beta=0.75, k=1"),
 )
+
+
+def _convert_sync_batchnorm(ev: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """`nn.SyncBatchNorm.convert_sync_batchnorm(model)`: torch swaps each BatchNorm*d for a
+    SyncBatchNorm with the same parameters and buffers; on one GPU (what vramlint estimates) it
+    keeps what batch norm keeps, so the model is returned as it is."""
+    return a[1] if len(a) > 1 else k.get("module")
+
+
+EXTRA_NAMESPACES["SyncBatchNorm"] = lambda: {"convert_sync_batchnorm": ClassMethod(
+    NativeFunction("SyncBatchNorm.convert_sync_batchnorm", _convert_sync_batchnorm))}
 
 
 # ---------------------------------------------------------------------- forward (output shapes)

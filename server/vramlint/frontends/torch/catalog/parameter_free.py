@@ -282,19 +282,16 @@ ELEMENTWISE = {
     "GELU": "gelu", "Hardtanh": "hardtanh", "Hardshrink": "hardshrink", "Softshrink": "softshrink",
     "Softplus": "softplus", "Threshold": "threshold", "RReLU": "rrelu", "Softmax": "softmax", "Softmin": "softmax",
     "LogSoftmax": "log_softmax", "Softmax2d": "softmax", "ChannelShuffle": "channel_shuffle", "PReLU": "prelu",
-    **dict.fromkeys(("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"),
-                    "dropout"),
+    "Dropout": "dropout", "Dropout1d": "dropout1d", "Dropout2d": "dropout2d", "Dropout3d": "dropout3d",
+    "AlphaDropout": "alpha_dropout", "FeatureAlphaDropout": "feature_alpha_dropout",
 }
 for _name, _op in ELEMENTWISE.items():
     forward_rule(_name, saves=_op)(_elementwise)
 forward_rule("GLU", saves="glu")(_glu)
 # Padding: constant and circular padding keep nothing for backward; reflection and replication
-# padding keep their input (measured with saved_tensors_hooks, torch 2.13). ReflectionPad1d/2d
-# and ReplicationPad2d predate that measurement and are still declared "pad" (keeping nothing):
-# changing them changes published figures, a decision left to a change of its own.
+# padding keep their input (measured with saved_tensors_hooks, torch 2.13; tests/test_module_saved.py).
 PADDING_SAVES = {"Zero": "pad", "Constant": "pad", "Circular": "pad", "Reflection": "reflection_pad",
                  "Replication": "reflection_pad"}
-PADDING_LEGACY = {"ReflectionPad1d", "ReflectionPad2d", "ReplicationPad2d"}
 for _dims in (1, 2, 3):
     forward_rule(f"MaxPool{_dims}d", saves="max_pool")(_pool(_dims, "window"))
     forward_rule(f"AvgPool{_dims}d", f"LPPool{_dims}d", saves="avg_pool")(_pool(_dims, "window"))
@@ -303,7 +300,7 @@ for _dims in (1, 2, 3):
     forward_rule(f"MaxUnpool{_dims}d", saves="max_unpool")(_max_unpool(_dims))
     for _kind, _op in PADDING_SAVES.items():
         _layer = f"{_kind}Pad{_dims}d"
-        forward_rule(_layer, saves="pad" if _layer in PADDING_LEGACY else _op)(_pad(_dims))
+        forward_rule(_layer, saves=_op)(_pad(_dims))
 for _dims in (2, 3):
     forward_rule(f"FractionalMaxPool{_dims}d", saves="max_pool")(_fractional_pool(_dims))
 forward_rule("Flatten", saves="flatten")(_flatten)
