@@ -40,6 +40,7 @@ import itertools
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +52,7 @@ from tests.test_memory_saved import (
     vramlint_estimate,
     vramlint_loss,
 )
+from vramlint.analysis.api import analyze_source
 
 torch = pytest.importorskip("torch")
 
@@ -68,19 +70,23 @@ class Attention:
     # q projected apart from k and v (encoder-decoder attention): its own storage, which the
     # math path does not keep (it keeps the scaled copy) and the memory-efficient kernel does.
     cross: bool = False
+    batch: int = B
+    heads: int = H
+    embed: int = E
 
 
 def attention_delta(a: Attention) -> int:
     """CUDA - CPU bytes kept by one attention call (the module docstring's first two items)."""
     f = 4  # float32
-    padded_lse = rounded(B * H * (-(-a.tgt // 32) * 32) * f)
-    out = rounded(B * a.tgt * E * f)
+    b, h, e = a.batch, a.heads, a.embed
+    padded_lse = rounded(b * h * (-(-a.tgt // 32) * 32) * f)
+    out = rounded(b * a.tgt * e * f)
     if a.dropout == 0:
-        return padded_lse - rounded(B * H * a.tgt * f) + out  # the CUDA copy of the output
-    d = E // H
-    scores = rounded(B * H * a.tgt * a.src * f)
-    math_keeps = rounded(B * H * a.tgt * d * f) + rounded(B * H * d * a.src * f) + 3 * scores
-    own_q = rounded(B * a.tgt * E * f) if a.cross else 0
+        return padded_lse - rounded(b * h * a.tgt * f) + out  # the CUDA copy of the output
+    d = e // h
+    scores = rounded(b * h * a.tgt * a.src * f)
+    math_keeps = rounded(b * h * a.tgt * d * f) + rounded(b * h * d * a.src * f) + 3 * scores
+    own_q = rounded(b * a.tgt * e * f) if a.cross else 0
     return out + padded_lse + own_q - math_keeps
 
 
@@ -242,3 +248,131 @@ def test_the_cases_cover_every_axis() -> None:
     for part in ("pre-norm", "post-norm", "batch-first", "seq-first", "dropout0.0", "dropout0.1", "biasTrue",
                  "biasFalse", "encoder", "decoder", *(a.strip('"') for a in ACTIVATIONS)):
         assert any(part in i for i in ids), part
+
+
+# ---------------------------------------------------------------------- the issue's cases
+def test_multihead_attention_out_proj_gets_its_gradient(tmp_path: Path) -> None:
+    """Issue 15: a model of one nn.MultiheadAttention(256, 8) showed gradients of 789,504 bytes
+    (in_proj's weight and bias) against weights of 1,052,672: out_proj, used through
+    F.multi_head_attention_forward, had none."""
+    text = HEADER + textwrap.dedent("""\
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.attn = nn.MultiheadAttention(256, 8)
+
+            def forward(self, x):
+                return self.attn(x, x, x)[0]
+
+
+        model = Net()
+        x = torch.randn(16, 4, 256)
+        out = model(x)
+        """)
+    model, _ = build_torch(text)
+    weights = sum(p.numel() * 4 for p in model.parameters())
+    assert weights == 1_052_672
+    est = vramlint_estimate(text, tmp_path / "mha.py")
+    assert est.weights == est.gradients == weights
+
+
+VIT = """\
+class ViT(nn.Module):
+    def __init__(self, img=224, patch=16, dim=192, depth=12, heads=3, classes=1000):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, patch, stride=patch)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, (img // patch) ** 2 + 1, dim))
+        layer = nn.TransformerEncoderLayer(d_model=dim, nhead=heads, dim_feedforward=4 * dim, dropout=0.0,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        x = self.encoder(x)
+        return self.head(self.norm(x[:, 0]))
+
+
+model = ViT()
+x = torch.randn(2, 3, 224, 224)
+out = model(x)
+"""
+
+
+def test_vit_keeps_what_torch_keeps(tmp_path: Path) -> None:
+    """Issue 15: the ViT of nn.TransformerEncoder(nn.TransformerEncoderLayer(192, 3, 768,
+    dropout=0.0, activation="gelu", batch_first=True, norm_first=True), 12) at 197 tokens kept
+    nothing for linear2 and the GELU (training was estimated 42% under the real peak). Each layer
+    keeps GELU's input and linear2's input (GELU's output), [2, 197, 768] float32 each; in all,
+    what torch keeps (with the CUDA attention differences of the 12 layers)."""
+    text = HEADER + VIT
+    model, inputs_ = build_torch(text)
+    saved, _ = torch_saved(model, inputs_, vramlint_loss)
+    delta = 12 * attention_delta(Attention(0.0, 197, 197, batch=2, heads=3, embed=192))
+    est = vramlint_estimate(text, tmp_path / "vit.py")
+    assert est.activations == sum(rounded(s.nbytes) for s in saved) + delta
+    per_layer = {lm.path: lm for lm in est.layers}
+    hidden = rounded(2 * 197 * 768 * 4)
+    for i in range(12):
+        assert per_layer[f"encoder.layers.{i}.linear2"].saved_bytes == hidden
+        layer = per_layer[f"encoder.layers.{i}"]  # F.gelu, called by the layer's own forward
+        assert layer.ops == ("gelu",) and layer.saved_bytes == hidden
+
+
+SEQ2SEQ = """\
+class Seq2Seq(nn.Module):
+    def __init__(self, vocab=100, d=32):
+        super().__init__()
+        self.src_emb = nn.Embedding(vocab, d)
+        self.tgt_emb = nn.Embedding(vocab, d)
+        self.transformer = nn.Transformer(d, 4, 2, 2, 64, 0.0, batch_first=True)
+        self.generator = nn.Linear(d, vocab)
+
+    def forward(self, src):
+        tgt = src[:, :-1]
+        mask = {mask}(tgt.size(1))
+        out = self.transformer(self.src_emb(src), self.tgt_emb(tgt), tgt_mask=mask)
+        return self.generator(out)
+
+
+model = Seq2Seq()
+x = torch.randint(0, 100, (2, 10))
+out = model(x)
+"""
+
+
+@pytest.mark.parametrize("mask", ["self.transformer.generate_square_subsequent_mask",
+                                  "nn.Transformer.generate_square_subsequent_mask"])
+def test_seq2seq_on_nn_transformer(mask: str, tmp_path: Path) -> None:
+    """Issue 15: Transformer.generate_square_subsequent_mask (a static method, called on the
+    instance or the class) was missing: a seq2seq model on nn.Transformer got no estimate. The
+    parameters and what autograd keeps are torch's (the decoder finds the mask causal, so no mask
+    reaches its self-attention)."""
+    text = HEADER + SEQ2SEQ.format(mask=mask)
+    model, inputs_ = build_torch(text)
+    saved, _ = torch_saved(model, inputs_, vramlint_loss)
+    enc = attention_delta(Attention(0.0, 10, 10))
+    dec = attention_delta(Attention(0.0, 9, 9)) + attention_delta(Attention(0.0, 9, 10, cross=True))
+    est = vramlint_estimate(text, tmp_path / "seq2seq.py")
+    assert est.activations == sum(rounded(s.nbytes) for s in saved) + 2 * enc + 2 * dec
+    assert est.weights == est.gradients == sum(rounded(p.numel() * 4) for p in model.parameters())
+    fa = analyze_source(str(tmp_path / "seq2seq.py"), text)
+    (m,) = [m for m in fa.models if m.name == "model"]
+    assert m.params.total == sum(p.numel() for p in model.parameters())
+
+
+def test_generate_square_subsequent_mask_values(tmp_path: Path) -> None:
+    """The mask's values (vramlint tracks them up to 256 elements): a layer sized by how many are
+    -inf and how many are 0 has torch's parameters."""
+    text = HEADER + textwrap.dedent("""\
+        m = nn.Transformer.generate_square_subsequent_mask(5)
+        model = nn.Linear(int((m == float("-inf")).sum()), int((m == 0).sum()))
+        """)
+    ns: dict[str, Any] = {}
+    exec(compile(text, "<mask>", "exec"), ns)
+    fa = analyze_source(str(tmp_path / "m.py"), text)
+    (m,) = [m for m in fa.models if m.name == "model"]
+    assert m.params.total == sum(p.numel() for p in ns["model"].parameters()) == 10 * 15 + 15
