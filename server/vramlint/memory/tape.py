@@ -64,6 +64,9 @@ class Op:
     region: int = -1  # checkpointed region (-1: none)
     assumed: bool = False  # no rule for the op: assumed to keep its inputs
     where: Any = None  # the SourceRef of the code that ran it
+    # In inference its output is written into its first input's storage (a layer whose inference
+    # runs a fused kernel: torch's transformer fast path), as dropout's is.
+    inference_alias: bool = False
 
 
 @dataclass

@@ -268,7 +268,7 @@ def simulate_inference(tape: Tape, base: int, output_sids: set[int]) -> Inferenc
     storages = tape.storages
     alias: dict[int, int] = {}
     for op in tape.ops:
-        if op.name == "dropout" and op.reads:
+        if (op.name == "dropout" or op.inference_alias) and op.reads:
             for sid in op.allocated:
                 if storages[sid].kind == "activation":
                     alias[sid] = alias.get(op.reads[0], op.reads[0])

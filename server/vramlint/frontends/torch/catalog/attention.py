@@ -20,10 +20,13 @@ from vramlint.frontends.torch.catalog.attention_ops import (
     Trace,
     canonical_mask,
     causal_mask,
+    encoder_layer_call,
+    encoder_layer_fast_path,
     is_causal_mask,
     is_instance_of,
     is_native,
     known_sizes,
+    mark_fast_path,
     mha_weights,
     multi_head_attention,
 )
@@ -283,6 +286,15 @@ def encoder_layer_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]
     padding = canonical_mask(tr, b["src_key_padding_mask"], dtype, "src_key_padding_mask")
     mask = canonical_mask(tr, b["src_mask"], dtype, "src_mask")
     causal = b["is_causal"] is True
+    first = len(ev.tape.ops) if ev.tape is not None else 0
+    out = _encoder_layer(ev, m, tr, x, mask, padding, causal)
+    if not encoder_layer_fast_path(encoder_layer_call(ev, m, x)):
+        mark_fast_path(ev, first)  # inference (eval, no_grad) runs torch._transformer_encoder_layer_fwd
+    return out
+
+
+def _encoder_layer(ev: Any, m: Any, tr: Trace, x: Any, mask: Any, padding: Any, causal: bool) -> Any:
+    """TransformerEncoderLayer.forward's own path (training, or when the fast path is not taken)."""
     if m.attrs.get("norm_first"):
         x = tr.add(x, _attend(ev, m, "self_attn", h := _call(ev, m, "norm1", x), h, mask, padding, causal,
                               "dropout1"))

@@ -317,3 +317,87 @@ def is_instance_of(v: Any, name: str) -> bool:
     """isinstance(v, torch.nn.<name>), a subclass included."""
     return isinstance(v, Instance) and isinstance(v.cls, ClassValue) and any(
         c.name == name and c.module_name == "torch.nn" for c in v.cls.mro)
+
+
+# ---------------------------------------------------------------------- inference: torch's fast path
+@dataclass(frozen=True)
+class EncoderLayerCall:
+    """What TransformerEncoderLayer.forward reads to choose `torch._transformer_encoder_layer_fwd`
+    (torch 2.13, torch/nn/modules/transformer.py), for one call."""
+
+    src_dim: int
+    training: bool
+    grad_enabled: bool  # grad enabled and some weight (or the input) requires it
+    batch_first: bool
+    in_proj_bias: bool
+    qkv_same_embed_dim: bool
+    activation_relu_or_gelu: int
+    eps_equal: bool  # norm1.eps == norm2.eps
+    nested_with_masks: bool
+    num_heads: int
+    autocast: bool
+    hooks: bool  # forward (pre-)hooks on the layer or any submodule
+
+
+def encoder_layer_fast_path(c: EncoderLayerCall) -> str:
+    """Why torch does not take the fast path for this call, in torch's order; "" when it does."""
+    checks = (
+        (c.src_dim != 3, f"input not batched; expected src.dim() of 3 but got {c.src_dim}"),
+        (c.training, "training is enabled"),
+        (not c.batch_first, "self_attn.batch_first was not True"),
+        (not c.in_proj_bias, "self_attn was passed bias=False"),
+        (not c.qkv_same_embed_dim, "self_attn._qkv_same_embed_dim was not True"),
+        (not c.activation_relu_or_gelu, "activation_relu_or_gelu was not True"),
+        (not c.eps_equal, "norm1.eps is not equal to norm2.eps"),
+        (c.nested_with_masks, "neither src_key_padding_mask nor src_mask are supported with NestedTensor input"),
+        (c.num_heads % 2 == 1, "num_head is odd"),
+        (c.autocast, "autocast is enabled"),
+        (c.hooks, "forward pre-/hooks are attached to the module"),
+        (c.grad_enabled, "grad is enabled and at least one of query or the input/output projection weights or "
+                         "biases requires_grad"),
+    )
+    return next((why for failed, why in checks if failed), "")
+
+
+def _has_hooks(m: Any) -> bool:
+    st = m.state if isinstance(m, Instance) else None
+    if st is None:
+        return False
+    return bool(getattr(st, "hooks", None)) or any(_has_hooks(c) for c in st.modules.values())
+
+
+def encoder_layer_call(ev: Evaluator, m: Instance, src: Any) -> EncoderLayerCall:
+    """The inference call (eval mode, no_grad) of layer `m` on `src`, as the fast-path test sees it."""
+    attn = m.state.modules.get("self_attn") if m.state is not None else None
+    norms = [m.state.modules.get(n) for n in ("norm1", "norm2")] if m.state is not None else []
+    eps = [n.attrs.get("eps") for n in norms if isinstance(n, Instance)]
+    a = attn.attrs if isinstance(attn, Instance) else {}
+    p = attn.state.params if isinstance(attn, Instance) and attn.state is not None else {}
+    heads = a.get("num_heads")
+    return EncoderLayerCall(
+        src_dim=len(src.shape) if isinstance(src, TensorValue) and isinstance(src.shape, tuple) else 0,
+        training=False, grad_enabled=False, batch_first=a.get("batch_first") is True,
+        in_proj_bias=p.get("in_proj_bias") is not None, qkv_same_embed_dim=a.get("_qkv_same_embed_dim") is True,
+        activation_relu_or_gelu=int(m.attrs.get("activation_relu_or_gelu", 0) or 0),
+        eps_equal=len(eps) == 2 and eps[0] == eps[1], nested_with_masks=False,
+        num_heads=heads if isinstance(heads, int) else 1,
+        autocast=ev.tape is not None and ev.tape.autocast is not None, hooks=_has_hooks(m))
+
+
+# The ops of the layer's slow path that its fast path does not allocate: the fused kernel runs the
+# feed-forward activation inside linear1's addmm (`_addmm_activation`), adds the residuals in
+# place (`add_in_place`), projects q, k, v without the transposed copies, and (CUDA, no mask:
+# native_multi_head_attention's sdp branch) reads the attention output as a view
+# (aten/src/ATen/native/transformers/transformer.cpp, cuda/attention.cpp).
+FAST_PATH_ALIASES = {"relu", "gelu", "add", "contiguous", "reshape", "transpose", "dropout"}
+
+
+def mark_fast_path(ev: Evaluator, first_op: int) -> None:
+    """In inference the ops of the layer from `first_op` on that the fast path does not allocate
+    write into their input's storage (the inference simulation aliases them)."""
+    tape = ev.tape
+    if tape is None:
+        return
+    for op in tape.ops[first_op:]:
+        if op.name in FAST_PATH_ALIASES and op.reads:
+            op.inference_alias = True
