@@ -376,3 +376,36 @@ def test_generate_square_subsequent_mask_values(tmp_path: Path) -> None:
     fa = analyze_source(str(tmp_path / "m.py"), text)
     (m,) = [m for m in fa.models if m.name == "model"]
     assert m.params.total == sum(p.numel() for p in ns["model"].parameters()) == 10 * 15 + 15
+
+
+FUNCTIONAL_MHA = """\
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.in_proj = nn.Parameter(torch.randn(3 * {E}, {E}))
+        self.in_bias = nn.Parameter(torch.zeros(3 * {E}))
+        self.out = nn.Linear({E}, {E})
+        self.head = nn.Linear({E}, 10)
+
+    def forward(self, x):
+        y, _ = F.multi_head_attention_forward(x, x, x, {E}, {H}, self.in_proj, self.in_bias, None, None, False, 0.0,
+                                              self.out.weight, self.out.bias, need_weights={need_weights})
+        return self.head(y)
+
+
+model = Net()
+x = torch.randn({L}, {B}, {E})
+out = model(x)
+"""
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_functional_multi_head_attention_forward(need_weights: bool, tmp_path: Path) -> None:
+    """F.multi_head_attention_forward called by the code: what it keeps and its parameters' gradients."""
+    text = HEADER + FUNCTIONAL_MHA.format(E=E, H=H, L=L, B=B, need_weights=need_weights)
+    model, inputs_ = build_torch(text)
+    saved, _ = torch_saved(model, inputs_, vramlint_loss)
+    est = vramlint_estimate(text, tmp_path / "fmha.py")
+    delta = 0 if need_weights else attention_delta(Attention(0.0))
+    assert est.activations == sum(rounded(s.nbytes) for s in saved) + delta
+    assert est.weights == est.gradients == sum(rounded(p.numel() * 4) for p in model.parameters())

@@ -401,3 +401,35 @@ def mark_fast_path(ev: Evaluator, first_op: int) -> None:
     for op in tape.ops[first_op:]:
         if op.name in FAST_PATH_ALIASES and op.reads:
             op.inference_alias = True
+
+
+# ---------------------------------------------------------------------- F.multi_head_attention_forward
+F_MHA_ARGS = (
+    ("query", None), ("key", None), ("value", None), ("embed_dim_to_check", None), ("num_heads", None),
+    ("in_proj_weight", None), ("in_proj_bias", None), ("bias_k", None), ("bias_v", None), ("add_zero_attn", False),
+    ("dropout_p", 0.0), ("out_proj_weight", None), ("out_proj_bias", None), ("training", True),
+    ("key_padding_mask", None), ("need_weights", True), ("attn_mask", None), ("use_separate_proj_weight", False),
+    ("q_proj_weight", None), ("k_proj_weight", None), ("v_proj_weight", None), ("static_k", None),
+    ("static_v", None), ("average_attn_weights", True), ("is_causal", False))
+
+
+def functional_multi_head_attention(ev: Evaluator, a: Any, k: dict[str, Any]) -> Any:
+    """torch.nn.functional.multi_head_attention_forward, called by the code itself."""
+    b: dict[str, Any] = {name: a[i] if len(a) > i else k.get(name, default)
+                         for i, (name, default) in enumerate(F_MHA_ARGS)}
+    if b["static_k"] is not None or b["static_v"] is not None:
+        return Unknown("F.multi_head_attention_forward with static_k / static_v is not modelled", ev.current_ref)
+    query, key, value = b["query"], b["key"], b["value"]
+    if not known_sizes(query, key, value):
+        return Unknown("F.multi_head_attention_forward with inputs whose sizes are not known", ev.current_ref)
+    if len(query.shape) not in (2, 3):
+        return Unknown(f"shape mismatch: F.multi_head_attention_forward expects a 2-D or 3-D query, got shape "
+                       f"{list(query.shape)}", ev.current_ref)
+    p = b["dropout_p"]
+    w = MhaWeights(b["embed_dim_to_check"], b["num_heads"], b["in_proj_weight"], b["in_proj_bias"], b["bias_k"],
+                   b["bias_v"], b["add_zero_attn"] is True, p if isinstance(p, (int, float)) else 0.0,
+                   b["out_proj_weight"], b["out_proj_bias"], b["q_proj_weight"], b["k_proj_weight"],
+                   b["v_proj_weight"], b["use_separate_proj_weight"] is True)
+    return multi_head_attention(Trace(ev), w, query, key, value, b["key_padding_mask"], b["need_weights"] is not False,
+                                b["attn_mask"], b["average_attn_weights"] is not False, b["is_causal"] is True,
+                                b["training"] is not False)
