@@ -409,3 +409,65 @@ def test_functional_multi_head_attention_forward(need_weights: bool, tmp_path: P
     delta = 0 if need_weights else attention_delta(Attention(0.0))
     assert est.activations == sum(rounded(s.nbytes) for s in saved) + delta
     assert est.weights == est.gradients == sum(rounded(p.numel() * 4) for p in model.parameters())
+
+
+SUBCLASS = """\
+class SandwichLayer(nn.TransformerEncoderLayer):
+    def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        x = src + self._sa_block(self.norm1(src), src_mask, src_key_padding_mask, is_causal=is_causal)
+        return self.norm2(x + self._ff_block(x))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = SandwichLayer({E}, {H}, {FF}, 0.0, batch_first=True)
+        self.head = nn.Linear({E}, 10)
+
+    def forward(self, x):
+        return self.head(self.layer(x))
+
+
+model = Net()
+x = torch.randn({B}, {L}, {E})
+out = model(x)
+"""
+
+
+def test_a_subclass_calling_the_layers_blocks(tmp_path: Path) -> None:
+    """A layer of the code built on TransformerEncoderLayer's own _sa_block and _ff_block."""
+    text = HEADER + SUBCLASS.format(E=E, H=H, FF=FF, B=B, L=L)
+    model, inputs_ = build_torch(text)
+    saved, _ = torch_saved(model, inputs_, vramlint_loss)
+    est = vramlint_estimate(text, tmp_path / "sub.py")
+    assert est.activations == sum(rounded(s.nbytes) for s in saved) + attention_delta(Attention(0.0))
+    assert est.weights == est.gradients == sum(rounded(p.numel() * 4) for p in model.parameters())
+
+
+MERGE = """\
+class Probe(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        q = torch.zeros(3, 5, 8)
+        merged, kind = self.attn.merge_masks({attn_mask}, {padding}, q)
+        self.out = nn.Parameter(torch.zeros(merged.shape))
+        self.kind = nn.Parameter(torch.zeros(kind))
+
+
+probe = Probe()
+"""
+
+
+@pytest.mark.parametrize(("attn_mask", "padding"), [
+    ("torch.zeros(5, 5)", "None"), ("None", "torch.zeros(3, 5)"), ("torch.zeros(5, 5)", "torch.zeros(3, 5)"),
+    ("torch.zeros(6, 5, 5)", "None")])
+def test_merge_masks_shapes_are_torchs(attn_mask: str, padding: str, tmp_path: Path) -> None:
+    """MultiheadAttention.merge_masks: the merged mask's shape and the mask type, as torch's."""
+    text = HEADER + MERGE.format(attn_mask=attn_mask, padding=padding)
+    ns: dict[str, Any] = {}
+    exec(compile(text, "<merge>", "exec"), ns)
+    expected = {n: tuple(p.shape) for n, p in ns["probe"].named_parameters()}
+    fa = analyze_source(str(tmp_path / "merge.py"), text)
+    (probe,) = [m for m in fa.models if m.name == "probe"]
+    assert probe.params.total == sum(p.numel() for p in ns["probe"].parameters()), expected

@@ -408,3 +408,55 @@ def _generate_square_subsequent_mask(ev: Any, a: tuple[Any, ...], k: dict[str, A
 
 EXTRA_NAMESPACES["Transformer"] = lambda: {"generate_square_subsequent_mask": StaticMethod(NativeFunction(
     "Transformer.generate_square_subsequent_mask", _generate_square_subsequent_mask))}
+
+
+# ---------------------------------------------------------------------- the layers' other methods
+def _merge_masks(ev: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """MultiheadAttention.merge_masks(attn_mask, key_padding_mask, query) -> (merged mask, mask type)."""
+    b = _bind(a[1:], k, (("attn_mask", None), ("key_padding_mask", None), ("query", None)))
+    m, attn_mask, padding, query = a[0], b["attn_mask"], b["key_padding_mask"], b["query"]
+    tr = Trace(ev)
+    mask_type, merged = (1, padding) if padding is not None else (None, None)
+    if attn_mask is not None:
+        if not isinstance(query, TensorValue) or not isinstance(query.shape, tuple) or len(query.shape) != 3:
+            return shapes.as_tensor(ev, query, "MultiheadAttention.merge_masks")
+        batch, seq, heads = query.shape[0], query.shape[1], m.attrs.get("num_heads")
+        mask_type = 2
+        if isinstance(attn_mask, TensorValue) and isinstance(attn_mask.shape, tuple) and len(attn_mask.shape) == 3:
+            merged = tr.m(attn_mask, "view", batch, -1, seq, seq)
+        else:
+            merged = tr.m(tr.m(attn_mask, "view", 1, 1, seq, seq), "expand", batch, heads, -1, -1)
+        if padding is not None:
+            merged = tr.add(merged, tr.m(tr.m(padding, "view", batch, 1, 1, seq), "expand", -1, heads, -1, -1))
+    return (merged, mask_type)
+
+
+def _sa_block(ev: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """_sa_block(x, attn_mask, key_padding_mask, is_causal=False) of an encoder or decoder layer."""
+    b = _bind(a[1:], k, (("x", None), ("attn_mask", None), ("key_padding_mask", None), ("is_causal", False)))
+    return _attend(ev, a[0], "self_attn", b["x"], b["x"], b["attn_mask"], b["key_padding_mask"],
+                   b["is_causal"] is True, "dropout1")
+
+
+def _mha_block(ev: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """TransformerDecoderLayer._mha_block(x, mem, attn_mask, key_padding_mask, is_causal=False)."""
+    b = _bind(a[1:], k, (("x", None), ("mem", None), ("attn_mask", None), ("key_padding_mask", None),
+                         ("is_causal", False)))
+    return _attend(ev, a[0], "multihead_attn", b["x"], b["mem"], b["attn_mask"], b["key_padding_mask"],
+                   b["is_causal"] is True, "dropout2")
+
+
+def _ff_block(ev: Any, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
+    """_ff_block(x) of an encoder or decoder layer."""
+    return _feed_forward(ev, a[0], a[1] if len(a) > 1 else k.get("x"))
+
+
+def _methods(cls: str, **fns: Any) -> Any:
+    return lambda: {name: NativeFunction(f"{cls}.{name}", fn) for name, fn in fns.items()}
+
+
+EXTRA_NAMESPACES["MultiheadAttention"] = _methods("MultiheadAttention", merge_masks=_merge_masks)
+EXTRA_NAMESPACES["TransformerEncoderLayer"] = _methods("TransformerEncoderLayer", _sa_block=_sa_block,
+                                                       _ff_block=_ff_block)
+EXTRA_NAMESPACES["TransformerDecoderLayer"] = _methods("TransformerDecoderLayer", _sa_block=_sa_block,
+                                                       _mha_block=_mha_block, _ff_block=_ff_block)
