@@ -327,8 +327,8 @@ def decoder_layer_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]
 
 def _seq_len(x: Any, batch_first: bool) -> Any:
     """transformer.py's _get_seq_len."""
-    if not isinstance(x, TensorValue) or not isinstance(x.shape, tuple):
-        return None
+    if not isinstance(x, TensorValue) or not isinstance(x.shape, tuple) or len(x.shape) < 2:
+        return None  # torch's layers refuse such an input (their attention's shape check)
     return x.shape[0] if len(x.shape) == 2 else x.shape[1 if batch_first else 0]
 
 
