@@ -26,7 +26,6 @@ import pytest
 import vramlint
 from tests.support.layer_cases import NOT_CALLED, SHAPES, constructor_variants
 from tests.support.torch_api import (
-    _ADDED_ON_BRANCH_TFM,
     LEFT_OUT_FUNCTIONS,
     LEFT_OUT_METHODS,
     LEFT_OUT_MODULES,
@@ -67,14 +66,14 @@ def _public_methods() -> list[str]:
 
 def test_every_static_and_class_method_is_modelled_or_left_out(tmp_path: Path) -> None:
     wanted = [m for m in _public_methods() if m.split(".")[0] not in LEFT_OUT_MODULES]
-    checked = [m for m in wanted if m not in LEFT_OUT_METHODS and m not in _ADDED_ON_BRANCH_TFM]
+    checked = [m for m in wanted if m not in LEFT_OUT_METHODS]
     assert "Embedding.from_pretrained" in checked  # the enumeration sees them
     lines = ["import torch.nn as nn"] + [f"m{i} = nn.{m}" for i, m in enumerate(checked)]
     mod, _, _ = get_loader(search_paths(vramlint.Settings())).load_main(
         str(tmp_path / "methods.py"), "\n".join(lines) + "\n", "enumeration_methods")
     missing = [m for i, m in enumerate(checked) if isinstance(mod.ns.get(f"m{i}", MISSING), (Unknown, type(MISSING)))]
     assert not missing, f"static/class methods of torch.nn the catalog does not model: {missing}"
-    stale = sorted((set(LEFT_OUT_METHODS) | _ADDED_ON_BRANCH_TFM) - set(wanted))
+    stale = sorted(set(LEFT_OUT_METHODS) - set(wanted))
     assert not stale, f"stale: {stale}"
 
 

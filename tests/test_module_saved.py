@@ -41,9 +41,9 @@ torch = pytest.importorskip("torch")
 
 # Layers this test does not run, and why.
 NOT_CHECKED = {
-    # Checked on branch tfm (issue 15's attention item).
+    # Generated over their own options, with the attention kernels' CPU/CUDA differences.
     **dict.fromkeys(("MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer"),
-                    "checked on branch tfm"),
+                    "tests/test_transformer_saved.py"),
     # The CPU kernels keep per-layer oneDNN workspaces, cuDNN a reserve of the gates: the CPU is no
     # truth here; tests/test_rnn_attention.py checks the cuDNN formula.
     **dict.fromkeys(("RNN", "LSTM", "GRU"), "cuDNN's reserve, not the CPU's: tests/test_rnn_attention.py"),

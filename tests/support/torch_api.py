@@ -26,9 +26,6 @@ LEFT_OUT_MODULES: dict[str, str] = {
 # Static and class methods ("Class.method") of those classes, public ones, that are not modelled.
 LEFT_OUT_METHODS: dict[str, str] = {}
 
-# Added by the helper on branch `tfm` (issue 15): TEMPORARY, the lead deletes this list at merge.
-_ADDED_ON_BRANCH_TFM = {"Transformer.generate_square_subsequent_mask"}
-
 # Names torch.nn.functional imports from elsewhere that are no operation on tensors.
 NOT_FUNCTIONS: dict[str, str] = {
     "Optional": "typing.Optional, imported for annotations",
@@ -42,8 +39,6 @@ NOT_FUNCTIONS: dict[str, str] = {
 
 # Public functions of torch.nn.functional without a shape rule and an autograd rule.
 LEFT_OUT_FUNCTIONS: dict[str, str] = {
-    "multi_head_attention_forward": f"{NOT_YET}: nn.MultiheadAttention's implementation; model code calls the "
-                                    "layer (modelled, attention.py)",
     "conv_tbc": f"{NOT_YET}: time-batch-channel convolution, fairseq-era, no current model library calls it",
     "grouped_mm": f"{NOT_YET}: grouped matmul of mixture-of-experts kernels (torch 2.8+)",
     "scaled_grouped_mm": f"{NOT_YET}: float8 grouped matmul (torch 2.8+), needs a float8 dtype model",

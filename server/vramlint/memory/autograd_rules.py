@@ -241,6 +241,8 @@ def effect_of(call: Call, layouts: list[Layout]) -> Effect:
             gradients = call.needs_grad(call.x) or (isinstance(weight, TensorValue) and call.needs_grad(weight))
             eff.workspace = cudnn.workspace(geometry, gradients)
             eff.backward_temp += eff.workspace.backward
+    if name in ("linear", "matmul") and layout is not None and _folds(call):
+        _keep_folded_copy(call, eff)
     if call.inplace and eff.kind == "new":
         eff.kind = "inplace"
         eff.layout = layout
@@ -255,6 +257,28 @@ def effect_of(call: Call, layouts: list[Layout]) -> Effect:
             eff.saves = [t for t in eff.saves if t is not x] + [
                 Extra(nbytes(x.shape, x.dtype), x.dtype, f"copy of the input of in-place {name}")]
     return eff
+
+
+def _folds(call: Call) -> bool:
+    """A matmul of a >= 3-D input by a matrix folds the input to 2-D (ATen's _matmul_impl:
+    `tensor1.reshape({-1, size})`; linear of a non-contiguous input goes through it too)."""
+    x = call.x
+    if x is None or not isinstance(x.shape, tuple) or len(x.shape) < 3:
+        return False
+    if call.module is not None or call.name == "linear":
+        return True
+    other = call.inputs[1] if len(call.inputs) > 1 else None
+    return other is not None and isinstance(other.shape, tuple) and len(other.shape) <= 2
+
+
+def _keep_folded_copy(call: Call, eff: Effect) -> None:
+    """The fold of a non-contiguous input is a copy, and the copy is what mm keeps for the weight's
+    gradient (seen with saved_tensors_hooks: nn.MultiheadAttention's in-projection of a
+    batch_first input, a Linear of a transposed tensor)."""
+    x = call.x
+    assert x is not None
+    dt = call.dtype_of(x)
+    eff.saves = [Extra(nbytes(x.shape, dt), dt, "input folded to 2-D (a copy)") if t is x else t for t in eff.saves]
 
 
 def _view_layout(call: Call, layout: Layout) -> Layout:
@@ -391,7 +415,7 @@ def keeps_nothing(c: Call) -> Effect:
     return Effect(grad="pass" if c.name in ("add", "sub", "cat", "concat", "stack") else "new")
 
 
-@rule("mul", "matmul", "linear", "conv", "dot", "outer", "baddbmm", "bilinear", "prelu")
+@rule("mul", "matmul", "linear", "conv", "dot", "outer", "bilinear", "prelu")
 def keeps_other_operand(c: Call) -> Effect:
     """a·b: the gradient of a reads b and that of b reads a; a parameter operand (a layer's
     weight) is already counted as a weight."""
@@ -495,9 +519,10 @@ def _operands(c: Call, a: TensorValue, b: TensorValue) -> list[TensorValue | Ext
     return saves
 
 
-@rule("addmm", "addbmm")
+@rule("addmm", "addbmm", "baddbmm")
 def addmm(c: Call) -> Effect:
-    """addmm(bias, mat1, mat2) (transformers' Conv1D): the two matrices as for matmul."""
+    """addmm(bias, mat1, mat2) (transformers' Conv1D), baddbmm(mask, q, k^T) (nn.MultiheadAttention's
+    weights under a mask): the two matrices as for matmul."""
     if len(c.inputs) < 3:
         return Effect(saves=[t for t in c.inputs], assumed=True)
     return Effect(saves=_operands(c, c.inputs[1], c.inputs[2]))

@@ -71,6 +71,9 @@ class Op:
     # intermediate storage alive while the op runs; the backward's is in `backward_temp`.
     workspace: ConvWorkspace | None = None
     workspace_sid: int = -1
+    # In inference its output is written into its first input's storage (a layer whose inference
+    # runs a fused kernel: torch's transformer fast path), as dropout's is.
+    inference_alias: bool = False
 
 
 @dataclass

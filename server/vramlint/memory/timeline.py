@@ -269,7 +269,7 @@ def simulate_inference(tape: Tape, base: int, output_sids: set[int]) -> Inferenc
     storages = tape.storages
     alias: dict[int, int] = {}
     for op in tape.ops:
-        if op.name in DROPOUT_OPS and op.reads:
+        if (op.name in DROPOUT_OPS or op.inference_alias) and op.reads:
             for sid in op.allocated:
                 if storages[sid].kind == "activation":
                     alias[sid] = alias.get(op.reads[0], op.reads[0])

@@ -348,6 +348,12 @@ ELEMENTWISE = (
     "native_channel_shuffle",
 )
 
+def _multi_head_attention_forward(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+    from vramlint.frontends.torch.catalog.attention_ops import functional_multi_head_attention
+
+    return functional_multi_head_attention(ev, a, k)
+
+
 FUNCTIONS: dict[str, Impl] = {name: _elementwise for name in ELEMENTWISE}
 FUNCTIONS.update({
     "softmax": _softmax_like, "log_softmax": _softmax_like, "softmin": _softmax_like,
@@ -357,7 +363,8 @@ FUNCTIONS.update({
     "adaptive_avg_pool1d": _pool(1, True, False), "adaptive_avg_pool2d": _pool(2, True, False),
     "adaptive_avg_pool3d": _pool(3, True, False), "adaptive_max_pool1d": _pool(1, True, True),
     "adaptive_max_pool2d": _pool(2, True, True), "adaptive_max_pool3d": _pool(3, True, True),
-    "scaled_dot_product_attention": _sdpa, "embedding": _embedding, "interpolate": _interpolate,
+    "scaled_dot_product_attention": _sdpa, "multi_head_attention_forward": _multi_head_attention_forward,
+    "embedding": _embedding, "interpolate": _interpolate,
     "upsample": _interpolate, "pad": _pad, "flatten": _flatten, "unfold": _unfold, "fold": _fold, "one_hot": _one_hot,
     "cross_entropy": _class_loss, "nll_loss": _class_loss, "mse_loss": _loss, "l1_loss": _loss, "smooth_l1_loss": _loss,
     "binary_cross_entropy": _loss, "binary_cross_entropy_with_logits": _loss, "kl_div": _loss, "huber_loss": _loss,
