@@ -28,10 +28,10 @@ The CPU/CUDA differences (vramlint models CUDA, float32 here), all in `cuda_delt
   only (the math path adds it to the scores).
 - nn.Dropout (p > 0): the CPU keeps a float mask of the input's dtype, CUDA's fused
   native_dropout a bool one.
-Not confirmed on a GPU for these modules: the H200 check of the file's docstring covered the
-"sdpa" and "dropout" cases; a float or padding mask given to the memory-efficient kernel may be
-padded to an aligned last dimension on CUDA (attention.cpp's `pad_bias`), which the
-scaled_dot_product_attention rule does not model (the SDPA backend rule's concern).
+- A mask: the memory-efficient kernel keeps a copy padded to 16 columns per call, the CPU's flash
+  kernel the mask it is given, its math path none (`masks_delta`).
+Not confirmed on a GPU for these modules: the H200 check of tests/test_memory_saved.py's
+docstring covered the "sdpa" and "dropout" cases, not masks.
 """
 
 from __future__ import annotations
@@ -183,13 +183,21 @@ MASKS = {
 STACKS = ("TransformerEncoder", "TransformerDecoder", "Transformer")
 
 
-def masks_delta(mask: str, calls: int) -> int:
-    """With dropout, what the memory-efficient kernel keeps of the masks and the math path does not
-    (it adds them to the scores): each call's [B*H, 1, S] padding mask (expanded per head, a copy),
-    or the float mask the code made (one storage, whatever the number of calls)."""
+def masks_delta(mask: str, calls: int, dropout: float) -> int:
+    """CUDA - CPU bytes kept of the masks. CUDA's memory-efficient kernel keeps each call's mask
+    as a bias whose last dim is padded to a multiple of 16 (attention.cu `preprocess_mask` /
+    `pad_bias<16>`: a copy per call; memory/attention_backends.py). The CPU's flash kernel (no
+    dropout) keeps the mask it is given: the float mask the code made (one storage), or each
+    call's [B*H, 1, S] padding mask (merged per head, a copy); its math path (dropout) adds the
+    mask to the scores and keeps none."""
+    def padded(rows: int) -> int:
+        return rounded(rows * (-(-L // 16) * 16) * 4)
+
     if mask == "padding":
-        return calls * rounded(B * H * L * 4)
-    return rounded(L * L * 4) if mask == "float-mask" else 0
+        return calls * padded(B * H) - (0 if dropout else calls * rounded(B * H * L * 4))
+    if mask == "float-mask":
+        return calls * padded(L) - (0 if dropout else rounded(L * L * 4))
+    return 0
 
 
 def stack_cases() -> list[Case]:
@@ -209,8 +217,7 @@ def stack_cases() -> list[Case]:
         else:
             layer = f"nn.TransformerDecoder(nn.TransformerDecoderLayer({E}, {H}, {common}), 2, nn.LayerNorm({E}))"
             call, delta = f"x, mem{dec_args}", 2 * layer_delta(True, dropout)
-        if dropout:
-            delta += masks_delta(mask, {"Transformer": 6, "TransformerEncoder": 2}.get(stack, 4))
+        delta += masks_delta(mask, {"Transformer": 6, "TransformerEncoder": 2}.get(stack, 4), dropout)
         text = net(layer, call, before) + inputs(batch_first) + "out = model(x)\n"
         cid = f"{stack}-{mask}-{'pre' if norm_first else 'post'}-norm-{'batch' if batch_first else 'seq'}-first"
         cases.append(Case(cid, text, delta))
