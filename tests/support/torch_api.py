@@ -26,6 +26,13 @@ LEFT_OUT_MODULES: dict[str, str] = {
 # Static and class methods ("Class.method") of those classes, public ones, that are not modelled.
 LEFT_OUT_METHODS: dict[str, str] = {}
 
+# Functions modelled as the composites they are: the model runs their ops one by one, each with
+# its own autograd rule (so no rule of their own); their kept bytes are checked where named.
+COMPOSITE_FUNCTIONS: dict[str, str] = {
+    "multi_head_attention_forward": "nn.MultiheadAttention's implementation, run op by op "
+                                    "(catalog/attention_ops.py): tests/test_transformer_saved.py",
+}
+
 # Names torch.nn.functional imports from elsewhere that are no operation on tensors.
 NOT_FUNCTIONS: dict[str, str] = {
     "Optional": "typing.Optional, imported for annotations",

@@ -51,7 +51,7 @@ def multihead_attention(a: LayerArgs) -> LayerParts:
         params.update(bias_k=(1, 1, e), bias_v=(1, 1, e))
     else:
         params.update(bias_k=None, bias_v=None)
-    out_proj = a.make("NonDynamicallyQuantizableLinear", e, e, bias=a.bias)
+    out_proj = a.make("NonDynamicallyQuantizableLinear", e, e, bias=a.bias, dtype=a.dtype)
     return LayerParts(params=params, children={"out_proj": out_proj}, attrs={
         "kdim": kdim, "vdim": vdim, "_qkv_same_embed_dim": same, "head_dim": e // heads if isinstance(heads, int) and heads else e,
     })
@@ -60,12 +60,13 @@ def multihead_attention(a: LayerArgs) -> LayerParts:
 def encoder_layer(a: LayerArgs) -> LayerParts:
     d, ff = a.d_model, a.dim_feedforward
     children = {
-        "self_attn": a.make("MultiheadAttention", d, a.nhead, dropout=a.dropout, bias=a.bias, batch_first=a.batch_first),
-        "linear1": a.make("Linear", d, ff, bias=a.bias),
+        "self_attn": a.make("MultiheadAttention", d, a.nhead, dropout=a.dropout, bias=a.bias,
+                            batch_first=a.batch_first, dtype=a.dtype),
+        "linear1": a.make("Linear", d, ff, bias=a.bias, dtype=a.dtype),
         "dropout": a.make("Dropout", a.dropout),
-        "linear2": a.make("Linear", ff, d, bias=a.bias),
-        "norm1": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias),
-        "norm2": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias),
+        "linear2": a.make("Linear", ff, d, bias=a.bias, dtype=a.dtype),
+        "norm1": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias, dtype=a.dtype),
+        "norm2": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias, dtype=a.dtype),
         "dropout1": a.make("Dropout", a.dropout),
         "dropout2": a.make("Dropout", a.dropout),
     }
@@ -76,15 +77,16 @@ def encoder_layer(a: LayerArgs) -> LayerParts:
 def decoder_layer(a: LayerArgs) -> LayerParts:
     d, ff = a.d_model, a.dim_feedforward
     children = {
-        "self_attn": a.make("MultiheadAttention", d, a.nhead, dropout=a.dropout, bias=a.bias, batch_first=a.batch_first),
+        "self_attn": a.make("MultiheadAttention", d, a.nhead, dropout=a.dropout, bias=a.bias,
+                            batch_first=a.batch_first, dtype=a.dtype),
         "multihead_attn": a.make("MultiheadAttention", d, a.nhead, dropout=a.dropout, bias=a.bias,
-                                 batch_first=a.batch_first),
-        "linear1": a.make("Linear", d, ff, bias=a.bias),
+                                 batch_first=a.batch_first, dtype=a.dtype),
+        "linear1": a.make("Linear", d, ff, bias=a.bias, dtype=a.dtype),
         "dropout": a.make("Dropout", a.dropout),
-        "linear2": a.make("Linear", ff, d, bias=a.bias),
-        "norm1": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias),
-        "norm2": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias),
-        "norm3": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias),
+        "linear2": a.make("Linear", ff, d, bias=a.bias, dtype=a.dtype),
+        "norm1": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias, dtype=a.dtype),
+        "norm2": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias, dtype=a.dtype),
+        "norm3": a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias, dtype=a.dtype),
         "dropout1": a.make("Dropout", a.dropout),
         "dropout2": a.make("Dropout", a.dropout),
         "dropout3": a.make("Dropout", a.dropout),
@@ -135,19 +137,20 @@ def decoder(a: LayerArgs) -> LayerParts:
 def transformer(a: LayerArgs) -> LayerParts:
     d = a.d_model
     common = dict(dim_feedforward=a.dim_feedforward, dropout=a.dropout, activation=a.activation,
-                  layer_norm_eps=a.layer_norm_eps, batch_first=a.batch_first, norm_first=a.norm_first, bias=a.bias)
+                  layer_norm_eps=a.layer_norm_eps, batch_first=a.batch_first, norm_first=a.norm_first, bias=a.bias,
+                  dtype=a.dtype)
     if a.custom_encoder is not None:
         enc = a.custom_encoder
     else:
         layer = a.make("TransformerEncoderLayer", d, a.nhead, **common)
         enc = a.make("TransformerEncoder", layer, a.num_encoder_layers,
-                     a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias))
+                     a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias, dtype=a.dtype))
     if a.custom_decoder is not None:
         dec = a.custom_decoder
     else:
         layer = a.make("TransformerDecoderLayer", d, a.nhead, **common)
         dec = a.make("TransformerDecoder", layer, a.num_decoder_layers,
-                     a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias))
+                     a.make("LayerNorm", d, eps=a.layer_norm_eps, bias=a.bias, dtype=a.dtype))
     return LayerParts(children={"encoder": enc, "decoder": dec})
 
 
