@@ -252,8 +252,7 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
         args2, kwargs2 = _with_batch(args, batch, 2 * batch), _with_batch(kwargs, batch, 2 * batch)
         doubled, _, _ = estimate_model(loader, value, args2, kwargs2, replace(training, batch_size=2 * batch))
         if doubled is not None:
-            est.max_batch = max_batch(batch, est.train_peak, 2 * batch, doubled.train_peak,
-                                      device.memory - device.context)
+            est.max_batch = max_batch(est, doubled, device.memory - device.context)
     result.memory = est
     if est is not None and plan is not None:
         attach_generation(est, plan, setup)

@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vramlint.memory.allocator import AllocatorConfig
 from vramlint.memory.devices import HOST_RUNTIME_CPU, HOST_RUNTIME_CUDA, Device
 from vramlint.memory.generation import GenerationMemory
 from vramlint.memory.optimizers import OPTIMIZERS
-from vramlint.memory.tape import Tape
-from vramlint.memory.timeline import rounded, simulate_inference, simulate_training
+from vramlint.memory.reserved import Workload, largest_batch, reserved_need
+from vramlint.memory.reserved import run as run_allocator
+from vramlint.memory.tape import Storage, Tape
+from vramlint.memory.timeline import GRAD, rounded, simulate_inference, simulate_training
 
 PRECISIONS = ("fp32", "amp-bf16", "amp-fp16", "bf16", "fp16")
 MATMUL_OPS = {"linear", "matmul", "addmm", "baddbmm", "bilinear", "multihead_attention", "rnn",
@@ -21,6 +24,8 @@ MATMUL_OPS = {"linear", "matmul", "addmm", "baddbmm", "bilinear", "multihead_att
 # fails, so what it reserves beyond the allocated peak is the fragmentation it cannot release:
 # 2.0% and 1.6% at the largest batch that trained (benchmarks/data/calibration/h200-max-batch.jsonl).
 # (With room to spare it keeps much more cached: max_reserved in the calibration data.)
+# Training is simulated allocation by allocation (memory/reserved.py); this allowance remains for
+# inference and generation, and for the largest batch when two traces do not pair.
 FRAGMENTATION = 0.02
 SEGMENT = 2 << 20  # large allocations are rounded up to 2 MiB segments
 
@@ -30,9 +35,30 @@ def reserved_at(peak: int) -> int:
     return -(-int(peak * (1 + FRAGMENTATION)) // SEGMENT) * SEGMENT
 
 
-def max_batch(batch: int, peak: int, batch2: int, peak2: int, available: int) -> int | None:
+def max_batch(est: MemoryEstimate, doubled: MemoryEstimate, available: int) -> int | None:
     """The largest batch whose training step fits in `available` bytes (the card less the CUDA
-    context), from the peaks at two batch sizes: activations grow linearly with the batch."""
+    context), from the estimates at two batch sizes: each allocation's size is a line in the batch
+    (memory/reserved.py runs the caching allocator capped at `available` on the sizes of a
+    candidate batch). Where the two traces do not pair allocation by allocation, the peaks' line
+    with the fragmentation allowance, less one more percent of the card: an answer that errs
+    towards "does not fit"."""
+    if est.workload is not None and doubled.workload is not None:
+        found = largest_batch(est.workload, est.batch_size, doubled.workload, doubled.batch_size, available,
+                              est.allocator)
+        if found is not None:
+            return found
+    return linear_max_batch(est.batch_size, est.train_peak, doubled.batch_size, doubled.train_peak,
+                            int(available * (1 - UNPAIRED_MARGIN)))
+
+
+# The margin of the linear rule where the two traces do not pair (a batch-dependent branch, a
+# different op sequence): what the simulation measures beyond the 2% allowance on smaller models.
+UNPAIRED_MARGIN = 0.05
+
+
+def linear_max_batch(batch: int, peak: int, batch2: int, peak2: int, available: int) -> int | None:
+    """The largest batch from the peaks at two batch sizes, activations growing linearly with the
+    batch, with the fixed fragmentation allowance."""
     if batch2 == batch or peak2 <= peak:
         return None
     per_sample = (peak2 - peak) / (batch2 - batch)
@@ -48,6 +74,7 @@ class TrainingSetup:
     optimizer: str = "adam"
     device: Device | None = None
     checkpointing: bool = False
+    allocator: AllocatorConfig = AllocatorConfig()  # PYTORCH_CUDA_ALLOC_CONF
 
 
 @dataclass
@@ -110,7 +137,7 @@ class MemoryEstimate:
     train_peak: int
     train_peak_phase: str  # where the peak happens: "forward", "backward at <module>", "optimizer step"
     inference_peak: int
-    device_total: int  # train_peak plus the allocator's fragmentation, plus the CUDA context
+    device_total: int  # what the allocator must reserve for training at the edge of the card, plus the CUDA context
     host_peak: int  # host memory of the GPU training process
     host_peak_cpu_training: int  # training on the CPU alone
     layers: list[LayerMemory] = field(default_factory=list)
@@ -125,6 +152,11 @@ class MemoryEstimate:
     unmodelled_ops: dict[str, int] = field(default_factory=dict)  # op -> calls assumed to keep their inputs
     notes: list[str] = field(default_factory=list)
     generation: GenerationMemory | None = None  # a generation call's KV cache and peak (memory/generation.py)
+    # torch.cuda.max_memory_reserved() of the calibration protocol's three iterations, room to spare
+    max_reserved: int = 0
+    context: int = 0  # the CUDA context and libraries, outside the allocator (in device_total)
+    workload: Workload | None = field(default=None, repr=False)  # the run, as the allocator sees it
+    allocator: AllocatorConfig = AllocatorConfig()  # PYTORCH_CUDA_ALLOC_CONF the run was simulated with
 
     @property
     def kv_cache(self) -> int | None:
@@ -148,7 +180,7 @@ class MemoryEstimate:
     def inference_need(self) -> int:
         """What inference (generation, when the code generates) needs of the device: its peak,
         fragmentation, the CUDA context."""
-        return reserved_at(self.infer_peak) + self.device_total - reserved_at(self.train_peak)
+        return reserved_at(self.infer_peak) + self.context
 
 
 def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int, int, bool, tuple[int, ...]]],
@@ -190,7 +222,15 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
             layer_ops.setdefault(op.module, {})[op.name] = None
             per_op.append(Hotspot(op.name, op.module, own, op.where))
     per_op.sort(key=lambda h: -h.bytes)
-    reserved = reserved_at(run.peak)
+    work = Workload(
+        [rounded(p[1]) for p in params] + _buffer_sizes(tape.storages, buffers)
+        + [s.nbytes for s in tape.storages if s.kind == "input"],
+        [device.blas_workspace] * 2 if uses_blas else [], opt.state(trainable), opt.step_temp(trainable),
+        run.events[:run.forward_events], run.events[run.forward_events:],
+        {GRAD + s.sid for s in tape.storages if s.kind == "param"})
+    reserved = reserved_need(work, setup.allocator)
+    if not run_allocator(work, device.memory - device.context, setup.allocator).ok:
+        reserved = max(reserved, device.memory - device.context + 1)  # never "fits" where a run fails
     if any(op.name == "conv" for op in tape.ops):
         # Measured: VGG-13 inference at 224x224, batch 64, needed 1.5 GiB more than the estimate.
         notes = [*notes, "cuDNN convolution workspaces are not included (they depend on the algorithm cuDNN "
@@ -203,9 +243,17 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         activations=run.saved_bytes, inputs=inputs, workspace=workspace_train, optimizer_temp=step_temp,
         train_peak=run.peak, train_peak_phase=phase, inference_peak=infer.peak,
         peak_gradients=run.peak_at.gradients, peak_kept=run.peak_at.kept,
-        device_total=reserved + device.context,
+        device_total=reserved + device.context, max_reserved=run_allocator(work, config=setup.allocator).max_reserved,
+        context=device.context, workload=work, allocator=setup.allocator,
         host_peak=HOST_RUNTIME_CUDA + weights + rounded(buffers) + inputs,
         host_peak_cpu_training=HOST_RUNTIME_CPU + cpu_peak,
         layers=[LayerMemory(p, b, tuple(layer_ops[p])) for p, b in layers.items()], hotspots=per_op[:5],
         unmodelled_ops=dict(tape.unmodelled), notes=notes,
     )
+
+
+def _buffer_sizes(storages: list[Storage], total: int) -> list[int]:
+    """The registered buffers one by one: those the forward read, and the rest as one tensor."""
+    seen = [s.nbytes for s in storages if s.kind == "buffer"]
+    rest = rounded(total) - sum(rounded(n) for n in seen)
+    return seen + ([rest] if rest > 0 else [])
