@@ -154,6 +154,7 @@ class MemoryEstimate:
     generation: GenerationMemory | None = None  # a generation call's KV cache and peak (memory/generation.py)
     # torch.cuda.max_memory_reserved() of the calibration protocol's three iterations, room to spare
     max_reserved: int = 0
+    inference_max_reserved: int = 0  # the same for three inference passes (measure.py's protocol)
     context: int = 0  # the CUDA context and libraries, outside the allocator (in device_total)
     workload: Workload | None = field(default=None, repr=False)  # the run, as the allocator sees it
     allocator: AllocatorConfig = AllocatorConfig()  # PYTORCH_CUDA_ALLOC_CONF the run was simulated with
@@ -245,6 +246,9 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         peak_gradients=run.peak_at.gradients, peak_kept=run.peak_at.kept,
         device_total=reserved + device.context, max_reserved=run_allocator(work, config=setup.allocator).max_reserved,
         context=device.context, workload=work, allocator=setup.allocator,
+        inference_max_reserved=run_allocator(
+            Workload(work.setup, [device.blas_workspace] if uses_blas else [],
+                     [], [], infer.events, []), config=setup.allocator).max_reserved,
         host_peak=HOST_RUNTIME_CUDA + weights + rounded(buffers) + inputs,
         host_peak_cpu_training=HOST_RUNTIME_CPU + cpu_peak,
         layers=[LayerMemory(p, b, tuple(layer_ops[p])) for p, b in layers.items()], hotspots=per_op[:5],

@@ -316,8 +316,8 @@ def simulate_inference(tape: Tape, base: int, output_sids: set[int]) -> Inferenc
         if live + inner > peak:
             peak = live + inner
             peak_at = Phase("forward", op.name, op.module, peak)
-        if inner:
-            events += [(TEMP, inner), (TEMP, FREE)]
+        between = [s for s in op.allocated if storages[s].kind == "intermediate"]
+        events += [(s, rounded(storages[s].nbytes)) for s in between] + [(s, FREE) for s in between]
         for sid in release_at.get(op.index, ()):
             if sid in alive:
                 alive.discard(sid)
