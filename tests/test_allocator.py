@@ -4,10 +4,16 @@ each expected figure follows from a rule of c10/cuda/CUDACachingAllocator.cpp.""
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from vramlint.analysis.api import analyze_source
 from vramlint.memory.allocator import FREE, Allocator, AllocatorConfig, round_size, simulate
+from vramlint.memory.estimate import MemoryEstimate
+from vramlint.memory.reserved import run
+from vramlint.settings import Settings
 
 KiB, MiB = 1 << 10, 1 << 20
 
@@ -145,3 +151,50 @@ def test_a_long_stream_runs_quickly() -> None:
     t = time.perf_counter()
     r = simulate(events)
     assert r.ok and time.perf_counter() - t < 30
+
+
+# ---------------------------------------------------------------------- PYTORCH_CUDA_ALLOC_CONF of the analysed code
+MODEL = """\
+import os
+{env}
+import torch
+from torch import nn
+model = nn.Sequential(nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 4096))
+x = torch.randn(300, 4096)
+y = model(x)
+"""
+
+
+def _memory(tmp_path: Path, env: str = "", **settings: Any) -> MemoryEstimate:
+    fa = analyze_source(str(tmp_path / "m.py"), MODEL.format(env=env), Settings(memory=True, **settings))
+    (m,) = fa.models
+    assert m.memory is not None
+    return m.memory
+
+
+def test_the_allocator_configuration_comes_from_the_code(tmp_path: Path) -> None:
+    plain = _memory(tmp_path)
+    assert plain.allocator == AllocatorConfig() and not any("caching allocator" in n for n in plain.notes)
+    for env in ('os.environ["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"',
+                'os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")'):
+        e = _memory(tmp_path, env)
+        assert e.allocator == AllocatorConfig(expandable_segments=True)
+        assert "caching allocator: expandable_segments:True (PYTORCH_CUDA_ALLOC_CONF from the code's os.environ)" \
+            in e.notes
+        assert e.train_peak == plain.train_peak  # what is allocated does not change, what is reserved does
+        assert e.workload is not None and e.max_reserved == run(e.workload, config=e.allocator).max_reserved
+        assert e.max_reserved != plain.max_reserved
+
+
+def test_the_allocator_configuration_from_the_environment_setting(tmp_path: Path) -> None:
+    e = _memory(tmp_path, environment=(("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:64"),))
+    assert e.allocator == AllocatorConfig(max_split_size=64 * MiB)
+    assert "caching allocator: max_split_size_mb:64 (PYTORCH_CUDA_ALLOC_CONF from the `environment` setting)" \
+        in e.notes
+
+
+def test_a_malformed_allocator_configuration_is_ignored_with_a_note(tmp_path: Path) -> None:
+    e = _memory(tmp_path, 'os.environ["PYTORCH_CUDA_ALLOC_CONF"] = "max_split_size_mb:8"')
+    assert e.allocator == AllocatorConfig()
+    assert any(n.startswith("PYTORCH_CUDA_ALLOC_CONF='max_split_size_mb:8' from the code's os.environ ignored: "
+                            "max_split_size_mb must be more than 20") for n in e.notes), e.notes
