@@ -2,8 +2,8 @@
 each checked against what the part is documented to model, not against its code:
 
 - training needs, at the edge of the card, the least the simulated caching allocator must be allowed
-  to reserve for the run (in 2 MiB steps), and the CUDA context (830 MiB) on top; inference needs its
-  own peak plus 2% fragmentation, in 2 MiB segments, plus the context;
+  to reserve for the run (in 2 MiB steps), and the CUDA context (830 MiB) on top; inference likewise
+  for three no_grad forwards;
 - Lion (lion-pytorch) updates one parameter at a time: one temporary, the size of the largest;
 - a checkpoint inside a checkpointed region changes nothing: the outer region keeps its inputs only.
 """
@@ -52,10 +52,16 @@ def test_device_total_is_the_reserved_need_plus_the_context(tmp_path: Path) -> N
     assert e.device_memory == DEVICES["h100-80gb"].memory and e.fits
 
 
-def test_inference_need_is_its_own_reserved_peak_plus_the_context(tmp_path: Path) -> None:
+def test_inference_need_is_its_own_reserved_need_plus_the_context(tmp_path: Path) -> None:
+    from vramlint.memory.reserved import run
+
     e = estimate(tmp_path, device="H100")
-    assert e.inference_peak < e.train_peak
-    assert e.inference_need == reserved(e.inference_peak) + CONTEXT
+    assert e.inference_peak < e.train_peak and e.inference_workload is not None
+    need = e.inference_need - CONTEXT
+    assert need % SEGMENT == 0 and need >= e.inference_peak
+    assert run(e.inference_workload, need).ok and not run(e.inference_workload, need - SEGMENT).ok
+    # weights, the batch and one cuBLAS workspace, then three no_grad forwards: no optimizer, no gradients
+    assert e.inference_workload.state == [] and e.inference_workload.workspaces == [e.workload.workspaces[0]]
     assert e.inference_need < e.device_total
 
 

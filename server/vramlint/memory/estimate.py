@@ -24,8 +24,8 @@ MATMUL_OPS = {"linear", "matmul", "addmm", "baddbmm", "bilinear", "multihead_att
 # fails, so what it reserves beyond the allocated peak is the fragmentation it cannot release:
 # 2.0% and 1.6% at the largest batch that trained (benchmarks/data/calibration/h200-max-batch.jsonl).
 # (With room to spare it keeps much more cached: max_reserved in the calibration data.)
-# Training is simulated allocation by allocation (memory/reserved.py); this allowance remains for
-# inference and generation, and for the largest batch when two traces do not pair.
+# Training and inference are simulated allocation by allocation (memory/reserved.py); this
+# allowance remains for generation, and for the largest batch when two traces do not pair.
 FRAGMENTATION = 0.02
 SEGMENT = 2 << 20  # large allocations are rounded up to 2 MiB segments
 
@@ -155,8 +155,10 @@ class MemoryEstimate:
     # torch.cuda.max_memory_reserved() of the calibration protocol's three iterations, room to spare
     max_reserved: int = 0
     inference_max_reserved: int = 0  # the same for three inference passes (measure.py's protocol)
+    inference_reserved_need: int = 0  # what inference needs the allocator to reserve at the card's edge
     context: int = 0  # the CUDA context and libraries, outside the allocator (in device_total)
     workload: Workload | None = field(default=None, repr=False)  # the run, as the allocator sees it
+    inference_workload: Workload | None = field(default=None, repr=False)  # three no_grad forwards
     allocator: AllocatorConfig = AllocatorConfig()  # PYTORCH_CUDA_ALLOC_CONF the run was simulated with
 
     @property
@@ -181,6 +183,8 @@ class MemoryEstimate:
     def inference_need(self) -> int:
         """What inference (generation, when the code generates) needs of the device: its peak,
         fragmentation, the CUDA context."""
+        if self.generation is None and self.inference_reserved_need:
+            return self.inference_reserved_need + self.context
         return reserved_at(self.infer_peak) + self.context
 
 
@@ -230,6 +234,7 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         run.events[:run.forward_events], run.events[run.forward_events:],
         {GRAD + s.sid for s in tape.storages if s.kind == "param"})
     reserved = reserved_need(work, setup.allocator)
+    infer_work = Workload(work.setup, [device.blas_workspace] if uses_blas else [], [], [], infer.events, [])
     if not run_allocator(work, device.memory - device.context, setup.allocator).ok:
         reserved = max(reserved, device.memory - device.context + 1)  # never "fits" where a run fails
     if any(op.name == "conv" for op in tape.ops):
@@ -246,9 +251,8 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         peak_gradients=run.peak_at.gradients, peak_kept=run.peak_at.kept,
         device_total=reserved + device.context, max_reserved=run_allocator(work, config=setup.allocator).max_reserved,
         context=device.context, workload=work, allocator=setup.allocator,
-        inference_max_reserved=run_allocator(
-            Workload(work.setup, [device.blas_workspace] if uses_blas else [],
-                     [], [], infer.events, []), config=setup.allocator).max_reserved,
+        inference_max_reserved=run_allocator(infer_work, config=setup.allocator).max_reserved,
+        inference_reserved_need=reserved_need(infer_work, setup.allocator), inference_workload=infer_work,
         host_peak=HOST_RUNTIME_CUDA + weights + rounded(buffers) + inputs,
         host_peak_cpu_training=HOST_RUNTIME_CPU + cpu_peak,
         layers=[LayerMemory(p, b, tuple(layer_ops[p])) for p, b in layers.items()], hotspots=per_op[:5],
