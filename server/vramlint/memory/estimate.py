@@ -25,7 +25,9 @@ MATMUL_OPS = {"linear", "matmul", "addmm", "baddbmm", "bilinear", "multihead_att
 # 2.0% and 1.6% at the largest batch that trained (benchmarks/data/calibration/h200-max-batch.jsonl).
 # (With room to spare it keeps much more cached: max_reserved in the calibration data.)
 # Training and inference are simulated allocation by allocation (memory/reserved.py); this
-# allowance remains for generation, and for the largest batch when two traces do not pair.
+# allowance remains for generation, for the largest batch when two traces do not pair, and as the
+# floor of every need: a simulation that finds less (few, small tensors) is not trusted below
+# what the GPU needed on both measured cards.
 FRAGMENTATION = 0.02
 SEGMENT = 2 << 20  # large allocations are rounded up to 2 MiB segments
 
@@ -44,7 +46,7 @@ def max_batch(est: MemoryEstimate, doubled: MemoryEstimate, available: int) -> i
     towards "does not fit"."""
     if est.workload is not None and doubled.workload is not None:
         found = largest_batch(est.workload, est.batch_size, doubled.workload, doubled.batch_size, available,
-                              est.allocator)
+                              est.allocator, FRAGMENTATION)
         if found is not None:
             return found
     return linear_max_batch(est.batch_size, est.train_peak, doubled.batch_size, doubled.train_peak,
@@ -233,7 +235,7 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         [device.blas_workspace] * 2 if uses_blas else [], opt.state(trainable), opt.step_temp(trainable),
         run.events[:run.forward_events], run.events[run.forward_events:],
         {GRAD + s.sid for s in tape.storages if s.kind == "param"})
-    reserved = reserved_need(work, setup.allocator)
+    reserved = max(reserved_need(work, setup.allocator), reserved_at(run.peak))
     infer_work = Workload(work.setup, [device.blas_workspace] if uses_blas else [], [], [], infer.events, [])
     if not run_allocator(work, device.memory - device.context, setup.allocator).ok:
         reserved = max(reserved, device.memory - device.context + 1)  # never "fits" where a run fails
@@ -252,7 +254,8 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         device_total=reserved + device.context, max_reserved=run_allocator(work, config=setup.allocator).max_reserved,
         context=device.context, workload=work, allocator=setup.allocator,
         inference_max_reserved=run_allocator(infer_work, config=setup.allocator).max_reserved,
-        inference_reserved_need=reserved_need(infer_work, setup.allocator), inference_workload=infer_work,
+        inference_reserved_need=max(reserved_need(infer_work, setup.allocator), reserved_at(infer.peak)),
+        inference_workload=infer_work,
         host_peak=HOST_RUNTIME_CUDA + weights + rounded(buffers) + inputs,
         host_peak_cpu_training=HOST_RUNTIME_CPU + cpu_peak,
         layers=[LayerMemory(p, b, tuple(layer_ops[p])) for p, b in layers.items()], hotspots=per_op[:5],

@@ -117,16 +117,19 @@ def reserved_need(work: Workload, config: AllocatorConfig | None = None) -> int:
 
 
 def largest_batch(small: Workload, batch: int, large: Workload, batch2: int, available: int,
-                  config: AllocatorConfig | None = None) -> int | None:
+                  config: AllocatorConfig | None = None, floor: float = 0.0) -> int | None:
     """The largest batch whose run succeeds with the allocator capped at `available`, the two
-    workloads (at `batch` and `batch2`) giving each allocation's size as a line in the batch.
-    None when they do not pair."""
+    workloads (at `batch` and `batch2`) giving each allocation's size as a line in the batch, and
+    whose allocated peak plus `floor` (a fraction) stays within it. None when they do not pair."""
     if not small.pairs(large) or batch2 <= batch:
         return None
 
     def ok(b: int) -> bool:
         w = small.scaled(large, (b - batch) / (batch2 - batch))
-        return w is not None and run(w, available, config).ok
+        if w is None:
+            return False
+        r = run(w, available, config)
+        return r.ok and r.max_allocated * (1 + floor) <= available
 
     # An upper bound: the allocated peak alone grows at least this fast.
     lo, hi = 0, batch
