@@ -142,7 +142,8 @@ def test_config_parsing() -> None:
 
 
 def test_a_long_stream_runs_quickly() -> None:
-    """10^5 events of mixed sizes: finishes in seconds (measured ~0.1 s)."""
+    """10^5 events of mixed sizes, many free blocks at once: finishes in seconds (measured 0.6 s on a
+    loaded 2-core machine; the calibration models' runs are 10^3-10^4 events, 1-12 ms)."""
     events: list[tuple[int, int]] = []
     for i in range(50_000):
         events.append((i, (i * 7919) % (30 * MiB) + 1))

@@ -26,7 +26,8 @@ c10/core/AllocatorConfig.h, namespace c10::CachingAllocator):
   `release_cached_blocks` (every cached segment that is wholly free), retrying `alloc_block` after
   each; the request fails (OutOfMemoryError) only if the last retry fails.
 - `expandable_segments:True` (Note [Expandable Segments]): one segment per pool whose physical
-  pages are mapped as needed (2 MiB pages for the small pool, 20 MiB for the large pool), new
+  pages are mapped as needed (`find_expandable_block`: `segment_size = pool->is_small ?
+  kSmallBuffer : kLargeBuffer`, 2 MiB pages for the small pool, 20 MiB for the large pool), new
   memory at the segment's end; every split rest is kept; at the limit the pages wholly inside free
   blocks are unmapped (`release_cached_blocks` -> `unmap_block`). Here new blocks are always placed
   at the end after such a release (torch may also refill unmapped holes): that can only ask for more.
