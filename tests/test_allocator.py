@@ -12,7 +12,7 @@ import pytest
 from vramlint.analysis.api import analyze_source
 from vramlint.memory.allocator import FREE, Allocator, AllocatorConfig, round_size, simulate
 from vramlint.memory.estimate import MemoryEstimate
-from vramlint.memory.reserved import run
+from vramlint.memory.reserved import Workload, largest_batch, run
 from vramlint.settings import Settings
 
 KiB, MiB = 1 << 10, 1 << 20
@@ -199,3 +199,50 @@ def test_a_malformed_allocator_configuration_is_ignored_with_a_note(tmp_path: Pa
     assert e.allocator == AllocatorConfig()
     assert any(n.startswith("PYTORCH_CUDA_ALLOC_CONF='max_split_size_mb:8' from the code's os.environ ignored: "
                             "max_split_size_mb must be more than 20") for n in e.notes), e.notes
+
+
+# ---------------------------------------------------------------------- the run the allocator replays (reserved.py)
+def _work(batch: int) -> Workload:
+    """100 MiB of weights, a 12 MiB-per-sample activation and its gradient, a 1 MiB parameter
+    gradient (key 7), Adam-like state and one step temporary."""
+    forward = [(1, 12 * MiB * batch)]
+    backward = [(7, 1 * MiB), (2, 12 * MiB * batch), (1, FREE), (2, FREE)]
+    return Workload([100 * MiB], [], [3 * MiB, 3 * MiB], [3 * MiB], forward, backward, {7})
+
+
+def test_the_run_is_three_iterations_with_lazy_state_and_zero_grad() -> None:
+    ev = _work(1).events()
+    setup, workspace, state, step = 1 << 40, 1 << 41, 1 << 42, 1 << 43
+    one = [(1, 12 * MiB), (7, MiB), (2, 12 * MiB), (1, FREE), (2, FREE)]
+    step_events = [(step, 3 * MiB), (step, FREE)]
+    assert ev == [(setup, 100 * MiB), *one, (state, 3 * MiB), (state + 1, 3 * MiB), *step_events,
+                  (7, FREE), *one, *step_events, (7, FREE), *one, *step_events]
+    assert workspace not in {k for k, _ in ev}
+
+
+def test_the_largest_batch_is_the_last_that_runs_at_the_limit() -> None:
+    """Batch b: the forward's 12b MiB activation and backward's 12b MiB gradient get a segment
+    each in the first iteration; the optimizer state and the step's temporary, created after
+    backward, split one of them (best fit), so in the second iteration the gradient no longer fits
+    there and needs a third 12b MiB segment, which no release can make room for (no cached segment
+    is wholly free): 100 MiB of weights + 2 MiB (the 1 MiB parameter gradient's small segment)
+    + 36b MiB within 400 MiB -> 8."""
+    assert run(_work(8), 400 * MiB).ok and not run(_work(9), 400 * MiB).ok
+    assert run(_work(9), 400 * MiB).oom_at == 13  # the second iteration's activation gradient
+    assert largest_batch(_work(1), 1, _work(2), 2, 400 * MiB) == 8
+
+
+def test_the_largest_batch_keeps_the_floor_above_the_allocated_peak() -> None:
+    """Weights and one activation: nothing fragments, the run fits while 100 + 12b <= 400 MiB (25);
+    with a 2% floor above the allocated peak, 24."""
+    def work(b: int) -> Workload:
+        return Workload([100 * MiB], [], [], [], [(1, 12 * MiB * b), (1, FREE)], [])
+
+    assert largest_batch(work(1), 1, work(2), 2, 400 * MiB) == 25
+    assert largest_batch(work(1), 1, work(2), 2, 400 * MiB, floor=0.02) == 24
+
+
+def test_traces_that_do_not_pair_give_no_answer() -> None:
+    other = _work(2)
+    other.forward = [*other.forward, (9, MiB), (9, FREE)]  # an op the other batch does not run
+    assert not _work(1).pairs(other) and largest_batch(_work(1), 1, other, 2, 400 * MiB) is None
