@@ -235,10 +235,8 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         [device.blas_workspace] * 2 if uses_blas else [], opt.state(trainable), opt.step_temp(trainable),
         run.events[:run.forward_events], run.events[run.forward_events:],
         {GRAD + s.sid for s in tape.storages if s.kind == "param"})
-    reserved = max(reserved_need(work, setup.allocator), reserved_at(run.peak))
+    reserved = _need_at_the_edge(work, setup.allocator, device.memory - device.context, run.peak)
     infer_work = Workload(work.setup, [device.blas_workspace] if uses_blas else [], [], [], infer.events, [])
-    if not run_allocator(work, device.memory - device.context, setup.allocator).ok:
-        reserved = max(reserved, device.memory - device.context + 1)  # never "fits" where a run fails
     if any(op.name == "conv" for op in tape.ops):
         # Measured: VGG-13 inference at 224x224, batch 64, needed 1.5 GiB more than the estimate.
         notes = [*notes, "cuDNN convolution workspaces are not included (they depend on the algorithm cuDNN "
@@ -261,6 +259,15 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         layers=[LayerMemory(p, b, tuple(layer_ops[p])) for p, b in layers.items()], hotspots=per_op[:5],
         unmodelled_ops=dict(tape.unmodelled), notes=notes,
     )
+
+
+def _need_at_the_edge(work: Workload, config: AllocatorConfig, limit: int, peak: int) -> int:
+    """What the allocator must be allowed to reserve (never below the peak plus 2%): the search's
+    answer, kept consistent with a run at the card's own limit (it succeeds there: the need is
+    within it; it fails: the need is beyond it, whatever the search found)."""
+    need = reserved_need(work, config)
+    need = min(need, limit) if run_allocator(work, limit, config).ok else max(need, limit + 1)
+    return max(need, reserved_at(peak))
 
 
 def _buffer_sizes(storages: list[Storage], total: int) -> list[int]:

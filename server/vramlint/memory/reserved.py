@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vramlint.memory.allocator import FREE, NO_LIMIT, AllocatorConfig, Event, Result, simulate
+from vramlint.memory.allocator import (
+    FREE,
+    NO_LIMIT,
+    AllocatorConfig,
+    Event,
+    Result,
+    kRoundLarge,
+    simulate,
+)
 
 ITERATIONS = 3  # the calibration protocol's; by the third the cache is in its steady state
 _SETUP, _WORKSPACE, _STATE, _STEP = 1 << 40, 1 << 41, 1 << 42, 1 << 43  # event keys
@@ -120,7 +128,8 @@ def largest_batch(small: Workload, batch: int, large: Workload, batch2: int, ava
                   config: AllocatorConfig | None = None, floor: float = 0.0) -> int | None:
     """The largest batch whose run succeeds with the allocator capped at `available`, the two
     workloads (at `batch` and `batch2`) giving each allocation's size as a line in the batch, and
-    whose allocated peak plus `floor` (a fraction) stays within it. None when they do not pair."""
+    whose allocated peak plus `floor` (a fraction), in 2 MiB segments, stays within it. None when
+    they do not pair."""
     if not small.pairs(large) or batch2 <= batch:
         return None
 
@@ -129,7 +138,7 @@ def largest_batch(small: Workload, batch: int, large: Workload, batch2: int, ava
         if w is None:
             return False
         r = run(w, available, config)
-        return r.ok and r.max_allocated * (1 + floor) <= available
+        return r.ok and -(-int(r.max_allocated * (1 + floor)) // kRoundLarge) * kRoundLarge <= available
 
     # An upper bound: the allocated peak alone grows at least this fast.
     lo, hi = 0, batch
