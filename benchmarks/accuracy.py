@@ -8,6 +8,10 @@ gradients, the question's 1,820 x 256), and "4 x the fp32 model size for Adam" (
 
     python benchmarks/accuracy.py [--plot docs/accuracy.png] [--only resnet]
 
+Beside the peak: the predicted `torch.cuda.max_memory_reserved()` of training cases (the simulated
+caching allocator) against the measured one, and the largest batch that trains on the emulated
+cards of h200-max-batch.jsonl against vramlint's `--max-batch` answer for those cards.
+
 Each case is a small source file, written the way a user would write it (the model, a batch,
 one call), analysed as a user's file is: nothing of the measurement is given to the estimate
 besides the batch, the precision and the optimizer.
@@ -36,6 +40,8 @@ from vramlint.settings import Settings  # noqa: E402
 
 CALIBRATION = ROOT / "benchmarks" / "data" / "calibration" / "h200-torch2.11.jsonl"  # README.md there: provenance
 HOLDOUT = ROOT / "benchmarks" / "results" / "holdout-h200.jsonl"
+MAX_BATCH = CALIBRATION.parent / "h200-max-batch.jsonl"
+EMULATED_CONTEXT = 800 * 2**20  # the max-batch cases' card less what the allocator was allowed (README.md)
 EXCLUDED = {
     # GradScaler skipped every optimizer step (fp16 overflow): no Adam state was ever allocated.
     "tv_resnet50_adamw_fp16amp": "GradScaler skipped every step, so the measurement has no optimizer state",
@@ -59,6 +65,7 @@ class Row:
     phase: str = ""
     error_text: str = ""
     textbook: int | None = None  # the hand count, in elements
+    reserved: int | None = None  # predicted max_memory_reserved()
 
     @property
     def measured(self) -> int:
@@ -67,6 +74,11 @@ class Row:
     @property
     def error(self) -> float | None:
         return None if self.estimate is None else (self.estimate - self.measured) / self.measured
+
+    @property
+    def reserved_error(self) -> float | None:
+        measured = self.case.get("max_reserved")
+        return None if self.reserved is None or not measured else (self.reserved - measured) / measured
 
 
 def case_source(case: dict) -> str:
@@ -132,7 +144,8 @@ def run(only: str, settings_base: Settings, path: Path = CALIBRATION) -> list[Ro
                 continue
             value = est.inference_peak if case["mode"] == "infer" else est.train_peak
             rows.append(Row(case, value, dt, est.train_peak_phase if case["mode"] == "train" else "inference",
-                            textbook=est.textbook.elements if est.textbook else None))
+                            textbook=est.textbook.elements if est.textbook else None,
+                            reserved=est.max_reserved if case["mode"] == "train" else est.inference_max_reserved))
     return rows
 
 
@@ -154,6 +167,8 @@ def main() -> int:
         rows = run(args.only, Settings(extra_paths=extra), path)
         print_table(title, rows)
         everything += rows
+    if not args.cases:
+        print_max_batch(max_batch_rows(args.only, Settings(extra_paths=extra)))
     if args.plot:
         plot(everything, Path(args.plot))
         print(f"plot written to {args.plot}")
@@ -163,21 +178,27 @@ def main() -> int:
 def print_table(title: str, rows: list[Row]) -> None:
     gib = 2**30
     print(f"\n{title}: estimated vs measured peak (GiB); the rules of thumb as their error")
-    print(f"{'case':32} {'estimate':>8} {'measured':>8} {'error':>7} {'hand':>6} {'w x3':>6} {'adam4x':>6}"
-          "  time  peak at")
+    print(f"{'case':32} {'estimate':>8} {'measured':>8} {'error':>7} {'resrvd':>7} {'hand':>6} {'w x3':>6} "
+          f"{'adam4x':>6}  time  peak at")
     kept = [r for r in rows if r.case["id"] not in EXCLUDED]
     for r in rows:
         excluded = EXCLUDED.get(r.case["id"])
         est_s = f"{r.estimate / gib:8.3f}" if r.estimate is not None else "     n/a"
         err_s = f"{r.error * 100:+6.1f}%" if r.error is not None else "    n/a"
         thumbs = " ".join(_pct(v, r.measured) for v in rules_of_thumb(r).values())
-        print(f"{r.case['id']:32} {est_s} {r.measured / gib:8.3f} {err_s} {thumbs} {r.seconds:5.1f}s "
+        res_s = f"{r.reserved_error * 100:+6.1f}%" if r.reserved_error is not None else "    n/a"
+        print(f"{r.case['id']:32} {est_s} {r.measured / gib:8.3f} {err_s} {res_s} {thumbs} {r.seconds:5.1f}s "
               f"{r.phase or r.error_text}{'  [excluded: ' + excluded + ']' if excluded else ''}")
     if not kept:
         return
     errors = [abs(r.error) if r.error is not None else float("inf") for r in kept]
     print(f"{len(errors)} cases: vramlint median |error| {statistics.median(errors) * 100:.1f}%, "
           f"max {max(errors) * 100:.1f}%")
+    reserved = [(r.case["id"], r.reserved_error) for r in kept if r.reserved_error is not None]
+    if reserved:
+        worst = max(reserved, key=lambda x: abs(x[1]))
+        print(f"{len(reserved)} cases, max_reserved: median |error| "
+              f"{statistics.median(abs(e) for _, e in reserved) * 100:.1f}%, largest {worst[1] * 100:+.1f}% ({worst[0]})")
     for name in ("hand count", "weights x3", "4x weights (Adam)"):
         errs = [abs(rules_of_thumb(r)[name] - r.measured) / r.measured for r in kept if rules_of_thumb(r)[name]]
         if errs:
@@ -185,6 +206,56 @@ def print_table(title: str, rows: list[Row]) -> None:
     times = sorted(r.seconds for r in rows)
     print(f"estimate time per case: median {statistics.median(times):.2f}s, max {times[-1]:.2f}s "
           "(the first case of a library pays for loading its source)")
+
+
+@dataclass
+class BatchRow:
+    case: dict  # a line of h200-max-batch.jsonl
+    predicted: int | None
+
+    @property
+    def error(self) -> float | None:
+        real = self.case["max_batch"]
+        return None if self.predicted is None else (self.predicted - real) / real
+
+
+def max_batch_rows(only: str, settings_base: Settings) -> list[BatchRow]:
+    """vramlint's largest batch for each emulated card: the estimates at the base case's batch
+    and at twice it, the allocator capped at the card less the emulation's 800 MiB."""
+    from vramlint.analysis.api import analyze_source
+    from vramlint.memory.estimate import max_batch
+
+    calibration = {c["id"]: c for c in map(json.loads, CALIBRATION.read_text().splitlines())}
+    rows: list[BatchRow] = []
+    for rec in map(json.loads, MAX_BATCH.read_text().splitlines()):
+        if only and only not in rec["id"]:
+            continue
+        base = calibration[rec["base_case"]]
+        ests = []
+        for batch in (base["batch"], 2 * base["batch"]):
+            settings = Settings(extra_paths=settings_base.extra_paths, memory=True, device="H200",
+                                precision=base["precision"], optimizer=base["optimizer"])
+            fa = analyze_source(f"{rec['id']}.py", case_source({**base, "batch": batch}), settings)
+            model = next((m for m in fa.models if m.name == "model"), None)
+            ests.append(model.memory if model is not None else None)
+        est, doubled = ests
+        predicted = None if est is None or doubled is None else \
+            max_batch(est, doubled, rec["card_GiB"] * 2**30 - EMULATED_CONTEXT)
+        rows.append(BatchRow(rec, predicted))
+    return rows
+
+
+def print_max_batch(rows: list[BatchRow]) -> None:
+    if not rows:
+        return
+    print("\nlargest batch that trains on an emulated card: vramlint (--max-batch) vs measured")
+    print(f"{'case':32} {'card':>5} {'vramlint':>8} {'trained':>7} {'failed':>6} {'error':>7}")
+    for r in rows:
+        err = f"{r.error * 100:+6.1f}%" if r.error is not None else "    n/a"
+        print(f"{r.case['id']:32} {r.case['card_GiB']:>3}GiB {r.predicted if r.predicted is not None else 'n/a':>8} "
+              f"{r.case['max_batch']:>7} {r.case['first_failing']:>6} {err}")
+    over = [r for r in rows if r.predicted is not None and r.predicted > r.case["max_batch"]]
+    print(f"{len(rows)} cases: {len(over)} over-promised (a batch that does not train said to fit)")
 
 
 def _pct(value: float, measured: int) -> str:

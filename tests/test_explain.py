@@ -94,7 +94,7 @@ def test_explain_text_by_hand(tmp_path: Path) -> None:
            f"{(PEAK - WORKSPACES) / textbook:.1f}x." in lines
     h100 = DEVICES["h100-80gb"].memory
     (total,) = [line for line in lines if line.startswith(f"  {'device total':<30}")]
-    assert total.endswith(f"peak + CUDA context and libraries (fits in {fmt_bytes(h100)})")
+    assert total.endswith(f"reserved at the card's edge (caching allocator) + CUDA context (fits in {fmt_bytes(h100)})")
 
 
 def test_explain_without_an_estimate_says_why(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ truth: `torch.cuda.max_memory_allocated()` in a steady-state training step, or a
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import subprocess
@@ -15,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from benchmarks.accuracy import CALIBRATION, EXCLUDED, HOLDOUT, Row, case_source, run
+from benchmarks.accuracy import (
+    CALIBRATION,
+    EXCLUDED,
+    HOLDOUT,
+    Row,
+    max_batch_rows,
+    run,
+)
 
 from tests.support.libsources import TORCHVISION_VERSION, TRANSFORMERS_VERSION, library_source
 from vramlint.analysis.api import analyze_source
@@ -34,6 +42,11 @@ def _extra() -> tuple[str, ...]:
             str(ROOT / "benchmarks" / "gpu" / "models"), str(ROOT / "examples"))
 
 
+@functools.cache
+def _calibration_rows() -> tuple[Row, ...]:
+    return tuple(run("", Settings(extra_paths=_extra()), CALIBRATION))
+
+
 def _errors(rows: list[Row]) -> list[float]:
     return [abs(r.error) if r.error is not None else float("inf") for r in rows if r.case["id"] not in EXCLUDED]
 
@@ -50,12 +63,30 @@ def _estimate(text: str, tmp_path: Path, **settings: Any) -> MemoryEstimate:
 def test_calibration_cases_within_what_the_readme_publishes() -> None:
     """The README publishes median 0.4%, largest 3.4% (measured 0.38% / 3.38%): a margin of
     about a percentage point, so that a rule that drifts by a few percent fails here."""
-    rows = run("", Settings(extra_paths=_extra()), CALIBRATION)
+    rows = list(_calibration_rows())
     errors = _errors(rows)
     assert len(errors) == 29  # 30 cases, the GradScaler case excluded (it has no optimizer state)
     SUMMARY["calibration"] = f"{len(errors)} cases, median |error| {statistics.median(errors):.1%}, max {max(errors):.1%}"
     assert statistics.median(errors) <= 0.01, SUMMARY["calibration"]
     assert max(errors) <= 0.045, [(r.case["id"], r.error) for r in rows]
+
+
+def test_max_reserved_of_the_calibration_cases() -> None:
+    """torch.cuda.max_memory_reserved() of every calibration case (three iterations with room to
+    spare) against the simulated caching allocator's. Measured: median 2.4% off; the models without
+    convolutions (transformers, ViT) within 2.4%; CNNs under by up to 22% in training and 32% in
+    ResNet-18's inference: cuDNN's convolution workspaces, which go through the caching allocator,
+    are not modelled (docs/memory.md)."""
+    rows = [r for r in _calibration_rows() if r.case["id"] not in EXCLUDED]
+    errors = {r.case["id"]: r.reserved_error for r in rows}
+    assert len(errors) == 29 and all(e is not None for e in errors.values()), errors
+    conv_free = {k: e for k, e in errors.items() if k.startswith("hf_") or "vit" in k}
+    assert len(conv_free) == 11
+    assert all(abs(e) <= 0.03 for e in conv_free.values()), conv_free  # type: ignore[arg-type]
+    assert all(-0.35 <= e <= 0.03 for e in errors.values()), errors  # type: ignore[operator]
+    median = statistics.median(abs(e) for e in errors.values())  # type: ignore[arg-type]
+    SUMMARY["max_reserved"] = f"{len(errors)} cases, median |error| {median:.1%}"
+    assert median <= 0.03, SUMMARY["max_reserved"]
 
 
 def test_hold_out_training_cases() -> None:
@@ -72,24 +103,37 @@ def test_hold_out_training_cases() -> None:
     assert max(errors) <= 0.045, [(r.case["id"], r.error) for r in train]
 
 
-@pytest.mark.parametrize("line", MAX_BATCH.read_text().splitlines())
-def test_largest_batch_that_fits_an_emulated_card(line: str, tmp_path: Path) -> None:
-    """The largest batch that trained on a card emulated by capping the allocator at
-    card - 800 MiB: vramlint's answer is within 10% and never past the first batch that failed."""
+@functools.cache
+def _largest_batch(line: str) -> tuple[int | None, int]:
+    """vramlint's largest batch for an emulated card (benchmarks/accuracy.py: the caching allocator
+    simulated on the sizes of each candidate batch, from the estimates at the base batch and twice
+    it, capped at card - 800 MiB), and the real one."""
     rec = json.loads(line)
-    base = next(json.loads(x) for x in CALIBRATION.read_text().splitlines() if json.loads(x)["id"] == rec["base_case"])
-    est = _estimate(case_source(base), tmp_path, extra_paths=_extra(), device="H200",
-                    precision=base["precision"], optimizer=base["optimizer"], max_batch=True)
-    from vramlint.memory.estimate import max_batch
+    (row,) = max_batch_rows(rec["id"], Settings(extra_paths=_extra()))
+    return row.predicted, rec["max_batch"]
 
-    # Two estimates give the line; the card is the emulated one (its context: 800 MiB).
-    doubled = _estimate(case_source({**base, "batch": 2 * base["batch"]}), tmp_path, extra_paths=_extra(),
-                        device="H200", precision=base["precision"], optimizer=base["optimizer"])
-    available = rec["card_GiB"] * 2**30 - 800 * 2**20
-    predicted = max_batch(base["batch"], est.train_peak, 2 * base["batch"], doubled.train_peak, available)
+
+@pytest.mark.parametrize("line", MAX_BATCH.read_text().splitlines())
+def test_largest_batch_that_fits_an_emulated_card(line: str) -> None:
+    """The largest batch that trained on a card emulated by capping the allocator at
+    card - 800 MiB: vramlint's answer never exceeds it (ResNet-50, 8 GiB: 83 where 84 trained;
+    ViT-B/16 under bf16 autocast, 16 GiB: 200 where 212 did)."""
+    predicted, real = _largest_batch(line)
     assert predicted is not None
-    assert abs(predicted - rec["max_batch"]) <= 0.10 * rec["max_batch"], (predicted, rec["max_batch"])
-    assert predicted < rec["first_failing"]
+    assert 0.94 * real <= predicted <= real, (predicted, real)
+
+
+# ViT-B/16 under bf16 autocast: 200 where 212 trained (-5.7%). At 212 the estimate's allocated
+# peak is 3.8% above the measured one (it grows 4% faster with the batch than the GPU's, though
+# exact at batch 32), and the simulated allocator needs 3.7% above it where the real one needed 1.6%.
+VIT_GAP = "ViT-B/16 bf16 16 GiB: allocated peak +3.8% at batch 212 (per-sample slope); 200 vs 212"
+
+
+@pytest.mark.parametrize("line", [pytest.param(x, marks=pytest.mark.xfail(strict=True, reason=VIT_GAP))
+                                  if "vit_b_16" in x else x for x in MAX_BATCH.read_text().splitlines()])
+def test_largest_batch_within_5_percent(line: str) -> None:
+    predicted, real = _largest_batch(line)
+    assert predicted is not None and predicted >= 0.95 * real, (predicted, real)
 
 
 # ---------------------------------------------------------------------- the accounting, by hand

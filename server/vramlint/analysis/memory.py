@@ -26,12 +26,13 @@ from vramlint.engine.loader import Loader
 from vramlint.engine.provenance import source_of
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
 from vramlint.engine.source import SourceModule
-from vramlint.engine.values import MISSING, Instance, SourceRef, Unknown
+from vramlint.engine.values import MISSING, Instance, ModuleValue, SourceRef, Unknown
 from vramlint.frontends.registry import frontend_of, training_setup_handlers
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
 from vramlint.frontends.training_setup import Found, scan_training_setup
 from vramlint.memory.attention_backends import KernelEnv, parse_version
+from vramlint.memory.allocator import AllocatorConfig
 from vramlint.memory.devices import device_named
 from vramlint.memory.estimate import (
     LayerMemory,
@@ -245,9 +246,10 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     batch = _batch_of(args, kwargs) or 1
     device = device_named(setup["device"])
     result.setup = setup = _weights_precision(_as_traced(setup, batch, args, kwargs, result.inputs_from, device), value)
+    allocator, allocator_note = _allocator_conf(loader)
     conv = _convolutions(scan)
     training = TrainingSetup(batch, setup["precision"], setup["optimizer"], device, setup["checkpointing"],
-                             conv.value if conv is not None else "heuristics")
+                             conv.value if conv is not None else "heuristics", allocator)
     est, forward_unknowns, output = estimate_model(loader, value, args, kwargs, training, path)
     if est is not None and conv is not None and (est.train_range or conv.value == "disabled"):
         est.notes.append(CONVOLUTION_NOTES[conv.value].format(conv.text))
@@ -261,9 +263,10 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
         args2, kwargs2 = _with_batch(args, batch, 2 * batch), _with_batch(kwargs, batch, 2 * batch)
         doubled, _, _ = estimate_model(loader, value, args2, kwargs2, replace(training, batch_size=2 * batch))
         if doubled is not None:
-            est.max_batch = max_batch(batch, est.train_high, 2 * batch, doubled.train_high,
-                                      device.memory - device.context)
+            est.max_batch = max_batch(est, doubled, device.memory - device.context)
     result.memory = est
+    if est is not None and allocator_note:
+        est.notes.append(allocator_note)
     if est is not None and plan is not None:
         attach_generation(est, plan, setup)
     if est is not None and scan is not None and scan.accumulation is not None:
@@ -300,6 +303,29 @@ def _convolutions(scan: Any) -> Any:
     its benchmark mode, which then does not apply."""
     found = scan.convolutions if scan is not None else ()
     return next((f for f in found if f.value == "disabled"), found[0] if found else None)
+
+
+ALLOC_CONF = "PYTORCH_CUDA_ALLOC_CONF"
+
+
+def _allocator_conf(loader: Loader) -> tuple[AllocatorConfig, str]:
+    """PYTORCH_CUDA_ALLOC_CONF as the analysed code leaves os.environ (the `environment` setting,
+    then what the code sets: `os.environ["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"`,
+    `os.environ.setdefault(...)`), and a note saying where it came from (none for the default)."""
+    os_module = loader.modules.get("os")
+    environ = os_module.ns.get("environ") if isinstance(os_module, ModuleValue) else None
+    # (an `os` module the code never read from is not built: the configured environment is what it holds)
+    value = environ.get(ALLOC_CONF) if isinstance(environ, dict) else loader.environment.get(ALLOC_CONF)
+    if not isinstance(value, str) or not value.strip():
+        return AllocatorConfig(), ""
+    where = "the `environment` setting" if loader.environment.get(ALLOC_CONF) == value else "the code's os.environ"
+    try:
+        conf = AllocatorConfig.parse(value)
+    except ValueError as e:
+        return AllocatorConfig(), f"{ALLOC_CONF}={value!r} from {where} ignored: {e}"
+    if conf == AllocatorConfig():
+        return conf, ""
+    return conf, f"caching allocator: {conf.describe()} ({ALLOC_CONF} from {where})"
 
 
 def _as_traced(setup: Setup, batch: int, args: tuple[Any, ...], kwargs: dict[str, Any], origin: str,

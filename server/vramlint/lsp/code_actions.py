@@ -43,7 +43,7 @@ def code_actions(fa: FileAnalysis, text: str, uri: str, diagnostics: Sequence[ty
             if m.setup is not None and not m.setup["checkpointing"]:
                 # Offered where it helps: a model with gradient_checkpointing_enable() (transformers').
                 out.append(_fix(uri, text, m, {"checkpointing": "true"}, d, reanalyze,
-                                "Use gradient checkpointing (checkpointing=true)", lower_than=m.memory.device_total))
+                                "Use gradient checkpointing (checkpointing=true)", lower_than=m.memory.train_peak))
             out += [_code_fix(uri, text, m, fix, d, reanalyze) for fix in _frontend_fixes(text, m)]
         elif d.code == "VL301":
             out.append(_fix(uri, text, m, _placeholder(d.message), d, None,
@@ -139,11 +139,12 @@ def directive_edit(text: str, model_line: int, updates: dict[str, str]) -> tuple
 def _fix(uri: str, text: str, m: ModelResult, updates: dict[str, str], d: types.Diagnostic,
          reanalyze: Reanalyze | None, title: str, lower_than: int | None = None) -> types.CodeAction | None:
     """The directive fix; None when `lower_than` is given and the change does not bring the
-    device total below it."""
+    training peak below it (the simulated allocator's need can move by a few MiB with any change
+    of the allocations: not a reason to propose it)."""
     assert m.location is not None
     new_text, edit = directive_edit(text, m.location.line, updates)
     after = _estimate_after(m, new_text, reanalyze)
-    if lower_than is not None and (after is None or after.device_total >= lower_than):
+    if lower_than is not None and (after is None or after.train_peak >= lower_than):
         return None
     return types.CodeAction(_titled(title, after), kind=types.CodeActionKind.QuickFix, diagnostics=[d], is_preferred=False,
                             edit=types.WorkspaceEdit(changes={uri: [edit]}))

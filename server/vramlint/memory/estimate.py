@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vramlint.memory import cudnn
+from vramlint.memory.allocator import AllocatorConfig
 from vramlint.memory.devices import HOST_RUNTIME_CPU, HOST_RUNTIME_CUDA, Device
 from vramlint.memory.generation import GenerationMemory
 from vramlint.memory.optimizers import OPTIMIZERS
-from vramlint.memory.tape import Tape
-from vramlint.memory.timeline import rounded, simulate_inference, simulate_training
+from vramlint.memory.reserved import Workload, largest_batch, reserved_need
+from vramlint.memory.reserved import run as run_allocator
+from vramlint.memory.tape import Storage, Tape
+from vramlint.memory.timeline import GRAD, rounded, simulate_inference, simulate_training
 
 PRECISIONS = ("fp32", "amp-bf16", "amp-fp16", "bf16", "fp16")
 MATMUL_OPS = {"linear", "matmul", "addmm", "baddbmm", "bilinear", "multihead_attention", "rnn",
@@ -22,6 +25,10 @@ MATMUL_OPS = {"linear", "matmul", "addmm", "baddbmm", "bilinear", "multihead_att
 # fails, so what it reserves beyond the allocated peak is the fragmentation it cannot release:
 # 2.0% and 1.6% at the largest batch that trained (benchmarks/data/calibration/h200-max-batch.jsonl).
 # (With room to spare it keeps much more cached: max_reserved in the calibration data.)
+# Training and inference are simulated allocation by allocation (memory/reserved.py); this
+# allowance remains for generation, for the largest batch when two traces do not pair, and as the
+# floor of every need: a simulation that finds less (few, small tensors) is not trusted below
+# what the GPU needed on both measured cards.
 FRAGMENTATION = 0.02
 SEGMENT = 2 << 20  # large allocations are rounded up to 2 MiB segments
 
@@ -31,9 +38,30 @@ def reserved_at(peak: int) -> int:
     return -(-int(peak * (1 + FRAGMENTATION)) // SEGMENT) * SEGMENT
 
 
-def max_batch(batch: int, peak: int, batch2: int, peak2: int, available: int) -> int | None:
+def max_batch(est: MemoryEstimate, doubled: MemoryEstimate, available: int) -> int | None:
     """The largest batch whose training step fits in `available` bytes (the card less the CUDA
-    context), from the peaks at two batch sizes: activations grow linearly with the batch."""
+    context), from the estimates at two batch sizes: each allocation's size is a line in the batch
+    (memory/reserved.py runs the caching allocator capped at `available` on the sizes of a
+    candidate batch). Where the two traces do not pair allocation by allocation, the peaks' line
+    with the fragmentation allowance, less one more percent of the card: an answer that errs
+    towards "does not fit"."""
+    if est.workload is not None and doubled.workload is not None:
+        found = largest_batch(est.workload, est.batch_size, doubled.workload, doubled.batch_size, available,
+                              est.allocator, FRAGMENTATION)
+        if found is not None:
+            return found
+    return linear_max_batch(est.batch_size, est.train_peak, doubled.batch_size, doubled.train_peak,
+                            int(available * (1 - UNPAIRED_MARGIN)))
+
+
+# The margin of the linear rule where the two traces do not pair (a batch-dependent branch, a
+# different op sequence): what the simulation measures beyond the 2% allowance on smaller models.
+UNPAIRED_MARGIN = 0.05
+
+
+def linear_max_batch(batch: int, peak: int, batch2: int, peak2: int, available: int) -> int | None:
+    """The largest batch from the peaks at two batch sizes, activations growing linearly with the
+    batch, with the fixed fragmentation allowance."""
     if batch2 == batch or peak2 <= peak:
         return None
     per_sample = (peak2 - peak) / (batch2 - batch)
@@ -52,6 +80,7 @@ class TrainingSetup:
     # How convolutions pick their algorithm (memory/cudnn.py): "heuristics" (the default),
     # "benchmark" (`torch.backends.cudnn.benchmark = True`), "disabled" (`cudnn.enabled = False`).
     convolutions: str = "heuristics"
+    allocator: AllocatorConfig = AllocatorConfig()  # PYTORCH_CUDA_ALLOC_CONF
 
 
 @dataclass
@@ -114,7 +143,7 @@ class MemoryEstimate:
     train_peak: int
     train_peak_phase: str  # where the peak happens: "forward", "backward at <module>", "optimizer step"
     inference_peak: int
-    device_total: int  # train_peak plus the allocator's fragmentation, plus the CUDA context
+    device_total: int  # what the allocator must reserve for training at the edge of the card, plus the CUDA context
     host_peak: int  # host memory of the GPU training process
     host_peak_cpu_training: int  # training on the CPU alone
     layers: list[LayerMemory] = field(default_factory=list)
@@ -134,10 +163,14 @@ class MemoryEstimate:
     train_range: tuple[int, int] | None = None
     inference_range: tuple[int, int] | None = None
 
-    @property
-    def train_high(self) -> int:
-        """The training peak "fits" is judged by: the high end of its range."""
-        return self.train_range[1] if self.train_range is not None else self.train_peak
+    # torch.cuda.max_memory_reserved() of the calibration protocol's three iterations, room to spare
+    max_reserved: int = 0
+    inference_max_reserved: int = 0  # the same for three inference passes (measure.py's protocol)
+    inference_reserved_need: int = 0  # what inference needs the allocator to reserve at the card's edge
+    context: int = 0  # the CUDA context and libraries, outside the allocator (in device_total)
+    workload: Workload | None = field(default=None, repr=False)  # the run, as the allocator sees it
+    inference_workload: Workload | None = field(default=None, repr=False)  # three no_grad forwards
+    allocator: AllocatorConfig = AllocatorConfig()  # PYTORCH_CUDA_ALLOC_CONF the run was simulated with
 
     @property
     def kv_cache(self) -> int | None:
@@ -161,9 +194,9 @@ class MemoryEstimate:
     def inference_need(self) -> int:
         """What inference (generation, when the code generates) needs of the device: its peak,
         fragmentation, the CUDA context."""
-        high = self.inference_range[1] if self.inference_range is not None and self.generation is None \
-            else self.infer_peak
-        return reserved_at(high) + self.device_total - reserved_at(self.train_high)
+        if self.generation is None and self.inference_reserved_need:
+            return self.inference_reserved_need + self.context
+        return reserved_at(self.infer_peak) + self.context
 
 
 def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int, int, bool, tuple[int, ...]]],
@@ -210,7 +243,22 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     per_op.sort(key=lambda h: -h.bytes)
     train_range, infer_range = _workspace_ranges(tape, setup, (base, step_temp, outputs), infer_base,
                                                  (run.peak, infer.peak))
-    reserved = reserved_at(train_range[1] if train_range else run.peak)
+    # The allocator replays the run whose convolutions take the high end's workspaces (the
+    # heuristics' picks; under cudnn.benchmark the largest a timed plan may take): "fits" and the
+    # largest batch never count on a smaller one.
+    high, high_infer = run, infer
+    if setup.convolutions == "benchmark" and train_range is not None:
+        high_tape = cudnn.with_workspaces(tape, cudnn.largest)
+        high = simulate_training(high_tape, base, step_temp, outputs)
+        high_infer = simulate_inference(high_tape, infer_base, outputs)
+    work = Workload(
+        [rounded(p[1]) for p in params] + _buffer_sizes(tape.storages, buffers)
+        + [s.nbytes for s in tape.storages if s.kind == "input"],
+        [device.blas_workspace] * 2 if uses_blas else [], opt.state(trainable), opt.step_temp(trainable),
+        high.events[:high.forward_events], high.events[high.forward_events:],
+        {GRAD + s.sid for s in tape.storages if s.kind == "param"})
+    reserved = _need_at_the_edge(work, setup.allocator, device.memory - device.context, high.peak)
+    infer_work = Workload(work.setup, [device.blas_workspace] if uses_blas else [], [], [], high_infer.events, [])
     cpu_peak = run.peak - workspace_train
     return MemoryEstimate(
         batch_size=setup.batch_size, precision=setup.precision, optimizer=setup.optimizer, device=device.name,
@@ -219,7 +267,11 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         activations=run.saved_bytes, inputs=inputs, workspace=workspace_train, optimizer_temp=step_temp,
         train_peak=run.peak, train_peak_phase=phase, inference_peak=infer.peak,
         peak_gradients=run.peak_at.gradients, peak_kept=run.peak_at.kept,
-        device_total=reserved + device.context,
+        device_total=reserved + device.context, max_reserved=run_allocator(work, config=setup.allocator).max_reserved,
+        context=device.context, workload=work, allocator=setup.allocator,
+        inference_max_reserved=run_allocator(infer_work, config=setup.allocator).max_reserved,
+        inference_reserved_need=max(reserved_need(infer_work, setup.allocator), reserved_at(high_infer.peak)),
+        inference_workload=infer_work,
         host_peak=HOST_RUNTIME_CUDA + weights + rounded(buffers) + inputs,
         host_peak_cpu_training=HOST_RUNTIME_CPU + cpu_peak,
         layers=[LayerMemory(p, b, tuple(layer_ops[p])) for p, b in layers.items()], hotspots=per_op[:5],
@@ -244,3 +296,19 @@ def _workspace_ranges(tape: Tape, setup: TrainingSetup, train: tuple[int, int, s
     infer_range = (min(bounds[0][1], peaks[1]), max(high[1], peaks[1]))
     return (train_range if train_range[0] != train_range[1] else None,
             infer_range if infer_range[0] != infer_range[1] else None)
+
+
+def _need_at_the_edge(work: Workload, config: AllocatorConfig, limit: int, peak: int) -> int:
+    """What the allocator must be allowed to reserve (never below the peak plus 2%): the search's
+    answer, kept consistent with a run at the card's own limit (it succeeds there: the need is
+    within it; it fails: the need is beyond it, whatever the search found)."""
+    need = reserved_need(work, config)
+    need = min(need, limit) if run_allocator(work, limit, config).ok else max(need, limit + 1)
+    return max(need, reserved_at(peak))
+
+
+def _buffer_sizes(storages: list[Storage], total: int) -> list[int]:
+    """The registered buffers one by one: those the forward read, and the rest as one tensor."""
+    seen = [s.nbytes for s in storages if s.kind == "buffer"]
+    rest = rounded(total) - sum(rounded(n) for n in seen)
+    return seen + ([rest] if rest > 0 else [])

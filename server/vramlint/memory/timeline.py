@@ -8,17 +8,23 @@ input gradients, parameter gradients (which stay), and freeing what each op kept
 `optimizer.step()` adds its temporaries. Inference: under `no_grad` nothing is kept, a tensor
 dies after its last use.
 
-Every allocation is rounded up to the caching allocator's 512-byte blocks.
+Every allocation is rounded up to the caching allocator's 512-byte blocks. Beside the sums, each
+run records its allocations and frees one by one (`events`, keyed by storage; a gradient under
+`GRAD + storage`, a backward's temporaries under `TEMP`): the caching allocator's simulation
+(memory/allocator.py, memory/reserved.py) replays them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vramlint.memory.allocator import FREE, Event
 from vramlint.memory.autograd_rules import DROPOUT_OPS
 from vramlint.memory.tape import Op, Tape
 
 BLOCK = 512
+GRAD = 1 << 32  # event key of a storage's gradient: GRAD + storage
+TEMP = 1 << 33  # event key of a backward's temporaries
 
 
 def rounded(n: int) -> int:
@@ -47,12 +53,15 @@ class TrainingRun:
     param_grad_bytes: int
     after_forward: int
     timeline: list[tuple[str, int]] = field(default_factory=list)  # (event, allocated) samples
+    events: list[Event] = field(default_factory=list)  # forward and backward, one by one (not the step)
+    forward_events: int = 0  # how many of `events` are the forward's
 
 
 @dataclass
 class InferenceRun:
     peak: int
     peak_at: Phase
+    events: list[Event] = field(default_factory=list)  # the forward's allocations and frees
 
 
 def _last_uses(tape: Tape, outputs: set[int], alias: dict[int, int] | None = None) -> dict[int, int]:
@@ -84,13 +93,15 @@ def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: s
                   size={s.sid: rounded(s.nbytes) for s in storages}, samples=[("start", base)])
     _forward(tape, mem, _forward_releases(_last_uses(tape, output_sids), transient, keepers), transient, keepers)
     after_forward = mem.live
+    forward_events = len(mem.events)
     saved_bytes = sum(mem.size[s] for s in mem.alive)
     mem.samples.append(("after forward", mem.live))
     param_grad_bytes = _backward(tape, mem, transient, keepers)
     mem.samples.append(("after backward", mem.live))
     mem.bump("optimizer step", None, optimizer_temp)
     mem.samples.append(("optimizer step", mem.live + optimizer_temp))
-    return TrainingRun(mem.peak, mem.peak_at, saved_bytes, param_grad_bytes, after_forward, mem.samples)
+    return TrainingRun(mem.peak, mem.peak_at, saved_bytes, param_grad_bytes, after_forward, mem.samples, mem.events,
+                       forward_events)
 
 
 @dataclass
@@ -106,6 +117,8 @@ class _Memory:
     # Running totals of the parameter gradients and the tensors kept for backward within `live`.
     grads_live: int = 0
     kept_live: int = 0
+    events: list[Event] = field(default_factory=list)
+    grad_keys: dict[int, int] = field(default_factory=dict)  # storage -> event key of its gradient buffer
 
     def bump(self, phase: str, op: Op | None, extra: int = 0) -> None:
         """A new peak if `live` (plus `extra` bytes of temporaries) is above the last one."""
@@ -119,6 +132,7 @@ class _Memory:
         if sid in self.alive:
             self.alive.discard(sid)
             self.live -= self.size[sid]
+            self.events.append((sid, FREE))
             if kept:
                 self.kept_live -= self.size[sid]
 
@@ -164,6 +178,7 @@ def _forward(tape: Tape, mem: _Memory, release_at: dict[int, list[int]], transie
             if sid in transient and sid not in mem.alive:
                 mem.alive.add(sid)
                 mem.live += mem.size[sid]
+                mem.events.append((sid, mem.size[sid]))
                 if sid in keepers:
                     mem.kept_live += mem.size[sid]
         mem.bump("forward", op)
@@ -197,13 +212,17 @@ def _backward(tape: Tape, mem: _Memory, transient: set[int], keepers: dict[int, 
                     mem.alive.add(sid)
                     recomputed.add(sid)
                     mem.live += mem.size[sid]
+                    mem.events.append((sid, mem.size[sid]))
                     mem.kept_live += mem.size[sid]
             mem.bump("backward (recomputing a checkpointed region)", op)
         temp = _gradients_of(op, tape, mem, grads, param_grads)
         mem.bump("backward", op, rounded(temp))
+        if temp > 0:
+            mem.events += [(TEMP, rounded(temp)), (TEMP, FREE)]
         for sid in op.outputs:
             if sid in grads and sid not in op.grad_inputs and storages[sid].kind != "param":
                 mem.live -= grads.pop(sid)
+                mem.events.append((mem.grad_keys.pop(sid), FREE))
         for sid in released_keepers.get(op.index, ()):
             mem.free(sid, kept=True)
         if op.region >= 0:
@@ -212,6 +231,7 @@ def _backward(tape: Tape, mem: _Memory, transient: set[int], keepers: dict[int, 
                     mem.free(sid, kept=True)
     for sid in list(grads):
         mem.live -= grads.pop(sid)  # gradients of the inputs: dropped at the end of backward
+        mem.events.append((mem.grad_keys.pop(sid), FREE))
     return sum(param_grads.values())
 
 
@@ -245,11 +265,13 @@ def _gradients_of(op: Op, tape: Tape, mem: _Memory, grads: dict[int, int], param
                 param_grads[sid] = size[sid]
                 mem.live += size[sid]
                 mem.grads_live += size[sid]
+                mem.events.append((GRAD + sid, size[sid]))
             continue
         if op.grad == "pass" and any(o in grads for o in op.outputs) and sid not in grads:
             src = next(o for o in op.outputs if o in grads)
             if src != sid:
                 grads[sid] = grads.pop(src)
+                mem.grad_keys[sid] = mem.grad_keys.pop(src)
             continue
         if sid in grads and sid not in op.outputs:
             temp += size[sid]  # a second consumer's contribution, accumulated
@@ -258,6 +280,8 @@ def _gradients_of(op: Op, tape: Tape, mem: _Memory, grads: dict[int, int], param
         else:
             grads[sid] = size[sid]
             mem.live += size[sid]
+            mem.grad_keys[sid] = GRAD + sid
+            mem.events.append((GRAD + sid, size[sid]))
     return temp
 
 
@@ -280,19 +304,24 @@ def simulate_inference(tape: Tape, base: int, output_sids: set[int]) -> Inferenc
     live = peak = base
     peak_at = Phase("forward", "", "", base)
     alive: set[int] = set()
+    events: list[Event] = []
     for op in tape.ops[:tape.forward_end]:  # inference has no loss
         for sid in op.allocated:
             st = storages[sid]
             if st.kind in ("activation", "cast") and sid not in alias and sid not in alive:
                 alive.add(sid)
                 live += rounded(st.nbytes)
+                events.append((sid, rounded(st.nbytes)))
         # a composite op's intermediates live while it runs
         inner = sum(rounded(storages[s].nbytes) for s in op.allocated if storages[s].kind == "intermediate")
         if live + inner > peak:
             peak = live + inner
             peak_at = Phase("forward", op.name, op.module, peak)
+        between = [s for s in op.allocated if storages[s].kind == "intermediate"]
+        events += [(s, rounded(storages[s].nbytes)) for s in between] + [(s, FREE) for s in between]
         for sid in release_at.get(op.index, ()):
             if sid in alive:
                 alive.discard(sid)
                 live -= rounded(storages[sid].nbytes)
-    return InferenceRun(peak, peak_at)
+                events.append((sid, FREE))
+    return InferenceRun(peak, peak_at, events)

@@ -88,7 +88,7 @@ def explain(path: str, m: ModelResult) -> str:
         lines.append(f"  {row.label:<30} {fmt_bytes(row.bytes):>11}   {row.note}")
     lines.append(f"  {'= training peak':<30} {fmt_bytes(e.train_peak):>11}")
     lines.append(f"  {'inference peak':<30} {fmt_bytes(e.inference_peak):>11}   no_grad forward, eval mode")
-    lines.append(f"  {'device total':<30} {fmt_bytes(e.device_total):>11}   peak + CUDA context and libraries "
+    lines.append(f"  {'device total':<30} {fmt_bytes(e.device_total):>11}   reserved at the card's edge (caching allocator) + CUDA context "
                  f"({'fits' if e.fits else 'does NOT fit'} in {fmt_bytes(e.device_memory)})")
     lines.append("")
     if textbook_bytes:

@@ -40,7 +40,7 @@ def layer_rows(node: ModuleNode) -> list[dict[str, Any]]:
 
 MEMORY_FIELDS = ("weights", "buffers", "gradients", "optimizer_state", "activations", "inputs", "workspace",
                  "optimizer_temp", "train_peak", "inference_peak", "device_total", "host_peak", "host_peak_cpu_training",
-                 "kv_cache", "generation_peak")
+                 "kv_cache", "generation_peak", "max_reserved")
 
 
 def memory_json(e: MemoryEstimate) -> dict[str, Any]:
