@@ -31,8 +31,8 @@ from vramlint.frontends.registry import frontend_of, training_setup_handlers
 from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
 from vramlint.frontends.training_setup import Found, scan_training_setup
-from vramlint.memory.attention_backends import KernelEnv, parse_version
 from vramlint.memory.allocator import AllocatorConfig
+from vramlint.memory.attention_backends import KernelEnv, parse_version
 from vramlint.memory.devices import device_named
 from vramlint.memory.estimate import (
     LayerMemory,
