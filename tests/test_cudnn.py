@@ -140,9 +140,12 @@ def test_benchmark_mode_widens_the_range_and_fits_uses_its_high_end() -> None:
     fft = (32 * 64 + 64 * 64 + 32 * 64) * 34 * 18 * 8
     assert bench.inference_range is not None and bench.inference_range[1] - default.inference_peak >= \
         fft - (32 * 64 * 32 * 32 * 2 + 64 * 64 * 9) * FLOAT
+    # The allocator replays the high end's run: never less than its peak plus the 2% floor, and
+    # more than the default's, whose high end is the heuristics' pick.
     context = DEVICES["h200"].context
-    assert bench.device_total == reserved_at(bench.train_range[1]) + context
-    assert default.device_total == reserved_at(default.train_peak) + context
+    assert bench.device_total >= reserved_at(bench.train_range[1]) + context
+    assert default.device_total >= reserved_at(default.train_peak) + context
+    assert bench.device_total > default.device_total
     assert any("cudnn.benchmark = True at line 4" in n for n in bench.notes)
 
 

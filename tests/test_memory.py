@@ -73,17 +73,17 @@ def test_calibration_cases_within_what_the_readme_publishes() -> None:
 
 def test_max_reserved_of_the_calibration_cases() -> None:
     """torch.cuda.max_memory_reserved() of every calibration case (three iterations with room to
-    spare) against the simulated caching allocator's. Measured: median 2.4% off; the models without
-    convolutions (transformers, ViT) within 2.4%; CNNs under by up to 22% in training and 32% in
-    ResNet-18's inference: cuDNN's convolution workspaces, which go through the caching allocator,
-    are not modelled (docs/memory.md)."""
+    spare) against the simulated caching allocator's. Measured: median 2.2% off; the models without
+    convolutions (transformers, ViT) within 2.2%; CNNs from 26.6% under (ResNet-18's inference) to
+    3.3% over (ResNet-50's): with room to spare the allocator keeps blocks that the steady-state
+    replay, cuDNN's workspaces included, does not explain (docs/memory.md)."""
     rows = [r for r in _calibration_rows() if r.case["id"] not in EXCLUDED]
     errors = {r.case["id"]: r.reserved_error for r in rows}
     assert len(errors) == 29 and all(e is not None for e in errors.values()), errors
     conv_free = {k: e for k, e in errors.items() if k.startswith("hf_") or "vit" in k}
     assert len(conv_free) == 11
     assert all(abs(e) <= 0.03 for e in conv_free.values()), conv_free  # type: ignore[arg-type]
-    assert all(-0.35 <= e <= 0.03 for e in errors.values()), errors  # type: ignore[operator]
+    assert all(-0.30 <= e <= 0.04 for e in errors.values()), errors  # type: ignore[operator]
     median = statistics.median(abs(e) for e in errors.values())  # type: ignore[arg-type]
     SUMMARY["max_reserved"] = f"{len(errors)} cases, median |error| {median:.1%}"
     assert median <= 0.03, SUMMARY["max_reserved"]
