@@ -304,6 +304,13 @@ def test_flash_backward_temporaries() -> None:
     assert kept.backward_temp == 2 * 4 * 128 * 4 + 2 * 128 * 4 * 64 * 4
 
 
+def test_cudnn_backward_temporaries() -> None:
+    """cudnn-frontend's SDPA backward node (cuDNN 9): its workspace holds `dQ_accum`
+    [B, H, L, D] and `softmax_sum` [B, H, L] in float32, unpadded."""
+    kept = kept_for_backward(CUDNN, call(b=2, h=4, lq=100, d=40))
+    assert kept.backward_temp == 2 * 4 * 100 * 40 * 4 + 2 * 4 * 100 * 4
+
+
 torch = pytest.importorskip("torch")
 
 

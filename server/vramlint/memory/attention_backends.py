@@ -383,6 +383,11 @@ def kept_for_backward(backend: str, x: SdpaInputs, env: KernelEnv | None = None)
     kept.keeps_mask = x.mask is not None and backend in (EFFICIENT, CUDNN)
     if backend == FLASH:
         kept.backward_temp = _flash_backward_temp(x)
+    elif backend == CUDNN:
+        # cudnn-frontend's SDPA backward node (cuDNN 9: no dP workspace unless dBias or
+        # deterministic): `dQ_accum` [B, H, L, D] and `softmax_sum` [B, H, L] in float32, the
+        # graph's workspace, which torch allocates through the caching allocator.
+        kept.backward_temp = _numel(x.q) * 4 + _numel(x.q[:-1]) * 4
     elif backend == EFFICIENT and x.mask is not None and x.mask_requires_grad:
         # attention.cpp _efficient_attention_backward: grad_bias [B, H, L, S] in the bias dtype.
         kept.backward_temp = b * hq * lq * x.k[-2] * DTYPE_BYTES.get(x.mask_dtype or x.dtype, 4)
