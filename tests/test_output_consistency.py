@@ -406,6 +406,10 @@ def test_in_infer_mode_the_lens_and_status_say_what_inference_needs(tmp_path: Pa
     (s,) = status.status("file:///wide.py", 1, fa)["models"]
     assert s["mode"] == "infer" and s["fits"] is True and s["inferenceNeed"] == e.inference_need
     assert "inference fits in the 2GiB" in summaries.model_markdown(m)
+    # The CLI's line gives the figure its verdict judges, and no training batch nobody asked for.
+    check = "\n".join(text.memory_lines(m))
+    assert f"inference needs {fmt_bytes(e.inference_need)}: inference fits in the 2GiB" in check, check
+    assert e.max_batch is None and "largest batch" not in check
     train = analyze_file(str(path), Settings(memory=True, device="2GiB"))
     (s,) = status.status("file:///wide.py", 1, train)["models"]
     assert s["mode"] == "train" and s["fits"] is False

@@ -258,8 +258,9 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
         if first is not None:
             result.memory_unknowns = [UnknownInfo(f"no estimate: {first.reason}", first.where)]
     result.tree = build_tree(value, outputs=True)  # the module outputs of this trace
-    if est is not None and device is not None and (settings.max_batch or not est.fits):
-        # The largest batch that fits: a second trace at twice the batch gives the line.
+    if est is not None and device is not None and (settings.max_batch or (setup["mode"] != "infer" and not est.fits)):
+        # The largest batch whose training step fits (asked for, or training does not fit): a
+        # second trace at twice the batch gives each allocation's line.
         args2, kwargs2 = _with_batch(args, batch, 2 * batch), _with_batch(kwargs, batch, 2 * batch)
         doubled, _, _ = estimate_model(loader, value, args2, kwargs2, replace(training, batch_size=2 * batch))
         if doubled is not None:

@@ -78,7 +78,8 @@ def memory_lines(m: ModelResult) -> list[str]:
         f"    memory (batch {e.batch_size}, {e.precision}, {e.optimizer}{checkpointing}, {e.device}; "
         f"inputs from {m.inputs_from}):",
         f"      training peak {fmt_bytes(e.train_peak)}{fmt_range(e.train_range)} ({e.train_peak_phase}); "
-        f"inference peak {fmt_bytes(e.inference_peak)}{fmt_range(e.inference_range)}; device total {fmt_bytes(e.device_total)}: {fits}",
+        f"inference peak {fmt_bytes(e.inference_peak)}{fmt_range(e.inference_range)}; "
+        f"{f'{label} needs' if infer else 'device total'} {fmt_bytes(need)}: {fits}",
         f"      weights {fmt_bytes(e.weights)}, gradients {fmt_bytes(e.gradients)}, optimizer state "
         f"{fmt_bytes(e.optimizer_state)}, kept for backward {fmt_bytes(e.activations)}, batch {fmt_bytes(e.inputs)}, "
         f"cuBLAS workspaces {fmt_bytes(e.workspace)}",
