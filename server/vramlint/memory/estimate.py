@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vramlint.memory import cudnn
-from vramlint.memory.allocator import AllocatorConfig
+from vramlint.memory.allocator import AllocatorConfig, Result
 from vramlint.memory.devices import HOST_RUNTIME_CPU, HOST_RUNTIME_CUDA, Device
 from vramlint.memory.generation import GenerationMemory
 from vramlint.memory.optimizers import OPTIMIZERS
@@ -257,8 +257,11 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         [device.blas_workspace] * 2 if uses_blas else [], opt.state(trainable), opt.step_temp(trainable),
         high.events[:high.forward_events], high.events[high.forward_events:],
         {GRAD + s.sid for s in tape.storages if s.kind == "param"})
-    reserved = _need_at_the_edge(work, setup.allocator, device.memory - device.context, high.peak)
+    # Each run without a limit serves max_reserved and the search for the least limit.
+    free = run_allocator(work, config=setup.allocator)
+    reserved = _need_at_the_edge(work, setup.allocator, device.memory - device.context, high.peak, free)
     infer_work = Workload(work.setup, [device.blas_workspace] if uses_blas else [], [], [], high_infer.events, [])
+    infer_free = run_allocator(infer_work, config=setup.allocator)
     cpu_peak = run.peak - workspace_train
     return MemoryEstimate(
         batch_size=setup.batch_size, precision=setup.precision, optimizer=setup.optimizer, device=device.name,
@@ -267,10 +270,10 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         activations=run.saved_bytes, inputs=inputs, workspace=workspace_train, optimizer_temp=step_temp,
         train_peak=run.peak, train_peak_phase=phase, inference_peak=infer.peak,
         peak_gradients=run.peak_at.gradients, peak_kept=run.peak_at.kept,
-        device_total=reserved + device.context, max_reserved=run_allocator(work, config=setup.allocator).max_reserved,
+        device_total=reserved + device.context, max_reserved=free.max_reserved,
         context=device.context, workload=work, allocator=setup.allocator,
-        inference_max_reserved=run_allocator(infer_work, config=setup.allocator).max_reserved,
-        inference_reserved_need=max(reserved_need(infer_work, setup.allocator), reserved_at(high_infer.peak)),
+        inference_max_reserved=infer_free.max_reserved,
+        inference_reserved_need=max(reserved_need(infer_work, setup.allocator, infer_free), reserved_at(high_infer.peak)),
         inference_workload=infer_work,
         host_peak=HOST_RUNTIME_CUDA + weights + rounded(buffers) + inputs,
         host_peak_cpu_training=HOST_RUNTIME_CPU + cpu_peak,
@@ -298,12 +301,14 @@ def _workspace_ranges(tape: Tape, setup: TrainingSetup, train: tuple[int, int, s
             infer_range if infer_range[0] != infer_range[1] else None)
 
 
-def _need_at_the_edge(work: Workload, config: AllocatorConfig, limit: int, peak: int) -> int:
+def _need_at_the_edge(work: Workload, config: AllocatorConfig, limit: int, peak: int, free: Result) -> int:
     """What the allocator must be allowed to reserve (never below the peak plus 2%): the search's
     answer, kept consistent with a run at the card's own limit (it succeeds there: the need is
-    within it; it fails: the need is beyond it, whatever the search found)."""
-    need = reserved_need(work, config)
-    need = min(need, limit) if run_allocator(work, limit, config).ok else max(need, limit + 1)
+    within it; it fails: the need is beyond it, whatever the search found). `free`: the run
+    without a limit; one that never reserved past `limit` is the run at `limit`."""
+    need = reserved_need(work, config, free)
+    fits = free.max_reserved <= limit or run_allocator(work, limit, config).ok
+    need = min(need, limit) if fits else max(need, limit + 1)
     return max(need, reserved_at(peak))
 
 

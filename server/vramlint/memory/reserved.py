@@ -106,11 +106,12 @@ def run(work: Workload, limit: int = NO_LIMIT, config: AllocatorConfig | None = 
     return simulate(work.events(), limit, config)
 
 
-def reserved_need(work: Workload, config: AllocatorConfig | None = None) -> int:
+def reserved_need(work: Workload, config: AllocatorConfig | None = None, free_run: Result | None = None) -> int:
     """The least the allocator must be allowed to reserve for the run to succeed, to 2 MiB or
     0.2% of the allocated peak (a handful of runs): at the edge of the card it releases its cached
-    segments and retries, so this is below the `max_reserved` it reaches with room to spare."""
-    free_run = run(work, config=config)
+    segments and retries, so this is below the `max_reserved` it reaches with room to spare.
+    `free_run`: the run without a limit, when the caller has it already."""
+    free_run = free_run or run(work, config=config)
     step = 2 << 20
     granularity = max(step, free_run.max_allocated // 500 // step * step)
     hi = -(-free_run.max_reserved // granularity) * granularity
