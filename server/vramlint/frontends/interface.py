@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from vramlint.engine.source import SourceModule
     from vramlint.engine.values import Instance
     from vramlint.frontends.training_setup import TrainingSetupHandler
+    from vramlint.memory.distributed import ParallelPlan
     from vramlint.memory.generation import GenerationPlan
     from vramlint.settings import InputSpec
 
@@ -81,6 +82,28 @@ class Frontend:
     # expression's value at the file's module level (an Unknown when it cannot).
     generation: Callable[[Evaluator, Instance, str, SourceModule, Callable[[Any], Any]],
                          GenerationPlan | None] | None = None
+    # How the file runs a model on several GPUs (DDP, FSDP, ZeRO, tensor parallelism), read from the
+    # evaluated model (wrappers and `fully_shard` calls leave their marks on it) and from the file:
+    # a ParallelPlan (memory/distributed.py) whose world_size is 0 where the code does not say it;
+    # None when this frontend sees no multi-GPU training of the model.
+    parallel_plan: Callable[[PlanRequest], ParallelPlan | None] | None = None
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """A model of a file, for `parallel_plan`: the evaluator (its module-level values are the
+    script's), the model, its name in the file, the file, the file's training-setup scan, the
+    folder configuration files may be read from (the workspace: a DeepSpeed JSON config named in
+    the code is read only inside it), and a function giving an expression's value at the file's
+    module level (an Unknown when it cannot)."""
+
+    evaluator: Evaluator
+    model: Instance
+    name: str
+    source: SourceModule
+    scan: Any  # frontends.training_setup.TrainingScan
+    root: str
+    value_of: Callable[[Any], Any]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from vramlint.frontends.accelerate.frontend import FRONTEND as ACCELERATE
 from vramlint.frontends.bitsandbytes.frontend import FRONTEND as BITSANDBYTES
 from vramlint.frontends.diffusers.frontend import FRONTEND as DIFFUSERS
 from vramlint.frontends.hf_datasets.frontend import FRONTEND as DATASETS
-from vramlint.frontends.interface import FixRequest, Frontend, ProposedFix
+from vramlint.frontends.interface import FixRequest, Frontend, PlanRequest, ProposedFix
 from vramlint.frontends.keras.frontend import FRONTEND as KERAS
 from vramlint.frontends.lightning.frontend import FRONTEND as LIGHTNING
 from vramlint.frontends.peft.frontend import FRONTEND as PEFT
@@ -27,6 +27,7 @@ from vramlint.frontends.transformers.frontend import FRONTEND as TRANSFORMERS
 if TYPE_CHECKING:
     from vramlint.engine.loader import NativeModuleFactory
     from vramlint.frontends.training_setup import TrainingSetupHandler
+    from vramlint.memory.distributed import ParallelPlan
     from vramlint.memory.generation import GenerationPlan
 
 # Order matters only where two frontends' training-setup handlers map the same optimizer class
@@ -79,6 +80,15 @@ def generation_plan(*args: Any) -> GenerationPlan | None:
     """The first frontend's reading of a generation call of the model (Frontend.generation's arguments)."""
     for f in FRONTENDS:
         plan = f.generation(*args) if f.generation is not None else None
+        if plan is not None:
+            return plan
+    return None
+
+
+def parallel_plan(request: PlanRequest) -> ParallelPlan | None:
+    """The first frontend's reading of how the file trains the model on several GPUs (None: one GPU)."""
+    for f in FRONTENDS:
+        plan = f.parallel_plan(request) if f.parallel_plan is not None else None
         if plan is not None:
             return plan
     return None

@@ -9,6 +9,7 @@ from typing import Any
 from vramlint.memory import cudnn
 from vramlint.memory.allocator import AllocatorConfig, Result
 from vramlint.memory.devices import HOST_RUNTIME_CPU, HOST_RUNTIME_CUDA, Device
+from vramlint.memory.distributed import DistributedMemory, ParallelPlan
 from vramlint.memory.generation import GenerationMemory
 from vramlint.memory.optimizers import OPTIMIZERS
 from vramlint.memory.reserved import Workload, largest_batch, reserved_need
@@ -81,6 +82,8 @@ class TrainingSetup:
     # "benchmark" (`torch.backends.cudnn.benchmark = True`), "disabled" (`cudnn.enabled = False`).
     convolutions: str = "heuristics"
     allocator: AllocatorConfig = AllocatorConfig()  # PYTORCH_CUDA_ALLOC_CONF
+    # Several GPUs (memory/distributed.py): the figures are then one GPU's; `batch_size` is per GPU.
+    plan: ParallelPlan | None = None
 
 
 @dataclass
@@ -171,6 +174,9 @@ class MemoryEstimate:
     workload: Workload | None = field(default=None, repr=False)  # the run, as the allocator sees it
     inference_workload: Workload | None = field(default=None, repr=False)  # three no_grad forwards
     allocator: AllocatorConfig = AllocatorConfig()  # PYTORCH_CUDA_ALLOC_CONF the run was simulated with
+    # Training on several GPUs (memory/distributed.py): every byte figure above is then one GPU's
+    # (rank 0's), and this says the plan, the communication buffers and what is offloaded to the host.
+    distributed: DistributedMemory | None = None
 
     @property
     def kv_cache(self) -> int | None:
