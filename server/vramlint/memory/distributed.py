@@ -60,6 +60,7 @@ class ParallelPlan:
 
     strategy: str
     world_size: int
+    nodes: int = 1  # machines; GPUs per node = world_size // nodes (HYBRID_SHARD's shard group, DeepSpeed's host figures)
     shard_size: int = 1
     stage: int = SHARD_NOTHING
     label: str = ""  # "fsdp2 full-shard", "deepspeed zero-3 + cpu offload"
