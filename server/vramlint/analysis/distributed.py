@@ -6,13 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-import libcst as cst
-
-from vramlint.analysis.running import run_budgeted
-from vramlint.engine.eval_base import Scope
+from vramlint.analysis.running import module_level, run_budgeted
 from vramlint.engine.loader import Loader
-from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
-from vramlint.engine.values import Instance, Unknown
+from vramlint.engine.values import Instance
 from vramlint.frontends.interface import PlanRequest
 from vramlint.frontends.registry import parallel_plan
 from vramlint.memory.distributed import SHARD_GRADIENTS, ParallelPlan, Sourced
@@ -27,16 +23,7 @@ def find_parallel_plan(loader: Loader, trace: Any, name: str, model: Instance, s
     source, mod = trace.source, trace.mod
     if source is None or mod is None:
         return None
-    ev = loader.evaluator
-    scope = Scope(mod.ns, None, mod.ns, source)
-
-    def evaluate(node: cst.BaseExpression) -> Any:
-        try:
-            return ev.eval(node, scope)
-        except (RaiseSignal, BudgetExceeded, Undecided, RecursionError):
-            return Unknown("not evaluated at module level", None)
-
-    request = PlanRequest(ev, model, name, source, scan, root, evaluate)
+    request = PlanRequest(loader.evaluator, model, name, source, scan, root, module_level(loader, source, mod))
     try:
         plan, _, _ = run_budgeted(loader, lambda: parallel_plan(request))
     except Exception:  # noqa: BLE001 - a bug reading the launch costs the per-GPU figures, not the file's analysis
