@@ -204,10 +204,17 @@ def unit_of(path: str, units: tuple[str, ...]) -> int:
     return best
 
 
-def ddp_buckets(params: list[ParamInfo], cap_mb: float, first_mb: float = 1.0) -> list[int]:
-    """DDP's gradient buckets (torch/csrc/distributed/c10d/reducer.cpp `compute_bucket_assignment_by_size`):
-    the trainable parameters in reverse order, per dtype, a bucket closing once it reaches its limit
-    (the first 1 MiB, `_DEFAULT_FIRST_BUCKET_BYTES`, then `bucket_cap_mb`); each bucket one flat tensor."""
+DEFAULT_BUCKET_CAP_MB = 25.0
+
+
+def ddp_buckets(params: list[ParamInfo], cap_mb: float) -> list[int]:
+    """DDP's gradient buckets after the first iteration rebuilds them (torch/csrc/distributed/c10d/
+    reducer.cpp `compute_bucket_assignment_by_size`; torch/nn/parallel/distributed.py
+    `BucketCapacityConfig`): the trainable parameters in reverse order, per dtype, a bucket closing
+    once it reaches its limit (the first `_DEFAULT_FIRST_BUCKET_BYTES`, 1 MiB, when bucket_cap_mb
+    is the default, then `bucket_cap_mb`); each bucket one flat tensor. (Before that, DDP builds one
+    bucket of every parameter: the same bytes.)"""
+    first_mb = 1.0 if cap_mb == DEFAULT_BUCKET_CAP_MB else cap_mb
     limits = [int(first_mb * MIB), int(cap_mb * MIB)]
     open_: dict[int, list[int]] = {}  # element size -> [bytes so far, limit index]
     out: list[int] = []
