@@ -87,6 +87,8 @@ class ParallelPlan:
     overlap_comm: bool = False
     contiguous_gradients: bool = True
     low_precision: str | None = None
+    param_persistence_threshold: int = 100_000  # stage 3: parameters this small stay whole (ds_persist)
+    zero_init: bool = False  # stage 3: the model is built under deepspeed.zero.Init (partitioned as built)
     # tensor parallelism
     tp_size: int = 1
     tp_plan: tuple[tuple[str, str], ...] = ()
