@@ -195,6 +195,12 @@ class RankShare:
     host: int = 0
     terms: list[tuple[str, int, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Where the plan keeps model states outside the timeline's tensors (ZeRO's flat partitions):
+    # gradients held through the iteration, the optimizer's state (None: the optimizer's own rule
+    # over `state_params`), other fixed bytes (stage 3's gathered layer, persistent parameters).
+    gradients: int = 0
+    optimizer_state: int | None = None
+    fixed: int = 0
 
 
 def unit_of(path: str, units: tuple[str, ...]) -> int:

@@ -29,6 +29,7 @@ from vramlint.memory.timeline import (
     simulate_inference,
     simulate_training,
 )
+from vramlint.memory.zero import zero_share
 
 PRECISIONS = ("fp32", "amp-bf16", "amp-fp16", "bf16", "fp16")
 MATMUL_OPS = {"linear", "matmul", "addmm", "baddbmm", "bilinear", "multihead_attention", "rnn",
@@ -231,24 +232,29 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     one_gpu_tape = tape
     share: RankShare | None = None
     if setup.plan is not None and param_infos is not None:
-        share, tape = rank_share(setup.plan, param_infos, tape)
+        if setup.plan.strategy == "deepspeed":
+            share = zero_share(setup.plan, param_infos, setup.optimizer)
+        else:
+            share, tape = rank_share(setup.plan, param_infos, tape)
         tensors, trainable = share.weights, share.state_params
     else:
         tensors, trainable = [p[1] for p in params], [(n, b, shape) for n, b, t, shape in params if t]
     weights = sum(rounded(b) for b in tensors)
-    state = sum(rounded(b) for b in opt.state(trainable))
+    state_tensors = opt.state(trainable) if share is None or share.optimizer_state is None else [share.optimizer_state]
+    state = sum(rounded(b) for b in state_tensors)
     step_temp = sum(rounded(b) for b in opt.step_temp(trainable))
+    held = share.gradients + share.fixed if share is not None else 0  # a plan's fixed partitions
     inputs = sum(rounded(s.nbytes) for s in tape.storages if s.kind == "input")
     uses_blas = any(op.name in MATMUL_OPS for op in tape.ops)
     workspace_train = 2 * device.blas_workspace if uses_blas else 0  # forward + autograd's thread
     workspace_infer = device.blas_workspace if uses_blas else 0
     comm_setup = sum(rounded(b) for b in share.communication) if share is not None else 0
     schedule = share.schedule if share is not None else None
-    base = weights + rounded(buffers) + state + inputs + workspace_train + comm_setup
+    base = weights + rounded(buffers) + state + inputs + workspace_train + comm_setup + held
     # autocast's weight cache lives until the end of the forward (of the autocast region)
     outputs = output_sids | set(tape.weight_casts.values())
     run = simulate_training(tape, base, step_temp, outputs, schedule)
-    infer_base = weights + rounded(buffers) + inputs + workspace_infer + comm_setup
+    infer_base = weights + rounded(buffers) + inputs + workspace_infer + comm_setup + (share.fixed if share else 0)
     infer = simulate_inference(tape, infer_base, outputs, schedule)
     phase = run.peak_at.name
     if run.peak_at.module or run.peak_at.op:
@@ -283,8 +289,8 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     work = Workload(
         [rounded(b) for b in tensors] + _buffer_sizes(tape.storages, buffers)
         + [s.nbytes for s in tape.storages if s.kind == "input"]
-        + (list(share.communication) if share is not None else []),
-        [device.blas_workspace] * 2 if uses_blas else [], opt.state(trainable), opt.step_temp(trainable),
+        + ([b for b in (*share.communication, share.gradients, share.fixed) if b] if share is not None else []),
+        [device.blas_workspace] * 2 if uses_blas else [], state_tensors, opt.step_temp(trainable),
         high.events[:high.forward_events], high.events[high.forward_events:],
         {GRAD + s.sid for s in tape.storages if s.kind == "param"} | high.grad_keys)
     # Each run without a limit serves max_reserved and the search for the least limit.
@@ -300,7 +306,8 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     return MemoryEstimate(distributed=distributed,
         batch_size=setup.batch_size, precision=setup.precision, optimizer=setup.optimizer, device=device.name,
         device_memory=device.memory,
-        weights=weights, buffers=rounded(buffers), gradients=run.param_grad_bytes, optimizer_state=state,
+        weights=weights, buffers=rounded(buffers), gradients=run.param_grad_bytes + (share.gradients if share else 0),
+        optimizer_state=state,
         activations=run.saved_bytes, inputs=inputs, workspace=workspace_train, optimizer_temp=step_temp,
         train_peak=run.peak, train_peak_phase=phase, inference_peak=infer.peak,
         peak_gradients=run.peak_at.gradients, peak_kept=run.peak_at.kept,

@@ -38,8 +38,11 @@ from vramlint.memory.distributed import (
     SHARD_OPTIMIZER,
     SHARD_PARAMETERS,
     ParallelPlan,
+    ParamInfo,
+    RankShare,
 )
 from vramlint.memory.optimizers import OPTIMIZERS
+from vramlint.memory.timeline import Schedule
 
 FP32 = 4
 LOW_PRECISION = ("float16", "bfloat16")
@@ -314,3 +317,27 @@ class _Terms:
             communication=s.get("communication", 0), host=s.get("host", 0),
             unestimated_host=s.get("unestimated_host", 0), host_at_load=s.get("host_at_load", 0),
             nvme=s.get("nvme", 0), terms=tuple(self.rows))
+
+
+def largest_layer(params: Sequence[ParamInfo]) -> int:
+    """The elements of the module with the most parameters of its own (DeepSpeed's
+    `model_to_params`: `module.parameters(recurse=False)`), what ZeRO-3 gathers at once."""
+    per_module: dict[str, int] = {}
+    for p in params:
+        module = p.path.rpartition(".")[0]
+        per_module[module] = per_module.get(module, 0) + p.numel
+    return max(per_module.values(), default=0)
+
+
+def zero_share(plan: ParallelPlan, params: Sequence[ParamInfo], optimizer: str) -> RankShare:
+    """One rank's share for the timeline: ZeRO keeps its model states in flat partitions, allocated
+    once (the 16-bit gradients land in them as backward makes them: the timeline's parameter
+    gradients take no memory of their own); the forward's activations are the trace's."""
+    zs = zero_states(plan, [(p.numel, p.state_bytes, p.trainable) for p in params], largest_layer(params), optimizer)
+    share = RankShare([zs.weights], [], [zs.communication] if zs.communication else [],
+                      Schedule(grads_in_buckets=True, communication=zs.communication),
+                      host=zs.host_total, terms=list(zs.terms), gradients=zs.gradients,
+                      optimizer_state=zs.optimizer_state, fixed=zs.gathered + zs.unestimated_gpu)
+    if zs.nvme:
+        share.notes.append(f"{plan.label}: {zs.nvme:,} bytes per rank offloaded to NVMe")
+    return share
