@@ -201,6 +201,7 @@ class RankShare:
     gradients: int = 0
     optimizer_state: int | None = None
     fixed: int = 0
+    state_on_host: bool = False  # the optimizer steps on the host (FSDP's CPU offload)
 
 
 def unit_of(path: str, units: tuple[str, ...]) -> int:
@@ -314,6 +315,17 @@ def fsdp_share(plan: ParallelPlan, params: list[ParamInfo], tape: Tape) -> RankS
                 reduce_bytes[u.index] = reduce_bytes.get(u.index, 0) + padded * _reduce_elem(plan, elem)
     _spans(units, tape)
     sched = _fsdp_schedule(plan, units, grad_bytes, reduce_bytes, tape, flat)
+    if plan.offload_params:
+        # CPUOffloadPolicy / CPUOffload(offload_params=True): the shards, their gradients and the
+        # optimizer's step live on the host; each all-gather first copies the unit's shard over.
+        share = RankShare([], state, [], sched, host=sum(weights) + sum(grad_bytes.values()), state_on_host=True)
+        share.terms.append(("host: sharded parameters and gradients (CPU offload)", share.host,
+                            "torch/distributed/fsdp/_fully_shard/_fsdp_api.py CPUOffloadPolicy"))
+        for u in units:
+            if u.first >= 0 and u.params:
+                sched.forward_before.setdefault(u.first, []).insert(
+                    0, Step("transient", unit_key(u.index, SHARDED_GRAD), rounded(u.shard), comm=True))
+        return share
     share = RankShare(weights, state, [], sched)
     largest = max((u.gathered for u in units), default=0)
     share.terms.append((f"gathered parameters of one unit (the largest of {sum(1 for u in units if u.params)})",

@@ -241,8 +241,12 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         tensors, trainable = [p[1] for p in params], [(n, b, shape) for n, b, t, shape in params if t]
     weights = sum(rounded(b) for b in tensors)
     state_tensors = opt.state(trainable) if share is None or share.optimizer_state is None else [share.optimizer_state]
+    if share is not None and share.state_on_host:
+        share.host += sum(state_tensors)
+        state_tensors = []
     state = sum(rounded(b) for b in state_tensors)
-    step_temp = sum(rounded(b) for b in opt.step_temp(trainable))
+    step_temps = [] if share is not None and share.state_on_host else opt.step_temp(trainable)
+    step_temp = sum(rounded(b) for b in step_temps)
     held = share.gradients + share.fixed if share is not None else 0  # a plan's fixed partitions
     inputs = sum(rounded(s.nbytes) for s in tape.storages if s.kind == "input")
     uses_blas = any(op.name in MATMUL_OPS for op in tape.ops)
@@ -290,7 +294,7 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         [rounded(b) for b in tensors] + _buffer_sizes(tape.storages, buffers)
         + [s.nbytes for s in tape.storages if s.kind == "input"]
         + ([b for b in (*share.communication, share.gradients, share.fixed) if b] if share is not None else []),
-        [device.blas_workspace] * 2 if uses_blas else [], state_tensors, opt.step_temp(trainable),
+        [device.blas_workspace] * 2 if uses_blas else [], state_tensors, step_temps,
         high.events[:high.forward_events], high.events[high.forward_events:],
         {GRAD + s.sid for s in tape.storages if s.kind == "param"} | high.grad_keys)
     # Each run without a limit serves max_reserved and the search for the least limit.
