@@ -110,8 +110,8 @@ def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: 
             for small in stmt.body:
                 for name in _assigned_names(small):
                     v = mod.ns.get(name)
-                    if not is_module(v):  # `pipe = pipeline(...)`: its model, unless a name has it already
-                        v = held_model(v)
+                    if _model_of(v) is not v:  # `pipe = pipeline(...)`, `DDP(net)`: its model, unless a name has it already
+                        v = _model_of(v)
                         v = None if any(mod.ns.get(r.name) is v for r in results) else v
                     if is_module(v):
                         unknowns = [info(u) for u in stmt_problems.get(stmt, [])]
@@ -170,7 +170,7 @@ def _module_level_models(mod: ModuleValue, body: Any) -> dict[str, Any]:
         for small in (stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ()):
             for name in _assigned_names(small):
                 v = mod.ns.get(name)
-                v = v if is_module(v) else held_model(v)
+                v = _model_of(v)
                 if is_module(v):
                     out[name] = v
     return out
@@ -216,7 +216,7 @@ def _main_block_models(loader: Loader, mod: ModuleValue, source: SourceModule, g
 
     def add(name: str, value: Any, at: cst.CSTNode, how: str, problems: list[UnknownInfo],
             scope_vars: dict[str, Any] = ns) -> None:
-        value = value if is_module(value) else held_model(value)
+        value = _model_of(value)
         # A script's loss or activation module (`criterion = nn.CrossEntropyLoss()`) holds no
         # parameters: it is not a model to estimate.
         if is_module(value) and id(value) not in seen and name not in names and not _inside_model(value, scope_vars) \
@@ -292,7 +292,14 @@ def _script_arguments(loader: Loader, small: cst.CSTNode, scope: Scope) -> tuple
 
 def _inside_model(value: Any, ns: dict[str, Any]) -> bool:
     """Whether `value` is a submodule of another model of the namespace (the script's `net.fc`)."""
-    return any(is_module(v) and v is not value and any(m is value for _, m in named_modules(v)) for v in ns.values())
+    return any(is_module(v) and v is not value and any(m is value for _, m in named_modules(v)) for v in map(_model_of, ns.values()))
+
+
+def _model_of(v: Any) -> Any:
+    """The model a value is: a pipeline's or a wrapper's (`DDP(net)`: net) where a frontend says so,
+    else the value itself."""
+    held = held_model(v)
+    return v if held is None else held
 
 
 def _locals_of(loader: Loader, fn: FunctionValue, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,

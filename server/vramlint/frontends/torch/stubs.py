@@ -30,6 +30,7 @@ from vramlint.engine.values import (
 )
 from vramlint.frontends.torch import tensors as T
 from vramlint.frontends.torch.catalog import CATALOG, build_catalog_classes
+from vramlint.frontends.torch.distributed import DISTRIBUTED_MODULES, distributed_module, mesh_names
 from vramlint.frontends.torch.functional import functional_attr
 from vramlint.frontends.torch.module import make_module_class, make_parameter
 from vramlint.frontends.torch.shapes import mismatch
@@ -676,13 +677,11 @@ def torch_module(loader: Loader, dotted: str) -> ModuleValue | None:
                                     for name in ("is_available", "is_built", "is_macos_or_newer")},
                            getattr_hook=unknown_attr(dotted))
     if dotted == "torch.distributed":
-        return ModuleValue(dotted, _distributed_ns(loader), getattr_hook=unknown_attr(dotted))
+        return ModuleValue(dotted, {**_distributed_ns(loader), **mesh_names(loader)}, getattr_hook=unknown_attr(dotted))
     if dotted == "torch.linalg":
         return ModuleValue(dotted, _linalg_ns(), getattr_hook=unknown_attr(dotted))
-    if dotted == "torch.distributed.tensor":
-        # Code checks `isinstance(weight, DTensor)` (peft's LoRA layers): no analysed tensor is sharded.
-        dtensor = ClassValue("DTensor", (torch_classes(loader).tensor,), {}, dotted)
-        return ModuleValue(dotted, {"DTensor": dtensor}, getattr_hook=unknown_attr(dotted))
+    if dotted in DISTRIBUTED_MODULES:  # DDP, FSDP, device meshes, tensor parallelism (distributed.py)
+        return distributed_module(loader, dotted, unknown_attr(dotted))
     if dotted == "torch.autograd":
         return ModuleValue(dotted, _autograd_ns(loader), getattr_hook=unknown_attr(dotted))
     if dotted == "torch.accelerator":
@@ -839,7 +838,7 @@ _KNOWN_SUBMODULES = {
     "torch.distributed.tensor", "torch.linalg", "torch.amp", "torch.autograd", "torch.overrides", "torch.hub", "torch.utils.data", "torch.compiler",
     "torch.nn.attention", "torch.nn.attention.flex_attention", "torch.fft", "torch.accelerator",
     "torch.backends", "torch.backends.mps", "torch.backends.cuda", "torch._subclasses", "torch._subclasses.fake_tensor",
-    *_ACCELERATOR_BACKENDS,
+    *_ACCELERATOR_BACKENDS, *DISTRIBUTED_MODULES,
 }
 
 __all__ = ["torch_module", "tensor_class", "MISSING"]

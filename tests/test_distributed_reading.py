@@ -1,0 +1,336 @@
+"""torch's multi-GPU APIs read from the analysed code into a ParallelPlan (frontends/torch/distributed.py,
+frontends/torch/parallel_plan.py): DDP, FSDP2's fully_shard, FSDP1 and its auto-wrap policies, device
+meshes, tensor parallelism.
+
+The plan is asked for as the analysis asks it (`registry.parallel_plan` on the model each result is
+estimated from, during the analysis); truths are real torch 2.13 on the CPU where a structure is
+compared (DDP's parameter names, the modules FSDP1's auto-wrap policies wrap).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from vramlint.analysis import api
+from vramlint.analysis.findings import find_problems
+from vramlint.analysis.results import FileAnalysis
+from vramlint.engine.values import Unknown
+from vramlint.frontends import registry
+from vramlint.frontends.interface import PlanRequest
+from vramlint.frontends.training_setup import scan_training_setup
+from vramlint.memory.distributed import (
+    SHARD_GRADIENTS,
+    SHARD_NOTHING,
+    SHARD_PARAMETERS,
+    ParallelPlan,
+)
+from vramlint.settings import Settings
+
+
+def analyse(tmp_path: Path, code: str, name: str = "train.py",
+            settings: Settings | None = None) -> tuple[FileAnalysis, dict[str, ParallelPlan | None]]:
+    """The file's analysis with the memory estimate, and each estimated model's plan as the
+    registry gives it while the analysis runs (the marks are the analysis's own)."""
+    path = tmp_path / name
+    text = textwrap.dedent(code)
+    path.write_text(text)
+    plans: dict[str, ParallelPlan | None] = {}
+    original = api.model_with_memory
+
+    def estimate(*args: Any) -> Any:
+        result = original(*args)
+        name, value, loader, trace = args[0], args[3], args[7], args[8]
+        scan = scan_training_setup(trace.source, registry.training_setup_handlers())
+        plans[name] = registry.parallel_plan(PlanRequest(loader.evaluator, value, name, trace.source, scan,
+                                                         str(tmp_path), lambda node: Unknown("not asked")))
+        return result
+
+    api.model_with_memory = estimate  # type: ignore[assignment]
+    try:
+        fa = api.analyze_source(str(path), text, settings or Settings(memory=True))
+    finally:
+        api.model_with_memory = original  # type: ignore[assignment]
+    return fa, plans
+
+
+def line_of(code: str, needle: str, nth: int = 1) -> int:
+    hits = [i for i, line in enumerate(textwrap.dedent(code).splitlines(), 1) if needle in line]
+    return hits[nth - 1]
+
+
+def sources(plan: ParallelPlan) -> dict[str, tuple[str, str]]:
+    return {s.what: (s.value, s.source) for s in plan.sources}
+
+
+NET = '''
+import torch
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc1 = nn.Linear(d, 4 * d)
+        self.fc2 = nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        return x + self.fc2(torch.relu(self.fc1(x)))
+
+
+class Net(nn.Module):
+    def __init__(self, d=64, n=3):
+        super().__init__()
+        self.emb = nn.Linear(32, d)
+        self.layers = nn.ModuleList([Block(d) for _ in range(n)])
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x):
+        x = self.emb(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(self.norm(x))
+'''
+NET_PARAMS = (32 * 64 + 64) + 3 * ((64 * 256 + 256) + (256 * 64 + 64)) + 2 * 64 + (64 * 10 + 10)
+
+
+# ---------------------------------------------------------------------- DDP
+DDP_SCRIPT = '''
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(1024, 4096)
+        self.b = nn.Linear(4096, 1024)
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+model = DDP(Net().cuda(), bucket_cap_mb=50)
+opt = torch.optim.AdamW(model.parameters())
+for step in range(10):
+    x = torch.randn(32, 1024, device="cuda")
+    loss = model(x).sum()
+    loss.backward()
+    opt.step()
+'''
+
+
+def test_ddp_script_estimates_the_wrapped_model_on_its_call(tmp_path: Path) -> None:
+    """The issue's script: `model = DDP(Net().cuda())` then `model(x)` gave "Net: no inputs" (DDP
+    was an unknown). The wrapper is transparent: the model is Net's count, estimated on the
+    call's batch, listed once, and the class needs no inputs of its own."""
+    fa, plans = analyse(tmp_path, DDP_SCRIPT)
+    assert [(m.name, m.kind) for m in fa.models] == [("Net", "class"), ("model", "instance")]
+    model = fa.models[1]
+    assert model.params.total == 1024 * 4096 + 4096 + 4096 * 1024 + 1024
+    assert model.memory is not None and model.inputs_from.startswith("code: the call at line")
+    assert model.memory.batch_size == 32
+    assert model.tree is not None and model.tree.class_name == "Net"  # Net's own tree, no `module.`
+    assert [c.path for c in model.tree.children] == ["a", "b"]
+    assert not [f for f in find_problems(fa) if f.code == "VL301"]
+    plan = plans["model"]
+    assert plan is not None and (plan.strategy, plan.label, plan.stage, plan.shard_size) == ("ddp", "ddp", SHARD_NOTHING, 1)
+    assert plan.world_size == 0  # not in the code: the analysis's setup gives it
+    assert plan.bucket_cap_mb == 50.0 and not plan.gradient_as_bucket_view
+    at = f"code: DDP(...) at line {line_of(DDP_SCRIPT, 'model = DDP')}"
+    assert sources(plan) == {"strategy": ("ddp", at), "bucket_cap_mb": ("50", at)}
+
+
+DDP_MAIN = '''
+import os
+import torch
+import torch.nn as nn
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(128, 512)
+        self.b = nn.Linear(512, 10)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+def train(model, opt):
+    for step in range(5):
+        x = torch.randn(8, 128)
+        loss = model(x).sum()
+        loss.backward()
+        opt.step()
+
+
+def main():
+    dist.init_process_group("nccl")
+    rank = int(os.environ.get("LOCAL_RANK", 0))
+    model = DistributedDataParallel(Net().to(rank), device_ids=[rank], gradient_as_bucket_view=True,
+                                    static_graph=True, find_unused_parameters=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    train(model, opt)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_ddp_in_main_gets_the_inputs_of_the_call_in_train(tmp_path: Path) -> None:
+    fa, plans = analyse(tmp_path, DDP_MAIN)
+    assert [(m.name, m.kind) for m in fa.models] == [("Net", "class"), ("main.model", "instance")]
+    model = fa.models[1]
+    assert model.memory is not None and model.memory.batch_size == 8
+    assert model.inputs_from == f"code: the call at line {line_of(DDP_MAIN, 'loss = model(x)')}"
+    plan = plans["main.model"]
+    assert plan is not None and plan.strategy == "ddp"
+    assert (plan.gradient_as_bucket_view, plan.static_graph, plan.find_unused_parameters) == (True, True, False)
+    assert plan.bucket_cap_mb == 25.0
+    assert set(sources(plan)) == {"strategy", "gradient_as_bucket_view", "static_graph"}
+
+
+def test_ddp_is_a_module_named_as_torch_names_it(tmp_path: Path) -> None:
+    """DDP is an nn.Module whose child `module` is the model: its parameter names are the model's
+    with `module.` before them, as real torch's (a gloo group of one process on the CPU)."""
+    code = '''
+    import torch.nn as nn
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    def build():
+        return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 2)))
+
+    def names(store=None):
+        if store is not None:
+            dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+        ddp = DDP(build(), bucket_cap_mb=50)
+        return [n for n, _ in ddp.named_parameters()], type(ddp.module).__name__, isinstance(ddp, nn.Module)
+    '''
+    path = tmp_path / "ddp_names.py"
+    path.write_text(textwrap.dedent(code))
+    run = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import torch.distributed as dist, ddp_names; "
+           "print(repr(ddp_names.names(dist.HashStore())))")
+    real = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, timeout=120, check=True)
+    truth = eval(real.stdout.strip().splitlines()[-1])
+    assert truth[0][0] == "module.0.weight"
+    loader = api.get_loader(api.search_paths(Settings()))
+    mod, _, _ = loader.load_main(str(path), path.read_text(), "ddp_names")
+    ours = loader.evaluator.call(mod.ns["names"], (), {})
+    assert ours == truth
+
+
+# ---------------------------------------------------------------------- FSDP2
+FSDP2 = NET + '''
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard, MixedPrecisionPolicy
+
+
+def main():
+    torch.distributed.init_process_group("nccl")
+    mesh = init_device_mesh("cuda", (8,))
+    model = Net()
+    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    for block in model.layers:
+        fully_shard(block, mesh=mesh, mp_policy=mp)
+    sharded = fully_shard(model, mesh=mesh, mp_policy=mp)
+    assert sharded is model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for step in range(10):
+        x = torch.randn(16, 32, device="cuda")
+        loss = model(x).sum()
+        loss.backward()
+        opt.step()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_fully_shard_per_block_then_the_root(tmp_path: Path) -> None:
+    fa, plans = analyse(tmp_path, FSDP2)
+    model = next(m for m in fa.models if m.name == "main.model")
+    assert model.params.total == NET_PARAMS  # fully_shard returns the module, unchanged
+    assert model.memory is not None and model.memory.batch_size == 16
+    plan = plans["main.model"]
+    assert plan is not None
+    assert (plan.strategy, plan.label, plan.stage) == ("fsdp2", "fsdp2 full-shard", SHARD_PARAMETERS)
+    assert plan.units == ("layers.0", "layers.1", "layers.2", "")
+    assert (plan.world_size, plan.shard_size) == (8, 8)
+    assert plan.reshard_after_forward is True
+    assert (plan.param_dtype, plan.reduce_dtype) == ("bfloat16", "float32")
+    src = sources(plan)
+    loop, root = line_of(FSDP2, "fully_shard(block"), line_of(FSDP2, "sharded = fully_shard")
+    assert src["strategy"] == ("fsdp2 full-shard", f"code: fully_shard(...) at line {root}")
+    assert src["FSDP units"] == ("4 units: layers.0, layers.1, layers.2, (root)",
+                                 f"code: fully_shard(...) at lines {loop}, {root}")
+    assert src["world size"] == ("8", f"code: init_device_mesh(...) at line {line_of(FSDP2, 'init_device_mesh(')}")
+    assert src["param_dtype"] == ("bfloat16", f"code: fully_shard(...) at line {root}")
+    assert plan.notes == ()
+
+
+def test_fully_shard_hybrid_mesh_offload_and_no_reshard(tmp_path: Path) -> None:
+    """HSDP: a 2-D mesh (replicate, shard) shards over its last dimension; reshard_after_forward=False
+    on the blocks keeps the gradients' stage (ZeRO-2); CPUOffloadPolicy puts the shards on the host.
+    Imported from the composable path too."""
+    code = NET + '''
+    from torch.distributed import init_device_mesh
+    from torch.distributed._composable.fsdp import fully_shard, CPUOffloadPolicy
+
+    mesh = init_device_mesh("cuda", (2, 4), mesh_dim_names=("replicate", "shard"))
+    model = Net()
+    for block in model.layers:
+        fully_shard(block, mesh=mesh, reshard_after_forward=False, offload_policy=CPUOffloadPolicy())
+    fully_shard(model, mesh=mesh, reshard_after_forward=False, offload_policy=CPUOffloadPolicy())
+    out = model(torch.randn(4, 32))
+    '''
+    code = textwrap.dedent(NET) + textwrap.dedent(code[len(NET):])
+    fa, plans = analyse(tmp_path, code)
+    plan = plans["model"]
+    assert plan is not None
+    assert (plan.world_size, plan.shard_size, plan.stage) == (8, 4, SHARD_GRADIENTS)
+    assert plan.reshard_after_forward is False
+    assert (plan.offload_params, plan.offload_optimizer) == ("cpu", "cpu")
+    assert plan.label == "fsdp2 hybrid-shard + cpu offload"
+    assert sources(plan)["reshard_after_forward"][0] == "False"
+
+
+def test_fully_shard_on_an_unknown_mesh_leaves_the_world_to_the_setup(tmp_path: Path) -> None:
+    code = NET + '''
+    import os
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh("cuda", (int(os.environ["WORLD_SIZE"]),))
+    model = Net()
+    for block in model.layers:
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    out = model(torch.randn(4, 32))
+    '''
+    code = textwrap.dedent(NET) + textwrap.dedent(code[len(NET):])
+    fa, plans = analyse(tmp_path, code)
+    plan = plans["model"]
+    assert plan is not None and plan.strategy == "fsdp2"
+    assert (plan.world_size, plan.shard_size) == (0, 0)
+    assert any("device mesh" in n and "world size from the setup" in n for n in plan.notes)
+    # ... and with WORLD_SIZE in the configured environment, the mesh is known
+    fa, plans = analyse(tmp_path, code, settings=Settings(memory=True, environment=(("WORLD_SIZE", "16"),)))
+    plan = plans["model"]
+    assert plan is not None and (plan.world_size, plan.shard_size) == (16, 16) and plan.notes == ()
+
+
+def test_no_multi_gpu_api_no_plan(tmp_path: Path) -> None:
+    code = NET + '''
+    model = Net()
+    out = model(torch.randn(4, 32))
+    '''
+    fa, plans = analyse(tmp_path, textwrap.dedent(NET) + textwrap.dedent(code[len(NET):]))
+    assert plans and set(plans.values()) == {None}
