@@ -7,14 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-import libcst as cst
-
 from vramlint.analysis.models import Trace
-from vramlint.analysis.running import run_budgeted
-from vramlint.engine.evaluator import Scope
+from vramlint.analysis.running import module_level, run_budgeted
 from vramlint.engine.loader import Loader
-from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
-from vramlint.engine.values import Instance, Unknown
+from vramlint.engine.values import Instance
 from vramlint.frontends.registry import generation_plan
 from vramlint.frontends.torch.tensors import TensorValue
 from vramlint.memory.estimate import MemoryEstimate
@@ -31,14 +27,7 @@ def find_generation(loader: Loader, trace: Trace, name: str, model: Instance) ->
     if source is None or mod is None:
         return None
     ev = loader.evaluator
-    scope = Scope(mod.ns, None, mod.ns, source)
-
-    def evaluate(node: cst.BaseExpression) -> Any:
-        try:
-            return ev.eval(node, scope)
-        except (RaiseSignal, BudgetExceeded, Undecided, RecursionError):
-            return Unknown("not evaluated at module level", None)
-
+    evaluate = module_level(loader, source, mod)
     try:
         plan, _, _ = run_budgeted(loader, lambda: generation_plan(ev, model, name, source, evaluate))
     except Exception:  # noqa: BLE001 - a bug reading the call costs the generation estimate, not the file's analysis

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import libcst as cst
 
 from vramlint.analysis.call_sites import call_sites
+from vramlint.analysis.distributed import (
+    code_world_size,
+    complete_plan,
+    find_parallel_plan,
+    traced_precision,
+)
 from vramlint.analysis.generation import (
     attach_generation,
     find_generation,
@@ -24,6 +30,7 @@ from vramlint.analysis.tree import build_tree, shape_of
 from vramlint.engine.evaluator import Scope
 from vramlint.engine.loader import Loader
 from vramlint.engine.provenance import source_of
+from vramlint.engine.script_inputs import workspace_root
 from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
 from vramlint.engine.source import SourceModule
 from vramlint.engine.values import MISSING, Instance, ModuleValue, SourceRef, Unknown
@@ -34,6 +41,7 @@ from vramlint.frontends.training_setup import Found, scan_training_setup
 from vramlint.memory.allocator import AllocatorConfig
 from vramlint.memory.attention_backends import KernelEnv, parse_version
 from vramlint.memory.devices import device_named
+from vramlint.memory.distributed import ParamInfo
 from vramlint.memory.estimate import (
     LayerMemory,
     LineTensor,
@@ -58,6 +66,7 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
     params = named_tensors(model, "params")
     buffers = named_tensors(model, "buffers")
     restore: list[tuple[TensorValue, str]] = []
+    own_bytes = {id(t): _bytes(t) for _, t in params if isinstance(t, TensorValue)}  # before any cast
     pure = setup.precision in ("bf16", "fp16")
     # A model that already has parameters in that dtype was built or loaded in it
     # (`from_pretrained(dtype=torch.bfloat16)`): those still float32 are so on purpose (peft's
@@ -108,6 +117,7 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
                 notes.append(loss_note)
         param_sizes: list[Any] = [(t.numel(), _bytes(t), bool(t.requires_grad), t.shape) for _, t in params
                                   if isinstance(t, TensorValue)]
+        traced_bytes = {id(t): _bytes(t) for _, t in params if isinstance(t, TensorValue)}
         buffer_bytes = sum(_bytes(t) for _, t in buffers if isinstance(t, TensorValue))
     finally:
         ev.tape = None
@@ -123,7 +133,10 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
     output_sids = {tape.tensors[id(t)].sid for t in reachable_tensors(value) if id(t) in tape.tensors}
     if any(not isinstance(p[0], int) for p in param_sizes):
         return None, unknowns + [UnknownInfo("a parameter of unknown size", None)], value
-    est = estimate_from_tape(tape, setup, param_sizes, buffer_bytes, output_sids, notes)
+    infos = [ParamInfo(name, t.numel(), traced_bytes[id(t)], own_bytes[id(t)], bool(t.requires_grad),
+                       cast(tuple[int, ...], t.shape), tape.tensors[id(t)].sid if id(t) in tape.tensors else -1)
+             for name, t in params if isinstance(t, TensorValue)] if setup.plan is not None else None
+    est = estimate_from_tape(tape, setup, param_sizes, buffer_bytes, output_sids, notes, infos)
     if path:
         est.lines = _line_tensors(tape, path)
     for note, calls in tape.kernel_notes.items():
@@ -224,7 +237,10 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     trainer = scan.trainer_for(variable) if scan is not None else None
     plan = find_generation(loader, trace, name, value) if kind == "instance" else None
     own = _code_setup(loader, trace, variable)
-    code = {**generation_setup(plan, trains="optimizer" in own or trainer is not None), **own}
+    parallel = find_parallel_plan(loader, trace, variable, value, scan, workspace_root(path, settings.config_file)) \
+        if scan is not None else None
+    code = {**generation_setup(plan, trains="optimizer" in own or trainer is not None), **own,
+            **code_world_size(parallel)}
     setup = resolve_setup(settings, name, path, _directive_for(loc, trace), code)
     setup = _batch_from_call(setup, loader, name, kind, trace)
     result.setup = setup
@@ -248,8 +264,12 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     result.setup = setup = _weights_precision(_as_traced(setup, batch, args, kwargs, result.inputs_from, device), value)
     allocator, allocator_note = _allocator_conf(loader)
     conv = _convolutions(scan)
-    training = TrainingSetup(batch, setup["precision"], setup["optimizer"], device, setup["checkpointing"],
-                             conv.value if conv is not None else "heuristics", allocator)
+    precision, plan_note = setup["precision"], None
+    if parallel is not None:
+        parallel = complete_plan(parallel, *_world(setup, loader))
+        precision, plan_note = traced_precision(parallel, precision)
+    training = TrainingSetup(batch, precision, setup["optimizer"], device, setup["checkpointing"],
+                             conv.value if conv is not None else "heuristics", allocator, parallel)
     est, forward_unknowns, output = estimate_model(loader, value, args, kwargs, training, path)
     if est is not None and conv is not None and (est.train_range or conv.value == "disabled"):
         est.notes.append(CONVOLUTION_NOTES[conv.value].format(conv.text))
@@ -278,9 +298,11 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     if est is not None and compiled is not None:
         est.notes.append(f"torch.compile ({compiled.text}): memory estimated as eager; the compiled graph may keep "
                          "less (activation recomputation) or more (CUDA graphs)")
-    if est is not None and scan is not None and scan.distributed is not None:
-        est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): the estimate is for one GPU "
-                         "holding the whole model; data-parallel buckets and sharding are not modelled yet")
+    if est is not None and plan_note:
+        est.notes.append(plan_note)
+    if est is not None and est.distributed is None and scan is not None and scan.distributed is not None:
+        est.notes.append(f"{scan.distributed.value.upper()} ({scan.distributed.text}): how it runs on several GPUs "
+                         "was not read; the estimate is for one GPU holding the whole model")
     frontend = frontend_of(value)
     if est is not None and frontend is not None:
         est.notes.extend(frontend.estimate_notes)
@@ -379,6 +401,21 @@ def _directive_for(loc: Any, trace: Trace) -> dict[str, Sourced] | None:
     for d in own or above:
         return {k: Sourced(v, f"directive at line {d.line}") for k, v in d.values.items()}
     return None
+
+
+def _world(setup: Setup, loader: Loader) -> tuple[int, str, int, str]:
+    """The world size and nodes of the launch: the setup's (flag, configuration, the code's mesh),
+    else WORLD_SIZE in the configured environment, else one GPU."""
+    values = setup.values
+    world = values.get("world_size")
+    nodes = values.get("nodes")
+    n, n_src = (nodes.value, nodes.source) if nodes is not None and isinstance(nodes.value, int) else (1, "default")
+    if world is not None and isinstance(world.value, int) and world.source != "default":
+        return world.value, world.source, n, n_src
+    env = loader.environment.get("WORLD_SIZE", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env), "environment WORLD_SIZE", n, n_src
+    return 1, "default (one GPU: set world-size, --world-size or WORLD_SIZE)", n, n_src
 
 
 def _code_setup(loader: Loader, trace: Trace, model: str) -> dict[str, Sourced]:

@@ -74,3 +74,18 @@ def dedupe(unknowns: list[UnknownInfo]) -> list[UnknownInfo]:
             seen.add(key)
             out.append(u)
     return out
+
+
+def module_level(loader: Loader, source: SourceModule, mod: ModuleValue) -> Any:
+    """A function giving an expression's value at the file's module level (an Unknown when it
+    cannot): what frontends read a call's arguments with (generation, a multi-GPU launch)."""
+    ev = loader.evaluator
+    scope = Scope(mod.ns, None, mod.ns, source)
+
+    def evaluate(node: cst.BaseExpression) -> Any:
+        try:
+            return ev.eval(node, scope)
+        except (RaiseSignal, BudgetExceeded, Undecided, RecursionError):
+            return Unknown("not evaluated at module level", None)
+
+    return evaluate

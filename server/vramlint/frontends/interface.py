@@ -133,3 +133,9 @@ class FixRequest:
     line: int  # the statement that binds it, 1-based, first and last line
     end_line: int
     trains_everything: bool  # every parameter trainable: full fine-tuning
+    # The model's repeated blocks (the path of its largest ModuleList / Sequential of layers of one
+    # class: "layers", "model.layers"), None when it has none; the GPUs the setup trains on; whether
+    # the file already trains it on several GPUs (DDP, FSDP...).
+    blocks: str | None = None
+    world_size: int = 1
+    distributed: bool = False

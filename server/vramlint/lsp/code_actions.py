@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from lsprotocol import types
 
-from vramlint.analysis.results import FileAnalysis, ModelResult
+from vramlint.analysis.results import FileAnalysis, ModelResult, ModuleNode
 from vramlint.engine.values import Location
 from vramlint.frontends.interface import FixRequest, ProposedFix, SourceEdit
 from vramlint.frontends.registry import memory_fixes
@@ -56,7 +56,25 @@ def _frontend_fixes(text: str, m: ModelResult) -> list[ProposedFix]:
     if loc is None:
         return []
     full = m.params.total is not None and m.params.trainable == m.params.total
-    return memory_fixes(FixRequest(text, m.name, loc.line, loc.end_line, full))
+    world = m.setup.values.get("world_size") if m.setup is not None else None
+    return memory_fixes(FixRequest(text, m.name, loc.line, loc.end_line, full, repeated_blocks(m.tree),
+                                   world.value if world is not None and isinstance(world.value, int) else 1,
+                                   m.memory is not None and m.memory.distributed is not None))
+
+
+def repeated_blocks(tree: ModuleNode | None) -> str | None:
+    """The path of the model's largest container of two or more layers of one class (a
+    transformer's `layers`, a ResNet stage's blocks are smaller than the whole): what FSDP wraps."""
+    best: tuple[int, str] | None = None
+    stack = [tree] if tree is not None else []
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        kinds = {c.class_name for c in node.children}
+        if node.path and len(node.children) >= 2 and len(kinds) == 1 and node.param_count:
+            if best is None or node.param_count > best[0]:
+                best = (node.param_count, node.path)
+    return best[1] if best is not None else None
 
 
 def apply_edits(text: str, edits: Sequence[SourceEdit]) -> str:

@@ -9,7 +9,10 @@ into each rank's figures (`DistributedMemory`); every formula cites its source i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from vramlint.memory.tape import Tape
+from vramlint.memory.timeline import Schedule, Step
 
 MIB = 1 << 20
 
@@ -84,6 +87,8 @@ class ParallelPlan:
     overlap_comm: bool = False
     contiguous_gradients: bool = True
     low_precision: str | None = None
+    param_persistence_threshold: int = 100_000  # stage 3: parameters this small stay whole (ds_persist)
+    zero_init: bool = False  # stage 3: the model is built under deepspeed.zero.Init (partitioned as built)
     # tensor parallelism
     tp_size: int = 1
     tp_plan: tuple[tuple[str, str], ...] = ()
@@ -115,3 +120,338 @@ class DistributedMemory:
     one_gpu_peak: int
     largest_rank: int | None = None
     terms: list[tuple[str, int, str]] = field(default_factory=list)  # (what, bytes, source) for explain
+
+
+# ---------------------------------------------------------------------------------------------
+# One rank's share: what it holds at rest, and what the collectives add around each op.
+
+# Event keys of the plan's allocations (memory/allocator.py keys them; clear of storages, GRAD, TEMP
+# and reserved.py's setup keys): per unit, its gathered parameters, its all-gather buffer, its
+# reduce-scatter buffer, its sharded gradients.
+UNIT_KEYS = 1 << 36
+GATHERED, ALL_GATHER, REDUCE_SCATTER, SHARDED_GRAD = range(4)
+
+
+def unit_key(unit: int, what: int) -> int:
+    return UNIT_KEYS + 4 * unit + what
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One parameter tensor: its path in the model, size, and where the trace read it.
+    `nbytes`: in the dtype the forward computes with (FSDP's param_dtype); `state_bytes`: in the
+    dtype the sharded parameter and the optimizer keep (its own)."""
+
+    path: str
+    numel: int
+    nbytes: int
+    state_bytes: int
+    trainable: bool
+    shape: tuple[int, ...]
+    sid: int = -1  # its storage on the tape; -1: the forward never read it
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def rounded(n: int) -> int:
+    return -(-n // 512) * 512 if n > 0 else 0
+
+
+def fsdp2_shard_numel(shape: tuple[int, ...], ranks: int) -> int:
+    """FSDP2 shards a parameter on dim 0 with torch.chunk and pads every rank's shard to the first's
+    (torch/distributed/fsdp/_fully_shard/_fsdp_param.py `_init_sharded_param`: padded_sharded_param_size)."""
+    if not shape:
+        return 1
+    rest = 1
+    for d in shape[1:]:
+        rest *= d
+    return ceil_div(shape[0], ranks) * rest
+
+
+def fsdp2_local_numel(shape: tuple[int, ...], ranks: int, rank: int) -> int:
+    """The unpadded shard rank `rank` holds (the DTensor's local tensor, on which the optimizer
+    makes its state): torch.chunk gives the last ranks less, or nothing."""
+    if not shape:
+        return 1 if rank == 0 else 0
+    rest = 1
+    for d in shape[1:]:
+        rest *= d
+    chunk = ceil_div(shape[0], ranks)
+    return max(0, min(chunk, shape[0] - rank * chunk)) * rest
+
+
+@dataclass
+class RankShare:
+    """What one rank holds and does (rank 0's; `largest` for the rank that holds the most where
+    ranks differ). `weights` and `state_params` are tensors one by one; `communication` the buffers
+    allocated before the iteration (DDP's buckets)."""
+
+    weights: list[int]
+    state_params: list[tuple[int, int, tuple[int, ...]]]  # (numel, bytes, shape) the optimizer steps on
+    communication: list[int]
+    schedule: Schedule
+    host: int = 0
+    terms: list[tuple[str, int, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def unit_of(path: str, units: tuple[str, ...]) -> int:
+    """The innermost unit above a parameter or module path (-1: none)."""
+    best, best_len = -1, -1
+    for i, u in enumerate(units):
+        if (u == "" or path == u or path.startswith(u + ".")) and len(u) > best_len:
+            best, best_len = i, len(u)
+    return best
+
+
+DEFAULT_BUCKET_CAP_MB = 25.0
+
+
+def ddp_buckets(params: list[ParamInfo], cap_mb: float) -> list[int]:
+    """DDP's gradient buckets after the first iteration rebuilds them (torch/csrc/distributed/c10d/
+    reducer.cpp `compute_bucket_assignment_by_size`; torch/nn/parallel/distributed.py
+    `BucketCapacityConfig`): the trainable parameters in reverse order, per dtype, a bucket closing
+    once it reaches its limit (the first `_DEFAULT_FIRST_BUCKET_BYTES`, 1 MiB, when bucket_cap_mb
+    is the default, then `bucket_cap_mb`); each bucket one flat tensor. (Before that, DDP builds one
+    bucket of every parameter: the same bytes.)"""
+    first_mb = 1.0 if cap_mb == DEFAULT_BUCKET_CAP_MB else cap_mb
+    limits = [int(first_mb * MIB), int(cap_mb * MIB)]
+    open_: dict[int, list[int]] = {}  # element size -> [bytes so far, limit index]
+    out: list[int] = []
+    for p in reversed([p for p in params if p.trainable]):
+        elem = p.nbytes // p.numel if p.numel else 4
+        b = open_.setdefault(elem, [0, 0])
+        b[0] += p.nbytes
+        if b[0] >= limits[min(b[1], 1)]:
+            out.append(b[0])
+            open_[elem] = [0, b[1] + 1]
+    out += [b[0] for b in open_.values() if b[0]]
+    return out
+
+
+def ddp_share(plan: ParallelPlan, params: list[ParamInfo]) -> RankShare:
+    buckets = ddp_buckets(params, plan.bucket_cap_mb)
+    share = RankShare([p.nbytes for p in params], [(p.numel, p.nbytes, p.shape) for p in params if p.trainable],
+                      buckets, Schedule(grads_in_buckets=plan.gradient_as_bucket_view,
+                                        communication=sum(rounded(b) for b in buckets)))
+    share.terms.append((f"gradient buckets ({len(buckets)}, bucket_cap_mb={plan.bucket_cap_mb:g})",
+                        sum(rounded(b) for b in buckets), "torch/csrc/distributed/c10d/reducer.cpp"))
+    if plan.gradient_as_bucket_view:
+        share.notes.append("gradient_as_bucket_view=True: the gradients are views of DDP's buckets (no second copy)")
+    return share
+
+
+@dataclass
+class _Unit:
+    index: int
+    path: str
+    params: list[ParamInfo]
+    shard: int = 0  # rank 0's padded shard, in the compute dtype (what it all-gathers)
+    gathered: int = 0  # the unsharded parameters, allocated tensor by tensor
+    first: int = -1  # its first and last op in the forward (-1: never called)
+    last: int = -1
+
+
+DTYPE_SIZE = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
+
+
+def fsdp_share(plan: ParallelPlan, params: list[ParamInfo], tape: Tape) -> RankShare:
+    """FSDP (torch/distributed/fsdp/_fully_shard/_fsdp_param_group.py for FSDP2,
+    torch/distributed/fsdp/_flat_param.py for FSDP1): each unit's parameters sharded over
+    `shard_size` ranks; before a unit's forward (and, when it resharded, its backward) an
+    all-gather makes its unsharded parameters (FSDP2: a flat all-gather buffer copied out into one
+    tensor per parameter, the buffer kept until the next unit's all-gather; FSDP1: straight into
+    the unit's padded flat parameter); after its backward a reduce-scatter turns its unsharded
+    gradients into a shard (the input buffer kept until the next reduce-scatter, the output the
+    sharded gradient). The backward prefetches the next unit's all-gather."""
+    n = max(plan.shard_size, 1)
+    flat = plan.strategy == "fsdp1"
+    units = [_Unit(i, u, []) for i, u in enumerate(plan.units)]
+    loose: list[ParamInfo] = []  # parameters of no unit: replicated, as on one GPU
+    for p in params:
+        i = unit_of(p.path, plan.units)
+        (units[i].params if i >= 0 else loose).append(p)
+    weights = [p.nbytes for p in loose]
+    state: list[tuple[int, int, tuple[int, ...]]] = [(p.numel, p.nbytes, p.shape) for p in loose if p.trainable]
+    grad_bytes: dict[int, int] = {}  # unit -> its sharded gradients (in the parameters' own dtype)
+    reduce_bytes: dict[int, int] = {}  # unit -> rank 0's reduce-scatter output, in the reduce dtype
+    for u in units:
+        if not u.params:
+            continue
+        if flat:
+            numel = sum(p.numel for p in u.params)
+            shard = ceil_div(numel, n)
+            elem = u.params[0].nbytes // max(u.params[0].numel, 1)
+            selem = u.params[0].state_bytes // max(u.params[0].numel, 1)
+            u.shard = shard * elem
+            u.gathered = rounded(shard * n * elem)
+            weights.append(shard * selem)
+            trainable = sum(p.numel for p in u.params if p.trainable)
+            if trainable:
+                state.append((shard, shard * selem, (shard,)))
+                grad_bytes[u.index] = shard * selem
+            reduce_bytes[u.index] = shard * _reduce_elem(plan, elem)
+            continue
+        for p in u.params:
+            elem = p.nbytes // max(p.numel, 1)
+            selem = p.state_bytes // max(p.numel, 1)
+            padded = fsdp2_shard_numel(p.shape, n)
+            u.shard += padded * elem
+            u.gathered += rounded(padded * n * elem)
+            weights.append(padded * selem)
+            if p.trainable:
+                local = fsdp2_local_numel(p.shape, n, 0)
+                state.append((local, local * selem, p.shape))
+                grad_bytes[u.index] = grad_bytes.get(u.index, 0) + padded * selem
+                reduce_bytes[u.index] = reduce_bytes.get(u.index, 0) + padded * _reduce_elem(plan, elem)
+    _spans(units, tape)
+    sched = _fsdp_schedule(plan, units, grad_bytes, reduce_bytes, tape, flat)
+    share = RankShare(weights, state, [], sched)
+    largest = max((u.gathered for u in units), default=0)
+    share.terms.append((f"gathered parameters of one unit (the largest of {sum(1 for u in units if u.params)})",
+                        largest, "all-gather before each unit's forward and backward"))
+    if loose:
+        share.notes.append(f"{len(loose)} parameter tensors belong to no FSDP unit: every rank holds them whole")
+    return share
+
+
+def _reduce_elem(plan: ParallelPlan, elem: int) -> int:
+    """Bytes per element of the gradients reduce-scattered (`reduce_dtype`, else the compute dtype)."""
+    return DTYPE_SIZE.get(plan.reduce_dtype or "", elem)
+
+
+def _spans(units: list[_Unit], tape: Tape) -> None:
+    """Each unit's first and last op of the forward: its module's pre- and post-forward hooks."""
+    end = tape.forward_end if tape.forward_end is not None else len(tape.ops)
+    for op in tape.ops[:end]:
+        for u in units:
+            if u.path == "" or op.module == u.path or op.module.startswith(u.path + "."):
+                if u.first < 0:
+                    u.first = op.index
+                u.last = op.index
+
+
+def _fsdp_schedule(plan: ParallelPlan, units: list[_Unit], grad_bytes: dict[int, int], reduce_bytes: dict[int, int],
+                   tape: Tape, flat: bool) -> Schedule:
+    sched = Schedule()
+    n = max(plan.shard_size, 1)
+    called = [u for u in units if u.params and u.first >= 0]
+    forward = sorted(called, key=lambda u: u.first)
+    backward = sorted(called, key=lambda u: -u.last)
+    sid_of = {u.index: tuple(p.sid for p in u.params if p.sid >= 0) for u in units}
+    last_ag: list[int] = []  # the all-gather buffer kept until the next all-gather (FSDP2)
+
+    def gather(at: dict[int, list[Step]], i: int, u: _Unit) -> None:
+        steps = at.setdefault(i, [])
+        if not flat:
+            steps.append(Step("alloc", unit_key(u.index, ALL_GATHER), rounded(u.shard * n), comm=True))
+        steps.append(Step("alloc", unit_key(u.index, GATHERED), u.gathered))
+        if not flat:
+            steps += [Step("free", k) for k in last_ag]
+            last_ag[:] = [unit_key(u.index, ALL_GATHER)]
+
+    def reshards(u: _Unit) -> bool:
+        # The root unit keeps its parameters from its forward to its backward (FSDP2's lazy init
+        # sets the root's post_forward_mesh_info to None; FSDP1 does not free the root's flat parameter).
+        return plan.stage >= 3 and plan.reshard_after_forward is not False and u.path != ""
+
+    for u in forward:
+        gather(sched.forward_before, u.first, u)
+        if reshards(u):
+            sched.forward_after.setdefault(u.last, []).append(Step("free", unit_key(u.index, GATHERED)))
+    last_rs: list[int] = []
+    for k, u in enumerate(backward):
+        if reshards(u):
+            gather(sched.backward_before, u.last, u)
+        nxt = backward[k + 1] if k + 1 < len(backward) else None
+        if nxt is not None and reshards(nxt):  # the backward prefetches the next unit's all-gather
+            gather(sched.backward_before, u.last, nxt)
+        after = sched.backward_after.setdefault(u.first, [])
+        if u.index in grad_bytes:  # (offloaded: the sharded gradients are copied to the host)
+            rs = unit_key(u.index, REDUCE_SCATTER)
+            rs_in = rounded(reduce_bytes[u.index] * n)
+            after.append(Step("alloc", rs, rs_in, comm=True))
+            after.append(Step("drop_grads", sids=sid_of[u.index]))
+            if not plan.offload_params:
+                after.append(Step("grad", unit_key(u.index, SHARDED_GRAD), rounded(grad_bytes[u.index])))
+            after += [Step("free", key) for key in last_rs]
+            last_rs[:] = [rs]
+        after.append(Step("free", unit_key(u.index, GATHERED)))
+    if backward:
+        end = sched.backward_after.setdefault(backward[-1].first, [])
+        end += [Step("free", key) for key in last_rs + last_ag]
+    return sched
+
+
+def style_of(path: str, plan: tuple[tuple[str, str], ...]) -> str | None:
+    """The tensor-parallel style of the innermost planned module at or above `path`."""
+    best, best_len = None, -1
+    for module, style in plan:
+        if (path == module or path.startswith(module + ".")) and len(module) > best_len:
+            best, best_len = style, len(module)
+    return best
+
+
+def tensor_parallel(tape: Tape, plan: ParallelPlan, params: list[ParamInfo]) -> tuple[Tape, list[ParamInfo]]:
+    """One tensor-parallel rank's tape and parameters (torch/distributed/tensor/parallel/style.py):
+    ColwiseParallel shards a layer's weight and bias on the output dim and leaves its output sharded
+    on the last dim; RowwiseParallel shards the weight on the input dim, takes a sharded input and
+    all-reduces a whole output; SequenceParallel leaves its output sharded on the sequence dim.
+    An op reading a sharded activation makes a sharded output (attention over sharded heads, the
+    activation between the two linears), an op of a rowwise layer a whole one (Korthikanti et al.
+    2022, arXiv:2205.05198, Table 2: the 24/t terms shard, the residual and norm terms do not)."""
+    t = max(plan.tp_size, 1)
+    styles = plan.tp_plan
+    new_params: list[ParamInfo] = []
+    param_sids: dict[int, bool] = {}
+    for p in params:
+        module, _, leaf = p.path.rpartition(".")
+        style = style_of(module, styles)
+        sharded = style == "colwise" or (style == "rowwise" and leaf != "bias")
+        if sharded:
+            p = replace(p, numel=ceil_div(p.numel, t), nbytes=ceil_div(p.nbytes, t), state_bytes=ceil_div(p.state_bytes, t),
+                        shape=_shard_shape(p.shape, t, 0 if style == "colwise" or len(p.shape) < 2 else 1))
+        if p.sid >= 0:
+            param_sids[p.sid] = sharded
+        new_params.append(p)
+    sharded_sids = {sid for sid, sh in param_sids.items() if sh}
+    end = tape.forward_end if tape.forward_end is not None else len(tape.ops)
+    for op in tape.ops[:end]:
+        style = style_of(op.module, styles)
+        reads_sharded = any(r in sharded_sids for r in op.reads if tape.storages[r].kind != "param")
+        if style == "rowwise":
+            continue  # a whole (all-reduced) output
+        if style in ("colwise", "sequence") or reads_sharded:
+            sharded_sids.update(op.allocated)
+    storages = [replace(st, nbytes=ceil_div(st.nbytes, t)) if st.sid in sharded_sids else st for st in tape.storages]
+    return replace(tape, storages=storages), new_params
+
+
+def _shard_shape(shape: tuple[int, ...], t: int, dim: int) -> tuple[int, ...]:
+    if not shape:
+        return shape
+    return tuple(ceil_div(d, t) if i == dim else d for i, d in enumerate(shape))
+
+
+def rank_share(plan: ParallelPlan, params: list[ParamInfo], tape: Tape) -> tuple[RankShare, Tape]:
+    """Rank 0's share under `plan`, and the tape its forward records (a tensor-parallel rank's
+    activations are its shards)."""
+    if plan.tp_size > 1 and plan.tp_plan:
+        tape, params = tensor_parallel(tape, plan, params)
+    if plan.strategy in ("fsdp1", "fsdp2") and plan.stage >= SHARD_GRADIENTS:
+        share = fsdp_share(plan, params, tape)
+    elif plan.strategy in ("ddp", "fsdp1", "fsdp2"):  # FSDP NO_SHARD all-reduces each gradient: DDP's buckets
+        share = ddp_share(plan, params) if plan.strategy == "ddp" else _replicated(params)
+    else:
+        share = _replicated(params)
+    if plan.tp_size > 1 and plan.tp_plan:
+        share.notes.append(f"tensor parallel over {plan.tp_size} ranks: {len(plan.tp_plan)} modules sharded "
+                           "(their weights and the activations between a colwise and a rowwise layer)")
+    return share, tape
+
+
+def _replicated(params: list[ParamInfo]) -> RankShare:
+    return RankShare([p.nbytes for p in params], [(p.numel, p.nbytes, p.shape) for p in params if p.trainable], [],
+                     Schedule())

@@ -9,13 +9,26 @@ from typing import Any
 from vramlint.memory import cudnn
 from vramlint.memory.allocator import AllocatorConfig, Result
 from vramlint.memory.devices import HOST_RUNTIME_CPU, HOST_RUNTIME_CUDA, Device
-from vramlint.memory.distributed import DistributedMemory, ParallelPlan
+from vramlint.memory.distributed import (
+    DistributedMemory,
+    ParallelPlan,
+    ParamInfo,
+    RankShare,
+    rank_share,
+)
 from vramlint.memory.generation import GenerationMemory
 from vramlint.memory.optimizers import OPTIMIZERS
 from vramlint.memory.reserved import Workload, largest_batch, reserved_need
 from vramlint.memory.reserved import run as run_allocator
 from vramlint.memory.tape import Storage, Tape
-from vramlint.memory.timeline import GRAD, rounded, simulate_inference, simulate_training
+from vramlint.memory.timeline import (
+    GRAD,
+    Schedule,
+    TrainingRun,
+    rounded,
+    simulate_inference,
+    simulate_training,
+)
 
 PRECISIONS = ("fp32", "amp-bf16", "amp-fp16", "bf16", "fp16")
 MATMUL_OPS = {"linear", "matmul", "addmm", "baddbmm", "bilinear", "multihead_attention", "rnn",
@@ -206,27 +219,37 @@ class MemoryEstimate:
 
 
 def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int, int, bool, tuple[int, ...]]],
-                       buffers: int, output_sids: set[int], notes: list[str]) -> MemoryEstimate:
-    """`params`: (numel, bytes, trainable, shape) of every parameter, each tensor once."""
+                       buffers: int, output_sids: set[int], notes: list[str],
+                       param_infos: list[ParamInfo] | None = None) -> MemoryEstimate:
+    """`params`: (numel, bytes, trainable, shape) of every parameter, each tensor once;
+    `param_infos` the same with their paths and storages, for a parallel plan (`setup.plan`)."""
     device = setup.device
     assert device is not None
     if setup.convolutions == "disabled":
         tape = cudnn.with_workspaces(tape, cudnn.native)
     opt = OPTIMIZERS[setup.optimizer]
-    trainable = [(n, b, shape) for n, b, t, shape in params if t]
-    weights = sum(rounded(p[1]) for p in params)
+    one_gpu_tape = tape
+    share: RankShare | None = None
+    if setup.plan is not None and param_infos is not None:
+        share, tape = rank_share(setup.plan, param_infos, tape)
+        tensors, trainable = share.weights, share.state_params
+    else:
+        tensors, trainable = [p[1] for p in params], [(n, b, shape) for n, b, t, shape in params if t]
+    weights = sum(rounded(b) for b in tensors)
     state = sum(rounded(b) for b in opt.state(trainable))
     step_temp = sum(rounded(b) for b in opt.step_temp(trainable))
     inputs = sum(rounded(s.nbytes) for s in tape.storages if s.kind == "input")
     uses_blas = any(op.name in MATMUL_OPS for op in tape.ops)
     workspace_train = 2 * device.blas_workspace if uses_blas else 0  # forward + autograd's thread
     workspace_infer = device.blas_workspace if uses_blas else 0
-    base = weights + rounded(buffers) + state + inputs + workspace_train
+    comm_setup = sum(rounded(b) for b in share.communication) if share is not None else 0
+    schedule = share.schedule if share is not None else None
+    base = weights + rounded(buffers) + state + inputs + workspace_train + comm_setup
     # autocast's weight cache lives until the end of the forward (of the autocast region)
     outputs = output_sids | set(tape.weight_casts.values())
-    run = simulate_training(tape, base, step_temp, outputs)
-    infer_base = weights + rounded(buffers) + inputs + workspace_infer
-    infer = simulate_inference(tape, infer_base, outputs)
+    run = simulate_training(tape, base, step_temp, outputs, schedule)
+    infer_base = weights + rounded(buffers) + inputs + workspace_infer + comm_setup
+    infer = simulate_inference(tape, infer_base, outputs, schedule)
     phase = run.peak_at.name
     if run.peak_at.module or run.peak_at.op:
         phase += f" at {run.peak_at.module or '(model)'} ({run.peak_at.op})"
@@ -248,28 +271,33 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
             per_op.append(Hotspot(op.name, op.module, own, op.where))
     per_op.sort(key=lambda h: -h.bytes)
     train_range, infer_range = _workspace_ranges(tape, setup, (base, step_temp, outputs), infer_base,
-                                                 (run.peak, infer.peak))
+                                                 (run.peak, infer.peak), schedule)
     # The allocator replays the run whose convolutions take the high end's workspaces (the
     # heuristics' picks; under cudnn.benchmark the largest a timed plan may take): "fits" and the
     # largest batch never count on a smaller one.
     high, high_infer = run, infer
     if setup.convolutions == "benchmark" and train_range is not None:
         high_tape = cudnn.with_workspaces(tape, cudnn.largest)
-        high = simulate_training(high_tape, base, step_temp, outputs)
-        high_infer = simulate_inference(high_tape, infer_base, outputs)
+        high = simulate_training(high_tape, base, step_temp, outputs, schedule)
+        high_infer = simulate_inference(high_tape, infer_base, outputs, schedule)
     work = Workload(
-        [rounded(p[1]) for p in params] + _buffer_sizes(tape.storages, buffers)
-        + [s.nbytes for s in tape.storages if s.kind == "input"],
+        [rounded(b) for b in tensors] + _buffer_sizes(tape.storages, buffers)
+        + [s.nbytes for s in tape.storages if s.kind == "input"]
+        + (list(share.communication) if share is not None else []),
         [device.blas_workspace] * 2 if uses_blas else [], opt.state(trainable), opt.step_temp(trainable),
         high.events[:high.forward_events], high.events[high.forward_events:],
-        {GRAD + s.sid for s in tape.storages if s.kind == "param"})
+        {GRAD + s.sid for s in tape.storages if s.kind == "param"} | high.grad_keys)
     # Each run without a limit serves max_reserved and the search for the least limit.
     free = run_allocator(work, config=setup.allocator)
     reserved = _need_at_the_edge(work, setup.allocator, device.memory - device.context, high.peak, free)
     infer_work = Workload(work.setup, [device.blas_workspace] if uses_blas else [], [], [], high_infer.events, [])
     infer_free = run_allocator(infer_work, config=setup.allocator)
     cpu_peak = run.peak - workspace_train
-    return MemoryEstimate(
+    if share is not None:
+        notes.extend(share.notes)
+    distributed = _distributed(setup, share, run, one_gpu_tape, params, buffers, inputs, workspace_train, outputs,
+                               opt) if share is not None and setup.plan is not None else None
+    return MemoryEstimate(distributed=distributed,
         batch_size=setup.batch_size, precision=setup.precision, optimizer=setup.optimizer, device=device.name,
         device_memory=device.memory,
         weights=weights, buffers=rounded(buffers), gradients=run.param_grad_bytes, optimizer_state=state,
@@ -288,8 +316,24 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     )
 
 
+def _distributed(setup: TrainingSetup, share: RankShare, run: TrainingRun, one_gpu_tape: Tape,
+                 params: list[tuple[int, int, bool, tuple[int, ...]]], buffers: int, inputs: int, workspace: int,
+                 outputs: set[int], opt: Any) -> DistributedMemory:
+    """What the plan changes: the collectives' buffers, the host's share, and the peak the whole
+    model would reach on one GPU at the same batch (for comparison)."""
+    assert setup.plan is not None
+    trainable = [(n, b, shape) for n, b, t, shape in params if t]
+    one_base = (sum(rounded(p[1]) for p in params) + rounded(buffers) + inputs + workspace
+                + sum(rounded(b) for b in opt.state(trainable)))
+    one = simulate_training(one_gpu_tape, one_base, sum(rounded(b) for b in opt.step_temp(trainable)), outputs)
+    return DistributedMemory(setup.plan, communication=run.peak_at.communication,
+                             communication_peak=run.communication_max, host=share.host, one_gpu_peak=one.peak,
+                             terms=list(share.terms))
+
+
 def _workspace_ranges(tape: Tape, setup: TrainingSetup, train: tuple[int, int, set[int]], infer_base: int,
-                      peaks: tuple[int, int]) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+                      peaks: tuple[int, int], schedule: Schedule | None = None,
+                      ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
     """[low, high] of the training and inference peaks over cuDNN's choices: low with the
     workspace-free fallback engines torch goes on to when a workspace cannot be allocated; high
     with the heuristics' picks, or under `cudnn.benchmark` the largest any timed plan may take."""
@@ -299,7 +343,8 @@ def _workspace_ranges(tape: Tape, setup: TrainingSetup, train: tuple[int, int, s
     bounds = []
     for variant in (cudnn.none, cudnn.largest) if setup.convolutions == "benchmark" else (cudnn.none,):
         t = cudnn.with_workspaces(tape, variant)
-        bounds.append((simulate_training(t, base, step_temp, outputs).peak, simulate_inference(t, infer_base, outputs).peak))
+        bounds.append((simulate_training(t, base, step_temp, outputs, schedule).peak,
+                       simulate_inference(t, infer_base, outputs, schedule).peak))
     high = bounds[1] if len(bounds) > 1 else peaks
     train_range = (min(bounds[0][0], peaks[0]), max(high[0], peaks[0]))
     infer_range = (min(bounds[0][1], peaks[1]), max(high[1], peaks[1]))

@@ -43,6 +43,7 @@ class Phase:
     # being the fixed base and transients): explain's rows add up to the peak with them.
     gradients: int = 0
     kept: int = 0
+    communication: int = 0  # buffers of collectives (several GPUs: memory/distributed.py)
 
 
 @dataclass
@@ -55,6 +56,8 @@ class TrainingRun:
     timeline: list[tuple[str, int]] = field(default_factory=list)  # (event, allocated) samples
     events: list[Event] = field(default_factory=list)  # forward and backward, one by one (not the step)
     forward_events: int = 0  # how many of `events` are the forward's
+    communication_max: int = 0  # the most bytes of collectives' buffers allocated at once
+    grad_keys: set[int] = field(default_factory=set)  # event keys of gradients kept after backward (sharded ones)
 
 
 @dataclass
@@ -81,16 +84,49 @@ def _last_uses(tape: Tape, outputs: set[int], alias: dict[int, int] | None = Non
     return last
 
 
-def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: set[int]) -> TrainingRun:
+@dataclass(frozen=True)
+class Step:
+    """An allocation a parallel plan adds around an op (memory/distributed.py): `kind` "alloc" (kept
+    until a "free" of the same key), "free", "transient" (allocated and freed while the op runs), "grad"
+    (a sharded gradient, kept like a parameter's), "drop_grads" (the parameter gradients of `sids`
+    are freed: reduce-scattered into a shard). `comm`: a buffer of a collective."""
+
+    kind: str
+    key: int = 0
+    nbytes: int = 0
+    comm: bool = False
+    sids: tuple[int, ...] = ()
+
+
+@dataclass
+class Schedule:
+    """What a parallel plan allocates and frees around each op (op index -> steps), in the forward
+    before and after the op runs and in the backward before and after the op's backward.
+    `grads_in_buckets`: the parameter gradients are views of buffers already allocated (DDP's
+    gradient_as_bucket_view) and take no memory of their own."""
+
+    forward_before: dict[int, list[Step]] = field(default_factory=dict)
+    forward_after: dict[int, list[Step]] = field(default_factory=dict)
+    backward_before: dict[int, list[Step]] = field(default_factory=dict)
+    backward_after: dict[int, list[Step]] = field(default_factory=dict)
+    grads_in_buckets: bool = False
+    communication: int = 0  # buffers of collectives in `base` (allocated before the iteration)
+
+
+def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: set[int],
+                      schedule: Schedule | None = None) -> TrainingRun:
     """`base`: bytes allocated when the iteration starts (weights, buffers, optimizer state, the
     batch, workspaces). `output_sids`: storages of the forward's result (alive until the loss).
     The phases of the module docstring, in order: forward (the loss included), backward, the
-    optimizer's step."""
+    optimizer's step. `schedule`: what a parallel plan adds (one GPU's share of several)."""
     storages = tape.storages
     transient = {s.sid for s in storages if s.kind in ("activation", "extra", "intermediate", "cast")}
     keepers = _keepers(tape, transient)
     mem = _Memory(live=base, peak=base, peak_at=Phase("forward", "", "", base),
-                  size={s.sid: rounded(s.nbytes) for s in storages}, samples=[("start", base)])
+                  size={s.sid: rounded(s.nbytes) for s in storages}, samples=[("start", base)],
+                  schedule=schedule or Schedule())
+    mem.comm_live = mem.comm_max = mem.schedule.communication
+    mem.peak_at.communication = mem.comm_live
     _forward(tape, mem, _forward_releases(_last_uses(tape, output_sids), transient, keepers), transient, keepers)
     after_forward = mem.live
     forward_events = len(mem.events)
@@ -101,7 +137,7 @@ def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: s
     mem.bump("optimizer step", None, optimizer_temp)
     mem.samples.append(("optimizer step", mem.live + optimizer_temp))
     return TrainingRun(mem.peak, mem.peak_at, saved_bytes, param_grad_bytes, after_forward, mem.samples, mem.events,
-                       forward_events)
+                       forward_events, mem.comm_max, set(mem.kept_grads))
 
 
 @dataclass
@@ -119,13 +155,51 @@ class _Memory:
     kept_live: int = 0
     events: list[Event] = field(default_factory=list)
     grad_keys: dict[int, int] = field(default_factory=dict)  # storage -> event key of its gradient buffer
+    schedule: Schedule = field(default_factory=Schedule)
+    comm_live: int = 0  # of `live`, buffers of collectives
+    comm_max: int = 0
+    extra: dict[int, tuple[int, bool]] = field(default_factory=dict)  # a schedule's allocations: key -> (bytes, comm)
+    kept_grads: dict[int, int] = field(default_factory=dict)  # sharded gradients: key -> bytes
 
-    def bump(self, phase: str, op: Op | None, extra: int = 0) -> None:
-        """A new peak if `live` (plus `extra` bytes of temporaries) is above the last one."""
+    def bump(self, phase: str, op: Op | None, extra: int = 0, comm: int = 0) -> None:
+        """A new peak if `live` (plus `extra` bytes of temporaries, `comm` of them a collective's)
+        is above the last one."""
+        self.comm_max = max(self.comm_max, self.comm_live + comm)
         if self.live + extra > self.peak:
             self.peak = self.live + extra
             self.peak_at = Phase(phase, op.name if op else "", op.module if op else "", self.peak,
-                                 self.grads_live, self.kept_live)
+                                 self.grads_live, self.kept_live, self.comm_live + comm)
+
+    def apply(self, steps: list[Step], phase: str, op: Op, param_grads: dict[int, int] | None = None) -> None:
+        """A parallel plan's steps around `op` (see Step)."""
+        for st in steps:
+            if st.kind == "alloc" and st.key not in self.extra:
+                self.extra[st.key] = (st.nbytes, st.comm)
+                self.live += st.nbytes
+                self.comm_live += st.nbytes if st.comm else 0
+                self.events.append((st.key, st.nbytes))
+                self.bump(phase, op)
+            elif st.kind == "free" and st.key in self.extra:
+                n, comm = self.extra.pop(st.key)
+                self.live -= n
+                self.comm_live -= n if comm else 0
+                self.events.append((st.key, FREE))
+            elif st.kind == "transient":
+                self.bump(phase, op, st.nbytes, st.nbytes if st.comm else 0)
+                self.events += [(st.key, st.nbytes), (st.key, FREE)]
+            elif st.kind == "grad":
+                self.kept_grads[st.key] = self.kept_grads.get(st.key, 0) + st.nbytes
+                self.live += st.nbytes
+                self.grads_live += st.nbytes
+                self.events.append((st.key, st.nbytes))
+                self.bump(phase, op)
+            elif st.kind == "drop_grads" and param_grads is not None:
+                for sid in st.sids:
+                    if sid in param_grads:
+                        n = param_grads.pop(sid)
+                        self.live -= n
+                        self.grads_live -= n
+                        self.events.append((GRAD + sid, FREE))
 
     def free(self, sid: int, kept: bool = False) -> None:
         """Release a transient storage if it is alive (`kept`: one autograd kept for backward)."""
@@ -173,7 +247,9 @@ def _forward(tape: Tape, mem: _Memory, release_at: dict[int, list[int]], transie
              keepers: dict[int, int]) -> None:
     """The forward, the loss included: each op allocates its outputs and what its backward needs,
     then the storages whose last use it was die; the forward's result lives until the loss."""
+    sched = mem.schedule
     for op in tape.ops:
+        mem.apply(sched.forward_before.get(op.index, []), "forward", op)
         for sid in op.allocated:
             if sid in transient and sid not in mem.alive:
                 mem.alive.add(sid)
@@ -184,6 +260,7 @@ def _forward(tape: Tape, mem: _Memory, release_at: dict[int, list[int]], transie
         mem.bump("forward", op)
         for sid in release_at.get(op.index, ()):
             mem.free(sid)
+        mem.apply(sched.forward_after.get(op.index, []), "forward", op)
     for sid in release_at.get(len(tape.ops), ()):
         mem.free(sid)
 
@@ -215,6 +292,7 @@ def _backward(tape: Tape, mem: _Memory, transient: set[int], keepers: dict[int, 
                     mem.events.append((sid, mem.size[sid]))
                     mem.kept_live += mem.size[sid]
             mem.bump("backward (recomputing a checkpointed region)", op)
+        mem.apply(mem.schedule.backward_before.get(op.index, []), "backward", op, param_grads)
         temp = _gradients_of(op, tape, mem, grads, param_grads)
         mem.bump("backward", op, rounded(temp))
         if temp > 0:
@@ -229,10 +307,11 @@ def _backward(tape: Tape, mem: _Memory, transient: set[int], keepers: dict[int, 
             for sid in op.saved:
                 if sid in recomputed and min(region_release.get(sid, [op.index])) == op.index:
                     mem.free(sid, kept=True)
+        mem.apply(mem.schedule.backward_after.get(op.index, []), "backward", op, param_grads)
     for sid in list(grads):
         mem.live -= grads.pop(sid)  # gradients of the inputs: dropped at the end of backward
         mem.events.append((mem.grad_keys.pop(sid), FREE))
-    return sum(param_grads.values())
+    return sum(param_grads.values()) + sum(mem.kept_grads.values())
 
 
 def _checkpointed(tape: Tape, transient: set[int]) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
@@ -261,6 +340,8 @@ def _gradients_of(op: Op, tape: Tape, mem: _Memory, grads: dict[int, int], param
         if st.kind == "param":
             if sid in param_grads:
                 temp += size[sid]  # computed, then added to the existing gradient
+            elif mem.schedule.grads_in_buckets:
+                param_grads[sid] = 0  # written into its bucket, allocated before the iteration
             else:
                 param_grads[sid] = size[sid]
                 mem.live += size[sid]
@@ -287,9 +368,10 @@ def _gradients_of(op: Op, tape: Tape, mem: _Memory, grads: dict[int, int], param
 
 
 
-def simulate_inference(tape: Tape, base: int, output_sids: set[int]) -> InferenceRun:
+def simulate_inference(tape: Tape, base: int, output_sids: set[int], schedule: Schedule | None = None) -> InferenceRun:
     """A `no_grad` forward in eval mode: no tensor is kept for backward, dropout is the identity,
-    max-pool makes no indices; every tensor dies after its last use."""
+    max-pool makes no indices; every tensor dies after its last use. `schedule`: a parallel
+    plan's forward steps (FSDP gathers each unit's parameters in inference too)."""
     storages = tape.storages
     alias: dict[int, int] = {}
     for op in tape.ops:
@@ -305,7 +387,10 @@ def simulate_inference(tape: Tape, base: int, output_sids: set[int]) -> Inferenc
     peak_at = Phase("forward", "", "", base)
     alive: set[int] = set()
     events: list[Event] = []
+    steps = _InferenceSteps(schedule) if schedule is not None else None
     for op in tape.ops[:tape.forward_end]:  # inference has no loss
+        if steps is not None:
+            live = steps.run(steps.schedule.forward_before.get(op.index, []), live, events)
         for sid in op.allocated:
             st = storages[sid]
             if st.kind in ("activation", "cast") and sid not in alias and sid not in alive:
@@ -319,9 +404,37 @@ def simulate_inference(tape: Tape, base: int, output_sids: set[int]) -> Inferenc
             peak_at = Phase("forward", op.name, op.module, peak)
         between = [s for s in op.allocated if storages[s].kind == "intermediate"]
         events += [(s, rounded(storages[s].nbytes)) for s in between] + [(s, FREE) for s in between]
+        if steps is not None and live + steps.transient > peak:
+            peak, peak_at = live + steps.transient, Phase("forward", op.name, op.module, live + steps.transient)
         for sid in release_at.get(op.index, ()):
             if sid in alive:
                 alive.discard(sid)
                 live -= rounded(storages[sid].nbytes)
                 events.append((sid, FREE))
+        if steps is not None:
+            live = steps.run(steps.schedule.forward_after.get(op.index, []), live, events)
     return InferenceRun(peak, peak_at, events)
+
+
+@dataclass
+class _InferenceSteps:
+    """A parallel plan's forward steps in an inference pass (no gradients)."""
+
+    schedule: Schedule
+    sizes: dict[int, int] = field(default_factory=dict)
+    transient: int = 0  # the largest transient of the last steps run (counted at the op's peak check)
+
+    def run(self, steps: list[Step], live: int, events: list[Event]) -> int:
+        self.transient = 0
+        for st in steps:
+            if st.kind == "alloc" and st.key not in self.sizes:
+                self.sizes[st.key] = st.nbytes
+                live += st.nbytes
+                events.append((st.key, st.nbytes))
+            elif st.kind == "free" and st.key in self.sizes:
+                live -= self.sizes.pop(st.key)
+                events.append((st.key, FREE))
+            elif st.kind == "transient":
+                self.transient = max(self.transient, st.nbytes)
+                events += [(st.key, st.nbytes), (st.key, FREE)]
+        return live

@@ -5,6 +5,7 @@ frontends build on (a Keras layer is a module of this kind), so it owns no model
 from __future__ import annotations
 
 from vramlint.frontends.interface import Frontend
+from vramlint.frontends.torch.fixes import memory_fixes
 from vramlint.frontends.torch.numpy_stub import numpy_module
 from vramlint.frontends.torch.stubs import torch_module
 from vramlint.frontends.torch.training_setup import HANDLER as TRAINING_SETUP
@@ -15,4 +16,5 @@ FRONTEND = Frontend(
     # torch.* functions and Tensor methods: what autograd sees (memory/autograd_rules.py).
     taped_prefixes=("torch.", "Tensor."),
     training_setup=TRAINING_SETUP,
+    memory_fixes=memory_fixes,
 )

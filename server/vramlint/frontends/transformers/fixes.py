@@ -16,6 +16,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from vramlint.frontends.interface import FixRequest, ProposedFix, SourceEdit
+from vramlint.frontends.source_edits import import_edits, imported_names, indent_of
 
 LORA = 'LoraConfig(r=16, lora_alpha=32, target_modules="all-linear")'
 FOUR_BIT = ('BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, '
@@ -34,16 +35,16 @@ def memory_fixes(req: FixRequest) -> list[ProposedFix]:
         return []
     positions = wrapper.resolve(PositionProvider)
     module = wrapper.module
-    imported = _imported_names(module)
+    imported = imported_names(module)
     lines = req.text.splitlines()
-    indent = _indent(lines[req.line - 1]) if 0 < req.line <= len(lines) else ""
+    indent = indent_of(lines[req.line - 1]) if 0 < req.line <= len(lines) else ""
     after = (req.end_line, len(lines[req.end_line - 1]) if 0 < req.end_line <= len(lines) else 0)
     name = req.model
     out: list[ProposedFix] = []
     if req.trains_everything:
         lora = f"{name} = get_peft_model({name}, {LORA})"
         out.append(ProposedFix("Fine-tune with LoRA (peft: r=16, every linear layer)", (
-            *_imports(module, positions, imported, {"peft": ("LoraConfig", "get_peft_model")}),
+            *import_edits(module, positions, imported, {"peft": ("LoraConfig", "get_peft_model")}),
             SourceEdit(*after, *after, f"\n{indent}{lora}"))))
     call = _unquantized_load(module, positions, req.line, req.end_line)
     if call is not None:
@@ -54,55 +55,8 @@ def memory_fixes(req: FixRequest) -> list[ProposedFix]:
             edits.append(SourceEdit(*after, *after, f"\n{indent}{name} = prepare_model_for_kbit_training({name})"
                                                     f"\n{indent}{name} = get_peft_model({name}, {LORA})"))
         out.append(ProposedFix("QLoRA: 4-bit weights (bitsandbytes nf4) and LoRA adapters",
-                               (*_imports(module, positions, imported, needs), *edits)))
+                               (*import_edits(module, positions, imported, needs), *edits)))
     return out
-
-
-def _indent(text: str) -> str:
-    return text[: len(text) - len(text.lstrip())]
-
-
-def _imported_names(module: cst.Module) -> set[str]:
-    """The names the module's top-level imports bind ("torch", "get_peft_model"...)."""
-    out: set[str] = set()
-    for stmt in module.body:
-        for small in stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ():
-            if isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
-                for alias in small.names:
-                    bound = alias.asname.name if alias.asname is not None else alias.name
-                    if isinstance(bound, cst.Name):
-                        out.add(bound.value)
-                    elif isinstance(bound, cst.Attribute):  # `import a.b` binds `a`
-                        root: cst.BaseExpression = bound
-                        while isinstance(root, cst.Attribute):
-                            root = root.value
-                        if isinstance(root, cst.Name):
-                            out.add(root.value)
-    return out
-
-
-def _imports(module: cst.Module, positions: object, imported: set[str],
-             needs: dict[str, tuple[str, ...]]) -> tuple[SourceEdit, ...]:
-    """One edit adding the imports of `needs` ({module: names}; no names: `import module`) that the
-    file lacks, after its last top-level import (or at its top)."""
-    lines: list[str] = []
-    for mod, names in needs.items():
-        if not names and mod not in imported:
-            lines.append(f"import {mod}")
-        missing = [n for n in names if n not in imported]
-        if missing:
-            lines.append(f"from {mod} import {', '.join(missing)}")
-    if not lines:
-        return ()
-    last = None
-    for stmt in module.body:
-        if isinstance(stmt, cst.SimpleStatementLine) and any(isinstance(s, (cst.Import, cst.ImportFrom))
-                                                              for s in stmt.body):
-            last = stmt
-    if last is None:
-        return (SourceEdit(1, 0, 1, 0, "\n".join(lines) + "\n"),)
-    end = positions[last].end  # type: ignore[index]
-    return (SourceEdit(end.line, end.column, end.line, end.column, "\n" + "\n".join(lines)),)
 
 
 def _unquantized_load(module: cst.Module, positions: object, line: int, end_line: int) -> cst.Call | None:
