@@ -909,7 +909,7 @@ def test_directives(tmp_path: Path) -> None:
     assert r.stdout.splitlines()[:4] == [
         "d.py:2:1: warning: vramlint directive `batch-size=abc`: expected a positive integer, got 'abc'",
         "d.py:2:1: warning: vramlint directive `foo=1`: unknown key (known: batch-size, checkpointing, context, gpu, "
-        "input-dtype, input-shape, max-layer-params, mode, optimizer, precision)",
+        "input-dtype, input-shape, max-layer-params, mode, nodes, optimizer, precision, world-size)",
         "d.py:3:1: net (instance): 20 parameters; output [1, 4]",
         "    memory (batch 1, fp32, adam, H100-80GB; inputs from directive at line 2):",
     ]

@@ -65,7 +65,7 @@ def test_every_setup_key_can_come_from_the_editor() -> None:
     settable from the editor, so a new one cannot be left out of it."""
     full = editor_settings({"vramlint": {
         "gpu": "L4", "batchSize": 4, "precision": "bf16", "optimizer": "sgd", "mode": "infer", "checkpointing": True,
-        "maxLayerParams": 10, "context": 2048, "inputs": [{"shape": [3, 8, 8], "dtype": "float16"}]}})
+        "maxLayerParams": 10, "context": 2048, "worldSize": 8, "nodes": 2, "inputs": [{"shape": [3, 8, 8], "dtype": "float16"}]}})
     assert full[1] == []
     assert set(full[0].setup) == set(SETUP_KEYS)
     assert full[0].setup["device"] == "L4" and full[0].setup["inputs"] == (InputSpec((3, 8, 8), "float16"),)

@@ -8,7 +8,8 @@ line above), and what the code itself shows (a call of the model, a DataLoader, 
 A table named by a script's path (`[tool.vramlint.models."train.py"]`) may give its command line,
 `args = [...]`; `--set key=value` gives one setting of it (docs/scripts.md).
 Precedence, highest first: flags (the `Settings` fields, from the CLI or an API caller), the
-in-file directive, the per-model table, `[tool.vramlint]`, the code, the defaults.
+in-file directive, the per-model table, `[tool.vramlint]`, the code, the defaults (the world size:
+WORLD_SIZE in the configured `environment` before its default).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Settings:
     checkpointing: bool | None = None  # call the model's gradient_checkpointing_enable() first
     mode: str | None = None  # which peak must fit the GPU: train | infer
     context: int | None = None  # generation: prompt + generated tokens (the KV cache's length)
+    world_size: int | None = None  # several GPUs: the ranks of the job (torchrun's nnodes x nproc_per_node)
+    nodes: int | None = None  # the machines they run on (torchrun's --nnodes); divides world_size
     # The memory estimate (vramlint.memory): off unless asked for.
     memory: bool = False
     max_batch: bool = False  # also find the largest batch that fits the device (a second trace)
@@ -77,10 +80,10 @@ class Settings:
 
 # ---------------------------------------------------------------------- the setup of one model
 SETUP_KEYS = ("batch_size", "inputs", "precision", "optimizer", "device", "mode", "checkpointing",
-              "max_layer_params", "context")
+              "max_layer_params", "context", "world_size", "nodes")
 DEFAULTS: dict[str, Any] = {"batch_size": None, "inputs": (), "precision": "fp32", "optimizer": "adam",
                             "device": "H100", "mode": "train", "checkpointing": False, "max_layer_params": None,
-                            "context": None}
+                            "context": None, "world_size": 1, "nodes": 1}
 
 
 @dataclass(frozen=True)
@@ -105,27 +108,67 @@ class Setup:
 def resolve_setup(settings: Settings, model: str, path: str, directive: Mapping[str, Sourced] | None = None,
                   code: Mapping[str, Sourced] | None = None) -> Setup:
     """Each setup key from the highest layer that has it: flag, directive, model table, tool
-    table, code, default."""
+    table, code, the `environment` (WORLD_SIZE), default."""
     table, table_name = _model_table(settings, model, path)
+    out = {key: _layer(settings, key, table, table_name, directive, code) for key in SETUP_KEYS}
+    out["device"] = _full_device_name(out["device"])
+    out["nodes"] = _nodes_dividing(out["world_size"], out["nodes"])
+    return Setup(out)
+
+
+def _layer(settings: Settings, key: str, table: Mapping[str, Any], table_name: str,
+           directive: Mapping[str, Sourced] | None, code: Mapping[str, Sourced] | None) -> Sourced:
+    """One setup key from the highest layer that has it."""
     where = Path(settings.config_file).name if settings.config_file else "configuration"
     top = "" if where == "vramlint.toml" else " [tool.vramlint]"  # vramlint.toml's top level is the table
-    out: dict[str, Sourced] = {}
-    for key in SETUP_KEYS:
-        flag = getattr(settings, key, None)
-        if flag is not None and flag != ():
-            out[key] = Sourced(flag, "flag")
-        elif directive and key in directive:
-            out[key] = directive[key]
-        elif key in table:
-            out[key] = Sourced(table[key], f"{where} [{table_name}]")
-        elif key in settings.config:
-            out[key] = Sourced(settings.config[key], f"{where}{top}")
-        elif code and key in code:
-            out[key] = code[key]
-        else:
-            out[key] = Sourced(DEFAULTS[key], "default")
-    out["device"] = _full_device_name(out["device"])
-    return Setup(out)
+    flag = getattr(settings, key, None)
+    if flag is not None and flag != ():
+        return Sourced(flag, "flag")
+    if directive and key in directive:
+        return directive[key]
+    if key in table:
+        return Sourced(table[key], f"{where} [{table_name}]")
+    if key in settings.config:
+        return Sourced(settings.config[key], f"{where}{top}")
+    if code and key in code:
+        return code[key]
+    world = _environment_world_size(settings) if key == "world_size" else None
+    return Sourced(world, f"environment {WORLD_SIZE}") if world is not None else Sourced(DEFAULTS[key], "default")
+
+
+# torchrun's variable for the ranks of the job, read from the configured `environment` table (what
+# the code sees in os.environ) below what the configuration and the code say: the launch's shell.
+WORLD_SIZE = "WORLD_SIZE"
+
+
+def _environment_world_size(settings: Settings) -> int | None:
+    raw = dict(settings.environment).get(WORLD_SIZE, "").strip()
+    return int(raw) if re.fullmatch(r"[1-9][0-9]*", raw) else None
+
+
+def _nodes_dividing(world: Sourced, nodes: Sourced) -> Sourced:
+    """The nodes, where they divide a world size that was given (a default world size of 1 says
+    nothing: the code's plan may give it). The flags and the configuration file are checked
+    together when loaded (`check_world`); a directive or the editor giving one of the two can
+    still disagree with the other's layer: one node then, saying why, rather than no estimate."""
+    if world.source != "default" and world.value % nodes.value:
+        return Sourced(1, f"default ({nodes.value} nodes from {nodes.source} do not divide the world size "
+                          f"{world.value} from {world.source})")
+    return nodes
+
+
+def check_world(settings: Settings) -> None:
+    """ConfigError where the nodes do not divide the world size as the flags, `[tool.vramlint]`,
+    a model's table and the `environment` give them together (6 ranks do not run on 4 machines
+    of as many GPUs each)."""
+    for name, table in (("", {}), *settings.model_config.items()):
+        label = _models_table(Path(settings.config_file or "pyproject.toml"), name)[1:-1] if name else ""
+        world = _layer(settings, "world_size", table, label, None, None)
+        nodes = _layer(settings, "nodes", table, label, None, None)
+        if world.source != "default" and world.value % nodes.value:
+            where = f"{settings.config_file}: " if settings.config_file else ""
+            raise ConfigError(f"{where}`nodes` = {nodes.value} ({nodes.source}) does not divide `world-size` = "
+                              f"{world.value} ({world.source}): each node runs as many ranks")
 
 
 def _full_device_name(device: Sourced) -> Sourced:
@@ -260,6 +303,8 @@ def _validators() -> dict[str, Any]:
         "checkpointing": ("checkpointing", _bool),
         "max-layer-params": ("max_layer_params", _positive_int),
         "context": ("context", _positive_int),
+        "world-size": ("world_size", _positive_int),
+        "nodes": ("nodes", _positive_int),
     }
 
 
@@ -301,6 +346,7 @@ def load_settings(start: Path, base: Settings | None = None, config: Path | None
     base = base or Settings()
     path = config if config is not None else find_config(start.resolve())
     if path is None:
+        check_world(base)
         return base
     if not path.is_file():
         raise ConfigError(f"{path}: no such configuration file")
@@ -308,8 +354,11 @@ def load_settings(start: Path, base: Settings | None = None, config: Path | None
     extra = _string_list(table, "extra-paths", path)
     resolved = tuple(str((path.parent / p).resolve()) for p in extra)
     setup, models = _setup_table(table, path)
-    return replace(base, extra_paths=base.extra_paths + resolved, config_file=str(path), config=setup,
-                   model_config=models, **_limits(table, path), **_environment(table, path))
+    loaded = replace(base, extra_paths=base.extra_paths + resolved, config_file=str(path), config=setup,
+                     model_config=models, **_limits(table, path), **_environment(table, path))
+    check_world(loaded)
+    return loaded
+
 
 
 def _environment(table: Mapping[str, Any], path: Path) -> dict[str, Any]:
@@ -326,6 +375,9 @@ def _environment(table: Mapping[str, Any], path: Path) -> dict[str, Any]:
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise ConfigError(f"{path}: `environment` in {_where(path)}: expected a table of strings "
                           f'(environment = {{ NAME = "value" }}), got {env!r}')
+    if WORLD_SIZE in env and not re.fullmatch(r"[1-9][0-9]*", env[WORLD_SIZE].strip()):
+        raise ConfigError(f"{path}: `environment` {WORLD_SIZE} in {_where(path)}: expected a positive integer "
+                          f"(the job's ranks), got {env[WORLD_SIZE]!r}")
     return {**out, "environment": tuple(sorted(env.items()))}
 
 

@@ -80,6 +80,12 @@ def _setup_options(memory_flag: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--context", type=_positive, metavar="N",
                    help="generation: prompt + generated tokens, the KV cache's length (default: the generate "
                         "call's, when it shows both)")
+    g.add_argument("--world-size", type=_positive, metavar="N",
+                   help="several GPUs: the ranks of the job, as torchrun's --nnodes x --nproc_per_node (default: the "
+                        "code's, the configuration's, WORLD_SIZE in its environment table, else 1); the figures are "
+                        "then each GPU's")
+    g.add_argument("--nodes", type=_positive, metavar="N",
+                   help="the machines the ranks run on, as torchrun's --nnodes (default 1); divides --world-size")
     g.add_argument("--set", action="append", default=[], type=_override, dest="overrides", metavar="KEY=VALUE",
                    help="a setting of the script as if given on its command line: an argparse/click/typer option "
                         "(batch_size=256), a hydra or OmegaConf key (train.batch_size=256); repeatable")
@@ -217,7 +223,8 @@ def settings_for(args: argparse.Namespace, start: Path) -> Settings:
     flags = Settings(extra_paths=tuple(os.path.abspath(p) for p in args.extra_path), models=names,
                      inputs=tuple(InputSpec(i.shape, i.dtype) for i in args.inputs), batch_size=args.batch_size,
                      precision=args.precision, optimizer=args.optimizer, device=args.gpu, mode=args.mode,
-                     checkpointing=args.checkpointing, context=args.context, memory=args.memory, max_batch=args.max_batch,
+                     checkpointing=args.checkpointing, context=args.context, world_size=args.world_size,
+                     nodes=args.nodes, memory=args.memory, max_batch=args.max_batch,
                      overrides=tuple(args.overrides))
     config = Path(args.config) if args.config else None
     return load_settings(start, flags, config)

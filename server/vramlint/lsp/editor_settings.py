@@ -55,6 +55,8 @@ class EditorSettings:
     checkpointing: bool | None = _setup("checkpointing")
     max_layer_params: int | None = _setup("max-layer-params")
     context: int | None = _setup("context")
+    world_size: int | None = _setup("world-size")
+    nodes: int | None = _setup("nodes")
     inputs: tuple[InputSpec, ...] | None = _setup("inputs", unset=[])
     extra_paths: tuple[str, ...] = ()  # absolute (the client resolves them against its workspace)
     inlay_hints: InlayHints = field(default_factory=InlayHints)

@@ -6,6 +6,7 @@ from typing import Any
 
 from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, ModuleNode, UnknownInfo
 from vramlint.memory.estimate import MemoryEstimate
+from vramlint.render.setup import one_gpu_default
 from vramlint.settings import Setup
 
 SCHEMA = "vramlint/1"
@@ -66,6 +67,8 @@ def memory_json(e: MemoryEstimate) -> dict[str, Any]:
 def setup_json(setup: Setup) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, sourced in setup.values.items():
+        if one_gpu_default(setup, key):  # added by issue 14: absent where they say nothing
+            continue
         v = sourced.value
         if key == "inputs":
             v = [{"shape": list(i.shape), "dtype": i.dtype} for i in v]

@@ -8,13 +8,21 @@ from collections.abc import Iterator
 from vramlint.settings import Setup
 
 ROWS = (("batch_size", "batch size"), ("inputs", "inputs"), ("precision", "precision"), ("optimizer", "optimizer"),
-        ("device", "GPU"), ("mode", "mode"), ("checkpointing", "checkpointing"), ("context", "context"))
+        ("device", "GPU"), ("mode", "mode"), ("checkpointing", "checkpointing"), ("context", "context"),
+        ("world_size", "world size"), ("nodes", "nodes"))
+
+
+def one_gpu_default(setup: Setup, key: str) -> bool:
+    """A world size or node count of 1 that nothing gave: the one-GPU estimate says nothing of it."""
+    return key in ("world_size", "nodes") and key in setup.values and setup[key] == 1 and setup.source(key) == "default"
 
 
 def setup_rows(setup: Setup) -> Iterator[tuple[str, str | None, str]]:
     """No inputs: no row (the trace found none to show); a value neither given nor read from the
     code (a batch size): None, which a renderer says as "not given", never `None`."""
     for key, label in ROWS:
+        if key not in setup.values or one_gpu_default(setup, key):
+            continue  # not on several GPUs: no row
         value = setup[key]
         if key == "context" and value is None:  # not generating: no row
             continue
