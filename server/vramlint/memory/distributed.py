@@ -129,11 +129,11 @@ class DistributedMemory:
 # and reserved.py's setup keys): per unit, its gathered parameters, its all-gather buffer, its
 # reduce-scatter buffer, its sharded gradients.
 UNIT_KEYS = 1 << 36
-GATHERED, ALL_GATHER, REDUCE_SCATTER, SHARDED_GRAD = range(4)
+GATHERED, ALL_GATHER, REDUCE_SCATTER, SHARDED_GRAD, CAST_SHARD = range(5)
 
 
 def unit_key(unit: int, what: int) -> int:
-    return UNIT_KEYS + 4 * unit + what
+    return UNIT_KEYS + 8 * unit + what
 
 
 @dataclass(frozen=True)
@@ -239,13 +239,19 @@ def ddp_buckets(params: list[ParamInfo], cap_mb: float) -> list[int]:
 
 
 def ddp_share(plan: ParallelPlan, params: list[ParamInfo]) -> RankShare:
+    """DDP: the whole model on every rank, plus the gradient buckets (allocated when DDP is built).
+    With `gradient_as_bucket_view=True` the gradients are views of the buckets: the buckets are
+    then the gradients, held through the iteration, and no second copy exists."""
     buckets = ddp_buckets(params, plan.bucket_cap_mb)
+    total = sum(rounded(b) for b in buckets)
+    view = plan.gradient_as_bucket_view
     share = RankShare([p.nbytes for p in params], [(p.numel, p.nbytes, p.shape) for p in params if p.trainable],
-                      buckets, Schedule(grads_in_buckets=plan.gradient_as_bucket_view,
-                                        communication=sum(rounded(b) for b in buckets)))
-    share.terms.append((f"gradient buckets ({len(buckets)}, bucket_cap_mb={plan.bucket_cap_mb:g})",
-                        sum(rounded(b) for b in buckets), "torch/csrc/distributed/c10d/reducer.cpp"))
-    if plan.gradient_as_bucket_view:
+                      [] if view else buckets, Schedule(grads_in_buckets=view, communication=0 if view else total),
+                      gradients=total if view else 0)
+    share.terms.append((f"gradient buckets ({len(buckets)}, bucket_cap_mb={plan.bucket_cap_mb:g})"
+                        + (": the gradients themselves (gradient_as_bucket_view)" if view else ""), total,
+                        "torch/csrc/distributed/c10d/reducer.cpp"))
+    if view:
         share.notes.append("gradient_as_bucket_view=True: the gradients are views of DDP's buckets (no second copy)")
     return share
 
@@ -353,22 +359,42 @@ def _spans(units: list[_Unit], tape: Tape) -> None:
 
 def _fsdp_schedule(plan: ParallelPlan, units: list[_Unit], grad_bytes: dict[int, int], reduce_bytes: dict[int, int],
                    tape: Tape, flat: bool) -> Schedule:
+    """The collectives around the ops (torch/distributed/fsdp/_fully_shard/_fsdp_param_group.py):
+    - forward, FSDP2: a unit's flat all-gather output is allocated, the previous unit's (kept by
+      `AllGatherState` for the overlap of copy-out and the next all-gather) freed, then the
+      unsharded parameters allocated by the copy-out; the root's post-forward frees the last;
+    - backward: a resharded unit is gathered again, and the next in backward order prefetched;
+      there the all-gather output is freed right after its copy-out;
+    - after a unit's backward: FSDP2 first drops the previous reduce-scatter input
+      (`reduce_scatter_states`, one kept: `reduce_scatter_max_input_buffers`), then copies the
+      unsharded gradients into a new input in `reduce_dtype`, frees them and keeps the output as
+      the sharded gradient; FSDP1 (`_runtime_utils._reduce_grad`) reduce-scatters the padded flat
+      gradient and drops it at once. FSDP1 gathers straight into the padded flat parameter."""
     sched = Schedule()
     n = max(plan.shard_size, 1)
     called = [u for u in units if u.params and u.first >= 0]
     forward = sorted(called, key=lambda u: u.first)
     backward = sorted(called, key=lambda u: -u.last)
     sid_of = {u.index: tuple(p.sid for p in u.params if p.sid >= 0) for u in units}
-    last_ag: list[int] = []  # the all-gather buffer kept until the next all-gather (FSDP2)
+    kept_ag: list[int] = []  # the forward's all-gather output kept until the next copy-out (FSDP2)
 
-    def gather(at: dict[int, list[Step]], i: int, u: _Unit) -> None:
+    def gather(at: dict[int, list[Step]], i: int, u: _Unit, in_forward: bool) -> None:
         steps = at.setdefault(i, [])
+        ag = unit_key(u.index, ALL_GATHER)
         if not flat:
-            steps.append(Step("alloc", unit_key(u.index, ALL_GATHER), rounded(u.shard * n), comm=True))
+            cast = unit_key(u.index, CAST_SHARD)
+            if plan.param_dtype is not None:  # the shard cast to param_dtype: the all-gather's input
+                steps.append(Step("alloc", cast, rounded(u.shard), comm=True))
+            steps.append(Step("alloc", ag, rounded(u.shard * n), comm=True))
+            steps.append(Step("free", cast))
+            steps += [Step("free", k) for k in kept_ag]
+            kept_ag.clear()
         steps.append(Step("alloc", unit_key(u.index, GATHERED), u.gathered))
         if not flat:
-            steps += [Step("free", k) for k in last_ag]
-            last_ag[:] = [unit_key(u.index, ALL_GATHER)]
+            if in_forward:
+                kept_ag.append(ag)
+            else:
+                steps.append(Step("free", ag))
 
     def reshards(u: _Unit) -> bool:
         # The root unit keeps its parameters from its forward to its backward (FSDP2's lazy init
@@ -376,30 +402,36 @@ def _fsdp_schedule(plan: ParallelPlan, units: list[_Unit], grad_bytes: dict[int,
         return plan.stage >= 3 and plan.reshard_after_forward is not False and u.path != ""
 
     for u in forward:
-        gather(sched.forward_before, u.first, u)
+        gather(sched.forward_before, u.first, u, True)
         if reshards(u):
             sched.forward_after.setdefault(u.last, []).append(Step("free", unit_key(u.index, GATHERED)))
-    last_rs: list[int] = []
+    if forward:  # the root's post-forward frees the last all-gather output
+        root_last = max(u.last for u in forward)
+        sched.forward_after.setdefault(root_last, []).extend(Step("free", k) for k in kept_ag)
+        kept_ag.clear()
+    kept_rs: list[int] = []
     for k, u in enumerate(backward):
         if reshards(u):
-            gather(sched.backward_before, u.last, u)
+            gather(sched.backward_before, u.last, u, False)
         nxt = backward[k + 1] if k + 1 < len(backward) else None
         if nxt is not None and reshards(nxt):  # the backward prefetches the next unit's all-gather
-            gather(sched.backward_before, u.last, nxt)
+            gather(sched.backward_before, u.last, nxt, False)
         after = sched.backward_after.setdefault(u.first, [])
-        if u.index in grad_bytes:  # (offloaded: the sharded gradients are copied to the host)
+        if u.index in grad_bytes:
             rs = unit_key(u.index, REDUCE_SCATTER)
-            rs_in = rounded(reduce_bytes[u.index] * n)
-            after.append(Step("alloc", rs, rs_in, comm=True))
+            after += [Step("free", key) for key in kept_rs]
+            kept_rs.clear()
+            after.append(Step("alloc", rs, rounded(reduce_bytes[u.index] * n), comm=True))
             after.append(Step("drop_grads", sids=sid_of[u.index]))
-            if not plan.offload_params:
+            if not plan.offload_params:  # (offloaded: the sharded gradients are copied to the host)
                 after.append(Step("grad", unit_key(u.index, SHARDED_GRAD), rounded(grad_bytes[u.index])))
-            after += [Step("free", key) for key in last_rs]
-            last_rs[:] = [rs]
+            if flat:
+                after.append(Step("free", rs))
+            else:
+                kept_rs.append(rs)
         after.append(Step("free", unit_key(u.index, GATHERED)))
-    if backward:
-        end = sched.backward_after.setdefault(backward[-1].first, [])
-        end += [Step("free", key) for key in last_rs + last_ag]
+    if backward:  # the root's post-backward callback waits for and drops the last reduce-scatter
+        sched.backward_after.setdefault(backward[-1].first, []).extend(Step("free", key) for key in kept_rs)
     return sched
 
 
@@ -465,6 +497,7 @@ def rank_share(plan: ParallelPlan, params: list[ParamInfo], tape: Tape) -> tuple
     else:
         share = _replicated(params)
     if plan.tp_size > 1 and plan.tp_plan:
+        _tp_collectives(tape, plan, share.schedule)
         share.notes.append(f"tensor parallel over {plan.tp_size} ranks: {len(plan.tp_plan)} modules sharded "
                            "(their weights and the activations between a colwise and a rowwise layer)")
     return share, tape
@@ -473,3 +506,25 @@ def rank_share(plan: ParallelPlan, params: list[ParamInfo], tape: Tape) -> tuple
 def _replicated(params: list[ParamInfo]) -> RankShare:
     return RankShare([p.nbytes for p in params], [(p.numel, p.nbytes, p.shape) for p in params if p.trainable], [],
                      Schedule())
+
+
+def _tp_collectives(tape: Tape, plan: ParallelPlan, sched: Schedule) -> None:
+    """Tensor parallelism's all-reduces (torch/distributed/tensor/parallel/style.py, functional
+    collectives): a rowwise layer's partial output is all-reduced into a new tensor, so the partial
+    one is alive beside it; in backward, a colwise layer's input gradient is partial and all-reduced
+    the same way. Each is a transient buffer of that size."""
+    planned = {module: style for module, style in plan.tp_plan}
+    end = tape.forward_end if tape.forward_end is not None else len(tape.ops)
+    for op in tape.ops[:end]:
+        style = planned.get(op.module)
+        if style == "rowwise" and op.outputs:
+            size = sum(rounded(tape.storages[o].nbytes) for o in op.outputs)
+            sched.forward_after.setdefault(op.index, []).append(Step("transient", TP_KEY + op.index, size, comm=True))
+        elif style == "colwise" and op.requires_grad:
+            size = sum(rounded(tape.storages[r].nbytes) for r in op.grad_inputs if tape.storages[r].kind != "param")
+            if size:
+                sched.backward_after.setdefault(op.index, []).append(
+                    Step("transient", TP_KEY + op.index, size, comm=True))
+
+
+TP_KEY = UNIT_KEYS + (1 << 34)  # event keys of tensor parallelism's all-reduce buffers, by op
