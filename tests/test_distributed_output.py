@@ -155,6 +155,9 @@ def test_the_editor_setting() -> None:
     bad, problems = editor_settings({"vramlint": {"worldSize": 0, "nodes": 2}})
     assert bad.setup == {"nodes": 2}
     assert problems == ["vramlint.worldSize: expected a positive integer, got 0"]
+    uneven, problems = editor_settings({"vramlint": {"worldSize": 6, "nodes": 4}})
+    assert uneven.setup == {"world_size": 6}
+    assert problems == ["vramlint.nodes: 4 does not divide vramlint.worldSize 6: each node runs as many ranks"]
 
 
 # ---------------------------------------------------------------------- the outputs of a per-GPU estimate
