@@ -6,12 +6,30 @@ tested here, the figures by the memory model's tests)."""
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
 
 import pytest
+from lsprotocol.types import MarkupContent, Position
 
+from vramlint.analysis.api import analyze_file
+from vramlint.analysis.findings import find_problems
+from vramlint.analysis.results import FileAnalysis, ModelResult
 from vramlint.cli.main import main as cli_main
+from vramlint.lsp import summaries
+from vramlint.lsp.code_lens import code_lenses
 from vramlint.lsp.editor_settings import editor_settings
+from vramlint.lsp.hover import hover
+from vramlint.lsp.status import status
+from vramlint.memory.distributed import DistributedMemory, ParallelPlan
+from vramlint.memory.distributed import Sourced as Fact
+from vramlint.memory.estimate import LineTensor
+from vramlint.render import github, json_output, sarif, text
+from vramlint.render.explain import explain
+from vramlint.render.report import report
+from vramlint.render.setup import setup_rows
+from vramlint.render.units import fmt_bytes
 from vramlint.settings import (
     ConfigError,
     Settings,
@@ -137,3 +155,194 @@ def test_the_editor_setting() -> None:
     bad, problems = editor_settings({"vramlint": {"worldSize": 0, "nodes": 2}})
     assert bad.setup == {"nodes": 2}
     assert problems == ["vramlint.worldSize: expected a positive integer, got 0"]
+    uneven, problems = editor_settings({"vramlint": {"worldSize": 6, "nodes": 4}})
+    assert uneven.setup == {"world_size": 6}
+    assert problems == ["vramlint.nodes: 4 does not divide vramlint.worldSize 6: each node runs as many ranks"]
+
+
+# ---------------------------------------------------------------------- the outputs of a per-GPU estimate
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mlp.py"
+MIB = 1 << 20
+FSDP2 = ParallelPlan(
+    "fsdp2", 8, shard_size=8, stage=3, label="fsdp2 full-shard", units=("0", ""), reshard_after_forward=False,
+    param_dtype="bfloat16",
+    sources=(Fact("world size", "8", "flag"),
+             Fact("strategy", "fsdp2 full-shard", "code: fully_shard(model) at line 33"),
+             Fact("reshard_after_forward", "False", "code: fully_shard(model, reshard_after_forward=False) at line 33")))
+ZERO3 = ParallelPlan(
+    "deepspeed", 16, nodes=2, shard_size=16, stage=3, label="deepspeed zero-3 + cpu offload", offload_optimizer="cpu",
+    sources=(Fact("world size", "16", "pyproject.toml [tool.vramlint]"), Fact("nodes", "2", "flag"),
+             Fact("strategy", "deepspeed zero-3 + cpu offload", "ds_config.json"),
+             Fact("offload_optimizer", "cpu", "ds_config.json zero_optimization.offload_optimizer.device")))
+
+
+@pytest.fixture(scope="module")
+def one_gpu() -> FileAnalysis:
+    """examples/mlp.py's `model` with its real one-GPU estimate, on a card it does not fit (VL001)."""
+    fa = analyze_file(str(EXAMPLE), Settings(memory=True, device="0.5GiB", models=("model",)))
+    fa.findings = find_problems(fa)
+    assert [f.code for f in fa.findings] == ["VL001"]
+    return fa
+
+
+def _several(fa: FileAnalysis, plan: ParallelPlan, host: int = 0) -> tuple[FileAnalysis, ModelResult]:
+    """The same analysis with a DistributedMemory by hand (synthetic figures: the renderers are
+    tested here, the figures by the memory model's tests)."""
+    (one,) = fa.models
+    assert one.memory is not None
+    m = copy.copy(one)
+    m.memory = copy.copy(one.memory)
+    fa = copy.copy(fa)
+    fa.models = [m]
+    m.memory.distributed = DistributedMemory(
+        plan, communication=3 * MIB, communication_peak=5 * MIB, host=host, one_gpu_peak=9 << 30,
+        largest_rank=m.memory.train_peak + MIB,
+        terms=[("all-gather buffers (2 units)", 4 * MIB, "torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py"),
+               *([("optimizer state offloaded", host, "deepspeed/runtime/zero/stage3.py")] if host else [])])
+    fa.findings = find_problems(fa)
+    return fa, m
+
+
+def test_one_gpu_outputs_say_nothing_of_several_gpus(one_gpu: FileAnalysis) -> None:
+    (m,) = one_gpu.models
+    memory = json_output.model_json(m, False)["memory"]
+    assert not {"world_size", "strategy", "distributed"} & set(memory)
+    assert not {"communication", "host"} & set(memory["bytes"])
+    setup = json_output.model_json(m, False)["setup"]
+    assert "world_size" not in setup and "nodes" not in setup and "batch_size" in setup
+    outputs = [text.render([one_gpu]), summaries.model_line(m), summaries.model_markdown(m), sarif.render([one_gpu]),
+               explain(str(EXAMPLE), m), report(str(EXAMPLE), m)]
+    assert not any("per GPU" in out or "world size" in out for out in outputs)
+
+
+def test_a_world_size_given_without_a_plan_is_in_the_setup() -> None:
+    setup = resolve_setup(Settings(world_size=4), "Net", "x.py")
+    assert ("world size", "4", "flag") in list(setup_rows(setup))
+    assert "nodes" not in {label for label, _, _ in setup_rows(setup)}
+
+
+def test_text(one_gpu: FileAnalysis) -> None:
+    fa, m = _several(one_gpu, FSDP2)
+    e = m.memory
+    assert e is not None
+    lines = text.render([fa]).splitlines()
+    assert lines[1].startswith("    memory (per GPU, 8 ranks (fsdp2 full-shard); batch 256 per GPU, fp32, adam, 0.5GiB;")
+    assert "      communication buffers 3.0 MiB at the peak (largest 5.0 MiB); largest rank's peak " \
+           f"{fmt_bytes(e.train_peak + MIB)}; the whole model on one GPU: training peak 9.00 GiB" in lines
+    assert "      setup: strategy fsdp2 full-shard from code: fully_shard(model) at line 33" in lines
+    assert "             world size 8 from flag" in lines
+    (vl001,) = [line for line in lines if " VL001 " in line]
+    assert f"needs {fmt_bytes(e.device_total)} per GPU, 8 ranks (fsdp2 full-shard) (peak {fmt_bytes(e.train_peak)}" \
+           in vl001 and "at batch 256 per GPU" in vl001
+
+
+def test_nodes_and_the_host(one_gpu: FileAnalysis) -> None:
+    fa, m = _several(one_gpu, ZERO3, host=3 << 30)
+    out = text.render([fa])
+    assert "memory (per GPU, 16 ranks on 2 nodes (deepspeed zero-3 + cpu offload); batch 256 per GPU" in out
+    assert "offloaded to the host 3.00 GiB per rank" in out
+    assert "strategy deepspeed zero-3 + cpu offload from ds_config.json" in out
+    assert "world size 16 from pyproject.toml [tool.vramlint]" in out and "nodes 2 from flag" in out
+    markdown = summaries.model_markdown(m)
+    assert "| offloaded to the host | 3.00 GiB |" in markdown
+    assert "- offload_optimizer: `cpu` (ds_config.json zero_optimization.offload_optimizer.device)" in markdown
+    doc = json_output.model_json(m, False)["memory"]
+    assert doc["bytes"]["host"] == 3 << 30 and doc["distributed"]["plan"]["nodes"] == 2
+    assert doc["distributed"]["plan"]["options"] == {"offload_optimizer": "cpu"}
+
+
+def test_json(one_gpu: FileAnalysis) -> None:
+    fa, m = _several(one_gpu, FSDP2)
+    doc = json.loads(json.dumps(json_output.document([fa])))  # JSON all the way down
+    memory = doc["files"][0]["models"][0]["memory"]
+    assert (memory["world_size"], memory["strategy"]) == (8, "fsdp2 full-shard")
+    assert (memory["bytes"]["communication"], memory["bytes"]["host"]) == (3 * MIB, 0)
+    d = memory["distributed"]
+    assert d["plan"] == {"strategy": "fsdp2", "label": "fsdp2 full-shard", "world_size": 8, "nodes": 1,
+                         "shard_size": 8, "stage": 3, "units": ["0", ""],
+                         # the options the plan above sets apart from ParallelPlan's defaults
+                         "options": {"reshard_after_forward": False, "param_dtype": "bfloat16"}, "tp_plan": []}
+    assert d["sources"] == [{"what": s.what, "value": s.value, "source": s.source} for s in FSDP2.sources]
+    assert (d["communication"], d["communication_peak"], d["host"], d["one_gpu_peak"]) == (3 * MIB, 5 * MIB, 0, 9 << 30)
+    assert d["terms"] == [{"what": "all-gather buffers (2 units)", "bytes": 4 * MIB,
+                           "source": "torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py"}]
+    tp = json_output.model_json(_several(one_gpu, ParallelPlan("tp", 4, label="tp", tp_size=4,
+                                                                tp_plan=(("0", "colwise"), ("2", "rowwise"))))[1], False)
+    assert tp["memory"]["distributed"]["plan"]["tp_plan"] == [{"module": "0", "style": "colwise"},
+                                                             {"module": "2", "style": "rowwise"}]
+    assert tp["memory"]["distributed"]["plan"]["options"] == {"tp_size": 4}
+
+
+def test_docs_json_names_every_field() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "json.md").read_text(encoding="utf-8")
+    fields = ["world_size", "strategy", "bytes.communication", "bytes.host", "distributed", "plan", "options",
+              "tp_plan", "sources", "communication_peak", "one_gpu_peak", "largest_rank", "terms", "shard_size",
+              "units", "stage"]
+    assert [f for f in fields if f"`{f}`" not in doc] == []
+
+
+def test_sarif_and_github_follow_vl001(one_gpu: FileAnalysis) -> None:
+    fa, _ = _several(one_gpu, FSDP2)
+    (vl001,) = fa.findings
+    assert "per GPU, 8 ranks (fsdp2 full-shard)" in vl001.message
+    (result,) = json.loads(sarif.render([fa]))["runs"][0]["results"]
+    assert result["message"]["text"] == vl001.message
+    assert github.lines(fa)[0].endswith(f"::{vl001.message}")
+
+
+def test_explain(one_gpu: FileAnalysis) -> None:
+    fa, m = _several(one_gpu, ZERO3, host=3 << 30)
+    out = explain(str(EXAMPLE), m).splitlines()
+    assert "; per GPU, 16 ranks on 2 nodes (deepspeed zero-3 + cpu offload); batch 256 per GPU, fp32" in out[0]
+    assert any(line.split() == ["communication", "buffers", "3.0", "MiB", "the", "collectives'", "buffers", "at",
+                                "that", "moment", "(below)"] for line in out)
+    for what, value, source in [(s.what, s.value, s.source) for s in ZERO3.sources]:
+        assert any(line.split()[:len(what.split())] == what.split() and line.endswith(f"{value} ({source})")
+                   for line in out), what
+    for what, n, source in (("all-gather buffers (2 units)", 4 * MIB, "torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py"),
+                            ("optimizer state offloaded", 3 << 30, "deepspeed/runtime/zero/stage3.py")):
+        assert any(line.startswith(f"  {what}") and fmt_bytes(n) in line and line.endswith(source) for line in out), what
+    assert any(line.startswith("  offloaded to the host") and "3.00 GiB" in line for line in out)
+    assert any(line.startswith("  whole model on one GPU") and "9.00 GiB" in line for line in out)
+    # The hand count is of the whole model: no ratio against one GPU's share.
+    assert not any("x the hand count" in line for line in out)
+
+
+def test_report(one_gpu: FileAnalysis) -> None:
+    _, m = _several(one_gpu, FSDP2)
+    out = report(str(EXAMPLE), m)
+    assert "memory per GPU, 8 ranks (fsdp2 full-shard):" in out
+    assert "strategy       fsdp2 full-shard  (code: fully_shard(model) at line 33)" in out
+    assert "needs" in out and " per GPU with the CUDA context" in out
+
+
+def test_hover_and_code_lens(one_gpu: FileAnalysis) -> None:
+    fa, m = _several(one_gpu, FSDP2)
+    source = EXAMPLE.read_text(encoding="utf-8")
+    assert m.location is not None
+    (lens,) = [c for c in code_lenses(fa, source, EXAMPLE.as_uri()) if c.range.start.line == m.location.line - 1]
+    assert lens.command is not None
+    assert lens.command.title.startswith("131.4K params · per GPU, 8 ranks (fsdp2 full-shard) · training peak ")
+    shown = hover(fa, source, Position(m.location.line - 1, m.location.column))
+    assert shown is not None and isinstance(shown.contents, MarkupContent)
+    markdown = shown.contents.value
+    assert "| per GPU, 8 ranks (fsdp2 full-shard) | |" in markdown
+    assert "| communication buffers | 3.0 MiB |" in markdown and "| whole model on one GPU | 9.00 GiB |" in markdown
+    assert "- strategy: `fsdp2 full-shard` (code: fully_shard(model) at line 33)" in markdown
+    assert "- world size: `8` (flag)" in markdown
+    assert "- reshard_after_forward: `False` (code: fully_shard(model, reshard_after_forward=False) at line 33)" \
+        in markdown
+    # A line the forward computed (examples/mlp.py's Sequential has none: one by hand): the batch is each GPU's.
+    assert m.memory is not None
+    line = next(i for i, text_ in enumerate(source.splitlines(), 1) if text_.startswith("logits = model(x)"))
+    m.memory.lines = {line: LineTensor(line, (256, 10), "float32", 10240)}
+    tensor = hover(fa, source, Position(line - 1, 0))
+    assert tensor is not None and isinstance(tensor.contents, MarkupContent)
+    assert "(batch 256 per GPU, in `model`'s forward)" in tensor.contents.value
+
+
+def test_the_status_notification(one_gpu: FileAnalysis) -> None:
+    """The client's status item says "per GPU" where the server says what the figures are."""
+    assert "perGpu" not in status("file:///x.py", 1, one_gpu)["models"][0]
+    fa, _ = _several(one_gpu, FSDP2)
+    assert status("file:///x.py", 1, fa)["models"][0]["perGpu"] == "per GPU, 8 ranks (fsdp2 full-shard)"

@@ -21,6 +21,8 @@ export interface ModelStatus {
     mode?: string | null;
     /** The inference peak with the CUDA context. */
     inferenceNeed?: number | null;
+    /** On several GPUs, what the figures are: "per GPU, 8 ranks (fsdp2 full-shard)"; absent on one GPU. */
+    perGpu?: string;
     fits: boolean | null;
 }
 
@@ -68,21 +70,23 @@ export function statusView(status: FileStatus | undefined, line: number | undefi
         };
     }
     const fits = m.fits !== false;
+    const each = m.perGpu !== undefined ? ' per GPU' : '';
+    const several = m.perGpu !== undefined ? `${m.perGpu}; ` : '';
     // The figures by the names the CLI, the hover and the code lens give them.
     if (m.mode === 'infer' && m.inferenceNeed !== undefined && m.inferenceNeed !== null) {
         return {
-            text: `${m.name}: inference needs ${fmtBytes(m.inferenceNeed)} / ${fmtBytes(m.deviceMemory)}${fits ? '' : ' (does NOT fit)'}`,
+            text: `${m.name}: inference needs ${fmtBytes(m.inferenceNeed)}${each} / ${fmtBytes(m.deviceMemory)}${fits ? '' : ' (does NOT fit)'}`,
             model: m.name,
             severity: fits ? 'information' : 'warning',
-            detail: `inference peak ${fmtBytes(m.inferencePeak)}; ${fmtBytes(m.inferenceNeed)} with the CUDA context on the ` +
+            detail: `${several}inference peak ${fmtBytes(m.inferencePeak)}; ${fmtBytes(m.inferenceNeed)} with the CUDA context on the ` +
                 `${m.device ?? 'GPU'}; batch ${m.batchSize ?? '?'}${others}`,
         };
     }
     return {
-        text: `${m.name}: device total ${fmtBytes(m.deviceTotal)} / ${fmtBytes(m.deviceMemory)}${fits ? '' : ' (does NOT fit)'}`,
+        text: `${m.name}: device total ${fmtBytes(m.deviceTotal)}${each} / ${fmtBytes(m.deviceMemory)}${fits ? '' : ' (does NOT fit)'}`,
         model: m.name,
         severity: fits ? 'information' : 'warning',
-        detail: `training peak ${fmtBytes(m.trainPeak)}; device total ${fmtBytes(m.deviceTotal)} (with the CUDA ` +
+        detail: `${several}training peak ${fmtBytes(m.trainPeak)}; device total ${fmtBytes(m.deviceTotal)} (with the CUDA ` +
             `context) on the ${m.device ?? 'GPU'}; batch ${m.batchSize ?? '?'}${others}`,
     };
 }

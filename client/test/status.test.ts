@@ -46,6 +46,15 @@ test('with mode = "infer": what inference needs, and whether that fits', () => {
     });
 });
 
+test('on several GPUs the figures are each GPU\'s, and say so', () => {
+    const sharded: FileStatus = { ...file, models: [model('model', 3, { perGpu: 'per GPU, 8 ranks (fsdp2 full-shard)' })] };
+    assert.deepEqual(statusView(sharded, 5), {
+        text: 'model: device total 900.0 MiB per GPU / 79.19 GiB', model: 'model', severity: 'information',
+        detail: 'per GPU, 8 ranks (fsdp2 full-shard); training peak 67.5 MiB; device total 900.0 MiB (with the CUDA ' +
+            'context) on the H100-80GB; batch 256',
+    });
+});
+
 test('no estimate, no model, no analysis', () => {
     assert.equal(statusView(file, 20).text, 'MLP: 131.4K params');
     assert.match(statusView(file, 20).detail, /needs inputs/);

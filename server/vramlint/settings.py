@@ -151,10 +151,17 @@ def _nodes_dividing(world: Sourced, nodes: Sourced) -> Sourced:
     nothing: the code's plan may give it). The flags and the configuration file are checked
     together when loaded (`check_world`); a directive or the editor giving one of the two can
     still disagree with the other's layer: one node then, saying why, rather than no estimate."""
-    if world.source != "default" and world.value % nodes.value:
+    if world.source != "default" and not _divides(nodes.value, world.value):
         return Sourced(1, f"default ({nodes.value} nodes from {nodes.source} do not divide the world size "
                           f"{world.value} from {world.source})")
     return nodes
+
+
+def _divides(nodes: Any, world: Any) -> bool:
+    """Whether `nodes` divides `world` (a value that is no positive count, which no layer here
+    gives, divides nothing rather than raising)."""
+    counts = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (nodes, world))
+    return counts and world % nodes == 0
 
 
 def check_world(settings: Settings) -> None:
@@ -165,7 +172,7 @@ def check_world(settings: Settings) -> None:
         label = _models_table(Path(settings.config_file or "pyproject.toml"), name)[1:-1] if name else ""
         world = _layer(settings, "world_size", table, label, None, None)
         nodes = _layer(settings, "nodes", table, label, None, None)
-        if world.source != "default" and world.value % nodes.value:
+        if world.source != "default" and not _divides(nodes.value, world.value):
             where = f"{settings.config_file}: " if settings.config_file else ""
             raise ConfigError(f"{where}`nodes` = {nodes.value} ({nodes.source}) does not divide `world-size` = "
                               f"{world.value} ({world.source}): each node runs as many ranks")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, ModuleNode
 from vramlint.engine.values import SourceRef
+from vramlint.render.distributed import per_gpu
 from vramlint.render.units import fmt_bytes
 
 # An oversized layer: one layer with at least this share of all parameters (and at least
@@ -45,9 +46,10 @@ def over_budget_train(m: ModelResult) -> Iterator[Finding]:
         return
     fit = f"; the largest batch that fits: {e.max_batch}" if e.max_batch else \
         ("; not even a batch of 1 fits" if e.max_batch == 0 else "")
-    yield _finding("VL001", m, f"training {m.name} needs {fmt_bytes(e.device_total)} (peak {fmt_bytes(e.train_peak)}, "
-                   f"{e.train_peak_phase}, plus the CUDA context): more than the {e.device}'s "
-                   f"{fmt_bytes(e.device_memory)} at batch {e.batch_size}{fit}")
+    several, per = (f" {per_gpu(e)}", " per GPU") if e.distributed is not None else ("", "")
+    yield _finding("VL001", m, f"training {m.name} needs {fmt_bytes(e.device_total)}{several} (peak "
+                   f"{fmt_bytes(e.train_peak)}, {e.train_peak_phase}, plus the CUDA context): more than the "
+                   f"{e.device}'s {fmt_bytes(e.device_memory)} at batch {e.batch_size}{per}{fit}")
 
 
 def over_budget_infer(m: ModelResult) -> Iterator[Finding]:

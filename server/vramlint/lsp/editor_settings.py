@@ -145,7 +145,7 @@ def editor_settings(raw: Any) -> tuple[EditorSettings, list[str]]:
     problems: list[str] = []
     while True:  # each pass drops the keys the one before rejected: ends within one pass per key
         try:
-            return CONVERTER.structure(section, EditorSettings), problems
+            return _nodes_checked(CONVERTER.structure(section, EditorSettings), problems)
         except ClassValidationError as err:
             rejected = list(_rejected(err))
             if not rejected:  # not a key's value: keep the defaults rather than loop
@@ -153,6 +153,16 @@ def editor_settings(raw: Any) -> tuple[EditorSettings, list[str]]:
             for path, reason in rejected:
                 problems.append(f"{SECTION}.{'.'.join(path)}: {reason}")
                 _drop(section, path)
+
+
+def _nodes_checked(settings: EditorSettings, problems: list[str]) -> tuple[EditorSettings, list[str]]:
+    """Nodes that do not divide the world size, both from the editor: the nodes are skipped, as a
+    bad value is (settings.check_world does the same for the configuration file and the flags)."""
+    world, nodes = settings.world_size, settings.nodes
+    if world is None or nodes is None or world % nodes == 0:
+        return settings, problems
+    return dataclasses.replace(settings, nodes=None), [
+        *problems, f"{SECTION}.nodes: {nodes} does not divide {SECTION}.worldSize {world}: each node runs as many ranks"]
 
 
 def _rejected(err: ClassValidationError) -> Iterator[tuple[list[str], str]]:

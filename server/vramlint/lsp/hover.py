@@ -40,8 +40,9 @@ def hover(fa: FileAnalysis, text: str, position: types.Position, good_text: str 
     if computed is not None:
         t, m = computed
         batch = m.memory.batch_size if m.memory else None
+        per = " per GPU" if m.memory is not None and m.memory.distributed is not None else ""
         return _md(f"`{summaries.shape_text(t.shape, batch)}` {t.dtype}, {fmt_bytes(t.bytes)}"
-                   f" (batch {batch}, in `{m.name}`'s forward)")
+                   f" (batch {batch}{per}, in `{m.name}`'s forward)")
     return None
 
 

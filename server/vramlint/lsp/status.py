@@ -1,13 +1,15 @@
 """`vramlint/status`: a notification after each analysis, for the client's status item: each
 model of the document with its line (0-based, as LSP positions), its training peak, what it needs
 of the GPU and whether it fits. With `mode = "infer"` (`mode`), `fits` is about inference
-(`inferenceNeed`: the inference peak with the CUDA context), as the CLI's verdict and the code lens."""
+(`inferenceNeed`: the inference peak with the CUDA context), as the CLI's verdict and the code lens.
+On several GPUs, `perGpu` ("per GPU, 8 ranks (fsdp2 full-shard)") says what the figures are."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from vramlint.analysis.results import FileAnalysis
+from vramlint.render.distributed import per_gpu
 
 METHOD = "vramlint/status"
 
@@ -26,5 +28,7 @@ def status(uri: str, version: int, fa: FileAnalysis) -> dict[str, Any]:
             "mode": mode, "inferenceNeed": e.inference_need if e else None,
             "fits": need <= e.device_memory if e and need is not None else None,
         })
+        if e is not None and e.distributed is not None:  # several GPUs: the figures are each GPU's
+            models[-1]["perGpu"] = per_gpu(e)
     return {"uri": uri, "version": version, "models": models,
             "errors": len(fa.errors) + sum(1 for f in fa.findings if f.severity == "error")}

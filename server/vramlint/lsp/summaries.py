@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from vramlint.analysis.results import ModelResult, ModuleNode
 from vramlint.memory.estimate import LineTensor
+from vramlint.render.distributed import per_gpu, plan_details, plan_of
 from vramlint.render.setup import setup_rows
 from vramlint.render.units import fmt_bytes, fmt_range
 
@@ -28,6 +29,8 @@ def model_line(m: ModelResult) -> str:
     parts = [f"{count(m.params.total)} params"]
     e = m.memory
     if e is not None:
+        if e.distributed is not None:  # the figures after it are each GPU's
+            parts.append(per_gpu(e))
         if _infer(m):
             fits = e.inference_need <= e.device_memory
             parts += [f"{'generation' if e.generation else 'inference'} peak {fmt_bytes(e.infer_peak)}",
@@ -73,9 +76,10 @@ def model_markdown(m: ModelResult) -> str:
             (e.device_total, "training")
         share = need / e.device_memory if e.device_memory else 0
         verdict = "fits" if need <= e.device_memory else "**does NOT fit**"
+        d = e.distributed
         lines += [
             "",
-            "| | |", "|---|---:|",
+            f"| {per_gpu(e)} | |" if d is not None else "| | |", "|---|---:|",
             f"| weights | {fmt_bytes(e.weights)} |", f"| gradients | {fmt_bytes(e.gradients)} |",
             f"| optimizer state | {fmt_bytes(e.optimizer_state)} |", f"| kept for backward | {fmt_bytes(e.activations)} |",
             f"| batch | {fmt_bytes(e.inputs)} |", f"| cuBLAS workspaces | {fmt_bytes(e.workspace)} |",
@@ -83,15 +87,20 @@ def model_markdown(m: ModelResult) -> str:
             f"| inference peak | {fmt_bytes(e.inference_peak)}{fmt_range(e.inference_range)} |",
             *([f"| KV cache | {fmt_bytes(e.generation.kv_cache)} |", f"| generation peak | {fmt_bytes(e.generation.peak)} |"]
               if e.generation else []),
+            *([f"| communication buffers | {fmt_bytes(d.communication)} |"]
+              + ([f"| offloaded to the host | {fmt_bytes(d.host)} |"] if d.host else []) if d is not None else []),
             f"| device total | {fmt_bytes(e.device_total)} |",
+            *([f"| whole model on one GPU | {fmt_bytes(d.one_gpu_peak)} |"] if d is not None else []),
             "",
-            f"{what} {verdict} in the {e.device} ({fmt_bytes(e.device_memory)}): needs {fmt_bytes(need)} with the "
-            f"CUDA context ({share:.0%})",
+            f"{what} {verdict} in the {e.device} ({fmt_bytes(e.device_memory)}): needs {fmt_bytes(need)}"
+            f"{' per GPU' if d is not None else ''} with the CUDA context ({share:.0%})",
         ]
     if m.setup is not None:
         lines += ["", "Setup:"]
+        plan = plan_of(e)
         lines += [f"- {label}: `{value}` ({source})" if value is not None else f"- {label}: not given"
-                  for label, value, source in setup_rows(m.setup)]
+                  for label, value, source in setup_rows(m.setup, plan)]
+        lines += [f"- {what}: `{value}` ({source})" for what, value, source in (plan_details(plan) if plan else [])]
     for u in m.memory_unknowns[:1]:
         lines += ["", f"No memory estimate: {u.reason}"]
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from vramlint.analysis.results import ModelResult
 from vramlint.memory.estimate import MemoryEstimate
 from vramlint.memory.optimizers import OPTIMIZERS
+from vramlint.render.distributed import per_gpu, plan_details, plan_rows
 from vramlint.render.units import fmt_bytes
 
 DTYPE_BYTES = {"fp32": 4, "amp-bf16": 4, "amp-fp16": 4, "bf16": 2, "fp16": 2}
@@ -40,6 +41,8 @@ def peak_rows(e: MemoryEstimate, params: int) -> list[Row]:
         Row("optimizer state", e.optimizer_state, OPTIMIZERS[e.optimizer].description),
         Row("batch", e.inputs, "inputs and targets, on the GPU"),
         Row("cuBLAS workspaces", e.workspace, "forward handle + autograd's backward thread"),
+        *([Row("communication buffers", e.distributed.communication, "the collectives' buffers at that moment "
+               "(below)")] if e.distributed is not None else []),
         Row("gradients", e.peak_gradients,
             _part(e.peak_gradients, e.gradients, "after backward", "one per trainable weight, kept until the next "
                   "zero_grad")),
@@ -67,8 +70,9 @@ def explain(path: str, m: ModelResult) -> str:
     where = f"{path}:{m.location.line}" if m.location else path
     params = m.params.total or 0
     width = DTYPE_BYTES.get(e.precision, 4)
-    lines = [f"{m.name} ({where}): {params:,} parameters; batch {e.batch_size}, {e.precision}, {e.optimizer}, "
-             f"{e.device}; inputs from {m.inputs_from}", ""]
+    several, each = (f"{per_gpu(e)}; ", " per GPU") if e.distributed is not None else ("", "")
+    lines = [f"{m.name} ({where}): {params:,} parameters; {several}batch {e.batch_size}{each}, {e.precision}, "
+             f"{e.optimizer}, {e.device}; inputs from {m.inputs_from}", ""]
     tb = e.textbook
     textbook_bytes = None
     if tb is not None:
@@ -91,9 +95,35 @@ def explain(path: str, m: ModelResult) -> str:
     lines.append(f"  {'device total':<30} {fmt_bytes(e.device_total):>11}   reserved at the card's edge (caching allocator) + CUDA context "
                  f"({'fits' if e.fits else 'does NOT fit'} in {fmt_bytes(e.device_memory)})")
     lines.append("")
-    if textbook_bytes:
+    lines += distributed_lines(e)
+    if textbook_bytes and e.distributed is None:  # the hand count is of the whole model, not one GPU's share
         lines.append(f"The training peak is {e.train_peak / textbook_bytes:.1f}x the hand count; without the fixed "
                      f"cuBLAS workspaces {(e.train_peak - e.workspace) / textbook_bytes:.1f}x.")
     for note in e.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def distributed_lines(e: MemoryEstimate) -> list[str]:
+    """On several GPUs: the plan with where each fact was read, what it adds on each GPU and the
+    host (memory/distributed.py's terms, each with the source of its formula), and the whole model
+    on one GPU for comparison."""
+    d = e.distributed
+    if d is None:
+        return []
+    lines = [f"Several GPUs, {per_gpu(e).removeprefix('per GPU, ')}: every figure above is one GPU's (rank 0's)."]
+    lines += [f"  {what:<30} {value} ({source})" for what, value, source in [*plan_rows(d.plan), *plan_details(d.plan)]]
+    lines.append("What the plan adds:")
+    lines += [f"  {what:<30} {fmt_bytes(n):>11}   {source}" for what, n, source in d.terms]
+    lines.append(f"  {'communication buffers':<30} {fmt_bytes(d.communication):>11}   at the training peak; "
+                 f"largest at any moment {fmt_bytes(d.communication_peak)}")
+    if d.host:
+        lines.append(f"  {'offloaded to the host':<30} {fmt_bytes(d.host):>11}   per rank, in CPU memory")
+    if d.largest_rank is not None:
+        lines.append(f"  {'largest rank':<30} {fmt_bytes(d.largest_rank):>11}   the training peak of the rank that "
+                     "holds the most (uneven shards)")
+    ratio = f" ({d.one_gpu_peak / e.train_peak:.1f}x this GPU's)" if e.train_peak else ""
+    lines.append(f"  {'whole model on one GPU':<30} {fmt_bytes(d.one_gpu_peak):>11}   training peak at the same "
+                 f"batch{ratio}")
+    lines.append("")
+    return lines

@@ -6,6 +6,7 @@ from typing import Any
 
 from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, ModuleNode, UnknownInfo
 from vramlint.memory.estimate import MemoryEstimate
+from vramlint.render.distributed import distributed_json, strategy
 from vramlint.render.setup import one_gpu_default
 from vramlint.settings import Setup
 
@@ -48,6 +49,10 @@ def memory_json(e: MemoryEstimate) -> dict[str, Any]:
     out: dict[str, Any] = {"batch_size": e.batch_size, "precision": e.precision, "optimizer": e.optimizer,
                            "device": e.device}
     out["bytes"] = {f: getattr(e, f) for f in MEMORY_FIELDS}
+    d = e.distributed
+    if d is not None:  # several GPUs: every figure is one GPU's (absent on one GPU: issue 14 added them)
+        out.update(world_size=d.plan.world_size, strategy=strategy(d.plan))
+        out["bytes"].update(communication=d.communication, host=d.host)
     out["train_peak_phase"] = e.train_peak_phase
     out["range"] = list(e.train_range) if e.train_range is not None else None
     out["inference_range"] = list(e.inference_range) if e.inference_range is not None else None
@@ -61,6 +66,8 @@ def memory_json(e: MemoryEstimate) -> dict[str, Any]:
         "call": g.where, "cache": g.cache, "sequences": g.sequences, "context": g.context,
         "cached_tokens": g.cached_tokens, "concat_transient": g.concat_transient, "logits": g.logits,
         "fits": e.inference_need <= e.device_memory, "notes": list(g.notes)}
+    if d is not None:
+        out["distributed"] = distributed_json(d)
     return out
 
 

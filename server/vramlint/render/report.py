@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vramlint.analysis.results import ModelResult, ModuleNode
+from vramlint.render.distributed import per_gpu, plan_details, plan_of, summary_line
 from vramlint.render.setup import setup_rows
 from vramlint.render.units import fmt_bytes
 
@@ -33,7 +34,8 @@ def report(path: str, m: ModelResult, width: int | None = None) -> str:
     console.print(f"{m.name} ({m.kind}, {where}): {m.params.total:,} parameters" if m.params.total is not None
                   else f"{m.name} ({m.kind}, {where}): parameters unknown")
     if m.setup is not None:
-        for row, text, source in setup_rows(m.setup):
+        plan = plan_of(e)
+        for row, text, source in [*setup_rows(m.setup, plan), *(plan_details(plan) if plan else [])]:
             console.print(f"  {row:14} not given" if text is None else f"  {row:14} {text}  [dim]({source})[/dim]")
     if m.tree is not None:
         console.print(_table(m, terminal))
@@ -41,6 +43,8 @@ def report(path: str, m: ModelResult, width: int | None = None) -> str:
         for u in m.memory_unknowns:
             console.print(f"no memory estimate: {u.reason}")
         return _without_trailing_spaces(buf.getvalue())
+    if e.distributed is not None:  # every figure below is one GPU's
+        console.print(f"memory {per_gpu(e)}:")
     totals = Table(box=box.SIMPLE if terminal else None, show_header=False, pad_edge=False)
     totals.add_column("what")
     totals.add_column("bytes", justify="right")
@@ -55,6 +59,8 @@ def report(path: str, m: ModelResult, width: int | None = None) -> str:
         totals.add_row("generation peak", fmt_bytes(e.generation.peak))
     totals.add_row("device total", fmt_bytes(e.device_total))
     console.print(totals)
+    if e.distributed is not None:
+        console.print(summary_line(e.distributed))
     console.print(f"training peak: {e.train_peak_phase}")
     infer = m.setup is not None and m.setup["mode"] == "infer"
     need = e.inference_need if infer else e.device_total
@@ -62,9 +68,9 @@ def report(path: str, m: ModelResult, width: int | None = None) -> str:
     verdict = (("generation " if e.generation else "inference ") if infer else "") + ("fits" if ok else "does NOT fit")
     style = "green" if ok else "bold red"
     console.print(f"[{style}]{verdict}[/{style}] on the {e.device} ({fmt_bytes(e.device_memory)}): "
-                  f"needs {fmt_bytes(need)} with the CUDA context")
+                  f"needs {fmt_bytes(need)}{' per GPU' if e.distributed else ''} with the CUDA context")
     if e.max_batch is not None:
-        console.print(f"largest batch that fits: {e.max_batch}")
+        console.print(f"largest batch that fits: {e.max_batch}{' per GPU' if e.distributed else ''}")
     for note in e.notes:
         console.print(f"note: {note}")
     return _without_trailing_spaces(buf.getvalue())

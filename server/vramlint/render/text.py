@@ -7,6 +7,7 @@ import re
 
 from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, UnknownInfo
 from vramlint.memory.estimate import MemoryEstimate
+from vramlint.render.distributed import per_gpu, plan_of, summary_line
 from vramlint.render.setup import setup_rows
 from vramlint.render.units import fmt_bytes, fmt_range
 
@@ -72,10 +73,12 @@ def memory_lines(m: ModelResult) -> list[str]:
         (e.device_total, "training")
     fits = f"{label} fits in the {e.device} ({fmt_bytes(e.device_memory)})" if need <= e.device_memory else \
         f"{label} does NOT fit in the {e.device} ({fmt_bytes(e.device_memory)})"
-    largest = [f"      largest batch that fits: {e.max_batch}"] if e.max_batch is not None else []
+    several = f"{per_gpu(e)}; " if e.distributed is not None else ""  # every figure below is one GPU's
+    per = " per GPU" if e.distributed is not None else ""
+    largest = [f"      largest batch that fits: {e.max_batch}{per}"] if e.max_batch is not None else []
     checkpointing = ", checkpointing" if m.setup is not None and m.setup["checkpointing"] else ""
     return [
-        f"    memory (batch {e.batch_size}, {e.precision}, {e.optimizer}{checkpointing}, {e.device}; "
+        f"    memory ({several}batch {e.batch_size}{per}, {e.precision}, {e.optimizer}{checkpointing}, {e.device}; "
         f"inputs from {m.inputs_from}):",
         f"      training peak {fmt_bytes(e.train_peak)}{fmt_range(e.train_range)} ({e.train_peak_phase}); "
         f"inference peak {fmt_bytes(e.inference_peak)}{fmt_range(e.inference_range)}; "
@@ -83,6 +86,7 @@ def memory_lines(m: ModelResult) -> list[str]:
         f"      weights {fmt_bytes(e.weights)}, gradients {fmt_bytes(e.gradients)}, optimizer state "
         f"{fmt_bytes(e.optimizer_state)}, kept for backward {fmt_bytes(e.activations)}, batch {fmt_bytes(e.inputs)}, "
         f"cuBLAS workspaces {fmt_bytes(e.workspace)}",
+        *([f"      {summary_line(e.distributed)}"] if e.distributed is not None else []),
         *largest,
         *generation_lines(e),
         *setup_lines(m),
@@ -95,7 +99,7 @@ def setup_lines(m: ModelResult) -> list[str]:
     if m.setup is None:
         return []
     given, defaults = [], []
-    for label, value, source in setup_rows(m.setup):
+    for label, value, source in setup_rows(m.setup, plan_of(m.memory)):
         if label == "inputs":
             continue
         if source == "default":
