@@ -31,7 +31,7 @@ from vramlint.engine.values import (
     NativeFunction,
     Unknown,
 )
-from vramlint.frontends.facade import Method, facade_class, inert_class, returns_none
+from vramlint.frontends.facade import Method, absent_package_attribute, facade_class, returns_none
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -92,17 +92,6 @@ def _first_argument(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return a[0] if a else None
 
 
-def _attribute(loader: Loader, dotted: str) -> Any:
-    def hook(attr: str) -> Any:
-        if attr.startswith("_"):
-            return Unknown(f"`{dotted}.{attr}` is not modelled by vramlint", None)
-        if attr[:1].isupper():
-            return inert_class(loader, attr, dotted)
-        return NoOp(f"{dotted}.{attr}", chain=True)
-
-    return hook
-
-
 def deepspeed_module(loader: Loader, dotted: str) -> ModuleValue | None:
     if dotted.split(".", 1)[0] != "deepspeed" or loader.find_module_file("deepspeed")[0] is not None:
         return None  # not deepspeed, or its own source is there
@@ -111,4 +100,4 @@ def deepspeed_module(loader: Loader, dotted: str) -> ModuleValue | None:
         ns["initialize"] = NativeFunction("deepspeed.initialize", _initialize)
         # add_config_arguments(parser) returns the parser with --deepspeed / --deepspeed_config added.
         ns["add_config_arguments"] = NativeFunction("deepspeed.add_config_arguments", _first_argument)
-    return ModuleValue(dotted, ns, getattr_hook=_attribute(loader, dotted))
+    return ModuleValue(dotted, ns, getattr_hook=absent_package_attribute(loader, dotted))
