@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.libsources import TRANSFORMERS_VERSION, library_source
 from vramlint.analysis import memory as analysis_memory
 from vramlint.analysis.api import analyze_file
 from vramlint.memory.distributed import ParallelPlan
@@ -71,8 +72,9 @@ def project(root: Path, files: dict[str, str | bytes]) -> Path:
     return next(root / rel for rel in files if rel.endswith("train.py"))
 
 
-def plan_of(path: Path, plans: dict[str, ParallelPlan | None], model: str = "model") -> ParallelPlan:
-    fa = analyze_file(str(path), Settings(memory=True))
+def plan_of(path: Path, plans: dict[str, ParallelPlan | None], model: str = "model",
+            settings: Settings | None = None) -> ParallelPlan:
+    fa = analyze_file(str(path), settings or Settings(memory=True))
     assert model in [m.name for m in fa.models]
     plan = plans[model.rsplit(".", 1)[-1]]  # the variable the code names ("main.model" is main()'s "model")
     assert plan is not None
@@ -252,6 +254,26 @@ loss = model(torch.randn(8, 1000)).sum()
 """})
     plan = plan_of(path, plans)
     assert (plan.stage, plan.low_precision, plan.zero_init) == (3, "float16", True)
+
+
+def test_auto_sizes_follow_the_models_hidden_size(tmp_path: Path, plans: dict[str, ParallelPlan | None]) -> None:
+    # transformers' trainer_config_finalize: reduce_bucket_size = hidden_size^2, prefetch = 0.9 x
+    # hidden_size^2, param persistence threshold = 10 x hidden_size (here 64, the model's config).
+    path = project(tmp_path, {"train.py": """
+from transformers import LlamaConfig, LlamaForCausalLM, TrainingArguments
+
+ds = {"zero_optimization": {"stage": 3, "reduce_bucket_size": "auto", "stage3_prefetch_bucket_size": "auto",
+                            "stage3_param_persistence_threshold": "auto"}, "bf16": {"enabled": "auto"}}
+args = TrainingArguments(output_dir="out", deepspeed=ds, bf16=True)
+model = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                     num_attention_heads=4, num_key_value_heads=2, vocab_size=1000))
+"""})
+    root = library_source("transformers", TRANSFORMERS_VERSION)
+    plan = plan_of(path, plans, settings=Settings(memory=True, extra_paths=(str(root),)))
+    assert (plan.stage, plan.low_precision) == (3, "bfloat16")
+    assert (plan.reduce_bucket_size, plan.prefetch_bucket_size, plan.param_persistence_threshold) == (4096, 3686, 640)
+    assert source(plan, "reduce_bucket_size") == (
+        "4,096", "the model's hidden_size 64: hidden_size^2 (\"auto\" in code: TrainingArguments(...) at line 5)")
 
 
 # ---------------------------------------------------------------------- Lightning, accelerate
