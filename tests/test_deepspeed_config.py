@@ -5,6 +5,7 @@ HF's "auto" values, and `import deepspeed` served where DeepSpeed is not install
 from __future__ import annotations
 
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -350,3 +351,52 @@ loss = model(torch.randn(8, 1000)).sum()
 """})
     analyze_file(str(path), Settings(memory=True))
     assert plans.get("model") is None
+
+
+def _chain(prefix: str, indent: str) -> str:
+    """`x0` names `x1` ten times, which names `x2` ten times... (read whole: 10^12 values)."""
+    return f"{indent}{prefix}12 = {{'stage': 2}}\n" + "\n".join(
+        indent + f"{prefix}{i} = {{" + ", ".join(f'"k{j}": {prefix}{i + 1}' for j in range(10)) + "}"
+        for i in reversed(range(12))) + "\n"
+
+
+@pytest.mark.parametrize("script", [
+    # at the module level (the evaluated values are read)
+    MODEL + _chain("m", "") + "engine, _, _, _ = deepspeed.initialize(model=model, config=m0)\n" + LOOP,
+    # in a function (its syntax is read)
+    MODEL + "\n\ndef main():\n" + _chain("f", "    ")
+    + "    engine, _, _, _ = deepspeed.initialize(model=model, config=f0)\n"
+    + "    loss = engine(torch.randn(8, 1000)).sum()\n\n\nif __name__ == '__main__':\n    main()\n",
+    # a config that names itself, one that is neither a dict nor a path
+    MODEL + "loop = {}\nloop['zero_optimization'] = loop\n"
+    + "engine, _, _, _ = deepspeed.initialize(model=model, config=loop)\n" + LOOP,
+    MODEL + "engine, _, _, _ = deepspeed.initialize(model=model, config=42)\n" + LOOP,
+], ids=["module-level", "function", "self-reference", "not-a-config"])
+def test_odd_code_finishes(tmp_path: Path, plans: dict[str, ParallelPlan | None], script: str) -> None:
+    path = project(tmp_path, {"train.py": script})
+    done: list[ParallelPlan] = []
+    worker = threading.Thread(target=lambda: done.append(plan_of(path, plans)), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert done, "the analysis did not finish within 30 s"
+    assert done[0].strategy == "deepspeed" and done[0].stage == 0
+
+
+def test_a_local_config_is_not_the_modules(tmp_path: Path, plans: dict[str, ParallelPlan | None]) -> None:
+    # The module's `ds_config` is not the one main() passes: the plan must not say stage 1.
+    path = project(tmp_path, {"train.py": MODEL + """
+ds_config = {"zero_optimization": {"stage": 1}}
+
+
+def main(stage):
+    ds_config = {"zero_optimization": {"stage": stage}}
+    engine, _, _, _ = deepspeed.initialize(model=model, config=ds_config)
+    loss = engine(torch.randn(8, 1000)).sum()
+
+
+if __name__ == "__main__":
+    main(3)
+"""})
+    plan = plan_of(path, plans)
+    assert plan.stage != 1
+    assert any("not decided" in n for n in plan.notes)

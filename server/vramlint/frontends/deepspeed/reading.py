@@ -71,6 +71,9 @@ ACCELERATE_PRECISION = {"fp16": "fp16", "bf16": "bf16"}
 # TrainingArguments-like classes that take `deepspeed=` (transformers, TRL).
 HF_SUFFIXES = ("Arguments", "Config")
 MAX_DATA_DEPTH = 12
+# Syntax nodes read for the values of one file's entry points: names bound to dicts that name
+# other dicts, each many times, must not multiply into a hang.
+MAX_DATA_NODES = 20_000
 
 
 @dataclass
@@ -106,6 +109,9 @@ class _Context:
         self.scanner.run()
         self.base = os.path.dirname(os.path.realpath(request.source.path)) if request.source.path else None
         self.calls: list[cst.Call] = [n for n in iter_nodes(tree) if type(n) is cst.Call]  # type: ignore[misc]
+        self.read_nodes = 0
+        self.local_names = _function_locals(tree)
+        self.current: cst.Call | None = None  # the entry point being read
 
     def line(self, node: cst.CSTNode) -> int:
         return self.scanner.line(node)
@@ -122,7 +128,8 @@ class _Context:
         """The plain data an argument stands for (dicts, lists, strings, numbers), UNKNOWN when
         not decided; undecided leaves of a dict become `Undecided` (noted where they matter).
         `evaluate`: ask the evaluated module too (not for a node made here, outside the file)."""
-        if node is None or depth > MAX_DATA_DEPTH:
+        self.read_nodes += 1
+        if node is None or depth > MAX_DATA_DEPTH or self.read_nodes > MAX_DATA_NODES:
             return UNKNOWN
         t = type(node)
         if t is cst.Dict:
@@ -133,13 +140,22 @@ class _Context:
             return self._json_load(node)  # type: ignore[arg-type]
         if t in (cst.Name, cst.Attribute, cst.Subscript) and not (t is cst.Name and node.value in  # type: ignore[attr-defined]
                                                                   ("True", "False", "None")):
-            got = plain(self.request.value_of(node)) if evaluate else UNKNOWN
+            got = plain(self.request.value_of(node)) if evaluate and self._module_level(node) else UNKNOWN
             if got is not UNKNOWN:
                 return got
             bound = self._single_binding(node)
             if bound is not None:
                 return self.data(bound, depth + 1)
         return self.scanner.value(node)
+
+    def _module_level(self, node: cst.BaseExpression) -> bool:
+        """Whether the module's value of `node`'s root name is the one the entry point sees: not a
+        local of the function the call is in (`value_of` evaluates at module level)."""
+        root = node
+        while isinstance(root, (cst.Attribute, cst.Subscript)):
+            root = root.value
+        local = self.local_names.get(id(self.current), frozenset()) if self.current is not None else frozenset()
+        return isinstance(root, cst.Name) and root.value not in local
 
     def _dict(self, node: cst.Dict, depth: int) -> Any:
         out: dict[str, Any] = {}
@@ -228,26 +244,56 @@ class _Path:
         self.path = path
 
 
-def plain(value: Any, depth: int = 0) -> Any:
+def plain(value: Any) -> Any:
     """An evaluator value as plain data (tagged strings and numbers as their base types), UNKNOWN
-    for anything else; undecided leaves of a dict become `Undecided`."""
-    if depth > MAX_DATA_DEPTH:
+    for anything else; undecided leaves of a dict become `Undecided`. At most MAX_DATA_NODES
+    values are looked at (a dict holding the same dict many times over)."""
+    budget = [MAX_DATA_NODES]
+
+    def convert(v: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if depth > MAX_DATA_DEPTH or budget[0] < 0:
+            return UNKNOWN
+        if v is None or isinstance(v, bool):
+            return v
+        for kind in (int, float, str):
+            if isinstance(v, kind):
+                return kind(v)
+        if isinstance(v, dict):
+            out: dict[str, Any] = {}
+            for k, item in v.items():
+                if isinstance(k, str):
+                    got = convert(item, depth + 1)
+                    out[str(k)] = Undecided(_why(item)) if got is UNKNOWN else got
+            return out
+        if isinstance(v, (list, tuple)):
+            return [convert(item, depth + 1) for item in v]
         return UNKNOWN
-    if value is None or isinstance(value, bool):
-        return value
-    for kind in (int, float, str):
-        if isinstance(value, kind):
-            return kind(value)
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            if isinstance(k, str):
-                got = plain(v, depth + 1)
-                out[str(k)] = Undecided(_why(v)) if got is UNKNOWN else got
-        return out
-    if isinstance(value, (list, tuple)):
-        return [plain(v, depth + 1) for v in value]
-    return UNKNOWN
+
+    return convert(value, 0)
+
+
+def _function_locals(tree: cst.Module) -> dict[int, frozenset[str]]:
+    """id(call) -> the names the innermost function around it binds (parameters, assignments,
+    loop and `with` targets, imports): there the module's value of a name is not the call's."""
+    out: dict[int, frozenset[str]] = {}
+    for fn in iter_nodes(tree):  # pre-order: an inner function comes after, and overrides, its outer one
+        if type(fn) is not cst.FunctionDef:
+            continue
+        bound: set[str] = set()
+        calls: list[int] = []
+        for n in iter_nodes(fn):
+            t = type(n)
+            if t is cst.Param:
+                bound.add(n.name.value)  # type: ignore[attr-defined]
+            elif t in (cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For, cst.NamedExpr, cst.AsName):
+                target = n.name if t is cst.AsName else n.target  # type: ignore[attr-defined]
+                bound.update(x.value for x in iter_nodes(target) if type(x) is cst.Name)
+            elif t is cst.Call:
+                calls.append(id(n))
+        names = frozenset(bound)
+        out.update((c, names) for c in calls)
+    return out
 
 
 def _why(value: Any) -> str:
@@ -490,6 +536,7 @@ def read_plan(request: PlanRequest) -> ParallelPlan | None:
     ctx = _Context(request)
     for call in ctx.calls:
         reader = _kind(ctx, call)
+        ctx.current = call
         entry = reader(ctx, call) if reader is not None else None
         if entry is not None:
             return _plan(ctx, entry)
