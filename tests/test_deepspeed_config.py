@@ -400,3 +400,18 @@ if __name__ == "__main__":
     plan = plan_of(path, plans)
     assert plan.stage != 1
     assert any("not decided" in n for n in plan.notes)
+
+
+def test_a_model_built_under_zero_init(tmp_path: Path, plans: dict[str, ParallelPlan | None]) -> None:
+    path = project(tmp_path, {"train.py": """
+import torch
+import torch.nn as nn
+import deepspeed
+
+with deepspeed.zero.Init():
+    model = nn.Sequential(nn.Linear(1000, 100), nn.ReLU(), nn.Linear(100, 10))
+engine, _, _, _ = deepspeed.initialize(model=model, config={"zero_optimization": {"stage": 3}})
+loss = engine(torch.randn(8, 1000)).sum()
+"""})
+    plan = plan_of(path, plans)
+    assert plan.stage == 3 and plan.zero_init is True
