@@ -415,3 +415,4 @@ loss = engine(torch.randn(8, 1000)).sum()
 """})
     plan = plan_of(path, plans)
     assert plan.stage == 3 and plan.zero_init is True
+    assert source(plan, "zero.Init") == ("True", "code: deepspeed.zero.Init(...) at line 5")

@@ -550,10 +550,12 @@ def _plan(ctx: _Context, entry: _Entry) -> ParallelPlan:
     f = reading.fields
     stage = f.get("stage", 0)
     label = _label(stage, f.get("offload_optimizer"), f.get("offload_params"))
-    zero_init = stage == 3 and (entry.zero_init or _zero_init_in_code(ctx))
+    init_call = next((c for c in ctx.calls if ctx.qual(c).endswith("zero.Init")), None)
+    zero_init = stage == 3 and (entry.zero_init or init_call is not None)
     sources = [Sourced("strategy", label, entry.where), *entry.extra, *reading.sources]
     if zero_init:
-        sources.append(Sourced("zero.Init", "True", "deepspeed.zero.Init" if not entry.zero_init else entry.where))
+        sources.append(Sourced("zero.Init", "True", f"code: {ctx.entry(init_call).at}" if init_call is not None
+                               else entry.where))
     fields = {k: v for k, v in f.items() if v is not None or k in ("offload_optimizer", "offload_params",
                                                                    "low_precision")}
     return ParallelPlan(
@@ -561,10 +563,6 @@ def _plan(ctx: _Context, entry: _Entry) -> ParallelPlan:
         # 0: the analysis shards over the data-parallel world once it knows it (complete_plan).
         shard_size=0 if stage >= 1 else 1, label=label, zero_init=zero_init,
         sources=tuple(sources), notes=tuple(entry.notes + reading.notes), **fields)
-
-
-def _zero_init_in_code(ctx: _Context) -> bool:
-    return any(ctx.qual(c).endswith("zero.Init") for c in ctx.calls)
 
 
 def _label(stage: int, optimizer: str | None, params: str | None) -> str:
