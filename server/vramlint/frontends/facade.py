@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.builtins import NoOp
-from vramlint.engine.values import Args, ClassValue, Instance, Kwargs, NativeFunction
+from vramlint.engine.values import Args, ClassValue, Instance, Kwargs, NativeFunction, Unknown
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -69,3 +69,17 @@ def inert_class(loader: Loader, name: str, module: str) -> ClassValue:
                                             lambda ev, a, k: NoOp(f"{name}.{a[1]}", chain=True))}
         cache[key] = ClassValue(name, (loader.builtins["object"],), ns, module)
     return cache[key]
+
+
+def absent_package_attribute(loader: Loader, dotted: str) -> Callable[[str], Any]:
+    """The attributes of a framework's module served where the package is absent: a capitalised
+    name an inert class (`ProjectConfiguration`, `DeepSpeedCPUAdam`), any other a value whose calls
+    do nothing (`set_seed`, `init_distributed`), a private one an unknown."""
+    def hook(attr: str) -> Any:
+        if attr.startswith("_"):
+            return Unknown(f"`{dotted}.{attr}` is not modelled by vramlint", None)
+        if attr[:1].isupper():
+            return inert_class(loader, attr, dotted)
+        return NoOp(f"{dotted}.{attr}", chain=True)
+
+    return hook

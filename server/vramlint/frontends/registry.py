@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from vramlint.frontends.accelerate.frontend import FRONTEND as ACCELERATE
 from vramlint.frontends.bitsandbytes.frontend import FRONTEND as BITSANDBYTES
+from vramlint.frontends.deepspeed.frontend import FRONTEND as DEEPSPEED
 from vramlint.frontends.diffusers.frontend import FRONTEND as DIFFUSERS
 from vramlint.frontends.hf_datasets.frontend import FRONTEND as DATASETS
 from vramlint.frontends.interface import FixRequest, Frontend, PlanRequest, ProposedFix
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 # Order matters only where two frontends' training-setup handlers map the same optimizer class
 # name (the first wins) and for the first frontend that owns a model.
 FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS, BITSANDBYTES, PEFT, TORCHVISION_DATA, TQDM,
-                                   SCRIPTS, LIGHTNING, ACCELERATE, DATASETS)
+                                   SCRIPTS, LIGHTNING, ACCELERATE, DATASETS, DEEPSPEED)
 
 
 def frontend_of(model: Any) -> Frontend | None:

@@ -254,7 +254,7 @@ def _stage3(plan: ParallelPlan, c: _Counts, largest: int, optimizer: str) -> Zer
     if n > 1 and c.persistent:
         # partition_parameters.py _convert_to_deepspeed_param: parameters of at most
         # param_persistence_threshold elements stay gathered between uses (ds_persist).
-        t.gpu(f"parameters of <= {plan.param_persistence_threshold:,} elements kept whole (ds_persist)",
+        t.gpu(f"parameters of <= {plan.param_persistence_threshold:,} elements kept whole (ds_persist; not in DeepSpeed's estimator)",
               int(w * c.persistent), f"{SOURCE_3}: stage3_param_persistence_threshold", kind="unestimated")
     _reduce_buckets(t, plan, w, doubled=False, source=f"{SOURCE_3}: ipg_buckets (one per dtype)")
     total = c.trainable + c.frozen

@@ -26,11 +26,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.builtins import NoOp
-from vramlint.engine.values import Args, ClassValue, Instance, Kwargs, ModuleValue, Unknown
+from vramlint.engine.values import Args, ClassValue, Instance, Kwargs, ModuleValue
 from vramlint.frontends.facade import (
     Method,
+    absent_package_attribute,
     facade_class,
-    inert_class,
     returns_arguments,
     returns_context,
     returns_first,
@@ -108,22 +108,11 @@ def accelerator_class(loader: Loader, real: ClassValue | None = None) -> ClassVa
     return found
 
 
-def _absent_package_attr(loader: Loader, dotted: str) -> Any:
-    def hook(attr: str) -> Any:
-        if attr.startswith("_"):
-            return Unknown(f"`{dotted}.{attr}` is not modelled by vramlint", None)
-        if attr[:1].isupper():
-            return inert_class(loader, attr, dotted)
-        return NoOp(f"{dotted}.{attr}", chain=True)
-
-    return hook
-
-
 def accelerate_module(loader: Loader, dotted: str) -> ModuleValue | None:
     if dotted.split(".", 1)[0] != "accelerate" or loader.find_module_file("accelerate")[0] is not None:
         return None  # not accelerate, or its own source is there (see the module's docstring)
     ns: dict[str, Any] = {"Accelerator": accelerator_class(loader), "__version__": VERSION}
-    return ModuleValue(dotted, ns, getattr_hook=_absent_package_attr(loader, dotted))
+    return ModuleValue(dotted, ns, getattr_hook=absent_package_attribute(loader, dotted))
 
 
 # The real class, replaced where accelerate's source is read (Frontend.function_rules).
