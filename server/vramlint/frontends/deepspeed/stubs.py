@@ -32,6 +32,7 @@ from vramlint.engine.values import (
     Unknown,
 )
 from vramlint.frontends.facade import Method, absent_package_attribute, facade_class, returns_none
+from vramlint.frontends.torch.tensors import Device
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -52,7 +53,9 @@ def bound_arguments(a: Args, k: Kwargs, names: tuple[str, ...]) -> dict[str, Any
 
 
 def _engine_init(ev: Evaluator, a: Args, k: Kwargs) -> dict[str, Any]:
-    return {"module": k.get("module")}
+    # The rank's GPU (deepspeed/runtime/engine.py: `self.device = torch.device(accelerator, local_rank)`),
+    # rank 0's: scripts move their batches there (`x.to(engine.device)`).
+    return {"module": k.get("module"), "device": Device("cuda", 0), "local_rank": 0}
 
 
 def _engine_call(ev: Evaluator, engine: Instance, a: Args, k: Kwargs) -> Any:
