@@ -67,6 +67,8 @@ TIMEOUT_S = 240.0  # per case and world size: a hang in a collective ends here, 
 # all_gather_copy_in copies the shards into the all-gather output, chunk_cat the unsharded
 # gradients into the reduce-scatter input; the c10d ops are the collectives themselves).
 COLLECTIVE_NAMESPACES = ("c10d", "_c10d_functional", "c10d_functional", "_dtensor")
+# Functional collectives' ops that hand a collective's output on without a buffer of their own.
+PASS_THROUGH = ("wait_tensor", "_wrap_tensor_autograd", "mesh_get_process_group")
 
 
 @dataclass
@@ -102,9 +104,11 @@ class Sample:
 
 
 def _label(tags: set[str]) -> str:
-    """One name per storage: what FSDP or DDP made it for, else the collective that used it."""
+    """One name per storage: what FSDP or DDP made it for, else the collective that wrote it,
+    else the one that read it."""
     specific = sorted(t for t in tags if not t.startswith("collective:"))
-    return specific[0] if specific else sorted(tags)[0]
+    outputs = sorted(t for t in tags if t.endswith(":out"))
+    return (specific or outputs or sorted(tags))[0]
 
 
 def _storages(obj: Any) -> list[Any]:
@@ -336,11 +340,9 @@ def _mode(probe: Probe) -> Any:
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
-            ns = func.namespace
             name = func._schema.name
-            tag = None
-            if ns in COLLECTIVE_NAMESPACES:
-                tag = f"collective:{name.split('::')[-1]}"
+            op = name.split("::")[-1]
+            collective = func.namespace in COLLECTIVE_NAMESPACES and op not in PASS_THROUGH
             flat_in, _ = tree_flatten((args, kwargs))
             if name == "fsdp::all_gather_copy_in":
                 probe.track(args[1], "fsdp_all_gather_output")
@@ -353,10 +355,12 @@ def _mode(probe: Probe) -> Any:
             elif name == "fsdp::split_with_sizes_copy":
                 for t in kwargs["out"]:
                     probe.track(t, "fsdp_unsharded_param")
+            # A collective's inputs and outputs apart (an in-place one, c10d's `allreduce_` of
+            # a DDP bucket, has the same storage in both).
             for t in flat_in:
-                probe.track(t, tag)
+                probe.track(t, f"collective:{op}:in" if collective else None)
             for t in tree_flatten(out)[0]:
-                probe.track(t, tag)
+                probe.track(t, f"collective:{op}:out" if collective else None)
             if probe.window:
                 probe.ops += 1
                 probe.observe()
