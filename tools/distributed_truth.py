@@ -30,6 +30,7 @@ The figures are the tensors' bytes (what a CUDA run would allocate before the ca
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -59,6 +60,8 @@ CASES: dict[str, tuple[str, str]] = {
     "fsdp1_no_shard": ("fsdp1_no_shard.py", "FSDP1 NO_SHARD, transformer_auto_wrap_policy"),
     "tp": ("tp.py", "parallelize_module: ColwiseParallel fc1, RowwiseParallel fc2 of each block "
            "(hidden 1204: DTensor's from_local assumes even shards)"),
+    "tp_attention": ("tp_attention.py", "parallelize_module on a transformer: q, k, v and fc1 "
+                     "colwise, o and fc2 rowwise (dim 300, 4 heads, hidden 1204)"),
 }
 WORLD_SIZES = (2, 4)
 TIMEOUT_S = 240.0  # per case and world size: a hang in a collective ends here, not never
@@ -406,6 +409,7 @@ def _rank_main(rank: int, world: int, port: int, script: str, outdir: str) -> No
     try:
         _install_hooks(probe)
         sys.path.insert(0, str(Path(script).parent))  # as `python script.py` does: its model.py
+        gc.collect()  # the same start whatever the parent process did (pytest or the command line)
         with _mode(probe):
             runpy.run_path(script, run_name="__main__")
         result = probe.result()
