@@ -124,3 +124,28 @@ def test_the_truth_regenerates() -> None:
         for rank, (now, then) in enumerate(zip(run["ranks"], stored)):
             assert now == then, (case, rank)
     assert time.monotonic() - start < 180, "the live runs take more than 3 minutes"
+
+
+def test_a_failing_script_is_reported_at_its_line(tmp_path: Path) -> None:
+    script = tmp_path / "broken.py"
+    script.write_text("import torch.distributed as dist\n\ndist.init_process_group('gloo')\n"
+                      "raise ValueError('no data')\n")
+    run = _tool().run_script(script, 2, timeout=120)
+    assert run["error"] == "broken.py:4: ValueError: no data", run
+    assert "ranks" not in run
+
+
+def test_a_rank_that_hangs_is_ended(tmp_path: Path) -> None:
+    """Rank 1 never reaches the barrier rank 0 waits in: the run ends at its timeout, every rank
+    with it, instead of waiting for gloo's own 30 minutes."""
+    import multiprocessing
+
+    script = tmp_path / "hang.py"
+    script.write_text("import os, time\nimport torch.distributed as dist\n\n"
+                      "dist.init_process_group('gloo')\n"
+                      "if os.environ['RANK'] == '0':\n    dist.barrier()\nelse:\n    time.sleep(600)\n")
+    start = time.monotonic()
+    run = _tool().run_script(script, 2, timeout=8)
+    assert run["error"].startswith("TimeoutError: hang.py at world size 2: no result within 8 s"), run
+    assert time.monotonic() - start < 60
+    assert multiprocessing.active_children() == []

@@ -398,6 +398,15 @@ def _install_hooks(probe: Probe) -> None:
     DistributedDataParallel.__init__ = ddp_init  # type: ignore[method-assign]
 
 
+def _located(exc: BaseException, script: str) -> str:
+    """The error at its line in the case (or its model.py), else where it was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    here = [f for f in frames if Path(f.filename).parent == Path(script).parent]
+    where = (here or frames or [None])[-1]
+    at = f"{Path(where.filename).name}:{where.lineno}: " if where is not None else ""
+    return f"{at}{type(exc).__name__}: {exc}"
+
+
 def _rank_main(rank: int, world: int, port: int, script: str, outdir: str) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -405,7 +414,6 @@ def _rank_main(rank: int, world: int, port: int, script: str, outdir: str) -> No
 
     torch.set_num_threads(1)
     probe = Probe()
-    result: dict[str, Any]
     try:
         _install_hooks(probe)
         sys.path.insert(0, str(Path(script).parent))  # as `python script.py` does: its model.py
@@ -413,8 +421,12 @@ def _rank_main(rank: int, world: int, port: int, script: str, outdir: str) -> No
         with _mode(probe):
             runpy.run_path(script, run_name="__main__")
         result = probe.result()
-    except BaseException as exc:  # the case's own failure is a result, reported per rank
-        result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8)}
+    except BaseException as exc:  # the case's own failure is its result
+        failure = {"error": _located(exc, script), "traceback": traceback.format_exc(limit=8)}
+        Path(outdir, f"rank{rank}.json").write_text(json.dumps(failure))
+        # A non-zero exit makes ProcessContext.join end the other ranks, which would otherwise
+        # wait for this one in a collective until gloo's 30-minute timeout.
+        os._exit(1)
     Path(outdir, f"rank{rank}.json").write_text(json.dumps(result))
 
 
@@ -424,33 +436,46 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_case(case: str, world: int, timeout: float = TIMEOUT_S) -> dict[str, Any]:
-    """Runs one case under `world` local processes; each rank's figures, or the error."""
+def run_script(script: Path, world: int, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+    """Runs a training script under `world` local processes, as torchrun would; each rank's
+    figures, or the first error at its line, or a timeout (every rank then ended)."""
     import torch.multiprocessing as mp
 
-    script = str(DATA / CASES[case][0])
+    start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vramlint-truth-") as outdir:
-        start = time.monotonic()
-        ctx = mp.start_processes(_rank_main, args=(world, _free_port(), script, outdir),
+        ctx = mp.start_processes(_rank_main, args=(world, _free_port(), str(script), outdir),
                                  nprocs=world, join=False, start_method="fork")
+        problem = None
         try:
             while not ctx.join(timeout=max(1.0, timeout - (time.monotonic() - start))):
                 if time.monotonic() - start > timeout:
-                    raise TimeoutError(f"{case} at world size {world}: no result within {timeout:.0f} s")
-        except Exception as exc:  # a rank died or hung: the others are ended, by their own pid
-            for p in ctx.processes:
-                if p.is_alive():
-                    p.terminate()
-            return {"error": f"{type(exc).__name__}: {exc}", "seconds": round(time.monotonic() - start, 1)}
-        ranks = [json.loads(Path(outdir, f"rank{r}.json").read_text()) for r in range(world)]
-    errors = [r["error"] for r in ranks if "error" in r]
+                    problem = f"TimeoutError: {script.name} at world size {world}: no result within {timeout:.0f} s"
+                    break
+        except mp.ProcessExitedException as exc:  # a rank failed; join has ended the others
+            problem = str(exc)
+        for p in ctx.processes:  # ours, by their own handles
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        files = sorted(Path(outdir).glob("rank*.json"), key=lambda f: int(f.stem[4:]))
+        ranks = [json.loads(f.read_text()) for f in files]
     out: dict[str, Any] = {"seconds": round(time.monotonic() - start, 1)}
-    if errors:
-        out["error"] = errors[0]
-        out["traceback"] = next(r["traceback"] for r in ranks if "error" in r)
+    failed = [r for r in ranks if "error" in r]
+    if failed:
+        out.update(failed[0])
+    elif problem is not None or len(ranks) != world:
+        out["error"] = problem or f"{len(ranks)} of {world} ranks gave a result"
     else:
         out["ranks"] = ranks
     return out
+
+
+def run_case(case: str, world: int, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+    """Runs one case of CASES under `world` local processes."""
+    return run_script(DATA / CASES[case][0], world, timeout)
 
 
 def versions() -> dict[str, str]:
