@@ -155,3 +155,27 @@ def test_a_rank_that_hangs_is_ended(tmp_path: Path) -> None:
     assert run["error"].startswith("TimeoutError: hang.py at world size 2: no result within 8 s"), run
     assert time.monotonic() - start < 60
     assert multiprocessing.active_children() == []
+
+
+# FSDP1 NO_SHARD runs as replicated parameters here; torch allocates each unit's flat gradient
+# whole at the unit's first gradient and all-reduces it in place: 4.7 MB more at the peak.
+PEAK_GAPS = {"fsdp1_no_shard": "FSDP1 NO_SHARD's flat gradient per unit is not modelled (-15%)"}
+
+
+@pytest.mark.parametrize(("case", "world"), [
+    pytest.param(c, w, marks=pytest.mark.xfail(strict=True, reason=PEAK_GAPS[c])) if c in PEAK_GAPS else (c, w)
+    for c, w in CASES], ids=IDS)
+def test_peak_per_gpu_follows_the_run(case: str, world: int) -> None:
+    """The per-GPU timeline (the collectives' buffers around each op, gathered units, sharded
+    gradients) against the moment the real run held the most, within 5%. The CPU run has no
+    cuBLAS workspaces and no caching allocator (sizes are the tensors' own); its AdamW keeps the
+    state measured apart, so both sides are compared without the optimizer: vramlint analyses
+    the script with SGD (no state, no step temporaries), and the run's optimizer state is taken
+    off its peak."""
+    peak = _rank0(case, world)["peak"]
+    truth = peak["total"] - peak["optimizer_state"]
+    path = DATA / TRUTH["cases"][case]["script"]
+    fa = analyze_file(str(path), Settings(memory=True, optimizer="sgd", environment=(("WORLD_SIZE", str(world)),)))
+    est = next(m.memory for m in fa.models if m.name == "main.model" and m.memory is not None)
+    got = est.train_peak - est.workspace
+    assert _within(got, truth, 0.05), f"{case} x{world}: estimated {got} B ({est.train_peak_phase}), measured {truth} B"
