@@ -9,11 +9,14 @@ compared (DDP's parameter names, the modules FSDP1's auto-wrap policies wrap).
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from vramlint.analysis import api
 from vramlint.analysis.findings import find_problems
@@ -334,3 +337,178 @@ def test_no_multi_gpu_api_no_plan(tmp_path: Path) -> None:
     '''
     fa, plans = analyse(tmp_path, textwrap.dedent(NET) + textwrap.dedent(code[len(NET):]))
     assert plans and set(plans.values()) == {None}
+
+
+# ---------------------------------------------------------------------- FSDP1 and its auto-wrap policies
+FSDP1_NET = '''
+import functools
+
+import torch
+import torch.nn as nn
+from torch.distributed.fsdp import CPUOffload, MixedPrecision, ShardingStrategy
+from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+from torch.distributed.fsdp.wrap import (
+    CustomPolicy,
+    ModuleWrapPolicy,
+    always_wrap_policy,
+    lambda_auto_wrap_policy,
+    size_based_auto_wrap_policy,
+    transformer_auto_wrap_policy,
+)
+
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, 4, batch_first=True)
+        self.fc1 = nn.Linear(d, 4 * d)
+        self.fc2 = nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        h = self.norm(x)
+        a, _ = self.attn(h, h, h)
+        x = x + a
+        return x + self.fc2(torch.relu(self.fc1(x)))
+
+
+class Net(nn.Module):
+    def __init__(self, d=64, n=3):
+        super().__init__()
+        self.emb = nn.Linear(32, d)
+        self.bn = nn.BatchNorm1d(16)
+        self.layers = nn.ModuleList([Block(d) for _ in range(n)])
+        self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 10))
+
+    def forward(self, x):
+        x = self.bn(self.emb(x))
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x)
+
+
+def my_policy(module, recurse, nonwrapped_numel):
+    return recurse or nonwrapped_numel >= 40000
+
+
+POLICY = {policy}
+MIXED = {mixed}
+
+if __name__ == "__main__":
+    model = FSDP(Net(), auto_wrap_policy=POLICY, mixed_precision=MIXED)
+    out = model(torch.randn(4, 16, 32))
+'''
+
+POLICIES = [
+    "functools.partial(transformer_auto_wrap_policy, transformer_layer_cls={Block})",
+    "functools.partial(transformer_auto_wrap_policy, transformer_layer_cls={Block, nn.LayerNorm})",
+    "functools.partial(size_based_auto_wrap_policy, min_num_params=20000)",
+    "functools.partial(size_based_auto_wrap_policy, min_num_params=10000)",
+    "functools.partial(size_based_auto_wrap_policy, min_num_params=100)",
+    "size_based_auto_wrap_policy",
+    "ModuleWrapPolicy({Block, nn.Linear})",
+    "CustomPolicy(lambda m: isinstance(m, (Block, nn.Sequential)))",
+    "functools.partial(lambda_auto_wrap_policy, lambda_fn=lambda m: isinstance(m, nn.Linear))",
+    "always_wrap_policy",
+    "my_policy",
+]
+
+
+def torch_units(path: Path, name: str) -> tuple[str, ...]:
+    """The modules real torch's FSDP1 auto-wrapping wraps (`_wrap_utils._auto_wrap`, which
+    FullyShardedDataParallel.__init__ runs, with a stand-in wrapper: no process group needed), by
+    path, in the order torch wraps them, then the root."""
+    import torch.nn as nn
+    from torch.distributed.fsdp._wrap_utils import _auto_wrap
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    root = mod.Net()
+    paths = {id(m): p for p, m in root.named_modules()}
+    order: list[str] = []
+
+    class Wrapper(nn.Module):
+        def __init__(self, module: nn.Module, **kwargs: Any) -> None:
+            super().__init__()
+            order.append(paths[id(module)])
+            self.module = module
+
+    _auto_wrap(root, mod.POLICY, set(), set(), {"mixed_precision": mod.MIXED}, Wrapper)
+    return (*order, "")
+
+
+@pytest.mark.parametrize("mixed", ["None", "MixedPrecision(param_dtype=torch.bfloat16)"])
+@pytest.mark.parametrize("policy", POLICIES)
+def test_fsdp1_units_are_torchs(tmp_path: Path, policy: str, mixed: str) -> None:
+    """Each auto-wrap policy gives the modules torch wraps, in torch's order (with mixed precision,
+    torch also wraps each BatchNorm alone); the count stays the model's."""
+    code = FSDP1_NET.replace("{policy}", policy).replace("{mixed}", mixed)
+    fa, plans = analyse(tmp_path, code, name="fsdp1_net.py")
+    truth = torch_units(tmp_path / "fsdp1_net.py", f"fsdp1_net_{len(policy)}_{len(mixed)}")
+    plan = plans["model"]
+    assert plan is not None and plan.strategy == "fsdp1" and plan.notes == ()
+    assert plan.units == truth
+    assert fa.models[-1].params.total == sum(p.numel() for p in _real_net(tmp_path).parameters())
+    if mixed != "None":
+        assert plan.param_dtype == "bfloat16"
+
+
+def _real_net(tmp_path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("fsdp1_net_count", tmp_path / "fsdp1_net.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.Net()
+
+
+FSDP1_OPTIONS = FSDP1_NET.replace("{policy}", "None").replace("{mixed}", "None").replace(
+    '''    model = FSDP(Net(), auto_wrap_policy=POLICY, mixed_precision=MIXED)''',
+    '''    from torch.distributed.device_mesh import init_device_mesh
+    mesh = init_device_mesh("cuda", (2, 8), mesh_dim_names=("replicate", "shard"))
+    model = FSDP(Net(), sharding_strategy=ShardingStrategy.{strategy}, device_mesh={mesh},
+                 cpu_offload=CPUOffload(offload_params={offload}), use_orig_params=True)''')
+
+
+@pytest.mark.parametrize(("strategy", "mesh", "expected"), [
+    ("FULL_SHARD", "None", (0, 0, SHARD_PARAMETERS, "fsdp1 full-shard")),
+    ("SHARD_GRAD_OP", "mesh['shard']", (16, 8, SHARD_GRADIENTS, "fsdp1 shard-grad-op")),
+    ("NO_SHARD", "None", (0, 1, SHARD_NOTHING, "fsdp1 no-shard")),
+    ("HYBRID_SHARD", "mesh", (16, 8, SHARD_PARAMETERS, "fsdp1 hybrid-shard")),
+    ("_HYBRID_SHARD_ZERO2", "None", (0, 0, SHARD_GRADIENTS, "fsdp1 hybrid-shard-zero2")),
+])
+def test_fsdp1_sharding_strategies(tmp_path: Path, strategy: str, mesh: str, expected: tuple[Any, ...]) -> None:
+    code = FSDP1_OPTIONS.replace("{strategy}", strategy).replace("{mesh}", mesh).replace("{offload}", "False")
+    fa, plans = analyse(tmp_path, code)
+    plan = plans["model"]
+    assert plan is not None and plan.units == ("",)  # no policy: the root alone
+    assert (plan.world_size, plan.shard_size, plan.stage, plan.label) == expected
+    at = f"code: FSDP(...) at line {line_of(code, 'model = FSDP(')}"
+    assert sources(plan)["sharding_strategy"] == (strategy, at)
+    assert sources(plan)["use_orig_params"] == ("True", at)
+    assert plan.offload_params is None
+    hybrid_note = [n for n in plan.notes if "node's GPUs" in n]
+    assert bool(hybrid_note) == (strategy.startswith("_HYBRID"))
+
+
+def test_fsdp1_cpu_offload(tmp_path: Path) -> None:
+    code = FSDP1_OPTIONS.replace("{strategy}", "FULL_SHARD").replace("{mesh}", "None").replace("{offload}", "True")
+    fa, plans = analyse(tmp_path, code)
+    plan = plans["model"]
+    assert plan is not None and (plan.offload_params, plan.offload_optimizer) == ("cpu", "cpu")
+    assert plan.label == "fsdp1 full-shard + cpu offload"
+
+
+def test_fsdp1_policy_that_cannot_be_decided(tmp_path: Path) -> None:
+    """A policy from a package vramlint cannot read, a lambda it cannot evaluate: the units are
+    unknown (a note says why), the rest of the plan stands, nothing crashes."""
+    for policy in ("functools.partial(transformer_auto_wrap_policy, transformer_layer_cls={unknown_lib.Block})",
+                   "CustomPolicy(lambda m: unknown_lib.should_wrap(m))",
+                   "functools.partial(size_based_auto_wrap_policy, min_num_params=unknown_lib.N)"):
+        code = "import unknown_lib\n" + FSDP1_NET.replace("{policy}", policy).replace("{mixed}", "None")
+        fa, plans = analyse(tmp_path, code)
+        plan = plans["model"]
+        assert plan is not None and plan.strategy == "fsdp1" and plan.units == (), policy
+        assert any("auto_wrap_policy not decided" in n and "FSDP units are not known" in n for n in plan.notes), plan.notes
+        assert fa.models[-1].params.total is not None

@@ -549,8 +549,15 @@ def _policy_object_units(ev: Evaluator, root: Instance, policy: Instance) -> lis
     return None
 
 
-BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "LazyBatchNorm1d", "LazyBatchNorm2d",
-               "LazyBatchNorm3d")
+def _ignored_by_precision(ev: Evaluator, args: dict[str, Any]) -> Any:
+    """MixedPrecision._module_classes_to_ignore (default (_BatchNorm,)): torch wraps each module of
+    these classes alone, in full precision, when auto-wrapping with mixed precision; None without
+    mixed precision."""
+    mp = args.get("mixed_precision")
+    if mp is None:
+        return None
+    given = mp.attrs.get("_module_classes_to_ignore") if isinstance(mp, Instance) else None
+    return given if given is not None else (_torch_layer_classes(ev.loader)["_BatchNorm"],)
 
 
 def _fsdp1_units(ev: Evaluator, root: Instance, args: dict[str, Any]) -> dict[str, Any]:
@@ -565,8 +572,8 @@ def _fsdp1_units(ev: Evaluator, root: Instance, args: dict[str, Any]) -> dict[st
         found = _policy_object_units(ev, root, policy) if isinstance(policy, Instance) else None
         if found is not None:
             out = found
-            if args.get("mixed_precision") is not None:
-                norms = {_torch_layer_classes(ev.loader)[n] for n in BATCH_NORMS}
+            norms = _ignored_by_precision(ev, args)
+            if norms is not None:
                 out = [p for p, m in _post_order(root) if p and (p in out or _is_instance(ev, m, norms))]
         else:
             _recursive_wrap(ev, root, "", _with_batch_norms(ev, policy, args), out, only_children=True)
@@ -578,9 +585,9 @@ def _fsdp1_units(ev: Evaluator, root: Instance, args: dict[str, Any]) -> dict[st
 def _with_batch_norms(ev: Evaluator, policy: Any, args: dict[str, Any]) -> Any:
     """_auto_wrap's `_or_policy` of the policy and `_wrap_module_cls_individually` for BatchNorm
     when mixed precision is given."""
-    if args.get("mixed_precision") is None:
+    norms = _ignored_by_precision(ev, args)
+    if norms is None:
         return policy
-    norms = {_torch_layer_classes(ev.loader)[n] for n in BATCH_NORMS}
 
     def either(ev2: Evaluator, a: Args, k: Kwargs) -> Any:
         if k.get("recurse"):
