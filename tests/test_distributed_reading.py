@@ -60,6 +60,15 @@ def analyse(tmp_path: Path, code: str, name: str = "train.py",
     return fa, plans
 
 
+def import_file(path: Path, name: str) -> Any:
+    """The file run by Python with real torch (the truth side)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def line_of(code: str, needle: str, nth: int = 1) -> int:
     hits = [i for i, line in enumerate(textwrap.dedent(code).splitlines(), 1) if needle in line]
     return hits[nth - 1]
@@ -421,10 +430,7 @@ def torch_units(path: Path, name: str) -> tuple[str, ...]:
     import torch.nn as nn
     from torch.distributed.fsdp._wrap_utils import _auto_wrap
 
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = import_file(path, name)
     root = mod.Net()
     paths = {id(m): p for p, m in root.named_modules()}
     order: list[str] = []
@@ -456,10 +462,7 @@ def test_fsdp1_units_are_torchs(tmp_path: Path, policy: str, mixed: str) -> None
 
 
 def _real_net(tmp_path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location("fsdp1_net_count", tmp_path / "fsdp1_net.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = import_file(tmp_path / "fsdp1_net.py", "fsdp1_net_count")
     return mod.Net()
 
 
@@ -512,3 +515,203 @@ def test_fsdp1_policy_that_cannot_be_decided(tmp_path: Path) -> None:
         assert plan is not None and plan.strategy == "fsdp1" and plan.units == (), policy
         assert any("auto_wrap_policy not decided" in n and "FSDP units are not known" in n for n in plan.notes), plan.notes
         assert fa.models[-1].params.total is not None
+
+
+# ---------------------------------------------------------------------- tensor parallelism
+LLAMA = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import Replicate, Shard
+from torch.distributed.tensor.parallel import (
+    ColwiseParallel,
+    PrepareModuleInput,
+    RowwiseParallel,
+    SequenceParallel,
+    parallelize_module,
+)
+
+
+class Attention(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.wq = nn.Linear(d, d, bias=False)
+        self.wk = nn.Linear(d, d, bias=False)
+        self.wv = nn.Linear(d, d, bias=False)
+        self.wo = nn.Linear(d, d, bias=False)
+
+    def forward(self, x):
+        return self.wo(self.wq(x) + self.wk(x) + self.wv(x))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.w1 = nn.Linear(d, 4 * d, bias=False)
+        self.w2 = nn.Linear(4 * d, d, bias=False)
+        self.w3 = nn.Linear(d, 4 * d, bias=False)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(d)
+        self.attention = Attention(d)
+        self.ffn_norm = nn.LayerNorm(d)
+        self.feed_forward = FeedForward(d)
+
+    def forward(self, x):
+        x = x + self.attention(self.attention_norm(x))
+        return x + self.feed_forward(self.ffn_norm(x))
+
+
+class Llama(nn.Module):
+    def __init__(self, d=64, n=2):
+        super().__init__()
+        self.tok_embeddings = nn.Embedding(100, d)
+        self.layers = nn.ModuleList([Block(d) for _ in range(n)])
+        self.norm = nn.LayerNorm(d)
+        self.output = nn.Linear(d, 100, bias=False)
+
+    def forward(self, tokens):
+        x = self.tok_embeddings(tokens)
+        for layer in self.layers:
+            x = layer(x)
+        return self.output(self.norm(x))
+
+
+PLAN = {
+    "tok_embeddings": RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1)),
+    "norm": SequenceParallel(),
+    "output": ColwiseParallel(input_layouts=Shard(1), output_layouts=Replicate()),
+    "layers.*.attention_norm": SequenceParallel(),
+    "layers.*.attention": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
+    "layers.*.attention.w[qkv]": ColwiseParallel(),
+    "layers.*.attention.wo": RowwiseParallel(output_layouts=Shard(1)),
+    "layers.*.feed_forward.w1": ColwiseParallel(),
+    "layers.*.feed_forward.w2": RowwiseParallel(output_layouts=Shard(1)),
+    "layers.*.feed_forward.w3": ColwiseParallel(),
+    "layers.*.no_such": ColwiseParallel(),
+}
+'''
+
+
+def torch_tp_plan(tmp_path: Path, name: str, plan: str, target: str, extra: str = "") -> list[tuple[str, str]]:
+    """The (module path, style) pairs real torch's parallelize_module applies (its plan expansion,
+    torch/distributed/tensor/parallel/api.py), with each style's `_apply` recording instead of
+    sharding: no process group needed."""
+    from torch.distributed.tensor.parallel import api, style
+
+    path = tmp_path / f"{name}_torch.py"
+    path.write_text(LLAMA + extra)
+    mod = import_file(path, name)
+    model = mod.Llama()
+    paths = {id(m): p for p, m in model.named_modules()}
+    seen: list[tuple[str, str]] = []
+    names = {"ColwiseParallel": "colwise", "RowwiseParallel": "rowwise", "SequenceParallel": "sequence",
+             "PrepareModuleInput": "prepare-input"}
+    originals = {}
+    for cls_name in names:
+        cls = getattr(style, cls_name)
+        originals[cls_name] = cls._apply
+
+        def record(self: Any, module: Any, mesh: Any, _n: str = cls_name) -> Any:
+            seen.append((paths[id(module)], names[_n]))
+            return module
+
+        cls._apply = record
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if target == "model":
+                api.parallelize_module(model, object(), getattr(mod, plan))
+            else:
+                for block in model.layers:
+                    api.parallelize_module(block, object(), getattr(mod, plan))
+    finally:
+        for cls_name, fn in originals.items():
+            getattr(style, cls_name)._apply = fn
+    return seen
+
+
+def test_parallelize_module_expands_the_plan_as_torch(tmp_path: Path) -> None:
+    code = LLAMA + '''
+mesh = init_device_mesh("cuda", (4,))
+model = Llama()
+model = parallelize_module(model, mesh, PLAN)
+logits = model(torch.randint(0, 100, (2, 16)))
+'''
+    fa, plans = analyse(tmp_path, code, name="llama_tp.py")
+    plan = plans["model"]
+    assert plan is not None and (plan.strategy, plan.label) == ("tp", "tp")
+    assert (plan.tp_size, plan.world_size, plan.data_parallel) == (4, 4, 1)
+    assert sorted(plan.tp_plan) == sorted(torch_tp_plan(tmp_path, "llama_tp", "PLAN", "model"))
+    assert ("layers.1.attention.wk", "colwise") in plan.tp_plan
+    assert plan.notes == ("parallelize_module(...): plan key 'layers.*.no_such': no submodule matches 'no_such'",)
+    assert sources(plan)["tensor-parallel plan"][1] == f"code: parallelize_module(...) at line {line_of(code, 'model = parallelize_module')}"
+    assert fa.models[-1].params.total == sum(p.numel() for p in _real_llama(tmp_path).parameters())
+
+
+def _real_llama(tmp_path: Path) -> Any:
+    path = tmp_path / "llama_count.py"
+    path.write_text(LLAMA)
+    mod = import_file(path, "llama_count")
+    return mod.Llama()
+
+
+def test_fsdp2_with_tensor_parallel_on_a_2d_mesh(tmp_path: Path) -> None:
+    """torchtitan's layout: TP inside each block over mesh["tp"], FSDP2 over mesh["dp"]."""
+    block_plan = '''
+BLOCK_PLAN = {
+    "attention.wq": ColwiseParallel(),
+    "attention.wk": ColwiseParallel(),
+    "attention.wv": ColwiseParallel(),
+    "attention.wo": RowwiseParallel(),
+    "feed_forward.w1": ColwiseParallel(),
+    "feed_forward.w2": RowwiseParallel(),
+    "feed_forward.w3": ColwiseParallel(),
+}
+'''
+    code = LLAMA + block_plan + '''
+from torch.distributed.fsdp import fully_shard
+
+mesh = init_device_mesh("cuda", (2, 4), mesh_dim_names=("dp", "tp"))
+model = Llama()
+for block in model.layers:
+    parallelize_module(block, mesh["tp"], BLOCK_PLAN)
+    fully_shard(block, mesh=mesh["dp"])
+fully_shard(model, mesh=mesh["dp"])
+logits = model(torch.randint(0, 100, (2, 16)))
+'''
+    fa, plans = analyse(tmp_path, code, name="llama_2d.py")
+    plan = plans["model"]
+    assert plan is not None
+    assert (plan.strategy, plan.label) == ("fsdp2", "fsdp2 full-shard + tp")
+    assert (plan.world_size, plan.shard_size, plan.tp_size, plan.data_parallel) == (8, 2, 4, 2)
+    assert plan.units == ("layers.0", "layers.1", "")
+    truth = torch_tp_plan(tmp_path, "llama_2d", "BLOCK_PLAN", "blocks", block_plan)
+    assert sorted(plan.tp_plan) == sorted(truth)
+    assert plan.notes == ()
+
+
+def test_parallelize_module_odd_arguments(tmp_path: Path) -> None:
+    """A plan that is not a style nor a dict, a mesh from an unknown value: notes, no crash."""
+    code = LLAMA + '''
+mesh = init_device_mesh("cuda", (torch.cuda.device_count(),))
+model = Llama()
+parallelize_module(model, mesh, {"layers.*.attention.wq": ColwiseParallel(), "output": 3})
+logits = model(torch.randint(0, 100, (2, 16)))
+'''
+    fa, plans = analyse(tmp_path, code, name="llama_odd.py")
+    plan = plans["model"]
+    assert plan is not None and plan.strategy == "tp"
+    assert plan.tp_plan == (("layers.0.attention.wq", "colwise"), ("layers.1.attention.wq", "colwise"))
+    assert plan.tp_size == 0 and plan.world_size == 0
+    assert any("plan key 'output': 3 is not a ParallelStyle" in n for n in plan.notes), plan.notes
+    assert any("device mesh's shape is not known" in n for n in plan.notes)

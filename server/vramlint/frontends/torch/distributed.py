@@ -639,34 +639,38 @@ def style_of(v: Any) -> str | None:
                  and c.module_name.startswith("torch.distributed.tensor.parallel")), None)
 
 
-def expand_plan(ev: Evaluator, module: Instance, plan: Any, prefix: str = "") -> tuple[list[tuple[str, str]], list[str]]:
+def expand_plan(ev: Evaluator, module: Instance, plan: Any, prefix: str = "",
+                key: str | None = None) -> tuple[list[tuple[str, str]], list[str]]:
     """parallelize_module's plan as torch applies it (api.py): a style applies to the module; a
     dict's keys are matched, one dotted token at a time, with fnmatch against the children's
-    names ("layers.*.attention.wq"). (path, style) pairs, and the keys that matched nothing."""
+    names ("layers.*.attention.wq"). (path, style) pairs, and what could not be applied (torch
+    warns and skips a key that matches nothing); `key`: the plan's own key being followed."""
     style = style_of(plan)
     if style is not None:
         return [(prefix, style)], []
     if not isinstance(plan, dict):
-        return [], [f"parallelize_plan {plan!r} is not a ParallelStyle or a dict of them"]
+        shown = f"plan key {key!r}: " if key is not None else ""
+        return [], [f"{shown}{plan!r} is not a ParallelStyle or a dict of them"]
     out: list[tuple[str, str]] = []
     missed: list[str] = []
-    for key, value in plan.items():
-        if key == "":
-            got, miss = expand_plan(ev, module, value, prefix)
+    for k, value in plan.items():
+        if not isinstance(k, str):
+            missed.append(f"plan key {k!r} is not a string")
+            continue
+        shown = key if key is not None else k
+        if k == "":
+            got, miss = expand_plan(ev, module, value, prefix, shown)
             out, missed = out + got, missed + miss
             continue
-        if not isinstance(key, str):
-            missed.append(f"plan key {key!r}")
-            continue
-        token, _, rest = key.partition(".")
+        token, _, rest = k.partition(".")
         children = [(n, c) for n, c in _children(module) if fnmatch.fnmatchcase(n, token)]
         if not children:
-            missed.append(f"plan key {key!r}: no submodule matches {token!r}")
+            missed.append(f"plan key {shown!r}: no submodule matches {token!r}")
         for name, child in children:
             path = f"{prefix}.{name}" if prefix else name
-            got, miss = expand_plan(ev, child, {rest: value} if rest else value, path)
+            got, miss = expand_plan(ev, child, {rest: value} if rest else value, path, shown)
             out, missed = out + got, missed + miss
-    return out, missed
+    return out, list(dict.fromkeys(missed))
 
 
 def _parallelize_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
