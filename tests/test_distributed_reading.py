@@ -715,3 +715,85 @@ logits = model(torch.randint(0, 100, (2, 16)))
     assert plan.tp_size == 0 and plan.world_size == 0
     assert any("plan key 'output': 3 is not a ParallelStyle" in n for n in plan.notes), plan.notes
     assert any("device mesh's shape is not known" in n for n in plan.notes)
+
+
+# ---------------------------------------------------------------------- Lightning
+LIT = NET + '''
+import torch.nn.functional as F
+import lightning as L
+from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
+
+
+class Lit(L.LightningModule):
+    def __init__(self, d=64):
+        super().__init__()
+        self.emb = nn.Linear(32, d)
+        self.blocks = nn.ModuleList([Block(d) for _ in range(2)])
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x):
+        x = self.emb(x)
+        for b in self.blocks:
+            x = b(x)
+        return self.head(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters())
+
+
+def main():
+    model = Lit()
+    loader = [(torch.randn(8, 32), torch.randint(0, 10, (8,)))]
+    trainer = L.Trainer({trainer})
+    trainer.fit(model, loader)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.mark.parametrize(("trainer", "expected"), [
+    ('strategy="ddp", devices=4, num_nodes=2', ("ddp", 8, 2, 1, ())),
+    ('strategy="ddp_find_unused_parameters_true", devices=2', ("ddp", 2, 1, 1, ())),
+    ("devices=4", ("ddp", 4, 1, 1, ())),  # strategy "auto" over several devices is DDP
+    ('strategy=DDPStrategy(static_graph=True, bucket_cap_mb=100), devices=[0, 1]', ("ddp", 2, 1, 1, ())),
+    ('strategy="fsdp", devices=8', ("fsdp1 full-shard", 8, 1, 8, ("",))),
+    ('strategy=FSDPStrategy(sharding_strategy="HYBRID_SHARD", auto_wrap_policy={Block}), devices=4, num_nodes=2',
+     ("fsdp1 hybrid-shard", 8, 2, 4, ("blocks.0", "blocks.1", ""))),
+    ('strategy="fsdp_cpu_offload", devices=2, precision="bf16-mixed"', ("fsdp1 full-shard + cpu offload", 2, 1, 2, ("",))),
+])
+def test_lightning_trainer_strategy(tmp_path: Path, trainer: str, expected: tuple[Any, ...]) -> None:
+    code = LIT.replace("{trainer}", trainer)
+    fa, plans = analyse(tmp_path, code)
+    plan = plans["main.model"]
+    assert plan is not None
+    label, world, nodes, shard, units = expected
+    assert (plan.label, plan.world_size, plan.nodes, plan.shard_size, plan.units) == (label, world, nodes, shard, units)
+    at = f"code: L.Trainer(...) at line {line_of(code, 'L.Trainer(')}"
+    assert sources(plan)["strategy"] == (label, at)
+    assert sources(plan)["world size"][1].startswith(at)
+    assert plan.notes == ()
+    if "find_unused" in trainer:
+        assert plan.find_unused_parameters
+    if "DDPStrategy" in trainer:
+        assert plan.static_graph and plan.bucket_cap_mb == 100.0
+    if "bf16-mixed" in trainer:  # FSDPPrecision: parameters in float32, gradients reduced in bfloat16
+        assert (plan.param_dtype, plan.reduce_dtype) == (None, "bfloat16")
+
+
+@pytest.mark.parametrize("trainer", ["devices=1", 'strategy="auto"', 'accelerator="cpu"', 'strategy="deepspeed_stage_3"'])
+def test_lightning_one_device_or_not_ours_no_plan(tmp_path: Path, trainer: str) -> None:
+    fa, plans = analyse(tmp_path, LIT.replace("{trainer}", trainer))
+    assert plans["main.model"] is None
+
+
+def test_lightning_devices_not_in_code(tmp_path: Path) -> None:
+    fa, plans = analyse(tmp_path, LIT.replace("{trainer}", 'strategy="ddp", devices="auto"'))
+    plan = plans["main.model"]
+    assert plan is not None and plan.strategy == "ddp" and plan.world_size == 0
+    assert plan.notes == ("the Trainer's devices are not in the code: world size from the setup",)

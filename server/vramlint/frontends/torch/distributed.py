@@ -345,6 +345,12 @@ def _forward_getattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return ev.protocol.getattr(inner, a[1])
 
 
+def fsdp1_units(ev: Evaluator, root: Instance, args: dict[str, Any]) -> dict[str, Any]:
+    """The `units` (and `why`) of a Mark of FSDP1 on `root` with these arguments (auto_wrap_policy,
+    mixed_precision): for launchers that wrap the model themselves (Lightning's FSDPStrategy)."""
+    return _fsdp1_units(ev, root, args)
+
+
 def _wrapper_init(kind: str, signature: str, child: str) -> Callable[[Evaluator, Args, Kwargs], Any]:
     def init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         inst = a[0]
@@ -563,12 +569,16 @@ def _ignored_by_precision(ev: Evaluator, args: dict[str, Any]) -> Any:
 def _fsdp1_units(ev: Evaluator, root: Instance, args: dict[str, Any]) -> dict[str, Any]:
     """The units FullyShardedDataParallel(root, auto_wrap_policy=...) makes: the policy's modules
     in torch's order, then the root. With `mixed_precision`, torch also wraps each BatchNorm
-    alone (MixedPrecision._module_classes_to_ignore). {"units": None, "why": ...} when undecided."""
+    alone (MixedPrecision._module_classes_to_ignore). {"units": None, "why": ...} when undecided.
+    A set of classes (Lightning's FSDPStrategy(auto_wrap_policy={Block})) is a ModuleWrapPolicy."""
     policy = args.get("auto_wrap_policy")
     if policy is None:
         return {"units": ("",)}
     out: list[str] = []
     try:
+        if isinstance(policy, (set, frozenset)):
+            policy = _policy_class(ev.loader, "ModuleWrapPolicy", "module_classes")
+            policy = ev.protocol.instantiate(policy, (args["auto_wrap_policy"],), {})
         found = _policy_object_units(ev, root, policy) if isinstance(policy, Instance) else None
         if found is not None:
             out = found
@@ -781,5 +791,6 @@ def distributed_module(loader: Loader, dotted: str, unknown_attr: Callable[[str]
     return ModuleValue(dotted, ns, getattr_hook=unknown_attr)
 
 
-__all__ = ["DISTRIBUTED_MODULES", "Mark", "MeshState", "add_mark", "distributed_module", "enum_name", "held_model",
+__all__ = ["DISTRIBUTED_MODULES", "Mark", "MeshState", "add_mark", "distributed_module", "enum_name", "fsdp1_units",
+           "held_model",
            "marks_of", "mesh_state", "style_of", "wrapped"]

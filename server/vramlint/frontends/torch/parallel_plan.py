@@ -74,7 +74,12 @@ def parallel_plan(request: PlanRequest) -> ParallelPlan | None:
     found = sorted(((p, m) for p, mod in _modules(model) for m in marks_of(ev, mod)), key=lambda pm: pm[1].order)
     if not found:
         return None
-    r = Reading(request.source.path)
+    return plan_from_marks(request.source.path, found)
+
+
+def plan_from_marks(path: str, found: list[tuple[str, Mark]]) -> ParallelPlan:
+    """The plan of marks (module path, mark) in the order made; `path` the analysed file."""
+    r = Reading(path)
     by_kind: dict[str, list[tuple[str, Mark]]] = {}
     for path, mark in found:
         by_kind.setdefault(mark.kind, []).append((path, mark))
