@@ -797,3 +797,61 @@ def test_lightning_devices_not_in_code(tmp_path: Path) -> None:
     plan = plans["main.model"]
     assert plan is not None and plan.strategy == "ddp" and plan.world_size == 0
     assert plan.notes == ("the Trainer's devices are not in the code: world size from the setup",)
+
+
+# ---------------------------------------------------------------------- odd arguments
+ODD = NET + '''
+import unknown_lib
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.distributed.fsdp import FullyShardedDataParallel as FSDP, fully_shard
+from torch.distributed.device_mesh import init_device_mesh
+
+lost_ddp = DDP(unknown_lib.Net())
+lost_fsdp = FSDP(unknown_lib.Net())
+lost_shard = fully_shard(unknown_lib.Net())
+ddp = DDP(Net(), bucket_cap_mb=unknown_lib.CAP, static_graph=unknown_lib.flag)
+fsdp = FSDP(Net(), sharding_strategy=unknown_lib.S, cpu_offload=unknown_lib.c, mixed_precision="bf16")
+mesh = init_device_mesh("cuda", unknown_lib.shape, mesh_dim_names=unknown_lib.names)
+sharded = Net()
+fully_shard(sharded, mesh=mesh["dp"], reshard_after_forward=unknown_lib.r, offload_policy=unknown_lib.o)
+for m in (ddp, fsdp, sharded):
+    y = m(torch.randn(2, 32))
+'''
+
+
+def test_odd_arguments_give_notes_never_a_failure(tmp_path: Path) -> None:
+    """Unknown arguments (a package vramlint cannot read) leave the fields they decide at torch's
+    defaults, each with a note naming why; a wrapper of an unknown model is no model, as the
+    unknown model itself is not; every statement runs."""
+    fa, plans = analyse(tmp_path, textwrap.dedent(NET) + textwrap.dedent(ODD[len(NET):]))
+    assert not [w for w in fa.warnings if "statement not" in w.reason], fa.warnings
+    assert [m.name for m in fa.models if m.kind == "instance"] == ["ddp", "fsdp", "sharded"]
+    assert all(m.params.total == NET_PARAMS and m.memory is not None for m in fa.models if m.kind == "instance")
+    ddp, fsdp, sharded = plans["ddp"], plans["fsdp"], plans["sharded"]
+    assert ddp is not None and (ddp.bucket_cap_mb, ddp.static_graph) == (25.0, False)
+    assert [n.split(" is not known")[0] for n in ddp.notes] == ["bucket_cap_mb in DDP(...)", "static_graph in DDP(...)"]
+    assert all("unknown_lib" in n for n in ddp.notes)
+    assert fsdp is not None and (fsdp.label, fsdp.units) == ("fsdp1 full-shard", ("",))
+    assert [n.split(" is not known")[0] for n in fsdp.notes] == [
+        "sharding_strategy in FSDP(...)", "mixed_precision in FSDP(...)", "cpu_offload in FSDP(...)"]
+    assert sharded is not None and (sharded.world_size, sharded.units, sharded.reshard_after_forward) == (0, ("",), True)
+    assert len(sharded.notes) == 3 and any("device mesh's shape is not known" in n for n in sharded.notes)
+
+
+def test_fsdp1_wrapped_by_hand_inside_the_model(tmp_path: Path) -> None:
+    """Blocks wrapped in FSDP by hand as the model is built, then the model: the units are the
+    blocks at their own paths (not `_fsdp_wrapped_module`), then the root; the count is the model's."""
+    code = NET + '''
+from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+model = Net()
+for i, block in enumerate(model.layers):
+    model.layers[i] = FSDP(block)
+model = FSDP(model, use_orig_params=True)
+out = model(torch.randn(4, 32))
+'''
+    fa, plans = analyse(tmp_path, code)
+    result = next(m for m in fa.models if m.name == "model")
+    assert result.params.total == NET_PARAMS and result.memory is not None
+    plan = plans["model"]
+    assert plan is not None and plan.units == ("layers.0", "layers.1", "layers.2", "")

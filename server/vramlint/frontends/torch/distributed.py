@@ -188,6 +188,7 @@ class MeshState:
     names: tuple[str, ...] | None
     root: tuple[Any, ...]
     ref: SourceRef | None
+    names_unknown: Unknown | None = None  # mesh_dim_names given but not known
 
 
 def mesh_state(v: Any) -> MeshState | None:
@@ -206,8 +207,9 @@ def _product(shape: tuple[Any, ...]) -> Any:
 def _new_mesh(ev: Evaluator, shape: tuple[Any, ...], names: Any, root: tuple[Any, ...] | None = None,
               ref: SourceRef | None = None) -> Instance:
     inst = Instance(_mesh_class(ev.loader))
+    unknown = names if isinstance(names, Unknown) else None
     names = tuple(names) if isinstance(names, (tuple, list)) and all(isinstance(n, str) for n in names) else None
-    inst.state = MeshState(shape, names, shape if root is None else root, ref or ev.current_ref)
+    inst.state = MeshState(shape, names, shape if root is None else root, ref or ev.current_ref, unknown)
     inst.attrs.update(device_type="cuda", mesh_dim_names=names, ndim=len(shape), shape=shape)
     return inst
 
@@ -251,6 +253,11 @@ def _mesh_getitem(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     st = mesh_state(a[0])
     key = a[1] if len(a) > 1 else None
     keys = key if isinstance(key, tuple) else (key,)
+    if st is not None and (st.names_unknown is not None or isinstance(key, Unknown)):
+        unknown = st.names_unknown if st.names_unknown is not None else key
+        why = unknown.reason if isinstance(unknown, Unknown) else "unknown"
+        return _new_mesh(ev, tuple(Unknown(f"mesh[{k!r}]: {why}", ev.current_ref) for k in keys), None,
+                         st.root, st.ref)
     if st is None or st.names is None or not all(isinstance(n, str) and n in st.names for n in keys):
         raise ev.raise_error("KeyError", f"DeviceMesh has no dimension {key!r} (mesh_dim_names {st.names if st else None})")
     return _new_mesh(ev, tuple(st.shape[st.names.index(n)] for n in keys), keys, st.root, st.ref)
@@ -325,8 +332,14 @@ def wrapped(v: Any) -> Instance | None:
 
 
 def held_model(value: Any) -> Any:
-    """Frontend.held_model: a DDP / FSDP1 wrapper's model (the estimate is of it, with the plan)."""
-    return wrapped(value)
+    """Frontend.held_model: a DDP / FSDP1 wrapper's model (the estimate is of it, with the plan);
+    an Unknown where the wrapped model is one (`DDP(unknown_lib.Net())` is no model of the file,
+    as `unknown_lib.Net()` is not)."""
+    inner = wrapped(value)
+    if inner is not None or not (isinstance(value, Instance) and is_module(value)):
+        return inner
+    child = next((value.attrs.get(WRAPPED[c.name]) for c in value.cls.mro if c.name in WRAPPED), None)
+    return child if isinstance(child, Unknown) else None
 
 
 def _wrapper_call(ev: Evaluator, a: Args, k: Kwargs) -> Any:
@@ -357,9 +370,11 @@ def _wrapper_init(kind: str, signature: str, child: str) -> Callable[[Evaluator,
         shown = "DistributedDataParallel()" if kind == "ddp" else "FullyShardedDataParallel()"
         args = _bind(ev, signature, a[1:], k, shown)
         module = args.pop("module")
+        ev.protocol.setattr(inst, child, module)  # an Unknown is kept as the child's value, and recorded
+        if isinstance(module, Unknown):
+            return None
         if not is_module(module):
             raise ev.raise_error("TypeError", f"{shown}: module must be an nn.Module, not {type(module).__name__}")
-        ev.protocol.setattr(inst, child, module)
         extra: dict[str, Any] = {"mesh": args.get("device_mesh")}
         if kind == "fsdp1":
             extra.update(_fsdp1_units(ev, module, args))
@@ -415,6 +430,10 @@ def _fully_shard(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     args = _bind(ev, FULLY_SHARD_SIGNATURE, a, k, "fully_shard()")
     target = args.pop("module")
     modules = list(target) if isinstance(target, (list, tuple)) else [target]
+    unknown = next((m for m in modules if isinstance(m, Unknown)), None)
+    if unknown is not None:  # what it shards is not known: so is what it returns
+        ev.record(unknown)
+        return target if isinstance(target, Unknown) else unknown
     if not modules or not all(is_module(m) for m in modules):
         raise ev.raise_error("ValueError", "fully_shard: expects an nn.Module or a list of them")
     for m in modules:
@@ -660,7 +679,8 @@ def expand_plan(ev: Evaluator, module: Instance, plan: Any, prefix: str = "",
         return [(prefix, style)], []
     if not isinstance(plan, dict):
         shown = f"plan key {key!r}: " if key is not None else ""
-        return [], [f"{shown}{plan!r} is not a ParallelStyle or a dict of them"]
+        what = f"unknown ({plan.reason})" if isinstance(plan, Unknown) else repr(plan)[:80]
+        return [], [f"{shown}{what} is not a ParallelStyle or a dict of them"]
     out: list[tuple[str, str]] = []
     missed: list[str] = []
     for k, value in plan.items():
@@ -687,6 +707,8 @@ def _parallelize_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     args = _bind(ev, "module, device_mesh=None, parallelize_plan=None, *, src_data_rank=0", a, k,
                  "parallelize_module()")
     module = args["module"]
+    if isinstance(module, Unknown):
+        return module
     if not is_module(module):
         raise ev.raise_error("TypeError", "parallelize_module: module must be an nn.Module")
     if args["parallelize_plan"] is None:
