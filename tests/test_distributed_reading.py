@@ -15,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -49,7 +50,7 @@ def analyse(tmp_path: Path, code: str, name: str = "train.py",
         name, value, loader, trace = args[0], args[3], args[7], args[8]
         scan = scan_training_setup(trace.source, registry.training_setup_handlers())
         plans[name] = registry.parallel_plan(PlanRequest(loader.evaluator, value, name, trace.source, scan,
-                                                         str(tmp_path), lambda node: Unknown("not asked")))
+                                                         str(tmp_path), lambda node: module_value(loader, trace, node)))
         return result
 
     api.model_with_memory = estimate  # type: ignore[assignment]
@@ -67,6 +68,16 @@ def import_file(path: Path, name: str) -> Any:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def module_value(loader: Any, trace: Any, node: Any) -> Any:
+    """An expression's value at the file's module level, as the analysis gives `value_of`."""
+    from vramlint.engine.evaluator import Scope
+
+    try:
+        return loader.evaluator.eval(node, Scope(trace.mod.ns, None, trace.mod.ns, trace.source))
+    except Exception as err:  # noqa: BLE001 - whatever stops it, the value is not known
+        return Unknown(f"not evaluated: {err}")
 
 
 def line_of(code: str, needle: str, nth: int = 1) -> int:
@@ -855,3 +866,162 @@ out = model(torch.randn(4, 32))
     assert result.params.total == NET_PARAMS and result.memory is not None
     plan = plans["model"]
     assert plan is not None and plan.units == ("layers.0", "layers.1", "layers.2", "")
+
+
+# ---------------------------------------------------------------------- transformers' TrainingArguments(fsdp=...)
+HF_LIKE = '''
+import torch
+import torch.nn as nn
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.input_layernorm = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x):
+        return x + self.mlp(self.input_layernorm(x))
+
+
+class Inner(nn.Module):
+    def __init__(self, vocab, d, n):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(vocab, d)
+        self.layers = nn.ModuleList([DecoderLayer(d) for _ in range(n)])
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, ids):
+        x = self.embed_tokens(ids)
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm(x)
+
+
+class CausalLM(nn.Module):
+    """Shaped as a transformers model is, for accelerate's FSDP2 preparation."""
+
+    _no_split_modules = ["DecoderLayer", "NotInThisModel"]
+    base_model_prefix = "model"
+
+    def __init__(self, vocab=100, d=32, n=3, tie=False):
+        super().__init__()
+        self.model = Inner(vocab, d, n)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        if tie:
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+    def get_input_embeddings(self):
+        return self.model.embed_tokens
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def forward(self, ids):
+        return self.lm_head(self.model(ids))
+'''
+
+HF_SCRIPT = '''
+import torch
+from transformers import Trainer, TrainingArguments
+from hf_like import CausalLM
+
+model = CausalLM(tie={tie})
+args = TrainingArguments(output_dir="out", fsdp={fsdp}, fsdp_config={config}, bf16=True)
+trainer = Trainer(model=model, args=args)
+logits = model(torch.randint(0, 100, (2, 8)))
+'''
+
+
+def accelerate_units(tmp_path: Path, tie: bool, config: dict[str, Any]) -> tuple[str, ...]:
+    """The units accelerate 1.16's own `fsdp2_prepare_model` makes (utils/fsdp_utils.py, from its
+    wheel), run on the same model with real torch, `fully_shard` recording (and changing the
+    module's class as torch does, so accelerate skips what is already sharded)."""
+    from tests.support.libsources import ACCELERATE_VERSION, library_source
+
+    # accelerate imports safetensors (not installed here, unused by this function): stand-ins
+    # while it imports. (Only those: the torch modules its import loads stay loaded.)
+    stubs = {name: mock.MagicMock() for name in ("safetensors", "safetensors.torch") if name not in sys.modules}
+    root = str(library_source("accelerate", ACCELERATE_VERSION))
+    sys.modules.update(stubs)
+    try:
+        with mock.patch.object(sys, "path", [root, *sys.path]):
+            from accelerate.utils.fsdp_utils import fsdp2_prepare_model
+    finally:
+        for name in stubs:
+            sys.modules.pop(name, None)
+    return _run_accelerate(fsdp2_prepare_model, tmp_path, tie, config)
+
+
+def _run_accelerate(prepare: Any, tmp_path: Path, tie: bool, config: dict[str, Any]) -> tuple[str, ...]:
+    import types
+
+    import torch
+    import torch.distributed.fsdp as fsdp
+    from torch.distributed.fsdp.wrap import (
+        size_based_auto_wrap_policy,
+        transformer_auto_wrap_policy,
+    )
+
+    model = import_file(tmp_path / "hf_like.py", f"hf_like_truth_{tie}").CausalLM(tie=tie)
+    paths = {id(m): p for p, m in model.named_modules()}
+    order: list[str] = []
+
+    def record(module: Any, **kwargs: Any) -> Any:
+        for m in module if isinstance(module, list) else [module]:
+            order.append(paths[id(m)])
+            m.__class__ = type(f"FSDP{type(m).__name__}", (fsdp.FSDPModule, type(m)), {})
+        return module
+
+    size = config.get("auto_wrap_policy") == "SIZE_BASED_WRAP"
+    plugin = types.SimpleNamespace(
+        auto_wrap_policy=size_based_auto_wrap_policy if size else transformer_auto_wrap_policy,
+        transformer_cls_names_to_wrap=config.get("transformer_layer_cls_to_wrap"),
+        min_num_params=config.get("min_num_params", 0), reshard_after_forward=True, cpu_offload=None,
+        mixed_precision_policy=None, cpu_ram_efficient_loading=False, ignored_modules=None,
+        set_auto_wrap_policy=lambda m: None)
+    accelerator = types.SimpleNamespace(state=types.SimpleNamespace(fsdp_plugin=plugin), torch_device_mesh=None,
+                                        mixed_precision="no", is_main_process=True, device=torch.device("cpu"))
+    with mock.patch.object(fsdp, "fully_shard", record):
+        prepare(accelerator, model)
+    return tuple(order)
+
+
+@pytest.mark.parametrize(("tie", "fsdp", "config"), [
+    (False, '"full_shard auto_wrap"', {}),
+    (True, "True", {"fsdp_transformer_layer_cls_to_wrap": ["DecoderLayer"]}),
+    (False, '"shard_grad_op auto_wrap offload"', {"auto_wrap_policy": "SIZE_BASED_WRAP", "min_num_params": 5000}),
+])
+def test_training_arguments_fsdp_units_are_accelerates(tmp_path: Path, tie: bool, fsdp: str,
+                                                       config: dict[str, Any]) -> None:
+    (tmp_path / "hf_like.py").write_text(textwrap.dedent(HF_LIKE))
+    code = HF_SCRIPT.replace("{tie}", str(tie)).replace("{fsdp}", fsdp).replace("{config}", repr(config))
+    fa, plans = analyse(tmp_path, code)
+    plan = plans["model"]
+    assert plan is not None and plan.strategy == "fsdp2"
+    truth = accelerate_units(tmp_path, tie, {k.removeprefix("fsdp_"): v for k, v in config.items()})
+    assert plan.units == truth
+    assert (plan.param_dtype, plan.reduce_dtype) == ("bfloat16", "bfloat16")
+    at = f"code: TrainingArguments(...) at line {line_of(code, 'args = TrainingArguments')}"
+    assert sources(plan)["strategy"] == (plan.label, at)
+    if "offload" in fsdp:
+        assert plan.label == "fsdp2 shard-grad-op + cpu offload" and plan.reshard_after_forward is False
+    else:
+        assert plan.label == "fsdp2 full-shard" and plan.reshard_after_forward is True
+    assert plan.notes == ()
+
+
+def test_training_arguments_fsdp_config_file_and_odd_values(tmp_path: Path) -> None:
+    (tmp_path / "hf_like.py").write_text(textwrap.dedent(HF_LIKE))
+    code = HF_SCRIPT.replace("{tie}", "False").replace("{fsdp}", "True").replace("{config}", '"fsdp.json"')
+    fa, plans = analyse(tmp_path, code)
+    plan = plans["model"]
+    assert plan is not None and plan.units[-1] == ""
+    assert plan.notes == ("fsdp_config='fsdp.json': a JSON file is not read; transformers' defaults assumed",)
+    code = HF_SCRIPT.replace("{tie}", "False").replace("{fsdp}", "True").replace(
+        "{config}", '{"transformer_layer_cls_to_wrap": ["NoSuchLayer"]}')
+    fa, plans = analyse(tmp_path, code)
+    plan = plans["model"]
+    assert plan is not None and plan.units == ()
+    assert plan.notes == ("the FSDP units are not known: the transformer layer class NoSuchLayer is not in the "
+                          "model (accelerate raises)",)

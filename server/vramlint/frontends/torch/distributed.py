@@ -512,15 +512,22 @@ def _torch_layer_classes(loader: Loader) -> dict[str, ClassValue]:
     return torch_classes(loader).layers
 
 
-def _numel(ev: Evaluator, module: Instance) -> int:
-    """module.parameters()' elements (each tensor once, as torch's `parameters()`)."""
+def parameter_numel(module: Instance) -> int | str:
+    """module.parameters()' elements (each tensor once, as torch's `parameters()`), or why not known."""
     total = 0
     for name, t in named_tensors(module, "params"):
         n = t.numel() if isinstance(t, TensorValue) else None
         if not isinstance(n, int):
-            raise Undecidable(f"the size of parameter {name} is not known")
+            return f"the size of parameter {name} is not known"
         total += n
     return total
+
+
+def _numel(ev: Evaluator, module: Instance) -> int:
+    n = parameter_numel(module)
+    if isinstance(n, str):
+        raise Undecidable(n)
+    return n
 
 
 def _children(module: Instance) -> Iterator[tuple[str, Instance]]:
@@ -814,5 +821,5 @@ def distributed_module(loader: Loader, dotted: str, unknown_attr: Callable[[str]
 
 
 __all__ = ["DISTRIBUTED_MODULES", "Mark", "MeshState", "add_mark", "distributed_module", "enum_name", "fsdp1_units",
-           "held_model",
+           "held_model", "parameter_numel",
            "marks_of", "mesh_state", "style_of", "wrapped"]
