@@ -47,8 +47,8 @@ class Frontend:
     # decorators apply). For functions that read files or the network (transformers'
     # `from_pretrained`), classes that set up a process rather than a model (Accelerate's `Accelerator`).
     function_rules: Mapping[str, Callable[[Evaluator, Any], Any]] = field(default_factory=dict)
-    # The model an object of this framework holds (a transformers pipeline's `.model`), else None:
-    # a module-level variable holding one is a model of the file.
+    # The model an object of this framework holds (a transformers pipeline's `.model`, the module a
+    # DDP / FSDP1 wrapper wraps), else None: a variable holding one has that model as its model.
     held_model: Callable[[Any], Any] = _none
     # Whether a built model is one of this frontend's (its own semantics below apply to it).
     owns_model: Callable[[Any], bool] = _never

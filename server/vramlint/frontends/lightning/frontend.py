@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from vramlint.frontends.interface import Frontend
 from vramlint.frontends.lightning.module import model_inputs, owns_model
+from vramlint.frontends.lightning.parallel import parallel_plan
 from vramlint.frontends.lightning.stubs import lightning_module
 
 FRONTEND = Frontend(name="lightning", native_modules=(lightning_module,), owns_model=owns_model,
-                    model_inputs=model_inputs)
+                    model_inputs=model_inputs, parallel_plan=parallel_plan)

@@ -111,7 +111,8 @@ def _trainer_init(ev: Evaluator, a: Args, k: Kwargs) -> dict[str, Any]:
             "local_rank": 0, "node_rank": 0, "is_global_zero": True, "callback_metrics": {}, "logged_metrics": {},
             "current_epoch": 0, "global_step": 0,
             "max_epochs": k.get("max_epochs"), "precision": k.get("precision", "32-true"),
-            "accumulate_grad_batches": k.get("accumulate_grad_batches", 1)}
+            "accumulate_grad_batches": k.get("accumulate_grad_batches", 1),
+            "_created_at": ev.current_ref}  # where the plan's sources point (parallel.py)
 
 
 def _returns_empty_list(ev: Evaluator, obj: Instance, a: Args, k: Kwargs) -> Any:
@@ -153,6 +154,10 @@ FABRIC_METHODS: dict[str, Method] = {
 }
 
 
+def _keeps_arguments(ev: Evaluator, a: Args, k: Kwargs) -> dict[str, Any]:
+    return dict(k)
+
+
 def trainer_classes(loader: Loader) -> dict[str, ClassValue]:
     found: dict[str, ClassValue] | None = loader.frontend_state.get("lightning.trainer")
     if found is None:
@@ -160,5 +165,8 @@ def trainer_classes(loader: Loader) -> dict[str, ClassValue]:
             "Trainer": facade_class(loader, "Trainer", "lightning.pytorch.trainer.trainer", _trainer_init,
                                     TRAINER_METHODS),
             "Fabric": facade_class(loader, "Fabric", "lightning.fabric.fabric", _fabric_init, FABRIC_METHODS),
+            # Strategies whose arguments say how the model runs on several GPUs (parallel.py).
+            **{name: facade_class(loader, name, "lightning.pytorch.strategies", _keeps_arguments, {})
+               for name in ("DDPStrategy", "FSDPStrategy")},
         }
     return found

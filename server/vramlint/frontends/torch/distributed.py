@@ -188,6 +188,7 @@ class MeshState:
     names: tuple[str, ...] | None
     root: tuple[Any, ...]
     ref: SourceRef | None
+    names_unknown: Unknown | None = None  # mesh_dim_names given but not known
 
 
 def mesh_state(v: Any) -> MeshState | None:
@@ -206,8 +207,9 @@ def _product(shape: tuple[Any, ...]) -> Any:
 def _new_mesh(ev: Evaluator, shape: tuple[Any, ...], names: Any, root: tuple[Any, ...] | None = None,
               ref: SourceRef | None = None) -> Instance:
     inst = Instance(_mesh_class(ev.loader))
+    unknown = names if isinstance(names, Unknown) else None
     names = tuple(names) if isinstance(names, (tuple, list)) and all(isinstance(n, str) for n in names) else None
-    inst.state = MeshState(shape, names, shape if root is None else root, ref or ev.current_ref)
+    inst.state = MeshState(shape, names, shape if root is None else root, ref or ev.current_ref, unknown)
     inst.attrs.update(device_type="cuda", mesh_dim_names=names, ndim=len(shape), shape=shape)
     return inst
 
@@ -251,6 +253,11 @@ def _mesh_getitem(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     st = mesh_state(a[0])
     key = a[1] if len(a) > 1 else None
     keys = key if isinstance(key, tuple) else (key,)
+    if st is not None and (st.names_unknown is not None or isinstance(key, Unknown)):
+        unknown = st.names_unknown if st.names_unknown is not None else key
+        why = unknown.reason if isinstance(unknown, Unknown) else "unknown"
+        return _new_mesh(ev, tuple(Unknown(f"mesh[{k!r}]: {why}", ev.current_ref) for k in keys), None,
+                         st.root, st.ref)
     if st is None or st.names is None or not all(isinstance(n, str) and n in st.names for n in keys):
         raise ev.raise_error("KeyError", f"DeviceMesh has no dimension {key!r} (mesh_dim_names {st.names if st else None})")
     return _new_mesh(ev, tuple(st.shape[st.names.index(n)] for n in keys), keys, st.root, st.ref)
@@ -325,8 +332,14 @@ def wrapped(v: Any) -> Instance | None:
 
 
 def held_model(value: Any) -> Any:
-    """Frontend.held_model: a DDP / FSDP1 wrapper's model (the estimate is of it, with the plan)."""
-    return wrapped(value)
+    """Frontend.held_model: a DDP / FSDP1 wrapper's model (the estimate is of it, with the plan);
+    an Unknown where the wrapped model is one (`DDP(unknown_lib.Net())` is no model of the file,
+    as `unknown_lib.Net()` is not)."""
+    inner = wrapped(value)
+    if inner is not None or not (isinstance(value, Instance) and is_module(value)):
+        return inner
+    child = next((value.attrs.get(WRAPPED[c.name]) for c in value.cls.mro if c.name in WRAPPED), None)
+    return child if isinstance(child, Unknown) else None
 
 
 def _wrapper_call(ev: Evaluator, a: Args, k: Kwargs) -> Any:
@@ -345,15 +358,23 @@ def _forward_getattr(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     return ev.protocol.getattr(inner, a[1])
 
 
+def fsdp1_units(ev: Evaluator, root: Instance, args: dict[str, Any]) -> dict[str, Any]:
+    """The `units` (and `why`) of a Mark of FSDP1 on `root` with these arguments (auto_wrap_policy,
+    mixed_precision): for launchers that wrap the model themselves (Lightning's FSDPStrategy)."""
+    return _fsdp1_units(ev, root, args)
+
+
 def _wrapper_init(kind: str, signature: str, child: str) -> Callable[[Evaluator, Args, Kwargs], Any]:
     def init(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         inst = a[0]
         shown = "DistributedDataParallel()" if kind == "ddp" else "FullyShardedDataParallel()"
         args = _bind(ev, signature, a[1:], k, shown)
         module = args.pop("module")
+        ev.protocol.setattr(inst, child, module)  # an Unknown is kept as the child's value, and recorded
+        if isinstance(module, Unknown):
+            return None
         if not is_module(module):
             raise ev.raise_error("TypeError", f"{shown}: module must be an nn.Module, not {type(module).__name__}")
-        ev.protocol.setattr(inst, child, module)
         extra: dict[str, Any] = {"mesh": args.get("device_mesh")}
         if kind == "fsdp1":
             extra.update(_fsdp1_units(ev, module, args))
@@ -409,6 +430,10 @@ def _fully_shard(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     args = _bind(ev, FULLY_SHARD_SIGNATURE, a, k, "fully_shard()")
     target = args.pop("module")
     modules = list(target) if isinstance(target, (list, tuple)) else [target]
+    unknown = next((m for m in modules if isinstance(m, Unknown)), None)
+    if unknown is not None:  # what it shards is not known: so is what it returns
+        ev.record(unknown)
+        return target if isinstance(target, Unknown) else unknown
     if not modules or not all(is_module(m) for m in modules):
         raise ev.raise_error("ValueError", "fully_shard: expects an nn.Module or a list of them")
     for m in modules:
@@ -487,15 +512,22 @@ def _torch_layer_classes(loader: Loader) -> dict[str, ClassValue]:
     return torch_classes(loader).layers
 
 
-def _numel(ev: Evaluator, module: Instance) -> int:
-    """module.parameters()' elements (each tensor once, as torch's `parameters()`)."""
+def parameter_numel(module: Instance) -> int | str:
+    """module.parameters()' elements (each tensor once, as torch's `parameters()`), or why not known."""
     total = 0
     for name, t in named_tensors(module, "params"):
         n = t.numel() if isinstance(t, TensorValue) else None
         if not isinstance(n, int):
-            raise Undecidable(f"the size of parameter {name} is not known")
+            return f"the size of parameter {name} is not known"
         total += n
     return total
+
+
+def _numel(ev: Evaluator, module: Instance) -> int:
+    n = parameter_numel(module)
+    if isinstance(n, str):
+        raise Undecidable(n)
+    return n
 
 
 def _children(module: Instance) -> Iterator[tuple[str, Instance]]:
@@ -549,24 +581,35 @@ def _policy_object_units(ev: Evaluator, root: Instance, policy: Instance) -> lis
     return None
 
 
-BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "LazyBatchNorm1d", "LazyBatchNorm2d",
-               "LazyBatchNorm3d")
+def _ignored_by_precision(ev: Evaluator, args: dict[str, Any]) -> Any:
+    """MixedPrecision._module_classes_to_ignore (default (_BatchNorm,)): torch wraps each module of
+    these classes alone, in full precision, when auto-wrapping with mixed precision; None without
+    mixed precision."""
+    mp = args.get("mixed_precision")
+    if mp is None:
+        return None
+    given = mp.attrs.get("_module_classes_to_ignore") if isinstance(mp, Instance) else None
+    return given if given is not None else (_torch_layer_classes(ev.loader)["_BatchNorm"],)
 
 
 def _fsdp1_units(ev: Evaluator, root: Instance, args: dict[str, Any]) -> dict[str, Any]:
     """The units FullyShardedDataParallel(root, auto_wrap_policy=...) makes: the policy's modules
     in torch's order, then the root. With `mixed_precision`, torch also wraps each BatchNorm
-    alone (MixedPrecision._module_classes_to_ignore). {"units": None, "why": ...} when undecided."""
+    alone (MixedPrecision._module_classes_to_ignore). {"units": None, "why": ...} when undecided.
+    A set of classes (Lightning's FSDPStrategy(auto_wrap_policy={Block})) is a ModuleWrapPolicy."""
     policy = args.get("auto_wrap_policy")
     if policy is None:
         return {"units": ("",)}
     out: list[str] = []
     try:
+        if isinstance(policy, (set, frozenset)):
+            policy = _policy_class(ev.loader, "ModuleWrapPolicy", "module_classes")
+            policy = ev.protocol.instantiate(policy, (args["auto_wrap_policy"],), {})
         found = _policy_object_units(ev, root, policy) if isinstance(policy, Instance) else None
         if found is not None:
             out = found
-            if args.get("mixed_precision") is not None:
-                norms = {_torch_layer_classes(ev.loader)[n] for n in BATCH_NORMS}
+            norms = _ignored_by_precision(ev, args)
+            if norms is not None:
                 out = [p for p, m in _post_order(root) if p and (p in out or _is_instance(ev, m, norms))]
         else:
             _recursive_wrap(ev, root, "", _with_batch_norms(ev, policy, args), out, only_children=True)
@@ -578,9 +621,9 @@ def _fsdp1_units(ev: Evaluator, root: Instance, args: dict[str, Any]) -> dict[st
 def _with_batch_norms(ev: Evaluator, policy: Any, args: dict[str, Any]) -> Any:
     """_auto_wrap's `_or_policy` of the policy and `_wrap_module_cls_individually` for BatchNorm
     when mixed precision is given."""
-    if args.get("mixed_precision") is None:
+    norms = _ignored_by_precision(ev, args)
+    if norms is None:
         return policy
-    norms = {_torch_layer_classes(ev.loader)[n] for n in BATCH_NORMS}
 
     def either(ev2: Evaluator, a: Args, k: Kwargs) -> Any:
         if k.get("recurse"):
@@ -632,40 +675,47 @@ def style_of(v: Any) -> str | None:
                  and c.module_name.startswith("torch.distributed.tensor.parallel")), None)
 
 
-def expand_plan(ev: Evaluator, module: Instance, plan: Any, prefix: str = "") -> tuple[list[tuple[str, str]], list[str]]:
+def expand_plan(ev: Evaluator, module: Instance, plan: Any, prefix: str = "",
+                key: str | None = None) -> tuple[list[tuple[str, str]], list[str]]:
     """parallelize_module's plan as torch applies it (api.py): a style applies to the module; a
     dict's keys are matched, one dotted token at a time, with fnmatch against the children's
-    names ("layers.*.attention.wq"). (path, style) pairs, and the keys that matched nothing."""
+    names ("layers.*.attention.wq"). (path, style) pairs, and what could not be applied (torch
+    warns and skips a key that matches nothing); `key`: the plan's own key being followed."""
     style = style_of(plan)
     if style is not None:
         return [(prefix, style)], []
     if not isinstance(plan, dict):
-        return [], [f"parallelize_plan {plan!r} is not a ParallelStyle or a dict of them"]
+        shown = f"plan key {key!r}: " if key is not None else ""
+        what = f"unknown ({plan.reason})" if isinstance(plan, Unknown) else repr(plan)[:80]
+        return [], [f"{shown}{what} is not a ParallelStyle or a dict of them"]
     out: list[tuple[str, str]] = []
     missed: list[str] = []
-    for key, value in plan.items():
-        if key == "":
-            got, miss = expand_plan(ev, module, value, prefix)
+    for k, value in plan.items():
+        if not isinstance(k, str):
+            missed.append(f"plan key {k!r} is not a string")
+            continue
+        shown = key if key is not None else k
+        if k == "":
+            got, miss = expand_plan(ev, module, value, prefix, shown)
             out, missed = out + got, missed + miss
             continue
-        if not isinstance(key, str):
-            missed.append(f"plan key {key!r}")
-            continue
-        token, _, rest = key.partition(".")
+        token, _, rest = k.partition(".")
         children = [(n, c) for n, c in _children(module) if fnmatch.fnmatchcase(n, token)]
         if not children:
-            missed.append(f"plan key {key!r}: no submodule matches {token!r}")
+            missed.append(f"plan key {shown!r}: no submodule matches {token!r}")
         for name, child in children:
             path = f"{prefix}.{name}" if prefix else name
-            got, miss = expand_plan(ev, child, {rest: value} if rest else value, path)
+            got, miss = expand_plan(ev, child, {rest: value} if rest else value, path, shown)
             out, missed = out + got, missed + miss
-    return out, missed
+    return out, list(dict.fromkeys(missed))
 
 
 def _parallelize_module(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     args = _bind(ev, "module, device_mesh=None, parallelize_plan=None, *, src_data_rank=0", a, k,
                  "parallelize_module()")
     module = args["module"]
+    if isinstance(module, Unknown):
+        return module
     if not is_module(module):
         raise ev.raise_error("TypeError", "parallelize_module: module must be an nn.Module")
     if args["parallelize_plan"] is None:
@@ -770,5 +820,6 @@ def distributed_module(loader: Loader, dotted: str, unknown_attr: Callable[[str]
     return ModuleValue(dotted, ns, getattr_hook=unknown_attr)
 
 
-__all__ = ["DISTRIBUTED_MODULES", "Mark", "MeshState", "add_mark", "distributed_module", "enum_name", "held_model",
+__all__ = ["DISTRIBUTED_MODULES", "Mark", "MeshState", "add_mark", "distributed_module", "enum_name", "fsdp1_units",
+           "held_model", "parameter_numel",
            "marks_of", "mesh_state", "style_of", "wrapped"]

@@ -74,7 +74,12 @@ def parallel_plan(request: PlanRequest) -> ParallelPlan | None:
     found = sorted(((p, m) for p, mod in _modules(model) for m in marks_of(ev, mod)), key=lambda pm: pm[1].order)
     if not found:
         return None
-    r = Reading(request.source.path)
+    return plan_from_marks(request.source.path, found)
+
+
+def plan_from_marks(path: str, found: list[tuple[str, Mark]]) -> ParallelPlan:
+    """The plan of marks (module path, mark) in the order made; `path` the analysed file."""
+    r = Reading(path)
     by_kind: dict[str, list[tuple[str, Mark]]] = {}
     for path, mark in found:
         by_kind.setdefault(mark.kind, []).append((path, mark))
@@ -144,6 +149,12 @@ def _set_world(r: Reading, mesh: Any, world: int) -> None:
     r.sources.append(Sourced("world size", str(world), src))
 
 
+def _odd(what: str, v: Any, mark: Mark | None, assumed: str) -> str:
+    """A note for an argument that is not known (an Unknown: its reason) or not understood."""
+    why = v.reason if isinstance(v, Unknown) else f"{type(v).__name__} {v!r}"[:80]
+    return f"{what}{f' in {mark.call}' if mark is not None else ''} is not known ({why}): {assumed}"
+
+
 def _dtype(v: Any) -> str | None:
     return v.name if isinstance(v, DType) else None
 
@@ -153,14 +164,14 @@ def _precision(r: Reading, policy: Any, mark: Mark, what: str) -> None:
     if policy is None:
         return
     if not isinstance(policy, Instance):
-        r.notes.append(f"{what} is not known: parameters in their own dtype")
+        r.notes.append(_odd(what, policy, mark, "parameters in their own dtype"))
         return
     for name in ("param_dtype", "reduce_dtype"):
         dt = _dtype(policy.attrs.get(name))
         if dt is not None:
             r.set(name, dt, mark)
         elif policy.attrs.get(name) is not None:
-            r.notes.append(f"{what}'s {name} is not known")
+            r.notes.append(_odd(f"{what}'s {name}", policy.attrs.get(name), mark, "unchanged"))
 
 
 def _flag(r: Reading, mark: Mark, name: str, default: bool) -> bool:
@@ -169,7 +180,7 @@ def _flag(r: Reading, mark: Mark, name: str, default: bool) -> bool:
         if v != default:
             r.set(name, v, mark)
         return v
-    r.notes.append(f"{name}={v!r} in {mark.call} is not known: {default} assumed (torch's default)")
+    r.notes.append(_odd(name, v, mark, f"{default} assumed (torch's default)"))
     return default
 
 
@@ -182,7 +193,7 @@ def _ddp(r: Reading, mark: Mark) -> None:
     if isinstance(cap, (int, float)) and not isinstance(cap, bool) and cap > 0:
         r.set("bucket_cap_mb", float(cap), mark, f"{cap:g}")
     elif cap is not None:
-        r.notes.append(f"bucket_cap_mb={cap!r} in {mark.call} is not known: 25 MiB assumed (torch's default)")
+        r.notes.append(_odd("bucket_cap_mb", cap, mark, "25 MiB assumed (torch's default)"))
     for name in ("gradient_as_bucket_view", "find_unused_parameters", "static_graph"):
         r.fields[name] = _flag(r, mark, name, False)
     got = _mesh(r, mark.mesh, mark.call)
@@ -227,7 +238,7 @@ def _reshard(r: Reading, marks: list[tuple[str, Mark]]) -> bool | int:
         if v is None:
             v = path != ""  # torch's lazy init: the root does not reshard
         elif not isinstance(v, (bool, int)):
-            r.notes.append(f"reshard_after_forward={v!r} in {mark.call} is not known: True assumed")
+            r.notes.append(_odd("reshard_after_forward", v, mark, "True assumed"))
             v = True
         values.append((path, v, mark))
     blocks = [v for p, v, _ in values if p != ""] or [v for _, v, _ in values]
@@ -250,7 +261,7 @@ def _offload2(r: Reading, mark: Mark) -> bool:
         r.fields["offload_optimizer"] = "cpu"
         return True
     if policy is not None and not (isinstance(policy, Instance) and policy.cls.name == "OffloadPolicy"):
-        r.notes.append(f"offload_policy in {mark.call} is not known: no offload assumed")
+        r.notes.append(_odd("offload_policy", policy, mark, "no offload assumed"))
     return False
 
 
@@ -315,7 +326,7 @@ def _sharding_strategy(r: Reading, mark: Mark) -> str:
     if isinstance(v, str) and v.upper() in FSDP1_STRATEGIES:  # Lightning's FSDPStrategy takes names
         name = v.upper()
     if name not in FSDP1_STRATEGIES:
-        r.notes.append(f"sharding_strategy={v!r} in {mark.call} is not known: FULL_SHARD assumed (torch's default)")
+        r.notes.append(_odd("sharding_strategy", v, mark, "FULL_SHARD assumed (torch's default)"))
         return "FULL_SHARD"
     if v is not None:
         r.sources.append(Sourced("sharding_strategy", name, r.source(mark)))
@@ -332,7 +343,7 @@ def _offload1(r: Reading, mark: Mark) -> bool:
         r.fields["offload_optimizer"] = "cpu"
         return True
     if on not in (None, False):
-        r.notes.append(f"cpu_offload in {mark.call} is not known: no offload assumed")
+        r.notes.append(_odd("cpu_offload", v, mark, "no offload assumed"))
     return False
 
 
