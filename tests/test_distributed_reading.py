@@ -797,7 +797,7 @@ def test_lightning_trainer_strategy(tmp_path: Path, trainer: str, expected: tupl
         assert (plan.param_dtype, plan.reduce_dtype) == (None, "bfloat16")
 
 
-@pytest.mark.parametrize("trainer", ["devices=1", 'strategy="auto"', 'accelerator="cpu"', 'strategy="deepspeed_stage_3"'])
+@pytest.mark.parametrize("trainer", ["devices=1", 'strategy="auto"', 'accelerator="cpu"'])
 def test_lightning_one_device_or_not_ours_no_plan(tmp_path: Path, trainer: str) -> None:
     fa, plans = analyse(tmp_path, LIT.replace("{trainer}", trainer))
     assert plans["main.model"] is None
