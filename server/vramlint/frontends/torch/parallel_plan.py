@@ -81,8 +81,8 @@ def plan_from_marks(path: str, found: list[tuple[str, Mark]]) -> ParallelPlan:
     """The plan of marks (module path, mark) in the order made; `path` the analysed file."""
     r = Reading(path)
     by_kind: dict[str, list[tuple[str, Mark]]] = {}
-    for path, mark in found:
-        by_kind.setdefault(mark.kind, []).append((path, mark))
+    for module_path, mark in found:
+        by_kind.setdefault(mark.kind, []).append((module_path, mark))
     if "fsdp2" in by_kind:
         _fsdp2(r, by_kind["fsdp2"])
     elif "fsdp1" in by_kind:
@@ -96,8 +96,9 @@ def plan_from_marks(path: str, found: list[tuple[str, Mark]]) -> ParallelPlan:
     strategies = [k for k in ("fsdp2", "fsdp1", "ddp") if k in by_kind]
     if len(strategies) > 1:
         r.notes.append(f"the model is wrapped by {' and '.join(strategies)}: read as {strategies[0]}")
-    first = found[-1][1] if r.fields["strategy"] != "tp" else by_kind["tp"][0][1]
-    r.sources.insert(0, Sourced("strategy", r.fields["label"], r.source(first)))
+    # The call that made the strategy: the last of its kind (FSDP's root call, the DDP wrapper).
+    main = by_kind[strategies[0] if strategies else "tp"][-1][1]
+    r.sources.insert(0, Sourced("strategy", r.fields["label"], r.source(main)))
     return ParallelPlan(**r.fields, sources=tuple(r.sources), notes=tuple(r.notes))
 
 
