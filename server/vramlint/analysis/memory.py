@@ -268,6 +268,10 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     if parallel is not None:
         parallel = complete_plan(parallel, *_world(setup, loader))
         precision, plan_note = traced_precision(parallel, precision)
+        if plan_note:  # the setup shows the precision the plan computes in, and why
+            where = next((x.source for x in parallel.sources if x.what in ("param_dtype", "precision", "bf16", "fp16")),
+                         next((x.source for x in parallel.sources if x.what == "strategy"), "code"))
+            result.setup = setup = Setup({**setup.values, "precision": Sourced(precision, where)})
     training = TrainingSetup(batch, precision, setup["optimizer"], device, setup["checkpointing"],
                              conv.value if conv is not None else "heuristics", allocator, parallel)
     est, forward_unknowns, output = estimate_model(loader, value, args, kwargs, training, path)
