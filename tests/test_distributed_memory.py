@@ -4,6 +4,8 @@ shard sizes (torch.chunk on dim 0, padded), and the timeline of a sharded run.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -60,3 +62,76 @@ def test_fsdp2_shards_are_torch_chunk_padded(ranks: int) -> None:
             local = chunks[r].numel() if r < len(chunks) else 0
             assert fsdp2_local_numel(shape, ranks, r) == local
             assert local <= fsdp2_shard_numel(shape, ranks) and fsdp2_shard_numel(shape, ranks) % rest == 0
+
+
+def test_the_fsdp2_example_fits_per_gpu_and_not_on_one() -> None:
+    """examples/fsdp_gpt.py: 5.2 billion parameters, AdamW, FSDP2 over the 8 ranks of its mesh."""
+    from pathlib import Path
+
+    from vramlint.analysis.api import analyze_file
+    from vramlint.settings import Settings
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "fsdp_gpt.py"
+    (m,) = [m for m in analyze_file(str(path), Settings(memory=True)).models if m.memory is not None]
+    est = m.memory
+    assert est is not None and est.distributed is not None
+    plan = est.distributed.plan
+    assert (plan.strategy, plan.world_size, plan.shard_size, len(plan.units)) == ("fsdp2", 8, 8, 65)
+    total = m.params.total
+    assert total is not None and total > 5_000_000_000
+    # The shards: every rank 1/8 of the fp32 weights and gradients (padding is a few KiB).
+    assert est.weights == pytest.approx(4 * total / 8, rel=0.001)
+    assert est.gradients == pytest.approx(est.weights, rel=0.001)
+    assert est.optimizer_state == pytest.approx(2 * est.weights, rel=0.001)
+    assert est.fits and est.distributed.one_gpu_peak > est.device_memory
+
+
+FIRST_OP_WITHOUT_GRAD = """
+import torch
+import torch.nn as nn
+from torch.distributed.fsdp import fully_shard
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(256, 256)
+
+    def forward(self, x):
+        scale = torch.arange(256, dtype=torch.float32)  # the block's first op: no gradient flows
+        return self.fc(x) * scale
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([Block() for _ in range(4)])
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return x
+
+
+model = Net()
+for b in model.blocks:
+    fully_shard(b)
+fully_shard(model)
+optimizer = torch.optim.AdamW(model.parameters())
+loss = model(torch.randn(32, 256)).sum()
+"""
+
+
+def test_a_units_post_backward_runs_when_its_first_op_has_no_backward(tmp_path: Any) -> None:
+    """The reduce-scatter after a unit's backward is at its first op; an op that needs no
+    backward (a constant made in the forward) still has the unit's steps around it: every
+    unsharded gradient is reduce-scattered into a shard, none left whole."""
+    from vramlint.analysis.api import analyze_file
+    from vramlint.settings import Settings
+
+    path = tmp_path / "net.py"
+    path.write_text(FIRST_OP_WITHOUT_GRAD)
+    fa = analyze_file(str(path), Settings(memory=True, environment=(("WORLD_SIZE", "4"),)))
+    est = next(m.memory for m in fa.models if m.name == "model" and m.memory is not None)
+    assert est.distributed is not None and est.distributed.plan.shard_size == 4
+    assert est.gradients == est.weights

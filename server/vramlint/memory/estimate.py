@@ -305,8 +305,8 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     cpu_peak = run.peak - workspace_train
     if share is not None:
         notes.extend(share.notes)
-    distributed = _distributed(setup, share, run, one_gpu_tape, params, buffers, inputs, workspace_train, outputs,
-                               opt) if share is not None and setup.plan is not None else None
+    distributed = _distributed(setup, share, run, one_gpu_tape, param_infos, buffers, inputs, workspace_train,
+                               outputs, opt) if share is not None and param_infos is not None else None
     return MemoryEstimate(distributed=distributed,
         batch_size=setup.batch_size, precision=setup.precision, optimizer=setup.optimizer, device=device.name,
         device_memory=device.memory,
@@ -328,13 +328,14 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
 
 
 def _distributed(setup: TrainingSetup, share: RankShare, run: TrainingRun, one_gpu_tape: Tape,
-                 params: list[tuple[int, int, bool, tuple[int, ...]]], buffers: int, inputs: int, workspace: int,
+                 params: list[ParamInfo], buffers: int, inputs: int, workspace: int,
                  outputs: set[int], opt: Any) -> DistributedMemory:
     """What the plan changes: the collectives' buffers, the host's share, and the peak the whole
-    model would reach on one GPU at the same batch (for comparison)."""
+    model would reach on one GPU at the same batch and compute precision (weights and optimizer
+    state in the parameters' own dtype, as the plan keeps them), for comparison."""
     assert setup.plan is not None
-    trainable = [(n, b, shape) for n, b, t, shape in params if t]
-    one_base = (sum(rounded(p[1]) for p in params) + rounded(buffers) + inputs + workspace
+    trainable = [(p.numel, p.state_bytes, p.shape) for p in params if p.trainable]
+    one_base = (sum(rounded(p.state_bytes) for p in params) + rounded(buffers) + inputs + workspace
                 + sum(rounded(b) for b in opt.state(trainable)))
     one = simulate_training(one_gpu_tape, one_base, sum(rounded(b) for b in opt.step_temp(trainable)), outputs)
     return DistributedMemory(setup.plan, communication=run.peak_at.communication,

@@ -279,7 +279,9 @@ def _backward(tape: Tape, mem: _Memory, transient: set[int], keepers: dict[int, 
     recomputed: set[int] = set()
     region_done: set[int] = set()
     for op in reversed(tape.ops):
-        if not op.requires_grad:
+        if not op.requires_grad:  # no backward of its own; a plan's steps around it still run
+            mem.apply(mem.schedule.backward_before.get(op.index, []), "backward", op, param_grads)
+            mem.apply(mem.schedule.backward_after.get(op.index, []), "backward", op, param_grads)
             continue
         if op.region >= 0 and op.region not in region_done:
             # Backward reaches a checkpointed region: its forward runs again, keeping what its ops need.
