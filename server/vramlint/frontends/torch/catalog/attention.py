@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vramlint.engine.values import NativeFunction, StaticMethod
+from vramlint.engine.values import NativeFunction, StaticMethod, Unknown
 from vramlint.frontends.torch import shapes
 from vramlint.frontends.torch.catalog import (
     COMPOSITE,
@@ -335,8 +335,14 @@ def _seq_len(x: Any, batch_first: bool) -> Any:
     return x.shape[0] if len(x.shape) == 2 else x.shape[1 if batch_first else 0]
 
 
+def _layers(m: Any) -> list[Any] | None:
+    """A stack's layers; None when they could not be built (an unknown `num_layers`)."""
+    stack = _child(m, "layers")
+    return list(stack.state.modules.values()) if stack is not None and stack.state is not None else None
+
+
 def _first_layer_batch_first(m: Any) -> bool:
-    layers = list(_child(m, "layers").state.modules.values())
+    layers = _layers(m) or []
     attn = _child(layers[0], "self_attn") if layers and layers[0].state is not None else None
     return attn is not None and attn.attrs.get("batch_first") is True
 
@@ -364,7 +370,10 @@ def encoder_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> A
     padding = canonical_mask(tr, b["src_key_padding_mask"], dtype, "src_key_padding_mask")
     mask = canonical_mask(tr, b["mask"], dtype, "mask")
     causal = _detect_causal(mask, b["is_causal"], _seq_len(x, _first_layer_batch_first(m)))
-    for layer in _child(m, "layers").state.modules.values():
+    layers = _layers(m)
+    if layers is None:
+        return Unknown("TransformerEncoder: its layers are unknown (num_layers was not decided)", ev.current_ref)
+    for layer in layers:
         x = ev.call(layer, (x,), {"src_mask": mask, "is_causal": causal, "src_key_padding_mask": padding})
     norm = _child(m, "norm")
     return ev.call(norm, (x,), {}) if norm is not None else x
@@ -375,7 +384,10 @@ def decoder_forward(ev: Any, m: Any, a: tuple[Any, ...], k: dict[str, Any]) -> A
     b = _bind(a, k, DEC_FORWARD)
     x = first_input(a, k, "tgt")
     causal = _detect_causal(b["tgt_mask"], b["tgt_is_causal"], _seq_len(x, _first_layer_batch_first(m)))
-    for layer in _child(m, "layers").state.modules.values():
+    layers = _layers(m)
+    if layers is None:
+        return Unknown("TransformerDecoder: its layers are unknown (num_layers was not decided)", ev.current_ref)
+    for layer in layers:
         x = ev.call(layer, (x, b["memory"]), {
             "tgt_mask": b["tgt_mask"], "memory_mask": b["memory_mask"], "tgt_key_padding_mask": b["tgt_key_padding_mask"],
             "memory_key_padding_mask": b["memory_key_padding_mask"], "tgt_is_causal": causal,
