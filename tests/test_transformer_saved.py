@@ -478,4 +478,3 @@ def test_merge_masks_shapes_are_torchs(attn_mask: str, padding: str, tmp_path: P
     fa = analyze_source(str(tmp_path / "merge.py"), text)
     (probe,) = [m for m in fa.models if m.name == "probe"]
     assert probe.params.total == sum(p.numel() for p in ns["probe"].parameters()), expected
-
