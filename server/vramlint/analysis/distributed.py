@@ -11,7 +11,7 @@ from vramlint.engine.loader import Loader
 from vramlint.engine.values import Instance
 from vramlint.frontends.interface import PlanRequest
 from vramlint.frontends.registry import parallel_plan
-from vramlint.memory.distributed import SHARD_GRADIENTS, ParallelPlan, Sourced
+from vramlint.memory.distributed import ParallelPlan, Sourced
 from vramlint.settings import Sourced as SetupSourced
 
 LOW_PRECISION = {"bfloat16": "bf16", "float16": "fp16"}
@@ -69,7 +69,3 @@ def traced_precision(plan: ParallelPlan, precision: str) -> tuple[str, str | Non
         return LOW_PRECISION[low], (f"{plan.label}: {what} {low}: the forward and backward compute in {low}; "
                                     "sharded parameters, gradients and optimizer state are kept in float32")
     return precision, None
-
-
-def is_sharded(plan: ParallelPlan) -> bool:
-    return plan.stage >= SHARD_GRADIENTS

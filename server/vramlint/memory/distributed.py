@@ -21,8 +21,6 @@ MIB = 1 << 20
 # (FSDP1 SHARD_GRAD_OP, FSDP2 reshard_after_forward=False), 3 also the parameters (FSDP FULL_SHARD).
 SHARD_NOTHING, SHARD_OPTIMIZER, SHARD_GRADIENTS, SHARD_PARAMETERS = 0, 1, 2, 3
 
-STRATEGIES = ("ddp", "fsdp2", "fsdp1", "deepspeed", "tp")
-
 
 @dataclass(frozen=True)
 class Sourced:
