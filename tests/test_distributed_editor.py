@@ -74,3 +74,10 @@ async def test_shard_with_fsdp2_quick_fix(lsp: Session) -> None:
     status = await lsp.status(uri, 2, after=start)
     (model,) = [x for x in status["models"] if x["name"] == "model"]
     assert model["fits"] is True
+    # The hover and the code lens of the changed file are per GPU, with the world size's source.
+    line = line_of(changed, "model = Net()")
+    md = await lsp.hover(uri, line, 1)
+    assert md is not None and "per GPU, 8 ranks (fsdp2 full-shard)" in md, md
+    assert "directive" in md, md
+    lens = (await lsp.lenses(uri))[line]
+    assert "per GPU, 8 ranks" in lens, lens

@@ -135,3 +135,22 @@ def test_a_units_post_backward_runs_when_its_first_op_has_no_backward(tmp_path: 
     est = next(m.memory for m in fa.models if m.name == "model" and m.memory is not None)
     assert est.distributed is not None and est.distributed.plan.shard_size == 4
     assert est.gradients == est.weights
+
+
+def test_the_fsdp2_example_in_the_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """The command line's JSON on examples/fsdp_gpt.py: the strategy, the world size and where each was read."""
+    import json
+    from pathlib import Path
+
+    from vramlint.cli.main import main as cli_main
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "fsdp_gpt.py"
+    assert cli_main(["check", str(path), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (model,) = [m for f in doc["files"] for m in f["models"] if m.get("memory")]
+    memory, setup = model["memory"], model["setup"]
+    assert (memory["world_size"], memory["strategy"]) == (8, "fsdp2 full-shard")
+    assert setup["world_size"] == {"value": 8, "source": "code: init_device_mesh(...) at line 19"}
+    plan = memory["distributed"]["plan"]
+    assert plan["units"][-1] == "" and len(plan["units"]) == 65
+    assert memory["bytes"]["communication"] >= 0 and memory["distributed"]["communication_peak"] > 0
