@@ -127,7 +127,7 @@ class DistributedMemory:
 # and reserved.py's setup keys): per unit, its gathered parameters, its all-gather buffer, its
 # reduce-scatter buffer, its sharded gradients.
 UNIT_KEYS = 1 << 36
-GATHERED, ALL_GATHER, REDUCE_SCATTER, SHARDED_GRAD, CAST_SHARD = range(5)
+GATHERED, ALL_GATHER, REDUCE_SCATTER, SHARDED_GRAD, CAST_SHARD, FLAT_GRAD = range(6)
 
 
 def unit_key(unit: int, what: int) -> int:
@@ -288,6 +288,7 @@ def fsdp_share(plan: ParallelPlan, params: list[ParamInfo], tape: Tape) -> RankS
     state: list[tuple[int, int, tuple[int, ...]]] = [(p.numel, p.nbytes, p.shape) for p in loose if p.trainable]
     grad_bytes: dict[int, int] = {}  # unit -> its sharded gradients (in the parameters' own dtype)
     reduce_bytes: dict[int, int] = {}  # unit -> rank 0's reduce-scatter output, in the reduce dtype
+    flat_grads: dict[int, tuple[int, bool]] = {}  # FSDP1: unit -> its flat gradient's bytes, whether it is padded
     for u in units:
         if not u.params:
             continue
@@ -304,6 +305,8 @@ def fsdp_share(plan: ParallelPlan, params: list[ParamInfo], tape: Tape) -> RankS
                 state.append((shard, shard * selem, (shard,)))
                 grad_bytes[u.index] = shard * selem
             reduce_bytes[u.index] = shard * _reduce_elem(plan, elem)
+            if trainable:
+                flat_grads[u.index] = (rounded(numel * elem), numel % n != 0)
             continue
         for p in u.params:
             elem = p.nbytes // max(p.numel, 1)
@@ -318,7 +321,7 @@ def fsdp_share(plan: ParallelPlan, params: list[ParamInfo], tape: Tape) -> RankS
                 grad_bytes[u.index] = grad_bytes.get(u.index, 0) + padded * selem
                 reduce_bytes[u.index] = reduce_bytes.get(u.index, 0) + padded * _reduce_elem(plan, elem)
     _spans(units, tape)
-    sched = _fsdp_schedule(plan, units, grad_bytes, reduce_bytes, tape, flat)
+    sched = _fsdp_schedule(plan, units, grad_bytes, reduce_bytes, tape, flat_grads if flat else None)
     if plan.offload_params:
         # CPUOffloadPolicy / CPUOffload(offload_params=True): the shards, their gradients and the
         # optimizer's step live on the host; each all-gather first copies the unit's shard over.
@@ -331,9 +334,10 @@ def fsdp_share(plan: ParallelPlan, params: list[ParamInfo], tape: Tape) -> RankS
                     0, Step("transient", unit_key(u.index, SHARDED_GRAD), rounded(u.shard), comm=True))
         return share
     share = RankShare(weights, state, [], sched)
-    largest = max((u.gathered for u in units), default=0)
-    share.terms.append((f"gathered parameters of one unit (the largest of {sum(1 for u in units if u.params)})",
-                        largest, "all-gather before each unit's forward and backward"))
+    if plan.stage >= SHARD_GRADIENTS:
+        share.terms.append((f"gathered parameters of one unit (the largest of {sum(1 for u in units if u.params)})",
+                            max((u.gathered for u in units), default=0),
+                            "all-gather before each unit's forward and backward"))
     if loose:
         share.notes.append(f"{len(loose)} parameter tensors belong to no FSDP unit: every rank holds them whole")
     return share
@@ -356,7 +360,7 @@ def _spans(units: list[_Unit], tape: Tape) -> None:
 
 
 def _fsdp_schedule(plan: ParallelPlan, units: list[_Unit], grad_bytes: dict[int, int], reduce_bytes: dict[int, int],
-                   tape: Tape, flat: bool) -> Schedule:
+                   tape: Tape, flat_grads: dict[int, tuple[int, bool]] | None) -> Schedule:
     """The collectives around the ops (torch/distributed/fsdp/_fully_shard/_fsdp_param_group.py):
     - forward, FSDP2: a unit's flat all-gather output is allocated, the previous unit's (kept by
       `AllGatherState` for the overlap of copy-out and the next all-gather) freed, then the
@@ -367,7 +371,12 @@ def _fsdp_schedule(plan: ParallelPlan, units: list[_Unit], grad_bytes: dict[int,
       (`reduce_scatter_states`, one kept: `reduce_scatter_max_input_buffers`), then copies the
       unsharded gradients into a new input in `reduce_dtype`, frees them and keeps the output as
       the sharded gradient; FSDP1 (`_runtime_utils._reduce_grad`) reduce-scatters the padded flat
-      gradient and drops it at once. FSDP1 gathers straight into the padded flat parameter."""
+      gradient and drops it at once. FSDP1 gathers straight into the padded flat parameter.
+    FSDP1's gradients are one flat tensor per unit (the parameters are views of the FlatParameter:
+    autograd accumulates into its gradient), there from the unit's first gradient; NO_SHARD keeps
+    it (all-reduced in place) and gathers nothing."""
+    flat = flat_grads is not None
+    flat_grads = flat_grads or {}
     sched = Schedule()
     n = max(plan.shard_size, 1)
     called = [u for u in units if u.params and u.first >= 0]
@@ -399,6 +408,13 @@ def _fsdp_schedule(plan: ParallelPlan, units: list[_Unit], grad_bytes: dict[int,
         # sets the root's post_forward_mesh_info to None; FSDP1 does not free the root's flat parameter).
         return plan.stage >= 3 and plan.reshard_after_forward is not False and u.path != ""
 
+    if flat and plan.stage == 0:  # NO_SHARD: the flat gradients, kept
+        for u in backward:
+            if u.index in flat_grads:
+                sched.backward_before.setdefault(u.last, []).append(
+                    Step("grad", unit_key(u.index, FLAT_GRAD), flat_grads[u.index][0]))
+                sched.grad_views.update(sid_of[u.index])
+        return sched
     for u in forward:
         gather(sched.forward_before, u.first, u, True)
         if reshards(u):
@@ -415,12 +431,19 @@ def _fsdp_schedule(plan: ParallelPlan, units: list[_Unit], grad_bytes: dict[int,
         if nxt is not None and reshards(nxt):  # the backward prefetches the next unit's all-gather
             gather(sched.backward_before, u.last, nxt, False)
         after = sched.backward_after.setdefault(u.first, [])
+        padded = False
+        if u.index in flat_grads:
+            size, padded = flat_grads[u.index]
+            sched.backward_before.setdefault(u.last, []).append(Step("alloc", unit_key(u.index, FLAT_GRAD), size))
+            sched.grad_views.update(sid_of[u.index])
         if u.index in grad_bytes:
             rs = unit_key(u.index, REDUCE_SCATTER)
             after += [Step("free", key) for key in kept_rs]
             kept_rs.clear()
-            after.append(Step("alloc", rs, rounded(reduce_bytes[u.index] * n), comm=True))
+            if not flat or padded:  # FSDP1 reduce-scatters its flat gradient itself, or an F.pad copy of it
+                after.append(Step("alloc", rs, rounded(reduce_bytes[u.index] * n), comm=True))
             after.append(Step("drop_grads", sids=sid_of[u.index]))
+            after.append(Step("free", unit_key(u.index, FLAT_GRAD)))
             if not plan.offload_params:  # (offloaded: the sharded gradients are copied to the host)
                 after.append(Step("grad", unit_key(u.index, SHARDED_GRAD), rounded(grad_bytes[u.index])))
             if flat:
@@ -488,10 +511,10 @@ def rank_share(plan: ParallelPlan, params: list[ParamInfo], tape: Tape) -> tuple
     activations are its shards)."""
     if plan.tp_size > 1 and plan.tp_plan:
         tape, params = tensor_parallel(tape, plan, params)
-    if plan.strategy in ("fsdp1", "fsdp2") and plan.stage >= SHARD_GRADIENTS:
+    if plan.strategy == "fsdp2" and plan.stage >= SHARD_GRADIENTS or plan.strategy == "fsdp1":
         share = fsdp_share(plan, params, tape)
-    elif plan.strategy in ("ddp", "fsdp1", "fsdp2"):  # FSDP NO_SHARD all-reduces each gradient: DDP's buckets
-        share = ddp_share(plan, params) if plan.strategy == "ddp" else _replicated(params)
+    elif plan.strategy == "ddp":
+        share = ddp_share(plan, params)
     else:
         share = _replicated(params)
     if plan.tp_size > 1 and plan.tp_plan:

@@ -111,6 +111,8 @@ class Schedule:
     backward_after: dict[int, list[Step]] = field(default_factory=dict)
     grads_in_buckets: bool = False
     communication: int = 0  # buffers of collectives in `base` (allocated before the iteration)
+    # Parameters whose gradients are views of a buffer a step allocates (FSDP1's flat gradient).
+    grad_views: set[int] = field(default_factory=set)
 
 
 def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: set[int],
@@ -342,8 +344,8 @@ def _gradients_of(op: Op, tape: Tape, mem: _Memory, grads: dict[int, int], param
         if st.kind == "param":
             if sid in param_grads:
                 temp += size[sid]  # computed, then added to the existing gradient
-            elif mem.schedule.grads_in_buckets:
-                param_grads[sid] = 0  # written into its bucket, allocated before the iteration
+            elif mem.schedule.grads_in_buckets or sid in mem.schedule.grad_views:
+                param_grads[sid] = 0  # written into its bucket (DDP's, FSDP1's flat gradient), allocated apart
             else:
                 param_grads[sid] = size[sid]
                 mem.live += size[sid]
