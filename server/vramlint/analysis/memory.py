@@ -266,7 +266,7 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     conv = _convolutions(scan)
     precision, plan_note = setup["precision"], None
     if parallel is not None:
-        parallel = complete_plan(parallel, *_world(setup, loader))
+        parallel = complete_plan(parallel, *_world(setup))
         precision, plan_note = traced_precision(parallel, precision)
         if plan_note:  # the setup shows the precision the plan computes in, and why
             where = next((x.source for x in parallel.sources if x.what in ("param_dtype", "precision", "bf16", "fp16")),
@@ -407,18 +407,13 @@ def _directive_for(loc: Any, trace: Trace) -> dict[str, Sourced] | None:
     return None
 
 
-def _world(setup: Setup, loader: Loader) -> tuple[int, str, int, str]:
-    """The world size and nodes of the launch: the setup's (flag, configuration, the code's mesh),
-    else WORLD_SIZE in the configured environment, else one GPU."""
-    values = setup.values
-    world = values.get("world_size")
-    nodes = values.get("nodes")
+def _world(setup: Setup) -> tuple[int, str, int, str]:
+    """The world size and nodes of the launch, as the setup resolved them (flag, directive,
+    configuration, the code's mesh, WORLD_SIZE in the configured environment), else one GPU."""
+    world, nodes = setup.values.get("world_size"), setup.values.get("nodes")
     n, n_src = (nodes.value, nodes.source) if nodes is not None and isinstance(nodes.value, int) else (1, "default")
     if world is not None and isinstance(world.value, int) and world.source != "default":
         return world.value, world.source, n, n_src
-    env = loader.environment.get("WORLD_SIZE", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env), "environment WORLD_SIZE", n, n_src
     return 1, "default (one GPU: set world-size, --world-size or WORLD_SIZE)", n, n_src
 
 
