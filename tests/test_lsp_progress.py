@@ -42,7 +42,7 @@ SLOW_TIMEOUT = 120.0  # seconds: the slow file's analysis on a loaded 2-core mac
 
 def _kinds(client: LanguageClient) -> dict[str, list[str]]:
     """Each progress token's values, by kind (begin, report, end)."""
-    return {str(token): [v.kind for v in values] for token, values in lsp.client.progress_reports.items()}
+    return {str(token): [v.kind for v in values] for token, values in client.progress_reports.items()}
 
 
 def _open(lsp: Session, name: str, text: str) -> str:

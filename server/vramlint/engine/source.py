@@ -180,7 +180,8 @@ class SourceModule:
         gone = {id(n) for s in previous.tree.body if id(s) not in kept for n in iter_nodes(s)}
         self.node_cache = {k: v for k, v in previous.node_cache.items()
                            if isinstance(k, cst.CSTNode) and not isinstance(k, cst.Module) and id(k) not in gone}
-        self.owners = {k: v for k, v in previous.owners.items() if k in kept}
+        with previous._lock:  # its index may be in the making on another thread (a report's positions)
+            self.owners = {k: v for k, v in previous.owners.items() if k in kept}
 
     def location_of(self, node: cst.CSTNode) -> Location:
         if self._positions is None:

@@ -67,6 +67,7 @@ class Document:
     good_text: str = ""
     prepared: Any = None  # what the server made of `result` in the worker (its diagnostics...)
     partial: bool = False  # `result` is the counts-only first pass of `result_version` (progressive results)
+    warming: bool = False  # the worker is resolving the positions features look up in `result` (see `_pass`)
     pending: asyncio.Task[Any] | None = None
     cancel: threading.Event | None = None  # set: the scheduled or running analysis is obsolete
 
@@ -94,13 +95,15 @@ class Documents:
     def __init__(self, on_result: Callable[[Document], None], log: Callable[[str], None],
                  warn: Callable[[str], None] | None = None,
                  prepare: Callable[[Document, int, str, FileAnalysis], Any] | None = None,
-                 progress: Callable[[Document], AnalysisProgress | None] | None = None) -> None:
+                 progress: Callable[[Document], AnalysisProgress | None] | None = None,
+                 warm: Callable[[Document, str, FileAnalysis], None] | None = None) -> None:
         self.docs: dict[str, Document] = {}
         self.editor = EditorSettings()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vramlint-analysis")
+        self.executor = _analysis_executor()
         self.running: Running | None = None
         self.prepare = prepare
         self.progress = progress
+        self.warm = warm
         self.progressive = True  # a document's first analysis shows its counts first (see the docstring)
         self.on_result = on_result
         self._log = log
@@ -239,7 +242,15 @@ class Documents:
         doc.result, doc.result_version, doc.prepared, doc.partial = result, version, prepared, not memory
         if not result.errors:
             doc.good, doc.good_text = result, text
+        # Diagnostics first; then, in the worker, what only the features need (their positions):
+        # features wait for it (`current`), so that nothing on the loop resolves positions.
+        doc.warming = self.warm is not None
         self.on_result(doc)
+        if self.warm is not None:
+            try:
+                await loop.run_in_executor(self.executor, self._warmed, doc, text, result)
+            finally:
+                doc.warming = False
         self._results_since_collect += 1
         if self._results_since_collect >= COLLECT_EVERY:  # edits that do not pause (see GC_THRESHOLDS)
             self._results_since_collect = 0
@@ -284,6 +295,13 @@ class Documents:
         finally:
             self.running = None
 
+    def _warmed(self, doc: Document, text: str, result: FileAnalysis) -> None:
+        assert self.warm is not None
+        try:
+            self.warm(doc, text, result)
+        except Exception as err:
+            self.log(f"resolving the positions of {doc.path} failed: {type(err).__name__}: {err}")
+
     def _prepared(self, doc: Document, version: int, text: str, result: FileAnalysis) -> Any:
         if self.prepare is None:
             return None
@@ -308,7 +326,8 @@ class Documents:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + MAX_WAIT_S
         rescheduled = False
-        while (doc.result_version != doc.version or (final and doc.partial)) and self.docs.get(uri) is doc:
+        while ((doc.result_version != doc.version or doc.warming or (final and doc.partial))
+               and self.docs.get(uri) is doc):
             if self.slow() or loop.time() > deadline:
                 break
             task = doc.pending
@@ -343,6 +362,23 @@ def editor_sources(fa: FileAnalysis, settings: Settings, keys: set[str]) -> None
             values[k] = Sourced(values[k].value, EDITOR_SOURCE)
         if relabel:
             m.setup = Setup(values)
+
+
+def _analysis_executor() -> ThreadPoolExecutor:
+    """The analysis worker: one thread, named and with the stack `api._with_big_stack` gives an
+    analysis (which then runs on it, instead of starting a thread per analysis)."""
+    old = threading.stack_size()
+    threading.stack_size(api.ANALYSIS_STACK_BYTES)
+    try:
+        executor = ThreadPoolExecutor(max_workers=1, initializer=_name_analysis_thread)
+        executor.submit(lambda: None).result()  # the thread starts now, with that stack
+    finally:
+        threading.stack_size(old)
+    return executor
+
+
+def _name_analysis_thread() -> None:
+    threading.current_thread().name = api.ANALYSIS_THREAD
 
 
 def _may_import(text: str, stem: str) -> bool:

@@ -88,7 +88,8 @@ class VramlintServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("vramlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full,
                          protocol_cls=VramlintProtocol)
-        self.docs = Documents(self._published, self._send_log, self._show_warning, self._prepare, self._progress)
+        self.docs = Documents(self._published, self._send_log, self._show_warning, self._prepare, self._progress,
+                              self._warm)
         self.show_progress = False  # the client takes `$/progress` (window.workDoneProgress)
         self.refresh_hints = False
         self.refresh_lenses = False
@@ -115,12 +116,14 @@ class VramlintServer(LanguageServer):
             pass
 
     def _prepare(self, doc: Document, version: int, text: str, fa: FileAnalysis) -> Prepared:
-        """In the analysis worker: the diagnostics and status of `fa`, and every position the
-        features look up on the loop (layer sites, models' locations), resolved now."""
-        prepared = Prepared(diagnostics.diagnostics(fa, text), status.status(doc.uri, version, fa))
+        """In the analysis worker: the diagnostics and status of `fa`."""
+        return Prepared(diagnostics.diagnostics(fa, text), status.status(doc.uri, version, fa))
+
+    def _warm(self, doc: Document, text: str, fa: FileAnalysis) -> None:
+        """In the analysis worker, once `fa`'s diagnostics are sent: every position the features
+        look up on the loop (layer sites, models' locations), resolved now."""
         self.guard("positions", lambda: (index.sites(fa), code_lens.code_lenses(fa, text, doc.uri),
                                          inlay_hints.inlay_hints(fa, text, EVERYWHERE, True, True, None, doc.uri)), None)
-        return prepared
 
     def _progress(self, doc: Document) -> progress.AnalysisProgress | None:
         if not self.show_progress:
