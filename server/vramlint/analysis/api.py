@@ -223,12 +223,16 @@ def _assigns(stmt: cst.CSTNode) -> bool:
         isinstance(small, (cst.Assign, cst.AnnAssign)) for small in stmt.body)
 
 
+ANALYSIS_THREAD = "vramlint-analysis"  # a thread of this name has the stack below (the editor's worker)
+ANALYSIS_STACK_BYTES = 512 * 1024 * 1024
+
+
 def _with_big_stack(fn: Callable[[], T]) -> T:
     """Run `fn` in a thread with a large stack: deeply nested code recurses deeply. (The
     interpreter's recursion limit is raised here, when an analysis runs, not when vramlint is imported.)"""
     if sys.getrecursionlimit() < 20_000:
         sys.setrecursionlimit(20_000)
-    if threading.current_thread().name == "vramlint-analysis":
+    if threading.current_thread().name == ANALYSIS_THREAD:
         return fn()
     out: list[T] = []
     err: list[BaseException] = []
@@ -240,9 +244,9 @@ def _with_big_stack(fn: Callable[[], T]) -> T:
             err.append(e)
 
     old = threading.stack_size()
-    threading.stack_size(512 * 1024 * 1024)
+    threading.stack_size(ANALYSIS_STACK_BYTES)
     try:
-        t = threading.Thread(target=target, name="vramlint-analysis")
+        t = threading.Thread(target=target, name=ANALYSIS_THREAD)
         t.start()
     finally:
         threading.stack_size(old)

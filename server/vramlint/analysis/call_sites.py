@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import libcst as cst
@@ -24,11 +25,10 @@ def call_sites(source: SourceModule, name: str) -> list[cst.Call]:
             called = _CALLED[source] = set(_CALLED_NAME.findall(source.text))
         if name not in called:
             return []
-        assert source.tree is not None
         calls = {}
-        for n in iter_nodes(source.tree):
-            if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
-                calls.setdefault(n.func.value, []).append(n)
+        for scan in _statement_scans(source):
+            for called_name, found in scan.calls.items():
+                calls.setdefault(called_name, []).extend(found)
         _CALLS[source] = calls
     return [c for c in calls.get(name, []) if not _uses_locals(c, source)]
 
@@ -47,7 +47,8 @@ def _uses_locals(call: cst.Call, source: SourceModule) -> bool:
 
 def _enclosing_locals(call: cst.Call, source: SourceModule) -> set[str]:
     locals_: set[str] = set()
-    parents = _parents(source)
+    scan = next(scan for scan in _statement_scans(source) if id(call) in scan.ids)
+    parents = scan.parents()
     node: cst.CSTNode | None = parents.get(call)
     while node is not None:
         locals_ |= _scope_locals(node, source)
@@ -82,22 +83,55 @@ def _scope_locals(node: cst.CSTNode, source: SourceModule) -> frozenset[str]:
     return found
 
 
-def _parents(source: SourceModule) -> dict[cst.CSTNode, cst.CSTNode]:
-    found = _PARENTS.get(source)
-    if found is None:
-        assert source.tree is not None
-        found = {}
-        stack: list[cst.CSTNode] = [source.tree]
-        while stack:
-            n = stack.pop()
-            for c in n.children:
-                found[c] = n
-                stack.append(c)
-        _PARENTS[source] = found
+@dataclass
+class _StatementScan:
+    """The calls of a name in one top-level statement, and (on demand) its nodes' parents."""
+
+    statement: cst.CSTNode
+    calls: dict[str, list[cst.Call]]
+    ids: set[int]  # of those calls
+    _parents: dict[cst.CSTNode, cst.CSTNode] | None = None
+
+    def parents(self) -> dict[cst.CSTNode, cst.CSTNode]:
+        if self._parents is None:
+            self._parents = {}
+            stack = [self.statement]
+            while stack:
+                n = stack.pop()
+                for c in n.children:
+                    self._parents[c] = n
+                    stack.append(c)
+        return self._parents
+
+
+def _statement_scans(source: SourceModule) -> list[_StatementScan]:
+    """One scan per top-level statement. An editor's next version of a file shares the unchanged
+    statements' nodes with the previous one (engine/incremental.py): their scans are reused, so
+    an edit scans only what it changed."""
+    found = _SCANS.get(source)
+    if found is not None:
+        return found
+    assert source.tree is not None
+    earlier_ref = _LATEST.get(source.path)
+    earlier = earlier_ref() if earlier_ref is not None else None
+    before = {id(scan.statement): scan for scan in _SCANS.get(earlier, [])} if earlier is not None else {}
+    found = []
+    for stmt in source.tree.body:
+        scan = before.get(id(stmt))
+        if scan is None or scan.statement is not stmt:
+            calls: dict[str, list[cst.Call]] = {}
+            for n in iter_nodes(stmt):
+                if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
+                    calls.setdefault(n.func.value, []).append(n)
+            scan = _StatementScan(stmt, calls, {id(c) for cs in calls.values() for c in cs})
+        found.append(scan)
+    _SCANS[source] = found
+    _LATEST[source.path] = weakref.ref(source)
     return found
 
 
-_PARENTS: weakref.WeakKeyDictionary[SourceModule, dict[cst.CSTNode, cst.CSTNode]] = weakref.WeakKeyDictionary()
+_SCANS: weakref.WeakKeyDictionary[SourceModule, list[_StatementScan]] = weakref.WeakKeyDictionary()
+_LATEST: dict[str, weakref.ref[SourceModule]] = {}  # the last file scanned per path
 
 
 # A name followed by `(`. Only at the start of a word: without the look-behind, each position

@@ -125,7 +125,7 @@ def undecodable_line(data: bytes) -> int:
 class SourceModule:
     """One parsed file (or an unparsable one, with its syntax error)."""
 
-    def __init__(self, path: str, text: str, name: str) -> None:
+    def __init__(self, path: str, text: str, name: str, previous: SourceModule | None = None) -> None:
         self.path = path
         self.text = text
         self.name = name
@@ -134,14 +134,25 @@ class SourceModule:
         self.syntax_error: SyntaxProblem | None = None
         self._positions: dict[cst.CSTNode, CodeRange] | None = None
         self._statements: tuple[dict[int, Location], dict[int, int]] | None = None
+        # Per top-level statement, its nodes' owners in `_statements` (id of the statement: the
+        # statement, its owner map): what the next version of the file reuses for the statements
+        # it shares with this one (engine/incremental.py).
+        self.owners: dict[int, tuple[cst.CSTNode, dict[int, int]]] = {}
         # Per-node facts computed once: decoded literals (libcst re-decodes them on every
         # access), whether a function body yields.
         self.node_cache: dict[cst.CSTNode, object] = {}
         self._lock = threading.Lock()
+        self.pieces: Any = False  # engine/incremental.Pieces of `tree`, None if unusable, False: not computed yet
         # Expressions libcst's parser would take minutes on are replaced first (see _elide_pathological).
         parsed_text, self.elided, self.literals = _elide_pathological(path, text)
         try:
-            self.tree = cst.parse_module(parsed_text)
+            reused = _reparsed(previous, parsed_text) if parsed_text is text and not self.literals else None
+            if reused is not None:
+                self.tree, self.pieces = reused
+                assert previous is not None
+                self._carry_over(previous)
+            else:
+                self.tree = cst.parse_module(parsed_text)
         except cst.ParserSyntaxError as err:
             # libcst puts tokenizer errors at 1:1 and parser errors often a line late; Python's
             # own parser says where (and what) the problem is, as the user will see it.
@@ -156,6 +167,21 @@ class SourceModule:
         except Exception as err:  # libcst may raise other errors on odd input
             loc = Location(path, 1, 0, 1, 0)
             self.syntax_error = SyntaxProblem(f"could not parse: {err}", loc)
+
+    def _carry_over(self, previous: SourceModule) -> None:
+        """What `previous` knew of the statements this version shares with it: per-node facts
+        (of the nodes themselves: decoded literals, whether a body yields) and its statements'
+        owner maps (which do not depend on lines). The replaced statements' entries are dropped,
+        so the facts do not accumulate over edits."""
+        from vramlint.engine.walk import iter_nodes
+
+        assert self.tree is not None and previous.tree is not None
+        kept = {id(s) for s in self.tree.body}
+        gone = {id(n) for s in previous.tree.body if id(s) not in kept for n in iter_nodes(s)}
+        self.node_cache = {k: v for k, v in previous.node_cache.items()
+                           if isinstance(k, cst.CSTNode) and not isinstance(k, cst.Module) and id(k) not in gone}
+        with previous._lock:  # its index may be in the making on another thread (a report's positions)
+            self.owners = {k: v for k, v in previous.owners.items() if k in kept}
 
     def location_of(self, node: cst.CSTNode) -> Location:
         if self._positions is None:
@@ -183,7 +209,7 @@ class SourceModule:
     def _statement_index(self) -> tuple[dict[int, Location], dict[int, int]]:
         with self._lock:
             if self._statements is None:
-                self._statements = _statement_locations(self.path, self.text, self.tree)
+                self._statements = _statement_locations(self.path, self.text, self.tree, self.owners)
             return self._statements
 
     def _position_map(self) -> dict[cst.CSTNode, CodeRange]:
@@ -198,6 +224,18 @@ class SourceModule:
                     except RecursionError:
                         self._positions = {}
             return self._positions
+
+
+def _reparsed(previous: SourceModule | None, text: str) -> tuple[cst.Module, Any] | None:
+    """An editor's new version of a file, parsed reusing the previous version's unchanged
+    top-level statements (engine/incremental.py): the tree and its pieces, or None."""
+    if previous is None or previous.tree is None or previous.elided or previous.literals:
+        return None
+    from vramlint.engine.incremental import pieces_of, reparse
+
+    if previous.pieces is False:  # its text cut at its statements, once (the first edit after a whole parse)
+        previous.pieces = pieces_of(previous.tree, previous.text)
+    return reparse(previous.tree, previous.pieces, text) if previous.pieces is not None else None
 
 
 # Most recently used parses. Bounded: an editor produces a new version of a file per keystroke.
@@ -220,13 +258,19 @@ def parse_source(path: str, text: str, name: str) -> SourceModule:
             _cache.move_to_end(key)
     if hit is not None and hit.name == name:
         return hit
-    mod = SourceModule(path, text, name)
+    with _cache_lock:
+        # The version to reuse statements of (engine/incremental.py): the latest that parsed.
+        latest = next((m for k, m in reversed(_cache.items()) if k[0] == path and m.tree is not None), None)
+    mod = SourceModule(path, text, name, latest)
     with _cache_lock:
         # Older versions of the same file are not asked for again (an editor sends a new text per
-        # keystroke): keep the latest two per path, so memory does not grow with edits.
+        # keystroke): keep the latest two per path (and the latest that parsed, for the next edit
+        # to reuse: incremental.py), so memory does not grow with edits.
         versions = [k for k in _cache if k[0] == path]
+        parsed = next((k for k in reversed(versions) if _cache[k].tree is not None), None)
         for k in versions[:-1]:
-            _uncache(k)
+            if k != parsed:
+                _uncache(k)
         if key in _cache:
             _uncache(key)
         _cache[key] = mod
@@ -504,11 +548,13 @@ def _pathological_regions(text: str) -> list[Region]:
     return regions
 
 
-def _statement_locations(path: str, text: str,
-                         tree: cst.Module | None) -> tuple[dict[int, Location], dict[int, int]]:
+def _statement_locations(path: str, text: str, tree: cst.Module | None,
+                         owners: dict[int, tuple[cst.CSTNode, dict[int, int]]] | None = None,
+                         ) -> tuple[dict[int, Location], dict[int, int]]:
     """Every simple statement's location (and class/function names'), matching libcst's
     statements with `ast`'s block by block; and for every node inside a simple statement, that
-    statement (`owner`)."""
+    statement (`owner`). `owners`: the owner maps per top-level statement known from the
+    previous version (reused, then updated with this version's)."""
     import ast
 
     from vramlint.engine.walk import iter_nodes
@@ -526,7 +572,8 @@ def _statement_locations(path: str, text: str,
         return byte_col if s.isascii() else len(s.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
 
     locs: dict[int, Location] = {}
-    owner: dict[int, int] = {}
+    owner: dict[int, int] = {}  # of the top-level statement being matched, then of all
+    fill = True  # whether `owner` is still to be filled for that statement
 
     def loc_of(a: ast.AST) -> Location:
         end = getattr(a, "end_lineno", None) or a.lineno  # type: ignore[attr-defined]
@@ -550,8 +597,9 @@ def _statement_locations(path: str, text: str,
                     if i >= len(nodes):
                         return False
                     locs[id(small)] = loc_of(nodes[i])
-                    for n in iter_nodes(small):
-                        owner[id(n)] = id(small)
+                    if fill:
+                        for n in iter_nodes(small):
+                            owner[id(n)] = id(small)
                     i += 1
                 continue
             if i >= len(nodes):
@@ -592,6 +640,26 @@ def _statement_locations(path: str, text: str,
             return ok and match(block(stmt.finalbody.body) if stmt.finalbody else [], a.finalbody)
         return True  # other compound statements: their inner statements are simply not indexed
 
-    if not match(list(tree.body), module.body):
+    if len(tree.body) != len(module.body) and any(isinstance(s, cst.SimpleStatementLine) and len(s.body) > 1
+                                                  for s in tree.body):
+        if not match(list(tree.body), module.body):  # `a = 1; b = 2`: one libcst statement, two of ast's
+            return {}, {}
+        return locs, owner
+    if len(tree.body) != len(module.body):
         return {}, {}
-    return locs, owner
+    known = owners if owners is not None else {}
+    found: dict[int, tuple[cst.CSTNode, dict[int, int]]] = {}
+    for stmt, a in zip(tree.body, module.body):
+        hit = known.get(id(stmt))
+        fill = hit is None or hit[0] is not stmt
+        owner = {} if fill else hit[1]  # type: ignore[index]
+        if not match([stmt], [a]):
+            return {}, {}
+        found[id(stmt)] = (stmt, owner)
+    if owners is not None:
+        owners.clear()
+        owners.update(found)
+    merged: dict[int, int] = {}
+    for _, part in found.values():
+        merged.update(part)
+    return locs, merged

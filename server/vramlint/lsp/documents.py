@@ -10,6 +10,13 @@ Features wait for the current version's result while analyses are quick; once th
 analysis (of this document or another) has run for `SLOW_S`, they answer at once from the last
 good result, on the lines whose text has not changed since (as pyright answers from its last good
 state). A document with a syntax error keeps its last good analysis the same way.
+
+Progressive results: a document's first analysis (which evaluates the libraries it imports: seconds
+for transformers) runs without the memory estimate first. Its result is the document's result
+until the estimate's replaces it: inlay hints, code lenses and hovers answer with the parameter
+counts at once (the client is asked to refresh them after each). Diagnostics and the status are
+sent for the full result only, so that a finding of the estimate (VL001) never disappears and
+comes back. An analysis running over a second shows `$/progress` (progress.py).
 """
 
 from __future__ import annotations
@@ -31,9 +38,10 @@ from pygls.uris import to_fs_path
 from vramlint.analysis import api
 from vramlint.analysis.results import FileAnalysis
 from vramlint.lsp.editor_settings import EditorSettings
+from vramlint.lsp.progress import AnalysisProgress
 from vramlint.settings import ConfigError, Settings, load_settings
 
-DEBOUNCE_S = 0.015  # an edit's analysis starts after 15 ms of quiet (a burst of changes coalesces)
+DEBOUNCE_S = 0.005  # an edit's analysis starts after 5 ms of quiet (a burst of changes coalesces)
 # The server's collector thresholds (`server.main`): young collections rarely, so that collections
 # do not stall edits. Their cost: each edited version's evaluated module (classes, functions,
 # their namespaces: cycles) is garbage only a collection of its generation frees, and those come
@@ -58,6 +66,8 @@ class Document:
     good: FileAnalysis | None = None  # the last analysis without a syntax error
     good_text: str = ""
     prepared: Any = None  # what the server made of `result` in the worker (its diagnostics...)
+    partial: bool = False  # `result` is the counts-only first pass of `result_version` (progressive results)
+    warming: bool = False  # the worker is resolving the positions features look up in `result` (see `_pass`)
     pending: asyncio.Task[Any] | None = None
     cancel: threading.Event | None = None  # set: the scheduled or running analysis is obsolete
 
@@ -84,12 +94,17 @@ class Running:
 class Documents:
     def __init__(self, on_result: Callable[[Document], None], log: Callable[[str], None],
                  warn: Callable[[str], None] | None = None,
-                 prepare: Callable[[Document, int, str, FileAnalysis], Any] | None = None) -> None:
+                 prepare: Callable[[Document, int, str, FileAnalysis], Any] | None = None,
+                 progress: Callable[[Document], AnalysisProgress | None] | None = None,
+                 warm: Callable[[Document, str, FileAnalysis], None] | None = None) -> None:
         self.docs: dict[str, Document] = {}
         self.editor = EditorSettings()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vramlint-analysis")
+        self.executor = _analysis_executor()
         self.running: Running | None = None
         self.prepare = prepare
+        self.progress = progress
+        self.warm = warm
+        self.progressive = True  # a document's first analysis shows its counts first (see the docstring)
         self.on_result = on_result
         self._log = log
         self._warn = warn or log
@@ -191,12 +206,32 @@ class Documents:
             await asyncio.sleep(delay)
         if doc.version != version or cancel.is_set():
             return
+        progress = self.progress(doc) if self.progress is not None else None
+        if progress is not None:
+            progress.start()
+        ended = "cancelled"
+        try:
+            if doc.result is None and self.progressive:
+                # The first analysis: the counts, then the estimate (see the module's docstring).
+                if not await self._pass(doc, version, cancel, memory=False):
+                    return
+                if progress is not None:
+                    progress.report("parameter counts shown; estimating memory")
+            if await self._pass(doc, version, cancel, memory=True):
+                ended = "done"
+        finally:
+            if progress is not None:
+                progress.end(ended)
+
+    async def _pass(self, doc: Document, version: int, cancel: threading.Event, memory: bool) -> bool:
+        """One analysis of `doc` (with the memory estimate or not) in the worker, its result
+        stored and sent; False if cancelled or the document moved on (the result is dropped)."""
         loop = asyncio.get_running_loop()
         overlays = {d.path: d.text for d in self.docs.values()}
         text = doc.text
-        done = await loop.run_in_executor(self.executor, self._analyze, doc, version, text, overlays, cancel)
+        done = await loop.run_in_executor(self.executor, self._analyze, doc, version, text, overlays, cancel, memory)
         if done is None or doc.version != version or self.docs.get(doc.uri) is not doc:
-            return  # cancelled, or the document moved on: this result is for an older version
+            return False  # cancelled, or the document moved on: this result is for an older version
         result, prepared = done
         if not self.frozen:
             # What the first analysis loaded (library modules) lives as long as the server: keep it
@@ -204,15 +239,24 @@ class Documents:
             gc.collect()
             gc.freeze()
             self.frozen = True
-        doc.result, doc.result_version, doc.prepared = result, version, prepared
+        doc.result, doc.result_version, doc.prepared, doc.partial = result, version, prepared, not memory
         if not result.errors:
             doc.good, doc.good_text = result, text
+        # Diagnostics first; then, in the worker, what only the features need (their positions):
+        # features wait for it (`current`), so that nothing on the loop resolves positions.
+        doc.warming = self.warm is not None
         self.on_result(doc)
+        if self.warm is not None:
+            try:
+                await loop.run_in_executor(self.executor, self._warmed, doc, text, result)
+            finally:
+                doc.warming = False
         self._results_since_collect += 1
         if self._results_since_collect >= COLLECT_EVERY:  # edits that do not pause (see GC_THRESHOLDS)
             self._results_since_collect = 0
             asyncio.get_running_loop().run_in_executor(self.executor, gc.collect)
         self._trim_later()
+        return True
 
     def _trim_later(self) -> None:
         """Once edits pause, give the memory the analyses freed back to the system."""
@@ -222,15 +266,16 @@ class Documents:
             1.0, lambda: asyncio.get_running_loop().run_in_executor(self.executor, _release_free_memory))
 
     def _analyze(self, doc: Document, version: int, text: str, overlays: dict[str, str],
-                 cancel: threading.Event) -> tuple[FileAnalysis, Any] | None:
-        """In the worker: the analysis of `text`, and what the server makes of it for the loop
-        (`prepare`); None when cancelled."""
+                 cancel: threading.Event, memory: bool = True) -> tuple[FileAnalysis, Any] | None:
+        """In the worker: the analysis of `text` (without the memory estimate: `memory` False),
+        and what the server makes of it for the loop (`prepare`); None when cancelled."""
         if cancel.is_set():
             return None
         path = doc.path
         try:
             with self.busy(doc.uri):
                 settings, editor_only = self._settings(path)
+                settings = settings if memory else replace(settings, memory=False)
                 api.set_open_files(settings, overlays, self.roots or [os.path.dirname(path)])
                 result = api.analyze_source(path, text, settings, cancel=cancel)
                 editor_sources(result, settings, editor_only)
@@ -250,6 +295,13 @@ class Documents:
         finally:
             self.running = None
 
+    def _warmed(self, doc: Document, text: str, result: FileAnalysis) -> None:
+        assert self.warm is not None
+        try:
+            self.warm(doc, text, result)
+        except Exception as err:
+            self.log(f"resolving the positions of {doc.path} failed: {type(err).__name__}: {err}")
+
     def _prepared(self, doc: Document, version: int, text: str, result: FileAnalysis) -> Any:
         if self.prepare is None:
             return None
@@ -264,16 +316,18 @@ class Documents:
         run = self.running
         return run is not None and time.monotonic() - run.started > SLOW_S
 
-    async def current(self, uri: str) -> Document | None:
-        """The document, once its current version's result is in, or at once (its last result
-        stands) when analyses are slow; see the module's docstring."""
+    async def current(self, uri: str, final: bool = False) -> Document | None:
+        """The document, once its current version's result is in (`final`: with its memory
+        estimate, not only the counts of a first analysis), or at once (its last result stands)
+        when analyses are slow; see the module's docstring."""
         doc = self.docs.get(uri)
         if doc is None:
             return None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + MAX_WAIT_S
         rescheduled = False
-        while doc.result_version != doc.version and self.docs.get(uri) is doc:
+        while ((doc.result_version != doc.version or doc.warming or (final and doc.partial))
+               and self.docs.get(uri) is doc):
             if self.slow() or loop.time() > deadline:
                 break
             task = doc.pending
@@ -308,6 +362,23 @@ def editor_sources(fa: FileAnalysis, settings: Settings, keys: set[str]) -> None
             values[k] = Sourced(values[k].value, EDITOR_SOURCE)
         if relabel:
             m.setup = Setup(values)
+
+
+def _analysis_executor() -> ThreadPoolExecutor:
+    """The analysis worker: one thread, named and with the stack `api._with_big_stack` gives an
+    analysis (which then runs on it, instead of starting a thread per analysis)."""
+    old = threading.stack_size()
+    threading.stack_size(api.ANALYSIS_STACK_BYTES)
+    try:
+        executor = ThreadPoolExecutor(max_workers=1, initializer=_name_analysis_thread)
+        executor.submit(lambda: None).result()  # the thread starts now, with that stack
+    finally:
+        threading.stack_size(old)
+    return executor
+
+
+def _name_analysis_thread() -> None:
+    threading.current_thread().name = api.ANALYSIS_THREAD
 
 
 def _may_import(text: str, stem: str) -> bool:

@@ -34,6 +34,7 @@ from vramlint.lsp import (
     hover,
     index,
     inlay_hints,
+    progress,
     status,
     transport,
 )
@@ -87,7 +88,9 @@ class VramlintServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("vramlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full,
                          protocol_cls=VramlintProtocol)
-        self.docs = Documents(self._published, self._send_log, self._show_warning, self._prepare)
+        self.docs = Documents(self._published, self._send_log, self._show_warning, self._prepare, self._progress,
+                              self._warm)
+        self.show_progress = False  # the client takes `$/progress` (window.workDoneProgress)
         self.refresh_hints = False
         self.refresh_lenses = False
 
@@ -113,20 +116,28 @@ class VramlintServer(LanguageServer):
             pass
 
     def _prepare(self, doc: Document, version: int, text: str, fa: FileAnalysis) -> Prepared:
-        """In the analysis worker: the diagnostics and status of `fa`, and every position the
-        features look up on the loop (layer sites, models' locations), resolved now."""
-        prepared = Prepared(diagnostics.diagnostics(fa, text), status.status(doc.uri, version, fa))
+        """In the analysis worker: the diagnostics and status of `fa`."""
+        return Prepared(diagnostics.diagnostics(fa, text), status.status(doc.uri, version, fa))
+
+    def _warm(self, doc: Document, text: str, fa: FileAnalysis) -> None:
+        """In the analysis worker, once `fa`'s diagnostics are sent: every position the features
+        look up on the loop (layer sites, models' locations), resolved now."""
         self.guard("positions", lambda: (index.sites(fa), code_lens.code_lenses(fa, text, doc.uri),
                                          inlay_hints.inlay_hints(fa, text, EVERYWHERE, True, True, None, doc.uri)), None)
-        return prepared
+
+    def _progress(self, doc: Document) -> progress.AnalysisProgress | None:
+        if not self.show_progress:
+            return None
+        return progress.AnalysisProgress(self.work_done_progress, doc.path, self._send_log)
 
     def _published(self, doc: Document) -> None:
         prepared = doc.prepared
         if doc.result is None or not isinstance(prepared, Prepared):
             return
-        self.guard("diagnostics", lambda: self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
-            doc.uri, prepared.diagnostics, version=doc.result_version)), None)
-        self.guard("status", lambda: self.protocol.notify(status.METHOD, prepared.status), None)
+        if not doc.partial:  # the counts of a first analysis: shown by the features only (documents.py)
+            self.guard("diagnostics", lambda: self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+                doc.uri, prepared.diagnostics, version=doc.result_version)), None)
+            self.guard("status", lambda: self.protocol.notify(status.METHOD, prepared.status), None)
         if self.refresh_hints:
             self.guard("inlay refresh", lambda: self.workspace_inlay_hint_refresh(None), None)
         if self.refresh_lenses:
@@ -160,6 +171,8 @@ def initialize(ls: VramlintServer, params: types.InitializeParams) -> None:
     ws = params.capabilities.workspace
     ls.refresh_hints = bool(ws and ws.inlay_hint and ws.inlay_hint.refresh_support)
     ls.refresh_lenses = bool(ws and ws.code_lens and ws.code_lens.refresh_support)
+    window = params.capabilities.window
+    ls.show_progress = bool(window and window.work_done_progress)
 
 
 @server.feature(types.INITIALIZED)
@@ -272,8 +285,8 @@ async def on_code_lens(ls: VramlintServer, params: types.CodeLensParams) -> list
 async def on_code_action(ls: VramlintServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     """Quick fixes, checked by analysing the fixed text: in the analysis worker, so they wait for
     a running analysis; `$/cancelRequest` answers at once and stops them."""
-    doc = await ls.docs.current(params.text_document.uri)
-    fa = doc.result if doc is not None and doc.result_version == doc.version else None
+    doc = await ls.docs.current(params.text_document.uri, final=True)
+    fa = doc.result if doc is not None and doc.result_version == doc.version and not doc.partial else None
     if doc is None or fa is None or not params.context.diagnostics:
         return []
     loop = asyncio.get_running_loop()
@@ -305,7 +318,7 @@ async def show_report(ls: VramlintServer, *args: Any) -> str:
     from vramlint.render.report import report
 
     uri, name = ([*args] + [None, None])[:2]
-    doc = await ls.docs.current(str(uri))
+    doc = await ls.docs.current(str(uri), final=True)
     fa = doc.view()[0] if doc is not None else None
     if doc is None or fa is None:
         return "the document is not open"
