@@ -130,14 +130,10 @@ def e_fstring(self: Evaluator, node: cst.FormattedString, scope: Scope) -> Any:
 def e_name(self: Evaluator, node: cst.Name, scope: Scope) -> Any:
     # Most names are the running scope's own (always searched, even a class body's): read
     # them here, without `lookup`'s call.
-    name = node.value
-    own = scope.vars
-    if name in own:
-        v = own[name]
-        if type(v) is LazyBinding:
-            v = self.force(v)
-        return v
-    return self.lookup(name, scope, node)
+    v = scope.vars.get(node.value, MISSING)
+    if v is MISSING or type(v) is LazyBinding:
+        return self.lookup(node.value, scope, node)  # (the same answer for these, by the long way)
+    return v
 
 
 def lookup(self: Evaluator, name: str, scope: Scope, node: cst.CSTNode | None = None) -> Any:
