@@ -18,6 +18,7 @@ from typing import Any
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from vramlint.engine.values import Location
 
@@ -133,7 +134,9 @@ class SourceModule:
         self.tree: cst.Module | None = None
         self.syntax_error: SyntaxProblem | None = None
         self._positions: dict[cst.CSTNode, CodeRange] | None = None
-        self._statements: tuple[dict[int, Location], dict[int, int]] | None = None
+        self._statements: _StatementIndex | None = None
+        # Positions of the nodes of one statement line, computed for that line alone (by its id).
+        self._line_positions: dict[int, dict[cst.CSTNode, CodeRange]] = {}
         # Per-node facts computed once: decoded literals (libcst re-decodes them on every
         # access), whether a function body yields.
         self.node_cache: dict[cst.CSTNode, object] = {}
@@ -162,9 +165,14 @@ class SourceModule:
             # Statements and definitions' names (what models and findings point at) come from
             # Python's own parser: libcst's PositionProvider regenerates the whole file (~0.2 s
             # for a large one).
-            fast = self._statement_index()[0].get(id(node))
+            index = self._statement_index()
+            fast = index.locations.get(id(node))
             if fast is not None:
                 return fast
+            # A node inside a statement line: libcst's positions for that line alone.
+            rng = self._line_position(index, node)
+            if rng is not None:
+                return Location(self.path, rng.start.line, rng.start.column, rng.end.line, rng.end.column)
         positions = self._position_map()
         rng = positions.get(node)
         if rng is None:
@@ -177,14 +185,29 @@ class SourceModule:
         """The location of the simple statement holding `node` (its own for a class or function
         name), from `ast`: cheap, what editor hints need (a statement's lines), None when the
         trees cannot be matched."""
-        locs, owner = self._statement_index()
-        return locs.get(owner.get(id(node), id(node)))
+        index = self._statement_index()
+        return index.locations.get(index.owner.get(id(node), id(node)))
 
-    def _statement_index(self) -> tuple[dict[int, Location], dict[int, int]]:
+    def _statement_index(self) -> _StatementIndex:
         with self._lock:
             if self._statements is None:
                 self._statements = _statement_locations(self.path, self.text, self.tree)
             return self._statements
+
+    def _line_position(self, index: _StatementIndex, node: cst.CSTNode) -> CodeRange | None:
+        """`node`'s range as libcst's PositionProvider gives it, from the code of the statement
+        line holding it only (the whole file's costs about a parse: a finding's location in a
+        library file paid for all of it); None if the node is in no indexed statement line."""
+        small = index.owner.get(id(node))
+        line = index.line_of.get(small) if small is not None else None
+        if line is None or self.tree is None:
+            return None
+        with self._lock:
+            positions = self._line_positions.get(id(line))
+            if positions is None:
+                first = index.locations[id(line.body[0])]
+                positions = self._line_positions[id(line)] = _line_positions(self.tree, line, first)
+        return positions.get(node)
 
     def _position_map(self) -> dict[cst.CSTNode, CodeRange]:
         with self._lock:
@@ -198,6 +221,27 @@ class SourceModule:
                     except RecursionError:
                         self._positions = {}
             return self._positions
+
+
+class _LinePositionProvider(PositionProvider):
+    """A PositionProvider filled by hand (`_line_positions`), never through a MetadataWrapper."""
+
+
+def _line_positions(tree: cst.Module, line: cst.SimpleStatementLine, first: Location) -> dict[cst.CSTNode, CodeRange]:
+    """The PositionProvider ranges of the nodes of `line`, by generating its code alone: its
+    code starts with its leading lines (one line each) at column 0, then its indentation, which
+    is as long as the column of its first statement (only lengths move a position)."""
+    provider = _LinePositionProvider()
+    state = PositionProvidingCodegenState(
+        default_indent=tree.default_indent, default_newline=tree.default_newline, provider=provider)
+    state.line = first.line - len(line.leading_lines)
+    state.column = 0
+    state.indent_tokens = [" " * first.column] if first.column else []
+    try:
+        line._codegen(state)
+    except RecursionError:
+        return {}
+    return dict(provider._computed)  # type: ignore[arg-type]
 
 
 # Most recently used parses. Bounded: an editor produces a new version of a file per keystroke.
@@ -504,21 +548,32 @@ def _pathological_regions(text: str) -> list[Region]:
     return regions
 
 
-def _statement_locations(path: str, text: str,
-                         tree: cst.Module | None) -> tuple[dict[int, Location], dict[int, int]]:
-    """Every simple statement's location (and class/function names'), matching libcst's
-    statements with `ast`'s block by block; and for every node inside a simple statement, that
-    statement (`owner`)."""
+@dataclass(frozen=True)
+class _StatementIndex:
+    """Every simple statement's location (and class/function names'), by node id; for every
+    node inside a simple statement, that statement's id (`owner`); for a simple statement on a
+    line of its own (not after `if x:`), that line (`line_of`)."""
+
+    locations: dict[int, Location]
+    owner: dict[int, int]
+    line_of: dict[int, cst.SimpleStatementLine]
+
+
+_NO_INDEX = _StatementIndex({}, {}, {})
+
+
+def _statement_locations(path: str, text: str, tree: cst.Module | None) -> _StatementIndex:
+    """The statements' `_StatementIndex`, matching libcst's statements with `ast`'s block by block."""
     import ast
 
     from vramlint.engine.walk import iter_nodes
 
     if tree is None:
-        return {}, {}
+        return _NO_INDEX
     try:
         module = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return {}, {}
+        return _NO_INDEX
     lines = text.splitlines()
 
     def col(line: int, byte_col: int) -> int:
@@ -527,6 +582,7 @@ def _statement_locations(path: str, text: str,
 
     locs: dict[int, Location] = {}
     owner: dict[int, int] = {}
+    line_of: dict[int, cst.SimpleStatementLine] = {}
 
     def loc_of(a: ast.AST) -> Location:
         end = getattr(a, "end_lineno", None) or a.lineno  # type: ignore[attr-defined]
@@ -550,6 +606,8 @@ def _statement_locations(path: str, text: str,
                     if i >= len(nodes):
                         return False
                     locs[id(small)] = loc_of(nodes[i])
+                    if isinstance(stmt, cst.SimpleStatementLine):
+                        line_of[id(small)] = stmt
                     for n in iter_nodes(small):
                         owner[id(n)] = id(small)
                     i += 1
@@ -593,5 +651,5 @@ def _statement_locations(path: str, text: str,
         return True  # other compound statements: their inner statements are simply not indexed
 
     if not match(list(tree.body), module.body):
-        return {}, {}
-    return locs, owner
+        return _NO_INDEX
+    return _StatementIndex(locs, owner, line_of)
