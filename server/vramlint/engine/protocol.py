@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import copy
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import libcst as cst
@@ -74,8 +73,6 @@ _NATIVE_METHODS[EvalDefaultDict] = _NATIVE_METHODS[dict]
 class Protocol:
     def __init__(self, loader: Any) -> None:
         self.loader = loader
-        # Per class (weakly: a language server re-evaluates edited files, whose old classes must go).
-        self._hook_cache: weakref.WeakKeyDictionary[ClassValue, dict[str, Any]] = weakref.WeakKeyDictionary()
 
     @property
     def ev(self) -> Evaluator:
@@ -85,10 +82,11 @@ class Protocol:
         return Unknown(reason, self.ev.current_ref)
 
     def hook(self, cls: ClassValue, name: str) -> Any:
-        """The first native hook `name` along the MRO of `cls` (cached)."""
-        per = self._hook_cache.get(cls)
+        """The first native hook `name` along the MRO of `cls` (cached on the class, which it
+        depends on only: a weak dictionary made a weak reference per look-up)."""
+        per = cls.hooks
         if per is None:
-            per = self._hook_cache[cls] = {}
+            per = cls.hooks = {}
         elif name in per:
             return per[name]
         found = None
