@@ -97,6 +97,7 @@ class Evaluator:
         # Python's object model (protocol.py), made by the loader before its evaluator: an
         # attribute, not a property, as every attribute access and call goes through it.
         self.protocol: Any = loader.protocol
+        self.protocol.ev = self
         self.builtins: dict[str, Any] = loader.builtins
         self.budget = Budget(2_000_000)
         # The whole analysis's budget (time, steps, cancellation), set by analysis/api.py.

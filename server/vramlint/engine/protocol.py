@@ -71,12 +71,11 @@ _NATIVE_METHODS[EvalDefaultDict] = _NATIVE_METHODS[dict]
 
 
 class Protocol:
+    # The loader's evaluator, which sets it when it is made (after this object: Evaluator.__init__).
+    ev: Evaluator
+
     def __init__(self, loader: Any) -> None:
         self.loader = loader
-
-    @property
-    def ev(self) -> Evaluator:
-        return self.loader.evaluator  # type: ignore[no-any-return]
 
     def unknown(self, reason: str) -> Unknown:
         return Unknown(reason, self.ev.current_ref)
