@@ -4,7 +4,7 @@
 
 Each measurement runs in a fresh process so no cache is warm: "parse" parses every file once;
 "analysis" runs `vramlint.analyze_file` on every file (which parses them, evaluates what they
-import and builds every model they define). Prints both times and their ratio (target <= 2x).
+import and builds every model they define). Prints both times and their ratio (issue 18's target: <= 4x).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
     print(f"libcst.parse_module alone : {p:6.2f} s (median of {args.repeat})")
     print(f"vramlint analysis (all)   : {a:6.2f} s  ({int(full[0]['models'])} models, "
           f"{int(full[0]['exact'])} with exact counts)")
-    print(f"ratio analysis / parse    : {a / p:6.2f}x  (target <= 2x)")
+    print(f"ratio analysis / parse    : {a / p:6.2f}x  (target <= 4x)")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from vramlint.engine.values import (
     LazyBinding,
     NativeFunction,
     Partial,
+    SourceRef,
     StaticMethod,
     SubclassedDict,
     SuperValue,
@@ -88,7 +89,7 @@ def e_call(self: Evaluator, node: cst.Call, scope: Scope) -> Any:
         return {k: v for k, v in scope.vars.items() if type(v) is not LazyBinding}
     args, kwargs = self.eval_args(node.args, scope)
     prev = self.current_ref
-    self.current_ref = self.ref(scope, node)
+    self.current_ref = SourceRef(scope.module, node)
     try:
         return self.call(func, args, kwargs)
     finally:
@@ -129,12 +130,12 @@ def call(self: Evaluator, func: Any, args: tuple[Any, ...], kwargs: dict[str, An
         if isinstance(func, BoundMethod):
             return self.call(func.func, (func.self_value, *args), kwargs)
         if isinstance(func, NativeFunction):
-            star = next((x for x in args if isinstance(x, _StarUnknown)), None)
-            if star is not None:
-                # `f(*unknown)`: a native cannot bind positions it does not know (nn.Sequential(*blocks)
-                # with `blocks` unknown): its result, and what it would have built, are unknown.
-                self.record(star.unknown)
-                return star.unknown
+            for x in args:  # (a loop, not a generator: this runs on every native call)
+                if type(x) is _StarUnknown:
+                    # `f(*unknown)`: a native cannot bind positions it does not know (nn.Sequential(*blocks)
+                    # with `blocks` unknown): its result, and what it would have built, are unknown.
+                    self.record(x.unknown)
+                    return x.unknown
             if self.tape is not None and func.name.startswith(self.taped_prefixes):
                 seen = args if func.receiver is None else (func.receiver, *args)
                 return self.tape.call(self, func.name, seen, kwargs, lambda: func.impl(self, args, kwargs))

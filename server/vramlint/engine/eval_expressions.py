@@ -17,7 +17,7 @@ from vramlint.engine.eval_base import (
     first_unknown_of,
 )
 from vramlint.engine.signals import BudgetExceeded, Undecided
-from vramlint.engine.values import MISSING, LazyBinding, Unknown, Value
+from vramlint.engine.values import MISSING, LazyBinding, SourceRef, Unknown, Value
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -128,7 +128,12 @@ def e_fstring(self: Evaluator, node: cst.FormattedString, scope: Scope) -> Any:
 
 
 def e_name(self: Evaluator, node: cst.Name, scope: Scope) -> Any:
-    return self.lookup(node.value, scope, node)
+    # Most names are the running scope's own (always searched, even a class body's): read
+    # them here, without `lookup`'s call.
+    v = scope.vars.get(node.value, MISSING)
+    if v is MISSING or type(v) is LazyBinding:
+        return self.lookup(node.value, scope, node)  # (the same answer for these, by the long way)
+    return v
 
 
 def lookup(self: Evaluator, name: str, scope: Scope, node: cst.CSTNode | None = None) -> Any:
@@ -171,9 +176,10 @@ def attr_name(self: Evaluator, node: cst.Attribute, scope: Scope) -> str:
 def e_attribute(self: Evaluator, node: cst.Attribute, scope: Scope) -> Any:
     obj = self.eval(node.value, scope)
     prev = self.current_ref
-    self.current_ref = self.ref(scope, node)
+    self.current_ref = SourceRef(scope.module, node)
+    name = node.attr.value
     try:
-        return self.protocol.getattr(obj, self.attr_name(node, scope))
+        return self.protocol.getattr(obj, name if name[:2] != "__" else self.attr_name(node, scope))
     finally:
         self.current_ref = prev
 

@@ -94,6 +94,10 @@ class Evaluator:
 
     def __init__(self, loader: Loader) -> None:
         self.loader = loader
+        # Python's object model (protocol.py), made by the loader before its evaluator: an
+        # attribute, not a property, as every attribute access and call goes through it.
+        self.protocol: Any = loader.protocol
+        self.protocol.ev = self
         self.builtins: dict[str, Any] = loader.builtins
         self.budget = Budget(2_000_000)
         # The whole analysis's budget (time, steps, cancellation), set by analysis/api.py.
@@ -322,10 +326,6 @@ class Evaluator:
             cst.Yield: self.e_yield,
             cst.Await: lambda n, s: self.eval(n.expression, s),
         }
-
-    @property
-    def protocol(self) -> Any:
-        return self.loader.protocol
 
     # ------------------------------------------------------------------ methods defined by concern
     # eval_statements.py

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import copy
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import libcst as cst
@@ -72,23 +71,21 @@ _NATIVE_METHODS[EvalDefaultDict] = _NATIVE_METHODS[dict]
 
 
 class Protocol:
+    # The loader's evaluator, which sets it when it is made (after this object: Evaluator.__init__).
+    ev: Evaluator
+
     def __init__(self, loader: Any) -> None:
         self.loader = loader
-        # Per class (weakly: a language server re-evaluates edited files, whose old classes must go).
-        self._hook_cache: weakref.WeakKeyDictionary[ClassValue, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-    @property
-    def ev(self) -> Evaluator:
-        return self.loader.evaluator  # type: ignore[no-any-return]
 
     def unknown(self, reason: str) -> Unknown:
         return Unknown(reason, self.ev.current_ref)
 
     def hook(self, cls: ClassValue, name: str) -> Any:
-        """The first native hook `name` along the MRO of `cls` (cached)."""
-        per = self._hook_cache.get(cls)
+        """The first native hook `name` along the MRO of `cls` (cached on the class, which it
+        depends on only: a weak dictionary made a weak reference per look-up)."""
+        per = cls.hooks
         if per is None:
-            per = self._hook_cache[cls] = {}
+            per = cls.hooks = {}
         elif name in per:
             return per[name]
         found = None

@@ -244,7 +244,7 @@ class ClassValue(Value):
     """A class of analysed source, or a native one (torch.nn layers, builtin exceptions)."""
 
     __slots__ = ("name", "qualname", "module_name", "bases", "ns", "mro", "ref", "flags", "native", "subclasses",
-                 "__weakref__")
+                 "hooks", "__weakref__")
     type_name = "type"
 
     def __init__(
@@ -270,6 +270,8 @@ class ClassValue(Value):
         # Direct subclasses, in the order they were made (`cls.__subclasses__()`), held weakly as
         # CPython does: a class of an edited file that was re-analysed goes away.
         self.subclasses: list[weakref.ref[ClassValue]] = []
+        # The native hooks found along the MRO, by name (protocol.Protocol.hook's cache).
+        self.hooks: dict[str, Any] | None = None
         for base in bases:
             if len(base.subclasses) >= 256 and len(base.subclasses) % 256 == 0:  # `object` in a long session
                 base.subclasses[:] = [r for r in base.subclasses if r() is not None]

@@ -28,8 +28,21 @@ def _fields(t: type) -> tuple[str, ...]:
     return f
 
 
+# What a field's value is, by its type: 1 a node, 2 a list or tuple (of nodes, maybe), 0 neither.
+# (`isinstance(v, cst.CSTNode)` goes through ABCMeta's check on every value: CSTNode is an ABC.)
+_KINDS: dict[type, int] = {}
+
+
+def _kind(t: type) -> int:
+    k = _KINDS.get(t)
+    if k is None:
+        k = _KINDS[t] = 1 if issubclass(t, cst.CSTNode) else 2 if issubclass(t, (list, tuple)) else 0
+    return k
+
+
 def iter_nodes(root: cst.CSTNode, descend: Callable[[cst.CSTNode], bool] | None = None) -> Iterator[cst.CSTNode]:
     """Every node under `root` (pre-order). `descend(node)` False skips a node's children."""
+    kinds = _KINDS
     stack: list[cst.CSTNode] = [root]
     while stack:
         node = stack.pop()
@@ -39,8 +52,11 @@ def iter_nodes(root: cst.CSTNode, descend: Callable[[cst.CSTNode], bool] | None 
         children: list[cst.CSTNode] = []
         for name in _fields(type(node)):
             v = getattr(node, name)
-            if isinstance(v, cst.CSTNode):
+            k = kinds.get(type(v)) or _kind(type(v))
+            if k == 1:
                 children.append(v)
-            elif isinstance(v, (list, tuple)):
-                children.extend(x for x in v if isinstance(x, cst.CSTNode))
+            elif k == 2:
+                for x in v:
+                    if (kinds.get(type(x)) or _kind(type(x))) == 1:
+                        children.append(x)
         stack.extend(reversed(children))
