@@ -10,9 +10,12 @@ Like Python's import system, but:
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from vramlint.engine.evaluator import Evaluator, module_bound_names
@@ -245,13 +248,25 @@ class Loader:
         if text is None:
             self.module_problems[mod.name] = [Unknown(problem or "unreadable", None)]
             return problem or "unreadable"
-        source = self.evaluator.analysis.parse(path, text, mod.name)
-        try:
-            self.run_source(mod, source)
-        except AnalysisStopped:
-            self.forget_partial(mod)
-            raise
+        with self._library_load(path):
+            source = self.evaluator.analysis.parse(path, text, mod.name)
+            try:
+                self.run_source(mod, source)
+            except AnalysisStopped:
+                self.forget_partial(mod)
+                raise
         return None
+
+    def _library_load(self, path: str) -> Any:
+        """Loading a library module (not one of the analysed file's folder, which an edit or
+        the next file replaces) makes what lives as long as the process: its parse tree
+        (~10 nodes a line) and evaluated namespace. The cyclic collector would scan that heap
+        again and again while it grows (a cold transformers model file spent a third of its
+        time in full collections that freed almost nothing), so it pauses for the load and the
+        result is frozen out of later scans (`gc.freeze`). Workspace modules are loaded as usual."""
+        if self._current_root is not None and _is_under(path, self._current_root):
+            return _no_pause()
+        return _collector_paused()
 
     def forget_partial(self, mod: ModuleValue) -> None:
         """Drop a module whose evaluation the analysis's budget or a cancellation interrupted:
@@ -474,6 +489,39 @@ class Loader:
             if isinstance(mod, Unknown):
                 del self.modules[name]
         self._dir_cache.clear()
+
+
+# Library loads under way, in all threads: the collector runs again when the last one ends.
+_paused = 0
+_paused_lock = threading.Lock()
+_collector_was_enabled = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    global _paused, _collector_was_enabled
+    with _paused_lock:
+        if _paused == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    finished = False
+    try:
+        yield
+        finished = True
+    finally:
+        with _paused_lock:
+            _paused -= 1
+            if _paused == 0:
+                if finished:  # an interrupted load is dropped (forget_partial): left to the collector
+                    gc.freeze()
+                if _collector_was_enabled:
+                    gc.enable()
+
+
+@contextmanager
+def _no_pause() -> Iterator[None]:
+    yield
 
 
 def _is_under(path: Any, folder: str) -> bool:

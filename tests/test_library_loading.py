@@ -1,0 +1,89 @@
+"""How library modules are loaded for speed (issue 18), with results unchanged.
+
+The cyclic collector pauses while a library module is parsed and evaluated, and what the load
+made (parse trees, namespaces: they live as long as the process) is frozen out of later
+collections; the analysed file's own folder is loaded as usual, since an edit or the next
+file replaces its modules."""
+
+from __future__ import annotations
+
+import gc
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import vramlint
+from vramlint.engine.source import SourceModule
+
+LIB = """\
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.fc = nn.Linear(n, n)
+"""
+LOCAL = """\
+import torch.nn as nn
+
+WIDTH = 3
+"""
+MAIN = """\
+from libpkg import Net
+from local_helpers import WIDTH
+
+model = Net(WIDTH)
+"""
+
+
+@pytest.fixture
+def collector() -> Iterator[None]:
+    """The collector on, nothing frozen, before; as it was, afterwards."""
+    enabled = gc.isenabled()
+    gc.enable()
+    gc.unfreeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if not enabled:
+            gc.disable()
+
+
+def write(root: Path, name: str, text: str) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def tracked_sources(folder: Path) -> set[str]:
+    """Parsed files under `folder` that the collector still scans (frozen ones are not listed)."""
+    return {o.path for o in gc.get_objects() if type(o) is SourceModule and o.path.startswith(str(folder))}
+
+
+def test_a_library_load_is_frozen_and_the_collector_runs_again(tmp_path: Path, collector: None) -> None:
+    proj, lib = tmp_path / "proj", tmp_path / "lib"
+    main = write(proj, "main.py", MAIN)
+    write(proj, "local_helpers.py", LOCAL)
+    write(lib, "libpkg/__init__.py", LIB)
+    result = vramlint.analyze_file(str(main), vramlint.Settings(extra_paths=(str(lib),)))
+    (model,) = result.models
+    assert model.params.total == 3 * 3 + 3
+    assert gc.isenabled()
+    assert tracked_sources(lib) == set(), "the library's parse tree is frozen"
+    assert str(proj / "local_helpers.py") in tracked_sources(proj), "the workspace module is not"
+
+
+def test_an_interrupted_library_load_leaves_the_collector_running(tmp_path: Path, collector: None) -> None:
+    proj, lib = tmp_path / "proj", tmp_path / "lib"
+    main = write(proj, "main.py", "import spinning\n\nx = spinning.x\n")
+    write(lib, "spinning.py", "while True:\n    pass\n")
+    settings = vramlint.Settings(extra_paths=(str(lib),), step_budget=20_000)
+    result = vramlint.analyze_file(str(main), settings)
+    assert any("step budget" in w.reason for w in result.warnings)
+    assert gc.isenabled()
+    assert str(lib / "spinning.py") in tracked_sources(lib), "a dropped load is left to the collector"
