@@ -87,3 +87,36 @@ def test_an_interrupted_library_load_leaves_the_collector_running(tmp_path: Path
     assert any("step budget" in w.reason for w in result.warnings)
     assert gc.isenabled()
     assert str(lib / "spinning.py") in tracked_sources(lib), "a dropped load is left to the collector"
+
+
+SETTINGS_LIB = """\
+import json
+import os
+
+import torch.nn as nn
+
+# transformers' is_sagemaker_mp_enabled(): a JSON read from an unset variable
+OPTIONS = json.loads(os.getenv("FRAMEWORK_PARAMS", "{}"))
+
+
+class Net(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.fc = nn.Linear(n, n)
+"""
+
+
+def test_an_empty_json_read_by_a_library_does_not_locate_its_file(tmp_path: Path) -> None:
+    """Where a parsed string came from is its label (`a string parsed at lib.py:7`), asked only
+    for data that has values to tag: locating it computes the positions of the whole file,
+    which for transformers' import_utils.py cost a tenth of a cold model file's analysis."""
+    from vramlint.engine.source import parse_source
+
+    proj, lib = tmp_path / "proj", tmp_path / "lib"
+    main = write(proj, "main.py", "from settingslib import Net, OPTIONS\n\nmodel = Net(3 + len(OPTIONS))\n")
+    lib_file = write(lib, "settingslib.py", SETTINGS_LIB)
+    result = vramlint.analyze_file(str(main), vramlint.Settings(extra_paths=(str(lib),)))
+    (model,) = result.models
+    assert model.params.total == 3 * 3 + 3
+    parsed = parse_source(str(lib_file), lib_file.read_text(), "settingslib")
+    assert parsed._positions is None, "nothing asked where the library's empty JSON was parsed"
