@@ -120,3 +120,52 @@ def test_an_empty_json_read_by_a_library_does_not_locate_its_file(tmp_path: Path
     assert model.params.total == 3 * 3 + 3
     parsed = parse_source(str(lib_file), lib_file.read_text(), "settingslib")
     assert parsed._positions is None, "nothing asked where the library's empty JSON was parsed"
+
+
+# transformers' layout: the decorator is defined in utils/auto_docstring.py and re-exported by utils.
+FAKE_TRANSFORMERS = {
+    "transformers/__init__.py": "",
+    "transformers/utils/__init__.py": "from .auto_docstring import auto_docstring\n",
+    "transformers/utils/auto_docstring.py": """\
+        EVALUATED = []
+
+
+        def auto_docstring(obj=None, *, custom_intro=None, checkpoint=None):
+            EVALUATED.append(obj)
+            return obj if obj is not None else (lambda o: o)
+        """,
+    "transformers/models/tiny.py": """\
+        import torch.nn as nn
+
+        from ..utils import auto_docstring
+
+
+        @auto_docstring
+        class Tiny(nn.Module):
+            @auto_docstring(custom_intro="A forward.")
+            def forward(self, x):
+                return self.fc(x)
+
+            def __init__(self, n):
+                super().__init__()
+                self.fc = nn.Linear(n, n)
+        """,
+}
+
+
+def test_auto_docstring_is_the_identity_without_reading_its_module(tmp_path: Path) -> None:
+    from vramlint.analysis.api import get_loader, search_paths
+
+    proj, lib = tmp_path / "proj", tmp_path / "lib"
+    for name, text in FAKE_TRANSFORMERS.items():
+        write(lib, name, text)
+    main = write(proj, "main.py", "import torch\nfrom transformers.models.tiny import Tiny\n\n"
+                                  "model = Tiny(4)\nout = model(torch.randn(2, 4))\n")
+    settings = vramlint.Settings(extra_paths=(str(lib),), memory=True)
+    result = vramlint.analyze_file(str(main), settings)
+    (model,) = result.models
+    assert model.params.total == 4 * 4 + 4
+    assert model.output_shape == (2, 4), "the decorated forward is the class's own"
+    loader = get_loader(search_paths(settings), settings.environment, settings.torch_version)
+    assert "transformers.utils" in loader.modules
+    assert "transformers.utils.auto_docstring" not in loader.modules

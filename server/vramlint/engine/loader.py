@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from vramlint.engine.evaluator import Evaluator, module_bound_names
@@ -50,6 +51,7 @@ MODULE_STATEMENT_STEPS = 300_000
 # as much as a factory's construction gets (analysis.running.MODEL_STEPS).
 MAIN_STATEMENT_STEPS = 3_000_000
 MAX_FILE_BYTES = 1024 * 1024  # the default of `max-file-size` (Settings sets it per analysis)
+MAX_REEXPORTS = 8  # links of a re-export chain Loader.import_origin follows
 
 
 class Loader:
@@ -331,6 +333,36 @@ class Loader:
             if isinstance(sub, ModuleValue):
                 return sub
         return self.module_attr(mod, attr, MISSING, ref)
+
+    def pending_import(self, v: Any) -> tuple[str, str] | None:
+        """(module, attr) of `from module import attr` if `v` is its lazy binding, unresolved."""
+        if type(v) is not LazyBinding or v.done or v.in_progress:
+            return None
+        resolve = v.resolve
+        if isinstance(resolve, partial) and resolve.func == self.import_from:
+            return resolve.args[0], resolve.args[1]
+        return None
+
+    def import_origin(self, full: str, attr: str) -> str:
+        """`module.attr` where `from full import attr` finds its value, following re-exports
+        (`transformers.utils` re-exports `transformers.utils.auto_docstring.auto_docstring`)
+        through packages, whose pending `__init__` runs as import_from would run it, but without
+        evaluating the module that defines the value: what a rule by qualified name needs to
+        know before evaluating (Evaluator.apply_decorator)."""
+        for _ in range(MAX_REEXPORTS):
+            mod = self.modules.get(full)
+            if mod is None and self.find_module_file(full)[1]:
+                mod = self.import_module(full, None)  # a package: its __init__ waits
+            if not isinstance(mod, ModuleValue) or _REPLACED in mod.ns:
+                break
+            pending = mod.ns.get("__vramlint_pending_init__")
+            if attr not in mod.ns and pending is not None and self._init_may_bind(pending, mod.name, attr):
+                self._run_init(mod, mod.ns.pop("__vramlint_pending_init__"))
+            target = self.pending_import(mod.ns.get(attr))
+            if target is None:
+                break
+            full, attr = target
+        return f"{full}.{attr}"
 
     def module_attr(self, mod: ModuleValue, name: str, default: Any, ref: SourceRef | None = None) -> Any:
         ns = mod.ns
