@@ -78,6 +78,29 @@ def test_a_library_load_is_frozen_and_the_collector_runs_again(tmp_path: Path, c
     assert str(proj / "local_helpers.py") in tracked_sources(proj), "the workspace module is not"
 
 
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_garbage_from_before_a_library_load_is_not_frozen_with_it(tmp_path: Path, collector: None) -> None:
+    """An editor's earlier analyses leave cycles that only a collection frees: a library load
+    freezing them would keep them for the server's life."""
+    import weakref
+
+    old = _Cycle()
+    gc.collect()  # now in the oldest generation, which the automatic collector rarely scans
+    alive = weakref.ref(old)
+    del old
+    proj, lib = tmp_path / "proj", tmp_path / "lib"
+    main = write(proj, "main.py", MAIN)
+    write(proj, "local_helpers.py", LOCAL)
+    write(lib, "libpkg/__init__.py", LIB)
+    vramlint.analyze_file(str(main), vramlint.Settings(extra_paths=(str(lib),)))
+    assert tracked_sources(lib) == set(), "the library was frozen"
+    assert alive() is None, "the garbage was collected, not frozen"
+
+
 def test_an_interrupted_library_load_leaves_the_collector_running(tmp_path: Path, collector: None) -> None:
     proj, lib = tmp_path / "proj", tmp_path / "lib"
     main = write(proj, "main.py", "import spinning\n\nx = spinning.x\n")

@@ -535,6 +535,10 @@ def _collector_paused() -> Iterator[None]:
     with _paused_lock:
         if _paused == 0:
             _collector_was_enabled = gc.isenabled()
+            if _collector_was_enabled:
+                # Garbage left by earlier analyses (an editor's) must not be frozen with the
+                # load: collected first, over what is not frozen yet (small after a first load).
+                gc.collect()
             gc.disable()
         _paused += 1
     finished = False
