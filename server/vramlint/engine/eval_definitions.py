@@ -144,6 +144,13 @@ def apply_decorator(self: Evaluator, expr: cst.BaseExpression, value: Any, scope
     """Known decorators transform; any other is taken as the identity (and not evaluated:
     registries and legacy-argument wrappers would only blur what the function builds)."""
     head = expr.func if type(expr) is cst.Call else expr
+    if type(head) is cst.Name and self.loader.decorator_rules:
+        rule = self.loader.decorator_rules.get(_import_origin(self, head.value, scope) or "")
+        if getattr(rule, "unevaluated", False):
+            # A decorator a frontend knows does nothing the analysis sees (transformers'
+            # auto_docstring, whose module is 4,700 lines): known by where its name is imported
+            # from, so that neither it nor its module is evaluated.
+            return _assumed_identity(value)
     try:
         dec = self.eval(head, scope)
     except (RaiseSignal, Undecided):
@@ -182,6 +189,16 @@ def apply_decorator(self: Evaluator, expr: cst.BaseExpression, value: Any, scope
         # what it makes of the function.
         return self.protocol.instantiate(dec, (value,), {})
     return _assumed_identity(value)
+
+
+def _import_origin(self: Evaluator, name: str, scope: Scope) -> str | None:
+    """`module.attr` that `name` is imported from (Loader.import_origin), when it is bound by a
+    module-level import not yet resolved; else None (it is then evaluated as usual)."""
+    if scope.func is not None:
+        return None  # a function's names may be its own or its closure's
+    v = scope.vars[name] if name in scope.vars else scope.globals.get(name)
+    target = self.loader.pending_import(v)
+    return None if target is None else self.loader.import_origin(*target)
 
 
 def _register(self: Evaluator, dec: FunctionValue, value: Any) -> None:

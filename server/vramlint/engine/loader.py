@@ -10,9 +10,13 @@ Like Python's import system, but:
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from vramlint.engine.evaluator import Evaluator, module_bound_names
@@ -47,6 +51,7 @@ MODULE_STATEMENT_STEPS = 300_000
 # as much as a factory's construction gets (analysis.running.MODEL_STEPS).
 MAIN_STATEMENT_STEPS = 3_000_000
 MAX_FILE_BYTES = 1024 * 1024  # the default of `max-file-size` (Settings sets it per analysis)
+MAX_REEXPORTS = 8  # links of a re-export chain Loader.import_origin follows
 
 
 class Loader:
@@ -245,13 +250,25 @@ class Loader:
         if text is None:
             self.module_problems[mod.name] = [Unknown(problem or "unreadable", None)]
             return problem or "unreadable"
-        source = self.evaluator.analysis.parse(path, text, mod.name)
-        try:
-            self.run_source(mod, source)
-        except AnalysisStopped:
-            self.forget_partial(mod)
-            raise
+        with self._library_load(path):
+            source = self.evaluator.analysis.parse(path, text, mod.name)
+            try:
+                self.run_source(mod, source)
+            except AnalysisStopped:
+                self.forget_partial(mod)
+                raise
         return None
+
+    def _library_load(self, path: str) -> Any:
+        """Loading a library module (not one of the analysed file's folder, which an edit or
+        the next file replaces) makes what lives as long as the process: its parse tree
+        (~10 nodes a line) and evaluated namespace. The cyclic collector would scan that heap
+        again and again while it grows (a cold transformers model file spent a third of its
+        time in full collections that freed almost nothing), so it pauses for the load and the
+        result is frozen out of later scans (`gc.freeze`). Workspace modules are loaded as usual."""
+        if self._current_root is not None and _is_under(path, self._current_root):
+            return _no_pause()
+        return _collector_paused()
 
     def forget_partial(self, mod: ModuleValue) -> None:
         """Drop a module whose evaluation the analysis's budget or a cancellation interrupted:
@@ -316,6 +333,36 @@ class Loader:
             if isinstance(sub, ModuleValue):
                 return sub
         return self.module_attr(mod, attr, MISSING, ref)
+
+    def pending_import(self, v: Any) -> tuple[str, str] | None:
+        """(module, attr) of `from module import attr` if `v` is its lazy binding, unresolved."""
+        if type(v) is not LazyBinding or v.done or v.in_progress:
+            return None
+        resolve = v.resolve
+        if isinstance(resolve, partial) and resolve.func == self.import_from:
+            return resolve.args[0], resolve.args[1]
+        return None
+
+    def import_origin(self, full: str, attr: str) -> str:
+        """`module.attr` where `from full import attr` finds its value, following re-exports
+        (`transformers.utils` re-exports `transformers.utils.auto_docstring.auto_docstring`)
+        through packages, whose pending `__init__` runs as import_from would run it, but without
+        evaluating the module that defines the value: what a rule by qualified name needs to
+        know before evaluating (Evaluator.apply_decorator)."""
+        for _ in range(MAX_REEXPORTS):
+            mod = self.modules.get(full)
+            if mod is None and self.find_module_file(full)[1]:
+                mod = self.import_module(full, None)  # a package: its __init__ waits
+            if not isinstance(mod, ModuleValue) or _REPLACED in mod.ns:
+                break
+            pending = mod.ns.get("__vramlint_pending_init__")
+            if attr not in mod.ns and pending is not None and self._init_may_bind(pending, mod.name, attr):
+                self._run_init(mod, mod.ns.pop("__vramlint_pending_init__"))
+            target = self.pending_import(mod.ns.get(attr))
+            if target is None:
+                break
+            full, attr = target
+        return f"{full}.{attr}"
 
     def module_attr(self, mod: ModuleValue, name: str, default: Any, ref: SourceRef | None = None) -> Any:
         ns = mod.ns
@@ -474,6 +521,43 @@ class Loader:
             if isinstance(mod, Unknown):
                 del self.modules[name]
         self._dir_cache.clear()
+
+
+# Library loads under way, in all threads: the collector runs again when the last one ends.
+_paused = 0
+_paused_lock = threading.Lock()
+_collector_was_enabled = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    global _paused, _collector_was_enabled
+    with _paused_lock:
+        if _paused == 0:
+            _collector_was_enabled = gc.isenabled()
+            if _collector_was_enabled:
+                # Garbage left by earlier analyses (an editor's) must not be frozen with the
+                # load: collected first, over what is not frozen yet (small after a first load).
+                gc.collect()
+            gc.disable()
+        _paused += 1
+    finished = False
+    try:
+        yield
+        finished = True
+    finally:
+        with _paused_lock:
+            _paused -= 1
+            if _paused == 0:
+                if finished:  # an interrupted load is dropped (forget_partial): left to the collector
+                    gc.freeze()
+                if _collector_was_enabled:
+                    gc.enable()
+
+
+@contextmanager
+def _no_pause() -> Iterator[None]:
+    yield
 
 
 def _is_under(path: Any, folder: str) -> bool:

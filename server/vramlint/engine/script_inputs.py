@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.provenance import source_of, sourced
@@ -166,10 +168,20 @@ def decode(ev: Evaluator, real: str, data: bytes) -> str | Unknown:
 
 
 # ---------------------------------------------------------------------- parsed data, tagged
-def tag_data(ev: Evaluator, data: Any, label: str, lines: dict[tuple[Any, ...], int] | None = None) -> Any:
+def tag_data(ev: Evaluator, data: Any, label: str | Callable[[], str],
+             lines: dict[tuple[Any, ...], int] | None = None) -> Any:
     """The data of a configuration file as evaluator values, each scalar tagged with where it was
-    read (`conf/train.yaml: train.batch_size (line 4)`); None past MAX_DATA_ITEMS values."""
+    read (`conf/train.yaml: train.batch_size (line 4)`); None past MAX_DATA_ITEMS values.
+    A callable `label` is asked only for data that has a scalar to tag: locating a string parsed
+    in a library (transformers' `json.loads(os.getenv("SM_FRAMEWORK_PARAMS", "{}"))`) costs the
+    positions of its whole file."""
     count = [0]
+    resolved: list[str] = []
+
+    def name() -> str:
+        if not resolved:
+            resolved.append(label() if callable(label) else label)
+        return resolved[0]
 
     def walk(v: Any, key: tuple[Any, ...]) -> Any:
         count[0] += 1
@@ -181,12 +193,12 @@ def tag_data(ev: Evaluator, data: Any, label: str, lines: dict[tuple[Any, ...], 
             return [walk(x, (*key, i)) for i, x in enumerate(v)]
         line = lines.get(key) if lines else None
         where = ".".join(str(k) for k in key) or "(top level)"
-        return sourced(v, f"{label}: {where}" + (f" (line {line})" if line else ""))
+        return sourced(v, f"{name()}: {where}" + (f" (line {line})" if line else ""))
 
     try:
         return walk(data, ())
     except _TooMany:
-        return Unknown(f"{label}: more than {MAX_DATA_ITEMS:,} values: not read", ev.current_ref)
+        return Unknown(f"{name()}: more than {MAX_DATA_ITEMS:,} values: not read", ev.current_ref)
 
 
 class _TooMany(Exception):
@@ -291,14 +303,13 @@ def _json_parse(ev: Evaluator, text: Any, real: str | None) -> Any:
         text = text.decode("utf-8", "replace")
     if not isinstance(text, str):
         return text if isinstance(text, Unknown) else Unknown("json of a non-string", ev.current_ref)
-    label = _label(ev, real, text)
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as err:
         where = f" (line {err.lineno})" if isinstance(err, json.JSONDecodeError) else ""
         msg = err.msg if isinstance(err, json.JSONDecodeError) else "nested too deeply"
-        return Unknown(f"{label}: malformed JSON: {msg}{where}", ev.current_ref)
-    return tag_data(ev, data, label)
+        return Unknown(f"{_label(ev, real, text)}: malformed JSON: {msg}{where}", ev.current_ref)
+    return tag_data(ev, data, partial(_label, ev, real, text))
 
 
 def _toml_parse(ev: Evaluator, text: Any, real: str | None) -> Any:

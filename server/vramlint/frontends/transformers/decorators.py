@@ -1,14 +1,16 @@
 """transformers' decorators that change what a forward receives, as rules.
 
 The engine takes decorators as the identity (it does not evaluate them: most only register or
-document, and transformers' `auto_docstring` is 4,500 lines). One of them changes the memory:
-`merge_with_config_defaults` (utils/generic.py) fills `use_cache` (and the like) from the model's
-config when the caller does not pass it, so an inference forward builds a KV cache by default.
+document); transformers' `auto_docstring` is known as such before it is evaluated (`DocstringOnly`),
+so its 4,700-line module is not read. One of them changes the memory: `merge_with_config_defaults`
+(utils/generic.py) fills `use_cache` (and the like) from the model's config when the caller does
+not pass it, so an inference forward builds a KV cache by default.
 This rule does what it does, for the arguments that matter here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine.values import MISSING, FunctionValue, NativeFunction, Unknown
@@ -59,8 +61,23 @@ def _attr(ev: Evaluator, obj: Any, name: str) -> Any:
     return None if v is MISSING else v
 
 
+class DocstringOnly:
+    """A decorator that only writes the docstring of what it decorates (`@auto_docstring`,
+    `@auto_docstring(custom_intro=...)`): the identity, as the engine takes every decorator
+    without a rule, but known before it is evaluated (`unevaluated`: by where its name is
+    imported from), so that its module (auto_docstring.py: 4,700 lines) is not read for it."""
+
+    unevaluated = True
+
+    def __call__(self, ev: Evaluator, func: Any) -> Any:
+        if isinstance(func, FunctionValue):
+            func.wrapped = True  # as for any decorator taken as the identity (eval_definitions)
+        return func
+
+
 # Rules by the decorator's qualified name (module.qualname), consulted by Evaluator.apply_decorator.
-DECORATOR_RULES = {
+DECORATOR_RULES: dict[str, Callable[[Evaluator, Any], Any]] = {
     "transformers.utils.generic.merge_with_config_defaults": merge_with_config_defaults,
     "transformers.utils.generic.check_model_inputs": merge_with_config_defaults,
+    "transformers.utils.auto_docstring.auto_docstring": DocstringOnly(),
 }
