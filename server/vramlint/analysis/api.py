@@ -89,6 +89,12 @@ def analyze_file(path: str, settings: Settings | None = None, *,
                  cancel: threading.Event | None = None) -> FileAnalysis:
     settings = settings or Settings()
     data, problem = read_source_file(path, settings.max_file_size)
+    return analyze_data(path, data, problem, settings, cancel=cancel)
+
+
+def analyze_data(path: str, data: bytes | None, problem: str | None, settings: Settings, *,
+                 cancel: threading.Event | None = None) -> FileAnalysis:
+    """`analyze_file` on what `read_source_file` gave for `path` (the cache reads it first)."""
     if data is None:
         loc = Location(path, 1, 0, 1, 0)
         return FileAnalysis(path, errors=[UnknownInfo(problem or "cannot read file", loc)])

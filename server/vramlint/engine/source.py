@@ -19,6 +19,7 @@ from typing import Any
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
+from vramlint.engine import reads
 from vramlint.engine.values import Location
 
 
@@ -63,7 +64,8 @@ def read_source_file(path: str, limit: int) -> tuple[bytes | None, str | None]:
     except OSError as err:
         return None, f"cannot read file: {err.strerror or err}"
     try:
-        kind = _not_regular(os.fstat(fd).st_mode)
+        st = os.fstat(fd)
+        kind = _not_regular(st.st_mode)
         if kind:
             return None, f"not a regular file ({kind}): not read"
         chunks: list[bytes] = []
@@ -78,9 +80,12 @@ def read_source_file(path: str, limit: int) -> tuple[bytes | None, str | None]:
         return None, f"cannot read file: {err.strerror or err}"
     finally:
         os.close(fd)
+    data = b"".join(chunks)
+    # What was read, for the persistent cache's dependencies (a file over the limit: its stat).
+    reads.note_bytes(path, data, st, whole=size <= limit)
     if size > limit:
         return None, f"file larger than max-file-size ({limit:,} bytes): not analysed"
-    return b"".join(chunks), None
+    return data, None
 
 
 def _not_regular(mode: int) -> str:

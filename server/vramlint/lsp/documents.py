@@ -31,6 +31,7 @@ from pygls.uris import to_fs_path
 from vramlint.analysis import api
 from vramlint.analysis.results import FileAnalysis
 from vramlint.lsp.editor_settings import EditorSettings
+from vramlint.lsp.persistent import EditorCache
 from vramlint.settings import ConfigError, Settings, load_settings
 
 DEBOUNCE_S = 0.015  # an edit's analysis starts after 15 ms of quiet (a burst of changes coalesces)
@@ -99,6 +100,7 @@ class Documents:
         self.frozen = False
         self._trim_handle: asyncio.TimerHandle | None = None
         self._results_since_collect = 0
+        self.disk = EditorCache()  # the persistent cache (lsp/persistent.py)
 
     # ------------------------------------------------------------------ messages
     def log(self, message: str) -> None:
@@ -232,7 +234,7 @@ class Documents:
             with self.busy(doc.uri):
                 settings, editor_only = self._settings(path)
                 api.set_open_files(settings, overlays, self.roots or [os.path.dirname(path)])
-                result = api.analyze_source(path, text, settings, cancel=cancel)
+                result = self.disk.analyze(doc, text, settings, overlays, cancel)  # lsp/persistent.py
                 editor_sources(result, settings, editor_only)
         except api.AnalysisCancelled:
             return None

@@ -1,0 +1,184 @@
+"""What an analysis read from the disk, for the persistent cache (vramlint/cache/).
+
+Every reader of the engine and the frontends goes through a few chokepoints that note here what
+they saw: `source.read_source_file` (source files, configs, JSON), the loader's editor overlays,
+its failed imports (the folders searched: a package installed later must invalidate), and the
+existence probes of rules that look for a file (`isfile`). One analysis runs at a time per process
+(analysis/api.py serialises them), so one log is current at a time.
+
+Library modules are evaluated once per process and shared by later analyses, which then read
+nothing from their files. So, beside what each analysis noted itself, the log keeps for the
+process which file imported which (`edges`, from the importing statement's module): an analysis
+depends on the closure of what it noted over those edges, as mypy's per-file cache depends on its
+transitive imports. It is conservative (an import some other analysis made through a shared
+module counts), never short of what was used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+
+DIGEST_SIZE = 16
+
+
+def digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=DIGEST_SIZE).hexdigest()
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A file's content as read: its digest, and the (size, mtime_ns) stat gave with it (-1:
+    editor text, which has no stat: checked by digest)."""
+
+    digest: str
+    size: int = -1
+    mtime_ns: int = -1
+
+
+# What a probe found: "file", "dir", "other", or None (nothing there).
+def path_kind(path: str) -> str | None:
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return "file" if stat.S_ISREG(mode) else "dir" if stat.S_ISDIR(mode) else "other"
+
+
+def dir_mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class Deps:
+    """What one analysis depends on, besides its own text and settings."""
+
+    files: dict[str, FileState] = field(default_factory=dict)  # contents read
+    probes: dict[str, str | None] = field(default_factory=dict)  # path -> path_kind when looked at
+    dirs: dict[str, int | None] = field(default_factory=dict)  # folders searched in vain -> mtime_ns
+
+
+@dataclass
+class _Process:
+    """What the process has seen, shared by its analyses."""
+
+    files: dict[str, FileState] = field(default_factory=dict)
+    edges: dict[str, set[str]] = field(default_factory=dict)  # importer's path -> what it led to
+    failed: dict[str, dict[str, int | None]] = field(default_factory=dict)  # module -> folders searched
+
+
+_process = _Process()
+_current: set[str] | None = None  # paths noted by the analysis under way
+_probes: dict[str, str | None] = {}
+_dirs: dict[str, int | None] = {}
+
+
+def start() -> None:
+    """Begin noting for one analysis (the caller holds analysis.api's lock)."""
+    global _current
+    _current = set()
+    _probes.clear()
+    _dirs.clear()
+
+
+def finish() -> Deps | None:
+    """Stop noting; what the analysis depends on, the import closure included (None when not started)."""
+    global _current
+    noted, _current = _current, None
+    if noted is None:
+        return None
+    seen: set[str] = set()
+    todo = list(noted)
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        todo.extend(_process.edges.get(p, ()))
+    deps = Deps(probes=dict(_probes), dirs=dict(_dirs))
+    for p in sorted(seen):
+        state = _process.files.get(p)
+        if state is not None:
+            deps.files[p] = state
+        elif p not in deps.probes:
+            deps.probes[p] = path_kind(p)  # a module known by its path only (a namespace package)
+    return deps
+
+
+def recording() -> bool:
+    return _current is not None
+
+
+def note_bytes(path: str, data: bytes, st: os.stat_result | None, whole: bool = True) -> None:
+    """A file was read (`st`: its fstat when read; not `whole`: it was over a size limit, and a
+    digest that no content has stands for it: any change of its stat invalidates)."""
+    path = os.path.abspath(path)
+    d = digest(data) if whole else "partial"
+    state = FileState(d, st.st_size, st.st_mtime_ns) if st is not None else FileState(d)
+    _process.files[path] = state
+    if _current is not None:
+        _current.add(path)
+
+
+def note_text(path: str, text: str) -> None:
+    """An editor's unsaved text stood for the file: its content is that text."""
+    path = os.path.abspath(path)
+    _process.files[path] = FileState(digest(text.encode("utf-8", "surrogatepass")))
+    if _current is not None:
+        _current.add(path)
+
+
+def note_import(importer: str | None, path: str | None) -> None:
+    """A module's file was imported (or found already evaluated) by a statement of `importer`."""
+    if path is None:
+        return
+    if _current is not None:
+        _current.add(path)
+    if importer is not None and importer != path:
+        _process.edges.setdefault(importer, set()).add(path)
+
+
+def note_failed_import(module: str, folders: dict[str, int | None] | None = None) -> None:
+    """An import found nothing: the folders searched (their mtime) invalidate when one changes."""
+    if folders is not None:
+        _process.failed[module] = folders
+    if _current is not None:
+        _dirs.update(_process.failed.get(module, {}))
+
+
+def note_dirs(folders: dict[str, int | None]) -> None:
+    """The analysis depends on these folders' listings (mtime_ns when listed)."""
+    if _current is not None:
+        _dirs.update(folders)
+
+
+def note_probe(path: str) -> str | None:
+    """Look whether `path` exists (and what it is), noting it: a file created or removed later
+    changes what the analysis finds."""
+    kind = path_kind(path)
+    if _current is not None:
+        _probes[os.path.abspath(path)] = kind
+    return kind
+
+
+def isfile(path: str) -> bool:
+    return note_probe(path) == "file"
+
+
+def isdir(path: str) -> bool:
+    return note_probe(path) == "dir"
+
+
+def exists(path: str) -> bool:
+    return note_probe(path) is not None
+
+
+def reset_process() -> None:
+    """Forget what the process has seen (tests)."""
+    global _process
+    _process = _Process()
