@@ -15,6 +15,7 @@ from vramlint.engine.reads import Deps
 from vramlint.settings import Settings
 
 STORE_AFTER_S = 2.0  # a result is written once its document has had no newer one for this long
+FIRST_STORE_S = 0.1  # ... but a document's first result soon after it is shown
 
 
 class EditorCache:
@@ -28,7 +29,8 @@ class EditorCache:
         cache = cached.open_cache(settings)
         if cache is None:
             return api.analyze_source(doc.path, text, settings, cancel=cancel)
-        if doc.result is None and doc.good is None:
+        first = doc.result is None and doc.good is None
+        if first:
             try:
                 hit = cached.lookup_source(cache, doc.path, text, settings, overlays)
             except Exception:  # a bug of the cache must not cost the document its analysis
@@ -36,18 +38,28 @@ class EditorCache:
             if hit is not None:
                 return hit
         result, deps = cached.analyze_source_recorded(doc.path, text, settings, cancel=cancel)
-        self._store_later(doc.uri, lambda: cached.store_source(cache, doc.path, text, settings, result, deps))
+        # A document's first result (the cold, expensive one) is written as soon as it is shown;
+        # an edited one once edits pause.
+        self._store_later(doc.uri, lambda: cached.store_source(cache, doc.path, text, settings, result, deps),
+                          FIRST_STORE_S if first else STORE_AFTER_S)
         return result
 
-    def _store_later(self, uri: str, store: Any) -> None:
-        timer = threading.Timer(STORE_AFTER_S, _quietly, (store,))
-        timer.daemon = True
+    def _store_later(self, uri: str, store: Any, delay: float) -> None:
+        timer = threading.Timer(delay, self._run, (uri, store))
+        timer.daemon = True  # the server exits without waiting for it: `exit` flushes (lsp/server.py)
         with self._lock:
             old = self._timers.pop(uri, None)
             if old is not None:
                 old[0].cancel()  # a newer result of the document: only the last one is written
             self._timers[uri] = (timer, store)
         timer.start()
+
+    def _run(self, uri: str, store: Any) -> None:
+        with self._lock:
+            if self._timers.get(uri, (None, None))[1] is not store:
+                return  # replaced, or written by flush meanwhile
+            del self._timers[uri]
+        _quietly(store)
 
     def flush(self) -> None:
         """Write what is waiting now (tests, shutdown)."""
