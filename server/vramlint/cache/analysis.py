@@ -9,19 +9,27 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from vramlint.analysis import api
+from vramlint.analysis.paths import module_name_for, search_paths
 from vramlint.analysis.results import FileAnalysis
 from vramlint.cache.keys import entry_key
 from vramlint.cache.store import DEFAULT_MAX_BYTES, DIR_NAME, Cache
 from vramlint.engine import reads
-from vramlint.engine.reads import Deps
-from vramlint.engine.source import read_source_file
+from vramlint.engine.reads import Deps, read_source_file
 from vramlint.settings import ConfigError, Settings, read_tool_table
 
 
 def key_for(path: str, content_digest: str, settings: Settings) -> str:
-    return entry_key(path, content_digest, settings, api.search_paths(settings), api.module_name_for(path))
+    return entry_key(path, content_digest, settings, search_paths(settings), module_name_for(path))
+
+
+def _api() -> Any:
+    """The analysis, imported when a file is analysed: answering from the cache needs only the
+    results' classes, not the engine and the frontends (a warm `vramlint check` starts faster)."""
+    from vramlint.analysis import api
+
+    return api
 
 
 def lookup_file(cache: Cache, path: str, settings: Settings) -> FileAnalysis | None:
@@ -36,14 +44,16 @@ def analyze_file(path: str, settings: Settings, cache: Cache | None, *,
                  cancel: threading.Event | None = None) -> FileAnalysis:
     """`api.analyze_file` through the cache (None: not cached)."""
     if cache is None:
-        return api.analyze_file(path, settings, cancel=cancel)
+        api = _api()
+        return api.analyze_file(path, settings) if cancel is None else api.analyze_file(path, settings, cancel=cancel)
     data, problem = read_source_file(path, settings.max_file_size)
     if data is None:  # unreadable: nothing to key it by (and nothing slow to save)
-        return api.analyze_data(path, data, problem, settings, cancel=cancel)
+        return _api().analyze_data(path, data, problem, settings, cancel=cancel)
     key = key_for(path, reads.digest(data), settings)
     hit = cache.get(key)
     if hit is not None:
         return hit
+    api = _api()
     result, deps = _recorded(lambda: api.analyze_data(path, data, problem, settings, cancel=cancel))
     if deps is not None and cacheable(result):
         cache.put(key, result, deps)
@@ -64,7 +74,7 @@ def analyze_source_recorded(path: str, text: str, settings: Settings, *,
                             cancel: threading.Event | None = None) -> tuple[FileAnalysis, Deps | None]:
     """`api.analyze_source`, with what it read (for `store_source`, which may come later: storing
     a result resolves its positions, which an editor does after showing it)."""
-    return _recorded(lambda: api.analyze_source(path, text, settings, cancel=cancel))
+    return _recorded(lambda: _api().analyze_source(path, text, settings, cancel=cancel))
 
 
 def store_source(cache: Cache, path: str, text: str, settings: Settings, result: FileAnalysis,
@@ -75,7 +85,7 @@ def store_source(cache: Cache, path: str, text: str, settings: Settings, result:
 
 def _recorded(run: Callable[[], FileAnalysis]) -> tuple[FileAnalysis, Deps | None]:
     # One analysis at a time per process (api's lock), so the read log is this analysis's alone.
-    with api._lock:
+    with _api()._lock:
         reads.start()
         try:
             result = run()

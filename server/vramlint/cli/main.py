@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from vramlint import __version__
-from vramlint.analysis.api import analyze_file
 from vramlint.analysis.findings import SEVERITY_RANK
 from vramlint.analysis.results import FileAnalysis, ModelResult
 from vramlint.cache import analysis as cached
@@ -337,7 +336,8 @@ def _one_model(args: argparse.Namespace) -> tuple[FileAnalysis, ModelResult, Set
         raise AnalysisFailed
     model = next((m for m in result.models if m.name == args.model.rpartition("::")[2]), None)
     if model is None:
-        found = ", ".join(m.name for m in analyze_file(args.path, replace(settings, models=(), memory=False)).models)
+        found = ", ".join(m.name for m in cached.analyze_file(args.path, replace(settings, models=(), memory=False),
+                                                               None).models)
         raise UsageError(f"no model named {args.model}; models found: {found or 'none'}")
     return result, model, settings
 
