@@ -191,6 +191,11 @@ def test_a_package_installed_after_a_failed_import_invalidates(tmp_path: Path) -
     for f in files:
         cached.analyze_file(f, s, cache)
     time.sleep(0.01)
+    write(tmp_path / "lib" / "unrelated.py", "")  # a new file elsewhere in the folder: no matter
+    hits = cache.stats.hits
+    for f in files:
+        cached.analyze_file(f, s, cache)
+    assert cache.stats.hits - hits == 2
     write(tmp_path / "lib" / "newpkg" / "__init__.py", "X = 4\n")  # `pip install newpkg`
     hits, stale = cache.stats.hits, cache.stats.stale
     for f in files:

@@ -29,7 +29,7 @@ from typing import Any
 
 from vramlint.analysis.results import FileAnalysis
 from vramlint.cache.keys import FORMAT
-from vramlint.engine.reads import Deps, digest, dir_mtime, path_kind
+from vramlint.engine.reads import Deps, digest, dir_mtime, dist_infos, listing, path_kind
 from vramlint.engine.values import SourceRef
 
 DIR_NAME = ".vramlint_cache"
@@ -256,9 +256,11 @@ def _check(deps: Deps, overlays: dict[str, str]) -> tuple[bool, Deps | None]:
     for path, kind in deps.probes.items():
         if path_kind(path) != kind:
             return False, None
-    for folder, mtime in deps.dirs.items():
+    for folder, (mtime, names) in deps.dirs.items():
         if dir_mtime(folder) != mtime:
-            return False, None
+            now = listing(folder)
+            if now is None or dist_infos(now) != names:
+                return False, None
     if not refreshed:
         return True, None
     return True, Deps({**deps.files, **refreshed}, deps.probes, deps.dirs)

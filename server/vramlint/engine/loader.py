@@ -82,8 +82,10 @@ class Loader:
         # The analysed script's command line, `--set` overrides and workspace (set per analysis).
         self.script_inputs = ScriptInputs()
         self._dir_cache: dict[str, set[str] | None] = {}
-        self._dir_mtimes: dict[str, int | None] = {}  # when listed (the cache's negative dependencies)
-        self._searched: dict[str, int | None] = {}  # folders the last find_module_file listed
+        self._dir_mtimes: dict[str, int | None] = {}  # when listed (the cache's dependencies: dist-infos)
+        # The paths the last find_module_file looked for, True where its listing said absent: a
+        # failed import depends on them (a package installed later must invalidate, not any new file).
+        self._searched: dict[str, bool] = {}
         self.export_cache: dict[str, Any] = {}  # `import *` names by module (exports.py)
         self._failed: set[str] = set()  # modules not found on the search path
         self._current_root: str | None = None  # the analysed file's top folder (add_root)
@@ -148,7 +150,6 @@ class Loader:
                 self._dir_cache[d] = set(os.listdir(d))
             except OSError:
                 self._dir_cache[d] = None
-        self._searched[d] = self._dir_mtimes.get(d)
         return self._dir_cache[d]
 
     def find_module_file(self, dotted: str) -> tuple[str | None, bool]:
@@ -161,6 +162,7 @@ class Loader:
             for p in parts[:-1]:
                 entries = self._listdir(d)
                 if entries is None or p not in entries:
+                    self._searched[d if entries is None else os.path.join(d, p)] = entries is not None
                     ok = False
                     break
                 d = os.path.join(d, p)
@@ -168,17 +170,22 @@ class Loader:
                 continue
             entries = self._listdir(d)
             if entries is None:
+                self._searched[d] = False
                 continue
             last = parts[-1]
+            pkg = os.path.join(d, last)
             if last in entries:
-                pkg = os.path.join(d, last)
                 init = os.path.join(pkg, "__init__.py")
                 if os.path.isfile(init):
                     return init, True
                 if os.path.isdir(pkg):  # namespace package
                     return pkg, True
+                self._searched[pkg] = self._searched[init] = False
+            else:
+                self._searched[pkg] = True
             if last + ".py" in entries:
-                return os.path.join(d, last + ".py"), False
+                return pkg + ".py", False
+            self._searched[pkg + ".py"] = True
         return None, False
 
     def read_text(self, path: str) -> tuple[str | None, str | None]:
@@ -225,7 +232,8 @@ class Loader:
             u = Unknown(f"module `{dotted}` not found (add its folder to extra-paths?)", ref)
             self.modules[dotted] = u
             self._failed.add(dotted)
-            reads.note_failed_import(dotted, self._searched)
+            reads.note_failed_import(dotted, {p: None if absent else reads.path_kind(p)
+                                              for p, absent in self._searched.items()})
             return u
         reads.note_import(_path_of(ref), path)
         # Parents exist as (lazy) packages.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 DIGEST_SIZE = 16
@@ -60,7 +61,8 @@ class Deps:
 
     files: dict[str, FileState] = field(default_factory=dict)  # contents read
     probes: dict[str, str | None] = field(default_factory=dict)  # path -> path_kind when looked at
-    dirs: dict[str, int | None] = field(default_factory=dict)  # folders searched in vain -> mtime_ns
+    # Folders whose packages' metadata was read: (mtime_ns, digest of their `*.dist-info` names).
+    dirs: dict[str, tuple[int | None, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,13 +71,13 @@ class _Process:
 
     files: dict[str, FileState] = field(default_factory=dict)
     edges: dict[str, set[str]] = field(default_factory=dict)  # importer's path -> what it led to
-    failed: dict[str, dict[str, int | None]] = field(default_factory=dict)  # module -> folders searched
+    failed: dict[str, dict[str, str | None]] = field(default_factory=dict)  # module -> paths looked for
 
 
 _process = _Process()
 _current: set[str] | None = None  # paths noted by the analysis under way
 _probes: dict[str, str | None] = {}
-_dirs: dict[str, int | None] = {}
+_dirs: dict[str, tuple[int | None, str]] = {}
 
 
 def start() -> None:
@@ -143,18 +145,34 @@ def note_import(importer: str | None, path: str | None) -> None:
         _process.edges.setdefault(importer, set()).add(path)
 
 
-def note_failed_import(module: str, folders: dict[str, int | None] | None = None) -> None:
-    """An import found nothing: the folders searched (their mtime) invalidate when one changes."""
-    if folders is not None:
-        _process.failed[module] = folders
+def note_failed_import(module: str, probes: dict[str, str | None] | None = None) -> None:
+    """An import found nothing: the paths it looked for (and what was there) invalidate when one
+    appears, as a package installed later does."""
+    if probes is not None:
+        _process.failed[module] = probes
     if _current is not None:
-        _dirs.update(_process.failed.get(module, {}))
+        _probes.update(_process.failed.get(module, {}))
 
 
-def note_dirs(folders: dict[str, int | None]) -> None:
-    """The analysis depends on these folders' listings (mtime_ns when listed)."""
+def note_dirs(folders: dict[str, tuple[int | None, str]]) -> None:
+    """The analysis depends on these folders' packages: (mtime_ns when listed, `dist_infos` of
+    the listing). A folder whose mtime changed is listed again, and only a different set of
+    installed distributions invalidates."""
     if _current is not None:
         _dirs.update(folders)
+
+
+def dist_infos(names: Iterable[str]) -> str:
+    """A digest of the `*.dist-info` names of a folder's listing (the installed distributions
+    and their versions)."""
+    return digest("\n".join(sorted(n for n in names if n.endswith(".dist-info"))).encode("utf-8", "surrogateescape"))
+
+
+def listing(folder: str) -> list[str] | None:
+    try:
+        return os.listdir(folder)
+    except (OSError, ValueError):
+        return None
 
 
 def note_probe(path: str) -> str | None:

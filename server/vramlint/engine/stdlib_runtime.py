@@ -209,8 +209,8 @@ def _dist_infos(loader: Loader) -> dict[str, tuple[str, str]]:
 
 def _note_roots(loader: Loader) -> None:
     """Installing or upgrading a package changes its folder's listing: a cached answer must go."""
-    reads.note_dirs({root: loader._dir_mtimes.get(root) for root in loader.search_paths
-                     if root in loader._dir_mtimes})
+    reads.note_dirs({root: (loader._dir_mtimes.get(root), reads.dist_infos(loader._listdir(root) or ()))
+                     for root in loader.search_paths if root in loader._dir_mtimes})
 
 
 def _normalize(name: str) -> str:
