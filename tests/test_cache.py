@@ -160,6 +160,26 @@ def test_editing_a_library_file_invalidates_only_its_importers(project: Path) ->
     assert cache.stats.stale == stale + 1
 
 
+def test_a_module_evaluated_by_an_earlier_analysis_counts_for_the_later_ones(tmp_path: Path) -> None:
+    """a2.py, analysed after a.py in the same process, reads nothing from disk (mylib is evaluated
+    already): it still depends on mylib/helpers.py, through the imports seen in the process."""
+    write(tmp_path / "lib" / "mylib" / "__init__.py", "from mylib.helpers import make\n")
+    helpers = write(tmp_path / "lib" / "mylib" / "helpers.py", "import torch.nn as nn\n\ndef make():\n"
+                    "    return nn.Linear(4, 4)\n")
+    write(tmp_path / "lib" / "otherlib.py", "import torch.nn as nn\n\ndef make():\n    return nn.Linear(3, 3)\n")
+    files = [write(tmp_path / "ws" / "a.py", "from mylib import make\n\nmodel = make()\n"),
+             write(tmp_path / "ws" / "a2.py", "import mylib\n\nmodel = mylib.make()\n"),
+             write(tmp_path / "ws" / "b.py", "from otherlib import make\n\nmodel = make()\n")]
+    cache = Cache(tmp_path / "cache")
+    s = lib_settings(tmp_path)
+    for f in files:
+        cached.analyze_file(str(f), s, cache)
+    changed(helpers, "import torch.nn as nn\n\ndef make():\n    return nn.Linear(6, 6)\n")
+    for f in files:
+        cached.analyze_file(str(f), s, cache)
+    assert (cache.stats.hits, cache.stats.stale) == (1, 2)
+
+
 def test_touching_a_file_without_changing_it_keeps_the_entry(project: Path) -> None:
     cache = Cache(project / "cache")
     s = lib_settings(project)
