@@ -20,8 +20,9 @@ from tests.test_lsp import BIG, line_of
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def session(root: Path, cache: Path, name: str, text: str) -> dict[str, Any]:
-    """Start a server (cache on, in `cache`), open `name`, and collect what each feature says."""
+async def session(root: Path, cache: Path, name: str, text: str, edit: str | None = None) -> dict[str, Any]:
+    """Start a server (cache on, in `cache`), open `name` (then change it to `edit`, unsaved), and
+    collect what each feature says."""
     env = {k: v for k, v in os.environ.items() if k != "VRAMLINT_NO_CACHE"}
     env.update(VRAMLINT_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT / "server"))
     config = ClientServerConfig([sys.executable, "-m", "vramlint", "lsp"], server_env=env)
@@ -34,10 +35,18 @@ async def session(root: Path, cache: Path, name: str, text: str) -> dict[str, An
         path = root / name
         uri = path.as_uri()
         client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "python", 1, text)))
-        end = time.monotonic() + 60
-        while uri not in client.diagnostics:
-            assert time.monotonic() < end, "no diagnostics"
-            await asyncio.sleep(0.02)
+        await diagnostics(client, uri)
+        if edit is not None:
+            end = time.monotonic() + 30
+            while not all_entries(cache):  # the first result written (lsp/persistent.FIRST_STORE_S)
+                assert time.monotonic() < end, "the server wrote no cache entry"
+                await asyncio.sleep(0.05)
+            del client.diagnostics[uri]
+            client.text_document_did_change(types.DidChangeTextDocumentParams(
+                types.VersionedTextDocumentIdentifier(version=2, uri=uri),
+                [types.TextDocumentContentChangeWholeDocument(edit)]))
+            await diagnostics(client, uri)
+            text = edit
         doc = types.TextDocumentIdentifier(uri)
         diags = list(client.diagnostics[uri])
         hover = await client.text_document_hover_async(types.HoverParams(doc, types.Position(line_of(text, "model ="), 1)))
@@ -56,6 +65,32 @@ async def session(root: Path, cache: Path, name: str, text: str) -> dict[str, An
         }
     finally:
         await asyncio.wait_for(client.shutdown_session(), 60)
+
+
+async def diagnostics(client: Any, uri: str) -> None:
+    end = time.monotonic() + 60
+    while uri not in client.diagnostics:
+        assert time.monotonic() < end, "no diagnostics"
+        await asyncio.sleep(0.02)
+
+
+def all_entries(cache: Path) -> list[Path]:
+    return [p for p in cache.glob("analysis-v*/*/*") if not p.name.startswith(".tmp")]
+
+
+@pytest.mark.asyncio
+async def test_an_edited_document_is_written_when_the_server_exits(tmp_path: Path) -> None:
+    root, cache = tmp_path / "ws", tmp_path / "cache"
+    root.mkdir()
+    (root / "big.py").write_text(BIG)
+    edited = BIG.replace("131072", "65536")
+    first = await session(root, cache, "big.py", BIG, edit=edited)
+    assert len(all_entries(cache)) == 2  # the first result, and the edited one at exit
+    for entry in all_entries(cache):
+        os.utime(entry, (1_000_000, 1_000_000))
+    second = await session(root, cache, "big.py", edited)
+    assert [e.stat().st_mtime > 1_000_000 for e in all_entries(cache)].count(True) == 1
+    assert second == first
 
 
 @pytest.mark.asyncio

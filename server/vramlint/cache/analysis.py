@@ -5,6 +5,7 @@ and the language server come through here."""
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -118,12 +119,21 @@ def cache_root(settings: Settings, cache_dir: str | None = None) -> str:
         return os.path.abspath(env)
     if settings.config_file:
         base = os.path.dirname(os.path.abspath(settings.config_file))
-        configured = _configured_dir(Path(settings.config_file))
+        configured = _configured_dir(settings.config_file, _mtime(settings.config_file))
         return os.path.join(base, configured) if configured else os.path.join(base, DIR_NAME)
     return os.path.join(os.getcwd(), DIR_NAME)
 
 
-def _configured_dir(config: Path) -> str | None:
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+@functools.lru_cache(maxsize=32)  # the editor asks on every analysis: read once per version of the file
+def _configured_dir(path: str, mtime_ns: int) -> str | None:
+    config = Path(path)
     try:
         value = read_tool_table(config).get("cache-dir")
     except ConfigError:

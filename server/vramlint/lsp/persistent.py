@@ -1,7 +1,9 @@
 """The language server's use of the persistent cache (vramlint/cache/): a document opened with no
 result in memory looks there first (keyed by its buffer's text), so a window reopened tomorrow
-starts warm; fresh results are written back once the document's analyses pause (writing resolves
-positions, off the analysis worker, after the result is shown)."""
+starts warm. A document's first result (the cold, expensive one) is written soon after it is
+shown, on a thread of its own (writing resolves positions and pickles: never on the analysis
+worker); the last result of each edited document when the server exits (`flush`), so that
+typing never competes with writes."""
 
 from __future__ import annotations
 
@@ -14,8 +16,7 @@ from vramlint.cache import analysis as cached
 from vramlint.engine.reads import Deps
 from vramlint.settings import Settings
 
-STORE_AFTER_S = 2.0  # a result is written once its document has had no newer one for this long
-FIRST_STORE_S = 0.1  # ... but a document's first result soon after it is shown
+FIRST_STORE_S = 0.5  # a document's first result is written this long after it is shown
 
 
 class EditorCache:
@@ -38,21 +39,22 @@ class EditorCache:
             if hit is not None:
                 return hit
         result, deps = cached.analyze_source_recorded(doc.path, text, settings, cancel=cancel)
-        # A document's first result (the cold, expensive one) is written as soon as it is shown;
-        # an edited one once edits pause.
         self._store_later(doc.uri, lambda: cached.store_source(cache, doc.path, text, settings, result, deps),
-                          FIRST_STORE_S if first else STORE_AFTER_S)
+                          FIRST_STORE_S if first else None)
         return result
 
-    def _store_later(self, uri: str, store: Any, delay: float) -> None:
-        timer = threading.Timer(delay, self._run, (uri, store))
+    def _store_later(self, uri: str, store: Any, delay: float | None) -> None:
+        """Write `store` after `delay` seconds, or (None) when the server exits; a newer result
+        of the document replaces one still waiting."""
+        timer = threading.Timer(delay or 0.0, self._run, (uri, store))
         timer.daemon = True  # the server exits without waiting for it: `exit` flushes (lsp/server.py)
         with self._lock:
             old = self._timers.pop(uri, None)
             if old is not None:
-                old[0].cancel()  # a newer result of the document: only the last one is written
+                old[0].cancel()
             self._timers[uri] = (timer, store)
-        timer.start()
+        if delay is not None:
+            timer.start()
 
     def _run(self, uri: str, store: Any) -> None:
         with self._lock:
