@@ -118,6 +118,16 @@ def test_warm_cli_output_equals_cold_on_examples_timm_and_transformers(tmp_path:
     assert sum(len(f["models"]) for f in json.loads(warm.stdout)["files"]) >= 5
 
 
+@pytest.mark.parametrize("fmt", ["text", "sarif", "github"])
+def test_warm_output_equals_cold_in_every_format(tmp_path: Path, fmt: str) -> None:
+    env = {"VRAMLINT_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["check", str(ROOT / "examples"), "--format", fmt, "--fail-on", "never"]
+    cold = vramlint(*args, cwd=tmp_path, env=env)
+    warm = vramlint(*args, cwd=tmp_path, env=env)
+    assert cold.returncode == warm.returncode == 0
+    assert entries(tmp_path / "cache") and warm.stdout == cold.stdout
+
+
 # ---------------------------------------------------------------------- invalidation
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
@@ -221,6 +231,31 @@ def test_a_package_installed_after_a_failed_import_invalidates(tmp_path: Path) -
     for f in files:
         cached.analyze_file(f, s, cache)
     assert (cache.stats.hits - hits, cache.stats.stale - stale) == (1, 1)  # d.py imports nothing missing
+
+
+def test_a_new_distribution_version_invalidates_what_read_the_metadata(tmp_path: Path) -> None:
+    """Code asking `importlib.metadata.version` (as transformers asks of its dependencies) depends
+    on the installed distributions: a package upgraded (its dist-info renamed) invalidates that
+    entry; an unrelated new file in the folder, and a file that never asked, do not."""
+    write(tmp_path / "lib" / "foo-1.0.dist-info" / "METADATA", "Name: foo\nVersion: 1.0\n")
+    files = [write(tmp_path / "ws" / "v.py", "import importlib.metadata\nimport torch.nn as nn\n\n"
+                   "v = importlib.metadata.version('foo')\nmodel = nn.Linear(2, 2)\n"),
+             write(tmp_path / "ws" / "n.py", NET.format(3))]
+    cache = Cache(tmp_path / "cache")
+    s = Settings(extra_paths=(str(tmp_path / "lib"),))
+
+    def counts() -> tuple[int, int]:
+        h, m = cache.stats.hits, cache.stats.stale
+        for f in files:
+            cached.analyze_file(str(f), s, cache)
+        return cache.stats.hits - h, cache.stats.stale - m
+
+    counts()
+    time.sleep(0.01)
+    write(tmp_path / "lib" / "notes.txt", "")
+    assert counts() == (2, 0)
+    (tmp_path / "lib" / "foo-1.0.dist-info").rename(tmp_path / "lib" / "foo-2.0.dist-info")
+    assert counts() == (1, 1)
 
 
 def test_editing_a_config_file_the_script_reads_invalidates_only_that_script(tmp_path: Path) -> None:
