@@ -442,6 +442,20 @@ def test_no_cache_and_cache_dir(tmp_path: Path) -> None:
     assert "Removed" in r.stdout and not (tmp_path / "elsewhere").exists()
 
 
+def test_a_cache_dir_that_holds_other_things_is_left_as_it_is(tmp_path: Path) -> None:
+    """`--cache-dir .` in a project: its .gitignore is not replaced, no CACHEDIR.TAG is added
+    (backups would skip the project), and `clean` removes only vramlint's entries."""
+    write(tmp_path / ".gitignore", "build/\n")
+    write(tmp_path / "n.py", NET.format(9))
+    r = vramlint("check", "n.py", "--cache-dir", ".", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / ".gitignore").read_text() == "build/\n" and not (tmp_path / "CACHEDIR.TAG").exists()
+    assert len(entries(tmp_path)) == 1
+    r = vramlint("clean", "--cache-dir", ".", cwd=tmp_path)
+    assert r.stdout.strip() == f"Removed the cache {tmp_path / 'analysis-v1'}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore", "n.py"]
+
+
 def test_report_and_explain_use_the_cache(tmp_path: Path) -> None:
     write(tmp_path / "n.py", NET.format(9))
     env = {"VRAMLINT_CACHE_DIR": str(tmp_path / "cache")}

@@ -148,11 +148,16 @@ class Cache:
         return True
 
     def _prepare_root(self) -> None:
+        """A new (or empty) folder becomes vramlint's: a `.gitignore` of `*` and a CACHEDIR.TAG.
+        A folder that already holds other things (`--cache-dir .`) gets neither: its own
+        `.gitignore` stays, and backup tools do not skip it."""
         if (self.root / "CACHEDIR.TAG").is_file():
             return
+        fresh = not self.root.exists() or not any(self.root.iterdir())
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / ".gitignore").write_text("# Automatically created by vramlint.\n*\n", encoding="utf-8")
-        (self.root / "CACHEDIR.TAG").write_text(CACHEDIR_TAG, encoding="utf-8")
+        if fresh:
+            (self.root / ".gitignore").write_text("# Automatically created by vramlint.\n*\n", encoding="utf-8")
+            (self.root / "CACHEDIR.TAG").write_text(CACHEDIR_TAG, encoding="utf-8")
 
     def prune(self) -> None:
         """Keep the cache under `max_bytes`: remove the least recently used entries."""
@@ -179,12 +184,18 @@ class Cache:
             total -= size
             self.stats.evicted += 1
 
-    def clear(self) -> bool:
-        """Remove the whole cache folder (`vramlint clean`); whether there was one."""
+    def clear(self) -> list[Path]:
+        """Remove what vramlint wrote (`vramlint clean`): the whole folder when vramlint made it
+        (its CACHEDIR.TAG says so), else only its entries' folders; what was removed."""
         if not self.root.is_dir():
-            return False
-        shutil.rmtree(self.root, ignore_errors=True)
-        return True
+            return []
+        if CACHEDIR_TAG.splitlines()[1] in _text(self.root / "CACHEDIR.TAG"):
+            shutil.rmtree(self.root, ignore_errors=True)
+            return [self.root]
+        removed = sorted(self.root.glob("analysis-v*"))
+        for d in removed:
+            shutil.rmtree(d, ignore_errors=True)
+        return removed
 
     def __getstate__(self) -> dict[str, Any]:
         return {"root": self.root, "max_bytes": self.max_bytes}
@@ -264,6 +275,13 @@ def _check(deps: Deps, overlays: dict[str, str]) -> tuple[bool, Deps | None]:
     if not refreshed:
         return True, None
     return True, Deps({**deps.files, **refreshed}, deps.probes, deps.dirs)
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def _remove(path: Path) -> None:

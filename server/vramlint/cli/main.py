@@ -377,9 +377,10 @@ def run_clean(args: argparse.Namespace) -> int:
     root = cache_root(settings, args.cache_dir)
     from vramlint.cache.store import Cache
 
-    if Cache(Path(root)).clear():
-        print(f"Removed the cache {root}")
-    else:
+    removed = Cache(Path(root)).clear()
+    for path in removed:
+        print(f"Removed the cache {path}")
+    if not removed:
         print(f"No cache at {root}")
     return 0
 
