@@ -456,6 +456,16 @@ def test_a_cache_dir_that_holds_other_things_is_left_as_it_is(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore", "n.py"]
 
 
+def test_a_file_named_differently_is_shown_as_named(tmp_path: Path) -> None:
+    write(tmp_path / "n.py", NET.format(9))
+    env = {"VRAMLINT_CACHE_DIR": str(tmp_path / "cache")}
+    full = str(tmp_path / "n.py")
+    plain = vramlint("check", "n.py", cwd=tmp_path, env=env)
+    absolute = vramlint("check", full, cwd=tmp_path, env=env)
+    assert plain.stdout.startswith("n.py:") and absolute.stdout.startswith(f"{full}:")
+    assert absolute.stdout == vramlint("check", full, "--no-cache", cwd=tmp_path, env=env).stdout
+
+
 def test_report_and_explain_use_the_cache(tmp_path: Path) -> None:
     write(tmp_path / "n.py", NET.format(9))
     env = {"VRAMLINT_CACHE_DIR": str(tmp_path / "cache")}

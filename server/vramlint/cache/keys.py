@@ -78,6 +78,7 @@ def entry_key(path: str, content_digest: str, settings: Settings, search_path: I
               module: tuple[str, str]) -> str:
     """The name of a file's entry: everything its analysis is a function of, besides the files it
     reads (which the entry lists, checked when it is read)."""
-    text = "\n".join([os.path.abspath(path), content_digest, settings_fingerprint(settings, path),
+    # The path as given too: results name the file as the command line did (`./m.py`, `m.py`).
+    text = "\n".join([path, os.path.abspath(path), content_digest, settings_fingerprint(settings, path),
                       vramlint_fingerprint(), *search_path, "|", *module])
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
