@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The persistent cache is off for the suite (and the processes it starts, which inherit this): no
+# test writes a .vramlint_cache into the repository or reads a stale one. tests/test_cache.py
+# turns it on, in temporary folders.
+os.environ["VRAMLINT_NO_CACHE"] = "1"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `tests.support` for the library sources
 

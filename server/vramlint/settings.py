@@ -316,7 +316,7 @@ def _validators() -> dict[str, Any]:
 
 
 GLOBAL_KEYS = {"extra-paths", "fail-on", "models", "time-budget", "step-budget", "max-file-size", "environment",
-               "torch-version"}
+               "torch-version", "cache-dir"}
 FAIL_ON = ("error", "warning", "info", "never")
 
 

@@ -14,6 +14,7 @@ from vramlint.analysis.findings import find_problems
 from vramlint.analysis.memory import model_with_memory
 from vramlint.analysis.models import find_models
 from vramlint.analysis.module_level import unevaluated, unresolved_imports
+from vramlint.analysis.paths import module_name_for, search_paths
 from vramlint.analysis.results import FileAnalysis, UnknownInfo
 from vramlint.engine.builtins import stdlib_module
 from vramlint.engine.frame_room import run_with_frame_room
@@ -33,40 +34,12 @@ _lock = threading.RLock()
 T = TypeVar("T")
 
 
-def module_name_for(path: str) -> tuple[str, str]:
-    """(dotted module name, the folder to import it from) for a file, like Python would."""
-    path = os.path.abspath(path)
-    d, base = os.path.split(path)
-    stem = base[:-3] if base.endswith(".py") else base
-    parts = [] if stem == "__init__" else [stem]
-    while os.path.isfile(os.path.join(d, "__init__.py")):
-        d, pkg = os.path.split(d)
-        parts.insert(0, pkg)
-        if not pkg:
-            break
-    return ".".join(parts) or stem, d
-
-
 def script_inputs_for(path: str, settings: Settings) -> ScriptInputs:
     """What the analysed script is given: its command line (`args` of its table), `--set`, its workspace."""
     argv = script_args(settings, path)
     return ScriptInputs(argv=argv[0] if argv else (), argv_source=argv[1] if argv else "",
                         overrides=settings.overrides, root=workspace_root(path, settings.config_file),
                         script_dir=os.path.dirname(os.path.realpath(path)), script=path)
-
-
-def search_paths(settings: Settings) -> tuple[str, ...]:
-    """Extra paths, then the interpreter's sys.path (installed packages)."""
-    paths = [*settings.extra_paths]
-    paths += [p for p in sys.path if p and os.path.isdir(p)]
-    seen: set[str] = set()
-    out = []
-    for p in paths:
-        ap = os.path.abspath(p)
-        if ap not in seen:
-            seen.add(ap)
-            out.append(ap)
-    return tuple(out)
 
 
 def get_loader(paths: tuple[str, ...], environment: tuple[tuple[str, str], ...] = (),
@@ -91,6 +64,12 @@ def analyze_file(path: str, settings: Settings | None = None, *,
                  cancel: threading.Event | None = None) -> FileAnalysis:
     settings = settings or Settings()
     data, problem = read_source_file(path, settings.max_file_size)
+    return analyze_data(path, data, problem, settings, cancel=cancel)
+
+
+def analyze_data(path: str, data: bytes | None, problem: str | None, settings: Settings, *,
+                 cancel: threading.Event | None = None) -> FileAnalysis:
+    """`analyze_file` on what `read_source_file` gave for `path` (the cache reads it first)."""
     if data is None:
         loc = Location(path, 1, 0, 1, 0)
         return FileAnalysis(path, errors=[UnknownInfo(problem or "cannot read file", loc)])

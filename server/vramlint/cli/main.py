@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from vramlint import __version__
-from vramlint.analysis.api import analyze_file
 from vramlint.analysis.findings import SEVERITY_RANK
 from vramlint.analysis.results import FileAnalysis, ModelResult
+from vramlint.cache import analysis as cached
+from vramlint.cache.analysis import cache_root, open_cache
 from vramlint.cli.pool import analyze_all, analyze_safely
 from vramlint.render import github, json_output, sarif, text
 from vramlint.settings import (
@@ -98,7 +99,18 @@ def _setup_options(memory_flag: bool = True) -> argparse.ArgumentParser:
                    help="a folder to import from before installed packages (like pyright's extraPaths)")
     g.add_argument("--config", metavar="FILE", help="the configuration file (default: the nearest pyproject.toml "
                    "with [tool.vramlint], or vramlint.toml)")
+    _cache_options(setup)
     return setup
+
+
+def _cache_options(p: argparse.ArgumentParser, clean: bool = False) -> None:
+    g = p.add_argument_group("cache (docs/cache.md)")
+    g.add_argument("--cache-dir", metavar="DIR",
+                   help="the cache folder (default: VRAMLINT_CACHE_DIR, else `cache-dir` in the configuration, "
+                        "else .vramlint_cache next to the configuration file, else in the current folder)")
+    if not clean:
+        g.add_argument("--no-cache", action="store_true",
+                       help="neither read nor write the cache (also VRAMLINT_NO_CACHE=1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: error)")
     check.add_argument("--jobs", type=_positive, metavar="N", help="files analysed in parallel (default: all cores)")
     check.add_argument("--layers", action="store_true", help="include each model's module tree in JSON output")
+    clean = sub.add_parser("clean", help="remove the cache folder (.vramlint_cache: see --cache-dir)")
+    clean.add_argument("path", nargs="?", default=".", metavar="PATH",
+                       help="where to look for the configuration, whose folder holds the cache (default: .)")
+    clean.add_argument("--config", metavar="FILE", help="the configuration file")
+    _cache_options(clean, clean=True)
     lsp = sub.add_parser("lsp", help="start the language server (stdio)")
     lsp.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP port instead (for debugging)")
     for name, helptext in (("report", "one model's per-layer table: shapes, parameters, bytes kept for backward"),
@@ -255,7 +272,8 @@ def run_check(args: argparse.Namespace) -> int:
     # only the last file can decide.
     stream = args.format in ("text", "github") and not specs
     results = []
-    for result in analyze_all(files, settings, args.jobs or os.cpu_count() or 1):
+    cache = open_cache(settings, args.cache_dir, enabled=not args.no_cache)
+    for result in analyze_all(files, settings, args.jobs or os.cpu_count() or 1, cache):
         results.append(_only(result, specs) if specs else result)
         if stream:
             _print_lines(text.file_lines(result) if args.format == "text" else github.lines(result))
@@ -311,14 +329,15 @@ def _one_model(args: argparse.Namespace) -> tuple[FileAnalysis, ModelResult, Set
         raise UsageError(f"{args.path}: no such file")
     settings = settings_for(args, Path(args.path).resolve())
     settings = replace(settings, memory=True) if args.memory else settings
-    result = analyze_file(args.path, settings)
+    result = cached.analyze_file(args.path, settings, open_cache(settings, args.cache_dir, enabled=not args.no_cache))
     for e in result.errors:
         print(f"{e.location or args.path}: error: {e.reason}", file=sys.stderr)
     if result.errors:  # a syntax error, an unreadable file: an error finding, as for `check`
         raise AnalysisFailed
     model = next((m for m in result.models if m.name == args.model.rpartition("::")[2]), None)
     if model is None:
-        found = ", ".join(m.name for m in analyze_file(args.path, replace(settings, models=(), memory=False)).models)
+        found = ", ".join(m.name for m in cached.analyze_file(args.path, replace(settings, models=(), memory=False),
+                                                               None).models)
         raise UsageError(f"no model named {args.model}; models found: {found or 'none'}")
     return result, model, settings
 
@@ -351,6 +370,21 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0 if model.memory is not None else 1
 
 
+def run_clean(args: argparse.Namespace) -> int:
+    """`vramlint clean`: remove the cache folder the other commands would use, and say which."""
+    start = Path(args.path).resolve()
+    settings = load_settings(start, Settings(), Path(args.config) if args.config else None)
+    root = cache_root(settings, args.cache_dir)
+    from vramlint.cache.store import Cache
+
+    removed = Cache(Path(root)).clear()
+    for path in removed:
+        print(f"Removed the cache {path}")
+    if not removed:
+        print(f"No cache at {root}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -362,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_check(args)
         if args.command == "report":
             return run_report(args)
+        if args.command == "clean":
+            return run_clean(args)
         if args.command == "lsp":
             from vramlint.lsp.server import main as lsp_main
 

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
-from vramlint.analysis import api
 from vramlint.analysis.results import FileAnalysis, UnknownInfo, detached
+from vramlint.cache import analysis as cached
+from vramlint.cache.store import Cache
 from vramlint.engine.values import Location
 from vramlint.settings import Settings
 
@@ -37,27 +38,45 @@ def internal_error(path: str, reason: str) -> FileAnalysis:
     return FileAnalysis(path, errors=[UnknownInfo(f"internal error: {reason}", Location(path, 1, 0, 1, 0))])
 
 
-def analyze_safely(path: str, settings: Settings) -> FileAnalysis:
-    """`analyze_file`, with an exception escaping it reported as the file's error."""
+def analyze_safely(path: str, settings: Settings, cache: Cache | None = None) -> FileAnalysis:
+    """`analyze_file` (through the cache, if any), with an exception escaping it reported as the
+    file's error."""
     try:
-        return api.analyze_file(path, settings)
+        return cached.analyze_file(path, settings, cache)
     except Exception as err:  # a bug of ours: the other files must still get their results
         if os.environ.get("VRAMLINT_DEBUG"):
             traceback.print_exc(file=sys.stderr)
         return internal_error(path, f"{type(err).__name__}: {err} (VRAMLINT_DEBUG=1 shows the traceback)")
 
 
-def analyze_all(files: list[str], settings: Settings, jobs: int) -> Iterator[FileAnalysis]:
-    """Every file's result in input order; with several jobs, in worker processes."""
-    if jobs <= 1 or len(files) <= 1:
-        for f in files:
-            yield analyze_safely(f, settings)
+def analyze_all(files: list[str], settings: Settings, jobs: int, cache: Cache | None = None) -> Iterator[FileAnalysis]:
+    """Every file's result in input order; with several jobs, in worker processes. With a cache,
+    the files whose entry is valid are answered from it here, before any worker starts; the
+    workers write the others' entries."""
+    hits: dict[int, FileAnalysis] = {}
+    if cache is not None and jobs > 1 and len(files) > 1:
+        for i, f in enumerate(files):
+            hit = _cached(cache, f, settings)
+            if hit is not None:
+                hits[i] = hit
+    todo = [f for i, f in enumerate(files) if i not in hits]
+    if jobs <= 1 or len(todo) <= 1:
+        fresh: Iterator[FileAnalysis] = (analyze_safely(f, settings, cache) for f in todo)
     else:
-        yield from _Pool(settings, min(jobs, len(files))).run(files)
+        fresh = _Pool(settings, min(jobs, len(todo)), cache=cache).run(todo)
+    for i in range(len(files)):
+        yield hits[i] if i in hits else next(fresh)
+
+
+def _cached(cache: Cache, path: str, settings: Settings) -> FileAnalysis | None:
+    try:
+        return cached.lookup_file(cache, path, settings)
+    except Exception:  # a bug of the cache must not cost the file its analysis
+        return None
 
 
 # ---------------------------------------------------------------------- worker processes
-def _serve(conn: Connection, settings: Settings) -> None:
+def _serve(conn: Connection, settings: Settings, cache: Cache | None = None) -> None:
     """A worker: analyse the paths it is sent, one at a time, until it is sent None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
     while True:
@@ -68,7 +87,7 @@ def _serve(conn: Connection, settings: Settings) -> None:
         if path is None:
             return
         try:
-            conn.send(detached(analyze_safely(path, settings)))  # pickled whole before anything is written
+            conn.send(detached(analyze_safely(path, settings, cache)))  # pickled whole before anything is written
         except Exception as err:  # a result that cannot cross the process boundary
             conn.send(internal_error(path, f"the result cannot be sent: {type(err).__name__}: {err}"))
 
@@ -82,14 +101,15 @@ class _Worker:
 
 
 class _Pool:
-    def __init__(self, settings: Settings, size: int, limit: float | None = None) -> None:
+    def __init__(self, settings: Settings, size: int, limit: float | None = None, cache: Cache | None = None) -> None:
         self.settings = settings
+        self.cache = cache
         self.size = size
         self.limit = FILE_TIME_LIMIT if limit is None else limit
 
     def _start(self) -> _Worker:
         ours, theirs = multiprocessing.Pipe()
-        process = multiprocessing.Process(target=_serve, args=(theirs, self.settings), daemon=True,
+        process = multiprocessing.Process(target=_serve, args=(theirs, self.settings, self.cache), daemon=True,
                                           name="vramlint-worker")
         process.start()
         theirs.close()

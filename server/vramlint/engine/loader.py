@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+from vramlint.engine import reads
 from vramlint.engine.evaluator import Evaluator, module_bound_names
 from vramlint.engine.protocol import Protocol
 from vramlint.engine.script_inputs import ScriptInputs
@@ -86,7 +87,12 @@ class Loader:
         # The analysed script's command line, `--set` overrides and workspace (set per analysis).
         self.script_inputs = ScriptInputs()
         self._dir_cache: dict[str, set[str] | None] = {}
+        self._dir_mtimes: dict[str, int | None] = {}  # when listed (the cache's dependencies: dist-infos)
+        # The paths the last find_module_file looked for, True where its listing said absent: a
+        # failed import depends on them (a package installed later must invalidate, not any new file).
+        self._searched: dict[str, bool] = {}
         self.export_cache: dict[str, Any] = {}  # `import *` names by module (exports.py)
+        self._failed: set[str] = set()  # modules not found on the search path
         self._current_root: str | None = None  # the analysed file's top folder (add_root)
         self._added_root: str | None = None  # ... when add_root put it on the search path
         self.instantiation_observers: list[Callable[..., None]] = []
@@ -144,6 +150,7 @@ class Loader:
     # ------------------------------------------------------------------ files
     def _listdir(self, d: str) -> set[str] | None:
         if d not in self._dir_cache:
+            self._dir_mtimes[d] = reads.dir_mtime(d)  # before listing: a change since invalidates
             try:
                 self._dir_cache[d] = set(os.listdir(d))
             except OSError:
@@ -153,12 +160,14 @@ class Loader:
     def find_module_file(self, dotted: str) -> tuple[str | None, bool]:
         """(path, is_package) of the source of `dotted` on the search path."""
         parts = dotted.split(".")
+        self._searched = {}
         for root in self.search_paths:
             d = root
             ok = True
             for p in parts[:-1]:
                 entries = self._listdir(d)
                 if entries is None or p not in entries:
+                    self._searched[d if entries is None else os.path.join(d, p)] = entries is not None
                     ok = False
                     break
                 d = os.path.join(d, p)
@@ -166,23 +175,29 @@ class Loader:
                 continue
             entries = self._listdir(d)
             if entries is None:
+                self._searched[d] = False
                 continue
             last = parts[-1]
+            pkg = os.path.join(d, last)
             if last in entries:
-                pkg = os.path.join(d, last)
                 init = os.path.join(pkg, "__init__.py")
                 if os.path.isfile(init):
                     return init, True
                 if os.path.isdir(pkg):  # namespace package
                     return pkg, True
+                self._searched[pkg] = self._searched[init] = False
+            else:
+                self._searched[pkg] = True
             if last + ".py" in entries:
-                return os.path.join(d, last + ".py"), False
+                return pkg + ".py", False
+            self._searched[pkg + ".py"] = True
         return None, False
 
     def read_text(self, path: str) -> tuple[str | None, str | None]:
         """(text, None), or (None, why not): regular files up to `max_file_bytes` only."""
         if path in self.overlays:
             text = self.overlays[path]
+            reads.note_text(path, text)
             problem = too_large(text, self.max_file_bytes)
             return (None, problem) if problem else (text, None)
         data, problem = read_source_file(path, self.max_file_bytes)
@@ -197,6 +212,10 @@ class Loader:
             return Unknown("empty module name", ref)
         hit = self.modules.get(dotted)
         if hit is not None:
+            if type(hit) is ModuleValue:
+                reads.note_import(_path_of(ref), hit.ns.get("__file__"))
+            elif dotted in self._failed:
+                reads.note_failed_import(dotted)
             if isinstance(hit, Unknown) and ref is not None and hit.ref is not ref:
                 # A cached failure: point at this import, not at the first file that tried.
                 hit = Unknown(hit.reason, ref)
@@ -217,7 +236,11 @@ class Loader:
         if path is None:
             u = Unknown(f"module `{dotted}` not found (add its folder to extra-paths?)", ref)
             self.modules[dotted] = u
+            self._failed.add(dotted)
+            reads.note_failed_import(dotted, {p: None if absent else reads.path_kind(p)
+                                              for p, absent in self._searched.items()})
             return u
+        reads.note_import(_path_of(ref), path)
         # Parents exist as (lazy) packages.
         if "." in dotted:
             parent = self.import_module(dotted.rpartition(".")[0], ref)
@@ -375,6 +398,8 @@ class Loader:
             if type(v) is LazyBinding:
                 v = self.evaluator.force(v)
                 ns[name] = v
+            elif type(v) is ModuleValue:  # a submodule an earlier analysis bound here
+                reads.note_import(mod.ns.get("__file__"), v.ns.get("__file__"))
             return v
         if mod.getattr_hook is not None:
             v = mod.getattr_hook(name)
@@ -558,6 +583,11 @@ def _collector_paused() -> Iterator[None]:
 @contextmanager
 def _no_pause() -> Iterator[None]:
     yield
+
+
+def _path_of(ref: SourceRef | None) -> str | None:
+    """The file of the statement that imports (for the cache's import edges)."""
+    return ref.module.path if ref is not None else None
 
 
 def _is_under(path: Any, folder: str) -> bool:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from vramlint.engine import reads
 from vramlint.engine.provenance import source_of, sourced
 from vramlint.engine.source import read_source_file
 from vramlint.engine.values import Args, Kwargs, NativeFunction, Unknown, Value
@@ -72,7 +73,7 @@ def workspace_root(script: str, config_file: str | None) -> str:
             return base
     d = script_dir
     while True:
-        if any(os.path.exists(os.path.join(d, m)) for m in _PROJECT_MARKERS):
+        if any(reads.exists(os.path.join(d, m)) for m in _PROJECT_MARKERS):
             return d
         parent = os.path.dirname(d)
         if parent == d:
@@ -111,6 +112,7 @@ def resolve_path(inputs: ScriptInputs, path: str, base: str | None = None) -> tu
         if not _is_under(real, root):
             why = f"{path} is outside the workspace ({inputs.root}): not read"
             continue
+        reads.note_probe(c)  # a file created later must invalidate a cached "no such file"
         if os.path.lexists(c):
             return real, None
     return None, why

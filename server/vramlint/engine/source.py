@@ -7,9 +7,7 @@ itself, and most library modules never need a location (only what ends up in a r
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -21,6 +19,7 @@ import libcst as cst
 from libcst import CSTNode
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
+from vramlint.engine.reads import read_source_file  # noqa: F401 (where the engine's readers import it)
 from vramlint.engine.values import Location
 
 
@@ -48,50 +47,6 @@ def decode_source(data: bytes) -> tuple[str, str | None]:
     except (UnicodeDecodeError, LookupError):
         text = data.decode("utf-8", errors="replace")
         return text, f"file is not valid {encoding}; undecodable bytes were replaced"
-
-
-def read_source_file(path: str, limit: int) -> tuple[bytes | None, str | None]:
-    """The bytes of a regular file of at most `limit` bytes, else (None, why it was not read).
-
-    Devices, FIFOs, sockets and folders are never opened for reading (`/dev/stdin` would read
-    the language server's own input, `/dev/zero` fill memory, a FIFO block forever), and the
-    cap applies to what is read, not to the size `stat` reported (a file can grow)."""
-    try:
-        kind = _not_regular(os.stat(path).st_mode)
-        if kind:
-            return None, f"not a regular file ({kind}): not read"
-        # Non-blocking: if the path was swapped for a FIFO since the stat, opening must not wait.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as err:
-        return None, f"cannot read file: {err.strerror or err}"
-    try:
-        kind = _not_regular(os.fstat(fd).st_mode)
-        if kind:
-            return None, f"not a regular file ({kind}): not read"
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as err:
-        return None, f"cannot read file: {err.strerror or err}"
-    finally:
-        os.close(fd)
-    if size > limit:
-        return None, f"file larger than max-file-size ({limit:,} bytes): not analysed"
-    return b"".join(chunks), None
-
-
-def _not_regular(mode: int) -> str:
-    """What a non-regular file is, in words ("" for a regular file)."""
-    if stat.S_ISREG(mode):
-        return ""
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def too_large(text: str, limit: int) -> str | None:

@@ -18,6 +18,7 @@ import posixpath
 import sys
 from typing import TYPE_CHECKING, Any
 
+from vramlint.engine import reads
 from vramlint.engine.source import read_source_file
 from vramlint.engine.values import (
     MISSING,
@@ -190,6 +191,7 @@ def _dist_infos(loader: Loader) -> dict[str, tuple[str, str]]:
     """Normalised distribution name -> (version, dist-info folder), from the search path."""
     cache = getattr(loader, "_vramlint_dist_infos", None)
     if cache is not None:
+        _note_roots(loader)
         return cache  # type: ignore[no-any-return]
     out: dict[str, tuple[str, str]] = {}
     for root in loader.search_paths:
@@ -201,7 +203,14 @@ def _dist_infos(loader: Loader) -> dict[str, tuple[str, str]]:
             if key not in out and version:
                 out[key] = (version, os.path.join(root, entry))
     loader._vramlint_dist_infos = out  # type: ignore[attr-defined]
+    _note_roots(loader)
     return out
+
+
+def _note_roots(loader: Loader) -> None:
+    """Installing or upgrading a package changes its folder's listing: a cached answer must go."""
+    reads.note_dirs({root: (loader._dir_mtimes.get(root), reads.dist_infos(loader._listdir(root) or ()))
+                     for root in loader.search_paths if root in loader._dir_mtimes})
 
 
 def _normalize(name: str) -> str:

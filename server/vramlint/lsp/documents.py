@@ -38,6 +38,7 @@ from pygls.uris import to_fs_path
 from vramlint.analysis import api
 from vramlint.analysis.results import FileAnalysis
 from vramlint.lsp.editor_settings import EditorSettings
+from vramlint.lsp.persistent import EditorCache
 from vramlint.lsp.progress import AnalysisProgress
 from vramlint.settings import ConfigError, Settings, load_settings
 
@@ -114,6 +115,7 @@ class Documents:
         self.frozen = False
         self._trim_handle: asyncio.TimerHandle | None = None
         self._results_since_collect = 0
+        self.disk = EditorCache()  # the persistent cache (lsp/persistent.py)
 
     # ------------------------------------------------------------------ messages
     def log(self, message: str) -> None:
@@ -212,6 +214,12 @@ class Documents:
         ended = "cancelled"
         try:
             if doc.result is None and self.progressive:
+                # A result the persistent cache holds (a window reopened) is shown at once, whole.
+                if await self._pass(doc, version, cancel, memory=True, cached_only=True):
+                    ended = "done"
+                    return
+                if doc.version != version or cancel.is_set():
+                    return
                 # The first analysis: the counts, then the estimate (see the module's docstring).
                 if not await self._pass(doc, version, cancel, memory=False):
                     return
@@ -223,13 +231,16 @@ class Documents:
             if progress is not None:
                 progress.end(ended)
 
-    async def _pass(self, doc: Document, version: int, cancel: threading.Event, memory: bool) -> bool:
+    async def _pass(self, doc: Document, version: int, cancel: threading.Event, memory: bool,
+                    cached_only: bool = False) -> bool:
         """One analysis of `doc` (with the memory estimate or not) in the worker, its result
-        stored and sent; False if cancelled or the document moved on (the result is dropped)."""
+        stored and sent; False if cancelled or the document moved on (the result is dropped), or
+        (`cached_only`) if the persistent cache has no result for it."""
         loop = asyncio.get_running_loop()
         overlays = {d.path: d.text for d in self.docs.values()}
         text = doc.text
-        done = await loop.run_in_executor(self.executor, self._analyze, doc, version, text, overlays, cancel, memory)
+        done = await loop.run_in_executor(self.executor, self._analyze, doc, version, text, overlays, cancel, memory,
+                                          cached_only)
         if done is None or doc.version != version or self.docs.get(doc.uri) is not doc:
             return False  # cancelled, or the document moved on: this result is for an older version
         result, prepared = done
@@ -266,9 +277,11 @@ class Documents:
             1.0, lambda: asyncio.get_running_loop().run_in_executor(self.executor, _release_free_memory))
 
     def _analyze(self, doc: Document, version: int, text: str, overlays: dict[str, str],
-                 cancel: threading.Event, memory: bool = True) -> tuple[FileAnalysis, Any] | None:
+                 cancel: threading.Event, memory: bool = True,
+                 cached_only: bool = False) -> tuple[FileAnalysis, Any] | None:
         """In the worker: the analysis of `text` (without the memory estimate: `memory` False),
-        and what the server makes of it for the loop (`prepare`); None when cancelled."""
+        and what the server makes of it for the loop (`prepare`); None when cancelled (or, with
+        `cached_only`, when the persistent cache has no result)."""
         if cancel.is_set():
             return None
         path = doc.path
@@ -277,7 +290,10 @@ class Documents:
                 settings, editor_only = self._settings(path)
                 settings = settings if memory else replace(settings, memory=False)
                 api.set_open_files(settings, overlays, self.roots or [os.path.dirname(path)])
-                result = api.analyze_source(path, text, settings, cancel=cancel)
+                found = self.disk.analyze(doc, text, settings, overlays, cancel, cached_only)  # lsp/persistent.py
+                if found is None:
+                    return None
+                result = found
                 editor_sources(result, settings, editor_only)
         except api.AnalysisCancelled:
             return None

@@ -60,6 +60,9 @@ class VramlintProtocol(LeakFreeProtocol):
     def handle_message(self, message: RPCMessage) -> None:
         method = getattr(message, "method", None)
         if method == types.EXIT:
+            docs = getattr(self._server, "docs", None)
+            if docs is not None:  # results waiting for the persistent cache (lsp/persistent.py)
+                docs.disk.flush()
             end_process(0 if self._shutdown else 1)
         if self._shutdown and isinstance(message, RPCRequest):
             error = JsonRpcInvalidRequest(f"{method}: the server has been shut down (only `exit` is expected)")

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from vramlint.engine.evaluator import contains_unknown
+from vramlint.engine.eval_base import contains_unknown
 from vramlint.engine.values import MISSING, NativeFunction, Positional, Unknown, Value
 
 if TYPE_CHECKING:

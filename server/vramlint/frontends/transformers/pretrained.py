@@ -38,6 +38,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vramlint.engine import reads
+from vramlint.engine.source import read_source_file
 from vramlint.engine.values import MISSING, ClassValue, Instance, NativeFunction, Unknown
 from vramlint.frontends.torch.module import is_module, named_modules, named_tensors
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, DType, TensorValue
@@ -126,14 +128,13 @@ def _cached_config(cache: str, repo_id: str, revision: str, subfolder: str, file
     repo = os.path.join(cache, "models--" + repo_id.replace("/", "--"))
     commit = revision
     ref = os.path.join(repo, "refs", revision)
-    if os.path.isfile(ref):
-        try:
-            with open(ref, encoding="utf-8") as f:
-                commit = f.read(200).strip()
-        except OSError:
+    if reads.isfile(ref):
+        data, _ = read_source_file(ref, 1 << 16)
+        if data is None:
             return None
+        commit = data[:200].decode("utf-8", "replace").strip()
     path = os.path.join(repo, "snapshots", commit, subfolder, filename)
-    return path if os.path.isfile(path) else None
+    return path if reads.isfile(path) else None
 
 
 def locate_config(name: str, environment: Mapping[str, str], model_tables: Mapping[str, Mapping[str, Any]],
@@ -143,12 +144,12 @@ def locate_config(name: str, environment: Mapping[str, str], model_tables: Mappi
     the configuration's per-model table (its `key`); else a sentence saying what to provide.
     `filename`/`key`: peft's adapter_config.json and `adapter_config` use the same lookup."""
     local = os.path.expanduser(name)
-    if os.path.isdir(local):
+    if reads.isdir(local):
         path = os.path.join(local, subfolder, filename)
-        if os.path.isfile(path):
+        if reads.isfile(path):
             return ConfigFile(path, f"local folder {local}")
         return f"the folder {local} has no {os.path.join(subfolder, filename)}"
-    if os.path.isfile(local) and local.endswith(".json"):
+    if reads.isfile(local) and local.endswith(".json"):
         return ConfigFile(local, f"local file {local}")
     cache = hub_cache(environment, cache_dir)
     if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
@@ -158,7 +159,7 @@ def locate_config(name: str, environment: Mapping[str, str], model_tables: Mappi
     table = model_tables.get(name, {})
     if isinstance(table.get(key), str):
         path = table[key]
-        if os.path.isfile(path):
+        if reads.isfile(path):
             return ConfigFile(path, f'configuration [tool.vramlint.models."{name}"]')
         return f'`{key}` of [tool.vramlint.models."{name}"]: no such file {path}'
     # The table holds each checkpoint's config at one commit, of its main branch, at its root.
@@ -183,8 +184,10 @@ def read_config(found: ConfigFile) -> dict[str, Any] | str:
     try:
         if os.path.getsize(found.path) > MAX_CONFIG_BYTES:
             return f"{found.path} is larger than {MAX_CONFIG_BYTES} bytes: not a {os.path.basename(found.path)}"
-        with open(found.path, encoding="utf-8") as f:
-            data = json.load(f)
+        raw, problem = read_source_file(found.path, MAX_CONFIG_BYTES)
+        if raw is None:
+            raise OSError(problem)
+        data = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError, RecursionError) as err:  # RecursionError: JSON nested thousands deep
         return f"cannot read {found.path} ({found.source}): {err}"
     if not isinstance(data, dict):
