@@ -10,7 +10,7 @@ from typing import Any
 import libcst as cst
 
 from vramlint.engine.source import SourceModule
-from vramlint.engine.walk import iter_nodes
+from vramlint.engine.walk import child_nodes, iter_nodes
 
 
 def call_sites(source: SourceModule, name: str) -> list[cst.Call]:
@@ -24,16 +24,30 @@ def call_sites(source: SourceModule, name: str) -> list[cst.Call]:
             called = _CALLED[source] = set(_CALLED_NAME.findall(source.text))
         if name not in called:
             return []
-        assert source.tree is not None
-        calls = {}
-        for n in iter_nodes(source.tree):
-            if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
-                calls.setdefault(n.func.value, []).append(n)
-        _CALLS[source] = calls
-    return [c for c in calls.get(name, []) if not _uses_locals(c, source)]
+        calls = _CALLS[source] = _scan_calls(source)
+    return [c for c, scopes in calls.get(name, []) if not _uses_locals(c, scopes, source)]
 
 
-def _uses_locals(call: cst.Call, source: SourceModule) -> bool:
+# The nodes that bind names of their own: a call's arguments may read those of every one around it.
+_SCOPES = (cst.FunctionDef, cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.ClassDef)
+Scopes = tuple[cst.CSTNode, ...]
+
+
+def _scan_calls(source: SourceModule) -> dict[str, list[tuple[cst.Call, Scopes]]]:
+    """The file's calls of a plain name, by name, each with the scope nodes around it, in one walk."""
+    assert source.tree is not None
+    calls: dict[str, list[tuple[cst.Call, Scopes]]] = {}
+    stack: list[tuple[cst.CSTNode, Scopes]] = [(source.tree, ())]
+    while stack:
+        n, around = stack.pop()
+        if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
+            calls.setdefault(n.func.value, []).append((n, around))
+        inner = (*around, n) if isinstance(n, _SCOPES) else around
+        stack.extend((c, inner) for c in reversed(child_nodes(n)))
+    return calls
+
+
+def _uses_locals(call: cst.Call, scopes: Scopes, source: SourceModule) -> bool:
     """Whether an argument of `call` names a variable local to a function (or comprehension, or
     class body) around it: `def build(): w = 64; return Net(w)`. Such a call's arguments mean
     something else at module level, where `_known_call_args` evaluates them."""
@@ -42,17 +56,7 @@ def _uses_locals(call: cst.Call, source: SourceModule) -> bool:
     not_vars = {id(n.attr) for n in nodes if isinstance(n, cst.Attribute)}
     not_vars |= {id(n.keyword) for n in nodes if isinstance(n, cst.Arg) and n.keyword is not None}
     used = {n.value for n in nodes if isinstance(n, cst.Name) and id(n) not in not_vars}
-    return bool(used) and bool(used & _enclosing_locals(call, source))
-
-
-def _enclosing_locals(call: cst.Call, source: SourceModule) -> set[str]:
-    locals_: set[str] = set()
-    parents = _parents(source)
-    node: cst.CSTNode | None = parents.get(call)
-    while node is not None:
-        locals_ |= _scope_locals(node, source)
-        node = parents.get(node)
-    return locals_
+    return bool(used) and any(used & _scope_locals(scope, source) for scope in scopes)
 
 
 def _scope_locals(node: cst.CSTNode, source: SourceModule) -> frozenset[str]:
@@ -82,28 +86,10 @@ def _scope_locals(node: cst.CSTNode, source: SourceModule) -> frozenset[str]:
     return found
 
 
-def _parents(source: SourceModule) -> dict[cst.CSTNode, cst.CSTNode]:
-    found = _PARENTS.get(source)
-    if found is None:
-        assert source.tree is not None
-        found = {}
-        stack: list[cst.CSTNode] = [source.tree]
-        while stack:
-            n = stack.pop()
-            for c in n.children:
-                found[c] = n
-                stack.append(c)
-        _PARENTS[source] = found
-    return found
-
-
-_PARENTS: weakref.WeakKeyDictionary[SourceModule, dict[cst.CSTNode, cst.CSTNode]] = weakref.WeakKeyDictionary()
-
-
 # A name followed by `(`. Only at the start of a word: without the look-behind, each position
 # inside a long run of word characters (a 40,000-character comment, a string literal) started a
 # match that scanned to the run's end, quadratic in the run's length (12 s for 40,000 characters).
 _CALLED_NAME = re.compile(r"(?<!\w)([^\W\d]\w*)\s*\(")
-_CALLS: weakref.WeakKeyDictionary[SourceModule, dict[str, list[cst.Call]]] = weakref.WeakKeyDictionary()
+_CALLS: weakref.WeakKeyDictionary[SourceModule, dict[str, list[tuple[cst.Call, Scopes]]]] = weakref.WeakKeyDictionary()
 _CALLED: weakref.WeakKeyDictionary[SourceModule, set[str]] = weakref.WeakKeyDictionary()
 

@@ -36,11 +36,16 @@ def iter_nodes(root: cst.CSTNode, descend: Callable[[cst.CSTNode], bool] | None 
         yield node
         if descend is not None and node is not root and not descend(node):
             continue
-        children: list[cst.CSTNode] = []
-        for name in _fields(type(node)):
-            v = getattr(node, name)
-            if isinstance(v, cst.CSTNode):
-                children.append(v)
-            elif isinstance(v, (list, tuple)):
-                children.extend(x for x in v if isinstance(x, cst.CSTNode))
-        stack.extend(reversed(children))
+        stack.extend(reversed(child_nodes(node)))
+
+
+def child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """A node's children in source order, whitespace and punctuation left out."""
+    children: list[cst.CSTNode] = []
+    for name in _fields(type(node)):
+        v = getattr(node, name)
+        if isinstance(v, cst.CSTNode):
+            children.append(v)
+        elif isinstance(v, (list, tuple)):
+            children.extend(x for x in v if isinstance(x, cst.CSTNode))
+    return children
