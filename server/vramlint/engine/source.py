@@ -18,6 +18,7 @@ from typing import Any
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from vramlint.engine.values import Location
 
@@ -133,13 +134,15 @@ class SourceModule:
         self.tree: cst.Module | None = None
         self.syntax_error: SyntaxProblem | None = None
         self._positions: dict[cst.CSTNode, CodeRange] | None = None
-        self._statements: tuple[dict[int, Location], dict[int, int]] | None = None
+        self._statements: StatementIndex | None = None
+        self._statement_positions: dict[int, dict[cst.CSTNode, CodeRange]] = {}  # by id of the statement
         # Per-node facts computed once: decoded literals (libcst re-decodes them on every
         # access), whether a function body yields.
         self.node_cache: dict[cst.CSTNode, object] = {}
         self._lock = threading.Lock()
         # Expressions libcst's parser would take minutes on are replaced first (see _elide_pathological).
         parsed_text, self.elided, self.literals = _elide_pathological(path, text)
+        self._parsed_as_is = parsed_text == text  # else positions in the tree are not the file's
         try:
             self.tree = cst.parse_module(parsed_text)
         except cst.ParserSyntaxError as err:
@@ -158,15 +161,18 @@ class SourceModule:
             self.syntax_error = SyntaxProblem(f"could not parse: {err}", loc)
 
     def location_of(self, node: cst.CSTNode) -> Location:
+        rng: CodeRange | None = None
         if self._positions is None:
             # Statements and definitions' names (what models and findings point at) come from
-            # Python's own parser: libcst's PositionProvider regenerates the whole file (~0.2 s
-            # for a large one).
+            # Python's own parser, an expression inside a simple statement from that statement's
+            # code alone: libcst's PositionProvider regenerates the whole file (~0.2 s for a
+            # large one).
             fast = self._statement_index()[0].get(id(node))
             if fast is not None:
                 return fast
-        positions = self._position_map()
-        rng = positions.get(node)
+            rng = self._position_in_statement(node)
+        if rng is None:
+            rng = self._position_map().get(node)
         if rng is None:
             return Location(self.path, 1, 0, 1, 0)
         return Location(
@@ -177,10 +183,33 @@ class SourceModule:
         """The location of the simple statement holding `node` (its own for a class or function
         name), from `ast`: cheap, what editor hints need (a statement's lines), None when the
         trees cannot be matched."""
-        locs, owner = self._statement_index()
-        return locs.get(owner.get(id(node), id(node)))
+        locs, owner, _ = self._statement_index()
+        small = owner.get(id(node))
+        return locs.get(id(node) if small is None else id(small))
 
-    def _statement_index(self) -> tuple[dict[int, Location], dict[int, int]]:
+    def _position_in_statement(self, node: cst.CSTNode) -> CodeRange | None:
+        """The position of a node inside a simple statement: that statement's code generated
+        alone, from where `ast` puts its start (what PositionProvider would say, for a statement's
+        worth of work). None when the statement is not known (or the parsed text is not the
+        file's: an elided expression shifts columns)."""
+        if not self._parsed_as_is or self.tree is None:
+            return None
+        locs, owner, indents = self._statement_index()
+        small = owner.get(id(node))
+        start = locs.get(id(small)) if small is not None else None
+        if small is None or start is None:
+            return None
+        with self._lock:
+            table = self._statement_positions.get(id(small))
+            if table is None:
+                try:
+                    table = _positions_from(self.tree, small, start, indents[id(small)])
+                except RecursionError:  # the whole file's positions have the same limit
+                    table = {}
+                self._statement_positions[id(small)] = table
+        return table.get(node)
+
+    def _statement_index(self) -> StatementIndex:
         with self._lock:
             if self._statements is None:
                 self._statements = _statement_locations(self.path, self.text, self.tree)
@@ -199,6 +228,10 @@ class SourceModule:
                         self._positions = {}
             return self._positions
 
+
+# Simple statements' locations by id, the statement each node inside one belongs to, and each
+# one's block indentation (source.py's `_statement_locations`).
+StatementIndex = tuple[dict[int, Location], dict[int, cst.CSTNode], dict[int, str]]
 
 # Most recently used parses. Bounded: an editor produces a new version of a file per keystroke.
 _cache: OrderedDict[tuple[str, str], SourceModule] = OrderedDict()
@@ -504,21 +537,32 @@ def _pathological_regions(text: str) -> list[Region]:
     return regions
 
 
-def _statement_locations(path: str, text: str,
-                         tree: cst.Module | None) -> tuple[dict[int, Location], dict[int, int]]:
+def _positions_from(tree: cst.Module, node: cst.CSTNode, start: Location, indent: str) -> dict[cst.CSTNode, CodeRange]:
+    """libcst's positions of `node` and the nodes under it, its code generated from `start` on.
+    A simple statement's code depends on what is around it only through its block's indentation
+    (which a continuation line inside brackets may repeat)."""
+    provider = PositionProvider()
+    state = PositionProvidingCodegenState(default_indent=tree.default_indent, default_newline=tree.default_newline,
+                                          provider=provider, line=start.line, column=start.column,
+                                          indent_tokens=[indent] if indent else [])
+    node._codegen(state)
+    return {n: r for n, r in provider._computed.items() if isinstance(r, CodeRange)}
+
+
+def _statement_locations(path: str, text: str, tree: cst.Module | None) -> StatementIndex:
     """Every simple statement's location (and class/function names'), matching libcst's
-    statements with `ast`'s block by block; and for every node inside a simple statement, that
-    statement (`owner`)."""
+    statements with `ast`'s block by block; for every node inside a simple statement, that
+    statement (`owner`); and each simple statement's block indentation."""
     import ast
 
     from vramlint.engine.walk import iter_nodes
 
     if tree is None:
-        return {}, {}
+        return {}, {}, {}
     try:
         module = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return {}, {}
+        return {}, {}, {}
     lines = text.splitlines()
 
     def col(line: int, byte_col: int) -> int:
@@ -526,7 +570,8 @@ def _statement_locations(path: str, text: str,
         return byte_col if s.isascii() else len(s.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
 
     locs: dict[int, Location] = {}
-    owner: dict[int, int] = {}
+    owner: dict[int, cst.CSTNode] = {}
+    indents: dict[int, str] = {}  # a simple statement's block indentation
 
     def loc_of(a: ast.AST) -> Location:
         end = getattr(a, "end_lineno", None) or a.lineno  # type: ignore[attr-defined]
@@ -540,7 +585,7 @@ def _statement_locations(path: str, text: str,
             return list(body.body)
         return []
 
-    def match(stmts: Sequence[cst.CSTNode], nodes: list[ast.stmt]) -> bool:
+    def match(stmts: Sequence[cst.CSTNode], nodes: list[ast.stmt], indent: str) -> bool:
         i = 0
         for stmt in stmts:
             smalls = stmt.body if isinstance(stmt, cst.SimpleStatementLine) else \
@@ -550,19 +595,27 @@ def _statement_locations(path: str, text: str,
                     if i >= len(nodes):
                         return False
                     locs[id(small)] = loc_of(nodes[i])
+                    indents[id(small)] = indent
                     for n in iter_nodes(small):
-                        owner[id(n)] = id(small)
+                        owner[id(n)] = small
                     i += 1
                 continue
             if i >= len(nodes):
                 return False
             a = nodes[i]
             i += 1
-            if not pair(stmt, a):
+            if not pair(stmt, a, indent):
                 return False
         return i == len(nodes)
 
-    def pair(stmt: cst.CSTNode, a: ast.stmt) -> bool:
+    def pair(stmt: cst.CSTNode, a: ast.stmt, indent: str) -> bool:
+        def sub(body: Any, nodes: list[ast.stmt]) -> bool:
+            """The statements of a block against `ast`'s, with the block's indentation (what
+            libcst generates for a continuation line of theirs that repeats it)."""
+            step = (tree.default_indent if body.indent is None else body.indent) \
+                if isinstance(body, cst.IndentedBlock) else ""
+            return match(block(body), nodes, indent + step)
+
         if isinstance(stmt, (cst.ClassDef, cst.FunctionDef)):
             if not isinstance(a, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or a.name != stmt.name.value:
                 return False
@@ -570,28 +623,27 @@ def _statement_locations(path: str, text: str,
             m = re.search(r"\b(?:class|def)\s+(" + re.escape(a.name) + r")\b", line)
             if m is not None:
                 locs[id(stmt.name)] = Location(path, a.lineno, m.start(1), a.lineno, m.start(1) + len(a.name))
-            return match(block(stmt.body), a.body)
+            return sub(stmt.body, a.body)
         if isinstance(stmt, cst.If) and isinstance(a, ast.If):
-            if not match(block(stmt.body), a.body):
+            if not sub(stmt.body, a.body):
                 return False
             orelse = stmt.orelse
             if isinstance(orelse, cst.If):
-                return len(a.orelse) == 1 and pair(orelse, a.orelse[0])
+                return len(a.orelse) == 1 and pair(orelse, a.orelse[0], indent)
             if isinstance(orelse, cst.Else):
-                return match(block(orelse.body), a.orelse)
+                return sub(orelse.body, a.orelse)
             return not a.orelse
         if isinstance(stmt, (cst.For, cst.While)) and isinstance(a, (ast.For, ast.AsyncFor, ast.While)):
-            rest = block(stmt.orelse.body) if stmt.orelse is not None else []
-            return match(block(stmt.body), a.body) and match(rest, a.orelse)
+            return sub(stmt.body, a.body) and sub(stmt.orelse.body if stmt.orelse is not None else None, a.orelse)
         if isinstance(stmt, cst.With) and isinstance(a, (ast.With, ast.AsyncWith)):
-            return match(block(stmt.body), a.body)
+            return sub(stmt.body, a.body)
         if isinstance(stmt, cst.Try) and isinstance(a, ast.Try):
-            ok = match(block(stmt.body), a.body) and len(stmt.handlers) == len(a.handlers)
-            ok = ok and all(match(block(h.body), ah.body) for h, ah in zip(stmt.handlers, a.handlers))
-            ok = ok and match(block(stmt.orelse.body) if stmt.orelse else [], a.orelse)
-            return ok and match(block(stmt.finalbody.body) if stmt.finalbody else [], a.finalbody)
+            ok = sub(stmt.body, a.body) and len(stmt.handlers) == len(a.handlers)
+            ok = ok and all(sub(h.body, ah.body) for h, ah in zip(stmt.handlers, a.handlers))
+            ok = ok and sub(stmt.orelse.body if stmt.orelse else None, a.orelse)
+            return ok and sub(stmt.finalbody.body if stmt.finalbody else None, a.finalbody)
         return True  # other compound statements: their inner statements are simply not indexed
 
-    if not match(list(tree.body), module.body):
-        return {}, {}
-    return locs, owner
+    if not match(list(tree.body), module.body, ""):
+        return {}, {}, {}
+    return locs, owner, indents
