@@ -13,7 +13,7 @@ import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import libcst as cst
@@ -167,7 +167,7 @@ class SourceModule:
             # Python's own parser, an expression inside a simple statement from that statement's
             # code alone: libcst's PositionProvider regenerates the whole file (~0.2 s for a
             # large one).
-            fast = self._statement_index()[0].get(id(node))
+            fast = self._statement_index().locs.get(id(node))
             if fast is not None:
                 return fast
             rng = self._position_in_statement(node)
@@ -183,30 +183,30 @@ class SourceModule:
         """The location of the simple statement holding `node` (its own for a class or function
         name), from `ast`: cheap, what editor hints need (a statement's lines), None when the
         trees cannot be matched."""
-        locs, owner, _ = self._statement_index()
-        small = owner.get(id(node))
-        return locs.get(id(node) if small is None else id(small))
+        index = self._statement_index()
+        stmt = index.owner.get(id(node))
+        return index.locs.get(id(node) if stmt is None else id(stmt))
 
     def _position_in_statement(self, node: cst.CSTNode) -> CodeRange | None:
-        """The position of a node inside a simple statement: that statement's code generated
-        alone, from where `ast` puts its start (what PositionProvider would say, for a statement's
-        worth of work). None when the statement is not known (or the parsed text is not the
-        file's: an elided expression shifts columns)."""
+        """The position of a node inside a simple statement or a compound statement's header:
+        that code generated alone, from where `ast` puts its start (what PositionProvider would
+        say, for a statement's worth of work). None when the statement is not known (or the parsed
+        text is not the file's: an elided expression shifts columns)."""
         if not self._parsed_as_is or self.tree is None:
             return None
-        locs, owner, indents = self._statement_index()
-        small = owner.get(id(node))
-        start = locs.get(id(small)) if small is not None else None
-        if small is None or start is None:
+        index = self._statement_index()
+        stmt = index.owner.get(id(node))
+        start = index.starts.get(id(stmt)) if stmt is not None else None
+        if stmt is None or start is None:
             return None
         with self._lock:
-            table = self._statement_positions.get(id(small))
+            table = self._statement_positions.get(id(stmt))
             if table is None:
                 try:
-                    table = _positions_from(self.tree, small, start, indents[id(small)])
+                    table = _positions_from(self.tree, stmt, start)
                 except RecursionError:  # the whole file's positions have the same limit
                     table = {}
-                self._statement_positions[id(small)] = table
+                self._statement_positions[id(stmt)] = table
         return table.get(node)
 
     def _statement_index(self) -> StatementIndex:
@@ -228,10 +228,6 @@ class SourceModule:
                         self._positions = {}
             return self._positions
 
-
-# Simple statements' locations by id, the statement each node inside one belongs to, and each
-# one's block indentation (source.py's `_statement_locations`).
-StatementIndex = tuple[dict[int, Location], dict[int, cst.CSTNode], dict[int, str]]
 
 # Most recently used parses. Bounded: an editor produces a new version of a file per keystroke.
 _cache: OrderedDict[tuple[str, str], SourceModule] = OrderedDict()
@@ -537,16 +533,45 @@ def _pathological_regions(text: str) -> list[Region]:
     return regions
 
 
-def _positions_from(tree: cst.Module, node: cst.CSTNode, start: Location, indent: str) -> dict[cst.CSTNode, CodeRange]:
-    """libcst's positions of `node` and the nodes under it, its code generated from `start` on.
-    A simple statement's code depends on what is around it only through its block's indentation
-    (which a continuation line inside brackets may repeat)."""
+def _positions_from(tree: cst.Module, stmt: cst.CSTNode, start: CodeStart) -> dict[cst.CSTNode, CodeRange]:
+    """libcst's positions of the nodes of a simple statement, or of a compound statement's
+    header, its code generated alone from `start` on. That code depends on what is around it
+    only through its block's indentation (which a continuation line inside brackets may repeat)."""
     provider = PositionProvider()
     state = PositionProvidingCodegenState(default_indent=tree.default_indent, default_newline=tree.default_newline,
                                           provider=provider, line=start.line, column=start.column,
-                                          indent_tokens=[indent] if indent else [])
-    node._codegen(state)
+                                          indent_tokens=[start.indent] if start.indent else [])
+    if isinstance(stmt, cst.BaseSmallStatement):
+        stmt._codegen(state)
+    else:  # the header alone: no comment lines above it, no body
+        empty = cst.IndentedBlock(body=())
+        header = stmt.with_changes(leading_lines=(), body=empty, **({"orelse": None} if hasattr(stmt, "orelse") else {}))
+        header._codegen(state, **({"is_elif": True} if start.elif_ else {}))
     return {n: r for n, r in provider._computed.items() if isinstance(r, CodeRange)}
+
+
+@dataclass(frozen=True)
+class CodeStart:
+    """Where a statement's generated code starts (for a header: its first line, at column 0,
+    comment lines above it left out), the indentation of its block, and whether it is an `elif`."""
+
+    line: int
+    column: int
+    indent: str
+    elif_: bool = False
+
+
+@dataclass
+class StatementIndex:
+    """Simple statements' and definitions' names' locations (by id), the statement each node
+    inside a simple statement or a compound statement's header belongs to, and where each of
+    those statements' code starts."""
+
+    locs: dict[int, Location] = field(default_factory=dict)
+    owner: dict[int, cst.CSTNode] = field(default_factory=dict)
+    starts: dict[int, CodeStart] = field(default_factory=dict)
+
+
 
 
 def _statement_locations(path: str, text: str, tree: cst.Module | None) -> StatementIndex:
@@ -555,23 +580,22 @@ def _statement_locations(path: str, text: str, tree: cst.Module | None) -> State
     statement (`owner`); and each simple statement's block indentation."""
     import ast
 
-    from vramlint.engine.walk import iter_nodes
+    from vramlint.engine.walk import child_nodes, iter_nodes
 
     if tree is None:
-        return {}, {}, {}
+        return StatementIndex()
     try:
         module = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return {}, {}, {}
+        return StatementIndex()
     lines = text.splitlines()
 
     def col(line: int, byte_col: int) -> int:
         s = lines[line - 1] if 0 < line <= len(lines) else ""
         return byte_col if s.isascii() else len(s.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
 
-    locs: dict[int, Location] = {}
-    owner: dict[int, cst.CSTNode] = {}
-    indents: dict[int, str] = {}  # a simple statement's block indentation
+    index = StatementIndex()
+    locs, owner, starts = index.locs, index.owner, index.starts
 
     def loc_of(a: ast.AST) -> Location:
         end = getattr(a, "end_lineno", None) or a.lineno  # type: ignore[attr-defined]
@@ -594,8 +618,8 @@ def _statement_locations(path: str, text: str, tree: cst.Module | None) -> State
                 for small in smalls:
                     if i >= len(nodes):
                         return False
-                    locs[id(small)] = loc_of(nodes[i])
-                    indents[id(small)] = indent
+                    loc = locs[id(small)] = loc_of(nodes[i])
+                    starts[id(small)] = CodeStart(loc.line, loc.column, indent)
                     for n in iter_nodes(small):
                         owner[id(n)] = small
                     i += 1
@@ -608,7 +632,24 @@ def _statement_locations(path: str, text: str, tree: cst.Module | None) -> State
                 return False
         return i == len(nodes)
 
-    def pair(stmt: cst.CSTNode, a: ast.stmt, indent: str) -> bool:
+    def header(stmt: cst.CSTNode, a: ast.stmt, indent: str, elif_: bool) -> None:
+        """Index the nodes of a compound statement's header (from its first line: its first
+        decorator's `@`, else its keyword)."""
+        decorators = getattr(a, "decorator_list", None)
+        line = decorators[0].lineno if decorators else a.lineno
+        while decorators and line > 1 and not lines[line - 1].lstrip().startswith("@"):
+            line -= 1  # a decorator's expression may start on a later line: `@(\n  name)`
+        own: Sequence[cst.Decorator] = getattr(stmt, "decorators", ())
+        if decorators and own:  # the comment lines above the first decorator are its own (one line each)
+            line -= len(own[0].leading_lines)
+        starts[id(stmt)] = CodeStart(line, 0, indent, elif_)
+        rest = [getattr(stmt, name, None) for name in ("body", "orelse", "name")]
+        for part in child_nodes(stmt):
+            if not any(part is r for r in rest):
+                for n in iter_nodes(part):
+                    owner[id(n)] = stmt
+
+    def pair(stmt: cst.CSTNode, a: ast.stmt, indent: str, elif_: bool = False) -> bool:
         def sub(body: Any, nodes: list[ast.stmt]) -> bool:
             """The statements of a block against `ast`'s, with the block's indentation (what
             libcst generates for a continuation line of theirs that repeats it)."""
@@ -623,19 +664,24 @@ def _statement_locations(path: str, text: str, tree: cst.Module | None) -> State
             m = re.search(r"\b(?:class|def)\s+(" + re.escape(a.name) + r")\b", line)
             if m is not None:
                 locs[id(stmt.name)] = Location(path, a.lineno, m.start(1), a.lineno, m.start(1) + len(a.name))
+            header(stmt, a, indent, False)
             return sub(stmt.body, a.body)
         if isinstance(stmt, cst.If) and isinstance(a, ast.If):
+            header(stmt, a, indent, elif_)
             if not sub(stmt.body, a.body):
                 return False
             orelse = stmt.orelse
             if isinstance(orelse, cst.If):
-                return len(a.orelse) == 1 and pair(orelse, a.orelse[0], indent)
+                return len(a.orelse) == 1 and pair(orelse, a.orelse[0], indent, True)
             if isinstance(orelse, cst.Else):
                 return sub(orelse.body, a.orelse)
             return not a.orelse
         if isinstance(stmt, (cst.For, cst.While)) and isinstance(a, (ast.For, ast.AsyncFor, ast.While)):
+            if isinstance(stmt, cst.For) == isinstance(a, (ast.For, ast.AsyncFor)):
+                header(stmt, a, indent, False)
             return sub(stmt.body, a.body) and sub(stmt.orelse.body if stmt.orelse is not None else None, a.orelse)
         if isinstance(stmt, cst.With) and isinstance(a, (ast.With, ast.AsyncWith)):
+            header(stmt, a, indent, False)
             return sub(stmt.body, a.body)
         if isinstance(stmt, cst.Try) and isinstance(a, ast.Try):
             ok = sub(stmt.body, a.body) and len(stmt.handlers) == len(a.handlers)
@@ -645,5 +691,5 @@ def _statement_locations(path: str, text: str, tree: cst.Module | None) -> State
         return True  # other compound statements: their inner statements are simply not indexed
 
     if not match(list(tree.body), module.body, ""):
-        return {}, {}, {}
-    return locs, owner, indents
+        return StatementIndex()
+    return index
