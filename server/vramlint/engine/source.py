@@ -640,7 +640,7 @@ def _statement_locations(path: str, text: str, tree: cst.Module | None) -> State
         while decorators and line > 1 and not lines[line - 1].lstrip().startswith("@"):
             line -= 1  # a decorator's expression may start on a later line: `@(\n  name)`
         own: Sequence[cst.Decorator] = getattr(stmt, "decorators", ())
-        if decorators and own:  # the comment lines above the first decorator are its own (one line each)
+        if decorators and own:  # comment lines the first decorator holds (libcst gives them to the def)
             line -= len(own[0].leading_lines)
         starts[id(stmt)] = CodeStart(line, 0, indent, elif_)
         rest = [getattr(stmt, name, None) for name in ("body", "orelse", "name")]
