@@ -11,7 +11,7 @@ from typing import Any
 import libcst as cst
 
 from vramlint.engine.source import SourceModule
-from vramlint.engine.walk import iter_nodes
+from vramlint.engine.walk import child_nodes, iter_nodes
 
 
 def call_sites(source: SourceModule, name: str) -> list[cst.Call]:
@@ -30,10 +30,15 @@ def call_sites(source: SourceModule, name: str) -> list[cst.Call]:
             for called_name, found in scan.calls.items():
                 calls.setdefault(called_name, []).extend(found)
         _CALLS[source] = calls
-    return [c for c in calls.get(name, []) if not _uses_locals(c, source)]
+    return [c for c, scopes in calls.get(name, []) if not _uses_locals(c, scopes, source)]
 
 
-def _uses_locals(call: cst.Call, source: SourceModule) -> bool:
+# The nodes that bind names of their own: a call's arguments may read those of every one around it.
+_SCOPES = (cst.FunctionDef, cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.ClassDef)
+Scopes = tuple[cst.CSTNode, ...]
+
+
+def _uses_locals(call: cst.Call, scopes: Scopes, source: SourceModule) -> bool:
     """Whether an argument of `call` names a variable local to a function (or comprehension, or
     class body) around it: `def build(): w = 64; return Net(w)`. Such a call's arguments mean
     something else at module level, where `_known_call_args` evaluates them."""
@@ -42,18 +47,7 @@ def _uses_locals(call: cst.Call, source: SourceModule) -> bool:
     not_vars = {id(n.attr) for n in nodes if isinstance(n, cst.Attribute)}
     not_vars |= {id(n.keyword) for n in nodes if isinstance(n, cst.Arg) and n.keyword is not None}
     used = {n.value for n in nodes if isinstance(n, cst.Name) and id(n) not in not_vars}
-    return bool(used) and bool(used & _enclosing_locals(call, source))
-
-
-def _enclosing_locals(call: cst.Call, source: SourceModule) -> set[str]:
-    locals_: set[str] = set()
-    scan = next(scan for scan in _statement_scans(source) if id(call) in scan.ids)
-    parents = scan.parents()
-    node: cst.CSTNode | None = parents.get(call)
-    while node is not None:
-        locals_ |= _scope_locals(node, source)
-        node = parents.get(node)
-    return locals_
+    return bool(used) and any(used & _scope_locals(scope, source) for scope in scopes)
 
 
 def _scope_locals(node: cst.CSTNode, source: SourceModule) -> frozenset[str]:
@@ -85,23 +79,23 @@ def _scope_locals(node: cst.CSTNode, source: SourceModule) -> frozenset[str]:
 
 @dataclass
 class _StatementScan:
-    """The calls of a name in one top-level statement, and (on demand) its nodes' parents."""
+    """The calls of a plain name in one top-level statement, each with the scope nodes around it."""
 
     statement: cst.CSTNode
-    calls: dict[str, list[cst.Call]]
-    ids: set[int]  # of those calls
-    _parents: dict[cst.CSTNode, cst.CSTNode] | None = None
+    calls: dict[str, list[tuple[cst.Call, Scopes]]]
 
-    def parents(self) -> dict[cst.CSTNode, cst.CSTNode]:
-        if self._parents is None:
-            self._parents = {}
-            stack = [self.statement]
-            while stack:
-                n = stack.pop()
-                for c in n.children:
-                    self._parents[c] = n
-                    stack.append(c)
-        return self._parents
+
+def _scan_calls(stmt: cst.CSTNode) -> dict[str, list[tuple[cst.Call, Scopes]]]:
+    """A statement's calls of a plain name, by name, each with the scope nodes around it, in one walk."""
+    calls: dict[str, list[tuple[cst.Call, Scopes]]] = {}
+    stack: list[tuple[cst.CSTNode, Scopes]] = [(stmt, ())]
+    while stack:
+        n, around = stack.pop()
+        if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
+            calls.setdefault(n.func.value, []).append((n, around))
+        inner = (*around, n) if isinstance(n, _SCOPES) else around
+        stack.extend((c, inner) for c in reversed(child_nodes(n)))
+    return calls
 
 
 def _statement_scans(source: SourceModule) -> list[_StatementScan]:
@@ -119,11 +113,7 @@ def _statement_scans(source: SourceModule) -> list[_StatementScan]:
     for stmt in source.tree.body:
         scan = before.get(id(stmt))
         if scan is None or scan.statement is not stmt:
-            calls: dict[str, list[cst.Call]] = {}
-            for n in iter_nodes(stmt):
-                if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
-                    calls.setdefault(n.func.value, []).append(n)
-            scan = _StatementScan(stmt, calls, {id(c) for cs in calls.values() for c in cs})
+            scan = _StatementScan(stmt, _scan_calls(stmt))
         found.append(scan)
     _SCANS[source] = found
     _LATEST[source.path] = weakref.ref(source)
@@ -138,6 +128,6 @@ _LATEST: dict[str, weakref.ref[SourceModule]] = {}  # the last file scanned per 
 # inside a long run of word characters (a 40,000-character comment, a string literal) started a
 # match that scanned to the run's end, quadratic in the run's length (12 s for 40,000 characters).
 _CALLED_NAME = re.compile(r"(?<!\w)([^\W\d]\w*)\s*\(")
-_CALLS: weakref.WeakKeyDictionary[SourceModule, dict[str, list[cst.Call]]] = weakref.WeakKeyDictionary()
+_CALLS: weakref.WeakKeyDictionary[SourceModule, dict[str, list[tuple[cst.Call, Scopes]]]] = weakref.WeakKeyDictionary()
 _CALLED: weakref.WeakKeyDictionary[SourceModule, set[str]] = weakref.WeakKeyDictionary()
 

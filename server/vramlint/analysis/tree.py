@@ -14,7 +14,12 @@ from vramlint.frontends.torch.tensors import TensorValue
 def _dims(shape: Any) -> tuple[int | None, ...] | None:
     if isinstance(shape, Unknown):
         return None
-    return tuple(d if isinstance(d, int) else None for d in shape)
+    return tuple([d if isinstance(d, int) else None for d in shape])
+
+
+def _int_shape(t: TensorValue) -> bool:
+    """Whether every dimension is an int: what `_tensor_unknowns` finds nothing wrong with."""
+    return not isinstance(t.shape, Unknown) and all(isinstance(d, int) for d in t.shape)
 
 
 def _tensor_unknowns(t: Any, name: str) -> list[Unknown]:
@@ -88,9 +93,9 @@ def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool) -> tup
         node.output_shapes = [shape_of(o) for o in st.call_outputs]
     seen.add(id(inst))
     sizes: dict[int, int | None] = {}
-    for name, t in st.params.items():
+    for t in st.params.values():
         if t is not None:
-            n = t.numel() if isinstance(t, TensorValue) and not _tensor_unknowns(t, name) else None
+            n = t.numel() if isinstance(t, TensorValue) and _int_shape(t) else None
             sizes[id(t)] = n if isinstance(n, int) else None
     for name, child in st.modules.items():
         if is_module(child) and id(child) not in seen:

@@ -12,12 +12,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import libcst as cst
 from libcst import CSTNode
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from vramlint.engine.reads import read_source_file  # noqa: F401 (where the engine's readers import it)
 from vramlint.engine.values import Location
@@ -90,11 +91,12 @@ class SourceModule:
         self.tree: cst.Module | None = None
         self.syntax_error: SyntaxProblem | None = None
         self._positions: dict[cst.CSTNode, CodeRange] | None = None
-        self._statements: tuple[dict[int, Location], dict[int, int]] | None = None
+        self._statements: StatementIndex | None = None
+        self._statement_positions: dict[int, dict[cst.CSTNode, CodeRange]] = {}  # by id of the statement
         # Per top-level statement, its nodes' owners in `_statements` (id of the statement: the
         # statement, its owner map): what the next version of the file reuses for the statements
         # it shares with this one (engine/incremental.py).
-        self.owners: dict[int, tuple[cst.CSTNode, dict[int, int]]] = {}
+        self.owners: dict[int, tuple[cst.CSTNode, dict[int, cst.CSTNode]]] = {}
         # Per-node facts computed once: decoded literals (libcst re-decodes them on every
         # access), whether a function body yields.
         self.node_cache: dict[cst.CSTNode, object] = {}
@@ -102,6 +104,7 @@ class SourceModule:
         self.pieces: Any = False  # engine/incremental.Pieces of `tree`, None if unusable, False: not computed yet
         # Expressions libcst's parser would take minutes on are replaced first (see _elide_pathological).
         parsed_text, self.elided, self.literals = _elide_pathological(path, text)
+        self._parsed_as_is = parsed_text == text  # else positions in the tree are not the file's
         try:
             reused = _reparsed(previous, parsed_text) if parsed_text is text and not self.literals else None
             if reused is not None:
@@ -142,15 +145,18 @@ class SourceModule:
             self.owners = {k: v for k, v in previous.owners.items() if k in kept}
 
     def location_of(self, node: cst.CSTNode) -> Location:
+        rng: CodeRange | None = None
         if self._positions is None:
             # Statements and definitions' names (what models and findings point at) come from
-            # Python's own parser: libcst's PositionProvider regenerates the whole file (~0.2 s
-            # for a large one).
-            fast = self._statement_index()[0].get(id(node))
+            # Python's own parser, an expression inside a simple statement from that statement's
+            # code alone: libcst's PositionProvider regenerates the whole file (~0.2 s for a
+            # large one).
+            fast = self._statement_index().locs.get(id(node))
             if fast is not None:
                 return fast
-        positions = self._position_map()
-        rng = positions.get(node)
+            rng = self._position_in_statement(node)
+        if rng is None:
+            rng = self._position_map().get(node)
         if rng is None:
             return Location(self.path, 1, 0, 1, 0)
         return Location(
@@ -161,10 +167,33 @@ class SourceModule:
         """The location of the simple statement holding `node` (its own for a class or function
         name), from `ast`: cheap, what editor hints need (a statement's lines), None when the
         trees cannot be matched."""
-        locs, owner = self._statement_index()
-        return locs.get(owner.get(id(node), id(node)))
+        index = self._statement_index()
+        stmt = index.owner.get(id(node))
+        return index.locs.get(id(node) if stmt is None else id(stmt))
 
-    def _statement_index(self) -> tuple[dict[int, Location], dict[int, int]]:
+    def _position_in_statement(self, node: cst.CSTNode) -> CodeRange | None:
+        """The position of a node inside a simple statement or a compound statement's header:
+        that code generated alone, from where `ast` puts its start (what PositionProvider would
+        say, for a statement's worth of work). None when the statement is not known (or the parsed
+        text is not the file's: an elided expression shifts columns)."""
+        if not self._parsed_as_is or self.tree is None:
+            return None
+        index = self._statement_index()
+        stmt = index.owner.get(id(node))
+        start = index.starts.get(id(stmt)) if stmt is not None else None
+        if stmt is None or start is None:
+            return None
+        with self._lock:
+            table = self._statement_positions.get(id(stmt))
+            if table is None:
+                try:
+                    table = _positions_from(self.tree, stmt, start)
+                except RecursionError:  # the whole file's positions have the same limit
+                    table = {}
+                self._statement_positions[id(stmt)] = table
+        return table.get(node)
+
+    def _statement_index(self) -> StatementIndex:
         with self._lock:
             if self._statements is None:
                 self._statements = _statement_locations(self.path, self.text, self.tree, self.owners)
@@ -536,31 +565,74 @@ def _pathological_regions(text: str) -> list[Region]:
     return regions
 
 
+def _positions_from(tree: cst.Module, stmt: cst.CSTNode, start: CodeStart) -> dict[cst.CSTNode, CodeRange]:
+    """libcst's positions of the nodes of a simple statement, or of a compound statement's
+    header, its code generated alone from `start` on. That code depends on what is around it
+    only through its block's indentation (which a continuation line inside brackets may repeat)."""
+    provider = PositionProvider()
+    state = PositionProvidingCodegenState(default_indent=tree.default_indent, default_newline=tree.default_newline,
+                                          provider=provider, line=start.line, column=start.column,
+                                          indent_tokens=[start.indent] if start.indent else [])
+    if isinstance(stmt, cst.BaseSmallStatement):
+        stmt._codegen(state)
+    else:  # the header alone: no comment lines above it, no body
+        empty = cst.IndentedBlock(body=())
+        header = stmt.with_changes(leading_lines=(), body=empty, **({"orelse": None} if hasattr(stmt, "orelse") else {}))
+        header._codegen(state, **({"is_elif": True} if start.elif_ else {}))
+    return {n: r for n, r in provider._computed.items() if isinstance(r, CodeRange)}
+
+
+@dataclass(frozen=True)
+class CodeStart:
+    """Where a statement's generated code starts (for a header: its first line, at column 0,
+    comment lines above it left out), the indentation of its block, and whether it is an `elif`."""
+
+    line: int
+    column: int
+    indent: str
+    elif_: bool = False
+
+
+@dataclass
+class StatementIndex:
+    """Simple statements' and definitions' names' locations (by id), the statement each node
+    inside a simple statement or a compound statement's header belongs to, and where each of
+    those statements' code starts."""
+
+    locs: dict[int, Location] = field(default_factory=dict)
+    owner: dict[int, cst.CSTNode] = field(default_factory=dict)
+    starts: dict[int, CodeStart] = field(default_factory=dict)
+
+
+
+
 def _statement_locations(path: str, text: str, tree: cst.Module | None,
-                         owners: dict[int, tuple[cst.CSTNode, dict[int, int]]] | None = None,
-                         ) -> tuple[dict[int, Location], dict[int, int]]:
+                         owners: dict[int, tuple[cst.CSTNode, dict[int, cst.CSTNode]]] | None = None,
+                         ) -> StatementIndex:
     """Every simple statement's location (and class/function names'), matching libcst's
-    statements with `ast`'s block by block; and for every node inside a simple statement, that
-    statement (`owner`). `owners`: the owner maps per top-level statement known from the
-    previous version (reused, then updated with this version's)."""
+    statements with `ast`'s block by block; for every node inside a simple statement or a
+    compound statement's header, that statement (`owner`); and where each of those statements'
+    code starts. `owners`: the owner maps per top-level statement known from the previous
+    version (reused: they do not depend on lines; then updated with this version's)."""
     import ast
 
-    from vramlint.engine.walk import iter_nodes
+    from vramlint.engine.walk import child_nodes, iter_nodes
 
     if tree is None:
-        return {}, {}
+        return StatementIndex()
     try:
         module = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return {}, {}
+        return StatementIndex()
     lines = text.splitlines()
 
     def col(line: int, byte_col: int) -> int:
         s = lines[line - 1] if 0 < line <= len(lines) else ""
         return byte_col if s.isascii() else len(s.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
 
-    locs: dict[int, Location] = {}
-    owner: dict[int, int] = {}  # of the top-level statement being matched, then of all
+    index = StatementIndex()
+    locs, starts = index.locs, index.starts
+    owner: dict[int, cst.CSTNode] = index.owner  # of the top-level statement being matched, then of all
     fill = True  # whether `owner` is still to be filled for that statement
 
     def loc_of(a: ast.AST) -> Location:
@@ -575,7 +647,7 @@ def _statement_locations(path: str, text: str, tree: cst.Module | None,
             return list(body.body)
         return []
 
-    def match(stmts: Sequence[cst.CSTNode], nodes: list[ast.stmt]) -> bool:
+    def match(stmts: Sequence[cst.CSTNode], nodes: list[ast.stmt], indent: str) -> bool:
         i = 0
         for stmt in stmts:
             smalls = stmt.body if isinstance(stmt, cst.SimpleStatementLine) else \
@@ -584,21 +656,48 @@ def _statement_locations(path: str, text: str, tree: cst.Module | None,
                 for small in smalls:
                     if i >= len(nodes):
                         return False
-                    locs[id(small)] = loc_of(nodes[i])
+                    loc = locs[id(small)] = loc_of(nodes[i])
+                    starts[id(small)] = CodeStart(loc.line, loc.column, indent)
                     if fill:
                         for n in iter_nodes(small):
-                            owner[id(n)] = id(small)
+                            owner[id(n)] = small
                     i += 1
                 continue
             if i >= len(nodes):
                 return False
             a = nodes[i]
             i += 1
-            if not pair(stmt, a):
+            if not pair(stmt, a, indent):
                 return False
         return i == len(nodes)
 
-    def pair(stmt: cst.CSTNode, a: ast.stmt) -> bool:
+    def header(stmt: cst.CSTNode, a: ast.stmt, indent: str, elif_: bool) -> None:
+        """Index the nodes of a compound statement's header (from its first line: its first
+        decorator's `@`, else its keyword)."""
+        decorators = getattr(a, "decorator_list", None)
+        line = decorators[0].lineno if decorators else a.lineno
+        while decorators and line > 1 and not lines[line - 1].lstrip().startswith("@"):
+            line -= 1  # a decorator's expression may start on a later line: `@(\n  name)`
+        own: Sequence[cst.Decorator] = getattr(stmt, "decorators", ())
+        if decorators and own:  # comment lines the first decorator holds (libcst gives them to the def)
+            line -= len(own[0].leading_lines)
+        starts[id(stmt)] = CodeStart(line, 0, indent, elif_)
+        if not fill:  # the statement's owners are those of the previous version (see `owners`)
+            return
+        rest = [getattr(stmt, name, None) for name in ("body", "orelse", "name")]
+        for part in child_nodes(stmt):
+            if not any(part is r for r in rest):
+                for n in iter_nodes(part):
+                    owner[id(n)] = stmt
+
+    def pair(stmt: cst.CSTNode, a: ast.stmt, indent: str, elif_: bool = False) -> bool:
+        def sub(body: Any, nodes: list[ast.stmt]) -> bool:
+            """The statements of a block against `ast`'s, with the block's indentation (what
+            libcst generates for a continuation line of theirs that repeats it)."""
+            step = (tree.default_indent if body.indent is None else body.indent) \
+                if isinstance(body, cst.IndentedBlock) else ""
+            return match(block(body), nodes, indent + step)
+
         if isinstance(stmt, (cst.ClassDef, cst.FunctionDef)):
             if not isinstance(a, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or a.name != stmt.name.value:
                 return False
@@ -606,48 +705,51 @@ def _statement_locations(path: str, text: str, tree: cst.Module | None,
             m = re.search(r"\b(?:class|def)\s+(" + re.escape(a.name) + r")\b", line)
             if m is not None:
                 locs[id(stmt.name)] = Location(path, a.lineno, m.start(1), a.lineno, m.start(1) + len(a.name))
-            return match(block(stmt.body), a.body)
+            header(stmt, a, indent, False)
+            return sub(stmt.body, a.body)
         if isinstance(stmt, cst.If) and isinstance(a, ast.If):
-            if not match(block(stmt.body), a.body):
+            header(stmt, a, indent, elif_)
+            if not sub(stmt.body, a.body):
                 return False
             orelse = stmt.orelse
             if isinstance(orelse, cst.If):
-                return len(a.orelse) == 1 and pair(orelse, a.orelse[0])
+                return len(a.orelse) == 1 and pair(orelse, a.orelse[0], indent, True)
             if isinstance(orelse, cst.Else):
-                return match(block(orelse.body), a.orelse)
+                return sub(orelse.body, a.orelse)
             return not a.orelse
         if isinstance(stmt, (cst.For, cst.While)) and isinstance(a, (ast.For, ast.AsyncFor, ast.While)):
-            rest = block(stmt.orelse.body) if stmt.orelse is not None else []
-            return match(block(stmt.body), a.body) and match(rest, a.orelse)
+            if isinstance(stmt, cst.For) == isinstance(a, (ast.For, ast.AsyncFor)):
+                header(stmt, a, indent, False)
+            return sub(stmt.body, a.body) and sub(stmt.orelse.body if stmt.orelse is not None else None, a.orelse)
         if isinstance(stmt, cst.With) and isinstance(a, (ast.With, ast.AsyncWith)):
-            return match(block(stmt.body), a.body)
+            header(stmt, a, indent, False)
+            return sub(stmt.body, a.body)
         if isinstance(stmt, cst.Try) and isinstance(a, ast.Try):
-            ok = match(block(stmt.body), a.body) and len(stmt.handlers) == len(a.handlers)
-            ok = ok and all(match(block(h.body), ah.body) for h, ah in zip(stmt.handlers, a.handlers))
-            ok = ok and match(block(stmt.orelse.body) if stmt.orelse else [], a.orelse)
-            return ok and match(block(stmt.finalbody.body) if stmt.finalbody else [], a.finalbody)
+            ok = sub(stmt.body, a.body) and len(stmt.handlers) == len(a.handlers)
+            ok = ok and all(sub(h.body, ah.body) for h, ah in zip(stmt.handlers, a.handlers))
+            ok = ok and sub(stmt.orelse.body if stmt.orelse else None, a.orelse)
+            return ok and sub(stmt.finalbody.body if stmt.finalbody else None, a.finalbody)
         return True  # other compound statements: their inner statements are simply not indexed
 
     if len(tree.body) != len(module.body) and any(isinstance(s, cst.SimpleStatementLine) and len(s.body) > 1
                                                   for s in tree.body):
-        if not match(list(tree.body), module.body):  # `a = 1; b = 2`: one libcst statement, two of ast's
-            return {}, {}
-        return locs, owner
+        if not match(list(tree.body), module.body, ""):  # `a = 1; b = 2`: one libcst statement, two of ast's
+            return StatementIndex()
+        return index
     if len(tree.body) != len(module.body):
-        return {}, {}
+        return StatementIndex()
     known = owners if owners is not None else {}
-    found: dict[int, tuple[cst.CSTNode, dict[int, int]]] = {}
+    found: dict[int, tuple[cst.CSTNode, dict[int, cst.CSTNode]]] = {}
     for stmt, a in zip(tree.body, module.body):
         hit = known.get(id(stmt))
         fill = hit is None or hit[0] is not stmt
         owner = {} if fill else hit[1]  # type: ignore[index]
-        if not match([stmt], [a]):
-            return {}, {}
+        if not match([stmt], [a], ""):
+            return StatementIndex()
         found[id(stmt)] = (stmt, owner)
     if owners is not None:
         owners.clear()
         owners.update(found)
-    merged: dict[int, int] = {}
     for _, part in found.values():
-        merged.update(part)
-    return locs, merged
+        index.owner.update(part)
+    return index

@@ -42,21 +42,26 @@ def _kind(t: type) -> int:
 
 def iter_nodes(root: cst.CSTNode, descend: Callable[[cst.CSTNode], bool] | None = None) -> Iterator[cst.CSTNode]:
     """Every node under `root` (pre-order). `descend(node)` False skips a node's children."""
-    kinds = _KINDS
     stack: list[cst.CSTNode] = [root]
     while stack:
         node = stack.pop()
         yield node
         if descend is not None and node is not root and not descend(node):
             continue
-        children: list[cst.CSTNode] = []
-        for name in _fields(type(node)):
-            v = getattr(node, name)
-            k = kinds.get(type(v)) or _kind(type(v))
-            if k == 1:
-                children.append(v)
-            elif k == 2:
-                for x in v:
-                    if (kinds.get(type(x)) or _kind(type(x))) == 1:
-                        children.append(x)
-        stack.extend(reversed(children))
+        stack.extend(reversed(child_nodes(node)))
+
+
+def child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """A node's children in source order, whitespace and punctuation left out."""
+    kinds = _KINDS
+    children: list[cst.CSTNode] = []
+    for name in _fields(type(node)):
+        v = getattr(node, name)
+        k = kinds.get(type(v)) or _kind(type(v))
+        if k == 1:
+            children.append(v)
+        elif k == 2:
+            for x in v:
+                if (kinds.get(type(x)) or _kind(type(x))) == 1:
+                    children.append(x)
+    return children

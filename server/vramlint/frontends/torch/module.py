@@ -177,14 +177,21 @@ def _discard(st: ModuleState, inst: Instance, name: str, keep: dict[str, Any]) -
 
 # ---------------------------------------------------------------------- traversal
 def named_modules(inst: Instance, prefix: str = "", memo: set[int] | None = None) -> Iterator[tuple[str, Instance]]:
+    """Pre-order, each module once, as torch's. A stack, not nested generators: each module passed
+    up through every generator above it (a third of counting a deep model). A module's children
+    are read when the walk resumes after yielding it, so a consumer that adds some (Keras's tracked
+    layers) has them visited."""
     memo = set() if memo is None else memo
-    if id(inst) in memo:
-        return
-    memo.add(id(inst))
-    yield prefix, inst
-    for name, child in state_of(inst).modules.items():
-        if is_module(child):
-            yield from named_modules(child, f"{prefix}.{name}" if prefix else name, memo)
+    stack = [(prefix, inst)]
+    while stack:
+        path, m = stack.pop()
+        if id(m) in memo:
+            continue
+        memo.add(id(m))
+        yield path, m
+        children = [(f"{path}.{name}" if path else name, child)
+                    for name, child in state_of(m).modules.items() if is_module(child)]
+        stack.extend(reversed(children))
 
 
 def named_tensors(inst: Instance, kind: str, recurse: bool = True) -> list[tuple[str, Any]]:

@@ -228,6 +228,8 @@ def _weak_get(table: weakref.WeakKeyDictionary[Any, Any], key: Any) -> Any:
 def origin(model: Any) -> tuple[tuple[str, str], ...]:
     """How `model` was loaded (Frontend.origin), or how the model it wraps was (a PeftModel
     around a checkpoint): its checkpoint, where its config came from, its dtype."""
+    if not _LOADED:  # nothing loaded in this process: no need to walk the model
+        return ()
     for _, m in named_modules(model):
         rows = _weak_get(_LOADED, m)
         if rows is not None:

@@ -144,6 +144,9 @@ def bind_arguments(ev: Evaluator, sig: inspect.Signature, a: tuple[Any, ...], k:
                    shown: str) -> dict[str, Any]:
     """A constructor call's arguments by name, defaults applied (`self` excluded); a TypeError as
     Python would raise it, naming `shown` ("nn.Linear()")."""
+    fast = _binder(sig).bind(a, k)
+    if fast is not None:
+        return fast
     try:
         bound = sig.bind(*a, **k)
     except TypeError as err:
@@ -152,6 +155,63 @@ def bind_arguments(ev: Evaluator, sig: inspect.Signature, a: tuple[Any, ...], k:
     values = dict(bound.arguments)
     values.pop("self", None)
     return values
+
+
+class _Binder:
+    """`inspect.Signature.bind` + `apply_defaults` for the calls that bind (a layer is constructed
+    thousands of times per file; inspect's general binding was a tenth of building torchvision's
+    models). Anything unusual (an error, a keyword naming a positional-only or a `*` parameter)
+    answers None and goes to inspect, which raises Python's error."""
+
+    def __init__(self, sig: inspect.Signature) -> None:
+        P = inspect.Parameter
+        self.params = [(p.name, p.kind, p.default) for p in sig.parameters.values()]
+        self.positional = [p.name for p in sig.parameters.values() if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+        self.varargs = any(p.kind == P.VAR_POSITIONAL for p in sig.parameters.values())
+        self.varkw = any(p.kind == P.VAR_KEYWORD for p in sig.parameters.values())
+        self.by_keyword = {p.name for p in sig.parameters.values() if p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY)}
+        self.special = {p.name for p in sig.parameters.values() if p.kind in (P.POSITIONAL_ONLY, P.VAR_POSITIONAL, P.VAR_KEYWORD)}
+
+    def bind(self, a: tuple[Any, ...], k: dict[str, Any]) -> dict[str, Any] | None:
+        n = len(self.positional)
+        if len(a) > n and not self.varargs:
+            return None
+        given = dict(zip(self.positional, a))
+        extra_kw: dict[str, Any] = {}
+        for name, v in k.items():
+            if name in given or name in self.special:
+                return None
+            if name in self.by_keyword:
+                given[name] = v
+            elif self.varkw:
+                extra_kw[name] = v
+            else:
+                return None
+        values: dict[str, Any] = {}
+        P = inspect.Parameter
+        for name, kind, default in self.params:
+            if name in given:
+                values[name] = given[name]
+            elif kind == P.VAR_POSITIONAL:
+                values[name] = tuple(a[n:])
+            elif kind == P.VAR_KEYWORD:
+                values[name] = extra_kw
+            elif default is not P.empty:
+                values[name] = default
+            else:
+                return None  # a required argument missing
+        values.pop("self", None)
+        return values
+
+
+_BINDERS: dict[int, tuple[inspect.Signature, _Binder]] = {}
+
+
+def _binder(sig: inspect.Signature) -> _Binder:
+    hit = _BINDERS.get(id(sig))
+    if hit is None or hit[0] is not sig:
+        hit = _BINDERS[id(sig)] = (sig, _Binder(sig))
+    return hit[1]
 
 
 class LayerNative(ModuleNative):
