@@ -6,7 +6,7 @@ Opens a generated 1,500-line model file (40 model classes, a GPT-like stack call
 and torchvision's `resnet.py`, then types `--edits` small edits into the first (a layer width,
 changed one keystroke-sized edit at a time) and prints p50/p95 of: edit -> diagnostics for that
 version, hover and inlay hints on the unchanged document; then the server's RSS, and its RSS after
-opening all of torchvision's model files (each read after 1.5 s idle). Targets (issue 5): p95 <= 150 ms edit -> diagnostics,
+opening all of torchvision's model files (each read after 1.5 s idle). Targets (issue 5, issue 18): p95 <= 100 ms edit -> diagnostics,
 p95 <= 30 ms hover and inlay hints, RSS <= 200 MB after all of torchvision's models.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -108,7 +109,11 @@ class Editor:
 
     async def start(self, root: Path) -> None:
         """Start the server (`python -m vramlint lsp`) on the workspace folder `root`."""
-        await self.client.start_io(sys.executable, "-m", "vramlint", "lsp")
+        # The persistent cache on, as users have it, in a new empty folder: first analyses are
+        # timed cold, whatever an earlier run wrote.
+        env = {k: v for k, v in os.environ.items() if k != "VRAMLINT_NO_CACHE"}
+        env["VRAMLINT_CACHE_DIR"] = tempfile.mkdtemp(prefix="vramlint-bench-cache-")
+        await self.client.start_io(sys.executable, "-m", "vramlint", "lsp", env=env)
         self.pid = self.client._server.pid  # type: ignore[attr-defined]
         await self.client.initialize_async(types.InitializeParams(
             capabilities=types.ClientCapabilities(), workspace_folders=[types.WorkspaceFolder(root.as_uri(), "ws")]))
@@ -196,7 +201,7 @@ async def main_async(edits: int) -> None:
     print(f"first analysis: {len(text.splitlines())}-line model file {first * 1000:.0f} ms, "
           f"torchvision resnet.py {resnet_first * 1000:.0f} ms")
     print(f"{'':24} {'p50 ms':>8} {'p95 ms':>8}  target p95")
-    for name, xs, target_ms in (("edit -> diagnostics", edit_ms, 150), ("hover", hover_ms, 30),
+    for name, xs, target_ms in (("edit -> diagnostics", edit_ms, 100), ("hover", hover_ms, 30),
                                 ("inlay hints", hint_ms, 30)):
         p95 = pct(xs, 0.95)
         print(f"{name:24} {statistics.median(xs):8.1f} {p95:8.1f}  {target_ms} ({'met' if p95 <= target_ms else 'NOT met'})")
