@@ -220,6 +220,25 @@ def test_the_run_is_three_iterations_with_lazy_state_and_zero_grad() -> None:
     assert workspace not in {k for k, _ in ev}
 
 
+def test_a_replay_is_remembered_by_the_runs_content_and_given_as_a_copy() -> None:
+    """`run` remembers its last replays (an editor's edits mostly leave the estimated run as it
+    was): the same run gives the replay's own result, another run (one allocation 1 MiB larger)
+    or another limit is replayed, and a caller changing its result changes no later one."""
+    from vramlint.memory import reserved
+
+    reserved._RUNS.clear()
+    first = run(_work(2), 400 * MiB)
+    assert first == simulate(_work(2).events(), 400 * MiB) and len(reserved._RUNS) == 1
+    first.max_reserved = -1
+    again = run(_work(2), 400 * MiB)
+    assert again == simulate(_work(2).events(), 400 * MiB) and len(reserved._RUNS) == 1
+    larger = _work(2)
+    larger.forward = [(1, 25 * MiB)]
+    assert run(larger, 400 * MiB) == simulate(larger.events(), 400 * MiB) != again
+    assert run(_work(9), 400 * MiB).oom_at == 13 and not run(_work(9), 400 * MiB).ok
+    assert len(reserved._RUNS) == 3
+
+
 def test_the_largest_batch_is_the_last_that_runs_at_the_limit() -> None:
     """Batch b: the forward's 12b MiB activation and backward's 12b MiB gradient get a segment
     each in the first iteration; the optimizer state and the step's temporary, created after

@@ -14,7 +14,9 @@ OutOfMemoryError.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from vramlint.memory.allocator import (
     FREE,
@@ -78,6 +80,11 @@ class Workload:
                         mix_events(self.forward, other.forward), mix_events(self.backward, other.backward),
                         self.param_grads)
 
+    def key(self) -> tuple[Any, ...]:
+        """Everything a replay depends on, as a hashable value (for `run`'s memory)."""
+        return (tuple(self.setup), tuple(self.workspaces), tuple(self.state), tuple(self.step_temps),
+                tuple(self.forward), tuple(self.backward), tuple(sorted(self.param_grads)))
+
     def pairs(self, other: Workload) -> bool:
         return (len(self.setup) == len(other.setup) and self.workspaces == other.workspaces
                 and self.state == other.state and len(self.step_temps) == len(other.step_temps)
@@ -103,7 +110,26 @@ def _left_alive(events: list[Event]) -> list[int]:
 
 
 def run(work: Workload, limit: int = NO_LIMIT, config: AllocatorConfig | None = None) -> Result:
-    return simulate(work.events(), limit, config)
+    """The allocator's replay of `work` at `limit`. Remembered for the last runs of the process:
+    an editor re-analyses a file on every edit, and most edits leave the estimated model's run as
+    it was (another class, a comment), while the replays (a search of several runs for the least
+    limit, `reserved_need`) are the largest part of an estimate's time. The key is the run's
+    whole content, compared exactly, so a remembered result is the replay's own."""
+    key = (work.key(), limit, config)
+    with _runs_lock:
+        found = _RUNS.get(key)
+    if found is None:
+        found = simulate(work.events(), limit, config)
+        with _runs_lock:
+            if len(_RUNS) >= _RUNS_KEPT:
+                del _RUNS[next(iter(_RUNS))]  # the oldest
+            _RUNS[key] = found
+    return replace(found)  # a copy: callers own their Result
+
+
+_RUNS: dict[tuple[Any, ...], Result] = {}
+_RUNS_KEPT = 64
+_runs_lock = threading.Lock()
 
 
 def reserved_need(work: Workload, config: AllocatorConfig | None = None, free_run: Result | None = None) -> int:
