@@ -23,7 +23,7 @@ from vramlint.analysis.results import FileAnalysis, ModelResult
 from vramlint.cache import analysis as cached
 from vramlint.cache.analysis import cache_root, open_cache
 from vramlint.cli.pool import analyze_all, analyze_safely
-from vramlint.render import github, json_output, sarif, text
+from vramlint.render import github, json_output, markdown, sarif, text
 from vramlint.settings import (
     DEFAULTS,
     DTYPES,
@@ -123,10 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or folders (default: .)")
     check.add_argument("--model", action="append", default=[], metavar="NAME",
                        help="only this model (a class, module-level variable or factory; or FILE::NAME); repeatable")
-    check.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text",
+    check.add_argument("--format", choices=["text", "json", "sarif", "github", "markdown"], default="text",
                        help="text: each model and finding, file by file as they are done (default); json: the "
                             "versioned document of docs/json.md; sarif: SARIF 2.1.0 for code scanning; github: "
-                            "GitHub Actions annotations")
+                            "GitHub Actions annotations; markdown: a table for a pull request or a job summary")
     check.add_argument("--fail-on", choices=FAIL_ON, help="exit 1 on findings of this severity or above "
                        "(default: error)")
     check.add_argument("--jobs", type=_positive, metavar="N", help="files analysed in parallel (default: all cores)")
@@ -290,6 +290,8 @@ def run_check(args: argparse.Namespace) -> int:
         print(sarif.render(results))
     elif args.format == "github":
         _print_lines([] if stream else [line for r in results for line in github.lines(r)])
+    elif args.format == "markdown":
+        print(markdown.render(results), end="")
     else:
         _print_lines(text.summary_lines(results) if stream else text.render(results).splitlines())
     fail_on = args.fail_on or fail_on_of(settings) or "error"
