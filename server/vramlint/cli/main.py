@@ -1,5 +1,6 @@
 """The `vramlint` command: `check` (files and folders, for CI and pre-commit), `report` (one
-model's per-layer table) and `explain` (one model's estimate walked through).
+model's per-layer table), `explain` (one model's estimate walked through) and `diff` (the working
+tree against a git revision: cli/diff.py).
 
 Exit codes: 0 nothing at or above `--fail-on`; 1 findings at or above it (a file that cannot be
 analysed is an error finding); 2 usage, configuration or internal error. Errors go to stderr
@@ -22,6 +23,7 @@ from vramlint.analysis.findings import SEVERITY_RANK
 from vramlint.analysis.results import FileAnalysis, ModelResult
 from vramlint.cache import analysis as cached
 from vramlint.cache.analysis import cache_root, open_cache
+from vramlint.cli import diff
 from vramlint.cli.pool import analyze_all, analyze_safely
 from vramlint.render import github, json_output, markdown, sarif, text
 from vramlint.settings import (
@@ -131,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: error)")
     check.add_argument("--jobs", type=_positive, metavar="N", help="files analysed in parallel (default: all cores)")
     check.add_argument("--layers", action="store_true", help="include each model's module tree in JSON output")
+    diff.add_parser(sub, setup)
     clean = sub.add_parser("clean", help="remove the cache folder (.vramlint_cache: see --cache-dir)")
     clean.add_argument("path", nargs="?", default=".", metavar="PATH",
                        help="where to look for the configuration, whose folder holds the cache (default: .)")
@@ -400,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_report(args)
         if args.command == "clean":
             return run_clean(args)
+        if args.command == "diff":
+            return diff.run_diff(args)
         if args.command == "lsp":
             from vramlint.lsp.server import main as lsp_main
 
