@@ -278,3 +278,17 @@ def test_old_exports_are_pruned(repo: Path) -> None:
     kept = sorted(p.name for p in (repo.parent / "tmp").glob("vramlint-base-*"))
     assert kept == sorted(Path(e).name for e in exports[-vgit.KEPT_EXPORTS:])
     assert (Path(exports[-1]) / "model.py").read_text() == NET.format(width=60)
+
+
+def test_repeated_layers_are_grouped() -> None:
+    from vramlint.analysis.diff import CHANGED, LayerChange, grouped
+
+    def ch(path: str, before: int = 1, after: int = 2) -> LayerChange:
+        return LayerChange(path, CHANGED, "Linear", "Linear", before, after)
+
+    layers = [ch(f"h.{i}.mlp.fc") for i in range(12)] + [ch("h.3.attn", 5, 6), ch("h.7.attn", 5, 6)] + \
+        [ch(f"enc.{i}.layers.{j}") for i in range(2) for j in range(2)] + [ch("head", 3, 4)]
+    assert [(c.path, n) for c, n in grouped(layers)] == [
+        ("h.{0..11}.mlp.fc", 12), ("h.{3,7}.attn", 2), ("enc.*.layers.*", 4), ("head", 1)]
+    # A different change to one of the repeated layers is its own line.
+    assert [(c.path, n) for c, n in grouped([ch("b.0"), ch("b.1"), ch("b.2", 1, 9)])] == [("b.{0..1}", 2), ("b.2", 1)]

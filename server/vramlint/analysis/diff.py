@@ -10,8 +10,9 @@ subtree (its descendants, and the ancestors whose totals only follow, are not li
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from vramlint.analysis.results import FileAnalysis, ModelResult, ModuleNode
 
@@ -165,6 +166,38 @@ def layer_changes(before: ModuleNode | None, after: ModuleNode | None) -> tuple[
         if path not in new and top_of_subtree(path, new):
             out.append(LayerChange(path, REMOVED, o.class_name, None, o.param_count, None))
     return tuple(out)
+
+
+_INDEX = re.compile(r"(?:(?<=\.)|^)\d+(?=\.|$)")
+
+
+def grouped(layers: Sequence[LayerChange]) -> list[tuple[LayerChange, int]]:
+    """The same change made to repeated layers (`h.0.mlp` ... `h.11.mlp`) as one, with its count
+    and its path's index range (`h.{0..11}.mlp`): a deeper model's twelve blocks are one line."""
+    groups: dict[tuple[object, ...], list[LayerChange]] = {}
+    for ch in layers:
+        key = (_INDEX.sub("*", ch.path), ch.kind, ch.type_before, ch.type_after, ch.before, ch.after)
+        groups.setdefault(key, []).append(ch)
+    out = []
+    for members in groups.values():
+        if len(members) == 1:
+            out.append((members[0], 1))
+            continue
+        # Name the range where exactly one index varies; `*` where several do.
+        indexes = [[m.group() for m in _INDEX.finditer(ch.path)] for ch in members]
+        varying = [i for i in range(len(indexes[0])) if len({ix[i] for ix in indexes}) > 1]
+        first = members[0].path
+        if len(varying) == 1:
+            numbers = sorted(int(ix[varying[0]]) for ix in indexes)
+            span = f"{{{numbers[0]}..{numbers[-1]}}}" if numbers == list(range(numbers[0], numbers[-1] + 1)) \
+                else "{" + ",".join(map(str, numbers)) + "}"
+            spots = list(_INDEX.finditer(first))
+            spot = spots[varying[0]]
+            path = first[:spot.start()] + span + first[spot.end():]
+        else:
+            path = _INDEX.sub("*", first)
+        out.append((replace(members[0], path=path), len(members)))
+    return out
 
 
 def _models(files: list[FileAnalysis], relpath: Mapping[str, str]) -> dict[tuple[str, str], ModelResult]:

@@ -17,6 +17,7 @@ from vramlint.analysis.diff import (
     Figures,
     LayerChange,
     ModelDiff,
+    grouped,
 )
 from vramlint.render import markdown as md
 from vramlint.render.units import fmt_bytes
@@ -59,14 +60,15 @@ def _title(c: Comparison, quote: Callable[[str], str] = str) -> str:
 
 
 # ---------------------------------------------------------------------- text
-def layer_text(ch: LayerChange) -> str:
-    name = ch.path or "(the model)"
+def layer_text(ch: LayerChange, times: int = 1) -> str:
+    """`~ body.0 (Linear): 8,320 -> 16,640 parameters`; repeated layers once, "12 x Linear ... each"."""
+    name, many, each = ch.path or "(the model)", f"{times} x " if times > 1 else "", " each" if times > 1 else ""
     if ch.kind == ADDED:
-        return f"+ {name} ({ch.type_after}, {value('params', ch.after)} parameters)"
+        return f"+ {name} ({many}{ch.type_after}, {value('params', ch.after)} parameters{each})"
     if ch.kind == REMOVED:
-        return f"- {name} ({ch.type_before}, {value('params', ch.before)} parameters)"
+        return f"- {name} ({many}{ch.type_before}, {value('params', ch.before)} parameters{each})"
     kind = ch.type_after if ch.type_before == ch.type_after else f"{ch.type_before} -> {ch.type_after}"
-    return f"~ {name} ({kind}): {value('params', ch.before)} -> {value('params', ch.after)} parameters"
+    return f"~ {name} ({many}{kind}): {value('params', ch.before)} -> {value('params', ch.after)} parameters{each}"
 
 
 def model_text(m: ModelDiff) -> list[str]:
@@ -90,7 +92,7 @@ def model_text(m: ModelDiff) -> list[str]:
         out.append(f"    fits the {m.after.device or 'GPU'}: {_fits(m.before)} -> {_fits(m.after)}")
     if m.layers:
         out.append("    layers:")
-        out += [f"      {layer_text(ch)}" for ch in m.layers]
+        out += [f"      {layer_text(ch, n)}" for ch, n in grouped(m.layers)]
     return out
 
 
@@ -156,12 +158,13 @@ def _fits_cell(m: ModelDiff) -> str:
     return a or "" if a == b else f"{b} → {a}"
 
 
-def _layer_row(ch: LayerChange) -> list[str]:
+def _layer_row(ch: LayerChange, times: int) -> list[str]:
     kind = ch.type_after if ch.type_before == ch.type_after else \
         " → ".join(md.escape(t) for t in (ch.type_before, ch.type_after) if t)
     before = value("params", ch.before) if ch.kind != ADDED else ""
     after = value("params", ch.after) if ch.kind != REMOVED else ""
-    return [md.code(ch.path) if ch.path else "(the model)", ch.kind, md.escape(kind or ""), before, after]
+    name = md.code(ch.path) if ch.path else "(the model)"
+    return [name + (f" (×{times}, each)" if times > 1 else ""), ch.kind, md.escape(kind or ""), before, after]
 
 
 def markdown(c: Comparison) -> str:
@@ -182,7 +185,7 @@ def markdown(c: Comparison) -> str:
     for m in changed:
         if m.layers:
             out += [f"<details><summary>Layers of {md.escape(m.name)} ({md.escape(m.path)}) that changed</summary>",
-                    "", *md.table(("Layer", "Change", "Type", "Before", "After"), [_layer_row(ch) for ch in m.layers],
+                    "", *md.table(("Layer", "Change", "Type", "Before", "After"), [_layer_row(ch, n) for ch, n in grouped(m.layers)],
                                   right=(3, 4)), "", "</details>", ""]
     for p in c.problems:
         out.append(f"- **error** ({p.side}) {md.code(p.path)}: {md.escape(p.message)}")
