@@ -195,7 +195,10 @@ def test_fail_on_increase(repo: Path) -> None:
     assert grew > 0
     r = run_diff(repo, "HEAD", "--fail-on-increase", f"{grew / 2:.3f}")
     assert r.returncode == 1, r.stderr
-    assert run_diff(repo, "HEAD", "--fail-on-increase", f"{grew * 2:.3f}").returncode == 0
+    assert r.stdout.splitlines()[-1] == f"fail-on-increase: model (model.py): the training peak grew by {grew:.1f}%, " \
+                                        f"more than {float(f'{grew / 2:.3f}'):g}%"
+    passed = run_diff(repo, "HEAD", "--fail-on-increase", f"{grew * 2:.3f}")
+    assert passed.returncode == 0 and "fail-on-increase" not in passed.stdout
     assert run_diff(repo, "HEAD").returncode == 0  # without the option: a report, never a failure
     bad = run_diff(repo, "HEAD", "--fail-on-increase", "lots")
     assert bad.returncode == 2 and "expected a percentage" in bad.stderr

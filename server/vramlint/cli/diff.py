@@ -76,15 +76,7 @@ def run_diff(args: argparse.Namespace) -> int:
         print(render.markdown(comparison))
     else:
         print(render.text(comparison))
-    return exit_code(comparison, args.fail_on_increase)
-
-
-def exit_code(c: Comparison, percent: float | None) -> int:
-    if percent is None:
-        return 0
-    if c.increases(percent) or any(p.side == "working tree" for p in c.problems):
-        return 1
-    return 0
+    return 1 if comparison.failed() else 0
 
 
 def diff(args: argparse.Namespace) -> Comparison:
@@ -126,7 +118,8 @@ def diff(args: argparse.Namespace) -> Comparison:
     jobs = args.jobs or os.cpu_count() or 1
     head = _analyse(root, head_files, head_settings, jobs, cache)
     old = _analyse(base_root, base_files, base_settings, jobs, cache)
-    comparison = Comparison(base.revision, base.commit, base.merge_base, files=sorted(set(head_files) | set(base_files)))
+    comparison = Comparison(base.revision, base.commit, base.merge_base, files=sorted(set(head_files) | set(base_files)),
+                            fail_on_increase=args.fail_on_increase)
     comparison.models = compare(old, head, _rel_map(base_root, old), _rel_map(root, head), changes.renames)
     comparison.problems = problems_of("base", old, _rel_map(base_root, old)) + \
         problems_of("working tree", head, _rel_map(root, head))

@@ -54,6 +54,15 @@ def _summary_counts(c: Comparison) -> str:
         ", ".join(f"{n} {s}" for s, n in by.items())
 
 
+def verdict(c: Comparison) -> list[str]:
+    """What `--fail-on-increase` found, one sentence per model over it (none when it passed)."""
+    out = [f"{m.name} ({m.path}): the {FIGURE_LABELS[name]} grew by {p:.1f}%, more than {c.fail_on_increase:g}%"
+           for m, name, p in c.increases()]
+    if c.failed() and not out:
+        out.append("a file of the working tree could not be analysed")
+    return out
+
+
 def _title(c: Comparison, quote: Callable[[str], str] = str) -> str:
     against = f"the merge base of HEAD and {quote(c.base)}" if c.merge_base else quote(c.base)
     return f"the working tree against {against} ({quote(c.base_commit[:12])})"
@@ -103,6 +112,7 @@ def text(c: Comparison) -> str:
     for p in c.problems:
         out.append(f"{p.path}: error ({p.side}): {p.message}")
     out.append(_summary_counts(c) if c.models else f"no models in the {len(c.files)} files compared")
+    out += [f"fail-on-increase: {line}" for line in verdict(c)]
     return "\n".join(out)
 
 
@@ -130,6 +140,8 @@ def document(c: Comparison) -> dict[str, Any]:
                        for ch in m.layers],
         } for m in c.models],
         "problems": [{"side": p.side, "path": p.path, "message": p.message} for p in c.problems],
+        "fail_on_increase": c.fail_on_increase,
+        "failed": c.failed(),
     }
 
 
@@ -190,4 +202,8 @@ def markdown(c: Comparison) -> str:
     for p in c.problems:
         out.append(f"- **error** ({p.side}) {md.code(p.path)}: {md.escape(p.message)}")
     out.append(_summary_counts(c) + "." if c.models else f"No models in the {len(c.files)} files compared.")
+    failures = verdict(c)
+    if failures:
+        out += ["", f"**Over the limit** (`--fail-on-increase {c.fail_on_increase:g}`):", "",
+                *(f"- {md.escape(line)}" for line in failures)]
     return "\n".join(out).rstrip() + "\n"
