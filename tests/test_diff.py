@@ -295,3 +295,24 @@ def test_repeated_layers_are_grouped() -> None:
         ("h.{0..11}.mlp.fc", 12), ("h.{3,7}.attn", 2), ("enc.*.layers.*", 4), ("head", 1)]
     # A different change to one of the repeated layers is its own line.
     assert [(c.path, n) for c, n in grouped([ch("b.0"), ch("b.1"), ch("b.2", 1, 9)])] == [("b.{0..1}", 2), ("b.2", 1)]
+
+
+def test_three_dots_compare_with_the_merge_base(repo: Path) -> None:
+    """`vramlint diff main...`: the branch's own change, even after main moved on (as `git diff main...`)."""
+    fork = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "checkout", "-qb", "feature")
+    (repo / "model.py").write_text(NET.format(width=256))
+    git(repo, "commit", "-qam", "wider")
+    git(repo, "checkout", "-q", "main")
+    (repo / "other.py").write_text("import torch.nn as nn\n\nother = nn.Linear(30, 40)\n")
+    git(repo, "commit", "-qam", "main moves on")
+    git(repo, "checkout", "-q", "feature")
+    doc = diff_json(repo, "main...")
+    assert doc["base"] == {"revision": "main", "commit": fork, "merge_base": True}
+    assert doc["files"] == ["model.py"]
+    against_tip = by_name(diff_json(repo, "main"))  # main's own change shows, reversed
+    assert against_tip["other"]["status"] == "changed"
+    r = run_diff(repo, f"{fork[:10]}")
+    assert r.stdout.splitlines()[0] == f"vramlint diff: the working tree against {fork[:12]}"
+    bad = run_diff(repo, "origin/main...")
+    assert bad.returncode == 2 and "'origin/main': unknown revision" in bad.stderr and "fetch-depth: 0" in bad.stderr

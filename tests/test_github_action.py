@@ -205,7 +205,8 @@ def test_the_diff_step_end_to_end(github: tuple[FakeGitHub, str], tmp_path: Path
            **env_of(summary="true", comment="true", fail_on_increase="1")}
     assert action.main(["diff"], env) == 1  # the training peak grew by more than 1%
     text = summary.read_text()
-    assert MARKER not in text and text.startswith("### vramlint: the working tree against `")
+    assert MARKER not in text
+    assert text.startswith("### vramlint: the working tree against the merge base of HEAD and `origin/main` (`")
     assert f"{net_params(128):,} → {net_params(1024):,}" in text
     (posted,) = fake.comments
     assert posted["body"].startswith(MARKER) and f"{net_params(1024):,}" in posted["body"]
@@ -230,3 +231,22 @@ def test_the_check_step(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> No
     annotations = [line for line in log.splitlines() if line.startswith("::")]
     assert "VL001" in rules and {a.split("title=")[1].split(" ")[0] for a in annotations} == rules
     assert code == 1  # the check's exit code: an error finding (the SARIF run, --fail-on never, did not decide it)
+
+
+def test_a_shallow_checkout_says_why_in_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No origin/<base branch> (actions/checkout's default fetch-depth of 1): the step fails with
+    vramlint's message, in the log and the summary."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "topic")
+    (repo / "m.py").write_text("import torch.nn as nn\nm = nn.Linear(2, 2)\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "only")
+    monkeypatch.chdir(repo)
+    summary = tmp_path / "summary.md"
+    env = {"GITHUB_BASE_REF": "main", "GITHUB_STEP_SUMMARY": str(summary), **env_of(summary="true")}
+    assert action.main(["diff"], env) == 2
+    text = summary.read_text()
+    assert text.startswith("### vramlint diff failed") and "'origin/main': unknown revision" in text
+    assert "fetch-depth: 0" in text

@@ -5,7 +5,7 @@ into a file for code scanning (its path is the step's `sarif-file` output) and o
 annotations; exits with the check's code.
 
 `python -m vramlint.ci.github_action diff`: `vramlint diff --format markdown` against the pull
-request's base (the merge base of HEAD and `origin/<base branch>`; the `base` input overrides it),
+request's base (`origin/<base branch>...`: the merge base of HEAD and it; the `base` input overrides it),
 appended to `$GITHUB_STEP_SUMMARY` and/or posted as one pull-request comment that later runs
 update in place (found by the hidden marker line `render/diff.MARKER`); exits with the diff's code
 (1 over `fail-on-increase`).
@@ -100,19 +100,13 @@ def pull_request_number(env: Mapping[str, str]) -> int | None:
     return number if isinstance(number, int) else None
 
 
-def default_base(env: Mapping[str, str], git: Sequence[str] = ("git",)) -> str | None:
-    """In a pull request: the merge base of HEAD and `origin/<base branch>`, which is the base
-    branch's tip for the merge commit actions/checkout checks out (needs fetch-depth: 0). Else
-    None: vramlint's own default (the merge base with the default branch)."""
+def default_base(env: Mapping[str, str]) -> str | None:
+    """In a pull request: `origin/<base branch>...`, the merge base of HEAD and the base branch,
+    which is the branch's tip for the merge commit actions/checkout checks out (the base branch must
+    be fetched: fetch-depth: 0). Else None: vramlint's own default (the merge base with the default
+    branch)."""
     branch = env.get("GITHUB_BASE_REF")
-    if not branch:
-        return None
-    r = subprocess.run([*git, "merge-base", "HEAD", f"origin/{branch}"], capture_output=True, text=True)
-    if r.returncode != 0:
-        print(f"::warning title=vramlint::no merge base of HEAD and origin/{branch} (is fetch-depth: 0 set on "
-              f"actions/checkout?): {r.stderr.strip()}", flush=True)
-        return None
-    return r.stdout.strip() or None
+    return f"origin/{branch}..." if branch else None
 
 
 # ---------------------------------------------------------------------- the sticky comment

@@ -40,8 +40,8 @@ def add_parser(sub: argparse._SubParsersAction, setup: argparse.ArgumentParser) 
     p = sub.add_parser("diff", parents=[setup], help="the working tree against a git revision: each model's "
                        "parameters, peaks and largest batch, before and after")
     p.add_argument("base", nargs="?", metavar="BASE",
-                   help="the revision to compare with (default: the merge base of HEAD and the default branch: "
-                        "origin/HEAD, else main, else master)")
+                   help="the revision to compare with; REV... the merge base of HEAD and REV (default: the merge "
+                        "base of HEAD and the default branch: origin/HEAD, else main, else master)")
     p.add_argument("--path", action="append", dest="paths", default=[], metavar="PATH",
                    help="a file or folder to compare (default: .); repeatable")
     p.add_argument("--all", action="store_true", dest="all_files",

@@ -64,9 +64,9 @@ class Base:
 
 
 def resolve_base(root: str, rev: str | None) -> Base:
-    """`rev` as given, or the merge base of HEAD with the default branch: origin/HEAD if set,
-    else `main`, else `master` (as `git merge-base HEAD origin/HEAD` would be asked by hand)."""
-    if rev is not None:
+    """`rev` as given; `rev...` (as in `git diff rev...`): the merge base of HEAD and `rev`; none:
+    the merge base of HEAD and the default branch, origin/HEAD if set, else `main`, else `master`."""
+    if rev is not None and not rev.endswith("..."):
         if rev.startswith("-"):
             raise GitError(f"{rev!r}: not a revision")
         commit = commit_of(root, rev)
@@ -75,15 +75,18 @@ def resolve_base(root: str, rev: str | None) -> Base:
         return Base(rev, commit)
     if commit_of(root, "HEAD") is None:
         raise GitError(f"{root}: no commit yet; name the revision to compare with (vramlint diff REV)")
-    default = _default_branch(root)
-    if default is None:
+    other = rev[:-3] if rev is not None else _default_branch(root)
+    if other is None:
         raise GitError("no default branch to compare with (neither origin/HEAD, main nor master exists): "
                        "name the revision (vramlint diff REV)")
+    if other.startswith("-") or commit_of(root, other) is None:
+        raise GitError(f"{other!r}: unknown revision (a branch, tag or commit of {root}; in a shallow clone, "
+                       "fetch it: actions/checkout's fetch-depth: 0)")
     try:
-        commit = git(root, "merge-base", "HEAD", default).strip()
+        commit = git(root, "merge-base", "HEAD", other).strip()
     except GitError:
-        raise GitError(f"HEAD and {default} have no common ancestor: name the revision (vramlint diff REV)") from None
-    return Base(default, commit, merge_base=True)
+        raise GitError(f"HEAD and {other} have no common ancestor: name the revision (vramlint diff REV)") from None
+    return Base(other, commit, merge_base=True)
 
 
 def _default_branch(root: str) -> str | None:

@@ -65,6 +65,8 @@ def verdict(c: Comparison) -> list[str]:
 
 def _title(c: Comparison, quote: Callable[[str], str] = str) -> str:
     against = f"the merge base of HEAD and {quote(c.base)}" if c.merge_base else quote(c.base)
+    if c.base_commit.startswith(c.base):  # named by its hash: once is enough
+        return f"the working tree against {quote(c.base_commit[:12])}"
     return f"the working tree against {against} ({quote(c.base_commit[:12])})"
 
 
