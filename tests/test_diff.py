@@ -316,3 +316,15 @@ def test_three_dots_compare_with_the_merge_base(repo: Path) -> None:
     assert r.stdout.splitlines()[0] == f"vramlint diff: the working tree against {fork[:12]}"
     bad = run_diff(repo, "origin/main...")
     assert bad.returncode == 2 and "'origin/main': unknown revision" in bad.stderr and "fetch-depth: 0" in bad.stderr
+
+
+def test_affected_reads_only_what_the_start_files_reach(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("import b\n")
+    (tmp_path / "b.py").write_text("try:\n    import c\nexcept ImportError:\n    pass\n")  # nested in a block
+    (tmp_path / "c.py").write_text("X = 1\n")
+    (tmp_path / "unrelated.py").write_text("import c\n")
+    (tmp_path / "unreadable.py").write_bytes(b"\xff\xfe import c")
+    files = ["a.py", "b.py", "c.py", "unrelated.py", "unreadable.py"]
+    assert affected(str(tmp_path), files, {"c.py"}, start=["a.py"]) == {"a.py"}
+    assert affected(str(tmp_path), files, {"c.py"}) == {"a.py", "b.py", "c.py", "unrelated.py"}
+    assert affected(str(tmp_path), files, {"nothing.py"}) == set()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 
 
@@ -22,8 +22,20 @@ def module_names(rel: str) -> list[str]:
 
 
 def _package(rel: str) -> list[str]:
-    parts = list(PurePosixPath(rel).parent.parts)
-    return parts
+    return list(PurePosixPath(rel).parent.parts)
+
+
+def _imports(body: Iterable[ast.AST]) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements of a block and the blocks inside it (functions, classes, `if`,
+    `try`...): imports are statements, so expressions need not be walked (ten times fewer nodes)."""
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+            continue
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            inner = getattr(node, name, None)
+            if isinstance(inner, list):
+                yield from _imports(inner)
 
 
 def imported_names(source: str, rel: str) -> set[str]:
@@ -34,20 +46,20 @@ def imported_names(source: str, rel: str) -> set[str]:
     except (SyntaxError, ValueError):
         return set()
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _imports(tree.body):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                package = _package(rel)
-                keep = len(package) - (node.level - 1)
-                if keep < 0:
-                    continue
-                base = ".".join([*package[:keep], *([base] if base else [])])
-            if base:
-                names.add(base)
-            names |= {f"{base}.{a.name}" if base else a.name for a in node.names if a.name != "*"}
+            continue
+        base = node.module or ""
+        if node.level:
+            package = _package(rel)
+            keep = len(package) - (node.level - 1)
+            if keep < 0:
+                continue
+            base = ".".join([*package[:keep], *([base] if base else [])])
+        if base:
+            names.add(base)
+        names |= {f"{base}.{a.name}" if base else a.name for a in node.names if a.name != "*"}
     out: set[str] = set()
     for name in names:
         pieces = name.split(".")
@@ -55,29 +67,37 @@ def imported_names(source: str, rel: str) -> set[str]:
     return out
 
 
-def affected(root: str, files: Iterable[str], changed: set[str]) -> set[str]:
-    """Of `files` (paths relative to `root`, forward slashes), those in `changed` or importing,
-    directly or through other files of the tree, a changed Python file."""
-    files = sorted(set(files))
+def affected(root: str, files: Iterable[str], changed: set[str], start: Iterable[str] | None = None) -> set[str]:
+    """Of `start` (default: `files`; paths relative to `root`, forward slashes, among `files`),
+    those in `changed` or importing, directly or through other files of `files`, a changed Python
+    file. Only `start` and the files their imports reach are read."""
     by_name: dict[str, set[str]] = {}
-    for rel in files:
+    for rel in sorted(set(files)):
         for name in module_names(rel):
             by_name.setdefault(name, set()).add(rel)
+    roots = sorted(set(files if start is None else start))
     edges: dict[str, set[str]] = {}
-    for rel in files:
-        try:
-            with open(os.path.join(root, rel), encoding="utf-8", errors="replace") as fh:
-                source = fh.read()
-        except OSError:
-            source = ""
-        edges[rel] = {t for n in imported_names(source, rel) for t in by_name.get(n, ())} - {rel}
-    hit = {rel for rel in files if rel in changed}
-    # Reverse reachability: repeat until no file newly imports a hit file (files are few hundred).
+    todo = list(roots)
+    while todo:  # the part of the import graph the roots reach
+        rel = todo.pop()
+        if rel in edges:
+            continue
+        edges[rel] = {t for n in imported_names(_read(root, rel), rel) for t in by_name.get(n, ())} - {rel}
+        todo.extend(edges[rel] - edges.keys())
+    hit = {rel for rel in edges if rel in changed}
     grew = True
-    while grew:
+    while grew:  # reverse reachability over that part
         grew = False
-        for rel in files:
-            if rel not in hit and edges[rel] & hit:
+        for rel, targets in edges.items():
+            if rel not in hit and targets & hit:
                 hit.add(rel)
                 grew = True
-    return hit
+    return hit & set(roots)
+
+
+def _read(root: str, rel: str) -> str:
+    try:
+        with open(os.path.join(root, rel), encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""

@@ -105,8 +105,8 @@ def diff(args: argparse.Namespace) -> Comparison:
     if everything:
         wanted = head_under | {changes.renames.get(f, f) for f in base_under}
     else:
-        wanted = (affected(root, head_all, changes.changed) & head_under) | \
-                 {changes.renames.get(f, f) for f in affected(base_root, base_all, changes.changed) & base_under}
+        wanted = affected(root, head_all, changes.changed, head_under) | \
+            {changes.renames.get(f, f) for f in affected(base_root, base_all, changes.changed, base_under)}
     back = {new: old for old, new in changes.renames.items()}
     head_files = sorted(f for f in wanted if f in head_under)
     base_files = sorted(b for b in (back.get(f, f) for f in wanted) if b in base_under)
