@@ -232,6 +232,19 @@ def test_no_default_branch(repo: Path) -> None:
     assert r.returncode == 2 and "no default branch" in r.stderr and "vramlint diff REV" in r.stderr
 
 
+def test_a_ci_checkout_of_a_branch_compares_with_origin_main(repo: Path, tmp_path: Path) -> None:
+    """A push to a branch, checked out as CI does it: origin/main, no local main, no origin/HEAD."""
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    git(clone, "checkout", "-qb", "topic")
+    git(clone, "remote", "set-head", "origin", "--delete")
+    git(clone, "branch", "-D", "main")
+    (clone / "model.py").write_text(NET.format(width=64))
+    doc = diff_json(clone)
+    assert doc["base"]["revision"] == "origin/main" and doc["base"]["merge_base"]
+    assert by_name(doc)["model"]["after"]["params"] == net_params(64)
+
+
 def test_git_missing(repo: Path, tmp_path: Path) -> None:
     import shutil
     import sys

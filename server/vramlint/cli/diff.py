@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction, setup: argparse.ArgumentParser) 
                        "parameters, peaks and largest batch, before and after")
     p.add_argument("base", nargs="?", metavar="BASE",
                    help="the revision to compare with; REV... the merge base of HEAD and REV (default: the merge "
-                        "base of HEAD and the default branch: origin/HEAD, else main, else master)")
+                        "base of HEAD and the default branch: origin/HEAD, else main, master, origin/main, origin/master)")
     p.add_argument("--path", action="append", dest="paths", default=[], metavar="PATH",
                    help="a file or folder to compare (default: .); repeatable")
     p.add_argument("--all", action="store_true", dest="all_files",

@@ -65,7 +65,8 @@ class Base:
 
 def resolve_base(root: str, rev: str | None) -> Base:
     """`rev` as given; `rev...` (as in `git diff rev...`): the merge base of HEAD and `rev`; none:
-    the merge base of HEAD and the default branch, origin/HEAD if set, else `main`, else `master`."""
+    the merge base of HEAD and the default branch: origin/HEAD if set, else the first of `main`,
+    `master`, `origin/main`, `origin/master` that exists."""
     if rev is not None and not rev.endswith("..."):
         if rev.startswith("-"):
             raise GitError(f"{rev!r}: not a revision")
@@ -77,7 +78,8 @@ def resolve_base(root: str, rev: str | None) -> Base:
         raise GitError(f"{root}: no commit yet; name the revision to compare with (vramlint diff REV)")
     other = rev[:-3] if rev is not None else _default_branch(root)
     if other is None:
-        raise GitError("no default branch to compare with (neither origin/HEAD, main nor master exists): "
+        raise GitError("no default branch to compare with (none of origin/HEAD, main, master, origin/main, "
+                       "origin/master exists): "
                        "name the revision (vramlint diff REV)")
     if other.startswith("-") or commit_of(root, other) is None:
         raise GitError(f"{other!r}: unknown revision (a branch, tag or commit of {root}; in a shallow clone, "
@@ -96,7 +98,8 @@ def _default_branch(root: str) -> str | None:
         ref = ""
     if ref:
         return ref.removeprefix("refs/remotes/")
-    return next((b for b in ("main", "master") if commit_of(root, b) is not None), None)
+    # A CI checkout of a branch has origin/main but no local main.
+    return next((b for b in ("main", "master", "origin/main", "origin/master") if commit_of(root, b) is not None), None)
 
 
 @dataclass
