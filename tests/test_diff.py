@@ -341,3 +341,15 @@ def test_affected_reads_only_what_the_start_files_reach(tmp_path: Path) -> None:
     assert affected(str(tmp_path), files, {"c.py"}, start=["a.py"]) == {"a.py"}
     assert affected(str(tmp_path), files, {"c.py"}) == {"a.py", "b.py", "c.py", "unrelated.py"}
     assert affected(str(tmp_path), files, {"nothing.py"}) == set()
+
+
+def test_a_model_that_stops_fitting(repo: Path) -> None:
+    """On a 1 GiB card the width-128 model fits and a width-262144 one (19.7M parameters, Adam) does not."""
+    (repo / "model.py").write_text(NET.format(width=262144))
+    m = by_name(diff_json(repo, "HEAD", "--gpu", "1GiB"))["model"]
+    assert (m["before"]["fits"], m["after"]["fits"]) == (True, False)
+    text = run_diff(repo, "HEAD", "--gpu", "1GiB").stdout
+    assert "    fits the 1GiB: yes -> no" in text.splitlines()
+    row = next(line for line in run_diff(repo, "HEAD", "--gpu", "1GiB", "--format", "markdown").stdout.splitlines()
+               if line.startswith("| `model.py:15`"))
+    assert row.endswith("| ✓ → ✗ |")

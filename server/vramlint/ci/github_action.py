@@ -193,7 +193,8 @@ def run_diff(inputs: Inputs, env: Mapping[str, str]) -> int:
     r = subprocess.run(cmd, capture_output=True, text=True)
     sys.stderr.write(r.stderr)
     if r.returncode not in (0, 1):
-        report = f"{MARKER}\n### vramlint diff failed\n\n```\n{r.stderr.strip()}\n```\n"
+        # The message in a code block (a fence it cannot close: it holds no run of four backticks).
+        report = f"{MARKER}\n### vramlint diff failed\n\n````\n{r.stderr.strip().replace('````', '')}\n````\n"
     else:
         report = r.stdout
     print(report, flush=True)
