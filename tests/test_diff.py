@@ -85,8 +85,9 @@ def by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def state(repo: Path) -> tuple[str, ...]:
     """What the user owns: the status, the branches, HEAD, the stash, the worktrees, the index's bytes."""
+    # (--no-optional-locks: this check's own `git status` must not refresh the index it compares.)
     index = hashlib.sha256((repo / ".git" / "index").read_bytes()).hexdigest()
-    return (git(repo, "status", "--porcelain", "--untracked-files=all"), git(repo, "branch", "-a", "-v"),
+    return (git(repo, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all"), git(repo, "branch", "-a", "-v"),
             git(repo, "rev-parse", "HEAD"), git(repo, "stash", "list"), git(repo, "worktree", "list"), index,
             (repo / "model.py").read_text())
 
@@ -353,3 +354,27 @@ def test_a_model_that_stops_fitting(repo: Path) -> None:
     row = next(line for line in run_diff(repo, "HEAD", "--gpu", "1GiB", "--format", "markdown").stdout.splitlines()
                if line.startswith("| `model.py:15`"))
     assert row.endswith("| ✓ → ✗ |")
+
+
+def test_the_base_is_read_as_committed(repo: Path) -> None:
+    """An `export-ignore` attribute (which `git archive` obeys) does not hide a base file, an
+    executable file is exported, a symbolic link is not followed out of the tree."""
+    (repo / ".gitattributes").write_text("models/** export-ignore\n")
+    (repo / "models").mkdir()
+    (repo / "models" / "net.py").write_text("import torch.nn as nn\n\nnet = nn.Linear(4, 4)\n")
+    (repo / "models" / "run.py").write_text("print(1)\n")
+    (repo / "models" / "run.py").chmod(0o755)
+    (repo / "models" / "outside.py").symlink_to("/etc/hostname")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "models")
+    (repo / "models" / "net.py").write_text("import torch.nn as nn\n\nnet = nn.Linear(4, 8)\n")
+    before = state(repo)
+    net = by_name(diff_json(repo, "HEAD"))["net"]
+    assert state(repo) == before
+    assert net["status"] == "changed" and (net["before"]["params"], net["after"]["params"]) == (20, 40)
+    from vramlint.cli import git as vgit
+
+    exported = Path(vgit.export(str(repo), git(repo, "rev-parse", "HEAD").strip()))
+    assert (exported / "models" / "run.py").read_text() == "print(1)\n"
+    assert not (exported / "models" / "outside.py").exists()
+    assert (exported / "model.py").stat().st_mtime == int(git(repo, "show", "-s", "--format=%ct", "HEAD"))

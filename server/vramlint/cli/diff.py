@@ -6,9 +6,10 @@ changed file of the repository (analysis/dependents.py), in both trees; every Py
 the paths with `--all`, or when a configuration file (`pyproject.toml`, `vramlint.toml`) changed.
 Each tree is analysed with its own configuration (the one nearest its files), under the same flags.
 
-The base's files are exported with `git archive` to a folder under the system's temporary folder,
-kept per repository and commit (cli/git.py), and analysed through the same persistent cache as the
-working tree's: a second run against the same base reads the base's results from the cache.
+The base's files are written from git's objects (`git cat-file`) to a folder under the system's
+temporary folder, kept per repository and commit (cli/git.py), and analysed through the same
+persistent cache as the working tree's: a second run against the same base reads the base's
+results from the cache.
 
 Exit codes: 0; 1 with `--fail-on-increase PERCENT` when a model's peak that must fit the GPU (the
 training peak, or the inference peak with `mode = "infer"`) grew by more than PERCENT, or a file of

@@ -1,8 +1,8 @@
 """The git that `vramlint diff` needs, read-only: the repository's root, the base revision, the
-files changed since it, and the base's files exported to a folder of vramlint's own.
+files changed since it, and the base's files written to a folder of vramlint's own.
 
 Never touches the user's working tree, index, branches or stash: every command reads
-(`rev-parse`, `merge-base`, `diff`, `ls-files`, `archive`), with `--no-optional-locks` so that
+(`rev-parse`, `merge-base`, `symbolic-ref`, `diff`, `ls-files`, `ls-tree`, `cat-file`, `show -s`), with `--no-optional-locks` so that
 even the index's stat refresh that `git diff` may write is skipped.
 """
 
@@ -12,10 +12,11 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 TIMEOUT = 120  # seconds per git command: a hung git (a credential prompt, a lock) must not hang vramlint
 MAX_EXPORTED_FILE = 16 << 20  # base files above this are not exported (a checkpoint, a dataset)
@@ -167,28 +168,49 @@ def _prune(folder: Path, prefix: str, keep: int = KEPT_EXPORTS - 1) -> None:
 
 
 def _extract(root: str, commit: str, dest: Path) -> None:
-    """`git archive` of the commit, regular files only, each checked to stay inside `dest`."""
-    with tempfile.TemporaryFile() as tar_file:
-        try:
-            r = subprocess.run(["git", "--no-optional-locks", "archive", "--format=tar", commit], cwd=root,
-                               stdout=tar_file, stderr=subprocess.PIPE, timeout=TIMEOUT * 5)
-        except (FileNotFoundError, subprocess.TimeoutExpired) as err:
-            raise GitError(f"git archive {commit}: {err}") from None
-        if r.returncode != 0:
-            raise GitError(r.stderr.decode("utf-8", "replace").strip())
-        tar_file.seek(0)
-        with tarfile.open(fileobj=tar_file, mode="r:") as tar:
-            for member in tar:
-                target = (dest / member.name).resolve()
-                if not member.isfile() or member.size > MAX_EXPORTED_FILE or dest.resolve() not in target.parents:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                if source is None:
-                    continue
-                with source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out)
-                os.utime(target, (member.mtime, member.mtime))
+    """The commit's regular files, as stored (`git ls-tree` and `git cat-file --batch`: unlike `git
+    archive`, no `export-ignore` attribute drops a file and no `export-subst` rewrites one), each
+    with the commit's time as its mtime and checked to stay inside `dest`. Symbolic links and
+    submodules are left out."""
+    when = int(git(root, "show", "-s", "--format=%ct", commit).strip() or 0)
+    wanted: list[tuple[str, str]] = []
+    for entry in git(root, "ls-tree", "-r", "-z", "--full-tree", "-l", commit).split("\0"):
+        meta, _, path = entry.partition("\t")
+        fields = meta.split()
+        if len(fields) == 4 and fields[0] in ("100644", "100755") and fields[1] == "blob" \
+                and fields[3].isdigit() and int(fields[3]) <= MAX_EXPORTED_FILE:
+            wanted.append((fields[2], path))
+    base = dest.resolve()
+    with subprocess.Popen(["git", "--no-optional-locks", "cat-file", "--batch"], cwd=root, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        # Written from a thread: git answers while it reads, and a full pipe either way would block.
+        feeder = threading.Thread(target=_feed, args=(proc.stdin, [sha for sha, _ in wanted]), daemon=True)
+        feeder.start()
+        for _, path in wanted:
+            header = proc.stdout.readline().split()
+            if len(header) != 3:  # "<sha> missing": nothing to write
+                continue
+            data = proc.stdout.read(int(header[2]))
+            proc.stdout.read(1)  # the newline after each object
+            target = (dest / path).resolve()
+            if base not in target.parents:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            os.utime(target, (when, when))
+        feeder.join()
+    if proc.returncode != 0:
+        raise GitError(f"git cat-file --batch failed reading {commit}")
+
+
+def _feed(pipe: IO[bytes], shas: list[str]) -> None:
+    try:
+        for sha in shas:
+            pipe.write(sha.encode() + b"\n")
+        pipe.close()
+    except OSError:  # git ended early: the reader sees it
+        pass
 
 
 def python_files(root: str) -> list[str]:
