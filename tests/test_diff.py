@@ -378,3 +378,11 @@ def test_the_base_is_read_as_committed(repo: Path) -> None:
     assert (exported / "models" / "run.py").read_text() == "print(1)\n"
     assert not (exported / "models" / "outside.py").exists()
     assert (exported / "model.py").stat().st_mtime == int(git(repo, "show", "-s", "--format=%ct", "HEAD"))
+
+
+def test_nothing_changed(repo: Path) -> None:
+    r = run_diff(repo, "HEAD")
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[1:] == ["no Python file under the paths changed since the base, nor imports one that did"]
+    (repo / "notes.py").write_text("x = 1\n")
+    assert run_diff(repo, "HEAD").stdout.splitlines()[1:] == ["no models in the 1 file compared"]

@@ -77,3 +77,11 @@ def test_no_models(tmp_path: Path) -> None:
     r = vramlint("check", str(tmp_path / "empty.py"), "--format", "markdown")
     assert r.returncode == 0
     assert r.stdout.splitlines() == ["### vramlint", "", "No models found.", "", "No findings."]
+
+
+def test_the_largest_batch_when_computed() -> None:
+    r = vramlint("check", str(EXAMPLE), "--format", "markdown", "--model", "model", "--max-batch")
+    doc = json.loads(vramlint("check", str(EXAMPLE), "--format", "json", "--model", "model", "--max-batch").stdout)
+    (row,) = [cells(line) for line in r.stdout.splitlines()[4:] if line.startswith("| ")]
+    largest = doc["files"][0]["models"][0]["memory"]["max_batch"]
+    assert isinstance(largest, int) and row[7] == f"{largest:,}"

@@ -54,6 +54,12 @@ def _summary_counts(c: Comparison) -> str:
         ", ".join(f"{n} {s}" for s, n in by.items())
 
 
+def _nothing(c: Comparison) -> str:
+    if not c.files:
+        return "no Python file under the paths changed since the base, nor imports one that did"
+    return f"no models in the {len(c.files)} file{'s' if len(c.files) != 1 else ''} compared"
+
+
 def verdict(c: Comparison) -> list[str]:
     """What `--fail-on-increase` found, one sentence per model over it (none when it passed)."""
     out = [f"{m.name} ({m.path}): the {FIGURE_LABELS[name]} grew by {p:.1f}%, more than {c.fail_on_increase:g}%"
@@ -113,7 +119,7 @@ def text(c: Comparison) -> str:
         out += model_text(m)
     for p in c.problems:
         out.append(f"{p.path}: error ({p.side}): {p.message}")
-    out.append(_summary_counts(c) if c.models else f"no models in the {len(c.files)} files compared")
+    out.append(_summary_counts(c) if c.models else _nothing(c))
     out += [f"fail-on-increase: {line}" for line in verdict(c)]
     return "\n".join(out)
 
@@ -203,7 +209,7 @@ def markdown(c: Comparison) -> str:
                                   right=(3, 4)), "", "</details>", ""]
     for p in c.problems:
         out.append(f"- **error** ({p.side}) {md.code(p.path)}: {md.escape(p.message)}")
-    out.append(_summary_counts(c) + "." if c.models else f"No models in the {len(c.files)} files compared.")
+    out.append(_summary_counts(c) + "." if c.models else _nothing(c).capitalize() + ".")
     failures = verdict(c)
     if failures:
         out += ["", f"**Over the limit** (`--fail-on-increase {c.fail_on_increase:g}`):", "",
