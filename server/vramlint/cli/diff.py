@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from vramlint.analysis.dependents import affected
@@ -80,51 +81,73 @@ def run_diff(args: argparse.Namespace) -> int:
     return 1 if comparison.failed() else 0
 
 
+@dataclass(frozen=True)
+class _Trees:
+    root: str  # the working tree's
+    base_root: str  # the base's export
+    base: git.Base
+    changes: git.Changes
+
+
 def diff(args: argparse.Namespace) -> Comparison:
-    from vramlint.cli.main import UsageError, settings_for
+    from vramlint.cli.main import settings_for
 
     paths = args.paths or ["."]
+    trees = _trees(paths, args.base)
+    rels = [_relative(trees.root, p) for p in paths]
+    head_files, base_files = _selected(trees, rels, args.all_files)
+    head_settings = settings_for(args, Path(paths[0]).resolve())
+    start = Path(trees.base_root) / rels[0]
+    base_settings = settings_for(args, start if start.exists() else Path(trees.base_root))
+    cache = open_cache(head_settings, args.cache_dir, enabled=not args.no_cache)
+    jobs = args.jobs or os.cpu_count() or 1
+    head = _analyse(trees.root, head_files, head_settings, jobs, cache)
+    old = _analyse(trees.base_root, base_files, base_settings, jobs, cache)
+    head_rel, base_rel = _rel_map(trees.root, head), _rel_map(trees.base_root, old)
+    return Comparison(trees.base.revision, trees.base.commit, trees.base.merge_base,
+                      models=compare(old, head, base_rel, head_rel, trees.changes.renames),
+                      problems=problems_of("base", old, base_rel) + problems_of("working tree", head, head_rel),
+                      files=sorted(set(head_files) | set(base_files)), fail_on_increase=args.fail_on_increase)
+
+
+def _trees(paths: list[str], rev: str | None) -> _Trees:
+    """The repository, the base, what changed since it, and the base's files (usage errors: exit 2)."""
+    from vramlint.cli.main import UsageError
+
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         raise UsageError("; ".join(f"{p}: no such file or directory" for p in missing))
+    first = paths[0] if os.path.isdir(paths[0]) else os.path.dirname(paths[0]) or "."
     try:
-        root = os.path.realpath(git.repo_root(paths[0] if os.path.isdir(paths[0]) else os.path.dirname(paths[0]) or "."))
-        base = git.resolve_base(root, args.base)
+        root = os.path.realpath(git.repo_root(first))
+        base = git.resolve_base(root, rev)
         changes = git.changes_since(root, base.commit)
-        base_root = git.export(root, base.commit)
+        return _Trees(root, os.path.realpath(git.export(root, base.commit)), base, changes)
     except git.GitError as err:
         raise UsageError(str(err)) from None
-    rels = [_relative(root, p) for p in paths]
+
+
+def _selected(trees: _Trees, rels: list[str], everything: bool) -> tuple[list[str], list[str]]:
+    """The files to analyse in each tree (relative paths): those under the paths that a change can
+    reach (analysis/dependents.py), or all of them with --all or a changed configuration file."""
+    from vramlint.cli.main import UsageError
+
     try:
-        head_all = [f for f in git.python_files(root) if not _skipped(f)]
+        head_all = [f for f in git.python_files(trees.root) if not _skipped(f)]
     except git.GitError as err:
         raise UsageError(str(err)) from None
-    base_all = _python_files(base_root)
+    base_all = _python_files(trees.base_root)
     head_under = {f for f in head_all if _under(f, rels)}
     base_under = {f for f in base_all if _under(f, rels)}
-    everything = args.all_files or any(Path(p).name in CONFIG_NAMES for p in changes.changed)
-    if everything:
-        wanted = head_under | {changes.renames.get(f, f) for f in base_under}
+    changed, renames = trees.changes.changed, trees.changes.renames
+    if everything or any(Path(p).name in CONFIG_NAMES for p in changed):
+        wanted = head_under | {renames.get(f, f) for f in base_under}
     else:
-        wanted = affected(root, head_all, changes.changed, head_under) | \
-            {changes.renames.get(f, f) for f in affected(base_root, base_all, changes.changed, base_under)}
-    back = {new: old for old, new in changes.renames.items()}
-    head_files = sorted(f for f in wanted if f in head_under)
-    base_files = sorted(b for b in (back.get(f, f) for f in wanted) if b in base_under)
-
-    head_settings = settings_for(args, Path(paths[0]).resolve())
-    start = Path(base_root) / rels[0]
-    base_settings = settings_for(args, start if start.exists() else Path(base_root))
-    cache = open_cache(head_settings, args.cache_dir, enabled=not args.no_cache)
-    jobs = args.jobs or os.cpu_count() or 1
-    head = _analyse(root, head_files, head_settings, jobs, cache)
-    old = _analyse(base_root, base_files, base_settings, jobs, cache)
-    comparison = Comparison(base.revision, base.commit, base.merge_base, files=sorted(set(head_files) | set(base_files)),
-                            fail_on_increase=args.fail_on_increase)
-    comparison.models = compare(old, head, _rel_map(base_root, old), _rel_map(root, head), changes.renames)
-    comparison.problems = problems_of("base", old, _rel_map(base_root, old)) + \
-        problems_of("working tree", head, _rel_map(root, head))
-    return comparison
+        wanted = affected(trees.root, head_all, changed, head_under) | \
+            {renames.get(f, f) for f in affected(trees.base_root, base_all, changed, base_under)}
+    back = {new: old for old, new in renames.items()}
+    return sorted(f for f in wanted if f in head_under), sorted(b for b in (back.get(f, f) for f in wanted)
+                                                                 if b in base_under)
 
 
 def _analyse(root: str, files: list[str], settings: Settings, jobs: int, cache: Cache | None) -> list[FileAnalysis]:
