@@ -386,3 +386,13 @@ def test_nothing_changed(repo: Path) -> None:
     assert r.stdout.splitlines()[1:] == ["no Python file under the paths changed since the base, nor imports one that did"]
     (repo / "notes.py").write_text("x = 1\n")
     assert run_diff(repo, "HEAD").stdout.splitlines()[1:] == ["no models in the 1 file compared"]
+
+
+def test_a_renamed_file_with_a_changed_model(repo: Path) -> None:
+    git(repo, "mv", "model.py", "net.py")
+    (repo / "net.py").write_text(NET.format(width=120))  # similar enough for git to see a rename
+    m = by_name(diff_json(repo, "HEAD"))["model"]
+    assert (m["status"], m["path"], m["renamed_from"]) == ("changed", "net.py", "model.py")
+    assert "net.py:15: model (changed, renamed from model.py)" in run_diff(repo, "HEAD").stdout
+    md = run_diff(repo, "HEAD", "--format", "markdown").stdout
+    assert "| `net.py:15` | model | changed, renamed from `model.py` |" in md

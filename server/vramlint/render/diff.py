@@ -195,7 +195,8 @@ def markdown(c: Comparison) -> str:
         rows = []
         for m in changed:
             side = m.after or m.before
-            rows.append([md.where(m.path, side.line if side else None), md.escape(m.name), m.status,
+            status = f"{m.status}, renamed from {md.code(m.renamed_from)}" if m.renamed_from else m.status
+            rows.append([md.where(m.path, side.line if side else None), md.escape(m.name), status,
                          *(_cell(m, f) for f in FIGURES), _fits_cell(m)])
         headers = ("Location", "Model", "Change", "Parameters", "Training peak", "Inference peak",
                    "Largest batch", "Fits")
