@@ -1,5 +1,6 @@
 """The `vramlint` command: `check` (files and folders, for CI and pre-commit), `report` (one
-model's per-layer table) and `explain` (one model's estimate walked through).
+model's per-layer table), `explain` (one model's estimate walked through) and `diff` (the working
+tree against a git revision: cli/diff.py).
 
 Exit codes: 0 nothing at or above `--fail-on`; 1 findings at or above it (a file that cannot be
 analysed is an error finding); 2 usage, configuration or internal error. Errors go to stderr
@@ -22,8 +23,9 @@ from vramlint.analysis.findings import SEVERITY_RANK
 from vramlint.analysis.results import FileAnalysis, ModelResult
 from vramlint.cache import analysis as cached
 from vramlint.cache.analysis import cache_root, open_cache
+from vramlint.cli import diff
 from vramlint.cli.pool import analyze_all, analyze_safely
-from vramlint.render import github, json_output, sarif, text
+from vramlint.render import github, json_output, markdown, sarif, text
 from vramlint.settings import (
     DEFAULTS,
     DTYPES,
@@ -123,14 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or folders (default: .)")
     check.add_argument("--model", action="append", default=[], metavar="NAME",
                        help="only this model (a class, module-level variable or factory; or FILE::NAME); repeatable")
-    check.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text",
+    check.add_argument("--format", choices=["text", "json", "sarif", "github", "markdown"], default="text",
                        help="text: each model and finding, file by file as they are done (default); json: the "
                             "versioned document of docs/json.md; sarif: SARIF 2.1.0 for code scanning; github: "
-                            "GitHub Actions annotations")
+                            "GitHub Actions annotations; markdown: a table for a pull request or a job summary")
     check.add_argument("--fail-on", choices=FAIL_ON, help="exit 1 on findings of this severity or above "
                        "(default: error)")
     check.add_argument("--jobs", type=_positive, metavar="N", help="files analysed in parallel (default: all cores)")
     check.add_argument("--layers", action="store_true", help="include each model's module tree in JSON output")
+    diff.add_parser(sub, setup)
     clean = sub.add_parser("clean", help="remove the cache folder (.vramlint_cache: see --cache-dir)")
     clean.add_argument("path", nargs="?", default=".", metavar="PATH",
                        help="where to look for the configuration, whose folder holds the cache (default: .)")
@@ -290,6 +293,8 @@ def run_check(args: argparse.Namespace) -> int:
         print(sarif.render(results))
     elif args.format == "github":
         _print_lines([] if stream else [line for r in results for line in github.lines(r)])
+    elif args.format == "markdown":
+        print(markdown.render(results), end="")
     else:
         _print_lines(text.summary_lines(results) if stream else text.render(results).splitlines())
     fail_on = args.fail_on or fail_on_of(settings) or "error"
@@ -398,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_report(args)
         if args.command == "clean":
             return run_clean(args)
+        if args.command == "diff":
+            return diff.run_diff(args)
         if args.command == "lsp":
             from vramlint.lsp.server import main as lsp_main
 
