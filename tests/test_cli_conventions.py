@@ -272,6 +272,41 @@ def test_no_progress_bar_when_quick_single_quiet_or_not_a_terminal() -> None:
     assert not any(p.shown for p in (quick, single, quiet, piped)) and buf.getvalue() == ""
 
 
+def run_with_stderr_on_a_terminal(cwd: Path, *args: str) -> tuple[str, str, int]:
+    """`check` with stderr on a pseudo-terminal and stdout to a file: (stdout, the terminal, rc)."""
+    leader, follower = pty.openpty()
+    with open(cwd / "stdout.txt", "w", encoding="utf-8") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "vramlint", "check", *args], stdout=out, stderr=follower,
+                                cwd=cwd, env=env())
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        rc = proc.wait(timeout=300)
+    os.close(leader)
+    return (cwd / "stdout.txt").read_text(encoding="utf-8"), b"".join(chunks).decode("utf-8", "replace"), rc
+
+
+def test_progress_bar_of_a_real_run(tmp_path: Path) -> None:
+    """Ten files, one at a time and uncached: several seconds, so the bar shows on the terminal
+    (stderr) while the results go, whole, to stdout; with -q it does not show."""
+    for i in range(10):
+        write(tmp_path / "src", f"a{i}.py", attention())
+    args = ("src", "--jobs", "1", "--no-cache", "--output-format", "concise")
+    stdout, terminal, rc = run_with_stderr_on_a_terminal(tmp_path, *args)
+    assert rc == 0 and "analysing" in terminal and "/10" in terminal
+    assert [line.split(":")[0] for line in stdout.splitlines()[:-1]] == [f"src/a{i}.py" for i in range(10)]
+    assert stdout.splitlines()[-1] == "10 warnings" and ESC not in stdout
+    quiet_out, quiet_terminal, _ = run_with_stderr_on_a_terminal(tmp_path, *args, "-q")
+    assert quiet_terminal == "" and quiet_out.splitlines() == stdout.splitlines()[:-1]
+
+
 # --- fingerprints ----------------------------------------------------------------------------------
 
 
