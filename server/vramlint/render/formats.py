@@ -36,8 +36,7 @@ class OutputFormat:
 
 
 FORMATS: dict[str, OutputFormat] = {f.name: f for f in (
-    OutputFormat("full", "each model (parameters, memory, setup) and finding, file by file as they are done "
-                 "(the default; also `text`)",
+    OutputFormat("full", "each model (parameters, memory, setup) and finding, file by file as they are done",
                  lambda fa, o: text.file_lines(fa, o.palette, o.quiet),
                  lambda files, o: [] if o.quiet else text.summary_lines(files, o.palette), coloured=True),
     OutputFormat("concise", "one line per finding, then the count",
