@@ -407,8 +407,14 @@ def _positive_number(v: Any) -> float:
     return float(v)
 
 
-def fail_on_of(settings: Settings, key: str = "fail-on") -> str | None:
-    """`fail-on` (or another of `check`'s own keys: `output-format`) from the configuration file, if any."""
+def fail_on_of(settings: Settings) -> str | None:
+    """`fail-on` from the configuration file, if any."""
+    return check_option(settings, "fail-on")
+
+
+def check_option(settings: Settings, key: str) -> str | None:
+    """One of `check`'s own keys (`fail-on`, `output-format`: no analysis reads them) from the
+    configuration file, if any."""
     if settings.config_file is None:
         return None
     value = read_tool_table(Path(settings.config_file)).get(key)

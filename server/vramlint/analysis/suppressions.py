@@ -43,7 +43,6 @@ class Suppression:
     file_wide: bool  # file-ignore
     codes: tuple[CodeSpan, ...]  # empty: every code (a bare `ignore`)
     bracketed: bool  # `ignore[...]`, even an empty `[]` (which names nothing)
-    comment_column: int  # where the comment token starts: the directive may follow other text
 
     def names(self, code: str) -> bool:
         return not self.bracketed or any(c.code == code for c in self.codes)
@@ -73,7 +72,7 @@ def _parse(comment: str, line: int, column: int) -> list[Suppression]:
             codes = tuple(CodeSpan(c.group(0), base + c.start(), base + c.end())
                           for c in _CODE.finditer(m.group("codes")))
         out.append(Suppression(line, column + m.start(), column + m.end(), m.group("kind") == "file-ignore",
-                               codes, m.group("codes") is not None, column))
+                               codes, m.group("codes") is not None))
     return out
 
 
@@ -87,7 +86,7 @@ def apply(findings: list[Finding], text: str, path: str, checkable: Collection[s
     used: set[tuple[int, str | None]] = set()  # (suppression's index, code; None for a bare ignore)
     kept = [f for f in findings if not _suppressed(f, sups, path, used)]
     unused = [u for i, s in enumerate(sups) for u in _unused(i, s, used, path, text, checkable)]
-    # An unused-suppression finding can itself be suppressed, by naming VL901 (ruff's `# noqa: RUF100`).
+    # An unused-suppression finding can itself be suppressed, by naming VL901 (as ruff lets RUF100 be suppressed).
     return kept + [u for u in unused if not _suppressed(u, sups, path, set(), explicit=True)]
 
 
@@ -149,8 +148,8 @@ def removal(text: str, line: int, column: int) -> tuple[Location, str, str] | No
     (and the line, when the comment was all of it). (range, new text, what it removes); None
     when there is no suppression there (the text changed since)."""
     source = _line(text, line)
-    for s in _parse_line(source, line):
-        if not s.column <= column <= s.end_column:
+    for s in suppressions(text):
+        if s.line != line or not s.column <= column <= s.end_column:
             continue
         kind = "file-ignore" if s.file_wide else "ignore"
         others = [c.code for c in s.codes if not c.column <= column < c.end_column]
@@ -166,10 +165,3 @@ def removal(text: str, line: int, column: int) -> tuple[Location, str, str] | No
             return Location("", line, 0, line + 1, 0), "", "the suppression"
         return Location("", line, len(before), line, len(source)), "", "the suppression"
     return None
-
-
-def _parse_line(source: str, line: int) -> list[Suppression]:
-    """The suppressions of one line of a file (its comment found again by the tokenizer)."""
-    found = suppressions(source + "\n")
-    return [Suppression(line, s.column, s.end_column, s.file_wide, s.codes, s.bracketed, s.comment_column)
-            for s in found]

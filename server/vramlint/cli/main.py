@@ -34,6 +34,7 @@ from vramlint.settings import (
     ConfigError,
     InputSpec,
     Settings,
+    check_option,
     fail_on_of,
     load_settings,
     parse_device,
@@ -320,7 +321,7 @@ def _format_of(args: argparse.Namespace, settings: Settings) -> OutputFormat:
     """--output-format, else `output-format` in the configuration, else full."""
     if args.output_format is not None:
         return output_format(args.output_format)
-    configured = fail_on_of(settings, "output-format")
+    configured = check_option(settings, "output-format")
     if configured is None:
         return output_format("full")
     if configured not in choices():
