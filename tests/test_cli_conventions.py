@@ -293,16 +293,21 @@ def run_with_stderr_on_a_terminal(cwd: Path, *args: str) -> tuple[str, str, int]
     return (cwd / "stdout.txt").read_text(encoding="utf-8"), b"".join(chunks).decode("utf-8", "replace"), rc
 
 
+# A file whose module level takes the evaluator a second or two (a million loop iterations).
+SLOW = "x = 0\nfor i in range(1_000_000):\n    x += i\n"
+
+
 def test_progress_bar_of_a_real_run(tmp_path: Path) -> None:
-    """Ten files, one at a time and uncached: several seconds, so the bar shows on the terminal
-    (stderr) while the results go, whole, to stdout; with -q it does not show."""
-    for i in range(10):
+    """Three slow files and three with a finding, one at a time and uncached: seconds, so the
+    bar shows on the terminal (stderr) while the results go, whole, to stdout; with -q it does not."""
+    for i in range(3):
         write(tmp_path / "src", f"a{i}.py", attention())
+        write(tmp_path / "src", f"s{i}.py", SLOW)
     args = ("src", "--jobs", "1", "--no-cache", "--output-format", "concise")
     stdout, terminal, rc = run_with_stderr_on_a_terminal(tmp_path, *args)
-    assert rc == 0 and "analysing" in terminal and "/10" in terminal
-    assert [line.split(":")[0] for line in stdout.splitlines()[:-1]] == [f"src/a{i}.py" for i in range(10)]
-    assert stdout.splitlines()[-1] == "10 warnings" and ESC not in stdout
+    assert rc == 0 and "analysing" in terminal and "/6" in terminal
+    assert [line.split(":")[0] for line in stdout.splitlines()[:-1]] == [f"src/a{i}.py" for i in range(3)]
+    assert stdout.splitlines()[-1] == "3 warnings" and ESC not in stdout
     quiet_out, quiet_terminal, _ = run_with_stderr_on_a_terminal(tmp_path, *args, "-q")
     assert quiet_terminal == "" and quiet_out.splitlines() == stdout.splitlines()[:-1]
 
