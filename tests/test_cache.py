@@ -326,6 +326,7 @@ def test_a_changed_setting_invalidates_the_files_it_applies_to(project: Path) ->
     base = '[tool.vramlint]\nextra-paths = []\n'
     both(cache, project, settings(base))
     assert both(cache, project, settings(base + 'fail-on = "never"\n')) == (2, 0)
+    assert both(cache, project, settings(base + 'output-format = "concise"\n')) == (2, 0)
     assert both(cache, project, settings(base + '[tool.vramlint.models."a.py::model"]\nbatch-size = 4\n')) == (1, 1)
     assert both(cache, project, settings('[tool.vramlint]\nbatch-size = 2\n')) == (0, 2)
 

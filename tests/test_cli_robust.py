@@ -324,7 +324,7 @@ def test_bare_vramlint_prints_the_help() -> None:
 def test_format_has_help_per_format() -> None:
     check, report = vramlint("check", "--help"), vramlint("report", "--help")
     text = " ".join(check.stdout.split())
-    for needle in ("text: each model and finding", "json: the versioned document", "sarif: SARIF 2.1.0",
+    for needle in ("full: each model (parameters, memory, setup) and finding", "json: the versioned document", "sarif: SARIF 2.1.0",
                    "github: GitHub Actions annotations", "--input-dtype DTYPE the dtype of the --input-shape given "
                    "just before it", "The shapes apply to every model checked (--model picks which)"):
         assert needle in text

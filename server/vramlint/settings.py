@@ -316,7 +316,7 @@ def _validators() -> dict[str, Any]:
 
 
 GLOBAL_KEYS = {"extra-paths", "fail-on", "models", "time-budget", "step-budget", "max-file-size", "environment",
-               "torch-version", "cache-dir"}
+               "torch-version", "cache-dir", "output-format"}
 FAIL_ON = ("error", "warning", "info", "never")
 
 
@@ -409,9 +409,15 @@ def _positive_number(v: Any) -> float:
 
 def fail_on_of(settings: Settings) -> str | None:
     """`fail-on` from the configuration file, if any."""
+    return check_option(settings, "fail-on")
+
+
+def check_option(settings: Settings, key: str) -> str | None:
+    """One of `check`'s own keys (`fail-on`, `output-format`: no analysis reads them) from the
+    configuration file, if any."""
     if settings.config_file is None:
         return None
-    value = read_tool_table(Path(settings.config_file)).get("fail-on")
+    value = read_tool_table(Path(settings.config_file)).get(key)
     return value if isinstance(value, str) else None
 
 
@@ -519,6 +525,7 @@ def _string_list(table: Mapping[str, Any], key: str, path: Path) -> list[str]:
 
 # ---------------------------------------------------------------------- in-file directives
 DIRECTIVE = re.compile(r"#\s*vramlint:\s*(.*)$")
+SUPPRESSION = re.compile(r"(file-ignore|ignore)(?![\w-])")  # what follows `# vramlint:` in a suppression
 
 
 @dataclass(frozen=True)
@@ -537,7 +544,7 @@ def parse_directives(text: str, path: str) -> tuple[list[Directive], list[tuple[
         return found, problems
     for i, line in enumerate(text.splitlines(), 1):
         m = DIRECTIVE.search(line)
-        if m is None:
+        if m is None or SUPPRESSION.match(m.group(1)):  # `# vramlint: ignore[...]`: analysis/suppressions.py
             continue
         values: dict[str, Any] = {}
         shapes: list[tuple[int, ...]] = []

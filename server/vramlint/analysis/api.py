@@ -10,7 +10,8 @@ from typing import TypeVar
 
 import libcst as cst
 
-from vramlint.analysis.findings import find_problems
+from vramlint.analysis import suppressions
+from vramlint.analysis.findings import find_problems, unestimated
 from vramlint.analysis.memory import model_with_memory
 from vramlint.analysis.models import find_models
 from vramlint.analysis.module_level import unevaluated, unresolved_imports
@@ -180,8 +181,22 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
     result.models = models
     # After find_models: an import counts once the analysis has read what it binds.
     imports = unresolved_imports(loader, mod, source, settings.extra_paths, module_name_for(path)[1])
-    result.findings = imports + find_problems(result)
+    result.findings = suppressions.apply(imports + find_problems(result), text, os.path.abspath(path),
+                                         _checkable(settings, stopped is None, result))
     return result
+
+
+# The codes an analysis without a memory estimate can still report (the rest need the forward's trace).
+_WITHOUT_MEMORY = frozenset({"VL101", "VL301", "VL302", "VL303"})
+
+
+def _checkable(settings: Settings, complete: bool, result: FileAnalysis) -> frozenset[str] | None:
+    """The codes whose absence this analysis vouches for, for unused suppressions (None: every
+    code): none when it stopped early or kept only some models; fewer when a model has no
+    estimate (no memory, no inputs: VL001 or VL102 could not have fired)."""
+    if not complete or settings.models:
+        return frozenset()
+    return None if settings.memory and not unestimated(result.models) else _WITHOUT_MEMORY
 
 
 def _report_unread(loader: Loader, result: FileAnalysis) -> None:

@@ -33,11 +33,13 @@ class Rule:
     severity: str
     summary: str
     check: Callable[[ModelResult], Iterator[Finding]]
+    fix: str = ""  # what to do about it, in a sentence (SARIF's rule help; docs/rules.md's **Fix:**)
 
 
-def _finding(rule: str, m: ModelResult, message: str, where: object = None) -> Finding:
+def _finding(rule: str, m: ModelResult, message: str, where: object = None, subject: str = "") -> Finding:
     r = RULE_BY_CODE[rule]
-    return Finding(r.code, r.name, r.severity, message, m.name, where if where is not None else m.where)  # type: ignore[arg-type]
+    return Finding(r.code, r.name, r.severity, message, m.name, where if where is not None else m.where,  # type: ignore[arg-type]
+                   subject)
 
 
 def over_budget_train(m: ModelResult) -> Iterator[Finding]:
@@ -81,7 +83,7 @@ def oversized_layer(m: ModelResult) -> Iterator[Finding]:
             why = f"{n / total:.0%} of all parameters"
         if big:
             yield _finding("VL101", m, f"`{node.path}` ({node.class_name}) holds {n:,} parameters, {why}",
-                           node.ref if node.ref is not None and _same_file(node.ref, m) else None)
+                           node.ref if node.ref is not None and _same_file(node.ref, m) else None, node.path)
 
 
 def _vocabulary_size(node: ModuleNode) -> int | None:
@@ -112,7 +114,7 @@ def activation_hotspot(m: ModelResult) -> Iterator[Finding]:
         if h.bytes >= HOTSPOT_SHARE * e.train_peak:
             where = h.where if h.where is not None and _same_file(h.where, m) else None
             yield _finding("VL102", m, f"`{h.op}` in `{h.module or m.name}` keeps {fmt_bytes(h.bytes)} for backward, "
-                           f"{h.bytes / e.train_peak:.0%} of the training peak", where)
+                           f"{h.bytes / e.train_peak:.0%} of the training peak", where, f"{h.module}:{h.op}")
 
 
 def shape_mismatch(m: ModelResult) -> Iterator[Finding]:
@@ -120,34 +122,47 @@ def shape_mismatch(m: ModelResult) -> Iterator[Finding]:
     for u in (*m.unknowns, *m.forward_unknowns):
         if u.reason.startswith("shape mismatch") and u.reason not in seen:
             seen.add(u.reason)
-            yield _finding("VL201", m, f"{m.name}: {u.reason}", u.where)
+            yield _finding("VL201", m, f"{m.name}: {u.reason}", u.where, u.reason)
 
 
 def unresolved(m: ModelResult) -> Iterator[Finding]:
     for u in m.memory_unknowns[:1]:
-        yield _finding("VL301", m, f"{m.name}: {u.reason}", u.where)
+        yield _finding("VL301", m, f"{m.name}: {u.reason}", u.where, u.reason)
     if m.params.total is None and m.error is None and not m.used_in:
         reasons = [u for u in m.unknowns if not u.reason.startswith("shape mismatch")]
         if reasons:
             yield _finding("VL302", m, f"{m.name}: the parameter count depends on something unknown: "
-                           f"{reasons[0].reason}", reasons[0].where)
+                           f"{reasons[0].reason}", reasons[0].where, reasons[0].reason)
 
 
 RULES = [
-    Rule("VL001", "over-budget-train", "error", "A training step does not fit the GPU", over_budget_train),
-    Rule("VL002", "over-budget-infer", "error", "Inference does not fit the GPU", over_budget_infer),
-    Rule("VL101", "oversized-layer", "warning", "One layer holds most of the parameters", oversized_layer),
+    Rule("VL001", "over-budget-train", "error", "A training step does not fit the GPU", over_budget_train,
+         "A smaller batch (gradient accumulation keeps the effective batch), mixed precision, gradient "
+         "checkpointing, an optimizer with less state, sharding across GPUs, or a larger card."),
+    Rule("VL002", "over-budget-infer", "error", "Inference does not fit the GPU", over_budget_infer,
+         "A smaller batch or bf16 weights; for generation also fewer beams, a shorter context or a static cache."),
+    Rule("VL101", "oversized-layer", "warning", "One layer holds most of the parameters", oversized_layer,
+         "Pool before the head, factor the layer, or raise max-layer-params if it is intended."),
     Rule("VL102", "activation-hotspot", "warning", "One operation keeps a large share of the peak",
-         activation_hotspot),
-    Rule("VL201", "shape-mismatch", "error", "Shapes that cannot work, found before running", shape_mismatch),
+         activation_hotspot, "Fused attention (F.scaled_dot_product_attention), checkpointing the block, or "
+         "a shorter sequence."),
+    Rule("VL201", "shape-mismatch", "error", "Shapes that cannot work, found before running", shape_mismatch,
+         "Change the layer's size or the tensor's."),
     Rule("VL301", "unresolved-input", "info", "The estimate lacks an input shape, a batch size or a value",
-         unresolved),
+         unresolved, "Give --input-shape / --batch-size, `inputs` / `batch-size` in the configuration, a "
+         "`# vramlint:` directive on the model's line, or call the model on a batch in the file."),
 ]
 RULE_BY_CODE = {r.code: r for r in RULES} | {
-    "VL302": Rule("VL302", "unknown-structure", "info", "The parameter count depends on something unknown", unresolved),
+    "VL302": Rule("VL302", "unknown-structure", "info", "The parameter count depends on something unknown", unresolved,
+                  "Give the value a default, or build the model in the file with known arguments."),
     # Per file, not per model: made by analysis/module_level.py.
     "VL303": Rule("VL303", "unresolved-import", "warning", "An import vramlint cannot resolve: what it builds is "
-                  "unknown", lambda m: iter(())),
+                  "unknown", lambda m: iter(()), "Add the folder that holds the module with --extra-path or "
+                  "`extra-paths`, or install the package where vramlint runs."),
+    # Per file: made by analysis/suppressions.py.
+    "VL901": Rule("VL901", "unused-suppression", "warning", "A `# vramlint: ignore` comment that suppresses "
+                  "nothing, or names an unknown code", lambda m: iter(()),
+                  "Remove the comment or the code it no longer needs (the editor's quick fix does)."),
 }
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
@@ -170,6 +185,14 @@ def find_problems(fa: FileAnalysis) -> list[Finding]:
                     seen.add(key)
                     out.append(f)
     return out
+
+
+def unestimated(models: list[ModelResult]) -> list[ModelResult]:
+    """The models without a memory estimate that nothing else answers for (a class whose file's
+    instance is estimated, a class used in another model): the memory rules did not look at them."""
+    estimated = _estimated_classes(models)
+    return [m for m in models if m.memory is None and not m.used_in and not (
+        m.kind == "class" and m.tree is not None and m.tree.qualname in estimated)]
 
 
 def _estimated_classes(models: list[ModelResult]) -> set[str]:

@@ -49,7 +49,7 @@ def unresolved_imports(loader: Loader, mod: ModuleValue, source: SourceModule, e
             bound = ", ".join(f"`{n}`" for n, a in names or () if _used(mod.ns, n, a))
             r = RULE_BY_CODE["VL303"]
             out.append(Finding(r.code, r.name, r.severity, _message(loader, missing, bound, extra_paths, root),
-                               None, SourceRef(source, at)))
+                               None, SourceRef(source, at), module))
     return out
 
 

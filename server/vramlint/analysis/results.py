@@ -133,6 +133,10 @@ class Finding:
     message: str
     model: str | None = None
     where: Location | SourceRef | None = field(default=None, compare=False)
+    # What the finding is about inside its model, without positions or figures (a layer's path, an
+    # op and its module, a missing module's name): with the code, file and model, a finding's
+    # identity across commits (SARIF's partialFingerprints, GitLab's fingerprint).
+    subject: str = field(default="", compare=False)
 
     @property
     def location(self) -> Location | None:

@@ -25,7 +25,10 @@ from vramlint.cache import analysis as cached
 from vramlint.cache.analysis import cache_root, open_cache
 from vramlint.cli import diff
 from vramlint.cli.pool import analyze_all, analyze_safely
-from vramlint.render import github, json_output, markdown, sarif, text
+from vramlint.cli.progress import FileProgress
+from vramlint.render import json_output, statistics
+from vramlint.render.colour import PLAIN, palette_for
+from vramlint.render.formats import Options, OutputFormat, choices, output_format
 from vramlint.settings import (
     DEFAULTS,
     DTYPES,
@@ -33,6 +36,7 @@ from vramlint.settings import (
     ConfigError,
     InputSpec,
     Settings,
+    check_option,
     fail_on_of,
     load_settings,
     parse_device,
@@ -125,10 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or folders (default: .)")
     check.add_argument("--model", action="append", default=[], metavar="NAME",
                        help="only this model (a class, module-level variable or factory; or FILE::NAME); repeatable")
-    check.add_argument("--format", choices=["text", "json", "sarif", "github", "markdown"], default="text",
-                       help="text: each model and finding, file by file as they are done (default); json: the "
-                            "versioned document of docs/json.md; sarif: SARIF 2.1.0 for code scanning; github: "
-                            "GitHub Actions annotations; markdown: a table for a pull request or a job summary")
+    _output_options(check)
     check.add_argument("--fail-on", choices=FAIL_ON, help="exit 1 on findings of this severity or above "
                        "(default: error)")
     check.add_argument("--jobs", type=_positive, metavar="N", help="files analysed in parallel (default: all cores)")
@@ -152,6 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
                              help="text: the per-layer table (default); json: the document of docs/json.md with "
                                   "the model's layers")
     return p
+
+
+def _output_options(check: argparse.ArgumentParser) -> None:
+    """`check`'s output: the format (ruff's names) and ruff's --exit-zero, --statistics, -q, -s."""
+    from vramlint.render.formats import FORMATS
+
+    g = check.add_argument_group("output")
+    g.add_argument("--output-format", "--format", dest="output_format", choices=choices(), metavar="FORMAT",
+                   help="; ".join(f"{f.name}: {f.help}" for f in FORMATS.values()) +
+                        " (default: `output-format` in the configuration, else full; `text` is full)")
+    g.add_argument("--statistics", action="store_true",
+                   help="the number of findings per code instead of the findings (JSON with json, json-lines)")
+    g.add_argument("--exit-zero", action="store_true",
+                   help="exit 0 even with findings at or above --fail-on (2 still means a usage or internal error)")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="only the findings: no models, no summary, no progress bar")
+    g.add_argument("-s", "--silent", action="store_true", help="nothing on stdout: the exit code only")
 
 
 def _positive(v: str) -> int:
@@ -268,18 +286,24 @@ def run_check(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError("; ".join(f"{p}: no such file or directory" for p in missing))
     settings = settings_for(args, Path(args.paths[0]).resolve())
+    fmt = _format_of(args, settings)
     files = list(iter_python_files(args.paths))
     specs = model_specs(args.model)
-    # Text and GitHub output stream: each file's lines as soon as it (and the files before it) is
-    # done. With --model, a name found in no file is a usage error with nothing on stdout, which
-    # only the last file can decide.
-    stream = args.format in ("text", "github") and not specs
+    options = Options(palette_for(sys.stdout) if fmt.coloured else PLAIN, quiet=args.quiet or args.silent,
+                      layers=args.layers)
+    # Line formats stream: each file's lines as soon as it (and the files before it) is done. With
+    # --model, a name found in no file is a usage error with nothing on stdout, which only the last
+    # file can decide; --statistics prints counts only.
+    shown = not args.silent and not args.statistics
+    stream = fmt.lines is not None and not specs and shown
     results = []
     cache = open_cache(settings, args.cache_dir, enabled=not args.no_cache)
-    for result in analyze_all(files, settings, args.jobs or os.cpu_count() or 1, cache):
-        results.append(_only(result, specs) if specs else result)
-        if stream:
-            _print_lines(text.file_lines(result) if args.format == "text" else github.lines(result))
+    with FileProgress(len(files), enabled=not options.quiet) as progress:
+        for result in analyze_all(files, settings, args.jobs or os.cpu_count() or 1, cache):
+            results.append(_only(result, specs) if specs else result)
+            progress.advance()
+            if stream and fmt.lines is not None:
+                _print_lines(fmt.lines(result, options))
     if specs:
         found = {m.name for r in results for m in r.models}
         absent = [name for _, name in specs if name not in found]
@@ -287,18 +311,27 @@ def run_check(args: argparse.Namespace) -> int:
             unfiltered = replace(settings, models=(), memory=False)
             everything = {m.name for f in files for m in analyze_safely(f, unfiltered).models}
             raise UsageError(f"no model named {', '.join(absent)}; models found: {', '.join(sorted(everything)) or 'none'}")
-    if args.format == "json":
-        print(json.dumps(json_output.document(results, layers=args.layers), indent=2))
-    elif args.format == "sarif":
-        print(sarif.render(results))
-    elif args.format == "github":
-        _print_lines([] if stream else [line for r in results for line in github.lines(r)])
-    elif args.format == "markdown":
-        print(markdown.render(results), end="")
-    else:
-        _print_lines(text.summary_lines(results) if stream else text.render(results).splitlines())
+    if args.statistics and not args.silent:
+        _print_lines([statistics.as_json(results)] if fmt.machine_json else statistics.table(results, options.palette))
+    elif shown:
+        before = [] if stream or fmt.lines is None else [line for r in results for line in fmt.lines(r, options)]
+        _print_lines(before + fmt.end(results, options))
     fail_on = args.fail_on or fail_on_of(settings) or "error"
-    return 1 if _fails(results, fail_on) else 0
+    return 1 if _fails(results, fail_on) and not args.exit_zero else 0
+
+
+def _format_of(args: argparse.Namespace, settings: Settings) -> OutputFormat:
+    """--output-format, else `output-format` in the configuration, else full."""
+    if args.output_format is not None:
+        return output_format(args.output_format)
+    configured = check_option(settings, "output-format")
+    if configured is None:
+        return output_format("full")
+    if configured not in choices():
+        where = "vramlint.toml" if Path(settings.config_file or "").name == "vramlint.toml" else "[tool.vramlint]"
+        raise ConfigError(f"{settings.config_file}: `output-format` in {where}: expected one of "
+                          f"{', '.join(choices())}, got {configured!r}")
+    return output_format(configured)
 
 
 def _print_lines(lines: list[str]) -> None:

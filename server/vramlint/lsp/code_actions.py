@@ -3,7 +3,7 @@ to bf16 mixed precision, or turn on gradient checkpointing (in the model's in-fi
 one place that applies to this model alone), and the frontends' own code changes (LoRA, 4-bit
 weights: Frontend.memory_fixes), each titled with the estimate it would give (the file analysed
 again with the change); on an unresolved input (VL301): insert a `# vramlint:` directive with a
-placeholder input shape."""
+placeholder input shape; on an unused suppression (VL901): remove the code, or the comment."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 
 from lsprotocol import types
 
+from vramlint.analysis import suppressions
 from vramlint.analysis.results import FileAnalysis, ModelResult, ModuleNode
 from vramlint.engine.values import Location
 from vramlint.frontends.interface import FixRequest, ProposedFix, SourceEdit
 from vramlint.frontends.registry import memory_fixes
-from vramlint.lsp.positions import to_range
+from vramlint.lsp.positions import from_utf16, to_range
 from vramlint.memory.estimate import MemoryEstimate
 from vramlint.render.units import fmt_bytes
 from vramlint.settings import DIRECTIVE
@@ -29,6 +30,9 @@ def code_actions(fa: FileAnalysis, text: str, uri: str, diagnostics: Sequence[ty
     out: list[types.CodeAction | None] = []
     by_name = {m.name: m for m in fa.models}
     for d in diagnostics:
+        if d.code == suppressions.UNUSED:
+            out.append(_remove_suppression(uri, text, d))
+            continue
         data = d.data if isinstance(d.data, dict) else {}
         m = by_name.get(str(data.get("model")))
         if m is None or m.location is None:
@@ -166,3 +170,17 @@ def _fix(uri: str, text: str, m: ModelResult, updates: dict[str, str], d: types.
         return None
     return types.CodeAction(_titled(title, after), kind=types.CodeActionKind.QuickFix, diagnostics=[d], is_preferred=False,
                             edit=types.WorkspaceEdit(changes={uri: [edit]}))
+
+
+def _remove_suppression(uri: str, text: str, d: types.Diagnostic) -> types.CodeAction | None:
+    """VL901's fix, as ruff's RUF100: remove the unused code from the `# vramlint: ignore[...]`
+    comment, or the comment when nothing would be left."""
+    lines = text.splitlines()
+    line = d.range.start.line + 1
+    column = from_utf16(lines[line - 1] if 0 < line <= len(lines) else "", d.range.start.character)
+    found = suppressions.removal(text, line, column)
+    if found is None:
+        return None
+    where, new_text, what = found
+    return types.CodeAction(f"Remove {what}", kind=types.CodeActionKind.QuickFix, diagnostics=[d], is_preferred=True,
+                            edit=types.WorkspaceEdit(changes={uri: [types.TextEdit(to_range(where, lines), new_text)]}))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from vramlint.analysis.results import FileAnalysis
 from vramlint.engine.values import Location
-from vramlint.render.sarif import ERROR_CODE, ERROR_NAME, relative_to_cwd
+from vramlint.render.problems import ERROR_CODE, ERROR_NAME, relative_to_cwd
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 

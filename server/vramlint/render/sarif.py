@@ -4,18 +4,24 @@ One run; its rules are the codes that occur. Paths inside the current directory 
 relative to it (uriBaseId "%SRCROOT%"), other paths as absolute file URIs. Lines and columns are
 1-based in SARIF; columns count Unicode code points (libcst's positions), hence `columnKind`.
 Files that could not be analysed (syntax errors, unreadable, an internal error) become results of rule VL000.
+Each result has a `partialFingerprints` entry (render/problems.py) so code scanning follows a
+finding across commits; each rule its descriptions, help, documentation link and default level.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from vramlint.analysis.results import FileAnalysis
 from vramlint.engine.values import Location
+from vramlint.render.problems import ERROR_CODE, FINGERPRINT_KEY, Problem, problems, relative_to_cwd
+from vramlint.render.problems import (
+    ERROR_NAME as ERROR_NAME,  # re-exported: sarif.ERROR_NAME is older
+)
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -23,25 +29,10 @@ INFORMATION_URI = "https://github.com/vramlint/vramlint"
 RULES_DOC_URI = "https://github.com/vramlint/vramlint/blob/main/docs/rules.md"
 SRCROOT = "%SRCROOT%"
 
-ERROR_CODE = "VL000"
-ERROR_NAME = "analysis-error"
 ERROR_DESCRIPTION = "The file could not be analysed (syntax error, unreadable file, internal error)"
+ERROR_FIX = "Fix the code; for an internal error, please report it with the file (VRAMLINT_DEBUG=1 prints the traceback)."
 
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
-
-
-def relative_to_cwd(path: str) -> str | None:
-    """`path` relative to the current directory, with forward slashes; None if outside it."""
-    cwd = os.getcwd()
-    for base, target in ((os.path.abspath(cwd), os.path.abspath(path)),
-                         (os.path.realpath(cwd), os.path.realpath(path))):
-        try:
-            rel = os.path.relpath(target, base)
-        except ValueError:  # another drive (Windows)
-            continue
-        if rel != os.pardir and not rel.startswith(os.pardir + os.sep) and not os.path.isabs(rel):
-            return PurePath(rel).as_posix()
-    return None
 
 
 def artifact_location(path: str) -> dict[str, str]:
@@ -71,56 +62,53 @@ def physical_location(path: str, loc: Location | None) -> dict[str, Any]:
     return out
 
 
-def _describe(name: str) -> str:
+def _rule(code: str, name: str) -> dict[str, Any]:
+    """A rule's metadata: its descriptions, help (what to do) with the docs' link, and its level."""
     from vramlint.analysis.findings import RULE_BY_CODE
 
-    summaries = {r.name: r.summary for r in RULE_BY_CODE.values()}
-    return summaries.get(name) or name.replace("-", " ").capitalize()
-
-
-def _rule(code: str, name: str, description: str) -> dict[str, Any]:
+    rule = RULE_BY_CODE.get(code)
+    if rule is not None:
+        summary, severity, fix = rule.summary, rule.severity, rule.fix
+    elif code == ERROR_CODE:
+        summary, severity, fix = ERROR_DESCRIPTION, "error", ERROR_FIX
+    else:  # not one of ours (hand-built results)
+        summary, severity, fix = name.replace("-", " ").capitalize(), "warning", ""
+    uri = f"{RULES_DOC_URI}#{code.lower()}"
     return {
         "id": code,
         "name": name,
-        "shortDescription": {"text": description},
-        "helpUri": f"{RULES_DOC_URI}#{code.lower()}",
+        "shortDescription": {"text": summary},
+        "fullDescription": {"text": f"{code} {name}: {summary}."},
+        "help": {"text": f"{fix} See {uri}".lstrip(), "markdown": f"{fix} [{code} in the rules]({uri})".lstrip()},
+        "helpUri": uri,
+        "defaultConfiguration": {"level": LEVELS.get(severity, "warning")},
     }
+
+
+def _result(p: Problem, index: int) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ruleId": p.code,
+        "ruleIndex": index,
+        "level": LEVELS.get(p.severity, "warning"),
+        "message": {"text": p.message},
+        "locations": [{"physicalLocation": physical_location(p.file, p.location)}],
+        "partialFingerprints": {FINGERPRINT_KEY: p.fingerprint()},
+    }
+    if p.model is not None:
+        result["properties"] = {"model": p.model}
+    return result
 
 
 def log(files: list[FileAnalysis]) -> dict[str, Any]:
     """The SARIF log as a JSON-ready dict."""
     from vramlint import __version__  # the package imports the analysis, which must not import us
 
-    # (code, name, severity, message, model, path, location) in file order, file errors first.
-    entries: list[tuple[str, str, str, str, str | None, str, Location | None]] = []
-    for fa in files:
-        for err in fa.errors:
-            entries.append((ERROR_CODE, ERROR_NAME, "error", err.reason, None, fa.path, err.location))
-        for f in fa.findings:
-            entries.append((f.code, f.name, f.severity, f.message, f.model, fa.path, f.location))
-
+    entries = [p for fa in files for p in problems(fa)]  # in file order, each file's errors first
     names: dict[str, str] = {}
-    for code, name, *_ in entries:
-        names.setdefault(code, name)
+    for p in entries:
+        names.setdefault(p.code, p.name)
     codes = sorted(names)
     index = {code: i for i, code in enumerate(codes)}
-    rules = [_rule(code, names[code],
-                   ERROR_DESCRIPTION if code == ERROR_CODE else _describe(names[code]))
-             for code in codes]
-
-    results = []
-    for code, _name, severity, message, model, path, loc in entries:
-        result: dict[str, Any] = {
-            "ruleId": code,
-            "ruleIndex": index[code],
-            "level": LEVELS.get(severity, "warning"),
-            "message": {"text": message},
-            "locations": [{"physicalLocation": physical_location(path, loc)}],
-        }
-        if model is not None:
-            result["properties"] = {"model": model}
-        results.append(result)
-
     return {
         "$schema": SCHEMA_URI,
         "version": SARIF_VERSION,
@@ -129,11 +117,11 @@ def log(files: list[FileAnalysis]) -> dict[str, Any]:
                 "name": "vramlint",
                 "version": __version__,
                 "informationUri": INFORMATION_URI,
-                "rules": rules,
+                "rules": [_rule(code, names[code]) for code in codes],
             }},
             "originalUriBaseIds": {SRCROOT: {"uri": Path(os.getcwd()).as_uri().rstrip("/") + "/"}},
             "columnKind": "unicodeCodePoints",
-            "results": results,
+            "results": [_result(p, index[p.code]) for p in entries],
         }],
     }
 

@@ -7,6 +7,7 @@ import re
 
 from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, UnknownInfo
 from vramlint.memory.estimate import MemoryEstimate
+from vramlint.render.colour import PLAIN, Palette
 from vramlint.render.distributed import per_gpu, plan_of, summary_line
 from vramlint.render.setup import setup_rows
 from vramlint.render.units import fmt_bytes, fmt_range
@@ -26,8 +27,8 @@ def _count(n: int | None) -> str:
     return f"{n:,}" if n is not None else "unknown"
 
 
-def model_text(path: str, m: ModelResult) -> list[str]:
-    where = f"{path}:{m.location.line}:{m.location.column + 1}" if m.location else path
+def model_text(path: str, m: ModelResult, palette: Palette = PLAIN) -> list[str]:
+    where = palette.path(f"{path}:{m.location.line}:{m.location.column + 1}" if m.location else path)
     lines: list[str] = []
     if m.used_in:
         needs = sorted({a for u in m.unknowns for a in re.findall(r"required argument `(\w+)`", u.reason)})
@@ -127,7 +128,7 @@ def _shape(shape: tuple[int | None, ...]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-def finding_text(path: str, f: Finding) -> str:
+def finding_text(path: str, f: Finding, palette: Palette = PLAIN) -> str:
     """Like a compiler or ruff: `path:line:col: severity CODE [name] message`, the path as given."""
     loc = f.location
     if loc is None:
@@ -135,7 +136,8 @@ def finding_text(path: str, f: Finding) -> str:
     else:
         shown = path if os.path.abspath(loc.path) == os.path.abspath(path) else loc.path
         where = f"{shown}:{loc.line}:{loc.column + 1}"
-    return f"{where}: {f.severity} {f.code} [{f.name}] {f.message}"
+    return f"{palette.path(where)}: {palette.severity(f.severity, f.severity)} {palette.code(f.code)} " \
+        f"{palette.dim(f'[{f.name}]')} {f.message}"
 
 
 def no_models_text(files: list[FileAnalysis], limit: int = 10) -> list[str]:
@@ -149,29 +151,36 @@ def no_models_text(files: list[FileAnalysis], limit: int = 10) -> list[str]:
     return ["no models found; not evaluated:", *lines] if lines else ["no models found"]
 
 
-def file_lines(f: FileAnalysis) -> list[str]:
-    """One file's part of the output: its errors, warnings, models and findings."""
-    out: list[str] = []
-    for e in f.errors:
-        out.append(f"{_loc(e, f.path)}: error: {e.reason}")
-    for w in f.warnings:
-        out.append(f"{_loc(w, f.path)}: warning: {w.reason}")
-    for m in f.models:
-        out.extend(model_text(f.path, m))
-    out.extend(finding_text(f.path, x) for x in f.findings)
+def error_lines(f: FileAnalysis, palette: Palette = PLAIN) -> list[str]:
+    """A file's analysis errors and warnings (undecodable bytes, a statement that stopped)."""
+    return [*(f"{palette.path(_loc(e, f.path))}: {palette.severity('error', 'error')}: {e.reason}" for e in f.errors),
+            *(f"{palette.path(_loc(w, f.path))}: {palette.severity('warning', 'warning')}: {w.reason}"
+              for w in f.warnings)]
+
+
+def file_lines(f: FileAnalysis, palette: Palette = PLAIN, quiet: bool = False) -> list[str]:
+    """One file's part of the output: its errors, warnings, models and findings (`quiet`: no models)."""
+    out = error_lines(f, palette)
+    for m in () if quiet else f.models:
+        out.extend(model_text(f.path, m, palette))
+    out.extend(finding_text(f.path, x, palette) for x in f.findings)
     return out
 
 
-def summary_lines(files: list[FileAnalysis]) -> list[str]:
+def severity_counts(files: list[FileAnalysis], palette: Palette = PLAIN) -> str:
+    """`1 error, 2 warnings`: the files' findings and analysis errors by severity; "" for none."""
+    counts = {s: sum(1 for f in files for x in f.findings if x.severity == s) for s in ("error", "warning", "info")}
+    counts["error"] += sum(len(f.errors) for f in files)
+    return ", ".join(palette.severity(f"{n} {s}{'s' if n != 1 else ''}", s) for s, n in counts.items() if n)
+
+
+def summary_lines(files: list[FileAnalysis], palette: Palette = PLAIN) -> list[str]:
     """After every file: "no models found", or the count of problems by severity."""
     out: list[str] = []
     if not any(f.models for f in files) and not any(f.errors for f in files):
         out.extend(no_models_text(files))
-    counts = {s: sum(1 for f in files for x in f.findings if x.severity == s) for s in ("error", "warning", "info")}
-    counts["error"] += sum(len(f.errors) for f in files)
-    if any(counts.values()):
-        out.append(", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n))
-    return out
+    counts = severity_counts(files, palette)
+    return [*out, counts] if counts else out
 
 
 def render(files: list[FileAnalysis]) -> str:
