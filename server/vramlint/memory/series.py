@@ -46,7 +46,10 @@ class ReplaySource:
     def __init__(self, tape: Tape, base: int, step_temp: int, outputs: set[int], schedule: Schedule | None,
                  infer_base: int, fixed: dict[str, int], infer_fixed: dict[str, int],
                  work: Workload, infer_work: Workload, config: AllocatorConfig) -> None:
-        self.tape, self.base, self.step_temp, self.outputs, self.schedule = tape, base, step_temp, outputs, schedule
+        # Only what the simulations read: not the tape's tensors (the evaluator's values) nor its outputs.
+        slim = Tape(storages=tape.storages, ops=tape.ops, regions=tape.regions, held_until=tape.held_until,
+                    forward_end=tape.forward_end)
+        self.tape, self.base, self.step_temp, self.outputs, self.schedule = slim, base, step_temp, outputs, schedule
         self.infer_base, self.fixed, self.infer_fixed = infer_base, fixed, infer_fixed
         self.work, self.infer_work, self.config = work, infer_work, config
 
@@ -119,7 +122,7 @@ def training_series(src: ReplaySource) -> Series:
     run = simulate_training(src.tape, src.base, src.step_temp, src.outputs, src.schedule, recorder=marks)
     fixed = src.fixed
     forward_end = src.tape.forward_end if src.tape.forward_end is not None else len(src.tape.ops)
-    reserved = _reserved(src.work, src.config, marks, len(run.events), training=True)
+    reserved = _reserved(src.work, src.config, marks, run.events, training=True)
     samples = []
     for i, m in enumerate(marks):
         parts = {**fixed, "gradients": fixed.get("gradients", 0) + m.gradients, "kept": m.kept,
@@ -131,7 +134,7 @@ def training_series(src: ReplaySource) -> Series:
 def inference_series(src: ReplaySource) -> Series:
     marks: list[Mark] = []
     run = simulate_inference(src.tape, src.infer_base, src.outputs, src.schedule, recorder=marks)
-    reserved = _reserved(src.infer_work, src.config, marks, len(run.events), training=False)
+    reserved = _reserved(src.infer_work, src.config, marks, run.events, training=False)
     samples = [_sample(m.phase, m, dict(src.infer_fixed), reserved[i] if reserved else None)
                for i, m in enumerate(marks)]
     return Series("inference", samples, _first_max(samples))
@@ -157,14 +160,17 @@ def _first_max(samples: list[Sample]) -> int:
     return totals.index(max(totals))
 
 
-def _reserved(work: Workload, config: AllocatorConfig, marks: list[Mark], run_events: int,
+def _reserved(work: Workload, config: AllocatorConfig, marks: list[Mark], events: list[Event],
               training: bool) -> list[int] | None:
     """The reserved bytes at each mark, in the last iteration of the allocator's replay (the
     calibration protocol's run, memory/reserved.py): after the events of the mark's op (with no
-    limit nothing is released, so that is the most reserved while it runs). None where the
-    replayed iteration is not the recorded run (cudnn.benchmark's replay takes other workspaces)."""
-    if len(work.forward) + len(work.backward) != run_events:
+    limit nothing is released, so that is the most reserved while it runs). The replay is the
+    estimate's: under cudnn.benchmark its convolutions take the largest workspaces (the range's
+    high end), the same allocations otherwise. None where it does not pair with the recorded run."""
+    replayed = work.forward + work.backward
+    if len(replayed) != len(events) or any(a[0] != b[0] for a, b in zip(replayed, events, strict=True)):
         return None
+    run_events = len(events)
     start = len(work.events(ITERATIONS - 1)) + (len(work.param_grads) if training else 0)
     trace = _reserved_trace(work.events(), config)
     ends = [m.events for m in marks[1:]] + [run_events]

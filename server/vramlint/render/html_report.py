@@ -130,7 +130,7 @@ def _chart(series: Series, tl: Timeline, name: str) -> str:
     budget_on = tl.budget <= highest * 1.6
     scale = _Scale(len(shown), _nice_top(max(highest, tl.budget) if budget_on else highest))
     parts = [f"<svg class=\"chart\" id=\"{name}-chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" "
-             f"aria-label=\"{_e(name)} memory timeline\" xmlns=\"http://www.w3.org/2000/svg\">"]
+             f"aria-label=\"{_e(name)} memory timeline\">"]
     parts += _phases([samples[i] for i in shown], scale)
     parts += _axes(scale, shown)
     parts += _areas([samples[i] for i in shown], scale, name)
