@@ -14,6 +14,7 @@ untrusted and goes through `_e` (HTML escaping, quotes included).
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,7 +53,7 @@ def html_report(path: str, m: ModelResult, timeline: Timeline | None) -> str:
         gpu = f" {per_gpu(e)}" if e is not None and e.distributed is not None else ""
         body.append(_section("Training step" + gpu, _chart(timeline.training, timeline, "training")))
         body.append(_section("Inference pass" + gpu, _chart(timeline.inference, timeline, "inference")))
-        body.append(_legend())
+        body.append(_legend(timeline))
     elif e is None:
         body.append(_section("No memory estimate", "<ul>" + "".join(f"<li>{_e(u.reason)}</li>"
                                                                    for u in m.memory_unknowns) + "</ul>"))
@@ -139,7 +140,7 @@ def _chart(series: Series, tl: Timeline, name: str) -> str:
         parts.append(f"<polyline class=\"reserved\" id=\"{name}-reserved\" points=\"{pts}\"><title>reserved by the "
                      f"caching allocator (steady state), at most {_e(fmt_bytes(reserved))}</title></polyline>")
     parts.append(_budget(tl, scale, budget_on, name))
-    parts.append(_peak(series, shown, scale, name))
+    parts.append(_peak(series, shown, scale, name, samples[series.peak].reserved))
     parts += _hover([samples[i] for i in shown], scale)
     parts.append("</svg>")
     return "<figure>" + "".join(parts) + f"<figcaption>{_caption(series, tl, reserved)}</figcaption></figure>"
@@ -155,21 +156,34 @@ def _caption(series: Series, tl: Timeline, reserved: int) -> str:
 
 
 def _nice_top(b: int) -> int:
-    """A round number of bytes a little above `b` (1, 2, 2.5 or 5 times a power of ten of its unit)."""
+    """A round number of bytes a little above `b` (1 to 10 times a power of ten of its unit, in round steps)."""
     unit = next((u for u in (1 << 30, 1 << 20, 1 << 10) if b >= u), 1)
     v = b * 1.08 / unit
     mag = 10 ** max(len(str(int(v))) - 1, 0)
-    for f in (1, 2, 2.5, 5, 10):
+    for f in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if f * mag >= v:
             return int(f * mag * unit)
     return int(10 * mag * unit)
 
 
+def _divisions(top: int) -> int:
+    """Into how many steps the y axis is cut: the first of 4, 5, 6, 8 whose step is round (1, 2,
+    2.5 or 5 times a power of ten of the unit)."""
+    unit = next((u for u in (1 << 30, 1 << 20, 1 << 10) if top >= u), 1)
+    for n in (4, 5, 6, 8):
+        step = top / unit / n
+        mantissa = step / 10 ** math.floor(math.log10(step)) if step > 0 else 0
+        if any(abs(mantissa - m) < 1e-6 for m in (1, 2, 2.5, 5)):
+            return n
+    return 5
+
+
 def _axes(scale: _Scale, shown: list[int]) -> list[str]:
     out = [f"<line class=\"axis\" x1=\"{LEFT}\" y1=\"{scale.y(0):.1f}\" x2=\"{WIDTH - RIGHT}\" y2=\"{scale.y(0):.1f}\"/>",
            f"<line class=\"axis\" x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{scale.y(0):.1f}\"/>"]
-    for k in range(6):
-        b = scale.top * k / 5
+    n = _divisions(scale.top)
+    for k in range(n + 1):
+        b = scale.top * k / n
         y = scale.y(b)
         out.append(f"<line class=\"grid\" x1=\"{LEFT}\" y1=\"{y:.1f}\" x2=\"{WIDTH - RIGHT}\" y2=\"{y:.1f}\"/>")
         out.append(f"<text class=\"tick\" x=\"{LEFT - 6}\" y=\"{y + 4:.1f}\" text-anchor=\"end\">"
@@ -178,8 +192,8 @@ def _axes(scale: _Scale, shown: list[int]) -> list[str]:
         c = round((len(shown) - 1) * k / 4)
         out.append(f"<text class=\"tick\" x=\"{scale.x(c):.1f}\" y=\"{scale.y(0) + 16:.1f}\" "
                    f"text-anchor=\"middle\">{shown[c] if shown else 0}</text>")
-    out.append(f"<text class=\"axis-label\" x=\"{(LEFT + WIDTH - RIGHT) / 2:.0f}\" y=\"{HEIGHT - 6}\" "
-               "text-anchor=\"middle\">ops in the order they run (sample index)</text>")
+    out.append(f"<text class=\"axis-label\" x=\"{LEFT}\" y=\"{HEIGHT - 6}\" "
+               "text-anchor=\"start\">ops in the order they run (sample index)</text>")
     return out
 
 
@@ -229,7 +243,7 @@ def _budget(tl: Timeline, scale: _Scale, on_chart: bool, name: str) -> str:
     label = f"{tl.device} budget {fmt_bytes(tl.budget)}"
     if not on_chart:
         return (f"<text class=\"budget-label off\" id=\"{name}-budget\" data-bytes=\"{tl.budget}\" "
-                f"x=\"{WIDTH - RIGHT}\" y=\"{TOP - 8}\" text-anchor=\"end\">{_e(label)}: above the scale</text>")
+                f"x=\"{WIDTH - RIGHT}\" y=\"{HEIGHT - 6}\" text-anchor=\"end\">{_e(label)}: above the scale</text>")
     y = scale.y(tl.budget)
     return (f"<g id=\"{name}-budget\" data-bytes=\"{tl.budget}\"><line class=\"budget\" x1=\"{LEFT}\" y1=\"{y:.1f}\" "
             f"x2=\"{WIDTH - RIGHT}\" y2=\"{y:.1f}\"/><text class=\"budget-label\" x=\"{WIDTH - RIGHT - 4}\" "
@@ -243,16 +257,18 @@ def peak_label(s: Sample) -> str:
     return f"peak {fmt_bytes(s.total)}: {s.phase} at {s.module or '(model)'} ({s.op})"
 
 
-def _peak(series: Series, shown: list[int], scale: _Scale, name: str) -> str:
+def _peak(series: Series, shown: list[int], scale: _Scale, name: str, reserved: int | None) -> str:
+    """The peak's marker, and its label above it (above the reserved line, which it would cross)."""
     s = series.samples[series.peak]
     c = shown.index(series.peak)
     x, y = scale.x(c), scale.y(s.total)
+    above = min(y, scale.y(reserved)) if reserved else y
     anchor = "end" if x > (LEFT + WIDTH) / 2 else "start"
     dx = -8 if anchor == "end" else 8
     return (f"<g class=\"peak\" id=\"{name}-peak\"><line class=\"peak-line\" x1=\"{x:.1f}\" y1=\"{y:.1f}\" "
             f"x2=\"{x:.1f}\" y2=\"{scale.y(0):.1f}\"/><circle cx=\"{x:.1f}\" cy=\"{y:.1f}\" r=\"4\"/>"
             f"<text class=\"peak-label\" id=\"{name}-peak-label\" data-bytes=\"{s.total}\" data-op=\"{_e(s.op)}\" "
-            f"data-module=\"{_e(s.module)}\" x=\"{x + dx:.1f}\" y=\"{max(y - 8, TOP + 12):.1f}\" "
+            f"data-module=\"{_e(s.module)}\" x=\"{x + dx:.1f}\" y=\"{max(above - 8, TOP + 12):.1f}\" "
             f"text-anchor=\"{anchor}\">{_e(peak_label(s))}</text></g>")
 
 
@@ -271,8 +287,11 @@ def _hover(samples: list[Sample], scale: _Scale) -> list[str]:
     return out
 
 
-def _legend() -> str:
-    items = "".join(f"<li><span class=\"swatch cat-{c}\"></span>{_e(LABELS[c])}</li>" for c in CATEGORIES)
+def _legend(tl: Timeline) -> str:
+    """The categories either chart draws, then its lines."""
+    drawn = [c for k, c in enumerate(CATEGORIES)
+             if any(s.parts[k] for series in (tl.training, tl.inference) for s in series.samples)]
+    items = "".join(f"<li><span class=\"swatch cat-{c}\"></span>{_e(LABELS[c])}</li>" for c in drawn)
     return (f"<ul class=\"legend\">{items}<li><span class=\"swatch reserved-swatch\"></span>reserved (caching "
             f"allocator)</li><li><span class=\"swatch budget-swatch\"></span>GPU budget</li></ul>")
 
