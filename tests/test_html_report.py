@@ -132,6 +132,9 @@ def test_report_writes_the_html_and_json_carries_the_timeline(tmp_path: Path) ->
     assert f'data-bytes="{memory["bytes"]["train_peak"]}"' in page
     r = vramlint("report", str(MLP), "--model", "model", "--html", "-", "--no-cache")
     assert r.returncode == 0 and r.stdout.startswith("<!DOCTYPE html>") and "training peak" not in r.stdout[:200]
+    r = vramlint("report", str(MLP), "--model", "model", "--html", str(tmp_path / "no" / "such" / "r.html"),
+                 "--cache-dir", str(cache))
+    assert r.returncode == 2 and f"{tmp_path / 'no' / 'such' / 'r.html'}: cannot write the HTML report" in r.stderr
 
 
 def test_a_model_without_an_estimate_gets_a_page_that_says_why() -> None:
