@@ -24,7 +24,7 @@ from vramlint.memory.series import CATEGORIES, LABELS, Sample, Series, Timeline
 from vramlint.render.distributed import per_gpu, plan_details, plan_of
 from vramlint.render.report import table_rows
 from vramlint.render.setup import setup_rows
-from vramlint.render.units import fmt_bytes
+from vramlint.render.units import fmt_bytes, fmt_range
 
 WIDTH, HEIGHT = 960, 380  # the chart's viewBox
 LEFT, RIGHT, TOP, BOTTOM = 78, 16, 34, 44  # its margins (axis labels, phase names)
@@ -89,8 +89,8 @@ def _verdict(m: ModelResult, e: MemoryEstimate) -> str:
     gpu = " per GPU" if e.distributed else ""
     return (f"<p class=\"verdict {'ok' if ok else 'bad'}\"><strong>{_e(what)}</strong> on the {_e(e.device)} "
             f"({_e(fmt_bytes(e.device_memory))}): needs {_e(fmt_bytes(need))}{gpu} with the CUDA context. "
-            f"Training peak {_e(fmt_bytes(e.train_peak))} ({_e(e.train_peak_phase)}), inference peak "
-            f"{_e(fmt_bytes(e.inference_peak))}.</p>")
+            f"Training peak {_e(fmt_bytes(e.train_peak))}{_e(fmt_range(e.train_range))} ({_e(e.train_peak_phase)}), "
+            f"inference peak {_e(fmt_bytes(e.inference_peak))}{_e(fmt_range(e.inference_range))}.</p>")
 
 
 # ---------------------------------------------------------------------------------------------- chart
