@@ -120,3 +120,9 @@ def test_a_class_whose_body_runs_code_is_not_deferred(tmp_path: Path) -> None:
     proj, settings = project(tmp_path, helpers=HELPERS.replace("size = 3", "size = width()"))
     vramlint.analyze_file(str(write(proj, "main.py", USES_WIDTH)), settings)
     assert "drawing.canvas" in loaded(settings)
+
+
+def test_a_class_whose_base_name_a_function_may_rebind_is_not_deferred(tmp_path: Path) -> None:
+    proj, settings = project(tmp_path, helpers=HELPERS + "\n\ndef reset():\n    global canvas\n    canvas = None\n")
+    vramlint.analyze_file(str(write(proj, "main.py", USES_WIDTH)), settings)
+    assert "drawing.canvas" in loaded(settings)

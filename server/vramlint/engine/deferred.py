@@ -24,6 +24,7 @@ in place.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -172,7 +173,9 @@ def _rebound_later(node: cst.ClassDef, scope: Scope, roots: list[str]) -> bool:
     at = next((i for i, stmt in enumerate(body) if stmt is node), None)
     if at is None:
         return True
-    later = bound_names(body[at + 1:]) | _deleted_names(body[at + 1:]) | _global_names(tree)
+    later = bound_names(body[at + 1:]) | _deleted_names(body[at + 1:])
+    if _MAY_BIND_UNSEEN.search(scope.module.text):  # (a walk of the whole module only then)
+        later |= _global_names(tree)
     return node.name.value in later or any(r in later for r in roots)
 
 
@@ -202,3 +205,5 @@ class _EveryName(frozenset[str]):
 
 _EVERY_NAME: Any = _EveryName()
 _DYNAMIC_BINDERS = frozenset({"globals", "vars", "setattr", "exec"})
+# What `_global_names` looks for, in the module's text: without a match it would find nothing.
+_MAY_BIND_UNSEEN = re.compile(r"\b(global|globals|vars|setattr|exec)\b|\bimport\s*\*")

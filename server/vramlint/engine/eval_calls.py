@@ -167,7 +167,7 @@ def call_function(self: Evaluator, func: FunctionValue, args: tuple[Any, ...], k
         finally:
             self.depth -= 1
     if func.is_generator is None:
-        func.is_generator = contains_yield(node.body, func.module.node_cache)
+        func.is_generator = contains_yield(node.body, func.module.node_cache, func.module.text)
     if func.is_generator:
         scope.yields = []
     self.depth += 1
