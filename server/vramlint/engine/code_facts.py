@@ -279,7 +279,7 @@ def contains_yield(body: cst.BaseSuite, cache: dict[cst.CSTNode, Any], text: str
             hit = False  # no walk of the body: most modules have no generator at all
         else:
             # Nested functions, lambdas and classes have their own generator-ness.
-            nested = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
-            hit = any(type(n) is cst.Yield for n in iter_nodes(body, lambda n: not isinstance(n, nested)))
+            nested = (cst.FunctionDef, cst.Lambda, cst.ClassDef)  # (exact types: libcst's are final)
+            hit = any(type(n) is cst.Yield for n in iter_nodes(body, lambda n: type(n) not in nested))
         cache[body] = hit
     return bool(hit)

@@ -173,7 +173,9 @@ def _rebound_later(node: cst.ClassDef, scope: Scope, roots: list[str]) -> bool:
     at = next((i for i, stmt in enumerate(body) if stmt is node), None)
     if at is None:
         return True
-    later = bound_names(body[at + 1:]) | _deleted_names(body[at + 1:])
+    later = bound_names(body[at + 1:])
+    if "del" in scope.module.text:
+        later |= _deleted_names(body[at + 1:])
     if _MAY_BIND_UNSEEN.search(scope.module.text):  # (a walk of the whole module only then)
         later |= _global_names(tree)
     return node.name.value in later or any(r in later for r in roots)
