@@ -35,6 +35,7 @@ def call_sites(source: SourceModule, name: str) -> list[cst.Call]:
 
 # The nodes that bind names of their own: a call's arguments may read those of every one around it.
 _SCOPES = (cst.FunctionDef, cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.ClassDef)
+_SCOPE_TYPES = frozenset(_SCOPES)
 Scopes = tuple[cst.CSTNode, ...]
 
 
@@ -91,9 +92,10 @@ def _scan_calls(stmt: cst.CSTNode) -> dict[str, list[tuple[cst.Call, Scopes]]]:
     stack: list[tuple[cst.CSTNode, Scopes]] = [(stmt, ())]
     while stack:
         n, around = stack.pop()
-        if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
-            calls.setdefault(n.func.value, []).append((n, around))
-        inner = (*around, n) if isinstance(n, _SCOPES) else around
+        kind = type(n)  # exact types: isinstance on libcst's ABCs costs a Python call per check
+        if kind is cst.Call and type(n.func) is cst.Name:  # type: ignore[attr-defined]
+            calls.setdefault(n.func.value, []).append((n, around))  # type: ignore[attr-defined,arg-type]
+        inner = (*around, n) if kind in _SCOPE_TYPES else around
         stack.extend((c, inner) for c in reversed(child_nodes(n)))
     return calls
 

@@ -271,11 +271,15 @@ def postponed_annotations(module: SourceModule) -> bool:
     return bool(cache[key])  # type: ignore[index]
 
 
-def contains_yield(body: cst.BaseSuite, cache: dict[cst.CSTNode, Any]) -> bool:
+def contains_yield(body: cst.BaseSuite, cache: dict[cst.CSTNode, Any], text: str | None = None) -> bool:
+    """Whether a function body yields (`text`: its module's, which a body's `yield` is part of)."""
     hit = cache.get(body)
     if hit is None:
-        # Nested functions, lambdas and classes have their own generator-ness.
-        nested = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
-        hit = any(type(n) is cst.Yield for n in iter_nodes(body, lambda n: not isinstance(n, nested)))
+        if text is not None and "yield" not in text:
+            hit = False  # no walk of the body: most modules have no generator at all
+        else:
+            # Nested functions, lambdas and classes have their own generator-ness.
+            nested = (cst.FunctionDef, cst.Lambda, cst.ClassDef)  # (exact types: libcst's are final)
+            hit = any(type(n) is cst.Yield for n in iter_nodes(body, lambda n: type(n) not in nested))
         cache[body] = hit
     return bool(hit)

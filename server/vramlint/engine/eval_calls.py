@@ -18,6 +18,7 @@ from vramlint.engine.eval_base import (
     MAX_SEQUENCE,
     Scope,
 )
+from vramlint.engine.eval_expressions import outer_name
 from vramlint.engine.signals import BudgetExceeded, ReturnSignal, Undecided
 from vramlint.engine.values import (
     MISSING,
@@ -73,7 +74,12 @@ def _generator(yields: list[Any]) -> Any:
 
 
 def e_call(self: Evaluator, node: cst.Call, scope: Scope) -> Any:
-    func = self.eval(node.func, scope)
+    callee = node.func
+    # A called name is most often a global (a class, `nn`'s function) or builtin (`len`): e_name's
+    # answer without its calls, where it is a plain read.
+    func = outer_name(callee.value, scope, self.builtins) if type(callee) is cst.Name else MISSING
+    if func is MISSING:
+        func = self.eval(callee, scope)
     # Zero-argument super(): the class owning the running function and its first argument.
     if isinstance(func, NativeFunction) and func.name == "super" and not node.args:
         owner = scope.func.owner if scope.func is not None else None
@@ -100,8 +106,20 @@ def eval_args(self: Evaluator, cargs: Any, scope: Scope) -> tuple[tuple[Any, ...
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     for a in cargs:
-        if a.keyword is not None:
-            kwargs[a.keyword.value] = self.eval(a.value, scope)
+        value = a.value
+        if not a.star and type(value) is cst.Name:
+            # A variable, global or builtin (most arguments): what eval gives, without its calls.
+            v = scope.vars.get(value.value, MISSING)
+            if v is MISSING or type(v) is LazyBinding:
+                v = outer_name(value.value, scope, self.builtins)
+                if v is MISSING:
+                    v = self.eval(value, scope)
+            if a.keyword is not None:
+                kwargs[a.keyword.value] = v
+            else:
+                args.append(v)
+        elif a.keyword is not None:
+            kwargs[a.keyword.value] = self.eval(value, scope)
         elif a.star == "*":
             v = self.eval(a.value, scope)
             items = self.list_of(v)
@@ -167,7 +185,7 @@ def call_function(self: Evaluator, func: FunctionValue, args: tuple[Any, ...], k
         finally:
             self.depth -= 1
     if func.is_generator is None:
-        func.is_generator = contains_yield(node.body, func.module.node_cache)
+        func.is_generator = contains_yield(node.body, func.module.node_cache, func.module.text)
     if func.is_generator:
         scope.yields = []
     self.depth += 1

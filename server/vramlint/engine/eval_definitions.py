@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import libcst as cst
 
 from vramlint.engine.code_facts import dotted_name, is_registering_decorator, is_registering_factory
+from vramlint.engine.deferred import defer_class
 from vramlint.engine.eval_base import Scope
 from vramlint.engine.exports import registers_at_import, scan_exports
 from vramlint.engine.signals import RaiseSignal, Undecided
@@ -215,6 +216,12 @@ def _register(self: Evaluator, dec: FunctionValue, value: Any) -> None:
 
 
 def s_classdef(self: Evaluator, node: cst.ClassDef, scope: Scope) -> None:
+    if scope.parent is None and not scope.is_class and scope.func is None and defer_class(self, node, scope):
+        return  # an imported module's class that costs a package to define waits for its use (engine/deferred.py)
+    self.define_class(node, scope)
+
+
+def define_class(self: Evaluator, node: cst.ClassDef, scope: Scope) -> None:
     bases: list[ClassValue] = []
     for arg in node.bases:
         b = self.eval(arg.value, scope)

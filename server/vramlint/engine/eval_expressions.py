@@ -128,12 +128,30 @@ def e_fstring(self: Evaluator, node: cst.FormattedString, scope: Scope) -> Any:
 
 
 def e_name(self: Evaluator, node: cst.Name, scope: Scope) -> Any:
-    # Most names are the running scope's own (always searched, even a class body's): read
-    # them here, without `lookup`'s call.
+    # Most names are the running scope's own (always searched, even a class body's) or, in a
+    # function whose only enclosing scope is the module (a method), a global or builtin (`nn`,
+    # `True`): read them here, without `lookup`'s call.
     v = scope.vars.get(node.value, MISSING)
     if v is MISSING or type(v) is LazyBinding:
-        return self.lookup(node.value, scope, node)  # (the same answer for these, by the long way)
+        v = outer_name(node.value, scope, self.builtins)
+        if v is MISSING:
+            return self.lookup(node.value, scope, node)  # (the same answer for these, by the long way)
     return v
+
+
+def outer_name(name: str, scope: Scope, builtins: dict[str, Any]) -> Any:
+    """`lookup`'s answer for a name the running scope does not bind, where it is a plain read:
+    in a scope whose only parent is the module's (a method, a top-level function) or none, the
+    global or builtin; MISSING where lookup has more to do (an import to resolve, enclosing
+    scopes to search, a name not defined)."""
+    g = scope.globals
+    p = scope.parent
+    if (p is not None and (p.vars is not g or p.parent is not None or p.is_class)) or name in scope.vars:
+        return MISSING
+    v = g.get(name, MISSING)
+    if v is MISSING and name not in g:
+        v = builtins.get(name, MISSING)
+    return MISSING if type(v) is LazyBinding else v
 
 
 def lookup(self: Evaluator, name: str, scope: Scope, node: cst.CSTNode | None = None) -> Any:
@@ -174,7 +192,14 @@ def attr_name(self: Evaluator, node: cst.Attribute, scope: Scope) -> str:
 
 
 def e_attribute(self: Evaluator, node: cst.Attribute, scope: Scope) -> Any:
-    obj = self.eval(node.value, scope)
+    value = node.value
+    obj = MISSING
+    if type(value) is cst.Name:  # e_name's answer without its calls, where it is a plain read
+        obj = scope.vars.get(value.value, MISSING)
+        if obj is MISSING or type(obj) is LazyBinding:
+            obj = outer_name(value.value, scope, self.builtins)
+    if obj is MISSING:
+        obj = self.eval(value, scope)
     prev = self.current_ref
     self.current_ref = SourceRef(scope.module, node)
     name = node.attr.value

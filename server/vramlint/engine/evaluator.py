@@ -173,39 +173,50 @@ class Evaluator:
         out: list[tuple[cst.CSTNode, list[Unknown]]] = []
         assert source.tree is not None
         scope = Scope(module.ns, None, module.ns, source)
-        depth = self.depth
         for stmt in source.tree.body:
-            saved = self.budget
-            self.budget = Budget(per_statement_steps)
-            sink: list[Unknown] = []
-            self.issue_sinks.append(sink)
-            gave_up: Unknown | None = None
-            try:
-                self.exec_stmt(stmt, scope)
-            except AnalysisStopped:
-                raise  # the analysis ends: the module must not look complete (loader.run_file)
-            except ScriptStopped:
-                pass  # the script's loop came round (engine/script_calls.py): the statement is done
-            except BudgetExceeded as err:
-                gave_up = Unknown(err.message, err.ref or self.ref(scope, stmt))
-                sink.append(gave_up)
-            except RaiseSignal as sig:
-                sink.append(self.exception_unknown(sig, scope, stmt))
-            except (ReturnSignal, BreakSignal, ContinueSignal):
-                pass
-            except Undecided as und:
-                sink.append(und.unknown)
-            except RecursionError:
-                gave_up = Unknown("statement too deeply nested to evaluate", self.ref(scope, stmt))
-                sink.append(gave_up)
-            finally:
-                self.budget = saved
-                self.issue_sinks.pop()
-                self.depth = depth
+            sink, gave_up = self.run_top_statement(stmt, scope, per_statement_steps)
             if gave_up is not None and aborted is not None:
                 aborted[stmt] = gave_up
             out.append((stmt, sink))
         return out
+
+    def run_top_statement(
+        self, stmt: cst.CSTNode, scope: Scope, steps: int, run: Callable[[], None] | None = None,
+    ) -> tuple[list[Unknown], Unknown | None]:
+        """Run one top-level statement of a module (`run`, else the statement itself) on its own
+        step allowance: what it could not decide, and why it gave up part-way if it did."""
+        saved = self.budget
+        self.budget = Budget(steps)
+        sink: list[Unknown] = []
+        self.issue_sinks.append(sink)
+        gave_up: Unknown | None = None
+        depth = self.depth
+        try:
+            if run is None:
+                self.exec_stmt(stmt, scope)
+            else:
+                run()
+        except AnalysisStopped:
+            raise  # the analysis ends: the module must not look complete (loader.run_file)
+        except ScriptStopped:
+            pass  # the script's loop came round (engine/script_calls.py): the statement is done
+        except BudgetExceeded as err:
+            gave_up = Unknown(err.message, err.ref or self.ref(scope, stmt))
+            sink.append(gave_up)
+        except RaiseSignal as sig:
+            sink.append(self.exception_unknown(sig, scope, stmt))
+        except (ReturnSignal, BreakSignal, ContinueSignal):
+            pass
+        except Undecided as und:
+            sink.append(und.unknown)
+        except RecursionError:
+            gave_up = Unknown("statement too deeply nested to evaluate", self.ref(scope, stmt))
+            sink.append(gave_up)
+        finally:
+            self.budget = saved
+            self.issue_sinks.pop()
+            self.depth = depth
+        return sink, gave_up
 
     def exception_unknown(self, sig: RaiseSignal, scope: Scope | None, node: cst.CSTNode | None) -> Unknown:
         exc = sig.exc
@@ -359,6 +370,7 @@ class Evaluator:
     make_function = eval_definitions.make_function
     apply_decorator = eval_definitions.apply_decorator
     s_classdef = eval_definitions.s_classdef
+    define_class = eval_definitions.define_class
     # eval_expressions.py
     e_literal = eval_expressions.e_literal
     e_string = eval_expressions.e_string

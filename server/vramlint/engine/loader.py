@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from vramlint.engine import reads
+from vramlint.engine.deferred import force_deferred_classes
 from vramlint.engine.evaluator import Evaluator, module_bound_names
 from vramlint.engine.protocol import Protocol
 from vramlint.engine.script_inputs import ScriptInputs
@@ -95,6 +96,8 @@ class Loader:
         self._failed: set[str] = set()  # modules not found on the search path
         self._current_root: str | None = None  # the analysed file's top folder (add_root)
         self._added_root: str | None = None  # ... when add_root put it on the search path
+        self._importing: set[str] = set()  # files run_file is evaluating (engine/deferred.py)
+        self.module_statement_steps = MODULE_STATEMENT_STEPS
         self.instantiation_observers: list[Callable[..., None]] = []
         # What frontends keep per loader (their classes, made on first use), by frontend name.
         self.frontend_state: dict[str, Any] = {}
@@ -275,12 +278,50 @@ class Loader:
             return problem or "unreadable"
         with self._library_load(path):
             source = self.evaluator.analysis.parse(path, text, mod.name)
+            self._importing.add(path)
             try:
                 self.run_source(mod, source)
             except AnalysisStopped:
                 self.forget_partial(mod)
                 raise
+            finally:
+                self._importing.discard(path)
         return None
+
+    def importing(self, path: str) -> bool:
+        """Whether `path` is being evaluated by an import (not as the analysed file)."""
+        return path in self._importing
+
+    def unimported_source_package(self, top: str, hints: tuple[str, ...], qualified: str) -> bool:
+        """Whether the top-level package `top` is read from source and not imported yet, and
+        neither the module `qualified` names (or its package) mentions any of `hints`."""
+        if top in self.modules or top in sys.stdlib_module_names:
+            return False
+        if any(resolve(self, top) is not None for resolve in self.native_resolvers):
+            return False
+        package, attr = qualified.rpartition(".")[0], qualified
+        paths = [self.find_module_file(name)[0] for name in (package, attr)]
+        if paths[0] is None:
+            return False
+        for path in paths:
+            if path is None or not path.endswith(".py"):
+                continue
+            text, _ = self.read_text(path)
+            if text is None or any(h in text for h in hints):
+                return False
+        return True
+
+    def note_deferred_problems(self, name: str, stmt: Any, sink: list[Unknown], gave_up: Unknown | None) -> None:
+        """A deferred class statement's problems (engine/deferred.py), noted for its module's
+        statement as if it had run in place (in statement order)."""
+        if sink:
+            self.module_problems.setdefault(name, []).extend(sink)
+            table = {**self.statement_problems.get(name, {}), stmt: sink}
+            mod = self.modules.get(name)
+            source = mod.source if isinstance(mod, ModuleValue) else None
+            self.statement_problems[name] = _in_order(table, source) if source is not None else table
+        if gave_up is not None:
+            self.statement_aborts.setdefault(name, {})[stmt] = gave_up
 
     def _library_load(self, path: str) -> Any:
         """Loading a library module (not one of the analysed file's folder, which an edit or
@@ -306,6 +347,8 @@ class Loader:
 
     def run_source(self, mod: ModuleValue, source: SourceModule, steps: int = MODULE_STATEMENT_STEPS) -> list[Unknown]:
         mod.source = source
+        for table in (self.module_problems, self.statement_problems, self.statement_aborts):
+            table.pop(mod.name, None)  # (a deferred class run while the module runs notes its own)
         mod.ns.setdefault("__name__", mod.name)
         per_stmt: dict[Any, list[Unknown]] = {}
         aborted: dict[Any, Unknown] = {}
@@ -322,9 +365,10 @@ class Loader:
                 ev.issue_sinks, ev.depth, ev.current_ref = saved
             problems = [u for _, sink in results for u in sink]
             per_stmt = {stmt: sink for stmt, sink in results if sink}
-        self.module_problems[mod.name] = problems
-        self.statement_problems[mod.name] = per_stmt
-        self.statement_aborts[mod.name] = aborted
+        deferred = self.statement_problems.pop(mod.name, None)  # deferred classes run meanwhile
+        self.module_problems[mod.name] = problems + self.module_problems.pop(mod.name, [])
+        self.statement_problems[mod.name] = per_stmt if not deferred else _in_order({**per_stmt, **deferred}, source)
+        self.statement_aborts[mod.name] = {**aborted, **self.statement_aborts.pop(mod.name, {})}
         return problems
 
     def import_top(self, dotted: str, ref: SourceRef | None = None) -> Any:
@@ -513,6 +557,7 @@ class Loader:
         existing = self.modules.get(dotted)
         if isinstance(existing, ModuleValue) and existing.ns.get("__file__") == path:
             if existing.source is not None and existing.source.text == text:
+                force_deferred_classes(self.evaluator, existing.ns)  # its classes are models to find
                 return existing, existing.source, self.module_problems.get(dotted, [])
             pending = existing.ns.pop("__vramlint_pending_init__", None)
             if pending is not None:
@@ -546,6 +591,12 @@ class Loader:
             if isinstance(mod, Unknown):
                 del self.modules[name]
         self._dir_cache.clear()
+
+
+def _in_order(table: dict[Any, list[Unknown]], source: SourceModule) -> dict[Any, list[Unknown]]:
+    """A module's per-statement problems in the order of its statements."""
+    order = {id(stmt): i for i, stmt in enumerate(source.tree.body if source.tree is not None else ())}
+    return dict(sorted(table.items(), key=lambda kv: order.get(id(kv[0]), len(order))))
 
 
 # Library loads under way, in all threads: the collector runs again when the last one ends.

@@ -7,22 +7,27 @@ every visit/leave pair); for the few whole-tree scans the analysis needs (call s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 
 import libcst as cst
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
+_TEXT_TYPES = (str, "str")
 
 
 def _fields(t: type) -> tuple[str, ...]:
     f = _FIELDS.get(t)
     if f is None:
         # Whitespace and punctuation fields never hold the nodes we look for.
+        # So do `__slots__` (a ClassVar that dataclass lists among its fields) and text (a Name's
+        # `value`): leaving them out spares a look at each of their values on every visit.
         f = tuple(
-            name for name in t.__dataclass_fields__  # type: ignore[attr-defined]
-            if not name.startswith(("whitespace", "lpar", "rpar", "comma", "semicolon", "colon", "lbrace",
-                                    "rbrace", "lbracket", "rbracket", "equal", "header", "footer", "leading_lines",
-                                    "trailing_whitespace", "lines_after_decorators"))
+            fld.name for fld in dataclasses.fields(t)
+            if fld.type not in _TEXT_TYPES
+            and not fld.name.startswith(("whitespace", "lpar", "rpar", "comma", "semicolon", "colon", "lbrace",
+                                         "rbrace", "lbracket", "rbracket", "equal", "header", "footer",
+                                         "leading_lines", "trailing_whitespace", "lines_after_decorators"))
         )
         _FIELDS[t] = f
     return f
@@ -57,11 +62,14 @@ def child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
     children: list[cst.CSTNode] = []
     for name in _fields(type(node)):
         v = getattr(node, name)
-        k = kinds.get(type(v)) or _kind(type(v))
+        k = kinds.get(type(v))
+        if k is None:
+            k = _kind(type(v))
         if k == 1:
             children.append(v)
         elif k == 2:
             for x in v:
-                if (kinds.get(type(x)) or _kind(type(x))) == 1:
+                kx = kinds.get(type(x))
+                if (kx if kx is not None else _kind(type(x))) == 1:
                     children.append(x)
     return children
