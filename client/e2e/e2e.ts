@@ -132,6 +132,17 @@ function logFiles(userData: string): string[] {
     return found.stdout.split('\n').filter((f) => f);
 }
 
+/** The text of the report webview's element `selector` (in the webview's iframe) that holds `marker`. */
+async function reportText(page: Page, selector: string, marker: string): Promise<string | undefined> {
+    for (const frame of page.frames()) {
+        const text = await frame.locator(selector).first().textContent({ timeout: 500 }).catch(() => null);
+        if (text?.includes(marker)) {
+            return text;
+        }
+    }
+    return undefined;
+}
+
 /** Runs a command from the command palette by its title, as a keyboard user does. */
 async function runCommand(page: Page, title: string): Promise<void> {
     await page.keyboard.press('F1');
@@ -148,6 +159,51 @@ async function goTo(page: Page, at: { line: number; column: number }): Promise<v
     await page.keyboard.press('Enter');
     await until(`the cursor at line ${at.line}`, async () =>
         page.getByRole('button', { name: `Ln ${at.line}, Col ${at.column}` }).isVisible());
+}
+
+/** Opens a file of the workspace by name (Go to File...) and waits for its editor. */
+async function openFile(page: Page, name: string): Promise<void> {
+    await runCommand(page, 'Go to File...');
+    await page.keyboard.type(name);
+    await page.getByRole('option', { name: new RegExp(`^${escapeRegExp(name)}`) }).first().click({ timeout: 10_000 });
+    await page.getByRole('code').getByRole('textbox', { name }).waitFor({ timeout: 10_000 });
+}
+
+/**
+ * A multi-root workspace of two folders holding the same model, whose folder settings
+ * (`.vscode/settings.json`) give different GPUs: each folder has its own server, with its settings,
+ * so the model does not fit in one and fits in the other; the language status item follows.
+ */
+async function multiRoot(page: Page, port: number, tmp: string, source: string, settings: Record<string, unknown>,
+                         userData: string): Promise<void> {
+    const root = path.join(tmp, 'multi');
+    const folders = { small: { gpu: '0.5GiB', budget: '512.0 MiB (does NOT fit)' }, large: { gpu: 'H100-80GB', budget: '79.19 GiB' } };
+    for (const [name, { gpu }] of Object.entries(folders)) {
+        fs.mkdirSync(path.join(root, name), { recursive: true });
+        fs.writeFileSync(path.join(root, name, `mlp_${name}.py`), source);
+        writeJson(path.join(root, name, '.vscode/settings.json'), { ...settings, 'vramlint.gpu': gpu });
+    }
+    const file = path.join(root, 'two.code-workspace');
+    writeJson(file, { folders: Object.keys(folders).map((name) => ({ path: name })) });
+    await page.goto(`http://127.0.0.1:${port}/?workspace=${encodeURIComponent(file)}`);
+    await page.getByRole('application').waitFor({ timeout: 30_000 });
+    step(`the multi-root workspace ${path.basename(file)} (folders ${Object.keys(folders).join(', ')}) is up`);
+    for (const [name, { budget }] of Object.entries(folders)) {
+        await openFile(page, `mlp_${name}.py`);
+        const lens = await until(`the code lens of MLP in ${name}`, async () =>
+            (await lenses(page)).find((l) => l.includes('131.4K params · training peak') && l.includes('/ ')));
+        check(lens.includes(`/ ${budget}`), `${name}/mlp_${name}.py, vramlint.gpu ${folders[name as keyof typeof folders].gpu} in its folder: "${lens}"`);
+        await page.getByRole('button', { name: new RegExp(`^Editor Language Status: .*MLP: device total [\\d.]+ MiB / ${escapeRegExp(budget)}`) })
+            .or(page.getByRole('button', { name: new RegExp(`^Editor Language Status: .*model: device total [\\d.]+ MiB / ${escapeRegExp(budget)}`) }))
+            .first().waitFor({ timeout: 10_000 });
+        check(true, `the language status item gives ${name}'s budget (${budget})`);
+    }
+    const started = logFiles(userData).map((f) => fs.readFileSync(f, 'utf8')).join('\n').split('\n').filter((l) => /starting: .* in /.test(l));
+    for (const name of Object.keys(folders)) {
+        check(started.some((l) => l.includes(`[${name}] starting:`) && l.endsWith(` in ${path.join(root, name)}`)),
+            `a server of its own for ${name}, in its folder (the extension's log)`);
+    }
+    await page.screenshot({ path: path.join(ARTIFACTS, 'multi-root.png') });
 }
 
 async function main(): Promise<void> {
@@ -275,17 +331,23 @@ async function main(): Promise<void> {
         // The code lens of the class (the cursor's line: Show CodeLens Commands for Current Line) opens the per-layer report.
         await runCommand(page, 'Show CodeLens Commands for Current Line');
         await page.getByRole('option', { name: /^131\.4K params · training peak/ }).click({ timeout: 10_000 });
-        const report = await until('the report webview of MLP', async () => {
-            for (const frame of page!.frames()) {
-                const text = await frame.locator('#report').textContent({ timeout: 500 }).catch(() => null);
-                if (text?.includes('MLP (class')) {
-                    return text;
-                }
-            }
-            return undefined;
-        }, 30_000);
+        const report = await until('the report webview of MLP', () => reportText(page!, '#report', 'MLP (class'), 30_000);
         check(/head\s+\| Linear\s+\| \[256, 10\]/.test(report) && report.includes('training peak'), 'the code lens opens the per-layer report');
         check(await page.getByRole('tab', { name: /^vramlint: MLP/ }).count() === 1, 'in a tab "vramlint: MLP"');
+
+        // An edit of the model (n_out 10 -> 100) refreshes the open report in place; undone, it comes back.
+        const nOut = positionOf(source, 'def __init__', 'n_out: int = 10');
+        await goTo(page, { line: nOut.line, column: nOut.column + 'n_out: int = 10'.length });
+        await page.keyboard.type('0');
+        step('n_out: int = 100 typed in the editor');
+        const edited = await until('the report to follow the edit', () => reportText(page!, '#report', '[256, 100]'), 30_000);
+        check(/head\s+\| Linear\s+\| \[256, 100\]/.test(edited), 'the report follows the edit (head: [256, 100])');
+        check(await page.getByRole('tab', { name: /^vramlint: MLP/ }).count() === 1, 'in the same tab, no new panel');
+        check(await page.getByRole('code').getByRole('textbox', { name: 'mlp.py' }).evaluate((e) => e === document.activeElement),
+            'the editor keeps the focus');
+        await page.keyboard.press('Control+z');
+        await until('the report to follow the undo', async () => /\| \[256, 10\]/.test((await reportText(page!, '#report', 'MLP (class')) ?? ''), 30_000);
+        check(true, 'the undo refreshes it back (head: [256, 10])');
 
         // A budget the model exceeds and a layer limit: VL001 and VL101 in the Problems panel, the code lens says so.
         writeJson(workspaceSettings, { ...settings, 'vramlint.gpu': '0.5GiB', 'vramlint.maxLayerParams': 50_000 });
@@ -317,6 +379,13 @@ async function main(): Promise<void> {
         check(/MLP: device total [\d.]+ MiB \/ 512\.0 MiB \(does NOT fit\)/.test(languageStatus), `language status item: "${languageStatus.slice(0, 160)}"`);
         await page.screenshot({ path: path.join(ARTIFACTS, 'language-status.png') });
         await page.keyboard.press('Escape');
+        // The cursor moved to another model of the file: the item names it.
+        await goTo(page, positionOf(source, 'def make_mlp', 'make_mlp'));
+        await page.getByRole('button', { name: /^Editor Language Status: .*make_mlp: device total [\d.]+ MiB \/ 512\.0 MiB/ }).waitFor({ timeout: 10_000 });
+        check(true, 'the cursor on make_mlp: the item names make_mlp');
+        await goTo(page, positionOf(source, 'model = nn.Sequential', 'model'));
+        await page.getByRole('button', { name: /^Editor Language Status: .*\bmodel: device total/ }).waitFor({ timeout: 10_000 });
+        check(true, 'the cursor on the Sequential above: the item names model');
 
         const extensionLog = logFiles(userData).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
         check(extensionLog.includes(`interpreter: ${PYTHON} (from vramlint.interpreter); import strategy: ${settings['vramlint.importStrategy']}`),
@@ -337,6 +406,9 @@ async function main(): Promise<void> {
             check(message.includes(`with: ${bare} -m pip install /path/to/vramlint`), `the message gives the install command ("${message.slice(message.indexOf('vramlint is not')).slice(0, 100)}...")`);
             check(await toast.getByRole('button', { name: 'Install in Terminal' }).count() === 1, 'with a button that runs it in a terminal');
             await page.screenshot({ path: path.join(ARTIFACTS, 'not-installed.png') });
+        }
+        if (!BUNDLED) {
+            await multiRoot(page, port, tmp, source, settings, userData);
         }
         step('passed');
     } catch (err) {
