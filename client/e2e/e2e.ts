@@ -256,6 +256,9 @@ async function main(): Promise<void> {
         throw new Failure(`code-server --install-extension failed (${install.status}):\n${install.stdout}\n${install.stderr}`);
     }
     check(fs.readdirSync(extensions).some((d) => d.startsWith(`vramlint.vramlint-${version}`)), `the extension is installed (${fs.readdirSync(extensions).filter((d) => !d.endsWith('.json')).join(', ')})`);
+    const installed = path.join(extensions, fs.readdirSync(extensions).find((d) => d.startsWith(`vramlint.vramlint-${version}`)) ?? '');
+    const carried = ['client/images/icon.png', 'changelog.md', 'LICENSE.txt', 'readme.md'].filter((f) => fs.existsSync(path.join(installed, f)));
+    check(carried.length === 4, `the .vsix carries the icon, the changelog, the license and the readme (${carried.join(', ')})`);
 
     const port = await freePort();
     const log = fs.openSync(path.join(ARTIFACTS, 'code-server.log'), 'w');
