@@ -185,8 +185,13 @@ async function multiRoot(page: Page, port: number, tmp: string, source: string, 
     }
     const file = path.join(root, 'two.code-workspace');
     writeJson(file, { folders: Object.keys(folders).map((name) => ({ path: name })) });
-    await page.goto(`http://127.0.0.1:${port}/?workspace=${encodeURIComponent(file)}`);
-    await page.getByRole('application').waitFor({ timeout: 30_000 });
+    // The workbench is up once the explorer shows the first folder (a load that came up empty is tried again).
+    await until('the multi-root workspace in the explorer', async () => {
+        await page.goto(`http://127.0.0.1:${port}/?workspace=${encodeURIComponent(file)}`);
+        await page.getByRole('application').waitFor({ timeout: 30_000 });
+        return page.getByRole('tree', { name: 'Files Explorer' }).getByRole('treeitem', { name: 'small' }).first()
+            .waitFor({ timeout: 15_000 }).then(() => true);
+    }, 90_000);
     step(`the multi-root workspace ${path.basename(file)} (folders ${Object.keys(folders).join(', ')}) is up`);
     for (const [name, { budget }] of Object.entries(folders)) {
         await openFile(page, `mlp_${name}.py`);
@@ -198,12 +203,25 @@ async function multiRoot(page: Page, port: number, tmp: string, source: string, 
             .first().waitFor({ timeout: 10_000 });
         check(true, `the language status item gives ${name}'s budget (${budget})`);
     }
-    const started = logFiles(userData).map((f) => fs.readFileSync(f, 'utf8')).join('\n').split('\n').filter((l) => /starting: .* in /.test(l));
+    const log = (): string[] => logFiles(userData).map((f) => fs.readFileSync(f, 'utf8')).join('\n').split('\n');
+    const startedIn = (name: string) => log().some((l) => l.includes(`[${name}] starting:`) && l.endsWith(` in ${path.join(root, name)}`));
     for (const name of Object.keys(folders)) {
-        check(started.some((l) => l.includes(`[${name}] starting:`) && l.endsWith(` in ${path.join(root, name)}`)),
-            `a server of its own for ${name}, in its folder (the extension's log)`);
+        check(startedIn(name), `a server of its own for ${name}, in its folder (the extension's log)`);
     }
     await page.screenshot({ path: path.join(ARTIFACTS, 'multi-root.png') });
+
+    // The folders change while VS Code runs (the workspace file edited): large leaves, extra (a T4) comes.
+    fs.mkdirSync(path.join(root, 'extra'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'extra', 'mlp_extra.py'), source);
+    writeJson(path.join(root, 'extra', '.vscode/settings.json'), { ...settings, 'vramlint.gpu': 'T4' });
+    writeJson(file, { folders: [{ path: 'small' }, { path: 'extra' }] });
+    step('two.code-workspace: folder large removed, folder extra added');
+    await until('the server of large to stop', async () => log().some((l) => l.includes('[large] stopping the server')));
+    check(true, 'the removed folder\'s server stops');
+    await openFile(page, 'mlp_extra.py');
+    const lens = await until('the code lens of MLP in extra', async () =>
+        (await lenses(page)).find((l) => l.includes('131.4K params · training peak') && l.includes('/ ')));
+    check(lens.includes('/ 14.58 GiB') && startedIn('extra'), `the added folder's server, with its settings (vramlint.gpu T4): "${lens}"`);
 }
 
 async function main(): Promise<void> {
