@@ -147,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "report":
             cmd.add_argument("--format", choices=["text", "json"], default="text",
                              help="text: the per-layer table (default); json: the document of docs/json.md with "
-                                  "the model's layers")
+                                  "the model's layers and memory timeline")
+            cmd.add_argument("--html", metavar="FILE", help="also write the report as one self-contained HTML file "
+                             "with the memory timeline (- : to standard output, instead of the text)")
     return p
 
 
@@ -343,12 +345,17 @@ def _one_model(args: argparse.Namespace) -> tuple[FileAnalysis, ModelResult, Set
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from vramlint.cli.report_html import report_timeline, with_timeline, write_html
     from vramlint.render.report import report
 
-    result, model, _ = _one_model(args)
+    result, model, settings = _one_model(args)
+    timeline = report_timeline(args.path, model, settings) if args.html or args.format == "json" else None
+    if args.html:
+        write_html(args.html, args.path, model, timeline)
     if args.format == "json":
-        print(json.dumps(json_output.document([replace(result, models=[model])], layers=True), indent=2))
-    else:
+        doc = json_output.document([replace(result, models=[model])], layers=True)
+        print(json.dumps(with_timeline(doc, timeline), indent=2))
+    elif args.html != "-":
         print(report(args.path, model))
     return 0 if model.memory is None or fits(model) else 1
 

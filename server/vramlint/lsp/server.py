@@ -35,6 +35,7 @@ from vramlint.lsp import (
     index,
     inlay_hints,
     progress,
+    report_html,
     status,
     transport,
 )
@@ -333,6 +334,13 @@ async def show_report(ls: VramlintServer, *args: Any) -> str:
     text: str = await asyncio.get_running_loop().run_in_executor(
         None, lambda: ls.guard("report", lambda: report(path, model, width=120), ""))
     return text
+
+
+@server.command(report_html.REPORT_HTML)
+async def on_report_html(ls: VramlintServer, *args: Any) -> str:
+    """The model's HTML report with its memory timeline (`vramlint report --html`), for the
+    report webview. Arguments: the document's URI and the model's name (as showReport's)."""
+    return await report_html.report_html(ls.docs, ls.guard, args)
 
 
 def main(tcp: str | None = None) -> int:

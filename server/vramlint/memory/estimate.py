@@ -20,6 +20,7 @@ from vramlint.memory.generation import GenerationMemory
 from vramlint.memory.optimizers import OPTIMIZERS
 from vramlint.memory.reserved import Workload, largest_batch, reserved_need
 from vramlint.memory.reserved import run as run_allocator
+from vramlint.memory.series import ReplaySource
 from vramlint.memory.tape import Storage, Tape
 from vramlint.memory.timeline import (
     GRAD,
@@ -191,6 +192,9 @@ class MemoryEstimate:
     # Training on several GPUs (memory/distributed.py): every byte figure above is then one GPU's
     # (rank 0's), and this says the plan, the communication buffers and what is offloaded to the host.
     distributed: DistributedMemory | None = None
+    # What the runs were simulated from, for a report's timeline (memory/series.py `timeline_of`):
+    # a reference kept, nothing recorded; dropped when the estimate is pickled.
+    replay: ReplaySource | None = field(default=None, repr=False, compare=False)
 
     @property
     def kv_cache(self) -> int | None:
@@ -303,6 +307,13 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
     infer_work = Workload(work.setup, [device.blas_workspace] if uses_blas else [], [], [], high_infer.events, [])
     infer_free = run_allocator(infer_work, config=setup.allocator)
     cpu_peak = run.peak - workspace_train
+    held_grads = share.gradients if share is not None else 0
+    fixed = {"weights": base - state - inputs - workspace_train - held_grads - (schedule.communication if schedule else 0),
+             "optimizer_state": state, "batch": inputs, "workspaces": workspace_train, "gradients": held_grads}
+    infer_fixed = {"weights": infer_base - inputs - workspace_infer - comm_setup, "batch": inputs,
+                   "workspaces": workspace_infer, "collectives": comm_setup}
+    replay = ReplaySource(tape, base, step_temp, outputs, schedule, infer_base, fixed, infer_fixed, work, infer_work,
+                          setup.allocator)
     if share is not None:
         notes.extend(share.notes)
     distributed = _distributed(setup, share, run, one_gpu_tape, param_infos, buffers, inputs, workspace_train,
@@ -324,6 +335,7 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         host_peak_cpu_training=HOST_RUNTIME_CPU + cpu_peak,
         layers=[LayerMemory(p, b, tuple(layer_ops[p])) for p, b in layers.items()], hotspots=per_op[:5],
         unmodelled_ops=dict(tape.unmodelled), notes=notes, train_range=train_range, inference_range=infer_range,
+        replay=replay,
     )
 
 

@@ -47,6 +47,23 @@ class Phase:
 
 
 @dataclass
+class Mark:
+    """One sample of a recorded run (`simulate_training(..., recorder=[])`): what was allocated at
+    an op's high point (its outputs and temporaries allocated), for the memory timeline of a
+    report (memory/series.py). Recorded only when asked for: the estimate needs only the peak."""
+
+    phase: str
+    index: int  # the op's index on the tape (-1: none, the start or the optimizer's step)
+    op: str
+    module: str
+    total: int  # allocated bytes at that moment
+    gradients: int  # of `total`, parameter gradients (Phase.gradients)
+    kept: int  # of `total`, tensors kept for backward (Phase.kept)
+    communication: int  # of `total`, collectives' buffers
+    events: int  # how many of the run's allocation events had happened (for the allocator's replay)
+
+
+@dataclass
 class TrainingRun:
     peak: int
     peak_at: Phase
@@ -116,19 +133,22 @@ class Schedule:
 
 
 def simulate_training(tape: Tape, base: int, optimizer_temp: int, output_sids: set[int],
-                      schedule: Schedule | None = None) -> TrainingRun:
+                      schedule: Schedule | None = None, recorder: list[Mark] | None = None) -> TrainingRun:
     """`base`: bytes allocated when the iteration starts (weights, buffers, optimizer state, the
     batch, workspaces). `output_sids`: storages of the forward's result (alive until the loss).
     The phases of the module docstring, in order: forward (the loss included), backward, the
-    optimizer's step. `schedule`: what a parallel plan adds (one GPU's share of several)."""
+    optimizer's step. `schedule`: what a parallel plan adds (one GPU's share of several);
+    `recorder`: a list that receives a `Mark` at every op (None, the estimate's case: nothing kept)."""
     storages = tape.storages
     transient = {s.sid for s in storages if s.kind in ("activation", "extra", "intermediate", "cast")}
     keepers = _keepers(tape, transient)
     mem = _Memory(live=base, peak=base, peak_at=Phase("forward", "", "", base),
                   size={s.sid: rounded(s.nbytes) for s in storages}, samples=[("start", base)],
-                  schedule=schedule or Schedule())
+                  schedule=schedule or Schedule(), recorder=recorder)
     mem.comm_live = mem.comm_max = mem.schedule.communication
     mem.peak_at.communication = mem.comm_live
+    if recorder is not None:
+        recorder.append(Mark("start", -1, "", "", base, 0, 0, mem.comm_live, 0))
     _forward(tape, mem, _forward_releases(_last_uses(tape, output_sids), transient, keepers), transient, keepers)
     after_forward = mem.live
     forward_events = len(mem.events)
@@ -162,11 +182,16 @@ class _Memory:
     comm_max: int = 0
     extra: dict[int, tuple[int, bool]] = field(default_factory=dict)  # a schedule's allocations: key -> (bytes, comm)
     kept_grads: dict[int, int] = field(default_factory=dict)  # sharded gradients: key -> bytes
+    recorder: list[Mark] | None = None
 
     def bump(self, phase: str, op: Op | None, extra: int = 0, comm: int = 0) -> None:
         """A new peak if `live` (plus `extra` bytes of temporaries, `comm` of them a collective's)
         is above the last one."""
         self.comm_max = max(self.comm_max, self.comm_live + comm)
+        if self.recorder is not None:
+            self.recorder.append(Mark(phase, op.index if op else -1, op.name if op else "", op.module if op else "",
+                                      self.live + extra, self.grads_live, self.kept_live, self.comm_live + comm,
+                                      len(self.events)))
         if self.live + extra > self.peak:
             self.peak = self.live + extra
             self.peak_at = Phase(phase, op.name if op else "", op.module if op else "", self.peak,
@@ -372,10 +397,12 @@ def _gradients_of(op: Op, tape: Tape, mem: _Memory, grads: dict[int, int], param
 
 
 
-def simulate_inference(tape: Tape, base: int, output_sids: set[int], schedule: Schedule | None = None) -> InferenceRun:
+def simulate_inference(tape: Tape, base: int, output_sids: set[int], schedule: Schedule | None = None,
+                       recorder: list[Mark] | None = None) -> InferenceRun:
     """A `no_grad` forward in eval mode: no tensor is kept for backward, dropout is the identity,
     max-pool makes no indices; every tensor dies after its last use. `schedule`: a parallel
-    plan's forward steps (FSDP gathers each unit's parameters in inference too)."""
+    plan's forward steps (FSDP gathers each unit's parameters in inference too); `recorder`: as
+    simulate_training's (a parallel plan's buffers count as transient there)."""
     storages = tape.storages
     alias: dict[int, int] = {}
     for op in tape.ops:
@@ -392,6 +419,8 @@ def simulate_inference(tape: Tape, base: int, output_sids: set[int], schedule: S
     alive: set[int] = set()
     events: list[Event] = []
     steps = _InferenceSteps(schedule) if schedule is not None else None
+    if recorder is not None:
+        recorder.append(Mark("start", -1, "", "", base, 0, 0, 0, 0))
     for op in tape.ops[:tape.forward_end]:  # inference has no loss
         if steps is not None:
             live = steps.run(steps.schedule.forward_before.get(op.index, []), live, events)
@@ -410,6 +439,9 @@ def simulate_inference(tape: Tape, base: int, output_sids: set[int], schedule: S
         events += [(s, rounded(storages[s].nbytes)) for s in between] + [(s, FREE) for s in between]
         if steps is not None and live + steps.transient > peak:
             peak, peak_at = live + steps.transient, Phase("forward", op.name, op.module, live + steps.transient)
+        if recorder is not None:
+            high = live + max(inner, steps.transient if steps is not None else 0)
+            recorder.append(Mark("forward", op.index, op.name, op.module, high, 0, 0, 0, len(events)))
         for sid in release_at.get(op.index, ()):
             if sid in alive:
                 alive.discard(sid)
