@@ -15,7 +15,7 @@
  * or positions on screen. One exception: inlay hints have no role or name (a screen reader never
  * sees them), so they are read from the editor's rendered lines.
  *
- *   npm run e2e [-- --vsix FILE] [--screenshot docs/images/vscode.png] [--python PATH] [--bundled]
+ *   npm run e2e [-- --vsix FILE] [--screenshot docs/images/vscode.png] [--report-screenshot FILE] [--python PATH] [--bundled]
  *
  * The server runs from the repository's .venv (`vramlint.interpreter` in the workspace settings);
  * with --bundled (and the .vsix of `npm run package:bundled`), from the libraries bundled in the
@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Frame, type Page } from 'playwright-core';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CODE_SERVER = path.join(ROOT, '.e2e/code-server/node_modules/code-server/out/node/entry.js');
@@ -41,6 +41,7 @@ function option(name: string, fallback: string): string {
 const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const VSIX = option('--vsix', path.join(ROOT, `vramlint-${version}.vsix`));
 const SCREENSHOT = option('--screenshot', path.join(ARTIFACTS, 'editor.png'));
+const REPORT_SCREENSHOT = option('--report-screenshot', path.join(ARTIFACTS, 'report.png'));
 const BUNDLED = process.argv.includes('--bundled');
 const PYTHON = option('--python', BUNDLED ? '/usr/bin/python3' : path.join(ROOT, '.venv/bin/python'));
 
@@ -132,12 +133,12 @@ function logFiles(userData: string): string[] {
     return found.stdout.split('\n').filter((f) => f);
 }
 
-/** The text of the report webview's element `selector` (in the webview's iframe) that holds `marker`. */
-async function reportText(page: Page, selector: string, marker: string): Promise<string | undefined> {
+/** The report webview's page (the frame inside its iframe) whose text holds `marker`. */
+async function reportFrame(page: Page, marker: string): Promise<Frame | undefined> {
     for (const frame of page.frames()) {
-        const text = await frame.locator(selector).first().textContent({ timeout: 500 }).catch(() => null);
-        if (text?.includes(marker)) {
-            return text;
+        const text = await frame.locator('body').textContent({ timeout: 500 }).catch(() => null);
+        if (text?.includes(marker) && await frame.locator('svg#training-chart').count() === 1) {
+            return frame;
         }
     }
     return undefined;
@@ -352,22 +353,36 @@ async function main(): Promise<void> {
         // The code lens of the class (the cursor's line: Show CodeLens Commands for Current Line) opens the per-layer report.
         await runCommand(page, 'Show CodeLens Commands for Current Line');
         await page.getByRole('option', { name: /^131\.4K params · training peak/ }).click({ timeout: 10_000 });
-        const report = await until('the report webview of MLP', () => reportText(page!, '#report', 'MLP (class'), 30_000);
-        check(/head\s+\| Linear\s+\| \[256, 10\]/.test(report) && report.includes('training peak'), 'the code lens opens the per-layer report');
+        // The server's HTML report: the memory timeline's chart (inline SVG) and the per-layer table.
+        const report = await until('the report webview of MLP', () => reportFrame(page!, 'headLinear[256, 10]'), 30_000);
+        check(await report.locator('svg#training-chart').isVisible(), 'the code lens opens the report: the training memory timeline (an svg) is drawn');
+        const peakLabel = (await report.locator('#training-peak-label').textContent()) ?? '';
+        check(/^peak 67\.5 MiB/.test(peakLabel), `its peak label gives the training peak: "${peakLabel}"`);
         check(await page.getByRole('tab', { name: /^vramlint: MLP/ }).count() === 1, 'in a tab "vramlint: MLP"');
+        // Under the webview's policy the page's own style and script (with the nonce) apply: its table sorts.
+        check(await report.locator('svg.chart').first().evaluate((e) => getComputedStyle(e).display === 'block'), 'the page\'s style element applies');
+        await page.screenshot({ path: REPORT_SCREENSHOT });
+        step(`screenshot: ${path.relative(ROOT, REPORT_SCREENSHOT)}`);
+        await report.getByRole('button', { name: 'parameters' }).click();
+        await until('the table sorted by parameters', async () =>
+            (await report.locator('th[aria-sort=ascending]').textContent({ timeout: 500 }))?.includes('parameters'));
+        check(true, 'the page\'s script runs: a click sorts the layer table');
+        await runCommand(page, 'View: Focus First Editor Group'); // back from the webview's click to mlp.py
 
         // An edit of the model (n_out 10 -> 100) refreshes the open report in place; undone, it comes back.
         const nOut = positionOf(source, 'def __init__', 'n_out: int = 10');
         await goTo(page, { line: nOut.line, column: nOut.column + 'n_out: int = 10'.length });
         await page.keyboard.type('0');
         step('n_out: int = 100 typed in the editor');
-        const edited = await until('the report to follow the edit', () => reportText(page!, '#report', '[256, 100]'), 30_000);
-        check(/head\s+\| Linear\s+\| \[256, 100\]/.test(edited), 'the report follows the edit (head: [256, 100])');
+        const edited = await until('the report to follow the edit', () => reportFrame(page!, 'headLinear[256, 100]'), 30_000);
+        check(true, 'the report follows the edit (head: [256, 100])');
+        // The page is replaced in the same webview, which keeps where the reader had scrolled to (the sorted table).
+        check(await edited.evaluate(() => window.scrollY > 0), 'the page stays scrolled where it was');
         check(await page.getByRole('tab', { name: /^vramlint: MLP/ }).count() === 1, 'in the same tab, no new panel');
         check(await page.getByRole('code').getByRole('textbox', { name: 'mlp.py' }).evaluate((e) => e === document.activeElement),
             'the editor keeps the focus');
         await page.keyboard.press('Control+z');
-        await until('the report to follow the undo', async () => /\| \[256, 10\]/.test((await reportText(page!, '#report', 'MLP (class')) ?? ''), 30_000);
+        await until('the report to follow the undo', () => reportFrame(page!, 'headLinear[256, 10]'), 30_000);
         check(true, 'the undo refreshes it back (head: [256, 10])');
 
         // A budget the model exceeds and a layer limit: VL001 and VL101 in the Problems panel, the code lens says so.

@@ -59,7 +59,11 @@ export function webviewPage(html: string, nonce: string, cspSource: string): str
     const meta = `<meta http-equiv="Content-Security-Policy" content="${policy};">`;
     // Every opening <script> and <style> tag (SVG's <style> included) that has no nonce of its own.
     const tagged = html.replace(/<(script|style)\b(?![^>]*\snonce=)/gi, (_whole, tag: string) => `<${tag} nonce="${nonce}"`);
-    // The policy first in <head>, before anything it governs.
+    return withPolicy(tagged, meta);
+}
+
+/** The policy first in <head>, before anything it governs. */
+function withPolicy(tagged: string, meta: string): string {
     if (/<head\b[^>]*>/i.test(tagged)) {
         return tagged.replace(/<head\b[^>]*>/i, (head) => `${head}\n${meta}`);
     }
