@@ -162,10 +162,10 @@ async function goTo(page: Page, at: { line: number; column: number }): Promise<v
         page.getByRole('button', { name: `Ln ${at.line}, Col ${at.column}` }).isVisible());
 }
 
-/** Opens a file of the workspace by name (Go to File...) and waits for its editor. */
-async function openFile(page: Page, name: string): Promise<void> {
+/** Opens a file by its name in the workspace, or its path (Go to File...), and waits for its editor. */
+async function openFile(page: Page, query: string, name = query): Promise<void> {
     await runCommand(page, 'Go to File...');
-    await page.keyboard.type(name);
+    await page.keyboard.type(query);
     await page.getByRole('option', { name: new RegExp(`^${escapeRegExp(name)}`) }).first().click({ timeout: 10_000 });
     await page.getByRole('code').getByRole('textbox', { name }).waitFor({ timeout: 10_000 });
 }
@@ -185,7 +185,9 @@ async function multiRoot(page: Page, port: number, tmp: string, source: string, 
         writeJson(path.join(root, name, '.vscode/settings.json'), { ...settings, 'vramlint.gpu': gpu });
     }
     const file = path.join(root, 'two.code-workspace');
-    writeJson(file, { folders: Object.keys(folders).map((name) => ({ path: name })) });
+    // The workspace's own settings (an L4) serve the files outside both folders.
+    const workspaceSettings = { ...settings, 'vramlint.gpu': 'L4' };
+    writeJson(file, { folders: Object.keys(folders).map((name) => ({ path: name })), settings: workspaceSettings });
     // The workbench is up once the explorer shows the first folder (a load that came up empty is tried again).
     await until('the multi-root workspace in the explorer', async () => {
         await page.goto(`http://127.0.0.1:${port}/?workspace=${encodeURIComponent(file)}`);
@@ -211,11 +213,29 @@ async function multiRoot(page: Page, port: number, tmp: string, source: string, 
     }
     await page.screenshot({ path: path.join(ARTIFACTS, 'multi-root.png') });
 
+    // A file outside both folders (opened by its path): the default server, with the workspace's settings;
+    // it serves only that file, so the folders' files keep one code lens per model, their folder's.
+    const outside = path.join(root, 'outside', 'mlp_outside.py');
+    fs.mkdirSync(path.dirname(outside), { recursive: true });
+    fs.writeFileSync(outside, source);
+    await openFile(page, outside, 'mlp_outside.py');
+    const outsideLens = await until('the code lens of MLP outside the folders', async () =>
+        (await lenses(page)).find((l) => l.includes('131.4K params · training peak') && l.includes('/ ')));
+    check(outsideLens.includes('/ 21.96 GiB') && log().some((l) => l.includes('[outside the folders] starting:')),
+        `a file outside the folders: the default server, the workspace's vramlint.gpu L4: "${outsideLens}"`);
+    await openFile(page, 'mlp_small.py');
+    const smallLenses = await until('the code lenses of mlp_small.py', async () => {
+        const found = (await lenses(page)).filter((l) => l.includes('training peak'));
+        return found.length >= 3 ? found : undefined;
+    });
+    check(smallLenses.length === 3 && smallLenses.every((l) => l.includes('/ 512.0 MiB')),
+        `the default server leaves the folders' files alone: ${smallLenses.length} code lenses in mlp_small.py, all its folder's`);
+
     // The folders change while VS Code runs (the workspace file edited): large leaves, extra (a T4) comes.
     fs.mkdirSync(path.join(root, 'extra'), { recursive: true });
     fs.writeFileSync(path.join(root, 'extra', 'mlp_extra.py'), source);
     writeJson(path.join(root, 'extra', '.vscode/settings.json'), { ...settings, 'vramlint.gpu': 'T4' });
-    writeJson(file, { folders: [{ path: 'small' }, { path: 'extra' }] });
+    writeJson(file, { folders: [{ path: 'small' }, { path: 'extra' }], settings: workspaceSettings });
     step('two.code-workspace: folder large removed, folder extra added');
     await until('the server of large to stop', async () => log().some((l) => l.includes('[large] stopping the server')));
     check(true, 'the removed folder\'s server stops');

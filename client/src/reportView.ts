@@ -18,6 +18,8 @@ export interface ReportSource {
     /** undefined when no server serves the document (yet). */
     execute(uri: string, command: string, args: unknown[]): Promise<unknown>;
     supports(uri: string, command: string): boolean;
+    /** Whether the server of the document runs. */
+    serves(uri: string): boolean;
 }
 
 interface Shown {
@@ -43,6 +45,10 @@ export class ReportView {
     async show(args: unknown[]): Promise<string | undefined> {
         const target = reportTarget(args) ?? this.atCursor();
         if (target === undefined) {
+            return undefined;
+        }
+        if (!this.source.serves(target.uri)) {
+            void window.showWarningMessage('vramlint: the language server of this file is not running (vramlint: Show Logs).');
             return undefined;
         }
         const key = `${target.uri}#${target.model}`;

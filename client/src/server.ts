@@ -85,6 +85,10 @@ export class Server implements Disposable {
         return this.client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args });
     }
 
+    isRunning(): boolean {
+        return this.client?.isRunning() ?? false;
+    }
+
     /** Whether the running server declares a command (an older one may lack a newer command). */
     supports(command: string): boolean {
         return this.client?.initializeResult?.capabilities.executeCommandProvider?.commands.includes(command) ?? false;

@@ -91,6 +91,10 @@ export class Servers implements Disposable, ReportSource {
         return this.servers.get(serverKey(Uri.parse(uri)))?.supports(command) ?? false;
     }
 
+    serves(uri: string): boolean {
+        return this.servers.get(serverKey(Uri.parse(uri)))?.isRunning() ?? false;
+    }
+
     private ensure(doc: TextDocument): Promise<void> {
         if (doc.languageId !== 'python' || doc.uri.scheme !== 'file') {
             return Promise.resolve();
