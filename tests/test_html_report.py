@@ -4,14 +4,18 @@ the analysed code, fetching nothing, whose chart carries the estimate's peaks; a
 
 from __future__ import annotations
 
+import html
 import json
+import pickle
 import re
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
 from tests.test_cli import vramlint
-from vramlint.analysis.api import analyze_source
+from vramlint.analysis.api import analyze_file, analyze_source
+from vramlint.analysis.results import FileAnalysis, detached
+from vramlint.lsp.report_html import _timeline
 from vramlint.memory.series import timeline_of
 from vramlint.render.html_report import MAX_COLUMNS, columns, html_report
 from vramlint.render.units import fmt_bytes
@@ -128,3 +132,35 @@ def test_report_writes_the_html_and_json_carries_the_timeline(tmp_path: Path) ->
     assert f'data-bytes="{memory["bytes"]["train_peak"]}"' in page
     r = vramlint("report", str(MLP), "--model", "model", "--html", "-", "--no-cache")
     assert r.returncode == 0 and r.stdout.startswith("<!DOCTYPE html>") and "training peak" not in r.stdout[:200]
+    r = vramlint("report", str(MLP), "--model", "model", "--html", str(tmp_path / "no" / "such" / "r.html"),
+                 "--cache-dir", str(cache))
+    assert r.returncode == 2 and f"{tmp_path / 'no' / 'such' / 'r.html'}: cannot write the HTML report" in r.stderr
+
+
+def test_a_model_without_an_estimate_gets_a_page_that_says_why() -> None:
+    fa = analyze_file(str(MLP), Settings(memory=True))
+    (m,) = [m for m in fa.models if m.name == "MLP"]  # the class: nothing says its inputs
+    assert m.memory is None and m.memory_unknowns
+    page = html_report(str(MLP), m, None)
+    assert "<svg" not in page and "No memory estimate" in page
+    assert html.escape(m.memory_unknowns[0].reason, quote=True) in page
+    assert 'id="layers"' in page  # the per-layer table still
+
+
+def test_the_editor_analyses_again_only_for_a_result_read_from_the_cache(tmp_path: Path) -> None:
+    fa = analyze_source(str(tmp_path / "m.py"), HOSTILE, Settings(memory=True))
+    (m,) = [m for m in fa.models if m.name == "model"]
+    assert m.memory is not None
+    calls: list[int] = []
+
+    def analyse() -> FileAnalysis:
+        calls.append(1)
+        return fa
+
+    found = _timeline(m, analyse)
+    assert found is not None and found.training.peak_bytes == m.memory.train_peak and not calls
+    back = pickle.loads(pickle.dumps(detached(fa)))  # as the cache gives it back: no replay source
+    (cached,) = [x for x in back.models if x.name == "model"]
+    assert cached.memory is not None and cached.memory.replay is None
+    found = _timeline(cached, analyse)
+    assert found is not None and found.training.peak_bytes == m.memory.train_peak and calls == [1]

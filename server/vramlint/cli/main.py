@@ -147,9 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "report":
             cmd.add_argument("--format", choices=["text", "json"], default="text",
                              help="text: the per-layer table (default); json: the document of docs/json.md with "
-                                  "the model's layers and memory timeline")
+                                  "the model's layers")
             cmd.add_argument("--html", metavar="FILE", help="also write the report as one self-contained HTML file "
-                             "with the memory timeline (- : to standard output, instead of the text)")
+                             "with the memory timeline (-: to standard output, instead of the text)")
     return p
 
 

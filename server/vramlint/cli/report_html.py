@@ -25,15 +25,20 @@ def report_timeline(path: str, model: ModelResult, settings: Settings) -> Timeli
 
 
 def write_html(target: str, path: str, model: ModelResult, timeline: Timeline | None) -> None:
-    """Write the report to `target` ("-": standard output)."""
+    """Write the report to `target` ("-": standard output); a target that cannot be written is a
+    usage error (exit 2), named."""
+    from vramlint.cli.main import UsageError
     from vramlint.render.html_report import html_report
 
     page = html_report(path, model, timeline)
     if target == "-":
         sys.stdout.write(page)
         return
-    with open(target, "w", encoding="utf-8") as f:
-        f.write(page)
+    try:
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(page)
+    except OSError as err:
+        raise UsageError(f"{target}: cannot write the HTML report: {err.strerror or err}") from None
     print(f"wrote {os.path.abspath(target)}", file=sys.stderr)
 
 

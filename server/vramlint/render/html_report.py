@@ -24,7 +24,7 @@ from vramlint.memory.series import CATEGORIES, LABELS, Sample, Series, Timeline
 from vramlint.render.distributed import per_gpu, plan_details, plan_of
 from vramlint.render.report import table_rows
 from vramlint.render.setup import setup_rows
-from vramlint.render.units import fmt_bytes
+from vramlint.render.units import fmt_bytes, fmt_range
 
 WIDTH, HEIGHT = 960, 380  # the chart's viewBox
 LEFT, RIGHT, TOP, BOTTOM = 78, 16, 34, 44  # its margins (axis labels, phase names)
@@ -89,8 +89,8 @@ def _verdict(m: ModelResult, e: MemoryEstimate) -> str:
     gpu = " per GPU" if e.distributed else ""
     return (f"<p class=\"verdict {'ok' if ok else 'bad'}\"><strong>{_e(what)}</strong> on the {_e(e.device)} "
             f"({_e(fmt_bytes(e.device_memory))}): needs {_e(fmt_bytes(need))}{gpu} with the CUDA context. "
-            f"Training peak {_e(fmt_bytes(e.train_peak))} ({_e(e.train_peak_phase)}), inference peak "
-            f"{_e(fmt_bytes(e.inference_peak))}.</p>")
+            f"Training peak {_e(fmt_bytes(e.train_peak))}{_e(fmt_range(e.train_range))} ({_e(e.train_peak_phase)}), "
+            f"inference peak {_e(fmt_bytes(e.inference_peak))}{_e(fmt_range(e.inference_range))}.</p>")
 
 
 # ---------------------------------------------------------------------------------------------- chart
@@ -133,7 +133,7 @@ def _chart(series: Series, tl: Timeline, name: str) -> str:
     parts = [f"<svg class=\"chart\" id=\"{name}-chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" "
              f"aria-label=\"{_e(name)} memory timeline\">"]
     parts += _phases([samples[i] for i in shown], scale)
-    parts += _axes(scale, shown)
+    parts += _axes(scale, len(samples))
     parts += _areas([samples[i] for i in shown], scale, name)
     if reserved:
         pts = " ".join(f"{scale.x(c):.1f},{scale.y(samples[i].reserved or 0):.1f}" for c, i in enumerate(shown))
@@ -178,7 +178,8 @@ def _divisions(top: int) -> int:
     return 5
 
 
-def _axes(scale: _Scale, shown: list[int]) -> list[str]:
+def _axes(scale: _Scale, samples: int) -> list[str]:
+    """The y axis in binary units with its grid, the x axis numbered by sample (op) index."""
     out = [f"<line class=\"axis\" x1=\"{LEFT}\" y1=\"{scale.y(0):.1f}\" x2=\"{WIDTH - RIGHT}\" y2=\"{scale.y(0):.1f}\"/>",
            f"<line class=\"axis\" x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{scale.y(0):.1f}\"/>"]
     n = _divisions(scale.top)
@@ -189,9 +190,9 @@ def _axes(scale: _Scale, shown: list[int]) -> list[str]:
         out.append(f"<text class=\"tick\" x=\"{LEFT - 6}\" y=\"{y + 4:.1f}\" text-anchor=\"end\">"
                    f"{_e(fmt_bytes(b) if b else '0')}</text>")
     for k in range(5):
-        c = round((len(shown) - 1) * k / 4)
+        c = (scale.n - 1) * k / 4
         out.append(f"<text class=\"tick\" x=\"{scale.x(c):.1f}\" y=\"{scale.y(0) + 16:.1f}\" "
-                   f"text-anchor=\"middle\">{shown[c] if shown else 0}</text>")
+                   f"text-anchor=\"middle\">{round((samples - 1) * k / 4)}</text>")
     out.append(f"<text class=\"axis-label\" x=\"{LEFT}\" y=\"{HEIGHT - 6}\" "
                "text-anchor=\"start\">ops in the order they run (sample index)</text>")
     return out
@@ -357,7 +358,7 @@ COLOURS = {"weights": "#4e79a7", "optimizer_state": "#f28e2b", "batch": "#76b7b2
 def _css() -> str:
     cats = "".join(f".cat-{c}{{fill:{v};background:{v}}}" for c, v in COLOURS.items())
     depths = "".join(f".d{d}{{padding-left:{0.3 + 1.1 * d:.1f}em}}" for d in range(MAX_DEPTH_CLASS + 1))
-    return BASE_CSS + cats + depths
+    return BASE_CSS + cats + depths + _dark_css()
 
 
 BASE_CSS = (
@@ -384,12 +385,25 @@ BASE_CSS = (
     "th button{font:inherit;font-weight:600;border:0;background:none;padding:0;cursor:pointer;color:inherit}"
     "th[aria-sort=ascending] button::after{content:' \\25B2'}th[aria-sort=descending] button::after{content:' \\25BC'}"
     ".source{color:#57606a}table.layers{width:100%}"
-    "@media (prefers-color-scheme:dark){body{color:#e6edf3;background:#0d1117}.sub,figcaption,.source{color:#8d96a0}"
-    ".phase{fill:#161b22}.phase.odd{fill:#1c2129}.tick,.axis-label,.phase-label{fill:#8d96a0}"
-    ".peak-label{fill:#e6edf3;stroke:#0d1117}.peak circle{fill:#e6edf3}.peak-line{stroke:#e6edf3}"
-    ".reserved{stroke:#e6edf3}.verdict.ok{background:#12361f}.verdict.bad{background:#4a1519}"
-    "td,th{border-color:#30363d}.grid{stroke:#30363d}}"
 )
+
+# Dark colours: for a browser in dark mode, and for VS Code's dark themes (its webview's body class).
+DARK = (("body", "color:#e6edf3;background:#0d1117"), (".sub,figcaption,.source", "color:#8d96a0"),
+        (".phase", "fill:#161b22"), (".phase.odd", "fill:#1c2129"), (".tick,.axis-label,.phase-label", "fill:#8d96a0"),
+        (".peak-label", "fill:#e6edf3;stroke:#0d1117"), (".peak circle", "fill:#e6edf3"), (".peak-line", "stroke:#e6edf3"),
+        (".reserved", "stroke:#e6edf3"), (".verdict.ok", "background:#12361f"), (".verdict.bad", "background:#4a1519"),
+        ("td,th", "border-color:#30363d"), (".grid", "stroke:#30363d"))
+
+
+def _dark_css() -> str:
+    def under(prefix: str) -> str:
+        out = []
+        for selectors, rule in DARK:
+            parts = [(prefix or "body") if s == "body" else f"{prefix} {s}".strip() for s in selectors.split(",")]
+            out.append(f"{','.join(parts)}{{{rule}}}")
+        return "".join(out)
+
+    return "@media (prefers-color-scheme:dark){" + under("") + "}" + under("body.vscode-dark")
 
 # Sorts a table by the column whose header was clicked (again: the other way round); "#" restores
 # the table's order. Each cell carries its sort key in data-sort.
