@@ -243,6 +243,15 @@ async function multiRoot(page: Page, port: number, tmp: string, source: string, 
     const lens = await until('the code lens of MLP in extra', async () =>
         (await lenses(page)).find((l) => l.includes('131.4K params · training peak') && l.includes('/ ')));
     check(lens.includes('/ 14.58 GiB') && startedIn('extra'), `the added folder's server, with its settings (vramlint.gpu T4): "${lens}"`);
+
+    // vramlint: Restart Server restarts every server: each stops, and starts again for its open files.
+    const count = (what: string) => log().filter((l) => l.includes(what)).length;
+    const before = ['small', 'extra', 'outside the folders'].map((n) => count(`[${n}] starting:`));
+    await runCommand(page, 'vramlint: Restart Server');
+    step('vramlint: Restart Server');
+    await until('every server to start again', async () =>
+        ['small', 'extra', 'outside the folders'].every((n, i) => count(`[${n}] starting:`) > before[i]));
+    check(true, 'the servers of small, extra and the files outside the folders restart');
 }
 
 async function main(): Promise<void> {
