@@ -30,7 +30,7 @@ case "$PLATFORM" in
 esac
 VERSION=$(node -p 'require("./package.json").version')
 OUT="vramlint-$TARGET-py$PY-$VERSION.vsix"
-npx vsce package --no-dependencies --skip-license --allow-missing-repository --readme-path client/README.md \
+npx vsce package --no-dependencies --readme-path client/README.md \
     --target "$TARGET" --out "$OUT"
 rm -rf bundled
 echo "package-bundled: $OUT (Python $PY, $PLATFORM)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,55 @@ def test_cli_gpu_help_names_every_known_card_and_the_default() -> None:
     assert names == [d.name for d in DEVICES.values()]
     default = device_named(DEFAULTS["device"])
     assert default is not None and f"{default.name} (default)" in (action.help or "")
+
+
+# ---------------------------------------------------------------- the .vsix as the marketplace shows it
+
+MANIFEST: dict[str, Any] = json.loads((ROOT / "package.json").read_text())
+REPOSITORY = "https://github.com/vramlint/vramlint"
+
+
+def test_the_icon_is_the_drawn_128px_png() -> None:
+    """tools/make_icon.py draws it; the committed file is what it draws (edit the script, not the PNG)."""
+    import struct
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import make_icon
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    icon = ROOT / MANIFEST["icon"]
+    data = icon.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert struct.unpack(">II", data[16:24]) == (128, 128)  # the marketplace's minimum
+    assert data == make_icon.png(), "run python tools/make_icon.py"
+
+
+def test_the_marketplace_metadata() -> None:
+    assert MANIFEST["repository"] == {"type": "git", "url": f"{REPOSITORY}.git"}
+    assert MANIFEST["homepage"].startswith(REPOSITORY) and MANIFEST["bugs"]["url"] == f"{REPOSITORY}/issues"
+    assert set(MANIFEST["galleryBanner"]) == {"color", "theme"}
+    assert {"pytorch", "gpu", "vram"} <= set(MANIFEST["keywords"]) and len(MANIFEST["keywords"]) <= 30
+    # With a repository and a license, vsce needs neither escape hatch.
+    packaging = MANIFEST["scripts"]["package"] + (ROOT / "client" / "package-bundled.sh").read_text()
+    assert "--allow-missing-repository" not in packaging and "--skip-license" not in packaging
+
+
+def test_the_vsix_carries_the_icon_the_changelog_and_the_license() -> None:
+    """.vscodeignore excludes everything else: these must be let through (the e2e finds them in the installed extension)."""
+    allowed = {line[1:] for line in (ROOT / ".vscodeignore").read_text().splitlines() if line.startswith("!")}
+    assert {MANIFEST["icon"], "CHANGELOG.md", "LICENSE", "dist/extension.js", "package.json"} <= allowed
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_the_changelog_has_this_version_and_the_unreleased_changes() -> None:
+    """Keep a Changelog: [Unreleased] first, then each version with its date, and the links."""
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    versions = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d{2}-\d{2}))?$", changelog, re.M)
+    assert versions[0] == ("Unreleased", "")
+    assert (MANIFEST["version"], versions[1][1]) == versions[1] and versions[1][1]
+    for name, _ in versions:
+        assert re.search(rf"^\[{re.escape(name)}\]: {REPOSITORY}/", changelog, re.M), name
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'version = "{MANIFEST["version"]}"' in pyproject  # one version for the package and the extension

@@ -15,7 +15,7 @@
  * or positions on screen. One exception: inlay hints have no role or name (a screen reader never
  * sees them), so they are read from the editor's rendered lines.
  *
- *   npm run e2e [-- --vsix FILE] [--screenshot docs/images/vscode.png] [--python PATH] [--bundled]
+ *   npm run e2e [-- --vsix FILE] [--screenshot docs/images/vscode.png] [--report-screenshot FILE] [--python PATH] [--bundled]
  *
  * The server runs from the repository's .venv (`vramlint.interpreter` in the workspace settings);
  * with --bundled (and the .vsix of `npm run package:bundled`), from the libraries bundled in the
@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Frame, type Page } from 'playwright-core';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CODE_SERVER = path.join(ROOT, '.e2e/code-server/node_modules/code-server/out/node/entry.js');
@@ -41,6 +41,7 @@ function option(name: string, fallback: string): string {
 const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const VSIX = option('--vsix', path.join(ROOT, `vramlint-${version}.vsix`));
 const SCREENSHOT = option('--screenshot', path.join(ARTIFACTS, 'editor.png'));
+const REPORT_SCREENSHOT = option('--report-screenshot', path.join(ARTIFACTS, 'report.png'));
 const BUNDLED = process.argv.includes('--bundled');
 const PYTHON = option('--python', BUNDLED ? '/usr/bin/python3' : path.join(ROOT, '.venv/bin/python'));
 
@@ -132,6 +133,17 @@ function logFiles(userData: string): string[] {
     return found.stdout.split('\n').filter((f) => f);
 }
 
+/** The report webview's page (the frame inside its iframe) whose text holds `marker`. */
+async function reportFrame(page: Page, marker: string): Promise<Frame | undefined> {
+    for (const frame of page.frames()) {
+        const text = await frame.locator('body').textContent({ timeout: 500 }).catch(() => null);
+        if (text?.includes(marker) && await frame.locator('svg#training-chart').count() === 1) {
+            return frame;
+        }
+    }
+    return undefined;
+}
+
 /** Runs a command from the command palette by its title, as a keyboard user does. */
 async function runCommand(page: Page, title: string): Promise<void> {
     await page.keyboard.press('F1');
@@ -148,6 +160,98 @@ async function goTo(page: Page, at: { line: number; column: number }): Promise<v
     await page.keyboard.press('Enter');
     await until(`the cursor at line ${at.line}`, async () =>
         page.getByRole('button', { name: `Ln ${at.line}, Col ${at.column}` }).isVisible());
+}
+
+/** Opens a file by its name in the workspace, or its path (Go to File...), and waits for its editor. */
+async function openFile(page: Page, query: string, name = query): Promise<void> {
+    await runCommand(page, 'Go to File...');
+    await page.keyboard.type(query);
+    await page.getByRole('option', { name: new RegExp(`^${escapeRegExp(name)}`) }).first().click({ timeout: 10_000 });
+    await page.getByRole('code').getByRole('textbox', { name }).waitFor({ timeout: 10_000 });
+}
+
+/**
+ * A multi-root workspace of two folders holding the same model, whose folder settings
+ * (`.vscode/settings.json`) give different GPUs: each folder has its own server, with its settings,
+ * so the model does not fit in one and fits in the other; the language status item follows.
+ */
+async function multiRoot(page: Page, port: number, tmp: string, source: string, settings: Record<string, unknown>,
+                         userData: string): Promise<void> {
+    const root = path.join(tmp, 'multi');
+    const folders = { small: { gpu: '0.5GiB', budget: '512.0 MiB (does NOT fit)' }, large: { gpu: 'H100-80GB', budget: '79.19 GiB' } };
+    for (const [name, { gpu }] of Object.entries(folders)) {
+        fs.mkdirSync(path.join(root, name), { recursive: true });
+        fs.writeFileSync(path.join(root, name, `mlp_${name}.py`), source);
+        writeJson(path.join(root, name, '.vscode/settings.json'), { ...settings, 'vramlint.gpu': gpu });
+    }
+    const file = path.join(root, 'two.code-workspace');
+    // The workspace's own settings (an L4) serve the files outside both folders.
+    const workspaceSettings = { ...settings, 'vramlint.gpu': 'L4' };
+    writeJson(file, { folders: Object.keys(folders).map((name) => ({ path: name })), settings: workspaceSettings });
+    // The workbench is up once the explorer shows the first folder (a load that came up empty is tried again).
+    await until('the multi-root workspace in the explorer', async () => {
+        await page.goto(`http://127.0.0.1:${port}/?workspace=${encodeURIComponent(file)}`);
+        await page.getByRole('application').waitFor({ timeout: 30_000 });
+        return page.getByRole('tree', { name: 'Files Explorer' }).getByRole('treeitem', { name: 'small' }).first()
+            .waitFor({ timeout: 15_000 }).then(() => true);
+    }, 90_000);
+    step(`the multi-root workspace ${path.basename(file)} (folders ${Object.keys(folders).join(', ')}) is up`);
+    for (const [name, { budget }] of Object.entries(folders)) {
+        await openFile(page, `mlp_${name}.py`);
+        const lens = await until(`the code lens of MLP in ${name}`, async () =>
+            (await lenses(page)).find((l) => l.includes('131.4K params · training peak') && l.includes('/ ')));
+        check(lens.includes(`/ ${budget}`), `${name}/mlp_${name}.py, vramlint.gpu ${folders[name as keyof typeof folders].gpu} in its folder: "${lens}"`);
+        await page.getByRole('button', { name: new RegExp(`^Editor Language Status: .*MLP: device total [\\d.]+ MiB / ${escapeRegExp(budget)}`) })
+            .or(page.getByRole('button', { name: new RegExp(`^Editor Language Status: .*model: device total [\\d.]+ MiB / ${escapeRegExp(budget)}`) }))
+            .first().waitFor({ timeout: 10_000 });
+        check(true, `the language status item gives ${name}'s budget (${budget})`);
+    }
+    const log = (): string[] => logFiles(userData).map((f) => fs.readFileSync(f, 'utf8')).join('\n').split('\n');
+    const startedIn = (name: string) => log().some((l) => l.includes(`[${name}] starting:`) && l.endsWith(` in ${path.join(root, name)}`));
+    for (const name of Object.keys(folders)) {
+        check(startedIn(name), `a server of its own for ${name}, in its folder (the extension's log)`);
+    }
+    await page.screenshot({ path: path.join(ARTIFACTS, 'multi-root.png') });
+
+    // A file outside both folders (opened by its path): the default server, with the workspace's settings;
+    // it serves only that file, so the folders' files keep one code lens per model, their folder's.
+    const outside = path.join(root, 'outside', 'mlp_outside.py');
+    fs.mkdirSync(path.dirname(outside), { recursive: true });
+    fs.writeFileSync(outside, source);
+    await openFile(page, outside, 'mlp_outside.py');
+    const outsideLens = await until('the code lens of MLP outside the folders', async () =>
+        (await lenses(page)).find((l) => l.includes('131.4K params · training peak') && l.includes('/ ')));
+    check(outsideLens.includes('/ 21.96 GiB') && log().some((l) => l.includes('[outside the folders] starting:')),
+        `a file outside the folders: the default server, the workspace's vramlint.gpu L4: "${outsideLens}"`);
+    await openFile(page, 'mlp_small.py');
+    const smallLenses = await until('the code lenses of mlp_small.py', async () => {
+        const found = (await lenses(page)).filter((l) => l.includes('training peak'));
+        return found.length >= 3 ? found : undefined;
+    });
+    check(smallLenses.length === 3 && smallLenses.every((l) => l.includes('/ 512.0 MiB')),
+        `the default server leaves the folders' files alone: ${smallLenses.length} code lenses in mlp_small.py, all its folder's`);
+
+    // The folders change while VS Code runs (the workspace file edited): large leaves, extra (a T4) comes.
+    fs.mkdirSync(path.join(root, 'extra'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'extra', 'mlp_extra.py'), source);
+    writeJson(path.join(root, 'extra', '.vscode/settings.json'), { ...settings, 'vramlint.gpu': 'T4' });
+    writeJson(file, { folders: [{ path: 'small' }, { path: 'extra' }], settings: workspaceSettings });
+    step('two.code-workspace: folder large removed, folder extra added');
+    await until('the server of large to stop', async () => log().some((l) => l.includes('[large] stopping the server')));
+    check(true, 'the removed folder\'s server stops');
+    await openFile(page, 'mlp_extra.py');
+    const lens = await until('the code lens of MLP in extra', async () =>
+        (await lenses(page)).find((l) => l.includes('131.4K params · training peak') && l.includes('/ ')));
+    check(lens.includes('/ 14.58 GiB') && startedIn('extra'), `the added folder's server, with its settings (vramlint.gpu T4): "${lens}"`);
+
+    // vramlint: Restart Server restarts every server: each stops, and starts again for its open files.
+    const count = (what: string) => log().filter((l) => l.includes(what)).length;
+    const before = ['small', 'extra', 'outside the folders'].map((n) => count(`[${n}] starting:`));
+    await runCommand(page, 'vramlint: Restart Server');
+    step('vramlint: Restart Server');
+    await until('every server to start again', async () =>
+        ['small', 'extra', 'outside the folders'].every((n, i) => count(`[${n}] starting:`) > before[i]));
+    check(true, 'the servers of small, extra and the files outside the folders restart');
 }
 
 async function main(): Promise<void> {
@@ -200,6 +304,9 @@ async function main(): Promise<void> {
         throw new Failure(`code-server --install-extension failed (${install.status}):\n${install.stdout}\n${install.stderr}`);
     }
     check(fs.readdirSync(extensions).some((d) => d.startsWith(`vramlint.vramlint-${version}`)), `the extension is installed (${fs.readdirSync(extensions).filter((d) => !d.endsWith('.json')).join(', ')})`);
+    const installed = path.join(extensions, fs.readdirSync(extensions).find((d) => d.startsWith(`vramlint.vramlint-${version}`)) ?? '');
+    const carried = ['client/images/icon.png', 'changelog.md', 'LICENSE.txt', 'readme.md'].filter((f) => fs.existsSync(path.join(installed, f)));
+    check(carried.length === 4, `the .vsix carries the icon, the changelog, the license and the readme (${carried.join(', ')})`);
 
     const port = await freePort();
     const log = fs.openSync(path.join(ARTIFACTS, 'code-server.log'), 'w');
@@ -275,17 +382,37 @@ async function main(): Promise<void> {
         // The code lens of the class (the cursor's line: Show CodeLens Commands for Current Line) opens the per-layer report.
         await runCommand(page, 'Show CodeLens Commands for Current Line');
         await page.getByRole('option', { name: /^131\.4K params · training peak/ }).click({ timeout: 10_000 });
-        const report = await until('the report webview of MLP', async () => {
-            for (const frame of page!.frames()) {
-                const text = await frame.locator('#report').textContent({ timeout: 500 }).catch(() => null);
-                if (text?.includes('MLP (class')) {
-                    return text;
-                }
-            }
-            return undefined;
-        }, 30_000);
-        check(/head\s+\| Linear\s+\| \[256, 10\]/.test(report) && report.includes('training peak'), 'the code lens opens the per-layer report');
+        // The server's HTML report: the memory timeline's chart (inline SVG) and the per-layer table.
+        const report = await until('the report webview of MLP', () => reportFrame(page!, 'headLinear[256, 10]'), 30_000);
+        check(await report.locator('svg#training-chart').isVisible(), 'the code lens opens the report: the training memory timeline (an svg) is drawn');
+        const peakLabel = (await report.locator('#training-peak-label').textContent()) ?? '';
+        check(/^peak 67\.5 MiB/.test(peakLabel), `its peak label gives the training peak: "${peakLabel}"`);
         check(await page.getByRole('tab', { name: /^vramlint: MLP/ }).count() === 1, 'in a tab "vramlint: MLP"');
+        // Under the webview's policy the page's own style and script (with the nonce) apply: its table sorts.
+        check(await report.locator('svg.chart').first().evaluate((e) => getComputedStyle(e).display === 'block'), 'the page\'s style element applies');
+        await page.screenshot({ path: REPORT_SCREENSHOT });
+        step(`screenshot: ${path.relative(ROOT, REPORT_SCREENSHOT)}`);
+        await report.getByRole('button', { name: 'parameters' }).click();
+        await until('the table sorted by parameters', async () =>
+            (await report.locator('th[aria-sort=ascending]').textContent({ timeout: 500 }))?.includes('parameters'));
+        check(true, 'the page\'s script runs: a click sorts the layer table');
+        await runCommand(page, 'View: Focus First Editor Group'); // back from the webview's click to mlp.py
+
+        // An edit of the model (n_out 10 -> 100) refreshes the open report in place; undone, it comes back.
+        const nOut = positionOf(source, 'def __init__', 'n_out: int = 10');
+        await goTo(page, { line: nOut.line, column: nOut.column + 'n_out: int = 10'.length });
+        await page.keyboard.type('0');
+        step('n_out: int = 100 typed in the editor');
+        const edited = await until('the report to follow the edit', () => reportFrame(page!, 'headLinear[256, 100]'), 30_000);
+        check(true, 'the report follows the edit (head: [256, 100])');
+        // The page is replaced in the same webview, which keeps where the reader had scrolled to (the sorted table).
+        check(await edited.evaluate(() => window.scrollY > 0), 'the page stays scrolled where it was');
+        check(await page.getByRole('tab', { name: /^vramlint: MLP/ }).count() === 1, 'in the same tab, no new panel');
+        check(await page.getByRole('code').getByRole('textbox', { name: 'mlp.py' }).evaluate((e) => e === document.activeElement),
+            'the editor keeps the focus');
+        await page.keyboard.press('Control+z');
+        await until('the report to follow the undo', () => reportFrame(page!, 'headLinear[256, 10]'), 30_000);
+        check(true, 'the undo refreshes it back (head: [256, 10])');
 
         // A budget the model exceeds and a layer limit: VL001 and VL101 in the Problems panel, the code lens says so.
         writeJson(workspaceSettings, { ...settings, 'vramlint.gpu': '0.5GiB', 'vramlint.maxLayerParams': 50_000 });
@@ -317,6 +444,13 @@ async function main(): Promise<void> {
         check(/MLP: device total [\d.]+ MiB \/ 512\.0 MiB \(does NOT fit\)/.test(languageStatus), `language status item: "${languageStatus.slice(0, 160)}"`);
         await page.screenshot({ path: path.join(ARTIFACTS, 'language-status.png') });
         await page.keyboard.press('Escape');
+        // The cursor moved to another model of the file: the item names it.
+        await goTo(page, positionOf(source, 'def make_mlp', 'make_mlp'));
+        await page.getByRole('button', { name: /^Editor Language Status: .*make_mlp: device total [\d.]+ MiB \/ 512\.0 MiB/ }).waitFor({ timeout: 10_000 });
+        check(true, 'the cursor on make_mlp: the item names make_mlp');
+        await goTo(page, positionOf(source, 'model = nn.Sequential', 'model'));
+        await page.getByRole('button', { name: /^Editor Language Status: .*\bmodel: device total/ }).waitFor({ timeout: 10_000 });
+        check(true, 'the cursor on the Sequential above: the item names model');
 
         const extensionLog = logFiles(userData).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
         check(extensionLog.includes(`interpreter: ${PYTHON} (from vramlint.interpreter); import strategy: ${settings['vramlint.importStrategy']}`),
@@ -337,6 +471,9 @@ async function main(): Promise<void> {
             check(message.includes(`with: ${bare} -m pip install /path/to/vramlint`), `the message gives the install command ("${message.slice(message.indexOf('vramlint is not')).slice(0, 100)}...")`);
             check(await toast.getByRole('button', { name: 'Install in Terminal' }).count() === 1, 'with a button that runs it in a terminal');
             await page.screenshot({ path: path.join(ARTIFACTS, 'not-installed.png') });
+        }
+        if (!BUNDLED) {
+            await multiRoot(page, port, tmp, source, settings, userData);
         }
         step('passed');
     } catch (err) {

@@ -1,32 +1,24 @@
-/** vramlint in VS Code: the language client of `vramlint lsp`, its log, its status item, its commands. */
-import { commands, window, workspace, type ExtensionContext } from 'vscode';
+/** vramlint in VS Code: the language clients of `vramlint lsp` (one per workspace folder), its log, its status item, its commands. */
+import { commands, window, type ExtensionContext } from 'vscode';
 import { onSelectedInterpreterChange } from './python';
-import { Server } from './server';
+import { serverKey, Servers } from './servers';
 import { StatusItem } from './statusItem';
 
-let server: Server | undefined;
+let servers: Servers | undefined;
 
 export async function activate(context: ExtensionContext): Promise<void> {
     const log = window.createOutputChannel('vramlint', { log: true });
-    const status = new StatusItem();
-    server = new Server(context, log, status);
-    const s = server;
+    const status = new StatusItem(serverKey);
+    servers = new Servers(context, log, status);
+    const s = servers;
     context.subscriptions.push(
-        log, status, s,
-        commands.registerCommand('vramlint.restart', () => s.restart()),
+        log, status, s, ...s.register(),
         commands.registerCommand('vramlint.showLogs', () => log.show()),
-        workspace.onDidChangeConfiguration((e) => s.onConfigurationChange(e)),
-        await onSelectedInterpreterChange(() => {
-            if (workspace.getConfiguration('vramlint', workspace.workspaceFolders?.[0]?.uri).get<string[]>('interpreter', []).length === 0) {
-                log.info('the interpreter selected in the Python extension changed: restarting the server');
-                void s.restart();
-            }
-        }, log),
+        await onSelectedInterpreterChange((folder) => s.onSelectedInterpreterChange(folder), log),
     );
-    // The server's commands (vramlint.showReport) exist once it has started.
     await s.start();
 }
 
 export async function deactivate(): Promise<void> {
-    await server?.stop();
+    await servers?.stop();
 }

@@ -3,7 +3,7 @@
  * (`@vscode/python-extension`), when that extension is installed: it is not a dependency.
  */
 import { PythonExtension } from '@vscode/python-extension';
-import { Disposable, extensions, type LogOutputChannel, type Uri } from 'vscode';
+import { Disposable, extensions, type LogOutputChannel, type Uri, type WorkspaceFolder } from 'vscode';
 
 const PYTHON_EXTENSION = 'ms-python.python';
 
@@ -36,8 +36,10 @@ export async function selectedInterpreter(resource: Uri | undefined, log: LogOut
     }
 }
 
-/** Calls `listener` when the interpreter selected in the Python extension changes. */
-export async function onSelectedInterpreterChange(listener: () => void, log: LogOutputChannel): Promise<Disposable> {
+/** Calls `listener` when the interpreter selected in the Python extension changes, with the folder it changed for (undefined: all). */
+export async function onSelectedInterpreterChange(listener: (folder: WorkspaceFolder | undefined) => void,
+                                                  log: LogOutputChannel): Promise<Disposable> {
     const python = await api(log);
-    return python === undefined ? new Disposable(() => undefined) : python.environments.onDidChangeActiveEnvironmentPath(listener);
+    return python === undefined ? new Disposable(() => undefined)
+        : python.environments.onDidChangeActiveEnvironmentPath((e) => listener(e.resource));
 }

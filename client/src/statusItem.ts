@@ -1,8 +1,9 @@
 /**
  * The language status item: the active editor's model (the one at the cursor) with its training
- * memory against the GPU, from the server's `vramlint/status` notifications.
+ * memory against the GPU, from the `vramlint/status` notifications of the server that serves the
+ * document (one per workspace folder: a folder whose server does not run says so, the others not).
  */
-import { Disposable, LanguageStatusSeverity, languages, window, type LanguageStatusItem, type TextEditor } from 'vscode';
+import { Disposable, LanguageStatusSeverity, languages, Uri, window, type LanguageStatusItem, type TextEditor } from 'vscode';
 import { SHOW_REPORT } from './report';
 import { statusView, type FileStatus, type ModelStatus, type Severity } from './status';
 
@@ -16,9 +17,12 @@ export class StatusItem implements Disposable {
     private readonly item: LanguageStatusItem;
     private readonly files = new Map<string, FileStatus>();
     private readonly disposables: Disposable[] = [];
-    private problem: string | undefined;
+    /** Why a server is not running, by server (servers.ts's keys). */
+    private readonly problems = new Map<string, string>();
+    private readonly busy = new Set<string>();
 
-    constructor() {
+    /** `owner`: the key of the server that serves a document. */
+    constructor(private readonly owner: (uri: Uri) => string) {
         this.item = languages.createLanguageStatusItem('vramlint.status', { language: 'python' });
         this.item.name = 'vramlint';
         this.disposables.push(
@@ -39,29 +43,41 @@ export class StatusItem implements Disposable {
         return this.files.get(uri)?.models ?? [];
     }
 
-    starting(): void {
-        this.problem = undefined;
-        this.item.busy = true;
+    starting(server: string): void {
+        this.problems.delete(server);
+        this.busy.add(server);
         this.render();
     }
 
-    started(): void {
-        this.item.busy = false;
+    started(server: string): void {
+        this.busy.delete(server);
         this.render();
     }
 
-    /** The server is not running: say why, until it starts again. */
-    failed(message: string): void {
-        this.problem = message;
-        this.item.busy = false;
-        this.files.clear();
+    /** A server is not running: say why on its documents, until it starts again. */
+    failed(server: string, message: string): void {
+        this.problems.set(server, message);
+        this.busy.delete(server);
+        this.forget(server);
+    }
+
+    /** A server stopped for good (its folder left the workspace): its documents' figures go. */
+    forget(server: string): void {
+        for (const [uri, status] of this.files) {
+            if (this.owner(Uri.parse(uri)) === server) {
+                this.files.delete(status.uri);
+            }
+        }
         this.render();
     }
 
     private render(editor: TextEditor | undefined = window.activeTextEditor): void {
-        if (this.problem !== undefined) {
+        const server = editor ? this.owner(editor.document.uri) : undefined;
+        const problem = server !== undefined ? this.problems.get(server) : undefined;
+        this.item.busy = server !== undefined && this.busy.has(server);
+        if (problem !== undefined) {
             this.item.text = 'vramlint: not running';
-            this.item.detail = this.problem;
+            this.item.detail = problem;
             this.item.severity = LanguageStatusSeverity.Error;
             this.item.command = { title: 'Show Logs', command: 'vramlint.showLogs' };
             return;
