@@ -448,9 +448,13 @@ async function main(): Promise<void> {
         await goTo(page, positionOf(source, 'def make_mlp', 'make_mlp'));
         await page.getByRole('button', { name: /^Editor Language Status: .*make_mlp: device total [\d.]+ MiB \/ 512\.0 MiB/ }).waitFor({ timeout: 10_000 });
         check(true, 'the cursor on make_mlp: the item names make_mlp');
+        // The status bar item of its own, visible without a click, names it too.
+        await page.getByRole('button', { name: /^vramlint make_mlp: device total [\d.]+ MiB \/ 512\.0 MiB/ }).waitFor({ timeout: 10_000 });
+        check(true, 'the status bar item names make_mlp');
         await goTo(page, positionOf(source, 'model = nn.Sequential', 'model'));
         await page.getByRole('button', { name: /^Editor Language Status: .*\bmodel: device total/ }).waitFor({ timeout: 10_000 });
-        check(true, 'the cursor on the Sequential above: the item names model');
+        await page.getByRole('button', { name: /^vramlint model: device total/ }).waitFor({ timeout: 10_000 });
+        check(true, 'the cursor on the Sequential above: the items name model');
 
         const extensionLog = logFiles(userData).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
         check(extensionLog.includes(`interpreter: ${PYTHON} (from vramlint.interpreter); import strategy: ${settings['vramlint.importStrategy']}`),

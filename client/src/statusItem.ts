@@ -2,8 +2,14 @@
  * The language status item: the active editor's model (the one at the cursor) with its training
  * memory against the GPU, from the `vramlint/status` notifications of the server that serves the
  * document (one per workspace folder: a folder whose server does not run says so, the others not).
+ * A language status item's text shows only in the `{}` hover (or pinned), so the model at the
+ * cursor is also a status bar item of its own, shown while the cursor is in a file with a model
+ * (a click opens its report; the status bar's context menu hides it, as any item).
  */
-import { Disposable, LanguageStatusSeverity, languages, Uri, window, type LanguageStatusItem, type TextEditor } from 'vscode';
+import {
+    Disposable, LanguageStatusSeverity, languages, StatusBarAlignment, ThemeColor, Uri, window,
+    type LanguageStatusItem, type StatusBarItem, type TextEditor,
+} from 'vscode';
 import { SHOW_REPORT } from './report';
 import { statusView, type FileStatus, type ModelStatus, type Severity } from './status';
 
@@ -15,6 +21,7 @@ const SEVERITY: Record<Severity, LanguageStatusSeverity> = {
 
 export class StatusItem implements Disposable {
     private readonly item: LanguageStatusItem;
+    private readonly bar: StatusBarItem;
     private readonly files = new Map<string, FileStatus>();
     private readonly disposables: Disposable[] = [];
     /** Why a server is not running, by server (servers.ts's keys). */
@@ -25,8 +32,11 @@ export class StatusItem implements Disposable {
     constructor(private readonly owner: (uri: Uri) => string) {
         this.item = languages.createLanguageStatusItem('vramlint.status', { language: 'python' });
         this.item.name = 'vramlint';
+        this.bar = window.createStatusBarItem('vramlint.model', StatusBarAlignment.Right, 100);
+        this.bar.name = 'vramlint: the model at the cursor';
         this.disposables.push(
             this.item,
+            this.bar,
             window.onDidChangeActiveTextEditor(() => this.render()),
             window.onDidChangeTextEditorSelection((e) => e.textEditor === window.activeTextEditor && this.render()),
         );
@@ -80,6 +90,7 @@ export class StatusItem implements Disposable {
             this.item.detail = problem;
             this.item.severity = LanguageStatusSeverity.Error;
             this.item.command = { title: 'Show Logs', command: 'vramlint.showLogs' };
+            this.bar.hide();
             return;
         }
         const status = editor ? this.files.get(editor.document.uri.toString()) : undefined;
@@ -88,6 +99,16 @@ export class StatusItem implements Disposable {
         this.item.detail = view.detail;
         this.item.severity = SEVERITY[view.severity];
         this.item.command = view.model ? { title: 'Report', command: SHOW_REPORT } : undefined;
+        if (view.model === undefined) {
+            this.bar.hide();
+            return;
+        }
+        this.bar.text = `$(chip) ${view.text}`;
+        this.bar.tooltip = `vramlint: ${view.detail}`;
+        this.bar.accessibilityInformation = { label: `vramlint ${view.text}`, role: 'button' };
+        this.bar.command = { title: 'Show Memory Report', command: SHOW_REPORT };
+        this.bar.backgroundColor = view.severity === 'information' ? undefined : new ThemeColor('statusBarItem.warningBackground');
+        this.bar.show();
     }
 
     dispose(): void {
