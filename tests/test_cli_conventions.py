@@ -67,6 +67,14 @@ def test_text_is_full_and_format_is_an_alias(project: Path, outputs: dict[str, A
     assert json.loads(old.stdout)["files"] == json.loads(outputs["json"].stdout)["files"]
 
 
+def test_report_takes_output_format_too(project: Path) -> None:
+    """`report` (and `diff`: tests/test_diff.py) take ruff's option name as check does."""
+    new = vramlint("report", "vgg.py", "--model", "model", "--output-format", "json", cwd=project)
+    old = vramlint("report", "vgg.py", "--model", "model", "--format", "json", cwd=project)
+    assert new.returncode == old.returncode == 0, new.stderr
+    assert json.loads(new.stdout)["files"] == json.loads(old.stdout)["files"]
+
+
 def test_concise(outputs: dict[str, Any]) -> None:
     lines = outputs["concise"].stdout.splitlines()
     assert lines[-1] == "2 errors, 1 warning, 1 info"

@@ -138,6 +138,8 @@ def test_uncommitted_changes_against_head_in_text_and_markdown(repo: Path) -> No
     row = next(line for line in md if line.startswith("| `model.py:15` | model | changed |"))
     assert f"{net_params(128):,} → {net_params(96):,}" in row and row.endswith("| ✓ |")
     assert "<details><summary>Layers of model (model.py) that changed</summary>" in md
+    # ruff's option name, as check's: --output-format, --format its alias.
+    assert run_diff(repo, "HEAD", "--output-format", "markdown").stdout.splitlines() == md
 
 
 def test_models_added_removed_and_renamed(repo: Path) -> None:

@@ -48,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction, setup: argparse.ArgumentParser) 
                    help="a file or folder to compare (default: .); repeatable")
     p.add_argument("--all", action="store_true", dest="all_files",
                    help="compare every Python file under the paths, not only those a change can reach")
-    p.add_argument("--format", choices=["text", "json", "markdown"], default="text",
+    p.add_argument("--output-format", "--format", dest="format", choices=["text", "json", "markdown"], default="text",
                    help="text (default); json: the document of docs/ci.md; markdown: for a pull-request comment "
                         "or $GITHUB_STEP_SUMMARY")
     p.add_argument("--fail-on-increase", type=_percent, metavar="PERCENT",

@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("path", metavar="FILE")
         cmd.add_argument("--model", required=True, metavar="NAME", help="the model (class, variable or factory)")
         if name == "report":
-            cmd.add_argument("--format", choices=["text", "json"], default="text",
+            cmd.add_argument("--output-format", "--format", dest="format", choices=["text", "json"], default="text",
                              help="text: the per-layer table (default); json: the document of docs/json.md with "
                                   "the model's layers")
             cmd.add_argument("--html", metavar="FILE", help="also write the report as one self-contained HTML file "
