@@ -141,7 +141,14 @@ def eval_args(self: Evaluator, cargs: Any, scope: Scope) -> tuple[tuple[Any, ...
 
 
 def call(self: Evaluator, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    self.charge()
+    b = self.budget  # self.charge(), inline (see Evaluator.exec_stmt)
+    b.steps += 1
+    if b.steps > b.limit:
+        self.charge(0)  # raises BudgetExceeded
+    a = self.analysis
+    a.steps += 1
+    if a.steps >= a.next_check:
+        self.charge(0)
     try:
         if isinstance(func, FunctionValue):
             return self.call_function(func, args, kwargs)

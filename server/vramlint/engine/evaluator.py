@@ -240,7 +240,16 @@ class Evaluator:
             self.exec_stmt(stmt, scope)
 
     def exec_stmt(self, stmt: cst.CSTNode, scope: Scope) -> None:
-        self.charge()
+        # charge()'s counting inline (a call per statement, call and attribute was 3% of an
+        # analysis); charge(0) decides when either budget is due, with the same errors.
+        b = self.budget
+        b.steps += 1
+        if b.steps > b.limit:
+            self.charge(0)  # raises BudgetExceeded
+        a = self.analysis
+        a.steps += 1
+        if a.steps >= a.next_check:
+            self.charge(0)
         if type(stmt) is cst.SimpleStatementLine:
             for small in stmt.body:
                 self.exec_small(small, scope)

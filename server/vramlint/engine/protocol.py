@@ -115,7 +115,14 @@ class Protocol:
     # ------------------------------------------------------------------ attributes
     def getattr(self, obj: Any, name: str, default: Any = MISSING) -> Any:
         ev = self.ev
-        ev.charge()
+        b = ev.budget  # ev.charge(), inline (see Evaluator.exec_stmt)
+        b.steps += 1
+        if b.steps > b.limit:
+            ev.charge(0)  # raises BudgetExceeded
+        a = ev.analysis
+        a.steps += 1
+        if a.steps >= a.next_check:
+            ev.charge(0)
         if isinstance(obj, Unknown):
             return obj
         if isinstance(obj, Instance):
