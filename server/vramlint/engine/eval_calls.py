@@ -28,7 +28,6 @@ from vramlint.engine.values import (
     LazyBinding,
     NativeFunction,
     Partial,
-    SourceRef,
     StaticMethod,
     SubclassedDict,
     SuperValue,
@@ -95,7 +94,9 @@ def e_call(self: Evaluator, node: cst.Call, scope: Scope) -> Any:
         return {k: v for k, v in scope.vars.items() if type(v) is not LazyBinding}
     args, kwargs = self.eval_args(node.args, scope)
     prev = self.current_ref
-    self.current_ref = SourceRef(scope.module, node)
+    module = scope.module
+    ref = module.refs.get(id(node))  # (SourceModule.refs)
+    self.current_ref = ref if ref is not None else module.ref_of(node)
     try:
         return self.call(func, args, kwargs)
     finally:

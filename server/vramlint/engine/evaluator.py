@@ -266,7 +266,9 @@ class Evaluator:
             self.record(self.unknown(f"unsupported statement `{type(small).__name__}`", scope, small))
             return
         prev = self.current_ref
-        self.current_ref = SourceRef(scope.module, small)
+        module = scope.module
+        ref = module.refs.get(id(small))
+        self.current_ref = ref if ref is not None else module.ref_of(small)
         try:
             handler(small, scope)
         except UnknownValueError as err:  # e.g. `s %= (u,)`: the statement is skipped, as if undecided
