@@ -221,11 +221,14 @@ def _place(f: Finding) -> tuple[object, ...]:
     return (f.code, loc.path, loc.line, loc.column)
 
 
-def _leaves(node: ModuleNode) -> Iterator[ModuleNode]:
-    if node.params:
-        yield node
-    for c in node.children:
-        yield from _leaves(c)
+def _leaves(root: ModuleNode) -> Iterator[ModuleNode]:
+    """The modules with parameters of their own, in pre-order (on a stack, as _qualnames in analysis/models.py)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.params:
+            yield node
+        stack.extend(reversed(node.children))
 
 
 def _same_file(ref: object, m: ModelResult) -> bool:
