@@ -6,14 +6,13 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import libcst as cst
 
 from vramlint.analysis import suppressions
 from vramlint.analysis.findings import find_problems, unestimated
-from vramlint.analysis.memory import model_with_memory
-from vramlint.analysis.models import find_models
+from vramlint.analysis.models import Estimator, find_models
 from vramlint.analysis.module_level import unevaluated, unresolved_imports
 from vramlint.analysis.paths import module_name_for, search_paths
 from vramlint.analysis.results import FileAnalysis, UnknownInfo
@@ -126,6 +125,22 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
         return result
 
 
+def __getattr__(name: str) -> Any:
+    """`model_with_memory`, analysis/memory.py's estimator, imported on first use: it imports the
+    whole memory model (a twentieth of a cold process's analysis of torchvision without memory)."""
+    if name == "model_with_memory":
+        from vramlint.analysis.memory import model_with_memory
+
+        return model_with_memory
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _memory_estimator() -> Estimator:
+    """The estimator: `model_with_memory` of this module (which a test may replace), else the import's."""
+    estimator: Estimator | None = globals().get("model_with_memory")
+    return estimator if estimator is not None else __getattr__("model_with_memory")  # type: ignore[no-any-return]
+
+
 def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settings) -> FileAnalysis:
     # The script's calls of its models, wherever its code makes them (engine/script_calls.py):
     # recorded while its top level runs here, and its main block in find_models.
@@ -164,7 +179,8 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
     # Malformed `# vramlint:` directives: located warnings (the rest of the directive still applies).
     for line, message in parse_directives(source.text, path)[1]:
         result.warnings.append(UnknownInfo(message, Location(path, line, 0, line, 0)))
-    models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings, model_with_memory)
+    models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings,
+                         _memory_estimator() if settings.memory else None)
     if not models:  # "no models found" says what could not be evaluated
         result.unevaluated = unevaluated(mod, source, loader.statement_problems.get(dotted, {}))
     else:  # beside other models, a model whose file was not found still says what to provide

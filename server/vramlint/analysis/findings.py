@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vramlint.analysis.results import FileAnalysis, Finding, ModelResult, ModuleNode
 from vramlint.engine.values import SourceRef
-from vramlint.render.distributed import per_gpu
 from vramlint.render.units import fmt_bytes
+
+if TYPE_CHECKING:
+    from vramlint.memory.estimate import MemoryEstimate
 
 # An oversized layer: one layer with at least this share of all parameters (and at least
 # OVERSIZED_MIN of them), unless the setup's `max-layer-params` says otherwise.
@@ -36,6 +39,14 @@ class Rule:
     fix: str = ""  # what to do about it, in a sentence (SARIF's rule help; docs/rules.md's **Fix:**)
 
 
+def _per_gpu(e: MemoryEstimate) -> str:
+    # Imported here: render/distributed.py imports the memory model, which an analysis without
+    # memory never needs (its import was a twentieth of a cold analysis of torchvision).
+    from vramlint.render.distributed import per_gpu
+
+    return per_gpu(e)
+
+
 def _finding(rule: str, m: ModelResult, message: str, where: object = None, subject: str = "") -> Finding:
     r = RULE_BY_CODE[rule]
     return Finding(r.code, r.name, r.severity, message, m.name, where if where is not None else m.where,  # type: ignore[arg-type]
@@ -48,7 +59,7 @@ def over_budget_train(m: ModelResult) -> Iterator[Finding]:
         return
     fit = f"; the largest batch that fits: {e.max_batch}" if e.max_batch else \
         ("; not even a batch of 1 fits" if e.max_batch == 0 else "")
-    several, per = (f" {per_gpu(e)}", " per GPU") if e.distributed is not None else ("", "")
+    several, per = (f" {_per_gpu(e)}", " per GPU") if e.distributed is not None else ("", "")
     yield _finding("VL001", m, f"training {m.name} needs {fmt_bytes(e.device_total)}{several} (peak "
                    f"{fmt_bytes(e.train_peak)}, {e.train_peak_phase}, plus the CUDA context): more than the "
                    f"{e.device}'s {fmt_bytes(e.device_memory)} at batch {e.batch_size}{per}{fit}")
@@ -210,11 +221,14 @@ def _place(f: Finding) -> tuple[object, ...]:
     return (f.code, loc.path, loc.line, loc.column)
 
 
-def _leaves(node: ModuleNode) -> Iterator[ModuleNode]:
-    if node.params:
-        yield node
-    for c in node.children:
-        yield from _leaves(c)
+def _leaves(root: ModuleNode) -> Iterator[ModuleNode]:
+    """The modules with parameters of their own, in pre-order (on a stack, as _qualnames in analysis/models.py)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.params:
+            yield node
+        stack.extend(reversed(node.children))
 
 
 def _same_file(ref: object, m: ModelResult) -> bool:

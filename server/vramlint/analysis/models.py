@@ -366,10 +366,13 @@ def _mark_components(results: list[ModelResult]) -> None:
             r.used_in = sorted(built.get(r.tree.qualname, set()) - {r.name})
 
 
-def _qualnames(node: ModuleNode) -> Iterator[str]:
-    yield node.qualname
-    for c in node.children:
-        yield from _qualnames(c)
+def _qualnames(root: ModuleNode) -> Iterator[str]:
+    """Pre-order, on a stack: nested generators passed each name up through every level (187k resumptions for torchvision)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        yield node.qualname
+        stack.extend(reversed(node.children))
 
 
 def _assigned_names(small: cst.CSTNode) -> Iterator[str]:

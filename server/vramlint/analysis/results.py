@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vramlint.engine.values import Location, SourceRef
-from vramlint.memory.estimate import MemoryEstimate
 from vramlint.settings import Setup
+
+if TYPE_CHECKING:
+    from vramlint.memory.estimate import MemoryEstimate
 
 
 def _resolve(where: Location | SourceRef | None) -> Location | None:

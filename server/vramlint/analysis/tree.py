@@ -19,7 +19,13 @@ def _dims(shape: Any) -> tuple[int | None, ...] | None:
 
 def _int_shape(t: TensorValue) -> bool:
     """Whether every dimension is an int: what `_tensor_unknowns` finds nothing wrong with."""
-    return not isinstance(t.shape, Unknown) and all(isinstance(d, int) for d in t.shape)
+    shape = t.shape
+    if isinstance(shape, Unknown):
+        return False
+    for d in shape:  # (a loop, not all() over a generator: this runs for every tensor of every model)
+        if not isinstance(d, int):
+            return False
+    return True
 
 
 def _tensor_unknowns(t: Any, name: str) -> list[Unknown]:
@@ -49,9 +55,8 @@ def count_params(root: Instance) -> tuple[ParamCounts, list[Unknown]]:
     trainable: int | None = 0
     known = 0
     for name, t in named_tensors(root, "params"):
-        bad = _tensor_unknowns(t, name)
-        if bad:
-            unknowns.extend(bad)
+        if not (isinstance(t, TensorValue) and _int_shape(t)):  # (else _tensor_unknowns finds none)
+            unknowns.extend(_tensor_unknowns(t, name))
             total = trainable = None
             continue
         n = t.counted_numel()  # a 4-bit weight counts its values, as transformers and peft do
@@ -79,12 +84,20 @@ def build_tree(inst: Instance, path: str = "", seen: set[int] | None = None, out
 def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool) -> tuple[ModuleNode, dict[int, int | None]]:
     """The node and the parameters of its subtree by identity (so tied weights count once)."""
     st = state_of(inst)
+    params: list[TensorInfo] = []
+    sizes: dict[int, int | None] = {}
+    for name, t in st.params.items():  # (one loop for its rows and its sizes: this runs per module)
+        if t is not None:
+            params.append(_tensor_info(name, t))
+            n = t.numel() if isinstance(t, TensorValue) and _int_shape(t) else None
+            sizes[id(t)] = n if isinstance(n, int) else None
+    cls = inst.cls
     node = ModuleNode(
         path=path,
-        class_name=inst.cls.name,
-        qualname=f"{inst.cls.module_name}.{inst.cls.qualname}",
+        class_name=cls.name,
+        qualname=f"{cls.module_name}.{cls.qualname}",
         ref=st.ref,
-        params=[_tensor_info(n, t) for n, t in st.params.items() if t is not None],
+        params=params,
         buffers=[_tensor_info(n, t) for n, t in st.buffers.items() if t is not None],
     )
     if outputs and st.output is not MISSING:
@@ -92,11 +105,6 @@ def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool) -> tup
         node.calls = st.calls
         node.output_shapes = [shape_of(o) for o in st.call_outputs]
     seen.add(id(inst))
-    sizes: dict[int, int | None] = {}
-    for t in st.params.values():
-        if t is not None:
-            n = t.numel() if isinstance(t, TensorValue) and _int_shape(t) else None
-            sizes[id(t)] = n if isinstance(n, int) else None
     for name, child in st.modules.items():
         if is_module(child) and id(child) not in seen:
             sub, sub_sizes = _build_tree(child, f"{path}.{name}" if path else name, seen, outputs)

@@ -28,7 +28,6 @@ from vramlint.engine.values import (
     LazyBinding,
     NativeFunction,
     Partial,
-    SourceRef,
     StaticMethod,
     SubclassedDict,
     SuperValue,
@@ -95,7 +94,9 @@ def e_call(self: Evaluator, node: cst.Call, scope: Scope) -> Any:
         return {k: v for k, v in scope.vars.items() if type(v) is not LazyBinding}
     args, kwargs = self.eval_args(node.args, scope)
     prev = self.current_ref
-    self.current_ref = SourceRef(scope.module, node)
+    module = scope.module
+    ref = module.refs.get(id(node))  # (SourceModule.refs)
+    self.current_ref = ref if ref is not None else module.ref_of(node)
     try:
         return self.call(func, args, kwargs)
     finally:
@@ -141,7 +142,14 @@ def eval_args(self: Evaluator, cargs: Any, scope: Scope) -> tuple[tuple[Any, ...
 
 
 def call(self: Evaluator, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    self.charge()
+    b = self.budget  # self.charge(), inline (see Evaluator.exec_stmt)
+    b.steps += 1
+    if b.steps > b.limit:
+        self.charge(0)  # raises BudgetExceeded
+    a = self.analysis
+    a.steps += 1
+    if a.steps >= a.next_check:
+        self.charge(0)
     try:
         if isinstance(func, FunctionValue):
             return self.call_function(func, args, kwargs)

@@ -17,7 +17,7 @@ from vramlint.engine.eval_base import (
     first_unknown_of,
 )
 from vramlint.engine.signals import BudgetExceeded, Undecided
-from vramlint.engine.values import MISSING, LazyBinding, SourceRef, Unknown, Value
+from vramlint.engine.values import MISSING, LazyBinding, Unknown, Value
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -201,7 +201,9 @@ def e_attribute(self: Evaluator, node: cst.Attribute, scope: Scope) -> Any:
     if obj is MISSING:
         obj = self.eval(value, scope)
     prev = self.current_ref
-    self.current_ref = SourceRef(scope.module, node)
+    module = scope.module
+    ref = module.refs.get(id(node))  # (SourceModule.refs)
+    self.current_ref = ref if ref is not None else module.ref_of(node)
     name = node.attr.value
     try:
         return self.protocol.getattr(obj, name if name[:2] != "__" else self.attr_name(node, scope))

@@ -115,7 +115,14 @@ class Protocol:
     # ------------------------------------------------------------------ attributes
     def getattr(self, obj: Any, name: str, default: Any = MISSING) -> Any:
         ev = self.ev
-        ev.charge()
+        b = ev.budget  # ev.charge(), inline (see Evaluator.exec_stmt)
+        b.steps += 1
+        if b.steps > b.limit:
+            ev.charge(0)  # raises BudgetExceeded
+        a = ev.analysis
+        a.steps += 1
+        if a.steps >= a.next_check:
+            ev.charge(0)
         if isinstance(obj, Unknown):
             return obj
         if isinstance(obj, Instance):
@@ -654,7 +661,11 @@ class Protocol:
     # ------------------------------------------------------------------ calls
     def metaclass_of(self, cls: ClassValue) -> ClassValue | None:
         """The metaclass of analysed source a class was made with (or inherited), else None."""
-        return next((k.ns["__vramlint_metaclass__"] for k in cls.mro if "__vramlint_metaclass__" in k.ns), None)
+        for k in cls.mro:  # (a loop, not next() over a generator: every instantiation asks)
+            ns = k.ns
+            if "__vramlint_metaclass__" in ns:
+                return ns["__vramlint_metaclass__"]  # type: ignore[no-any-return]
+        return None
 
     def instantiate(self, cls: ClassValue, args: tuple[Any, ...], kwargs: dict[str, Any], meta: bool = True) -> Any:
         ev = self.ev

@@ -21,7 +21,7 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from vramlint.engine.reads import read_source_file  # noqa: F401 (where the engine's readers import it)
-from vramlint.engine.values import Location
+from vramlint.engine.values import Location, SourceRef
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,10 @@ class SourceModule:
         # Per-node facts computed once: decoded literals (libcst re-decodes them on every
         # access), whether a function body yields.
         self.node_cache: dict[cst.CSTNode, object] = {}
+        # The SourceRef of each node the evaluator ran, by id (a node's hash is a Python call): one
+        # per node, not one per evaluation (530k for torchvision). A ref holds its node, so no id is
+        # reused while it is here; per module, since a new version of a file shares nodes (incremental).
+        self.refs: dict[int, SourceRef] = {}
         self._lock = threading.Lock()
         self.pieces: Any = False  # engine/incremental.Pieces of `tree`, None if unusable, False: not computed yet
         # Expressions libcst's parser would take minutes on are replaced first (see _elide_pathological).
@@ -143,6 +147,13 @@ class SourceModule:
                            if isinstance(k, cst.CSTNode) and not isinstance(k, cst.Module) and id(k) not in gone}
         with previous._lock:  # its index may be in the making on another thread (a report's positions)
             self.owners = {k: v for k, v in previous.owners.items() if k in kept}
+
+    def ref_of(self, node: cst.CSTNode) -> SourceRef:
+        """The node's SourceRef, made once (see `refs`)."""
+        ref = self.refs.get(id(node))
+        if ref is None:
+            ref = self.refs[id(node)] = SourceRef(self, node)
+        return ref
 
     def location_of(self, node: cst.CSTNode) -> Location:
         rng: CodeRange | None = None

@@ -189,8 +189,9 @@ def named_modules(inst: Instance, prefix: str = "", memo: set[int] | None = None
             continue
         memo.add(id(m))
         yield path, m
-        children = [(f"{path}.{name}" if path else name, child)
-                    for name, child in state_of(m).modules.items() if is_module(child)]
+        children = [(f"{path}.{name}" if path else name, child)  # (is_module inline: a call per module)
+                    for name, child in state_of(m).modules.items()
+                    if isinstance(child, Instance) and isinstance(child.state, ModuleState)]
         stack.extend(reversed(children))
 
 

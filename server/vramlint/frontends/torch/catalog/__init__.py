@@ -66,6 +66,13 @@ class LayerArgs:
     """Bound constructor arguments, readable as attributes, plus helpers for rules."""
 
     def __init__(self, ev: Evaluator, spec: LayerSpec, values: dict[str, Any]) -> None:
+        # The arguments as plain attributes, so a rule's read (`args.in_channels`) is no Python call
+        # (85k reads building torchvision). A parameter named like a method (`dim`) or one of the three
+        # fields below stays readable through `values` and `__getattr__`, as before: the class wins.
+        d = self.__dict__
+        d.update(values)
+        for name in _LAYER_ARGS_OWN.intersection(values):
+            del d[name]
         self.ev = ev
         self.spec = spec
         self.values = values
@@ -102,6 +109,9 @@ class LayerArgs:
             return tuple(v)
         return (v,) * n
 
+
+# The names LayerArgs itself defines, which an argument of the same name must not hide.
+_LAYER_ARGS_OWN = frozenset({*vars(LayerArgs), "ev", "spec", "values"})
 
 CATALOG: dict[str, LayerSpec] = {}
 
