@@ -166,3 +166,17 @@ def test_quick_fix_removes_the_comment(tmp_path: Path) -> None:
     assert fix(tmp_path, "# vramlint: file-ignore[VL101]\n" + base)[1] == base
     _, kept = fix(tmp_path, base + "z = 1  # vramlint: ignore[VL101]  # why\n")
     assert kept == base + "z = 1  # why\n"
+
+
+def test_a_directive_and_a_suppression_share_a_line() -> None:
+    """A setup directive followed by a suppression (or a reason) is the directive's keys alone,
+    and a suppression followed by a directive still gives the directive: no malformed items."""
+    from vramlint.settings import parse_directives
+
+    text = ("a = 1  # vramlint: batch-size=4  # vramlint: ignore[VL301]\n"
+            "b = 2  # vramlint: ignore[VL301]  # vramlint: batch-size=8 input-shape=10\n"
+            "c = 3  # vramlint: precision=bf16  # the card has no fp32 room\n")
+    found, problems = parse_directives(text, "x.py")
+    assert problems == []
+    assert [(d.line, d.values.get("batch_size"), d.values.get("precision")) for d in found] == [
+        (1, 4, None), (2, 8, None), (3, None, "bf16")]

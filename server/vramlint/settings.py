@@ -524,7 +524,9 @@ def _string_list(table: Mapping[str, Any], key: str, path: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------------- in-file directives
-DIRECTIVE = re.compile(r"#\s*vramlint:\s*(.*)$")
+# A directive's text ends where the comment does or where another comment starts after it
+# (`# vramlint: batch-size=4  # vramlint: ignore[VL301]`, `# vramlint: batch-size=4  # a reason`).
+DIRECTIVE = re.compile(r"#\s*vramlint:\s*([^#]*)")
 SUPPRESSION = re.compile(r"(file-ignore|ignore)(?![\w-])")  # what follows `# vramlint:` in a suppression
 
 
@@ -543,13 +545,15 @@ def parse_directives(text: str, path: str) -> tuple[list[Directive], list[tuple[
     if "vramlint:" not in text:
         return found, problems
     for i, line in enumerate(text.splitlines(), 1):
-        m = DIRECTIVE.search(line)
-        if m is None or SUPPRESSION.match(m.group(1)):  # `# vramlint: ignore[...]`: analysis/suppressions.py
+        items = [item for m in DIRECTIVE.finditer(line)
+                 if not SUPPRESSION.match(m.group(1))  # `# vramlint: ignore[...]`: analysis/suppressions.py
+                 for item in m.group(1).split()]
+        if not items:
             continue
         values: dict[str, Any] = {}
         shapes: list[tuple[int, ...]] = []
         dtypes: list[str] = []
-        for item in m.group(1).split():
+        for item in items:
             key, sep, raw = item.partition("=")
             try:
                 if not sep:
