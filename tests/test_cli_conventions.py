@@ -219,8 +219,16 @@ def run_on_a_terminal(project: Path, **environ: str) -> str:
     proc = subprocess.Popen([sys.executable, "-m", "vramlint", "check", "vgg.py"], stdout=follower,
                             stderr=subprocess.DEVNULL, cwd=project, env=env(**environ))
     os.close(follower)
+    shown = read_terminal(leader, timeout=120)
+    proc.wait(timeout=60)
+    os.close(leader)
+    return shown
+
+
+def read_terminal(leader: int, timeout: float) -> str:
+    """What a child wrote to its pseudo-terminal, until it closes it (or `timeout` seconds)."""
     chunks = []
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             data = os.read(leader, 65536)
@@ -229,8 +237,6 @@ def run_on_a_terminal(project: Path, **environ: str) -> str:
         if not data:
             break
         chunks.append(data)
-    proc.wait(timeout=60)
-    os.close(leader)
     return b"".join(chunks).decode("utf-8", "replace")
 
 
@@ -287,18 +293,10 @@ def run_with_stderr_on_a_terminal(cwd: Path, *args: str) -> tuple[str, str, int]
         proc = subprocess.Popen([sys.executable, "-m", "vramlint", "check", *args], stdout=out, stderr=follower,
                                 cwd=cwd, env=env())
         os.close(follower)
-        chunks = []
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
+        shown = read_terminal(leader, timeout=300)
         rc = proc.wait(timeout=300)
     os.close(leader)
-    return (cwd / "stdout.txt").read_text(encoding="utf-8"), b"".join(chunks).decode("utf-8", "replace"), rc
+    return (cwd / "stdout.txt").read_text(encoding="utf-8"), shown, rc
 
 
 # A file whose module level takes the evaluator a second or two (a million loop iterations).
