@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.test_cli import vramlint
 from vramlint.analysis.api import analyze_file, analyze_source
 from vramlint.analysis.results import FileAnalysis, detached
-from vramlint.lsp.report_html import _timeline
+from vramlint.analysis.timeline import timeline_for
 from vramlint.memory.series import timeline_of
 from vramlint.render.html_report import MAX_COLUMNS, columns, html_report
 from vramlint.render.units import fmt_bytes
@@ -157,10 +157,10 @@ def test_the_editor_analyses_again_only_for_a_result_read_from_the_cache(tmp_pat
         calls.append(1)
         return fa
 
-    found = _timeline(m, analyse)
+    found = timeline_for(m, analyse)
     assert found is not None and found.training.peak_bytes == m.memory.train_peak and not calls
     back = pickle.loads(pickle.dumps(detached(fa)))  # as the cache gives it back: no replay source
     (cached,) = [x for x in back.models if x.name == "model"]
     assert cached.memory is not None and cached.memory.replay is None
-    found = _timeline(cached, analyse)
+    found = timeline_for(cached, analyse)
     assert found is not None and found.training.peak_bytes == m.memory.train_peak and calls == [1]

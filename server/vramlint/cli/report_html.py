@@ -7,21 +7,15 @@ import sys
 from typing import Any
 
 from vramlint.analysis.results import ModelResult
+from vramlint.analysis.timeline import timeline_for
 from vramlint.cache import analysis as cached
-from vramlint.memory.series import Timeline, timeline_of
+from vramlint.memory.series import Timeline
 from vramlint.settings import Settings
 
 
 def report_timeline(path: str, model: ModelResult, settings: Settings) -> Timeline | None:
-    """The model's memory timeline. A result read from the cache keeps no replay source (it is
-    not pickled): the file is then analysed again, without the cache, for it."""
-    if model.memory is None:
-        return None
-    found = timeline_of(model.memory)
-    if found is not None:
-        return found
-    again = next((m for m in cached.analyze_file(path, settings, None).models if m.name == model.name), None)
-    return timeline_of(again.memory) if again is not None and again.memory is not None else None
+    """The model's memory timeline (a result read from the cache: the file analysed again)."""
+    return timeline_for(model, lambda: cached.analyze_file(path, settings, None))
 
 
 def write_html(target: str, path: str, model: ModelResult, timeline: Timeline | None) -> None:

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from vramlint.analysis import api
-from vramlint.analysis.results import FileAnalysis, ModelResult
+from vramlint.analysis.timeline import replayed, timeline_for
 from vramlint.lsp.documents import Documents
-from vramlint.memory.series import Timeline, timeline_of
+from vramlint.memory.series import Timeline
 from vramlint.render.html_report import html_report, message_html
 
 REPORT_HTML = "vramlint.reportHtml"
@@ -37,28 +37,15 @@ async def report_html(docs: Documents, guard: Guard, args: tuple[Any, ...]) -> s
         return message_html(TITLE, f"No model named {name} in {doc.path}.")
     path, text, settings = doc.path, doc.text, docs.settings_for(doc.path)
     loop = asyncio.get_running_loop()
-    timeline: Timeline | None = await loop.run_in_executor(None, lambda: guard("timeline", lambda: _replayed(model), None))
+    timeline: Timeline | None = await loop.run_in_executor(None, lambda: guard("timeline", lambda: replayed(model), None))
     if timeline is None and model.memory is not None:  # a result from the cache
 
         def analysed() -> Timeline | None:
             with docs.busy(str(uri)):
-                return _timeline(model, lambda: api.analyze_source(path, text, settings))
+                return timeline_for(model, lambda: api.analyze_source(path, text, settings))
 
         timeline = await loop.run_in_executor(docs.executor, lambda: guard("timeline", analysed, None))
     page: str = await loop.run_in_executor(None, lambda: guard(
         "HTML report", lambda: html_report(path, model, timeline), message_html(TITLE, "The report failed: see the log.")))
     return page
 
-
-def _replayed(model: ModelResult) -> Timeline | None:
-    return timeline_of(model.memory) if model.memory is not None else None
-
-
-def _timeline(model: ModelResult, analyse: Callable[[], FileAnalysis]) -> Timeline | None:
-    """The model's timeline, from its replay source, else (a result read from the cache) from an
-    analysis of the same text."""
-    found = _replayed(model)
-    if found is not None or model.memory is None:
-        return found
-    again = next((m for m in analyse().models if m.name == model.name), None)
-    return _replayed(again) if again is not None else None
