@@ -13,7 +13,7 @@ from vramlint.analysis.api import analyze_source
 from vramlint.memory.allocator import FREE, Allocator, AllocatorConfig, round_size, simulate
 from vramlint.memory.estimate import MemoryEstimate
 from vramlint.memory.reserved import Workload, largest_batch, run
-from vramlint.settings import Settings
+from vramlint.settings import InputSpec, Settings
 
 KiB, MiB = 1 << 10, 1 << 20
 
@@ -265,3 +265,84 @@ def test_traces_that_do_not_pair_give_no_answer() -> None:
     other = _work(2)
     other.forward = [*other.forward, (9, MiB), (9, FREE)]  # an op the other batch does not run
     assert not _work(1).pairs(other) and largest_batch(_work(1), 1, other, 2, 400 * MiB) is None
+
+
+# ---------------------------------------------------------------------- the search's shared prefix
+CNN = """\
+import torch
+from torch import nn
+model = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+                      nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                      nn.Flatten(), nn.Linear(128, 10))
+y = model(torch.randn(64, 3, 224, 224))
+"""
+
+
+def _estimated_workloads() -> list[Workload]:
+    """The training runs the estimate replays for the bundled examples (each thousands of events,
+    with releases at the search's limits)."""
+    root = Path(__file__).resolve().parents[1] / "examples"
+    gpt = Settings(memory=True, inputs=(InputSpec((128,), "int64"),), batch_size=8)  # its sequence length
+    sources = [(root / "mlp.py", Settings(memory=True), None), (root / "gpt.py", gpt, None),
+               (root / "cnn.py", Settings(memory=True), CNN)]
+    works = []
+    for path, settings, text in sources:
+        fa = analyze_source(str(path), text if text is not None else path.read_text(), settings)
+        works += [m.memory.workload for m in fa.models if m.memory is not None and m.memory.workload is not None]
+    assert len(works) >= 3
+    return works
+
+
+@pytest.mark.parametrize("config", [AllocatorConfig(), AllocatorConfig(max_split_size=64 * MiB),
+                                    AllocatorConfig(expandable_segments=True)], ids=["default", "max_split", "expandable"])
+def test_runs_from_the_searchs_prefix_equal_runs_from_the_start(config: AllocatorConfig) -> None:
+    """`reserved_need` replays the part every limit of its search shares once (up to the first
+    request that would reserve past the search's lowest limit) and goes on from copies of that
+    state: each run's result is the whole replay's, at every limit from the lowest to beyond the
+    run without a limit, and the search's answer is the plain binary search's."""
+    from vramlint.memory import reserved
+
+    for work in _estimated_workloads():
+        free = simulate(work.events(), config=config)
+        lo = free.max_allocated // (2 * MiB) * (2 * MiB)
+        prefix = reserved.Prefix(work, lo, config)
+        results = []
+        for limit in range(lo, free.max_reserved + 4 * MiB, max(MiB, (free.max_reserved - lo) // 40)):
+            reserved._RUNS.clear()
+            results.append(run(work, limit, config, prefix))
+            assert results[-1] == simulate(work.events(), limit, config), limit
+        assert any(r.releases for r in results) and any(r.ok for r in results)  # the limits reached something
+        reserved._RUNS.clear()
+        step = max(2 * MiB, free.max_allocated // 500 // (2 * MiB) * (2 * MiB))
+        lo, hi = free.max_allocated // step * step, -(-free.max_reserved // step) * step
+        while hi - lo > step:
+            mid = (lo + hi) // 2 // step * step
+            lo, hi = (lo, mid) if simulate(work.events(), mid, config).ok else (mid, hi)
+        assert reserved.reserved_need(work, config, free) == hi
+
+
+def _state(a: Allocator) -> tuple[Any, ...]:
+    blocks = sorted((b.addr, b.size, b.allocated, b.prev.addr if b.prev else None, b.next.addr if b.next else None)
+                    for b in a._by_addr.values())
+    return (a.limit, a.reserved, a.allocated, a.max_reserved, a.max_allocated, blocks,
+            {k: b.addr for k, b in a._live.items()}, {k: list(v) for k, v in a._free.items()})
+
+
+def test_a_copied_allocator_state_is_independent() -> None:
+    """`Allocator.copy`: the same blocks, links, free lists and counters under another limit; what
+    either does later leaves the other as it was."""
+    a = Allocator()
+    for k, size in enumerate((3 * MiB, 12 * MiB, 300 * KiB, 25 * MiB, 3 * MiB)):
+        assert a.malloc(k, size)
+    a.free(1)
+    a.free(2)
+    b = a.copy(a.reserved)
+    assert _state(b)[1:] == _state(a)[1:] and b.limit == a.reserved
+    assert not any(x is y for x in b._by_addr.values() for y in a._by_addr.values())
+    before = _state(a)
+    b.free(0)
+    assert not b.malloc(9, 30 * MiB)  # no room under b's limit (nothing cached is wholly free)
+    assert _state(a) == before
+    after_b = _state(b)
+    assert a.malloc(9, 30 * MiB) and a.malloc(10, 1 * MiB)
+    assert _state(b) == after_b

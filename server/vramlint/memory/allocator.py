@@ -159,20 +159,29 @@ class Allocator:
     # ------------------------------------------------------------------ the public operations
     def malloc(self, key: int, size: int) -> bool:
         """Allocate `size` bytes under `key`; False when the allocator would raise OutOfMemoryError."""
-        size = round_size(size)
+        # The common case inline (a run replays thousands of events, and the editor's search for
+        # the least limit replays it several times per edit): round_size, get_free_block's best
+        # fit, and _take from the pool index the search found (no second bisect).
+        size = kMinBlockSize if size < kMinBlockSize else -(-size // kMinBlockSize) * kMinBlockSize
         small = size <= kSmallSize
-        block = self._get_free_block(size, small)
-        if block is None:
-            block = self._alloc_block(size, small)
-            if block is None and self.config.max_split_size != NO_LIMIT:
+        pool = self._free[small]
+        i = bisect.bisect_left(pool, (size, 0))
+        if i < len(pool) and (self.config.expandable_segments or self._fits_split_rule(size, pool[i][0])):
+            block = self._by_addr[pool[i][1]]
+            del pool[i]
+        else:
+            found = self._alloc_block(size, small)
+            if found is None and self.config.max_split_size != NO_LIMIT:
                 if self._release_available_cached_blocks(size, small):
-                    block = self._alloc_block(size, small)
-            if block is None:
+                    found = self._alloc_block(size, small)
+            if found is None:
                 self.releases += 1
                 self._release_cached_blocks()
-                block = self._alloc_block(size, small)
-            if block is None:
+                found = self._alloc_block(size, small)
+            if found is None:
                 return False
+            block = found
+            self._unlist(block)
         self._take(block, size, key)
         return True
 
@@ -182,11 +191,13 @@ class Allocator:
             return
         block.allocated = False
         self.allocated -= block.size
-        del self._by_addr[block.addr]
+        by_addr = self._by_addr
+        del by_addr[block.addr]
+        pool = self._free[block.small]  # a segment's blocks are all of its pool
         for other in (block.prev, block.next):  # try_merge_blocks
             if other is not None and not other.allocated:
-                self._unlist(other)
-                del self._by_addr[other.addr]
+                del pool[bisect.bisect_left(pool, (other.size, other.addr))]
+                del by_addr[other.addr]
                 if other is block.prev:
                     block.addr, block.prev = other.addr, other.prev
                     if other.prev is not None:
@@ -198,8 +209,30 @@ class Allocator:
                     if self._tail.get(block.small) is other:
                         self._tail[block.small] = block
                 block.size += other.size
-        self._by_addr[block.addr] = block
-        self._list(block)
+        by_addr[block.addr] = block
+        bisect.insort(pool, (block.size, block.addr))
+
+    def copy(self, limit: int) -> Allocator:
+        """This state under another limit (its blocks copied, their links kept): a run at `limit`
+        can go on from here as it would have from the start, when nothing before reached it."""
+        new = Allocator(limit, self.config, self.reserved, self.allocated, self.max_reserved, self.max_allocated,
+                        self.releases)
+        twin: dict[int, _Block] = {}
+        for b in self._by_addr.values():
+            c = _Block(b.addr, b.size, b.small, b.segment)
+            c.allocated = b.allocated
+            twin[id(b)] = c
+        for b in self._by_addr.values():
+            c = twin[id(b)]
+            c.prev = twin[id(b.prev)] if b.prev is not None else None
+            c.next = twin[id(b.next)] if b.next is not None else None
+        new._free = {small: list(pool) for small, pool in self._free.items()}
+        new._by_addr = {addr: twin[id(b)] for addr, b in self._by_addr.items()}
+        new._live = {key: twin[id(b)] for key, b in self._live.items()}
+        new._next_addr, new._segments = self._next_addr, self._segments
+        new._vend = dict(self._vend)
+        new._tail = {small: twin[id(b)] if b is not None else None for small, b in self._tail.items()}
+        return new
 
     # ------------------------------------------------------------------ the allocator's steps
     def _list(self, b: _Block) -> None:
@@ -210,20 +243,14 @@ class Allocator:
         i = bisect.bisect_left(pool, (b.size, b.addr))
         del pool[i]
 
-    def _get_free_block(self, size: int, small: bool) -> _Block | None:
-        pool = self._free[small]
-        i = bisect.bisect_left(pool, (size, 0))
-        if i == len(pool):
-            return None
-        found, addr = pool[i]
-        if self.config.expandable_segments:
-            return self._by_addr[addr]
+    def _fits_split_rule(self, size: int, found: int) -> bool:
+        """get_free_block's max_split_size rules for the best-fitting free block of `found` bytes."""
         limit = self.config.max_split_size
         if size < limit <= found:
-            return None  # do not return an oversized block for a large request
+            return False  # do not return an oversized block for a large request
         if size >= limit and found >= size + kLargeBuffer:
-            return None  # an oversized block may be rounded up, within kLargeBuffer
-        return self._by_addr[addr]
+            return False  # an oversized block may be rounded up, within kLargeBuffer
+        return True
 
     def _alloc_block(self, size: int, small: bool) -> _Block | None:
         if self.config.expandable_segments:
@@ -245,8 +272,8 @@ class Allocator:
             self.max_reserved = self.reserved
 
     def _take(self, block: _Block, size: int, key: int) -> None:
-        """alloc_found_block: split the block if `should_split`, hand out its first `size` bytes."""
-        self._unlist(block)
+        """alloc_found_block (`block` already out of its pool's free list): split the block if
+        `should_split`, hand out its first `size` bytes."""
         rest = block.size - size
         if block.small or self.config.expandable_segments:
             split = rest >= kMinBlockSize
@@ -262,7 +289,7 @@ class Allocator:
             if self._tail.get(block.small) is block:
                 self._tail[block.small] = tail
             self._by_addr[tail.addr] = tail
-            self._list(tail)
+            bisect.insort(self._free[tail.small], (rest, tail.addr))
         block.allocated = True
         self._live[key] = block
         self.allocated += block.size

@@ -21,6 +21,7 @@ from typing import Any
 from vramlint.memory.allocator import (
     FREE,
     NO_LIMIT,
+    Allocator,
     AllocatorConfig,
     Event,
     Result,
@@ -109,22 +110,90 @@ def _left_alive(events: list[Event]) -> list[int]:
     return list(alive)
 
 
-def run(work: Workload, limit: int = NO_LIMIT, config: AllocatorConfig | None = None) -> Result:
+def run(work: Workload, limit: int = NO_LIMIT, config: AllocatorConfig | None = None,
+        prefix: Prefix | None = None) -> Result:
     """The allocator's replay of `work` at `limit`. Remembered for the last runs of the process:
     an editor re-analyses a file on every edit, and most edits leave the estimated model's run as
     it was (another class, a comment), while the replays (a search of several runs for the least
     limit, `reserved_need`) are the largest part of an estimate's time. The key is the run's
-    whole content, compared exactly, so a remembered result is the replay's own."""
+    whole content, compared exactly, so a remembered result is the replay's own. `prefix` (of
+    `work`, at or below `limit`): the replay goes on from its state, with the same result."""
     key = (work.key(), limit, config)
     with _runs_lock:
         found = _RUNS.get(key)
     if found is None:
-        found = simulate(work.events(), limit, config)
+        start = prefix.state(limit) if prefix is not None else None
+        if start is None:
+            found = simulate(work.events(), limit, config)
+        else:
+            index, alloc, events = start
+            found = simulate(events[index:], limit, config, start=alloc)
+            if found.oom_at >= 0:
+                found.oom_at += index
         with _runs_lock:
             if len(_RUNS) >= _RUNS_KEPT:
                 del _RUNS[next(iter(_RUNS))]  # the oldest
             _RUNS[key] = found
     return replace(found)  # a copy: callers own their Result
+
+
+class _Reached(Exception):
+    """A request of the free run would reserve past the probe's limit."""
+
+
+class _Probe(Allocator):
+    """The run without a limit, stopped before the first request that would reserve past `limit`
+    (before anything changes: `_alloc_block` checks the limit before it reserves)."""
+
+    def _alloc_block(self, size: int, small: bool) -> Any:
+        block = super()._alloc_block(size, small)
+        if block is None:
+            raise _Reached
+        return block
+
+
+def _first_past(probe: _Probe, events: list[Event]) -> int | None:
+    """Replay `events` on `probe` until one would reserve past its limit: that event's index."""
+    malloc, free = probe.malloc, probe.free
+    for i, (key, size) in enumerate(events):
+        try:
+            if size == FREE:
+                free(key)
+            else:
+                malloc(key, size)
+        except _Reached:
+            return i
+    return None
+
+
+class Prefix:
+    """The part of a run that every limit of a search at or above `below` replays alike: up to
+    the first request that would reserve past `below`, nothing reaches the limit, so the runs
+    are the run without a limit until then (its reserved bytes only grow). Replaying it once and
+    going on from a copy of its state gives each run's own result (the search's runs diverge near
+    the peak: about a third of a training run is skipped per run). Computed on first use."""
+
+    def __init__(self, work: Workload, below: int, config: AllocatorConfig | None) -> None:
+        self.work, self.below, self.config = work, below, config
+        self._at: tuple[int, Allocator, list[Event]] | None = None
+        self._done = False
+
+    def state(self, limit: int) -> tuple[int, Allocator, list[Event]] | None:
+        """(index of the first event to replay, the state before it under `limit`, the events);
+        None where the prefix does not apply (a limit below it, or no request reaches it)."""
+        if limit < self.below:
+            return None
+        if not self._done:
+            self._done = True
+            events = self.work.events()
+            probe = _Probe(self.below, self.config or AllocatorConfig())
+            index = _first_past(probe, events)
+            if index is not None:
+                self._at = (index, probe, events)
+        if self._at is None:
+            return None
+        index, state, events = self._at
+        return index, state.copy(limit), events
 
 
 _RUNS: dict[tuple[Any, ...], Result] = {}
@@ -142,9 +211,10 @@ def reserved_need(work: Workload, config: AllocatorConfig | None = None, free_ru
     granularity = max(step, free_run.max_allocated // 500 // step * step)
     hi = -(-free_run.max_reserved // granularity) * granularity
     lo = free_run.max_allocated // granularity * granularity  # never enough below the allocated peak
+    prefix = Prefix(work, lo, config)  # every limit tried is above lo
     while hi - lo > granularity:
         mid = (lo + hi) // 2 // granularity * granularity
-        if run(work, mid, config).ok:
+        if run(work, mid, config, prefix).ok:
             hi = mid
         else:
             lo = mid
