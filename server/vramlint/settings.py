@@ -119,21 +119,25 @@ def resolve_setup(settings: Settings, model: str, path: str, directive: Mapping[
 def _layer(settings: Settings, key: str, table: Mapping[str, Any], table_name: str,
            directive: Mapping[str, Sourced] | None, code: Mapping[str, Sourced] | None) -> Sourced:
     """One setup key from the highest layer that has it."""
-    where = Path(settings.config_file).name if settings.config_file else "configuration"
-    top = "" if where == "vramlint.toml" else " [tool.vramlint]"  # vramlint.toml's top level is the table
     flag = getattr(settings, key, None)
     if flag is not None and flag != ():
         return Sourced(flag, "flag")
     if directive and key in directive:
         return directive[key]
     if key in table:
-        return Sourced(table[key], f"{where} [{table_name}]")
+        return Sourced(table[key], f"{_config_name(settings)} [{table_name}]")
     if key in settings.config:
+        where = _config_name(settings)
+        top = "" if where == "vramlint.toml" else " [tool.vramlint]"  # vramlint.toml's top level is the table
         return Sourced(settings.config[key], f"{where}{top}")
     if code and key in code:
         return code[key]
     world = _environment_world_size(settings) if key == "world_size" else None
     return Sourced(world, f"environment {WORLD_SIZE}") if world is not None else Sourced(DEFAULTS[key], "default")
+
+
+def _config_name(settings: Settings) -> str:
+    return Path(settings.config_file).name if settings.config_file else "configuration"
 
 
 # torchrun's variable for the ranks of the job, read from the configured `environment` table (what

@@ -52,7 +52,7 @@ from vramlint.memory.estimate import (
     max_batch,
 )
 from vramlint.memory.tape import Tape, _tensors, reachable_tensors, tensor_bytes
-from vramlint.settings import InputSpec, Setup, Sourced, parse_directives, resolve_setup
+from vramlint.settings import InputSpec, Settings, Setup, Sourced, parse_directives, resolve_setup
 
 LOW = {"bf16": "bfloat16", "fp16": "float16", "amp-bf16": "bfloat16", "amp-fp16": "float16"}
 LOW_NAMES = {"bfloat16": "bf16", "float16": "fp16"}  # a whole model in that dtype: its precision
@@ -237,7 +237,7 @@ def model_with_memory(name: str, kind: str, loc: Any, value: Instance, how: str,
     trainer = scan.trainer_for(variable) if scan is not None else None
     plan = find_generation(loader, trace, name, value) if kind == "instance" else None
     own = _code_setup(loader, trace, variable)
-    parallel = find_parallel_plan(loader, trace, variable, value, scan, workspace_root(path, settings.config_file)) \
+    parallel = find_parallel_plan(loader, trace, variable, value, scan, _workspace(loader, path, settings)) \
         if scan is not None else None
     code = {**generation_setup(plan, trains="optimizer" in own or trainer is not None), **own,
             **code_world_size(parallel)}
@@ -417,6 +417,15 @@ def _world(setup: Setup) -> tuple[int, str, int, str]:
     return 1, "default (one GPU: set world-size, --world-size or WORLD_SIZE)", n, n_src
 
 
+def _workspace(loader: Loader, path: str, settings: Settings) -> str:
+    """The file's workspace root: the analysis's own (api.script_inputs_for), which every model of
+    the file would otherwise look up again on disk."""
+    inputs = loader.script_inputs
+    if inputs.root is not None and os.path.abspath(inputs.script) == path:
+        return inputs.root
+    return workspace_root(path, settings.config_file)
+
+
 def _code_setup(loader: Loader, trace: Trace, model: str) -> dict[str, Sourced]:
     """What the file's training code shows (frontends/training_setup.py): the optimizer
     built on the model's parameters, autocast or a cast to bf16/fp16, the DataLoader's batch,
@@ -438,7 +447,12 @@ def _code_setup(loader: Loader, trace: Trace, model: str) -> dict[str, Sourced]:
 
 
 def _defined_names(source: SourceModule) -> tuple[str, ...]:
-    """The classes, functions and variables a file defines at the top level."""
+    """The classes, functions and variables a file defines at the top level (once per version of
+    the file: every model of a file 40 classes long asks)."""
+    key = ("defined-names", id(source.tree))
+    hit = source.node_cache.get(key)  # type: ignore[call-overload]
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
     out: list[str] = []
     for stmt in source.tree.body if source.tree is not None else ():
         if isinstance(stmt, (cst.ClassDef, cst.FunctionDef)):
@@ -448,7 +462,8 @@ def _defined_names(source: SourceModule) -> tuple[str, ...]:
                 targets = small.targets if isinstance(small, cst.Assign) else \
                     [small] if isinstance(small, cst.AnnAssign) else []
                 out.extend(t.target.value for t in targets if isinstance(t.target, cst.Name))
-    return tuple(out)
+    found = source.node_cache[key] = tuple(out)  # type: ignore[index]
+    return found
 
 
 def _batch_from_call(setup: Setup, loader: Loader, name: str, kind: str, trace: Trace) -> Setup:

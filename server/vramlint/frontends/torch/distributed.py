@@ -101,6 +101,12 @@ def add_mark(ev: Evaluator, module: Instance, kind: str, args: dict[str, Any], *
     return mark
 
 
+def any_marks(ev: Evaluator) -> bool:
+    """Whether this analysis marked any module (most files run on one GPU: nothing to look for)."""
+    found = ev.loader.frontend_state.get(KEY)
+    return isinstance(found, Marks) and found.analysis is ev.analysis and bool(found.by_module)
+
+
 def marks_of(ev: Evaluator, module: Instance) -> list[Mark]:
     """The marks this analysis left on `module` (none from an earlier analysis of the process)."""
     found = ev.loader.frontend_state.get(KEY)

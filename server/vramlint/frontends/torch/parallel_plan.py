@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from vramlint.engine.values import Instance, Unknown
 from vramlint.frontends.torch.distributed import (
     Mark,
+    any_marks,
     call_text,
     enum_name,
     marks_of,
@@ -70,6 +71,8 @@ class Reading:
 def parallel_plan(request: PlanRequest) -> ParallelPlan | None:
     """Frontend.parallel_plan: None when no torch API marked the model."""
     ev = request.evaluator
+    if not any_marks(ev):  # (every model of a file asks: a walk of its modules for nothing)
+        return None
     model = wrapped(request.model) or request.model
     found = sorted(((p, m) for p, mod in _modules(model) for m in marks_of(ev, mod)), key=lambda pm: pm[1].order)
     if not found:
