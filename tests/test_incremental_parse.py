@@ -122,3 +122,26 @@ def test_the_analysis_of_an_edited_version_is_that_of_the_file(tmp_path) -> None
         source_mod._cache.clear()  # nothing to reuse: the whole file parsed
         whole = file_json(api.analyze_source(path, version, settings), layers=True)
         assert incremental == whole
+
+
+def test_an_edited_versions_statement_index_parses_only_the_statements_parsed_again(monkeypatch) -> None:
+    """The statement index (locations from `ast`) of a version that reused the previous one's
+    statements gives `ast` only the run libcst parsed again; the others' locations are the
+    previous version's, moved by the lines inserted above them, and equal a whole index's."""
+    import ast
+
+    text = big_file()
+    path = "/nonexistent/incremental_index.py"
+    parse_source(path, text, "m")._statement_index()
+    lines = text.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith("class Block5"))
+    versions = [edited(text, 1), "".join([*lines[:at], "WIDTH = 3\n", "\n", *lines[at:]]), edited(text, 2)]
+    parsed: list[int] = []
+    real = ast.parse
+    monkeypatch.setattr(ast, "parse", lambda source, *a, **k: (parsed.append(len(source)), real(source, *a, **k))[1])
+    for version in versions:
+        parsed.clear()
+        got = parse_source(path, version, "m")
+        index = got._statement_index()
+        assert index.locs and parsed and max(parsed) < len(version) // 10, parsed
+        assert _locations(got) == _locations(SourceModule(path, version, "m"))

@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import libcst as cst
@@ -93,10 +93,11 @@ class SourceModule:
         self._positions: dict[cst.CSTNode, CodeRange] | None = None
         self._statements: StatementIndex | None = None
         self._statement_positions: dict[int, dict[cst.CSTNode, CodeRange]] = {}  # by id of the statement
-        # Per top-level statement, its nodes' owners in `_statements` (id of the statement: the
-        # statement, its owner map): what the next version of the file reuses for the statements
-        # it shares with this one (engine/incremental.py).
-        self.owners: dict[int, tuple[cst.CSTNode, dict[int, cst.CSTNode]]] = {}
+        # Per top-level statement (by id), what `_statements` knows of it: what the next version of
+        # the file reuses for the statements it shares with this one (engine/incremental.py), its
+        # locations moved by the lines inserted or deleted above it (`_moved`, by id).
+        self.parts: dict[int, StatementPart] = {}
+        self._moved: dict[int, int] | None = None
         # Per-node facts computed once: decoded literals (libcst re-decodes them on every
         # access), whether a function body yields.
         self.node_cache: dict[cst.CSTNode, object] = {}
@@ -146,7 +147,11 @@ class SourceModule:
         self.node_cache = {k: v for k, v in previous.node_cache.items()
                            if isinstance(k, cst.CSTNode) and not isinstance(k, cst.Module) and id(k) not in gone}
         with previous._lock:  # its index may be in the making on another thread (a report's positions)
-            self.owners = {k: v for k, v in previous.owners.items() if k in kept}
+            self.parts = {k: v for k, v in previous.parts.items() if k in kept}
+        old, new = _piece_lines(previous.pieces, previous.tree), _piece_lines(self.pieces, self.tree)
+        if old is not None and new is not None:
+            was = {id(stmt): line for stmt, line in zip(previous.tree.body, old)}
+            self._moved = {id(stmt): line - was[id(stmt)] for stmt, line in zip(self.tree.body, new) if id(stmt) in was}
 
     def ref_of(self, node: cst.CSTNode) -> SourceRef:
         """The node's SourceRef, made once (see `refs`)."""
@@ -207,7 +212,8 @@ class SourceModule:
     def _statement_index(self) -> StatementIndex:
         with self._lock:
             if self._statements is None:
-                self._statements = _statement_locations(self.path, self.text, self.tree, self.owners)
+                self._statements = _statement_locations(self.path, self.text, self.tree, self.parts, self._moved,
+                                                        self.pieces)
             return self._statements
 
     def _position_map(self) -> dict[cst.CSTNode, CodeRange]:
@@ -617,22 +623,63 @@ class StatementIndex:
 
 
 
+@dataclass
+class StatementPart:
+    """What the statement index found of one top-level statement: its nodes' owners (which do not
+    depend on lines), its statements' locations and code starts, keyed as StatementIndex's."""
+
+    stmt: cst.CSTNode
+    owner: dict[int, cst.CSTNode]
+    locs: dict[int, Location]
+    starts: dict[int, CodeStart]
+
+    def moved(self, lines: int) -> StatementPart:
+        """The same statement `lines` lines further down."""
+        if not lines:
+            return self
+        return StatementPart(self.stmt, self.owner,
+                             {k: replace(v, line=v.line + lines, end_line=v.end_line + lines) for k, v in self.locs.items()},
+                             {k: replace(v, line=v.line + lines) for k, v in self.starts.items()})
+
+
+def _piece_lines(pieces: Any, tree: cst.Module) -> list[int] | None:
+    """The line each top-level statement's piece (engine/incremental.Pieces: the statement with
+    the blank lines and comments libcst gives it) starts at; None without pieces."""
+    if not pieces or len(pieces.statements) + 1 != len(tree.body):
+        return None
+    line = 1 + pieces.header.count("\n")
+    out = []
+    for piece in pieces.statements:
+        out.append(line)
+        line += piece.count("\n")
+    return [*out, line]
+
+
 def _statement_locations(path: str, text: str, tree: cst.Module | None,
-                         owners: dict[int, tuple[cst.CSTNode, dict[int, cst.CSTNode]]] | None = None,
-                         ) -> StatementIndex:
+                         parts: dict[int, StatementPart] | None = None, moved: dict[int, int] | None = None,
+                         pieces: Any = None) -> StatementIndex:
     """Every simple statement's location (and class/function names'), matching libcst's
     statements with `ast`'s block by block; for every node inside a simple statement or a
     compound statement's header, that statement (`owner`); and where each of those statements'
-    code starts. `owners`: the owner maps per top-level statement known from the previous
-    version (reused: they do not depend on lines; then updated with this version's)."""
+    code starts. `parts`: what the previous version knew of the top-level statements this one
+    shares with it (their owner maps are reused; with `moved`, the lines each moved by, and this
+    version's `pieces`, their locations too: only the statements parsed again are given to `ast`,
+    an editor's edit does not parse the whole file twice); then updated with this version's."""
     import ast
 
     from vramlint.engine.walk import child_nodes, iter_nodes
 
     if tree is None:
         return StatementIndex()
+    known = parts if parts is not None else {}
+    reused = _moved_parts(tree, known, moved, pieces)
     try:
-        module = ast.parse(text)
+        if reused is not None:
+            first, region, _ = reused
+            module = ast.parse(region)
+            ast.increment_lineno(module, _piece_lines(pieces, tree)[first] - 1)  # type: ignore[index]
+        else:
+            module = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return StatementIndex()
     lines = text.splitlines()
@@ -642,8 +689,9 @@ def _statement_locations(path: str, text: str, tree: cst.Module | None,
         return byte_col if s.isascii() else len(s.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
 
     index = StatementIndex()
+    # Those of the top-level statement being matched (then of all, for `a = 1; b = 2` below).
     locs, starts = index.locs, index.starts
-    owner: dict[int, cst.CSTNode] = index.owner  # of the top-level statement being matched, then of all
+    owner: dict[int, cst.CSTNode] = index.owner
     fill = True  # whether `owner` is still to be filled for that statement
 
     def loc_of(a: ast.AST) -> Location:
@@ -742,25 +790,55 @@ def _statement_locations(path: str, text: str, tree: cst.Module | None,
             return ok and sub(stmt.finalbody.body if stmt.finalbody else None, a.finalbody)
         return True  # other compound statements: their inner statements are simply not indexed
 
-    if len(tree.body) != len(module.body) and any(isinstance(s, cst.SimpleStatementLine) and len(s.body) > 1
-                                                  for s in tree.body):
-        if not match(list(tree.body), module.body, ""):  # `a = 1; b = 2`: one libcst statement, two of ast's
+    found: dict[int, StatementPart] = {}
+
+    def index_statements(stmts: Sequence[cst.CSTNode], nodes: list[ast.stmt]) -> bool:
+        nonlocal fill, owner, locs, starts
+        for stmt, a in zip(stmts, nodes):
+            hit = known.get(id(stmt))
+            fill = hit is None or hit.stmt is not stmt
+            owner, locs, starts = ({} if fill else hit.owner), {}, {}  # type: ignore[union-attr]
+            if not match([stmt], [a], ""):
+                return False
+            found[id(stmt)] = StatementPart(stmt, owner, locs, starts)
+        return True
+
+    if reused is not None:
+        first, region, parts_kept = reused
+        run = list(tree.body)[first:first + len(tree.body) - len(parts_kept)]  # the kept parts are outside it
+        if len(run) != len(module.body) or not index_statements(run, module.body):
             return StatementIndex()
-        return index
-    if len(tree.body) != len(module.body):
-        return StatementIndex()
-    known = owners if owners is not None else {}
-    found: dict[int, tuple[cst.CSTNode, dict[int, cst.CSTNode]]] = {}
-    for stmt, a in zip(tree.body, module.body):
-        hit = known.get(id(stmt))
-        fill = hit is None or hit[0] is not stmt
-        owner = {} if fill else hit[1]  # type: ignore[index]
-        if not match([stmt], [a], ""):
+        found.update(parts_kept)
+    else:
+        if len(tree.body) != len(module.body) and any(isinstance(s, cst.SimpleStatementLine) and len(s.body) > 1
+                                                      for s in tree.body):
+            if not match(list(tree.body), module.body, ""):  # `a = 1; b = 2`: one libcst statement, two of ast's
+                return StatementIndex()
+            return index
+        if len(tree.body) != len(module.body) or not index_statements(tree.body, module.body):
             return StatementIndex()
-        found[id(stmt)] = (stmt, owner)
-    if owners is not None:
-        owners.clear()
-        owners.update(found)
-    for _, part in found.values():
-        index.owner.update(part)
+    if parts is not None:
+        parts.clear()
+        parts.update(found)
+    for part in found.values():
+        index.owner.update(part.owner)
+        index.locs.update(part.locs)
+        index.starts.update(part.starts)
     return index
+
+
+def _moved_parts(tree: cst.Module, known: dict[int, StatementPart], moved: dict[int, int] | None,
+                 pieces: Any) -> tuple[int, str, dict[int, StatementPart]] | None:
+    """For an edited version whose top-level statements but one run are the previous version's
+    (known, with the lines each moved by): the run's first statement, its text (from `pieces`),
+    and the other statements' parts, moved. None where the whole file is to be indexed."""
+    if moved is None or not pieces or len(pieces.statements) + 1 != len(tree.body):
+        return None
+    new = [i for i, stmt in enumerate(tree.body)
+           if id(stmt) not in moved or id(stmt) not in known or known[id(stmt)].stmt is not stmt]
+    if not new or new[-1] >= len(pieces.statements):  # nothing new, or the tail: index it all
+        return None
+    first, last = new[0], new[-1]
+    kept = {id(stmt): known[id(stmt)].moved(moved[id(stmt)])
+            for i, stmt in enumerate(tree.body) if not first <= i <= last}
+    return first, "".join(pieces.statements[first:last + 1]), kept
