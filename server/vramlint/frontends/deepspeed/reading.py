@@ -31,7 +31,7 @@ from typing import Any
 import libcst as cst
 
 from vramlint.engine.script_inputs import ScriptInputs, display_path, resolve_path
-from vramlint.engine.source import read_source_file
+from vramlint.engine.source import SourceModule, read_source_file
 from vramlint.engine.values import Instance, Unknown
 from vramlint.engine.walk import iter_nodes
 from vramlint.frontends.deepspeed.config import (
@@ -528,10 +528,20 @@ def _kind(ctx: _Context, call: cst.Call) -> Callable[[_Context, cst.Call], _Entr
 
 # ------------------------------------------------------------------------------------------ plan
 
+def _mentions_deepspeed(source: SourceModule) -> bool:
+    """Whether the file's text names DeepSpeed, in any case (once per version of the file: every
+    model of the file asks)."""
+    key = ("mentions-deepspeed",)
+    hit = source.node_cache.get(key)  # type: ignore[call-overload]
+    if hit is None:
+        hit = source.node_cache[key] = "deepspeed" in source.text.lower()  # type: ignore[index]
+    return bool(hit)
+
+
 def read_plan(request: PlanRequest) -> ParallelPlan | None:
     """The ZeRO plan the file states for `request.model`, or None when it does not use DeepSpeed."""
     source = request.source
-    if source.tree is None or ("deepspeed" not in source.text.lower()):
+    if source.tree is None or not _mentions_deepspeed(source):
         return None
     ctx = _Context(request)
     for call in ctx.calls:
