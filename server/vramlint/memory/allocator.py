@@ -159,19 +159,21 @@ class Allocator:
     # ------------------------------------------------------------------ the public operations
     def malloc(self, key: int, size: int) -> bool:
         """Allocate `size` bytes under `key`; False when the allocator would raise OutOfMemoryError."""
-        # The common case inline (a run replays thousands of events, and the editor's search for
-        # the least limit replays it several times per edit): round_size, get_free_block's best
-        # fit, and _take from the pool index the search found (no second bisect).
+        # One function for the whole request, as plain as it can be: a run replays thousands of
+        # events, and the editor's search for the least limit replays it several times per edit.
         size = kMinBlockSize if size < kMinBlockSize else -(-size // kMinBlockSize) * kMinBlockSize
         small = size <= kSmallSize
+        config = self.config
         pool = self._free[small]
+        # get_free_block: the best fit, taken from the index the search found (no second bisect)
         i = bisect.bisect_left(pool, (size, 0))
-        if i < len(pool) and (self.config.expandable_segments or self._fits_split_rule(size, pool[i][0])):
+        if i < len(pool) and (config.max_split_size == NO_LIMIT or config.expandable_segments
+                              or self._fits_split_rule(size, pool[i][0])):
             block = self._by_addr[pool[i][1]]
             del pool[i]
         else:
             found = self._alloc_block(size, small)
-            if found is None and self.config.max_split_size != NO_LIMIT:
+            if found is None and config.max_split_size != NO_LIMIT:
                 if self._release_available_cached_blocks(size, small):
                     found = self._alloc_block(size, small)
             if found is None:
@@ -182,7 +184,28 @@ class Allocator:
                 return False
             block = found
             self._unlist(block)
-        self._take(block, size, key)
+        # alloc_found_block: split the block if `should_split`, hand out its first `size` bytes
+        rest = block.size - size
+        if small or config.expandable_segments:
+            split = rest >= kMinBlockSize
+        else:
+            split = size < config.max_split_size and rest > kSmallSize
+        if split:
+            tail = _Block(block.addr + size, rest, small, block.segment)
+            tail.prev, tail.next = block, block.next
+            if block.next is not None:
+                block.next.prev = tail
+            block.next = tail
+            block.size = size
+            if self._tail.get(small) is block:
+                self._tail[small] = tail
+            self._by_addr[tail.addr] = tail
+            bisect.insort(self._free[small], (rest, tail.addr))
+        block.allocated = True
+        self._live[key] = block
+        self.allocated += block.size
+        if self.allocated > self.max_allocated:
+            self.max_allocated = self.allocated
         return True
 
     def free(self, key: int) -> None:
@@ -270,31 +293,6 @@ class Allocator:
         self.reserved += n
         if self.reserved > self.max_reserved:
             self.max_reserved = self.reserved
-
-    def _take(self, block: _Block, size: int, key: int) -> None:
-        """alloc_found_block (`block` already out of its pool's free list): split the block if
-        `should_split`, hand out its first `size` bytes."""
-        rest = block.size - size
-        if block.small or self.config.expandable_segments:
-            split = rest >= kMinBlockSize
-        else:
-            split = size < self.config.max_split_size and rest > kSmallSize
-        if split:
-            tail = _Block(block.addr + size, rest, block.small, block.segment)
-            tail.prev, tail.next = block, block.next
-            if block.next is not None:
-                block.next.prev = tail
-            block.next = tail
-            block.size = size
-            if self._tail.get(block.small) is block:
-                self._tail[block.small] = tail
-            self._by_addr[tail.addr] = tail
-            bisect.insort(self._free[tail.small], (rest, tail.addr))
-        block.allocated = True
-        self._live[key] = block
-        self.allocated += block.size
-        if self.allocated > self.max_allocated:
-            self.max_allocated = self.allocated
 
     def _release_cached_blocks(self) -> None:
         """release_cached_blocks: every cached segment that is wholly free goes back to the
