@@ -346,3 +346,26 @@ def test_a_copied_allocator_state_is_independent() -> None:
     after_b = _state(b)
     assert a.malloc(9, 30 * MiB) and a.malloc(10, 1 * MiB)
     assert _state(b) == after_b
+
+
+def test_replays_leave_nothing_for_the_garbage_collector() -> None:
+    """A segment's blocks are a doubly linked list; a finished replay unlinks them, so that the
+    editor's replays (several per edit) are freed at once instead of making the collector's
+    collections longer and more frequent. With automatic collection off, a search for the least
+    limit and a largest-batch search leave no unreachable object behind."""
+    import gc
+
+    from vramlint.memory import reserved
+
+    works = _estimated_workloads()
+    gc.collect()
+    gc.disable()
+    try:
+        for work in works:
+            reserved._RUNS.clear()
+            free = run(work)
+            assert reserved.reserved_need(work, None, free) > 0
+        assert largest_batch(_work(1), 1, _work(2), 2, 400 * MiB) == 8
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -317,7 +317,12 @@ def parse_source(path: str, text: str, name: str) -> SourceModule:
 
 def _uncache(key: tuple[str, str]) -> None:
     global _cached_chars
-    _cached_chars -= len(_cache.pop(key).text)
+    mod = _cache.pop(key)
+    _cached_chars -= len(mod.text)
+    # Each ref holds its module (a cycle through `refs`): without it, a dropped version (one per
+    # edit in an editor) and what it alone holds are freed at once, not by a garbage collection.
+    # A ref still held elsewhere (a result's location) keeps working; `refs` only remembers them.
+    mod.refs = {}
 
 
 def _python_syntax_error(path: str, text: str) -> SyntaxProblem | None:

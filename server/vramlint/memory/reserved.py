@@ -128,6 +128,7 @@ def run(work: Workload, limit: int = NO_LIMIT, config: AllocatorConfig | None = 
         else:
             index, alloc, events = start
             found = simulate(events[index:], limit, config, start=alloc)
+            alloc.dispose()  # (a copy of the prefix's state, for this run only)
             if found.oom_at >= 0:
                 found.oom_at += index
         with _runs_lock:
@@ -195,6 +196,12 @@ class Prefix:
         index, state, events = self._at
         return index, state.copy(limit), events
 
+    def close(self) -> None:
+        """Dispose of the prefix's state (see Allocator.dispose)."""
+        if self._at is not None:
+            self._at[1].dispose()
+            self._at = None
+
 
 _RUNS: dict[tuple[Any, ...], Result] = {}
 _RUNS_KEPT = 64
@@ -212,12 +219,15 @@ def reserved_need(work: Workload, config: AllocatorConfig | None = None, free_ru
     hi = -(-free_run.max_reserved // granularity) * granularity
     lo = free_run.max_allocated // granularity * granularity  # never enough below the allocated peak
     prefix = Prefix(work, lo, config)  # every limit tried is above lo
-    while hi - lo > granularity:
-        mid = (lo + hi) // 2 // granularity * granularity
-        if run(work, mid, config, prefix).ok:
-            hi = mid
-        else:
-            lo = mid
+    try:
+        while hi - lo > granularity:
+            mid = (lo + hi) // 2 // granularity * granularity
+            if run(work, mid, config, prefix).ok:
+                hi = mid
+            else:
+                lo = mid
+    finally:
+        prefix.close()
     return hi
 
 

@@ -194,4 +194,5 @@ def _reserved_trace(events: list[Event], config: AllocatorConfig) -> list[int]:
         else:
             alloc.malloc(key, size)
         out.append(alloc.reserved)
+    alloc.dispose()
     return out
