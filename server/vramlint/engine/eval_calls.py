@@ -79,19 +79,8 @@ def e_call(self: Evaluator, node: cst.Call, scope: Scope) -> Any:
     func = outer_name(callee.value, scope, self.builtins) if type(callee) is cst.Name else MISSING
     if func is MISSING:
         func = self.eval(callee, scope)
-    # Zero-argument super(): the class owning the running function and its first argument.
-    if isinstance(func, NativeFunction) and func.name == "super" and not node.args:
-        owner = scope.func.owner if scope.func is not None else None
-        s: Scope | None = scope
-        while s is not None and s.self_value is MISSING:
-            s = s.parent
-        obj = s.self_value if s is not None else MISSING
-        if owner is None or obj is MISSING:
-            return self.unknown("super() outside a method", scope, node)
-        return SuperValue(owner, obj)
-    if isinstance(func, NativeFunction) and func.name == "locals" and not node.args:
-        # A snapshot of the running scope's variables, as CPython's locals() in a function.
-        return {k: v for k, v in scope.vars.items() if type(v) is not LazyBinding}
+    if not node.args and isinstance(func, NativeFunction) and func.name in ("super", "locals"):
+        return _no_argument_native(self, func, scope, node)
     args, kwargs = self.eval_args(node.args, scope)
     prev = self.current_ref
     module = scope.module
@@ -101,6 +90,22 @@ def e_call(self: Evaluator, node: cst.Call, scope: Scope) -> Any:
         return self.call(func, args, kwargs)
     finally:
         self.current_ref = prev
+
+
+def _no_argument_native(self: Evaluator, func: NativeFunction, scope: Scope, node: cst.Call) -> Any:
+    """`super()` and `locals()`, which read the running scope."""
+    if func.name == "super":
+        # Zero-argument super(): the class owning the running function and its first argument.
+        owner = scope.func.owner if scope.func is not None else None
+        s: Scope | None = scope
+        while s is not None and s.self_value is MISSING:
+            s = s.parent
+        obj = s.self_value if s is not None else MISSING
+        if owner is None or obj is MISSING:
+            return self.unknown("super() outside a method", scope, node)
+        return SuperValue(owner, obj)
+    # A snapshot of the running scope's variables, as CPython's locals() in a function.
+    return {k: v for k, v in scope.vars.items() if type(v) is not LazyBinding}
 
 
 def eval_args(self: Evaluator, cargs: Any, scope: Scope) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -151,6 +156,16 @@ def call(self: Evaluator, func: Any, args: tuple[Any, ...], kwargs: dict[str, An
     if a.steps >= a.next_check:
         self.charge(0)
     try:
+        t = type(func)
+        # The common kinds by exact type first (one test, not the isinstance chain below, which
+        # answers the same for them): a method's call, a class's instantiation (34k per
+        # torchvision run).
+        if t is FunctionValue:
+            return self.call_function(func, args, kwargs)
+        if t is BoundMethod:
+            return self.call(func.func, (func.self_value, *args), kwargs)
+        if t is ClassValue:
+            return self.protocol.instantiate(func, args, kwargs)
         if isinstance(func, FunctionValue):
             return self.call_function(func, args, kwargs)
         if isinstance(func, BoundMethod):

@@ -123,13 +123,15 @@ class Protocol:
         a.steps += 1
         if a.steps >= a.next_check:
             ev.charge(0)
-        if isinstance(obj, Unknown):
-            return obj
+        # An instance first (most reads are `self.x`): no Unknown is an Instance, so the order
+        # of these two tests changes no answer.
         if isinstance(obj, Instance):
             user_ga, _ = obj.cls.lookup("__getattribute__")
             if isinstance(user_ga, FunctionValue):
                 return self._user_getattribute(obj, user_ga, name, default)
             return self._instance_attr(obj, name, default)
+        if isinstance(obj, Unknown):
+            return obj
         if isinstance(obj, ModuleValue):
             v = self.loader.module_attr(obj, name, default)
             if isinstance(v, Unknown) and default is MISSING and self.loader.never_binds(obj, name):
