@@ -35,7 +35,12 @@ from vramlint.engine.signals import BudgetExceeded, RaiseSignal, Undecided
 from vramlint.engine.source import SourceModule
 from vramlint.engine.values import MISSING, Instance, ModuleValue, SourceRef, Unknown
 from vramlint.frontends.registry import frontend_of, training_setup_handlers
-from vramlint.frontends.torch.module import named_modules, named_tensors, state_of
+from vramlint.frontends.torch.module import (
+    named_modules,
+    named_tensors,
+    params_and_buffers,
+    state_of,
+)
 from vramlint.frontends.torch.tensors import FLOAT_DTYPES, TensorValue
 from vramlint.frontends.training_setup import Found, scan_training_setup
 from vramlint.memory.allocator import AllocatorConfig
@@ -63,8 +68,7 @@ def estimate_model(loader: Loader, model: Instance, args: tuple[Any, ...], kwarg
     """Trace `model(*args, **kwargs)` (the batch included in the shapes) for one training step."""
     ev = loader.evaluator
     notes: list[str] = []
-    params = named_tensors(model, "params")
-    buffers = named_tensors(model, "buffers")
+    params, buffers = params_and_buffers(model)
     restore: list[tuple[TensorValue, str]] = []
     own_bytes = {id(t): _bytes(t) for _, t in params if isinstance(t, TensorValue)}  # before any cast
     pure = setup.precision in ("bf16", "fp16")

@@ -7,7 +7,7 @@ from typing import Any
 
 from vramlint.analysis.results import ModuleNode, ParamCounts, TensorInfo
 from vramlint.engine.values import MISSING, Instance, Unknown
-from vramlint.frontends.torch.module import is_module, named_tensors, state_of
+from vramlint.frontends.torch.module import is_module, params_and_buffers, state_of
 from vramlint.frontends.torch.tensors import TensorValue
 
 
@@ -54,7 +54,8 @@ def count_params(root: Instance) -> tuple[ParamCounts, list[Unknown]]:
     total: int | None = 0
     trainable: int | None = 0
     known = 0
-    for name, t in named_tensors(root, "params"):
+    params, buffer_list = params_and_buffers(root)
+    for name, t in params:
         if not (isinstance(t, TensorValue) and _int_shape(t)):  # (else _tensor_unknowns finds none)
             unknowns.extend(_tensor_unknowns(t, name))
             total = trainable = None
@@ -66,7 +67,7 @@ def count_params(root: Instance) -> tuple[ParamCounts, list[Unknown]]:
         if trainable is not None and t.requires_grad:
             trainable += n
     buffers: int | None = 0
-    for name, t in named_tensors(root, "buffers"):
+    for name, t in buffer_list:
         n = t.numel() if isinstance(t, TensorValue) else None
         if isinstance(n, int) and buffers is not None:
             buffers += n

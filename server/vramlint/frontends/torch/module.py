@@ -201,13 +201,30 @@ def named_tensors(inst: Instance, kind: str, recurse: bool = True) -> list[tuple
     out: list[tuple[str, Any]] = []
     mods = named_modules(inst) if recurse else iter([("", inst)])
     for prefix, m in mods:
-        table = state_of(m).params if kind == "params" else state_of(m).buffers
-        for name, t in table.items():
-            if t is None or id(t) in seen:
-                continue
-            seen.add(id(t))
-            out.append((f"{prefix}.{name}" if prefix else name, t))
+        _add_tensors(state_of(m).params if kind == "params" else state_of(m).buffers, prefix, seen, out)
     return out
+
+
+def params_and_buffers(inst: Instance) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """named_tensors(inst, "params") and named_tensors(inst, "buffers"), from one walk of the
+    modules (counting a model walked them twice)."""
+    seen_p: set[int] = set()
+    seen_b: set[int] = set()
+    params: list[tuple[str, Any]] = []
+    buffers: list[tuple[str, Any]] = []
+    for prefix, m in named_modules(inst):
+        st = state_of(m)
+        _add_tensors(st.params, prefix, seen_p, params)
+        _add_tensors(st.buffers, prefix, seen_b, buffers)
+    return params, buffers
+
+
+def _add_tensors(table: dict[str, Any], prefix: str, seen: set[int], out: list[tuple[str, Any]]) -> None:
+    for name, t in table.items():
+        if t is None or id(t) in seen:
+            continue
+        seen.add(id(t))
+        out.append((f"{prefix}.{name}" if prefix else name, t))
 
 
 # ---------------------------------------------------------------------- nn.Module methods
