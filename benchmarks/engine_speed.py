@@ -22,6 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.libsources import TORCHVISION_VERSION, library_source  # noqa: E402
 
+from benchmarks import machine  # noqa: E402
+
 PARSE = """
 import glob, json, sys, time
 import libcst
@@ -71,6 +73,7 @@ def main() -> None:
     print(f"vramlint analysis (all)   : {a:6.2f} s  ({int(full[0]['models'])} models, "
           f"{int(full[0]['exact'])} with exact counts)")
     print(f"ratio analysis / parse    : {a / p:6.2f}x  (target <= 4x)")
+    print(machine.describe())
 
 
 if __name__ == "__main__":

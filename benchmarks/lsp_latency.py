@@ -29,6 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.libsources import TORCHVISION_VERSION, library_source  # noqa: E402
 
+from benchmarks import machine  # noqa: E402
+
 
 def big_file(blocks: int = 40) -> str:
     out = ["import torch", "from torch import nn", "import torch.nn.functional as F", "", ""]
@@ -205,6 +207,7 @@ async def main_async(edits: int) -> None:
                                 ("inlay hints", hint_ms, 30)):
         p95 = pct(xs, 0.95)
         print(f"{name:24} {statistics.median(xs):8.1f} {p95:8.1f}  {target_ms} ({'met' if p95 <= target_ms else 'NOT met'})")
+    print(machine.describe())
     print(f"server RSS: {rss_open:.0f} MB with the two files, {rss_all:.0f} MB after all of torchvision's "
           f"models (target 200 MB: {'met' if rss_all <= 200 else 'NOT met'})")
 
