@@ -9,6 +9,7 @@ import random
 import libcst as cst
 from benchmarks.lsp_latency import big_file, edited
 
+from tests.support.fuzz import compiles
 from tests.support.libsources import TORCHVISION_VERSION, library_source
 from vramlint.analysis import api
 from vramlint.engine import source as source_mod
@@ -39,17 +40,10 @@ def _edits(text: str, seed: int, count: int) -> list[str]:
             lines[j] = lines[j].replace("1", "2", 1) if "1" in lines[j] else lines[j][:-1] + "  # edited\n"
         version = "".join(lines)
         out.append(version)
-        if _valid(version):  # the next edit is of this version (else of the last valid one)
+        if compiles(version):  # the next edit is of this version (else of the last valid one)
             text = version
     return out
 
-
-def _valid(text: str) -> bool:
-    try:
-        compile(text, "<edit>", "exec", dont_inherit=True)
-    except SyntaxError:
-        return False
-    return True
 
 
 def _texts() -> list[str]:

@@ -258,5 +258,16 @@ def main() -> None:
         sys.stdout.flush()
 
 
+def compiles(text: str) -> bool:
+    """Whether Python accepts `text` (an editor's version may not: the next edit is then of the
+    last one that did)."""
+    try:
+        compile(text, "<edit>", "exec", dont_inherit=True)
+    except SyntaxError:
+        return False
+    return True
+
+
 if __name__ == "__main__":
     main()
+

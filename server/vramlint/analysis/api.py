@@ -10,12 +10,13 @@ from typing import Any, TypeVar
 
 import libcst as cst
 
-from vramlint.analysis import suppressions
+from vramlint.analysis import reuse, suppressions
 from vramlint.analysis.findings import find_problems, unestimated
 from vramlint.analysis.models import Estimator, find_models
 from vramlint.analysis.module_level import unevaluated, unresolved_imports
 from vramlint.analysis.paths import module_name_for, search_paths
 from vramlint.analysis.results import FileAnalysis, UnknownInfo
+from vramlint.analysis.reuse import ClassResults
 from vramlint.engine.builtins import stdlib_module
 from vramlint.engine.frame_room import run_with_frame_room
 from vramlint.engine.gc_policy import fewer_collections
@@ -101,6 +102,7 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
         if big is not None:  # not parsed: parsing alone would take minutes and gigabytes
             return FileAnalysis(path, errors=[UnknownInfo(big, Location(path, 1, 0, 1, 0))])
         loader.max_file_bytes = settings.max_file_size
+        loader.track_names = reuse.enabled()
         loader.model_tables = settings.model_config
         loader.script_inputs = script_inputs_for(path, settings)
         loader.read_failures = []
@@ -179,8 +181,11 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
     # Malformed `# vramlint:` directives: located warnings (the rest of the directive still applies).
     for line, message in parse_directives(source.text, path)[1]:
         result.warnings.append(UnknownInfo(message, Location(path, line, 0, line, 0)))
-    models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings,
-                         _memory_estimator() if settings.memory else None)
+    classes = ClassResults(loader, os.path.abspath(path), settings, mod, source)
+    with classes:
+        models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings,
+                             _memory_estimator() if settings.memory else None, classes)
+    classes.finish()
     if not models:  # "no models found" says what could not be evaluated
         result.unevaluated = unevaluated(mod, source, loader.statement_problems.get(dotted, {}))
     else:  # beside other models, a model whose file was not found still says what to provide

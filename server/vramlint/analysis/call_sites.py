@@ -33,6 +33,11 @@ def call_sites(source: SourceModule, name: str) -> list[cst.Call]:
     return [c for c, scopes in calls.get(name, []) if not _uses_locals(c, scopes, source)]
 
 
+def construction_at(source: SourceModule, call: cst.Call) -> str:
+    """How a class built with the arguments of `call` was built, as results say it."""
+    return f"arguments of the call at line {source.ref_of(call).statement_location.line}"
+
+
 # The nodes that bind names of their own: a call's arguments may read those of every one around it.
 _SCOPES = (cst.FunctionDef, cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.ClassDef)
 _SCOPE_TYPES = frozenset(_SCOPES)

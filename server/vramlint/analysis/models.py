@@ -12,15 +12,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from vramlint.analysis.call_sites import call_sites
+from vramlint.analysis.call_sites import call_sites, construction_at
 from vramlint.analysis.inputs import forward_arity_problem
 from vramlint.analysis.module_level import target_names
 from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, UnknownInfo
+from vramlint.analysis.reuse import ClassResults
 from vramlint.analysis.running import dedupe, info, known_call_args, run_budgeted
 from vramlint.analysis.tree import build_tree, count_params, output_unknowns, shape_of
 from vramlint.engine.evaluator import Scope
@@ -53,12 +55,14 @@ def _module_class(loader: Loader) -> ClassValue | None:
 
 def find_models(loader: Loader, mod: ModuleValue, source: SourceModule,
                 inputs: tuple[InputSpec, ...] = (), batch_size: int | None = None,
-                settings: Settings | None = None, estimate: Estimator | None = None) -> list[ModelResult]:
+                settings: Settings | None = None, estimate: Estimator | None = None,
+                classes: ClassResults | None = None) -> list[ModelResult]:
     """The models of a file, built; with `inputs`, each model's forward is traced on them too;
     with `settings.memory`, `estimate` (analysis/memory.py's, given by analysis/api.py) makes each
-    counted model's result, its memory estimate included."""
+    counted model's result, its memory estimate included. `classes`: the previous version's class
+    results that still hold (the language server's edits, analysis/reuse.py)."""
     memory = settings if settings is not None and settings.memory and estimate is not None else None
-    return _find_models(loader, mod, source, Trace(inputs, batch_size, memory, mod, source, estimate))
+    return _find_models(loader, mod, source, Trace(inputs, batch_size, memory, mod, source, estimate, classes))
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class Trace:
     mod: ModuleValue | None = None
     source: SourceModule | None = None
     estimate: Estimator | None = None  # with `memory`: makes the result of a counted model
+    classes: ClassResults | None = None  # the class results an edit left valid (analysis/reuse.py)
 
 
 # (name, kind, location, model, how it was built, counts, unknowns, loader, trace) -> its result.
@@ -99,7 +104,9 @@ def _find_models(loader: Loader, mod: ModuleValue, source: SourceModule, trace: 
             if isinstance(cls, ClassValue) and cls.ref is not None and cls.ref.node is stmt and base in cls.mro:
                 # What the class statement itself left undecided (an unknown base class may
                 # add parameters) makes the count inexact, as for module-level instances.
-                results.append(_build_class(loader, mod, source, cls, stmt, stmt_problems.get(stmt, []), trace))
+                problems = stmt_problems.get(stmt, [])
+                build = partial(_build_class, loader, mod, source, cls, stmt, problems, trace)
+                results.append(trace.classes.result(cls, stmt, build) if trace.classes is not None else build())
         elif isinstance(stmt, cst.FunctionDef):
             fn = mod.ns.get(stmt.name.value)
             if isinstance(fn, FunctionValue) and fn.node is stmt and _factory_candidate(loader, mod, source, stmt):
@@ -384,7 +391,10 @@ def _assigned_names(small: cst.CSTNode) -> Iterator[str]:
 
 
 def _build_class(loader: Loader, mod: ModuleValue, source: SourceModule, cls: ClassValue,
-                 stmt: cst.ClassDef, class_problems: list[Unknown] | None, trace: Trace) -> ModelResult:
+                 stmt: cst.ClassDef, class_problems: list[Unknown] | None, trace: Trace,
+                 used: list[cst.Call] | None = None) -> ModelResult:
+    """The class built with the arguments of its first call site whose arguments are known (put
+    in `used`), else its defaults."""
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = {}
     how = "default arguments"
@@ -392,7 +402,9 @@ def _build_class(loader: Loader, mod: ModuleValue, source: SourceModule, cls: Cl
         known = known_call_args(loader, mod, source, call)
         if known is not None:
             args, kwargs = known
-            how = f"arguments of the call at line {SourceRef(source, call).statement_location.line}"
+            how = construction_at(source, call)
+            if used is not None:
+                used.append(call)
             break
     ev = loader.evaluator
 

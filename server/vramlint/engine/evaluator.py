@@ -56,6 +56,7 @@ from vramlint.engine.eval_base import (
 )
 from vramlint.engine.eval_operators import BINOP_NAMES
 from vramlint.engine.limits import AnalysisBudget
+from vramlint.engine.name_reads import NameLog, TrackedNamespace, logging_names
 from vramlint.engine.provenance import Origins
 from vramlint.engine.script_calls import ScriptStopped
 from vramlint.engine.signals import (
@@ -173,8 +174,16 @@ class Evaluator:
         out: list[tuple[cst.CSTNode, list[Unknown]]] = []
         assert source.tree is not None
         scope = Scope(module.ns, None, module.ns, source)
+        tracked = module.ns if type(module.ns) is TrackedNamespace else None
+        if tracked is not None:
+            tracked.statement_logs = {}
         for stmt in source.tree.body:
-            sink, gave_up = self.run_top_statement(stmt, scope, per_statement_steps)
+            if tracked is not None:  # what each statement's run read and bound (analysis/reuse.py)
+                with logging_names(NameLog()) as log:
+                    sink, gave_up = self.run_top_statement(stmt, scope, per_statement_steps)
+                tracked.statement_logs[id(stmt)] = log
+            else:
+                sink, gave_up = self.run_top_statement(stmt, scope, per_statement_steps)
             if gave_up is not None and aborted is not None:
                 aborted[stmt] = gave_up
             out.append((stmt, sink))

@@ -22,6 +22,7 @@ from typing import Any
 from vramlint.engine import reads
 from vramlint.engine.deferred import force_deferred_classes
 from vramlint.engine.evaluator import Evaluator, module_bound_names
+from vramlint.engine.name_reads import TrackedNamespace
 from vramlint.engine.protocol import Protocol
 from vramlint.engine.script_inputs import ScriptInputs
 from vramlint.engine.signals import AnalysisStopped
@@ -71,6 +72,9 @@ class Loader:
         self.statement_aborts: dict[str, dict[Any, Unknown]] = {}
         self.overlays: dict[str, str] = {}
         self.max_file_bytes = MAX_FILE_BYTES
+        # The analysed file's namespace notes its reads (engine/name_reads.py): the language
+        # server's, which reuses unchanged classes' results across edits (analysis/reuse.py).
+        self.track_names = False
         # Imported files that were not read (not regular, too large...), located at the import
         # that asked for them; analysis/api.py reports those of each analysis.
         self.unread: dict[str, str] = {}  # module -> why
@@ -567,7 +571,8 @@ class Loader:
                 except AnalysisStopped:
                     self.forget_partial(existing)
                     raise
-        mod = ModuleValue(dotted)
+        # In the editor, the file's namespace notes what its statements and builds read (analysis/reuse.py).
+        mod = ModuleValue(dotted, TrackedNamespace() if self.track_names else None)
         mod.ns["__name__"] = dotted
         mod.ns["__file__"] = path
         if os.path.basename(path) == "__init__.py":

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
+from vramlint.engine.name_reads import note_shared_mutation
 from vramlint.engine.signals import RaiseSignal, Undecided
 from vramlint.engine.values import (
     MISSING,
@@ -406,9 +407,8 @@ class Protocol:
             if obj.attrs is None:
                 obj.attrs = {}
             obj.attrs[name] = value
-        elif isinstance(obj, ClassValue):
-            obj.ns[name] = value
-        elif isinstance(obj, ModuleValue):
+        elif isinstance(obj, (ClassValue, ModuleValue)):
+            note_shared_mutation()  # state every later build may read (analysis/reuse.py)
             obj.ns[name] = value
         elif isinstance(obj, (FunctionValue, ExceptionValue)):
             obj.attrs[name] = value

@@ -22,6 +22,8 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from vramlint.engine.name_reads import note_file_read
+
 DIGEST_SIZE = 16
 
 
@@ -119,6 +121,7 @@ def recording() -> bool:
 def note_bytes(path: str, data: bytes, st: os.stat_result | None, whole: bool = True) -> None:
     """A file was read (`st`: its fstat when read; not `whole`: it was over a size limit, and a
     digest that no content has stands for it: any change of its stat invalidates)."""
+    note_file_read()  # a build that reads the disk is not reused (analysis/reuse.py)
     path = os.path.abspath(path)
     d = digest(data) if whole else "partial"
     state = FileState(d, st.st_size, st.st_mtime_ns) if st is not None else FileState(d)
@@ -129,6 +132,7 @@ def note_bytes(path: str, data: bytes, st: os.stat_result | None, whole: bool = 
 
 def note_text(path: str, text: str) -> None:
     """An editor's unsaved text stood for the file: its content is that text."""
+    note_file_read()  # a build that reads the disk is not reused (analysis/reuse.py)
     path = os.path.abspath(path)
     _process.files[path] = FileState(digest(text.encode("utf-8", "surrogatepass")))
     if _current is not None:
@@ -137,6 +141,7 @@ def note_text(path: str, text: str) -> None:
 
 def note_import(importer: str | None, path: str | None) -> None:
     """A module's file was imported (or found already evaluated) by a statement of `importer`."""
+    note_file_read()  # a build that reads the disk is not reused (analysis/reuse.py)
     if path is None:
         return
     if _current is not None:
@@ -148,6 +153,7 @@ def note_import(importer: str | None, path: str | None) -> None:
 def note_failed_import(module: str, probes: dict[str, str | None] | None = None) -> None:
     """An import found nothing: the paths it looked for (and what was there) invalidate when one
     appears, as a package installed later does."""
+    note_file_read()  # a build that reads the disk is not reused (analysis/reuse.py)
     if probes is not None:
         _process.failed[module] = probes
     if _current is not None:
@@ -158,6 +164,7 @@ def note_dirs(folders: dict[str, tuple[int | None, str]]) -> None:
     """The analysis depends on these folders' packages: (mtime_ns when listed, `dist_infos` of
     the listing). A folder whose mtime changed is listed again, and only a different set of
     installed distributions invalidates."""
+    note_file_read()  # a build that reads the disk is not reused (analysis/reuse.py)
     if _current is not None:
         _dirs.update(folders)
 
@@ -178,6 +185,7 @@ def listing(folder: str) -> list[str] | None:
 def note_probe(path: str) -> str | None:
     """Look whether `path` exists (and what it is), noting it: a file created or removed later
     changes what the analysis finds."""
+    note_file_read()  # a build that reads the disk is not reused (analysis/reuse.py)
     kind = path_kind(path)
     if _current is not None:
         _probes[os.path.abspath(path)] = kind

@@ -296,6 +296,11 @@ def _compose(handlers: tuple[TrainingSetupHandler, ...]) -> _Composed:
     )
 
 
+def setup_triggers(handlers: Sequence[TrainingSetupHandler]) -> frozenset[str]:
+    """The words without which a file states no training setup for `handlers`."""
+    return frozenset(t for h in handlers for t in h.triggers)
+
+
 def scan_training_setup(source: SourceModule, handlers: Sequence[TrainingSetupHandler]) -> TrainingScan:
     """The training setup stated in `source` as `handlers` read it (an empty scan when it has no
     tree). Never raises."""

@@ -25,7 +25,7 @@ from pygls.protocol.json_rpc import RPCMessage, RPCRequest
 from pygls.uris import to_fs_path
 
 from vramlint import __version__
-from vramlint.analysis import api
+from vramlint.analysis import api, reuse
 from vramlint.analysis.results import FileAnalysis
 from vramlint.lsp import (
     code_actions,
@@ -347,6 +347,7 @@ def main(tcp: str | None = None) -> int:
     # Analyses allocate many short-lived nodes over a large, long-lived heap (evaluated library
     # modules): collect the young generations less often, so full collections do not stall edits.
     gc.set_threshold(*GC_THRESHOLDS)
+    reuse.enable()  # an edit builds again only the classes it may have changed (analysis/reuse.py)
     if tcp:
         host, _, port = tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
