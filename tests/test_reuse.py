@@ -83,7 +83,8 @@ class Composite(nn.Module):
 '''
 
 # Statements an edit inserts at the top level: classes that call others with arguments, set
-# another class's attribute, mutate a global, rebind a name; and plain module-level code.
+# another class's attribute, mutate a global, rebind a name; module-level code, a script's call
+# of a model (which gives its class inputs), a factory.
 NEW_STATEMENTS = [
     "class New{n}(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.c = Called(7)\n",
     "class Setter{n}(nn.Module):\n    def __init__(self):\n        super().__init__()\n        Base.extra = 3\n"
@@ -93,6 +94,8 @@ NEW_STATEMENTS = [
     "class Plain(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(3, 3)\n",
     "class Body{n}(nn.Module):\n    size = WIDTH * 2\n\n    def __init__(self):\n        super().__init__()\n"
     "        self.fc = nn.Linear(self.size, 1)\n",
+    "net = Plain()\nout = net(torch.randn(2, 10))\n",
+    "def factory():\n    return Uses()\n",
     "WIDTH = 65\n",
     "LAYERS.append(16)\n",
     "called = Called(9)\n",

@@ -335,9 +335,14 @@ def _texts(source: SourceModule, stmts: Sequence[cst.CSTNode]) -> list[str]:
 
 def _same_modules(prev: _Version, loader: Loader) -> bool:
     """Whether every module the loader held at the previous version's end is still the same
-    value (none dropped or evaluated again: an edited import, a changed library file)."""
+    value (none dropped or evaluated again: an edited import, a changed library file), or an
+    import that failed the same way again (failed imports are looked for again every analysis)."""
     modules = loader.modules
-    return all(modules.get(k) is v for k, v in prev.modules)
+    for k, v in prev.modules:
+        now = modules.get(k)
+        if now is not v and not (type(now) is Unknown and type(v) is Unknown and now.reason == v.reason):
+            return False
+    return True
 
 
 def _inert(v: Any) -> bool:
