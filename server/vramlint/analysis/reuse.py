@@ -8,9 +8,11 @@ version is kept when that version's build of it provably sees the same inputs in
   other statements' nodes), and neither version states a training setup, a `# vramlint:`
   directive or DeepSpeed anywhere (those read the whole file for every model), nor marks a
   module for several GPUs.
-- The class's own statement is the same node, its build used its defaults (no call site), and
-  it read no file, imported nothing, noted nothing for later analyses, and set no attribute of a
-  class or module (`note_shared_mutation`: state another build may read without naming it).
+- The class's own statement is the same node (or was parsed again with the same text: the
+  incremental parse's neighbours of the edit), it was built with its defaults or at a call site
+  in a statement the edit kept (whose new line the result says), and its build read no file,
+  imported nothing, noted nothing for later analyses, and set no attribute of a class or module
+  (`note_shared_mutation`: state another build may read without naming it).
 - No module-level name its build read (engine/name_reads.py), nor its own name, is *dirty*:
   a class named in the changed statements (a call site there may build it with other
   arguments), a name written or read by their runs, or one written or read by a statement whose
@@ -24,7 +26,10 @@ version is kept when that version's build of it provably sees the same inputs in
   statement the edit kept: those refs are moved to the new version.
 
 Anything else is built as before. tests/test_reuse.py compares, over random edits of real
-files, every result with reuse against a fresh analysis of the same text.
+files, every result with reuse against a fresh analysis of the same text. Not seen: a build that
+mutates a list or dict held in a class attribute of another class (`Other.registry.append(...)`)
+without setting an attribute; and a build kept costs no steps of the analysis's budget, so a
+file at the edge of its time budget may finish where a fresh analysis would stop.
 """
 
 from __future__ import annotations
