@@ -96,6 +96,8 @@ NEW_STATEMENTS = [
     "        self.fc = nn.Linear(self.size, 1)\n",
     "net = Plain()\nout = net(torch.randn(2, 10))\n",
     "def factory():\n    return Uses()\n",
+    'if __name__ == "__main__":\n    WIDTH = Plain().fc.out_features\n',
+    "def main():\n    global WIDTH\n    WIDTH = Plain().fc.in_features\n\n\nmain()\n",
     "WIDTH = 65\n",
     "LAYERS.append(16)\n",
     "called = Called(9)\n",

@@ -20,7 +20,8 @@ version is kept when that version's build of it provably sees the same inputs in
   constants do not turn dirty by being read: changing them means setting an attribute (which
   stops all reuse) or binding the name again (a write).
 - What its build read is inert now: modules, classes, functions, constants (nothing a build may
-  have mutated meanwhile without setting an attribute).
+  have mutated meanwhile without setting an attribute), and not bound meanwhile by code run
+  outside the module's statements (the script's main block, another build).
 - The result has no memory estimate or forward trace (those depend on the script's calls and
   the whole setup), no line number in its text, and every location of it in the file is in a
   statement the edit kept: those refs are moved to the new version.
@@ -199,6 +200,10 @@ class ClassResults:
             return None
         ev = self.loader.evaluator
         if self.rest.shared or version.shared or ev.analysis.stopped is not None:
+            return None
+        # A name the script's main block (or another build) bound meanwhile: what the build read
+        # depends on code run outside the module's statements.
+        if not self.rest.writes.isdisjoint(build.reads) or name in self.rest.writes:
             return None
         edit = self._plan()
         if edit is None or name in edit.dirty or not build.reads.isdisjoint(edit.dirty):
