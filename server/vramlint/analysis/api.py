@@ -16,7 +16,6 @@ from vramlint.analysis.models import Estimator, find_models
 from vramlint.analysis.module_level import unevaluated, unresolved_imports
 from vramlint.analysis.paths import module_name_for, search_paths
 from vramlint.analysis.results import FileAnalysis, UnknownInfo
-from vramlint.analysis.reuse import ClassResults
 from vramlint.engine.builtins import stdlib_module
 from vramlint.engine.frame_room import run_with_frame_room
 from vramlint.engine.gc_policy import fewer_collections
@@ -181,7 +180,7 @@ def _analyze(loader: Loader, path: str, text: str, dotted: str, settings: Settin
     # Malformed `# vramlint:` directives: located warnings (the rest of the directive still applies).
     for line, message in parse_directives(source.text, path)[1]:
         result.warnings.append(UnknownInfo(message, Location(path, line, 0, line, 0)))
-    classes = ClassResults(loader, os.path.abspath(path), settings, mod, source)
+    classes = reuse.ClassResults(loader, os.path.abspath(path), settings, mod, source)
     with classes:
         models = find_models(loader, mod, source, settings.inputs, settings.batch_size, settings,
                              _memory_estimator() if settings.memory else None, classes)
