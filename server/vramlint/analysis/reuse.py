@@ -40,6 +40,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import libcst as cst
@@ -326,7 +327,12 @@ def _quiet(text: str) -> bool:
     """Whether nothing in `text` reads the whole file for every model's setup. (A substring
     search per word: a regular expression of alternatives takes milliseconds on a large file.)"""
     lower = text.lower()
-    return not any(w in lower for w in _FILE_WIDE) and not any(w in text for w in setup_triggers(training_setup_handlers()))
+    return not any(w in lower for w in _FILE_WIDE) and not any(w in text for w in _trigger_words())
+
+
+@cache
+def _trigger_words() -> frozenset[str]:
+    return setup_triggers(training_setup_handlers())
 
 
 def _texts(source: SourceModule, stmts: Sequence[cst.CSTNode]) -> list[str]:
@@ -434,7 +440,7 @@ def _check(obj: Any, path: str) -> None:
         for v in obj.values():
             _check(v, path)
         return
-    if hasattr(t, "__dataclass_fields__") and hasattr(obj, "__dict__") and t is not SourceRef:
+    if hasattr(t, "__dataclass_fields__") and hasattr(obj, "__dict__"):
         for v in obj.__dict__.values():
             _check(v, path)
         return

@@ -31,17 +31,10 @@ class NameLog:
     # An attribute of a class or a module was set (`Block.count += 1`, `nn.Foo = Bar`): state
     # other builds may read without naming it.
     shared: bool = False
-    reads_files: bool = False  # it read a file or imported a module not loaded yet (engine/reads.py)
-
-    def touched(self) -> set[str]:
-        return self.reads | self.writes
+    reads_files: bool = False  # it read or probed a file, or imported a module (engine/reads.py)
 
 
 _active: NameLog | None = None
-
-
-def active() -> NameLog | None:
-    return _active
 
 
 @contextmanager
@@ -119,8 +112,7 @@ class TrackedNamespace(dict):  # type: ignore[type-arg]
             _active.everything = True
 
     def update(self, *args: Any, **kwargs: Any) -> None:
-        if _active is not None:
-            _active.everything = True  # (writes of names not known in advance)
+        self._listed()  # writes of names not known in advance
         dict.update(self, *args, **kwargs)
 
     def keys(self) -> Any:
