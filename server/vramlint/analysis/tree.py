@@ -7,7 +7,7 @@ from typing import Any
 
 from vramlint.analysis.results import ModuleNode, ParamCounts, TensorInfo
 from vramlint.engine.values import MISSING, Instance, Unknown
-from vramlint.frontends.torch.module import is_module, params_and_buffers, state_of
+from vramlint.frontends.torch.module import ModuleState, is_module, params_and_buffers, state_of
 from vramlint.frontends.torch.tensors import TensorValue
 
 
@@ -50,6 +50,10 @@ def _tensor_info(name: str, t: Any) -> TensorInfo:
 
 
 def count_params(root: Instance) -> tuple[ParamCounts, list[Unknown]]:
+    counts = _plain_counts(root)
+    if counts is not None:
+        return counts, []
+    # Some tensor is not a plain one with int dims: the walk with names, to say which and why.
     unknowns: list[Unknown] = []
     total: int | None = 0
     trainable: int | None = 0
@@ -77,21 +81,65 @@ def count_params(root: Instance) -> tuple[ParamCounts, list[Unknown]]:
     return ParamCounts(total, trainable, buffers, known), unknowns
 
 
+def _plain_counts(root: Instance) -> ParamCounts | None:
+    """count_params's answer when every parameter and buffer is a tensor with int dims (it then
+    finds no unknowns), without the names of params_and_buffers (a string per tensor of every
+    model); None otherwise. The same walk: pre-order, each module and each tensor once."""
+    seen_m: set[int] = set()
+    seen_p: set[int] = set()
+    seen_b: set[int] = set()
+    total = trainable = buffers = 0
+    stack = [root]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen_m:
+            continue
+        seen_m.add(id(m))
+        st = state_of(m)
+        for t in st.params.values():
+            if t is None or id(t) in seen_p:
+                continue
+            seen_p.add(id(t))
+            if not (isinstance(t, TensorValue) and _int_shape(t)):
+                return None
+            n = t.counted_numel()
+            total += n
+            if t.requires_grad:
+                trainable += n
+        for t in st.buffers.values():
+            if t is None or id(t) in seen_b:
+                continue
+            seen_b.add(id(t))
+            if not (isinstance(t, TensorValue) and _int_shape(t)):
+                return None
+            buffers += t.numel()
+        # (reversed: the children are popped in their order, as named_modules visits them)
+        stack.extend([c for c in reversed(st.modules.values()) if isinstance(c, Instance) and isinstance(c.state, ModuleState)])
+    return ParamCounts(total, trainable, buffers, total)
+
+
 def build_tree(inst: Instance, path: str = "", seen: set[int] | None = None, outputs: bool = False) -> ModuleNode:
-    node, _ = _build_tree(inst, path, set() if seen is None else seen, outputs)
+    ids: list[int] = []
+    sizes: list[int | None] = []
+    spans: list[tuple[ModuleNode, int, int]] = []
+    node = _build_tree(inst, path, set() if seen is None else seen, outputs, ids, sizes, spans)
+    _param_counts(ids, sizes, spans)
     return node
 
 
-def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool) -> tuple[ModuleNode, dict[int, int | None]]:
-    """The node and the parameters of its subtree by identity (so tied weights count once)."""
+def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool, ids: list[int],
+                sizes: list[int | None], spans: list[tuple[ModuleNode, int, int]]) -> ModuleNode:
+    """The node of `inst`, its parameters appended to `ids` and `sizes` in pre-order, and its
+    subtree's span of them in `spans`."""
     st = state_of(inst)
+    start = len(ids)
     params: list[TensorInfo] = []
-    sizes: dict[int, int | None] = {}
     for name, t in st.params.items():  # (one loop for its rows and its sizes: this runs per module)
         if t is not None:
             params.append(_tensor_info(name, t))
             n = t.numel() if isinstance(t, TensorValue) and _int_shape(t) else None
-            sizes[id(t)] = n if isinstance(n, int) else None
+            ids.append(id(t))
+            sizes.append(n if isinstance(n, int) else None)
     cls = inst.cls
     node = ModuleNode(
         path=path,
@@ -108,17 +156,27 @@ def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool) -> tup
     seen.add(id(inst))
     for name, child in st.modules.items():
         if is_module(child) and id(child) not in seen:
-            sub, sub_sizes = _build_tree(child, f"{path}.{name}" if path else name, seen, outputs)
-            node.children.append(sub)
-            sizes.update(sub_sizes)
-    total = 0
-    for n in sizes.values():
-        if n is None:
-            total = -1
-            break
-        total += n
-    node.param_count = None if total < 0 else total
-    return node, sizes
+            node.children.append(_build_tree(child, f"{path}.{name}" if path else name, seen, outputs, ids, sizes, spans))
+    spans.append((node, start, len(ids)))
+    return node
+
+
+def _param_counts(ids: list[int], sizes: list[int | None], spans: list[tuple[ModuleNode, int, int]]) -> None:
+    """Each node's parameters and its children's, a tensor tied to several modules once; None
+    where one of them has an unknown size."""
+    if len(set(ids)) == len(ids):  # no tied tensor (most models): sums over the spans
+        sums = [0]
+        nones = [0]
+        for n in sizes:
+            sums.append(sums[-1] + (n or 0))
+            nones.append(nones[-1] + (n is None))
+        for node, a, b in spans:
+            node.param_count = None if nones[b] > nones[a] else sums[b] - sums[a]
+        return
+    for node, a, b in spans:
+        by_id = dict(zip(ids[a:b], sizes[a:b]))
+        values = by_id.values()
+        node.param_count = None if None in values else sum(values)  # type: ignore[arg-type]
 
 
 def output_unknowns(v: Any, depth: int = 0) -> list[Unknown]:
