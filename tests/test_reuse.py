@@ -175,8 +175,7 @@ def test_results_with_reuse_are_fresh_results(tmp_path: object, reusing: None, s
 def _compare_chain(path: str, texts: list[str], settings: Settings) -> int:
     """Analyse each text with reuse, the analyses following one another as an editor's do, and
     afresh; the classes reuse kept in all. The fresh analysis is of a file of the same name in
-    another folder: analysing the same path and text again would reuse the module the first
-    analysis evaluated, with what its builds did to it (a class attribute set)."""
+    another folder, without reuse, so that it leaves the chain's versions alone."""
     folder, name = os.path.split(path)
     other = os.path.join(folder, "fresh", name)
     kept = 0
@@ -227,3 +226,37 @@ def test_changed_class_and_its_users_are_built_again(tmp_path: object, reusing: 
     assert {m.name: m.location.line for m in fa.models}["Plain"] == TRICKY.splitlines().index("class Plain(nn.Module):") + 3
     child = next(m for m in fa.models if m.name == "Child")
     assert child.construction == f"arguments of the call at line {edited.splitlines().index('        self.b = Child()') + 3}"
+
+
+SETTER = """\
+from torch import nn
+
+
+class Base(nn.Module):
+    def __init__(self, d=8):
+        super().__init__()
+        self.fc = nn.Linear(d, getattr(Base, "extra", d))
+
+
+class Setter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        Base.extra = 3
+        self.fc = nn.Linear(2, 2)
+"""
+
+
+@pytest.mark.parametrize("reusing_classes", [False, True])
+def test_the_same_text_again_is_analysed_as_at_first(tmp_path: object, reusing_classes: bool) -> None:
+    """The editor analyses the same text again (its second pass, with the estimate; a save; a
+    settings change): a build that set a class attribute must not change that analysis, as it
+    would on the module the first one built on (Base read `extra` set by Setter's build)."""
+    reuse.enable(reusing_classes)
+    try:
+        path = f"{tmp_path}/m.py"
+        counts = [{m.name: m.params.total for m in api.analyze_source(path, SETTER, Settings(memory=memory)).models}
+                  for memory in (False, True, False)]
+    finally:
+        reuse.enable(False)
+        reuse.forget()
+    assert counts == [{"Base": 8 * 8 + 8, "Setter": 6}] * 3

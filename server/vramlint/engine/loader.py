@@ -75,6 +75,9 @@ class Loader:
         # The analysed file's namespace notes its reads (engine/name_reads.py): the language
         # server's, which reuses unchanged classes' results across edits (analysis/reuse.py).
         self.track_names = False
+        # The module each analysed file was last loaded as, by dotted name: its models were built
+        # on it, and a build may have changed it (a class attribute set in an `__init__`).
+        self.analysed: dict[str, ModuleValue] = {}
         # Imported files that were not read (not regular, too large...), located at the import
         # that asked for them; analysis/api.py reports those of each analysis.
         self.unread: dict[str, str] = {}  # module -> why
@@ -557,20 +560,25 @@ class Loader:
         """Evaluate the file being analysed (replacing an earlier version of it).
 
         A module already evaluated from the same path and content (imported by an earlier
-        analysis) is reused as it is."""
+        analysis) is reused as it is, unless an earlier analysis of this file built on it."""
         existing = self.modules.get(dotted)
         if isinstance(existing, ModuleValue) and existing.ns.get("__file__") == path:
-            if existing.source is not None and existing.source.text == text:
+            # Not the module an earlier analysis of this file built its models on: the same text
+            # would then analyse differently (the editor's second pass, with the estimate).
+            if existing.source is not None and existing.source.text == text and self.analysed.get(dotted) is not existing:
                 force_deferred_classes(self.evaluator, existing.ns)  # its classes are models to find
+                self.analysed[dotted] = existing
                 return existing, existing.source, self.module_problems.get(dotted, [])
             pending = existing.ns.pop("__vramlint_pending_init__", None)
             if pending is not None:
                 source = self.evaluator.analysis.parse(path, text, dotted)
                 try:
-                    return existing, source, self.run_source(existing, source, MAIN_STATEMENT_STEPS)
+                    problems = self.run_source(existing, source, MAIN_STATEMENT_STEPS)
                 except AnalysisStopped:
                     self.forget_partial(existing)
                     raise
+                self.analysed[dotted] = existing
+                return existing, source, problems
         # In the editor, the file's namespace notes what its statements and builds read (analysis/reuse.py).
         mod = ModuleValue(dotted, TrackedNamespace() if self.track_names else None)
         mod.ns["__name__"] = dotted
@@ -587,6 +595,7 @@ class Loader:
         except AnalysisStopped:
             self.forget_partial(mod)
             raise
+        self.analysed[dotted] = mod
         return mod, source, problems
 
     def forget_failed_imports(self) -> None:
