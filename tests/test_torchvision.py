@@ -82,3 +82,25 @@ def test_models_by_name() -> None:
     got = {m.name: m.params.total for m in result.models}
     assert got == {"a": TRUTH["resnet50"]["params"], "b": TRUTH["resnet18"]["params"],
                    "c": TRUTH["vgg11"]["params"], "d": TRUTH["mobilenet_v3_small"]["params"]}
+
+
+def test_api_usage_logging_is_not_run_from_source(tmp_path: Path) -> None:
+    """`torchvision.utils._log_api_usage_once`, called by every torchvision module's `__init__`,
+    is a no-op of vramlint's (frontends/torchvision_data): a call neither runs its source nor
+    leaves an unknown, and the module around it is counted as before."""
+    from vramlint.analysis.api import get_loader, search_paths
+    from vramlint.engine.values import NativeFunction
+
+    root = library_source("torchvision", TORCHVISION_VERSION)
+    settings = vramlint.Settings(extra_paths=(str(root),))
+    model = tmp_path / "logged.py"
+    model.write_text(
+        "from torch import nn\nfrom torchvision.utils import _log_api_usage_once\n\n\n"
+        "class Logged(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        _log_api_usage_once(self)\n        self.fc = nn.Linear(4, 4)\n"
+    )
+    result = vramlint.analyze_file(str(model), settings)
+    (logged,) = result.models
+    assert (logged.params.total, logged.unknowns) == (20, [])
+    utils = get_loader(search_paths(settings), settings.environment, settings.torch_version).modules["torchvision.utils"]
+    assert isinstance(utils.ns["_log_api_usage_once"], NativeFunction)

@@ -2,19 +2,21 @@
 `torchvision.datasets` (datasets.py: each dataset's image size, e.g. CIFAR10's 3x32x32) and
 `torchvision.transforms` / `transforms.v2` (transforms.py: what each does to the shape), served
 instead of torchvision's source, which reads the datasets' files. `torchvision.models` stays
-torchvision's own source. torch.utils.data (DataLoader, the batch) is the torch frontend's
+torchvision's own source, but for its API-usage logging (`_log_api_usage_once`, below).
+torch.utils.data (DataLoader, the batch) is the torch frontend's
 (frontends/torch/data.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vramlint.frontends.interface import Frontend
 from vramlint.frontends.torchvision_data import datasets, transforms
 
 if TYPE_CHECKING:
+    from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.loader import Loader
-    from vramlint.engine.values import ModuleValue
+    from vramlint.engine.values import FunctionValue, ModuleValue
 
 
 def _without_source(loader: Loader) -> ModuleValue:
@@ -41,4 +43,15 @@ def torchvision_data_module(loader: Loader, dotted: str) -> ModuleValue | None:
     return None
 
 
-FRONTEND = Frontend(name="torchvision_data", native_modules=(torchvision_data_module,))
+def _logs_api_usage(ev: Evaluator, func: FunctionValue) -> Any:
+    """`torchvision.utils._log_api_usage_once(obj)`, which every torchvision module's `__init__`
+    calls: it names `obj` for `torch._C._log_api_usage_once`, a no-op unless a process installs a
+    logger, and changes nothing of a model. Run from its source, it was a twentieth of building
+    torchvision's models (2,098 calls for the EfficientNets)."""
+    from vramlint.engine.values import NativeFunction
+
+    return NativeFunction(func.qualname, lambda ev, a, k: None)
+
+
+FRONTEND = Frontend(name="torchvision_data", native_modules=(torchvision_data_module,),
+                    function_rules={"torchvision.utils._log_api_usage_once": _logs_api_usage})
