@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
+from vramlint.engine import inert_loops
 from vramlint.engine.code_facts import (
     always_raises,
     bound_names,
@@ -219,6 +220,9 @@ def _in_loop(self: Evaluator, err: BudgetExceeded, scope: Scope, node: cst.CSTNo
 
 def _run_for(self: Evaluator, node: cst.For, scope: Scope) -> None:
     iterable = self.eval(node.iter, scope)
+    if type(iterable) is list and inert_loops.skips(self, node, scope, iterable):
+        self.assign(node.target, iterable[-1], scope)  # a weight-initialisation loop: see inert_loops.py
+        return
     try:
         it = self.iterate(iterable)
         broke = False
