@@ -11,7 +11,7 @@ import libcst as cst
 import pytest
 
 import vramlint
-from vramlint.engine.inert_loops import _shape
+from vramlint.engine.inert_loops import _function_shape, _shape
 
 HEADER = "import math\nimport torch\nfrom torch import nn\n\n\n"
 
@@ -229,5 +229,66 @@ def test_a_function_of_the_file_runs(tmp_path: Path) -> None:
                 self.fc = nn.Linear(8, 4)
                 for m in self.modules():
                     init_weights(m)
+    """)
+    assert n == (8 * 4 + 4) + (2 * 2 + 2)
+
+
+def function_shape(code: str, arity: int) -> object:
+    func = cst.parse_module(textwrap.dedent(code)).body[0]
+    assert isinstance(func, cst.FunctionDef)
+    return _function_shape(func, arity)
+
+
+def test_apply_of_an_initialisation_method_is_recognised() -> None:
+    """nanoGPT's `self.apply(self._init_weights)`: the method's body is an initialisation loop's."""
+    assert function_shape('''
+        def _init_weights(self, module):
+            """Initialise."""
+            if isinstance(module, nn.Linear):
+                torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                if module.bias is not None:
+                    torch.nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    ''', 2) is not None
+    # reads what `self` holds (not checked), or takes more than the module
+    assert function_shape('''
+        def _init_weights(self, module):
+            nn.init.normal_(module.weight, std=self.init_std)
+    ''', 2) is None
+    assert function_shape('''
+        def init(module, std=0.02):
+            nn.init.normal_(module.weight, std=std)
+    ''', 1) is None
+
+
+def test_apply_counts_what_python_builds(tmp_path: Path) -> None:
+    """A skipped `apply` leaves the count as it was; an `apply` whose function adds a layer runs."""
+    n = count(tmp_path, """
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 4)
+                self.emb = nn.Embedding(10, 8)
+                self.apply(self._init_weights)
+
+            def _init_weights(self, module):
+                if isinstance(module, nn.Linear):
+                    torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                elif isinstance(module, nn.Embedding):
+                    torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    """)
+    assert n == (8 * 4 + 4) + 10 * 8
+    n = count(tmp_path, """
+        def grow(module):
+            if isinstance(module, nn.Linear):
+                module.add_module("extra", nn.Linear(2, 2))
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 4)
+                self.apply(grow)
     """)
     assert n == (8 * 4 + 4) + (2 * 2 + 2)

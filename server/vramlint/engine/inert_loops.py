@@ -12,7 +12,8 @@ Nearly every model's `__init__` ends with
 which fills values, and values are what vramlint does not follow: `torch.nn.init`'s functions are
 no-ops of its torch (frontends/torch/stubs.py), so the loop changes nothing it computes. Run, it
 was a sixth of building torchvision's models (a few interpreted calls per module, for every module
-of every model). Such a loop is skipped, its variable bound to the last module as Python leaves it.
+of every model). Such a loop is skipped, its variable bound to the last module as Python leaves it; so are the
+calls of `module.apply(fn)` whose `fn` has such a body (nanoGPT's `self.apply(self._init_weights)`).
 
 A loop is skipped only when all of this holds; anything else runs as before:
 - `for NAME in OBJ.modules():` with no `else`, giving modules;
@@ -34,6 +35,7 @@ import libcst as cst
 
 from vramlint.engine.values import (
     MISSING,
+    BoundMethod,
     ClassValue,
     FunctionValue,
     Instance,
@@ -71,8 +73,31 @@ def skips(ev: Evaluator, node: cst.For, scope: Scope, items: Any) -> bool:
     if type(items) is not list or not items:
         return False
     shape = _shape_of(node, scope)
+    return shape is not None and _holds(ev, shape, scope, items)
+
+
+def skips_apply(ev: Evaluator, fn: Any, items: list[Any]) -> bool:
+    """Whether `module.apply(fn)` over `items` (the modules) may skip its calls: `fn` is a function
+    of analysed source (or a method bound to an object) whose body is such a loop's body, its last
+    parameter the module (nanoGPT's `self.apply(self._init_weights)`)."""
+    bound = type(fn) is BoundMethod
+    func = fn.func if bound else fn
+    if type(func) is not FunctionValue or not isinstance(func.node, cst.FunctionDef) or not items:
+        return False
+    key = ("inert-apply", id(func.node), bound)
+    cache = func.module.node_cache
+    shape = cache.get(key, MISSING)  # type: ignore[call-overload]
+    if shape is MISSING:
+        shape = cache[key] = _function_shape(func.node, 2 if bound else 1)  # type: ignore[index]
     if shape is None:
         return False
+    from vramlint.engine.eval_base import Scope
+
+    return _holds(ev, shape, Scope({}, func.closure, func.globals, func.module), items)
+
+
+def _holds(ev: Evaluator, shape: _Shape, scope: Scope, items: list[Any]) -> bool:
+    """The checks made when the loop starts: modules, pure callees, names defined and modules."""
     for m in items:
         if not isinstance(m, Instance):
             return False
@@ -127,20 +152,44 @@ def _shape(node: cst.For, func: Any) -> _Shape | None:
     if not (type(it) is cst.Call and not it.args and type(it.func) is cst.Attribute
             and it.func.attr.value == "modules" and type(it.func.value) is cst.Name):
         return None
-    var = node.target.value
-    shape = _Shape()
-    temps: set[str] = set()
-    if not _block(node.body, var, shape, temps):
+    found = _body_shape(node.body, node.target.value)
+    if found is None:
         return None
-    if any(name.value in temps and whole is not name for name, whole in shape.reads):
-        return None  # an attribute of a temporary: what it holds is not checked
-    shape.reads = [(name, whole) for name, whole in shape.reads if name.value not in temps]
+    shape, temps = found
     if temps:  # the names it assigns are read nowhere else in the function
         inside = {id(n) for n in iter_nodes(node)}
         for n in iter_nodes(func.body):
             if type(n) is cst.Name and n.value in temps and id(n) not in inside:
                 return None
     return shape
+
+
+def _function_shape(node: cst.FunctionDef, arity: int) -> _Shape | None:
+    """A function called as `fn(module)` (`arity` 1) or `obj.fn(module)` (2), whose body is an
+    initialisation loop's: its temporaries are its own locals."""
+    p = node.params
+    if len(p.params) != arity or p.posonly_params or p.kwonly_params or type(p.star_arg) is cst.Param \
+            or p.star_kwarg is not None or node.decorators:
+        return None
+    found = _body_shape(node.body, p.params[-1].name.value)
+    if found is None:
+        return None
+    shape, _ = found
+    others = {x.name.value for x in p.params[:-1]}
+    if any(name.value in others for name, _ in shape.reads):
+        return None  # `self.std`: what an argument holds is not checked
+    return shape
+
+
+def _body_shape(body: Any, var: str) -> tuple[_Shape, set[str]] | None:
+    shape = _Shape()
+    temps: set[str] = set()
+    if not _block(body, var, shape, temps):
+        return None
+    if any(name.value in temps and whole is not name for name, whole in shape.reads):
+        return None  # an attribute of a temporary: what it holds is not checked
+    shape.reads = [(name, whole) for name, whole in shape.reads if name.value not in temps]
+    return shape, temps
 
 
 def _block(body: Any, var: str, shape: _Shape, temps: set[str]) -> bool:
@@ -157,8 +206,8 @@ def _block(body: Any, var: str, shape: _Shape, temps: set[str]) -> bool:
                 return False
         elif type(stmt) is cst.SimpleStatementLine:
             for small in stmt.body:
-                if type(small) is cst.Pass:
-                    continue
+                if type(small) is cst.Pass or type(small) is cst.Expr and type(small.value) is cst.SimpleString:
+                    continue  # (a docstring)
                 if type(small) is cst.Expr and type(small.value) is cst.Call:
                     if not _expr(small.value, var, shape):
                         return False

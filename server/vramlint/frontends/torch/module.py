@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vramlint.engine import inert_loops
 from vramlint.engine.values import (
     MISSING,
     Args,
@@ -291,7 +292,10 @@ def _tensors(kind: str, named: bool) -> Callable[..., Any]:
 
 def _apply(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     inst, fn = _self(a), a[1]
-    for m in [m for _, m in named_modules(inst)][::-1]:  # children first, like Module.apply
+    modules = [m for _, m in named_modules(inst)][::-1]  # children first, like Module.apply
+    if inert_loops.skips_apply(ev, fn, modules):
+        return inst  # a weight-initialisation function: it changes nothing vramlint computes
+    for m in modules:
         ev.call(fn, (m,), {})
     return inst
 
