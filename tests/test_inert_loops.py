@@ -99,6 +99,12 @@ RUN = [
         for m in self.modules():
             m.weight.data.normal_(0, 0.01)
     """,
+    # the module as an operand: its class's `__len__` may be analysed code
+    """
+    def __init__(self):
+        for m in self.modules():
+            nn.init.normal_(m.weight, std=1 / len(m))
+    """,
     # another iterable than a module's modules()
     """
     def __init__(self):

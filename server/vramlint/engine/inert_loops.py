@@ -116,6 +116,10 @@ def _holds(ev: Evaluator, shape: _Shape, scope: Scope, items: list[Any]) -> bool
             checked.add(id(m.cls))
             if not _plain_attributes(m.cls, shape.attrs):
                 return False
+        for attr in shape.attrs:  # an object of its own (not a module, tensor or number) may have dunders
+            v = m.attrs.get(attr)
+            if isinstance(v, Instance) and v.state is None:
+                return False
     return True
 
 
@@ -232,8 +236,9 @@ def _expr(e: Any, var: str, shape: _Shape) -> bool:
     if t in _CONSTANTS:
         return True
     if t is cst.Name:
-        if e.value != var:
-            shape.reads.append((e, e))
+        if e.value == var:
+            return False  # the module as an operand (`len(m)`, `m == x`) may run its class's dunders
+        shape.reads.append((e, e))
         return True
     if t is cst.Attribute:
         return _attribute(e, var, shape)
@@ -248,7 +253,9 @@ def _expr(e: Any, var: str, shape: _Shape) -> bool:
             if type(name) is not cst.SimpleString or not isinstance(name.evaluated_value, str):
                 return False
             shape.attrs.add(name.evaluated_value)
-        return all(a.star == "" and _expr(a.value, var, shape) for a in e.args)
+        tests = type(e.func) is cst.Name and e.func.value in ("isinstance", "hasattr")
+        return all(a.star == "" and (_expr(a.value, var, shape) or tests and i == 0 and _is_name(a.value, var))
+                   for i, a in enumerate(e.args))
     if t is cst.Subscript:
         return _expr(e.value, var, shape) and all(
             type(s.slice) is cst.Index and _expr(s.slice.value, var, shape) for s in e.slice)
@@ -263,6 +270,10 @@ def _expr(e: Any, var: str, shape: _Shape) -> bool:
             return _expr(e.expression, var, shape)
         return _expr(e.left, var, shape) and _expr(e.right, var, shape)
     return False
+
+
+def _is_name(e: Any, name: str) -> bool:
+    return type(e) is cst.Name and e.value == name
 
 
 def _root(e: Any) -> str | None:
