@@ -12,8 +12,9 @@ Nearly every model's `__init__` ends with
 which fills values, and values are what vramlint does not follow: `torch.nn.init`'s functions are
 no-ops of its torch (frontends/torch/stubs.py), so the loop changes nothing it computes. Run, it
 was a sixth of building torchvision's models (a few interpreted calls per module, for every module
-of every model). Such a loop is skipped, its variable bound to the last module as Python leaves it; so are the
-calls of `module.apply(fn)` whose `fn` has such a body (nanoGPT's `self.apply(self._init_weights)`).
+of every model). Such a loop is skipped, its variable bound to the last module as Python leaves
+it; so are the calls of `module.apply(fn)` whose `fn` has such a body (nanoGPT's
+`self.apply(self._init_weights)`).
 
 A loop is skipped only when all of this holds; anything else runs as before:
 - `for NAME in OBJ.modules():` with no `else`, giving modules;
@@ -23,8 +24,11 @@ A loop is skipped only when all of this holds; anything else runs as before:
 - what it assigns is local names that the function reads nowhere else;
 - what it reads is names, constants, operators, and attributes: of modules (`nn.Conv2d`), or of
   the loop's module (`m.weight`), and then only beyond `weight` or `bias` (`m.weight.data`);
-  no class of those modules defines `__getattr__` or `__getattribute__` in analysed source, or
-  makes a name the body reads on the module a property or another descriptor.
+  the module itself only as `isinstance`'s or `hasattr`'s first argument (`len(m)` or `m == x`
+  may run its class's dunders);
+- no class of those modules defines `__getattr__` or `__getattribute__` in analysed source, or
+  makes a name the body reads on the module a property or another descriptor, and no module holds
+  an object of its own (not a module, tensor or number) under such a name.
 """
 
 from __future__ import annotations
