@@ -9,6 +9,8 @@ factory (1,371) is measured by `python benchmarks/library_coverage.py --corpus t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support.corpora import Outcome, analyse_timm, rate_line, timm_representatives, timm_truth
@@ -61,3 +63,18 @@ def test_create_model_by_name(paths: tuple[str, ...]) -> None:
     result = vramlint.analyze_source("/tmp/vramlint-corpus/create.py", text, vramlint.Settings(extra_paths=paths))
     got = {m.name: m.params.total for m in result.models}
     assert got == {f"m{i}": TRUTH[n]["params"] for i, n in enumerate(names)}
+
+
+def test_create_model_runs_only_the_model_files_it_needs(paths: tuple[str, ...], tmp_path: Path) -> None:
+    """A deprecated name (`tv_resnet50`, registered by `register_model_deprecations` in resnet.py,
+    read from its source) builds what timm builds, and of the 98 model files only resnet.py ran."""
+    import vramlint
+    from vramlint.analysis.api import get_loader, search_paths
+
+    settings = vramlint.Settings(extra_paths=(*paths, str(tmp_path)))  # a fresh loader: nothing cached
+    text = "import timm\n\nmodel = timm.create_model('tv_resnet50')\n"
+    (model,) = vramlint.analyze_source(str(tmp_path / "user.py"), text, settings).models
+    assert model.params.total == TRUTH["resnet50"]["params"]
+    loader = get_loader(search_paths(settings), settings.environment, settings.torch_version)
+    ran = {m for m in loader.modules if m.startswith("timm.models.") and not m.rpartition(".")[2].startswith("_")}
+    assert ran == {"timm.models.resnet"}

@@ -55,6 +55,7 @@ def get_loader(paths: tuple[str, ...], environment: tuple[tuple[str, str], ...] 
             loader.torch_version = torch_version
             loader.decorator_rules.update(registry.decorator_rules())
             loader.function_rules.update(registry.function_rules())
+            loader.lazy_registries.update(registry.lazy_registries())
             loader.evaluator.taped_prefixes = registry.taped_prefixes()
             _loaders[key] = loader
         return loader

@@ -13,7 +13,8 @@ import libcst as cst
 from vramlint.engine.code_facts import dotted_name, is_registering_decorator, is_registering_factory
 from vramlint.engine.deferred import defer_class
 from vramlint.engine.eval_base import Scope
-from vramlint.engine.exports import registers_at_import, scan_exports
+from vramlint.engine.exports import Export, registering_decorators, scan_exports
+from vramlint.engine.registrations import defer
 from vramlint.engine.signals import RaiseSignal, Undecided
 from vramlint.engine.values import (
     MISSING,
@@ -70,8 +71,18 @@ def s_importfrom(self: Evaluator, node: cst.ImportFrom, scope: Scope) -> None:
     lazy = scope.parent is None and not scope.is_class
     if isinstance(node.names, cst.ImportStar):
         exports = scan_exports(self.loader, full) if lazy else None
-        if exports is not None and registers_at_import(self.loader, full):
-            exports = None  # it must run now: it fills a registry (and its __all__) as it runs
+        decorators = registering_decorators(self.loader, full) if exports is not None else {}
+        if exports is not None and decorators:
+            # It fills a registry (and its __all__) as it runs: it must run now, unless a frontend
+            # declares the registry lazy (its names are then read from its source).
+            path, _ = self.loader.find_module_file(full)
+            text = self.loader.read_text(path)[0] if path is not None else None
+            registered = defer(self.loader, full, decorators, text) if text is not None else None
+            if registered is None:
+                exports = None
+            else:
+                known = {e.name for e in exports}
+                exports = [*exports, *(Export(n, full, n) for n in registered if n not in known)]
         if exports is not None:
             for e in exports:
                 if e.module == scope.module.name:

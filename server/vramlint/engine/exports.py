@@ -116,19 +116,21 @@ _BARE_DECORATOR = re.compile(r"^@([A-Za-z_]\w*)(\([^\n]*\))?[ \t]*(?:#[^\n]*)?\n
                              re.M)
 
 
-def registers_at_import(loader: Loader, dotted: str) -> bool:
-    """Whether importing `dotted` registers something as it runs: a top-level definition under a
-    decorator imported from another module that records its argument (timm's `@register_model`,
-    torchvision's `@register_model()`, whose call makes such a decorator). `from .resnet import *` must
-    then run the module, as Python does, or `create_model("resnet50")` finds an empty registry.
-    (Only the decorator's own module is evaluated to decide.)"""
-    cache: dict[str, bool] = loader.registers_cache
+def registering_decorators(loader: Loader, dotted: str) -> dict[str, str]:
+    """The decorators by which importing `dotted` registers something as it runs, by the name the
+    module uses -> their qualified name: each decorates a top-level definition, is imported from
+    another module and records its argument (timm's `@register_model`, torchvision's
+    `@register_model()`, whose call makes such a decorator). `from .resnet import *` must then run
+    the module, as Python does, or `create_model("resnet50")` finds an empty registry, unless a
+    frontend declares the registry lazy (engine/registrations.py). (Only the decorators' own
+    modules are evaluated to decide.)"""
+    cache: dict[str, dict[str, str]] = loader.registers_cache
     if dotted in cache:
         return cache[dotted]
-    cache[dotted] = False  # a cycle: decided by the outer call
+    cache[dotted] = {}  # a cycle: decided by the outer call
     path, is_pkg = loader.find_module_file(dotted)
     text = loader.read_text(path)[0] if path is not None and path.endswith(".py") else None
-    found = False
+    found: dict[str, str] = {}
     if text is not None and "@" in text:
         from vramlint.engine.evaluator import is_registering_decorator, is_registering_factory
         from vramlint.engine.values import FunctionValue
@@ -142,8 +144,7 @@ def registers_at_import(loader: Loader, dotted: str) -> bool:
             dec = loader.import_from(module, attr, None)
             test = is_registering_factory if called else is_registering_decorator
             if isinstance(dec, FunctionValue) and test(dec.node):
-                found = True
-                break
+                found[name] = f"{dec.module.name}.{dec.qualname}"
     cache[dotted] = found
     return found
 

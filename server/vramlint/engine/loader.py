@@ -24,6 +24,7 @@ from vramlint.engine.deferred import force_deferred_classes
 from vramlint.engine.evaluator import Evaluator, module_bound_names
 from vramlint.engine.name_reads import TrackedNamespace
 from vramlint.engine.protocol import Protocol
+from vramlint.engine.registrations import LazyRegistry, Registered, run_earlier_registrations
 from vramlint.engine.script_inputs import ScriptInputs
 from vramlint.engine.signals import AnalysisStopped
 from vramlint.engine.source import (
@@ -64,7 +65,11 @@ class Loader:
         # os.environ as the analysed code sees it (Settings.environment): only what is configured.
         self.environment: dict[str, str] = {}
         self.torch_version = "2.13.0"  # Settings.torch_version: torch.__version__, its metadata
-        self.registers_cache: dict[str, bool] = {}  # exports.registers_at_import
+        self.registers_cache: dict[str, dict[str, str]] = {}  # exports.registering_decorators
+        # Registries that frontends declare lazy, by decorator, and the modules left pending for
+        # them with what each registers (engine/registrations.py).
+        self.lazy_registries: dict[str, LazyRegistry] = {}
+        self.registrations: dict[str, dict[str, Registered]] = {}
         self.modules: dict[str, ModuleValue | Unknown] = {}
         self.module_problems: dict[str, list[Unknown]] = {}
         self.statement_problems: dict[str, dict[Any, list[Unknown]]] = {}
@@ -250,6 +255,10 @@ class Loader:
             reads.note_failed_import(dotted, {p: None if absent else reads.path_kind(p)
                                               for p, absent in self._searched.items()})
             return u
+        if self.registrations and run_earlier_registrations(self, dotted, ref):
+            hit = self.modules.get(dotted)  # (one of them imported it)
+            if hit is not None:
+                return hit
         reads.note_import(_path_of(ref), path)
         # Parents exist as (lazy) packages.
         if "." in dotted:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
     from vramlint.engine.loader import NativeModuleFactory
+    from vramlint.engine.registrations import LazyRegistry
     from vramlint.engine.source import SourceModule
     from vramlint.engine.values import Instance
     from vramlint.frontends.training_setup import TrainingSetupHandler
@@ -47,6 +48,10 @@ class Frontend:
     # decorators apply). For functions that read files or the network (transformers'
     # `from_pretrained`), classes that set up a process rather than a model (Accelerate's `Accelerator`).
     function_rules: Mapping[str, Callable[[Evaluator, Any], Any]] = field(default_factory=dict)
+    # Registries its modules fill as they are imported (timm's `@register_model`) whose readers are
+    # known: a package that star-imports those modules runs each only when what it registers is
+    # read (engine/registrations.py); each reader gets a function rule that runs them first.
+    lazy_registries: tuple[LazyRegistry, ...] = ()
     # The model an object of this framework holds (a transformers pipeline's `.model`, the module a
     # DDP / FSDP1 wrapper wraps), else None: a variable holding one has that model as its model.
     held_model: Callable[[Any], Any] = _none

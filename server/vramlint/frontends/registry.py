@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from vramlint.engine.registrations import LazyRegistry, reader_rule
 from vramlint.frontends.accelerate.frontend import FRONTEND as ACCELERATE
 from vramlint.frontends.bitsandbytes.frontend import FRONTEND as BITSANDBYTES
 from vramlint.frontends.deepspeed.frontend import FRONTEND as DEEPSPEED
@@ -20,6 +21,7 @@ from vramlint.frontends.keras.frontend import FRONTEND as KERAS
 from vramlint.frontends.lightning.frontend import FRONTEND as LIGHTNING
 from vramlint.frontends.peft.frontend import FRONTEND as PEFT
 from vramlint.frontends.scripts.frontend import FRONTEND as SCRIPTS
+from vramlint.frontends.timm.frontend import FRONTEND as TIMM
 from vramlint.frontends.torch.frontend import FRONTEND as TORCH
 from vramlint.frontends.torchvision_data.frontend import FRONTEND as TORCHVISION_DATA
 from vramlint.frontends.tqdm.frontend import FRONTEND as TQDM
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 # Order matters only where two frontends' training-setup handlers map the same optimizer class
 # name (the first wins) and for the first frontend that owns a model.
 FRONTENDS: tuple[Frontend, ...] = (TORCH, TRANSFORMERS, KERAS, DIFFUSERS, BITSANDBYTES, PEFT, TORCHVISION_DATA, TQDM,
-                                   SCRIPTS, LIGHTNING, ACCELERATE, DATASETS, DEEPSPEED)
+                                   SCRIPTS, LIGHTNING, ACCELERATE, DATASETS, DEEPSPEED, TIMM)
 
 
 def frontend_of(model: Any) -> Frontend | None:
@@ -56,7 +58,18 @@ def decorator_rules() -> dict[str, Callable[..., Any]]:
 
 
 def function_rules() -> dict[str, Callable[..., Any]]:
-    return {name: rule for f in FRONTENDS for name, rule in f.function_rules.items()}
+    rules = {name: rule for f in FRONTENDS for name, rule in f.function_rules.items()}
+    reads: dict[str, list[tuple[str, Any]]] = {}
+    for reg in (r for f in FRONTENDS for r in f.lazy_registries):
+        for name, name_of in reg.readers.items():
+            reads.setdefault(name, []).append((reg.decorator, name_of))
+    rules.update({name: reader_rule(each) for name, each in reads.items()})
+    return rules
+
+
+def lazy_registries() -> dict[str, LazyRegistry]:
+    """The registries filled as their readers need them, by registering decorator."""
+    return {r.decorator: r for f in FRONTENDS for r in f.lazy_registries}
 
 
 def model_origin(model: Any) -> tuple[tuple[str, str], ...]:

@@ -2,7 +2,9 @@
 `torchvision.datasets` (datasets.py: each dataset's image size, e.g. CIFAR10's 3x32x32) and
 `torchvision.transforms` / `transforms.v2` (transforms.py: what each does to the shape), served
 instead of torchvision's source, which reads the datasets' files. `torchvision.models` stays
-torchvision's own source, but for its API-usage logging (`_log_api_usage_once`, below).
+torchvision's own source, but for its API-usage logging (`_log_api_usage_once`, below) and its
+model registry, declared lazy (engine/registrations.py: `torchvision.models.resnet50` runs
+resnet.py, not the 16 model files `torchvision.models` star-imports).
 torch.utils.data (DataLoader, the batch) is the torch frontend's
 (frontends/torch/data.py)."""
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from vramlint.engine.registrations import LazyRegistry
 from vramlint.frontends.interface import Frontend
 from vramlint.frontends.torchvision_data import datasets, transforms
 
@@ -53,5 +56,20 @@ def _logs_api_usage(ev: Evaluator, func: FunctionValue) -> Any:
     return NativeFunction(func.qualname, lambda ev, a, k: None)
 
 
+def _builder_name(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """`get_model_builder(name)`'s entry: the name lowercased, as it reads it."""
+    name = args[0] if args else kwargs.get("name")
+    return name.lower() if isinstance(name, str) else None
+
+
+# `@register_model()` over each builder (`BUILTIN_MODELS`), read by these two functions of
+# models/_api.py (get_model and get_model_weights call get_model_builder; tests/test_registrations.py
+# checks the list against torchvision's source).
+MODELS = LazyRegistry(
+    decorator="torchvision.models._api.register_model",
+    readers={"torchvision.models._api.get_model_builder": _builder_name, "torchvision.models._api.list_models": None},
+)
+
 FRONTEND = Frontend(name="torchvision_data", native_modules=(torchvision_data_module,),
-                    function_rules={"torchvision.utils._log_api_usage_once": _logs_api_usage})
+                    function_rules={"torchvision.utils._log_api_usage_once": _logs_api_usage},
+                    lazy_registries=(MODELS,))
