@@ -5,6 +5,7 @@ here, whose registry is declared lazy on its loader as a frontend would declare 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -59,17 +60,24 @@ def _name(args: tuple, kwargs: dict) -> str | None:
     return args[0] if args and isinstance(args[0], str) else None
 
 
+def _declare(settings: vramlint.Settings) -> Loader:
+    """The loader of `settings`, with reglib's registries declared lazy, as a frontend would."""
+    loader = get_loader(search_paths(settings), settings.environment, settings.torch_version)
+    for decorator in ("reglib._registry.register", "reglib._registry.named"):
+        reads = {"reglib._registry.get": _name, "reglib._registry.names": None}
+        loader.lazy_registries[decorator] = LazyRegistry(decorator=decorator, readers=reads)
+    loader.function_rules["reglib._registry.get"] = reader_rule(
+        [("reglib._registry.register", _name), ("reglib._registry.named", _name)])
+    loader.function_rules["reglib._registry.names"] = reader_rule(
+        [("reglib._registry.register", None), ("reglib._registry.named", None)])
+    return loader
+
+
 def _analyse(root: Path, text: str, lazy: bool = True) -> tuple[dict[str, int | None], Loader]:
     settings = vramlint.Settings(extra_paths=(str(root),))
     loader = get_loader(search_paths(settings), settings.environment, settings.torch_version)
     if lazy:
-        for decorator in ("reglib._registry.register", "reglib._registry.named"):
-            reads = {"reglib._registry.get": _name, "reglib._registry.names": None}
-            loader.lazy_registries[decorator] = LazyRegistry(decorator=decorator, readers=reads)
-        loader.function_rules["reglib._registry.get"] = reader_rule(
-            [("reglib._registry.register", _name), ("reglib._registry.named", _name)])
-        loader.function_rules["reglib._registry.names"] = reader_rule(
-            [("reglib._registry.register", None), ("reglib._registry.named", None)])
+        _declare(settings)
     result = vramlint.analyze_source(str(root / "user.py"), "import torch.nn as nn\nimport reglib\n\n" + text, settings)
     return {m.name: m.params.total for m in result.models}, loader
 
@@ -122,6 +130,34 @@ def test_a_star_imported_name_runs_its_module(tmp_path: Path) -> None:
     got, loader = _analyse(root, "model = reglib.big()\n")
     assert got == {"model": 20 * 30 + 30}
     assert _ran(loader) == {"a", "b"}  # `a` registers `dup` too: it runs first, as it would
+
+
+def test_a_cached_result_depends_on_every_pending_module(tmp_path: Path) -> None:
+    """The persistent cache: a file whose read ran `a` only still depends on `b`'s source (were
+    `b` to register `small` too, the real import would give `b`'s), also when it is analysed after
+    another file in the same process and reads nothing from the disk itself."""
+    from vramlint.cache import analysis as cached
+    from vramlint.cache.store import Cache
+
+    root = _library(tmp_path, {"a": MODULES["a"], "b": "@register\ndef big():\n    return nn.Linear(20, 30)\n"})
+    settings = vramlint.Settings(extra_paths=(str(root),))
+    _declare(settings)
+    files = [root / "one.py", root / "two.py"]
+    for f in files:
+        f.write_text('import reglib\n\nmodel = reglib.get("small")()\n')
+    cache = Cache(tmp_path / "cache")
+    assert [cached.analyze_file(str(f), settings, cache).models[0].params.total for f in files] == [9, 9]
+    b = root / "reglib" / "b.py"
+    old = b.stat().st_mtime_ns
+    b.write_text(b.read_text() + "\n\n@register\ndef small():\n    return nn.Linear(9, 9)\n")
+    os.utime(b, ns=(old + 2_000_000_000, old + 2_000_000_000))
+    stale = cache.stats.stale
+    for f in files:
+        cached.analyze_file(str(f), settings, cache)
+    assert cache.stats.stale == stale + 2
+    fresh = vramlint.Settings(extra_paths=(str(root), str(tmp_path / "other")))  # a new process's loader
+    _declare(fresh)
+    assert cached.analyze_file(str(files[0]), fresh, Cache(tmp_path / "cache2")).models[0].params.total == 90
 
 
 def test_what_a_module_registers_is_read_from_its_text() -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
+from vramlint.engine import reads
 from vramlint.engine.code_facts import dotted_name, is_registering_decorator, is_registering_factory
 from vramlint.engine.deferred import defer_class
 from vramlint.engine.eval_base import Scope
@@ -81,6 +82,9 @@ def s_importfrom(self: Evaluator, node: cst.ImportFrom, scope: Scope) -> None:
             if registered is None:
                 exports = None
             else:
+                # What a reader finds depends on every pending module's source, as when all ran:
+                # each is an import of this module for the persistent cache (engine/reads.py).
+                reads.note_import(scope.module.path, path)
                 known = {e.name for e in exports}
                 exports = [*exports, *(Export(n, full, n) for n in registered if n not in known)]
         if exports is not None:
