@@ -7,7 +7,7 @@ again on that filled cache, files unchanged. Each figure is the median of `--rep
 output of the warm run is compared with the cold one's (JSON, byte for byte).
 
 Corpora: torchvision 0.26's `models/*.py`; timm 1.0.31 user files (ResNet-50, EfficientNet-B0,
-ViT-B/16 from their model files); transformers 5.17's `models/gpt2` + `models/bert`; a user file
+ViT-B/16 from their model files); `timm.create_model('resnet50')`; transformers 5.17's `models/gpt2` + `models/bert`; a user file
 building a small LlamaForCausalLM from a config; the Keras corpus of the tests; a generated
 project of 200 files (each a small model, importing a shared module). The two single files of
 issue 18's "Done when" are `timm ResNet-50 file` and `transformers Llama file`.
@@ -47,6 +47,8 @@ TIMM_FILES = {
     "timm_efficientnet.py": "from timm.models.efficientnet import efficientnet_b0\n\nmodel = efficientnet_b0()\n",
     "timm_vit.py": "from timm.models.vision_transformer import vit_base_patch16_224\n\nmodel = vit_base_patch16_224()\n",
 }
+# The commoner way to build a timm model: by name, through the registry `import timm` fills.
+TIMM_BY_NAME = "import timm\n\nmodel = timm.create_model('resnet50')\n"
 SHARED = """\
 import torch.nn as nn
 
@@ -104,6 +106,8 @@ def corpora(work: Path) -> dict[str, tuple[list[str], list[str]]]:
     for name, text in TIMM_FILES.items():
         (work / "timm").mkdir(exist_ok=True)
         (work / "timm" / name).write_text(text)
+    (work / "timm_by_name").mkdir(exist_ok=True)
+    (work / "timm_by_name" / "timm_create.py").write_text(TIMM_BY_NAME)
     (work / "llama").mkdir(exist_ok=True)
     (work / "llama" / "llama_user.py").write_text(LLAMA)
     gen = work / "generated"
@@ -116,6 +120,7 @@ def corpora(work: Path) -> dict[str, tuple[list[str], list[str]]]:
     return {
         "timm ResNet-50 file": ([str(work / "timm" / "timm_resnet50.py")], timm_paths),
         "transformers Llama file": ([str(work / "llama" / "llama_user.py")], ["--extra-path", str(tf)]),
+        "timm.create_model('resnet50') file": ([str(work / "timm_by_name" / "timm_create.py")], timm_paths),
         "torchvision/models/*.py": ([str(p) for p in sorted((tv / "torchvision" / "models").glob("*.py"))],
                                     ["--extra-path", str(tv)]),
         "timm user files (3)": ([str(work / "timm")], timm_paths),
