@@ -2146,6 +2146,45 @@ case("package_with_registry_and_reexports", {
 }, "a", "b", "c", "d", "e")
 
 
+# `lru_cache`: a second call with the same arguments does not run the function again (its side
+# effects happen once); `cache_clear` forgets; unhashable or instance arguments are not cached
+# by vramlint (Python raises for a list; caches an instance by identity), which runs them again.
+case("lru_cache_runs_once_per_arguments", {
+    "widths.py": """
+        import functools
+        calls = []
+
+        @functools.lru_cache(maxsize=None)
+        def width(n, scale=2):
+            calls.append(n)
+            return n * scale
+
+        @functools.cache
+        def depth():
+            calls.append("depth")
+            return len(calls)
+    """,
+    "model.py": """
+        import functools
+        import torch.nn as nn
+        import widths
+
+        a = widths.width(8) + widths.width(8) + widths.width(8, scale=3) + widths.width(8)
+        d1, d2 = widths.depth(), widths.depth()
+        model = nn.Linear(a + len(widths.calls), d1 + d2)
+        widths.width.cache_clear()
+        widths.width(8)
+        again = nn.Linear(len(widths.calls), 1)
+
+        @functools.lru_cache()
+        def local(n):
+            return nn.Linear(n, n)
+
+        shared = nn.ModuleList([local(4), local(4)])  # one layer, twice: 20 parameters
+    """,
+}, "model", "again", "shared")
+
+
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 def test_matches_torch(tmp_path: Path, c: Case) -> None:
     run_case(tmp_path, c)

@@ -970,6 +970,31 @@ def _identity_decorator(name: str) -> NativeFunction:
     return NativeFunction(name, call, lambda ev, v, a, k: v)
 
 
+def _caching_decorator(name: str) -> NativeFunction:
+    """`functools.lru_cache` / `cache`, bare or called: the function is marked cached
+    (FunctionValue.cached: eval_calls.call_function keeps its results per analysis)."""
+
+    def mark(ev: Evaluator, v: Any, a: Args, k: Kwargs) -> Any:
+        if isinstance(v, FunctionValue):
+            v.cached = True
+            v.attrs.setdefault("cache_clear", NativeFunction(f"{v.qualname}.cache_clear", lambda ev, a, k: _forget(ev, v)))
+        return v
+
+    marker = NativeFunction(name, lambda ev, a, k: mark(ev, a[0], (), {}) if a else None, mark)
+
+    def call(ev: Evaluator, a: Args, k: Kwargs) -> Any:
+        if len(a) == 1 and not k and isinstance(a[0], (FunctionValue, ClassValue)):
+            return mark(ev, a[0], (), {})
+        return marker
+
+    return NativeFunction(name, call, mark)
+
+
+def _forget(ev: Evaluator, func: FunctionValue) -> None:
+    for key in [key for key in ev.memos if key[0] is func]:
+        del ev.memos[key]
+
+
 def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
     b = loader.builtins
     if name == "math":
@@ -989,8 +1014,8 @@ def stdlib_module(loader: Loader, name: str) -> ModuleValue | None:
             "partial": PARTIAL,
             "reduce": NativeFunction("functools.reduce", _reduce),
             "wraps": _identity_decorator("functools.wraps"),
-            "lru_cache": _identity_decorator("functools.lru_cache"),
-            "cache": _identity_decorator("functools.cache"),
+            "lru_cache": _caching_decorator("functools.lru_cache"),
+            "cache": _caching_decorator("functools.cache"),
             "total_ordering": _identity_decorator("functools.total_ordering"),
             "singledispatch": _identity_decorator("functools.singledispatch"),
             "cached_property": NativeFunction("functools.cached_property", lambda ev, a, k: Property(a[0]),

@@ -26,6 +26,7 @@ from vramlint.engine.values import (
     ClassValue,
     FunctionValue,
     LazyBinding,
+    ModuleValue,
     NativeFunction,
     Partial,
     StaticMethod,
@@ -195,6 +196,43 @@ def call(self: Evaluator, func: Any, args: tuple[Any, ...], kwargs: dict[str, An
 
 
 def call_function(self: Evaluator, func: FunctionValue, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if func.cached:
+        key = _memo_key(self, func, args, kwargs)
+        if key is not None:
+            memos = self.memos
+            if key in memos:
+                return memos[key]
+            result = _run_function(self, func, args, kwargs)
+            memos[key] = result  # (not when it raised: Python's cache keeps no exception)
+            return result
+    return _run_function(self, func, args, kwargs)
+
+
+_PLAIN = (int, float, str, bytes, bool, type(None))
+
+
+def _memo_key(self: Evaluator, func: FunctionValue, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The cache key of a call of an `lru_cache`d function, as Python's (the arguments, keywords in
+    their order), when every argument is plain data or a class, function or module (hashed as
+    Python hashes them); else None: the call runs. Not while a forward is traced (a result made in
+    one trace is not in the next one's memory), nor for a function whose module notes what is
+    read of it (the language server's analysed file, analysis/reuse.py: a cached call would hide
+    its reads)."""
+    if self.tape is not None or type(func.globals) is not dict:
+        return None
+    for v in (*args, *kwargs.values()):
+        if not _plain(v):
+            return None
+    return (func, args, tuple(kwargs.items()))
+
+
+def _plain(v: Any) -> bool:
+    if type(v) in _PLAIN or type(v) in (ClassValue, FunctionValue, ModuleValue):
+        return True
+    return type(v) is tuple and all(_plain(x) for x in v)
+
+
+def _run_function(self: Evaluator, func: FunctionValue, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if self.depth >= MAX_CALL_DEPTH:
         raise BudgetExceeded(f"call depth over {MAX_CALL_DEPTH} (unbounded recursion?) in {func.qualname}", self.current_ref)
     scope = Scope({}, func.closure, func.globals, func.module)

@@ -103,6 +103,8 @@ class Evaluator:
         self.budget = Budget(2_000_000)
         # The whole analysis's budget (time, steps, cancellation), set by analysis/api.py.
         self.analysis = AnalysisBudget()
+        # Results of `lru_cache`d functions by (function, arguments), for one analysis (api.py).
+        self.memos: dict[tuple[Any, ...], Any] = {}
         self.depth = 0
         # The memory model's recorder (memory/tape.py) while a forward is traced for it.
         self.tape: Any = None

@@ -154,6 +154,7 @@ class FunctionValue(Value):
         "attrs",
         "globals",
         "wrapped",
+        "cached",
     )
     type_name = "function"
 
@@ -180,6 +181,9 @@ class FunctionValue(Value):
         # Under a decorator taken as the identity: the real callable may be a wrapper that accepts
         # (and renames) other arguments, so calls are not checked against this signature.
         self.wrapped = False
+        # Under `functools.lru_cache` / `cache`: a call with the same plain arguments gives the first
+        # call's result (Evaluator.memos), as Python's cache does, without running it again.
+        self.cached = False
 
     def __repr__(self) -> str:
         return f"<function {self.qualname}>"
