@@ -2,6 +2,7 @@
 
     python benchmarks/library_coverage.py                    # the pinned releases the tests use
     python benchmarks/library_coverage.py --corpus timm      # one corpus
+    python benchmarks/library_coverage.py --corpus timm --timm-by-name   # timm.create_model(name) for each
     python benchmarks/library_coverage.py --newest           # also the newest timm, transformers, diffusers
 
 Each model is analysed as a user's file would build it (`from timm.models.resnet import resnet50;
@@ -52,9 +53,14 @@ TORCH = "2.13.0"  # the truth scripts check it: the counts are those of this rel
 Case = tuple[str, str, dict[str, Any], tuple[str, ...]]  # (name, the user's file, truth, analysis path)
 
 
-def timm_cases(version: str, truth_dir: Path) -> Iterator[Case]:
+def timm_cases(version: str, truth_dir: Path, by_name: bool = False) -> Iterator[Case]:
+    """Each factory from its model file, or (`by_name`) through the registry: `import timm;
+    model = timm.create_model(name)`, the engine's lazy registry (engine/registrations.py) running
+    the model files the names need as the analyses go."""
     paths = (str(library_source("timm", version)), str(library_source("torchvision", TORCHVISION_VERSION)))
     models = json.loads((truth_dir / f"timm-{version}.json").read_text())["models"]
+    if by_name:
+        return ((n, f"import timm\n\nmodel = timm.create_model({n!r})\n", t, paths) for n, t in models.items())
     return ((n, corpora.timm_source(n, t["module"]), t, paths) for n, t in models.items())
 
 
@@ -128,12 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", choices=("all", "timm", "torchvision", "transformers", "diffusers", "public"), default="all")
     parser.add_argument("--newest", action="store_true", help="also the newest timm, transformers, diffusers releases")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per model")
+    parser.add_argument("--timm-by-name", action="store_true",
+                        help="timm's models as `timm.create_model(name)`, not from their model files")
     args = parser.parse_args(argv)
     want: Callable[[str], bool] = lambda c: args.corpus in ("all", c)  # noqa: E731
 
     print(f"vramlint library coverage, {time.strftime('%Y-%m-%d')} (truth: real torch {TORCH}, CPU)")
     if want("timm"):
-        run(f"timm {TIMM_VERSION} (every registered factory)", timm_cases(TIMM_VERSION, TRUTH), args.verbose)
+        how = "every registered name, by `timm.create_model(name)`" if args.timm_by_name else "every registered factory"
+        run(f"timm {TIMM_VERSION} ({how})", timm_cases(TIMM_VERSION, TRUTH, args.timm_by_name), args.verbose)
     if want("torchvision"):
         run(f"torchvision {TORCHVISION_VERSION} (classification, detection, segmentation, video, flow)",
             torchvision_cases(), args.verbose)
