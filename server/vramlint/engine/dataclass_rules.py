@@ -116,8 +116,6 @@ def _field(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
 
 
 def _fields(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
-    from vramlint.engine.eval_statements import resolved_annotation
-
     target = a[0]
     cls = target.cls if isinstance(target, (Instance, SubclassedDict)) else target
     if not isinstance(cls, ClassValue):
@@ -126,9 +124,8 @@ def _fields(ev: Evaluator, a: tuple[Any, ...], k: dict[str, Any]) -> Any:
     for n, spec in cls.ns.get("__dataclass_fields__", []):
         f = Instance(ev.loader.builtins["object"])
         f.attrs["name"] = n
-        f.attrs["type"] = resolved_annotation(ev, next(
-            (k.ns["__annotations__"][n] for k in cls.mro if n in k.ns.get("__annotations__", {})),
-            Unknown(f"the annotation of field `{n}`", ev.current_ref)))
+        f.attrs["type"] = next((k.ns["__annotations__"][n] for k in cls.mro if n in k.ns.get("__annotations__", {})),
+                               Unknown(f"the annotation of field `{n}`", ev.current_ref))
         # dataclasses.Field's defaults: MISSING where none was given.
         if isinstance(spec, FieldSpec):
             f.attrs["default"] = spec.default if spec.has_default else MISSING

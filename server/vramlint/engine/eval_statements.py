@@ -17,8 +17,7 @@ from vramlint.engine.signals import (
     ReturnSignal,
     Undecided,
 )
-from vramlint.engine.values import MISSING, ClassValue, ExceptionValue, LazyBinding, Unknown
-from vramlint.engine.walk import child_nodes
+from vramlint.engine.values import ClassValue, ExceptionValue, Unknown
 
 if TYPE_CHECKING:
     from vramlint.engine.evaluator import Evaluator
@@ -129,16 +128,9 @@ def s_annassign(self: Evaluator, node: cst.AnnAssign, scope: Scope) -> None:
 
 def _annotation(self: Evaluator, expr: cst.BaseExpression, scope: Scope) -> Any:
     """A class annotation's value, as `__annotations__` holds it: its source text under
-    `from __future__ import annotations`, else the evaluated expression (dataclass fields' `.type`),
-    deferred while it names a module-level import not yet made (see DeferredAnnotation)."""
+    `from __future__ import annotations`, else the evaluated expression (dataclass fields' `.type`)."""
     if postponed_annotations(scope.module):
         return cst.Module([]).code_for_node(expr)
-    if _names_an_import_to_come(expr, scope):
-        return DeferredAnnotation(expr, scope)
-    return _evaluated_annotation(self, expr, scope)
-
-
-def _evaluated_annotation(self: Evaluator, expr: cst.BaseExpression, scope: Scope) -> Any:
     self.issue_sinks.append([])  # what an annotation could not evaluate does not concern the model
     try:
         return self.eval(expr, scope)
@@ -146,58 +138,6 @@ def _evaluated_annotation(self: Evaluator, expr: cst.BaseExpression, scope: Scop
         return err.unknown if isinstance(err, Undecided) else Unknown("an annotation that raises", self.ref(scope, expr))
     finally:
         self.issue_sinks.pop()
-
-
-class DeferredAnnotation(Unknown):
-    """A class annotation not evaluated yet, because it names an import not made yet: evaluating
-    it would read and evaluate that module (transformers' `LoadStateDictConfig` annotates fields
-    with the quantizers' and weight loaders' classes, 4,000 lines that building a model never
-    uses). What reads annotations resolves it (`resolve_annotations`: `cls.__annotations__`,
-    `dataclasses.fields`); anything else sees an Unknown."""
-
-    __slots__ = ("expr", "scope", "value")
-
-    def __init__(self, expr: cst.BaseExpression, scope: Scope) -> None:
-        super().__init__("an annotation not evaluated", None)
-        self.expr, self.scope, self.value = expr, scope, MISSING
-
-
-def resolved_annotation(ev: Evaluator, v: Any) -> Any:
-    """`v`, or the value of a deferred annotation (evaluated once)."""
-    if type(v) is not DeferredAnnotation:
-        return v
-    if v.value is MISSING:
-        v.value = _evaluated_annotation(ev, v.expr, v.scope)
-    return v.value
-
-
-def resolve_annotations(ev: Evaluator, annotations: dict[str, Any]) -> dict[str, Any]:
-    """An `__annotations__` dict with its deferred entries evaluated, in place."""
-    for name, v in list(annotations.items()):
-        if type(v) is DeferredAnnotation:
-            annotations[name] = resolved_annotation(ev, v)
-    return annotations
-
-
-def _names_an_import_to_come(expr: cst.BaseExpression, scope: Scope) -> bool:
-    """Whether `expr` reads a name bound to a module-level import not made yet (a LazyBinding)."""
-    stack: list[Any] = [expr]  # (exact-type dispatch: mypy sees CSTNodes, not their kinds)
-    while stack:
-        node = stack.pop()
-        t = type(node)
-        if t is cst.Name:
-            v = scope.vars.get(node.value, MISSING)
-            if v is MISSING:
-                v = scope.globals.get(node.value, MISSING)
-            if type(v) is LazyBinding and not v.done:
-                return True
-        elif t is cst.Attribute:
-            stack.append(node.value)  # (its `.attr` is not a variable)
-        elif t in (cst.SimpleString, cst.ConcatenatedString, cst.Integer):
-            continue
-        else:
-            stack.extend(child_nodes(node))
-    return False
 
 
 def s_augassign(self: Evaluator, node: cst.AugAssign, scope: Scope) -> None:

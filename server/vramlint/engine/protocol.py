@@ -327,10 +327,6 @@ class Protocol:
             if instance is not MISSING:
                 return self._missing(instance, name, default)
             return self._missing(cls, name, default)
-        if name == "__annotations__" and type(v) is dict:
-            from vramlint.engine.eval_statements import resolve_annotations
-
-            resolve_annotations(self.ev, v)  # (a deferred annotation is evaluated when read)
         return self.bind_descriptor(v, cls, instance)
 
     def bind_descriptor(self, v: Any, cls: ClassValue, instance: Any) -> Any:

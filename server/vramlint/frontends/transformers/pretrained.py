@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.resources
 import json
 import os
 import re
@@ -38,7 +39,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vramlint.engine import reads
-from vramlint.engine.eval_statements import resolved_annotation
 from vramlint.engine.source import read_source_file
 from vramlint.engine.values import MISSING, ClassValue, Instance, NativeFunction, Unknown
 from vramlint.frontends.torch.module import is_module, named_modules, named_tensors
@@ -79,8 +79,6 @@ def hub_table() -> Mapping[str, Mapping[str, Any]]:
     """vramlint's table of popular checkpoints' configs, by name and by the aliases the Hub
     redirects ("gpt2" -> "openai-community/gpt2"). Empty if the file is missing or broken: the
     table is a convenience, never a reason for an analysis to fail."""
-    import importlib.resources  # (with tempfile, shutil...: 8 ms of every analysis's start otherwise)
-
     try:
         text = importlib.resources.files(__package__).joinpath(TABLE_NAME).read_text(encoding="utf-8")
     except OSError:
@@ -359,7 +357,6 @@ def _config_class(ev: Evaluator, cls: Any) -> Any:
         return found
     for klass in getattr(cls, "mro", ()):
         annotation = klass.ns.get("__annotations__", {}).get("config") if isinstance(klass, ClassValue) else None
-        annotation = resolved_annotation(ev, annotation)
         if isinstance(annotation, ClassValue):
             return annotation
     return _library(ev, "models.auto.configuration_auto", "AutoConfig")
