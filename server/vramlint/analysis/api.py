@@ -113,10 +113,12 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
         budget = AnalysisBudget(settings.time_budget, settings.step_budget, cancel)
         saved, ev.analysis = ev.analysis, budget
         saved_memos, ev.memos = ev.memos, {}  # (cached results never cross analyses)
+        ev.constructions.reset()  # (nor remembered constructions: engine/construction_memo.py)
         try:
             result = _with_big_stack(lambda: _analyze(loader, path, text, dotted, settings))
         finally:
             ev.analysis, ev.memos = saved, saved_memos
+            ev.constructions.reset()
         if budget.cancelled:
             raise AnalysisCancelled(path)
         # A `--set` nothing in the script took (a typo, a setting the script does not have) says so.

@@ -238,6 +238,8 @@ def _run_function(self: Evaluator, func: FunctionValue, args: tuple[Any, ...], k
     scope = Scope({}, func.closure, func.globals, func.module)
     scope.func = func
     self.bind_params(func, args, kwargs, scope)
+    if self.constructions.depth:
+        self.constructions.log.append(func)  # what a remembered construction ran reads names
     node = func.node
     if isinstance(node, cst.Lambda):
         self.depth += 1

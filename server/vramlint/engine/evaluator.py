@@ -43,6 +43,7 @@ from vramlint.engine.code_facts import (
     is_registering_factory,
     module_bound_names,
 )
+from vramlint.engine.construction_memo import ConstructionMemo
 from vramlint.engine.eval_base import (
     INTERNAL_ERROR,
     INTERNAL_ERRORS,
@@ -105,6 +106,8 @@ class Evaluator:
         self.analysis = AnalysisBudget()
         # Results of `lru_cache`d functions by (function, arguments), for one analysis (api.py).
         self.memos: dict[tuple[Any, ...], Any] = {}
+        # Repeated constructions of classes with plain arguments, for one analysis (api.py).
+        self.constructions = ConstructionMemo()
         self.depth = 0
         # The memory model's recorder (memory/tape.py) while a forward is traced for it.
         self.tape: Any = None
@@ -144,6 +147,7 @@ class Evaluator:
 
     def record(self, unknown: Unknown) -> None:
         """Remember an Unknown that changed what code ran (a skipped branch, a failed call)."""
+        self.constructions.records += 1  # (a construction that records one is not remembered)
         if self.issue_sinks:
             sink = self.issue_sinks[-1]
             if len(sink) < 200:

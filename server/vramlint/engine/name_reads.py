@@ -55,8 +55,15 @@ def note_shared_mutation() -> None:
         _active.shared = True
 
 
+# Files read, probed or imported in this process (engine/construction_memo.py: a remembered
+# construction that read some notes it again when repeated, for the log active then).
+file_reads = 0
+
+
 def note_file_read() -> None:
     """engine/reads.py noted a file, a probe or an import."""
+    global file_reads
+    file_reads += 1
     if _active is not None:
         _active.reads_files = True
 

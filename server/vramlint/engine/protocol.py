@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
+from vramlint.engine.construction_memo import inert
 from vramlint.engine.name_reads import note_shared_mutation
 from vramlint.engine.signals import RaiseSignal, Undecided
 from vramlint.engine.values import (
@@ -77,6 +78,7 @@ class Protocol:
 
     def __init__(self, loader: Any) -> None:
         self.loader = loader
+        self._strict_copy = False  # deepcopy shares nothing mutable, or fails (strict_copy)
 
     def unknown(self, reason: str) -> Unknown:
         return Unknown(reason, self.ev.current_ref)
@@ -135,6 +137,8 @@ class Protocol:
             return obj
         if isinstance(obj, ModuleValue):
             v = self.loader.module_attr(obj, name, default)
+            if ev.constructions.depth:
+                ev.constructions.note_read(obj.ns, name, v)
             if isinstance(v, Unknown) and default is MISSING and self.loader.never_binds(obj, name):
                 raise ev.raise_error("AttributeError", f"module '{obj.name}' has no attribute '{name}'")
             return v
@@ -314,9 +318,12 @@ class Protocol:
                 if name == "__bases__":
                     return cls.bases
                 if name == "__subclasses__":
+                    if self.ev.constructions.depth:
+                        self.ev.constructions.impure += 1  # (what it lists changes as classes are made)
                     return NativeFunction(f"{cls.name}.__subclasses__", lambda ev, a, k: [
                         sub for ref in cls.subclasses if (sub := ref()) is not None])
                 if name == "__dict__":
+                    self.ev.constructions.note_mutation()  # (what gets the namespace may change it)
                     return cls.ns
             if instance is not MISSING and fallback:
                 ga, _ = cls.lookup("__getattr__")
@@ -327,6 +334,8 @@ class Protocol:
             if instance is not MISSING:
                 return self._missing(instance, name, default)
             return self._missing(cls, name, default)
+        if self.ev.constructions.depth:
+            self.ev.constructions.note_class_attribute(v)
         return self.bind_descriptor(v, cls, instance)
 
     def bind_descriptor(self, v: Any, cls: ClassValue, instance: Any) -> Any:
@@ -409,8 +418,11 @@ class Protocol:
             obj.attrs[name] = value
         elif isinstance(obj, (ClassValue, ModuleValue)):
             note_shared_mutation()  # state every later build may read (analysis/reuse.py)
+            self.ev.constructions.note_mutation()  # and every remembered construction
             obj.ns[name] = value
         elif isinstance(obj, (FunctionValue, ExceptionValue)):
+            if isinstance(obj, FunctionValue):
+                self.ev.constructions.note_mutation()
             obj.attrs[name] = value
         elif isinstance(obj, Value) and hasattr(obj, "set_attribute"):
             obj.set_attribute(self.ev, name, value)
@@ -685,8 +697,19 @@ class Protocol:
         construct = self.hook(cls, "construct")
         if construct is not None:
             return construct(ev, cls, args, kwargs)
-        for obs in self.loader.instantiation_observers:
+        observers = self.loader.instantiation_observers
+        for obs in observers:
             obs(cls, args, kwargs)
+        if not observers and ev.tape is None and cls.native is None:
+            memo = ev.constructions  # engine/construction_memo.py: a repeat is a copy of the first
+            key = memo.key(cls, args, kwargs)
+            if key is not None:
+                return memo.construct(ev, key, lambda: self._make(cls, args, kwargs))
+        return self._make(cls, args, kwargs)
+
+    def _make(self, cls: ClassValue, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """`__new__` (or a fresh instance and its frontend state), then `__init__`."""
+        ev = self.ev
         new, _ = cls.lookup("__new__")
         if isinstance(new, (FunctionValue, StaticMethod)):
             fn = new.func if isinstance(new, StaticMethod) else new
@@ -705,6 +728,8 @@ class Protocol:
 
     def call_object(self, obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if isinstance(obj, Instance):
+            if self.ev.constructions.depth:
+                self.ev.constructions.impure += 1  # a module's call is noted on it, and not copied
             fn, _ = obj.cls.lookup("__call__")
             if fn is MISSING:
                 raise self.ev.raise_error("TypeError", f"'{obj.cls.name}' object is not callable")
@@ -729,38 +754,72 @@ class Protocol:
     def deepcopy(self, obj: Any, memo: dict[int, Any] | None = None) -> Any:
         """copy.deepcopy of abstract objects: instances and their state are copied, classes,
         functions and modules are shared (as Python does)."""
+        t = type(obj)
+        if t in _ATOMIC:  # (most attributes of modules: a test, not the chain below)
+            return obj
         memo = {} if memo is None else memo
         if id(obj) in memo:
             return memo[id(obj)]
+        strict = self._strict_copy
         if isinstance(obj, Instance):
+            if strict and t is not Instance:
+                raise _NotCopied(t)  # (an enum's member, copied below as a plain instance)
             new = Instance(obj.cls)
             memo[id(obj)] = new
-            new.attrs = {k: self.deepcopy(v, memo) for k, v in obj.attrs.items()}
+            attrs = new.attrs
+            for k, v in obj.attrs.items():
+                attrs[k] = v if type(v) in _ATOMIC else self.deepcopy(v, memo)
             if obj.state is not None:
                 new.state = obj.state.deepcopy(self, memo)
             return new
+        if strict and t not in _PLAIN_CONTAINERS and issubclass(t, (list, tuple, dict, set)):
+            # Copied below as the plain type (a defaultdict's factory lost): only an immutable
+            # tuple (a torch.Size of ints) may be shared.
+            if not (issubclass(t, tuple) and inert(obj)):
+                raise _NotCopied(t)
+            return obj
         if isinstance(obj, list):
             out: list[Any] = []
             memo[id(obj)] = out
-            out.extend(self.deepcopy(x, memo) for x in obj)
+            out.extend(x if type(x) in _ATOMIC else self.deepcopy(x, memo) for x in obj)
             return out
         if isinstance(obj, NTuple):
             return NTuple(tuple(self.deepcopy(x, memo) for x in obj), obj.cls)
         if isinstance(obj, tuple):
-            return tuple(self.deepcopy(x, memo) for x in obj)
+            return tuple(x if type(x) in _ATOMIC else self.deepcopy(x, memo) for x in obj)
         if isinstance(obj, dict):
             d: dict[Any, Any] = {}
             memo[id(obj)] = d
             for k, v in obj.items():
-                d[k] = self.deepcopy(v, memo)
+                d[k] = v if type(v) in _ATOMIC else self.deepcopy(v, memo)
             return d
         if isinstance(obj, set):
+            if strict and not all(inert(x) for x in obj):
+                raise _NotCopied(t)
             return set(obj)
+        if t is BoundMethod:  # as copy.deepcopy rebinds a method to the copy of its object
+            bm = BoundMethod(self.deepcopy(obj.self_value, memo), obj.func)
+            memo[id(obj)] = bm
+            return bm
         if isinstance(obj, Value) and hasattr(obj, "deepcopy"):
             new_v = obj.deepcopy(self, memo)
             memo[id(obj)] = new_v
             return new_v
+        if strict and not inert(obj):
+            raise _NotCopied(t)
         return obj
+
+    def strict_copy(self, obj: Any) -> Any:
+        """A deep copy sharing nothing that may change (engine/construction_memo.py), else None."""
+        self._strict_copy = True
+        try:
+            return self.deepcopy(obj)
+        except _NotCopied:
+            return None
+        except INTERNAL_COPY_ERRORS:  # a frontend state without a deepcopy, say: not remembered
+            return None
+        finally:
+            self._strict_copy = False
 
     def shallowcopy(self, obj: Any) -> Any:
         if isinstance(obj, Instance):
@@ -771,6 +830,17 @@ class Protocol:
         if isinstance(obj, (list, dict, set)):
             return copy.copy(obj)
         return obj
+
+
+# What deepcopy returns as it is, by exact type (most attributes of modules).
+_ATOMIC = frozenset({int, float, complex, str, bytes, bool, type(None), ClassValue, FunctionValue, ModuleValue})
+_PLAIN_CONTAINERS = frozenset({list, tuple, dict, set, NTuple})
+# A frontend's `deepcopy` of state it cannot copy fails like this (strict_copy then gives None).
+INTERNAL_COPY_ERRORS = (AttributeError, TypeError, RecursionError)
+
+
+class _NotCopied(Exception):
+    """strict_copy met an object it would have to share and that may change."""
 
 
 _DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))

@@ -79,10 +79,18 @@ class ModuleState:
     def deepcopy(self, proto: Protocol, memo: dict[int, Any]) -> ModuleState:
         s = ModuleState(self.ref)
         s.training = self.training
-        s.modules = {k: proto.deepcopy(v, memo) for k, v in self.modules.items()}
-        s.params = {k: proto.deepcopy(v, memo) for k, v in self.params.items()}
-        s.buffers = {k: proto.deepcopy(v, memo) for k, v in self.buffers.items()}
-        s.hooks = list(self.hooks)
+        copy = proto.deepcopy
+        # (each test spares a comprehension's call: a leaf has no modules, a container no tensors)
+        if self.modules:
+            s.modules = {k: copy(v, memo) for k, v in self.modules.items()}
+        if self.params:
+            s.params = {k: copy(v, memo) for k, v in self.params.items()}
+        if self.buffers:
+            s.buffers = {k: copy(v, memo) for k, v in self.buffers.items()}
+        # A hook that is a method of the module (or of one inside it) is bound to the copy, as
+        # copy.deepcopy rebinds methods.
+        if self.hooks:
+            s.hooks = [Hook(copy(h.fn, memo), h.pre, h.with_kwargs) for h in self.hooks]
         return s
 
     def shallowcopy(self) -> ModuleState:

@@ -39,6 +39,7 @@ class DType(Value):
 
     __slots__ = ("name",)
     type_name = "torch.dtype"
+    immutable = True  # shared by copies, a plain argument (engine/construction_memo.py)
 
     def __init__(self, name: str) -> None:
         self.name = name
