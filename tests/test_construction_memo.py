@@ -355,3 +355,26 @@ def test_torchvision_output_unchanged(name: str, monkeypatch: pytest.MonkeyPatch
     path = next(p for p in _torchvision_files() if p.name == name)
     root = str(path.parents[2])
     assert _json(path, True, monkeypatch, extra_paths=(root,)) == _json(path, False, monkeypatch, extra_paths=(root,))
+
+
+def test_quantized_weights_keep_their_packing_in_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 4-bit weight copied (a repeated block, `copy.deepcopy`) is still a 4-bit weight: four
+    blocks weigh four times one block, with the memo and without (no bitsandbytes installed:
+    vramlint's own stub)."""
+    f = tmp_path / "q.py"
+    f.write_text(
+        "import copy\nimport torch\nimport bitsandbytes as bnb\n\n"
+        "class Block(torch.nn.Module):\n"
+        "    def __init__(self, n):\n"
+        "        super().__init__()\n"
+        "        self.fc = bnb.nn.Linear4bit(n, n, bias=False, compute_dtype=torch.bfloat16, quant_type='nf4')\n\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x)\n\n"
+        "one = torch.nn.Sequential(Block(1024))\n"
+        "four = torch.nn.Sequential(Block(1024), Block(1024), Block(1024), copy.deepcopy(Block(1024)))\n"
+    )
+    settings = {"memory": True, "inputs": (vramlint.InputSpec((1024,), "bfloat16"),)}
+    on = _json(f, True, monkeypatch, **settings)
+    assert on == _json(f, False, monkeypatch, **settings)
+    weights = {m["name"]: m["memory"]["bytes"]["weights"] for m in json.loads(on)["models"]}
+    assert weights["four"] == 4 * weights["one"] < 4 * 1024 * 1024, weights  # packed: under a byte a value

@@ -7,8 +7,8 @@ from typing import Any
 
 from vramlint.analysis.results import ModuleNode, ParamCounts, TensorInfo
 from vramlint.engine.values import MISSING, Instance, Unknown
-from vramlint.frontends.torch.module import ModuleState, is_module, params_and_buffers, state_of
-from vramlint.frontends.torch.tensors import TensorValue
+from vramlint.frontends.torch.module import ModuleState, params_and_buffers, state_of
+from vramlint.frontends.torch.tensors import TensorValue, numel
 
 
 def _dims(shape: Any) -> tuple[int | None, ...] | None:
@@ -130,16 +130,22 @@ def build_tree(inst: Instance, path: str = "", seen: set[int] | None = None, out
 def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool, ids: list[int],
                 sizes: list[int | None], spans: list[tuple[ModuleNode, int, int]]) -> ModuleNode:
     """The node of `inst`, its parameters appended to `ids` and `sizes` in pre-order, and its
-    subtree's span of them in `spans`."""
+    subtree's span of them in `spans`. (It runs for every module of every model: the common
+    cases are written out, not called.)"""
     st = state_of(inst)
     start = len(ids)
     params: list[TensorInfo] = []
-    for name, t in st.params.items():  # (one loop for its rows and its sizes: this runs per module)
-        if t is not None:
+    for name, t in st.params.items():  # (one loop for its rows and its sizes)
+        if t is None:
+            continue
+        if type(t) is TensorValue and _int_shape(t):  # a plain tensor: its numel is its count
+            n = numel(t.shape)  # type: ignore[arg-type]  # (_int_shape: a tuple of ints)
+            params.append(TensorInfo(name, tuple(t.shape), t.dtype, n, bool(t.requires_grad and t.is_param)))
+        else:
             params.append(_tensor_info(name, t))
             n = t.numel() if isinstance(t, TensorValue) and _int_shape(t) else None
-            ids.append(id(t))
-            sizes.append(n if isinstance(n, int) else None)
+        ids.append(id(t))
+        sizes.append(n if isinstance(n, int) else None)
     cls = inst.cls
     node = ModuleNode(
         path=path,
@@ -147,16 +153,17 @@ def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool, ids: l
         qualname=f"{cls.module_name}.{cls.qualname}",
         ref=st.ref,
         params=params,
-        buffers=[_tensor_info(n, t) for n, t in st.buffers.items() if t is not None],
+        buffers=[_tensor_info(n, t) for n, t in st.buffers.items() if t is not None] if st.buffers else [],
     )
     if outputs and st.output is not MISSING:
         node.output_shape = shape_of(st.output)
         node.calls = st.calls
         node.output_shapes = [shape_of(o) for o in st.call_outputs]
     seen.add(id(inst))
+    children = node.children
     for name, child in st.modules.items():
-        if is_module(child) and id(child) not in seen:
-            node.children.append(_build_tree(child, f"{path}.{name}" if path else name, seen, outputs, ids, sizes, spans))
+        if isinstance(child, Instance) and isinstance(child.state, ModuleState) and id(child) not in seen:
+            children.append(_build_tree(child, f"{path}.{name}" if path else name, seen, outputs, ids, sizes, spans))
     spans.append((node, start, len(ids)))
     return node
 

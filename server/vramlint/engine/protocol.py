@@ -770,6 +770,10 @@ class Protocol:
             for k, v in obj.attrs.items():
                 attrs[k] = v if type(v) in _ATOMIC else self.deepcopy(v, memo)
             if obj.state is not None:
+                st = type(obj.state)
+                # (a subclass's state copied by its base's deepcopy loses its own fields)
+                if strict and ("deepcopy" not in st.__dict__ or getattr(st, "shares_mutable_fields", False)):
+                    raise _NotCopied(st)
                 new.state = obj.state.deepcopy(self, memo)
             return new
         if strict and t not in _PLAIN_CONTAINERS and issubclass(t, (list, tuple, dict, set)):
@@ -802,6 +806,8 @@ class Protocol:
             memo[id(obj)] = bm
             return bm
         if isinstance(obj, Value) and hasattr(obj, "deepcopy"):
+            if strict and getattr(obj, "shares_mutable_fields", False):
+                raise _NotCopied(t)
             new_v = obj.deepcopy(self, memo)
             memo[id(obj)] = new_v
             return new_v

@@ -67,6 +67,9 @@ def snake_case(name: str) -> str:
 class KerasState(ModuleState):
     __slots__ = ("name", "trainable", "built", "frozen", "declared_input", "inputs", "outputs",
                  "seq_layers", "seq_output", "input_specs", "kind", "dtype")
+    # Its copy leaves out the symbolic graph (a Sequential's layers, a functional model's
+    # tensors): not a copy a repeated construction may be (Protocol.strict_copy fails).
+    shares_mutable_fields = True
 
     def __init__(self, ref: SourceRef | None, name: str) -> None:
         super().__init__(ref)

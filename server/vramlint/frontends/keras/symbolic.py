@@ -36,6 +36,7 @@ class KerasTensor(TensorValue):
     """A symbolic tensor: `keras.Input(...)` or what a layer called on one returned."""
 
     __slots__ = ("node", "path", "none_dims")
+    shares_mutable_fields = True  # a copy shares its node of the graph (Protocol.strict_copy fails)
 
     def __init__(self, spec: TensorValue, node: KerasNode | None, path: tuple[Any, ...] = (),
                  none_dims: frozenset[int] = frozenset()) -> None:

@@ -7,6 +7,7 @@ Float arithmetic is rounded to float32 after each operation, as torch computes i
 
 from __future__ import annotations
 
+import copy
 import math
 import struct
 from collections.abc import Callable, Sequence
@@ -329,8 +330,12 @@ class TensorValue(Value):
         return Unknown("tensor value is not known", ev.current_ref)
 
     def deepcopy(self, proto: Any, memo: dict[int, Any]) -> TensorValue:
-        t = TensorValue(self.shape, self.dtype, self.requires_grad, list(self.data) if self.data else None)
-        t.is_param = self.is_param
+        if type(self) is TensorValue:
+            t = TensorValue(self.shape, self.dtype, self.requires_grad, list(self.data) if self.data else None)
+            t.is_param = self.is_param
+        else:  # a subclass keeps its class and its own fields (a quantized weight's packing)
+            t = copy.copy(self)
+            t.data = list(self.data) if self.data else None
         if self.attrs is not None:
             t.attrs = {k: proto.deepcopy(v, memo) for k, v in self.attrs.items()}
         return t
