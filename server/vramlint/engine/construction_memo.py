@@ -179,7 +179,7 @@ class ConstructionMemo:
             return None
 
     def construct(self, ev: Evaluator, key: Any, make: Callable[[], Any]) -> Any:
-        """`make()`'s result, or a copy of the first one's for this key (see above)."""
+        """`make()`'s result, or a copy of the recorded one's for this key (see above)."""
         entry = self.entries.get(key)
         if entry is None:
             # Most keys are met once (1,390 of torchvision's 2,320): the copy kept for a repeat
@@ -198,11 +198,9 @@ class ConstructionMemo:
             obj = make()
         finally:
             self.depth -= 1
+            items = self.log[start:]
             if self.depth == 0:
-                items = self.log[start:]
-                self.log.clear()
-            else:
-                items = self.log[start:]  # (kept: the constructions around this one read them too)
+                self.log.clear()  # (else kept: the constructions around this one read them too)
         if self.impure != impure or self.records != records or type(obj) is not Instance or noted != _noted(ev):
             return obj
         state = obj.state
