@@ -132,6 +132,22 @@ def test_expandable_segments_unmap_free_pages_at_the_limit() -> None:
     assert r.ok and r.releases == 1 and r.max_reserved == 80 * MiB
 
 
+def test_max_split_size_never_releases_a_block_of_an_expandable_segment() -> None:
+    """release_available_cached_blocks skips expandable segments' blocks (torch's release_block
+    asserts it is never given one): with both options, a request past the limit unmaps the free
+    pages, and here still does not fit. (The oversize block used to be released as a segment of
+    its own while the pool's end still pointed at it: an IndexError on the next mapping.)"""
+    conf = AllocatorConfig.parse("expandable_segments:True,max_split_size_mb:200")
+    events = [(1, 256 * MiB), (1, FREE), (2, 292 * MiB)]
+    r = simulate(events, limit=260 * MiB, config=conf)
+    assert not r.ok and r.oom_at == 2 and r.releases == 1 and r.max_reserved == 260 * MiB
+    # With expandable segments on, max_split_size changes nothing in this model (every block is
+    # of an expandable segment): the same run without it.
+    plain = simulate(events, limit=260 * MiB, config=AllocatorConfig(expandable_segments=True))
+    assert (r.oom_at, r.releases, r.max_reserved, r.reserved) == (plain.oom_at, plain.releases, plain.max_reserved,
+                                                                   plain.reserved)
+
+
 def test_config_parsing() -> None:
     c = AllocatorConfig.parse("expandable_segments:True, max_split_size_mb:128,garbage_collection_threshold:0.6")
     assert c.expandable_segments and c.max_split_size == 128 * MiB

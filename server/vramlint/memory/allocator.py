@@ -328,8 +328,10 @@ class Allocator:
         limit = self.config.max_split_size
         want = max(size, limit)
         pool = self._free[small]
+        # (Never a block of an expandable segment: torch skips them here, and its release_block
+        # asserts it is not given one. With expandable segments on, every block is one.)
         whole = [(s, a) for s, a in pool if s >= limit and self._by_addr[a].prev is None
-                 and self._by_addr[a].next is None]
+                 and self._by_addr[a].next is None and self._by_addr[a].segment >= 0]
         fit = [w for w in whole if w[0] >= want]
         if fit:
             self._release_block(self._by_addr[fit[0][1]])
