@@ -38,7 +38,7 @@ The simulation is pure Python, without torch; `simulate` runs ~10^5 events in we
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -50,6 +50,12 @@ kLargeBuffer = 20 << 20  # "large" allocations may be packed in 20 MiB blocks
 kMinLargeAlloc = 10 << 20  # allocations between 1 and 10 MiB may use kLargeBuffer
 kRoundLarge = 2 << 20  # round up large allocations to 2 MiB
 NO_LIMIT = 1 << 62  # max_split_size's default (std::numeric_limits<size_t>::max()), no cap
+
+# A free block in its pool's sorted list: size << _ADDR_BITS | address, so that the list is in
+# (size, address) order (BlockComparatorSize) as plain ints, which bisect compares faster than
+# tuples. Addresses stay far below 2**64 (segments start at 2**50, 1 GiB apart).
+_ADDR_BITS = 64
+_ADDR_MASK = (1 << _ADDR_BITS) - 1
 
 # One event: (key, size) allocates `size` bytes under `key`; (key, FREE) frees the key's block.
 Event = tuple[int, int]
@@ -146,8 +152,8 @@ class Allocator:
     max_reserved: int = 0
     max_allocated: int = 0
     releases: int = 0
-    # free blocks per pool, ordered by (size, address): BlockComparatorSize
-    _free: dict[bool, list[tuple[int, int]]] = field(default_factory=lambda: {True: [], False: []})
+    # free blocks per pool, ordered by (size, address): BlockComparatorSize (see _ADDR_BITS)
+    _free: dict[bool, list[int]] = field(default_factory=lambda: {True: [], False: []})
     _by_addr: dict[int, _Block] = field(default_factory=dict)
     _live: dict[int, _Block] = field(default_factory=dict)  # key -> its allocated block
     _next_addr: int = 1 << 50  # segments' addresses (expandable ones: below)
@@ -164,12 +170,12 @@ class Allocator:
         size = kMinBlockSize if size < kMinBlockSize else -(-size // kMinBlockSize) * kMinBlockSize
         small = size <= kSmallSize
         config = self.config
+        plain = config.max_split_size == NO_LIMIT and not config.expandable_segments
         pool = self._free[small]
         # get_free_block: the best fit, taken from the index the search found (no second bisect)
-        i = bisect.bisect_left(pool, (size, 0))
-        if i < len(pool) and (config.max_split_size == NO_LIMIT or config.expandable_segments
-                              or self._fits_split_rule(size, pool[i][0])):
-            block = self._by_addr[pool[i][1]]
+        i = bisect_left(pool, size << _ADDR_BITS)
+        if i < len(pool) and (plain or config.expandable_segments or self._fits_split_rule(size, pool[i] >> _ADDR_BITS)):
+            block = self._by_addr[pool[i] & _ADDR_MASK]
             del pool[i]
         else:
             found = self._alloc_block(size, small)
@@ -191,21 +197,22 @@ class Allocator:
         else:
             split = size < config.max_split_size and rest > kSmallSize
         if split:
+            after = block.next
             tail = _Block(block.addr + size, rest, small, block.segment)
-            tail.prev, tail.next = block, block.next
-            if block.next is not None:
-                block.next.prev = tail
+            tail.prev, tail.next = block, after
+            if after is not None:
+                after.prev = tail
             block.next = tail
             block.size = size
-            if self._tail.get(small) is block:
+            if not plain and self._tail.get(small) is block:  # (only expandable segments have tails)
                 self._tail[small] = tail
             self._by_addr[tail.addr] = tail
-            bisect.insort(self._free[small], (rest, tail.addr))
+            insort(pool, rest << _ADDR_BITS | tail.addr)
         block.allocated = True
         self._live[key] = block
-        self.allocated += block.size
-        if self.allocated > self.max_allocated:
-            self.max_allocated = self.allocated
+        allocated = self.allocated = self.allocated + block.size
+        if allocated > self.max_allocated:
+            self.max_allocated = allocated
         return True
 
     def free(self, key: int) -> None:
@@ -213,27 +220,34 @@ class Allocator:
         if block is None:
             return
         block.allocated = False
-        self.allocated -= block.size
+        size = block.size
+        self.allocated -= size
         by_addr = self._by_addr
-        del by_addr[block.addr]
         pool = self._free[block.small]  # a segment's blocks are all of its pool
-        for other in (block.prev, block.next):  # try_merge_blocks
-            if other is not None and not other.allocated:
-                del pool[bisect.bisect_left(pool, (other.size, other.addr))]
-                del by_addr[other.addr]
-                if other is block.prev:
-                    block.addr, block.prev = other.addr, other.prev
-                    if other.prev is not None:
-                        other.prev.next = block
-                else:
-                    block.next = other.next
-                    if other.next is not None:
-                        other.next.prev = block
-                    if self._tail.get(block.small) is other:
-                        self._tail[block.small] = block
-                block.size += other.size
+        # try_merge_blocks, with the block before it and the block after it
+        other = block.prev
+        if other is not None and not other.allocated:
+            del pool[bisect_left(pool, other.size << _ADDR_BITS | other.addr)]
+            del by_addr[block.addr]
+            before = other.prev
+            block.addr, block.prev = other.addr, before
+            if before is not None:
+                before.next = block
+            size += other.size
+        other = block.next
+        if other is not None and not other.allocated:
+            del pool[bisect_left(pool, other.size << _ADDR_BITS | other.addr)]
+            del by_addr[other.addr]
+            after = other.next
+            block.next = after
+            if after is not None:
+                after.prev = block
+            if self._tail and self._tail.get(block.small) is other:
+                self._tail[block.small] = block
+            size += other.size
+        block.size = size
         by_addr[block.addr] = block
-        bisect.insort(pool, (block.size, block.addr))
+        insort(pool, size << _ADDR_BITS | block.addr)
 
     def dispose(self) -> None:
         """Unlink the blocks (each segment's are a doubly linked list: cycles), so that a finished
@@ -270,11 +284,11 @@ class Allocator:
 
     # ------------------------------------------------------------------ the allocator's steps
     def _list(self, b: _Block) -> None:
-        bisect.insort(self._free[b.small], (b.size, b.addr))
+        insort(self._free[b.small], b.size << _ADDR_BITS | b.addr)
 
     def _unlist(self, b: _Block) -> None:
         pool = self._free[b.small]
-        i = bisect.bisect_left(pool, (b.size, b.addr))
+        i = bisect_left(pool, b.size << _ADDR_BITS | b.addr)
         del pool[i]
 
     def _fits_split_rule(self, size: int, found: int) -> bool:
@@ -312,8 +326,8 @@ class Allocator:
             self._unmap_free_pages()
             return
         for small in (True, False):
-            for _, addr in list(self._free[small]):
-                b = self._by_addr[addr]
+            for entry in list(self._free[small]):
+                b = self._by_addr[entry & _ADDR_MASK]
                 if b.prev is None and b.next is None:
                     self._release_block(b)
 
@@ -330,7 +344,8 @@ class Allocator:
         pool = self._free[small]
         # (Never a block of an expandable segment: torch skips them here, and its release_block
         # asserts it is not given one. With expandable segments on, every block is one.)
-        whole = [(s, a) for s, a in pool if s >= limit and self._by_addr[a].prev is None
+        whole = [(s, a) for s, a in ((e >> _ADDR_BITS, e & _ADDR_MASK) for e in pool) if s >= limit
+                 and self._by_addr[a].prev is None
                  and self._by_addr[a].next is None and self._by_addr[a].segment >= 0]
         fit = [w for w in whole if w[0] >= want]
         if fit:
@@ -380,8 +395,8 @@ class Allocator:
         at the segment's end afterwards."""
         for small in (True, False):
             page = self._page(small)
-            for _, addr in list(self._free[small]):
-                b = self._by_addr[addr]
+            for entry in list(self._free[small]):
+                b = self._by_addr[entry & _ADDR_MASK]
                 if b.segment >= 0:
                     continue
                 lo = -(-b.addr // page) * page
