@@ -139,3 +139,26 @@ def test_an_edited_versions_statement_index_parses_only_the_statements_parsed_ag
         index = got._statement_index()
         assert index.locs and parsed and max(parsed) < len(version) // 10, parsed
         assert _locations(got) == _locations(SourceModule(path, version, "m"))
+
+
+def test_a_file_cut_for_edits_ahead_of_time_reparses_its_first_edit_without_printing(tmp_path, monkeypatch) -> None:
+    """`api.prepare_next_edit` (the language server's, once a result is shown) cuts the latest
+    parse at its statements: the first edit then prints only the statements parsed again, not
+    the whole previous module, and gets the same module."""
+    text = big_file()
+    path = str(tmp_path / "model.py")
+    api.analyze_source(path, text, Settings())
+    api.prepare_next_edit(path)
+    printed: list[int] = []
+    real = cst.Module.code_for_node
+    monkeypatch.setattr(cst.Module, "code_for_node",
+                        lambda self, node: (printed.append(1), real(self, node))[1])
+    after = parse_source(path, edited(text, 1), "m")
+    assert after.tree is not None and after.tree.deep_equals(cst.parse_module(edited(text, 1)))
+    assert after.pieces and 0 < len(printed) <= 3  # the edited class and its two neighbours
+    # Without it, the first edit prints every statement of the previous version.
+    source_mod._cache.clear()
+    api.analyze_source(path, text, Settings())
+    printed.clear()
+    parse_source(path, edited(text, 2), "m")
+    assert len(printed) > 40

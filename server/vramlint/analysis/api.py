@@ -24,7 +24,13 @@ from vramlint.engine.loader import Loader
 from vramlint.engine.script_calls import ScriptCalls
 from vramlint.engine.script_inputs import ScriptInputs, workspace_root
 from vramlint.engine.signals import AnalysisStopped
-from vramlint.engine.source import decode_source, read_source_file, too_large, undecodable_line
+from vramlint.engine.source import (
+    cut_for_edits,
+    decode_source,
+    read_source_file,
+    too_large,
+    undecodable_line,
+)
 from vramlint.engine.values import Location, SourceRef
 from vramlint.frontends import registry
 from vramlint.settings import Settings, parse_directives, script_args
@@ -276,6 +282,13 @@ def _with_big_stack(fn: Callable[[], T]) -> T:
         raise err[0]
     return out[0]
 
+
+
+def prepare_next_edit(path: str) -> None:
+    """Make now what the next analysis of an edited `path` reuses (the cut of its parse at its
+    statements: engine/source.py `cut_for_edits`). An editor calls it after showing a result."""
+    with _lock:
+        cut_for_edits(os.path.abspath(path))
 
 
 def set_open_files(settings: Settings, texts: dict[str, str], roots: list[str]) -> None:

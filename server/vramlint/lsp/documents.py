@@ -262,6 +262,8 @@ class Documents:
                 await loop.run_in_executor(self.executor, self._warmed, doc, text, result)
             finally:
                 doc.warming = False
+        # Not awaited: features do not wait for it, an edit arriving meanwhile queues behind it.
+        loop.run_in_executor(self.executor, self._next_edit_ready, doc)
         self._results_since_collect += 1
         if self._results_since_collect >= COLLECT_EVERY:  # edits that do not pause (see GC_THRESHOLDS)
             self._results_since_collect = 0
@@ -310,6 +312,14 @@ class Documents:
             yield
         finally:
             self.running = None
+
+    def _next_edit_ready(self, doc: Document) -> None:
+        """In the worker, once a result is shown: what the document's next edit reuses, made
+        while the user is not typing (the first edit after a whole parse paid for it)."""
+        try:
+            api.prepare_next_edit(doc.path)
+        except Exception as err:
+            self.log(f"preparing the next edit of {doc.path} failed: {type(err).__name__}: {err}")
 
     def _warmed(self, doc: Document, text: str, result: FileAnalysis) -> None:
         assert self.warm is not None
