@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from vramlint.engine.provenance import source_of, sourced
 from vramlint.engine.script_inputs import (
     MAX_DATA_ITEMS,
@@ -36,6 +34,8 @@ class YamlProblem(Exception):
 def parse_yaml(text: str, label: str, prefix: tuple[Any, ...] = ()) -> Any:
     """The first document of `text`, scalars tagged "label: key.path (line N)" (the key path
     under `prefix`, where the document is placed); YamlProblem says what is wrong."""
+    import yaml  # (here: PyYAML's import was a fifth of the frontends' imports, and most files read no YAML)
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as err:
@@ -116,6 +116,8 @@ def yaml_text_value(ev: Evaluator, source: Any) -> Any:
 
 def parse_scalar(text: str) -> Any:
     """A command-line value as hydra and OmegaConf read it (`256` an int, `true` a bool)."""
+    import yaml
+
     try:
         v = yaml.safe_load(text)
     except yaml.YAMLError:
