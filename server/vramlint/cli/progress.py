@@ -11,10 +11,11 @@ from __future__ import annotations
 import sys
 import threading
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+if TYPE_CHECKING:  # (rich is imported when a bar is shown: a warm run of a file takes less than its import)
+    from rich.console import Console
+    from rich.progress import Progress
 
 DELAY = 2.0  # seconds before the bar appears
 
@@ -42,6 +43,15 @@ class FileProgress:
         with self._lock:
             if self._timer is None:  # already finished
                 return
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             console = self._console or Console(file=self.stream)
             self._progress = Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(),
                                       TimeElapsedColumn(), console=console, transient=True,
