@@ -958,21 +958,26 @@ class NoOp(Value):
         return None
 
 
-def _identity_decorator(name: str) -> NativeFunction:
-    """Decorator usable bare (`@cache`) or called (`@lru_cache(maxsize=None)`)."""
-    ident = NativeFunction(name, lambda ev, a, k: a[0] if a else None, lambda ev, v, a, k: v)
+def _bare_or_called(name: str, mark: Callable[[Evaluator, Any, Args, Kwargs], Any]) -> NativeFunction:
+    """A decorator usable bare (`@cache`) or called (`@lru_cache(maxsize=None)`): either way
+    `mark(ev, decorated, (), {})` gives what the definition binds."""
+    called = NativeFunction(name, lambda ev, a, k: mark(ev, a[0], (), {}) if a else None, mark)
 
     def call(ev: Evaluator, a: Args, k: Kwargs) -> Any:
         if len(a) == 1 and not k and isinstance(a[0], (FunctionValue, ClassValue)):
-            return a[0]
-        return ident
+            return mark(ev, a[0], (), {})
+        return called
 
-    return NativeFunction(name, call, lambda ev, v, a, k: v)
+    return NativeFunction(name, call, mark)
+
+
+def _identity_decorator(name: str) -> NativeFunction:
+    return _bare_or_called(name, lambda ev, v, a, k: v)
 
 
 def _caching_decorator(name: str) -> NativeFunction:
-    """`functools.lru_cache` / `cache`, bare or called: the function is marked cached
-    (FunctionValue.cached: eval_calls.call_function keeps its results per analysis)."""
+    """`functools.lru_cache` / `cache`: the function is marked cached (FunctionValue.cached:
+    eval_calls.call_function keeps its results per analysis)."""
 
     def mark(ev: Evaluator, v: Any, a: Args, k: Kwargs) -> Any:
         if isinstance(v, FunctionValue):
@@ -980,14 +985,7 @@ def _caching_decorator(name: str) -> NativeFunction:
             v.attrs.setdefault("cache_clear", NativeFunction(f"{v.qualname}.cache_clear", lambda ev, a, k: _forget(ev, v)))
         return v
 
-    marker = NativeFunction(name, lambda ev, a, k: mark(ev, a[0], (), {}) if a else None, mark)
-
-    def call(ev: Evaluator, a: Args, k: Kwargs) -> Any:
-        if len(a) == 1 and not k and isinstance(a[0], (FunctionValue, ClassValue)):
-            return mark(ev, a[0], (), {})
-        return marker
-
-    return NativeFunction(name, call, mark)
+    return _bare_or_called(name, mark)
 
 
 def _forget(ev: Evaluator, func: FunctionValue) -> None:
