@@ -133,3 +133,39 @@ def test_notifications_leave_nothing_behind() -> None:
     for _ in range(50):
         ls.protocol._handle_notification(types.SET_TRACE, types.SetTraceParams(types.TraceValue.Off))
     assert len(ls.protocol._request_futures) == 0
+
+
+def test_changes_read_together_run_one_analysis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit's analysis starts without waiting (documents.py, DEBOUNCE_S 0); changes
+    dispatched in one turn of the event loop (the transport dispatches every message of a read
+    together) still make one analysis, of the last text."""
+    from vramlint.analysis import api
+
+    path = tmp_path / "net.py"
+    path.write_text(NET.format(width=64))
+    analysed: list[str] = []
+    real = api.analyze_source
+
+    def counted(p: str, text: str, *a: object, **k: object) -> object:
+        analysed.append(text)
+        return real(p, text, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api, "analyze_source", counted)
+
+    async def session() -> None:
+        docs = Documents(on_result=lambda doc: None, log=lambda message: None)
+        docs.roots = [str(path.parent)]
+        docs.progressive = False
+        uri = path.as_uri()
+        doc = docs.open(uri, 1, NET.format(width=64))
+        assert doc.pending is not None
+        await doc.pending
+        analysed.clear()
+        for version, width in enumerate((65, 66, 67), start=2):  # one turn: as a read of three messages
+            docs.change(uri, version, NET.format(width=width))
+        assert doc.pending is not None
+        await doc.pending
+        assert doc.result_version == 4 and len(analysed) == 1 and "width: int = 67" in analysed[0]
+        docs.executor.shutdown(wait=True)
+
+    asyncio.run(session())
