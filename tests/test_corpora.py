@@ -7,7 +7,8 @@ against the counts real torch gives (tests/fixtures/truth/, made by the scripts 
 - diffusers 0.42.1: every model class it exports that builds from its default config (137:
   UNets, VAEs, DiT/PixArt/SD3/Flux/Wan transformers, ControlNets...).
 
-Never wrong, never a crash; an unknown names what stops it, at its line; at least 95% exact.
+Never wrong, never a crash; an unknown names what stops it, at its line; at least 95% exact, and
+every case exact when last recorded (tests/fixtures/exact-baseline.json) still exact.
 (timm, transformers and torchvision have their own modules: they also trace forwards.)
 """
 
@@ -15,7 +16,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.corpora import Outcome, analyse_source, diffusers_cases, public_cases, rate_line
+from tests.support.corpora import (
+    Outcome,
+    analyse_source,
+    diffusers_cases,
+    public_cases,
+    rate_line,
+    record_exact,
+    still_exact,
+)
 
 CORPORA = {
     "public repository files": {n: (t, tr, p) for n, t, tr, p in public_cases()},
@@ -32,6 +41,8 @@ def test_model(corpus: str, name: str) -> None:
     out = analyse_source(name, text, truth, paths)
     OUTCOMES[corpus, name] = out
     assert out.status in ("exact", "unknown"), f"{name}: {out.status}: {out.why}"
+    regressed = still_exact(corpus, out)
+    assert regressed is None, regressed
     if out.status == "unknown":
         assert out.why and "(no location)" not in out.why, out.why
 
@@ -42,5 +53,6 @@ def test_at_least_95_percent_exact(corpus: str) -> None:
     if len(outcomes) < len(CORPORA[corpus]):
         pytest.skip("needs every model's test (run the whole module)")
     SUMMARY.append(rate_line(corpus, outcomes))
+    record_exact(corpus, outcomes)
     exact = sum(o.status == "exact" for o in outcomes)
     assert exact >= 0.95 * len(outcomes), [f"{o.name}: {o.why}" for o in outcomes if o.status != "exact"]

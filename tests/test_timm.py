@@ -3,7 +3,8 @@ user would (`from timm.models.resnet import resnet10t; model = resnet10t()`), wi
 its default input. Truth: tests/fixtures/truth/timm-1.0.31.json (make_timm_truth.py, real torch).
 
 What must hold (issue 12): never a wrong number, never a crash; an unknown names the construct
-that stops it, at its line; and at least 95% of the files' models are exact. Every registered
+that stops it, at its line; at least 95% of the files' models are exact, and each one exact when
+last recorded (tests/fixtures/exact-baseline.json) still is. Every registered
 factory (1,371) is measured by `python benchmarks/library_coverage.py --corpus timm`.
 """
 
@@ -13,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.corpora import Outcome, analyse_timm, rate_line, timm_representatives, timm_truth
+from tests.support.corpora import (
+    Outcome,
+    analyse_timm,
+    rate_line,
+    record_exact,
+    still_exact,
+    timm_representatives,
+    timm_truth,
+)
 from tests.support.libsources import TIMM_VERSION, TORCHVISION_VERSION, library_source
 
 TRUTH = timm_truth(TIMM_VERSION)["models"]
@@ -34,6 +43,8 @@ def test_factory_of_every_model_file(module: str, paths: tuple[str, ...]) -> Non
     out = analyse_timm(name, truth, paths, trace=True)
     OUTCOMES[module] = out
     assert out.status in ("exact", "unknown"), f"{name}: {out.status}: {out.why}"
+    regressed = still_exact(f"timm-{TIMM_VERSION}", out)
+    assert regressed is None, regressed
     if out.status == "unknown":
         # Never silent: the reason says what and where (a file and line, the user's or timm's).
         assert out.why and "(no location)" not in out.why, out.why
@@ -48,6 +59,7 @@ def test_at_least_95_percent_exact() -> None:
         pytest.skip("needs every file's test (run the whole module)")
     outcomes = list(OUTCOMES.values())
     SUMMARY.append(rate_line(f"timm {TIMM_VERSION} (one factory per model file)", outcomes))
+    record_exact(f"timm-{TIMM_VERSION}", outcomes)
     exact = sum(o.status == "exact" for o in outcomes)
     unknown = [f"{o.name}: {o.why}" for o in outcomes if o.status == "unknown"]
     assert exact >= 0.95 * len(outcomes), "\n".join(unknown)

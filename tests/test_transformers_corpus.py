@@ -7,7 +7,8 @@ model needs (input_ids, pixel_values, input_features, decoder_input_ids...).
 Truth: tests/fixtures/truth/transformers-corpus-VERSION.json (make_transformers_truth.py, real torch).
 
 What must hold: never a wrong number, never a crash; an unknown names the construct that stops it,
-at its line; at least 95% exact per release; where the forward gives an output shape (or traces
+at its line; at least 95% exact per release, and every case exact when last recorded
+(tests/fixtures/exact-baseline.json) still exact; where the forward gives an output shape (or traces
 without an unknown), it is torch's.
 """
 
@@ -19,6 +20,8 @@ from tests.support.corpora import (
     Outcome,
     analyse_transformers,
     rate_line,
+    record_exact,
+    still_exact,
     transformers_corpus_truth,
 )
 from tests.support.libsources import library_source
@@ -36,6 +39,8 @@ def test_model(version: str, name: str) -> None:
     out = analyse_transformers(name, truth, (str(library_source("transformers", version)),), trace=True)
     OUTCOMES[version, name] = out
     assert out.status in ("exact", "unknown"), f"{name}: {out.status}: {out.why}"
+    regressed = still_exact(f"transformers-{version}", out)
+    assert regressed is None, regressed
     if out.status == "unknown":
         # Never silent: the reason says what and where (a file and line, the user's or transformers').
         assert out.why and "(no location)" not in out.why, out.why
@@ -57,6 +62,7 @@ def test_at_least_95_percent_exact(version: str) -> None:
     SUMMARY.append(rate_line(f"transformers {version} (42 model types, every kind)", outcomes)
                    + f"; forward: {clean}/{len(traced)} traced without an unknown, "
                    f"{same}/{len(traced)} with torch's output shape")
+    record_exact(f"transformers-{version}", outcomes)
     exact = sum(o.status == "exact" for o in outcomes)
     unknown = [f"{o.name}: {o.why}" for o in outcomes if o.status == "unknown"]
     assert exact >= 0.95 * len(outcomes), "\n".join(unknown)

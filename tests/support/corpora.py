@@ -153,6 +153,38 @@ def diffusers_cases(version: str | None = None, truth_dir: Path = TRUTH_DIR,
         yield name, f"from diffusers import {name}\n\nmodel = {name}()\n", t, paths
 
 
+# The cases of each corpus that were exact when last recorded: each must stay exact, so that a
+# regression fails its own test (a corpus's 95% rate alone let a model go unknown unnoticed).
+# `VRAMLINT_RECORD_EXACT=1 pytest tests/test_<corpus>.py` rewrites a corpus's list from a run of
+# its whole module (the rate tests record it), after a change that makes more cases exact.
+EXACT_BASELINE = Path(__file__).resolve().parents[1] / "fixtures" / "exact-baseline.json"
+
+
+def exact_before(corpus: str) -> frozenset[str]:
+    """The names of `corpus` recorded exact (EXACT_BASELINE); empty for a corpus never recorded."""
+    if not EXACT_BASELINE.exists():
+        return frozenset()
+    return frozenset(json.loads(EXACT_BASELINE.read_text(encoding="utf-8")).get(corpus, ()))
+
+
+def still_exact(corpus: str, out: Outcome) -> str | None:
+    """What is wrong when a case recorded exact is no longer (None when it is, or was not recorded)."""
+    if out.status == "exact" or out.name not in exact_before(corpus):
+        return None
+    return (f"{out.name} was exact ({EXACT_BASELINE.name}, corpus {corpus!r}) and is now {out.status}: {out.why}")
+
+
+def record_exact(corpus: str, outcomes: list[Outcome]) -> None:
+    """With VRAMLINT_RECORD_EXACT=1: `corpus`'s exact cases become its recorded list."""
+    import os
+
+    if os.environ.get("VRAMLINT_RECORD_EXACT") != "1":
+        return
+    data = json.loads(EXACT_BASELINE.read_text(encoding="utf-8")) if EXACT_BASELINE.exists() else {}
+    data[corpus] = sorted(o.name for o in outcomes if o.status == "exact")
+    EXACT_BASELINE.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n", encoding="utf-8")
+
+
 def rates(outcomes: list[Outcome]) -> dict[str, int]:
     c = Counter(o.status for o in outcomes)
     return {s: c.get(s, 0) for s in STATUSES}
