@@ -70,6 +70,62 @@ CASES: dict[str, dict[str, str]] = {
             model = Net()
         """,
     },
+    # A package's `if TYPE_CHECKING:` imports (the branch vramlint takes, as type checkers do)
+    # omit a name its lazy table has (diffusers 0.42.1's StableCascadeUNet): Python's lazy module
+    # hands it out from `_import_structure`, and so must the analysis.
+    "lazy_structure_beyond_type_checking": {
+        "lazytc_{id}/__init__.py": """
+            import importlib
+            import os
+            import sys
+            from types import ModuleType
+            from typing import TYPE_CHECKING
+
+            _import_structure = {"layers": ["Block", "Head"]}
+
+            if TYPE_CHECKING:
+                from .layers import Head
+            else:
+                class _Lazy(ModuleType):
+                    def __init__(self, name, module_file, structure):
+                        super().__init__(name)
+                        self._class_to_module = {v: k for k, vs in structure.items() for v in vs}
+                        self.__path__ = [os.path.dirname(module_file)]
+
+                    def __getattr__(self, name):
+                        if name in self._class_to_module:
+                            module = importlib.import_module("." + self._class_to_module[name], self.__name__)
+                            return getattr(module, name)
+                        raise AttributeError(name)
+
+                sys.modules[__name__] = _Lazy(__name__, globals()["__file__"], _import_structure)
+        """,
+        "lazytc_{id}/layers.py": """
+            from torch import nn
+
+            class Block(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(8, 4)
+
+            class Head(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 2)
+        """,
+        "model_{id}.py": """
+            import lazytc_{id}
+            from torch import nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.block = lazytc_{id}.Block()
+                    self.head = lazytc_{id}.Head()
+
+            model = Net()
+        """,
+    },
     # __getattribute__/__setattr__ overrides reaching object's through super(), properties whose
     # getter raises AttributeError under getattr(..., default), implicit-classmethod __init_subclass__.
     "config_object": {

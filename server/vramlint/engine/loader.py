@@ -476,6 +476,12 @@ class Loader:
                 if type(v) is LazyBinding:
                     ns[k] = self.evaluator.force(v)
             return ns
+        structure = ns.get("_import_structure")
+        if type(structure) is dict and mod.package_path is not None and not name.startswith("__"):
+            v = self._structure_attr(mod, structure, name, ref)
+            if v is not MISSING:
+                ns[name] = v
+                return v
         if mod.package_path is not None:
             sub = self.import_module(f"{mod.name}.{name}", ref)
             if isinstance(sub, ModuleValue):
@@ -488,6 +494,19 @@ class Loader:
             return Unknown(f"`{name}` is unknown: module `{mod.name}` has a {bad.message} ({where})",
                            ref or self.evaluator.current_ref)
         return Unknown(f"module `{mod.name}` has no attribute `{name}`", ref or self.evaluator.current_ref)
+
+    def _structure_attr(self, mod: ModuleValue, structure: dict[Any, Any], name: str, ref: SourceRef | None) -> Any:
+        """A name a package's `_import_structure` places in a submodule, from that submodule, as
+        transformers' and diffusers' `_LazyModule` hands it out. The analysis takes their `if
+        TYPE_CHECKING:` branch of eager imports instead (the static view), and a release's branch
+        may omit a name its table has (diffusers 0.42.1: `StableCascadeUNet`). MISSING if none."""
+        for sub, names in structure.items():
+            if isinstance(sub, str) and sub and isinstance(names, (list, tuple, set, frozenset)) and name in names:
+                found = self.import_module(f"{mod.name}.{sub}", ref)
+                if not isinstance(found, ModuleValue):
+                    return found  # (an Unknown: why the submodule did not import)
+                return self.module_attr(found, name, MISSING, ref)
+        return MISSING
 
     def fresh_environment(self) -> None:
         """os.environ as configured again: an analysed file may have set variables, which must
