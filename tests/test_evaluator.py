@@ -1125,6 +1125,24 @@ model = nn.Sequential(
 )
 """, "model")
 
+case("next_of_itertools_count_and_cycle", """
+import itertools
+import torch.nn as nn
+
+ids = itertools.count(4)
+first, second = next(ids), next(ids)                  # 4, 5
+halves = itertools.count(start=1, step=2)
+next(halves)
+odd = next(halves)                                    # 3
+widths = itertools.cycle([6, 7])
+next(widths)
+next(widths)
+again = next(widths)                                  # 6
+empty = next(itertools.cycle([]), 2)                  # the default
+
+model = nn.Sequential(nn.Linear(first, second), nn.Linear(odd, again), nn.Linear(empty, empty))
+""", "model")
+
 case("weight_tying_and_parameters", """
 import math
 import torch

@@ -623,6 +623,11 @@ def _iter(ev: Evaluator, a: Args, k: Kwargs) -> Any:
 
 def _next(ev: Evaluator, a: Args, k: Kwargs) -> Any:
     it = a[0]
+    if isinstance(it, EndlessIterator):  # itertools.count / cycle: `ids = count(); next(ids)`
+        v = it.advance(ev)
+        if v is not MISSING:
+            return v
+        it = ()
     if isinstance(it, _IterValue):
         if it.pos < len(it.items):
             it.pos += 1
@@ -1259,6 +1264,20 @@ class EndlessIterator(Value):
         if self.items is not None and not self.items:
             return []
         return Unknown(f"iteration over an endless itertools.{self.name}", ev.current_ref)
+
+    def advance(self, ev: Evaluator) -> Any:
+        """`next(it)`: its first item, the iterator moved past it (MISSING: a cycle of nothing)."""
+        if self.items is not None:
+            if not self.items:
+                return MISSING
+            first = self.items[0]
+            self.items = [*self.items[1:], first]
+            return first
+        import libcst as cst
+
+        first = self.start
+        self.start = ev.binop(cst.Add, self.start, self.step)
+        return first
 
 
 def _zip(ev: Evaluator, a: Args, k: Kwargs) -> Any:
