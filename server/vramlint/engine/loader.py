@@ -501,7 +501,8 @@ class Loader:
         TYPE_CHECKING:` branch of eager imports instead (the static view), and a release's branch
         may omit a name its table has (diffusers 0.42.1: `StableCascadeUNet`). MISSING if none."""
         for sub, names in structure.items():
-            if isinstance(sub, str) and sub and isinstance(names, (list, tuple, set, frozenset)) and name in names:
+            if (isinstance(sub, str) and sub and isinstance(names, (list, tuple, set, frozenset))
+                    and any(isinstance(n, str) and n == name for n in names)):  # (an Unknown among them compares to nothing)
                 found = self.import_module(f"{mod.name}.{sub}", ref)
                 if not isinstance(found, ModuleValue):
                     return found  # (an Unknown: why the submodule did not import)
