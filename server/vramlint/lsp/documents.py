@@ -42,11 +42,10 @@ from vramlint.lsp.persistent import EditorCache
 from vramlint.lsp.progress import AnalysisProgress
 from vramlint.settings import ConfigError, Settings, load_settings
 
-# An edit's analysis starts at once. Changes read together still coalesce: the analysis's task
-# starts on the event loop's next turn, and the transport dispatches every message of a read
-# before it (a later change cancels the task before it runs). A change read later cancels the
-# running analysis within milliseconds. (A 5 ms wait was 5 ms of every keystroke's latency.)
-DEBOUNCE_S = 0.0
+# An edit's analysis starts after 5 ms of quiet: a burst of changes read one by one coalesces
+# (without it, a quick version's result was published between two changes). Changes read together
+# coalesce anyway: the analysis's task starts on the event loop's next turn.
+DEBOUNCE_S = 0.005
 IMPORTERS_DELAY_S = 0.015  # other open files importing the edited one: after its analysis has started
 # The server's collector thresholds (`server.main`): young collections rarely, so that collections
 # do not stall edits. Their cost: each edited version's evaluated module (classes, functions,
