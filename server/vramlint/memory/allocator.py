@@ -170,11 +170,11 @@ class Allocator:
         size = kMinBlockSize if size < kMinBlockSize else -(-size // kMinBlockSize) * kMinBlockSize
         small = size <= kSmallSize
         config = self.config
-        plain = config.max_split_size == NO_LIMIT and not config.expandable_segments
         pool = self._free[small]
         # get_free_block: the best fit, taken from the index the search found (no second bisect)
         i = bisect_left(pool, size << _ADDR_BITS)
-        if i < len(pool) and (plain or config.expandable_segments or self._fits_split_rule(size, pool[i] >> _ADDR_BITS)):
+        if i < len(pool) and (config.max_split_size == NO_LIMIT or config.expandable_segments
+                              or self._fits_split_rule(size, pool[i] >> _ADDR_BITS)):
             block = self._by_addr[pool[i] & _ADDR_MASK]
             del pool[i]
         else:
@@ -204,7 +204,7 @@ class Allocator:
                 after.prev = tail
             block.next = tail
             block.size = size
-            if not plain and self._tail.get(small) is block:  # (only expandable segments have tails)
+            if config.expandable_segments and self._tail.get(small) is block:  # (only they have tails)
                 self._tail[small] = tail
             self._by_addr[tail.addr] = tail
             insort(pool, rest << _ADDR_BITS | tail.addr)
