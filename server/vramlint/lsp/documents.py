@@ -48,14 +48,13 @@ from vramlint.settings import ConfigError, Settings, load_settings
 DEBOUNCE_S = 0.005
 IMPORTERS_DELAY_S = 0.015  # other open files importing the edited one: after its analysis has started
 # The server's collector thresholds (`server.main`): young collections rarely, so that collections
-# do not stall edits. Their cost: each edited version's evaluated module (classes, functions,
-# their namespaces: cycles) is garbage only a collection of its generation frees, and those come
-# every ~150 edits for generation 1 and every ~15,000 for generation 2 (where each generation-1
-# collection moves the then-current version): RSS climbed ~90 MB in a burst and ~1 MB per 100
-# edits for good. So the server collects in full itself every COLLECT_EVERY results and when edits
-# pause (~20 ms: `gc.freeze` keeps the long-lived heap out of it).
+# do not stall edits. Each edited version's evaluated module (classes, functions, their
+# namespaces: cycles) is garbage only a collection frees: left to the thresholds, RSS climbed ~90
+# MB in a burst and ~1 MB per 100 edits for good, and a young collection freed ~25 versions at
+# once inside an analysis (20-28 ms on the 1,500-line benchmark: the editor's p95). So the server
+# collects in full itself after every result, off the keystroke's path (2-4 ms there, one
+# version's garbage: `gc.freeze` keeps the long-lived heap out of it), and when edits pause.
 GC_THRESHOLDS = (50_000, 50, 100)
-COLLECT_EVERY = 25
 SLOW_S = 2.0  # an analysis running longer is slow: features stop waiting for results behind it
 MAX_WAIT_S = 10.0  # a feature never waits longer than this for its document's current result
 
@@ -117,7 +116,6 @@ class Documents:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.config_errors: set[str] = set()  # configuration errors already shown to the user
         self._trim_handle: asyncio.TimerHandle | None = None
-        self._results_since_collect = 0
         self.disk = EditorCache()  # the persistent cache (lsp/persistent.py)
 
     # ------------------------------------------------------------------ messages
@@ -250,7 +248,7 @@ class Documents:
         if memory and (doc.result is None or doc.partial):
             # A document's first full result: what its analysis loaded (library modules, the file's
             # parse tree, its models while it is not edited) lives long; out of the collector's
-            # full scans, the periodic collections (COLLECT_EVERY) take a third as long with two
+            # full scans, the collections after each result take a third as long with two
             # files open. The price: this first version of the document, once replaced by an edit
             # or closed, is never freed (one version per document opened).
             gc.collect()
@@ -267,12 +265,9 @@ class Documents:
                 await loop.run_in_executor(self.executor, self._warmed, doc, text, result)
             finally:
                 doc.warming = False
-        # Not awaited: features do not wait for it, an edit arriving meanwhile queues behind it.
+        # Not awaited: features do not wait for them, an edit arriving meanwhile queues behind them.
         loop.run_in_executor(self.executor, self._next_edit_ready, doc)
-        self._results_since_collect += 1
-        if self._results_since_collect >= COLLECT_EVERY:  # edits that do not pause (see GC_THRESHOLDS)
-            self._results_since_collect = 0
-            asyncio.get_running_loop().run_in_executor(self.executor, gc.collect)
+        loop.run_in_executor(self.executor, gc.collect)  # the replaced version's garbage (see GC_THRESHOLDS)
         self._trim_later()
         return True
 
