@@ -165,6 +165,51 @@ def test_question_network_step_by_step(tmp_path: Path) -> None:
     assert abs(est.train_peak - 68.5 * 2**20) / (68.5 * 2**20) < 0.03
 
 
+SIX_ODD = """\
+import torch
+from torch import nn
+model = nn.Sequential(*[nn.Linear(700, 700) for _ in range(6)])
+x = torch.randn(1500, 700)
+out = model(x)
+"""
+TWO_WIDE = """\
+import torch
+from torch import nn
+model = nn.Sequential(nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 4096))
+x = torch.randn(64, 4096)
+out = model(x)
+"""
+
+
+def test_the_need_at_the_cards_edge_is_searched_when_first_asked(tmp_path: Path) -> None:
+    """Whether training fits is known from the allocator's runs already made; the search for the
+    least limit it needs at the card's edge (`device_total`) runs only when that figure is asked
+    for (memory/estimate.py `EdgeNeed`: an editor's diagnostics of a model that fits do not ask).
+    On cards from 12 MiB short of the need to 12 MiB beyond it, in 2 MiB steps, `fits` is what
+    the searched figure says; the sweep meets both ways of not fitting: a run that fails at the
+    limit above the fragmentation floor (six 700-wide layers: 1.9 MiB tensors in 20 MiB
+    segments) and one that succeeds below it (two 4096-wide layers, whose tensors fill theirs)."""
+    why_not: set[str] = set()
+    for text in (SIX_ODD, TWO_WIDE):
+        roomy = _estimate(text, tmp_path, device="8GiB")  # (sizes give cards of one kind: same workspaces)
+        need = roomy.device_total - roomy.context
+        for step in range(-6, 7):
+            memory = roomy.context + need + step * 2 * 2**20
+            est = _estimate(text, tmp_path, device=f"{memory / 2**30:.9f}GiB")
+            edge = est.training_need
+            if edge._value is not None:  # (an over-budget model's finding names the figure)
+                assert not est.fits
+            else:
+                fits = est.fits
+                assert edge._value is None, "fits searched"
+                assert fits, "a model over budget was reported without its figure"
+            assert est.fits == (est.device_total <= est.device_memory) == (step >= 0), step
+            if not est.fits:
+                why_not.add("the run fails" if edge.floor <= edge.limit else "below the floor" if edge.succeeds_at_limit
+                            else "both")
+    assert {"the run fails", "below the floor"} <= why_not
+
+
 def test_textbook_count_and_explain_command(tmp_path: Path) -> None:
     path = tmp_path / "q.py"
     path.write_text(QUESTION)

@@ -50,6 +50,9 @@ from vramlint.lsp.protocol_fixes import LeakFreeProtocol
 T = TypeVar("T")
 WATCHED = ["**/*.py", "**/pyproject.toml", "**/vramlint.toml"]
 EVERYWHERE = types.Range(types.Position(0, 0), types.Position(2**31 - 1, 0))
+# The status item and the code lenses follow a result once edits pause this long (`_settle`): what
+# they show costs a quarter of an edit's analysis more, which keystrokes in a row skip.
+SETTLE_DELAY_S = 0.1
 
 
 class VramlintProtocol(LeakFreeProtocol):
@@ -85,7 +88,7 @@ class Prepared:
     """What the loop sends for an analysis, made in the worker (positions of a large file cost)."""
 
     diagnostics: list[types.Diagnostic]
-    status: dict[str, Any]
+    version: int
 
 
 class VramlintServer(LanguageServer):
@@ -120,14 +123,40 @@ class VramlintServer(LanguageServer):
             pass
 
     def _prepare(self, doc: Document, version: int, text: str, fa: FileAnalysis) -> Prepared:
-        """In the analysis worker: the diagnostics and status of `fa`."""
-        return Prepared(diagnostics.diagnostics(fa, text), status.status(doc.uri, version, fa))
+        """In the analysis worker: the diagnostics of `fa`."""
+        return Prepared(diagnostics.diagnostics(fa, text), version)
 
     def _warm(self, doc: Document, text: str, fa: FileAnalysis) -> None:
         """In the analysis worker, once `fa`'s diagnostics are sent: every position the features
-        look up on the loop (layer sites, models' locations), resolved now."""
-        self.guard("positions", lambda: (index.sites(fa), code_lens.code_lenses(fa, text, doc.uri),
+        look up on the loop (layer sites, models' locations), resolved now; then, queued behind
+        and not waited for by the features, the status item and the code lenses (`_settle`)."""
+        self.guard("positions", lambda: (index.sites(fa),
                                          inlay_hints.inlay_hints(fa, text, EVERYWHERE, True, True, None, doc.uri)), None)
+        prepared, loop = doc.prepared, self.docs.loop
+        if isinstance(prepared, Prepared) and not doc.partial and loop is not None:
+            loop.call_soon_threadsafe(loop.call_later, SETTLE_DELAY_S, self._settle_soon, doc, prepared.version, text, fa)
+
+    def _settle_soon(self, doc: Document, version: int, text: str, fa: FileAnalysis) -> None:
+        if self._current(doc, version):
+            asyncio.get_running_loop().run_in_executor(self.docs.executor, self._settle, doc, version, text, fa)
+
+    def _current(self, doc: Document, version: int) -> bool:
+        return doc.version == version and self.docs.docs.get(doc.uri) is doc
+
+    def _settle(self, doc: Document, version: int, text: str, fa: FileAnalysis) -> None:
+        """In the analysis worker, once edits pause (SETTLE_DELAY_S): the status item's figures
+        and the code lenses. Both show what the allocator must reserve at the card's edge
+        (`device_total`), whose search for the least limit is a quarter of an edit's analysis and
+        which the diagnostics of a model that fits do not need (memory/estimate.py `EdgeNeed`):
+        it runs here, after them, and not while edits keep coming (a version already edited
+        gets none: the next one's result sends its own)."""
+        if not self._current(doc, version):
+            return
+        st = self.guard("status", lambda: status.status(doc.uri, version, fa), None)
+        self.guard("positions", lambda: code_lens.code_lenses(fa, text, doc.uri), None)
+        loop = self.docs.loop
+        if st is not None and loop is not None:
+            loop.call_soon_threadsafe(lambda: self.guard("status", lambda: self.protocol.notify(status.METHOD, st), None))
 
     def _progress(self, doc: Document) -> progress.AnalysisProgress | None:
         if not self.show_progress:
@@ -141,7 +170,6 @@ class VramlintServer(LanguageServer):
         if not doc.partial:  # the counts of a first analysis: shown by the features only (documents.py)
             self.guard("diagnostics", lambda: self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
                 doc.uri, prepared.diagnostics, version=doc.result_version)), None)
-            self.guard("status", lambda: self.protocol.notify(status.METHOD, prepared.status), None)
         if self.refresh_hints:
             self.guard("inlay refresh", lambda: self.workspace_inlay_hint_refresh(None), None)
         if self.refresh_lenses:

@@ -3,6 +3,7 @@ activations, workspaces, the training and inference peaks, what the device and t
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +144,52 @@ class Textbook:
         return self.forward_elements + self.gradient_elements
 
 
+_searching = threading.Lock()  # one search at a time: a feature on the loop waits for the worker's
+
+
+@dataclass
+class EdgeNeed:
+    """What the caching allocator must be allowed to reserve at the edge of the card: the least
+    limit its replay of `work` succeeds at (`reserved_need`), never below `floor` (the peak plus
+    the fragmentation allowance, `reserved_at`). The search for that limit replays the run five
+    to eight times, a quarter of an editor's edit, while the diagnostics of a model that fits
+    need only whether it fits, which the runs already made say (`fits`); so it runs when the
+    figure is first asked for (a renderer, the code lens, the status item), in whatever thread
+    asks, once. Pickled with its inputs: a result read back from the cache searches the same."""
+
+    work: Workload
+    config: AllocatorConfig
+    free: Result  # the run without a limit
+    floor: int
+    # Training: the card's edge (its memory less the CUDA context), and whether the run at it
+    # succeeds. The need is kept consistent with that run: within the edge where it succeeds,
+    # beyond it where it fails, whatever the search found. Inference: None.
+    limit: int | None = None
+    succeeds_at_limit: bool = True
+    _value: int | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def value(self) -> int:
+        if self._value is None:
+            with _searching:
+                if self._value is None:
+                    self._value = self._search()
+        return self._value
+
+    @property
+    def fits(self) -> bool:
+        """Whether the need is within `limit`, without the search: the search's answer is capped
+        at the limit where the run there succeeds and exceeds it where it fails, so only the
+        floor can take a succeeding run past it."""
+        return self.limit is None or (self.succeeds_at_limit and self.floor <= self.limit)
+
+    def _search(self) -> int:
+        need = reserved_need(self.work, self.config, self.free)
+        if self.limit is not None:
+            need = min(need, self.limit) if self.succeeds_at_limit else max(need, self.limit + 1)
+        return max(need, self.floor)
+
+
 @dataclass
 class MemoryEstimate:
     batch_size: int
@@ -161,7 +208,7 @@ class MemoryEstimate:
     train_peak: int
     train_peak_phase: str  # where the peak happens: "forward", "backward at <module>", "optimizer step"
     inference_peak: int
-    device_total: int  # what the allocator must reserve for training at the edge of the card, plus the CUDA context
+    training_need: EdgeNeed  # what the allocator must reserve for training at the edge of the card (`device_total`)
     host_peak: int  # host memory of the GPU training process
     host_peak_cpu_training: int  # training on the CPU alone
     layers: list[LayerMemory] = field(default_factory=list)
@@ -184,7 +231,7 @@ class MemoryEstimate:
     # torch.cuda.max_memory_reserved() of the calibration protocol's three iterations, room to spare
     max_reserved: int = 0
     inference_max_reserved: int = 0  # the same for three inference passes (measure.py's protocol)
-    inference_reserved_need: int = 0  # what inference needs the allocator to reserve at the card's edge
+    inference_edge: EdgeNeed | None = None  # what inference needs the allocator to reserve at the card's edge
     context: int = 0  # the CUDA context and libraries, outside the allocator (in device_total)
     workload: Workload | None = field(default=None, repr=False)  # the run, as the allocator sees it
     inference_workload: Workload | None = field(default=None, repr=False)  # three no_grad forwards
@@ -205,9 +252,21 @@ class MemoryEstimate:
         return self.generation.peak if self.generation is not None else None
 
     @property
+    def device_total(self) -> int:
+        """What the allocator must reserve for training at the edge of the card, plus the CUDA
+        context (the search for the least limit runs when first asked: `EdgeNeed`)."""
+        return self.training_need.value + self.context
+
+    @property
     def fits(self) -> bool:
-        """Whether a training step fits on the device (context and cached blocks included)."""
-        return self.device_total <= self.device_memory
+        """Whether a training step fits on the device (context and cached blocks included):
+        `device_total <= device_memory`, known without the search (`EdgeNeed.fits`)."""
+        return self.training_need.fits
+
+    @property
+    def inference_reserved_need(self) -> int:
+        """What inference needs the allocator to reserve at the card's edge (0: not simulated)."""
+        return self.inference_edge.value if self.inference_edge is not None else 0
 
     @property
     def infer_peak(self) -> int:
@@ -303,7 +362,10 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         {GRAD + s.sid for s in tape.storages if s.kind == "param"} | high.grad_keys)
     # Each run without a limit serves max_reserved and the search for the least limit.
     free = run_allocator(work, config=setup.allocator)
-    reserved = _need_at_the_edge(work, setup.allocator, device.memory - device.context, high.peak, free)
+    limit = device.memory - device.context
+    # (A run that never reserved past the limit is the run at the limit.)
+    succeeds = free.max_reserved <= limit or run_allocator(work, limit, setup.allocator).ok
+    training_need = EdgeNeed(work, setup.allocator, free, reserved_at(high.peak), limit, succeeds)
     infer_work = Workload(work.setup, [device.blas_workspace] if uses_blas else [], [], [], high_infer.events, [])
     infer_free = run_allocator(infer_work, config=setup.allocator)
     cpu_peak = run.peak - workspace_train
@@ -326,10 +388,10 @@ def estimate_from_tape(tape: Tape, setup: TrainingSetup, params: list[tuple[int,
         activations=run.saved_bytes, inputs=inputs, workspace=workspace_train, optimizer_temp=step_temp,
         train_peak=run.peak, train_peak_phase=phase, inference_peak=infer.peak,
         peak_gradients=run.peak_at.gradients, peak_kept=run.peak_at.kept,
-        device_total=reserved + device.context, max_reserved=free.max_reserved,
+        training_need=training_need, max_reserved=free.max_reserved,
         context=device.context, workload=work, allocator=setup.allocator,
         inference_max_reserved=infer_free.max_reserved,
-        inference_reserved_need=max(reserved_need(infer_work, setup.allocator, infer_free), reserved_at(high_infer.peak)),
+        inference_edge=EdgeNeed(infer_work, setup.allocator, infer_free, reserved_at(high_infer.peak)),
         inference_workload=infer_work,
         host_peak=HOST_RUNTIME_CUDA + weights + rounded(buffers) + inputs,
         host_peak_cpu_training=HOST_RUNTIME_CPU + cpu_peak,
@@ -374,17 +436,6 @@ def _workspace_ranges(tape: Tape, setup: TrainingSetup, train: tuple[int, int, s
     infer_range = (min(bounds[0][1], peaks[1]), max(high[1], peaks[1]))
     return (train_range if train_range[0] != train_range[1] else None,
             infer_range if infer_range[0] != infer_range[1] else None)
-
-
-def _need_at_the_edge(work: Workload, config: AllocatorConfig, limit: int, peak: int, free: Result) -> int:
-    """What the allocator must be allowed to reserve (never below the peak plus 2%): the search's
-    answer, kept consistent with a run at the card's own limit (it succeeds there: the need is
-    within it; it fails: the need is beyond it, whatever the search found). `free`: the run
-    without a limit; one that never reserved past `limit` is the run at `limit`."""
-    need = reserved_need(work, config, free)
-    fits = free.max_reserved <= limit or run_allocator(work, limit, config).ok
-    need = min(need, limit) if fits else max(need, limit + 1)
-    return max(need, reserved_at(peak))
 
 
 def _buffer_sizes(storages: list[Storage], total: int) -> list[int]:
