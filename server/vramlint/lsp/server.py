@@ -138,7 +138,10 @@ class VramlintServer(LanguageServer):
 
     def _settle_soon(self, doc: Document, version: int, text: str, fa: FileAnalysis) -> None:
         if self._current(doc, version):
-            asyncio.get_running_loop().run_in_executor(self.docs.executor, self._settle, doc, version, text, fa)
+            try:
+                asyncio.get_running_loop().run_in_executor(self.docs.executor, self._settle, doc, version, text, fa)
+            except RuntimeError:  # the worker has shut down (the server is exiting)
+                pass
 
     def _current(self, doc: Document, version: int) -> bool:
         return doc.version == version and self.docs.docs.get(doc.uri) is doc
