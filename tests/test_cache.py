@@ -478,3 +478,22 @@ def test_report_and_explain_use_the_cache(tmp_path: Path) -> None:
         again = vramlint(*args, cwd=tmp_path, env=env)
         assert uncached.stdout == first.stdout == again.stdout
     assert len(entries(tmp_path / "cache")) == 1  # report and explain analyse the same way
+
+
+def test_an_editors_result_is_stored_with_its_searches_made(tmp_path: Path) -> None:
+    """The language server leaves a memory estimate's search for the least limit (`device_total`)
+    for later (memory/estimate.py `EdgeNeed`); the entry it stores carries the figure, so that a
+    result read back does not search again, and the same figure."""
+    path = write(tmp_path / "ws" / "m.py", "import torch\nfrom torch import nn\n\nmodel = nn.Linear(700, 700)\n"
+                 "out = model(torch.randn(1500, 700))\n")
+    settings = Settings(memory=True)
+    text = path.read_text()
+    result, deps = cached.analyze_source_recorded(str(path), text, settings, defer_searches=True)
+    (m,) = result.models
+    assert m.memory is not None and m.memory.training_need._value is None
+    cache = Cache(tmp_path / "cache")
+    cached.store_source(cache, str(path), text, settings, result, deps)
+    back = cached.lookup_source(cache, str(path), text, settings)
+    assert back is not None and back.models[0].memory is not None
+    assert back.models[0].memory.training_need._value is not None
+    assert back.models[0].memory.device_total == m.memory.device_total

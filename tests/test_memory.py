@@ -51,9 +51,9 @@ def _errors(rows: list[Row]) -> list[float]:
     return [abs(r.error) if r.error is not None else float("inf") for r in rows if r.case["id"] not in EXCLUDED]
 
 
-def _estimate(text: str, tmp_path: Path, **settings: Any) -> MemoryEstimate:
+def _estimate(text: str, tmp_path: Path, defer_searches: bool = False, **settings: Any) -> MemoryEstimate:
     path = tmp_path / "m.py"
-    fa = analyze_source(str(path), text, Settings(memory=True, **settings))
+    fa = analyze_source(str(path), text, Settings(memory=True, **settings), defer_searches=defer_searches)
     (m,) = [m for m in fa.models if m.name == "model"]
     assert m.memory is not None, (m.memory_unknowns, m.forward_unknowns)
     return m.memory
@@ -184,7 +184,8 @@ out = model(x)
 def test_the_need_at_the_cards_edge_is_searched_when_first_asked(tmp_path: Path) -> None:
     """Whether training fits is known from the allocator's runs already made; the search for the
     least limit it needs at the card's edge (`device_total`) runs only when that figure is asked
-    for (memory/estimate.py `EdgeNeed`: an editor's diagnostics of a model that fits do not ask).
+    for (memory/estimate.py `EdgeNeed`: an editor's diagnostics of a model that fits do not ask;
+    `analyze_source(defer_searches=True)`, as the language server analyses).
     On cards from 12 MiB short of the need to 12 MiB beyond it, in 2 MiB steps, `fits` is what
     the searched figure says; the sweep meets both ways of not fitting: a run that fails at the
     limit above the fragmentation floor (six 700-wide layers: 1.9 MiB tensors in 20 MiB
@@ -192,10 +193,11 @@ def test_the_need_at_the_cards_edge_is_searched_when_first_asked(tmp_path: Path)
     why_not: set[str] = set()
     for text in (SIX_ODD, TWO_WIDE):
         roomy = _estimate(text, tmp_path, device="8GiB")  # (sizes give cards of one kind: same workspaces)
+        assert roomy.training_need._value is not None, "an analysis returns its searches made unless deferred"
         need = roomy.device_total - roomy.context
         for step in range(-6, 7):
             memory = roomy.context + need + step * 2 * 2**20
-            est = _estimate(text, tmp_path, device=f"{memory / 2**30:.9f}GiB")
+            est = _estimate(text, tmp_path, defer_searches=True, device=f"{memory / 2**30:.9f}GiB")
             edge = est.training_need
             if edge._value is not None:  # (an over-budget model's finding names the figure)
                 assert not est.fits

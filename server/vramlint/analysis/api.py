@@ -93,11 +93,14 @@ class AnalysisCancelled(Exception):
 
 
 def analyze_source(path: str, text: str, settings: Settings | None = None, *,
-                   cancel: threading.Event | None = None) -> FileAnalysis:
+                   cancel: threading.Event | None = None, defer_searches: bool = False) -> FileAnalysis:
     """Analyse `text` as the content of `path` (which need not exist: unsaved editor buffers).
 
     Setting `cancel` (from another thread) stops the analysis within milliseconds and raises
-    AnalysisCancelled; the library modules it was evaluating are dropped, not cached half-done."""
+    AnalysisCancelled; the library modules it was evaluating are dropped, not cached half-done.
+    `defer_searches`: the memory estimates' searches for the least limit (`device_total`) are
+    made when first asked for, not before returning (the editor: a model's diagnostics need only
+    whether it fits; `complete_searches` makes them)."""
     settings = settings or Settings()
     dotted, root = module_name_for(path)
     loader = get_loader(search_paths(settings), settings.environment, settings.torch_version)
@@ -133,7 +136,16 @@ def analyze_source(path: str, text: str, settings: Settings | None = None, *,
             if key not in loader.script_inputs.used_overrides:
                 result.warnings.append(UnknownInfo(f"--set {key}={value}: no option, parameter or config key of the "
                                                    "script read it", Location(path, 1, 0, 1, 0)))
-        return result
+        return result if defer_searches else complete_searches(result)
+
+
+def complete_searches(result: FileAnalysis) -> FileAnalysis:
+    """`result` with its memory estimates' searches made (`MemoryEstimate.search`): a result
+    crossing processes (`--jobs`) or stored in the cache carries its figures."""
+    for m in result.models:
+        if m.memory is not None:
+            m.memory.search()
+    return result
 
 
 def __getattr__(name: str) -> Any:

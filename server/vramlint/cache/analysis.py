@@ -71,17 +71,19 @@ def source_key(path: str, text: str, settings: Settings) -> str:
     return key_for(path, reads.digest(text.encode("utf-8", "surrogatepass")), settings)
 
 
-def analyze_source_recorded(path: str, text: str, settings: Settings, *,
-                            cancel: threading.Event | None = None) -> tuple[FileAnalysis, Deps | None]:
+def analyze_source_recorded(path: str, text: str, settings: Settings, *, cancel: threading.Event | None = None,
+                            defer_searches: bool = False) -> tuple[FileAnalysis, Deps | None]:
     """`api.analyze_source`, with what it read (for `store_source`, which may come later: storing
     a result resolves its positions, which an editor does after showing it)."""
-    return _recorded(lambda: _api().analyze_source(path, text, settings, cancel=cancel))
+    return _recorded(lambda: _api().analyze_source(path, text, settings, cancel=cancel,
+                                                   defer_searches=defer_searches))
 
 
 def store_source(cache: Cache, path: str, text: str, settings: Settings, result: FileAnalysis,
                  deps: Deps | None) -> None:
     if deps is not None and cacheable(result):
-        cache.put(source_key(path, text, settings), result, deps)
+        # (An editor's result may have left its searches for later: the entry carries them.)
+        cache.put(source_key(path, text, settings), _api().complete_searches(result), deps)
 
 
 def _recorded(run: Callable[[], FileAnalysis]) -> tuple[FileAnalysis, Deps | None]:

@@ -26,13 +26,15 @@ class EditorCache:
 
     def analyze(self, doc: Any, text: str, settings: Settings, overlays: dict[str, str],
                 cancel: threading.Event | None, cached_only: bool = False) -> FileAnalysis | None:
-        """`api.analyze_source` of the document's text, from the cache while the document has no
+        """`api.analyze_source` of the document's text (its memory estimates' searches for the
+        least limit left for when asked: lsp/server.py `_settle`), from the cache while the document has no
         result with its memory estimate yet; `cached_only`: the cached result or None. A counts-only
         pass (`settings.memory` off: lsp/documents.py's progressive results) is neither looked up
         nor stored: it only bridges the wait for the full result, which is."""
         cache = cached.open_cache(settings) if settings.memory else None
         if cache is None:
-            return None if cached_only else api.analyze_source(doc.path, text, settings, cancel=cancel)
+            return None if cached_only else api.analyze_source(doc.path, text, settings, cancel=cancel,
+                                                               defer_searches=True)
         first = doc.result is None or getattr(doc, "partial", False)
         if first:
             try:
@@ -43,7 +45,7 @@ class EditorCache:
                 return hit
         elif cached_only:
             return None
-        result, deps = cached.analyze_source_recorded(doc.path, text, settings, cancel=cancel)
+        result, deps = cached.analyze_source_recorded(doc.path, text, settings, cancel=cancel, defer_searches=True)
         self._store_later(doc.uri, lambda: cached.store_source(cache, doc.path, text, settings, result, deps),
                           FIRST_STORE_S if first else None)
         return result

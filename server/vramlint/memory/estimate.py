@@ -155,7 +155,8 @@ class EdgeNeed:
     to eight times, a quarter of an editor's edit, while the diagnostics of a model that fits
     need only whether it fits, which the runs already made say (`fits`); so it runs when the
     figure is first asked for (a renderer, the code lens, the status item), in whatever thread
-    asks, once. Pickled with its inputs: a result read back from the cache searches the same."""
+    asks, once. An analysis makes it before returning unless its caller (the language server)
+    defers it (`api.analyze_source`, `api.complete_searches`). Pickled with its inputs and value."""
 
     work: Workload
     config: AllocatorConfig
@@ -262,6 +263,12 @@ class MemoryEstimate:
         """Whether a training step fits on the device (context and cached blocks included):
         `device_total <= device_memory`, known without the search (`EdgeNeed.fits`)."""
         return self.training_need.fits
+
+    def search(self) -> None:
+        """Make the searches `device_total` and `inference_reserved_need` wait for (see `EdgeNeed`)."""
+        _ = self.training_need.value
+        if self.inference_edge is not None:
+            _ = self.inference_edge.value
 
     @property
     def inference_reserved_need(self) -> int:
