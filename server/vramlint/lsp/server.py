@@ -128,8 +128,8 @@ class VramlintServer(LanguageServer):
 
     def _warm(self, doc: Document, text: str, fa: FileAnalysis) -> None:
         """In the analysis worker, once `fa`'s diagnostics are sent: every position the features
-        look up on the loop (layer sites, models' locations), resolved now; then, queued behind
-        and not waited for by the features, the status item and the code lenses (`_settle`)."""
+        look up on the loop (layer sites, models' locations), resolved now; the status item and
+        the code lenses follow once edits pause (`_settle`), not waited for by the features."""
         self.guard("positions", lambda: (index.sites(fa),
                                          inlay_hints.inlay_hints(fa, text, EVERYWHERE, True, True, None, doc.uri)), None)
         prepared, loop = doc.prepared, self.docs.loop
