@@ -251,6 +251,24 @@ CASES: dict[str, dict[str, str]] = {
             model = Net()
         """,
     },
+    # Literals as Python decodes them: int prefixes and underscores, float exponents, strings with
+    # escapes, prefixes, either quote and three of them (the engine decodes the plain ones itself).
+    "literals": {
+        "model_{id}.py": r'''
+            from torch import nn
+
+            SIZES = {"a": 0x1F, 'b': 0o17, "c\td": 0b1_01, """e""": 1_000, r"f\n": int(2.5e1), "\u00e9": int(.5e2),
+                     u"g": int(1_0.0), """h "i" 'j'""": int(7E0), "k\\": 00, b"l".decode(): 3, 'm"': 1}
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    keys = ("a", "b", "c\x09d", "e", "f\\n", "\xe9", "g", 'h "i" \'j\'', "k\\", "l", "m\"")
+                    self.layers = nn.ModuleList([nn.Linear(SIZES[k] + 1, 3) for k in keys])
+
+            model = Net()
+        ''',
+    },
 }
 
 

@@ -57,11 +57,20 @@ def _unknown_list(u: Unknown) -> Unknown:
 
 
 def e_literal(self: Evaluator, node: cst.Integer | cst.Float | cst.Imaginary, scope: Scope) -> Any:
-    # libcst decodes literals with ast.literal_eval on every access: cache per node.
+    # libcst decodes literals with ast.literal_eval, a compile, on every access: cache per node,
+    # and decode an int or a float as Python's int() and float() do (the same rules for
+    # prefixes, underscores and exponents), sparing the compile.
     cache = scope.module.node_cache
     v = cache.get(node, MISSING)
     if v is MISSING:
-        v = cache[node] = node.evaluated_value
+        t = type(node)
+        try:
+            v = int(node.value, 0) if t is cst.Integer else float(node.value) if t is cst.Float else MISSING
+        except ValueError:  # (an int over Python's 4,300 digits: literal_eval says so as before)
+            v = MISSING
+        if v is MISSING:
+            v = node.evaluated_value
+        cache[node] = v
     return v
 
 
@@ -69,12 +78,23 @@ def e_string(self: Evaluator, node: cst.SimpleString, scope: Scope) -> Any:
     cache = scope.module.node_cache
     v = cache.get(node, MISSING)
     if v is MISSING:
-        try:
-            v = node.evaluated_value
-        except Exception:
-            return self.unknown("string literal could not be decoded", scope, node)
+        v = _plain_string(node.value)
+        if v is None:
+            try:
+                v = node.evaluated_value
+            except Exception:
+                return self.unknown("string literal could not be decoded", scope, node)
         cache[node] = v
     return v
+
+
+def _plain_string(text: str) -> str | None:
+    """The value of a string literal with no prefix, no escape and no carriage return (most of
+    them: a category name, a dict key) without ast.literal_eval's compile; None for the others.
+    (A carriage return in a triple-quoted string reads as a newline.)"""
+    if text[0] not in "'\"" or "\\" in text or "\r" in text:
+        return None
+    return text[3:-3] if text.startswith(('"""', "'''")) else text[1:-1]
 
 
 def e_concat(self: Evaluator, node: cst.ConcatenatedString, scope: Scope) -> Any:
