@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +15,10 @@ from vramlint.engine.source import SourceModule
 from vramlint.engine.walk import child_nodes, iter_nodes
 
 
-def call_sites(source: SourceModule, name: str) -> list[cst.Call]:
-    """Calls `name(...)` anywhere in the file, in source order (one scan per file, cached)."""
+def call_sites(source: SourceModule, name: str) -> Iterator[cst.Call]:
+    """Calls `name(...)` anywhere in the file, in source order (one scan per file, cached).
+    Lazy: the callers stop at the first call whose arguments they know, and a call's test for
+    local names scans the functions around it (a class's first call is most often the one)."""
     calls = _CALLS.get(source)
     if calls is None:
         # Cheap pre-check: most classes are never called by name. One scan of the text for all
@@ -24,13 +27,13 @@ def call_sites(source: SourceModule, name: str) -> list[cst.Call]:
         if called is None:
             called = _CALLED[source] = set(_CALLED_NAME.findall(source.text))
         if name not in called:
-            return []
+            return iter(())
         calls = {}
         for scan in _statement_scans(source):
             for called_name, found in scan.calls.items():
                 calls.setdefault(called_name, []).extend(found)
         _CALLS[source] = calls
-    return [c for c, scopes in calls.get(name, []) if not _uses_locals(c, scopes, source)]
+    return (c for c, scopes in calls.get(name, []) if not _uses_locals(c, scopes, source))
 
 
 def construction_at(source: SourceModule, call: cst.Call) -> str:
@@ -101,8 +104,13 @@ def _scan_calls(stmt: cst.CSTNode) -> dict[str, list[tuple[cst.Call, Scopes]]]:
         if kind is cst.Call and type(n.func) is cst.Name:  # type: ignore[attr-defined]
             calls.setdefault(n.func.value, []).append((n, around))  # type: ignore[attr-defined,arg-type]
         inner = (*around, n) if kind in _SCOPE_TYPES else around
-        stack.extend((c, inner) for c in reversed(child_nodes(n)))
+        stack.extend([(c, inner) for c in reversed(child_nodes(n)) if type(c) not in _LEAVES])
     return calls
+
+
+# Nodes that hold no call (the most common ones: not walked into).
+_LEAVES = frozenset({cst.Name, cst.Integer, cst.Float, cst.SimpleString, cst.Pass, cst.Ellipsis,
+                     cst.ImportAlias, cst.Dot})
 
 
 def _statement_scans(source: SourceModule) -> list[_StatementScan]:

@@ -24,7 +24,13 @@ from vramlint.analysis.module_level import target_names
 from vramlint.analysis.results import ModelResult, ModuleNode, ParamCounts, UnknownInfo
 from vramlint.analysis.reuse import ClassResults
 from vramlint.analysis.running import dedupe, info, known_call_args, run_budgeted
-from vramlint.analysis.tree import build_tree, count_params, output_unknowns, shape_of
+from vramlint.analysis.tree import (
+    build_tree,
+    count_params,
+    output_unknowns,
+    shape_of,
+    tree_and_counts,
+)
 from vramlint.engine.evaluator import Scope
 from vramlint.engine.loader import Loader
 from vramlint.engine.script_inputs import entry_point
@@ -363,14 +369,17 @@ def _mark_components(results: list[ModelResult]) -> None:
     """A block class built with unknown arguments on its own (`Block(config)`) is usually built
     properly inside another model of the file: say so, so its unknown count is not mistaken
     for a problem of the model."""
-    built: dict[str, set[str]] = {}
+    parts = [r for r in results if r.kind == "class" and r.params.total is None and r.tree is not None]
+    if not parts:
+        return
+    built: dict[str, set[str]] = {r.tree.qualname: set() for r in parts}  # type: ignore[union-attr]
     for r in results:
         if r.tree is not None and r.params.total is not None:
             for q in _qualnames(r.tree):
-                built.setdefault(q, set()).add(r.name)
-    for r in results:
-        if r.kind == "class" and r.params.total is None and r.tree is not None:
-            r.used_in = sorted(built.get(r.tree.qualname, set()) - {r.name})
+                if q in built:
+                    built[q].add(r.name)
+    for r in parts:
+        r.used_in = sorted(built[r.tree.qualname] - {r.name})  # type: ignore[union-attr]
 
 
 def _qualnames(root: ModuleNode) -> Iterator[str]:
@@ -492,7 +501,11 @@ def _counted(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: lis
             reason = value.reason if isinstance(value, Unknown) else "did not produce a module"
             error = UnknownInfo(reason, value.ref if isinstance(value, Unknown) else None)
         return ModelResult(name, kind, loc, ParamCounts(None, None, None, 0), None, how, dedupe(unknowns), error)
-    counts, param_unknowns = count_params(value)
+    tree: ModuleNode | None = None
+    plain: ParamCounts | None = None
+    if trace.memory is None and not trace.inputs:  # nothing traced: the tree's walk counts too
+        tree, plain = tree_and_counts(value)
+    counts, param_unknowns = (plain, []) if plain is not None else count_params(value)
     all_unknowns = dedupe(unknowns + [info(u) for u in param_unknowns])
     if all_unknowns and counts.total is not None and unknowns:
         # Something that could change the structure was not decided: the count is not exact.
@@ -502,7 +515,7 @@ def _counted(name: str, kind: str, loc: Any, value: Any, how: str, unknowns: lis
     if not trace.inputs or counts.total is None:
         # No trace asked for, or a model whose structure is not known (a block built without
         # its arguments): its forward would only trace the unknowns again.
-        return ModelResult(name, kind, loc, counts, build_tree(value), how, all_unknowns, None)
+        return ModelResult(name, kind, loc, counts, tree if tree is not None else build_tree(value), how, all_unknowns, None)
     problem = forward_arity_problem(value, len(trace.inputs), "flag")
     if problem is not None:  # say so in one line rather than trace a call Python would refuse
         result = ModelResult(name, kind, loc, counts, build_tree(value), how, all_unknowns, None)

@@ -119,20 +119,62 @@ def _plain_counts(root: Instance) -> ParamCounts | None:
 
 
 def build_tree(inst: Instance, path: str = "", seen: set[int] | None = None, outputs: bool = False) -> ModuleNode:
-    ids: list[int] = []
-    sizes: list[int | None] = []
-    spans: list[tuple[ModuleNode, int, int]] = []
-    node = _build_tree(inst, path, set() if seen is None else seen, outputs, ids, sizes, spans)
-    _param_counts(ids, sizes, spans)
+    walk = _Walk()
+    node = _build_tree(inst, path, set() if seen is None else seen, outputs, walk)
+    _param_counts(walk.ids, walk.sizes, walk.spans)
     return node
 
 
-def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool, ids: list[int],
-                sizes: list[int | None], spans: list[tuple[ModuleNode, int, int]]) -> ModuleNode:
-    """The node of `inst`, its parameters appended to `ids` and `sizes` in pre-order, and its
-    subtree's span of them in `spans`. (It runs for every module of every model: the common
-    cases are written out, not called.)"""
+def tree_and_counts(inst: Instance) -> tuple[ModuleNode, ParamCounts | None]:
+    """build_tree(inst) and, from the same walk, count_params's counts when every parameter is a
+    plain tensor and every parameter and buffer has int dims (count_params then finds no
+    unknowns); else None. (Counting a model is a second walk over each of its modules and
+    tensors: when nothing is traced the tree is built anyway.)"""
+    walk = _Walk()
+    node = _build_tree(inst, "", set(), False, walk)
+    _param_counts(walk.ids, walk.sizes, walk.spans)
+    if not walk.plain:
+        return node, None
+    total = trainable = buffers = 0
+    seen: set[int] = set()
+    for i, n, grad in zip(walk.ids, walk.sizes, walk.grads):
+        if i not in seen:
+            seen.add(i)
+            total += n  # type: ignore[operator]  # (plain: every size is an int)
+            if grad:
+                trainable += n  # type: ignore[operator]
+    seen.clear()
+    for i, n in zip(walk.buffer_ids, walk.buffer_sizes):
+        if i not in seen:
+            seen.add(i)
+            buffers += n
+    return node, ParamCounts(total, trainable, buffers, total)
+
+
+class _Walk:
+    """What _build_tree gathers over a model, in pre-order: each parameter's id, size and whether
+    it requires grad, each subtree's span of them, its buffers' ids and sizes, and whether every
+    tensor is a plain one with int dims (tree_and_counts's counts)."""
+
+    __slots__ = ("ids", "sizes", "grads", "spans", "buffer_ids", "buffer_sizes", "plain")
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.sizes: list[int | None] = []
+        self.grads: list[bool] = []
+        self.spans: list[tuple[ModuleNode, int, int]] = []
+        self.buffer_ids: list[int] = []
+        self.buffer_sizes: list[int] = []
+        self.plain = True
+
+
+def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool, walk: _Walk) -> ModuleNode:
+    """The node of `inst`, its parameters and buffers noted in `walk` in pre-order, and its
+    subtree's span of them. (It runs for every module of every model: the common cases are
+    written out, not called.)"""
     st = state_of(inst)
+    ids = walk.ids
+    sizes = walk.sizes
     start = len(ids)
     params: list[TensorInfo] = []
     for name, t in st.params.items():  # (one loop for its rows and its sizes)
@@ -141,11 +183,25 @@ def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool, ids: l
         if type(t) is TensorValue and _int_shape(t):  # a plain tensor: its numel is its count
             n = numel(t.shape)  # type: ignore[arg-type]  # (_int_shape: a tuple of ints)
             params.append(TensorInfo(name, tuple(t.shape), t.dtype, n, bool(t.requires_grad and t.is_param)))
+            walk.grads.append(bool(t.requires_grad))
         else:
             params.append(_tensor_info(name, t))
             n = t.numel() if isinstance(t, TensorValue) and _int_shape(t) else None
+            walk.plain = False
+            walk.grads.append(False)
         ids.append(id(t))
         sizes.append(n if isinstance(n, int) else None)
+    buffers: list[TensorInfo] = []
+    if st.buffers:
+        for name, t in st.buffers.items():
+            if t is None:
+                continue
+            buffers.append(_tensor_info(name, t))
+            if isinstance(t, TensorValue) and _int_shape(t):
+                walk.buffer_ids.append(id(t))
+                walk.buffer_sizes.append(t.numel())
+            else:
+                walk.plain = False
     cls = inst.cls
     node = ModuleNode(
         path=path,
@@ -153,7 +209,7 @@ def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool, ids: l
         qualname=f"{cls.module_name}.{cls.qualname}",
         ref=st.ref,
         params=params,
-        buffers=[_tensor_info(n, t) for n, t in st.buffers.items() if t is not None] if st.buffers else [],
+        buffers=buffers,
     )
     if outputs and st.output is not MISSING:
         node.output_shape = shape_of(st.output)
@@ -163,8 +219,8 @@ def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool, ids: l
     children = node.children
     for name, child in st.modules.items():
         if isinstance(child, Instance) and isinstance(child.state, ModuleState) and id(child) not in seen:
-            children.append(_build_tree(child, f"{path}.{name}" if path else name, seen, outputs, ids, sizes, spans))
-    spans.append((node, start, len(ids)))
+            children.append(_build_tree(child, f"{path}.{name}" if path else name, seen, outputs, walk))
+    walk.spans.append((node, start, len(ids)))
     return node
 
 
