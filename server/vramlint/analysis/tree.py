@@ -8,7 +8,7 @@ from typing import Any
 from vramlint.analysis.results import ModuleNode, ParamCounts, TensorInfo
 from vramlint.engine.values import MISSING, Instance, Unknown
 from vramlint.frontends.torch.module import ModuleState, params_and_buffers, state_of
-from vramlint.frontends.torch.tensors import TensorValue, numel
+from vramlint.frontends.torch.tensors import TensorValue
 
 
 def _dims(shape: Any) -> tuple[int | None, ...] | None:
@@ -26,6 +26,19 @@ def _int_shape(t: TensorValue) -> bool:
         if not isinstance(d, int):
             return False
     return True
+
+
+def _int_numel(shape: Any) -> int | None:
+    """numel() of a shape whose every dimension is an int (what `_int_shape` accepts), else None:
+    the two in one loop, for every parameter of every model."""
+    if isinstance(shape, Unknown):
+        return None
+    n = 1
+    for d in shape:
+        if not isinstance(d, int):
+            return None
+        n *= d
+    return n
 
 
 def _tensor_unknowns(t: Any, name: str) -> list[Unknown]:
@@ -180,9 +193,11 @@ def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool, walk: 
     for name, t in st.params.items():  # (one loop for its rows and its sizes)
         if t is None:
             continue
-        if type(t) is TensorValue and _int_shape(t):  # a plain tensor: its numel is its count
-            n = numel(t.shape)  # type: ignore[arg-type]  # (_int_shape: a tuple of ints)
-            params.append(TensorInfo(name, tuple(t.shape), t.dtype, n, bool(t.requires_grad and t.is_param)))
+        n = _int_numel(t.shape) if type(t) is TensorValue else None
+        if n is not None:  # a plain tensor with int dims: its numel is its count
+            shape = t.shape
+            params.append(TensorInfo(name, shape if type(shape) is tuple else tuple(shape), t.dtype, n,
+                                     bool(t.requires_grad and t.is_param)))
             walk.grads.append(bool(t.requires_grad))
         else:
             params.append(_tensor_info(name, t))
@@ -196,21 +211,17 @@ def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool, walk: 
         for name, t in st.buffers.items():
             if t is None:
                 continue
-            buffers.append(_tensor_info(name, t))
+            info = _tensor_info(name, t)
+            buffers.append(info)
             if isinstance(t, TensorValue) and _int_shape(t):
                 walk.buffer_ids.append(id(t))
-                walk.buffer_sizes.append(t.numel())
+                # (a plain tensor's row has its numel; count_params counts a buffer's numel)
+                walk.buffer_sizes.append(info.numel if type(t) is TensorValue else t.numel())  # type: ignore[arg-type]
             else:
                 walk.plain = False
     cls = inst.cls
-    node = ModuleNode(
-        path=path,
-        class_name=cls.name,
-        qualname=f"{cls.module_name}.{cls.qualname}",
-        ref=st.ref,
-        params=params,
-        buffers=buffers,
-    )
+    # (path, class_name, qualname, ref, params, buffers: by position, a third faster than by name)
+    node = ModuleNode(path, cls.name, f"{cls.module_name}.{cls.qualname}", st.ref, params, buffers)
     if outputs and st.output is not MISSING:
         node.output_shape = shape_of(st.output)
         node.calls = st.calls

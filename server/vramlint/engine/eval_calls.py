@@ -266,15 +266,21 @@ def _run_function(self: Evaluator, func: FunctionValue, args: tuple[Any, ...], k
 def bind_params(self: Evaluator, func: FunctionValue, args: tuple[Any, ...], kwargs: dict[str, Any], scope: Scope) -> None:
     params = func.node.params
     v = scope.vars
-    positional = [*params.posonly_params, *params.params]
-    star_unknown = next((a.unknown for a in args if isinstance(a, _StarUnknown)), None)
-    args = tuple(a for a in args if not isinstance(a, _StarUnknown))
-    kwargs = dict(kwargs)
-    spread_unknown = kwargs.pop("**", None)
+    # (No generator, list or copy for the common call: this runs for every call of a function.)
+    positional = params.params if not params.posonly_params else (*params.posonly_params, *params.params)
+    star_unknown = None
+    if _StarUnknown in map(type, args):
+        star_unknown = next(a.unknown for a in args if type(a) is _StarUnknown)
+        args = tuple(a for a in args if type(a) is not _StarUnknown)
+    spread_unknown = None
+    if kwargs:
+        kwargs = dict(kwargs)
+        spread_unknown = kwargs.pop("**", None)
     i = 0
+    n = len(args)
     for p in positional:
         name = p.name.value
-        if i < len(args):
+        if i < n:
             v[name] = args[i]
             i += 1
         elif name in kwargs and p not in params.posonly_params:
@@ -299,7 +305,8 @@ def bind_params(self: Evaluator, func: FunctionValue, args: tuple[Any, ...], kwa
                 f"required argument `{name}` of {func.qualname}() has no known value", self.current_ref
             ))
     if params.star_kwarg is not None:
-        v[params.star_kwarg.name.value] = spread_unknown if spread_unknown is not None and not kwargs else kwargs
+        # (its own dict: the caller's is copied above only when it has keywords)
+        v[params.star_kwarg.name.value] = spread_unknown if spread_unknown is not None and not kwargs else (kwargs or {})
     elif kwargs and not func.wrapped:
         # CPython's TypeError (`Block(64, qk_scale=None)` where Block takes no qk_scale):
         # accepting it would count a model the real call never builds.
