@@ -20,6 +20,7 @@ import pytest
 
 import vramlint
 from vramlint.analysis.results import FileAnalysis, ModelResult
+from vramlint.engine.source import MAX_CHAIN
 
 DEADLINE = 60.0  # seconds; any hang fails well within CI limits
 OK = "import torch.nn as nn\n\nok = nn.Linear(10, 5)\n"  # lines 1-3: a model that must stay at 55
@@ -585,6 +586,25 @@ def test_long_chains_do_not_hang(tmp_path: Path, expr: str, words: str) -> None:
     assert time.monotonic() - t < 30
     assert r.errors == []
     assert_ok(r)
+    assert model(r, "after").params.total == 9
+    assert warned(r, words, line_of(text, "x = ")), r.warnings
+
+
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        ("(" + " +\n ".join(["1"] * (MAX_CHAIN + 2)) + ")", "too long"),
+        ("not " * (MAX_CHAIN + 1) + "f", "nested"),
+    ],
+    ids=["operators", "keywords"],
+)
+def test_expressions_just_over_the_limits_in_a_small_file_are_found(tmp_path: Path, expr: str, words: str) -> None:
+    """One past the limits on operators and on keywords, in a file with little else: the cheap
+    tests that spare most files the token scan (counts of characters over the whole text) must
+    not spare these."""
+    text = OK + "def f(v=0):\n    return v\nx = " + expr + "\nafter = nn.Linear(2, 3)\n"
+    r = analyze(tmp_path, text)
+    assert r.errors == []
     assert model(r, "after").params.total == 9
     assert warned(r, words, line_of(text, "x = ")), r.warnings
 

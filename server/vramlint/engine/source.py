@@ -391,7 +391,7 @@ _SEPARATORS = frozenset(", : ; = -> := += -= *= /= //= %= @= &= |= ^= <<= >>= **
 def _elide_pathological(path: str, text: str) -> tuple[str, list[SyntaxProblem], list[Any]]:
     """`text` with over-long chains, over-deep nesting and over-large displays replaced, what was
     replaced (but displays of constants, whose values are kept), and those values."""
-    if len(text) < _LONG_LINE or not _maybe_pathological(text):
+    if len(text) < _LONG_LINE or not _maybe_pathological(text) or _under_every_limit(text):
         return text, [], []  # the common case, decided without tokenizing
     regions = _pathological_regions(text)
     while regions:
@@ -463,6 +463,17 @@ def _syntax_error_line(text: str) -> int | None:
     except (ValueError, RecursionError, MemoryError):
         pass
     return None
+
+
+def _under_every_limit(text: str) -> bool:
+    """Whether the whole text has too few of what each region counts for any region to pass its
+    limit: characters over-count tokens (an operator has one or two, a string may hold some), so
+    this is safe. It spares the tokenizer a file that is mostly a long list of strings (torchvision's
+    `_meta.py`: 23 ms), which `_maybe_pathological`'s run of continuation lines lets through."""
+    chained = sum(map(text.count, "+-*/%@&|^~.([{<>"))  # operators, and calls and subscripts
+    nesting = text.count("(") + text.count("[") + text.count("{")
+    keywords = sum(map(text.count, ("lambda", "if", "else", "not", "await")))
+    return chained <= MAX_CHAIN and nesting <= MAX_NESTING and keywords <= MAX_CHAIN and text.count(",") < MAX_DISPLAY
 
 
 def _maybe_pathological(text: str) -> bool:
