@@ -612,6 +612,19 @@ def _pathological_regions(text: str) -> list[Region]:
     return regions
 
 
+_DEF_KEYWORD = re.compile(r"\b(?:class|def)\s+")
+
+
+def _defined_name_column(line: str, name: str) -> int | None:
+    """Where `name` follows `class` or `def` in the line, as a whole word (one pattern for every
+    name: a pattern per name was compiled for each definition of a file)."""
+    for m in _DEF_KEYWORD.finditer(line):
+        end = m.end() + len(name)
+        if line.startswith(name, m.end()) and (end == len(line) or not (line[end].isalnum() or line[end] == "_")):
+            return m.end()
+    return None
+
+
 def _positions_from(tree: cst.Module, stmt: cst.CSTNode, start: CodeStart) -> dict[cst.CSTNode, CodeRange]:
     """libcst's positions of the nodes of a simple statement, or of a compound statement's
     header, its code generated alone from `start` on. That code depends on what is around it
@@ -791,9 +804,9 @@ def _statement_locations(path: str, text: str, tree: cst.Module | None,
             if not isinstance(a, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or a.name != stmt.name.value:
                 return False
             line = lines[a.lineno - 1] if a.lineno <= len(lines) else ""
-            m = re.search(r"\b(?:class|def)\s+(" + re.escape(a.name) + r")\b", line)
-            if m is not None:
-                locs[id(stmt.name)] = Location(path, a.lineno, m.start(1), a.lineno, m.start(1) + len(a.name))
+            at = _defined_name_column(line, a.name)
+            if at is not None:
+                locs[id(stmt.name)] = Location(path, a.lineno, at, a.lineno, at + len(a.name))
             header(stmt, a, indent, False)
             return sub(stmt.body, a.body)
         if isinstance(stmt, cst.If) and isinstance(a, ast.If):
