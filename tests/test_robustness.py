@@ -574,9 +574,13 @@ def test_long_chain_of_additions(tmp_path: Path) -> None:
         ("lambda: " * 5_000 + "1", "nested"),
         ("1 if f else " * 5_000 + "2", "nested"),
         ("not " * 5_000 + "f", "nested"),
+        # one level a line, inside one pair of brackets (libcst took minutes on 20,000, or crashed)
+        ("(" + "lambda:\n " * 5_000 + "1)", "nested"),
+        ("(" + "1 if f else\n " * 5_000 + "2)", "nested"),
+        ("(" + "not\n " * 5_000 + "f)", "nested"),
     ],
     ids=["parenthesised-terms", "multi-line", "attributes", "calls", "unary", "power", "lambdas",
-         "conditionals", "nots"],
+         "conditionals", "nots", "lambdas-multi-line", "conditionals-multi-line", "nots-multi-line"],
 )
 def test_long_chains_do_not_hang(tmp_path: Path, expr: str, words: str) -> None:
     """libcst's parser is quadratic on these (minutes, holding the GIL: no deadline can stop it)."""

@@ -483,7 +483,9 @@ def _maybe_pathological(text: str) -> bool:
         if len(line) >= _LONG_LINE:
             return True
         s = line.strip()
-        if s and (s[-1] in _CONT_END or s[0] in _CONT_START):
+        if s and (s[-1] in _CONT_END or s[0] in _CONT_START
+                  or (s.startswith(_EXPR_KEYWORD_TUPLE) or s.endswith(_EXPR_KEYWORD_TUPLE)
+                      or s[-1] == ":" and "lambda" in s) and _keyword_edge(s)):
             run += 1
             if run >= _LONG_RUN:
                 return True
@@ -492,7 +494,17 @@ def _maybe_pathological(text: str) -> bool:
     return False
 
 
+def _keyword_edge(s: str) -> bool:
+    """Whether a stripped line starts or ends with a keyword that nests an expression to its right
+    (`not`, `lambda ...:`, `if`, `else`, `await`): 20,000 lines of `not` or `lambda:` inside one
+    pair of brackets took libcst's parser minutes, and its stack. (Asked only of a line that
+    starts or ends with one's letters.)"""
+    first, last = s.split(None, 1)[0], s.rsplit(None, 1)[-1]
+    return first.rstrip(":(") in _EXPR_KEYWORDS or last in _EXPR_KEYWORDS or (first.startswith("lambda") and s[-1] == ":")
+
+
 _EXPR_KEYWORDS = frozenset(("lambda", "if", "else", "not", "await"))  # nest to the right
+_EXPR_KEYWORD_TUPLE = tuple(sorted(_EXPR_KEYWORDS))  # (for str.startswith / endswith)
 _OPERANDS = frozenset(("True", "False", "None"))
 
 
