@@ -472,7 +472,7 @@ def _under_every_limit(text: str) -> bool:
     `_meta.py`: 23 ms), which `_maybe_pathological`'s run of continuation lines lets through."""
     chained = sum(map(text.count, "+-*/%@&|^~.([{<>"))  # operators, and calls and subscripts
     nesting = text.count("(") + text.count("[") + text.count("{")
-    keywords = sum(map(text.count, ("lambda", "if", "else", "not", "await")))
+    keywords = sum(map(text.count, _EXPR_KEYWORD_TUPLE))
     return chained <= MAX_CHAIN and nesting <= MAX_NESTING and keywords <= MAX_CHAIN and text.count(",") < MAX_DISPLAY
 
 
