@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from vramlint.engine import fast_parse
+
 
 @dataclass(frozen=True)
 class Pieces:
@@ -39,7 +41,8 @@ def reparse(previous: cst.Module, pieces: Pieces, text: str) -> tuple[cst.Module
     first, last, start, end = span
     region = text[start:end]
     try:
-        part = cst.parse_module(region)
+        with fast_parse.parsing():
+            part = cst.parse_module(region)
     except (cst.ParserSyntaxError, RecursionError, ValueError):
         return None  # the whole-file parse reports the error where Python does
     if (part.footer or not part.body or part.default_indent != previous.default_indent

@@ -10,16 +10,15 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import libcst as cst
-from libcst import CSTNode
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
+from vramlint.engine import fast_parse
 from vramlint.engine.reads import read_source_file  # noqa: F401 (where the engine's readers import it)
 from vramlint.engine.values import Location, SourceRef
 
@@ -117,7 +116,7 @@ class SourceModule:
                 assert previous is not None
                 self._carry_over(previous)
             else:
-                with _unvalidated_nodes():
+                with fast_parse.parsing():
                     self.tree = cst.parse_module(parsed_text)
         except cst.ParserSyntaxError as err:
             # libcst puts tokenizer errors at 1:1 and parser errors often a line late; Python's
@@ -240,36 +239,6 @@ def _reparsed(previous: SourceModule | None, text: str) -> tuple[cst.Module, Any
     if previous.pieces is False:  # its text cut at its statements, once (the first edit after a whole parse)
         previous.pieces = pieces_of(previous.tree, previous.text)
     return reparse(previous.tree, previous.pieces, text) if previous.pieces is not None else None
-
-
-# libcst validates every node it constructs (`CSTNode.__post_init__`), the parser's too, whose
-# output is valid by construction (libcst's own comment there: "it might make more sense to move
-# validation work into the visitor, which would allow us to avoid validating the tree when parsing
-# a file"): 15% of a parse. While a parse runs, nodes are not validated; a node built meanwhile on
-# another thread by vramlint's own code is one the parser could have built.
-_VALIDATE = CSTNode.__dict__["__post_init__"]
-_unvalidated_lock = threading.Lock()
-_unvalidated_parses = 0
-
-
-def _no_validation(self: CSTNode) -> None:
-    pass
-
-
-@contextmanager
-def _unvalidated_nodes() -> Iterator[None]:
-    global _unvalidated_parses
-    with _unvalidated_lock:
-        if _unvalidated_parses == 0:
-            CSTNode.__post_init__ = _no_validation  # type: ignore[method-assign]
-        _unvalidated_parses += 1
-    try:
-        yield
-    finally:
-        with _unvalidated_lock:
-            _unvalidated_parses -= 1
-            if _unvalidated_parses == 0:
-                CSTNode.__post_init__ = _VALIDATE  # type: ignore[method-assign]
 
 
 # Most recently used parses. Bounded: an editor produces a new version of a file per keystroke.
