@@ -1,16 +1,20 @@
 """engine/gc_policy.py: an analysis runs with rarer full collections and leaves the process's
-garbage-collector thresholds as it found them."""
+garbage-collector thresholds as it found them; parse trees are frozen out of the collector's
+scans while analyses run, and given back after."""
 
 from __future__ import annotations
 
 import gc
+import weakref
 from typing import Any
 
 import pytest
 
 from vramlint import Settings, analyze_source
 from vramlint.analysis import api
+from vramlint.engine import gc_policy
 from vramlint.engine.gc_policy import ANALYSIS_THRESHOLDS, fewer_collections
+from vramlint.engine.source import SourceModule
 
 
 def test_raised_inside_restored_after_nested_blocks() -> None:
@@ -57,3 +61,76 @@ def test_an_analysis_applies_it_and_restores_the_thresholds(monkeypatch: pytest.
         assert gc.get_threshold() == (700, 10, 10)
     finally:
         gc.set_threshold(*before)
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_parse_trees_are_frozen_while_the_analysis_runs_and_given_back_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    gc.unfreeze()  # (what other tests froze: only slower collections for them)
+    inside: list[int] = []
+    inner = api._analyze
+
+    def analyze(*args: Any) -> Any:
+        out = inner(*args)
+        inside.append(gc.get_freeze_count())
+        return out
+
+    monkeypatch.setattr(api, "_analyze", analyze)
+    text = "import torch.nn as nn\nmodel = nn.Linear(4, 3)  # a text parsed afresh\n"
+    res = analyze_source("/tmp/gc_policy_case.py", text, Settings())
+    assert [m.params.total for m in res.models] == [15]
+    assert inside and inside[0] > 0  # the file's tree (and what came before it) out of the scans
+    assert gc.get_freeze_count() == 0  # all given back
+
+
+def test_garbage_frozen_with_a_parse_is_collected_after_the_analysis() -> None:
+    gc.unfreeze()
+    with fewer_collections():
+        garbage = _Cycle()
+        alive = weakref.ref(garbage)
+        del garbage
+        SourceModule("m.py", "x = 1\n", "m")  # freezes the cycle with the tree
+        gc.collect()
+        assert alive() is not None  # frozen: not collected meanwhile
+    gc.collect()
+    assert alive() is None
+
+
+def test_nothing_is_frozen_when_the_process_had_frozen_objects() -> None:
+    gc.unfreeze()
+    held = [_Cycle() for _ in range(3)]
+    gc.freeze()  # as the language server freezes its long-lived heap
+    try:
+        frozen = gc.get_freeze_count()
+        with fewer_collections():
+            SourceModule("m.py", "x = 1\n", "m")
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen  # and what it froze stays frozen
+    finally:
+        gc.unfreeze()
+        del held
+
+
+def test_a_lasting_freeze_meanwhile_stops_the_rounds_freezes_and_is_kept() -> None:
+    gc.unfreeze()
+    try:
+        with fewer_collections():
+            SourceModule("m.py", "x = 1\n", "m")
+            assert gc.get_freeze_count() > 0
+            garbage = _Cycle()
+            alive = weakref.ref(garbage)
+            del garbage
+            gc_policy.before_lasting_freeze()  # a library load: it collects first, then freezes
+            assert gc.get_freeze_count() == 0
+            gc.collect()
+            assert alive() is None  # the collection saw everything
+            gc.freeze()
+            lasting = gc.get_freeze_count()
+            SourceModule("n.py", "y = 2\n", "n")
+            assert gc.get_freeze_count() == lasting  # no more freezes this round
+        assert gc.get_freeze_count() > 0  # the library's freeze is not undone
+    finally:
+        gc.unfreeze()

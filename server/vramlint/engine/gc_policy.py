@@ -10,6 +10,18 @@ less often; cycles are still collected.
 The thresholds are the process's, so nested or concurrent analyses (the language server's
 worker and a CLI call in one process) share one setting: the first to enter sets it, the last
 to leave restores what was there before.
+
+The youngest collections still scan each new object, and the middle one scans again what
+survived: a parse tree (~10 nodes a line, alive for the whole analysis) twice. `parsed()` moves
+what the process holds out of the collector's lists after each parse (`gc.freeze`), so neither
+scans a tree again: on torchvision's 23 model files, collections went from 0.12-0.16 s to
+0.06-0.07 s of a 2.3-2.9 s run. What is frozen is never collected while frozen, so this is
+temporary: the last analysis to leave gives it all back to the oldest generation
+(`gc.unfreeze`), where garbage it held is collected by the next full collection. It is done only
+when nothing else had frozen objects when the first analysis entered (the language server
+freezes its long-lived heap for good), and it stops for the round when something freezes for
+good meanwhile (`before_lasting_freeze`: a library load, which first collects, must see every
+object, and what it freezes must stay frozen).
 """
 
 from __future__ import annotations
@@ -24,14 +36,17 @@ ANALYSIS_THRESHOLDS = (50_000, 10, 10)
 _lock = threading.Lock()
 _active = 0
 _saved: tuple[int, int, int] | None = None
+_freeze_parses = False  # this round of analyses freezes after parses (see above)
+_frozen = False  # and it has
 
 
 @contextmanager
 def fewer_collections() -> Iterator[None]:
     """Run the block under ANALYSIS_THRESHOLDS, unless the caller chose larger ones itself."""
-    global _active, _saved
+    global _active, _saved, _freeze_parses, _frozen
     with _lock:
         if _active == 0:
+            _freeze_parses, _frozen = gc.get_freeze_count() == 0 and gc.isenabled(), False
             current = gc.get_threshold()
             # (A first threshold of 0 means the caller turned automatic collection off.)
             _saved = current if 0 < current[0] < ANALYSIS_THRESHOLDS[0] else None
@@ -43,6 +58,29 @@ def fewer_collections() -> Iterator[None]:
     finally:
         with _lock:
             _active -= 1
-            if _active == 0 and _saved is not None:
-                gc.set_threshold(*_saved)
-                _saved = None
+            if _active == 0:
+                if _frozen:
+                    gc.unfreeze()
+                _freeze_parses = _frozen = False
+                if _saved is not None:
+                    gc.set_threshold(*_saved)
+                    _saved = None
+
+
+def parsed() -> None:
+    """A parse tree was made: out of the young collections' scans while the analyses run."""
+    global _frozen
+    with _lock:
+        if _freeze_parses:
+            gc.freeze()
+            _frozen = True
+
+
+def before_lasting_freeze() -> None:
+    """Someone is about to collect and freeze what the process holds for good: what the round
+    froze goes back to the collector first, and the round freezes no more."""
+    global _freeze_parses, _frozen
+    with _lock:
+        if _frozen:
+            gc.unfreeze()
+        _freeze_parses = _frozen = False

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-from vramlint.engine import reads
+from vramlint.engine import gc_policy, reads
 from vramlint.engine.deferred import force_deferred_classes
 from vramlint.engine.evaluator import Evaluator, module_bound_names
 from vramlint.engine.name_reads import TrackedNamespace
@@ -653,6 +653,7 @@ def _collector_paused() -> Iterator[None]:
     global _paused, _collector_was_enabled
     with _paused_lock:
         if _paused == 0:
+            gc_policy.before_lasting_freeze()
             _collector_was_enabled = gc.isenabled()
             if _collector_was_enabled:
                 # Garbage left by earlier analyses (an editor's) must not be frozen with the

@@ -18,7 +18,7 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
-from vramlint.engine import fast_parse
+from vramlint.engine import fast_parse, gc_policy
 from vramlint.engine.reads import read_source_file  # noqa: F401 (where the engine's readers import it)
 from vramlint.engine.values import Location, SourceRef
 
@@ -118,6 +118,7 @@ class SourceModule:
             else:
                 with fast_parse.parsing():
                     self.tree = cst.parse_module(parsed_text)
+                gc_policy.parsed()  # engine/gc_policy.py: the tree out of young collections' scans
         except cst.ParserSyntaxError as err:
             # libcst puts tokenizer errors at 1:1 and parser errors often a line late; Python's
             # own parser says where (and what) the problem is, as the user will see it.

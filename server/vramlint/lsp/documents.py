@@ -37,6 +37,7 @@ from pygls.uris import to_fs_path
 
 from vramlint.analysis import api
 from vramlint.analysis.results import FileAnalysis
+from vramlint.engine import gc_policy
 from vramlint.lsp.editor_settings import EditorSettings
 from vramlint.lsp.persistent import EditorCache
 from vramlint.lsp.progress import AnalysisProgress
@@ -251,6 +252,7 @@ class Documents:
             # full scans, the collections after each result take a third as long with two
             # files open. The price: this first version of the document, once replaced by an edit
             # or closed, is never freed (one version per document opened).
+            gc_policy.before_lasting_freeze()
             gc.collect()
             gc.freeze()
         doc.result, doc.result_version, doc.prepared, doc.partial = result, version, prepared, not memory
