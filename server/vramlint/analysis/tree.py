@@ -211,6 +211,14 @@ def _build_tree(inst: Instance, path: str, seen: set[int], outputs: bool, walk: 
         for name, t in st.buffers.items():
             if t is None:
                 continue
+            n = _int_numel(t.shape) if type(t) is TensorValue else None
+            if n is not None:  # (as a parameter above: BatchNorm's three buffers are most of them)
+                shape = t.shape
+                buffers.append(TensorInfo(name, shape if type(shape) is tuple else tuple(shape), t.dtype, n,
+                                          bool(t.requires_grad and t.is_param)))
+                walk.buffer_ids.append(id(t))
+                walk.buffer_sizes.append(n)
+                continue
             info = _tensor_info(name, t)
             buffers.append(info)
             if isinstance(t, TensorValue) and _int_shape(t):
