@@ -134,3 +134,42 @@ def test_a_lasting_freeze_meanwhile_stops_the_rounds_freezes_and_is_kept() -> No
         assert gc.get_freeze_count() > 0  # the library's freeze is not undone
     finally:
         gc.unfreeze()
+
+
+def test_every_so_many_rounds_that_froze_end_with_a_full_collection(monkeypatch: pytest.MonkeyPatch) -> None:
+    gc.unfreeze()
+    monkeypatch.setattr(gc_policy, "FULL_COLLECTION_EVERY", 2)
+    monkeypatch.setattr(gc_policy, "_rounds_frozen", 0)
+    collections: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(note)
+    try:
+        for round_ in range(4):
+            collections.clear()
+            with fewer_collections():
+                SourceModule(f"r{round_}.py", f"x = {round_}\n", "r")  # freezes
+            assert (2 in collections) == (round_ % 2 == 1), (round_, collections)
+    finally:
+        gc.callbacks.remove(note)
+
+
+def test_what_a_comprehension_builds_is_freed_without_the_cyclic_collector() -> None:
+    """The evaluator's comprehensions make no reference cycle: what they build is freed when the
+    analysis drops it, and little garbage is left to be frozen with a parse."""
+    text = "import torch.nn as nn\nmodel = nn.Sequential(*[nn.Linear(8, 8) for _ in range(3)])  # cycles\n"
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        res = analyze_source("/tmp/gc_policy_comprehension.py", text, Settings())
+        assert [m.params.total for m in res.models] == [216]
+        del res
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage if type(o).__name__ in ("Instance", "Scope", "ModuleState")]
+        assert left == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()

@@ -312,29 +312,32 @@ def _comprehension(self: Evaluator, node: Any, scope: Scope, emit: Callable[[Sco
     inner = Scope({}, scope, scope.globals, scope.module)
     inner.func = scope.func
     inner.self_value = scope.self_value
-
-    def run(f: cst.CompFor, s: Scope) -> None:
-        src = self.eval(f.iter, s)
-        for item in self.iterate(src):
-            self.charge()
-            self.assign(f.target, item, inner)
-            ok = True
-            for cond in f.ifs:
-                if not self.truth(self.eval(cond.test, inner)):
-                    ok = False
-                    break
-            if not ok:
-                continue
-            if f.inner_for_in is not None:
-                run(f.inner_for_in, inner)
-            else:
-                emit(inner)
-
     try:
-        run(node.for_in, scope)
+        _run_for_in(self, node.for_in, scope, inner, emit)
     except Undecided as und:
         return Unknown(f"comprehension over unknown values: {und.unknown.reason}", self.ref(scope, node))
     return None
+
+
+def _run_for_in(self: Evaluator, f: cst.CompFor, s: Scope, inner: Scope, emit: Callable[[Scope], None]) -> None:
+    """One `for ... in ... if ...` of a comprehension, and the ones inside it. (A function of its
+    own, not a closure calling itself: that closure would be a reference cycle holding what the
+    comprehension built, left to the cyclic collector instead of freed when dropped.)"""
+    src = self.eval(f.iter, s)
+    for item in self.iterate(src):
+        self.charge()
+        self.assign(f.target, item, inner)
+        ok = True
+        for cond in f.ifs:
+            if not self.truth(self.eval(cond.test, inner)):
+                ok = False
+                break
+        if not ok:
+            continue
+        if f.inner_for_in is not None:
+            _run_for_in(self, f.inner_for_in, inner, inner, emit)
+        else:
+            emit(inner)
 
 
 def e_listcomp(self: Evaluator, node: cst.ListComp | cst.GeneratorExp, scope: Scope) -> Any:
