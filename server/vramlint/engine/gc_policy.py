@@ -24,7 +24,7 @@ module the comprehension built: 51,000 cyclic objects over 12 model files, 3,800
 when nothing else had frozen objects when the first analysis entered (the language server
 freezes its long-lived heap for good), and it stops for the round when something freezes for
 good meanwhile (`before_lasting_freeze`: a library load, which first collects, must see every
-object, and what it freezes must stay frozen).
+object, and what it freezes must stay frozen); from then on no round freezes in the process.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ _saved: tuple[int, int, int] | None = None
 _freeze_parses = False  # this round of analyses freezes after parses (see above)
 _frozen = False  # and it has
 _rounds_frozen = 0
+# Something froze objects for good in this process (a library load, the language server, or code
+# around vramlint): rounds freeze nothing from then on, and the frozen count is not asked again.
+_lasting_freezes = False
 
 
 @contextmanager
@@ -55,7 +58,8 @@ def fewer_collections() -> Iterator[None]:
     global _active, _saved, _freeze_parses, _frozen, _rounds_frozen
     with _lock:
         if _active == 0:
-            _freeze_parses, _frozen = gc.get_freeze_count() == 0 and gc.isenabled(), False
+            _frozen = False
+            _freeze_parses = not _lasting_freezes and gc.isenabled() and not _others_froze()
             current = gc.get_threshold()
             # (A first threshold of 0 means the caller turned automatic collection off.)
             _saved = current if 0 < current[0] < ANALYSIS_THRESHOLDS[0] else None
@@ -90,9 +94,21 @@ def parsed() -> None:
 
 def before_lasting_freeze() -> None:
     """Someone is about to collect and freeze what the process holds for good: what the round
-    froze goes back to the collector first, and the round freezes no more."""
-    global _freeze_parses, _frozen
+    froze goes back to the collector first, and no round freezes any more."""
+    global _freeze_parses, _frozen, _lasting_freezes
     with _lock:
         if _frozen:
             gc.unfreeze()
         _freeze_parses = _frozen = False
+        _lasting_freezes = True
+
+
+def _others_froze() -> bool:
+    """Whether objects are frozen, by someone else (a round gives its own back when it ends).
+    `gc.get_freeze_count` walks the frozen list (30 ms for 3 million objects): asked only until
+    it finds some, then never again."""
+    global _lasting_freezes
+    if gc.get_freeze_count() == 0:
+        return False
+    _lasting_freezes = True
+    return True
